@@ -1,0 +1,264 @@
+"""Start, reach and stop an Ethereum JSON-RPC endpoint.
+
+:func:`start_devnet` launches anvil or a Hardhat 2 node as a child process on
+``127.0.0.1`` and a free port, waits until JSON-RPC answers, and guarantees the
+whole process group ends with us:
+
+* :meth:`Devnet.stop` (also on ``with`` exit, ``atexit`` and garbage collection)
+  sends SIGTERM, then SIGKILL, to the child's process group;
+* the child is started in its own session, with ``PR_SET_PDEATHSIG=SIGKILL``
+  so that it dies even when this Python process is killed with SIGKILL.
+
+:func:`connect` wraps an existing endpoint (a user's geth, a testnet) in the same
+interface; stopping it does nothing.
+"""
+
+from __future__ import annotations
+
+import atexit
+import ctypes
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+import weakref
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bdfl.chain import toolchain
+from bdfl.errors import BDFLError
+
+BACKENDS = ("anvil", "hardhat")
+#: Chain ids of local development chains; well-known test keys are allowed only here.
+DEVNET_CHAIN_IDS = frozenset({31337, 1337})
+BLOCK_GAS_LIMIT = 30_000_000
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that was free a moment ago (the child may still lose a race; we retry)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def rpc_call(url: str, method: str, params: list[Any] | None = None, timeout: float = 5.0) -> Any:
+    """One raw JSON-RPC call; raises BDFLError naming the URL on any failure."""
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []}).encode()
+    req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - URL given by the user on purpose
+            raw = resp.read(1 << 20)
+    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise BDFLError(
+            f"cannot reach a JSON-RPC endpoint at {url}: {reason}",
+            fix="check the URL and that the node is running and listening there",
+        ) from None
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise BDFLError(
+            f"{url} answered, but not with JSON-RPC (is it an Ethereum node?)",
+            fix="give the HTTP JSON-RPC URL of an Ethereum node, e.g. http://127.0.0.1:8545",
+        ) from None
+    if not isinstance(data, dict) or ("result" not in data and "error" not in data):
+        raise BDFLError(f"{url} answered with something that is not a JSON-RPC response", fix="give the URL of an Ethereum JSON-RPC endpoint")
+    if "error" in data:
+        raise BDFLError(f"{url} refused {method}: {data['error']}")
+    return data["result"]
+
+
+def _set_pdeathsig() -> None:
+    """Runs in the child before exec: die with SIGKILL when the parent dies."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
+    except OSError:
+        pass
+
+
+@dataclass
+class Devnet:
+    """A reachable JSON-RPC endpoint; owns its process when we started it."""
+
+    backend: str
+    rpc_url: str
+    chain_id: int
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+    _finalizer: Any = field(default=None, repr=False)
+
+    @property
+    def is_local(self) -> bool:
+        return self.process is not None
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    def alive(self) -> bool:
+        """True while the endpoint (our child, or the external node) answers."""
+        if self.process is not None and self.process.poll() is not None:
+            return False
+        try:
+            rpc_call(self.rpc_url, "eth_chainId", timeout=2.0)
+            return True
+        except BDFLError:
+            return False
+
+    def w3(self, request_timeout: float = 30.0) -> Any:
+        """A web3 client for this endpoint."""
+        from web3 import Web3
+
+        return Web3(Web3.HTTPProvider(self.rpc_url, request_kwargs={"timeout": request_timeout}))
+
+    def set_balance(self, address: str, wei: int) -> None:
+        """Fund an account on a local devnet (anvil and Hardhat both answer this)."""
+        method = "anvil_setBalance" if self.backend == "anvil" else "hardhat_setBalance"
+        rpc_call(self.rpc_url, method, [address, hex(wei)])
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """End the devnet's whole process group. Safe to call twice; a no-op for external chains."""
+        if self._finalizer is not None:
+            self._finalizer()
+
+    def __enter__(self) -> "Devnet":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _kill_group(proc: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pass
+    # The group may hold grandchildren even after the leader exited.
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+def _command(backend: str, host: str, port: int, accounts: int, block_time: float | None, root: Path) -> list[str]:
+    if backend == "anvil":
+        cmd = [
+            toolchain.anvil_binary(root),
+            "--host", host,
+            "--port", str(port),
+            "--accounts", str(accounts),
+            "--chain-id", "31337",
+            "--gas-limit", str(BLOCK_GAS_LIMIT),
+        ]
+        if block_time:
+            cmd += ["--block-time", str(block_time)]
+        return cmd
+    if backend == "hardhat":
+        # Hardhat reads hardhat.config.js in the project root; interval mining is set there via env.
+        return [toolchain.node_binary(), str(toolchain.hardhat_cli(root)), "node", "--hostname", host, "--port", str(port)]
+    raise BDFLError(f"unknown devnet backend {backend!r}", fix=f"use one of: {', '.join(BACKENDS)}")
+
+
+def start_devnet(
+    backend: str = "anvil",
+    *,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    accounts: int = 10,
+    block_time: float | None = None,
+    log_path: str | os.PathLike[str] | None = None,
+    root: str | os.PathLike[str] | None = None,
+    timeout: float = 60.0,
+) -> Devnet:
+    """Start a local devnet and return once its JSON-RPC answers ``eth_chainId``."""
+    if backend not in BACKENDS:
+        raise BDFLError(f"unknown devnet backend {backend!r}", fix=f"use one of: {', '.join(BACKENDS)}, or --rpc-url for an existing node")
+    root = Path(root) if root else toolchain.project_root()
+    last_error = ""
+    for _attempt in range(3):  # a free port can be taken between our probe and the child's bind
+        chosen = port or free_port(host)
+        cmd = _command(backend, host, chosen, accounts, block_time, root)
+        log = Path(log_path) if log_path else Path(os.devnull)
+        if log_path:
+            log.parent.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ)
+        if backend == "hardhat":
+            env["BDFL_HARDHAT_ACCOUNTS"] = str(accounts)
+            if block_time:
+                env["BDFL_HARDHAT_BLOCK_TIME_MS"] = str(int(block_time * 1000))
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+                cmd,
+                cwd=root,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_set_pdeathsig if threading.current_thread() is threading.main_thread() else None,
+                env=env,
+            )
+        url = f"http://{host}:{chosen}"
+        devnet = Devnet(backend=backend, rpc_url=url, chain_id=0, process=proc, log_path=Path(log_path) if log_path else None)
+        devnet._finalizer = weakref.finalize(devnet, _kill_group, proc)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                last_error = _tail(devnet.log_path)
+                devnet.stop()
+                if "in use" not in last_error.lower():
+                    raise BDFLError(f"{backend} exited during start-up: {last_error or 'no output (pass log_path to keep it)'}")
+                break
+            try:
+                devnet.chain_id = int(rpc_call(url, "eth_chainId", timeout=1.0), 16)
+                return devnet
+            except BDFLError:
+                time.sleep(0.02)
+        else:
+            devnet.stop()
+            raise BDFLError(f"{backend} did not answer JSON-RPC on {url} within {timeout:.0f} s", fix=f"see its log at {log_path}" if log_path else None)
+        if port is not None:
+            break
+    raise BDFLError(f"{backend} exited during start-up: {last_error or 'no output (pass log_path to keep it)'}")
+
+
+def _tail(path: Path | None, lines: int = 6) -> str:
+    """The informative part of a failed child's log: error lines first, stack frames dropped."""
+    if path is None or not path.is_file():
+        return ""
+    text = [ln.strip() for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+    useful = [ln for ln in text if not ln.startswith("at ")]
+    errors = [ln for ln in useful if "error" in ln.lower()]
+    return " | ".join((errors or useful)[-lines:])
+
+
+def connect(rpc_url: str) -> Devnet:
+    """Wrap an existing JSON-RPC endpoint; fails with a clear message if it is not a chain."""
+    if not rpc_url.startswith(("http://", "https://")):
+        raise BDFLError(f"--rpc-url must be an http(s) URL, got {rpc_url!r}", fix="e.g. --rpc-url http://127.0.0.1:8545")
+    result = rpc_call(rpc_url, "eth_chainId")
+    try:
+        chain_id = int(result, 16)
+    except (TypeError, ValueError):
+        raise BDFLError(f"{rpc_url} answered eth_chainId with {result!r}, not a chain id", fix="give the URL of an Ethereum JSON-RPC endpoint") from None
+    return Devnet(backend="external", rpc_url=rpc_url, chain_id=chain_id)
+
+
+# Devnets still running at interpreter exit are stopped by their weakref finalizers
+# (weakref.finalize registers itself with atexit); keep a reference to make that explicit.
+atexit.register(lambda: None)

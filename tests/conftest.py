@@ -1,0 +1,53 @@
+"""Shared fixtures: compiled artifacts, one anvil devnet per session, snapshots per test.
+
+Tests that need the chain get a clean state cheaply: ``chain_snapshot`` takes an
+``evm_snapshot`` before the test and reverts to it afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("BDFL_ROOT", str(ROOT))
+
+
+@pytest.fixture(scope="session")
+def project_root() -> Path:
+    return ROOT
+
+
+@pytest.fixture(scope="session")
+def artifacts(project_root: Path) -> dict[str, Any]:
+    from bdfl.chain.compiler import build
+
+    return build(project_root)
+
+
+@pytest.fixture(scope="session")
+def devnet(project_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from bdfl.chain.devnet import start_devnet
+
+    log = tmp_path_factory.mktemp("devnet") / "anvil.log"
+    with start_devnet("anvil", accounts=10, log_path=log, root=project_root) as d:
+        yield d
+
+
+@pytest.fixture(scope="session")
+def w3(devnet: Any) -> Any:
+    return devnet.w3()
+
+
+@pytest.fixture()
+def chain_snapshot(devnet: Any) -> Iterator[None]:
+    """Revert every chain change the test makes."""
+    from bdfl.chain.devnet import rpc_call
+
+    snap = rpc_call(devnet.rpc_url, "evm_snapshot")
+    yield
+    rpc_call(devnet.rpc_url, "evm_revert", [snap])
