@@ -1,0 +1,36 @@
+# The two commands of the README:
+#   make run    installs what it needs, then runs the default experiment
+#   make test   installs what it needs, then runs the test suite
+# Both are idempotent: the installs are skipped when nothing changed.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP_PY  := $(VENV)/.bdfl-installed
+STAMP_NPM := node_modules/.bdfl-installed
+
+.PHONY: setup run test build clean
+
+setup: $(STAMP_PY) $(STAMP_NPM)
+
+$(STAMP_PY): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@touch $@
+
+$(STAMP_NPM): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+build: setup
+	$(BIN)/bdfl build
+
+run: setup
+	$(BIN)/bdfl run --config experiments/configs/default.toml
+
+test: setup
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf build artifacts cache .pytest_cache .hypothesis

@@ -1,0 +1,231 @@
+"""The ``bdfl`` command line: a thin layer over the Python API.
+
+Every subcommand maps onto one function; a :class:`BDFLError` is printed as one
+``error:`` line (plus a ``fix:`` line) and the process exits non-zero, with no
+traceback unless ``--debug`` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any, Sequence
+
+from bdfl.errors import BDFLError
+
+
+def _parse_value(text: str) -> Any:
+    """A --set value: TOML scalar syntax (numbers, true/false, "strings"), else a bare string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def run_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Map `bdfl run` flags onto dotted config keys."""
+    out: dict[str, Any] = {}
+    simple = {
+        "peers": "peers",
+        "rounds": "rounds",
+        "seed": "seed",
+        "out": "out",
+        "workers": "workers",
+        "name": "name",
+        "attack": "attack.name",
+        "attackers": "attack.fraction",
+        "defense": "defense.name",
+        "topology": "overlay.topology",
+        "degree": "overlay.degree",
+    }
+    for flag, key in simple.items():
+        value = getattr(args, flag, None)
+        if value is not None:
+            out[key] = value
+    if args.chain:
+        if args.chain.startswith(("http://", "https://")):
+            out["chain.backend"] = "url"
+            out["chain.rpc_url"] = args.chain
+        else:
+            out["chain.backend"] = args.chain
+    for item in args.set or []:
+        if "=" not in item:
+            raise BDFLError(f"--set expects KEY=VALUE, got {item!r}", fix="e.g. --set protocol.committee_size=9")
+        key, value = item.split("=", 1)
+        out[key.strip()] = _parse_value(value.strip())
+    return out
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from bdfl.chain.compiler import build
+
+    arts = build(force=args.force)
+    for name, art in sorted(arts.items()):
+        print(f"{name:24s} {len(art.bytecode) // 2 - 1:6d} bytes  {art.source}")
+    return 0
+
+
+def cmd_devnet(args: argparse.Namespace) -> int:
+    from bdfl.chain.devnet import start_devnet
+
+    devnet = start_devnet(args.backend, port=args.port, accounts=args.accounts, block_time=args.block_time or None)
+    with devnet:
+        print(f"{args.backend} devnet: {devnet.rpc_url} (chain id {devnet.chain_id}); Ctrl-C stops it", flush=True)
+        if args.deploy:
+            from bdfl.chain.deploy_cli import deploy_to
+
+            path = deploy_to(devnet, Path(args.deploy))
+            print(f"contracts deployed; deployment file: {path}", flush=True)
+        try:
+            while devnet.process is not None and devnet.process.poll() is None:
+                signal.pause() if hasattr(signal, "pause") else None
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from bdfl.chain.deploy_cli import deploy_cli
+
+    path = deploy_cli(rpc_url=args.rpc_url, key_file=args.key_file, out=Path(args.out), params_file=args.params)
+    print(f"deployment file: {path}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bdfl.config import load_config
+    from bdfl.experiment.runner import run_experiment
+
+    cfg = load_config(args.config, run_overrides(args))
+    out = run_experiment(cfg, quiet=args.quiet)
+    print(f"results: {out}")
+    return 0
+
+
+def cmd_peer(args: argparse.Namespace) -> int:
+    from bdfl.peer.standalone import run_standalone_peer
+
+    return run_standalone_peer(args)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from bdfl.experiment.report import build_report
+
+    path = build_report(Path(args.dir))
+    print(f"report: {path}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from bdfl.experiment.compare import compare_runs
+
+    paths = compare_runs([Path(d) for d in args.dirs], Path(args.out))
+    for p in paths:
+        print(p)
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from bdfl.experiment.sweep import run_sweep
+
+    out = run_sweep(Path(args.grid), out=Path(args.out) if args.out else None, quiet=args.quiet)
+    print(f"sweep results: {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="bdfl", description="Blockchain-audited decentralized federated learning.")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    b = sub.add_parser("build", help="compile contracts/ (cached)")
+    b.add_argument("--force", action="store_true", help="recompile even if nothing changed")
+    b.set_defaults(func=cmd_build)
+
+    d = sub.add_parser("devnet", help="run a local devnet until Ctrl-C")
+    d.add_argument("--backend", choices=["anvil", "hardhat"], default="anvil")
+    d.add_argument("--port", type=int, default=None, help="default: a free port")
+    d.add_argument("--accounts", type=int, default=10)
+    d.add_argument("--block-time", type=float, default=0.0, help="seconds between blocks (0: mine per transaction)")
+    d.add_argument("--deploy", metavar="FILE", help="also deploy the contracts and write the deployment file")
+    d.set_defaults(func=cmd_devnet)
+
+    dp = sub.add_parser("deploy", help="deploy the contracts to a JSON-RPC endpoint")
+    dp.add_argument("--rpc-url", required=True)
+    dp.add_argument("--key-file", help="deployer key (hex or JSON keystore); default on a devnet: its account 0")
+    dp.add_argument("--params", help="TOML file with a [protocol] table")
+    dp.add_argument("--out", default="deployment.json")
+    dp.set_defaults(func=cmd_deploy)
+
+    r = sub.add_parser("run", help="run an experiment: devnet, contracts, N peers, R rounds, report")
+    r.add_argument("--config", help="TOML config (experiments/configs/*.toml)")
+    r.add_argument("--peers", type=int)
+    r.add_argument("--attackers", type=float, help="fraction of attacking peers, in [0, 1)")
+    r.add_argument("--attack", help="attack name (see docs/attacks.md)")
+    r.add_argument("--defense", help="bdfl | fedavg | krum | multikrum | median | trimmed_mean")
+    r.add_argument("--topology", help="expander | ring | full | erdos_renyi")
+    r.add_argument("--degree", type=int)
+    r.add_argument("--rounds", type=int)
+    r.add_argument("--chain", help="anvil | hardhat | an http(s) JSON-RPC URL")
+    r.add_argument("--seed", type=int)
+    r.add_argument("--workers", type=int)
+    r.add_argument("--name")
+    r.add_argument("--out", help="results folder (default results/<timestamp>-<name>)")
+    r.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any config field, e.g. protocol.quorum=2")
+    r.add_argument("--quiet", action="store_true", help="plain log lines, no progress display")
+    r.set_defaults(func=cmd_run)
+
+    pe = sub.add_parser("peer", help="run one real peer against a chain")
+    pe.add_argument("--rpc-url", required=True)
+    pe.add_argument("--key-file", required=True)
+    pe.add_argument("--listen", default="127.0.0.1:0", help="HOST:PORT of this peer's HTTP endpoint")
+    pe.add_argument("--advertise", help="URL other peers use to reach this endpoint (default: from --listen)")
+    pe.add_argument("--deployment", required=True, help="deployment file written by `bdfl deploy`")
+    pe.add_argument("--client", default="clients.digits", help="task module (a Flower NumPyClient task)")
+    pe.add_argument("--data-shard", default="0/1", help="I/N: use the I-th of N seeded partitions of the task's data")
+    pe.add_argument("--config", help="experiment TOML for task/defense settings")
+    pe.add_argument("--rounds", type=int, default=0, help="stop after this many rounds (0: run until Ctrl-C)")
+    pe.add_argument("--stake", type=int, default=0, help="tokens to stake when joining (default: the minimum)")
+    pe.set_defaults(func=cmd_peer)
+
+    rp = sub.add_parser("report", help="rebuild plots and report.html from a results folder")
+    rp.add_argument("dir")
+    rp.set_defaults(func=cmd_report)
+
+    c = sub.add_parser("compare", help="overlay several runs in one figure and table")
+    c.add_argument("dirs", nargs="+")
+    c.add_argument("--out", default="results/compare")
+    c.set_defaults(func=cmd_compare)
+
+    s = sub.add_parser("sweep", help="run a grid of experiments (resumable)")
+    s.add_argument("grid", help="sweep TOML (experiments/configs/sweep_*.toml)")
+    s.add_argument("--out")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=cmd_sweep)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except BDFLError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc.message}", file=sys.stderr)
+        if exc.fix:
+            print(f"fix: {exc.fix}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

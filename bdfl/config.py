@@ -1,0 +1,253 @@
+"""Typed, validated experiment configuration.
+
+A configuration is a TOML file (see ``experiments/configs/``) plus command-line
+overrides. :func:`load_config` returns an :class:`ExperimentConfig` in which every
+value has been type- and range-checked: a bad value raises :class:`ConfigError`
+naming the field and the allowed range *before* any process starts. Names that
+refer to registries in upper layers (attacks, defenses, topologies, task modules)
+are checked by ``bdfl.experiment.preflight``, also before anything starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from bdfl.errors import ConfigError
+
+CHAIN_BACKENDS = ("anvil", "hardhat", "url")
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    """What is learned: the client module (a Flower NumPyClient task) and its data."""
+
+    client: str = "clients.digits"
+    data_dir: str = ""
+    partition: str = "dirichlet"
+    alpha: float = 0.5
+    val_fraction: float = 0.2
+    local_epochs: int = 1
+    batch_size: int = 16
+    learning_rate: float = 0.05
+
+
+@dataclass(frozen=True)
+class AttackConfig:
+    """Who attacks and how: a registered attack applied to ``fraction`` of the peers."""
+
+    name: str = "none"
+    fraction: float = 0.0
+    colluding_auditors: bool = False
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DefenseConfig:
+    """How a peer aggregates: ``bdfl`` (on-chain approved only) or a baseline without audit."""
+
+    name: str = "bdfl"
+    audit_margin: float = 0.1
+    trimmed_beta: float = 0.2
+    krum_malicious: int = -1  # -1: assume the configured attacker count
+
+
+@dataclass(frozen=True)
+class OverlayConfig:
+    topology: str = "expander"
+    degree: int = 4
+    edge_probability: float = 0.2  # Erdős–Rényi only
+
+
+@dataclass(frozen=True)
+class ProtocolConfig:
+    """On-chain parameters (mapped onto the contracts' constructor Params)."""
+
+    committee_size: int = 7
+    auditors_per_update: int = 3
+    quorum: int = 2
+    min_stake: int = 100
+    submit_seconds: int = 600
+    commit_seconds: int = 600
+    reveal_seconds: int = 600
+    max_missed_rounds: int = 3
+
+
+@dataclass(frozen=True)
+class ChainConfig:
+    backend: str = "anvil"
+    rpc_url: str = ""
+    block_time: float = 0.0  # 0: mine on every transaction
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """One experiment: everything needed to reproduce it."""
+
+    name: str = "default"
+    seed: int = 0
+    peers: int = 20
+    rounds: int = 10
+    workers: int = 2
+    out: str = ""
+    clean_reference: str = ""  # a summary.json of the same run without attackers, for the accuracy drop
+    task: TaskConfig = field(default_factory=TaskConfig)
+    attack: AttackConfig = field(default_factory=AttackConfig)
+    defense: DefenseConfig = field(default_factory=DefenseConfig)
+    overlay: OverlayConfig = field(default_factory=OverlayConfig)
+    protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
+    chain: ChainConfig = field(default_factory=ChainConfig)
+
+    @property
+    def num_attackers(self) -> int:
+        return int(math.floor(self.attack.fraction * self.peers + 1e-9))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# -- parsing -------------------------------------------------------------------
+
+def _coerce(path: str, value: Any, typ: Any) -> Any:
+    """Check one value against its annotated type, converting int->float where harmless."""
+    if typ is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(path, f"expected true or false, got {value!r}")
+        return value
+    if typ is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(path, f"expected an integer, got {value!r}")
+        return value
+    if typ is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(path, f"expected a number, got {value!r}")
+        if not math.isfinite(float(value)):
+            raise ConfigError(path, f"expected a finite number, got {value!r}")
+        return float(value)
+    if typ is str:
+        if not isinstance(value, str):
+            raise ConfigError(path, f"expected a string, got {value!r}")
+        return value
+    if getattr(typ, "__origin__", None) is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(path, f"expected a table, got {value!r}")
+        return dict(value)
+    raise TypeError(f"unsupported config type {typ} at {path}")
+
+
+def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(prefix.rstrip("."), f"expected a table, got {data!r}")
+    hints = get_type_hints(cls)
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(prefix + unknown[0], "unknown field", ", ".join(sorted(names)))
+    kwargs: dict[str, Any] = {}
+    for f in fields(cls):
+        if f.name not in data:
+            continue
+        typ = hints[f.name]
+        if dataclasses.is_dataclass(typ):
+            kwargs[f.name] = _build(typ, data[f.name], f"{prefix}{f.name}.")
+        else:
+            kwargs[f.name] = _coerce(prefix + f.name, data[f.name], typ)
+    return cls(**kwargs)
+
+
+def _range(path: str, value: float, lo: float | None, hi: float | None, *, lo_open: bool = False, hi_open: bool = False) -> None:
+    ok = True
+    if lo is not None:
+        ok &= value > lo if lo_open else value >= lo
+    if hi is not None:
+        ok &= value < hi if hi_open else value <= hi
+    if not ok:
+        left = ("(" if lo_open else "[") + ("-inf" if lo is None else f"{lo:g}")
+        right = ("inf" if hi is None else f"{hi:g}") + (")" if hi_open else "]")
+        raise ConfigError(path, f"value {value!r} is out of range", f"{left}, {right}")
+
+
+def validate(cfg: ExperimentConfig) -> ExperimentConfig:
+    """Range and consistency checks that need no upper-layer registry."""
+    _range("peers", cfg.peers, 2, 5000)
+    _range("rounds", cfg.rounds, 1, 100_000)
+    _range("workers", cfg.workers, 1, 64)
+    _range("seed", cfg.seed, 0, 2**32 - 1)
+    if not cfg.name or any(c in cfg.name for c in "/\\\0"):
+        raise ConfigError("name", f"{cfg.name!r} is not usable in a folder name", "non-empty, no slashes")
+    t = cfg.task
+    if t.partition not in ("iid", "dirichlet"):
+        raise ConfigError("task.partition", f"unknown partition {t.partition!r}", "iid, dirichlet")
+    _range("task.alpha", t.alpha, 0.0, None, lo_open=True)
+    _range("task.val_fraction", t.val_fraction, 0.0, 0.9, lo_open=True)
+    _range("task.local_epochs", t.local_epochs, 1, 1000)
+    _range("task.batch_size", t.batch_size, 1, 100_000)
+    _range("task.learning_rate", t.learning_rate, 0.0, 10.0, lo_open=True)
+    a = cfg.attack
+    _range("attack.fraction", a.fraction, 0.0, 1.0, hi_open=True)
+    if a.name == "none" and a.fraction > 0:
+        raise ConfigError("attack.fraction", "attackers without an attack: set attack.name or fraction = 0")
+    if a.name != "none" and cfg.num_attackers == 0 and a.fraction > 0:
+        raise ConfigError("attack.fraction", f"{a.fraction} of {cfg.peers} peers rounds down to 0 attackers", f">= {1 / cfg.peers:.3g}")
+    d = cfg.defense
+    _range("defense.audit_margin", d.audit_margin, 0.0, 1.0)
+    _range("defense.trimmed_beta", d.trimmed_beta, 0.0, 0.5, hi_open=True)
+    _range("defense.krum_malicious", d.krum_malicious, -1, cfg.peers)
+    o = cfg.overlay
+    _range("overlay.degree", o.degree, 1, max(1, cfg.peers - 1))
+    _range("overlay.edge_probability", o.edge_probability, 0.0, 1.0, lo_open=True)
+    p = cfg.protocol
+    _range("protocol.committee_size", p.committee_size, 1, min(64, cfg.peers))
+    _range("protocol.auditors_per_update", p.auditors_per_update, 1, max(1, p.committee_size - 1))
+    _range("protocol.quorum", p.quorum, 1, p.auditors_per_update)
+    _range("protocol.min_stake", p.min_stake, 1, 10**30)
+    for phase in ("submit_seconds", "commit_seconds", "reveal_seconds"):
+        _range(f"protocol.{phase}", getattr(p, phase), 1, 86_400)
+    _range("protocol.max_missed_rounds", p.max_missed_rounds, 1, 1000)
+    c = cfg.chain
+    if c.backend not in CHAIN_BACKENDS:
+        raise ConfigError("chain.backend", f"unknown backend {c.backend!r}", ", ".join(CHAIN_BACKENDS))
+    if c.backend == "url" and not c.rpc_url.startswith(("http://", "https://")):
+        raise ConfigError("chain.rpc_url", f"{c.rpc_url!r} is not an http(s) URL", "http://HOST:PORT")
+    _range("chain.block_time", c.block_time, 0.0, 60.0)
+    return cfg
+
+
+def from_dict(data: dict[str, Any]) -> ExperimentConfig:
+    return validate(_build(ExperimentConfig, data, ""))
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
+    """Read a TOML file (optional), apply dotted-key overrides, validate."""
+    data: dict[str, Any] = {}
+    if path:
+        p = Path(path)
+        try:
+            data = tomllib.loads(p.read_text())
+        except OSError as exc:
+            raise ConfigError("--config", f"cannot read {p}: {exc.strerror or exc}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError("--config", f"{p} is not valid TOML: {exc}") from None
+    for key, value in (overrides or {}).items():
+        node = data
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(key, "cannot override inside a non-table value")
+        node[parts[-1]] = value
+    return from_dict(data)
+
+
+def dump_toml(cfg: ExperimentConfig, extra: dict[str, Any] | None = None) -> str:
+    """The fully resolved configuration as TOML (``extra`` adds e.g. package versions)."""
+    import tomli_w
+
+    data = cfg.to_dict()
+    if extra:
+        data = {**data, **extra}
+    return tomli_w.dumps(data)
