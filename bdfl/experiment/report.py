@@ -1,0 +1,162 @@
+"""``bdfl report DIR``: rebuild summary.json, the plots and one self-contained report.html.
+
+Everything is derived from the results folder's CSVs (plus config.toml and
+events.jsonl), so a report can be rebuilt after a crash, on another machine, or
+after changing this code. The HTML embeds its PNGs as base64 data URIs and has
+no external references: it is a single file readable offline. All text is escaped.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from bdfl.experiment.plots import make_all_plots
+from bdfl.experiment.results import (
+    METRICS_COLUMNS,
+    REPORT_FILE,
+    ROUNDS_COLUMNS,
+    SUMMARY_FIELDS,
+    Run,
+    atomic_write_text,
+    format_value,
+    load_run,
+    rebuild_summary,
+    write_summary,
+)
+
+#: Tables longer than this show their first and last MAX_TABLE_ROWS // 2 rows.
+MAX_TABLE_ROWS = 1000
+
+_CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 1100px;
+       padding: 0 1em; color: #222; }
+h1 { margin-bottom: 0.2em; } .sub { color: #555; margin-top: 0; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
+th { background: #f3f3f3; } td.k, th.k { text-align: left; }
+tr.attacker td { color: #b00; } tr.gap td { text-align: center; color: #777; font-style: italic; }
+figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #ddd; }
+pre { background: #f7f7f7; border: 1px solid #ddd; padding: 0.8em; overflow-x: auto; font-size: 0.85em; }
+.scroll { max-height: 40em; overflow-y: auto; display: inline-block; }
+"""
+
+_PLOT_CAPTIONS = {
+    "accuracy.png": "Honest peers' mean test accuracy per round (band: ± std); attackers' mean in red.",
+    "reputation.png": "On-chain reputation of every peer per round (blue: honest, red: attackers; thick: group mean).",
+    "tokens.png": "Reward tokens (claimable + claimed) of every peer per round.",
+    "gas.png": "Gas used (bars) and transactions (line) per round.",
+    "time.png": "Wall-clock seconds per round by phase.",
+}
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _table(columns: Sequence[str], rows: Sequence[Mapping[str, Any]], *, row_class: Any = None) -> str:
+    head = "".join(f"<th>{_e(c)}</th>" for c in columns)
+    body: list[str] = []
+
+    def tr(r: Mapping[str, Any]) -> str:
+        cls = row_class(r) if row_class else ""
+        cells = "".join(
+            f'<td class="k">{_e(r.get(c, ""))}</td>' if isinstance(r.get(c), str) else f"<td>{_e(format_value(r.get(c)))}</td>"
+            for c in columns
+        )
+        return f'<tr class="{_e(cls)}">{cells}</tr>' if cls else f"<tr>{cells}</tr>"
+
+    if len(rows) > MAX_TABLE_ROWS:
+        half = MAX_TABLE_ROWS // 2
+        body += [tr(r) for r in rows[:half]]
+        body.append(f'<tr class="gap"><td colspan="{len(columns)}">… {len(rows) - 2 * half} rows omitted (see the CSV) …</td></tr>')
+        body += [tr(r) for r in rows[-half:]]
+    else:
+        body += [tr(r) for r in rows]
+    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
+
+
+def _summary_table(summary: Mapping[str, Any]) -> str:
+    known = dict(SUMMARY_FIELDS)
+    keys = [k for k, _ in SUMMARY_FIELDS if k in summary] + sorted(k for k in summary if k not in known)
+    rows = []
+    for k in keys:
+        v = summary[k]
+        shown = json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else format_value(v)
+        label = known.get(k, k)
+        rows.append(f'<tr><td class="k">{_e(label)}</td><td class="k"><code>{_e(k)}</code></td><td>{_e(shown)}</td></tr>')
+    return ('<table><thead><tr><th class="k">figure</th><th class="k">key</th><th>value</th></tr></thead>'
+            f"<tbody>{''.join(rows)}</tbody></table>")
+
+
+def _img(path: Path) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    caption = _PLOT_CAPTIONS.get(path.name, path.stem)
+    return (f'<figure><img alt="{_e(path.stem)}" src="data:image/png;base64,{data}">'
+            f"<figcaption>{_e(caption)}</figcaption></figure>")
+
+
+def render_html(run: Run, summary: Mapping[str, Any], plots: Sequence[Path]) -> str:
+    """The report page as one string (plots embedded)."""
+    cfg = run.config
+    attack = cfg.get("attack") or {}
+    sub_bits = [
+        f"attack: {run.attack}" + (f" ({run.fraction:g} of peers)" if run.fraction else ""),
+        f"defense: {run.defense}",
+        f"peers: {cfg.get('peers', summary.get('peers', '?'))}",
+        f"rounds: {summary.get('rounds', '?')}" + (f" of {cfg['rounds']}" if "rounds" in cfg else ""),
+        f"seed: {cfg.get('seed', '?')}",
+    ]
+    if attack.get("colluding_auditors"):
+        sub_bits.append("colluding auditors")
+    if "status" in summary:
+        sub_bits.append(f"status: {summary['status']}")
+
+    last = summary.get("last_round")
+    final_peers = [m for m in run.metrics if m.get("round") == last] if last is not None else []
+    peer_cols = [c for c in ("peer", "address", "attacker", "committee", "submitted", "approved",
+                             "accuracy", "loss", "reputation", "tokens", "stake") if c in METRICS_COLUMNS]
+
+    counts = Counter(str(ev.get("event", "?")) for ev in run.events)
+    event_rows = [{"event": name, "count": n} for name, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>BDFL report: {_e(run.name)}</title>",
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>BDFL run: {_e(run.name)}</h1>",
+        f'<p class="sub">{_e(" · ".join(sub_bits))}</p>',
+        f'<p class="sub">results folder: <code>{_e(run.dir.resolve())}</code></p>',
+        "<h2>Summary</h2>",
+        _summary_table(summary),
+        "<h2>Plots</h2>",
+        *(_img(p) for p in plots),
+        f"<h2>Peers after the last round{'' if last is None else ' (round ' + _e(last) + ')'}</h2>",
+        _table(peer_cols, final_peers, row_class=lambda r: "attacker" if r.get("attacker") else ""),
+        "<h2>Per round</h2>",
+        _table(ROUNDS_COLUMNS, run.rounds),
+        "<h2>On-chain events</h2>",
+        _table(("event", "count"), event_rows) if event_rows else "<p>no events recorded</p>",
+        "<h2>Configuration (config.toml)</h2>",
+        f"<pre>{_e(run.config_text) if run.config_text else '(no config.toml)'}</pre>",
+        "</body></html>",
+    ]
+    return "\n".join(parts) + "\n"
+
+
+def build_report(dir: str | Path) -> Path:
+    """Rebuild ``summary.json``, the PNG plots and ``report.html`` of a results folder; returns the HTML path."""
+    run = load_run(dir, events=True)
+    summary = rebuild_summary(run)
+    if summary != run.summary:
+        write_summary(run.dir, summary)
+    plots = make_all_plots(run.dir, metrics=run.metrics, rounds=run.rounds)
+    out = run.dir / REPORT_FILE
+    atomic_write_text(out, render_html(run, summary, plots))
+    return out

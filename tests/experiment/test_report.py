@@ -1,0 +1,119 @@
+"""Plots and report.html, built from a synthetic results folder."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from pathlib import Path
+
+import matplotlib.image
+import numpy as np
+import pytest
+
+from bdfl.experiment.plots import PLOT_FILES, make_all_plots, plot_accuracy, plot_reputation
+from bdfl.experiment.report import build_report
+from bdfl.experiment.results import ResultsWriter, format_value, read_summary
+from tests.experiment.test_results import PNG_MAGIC, ROUNDS, make_run
+
+
+def assert_png(path: Path) -> None:
+    data = path.read_bytes()
+    assert data[:8] == PNG_MAGIC, path
+    img = matplotlib.image.imread(path)
+    assert img.ndim == 3 and img.shape[0] > 100 and img.shape[1] > 100
+    assert np.ptp(img[..., :3]) > 0  # not a blank canvas
+
+
+def test_make_all_plots(tmp_path: Path) -> None:
+    d = make_run(tmp_path / "run")
+    paths = make_all_plots(d)
+    assert [p.name for p in paths] == list(PLOT_FILES.values())
+    for p in paths:
+        assert p.parent == d
+        assert_png(p)
+
+
+def test_plots_of_an_empty_run_are_valid(tmp_path: Path) -> None:
+    ResultsWriter(tmp_path / "empty")  # headers only: a run that crashed before round 0 ended
+    for p in make_all_plots(tmp_path / "empty"):
+        assert p.read_bytes()[:8] == PNG_MAGIC
+
+
+def test_plots_tolerate_missing_values(tmp_path: Path) -> None:
+    rounds = [{"round": 0, "honest_accuracy": None, "honest_accuracy_std": None, "attacker_accuracy": None},
+              {"round": 1, "honest_accuracy": 0.5, "honest_accuracy_std": 0.1, "attacker_accuracy": 0.2}]
+    assert_png(plot_accuracy(rounds, tmp_path / "a.png"))
+    metrics = [{"round": 0, "peer": 0, "attacker": 0, "reputation": 1.0},
+               {"round": 1, "peer": 1, "attacker": 1, "reputation": None}]  # peer 1 absent in round 0
+    assert_png(plot_reputation(metrics, tmp_path / "r.png"))
+
+
+def test_report_is_self_contained_and_shows_the_summary(tmp_path: Path) -> None:
+    d = make_run(tmp_path / "run")
+    path = build_report(d)
+    assert path == d / "report.html"
+    doc = path.read_text(encoding="utf-8")
+    assert doc.startswith("<!DOCTYPE html>") and doc.rstrip().endswith("</html>")
+
+    # every plot embedded as a data URI that decodes to a PNG; no external references
+    uris = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', doc)
+    assert len(uris) == len(PLOT_FILES)
+    for u in uris:
+        assert base64.b64decode(u)[:8] == PNG_MAGIC
+    assert not re.search(r'(src|href)="(https?:|//|file:)', doc) and "<link" not in doc and "<script" not in doc
+    for name in PLOT_FILES.values():
+        assert_png(d / name)
+
+    summary = read_summary(d)
+    assert summary is not None
+    for key in ("final_honest_accuracy", "attacker_mean_reputation_final", "honest_min_reputation_final",
+                "honest_false_rejection_rate", "attacker_approval_rate", "gas_used_total"):
+        assert f"<td>{format_value(summary[key])}</td>" in doc, key
+    assert "<td>0.9150</td>" in doc and "<td>1,500,000</td>" in doc and "<td>0.0526</td>" in doc  # 1/19
+    assert re.search(r"<code>detection_round</code></td><td>3</td>", doc)
+    # config shown verbatim (escaped) in a <pre>; per-round table has a row per round
+    assert '<pre>name = &quot;synthetic&quot;' in doc
+    assert doc.count("<td>500,000</td>") == 1  # gas of round 4, in the per-round table only
+    assert doc.count("<td>2.5000</td>") == ROUNDS + 2  # seconds_total per round; exchange total; mean per round
+    assert "RoundFinalized" in doc and "UpdateSubmitted" in doc
+
+
+def test_report_escapes_text(tmp_path: Path) -> None:
+    evil = "<script>alert(1)</script>&"
+    d = make_run(tmp_path / "run", name="x<b>y", attack="a&b")
+    cfg = (d / "config.toml").read_text() + f'\n[extra]\nnote = "{evil}"\n'
+    (d / "config.toml").write_text(cfg)
+    doc = build_report(d).read_text()
+    assert "<script>" not in doc and "<b>" not in doc
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;&amp;" in doc
+    assert "x&lt;b&gt;y" in doc and "a&amp;b" in doc
+
+
+def test_report_rebuilds_a_missing_summary_and_keeps_runner_keys(tmp_path: Path) -> None:
+    d = make_run(tmp_path / "run", summary=False)  # crashed before the summary was written
+    assert read_summary(d) is None
+    build_report(d)
+    s = read_summary(d)
+    assert s is not None and s["final_honest_accuracy"] == pytest.approx(0.915) and s["detection_round"] == 3
+
+    # keys only the runner knows survive a rebuild; stale computed values are corrected
+    s.update({"status": "interrupted", "seconds_wall": 12.0, "final_honest_accuracy": 0.1})
+    (d / "summary.json").write_text(json.dumps(s))
+    doc = build_report(d).read_text()
+    s2 = read_summary(d)
+    assert s2["status"] == "interrupted" and s2["seconds_wall"] == 12.0
+    assert s2["final_honest_accuracy"] == pytest.approx(0.915)
+    assert "status: interrupted" in doc
+
+
+def test_report_uses_the_clean_reference(tmp_path: Path) -> None:
+    clean = make_run(tmp_path / "clean", attack="none", fraction=0.0, acc_shift=0.02)
+    ref_acc = read_summary(clean)["final_honest_accuracy"]
+    assert ref_acc == pytest.approx(0.935)
+    d = make_run(tmp_path / "run", clean_reference=str(clean / "summary.json"))
+    doc = build_report(d).read_text()
+    s = read_summary(d)
+    assert s["clean_reference_accuracy"] == pytest.approx(0.935)
+    assert s["accuracy_drop"] == pytest.approx(0.02)
+    assert f"<td>{format_value(s['accuracy_drop'])}</td>" in doc
