@@ -1,0 +1,136 @@
+"""``backdoor`` and ``model_replacement``: pixel-trigger backdoors.
+
+Data poisoning (BadNets, Gu et al. 2017; in FL: Bagdasaryan et al. 2020, Xie et al. 2020
+"DBA"): ``poison_fraction`` of the attacker's training samples whose label is not
+``target_label`` get a square trigger of ``trigger_size`` x ``trigger_size`` pixels set
+to ``trigger_value`` in one corner (all channels) and are relabelled ``target_label``,
+in place (the shard keeps its size; the rest stays clean so main-task accuracy holds).
+
+Update: ``reference + boost * (trained - reference)``. ``backdoor`` uses ``boost = 1``
+(plain data poisoning); ``model_replacement`` (Bagdasaryan et al. 2020, "How to backdoor
+federated learning") is the same with ``boost = 10`` by default — set it to the number
+of models the victims average (their ``n / eta``) to replace the aggregate.
+
+:func:`attack_success_rate` measures the backdoor: the share of triggered test samples
+(true label != target) classified as the target. It works with any ``NumPyClient``:
+it evaluates *accuracy* on the triggered samples labelled ``target_label``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from bdfl.attacks import Attack, AttackContext, AttackError, NDArrays, choice, integer, number, register
+from bdfl.attacks.scaling import boost_update
+
+CORNERS = ("bottom_right", "bottom_left", "top_right", "top_left")
+
+
+def apply_trigger(
+    X: np.ndarray, *, size: int = 2, corner: str = "bottom_right", value: float = 1.0
+) -> np.ndarray:
+    """A copy of images ``X`` (N, C, H, W) or (N, H, W) with a square trigger stamped in ``corner``."""
+    X = np.array(X, copy=True)
+    if X.ndim < 3:
+        raise AttackError(f"backdoor trigger needs image inputs (N, [C,] H, W), got shape {X.shape}")
+    H, W = X.shape[-2], X.shape[-1]
+    if size > min(H, W):
+        raise AttackError(f"backdoor trigger_size {size} exceeds the image size {H}x{W}")
+    rows = slice(H - size, H) if corner.startswith("bottom") else slice(0, size)
+    cols = slice(W - size, W) if corner.endswith("right") else slice(0, size)
+    X[..., rows, cols] = value
+    return X
+
+
+def attack_success_rate(
+    evaluate: Callable[[np.ndarray, np.ndarray], float] | None,
+    X_test: np.ndarray,
+    y_test: np.ndarray,
+    *,
+    target_label: int,
+    trigger_size: int = 2,
+    corner: str = "bottom_right",
+    value: float = 1.0,
+    task: Any = None,
+    parameters: NDArrays | None = None,
+    hparams: dict[str, Any] | None = None,
+) -> float:
+    """Share of triggered test samples with true label != ``target_label`` predicted as the target.
+
+    Give either ``evaluate(X, y) -> accuracy`` or ``task`` (a :class:`bdfl.learning.task.Task`)
+    plus ``parameters`` (evaluated through the task's own client).
+    """
+    keep = np.asarray(y_test) != target_label
+    if not keep.any():
+        raise AttackError("attack_success_rate: every test sample already has the target label")
+    X_trig = apply_trigger(np.asarray(X_test)[keep], size=trigger_size, corner=corner, value=value)
+    y_trig = np.full(int(keep.sum()), target_label, dtype=np.int64)
+    if evaluate is None:
+        if task is None or parameters is None:
+            raise AttackError("attack_success_rate needs evaluate(X, y) or task and parameters")
+        result = task.evaluator(X_trig, y_trig, hparams=hparams)(parameters)
+        return float(result.accuracy)
+    return float(evaluate(X_trig, y_trig))
+
+
+@register
+class Backdoor(Attack):
+    name = "backdoor"
+    summary = "pixel trigger in a corner + relabel to target_label on a share of the shard; update boosted by boost"
+    paper = "Gu et al. 2017 (BadNets); Bagdasaryan et al. 2020 (AISTATS); Xie et al. 2020 (DBA, ICLR)"
+    PARAMS = {
+        "target_label": integer(0, default=0),
+        "poison_fraction": number(0, 1, lo_open=True, default=0.5, doc="share of non-target samples poisoned"),
+        "trigger_size": integer(1, default=2, doc="side of the square trigger in pixels"),
+        "corner": choice(*CORNERS, default="bottom_right"),
+        "trigger_value": number(default=1.0, doc="pixel value of the trigger"),
+        "boost": number(0, lo_open=True, default=1.0, doc="update multiplier (model replacement)"),
+    }
+
+    def trigger(self, X: np.ndarray) -> np.ndarray:
+        return apply_trigger(X, size=self.trigger_size, corner=self.corner, value=self.trigger_value)
+
+    def poison_data(self, X, y, rng, *, num_classes=None):  # noqa: ANN001, ANN201
+        y = np.asarray(y)
+        if num_classes is not None and self.target_label >= num_classes:
+            raise AttackError(
+                f"attack '{self.name}': target_label {self.target_label} >= num_classes {num_classes}"
+            )
+        eligible = np.flatnonzero(y != self.target_label)
+        k = int(round(self.poison_fraction * len(eligible)))
+        chosen = np.sort(rng.choice(eligible, size=k, replace=False)) if k else np.zeros(0, dtype=np.int64)
+        X_new = np.array(X, copy=True)
+        y_new = y.copy()
+        if k:
+            X_new[chosen] = self.trigger(X_new[chosen])
+            y_new[chosen] = self.target_label
+        return X_new, y_new
+
+    def poison_update(self, ctx: AttackContext) -> NDArrays:
+        if self.boost == 1.0:
+            return ctx.trained
+        return boost_update(ctx, self.boost)
+
+    def attack_success_rate(self, evaluate, X_test, y_test, **kwargs):  # noqa: ANN001, ANN201
+        """:func:`attack_success_rate` with this attack's trigger and target."""
+        return attack_success_rate(
+            evaluate,
+            X_test,
+            y_test,
+            target_label=self.target_label,
+            trigger_size=self.trigger_size,
+            corner=self.corner,
+            value=self.trigger_value,
+            **kwargs,
+        )
+
+
+@register
+class ModelReplacement(Backdoor):
+    name = "model_replacement"
+    summary = "backdoor data + update boosted by boost (default 10) to replace the aggregate"
+    paper = "Bagdasaryan et al. 2020, 'How to backdoor federated learning' (AISTATS)"
+    PARAMS = {**Backdoor.PARAMS, "boost": number(0, lo_open=True, default=10.0, doc="update multiplier")}

@@ -1,0 +1,384 @@
+"""Deploy the protocol contracts and read/write the deployment file.
+
+Three contracts, wired once and then frozen (docs/protocol.md):
+
+* ``BDFLToken``     – ERC-20 stake/reward token; the deployer gets ``initial_supply``.
+* ``PeerRegistry``  – membership, stake, reputation, pull payments; holds the tokens.
+* ``RoundManager``  – rounds, committee, commit-reveal votes, tally; the only caller of
+  the registry's protocol functions.
+
+:func:`deploy` grants the registry MINTER_ROLE on the token and the round manager
+PROTOCOL_ROLE on the registry, then (by default) renounces the deployer's admin
+roles, so afterwards nobody can mint or move stake except through the protocol rules.
+
+A :class:`Deployment` records chain id, addresses, ABIs and their hashes, the block
+of deployment and the parameters; :meth:`Deployment.load` refuses a file written for
+another chain.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bdfl.errors import BDFLError, ConfigError
+
+REP_MAX = 10**18
+MAX_COMMITTEE = 64
+TOKEN = 10**18  # one whole token in base units (18 decimals)
+CONTRACTS = ("BDFLToken", "PeerRegistry", "RoundManager")
+DEPLOYMENT_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class ProtocolParams:
+    """Mirror of the Solidity ``Params`` struct (contracts/ProtocolParams.sol).
+
+    Token amounts are in base units (1 token = 10**18); reputation is fixed point with
+    ``REP_MAX = 10**18``; durations are seconds. docs/protocol.md gives the reasoning for
+    each default.
+    """
+
+    #: Minimum stake to join or reactivate (100 tokens).
+    min_stake: int = 100 * TOKEN
+    #: Stake burned per rejected update (10 tokens: ten rejections exhaust a minimum stake).
+    slash_amount: int = 10 * TOKEN
+    #: Reward per approved, aggregated update (1 token).
+    update_reward: int = 1 * TOKEN
+    #: Reward per vote agreeing with the final majority (0.1 token; m votes/round expected).
+    vote_reward: int = TOKEN // 10
+    #: Reputation of a fresh address (0.5): below established honest peers.
+    rep_initial: int = REP_MAX // 2
+    #: Committee / aggregation threshold (0.3): two rejections from the start fall below.
+    rep_threshold: int = 3 * REP_MAX // 10
+    #: Gain per approved update (+0.02: slow rise, 25 approved rounds from 0.5 to 1.0).
+    rep_gain_update: int = 2 * REP_MAX // 100
+    #: Loss per rejected update (-0.2 = ten approved rounds).
+    rep_loss_update: int = 2 * REP_MAX // 10
+    #: Gain per vote agreeing with the majority (+0.002).
+    rep_gain_vote: int = 2 * REP_MAX // 1000
+    #: Loss per vote against the majority or assigned update left unvoted (-0.02).
+    rep_loss_vote: int = 2 * REP_MAX // 100
+    #: Loss of a committee member that commits but does not reveal, or never commits (-0.1).
+    rep_loss_no_reveal: int = REP_MAX // 10
+    #: Loss per missed round (-0.05).
+    rep_loss_absence: int = 5 * REP_MAX // 100
+    #: Submit phase length, seconds (ends early once every member submitted).
+    submit_duration: int = 600
+    #: Commit phase length, seconds (ends early once the whole committee committed).
+    commit_duration: int = 120
+    #: Reveal phase length, seconds (ends early once every committer revealed).
+    reveal_duration: int = 120
+    #: Consecutive missed rounds before a member is marked inactive.
+    max_missed_rounds: int = 3
+    #: Committee seats K per round (<= 64).
+    committee_size: int = 32
+    #: Auditors m per update (1 <= m < K).
+    auditors_per_update: int = 3
+    #: Revealed votes needed before the majority decides (1 <= quorum <= m).
+    quorum: int = 2
+    #: Cap on the self-reported sample count.
+    max_samples: int = 100_000
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    # -- validation (mirrors ParamsLib.validate, with messages) ----------------------
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` naming the first field outside its range."""
+        u128 = 2**128 // 1024
+
+        def need(ok: bool, name: str, allowed: str) -> None:
+            if not ok:
+                raise ConfigError(f"protocol.{name}", f"value {getattr(self, name)!r} is out of range", allowed)
+
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if not isinstance(v, int) or isinstance(v, bool):
+                raise ConfigError(f"protocol.{f.name}", f"must be an integer, got {type(v).__name__}")
+        need(0 < self.min_stake <= u128, "min_stake", f"1 .. {u128} base units")
+        need(0 <= self.slash_amount <= self.min_stake, "slash_amount", f"0 .. min_stake ({self.min_stake})")
+        need(0 <= self.update_reward <= u128, "update_reward", f"0 .. {u128}")
+        need(0 <= self.vote_reward <= u128, "vote_reward", f"0 .. {u128}")
+        need(0 <= self.rep_initial <= REP_MAX, "rep_initial", f"0 .. {REP_MAX}")
+        need(
+            0 <= self.rep_threshold <= self.rep_initial,
+            "rep_threshold",
+            f"0 .. rep_initial ({self.rep_initial}); above it no fresh peer could ever sit on a committee",
+        )
+        for name in (
+            "rep_gain_update",
+            "rep_loss_update",
+            "rep_gain_vote",
+            "rep_loss_vote",
+            "rep_loss_no_reveal",
+            "rep_loss_absence",
+        ):
+            need(0 <= getattr(self, name) <= REP_MAX, name, f"0 .. {REP_MAX}")
+        for name in ("submit_duration", "commit_duration", "reveal_duration"):
+            need(0 < getattr(self, name) < 2**32, name, "1 .. 2**32-1 seconds")
+        need(0 < self.max_missed_rounds < 2**16, "max_missed_rounds", "1 .. 65535")
+        need(2 <= self.committee_size <= MAX_COMMITTEE, "committee_size", f"2 .. {MAX_COMMITTEE}")
+        need(
+            1 <= self.auditors_per_update < self.committee_size,
+            "auditors_per_update",
+            f"1 .. committee_size - 1 ({self.committee_size - 1})",
+        )
+        need(1 <= self.quorum <= self.auditors_per_update, "quorum", f"1 .. auditors_per_update ({self.auditors_per_update})")
+        need(0 < self.max_samples < 2**32, "max_samples", "1 .. 2**32-1")
+
+    # -- conversion ---------------------------------------------------------------
+    def as_tuple(self) -> tuple[int, ...]:
+        """The constructor argument (Solidity struct field order = dataclass field order)."""
+        return tuple(getattr(self, f.name) for f in dataclasses.fields(self))
+
+    def to_dict(self) -> dict[str, int]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "ProtocolParams":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"protocol.{unknown[0]}", "unknown protocol parameter", ", ".join(sorted(known)))
+        return cls(**{k: int(v) for k, v in data.items()})
+
+    @classmethod
+    def from_chain(cls, values: Sequence[int]) -> "ProtocolParams":
+        """From the tuple returned by ``PeerRegistry.params()``."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        return cls(**dict(zip(names, (int(v) for v in values), strict=True)))
+
+
+def abi_hash(abi: list[dict[str, Any]]) -> str:
+    """sha256 of the canonical ABI JSON (same definition as ``compiler.Artifact.abi_hash``)."""
+    return "0x" + hashlib.sha256(json.dumps(abi, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+@dataclass
+class Deployment:
+    """Where the protocol lives on one chain."""
+
+    chain_id: int
+    addresses: dict[str, str]
+    abis: dict[str, list[dict[str, Any]]]
+    abi_hashes: dict[str, str]
+    block_number: int
+    params: ProtocolParams
+    deployer: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def token(self) -> str:
+        return self.addresses["BDFLToken"]
+
+    @property
+    def registry(self) -> str:
+        return self.addresses["PeerRegistry"]
+
+    @property
+    def round_manager(self) -> str:
+        return self.addresses["RoundManager"]
+
+    def contract(self, w3: Any, name: str) -> Any:
+        """A web3 contract object for ``name`` (one of :data:`CONTRACTS`)."""
+        if name not in self.addresses:
+            raise BDFLError(f"deployment has no contract {name!r}", fix=f"expected one of {', '.join(CONTRACTS)}")
+        return w3.eth.contract(address=self.addresses[name], abi=self.abis[name])
+
+    # -- file ---------------------------------------------------------------------
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": DEPLOYMENT_FORMAT,
+            "chainId": self.chain_id,
+            "blockNumber": self.block_number,
+            "deployer": self.deployer,
+            "addresses": self.addresses,
+            "abiHashes": self.abi_hashes,
+            "params": self.params.to_dict(),
+            "abis": self.abis,
+            "extra": self.extra,
+        }
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the deployment file atomically; returns its path."""
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_name(p.name + ".tmp")
+        tmp.write_text(json.dumps(self.to_json(), indent=1))
+        tmp.replace(p)
+        return p
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], w3: Any | None = None) -> "Deployment":
+        """Read a deployment file; with ``w3``, refuse it unless it is for the connected chain
+        and the contracts have code there."""
+        p = Path(path)
+        try:
+            data = json.loads(p.read_text())
+        except OSError as exc:
+            raise BDFLError(f"cannot read deployment file {p}: {exc.strerror or exc}", fix="run `bdfl deploy` first or check the path") from None
+        except ValueError:
+            raise BDFLError(f"deployment file {p} is not valid JSON", fix="delete it and deploy again") from None
+        try:
+            if data.get("format") != DEPLOYMENT_FORMAT:
+                raise BDFLError(f"deployment file {p} has format {data.get('format')!r}, expected {DEPLOYMENT_FORMAT}", fix="deploy again with this version of BDFL")
+            dep = cls(
+                chain_id=int(data["chainId"]),
+                addresses={k: str(v) for k, v in data["addresses"].items()},
+                abis=data["abis"],
+                abi_hashes=data["abiHashes"],
+                block_number=int(data["blockNumber"]),
+                params=ProtocolParams.from_dict(data["params"]),
+                deployer=str(data.get("deployer", "")),
+                extra=dict(data.get("extra", {})),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BDFLError(f"deployment file {p} is incomplete or malformed ({exc})", fix="delete it and deploy again") from None
+        for name in CONTRACTS:
+            if name not in dep.addresses or name not in dep.abis:
+                raise BDFLError(f"deployment file {p} lacks contract {name}", fix="delete it and deploy again")
+            if abi_hash(dep.abis[name]) != dep.abi_hashes.get(name):
+                raise BDFLError(f"deployment file {p}: the ABI of {name} does not match its recorded hash", fix="the file was edited or corrupted; deploy again")
+        if w3 is not None:
+            dep.check_chain(w3, source=str(p))
+        return dep
+
+    def check_chain(self, w3: Any, source: str = "deployment") -> None:
+        """Raise BDFLError unless ``w3`` is connected to this deployment's chain and the
+        contracts have code at their addresses."""
+        actual = int(w3.eth.chain_id)
+        if actual != self.chain_id:
+            raise BDFLError(
+                f"{source} was made for chain id {self.chain_id}, but the connected chain has id {actual}",
+                fix="connect to the chain it was deployed on (--rpc-url), or deploy again on this chain",
+            )
+        for name, addr in self.addresses.items():
+            if len(w3.eth.get_code(addr)) == 0:
+                raise BDFLError(
+                    f"{source}: no contract code for {name} at {addr} on chain {actual} "
+                    "(a devnet restarted since the deployment?)",
+                    fix="deploy again on this chain",
+                )
+
+    def check_artifacts(self, artifacts: Mapping[str, Any]) -> None:
+        """Raise BDFLError if the local compiled ABIs differ from the deployed ones."""
+        for name in CONTRACTS:
+            local = abi_hash(artifacts[name].abi)
+            if local != self.abi_hashes[name]:
+                raise BDFLError(
+                    f"the local build of {name} has ABI hash {local[:12]}…, the deployment {self.abi_hashes[name][:12]}…",
+                    fix="check out the BDFL version that made the deployment, or deploy again",
+                )
+
+
+def deploy(
+    w3: Any,
+    deployer_account: Any,
+    artifacts: Mapping[str, Any],
+    params: ProtocolParams | None = None,
+    *,
+    initial_supply: int = 10**9 * TOKEN,
+    renounce_admin: bool = True,
+    sender: Any | None = None,
+) -> Deployment:
+    """Deploy token, registry and round manager; wire roles; return the :class:`Deployment`.
+
+    ``artifacts`` maps contract names to objects with ``abi`` and ``bytecode`` (as from
+    :func:`bdfl.chain.compiler.build`). The deployer receives ``initial_supply`` tokens to fund
+    peers (see :func:`fund_peers`). Seven transactions.
+    """
+    from bdfl.chain.txsender import TxSender
+
+    params = params or ProtocolParams()
+    params.validate()
+    missing = [n for n in CONTRACTS if n not in artifacts]
+    if missing:
+        raise BDFLError(f"compiled artifacts lack {', '.join(missing)}", fix="run the build (bdfl.chain.compiler.build) on this checkout")
+    tx = sender or TxSender(w3, deployer_account)
+    me = deployer_account.address
+
+    blocks: list[int] = []
+
+    def create(name: str, *args: Any) -> str:
+        art = artifacts[name]
+        factory = w3.eth.contract(abi=art.abi, bytecode=art.bytecode)
+        receipt = tx.transact(factory.constructor(*args))
+        addr = receipt["contractAddress"]
+        if not addr:
+            raise BDFLError(f"deploying {name} produced no contract address")
+        blocks.append(int(receipt["blockNumber"]))
+        return str(addr)
+
+    token_addr = create("BDFLToken", me, me, initial_supply)
+    registry_addr = create("PeerRegistry", token_addr, params.as_tuple(), me)
+    rm_addr = create("RoundManager", registry_addr)
+    token = w3.eth.contract(address=token_addr, abi=artifacts["BDFLToken"].abi)
+    registry = w3.eth.contract(address=registry_addr, abi=artifacts["PeerRegistry"].abi)
+    tx.transact(registry.functions.grantRole(registry.functions.PROTOCOL_ROLE().call(), rm_addr))
+    tx.transact(token.functions.grantRole(token.functions.MINTER_ROLE().call(), registry_addr))
+    if renounce_admin:
+        admin_role = b"\x00" * 32
+        tx.transact(registry.functions.renounceRole(admin_role, me))
+        tx.transact(token.functions.renounceRole(admin_role, me))
+    abis = {n: list(artifacts[n].abi) for n in CONTRACTS}
+    return Deployment(
+        chain_id=int(w3.eth.chain_id),
+        addresses={"BDFLToken": token_addr, "PeerRegistry": registry_addr, "RoundManager": rm_addr},
+        abis=abis,
+        abi_hashes={n: abi_hash(a) for n, a in abis.items()},
+        block_number=blocks[0],
+        params=params,
+        deployer=me,
+        extra={"adminRenounced": renounce_admin, "initialSupply": str(initial_supply)},
+    )
+
+
+def set_eth_balance(w3: Any, address: str, wei: int) -> None:
+    """Give ``address`` ``wei`` on a local devnet (anvil_setBalance, else hardhat_setBalance)."""
+    for method in ("anvil_setBalance", "hardhat_setBalance"):
+        resp = w3.provider.make_request(method, [address, hex(wei)])
+        if "error" not in resp:
+            return
+    raise BDFLError(f"the chain refused to set the balance of {address} ({resp.get('error')})", fix="fund peers with real ETH transfers on non-devnet chains")
+
+
+def fund_peers(
+    w3: Any,
+    deployment: Deployment,
+    funder: Any,
+    peers: Sequence[str],
+    tokens: int,
+    *,
+    eth_wei: int | None = 10**20,
+) -> list[Any]:
+    """Simulation helper: give each peer ``tokens`` stake tokens (ERC-20 transfers from the
+    funder, sent without waiting, then awaited together) and, on a devnet, ``eth_wei`` of
+    gas money via ``anvil_setBalance``. ``funder`` is a TxSender of a token holder (the
+    deployer). Returns the transfer receipts."""
+    token = deployment.contract(w3, "BDFLToken")
+    have = int(token.functions.balanceOf(funder.address).call())
+    if have < tokens * len(peers):
+        raise BDFLError(
+            f"the funder {funder.address} holds {have} token units, needs {tokens * len(peers)} for {len(peers)} peers",
+            fix="deploy with a larger initial_supply or fund fewer peers",
+        )
+    if eth_wei is not None:
+        for p in peers:
+            set_eth_balance(w3, p, eth_wei)
+    if tokens == 0:
+        return []
+    gas = None
+    hashes = []
+    for p in peers:
+        call = token.functions.transfer(p, tokens)
+        if gas is None:
+            gas = funder.estimate(call)
+        hashes.append(funder.send(call, gas=gas))
+    return list(funder.wait_all(hashes))

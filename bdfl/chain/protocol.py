@@ -1,0 +1,534 @@
+"""Typed Python access to the protocol contracts for one peer (or the runner).
+
+:class:`ProtocolClient` wraps every transaction a peer or the experiment runner sends
+and every view it reads. Transactions go through a :class:`~bdfl.chain.txsender.TxSender`
+(local nonce, local signing); each method takes ``wait``: ``True`` returns the receipt,
+``False`` returns the transaction hash at once, so a runner can send the same phase's
+transactions for many peers and then collect them with ``TxSender.wait_all``.
+
+Reverts surface as :class:`~bdfl.chain.txsender.TxReverted` whose ``error_name`` is the
+contract's custom error (``AlreadySubmitted``, ``NotAssigned``, ``DeadlinePassed``, ...).
+
+Pure helpers (no chain access) compute what the contracts compute, so a peer can check
+them off-chain: :func:`vote_commitment`, :func:`audit_seats`, :func:`round_seed`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any
+
+from eth_abi import encode
+from eth_utils import keccak, to_checksum_address
+from hexbytes import HexBytes
+
+from bdfl.chain.deploy import Deployment
+from bdfl.errors import BDFLError
+
+#: Default finalize batch: keeps a batch around 10-15M gas (see experiments/gas_table.py).
+FINALIZE_BATCH = 150
+#: Widest block range one ``eth_getLogs`` call asks for.
+LOG_CHUNK = 2_000
+#: Committee draw: attempts per seat (PeerRegistry.DRAW_ATTEMPTS_PER_SEAT).
+DRAW_ATTEMPTS_PER_SEAT = 16
+
+
+def draw_gas_bound(committee_size: int) -> int:
+    """Upper bound on the gas of the committee draw (two cold SLOADs + a keccak per attempt,
+    storage of each seat). The transaction that ends the Submit phase pays for the draw, and
+    its cost depends on ``prevrandao``, which differs between a gas estimate and the block
+    that includes the transaction, so such transactions get this much headroom."""
+    return committee_size * (DRAW_ATTEMPTS_PER_SEAT * 5_500 + 50_000) + 100_000
+
+
+class Phase(IntEnum):
+    SUBMIT = 0
+    COMMIT = 1
+    REVEAL = 2
+    FINALIZE = 3
+    CLOSED = 4
+
+
+class Outcome(IntEnum):
+    PENDING = 0
+    APPROVED = 1
+    REJECTED = 2
+    UNDECIDED = 3
+    PROBATION = 4
+
+
+class Status(IntEnum):
+    NONE = 0
+    ACTIVE = 1
+    EXITING = 2
+    INACTIVE = 3
+    LEFT = 4
+
+
+@dataclass(frozen=True)
+class RoundInfo:
+    round: int
+    phase: Phase
+    deadline: int
+    num_submissions: int
+    committee_size: int
+    commits: int
+    reveals: int
+    stage: int
+    cursor: int
+    approved_count: int
+    seed: bytes
+    accumulator: bytes
+
+
+@dataclass(frozen=True)
+class Submission:
+    index: int
+    peer: str
+    num_samples: int
+    eligible: bool
+    outcome: Outcome
+    update_hash: bytes
+    voted_mask: int
+    accept_mask: int
+    accepts: int
+    rejects: int
+
+
+@dataclass(frozen=True)
+class SeatInfo:
+    commitment: bytes
+    revealed: bool
+    agree: int
+    disagree: int
+    abstain: int
+
+
+@dataclass(frozen=True)
+class PeerInfo:
+    address: str
+    status: Status
+    known: bool
+    missed_rounds: int
+    reputation: int
+    join_round: int
+    last_submit_round: int  # round + 1 of the latest submission, 0 = never
+    index: int
+
+
+@dataclass(frozen=True)
+class Solvency:
+    balance: int
+    total_staked: int
+    total_claimable: int
+
+    @property
+    def liabilities(self) -> int:
+        return self.total_staked + self.total_claimable
+
+    @property
+    def margin(self) -> int:
+        return self.balance - self.liabilities
+
+    @property
+    def solvent(self) -> bool:
+        return self.margin >= 0
+
+
+# ----------------------------------------------------------------------- pure helpers
+
+
+def vote_commitment(
+    round_: int, auditor: str, update_idx: Sequence[int], accept: Sequence[bool], salt: bytes
+) -> bytes:
+    """``keccak256(abi.encode(round, auditor, updateIdx, accept, salt))`` exactly as
+    ``RoundManager.revealVotes`` recomputes it."""
+    if len(update_idx) != len(accept):
+        raise BDFLError(f"{len(update_idx)} update indices but {len(accept)} votes", fix="give one vote per index")
+    salt_b = bytes(HexBytes(salt))
+    if len(salt_b) != 32:
+        raise BDFLError(f"the salt must be 32 bytes, got {len(salt_b)}", fix="use new_salt()")
+    data = encode(
+        ["uint256", "address", "uint256[]", "bool[]", "bytes32"],
+        [int(round_), to_checksum_address(auditor), [int(i) for i in update_idx], [bool(a) for a in accept], salt_b],
+    )
+    return keccak(data)
+
+
+def new_salt() -> bytes:
+    """32 random bytes for a vote commitment (keep it until the reveal)."""
+    return os.urandom(32)
+
+
+def round_seed(prevrandao: int, previous_seed: bytes, accumulator: bytes, round_: int) -> bytes:
+    """``Sortition.roundSeed``: the committee seed of a round."""
+    return keccak(encode(["uint256", "bytes32", "bytes32", "uint256"], [prevrandao, previous_seed, accumulator, round_]))
+
+
+def accumulate(acc: bytes, peer: str, update_hash: bytes) -> bytes:
+    """``Sortition.accumulate``: the submission accumulator after one more update."""
+    return keccak(encode(["bytes32", "address", "bytes32"], [acc, to_checksum_address(peer), update_hash]))
+
+
+def window_start(seed: bytes, u: int, k: int) -> int:
+    return int.from_bytes(keccak(encode(["bytes32", "uint256"], [seed, u])), "big") % k
+
+
+def audit_seats(seed: bytes, u: int, k: int, m: int, own: int | None) -> list[int]:
+    """``Sortition.auditSeats``: committee seats that audit update ``u`` (``own`` = the
+    submitter's seat or None)."""
+    if k == 0:
+        return []
+    mm = min(m, k)
+    h = window_start(seed, u, k)
+    out = []
+    for j in range(mm):
+        s = (h + j) % k
+        if own is not None and s == own:
+            if mm == k:
+                continue
+            s = (h + mm) % k
+        out.append(s)
+    return out
+
+
+# ----------------------------------------------------------------------- client
+
+
+class ProtocolClient:
+    """One account's view of, and actions on, a :class:`Deployment`."""
+
+    def __init__(self, w3: Any, deployment: Deployment, account: Any, sender: Any | None = None) -> None:
+        from bdfl.chain.txsender import TxSender
+
+        self.w3 = w3
+        self.deployment = deployment
+        self.account = account
+        self.sender = sender or TxSender(w3, account, chain_id=deployment.chain_id)
+        if self.sender.address != account.address:
+            raise BDFLError("the TxSender belongs to another account than the ProtocolClient")
+        self.token = deployment.contract(w3, "BDFLToken")
+        self.registry = deployment.contract(w3, "PeerRegistry")
+        self.rounds = deployment.contract(w3, "RoundManager")
+        self._events: dict[bytes, tuple[str, Any]] | None = None
+
+    @property
+    def address(self) -> str:
+        return str(self.account.address)
+
+    # -- sending ------------------------------------------------------------------
+    def _tx(self, call: Any, wait: bool, gas: int | None) -> Any:
+        h = self.sender.send(call, gas=gas)
+        return self.sender.wait(h) if wait else h
+
+    def approve(self, amount: int, *, wait: bool = True, gas: int | None = None) -> Any:
+        """ERC-20 approve of the registry for ``amount`` token units."""
+        return self._tx(self.token.functions.approve(self.registry.address, amount), wait, gas)
+
+    def approve_and_join(self, endpoint: str, stake: int | None = None, *, wait: bool = True, gas: int | None = None) -> Any:
+        """Approve (if the allowance is short; awaited) then ``join(stake, endpoint)``.
+        ``stake`` defaults to the minimum stake."""
+        stake = self.deployment.params.min_stake if stake is None else int(stake)
+        allowance = int(self.token.functions.allowance(self.address, self.registry.address).call())
+        if allowance < stake:
+            self.approve(stake, wait=True)
+        return self._tx(self.registry.functions.join(stake, endpoint), wait, gas)
+
+    def join(self, endpoint: str, stake: int | None = None, *, wait: bool = True, gas: int | None = None) -> Any:
+        """``join`` without approving (the allowance must already cover ``stake``)."""
+        stake = self.deployment.params.min_stake if stake is None else int(stake)
+        return self._tx(self.registry.functions.join(stake, endpoint), wait, gas)
+
+    def leave(self, *, wait: bool = True, gas: int | None = None) -> Any:
+        """``requestLeave``: membership ends when the current round is finalized."""
+        return self._tx(self.registry.functions.requestLeave(), wait, gas)
+
+    def withdraw(self, *, wait: bool = True, gas: int | None = None) -> Any:
+        """Return the stake after the membership ended."""
+        return self._tx(self.registry.functions.withdraw(), wait, gas)
+
+    def reactivate(self, added_stake: int = 0, *, wait: bool = True, gas: int | None = None) -> Any:
+        """Rejoin after being marked inactive (approve ``added_stake`` first if non-zero)."""
+        if added_stake:
+            allowance = int(self.token.functions.allowance(self.address, self.registry.address).call())
+            if allowance < added_stake:
+                self.approve(added_stake, wait=True)
+        return self._tx(self.registry.functions.reactivate(added_stake), wait, gas)
+
+    def update_endpoint(self, endpoint: str, *, wait: bool = True, gas: int | None = None) -> Any:
+        return self._tx(self.registry.functions.updateEndpoint(endpoint), wait, gas)
+
+    def claim(self, *, wait: bool = True, gas: int | None = None) -> Any:
+        """Pull every credited reward to this account."""
+        return self._tx(self.registry.functions.claim(), wait, gas)
+
+    def submit_update(
+        self, round_: int, update_hash: bytes, num_samples: int, *, wait: bool = True, gas: int | None = None
+    ) -> Any:
+        """Post the keccak256 of this round's update bytes (``num_samples`` is capped on chain)."""
+        h = bytes(HexBytes(update_hash))
+        if len(h) != 32:
+            raise BDFLError(f"an update hash is 32 bytes, got {len(h)}")
+        call = self.rounds.functions.submitUpdate(round_, h, int(num_samples))
+        if gas is None:
+            gas = self.sender.estimate(call)
+            info = self.round_info(round_)
+            if info.num_submissions + 1 >= self.member_count():  # this submission draws the committee
+                gas += draw_gas_bound(self.deployment.params.committee_size)
+        return self._tx(call, wait, gas)
+
+    def commit_votes(
+        self,
+        round_: int,
+        update_idx: Sequence[int],
+        accept: Sequence[bool],
+        salt: bytes,
+        *,
+        wait: bool = True,
+        gas: int | None = None,
+    ) -> Any:
+        """Commit to votes on ``update_idx`` (keep ``salt``, ``update_idx`` and ``accept``
+        for :meth:`reveal_votes`)."""
+        c = vote_commitment(round_, self.address, update_idx, accept, salt)
+        return self.commit(round_, c, wait=wait, gas=gas)
+
+    def commit(self, round_: int, commitment: bytes, *, wait: bool = True, gas: int | None = None) -> Any:
+        """Post a precomputed commitment."""
+        return self._tx(self.rounds.functions.commitVotes(round_, bytes(HexBytes(commitment))), wait, gas)
+
+    def reveal_votes(
+        self,
+        round_: int,
+        update_idx: Sequence[int],
+        accept: Sequence[bool],
+        salt: bytes,
+        *,
+        wait: bool = True,
+        gas: int | None = None,
+    ) -> Any:
+        call = self.rounds.functions.revealVotes(
+            round_, [int(i) for i in update_idx], [bool(a) for a in accept], bytes(HexBytes(salt))
+        )
+        return self._tx(call, wait, gas)
+
+    def advance(self, round_: int | None = None, *, wait: bool = True, gas: int | None = None) -> Any:
+        """End the current phase (its deadline passed, or everyone expected acted)."""
+        r = self.current_round() if round_ is None else round_
+        call = self.rounds.functions.advance(r)
+        if gas is None:
+            gas = self.sender.estimate(call)
+            if self.round_info(r).phase == Phase.SUBMIT:
+                gas += draw_gas_bound(self.deployment.params.committee_size)
+        return self._tx(call, wait, gas)
+
+    def finalize_batch(self, round_: int, max_items: int = FINALIZE_BATCH, *, wait: bool = True, gas: int | None = None) -> Any:
+        """One ``finalize(round, max_items)`` transaction."""
+        return self._tx(self.rounds.functions.finalize(round_, max_items), wait, gas)
+
+    def finalize(self, round_: int | None = None, batch: int = FINALIZE_BATCH) -> list[Any]:
+        """Call ``finalize`` in batches until the round is closed; returns the receipts.
+        Bounded: at most ceil((submissions + committee + members) / batch) + 2 calls."""
+        r = self.current_round() if round_ is None else round_
+        info = self.round_info(r)
+        if info.phase == Phase.CLOSED:
+            return []
+        if info.phase != Phase.FINALIZE:
+            raise BDFLError(f"round {r} is in phase {info.phase.name}, not FINALIZE", fix="advance the round first")
+        budget = (info.num_submissions + info.committee_size + self.member_count()) // batch + 3
+        receipts = []
+        for _ in range(budget):
+            receipts.append(self.finalize_batch(r, batch))
+            if self.round_info(r).phase == Phase.CLOSED:
+                return receipts
+        raise BDFLError(f"round {r} did not close after {budget} finalize batches of {batch}")
+
+    # -- views: rounds -------------------------------------------------------------
+    def current_round(self) -> int:
+        return int(self.rounds.functions.currentRound().call())
+
+    def phase(self) -> Phase:
+        return Phase(self.rounds.functions.phase().call())
+
+    def round_info(self, round_: int | None = None) -> RoundInfo:
+        r = self.current_round() if round_ is None else round_
+        t = self.rounds.functions.roundInfo(r).call()
+        return RoundInfo(r, Phase(t[0]), int(t[1]), int(t[2]), int(t[3]), int(t[4]), int(t[5]), int(t[6]), int(t[7]), int(t[8]), bytes(t[9]), bytes(t[10]))
+
+    def committee(self, round_: int | None = None) -> list[str]:
+        r = self.current_round() if round_ is None else round_
+        return [str(a) for a in self.rounds.functions.committeeOf(r).call()]
+
+    def seat_info(self, round_: int, seat: int) -> SeatInfo:
+        t = self.rounds.functions.seatInfo(round_, seat).call()
+        return SeatInfo(bytes(t[0]), bool(t[1]), int(t[2]), int(t[3]), int(t[4]))
+
+    def assignments_of(self, round_: int | None = None, auditor: str | None = None) -> list[int]:
+        """Update indices this account (or ``auditor``) must audit in the round."""
+        r = self.current_round() if round_ is None else round_
+        return [int(i) for i in self.rounds.functions.assignmentsOf(r, auditor or self.address).call()]
+
+    def auditors_of(self, round_: int, index: int) -> list[str]:
+        return [str(a) for a in self.rounds.functions.auditorsOf(round_, index).call()]
+
+    def submission_count(self, round_: int) -> int:
+        return int(self.rounds.functions.submissionCount(round_).call())
+
+    def submission(self, round_: int, index: int) -> Submission:
+        t = self.rounds.functions.submission(round_, index).call()
+        return Submission(index, str(t[0]), int(t[1]), bool(t[2]), Outcome(t[3]), bytes(t[4]), int(t[5]), int(t[6]), int(t[7]), int(t[8]))
+
+    def submissions(self, round_: int) -> list[Submission]:
+        """Every submission of the round (one call each; prefer events for large N)."""
+        return [self.submission(round_, i) for i in range(self.submission_count(round_))]
+
+    def approved_updates(self, round_: int) -> list[tuple[str, bytes]]:
+        """(peer, update hash) of every update approved for aggregation in a finalized round."""
+        peers, hashes = self.rounds.functions.approvedUpdates(round_).call()
+        return [(str(p), bytes(h)) for p, h in zip(peers, hashes, strict=True)]
+
+    def is_approved(self, round_: int, peer: str | None = None) -> bool:
+        return bool(self.rounds.functions.isApproved(round_, peer or self.address).call())
+
+    # -- views: peers ----------------------------------------------------------------
+    def params(self) -> Any:
+        from bdfl.chain.deploy import ProtocolParams
+
+        return ProtocolParams.from_chain(self.registry.functions.params().call())
+
+    def reputation_of(self, peer: str | None = None) -> int:
+        return int(self.registry.functions.reputationOf(peer or self.address).call())
+
+    def eligible(self, peer: str | None = None) -> bool:
+        return bool(self.registry.functions.eligible(peer or self.address).call())
+
+    def peer_info(self, peer: str | None = None) -> PeerInfo:
+        a = peer or self.address
+        t = self.registry.functions.peerInfo(a).call()
+        return PeerInfo(str(a), Status(t[0]), bool(t[1]), int(t[2]), int(t[3]), int(t[4]), int(t[5]), int(t[6]))
+
+    def peer_states(self, peers: Sequence[str], page: int = 500) -> list[tuple[PeerInfo, int, int]]:
+        """(record, stake, claimable) of many peers, ``page`` per call."""
+        out: list[tuple[PeerInfo, int, int]] = []
+        for start in range(0, len(peers), page):
+            chunk = list(peers[start : start + page])
+            infos, balances = self.registry.functions.peerStates(chunk).call()
+            for a, t, b in zip(chunk, infos, balances, strict=True):
+                info = PeerInfo(str(a), Status(t[0]), bool(t[1]), int(t[2]), int(t[3]), int(t[4]), int(t[5]), int(t[6]))
+                out.append((info, int(b[0]), int(b[1])))
+        return out
+
+    def status_of(self, peer: str | None = None) -> Status:
+        return Status(self.registry.functions.statusOf(peer or self.address).call())
+
+    def member_count(self) -> int:
+        return int(self.registry.functions.memberCount().call())
+
+    def members(self, page: int = 500) -> list[str]:
+        """Current members (Active or Exiting), in the registry's array order, paged."""
+        n = self.member_count()
+        out: list[str] = []
+        for start in range(0, n, page):
+            out.extend(str(a) for a in self.registry.functions.membersSlice(start, page).call())
+        return out
+
+    def endpoint_of(self, peer: str) -> str:
+        return str(self.registry.functions.endpointOf(peer).call())
+
+    def stake_of(self, peer: str | None = None) -> int:
+        return int(self.registry.functions.stakeOf(peer or self.address).call())
+
+    def claimable(self, peer: str | None = None) -> int:
+        return int(self.registry.functions.claimableOf(peer or self.address).call())
+
+    def token_balance(self, holder: str | None = None) -> int:
+        return int(self.token.functions.balanceOf(holder or self.address).call())
+
+    def solvency(self) -> Solvency:
+        """The registry's token balance against what it owes (stakes + unclaimed rewards)."""
+        return Solvency(
+            balance=self.token_balance(self.registry.address),
+            total_staked=int(self.registry.functions.totalStaked().call()),
+            total_claimable=int(self.registry.functions.totalClaimable().call()),
+        )
+
+    # -- events ----------------------------------------------------------------------
+    def _event_map(self) -> dict[bytes, tuple[str, Any]]:
+        if self._events is None:
+            m: dict[bytes, tuple[str, Any]] = {}
+            for name, contract in (("PeerRegistry", self.registry), ("RoundManager", self.rounds)):
+                for entry in contract.abi:
+                    if entry.get("type") != "event":
+                        continue
+                    sig = f"{entry['name']}({','.join(_abi_type(i) for i in entry['inputs'])})"
+                    m[keccak(text=sig)] = (name, getattr(contract.events, entry["name"])())
+            self._events = m
+        return self._events
+
+    def events(self, from_block: int, to_block: int | str = "latest", chunk: int = LOG_CHUNK) -> list[dict[str, Any]]:
+        """Decoded events of the registry and round manager in ``[from_block, to_block]``,
+        in chain order, as JSON-ready dicts (bytes as 0x-hex). Fetched in ranges of at most
+        ``chunk`` blocks."""
+        end = int(self.w3.eth.block_number) if to_block == "latest" else int(to_block)
+        emap = self._event_map()
+        out: list[dict[str, Any]] = []
+        start = int(from_block)
+        while start <= end:
+            stop = min(end, start + chunk - 1)
+            logs = self.w3.eth.get_logs(
+                {"fromBlock": start, "toBlock": stop, "address": [self.registry.address, self.rounds.address]}
+            )
+            for log in logs:
+                entry = emap.get(bytes(log["topics"][0])) if log["topics"] else None
+                if entry is None:
+                    continue
+                contract_name, event = entry
+                ev = event.process_log(log)
+                out.append(
+                    {
+                        "block": int(ev["blockNumber"]),
+                        "tx": "0x" + bytes(ev["transactionHash"]).hex(),
+                        "log_index": int(ev["logIndex"]),
+                        "contract": contract_name,
+                        "event": ev["event"],
+                        "args": {k: _jsonable(v) for k, v in ev["args"].items()},
+                    }
+                )
+            start = stop + 1
+        return out
+
+
+def _abi_type(param: dict[str, Any]) -> str:
+    if param["type"].startswith("tuple"):
+        return "(" + ",".join(_abi_type(c) for c in param["components"]) + ")" + param["type"][5:]
+    return str(param["type"])
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, (bytes, bytearray)):
+        return "0x" + bytes(v).hex()
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, bool) or v is None or isinstance(v, (str, float)):
+        return v
+    if isinstance(v, int):
+        return int(v)
+    return str(v)
+
+
+def wait_all(sender_hashes: Iterable[tuple[Any, bytes]]) -> list[Any]:
+    """Receipts for (TxSender, tx hash) pairs sent with ``wait=False`` by many clients;
+    raises the first failure after collecting all."""
+    receipts: list[Any] = []
+    first: Exception | None = None
+    for sender, h in sender_hashes:
+        try:
+            receipts.append(sender.wait(h))
+        except BDFLError as exc:
+            receipts.append(None)
+            first = first or exc
+    if first is not None:
+        raise first
+    return receipts

@@ -1,0 +1,140 @@
+"""The orchestrator's window on the chain: reads public state, drives time.
+
+A keeper holds no privilege: ``advance`` and ``finalize`` are permissionless, and
+everything else it does is reading public state. On a local devnet it may also
+fast-forward block time to a phase deadline (``evm_increaseTime``), which is how a
+simulation skips the wait for an absent peer without changing any rule.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from bdfl.chain.protocol import Outcome, Phase, ProtocolClient, Status
+from bdfl.chain.txsender import TxReverted
+from bdfl.errors import BDFLError
+
+REP_SCALE = 10**18
+TOKEN = 10**18
+
+
+class Keeper:
+    def __init__(self, client: ProtocolClient, devnet: Any, from_block: int) -> None:
+        self.client = client
+        self.devnet = devnet
+        self.w3 = client.w3
+        self.next_block = from_block + 1
+        self.params = client.deployment.params
+        self._endpoints: dict[str, str] = {}
+
+    # -- time ---------------------------------------------------------------------------
+    def current_round(self) -> int:
+        return self.client.current_round()
+
+    def phase(self, rnd: int) -> Phase:
+        return self.client.round_info(rnd).phase
+
+    def advance(self, rnd: int, *, wait_deadline: bool = True) -> Phase:
+        """End the current phase: at once if everyone expected acted; else, on a local
+        devnet, jump to the deadline; on a real chain, wait for it."""
+        try:
+            self.client.advance(rnd)
+        except TxReverted as exc:
+            if exc.error_name != "PhaseNotOver" or not wait_deadline:
+                raise
+            self._reach_deadline(rnd)
+            self.client.advance(rnd)
+        return self.phase(rnd)
+
+    def _reach_deadline(self, rnd: int) -> None:
+        deadline = self.client.round_info(rnd).deadline
+        now = int(self.w3.eth.get_block("latest")["timestamp"])
+        if now > deadline:
+            return
+        if self.devnet is not None and self.devnet.is_local:
+            self.w3.provider.make_request("evm_increaseTime", [deadline - now + 1])
+            self.w3.provider.make_request("evm_mine", [])
+            return
+        while int(self.w3.eth.get_block("latest")["timestamp"]) <= deadline:
+            time.sleep(1.0)
+
+    def advance_to(self, rnd: int, target: Phase) -> None:
+        """Advance until the round is in ``target`` (or later)."""
+        for _ in range(5):
+            ph = self.phase(rnd)
+            if ph >= target:
+                return
+            self.advance(rnd)
+        raise BDFLError(f"round {rnd} did not reach phase {target.name}")
+
+    def close_round(self, rnd: int) -> None:
+        self.advance_to(rnd, Phase.FINALIZE)
+        self.client.finalize(rnd)
+
+    # -- reads --------------------------------------------------------------------------
+    def submissions(self, rnd: int) -> list[Any]:
+        return self.client.submissions(rnd)
+
+    def committee(self, rnd: int) -> list[str]:
+        return self.client.committee(rnd)
+
+    def assignments_of(self, rnd: int, member: str) -> list[int]:
+        return self.client.assignments_of(rnd, member)
+
+    def endpoints(self, addresses: list[str]) -> dict[str, str]:
+        missing = [a for a in addresses if a not in self._endpoints]
+        for a in missing:
+            self._endpoints[a] = self.client.endpoint_of(a)
+        return {a: self._endpoints[a] for a in addresses}
+
+    def forget_endpoint(self, address: str) -> None:
+        self._endpoints.pop(address, None)
+
+    def round_seed(self, rnd: int) -> bytes:
+        return self.client.round_info(rnd).seed
+
+    def peer_states(self, addresses: list[str]) -> dict[str, dict[str, Any]]:
+        """Reputation (0..1), status, stake and claimable tokens of every peer, batched."""
+        out = {}
+        for info, stake, claimable in self.client.peer_states(addresses):
+            out[info.address] = {
+                "reputation": info.reputation / REP_SCALE,
+                "active": info.status == Status.ACTIVE,
+                "status": info.status.name,
+                "stake": stake / TOKEN,
+                "tokens": claimable / TOKEN,
+            }
+        return out
+
+    def active_members(self) -> list[str]:
+        members = self.client.members()
+        states = self.client.peer_states(members)
+        return sorted(info.address for info, _s, _c in states if info.status == Status.ACTIVE)
+
+    def approved_updates(self, rnd: int) -> dict[str, str]:
+        return {peer: "0x" + h.hex() for peer, h in self.client.approved_updates(rnd)}
+
+    def outcomes(self, rnd: int) -> dict[str, Outcome]:
+        return {s.peer: s.outcome for s in self.submissions(rnd)}
+
+    def chain_usage(self) -> tuple[int, int, int]:
+        """(transactions, gas) in the blocks since the last call, and the last block number."""
+        latest = int(self.w3.eth.block_number)
+        txs = gas = 0
+        start = self.next_block
+        if latest >= start:
+            with self.w3.batch_requests() as batch:
+                for n in range(start, latest + 1):
+                    batch.add(self.w3.eth.get_block(n))
+                blocks = batch.execute()
+            for b in blocks:
+                txs += len(b["transactions"])
+                gas += int(b["gasUsed"])
+        self.next_block = latest + 1
+        return txs, gas, latest
+
+    def events(self, from_block: int, to_block: int) -> list[dict[str, Any]]:
+        if to_block < from_block:
+            return []
+        return self.client.events(from_block, to_block)

@@ -1,0 +1,292 @@
+"""The orchestrator of a simulated run: owns the devnet, the deployment, the workers
+and the results folder, and walks every round through its on-chain phases."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bdfl.config import ExperimentConfig, dump_toml
+from bdfl.errors import BDFLError
+
+log = logging.getLogger("bdfl.run")
+
+
+class Orchestrator:
+    def __init__(self, cfg: ExperimentConfig, out_dir: Path, *, quiet: bool = False) -> None:
+        from bdfl.experiment.progress import Progress
+        from bdfl.experiment.results import ResultsWriter
+
+        self.cfg = cfg
+        self.out_dir = out_dir
+        self.writer = ResultsWriter(out_dir)
+        self.progress = Progress(total_rounds=cfg.rounds, quiet=quiet, log_path=out_dir / "run.log")
+        self.devnet: Any = None
+        self.pool: Any = None
+        self.status = "running"
+        self.started = time.monotonic()
+        self.rounds_done = 0
+        self.totals = {"tx_count": 0, "gas_used": 0}
+
+    def note(self, text: str) -> None:
+        self.progress.log(text)
+
+    # -- set-up -----------------------------------------------------------------------
+    def run(self) -> None:
+        from bdfl.experiment.runner import package_versions
+
+        cfg = self.cfg
+        self.writer.write_config(dump_toml(cfg, {"versions": package_versions()}))
+        self._start_chain()
+        self._deploy()
+        self._start_peers()
+        for rnd_offset in range(cfg.rounds):
+            self._round(rnd_offset)
+            self.rounds_done += 1
+
+    def _start_chain(self) -> None:
+        from bdfl.chain.compiler import build
+        from bdfl.chain.devnet import connect, start_devnet
+
+        self.note("compiling contracts (cached)")
+        self.artifacts = build()
+        c = self.cfg.chain
+        if c.backend == "url":
+            self.devnet = connect(c.rpc_url)
+        else:
+            self.note(f"starting {c.backend} devnet")
+            self.devnet = start_devnet(c.backend, block_time=c.block_time or None, log_path=self.out_dir / "devnet.log")
+        self.w3 = self.devnet.w3()
+        self.note(f"chain {self.devnet.rpc_url} (chain id {self.devnet.chain_id})")
+
+    def _deploy(self) -> None:
+        from bdfl.chain.accounts import check_key_allowed, devnet_account, key_from_env
+        from bdfl.chain.deploy import deploy
+        from bdfl.chain.protocol import ProtocolClient
+        from bdfl.chain.txsender import TxSender
+        from bdfl.experiment.keeper import Keeper
+        from bdfl.experiment.setup import protocol_params
+
+        deployer = devnet_account(0) if self.devnet.is_local else key_from_env()
+        if deployer is None:
+            raise BDFLError("no deployer key for an external chain", fix="set BDFL_PRIVATE_KEY to a funded account's key")
+        check_key_allowed(deployer, self.devnet.chain_id)
+        self.deployer = TxSender(self.w3, deployer)
+        self.note("deploying contracts")
+        self.deployment = deploy(self.w3, deployer, self.artifacts, protocol_params(self.cfg), sender=self.deployer)
+        self.deployment_path = self.out_dir / "deployment.json"
+        self.deployment.save(self.deployment_path)
+        self.keeper = Keeper(ProtocolClient(self.w3, self.deployment, deployer, self.deployer), self.devnet, self.deployment.block_number - 1)
+
+    def _start_peers(self) -> None:
+        from bdfl.chain.accounts import derive_keys
+        from bdfl.chain.deploy import fund_peers
+        from bdfl.experiment.runner import WorkerPool
+        from bdfl.experiment.setup import attacker_indices
+        from bdfl.experiment.worker import WorkerSpec
+
+        cfg = self.cfg
+        accounts = derive_keys(cfg.seed, cfg.peers)
+        self.addresses = [a.address for a in accounts]
+        self.attackers = attacker_indices(cfg)
+        self.attacker_addrs = [self.addresses[i] for i in self.attackers]
+        stake = self.deployment.params.min_stake
+        self.note(f"funding {cfg.peers} peer accounts")
+        fund_peers(self.w3, self.deployment, self.deployer, self.addresses, tokens=stake * 2)
+        workers = min(cfg.workers, cfg.peers)
+        groups = [list(range(w, cfg.peers, workers)) for w in range(workers)]
+        attackers = set(self.attackers)
+        specs = [
+            WorkerSpec(
+                worker_id=w,
+                config=cfg.to_dict(),
+                rpc_url=self.devnet.rpc_url,
+                deployment_path=str(self.deployment_path),
+                peers=[(i, "0x" + bytes(accounts[i].key).hex()) for i in group],
+                attackers=[i for i in group if i in attackers],
+            )
+            for w, group in enumerate(groups)
+        ]
+        self.note(f"starting {workers} worker processes for {cfg.peers} peers ({len(self.attackers)} attackers)")
+        self.pool = WorkerPool(specs)
+        self.pool.call("join", stake=stake)
+        txs, gas, _ = self.keeper.chain_usage()  # set-up (deploy, funding, joins) is not round cost
+        self.setup_chain = {"setup_tx_count": txs, "setup_gas_used": gas}
+        self.note(f"all peers joined (set-up: {txs} transactions, {gas:,} gas)")
+
+    # -- one round ----------------------------------------------------------------------
+    def _round(self, offset: int) -> None:
+        from bdfl.chain.protocol import Phase
+        from bdfl.experiment.runner import RoundTimes
+
+        cfg = self.cfg
+        k = self.keeper
+        t_round = time.perf_counter()
+        times = RoundTimes()
+        rnd = k.current_round()
+        first_block = k.next_block
+        self.progress.phase(offset + 1, "train+submit")
+        res = self.pool.call("train_submit", rnd=rnd, attackers=False, honest=[])
+        times.add(res)
+        if self.attackers:
+            honest = [(v["hash"], v["url"]) for r in res for v in r["peers"].values()]
+            times.add(self.pool.call("train_submit", rnd=rnd, attackers=True, honest=honest))
+        t = time.perf_counter()
+        k.advance_to(rnd, Phase.COMMIT)  # at once: every active member submitted
+        times.chain += time.perf_counter() - t
+
+        if cfg.defense.name == "bdfl":
+            self.progress.phase(offset + 1, "audit+commit")
+            t = time.perf_counter()
+            assignments = self._assignments(rnd)
+            times.chain += time.perf_counter() - t
+            times.add(self.pool.call("audit_commit", rnd=rnd, assignments=assignments, attacker_addrs=self.attacker_addrs))
+            t = time.perf_counter()
+            k.advance_to(rnd, Phase.REVEAL)
+            times.chain += time.perf_counter() - t
+            self.progress.phase(offset + 1, "reveal")
+            times.add(self.pool.call("reveal", rnd=rnd))
+        t = time.perf_counter()
+        k.close_round(rnd)  # baselines cast no votes: the commit/reveal deadlines are reached instead
+        times.chain += time.perf_counter() - t
+
+        self.progress.phase(offset + 1, "aggregate")
+        t = time.perf_counter()
+        inputs, own_weights, states = self._aggregation_inputs(rnd)
+        times.chain += time.perf_counter() - t
+        res = self.pool.call("aggregate", rnd=rnd, inputs=inputs, own_weights=own_weights)
+        times.add(res)
+        peer_res: dict[int, dict[str, Any]] = {}
+        for r in res:
+            peer_res.update(r["peers"])
+        txs, gas, last_block = k.chain_usage()
+        events = k.events(first_block, last_block)
+        self._write_round(offset + 1, rnd, peer_res, states, events, times, time.perf_counter() - t_round, gas, txs)
+
+    def _assignments(self, rnd: int) -> dict[str, list[dict[str, Any]]]:
+        """Per committee member: the updates it must audit, with on-chain hash and endpoint."""
+        k = self.keeper
+        subs = k.submissions(rnd)
+        endpoints = k.endpoints(self.addresses)
+        out: dict[str, list[dict[str, Any]]] = {}
+        for member in k.committee(rnd):
+            items = []
+            for u in k.assignments_of(rnd, member):
+                s = subs[u]
+                items.append({"index": u, "peer": s.peer, "hash": "0x" + s.update_hash.hex(), "url": endpoints[s.peer]})
+            out[member] = items
+        return out
+
+    def _aggregation_inputs(self, rnd: int) -> tuple[dict[str, list[dict[str, Any]]], dict[str, float], dict[str, dict[str, Any]]]:
+        """Per peer: the neighbour updates it may aggregate. Under ``bdfl``: only updates
+        approved on chain, from peers above the reputation threshold, weighted by reputation."""
+        k = self.keeper
+        states = k.peer_states(self.addresses)
+        members = sorted(a for a, st in states.items() if st["active"])
+        overlay = self._overlay_for(members, k.round_seed(rnd))
+        checksum = {a.lower(): a for a in self.addresses}
+        subs = k.submissions(rnd)
+        endpoints = k.endpoints(self.addresses)
+        bdfl = self.cfg.defense.name == "bdfl"
+        if bdfl:
+            usable = k.approved_updates(rnd)
+        else:
+            usable = {s.peer: "0x" + s.update_hash.hex() for s in subs}
+        index_of_sub = {s.peer: s.index for s in subs}
+        inputs: dict[str, list[dict[str, Any]]] = {}
+        for addr in self.addresses:
+            inputs[addr] = [
+                {"index": index_of_sub[nb], "peer": nb, "hash": usable[nb], "url": endpoints[nb],
+                 "weight": states[nb]["reputation"] if bdfl else 1.0}
+                for nb in (checksum[x] for x in overlay.neighbours(addr)) if nb in usable
+            ] if addr in members else []
+        own = {a: (max(states[a]["reputation"], 1e-6) if bdfl else 1.0) for a in self.addresses}
+        return inputs, own, states
+
+    def _overlay_for(self, members: list[str], seed: bytes) -> Any:
+        """The overlay over the active members: built once from the first round's seed,
+        then repaired (few edges changed) whenever membership changes."""
+        from bdfl.net.overlay import build_overlay, repair_overlay
+
+        o = self.cfg.overlay
+        current = getattr(self, "overlay", None)
+        if current is None:
+            self.overlay = build_overlay(o.topology, members, seed, degree=o.degree, p=o.edge_probability)
+        elif set(current.members) != {m.lower() for m in members}:
+            self.overlay = repair_overlay(current, members, seed, degree=o.degree)
+        return self.overlay
+
+    # -- results --------------------------------------------------------------------------
+    def _write_round(self, r: int, rnd: int, peer_res: dict[int, dict[str, Any]], states: dict[str, dict[str, Any]], events: list[dict[str, Any]], times: Any, seconds_total: float, gas: int, txs: int) -> None:
+        from bdfl.chain.protocol import Outcome
+        from bdfl.experiment.results import round_aggregates
+
+        cfg = self.cfg
+        k = self.keeper
+        outcomes = k.outcomes(rnd)
+        committee = set(k.committee(rnd))
+        states = k.peer_states(self.addresses)  # after this round's finalize
+        attackers = set(self.attackers)
+        audited = cfg.defense.name == "bdfl"
+        rows = []
+        for i, addr in enumerate(self.addresses):
+            pr = peer_res.get(i, {})
+            outcome = outcomes.get(addr)
+            approved: Any = ""
+            if audited and outcome in (Outcome.APPROVED, Outcome.REJECTED):
+                approved = int(outcome == Outcome.APPROVED)
+            rows.append({
+                "round": r, "peer": i, "address": addr, "attacker": int(i in attackers),
+                "committee": int(addr in committee), "submitted": int(outcome is not None),
+                "approved": approved,
+                "accuracy": pr.get("accuracy"), "loss": pr.get("loss"),
+                "reputation": states[addr]["reputation"], "tokens": states[addr]["tokens"], "stake": states[addr]["stake"],
+            })
+        self.writer.append_metrics(rows)
+        round_row = {
+            "round": r,
+            **round_aggregates(rows),
+            "tx_count": txs, "gas_used": gas,
+            "seconds_train": times.train, "seconds_exchange": times.exchange,
+            "seconds_audit": times.audit, "seconds_chain": times.chain, "seconds_total": seconds_total,
+        }
+        self.writer.append_round(round_row)
+        self.writer.append_events(events)
+        self.progress.round_done(r, round_row)
+
+    def shutdown(self, status: str) -> None:
+        """Stop everything we started; keep and summarise what was written."""
+        self.status = status
+        if self.pool is not None:
+            self.pool.stop()
+            self.pool = None
+        if self.devnet is not None:
+            self.devnet.stop()
+        try:
+            from bdfl.experiment.report import build_report
+            from bdfl.experiment.results import compute_summary, read_metrics, read_rounds
+
+            summary = compute_summary(read_metrics(self.out_dir), read_rounds(self.out_dir), _clean_reference(self.cfg))
+            summary.update(getattr(self, "setup_chain", {}))
+            summary.update({"status": status, "rounds_completed": self.rounds_done, "seconds_wall": time.monotonic() - self.started})
+            self.writer.write_summary(summary)
+            if self.rounds_done:
+                build_report(self.out_dir)
+        except Exception as exc:  # noqa: BLE001 - never mask the run's own outcome
+            self.note(f"could not write summary/report: {exc}")
+        self.progress.close(status)
+
+
+def _clean_reference(cfg: ExperimentConfig) -> dict[str, Any] | None:
+    if not cfg.clean_reference:
+        return None
+    try:
+        return json.loads(Path(cfg.clean_reference).read_text())
+    except (OSError, ValueError):
+        return None

@@ -1,0 +1,110 @@
+"""Deterministic experiment set-up shared by the orchestrator and its workers.
+
+Everything here is a pure function of the configuration (and its seed), so every
+worker process computes the same data split and the same attacker set, and a
+re-run of ``config.toml`` reproduces them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bdfl.config import ExperimentConfig
+from bdfl.errors import ConfigError
+
+BASELINE_DEFENSES = ("fedavg", "krum", "multikrum", "median", "trimmed_mean")
+DEFENSES = ("bdfl", *BASELINE_DEFENSES)
+
+
+def preflight(cfg: ExperimentConfig) -> None:
+    """Check every name that refers to a registry in an upper layer; raise ConfigError."""
+    from bdfl.attacks import ATTACKS, make_attack
+    from bdfl.learning.task import load_task
+    from bdfl.net.overlay import KINDS as TOPOLOGIES
+
+    if cfg.attack.name not in ATTACKS:
+        raise ConfigError("attack.name", f"unknown attack {cfg.attack.name!r}", ", ".join(sorted(ATTACKS)))
+    try:
+        make_attack(cfg.attack.name, **cfg.attack.params)
+    except ConfigError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the attack's own validation message
+        raise ConfigError("attack.params", str(getattr(exc, "message", exc))) from None
+    if cfg.defense.name not in DEFENSES:
+        raise ConfigError("defense.name", f"unknown defense {cfg.defense.name!r}", ", ".join(DEFENSES))
+    if cfg.overlay.topology not in TOPOLOGIES:
+        raise ConfigError("overlay.topology", f"unknown topology {cfg.overlay.topology!r}", ", ".join(TOPOLOGIES))
+    try:
+        load_task(cfg.task.client)
+    except Exception as exc:  # noqa: BLE001
+        raise ConfigError("task.client", str(getattr(exc, "message", exc))) from None
+    protocol_params(cfg)
+    if cfg.task.data_dir and not Path(cfg.task.data_dir).exists():
+        raise ConfigError("task.data_dir", f"{cfg.task.data_dir} does not exist")
+
+
+def attacker_indices(cfg: ExperimentConfig) -> list[int]:
+    """Which peers attack: a seeded sample of ``floor(fraction * peers)`` indices."""
+    rng = np.random.default_rng([cfg.seed, 7])
+    return sorted(int(i) for i in rng.choice(cfg.peers, size=cfg.num_attackers, replace=False))
+
+
+def make_attack_for(cfg: ExperimentConfig, index: int) -> Any:
+    from bdfl.attacks import make_attack
+
+    params = dict(cfg.attack.params)
+    if cfg.attack.colluding_auditors:
+        params["colluding_auditors"] = True
+    return make_attack(cfg.attack.name, **params)
+
+
+def peer_data(task: Any, cfg: ExperimentConfig) -> tuple[Any, list[tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]]]:
+    """The data set and each peer's (train, val) shard, seeded."""
+    from bdfl.learning.data import partition_dirichlet, partition_iid, split_train_val
+
+    dataset = task.load_dataset(cfg.task.data_dir or None)
+    y = dataset.y_train
+    if cfg.task.partition == "iid":
+        parts = partition_iid(y, cfg.peers, seed=cfg.seed)
+    else:
+        parts = partition_dirichlet(y, cfg.peers, alpha=cfg.task.alpha, seed=cfg.seed)
+    shards = []
+    for i, idx in enumerate(parts):
+        tr, va = split_train_val(idx, cfg.task.val_fraction, seed=cfg.seed * 1_000 + i)
+        shards.append(((dataset.X_train[tr], y[tr]), (dataset.X_train[va], y[va])))
+    return dataset, shards
+
+
+def defense_params(cfg: ExperimentConfig) -> dict[str, Any]:
+    d = cfg.defense
+    if d.name == "trimmed_mean":
+        return {"beta": d.trimmed_beta}
+    if d.name in ("krum", "multikrum"):
+        f = d.krum_malicious if d.krum_malicious >= 0 else cfg.num_attackers
+        return {"num_malicious": f}
+    return {}
+
+
+def protocol_params(cfg: ExperimentConfig) -> Any:
+    """The contracts' constructor parameters from the [protocol] table (defaults for the rest)."""
+    from bdfl.chain.deploy import TOKEN, ProtocolParams
+
+    p = cfg.protocol
+    try:
+        return ProtocolParams(
+            min_stake=p.min_stake * TOKEN,
+            committee_size=p.committee_size,
+            auditors_per_update=p.auditors_per_update,
+            quorum=p.quorum,
+            submit_duration=p.submit_seconds,
+            commit_duration=p.commit_seconds,
+            reveal_duration=p.reveal_seconds,
+            max_missed_rounds=p.max_missed_rounds,
+        )
+    except ConfigError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - ProtocolParams names the field
+        raise ConfigError("protocol", str(getattr(exc, "message", exc))) from None

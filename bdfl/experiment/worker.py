@@ -1,0 +1,253 @@
+"""A worker process hosting many simulated peers.
+
+Each peer keeps its own account, its own HTTP endpoint (its own port on loopback),
+its own data shard and model, and signs its own transactions: the worker only
+shares the machinery (one event loop for the endpoints, one HTTP client, one
+JSON-RPC connection) and reads public chain state once for all its peers.
+
+The orchestrator (``bdfl.experiment.runner``) sends one command per phase over a
+pipe; the worker answers with per-peer results and timings.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import signal
+import time
+import traceback
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+
+import numpy as np
+
+from bdfl.config import ExperimentConfig, from_dict
+
+log = logging.getLogger("bdfl.worker")
+
+
+@dataclass
+class WorkerSpec:
+    """What a worker needs to start its peers (sent once, at start-up)."""
+
+    worker_id: int
+    config: dict[str, Any]
+    rpc_url: str
+    deployment_path: str
+    peers: list[tuple[int, str]]  # (peer index, private key hex): simulation keys only
+    attackers: list[int]
+
+
+def _die_with_parent() -> None:
+    try:
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+class Worker:
+    """Owns its peers and executes the orchestrator's phase commands."""
+
+    def __init__(self, spec: WorkerSpec) -> None:
+        import torch
+
+        torch.set_num_threads(1)  # tiny models: 15-90x slower with default threads on 2 cores
+        from eth_account import Account
+
+        from bdfl.chain.deploy import Deployment
+        from bdfl.chain.protocol import ProtocolClient
+        from bdfl.chain.txsender import TxSender
+        from bdfl.learning.audit import AuditRule
+        from bdfl.learning.task import load_task
+        from bdfl.net.blobserver import BlobHost
+        from bdfl.net.fetch import Fetcher
+        from bdfl.peer.node import Peer, PeerSettings
+        from bdfl.experiment.setup import make_attack_for, peer_data, defense_params
+        from web3 import Web3
+
+        self.cfg: ExperimentConfig = from_dict(spec.config)
+        self.spec = spec
+        cfg = self.cfg
+        self.w3 = Web3(Web3.HTTPProvider(spec.rpc_url, request_kwargs={"timeout": 60}))
+        self.deployment = Deployment.load(spec.deployment_path, w3=self.w3)
+        self.host = BlobHost()
+        # one event-loop thread serves every endpoint of this worker and runs its fetches
+        self.fetcher = Fetcher(max_bytes=64 * 1024 * 1024, timeout=10.0, retries=2, concurrency=64, loop=self.host.loop_thread)
+        task = load_task(cfg.task.client)
+        dataset, shards = peer_data(task, cfg)
+        self.attackers = set(spec.attackers)
+        settings = PeerSettings(
+            defense=cfg.defense.name,
+            defense_params=defense_params(cfg),
+            audit_rule=AuditRule(margin=cfg.defense.audit_margin),
+        )
+        chain_id = int(self.w3.eth.chain_id)
+        from bdfl.chain.protocol import draw_gas_bound
+
+        # Peers in other workers submit concurrently, so any submission may turn out to be the
+        # last one, which draws the committee: every submission carries the draw's gas bound.
+        self.submit_gas = 300_000 + draw_gas_bound(self.deployment.params.committee_size)
+        self.peers: dict[int, Peer] = {}
+        self.clients: dict[int, Any] = {}
+        for index, key in spec.peers:
+            account = Account.from_key(key)
+            (xtr, ytr), (xva, yva) = shards[index]
+            attack = make_attack_for(cfg, index) if index in self.attackers else None
+            if attack is not None:
+                xtr, ytr = attack.poison_data(xtr, ytr, np.random.default_rng([cfg.seed, index, 1]))
+            client = task.make_client((xtr, ytr), (xva, yva), seed=cfg.seed * 100_003 + index, hparams=_hparams(cfg))
+            endpoint = self.host.add_endpoint("127.0.0.1", 0, max_blob_bytes=64 * 1024 * 1024)
+            peer = Peer(index=index, address=account.address, client=client, endpoint=endpoint, settings=settings, attack=attack, seed=cfg.seed, num_peers=cfg.peers, num_attackers=cfg.num_attackers)
+            sender = TxSender(self.w3, account, chain_id=chain_id)
+            peer.chain = ProtocolClient(self.w3, self.deployment, account, sender)  # type: ignore[attr-defined]
+            self.peers[index] = peer
+        # decentralized FL still starts from one common initial model (seeded by the config)
+        initial = task.initial_parameters(dataset, seed=cfg.seed, hparams=_hparams(cfg))
+        for peer in self.peers.values():
+            peer.params = [p.copy() for p in initial]
+        # one evaluation client on the global test set for the accuracy curves
+        self.test_client = task.make_client((dataset.X_test[:64], dataset.y_test[:64]), (dataset.X_test, dataset.y_test), seed=0, hparams=_hparams(cfg))
+
+    # -- commands -------------------------------------------------------------------
+    def join(self, stake: int) -> dict[str, Any]:
+        pending = []
+        for peer in self.peers.values():
+            pending.append((peer, peer.chain.approve_and_join(peer.endpoint.url, stake, wait=False)))
+        self._wait(pending)
+        return {"joined": len(self.peers)}
+
+    def train_submit(self, rnd: int, attackers: bool, honest: list[tuple[str, str]]) -> dict[str, Any]:
+        """Train and submit; ``attackers`` selects which half of the peers acts (attackers go second
+        so that omniscient attacks (ALIE, IPM) can fetch the round's honest updates)."""
+        t0 = time.perf_counter()
+        chosen = [p for i, p in self.peers.items() if (i in self.attackers) == attackers]
+        for peer in chosen:
+            peer.train(rnd, {"local_epochs": self.cfg.task.local_epochs})
+        t_train = time.perf_counter() - t0
+        honest_models: list[list[np.ndarray]] = []
+        if attackers and honest and any(p.attack is not None and getattr(p.attack, "needs_honest_updates", False) for p in chosen):
+            fetched = self.fetcher.fetch_many([(u, h) for h, u in honest])
+            from bdfl.net.serialization import decode_ndarrays
+
+            for h, _u in honest:
+                data = fetched.get(h)
+                if isinstance(data, bytes):
+                    honest_models.append(decode_ndarrays(data, max_bytes=64 * 1024 * 1024, spec=chosen[0].spec))
+        t1 = time.perf_counter()
+        pending = []
+        out: dict[int, dict[str, Any]] = {}
+        for peer in chosen:
+            data = peer.make_update(rnd, honest_models)
+            h = peer.publish(rnd, data)
+            pending.append((peer, peer.chain.submit_update(rnd, bytes.fromhex(h[2:]), peer.num_examples, wait=False, gas=self.submit_gas)))
+            out[peer.index] = {"hash": h, "url": peer.endpoint.url, "bytes": len(data)}
+        t2 = time.perf_counter()
+        self._wait(pending)
+        return {"peers": out, "seconds_train": t_train, "seconds_exchange": t2 - t1, "seconds_chain": time.perf_counter() - t2}
+
+    def audit_commit(self, rnd: int, assignments: dict[str, list[dict[str, Any]]], attacker_addrs: list[str]) -> dict[str, Any]:
+        from bdfl.peer.node import Candidate
+
+        t0 = time.perf_counter()
+        mine = {p.address: p for p in self.peers.values() if p.address in assignments}
+        wanted = {(c["url"], c["hash"]) for addr in mine for c in assignments[addr]}
+        fetched = self.fetcher.fetch_many(sorted(wanted)) if wanted else {}
+        t1 = time.perf_counter()
+        pending = []
+        votes: dict[int, dict[str, Any]] = {}
+        attackers = frozenset(attacker_addrs)
+        for addr, peer in mine.items():
+            cands = [Candidate(index=c["index"], peer=c["peer"], hash=c["hash"], url=c["url"]) for c in assignments[addr]]
+            idx, accept = peer.audit(rnd, cands, fetched, attackers)
+            salt = peer.remember_votes(rnd, idx, accept)
+            pending.append((peer, peer.chain.commit_votes(rnd, idx, accept, salt, wait=False)))
+            votes[peer.index] = {"indices": idx, "accept": accept}
+        t2 = time.perf_counter()
+        self._wait(pending)
+        return {"votes": votes, "seconds_exchange": t1 - t0, "seconds_audit": t2 - t1, "seconds_chain": time.perf_counter() - t2}
+
+    def reveal(self, rnd: int) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        pending = []
+        for peer in self.peers.values():
+            if rnd in peer.pending_votes:
+                idx, accept, salt = peer.pending_votes.pop(rnd)
+                pending.append((peer, peer.chain.reveal_votes(rnd, idx, accept, salt, wait=False)))
+        self._wait(pending)
+        return {"revealed": len(pending), "seconds_chain": time.perf_counter() - t0}
+
+    def aggregate(self, rnd: int, inputs: dict[str, list[dict[str, Any]]], own_weights: dict[str, float]) -> dict[str, Any]:
+        """Each peer fetches the updates it may use (chosen by the orchestrator from chain
+        state and the overlay), verifies them against their on-chain hash, aggregates, and
+        is evaluated on the global test set."""
+        from bdfl.peer.node import Candidate
+
+        t0 = time.perf_counter()
+        wanted = {(c["url"], c["hash"]) for p in self.peers.values() for c in inputs.get(p.address, [])}
+        fetched = self.fetcher.fetch_many(sorted(wanted)) if wanted else {}
+        t1 = time.perf_counter()
+        out: dict[int, dict[str, Any]] = {}
+        for peer in self.peers.values():
+            cands = [Candidate(index=c["index"], peer=c["peer"], hash=c["hash"], url=c["url"], weight=c["weight"]) for c in inputs.get(peer.address, [])]
+            before = len(peer.rejections)
+            info = peer.aggregate(rnd, cands, fetched, own_weight=own_weights.get(peer.address, 1.0))
+            loss, _n, metrics = self.test_client.evaluate(peer.params, {})
+            out[peer.index] = {**info, "accuracy": float(metrics.get("accuracy", float("nan"))), "loss": float(loss), "rejected_inputs": len(peer.rejections) - before}
+        return {"peers": out, "seconds_exchange": t1 - t0, "seconds_train": time.perf_counter() - t1}
+
+    def close(self) -> None:
+        self.fetcher.close()
+        self.host.close()
+
+    def _wait(self, pending: list[Any]) -> None:
+        """Receipts of transactions sent without waiting; every failure is reported."""
+        errors = []
+        for peer, tx_hash in pending:
+            try:
+                peer.chain.sender.wait(tx_hash)
+            except Exception as exc:  # noqa: BLE001 - collected, then raised together
+                errors.append(f"peer {peer.index} ({peer.address}): {exc}")
+        if errors:
+            from bdfl.errors import BDFLError
+
+            raise BDFLError(f"{len(errors)} transaction(s) failed:\n" + "\n".join(errors[:10]))
+
+
+def _hparams(cfg: ExperimentConfig) -> dict[str, Any]:
+    t = cfg.task
+    return {"local_epochs": t.local_epochs, "batch_size": t.batch_size, "lr": t.learning_rate}
+
+
+def worker_main(spec: WorkerSpec, conn: Connection) -> None:
+    """Process entry point: build the worker, then serve commands until 'stop'."""
+    _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the orchestrator handles Ctrl-C and stops us
+    worker: Worker | None = None
+    try:
+        worker = Worker(spec)
+        conn.send(("ok", {"peers": len(worker.peers)}))
+    except BaseException as exc:  # noqa: BLE001 - reported to the orchestrator, which stops the run
+        conn.send(("error", _describe(exc)))
+        return
+    try:
+        while True:
+            cmd, kwargs = conn.recv()
+            if cmd == "stop":
+                break
+            try:
+                conn.send(("ok", getattr(worker, cmd)(**kwargs)))
+            except BaseException as exc:  # noqa: BLE001
+                conn.send(("error", _describe(exc)))
+    except (EOFError, OSError):
+        pass  # orchestrator gone
+    finally:
+        worker.close()
+
+
+def _describe(exc: BaseException) -> str:
+    from bdfl.errors import BDFLError
+
+    if isinstance(exc, BDFLError):
+        return str(exc)
+    return "".join(traceback.format_exception(exc)).strip()

@@ -1,0 +1,525 @@
+"""Content-addressed HTTP endpoints: each peer serves the update bytes it published.
+
+A :class:`BlobHost` runs one asyncio event loop in a background thread and hosts
+any number of :class:`Endpoint` s, each with its own listening socket, so one
+simulation worker can serve hundreds of peers; a deployed peer runs the same
+class with a single endpoint on ``0.0.0.0:PORT``.
+
+HTTP API (HTTP/1.0 and 1.1, keep-alive, GET/HEAD only, no request bodies)::
+
+    GET /blobs/0x<64 hex>   200 application/octet-stream | 404
+    GET /health             200 application/json {"blobs": n, "status": "ok"}
+    other paths             404;   other methods   405
+    malformed request       400;   head too large  431;   rate limited   429 (+Retry-After)
+    too many connections    503
+
+The server is a small hand-written HTTP/1.1 responder on asyncio streams (see
+docs/net.md for why): every limit in :class:`ServerLimits` is enforced by this
+module, and a hostile client can only ever get a status line and a closed socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import json
+import math
+import re
+import socket
+import threading
+from collections import Counter
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from bdfl.errors import BDFLError
+from bdfl.net.serialization import hash_hex, update_hash
+
+T = TypeVar("T")
+
+#: Test hooks (see :meth:`Endpoint.set_fault`).
+FAULT_KINDS = (None, "corrupt", "slow", "drop", "error")
+
+_REASON = {
+    200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
+    429: "Too Many Requests", 431: "Request Header Fields Too Large", 503: "Service Unavailable",
+}
+_HEXDIGITS = frozenset("0123456789abcdef")
+# Origin-form targets only, visible ASCII: no absolute URLs, no control characters.
+_REQUEST_LINE = re.compile(r"([A-Z]{1,16}) (/[\x21-\x7e]*) (HTTP/1\.[01])")
+
+
+class LoopThread:
+    """One asyncio event loop running forever in a daemon thread.
+
+    Synchronous code in any *other* thread submits coroutines with :meth:`run`.
+    """
+
+    def __init__(self, name: str = "bdfl-net") -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._main, name=name, daemon=True)
+        self._closed = False
+        self._closers: list[Callable[[], Awaitable[Any]]] = []
+        self._thread.start()
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def in_loop_thread(self) -> bool:
+        return threading.get_ident() == self._thread.ident
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        """Run ``coro`` on the loop and wait for its result (from another thread)."""
+        if self._closed:
+            coro.close()
+            raise RuntimeError("LoopThread is closed")
+        if self.in_loop_thread:
+            coro.close()
+            # Blocking the loop on itself would deadlock forever.
+            raise RuntimeError("LoopThread.run called from its own loop thread; await the coroutine instead")
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def at_close(self, closer: Callable[[], Awaitable[Any]]) -> None:
+        """Await ``closer()`` on the loop when it closes (e.g. a sharing Fetcher's session)."""
+        self._closers.append(closer)
+
+    def cancel_at_close(self, closer: Callable[[], Awaitable[Any]]) -> None:
+        if closer in self._closers:
+            self._closers.remove(closer)
+
+    def close(self) -> None:
+        """Run closers, cancel pending tasks, stop the loop and join the thread (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+
+        async def _cancel_all() -> None:
+            await asyncio.gather(*(c() for c in self._closers), return_exceptions=True)
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        try:
+            asyncio.run_coroutine_threadsafe(_cancel_all(), self.loop).result(10)
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(10)
+            if not self._thread.is_alive():
+                self.loop.close()
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    """Per-endpoint limits. ``rate_per_s=None`` disables rate limiting."""
+
+    max_header_bytes: int = 8192        # request line + headers (431 beyond)
+    header_timeout: float = 10.0        # seconds to receive a request head; also keep-alive idle (slowloris)
+    write_timeout: float = 60.0         # seconds to hand one response to a slow reader
+    max_connections: int = 128          # concurrent connections per endpoint (503 beyond)
+    max_requests_per_connection: int = 1000
+    rate_per_s: float | None = 200.0    # token bucket per client IP: refill rate ...
+    rate_burst: float = 400.0           # ... and capacity
+    backlog: int = 512
+    max_tracked_clients: int = 4096     # bucket table bound (idle buckets are pruned)
+
+    def __post_init__(self) -> None:
+        if self.rate_per_s is not None and not (self.rate_per_s > 0 and self.rate_burst >= 1):
+            raise ValueError("rate_per_s must be > 0 (or None to disable) and rate_burst >= 1")
+        if min(self.max_header_bytes, self.max_connections, self.max_requests_per_connection, self.backlog) < 1:
+            raise ValueError("ServerLimits sizes and counts must be >= 1")
+        if not (self.header_timeout > 0 and self.write_timeout > 0):
+            raise ValueError("ServerLimits timeouts must be > 0")
+
+
+class Endpoint:
+    """One peer's blob endpoint. Create with :meth:`BlobHost.add_endpoint`.
+
+    ``publish`` / ``unpublish`` / ``set_fault`` are thread-safe; the endpoint
+    serves only what was published through it, keeping the last ``retain`` blobs.
+    """
+
+    def __init__(
+        self,
+        host: BlobHost,
+        bind_host: str,
+        port: int,
+        *,
+        max_blob_bytes: int,
+        retain: int | None,
+        limits: ServerLimits,
+        advertise_url: str | None,
+    ) -> None:
+        if retain is not None and retain < 1:
+            raise ValueError("retain must be >= 1 or None (unlimited)")
+        self._host = host
+        self.bind_host = bind_host
+        self.port = port
+        self.max_blob_bytes = max_blob_bytes
+        self.retain = retain
+        self.limits = limits
+        self._advertise_url = advertise_url
+        self._blobs: dict[str, bytes] = {}  # insertion order = publish order (oldest first)
+        self._lock = threading.Lock()
+        self._fault: tuple[str | None, float] = (None, 0.0)
+        self._sock: socket.socket | None = None
+        self._raw: set[socket.socket] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._conns: set[asyncio.StreamWriter] = set()
+        self._buckets: dict[str, list[float]] = {}
+        self._closed = False
+        self.status_counts: Counter[int] = Counter()
+        self.bytes_sent = 0
+
+    # ------------------------------------------------------------ public API
+
+    @property
+    def url(self) -> str:
+        """Base URL other peers fetch from, e.g. ``http://127.0.0.1:41234``."""
+        if self._advertise_url:
+            return self._advertise_url.rstrip("/")
+        h = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.bind_host, self.bind_host)
+        return f"http://[{h}]:{self.port}" if ":" in h else f"http://{h}:{self.port}"
+
+    def publish(self, data: bytes) -> str:
+        """Serve ``data`` under its keccak256; returns ``"0x" + hex``. Evicts beyond ``retain``."""
+        data = bytes(data)
+        if len(data) > self.max_blob_bytes:
+            raise BDFLError(
+                f"blob of {len(data)} bytes exceeds this endpoint's max_blob_bytes {self.max_blob_bytes}",
+                fix="raise max_blob_bytes (and the fetchers' max_bytes) or shrink the model",
+            )
+        h = hash_hex(update_hash(data))
+        with self._lock:
+            self._blobs.pop(h, None)  # re-publishing makes it the newest
+            self._blobs[h] = data
+            while self.retain is not None and len(self._blobs) > self.retain:
+                del self._blobs[next(iter(self._blobs))]
+        return h
+
+    def unpublish(self, h: str) -> bool:
+        """Stop serving ``h``; True if it was published."""
+        with self._lock:
+            return self._blobs.pop(h.lower(), None) is not None
+
+    def published(self) -> tuple[str, ...]:
+        """Hashes currently served, oldest first."""
+        with self._lock:
+            return tuple(self._blobs)
+
+    def set_fault(self, kind: str | None, *, delay: float = 1.0) -> None:
+        """TEST HOOK: misbehave on every ``/blobs/`` request until reset with ``None``.
+
+        ``"corrupt"`` serves the blob with its first byte flipped (wrong hash);
+        ``"slow"`` waits ``delay`` seconds before answering; ``"drop"`` closes the
+        connection without a response; ``"error"`` answers 503.
+        """
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"fault kind must be one of {FAULT_KINDS}, got {kind!r}")
+        self._fault = (kind, float(delay))
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for metrics: responses by status, bytes of blob bodies sent."""
+        return {"status": dict(self.status_counts), "bytes_sent": self.bytes_sent,
+                "connections": len(self._conns), "blobs": len(self._blobs)}
+
+    def close(self) -> None:
+        """Stop listening and drop open connections (releases the port). Idempotent."""
+        if not self._closed:
+            self._host._loop.run(self._aclose())
+            self._host._endpoints.discard(self)
+
+    # ------------------------------------------------------------ loop side
+
+    async def _start(self) -> None:
+        # Own listening socket and accept callback rather than asyncio.start_server:
+        # on Python 3.11 a connection accepted just before Server.close() can be
+        # left open until the next gc, which would break "close releases everything".
+        loop = asyncio.get_running_loop()
+        infos = await loop.getaddrinfo(self.bind_host or None, self.port, type=socket.SOCK_STREAM,
+                                       flags=socket.AI_PASSIVE)
+        family, _, _, _, addr = infos[0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(addr)
+            sock.listen(self.limits.backlog)
+            sock.setblocking(False)
+        except OSError:
+            sock.close()
+            raise
+        self._sock = sock
+        self.port = sock.getsockname()[1]
+        loop.add_reader(sock.fileno(), self._on_acceptable)
+
+    def _on_acceptable(self) -> None:
+        assert self._sock is not None
+        loop = asyncio.get_running_loop()
+        for _ in range(64):  # bounded batch, so one busy endpoint cannot starve the loop
+            try:
+                conn, _ = self._sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:  # e.g. out of file descriptors: pause accepting instead of spinning
+                fd = self._sock.fileno()
+                loop.remove_reader(fd)
+                loop.call_later(0.05, lambda: self._closed or loop.add_reader(fd, self._on_acceptable))
+                return
+            conn.setblocking(False)
+            self._raw.add(conn)  # closed by _aclose if its task never got to run
+            task = loop.create_task(self._serve_socket(conn))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _serve_socket(self, conn: socket.socket) -> None:
+        try:
+            reader, writer = await asyncio.open_connection(sock=conn, limit=self.limits.max_header_bytes)
+        except BaseException:
+            conn.close()
+            raise
+        finally:
+            self._raw.discard(conn)
+        await self._handle(reader, writer)
+
+    async def _aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._sock is not None:
+            asyncio.get_running_loop().remove_reader(self._sock.fileno())
+            self._sock.close()  # the port is free from here on
+        for w in list(self._conns):
+            w.transport.abort()
+        self._conns.clear()
+        for c in list(self._raw):
+            c.close()
+        self._raw.clear()
+        for t in list(self._tasks):
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _rate_wait(self, ip: str) -> float:
+        """Token bucket: 0 if the request may proceed, else seconds until a token."""
+        rate, burst = self.limits.rate_per_s, self.limits.rate_burst
+        if rate is None:
+            return 0.0
+        now = asyncio.get_running_loop().time()
+        b = self._buckets.get(ip)
+        if b is None:
+            if len(self._buckets) >= self.limits.max_tracked_clients:
+                # Forget clients whose bucket has refilled: they behave like new ones anyway.
+                self._buckets = {k: v for k, v in self._buckets.items() if v[0] + (now - v[1]) * rate < burst}
+                if len(self._buckets) >= self.limits.max_tracked_clients:
+                    self._buckets.clear()
+            b = self._buckets[ip] = [burst, now]
+        tokens = min(burst, b[0] + (now - b[1]) * rate)
+        b[1] = now
+        if tokens >= 1.0:
+            b[0] = tokens - 1.0
+            return 0.0
+        b[0] = tokens
+        return (1.0 - tokens) / rate
+
+    def _send(self, writer: asyncio.StreamWriter, status: int, body: bytes = b"", *,
+              content_type: str = "text/plain; charset=utf-8", close: bool = False,
+              head_only: bool = False, extra: str = "") -> None:
+        head = (
+            f"HTTP/1.1 {status} {_REASON[status]}\r\nContent-Type: {content_type}\r\n"
+            f"Content-Length: {len(body)}\r\n{extra}{'Connection: close' if close else 'Connection: keep-alive'}\r\n\r\n"
+        ).encode("latin-1")
+        self.status_counts[status] += 1
+        if head_only or not body:
+            writer.write(head)
+        elif len(body) < 65536:
+            writer.write(head + body)  # one segment for small blobs
+        else:
+            writer.write(head)
+            writer.write(body)
+        if status == 200 and not head_only:
+            self.bytes_sent += len(body)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        lim = self.limits
+        if self._closed or len(self._conns) >= lim.max_connections:
+            self._send(writer, 503, b"busy", close=True)
+            writer.close()
+            return
+        self._conns.add(writer)
+        try:
+            peer = writer.get_extra_info("peername")
+            ip = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
+            for served in range(1, lim.max_requests_per_connection + 1):
+                try:
+                    async with asyncio.timeout(lim.header_timeout):
+                        head = await reader.readuntil(b"\r\n\r\n")
+                except asyncio.LimitOverrunError:
+                    self._send(writer, 431, b"request head too large", close=True)
+                    break
+                except (TimeoutError, asyncio.IncompleteReadError, ConnectionError, OSError):
+                    break  # slow, idle or gone: close quietly
+                req = _parse_head(head)
+                if req is None:
+                    self._send(writer, 400, b"malformed request", close=True)
+                    break
+                method, target, keep_alive = req
+                keep_alive = keep_alive and served < lim.max_requests_per_connection
+                if not await self._respond(writer, ip, method, target, keep_alive):
+                    break
+                async with asyncio.timeout(lim.write_timeout):
+                    await writer.drain()
+                if not keep_alive:
+                    break
+        except Exception:  # noqa: BLE001 - a client must never take the server down
+            pass
+        finally:
+            self._conns.discard(writer)
+            writer.close()
+
+    async def _respond(self, writer: asyncio.StreamWriter, ip: str, method: str, target: str,
+                       keep_alive: bool) -> bool:
+        """Write one response; False if the connection must be closed."""
+        close = not keep_alive
+        wait = self._rate_wait(ip)
+        if wait > 0:
+            self._send(writer, 429, b"rate limited", close=close, extra=f"Retry-After: {max(1, math.ceil(wait))}\r\n")
+            return True
+        if method not in ("GET", "HEAD"):
+            self._send(writer, 405, b"method not allowed", close=close, extra="Allow: GET, HEAD\r\n")
+            return True
+        head_only = method == "HEAD"
+        path = target.partition("?")[0]
+        if path == "/health":
+            body = json.dumps({"blobs": len(self._blobs), "status": "ok"}, sort_keys=True).encode()
+            self._send(writer, 200, body, content_type="application/json", close=close, head_only=head_only)
+            return True
+        h = path[7:].lower() if path.startswith("/blobs/") else ""
+        blob = self._blobs.get(h) if len(h) == 66 and h.startswith("0x") and _HEXDIGITS.issuperset(h[2:]) else None
+        if blob is None:
+            self._send(writer, 404, b"not found", close=close, head_only=head_only)
+            return True
+        kind, delay = self._fault
+        if kind == "drop":
+            writer.transport.abort()
+            return False
+        if kind == "error":
+            self._send(writer, 503, b"injected fault", close=close)
+            return True
+        if kind == "slow":
+            await asyncio.sleep(delay)
+        if kind == "corrupt":
+            blob = bytes([blob[0] ^ 0xFF]) + blob[1:] if blob else b"\x00"
+        self._send(writer, 200, blob, content_type="application/octet-stream", close=close, head_only=head_only)
+        return True
+
+
+def _parse_head(head: bytes) -> tuple[str, str, bool] | None:
+    """(method, target, keep_alive) of a request head, or None if malformed or it has a body."""
+    lines = head[:-4].decode("latin-1").split("\r\n")
+    m = _REQUEST_LINE.fullmatch(lines[0])
+    if m is None:
+        return None
+    method, target, version = m.groups()
+    keep_alive = version == "HTTP/1.1"
+    for line in lines[1:]:
+        name, sep, value = line.partition(":")
+        if not sep or not name or any(c in " \t" for c in name):  # also rejects obsolete line folding
+            return None
+        lname, value = name.lower(), value.strip().lower()
+        if lname == "connection":
+            tokens = {t.strip() for t in value.split(",")}
+            keep_alive = "close" not in tokens and (keep_alive or "keep-alive" in tokens)
+        elif (lname == "content-length" and value != "0") or lname == "transfer-encoding":
+            return None  # no endpoint takes a body; refusing avoids request smuggling
+    return method, target, keep_alive
+
+
+def raise_fd_limit(target: int = 65536) -> bool:
+    """Raise this process's soft open-files limit towards ``target`` (capped by the hard
+    limit); True if it rose. Hosting N endpoints needs about N + open connections fds."""
+    try:
+        import resource
+    except ImportError:  # not on POSIX
+        return False
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = target if hard == resource.RLIM_INFINITY else min(target, hard)
+    if soft != resource.RLIM_INFINITY and soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+        return True
+    return False
+
+
+class BlobHost:
+    """An event-loop thread hosting many endpoints. Use as a context manager."""
+
+    def __init__(self, name: str = "bdfl-blobhost") -> None:
+        self._loop = LoopThread(name)
+        self._endpoints: set[Endpoint] = set()
+        self._closed = False
+
+    @property
+    def loop_thread(self) -> LoopThread:
+        """The loop the endpoints run on (a :class:`~bdfl.net.fetch.Fetcher` may share it)."""
+        return self._loop
+
+    @property
+    def endpoints(self) -> tuple[Endpoint, ...]:
+        return tuple(self._endpoints)
+
+    def add_endpoint(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        max_blob_bytes: int,
+        retain: int | None = 8,
+        limits: ServerLimits | None = None,
+        advertise_url: str | None = None,
+    ) -> Endpoint:
+        """Listen on ``host:port`` (0 = a free port) and return the endpoint."""
+        if self._closed:
+            raise RuntimeError("BlobHost is closed")
+        ep = Endpoint(self, host, port, max_blob_bytes=max_blob_bytes, retain=retain,
+                      limits=limits or ServerLimits(), advertise_url=advertise_url)
+        try:
+            try:
+                self._loop.run(ep._start())
+            except OSError as e:
+                if e.errno != errno.EMFILE or not raise_fd_limit():
+                    raise
+                self._loop.run(ep._start())  # retry once with the raised open-files limit
+        except OSError as e:
+            raise BDFLError(
+                f"cannot listen on {host}:{port}: {e.strerror or e}",
+                fix="choose another port (0 = any free port), or raise the open-files limit (ulimit -n) "
+                "when hosting many endpoints",
+            ) from e
+        self._endpoints.add(ep)
+        return ep
+
+    def close(self) -> None:
+        """Close every endpoint, stop the loop, release all ports (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+
+        async def _close_all() -> None:
+            for ep in list(self._endpoints):
+                await ep._aclose()
+
+        try:
+            self._loop.run(_close_all(), timeout=10)
+        finally:
+            self._endpoints.clear()
+            self._loop.close()
+
+    def __enter__(self) -> BlobHost:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

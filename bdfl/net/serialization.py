@@ -1,0 +1,318 @@
+"""BDFL model bytes v1: a deterministic, code-free encoding of named arrays.
+
+Layout (all integers little-endian)::
+
+    magic    8 bytes   b"BDFLMB" + b"\\x00\\x01"   (format name + version 1)
+    hlen     4 bytes   uint32, length of the header in bytes
+    header   hlen      canonical JSON: {"arrays":[{"dtype","name","nbytes","offset","shape"}, ...]}
+    body     rest      the arrays' raw little-endian C-order bytes, back to back
+
+The same arrays (names, dtypes, shapes, values) always give the same bytes, so
+the keccak256 of the bytes (:func:`update_hash`) identifies an update on chain.
+Decoding never executes code (no pickle) and is strict: every input is either
+decoded to arrays that re-encode to exactly the same bytes, or rejected with
+:class:`InvalidUpdate` carrying a machine-readable ``reason``.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from eth_hash.auto import keccak
+
+from bdfl.errors import BDFLError
+
+MAGIC = b"BDFLMB\x00\x01"
+_MAGIC_NAME = MAGIC[:6]
+VERSION = 1
+PREFIX_BYTES = len(MAGIC) + 4
+DEFAULT_MAX_HEADER_BYTES = 1 << 20
+MAX_NAME_CHARS = 256
+MAX_NDIM = 32
+
+#: dtype name -> little-endian numpy dtype. Only plain numeric types: a bool
+#: or object dtype could smuggle non-canonical bytes or code.
+DTYPES: dict[str, np.dtype] = {
+    name: np.dtype(name).newbyteorder("<")
+    for name in (
+        "float16", "float32", "float64",
+        "int8", "int16", "int32", "int64",
+        "uint8", "uint16", "uint32", "uint64",
+    )
+}
+_FLOAT_DTYPES = frozenset({"float16", "float32", "float64"})
+_ENTRY_KEYS = frozenset({"dtype", "name", "nbytes", "offset", "shape"})
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+#: Every ``InvalidUpdate.reason`` the decoder can give.
+REASONS = (
+    "too_large",       # more bytes than max_bytes (checked before parsing)
+    "truncated",       # shorter than the prefix / header / declared arrays
+    "bad_magic",       # not BDFL model bytes
+    "bad_version",     # BDFL model bytes of another version
+    "bad_header",      # header too long, not canonical JSON, or schema violated
+    "trailing_bytes",  # body longer than the declared arrays
+    "name_mismatch",   # names (or their number) differ from the spec
+    "dtype_mismatch",  # a dtype differs from the spec
+    "shape_mismatch",  # a shape differs from the spec
+    "non_finite",      # NaN or +-Inf in a float array
+)
+
+
+class NetError(BDFLError):
+    """A networking-layer failure with a machine-readable ``reason`` code."""
+
+    def __init__(self, reason: str, message: str, fix: str | None = None) -> None:
+        super().__init__(message, fix)
+        self.reason = reason
+
+
+class InvalidUpdate(NetError):
+    """Bytes that are not an acceptable model update (see :data:`REASONS`)."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        text = f"invalid model update ({reason})" + (f": {detail}" if detail else "")
+        super().__init__(reason, text)
+
+
+class EncodeError(BDFLError):
+    """Arrays that cannot be encoded (unsupported dtype, bad or duplicate name)."""
+
+
+NamedArrays = Sequence[tuple[str, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Expected layout of an update: ((name, dtype name, shape), ...) in order."""
+
+    entries: tuple[tuple[str, str, tuple[int, ...]], ...]
+
+    @classmethod
+    def of(cls, arrays: NamedArrays) -> ModelSpec:
+        """The spec that ``arrays`` (named, as for :func:`encode_arrays`) satisfy."""
+        return cls(tuple((n, _dtype_name(a), tuple(int(s) for s in np.shape(a))) for n, a in arrays))
+
+    @classmethod
+    def of_ndarrays(cls, arrays: Sequence[np.ndarray]) -> ModelSpec:
+        """The spec of an unnamed list (names p000, p001, ... as in :func:`encode_ndarrays`)."""
+        return cls.of(list(zip(ndarray_names(len(arrays)), arrays)))
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(e[0] for e in self.entries)
+
+    @property
+    def nbytes(self) -> int:
+        """Body size in bytes of an update matching this spec."""
+        return sum(DTYPES[d].itemsize * _prod(s) for _, d, s in self.entries)
+
+
+def ndarray_names(n: int) -> list[str]:
+    """Names given to an unnamed array list: p000, p001, ..."""
+    return [f"p{i:03d}" for i in range(n)]
+
+
+def _prod(shape: Iterable[int]) -> int:
+    # Python ints: a hostile shape can never overflow or allocate.
+    out = 1
+    for s in shape:
+        out *= s
+    return out
+
+
+def _dtype_name(a: np.ndarray) -> str:
+    dt = np.asarray(a).dtype
+    if dt.name not in DTYPES or dt.kind not in "fiu":
+        raise EncodeError(
+            f"unsupported array dtype {dt!s}",
+            fix=f"cast to one of {', '.join(DTYPES)} (e.g. bool -> uint8, bfloat16 -> float32)",
+        )
+    return dt.name
+
+
+def _canonical_json(obj: object) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode("ascii")
+
+
+# --------------------------------------------------------------------- encode
+
+
+def encode_arrays(arrays: NamedArrays) -> bytes:
+    """Encode ``[(name, array), ...]`` (order kept, names unique) as BDFL model bytes v1."""
+    entries, chunks, offset, seen = [], [], 0, set()
+    for name, arr in arrays:
+        if not isinstance(name, str) or not 1 <= len(name) <= MAX_NAME_CHARS:
+            raise EncodeError(f"array name must be a string of 1..{MAX_NAME_CHARS} characters, got {name!r}")
+        if name in seen:
+            raise EncodeError(f"duplicate array name {name!r}")
+        seen.add(name)
+        a = np.asarray(arr)
+        dname = _dtype_name(a)
+        if a.ndim > MAX_NDIM:
+            raise EncodeError(f"array {name!r} has {a.ndim} dimensions (max {MAX_NDIM})")
+        # Little-endian C order whatever the input layout, so equal values give equal bytes.
+        raw = np.ascontiguousarray(a, dtype=DTYPES[dname]).tobytes()
+        entries.append({"dtype": dname, "name": name, "nbytes": len(raw), "offset": offset, "shape": list(a.shape)})
+        chunks.append(raw)
+        offset += len(raw)
+    header = _canonical_json({"arrays": entries})
+    return b"".join([MAGIC, struct.pack("<I", len(header)), header, *chunks])
+
+
+def encode_ndarrays(arrays: Sequence[np.ndarray]) -> bytes:
+    """Encode an unnamed list (Flower's NDArrays) with names p000, p001, ..."""
+    return encode_arrays(list(zip(ndarray_names(len(arrays)), arrays)))
+
+
+# --------------------------------------------------------------------- decode
+
+
+def _parse_header(data: memoryview, max_header_bytes: int) -> tuple[list[dict], int]:
+    """Validate prefix and header; return (entries, body start)."""
+    if len(data) < PREFIX_BYTES:
+        raise InvalidUpdate("truncated", f"{len(data)} bytes, shorter than the {PREFIX_BYTES}-byte prefix")
+    if bytes(data[:6]) != _MAGIC_NAME:
+        raise InvalidUpdate("bad_magic", "not BDFL model bytes")
+    if bytes(data[6:8]) != MAGIC[6:8]:
+        raise InvalidUpdate("bad_version", f"version bytes {bytes(data[6:8]).hex()}, expected {MAGIC[6:8].hex()}")
+    (hlen,) = struct.unpack_from("<I", data, 8)
+    if hlen > max_header_bytes:
+        raise InvalidUpdate("bad_header", f"header length {hlen} exceeds {max_header_bytes}")
+    start = PREFIX_BYTES + hlen
+    if start > len(data):
+        raise InvalidUpdate("truncated", f"header needs {hlen} bytes, {len(data) - PREFIX_BYTES} present")
+    raw = bytes(data[PREFIX_BYTES:start])
+    try:
+        header = json.loads(raw.decode("ascii"))
+        canonical = _canonical_json(header) == raw
+    except (ValueError, RecursionError, TypeError) as e:  # bad text, bad JSON, deep nesting, NaN
+        raise InvalidUpdate("bad_header", f"header is not JSON: {type(e).__name__}") from None
+    if not canonical:
+        # One encoding per content: no whitespace, sorted keys, no duplicates.
+        raise InvalidUpdate("bad_header", "header JSON is not canonical")
+    if not isinstance(header, dict) or set(header) != {"arrays"} or not isinstance(header["arrays"], list):
+        raise InvalidUpdate("bad_header", 'header must be {"arrays": [...]}')
+    return header["arrays"], start
+
+
+def _check_entry(i: int, e: object, offset: int, names: set[str]) -> int:
+    """Validate one header entry against the schema; return its nbytes."""
+    if not isinstance(e, dict) or set(e) != _ENTRY_KEYS:
+        raise InvalidUpdate("bad_header", f"entry {i} must have exactly the keys {sorted(_ENTRY_KEYS)}")
+    name, dtype, shape, off, nbytes = e["name"], e["dtype"], e["shape"], e["offset"], e["nbytes"]
+    if not isinstance(name, str) or not 1 <= len(name) <= MAX_NAME_CHARS or name in names:
+        raise InvalidUpdate("bad_header", f"entry {i}: name missing, too long or duplicate")
+    names.add(name)
+    if not isinstance(dtype, str) or dtype not in DTYPES:
+        raise InvalidUpdate("bad_header", f"entry {i}: unsupported dtype {str(dtype)[:32]!r}")
+    if (
+        not isinstance(shape, list)
+        or len(shape) > MAX_NDIM
+        or not all(type(s) is int and s >= 0 for s in shape)  # type(): JSON true is a bool, not a dim
+    ):
+        raise InvalidUpdate("bad_header", f"entry {i}: shape must be a list of at most {MAX_NDIM} non-negative ints")
+    if type(off) is not int or type(nbytes) is not int:
+        raise InvalidUpdate("bad_header", f"entry {i}: offset and nbytes must be ints")
+    if off != offset:
+        raise InvalidUpdate("bad_header", f"entry {i}: offset {off}, expected {offset} (arrays are contiguous)")
+    if nbytes != DTYPES[dtype].itemsize * _prod(shape):
+        raise InvalidUpdate("bad_header", f"entry {i}: nbytes {nbytes} != itemsize * prod(shape)")
+    return nbytes
+
+
+def _check_spec(entries: list[dict], spec: ModelSpec) -> None:
+    if len(entries) != len(spec.entries):
+        raise InvalidUpdate("name_mismatch", f"{len(entries)} arrays, spec has {len(spec.entries)}")
+    for e, (name, dtype, shape) in zip(entries, spec.entries):
+        if e["name"] != name:
+            raise InvalidUpdate("name_mismatch", f"array {e['name']!r}, spec expects {name!r}")
+        if e["dtype"] != dtype:
+            raise InvalidUpdate("dtype_mismatch", f"array {name!r} is {e['dtype']}, spec expects {dtype}")
+        if tuple(e["shape"]) != tuple(shape):
+            raise InvalidUpdate("shape_mismatch", f"array {name!r} has shape {tuple(e['shape'])}, spec expects {tuple(shape)}")
+
+
+def decode_arrays(
+    data: bytes | bytearray | memoryview,
+    *,
+    max_bytes: int,
+    spec: ModelSpec | None = None,
+    allow_non_finite: bool = False,
+    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
+) -> list[tuple[str, np.ndarray]]:
+    """Strictly decode BDFL model bytes v1 into ``[(name, array), ...]``.
+
+    Returns **writable copies** in native byte order that own their memory (safe
+    to mutate or hand to ``torch.from_numpy``; they do not keep ``data`` alive).
+    Raises :class:`InvalidUpdate` for every malformed input; nothing is allocated
+    in proportion to declared sizes before they are checked against the real size.
+    """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"data must be bytes-like, not {type(data).__name__}")
+    view = memoryview(data).cast("B")
+    if len(view) > max_bytes:  # before any parsing
+        raise InvalidUpdate("too_large", f"{len(view)} bytes > max_bytes {max_bytes}")
+    entries, start = _parse_header(view, max_header_bytes)
+    body_len = len(view) - start
+    offset, names = 0, set()
+    for i, e in enumerate(entries):
+        offset += _check_entry(i, e, offset, names)
+        if offset > body_len:
+            raise InvalidUpdate("truncated", f"arrays declare at least {offset} bytes, body has {body_len}")
+    if offset != body_len:
+        raise InvalidUpdate("trailing_bytes", f"body has {body_len} bytes, arrays declare {offset}")
+    if spec is not None:
+        _check_spec(entries, spec)
+    out = []
+    for e in entries:
+        dt = DTYPES[e["dtype"]]
+        arr = np.frombuffer(view, dtype=dt, count=e["nbytes"] // dt.itemsize, offset=start + e["offset"])
+        # astype copies: aligned, writable, native order, independent of `data`.
+        arr = arr.astype(dt.newbyteorder("="), copy=True).reshape(e["shape"])
+        if not allow_non_finite and e["dtype"] in _FLOAT_DTYPES and not np.isfinite(arr).all():
+            raise InvalidUpdate("non_finite", f"array {e['name']!r} contains NaN or Inf")
+        out.append((e["name"], arr))
+    return out
+
+
+def decode_ndarrays(
+    data: bytes | bytearray | memoryview,
+    *,
+    max_bytes: int,
+    spec: ModelSpec | None = None,
+    allow_non_finite: bool = False,
+) -> list[np.ndarray]:
+    """Decode bytes from :func:`encode_ndarrays`; names must be p000, p001, ... in order."""
+    named = decode_arrays(data, max_bytes=max_bytes, spec=spec, allow_non_finite=allow_non_finite)
+    expected = ndarray_names(len(named))
+    for (name, _), want in zip(named, expected):
+        if name != want:
+            raise InvalidUpdate("name_mismatch", f"array {name!r} where an unnamed list expects {want!r}")
+    return [a for _, a in named]
+
+
+# --------------------------------------------------------------------- hashes
+
+
+def update_hash(data: bytes | bytearray | memoryview) -> bytes:
+    """keccak256 of the update bytes (the value recorded on chain), 32 bytes."""
+    return keccak(bytes(data) if not isinstance(data, bytes) else data)
+
+
+def hash_hex(h: bytes) -> str:
+    """``0x`` + 64 lowercase hex digits."""
+    if len(h) != 32:
+        raise ValueError(f"a hash is 32 bytes, got {len(h)}")
+    return "0x" + h.hex()
+
+
+def parse_hash_hex(s: str) -> bytes:
+    """Inverse of :func:`hash_hex` (case-insensitive); ValueError if malformed."""
+    if not isinstance(s, str) or len(s) != 66 or s[:2] not in ("0x", "0X") or not _HEX.issuperset(s[2:]):
+        raise ValueError(f"expected 0x + 64 hex digits, got {str(s)[:80]!r}")
+    return bytes.fromhex(s[2:])

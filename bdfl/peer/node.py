@@ -1,0 +1,208 @@
+"""One peer's round: train, publish, submit the hash, audit, vote, aggregate approved.
+
+The same :class:`Peer` runs as a lone process on its own host (``bdfl peer``) and,
+in simulations, by the hundred inside a worker process; only the driver differs.
+Everything a peer learns from other peers (bytes over HTTP) is checked against the
+hash recorded on chain before it is decoded, and decoded with a strict,
+code-free parser before it is evaluated or aggregated.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from bdfl.errors import BDFLError
+from bdfl.learning.aggregation import aggregate
+from bdfl.learning.audit import AuditRule, audit_updates
+from bdfl.net.serialization import InvalidUpdate, ModelSpec, decode_ndarrays, encode_ndarrays, hash_hex, update_hash
+
+log = logging.getLogger("bdfl.peer")
+
+NDArrays = list[np.ndarray]
+
+
+@dataclass(frozen=True)
+class PeerSettings:
+    """A peer's local policy (not on chain)."""
+
+    defense: str = "bdfl"
+    defense_params: dict[str, Any] = field(default_factory=dict)
+    audit_rule: AuditRule = field(default_factory=AuditRule)
+    max_update_bytes: int = 64 * 1024 * 1024
+    fetch_timeout: float = 10.0
+    fetch_retries: int = 2
+
+
+@dataclass
+class Rejection:
+    """A received update that was not used, and why (logged and counted, never aggregated)."""
+
+    round: int
+    peer: str
+    reason: str
+
+
+@dataclass
+class Candidate:
+    """An update another peer published: who, the on-chain hash, where to fetch it, its weight."""
+
+    index: int  # submission index in the round (for votes)
+    peer: str
+    hash: str
+    url: str
+    weight: float = 1.0
+
+
+class Peer:
+    """A federated-learning participant with its own account, endpoint, data and model."""
+
+    def __init__(
+        self,
+        *,
+        index: int,
+        address: str,
+        client: Any,
+        endpoint: Any,
+        settings: PeerSettings,
+        attack: Any | None = None,
+        seed: int = 0,
+        num_peers: int | None = None,
+        num_attackers: int | None = None,
+    ) -> None:
+        self.num_peers = num_peers
+        self.num_attackers = num_attackers
+        self.num_examples = 0
+        self.index = index
+        self.address = address
+        self.client = client
+        self.endpoint = endpoint
+        self.settings = settings
+        self.attack = attack
+        self.rng = np.random.default_rng([seed, index])
+        self.params: NDArrays = [np.asarray(p) for p in client.get_parameters({})]
+        self.spec = ModelSpec.of_ndarrays(self.params)
+        self.trained: NDArrays | None = None
+        self.reference: NDArrays | None = None
+        self.published: dict[int, str] = {}  # round -> hash hex
+        self.pending_votes: dict[int, tuple[list[int], list[bool], bytes]] = {}
+        self.rejections: list[Rejection] = []
+        self.received_last: list[NDArrays] = []
+
+    @property
+    def is_attacker(self) -> bool:
+        return self.attack is not None
+
+    # -- 1. local training --------------------------------------------------------
+    def train(self, rnd: int, config: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Fit the local model from the current parameters (Flower NumPyClient.fit)."""
+        self.reference = [p.copy() for p in self.params]
+        params, num_examples, metrics = self.client.fit([p.copy() for p in self.params], {"round": rnd, **(config or {})})
+        self.trained = [np.asarray(p) for p in params]
+        self.num_examples = int(num_examples)
+        return {"num_examples": int(num_examples), **{k: v for k, v in (metrics or {}).items() if isinstance(v, (int, float))}}
+
+    # -- 2. the bytes that are hashed and exchanged -------------------------------
+    def make_update(self, rnd: int, honest_updates: list[NDArrays] | None = None) -> bytes:
+        """Serialize this round's update; an active attacker poisons it first."""
+        assert self.trained is not None and self.reference is not None, "train() first"
+        params = self.trained
+        if self.attack is not None and self.attack.active(rnd):
+            from bdfl.attacks import AttackContext
+
+            ctx = AttackContext(
+                round=rnd,
+                trained=self.trained,
+                reference=self.reference,
+                honest_updates=honest_updates or [],
+                received=self.received_last,
+                rng=self.rng,
+                num_peers=self.num_peers,
+                num_attackers=self.num_attackers,
+            )
+            params = [np.asarray(p, dtype=t.dtype) for p, t in zip(self.attack.poison_update(ctx), self.trained)]
+        self.submitted_params = params
+        return encode_ndarrays(params)
+
+    def publish(self, rnd: int, data: bytes) -> str:
+        """Serve the bytes on this peer's endpoint; returns their keccak256 (what goes on chain)."""
+        h = self.endpoint.publish(data)
+        self.published[rnd] = h
+        return h
+
+    # -- 3. verification of received bytes ----------------------------------------
+    def decode_verified(self, rnd: int, cand: Candidate, data: bytes | Exception) -> NDArrays | None:
+        """Hash-check and strictly decode a fetched update; log and record any rejection."""
+        if isinstance(data, Exception):
+            return self._reject(rnd, cand, f"fetch failed: {getattr(data, 'reason', None) or data}")
+        if hash_hex(update_hash(data)) != cand.hash.lower():
+            return self._reject(rnd, cand, "hash_mismatch")
+        try:
+            named = decode_ndarrays(data, max_bytes=self.settings.max_update_bytes, spec=self.spec)
+        except InvalidUpdate as exc:
+            return self._reject(rnd, cand, exc.reason)
+        return named
+
+    def _reject(self, rnd: int, cand: Candidate, reason: str) -> None:
+        log.warning("peer %s round %d: rejected update of %s: %s", self.address, rnd, cand.peer, reason)
+        self.rejections.append(Rejection(rnd, cand.peer, reason))
+        return None
+
+    # -- 4. auditing (committee members) ------------------------------------------
+    def audit(self, rnd: int, assigned: list[Candidate], fetched: dict[str, bytes | Exception], attacker_peers: frozenset[str] = frozenset()) -> tuple[list[int], list[bool]]:
+        """Vote on each assigned update: unverifiable bytes are rejected outright."""
+        models: list[NDArrays] = []
+        ok_positions: list[int] = []
+        verdict = [False] * len(assigned)
+        for pos, cand in enumerate(assigned):
+            params = self.decode_verified(rnd, cand, fetched.get(cand.hash, BDFLError("not fetched")))
+            if params is not None:
+                models.append(params)
+                ok_positions.append(pos)
+        if models:
+            base = self.trained if self.trained is not None else self.params
+            verdicts = audit_updates(self.client, base, models, self.settings.audit_rule)
+            for pos, v in zip(ok_positions, verdicts):
+                verdict[pos] = bool(v.accept)
+        if self.attack is not None:
+            from bdfl.attacks import VoteContext
+
+            verdict = [
+                bool(self.attack.vote(VoteContext(round=rnd, candidate=cand.peer), cand.peer in attacker_peers, v))
+                for cand, v in zip(assigned, verdict)
+            ]
+        return [c.index for c in assigned], verdict
+
+    def remember_votes(self, rnd: int, indices: list[int], accept: list[bool]) -> bytes:
+        """Keep the vote vector and a fresh salt until the reveal."""
+        salt = os.urandom(32)
+        self.pending_votes[rnd] = (indices, accept, salt)
+        return salt
+
+    # -- 5. aggregation of approved updates ---------------------------------------
+    def aggregate(self, rnd: int, candidates: list[Candidate], fetched: dict[str, bytes | Exception], own_weight: float = 1.0) -> dict[str, Any]:
+        """Combine this peer's own trained model with the verified candidates it was given.
+
+        Under the ``bdfl`` defense the caller passes only updates approved on chain
+        (weights = on-chain reputation); under a baseline, every neighbour's update.
+        """
+        assert self.trained is not None, "train() first"
+        own = self.trained
+        others: list[NDArrays] = []
+        weights: list[float] = []
+        for cand in candidates:
+            params = self.decode_verified(rnd, cand, fetched.get(cand.hash, BDFLError("not fetched")))
+            if params is not None:
+                others.append(params)
+                weights.append(cand.weight)
+        t0 = time.perf_counter()
+        method = self.settings.defense
+        self.params = aggregate(method, own, others, [own_weight, *weights], **self.settings.defense_params)
+        self.received_last = others
+        return {"aggregated": len(others), "seconds_aggregate": time.perf_counter() - t0}
+

@@ -1,0 +1,260 @@
+"""Shared PyTorch helpers for the bundled task clients.
+
+* :func:`configure_torch` — one intra-op thread per process (tiny models run 15-90x
+  slower with more on a small machine); override with ``BDFL_TORCH_THREADS``.
+* :func:`seeded_init` — PyTorch's default Linear/Conv initialisation, drawn from a
+  private ``torch.Generator`` so model creation never touches global RNG state.
+* :func:`get_parameters` / :func:`set_parameters` — ``state_dict`` <-> list of NumPy arrays
+  (copies, so returned arrays never alias the live model).
+* :func:`train_epochs` / :func:`evaluate_model` — plain mini-batch loops over in-memory
+  tensors (no DataLoader: it dominates the run time of models this small).
+* :class:`TorchClient` — a ``flwr.client.NumPyClient`` around any of the above models.
+
+Determinism: a client's ``fit`` draws its shuffling order from a generator seeded by
+``(seed, config["round"])`` (or a per-client fit counter when no round is given), so
+the same seed, parameters and config give bit-identical parameters.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from flwr.client import NumPyClient
+from torch import nn
+
+from bdfl.errors import BDFLError
+
+NDArrays = list[np.ndarray]
+
+COMMON_HPARAMS: dict[str, Any] = {
+    "optimizer": "sgd",  # "sgd" | "adam"
+    "lr": 0.05,
+    "momentum": 0.9,  # SGD only
+    "weight_decay": 0.0,
+    "local_epochs": 1,
+    "batch_size": 32,
+}
+
+
+def configure_torch(threads: int | None = None) -> None:
+    """Set torch's intra-op thread count (default: ``$BDFL_TORCH_THREADS`` or 1)."""
+    n = threads if threads is not None else int(os.environ.get("BDFL_TORCH_THREADS", "1"))
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+
+
+def merge_hparams(defaults: Mapping[str, Any], given: Mapping[str, Any] | None, *, task: str) -> dict[str, Any]:
+    """``defaults`` updated with ``given``; unknown keys and bad values raise BDFLError."""
+    out = dict(defaults)
+    for key, value in (given or {}).items():
+        if key not in defaults:
+            raise BDFLError(
+                f"{task}: unknown hyper-parameter '{key}'",
+                fix=f"allowed: {', '.join(sorted(defaults))}",
+            )
+        out[key] = value
+    if out["optimizer"] not in ("sgd", "adam"):
+        raise BDFLError(f"{task}: hyper-parameter 'optimizer' must be 'sgd' or 'adam', got {out['optimizer']!r}")
+    for key in ("lr", "momentum", "weight_decay"):
+        if not (isinstance(out[key], (int, float)) and out[key] >= 0 and math.isfinite(out[key])):
+            raise BDFLError(f"{task}: hyper-parameter '{key}' must be a number >= 0, got {out[key]!r}")
+    for key in ("local_epochs", "batch_size"):
+        if isinstance(out[key], bool) or not isinstance(out[key], int) or out[key] < 1:
+            raise BDFLError(f"{task}: hyper-parameter '{key}' must be an integer >= 1, got {out[key]!r}")
+    return out
+
+
+def derive_seed(*parts: int) -> int:
+    """A 63-bit seed derived from non-negative integers (NumPy SeedSequence)."""
+    state = np.random.SeedSequence([int(p) for p in parts]).generate_state(1, np.uint64)[0]
+    return int(state) & (2**63 - 1)
+
+
+def seeded_init(model: nn.Module, seed: int) -> nn.Module:
+    """Re-initialise every Linear / Conv layer like PyTorch's default
+    (Kaiming-uniform with a=sqrt(5), bias U(-1/sqrt(fan_in), 1/sqrt(fan_in))),
+    drawing from a private generator seeded with ``seed``."""
+    gen = torch.Generator().manual_seed(derive_seed(seed))
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+                nn.init.kaiming_uniform_(module.weight, a=math.sqrt(5), generator=gen)
+                if module.bias is not None:
+                    fan_in = module.weight[0].numel()
+                    bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+                    nn.init.uniform_(module.bias, -bound, bound, generator=gen)
+    return model
+
+
+def get_parameters(model: nn.Module) -> NDArrays:
+    """The model's ``state_dict`` values as NumPy arrays (copies)."""
+    return [t.detach().cpu().numpy().copy() for t in model.state_dict().values()]
+
+
+def set_parameters(model: nn.Module, parameters: NDArrays) -> None:
+    """Copy ``parameters`` (in ``state_dict`` order) into the model, checking count and shapes."""
+    state = model.state_dict()
+    if len(parameters) != len(state):
+        raise BDFLError(
+            f"{type(model).__name__} has {len(state)} parameter arrays, got {len(parameters)}",
+            fix="parameters must come from the same task/model (same hparams)",
+        )
+    with torch.no_grad():
+        for (name, tensor), array in zip(state.items(), parameters):
+            array = np.asarray(array)
+            if tuple(array.shape) != tuple(tensor.shape):
+                raise BDFLError(
+                    f"{type(model).__name__}.{name} has shape {tuple(tensor.shape)}, got {tuple(array.shape)}",
+                    fix="parameters must come from the same task/model (same hparams)",
+                )
+            tensor.copy_(torch.from_numpy(np.ascontiguousarray(array)).to(tensor.dtype))
+
+
+def make_optimizer(model: nn.Module, hparams: Mapping[str, Any], lr: float) -> torch.optim.Optimizer:
+    if hparams["optimizer"] == "adam":
+        return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=hparams["weight_decay"])
+    return torch.optim.SGD(
+        model.parameters(), lr=lr, momentum=hparams["momentum"], weight_decay=hparams["weight_decay"]
+    )
+
+
+def train_epochs(
+    model: nn.Module,
+    X: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    epochs: int,
+    batch_size: int,
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator,
+) -> float:
+    """Mini-batch cross-entropy training; returns the mean training loss of the last epoch."""
+    n = len(y)
+    if n == 0:
+        return 0.0
+    model.train()
+    last = 0.0
+    for _ in range(epochs):
+        perm = torch.randperm(n, generator=generator)
+        total = 0.0
+        for start in range(0, n, batch_size):
+            idx = perm[start : start + batch_size]
+            optimizer.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(model(X[idx]), y[idx])
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach()) * len(idx)
+        last = total / n
+    return last
+
+
+def evaluate_model(
+    model: nn.Module, X: torch.Tensor, y: torch.Tensor, batch_size: int = 4096
+) -> tuple[float, float]:
+    """(mean cross-entropy loss, accuracy) of ``model`` on ``(X, y)``; (nan, nan) when empty."""
+    n = len(y)
+    if n == 0:
+        return math.nan, math.nan
+    model.eval()
+    loss_sum = 0.0
+    correct = 0
+    with torch.inference_mode():
+        for start in range(0, n, batch_size):
+            xb, yb = X[start : start + batch_size], y[start : start + batch_size]
+            logits = model(xb)
+            loss_sum += float(F.cross_entropy(logits, yb, reduction="sum"))
+            correct += int((logits.argmax(dim=1) == yb).sum())
+    return loss_sum / n, correct / n
+
+
+def predict(model: nn.Module, X: torch.Tensor, batch_size: int = 4096) -> np.ndarray:
+    """Predicted labels (argmax) for ``X``."""
+    model.eval()
+    out = []
+    with torch.inference_mode():
+        for start in range(0, len(X), batch_size):
+            out.append(model(X[start : start + batch_size]).argmax(dim=1).numpy())
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+
+
+def to_tensors(data: tuple[np.ndarray, np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    X, y = data
+    return (
+        torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)),
+        torch.from_numpy(np.ascontiguousarray(y, dtype=np.int64)),
+    )
+
+
+class TorchClient(NumPyClient):
+    """A Flower ``NumPyClient`` for a PyTorch classifier held in memory.
+
+    ``model_fn(hparams)`` builds the (untrained) model; it is initialised with
+    :func:`seeded_init` from ``seed``. ``fit`` trains ``local_epochs`` epochs on
+    ``train``; ``evaluate`` reports loss and accuracy on ``val``. Fit-config keys
+    ``local_epochs``, ``batch_size`` and ``lr`` override the hparams for one call.
+    """
+
+    def __init__(
+        self,
+        model_fn: Callable[[dict[str, Any]], nn.Module],
+        train: tuple[np.ndarray, np.ndarray],
+        val: tuple[np.ndarray, np.ndarray],
+        *,
+        seed: int,
+        hparams: dict[str, Any],
+    ) -> None:
+        configure_torch()
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise BDFLError(f"client seed must be a non-negative integer, got {seed!r}")
+        self.seed = int(seed)
+        self.hparams = hparams
+        self.model = seeded_init(model_fn(hparams), self.seed)
+        self.X_train, self.y_train = to_tensors(train)
+        self.X_val, self.y_val = to_tensors(val)
+        self._fits = 0
+
+    def get_parameters(self, config: dict[str, Any]) -> NDArrays:
+        return get_parameters(self.model)
+
+    def set_parameters(self, parameters: NDArrays) -> None:
+        set_parameters(self.model, parameters)
+
+    def fit(self, parameters: NDArrays, config: dict[str, Any]) -> tuple[NDArrays, int, dict[str, Any]]:
+        self.set_parameters(parameters)
+        epochs = int(config.get("local_epochs", self.hparams["local_epochs"]))
+        batch_size = int(config.get("batch_size", self.hparams["batch_size"]))
+        lr = float(config.get("lr", self.hparams["lr"]))
+        step = int(config["round"]) if "round" in config else self._fits
+        self._fits += 1
+        gen = torch.Generator().manual_seed(derive_seed(self.seed, step))
+        optimizer = make_optimizer(self.model, self.hparams, lr)
+        loss = train_epochs(
+            self.model,
+            self.X_train,
+            self.y_train,
+            epochs=epochs,
+            batch_size=batch_size,
+            optimizer=optimizer,
+            generator=gen,
+        )
+        return get_parameters(self.model), len(self.y_train), {"train_loss": loss}
+
+    def evaluate(self, parameters: NDArrays, config: dict[str, Any]) -> tuple[float, int, dict[str, Any]]:
+        self.set_parameters(parameters)
+        loss, acc = evaluate_model(self.model, self.X_val, self.y_val)
+        return loss, len(self.y_val), {"accuracy": acc}
+
+    def evaluate_on(self, parameters: NDArrays, X: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+        """(loss, accuracy) of ``parameters`` on arbitrary data (e.g. the global test set)."""
+        self.set_parameters(parameters)
+        return evaluate_model(self.model, *to_tensors((X, y)))
+
+    def predict(self, parameters: NDArrays, X: np.ndarray) -> np.ndarray:
+        self.set_parameters(parameters)
+        return predict(self.model, to_tensors((X, np.zeros(len(X), dtype=np.int64)))[0])

@@ -1,0 +1,33 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+import {ERC20} from "@openzeppelin/contracts/token/ERC20/ERC20.sol";
+import {ERC20Burnable} from "@openzeppelin/contracts/token/ERC20/extensions/ERC20Burnable.sol";
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+
+/// @title BDFL stake and reward token
+/// @notice Plain OpenZeppelin ERC-20. Peers stake it to join; the PeerRegistry (the only
+///         holder of MINTER_ROLE after deployment) mints rewards into itself and burns
+///         slashed stake, so the registry's balance always covers what it owes.
+/// @dev The deployer receives `initialSupply` (used to fund simulated peers) and the
+///      admin role; `deploy.py` grants MINTER_ROLE to the registry and then renounces the
+///      admin role, so nobody can mint except through the protocol rules.
+contract BDFLToken is ERC20, ERC20Burnable, AccessControl {
+    /// @notice Role allowed to mint new tokens (the PeerRegistry).
+    bytes32 public constant MINTER_ROLE = keccak256("MINTER_ROLE");
+
+    /// @param admin Receives DEFAULT_ADMIN_ROLE (grants MINTER_ROLE).
+    /// @param initialHolder Receives `initialSupply`.
+    /// @param initialSupply Tokens minted at deployment (may be 0).
+    constructor(address admin, address initialHolder, uint256 initialSupply)
+        ERC20("BDFL Stake Token", "BDFL")
+    {
+        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+        if (initialSupply != 0) _mint(initialHolder, initialSupply);
+    }
+
+    /// @notice Mint `amount` tokens to `to`. Emits {Transfer} from the zero address.
+    function mint(address to, uint256 amount) external onlyRole(MINTER_ROLE) {
+        _mint(to, amount);
+    }
+}

@@ -1,0 +1,504 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+import {IERC20Errors} from "@openzeppelin/contracts/interfaces/draft-IERC6093.sol";
+
+import {BDFLToken} from "./BDFLToken.sol";
+import {Params, ParamsLib} from "./ProtocolParams.sol";
+import {Sortition} from "./Sortition.sol";
+
+/// @title Peer ledger: membership, stake, reputation and pull payments
+/// @notice One account per peer. A peer joins by staking at least `minStake` tokens (after an
+///         ERC-20 `approve`) and publishing its endpoint; it leaves in two steps (`leave`, then
+///         `withdraw` once the round it is in has been finalized). Reputation is kept per
+///         address forever, so leaving and re-joining never resets it; a fresh address starts
+///         at `repInitial`, below established honest peers.
+///
+///         Money: stakes and credited rewards are held by this contract. Rewards are minted
+///         into this contract at the moment they are credited, and slashed stake is burned,
+///         so `token.balanceOf(this) >= totalStaked + totalClaimable` holds after every
+///         transaction (see {solvencyMargin}).
+///
+///         State changes coming from the round protocol (`onSubmit`, `settle`, `sweep`,
+///         `openRound`) are restricted to PROTOCOL_ROLE, held by the RoundManager alone.
+/// @dev Inherits IERC20Errors only so that token errors bubbling up from `transferFrom`
+///      (e.g. a missing approval) are in this contract's ABI and decode by name.
+contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
+    using SafeERC20 for IERC20;
+    using SafeCast for uint256;
+
+    /// @notice Role of the RoundManager.
+    bytes32 public constant PROTOCOL_ROLE = keccak256("PROTOCOL_ROLE");
+    /// @notice Fixed-point scale of reputation (1e18 = maximal).
+    uint256 public constant REP_MAX = ParamsLib.REP_MAX;
+    /// @notice Longest endpoint string accepted (bytes).
+    uint256 public constant MAX_ENDPOINT_BYTES = 256;
+    /// @notice Committee draw attempts per seat (rejection sampling bound).
+    uint256 public constant DRAW_ATTEMPTS_PER_SEAT = 16;
+
+    /// @notice Lifecycle of an address.
+    /// None: not a member (never joined, or withdrew). Active: member. Exiting: asked to leave,
+    /// still a member until the current round is finalized. Inactive: removed after
+    /// `maxMissedRounds` missed rounds or an exhausted stake; may `reactivate` or `leave`.
+    /// Left: removed, stake waits for `withdraw`.
+    enum Status {
+        None,
+        Active,
+        Exiting,
+        Inactive,
+        Left
+    }
+
+    /// @notice Why a member became inactive.
+    enum InactiveReason {
+        MissedRounds,
+        StakeExhausted
+    }
+
+    /// @notice Per-address record (one storage slot).
+    struct Peer {
+        Status status;
+        bool known; // has joined at least once; reputation is never reset afterwards
+        uint16 missedRounds; // consecutive rounds without a submission
+        uint64 reputation; // fixed point, 0..REP_MAX
+        uint64 joinRound; // round in which the current membership began
+        uint64 lastSubmitRound; // (round + 1) of the latest submission, 0 = never
+        uint32 index; // position in the member array while Active or Exiting
+    }
+
+    /// @notice Tokens held for a peer (one storage slot).
+    struct Balance {
+        uint128 stake;
+        uint128 claimable;
+    }
+
+    // ------------------------------------------------------------------ errors
+    error AlreadyMember(address peer, Status status);
+    error NotActiveMember(address peer);
+    error AlreadyLeaving(address peer);
+    error NotLeft(address peer, Status status);
+    error NotInactive(address peer, Status status);
+    error StakeTooLow(uint256 stake, uint256 minStake);
+    error EndpointInvalid(uint256 length);
+    error NothingToClaim(address peer);
+    error MemberLimitReached();
+
+    // ------------------------------------------------------------------ events
+    event PeerJoined(address indexed peer, uint256 stake, uint256 reputation, uint256 round, string endpoint);
+    event EndpointUpdated(address indexed peer, string endpoint);
+    event LeaveRequested(address indexed peer, uint256 round);
+    event PeerLeft(address indexed peer, uint256 round, uint256 stake);
+    event StakeWithdrawn(address indexed peer, uint256 amount);
+    event PeerInactive(address indexed peer, uint256 round, InactiveReason reason, uint256 missedRounds);
+    event PeerReactivated(address indexed peer, uint256 addedStake, uint256 stake, uint256 round);
+    event Absent(address indexed peer, uint256 round, uint256 missedRounds);
+    event ReputationChanged(address indexed peer, uint256 oldReputation, uint256 newReputation);
+    event RewardCredited(address indexed peer, uint256 amount);
+    event StakeSlashed(address indexed peer, uint256 amount);
+    event Claimed(address indexed peer, uint256 amount);
+    event RoundSynced(uint256 round);
+
+    // ------------------------------------------------------------------ state
+    BDFLToken public immutable token;
+
+    uint256 public immutable minStake;
+    uint64 internal immutable _repInitial;
+    uint64 internal immutable _repThreshold;
+    uint64 internal immutable _repLossAbsence;
+    uint16 internal immutable _maxMissedRounds;
+    Params internal _params;
+
+    mapping(address => Peer) internal _peers;
+    mapping(address => Balance) internal _balances;
+    mapping(address => string) internal _endpoints;
+    address[] internal _members;
+
+    /// @notice Sum of all stakes held (members and peers waiting to withdraw).
+    uint256 public totalStaked;
+    /// @notice Sum of all credited, unclaimed rewards.
+    uint256 public totalClaimable;
+    /// @notice Round currently open in the RoundManager (pushed by it).
+    uint64 public currentRound;
+
+    uint64 internal _sweepRoundPlusOne;
+    uint32 internal _sweepCursor;
+
+    /// @param token_ The stake token (this contract needs its MINTER_ROLE for rewards).
+    /// @param params_ Protocol parameters; validated, see {ParamsLib-validate}.
+    /// @param admin Holds DEFAULT_ADMIN_ROLE to grant PROTOCOL_ROLE once, then renounces it.
+    constructor(BDFLToken token_, Params memory params_, address admin) {
+        ParamsLib.validate(params_);
+        token = token_;
+        _params = params_;
+        minStake = params_.minStake;
+        _repInitial = params_.repInitial;
+        _repThreshold = params_.repThreshold;
+        _repLossAbsence = params_.repLossAbsence;
+        _maxMissedRounds = params_.maxMissedRounds;
+        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+    }
+
+    // ============================================================ peer actions
+
+    /// @notice Join with `amount` staked tokens (needs a prior `approve` of this contract) and
+    ///         the endpoint where the peer serves its model updates. An address that was a
+    ///         member before keeps its reputation; a new one starts at `repInitial`.
+    /// @dev Reverts {AlreadyMember} unless status is None (withdraw first after leaving).
+    function join(uint256 amount, string calldata endpoint) external nonReentrant {
+        Peer storage p = _peers[msg.sender];
+        if (p.status != Status.None) revert AlreadyMember(msg.sender, p.status);
+        if (amount < minStake) revert StakeTooLow(amount, minStake);
+        _checkEndpoint(endpoint);
+        if (_members.length >= type(uint32).max) revert MemberLimitReached();
+        if (!p.known) {
+            p.known = true;
+            p.reputation = _repInitial;
+        }
+        p.status = Status.Active;
+        p.missedRounds = 0;
+        p.joinRound = currentRound;
+        p.index = uint32(_members.length);
+        _members.push(msg.sender);
+        _balances[msg.sender].stake += amount.toUint128();
+        totalStaked += amount;
+        _endpoints[msg.sender] = endpoint;
+        emit PeerJoined(msg.sender, amount, p.reputation, currentRound, endpoint);
+        IERC20(address(token)).safeTransferFrom(msg.sender, address(this), amount);
+    }
+
+    /// @notice Publish a new endpoint. Allowed while Active, Exiting or Inactive.
+    function updateEndpoint(string calldata endpoint) external {
+        Status s = _peers[msg.sender].status;
+        if (s != Status.Active && s != Status.Exiting && s != Status.Inactive) revert NotActiveMember(msg.sender);
+        _checkEndpoint(endpoint);
+        _endpoints[msg.sender] = endpoint;
+        emit EndpointUpdated(msg.sender, endpoint);
+    }
+
+    /// @notice Ask to leave. An Active member stays a member (and may still submit and audit)
+    ///         until the current round is finalized, then its stake (minus slashes) becomes
+    ///         withdrawable. An Inactive member leaves at once.
+    function requestLeave() external {
+        Peer storage p = _peers[msg.sender];
+        if (p.status == Status.Active) {
+            p.status = Status.Exiting;
+            emit LeaveRequested(msg.sender, currentRound);
+        } else if (p.status == Status.Inactive) {
+            p.status = Status.Left;
+            emit PeerLeft(msg.sender, currentRound, _balances[msg.sender].stake);
+        } else if (p.status == Status.Exiting) {
+            revert AlreadyLeaving(msg.sender);
+        } else {
+            revert NotActiveMember(msg.sender);
+        }
+    }
+
+    /// @notice Return the remaining stake of a peer that has left. Status becomes None, so the
+    ///         address may join again later (with its old reputation).
+    function withdraw() external nonReentrant {
+        Peer storage p = _peers[msg.sender];
+        if (p.status != Status.Left) revert NotLeft(msg.sender, p.status);
+        Balance storage b = _balances[msg.sender];
+        uint256 amount = b.stake;
+        b.stake = 0;
+        totalStaked -= amount;
+        p.status = Status.None;
+        emit StakeWithdrawn(msg.sender, amount);
+        if (amount != 0) IERC20(address(token)).safeTransfer(msg.sender, amount);
+    }
+
+    /// @notice Become a member again after being marked inactive, adding `addedStake` tokens
+    ///         (may be 0 when the stake still covers `minStake`).
+    function reactivate(uint256 addedStake) external nonReentrant {
+        Peer storage p = _peers[msg.sender];
+        if (p.status != Status.Inactive) revert NotInactive(msg.sender, p.status);
+        Balance storage b = _balances[msg.sender];
+        uint256 stake = uint256(b.stake) + addedStake;
+        if (stake < minStake) revert StakeTooLow(stake, minStake);
+        if (_members.length >= type(uint32).max) revert MemberLimitReached();
+        b.stake = stake.toUint128();
+        totalStaked += addedStake;
+        p.status = Status.Active;
+        p.missedRounds = 0;
+        p.joinRound = currentRound;
+        p.index = uint32(_members.length);
+        _members.push(msg.sender);
+        emit PeerReactivated(msg.sender, addedStake, stake, currentRound);
+        if (addedStake != 0) IERC20(address(token)).safeTransferFrom(msg.sender, address(this), addedStake);
+    }
+
+    /// @notice Transfer every credited reward to the caller (pull payment).
+    function claim() external nonReentrant {
+        Balance storage b = _balances[msg.sender];
+        uint256 amount = b.claimable;
+        if (amount == 0) revert NothingToClaim(msg.sender);
+        b.claimable = 0;
+        totalClaimable -= amount;
+        emit Claimed(msg.sender, amount);
+        IERC20(address(token)).safeTransfer(msg.sender, amount);
+    }
+
+    // ====================================================== protocol (RoundManager)
+
+    /// @notice Records that `peer` submitted in `round`; reverts unless it is a member.
+    /// @return eligible Whether the peer's reputation is at or above `repThreshold` (its
+    ///         update may count in aggregation if approved).
+    function onSubmit(address peer, uint64 round) external onlyRole(PROTOCOL_ROLE) returns (bool) {
+        Peer storage p = _peers[peer];
+        if (p.status != Status.Active && p.status != Status.Exiting) revert NotActiveMember(peer);
+        p.lastSubmitRound = round + 1;
+        return p.reputation >= _repThreshold;
+    }
+
+    /// @notice Apply one settlement: reputation change (clamped to [0, REP_MAX]), a reward
+    ///         (minted into this contract and credited as claimable) and a slash (burned from
+    ///         the stake, capped at the stake).
+    function settle(address peer, int256 repDelta, uint256 reward, uint256 slash)
+        external
+        onlyRole(PROTOCOL_ROLE)
+    {
+        if (repDelta != 0) _adjustReputation(peer, _peers[peer], repDelta);
+        Balance storage b = _balances[peer];
+        if (slash != 0) {
+            uint256 stake = b.stake;
+            uint256 s = slash < stake ? slash : stake;
+            if (s != 0) {
+                b.stake = uint128(stake - s);
+                totalStaked -= s;
+                emit StakeSlashed(peer, s);
+                token.burn(s);
+            }
+        }
+        if (reward != 0) {
+            b.claimable += reward.toUint128();
+            totalClaimable += reward;
+            emit RewardCredited(peer, reward);
+            token.mint(address(this), reward);
+        }
+    }
+
+    /// @notice End-of-round pass over the member array, resumable in batches. For each member:
+    ///         Exiting -> removed (Left); zero stake -> removed (Inactive); submitted in
+    ///         `round` -> missed counter reset; otherwise, if it was a member before `round`
+    ///         began, it is absent: reputation -= repLossAbsence, missed += 1, and after
+    ///         `maxMissedRounds` consecutive misses it is removed (Inactive).
+    ///         Removal is swap-and-pop, so the swapped-in member is processed next.
+    /// @dev Loop bound: `maxItems` iterations per call; O(N) over a round.
+    /// @return used Items processed. @return done Whether the whole array has been processed.
+    function sweep(uint64 round, uint256 maxItems)
+        external
+        onlyRole(PROTOCOL_ROLE)
+        returns (uint256 used, bool done)
+    {
+        if (_sweepRoundPlusOne != round + 1) {
+            _sweepRoundPlusOne = round + 1;
+            _sweepCursor = 0;
+        }
+        uint256 cursor = _sweepCursor;
+        while (used < maxItems && cursor < _members.length) {
+            ++used;
+            address a = _members[cursor];
+            Peer storage p = _peers[a];
+            if (p.status == Status.Exiting) {
+                _removeMember(p);
+                p.status = Status.Left;
+                emit PeerLeft(a, round, _balances[a].stake);
+                continue;
+            }
+            if (_balances[a].stake == 0) {
+                _removeMember(p);
+                p.status = Status.Inactive;
+                emit PeerInactive(a, round, InactiveReason.StakeExhausted, p.missedRounds);
+                continue;
+            }
+            if (p.lastSubmitRound == round + 1) {
+                if (p.missedRounds != 0) p.missedRounds = 0;
+            } else if (p.joinRound < round) {
+                uint16 missed = p.missedRounds + 1;
+                p.missedRounds = missed;
+                emit Absent(a, round, missed);
+                _adjustReputation(a, p, -int256(uint256(_repLossAbsence)));
+                if (missed >= _maxMissedRounds) {
+                    _removeMember(p);
+                    p.status = Status.Inactive;
+                    emit PeerInactive(a, round, InactiveReason.MissedRounds, missed);
+                    continue;
+                }
+            }
+            ++cursor;
+        }
+        _sweepCursor = uint32(cursor);
+        done = cursor >= _members.length;
+    }
+
+    /// @notice The RoundManager opened round `round`.
+    function openRound(uint64 round) external onlyRole(PROTOCOL_ROLE) {
+        currentRound = round;
+        emit RoundSynced(round);
+    }
+
+    // ================================================================== views
+
+    /// @notice Draw up to `k` distinct committee members from the member array by rejection
+    ///         sampling: attempt `a` picks index `w mod n` with `w = keccak256(seed, a)`, and
+    ///         accepts that member iff its reputation >= repThreshold and
+    ///         `(w >> 128) mod REP_MAX < reputation` (probability reputation / REP_MAX);
+    ///         duplicates are skipped. No loop over all members.
+    /// @dev Loop bound: `k * DRAW_ATTEMPTS_PER_SEAT` attempts, each with a duplicate scan of
+    ///      at most k entries (k <= 64). The committee is smaller than k when too few members
+    ///      are eligible or the attempts run out.
+    function drawCommittee(bytes32 seed, uint256 k) external view returns (address[] memory chosen) {
+        uint256 n = _members.length;
+        chosen = new address[](k);
+        uint256 count;
+        if (n != 0) {
+            uint256 attempts = k * DRAW_ATTEMPTS_PER_SEAT;
+            uint256 threshold = _repThreshold;
+            for (uint256 a = 0; a < attempts && count < k; ++a) {
+                uint256 w = Sortition.drawWord(seed, a);
+                address cand = _members[w % n];
+                uint256 rep = _peers[cand].reputation;
+                if (rep < threshold || ((w >> 128) % REP_MAX) >= rep) continue;
+                bool dup;
+                for (uint256 i = 0; i < count; ++i) {
+                    if (chosen[i] == cand) {
+                        dup = true;
+                        break;
+                    }
+                }
+                if (!dup) chosen[count++] = cand;
+            }
+        }
+        assembly ("memory-safe") {
+            mstore(chosen, count)
+        }
+    }
+
+    /// @notice All protocol parameters.
+    function params() external view returns (Params memory) {
+        return _params;
+    }
+
+    /// @notice Reputation of `peer` (fixed point, 0..REP_MAX; 0 for unknown addresses).
+    function reputationOf(address peer) external view returns (uint256) {
+        return _peers[peer].reputation;
+    }
+
+    /// @notice Whether `peer` is a member with reputation >= repThreshold (may sit on a
+    ///         committee, and its approved updates count in aggregation).
+    function eligible(address peer) external view returns (bool) {
+        Peer storage p = _peers[peer];
+        return (p.status == Status.Active || p.status == Status.Exiting) && p.reputation >= _repThreshold;
+    }
+
+    /// @notice Whether `peer` is a member (Active or Exiting).
+    function isMember(address peer) public view returns (bool) {
+        Status s = _peers[peer].status;
+        return s == Status.Active || s == Status.Exiting;
+    }
+
+    /// @notice Full record of `peer`.
+    function peerInfo(address peer) external view returns (Peer memory) {
+        return _peers[peer];
+    }
+
+    /// @notice Records and balances of many peers in one call (e.g. every member's
+    ///         reputation for metrics). Loop bound: `peers.length`.
+    function peerStates(address[] calldata peers)
+        external
+        view
+        returns (Peer[] memory infos, Balance[] memory balances)
+    {
+        infos = new Peer[](peers.length);
+        balances = new Balance[](peers.length);
+        for (uint256 i = 0; i < peers.length; ++i) {
+            infos[i] = _peers[peers[i]];
+            balances[i] = _balances[peers[i]];
+        }
+    }
+
+    /// @notice Lifecycle status of `peer`.
+    function statusOf(address peer) external view returns (Status) {
+        return _peers[peer].status;
+    }
+
+    /// @notice Stake currently held for `peer`.
+    function stakeOf(address peer) external view returns (uint256) {
+        return _balances[peer].stake;
+    }
+
+    /// @notice Rewards credited to `peer` and not yet claimed.
+    function claimableOf(address peer) external view returns (uint256) {
+        return _balances[peer].claimable;
+    }
+
+    /// @notice Endpoint published by `peer`.
+    function endpointOf(address peer) external view returns (string memory) {
+        return _endpoints[peer];
+    }
+
+    /// @notice Number of members (Active or Exiting).
+    function memberCount() external view returns (uint256) {
+        return _members.length;
+    }
+
+    /// @notice Member at array position `i` (order changes on removals).
+    function memberAt(uint256 i) external view returns (address) {
+        return _members[i];
+    }
+
+    /// @notice Members in positions [start, start + count) (clipped). Paginate for large N.
+    function membersSlice(uint256 start, uint256 count) external view returns (address[] memory out) {
+        uint256 n = _members.length;
+        if (start >= n) return new address[](0);
+        uint256 end = start + count < n ? start + count : n;
+        out = new address[](end - start);
+        for (uint256 i = start; i < end; ++i) {
+            out[i - start] = _members[i];
+        }
+    }
+
+    /// @notice Everything this contract owes: stakes plus unclaimed rewards.
+    function totalLiabilities() public view returns (uint256) {
+        return totalStaked + totalClaimable;
+    }
+
+    /// @notice Token balance minus liabilities; never negative (checked by the test suite).
+    function solvencyMargin() external view returns (int256) {
+        return int256(token.balanceOf(address(this))) - int256(totalLiabilities());
+    }
+
+    // =============================================================== internal
+
+    function _checkEndpoint(string calldata endpoint) internal pure {
+        uint256 len = bytes(endpoint).length;
+        if (len == 0 || len > MAX_ENDPOINT_BYTES) revert EndpointInvalid(len);
+    }
+
+    function _adjustReputation(address peer, Peer storage p, int256 delta) internal {
+        int256 old = int256(uint256(p.reputation));
+        int256 next = old + delta;
+        if (next < 0) next = 0;
+        if (next > int256(REP_MAX)) next = int256(REP_MAX);
+        if (next != old) {
+            p.reputation = uint64(uint256(next));
+            emit ReputationChanged(peer, uint256(old), uint256(next));
+        }
+    }
+
+    function _removeMember(Peer storage p) internal {
+        uint256 i = p.index;
+        uint256 last = _members.length - 1;
+        if (i != last) {
+            address moved = _members[last];
+            _members[i] = moved;
+            _peers[moved].index = uint32(i);
+        }
+        _members.pop();
+    }
+}

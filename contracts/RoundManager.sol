@@ -1,0 +1,673 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+import {PeerRegistry} from "./PeerRegistry.sol";
+import {Params, ParamsLib} from "./ProtocolParams.sol";
+import {Sortition} from "./Sortition.sol";
+
+/// @title Round protocol: submissions, auditor committee, commit-reveal votes, tally
+/// @notice Each round runs Submit -> Commit -> Reveal -> Finalize.
+///         Submit: every member posts the keccak256 of its model-update bytes once.
+///         At Submit -> Commit a committee of up to K members is drawn from the round seed,
+///         weighted by reputation; update u is audited by m committee seats derived from the
+///         seed (never by its own submitter). Commit: each committee member posts one hash over
+///         all its votes. Reveal: it reveals the votes and salt; the contract checks the hash
+///         and that every vote is on an update assigned to it. Finalize (in batches): each
+///         update is approved iff it has >= quorum revealed votes and a strict majority
+///         accepts; reputation, rewards and slashes are booked in the PeerRegistry; then the
+///         next round opens.
+///         A phase ends at its deadline (anyone may call {advance}) or as soon as everyone
+///         expected has acted, so one slow or dead peer never stalls the system.
+/// @dev No function loops over members * committee. Bounds are stated per function.
+contract RoundManager {
+    /// @notice Phase of a round. `Closed` = finalized (only for past rounds).
+    enum Phase {
+        Submit,
+        Commit,
+        Reveal,
+        Finalize,
+        Closed
+    }
+
+    /// @notice Result of the audit of one update.
+    /// Approved: quorum reached, strict majority accepts, trainer eligible -> aggregated.
+    /// Rejected: quorum reached, strict majority rejects -> slashed.
+    /// Undecided: no quorum or a tie -> no effect.
+    /// Probation: accepted, but the trainer was below repThreshold when it submitted -> it
+    /// regains reputation but the update is not aggregated and earns no tokens.
+    enum Outcome {
+        Pending,
+        Approved,
+        Rejected,
+        Undecided,
+        Probation
+    }
+
+    /// @notice Per-round state (slot 0 packed; seed; accumulator).
+    struct RoundState {
+        Phase phase;
+        uint64 deadline; // end of the current phase (unix seconds); 0 in Finalize
+        uint32 numSubmissions;
+        uint8 committeeSize; // actual seats drawn (<= K)
+        uint8 commits;
+        uint8 reveals;
+        uint8 stage; // finalize stage: 0 updates, 1 committee, 2 members
+        uint32 cursor; // finalize cursor within the stage
+        uint32 approvedCount;
+        bytes32 seed;
+        bytes32 accumulator;
+    }
+
+    /// @notice One submitted update (3 slots).
+    struct Submission {
+        address peer;
+        uint32 numSamples; // self-reported, capped at maxSamples
+        bool eligible; // trainer reputation >= repThreshold at submission
+        Outcome outcome;
+        bytes32 updateHash;
+        uint64 votedMask; // bit s: seat s revealed a vote on this update
+        uint64 acceptMask; // bit s: seat s voted accept
+        uint8 accepts;
+        uint8 rejects;
+    }
+
+    /// @notice One committee seat of a round.
+    struct Seat {
+        bytes32 commitment;
+        bool revealed;
+        uint32 agree; // votes equal to the final majority
+        uint32 disagree; // votes against the final majority
+        uint32 abstain; // assigned updates left without a vote in the reveal
+    }
+
+    /// @dev Loop-invariant values of one reveal (kept in memory to stay within the stack).
+    struct VoteCtx {
+        uint256 round;
+        uint256 n;
+        uint256 k;
+        bytes32 seed;
+        uint256 seat;
+        uint64 bit;
+    }
+
+    /// @notice Most items one {finalize} call may process (keeps each call far below 30M gas).
+    uint256 public constant MAX_FINALIZE_ITEMS = 200;
+
+    // ------------------------------------------------------------------ errors
+    error WrongRound(uint256 given, uint256 current);
+    error WrongPhase(uint256 round, Phase expected, Phase actual);
+    error DeadlinePassed(uint256 round, Phase phase, uint256 deadline);
+    error PhaseNotOver(uint256 round, Phase phase, uint256 deadline);
+    error AlreadySubmitted(uint256 round, address peer);
+    error EmptyHash();
+    error NotInCommittee(uint256 round, address account);
+    error AlreadyCommitted(uint256 round, address auditor);
+    error NotCommitted(uint256 round, address auditor);
+    error AlreadyRevealed(uint256 round, address auditor);
+    error CommitmentMismatch(uint256 round, address auditor);
+    error LengthMismatch(uint256 indices, uint256 votes);
+    error IndexOutOfRange(uint256 index, uint256 count);
+    error OwnUpdate(uint256 round, uint256 index);
+    error NotAssigned(uint256 round, uint256 index, address auditor);
+    error DuplicateVote(uint256 round, uint256 index);
+    error BadBatchSize(uint256 maxItems);
+    /// @notice Raised by PeerRegistry.onSubmit for a non-member; declared here so that it
+    ///         decodes by name from this contract's ABI when it bubbles up.
+    error NotActiveMember(address peer);
+
+    // ------------------------------------------------------------------ events
+    event RoundOpened(uint256 indexed round, uint256 submitDeadline);
+    event PhaseAdvanced(uint256 indexed round, Phase phase, uint256 deadline);
+    event UpdateSubmitted(
+        uint256 indexed round, address indexed peer, uint256 index, bytes32 updateHash, uint256 numSamples
+    );
+    event CommitteeDrawn(uint256 indexed round, bytes32 seed, address[] committee);
+    event VotesCommitted(uint256 indexed round, address indexed auditor, bytes32 commitment);
+    event VotesRevealed(uint256 indexed round, address indexed auditor, uint256 votes);
+    event UpdateFinalized(
+        uint256 indexed round,
+        address indexed peer,
+        uint256 index,
+        bytes32 updateHash,
+        bool approved,
+        Outcome outcome,
+        uint256 accepts,
+        uint256 rejects
+    );
+    event AuditorSettled(
+        uint256 indexed round,
+        address indexed auditor,
+        uint256 seat,
+        bool revealed,
+        uint256 agree,
+        uint256 disagree,
+        uint256 abstain
+    );
+    event FinalizeProgress(uint256 indexed round, uint256 stage, uint256 cursor);
+    event RoundFinalized(uint256 indexed round, uint256 submissions, uint256 approved, bytes32 seed);
+
+    // ------------------------------------------------------------------ state
+    PeerRegistry public immutable registry;
+
+    uint256 internal immutable _slashAmount;
+    uint256 internal immutable _updateReward;
+    uint256 internal immutable _voteReward;
+    uint64 internal immutable _repGainUpdate;
+    uint64 internal immutable _repLossUpdate;
+    uint64 internal immutable _repGainVote;
+    uint64 internal immutable _repLossVote;
+    uint64 internal immutable _repLossNoReveal;
+    uint32 internal immutable _submitDuration;
+    uint32 internal immutable _commitDuration;
+    uint32 internal immutable _revealDuration;
+    uint16 internal immutable _committeeSize;
+    uint16 internal immutable _auditorsPerUpdate;
+    uint16 internal immutable _quorum;
+    uint32 internal immutable _maxSamples;
+
+    /// @notice Round currently open (rounds before it are Closed).
+    uint64 public currentRound;
+    /// @notice Seed of the latest round whose committee has been drawn.
+    bytes32 public lastSeed;
+
+    mapping(uint256 => RoundState) internal _rounds;
+    mapping(uint256 => Submission[]) internal _submissions;
+    mapping(uint256 => mapping(address => uint256)) internal _submissionIndexPlusOne;
+    mapping(uint256 => address[]) internal _committees;
+    mapping(uint256 => mapping(address => uint256)) internal _seatPlusOne;
+    mapping(uint256 => mapping(uint256 => Seat)) internal _seats;
+
+    /// @param registry_ The PeerRegistry; its parameters are this contract's parameters
+    ///        (one source of truth). Round 0 opens at deployment.
+    constructor(PeerRegistry registry_) {
+        registry = registry_;
+        Params memory p = registry_.params();
+        ParamsLib.validate(p);
+        _slashAmount = p.slashAmount;
+        _updateReward = p.updateReward;
+        _voteReward = p.voteReward;
+        _repGainUpdate = p.repGainUpdate;
+        _repLossUpdate = p.repLossUpdate;
+        _repGainVote = p.repGainVote;
+        _repLossVote = p.repLossVote;
+        _repLossNoReveal = p.repLossNoReveal;
+        _submitDuration = p.submitDuration;
+        _commitDuration = p.commitDuration;
+        _revealDuration = p.revealDuration;
+        _committeeSize = p.committeeSize;
+        _auditorsPerUpdate = p.auditorsPerUpdate;
+        _quorum = p.quorum;
+        _maxSamples = p.maxSamples;
+        _open(0);
+    }
+
+    // ============================================================ transactions
+
+    /// @notice Submit the keccak256 hash of this round's model-update bytes, once per member
+    ///         per round. `numSamples` is self-reported and untrusted: it is stored capped at
+    ///         `maxSamples` and never weighs anything on chain. The last expected submission
+    ///         ends the Submit phase early (and pays for the committee draw).
+    function submitUpdate(uint256 round, bytes32 updateHash, uint32 numSamples) external {
+        RoundState storage rs = _requireOpen(round, Phase.Submit);
+        if (updateHash == bytes32(0)) revert EmptyHash();
+        mapping(address => uint256) storage idx = _submissionIndexPlusOne[round];
+        if (idx[msg.sender] != 0) revert AlreadySubmitted(round, msg.sender);
+        bool eligible = registry.onSubmit(msg.sender, uint64(round)); // reverts for non-members
+        uint32 capped = numSamples < _maxSamples ? numSamples : _maxSamples;
+        uint256 index = rs.numSubmissions;
+        _submissions[round].push(
+            Submission({
+                peer: msg.sender,
+                numSamples: capped,
+                eligible: eligible,
+                outcome: Outcome.Pending,
+                updateHash: updateHash,
+                votedMask: 0,
+                acceptMask: 0,
+                accepts: 0,
+                rejects: 0
+            })
+        );
+        idx[msg.sender] = index + 1;
+        rs.numSubmissions = uint32(index + 1);
+        rs.accumulator = Sortition.accumulate(rs.accumulator, msg.sender, updateHash);
+        emit UpdateSubmitted(round, msg.sender, index, updateHash, capped);
+        if (index + 1 >= registry.memberCount()) _advanceFrom(round, rs);
+    }
+
+    /// @notice Commit to all of the caller's votes of `round`:
+    ///         `commitment = keccak256(abi.encode(round, auditor, updateIdx, accept, salt))`
+    ///         with `updateIdx` a uint256[] and `accept` a bool[] (see {voteCommitment}). The
+    ///         auditor's address is inside the hash, so copying another's commitment is useless.
+    function commitVotes(uint256 round, bytes32 commitment) external {
+        RoundState storage rs = _requireOpen(round, Phase.Commit);
+        uint256 seatPlusOne = _seatPlusOne[round][msg.sender];
+        if (seatPlusOne == 0) revert NotInCommittee(round, msg.sender);
+        Seat storage seat = _seats[round][seatPlusOne - 1];
+        if (seat.commitment != bytes32(0)) revert AlreadyCommitted(round, msg.sender);
+        if (commitment == bytes32(0)) revert EmptyHash();
+        seat.commitment = commitment;
+        uint8 commits = rs.commits + 1;
+        rs.commits = commits;
+        emit VotesCommitted(round, msg.sender, commitment);
+        if (commits == rs.committeeSize) _advanceFrom(round, rs);
+    }
+
+    /// @notice Reveal the votes committed in {commitVotes}. Reverts if the hash does not match,
+    ///         the Reveal deadline has passed, any index is not assigned to the caller (its own
+    ///         update included), or an index repeats. Indices may be in any order; assigned
+    ///         updates left out count as abstentions.
+    /// @dev Loop bound: `updateIdx.length` (<= number of submissions), O(m) work per vote.
+    function revealVotes(uint256 round, uint256[] calldata updateIdx, bool[] calldata accept, bytes32 salt)
+        external
+    {
+        RoundState storage rs = _requireOpen(round, Phase.Reveal);
+        uint256 seatPlusOne = _seatPlusOne[round][msg.sender];
+        if (seatPlusOne == 0) revert NotInCommittee(round, msg.sender);
+        uint256 seatIdx = seatPlusOne - 1;
+        Seat storage seat = _seats[round][seatIdx];
+        if (seat.commitment == bytes32(0)) revert NotCommitted(round, msg.sender);
+        if (seat.revealed) revert AlreadyRevealed(round, msg.sender);
+        if (updateIdx.length != accept.length) revert LengthMismatch(updateIdx.length, accept.length);
+        if (keccak256(abi.encode(round, msg.sender, updateIdx, accept, salt)) != seat.commitment) {
+            revert CommitmentMismatch(round, msg.sender);
+        }
+        seat.revealed = true;
+        uint8 reveals = rs.reveals + 1;
+        rs.reveals = reveals;
+        _recordVotes(round, rs, seatIdx, updateIdx, accept);
+        emit VotesRevealed(round, msg.sender, updateIdx.length);
+        if (reveals == rs.commits) _advanceFrom(round, rs);
+    }
+
+    /// @notice End the current phase of `round` once its deadline has passed (or everyone
+    ///         expected has acted). Anyone may call it.
+    function advance(uint256 round) external {
+        if (round != currentRound) revert WrongRound(round, currentRound);
+        RoundState storage rs = _rounds[round];
+        Phase ph = rs.phase;
+        if (ph == Phase.Finalize || ph == Phase.Closed) revert WrongPhase(round, Phase.Reveal, ph);
+        if (block.timestamp < rs.deadline && !_phaseComplete(rs)) revert PhaseNotOver(round, ph, rs.deadline);
+        _advanceFrom(round, rs);
+    }
+
+    /// @notice Process up to `maxItems` items of the Finalize phase: first every update
+    ///         (outcome, trainer reputation, reward or slash, per-seat agreement counts), then
+    ///         every committee seat (auditor reputation and reward; penalty if it did not
+    ///         reveal), then every member (absence, inactivity, exits). When all are done the
+    ///         round is Closed and the next round opens. Anyone may call it, repeatedly.
+    /// @dev Loop bound: `maxItems` <= MAX_FINALIZE_ITEMS items per call; each item does O(m)
+    ///      work. Calls per round: ceil((N_submissions + K + N_members) / maxItems).
+    /// @return done Whether the round is now closed.
+    function finalize(uint256 round, uint256 maxItems) external returns (bool done) {
+        if (maxItems == 0 || maxItems > MAX_FINALIZE_ITEMS) revert BadBatchSize(maxItems);
+        RoundState storage rs = _requireCurrent(round, Phase.Finalize);
+        uint256 items;
+        uint256 stage = rs.stage;
+        uint256 cursor = rs.cursor;
+        if (stage == 0) {
+            uint256 n = rs.numSubmissions;
+            uint256 approved = rs.approvedCount;
+            while (items < maxItems && cursor < n) {
+                if (_finalizeUpdate(round, rs, cursor)) ++approved;
+                ++cursor;
+                ++items;
+            }
+            rs.approvedCount = uint32(approved);
+            if (cursor == n) {
+                stage = 1;
+                cursor = 0;
+            }
+        }
+        if (stage == 1) {
+            uint256 k = rs.committeeSize;
+            while (items < maxItems && cursor < k) {
+                _settleSeat(round, cursor);
+                ++cursor;
+                ++items;
+            }
+            if (cursor == k) {
+                stage = 2;
+                cursor = 0;
+            }
+        }
+        if (stage == 2 && items < maxItems) {
+            (uint256 used, bool swept) = registry.sweep(uint64(round), maxItems - items);
+            items += used;
+            if (swept) stage = 3;
+        }
+        rs.stage = uint8(stage);
+        rs.cursor = uint32(cursor);
+        emit FinalizeProgress(round, stage, cursor);
+        if (stage == 3) {
+            rs.phase = Phase.Closed;
+            emit RoundFinalized(round, rs.numSubmissions, rs.approvedCount, rs.seed);
+            _open(round + 1);
+            return true;
+        }
+        return false;
+    }
+
+    // ================================================================== views
+
+    /// @notice Commitment an auditor must post; identical to Python's `vote_commitment`.
+    function voteCommitment(
+        uint256 round,
+        address auditor,
+        uint256[] calldata updateIdx,
+        bool[] calldata accept,
+        bytes32 salt
+    ) external pure returns (bytes32) {
+        return keccak256(abi.encode(round, auditor, updateIdx, accept, salt));
+    }
+
+    /// @notice Phase of the current round.
+    function phase() external view returns (Phase) {
+        return _rounds[currentRound].phase;
+    }
+
+    /// @notice Full state of `round`.
+    function roundInfo(uint256 round) external view returns (RoundState memory) {
+        return _rounds[round];
+    }
+
+    /// @notice Committee of `round` in seat order (empty before the draw).
+    function committeeOf(uint256 round) external view returns (address[] memory) {
+        return _committees[round];
+    }
+
+    /// @notice Seat of `account` in the committee of `round` (reverts if it holds none).
+    function seatOf(uint256 round, address account) external view returns (uint256) {
+        uint256 s = _seatPlusOne[round][account];
+        if (s == 0) revert NotInCommittee(round, account);
+        return s - 1;
+    }
+
+    /// @notice State of seat `seat` of `round`.
+    function seatInfo(uint256 round, uint256 seat) external view returns (Seat memory) {
+        return _seats[round][seat];
+    }
+
+    /// @notice Number of updates submitted in `round`.
+    function submissionCount(uint256 round) external view returns (uint256) {
+        return _submissions[round].length;
+    }
+
+    /// @notice Update `index` of `round`.
+    function submission(uint256 round, uint256 index) external view returns (Submission memory) {
+        return _submissions[round][index];
+    }
+
+    /// @notice Index of `peer`'s update in `round` (reverts if it submitted none).
+    function submissionIndexOf(uint256 round, address peer) external view returns (uint256) {
+        uint256 i = _submissionIndexPlusOne[round][peer];
+        if (i == 0) revert IndexOutOfRange(type(uint256).max, _submissions[round].length);
+        return i - 1;
+    }
+
+    /// @notice Committee members auditing update `index` of `round`.
+    /// @dev Loop bound: m.
+    function auditorsOf(uint256 round, uint256 index) external view returns (address[] memory out) {
+        uint256[] memory seats = _auditSeats(round, index);
+        address[] storage c = _committees[round];
+        out = new address[](seats.length);
+        for (uint256 j = 0; j < seats.length; ++j) {
+            out[j] = c[seats[j]];
+        }
+    }
+
+    /// @notice Indices of the updates of `round` assigned to `auditor` (empty if it holds no
+    ///         seat). A view for off-chain use: loops over all submissions (O(N) with O(1)
+    ///         work each; about 3M gas of an eth_call at N = 1000).
+    function assignmentsOf(uint256 round, address auditor) external view returns (uint256[] memory out) {
+        uint256 seatPlusOne = _seatPlusOne[round][auditor];
+        if (seatPlusOne == 0) return new uint256[](0);
+        RoundState storage rs = _rounds[round];
+        uint256 n = rs.numSubmissions;
+        uint256 k = rs.committeeSize;
+        bytes32 seed = rs.seed;
+        Submission[] storage subs = _submissions[round];
+        out = new uint256[](n);
+        uint256 count;
+        for (uint256 u = 0; u < n; ++u) {
+            address peer = subs[u].peer;
+            if (peer != auditor && _isAssigned(round, seed, u, k, seatPlusOne - 1, peer)) out[count++] = u;
+        }
+        assembly ("memory-safe") {
+            mstore(out, count)
+        }
+    }
+
+    /// @notice Approved (aggregatable) updates of a finalized `round`: the trainers and
+    ///         their update hashes, in submission order. O(N) view.
+    function approvedUpdates(uint256 round) external view returns (address[] memory peers, bytes32[] memory hashes) {
+        Submission[] storage subs = _submissions[round];
+        uint256 n = subs.length;
+        uint256 count = _rounds[round].approvedCount;
+        peers = new address[](count);
+        hashes = new bytes32[](count);
+        uint256 w;
+        for (uint256 u = 0; u < n && w < count; ++u) {
+            if (subs[u].outcome == Outcome.Approved) {
+                peers[w] = subs[u].peer;
+                hashes[w] = subs[u].updateHash;
+                ++w;
+            }
+        }
+    }
+
+    /// @notice Whether `peer`'s update of `round` was approved for aggregation.
+    function isApproved(uint256 round, address peer) external view returns (bool) {
+        uint256 i = _submissionIndexPlusOne[round][peer];
+        return i != 0 && _submissions[round][i - 1].outcome == Outcome.Approved;
+    }
+
+    // =============================================================== internal
+
+    function _requireCurrent(uint256 round, Phase expected) internal view returns (RoundState storage rs) {
+        if (round != currentRound) revert WrongRound(round, currentRound);
+        rs = _rounds[round];
+        if (rs.phase != expected) revert WrongPhase(round, expected, rs.phase);
+    }
+
+    function _requireOpen(uint256 round, Phase expected) internal view returns (RoundState storage rs) {
+        rs = _requireCurrent(round, expected);
+        if (block.timestamp >= rs.deadline) revert DeadlinePassed(round, expected, rs.deadline);
+    }
+
+    function _phaseComplete(RoundState storage rs) internal view returns (bool) {
+        Phase ph = rs.phase;
+        if (ph == Phase.Submit) return rs.numSubmissions != 0 && rs.numSubmissions >= registry.memberCount();
+        if (ph == Phase.Commit) return rs.commits == rs.committeeSize;
+        if (ph == Phase.Reveal) return rs.reveals == rs.commits;
+        return false;
+    }
+
+    function _open(uint256 round) internal {
+        currentRound = uint64(round);
+        RoundState storage rs = _rounds[round];
+        rs.phase = Phase.Submit;
+        uint256 deadline = block.timestamp + _submitDuration;
+        rs.deadline = uint64(deadline);
+        if (round != 0) registry.openRound(uint64(round));
+        emit RoundOpened(round, deadline);
+    }
+
+    /// @dev Moves Submit -> Commit (drawing the committee), Commit -> Reveal, Reveal ->
+    ///      Finalize; skips phases nobody can act in (empty committee, no commits).
+    ///      Loop bound: 3 transitions.
+    function _advanceFrom(uint256 round, RoundState storage rs) internal {
+        Phase ph = rs.phase;
+        if (ph == Phase.Submit) {
+            bytes32 seed = Sortition.roundSeed(block.prevrandao, lastSeed, rs.accumulator, round);
+            lastSeed = seed;
+            rs.seed = seed;
+            address[] memory committee = registry.drawCommittee(seed, _committeeSize);
+            address[] storage stored = _committees[round];
+            mapping(address => uint256) storage seatOf_ = _seatPlusOne[round];
+            for (uint256 i = 0; i < committee.length; ++i) {
+                stored.push(committee[i]);
+                seatOf_[committee[i]] = i + 1;
+            }
+            rs.committeeSize = uint8(committee.length);
+            emit CommitteeDrawn(round, seed, committee);
+            ph = _enter(round, rs, Phase.Commit, _commitDuration);
+            if (committee.length != 0) return;
+        }
+        if (ph == Phase.Commit) {
+            ph = _enter(round, rs, Phase.Reveal, _revealDuration);
+            if (rs.commits != 0) return;
+        }
+        if (ph == Phase.Reveal) {
+            _enter(round, rs, Phase.Finalize, 0);
+        }
+    }
+
+    function _enter(uint256 round, RoundState storage rs, Phase ph, uint256 duration) internal returns (Phase) {
+        rs.phase = ph;
+        uint256 deadline = duration == 0 ? 0 : block.timestamp + duration;
+        rs.deadline = uint64(deadline);
+        emit PhaseAdvanced(round, ph, deadline);
+        return ph;
+    }
+
+    function _ownSeat(uint256 round, address peer) internal view returns (uint256) {
+        uint256 s = _seatPlusOne[round][peer];
+        return s == 0 ? type(uint256).max : s - 1;
+    }
+
+    /// @dev Whether `seat` audits update `u` (submitted by `peer` != holder of `seat`). Reads
+    ///      the submitter's seat only when `seat` is the replacement slot (h + m) mod k.
+    function _isAssigned(uint256 round, bytes32 seed, uint256 u, uint256 k, uint256 seat, address peer)
+        internal
+        view
+        returns (bool)
+    {
+        if (k == 0) return false;
+        uint256 mm = _auditorsPerUpdate < k ? _auditorsPerUpdate : k;
+        uint256 h = Sortition.windowStart(seed, u, k);
+        uint256 d = (seat + k - h) % k;
+        if (d < mm) return true; // in the window, and not the submitter's own seat
+        if (d != mm) return false;
+        uint256 own = _ownSeat(round, peer);
+        return own != type(uint256).max && ((own + k - h) % k) < mm;
+    }
+
+    function _auditSeats(uint256 round, uint256 u) internal view returns (uint256[] memory) {
+        RoundState storage rs = _rounds[round];
+        if (u >= rs.numSubmissions) revert IndexOutOfRange(u, rs.numSubmissions);
+        uint256 own = _ownSeat(round, _submissions[round][u].peer);
+        return Sortition.auditSeats(rs.seed, u, rs.committeeSize, _auditorsPerUpdate, own);
+    }
+
+    /// @dev Record the revealed votes of seat `seatIdx`; reverts on an index out of range, the
+    ///      caller's own update, an unassigned update or a repeated index.
+    ///      Loop bound: `updateIdx.length`, O(m) per vote.
+    function _recordVotes(
+        uint256 round,
+        RoundState storage rs,
+        uint256 seatIdx,
+        uint256[] calldata updateIdx,
+        bool[] calldata accept
+    ) internal {
+        VoteCtx memory ctx = VoteCtx({
+            round: round,
+            n: rs.numSubmissions,
+            k: rs.committeeSize,
+            seed: rs.seed,
+            seat: seatIdx,
+            bit: uint64(1 << seatIdx)
+        });
+        Submission[] storage subs = _submissions[round];
+        for (uint256 i = 0; i < updateIdx.length; ++i) {
+            _recordVote(ctx, subs, updateIdx[i], accept[i]);
+        }
+    }
+
+    function _recordVote(VoteCtx memory ctx, Submission[] storage subs, uint256 u, bool acc) internal {
+        if (u >= ctx.n) revert IndexOutOfRange(u, ctx.n);
+        Submission storage s = subs[u];
+        address peer = s.peer;
+        if (peer == msg.sender) revert OwnUpdate(ctx.round, u);
+        if (!_isAssigned(ctx.round, ctx.seed, u, ctx.k, ctx.seat, peer)) revert NotAssigned(ctx.round, u, msg.sender);
+        uint64 bit = ctx.bit;
+        if (s.votedMask & bit != 0) revert DuplicateVote(ctx.round, u);
+        s.votedMask |= bit;
+        if (acc) {
+            s.acceptMask |= bit;
+            s.accepts += 1;
+        } else {
+            s.rejects += 1;
+        }
+    }
+
+    /// @dev Decide update `u`, book the trainer, count agreement per auditor seat. O(m).
+    function _finalizeUpdate(uint256 round, RoundState storage rs, uint256 u) internal returns (bool approved) {
+        Submission storage s = _submissions[round][u];
+        uint256 accepts = s.accepts;
+        uint256 rejects = s.rejects;
+        uint256 votes = accepts + rejects;
+        Outcome outcome = Outcome.Undecided;
+        if (votes >= _quorum) {
+            if (2 * accepts > votes) outcome = s.eligible ? Outcome.Approved : Outcome.Probation;
+            else if (2 * rejects > votes) outcome = Outcome.Rejected;
+        }
+        s.outcome = outcome;
+        address peer = s.peer;
+        approved = outcome == Outcome.Approved;
+        if (approved) {
+            registry.settle(peer, int256(uint256(_repGainUpdate)), _updateReward, 0);
+        } else if (outcome == Outcome.Probation) {
+            registry.settle(peer, int256(uint256(_repGainUpdate)), 0, 0);
+        } else if (outcome == Outcome.Rejected) {
+            registry.settle(peer, -int256(uint256(_repLossUpdate)), 0, _slashAmount);
+        }
+        emit UpdateFinalized(round, peer, u, s.updateHash, approved, outcome, accepts, rejects);
+        if (rs.committeeSize != 0) _countAgreement(round, rs, u, s, outcome);
+    }
+
+    /// @dev For each seat auditing update `u` that revealed: agree / disagree with the
+    ///      outcome, or abstain if it left `u` out. Votes on Undecided updates are neutral.
+    ///      Loop bound: m.
+    function _countAgreement(uint256 round, RoundState storage rs, uint256 u, Submission storage s, Outcome outcome)
+        internal
+    {
+        uint256[] memory seats =
+            Sortition.auditSeats(rs.seed, u, rs.committeeSize, _auditorsPerUpdate, _ownSeat(round, s.peer));
+        bool decided = outcome != Outcome.Undecided;
+        bool majorityAccepts = outcome == Outcome.Approved || outcome == Outcome.Probation;
+        uint64 voted = s.votedMask;
+        uint64 acceptMask = s.acceptMask;
+        mapping(uint256 => Seat) storage seatsOfRound = _seats[round];
+        for (uint256 j = 0; j < seats.length; ++j) {
+            uint256 seatIdx = seats[j];
+            Seat storage seat = seatsOfRound[seatIdx];
+            if (!seat.revealed) continue; // penalized once, as a missing reveal
+            uint64 bit = uint64(1 << seatIdx);
+            if (voted & bit == 0) {
+                seat.abstain += 1;
+            } else if (decided) {
+                if (((acceptMask & bit) != 0) == majorityAccepts) seat.agree += 1;
+                else seat.disagree += 1;
+            }
+        }
+    }
+
+    /// @dev Book auditor `seat`: penalty if it did not reveal, else agreement-based
+    ///      reputation change and reward. O(1).
+    function _settleSeat(uint256 round, uint256 seatIdx) internal {
+        address auditor = _committees[round][seatIdx];
+        Seat storage seat = _seats[round][seatIdx];
+        if (!seat.revealed) {
+            registry.settle(auditor, -int256(uint256(_repLossNoReveal)), 0, 0);
+            emit AuditorSettled(round, auditor, seatIdx, false, 0, 0, 0);
+            return;
+        }
+        uint256 agree = seat.agree;
+        uint256 wrong = uint256(seat.disagree) + seat.abstain;
+        int256 delta = int256(agree * _repGainVote) - int256(wrong * _repLossVote);
+        uint256 reward = agree * _voteReward;
+        if (delta != 0 || reward != 0) registry.settle(auditor, delta, reward, 0);
+        emit AuditorSettled(round, auditor, seatIdx, true, agree, seat.disagree, seat.abstain);
+    }
+}

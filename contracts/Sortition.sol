@@ -1,0 +1,60 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+/// @title Deterministic randomness helpers of the protocol
+/// @notice Pure functions, so Python (bdfl.chain.protocol / tests/chain/model.py) can
+///         recompute every draw and assignment from the public round seed.
+library Sortition {
+    /// @notice Seed of round `round`: mixes the chain's randomness (`prevrandao`), the
+    ///         previous round's seed and the accumulator over every submitted update hash.
+    function roundSeed(uint256 prevrandao, bytes32 previousSeed, bytes32 accumulator, uint256 round)
+        internal
+        pure
+        returns (bytes32)
+    {
+        return keccak256(abi.encode(prevrandao, previousSeed, accumulator, round));
+    }
+
+    /// @notice Accumulator after a submission: `keccak256(acc, peer, updateHash)`.
+    function accumulate(bytes32 acc, address peer, bytes32 updateHash) internal pure returns (bytes32) {
+        return keccak256(abi.encode(acc, peer, updateHash));
+    }
+
+    /// @notice Random word of committee-draw attempt `attempt`. Its low bits pick a member
+    ///         index, its high 128 bits the acceptance coin.
+    function drawWord(bytes32 seed, uint256 attempt) internal pure returns (uint256) {
+        return uint256(keccak256(abi.encode(seed, attempt)));
+    }
+
+    /// @notice First committee seat of update `u`'s audit window: `keccak256(seed, u) mod k`.
+    function windowStart(bytes32 seed, uint256 u, uint256 k) internal pure returns (uint256) {
+        return uint256(keccak256(abi.encode(seed, u))) % k;
+    }
+
+    /// @notice Seats auditing update `u`: `(h + j) mod k` for `j < mm` with `mm = min(m, k)`;
+    ///         if the submitter's own seat `own` is in that window it is replaced by
+    ///         `(h + mm) mod k`, or dropped when the window already covers every seat.
+    /// @param own The submitter's seat, or `type(uint256).max` when it holds none.
+    /// @dev Loop bound: `min(m, k)` iterations (m < K <= 64).
+    function auditSeats(bytes32 seed, uint256 u, uint256 k, uint256 m, uint256 own)
+        internal
+        pure
+        returns (uint256[] memory seats)
+    {
+        if (k == 0) return new uint256[](0);
+        uint256 mm = m < k ? m : k;
+        uint256 h = windowStart(seed, u, k);
+        bool ownInWindow = own < k && ((own + k - h) % k) < mm;
+        uint256 n = (ownInWindow && mm == k) ? mm - 1 : mm;
+        seats = new uint256[](n);
+        uint256 w;
+        for (uint256 j = 0; j < mm; ++j) {
+            uint256 s = (h + j) % k;
+            if (s == own) {
+                if (mm == k) continue;
+                s = (h + mm) % k;
+            }
+            seats[w++] = s;
+        }
+    }
+}

@@ -1,0 +1,171 @@
+"""Shared helpers for tests/chain: deployment, clients, time travel, revert assertions."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from bdfl.chain.accounts import derive_keys, devnet_account
+from bdfl.chain.deploy import TOKEN, Deployment, ProtocolParams, deploy, fund_peers
+from bdfl.chain.devnet import rpc_call
+from bdfl.chain.protocol import Phase, ProtocolClient, new_salt
+from bdfl.chain.txsender import TxReverted, TxSender
+
+LONG = 1_000_000  # seconds: phases never expire unless a test jumps time
+JUMP = LONG + 10  # one jump passes any open deadline
+
+TEST_PARAMS = ProtocolParams(
+    min_stake=100 * TOKEN,
+    slash_amount=30 * TOKEN,  # four rejections exhaust a minimum stake
+    update_reward=1 * TOKEN,
+    vote_reward=TOKEN // 10,
+    rep_initial=10**18 // 2,
+    rep_threshold=3 * 10**17,
+    rep_gain_update=2 * 10**16,
+    rep_loss_update=2 * 10**17,
+    rep_gain_vote=2 * 10**15,
+    rep_loss_vote=2 * 10**16,
+    rep_loss_no_reveal=10**17,
+    rep_loss_absence=5 * 10**16,
+    submit_duration=LONG,
+    commit_duration=LONG,
+    reveal_duration=LONG,
+    max_missed_rounds=2,
+    committee_size=4,
+    auditors_per_update=3,
+    quorum=2,
+    max_samples=1000,
+)
+N_PEERS = 8
+PEER_TOKENS = 10_000 * TOKEN
+
+
+@dataclass
+class Proto:
+    """A deployment shared by a test module."""
+
+    w3: Any
+    rpc_url: str
+    deployment: Deployment
+    keys: list[Any]
+    deployer: Any
+
+    def rpc(self, method: str, params: list[Any] | None = None) -> Any:
+        return rpc_call(self.rpc_url, method, params or [])
+
+
+def setup_proto(devnet: Any, artifacts: Any, params: ProtocolParams = TEST_PARAMS, n: int = N_PEERS) -> Proto:
+    w3 = devnet.w3()
+    # cache eth_chainId & co.: web3's validation middleware otherwise asks for the chain id
+    # twice per call, tripling the requests of every view
+    w3.provider.cache_allowed_requests = True
+    deployer = devnet_account(0)
+    sender = TxSender(w3, deployer)
+    dep = deploy(w3, deployer, artifacts, params, sender=sender)
+    keys = derive_keys(7, n, namespace="bdfl-chain-test")
+    fund_peers(w3, dep, sender, [k.address for k in keys], PEER_TOKENS)
+    for k in keys:
+        ProtocolClient(w3, dep, k).approve(2**256 - 1)
+    return Proto(w3, devnet.rpc_url, dep, keys, deployer)
+
+
+class Env:
+    """Per-test view: a client per peer (fresh nonces) plus an outsider and the deployer."""
+
+    def __init__(self, proto: Proto) -> None:
+        self.proto = proto
+        self.w3 = proto.w3
+        self.dep = proto.deployment
+        self.params = proto.deployment.params
+        cid = proto.deployment.chain_id
+        self.peers = [ProtocolClient(self.w3, self.dep, k, TxSender(self.w3, k, chain_id=cid)) for k in proto.keys]
+        self.deployer = ProtocolClient(self.w3, self.dep, proto.deployer, TxSender(self.w3, proto.deployer, chain_id=cid))
+        self.by_addr = {c.address: c for c in self.peers}
+        self.rounds = self.deployer.rounds
+        self.registry = self.deployer.registry
+        self.token = self.deployer.token
+
+    # -- chain control -------------------------------------------------------------
+    def rpc(self, method: str, params: list[Any] | None = None) -> Any:
+        return self.proto.rpc(method, params)
+
+    def jump(self, seconds: int = JUMP) -> None:
+        self.rpc("evm_increaseTime", [seconds])
+        self.rpc("evm_mine")
+
+    def prevrandao(self, block_number: int) -> int:
+        return int.from_bytes(bytes(self.w3.eth.get_block(block_number)["mixHash"]), "big")
+
+    # -- common flows ------------------------------------------------------------------
+    def join(self, peers: Sequence[ProtocolClient] | None = None) -> list[ProtocolClient]:
+        peers = list(self.peers if peers is None else peers)
+        for i, c in enumerate(peers):
+            c.join(f"http://127.0.0.1:{9000 + i}/")
+        return peers
+
+    def submit(self, peers: Sequence[ProtocolClient], round_: int | None = None) -> dict[str, bytes]:
+        r = self.deployer.current_round() if round_ is None else round_
+        hashes = {}
+        for c in peers:
+            h = update_hash(r, c.address)
+            c.submit_update(r, h, 10)
+            hashes[c.address] = h
+        return hashes
+
+    def honest_votes(self, round_: int, bad: set[str] = frozenset()) -> dict[str, tuple[list[int], list[bool], bytes]]:
+        """Votes of every committee member: reject updates of peers in ``bad``."""
+        out = {}
+        subs = self.deployer.submissions(round_)
+        for a in self.deployer.committee(round_):
+            idx = self.deployer.assignments_of(round_, a)
+            out[a] = (idx, [subs[u].peer not in bad for u in idx], new_salt())
+        return out
+
+    def commit_all(self, round_: int, votes: dict[str, tuple[list[int], list[bool], bytes]]) -> None:
+        for a, (idx, acc, salt) in votes.items():
+            self.by_addr[a].commit_votes(round_, idx, acc, salt)
+
+    def reveal_all(self, round_: int, votes: dict[str, tuple[list[int], list[bool], bytes]]) -> None:
+        for a, (idx, acc, salt) in votes.items():
+            self.by_addr[a].reveal_votes(round_, idx, acc, salt)
+
+    def full_round(self, peers: Sequence[ProtocolClient], bad: set[str] = frozenset()) -> int:
+        """Every given peer submits; the committee votes honestly; the round is finalized."""
+        r = self.deployer.current_round()
+        self.submit(peers, r)
+        if self.deployer.round_info(r).phase == Phase.SUBMIT:
+            if not self._submit_complete(r):
+                self.jump()
+            self.deployer.advance(r)
+        votes = self.honest_votes(r, bad)
+        self.commit_all(r, votes)
+        if self.deployer.round_info(r).phase == Phase.COMMIT:
+            self.jump()
+            self.deployer.advance(r)
+        self.reveal_all(r, votes)
+        if self.deployer.round_info(r).phase == Phase.REVEAL:
+            self.jump()
+            self.deployer.advance(r)
+        self.deployer.finalize(r)
+        return r
+
+    def _submit_complete(self, r: int) -> bool:
+        return self.deployer.round_info(r).num_submissions >= self.deployer.member_count()
+
+
+def update_hash(round_: int, peer: str, tag: int = 0) -> bytes:
+    from eth_utils import keccak
+
+    return keccak(f"update:{round_}:{peer}:{tag}".encode())
+
+
+@contextlib.contextmanager
+def reverts(error_name: str) -> Iterator[None]:
+    """Assert the block raises TxReverted with the given custom error name."""
+    with pytest.raises(TxReverted) as info:
+        yield
+    assert info.value.error_name == error_name, f"expected {error_name}, got {info.value.error_name}: {info.value}"
