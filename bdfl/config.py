@@ -217,8 +217,13 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     return cfg
 
 
+#: Top-level tables a results folder's config.toml carries for the record, not as settings.
+METADATA_KEYS = ("versions",)
+
+
 def from_dict(data: dict[str, Any]) -> ExperimentConfig:
-    return validate(_build(ExperimentConfig, data, ""))
+    settings = {k: v for k, v in data.items() if k not in METADATA_KEYS}
+    return validate(_build(ExperimentConfig, settings, ""))
 
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> ExperimentConfig:

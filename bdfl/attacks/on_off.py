@@ -11,9 +11,17 @@ from __future__ import annotations
 
 from typing import Any
 
-
-
-from bdfl.attacks import ATTACKS, Attack, AttackContext, AttackError, NDArrays, Param, VoteContext, integer, register
+from bdfl.attacks import (
+    ATTACKS,
+    Attack,
+    AttackContext,
+    AttackError,
+    NDArrays,
+    Param,
+    VoteContext,
+    integer,
+    register,
+)
 
 
 @register

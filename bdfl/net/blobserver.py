@@ -329,9 +329,10 @@ class Endpoint:
     def _send(self, writer: asyncio.StreamWriter, status: int, body: bytes = b"", *,
               content_type: str = "text/plain; charset=utf-8", close: bool = False,
               head_only: bool = False, extra: str = "") -> None:
+        connection = "close" if close else "keep-alive"
         head = (
             f"HTTP/1.1 {status} {_REASON[status]}\r\nContent-Type: {content_type}\r\n"
-            f"Content-Length: {len(body)}\r\n{extra}{'Connection: close' if close else 'Connection: keep-alive'}\r\n\r\n"
+            f"Content-Length: {len(body)}\r\n{extra}Connection: {connection}\r\n\r\n"
         ).encode("latin-1")
         self.status_counts[status] += 1
         if head_only or not body:

@@ -474,9 +474,10 @@ def repair_overlay(
     Departed members' edges are dropped; the freed degree slots of their
     neighbours and the d slots of each joiner are filled by splitting random
     edges, pairing deficient members, and double splits; components are then
-    merged by degree-preserving edge swaps. The result is connected, every degree is <= d, and (for N >= 2d)
-    every degree is >= d - 1. Non-expander kinds, a changed degree, or
-    ``N <= d + 1`` are rebuilt with :func:`build_overlay` instead.
+    merged by degree-preserving edge swaps. The result is connected, every
+    degree is <= d, and (for N >= 2d) every degree is >= d - 1. Non-expander
+    kinds, a changed degree, or ``N <= d + 1`` are rebuilt with
+    :func:`build_overlay` instead.
     """
     d = previous.degree if degree is None else degree
     ms = canonical_members(members_now)

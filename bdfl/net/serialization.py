@@ -234,7 +234,8 @@ def _check_spec(entries: list[dict], spec: ModelSpec) -> None:
         if e["dtype"] != dtype:
             raise InvalidUpdate("dtype_mismatch", f"array {name!r} is {e['dtype']}, spec expects {dtype}")
         if tuple(e["shape"]) != tuple(shape):
-            raise InvalidUpdate("shape_mismatch", f"array {name!r} has shape {tuple(e['shape'])}, spec expects {tuple(shape)}")
+            got, want = tuple(e["shape"]), tuple(shape)
+            raise InvalidUpdate("shape_mismatch", f"array {name!r} has shape {got}, spec expects {want}")
 
 
 def decode_arrays(

@@ -226,7 +226,7 @@ def test_slow_client_is_disconnected(host: BlobHost) -> None:
                     break
                 time.sleep(0.05)
             assert s.recv(100) == b""
-            assert time.monotonic() - t0 < 2.0
+            assert time.monotonic() - t0 < 3.0
         with socket.create_connection(("127.0.0.1", e.port), timeout=3) as s:  # idle keep-alive too
             s.sendall(b"GET /health HTTP/1.1\r\n\r\n")
             time.sleep(0.6)
@@ -246,8 +246,10 @@ def test_max_connections_gives_503(host: BlobHost) -> None:
         finally:
             for s in idle:
                 s.close()
-        time.sleep(0.1)
-        assert get(e, "/health")[0] == 200
+        deadline = time.monotonic() + 3.0  # the server notices the closed sockets soon
+        while get(e, "/health")[0] != 200:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
     finally:
         e.close()
 

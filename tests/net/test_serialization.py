@@ -410,7 +410,7 @@ def plausible_encodings(draw: st.DrawFn) -> bytes:
     return build({"arrays": arrays}, draw(st.binary(min_size=body_len, max_size=body_len)))
 
 
-@FUZZ
+@settings(FUZZ, max_examples=1000)
 @given(plausible_encodings())
 def test_fuzz_structured_headers(data: bytes) -> None:
     check_decoder(data, "structured_header")

@@ -1,0 +1,53 @@
+"""`bdfl deploy` and `bdfl devnet --deploy`: deploy the contracts to an endpoint.
+
+The deployer key comes from ``--key-file`` (hex or JSON keystore) or
+``$BDFL_PRIVATE_KEY``; on a local devnet it defaults to the devnet's first
+account. The well-known devnet keys are refused on any other chain.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from bdfl.chain.accounts import DEVNET_CHAIN_IDS, check_key_allowed, devnet_account, key_from_env, load_key_file
+from bdfl.chain.compiler import build
+from bdfl.chain.deploy import Deployment, ProtocolParams, deploy
+from bdfl.chain.devnet import Devnet, connect
+from bdfl.errors import BDFLError, ConfigError
+
+
+def _params(params_file: str | None) -> ProtocolParams:
+    if not params_file:
+        return ProtocolParams()
+    try:
+        data = tomllib.loads(Path(params_file).read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError("--params", f"cannot read {params_file}: {exc}") from None
+    table: Any = data.get("protocol", data)
+    if not isinstance(table, dict):
+        raise ConfigError("--params", "expected a [protocol] table")
+    return ProtocolParams.from_dict(table)
+
+
+def deploy_to(devnet: Devnet, out: Path, *, key_file: str | None = None, params: ProtocolParams | None = None) -> Path:
+    """Deploy to ``devnet`` and write the deployment file; returns its path."""
+    account = load_key_file(key_file) if key_file else key_from_env()
+    if account is None:
+        if devnet.chain_id not in DEVNET_CHAIN_IDS:
+            raise BDFLError(
+                f"no deployer key for chain id {devnet.chain_id}",
+                fix="pass --key-file (hex key or JSON keystore) or set BDFL_PRIVATE_KEY",
+            )
+        account = devnet_account(0)
+    check_key_allowed(account, devnet.chain_id)
+    w3 = devnet.w3()
+    deployment: Deployment = deploy(w3, account, build(), params or ProtocolParams())
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return deployment.save(out)
+
+
+def deploy_cli(*, rpc_url: str, key_file: str | None, out: Path, params_file: str | None) -> Path:
+    params = _params(params_file)  # validated before anything is sent
+    return deploy_to(connect(rpc_url), out, key_file=key_file, params=params)

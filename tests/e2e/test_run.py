@@ -1,0 +1,167 @@
+"""`bdfl run` end to end on a real anvil devnet: every results file, real values,
+clean shutdown (also on Ctrl-C), and validation before anything starts."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from bdfl.config import load_config
+from bdfl.experiment.runner import run_experiment
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = {
+    "name": "tiny",
+    "peers": 8,
+    "rounds": 4,
+    "workers": 2,
+    "attack.name": "label_flip",
+    "attack.fraction": 0.25,
+    "protocol.committee_size": 5,
+    "protocol.auditors_per_update": 3,
+    "protocol.quorum": 2,
+    "overlay.degree": 3,
+    "task.local_epochs": 2,
+}
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _descendants_alive(pid_root: int | None = None) -> list[psutil.Process]:
+    """Live descendants, except multiprocessing's resource tracker: one per parent
+    interpreter, started by the first spawn and ending with it (not an orphan)."""
+    me = psutil.Process(pid_root or os.getpid())
+    alive = []
+    for p in me.children(recursive=True):
+        try:
+            if p.status() == psutil.STATUS_ZOMBIE or "resource_tracker" in " ".join(p.cmdline()):
+                continue
+        except psutil.NoSuchProcess:
+            continue
+        alive.append(p)
+    return alive
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("run") / "tiny"
+    cfg = load_config(ROOT / "experiments" / "configs" / "default.toml", TINY)
+    assert run_experiment(cfg, quiet=True, out=out) == out
+    return out
+
+
+def test_results_folder_is_complete(tiny_run: Path) -> None:
+    for name in ("config.toml", "metrics.csv", "rounds.csv", "events.jsonl", "summary.json", "report.html",
+                 "accuracy.png", "reputation.png", "tokens.png", "gas.png", "time.png", "deployment.json"):
+        assert (tiny_run / name).is_file(), name
+        assert (tiny_run / name).stat().st_size > 0, name
+    # the resolved config reproduces the run
+    again = load_config(tiny_run / "config.toml")
+    assert again.peers == 8 and again.seed == 0 and again.attack.name == "label_flip"
+
+
+def test_metrics_have_real_values(tiny_run: Path) -> None:
+    metrics = _rows(tiny_run / "metrics.csv")
+    assert len(metrics) == 8 * 4
+    for col in ("round", "peer", "address", "attacker", "committee", "submitted", "approved", "accuracy", "loss", "reputation", "tokens"):
+        assert col in metrics[0]
+    assert sum(int(r["attacker"]) for r in metrics if r["round"] == "1") == 2
+    assert all(r["submitted"] == "1" for r in metrics)
+    assert all(0.0 <= float(r["reputation"]) <= 1.0 for r in metrics)
+    rounds = _rows(tiny_run / "rounds.csv")
+    assert [int(r["round"]) for r in rounds] == [1, 2, 3, 4]
+    acc = [float(r["honest_accuracy"]) for r in rounds]
+    assert acc[-1] > acc[0] + 0.1, f"honest accuracy did not rise: {acc}"
+    assert all(int(r["tx_count"]) > 0 and int(r["gas_used"]) > 0 for r in rounds)
+    assert all(float(r["seconds_total"]) > 0 for r in rounds)
+    last = [r for r in metrics if r["round"] == "4"]
+    att = [float(r["reputation"]) for r in last if r["attacker"] == "1"]
+    hon = [float(r["reputation"]) for r in last if r["attacker"] == "0"]
+    assert max(att) < min(hon), f"attackers' reputation {att} not below honest {hon}"
+    # rejected attackers were slashed, approved honest peers earned tokens
+    assert max(float(r["stake"]) for r in last if r["attacker"] == "1") < min(float(r["stake"]) for r in last if r["attacker"] == "0")
+    assert min(float(r["tokens"]) for r in last if r["attacker"] == "0") > 0
+
+
+def test_events_and_summary(tiny_run: Path) -> None:
+    events = [json.loads(line) for line in (tiny_run / "events.jsonl").read_text().splitlines()]
+    names = {e["event"] for e in events}
+    assert {"UpdateSubmitted", "CommitteeDrawn", "VotesCommitted", "VotesRevealed", "UpdateFinalized", "RoundFinalized"} <= names
+    assert sum(1 for e in events if e["event"] == "RoundFinalized") == 4
+    summary = json.loads((tiny_run / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["rounds_completed"] == 4
+    assert summary["final_honest_accuracy"] == pytest.approx(float(_rows(tiny_run / "rounds.csv")[-1]["honest_accuracy"]))
+    html = (tiny_run / "report.html").read_text()
+    assert "data:image/png;base64," in html and "tiny" in html
+
+
+def test_nothing_left_running(tiny_run: Path) -> None:
+    deadline = time.monotonic() + 10
+    while _descendants_alive() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _descendants_alive() == []
+
+
+def test_bad_config_stops_before_anything_starts(tmp_path: Path) -> None:
+    t0 = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "bdfl", "run", "--attackers", "1.5", "--attack", "label_flip", "--out", str(tmp_path / "x")],
+        capture_output=True, text=True, cwd=ROOT, timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "attack.fraction" in proc.stderr and "[0, 1)" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "x").exists()
+    proc = subprocess.run([sys.executable, "-m", "bdfl", "run", "--attack", "nope", "--attackers", "0.2", "--out", str(tmp_path / "y")],
+                          capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert proc.returncode == 2 and "attack.name" in proc.stderr and "label_flip" in proc.stderr
+    assert time.monotonic() - t0 < 30
+
+
+def test_ctrl_c_stops_everything_and_keeps_results(tmp_path: Path) -> None:
+    out = tmp_path / "interrupted"
+    args = [sys.executable, "-m", "bdfl", "run", "--config", str(ROOT / "experiments/configs/default.toml"),
+            "--peers", "6", "--rounds", "50", "--set", "protocol.committee_size=4", "--out", str(out), "--quiet"]
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            rounds = out / "rounds.csv"
+            if rounds.exists() and len(rounds.read_text().splitlines()) >= 2:  # header + one round
+                break
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            time.sleep(0.2)
+        else:
+            pytest.fail("no round completed within 180 s")
+        tree = {c.pid: " ".join(c.cmdline())[:120] for c in psutil.Process(proc.pid).children(recursive=True)}
+        tree[proc.pid] = "bdfl run"
+        assert len(tree) >= 3  # runner, devnet, workers
+        os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, output
+    assert "interrupted" in output
+    deadline = time.monotonic() + 10
+    alive = dict(tree)
+    while alive and time.monotonic() < deadline:
+        alive = {pid: cmd for pid, cmd in alive.items() if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE}
+        time.sleep(0.1)
+    assert alive == {}, f"survived Ctrl-C: {alive}"
+    rounds = _rows(out / "rounds.csv")
+    assert len(rounds) >= 1 and float(rounds[0]["honest_accuracy"]) > 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "interrupted"
