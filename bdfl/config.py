@@ -51,7 +51,11 @@ class DefenseConfig:
     """How a peer aggregates: ``bdfl`` (on-chain approved only) or a baseline without audit."""
 
     name: str = "bdfl"
-    audit_margin: float = 0.1
+    # Reject an update only if its accuracy on the auditor's validation data is more than
+    # audit_margin below BOTH the auditor's own model and the median of the candidates it
+    # audits (or its loss more than audit_loss_margin above both): docs/learning.md.
+    audit_margin: float = 0.4
+    audit_loss_margin: float = 2.5
     trimmed_beta: float = 0.2
     krum_malicious: int = -1  # -1: assume the configured attacker count
 
@@ -195,6 +199,7 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
         raise ConfigError("attack.fraction", f"{a.fraction} of {cfg.peers} peers rounds down to 0 attackers", f">= {1 / cfg.peers:.3g}")
     d = cfg.defense
     _range("defense.audit_margin", d.audit_margin, 0.0, 1.0)
+    _range("defense.audit_loss_margin", d.audit_loss_margin, 0.0, 100.0, lo_open=True)
     _range("defense.trimmed_beta", d.trimmed_beta, 0.0, 0.5, hi_open=True)
     _range("defense.krum_malicious", d.krum_malicious, -1, cfg.peers)
     o = cfg.overlay

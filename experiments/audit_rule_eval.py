@@ -61,6 +61,7 @@ RULES = {
     "loss only": AuditRule(metric="loss"),
     "own reference only": AuditRule(reference="own"),
     "median only": AuditRule(reference="median"),
+    "margin 0.1": AuditRule(margin=0.1),
 }
 
 

@@ -22,6 +22,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -173,6 +174,7 @@ class Deployment:
     params: ProtocolParams
     deployer: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    _contracts: Any = field(default_factory=weakref.WeakKeyDictionary, repr=False, compare=False)
 
     @property
     def token(self) -> str:
@@ -190,7 +192,14 @@ class Deployment:
         """A web3 contract object for ``name`` (one of :data:`CONTRACTS`)."""
         if name not in self.addresses:
             raise BDFLError(f"deployment has no contract {name!r}", fix=f"expected one of {', '.join(CONTRACTS)}")
-        return w3.eth.contract(address=self.addresses[name], abi=self.abis[name])
+        # building a web3 contract object parses the ABI (~10 ms); share one per (w3, name)
+        try:
+            per_w3 = self._contracts.setdefault(w3, {})
+        except TypeError:  # a w3 that cannot be weakly referenced: no cache
+            per_w3 = {}
+        if name not in per_w3:
+            per_w3[name] = w3.eth.contract(address=self.addresses[name], abi=self.abis[name])
+        return per_w3[name]
 
     # -- file ---------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:

@@ -80,7 +80,7 @@ class Worker:
         settings = PeerSettings(
             defense=cfg.defense.name,
             defense_params=defense_params(cfg),
-            audit_rule=AuditRule(margin=cfg.defense.audit_margin),
+            audit_rule=AuditRule(margin=cfg.defense.audit_margin, loss_margin=cfg.defense.audit_loss_margin),
         )
         chain_id = int(self.w3.eth.chain_id)
         from bdfl.chain.protocol import draw_gas_bound
@@ -95,7 +95,7 @@ class Worker:
             (xtr, ytr), (xva, yva) = shards[index]
             attack = make_attack_for(cfg, index) if index in self.attackers else None
             if attack is not None:
-                xtr, ytr = attack.poison_data(xtr, ytr, np.random.default_rng([cfg.seed, index, 1]))
+                xtr, ytr = attack.poison_data(xtr, ytr, np.random.default_rng([cfg.seed, index, 1]), num_classes=dataset.num_classes)
             client = task.make_client((xtr, ytr), (xva, yva), seed=cfg.seed * 100_003 + index, hparams=_hparams(cfg))
             endpoint = self.host.add_endpoint("127.0.0.1", 0, max_blob_bytes=64 * 1024 * 1024)
             peer = Peer(index=index, address=account.address, client=client, endpoint=endpoint, settings=settings, attack=attack, seed=cfg.seed, num_peers=cfg.peers, num_attackers=cfg.num_attackers)

@@ -4,8 +4,8 @@ An auditor judges each candidate model (another peer's trained parameters) only 
 calling ``client.evaluate`` on its *own* local validation split — the same call for
 any ``NumPyClient``. It compares the candidate's score with two bars:
 
-* the auditor's **reference** model (``reference_params``: the caller passes the
-  auditor's own model — see docs/learning.md for which one), and
+* the auditor's **reference** model (``reference_params``: the auditor's own model
+  after this round's local training), and
 * the **median** score of all candidates it audits this round (robust as long as
   fewer than half of them are bad).
 
@@ -28,6 +28,13 @@ Metrics:
 
 Candidates whose parameters contain NaN/Inf or whose arrays do not match the
 reference's shapes are rejected without being evaluated.
+
+Defaults (``margin = 0.4`` accuracy, ``loss_margin = 2.5`` nats) were measured with
+``experiments/audit_rule_eval.py`` (digits, 20 peers, Dirichlet 0.5, 30 % attackers):
+honest false rejections <= 2.8 % per vote without attack and under label-flip,
+sign-flip and noise attackers; detection rates and limits are in docs/learning.md.
+An auditor needs at least ``min_candidates`` (3) candidates for the median bar;
+below that only the own-model bar applies, which rejects many honest non-IID models.
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ when the experiment config sets them; otherwise the client's ``hparams`` apply.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import math
@@ -207,7 +208,8 @@ def _import_task_module(spec: str) -> ModuleType:
         path = Path(spec).expanduser()
         if not path.is_file():
             raise TaskError(f"task file {path} does not exist")
-        mod_name = f"bdfl_task_{path.stem}_{abs(hash(str(path.resolve()))):x}"
+        digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
+        mod_name = f"bdfl_task_{path.stem}_{digest}"
         if mod_name in sys.modules:
             return sys.modules[mod_name]
         file_spec = importlib.util.spec_from_file_location(mod_name, path)

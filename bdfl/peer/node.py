@@ -102,6 +102,10 @@ class Peer:
     def train(self, rnd: int, config: dict[str, Any] | None = None) -> dict[str, Any]:
         """Fit the local model from the current parameters (Flower NumPyClient.fit)."""
         self.reference = [p.copy() for p in self.params]
+        if self.attack is not None and not self.attack.trains and self.attack.active(rnd):
+            self.trained = [p.copy() for p in self.params]  # a free-rider does no work
+            self.num_examples = 0
+            return {"num_examples": 0}
         params, num_examples, metrics = self.client.fit([p.copy() for p in self.params], {"round": rnd, **(config or {})})
         self.trained = [np.asarray(p) for p in params]
         self.num_examples = int(num_examples)
@@ -112,8 +116,8 @@ class Peer:
         """Serialize this round's update; an active attacker poisons it first."""
         assert self.trained is not None and self.reference is not None, "train() first"
         params = self.trained
-        if self.attack is not None and self.attack.active(rnd):
-            from bdfl.attacks import AttackContext
+        if self.attack is not None:
+            from bdfl.attacks import AttackContext, attacker_update
 
             ctx = AttackContext(
                 round=rnd,
@@ -125,7 +129,7 @@ class Peer:
                 num_peers=self.num_peers,
                 num_attackers=self.num_attackers,
             )
-            params = [np.asarray(p, dtype=t.dtype) for p, t in zip(self.attack.poison_update(ctx), self.trained)]
+            params = [np.asarray(p, dtype=t.dtype) for p, t in zip(attacker_update(self.attack, ctx), self.trained)]
         self.submitted_params = params
         return encode_ndarrays(params)
 

@@ -54,10 +54,14 @@ def _descendants_alive(pid_root: int | None = None) -> list[psutil.Process]:
     return alive
 
 
+PRE_EXISTING: set[int] = set()
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("run") / "tiny"
     cfg = load_config(ROOT / "experiments" / "configs" / "default.toml", TINY)
+    PRE_EXISTING.update(p.pid for p in _descendants_alive())  # e.g. the session's shared devnet
     assert run_experiment(cfg, quiet=True, out=out) == out
     return out
 
@@ -108,10 +112,13 @@ def test_events_and_summary(tiny_run: Path) -> None:
 
 
 def test_nothing_left_running(tiny_run: Path) -> None:
+    def started_by_run() -> list[psutil.Process]:
+        return [p for p in _descendants_alive() if p.pid not in PRE_EXISTING]
+
     deadline = time.monotonic() + 10
-    while _descendants_alive() and time.monotonic() < deadline:
+    while started_by_run() and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert _descendants_alive() == []
+    assert started_by_run() == []
 
 
 def test_bad_config_stops_before_anything_starts(tmp_path: Path) -> None:

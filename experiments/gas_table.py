@@ -1,0 +1,252 @@
+"""Gas per function and per round of the BDFL protocol for N = 10, 100, 1000 members.
+
+For each N: a fresh anvil devnet, the contracts deployed with the default
+``ProtocolParams`` (K = 32 committee seats, m = 3 auditors per update, quorum 2), N peer
+accounts derived deterministically (funded with ``anvil_setBalance`` and token transfers),
+every peer joins, then two full rounds run: every member submits, the committee commits
+and reveals honest votes (every tenth peer submits a poisoned update that the auditors
+reject, so the slash path is measured too), and ``finalize`` runs in batches of
+``--batch`` items. Round 0 (everyone just joined, no absence checks) and round 1 (steady
+state) are both measured; the tables report round 1.
+
+Transactions of one phase are sent without waiting and collected afterwards.
+
+Writes ``experiments/results/gas_table.md`` and ``gas_table.csv`` and prints the table.
+
+    python experiments/gas_table.py                  # N = 10, 100, 1000
+    python experiments/gas_table.py --sizes 10,100   # quicker
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import statistics
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bdfl.chain.accounts import derive_keys, devnet_account  # noqa: E402
+from bdfl.chain.compiler import build  # noqa: E402
+from bdfl.chain.deploy import TOKEN, ProtocolParams, deploy, fund_peers  # noqa: E402
+from bdfl.chain.devnet import BLOCK_GAS_LIMIT, start_devnet  # noqa: E402
+from bdfl.chain.protocol import FINALIZE_BATCH, Phase, ProtocolClient, draw_gas_bound, new_salt  # noqa: E402
+from bdfl.chain.txsender import TxSender  # noqa: E402
+
+ROUND_FUNCTIONS = ("submitUpdate", "commitVotes", "revealVotes", "advance", "finalize")
+
+
+class Recorder:
+    """Gas of every receipt, by function, and by round."""
+
+    def __init__(self) -> None:
+        self.by_fn: dict[tuple[str, str], list[int]] = defaultdict(list)
+
+    def add(self, scope: str, fn: str, receipts: list[Any]) -> None:
+        for rc in receipts:
+            self.by_fn[(scope, fn)].append(int(rc["gasUsed"]))
+
+
+def collect(pairs: list[tuple[TxSender, bytes]]) -> list[Any]:
+    return [s.wait(h) for s, h in pairs]
+
+
+def run_round(
+    clients: list[ProtocolClient], by_addr: dict[str, ProtocolClient], runner: ProtocolClient, rec: Recorder, scope: str, batch: int
+) -> dict[str, Any]:
+    r = runner.current_round()
+    k = runner.deployment.params.committee_size
+    n = len(clients)
+    probe = clients[0]
+    submit_gas = int(probe.sender.estimate(probe.rounds.functions.submitUpdate(r, b"\x01" * 32, 10)) * 1.3)
+    pairs = []
+    bad = set()
+    t0 = time.perf_counter()
+    for i, c in enumerate(clients):
+        poisoned = i % 10 == 9
+        if poisoned:
+            bad.add(c.address)
+        h = new_salt() if not poisoned else b"\xba" * 31 + bytes([i % 256])
+        last = i == n - 1
+        gas = submit_gas + (draw_gas_bound(k) if last else 0)
+        pairs.append((c.sender, c.submit_update(r, h, 600, wait=False, gas=gas)))
+    rec.add(scope, "submitUpdate", collect(pairs))
+    if runner.round_info(r).phase == Phase.SUBMIT:
+        raise RuntimeError("the Submit phase did not end after every member submitted")
+    committee = runner.committee(r)
+    # transactions of one sender batch are mined in send order: update u is clients[u]'s
+    subs_peer = {u: c.address for u, c in enumerate(clients)}
+    assert runner.submission(r, n - 1).peer == clients[-1].address
+    plans = {}
+    pairs = []
+    for a in committee:
+        idx = runner.assignments_of(r, a)
+        acc = [subs_peer[u] not in bad for u in idx]
+        plans[a] = (idx, acc, new_salt())
+        c = by_addr[a]
+        pairs.append((c.sender, c.commit_votes(r, *plans[a], wait=False)))
+    rec.add(scope, "commitVotes", collect(pairs))
+    pairs = []
+    for a in committee:
+        c = by_addr[a]
+        pairs.append((c.sender, c.reveal_votes(r, *plans[a], wait=False)))
+    rec.add(scope, "revealVotes", collect(pairs))
+    if runner.round_info(r).phase != Phase.FINALIZE:
+        raise RuntimeError("the Reveal phase did not end after every auditor revealed")
+    receipts = runner.finalize(r, batch=batch)
+    rec.add(scope, "finalize", receipts)
+    elapsed = time.perf_counter() - t0
+    approved = runner.approved_updates(r)
+    views = {
+        "assignmentsOf (eth_call)": int(runner.rounds.functions.assignmentsOf(r, committee[0]).estimate_gas()),
+        "approvedUpdates (eth_call)": int(runner.rounds.functions.approvedUpdates(r).estimate_gas()),
+    }
+    return {
+        "round": r,
+        "committee": len(committee),
+        "approved": len(approved),
+        "rejected_expected": len(bad),
+        "finalize_txs": len(receipts),
+        "seconds": elapsed,
+        "views": views,
+        "votes_per_auditor": statistics.mean(len(p[0]) for p in plans.values()) if plans else 0,
+    }
+
+
+def measure(n: int, batch: int, arts: Any) -> dict[str, Any]:
+    params = ProtocolParams()
+    with start_devnet("anvil") as dev:
+        w3 = dev.w3(request_timeout=120)
+        w3.provider.cache_allowed_requests = True
+        deployer = devnet_account(0)
+        dsend = TxSender(w3, deployer)
+        dep = deploy(w3, deployer, arts, params, sender=dsend)
+        keys = derive_keys(42, n, namespace="bdfl-gas-table")
+        t0 = time.perf_counter()
+        fund_peers(w3, dep, dsend, [k.address for k in keys], 2 * params.min_stake, eth_wei=10**21)
+        clients = [ProtocolClient(w3, dep, k, TxSender(w3, k, chain_id=dep.chain_id)) for k in keys]
+        by_addr = {c.address: c for c in clients}
+        rec = Recorder()
+        approve_gas = int(clients[0].sender.estimate(clients[0].token.functions.approve(dep.registry, params.min_stake)) * 1.2)
+        pairs = [(c.sender, c.approve(params.min_stake, wait=False, gas=approve_gas)) for c in clients]
+        rec.add("setup", "approve", collect(pairs))
+        join_gas = 400_000
+        pairs = [(c.sender, c.join(f"http://10.0.{i // 250}.{i % 250}:8000/", wait=False, gas=join_gas)) for i, c in enumerate(clients)]
+        rec.add("setup", "join", collect(pairs))
+        setup_s = time.perf_counter() - t0
+        runner = ProtocolClient(w3, dep, deployer, dsend)
+        rounds = [run_round(clients, by_addr, runner, rec, f"round{j}", batch) for j in range(2)]
+        sol = runner.solvency()
+        assert sol.margin >= 0
+    return {"n": n, "rec": rec, "rounds": rounds, "setup_s": setup_s, "params": params, "batch": batch}
+
+
+def summarize(results: list[dict[str, Any]], scope: str = "round1") -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    fn_rows, round_rows = [], []
+    for res in results:
+        n, rec = res["n"], res["rec"]
+        total, txs, max_tx = 0, 0, 0
+        for fn in ("approve", "join"):
+            g = rec.by_fn.get(("setup", fn), [])
+            if g:
+                fn_rows.append({"n": n, "function": fn + " (setup)", "calls": len(g), "min": min(g), "mean": round(statistics.mean(g)), "max": max(g)})
+        for fn in ROUND_FUNCTIONS:
+            g = rec.by_fn.get((scope, fn), [])
+            if not g:
+                continue
+            fn_rows.append({"n": n, "function": fn, "calls": len(g), "min": min(g), "mean": round(statistics.mean(g)), "max": max(g)})
+            total += sum(g)
+            txs += len(g)
+            max_tx = max(max_tx, max(g))
+        info = res["rounds"][1 if scope == "round1" else 0]
+        round_rows.append(
+            {
+                "n": n,
+                "committee": info["committee"],
+                "votes_per_auditor": round(info["votes_per_auditor"], 1),
+                "round_gas": total,
+                "round_txs": txs,
+                "finalize_txs": info["finalize_txs"],
+                "max_tx_gas": max_tx,
+                "max_tx_share_of_30M": f"{100 * max_tx / BLOCK_GAS_LIMIT:.1f}%",
+                "gas_per_peer": round(total / n),
+                "approved": info["approved"],
+                "assignmentsOf_call_gas": info["views"]["assignmentsOf (eth_call)"],
+                "approvedUpdates_call_gas": info["views"]["approvedUpdates (eth_call)"],
+            }
+        )
+    return fn_rows, round_rows
+
+
+def markdown(fn_rows: list[dict[str, Any]], round_rows: list[dict[str, Any]], results: list[dict[str, Any]]) -> str:
+    p = results[0]["params"]
+    lines = [
+        "# BDFL protocol gas",
+        "",
+        f"Default parameters: committee K = {p.committee_size}, auditors per update m = {p.auditors_per_update}, "
+        f"quorum {p.quorum}; finalize batch = {results[0]['batch']} items; anvil, Solidity 0.8.37 (optimizer 200 runs, cancun). "
+        "Every tenth peer submits a poisoned update that the auditors reject (slash path). "
+        "Numbers are for a steady-state round (round 1: every member was already a member when it opened). "
+        "`experiments/gas_table.py` produced this file.",
+        "",
+        "## Per round",
+        "",
+        "| N | committee | votes/auditor | gas per round | txs per round | finalize txs | max gas of one tx | of 30M block | gas per peer | approved | assignmentsOf eth_call | approvedUpdates eth_call |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in round_rows:
+        lines.append(
+            f"| {r['n']} | {r['committee']} | {r['votes_per_auditor']} | {r['round_gas']:,} | {r['round_txs']} | {r['finalize_txs']} | "
+            f"{r['max_tx_gas']:,} | {r['max_tx_share_of_30M']} | {r['gas_per_peer']:,} | {r['approved']} | "
+            f"{r['assignmentsOf_call_gas']:,} | {r['approvedUpdates_call_gas']:,} |"
+        )
+    lines += ["", "## Per function", "", "| N | function | calls | min | mean | max |", "|---:|---|---:|---:|---:|---:|"]
+    for r in fn_rows:
+        lines.append(f"| {r['n']} | {r['function']} | {r['calls']} | {r['min']:,} | {r['mean']:,} | {r['max']:,} |")
+    lines += [
+        "",
+        "Notes: the last `submitUpdate` of a round also draws the committee (hence its max); "
+        "`finalize` gas is bounded by the batch size, not by N; `revealVotes` grows with the "
+        "auditor's N·m/K assigned votes. Setup (approve + join) is paid once per membership.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sizes", default="10,100,1000", help="comma-separated member counts")
+    ap.add_argument("--batch", type=int, default=FINALIZE_BATCH, help="finalize items per transaction")
+    ap.add_argument("--out", default=str(ROOT / "experiments" / "results"), help="output folder")
+    args = ap.parse_args(argv)
+    arts = build(ROOT)
+    results = []
+    for n in (int(x) for x in args.sizes.split(",")):
+        t = time.perf_counter()
+        res = measure(n, args.batch, arts)
+        print(f"N={n}: setup {res['setup_s']:.1f} s, rounds {[round(r['seconds'], 1) for r in res['rounds']]} s, total {time.perf_counter() - t:.1f} s", flush=True)
+        results.append(res)
+    fn_rows, round_rows = summarize(results)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    md = markdown(fn_rows, round_rows, results)
+    (out / "gas_table.md").write_text(md)
+    with open(out / "gas_table.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["n", "kind", "function", "calls", "min", "mean", "max", "round_gas", "round_txs", "max_tx_gas", "gas_per_peer", "committee"])
+        for r in fn_rows:
+            w.writerow([r["n"], "function", r["function"], r["calls"], r["min"], r["mean"], r["max"], "", "", "", "", ""])
+        for r in round_rows:
+            w.writerow([r["n"], "round", "", r["round_txs"], "", "", "", r["round_gas"], r["round_txs"], r["max_tx_gas"], r["gas_per_peer"], r["committee"]])
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
