@@ -172,6 +172,36 @@ def encode_ndarrays(arrays: Sequence[np.ndarray]) -> bytes:
 # --------------------------------------------------------------------- decode
 
 
+#: A valid header nests 4 levels ({"arrays": [{"shape": [...]}]}); anything deeper is refused
+#: before the JSON parser sees it.
+MAX_HEADER_DEPTH = 8
+
+
+def _nesting_depth(raw: bytes) -> int:
+    """Maximum bracket nesting of JSON text, ignoring brackets inside strings (linear scan)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > MAX_HEADER_DEPTH:
+                    return deepest
+        elif byte in (0x5D, 0x7D):  # ] }
+            depth -= 1
+    return deepest
+
+
 def _parse_header(data: memoryview, max_header_bytes: int) -> tuple[list[dict], int]:
     """Validate prefix and header; return (entries, body start)."""
     if len(data) < PREFIX_BYTES:
@@ -187,6 +217,10 @@ def _parse_header(data: memoryview, max_header_bytes: int) -> tuple[list[dict], 
     if start > len(data):
         raise InvalidUpdate("truncated", f"header needs {hlen} bytes, {len(data) - PREFIX_BYTES} present")
     raw = bytes(data[PREFIX_BYTES:start])
+    if _nesting_depth(raw) > MAX_HEADER_DEPTH:
+        # json's C scanner recurses per level: with a raised recursion limit (torch and others
+        # raise it) a deeply nested header overflows the C stack and kills the process.
+        raise InvalidUpdate("bad_header", f"header JSON nests deeper than {MAX_HEADER_DEPTH} levels")
     try:
         header = json.loads(raw.decode("ascii"))
         canonical = _canonical_json(header) == raw

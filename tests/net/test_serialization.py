@@ -440,3 +440,24 @@ def test_net_layer_imports_nothing_above_it() -> None:
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_deep_nesting_refused_even_with_a_raised_recursion_limit() -> None:
+    """Regression: with sys.setrecursionlimit raised (torch and sympy do this), json's C
+    scanner overflowed the C stack on a deeply nested header and killed the process."""
+    import struct
+    import sys
+
+    from bdfl.net.serialization import MAGIC, decode_arrays
+
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(1_000_000)
+    try:
+        for opener in (b"[", b"{\"a\":"):
+            header = opener * 200_000
+            data = MAGIC + struct.pack("<I", len(header)) + header
+            with pytest.raises(InvalidUpdate) as info:
+                decode_arrays(data, max_bytes=10**7)
+            assert info.value.reason == "bad_header"
+    finally:
+        sys.setrecursionlimit(old)
