@@ -206,7 +206,7 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     _range("overlay.degree", o.degree, 1, max(1, cfg.peers - 1))
     _range("overlay.edge_probability", o.edge_probability, 0.0, 1.0, lo_open=True)
     p = cfg.protocol
-    _range("protocol.committee_size", p.committee_size, 1, min(64, cfg.peers))
+    _range("protocol.committee_size", p.committee_size, 2, min(64, cfg.peers))
     _range("protocol.auditors_per_update", p.auditors_per_update, 1, max(1, p.committee_size - 1))
     _range("protocol.quorum", p.quorum, 1, p.auditors_per_update)
     _range("protocol.min_stake", p.min_stake, 1, 10**30)

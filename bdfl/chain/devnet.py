@@ -38,6 +38,8 @@ BACKENDS = ("anvil", "hardhat")
 #: Chain ids of local development chains; well-known test keys are allowed only here.
 DEVNET_CHAIN_IDS = frozenset({31337, 1337})
 BLOCK_GAS_LIMIT = 30_000_000
+#: Genesis time of a frozen-clock devnet (2023-11-14): any fixed value works.
+FROZEN_GENESIS = 1_700_000_000
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -72,6 +74,15 @@ def rpc_call(url: str, method: str, params: list[Any] | None = None, timeout: fl
     if "error" in data:
         raise BDFLError(f"{url} refused {method}: {data['error']}")
     return data["result"]
+
+
+def make_web3(rpc_url: str, request_timeout: float = 30.0) -> Any:
+    """A web3 client that caches the chain id (otherwise web3 asks for it on every call)."""
+    from web3 import Web3
+
+    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": request_timeout}))
+    w3.provider.cache_allowed_requests = True
+    return w3
 
 
 def _set_pdeathsig() -> None:
@@ -116,7 +127,7 @@ class Devnet:
         """A web3 client for this endpoint."""
         from web3 import Web3
 
-        return Web3(Web3.HTTPProvider(self.rpc_url, request_kwargs={"timeout": request_timeout}))
+        return make_web3(self.rpc_url, request_timeout)
 
     def set_balance(self, address: str, wei: int) -> None:
         """Fund an account on a local devnet (anvil and Hardhat both answer this)."""
@@ -156,7 +167,7 @@ def _kill_group(proc: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
         pass
 
 
-def _command(backend: str, host: str, port: int, accounts: int, block_time: float | None, root: Path) -> list[str]:
+def _command(backend: str, host: str, port: int, accounts: int, block_time: float | None, root: Path, frozen_time: bool = False) -> list[str]:
     if backend == "anvil":
         cmd = [
             toolchain.anvil_binary(root),
@@ -168,6 +179,8 @@ def _command(backend: str, host: str, port: int, accounts: int, block_time: floa
         ]
         if block_time:
             cmd += ["--block-time", str(block_time)]
+        if frozen_time:
+            cmd += ["--timestamp", str(FROZEN_GENESIS)]
         return cmd
     if backend == "hardhat":
         # Hardhat reads hardhat.config.js in the project root; interval mining is set there via env.
@@ -185,15 +198,24 @@ def start_devnet(
     log_path: str | os.PathLike[str] | None = None,
     root: str | os.PathLike[str] | None = None,
     timeout: float = 60.0,
+    frozen_time: bool = False,
 ) -> Devnet:
-    """Start a local devnet and return once its JSON-RPC answers ``eth_chainId``."""
+    """Start a local devnet and return once its JSON-RPC answers ``eth_chainId``.
+
+    ``frozen_time`` (anvil only): block time starts at a fixed genesis and stands still
+    unless moved with ``evm_increaseTime``. Simulations use it so that runs are
+    reproducible (block randomness then depends only on block contents) and so that
+    phase deadlines pass only when the orchestrator decides, however long a round takes.
+    """
+    if frozen_time and backend != "anvil":
+        raise BDFLError(f"frozen block time is only supported on anvil, not {backend}")
     if backend not in BACKENDS:
         raise BDFLError(f"unknown devnet backend {backend!r}", fix=f"use one of: {', '.join(BACKENDS)}, or --rpc-url for an existing node")
     root = Path(root) if root else toolchain.project_root()
     last_error = ""
     for _attempt in range(3):  # a free port can be taken between our probe and the child's bind
         chosen = port or free_port(host)
-        cmd = _command(backend, host, chosen, accounts, block_time, root)
+        cmd = _command(backend, host, chosen, accounts, block_time, root, frozen_time)
         log = Path(log_path) if log_path else Path(os.devnull)
         if log_path:
             log.parent.mkdir(parents=True, exist_ok=True)
@@ -226,6 +248,8 @@ def start_devnet(
                 break
             try:
                 devnet.chain_id = int(rpc_call(url, "eth_chainId", timeout=1.0), 16)
+                if frozen_time:
+                    rpc_call(url, "anvil_setBlockTimestampInterval", [0])
                 return devnet
             except BDFLError:
                 time.sleep(0.02)

@@ -61,7 +61,10 @@ class Orchestrator:
             self.devnet = connect(c.rpc_url)
         else:
             self.note(f"starting {c.backend} devnet")
-            self.devnet = start_devnet(c.backend, block_time=c.block_time or None, log_path=self.out_dir / "devnet.log")
+            # anvil with a frozen clock: reproducible block randomness (committees), and
+            # deadlines pass only when the keeper moves time (docs/architecture.md)
+            frozen = c.backend == "anvil" and not c.block_time
+            self.devnet = start_devnet(c.backend, block_time=c.block_time or None, log_path=self.out_dir / "devnet.log", frozen_time=frozen)
         self.w3 = self.devnet.w3()
         self.note(f"chain {self.devnet.rpc_url} (chain id {self.devnet.chain_id})")
 
@@ -88,7 +91,7 @@ class Orchestrator:
         from bdfl.chain.accounts import derive_keys
         from bdfl.chain.deploy import fund_peers
         from bdfl.experiment.runner import WorkerPool
-        from bdfl.experiment.setup import attacker_indices
+        from bdfl.experiment.setup import attacker_indices, endpoint_ports
         from bdfl.experiment.worker import WorkerSpec
 
         cfg = self.cfg
@@ -102,20 +105,21 @@ class Orchestrator:
         workers = min(cfg.workers, cfg.peers)
         groups = [list(range(w, cfg.peers, workers)) for w in range(workers)]
         attackers = set(self.attackers)
+        ports = endpoint_ports(cfg)
         specs = [
             WorkerSpec(
                 worker_id=w,
                 config=cfg.to_dict(),
                 rpc_url=self.devnet.rpc_url,
                 deployment_path=str(self.deployment_path),
-                peers=[(i, "0x" + bytes(accounts[i].key).hex()) for i in group],
+                peers=[(i, "0x" + bytes(accounts[i].key).hex(), ports[i]) for i in group],
                 attackers=[i for i in group if i in attackers],
             )
             for w, group in enumerate(groups)
         ]
         self.note(f"starting {workers} worker processes for {cfg.peers} peers ({len(self.attackers)} attackers)")
         self.pool = WorkerPool(specs)
-        self.pool.call("join", stake=stake)
+        self.pool.call_in_turn("join", stake=stake)  # in turn: a reproducible order of joins
         txs, gas, _ = self.keeper.chain_usage()  # set-up (deploy, funding, joins) is not round cost
         self.setup_chain = {"setup_tx_count": txs, "setup_gas_used": gas}
         self.note(f"all peers joined (set-up: {txs} transactions, {gas:,} gas)")
@@ -134,9 +138,11 @@ class Orchestrator:
         self.progress.phase(offset + 1, "train+submit")
         res = self.pool.call("train_submit", rnd=rnd, attackers=False, honest=[])
         times.add(res)
+        times.add(self.pool.call_in_turn("send_outbox"), in_turn=True)
         if self.attackers:
             honest = [(v["hash"], v["url"]) for r in res for v in r["peers"].values()]
             times.add(self.pool.call("train_submit", rnd=rnd, attackers=True, honest=honest))
+            times.add(self.pool.call_in_turn("send_outbox"), in_turn=True)
         t = time.perf_counter()
         k.advance_to(rnd, Phase.COMMIT)  # at once: every active member submitted
         times.chain += time.perf_counter() - t
@@ -147,11 +153,13 @@ class Orchestrator:
             assignments = self._assignments(rnd)
             times.chain += time.perf_counter() - t
             times.add(self.pool.call("audit_commit", rnd=rnd, assignments=assignments, attacker_addrs=self.attacker_addrs))
+            times.add(self.pool.call_in_turn("send_outbox"), in_turn=True)
             t = time.perf_counter()
             k.advance_to(rnd, Phase.REVEAL)
             times.chain += time.perf_counter() - t
             self.progress.phase(offset + 1, "reveal")
-            times.add(self.pool.call("reveal", rnd=rnd))
+            self.pool.call("reveal", rnd=rnd)
+            times.add(self.pool.call_in_turn("send_outbox"), in_turn=True)
         t = time.perf_counter()
         k.close_round(rnd)  # baselines cast no votes: the commit/reveal deadlines are reached instead
         times.chain += time.perf_counter() - t

@@ -85,6 +85,20 @@ class WorkerPool:
             conn.send((cmd, per_worker[i] if per_worker is not None else kwargs))
         return self._collect(cmd)
 
+    def call_in_turn(self, cmd: str, **kwargs: Any) -> list[Any]:
+        """The command on one worker after another (for a deterministic order of effects)."""
+        out = []
+        for i, conn in enumerate(self.conns):
+            conn.send((cmd, kwargs))
+            try:
+                status, payload = conn.recv()
+            except (EOFError, OSError):
+                status, payload = "error", f"worker {i} died (exit code {self.procs[i].exitcode})"
+            if status != "ok":
+                raise BDFLError(f"{cmd} failed in worker {i}:\n{payload}")
+            out.append(payload)
+        return out
+
     def stop(self) -> None:
         for conn in self.conns:
             try:
@@ -105,11 +119,13 @@ class RoundTimes:
     audit: float = 0.0
     chain: float = 0.0
 
-    def add(self, results: list[dict[str, Any]]) -> None:
-        # workers run in parallel: a phase takes as long as its slowest worker
+    def add(self, results: list[dict[str, Any]], *, in_turn: bool = False) -> None:
+        # workers run in parallel: a phase takes as long as its slowest worker;
+        # commands run in turn (one worker after another) take the sum
         for key in ("train", "exchange", "audit", "chain"):
             vals = [r.get(f"seconds_{key}", 0.0) for r in results]
-            setattr(self, key, getattr(self, key) + (max(vals) if vals else 0.0))
+            total = (sum(vals) if in_turn else max(vals)) if vals else 0.0
+            setattr(self, key, getattr(self, key) + total)
 
 
 def run_experiment(cfg: ExperimentConfig, *, quiet: bool = False, out: Path | None = None) -> Path:

@@ -108,3 +108,30 @@ def protocol_params(cfg: ExperimentConfig) -> Any:
         raise
     except Exception as exc:  # noqa: BLE001 - ProtocolParams names the field
         raise ConfigError("protocol", str(getattr(exc, "message", exc))) from None
+
+
+def endpoint_ports(cfg: ExperimentConfig, host: str = "127.0.0.1") -> list[int]:
+    """Loopback ports for the peers' endpoints, chosen from the seed.
+
+    Endpoint URLs are published on chain when peers join, so they are part of the
+    block contents from which the devnet derives its randomness, and so of every
+    committee: seeded ports make a re-run reproduce the committees. A port that is
+    taken is skipped (the run still works, it just no longer matches bit for bit).
+    """
+    import socket
+
+    rng = np.random.default_rng([cfg.seed, 11])
+    base = 20_000 + int(rng.integers(0, 20_000))
+    ports: list[int] = []
+    candidate = base
+    while len(ports) < cfg.peers:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((host, candidate))
+                ports.append(candidate)
+            except OSError:
+                pass
+        candidate += 1
+        if candidate >= 60_000:
+            candidate = 10_000
+    return ports

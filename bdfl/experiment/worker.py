@@ -35,7 +35,7 @@ class WorkerSpec:
     config: dict[str, Any]
     rpc_url: str
     deployment_path: str
-    peers: list[tuple[int, str]]  # (peer index, private key hex): simulation keys only
+    peers: list[tuple[int, str, int]]  # (peer index, private key hex, endpoint port): simulation keys only
     attackers: list[int]
 
 
@@ -64,12 +64,13 @@ class Worker:
         from bdfl.net.fetch import Fetcher
         from bdfl.peer.node import Peer, PeerSettings
         from bdfl.experiment.setup import make_attack_for, peer_data, defense_params
-        from web3 import Web3
+        from eth_utils import keccak
+        from bdfl.chain.devnet import make_web3
 
         self.cfg: ExperimentConfig = from_dict(spec.config)
         self.spec = spec
         cfg = self.cfg
-        self.w3 = Web3(Web3.HTTPProvider(spec.rpc_url, request_kwargs={"timeout": 60}))
+        self.w3 = make_web3(spec.rpc_url, 60.0)
         self.deployment = Deployment.load(spec.deployment_path, w3=self.w3)
         self.host = BlobHost()
         # one event-loop thread serves every endpoint of this worker and runs its fetches
@@ -89,16 +90,18 @@ class Worker:
         # last one, which draws the committee: every submission carries the draw's gas bound.
         self.submit_gas = 300_000 + draw_gas_bound(self.deployment.params.committee_size)
         self.peers: dict[int, Peer] = {}
+        self._outbox: list[tuple[Any, Any, tuple[Any, ...], dict[str, Any]]] = []
         self.clients: dict[int, Any] = {}
-        for index, key in spec.peers:
+        for index, key, port in spec.peers:
             account = Account.from_key(key)
             (xtr, ytr), (xva, yva) = shards[index]
             attack = make_attack_for(cfg, index) if index in self.attackers else None
             if attack is not None:
                 xtr, ytr = attack.poison_data(xtr, ytr, np.random.default_rng([cfg.seed, index, 1]), num_classes=dataset.num_classes)
             client = task.make_client((xtr, ytr), (xva, yva), seed=cfg.seed * 100_003 + index, hparams=_hparams(cfg))
-            endpoint = self.host.add_endpoint("127.0.0.1", 0, max_blob_bytes=64 * 1024 * 1024)
+            endpoint = self.host.add_endpoint("127.0.0.1", port, max_blob_bytes=64 * 1024 * 1024)
             peer = Peer(index=index, address=account.address, client=client, endpoint=endpoint, settings=settings, attack=attack, seed=cfg.seed, num_peers=cfg.peers, num_attackers=cfg.num_attackers)
+            peer.salt_secret = keccak(b"bdfl-vote-salt:" + bytes(account.key))  # type: ignore[attr-defined]
             sender = TxSender(self.w3, account, chain_id=chain_id)
             peer.chain = ProtocolClient(self.w3, self.deployment, account, sender)  # type: ignore[attr-defined]
             self.peers[index] = peer
@@ -135,16 +138,13 @@ class Worker:
                 if isinstance(data, bytes):
                     honest_models.append(decode_ndarrays(data, max_bytes=64 * 1024 * 1024, spec=chosen[0].spec))
         t1 = time.perf_counter()
-        pending = []
         out: dict[int, dict[str, Any]] = {}
         for peer in chosen:
             data = peer.make_update(rnd, honest_models)
             h = peer.publish(rnd, data)
-            pending.append((peer, peer.chain.submit_update(rnd, bytes.fromhex(h[2:]), peer.num_examples, wait=False, gas=self.submit_gas)))
+            self._queue(peer, peer.chain.submit_update, rnd, bytes.fromhex(h[2:]), peer.num_examples, wait=False, gas=self.submit_gas)
             out[peer.index] = {"hash": h, "url": peer.endpoint.url, "bytes": len(data)}
-        t2 = time.perf_counter()
-        self._wait(pending)
-        return {"peers": out, "seconds_train": t_train, "seconds_exchange": t2 - t1, "seconds_chain": time.perf_counter() - t2}
+        return {"peers": out, "seconds_train": t_train, "seconds_exchange": time.perf_counter() - t1}
 
     def audit_commit(self, rnd: int, assignments: dict[str, list[dict[str, Any]]], attacker_addrs: list[str]) -> dict[str, Any]:
         from bdfl.peer.node import Candidate
@@ -154,28 +154,39 @@ class Worker:
         wanted = {(c["url"], c["hash"]) for addr in mine for c in assignments[addr]}
         fetched = self.fetcher.fetch_many(sorted(wanted)) if wanted else {}
         t1 = time.perf_counter()
-        pending = []
         votes: dict[int, dict[str, Any]] = {}
         attackers = frozenset(attacker_addrs)
         for addr, peer in mine.items():
             cands = [Candidate(index=c["index"], peer=c["peer"], hash=c["hash"], url=c["url"]) for c in assignments[addr]]
             idx, accept = peer.audit(rnd, cands, fetched, attackers)
             salt = peer.remember_votes(rnd, idx, accept)
-            pending.append((peer, peer.chain.commit_votes(rnd, idx, accept, salt, wait=False)))
+            self._queue(peer, peer.chain.commit_votes, rnd, idx, accept, salt, wait=False)
             votes[peer.index] = {"indices": idx, "accept": accept}
-        t2 = time.perf_counter()
-        self._wait(pending)
-        return {"votes": votes, "seconds_exchange": t1 - t0, "seconds_audit": t2 - t1, "seconds_chain": time.perf_counter() - t2}
+        return {"votes": votes, "seconds_exchange": t1 - t0, "seconds_audit": time.perf_counter() - t1}
 
     def reveal(self, rnd: int) -> dict[str, Any]:
-        t0 = time.perf_counter()
-        pending = []
+        n = 0
         for peer in self.peers.values():
             if rnd in peer.pending_votes:
                 idx, accept, salt = peer.pending_votes.pop(rnd)
-                pending.append((peer, peer.chain.reveal_votes(rnd, idx, accept, salt, wait=False)))
+                self._queue(peer, peer.chain.reveal_votes, rnd, idx, accept, salt, wait=False)
+                n += 1
+        return {"revealed": n}
+
+    def _queue(self, peer: Any, fn: Any, *args: Any, **kwargs: Any) -> None:
+        self._outbox.append((peer, fn, args, kwargs))
+
+    def send_outbox(self) -> dict[str, Any]:
+        """Send the queued transactions (each signed by its own peer) and wait for them.
+
+        The orchestrator calls this on one worker after another, so transactions reach
+        the chain in the same order on every run: submission order decides update
+        indices, and block contents decide the next committee's randomness."""
+        t0 = time.perf_counter()
+        outbox, self._outbox = self._outbox, []
+        pending = [(peer, fn(*args, **kwargs)) for peer, fn, args, kwargs in outbox]
         self._wait(pending)
-        return {"revealed": len(pending), "seconds_chain": time.perf_counter() - t0}
+        return {"sent": len(pending), "seconds_chain": time.perf_counter() - t0}
 
     def aggregate(self, rnd: int, inputs: dict[str, list[dict[str, Any]]], own_weights: dict[str, float]) -> dict[str, Any]:
         """Each peer fetches the updates it may use (chosen by the orchestrator from chain

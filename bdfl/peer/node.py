@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from eth_utils import keccak
 
 from bdfl.errors import BDFLError
-from bdfl.learning.aggregation import aggregate
+from bdfl.learning.aggregation import AGGREGATORS, aggregate
 from bdfl.learning.audit import AuditRule, audit_updates
 from bdfl.net.serialization import InvalidUpdate, ModelSpec, decode_ndarrays, encode_ndarrays, hash_hex, update_hash
 
@@ -183,8 +184,13 @@ class Peer:
         return [c.index for c in assigned], verdict
 
     def remember_votes(self, rnd: int, indices: list[int], accept: list[bool]) -> bytes:
-        """Keep the vote vector and a fresh salt until the reveal."""
-        salt = os.urandom(32)
+        """Keep the vote vector and a salt until the reveal.
+
+        With ``salt_secret`` set (a secret only this peer knows, e.g. derived from its key)
+        the salt is keccak(secret, round): unguessable by others, yet reproducible, so a
+        re-run sends the same commitments and a restarted peer can recompute it."""
+        secret = getattr(self, "salt_secret", None)
+        salt = keccak(secret + rnd.to_bytes(32, "big")) if secret else os.urandom(32)
         self.pending_votes[rnd] = (indices, accept, salt)
         return salt
 
@@ -206,7 +212,9 @@ class Peer:
                 weights.append(cand.weight)
         t0 = time.perf_counter()
         method = self.settings.defense
-        self.params = aggregate(method, own, others, [own_weight, *weights], **self.settings.defense_params)
+        rule = AGGREGATORS.get(method)
+        all_weights = [own_weight, *weights] if rule is None or rule.uses_weights else None  # robust rules take none
+        self.params = aggregate(method, own, others, all_weights, **self.settings.defense_params)
         self.received_last = others
         return {"aggregated": len(others), "seconds_aggregate": time.perf_counter() - t0}
 

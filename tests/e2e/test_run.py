@@ -172,3 +172,17 @@ def test_ctrl_c_stops_everything_and_keeps_results(tmp_path: Path) -> None:
     assert len(rounds) >= 1 and float(rounds[0]["honest_accuracy"]) > 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "interrupted"
+
+
+def test_same_seed_reproduces_metrics(tiny_run: Path, tmp_path: Path) -> None:
+    """A second run of the resolved config.toml gives the same metrics.csv (it has no
+    timing columns) and the same rounds.csv apart from the seconds_* columns."""
+    again = run_experiment(load_config(tiny_run / "config.toml"), quiet=True, out=tmp_path / "again")
+    assert (again / "metrics.csv").read_text() == (tiny_run / "metrics.csv").read_text()
+
+    def without_timings(path: Path) -> list[dict[str, str]]:
+        return [{k: v for k, v in row.items() if not k.startswith("seconds_")} for row in _rows(path)]
+
+    assert without_timings(again / "rounds.csv") == without_timings(tiny_run / "rounds.csv")
+    committees = lambda d: [e["args"] for e in map(json.loads, (d / "events.jsonl").read_text().splitlines()) if e["event"] == "CommitteeDrawn"]  # noqa: E731
+    assert committees(again) == committees(tiny_run)

@@ -1,0 +1,827 @@
+"""``bdfl peer``: one real peer process on its own host, driven by the chain alone.
+
+The process loads its deployment, key, task client and data shard, serves its updates on
+one HTTP endpoint, joins the federation if it is not a member, and then polls the chain
+(every ~0.3 s) and acts on the current round's phase:
+
+* **Submit** — train, publish the update bytes on its endpoint, submit their keccak256;
+* **Commit** (committee members) — fetch the updates assigned to it over HTTP, check each
+  against its on-chain hash, decode strictly, audit, persist the votes and salt to disk,
+  then commit;
+* **Reveal** (if it committed) — reveal the persisted votes;
+* a phase whose deadline passed and that nobody ended: ``advance`` it (anyone may);
+* **Finalize** — ``finalize`` in batches (anyone may; losing the race is fine);
+* once the round is **closed** — fetch the approved updates of its overlay neighbours,
+  check their hashes, aggregate them weighted by on-chain reputation, evaluate the result
+  on its local validation data and log one line.
+
+Everything the orchestrator of a simulation computes for its peers (assignments,
+endpoints, overlay, aggregation inputs) this process derives itself from public chain
+state, with the same :class:`~bdfl.peer.node.Peer` round logic. docs/peer.md is the manual.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bdfl.errors import BDFLError
+
+log = logging.getLogger("bdfl.peer.standalone")
+
+#: Seconds between two looks at the chain.
+POLL_SECONDS = 0.3
+#: Give up when the chain stayed unreachable this long.
+RPC_GIVE_UP_SECONDS = 120.0
+#: Extra gas on top of an estimate for commit / reveal: the last one also ends the phase,
+#: and another peer's transaction may make ours the last one after we estimated.
+PHASE_END_HEADROOM = 60_000
+#: Stagger between peers racing for the same permissionless call (advance, finalize):
+#: the peer of rank r (sorted member addresses) waits r * this (capped) before trying.
+STAGGER_SECONDS = 0.5
+STAGGER_MAX_RANK = 8
+MAX_UPDATE_BYTES = 64 * 1024 * 1024
+#: An auditor retries an unreachable assigned update for at most this long (and at most half
+#: the Commit time left), so that a peer restarting after a crash is not voted down.
+AUDIT_RETRY_SECONDS = 20.0
+RETRY_FETCH_REASONS = frozenset({"connection", "timeout", "not_found", "http_status", "rate_limited"})
+
+
+# ------------------------------------------------------------------ argument helpers
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"I/N"`` -> (I, N) with 0 <= I < N."""
+    try:
+        i_text, n_text = str(text).split("/")
+        i, n = int(i_text), int(n_text)
+    except ValueError:
+        raise BDFLError(f"--data-shard must be I/N (e.g. 2/10), got {text!r}") from None
+    if n < 1 or not 0 <= i < n:
+        raise BDFLError(f"--data-shard {text}: need N >= 1 and 0 <= I < N", fix="shards are numbered 0 .. N-1")
+    return i, n
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[v6]:PORT`` for IPv6) -> (host, port)."""
+    host, sep, port_text = str(text).rpartition(":")
+    if not sep or not host:
+        raise BDFLError(f"--listen must be HOST:PORT (e.g. 0.0.0.0:8600), got {text!r}")
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise BDFLError(f"--listen {text}: the port {port_text!r} is not a number") from None
+    if not 0 <= port <= 65535:
+        raise BDFLError(f"--listen {text}: port out of range 0..65535")
+    return host.strip("[]"), port
+
+
+def shard_data(task: Any, cfg: Any, index: int, count: int) -> tuple[Any, tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """The data set and shard ``index`` of ``count`` as (train, val) — the same seeded split a
+    simulation with ``peers = count`` gives its peer ``index`` (bdfl.experiment.setup.peer_data;
+    not imported from there: the peer layer must not depend on the experiment layer)."""
+    from bdfl.learning.data import partition_dirichlet, partition_iid, split_train_val
+
+    dataset = task.load_dataset(cfg.task.data_dir or None)
+    y = dataset.y_train
+    if cfg.task.partition == "iid":
+        parts = partition_iid(y, count, seed=cfg.seed)
+    else:
+        parts = partition_dirichlet(y, count, alpha=cfg.task.alpha, seed=cfg.seed)
+    tr, va = split_train_val(parts[index], cfg.task.val_fraction, seed=cfg.seed * 1_000 + index)
+    return dataset, (dataset.X_train[tr], y[tr]), (dataset.X_train[va], y[va])
+
+
+def task_hparams(cfg: Any) -> dict[str, Any]:
+    t = cfg.task
+    return {"local_epochs": t.local_epochs, "batch_size": t.batch_size, "lr": t.learning_rate}
+
+
+def default_state_dir(key_file: str) -> Path:
+    """Next to the key file: ``<key file>.bdfl-state/``."""
+    p = Path(key_file).expanduser().resolve()
+    return p.with_name(p.name + ".bdfl-state")
+
+
+def _transient_errors() -> tuple[type[BaseException], ...]:
+    import requests
+    from web3.exceptions import Web3Exception
+
+    from bdfl.chain.txsender import TxError
+
+    return (requests.RequestException, OSError, Web3Exception, TxError)
+
+
+def _short(exc: BaseException) -> str:
+    text = str(getattr(exc, "message", None) or exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:300]
+
+
+class _Stop:
+    """Set by SIGINT / SIGTERM; a second signal interrupts at once."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.signal: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+
+    def uninstall(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+    def _handle(self, signum: int, _frame: Any) -> None:
+        if self.event.is_set():
+            raise KeyboardInterrupt
+        self.signal = signum
+        self.event.set()
+        log.info("%s received: stopping after the current step (again to stop at once)", signal.Signals(signum).name)
+
+    def wait(self, seconds: float) -> bool:
+        return self.event.wait(seconds)
+
+    def is_set(self) -> bool:
+        return self.event.is_set()
+
+
+@dataclass
+class _RoundClock:
+    first_seen: float
+    committee: list[str] | None = None
+    endpoints: dict[str, str] | None = None
+    finalize_seen: float | None = None
+
+
+# ------------------------------------------------------------------ the peer process
+
+
+class StandalonePeer:
+    """One peer: set-up from the command-line arguments, then :meth:`run`."""
+
+    def __init__(self, args: Any, stop: _Stop | None = None) -> None:
+        self.args = args
+        self.stop = stop or _Stop()
+        self.host: Any = None
+        self.fetcher: Any = None
+        try:
+            self._setup()
+        except BaseException:
+            self.close()
+            raise
+
+    # -- set-up -----------------------------------------------------------------------
+    def _setup(self) -> None:
+        from bdfl.chain.accounts import check_key_allowed, load_key_file
+        from bdfl.chain.deploy import Deployment
+        from bdfl.chain.devnet import connect
+        from bdfl.config import ExperimentConfig, load_config
+
+        args = self.args
+        self.shard, self.num_shards = parse_shard(args.data_shard or "0/1")
+        self.listen_host, self.listen_port = parse_listen(args.listen or "127.0.0.1:0")
+        if args.rounds is not None and args.rounds < 0:
+            raise BDFLError(f"--rounds must be >= 0, got {args.rounds}")
+        if args.stake is not None and args.stake < 0:
+            raise BDFLError(f"--stake must be >= 0 tokens, got {args.stake}")
+        if args.advertise and not str(args.advertise).startswith(("http://", "https://")):
+            raise BDFLError(f"--advertise must be an http(s) URL, got {args.advertise!r}", fix="e.g. --advertise http://203.0.113.7:8600")
+        self.cfg = load_config(args.config) if args.config else ExperimentConfig()
+        if self.cfg.attack.name != "none":
+            log.warning("the config's [attack] table is ignored: a standalone peer is honest")
+        # key and deployment file first: offline checks before any network access
+        self.account = load_key_file(args.key_file)
+        self.address = self.account.address
+        self.deployment = Deployment.load(args.deployment)
+        devnet = connect(args.rpc_url)
+        self.chain_id = devnet.chain_id
+        check_key_allowed(self.account, self.chain_id)
+        self.w3 = devnet.w3(request_timeout=30.0)
+        self.deployment.check_chain(self.w3, source=f"deployment file {args.deployment}")
+        log.info("peer %s on chain %d (%s), round manager %s", self.address, self.chain_id, args.rpc_url, self.deployment.round_manager)
+
+        from bdfl.chain.protocol import ProtocolClient, draw_gas_bound
+        from bdfl.chain.txsender import TxSender
+
+        self.chain = ProtocolClient(self.w3, self.deployment, self.account, TxSender(self.w3, self.account, chain_id=self.chain_id))
+        self.params = self.deployment.params
+        # any submission may be the last one, which draws the committee (see the worker)
+        self.submit_gas = 300_000 + draw_gas_bound(self.params.committee_size)
+
+        self._setup_learning()
+        self._setup_state()
+        self._setup_network()
+
+    def _setup_learning(self) -> None:
+        from bdfl.learning.audit import AuditRule
+        from bdfl.learning.task import load_task
+        from bdfl.peer.node import Peer, PeerSettings
+
+        cfg = self.cfg
+        self.task = load_task(self.args.client or cfg.task.client)
+        torch = sys.modules.get("torch")
+        if torch is not None and not os.environ.get("OMP_NUM_THREADS"):
+            torch.set_num_threads(1)  # small models train faster single-threaded; OMP_NUM_THREADS overrides
+        t0 = time.perf_counter()
+        dataset, train, val = shard_data(self.task, cfg, self.shard, self.num_shards)
+        self.val_size = len(val[1])
+        hp = task_hparams(cfg)
+        client = self.task.make_client(train, val, seed=cfg.seed * 100_003 + self.shard, hparams=hp)
+        defense_params: dict[str, Any] = {}
+        if cfg.defense.name == "trimmed_mean":
+            defense_params = {"beta": cfg.defense.trimmed_beta}
+        elif cfg.defense.name in ("krum", "multikrum"):
+            defense_params = {"num_malicious": max(cfg.defense.krum_malicious, 0)}
+        rule_kwargs: dict[str, Any] = {"margin": cfg.defense.audit_margin}
+        if hasattr(cfg.defense, "audit_loss_margin"):
+            rule_kwargs["loss_margin"] = cfg.defense.audit_loss_margin
+        settings = PeerSettings(defense=cfg.defense.name, defense_params=defense_params, audit_rule=AuditRule(**rule_kwargs))
+        self.peer = Peer(index=self.shard, address=self.address, client=client, endpoint=None, settings=settings, seed=cfg.seed)
+        # decentralized FL starts from one common initial model, seeded by the config
+        self.peer.params = self.task.initial_parameters(dataset, seed=cfg.seed, hparams=hp)
+        from bdfl.net.serialization import ModelSpec
+
+        self.peer.spec = ModelSpec.of_ndarrays(self.peer.params)
+        log.info("task %s: shard %d/%d (%d train, %d val samples, %s partition), ready in %.1f s",
+                 self.task.name, self.shard, self.num_shards, len(train[1]), len(val[1]), cfg.task.partition, time.perf_counter() - t0)
+
+    def _setup_state(self) -> None:
+        from bdfl.net.serialization import InvalidUpdate, decode_ndarrays
+        from bdfl.peer.overlay_tracker import OverlayTracker
+        from bdfl.peer.state import PeerState
+
+        base = getattr(self.args, "state_dir", None) or os.environ.get("BDFL_PEER_STATE_DIR") or default_state_dir(self.args.key_file)
+        self.state = PeerState.open(base, address=self.address, chain_id=self.chain_id, round_manager=self.deployment.round_manager)
+        o = self.cfg.overlay
+        self.tracker = OverlayTracker.from_json(o.topology, o.degree, o.edge_probability if o.topology == "erdos_renyi" else None, self.state.overlay)
+        model = self.state.load_model()
+        if model is not None:
+            try:
+                self.peer.params = decode_ndarrays(model, max_bytes=MAX_UPDATE_BYTES, spec=self.peer.spec)
+                log.info("resumed the model saved after round %d (%s)", self.state.last_aggregated, self.state.folder)
+            except InvalidUpdate as exc:
+                log.warning("ignoring the saved model in %s: %s", self.state.folder, exc.reason)
+
+    def _setup_network(self) -> None:
+        from bdfl.net.blobserver import BlobHost
+        from bdfl.net.fetch import Fetcher
+
+        self.host = BlobHost("bdfl-peer")
+        self.endpoint = self.host.add_endpoint(self.listen_host, self.listen_port, max_blob_bytes=MAX_UPDATE_BYTES, advertise_url=self.args.advertise)
+        self.peer.endpoint = self.endpoint
+        s = self.peer.settings
+        self.fetcher = Fetcher(max_bytes=s.max_update_bytes, timeout=s.fetch_timeout, retries=s.fetch_retries, concurrency=16, loop=self.host.loop_thread)
+        if self.listen_host in ("0.0.0.0", "::", "") and not self.args.advertise:
+            log.warning("listening on %s without --advertise: other hosts will be told %s, which only works locally",
+                        self.listen_host or "all interfaces", self.endpoint.url)
+        log.info("serving updates on %s:%d, advertised as %s", self.listen_host, self.endpoint.port, self.endpoint.url)
+
+    def close(self) -> None:
+        if self.fetcher is not None:
+            self.fetcher.close()
+            self.fetcher = None
+        if self.host is not None:
+            self.host.close()
+            self.host = None
+            log.info("endpoint closed")
+
+    # -- membership -------------------------------------------------------------------
+    def ensure_member(self) -> None:
+        from bdfl.chain.deploy import TOKEN
+        from bdfl.chain.protocol import Status
+
+        chain = self.chain
+        url = self.endpoint.url
+        status = chain.status_of()
+        min_stake = self.params.min_stake
+        if status == Status.LEFT:
+            log.info("this account left the federation earlier: withdrawing its stake before joining again")
+            chain.withdraw()
+            status = chain.status_of()
+        if status == Status.NONE:
+            stake = self.args.stake * TOKEN if self.args.stake else min_stake
+            if stake < min_stake:
+                raise BDFLError(f"--stake {self.args.stake} is below the minimum stake of {min_stake / TOKEN:g} tokens")
+            have = chain.token_balance()
+            if have < stake:
+                raise BDFLError(f"account {self.address} holds {have / TOKEN:g} tokens, joining needs a stake of {stake / TOKEN:g}",
+                                fix="get stake tokens (BDFLToken) to this account, or lower --stake")
+            if int(self.w3.eth.get_balance(self.address)) == 0:
+                raise BDFLError(f"account {self.address} has no ETH to pay for gas", fix="send it some ETH first")
+            chain.approve_and_join(url, stake)
+            log.info("joined with a stake of %g tokens, endpoint %s", stake / TOKEN, url)
+        elif status == Status.INACTIVE:
+            added = max(0, min_stake - chain.stake_of())
+            if self.args.stake:
+                added = max(added, self.args.stake * TOKEN)
+            chain.reactivate(added)
+            log.info("reactivated (added stake %g tokens)", added / TOKEN)
+            if chain.endpoint_of(self.address) != url:
+                chain.update_endpoint(url)
+        else:
+            if chain.endpoint_of(self.address) != url:
+                chain.update_endpoint(url)
+                log.info("already a member (%s); endpoint updated to %s", status.name, url)
+            else:
+                log.info("already a member (%s), endpoint %s", status.name, url)
+        info = chain.peer_info()
+        log.info("member: reputation %.3f, stake %g tokens, %d members", info.reputation / 1e18, chain.stake_of() / TOKEN, chain.member_count())
+
+    def recover(self) -> None:
+        """After a restart: serve again the bytes of an update already submitted on chain and
+        take them as this round's trained model (so the round can still be aggregated)."""
+        from bdfl.net.serialization import InvalidUpdate, decode_ndarrays, hash_hex, update_hash
+
+        rnd = self.chain.current_round()
+        for r in (rnd, rnd - 1):
+            if r < 0 or r <= self.state.last_aggregated:
+                continue
+            want = self.state.rounds.get(r, {}).get("hash")
+            blob = self.state.load_blob(r)
+            if not want or blob is None or hash_hex(update_hash(blob)) != want:
+                continue
+            try:
+                trained = decode_ndarrays(blob, max_bytes=MAX_UPDATE_BYTES, spec=self.peer.spec)
+            except InvalidUpdate:
+                continue
+            self.peer.publish(r, blob)
+            self.peer.reference = [p.copy() for p in self.peer.params]
+            self.peer.trained = trained
+            self.trained_round = r
+            log.info("round %d: serving the saved update %s again after a restart", r, want[:10])
+            break
+
+    # -- main loop --------------------------------------------------------------------
+    def run(self) -> int:
+        self.rounds_limit = int(self.args.rounds or 0)
+        self.rounds_done = 0
+        self.trained_round: int | None = None
+        self.first_submit_done = False
+        self._clocks: dict[int, _RoundClock] = {}
+        self._not_before: dict[tuple[Any, ...], float] = {}
+        self._said: set[tuple[Any, ...]] = set()
+        transient = _transient_errors()
+        self.ensure_member()
+        self.recover()
+        failing_since: float | None = None
+        while not self.stop.is_set():
+            try:
+                if self.step():
+                    self.linger()
+                    break
+                failing_since = None
+            except BDFLError as exc:
+                if not isinstance(exc, transient):
+                    raise
+                failing_since = self._chain_trouble(exc, failing_since)
+                self.stop.wait(2.0)
+                continue
+            except transient as exc:
+                failing_since = self._chain_trouble(exc, failing_since)
+                self.stop.wait(2.0)
+                continue
+            self.stop.wait(POLL_SECONDS)
+        if self.stop.is_set():
+            log.info("stopped after %d round(s)", self.rounds_done)
+            return 130 if self.stop.signal == signal.SIGINT else 0
+        log.info("done: %d round(s)", self.rounds_done)
+        return 0
+
+    def _chain_trouble(self, exc: BaseException, since: float | None) -> float:
+        now = time.monotonic()
+        if since is None:
+            log.warning("chain request failed, retrying: %s", _short(exc))
+            return now
+        if now - since > RPC_GIVE_UP_SECONDS:
+            raise BDFLError(f"the chain at {self.args.rpc_url} stayed unreachable or failing for {RPC_GIVE_UP_SECONDS:.0f} s: {_short(exc)}",
+                            fix="check the node; a restarted peer resumes from its state folder") from None
+        return since
+
+    def chain_time(self) -> float:
+        """Estimated timestamp of the next block: the latest block's timestamp, or the wall
+        clock shifted by the largest chain-minus-wall offset seen (a devnet's clock may have been
+        moved; a quiet devnet mines no blocks, so its latest timestamp lags). Refreshed every 2 s."""
+        now = time.time()
+        if now - getattr(self, "_chain_time_at", 0.0) >= 2.0:
+            ts = float(self.w3.eth.get_block("latest")["timestamp"])
+            offset = ts - now
+            self._chain_offset = offset if not hasattr(self, "_chain_offset") else max(self._chain_offset, offset)
+            self._chain_latest = ts
+            self._chain_time_at = now
+        return max(self._chain_latest, now + self._chain_offset)
+
+    def maybe_passed(self, deadline: int) -> bool:
+        """The deadline may have passed by the wall clock or by the chain's: worth trying to
+        advance (a refused try costs no gas: the estimate fails)."""
+        return bool(deadline) and (time.time() >= deadline or self.chain_time() >= deadline)
+
+    def surely_passed(self, deadline: int) -> bool:
+        """Both clocks say the deadline passed: a submission / commit / reveal would revert."""
+        return bool(deadline) and time.time() >= deadline and self.chain_time() >= deadline
+
+    def _once(self, *key: Any) -> bool:
+        """True the first time ``key`` is seen (for messages that would repeat every poll)."""
+        if key in self._said:
+            return False
+        self._said.add(key)
+        return True
+
+    def _ready(self, *key: Any) -> bool:
+        return time.monotonic() >= self._not_before.get(key, 0.0)
+
+    def _later(self, seconds: float, *key: Any) -> None:
+        self._not_before[key] = time.monotonic() + seconds
+
+    def step(self) -> bool:
+        """One look at the chain and at most a few actions; True when --rounds is reached."""
+        from bdfl.chain.protocol import Phase
+
+        rnd = self.chain.current_round()
+        clock = self._clocks.setdefault(rnd, _RoundClock(time.monotonic()))
+        tr = self.trained_round
+        if tr is not None and tr < rnd and tr > self.state.last_aggregated:
+            self.finish_round(tr)
+            if self.rounds_limit and self.rounds_done >= self.rounds_limit:
+                return True
+        info = self.chain.round_info(rnd)
+        if info.phase == Phase.SUBMIT:
+            self.on_submit(rnd, info)
+        elif info.phase == Phase.COMMIT:
+            self.on_commit(rnd, info, clock)
+        elif info.phase == Phase.REVEAL:
+            self.on_reveal(rnd, info, clock)
+        elif info.phase == Phase.FINALIZE:
+            self.on_finalize(rnd, clock)
+        for old in [r for r in self._clocks if r < rnd - 2]:
+            del self._clocks[old]
+        return False
+
+    # -- phases -----------------------------------------------------------------------
+    def on_submit(self, rnd: int, info: Any) -> None:
+        from bdfl.chain.protocol import Status
+        from bdfl.chain.txsender import TxReverted
+
+        st = self.state.round(rnd)
+        if st.get("submitted") or st.get("submit_failed"):
+            self.maybe_advance(rnd, info)
+            return
+        me = self.chain.peer_info()
+        if me.last_submit_round == rnd + 1:
+            self.state.mark(rnd, submitted=True)
+            return
+        if me.status not in (Status.ACTIVE, Status.EXITING):
+            if self._once("not-member", rnd):
+                log.warning("round %d: not an active member (%s): not submitting", rnd, me.status.name)
+            self.maybe_advance(rnd, info)
+            return
+        now = time.time()
+        if self.surely_passed(info.deadline):
+            if self._once("late", rnd):
+                log.warning("round %d: the Submit deadline passed before this peer submitted", rnd)
+            self.state.mark(rnd, submit_failed="deadline")
+            self.maybe_advance(rnd, info)
+            return
+        if not self.first_submit_done and self.num_shards > 1:
+            # Start-up barrier: the Submit phase ends as soon as every *current* member
+            # submitted, so an early starter alone would close the first round; wait for the
+            # federation (N of --data-shard I/N) unless the deadline comes close.
+            members = self.chain.member_count()
+            margin = max(10.0, 0.25 * self.params.submit_duration)
+            if members < self.num_shards and info.deadline - max(now, self.chain_time()) > margin:
+                if self._once("barrier", rnd):
+                    log.info("round %d: %d of %d expected members so far; waiting for the others (at most until %.0f s before the deadline)",
+                             rnd, members, self.num_shards, margin)
+                return
+        self.first_submit_done = True
+        if self.trained_round != rnd:
+            t0 = time.perf_counter()
+            fit = self.peer.train(rnd, {"local_epochs": self.cfg.task.local_epochs})
+            data = self.peer.make_update(rnd)
+            h = self.peer.publish(rnd, data)
+            self.state.save_blob(rnd, data)
+            self.state.mark(rnd, hash=h, bytes=len(data))
+            self.trained_round = rnd
+            log.info("round %d: trained on %d samples in %.2f s; update %s (%d bytes) published on %s",
+                     rnd, fit.get("num_examples", 0), time.perf_counter() - t0, h[:10], len(data), self.endpoint.url)
+        h = self.state.rounds[rnd]["hash"]
+        try:
+            self.chain.submit_update(rnd, bytes.fromhex(h[2:]), self.peer.num_examples, gas=self.submit_gas)
+        except TxReverted as exc:
+            if exc.error_name == "AlreadySubmitted":
+                self.state.mark(rnd, submitted=True)
+            elif exc.error_name in ("DeadlinePassed", "WrongPhase", "WrongRound", "NotActiveMember"):
+                log.warning("round %d: submission refused: %s", rnd, exc.error_name)
+                self.state.mark(rnd, submit_failed=exc.error_name)
+            else:
+                raise
+            return
+        self.state.mark(rnd, submitted=True)
+        log.info("round %d: submitted the update hash %s on chain", rnd, h[:10])
+
+    def _committee(self, rnd: int, clock: _RoundClock) -> list[str]:
+        if clock.committee is None:
+            clock.committee = self.chain.committee(rnd)
+        return clock.committee
+
+    def _endpoint_of(self, peer: str, clock: _RoundClock | None) -> str:
+        cache = clock.endpoints if clock is not None and clock.endpoints is not None else {}
+        if clock is not None and clock.endpoints is None:
+            clock.endpoints = cache
+        if peer not in cache:
+            cache[peer] = self.chain.endpoint_of(peer)
+        return cache[peer]
+
+    def on_commit(self, rnd: int, info: Any, clock: _RoundClock) -> None:
+        from bdfl.chain.protocol import vote_commitment
+        from bdfl.chain.txsender import TxReverted
+
+        committee = self._committee(rnd, clock)
+        st = self.state.round(rnd)
+        if self.address not in committee or st.get("committed") or st.get("commit_failed"):
+            self.maybe_advance(rnd, info)
+            return
+        seat = committee.index(self.address)
+        if any(self.chain.seat_info(rnd, seat).commitment):
+            if self.state.votes(rnd) is None and self._once("lost-votes", rnd):
+                log.warning("round %d: committed earlier but the votes are not in %s: cannot reveal", rnd, self.state.path)
+            self.state.mark(rnd, committed=True)
+            return
+        if self.surely_passed(info.deadline):
+            self.state.mark(rnd, commit_failed="deadline")
+            log.warning("round %d: the Commit deadline passed before this auditor committed", rnd)
+            self.maybe_advance(rnd, info)
+            return
+        votes = self.state.votes(rnd)
+        if votes is None:
+            indices, accept = self.audit(rnd, info, clock)
+            salt = os.urandom(32)
+            self.state.record_votes(rnd, indices, accept, salt)  # on disk before the commit
+        else:
+            indices, accept, salt = votes
+            log.info("round %d: committing the votes saved before a restart", rnd)
+        commitment = vote_commitment(rnd, self.address, indices, accept, salt)
+        try:
+            gas = self.chain.sender.estimate(self.chain.rounds.functions.commitVotes(rnd, commitment)) + PHASE_END_HEADROOM
+            self.chain.commit(rnd, commitment, gas=gas)
+        except TxReverted as exc:
+            if exc.error_name == "AlreadyCommitted":
+                self.state.mark(rnd, committed=True)
+            elif exc.error_name in ("DeadlinePassed", "WrongPhase", "WrongRound", "NotInCommittee"):
+                log.warning("round %d: commit refused: %s", rnd, exc.error_name)
+                self.state.mark(rnd, commit_failed=exc.error_name)
+            else:
+                raise
+            return
+        self.state.mark(rnd, committed=True)
+        log.info("round %d: committed votes on %d update(s) (seat %d of %d)", rnd, len(indices), seat, len(committee))
+        if os.environ.get("BDFL_PEER_TEST_CRASH") == "after-commit":  # TEST HOOK (tests/peer): die like a crash
+            log.warning("test hook: exiting without cleanup right after the commit")
+            os._exit(3)
+
+    def audit(self, rnd: int, info: Any, clock: _RoundClock) -> tuple[list[int], list[bool]]:
+        """Fetch the assigned updates, check them against the chain, judge them.
+
+        An update that cannot be fetched (connection refused, timeout, 404, 5xx) is fetched
+        again every 2 s, its endpoint re-read from the chain, for at most AUDIT_RETRY_SECONDS
+        and half the time left in the Commit phase: a peer restarting after a crash serves its
+        update again (possibly at a new endpoint) within seconds. Wrong bytes are never retried.
+        """
+        from bdfl.peer.node import Candidate
+
+        assigned = self.chain.assignments_of(rnd)
+        cands = []
+        for u in assigned:
+            s = self.chain.submission(rnd, u)
+            cands.append(Candidate(index=u, peer=s.peer, hash="0x" + s.update_hash.hex(), url=self._endpoint_of(s.peer, clock)))
+        t0 = time.perf_counter()
+        fetched = self.fetcher.fetch_many([(c.url, c.hash) for c in cands]) if cands else {}
+        give_up = time.monotonic() + min(AUDIT_RETRY_SECONDS, 0.5 * max(0.0, info.deadline - time.time()))
+        retries = 0
+        while not self.stop.is_set():
+            missing = [c for c in cands if getattr(fetched.get(c.hash), "reason", None) in RETRY_FETCH_REASONS]
+            if not missing or time.monotonic() >= give_up:
+                break
+            if retries == 0:
+                log.info("round %d: audit: %d assigned update(s) unreachable; retrying for up to %.0f s",
+                         rnd, len(missing), give_up - time.monotonic())
+            self.stop.wait(2.0)
+            retries += 1
+            for c in missing:
+                if clock.endpoints is not None:
+                    clock.endpoints.pop(c.peer, None)
+                c.url = self._endpoint_of(c.peer, clock)
+            fetched.update(self.fetcher.fetch_many([(c.url, c.hash) for c in missing]))
+        t_fetch = time.perf_counter() - t0
+        got = [v for v in fetched.values() if isinstance(v, bytes)]
+        before = len(self.peer.rejections)
+        indices, accept = self.peer.audit(rnd, cands, fetched)
+        bad = len(self.peer.rejections) - before
+        log.info("round %d: audit: fetched %d of %d assigned update(s) over HTTP (%d bytes, %.2f s); "
+                 "%d verified against their on-chain hash and decoded; votes: %d accept, %d reject (%.2f s)",
+                 rnd, len(got), len(cands), sum(len(b) for b in got), t_fetch, len(cands) - bad,
+                 sum(accept), len(accept) - sum(accept), time.perf_counter() - t0)
+        return indices, accept
+
+    def on_reveal(self, rnd: int, info: Any, clock: _RoundClock) -> None:
+        from bdfl.chain.txsender import TxReverted
+
+        committee = self._committee(rnd, clock)
+        st = self.state.round(rnd)
+        if self.address not in committee or st.get("revealed") or st.get("reveal_failed"):
+            self.maybe_advance(rnd, info)
+            return
+        seat = committee.index(self.address)
+        seat_info = self.chain.seat_info(rnd, seat)
+        if seat_info.revealed:
+            self.state.mark(rnd, revealed=True)
+            return
+        votes = self.state.votes(rnd)
+        if not any(seat_info.commitment) or votes is None:
+            if votes is None and any(seat_info.commitment) and self._once("cannot-reveal", rnd):
+                log.warning("round %d: committed, but the votes are lost: cannot reveal", rnd)
+            self.maybe_advance(rnd, info)
+            return
+        if self.surely_passed(info.deadline):
+            self.state.mark(rnd, reveal_failed="deadline")
+            log.warning("round %d: the Reveal deadline passed before this auditor revealed", rnd)
+            self.maybe_advance(rnd, info)
+            return
+        indices, accept, salt = votes
+        call = self.chain.rounds.functions.revealVotes(rnd, [int(i) for i in indices], [bool(a) for a in accept], salt)
+        try:
+            gas = self.chain.sender.estimate(call) + PHASE_END_HEADROOM
+            self.chain.reveal_votes(rnd, indices, accept, salt, gas=gas)
+        except TxReverted as exc:
+            if exc.error_name == "AlreadyRevealed":
+                self.state.mark(rnd, revealed=True)
+            elif exc.error_name in ("DeadlinePassed", "WrongPhase", "WrongRound", "CommitmentMismatch", "NotCommitted"):
+                log.warning("round %d: reveal refused: %s", rnd, exc.error_name)
+                self.state.mark(rnd, reveal_failed=exc.error_name)
+            else:
+                raise
+            return
+        self.state.mark(rnd, revealed=True)
+        log.info("round %d: revealed %d vote(s)", rnd, len(indices))
+
+    def _rank(self) -> int:
+        """This peer's position among the sorted members (for staggering races), cached."""
+        key = ("rank",)
+        if self._ready(*key):
+            members = sorted(m.lower() for m in self.chain.members())
+            self._rank_value = members.index(self.address.lower()) if self.address.lower() in members else len(members)
+            self._later(30.0, *key)
+        return min(getattr(self, "_rank_value", 0), STAGGER_MAX_RANK)
+
+    def maybe_advance(self, rnd: int, info: Any) -> None:
+        """End the current phase once its deadline passed and nobody else did (anyone may)."""
+        from bdfl.chain.txsender import TxReverted
+
+        if not info.deadline or not self.maybe_passed(info.deadline + self._rank() * STAGGER_SECONDS):
+            return
+        key = ("advance", rnd, int(info.phase))
+        if not self._ready(*key):
+            return
+        try:
+            self.chain.advance(rnd)
+        except TxReverted as exc:
+            if exc.error_name == "PhaseNotOver":  # the chain's clock is behind ours
+                self._later(1.0, *key)
+                return
+            if exc.error_name in ("WrongPhase", "WrongRound"):
+                return  # someone else advanced it
+            raise
+        log.info("round %d: the %s phase passed its deadline; advanced it", rnd, info.phase.name)
+
+    def on_finalize(self, rnd: int, clock: _RoundClock) -> None:
+        """Finalize in batches; several peers may race, losing is harmless."""
+        from bdfl.chain.protocol import Phase
+        from bdfl.chain.txsender import TxReverted
+
+        if clock.finalize_seen is None:
+            clock.finalize_seen = time.monotonic()
+        if time.monotonic() - clock.finalize_seen < self._rank() * STAGGER_SECONDS:
+            return
+        sent = 0
+        for _ in range(50):
+            if self.chain.round_info(rnd).phase != Phase.FINALIZE:
+                break
+            try:
+                self.chain.finalize_batch(rnd)
+                sent += 1
+            except TxReverted as exc:
+                if exc.error_name in ("WrongPhase", "WrongRound"):
+                    break  # another peer finished it
+                raise
+        if sent:
+            log.info("round %d: sent %d finalize transaction(s)", rnd, sent)
+
+    # -- after the round closed ---------------------------------------------------------
+    def finish_round(self, rnd: int) -> None:
+        """Aggregate the approved updates of this peer's overlay neighbours; evaluate; log."""
+        from bdfl.chain.protocol import Status
+        from bdfl.net.serialization import encode_ndarrays
+        from bdfl.peer.node import Candidate
+
+        t0 = time.perf_counter()
+        chain = self.chain
+        members = chain.members()
+        states = chain.peer_states(members) if members else []
+        rep = {info.address: info.reputation / 1e18 for info, _s, _c in states}
+        active = [info.address for info, _s, _c in states if info.status == Status.ACTIVE]
+        rinfo = chain.round_info(rnd)
+        if active:
+            self.tracker.update(active, rinfo.seed)
+        bdfl = self.peer.settings.defense == "bdfl"
+        if bdfl:
+            usable = {p: "0x" + h.hex() for p, h in chain.approved_updates(rnd)}
+        else:
+            usable = {s.peer: "0x" + s.update_hash.hex() for s in chain.submissions(rnd)}
+        checksum = {m.lower(): m for m in members}
+        neighbours = [checksum[x] for x in self.tracker.neighbours(self.address) if x in checksum]
+        cands = [
+            Candidate(index=-1, peer=nb, hash=usable[nb], url=self._endpoint_of(nb, None), weight=rep.get(nb, 0.0) if bdfl else 1.0)
+            for nb in neighbours if nb in usable
+        ]
+        t1 = time.perf_counter()
+        fetched = self.fetcher.fetch_many([(c.url, c.hash) for c in cands]) if cands else {}
+        got = [v for v in fetched.values() if isinstance(v, bytes)]
+        t_fetch = time.perf_counter() - t1
+        before = len(self.peer.rejections)
+        own_weight = max(rep.get(self.address, 0.0), 1e-6) if bdfl else 1.0
+        agg = self.peer.aggregate(rnd, cands, fetched, own_weight=own_weight)
+        rejected = len(self.peer.rejections) - before
+        loss, n_val, metrics = self.peer.client.evaluate(self.peer.params, {})
+        acc = float(metrics.get("accuracy", float("nan")))
+        self.state.last_aggregated = rnd
+        self.state.overlay = self.tracker.to_json()
+        self.state.save_model(encode_ndarrays(self.peer.params))
+        self.state.prune(rnd + 1)
+        self.rounds_done += 1
+        clock = self._clocks.get(rnd)
+        seconds = time.monotonic() - clock.first_seen if clock else float("nan")
+        committee = "yes" if self.address in (clock.committee if clock and clock.committee is not None else chain.committee(rnd)) else "no"
+        log.info("round %d: fetched %d of %d approved neighbour update(s) over HTTP (%d bytes, %.2f s), "
+                 "hash-verified against the chain; aggregated %d with weights by reputation",
+                 rnd, len(got), len(cands), sum(len(b) for b in got), t_fetch, agg["aggregated"])
+        log.info("round %d done: accuracy %.4f (local val, %d samples) loss %.4f | approved %d/%d on chain | "
+                 "neighbours %d, aggregated %d, rejected %d | committee %s | reputation %.3f | %.1f s (aggregation %.2f s)",
+                 rnd, acc, n_val, float(loss), rinfo.approved_count, rinfo.num_submissions, len(neighbours),
+                 agg["aggregated"], rejected, committee, rep.get(self.address, 0.0), seconds, time.perf_counter() - t0)
+
+    def linger(self) -> None:
+        """After the last round, keep serving a little so that slower neighbours can still
+        fetch this peer's last update: at least 5 s, until nobody fetched for 3 s, at most 30 s."""
+        start = time.monotonic()
+        last_count = -1
+        last_change = start
+        while not self.stop.is_set():
+            served = self.endpoint.status_counts.get(200, 0)
+            now = time.monotonic()
+            if served != last_count:
+                last_count, last_change = served, now
+            if now - start >= 30.0 or (now - start >= 5.0 and now - last_change >= 3.0):
+                break
+            self.stop.wait(0.25)
+
+
+def _setup_logging() -> None:
+    root = logging.getLogger()
+    if not any(getattr(h, "_bdfl_peer", False) for h in root.handlers):
+        h = logging.StreamHandler(sys.stderr)
+        h.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        h._bdfl_peer = True  # type: ignore[attr-defined]
+        root.addHandler(h)
+    root.setLevel(logging.INFO)
+    for noisy in ("urllib3", "web3", "asyncio", "aiohttp"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def run_standalone_peer(args: Any) -> int:
+    """Entry point of ``bdfl peer`` (see bdfl/cli.py for the flags): returns the exit code."""
+    _setup_logging()
+    stop = _Stop()
+    stop.install()
+    node: StandalonePeer | None = None
+    try:
+        node = StandalonePeer(args, stop)
+        if stop.is_set():
+            return 0
+        return node.run()
+    finally:
+        if node is not None:
+            node.close()
+        stop.uninstall()
