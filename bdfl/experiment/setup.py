@@ -126,6 +126,9 @@ def endpoint_ports(cfg: ExperimentConfig, host: str = "127.0.0.1") -> list[int]:
     candidate = base
     while len(ports) < cfg.peers:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            # as the endpoint's own listening socket does: a port left in TIME_WAIT by a
+            # previous run is usable, and must not shift the allocation
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 s.bind((host, candidate))
                 ports.append(candidate)
