@@ -89,18 +89,31 @@ contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
     error MemberLimitReached();
 
     // ------------------------------------------------------------------ events
+    /// @notice A peer joined with `stake`, starting (or continuing) at `reputation`.
     event PeerJoined(address indexed peer, uint256 stake, uint256 reputation, uint256 round, string endpoint);
+    /// @notice A member published a new endpoint.
     event EndpointUpdated(address indexed peer, string endpoint);
+    /// @notice A member asked to leave; it stays a member until round `round` is finalized.
     event LeaveRequested(address indexed peer, uint256 round);
+    /// @notice A peer stopped being a member; `stake` is now withdrawable.
     event PeerLeft(address indexed peer, uint256 round, uint256 stake);
+    /// @notice A peer that left took back its stake.
     event StakeWithdrawn(address indexed peer, uint256 amount);
+    /// @notice A member was removed for missing rounds or for an exhausted stake.
     event PeerInactive(address indexed peer, uint256 round, InactiveReason reason, uint256 missedRounds);
+    /// @notice An inactive peer became a member again.
     event PeerReactivated(address indexed peer, uint256 addedStake, uint256 stake, uint256 round);
+    /// @notice An expected member submitted nothing in `round` (`missedRounds` in a row).
     event Absent(address indexed peer, uint256 round, uint256 missedRounds);
+    /// @notice Reputation of `peer` changed (fixed point, 1e18 = REP_MAX).
     event ReputationChanged(address indexed peer, uint256 oldReputation, uint256 newReputation);
+    /// @notice `amount` tokens were minted into this contract and credited to `peer`.
     event RewardCredited(address indexed peer, uint256 amount);
+    /// @notice `amount` tokens of `peer`'s stake were burned.
     event StakeSlashed(address indexed peer, uint256 amount);
+    /// @notice `peer` pulled `amount` credited tokens.
     event Claimed(address indexed peer, uint256 amount);
+    /// @notice The RoundManager opened `round`.
     event RoundSynced(uint256 round);
 
     // ------------------------------------------------------------------ state

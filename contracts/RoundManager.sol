@@ -116,14 +116,21 @@ contract RoundManager {
     error NotActiveMember(address peer);
 
     // ------------------------------------------------------------------ events
+    /// @notice Round `round` opened in the Submit phase.
     event RoundOpened(uint256 indexed round, uint256 submitDeadline);
+    /// @notice Round `round` entered `phase`, ending at `deadline` (0 = no deadline).
     event PhaseAdvanced(uint256 indexed round, Phase phase, uint256 deadline);
+    /// @notice `peer` committed to the update with hash `updateHash` as update `index` of `round`.
     event UpdateSubmitted(
         uint256 indexed round, address indexed peer, uint256 index, bytes32 updateHash, uint256 numSamples
     );
+    /// @notice The committee of `round` was drawn from `seed` (seat order).
     event CommitteeDrawn(uint256 indexed round, bytes32 seed, address[] committee);
+    /// @notice `auditor` committed to its votes of `round`.
     event VotesCommitted(uint256 indexed round, address indexed auditor, bytes32 commitment);
+    /// @notice `auditor` revealed `votes` votes of `round`.
     event VotesRevealed(uint256 indexed round, address indexed auditor, uint256 votes);
+    /// @notice Update `index` of `round` was decided; `approved` = aggregated by peers.
     event UpdateFinalized(
         uint256 indexed round,
         address indexed peer,
@@ -134,6 +141,7 @@ contract RoundManager {
         uint256 accepts,
         uint256 rejects
     );
+    /// @notice Committee seat `seat` of `round` was booked (agreement counts, or missing reveal).
     event AuditorSettled(
         uint256 indexed round,
         address indexed auditor,
@@ -143,7 +151,9 @@ contract RoundManager {
         uint256 disagree,
         uint256 abstain
     );
+    /// @notice A finalize batch of `round` ended at `stage` / `cursor`.
     event FinalizeProgress(uint256 indexed round, uint256 stage, uint256 cursor);
+    /// @notice Round `round` closed with `approved` of `submissions` updates approved.
     event RoundFinalized(uint256 indexed round, uint256 submissions, uint256 approved, bytes32 seed);
 
     // ------------------------------------------------------------------ state

@@ -8,8 +8,8 @@ invariants of tests/chain/driver.py (solvency, bounded reputation, one counted v
 (auditor, update), approved set consistent with the revealed votes). Each example starts
 from an ``evm_snapshot`` and is reverted afterwards.
 
-Size: ``BDFL_STATEFUL_EXAMPLES`` (default 20) examples of up to ``BDFL_STATEFUL_STEPS``
-(default 40) steps each; the totals are printed at the end.
+Size: ``BDFL_STATEFUL_EXAMPLES`` (default 40) examples of up to ``BDFL_STATEFUL_STEPS``
+(default 50) steps each; the totals are printed at the end.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from tests.chain.model import COMMIT, FINALIZE, REVEAL, SUBMIT, commitment
 
 pytestmark = [pytest.mark.chain, pytest.mark.slow]
 
-EXAMPLES = int(os.environ.get("BDFL_STATEFUL_EXAMPLES", "20"))
-STEPS = int(os.environ.get("BDFL_STATEFUL_STEPS", "40"))
+EXAMPLES = int(os.environ.get("BDFL_STATEFUL_EXAMPLES", "40"))
+STEPS = int(os.environ.get("BDFL_STATEFUL_STEPS", "50"))
 STRATEGIES = ("honest", "honest", "inverted", "random", "partial", "own", "unassigned", "duplicate")
 MEMBERSHIP = ("join", "join", "join_more", "join_too_little", "leave", "withdraw", "reactivate", "reactivate_topup", "claim")
 
