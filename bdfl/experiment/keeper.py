@@ -53,7 +53,9 @@ class Keeper:
         if now > deadline:
             return
         if self.devnet is not None and self.devnet.is_local:
-            self.w3.provider.make_request("evm_increaseTime", [deadline - now + 1])
+            # set the next block's time explicitly: on a frozen-clock anvil (timestamp
+            # interval 0) evm_increaseTime would be overridden by the interval
+            self.w3.provider.make_request("evm_setNextBlockTimestamp", [deadline + 1])
             self.w3.provider.make_request("evm_mine", [])
             return
         while int(self.w3.eth.get_block("latest")["timestamp"]) <= deadline:
