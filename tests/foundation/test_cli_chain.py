@@ -1,0 +1,77 @@
+"""`bdfl devnet` and `bdfl deploy` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+from bdfl.chain.deploy import Deployment
+
+
+def test_bdfl_devnet_with_deploy_then_ctrl_c(project_root: Path, tmp_path: Path) -> None:
+    dep = tmp_path / "deployment.json"
+    proc = subprocess.Popen([sys.executable, "-m", "bdfl", "devnet", "--deploy", str(dep)], cwd=project_root,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        assert "anvil devnet: http://127.0.0.1:" in first and "chain id 31337" in first, first
+        url = first.split("devnet: ")[1].split()[0]
+        second = proc.stdout.readline()
+        assert "deployment file" in second, second
+        children = [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
+        data = json.loads(dep.read_text())
+        assert data["chainId"] == 31337
+        from bdfl.chain.devnet import make_web3
+
+        w3 = make_web3(url)
+        d = Deployment.load(dep, w3=w3)
+        assert set(d.addresses) == {"BDFLToken", "PeerRegistry", "RoundManager"}
+        assert all(len(w3.eth.get_code(a)) > 0 for a in d.addresses.values())
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0
+    deadline = time.monotonic() + 10
+    while any(psutil.pid_exists(p) for p in children) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in children)
+
+
+def test_bdfl_deploy_to_a_running_chain(devnet: object, project_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "dep.json"
+    proc = subprocess.run([sys.executable, "-m", "bdfl", "deploy", "--rpc-url", devnet.rpc_url, "--out", str(out)],  # type: ignore[attr-defined]
+                          cwd=project_root, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    d = Deployment.load(out)
+    assert d.chain_id == 31337 and len(d.abi_hashes) == 3
+
+
+def test_bdfl_deploy_unreachable_rpc_is_one_clear_error(project_root: Path, tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "bdfl", "deploy", "--rpc-url", "http://127.0.0.1:9", "--out", str(tmp_path / "d.json")],
+                          cwd=project_root, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert lines[0].startswith("error: cannot reach a JSON-RPC endpoint at http://127.0.0.1:9")
+    assert lines[1].startswith("fix: ")
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "d.json").exists()
+
+
+def test_bdfl_deploy_refuses_a_bad_key_file_without_echoing_it(devnet: object, project_root: Path, tmp_path: Path) -> None:
+    key = tmp_path / "key"
+    key.write_text("0xnot-a-key-SECRETMATERIAL")
+    proc = subprocess.run([sys.executable, "-m", "bdfl", "deploy", "--rpc-url", devnet.rpc_url, "--key-file", str(key), "--out", str(tmp_path / "d.json")],  # type: ignore[attr-defined]
+                          cwd=project_root, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert "does not hold a 32-byte hex private key" in proc.stderr
+    assert "SECRETMATERIAL" not in proc.stderr + proc.stdout
