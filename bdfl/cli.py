@@ -191,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     pe.add_argument("--config", help="experiment TOML for task/defense settings")
     pe.add_argument("--rounds", type=int, default=0, help="stop after this many rounds (0: run until Ctrl-C)")
     pe.add_argument("--stake", type=int, default=0, help="tokens to stake when joining (default: the minimum)")
+    pe.add_argument("--state-dir", help="where votes, salts and models survive a restart (default: next to the key file)")
     pe.set_defaults(func=cmd_peer)
 
     rp = sub.add_parser("report", help="rebuild plots and report.html from a results folder")

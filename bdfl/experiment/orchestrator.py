@@ -218,17 +218,14 @@ class Orchestrator:
         return inputs, own, states
 
     def _overlay_for(self, members: list[str], seed: bytes) -> Any:
-        """The overlay over the active members: built once from the first round's seed,
-        then repaired (few edges changed) whenever membership changes."""
-        from bdfl.net.overlay import build_overlay, repair_overlay
+        """The overlay over the active members, by the rule real peers use
+        (bdfl.peer.overlay_tracker): built once, then repaired on membership changes."""
+        if not hasattr(self, "overlay_tracker"):
+            from bdfl.peer.overlay_tracker import OverlayTracker
 
-        o = self.cfg.overlay
-        current = getattr(self, "overlay", None)
-        if current is None:
-            self.overlay = build_overlay(o.topology, members, seed, degree=o.degree, p=o.edge_probability)
-        elif set(current.members) != {m.lower() for m in members}:
-            self.overlay = repair_overlay(current, members, seed, degree=o.degree)
-        return self.overlay
+            o = self.cfg.overlay
+            self.overlay_tracker = OverlayTracker(o.topology, o.degree, o.edge_probability)
+        return self.overlay_tracker.update(members, seed)
 
     # -- results --------------------------------------------------------------------------
     def _write_round(self, r: int, rnd: int, peer_res: dict[int, dict[str, Any]], states: dict[str, dict[str, Any]], events: list[dict[str, Any]], times: Any, seconds_total: float, gas: int, txs: int) -> None:

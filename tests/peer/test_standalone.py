@@ -1,0 +1,669 @@
+"""`bdfl peer`: real, separate peer processes against a real anvil devnet.
+
+* four `python -m bdfl peer` processes on distinct loopback ports run two rounds; the
+  chain shows both rounds finalized, every peer submitting, the committee's votes revealed
+  and approved updates; the peers' logs show bytes fetched over HTTP, hash-checked and
+  aggregated;
+* where the test runs as root with `ip netns`, the same with every peer in its own network
+  namespace at its own address (10.200.0.0/24, only inside namespaces this test creates
+  and removes: a hub namespace holding the chain and a bridge, one namespace per peer);
+* set-up mistakes (bad key file, unreachable RPC, wrong-chain deployment, unknown client
+  module, a well-known devnet key on a non-devnet chain) give one `error:` line, exit 1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+N_PEERS = 4
+ROUNDS = 2
+PEER_TIMEOUT = 150.0
+PROTOCOL = {
+    "committee_size": 3,
+    "auditors_per_update": 2,
+    "quorum": 1,
+    "submit_duration": 120,
+    "commit_duration": 40,
+    "reveal_duration": 40,
+}
+PEER_CONFIG = """\
+seed = 0
+
+[task]
+client = "clients.digits"
+partition = "iid"
+local_epochs = 1
+
+[defense]
+name = "bdfl"
+audit_margin = 0.4
+
+[overlay]
+topology = "expander"
+degree = 2
+"""
+
+pytestmark = [pytest.mark.chain]
+
+
+# ------------------------------------------------------------------ helpers (also run inside a namespace)
+
+
+def setup_federation(rpc_url: str, workdir: Path, n: int = N_PEERS, protocol: dict[str, int] | None = None) -> dict[str, Any]:
+    """Deploy with a small committee, fund ``n`` peer accounts, write their key files and the
+    peers' config. Returns JSON-ready paths and addresses."""
+    from web3 import Web3
+
+    from bdfl.chain.accounts import derive_keys, devnet_account
+    from bdfl.chain.compiler import build
+    from bdfl.chain.deploy import ProtocolParams, deploy, fund_peers
+    from bdfl.chain.txsender import TxSender
+
+    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
+    deployer = devnet_account(0)
+    sender = TxSender(w3, deployer)
+    dep = deploy(w3, deployer, build(ROOT), ProtocolParams(**{**PROTOCOL, **(protocol or {})}), sender=sender)
+    dep_path = dep.save(workdir / "deployment.json")
+    accounts = derive_keys(4242, n, namespace="bdfl-test-standalone")
+    fund_peers(w3, dep, sender, [a.address for a in accounts], tokens=dep.params.min_stake * 2)
+    keys = []
+    for i, acct in enumerate(accounts):
+        kf = workdir / f"peer{i}.key"
+        kf.write_text("0x" + bytes(acct.key).hex() + "\n")
+        kf.chmod(0o600)
+        keys.append(str(kf))
+    cfg = workdir / "peer.toml"
+    cfg.write_text(PEER_CONFIG)
+    return {
+        "rpc_url": rpc_url,
+        "deployment": str(dep_path),
+        "keys": keys,
+        "addresses": [a.address for a in accounts],
+        "config": str(cfg),
+    }
+
+
+def chain_report(rpc_url: str, deployment_path: str, addresses: list[str], rounds: int) -> dict[str, Any]:
+    """What the chain says about the first ``rounds`` rounds (JSON-ready)."""
+    from web3 import Web3
+
+    from bdfl.chain.accounts import devnet_account
+    from bdfl.chain.deploy import Deployment
+    from bdfl.chain.protocol import ProtocolClient
+
+    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
+    client = ProtocolClient(w3, Deployment.load(deployment_path, w3=w3), devnet_account(0))
+    out: dict[str, Any] = {"current_round": client.current_round(), "rounds": []}
+    for r in range(rounds):
+        info = client.round_info(r)
+        subs = client.submissions(r)
+        committee = client.committee(r)
+        seats = [client.seat_info(r, s) for s in range(len(committee))]
+        out["rounds"].append({
+            "phase": info.phase.name,
+            "submitters": sorted(s.peer for s in subs),
+            "outcomes": [s.outcome.name for s in subs],
+            "committee": committee,
+            "commits": info.commits,
+            "reveals": info.reveals,
+            "revealed_seats": sum(1 for s in seats if s.revealed),
+            "approved": sorted(p for p, _h in client.approved_updates(r)),
+        })
+    out["endpoints"] = {a: client.endpoint_of(a) for a in addresses}
+    out["reputation"] = {a: client.reputation_of(a) / 1e18 for a in addresses}
+    return out
+
+
+def peer_command(fed: dict[str, Any], i: int, listen: str, rounds: int) -> list[str]:
+    return [
+        sys.executable, "-m", "bdfl", "peer",
+        "--rpc-url", fed["rpc_url"],
+        "--key-file", fed["keys"][i],
+        "--listen", listen,
+        "--deployment", fed["deployment"],
+        "--client", "clients.digits",
+        "--data-shard", f"{i}/{len(fed['keys'])}",
+        "--config", fed["config"],
+        "--rounds", str(rounds),
+    ]
+
+
+def run_peers(commands: list[list[str]], logdir: Path, timeout: float = PEER_TIMEOUT) -> tuple[list[int], list[str], float]:
+    """Start every command as its own process (own session), wait for all; on timeout stop
+    them and fail with their logs' tails. Returns exit codes, logs and the wall time."""
+    procs = []
+    logs = []
+    t0 = time.monotonic()
+    try:
+        for i, cmd in enumerate(commands):
+            path = logdir / f"peer{i}.log"
+            logs.append(path)
+            with open(path, "wb") as fh:
+                procs.append(subprocess.Popen(cmd, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True))
+        deadline = t0 + timeout
+        for p in procs:
+            try:
+                p.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                break
+        if any(p.poll() is None for p in procs):
+            tails = "\n".join(f"--- peer{i}:\n" + "\n".join(path.read_text(errors="replace").splitlines()[-15:]) for i, path in enumerate(logs))
+            pytest.fail(f"peers did not finish within {timeout:.0f} s\n{tails}")
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                try:
+                    os.killpg(p.pid, signal.SIGTERM)
+                    p.wait(timeout=10)
+                except (ProcessLookupError, subprocess.TimeoutExpired):
+                    try:
+                        os.killpg(p.pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                    p.wait(timeout=10)
+    return [p.returncode for p in procs], [path.read_text(errors="replace") for path in logs], time.monotonic() - t0
+
+
+def check_federation(fed: dict[str, Any], report: dict[str, Any], codes: list[int], logs: list[str], rounds: int) -> None:
+    """The assertions both federation tests share."""
+    tails = "\n".join(f"--- peer{i} (rc {c}):\n" + "\n".join(t.splitlines()[-12:]) for i, (c, t) in enumerate(zip(codes, logs)))
+    assert codes == [0] * len(codes), tails
+    addresses = sorted(fed["addresses"])
+    assert report["current_round"] >= rounds
+    for r, rr in enumerate(report["rounds"]):
+        assert rr["phase"] == "CLOSED", (r, rr)
+        assert rr["submitters"] == addresses, f"round {r}: not every peer submitted: {rr}"
+        assert 1 <= len(rr["committee"]) <= PROTOCOL["committee_size"], rr
+        assert rr["commits"] == rr["reveals"] == rr["revealed_seats"] == len(rr["committee"]), f"round {r}: votes not all revealed: {rr}"
+        assert rr["approved"], f"round {r}: no approved update: {rr}"
+        assert set(rr["approved"]) <= set(addresses)
+    for i, text in enumerate(logs):
+        for r in range(rounds):
+            assert re.search(rf"round {r}: trained on \d+ samples", text), f"peer{i} round {r}: no training\n{text[-3000:]}"
+            assert re.search(rf"round {r}: submitted the update hash", text), f"peer{i} round {r}: no submission"
+            m = re.search(rf"round {r}: fetched (\d+) of (\d+) approved neighbour update\(s\) over HTTP \((\d+) bytes.*hash-verified against the chain; aggregated (\d+)", text)
+            assert m, f"peer{i} round {r}: no aggregation line\n{text[-3000:]}"
+            fetched, wanted, nbytes, aggregated = map(int, m.groups())
+            assert fetched == wanted == aggregated, m.group(0)
+            assert re.search(rf"round {r} done: accuracy 0\.\d+", text), f"peer{i} round {r}: no round summary"
+        assert "Traceback" not in text, f"peer{i}:\n{text[-3000:]}"
+        key = Path(fed["keys"][i]).read_text().strip()
+        for other in logs:
+            assert key[2:] not in other and key[2:].upper() not in other, "a private key appeared in a log"
+    # every peer in a committee audited: fetched its assigned updates and checked their hashes
+    committee_logs = "\n".join(logs)
+    audits = re.findall(r"round \d+: audit: fetched (\d+) of (\d+) assigned update\(s\) over HTTP \((\d+) bytes, [\d.]+ s\); (\d+) verified against their on-chain hash", committee_logs)
+    assert len(audits) == sum(len(rr["committee"]) for rr in report["rounds"]), audits
+    assert sum(int(a[0]) for a in audits) > 0 and all(a[0] == a[1] == a[3] for a in audits), audits
+    # at least one peer aggregated a neighbour's bytes in every round
+    for r in range(rounds):
+        assert re.search(rf"round {r}: fetched [1-9]\d* of \d+ approved neighbour update\(s\) over HTTP \([1-9]\d* bytes", committee_logs), f"round {r}: nobody aggregated a neighbour"
+
+
+def round_seconds(logs: list[str]) -> dict[int, list[float]]:
+    out: dict[int, list[float]] = {}
+    for text in logs:
+        for r, s in re.findall(r"round (\d+) done: .*\| ([\d.]+) s \(aggregation", text):
+            out.setdefault(int(r), []).append(float(s))
+    return out
+
+
+# ------------------------------------------------------------------ four peers on loopback
+
+
+@pytest.fixture(scope="module")
+def devnet(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A devnet of this module's own: the peers' deadlines follow its clock, which other
+    tests' time jumps on the shared devnet must not move."""
+    from bdfl.chain.devnet import start_devnet
+
+    log = tmp_path_factory.mktemp("peer-devnet") / "anvil.log"
+    with start_devnet("anvil", accounts=2, log_path=log, root=ROOT) as d:
+        yield d
+
+
+@pytest.fixture(scope="module")
+def federation(devnet: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return setup_federation(devnet.rpc_url, tmp_path_factory.mktemp("federation"))
+
+
+@pytest.mark.slow
+def test_four_peer_processes_run_two_rounds(federation: dict[str, Any], tmp_path: Path) -> None:
+    from bdfl.chain.devnet import free_port
+
+    fed = federation
+    ports = []
+    while len(ports) < N_PEERS:
+        p = free_port()
+        if p not in ports:
+            ports.append(p)
+    commands = [peer_command(fed, i, f"127.0.0.1:{ports[i]}", ROUNDS) for i in range(N_PEERS)]
+    codes, logs, wall = run_peers(commands, tmp_path)
+    report = chain_report(fed["rpc_url"], fed["deployment"], fed["addresses"], ROUNDS)
+    check_federation(fed, report, codes, logs, ROUNDS)
+    assert report["endpoints"] == {a: f"http://127.0.0.1:{ports[i]}" for i, a in enumerate(fed["addresses"])}
+    for i, text in enumerate(logs):
+        assert f"serving updates on 127.0.0.1:{ports[i]}" in text
+        assert "joined with a stake of 100 tokens" in text
+    secs = round_seconds(logs)
+    print(f"\n4 peer processes, {ROUNDS} rounds in {wall:.1f} s wall; round seconds per peer: {secs}")
+    # the votes were persisted before committing, next to the key file, owner-only
+    states = list(Path(fed["keys"][0]).parent.glob("peer*.key.bdfl-state/*/state.json"))
+    assert len(states) == N_PEERS
+    assert all(oct(p.stat().st_mode & 0o777) == "0o600" for p in states)
+    assert all(oct(p.parent.stat().st_mode & 0o777) == "0o700" for p in states)
+
+
+def _spawn(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    with open(log, "wb") as fh:
+        return subprocess.Popen(cmd, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True,
+                                env={**os.environ, **(env or {})})
+
+
+def _stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
+    for p in procs:
+        if p.poll() is None:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            p.wait(timeout=10)
+
+
+def _free_ports(n: int) -> list[int]:
+    from bdfl.chain.devnet import free_port
+
+    ports: list[int] = []
+    while len(ports) < n:
+        p = free_port()
+        if p not in ports:
+            ports.append(p)
+    return ports
+
+
+@pytest.mark.slow
+def test_auditor_restarted_after_commit_still_reveals(devnet: Any, tmp_path: Path) -> None:
+    """Every committee member dies right after its commit (test hook), before the others
+    fetched its update. Restarted at once on another port, each serves its saved update
+    again from the new endpoint (the other auditors retry and re-read the endpoint), reveals
+    the votes it persisted before committing, and the round closes with every vote revealed
+    and every update approved."""
+    fed = setup_federation(devnet.rpc_url, tmp_path)
+    ports = _free_ports(2 * N_PEERS)
+    procs = [_spawn(peer_command(fed, i, f"127.0.0.1:{ports[i]}", 1), tmp_path / f"first{i}.log", {"BDFL_PEER_TEST_CRASH": "after-commit"})
+             for i in range(N_PEERS)]
+    restarted: dict[int, subprocess.Popen[bytes]] = {}
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            for i, p in enumerate(procs):
+                if i not in restarted and p.poll() == 3:  # crashed after its commit: restart it
+                    restarted[i] = _spawn(peer_command(fed, i, f"127.0.0.1:{ports[N_PEERS + i]}", 1), tmp_path / f"again{i}.log")
+            finals = [restarted.get(i, p) for i, p in enumerate(procs)]
+            if all(f.poll() is not None for f in finals):
+                break
+            assert time.monotonic() < deadline, "peers did not finish"
+            time.sleep(0.1)
+        logs = {f: (tmp_path / f).read_text() for f in sorted(os.listdir(tmp_path)) if f.endswith(".log")}
+        assert [f.returncode for f in finals] == [0] * N_PEERS, {k: v[-1500:] for k, v in logs.items()}
+    finally:
+        _stop_all(procs + list(restarted.values()))
+    report = chain_report(fed["rpc_url"], fed["deployment"], fed["addresses"], 1)
+    rr = report["rounds"][0]
+    assert rr["phase"] == "CLOSED" and rr["submitters"] == sorted(fed["addresses"])
+    assert sorted(fed["addresses"][i] for i in restarted) == sorted(rr["committee"])
+    assert rr["commits"] == rr["reveals"] == rr["revealed_seats"] == len(rr["committee"])
+    assert rr["approved"] == sorted(fed["addresses"]), (rr, logs)
+    for i in restarted:
+        text = logs[f"again{i}.log"]
+        assert "test hook: exiting" in logs[f"first{i}.log"]
+        assert "round 0: serving the saved update" in text and "already a member (ACTIVE); endpoint updated" in text, text
+        assert re.search(r"round 0: revealed \d+ vote", text), text
+        assert "round 0 done: accuracy" in text, text
+        assert report["endpoints"][fed["addresses"][i]] == f"http://127.0.0.1:{ports[N_PEERS + i]}"
+    for name, text in logs.items():
+        for fetched, wanted in re.findall(r"round 0: fetched (\d+) of (\d+) approved neighbour", text):
+            assert fetched == wanted, (name, text)
+
+
+@pytest.mark.slow
+def test_deadlines_are_advanced_when_a_member_is_silent(devnet: Any, tmp_path: Path) -> None:
+    """A fourth member joined but never runs: the Submit phase (and the Commit phase if it
+    holds a seat) can only end at the deadline, so a live peer calls ``advance``; the round
+    still closes and the three live peers aggregate."""
+    from web3 import Web3
+
+    from bdfl.chain.accounts import load_key_file
+    from bdfl.chain.deploy import Deployment
+    from bdfl.chain.protocol import ProtocolClient
+
+    fed = setup_federation(devnet.rpc_url, tmp_path, protocol={"submit_duration": 20, "commit_duration": 8, "reveal_duration": 8})
+    w3 = Web3(Web3.HTTPProvider(fed["rpc_url"]))
+    silent = ProtocolClient(w3, Deployment.load(fed["deployment"], w3=w3), load_key_file(fed["keys"][3]))
+    silent.approve_and_join("http://127.0.0.1:9")
+    live = {**fed, "keys": fed["keys"][:3]}  # --data-shard i/3: the barrier sees 4 >= 3 members
+    ports = _free_ports(3)
+    codes, logs, _wall = run_peers([peer_command(live, i, f"127.0.0.1:{ports[i]}", 1) for i in range(3)], tmp_path, timeout=120)
+    assert codes == [0, 0, 0], [t[-2000:] for t in logs]
+    report = chain_report(fed["rpc_url"], fed["deployment"], fed["addresses"], 1)
+    rr = report["rounds"][0]
+    assert rr["phase"] == "CLOSED" and rr["submitters"] == sorted(fed["addresses"][:3]), rr
+    assert rr["approved"], rr
+    joined = "\n".join(logs)
+    assert "round 0: the SUBMIT phase passed its deadline; advanced it" in joined, joined[-4000:]
+    if fed["addresses"][3] in rr["committee"]:
+        assert "round 0: the COMMIT phase passed its deadline; advanced it" in joined, joined[-4000:]
+        assert rr["reveals"] == rr["commits"] == len(rr["committee"]) - 1
+    assert len(re.findall(r"advanced it", joined)) <= 3  # the stagger keeps the race small
+    for text in logs:
+        assert "round 0 done: accuracy" in text
+
+
+def test_sigterm_stops_cleanly_and_frees_the_port(peer_files: dict[str, Any], tmp_path: Path) -> None:
+    """A peer waiting for the federation (shard 0 of 2, alone) stops on SIGTERM: exit 0,
+    endpoint closed, port free again."""
+    import socket
+
+    port = _free_ports(1)[0]
+    log = tmp_path / "peer.log"
+    cmd = [sys.executable, "-m", "bdfl", "peer", "--rpc-url", peer_files["rpc_url"], "--key-file", peer_files["key"],
+           "--listen", f"127.0.0.1:{port}", "--deployment", peer_files["deployment"], "--data-shard", "0/2"]
+    proc = _spawn(cmd, log)
+    try:
+        deadline = time.monotonic() + 60
+        while "waiting for the others" not in log.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0, log.read_text()
+    finally:
+        _stop_all([proc])
+    text = log.read_text()
+    assert "SIGTERM received" in text and "stopped after 0 round(s)" in text and "endpoint closed" in text, text
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", port))
+
+
+# ------------------------------------------------------------------ peers in network namespaces
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=20)
+
+
+def _netns_available() -> str | None:
+    """None if this test can make network namespaces, else why not."""
+    if sys.platform != "linux":
+        return "network namespaces need Linux"
+    if os.geteuid() != 0:
+        return "creating network namespaces needs root"
+    if shutil.which("ip") is None:
+        return "the `ip` command (iproute2) is not installed"
+    probe = f"bdflprobe{os.getpid()}"
+    try:
+        _ip("netns", "add", probe)
+    except (subprocess.CalledProcessError, OSError, subprocess.TimeoutExpired) as exc:
+        return f"`ip netns add` failed here ({getattr(exc, 'stderr', b'') or exc!s})"
+    try:
+        _ip("netns", "del", probe)
+    except subprocess.CalledProcessError:
+        pass
+    return None
+
+
+def _netns_driver(workdir: str) -> None:
+    """Runs inside the hub namespace: devnet on the bridge address, deployment, funding;
+    then waits for ``go`` and writes the chain report."""
+    from bdfl.chain.devnet import start_devnet
+
+    wd = Path(workdir)
+    with start_devnet("anvil", host="10.200.0.1", port=8545, accounts=2, log_path=wd / "anvil.log", root=ROOT) as d:
+        fed = setup_federation(d.rpc_url, wd)
+        (wd / "fed.json").write_text(json.dumps(fed))
+        deadline = time.monotonic() + PEER_TIMEOUT + 60
+        while not (wd / "go").exists():
+            if time.monotonic() > deadline:
+                raise SystemExit("no go")
+            time.sleep(0.2)
+        rounds = int((wd / "go").read_text())
+        report = chain_report(d.rpc_url, fed["deployment"], fed["addresses"], rounds)
+        (wd / "report.json").write_text(json.dumps(report))
+
+
+@pytest.mark.slow
+def test_peers_in_separate_network_namespaces(tmp_path: Path) -> None:
+    why = _netns_available()
+    if why is not None:
+        pytest.skip(f"peers in network namespaces: {why}")
+    rounds = 1
+    tag = f"bt{os.getpid() % 100000}"
+    hub = f"{tag}h"
+    peers = [f"{tag}p{i}" for i in range(N_PEERS)]
+    driver = None
+    try:
+        # hub namespace: a bridge at 10.200.0.1 (the chain listens there); each peer namespace
+        # has one veth end at 10.200.0.1x, the other end enslaved to the hub's bridge.
+        _ip("netns", "add", hub)
+        _ip("-n", hub, "link", "set", "lo", "up")
+        _ip("-n", hub, "link", "add", "br0", "type", "bridge")
+        _ip("-n", hub, "addr", "add", "10.200.0.1/24", "dev", "br0")
+        _ip("-n", hub, "link", "set", "br0", "up")
+        for i, ns in enumerate(peers):
+            _ip("netns", "add", ns)
+            _ip("-n", ns, "link", "set", "lo", "up")
+            _ip("link", "add", "name", f"v{i}", "netns", hub, "type", "veth", "peer", "name", "eth0", "netns", ns)
+            _ip("-n", hub, "link", "set", f"v{i}", "master", "br0", "up")
+            _ip("-n", ns, "addr", "add", f"10.200.0.{11 + i}/24", "dev", "eth0")
+            _ip("-n", ns, "link", "set", "eth0", "up")
+        code = f"from tests.peer.test_standalone import _netns_driver; _netns_driver({str(tmp_path)!r})"
+        with open(tmp_path / "driver.log", "wb") as fh:
+            driver = subprocess.Popen(["ip", "netns", "exec", hub, sys.executable, "-c", code], cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 90
+        while not (tmp_path / "fed.json").exists():
+            if driver.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("hub driver failed:\n" + (tmp_path / "driver.log").read_text(errors="replace")[-3000:])
+            time.sleep(0.2)
+        fed = json.loads((tmp_path / "fed.json").read_text())
+        assert fed["rpc_url"] == "http://10.200.0.1:8545"
+        commands = [["ip", "netns", "exec", ns, *peer_command(fed, i, f"10.200.0.{11 + i}:8600", rounds)] for i, ns in enumerate(peers)]
+        logdir = tmp_path / "logs"
+        logdir.mkdir()
+        codes, logs, wall = run_peers(commands, logdir)
+        (tmp_path / "go").write_text(str(rounds))
+        driver.wait(timeout=60)
+        assert driver.returncode == 0, (tmp_path / "driver.log").read_text(errors="replace")[-3000:]
+        report = json.loads((tmp_path / "report.json").read_text())
+        check_federation(fed, report, codes, logs, rounds)
+        assert report["endpoints"] == {a: f"http://10.200.0.{11 + i}:8600" for i, a in enumerate(fed["addresses"])}
+        print(f"\n4 peers in 4 network namespaces, {rounds} round in {wall:.1f} s wall; round seconds: {round_seconds(logs)}")
+    finally:
+        if driver is not None and driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+            driver.wait(timeout=10)
+        for ns in [*peers, hub]:
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=20)
+
+
+# ------------------------------------------------------------------ clear set-up errors
+
+
+def _bdfl_peer(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "bdfl", "peer", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+def _assert_one_error(proc: subprocess.CompletedProcess[str], *fragments: str) -> str:
+    err = proc.stderr
+    assert proc.returncode == 1, (proc.returncode, err)
+    errors = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1, err
+    assert "Traceback" not in err, err
+    for f in fragments:
+        assert f in errors[0], (f, errors[0])
+    return errors[0]
+
+
+@pytest.fixture(scope="module")
+def peer_files(devnet: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A deployment file and a funded, valid key file (the peers never start)."""
+    from bdfl.chain.accounts import derive_keys
+    from bdfl.chain.compiler import build
+    from bdfl.chain.accounts import devnet_account
+    from bdfl.chain.deploy import ProtocolParams, deploy, fund_peers
+    from bdfl.chain.txsender import TxSender
+
+    d = tmp_path_factory.mktemp("errors")
+    w3 = devnet.w3()
+    dep = deploy(w3, devnet_account(0), build(ROOT), ProtocolParams(**PROTOCOL))
+    acct = derive_keys(7, 1, namespace="bdfl-test-errors")[0]
+    fund_peers(w3, dep, TxSender(w3, devnet_account(0)), [acct.address], tokens=dep.params.min_stake)
+    key = d / "peer.key"
+    key.write_text("0x" + bytes(acct.key).hex())
+    return {"dir": d, "deployment": str(dep.save(d / "deployment.json")), "key": str(key), "rpc_url": devnet.rpc_url}
+
+
+def test_bad_key_file_is_one_clear_error(peer_files: dict[str, Any]) -> None:
+    bad = peer_files["dir"] / "bad.key"
+    secret_looking = "deadbeef" * 7
+    bad.write_text(secret_looking)
+    proc = _bdfl_peer("--rpc-url", peer_files["rpc_url"], "--key-file", str(bad), "--deployment", peer_files["deployment"])
+    _assert_one_error(proc, f"key file {bad}", "does not hold")
+    assert secret_looking not in proc.stderr + proc.stdout
+    proc = _bdfl_peer("--rpc-url", peer_files["rpc_url"], "--key-file", str(peer_files["dir"] / "missing.key"), "--deployment", peer_files["deployment"])
+    _assert_one_error(proc, "cannot read key file")
+
+
+def test_wrong_chain_deployment_is_one_clear_error(peer_files: dict[str, Any]) -> None:
+    data = json.loads(Path(peer_files["deployment"]).read_text())
+    data["chainId"] = 999
+    other = peer_files["dir"] / "other-chain.json"
+    other.write_text(json.dumps(data))
+    proc = _bdfl_peer("--rpc-url", peer_files["rpc_url"], "--key-file", peer_files["key"], "--deployment", str(other))
+    _assert_one_error(proc, "made for chain id 999", "has id 31337")
+
+
+def test_unreachable_rpc_and_unknown_client_are_one_clear_error(peer_files: dict[str, Any]) -> None:
+    from bdfl.chain.devnet import free_port
+
+    url = f"http://127.0.0.1:{free_port()}"
+    proc = _bdfl_peer("--rpc-url", url, "--key-file", peer_files["key"], "--deployment", peer_files["deployment"])
+    _assert_one_error(proc, "cannot reach a JSON-RPC endpoint", url)
+    proc = _bdfl_peer("--rpc-url", peer_files["rpc_url"], "--key-file", peer_files["key"], "--deployment", peer_files["deployment"], "--client", "no_such_pkg.task")
+    _assert_one_error(proc, "task module 'no_such_pkg.task' not found")
+    proc = _bdfl_peer("--rpc-url", peer_files["rpc_url"], "--key-file", peer_files["key"], "--deployment", peer_files["deployment"], "--data-shard", "4/4")
+    _assert_one_error(proc, "--data-shard")
+
+
+def test_well_known_key_refused_off_devnet(peer_files: dict[str, Any]) -> None:
+    """A chain id that is not a devnet's: the public devnet keys are refused before anything."""
+    from bdfl.chain import toolchain
+    from bdfl.chain.accounts import devnet_account
+    from bdfl.chain.devnet import free_port, rpc_call
+
+    port = free_port()
+    anvil = subprocess.Popen([toolchain.anvil_binary(ROOT), "--host", "127.0.0.1", "--port", str(port), "--chain-id", "4242", "--accounts", "1"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                rpc_call(url, "eth_chainId", timeout=1.0)
+                break
+            except Exception:  # noqa: BLE001 - not up yet
+                assert time.monotonic() < deadline and anvil.poll() is None, "anvil did not start"
+                time.sleep(0.05)
+        key = peer_files["dir"] / "devnet0.key"
+        key.write_text("0x" + bytes(devnet_account(0).key).hex())
+        proc = _bdfl_peer("--rpc-url", url, "--key-file", str(key), "--deployment", peer_files["deployment"])
+        _assert_one_error(proc, "refusing to use a well-known devnet account", "chain id 4242")
+        assert bytes(devnet_account(0).key).hex() not in proc.stderr
+    finally:
+        os.killpg(anvil.pid, signal.SIGKILL)
+        anvil.wait(timeout=10)
+
+
+# ------------------------------------------------------------------ pure helpers
+
+
+def test_shard_matches_the_simulation_split() -> None:
+    """Shard I of N is the data a simulation with N peers gives its peer I."""
+    import numpy as np
+
+    from bdfl.config import load_config
+    from bdfl.experiment.setup import peer_data
+    from bdfl.learning.task import load_task
+    from bdfl.peer.standalone import shard_data
+
+    task = load_task("clients.digits")
+    for part in ("iid", "dirichlet"):
+        cfg = load_config(None, {"peers": 5, "protocol.committee_size": 4, "task.partition": part, "seed": 3})
+        _ds, shards = peer_data(task, cfg)
+        for i in (0, 4):
+            _d, train, val = shard_data(task, cfg, i, 5)
+            for a, b in zip((*train, *val), (*shards[i][0], *shards[i][1])):
+                assert np.array_equal(a, b)
+
+
+def test_argument_parsing() -> None:
+    from bdfl.errors import BDFLError
+    from bdfl.peer.standalone import parse_listen, parse_shard
+
+    assert parse_shard("2/10") == (2, 10)
+    assert parse_listen("0.0.0.0:8600") == ("0.0.0.0", 8600)
+    assert parse_listen("[::1]:0") == ("::1", 0)
+    for bad in ("10", "10/10", "-1/3", "a/b", "1/0"):
+        with pytest.raises(BDFLError):
+            parse_shard(bad)
+    for bad in ("8600", ":8600", "host:port", "h:70000"):
+        with pytest.raises(BDFLError):
+            parse_listen(bad)
+
+
+def test_state_keeps_votes_and_refuses_another_identity(tmp_path: Path) -> None:
+    from bdfl.errors import BDFLError
+    from bdfl.peer.state import PeerState
+
+    ident = {"address": "0xAbC0000000000000000000000000000000000001", "chain_id": 31337, "round_manager": "0x00000000000000000000000000000000000000Ff"}
+    st = PeerState.open(tmp_path, **ident)
+    salt = os.urandom(32)
+    st.record_votes(3, [0, 2], [True, False], salt)
+    st.save_blob(3, b"bytes")
+    again = PeerState.open(tmp_path, **ident)
+    assert again.votes(3) == ([0, 2], [True, False], salt)
+    assert again.load_blob(3) == b"bytes"
+    assert oct(again.path.stat().st_mode & 0o777) == "0o600"
+    again.prune(10)
+    assert again.votes(3) is None and again.load_blob(3) is None
+    (again.folder / "state.json").write_text(json.dumps({"format": 1, "identity": {**again.identity, "chain_id": 1}}))
+    with pytest.raises(BDFLError, match="another account or deployment"):
+        PeerState.open(tmp_path, **ident)
+
+
+def test_overlay_tracker_builds_once_and_repairs() -> None:
+    from bdfl.net.overlay import build_overlay, repair_overlay
+    from bdfl.peer.overlay_tracker import OverlayTracker
+
+    members = [f"0x{i:040x}" for i in range(1, 9)]
+    seed1, seed2 = b"\x01" * 32, b"\x02" * 32
+    t = OverlayTracker("expander", 3)
+    o1 = t.update(members, seed1)
+    assert o1 == build_overlay("expander", members, seed1, degree=3)
+    assert t.update(list(reversed(members)), seed2) is o1  # same members: unchanged
+    o2 = t.update(members[:-1], seed2)
+    assert o2 == repair_overlay(o1, members[:-1], seed2, degree=3)
+    restored = OverlayTracker.from_json("expander", 3, None, t.to_json())
+    assert restored.overlay == o2
+    assert OverlayTracker.from_json("expander", 4, None, t.to_json()).overlay is None
