@@ -231,17 +231,20 @@ def from_dict(data: dict[str, Any]) -> ExperimentConfig:
     return validate(_build(ExperimentConfig, settings, ""))
 
 
+def read_toml(path: str | Path, field: str) -> dict[str, Any]:
+    """A TOML file as a dict; a missing or malformed file is a ConfigError on ``field``."""
+    p = Path(path)
+    try:
+        return tomllib.loads(p.read_text())
+    except OSError as exc:
+        raise ConfigError(field, f"cannot read {p}: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(field, f"{p} is not valid TOML: {exc}") from None
+
+
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
     """Read a TOML file (optional), apply dotted-key overrides, validate."""
-    data: dict[str, Any] = {}
-    if path:
-        p = Path(path)
-        try:
-            data = tomllib.loads(p.read_text())
-        except OSError as exc:
-            raise ConfigError("--config", f"cannot read {p}: {exc.strerror or exc}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError("--config", f"{p} is not valid TOML: {exc}") from None
+    data: dict[str, Any] = read_toml(path, "--config") if path else {}
     for key, value in (overrides or {}).items():
         node = data
         parts = key.split(".")

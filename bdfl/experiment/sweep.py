@@ -22,21 +22,15 @@ from __future__ import annotations
 import itertools
 import json
 import shutil
-import tomllib
 from pathlib import Path
 from typing import Any
 
-from bdfl.config import ExperimentConfig, load_config
+from bdfl.config import ExperimentConfig, load_config, read_toml
 from bdfl.errors import ConfigError
 
 
 def load_grid(path: Path) -> tuple[str, Path | None, dict[str, Any], dict[str, list[Any]]]:
-    try:
-        data = tomllib.loads(path.read_text())
-    except OSError as exc:
-        raise ConfigError("grid", f"cannot read {path}: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError("grid", f"{path} is not valid TOML: {exc}") from None
+    data = read_toml(path, "grid")
     unknown = sorted(set(data) - {"name", "base", "set", "grid"})
     if unknown:
         raise ConfigError(f"grid.{unknown[0]}", "unknown field", "name, base, set, grid")
