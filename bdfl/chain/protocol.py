@@ -533,19 +533,3 @@ def _jsonable(v: Any) -> Any:
     if isinstance(v, int):
         return int(v)
     return str(v)
-
-
-def wait_all(sender_hashes: Iterable[tuple[Any, bytes]]) -> list[Any]:
-    """Receipts for (TxSender, tx hash) pairs sent with ``wait=False`` by many clients;
-    raises the first failure after collecting all."""
-    receipts: list[Any] = []
-    first: Exception | None = None
-    for sender, h in sender_hashes:
-        try:
-            receipts.append(sender.wait(h))
-        except BDFLError as exc:
-            receipts.append(None)
-            first = first or exc
-    if first is not None:
-        raise first
-    return receipts
