@@ -16,7 +16,7 @@ them off-chain: :func:`vote_commitment`, :func:`audit_seats`, :func:`round_seed`
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
