@@ -136,12 +136,16 @@ class Orchestrator:
         rnd = k.current_round()
         first_block = k.next_block
         self.progress.phase(offset + 1, "train+submit")
-        res = self.pool.call("train_submit", rnd=rnd, attackers=False, honest=[])
+        states = k.peer_states(self.addresses)
+        active = [i for i, a in enumerate(self.addresses) if states[a]["active"]]
+        if not active:
+            raise BDFLError(f"no active members left in round {rnd}: every peer was slashed out or went inactive")
+        res = self.pool.call("train_submit", rnd=rnd, attackers=False, honest=[], active=active)
         times.add(res)
         times.add(self.pool.call_in_turn("send_outbox"), in_turn=True)
         if self.attackers:
             honest = [(v["hash"], v["url"]) for r in res for v in r["peers"].values()]
-            times.add(self.pool.call("train_submit", rnd=rnd, attackers=True, honest=honest))
+            times.add(self.pool.call("train_submit", rnd=rnd, attackers=True, honest=honest, active=active))
             times.add(self.pool.call_in_turn("send_outbox"), in_turn=True)
         t = time.perf_counter()
         k.advance_to(rnd, Phase.COMMIT)  # at once: every active member submitted

@@ -120,11 +120,13 @@ class Worker:
         self._wait(pending)
         return {"joined": len(self.peers)}
 
-    def train_submit(self, rnd: int, attackers: bool, honest: list[tuple[str, str]]) -> dict[str, Any]:
+    def train_submit(self, rnd: int, attackers: bool, honest: list[tuple[str, str]], active: list[int] | None = None) -> dict[str, Any]:
         """Train and submit; ``attackers`` selects which half of the peers acts (attackers go second
         so that omniscient attacks (ALIE, IPM) can fetch the round's honest updates)."""
         t0 = time.perf_counter()
-        chosen = [p for i, p in self.peers.items() if (i in self.attackers) == attackers]
+        # peers the chain no longer counts as active members (slashed out, absent) sit out
+        members = set(active) if active is not None else set(self.peers)
+        chosen = [p for i, p in self.peers.items() if (i in self.attackers) == attackers and i in members]
         for peer in chosen:
             peer.train(rnd, {"local_epochs": self.cfg.task.local_epochs})
         t_train = time.perf_counter() - t0

@@ -186,3 +186,18 @@ def test_same_seed_reproduces_metrics(tiny_run: Path, tmp_path: Path) -> None:
     assert without_timings(again / "rounds.csv") == without_timings(tiny_run / "rounds.csv")
     committees = lambda d: [e["args"] for e in map(json.loads, (d / "events.jsonl").read_text().splitlines()) if e["event"] == "CommitteeDrawn"]  # noqa: E731
     assert committees(again) == committees(tiny_run)
+
+
+def test_report_and_compare_commands(tiny_run: Path, tmp_path: Path) -> None:
+    """`bdfl report DIR` rebuilds plots and report from the CSVs; `bdfl compare` overlays runs."""
+    (tiny_run / "accuracy.png").unlink()
+    proc = subprocess.run([sys.executable, "-m", "bdfl", "report", str(tiny_run)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert (tiny_run / "accuracy.png").stat().st_size > 0
+    out = tmp_path / "cmp"
+    proc = subprocess.run([sys.executable, "-m", "bdfl", "compare", str(tiny_run), str(tiny_run), "--out", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    table = _rows(out / "compare.csv")
+    assert len(table) == 2
+    assert (out / "compare_accuracy.png").stat().st_size > 0
