@@ -255,6 +255,16 @@ class TxSender:
         return receipts
 
 
+def transient_chain_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean "the node or the network hiccuped, try again later"
+    (connection errors, RPC errors, a transaction that could not be sent): callers
+    outside the chain layer catch these without importing web3 or requests."""
+    import requests
+    from web3.exceptions import Web3Exception
+
+    return (requests.RequestException, OSError, Web3Exception, TxError)
+
+
 def _is_fee_error(exc: Exception) -> bool:
     text = str(exc).lower()
     return any(k in text for k in _RETRYABLE_FEE)

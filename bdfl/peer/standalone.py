@@ -115,12 +115,9 @@ def default_state_dir(key_file: str) -> Path:
 
 
 def _transient_errors() -> tuple[type[BaseException], ...]:
-    import requests
-    from web3.exceptions import Web3Exception
+    from bdfl.chain.txsender import transient_chain_errors
 
-    from bdfl.chain.txsender import TxError
-
-    return (requests.RequestException, OSError, Web3Exception, TxError)
+    return transient_chain_errors()
 
 
 def _short(exc: BaseException) -> str:
