@@ -8,8 +8,6 @@ traceback unless ``--debug`` is given.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import signal
 import sys
 import tomllib

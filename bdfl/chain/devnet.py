@@ -125,8 +125,6 @@ class Devnet:
 
     def w3(self, request_timeout: float = 30.0) -> Any:
         """A web3 client for this endpoint."""
-        from web3 import Web3
-
         return make_web3(self.rpc_url, request_timeout)
 
     def set_balance(self, address: str, wei: int) -> None:

@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from bdfl.config import ExperimentConfig, dump_toml
 from bdfl.errors import BDFLError

@@ -13,19 +13,16 @@ rows written so far stay on disk (they are flushed as they are written).
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import logging
 import multiprocessing as mp
-import os
 import signal
 import sys
-import time
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bdfl.config import ExperimentConfig, dump_toml
+from bdfl.config import ExperimentConfig
 from bdfl.errors import BDFLError
 
 log = logging.getLogger("bdfl.run")
@@ -148,7 +145,7 @@ def run_experiment(cfg: ExperimentConfig, *, quiet: bool = False, out: Path | No
         orch.note("interrupted: stopping workers and devnet; results so far are kept")
         orch.shutdown(status="interrupted")
         raise
-    except BaseException as exc:
+    except BaseException:
         orch.shutdown(status="failed")
         raise
     else:

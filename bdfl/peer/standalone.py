@@ -472,7 +472,6 @@ class StandalonePeer:
     # -- phases -----------------------------------------------------------------------
     def on_submit(self, rnd: int, info: Any) -> None:
         from bdfl.chain.protocol import Status
-        from bdfl.chain.txsender import TxReverted
 
         st = self.state.round(rnd)
         if st.get("submitted") or st.get("submit_failed"):
@@ -517,18 +516,11 @@ class StandalonePeer:
             log.info("round %d: trained on %d samples in %.2f s; update %s (%d bytes) published on %s",
                      rnd, fit.get("num_examples", 0), time.perf_counter() - t0, h[:10], len(data), self.endpoint.url)
         h = self.state.rounds[rnd]["hash"]
-        try:
-            self.chain.submit_update(rnd, bytes.fromhex(h[2:]), self.peer.num_examples, gas=self.submit_gas)
-        except TxReverted as exc:
-            if exc.error_name == "AlreadySubmitted":
-                self.state.mark(rnd, submitted=True)
-            elif exc.error_name in ("DeadlinePassed", "WrongPhase", "WrongRound", "NotActiveMember"):
-                log.warning("round %d: submission refused: %s", rnd, exc.error_name)
-                self.state.mark(rnd, submit_failed=exc.error_name)
-            else:
-                raise
+        if not self._send_once(
+            rnd, "submitted", "AlreadySubmitted", ("DeadlinePassed", "WrongPhase", "WrongRound", "NotActiveMember"),
+            lambda: self.chain.submit_update(rnd, bytes.fromhex(h[2:]), self.peer.num_examples, gas=self.submit_gas),
+        ):
             return
-        self.state.mark(rnd, submitted=True)
         log.info("round %d: submitted the update hash %s on chain", rnd, h[:10])
 
     def _committee(self, rnd: int, clock: _RoundClock) -> list[str]:
@@ -546,7 +538,6 @@ class StandalonePeer:
 
     def on_commit(self, rnd: int, info: Any, clock: _RoundClock) -> None:
         from bdfl.chain.protocol import vote_commitment
-        from bdfl.chain.txsender import TxReverted
 
         committee = self._committee(rnd, clock)
         st = self.state.round(rnd)
@@ -573,19 +564,12 @@ class StandalonePeer:
             indices, accept, salt = votes
             log.info("round %d: committing the votes saved before a restart", rnd)
         commitment = vote_commitment(rnd, self.address, indices, accept, salt)
-        try:
+        def send_commit() -> Any:
             gas = self.chain.sender.estimate(self.chain.rounds.functions.commitVotes(rnd, commitment)) + PHASE_END_HEADROOM
-            self.chain.commit(rnd, commitment, gas=gas)
-        except TxReverted as exc:
-            if exc.error_name == "AlreadyCommitted":
-                self.state.mark(rnd, committed=True)
-            elif exc.error_name in ("DeadlinePassed", "WrongPhase", "WrongRound", "NotInCommittee"):
-                log.warning("round %d: commit refused: %s", rnd, exc.error_name)
-                self.state.mark(rnd, commit_failed=exc.error_name)
-            else:
-                raise
+            return self.chain.commit(rnd, commitment, gas=gas)
+
+        if not self._send_once(rnd, "committed", "AlreadyCommitted", ("DeadlinePassed", "WrongPhase", "WrongRound", "NotInCommittee"), send_commit):
             return
-        self.state.mark(rnd, committed=True)
         log.info("round %d: committed votes on %d update(s) (seat %d of %d)", rnd, len(indices), seat, len(committee))
         if os.environ.get("BDFL_PEER_TEST_CRASH") == "after-commit":  # TEST HOOK (tests/peer): die like a crash
             log.warning("test hook: exiting without cleanup right after the commit")
@@ -636,7 +620,6 @@ class StandalonePeer:
         return indices, accept
 
     def on_reveal(self, rnd: int, info: Any, clock: _RoundClock) -> None:
-        from bdfl.chain.txsender import TxReverted
 
         committee = self._committee(rnd, clock)
         st = self.state.round(rnd)
@@ -661,20 +644,36 @@ class StandalonePeer:
             return
         indices, accept, salt = votes
         call = self.chain.rounds.functions.revealVotes(rnd, [int(i) for i in indices], [bool(a) for a in accept], salt)
+        if not self._send_once(
+            rnd, "revealed", "AlreadyRevealed", ("DeadlinePassed", "WrongPhase", "WrongRound", "CommitmentMismatch", "NotCommitted"),
+            lambda: self.chain.reveal_votes(rnd, indices, accept, salt, gas=self.chain.sender.estimate(call) + PHASE_END_HEADROOM),
+        ):
+            return
+        log.info("round %d: revealed %d vote(s)", rnd, len(indices))
+
+    def _send_once(self, rnd: int, done: str, already: str, refused: tuple[str, ...], send: Any) -> bool:
+        """Send a once-per-round transaction and record the outcome in the state file.
+
+        ``already`` (e.g. AlreadySubmitted, after a restart) counts as done; a ``refused``
+        error (too late, wrong phase, no longer a member...) is logged and recorded as
+        ``<done>_failed`` so it is not retried; anything else propagates. True if sent now.
+        """
+        from bdfl.chain.txsender import TxReverted
+
+        failed = {"submitted": "submit_failed", "committed": "commit_failed", "revealed": "reveal_failed"}[done]
         try:
-            gas = self.chain.sender.estimate(call) + PHASE_END_HEADROOM
-            self.chain.reveal_votes(rnd, indices, accept, salt, gas=gas)
+            send()
         except TxReverted as exc:
-            if exc.error_name == "AlreadyRevealed":
-                self.state.mark(rnd, revealed=True)
-            elif exc.error_name in ("DeadlinePassed", "WrongPhase", "WrongRound", "CommitmentMismatch", "NotCommitted"):
-                log.warning("round %d: reveal refused: %s", rnd, exc.error_name)
-                self.state.mark(rnd, reveal_failed=exc.error_name)
+            if exc.error_name == already:
+                self.state.mark(rnd, **{done: True})
+            elif exc.error_name in refused:
+                log.warning("round %d: %s refused: %s", rnd, failed.split("_")[0], exc.error_name)
+                self.state.mark(rnd, **{failed: exc.error_name})
             else:
                 raise
-            return
-        self.state.mark(rnd, revealed=True)
-        log.info("round %d: revealed %d vote(s)", rnd, len(indices))
+            return False
+        self.state.mark(rnd, **{done: True})
+        return True
 
     def _rank(self) -> int:
         """This peer's position among the sorted members (for staggering races), cached."""
