@@ -44,8 +44,27 @@ class Orchestrator:
         self._deploy()
         self._start_peers()
         for rnd_offset in range(cfg.rounds):
-            self._round(rnd_offset)
+            try:
+                self._round(rnd_offset)
+            except Exception as exc:
+                self._explain_dead_chain(rnd_offset + 1, exc)
+                raise
             self.rounds_done += 1
+
+    def _explain_dead_chain(self, r: int, exc: Exception) -> None:
+        """A failure in the middle of a round is most often the devnet having died:
+        say so plainly instead of surfacing a connection error from deep in a worker."""
+        devnet = self.devnet
+        if devnet is None or devnet.alive():
+            return
+        if devnet.is_local:
+            code = devnet.process.poll() if devnet.process is not None else None
+            message = f"the {devnet.backend} devnet exited (exit code {code}) during round {r}"
+            fix = f"see {devnet.log_path} for why; rounds 1..{self.rounds_done} are saved in {self.out_dir}"
+        else:
+            message = f"the chain at {devnet.rpc_url} stopped answering during round {r}"
+            fix = f"check the node; rounds 1..{self.rounds_done} are saved in {self.out_dir}"
+        raise BDFLError(message, fix=fix) from exc
 
     def _start_chain(self) -> None:
         from bdfl.chain.compiler import build

@@ -201,3 +201,40 @@ def test_report_and_compare_commands(tiny_run: Path, tmp_path: Path) -> None:
     table = _rows(out / "compare.csv")
     assert len(table) == 2
     assert (out / "compare_accuracy.png").stat().st_size > 0
+
+
+def test_devnet_dying_mid_run_is_reported_and_results_kept(tmp_path: Path) -> None:
+    out = tmp_path / "dead-chain"
+    args = [sys.executable, "-m", "bdfl", "run", "--config", str(ROOT / "experiments/configs/default.toml"),
+            "--peers", "6", "--rounds", "50", "--set", "protocol.committee_size=4", "--out", str(out), "--quiet"]
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            rounds = out / "rounds.csv"
+            if rounds.exists() and len(rounds.read_text().splitlines()) >= 2:
+                break
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            time.sleep(0.2)
+        else:
+            pytest.fail("no round completed within 180 s")
+        tree = {c.pid: c.name() for c in psutil.Process(proc.pid).children(recursive=True)}
+        anvil = [pid for pid, name in tree.items() if name == "anvil"]
+        assert len(anvil) == 1, tree
+        os.kill(anvil[0], signal.SIGKILL)
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 1, output
+    assert "error: the anvil devnet exited (exit code -9) during round" in output, output
+    assert "Traceback" not in output
+    deadline = time.monotonic() + 10
+    alive = dict(tree)
+    while alive and time.monotonic() < deadline:
+        alive = {p: n for p, n in alive.items() if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE}
+        time.sleep(0.1)
+    assert alive == {}, f"left running: {alive}"
+    rounds = _rows(out / "rounds.csv")
+    assert len(rounds) >= 1 and float(rounds[0]["honest_accuracy"]) > 0
+    assert json.loads((out / "summary.json").read_text())["status"] == "failed"
