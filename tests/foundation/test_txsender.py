@@ -1,0 +1,68 @@
+"""TxSender: stale nonces and underpriced fees are repaired and retried, never lost."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bdfl.chain.accounts import derive_keys, devnet_account
+from bdfl.chain.txsender import TxError, TxSender
+
+
+def _fund(devnet: Any, address: str) -> None:
+    devnet.set_balance(address, 10**20)
+
+
+def test_stale_nonce_after_another_sender_is_repaired(devnet: Any, w3: Any, chain_snapshot: None) -> None:
+    """Two senders for one account (a peer restarted while its old process still ran):
+    the second one's nonce goes stale, the error is caught, the nonce resynced, the
+    transaction sent: both transfers land."""
+    acct = derive_keys(99, 1)[0]
+    _fund(devnet, acct.address)
+    to = devnet_account(3).address
+    a, b = TxSender(w3, acct), TxSender(w3, acct)
+    before = w3.eth.get_balance(to)
+    a.wait(a.send_transaction({"to": to, "value": 1}))
+    b.resync_nonce()
+    a.wait(a.send_transaction({"to": to, "value": 1}))  # b's cached nonce is now stale
+    b.wait(b.send_transaction({"to": to, "value": 1}))
+    assert w3.eth.get_balance(to) == before + 3
+    assert w3.eth.get_transaction_count(acct.address) == 3
+
+
+def test_restarted_sender_picks_up_the_chain_nonce(devnet: Any, w3: Any, chain_snapshot: None) -> None:
+    acct = derive_keys(98, 1)[0]
+    _fund(devnet, acct.address)
+    first = TxSender(w3, acct)
+    for _ in range(3):
+        first.wait(first.send_transaction({"to": devnet_account(3).address, "value": 1}))
+    again = TxSender(w3, acct)  # a new process: nothing cached
+    receipt = again.wait(again.send_transaction({"to": devnet_account(3).address, "value": 1}))
+    assert receipt["status"] == 1
+    assert w3.eth.get_transaction(receipt["transactionHash"])["nonce"] == 3
+
+
+def test_underpriced_fee_is_refreshed_and_retried(devnet: Any, w3: Any, chain_snapshot: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    acct = derive_keys(97, 1)[0]
+    _fund(devnet, acct.address)
+    sender = TxSender(w3, acct)
+    real = sender._fee_params
+    calls = {"n": 0}
+
+    def cheap_first(refresh: bool = False) -> tuple[int, int]:
+        calls["n"] += 1
+        return (1, 0) if calls["n"] == 1 else real(refresh=True)  # 1 wei: below the base fee
+
+    monkeypatch.setattr(sender, "_fee_params", cheap_first)
+    receipt = sender.wait(sender.send_transaction({"to": devnet_account(3).address, "value": 1}))
+    assert receipt["status"] == 1 and calls["n"] >= 2
+
+
+def test_unsendable_transaction_is_reported_not_lost(devnet: Any, w3: Any, chain_snapshot: None) -> None:
+    broke = derive_keys(96, 1)[0]  # no ETH at all
+    sender = TxSender(w3, broke)
+    with pytest.raises(TxError) as info:
+        sender.send_transaction({"to": devnet_account(3).address, "value": 10**18})
+    assert broke.address in str(info.value)
+    assert sender.sent == 0
