@@ -2,8 +2,9 @@
 
 Each peer keeps its own account, its own HTTP endpoint (its own port on loopback),
 its own data shard and model, and signs its own transactions: the worker only
-shares the machinery (one event loop for the endpoints, one HTTP client, one
-JSON-RPC connection) and reads public chain state once for all its peers.
+shares the machinery (one event loop for the endpoints and fetches, one JSON-RPC
+connection). Public chain state (committee, assignments, approved set) is read
+once per round by the orchestrator and handed to the workers with each command.
 
 The orchestrator (``bdfl.experiment.runner``) sends one command per phase over a
 pipe; the worker answers with per-peer results and timings.
