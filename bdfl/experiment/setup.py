@@ -38,12 +38,20 @@ def preflight(cfg: ExperimentConfig) -> None:
     if cfg.overlay.topology not in TOPOLOGIES:
         raise ConfigError("overlay.topology", f"unknown topology {cfg.overlay.topology!r}", ", ".join(TOPOLOGIES))
     try:
-        load_task(cfg.task.client)
+        task = load_task(cfg.task.client)
     except Exception as exc:  # noqa: BLE001
         raise ConfigError("task.client", str(getattr(exc, "message", exc))) from None
     protocol_params(cfg)
     if cfg.task.data_dir and not Path(cfg.task.data_dir).exists():
         raise ConfigError("task.data_dir", f"{cfg.task.data_dir} does not exist")
+    # The split itself: a data set too small for the peer count (or a Dirichlet alpha that
+    # leaves peers empty) must stop the run here, not inside a worker after the devnet started.
+    try:
+        peer_data(task, cfg)
+    except Exception as exc:  # noqa: BLE001 - the partitioner's own message names the numbers
+        text = str(getattr(exc, "message", exc))
+        field = "task.alpha" if cfg.task.partition == "dirichlet" else "peers"
+        raise ConfigError(field, f"cannot split {cfg.task.client}'s data over {cfg.peers} peers: {text}") from None
 
 
 def attacker_indices(cfg: ExperimentConfig) -> list[int]:

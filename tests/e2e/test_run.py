@@ -134,7 +134,12 @@ def test_bad_config_stops_before_anything_starts(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "bdfl", "run", "--attack", "nope", "--attackers", "0.2", "--out", str(tmp_path / "y")],
                           capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert proc.returncode == 2 and "attack.name" in proc.stderr and "label_flip" in proc.stderr
-    assert time.monotonic() - t0 < 30
+    # digits has 1,438 training images: 200 non-IID peers with >= 10 samples each cannot be had
+    proc = subprocess.run([sys.executable, "-m", "bdfl", "run", "--config", str(ROOT / "experiments/configs/default.toml"),
+                           "--peers", "200", "--out", str(tmp_path / "z")], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert proc.returncode == 2 and "task.alpha" in proc.stderr and "200 peers" in proc.stderr, proc.stderr
+    assert not (tmp_path / "z").exists()
+    assert time.monotonic() - t0 < 45
 
 
 def test_ctrl_c_stops_everything_and_keeps_results(tmp_path: Path) -> None:
