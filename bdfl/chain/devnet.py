@@ -85,8 +85,9 @@ def make_web3(rpc_url: str, request_timeout: float = 30.0) -> Any:
     return w3
 
 
-def _set_pdeathsig() -> None:
-    """Runs in the child before exec: die with SIGKILL when the parent dies."""
+def set_pdeathsig() -> None:
+    """Ask the kernel to SIGKILL the calling process when its parent dies (Linux);
+    run in a devnet child before exec, and at the start of worker processes."""
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
@@ -230,7 +231,7 @@ def start_devnet(
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_set_pdeathsig if threading.current_thread() is threading.main_thread() else None,
+                preexec_fn=set_pdeathsig if threading.current_thread() is threading.main_thread() else None,
                 env=env,
             )
         url = f"http://{host}:{chosen}"

@@ -12,7 +12,6 @@ pipe; the worker answers with per-peer results and timings.
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import signal
 import time
@@ -23,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from bdfl.chain.devnet import set_pdeathsig
 from bdfl.config import ExperimentConfig, from_dict
 
 log = logging.getLogger("bdfl.worker")
@@ -38,13 +38,6 @@ class WorkerSpec:
     deployment_path: str
     peers: list[tuple[int, str, int]]  # (peer index, private key hex, endpoint port): simulation keys only
     attackers: list[int]
-
-
-def _die_with_parent() -> None:
-    try:
-        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
 
 
 class Worker:
@@ -235,7 +228,7 @@ def _hparams(cfg: ExperimentConfig) -> dict[str, Any]:
 
 def worker_main(spec: WorkerSpec, conn: Connection) -> None:
     """Process entry point: build the worker, then serve commands until 'stop'."""
-    _die_with_parent()
+    set_pdeathsig()  # die with the orchestrator, even if it is SIGKILLed
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the orchestrator handles Ctrl-C and stops us
     worker: Worker | None = None
     try:

@@ -57,6 +57,33 @@ def _descendants_alive(pid_root: int | None = None) -> list[psutil.Process]:
 PRE_EXISTING: set[int] = set()
 
 
+def _run_until_first_round(out: Path) -> subprocess.Popen[str]:
+    """`bdfl run` (6 peers, 50 rounds) in its own process group, returned once a round is on disk."""
+    args = [sys.executable, "-m", "bdfl", "run", "--config", str(ROOT / "experiments/configs/default.toml"),
+            "--peers", "6", "--rounds", "50", "--set", "protocol.committee_size=4", "--out", str(out), "--quiet"]
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        rounds = out / "rounds.csv"
+        if rounds.exists() and len(rounds.read_text().splitlines()) >= 2:  # header + one round
+            return proc
+        if proc.poll() is not None:
+            pytest.fail(f"bdfl run ended early: {proc.stdout.read() if proc.stdout else ''}")
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    pytest.fail("no round completed within 180 s")
+
+
+def _still_running(tree: dict[int, str], timeout: float = 10.0) -> dict[int, str]:
+    """Those of ``tree``'s processes still alive (not zombies) after up to ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    alive = dict(tree)
+    while alive and time.monotonic() < deadline:
+        alive = {p: n for p, n in alive.items() if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE}
+        time.sleep(0.1)
+    return alive
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("run") / "tiny"
@@ -144,19 +171,8 @@ def test_bad_config_stops_before_anything_starts(tmp_path: Path) -> None:
 
 def test_ctrl_c_stops_everything_and_keeps_results(tmp_path: Path) -> None:
     out = tmp_path / "interrupted"
-    args = [sys.executable, "-m", "bdfl", "run", "--config", str(ROOT / "experiments/configs/default.toml"),
-            "--peers", "6", "--rounds", "50", "--set", "protocol.committee_size=4", "--out", str(out), "--quiet"]
-    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    proc = _run_until_first_round(out)
     try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            rounds = out / "rounds.csv"
-            if rounds.exists() and len(rounds.read_text().splitlines()) >= 2:  # header + one round
-                break
-            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-            time.sleep(0.2)
-        else:
-            pytest.fail("no round completed within 180 s")
         tree = {c.pid: " ".join(c.cmdline())[:120] for c in psutil.Process(proc.pid).children(recursive=True)}
         tree[proc.pid] = "bdfl run"
         assert len(tree) >= 3  # runner, devnet, workers
@@ -167,11 +183,7 @@ def test_ctrl_c_stops_everything_and_keeps_results(tmp_path: Path) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 130, output
     assert "interrupted" in output
-    deadline = time.monotonic() + 10
-    alive = dict(tree)
-    while alive and time.monotonic() < deadline:
-        alive = {pid: cmd for pid, cmd in alive.items() if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE}
-        time.sleep(0.1)
+    alive = _still_running(tree)
     assert alive == {}, f"survived Ctrl-C: {alive}"
     rounds = _rows(out / "rounds.csv")
     assert len(rounds) >= 1 and float(rounds[0]["honest_accuracy"]) > 0
@@ -210,19 +222,8 @@ def test_report_and_compare_commands(tiny_run: Path, tmp_path: Path) -> None:
 
 def test_devnet_dying_mid_run_is_reported_and_results_kept(tmp_path: Path) -> None:
     out = tmp_path / "dead-chain"
-    args = [sys.executable, "-m", "bdfl", "run", "--config", str(ROOT / "experiments/configs/default.toml"),
-            "--peers", "6", "--rounds", "50", "--set", "protocol.committee_size=4", "--out", str(out), "--quiet"]
-    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    proc = _run_until_first_round(out)
     try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            rounds = out / "rounds.csv"
-            if rounds.exists() and len(rounds.read_text().splitlines()) >= 2:
-                break
-            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-            time.sleep(0.2)
-        else:
-            pytest.fail("no round completed within 180 s")
         tree = {c.pid: c.name() for c in psutil.Process(proc.pid).children(recursive=True)}
         anvil = [pid for pid, name in tree.items() if name == "anvil"]
         assert len(anvil) == 1, tree
@@ -234,11 +235,7 @@ def test_devnet_dying_mid_run_is_reported_and_results_kept(tmp_path: Path) -> No
     assert proc.returncode == 1, output
     assert "error: the anvil devnet exited (exit code -9) during round" in output, output
     assert "Traceback" not in output
-    deadline = time.monotonic() + 10
-    alive = dict(tree)
-    while alive and time.monotonic() < deadline:
-        alive = {p: n for p, n in alive.items() if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE}
-        time.sleep(0.1)
+    alive = _still_running(tree)
     assert alive == {}, f"left running: {alive}"
     rounds = _rows(out / "rounds.csv")
     assert len(rounds) >= 1 and float(rounds[0]["honest_accuracy"]) > 0
