@@ -408,6 +408,17 @@ contract RoundManager {
         return _submissions[round][index];
     }
 
+    /// @notice Updates `start` .. `start + count - 1` of `round` (fewer at the end): one call
+    ///         instead of one per update for readers such as keepers and dashboards.
+    /// @dev Loop bound: `count` (a view; callers page).
+    function submissionsSlice(uint256 round, uint256 start, uint256 count) external view returns (Submission[] memory out) {
+        Submission[] storage subs = _submissions[round];
+        uint256 n = subs.length;
+        uint256 end = start >= n ? start : (count > n - start ? n : start + count);
+        out = new Submission[](end - start);
+        for (uint256 i = start; i < end; ++i) out[i - start] = subs[i];
+    }
+
     /// @notice Index of `peer`'s update in `round` (reverts if it submitted none).
     function submissionIndexOf(uint256 round, address peer) external view returns (uint256) {
         uint256 i = _submissionIndexPlusOne[round][peer];

@@ -76,11 +76,81 @@ def rpc_call(url: str, method: str, params: list[Any] | None = None, timeout: fl
     return data["result"]
 
 
+class KeepAliveSessions:
+    """Posts JSON-RPC requests over persistent ``http.client`` connections, one per thread.
+
+    Stands in for web3's ``requests``-based session manager inside ``HTTPProvider``: a
+    call through ``requests`` costs ~2.4 ms here against ~0.6 ms through ``http.client``
+    (measured on anvil, 200 ``eth_sendRawTransaction``), and a round of 1,000 peers makes
+    thousands of calls. Errors are raised as ``requests`` exceptions, which is what web3
+    and the rest of BDFL expect from an HTTP provider."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._local = threading.local()
+
+    def _connection(self, uri: str, timeout: float) -> Any:
+        import http.client
+        from urllib.parse import urlsplit
+
+        conn = getattr(self._local, "conn", None)
+        if conn is None or self._local.uri != uri:
+            parts = urlsplit(uri)
+            cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+            conn = cls(parts.hostname or "127.0.0.1", parts.port, timeout=timeout)
+            self._local.conn, self._local.uri = conn, uri
+            self._local.path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+            self._local.fresh = True
+        return conn
+
+    def _drop(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+        self._local.conn = None
+
+    def make_post_request(self, endpoint_uri: str, data: bytes, **kwargs: Any) -> bytes:
+        import http.client
+
+        import requests
+
+        timeout = float(kwargs.get("timeout") or self.timeout)
+        headers = dict(kwargs.get("headers") or {"Content-Type": "application/json"})
+        for attempt in (0, 1):
+            conn = self._connection(str(endpoint_uri), timeout)
+            reused = not self._local.fresh
+            self._local.fresh = False
+            try:
+                conn.request("POST", self._local.path, body=data, headers=headers)
+                response = conn.getresponse()
+                body = response.read()
+            except TimeoutError as exc:
+                self._drop()
+                raise requests.Timeout(f"{endpoint_uri}: no answer within {timeout:g} s") from exc
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
+                self._drop()
+                if attempt == 0 and reused:
+                    continue  # the server closed an idle keep-alive connection: reconnect once
+                raise requests.ConnectionError(f"{endpoint_uri}: {exc}") from exc
+            except (http.client.HTTPException, OSError) as exc:
+                self._drop()
+                raise requests.ConnectionError(f"{endpoint_uri}: {exc}") from exc
+            if response.will_close:
+                self._drop()
+            if response.status >= 400:
+                raise requests.HTTPError(f"{response.status} {response.reason} from {endpoint_uri}: {body[:200]!r}")
+            return body
+        raise AssertionError("unreachable")
+
+
 def make_web3(rpc_url: str, request_timeout: float = 30.0) -> Any:
-    """A web3 client that caches the chain id (otherwise web3 asks for it on every call)."""
+    """A web3 client over persistent connections (:class:`KeepAliveSessions`) that caches
+    the chain id (otherwise web3 asks for it on every call)."""
     from web3 import Web3
 
-    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": request_timeout}))
+    provider = Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": request_timeout})
+    provider._request_session_manager = KeepAliveSessions(request_timeout)
+    w3 = Web3(provider)
     w3.provider.cache_allowed_requests = True
     return w3
 
@@ -179,7 +249,10 @@ def _command(backend: str, host: str, port: int, accounts: int, block_time: floa
         if block_time:
             cmd += ["--block-time", str(block_time)]
         if frozen_time:
-            cmd += ["--timestamp", str(FROZEN_GENESIS)]
+            # base fee 0: the fee a sender signs with is then the same constant whenever it
+            # reads it (TxSender's fee floor), so transaction bytes, block hashes and hence
+            # committee randomness do not depend on wall-clock time (reproducible runs)
+            cmd += ["--timestamp", str(FROZEN_GENESIS), "--base-fee", "0"]
         return cmd
     if backend == "hardhat":
         # Hardhat reads hardhat.config.js in the project root; interval mining is set there via env.

@@ -83,6 +83,31 @@ def decode_revert(abi: list[dict[str, Any]] | None, data: Any) -> tuple[str | No
     return str(entry["name"]), args
 
 
+class FeeCache:
+    """EIP-1559 fee parameters read from the latest block, cached for ``ttl`` seconds.
+
+    One cache can serve many senders on the same chain (a worker's hundreds of peers),
+    so fees cost one ``eth_getBlockByNumber`` per ``ttl`` instead of one per account."""
+
+    def __init__(self, w3: Any, ttl: float = 10.0) -> None:
+        self.w3 = w3
+        self.ttl = ttl
+        self._lock = threading.Lock()
+        self._fees: tuple[int, int] | None = None
+        self._at = 0.0
+
+    def get(self, refresh: bool = False) -> tuple[int, int]:
+        with self._lock:
+            if refresh or self._fees is None or time.monotonic() - self._at > self.ttl:
+                block = self.w3.eth.get_block("latest")
+                base = int(block.get("baseFeePerGas", 0) or 0)
+                tip = 1_000_000_000 if base else 0
+                # 3x headroom over the base fee: EIP-1559 raises it at most 12.5 % per full block.
+                self._fees = (max(3 * base + tip, 2_000_000_000), tip)
+                self._at = time.monotonic()
+            return self._fees
+
+
 @dataclass
 class _Pending:
     call: Any  # the ContractFunction (for revert decoding), or None
@@ -105,6 +130,7 @@ class TxSender:
         receipt_timeout: float = 120.0,
         gas_multiplier: float = 1.25,
         max_retries: int = 3,
+        fee_cache: FeeCache | None = None,
     ) -> None:
         self.w3 = w3
         self.account = account
@@ -116,8 +142,8 @@ class TxSender:
         self.max_retries = max_retries
         self._lock = threading.Lock()
         self._nonce: int | None = None
-        self._fees: tuple[int, int] | None = None
-        self._fees_at = 0.0
+        self.fees = fee_cache or FeeCache(w3)
+        self._held: list[tuple[HexBytes, bytes, Any, dict[str, Any]]] | None = None
         self._pending: dict[bytes, _Pending] = {}
         self.sent = 0
         self.gas_used = 0
@@ -129,14 +155,7 @@ class TxSender:
         return self._nonce
 
     def _fee_params(self, refresh: bool = False) -> tuple[int, int]:
-        if refresh or self._fees is None or time.monotonic() - self._fees_at > 10.0:
-            block = self.w3.eth.get_block("latest")
-            base = int(block.get("baseFeePerGas", 0) or 0)
-            tip = 1_000_000_000 if base else 0
-            # 3x headroom over the base fee: EIP-1559 raises it at most 12.5 % per full block.
-            self._fees = (max(3 * base + tip, 2_000_000_000), tip)
-            self._fees_at = time.monotonic()
-        return self._fees
+        return self.fees.get(refresh)
 
     # -- sending --------------------------------------------------------------
     def estimate(self, call: Any, value: int = 0) -> int:
@@ -168,6 +187,43 @@ class TxSender:
         base = {"from": self.address, "gas": 21_000, "value": 0, "chainId": self.chain_id, **tx}
         return self._send_signed(None, base)
 
+    # -- holding: sign now, send later ----------------------------------------------
+    def hold(self) -> None:
+        """From now on, :meth:`send` signs (allocating nonces) but does not send: the signed
+        transactions wait for :meth:`release`. This lets a simulation sign in parallel and
+        send in a fixed order, which is what decides update indices on chain."""
+        with self._lock:
+            if self._held is None:
+                self._held = []
+
+    def release(self) -> list[HexBytes]:
+        """Send the held transactions in the order they were signed and stop holding.
+        Returns their final hashes (a transaction re-signed after a nonce or fee error gets
+        a new hash). Raises TxError when one cannot be sent; later ones are then not sent."""
+        with self._lock:
+            held, self._held = self._held or [], None
+        hashes: list[HexBytes] = []
+        for n, (tx_hash, raw, call, base) in enumerate(held):
+            try:
+                self.w3.eth.send_raw_transaction(raw)
+                hashes.append(tx_hash)
+                continue
+            except Exception as exc:  # noqa: BLE001 - retried through the normal path below
+                text = str(exc).lower()
+                if not (any(k in text for k in _RETRYABLE_NONCE) or _is_fee_error(exc)):
+                    for h, *_ in held[n:]:
+                        self._pending.pop(bytes(h), None)
+                    raise TxError(f"sending a transaction from {self.address} failed: {exc}") from None
+            # this and every later held transaction are re-signed with fresh nonces
+            with self._lock:
+                for h, *_ in held[n:]:
+                    self._pending.pop(bytes(h), None)
+                self.resync_nonce()
+            for _h, _raw, c, b in held[n:]:
+                hashes.append(self._send_signed(c, b))
+            break
+        return hashes
+
     def _send_signed(self, call: Any, base: dict[str, Any]) -> HexBytes:
         last: Exception | None = None
         for attempt in range(self.max_retries + 1):
@@ -179,6 +235,13 @@ class TxSender:
                 if call is not None:
                     tx = call.build_transaction(tx)
                 signed = self.account.sign_transaction(tx)
+                if self._held is not None:
+                    held_hash = HexBytes(signed.hash)
+                    self._held.append((held_hash, signed.raw_transaction, call, base))
+                    self._nonce += 1
+                    self.sent += 1
+                    self._pending[bytes(held_hash)] = _Pending(call, tx)
+                    return held_hash
                 try:
                     tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
                 except Exception as exc:  # noqa: BLE001 - classified below, re-raised if not retryable
@@ -207,6 +270,9 @@ class TxSender:
             if time.monotonic() > deadline:
                 raise TxError(f"no receipt for transaction 0x{key.hex()} after {timeout or self.receipt_timeout:.0f} s", fix="is the chain mining blocks?")
             time.sleep(self.poll_interval)
+        return self._settle(key, receipt)
+
+    def _settle(self, key: bytes, receipt: Any) -> Any:
         pending = self._pending.pop(key, None)
         self.gas_used += int(receipt["gasUsed"])
         if receipt["status"] != 1:
@@ -253,6 +319,58 @@ class TxSender:
         if first_error is not None:
             raise first_error
         return receipts
+
+
+def wait_many(
+    pending: list[tuple[TxSender, bytes]], *, timeout: float = 120.0, poll_interval: float = 0.005, page: int = 500
+) -> list[Any]:
+    """Receipts of many transactions, possibly from many senders on one chain, polled in
+    JSON-RPC batches (one request per ``page`` outstanding transactions per poll instead
+    of one per transaction). Returns, per transaction in order, its receipt or the
+    exception :meth:`TxSender.wait` would have raised (a decoded revert, a timeout)."""
+    from web3.datastructures import AttributeDict
+
+    results: list[Any] = [None] * len(pending)
+    todo = list(range(len(pending)))
+    deadline = time.monotonic() + timeout
+    while todo:
+        w3 = pending[todo[0]][0].w3
+        waiting: list[int] = []
+        for start in range(0, len(todo), page):
+            chunk = todo[start : start + page]
+            replies = w3.provider.make_batch_request(
+                [("eth_getTransactionReceipt", ["0x" + bytes(pending[i][1]).hex()]) for i in chunk]
+            )
+            if isinstance(replies, dict):  # the whole batch failed (e.g. node error)
+                raise TxError(f"receipt batch failed: {replies.get('error', replies)}")
+            by_id = sorted(replies, key=lambda r: r.get("id", 0)) if all("id" in r for r in replies) else replies
+            for i, reply in zip(chunk, by_id, strict=True):
+                raw = reply.get("result")
+                if raw is None:
+                    waiting.append(i)
+                    continue
+                sender, tx_hash = pending[i]
+                receipt = AttributeDict({
+                    "transactionHash": HexBytes(raw["transactionHash"]),
+                    "blockNumber": int(raw["blockNumber"], 16),
+                    "gasUsed": int(raw["gasUsed"], 16),
+                    "status": int(raw["status"], 16),
+                })
+                try:
+                    results[i] = sender._settle(bytes(tx_hash), receipt)
+                except TxError as exc:
+                    results[i] = exc
+        todo = waiting
+        if todo:
+            if time.monotonic() > deadline:
+                for i in todo:
+                    results[i] = TxError(
+                        f"no receipt for transaction 0x{bytes(pending[i][1]).hex()} after {timeout:.0f} s",
+                        fix="is the chain mining blocks?",
+                    )
+                break
+            time.sleep(poll_interval)
+    return results
 
 
 def transient_chain_errors() -> tuple[type[BaseException], ...]:

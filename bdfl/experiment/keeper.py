@@ -84,10 +84,14 @@ class Keeper:
     def assignments_of(self, rnd: int, member: str) -> list[int]:
         return self.client.assignments_of(rnd, member)
 
+    def assignments(self, rnd: int, members: list[str]) -> dict[str, list[int]]:
+        """Every committee member's assigned update indices, in one batched read."""
+        return self.client.assignments_of_many(rnd, members)
+
     def endpoints(self, addresses: list[str]) -> dict[str, str]:
         missing = [a for a in addresses if a not in self._endpoints]
-        for a in missing:
-            self._endpoints[a] = self.client.endpoint_of(a)
+        if missing:
+            self._endpoints.update(self.client.endpoints_of(missing))
         return {a: self._endpoints[a] for a in addresses}
 
     def forget_endpoint(self, address: str) -> None:

@@ -178,7 +178,7 @@ class Orchestrator:
             k.advance_to(rnd, Phase.REVEAL)
             times.chain += time.perf_counter() - t
             self.progress.phase(offset + 1, "reveal")
-            self.pool.call("reveal", rnd=rnd)
+            times.add(self.pool.call("reveal", rnd=rnd))
             times.add(self.pool.call_in_turn("send_outbox"), in_turn=True)
         t = time.perf_counter()
         k.close_round(rnd)  # baselines cast no votes: the commit/reveal deadlines are reached instead
@@ -186,7 +186,8 @@ class Orchestrator:
 
         self.progress.phase(offset + 1, "aggregate")
         t = time.perf_counter()
-        inputs, own_weights, states = self._aggregation_inputs(rnd)
+        subs = k.submissions(rnd)  # final outcomes: read once, used for aggregation and the results
+        inputs, own_weights, states = self._aggregation_inputs(rnd, subs)
         times.chain += time.perf_counter() - t
         res = self.pool.call("aggregate", rnd=rnd, inputs=inputs, own_weights=own_weights)
         times.add(res)
@@ -195,7 +196,7 @@ class Orchestrator:
             peer_res.update(r["peers"])
         txs, gas, last_block = k.chain_usage()
         events = k.events(first_block, last_block)
-        self._write_round(offset + 1, rnd, peer_res, states, events, times, time.perf_counter() - t_round, gas, txs)
+        self._write_round(offset + 1, rnd, peer_res, subs, events, times, time.perf_counter() - t_round, gas, txs)
 
     def _assignments(self, rnd: int) -> dict[str, list[dict[str, Any]]]:
         """Per committee member: the updates it must audit, with on-chain hash and endpoint."""
@@ -203,27 +204,28 @@ class Orchestrator:
         subs = k.submissions(rnd)
         endpoints = k.endpoints(self.addresses)
         out: dict[str, list[dict[str, Any]]] = {}
-        for member in k.committee(rnd):
+        for member, indices in k.assignments(rnd, k.committee(rnd)).items():
             items = []
-            for u in k.assignments_of(rnd, member):
+            for u in indices:
                 s = subs[u]
                 items.append({"index": u, "peer": s.peer, "hash": "0x" + s.update_hash.hex(), "url": endpoints[s.peer]})
             out[member] = items
         return out
 
-    def _aggregation_inputs(self, rnd: int) -> tuple[dict[str, list[dict[str, Any]]], dict[str, float], dict[str, dict[str, Any]]]:
+    def _aggregation_inputs(self, rnd: int, subs: list[Any]) -> tuple[dict[str, list[dict[str, Any]]], dict[str, float], dict[str, dict[str, Any]]]:
         """Per peer: the neighbour updates it may aggregate. Under ``bdfl``: only updates
         approved on chain, from peers above the reputation threshold, weighted by reputation."""
+        from bdfl.chain.protocol import Outcome
+
         k = self.keeper
         states = k.peer_states(self.addresses)
         members = sorted(a for a, st in states.items() if st["active"])
         overlay = self._overlay_for(members, k.round_seed(rnd))
         checksum = {a.lower(): a for a in self.addresses}
-        subs = k.submissions(rnd)
         endpoints = k.endpoints(self.addresses)
         bdfl = self.cfg.defense.name == "bdfl"
         if bdfl:
-            usable = k.approved_updates(rnd)
+            usable = {s.peer: "0x" + s.update_hash.hex() for s in subs if s.outcome == Outcome.APPROVED}
         else:
             usable = {s.peer: "0x" + s.update_hash.hex() for s in subs}
         index_of_sub = {s.peer: s.index for s in subs}
@@ -248,13 +250,13 @@ class Orchestrator:
         return self.overlay_tracker.update(members, seed)
 
     # -- results --------------------------------------------------------------------------
-    def _write_round(self, r: int, rnd: int, peer_res: dict[int, dict[str, Any]], states: dict[str, dict[str, Any]], events: list[dict[str, Any]], times: Any, seconds_total: float, gas: int, txs: int) -> None:
+    def _write_round(self, r: int, rnd: int, peer_res: dict[int, dict[str, Any]], subs: list[Any], events: list[dict[str, Any]], times: Any, seconds_total: float, gas: int, txs: int) -> None:
         from bdfl.chain.protocol import Outcome
         from bdfl.experiment.results import round_aggregates
 
         cfg = self.cfg
         k = self.keeper
-        outcomes = k.outcomes(rnd)
+        outcomes = {s.peer: s.outcome for s in subs}
         committee = set(k.committee(rnd))
         states = k.peer_states(self.addresses)  # after this round's finalize
         attackers = set(self.attackers)

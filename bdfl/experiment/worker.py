@@ -51,7 +51,7 @@ class Worker:
 
         from bdfl.chain.deploy import Deployment
         from bdfl.chain.protocol import ProtocolClient
-        from bdfl.chain.txsender import TxSender
+        from bdfl.chain.txsender import FeeCache, TxSender
         from bdfl.learning.audit import AuditRule
         from bdfl.learning.task import load_task
         from bdfl.net.blobserver import BlobHost
@@ -84,8 +84,10 @@ class Worker:
         # last one, which draws the committee: every submission carries the draw's gas bound.
         self.submit_gas = 300_000 + draw_gas_bound(self.deployment.params.committee_size)
         self.peers: dict[int, Peer] = {}
-        self._outbox: list[tuple[Any, Any, tuple[Any, ...], dict[str, Any]]] = []
+        self._outbox: list[Any] = []  # peers holding signed transactions, in signing order
+        self._signing = 0.0  # seconds spent signing in the current command: chain time
         self.clients: dict[int, Any] = {}
+        fee_cache = FeeCache(self.w3)  # one fee read per worker, not one per peer
         for index, key, port in spec.peers:
             account = Account.from_key(key)
             (xtr, ytr), (xva, yva) = shards[index]
@@ -96,7 +98,7 @@ class Worker:
             endpoint = self.host.add_endpoint("127.0.0.1", port, max_blob_bytes=64 * 1024 * 1024)
             peer = Peer(index=index, address=account.address, client=client, endpoint=endpoint, settings=settings, attack=attack, seed=cfg.seed, num_peers=cfg.peers, num_attackers=cfg.num_attackers)
             peer.salt_secret = keccak(b"bdfl-vote-salt:" + bytes(account.key))  # type: ignore[attr-defined]
-            sender = TxSender(self.w3, account, chain_id=chain_id)
+            sender = TxSender(self.w3, account, chain_id=chain_id, fee_cache=fee_cache)
             peer.chain = ProtocolClient(self.w3, self.deployment, account, sender)  # type: ignore[attr-defined]
             self.peers[index] = peer
         # decentralized FL still starts from one common initial model (seeded by the config)
@@ -140,7 +142,8 @@ class Worker:
             h = peer.publish(rnd, data)
             self._queue(peer, peer.chain.submit_update, rnd, bytes.fromhex(h[2:]), peer.num_examples, wait=False, gas=self.submit_gas)
             out[peer.index] = {"hash": h, "url": peer.endpoint.url, "bytes": len(data)}
-        return {"peers": out, "seconds_train": t_train, "seconds_exchange": time.perf_counter() - t1}
+        sign = self._take_signing()
+        return {"peers": out, "seconds_train": t_train, "seconds_exchange": time.perf_counter() - t1 - sign, "seconds_chain": sign}
 
     def audit_commit(self, rnd: int, assignments: dict[str, list[dict[str, Any]]], attacker_addrs: list[str]) -> dict[str, Any]:
         from bdfl.peer.node import Candidate
@@ -158,7 +161,8 @@ class Worker:
             salt = peer.remember_votes(rnd, idx, accept)
             self._queue(peer, peer.chain.commit_votes, rnd, idx, accept, salt, wait=False)
             votes[peer.index] = {"indices": idx, "accept": accept}
-        return {"votes": votes, "seconds_exchange": t1 - t0, "seconds_audit": time.perf_counter() - t1}
+        sign = self._take_signing()
+        return {"votes": votes, "seconds_exchange": t1 - t0, "seconds_audit": time.perf_counter() - t1 - sign, "seconds_chain": sign}
 
     def reveal(self, rnd: int) -> dict[str, Any]:
         n = 0
@@ -167,10 +171,20 @@ class Worker:
                 idx, accept, salt = peer.pending_votes.pop(rnd)
                 self._queue(peer, peer.chain.reveal_votes, rnd, idx, accept, salt, wait=False)
                 n += 1
-        return {"revealed": n}
+        return {"revealed": n, "seconds_chain": self._take_signing()}
+
+    def _take_signing(self) -> float:
+        s, self._signing = self._signing, 0.0
+        return s
 
     def _queue(self, peer: Any, fn: Any, *args: Any, **kwargs: Any) -> None:
-        self._outbox.append((peer, fn, args, kwargs))
+        """Sign the transaction now (workers sign in parallel); send it in :meth:`send_outbox`."""
+        t = time.perf_counter()
+        peer.chain.sender.hold()
+        fn(*args, **kwargs)
+        self._signing += time.perf_counter() - t
+        if not self._outbox or self._outbox[-1] is not peer:
+            self._outbox.append(peer)
 
     def send_outbox(self) -> dict[str, Any]:
         """Send the queued transactions (each signed by its own peer) and wait for them.
@@ -180,7 +194,7 @@ class Worker:
         indices, and block contents decide the next committee's randomness."""
         t0 = time.perf_counter()
         outbox, self._outbox = self._outbox, []
-        pending = [(peer, fn(*args, **kwargs)) for peer, fn, args, kwargs in outbox]
+        pending = [(peer, h) for peer in outbox for h in peer.chain.sender.release()]
         self._wait(pending)
         return {"sent": len(pending), "seconds_chain": time.perf_counter() - t0}
 
@@ -208,13 +222,15 @@ class Worker:
         self.host.close()
 
     def _wait(self, pending: list[Any]) -> None:
-        """Receipts of transactions sent without waiting; every failure is reported."""
-        errors = []
-        for peer, tx_hash in pending:
-            try:
-                peer.chain.sender.wait(tx_hash)
-            except Exception as exc:  # noqa: BLE001 - collected, then raised together
-                errors.append(f"peer {peer.index} ({peer.address}): {exc}")
+        """Receipts of transactions sent without waiting (polled in batches); every failure is reported."""
+        from bdfl.chain.txsender import wait_many
+
+        receipts = wait_many([(peer.chain.sender, tx_hash) for peer, tx_hash in pending])
+        errors = [
+            f"peer {peer.index} ({peer.address}): {r}"
+            for (peer, _h), r in zip(pending, receipts, strict=True)
+            if isinstance(r, Exception)
+        ]
         if errors:
             from bdfl.errors import BDFLError
 

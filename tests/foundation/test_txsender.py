@@ -66,3 +66,60 @@ def test_unsendable_transaction_is_reported_not_lost(devnet: Any, w3: Any, chain
         sender.send_transaction({"to": devnet_account(3).address, "value": 10**18})
     assert broke.address in str(info.value)
     assert sender.sent == 0
+
+
+def test_held_transactions_go_out_in_signing_order_and_batched_receipts_settle(devnet: Any, w3: Any, chain_snapshot: None) -> None:
+    """hold/release (sign in parallel, send in a fixed order) and wait_many (receipts of
+    many senders polled in batches): every transfer lands, in the order released, and the
+    held hashes are the mined ones."""
+    from bdfl.chain.txsender import FeeCache, wait_many
+
+    accts = derive_keys(96, 3)
+    for a in accts:
+        _fund(devnet, a.address)
+    fees = FeeCache(w3)
+    senders = [TxSender(w3, a, fee_cache=fees) for a in accts]
+    to = devnet_account(3).address
+    held = {}
+    for s in reversed(senders):  # signed in one order ...
+        s.hold()
+        held[s.address] = [s.send_transaction({"to": to, "value": v}) for v in (1, 2)]
+        assert w3.eth.get_transaction_count(s.address) == 0  # nothing sent yet
+    pending = [(s, h) for s in senders for h in s.release()]  # ... released in another
+    assert [h for _s, h in pending] == [h for s in senders for h in held[s.address]]
+    receipts = wait_many(pending)
+    assert all(r["status"] == 1 for r in receipts)
+    blocks = [int(r["blockNumber"]) for r in receipts]
+    assert blocks == sorted(blocks)  # mined in release order
+    assert all(s.sent == 2 and not s._pending for s in senders)
+
+
+def test_held_transaction_with_a_stale_nonce_is_resigned_on_release(devnet: Any, w3: Any, chain_snapshot: None) -> None:
+    from bdfl.chain.txsender import wait_many
+
+    acct = derive_keys(95, 1)[0]
+    _fund(devnet, acct.address)
+    to = devnet_account(3).address
+    held, other = TxSender(w3, acct), TxSender(w3, acct)
+    held.hold()
+    stale = [held.send_transaction({"to": to, "value": 1}) for _ in range(2)]
+    other.wait(other.send_transaction({"to": to, "value": 1}))  # takes nonce 0 first
+    hashes = held.release()
+    assert hashes[0] != stale[0]  # re-signed with fresh nonces
+    assert all(r["status"] == 1 for r in wait_many([(held, h) for h in hashes]))
+    assert w3.eth.get_transaction_count(acct.address) == 3
+
+
+def test_wait_many_reports_a_revert_per_transaction(devnet: Any, w3: Any, chain_snapshot: None) -> None:
+    """A failed transaction among good ones comes back as its exception, in its place."""
+    from bdfl.chain.txsender import TxReverted, wait_many
+
+    acct = derive_keys(94, 1)[0]
+    _fund(devnet, acct.address)
+    sender = TxSender(w3, acct)
+    good = sender.send_transaction({"to": devnet_account(3).address, "value": 1})
+    # a contract creation whose init code reverts (PUSH1 0 PUSH1 0 REVERT): mined, status 0
+    bad = sender.send_transaction({"data": "0x60006000fd", "gas": 100_000})
+    results = wait_many([(sender, good), (sender, bad)], timeout=20)
+    assert results[0]["status"] == 1
+    assert isinstance(results[1], TxReverted)
