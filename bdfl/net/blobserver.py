@@ -358,13 +358,15 @@ class Endpoint:
             for served in range(1, lim.max_requests_per_connection + 1):
                 try:
                     async with asyncio.timeout(lim.header_timeout):
-                        head = await reader.readuntil(b"\r\n\r\n")
+                        head = await self._read_head(reader)
                 except asyncio.LimitOverrunError:
-                    self._send(writer, 431, b"request head too large", close=True)
-                    break
+                    head = 431
                 except (TimeoutError, asyncio.IncompleteReadError, ConnectionError, OSError):
                     break  # slow, idle or gone: close quietly
-                req = _parse_head(head)
+                if head == 431:
+                    self._send(writer, 431, b"request head too large", close=True)
+                    break
+                req = _parse_head(head) if isinstance(head, bytes) else None  # else 400
                 if req is None:
                     self._send(writer, 400, b"malformed request", close=True)
                     break
@@ -382,18 +384,39 @@ class Endpoint:
             self._conns.discard(writer)
             writer.close()
 
+    async def _read_head(self, reader: asyncio.StreamReader) -> bytes | int:
+        """The request head through its blank line, or 400 / 431 as soon as it is malformed /
+        too large. Lines are read one by one and must end in CRLF, and the request line is
+        checked on arrival, so an HTTP/0.9 (``GET /path`` CRLF) or bare-LF request gets its 400
+        at once instead of a silent close when the header timeout expires."""
+        lines: list[bytes] = []
+        size = 0
+        while True:
+            line = await reader.readuntil(b"\n")  # one line longer than the limit: LimitOverrunError
+            size += len(line)
+            if size > self.limits.max_header_bytes:
+                return 431
+            if not line.endswith(b"\r\n") or (
+                not lines and _REQUEST_LINE.fullmatch(line[:-2].decode("latin-1")) is None
+            ):
+                return 400
+            lines.append(line)
+            if line == b"\r\n":
+                return b"".join(lines)
+
     async def _respond(self, writer: asyncio.StreamWriter, ip: str, method: str, target: str,
                        keep_alive: bool) -> bool:
         """Write one response; False if the connection must be closed."""
         close = not keep_alive
+        head_only = method == "HEAD"  # a HEAD response never carries a body (RFC 9110 9.3.2)
         wait = self._rate_wait(ip)
         if wait > 0:
-            self._send(writer, 429, b"rate limited", close=close, extra=f"Retry-After: {max(1, math.ceil(wait))}\r\n")
+            self._send(writer, 429, b"rate limited", close=close, head_only=head_only,
+                       extra=f"Retry-After: {max(1, math.ceil(wait))}\r\n")
             return True
         if method not in ("GET", "HEAD"):
             self._send(writer, 405, b"method not allowed", close=close, extra="Allow: GET, HEAD\r\n")
             return True
-        head_only = method == "HEAD"
         path = target.partition("?")[0]
         if path == "/health":
             body = json.dumps({"blobs": len(self._blobs), "status": "ok"}, sort_keys=True).encode()
@@ -409,7 +432,7 @@ class Endpoint:
             writer.transport.abort()
             return False
         if kind == "error":
-            self._send(writer, 503, b"injected fault", close=close)
+            self._send(writer, 503, b"injected fault", close=close, head_only=head_only)
             return True
         if kind == "slow":
             await asyncio.sleep(delay)
