@@ -30,6 +30,9 @@ class TaskConfig:
     data_dir: str = ""
     partition: str = "dirichlet"
     alpha: float = 0.5
+    # partition = "iid_sample" only (a scale-benchmark scheme, overlapping draws:
+    # bdfl.learning.data.partition_iid_sample): samples each peer draws; 0 = unused
+    samples_per_peer: int = 0
     val_fraction: float = 0.2
     local_epochs: int = 1
     batch_size: int = 16
@@ -184,9 +187,13 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     if not cfg.name or any(c in cfg.name for c in "/\\\0"):
         raise ConfigError("name", f"{cfg.name!r} is not usable in a folder name", "non-empty, no slashes")
     t = cfg.task
-    if t.partition not in ("iid", "dirichlet"):
-        raise ConfigError("task.partition", f"unknown partition {t.partition!r}", "iid, dirichlet")
+    if t.partition not in ("iid", "dirichlet", "iid_sample"):
+        raise ConfigError("task.partition", f"unknown partition {t.partition!r}", "iid, dirichlet, iid_sample")
     _range("task.alpha", t.alpha, 0.0, None, lo_open=True)
+    if t.partition == "iid_sample":
+        _range("task.samples_per_peer", t.samples_per_peer, 2, 1_000_000)
+    else:
+        _range("task.samples_per_peer", t.samples_per_peer, 0, 1_000_000)
     _range("task.val_fraction", t.val_fraction, 0.0, 0.9, lo_open=True)
     _range("task.local_epochs", t.local_epochs, 1, 1000)
     _range("task.batch_size", t.batch_size, 1, 100_000)

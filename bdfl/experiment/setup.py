@@ -50,7 +50,7 @@ def preflight(cfg: ExperimentConfig) -> None:
         peer_data(task, cfg)
     except Exception as exc:  # noqa: BLE001 - the partitioner's own message names the numbers
         text = str(getattr(exc, "message", exc))
-        field = "task.alpha" if cfg.task.partition == "dirichlet" else "peers"
+        field = {"dirichlet": "task.alpha", "iid_sample": "task.samples_per_peer"}.get(cfg.task.partition, "peers")
         raise ConfigError(field, f"cannot split {cfg.task.client}'s data over {cfg.peers} peers: {text}") from None
 
 
@@ -71,14 +71,12 @@ def make_attack_for(cfg: ExperimentConfig, index: int) -> Any:
 
 def peer_data(task: Any, cfg: ExperimentConfig) -> tuple[Any, list[tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]]]:
     """The data set and each peer's (train, val) shard, seeded."""
-    from bdfl.learning.data import partition_dirichlet, partition_iid, split_train_val
+    from bdfl.learning.data import partition, split_train_val
 
     dataset = task.load_dataset(cfg.task.data_dir or None)
     y = dataset.y_train
-    if cfg.task.partition == "iid":
-        parts = partition_iid(y, cfg.peers, seed=cfg.seed)
-    else:
-        parts = partition_dirichlet(y, cfg.peers, alpha=cfg.task.alpha, seed=cfg.seed)
+    t = cfg.task
+    parts = partition(y, cfg.peers, t.partition, alpha=t.alpha, samples_per_peer=t.samples_per_peer, seed=cfg.seed)
     shards = []
     for i, idx in enumerate(parts):
         tr, va = split_train_val(idx, cfg.task.val_fraction, seed=cfg.seed * 1_000 + i)

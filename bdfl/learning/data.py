@@ -11,8 +11,8 @@ Everything here works without a network connection:
 Images are always stored as ``float32`` arrays of shape ``(N, C, H, W)`` scaled
 to ``[0, 1]``; labels as ``int64`` of shape ``(N,)``.
 
-Partitioning (:func:`partition_iid`, :func:`partition_dirichlet`) returns index
-arrays, one per peer; :func:`split_train_val` then holds out each peer's local
+Partitioning (:func:`partition_iid`, :func:`partition_dirichlet`, and the
+scale-benchmark scheme :func:`partition_iid_sample`) returns index arrays, one per peer; :func:`split_train_val` then holds out each peer's local
 validation split, which the peer uses when it audits other peers' updates.
 The same arguments always give the same result (NumPy ``default_rng(seed)``,
 no global random state).
@@ -34,6 +34,7 @@ import numpy as np
 from bdfl.errors import BDFLError
 
 __all__ = [
+    "partition",
     "BUILTIN_DATASETS",
     "Dataset",
     "label_histogram",
@@ -46,6 +47,7 @@ __all__ = [
     "make_peer_shards",
     "partition_dirichlet",
     "partition_iid",
+    "partition_iid_sample",
     "read_idx",
     "split_train_val",
     "stratified_split",
@@ -531,6 +533,38 @@ def partition_dirichlet(
     )
 
 
+def partition_iid_sample(y: np.ndarray, n: int, samples_per_peer: int, seed: int) -> list[np.ndarray]:
+    """Scale-benchmark scheme: each of ``n`` peers draws ``samples_per_peer`` distinct
+    indices of ``y`` uniformly at random, independently of the other peers.
+
+    Unlike :func:`partition_iid` and :func:`partition_dirichlet` this is **not** a
+    partition: peers' samples overlap, and ``n * samples_per_peer`` may exceed
+    ``len(y)``. It exists so that a small data set (digits: 1,438 training samples)
+    can feed any number of peers (e.g. 1,000) with a fixed per-peer workload when
+    measuring time, transactions, gas and memory; accuracy figures from it are not
+    comparable with those of a real partition. Peer ``i``'s draw comes from its own
+    generator seeded by ``(seed, i)``, so it does not depend on ``n``.
+    Returns ``n`` sorted ``int64`` index arrays without duplicates.
+    """
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise BDFLError(f"labels must be a 1-D array, got shape {y.shape}")
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise BDFLError(f"number of peers must be a positive integer, got {n!r}")
+    _check_seed(seed)
+    if isinstance(samples_per_peer, bool) or not isinstance(samples_per_peer, (int, np.integer)) or samples_per_peer < 1:
+        raise BDFLError(f"samples_per_peer must be a positive integer, got {samples_per_peer!r}")
+    if samples_per_peer > len(y):
+        raise BDFLError(
+            f"cannot draw {samples_per_peer} distinct samples per peer from {len(y)} samples",
+            fix=f"set samples_per_peer to at most {len(y)}",
+        )
+    return [
+        np.sort(np.random.default_rng([int(seed), i]).choice(len(y), size=int(samples_per_peer), replace=False)).astype(np.int64)
+        for i in range(n)
+    ]
+
+
 def split_train_val(
     indices: np.ndarray, val_fraction: float, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -569,6 +603,20 @@ class PeerShard:
         return self.X_val, self.y_val
 
 
+def partition(
+    y: np.ndarray, n: int, scheme: str, *, alpha: float = 0.5, samples_per_peer: int = 0, seed: int = 0, min_size: int = 10
+) -> list[np.ndarray]:
+    """Index arrays of ``n`` peers by ``scheme``: "iid", "dirichlet" (``alpha``) or
+    "iid_sample" (``samples_per_peer``). The one dispatch simulations and real peers share."""
+    if scheme == "iid":
+        return partition_iid(y, n, seed)
+    if scheme == "dirichlet":
+        return partition_dirichlet(y, n, alpha, seed, min_size=min_size)
+    if scheme == "iid_sample":
+        return partition_iid_sample(y, n, samples_per_peer, seed)
+    raise BDFLError(f"unknown partition scheme '{scheme}'", fix="use 'iid', 'dirichlet' or 'iid_sample'")
+
+
 def make_peer_shards(
     dataset: Dataset,
     num_peers: int,
@@ -578,15 +626,12 @@ def make_peer_shards(
     seed: int = 0,
     val_fraction: float = 0.2,
     min_size: int = 10,
+    samples_per_peer: int = 0,
 ) -> list[PeerShard]:
-    """Partition ``dataset``'s training set over ``num_peers`` peers (``scheme`` "iid" or
-    "dirichlet") and split each part into local train / validation data."""
-    if scheme == "iid":
-        parts = partition_iid(dataset.y_train, num_peers, seed)
-    elif scheme == "dirichlet":
-        parts = partition_dirichlet(dataset.y_train, num_peers, alpha, seed, min_size=min_size)
-    else:
-        raise BDFLError(f"unknown partition scheme '{scheme}'", fix="use 'iid' or 'dirichlet'")
+    """Partition ``dataset``'s training set over ``num_peers`` peers (``scheme`` "iid",
+    "dirichlet", or "iid_sample" with ``samples_per_peer``: overlapping random draws, for
+    scale benchmarks) and split each part into local train / validation data."""
+    parts = partition(dataset.y_train, num_peers, scheme, alpha=alpha, samples_per_peer=samples_per_peer, seed=seed, min_size=min_size)
     shards = []
     for peer, idx in enumerate(parts):
         tr, va = split_train_val(idx, val_fraction, seed=seed * 1_000_003 + peer)

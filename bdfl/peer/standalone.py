@@ -91,14 +91,12 @@ def shard_data(task: Any, cfg: Any, index: int, count: int) -> tuple[Any, tuple[
     """The data set and shard ``index`` of ``count`` as (train, val) — the same seeded split a
     simulation with ``peers = count`` gives its peer ``index`` (bdfl.experiment.setup.peer_data;
     not imported from there: the peer layer must not depend on the experiment layer)."""
-    from bdfl.learning.data import partition_dirichlet, partition_iid, split_train_val
+    from bdfl.learning.data import partition, split_train_val
 
     dataset = task.load_dataset(cfg.task.data_dir or None)
     y = dataset.y_train
-    if cfg.task.partition == "iid":
-        parts = partition_iid(y, count, seed=cfg.seed)
-    else:
-        parts = partition_dirichlet(y, count, alpha=cfg.task.alpha, seed=cfg.seed)
+    t = cfg.task
+    parts = partition(y, count, t.partition, alpha=t.alpha, samples_per_peer=t.samples_per_peer, seed=cfg.seed)
     tr, va = split_train_val(parts[index], cfg.task.val_fraction, seed=cfg.seed * 1_000 + index)
     return dataset, (dataset.X_train[tr], y[tr]), (dataset.X_train[va], y[va])
 

@@ -88,3 +88,32 @@ def test_config_loader_fuzz_only_raises_config_errors(data: dict) -> None:
         assert isinstance(exc, ConfigError)
     else:
         assert isinstance(cfg, ExperimentConfig)
+
+
+def test_samples_per_peer_belongs_to_iid_sample() -> None:
+    cfg = from_dict({"peers": 1000, "task": {"partition": "iid_sample", "samples_per_peer": 12}})
+    assert cfg.task.partition == "iid_sample" and cfg.task.samples_per_peer == 12
+    assert from_dict({}).task.samples_per_peer == 0  # unused by the other partitions
+    for data, allowed in [
+        ({"task": {"partition": "iid_sample"}}, "[2, 1e+06]"),  # required with iid_sample
+        ({"task": {"partition": "iid_sample", "samples_per_peer": 1}}, "[2, 1e+06]"),
+        ({"task": {"partition": "iid", "samples_per_peer": -1}}, "[0, 1e+06]"),
+        ({"task": {"partition": "iid_sample", "samples_per_peer": 2.5}}, None),
+    ]:
+        with pytest.raises(ConfigError) as info:
+            from_dict(data)
+        assert info.value.field == "task.samples_per_peer", data
+        if allowed:
+            assert allowed in str(info.value)
+
+
+def test_iid_sample_split_is_checked_before_the_run() -> None:
+    from bdfl.experiment.setup import peer_data, preflight
+    from bdfl.learning.task import load_task
+
+    cfg = load_config(None, {"peers": 1000, "task.partition": "iid_sample", "task.samples_per_peer": 10})
+    _dataset, shards = peer_data(load_task(cfg.task.client), cfg)  # digits: 1,438 samples, 1,000 peers
+    assert len(shards) == 1000 and all(len(tr[1]) + len(va[1]) == 10 for tr, va in shards)
+    with pytest.raises(ConfigError) as info:
+        preflight(load_config(None, {"peers": 20, "task.partition": "iid_sample", "task.samples_per_peer": 5000}))
+    assert info.value.field == "task.samples_per_peer" and "5000" in str(info.value)

@@ -320,3 +320,52 @@ def test_digits_matches_scikit_learn() -> None:
     X, y = _digits_raw()
     ref = sk_load_digits()
     assert np.array_equal(X, ref.data) and np.array_equal(y, ref.target)
+
+
+# --------------------------------------------------------------------------- iid_sample (scale benchmarks)
+
+
+def test_partition_iid_sample_draws_overlapping_fixed_size_shards() -> None:
+    from bdfl.learning.data import partition_iid_sample
+
+    y = load_digits().y_train  # 1,438 samples: 1,000 peers cannot be partitioned, but can sample
+    parts = partition_iid_sample(y, 1000, 12, seed=0)
+    assert len(parts) == 1000
+    for p in parts:
+        assert len(p) == 12 and p.dtype == np.int64 and np.all(np.diff(p) > 0)  # sorted, distinct
+        assert p.min() >= 0 and p.max() < len(y)
+    # overlapping across peers is allowed (and, at 12,000 draws from 1,438, certain)
+    assert len(np.unique(np.concatenate(parts))) < 12_000
+    # seeded and deterministic; a peer's draw does not depend on the peer count
+    again = partition_iid_sample(y, 1000, 12, seed=0)
+    assert all(np.array_equal(a, b) for a, b in zip(parts, again))
+    fewer = partition_iid_sample(y, 10, 12, seed=0)
+    assert all(np.array_equal(a, b) for a, b in zip(fewer, parts[:10]))
+    assert not np.array_equal(parts[0], partition_iid_sample(y, 1, 12, seed=1)[0])
+    # the peers' draws are independent: not all the same
+    assert len({tuple(p) for p in parts}) == 1000
+
+
+def test_partition_iid_sample_errors() -> None:
+    from bdfl.learning.data import partition_iid_sample
+
+    y = np.arange(30) % 3
+    with pytest.raises(BDFLError, match="31 distinct samples"):
+        partition_iid_sample(y, 2, 31, seed=0)
+    with pytest.raises(BDFLError, match="samples_per_peer"):
+        partition_iid_sample(y, 2, 0, seed=0)
+    with pytest.raises(BDFLError, match="positive integer"):
+        partition_iid_sample(y, 0, 5, seed=0)
+    with pytest.raises(BDFLError, match="seed"):
+        partition_iid_sample(y, 2, 5, seed=-1)
+    assert [len(p) for p in partition_iid_sample(y, 3, 30, seed=0)] == [30, 30, 30]  # the whole set
+
+
+def test_make_peer_shards_iid_sample() -> None:
+    ds = load_digits()
+    shards = make_peer_shards(ds, 1000, scheme="iid_sample", samples_per_peer=10, seed=0, val_fraction=0.2)
+    assert len(shards) == 1000
+    for s in shards[:50]:
+        assert len(s.y_train) == 8 and len(s.y_val) == 2
+    with pytest.raises(BDFLError, match="samples_per_peer"):
+        make_peer_shards(ds, 3, scheme="iid_sample")  # samples_per_peer left at 0

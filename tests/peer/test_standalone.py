@@ -608,8 +608,8 @@ def test_shard_matches_the_simulation_split() -> None:
     from bdfl.peer.standalone import shard_data
 
     task = load_task("clients.digits")
-    for part in ("iid", "dirichlet"):
-        cfg = load_config(None, {"peers": 5, "protocol.committee_size": 4, "task.partition": part, "seed": 3})
+    for part in ("iid", "dirichlet", "iid_sample"):
+        cfg = load_config(None, {"peers": 5, "protocol.committee_size": 4, "task.partition": part, "task.samples_per_peer": 30 if part == "iid_sample" else 0, "seed": 3})
         _ds, shards = peer_data(task, cfg)
         for i in (0, 4):
             _d, train, val = shard_data(task, cfg, i, 5)
