@@ -281,7 +281,7 @@ class Orchestrator:
             **round_aggregates(rows),
             "tx_count": txs, "gas_used": gas,
             "seconds_train": times.train, "seconds_exchange": times.exchange,
-            "seconds_audit": times.audit, "seconds_chain": times.chain, "seconds_total": seconds_total,
+            "seconds_audit": times.audit, "seconds_chain": times.chain, "seconds_eval": times.eval, "seconds_total": seconds_total,
         }
         self.writer.append_round(round_row)
         self.writer.append_events(events)

@@ -145,7 +145,7 @@ def plot_time(rounds: Rows, path: str | Path) -> Path:
     x = _column(rounds, "round")
     bottom = np.zeros(len(x))
     colors = {"seconds_train": "tab:blue", "seconds_exchange": "tab:orange",
-              "seconds_audit": "tab:purple", "seconds_chain": "tab:green"}
+              "seconds_audit": "tab:purple", "seconds_chain": "tab:green", "seconds_eval": "tab:gray"}
     for col in SECONDS_COLUMNS:
         v = np.nan_to_num(_column(rounds, col))
         ax.bar(x, v, bottom=bottom, color=colors[col], label=col.removeprefix("seconds_"))

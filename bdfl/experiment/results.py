@@ -55,10 +55,12 @@ ROUNDS_COLUMNS: tuple[str, ...] = (
     "round", "honest_accuracy", "honest_accuracy_std", "attacker_accuracy",
     "approved", "rejected", "honest_rejected", "attackers_approved", "attack_success_rate",
     "tx_count", "gas_used",
-    "seconds_train", "seconds_exchange", "seconds_audit", "seconds_chain", "seconds_total",
+    "seconds_train", "seconds_exchange", "seconds_audit", "seconds_chain", "seconds_eval", "seconds_total",
 )
 
-SECONDS_COLUMNS: tuple[str, ...] = ("seconds_train", "seconds_exchange", "seconds_audit", "seconds_chain")
+# seconds_eval: evaluating every peer's model on the global test set for the accuracy
+# curves -- measurement, not protocol work, so kept apart from train / exchange / audit / chain
+SECONDS_COLUMNS: tuple[str, ...] = ("seconds_train", "seconds_exchange", "seconds_audit", "seconds_chain", "seconds_eval")
 
 # Column types for the readers; columns not listed are read as str.
 _INT, _FLOAT, _STR = "int", "float", "str"
@@ -72,7 +74,7 @@ ROUNDS_TYPES: dict[str, str] = {
     "approved": _INT, "rejected": _INT, "honest_rejected": _INT, "attackers_approved": _INT,
     "attack_success_rate": _FLOAT, "tx_count": _INT, "gas_used": _INT,
     "seconds_train": _FLOAT, "seconds_exchange": _FLOAT, "seconds_audit": _FLOAT,
-    "seconds_chain": _FLOAT, "seconds_total": _FLOAT,
+    "seconds_chain": _FLOAT, "seconds_eval": _FLOAT, "seconds_total": _FLOAT,
 }
 
 #: Summary keys in display order, with a human label (report, compare, sweep tables).
@@ -105,6 +107,7 @@ SUMMARY_FIELDS: tuple[tuple[str, str], ...] = (
     ("seconds_exchange_total", "seconds exchanging"),
     ("seconds_audit_total", "seconds auditing"),
     ("seconds_chain_total", "seconds on chain"),
+    ("seconds_eval_total", "seconds evaluating (test set)"),
     ("seconds_total", "seconds total"),
     ("seconds_per_round_mean", "seconds per round (mean)"),
 )

@@ -115,11 +115,12 @@ class RoundTimes:
     exchange: float = 0.0
     audit: float = 0.0
     chain: float = 0.0
+    eval: float = 0.0
 
     def add(self, results: list[dict[str, Any]], *, in_turn: bool = False) -> None:
         # workers run in parallel: a phase takes as long as its slowest worker;
         # commands run in turn (one worker after another) take the sum
-        for key in ("train", "exchange", "audit", "chain"):
+        for key in ("train", "exchange", "audit", "chain", "eval"):
             vals = [r.get(f"seconds_{key}", 0.0) for r in results]
             total = (sum(vals) if in_turn else max(vals)) if vals else 0.0
             setattr(self, key, getattr(self, key) + total)
