@@ -131,7 +131,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from bdfl.experiment.sweep import run_sweep
 
-    out = run_sweep(Path(args.grid), out=Path(args.out) if args.out else None, quiet=args.quiet)
+    out = run_sweep(Path(args.grid), out=Path(args.out) if args.out else None, quiet=args.quiet, jobs=args.jobs)
     print(f"sweep results: {out}")
     return 0
 
@@ -205,6 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("grid", help="sweep TOML (experiments/configs/sweep_*.toml)")
     s.add_argument("--out")
     s.add_argument("--quiet", action="store_true")
+    s.add_argument("--jobs", type=int, default=1, help="runs at once (default 1; never two with the same seed)")
     s.set_defaults(func=cmd_sweep)
     return p
 

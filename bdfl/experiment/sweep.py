@@ -76,28 +76,115 @@ def expand(path: Path) -> tuple[str, list[tuple[dict[str, Any], ExperimentConfig
     return name, runs
 
 
-def run_sweep(path: Path, *, out: Path | None = None, quiet: bool = False) -> Path:
-    """Run (or resume) every grid point, then write the table and heat map."""
-    from bdfl.experiment.runner import run_experiment
+def _config_key(cfg: ExperimentConfig) -> str:
+    """Identity of a run's configuration, its name aside (e.g. attack "none" at every fraction)."""
+    data = cfg.to_dict()
+    data.pop("name", None)
+    data.pop("out", None)
+    return json.dumps(data, sort_keys=True, default=str)
+
+
+def run_sweep(path: Path, *, out: Path | None = None, quiet: bool = False, jobs: int = 1) -> Path:
+    """Run (or resume) every grid point, then write the table and heat map.
+
+    Each run is a ``bdfl run`` subprocess, so one failed run is reported without ending the
+    sweep (the others still run; the sweep then raises naming the failures). ``jobs`` > 1
+    runs several at once, never two with the same seed together: a seed fixes a run's
+    endpoint ports, and reproducible committees depend on them (setup.endpoint_ports).
+    Grid points that resolve to the same configuration (attack "none" at every fraction)
+    run once and share their results."""
     from bdfl.experiment.sweep_table import write_sweep_outputs
 
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or not 1 <= jobs <= 64:
+        raise ConfigError("--jobs", f"must be an integer in [1, 64], got {jobs!r}")
     name, runs = expand(path)  # all validated before anything starts
     out = out or Path("results") / f"sweep-{name}"
     (out / "runs").mkdir(parents=True, exist_ok=True)
-    rows = []
+    first_dir: dict[str, Path] = {}
+    run_dirs: list[Path] = []
+    todo: list[tuple[int, dict[str, Any], ExperimentConfig, Path]] = []
     for i, (params, cfg) in enumerate(runs, 1):
-        run_dir = out / "runs" / _slug(params)
+        key = _config_key(cfg)
+        run_dir = first_dir.setdefault(key, out / "runs" / _slug(params))
+        run_dirs.append(run_dir)
+        if run_dir != out / "runs" / _slug(params):
+            continue  # same configuration as an earlier grid point
         summary_path = run_dir / "summary.json"
         summary = json.loads(summary_path.read_text()) if summary_path.is_file() else None
-        if summary is None or summary.get("status") != "completed":
-            if run_dir.exists():
-                shutil.rmtree(run_dir)  # an interrupted run starts over
+        if summary is not None and summary.get("status") == "completed":
             if not quiet:
-                print(f"[sweep {i}/{len(runs)}] {params}", flush=True)
-            run_experiment(cfg, quiet=True, out=run_dir)
-            summary = json.loads(summary_path.read_text())
-        elif not quiet:
-            print(f"[sweep {i}/{len(runs)}] {params}: done earlier, kept", flush=True)
-        rows.append({"params": params, "summary": summary})
+                print(f"[sweep {i}/{len(runs)}] {params}: done earlier, kept", flush=True)
+            continue
+        todo.append((i, params, cfg, run_dir))
+    failures = _run_all(todo, len(runs), jobs, quiet)
+    rows = []
+    for (params, _cfg), run_dir in zip(runs, run_dirs, strict=True):
+        summary_path = run_dir / "summary.json"
+        if summary_path.is_file():
+            rows.append({"params": params, "summary": json.loads(summary_path.read_text())})
     write_sweep_outputs(rows, out)
+    if failures:
+        from bdfl.errors import BDFLError
+
+        raise BDFLError(
+            f"{len(failures)} of {len(todo)} sweep run(s) failed: " + "; ".join(failures[:5]),
+            fix=f"see run.log in each failed run's folder; the table in {out} has the runs that completed, and re-running the sweep retries only the failed ones",
+        )
     return out
+
+
+def _run_all(todo: list[tuple[int, dict[str, Any], ExperimentConfig, Path]], total: int, jobs: int, quiet: bool) -> list[str]:
+    """Run ``todo`` as subprocesses, at most ``jobs`` at once and one per seed; return failures."""
+    import subprocess
+    import sys
+    import time
+
+    from bdfl.config import dump_toml
+
+    pending = list(todo)
+    running: dict[Any, tuple[int, dict[str, Any], ExperimentConfig, Path]] = {}
+    failures: list[str] = []
+    try:
+        while pending or running:
+            busy_seeds = {cfg.seed for (_i, _p, cfg, _d) in running.values()}
+            while len(running) < jobs:
+                pick = next((t for t in pending if t[2].seed not in busy_seeds), None)
+                if pick is None:
+                    break
+                pending.remove(pick)
+                i, params, cfg, run_dir = pick
+                if run_dir.exists():
+                    shutil.rmtree(run_dir)  # an interrupted run starts over
+                run_dir.parent.mkdir(parents=True, exist_ok=True)
+                cfg_path = run_dir.parent / f".{run_dir.name}.toml"
+                cfg_path.write_text(dump_toml(cfg))
+                if not quiet:
+                    print(f"[sweep {i}/{total}] {params}", flush=True)
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "bdfl", "run", "--config", str(cfg_path), "--out", str(run_dir), "--quiet"],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                )
+                running[proc] = pick
+                busy_seeds.add(cfg.seed)
+            time.sleep(0.2)
+            for proc in [p for p in running if p.poll() is not None]:
+                i, params, cfg, run_dir = running.pop(proc)
+                err = (proc.stderr.read() if proc.stderr else "").strip()
+                (run_dir.parent / f".{run_dir.name}.toml").unlink(missing_ok=True)
+                if proc.returncode == 130:
+                    raise KeyboardInterrupt
+                if proc.returncode != 0:
+                    last = err.splitlines()[-2:] if err else [f"exit code {proc.returncode}"]
+                    failures.append(f"{params}: {' '.join(last)}")
+                    if not quiet:
+                        print(f"[sweep {i}/{total}] {params}: FAILED ({' '.join(last)})", flush=True)
+    finally:
+        for proc in running:  # Ctrl-C or an error: runs stop cleanly (their own SIGINT/SIGTERM handling)
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in running:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    return failures

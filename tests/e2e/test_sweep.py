@@ -49,6 +49,39 @@ def test_sweep_runs_grid_and_resumes(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert mtimes == {r: (out / "runs" / r / "metrics.csv").stat().st_mtime_ns for r in runs}
 
 
+def test_parallel_sweep_dedupes_identical_points_and_never_runs_a_seed_twice_at_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--jobs 2: four grid points, but "none" ignores the fraction, so two runs (one per
+    seed) -- run side by side -- and each serves two rows of the table."""
+    grid = tmp_path / "grid.toml"
+    grid.write_text(GRID.replace('"attack.fraction" = 0.2\n', "").replace(
+        '"attack.name" = ["label_flip"]\n"defense.name" = ["bdfl", "median"]',
+        '"attack.name" = ["none"]\n"attack.fraction" = [0.2, 0.4]\n"defense.name" = ["median"]\nseed = [0, 1]'))
+    assert len(expand(grid)[1]) == 4
+    out = run_sweep(grid, out=tmp_path / "sweep", jobs=2)
+    runs = sorted(p.name for p in (out / "runs").iterdir())
+    assert runs == ["name=none_fraction=0.2_name=median_seed=0", "name=none_fraction=0.2_name=median_seed=1"]
+    table = list(csv.DictReader(open(out / "sweep_table.csv")))  # one row per point, seeds averaged
+    assert [(r["attack.fraction"], r["n_runs"]) for r in table] == [("0.2", "2"), ("0.4", "2")]
+    started = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[sweep")]
+    assert len(started) == 2
+    for run in runs:
+        summary = json.loads((out / "runs" / run / "summary.json").read_text())
+        assert summary["status"] == "completed"
+
+
+def test_a_failing_run_is_reported_and_the_others_still_run(tmp_path: Path) -> None:
+    """Every run of this grid fails at start (nothing listens on the RPC port); the sweep
+    goes through all of them, writes its (empty) table, then fails naming the runs."""
+    from bdfl.errors import BDFLError
+
+    grid = tmp_path / "grid.toml"
+    grid.write_text(GRID.replace("[grid]", '"chain.backend" = "url"\n"chain.rpc_url" = "http://127.0.0.1:9"\n[grid]'))
+    with pytest.raises(BDFLError) as info:
+        run_sweep(grid, out=tmp_path / "sweep", quiet=True)
+    assert "2 of 2 sweep run(s) failed" in str(info.value) and "127.0.0.1:9" in str(info.value)
+    assert (tmp_path / "sweep" / "sweep_table.csv").exists()
+
+
 def test_bad_grid_point_is_refused_before_any_run(tmp_path: Path) -> None:
     grid = tmp_path / "grid.toml"
     grid.write_text(GRID.replace('["bdfl", "median"]', '["bdfl", "magic"]'))
