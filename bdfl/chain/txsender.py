@@ -324,28 +324,39 @@ class TxSender:
 def wait_many(
     pending: list[tuple[TxSender, bytes]], *, timeout: float = 120.0, poll_interval: float = 0.005, page: int = 500
 ) -> list[Any]:
-    """Receipts of many transactions, possibly from many senders on one chain, polled in
-    JSON-RPC batches (one request per ``page`` outstanding transactions per poll instead
-    of one per transaction). Returns, per transaction in order, its receipt or the
-    exception :meth:`TxSender.wait` would have raised (a decoded revert, a timeout)."""
+    """Receipts of many transactions, possibly from many senders on one chain.
+
+    Polls only the *last* outstanding transaction (one small request per poll, backing off
+    from ``poll_interval`` to 50 ms): transactions sent one after another are mined in that
+    order, so once the last has a receipt the others have too, and all are then read in
+    JSON-RPC batches of ``page``. (Polling every outstanding receipt in each poll made a
+    node answering 1,000-receipt batches every few ms too busy to mine.) Returns, per
+    transaction in order, its receipt or the exception :meth:`TxSender.wait` would have
+    raised (a decoded revert, a timeout)."""
     from web3.datastructures import AttributeDict
 
     results: list[Any] = [None] * len(pending)
     todo = list(range(len(pending)))
     deadline = time.monotonic() + timeout
-    while todo:
-        w3 = pending[todo[0]][0].w3
-        waiting: list[int] = []
-        for start in range(0, len(todo), page):
-            chunk = todo[start : start + page]
+    delay = poll_interval
+
+    def fetch(indices: list[int]) -> list[Any]:
+        w3 = pending[indices[0]][0].w3
+        out: list[Any] = []
+        for start in range(0, len(indices), page):
+            chunk = indices[start : start + page]
             replies = w3.provider.make_batch_request(
                 [("eth_getTransactionReceipt", ["0x" + bytes(pending[i][1]).hex()]) for i in chunk]
             )
             if isinstance(replies, dict):  # the whole batch failed (e.g. node error)
                 raise TxError(f"receipt batch failed: {replies.get('error', replies)}")
-            by_id = sorted(replies, key=lambda r: r.get("id", 0)) if all("id" in r for r in replies) else replies
-            for i, reply in zip(chunk, by_id, strict=True):
-                raw = reply.get("result")
+            out.extend(r.get("result") for r in replies)
+        return out
+
+    while todo:
+        if fetch(todo[-1:])[0] is not None:
+            waiting: list[int] = []
+            for i, raw in zip(todo, fetch(todo), strict=True):
                 if raw is None:
                     waiting.append(i)
                     continue
@@ -360,16 +371,18 @@ def wait_many(
                     results[i] = sender._settle(bytes(tx_hash), receipt)
                 except TxError as exc:
                     results[i] = exc
-        todo = waiting
-        if todo:
-            if time.monotonic() > deadline:
-                for i in todo:
-                    results[i] = TxError(
-                        f"no receipt for transaction 0x{bytes(pending[i][1]).hex()} after {timeout:.0f} s",
-                        fix="is the chain mining blocks?",
-                    )
+            todo = waiting
+            if not todo:
                 break
-            time.sleep(poll_interval)
+        if time.monotonic() > deadline:
+            for i in todo:
+                results[i] = TxError(
+                    f"no receipt for transaction 0x{bytes(pending[i][1]).hex()} after {timeout:.0f} s",
+                    fix="is the chain mining blocks?",
+                )
+            break
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.05)
     return results
 
 

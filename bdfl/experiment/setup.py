@@ -60,6 +60,12 @@ def attacker_indices(cfg: ExperimentConfig) -> list[int]:
     return sorted(int(i) for i in rng.choice(cfg.peers, size=cfg.num_attackers, replace=False))
 
 
+def frozen_clock(cfg: ExperimentConfig) -> bool:
+    """A simulation devnet: anvil started here with a frozen clock (no interval mining).
+    Its randomness is reproducible, and workers mine each phase's transactions in batches."""
+    return cfg.chain.backend == "anvil" and not cfg.chain.block_time
+
+
 def make_attack_for(cfg: ExperimentConfig, index: int) -> Any:
     from bdfl.attacks import make_attack
 
