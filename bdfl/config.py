@@ -54,11 +54,23 @@ class DefenseConfig:
     """How a peer aggregates: ``bdfl`` (on-chain approved only) or a baseline without audit."""
 
     name: str = "bdfl"
-    # Reject an update only if its accuracy on the auditor's validation data is more than
-    # audit_margin below BOTH the auditor's own model and the median of the candidates it
-    # audits (or its loss more than audit_loss_margin above both): docs/learning.md.
-    audit_margin: float = 0.4
-    audit_loss_margin: float = 2.5
+    # The audit rule (bdfl.learning.audit.AuditRule, docs/learning.md section 4): an update
+    # is rejected when any test fails. Quality: accuracy more than audit_margin below BOTH
+    # the auditor's own model and the median candidate, or loss more than audit_loss_margin
+    # above both. Parameter tests: distance to the auditor's model over the median distance
+    # > audit_norm_ratio (0 = off); cosine with the auditor's own update more than
+    # audit_direction_margin below the median (2 = off); coherent shift > audit_shift_limit
+    # (1 = off); move < audit_min_update x the auditor's own move (0 = off). Merge: loss of
+    # (own + candidate) / 2 above the candidates' median x (1 + audit_merge_loss_ratio)
+    # + audit_merge_loss_margin (margin 0 = off).
+    audit_margin: float = 0.6
+    audit_loss_margin: float = 3.0
+    audit_norm_ratio: float = 4.0
+    audit_direction_margin: float = 0.35
+    audit_shift_limit: float = 0.4
+    audit_min_update: float = 0.1
+    audit_merge_loss_margin: float = 0.5
+    audit_merge_loss_ratio: float = 0.5
     trimmed_beta: float = 0.2
     krum_malicious: int = -1  # -1: assume the configured attacker count
 
@@ -92,6 +104,36 @@ class ChainConfig:
 
 
 @dataclass(frozen=True)
+class NetConfig:
+    """How the simulated peers fetch each other's updates over HTTP (bdfl.net.fetch.Fetcher)."""
+
+    fetch_timeout: float = 10.0  # seconds per attempt
+    fetch_retries: int = 2  # further attempts after a timeout, refused connection, 5xx or 429
+
+
+#: What a ``[[faults]]`` entry can inject (docs/faults.md).
+FAULT_KINDS = (
+    "crash_before_submit", "crash_after_submit", "crash_after_commit",
+    "corrupt_endpoint", "slow_endpoint", "drop_endpoint",
+    "leave", "join",
+)
+CRASH_FAULTS = FAULT_KINDS[:3]
+ENDPOINT_FAULTS = FAULT_KINDS[3:6]
+MEMBERSHIP_FAULTS = FAULT_KINDS[6:]
+
+
+@dataclass(frozen=True)
+class FaultConfig:
+    """One injected fault (a ``[[faults]]`` table); semantics in docs/faults.md."""
+
+    kind: str = ""
+    round: int = 0  # 1-based round of the run in which it happens
+    peer: int = -1  # peer index; -1 (crash_after_commit only): a committee member of that round
+    rounds: int = 0  # crash: rounds until the restart; endpoint: rounds it lasts; 0 = until the end
+    delay: float = 0.0  # slow_endpoint: seconds before each answer (0: 1.5 x net.fetch_timeout)
+
+
+@dataclass(frozen=True)
 class ExperimentConfig:
     """One experiment: everything needed to reproduce it."""
 
@@ -108,6 +150,8 @@ class ExperimentConfig:
     overlay: OverlayConfig = field(default_factory=OverlayConfig)
     protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
     chain: ChainConfig = field(default_factory=ChainConfig)
+    net: NetConfig = field(default_factory=NetConfig)
+    faults: tuple[FaultConfig, ...] = ()
 
     @property
     def num_attackers(self) -> int:
@@ -161,6 +205,11 @@ def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
         typ = hints[f.name]
         if dataclasses.is_dataclass(typ):
             kwargs[f.name] = _build(typ, data[f.name], f"{prefix}{f.name}.")
+        elif getattr(typ, "__origin__", None) is tuple and dataclasses.is_dataclass(typ.__args__[0]):
+            items = data[f.name]  # an array of tables ([[faults]])
+            if not isinstance(items, (list, tuple)):
+                raise ConfigError(prefix + f.name, f"expected an array of tables ([[{f.name}]]), got {items!r}")
+            kwargs[f.name] = tuple(_build(typ.__args__[0], item, f"{prefix}{f.name}[{i}].") for i, item in enumerate(items))
         else:
             kwargs[f.name] = _coerce(prefix + f.name, data[f.name], typ)
     return cls(**kwargs)
@@ -207,6 +256,13 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     d = cfg.defense
     _range("defense.audit_margin", d.audit_margin, 0.0, 1.0)
     _range("defense.audit_loss_margin", d.audit_loss_margin, 0.0, 100.0, lo_open=True)
+    if d.audit_norm_ratio != 0 and not 1.0 < d.audit_norm_ratio <= 1000.0:
+        raise ConfigError("defense.audit_norm_ratio", f"value {d.audit_norm_ratio!r} is out of range", "0 (off) or (1, 1000]")
+    _range("defense.audit_direction_margin", d.audit_direction_margin, 0.0, 2.0)
+    _range("defense.audit_shift_limit", d.audit_shift_limit, 0.0, 1.0, lo_open=True)
+    _range("defense.audit_min_update", d.audit_min_update, 0.0, 1.0, hi_open=True)
+    _range("defense.audit_merge_loss_margin", d.audit_merge_loss_margin, 0.0, 100.0)
+    _range("defense.audit_merge_loss_ratio", d.audit_merge_loss_ratio, 0.0, 100.0)
     _range("defense.trimmed_beta", d.trimmed_beta, 0.0, 0.5, hi_open=True)
     _range("defense.krum_malicious", d.krum_malicious, -1, cfg.peers)
     o = cfg.overlay
@@ -226,7 +282,79 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     if c.backend == "url" and not c.rpc_url.startswith(("http://", "https://")):
         raise ConfigError("chain.rpc_url", f"{c.rpc_url!r} is not an http(s) URL", "http://HOST:PORT")
     _range("chain.block_time", c.block_time, 0.0, 60.0)
+    _range("net.fetch_timeout", cfg.net.fetch_timeout, 0.0, 600.0, lo_open=True)
+    _range("net.fetch_retries", cfg.net.fetch_retries, 0, 10)
+    _validate_faults(cfg)
     return cfg
+
+
+def _validate_faults(cfg: ExperimentConfig) -> None:
+    """Each ``[[faults]]`` entry on its own, then per peer: faults must not overlap in time, and
+    a crash or endpoint fault needs the peer to be a member (not left, not yet joined)."""
+    windows: dict[int, list[tuple[int, int, str]]] = {}
+    membership: dict[int, list[tuple[int, str, str]]] = {}
+    for i, f in enumerate(cfg.faults):
+        path = f"faults[{i}]"
+        if f.kind not in FAULT_KINDS:
+            raise ConfigError(f"{path}.kind", f"unknown fault {f.kind!r}" if f.kind else "missing", ", ".join(FAULT_KINDS))
+        _range(f"{path}.round", f.round, 1, cfg.rounds)
+        if f.peer == -1 and f.kind == "crash_after_commit":
+            pass  # resolved at run time to a committee member of that round
+        else:
+            _range(f"{path}.peer", f.peer, 0, cfg.peers - 1)
+        if f.kind in MEMBERSHIP_FAULTS:
+            if f.rounds != 0:
+                raise ConfigError(f"{path}.rounds", f"{f.kind} takes no duration (a later join / leave undoes it)", "0")
+        else:
+            _range(f"{path}.rounds", f.rounds, 0, cfg.rounds)
+        if f.kind == "slow_endpoint":
+            _range(f"{path}.delay", f.delay, 0.0, 3600.0)
+        elif f.delay != 0:
+            raise ConfigError(f"{path}.delay", f"only slow_endpoint takes a delay, not {f.kind}", "0")
+        if f.kind == "crash_after_commit" and cfg.defense.name != "bdfl":
+            raise ConfigError(f"{path}.kind", f"crash_after_commit needs the audit of defense 'bdfl', not {cfg.defense.name!r}",
+                              ", ".join(k for k in FAULT_KINDS if k != "crash_after_commit"))
+        if f.kind in MEMBERSHIP_FAULTS:
+            membership.setdefault(f.peer, []).append((f.round, f.kind, path))
+        elif f.peer >= 0:
+            # rounds the fault occupies: a crash until its restart, an endpoint fault through the
+            # audit of round + rounds (docs/faults.md)
+            end = cfg.rounds if f.rounds == 0 else f.round + f.rounds - (1 if f.kind in CRASH_FAULTS else 0)
+            windows.setdefault(f.peer, []).append((f.round, min(end, cfg.rounds), path))
+    initial = cfg.peers
+    for peer, events in membership.items():
+        events.sort()
+        member = events[0][1] != "join"  # a peer whose first membership fault is a join starts outside
+        initial -= not member
+        changes = {r: k for r, k, _p in events}
+        for r, kind, path in events:
+            if sum(1 for e in events if e[0] == r) > 1:
+                raise ConfigError(f"{path}.round", f"peer {peer} has two membership faults in round {r}")
+            if kind == "leave" and not member:
+                raise ConfigError(f"{path}.kind", f"peer {peer} is not a member in round {r} (it left or has not joined yet)", "join")
+            if kind == "join" and member:
+                raise ConfigError(f"{path}.kind", f"peer {peer} is already a member in round {r} (leave first)", "leave")
+            member = kind == "join"
+        def member_at(r: int, events: list[tuple[int, str, str]] = events) -> bool:
+            inside = events[0][1] != "join"
+            for when, kind, _p in events:  # a join counts from its round, a leave after its round
+                if (kind == "join" and when <= r) or (kind == "leave" and when < r):
+                    inside = kind == "join"
+            return inside
+
+        for start, end, path in windows.get(peer, []):
+            for r in range(start, end + 1):
+                if r in changes:
+                    raise ConfigError(f"{path}.round", f"peer {peer} joins or leaves (round {r}) during this fault (rounds {start}..{end})")
+                if not member_at(r):
+                    raise ConfigError(f"{path}.peer", f"peer {peer} is not a member in round {r}, when this fault applies")
+    for peer, ws in windows.items():
+        ws.sort()
+        for (s1, e1, _p1), (s2, _e2, p2) in zip(ws, ws[1:]):
+            if s2 <= e1:
+                raise ConfigError(f"{p2}.round", f"overlaps another fault of peer {peer} (rounds {s1}..{e1})")
+    if initial < 2:
+        raise ConfigError("faults", f"only {initial} peer(s) are members from the start (the others join later)", ">= 2")
 
 
 #: Top-level tables a results folder's config.toml carries for the record, not as settings.

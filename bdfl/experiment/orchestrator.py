@@ -79,7 +79,9 @@ class Orchestrator:
             self.note(f"starting {c.backend} devnet")
             # anvil with a frozen clock: reproducible block randomness (committees), and
             # deadlines pass only when the keeper moves time (docs/architecture.md)
-            frozen = c.backend == "anvil" and not c.block_time
+            from bdfl.experiment.setup import frozen_clock
+
+            frozen = frozen_clock(self.cfg)
             self.devnet = start_devnet(c.backend, block_time=c.block_time or None, log_path=self.out_dir / "devnet.log", frozen_time=frozen)
         self.w3 = self.devnet.w3()
         self.note(f"chain {self.devnet.rpc_url} (chain id {self.devnet.chain_id})")
@@ -108,9 +110,12 @@ class Orchestrator:
         from bdfl.chain.deploy import fund_peers
         from bdfl.experiment.runner import WorkerPool
         from bdfl.experiment.setup import attacker_indices, endpoint_ports
+        from bdfl.experiment.faults import FaultInjector, keeps_state, late_joiners
         from bdfl.experiment.worker import WorkerSpec
 
         cfg = self.cfg
+        self.faults = FaultInjector(self)
+        late = set(late_joiners(cfg))
         accounts = derive_keys(cfg.seed, cfg.peers)
         self.addresses = [a.address for a in accounts]
         self.attackers = attacker_indices(cfg)
@@ -130,6 +135,8 @@ class Orchestrator:
                 deployment_path=str(self.deployment_path),
                 peers=[(i, "0x" + bytes(accounts[i].key).hex(), ports[i]) for i in group],
                 attackers=[i for i in group if i in attackers],
+                late=[i for i in group if i in late],
+                keep_state=keeps_state(cfg),
             )
             for w, group in enumerate(groups)
         ]
@@ -138,7 +145,8 @@ class Orchestrator:
         self.pool.call_in_turn("join", stake=stake)  # in turn: a reproducible order of joins
         txs, gas, _ = self.keeper.chain_usage()  # set-up (deploy, funding, joins) is not round cost
         self.setup_chain = {"setup_tx_count": txs, "setup_gas_used": gas}
-        self.note(f"all peers joined (set-up: {txs} transactions, {gas:,} gas)")
+        joined = f"{cfg.peers - len(late)} peers joined ({len(late)} join later)" if late else "all peers joined"
+        self.note(f"{joined} (set-up: {txs} transactions, {gas:,} gas)")
 
     # -- one round ----------------------------------------------------------------------
     def _round(self, offset: int) -> None:
@@ -151,9 +159,13 @@ class Orchestrator:
         times = RoundTimes()
         rnd = k.current_round()
         first_block = k.next_block
+        r = offset + 1
+        faults = self.faults
+        faults.round_start(r, rnd)
         self.progress.phase(offset + 1, "train+submit")
         states = k.peer_states(self.addresses)
-        active = [i for i, a in enumerate(self.addresses) if states[a]["active"]]
+        # members submit; one that asked to leave (Exiting) still takes part in this round
+        active = [i for i, a in enumerate(self.addresses) if states[a]["status"] in ("ACTIVE", "EXITING")]
         if not active:
             raise BDFLError(f"no active members left in round {rnd}: every peer was slashed out or went inactive")
         res = self.pool.call("train_submit", rnd=rnd, attackers=False, honest=[], active=active)
@@ -164,22 +176,28 @@ class Orchestrator:
             times.add(self.pool.call("train_submit", rnd=rnd, attackers=True, honest=honest, active=active))
             times.add(self.pool.call_in_turn("send_outbox"), in_turn=True)
         t = time.perf_counter()
-        k.advance_to(rnd, Phase.COMMIT)  # at once: every active member submitted
+        k.advance_to(rnd, Phase.COMMIT)  # at once if every member submitted, else at the deadline
         times.chain += time.perf_counter() - t
+        faults.after_submit(r, rnd)
 
         if cfg.defense.name == "bdfl":
             self.progress.phase(offset + 1, "audit+commit")
             t = time.perf_counter()
             assignments = self._assignments(rnd)
             times.chain += time.perf_counter() - t
-            times.add(self.pool.call("audit_commit", rnd=rnd, assignments=assignments, attacker_addrs=self.attacker_addrs))
+            res = self.pool.call("audit_commit", rnd=rnd, assignments=assignments, attacker_addrs=self.attacker_addrs)
+            times.add(res)
+            self._note_rejections(r, rnd, [x for w in res for x in w.get("rejected", [])])
             times.add(self.pool.call_in_turn("send_outbox"), in_turn=True)
+            faults.after_commit(r, rnd)
             t = time.perf_counter()
             k.advance_to(rnd, Phase.REVEAL)
             times.chain += time.perf_counter() - t
             self.progress.phase(offset + 1, "reveal")
             times.add(self.pool.call("reveal", rnd=rnd))
             times.add(self.pool.call_in_turn("send_outbox"), in_turn=True)
+        else:
+            faults.after_commit(r, rnd)  # no audit under a baseline: endpoint faults begin after the submissions
         t = time.perf_counter()
         k.close_round(rnd)  # baselines cast no votes: the commit/reveal deadlines are reached instead
         times.chain += time.perf_counter() - t
@@ -187,16 +205,30 @@ class Orchestrator:
         self.progress.phase(offset + 1, "aggregate")
         t = time.perf_counter()
         subs = k.submissions(rnd)  # final outcomes: read once, used for aggregation and the results
-        inputs, own_weights, states = self._aggregation_inputs(rnd, subs)
+        inputs, own_weights, states = self._aggregation_inputs(rnd, subs, r)
         times.chain += time.perf_counter() - t
         res = self.pool.call("aggregate", rnd=rnd, inputs=inputs, own_weights=own_weights)
         times.add(res)
         peer_res: dict[int, dict[str, Any]] = {}
-        for r in res:
-            peer_res.update(r["peers"])
+        for w in res:
+            peer_res.update(w["peers"])
+        self._note_rejections(r, rnd, [x for i in sorted(peer_res) for x in peer_res[i].get("rejected", [])])
+        if self.cfg.faults:
+            for i in sorted(peer_res):
+                if "used" in peer_res[i]:
+                    faults.emit("Aggregated", r, rnd, "", peer=i, address=self.addresses[i], used=peer_res[i]["used"])
+        faults.after_aggregate(r, rnd)
         txs, gas, last_block = k.chain_usage()
         events = k.events(first_block, last_block)
+        # the run's own lines (faults, rejected inputs, overlay changes) join the chain's, by block
+        events = sorted(events + faults.take_events(), key=lambda e: e["block"])
         self._write_round(offset + 1, rnd, peer_res, subs, events, times, time.perf_counter() - t_round, gas, txs)
+
+    def _note_rejections(self, r: int, rnd: int, rejected: list[dict[str, Any]]) -> None:
+        """Received updates a peer did not use because they could not be verified (unreachable,
+        wrong hash, malformed): one event line each (the audit rule's verdicts are votes, not these)."""
+        for rej in rejected:
+            self.faults.emit("InputRejected", r, rnd, f"peer {rej['peer']} ({rej['step']}) rejected the update of {rej['from']}: {rej['reason']}", **rej)
 
     def _assignments(self, rnd: int) -> dict[str, list[dict[str, Any]]]:
         """Per committee member: the updates it must audit, with on-chain hash and endpoint."""
@@ -212,7 +244,7 @@ class Orchestrator:
             out[member] = items
         return out
 
-    def _aggregation_inputs(self, rnd: int, subs: list[Any]) -> tuple[dict[str, list[dict[str, Any]]], dict[str, float], dict[str, dict[str, Any]]]:
+    def _aggregation_inputs(self, rnd: int, subs: list[Any], r: int = 0) -> tuple[dict[str, list[dict[str, Any]]], dict[str, float], dict[str, dict[str, Any]]]:
         """Per peer: the neighbour updates it may aggregate. Under ``bdfl``: only updates
         approved on chain, from peers above the reputation threshold, weighted by reputation."""
         from bdfl.chain.protocol import Outcome
@@ -220,7 +252,7 @@ class Orchestrator:
         k = self.keeper
         states = k.peer_states(self.addresses)
         members = sorted(a for a, st in states.items() if st["active"])
-        overlay = self._overlay_for(members, k.round_seed(rnd))
+        overlay = self._overlay_for(members, k.round_seed(rnd), r, rnd)
         checksum = {a.lower(): a for a in self.addresses}
         endpoints = k.endpoints(self.addresses)
         bdfl = self.cfg.defense.name == "bdfl"
@@ -239,15 +271,31 @@ class Orchestrator:
         own = {a: (max(states[a]["reputation"], 1e-6) if bdfl else 1.0) for a in self.addresses}
         return inputs, own, states
 
-    def _overlay_for(self, members: list[str], seed: bytes) -> Any:
+    def _overlay_for(self, members: list[str], seed: bytes, r: int = 0, rnd: int = 0) -> Any:
         """The overlay over the active members, by the rule real peers use
-        (bdfl.peer.overlay_tracker): built once, then repaired on membership changes."""
+        (bdfl.peer.overlay_tracker): built once, then repaired on membership changes
+        (each build or repair is an ``OverlayChanged`` line in events.jsonl)."""
         if not hasattr(self, "overlay_tracker"):
             from bdfl.peer.overlay_tracker import OverlayTracker
 
             o = self.cfg.overlay
             self.overlay_tracker = OverlayTracker(o.topology, o.degree, o.edge_probability)
-        return self.overlay_tracker.update(members, seed)
+        before = self.overlay_tracker.overlay
+        overlay = self.overlay_tracker.update(members, seed)
+        if overlay is not before and hasattr(self, "faults"):
+            old = set(before.members) if before is not None else set()
+            checksum = {a.lower(): a for a in self.addresses}
+            degrees = sorted(overlay.degrees().values())
+            self.faults.emit(
+                "OverlayChanged", r, rnd,
+                f"overlay {'built' if before is None else 'repaired'}: {len(overlay)} members, degrees {degrees[0] if degrees else 0}..{degrees[-1] if degrees else 0}"
+                if self.cfg.faults else "",
+                members=len(overlay), added=[checksum.get(a, a) for a in overlay.members if a not in old],
+                removed=[checksum.get(a, a) for a in sorted(old - set(overlay.members))],
+                degree_min=degrees[0] if degrees else 0, degree_max=degrees[-1] if degrees else 0,
+                degrees={checksum.get(m, m): d for m, d in sorted(overlay.degrees().items())} if len(overlay) <= 64 else None,
+                connected=overlay.is_connected(), digest=overlay.digest())
+        return overlay
 
     # -- results --------------------------------------------------------------------------
     def _write_round(self, r: int, rnd: int, peer_res: dict[int, dict[str, Any]], subs: list[Any], events: list[dict[str, Any]], times: Any, seconds_total: float, gas: int, txs: int) -> None:

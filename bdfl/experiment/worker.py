@@ -16,7 +16,7 @@ import logging
 import signal
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -26,6 +26,11 @@ from bdfl.chain.devnet import set_pdeathsig
 from bdfl.config import ExperimentConfig, from_dict
 
 log = logging.getLogger("bdfl.worker")
+
+#: Gas limits of the set-up transactions (measured: approve 46k, join 146k-197k with a
+#: loopback endpoint URL; a longer URL costs ~22k per extra 32 bytes).
+APPROVE_GAS = 80_000
+JOIN_GAS = 400_000
 
 
 @dataclass
@@ -38,6 +43,8 @@ class WorkerSpec:
     deployment_path: str
     peers: list[tuple[int, str, int]]  # (peer index, private key hex, endpoint port): simulation keys only
     attackers: list[int]
+    late: list[int] = field(default_factory=list)  # peers that join during the run ([[faults]] join), not at start
+    keep_state: bool = False  # persist each peer's model (bdfl.peer.state) so a crashed peer can restart from it
 
 
 class Worker:
@@ -47,28 +54,29 @@ class Worker:
         import torch
 
         torch.set_num_threads(1)  # tiny models: 15-90x slower with default threads on 2 cores
-        from eth_account import Account
-
         from bdfl.chain.deploy import Deployment
-        from bdfl.chain.protocol import ProtocolClient
-        from bdfl.chain.txsender import FeeCache, TxSender
+        from bdfl.chain.devnet import make_web3
+        from bdfl.chain.txsender import FeeCache
+        from bdfl.experiment.setup import defense_params, peer_data
         from bdfl.learning.audit import AuditRule
         from bdfl.learning.task import load_task
         from bdfl.net.blobserver import BlobHost
         from bdfl.net.fetch import Fetcher
-        from bdfl.peer.node import Peer, PeerSettings
-        from bdfl.experiment.setup import make_attack_for, peer_data, defense_params
-        from eth_utils import keccak
-        from bdfl.chain.devnet import make_web3
+        from bdfl.peer.node import PeerSettings
 
         self.cfg: ExperimentConfig = from_dict(spec.config)
+        from bdfl.experiment.setup import frozen_clock
+
+        # a simulation devnet: the in-turn sends of a phase are mined together (chain.devnet.batch_mining)
+        self.batch_mining = frozen_clock(self.cfg)
         self.spec = spec
         cfg = self.cfg
         self.w3 = make_web3(spec.rpc_url, 60.0)
         self.deployment = Deployment.load(spec.deployment_path, w3=self.w3)
         self.host = BlobHost()
         # one event-loop thread serves every endpoint of this worker and runs its fetches
-        self.fetcher = Fetcher(max_bytes=64 * 1024 * 1024, timeout=10.0, retries=2, concurrency=64, loop=self.host.loop_thread)
+        self.fetcher = Fetcher(max_bytes=64 * 1024 * 1024, timeout=cfg.net.fetch_timeout, retries=cfg.net.fetch_retries,
+                               concurrency=64, loop=self.host.loop_thread)
         task = load_task(cfg.task.client)
         dataset, shards = peer_data(task, cfg)
         self.attackers = set(spec.attackers)
@@ -83,37 +91,69 @@ class Worker:
         # Peers in other workers submit concurrently, so any submission may turn out to be the
         # last one, which draws the committee: every submission carries the draw's gas bound.
         self.submit_gas = 300_000 + draw_gas_bound(self.deployment.params.committee_size)
-        self.peers: dict[int, Peer] = {}
+        self.peers: dict[int, Any] = {}  # the peers running now
         self._outbox: list[Any] = []  # peers holding signed transactions, in signing order
         self._signing = 0.0  # seconds spent signing in the current command: chain time
-        self.clients: dict[int, Any] = {}
-        fee_cache = FeeCache(self.w3)  # one fee read per worker, not one per peer
-        for index, key, port in spec.peers:
-            account = Account.from_key(key)
-            (xtr, ytr), (xva, yva) = shards[index]
-            attack = make_attack_for(cfg, index) if index in self.attackers else None
-            if attack is not None:
-                xtr, ytr = attack.poison_data(xtr, ytr, np.random.default_rng([cfg.seed, index, 1]), num_classes=dataset.num_classes)
-            client = task.make_client((xtr, ytr), (xva, yva), seed=cfg.seed * 100_003 + index, hparams=_hparams(cfg))
-            endpoint = self.host.add_endpoint("127.0.0.1", port, max_blob_bytes=64 * 1024 * 1024)
-            peer = Peer(index=index, address=account.address, client=client, endpoint=endpoint, settings=settings, attack=attack, seed=cfg.seed, num_peers=cfg.peers, num_attackers=cfg.num_attackers)
-            peer.salt_secret = keccak(b"bdfl-vote-salt:" + bytes(account.key))  # type: ignore[attr-defined]
-            sender = TxSender(self.w3, account, chain_id=chain_id, fee_cache=fee_cache)
-            peer.chain = ProtocolClient(self.w3, self.deployment, account, sender)  # type: ignore[attr-defined]
-            self.peers[index] = peer
+        self._fee_cache = FeeCache(self.w3)  # one fee read per worker, not one per peer
+        self._chain_id = chain_id
+        self._task, self._dataset, self._shards, self._settings = task, dataset, shards, settings
+        self.keys = {index: (key, port) for index, key, port in spec.peers}
+        self.down: set[int] = set(spec.late)  # peers not running now: crashed, left, not joined yet
+        self.states: dict[int, Any] = {}
+        self.state_dir: str | None = None
+        if spec.keep_state:
+            import tempfile
+
+            self.state_dir = tempfile.mkdtemp(prefix=f"bdfl-worker{spec.worker_id}-state-")
         # decentralized FL still starts from one common initial model (seeded by the config)
-        initial = task.initial_parameters(dataset, seed=cfg.seed, hparams=_hparams(cfg))
-        for peer in self.peers.values():
-            peer.params = [p.copy() for p in initial]
+        self.initial = task.initial_parameters(dataset, seed=cfg.seed, hparams=_hparams(cfg))
+        for index in self.keys:
+            if index not in self.down:
+                self.peers[index] = self._make_peer(index)
         # one evaluation client on the global test set for the accuracy curves
         self.test_client = task.make_client((dataset.X_test[:64], dataset.y_test[:64]), (dataset.X_test, dataset.y_test), seed=0, hparams=_hparams(cfg))
 
+    def _make_peer(self, index: int) -> Any:
+        """Build peer ``index`` from what it owns: key, data shard, endpoint port; it starts from
+        the common initial model (a restart then replaces it: :meth:`restart`)."""
+        from eth_account import Account
+        from eth_utils import keccak
+
+        from bdfl.chain.protocol import ProtocolClient
+        from bdfl.chain.txsender import TxSender
+        from bdfl.experiment.setup import make_attack_for
+        from bdfl.peer.node import Peer
+
+        cfg = self.cfg
+        key, port = self.keys[index]
+        account = Account.from_key(key)
+        (xtr, ytr), (xva, yva) = self._shards[index]
+        attack = make_attack_for(cfg, index) if index in self.attackers else None
+        if attack is not None:
+            xtr, ytr = attack.poison_data(xtr, ytr, np.random.default_rng([cfg.seed, index, 1]), num_classes=self._dataset.num_classes)
+        client = self._task.make_client((xtr, ytr), (xva, yva), seed=cfg.seed * 100_003 + index, hparams=_hparams(cfg))
+        endpoint = self.host.add_endpoint("127.0.0.1", port, max_blob_bytes=64 * 1024 * 1024)
+        peer = Peer(index=index, address=account.address, client=client, endpoint=endpoint, settings=self._settings, attack=attack, seed=cfg.seed, num_peers=cfg.peers, num_attackers=cfg.num_attackers)
+        peer.salt_secret = keccak(b"bdfl-vote-salt:" + bytes(account.key))  # type: ignore[attr-defined]
+        sender = TxSender(self.w3, account, chain_id=self._chain_id, fee_cache=self._fee_cache)
+        peer.chain = ProtocolClient(self.w3, self.deployment, account, sender)  # type: ignore[attr-defined]
+        peer.params = [p.copy() for p in self.initial]
+        if self.state_dir is not None:
+            from bdfl.peer.state import PeerState
+
+            self.states[index] = PeerState.open(self.state_dir, address=account.address, chain_id=self._chain_id,
+                                                round_manager=self.deployment.round_manager)
+        return peer
+
     # -- commands -------------------------------------------------------------------
     def join(self, stake: int) -> dict[str, Any]:
-        pending = []
+        """Every peer approves its stake and joins (signed here, sent and mined like a phase's
+        transactions; gas bounds instead of estimates, which need the approval mined first)."""
         for peer in self.peers.values():
-            pending.append((peer, peer.chain.approve_and_join(peer.endpoint.url, stake, wait=False)))
-        self._wait(pending)
+            self._queue(peer, peer.chain.approve, stake, wait=False, gas=APPROVE_GAS)
+            self._queue(peer, peer.chain.join, peer.endpoint.url, stake, wait=False, gas=JOIN_GAS)
+        self._take_signing()
+        self.send_outbox()
         return {"joined": len(self.peers)}
 
     def train_submit(self, rnd: int, attackers: bool, honest: list[tuple[str, str]], active: list[int] | None = None) -> dict[str, Any]:
@@ -155,14 +195,17 @@ class Worker:
         t1 = time.perf_counter()
         votes: dict[int, dict[str, Any]] = {}
         attackers = frozenset(attacker_addrs)
+        rejected: list[dict[str, Any]] = []
         for addr, peer in mine.items():
             cands = [Candidate(index=c["index"], peer=c["peer"], hash=c["hash"], url=c["url"]) for c in assignments[addr]]
+            before = len(peer.rejections)
             idx, accept = peer.audit(rnd, cands, fetched, attackers)
+            rejected += [{"peer": peer.index, "from": r.peer, "reason": r.reason, "step": "audit"} for r in peer.rejections[before:]]
             salt = peer.remember_votes(rnd, idx, accept)
             self._queue(peer, peer.chain.commit_votes, rnd, idx, accept, salt, wait=False)
             votes[peer.index] = {"indices": idx, "accept": accept}
         sign = self._take_signing()
-        return {"votes": votes, "seconds_exchange": t1 - t0, "seconds_audit": time.perf_counter() - t1 - sign, "seconds_chain": sign}
+        return {"votes": votes, "rejected": rejected, "seconds_exchange": t1 - t0, "seconds_audit": time.perf_counter() - t1 - sign, "seconds_chain": sign}
 
     def reveal(self, rnd: int) -> dict[str, Any]:
         n = 0
@@ -194,7 +237,13 @@ class Worker:
         indices, and block contents decide the next committee's randomness."""
         t0 = time.perf_counter()
         outbox, self._outbox = self._outbox, []
-        pending = [(peer, h) for peer in outbox for h in peer.chain.sender.release()]
+        if self.batch_mining:  # the worker's transactions in one block, in send order
+            from bdfl.chain.devnet import batch_mining
+
+            with batch_mining(self.w3):
+                pending = [(peer, h) for peer in outbox for h in peer.chain.sender.release()]
+        else:
+            pending = [(peer, h) for peer in outbox for h in peer.chain.sender.release()]
         self._wait(pending)
         return {"sent": len(pending), "seconds_chain": time.perf_counter() - t0}
 
@@ -210,6 +259,7 @@ class Worker:
         t1 = time.perf_counter()
         out: dict[int, dict[str, Any]] = {}
         t_eval = 0.0
+        record = bool(self.cfg.faults)  # runs with injected faults record what each peer aggregated
         for peer in self.peers.values():
             cands = [Candidate(index=c["index"], peer=c["peer"], hash=c["hash"], url=c["url"], weight=c["weight"]) for c in inputs.get(peer.address, [])]
             before = len(peer.rejections)
@@ -218,12 +268,97 @@ class Worker:
             loss, _n, metrics = self.test_client.evaluate(peer.params, {})
             t_eval += time.perf_counter() - t
             out[peer.index] = {**info, "accuracy": float(metrics.get("accuracy", float("nan"))), "loss": float(loss), "rejected_inputs": len(peer.rejections) - before}
+            refused = {r.peer for r in peer.rejections[before:]}
+            out[peer.index]["rejected"] = [{"peer": peer.index, "from": r.peer, "reason": r.reason, "step": "aggregate"} for r in peer.rejections[before:]]
+            if record:
+                from bdfl.net.serialization import hash_hex, update_hash
+
+                # keccak256 of the very bytes each aggregated update was decoded from
+                out[peer.index]["used"] = [{"from": c.peer, "bytes_hash": hash_hex(update_hash(fetched[c.hash]))}  # type: ignore[arg-type]
+                                           for c in cands if c.peer not in refused]
+            state = self.states.get(peer.index)
+            if state is not None:  # what a real peer saves after aggregating (bdfl.peer.state)
+                from bdfl.net.serialization import encode_ndarrays
+
+                state.last_aggregated = rnd
+                state.save_model(encode_ndarrays(peer.params))
+                state.save()
         # aggregation is learning work (train); the test-set evaluation feeds the curves only
         return {"peers": out, "seconds_exchange": t1 - t0, "seconds_train": time.perf_counter() - t1 - t_eval, "seconds_eval": t_eval}
+
+    # -- injected faults ([[faults]], bdfl.experiment.faults) ---------------------------
+    def stop_peer(self, index: int) -> dict[str, Any]:
+        """Peer ``index`` stops as a killed process would: its endpoint closes (connections are
+        refused from now on), its in-memory state is gone. What it saved on disk stays."""
+        peer = self.peers.pop(index, None)
+        if peer is None:
+            return {}
+        self.down.add(index)
+        peer.endpoint.close()
+        return {"stopped": index, "url": peer.endpoint.url}
+
+    def restart_peer(self, index: int, rnd: int, candidates: list[dict[str, Any]]) -> dict[str, Any]:
+        """Peer ``index`` comes back, rebuilt from what a restarted process has: its key, data
+        and port, its saved model (if any), the chain (membership: bdfl.peer.rejoin), and a
+        current model from its neighbours' approved updates of round ``rnd`` (``candidates``,
+        chosen by the orchestrator from chain state and the overlay), each hash-checked."""
+        from bdfl.net.serialization import InvalidUpdate, decode_ndarrays
+        from bdfl.peer.node import Candidate
+        from bdfl.peer.rejoin import ensure_membership, resync_model
+
+        if index not in self.keys or index in self.peers:
+            return {}
+        t0 = time.perf_counter()
+        peer = self._make_peer(index)
+        model_from = "initial"
+        saved_round = None
+        state = self.states.get(index)
+        saved = state.load_model() if state is not None else None
+        if saved is not None:
+            try:
+                peer.params = decode_ndarrays(saved, max_bytes=64 * 1024 * 1024, spec=peer.spec)
+                model_from, saved_round = "saved", state.last_aggregated  # type: ignore[union-attr]
+            except InvalidUpdate:
+                pass
+        actions = ensure_membership(peer.chain, peer.endpoint.url)
+        cands = [Candidate(index=c["index"], peer=c["peer"], hash=c["hash"], url=c["url"], weight=c["weight"]) for c in candidates]
+        fetched = self.fetcher.fetch_many(sorted({(c.url, c.hash) for c in cands})) if cands else {}
+        before = len(peer.rejections)
+        used = resync_model(peer, rnd, cands, fetched)
+        if used:
+            model_from = "neighbours"
+        _loss, _n, metrics = self.test_client.evaluate(peer.params, {})
+        self.peers[index] = peer
+        self.down.discard(index)
+        return {
+            "peer": index, "membership": actions, "model_from": model_from, "saved_round": saved_round, "resynced_from": used,
+            "rejected": [{"peer": index, "from": r.peer, "reason": r.reason, "step": "resync"} for r in peer.rejections[before:]],
+            "accuracy": float(metrics.get("accuracy", float("nan"))), "seconds": time.perf_counter() - t0,
+        }
+
+    def leave_peer(self, index: int) -> dict[str, Any]:
+        """``requestLeave`` on chain: a member until the current round is finalized."""
+        peer = self.peers.get(index)
+        if peer is None:
+            return {}
+        peer.chain.leave()
+        return {"left": index}
+
+    def set_endpoint_fault(self, index: int, kind: str | None, delay: float = 0.0) -> dict[str, Any]:
+        """Make peer ``index``'s endpoint misbehave (bdfl.net.blobserver.Endpoint.set_fault) or heal it."""
+        peer = self.peers.get(index)
+        if peer is None:
+            return {}
+        peer.endpoint.set_fault(kind, delay=delay or 1.0)
+        return {"peer": index, "fault": kind}
 
     def close(self) -> None:
         self.fetcher.close()
         self.host.close()
+        if self.state_dir is not None:
+            import shutil
+
+            shutil.rmtree(self.state_dir, ignore_errors=True)
 
     def _wait(self, pending: list[Any]) -> None:
         """Receipts of transactions sent without waiting (polled in batches); every failure is reported."""

@@ -298,19 +298,18 @@ class StandalonePeer:
 
     # -- membership -------------------------------------------------------------------
     def ensure_member(self) -> None:
+        """Join, re-join after a leave, reactivate after inactivity, or update the endpoint
+        (the rules every returning peer follows: bdfl.peer.rejoin.ensure_membership)."""
         from bdfl.chain.deploy import TOKEN
-        from bdfl.chain.protocol import Status
+        from bdfl.peer.rejoin import ensure_membership
 
         chain = self.chain
         url = self.endpoint.url
-        status = chain.status_of()
         min_stake = self.params.min_stake
-        if status == Status.LEFT:
-            log.info("this account left the federation earlier: withdrawing its stake before joining again")
-            chain.withdraw()
-            status = chain.status_of()
-        if status == Status.NONE:
-            stake = self.args.stake * TOKEN if self.args.stake else min_stake
+        before = chain.status_of()
+        before_stake = chain.stake_of() if before.name == "INACTIVE" else 0
+
+        def check_funds(stake: int) -> None:
             if stake < min_stake:
                 raise BDFLError(f"--stake {self.args.stake} is below the minimum stake of {min_stake / TOKEN:g} tokens")
             have = chain.token_balance()
@@ -319,22 +318,18 @@ class StandalonePeer:
                                 fix="get stake tokens (BDFLToken) to this account, or lower --stake")
             if int(self.w3.eth.get_balance(self.address)) == 0:
                 raise BDFLError(f"account {self.address} has no ETH to pay for gas", fix="send it some ETH first")
-            chain.approve_and_join(url, stake)
-            log.info("joined with a stake of %g tokens, endpoint %s", stake / TOKEN, url)
-        elif status == Status.INACTIVE:
-            added = max(0, min_stake - chain.stake_of())
-            if self.args.stake:
-                added = max(added, self.args.stake * TOKEN)
-            chain.reactivate(added)
-            log.info("reactivated (added stake %g tokens)", added / TOKEN)
-            if chain.endpoint_of(self.address) != url:
-                chain.update_endpoint(url)
+
+        if before.name == "LEFT":
+            log.info("this account left the federation earlier: withdrawing its stake before joining again")
+        done = ensure_membership(chain, url, stake=self.args.stake * TOKEN if self.args.stake else None, before_join=check_funds)
+        if "joined" in done:
+            log.info("joined with a stake of %g tokens, endpoint %s", chain.stake_of() / TOKEN, url)
+        elif "reactivated" in done:
+            log.info("reactivated (added stake %g tokens)", (chain.stake_of() - before_stake) / TOKEN)
+        elif "endpoint_updated" in done:
+            log.info("already a member (%s); endpoint updated to %s", before.name, url)
         else:
-            if chain.endpoint_of(self.address) != url:
-                chain.update_endpoint(url)
-                log.info("already a member (%s); endpoint updated to %s", status.name, url)
-            else:
-                log.info("already a member (%s), endpoint %s", status.name, url)
+            log.info("already a member (%s), endpoint %s", before.name, url)
         info = chain.peer_info()
         log.info("member: reputation %.3f, stake %g tokens, %d members", info.reputation / 1e18, chain.stake_of() / TOKEN, chain.member_count())
 
@@ -362,6 +357,48 @@ class StandalonePeer:
             log.info("round %d: serving the saved update %s again after a restart", r, want[:10])
             break
 
+    def resync(self) -> None:
+        """After missing rounds (down, inactive, or joining a running federation): take a current
+        model from the neighbours' latest approved updates, each hash-checked against the chain,
+        instead of resuming from an old one (bdfl.peer.rejoin.resync_model; the simulation's
+        restarted peers do the same)."""
+        from bdfl.chain.protocol import Status
+        from bdfl.net.serialization import encode_ndarrays
+        from bdfl.peer.node import Candidate
+        from bdfl.peer.rejoin import resync_model
+
+        closed = self.chain.current_round() - 1
+        if closed < 0 or self.state.last_aggregated >= closed or self.trained_round is not None:
+            return
+        chain = self.chain
+        members = chain.members()
+        states = chain.peer_states(members) if members else []
+        rep = {info.address: info.reputation / 1e18 for info, _s, _c in states}
+        active = [info.address for info, _s, _c in states if info.status == Status.ACTIVE]
+        if not active:
+            return
+        self.tracker.update(active, chain.round_info(closed).seed)
+        bdfl = self.peer.settings.defense == "bdfl"
+        if bdfl:
+            usable = {p: "0x" + h.hex() for p, h in chain.approved_updates(closed)}
+        else:
+            usable = {s.peer: "0x" + s.update_hash.hex() for s in chain.submissions(closed)}
+        checksum = {m.lower(): m for m in members}
+        cands = [Candidate(index=-1, peer=nb, hash=usable[nb], url=self._endpoint_of(nb, None), weight=rep.get(nb, 0.0) if bdfl else 1.0)
+                 for nb in (checksum[x] for x in self.tracker.neighbours(self.address) if x in checksum) if nb in usable]
+        fetched = self.fetcher.fetch_many([(c.url, c.hash) for c in cands]) if cands else {}
+        used = resync_model(self.peer, closed, cands, fetched)
+        if not used:
+            log.info("round %d: no approved neighbour update to resync from; keeping the %s model", closed,
+                     "saved" if self.state.last_aggregated >= 0 else "initial")
+            return
+        self.state.last_aggregated = closed
+        self.state.overlay = self.tracker.to_json()
+        self.state.save_model(encode_ndarrays(self.peer.params))
+        self.state.save()
+        log.info("round %d: resynced the model from %d of %d approved neighbour update(s), hash-verified against the chain",
+                 closed, len(used), len(cands))
+
     # -- main loop --------------------------------------------------------------------
     def run(self) -> int:
         self.rounds_limit = int(self.args.rounds or 0)
@@ -374,6 +411,7 @@ class StandalonePeer:
         transient = _transient_errors()
         self.ensure_member()
         self.recover()
+        self.resync()
         failing_since: float | None = None
         while not self.stop.is_set():
             try:

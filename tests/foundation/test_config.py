@@ -117,3 +117,61 @@ def test_iid_sample_split_is_checked_before_the_run() -> None:
     with pytest.raises(ConfigError) as info:
         preflight(load_config(None, {"peers": 20, "task.partition": "iid_sample", "task.samples_per_peer": 5000}))
     assert info.value.field == "task.samples_per_peer" and "5000" in str(info.value)
+
+
+def test_faults_are_typed_validated_and_round_trip(tmp_path: Path) -> None:
+    """[[faults]] entries: each field checked with the field's name and allowed values, the
+    peers' timelines checked for overlaps and membership, and the table survives dump/load."""
+    base = {"peers": 8, "rounds": 6}
+    good = [
+        {"kind": "crash_before_submit", "round": 2, "peer": 1, "rounds": 3},
+        {"kind": "crash_after_commit", "round": 3},  # peer -1: a committee member of that round
+        {"kind": "slow_endpoint", "round": 2, "peer": 2, "rounds": 1, "delay": 2.5},
+        {"kind": "leave", "round": 2, "peer": 4},
+        {"kind": "join", "round": 4, "peer": 4},
+        {"kind": "join", "round": 3, "peer": 5},  # first membership fault a join: joins late
+        {"kind": "drop_endpoint", "round": 5, "peer": 5},  # rounds = 0: until the end
+    ]
+    cfg = from_dict({**base, "faults": good})
+    assert [f.kind for f in cfg.faults] == [g["kind"] for g in good]
+    assert cfg.faults[1].peer == -1 and cfg.faults[2].delay == 2.5 and cfg.faults[6].rounds == 0
+    path = tmp_path / "c.toml"
+    path.write_text(dump_toml(cfg))
+    assert load_config(path) == cfg
+    kinds = "crash_before_submit, crash_after_submit, crash_after_commit, corrupt_endpoint, slow_endpoint, drop_endpoint, leave, join"
+    for faults, field, allowed in [
+        ([{"kind": "explode", "round": 1, "peer": 0}], "faults[0].kind", kinds),
+        ([{"round": 1, "peer": 0}], "faults[0].kind", kinds),
+        ([{"kind": "leave", "round": 0, "peer": 0}], "faults[0].round", "[1, 6]"),
+        ([{"kind": "leave", "round": 7, "peer": 0}], "faults[0].round", "[1, 6]"),
+        ([{"kind": "leave", "round": 1, "peer": 8}], "faults[0].peer", "[0, 7]"),
+        ([{"kind": "drop_endpoint", "round": 1}], "faults[0].peer", "[0, 7]"),  # -1 only for crash_after_commit
+        ([{"kind": "crash_before_submit", "round": 1, "peer": 0, "rounds": -1}], "faults[0].rounds", "[0, 6]"),
+        ([{"kind": "leave", "round": 2, "peer": 0, "rounds": 1}], "faults[0].rounds", "0"),
+        ([{"kind": "slow_endpoint", "round": 2, "peer": 0, "delay": -1.0}], "faults[0].delay", "[0, 3600]"),
+        ([{"kind": "drop_endpoint", "round": 2, "peer": 0, "delay": 1.0}], "faults[0].delay", "0"),
+        ([{"kind": "leave", "round": 2, "peer": 0, "oops": 1}], "faults[0].oops", None),
+        ([{"kind": "leave", "round": "2", "peer": 0}], "faults[0].round", None),
+        ([{"kind": "join", "round": 2, "peer": 0}, {"kind": "join", "round": 4, "peer": 0}], "faults[1].kind", "leave"),
+        ([{"kind": "leave", "round": 2, "peer": 0}, {"kind": "leave", "round": 4, "peer": 0}], "faults[1].kind", "join"),
+        ([{"kind": "leave", "round": 2, "peer": 0}, {"kind": "corrupt_endpoint", "round": 4, "peer": 0}], "faults[1].peer", None),
+        ([{"kind": "crash_before_submit", "round": 2, "peer": 0, "rounds": 2}, {"kind": "leave", "round": 3, "peer": 0}], "faults[0].round", None),
+        ([{"kind": "crash_before_submit", "round": 2, "peer": 0, "rounds": 2}, {"kind": "slow_endpoint", "round": 3, "peer": 0}], "faults[1].round", None),
+        ([{"kind": "join", "round": 2, "peer": i} for i in range(7)], "faults", ">= 2"),
+    ]:
+        with pytest.raises(ConfigError) as info:
+            from_dict({**base, "faults": faults})
+        assert info.value.field == field, (faults, str(info.value))
+        if allowed:
+            assert f"(allowed: {allowed})" in str(info.value), str(info.value)
+    for bad, field in [({"faults": {"kind": "leave"}}, "faults"), ({"faults": [3]}, "faults[0]")]:
+        with pytest.raises(ConfigError) as info:
+            from_dict({**base, **bad})
+        assert info.value.field == field
+    with pytest.raises(ConfigError) as info:
+        from_dict({**base, "defense": {"name": "median"}, "faults": [{"kind": "crash_after_commit", "round": 2}]})
+    assert info.value.field == "faults[0].kind" and "bdfl" in str(info.value)
+    for net, field in [({"fetch_timeout": 0}, "net.fetch_timeout"), ({"fetch_retries": 11}, "net.fetch_retries")]:
+        with pytest.raises(ConfigError) as info:
+            from_dict({**base, "net": net})
+        assert info.value.field == field

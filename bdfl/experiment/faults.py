@@ -1,0 +1,204 @@
+"""Fault injection for simulated runs: the ``[[faults]]`` of the configuration, applied at
+fixed points of each round (docs/faults.md).
+
+The orchestrator calls one hook per point of a round; each hook applies the faults due there,
+one command at a time and in configuration order, so the chain sees the same transactions
+in the same order on every run (reproducibility). Every action becomes a line in
+``events.jsonl`` (``"source": "run"``) and in ``run.log``.
+
+Points of run round ``r`` (chain round ``rnd``):
+
+* ``round_start`` — crashed peers whose downtime ended restart; ``join`` faults join;
+  ``leave`` faults request to leave; ``crash_before_submit`` peers die (before training);
+* ``after_submit`` — ``crash_after_submit`` peers die (their update is submitted; their
+  endpoint is gone before the auditors fetch it);
+* ``after_commit`` — ``crash_after_commit`` peers die (they committed, they will not reveal);
+  endpoint faults that ran their course heal, endpoint faults of round ``r`` begin (after
+  the audit, so the update the auditors approved is the one later served wrongly);
+* ``after_aggregate`` — peers that left in this round stop.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bdfl.config import CRASH_FAULTS, ENDPOINT_FAULTS, ExperimentConfig, FaultConfig
+
+_ENDPOINT_KIND = {"corrupt_endpoint": "corrupt", "slow_endpoint": "slow", "drop_endpoint": "drop"}
+
+
+def _overlaps(cfg: ExperimentConfig, f: FaultConfig, start: int, end: int) -> bool:
+    """Whether fault ``f`` concerns its peer in any round of ``start .. end``."""
+    if f.kind in CRASH_FAULTS:
+        last = f.round + f.rounds if f.rounds else cfg.rounds  # through its restart
+    elif f.kind in ENDPOINT_FAULTS:
+        last = f.round + f.rounds if f.rounds else cfg.rounds
+    else:
+        last = f.round
+    return f.round <= end and last >= start
+
+
+def late_joiners(cfg: ExperimentConfig) -> list[int]:
+    """Peers whose first membership fault is a ``join``: they are not members at the start."""
+    first: dict[int, tuple[int, str]] = {}
+    for f in cfg.faults:
+        if f.kind in ("join", "leave") and (f.peer not in first or f.round < first[f.peer][0]):
+            first[f.peer] = (f.round, f.kind)
+    return sorted(p for p, (_r, kind) in first.items() if kind == "join")
+
+
+def keeps_state(cfg: ExperimentConfig) -> bool:
+    """Whether workers persist their peers' models (only needed when a peer may crash)."""
+    return any(f.kind in CRASH_FAULTS for f in cfg.faults)
+
+
+class FaultInjector:
+    """Applies a run's ``[[faults]]``; holds which peers are down and the round's event lines."""
+
+    def __init__(self, orch: Any) -> None:
+        self.o = orch
+        self.cfg: ExperimentConfig = orch.cfg
+        self.faults: list[tuple[int, FaultConfig]] = list(enumerate(self.cfg.faults))
+        self.down: set[int] = set(late_joiners(self.cfg))
+        self.events: list[dict[str, Any]] = []
+        self.crash_peer: dict[int, int] = {}  # fault number -> the peer it crashed (resolves peer = -1)
+
+    # -- helpers --------------------------------------------------------------------
+    def _due(self, r: int, *kinds: str) -> list[tuple[int, FaultConfig]]:
+        return [(n, f) for n, f in self.faults if f.round == r and f.kind in kinds]
+
+    def emit(self, name: str, r: int, rnd: int, text: str, **args: Any) -> None:
+        """One event line (merged into events.jsonl by block) and one run.log line."""
+        block = int(self.o.keeper.w3.eth.block_number)
+        self.events.append({"block": block, "source": "run", "event": name, "round": r, "chain_round": rnd, "args": args})
+        if text:
+            self.o.note(f"round {r}: {text}")
+
+    def take_events(self) -> list[dict[str, Any]]:
+        out, self.events = self.events, []
+        return out
+
+    def _address(self, peer: int) -> str:
+        return str(self.o.addresses[peer])
+
+    def _stop(self, peer: int, r: int, rnd: int, reason: str) -> None:
+        self.o.pool.call("stop_peer", index=peer)
+        self.down.add(peer)
+        self.emit("PeerStopped", r, rnd, f"peer {peer} stopped ({reason})", peer=peer, address=self._address(peer), reason=reason)
+
+    def _crash(self, n: int, f: FaultConfig, peer: int, r: int, rnd: int, **extra: Any) -> None:
+        restart = f.round + f.rounds if f.rounds else None
+        self.crash_peer[n] = peer
+        until = f"restarts in round {restart}" if restart else "does not restart"
+        self.emit("FaultInjected", r, rnd, f"fault {f.kind}: peer {peer} killed ({until})",
+                  kind=f.kind, peer=peer, address=self._address(peer), rounds=f.rounds, restart_round=restart, **extra)
+        self._stop(peer, r, rnd, f.kind)
+
+    def _start_peer(self, peer: int, r: int, rnd: int, reason: str) -> None:
+        """Bring ``peer`` (back) up: membership on chain, a current model from its neighbours."""
+        source_round, candidates = self._resync_inputs(peer, rnd - 1)
+        res = [x for x in self.o.pool.call("restart_peer", index=peer, rnd=source_round, candidates=candidates) if x]
+        if not res:
+            return
+        info = res[0]
+        self.down.discard(peer)
+        self.o.keeper.forget_endpoint(self._address(peer))
+        for rej in info.get("rejected", []):
+            self.emit("InputRejected", r, rnd, f"peer {peer} rejected the update of {rej['from']} while resyncing: {rej['reason']}", **rej)
+        # run round = chain round + 1 (a run starts at chain round 0)
+        source = {
+            "neighbours": f"{len(info['resynced_from'])} of {len(candidates)} approved update(s) of round {source_round + 1}, hash-checked",
+            "saved": f"its saved model (after round {(info['saved_round'] or 0) + 1})",
+            "initial": "the initial model",
+        }[info["model_from"]]
+        self.emit("PeerRestarted", r, rnd,
+                  f"peer {peer} {'joined' if reason == 'join' else 'restarted'}: membership {', '.join(info['membership']) or 'unchanged'}; "
+                  f"model from {source} (test accuracy {info['accuracy']:.3f})",
+                  peer=peer, address=self._address(peer), reason=reason, membership=info["membership"],
+                  model_from=info["model_from"], source_round=source_round + 1, resynced_from=info["resynced_from"],
+                  candidates=len(candidates), accuracy=info["accuracy"])
+
+    def _resync_inputs(self, peer: int, closed: int) -> tuple[int, list[dict[str, Any]]]:
+        """The updates a returning peer takes its model from: those of its overlay neighbours
+        approved on chain (any submitted, under a baseline defense) in ``closed``, the latest
+        closed round, weighted by reputation. A peer outside the current overlay (it was
+        inactive, left, or is new) gets the neighbours it would have after a repair that adds it.
+        No neighbour update approved (its neighbours were down, say): the most reputable approved
+        updates of that round; none at all: the round before (up to 3 rounds back, which the
+        peers' endpoints still serve). Returns (the chain round used, candidates)."""
+        from bdfl.chain.protocol import Outcome
+        from bdfl.net.overlay import repair_overlay
+
+        o = self.o
+        k = o.keeper
+        tracker = getattr(o, "overlay_tracker", None)
+        if closed < 0 or tracker is None or tracker.overlay is None:
+            return closed, []
+        addr = self._address(peer)
+        overlay = tracker.overlay
+        if addr not in overlay:
+            overlay = repair_overlay(overlay, [*overlay.members, addr.lower()], k.round_seed(closed), degree=self.cfg.overlay.degree)
+        bdfl = self.cfg.defense.name == "bdfl"
+        for rnd in range(closed, max(-1, closed - 3), -1):
+            subs = [s for s in k.submissions(rnd) if (s.outcome == Outcome.APPROVED or not bdfl) and s.peer != addr]
+            if not subs:
+                continue
+            states = k.peer_states([s.peer for s in subs])
+            usable = {s.peer.lower(): s for s in subs}
+            chosen = [usable[nb] for nb in overlay.neighbours(addr) if nb in usable]
+            if not chosen:
+                chosen = sorted(subs, key=lambda s: (-states[s.peer]["reputation"], s.index))[: max(1, self.cfg.overlay.degree)]
+            endpoints = k.endpoints([s.peer for s in chosen])
+            return rnd, [{"index": s.index, "peer": s.peer, "hash": "0x" + s.update_hash.hex(), "url": endpoints[s.peer],
+                          "weight": states[s.peer]["reputation"] if bdfl else 1.0} for s in chosen]
+        return closed, []
+
+    # -- the hooks --------------------------------------------------------------------
+    def round_start(self, r: int, rnd: int) -> None:
+        for n, f in self.faults:  # downtime over: restart (a crashed peer with rounds = 0 stays down)
+            peer = self.crash_peer.get(n)
+            if f.kind in CRASH_FAULTS and f.rounds and f.round + f.rounds == r and peer is not None:
+                self._start_peer(peer, r, rnd, "restart")
+        for _n, f in self._due(r, "join"):
+            self.emit("FaultInjected", r, rnd, f"fault join: peer {f.peer} joins", kind="join", peer=f.peer, address=self._address(f.peer))
+            self._start_peer(f.peer, r, rnd, "join")
+        for _n, f in self._due(r, "leave"):
+            self.o.pool.call("leave_peer", index=f.peer)
+            self.emit("FaultInjected", r, rnd, f"fault leave: peer {f.peer} requested to leave (a member until this round is finalized)",
+                      kind="leave", peer=f.peer, address=self._address(f.peer))
+        for n, f in self._due(r, "crash_before_submit"):
+            self._crash(n, f, f.peer, r, rnd)
+
+    def after_submit(self, r: int, rnd: int) -> None:
+        for n, f in self._due(r, "crash_after_submit"):
+            self._crash(n, f, f.peer, r, rnd)
+
+    def after_commit(self, r: int, rnd: int) -> None:
+        for n, f in self._due(r, "crash_after_commit"):
+            committee = [self.o.addresses.index(a) for a in self.o.keeper.committee(rnd) if a in self.o.addresses]
+            peer = f.peer
+            if peer < 0:  # a committee member of this round: the first seat that is up and faces no other fault
+                end = f.round + f.rounds if f.rounds else self.cfg.rounds
+                busy = {g.peer for m, g in self.faults if m != n and g.peer >= 0 and _overlaps(self.cfg, g, r, end)}
+                peer = next((i for i in committee if i not in self.down and i not in busy), -1)
+                if peer < 0:
+                    self.emit("FaultSkipped", r, rnd, "fault crash_after_commit: no committee member free to crash", kind=f.kind)
+                    continue
+            self._crash(n, f, peer, r, rnd, in_committee=peer in committee)
+        for _n, f in self.faults:
+            if f.kind in ENDPOINT_FAULTS and f.rounds and f.round + f.rounds == r:
+                self.o.pool.call("set_endpoint_fault", index=f.peer, kind=None)
+                self.emit("FaultCleared", r, rnd, f"fault {f.kind}: peer {f.peer}'s endpoint behaves again",
+                          kind=f.kind, peer=f.peer, address=self._address(f.peer))
+        for _n, f in self._due(r, *ENDPOINT_FAULTS):
+            kind = _ENDPOINT_KIND[f.kind]
+            delay = f.delay or 1.5 * self.cfg.net.fetch_timeout
+            self.o.pool.call("set_endpoint_fault", index=f.peer, kind=kind, delay=delay if kind == "slow" else 0.0)
+            extra = {"delay": delay} if kind == "slow" else {}
+            until = f"through the audit of round {f.round + f.rounds}" if f.rounds else "until the end"
+            self.emit("FaultInjected", r, rnd, f"fault {f.kind}: peer {f.peer}'s endpoint misbehaves ({kind}) {until}",
+                      kind=f.kind, peer=f.peer, address=self._address(f.peer), rounds=f.rounds, **extra)
+
+    def after_aggregate(self, r: int, rnd: int) -> None:
+        for _n, f in self._due(r, "leave"):
+            self._stop(f.peer, r, rnd, "left")
