@@ -1,30 +1,51 @@
-"""Measure the audit rule: honest false-rejection rate and attacker detection rate.
+"""Measure the audit rule in a fast, chain-free mirror of `bdfl run`.
 
-Setup (defaults mirror bdfl.config): 20 peers on scikit-learn digits, Dirichlet(alpha=0.5)
-label skew, 20% of each peer's shard held out for validation, 30% attackers, 10 rounds of
-FedAvg-like training. Every round all peers train from the current global model
-(local_epochs=1, batch_size=16, lr=0.05); attackers poison; a random committee of 7
-honest peers audits: every update gets 3 committee members (never its author), each
-auditor runs the audit rule over all updates assigned to it (its own model after this
-round's training as the reference), and an update is accepted with >= 2 accept votes
-(the quorum). The global model becomes the sample-weighted mean of the accepted models.
-Repeated over several seeds.
+What is mirrored (defaults = experiments/configs/default.toml): digits, 20 peers with the
+runner's own data split (`bdfl.experiment.setup.peer_data`: Dirichlet alpha = 0.5, 20 %
+of each shard for validation), the runner's attacker set, client seeds and poisoning
+seeds, one common initial model, local training with local_epochs = 5, batch_size = 10,
+lr = 0.05. Decentralised: every peer keeps its own model. Each round
 
-Reported per attack:
-* vote FRR  — share of auditor votes on honest updates that reject;
-* vote DR   — share of auditor votes on attackers' updates that reject;
-* decision FRR / DR — the same for the quorum decision;
-* final test accuracy of the global model.
-The same evaluations are also judged by a few alternative rules (for docs/learning.md).
+1. every active peer trains from its own model (free-riders skip it); attackers train on
+   their poisoned shard (`bdfl.attacks.attacker_client`: `on_off` trains clean in off
+   rounds), then poison their update knowing this round's honest models (ALIE, IPM);
+2. a committee of K = 7 is drawn with probability proportional to reputation among the
+   eligible peers (reputation >= 0.3), every update gets m = 3 consecutive seats (never
+   its author's), and each auditor runs the rule under test over all updates assigned to
+   it with its own models (trained, and start of round) and its validation split;
+   attacking auditors vote through `attack.vote` (honest verdict, or collusion);
+3. the tally and bookkeeping follow RoundManager: >= 2 revealed votes and a strict
+   majority decide (Approved / Probation below the threshold / Rejected / Undecided);
+   reputation +0.02 per approved update, -0.2 per rejected one, +0.002 / -0.02 per vote
+   with / against the outcome, clamped to [0, 1]; 10 tokens slashed per rejection, a
+   peer with no stake left is removed (ProtocolParams defaults);
+4. every peer averages its own trained model with the approved, eligible updates of its
+   neighbours on the expander overlay (degree 4, `OverlayTracker`), weighted by
+   reputation — what the runner's peers do.
 
-Run:  .venv/bin/python experiments/audit_rule_eval.py [--seeds 0 1 2] [--json out.json]
-Takes well under 2 minutes on 2 cores.
+Not mirrored: the chain's randomness (committee draws and the overlay seed differ from a
+real run's), transaction timing. So the numbers are statistically, not bit-for-bit,
+those of `bdfl run`; README / docs/learning.md give real runs next to them.
+
+Reported per attack (pooled over seeds):
+* vote FRR / DR — share of votes of honest auditors that reject honest / attacking updates;
+* dec. FRR / DR — share of decided (approved or rejected) honest / attacking updates rejected;
+* sep. — first round (1-based, like rounds.csv) from which the attackers' mean
+  reputation stays below the lowest honest reputation until the end (worst seed);
+* final acc — mean test accuracy of the honest peers' own models after the last round.
+The same evaluations are also judged by alternative rules (vote-level only; decisions
+and the trajectory follow the rule named by --rule).
+
+Run:  .venv/bin/python experiments/audit_rule_eval.py [--attacks ...] [--seeds 0 1 2]
+      [--rounds 30] [--attackers 0.3] [--json out.json]
+About 8-12 s per attack and seed for 30 rounds on one core.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from collections import defaultdict
@@ -37,11 +58,13 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bdfl.attacks import AttackContext, attacker_update, make_attack  # noqa: E402
+from bdfl.attacks import AttackContext, VoteContext, attacker_client, attacker_update, make_attack  # noqa: E402
+from bdfl.config import from_dict  # noqa: E402
+from bdfl.experiment.setup import attacker_indices, peer_data  # noqa: E402
 from bdfl.learning.aggregation import weighted_average  # noqa: E402
-from bdfl.learning.audit import AuditRule, evaluate_candidates, judge  # noqa: E402
-from bdfl.learning.data import make_peer_shards  # noqa: E402
-from bdfl.learning.task import evaluate_client, fit_client, load_task  # noqa: E402
+from bdfl.learning.audit import AuditRule, candidate_statistics, evaluate_candidates, judge, merged_losses  # noqa: E402
+from bdfl.learning.task import EvalResult, evaluate_client, fit_client, load_task  # noqa: E402
+from bdfl.peer.overlay_tracker import OverlayTracker  # noqa: E402
 
 # label -> (attack name, parameters)
 ATTACK_SETTINGS = {
@@ -53,133 +76,270 @@ ATTACK_SETTINGS = {
     "alie": ("alie", {}),
     "ipm": ("ipm", {"epsilon": 0.5}),
     "scaling": ("scaling", {"boost": 10.0}),
+    "backdoor": ("backdoor", {}),
+    "free_rider": ("free_rider", {}),
+    "on_off": ("on_off", {"inner": "label_flip", "on_after": 3, "period": 4, "on_rounds": 2}),
+    "colluding": ("label_flip", {"collude": True}),
 }
+DEFAULT_ATTACKS = ["none", "label_flip", "sign_flip", "gaussian_noise", "alie", "ipm", "scaling", "free_rider",
+                   "backdoor", "on_off"]
 
+OLD_RULE = AuditRule(margin=0.4, loss_margin=2.5, norm_ratio=0, direction_margin=2, shift_limit=1, min_update=0)
 RULES = {
     "default": AuditRule(),
-    "accuracy only": AuditRule(metric="accuracy"),
-    "loss only": AuditRule(metric="loss"),
-    "own reference only": AuditRule(reference="own"),
-    "median only": AuditRule(reference="median"),
-    "margin 0.1": AuditRule(margin=0.1),
+    "old (quality only, 0.4 / 2.5)": OLD_RULE,
+    "quality test only": AuditRule(norm_ratio=0, direction_margin=2, shift_limit=1, min_update=0),
+    "parameter tests only": AuditRule(margin=1.0, loss_margin=1e9),
+    "without magnitude": AuditRule(norm_ratio=0),
+    "without direction": AuditRule(direction_margin=2),
+    "without shift": AuditRule(shift_limit=1),
+    "without no-work": AuditRule(min_update=0),
+    "quality 0.4 / 2.5": AuditRule(margin=0.4, loss_margin=2.5),
 }
 
+# ProtocolParams defaults (bdfl.chain.deploy; docs/protocol.md), as floats / whole tokens
+REP_INITIAL, REP_THRESHOLD = 0.5, 0.3
+REP_GAIN_UPDATE, REP_LOSS_UPDATE, REP_GAIN_VOTE, REP_LOSS_VOTE = 0.02, 0.2, 0.002, 0.02
+MIN_STAKE, SLASH = 100, 10
 
-def run(attack_name: str, seed: int, args: argparse.Namespace) -> dict:
+
+def _draw_committee(rep: np.ndarray, active: set[int], k: int, rng: np.random.Generator) -> list[int]:
+    """Reputation-weighted rejection sampling like PeerRegistry.drawCommittee (16 k attempts)."""
+    n = len(rep)
+    chosen: list[int] = []
+    for _ in range(16 * k):
+        if len(chosen) >= k:
+            break
+        c = int(rng.integers(n))
+        if c in active and rep[c] >= REP_THRESHOLD - 1e-12 and c not in chosen and rng.random() < rep[c]:
+            chosen.append(c)
+    return chosen
+
+
+def _seats(u: int, author_seat: int | None, k: int, m: int, rng: np.random.Generator) -> list[int]:
+    """m consecutive seats from a random start; the author's own seat is replaced by the next one."""
+    h = int(rng.integers(k))
+    seats = [(h + j) % k for j in range(min(m, k))]
+    if author_seat is not None and author_seat in seats:
+        seats.remove(author_seat)
+        if k > m:
+            seats.append((h + m) % k)
+    return seats
+
+
+def run(attack_label: str, seed: int, args: argparse.Namespace, rules: dict[str, AuditRule] | None = None) -> dict:
+    rules = rules or RULES
     torch.set_num_threads(1)
-    task = load_task("clients.digits")
-    ds = task.load_dataset(None)
-    hparams = {"local_epochs": args.local_epochs, "batch_size": args.batch_size, "lr": args.lr}
-    shards = make_peer_shards(
-        ds, args.peers, scheme="dirichlet", alpha=args.alpha, seed=seed, val_fraction=args.val_fraction, min_size=20
-    )
-    rng = np.random.default_rng(seed + 10_000)
-    n_att = int(round(args.attackers * args.peers)) if attack_name != "none" else 0
-    attackers = set(rng.choice(args.peers, size=n_att, replace=False).tolist())
-    honest_ids = [i for i in range(args.peers) if i not in attackers]
-    name, params = ATTACK_SETTINGS[attack_name]
-    attack = make_attack(name, **params)
+    name, params = ATTACK_SETTINGS[attack_label]
+    fraction = args.attackers if name != "none" else 0.0
+    cfg = from_dict({
+        "seed": seed, "peers": args.peers, "rounds": args.rounds,
+        "task": {"alpha": args.alpha, "val_fraction": args.val_fraction, "local_epochs": args.local_epochs,
+                 "batch_size": args.batch_size, "learning_rate": args.lr},
+        "attack": {"name": name, "fraction": fraction, "params": params},
+    })
+    task = load_task(cfg.task.client)
+    ds, shards = peer_data(task, cfg)
+    hp = {"local_epochs": args.local_epochs, "batch_size": args.batch_size, "lr": args.lr}
+    attackers = set(attacker_indices(cfg))
+    n = args.peers
+    attacks = {i: make_attack(name, **params) for i in attackers}
     clients = []
-    for i, sh in enumerate(shards):
-        X, y = sh.train
-        if i in attackers and attack.poisons_data:
-            X, y = attack.poison_data(X, y, np.random.default_rng([seed, i]), num_classes=ds.num_classes)
-        clients.append(task.make_client((X, y), sh.val, seed=seed * 1000 + i, hparams=hparams))
-    test_eval = task.evaluator(*ds.test, hparams=hparams)
-    w = task.initial_parameters(ds, seed=seed, hparams=hparams)
+    for i in range(n):
+        train, val = shards[i]
+        make = lambda tr, val=val, i=i: task.make_client(tr, val, seed=seed * 100_003 + i, hparams=hp)  # noqa: E731
+        if i in attackers:
+            clients.append(attacker_client(attacks[i], make, train, np.random.default_rng([seed, i, 1]),
+                                           num_classes=ds.num_classes))
+        else:
+            clients.append(make(train))
+    test = task.evaluator(*ds.test, hparams=hp)
+    init = task.initial_parameters(ds, seed=seed, hparams=hp)
+    models = {i: [p.copy() for p in init] for i in range(n)}
+    rep = np.full(n, REP_INITIAL)
+    stake = np.full(n, MIN_STAKE)
+    active = set(range(n))
+    peer_rng = {i: np.random.default_rng([seed, i]) for i in range(n)}
+    received: dict[int, list] = {i: [] for i in range(n)}
+    addresses = [f"0x{i + 1:040x}" for i in range(n)]
+    index_of = {a: i for i, a in enumerate(addresses)}
+    tracker = OverlayTracker("expander", args.degree, None)
+    rng = np.random.default_rng([seed, 424242])
+    primary = rules[args.rule]
 
-    votes = {name: defaultdict(lambda: [0, 0]) for name in RULES}  # rule -> kind -> [rejects, total]
-    committee_stats = defaultdict(lambda: [0, 0])
-    train_time = 0.0
+    votes = {rn: defaultdict(lambda: [0, 0]) for rn in rules}  # rule -> kind -> [rejects, total]
+    decisions = defaultdict(lambda: [0, 0])  # kind -> [rejected, decided]
+    failed_tests = {"honest": defaultdict(int), "attacker": defaultdict(int)}  # tests failing in rejecting votes
+    per_round = []
+    t_train = 0.0
     for r in range(args.rounds):
         t0 = time.perf_counter()
-        fits = [fit_client(c, w, {"round": r}) for c in clients]
-        train_time += time.perf_counter() - t0
-        honest_models = [fits[i].parameters for i in honest_ids]
-        published = []
-        for i, fr in enumerate(fits):
-            if i in attackers:
-                ctx = AttackContext(
-                    round=r,
-                    trained=fr.parameters,
-                    reference=w,
-                    honest_updates=honest_models,
-                    rng=np.random.default_rng([seed, i, r]),
-                    num_peers=args.peers,
-                    num_attackers=n_att,
-                )
-                published.append(attacker_update(attack, ctx))
+        trained, num = {}, {}
+        for i in sorted(active):
+            a = attacks.get(i)
+            if a is not None and not a.trains and a.active(r):
+                trained[i], num[i] = [p.copy() for p in models[i]], 0
             else:
-                published.append(fr.parameters)
-        # committee of honest peers; each update gets `auditors_per_update` of them
-        committee = rng.choice(honest_ids, size=min(args.committee, len(honest_ids)), replace=False).tolist()
+                fr = fit_client(clients[i], models[i], {"round": r, "local_epochs": args.local_epochs})
+                trained[i], num[i] = fr.parameters, fr.num_examples
+        t_train += time.perf_counter() - t0
+        honest_models = [trained[i] for i in sorted(active) if i not in attackers]
+        published = {}
+        for i in sorted(active):
+            if i in attackers:
+                ctx = AttackContext(round=r, trained=trained[i], reference=models[i], honest_updates=honest_models,
+                                    received=received[i], rng=peer_rng[i], num_peers=n, num_attackers=len(attackers))
+                published[i] = [np.asarray(p, dtype=t.dtype) for p, t in zip(attacker_update(attacks[i], ctx), trained[i])]
+            else:
+                published[i] = trained[i]
+        eligible_at_submit = {i: rep[i] >= REP_THRESHOLD - 1e-12 for i in active}
+        committee = _draw_committee(rep, active, args.committee, rng)
+        k = len(committee)
         assigned: dict[int, list[int]] = {a: [] for a in committee}
-        for j in range(args.peers):
-            pool = [a for a in committee if a != j]
-            for a in rng.choice(pool, size=min(args.auditors_per_update, len(pool)), replace=False):
-                assigned[int(a)].append(j)
-        yes: dict[int, int] = defaultdict(int)
-        for a, js in assigned.items():
-            if not js:
+        for u in sorted(active):
+            if not k:
+                break
+            own_seat = committee.index(u) if u in committee else None
+            for s in _seats(u, own_seat, k, args.auditors_per_update, rng):
+                assigned[committee[s]].append(u)
+        ballots: dict[int, list[tuple[int, bool]]] = defaultdict(list)
+        for a, us in assigned.items():
+            if not us:
                 continue
-            ref_params = fits[a].parameters if args.reference == "trained" else w
-            ref, results = evaluate_candidates(clients[a], ref_params, [published[j] for j in js])
-            for name, rule in RULES.items():
-                for j, v in zip(js, judge(rule, ref, results)):
-                    kind = "attacker" if j in attackers else "honest"
-                    votes[name][kind][0] += int(not v.accept)
-                    votes[name][kind][1] += 1
-                    if name == "default":
-                        yes[j] += int(v.accept)
-        accepted = []
-        for j in range(args.peers):
-            ok = yes[j] >= args.quorum
-            kind = "attacker" if j in attackers else "honest"
-            committee_stats[kind][0] += int(not ok)
-            committee_stats[kind][1] += 1
-            if ok:
-                accepted.append(j)
-        if accepted:
-            w = weighted_average([published[j] for j in accepted], [fits[j].num_examples for j in accepted])
-    final = evaluate_client(test_eval.client, w)
+            cands = [published[u] for u in us]
+            ref, results = evaluate_candidates(clients[a], trained[a], cands)
+            valid = [isinstance(x, EvalResult) for x in results]
+            stats = candidate_statistics(trained[a], cands, models[a], valid=valid, min_candidates=primary.min_candidates)
+            merged = merged_losses(clients[a], trained[a], cands, valid) if any(
+                rule.merge_loss_margin > 0 for rule in rules.values()) else None
+            for rn, rule in rules.items():
+                st = stats if rule.min_candidates == primary.min_candidates else candidate_statistics(
+                    trained[a], cands, models[a], valid=valid, min_candidates=rule.min_candidates)
+                verdicts = judge(rule, ref, results, st, merged if rule.merge_loss_margin > 0 else None)
+                for u, v in zip(us, verdicts):
+                    if a not in attackers:
+                        kind = "attacker" if u in attackers else "honest"
+                        votes[rn][kind][0] += int(not v.accept)
+                        votes[rn][kind][1] += 1
+                        if rn == args.rule:
+                            for name_ in v.failed:
+                                failed_tests[kind][name_] += 1
+                    if rn == args.rule:
+                        vote = bool(v.accept)
+                        if a in attackers:
+                            vote = bool(attacks[a].vote(VoteContext(round=r, candidate=u), u in attackers, vote))
+                        ballots[u].append((a, vote))
+        outcome = {}
+        for u in sorted(active):
+            bs = ballots.get(u, [])
+            yes = sum(v for _, v in bs)
+            if len(bs) >= args.quorum and 2 * yes > len(bs):
+                outcome[u] = "approved" if eligible_at_submit[u] else "probation"
+            elif len(bs) >= args.quorum and 2 * (len(bs) - yes) > len(bs):
+                outcome[u] = "rejected"
+            else:
+                outcome[u] = "undecided"
+        for u, o in outcome.items():
+            if o in ("approved", "probation"):
+                rep[u] += REP_GAIN_UPDATE
+            elif o == "rejected":
+                rep[u] -= REP_LOSS_UPDATE
+                stake[u] -= min(SLASH, stake[u])
+            if o in ("approved", "rejected"):
+                kind = "attacker" if u in attackers else "honest"
+                decisions[kind][0] += int(o == "rejected")
+                decisions[kind][1] += 1
+            if o != "undecided":
+                for a, v in ballots.get(u, []):
+                    rep[a] += REP_GAIN_VOTE if v == (o != "rejected") else -REP_LOSS_VOTE
+            rep[u] = min(1.0, max(0.0, rep[u]))
+        np.clip(rep, 0.0, 1.0, out=rep)
+        approved = {u for u, o in outcome.items() if o == "approved"}
+        overlay = tracker.update([addresses[i] for i in sorted(active)], r.to_bytes(32, "big"))
+        new_models = {}
+        for i in sorted(active):
+            nbs = [index_of[x] for x in (a.lower() for a in overlay.neighbours(addresses[i])) if x in index_of]
+            others = [j for j in nbs if j in approved]
+            if others:
+                new_models[i] = weighted_average([trained[i]] + [published[j] for j in others],
+                                                 [max(rep[i], 1e-6)] + [rep[j] for j in others])
+            else:
+                new_models[i] = [p.copy() for p in trained[i]]
+            received[i] = [published[j] for j in others]
+        models.update(new_models)
+        active -= {i for i in list(active) if stake[i] <= 0}
+        honest = [i for i in range(n) if i not in attackers]
+        row = {
+            "round": r + 1,
+            "attacker_reputation": float(np.mean([rep[i] for i in attackers])) if attackers else math.nan,
+            "min_honest_reputation": float(min(rep[i] for i in honest)),
+            "honest_rejected": sum(outcome.get(i) == "rejected" for i in honest),
+            "attackers_rejected": sum(outcome.get(i) == "rejected" for i in attackers),
+            "attackers_approved": sum(outcome.get(i) == "approved" for i in attackers),
+            "rejected": sorted(u for u, o in outcome.items() if o == "rejected"),
+        }
+        if r + 1 == args.rounds or (args.eval_every and (r + 1) % args.eval_every == 0):
+            row["honest_accuracy"] = float(np.mean([evaluate_client(test.client, models[i]).accuracy for i in honest]))
+        per_round.append(row)
+
+    sep = None
+    if attackers:
+        below = [row["attacker_reputation"] < row["min_honest_reputation"] for row in per_round]
+        for t in range(len(below)):
+            if all(below[t:]):
+                sep = t + 1
+                break
 
     def rate(c: list[int]) -> float | None:
         return c[0] / c[1] if c[1] else None
 
     return {
-        "attack": attack_name,
+        "attack": attack_label,
         "seed": seed,
-        "votes": {n: {k: list(v) for k, v in d.items()} for n, d in votes.items()},
-        "committee": {k: list(v) for k, v in committee_stats.items()},
-        "vote_frr": rate(votes["default"]["honest"]),
-        "vote_dr": rate(votes["default"]["attacker"]),
-        "final_accuracy": final.accuracy,
-        "train_time_per_round_s": train_time / args.rounds,
+        "votes": {rn: {kd: list(v) for kd, v in d.items()} for rn, d in votes.items()},
+        "committee": {kd: list(v) for kd, v in decisions.items()},
+        "failed_tests": {kd: dict(v) for kd, v in failed_tests.items()},
+        "vote_frr": rate(votes[args.rule]["honest"]),
+        "vote_dr": rate(votes[args.rule]["attacker"]),
+        "decision_frr": rate(decisions["honest"]),
+        "decision_dr": rate(decisions["attacker"]),
+        "separation_round": sep,
+        "final_accuracy": per_round[-1].get("honest_accuracy"),
+        "rounds": per_round,
+        "train_time_per_round_s": t_train / args.rounds,
     }
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--attacks", nargs="+", default=list(ATTACK_SETTINGS), choices=list(ATTACK_SETTINGS))
+    p.add_argument("--attacks", nargs="+", default=DEFAULT_ATTACKS, choices=list(ATTACK_SETTINGS))
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--peers", type=int, default=20)
-    p.add_argument("--attackers", type=float, default=0.3)
+    p.add_argument("--attackers", type=float, default=0.3, help="fraction of attacking peers")
     p.add_argument("--alpha", type=float, default=0.5)
-    p.add_argument("--rounds", type=int, default=10)
-    p.add_argument("--committee", type=int, default=7, help="committee size (protocol.committee_size)")
+    p.add_argument("--rounds", type=int, default=30)
+    p.add_argument("--committee", type=int, default=7, help="protocol.committee_size")
     p.add_argument("--auditors-per-update", type=int, default=3, help="protocol.auditors_per_update")
-    p.add_argument("--quorum", type=int, default=2, help="accept votes needed (protocol.quorum)")
-    p.add_argument("--local-epochs", type=int, default=1)
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--quorum", type=int, default=2, help="protocol.quorum")
+    p.add_argument("--degree", type=int, default=4, help="overlay.degree (expander)")
+    p.add_argument("--local-epochs", type=int, default=5)
+    p.add_argument("--batch-size", type=int, default=10)
     p.add_argument("--lr", type=float, default=0.05)
     p.add_argument("--val-fraction", type=float, default=0.2)
-    p.add_argument("--reference", choices=["trained", "start"], default="trained",
-                   help="auditor's reference: its own model after this round's training, or before it")
+    p.add_argument("--rule", choices=list(RULES), default="default", help="the rule whose votes decide")
+    p.add_argument("--rule-json", default="", help='AuditRule fields overriding the default rule, e.g. \'{"shift_limit": 0.3}\'')
+    p.add_argument("--eval-every", type=int, default=0, help="also record honest accuracy every N rounds")
     p.add_argument("--json", type=Path, help="write all results here")
     args = p.parse_args(argv)
+    rules = dict(RULES)
+    if args.rule_json:
+        rules[args.rule] = AuditRule.from_dict({**rules[args.rule].__dict__, **json.loads(args.rule_json)})
 
     t0 = time.perf_counter()
-    runs = [run(a, s, args) for a in args.attacks for s in args.seeds]
+    runs = []
+    for a in args.attacks:
+        for s in args.seeds:
+            runs.append(run(a, s, args, rules))
     elapsed = time.perf_counter() - t0
 
     def pooled(runs_: list[dict], get) -> str:  # noqa: ANN001
@@ -188,30 +348,32 @@ def main(argv: list[str] | None = None) -> int:
         return f"{100 * rej / tot:5.1f}%" if tot else "   - "
 
     print(f"digits, {args.peers} peers, Dirichlet alpha={args.alpha}, {args.attackers:.0%} attackers, "
-          f"{args.rounds} rounds, seeds {args.seeds}, reference={args.reference}, "
+          f"{args.rounds} rounds, seeds {args.seeds}, decisions by rule {args.rule!r}, "
           f"local_epochs={args.local_epochs}, batch_size={args.batch_size}, lr={args.lr}, "
-          f"val_fraction={args.val_fraction}")
-    print(f"{'attack':15s} {'vote FRR':>9s} {'vote DR':>9s} {'dec. FRR':>10s} {'dec. DR':>9s} {'final acc':>10s}")
+          f"val_fraction={args.val_fraction}, committee {args.committee}/{args.auditors_per_update}/{args.quorum}, "
+          f"expander degree {args.degree}")
+    print(f"{'attack':15s} {'vote FRR':>9s} {'vote DR':>9s} {'dec. FRR':>10s} {'dec. DR':>9s} {'sep.':>5s} {'final acc':>10s}")
     for a in args.attacks:
         rs = [r for r in runs if r["attack"] == a]
-        acc = np.mean([r["final_accuracy"] for r in rs])
+        seps = [r["separation_round"] for r in rs]
+        sep = "-" if a == "none" else ("never" if any(s is None for s in seps) else str(max(seps)))
+        accs = [r["final_accuracy"] for r in rs if r["final_accuracy"] is not None]
+        acc = f"{np.mean(accs):10.3f}" if accs else f"{'-':>10s}"
         print(
-            f"{a:15s} {pooled(rs, lambda r: r['votes']['default'].get('honest')):>9s} "
-            f"{pooled(rs, lambda r: r['votes']['default'].get('attacker')):>9s} "
+            f"{a:15s} {pooled(rs, lambda r: r['votes'][args.rule].get('honest')):>9s} "
+            f"{pooled(rs, lambda r: r['votes'][args.rule].get('attacker')):>9s} "
             f"{pooled(rs, lambda r: r['committee'].get('honest')):>10s} "
-            f"{pooled(rs, lambda r: r['committee'].get('attacker')):>9s} {acc:10.3f}"
+            f"{pooled(rs, lambda r: r['committee'].get('attacker')):>9s} {sep:>5s} {acc}"
         )
-    print("\nalternative rules on the same evaluations (vote FRR / vote DR):")
-    print(f"{'rule':20s} " + " ".join(f"{a:>17s}" for a in args.attacks))
-    for name in RULES:
+    print("\nall rules on the same evaluations (vote FRR / vote DR, honest auditors):")
+    print(f"{'rule':30s} " + " ".join(f"{a:>15s}" for a in args.attacks))
+    for rn in rules:
         cells = []
         for a in args.attacks:
             rs = [r for r in runs if r["attack"] == a]
-            cells.append(
-                f"{pooled(rs, lambda r: r['votes'][name].get('honest'))}/"
-                f"{pooled(rs, lambda r: r['votes'][name].get('attacker'))}"
-            )
-        print(f"{name:20s} " + " ".join(f"{c:>17s}" for c in cells))
+            cells.append(f"{pooled(rs, lambda r: r['votes'][rn].get('honest')).strip()}/"
+                         f"{pooled(rs, lambda r: r['votes'][rn].get('attacker')).strip()}")
+        print(f"{rn:30s} " + " ".join(f"{c:>15s}" for c in cells))
     t_round = np.mean([r["train_time_per_round_s"] for r in runs])
     print(f"\nlocal training, all {args.peers} peers, one round (local_epochs={args.local_epochs}): "
           f"{1000 * t_round:.1f} ms; total run time {elapsed:.1f} s")

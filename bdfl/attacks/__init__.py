@@ -6,7 +6,9 @@ An :class:`Attack` has four optional hooks. The peer/runner layer calls them as 
 1. ``poison_data(X, y, rng, num_classes=C) -> (X, y)`` — **once**, on the attacker's
    *training* shard before its client is built (the validation shard it audits with
    stays clean). Only needed when ``attack.poisons_data``; time-varying attacks
-   (``on_off``) need a second client on the clean shard for their honest rounds.
+   (``on_off``) need a second client on the clean shard for their honest rounds:
+   :func:`attacker_client` builds the right client for any attack (one client, or a
+   :class:`RoundSwitchingClient` that trains on the clean shard in off rounds).
 2. ``poison_update(ctx) -> NDArrays`` — every round in which ``attack.active(round)``,
    after local training, on the attacker's trained parameters; the result is what the
    attacker publishes. Use :func:`attacker_update`, which applies the ``active`` gate.
@@ -50,6 +52,8 @@ __all__ = [
     "NDArrays",
     "Param",
     "VoteContext",
+    "RoundSwitchingClient",
+    "attacker_client",
     "attacker_update",
     "attacker_vote",
     "describe_attacks",
@@ -252,6 +256,12 @@ class Attack:
     def colludes(self) -> bool:
         return bool(self.params.get("collude", False))
 
+    @property
+    def data_poisoning_varies(self) -> bool:
+        """True when the attack poisons data in some rounds only (``on_off`` around a data
+        attack): its peer must then train on the clean shard in the off rounds."""
+        return False
+
     # ---- hooks ----------------------------------------------------------- #
 
     def active(self, round: int) -> bool:  # noqa: A002 - "round" is the protocol's term
@@ -292,6 +302,70 @@ def attacker_vote(attack: Attack, ctx: VoteContext | AttackContext, candidate_is
     if not attack.active(ctx.round):
         return bool(honest_verdict)
     return bool(attack.vote(ctx, candidate_is_attacker, honest_verdict))
+
+
+class RoundSwitchingClient:
+    """A client for an attacker whose data poisoning is switched on and off by round.
+
+    Wraps two clients built identically (same seed, same validation split) except for
+    the training shard: ``fit`` trains ``poisoned`` in rounds where ``attack.active``
+    is True and ``clean`` otherwise (``config["round"]``, 0-based, as the peer passes
+    it), so an off round is bit-for-bit what an honest peer with the same seed and data
+    would compute. ``evaluate`` and ``get_parameters`` use the clean client (the
+    validation split is clean in both). Any other attribute is the clean client's.
+    A ``fit`` without a ``round`` counts this client's own fit calls (0, 1, ...).
+    """
+
+    def __init__(self, clean: Any, poisoned: Any, attack: Attack) -> None:
+        self.clean = clean
+        self.poisoned = poisoned
+        self.attack = attack
+        self._fits = 0
+
+    def client_for(self, round: int) -> Any:  # noqa: A002
+        return self.poisoned if self.attack.active(round) else self.clean
+
+    def fit(self, parameters: NDArrays, config: dict[str, Any]) -> Any:
+        rnd = int(config["round"]) if "round" in config else self._fits
+        self._fits += 1
+        return self.client_for(rnd).fit(parameters, config)
+
+    def evaluate(self, parameters: NDArrays, config: dict[str, Any]) -> Any:
+        return self.clean.evaluate(parameters, config)
+
+    def get_parameters(self, config: dict[str, Any]) -> NDArrays:
+        return self.clean.get_parameters(config)
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("clean", "poisoned", "attack", "_fits"):
+            raise AttributeError(name)
+        return getattr(self.clean, name)
+
+
+def attacker_client(
+    attack: Attack,
+    make_client: Callable[[tuple[np.ndarray, np.ndarray]], Any],
+    train: tuple[np.ndarray, np.ndarray],
+    rng: np.random.Generator,
+    *,
+    num_classes: int | None = None,
+) -> Any:
+    """The client an attacking peer trains with.
+
+    ``make_client((X, y))`` must build the peer's client on a training shard (same seed
+    and validation split every call). An attack that does not poison data gets the
+    clean client; one that always poisons gets a client on ``attack.poison_data(...)``;
+    one whose data poisoning varies by round (``on_off`` around ``label_flip``,
+    ``backdoor``...) gets a :class:`RoundSwitchingClient` that trains on the clean shard
+    in its off rounds — exactly like an honest peer.
+    """
+    X, y = train
+    if not attack.poisons_data:
+        return make_client((X, y))
+    poisoned = attack.poison_data(X, y, rng, num_classes=num_classes)
+    if not attack.data_poisoning_varies:
+        return make_client(poisoned)
+    return RoundSwitchingClient(make_client((X, y)), make_client(poisoned), attack)
 
 
 # --------------------------------------------------------------------------- #

@@ -2,7 +2,10 @@
 
 Wraps any other attack (``inner`` with ``inner_params``). Round ``r`` (0-based) is *on* iff
 ``r >= on_after`` and, when ``period > 0``, ``(r - on_after) % period < on_rounds``.
-In off rounds the peer is fully honest (clean data, honest update, honest vote).
+In off rounds the peer is fully honest (clean data, honest update, honest vote). With a
+data-poisoning inner attack (``label_flip``, ``backdoor``) ``poison_data`` returns the
+poisoned shard for the *on* rounds only: build the peer's client with
+:func:`bdfl.attacks.attacker_client`, which trains on the clean shard in off rounds.
 From trust/reputation systems: Sun et al. 2006, "Defense of trust management
 vulnerabilities in distributed networks" (IEEE Comm. Mag.).
 """
@@ -72,6 +75,14 @@ class OnOff(Attack):
     @property
     def trains(self) -> bool:  # type: ignore[override]
         return self.inner_attack.trains
+
+    @property
+    def data_poisoning_varies(self) -> bool:
+        """A data-poisoning inner attack is on in some rounds only (unless it is on from
+        round 0 for good): the peer needs a clean client for the off rounds
+        (:func:`bdfl.attacks.attacker_client`)."""
+        always_on = self.on_after == 0 and (self.period == 0 or self.on_rounds >= self.period)
+        return self.inner_attack.poisons_data and not always_on
 
     def active(self, round: int) -> bool:  # noqa: A002
         if round < self.on_after:

@@ -171,7 +171,8 @@ class Peer:
                 ok_positions.append(pos)
         if models:
             base = self.trained if self.trained is not None else self.params
-            verdicts = audit_updates(self.client, base, models, self.settings.audit_rule)
+            start = self.reference if self.trained is not None else None  # this round's model before training
+            verdicts = audit_updates(self.client, base, models, self.settings.audit_rule, start_params=start)
             for pos, v in zip(ok_positions, verdicts):
                 verdict[pos] = bool(v.accept)
         if self.attack is not None:

@@ -11,7 +11,7 @@ import pytest
 from bdfl.attacks import AttackContext, make_attack
 from bdfl.errors import BDFLError
 from bdfl.learning.aggregation import weighted_average
-from bdfl.learning.audit import AuditRule, audit_updates, judge
+from bdfl.learning.audit import AuditRule, ParamStats, audit_updates, candidate_statistics, judge
 from bdfl.learning.data import load_digits, make_peer_shards
 from bdfl.learning.task import EvalResult, fit_client, load_task
 
@@ -140,3 +140,163 @@ def test_audit_rejects_malformed_candidates(round_models) -> None:
     v = audit_updates(clients[0], fits[0], [nan, wrong_shape, too_few, fits[1], fits[2]])
     assert [x.accept for x in v[:3]] == [False, False, False]
     assert "NaN" in v[0].reason and "shape" in v[1].reason and "count" in v[2].reason
+
+
+# -- parameter-space tests --------------------------------------------------------------
+
+
+def _vec(*xs: float) -> list[np.ndarray]:
+    return [np.array(xs, dtype=np.float32)]
+
+
+def test_candidate_statistics_definitions() -> None:
+    start = _vec(0.0, 0.0, 0.0, 0.0)
+    trained = _vec(1.0, 0.0, 0.0, 0.0)  # own move (1, 0, 0, 0)
+    cands = [
+        _vec(1.0, 1.0, 0.0, 0.0),   # +1 in one coordinate: shift 1
+        _vec(-1.0, 0.0, 0.0, 0.0),  # reversed move: cosine -1, distance 2
+        _vec(0.0, 0.0, 0.0, 0.0),   # the start itself: no work
+        _vec(2.0, 1.0, -1.0, 0.0),  # mixed signs: shift |1 + 1 - 1| / 3
+    ]
+    st = candidate_statistics(trained, cands, start)
+    assert st[0].shift == pytest.approx(1.0) and st[0].cosine == pytest.approx(1 / np.sqrt(2))
+    assert st[1].cosine == pytest.approx(-1.0) and st[1].distance == pytest.approx(2.0)
+    assert st[2].update_ratio == 0.0 and st[2].cosine == 0.0
+    assert st[3].shift == pytest.approx(1 / 3) and st[3].update_ratio == pytest.approx(np.sqrt(6))
+    dists = [1.0, 2.0, 1.0, np.sqrt(3)]
+    med = float(np.median(dists))
+    assert [s.distance_ratio for s in st] == pytest.approx([d / med for d in dists])
+    cos_med = float(np.median([s.cosine for s in st]))
+    assert st[1].cosine_gap == pytest.approx(cos_med + 1.0)
+    # without a start model: no cosine, no update ratio; too few candidates: no medians
+    st = candidate_statistics(trained, cands[:2])
+    assert math.isnan(st[0].cosine) and math.isnan(st[0].update_ratio) and math.isnan(st[0].distance_ratio)
+    # invalid candidates get no statistics and do not enter the medians
+    st = candidate_statistics(trained, [_vec(np.nan, 0, 0, 0), *cands], start)
+    assert st[0] is None and st[2].distance_ratio == pytest.approx(2.0 / med)
+
+
+def test_judge_parameter_tests_and_switches() -> None:
+    ref = _r(0.9, 0.3)
+    results = [_r(0.9, 0.3)] * 5
+    ok = ParamStats(distance=1.0, shift=0.05, cosine=0.3, update_ratio=1.0, distance_ratio=1.0, cosine_gap=0.0)
+    stats = [
+        ok,
+        ParamStats(9.0, 0.05, 0.3, 9.0, 9.0, 0.0),  # magnitude
+        ParamStats(1.0, 0.05, -0.6, 1.0, 1.0, 0.9),  # direction
+        ParamStats(1.0, 0.9, 0.3, 1.0, 1.0, 0.0),  # coherent shift
+        ParamStats(0.5, 0.0, 0.0, 0.0, 0.5, 0.3),  # no work
+    ]
+    v = judge(AuditRule(), ref, results, stats)
+    assert [x.accept for x in v] == [True, False, False, False, False]
+    assert [x.failed for x in v] == [(), ("magnitude",), ("direction",), ("shift",), ("no_work",)]
+    assert "distance 9.00x the median > 4x" in v[1].reason and "coherent shift 0.90 > 0.4" in v[3].reason
+    assert v[0].stats is ok and v[0].reason == "passed every test"
+    off = AuditRule(norm_ratio=0, direction_margin=2, shift_limit=1, min_update=0)
+    assert all(x.accept for x in judge(off, ref, results, stats))
+    # NaN statistics (no start model, too few candidates) never reject
+    nan = ParamStats(1.0, 0.0)
+    assert judge(AuditRule(), ref, results[:1], [nan])[0].accept
+    with pytest.raises(BDFLError, match="2 parameter statistics for 5 candidates"):
+        judge(AuditRule(), ref, results, stats[:2])
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "allowed"),
+    [
+        ("norm_ratio", 0.5, "0 \\(off\\) or a finite number > 1"),
+        ("norm_ratio", math.inf, "norm_ratio"),
+        ("direction_margin", 2.5, "\\[0, 2\\]"),
+        ("direction_margin", -0.1, "direction_margin"),
+        ("shift_limit", 0.0, "\\(0, 1\\]"),
+        ("shift_limit", 1.5, "shift_limit"),
+        ("min_update", 1.0, "\\[0, 1\\)"),
+        ("min_update", True, "min_update"),
+    ],
+)
+def test_rule_validation_of_parameter_tests(field: str, value: object, allowed: str) -> None:
+    with pytest.raises(BDFLError, match=allowed):
+        AuditRule(**{field: value})
+
+
+def test_rule_from_defense_config() -> None:
+    from bdfl.config import DefenseConfig
+
+    rule = AuditRule.from_defense(DefenseConfig())
+    assert rule == AuditRule()  # the config's defaults are the rule's defaults
+    rule = AuditRule.from_defense(DefenseConfig(audit_margin=0.3, audit_shift_limit=0.5))
+    assert rule.margin == 0.3 and rule.shift_limit == 0.5 and rule.norm_ratio == AuditRule().norm_ratio
+
+
+@pytest.fixture(scope="module")
+def decentralised_round():
+    """Round 2 of decentralised training on digits (20 peers, Dirichlet 0.5, 5 local epochs,
+    batch 10 - the runner's settings): every peer has its own model, averaged with 4 others."""
+    task = load_task("clients.digits")
+    ds = load_digits()
+    n = 20
+    shards = make_peer_shards(ds, n, scheme="dirichlet", alpha=0.5, seed=0, min_size=20)
+    hp = {"local_epochs": 5, "batch_size": 10}
+    clients = [task.make_client(s.train, s.val, seed=i, hparams=hp) for i, s in enumerate(shards)]
+    init = task.initial_parameters(ds, seed=0)
+    models = [init] * n
+    for r in range(2):
+        fits = [fit_client(c, m, {"round": r}).parameters for c, m in zip(clients, models)]
+        models = [weighted_average([fits[(i + k) % n] for k in range(5)]) for i in range(n)]
+    starts = models
+    fits = [fit_client(c, m, {"round": 2}).parameters for c, m in zip(clients, starts)]
+    return clients, starts, fits
+
+
+def test_audit_detects_update_attacks_with_start_params(decentralised_round) -> None:
+    """Each of 10 auditors judges 8 honest candidates plus one attack. ALIE (shift), a x10
+    boosted update (magnitude) and a free-rider re-publishing the model it started from (no
+    work; in round 0 every peer starts from that model) are rejected by nearly every auditor;
+    sign flipping and IPM (direction) by a good share - measured 40-70 % of votes in round 2
+    (docs/learning.md); honest candidates pass (< 5 % of votes rejected)."""
+    clients, starts, fits = decentralised_round
+    honest_ids = list(range(6, 20))
+    honest = [fits[i] for i in honest_ids]
+    ctx = lambda i: AttackContext(round=2, trained=fits[i], reference=starts[i], honest_updates=honest,  # noqa: E731
+                                  rng=np.random.default_rng(i), num_peers=20, num_attackers=6)
+    attacks = {
+        "sign_flip": make_attack("sign_flip").poison_update(ctx(0)),
+        "ipm": make_attack("ipm").poison_update(ctx(1)),
+        "alie": make_attack("alie").poison_update(ctx(2)),
+        "scaling": make_attack("scaling").poison_update(ctx(4)),
+    }
+    expected = {"sign_flip": "direction", "ipm": "direction", "alie": "shift", "scaling": "magnitude",
+                "free_rider": "no_work"}
+    caught = {k: 0 for k in expected}
+    honest_rejects = honest_votes = 0
+    auditors = honest_ids[:10]
+    for a in auditors:
+        others = [fits[j] for j in honest_ids if j != a][:8]
+        for name in expected:
+            bad = [p.copy() for p in starts[a]] if name == "free_rider" else attacks[name]
+            v = audit_updates(clients[a], fits[a], [*others, bad], AuditRule(), start_params=starts[a])
+            honest_rejects += sum(not x.accept for x in v[:-1])
+            honest_votes += len(v) - 1
+            caught[name] += expected[name] in v[-1].failed
+    assert honest_rejects / honest_votes < 0.05, honest_rejects / honest_votes
+    assert caught["alie"] >= 9 and caught["scaling"] >= 9 and caught["free_rider"] == 10, caught
+    assert caught["sign_flip"] >= 4 and caught["ipm"] >= 3, caught
+    # without the start model the direction and no-work tests are skipped
+    v = audit_updates(clients[6], fits[6], [fits[j] for j in honest_ids[1:9]] + [[p.copy() for p in starts[6]]])
+    assert "no_work" not in v[-1].failed and math.isnan(v[-1].stats.update_ratio)
+    assert "direction" not in v[-1].failed and math.isnan(v[-1].stats.cosine)
+
+
+def test_merge_test() -> None:
+    ref = _r(0.9, 0.3)
+    results = [_r(0.9, 0.3)] * 6
+    merged = [0.30, 0.35, 0.40, 0.45, 1.20, math.inf]  # finite median 0.40 -> bar 0.40 * 1.5 + 0.5 = 1.10
+    v = judge(AuditRule(), ref, results, None, merged)
+    assert [x.accept for x in v] == [True, True, True, True, False, False]
+    assert v[4].failed == ("merge",) and v[4].merged_loss_median == pytest.approx(0.40)
+    assert "loss merged with own model 1.200 > median 0.400 x 1.5 + 0.5" in v[4].reason
+    assert all(x.accept for x in judge(AuditRule(merge_loss_margin=0), ref, results, None, merged))
+    # too few finite merged losses: no median, no merge test
+    assert all(x.accept for x in judge(AuditRule(), ref, results[:2], None, [0.1, 9.0]))
+    with pytest.raises(BDFLError, match="merge_loss_margin"):
+        AuditRule(merge_loss_margin=-1)
