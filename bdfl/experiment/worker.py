@@ -119,6 +119,7 @@ class Worker:
         from eth_account import Account
         from eth_utils import keccak
 
+        from bdfl.attacks import attacker_client
         from bdfl.chain.protocol import ProtocolClient
         from bdfl.chain.txsender import TxSender
         from bdfl.experiment.setup import make_attack_for
@@ -129,9 +130,15 @@ class Worker:
         account = Account.from_key(key)
         (xtr, ytr), (xva, yva) = self._shards[index]
         attack = make_attack_for(cfg, index) if index in self.attackers else None
-        if attack is not None:
-            xtr, ytr = attack.poison_data(xtr, ytr, np.random.default_rng([cfg.seed, index, 1]), num_classes=self._dataset.num_classes)
-        client = self._task.make_client((xtr, ytr), (xva, yva), seed=cfg.seed * 100_003 + index, hparams=_hparams(cfg))
+
+        def make_client(train: tuple[np.ndarray, np.ndarray]) -> Any:
+            return self._task.make_client(train, (xva, yva), seed=cfg.seed * 100_003 + index, hparams=_hparams(cfg))
+
+        if attack is None:
+            client = make_client((xtr, ytr))
+        else:  # poisoned training shard; a clean one too for on_off's honest rounds
+            client = attacker_client(attack, make_client, (xtr, ytr), np.random.default_rng([cfg.seed, index, 1]),
+                                     num_classes=self._dataset.num_classes)
         endpoint = self.host.add_endpoint("127.0.0.1", port, max_blob_bytes=64 * 1024 * 1024)
         peer = Peer(index=index, address=account.address, client=client, endpoint=endpoint, settings=self._settings, attack=attack, seed=cfg.seed, num_peers=cfg.peers, num_attackers=cfg.num_attackers)
         peer.salt_secret = keccak(b"bdfl-vote-salt:" + bytes(account.key))  # type: ignore[attr-defined]
