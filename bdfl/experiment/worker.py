@@ -83,7 +83,7 @@ class Worker:
         settings = PeerSettings(
             defense=cfg.defense.name,
             defense_params=defense_params(cfg),
-            audit_rule=AuditRule(margin=cfg.defense.audit_margin, loss_margin=cfg.defense.audit_loss_margin),
+            audit_rule=AuditRule.from_defense(cfg.defense),  # every audit_* field of [defense]
         )
         chain_id = int(self.w3.eth.chain_id)
         from bdfl.chain.protocol import draw_gas_bound

@@ -243,10 +243,8 @@ class StandalonePeer:
             defense_params = {"beta": cfg.defense.trimmed_beta}
         elif cfg.defense.name in ("krum", "multikrum"):
             defense_params = {"num_malicious": max(cfg.defense.krum_malicious, 0)}
-        rule_kwargs: dict[str, Any] = {"margin": cfg.defense.audit_margin}
-        if hasattr(cfg.defense, "audit_loss_margin"):
-            rule_kwargs["loss_margin"] = cfg.defense.audit_loss_margin
-        settings = PeerSettings(defense=cfg.defense.name, defense_params=defense_params, audit_rule=AuditRule(**rule_kwargs))
+        settings = PeerSettings(defense=cfg.defense.name, defense_params=defense_params,
+                                audit_rule=AuditRule.from_defense(cfg.defense))
         self.peer = Peer(index=self.shard, address=self.address, client=client, endpoint=None, settings=settings, seed=cfg.seed)
         # decentralized FL starts from one common initial model, seeded by the config
         self.peer.params = self.task.initial_parameters(dataset, seed=cfg.seed, hparams=hp)
