@@ -71,6 +71,9 @@ class DefenseConfig:
     audit_min_update: float = 0.1
     audit_merge_loss_margin: float = 0.5
     audit_merge_loss_ratio: float = 0.5
+    # bdfl: weigh approved updates by on-chain reputation ("reputation") or by reputation x
+    # the submission's on-chain sample count, capped at protocol.max_samples ("reputation_samples")
+    weighting: str = "reputation"
     trimmed_beta: float = 0.2
     krum_malicious: int = -1  # -1: assume the configured attacker count
 
@@ -263,6 +266,8 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     _range("defense.audit_min_update", d.audit_min_update, 0.0, 1.0, hi_open=True)
     _range("defense.audit_merge_loss_margin", d.audit_merge_loss_margin, 0.0, 100.0)
     _range("defense.audit_merge_loss_ratio", d.audit_merge_loss_ratio, 0.0, 100.0)
+    if d.weighting not in ("reputation", "reputation_samples"):
+        raise ConfigError("defense.weighting", f"unknown weighting {d.weighting!r}", "reputation, reputation_samples")
     _range("defense.trimmed_beta", d.trimmed_beta, 0.0, 0.5, hi_open=True)
     _range("defense.krum_malicious", d.krum_malicious, -1, cfg.peers)
     o = cfg.overlay

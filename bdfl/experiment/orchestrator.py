@@ -246,8 +246,10 @@ class Orchestrator:
 
     def _aggregation_inputs(self, rnd: int, subs: list[Any], r: int = 0) -> tuple[dict[str, list[dict[str, Any]]], dict[str, float], dict[str, dict[str, Any]]]:
         """Per peer: the neighbour updates it may aggregate. Under ``bdfl``: only updates
-        approved on chain, from peers above the reputation threshold, weighted by reputation."""
+        approved on chain, from peers above the reputation threshold, weighted by reputation
+        (times the capped on-chain sample count with ``defense.weighting = "reputation_samples"``)."""
         from bdfl.chain.protocol import Outcome
+        from bdfl.learning.aggregation import update_weight
 
         k = self.keeper
         states = k.peer_states(self.addresses)
@@ -261,14 +263,19 @@ class Orchestrator:
         else:
             usable = {s.peer: "0x" + s.update_hash.hex() for s in subs}
         index_of_sub = {s.peer: s.index for s in subs}
+        samples = {s.peer: s.num_samples for s in subs}  # capped at maxSamples by the contract
+        weighting = self.cfg.defense.weighting
+
+        def weight(a: str) -> float:
+            return update_weight(states[a]["reputation"], samples.get(a, 1), weighting) if bdfl else 1.0
+
         inputs: dict[str, list[dict[str, Any]]] = {}
         for addr in self.addresses:
             inputs[addr] = [
-                {"index": index_of_sub[nb], "peer": nb, "hash": usable[nb], "url": endpoints[nb],
-                 "weight": states[nb]["reputation"] if bdfl else 1.0}
+                {"index": index_of_sub[nb], "peer": nb, "hash": usable[nb], "url": endpoints[nb], "weight": weight(nb)}
                 for nb in (checksum[x] for x in overlay.neighbours(addr)) if nb in usable
             ] if addr in members else []
-        own = {a: (max(states[a]["reputation"], 1e-6) if bdfl else 1.0) for a in self.addresses}
+        own = {a: weight(a) for a in self.addresses}
         return inputs, own, states
 
     def _overlay_for(self, members: list[str], seed: bytes, r: int = 0, rnd: int = 0) -> Any:

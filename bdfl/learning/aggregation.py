@@ -41,7 +41,9 @@ __all__ = [
     "flatten",
     "krum",
     "krum_scores",
+    "WEIGHTINGS",
     "trimmed_mean",
+    "update_weight",
     "validate_aggregator",
     "weighted_average",
 ]
@@ -49,6 +51,27 @@ __all__ = [
 
 class AggregationError(BDFLError):
     """Models that cannot be aggregated (shape mismatch, bad weights or parameters)."""
+
+
+#: How ``bdfl`` weighs an approved update (``defense.weighting``).
+WEIGHTINGS = ("reputation", "reputation_samples")
+
+
+def update_weight(reputation: float, num_samples: int, weighting: str = "reputation") -> float:
+    """Aggregation weight of one approved update under ``bdfl``.
+
+    ``reputation``: its author's on-chain reputation in [0, 1]; ``num_samples``: the sample
+    count recorded with the submission on chain (self-reported, capped by the contract at
+    ``maxSamples``, so a peer cannot buy weight by claiming more). ``"reputation"`` weighs by
+    reputation alone; ``"reputation_samples"`` by reputation x capped sample count (FedAvg's
+    weighting, damped by reputation). Never below 1e-6, so a model is never dropped by weight.
+    """
+    if weighting not in WEIGHTINGS:
+        raise AggregationError(f"unknown weighting {weighting!r}; known: {', '.join(WEIGHTINGS)}")
+    if not (math.isfinite(reputation) and reputation >= 0) or num_samples < 0:
+        raise AggregationError(f"bad weight inputs: reputation {reputation!r}, samples {num_samples!r}")
+    w = reputation * (num_samples if weighting == "reputation_samples" else 1)
+    return max(float(w), 1e-6)
 
 
 def _check_models(models: Sequence[NDArrays]) -> list[NDArrays]:

@@ -355,6 +355,21 @@ class StandalonePeer:
             log.info("round %d: serving the saved update %s again after a restart", r, want[:10])
             break
 
+    def _usable_updates(self, rnd: int, rep: dict[str, float]) -> dict[str, tuple[str, float]]:
+        """Peer -> (on-chain update hash, aggregation weight) of the updates of closed round
+        ``rnd`` this peer may aggregate: under ``bdfl`` only the approved ones, weighted by
+        reputation (times the capped on-chain sample count with ``defense.weighting =
+        "reputation_samples"``); under a baseline every submission, weight 1."""
+        from bdfl.chain.protocol import Outcome
+        from bdfl.learning.aggregation import update_weight
+
+        subs = self.chain.submissions(rnd)
+        if self.peer.settings.defense != "bdfl":
+            return {s.peer: ("0x" + s.update_hash.hex(), 1.0) for s in subs}
+        weighting = self.cfg.defense.weighting
+        return {s.peer: ("0x" + s.update_hash.hex(), update_weight(rep.get(s.peer, 0.0), s.num_samples, weighting))
+                for s in subs if s.outcome == Outcome.APPROVED}
+
     def resync(self) -> None:
         """After missing rounds (down, inactive, or joining a running federation): take a current
         model from the neighbours' latest approved updates, each hash-checked against the chain,
@@ -376,13 +391,9 @@ class StandalonePeer:
         if not active:
             return
         self.tracker.update(active, chain.round_info(closed).seed)
-        bdfl = self.peer.settings.defense == "bdfl"
-        if bdfl:
-            usable = {p: "0x" + h.hex() for p, h in chain.approved_updates(closed)}
-        else:
-            usable = {s.peer: "0x" + s.update_hash.hex() for s in chain.submissions(closed)}
+        usable = self._usable_updates(closed, rep)
         checksum = {m.lower(): m for m in members}
-        cands = [Candidate(index=-1, peer=nb, hash=usable[nb], url=self._endpoint_of(nb, None), weight=rep.get(nb, 0.0) if bdfl else 1.0)
+        cands = [Candidate(index=-1, peer=nb, hash=usable[nb][0], url=self._endpoint_of(nb, None), weight=usable[nb][1])
                  for nb in (checksum[x] for x in self.tracker.neighbours(self.address) if x in checksum) if nb in usable]
         fetched = self.fetcher.fetch_many([(c.url, c.hash) for c in cands]) if cands else {}
         used = resync_model(self.peer, closed, cands, fetched)
@@ -790,15 +801,11 @@ class StandalonePeer:
         rinfo = chain.round_info(rnd)
         if active:
             self.tracker.update(active, rinfo.seed)
-        bdfl = self.peer.settings.defense == "bdfl"
-        if bdfl:
-            usable = {p: "0x" + h.hex() for p, h in chain.approved_updates(rnd)}
-        else:
-            usable = {s.peer: "0x" + s.update_hash.hex() for s in chain.submissions(rnd)}
+        usable = self._usable_updates(rnd, rep)
         checksum = {m.lower(): m for m in members}
         neighbours = [checksum[x] for x in self.tracker.neighbours(self.address) if x in checksum]
         cands = [
-            Candidate(index=-1, peer=nb, hash=usable[nb], url=self._endpoint_of(nb, None), weight=rep.get(nb, 0.0) if bdfl else 1.0)
+            Candidate(index=-1, peer=nb, hash=usable[nb][0], url=self._endpoint_of(nb, None), weight=usable[nb][1])
             for nb in neighbours if nb in usable
         ]
         t1 = time.perf_counter()
@@ -806,7 +813,8 @@ class StandalonePeer:
         got = [v for v in fetched.values() if isinstance(v, bytes)]
         t_fetch = time.perf_counter() - t1
         before = len(self.peer.rejections)
-        own_weight = max(rep.get(self.address, 0.0), 1e-6) if bdfl else 1.0
+        own = usable.get(self.address)
+        own_weight = own[1] if own is not None else (max(rep.get(self.address, 0.0), 1e-6) if self.peer.settings.defense == "bdfl" else 1.0)
         agg = self.peer.aggregate(rnd, cands, fetched, own_weight=own_weight)
         rejected = len(self.peer.rejections) - before
         loss, n_val, metrics = self.peer.client.evaluate(self.peer.params, {})

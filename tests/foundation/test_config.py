@@ -40,6 +40,7 @@ def test_every_shipped_config_loads() -> None:
         ({"peers": True}, "peers", None),
         ({"task": {"alpha": float("nan")}}, "task.alpha", None),
         ({"protocol": {"auditors_per_update": 3, "quorum": 4}}, "protocol.quorum", "[1, 3]"),
+        ({"defense": {"weighting": "samples"}}, "defense.weighting", "reputation, reputation_samples"),
     ],
 )
 def test_bad_values_name_the_field(data: dict, field: str, allowed: str | None) -> None:

@@ -165,3 +165,18 @@ def test_aggregate_errors() -> None:
         validate_aggregator("krum", {"num_malicious": -1})
     assert validate_aggregator("trimmed_mean") == {"beta": 0.1}
     assert set(AGGREGATORS) == {"bdfl", "fedavg", "krum", "multikrum", "median", "trimmed_mean"}
+
+
+def test_update_weight_by_reputation_and_capped_samples() -> None:
+    from bdfl.learning.aggregation import update_weight
+
+    assert update_weight(0.5, 40) == 0.5  # reputation alone by default
+    assert update_weight(0.5, 40, "reputation_samples") == 20.0
+    # samples come capped from the chain; weight grows with both factors
+    assert update_weight(0.8, 10, "reputation_samples") > update_weight(0.4, 10, "reputation_samples")
+    assert update_weight(0.4, 20, "reputation_samples") > update_weight(0.4, 10, "reputation_samples")
+    assert update_weight(0.0, 10, "reputation_samples") == 1e-6  # never zero: a model is not dropped by weight
+    with pytest.raises(AggregationError, match="unknown weighting"):
+        update_weight(0.5, 1, "samples")
+    with pytest.raises(AggregationError, match="bad weight"):
+        update_weight(float("nan"), 1)
