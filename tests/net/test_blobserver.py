@@ -14,6 +14,7 @@ import pytest
 from bdfl.errors import BDFLError
 from bdfl.net.blobserver import BlobHost, Endpoint, LoopThread, ServerLimits
 from bdfl.net.serialization import hash_hex, update_hash
+from tests.net.helpers import read_all
 
 MB = 1 << 20
 
@@ -45,13 +46,7 @@ def raw(e: Endpoint, data: bytes, *, wait: float = 2.0) -> bytes:
     """Send raw bytes, return everything the server sends until it closes (or `wait` passes)."""
     with socket.create_connection(("127.0.0.1", e.port), timeout=wait) as s:
         s.sendall(data)
-        out = b""
-        try:
-            while chunk := s.recv(65536):
-                out += chunk
-        except (TimeoutError, ConnectionResetError):
-            pass
-        return out
+        return read_all(s)
 
 
 # ----------------------------------------------------------------- serving

@@ -36,6 +36,7 @@ from hypothesis import strategies as st
 
 from bdfl.net.blobserver import BlobHost, Endpoint, ServerLimits
 from bdfl.net.serialization import hash_hex, update_hash
+from tests.net.helpers import mutate, read_all
 
 MB = 1 << 20
 HEAD_LIMIT = 8192  # ServerLimits().max_header_bytes
@@ -81,17 +82,7 @@ def exchange(port: int, data: bytes, *, timeout: float = 5.0) -> bytes:
             s.shutdown(socket.SHUT_WR)
         except OSError:  # the server may close (after a 400/431) before all of it was sent
             pass
-        return _read_all(s)
-
-
-def _read_all(s: socket.socket) -> bytes:
-    out = b""
-    try:
-        while chunk := s.recv(65536):
-            out += chunk
-    except (TimeoutError, ConnectionResetError):
-        pass
-    return out
+        return read_all(s)
 
 
 def rst_close(s: socket.socket) -> None:
@@ -288,7 +279,7 @@ def test_http09_and_bare_lf_get_their_400_at_once(target: Target) -> None:
         with socket.create_connection(("127.0.0.1", target.ep.port), timeout=5) as s:
             t0 = time.monotonic()
             s.sendall(data)
-            out = _read_all(s)
+            out = read_all(s)
             assert out.startswith(b"HTTP/1.1 400 ") and time.monotonic() - t0 < 1.0, out
     FUZZ_COUNTS["named"] += 2
     assert_alive(target)
@@ -310,7 +301,7 @@ def test_slowloris_connections_are_dropped_and_do_not_block_others(target: Targe
             res = check_responses(exchange(e.port, f"GET /blobs/{h} HTTP/1.1\r\n\r\n".encode()))
             assert statuses(res) == [200] and time.monotonic() - t0 < 0.5
             for s in socks:  # each is closed at the head timeout, without a response
-                assert _read_all(s) == b""
+                assert read_all(s) == b""
             assert time.monotonic() - t0 < 2.0
         finally:
             for s in socks:
@@ -326,7 +317,7 @@ def test_slowloris_connections_are_dropped_and_do_not_block_others(target: Targe
                 time.sleep(0.1)
                 if time.monotonic() - t0 > 1.5:
                     break
-            assert _read_all(s) == b"" and time.monotonic() - t0 < 2.0
+            assert read_all(s) == b"" and time.monotonic() - t0 < 2.0
         assert e.stats()["connections"] == 0
     finally:
         e.close()
@@ -421,18 +412,7 @@ VALID_REQUESTS = [
 @given(st.sampled_from(VALID_REQUESTS),
        st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255), st.sampled_from("xidr")), min_size=1, max_size=6))
 def test_fuzz_mutated_valid_requests(target: Target, base: bytes, edits: list[tuple[int, int, str]]) -> None:
-    b = bytearray(base)
-    for pos, val, op in edits:
-        pos %= max(len(b), 1)
-        if op == "x" and b:
-            b[pos] ^= val or 1
-        elif op == "i":
-            b.insert(pos, val)
-        elif op == "d" and b:
-            del b[pos]
-        elif op == "r":  # repeat a slice: duplicated headers, doubled separators
-            b[pos:pos] = b[pos:pos + val % 40]
-    attack(target, bytes(b), "mutated")
+    attack(target, mutate(base, edits), "mutated")
 
 
 # Structured requests, with the status the documented rules give (an independent oracle).

@@ -30,6 +30,7 @@ from bdfl.net.serialization import (
     parse_hash_hex,
     update_hash,
 )
+from tests.net.helpers import mutate
 
 BIG = 1 << 24
 FUZZ_COUNTS: Counter[str] = Counter()
@@ -370,16 +371,7 @@ def test_fuzz_valid_prefix_random_header(header: bytes, body: bytes) -> None:
 @given(st.lists(st.tuples(st.integers(0, len(VALID) - 1), st.integers(0, 255), st.sampled_from("xid")),
                 min_size=1, max_size=8))
 def test_fuzz_mutated_valid_encoding(edits: list[tuple[int, int, str]]) -> None:
-    b = bytearray(VALID)
-    for pos, val, op in edits:
-        pos %= max(len(b), 1)
-        if op == "x" and b:
-            b[pos] ^= val or 1
-        elif op == "i":
-            b.insert(pos, val)
-        elif op == "d" and b:
-            del b[pos]
-    check_decoder(bytes(b), "mutated")
+    check_decoder(mutate(VALID, edits), "mutated")
 
 
 json_values = st.recursive(
