@@ -54,6 +54,7 @@ def load_runs(sweep: Path) -> list[dict[str, Any]]:
             "rounds": int(cfg["rounds"]),
             "peers": int(cfg["peers"]),
             "accuracy": float(summary["final_honest_accuracy"]),
+            "asr": summary.get("attack_success_rate_final"),  # backdoor runs only
             "separated": separation_round(metrics),
             **audit_counts(metrics),
         })
@@ -145,14 +146,59 @@ def build(runs: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:
                 "bdfl_frr": "" if frr is None else frr, "bdfl_attackers_approved": "" if apr is None else apr,
             })
         lines.append("")
+        lines += _backdoor_lines(f, cells)
+        lines += _target_lines(f, attacks, cells, clean)
     return lines, rows_csv
 
 
-def main() -> int:
+def _backdoor_lines(f: float, cells: dict[tuple[float, str, str], list[dict[str, Any]]]) -> list[str]:
+    """The backdoor's final attack success rate per defense (share of triggered test images of
+    other classes that the honest peers' models put in the target class)."""
+    asr = {d: [r["asr"] for r in cells.get((f, "backdoor", d), []) if r.get("asr") is not None] for d in DEFENSES}
+    if not any(asr.values()):
+        return []
+    clean = {d: [r["asr"] for r in cells.get((f, "none", d), []) if r.get("asr") is not None] for d in DEFENSES}
+    out = [f"Backdoor attack success rate at {f:.0%} attackers (final round, mean over seeds):", "",
+           "| | " + " | ".join(DEFENSES) + " |", "|---|" + "---:|" * len(DEFENSES),
+           "| backdoor | " + " | ".join(f"{statistics.fmean(v):.1%}" if v else "–" for v in asr.values()) + " |"]
+    if any(clean.values()):
+        out.append("| no attack (trigger alone) | " + " | ".join(f"{statistics.fmean(v):.1%}" if v else "–" for v in clean.values()) + " |")
+    return out + [""]
+
+
+def _target_lines(f: float, attacks: list[str], cells: dict[tuple[float, str, str], list[dict[str, Any]]],
+                  clean: dict[int, float]) -> list[str]:
+    """Issue 5's three BDFL targets, attack by attack: which hold and which do not."""
+    acc_ok, sep_ok, frr_ok = [], [], []
+    for a in attacks:
+        b = cells.get((f, a, "bdfl"), [])
+        if a == "none" or not b:
+            continue
+        drops = [r["accuracy"] - clean[r["seed"]] for r in b if r["seed"] in clean]
+        acc_ok.append((a, bool(drops) and statistics.fmean(drops) >= -0.02))
+        sep = [r["separated"] for r in b]
+        sep_ok.append((a, all(s is not None and s <= 5 for s in sep)))
+        ha = sum(r["honest_audited"] for r in b)
+        frr_ok.append((a, ha > 0 and sum(r["honest_rejected"] for r in b) / ha < 0.05))
+
+    def say(name: str, res: list[tuple[str, bool]]) -> str:
+        good = [a for a, ok in res if ok]
+        bad = [a for a, ok in res if not ok]
+        return f"* {name}: holds for {len(good)} of {len(res)}" + (f"; not for {', '.join(bad)}" if bad else "")
+
+    if not acc_ok:
+        return []
+    return [f"Targets at {f:.0%} attackers (BDFL):", "",
+            say("final honest accuracy within 2 points of the clean run", acc_ok),
+            say("attackers' mean reputation below every honest peer's from round 5 on (every seed)", sep_ok),
+            say("honest updates falsely rejected < 5 %", frr_ok), ""]
+
+
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("sweep", type=Path, help="the sweep's results folder (results/sweep-robustness)")
     ap.add_argument("--results-dir", type=Path, default=HERE / "results")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     if not (args.sweep / "runs").is_dir():
         print(f"error: {args.sweep} holds no runs/ folder\nfix: run the sweep first (see this script's docstring)", file=sys.stderr)
         return 2
