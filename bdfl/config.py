@@ -83,6 +83,10 @@ class OverlayConfig:
     topology: str = "expander"
     degree: int = 4
     edge_probability: float = 0.2  # Erdős–Rényi only
+    # bdfl: a peer with fewer than min_sources approved neighbour updates tops up with the
+    # nearest approved updates further out (Overlay.aggregation_sources); 0 = neighbours only.
+    # Without it an honest peer surrounded by rejected attackers aggregates nothing and drifts.
+    min_sources: int = 2
 
 
 @dataclass(frozen=True)
@@ -272,6 +276,7 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     _range("defense.krum_malicious", d.krum_malicious, -1, cfg.peers)
     o = cfg.overlay
     _range("overlay.degree", o.degree, 1, max(1, cfg.peers - 1))
+    _range("overlay.min_sources", o.min_sources, 0, max(2, cfg.peers - 1))
     _range("overlay.edge_probability", o.edge_probability, 0.0, 1.0, lo_open=True)
     p = cfg.protocol
     _range("protocol.committee_size", p.committee_size, 2, min(64, cfg.peers))

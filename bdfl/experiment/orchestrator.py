@@ -265,6 +265,7 @@ class Orchestrator:
         index_of_sub = {s.peer: s.index for s in subs}
         samples = {s.peer: s.num_samples for s in subs}  # capped at maxSamples by the contract
         weighting = self.cfg.defense.weighting
+        min_sources = self.cfg.overlay.min_sources if bdfl else 0
 
         def weight(a: str) -> float:
             return update_weight(states[a]["reputation"], samples.get(a, 1), weighting) if bdfl else 1.0
@@ -273,7 +274,7 @@ class Orchestrator:
         for addr in self.addresses:
             inputs[addr] = [
                 {"index": index_of_sub[nb], "peer": nb, "hash": usable[nb], "url": endpoints[nb], "weight": weight(nb)}
-                for nb in (checksum[x] for x in overlay.neighbours(addr)) if nb in usable
+                for nb in (checksum[x] for x in overlay.aggregation_sources(addr, usable, min_sources)) if nb in usable
             ] if addr in members else []
         own = {a: weight(a) for a in self.addresses}
         return inputs, own, states

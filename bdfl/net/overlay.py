@@ -151,6 +151,30 @@ class Overlay:
         """Sorted neighbours of ``addr`` (any casing); KeyError if not a member."""
         return self._adj[addr.strip().lower()]
 
+    def aggregation_sources(self, addr: str, usable: Iterable[str], min_sources: int = 0) -> tuple[str, ...]:
+        """The members whose updates ``addr`` aggregates: its neighbours that are in ``usable``
+        (e.g. approved this round); when fewer than ``min_sources`` of them are, the nearest
+        usable members further out, ring by ring (distance 2, then 3, ...), each ring in
+        address order, until ``min_sources`` are found or the graph is exhausted.
+
+        Why: an honest peer whose neighbours are mostly attackers (whose updates are
+        rejected) would otherwise aggregate little or nothing, drift on its own non-IID data,
+        and then fail audits as an outlier. The rule is deterministic, so every party that
+        holds the same graph computes the same sources. ``min_sources = 0``: neighbours only.
+        Empty when ``addr`` is not a member."""
+        a = addr.strip().lower()
+        if a not in self._adj:
+            return ()
+        ok = {u.strip().lower() for u in usable}
+        out = [n for n in self._adj[a] if n in ok]
+        seen = {a, *self._adj[a]}
+        ring = list(self._adj[a])
+        while ring and len(out) < min_sources:
+            ring = sorted({m for r in ring for m in self._adj[r]} - seen)
+            seen.update(ring)
+            out += [m for m in ring if m in ok][: min_sources - len(out)]
+        return tuple(out)
+
     def edges(self) -> tuple[tuple[str, str], ...]:
         """Sorted ``(a, b)`` pairs with ``a < b``."""
         if self._edges is None:

@@ -803,7 +803,10 @@ class StandalonePeer:
             self.tracker.update(active, rinfo.seed)
         usable = self._usable_updates(rnd, rep)
         checksum = {m.lower(): m for m in members}
-        neighbours = [checksum[x] for x in self.tracker.neighbours(self.address) if x in checksum]
+        min_sources = self.cfg.overlay.min_sources if self.peer.settings.defense == "bdfl" else 0
+        overlay = self.tracker.overlay
+        sources = overlay.aggregation_sources(self.address, usable, min_sources) if overlay is not None else ()
+        neighbours = [checksum[x] for x in sources if x in checksum]
         cands = [
             Candidate(index=-1, peer=nb, hash=usable[nb][0], url=self._endpoint_of(nb, None), weight=usable[nb][1])
             for nb in neighbours if nb in usable

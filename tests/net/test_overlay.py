@@ -403,3 +403,50 @@ def test_repair_reconnects_a_cut() -> None:
     r = repair_overlay(prev, left + right, SEED)
     assert r.is_connected() and max(r.degrees().values()) <= 4 and min(r.degrees().values()) >= 3
     assert r == reference_repair(prev, left + right, SEED, 4)
+
+
+# ------------------------------------------------------------------ aggregation sources
+
+
+def _path(n: int) -> Overlay:
+    """0 - 1 - 2 - ... - (n-1), members "a00", "a01", ..."""
+    names = [f"a{i:02d}" for i in range(n)]
+    adj = {m: [] for m in names}
+    for x, y in zip(names, names[1:]):
+        adj[x].append(y)
+        adj[y].append(x)
+    return Overlay("test", 2, adj)
+
+
+def test_aggregation_sources_are_usable_neighbours_by_default() -> None:
+    o = _path(6)
+    assert o.aggregation_sources("A02", ["a01", "a03", "a05"]) == ("a01", "a03")
+    assert o.aggregation_sources("a02", ["a05"]) == ()  # min_sources 0: neighbours only
+    assert o.aggregation_sources("zz", ["a01"], 3) == ()  # not a member
+
+
+def test_aggregation_sources_top_up_ring_by_ring_nearest_first() -> None:
+    o = _path(8)
+    # a03's neighbours a02, a04 are not usable: distance 2 (a01, a05) first, then 3 (a00, a06)
+    usable = ["a00", "a01", "a05", "a06", "a07"]
+    assert o.aggregation_sources("a03", usable, 1) == ("a01",)
+    assert o.aggregation_sources("a03", usable, 2) == ("a01", "a05")
+    assert o.aggregation_sources("a03", usable, 3) == ("a01", "a05", "a00")
+    assert o.aggregation_sources("a03", usable, 10) == ("a01", "a05", "a00", "a06", "a07")  # graph exhausted
+    # enough usable neighbours: nothing added
+    assert o.aggregation_sources("a03", ["a02", "a04", "a05"], 2) == ("a02", "a04")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(8, 40), st.integers(0, 10**6), st.integers(0, 6), st.data())
+def test_aggregation_sources_properties(n: int, seed: int, k: int, data: st.DataObject) -> None:
+    members = [f"0x{i:040x}" for i in range(n)]
+    o = build_overlay("expander", members, seed.to_bytes(4, "big"), degree=4)
+    usable = set(data.draw(st.lists(st.sampled_from(members), max_size=n)))
+    me = data.draw(st.sampled_from(members))
+    got = o.aggregation_sources(me, usable, k)
+    assert len(set(got)) == len(got) and me not in got and set(got) <= usable
+    near = [x for x in o.neighbours(me) if x in usable]
+    assert got[: len(near)] == tuple(near)  # every usable neighbour, first
+    assert len(got) >= min(k, len(usable - {me}))  # connected graph: enough are found
+    assert len(got) == max(len(near), min(k, len(usable - {me})))

@@ -1,0 +1,98 @@
+"""What each simulated peer is told to aggregate (Orchestrator._aggregation_inputs), on a
+chain state read through a stand-in keeper: approved updates only, reputation (x samples)
+weights, and the top-up from beyond the neighbours when too few of them were approved."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from bdfl.chain.protocol import Outcome
+from bdfl.config import from_dict
+from bdfl.experiment.orchestrator import Orchestrator
+from bdfl.learning.aggregation import update_weight
+from bdfl.peer.overlay_tracker import OverlayTracker
+
+N = 12
+ADDRS = [f"0x{i + 1:040X}".replace("0X", "0x") for i in range(N)]
+
+
+class FakeKeeper:
+    def __init__(self, reps: list[float]) -> None:
+        self.reps = reps
+
+    def peer_states(self, addresses: list[str]) -> dict[str, dict[str, Any]]:
+        return {a: {"active": True, "status": "ACTIVE", "reputation": self.reps[i]} for i, a in enumerate(addresses)}
+
+    def round_seed(self, rnd: int) -> bytes:
+        return b"\x07" * 32
+
+    def endpoints(self, addresses: list[str]) -> dict[str, str]:
+        return {a: f"http://p{i}/" for i, a in enumerate(addresses)}
+
+
+def _orchestrator(**overrides: Any) -> Orchestrator:
+    o = object.__new__(Orchestrator)
+    o.cfg = from_dict({"peers": N, "overlay": {"degree": 4}, **overrides})
+    o.addresses = list(ADDRS)
+    o.keeper = FakeKeeper([0.3 + 0.05 * i for i in range(N)])
+    return o
+
+
+def _subs(rejected: set[int]) -> list[Any]:
+    return [SimpleNamespace(peer=a, index=i, num_samples=10 + i, update_hash=bytes([i]) * 32,
+                            outcome=Outcome.REJECTED if i in rejected else Outcome.APPROVED) for i, a in enumerate(ADDRS)]
+
+
+def _graph() -> Any:
+    t = OverlayTracker("expander", 4)
+    return t.update(ADDRS, b"\x07" * 32)
+
+
+@pytest.mark.parametrize("min_sources", [0, 2])
+def test_only_approved_updates_with_reputation_weights(min_sources: int) -> None:
+    o = _orchestrator(overlay={"degree": 4, "min_sources": min_sources})
+    g = _graph()
+    me = ADDRS[0]
+    nbs = [next(a for a in ADDRS if a.lower() == x) for x in g.neighbours(me)]
+    rejected = {ADDRS.index(nbs[0])}  # one of four neighbours rejected: still 3 >= min_sources
+    inputs, own, _ = o._aggregation_inputs(0, _subs(rejected))
+    got = [c["peer"] for c in inputs[me]]
+    assert got == nbs[1:]  # the approved neighbours, nobody else
+    for c in inputs[me]:
+        assert c["weight"] == pytest.approx(0.3 + 0.05 * ADDRS.index(c["peer"]))
+        assert c["hash"] == "0x" + (bytes([ADDRS.index(c["peer"])]) * 32).hex()
+    assert own[me] == pytest.approx(0.3)
+
+
+def test_a_peer_whose_neighbours_were_rejected_tops_up_from_further_out() -> None:
+    g = _graph()
+    me = ADDRS[0]
+    rejected = {i for i, a in enumerate(ADDRS) if a.lower() in g.neighbours(me)}
+    inputs0, _, _ = _orchestrator(overlay={"degree": 4, "min_sources": 0})._aggregation_inputs(0, _subs(rejected))
+    assert inputs0[me] == []  # neighbours only: nothing to aggregate
+    inputs2, _, _ = _orchestrator(overlay={"degree": 4, "min_sources": 2})._aggregation_inputs(0, _subs(rejected))
+    got = [c["peer"].lower() for c in inputs2[me]]
+    two_hop = sorted({m for n in g.neighbours(me) for m in g.neighbours(n)} - {me.lower(), *g.neighbours(me)})
+    assert got == two_hop[:2]  # the nearest approved updates, in address order
+
+
+def test_weights_by_reputation_times_capped_samples() -> None:
+    o = _orchestrator(defense={"weighting": "reputation_samples"})
+    inputs, own, _ = o._aggregation_inputs(0, _subs(set()))
+    me = ADDRS[3]
+    for c in inputs[me]:
+        i = ADDRS.index(c["peer"])
+        assert c["weight"] == pytest.approx(update_weight(0.3 + 0.05 * i, 10 + i, "reputation_samples"))
+    assert own[me] == pytest.approx((0.3 + 0.15) * 13)
+
+
+def test_baselines_take_every_neighbour_unweighted() -> None:
+    o = _orchestrator(defense={"name": "median"})
+    g = _graph()
+    inputs, own, _ = o._aggregation_inputs(0, _subs({1, 2, 3}))
+    me = ADDRS[0]
+    assert sorted(c["peer"].lower() for c in inputs[me]) == list(g.neighbours(me))
+    assert all(c["weight"] == 1.0 for c in inputs[me]) and own[me] == 1.0
