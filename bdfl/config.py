@@ -74,6 +74,9 @@ class DefenseConfig:
     # bdfl: weigh approved updates by on-chain reputation ("reputation") or by reputation x
     # the submission's on-chain sample count, capped at protocol.max_samples ("reputation_samples")
     weighting: str = "reputation"
+    # bdfl: auditors reject an update whose hash was submitted in one of the last
+    # replay_window rounds (a replayed model, e.g. a free-rider's copy); 0 = off
+    replay_window: int = 3
     trimmed_beta: float = 0.2
     krum_malicious: int = -1  # -1: assume the configured attacker count
 
@@ -272,6 +275,7 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     _range("defense.audit_merge_loss_ratio", d.audit_merge_loss_ratio, 0.0, 100.0)
     if d.weighting not in ("reputation", "reputation_samples"):
         raise ConfigError("defense.weighting", f"unknown weighting {d.weighting!r}", "reputation, reputation_samples")
+    _range("defense.replay_window", d.replay_window, 0, 1000)
     _range("defense.trimmed_beta", d.trimmed_beta, 0.0, 0.5, hi_open=True)
     _range("defense.krum_malicious", d.krum_malicious, -1, cfg.peers)
     o = cfg.overlay

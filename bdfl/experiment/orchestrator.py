@@ -29,6 +29,7 @@ class Orchestrator:
         self.status = "running"
         self.started = time.monotonic()
         self.rounds_done = 0
+        self._subs_hashes: dict[int, list[str]] = {}  # closed rounds' submitted update hashes
         self.totals = {"tx_count": 0, "gas_used": 0}
 
     def note(self, text: str) -> None:
@@ -185,7 +186,8 @@ class Orchestrator:
             t = time.perf_counter()
             assignments = self._assignments(rnd)
             times.chain += time.perf_counter() - t
-            res = self.pool.call("audit_commit", rnd=rnd, assignments=assignments, attacker_addrs=self.attacker_addrs)
+            res = self.pool.call("audit_commit", rnd=rnd, assignments=assignments, attacker_addrs=self.attacker_addrs,
+                                 earlier_hashes=self._earlier_hashes(rnd))
             times.add(res)
             self._note_rejections(r, rnd, [x for w in res for x in w.get("rejected", [])])
             times.add(self.pool.call_in_turn("send_outbox"), in_turn=True)
@@ -229,6 +231,17 @@ class Orchestrator:
         wrong hash, malformed): one event line each (the audit rule's verdicts are votes, not these)."""
         for rej in rejected:
             self.faults.emit("InputRejected", r, rnd, f"peer {rej['peer']} ({rej['step']}) rejected the update of {rej['from']}: {rej['reason']}", **rej)
+
+    def _earlier_hashes(self, rnd: int) -> list[str]:
+        """Update hashes submitted on chain in the ``defense.replay_window`` rounds before
+        ``rnd`` (cached: a closed round's submissions never change)."""
+        cache = self._subs_hashes
+        out: list[str] = []
+        for past in range(max(0, rnd - self.cfg.defense.replay_window), rnd):
+            if past not in cache:
+                cache[past] = ["0x" + s.update_hash.hex() for s in self.keeper.submissions(past)]
+            out += cache[past]
+        return out
 
     def _assignments(self, rnd: int) -> dict[str, list[dict[str, Any]]]:
         """Per committee member: the updates it must audit, with on-chain hash and endpoint."""

@@ -192,12 +192,17 @@ class Worker:
         sign = self._take_signing()
         return {"peers": out, "seconds_train": t_train, "seconds_exchange": time.perf_counter() - t1 - sign, "seconds_chain": sign}
 
-    def audit_commit(self, rnd: int, assignments: dict[str, list[dict[str, Any]]], attacker_addrs: list[str]) -> dict[str, Any]:
+    def audit_commit(self, rnd: int, assignments: dict[str, list[dict[str, Any]]], attacker_addrs: list[str],
+                     earlier_hashes: list[str] | None = None) -> dict[str, Any]:
+        """Committee members of this worker fetch, judge and commit their votes. ``earlier_hashes``:
+        update hashes submitted in the last ``defense.replay_window`` rounds (replays are rejected
+        unfetched)."""
         from bdfl.peer.node import Candidate
 
         t0 = time.perf_counter()
+        earlier = frozenset(h.lower() for h in earlier_hashes or ())
         mine = {p.address: p for p in self.peers.values() if p.address in assignments}
-        wanted = {(c["url"], c["hash"]) for addr in mine for c in assignments[addr]}
+        wanted = {(c["url"], c["hash"]) for addr in mine for c in assignments[addr] if c["hash"].lower() not in earlier}
         fetched = self.fetcher.fetch_many(sorted(wanted)) if wanted else {}
         t1 = time.perf_counter()
         votes: dict[int, dict[str, Any]] = {}
@@ -206,7 +211,7 @@ class Worker:
         for addr, peer in mine.items():
             cands = [Candidate(index=c["index"], peer=c["peer"], hash=c["hash"], url=c["url"]) for c in assignments[addr]]
             before = len(peer.rejections)
-            idx, accept = peer.audit(rnd, cands, fetched, attackers)
+            idx, accept = peer.audit(rnd, cands, fetched, attackers, earlier_hashes=earlier)
             rejected += [{"peer": peer.index, "from": r.peer, "reason": r.reason, "step": "audit"} for r in peer.rejections[before:]]
             salt = peer.remember_votes(rnd, idx, accept)
             self._queue(peer, peer.chain.commit_votes, rnd, idx, accept, salt, wait=False)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -159,12 +160,19 @@ class Peer:
         return None
 
     # -- 4. auditing (committee members) ------------------------------------------
-    def audit(self, rnd: int, assigned: list[Candidate], fetched: dict[str, bytes | Exception], attacker_peers: frozenset[str] = frozenset()) -> tuple[list[int], list[bool]]:
-        """Vote on each assigned update: unverifiable bytes are rejected outright."""
+    def audit(self, rnd: int, assigned: list[Candidate], fetched: dict[str, bytes | Exception], attacker_peers: frozenset[str] = frozenset(),
+              earlier_hashes: Collection[str] = frozenset()) -> tuple[list[int], list[bool]]:
+        """Vote on each assigned update: unverifiable bytes are rejected outright, and so is an
+        update whose on-chain hash was already submitted in an earlier round (``earlier_hashes``,
+        lowercase 0x-hex): the same bytes again are a replay, e.g. a free-rider re-publishing a
+        model it received, never the result of training."""
         models: list[NDArrays] = []
         ok_positions: list[int] = []
         verdict = [False] * len(assigned)
         for pos, cand in enumerate(assigned):
+            if cand.hash.lower() in earlier_hashes:
+                self._reject(rnd, cand, "replayed")
+                continue
             params = self.decode_verified(rnd, cand, fetched.get(cand.hash, BDFLError("not fetched")))
             if params is not None:
                 models.append(params)

@@ -635,12 +635,17 @@ class StandalonePeer:
         for u in assigned:
             s = self.chain.submission(rnd, u)
             cands.append(Candidate(index=u, peer=s.peer, hash="0x" + s.update_hash.hex(), url=self._endpoint_of(s.peer, clock)))
+        # hashes submitted in the last replay_window rounds: a replayed update is rejected unfetched
+        window = self.cfg.defense.replay_window
+        earlier = frozenset("0x" + s.update_hash.hex() for past in range(max(0, rnd - window), rnd)
+                            for s in self.chain.submissions(past))
+        cands_to_fetch = [c for c in cands if c.hash.lower() not in earlier]
         t0 = time.perf_counter()
-        fetched = self.fetcher.fetch_many([(c.url, c.hash) for c in cands]) if cands else {}
+        fetched = self.fetcher.fetch_many([(c.url, c.hash) for c in cands_to_fetch]) if cands_to_fetch else {}
         give_up = time.monotonic() + min(AUDIT_RETRY_SECONDS, 0.5 * max(0.0, info.deadline - time.time()))
         retries = 0
         while not self.stop.is_set():
-            missing = [c for c in cands if getattr(fetched.get(c.hash), "reason", None) in RETRY_FETCH_REASONS]
+            missing = [c for c in cands_to_fetch if getattr(fetched.get(c.hash), "reason", None) in RETRY_FETCH_REASONS]
             if not missing or time.monotonic() >= give_up:
                 break
             if retries == 0:
@@ -656,7 +661,7 @@ class StandalonePeer:
         t_fetch = time.perf_counter() - t0
         got = [v for v in fetched.values() if isinstance(v, bytes)]
         before = len(self.peer.rejections)
-        indices, accept = self.peer.audit(rnd, cands, fetched)
+        indices, accept = self.peer.audit(rnd, cands, fetched, earlier_hashes=earlier)
         bad = len(self.peer.rejections) - before
         log.info("round %d: audit: fetched %d of %d assigned update(s) over HTTP (%d bytes, %.2f s); "
                  "%d verified against their on-chain hash and decoded; votes: %d accept, %d reject (%.2f s)",

@@ -1,0 +1,45 @@
+"""Auditors reject a replayed update (its on-chain hash was submitted in an earlier round)
+without fetching or evaluating it; fresh updates are still judged by the audit rule."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from bdfl.learning.data import load_digits, make_peer_shards
+from bdfl.learning.task import fit_client, load_task
+from bdfl.net.serialization import encode_ndarrays, hash_hex, update_hash
+from bdfl.peer.node import Candidate, Peer, PeerSettings
+
+
+def _auditor() -> tuple[Peer, Any, list[list[np.ndarray]]]:
+    task = load_task("clients.digits")
+    ds = load_digits()
+    shards = make_peer_shards(ds, 5, scheme="iid", seed=0, min_size=20)
+    hp = {"local_epochs": 1, "batch_size": 16}
+    clients = [task.make_client(s.train, s.val, seed=i, hparams=hp) for i, s in enumerate(shards)]
+    start = task.initial_parameters(ds, seed=0, hparams=hp)
+    trained = [fit_client(c, start, {"round": 0}).parameters for c in clients]
+    peer = Peer(index=0, address="0x" + "11" * 20, client=clients[0], endpoint=None, settings=PeerSettings())
+    peer.params = start
+    peer.reference, peer.trained = start, trained[0]
+    return peer, task, trained
+
+
+def _cand(i: int, data: bytes) -> Candidate:
+    return Candidate(index=i, peer=f"P{i}", hash=hash_hex(update_hash(data)), url="http://x")
+
+
+def test_replayed_updates_are_rejected_and_fresh_ones_judged() -> None:
+    peer, _task, trained = _auditor()
+    blobs = [encode_ndarrays(m) for m in trained[1:]]  # four honest updates of this round
+    cands = [_cand(i, b) for i, b in enumerate(blobs)]
+    fetched = {c.hash: b for c, b in zip(cands, blobs)}
+    _, fresh = peer.audit(1, cands, fetched)
+    assert fresh == [True] * 4 and peer.rejections == []
+    # the same bytes submitted again a round later (a free-rider's copy): rejected, not evaluated
+    earlier = frozenset(c.hash for c in cands[:2])
+    indices, votes = peer.audit(2, cands, {c.hash: b for c, b in zip(cands[2:], blobs[2:])}, earlier_hashes=earlier)
+    assert indices == [0, 1, 2, 3] and votes == [False, False, True, True]
+    assert [(r.round, r.peer, r.reason) for r in peer.rejections] == [(2, "P0", "replayed"), (2, "P1", "replayed")]
