@@ -190,6 +190,9 @@ class Orchestrator:
                                  earlier_hashes=self._earlier_hashes(rnd))
             times.add(res)
             self._note_rejections(r, rnd, [x for w in res for x in w.get("rejected", [])])
+            for x in (x for w in res for x in w.get("audit_rejections", [])):
+                # the rule's reasons for each reject vote (before attackers' vote hooks), for diagnosis
+                self.faults.emit("AuditRejected", r, rnd, "", **x)
             times.add(self.pool.call_in_turn("send_outbox"), in_turn=True)
             faults.after_commit(r, rnd)
             t = time.perf_counter()

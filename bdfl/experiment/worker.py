@@ -208,16 +208,18 @@ class Worker:
         votes: dict[int, dict[str, Any]] = {}
         attackers = frozenset(attacker_addrs)
         rejected: list[dict[str, Any]] = []
+        verdicts: list[dict[str, Any]] = []  # the audit rule's rejections, with the tests that failed
         for addr, peer in mine.items():
             cands = [Candidate(index=c["index"], peer=c["peer"], hash=c["hash"], url=c["url"]) for c in assignments[addr]]
             before = len(peer.rejections)
             idx, accept = peer.audit(rnd, cands, fetched, attackers, earlier_hashes=earlier)
             rejected += [{"peer": peer.index, "from": r.peer, "reason": r.reason, "step": "audit"} for r in peer.rejections[before:]]
+            verdicts += [{"peer": peer.index, "from": frm, "failed": list(failed)} for frm, failed in peer.last_audit_rejections]
             salt = peer.remember_votes(rnd, idx, accept)
             self._queue(peer, peer.chain.commit_votes, rnd, idx, accept, salt, wait=False)
             votes[peer.index] = {"indices": idx, "accept": accept}
         sign = self._take_signing()
-        return {"votes": votes, "rejected": rejected, "seconds_exchange": t1 - t0, "seconds_audit": time.perf_counter() - t1 - sign, "seconds_chain": sign}
+        return {"votes": votes, "rejected": rejected, "audit_rejections": verdicts, "seconds_exchange": t1 - t0, "seconds_audit": time.perf_counter() - t1 - sign, "seconds_chain": sign}
 
     def reveal(self, rnd: int) -> dict[str, Any]:
         n = 0

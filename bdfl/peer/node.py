@@ -94,6 +94,8 @@ class Peer:
         self.published: dict[int, str] = {}  # round -> hash hex
         self.pending_votes: dict[int, tuple[list[int], list[bool], bytes]] = {}
         self.rejections: list[Rejection] = []
+        # the audit rule's negative verdicts of the last audit: (candidate peer, failed tests)
+        self.last_audit_rejections: list[tuple[str, tuple[str, ...]]] = []
         self.received_last: list[NDArrays] = []
 
     @property
@@ -183,6 +185,9 @@ class Peer:
             verdicts = audit_updates(self.client, base, models, self.settings.audit_rule, start_params=start)
             for pos, v in zip(ok_positions, verdicts):
                 verdict[pos] = bool(v.accept)
+            self.last_audit_rejections = [(assigned[pos].peer, v.failed) for pos, v in zip(ok_positions, verdicts) if not v.accept]
+        else:
+            self.last_audit_rejections = []
         if self.attack is not None:
             from bdfl.attacks import VoteContext
 

@@ -43,3 +43,16 @@ def test_replayed_updates_are_rejected_and_fresh_ones_judged() -> None:
     indices, votes = peer.audit(2, cands, {c.hash: b for c, b in zip(cands[2:], blobs[2:])}, earlier_hashes=earlier)
     assert indices == [0, 1, 2, 3] and votes == [False, False, True, True]
     assert [(r.round, r.peer, r.reason) for r in peer.rejections] == [(2, "P0", "replayed"), (2, "P1", "replayed")]
+
+
+def test_the_rules_reasons_for_each_reject_vote_are_kept() -> None:
+    peer, _task, trained = _auditor()
+    rng = np.random.default_rng(0)
+    noisy = [(a + rng.normal(0, 3.0, a.shape)).astype(a.dtype) for a in trained[1]]
+    blobs = [encode_ndarrays(m) for m in [*trained[2:], noisy]]
+    cands = [_cand(i, b) for i, b in enumerate(blobs)]
+    _, votes = peer.audit(1, cands, {c.hash: b for c, b in zip(cands, blobs)})
+    assert votes == [True, True, True, False]
+    assert len(peer.last_audit_rejections) == 1
+    who, failed = peer.last_audit_rejections[0]
+    assert who == "P3" and "magnitude" in failed
