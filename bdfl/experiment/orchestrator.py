@@ -348,9 +348,12 @@ class Orchestrator:
                 "reputation": states[addr]["reputation"], "tokens": states[addr]["tokens"], "stake": states[addr]["stake"],
             })
         self.writer.append_metrics(rows)
+        asr = [pr["attack_success_rate"] for i, pr in peer_res.items() if i not in attackers and "attack_success_rate" in pr]
         round_row = {
             "round": r,
             **round_aggregates(rows),
+            # backdoor: mean over the honest peers' models of the triggered test images put in the target class
+            **({"attack_success_rate": sum(asr) / len(asr)} if asr else {}),
             "tx_count": txs, "gas_used": gas,
             "seconds_train": times.train, "seconds_exchange": times.exchange,
             "seconds_audit": times.audit, "seconds_chain": times.chain, "seconds_eval": times.eval, "seconds_total": seconds_total,

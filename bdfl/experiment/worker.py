@@ -112,6 +112,25 @@ class Worker:
                 self.peers[index] = self._make_peer(index)
         # one evaluation client on the global test set for the accuracy curves
         self.test_client = task.make_client((dataset.X_test[:64], dataset.y_test[:64]), (dataset.X_test, dataset.y_test), seed=0, hparams=_hparams(cfg))
+        self.asr_client = self._asr_client(task, dataset)
+
+    def _asr_client(self, task: Any, dataset: Any) -> Any:
+        """Under a backdoor attack: a client whose validation set is the test set with the
+        trigger stamped on every image of another class, labelled with the target class, so
+        its accuracy is the attack success rate (bdfl.attacks.backdoor). None otherwise."""
+        from bdfl.attacks.backdoor import apply_trigger
+        from bdfl.experiment.setup import make_attack_for
+
+        if not self.attackers:
+            return None
+        attack = make_attack_for(self.cfg, min(self.attackers))
+        attack = getattr(attack, "inner_attack", attack)  # on_off around a backdoor
+        if not hasattr(attack, "attack_success_rate"):
+            return None
+        keep = np.asarray(dataset.y_test) != attack.target_label
+        X = apply_trigger(np.asarray(dataset.X_test)[keep], size=attack.trigger_size, corner=attack.corner, value=attack.trigger_value)
+        y = np.full(int(keep.sum()), attack.target_label, dtype=np.asarray(dataset.y_test).dtype)
+        return task.make_client((X[:64], y[:64]), (X, y), seed=0, hparams=_hparams(self.cfg))
 
     def _make_peer(self, index: int) -> Any:
         """Build peer ``index`` from what it owns: key, data shard, endpoint port; it starts from
@@ -280,8 +299,11 @@ class Worker:
             info = peer.aggregate(rnd, cands, fetched, own_weight=own_weights.get(peer.address, 1.0))
             t = time.perf_counter()
             loss, _n, metrics = self.test_client.evaluate(peer.params, {})
-            t_eval += time.perf_counter() - t
             out[peer.index] = {**info, "accuracy": float(metrics.get("accuracy", float("nan"))), "loss": float(loss), "rejected_inputs": len(peer.rejections) - before}
+            if self.asr_client is not None and peer.index not in self.attackers:
+                _l, _n, m = self.asr_client.evaluate(peer.params, {})
+                out[peer.index]["attack_success_rate"] = float(m.get("accuracy", float("nan")))
+            t_eval += time.perf_counter() - t
             refused = {r.peer for r in peer.rejections[before:]}
             out[peer.index]["rejected"] = [{"peer": peer.index, "from": r.peer, "reason": r.reason, "step": "aggregate"} for r in peer.rejections[before:]]
             if record:

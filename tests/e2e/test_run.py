@@ -240,3 +240,20 @@ def test_devnet_dying_mid_run_is_reported_and_results_kept(tmp_path: Path) -> No
     rounds = _rows(out / "rounds.csv")
     assert len(rounds) >= 1 and float(rounds[0]["honest_accuracy"]) > 0
     assert json.loads((out / "summary.json").read_text())["status"] == "failed"
+
+
+def test_backdoor_run_reports_its_attack_success_rate(tmp_path: Path) -> None:
+    """Under a backdoor the honest peers' models are tested on triggered images: rounds.csv
+    and summary.json carry the share classified as the target (not under other attacks)."""
+    cfg = load_config(ROOT / "experiments" / "configs" / "default.toml",
+                      {**TINY, "seed": 5, "rounds": 3, "attack.name": "backdoor", "attack.fraction": 0.375})
+    out = run_experiment(cfg, quiet=True, out=tmp_path / "bd")
+    asr = [r["attack_success_rate"] for r in _rows(out / "rounds.csv")]
+    assert len(asr) == 3 and all(0.0 <= float(x) <= 1.0 for x in asr)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["attack_success_rate_final"] == pytest.approx(float(asr[-1]))
+
+
+def test_no_attack_success_rate_without_a_backdoor(tiny_run: Path) -> None:
+    assert all(r["attack_success_rate"] == "" for r in _rows(tiny_run / "rounds.csv"))
+    assert json.loads((tiny_run / "summary.json").read_text())["attack_success_rate_final"] is None
