@@ -160,16 +160,22 @@ def _run_all(todo: list[tuple[int, dict[str, Any], ExperimentConfig, Path]], tot
                 cfg_path.write_text(dump_toml(cfg))
                 if not quiet:
                     print(f"[sweep {i}/{total}] {params}", flush=True)
-                proc = subprocess.Popen(
-                    [sys.executable, "-m", "bdfl", "run", "--config", str(cfg_path), "--out", str(run_dir), "--quiet"],
-                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                )
+                # stderr to a file, never a pipe: a pipe nobody reads until the run ends fills
+                # up (64 KiB) on a chatty run and blocks it forever
+                err_path = run_dir.parent / f".{run_dir.name}.stderr"
+                with open(err_path, "w") as err_file:
+                    proc = subprocess.Popen(
+                        [sys.executable, "-m", "bdfl", "run", "--config", str(cfg_path), "--out", str(run_dir), "--quiet"],
+                        stdout=subprocess.DEVNULL, stderr=err_file, text=True,
+                    )
                 running[proc] = pick
                 busy_seeds.add(cfg.seed)
             time.sleep(0.2)
             for proc in [p for p in running if p.poll() is not None]:
                 i, params, cfg, run_dir = running.pop(proc)
-                err = (proc.stderr.read() if proc.stderr else "").strip()
+                err_path = run_dir.parent / f".{run_dir.name}.stderr"
+                err = err_path.read_text(errors="replace").strip() if err_path.exists() else ""
+                err_path.unlink(missing_ok=True)
                 (run_dir.parent / f".{run_dir.name}.toml").unlink(missing_ok=True)
                 if proc.returncode == 130:
                     raise KeyboardInterrupt

@@ -89,3 +89,33 @@ def test_bad_grid_point_is_refused_before_any_run(tmp_path: Path) -> None:
         expand(grid)
     assert info.value.field == "defense.name" and "magic" in str(info.value)
     assert not (tmp_path / "sweep").exists()
+
+
+@pytest.mark.timeout(60)
+def test_a_chatty_run_does_not_block_the_sweep(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run writing far more to stderr than a pipe holds (64 KiB) still finishes, and a
+    failing run's last stderr lines reach the sweep's report (stderr goes to a file, not a
+    pipe read only at the end, which blocked such a run forever)."""
+    import sys
+
+    from bdfl.experiment import sweep as sweep_mod
+
+    fake = tmp_path / "fake-python"
+    fake.write_text("#!/bin/sh\n"
+                    "i=0; while [ $i -lt 4000 ]; do echo \"log line $i: $(printf '%0100d' 0)\" >&2; i=$((i+1)); done\n"
+                    "case \"$*\" in *fail*) echo 'error: the last words' >&2; exit 1;; esac\n"
+                    "exit 0\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(fake))
+    _name, runs = expand(_grid(tmp_path))
+    todo = [(i, params, cfg, tmp_path / "runs" / f"r{i}{'-fail' if i == 2 else ''}")
+            for i, (params, cfg) in enumerate(runs[:2], 1)]
+    failures = sweep_mod._run_all(todo, len(todo), jobs=2, quiet=True)
+    assert len(failures) == 1 and "error: the last words" in failures[0]
+    assert not list((tmp_path / "runs").glob(".*.stderr"))  # cleaned up
+
+
+def _grid(tmp_path: Path) -> Path:
+    grid = tmp_path / "grid.toml"
+    grid.write_text(GRID)
+    return grid
