@@ -45,6 +45,24 @@ def apply_trigger(
     return X
 
 
+def triggered_test_set(
+    X_test: np.ndarray,
+    y_test: np.ndarray,
+    *,
+    target_label: int,
+    trigger_size: int = 2,
+    corner: str = "bottom_right",
+    value: float = 1.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The test samples whose true label is not ``target_label``, with the trigger stamped on,
+    all labelled ``target_label``: a model's accuracy on them is the attack success rate."""
+    keep = np.asarray(y_test) != target_label
+    if not keep.any():
+        raise AttackError("attack_success_rate: every test sample already has the target label")
+    X_trig = apply_trigger(np.asarray(X_test)[keep], size=trigger_size, corner=corner, value=value)
+    return X_trig, np.full(int(keep.sum()), target_label, dtype=np.int64)
+
+
 def attack_success_rate(
     evaluate: Callable[[np.ndarray, np.ndarray], float] | None,
     X_test: np.ndarray,
@@ -63,11 +81,8 @@ def attack_success_rate(
     Give either ``evaluate(X, y) -> accuracy`` or ``task`` (a :class:`bdfl.learning.task.Task`)
     plus ``parameters`` (evaluated through the task's own client).
     """
-    keep = np.asarray(y_test) != target_label
-    if not keep.any():
-        raise AttackError("attack_success_rate: every test sample already has the target label")
-    X_trig = apply_trigger(np.asarray(X_test)[keep], size=trigger_size, corner=corner, value=value)
-    y_trig = np.full(int(keep.sum()), target_label, dtype=np.int64)
+    X_trig, y_trig = triggered_test_set(X_test, y_test, target_label=target_label, trigger_size=trigger_size,
+                                        corner=corner, value=value)
     if evaluate is None:
         if task is None or parameters is None:
             raise AttackError("attack_success_rate needs evaluate(X, y) or task and parameters")
@@ -113,6 +128,11 @@ class Backdoor(Attack):
         if self.boost == 1.0:
             return ctx.trained
         return boost_update(ctx, self.boost)
+
+    def triggered_test_set(self, X_test: np.ndarray, y_test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`triggered_test_set` with this attack's trigger and target."""
+        return triggered_test_set(X_test, y_test, target_label=self.target_label, trigger_size=self.trigger_size,
+                                  corner=self.corner, value=self.trigger_value)
 
     def attack_success_rate(self, evaluate, X_test, y_test, **kwargs):  # noqa: ANN001, ANN201
         """:func:`attack_success_rate` with this attack's trigger and target."""

@@ -29,7 +29,7 @@ class Orchestrator:
         self.status = "running"
         self.started = time.monotonic()
         self.rounds_done = 0
-        self._subs_hashes: dict[int, list[str]] = {}  # closed rounds' submitted update hashes
+        self._subs_hashes: dict[int, list[str]] = {}  # recent closed rounds' submitted update hashes
         self.totals = {"tx_count": 0, "gas_used": 0}
 
     def note(self, text: str) -> None:
@@ -210,6 +210,7 @@ class Orchestrator:
         self.progress.phase(offset + 1, "aggregate")
         t = time.perf_counter()
         subs = k.submissions(rnd)  # final outcomes: read once, used for aggregation and the results
+        self._remember_hashes(rnd, subs)
         inputs, own_weights, states = self._aggregation_inputs(rnd, subs, r)
         times.chain += time.perf_counter() - t
         res = self.pool.call("aggregate", rnd=rnd, inputs=inputs, own_weights=own_weights)
@@ -235,15 +236,22 @@ class Orchestrator:
         for rej in rejected:
             self.faults.emit("InputRejected", r, rnd, f"peer {rej['peer']} ({rej['step']}) rejected the update of {rej['from']}: {rej['reason']}", **rej)
 
+    def _remember_hashes(self, rnd: int, subs: list[Any]) -> None:
+        """Keep the update hashes of closed round ``rnd`` (read once at its close) for the
+        replay check of the next ``defense.replay_window`` rounds; older rounds are dropped."""
+        self._subs_hashes[rnd] = ["0x" + s.update_hash.hex() for s in subs]
+        for old in [x for x in self._subs_hashes if x <= rnd - self.cfg.defense.replay_window]:
+            del self._subs_hashes[old]
+
     def _earlier_hashes(self, rnd: int) -> list[str]:
-        """Update hashes submitted on chain in the ``defense.replay_window`` rounds before
-        ``rnd`` (cached: a closed round's submissions never change)."""
-        cache = self._subs_hashes
+        """Update hashes submitted on chain in the ``defense.replay_window`` rounds before ``rnd``;
+        a round not seen by this run (before it started) is read from the chain."""
         out: list[str] = []
         for past in range(max(0, rnd - self.cfg.defense.replay_window), rnd):
-            if past not in cache:
-                cache[past] = ["0x" + s.update_hash.hex() for s in self.keeper.submissions(past)]
-            out += cache[past]
+            hashes = self._subs_hashes.get(past)
+            if hashes is None:
+                hashes = ["0x" + s.update_hash.hex() for s in self.keeper.submissions(past)]
+            out += hashes
         return out
 
     def _assignments(self, rnd: int) -> dict[str, list[dict[str, Any]]]:

@@ -118,18 +118,15 @@ class Worker:
         """Under a backdoor attack: a client whose validation set is the test set with the
         trigger stamped on every image of another class, labelled with the target class, so
         its accuracy is the attack success rate (bdfl.attacks.backdoor). None otherwise."""
-        from bdfl.attacks.backdoor import apply_trigger
         from bdfl.experiment.setup import make_attack_for
 
         if not self.attackers:
             return None
         attack = make_attack_for(self.cfg, min(self.attackers))
         attack = getattr(attack, "inner_attack", attack)  # on_off around a backdoor
-        if not hasattr(attack, "attack_success_rate"):
+        if not hasattr(attack, "triggered_test_set"):
             return None
-        keep = np.asarray(dataset.y_test) != attack.target_label
-        X = apply_trigger(np.asarray(dataset.X_test)[keep], size=attack.trigger_size, corner=attack.corner, value=attack.trigger_value)
-        y = np.full(int(keep.sum()), attack.target_label, dtype=np.asarray(dataset.y_test).dtype)
+        X, y = attack.triggered_test_set(dataset.X_test, dataset.y_test)
         return task.make_client((X[:64], y[:64]), (X, y), seed=0, hparams=_hparams(self.cfg))
 
     def _make_peer(self, index: int) -> Any:
