@@ -99,6 +99,9 @@ class ProtocolConfig:
     committee_size: int = 7
     auditors_per_update: int = 3
     quorum: int = 2
+    # Rejections must exceed this percentage of the revealed votes (50 = simple majority);
+    # 66 = two thirds, so a colluding minority of auditors cannot reject honest updates.
+    reject_percent: int = 66
     min_stake: int = 100
     submit_seconds: int = 600
     commit_seconds: int = 600
@@ -286,6 +289,7 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     _range("protocol.committee_size", p.committee_size, 2, min(64, cfg.peers))
     _range("protocol.auditors_per_update", p.auditors_per_update, 1, max(1, p.committee_size - 1))
     _range("protocol.quorum", p.quorum, 1, p.auditors_per_update)
+    _range("protocol.reject_percent", p.reject_percent, 50, 99)
     _range("protocol.min_stake", p.min_stake, 1, 10**30)
     for phase in ("submit_seconds", "commit_seconds", "reveal_seconds"):
         _range(f"protocol.{phase}", getattr(p, phase), 1, 86_400)

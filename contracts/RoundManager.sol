@@ -14,7 +14,8 @@ import {Sortition} from "./Sortition.sol";
 ///         all its votes. Reveal: it reveals the votes and salt; the contract checks the hash
 ///         and that every vote is on an update assigned to it. Finalize (in batches): each
 ///         update is approved iff it has >= quorum revealed votes and a strict majority
-///         accepts; reputation, rewards and slashes are booked in the PeerRegistry; then the
+///         accepts, rejected iff it has >= quorum revealed votes and more than rejectPercent %
+///         of them reject (a supermajority by default); reputation, rewards and slashes are booked in the PeerRegistry; then the
 ///         next round opens.
 ///         A phase ends at its deadline (anyone may call {advance}) or as soon as everyone
 ///         expected has acted, so one slow or dead peer never stalls the system.
@@ -31,8 +32,8 @@ contract RoundManager {
 
     /// @notice Result of the audit of one update.
     /// Approved: quorum reached, strict majority accepts, trainer eligible -> aggregated.
-    /// Rejected: quorum reached, strict majority rejects -> slashed.
-    /// Undecided: no quorum or a tie -> no effect.
+    /// Rejected: quorum reached, more than rejectPercent % of the votes reject -> slashed.
+    /// Undecided: no quorum, or neither a strict majority of accepts nor enough rejects -> no effect.
     /// Probation: accepted, but the trainer was below repThreshold when it submitted -> it
     /// regains reputation but the update is not aggregated and earns no tokens.
     enum Outcome {
@@ -173,6 +174,7 @@ contract RoundManager {
     uint16 internal immutable _committeeSize;
     uint16 internal immutable _auditorsPerUpdate;
     uint16 internal immutable _quorum;
+    uint16 internal immutable _rejectPercent;
     uint32 internal immutable _maxSamples;
 
     /// @notice Round currently open (rounds before it are Closed).
@@ -207,6 +209,7 @@ contract RoundManager {
         _committeeSize = p.committeeSize;
         _auditorsPerUpdate = p.auditorsPerUpdate;
         _quorum = p.quorum;
+        _rejectPercent = p.rejectPercent;
         _maxSamples = p.maxSamples;
         _open(0);
     }
@@ -631,7 +634,7 @@ contract RoundManager {
         Outcome outcome = Outcome.Undecided;
         if (votes >= _quorum) {
             if (2 * accepts > votes) outcome = s.eligible ? Outcome.Approved : Outcome.Probation;
-            else if (2 * rejects > votes) outcome = Outcome.Rejected;
+            else if (100 * rejects > votes * _rejectPercent) outcome = Outcome.Rejected;
         }
         s.outcome = outcome;
         address peer = s.peer;

@@ -417,7 +417,7 @@ class Model:
         if votes >= self.p.quorum:
             if 2 * acc > votes:
                 return APPROVED if sub.eligible else PROBATION
-            if 2 * rej > votes:
+            if 100 * rej > votes * self.p.reject_percent:
                 return REJECTED
         return UNDECIDED
 

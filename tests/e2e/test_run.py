@@ -60,7 +60,8 @@ PRE_EXISTING: set[int] = set()
 def _run_until_first_round(out: Path) -> subprocess.Popen[str]:
     """`bdfl run` (6 peers, 50 rounds) in its own process group, returned once a round is on disk."""
     args = [sys.executable, "-m", "bdfl", "run", "--config", str(ROOT / "experiments/configs/default.toml"),
-            "--peers", "6", "--rounds", "50", "--set", "protocol.committee_size=4", "--out", str(out), "--quiet"]
+            "--peers", "6", "--rounds", "50", "--set", "protocol.committee_size=4",
+            "--set", "protocol.auditors_per_update=3", "--set", "protocol.quorum=2", "--out", str(out), "--quiet"]
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
@@ -120,9 +121,15 @@ def test_metrics_have_real_values(tiny_run: Path) -> None:
     last = [r for r in metrics if r["round"] == "4"]
     att = [float(r["reputation"]) for r in last if r["attacker"] == "1"]
     hon = [float(r["reputation"]) for r in last if r["attacker"] == "0"]
-    assert max(att) < min(hon), f"attackers' reputation {att} not below honest {hon}"
-    # rejected attackers were slashed, approved honest peers earned tokens
-    assert max(float(r["stake"]) for r in last if r["attacker"] == "1") < min(float(r["stake"]) for r in last if r["attacker"] == "0")
+    # issue 5's criterion: the attackers' mean reputation below every honest peer's. Not
+    # every label flipper need be caught in 4 rounds of a poor model (which ones are
+    # depends on the committee draws, i.e. on chain randomness), so not max(att).
+    assert sum(att) / len(att) < min(hon), f"attackers' reputation {att} not below honest {hon}"
+    # a rejected attacker was slashed, no honest peer was; approved honest peers earned tokens
+    stakes = {r["attacker"]: [] for r in last}
+    for r in last:
+        stakes[r["attacker"]].append(float(r["stake"]))
+    assert min(stakes["1"]) < min(stakes["0"]) == max(stakes["0"])
     assert min(float(r["tokens"]) for r in last if r["attacker"] == "0") > 0
 
 

@@ -21,6 +21,8 @@ peers = 5
 rounds = 2
 workers = 1
 "protocol.committee_size" = 4
+"protocol.auditors_per_update" = 3
+"protocol.quorum" = 2
 "overlay.degree" = 2
 "attack.fraction" = 0.2
 [grid]

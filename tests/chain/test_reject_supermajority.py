@@ -1,0 +1,73 @@
+"""``rejectPercent``: a rejection (which slashes) needs more than that share of the votes.
+
+A deployment with K = 6 seats and m = 5 auditors per update, so 3 of 5 is a simple majority
+but not two thirds. Run once with ``reject_percent = 66`` (the default) and once with 50.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from bdfl.chain.protocol import Outcome, Phase, new_salt
+from tests.chain.helpers import TEST_PARAMS, Env, setup_proto
+
+pytestmark = pytest.mark.chain
+
+
+@pytest.fixture(scope="module", params=[66, 50], ids=["two-thirds", "majority"])
+def env5(request: Any, devnet: Any, artifacts: Any) -> Iterator[Env]:
+    params = dataclasses.replace(
+        TEST_PARAMS, committee_size=6, auditors_per_update=5, quorum=3, reject_percent=request.param
+    )
+    proto = setup_proto(devnet, artifacts, params)
+    snap = proto.rpc("evm_snapshot")
+    try:
+        yield Env(proto)
+    finally:
+        proto.rpc("evm_revert", [snap])
+
+
+def test_rejection_needs_more_than_reject_percent_of_the_votes(env5: Env) -> None:
+    env = env5
+    pct = env.params.reject_percent
+    peers = env.join(env.peers)
+    r = env.deployer.current_round()
+    env.submit(peers, r)
+    assert env.deployer.phase() == Phase.COMMIT
+    committee = env.deployer.committee(r)
+    assert len(committee) == 6
+    subs = env.deployer.submissions(r)
+    # three target updates and how many of their 5 auditors reject each
+    targets = {subs[0].index: 3, subs[1].index: 4, subs[2].index: 2}
+    auditors = {u: env.deployer.auditors_of(r, u) for u in targets}
+    assert all(len(a) == 5 for a in auditors.values())
+    votes = {}
+    for a in committee:
+        idx = env.deployer.assignments_of(r, a)
+        acc = [not (u in targets and auditors[u].index(a) < targets[u]) for u in idx]
+        votes[a] = (idx, acc, new_salt())
+    env.commit_all(r, votes)
+    env.reveal_all(r, votes)
+    stakes = {s.peer: env.deployer.stake_of(s.peer) for s in subs}
+    env.deployer.finalize(r)
+    after = {s.index: s for s in env.deployer.submissions(r)}
+    for u, rejects in targets.items():
+        s = after[u]
+        assert (s.accepts, s.rejects) == (5 - rejects, rejects)
+        if 2 * (5 - rejects) > 5:
+            expected = Outcome.APPROVED  # a simple majority of accepts approves
+        elif 100 * rejects > 5 * pct:
+            expected = Outcome.REJECTED
+        else:
+            expected = Outcome.UNDECIDED
+        assert s.outcome == expected, (u, rejects, pct)
+        slashed = stakes[s.peer] - env.deployer.stake_of(s.peer)
+        assert slashed == (env.params.slash_amount if expected == Outcome.REJECTED else 0)
+    # 3 of 5 rejects: slashed under a simple majority, not under two thirds
+    assert after[subs[0].index].outcome == (Outcome.UNDECIDED if pct == 66 else Outcome.REJECTED)
+    assert after[subs[1].index].outcome == Outcome.REJECTED
+    assert after[subs[2].index].outcome == Outcome.APPROVED
