@@ -156,6 +156,17 @@ class _Stop:
         return self.event.is_set()
 
 
+@dataclass(frozen=True)
+class _AggregationPlan:
+    """What a peer aggregates after a closed round (StandalonePeer._aggregation_plan)."""
+
+    candidates: list[Any]  # bdfl.peer.node.Candidate
+    own_weight: float
+    sources: int  # overlay neighbours plus min_sources top-ups that are members
+    round_info: Any  # the closed round's RoundInfo
+    reputation: float  # this peer's, in [0, 1]
+
+
 @dataclass
 class _RoundClock:
     first_seen: float
@@ -355,46 +366,58 @@ class StandalonePeer:
             log.info("round %d: serving the saved update %s again after a restart", r, want[:10])
             break
 
-    def _usable_updates(self, rnd: int, rep: dict[str, float]) -> dict[str, tuple[str, float]]:
-        """Peer -> (on-chain update hash, aggregation weight) of the updates of closed round
-        ``rnd`` this peer may aggregate: under ``bdfl`` only the approved ones, weighted by
-        reputation (times the capped on-chain sample count with ``defense.weighting =
-        "reputation_samples"``); under a baseline every submission, weight 1."""
-        from bdfl.chain.protocol import Outcome
+    def _aggregation_plan(self, rnd: int) -> _AggregationPlan:
+        """What this peer aggregates after closed round ``rnd``: the candidates (under
+        ``bdfl`` only approved updates, from its overlay neighbours topped up to
+        ``overlay.min_sources`` with the nearest approved updates further out, weighted by
+        reputation, times the capped on-chain sample count with ``defense.weighting =
+        "reputation_samples"``; under a baseline every neighbour's submission, weight 1),
+        its own model's weight, and what the round log reports. The orchestrator's
+        ``_aggregation_inputs`` applies the same rule to simulated peers."""
+        from bdfl.chain.protocol import Outcome, Status
         from bdfl.learning.aggregation import update_weight
+        from bdfl.peer.node import Candidate
 
-        subs = self.chain.submissions(rnd)
-        if self.peer.settings.defense != "bdfl":
-            return {s.peer: ("0x" + s.update_hash.hex(), 1.0) for s in subs}
+        chain = self.chain
+        members = chain.members()
+        states = chain.peer_states(members) if members else []
+        rep = {info.address: info.reputation / 1e18 for info, _s, _c in states}
+        active = [info.address for info, _s, _c in states if info.status == Status.ACTIVE]
+        rinfo = chain.round_info(rnd)
+        if active:
+            self.tracker.update(active, rinfo.seed)
+        subs = chain.submissions(rnd)
+        bdfl = self.peer.settings.defense == "bdfl"
         weighting = self.cfg.defense.weighting
-        return {s.peer: ("0x" + s.update_hash.hex(), update_weight(rep.get(s.peer, 0.0), s.num_samples, weighting))
-                for s in subs if s.outcome == Outcome.APPROVED}
+        samples = {s.peer: s.num_samples for s in subs}  # capped at maxSamples by the contract
+
+        def weight(a: str) -> float:
+            return update_weight(rep.get(a, 0.0), samples.get(a, 1), weighting) if bdfl else 1.0
+
+        usable = {s.peer: "0x" + s.update_hash.hex() for s in subs if not bdfl or s.outcome == Outcome.APPROVED}
+        overlay = self.tracker.overlay
+        min_sources = self.cfg.overlay.min_sources if bdfl else 0
+        sources = overlay.aggregation_sources(self.address, usable, min_sources) if overlay is not None else ()
+        checksum = {m.lower(): m for m in members}
+        neighbours = [checksum[x] for x in sources if x in checksum]
+        cands = [
+            Candidate(index=-1, peer=nb, hash=usable[nb], url=self._endpoint_of(nb, None), weight=weight(nb))
+            for nb in neighbours if nb in usable
+        ]
+        return _AggregationPlan(cands, weight(self.address), len(neighbours), rinfo, rep.get(self.address, 0.0))
 
     def resync(self) -> None:
         """After missing rounds (down, inactive, or joining a running federation): take a current
         model from the neighbours' latest approved updates, each hash-checked against the chain,
         instead of resuming from an old one (bdfl.peer.rejoin.resync_model; the simulation's
         restarted peers do the same)."""
-        from bdfl.chain.protocol import Status
         from bdfl.net.serialization import encode_ndarrays
-        from bdfl.peer.node import Candidate
         from bdfl.peer.rejoin import resync_model
 
         closed = self.chain.current_round() - 1
         if closed < 0 or self.state.last_aggregated >= closed or self.trained_round is not None:
             return
-        chain = self.chain
-        members = chain.members()
-        states = chain.peer_states(members) if members else []
-        rep = {info.address: info.reputation / 1e18 for info, _s, _c in states}
-        active = [info.address for info, _s, _c in states if info.status == Status.ACTIVE]
-        if not active:
-            return
-        self.tracker.update(active, chain.round_info(closed).seed)
-        usable = self._usable_updates(closed, rep)
-        checksum = {m.lower(): m for m in members}
-        cands = [Candidate(index=-1, peer=nb, hash=usable[nb][0], url=self._endpoint_of(nb, None), weight=usable[nb][1])
-                 for nb in (checksum[x] for x in self.tracker.neighbours(self.address) if x in checksum) if nb in usable]
+        cands = self._aggregation_plan(closed).candidates
         fetched = self.fetcher.fetch_many([(c.url, c.hash) for c in cands]) if cands else {}
         used = resync_model(self.peer, closed, cands, fetched)
         if not used:
@@ -793,37 +816,18 @@ class StandalonePeer:
     # -- after the round closed ---------------------------------------------------------
     def finish_round(self, rnd: int) -> None:
         """Aggregate the approved updates of this peer's overlay neighbours; evaluate; log."""
-        from bdfl.chain.protocol import Status
         from bdfl.net.serialization import encode_ndarrays
-        from bdfl.peer.node import Candidate
 
         t0 = time.perf_counter()
         chain = self.chain
-        members = chain.members()
-        states = chain.peer_states(members) if members else []
-        rep = {info.address: info.reputation / 1e18 for info, _s, _c in states}
-        active = [info.address for info, _s, _c in states if info.status == Status.ACTIVE]
-        rinfo = chain.round_info(rnd)
-        if active:
-            self.tracker.update(active, rinfo.seed)
-        usable = self._usable_updates(rnd, rep)
-        checksum = {m.lower(): m for m in members}
-        min_sources = self.cfg.overlay.min_sources if self.peer.settings.defense == "bdfl" else 0
-        overlay = self.tracker.overlay
-        sources = overlay.aggregation_sources(self.address, usable, min_sources) if overlay is not None else ()
-        neighbours = [checksum[x] for x in sources if x in checksum]
-        cands = [
-            Candidate(index=-1, peer=nb, hash=usable[nb][0], url=self._endpoint_of(nb, None), weight=usable[nb][1])
-            for nb in neighbours if nb in usable
-        ]
+        plan = self._aggregation_plan(rnd)
+        cands = plan.candidates
         t1 = time.perf_counter()
         fetched = self.fetcher.fetch_many([(c.url, c.hash) for c in cands]) if cands else {}
         got = [v for v in fetched.values() if isinstance(v, bytes)]
         t_fetch = time.perf_counter() - t1
         before = len(self.peer.rejections)
-        own = usable.get(self.address)
-        own_weight = own[1] if own is not None else (max(rep.get(self.address, 0.0), 1e-6) if self.peer.settings.defense == "bdfl" else 1.0)
-        agg = self.peer.aggregate(rnd, cands, fetched, own_weight=own_weight)
+        agg = self.peer.aggregate(rnd, cands, fetched, own_weight=plan.own_weight)
         rejected = len(self.peer.rejections) - before
         loss, n_val, metrics = self.peer.client.evaluate(self.peer.params, {})
         acc = float(metrics.get("accuracy", float("nan")))
@@ -840,8 +844,8 @@ class StandalonePeer:
                  rnd, len(got), len(cands), sum(len(b) for b in got), t_fetch, agg["aggregated"])
         log.info("round %d done: accuracy %.4f (local val, %d samples) loss %.4f | approved %d/%d on chain | "
                  "neighbours %d, aggregated %d, rejected %d | committee %s | reputation %.3f | %.1f s (aggregation %.2f s)",
-                 rnd, acc, n_val, float(loss), rinfo.approved_count, rinfo.num_submissions, len(neighbours),
-                 agg["aggregated"], rejected, committee, rep.get(self.address, 0.0), seconds, time.perf_counter() - t0)
+                 rnd, acc, n_val, float(loss), plan.round_info.approved_count, plan.round_info.num_submissions,
+                 plan.sources, agg["aggregated"], rejected, committee, plan.reputation, seconds, time.perf_counter() - t0)
 
     def linger(self) -> None:
         """After the last round, keep serving a little so that slower neighbours can still

@@ -1,0 +1,105 @@
+"""What a standalone peer aggregates after a round (``StandalonePeer._aggregation_plan``),
+against a fake chain: the same rule as the simulation's ``_aggregation_inputs`` —
+approved updates only, topped up to ``overlay.min_sources``, weights from reputation (and
+the capped on-chain sample count), its own weight by the same formula even when its own
+update was not approved — and the same plan for the resync after missed rounds."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from bdfl.chain.protocol import Outcome, PeerInfo, Phase, RoundInfo, Status, Submission
+from bdfl.learning.aggregation import update_weight
+from bdfl.peer.overlay_tracker import OverlayTracker
+from bdfl.peer.standalone import StandalonePeer
+
+ADDRS = [f"0x{i:040x}" for i in range(1, 9)]  # 8 members (digits only: already checksummed)
+REP = {a: 0.3 + 0.05 * i for i, a in enumerate(ADDRS)}
+SAMPLES = {a: 40 + 10 * i for i, a in enumerate(ADDRS)}
+SEED = b"\x11" * 32
+ME = ADDRS[0]
+# the ring the peer builds from the round seed: its two neighbours, then the two at distance 2
+RING = OverlayTracker("ring", 2).update(ADDRS, SEED)
+NB = sorted(RING.neighbours(ME))
+FAR = sorted({m for n in NB for m in RING.neighbours(n)} - {ME, *NB})
+
+
+class FakeChain:
+    def __init__(self, approved: set[str]) -> None:
+        self.approved = approved
+
+    def members(self) -> list[str]:
+        return list(ADDRS)
+
+    def peer_states(self, members: list[str]) -> list[tuple[PeerInfo, int, int]]:
+        return [(PeerInfo(a, Status.ACTIVE, True, 0, int(REP[a] * 10**18), 0, 1, i), 0, 0) for i, a in enumerate(members)]
+
+    def round_info(self, rnd: int) -> RoundInfo:
+        return RoundInfo(rnd, Phase.CLOSED, 0, len(ADDRS), 5, 5, 5, 3, 0, len(self.approved), SEED, b"\x00" * 32)
+
+    def submissions(self, rnd: int) -> list[Submission]:
+        return [
+            Submission(i, a, SAMPLES[a], True, Outcome.APPROVED if a in self.approved else Outcome.REJECTED,
+                       bytes([i + 1]) * 32, 0, 0, 0, 0)
+            for i, a in enumerate(ADDRS)
+        ]
+
+    def endpoint_of(self, peer: str) -> str:
+        return f"http://{peer[-4:]}.example/"
+
+
+def _peer(defense: str, weighting: str, approved: set[str], min_sources: int = 2) -> Any:
+    p: Any = StandalonePeer.__new__(StandalonePeer)
+    p.chain = FakeChain(approved)
+    p.tracker = OverlayTracker("ring", 2)
+    p.peer = SimpleNamespace(settings=SimpleNamespace(defense=defense))
+    p.cfg = SimpleNamespace(defense=SimpleNamespace(weighting=weighting), overlay=SimpleNamespace(min_sources=min_sources))
+    p.address = ME
+    return p
+
+
+def test_tops_up_to_min_sources_and_weighs_its_own_unapproved_model_by_samples_too() -> None:
+    # its own update and one neighbour's were rejected: one approved neighbour, so the plan
+    # adds the nearest approved peer at distance 2 (the lower address first)
+    assert len(NB) == 2 and len(FAR) == 2
+    approved = set(ADDRS) - {ME, NB[1]}
+    plan = _peer("bdfl", "reputation_samples", approved)._aggregation_plan(3)
+    got = {c.peer: c.weight for c in plan.candidates}
+    assert set(got) == {NB[0], FAR[0]}
+    assert got == {a: pytest.approx(update_weight(REP[a], SAMPLES[a], "reputation_samples")) for a in got}
+    assert plan.own_weight == pytest.approx(REP[ME] * SAMPLES[ME])  # not reputation alone
+    assert plan.sources == 2 and plan.reputation == pytest.approx(REP[ME])
+    assert all(c.hash == "0x" + (bytes([ADDRS.index(c.peer) + 1]) * 32).hex() for c in plan.candidates)
+    assert all(c.url.endswith(".example/") for c in plan.candidates)
+
+
+def test_reputation_weighting_and_no_top_up_when_enough_neighbours_are_approved() -> None:
+    plan = _peer("bdfl", "reputation", set(ADDRS))._aggregation_plan(3)
+    assert {c.peer: c.weight for c in plan.candidates} == {a: pytest.approx(REP[a]) for a in NB}
+    assert plan.own_weight == pytest.approx(REP[ME])
+
+
+def test_baseline_takes_every_neighbour_submission_with_weight_one() -> None:
+    plan = _peer("fedavg", "reputation", set())._aggregation_plan(3)  # nothing approved: irrelevant
+    assert {c.peer: c.weight for c in plan.candidates} == {a: 1.0 for a in NB}
+    assert plan.own_weight == 1.0
+
+
+def test_resync_uses_the_same_plan(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Resync after missed rounds takes the same sources as aggregation (min_sources top-up
+    included), not only the direct neighbours."""
+    approved = set(ADDRS) - set(NB)  # both ring neighbours rejected
+    p = _peer("bdfl", "reputation", approved)
+    p.chain.current_round = lambda: 4
+    p.state = SimpleNamespace(last_aggregated=1)
+    p.trained_round = None
+    seen: dict[str, Any] = {}
+    p.fetcher = SimpleNamespace(fetch_many=lambda items: seen.setdefault("urls", [u for u, _h in items]) and {})
+    monkeypatch.setattr("bdfl.peer.rejoin.resync_model", lambda peer, rnd, cands, fetched: seen.update(
+        rnd=rnd, peers=[c.peer for c in cands]) or [])
+    p.resync()
+    assert seen["rnd"] == 3 and seen["peers"] == FAR
+    assert len(seen["urls"]) == 2
