@@ -99,6 +99,9 @@ class ProtocolConfig:
     committee_size: int = 7
     auditors_per_update: int = 3
     quorum: int = 2
+    # Accepts must exceed this percentage of the revealed votes to approve (50 = simple
+    # majority); above 50 an update the committee is split on is not aggregated.
+    approve_percent: int = 50
     # Rejections must exceed this percentage of the revealed votes (50 = simple majority);
     # 66 = two thirds, so a colluding minority of auditors cannot reject honest updates.
     reject_percent: int = 66
@@ -289,6 +292,7 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     _range("protocol.committee_size", p.committee_size, 2, min(64, cfg.peers))
     _range("protocol.auditors_per_update", p.auditors_per_update, 1, max(1, p.committee_size - 1))
     _range("protocol.quorum", p.quorum, 1, p.auditors_per_update)
+    _range("protocol.approve_percent", p.approve_percent, 50, 99)
     _range("protocol.reject_percent", p.reject_percent, 50, 99)
     _range("protocol.min_stake", p.min_stake, 1, 10**30)
     for phase in ("submit_seconds", "commit_seconds", "reveal_seconds"):

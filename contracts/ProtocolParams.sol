@@ -45,6 +45,10 @@ struct Params {
     uint16 auditorsPerUpdate;
     /// @dev Revealed votes an update needs before the majority decides (1..m).
     uint16 quorum;
+    /// @dev Percentage of the revealed votes that accepts must exceed to approve (50..99).
+    ///      50 is a simple majority; above it an update enters aggregation only with a clear
+    ///      consensus, and one the committee is split on stays `Undecided` (not aggregated).
+    uint16 approvePercent;
     /// @dev Percentage of the revealed votes that rejections must exceed to reject (50..99).
     ///      50 is a simple majority; above it a rejection, which slashes, needs a
     ///      supermajority, so a colluding minority of auditors cannot reject honest updates.
@@ -87,6 +91,7 @@ library ParamsLib {
             revert InvalidParam("auditorsPerUpdate");
         }
         if (p.quorum == 0 || p.quorum > p.auditorsPerUpdate) revert InvalidParam("quorum");
+        if (p.approvePercent < 50 || p.approvePercent > 99) revert InvalidParam("approvePercent");
         if (p.rejectPercent < 50 || p.rejectPercent > 99) revert InvalidParam("rejectPercent");
         if (p.maxSamples == 0) revert InvalidParam("maxSamples");
     }

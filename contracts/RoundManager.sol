@@ -13,9 +13,10 @@ import {Sortition} from "./Sortition.sol";
 ///         seed (never by its own submitter). Commit: each committee member posts one hash over
 ///         all its votes. Reveal: it reveals the votes and salt; the contract checks the hash
 ///         and that every vote is on an update assigned to it. Finalize (in batches): each
-///         update is approved iff it has >= quorum revealed votes and a strict majority
-///         accepts, rejected iff it has >= quorum revealed votes and more than rejectPercent %
-///         of them reject (a supermajority by default); reputation, rewards and slashes are booked in the PeerRegistry; then the
+///         update is approved iff it has >= quorum revealed votes and more than
+///         approvePercent % of them accept (a strict majority by default), rejected iff it has
+///         >= quorum revealed votes and more than rejectPercent % of them reject (a
+///         supermajority by default); reputation, rewards and slashes are booked in the PeerRegistry; then the
 ///         next round opens.
 ///         A phase ends at its deadline (anyone may call {advance}) or as soon as everyone
 ///         expected has acted, so one slow or dead peer never stalls the system.
@@ -31,9 +32,10 @@ contract RoundManager {
     }
 
     /// @notice Result of the audit of one update.
-    /// Approved: quorum reached, strict majority accepts, trainer eligible -> aggregated.
+    /// Approved: quorum reached, more than approvePercent % of the votes accept, trainer
+    /// eligible -> aggregated.
     /// Rejected: quorum reached, more than rejectPercent % of the votes reject -> slashed.
-    /// Undecided: no quorum, or neither a strict majority of accepts nor enough rejects -> no effect.
+    /// Undecided: no quorum, or neither enough accepts nor enough rejects -> no effect.
     /// Probation: accepted, but the trainer was below repThreshold when it submitted -> it
     /// regains reputation but the update is not aggregated and earns no tokens.
     enum Outcome {
@@ -174,6 +176,7 @@ contract RoundManager {
     uint16 internal immutable _committeeSize;
     uint16 internal immutable _auditorsPerUpdate;
     uint16 internal immutable _quorum;
+    uint16 internal immutable _approvePercent;
     uint16 internal immutable _rejectPercent;
     uint32 internal immutable _maxSamples;
 
@@ -209,6 +212,7 @@ contract RoundManager {
         _committeeSize = p.committeeSize;
         _auditorsPerUpdate = p.auditorsPerUpdate;
         _quorum = p.quorum;
+        _approvePercent = p.approvePercent;
         _rejectPercent = p.rejectPercent;
         _maxSamples = p.maxSamples;
         _open(0);
@@ -633,7 +637,7 @@ contract RoundManager {
         uint256 votes = accepts + rejects;
         Outcome outcome = Outcome.Undecided;
         if (votes >= _quorum) {
-            if (2 * accepts > votes) outcome = s.eligible ? Outcome.Approved : Outcome.Probation;
+            if (100 * accepts > votes * _approvePercent) outcome = s.eligible ? Outcome.Approved : Outcome.Probation;
             else if (100 * rejects > votes * _rejectPercent) outcome = Outcome.Rejected;
         }
         s.outcome = outcome;

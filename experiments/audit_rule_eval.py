@@ -233,7 +233,7 @@ def run(attack_label: str, seed: int, args: argparse.Namespace, rules: dict[str,
         for u in sorted(active):
             bs = ballots.get(u, [])
             yes = sum(v for _, v in bs)
-            if len(bs) >= args.quorum and 2 * yes > len(bs):
+            if len(bs) >= args.quorum and 100 * yes > len(bs) * args.approve_percent:
                 outcome[u] = "approved" if eligible_at_submit[u] else "probation"
             elif len(bs) >= args.quorum and 100 * (len(bs) - yes) > len(bs) * args.reject_percent:
                 outcome[u] = "rejected"
@@ -322,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--auditors-per-update", type=int, default=3, help="protocol.auditors_per_update")
     p.add_argument("--quorum", type=int, default=2, help="protocol.quorum")
     p.add_argument("--reject-percent", type=int, default=66, help="protocol.reject_percent")
+    p.add_argument("--approve-percent", type=int, default=50, help="protocol.approve_percent")
     p.add_argument("--degree", type=int, default=4, help="overlay.degree (expander)")
     p.add_argument("--local-epochs", type=int, default=5)
     p.add_argument("--batch-size", type=int, default=10)

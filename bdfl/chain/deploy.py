@@ -84,6 +84,9 @@ class ProtocolParams:
     auditors_per_update: int = 3
     #: Revealed votes needed before the majority decides (1 <= quorum <= m).
     quorum: int = 2
+    #: Accepts must exceed this percentage of the revealed votes to approve (50 = simple
+    #: majority); above 50 an update the committee is split on stays Undecided (not aggregated).
+    approve_percent: int = 50
     #: Rejections must exceed this percentage of the revealed votes (50 = simple majority).
     #: 66: two thirds, so a rejection (which slashes) needs a supermajority and a colluding
     #: minority of auditors cannot reject honest updates; with m <= 4 it equals a majority.
@@ -136,6 +139,7 @@ class ProtocolParams:
             f"1 .. committee_size - 1 ({self.committee_size - 1})",
         )
         need(1 <= self.quorum <= self.auditors_per_update, "quorum", f"1 .. auditors_per_update ({self.auditors_per_update})")
+        need(50 <= self.approve_percent <= 99, "approve_percent", "50 .. 99 (50 = simple majority)")
         need(50 <= self.reject_percent <= 99, "reject_percent", "50 .. 99 (50 = simple majority)")
         need(0 < self.max_samples < 2**32, "max_samples", "1 .. 2**32-1")
 

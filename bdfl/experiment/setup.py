@@ -111,6 +111,7 @@ def protocol_params(cfg: ExperimentConfig) -> Any:
             committee_size=p.committee_size,
             auditors_per_update=p.auditors_per_update,
             quorum=p.quorum,
+            approve_percent=p.approve_percent,
             reject_percent=p.reject_percent,
             submit_duration=p.submit_seconds,
             commit_duration=p.commit_seconds,

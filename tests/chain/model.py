@@ -415,7 +415,7 @@ class Model:
         rej = len(sub.votes) - acc
         votes = acc + rej
         if votes >= self.p.quorum:
-            if 2 * acc > votes:
+            if 100 * acc > votes * self.p.approve_percent:
                 return APPROVED if sub.eligible else PROBATION
             if 100 * rej > votes * self.p.reject_percent:
                 return REJECTED

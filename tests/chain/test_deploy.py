@@ -30,6 +30,8 @@ BAD_VALUES = [
     ("auditors_per_update", 32),  # must be < committee_size
     ("quorum", 0),
     ("quorum", 4),  # > auditors_per_update
+    ("approve_percent", 49),
+    ("approve_percent", 100),
     ("reject_percent", 49),
     ("reject_percent", 100),
     ("max_samples", 0),
@@ -60,7 +62,8 @@ def test_unknown_and_non_integer_fields_are_refused() -> None:
 @pytest.mark.chain
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("committee_size", 65), ("quorum", 4), ("rep_threshold", 6 * 10**17), ("reject_percent", 49), ("reject_percent", 100)],
+    [("committee_size", 65), ("quorum", 4), ("rep_threshold", 6 * 10**17), ("approve_percent", 100), ("reject_percent", 49),
+     ("reject_percent", 100)],
 )
 def test_contract_refuses_the_same_bad_params(proto: Proto, artifacts: Any, field: str, value: int) -> None:
     """Solidity's ParamsLib.validate mirrors ProtocolParams.validate (deployed bypassing Python)."""

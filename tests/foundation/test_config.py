@@ -41,6 +41,7 @@ def test_every_shipped_config_loads() -> None:
         ({"task": {"alpha": float("nan")}}, "task.alpha", None),
         ({"protocol": {"auditors_per_update": 3, "quorum": 4}}, "protocol.quorum", "[1, 3]"),
         ({"protocol": {"reject_percent": 40}}, "protocol.reject_percent", "[50, 99]"),
+        ({"protocol": {"approve_percent": 100}}, "protocol.approve_percent", "[50, 99]"),
         ({"defense": {"weighting": "samples"}}, "defense.weighting", "reputation, reputation_samples"),
         ({"defense": {"replay_window": -1}}, "defense.replay_window", "[0, 1000]"),
         ({"peers": 10, "overlay": {"min_sources": 10}}, "overlay.min_sources", "[0, 9]"),

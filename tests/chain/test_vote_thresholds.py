@@ -1,7 +1,10 @@
-"""``rejectPercent``: a rejection (which slashes) needs more than that share of the votes.
+"""``approvePercent`` / ``rejectPercent``: an approval needs more than the first share of
+the revealed votes, a rejection (which slashes) more than the second; in between, or below
+the quorum, the update is Undecided.
 
 A deployment with K = 6 seats and m = 5 auditors per update, so 3 of 5 is a simple majority
-but not two thirds. Run once with ``reject_percent = 66`` (the default) and once with 50.
+but not two thirds. Run with the contract defaults (approve 50, reject 66), with simple
+majorities for both (50 / 50), and with a consensus needed to approve (70 / 66).
 """
 
 from __future__ import annotations
@@ -18,10 +21,11 @@ from tests.chain.helpers import TEST_PARAMS, Env, setup_proto
 pytestmark = pytest.mark.chain
 
 
-@pytest.fixture(scope="module", params=[66, 50], ids=["two-thirds", "majority"])
+@pytest.fixture(scope="module", params=[(50, 66), (50, 50), (70, 66)], ids=["defaults", "majorities", "consensus"])
 def env5(request: Any, devnet: Any, artifacts: Any) -> Iterator[Env]:
+    approve, reject = request.param
     params = dataclasses.replace(
-        TEST_PARAMS, committee_size=6, auditors_per_update=5, quorum=3, reject_percent=request.param
+        TEST_PARAMS, committee_size=6, auditors_per_update=5, quorum=3, approve_percent=approve, reject_percent=reject
     )
     proto = setup_proto(devnet, artifacts, params)
     snap = proto.rpc("evm_snapshot")
@@ -31,9 +35,9 @@ def env5(request: Any, devnet: Any, artifacts: Any) -> Iterator[Env]:
         proto.rpc("evm_revert", [snap])
 
 
-def test_rejection_needs_more_than_reject_percent_of_the_votes(env5: Env) -> None:
+def test_outcome_needs_more_than_the_percentages_of_the_votes(env5: Env) -> None:
     env = env5
-    pct = env.params.reject_percent
+    pct, approve = env.params.reject_percent, env.params.approve_percent
     peers = env.join(env.peers)
     r = env.deployer.current_round()
     env.submit(peers, r)
@@ -41,8 +45,8 @@ def test_rejection_needs_more_than_reject_percent_of_the_votes(env5: Env) -> Non
     committee = env.deployer.committee(r)
     assert len(committee) == 6
     subs = env.deployer.submissions(r)
-    # three target updates and how many of their 5 auditors reject each
-    targets = {subs[0].index: 3, subs[1].index: 4, subs[2].index: 2}
+    # four target updates and how many of their 5 auditors reject each
+    targets = {subs[0].index: 3, subs[1].index: 4, subs[2].index: 2, subs[3].index: 1}
     auditors = {u: env.deployer.auditors_of(r, u) for u in targets}
     assert all(len(a) == 5 for a in auditors.values())
     votes = {}
@@ -58,8 +62,8 @@ def test_rejection_needs_more_than_reject_percent_of_the_votes(env5: Env) -> Non
     for u, rejects in targets.items():
         s = after[u]
         assert (s.accepts, s.rejects) == (5 - rejects, rejects)
-        if 2 * (5 - rejects) > 5:
-            expected = Outcome.APPROVED  # a simple majority of accepts approves
+        if 100 * (5 - rejects) > 5 * approve:
+            expected = Outcome.APPROVED
         elif 100 * rejects > 5 * pct:
             expected = Outcome.REJECTED
         else:
@@ -70,4 +74,8 @@ def test_rejection_needs_more_than_reject_percent_of_the_votes(env5: Env) -> Non
     # 3 of 5 rejects: slashed under a simple majority, not under two thirds
     assert after[subs[0].index].outcome == (Outcome.UNDECIDED if pct == 66 else Outcome.REJECTED)
     assert after[subs[1].index].outcome == Outcome.REJECTED
-    assert after[subs[2].index].outcome == Outcome.APPROVED
+    # 3 of 5 accepts: approved by a simple majority, not when 70 % must accept
+    assert after[subs[2].index].outcome == (Outcome.UNDECIDED if approve == 70 else Outcome.APPROVED)
+    assert after[subs[3].index].outcome == Outcome.APPROVED
+    assert {p for p, _h in env.deployer.approved_updates(r)}.isdisjoint(
+        {after[u].peer for u in targets if after[u].outcome != Outcome.APPROVED})
