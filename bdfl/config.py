@@ -74,6 +74,9 @@ class DefenseConfig:
     # bdfl: weigh approved updates by on-chain reputation ("reputation") or by reputation x
     # the submission's on-chain sample count, capped at protocol.max_samples ("reputation_samples")
     weighting: str = "reputation"
+    # bdfl: aggregate an approved update only when at most this share of its revealed votes
+    # rejected it (bdfl.learning.aggregation.clear_approval); 1 = every approved update
+    max_reject_share: float = 1.0
     # bdfl: auditors reject an update whose hash was submitted in one of the last
     # replay_window rounds (a replayed model, e.g. a free-rider's copy); 0 = off
     replay_window: int = 3
@@ -282,6 +285,7 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     if d.weighting not in ("reputation", "reputation_samples"):
         raise ConfigError("defense.weighting", f"unknown weighting {d.weighting!r}", "reputation, reputation_samples")
     _range("defense.replay_window", d.replay_window, 0, 1000)
+    _range("defense.max_reject_share", d.max_reject_share, 0.0, 1.0)
     _range("defense.trimmed_beta", d.trimmed_beta, 0.0, 0.5, hi_open=True)
     _range("defense.krum_malicious", d.krum_malicious, -1, cfg.peers)
     o = cfg.overlay

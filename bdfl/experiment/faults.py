@@ -107,7 +107,10 @@ class FaultInjector:
             self.emit("InputRejected", r, rnd, f"peer {peer} rejected the update of {rej['from']} while resyncing: {rej['reason']}", **rej)
         # run round = chain round + 1 (a run starts at chain round 0)
         source = {
-            "neighbours": f"{len(info['resynced_from'])} of {len(candidates)} approved update(s) of round {source_round + 1}, hash-checked",
+            "neighbours": f"{len(info['resynced_from'])} of {sum(not c.get('fallback') for c in candidates)} approved update(s) "
+                          f"of round {source_round + 1}, hash-checked",
+            "fallback": f"{len(info['resynced_from'])} fallback approved update(s) of round {source_round + 1} "
+                        f"(no neighbour update could be verified), hash-checked",
             "saved": f"its saved model (after round {(info['saved_round'] or 0) + 1})",
             "initial": "the initial model",
         }[info["model_from"]]
@@ -125,7 +128,9 @@ class FaultInjector:
         inactive, left, or is new) gets the neighbours it would have after a repair that adds it.
         No neighbour update approved (its neighbours were down, say): the most reputable approved
         updates of that round; none at all: the round before (up to 3 rounds back, which the
-        peers' endpoints still serve). Returns (the chain round used, candidates)."""
+        peers' endpoints still serve). Each candidate says whether it is a ``fallback``: the
+        next most reputable approved updates, used only when none of the others verifies.
+        Returns (the chain round used, candidates)."""
         from bdfl.chain.protocol import Outcome
         from bdfl.net.overlay import repair_overlay
 
@@ -146,11 +151,16 @@ class FaultInjector:
             states = k.peer_states([s.peer for s in subs])
             usable = {s.peer.lower(): s for s in subs}
             chosen = [usable[nb] for nb in overlay.neighbours(addr) if nb in usable]
+            by_rep = sorted(subs, key=lambda s: (-states[s.peer]["reputation"], s.index))
             if not chosen:
-                chosen = sorted(subs, key=lambda s: (-states[s.peer]["reputation"], s.index))[: max(1, self.cfg.overlay.degree)]
-            endpoints = k.endpoints([s.peer for s in chosen])
+                chosen = by_rep[: max(1, self.cfg.overlay.degree)]
+            # if none of those can be fetched and verified (their endpoints are down, say),
+            # the next most reputable approved updates of the round
+            fallback = [s for s in by_rep if s not in chosen][: max(1, self.cfg.overlay.degree)]
+            endpoints = k.endpoints([s.peer for s in chosen + fallback])
             return rnd, [{"index": s.index, "peer": s.peer, "hash": "0x" + s.update_hash.hex(), "url": endpoints[s.peer],
-                          "weight": states[s.peer]["reputation"] if bdfl else 1.0} for s in chosen]
+                          "weight": states[s.peer]["reputation"] if bdfl else 1.0, "fallback": s in fallback}
+                         for s in chosen + fallback]
         return closed, []
 
     # -- the hooks --------------------------------------------------------------------

@@ -270,10 +270,11 @@ class Orchestrator:
 
     def _aggregation_inputs(self, rnd: int, subs: list[Any], r: int = 0) -> tuple[dict[str, list[dict[str, Any]]], dict[str, float], dict[str, dict[str, Any]]]:
         """Per peer: the neighbour updates it may aggregate. Under ``bdfl``: only updates
-        approved on chain, from peers above the reputation threshold, weighted by reputation
+        approved on chain (and by a clear enough vote: ``defense.max_reject_share``), from
+        peers above the reputation threshold, weighted by reputation
         (times the capped on-chain sample count with ``defense.weighting = "reputation_samples"``)."""
         from bdfl.chain.protocol import Outcome
-        from bdfl.learning.aggregation import update_weight
+        from bdfl.learning.aggregation import clear_approval, update_weight
 
         k = self.keeper
         states = k.peer_states(self.addresses)
@@ -283,7 +284,9 @@ class Orchestrator:
         endpoints = k.endpoints(self.addresses)
         bdfl = self.cfg.defense.name == "bdfl"
         if bdfl:
-            usable = {s.peer: "0x" + s.update_hash.hex() for s in subs if s.outcome == Outcome.APPROVED}
+            share = self.cfg.defense.max_reject_share
+            usable = {s.peer: "0x" + s.update_hash.hex() for s in subs
+                      if s.outcome == Outcome.APPROVED and clear_approval(s.accepts, s.rejects, share)}
         else:
             usable = {s.peer: "0x" + s.update_hash.hex() for s in subs}
         index_of_sub = {s.peer: s.index for s in subs}

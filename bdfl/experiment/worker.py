@@ -354,12 +354,16 @@ class Worker:
             except InvalidUpdate:
                 pass
         actions = ensure_membership(peer.chain, peer.endpoint.url)
-        cands = [Candidate(index=c["index"], peer=c["peer"], hash=c["hash"], url=c["url"], weight=c["weight"]) for c in candidates]
-        fetched = self.fetcher.fetch_many(sorted({(c.url, c.hash) for c in cands})) if cands else {}
         before = len(peer.rejections)
-        used = resync_model(peer, rnd, cands, fetched)
-        if used:
-            model_from = "neighbours"
+        used: list[str] = []
+        for fallback in (False, True):  # the fallbacks only when no first choice verifies
+            cands = [Candidate(index=c["index"], peer=c["peer"], hash=c["hash"], url=c["url"], weight=c["weight"])
+                     for c in candidates if bool(c.get("fallback")) == fallback]
+            fetched = self.fetcher.fetch_many(sorted({(c.url, c.hash) for c in cands})) if cands else {}
+            used = resync_model(peer, rnd, cands, fetched)
+            if used:
+                model_from = "fallback" if fallback else "neighbours"
+                break
         _loss, _n, metrics = self.test_client.evaluate(peer.params, {})
         self.peers[index] = peer
         self.down.discard(index)

@@ -42,6 +42,7 @@ __all__ = [
     "krum",
     "krum_scores",
     "WEIGHTINGS",
+    "clear_approval",
     "trimmed_mean",
     "update_weight",
     "validate_aggregator",
@@ -55,6 +56,25 @@ class AggregationError(BDFLError):
 
 #: How ``bdfl`` weighs an approved update (``defense.weighting``).
 WEIGHTINGS = ("reputation", "reputation_samples")
+
+
+def clear_approval(accepts: int, rejects: int, max_reject_share: float = 1.0) -> bool:
+    """Whether an update approved on chain with these revealed votes may be aggregated:
+    at most ``max_reject_share`` of its votes rejected it (``defense.max_reject_share``;
+    1 = every approved update, 0 = unanimous approvals only).
+
+    Why: a majority of auditors approves an attack that each honest auditor detects only
+    some of the time (10-30 % of the votes for reversed updates, docs/learning.md). The
+    chain's verdict (reputation, slashing) still needs its supermajority; this only keeps
+    contested updates out of a peer's model. An honest update loses a neighbour's weight
+    for a round when one auditor falsely rejects it, never reputation or stake.
+    """
+    if not (math.isfinite(max_reject_share) and 0 <= max_reject_share <= 1):
+        raise AggregationError(f"max_reject_share must lie in [0, 1], got {max_reject_share!r}")
+    if accepts < 0 or rejects < 0:
+        raise AggregationError(f"bad vote counts: {accepts} accepts, {rejects} rejects")
+    votes = accepts + rejects
+    return votes == 0 or rejects <= max_reject_share * votes
 
 
 def update_weight(reputation: float, num_samples: int, weighting: str = "reputation") -> float:

@@ -161,6 +161,7 @@ class _AggregationPlan:
     """What a peer aggregates after a closed round (StandalonePeer._aggregation_plan)."""
 
     candidates: list[Any]  # bdfl.peer.node.Candidate
+    fallback: list[Any]  # the next usable updates by weight, for a resync when no candidate verifies
     own_weight: float
     sources: int  # overlay neighbours plus min_sources top-ups that are members
     round_info: Any  # the closed round's RoundInfo
@@ -368,14 +369,15 @@ class StandalonePeer:
 
     def _aggregation_plan(self, rnd: int) -> _AggregationPlan:
         """What this peer aggregates after closed round ``rnd``: the candidates (under
-        ``bdfl`` only approved updates, from its overlay neighbours topped up to
+        ``bdfl`` only approved updates with at most ``defense.max_reject_share`` of rejecting
+        votes, from its overlay neighbours topped up to
         ``overlay.min_sources`` with the nearest approved updates further out, weighted by
         reputation, times the capped on-chain sample count with ``defense.weighting =
         "reputation_samples"``; under a baseline every neighbour's submission, weight 1),
         its own model's weight, and what the round log reports. The orchestrator's
         ``_aggregation_inputs`` applies the same rule to simulated peers."""
         from bdfl.chain.protocol import Outcome, Status
-        from bdfl.learning.aggregation import update_weight
+        from bdfl.learning.aggregation import clear_approval, update_weight
         from bdfl.peer.node import Candidate
 
         chain = self.chain
@@ -394,7 +396,9 @@ class StandalonePeer:
         def weight(a: str) -> float:
             return update_weight(rep.get(a, 0.0), samples.get(a, 1), weighting) if bdfl else 1.0
 
-        usable = {s.peer: "0x" + s.update_hash.hex() for s in subs if not bdfl or s.outcome == Outcome.APPROVED}
+        share = self.cfg.defense.max_reject_share
+        usable = {s.peer: "0x" + s.update_hash.hex() for s in subs
+                  if not bdfl or (s.outcome == Outcome.APPROVED and clear_approval(s.accepts, s.rejects, share))}
         overlay = self.tracker.overlay
         min_sources = self.cfg.overlay.min_sources if bdfl else 0
         sources = overlay.aggregation_sources(self.address, usable, min_sources) if overlay is not None else ()
@@ -404,7 +408,11 @@ class StandalonePeer:
             Candidate(index=-1, peer=nb, hash=usable[nb], url=self._endpoint_of(nb, None), weight=weight(nb))
             for nb in neighbours if nb in usable
         ]
-        return _AggregationPlan(cands, weight(self.address), len(neighbours), rinfo, rep.get(self.address, 0.0))
+        others = sorted((p for p in usable if p not in neighbours and p != self.address), key=lambda p: (-weight(p), p))
+        degree = max(1, int(self.cfg.overlay.degree or 1))
+        fallback = [Candidate(index=-1, peer=p, hash=usable[p], url=self._endpoint_of(p, None), weight=weight(p))
+                    for p in others[:degree]]
+        return _AggregationPlan(cands, fallback, weight(self.address), len(neighbours), rinfo, rep.get(self.address, 0.0))
 
     def resync(self) -> None:
         """After missing rounds (down, inactive, or joining a running federation): take a current
@@ -417,9 +425,13 @@ class StandalonePeer:
         closed = self.chain.current_round() - 1
         if closed < 0 or self.state.last_aggregated >= closed or self.trained_round is not None:
             return
-        cands = self._aggregation_plan(closed).candidates
-        fetched = self.fetcher.fetch_many([(c.url, c.hash) for c in cands]) if cands else {}
-        used = resync_model(self.peer, closed, cands, fetched)
+        plan = self._aggregation_plan(closed)
+        used: list[str] = []
+        for cands in (plan.candidates, plan.fallback):  # the fallbacks only when no first choice verifies
+            fetched = self.fetcher.fetch_many([(c.url, c.hash) for c in cands]) if cands else {}
+            used = resync_model(self.peer, closed, cands, fetched)
+            if used:
+                break
         if not used:
             log.info("round %d: no approved neighbour update to resync from; keeping the %s model", closed,
                      "saved" if self.state.last_aggregated >= 0 else "initial")
@@ -428,8 +440,9 @@ class StandalonePeer:
         self.state.overlay = self.tracker.to_json()
         self.state.save_model(encode_ndarrays(self.peer.params))
         self.state.save()
-        log.info("round %d: resynced the model from %d of %d approved neighbour update(s), hash-verified against the chain",
-                 closed, len(used), len(cands))
+        log.info("round %d: resynced the model from %d of %d approved %s update(s), hash-verified against the chain",
+                 closed, len(used), len(cands),
+                 "fallback (no neighbour update could be verified)" if cands is plan.fallback else "neighbour")
 
     # -- main loop --------------------------------------------------------------------
     def run(self) -> int:

@@ -357,7 +357,11 @@ def test_late_joiner_joins_with_initial_reputation_and_takes_part(network: Run) 
     assert joined[0]["args"]["reputation"] == network.params["rep_initial"]
     assert not network.chain_events("Absent", peer=addr)
     start = network.run_events("PeerRestarted", peer=peer, reason="join")[0]
-    assert start["args"]["membership"] == ["joined"] and start["args"]["model_from"] == "neighbours"
+    # from its neighbours' approved updates, or (when none of them can be fetched and
+    # verified: which neighbours it gets depends on the chain's randomness, and some peers'
+    # endpoints are faulty in this run) from the next most reputable approved ones
+    assert start["args"]["membership"] == ["joined"] and start["args"]["model_from"] in ("neighbours", "fallback")
+    assert start["args"]["resynced_from"]
     first = _takes_part(network, 3, peer, rep=network.params["rep_initial"] / REP_MAX)
     assert any([first] + [_takes_part(network, r, peer) for r in (4, 5, 6)])
 

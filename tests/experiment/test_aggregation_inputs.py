@@ -41,9 +41,14 @@ def _orchestrator(**overrides: Any) -> Orchestrator:
     return o
 
 
-def _subs(rejected: set[int]) -> list[Any]:
+def _subs(rejected: set[int], contested: set[int] = frozenset()) -> list[Any]:
+    """Rejected: 1 accept, 7 rejects; contested: approved 6-2; the others approved 8-0."""
+    def votes(i: int) -> tuple[int, int]:
+        return (1, 7) if i in rejected else (6, 2) if i in contested else (8, 0)
+
     return [SimpleNamespace(peer=a, index=i, num_samples=10 + i, update_hash=bytes([i]) * 32,
-                            outcome=Outcome.REJECTED if i in rejected else Outcome.APPROVED) for i, a in enumerate(ADDRS)]
+                            outcome=Outcome.REJECTED if i in rejected else Outcome.APPROVED,
+                            accepts=votes(i)[0], rejects=votes(i)[1]) for i, a in enumerate(ADDRS)]
 
 
 def _graph() -> Any:
@@ -96,3 +101,18 @@ def test_baselines_take_every_neighbour_unweighted() -> None:
     me = ADDRS[0]
     assert sorted(c["peer"].lower() for c in inputs[me]) == list(g.neighbours(me))
     assert all(c["weight"] == 1.0 for c in inputs[me]) and own[me] == 1.0
+
+
+@pytest.mark.parametrize(("share", "kept"), [(1.0, True), (0.25, True), (0.2, False), (0.0, False)])
+def test_max_reject_share_keeps_contested_approvals_out(share: float, kept: bool) -> None:
+    """An update approved 6-2 is aggregated only when 2/8 of rejecting votes is tolerated;
+    a unanimous approval always is. Baselines ignore votes."""
+    g = _graph()
+    me = ADDRS[0]
+    nbs = [next(a for a in ADDRS if a.lower() == x) for x in g.neighbours(me)]
+    contested = {ADDRS.index(nbs[0])}
+    o = _orchestrator(overlay={"degree": 4, "min_sources": 0}, defense={"max_reject_share": share})
+    inputs, _, _ = o._aggregation_inputs(0, _subs(set(), contested))
+    assert [c["peer"] for c in inputs[me]] == (nbs if kept else nbs[1:])
+    base = _orchestrator(overlay={"degree": 4, "min_sources": 0}, defense={"name": "median", "max_reject_share": 0.0})
+    assert len(base._aggregation_inputs(0, _subs(set(), contested))[0][me]) == len(nbs)

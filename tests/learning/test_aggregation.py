@@ -180,3 +180,16 @@ def test_update_weight_by_reputation_and_capped_samples() -> None:
         update_weight(0.5, 1, "samples")
     with pytest.raises(AggregationError, match="bad weight"):
         update_weight(float("nan"), 1)
+
+
+def test_clear_approval() -> None:
+    from bdfl.learning.aggregation import clear_approval
+
+    assert clear_approval(8, 0, 0.0) and clear_approval(0, 0, 0.0)  # no votes: nothing to hold against it
+    assert not clear_approval(7, 1, 0.0) and clear_approval(7, 1, 1 / 8) and not clear_approval(6, 2, 1 / 8)
+    assert clear_approval(5, 3, 1.0)
+    for bad in (-0.1, 1.5, float("nan")):
+        with pytest.raises(AggregationError):
+            clear_approval(8, 0, bad)
+    with pytest.raises(AggregationError):
+        clear_approval(-1, 0)

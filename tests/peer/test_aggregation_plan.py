@@ -28,8 +28,9 @@ FAR = sorted({m for n in NB for m in RING.neighbours(n)} - {ME, *NB})
 
 
 class FakeChain:
-    def __init__(self, approved: set[str]) -> None:
+    def __init__(self, approved: set[str], contested: set[str] = frozenset()) -> None:
         self.approved = approved
+        self.contested = contested
 
     def members(self) -> list[str]:
         return list(ADDRS)
@@ -41,9 +42,10 @@ class FakeChain:
         return RoundInfo(rnd, Phase.CLOSED, 0, len(ADDRS), 5, 5, 5, 3, 0, len(self.approved), SEED, b"\x00" * 32)
 
     def submissions(self, rnd: int) -> list[Submission]:
+        # approved 5-0 (or 4-1 for a contested one), rejected 0-5
         return [
             Submission(i, a, SAMPLES[a], True, Outcome.APPROVED if a in self.approved else Outcome.REJECTED,
-                       bytes([i + 1]) * 32, 0, 0, 0, 0)
+                       bytes([i + 1]) * 32, 0, 0, *(((4, 1) if a in self.contested else (5, 0)) if a in self.approved else (0, 5)))
             for i, a in enumerate(ADDRS)
         ]
 
@@ -51,12 +53,14 @@ class FakeChain:
         return f"http://{peer[-4:]}.example/"
 
 
-def _peer(defense: str, weighting: str, approved: set[str], min_sources: int = 2) -> Any:
+def _peer(defense: str, weighting: str, approved: set[str], min_sources: int = 2,
+          contested: set[str] = frozenset(), max_reject_share: float = 1.0) -> Any:
     p: Any = StandalonePeer.__new__(StandalonePeer)
-    p.chain = FakeChain(approved)
+    p.chain = FakeChain(approved, contested)
     p.tracker = OverlayTracker("ring", 2)
     p.peer = SimpleNamespace(settings=SimpleNamespace(defense=defense))
-    p.cfg = SimpleNamespace(defense=SimpleNamespace(weighting=weighting), overlay=SimpleNamespace(min_sources=min_sources))
+    p.cfg = SimpleNamespace(defense=SimpleNamespace(weighting=weighting, max_reject_share=max_reject_share),
+                            overlay=SimpleNamespace(min_sources=min_sources, degree=2))
     p.address = ME
     return p
 
@@ -88,18 +92,29 @@ def test_baseline_takes_every_neighbour_submission_with_weight_one() -> None:
     assert plan.own_weight == 1.0
 
 
-def test_resync_uses_the_same_plan(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_resync_uses_the_same_plan_then_the_fallbacks(monkeypatch: pytest.MonkeyPatch) -> None:
     """Resync after missed rounds takes the same sources as aggregation (min_sources top-up
-    included), not only the direct neighbours."""
+    included), not only the direct neighbours; when none of them verifies (say their
+    endpoints are down), the next usable updates by weight."""
     approved = set(ADDRS) - set(NB)  # both ring neighbours rejected
     p = _peer("bdfl", "reputation", approved)
     p.chain.current_round = lambda: 4
     p.state = SimpleNamespace(last_aggregated=1)
     p.trained_round = None
-    seen: dict[str, Any] = {}
-    p.fetcher = SimpleNamespace(fetch_many=lambda items: seen.setdefault("urls", [u for u, _h in items]) and {})
-    monkeypatch.setattr("bdfl.peer.rejoin.resync_model", lambda peer, rnd, cands, fetched: seen.update(
-        rnd=rnd, peers=[c.peer for c in cands]) or [])
+    p.cfg.overlay.degree = 2
+    calls: list[tuple[int, list[str]]] = []
+    p.fetcher = SimpleNamespace(fetch_many=lambda items: {})
+    monkeypatch.setattr("bdfl.peer.rejoin.resync_model", lambda peer, rnd, cands, fetched: calls.append(
+        (rnd, [c.peer for c in cands])) or [])  # nothing verifies
     p.resync()
-    assert seen["rnd"] == 3 and seen["peers"] == FAR
-    assert len(seen["urls"]) == 2
+    rest = sorted(set(approved) - {ME, *FAR}, key=lambda a: (-REP[a], a))[:2]
+    assert calls == [(3, FAR), (3, rest)]
+
+
+def test_a_contested_approval_is_left_out_under_max_reject_share_and_replaced() -> None:
+    """Approved 4-1: aggregated by default, left out with max_reject_share = 0, and then
+    the top-up brings the nearest clearly approved update instead."""
+    plan = _peer("bdfl", "reputation", set(ADDRS), contested={NB[1]})._aggregation_plan(3)
+    assert {c.peer for c in plan.candidates} == set(NB)
+    plan = _peer("bdfl", "reputation", set(ADDRS), contested={NB[1]}, max_reject_share=0.0)._aggregation_plan(3)
+    assert {c.peer for c in plan.candidates} == {NB[0], FAR[0]}
