@@ -64,7 +64,7 @@ def clear_approval(accepts: int, rejects: int, max_reject_share: float = 1.0) ->
     1 = every approved update, 0 = unanimous approvals only).
 
     Why: a majority of auditors approves an attack that each honest auditor detects only
-    some of the time (10-30 % of the votes for reversed updates, docs/learning.md). The
+    some of the time (8-18 % of the votes for reversed updates, docs/learning.md). The
     chain's verdict (reputation, slashing) still needs its supermajority; this only keeps
     contested updates out of a peer's model. An honest update loses a neighbour's weight
     for a round when one auditor falsely rejects it, never reputation or stake.

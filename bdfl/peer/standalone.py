@@ -161,7 +161,7 @@ class _AggregationPlan:
     """What a peer aggregates after a closed round (StandalonePeer._aggregation_plan)."""
 
     candidates: list[Any]  # bdfl.peer.node.Candidate
-    fallback: list[Any]  # the next usable updates by weight, for a resync when no candidate verifies
+    fallback: list[Any]  # the next usable updates by weight, for a resync when no candidate verifies (else empty)
     own_weight: float
     sources: int  # overlay neighbours plus min_sources top-ups that are members
     round_info: Any  # the closed round's RoundInfo
@@ -367,15 +367,16 @@ class StandalonePeer:
             log.info("round %d: serving the saved update %s again after a restart", r, want[:10])
             break
 
-    def _aggregation_plan(self, rnd: int) -> _AggregationPlan:
+    def _aggregation_plan(self, rnd: int, *, with_fallback: bool = False) -> _AggregationPlan:
         """What this peer aggregates after closed round ``rnd``: the candidates (under
         ``bdfl`` only approved updates with at most ``defense.max_reject_share`` of rejecting
         votes, from its overlay neighbours topped up to
         ``overlay.min_sources`` with the nearest approved updates further out, weighted by
         reputation, times the capped on-chain sample count with ``defense.weighting =
         "reputation_samples"``; under a baseline every neighbour's submission, weight 1),
-        its own model's weight, and what the round log reports. The orchestrator's
-        ``_aggregation_inputs`` applies the same rule to simulated peers."""
+        its own model's weight, and what the round log reports; with ``with_fallback`` also
+        the next usable updates by weight (for a resync; each costs an endpoint lookup). The
+        orchestrator's ``_aggregation_inputs`` applies the same rule to simulated peers."""
         from bdfl.chain.protocol import Outcome, Status
         from bdfl.learning.aggregation import clear_approval, update_weight
         from bdfl.peer.node import Candidate
@@ -408,10 +409,12 @@ class StandalonePeer:
             Candidate(index=-1, peer=nb, hash=usable[nb], url=self._endpoint_of(nb, None), weight=weight(nb))
             for nb in neighbours if nb in usable
         ]
-        others = sorted((p for p in usable if p not in neighbours and p != self.address), key=lambda p: (-weight(p), p))
-        degree = max(1, int(self.cfg.overlay.degree or 1))
-        fallback = [Candidate(index=-1, peer=p, hash=usable[p], url=self._endpoint_of(p, None), weight=weight(p))
-                    for p in others[:degree]]
+        fallback = []
+        if with_fallback:
+            others = sorted((p for p in usable if p not in neighbours and p != self.address), key=lambda p: (-weight(p), p))
+            degree = max(1, int(self.cfg.overlay.degree or 1))
+            fallback = [Candidate(index=-1, peer=p, hash=usable[p], url=self._endpoint_of(p, None), weight=weight(p))
+                        for p in others[:degree]]
         return _AggregationPlan(cands, fallback, weight(self.address), len(neighbours), rinfo, rep.get(self.address, 0.0))
 
     def resync(self) -> None:
@@ -425,7 +428,7 @@ class StandalonePeer:
         closed = self.chain.current_round() - 1
         if closed < 0 or self.state.last_aggregated >= closed or self.trained_round is not None:
             return
-        plan = self._aggregation_plan(closed)
+        plan = self._aggregation_plan(closed, with_fallback=True)
         used: list[str] = []
         for cands in (plan.candidates, plan.fallback):  # the fallbacks only when no first choice verifies
             fetched = self.fetcher.fetch_many([(c.url, c.hash) for c in cands]) if cands else {}
