@@ -273,8 +273,7 @@ class Orchestrator:
         approved on chain (and by a clear enough vote: ``defense.max_reject_share``), from
         peers above the reputation threshold, weighted by reputation
         (times the capped on-chain sample count with ``defense.weighting = "reputation_samples"``)."""
-        from bdfl.chain.protocol import Outcome
-        from bdfl.learning.aggregation import clear_approval, update_weight
+        from bdfl.peer.sources import aggregation_rule
 
         k = self.keeper
         states = k.peer_states(self.addresses)
@@ -282,26 +281,14 @@ class Orchestrator:
         overlay = self._overlay_for(members, k.round_seed(rnd), r, rnd)
         checksum = {a.lower(): a for a in self.addresses}
         endpoints = k.endpoints(self.addresses)
-        bdfl = self.cfg.defense.name == "bdfl"
-        if bdfl:
-            share = self.cfg.defense.max_reject_share
-            usable = {s.peer: "0x" + s.update_hash.hex() for s in subs
-                      if s.outcome == Outcome.APPROVED and clear_approval(s.accepts, s.rejects, share)}
-        else:
-            usable = {s.peer: "0x" + s.update_hash.hex() for s in subs}
+        rule = aggregation_rule(self.cfg, subs, {a: st["reputation"] for a, st in states.items()})
+        usable, weight = rule.usable, rule.weight
         index_of_sub = {s.peer: s.index for s in subs}
-        samples = {s.peer: s.num_samples for s in subs}  # capped at maxSamples by the contract
-        weighting = self.cfg.defense.weighting
-        min_sources = self.cfg.overlay.min_sources if bdfl else 0
-
-        def weight(a: str) -> float:
-            return update_weight(states[a]["reputation"], samples.get(a, 1), weighting) if bdfl else 1.0
-
         inputs: dict[str, list[dict[str, Any]]] = {}
         for addr in self.addresses:
             inputs[addr] = [
                 {"index": index_of_sub[nb], "peer": nb, "hash": usable[nb], "url": endpoints[nb], "weight": weight(nb)}
-                for nb in (checksum[x] for x in overlay.aggregation_sources(addr, usable, min_sources)) if nb in usable
+                for nb in (checksum[x] for x in overlay.aggregation_sources(addr, usable, rule.min_sources)) if nb in usable
             ] if addr in members else []
         own = {a: weight(a) for a in self.addresses}
         return inputs, own, states

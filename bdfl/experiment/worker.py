@@ -337,7 +337,7 @@ class Worker:
         chosen by the orchestrator from chain state and the overlay), each hash-checked."""
         from bdfl.net.serialization import InvalidUpdate, decode_ndarrays
         from bdfl.peer.node import Candidate
-        from bdfl.peer.rejoin import ensure_membership, resync_model
+        from bdfl.peer.rejoin import ensure_membership, resync_from_tiers
 
         if index not in self.keys or index in self.peers:
             return {}
@@ -355,15 +355,12 @@ class Worker:
                 pass
         actions = ensure_membership(peer.chain, peer.endpoint.url)
         before = len(peer.rejections)
-        used: list[str] = []
-        for fallback in (False, True):  # the fallbacks only when no first choice verifies
-            cands = [Candidate(index=c["index"], peer=c["peer"], hash=c["hash"], url=c["url"], weight=c["weight"])
-                     for c in candidates if bool(c.get("fallback")) == fallback]
-            fetched = self.fetcher.fetch_many(sorted({(c.url, c.hash) for c in cands})) if cands else {}
-            used = resync_model(peer, rnd, cands, fetched)
-            if used:
-                model_from = "fallback" if fallback else "neighbours"
-                break
+        # the fallbacks only when no first choice verifies
+        tiers = [[Candidate(index=c["index"], peer=c["peer"], hash=c["hash"], url=c["url"], weight=c["weight"])
+                  for c in candidates if bool(c.get("fallback")) == fallback] for fallback in (False, True)]
+        used, tier = resync_from_tiers(peer, rnd, tiers, self.fetcher.fetch_many)
+        if used:
+            model_from = ("neighbours", "fallback")[tier]
         _loss, _n, metrics = self.test_client.evaluate(peer.params, {})
         self.peers[index] = peer
         self.down.discard(index)

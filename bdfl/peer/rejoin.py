@@ -10,7 +10,8 @@ Shared by ``bdfl peer`` (:mod:`bdfl.peer.standalone`) and the simulation's fault
 * :func:`resync_model` — a current model from the neighbours: the reputation-weighted average
   of their latest *approved* updates, each hash-checked against the chain and strictly decoded
   (:meth:`bdfl.peer.node.Peer.decode_verified`) before use. A peer that was away for several
-  rounds thus starts from where the federation is, not from its own stale model.
+  rounds thus starts from where the federation is, not from its own stale model;
+  :func:`resync_from_tiers` tries further candidates when none of the first verifies.
 """
 
 from __future__ import annotations
@@ -91,3 +92,21 @@ def resync_model(
         peer.trained = None
         peer.reference = None
     return used
+
+
+def resync_from_tiers(
+    peer: Any,
+    rnd: int,
+    tiers: Sequence[Sequence[Any]],
+    fetch_many: Callable[[list[tuple[str, str]]], Mapping[str, bytes | Exception]],
+) -> tuple[list[str], int]:
+    """:func:`resync_model` from the first tier of candidates that yields a verified update
+    (e.g. the neighbours' approved updates, then fallbacks), fetching each tier only when the
+    ones before it gave nothing. Returns (the addresses used, the tier's index; -1 if none)."""
+    for i, cands in enumerate(tiers):
+        fetched = fetch_many(sorted({(c.url, c.hash) for c in cands})) if cands else {}
+        used = resync_model(peer, rnd, cands, fetched)
+        if used:
+            return used, i
+    return [], -1
+

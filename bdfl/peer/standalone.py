@@ -367,19 +367,28 @@ class StandalonePeer:
             log.info("round %d: serving the saved update %s again after a restart", r, want[:10])
             break
 
+    def _earlier_hashes(self, rnd: int) -> frozenset[str]:
+        """Update hashes submitted in the ``defense.replay_window`` rounds before ``rnd``. Those
+        rounds are closed, so each is read from the chain once and kept while in the window."""
+        window = self.cfg.defense.replay_window
+        first = max(0, rnd - window)
+        cache = self._closed_hashes
+        for old in [x for x in cache if x < first]:
+            del cache[old]
+        for past in range(first, rnd):
+            if past not in cache:
+                cache[past] = frozenset("0x" + s.update_hash.hex() for s in self.chain.submissions(past))
+        return frozenset().union(*(cache[p] for p in range(first, rnd)))
+
     def _aggregation_plan(self, rnd: int, *, with_fallback: bool = False) -> _AggregationPlan:
-        """What this peer aggregates after closed round ``rnd``: the candidates (under
-        ``bdfl`` only approved updates with at most ``defense.max_reject_share`` of rejecting
-        votes, from its overlay neighbours topped up to
-        ``overlay.min_sources`` with the nearest approved updates further out, weighted by
-        reputation, times the capped on-chain sample count with ``defense.weighting =
-        "reputation_samples"``; under a baseline every neighbour's submission, weight 1),
-        its own model's weight, and what the round log reports; with ``with_fallback`` also
-        the next usable updates by weight (for a resync; each costs an endpoint lookup). The
-        orchestrator's ``_aggregation_inputs`` applies the same rule to simulated peers."""
-        from bdfl.chain.protocol import Outcome, Status
-        from bdfl.learning.aggregation import clear_approval, update_weight
+        """What this peer aggregates after closed round ``rnd`` by the shared rule
+        (:func:`bdfl.peer.sources.aggregation_rule`, which simulated peers follow too): the
+        candidates from its overlay sources, its own model's weight, and what the round log
+        reports; with ``with_fallback`` also the next usable updates by weight (for a resync;
+        each costs an endpoint lookup)."""
+        from bdfl.chain.protocol import Status
         from bdfl.peer.node import Candidate
+        from bdfl.peer.sources import aggregation_rule
 
         chain = self.chain
         members = chain.members()
@@ -389,20 +398,10 @@ class StandalonePeer:
         rinfo = chain.round_info(rnd)
         if active:
             self.tracker.update(active, rinfo.seed)
-        subs = chain.submissions(rnd)
-        bdfl = self.peer.settings.defense == "bdfl"
-        weighting = self.cfg.defense.weighting
-        samples = {s.peer: s.num_samples for s in subs}  # capped at maxSamples by the contract
-
-        def weight(a: str) -> float:
-            return update_weight(rep.get(a, 0.0), samples.get(a, 1), weighting) if bdfl else 1.0
-
-        share = self.cfg.defense.max_reject_share
-        usable = {s.peer: "0x" + s.update_hash.hex() for s in subs
-                  if not bdfl or (s.outcome == Outcome.APPROVED and clear_approval(s.accepts, s.rejects, share))}
+        rule = aggregation_rule(self.cfg, chain.submissions(rnd), rep)
+        usable, weight = rule.usable, rule.weight
         overlay = self.tracker.overlay
-        min_sources = self.cfg.overlay.min_sources if bdfl else 0
-        sources = overlay.aggregation_sources(self.address, usable, min_sources) if overlay is not None else ()
+        sources = overlay.aggregation_sources(self.address, usable, rule.min_sources) if overlay is not None else ()
         checksum = {m.lower(): m for m in members}
         neighbours = [checksum[x] for x in sources if x in checksum]
         cands = [
@@ -423,18 +422,14 @@ class StandalonePeer:
         instead of resuming from an old one (bdfl.peer.rejoin.resync_model; the simulation's
         restarted peers do the same)."""
         from bdfl.net.serialization import encode_ndarrays
-        from bdfl.peer.rejoin import resync_model
+        from bdfl.peer.rejoin import resync_from_tiers
 
         closed = self.chain.current_round() - 1
         if closed < 0 or self.state.last_aggregated >= closed or self.trained_round is not None:
             return
         plan = self._aggregation_plan(closed, with_fallback=True)
-        used: list[str] = []
-        for cands in (plan.candidates, plan.fallback):  # the fallbacks only when no first choice verifies
-            fetched = self.fetcher.fetch_many([(c.url, c.hash) for c in cands]) if cands else {}
-            used = resync_model(self.peer, closed, cands, fetched)
-            if used:
-                break
+        tiers = (plan.candidates, plan.fallback)  # the fallbacks only when no first choice verifies
+        used, tier = resync_from_tiers(self.peer, closed, tiers, self.fetcher.fetch_many)
         if not used:
             log.info("round %d: no approved neighbour update to resync from; keeping the %s model", closed,
                      "saved" if self.state.last_aggregated >= 0 else "initial")
@@ -444,8 +439,8 @@ class StandalonePeer:
         self.state.save_model(encode_ndarrays(self.peer.params))
         self.state.save()
         log.info("round %d: resynced the model from %d of %d approved %s update(s), hash-verified against the chain",
-                 closed, len(used), len(cands),
-                 "fallback (no neighbour update could be verified)" if cands is plan.fallback else "neighbour")
+                 closed, len(used), len(tiers[tier]),
+                 "fallback (no neighbour update could be verified)" if tier == 1 else "neighbour")
 
     # -- main loop --------------------------------------------------------------------
     def run(self) -> int:
@@ -456,6 +451,7 @@ class StandalonePeer:
         self._clocks: dict[int, _RoundClock] = {}
         self._not_before: dict[tuple[Any, ...], float] = {}
         self._said: set[tuple[Any, ...]] = set()
+        self._closed_hashes: dict[int, frozenset[str]] = {}  # closed round -> its submitted update hashes
         transient = _transient_errors()
         self.ensure_member()
         self.recover()
@@ -674,10 +670,7 @@ class StandalonePeer:
         for u in assigned:
             s = self.chain.submission(rnd, u)
             cands.append(Candidate(index=u, peer=s.peer, hash="0x" + s.update_hash.hex(), url=self._endpoint_of(s.peer, clock)))
-        # hashes submitted in the last replay_window rounds: a replayed update is rejected unfetched
-        window = self.cfg.defense.replay_window
-        earlier = frozenset("0x" + s.update_hash.hex() for past in range(max(0, rnd - window), rnd)
-                            for s in self.chain.submissions(past))
+        earlier = self._earlier_hashes(rnd)  # a replayed update is rejected unfetched
         cands_to_fetch = [c for c in cands if c.hash.lower() not in earlier]
         t0 = time.perf_counter()
         fetched = self.fetcher.fetch_many([(c.url, c.hash) for c in cands_to_fetch]) if cands_to_fetch else {}

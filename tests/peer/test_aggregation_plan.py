@@ -6,6 +6,7 @@ update was not approved — and the same plan for the resync after missed rounds
 
 from __future__ import annotations
 
+import dataclasses
 from types import SimpleNamespace
 from typing import Any
 
@@ -59,7 +60,7 @@ def _peer(defense: str, weighting: str, approved: set[str], min_sources: int = 2
     p.chain = FakeChain(approved, contested)
     p.tracker = OverlayTracker("ring", 2)
     p.peer = SimpleNamespace(settings=SimpleNamespace(defense=defense))
-    p.cfg = SimpleNamespace(defense=SimpleNamespace(weighting=weighting, max_reject_share=max_reject_share),
+    p.cfg = SimpleNamespace(defense=SimpleNamespace(name=defense, weighting=weighting, max_reject_share=max_reject_share),
                             overlay=SimpleNamespace(min_sources=min_sources, degree=2))
     p.address = ME
     return p
@@ -118,3 +119,27 @@ def test_a_contested_approval_is_left_out_under_max_reject_share_and_replaced() 
     assert {c.peer for c in plan.candidates} == set(NB)
     plan = _peer("bdfl", "reputation", set(ADDRS), contested={NB[1]}, max_reject_share=0.0)._aggregation_plan(3)
     assert {c.peer for c in plan.candidates} == {NB[0], FAR[0]}
+
+
+def test_replay_window_hashes_are_read_once_per_closed_round() -> None:
+    """The audit's replay check needs the hashes of the last ``replay_window`` rounds; each
+    closed round's submissions are read from the chain once, then kept while in the window."""
+    p = _peer("bdfl", "reputation", set(ADDRS))
+    reads: list[int] = []
+    subs = p.chain.submissions
+
+    def counting(rnd: int) -> list[Submission]:
+        reads.append(rnd)
+        return [dataclasses.replace(s, update_hash=bytes([rnd + 1, s.index]) * 16) for s in subs(rnd)]
+
+    p.chain.submissions = counting
+    p.cfg.defense.replay_window = 3
+    p._closed_hashes = {}
+    want = {r: {"0x" + (bytes([r + 1, i]) * 16).hex() for i in range(len(ADDRS))} for r in range(6)}
+    assert p._earlier_hashes(0) == frozenset()
+    assert p._earlier_hashes(2) == want[0] | want[1]
+    assert p._earlier_hashes(3) == want[0] | want[1] | want[2]
+    assert p._earlier_hashes(5) == want[2] | want[3] | want[4]
+    assert p._earlier_hashes(5) == want[2] | want[3] | want[4]
+    assert reads == [0, 1, 2, 3, 4]  # every closed round read once
+    assert sorted(p._closed_hashes) == [2, 3, 4]  # rounds that left the window are dropped
