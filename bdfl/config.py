@@ -58,15 +58,19 @@ class DefenseConfig:
     # is rejected when any test fails. Quality: accuracy more than audit_margin below BOTH
     # the auditor's own model and the median candidate, or loss more than audit_loss_margin
     # above both. Parameter tests: distance to the auditor's model over the median distance
-    # > audit_norm_ratio (0 = off); cosine with the auditor's own update more than
-    # audit_direction_margin below the median (2 = off); coherent shift > audit_shift_limit
+    # > audit_norm_ratio (0 = off); cosine of the trainer's move with the consensus move
+    # ("median" of the moves; "own": the auditor's own move: audit_direction_reference) more
+    # than audit_direction_margin below the median (2 = off); coherent shift > audit_shift_limit
     # (1 = off); move < audit_min_update x the auditor's own move (0 = off). Merge: loss of
     # (own + candidate) / 2 above the candidates' median x (1 + audit_merge_loss_ratio)
     # + audit_merge_loss_margin (margin 0 = off).
     audit_margin: float = 0.6
     audit_loss_margin: float = 3.0
     audit_norm_ratio: float = 4.0
-    audit_direction_margin: float = 0.35
+    audit_direction_margin: float = 0.2
+    audit_direction_reference: str = "median"
+    audit_direction_min_agreement: float = 0.3  # the test runs only while the median cosine is >= this
+    audit_direction_own_margin: float = 0.1  # "median": also this far below the median cosine with the own move
     audit_shift_limit: float = 0.4
     audit_min_update: float = 0.1
     audit_merge_loss_margin: float = 0.5
@@ -80,6 +84,10 @@ class DefenseConfig:
     # bdfl: auditors reject an update whose hash was submitted in one of the last
     # replay_window rounds (a replayed model, e.g. a free-rider's copy); 0 = off
     replay_window: int = 3
+    # bdfl: auditors rebuild each trainer's start of the round from the previous round's
+    # on-chain updates (bdfl.peer.sources.start_recipes) and judge its move from there;
+    # false: from the auditor's own start (models differ by more than one update)
+    rebuild_starts: bool = True
     trimmed_beta: float = 0.2
     krum_malicious: int = -1  # -1: assume the configured attacker count
 
@@ -278,6 +286,10 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     if d.audit_norm_ratio != 0 and not 1.0 < d.audit_norm_ratio <= 1000.0:
         raise ConfigError("defense.audit_norm_ratio", f"value {d.audit_norm_ratio!r} is out of range", "0 (off) or (1, 1000]")
     _range("defense.audit_direction_margin", d.audit_direction_margin, 0.0, 2.0)
+    _range("defense.audit_direction_min_agreement", d.audit_direction_min_agreement, -1.0, 1.0)
+    _range("defense.audit_direction_own_margin", d.audit_direction_own_margin, -2.0, 2.0)
+    if d.audit_direction_reference not in ("median", "own"):
+        raise ConfigError("defense.audit_direction_reference", f"unknown reference {d.audit_direction_reference!r}", "median, own")
     _range("defense.audit_shift_limit", d.audit_shift_limit, 0.0, 1.0, lo_open=True)
     _range("defense.audit_min_update", d.audit_min_update, 0.0, 1.0, hi_open=True)
     _range("defense.audit_merge_loss_margin", d.audit_merge_loss_margin, 0.0, 100.0)

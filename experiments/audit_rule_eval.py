@@ -12,7 +12,9 @@ lr = 0.05. Decentralised: every peer keeps its own model. Each round
 2. a committee of K = 7 is drawn with probability proportional to reputation among the
    eligible peers (reputation >= 0.3), every update gets m = 3 consecutive seats (never
    its author's), and each auditor runs the rule under test over all updates assigned to
-   it with its own models (trained, and start of round) and its validation split;
+   it with its own models (trained, and start of round), its validation split and each
+   trainer's start of the round (what `bdfl run`'s auditors rebuild from the chain;
+   ``--no-rebuilt-starts``: the auditor's own start instead);
    attacking auditors vote through `attack.vote` (honest verdict, or collusion);
 3. the tally and bookkeeping follow RoundManager: >= 2 revealed votes and a strict
    majority decide (Approved / Probation below the threshold / Rejected / Undecided);
@@ -92,6 +94,7 @@ RULES = {
     "parameter tests only": AuditRule(margin=1.0, loss_margin=1e9),
     "without magnitude": AuditRule(norm_ratio=0),
     "without direction": AuditRule(direction_margin=2),
+    "direction vs own move (0.35, before)": AuditRule(direction_reference="own", direction_margin=0.35),
     "without shift": AuditRule(shift_limit=1),
     "without no-work": AuditRule(min_update=0),
     "quality 0.4 / 2.5": AuditRule(margin=0.4, loss_margin=2.5),
@@ -209,12 +212,21 @@ def run(attack_label: str, seed: int, args: argparse.Namespace, rules: dict[str,
             cands = [published[u] for u in us]
             ref, results = evaluate_candidates(clients[a], trained[a], cands)
             valid = [isinstance(x, EvalResult) for x in results]
-            stats = candidate_statistics(trained[a], cands, models[a], valid=valid, min_candidates=primary.min_candidates)
+            # where each trainer started (bdfl run rebuilds it from the chain; here it is known)
+            starts = None if args.no_rebuilt_starts else [models[u] for u in us]
+            by_key: dict[tuple[int, str], list] = {}
+
+            def stats_for(rule: AuditRule) -> list:
+                key = (rule.min_candidates, rule.direction_reference)
+                if key not in by_key:
+                    by_key[key] = candidate_statistics(trained[a], cands, models[a], valid=valid, min_candidates=key[0],
+                                                       candidate_starts=starts, direction_reference=key[1])
+                return by_key[key]
+
             merged = merged_losses(clients[a], trained[a], cands, valid) if any(
                 rule.merge_loss_margin > 0 for rule in rules.values()) else None
             for rn, rule in rules.items():
-                st = stats if rule.min_candidates == primary.min_candidates else candidate_statistics(
-                    trained[a], cands, models[a], valid=valid, min_candidates=rule.min_candidates)
+                st = stats_for(rule)
                 verdicts = judge(rule, ref, results, st, merged if rule.merge_loss_margin > 0 else None)
                 for u, v in zip(us, verdicts):
                     if a not in attackers:
@@ -330,6 +342,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--val-fraction", type=float, default=0.2)
     p.add_argument("--rule", choices=list(RULES), default="default", help="the rule whose votes decide")
     p.add_argument("--rule-json", default="", help='AuditRule fields overriding the default rule, e.g. \'{"shift_limit": 0.3}\'')
+    p.add_argument("--no-rebuilt-starts", action="store_true",
+                   help="measure each candidate's move from the auditor's own start (defense.rebuild_starts = false)")
     p.add_argument("--eval-every", type=int, default=0, help="also record honest accuracy every N rounds")
     p.add_argument("--json", type=Path, help="write all results here")
     args = p.parse_args(argv)
@@ -353,6 +367,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.rounds} rounds, seeds {args.seeds}, decisions by rule {args.rule!r}, "
           f"local_epochs={args.local_epochs}, batch_size={args.batch_size}, lr={args.lr}, "
           f"val_fraction={args.val_fraction}, committee {args.committee}/{args.auditors_per_update}/{args.quorum}, "
+          f"{'own starts' if args.no_rebuilt_starts else 'rebuilt trainer starts'}, "
           f"expander degree {args.degree}")
     print(f"{'attack':15s} {'vote FRR':>9s} {'vote DR':>9s} {'dec. FRR':>10s} {'dec. DR':>9s} {'sep.':>5s} {'final acc':>10s}")
     for a in args.attacks:

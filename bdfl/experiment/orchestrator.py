@@ -190,6 +190,11 @@ class Orchestrator:
                                  earlier_hashes=self._earlier_hashes(rnd))
             times.add(res)
             self._note_rejections(r, rnd, [x for w in res for x in w.get("rejected", [])])
+            if cfg.defense.rebuild_starts:
+                # how many trainers' starts this round's auditors rebuilt from the chain, and whether
+                # the honest ones match where those trainers really started (a simulation-only check)
+                starts = {key: sum(w.get("starts", {}).get(key, 0) for w in res) for key in ("rebuilt", "honest_checked", "honest_exact")}
+                self.faults.emit("StartsRebuilt", r, rnd, "", **starts)
             for x in (x for w in res for x in w.get("audit_rejections", [])):
                 # the rule's reasons for each reject vote (before attackers' vote hooks), for diagnosis
                 self.faults.emit("AuditRejected", r, rnd, "", **x)
@@ -255,16 +260,22 @@ class Orchestrator:
         return out
 
     def _assignments(self, rnd: int) -> dict[str, list[dict[str, Any]]]:
-        """Per committee member: the updates it must audit, with on-chain hash and endpoint."""
+        """Per committee member: the updates it must audit, with on-chain hash and endpoint, and
+        (``start``) the models and weights that make each trainer's start of the round."""
         k = self.keeper
         subs = k.submissions(rnd)
         endpoints = k.endpoints(self.addresses)
+        # the trainers' start recipes, from the previous round's close (none in a run's first round)
+        recipes = getattr(self, "_start_recipes", {}).get(rnd, {})
         out: dict[str, list[dict[str, Any]]] = {}
         for member, indices in k.assignments(rnd, k.committee(rnd)).items():
             items = []
             for u in indices:
                 s = subs[u]
-                items.append({"index": u, "peer": s.peer, "hash": "0x" + s.update_hash.hex(), "url": endpoints[s.peer]})
+                item = {"index": u, "peer": s.peer, "hash": "0x" + s.update_hash.hex(), "url": endpoints[s.peer]}
+                if s.peer in recipes:
+                    item["start"] = recipes[s.peer]
+                items.append(item)
             out[member] = items
         return out
 
@@ -273,7 +284,7 @@ class Orchestrator:
         approved on chain (and by a clear enough vote: ``defense.max_reject_share``), from
         peers above the reputation threshold, weighted by reputation
         (times the capped on-chain sample count with ``defense.weighting = "reputation_samples"``)."""
-        from bdfl.peer.sources import aggregation_rule
+        from bdfl.peer.sources import aggregation_rule, sources_of, start_recipes
 
         k = self.keeper
         states = k.peer_states(self.addresses)
@@ -288,9 +299,13 @@ class Orchestrator:
         for addr in self.addresses:
             inputs[addr] = [
                 {"index": index_of_sub[nb], "peer": nb, "hash": usable[nb], "url": endpoints[nb], "weight": weight(nb)}
-                for nb in (checksum[x] for x in overlay.aggregation_sources(addr, usable, rule.min_sources)) if nb in usable
-            ] if addr in members else []
+                for nb in sources_of(rule, overlay, addr)
+            ]
         own = {a: weight(a) for a in self.addresses}
+        if self.cfg.defense.name == "bdfl" and self.cfg.defense.rebuild_starts:
+            # where each trainer's next round starts, for that round's auditors (bdfl.peer.sources)
+            self._start_recipes = {rnd + 1: {p: [{"peer": x.peer, "hash": x.hash, "url": endpoints[checksum.get(x.peer.lower(), x.peer)], "weight": x.weight}
+                                                 for x in recipe] for p, recipe in start_recipes(rule, overlay, subs).items()}}
         return inputs, own, states
 
     def _overlay_for(self, members: list[str], seed: bytes, r: int = 0, rnd: int = 0) -> Any:

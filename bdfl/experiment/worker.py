@@ -214,13 +214,23 @@ class Worker:
         update hashes submitted in the last ``defense.replay_window`` rounds (replays are rejected
         unfetched)."""
         from bdfl.peer.node import Candidate
+        from bdfl.peer.sources import StartSource
 
         t0 = time.perf_counter()
         earlier = frozenset(h.lower() for h in earlier_hashes or ())
         mine = {p.address: p for p in self.peers.values() if p.address in assignments}
         wanted = {(c["url"], c["hash"]) for addr in mine for c in assignments[addr] if c["hash"].lower() not in earlier}
+        # the models that make each assigned trainer's start of the round (bdfl.peer.sources)
+        recipes = {c["peer"]: [StartSource(x["peer"], x["hash"], float(x["weight"])) for x in c["start"]]
+                   for addr in mine for c in assignments[addr] if c.get("start") and c["hash"].lower() not in earlier}
+        wanted |= {(x["url"], x["hash"]) for addr in mine for c in assignments[addr] if c["peer"] in recipes for x in c["start"]}
         fetched = self.fetcher.fetch_many(sorted(wanted)) if wanted else {}
+        # the same models for every auditor of this worker: rebuilt once
+        starts = next(iter(mine.values())).rebuild_starts(recipes, fetched) if recipes else {}
         t1 = time.perf_counter()
+        # a simulation-only check: an honest trainer hosted here started exactly where its auditors say
+        honest_here = [p for p in self.peers.values() if p.address in starts and not p.is_attacker and p.reference is not None]
+        exact = sum(all(np.array_equal(a, b) for a, b in zip(starts[p.address], p.reference)) for p in honest_here)
         votes: dict[int, dict[str, Any]] = {}
         attackers = frozenset(attacker_addrs)
         rejected: list[dict[str, Any]] = []
@@ -228,14 +238,15 @@ class Worker:
         for addr, peer in mine.items():
             cands = [Candidate(index=c["index"], peer=c["peer"], hash=c["hash"], url=c["url"]) for c in assignments[addr]]
             before = len(peer.rejections)
-            idx, accept = peer.audit(rnd, cands, fetched, attackers, earlier_hashes=earlier)
+            idx, accept = peer.audit(rnd, cands, fetched, attackers, earlier_hashes=earlier, starts=starts)
             rejected += [{"peer": peer.index, "from": r.peer, "reason": r.reason, "step": "audit"} for r in peer.rejections[before:]]
             verdicts += [{"peer": peer.index, "from": frm, "failed": list(failed)} for frm, failed in peer.last_audit_rejections]
             salt = peer.remember_votes(rnd, idx, accept)
             self._queue(peer, peer.chain.commit_votes, rnd, idx, accept, salt, wait=False)
             votes[peer.index] = {"indices": idx, "accept": accept}
         sign = self._take_signing()
-        return {"votes": votes, "rejected": rejected, "audit_rejections": verdicts, "seconds_exchange": t1 - t0, "seconds_audit": time.perf_counter() - t1 - sign, "seconds_chain": sign}
+        return {"votes": votes, "rejected": rejected, "audit_rejections": verdicts, "seconds_exchange": t1 - t0,
+                "starts": {"rebuilt": len(starts), "honest_checked": len(honest_here), "honest_exact": exact}, "seconds_audit": time.perf_counter() - t1 - sign, "seconds_chain": sign}
 
     def reveal(self, rnd: int) -> dict[str, Any]:
         n = 0

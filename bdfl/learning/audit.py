@@ -9,23 +9,33 @@ test fails**:
 
 1. **validity** — NaN/Inf, a different number of arrays or different shapes than the
    auditor's model: rejected without being evaluated.
-2. **magnitude** (``norm_ratio``, default 2.0) — its distance to the auditor's trained
+2. **magnitude** (``norm_ratio``, default 4.0) — its distance to the auditor's trained
    model is more than ``norm_ratio`` times the median distance of the candidates this
    auditor judges (noise, boosted/scaled updates). Needs ``min_candidates``.
-3. **direction** (``direction_margin``, default 0.45) — the cosine between the
-   candidate's move ``candidate - start`` and the auditor's own move
-   ``trained - start`` is more than ``direction_margin`` below the median cosine of
-   the candidates (reversed updates: sign flipping, IPM). Needs ``start_params``,
+3. **direction** (``direction_margin`` 0.2, ``direction_min_agreement`` 0.3,
+   ``direction_own_margin`` 0.1) — the candidate's move points away from the others'. Its
+   move is ``candidate - its trainer's start`` when the auditor knows that start
+   (``candidate_starts``: ``bdfl run`` and ``bdfl peer`` rebuild it from the previous
+   round's on-chain updates, :mod:`bdfl.peer.sources`), else ``candidate - start``. It
+   fails when its cosine with the *consensus move* (the coordinate-wise median of the
+   candidates' moves and the auditor's own) is more than ``direction_margin`` below the
+   candidates' median cosine, while the candidates agree (that median >=
+   ``direction_min_agreement``; late in training honest moves barely agree and the test
+   stands down) and its cosine with the auditor's own move is also more than
+   ``direction_own_margin`` below the median (a consensus that attackers dominate cannot
+   make an honest candidate fail alone). Catches sign flipping, IPM, and label-flipped and
+   backdoored moves early in training. ``direction_reference="own"``: the earlier
+   single-reference test against the auditor's own move. Needs ``start_params``,
    ``min_candidates`` and an auditor that trained (a non-zero own move).
-4. **coherent shift** (``shift_limit``, default 0.2) — ``|sum(c - t)| / sum(|c - t|)``
+4. **coherent shift** (``shift_limit``, default 0.4) — ``|sum(c - t)| / sum(|c - t|)``
    over all coordinates, with ``t`` the auditor's trained model, exceeds ``shift_limit``:
    the candidate sits on one side of the auditor's model in almost every coordinate
    (ALIE's ``mean - z * std``; also label-flipped and backdoored models once the
    federation has learned something). Honest models differ from each other in both
    directions (measured: below 0.2 for >= 99.5 % of honest votes).
-5. **no work** (``min_update``, default 0.1) — ``||c - start||`` is below ``min_update``
-   times the auditor's own ``||trained - start||``: the candidate is (almost) the model
-   everyone started from (a free-rider re-publishing it). Needs ``start_params``.
+5. **no work** (``min_update``, default 0.1) — the candidate's move (as in 3) is shorter
+   than ``min_update`` times the auditor's own ``||trained - start||``: the candidate is
+   (almost) the model it started from (a free-rider re-publishing it). Needs ``start_params``.
 6. **quality** (``margin``, ``loss_margin``) — evaluated on the auditor's validation
    data, the candidate is clearly worse than **both** the auditor's own trained model
    and the median candidate: ``acc < min(acc_own, acc_median) - margin`` or
@@ -37,14 +47,16 @@ test fails**:
 Tests 2-5 only compare parameter vectors, so they work for any model the client
 serialises as arrays. The median-based tests (2, 3, 6's median bar) need at least
 ``min_candidates`` evaluable candidates and assume fewer than half of them are bad; the
-own-model tests (4, 5, 6's own bar) do not. A median that attackers dominate only makes
-the median tests *more lenient* (the bar moves towards the attackers); it never makes an
-honest candidate fail them — the direction test is one-sided, and the magnitude test
-compares with the median distance, which a majority of near-identical attackers shrinks
-(a documented limit: then honest candidates can fail it; see docs/learning.md).
+own-model tests (4, 5, 6's own bar) do not. A median that attackers dominate mostly makes
+the median tests *more lenient* (the bar moves towards the attackers). Two exceptions: the
+magnitude test compares with the median distance, which a majority of near-identical
+attackers shrinks, and the direction test's consensus move, which such a majority steers;
+the direction test therefore also requires a deviation from the auditor's own move
+(``direction_own_margin``). See docs/learning.md for the measured limits.
 
 Setting a test's parameter to its neutral value switches it off: ``norm_ratio = 0``,
-``direction_margin = 2``, ``shift_limit = 1``, ``min_update = 0``, ``margin = 1``.
+``direction_margin = 2``, ``shift_limit = 1``, ``min_update = 0``, ``margin = 1``,
+``merge_loss_margin = 0``.
 
 Defaults were chosen with ``experiments/audit_rule_eval.py`` (digits, 20 peers,
 Dirichlet 0.5, 30 % attackers, the runner's training settings, decentralised per-peer
@@ -78,6 +90,7 @@ __all__ = [
 
 Metric = Literal["accuracy", "loss", "accuracy_and_loss"]
 Reference = Literal["own", "median", "own_or_median"]
+DirectionReference = Literal["median", "own"]
 
 
 def _number(value: Any) -> bool:
@@ -95,6 +108,13 @@ class AuditRule:
     min_candidates: fewest evaluable candidates for the median-based tests.
     norm_ratio: magnitude test, distance to own model / median distance, > 1 (0 = off).
     direction_margin: direction test, cosine below the median cosine by more than this, in [0, 2] (2 = off).
+    direction_reference: the direction test's cosine is taken with the consensus move ("median":
+        coordinate-wise median of the candidates' moves and the auditor's own) or the auditor's own move.
+    direction_min_agreement: the direction test runs only when the median candidate's cosine is at
+        least this, in [-1, 1] (-1 = always): when moves do not agree there is no direction to deviate from.
+    direction_own_margin: with "median", the candidate must also be more than this below the median
+        cosine with the auditor's own move, in [-2, 2] (-2 = no such check): a consensus that attackers
+        dominate (e.g. 50 % identical ALIE moves) cannot make an honest auditor reject honest moves alone.
     shift_limit: coherent-shift test, in (0, 1] (1 = off).
     min_update: no-work test, fraction of the auditor's own update norm, in [0, 1) (0 = off).
     merge_loss_margin / merge_loss_ratio: merge test, reject when the loss of the average of
@@ -108,7 +128,10 @@ class AuditRule:
     reference: Reference = "own_or_median"
     min_candidates: int = 3
     norm_ratio: float = 4.0
-    direction_margin: float = 0.35
+    direction_margin: float = 0.2
+    direction_reference: DirectionReference = "median"
+    direction_min_agreement: float = 0.3
+    direction_own_margin: float = 0.1
     shift_limit: float = 0.4
     min_update: float = 0.1
     merge_loss_margin: float = 0.5
@@ -131,6 +154,18 @@ class AuditRule:
             raise BDFLError(f"audit rule: min_candidates must be an integer >= 1, got {self.min_candidates!r}")
         if not (_number(self.norm_ratio) and (self.norm_ratio == 0 or self.norm_ratio > 1)):
             raise BDFLError(f"audit rule: norm_ratio must be 0 (off) or a finite number > 1, got {self.norm_ratio!r}")
+        if self.direction_reference not in ("median", "own"):
+            raise BDFLError(
+                f"audit rule: direction_reference must be 'median' or 'own', got {self.direction_reference!r}"
+            )
+        if not (_number(self.direction_min_agreement) and -1 <= self.direction_min_agreement <= 1):
+            raise BDFLError(
+                f"audit rule: direction_min_agreement must lie in [-1, 1], got {self.direction_min_agreement!r}"
+            )
+        if not (_number(self.direction_own_margin) and -2 <= self.direction_own_margin <= 2):
+            raise BDFLError(
+                f"audit rule: direction_own_margin must lie in [-2, 2] (-2 = no own-move check), got {self.direction_own_margin!r}"
+            )
         if not (_number(self.direction_margin) and 0 <= self.direction_margin <= 2):
             raise BDFLError(f"audit rule: direction_margin must lie in [0, 2] (2 = off), got {self.direction_margin!r}")
         if not (_number(self.shift_limit) and 0 < self.shift_limit <= 1):
@@ -171,8 +206,11 @@ class ParamStats:
 
     distance: ||candidate - trained||; distance_ratio: that over the median distance of
     the auditor's candidates (NaN with fewer than ``min_candidates``).
-    cosine: cos(candidate - start, trained - start) (NaN without a start model or own move);
-    cosine_gap: median cosine of the candidates minus this one.
+    cosine: cos(move, direction): the candidate's move (from its trainer's rebuilt start, else from the
+        auditor's start) with the consensus or own move (NaN without a start model or own move);
+    cosine_gap: median cosine of the candidates minus this one; median_cosine: that median.
+    own_cosine / own_cosine_gap: the same with the auditor's own move (equal to the above with
+        ``direction_reference="own"``).
     shift: |sum(candidate - trained)| / sum(|candidate - trained|) (0 when identical).
     update_ratio: ||candidate - start|| / ||trained - start|| (NaN without start or own move).
     """
@@ -183,6 +221,9 @@ class ParamStats:
     update_ratio: float = math.nan
     distance_ratio: float = math.nan
     cosine_gap: float = math.nan
+    median_cosine: float = math.nan
+    own_cosine: float = math.nan
+    own_cosine_gap: float = math.nan
 
 
 @dataclass(frozen=True)
@@ -268,11 +309,18 @@ def candidate_statistics(
     *,
     valid: Sequence[bool] | None = None,
     min_candidates: int = 3,
+    candidate_starts: Sequence[NDArrays | None] | None = None,
+    direction_reference: DirectionReference = "median",
 ) -> list[ParamStats | None]:
     """Parameter-space statistics of every candidate (None for an invalid one).
 
     ``valid[i]`` False (or a candidate whose arrays do not match the reference) gives
-    None; medians are taken over the valid candidates only.
+    None; medians are taken over the valid candidates only. ``candidate_starts[i]``: where
+    candidate i's trainer started the round, when the auditor knows it; its move is then
+    ``candidate - candidate_starts[i]`` instead of ``candidate - start_params``. The cosine
+    is taken with the auditor's own move (``direction_reference="own"``) or with the
+    coordinate-wise median of the candidates' moves and the auditor's own (``"median"``,
+    the consensus move; the own move when fewer than ``min_candidates`` moves are known).
     """
     t = _flat(reference_params)
     s = None
@@ -280,27 +328,55 @@ def candidate_statistics(
     if start_params is not None and _finite_and_matching(list(start_params), reference_params) is None:
         s = _flat(start_params)
         own_move = float(np.linalg.norm(t - s))
-    stats: list[ParamStats | None] = []
+    base: list[tuple[float, float] | None] = []
+    moves: list[np.ndarray | None] = []
     for i, cand in enumerate(candidates):
         if (valid is not None and not valid[i]) or _finite_and_matching(cand, reference_params) is not None:
-            stats.append(None)
+            base.append(None)
+            moves.append(None)
             continue
         c = _flat(cand)
         diff = c - t
         l1 = float(np.abs(diff).sum())
-        shift = abs(float(diff.sum())) / l1 if l1 > 0 else 0.0
-        cosine = update_ratio = math.nan
+        base.append((float(np.linalg.norm(diff)), abs(float(diff.sum())) / l1 if l1 > 0 else 0.0))
+        move = None
         if s is not None and own_move > 0:
-            move = c - s
+            trainer_start = candidate_starts[i] if candidate_starts is not None and i < len(candidate_starts) else None
+            if trainer_start is not None and _finite_and_matching(list(trainer_start), reference_params) is None:
+                move = c - _flat(trainer_start)
+            else:
+                move = c - s
+        moves.append(move)
+    known = [m for m in moves if m is not None]
+    own_dir = t - s if s is not None and own_move > 0 else None
+    direction = own_dir
+    if own_dir is not None and direction_reference == "median" and len(known) >= min_candidates:
+        consensus = np.median(np.stack([*known, own_dir]), axis=0)
+        if np.linalg.norm(consensus) > 0:
+            direction = consensus
+
+    def cos(move: np.ndarray, ref: np.ndarray, norm: float) -> float:
+        return float(move @ ref) / (norm * float(np.linalg.norm(ref))) if norm > 0 else 0.0
+
+    stats: list[ParamStats | None] = []
+    for b, move in zip(base, moves):
+        if b is None:
+            stats.append(None)
+            continue
+        cosine = own_cosine = update_ratio = math.nan
+        if move is not None and direction is not None and own_dir is not None:
             norm = float(np.linalg.norm(move))
             update_ratio = norm / own_move
-            cosine = float(move @ (t - s)) / (norm * own_move) if norm > 0 else 0.0
-        stats.append(ParamStats(distance=float(np.linalg.norm(diff)), shift=shift, cosine=cosine, update_ratio=update_ratio))
+            cosine = cos(move, direction, norm)
+            own_cosine = cos(move, own_dir, norm)
+        stats.append(ParamStats(distance=b[0], shift=b[1], cosine=cosine, update_ratio=update_ratio, own_cosine=own_cosine))
     good = [x for x in stats if x is not None]
     if len(good) >= min_candidates:
         med_dist = float(np.median([x.distance for x in good]))
         cosines = [x.cosine for x in good if math.isfinite(x.cosine)]
+        own_cosines = [x.own_cosine for x in good if math.isfinite(x.own_cosine)]
         med_cos = float(np.median(cosines)) if len(cosines) >= min_candidates else math.nan
+        med_own = float(np.median(own_cosines)) if len(own_cosines) >= min_candidates else math.nan
         out: list[ParamStats | None] = []
         for x in stats:
             if x is None:
@@ -308,7 +384,8 @@ def candidate_statistics(
                 continue
             ratio = x.distance / med_dist if med_dist > 0 else (math.inf if x.distance > 0 else 1.0)
             gap = med_cos - x.cosine if math.isfinite(med_cos) and math.isfinite(x.cosine) else math.nan
-            out.append(ParamStats(x.distance, x.shift, x.cosine, x.update_ratio, ratio, gap))
+            own_gap = med_own - x.own_cosine if math.isfinite(med_own) and math.isfinite(x.own_cosine) else math.nan
+            out.append(ParamStats(x.distance, x.shift, x.cosine, x.update_ratio, ratio, gap, med_cos, x.own_cosine, own_gap))
         stats = out
     return stats
 
@@ -340,7 +417,11 @@ def _param_failures(rule: AuditRule, st: ParamStats | None) -> list[tuple[str, s
     if rule.norm_ratio > 0 and st.distance_ratio > rule.norm_ratio:
         out.append(("magnitude", f"distance {st.distance_ratio:.2f}x the median > {rule.norm_ratio:g}x"))
     if rule.direction_margin < 2 and st.cosine_gap > rule.direction_margin:
-        out.append(("direction", f"cosine with own update {st.cosine:.2f} is {st.cosine_gap:.2f} below the median (> {rule.direction_margin:g})"))
+        if rule.direction_reference == "own":
+            out.append(("direction", f"cosine with own move {st.cosine:.2f} is {st.cosine_gap:.2f} below the median (> {rule.direction_margin:g})"))
+        elif st.median_cosine >= rule.direction_min_agreement and st.own_cosine_gap > rule.direction_own_margin:
+            out.append(("direction", f"cosine with the consensus move {st.cosine:.2f} is {st.cosine_gap:.2f} below the median "
+                                     f"(> {rule.direction_margin:g}), with own move {st.own_cosine_gap:.2f} below (> {rule.direction_own_margin:g})"))
     if rule.shift_limit < 1 and st.shift > rule.shift_limit:
         out.append(("shift", f"coherent shift {st.shift:.2f} > {rule.shift_limit:g}"))
     if rule.min_update > 0 and st.update_ratio < rule.min_update:
@@ -439,12 +520,16 @@ def audit_updates(
     rule: AuditRule | None = None,
     *,
     start_params: NDArrays | None = None,
+    candidate_starts: Sequence[NDArrays | None] | None = None,
 ) -> list[AuditVerdict]:
     """Judge every candidate model with ``rule``.
 
     ``reference_params``: the auditor's own model after this round's local training;
     ``start_params`` (optional): its model at the start of the round, before training —
-    without it the direction and no-work tests are skipped. Only ``client.evaluate`` on
+    without it the direction and no-work tests are skipped. ``candidate_starts``
+    (optional, one entry or None per candidate): the candidates' trainers' starts of the
+    round, rebuilt from the chain (:func:`bdfl.peer.sources.start_recipes`); the direction
+    and no-work tests then measure a candidate's own move. Only ``client.evaluate`` on
     the auditor's own validation data and the parameters are used. Returns one
     :class:`AuditVerdict` per candidate, in order; invalid candidates are rejected.
     """
@@ -452,7 +537,8 @@ def audit_updates(
     reference, results = evaluate_candidates(client, reference_params, candidates)
     valid = [isinstance(r, EvalResult) for r in results]
     stats = candidate_statistics(
-        reference_params, candidates, start_params, valid=valid, min_candidates=rule.min_candidates
+        reference_params, candidates, start_params, valid=valid, min_candidates=rule.min_candidates,
+        candidate_starts=candidate_starts, direction_reference=rule.direction_reference,
     )
     merged = merged_losses(client, reference_params, candidates, valid) if rule.merge_loss_margin > 0 else None
     return judge(rule, reference, results, stats, merged)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +23,7 @@ from bdfl.errors import BDFLError
 from bdfl.learning.aggregation import AGGREGATORS, aggregate
 from bdfl.learning.audit import AuditRule, audit_updates
 from bdfl.net.serialization import InvalidUpdate, ModelSpec, decode_ndarrays, encode_ndarrays, hash_hex, update_hash
+from bdfl.peer.sources import StartSource, start_model
 
 log = logging.getLogger("bdfl.peer")
 
@@ -162,12 +163,35 @@ class Peer:
         return None
 
     # -- 4. auditing (committee members) ------------------------------------------
+    def rebuild_starts(self, recipes: Mapping[str, Sequence[StartSource]], fetched: Mapping[str, bytes | Exception]) -> dict[str, NDArrays]:
+        """Each trainer's start of the round from its recipe (:func:`bdfl.peer.sources.start_recipes`):
+        the recipe's fetched models, hash-checked and strictly decoded, averaged. A trainer whose
+        recipe cannot be completed (a model missing or not matching its hash) is left out: the
+        audit then measures its move from this auditor's own start."""
+        models: dict[str, NDArrays] = {}
+        for h in sorted({src.hash for recipe in recipes.values() for src in recipe}):
+            data = fetched.get(h)
+            if not isinstance(data, bytes) or hash_hex(update_hash(data)) != h.lower():
+                continue
+            try:
+                models[h] = decode_ndarrays(data, max_bytes=self.settings.max_update_bytes, spec=self.spec)
+            except InvalidUpdate:
+                continue
+        out: dict[str, NDArrays] = {}
+        for trainer, recipe in recipes.items():
+            start = start_model(list(recipe), models)
+            if start is not None:
+                out[trainer] = start
+        return out
+
     def audit(self, rnd: int, assigned: list[Candidate], fetched: dict[str, bytes | Exception], attacker_peers: frozenset[str] = frozenset(),
-              earlier_hashes: Collection[str] = frozenset()) -> tuple[list[int], list[bool]]:
+              earlier_hashes: Collection[str] = frozenset(), starts: Mapping[str, NDArrays] | None = None) -> tuple[list[int], list[bool]]:
         """Vote on each assigned update: unverifiable bytes are rejected outright, and so is an
         update whose on-chain hash was already submitted in an earlier round (``earlier_hashes``,
         lowercase 0x-hex): the same bytes again are a replay, e.g. a free-rider re-publishing a
-        model it received, never the result of training."""
+        model it received, never the result of training. ``starts``: trainer -> its rebuilt
+        start of the round (:meth:`rebuild_starts`); a trainer without one is measured from
+        this auditor's own start."""
         models: list[NDArrays] = []
         ok_positions: list[int] = []
         verdict = [False] * len(assigned)
@@ -182,7 +206,9 @@ class Peer:
         if models:
             base = self.trained if self.trained is not None else self.params
             start = self.reference if self.trained is not None else None  # this round's model before training
-            verdicts = audit_updates(self.client, base, models, self.settings.audit_rule, start_params=start)
+            trainer_starts = [(starts or {}).get(assigned[pos].peer) for pos in ok_positions]
+            verdicts = audit_updates(self.client, base, models, self.settings.audit_rule, start_params=start,
+                                     candidate_starts=trainer_starts if any(x is not None for x in trainer_starts) else None)
             for pos, v in zip(ok_positions, verdicts):
                 verdict[pos] = bool(v.accept)
             self.last_audit_rejections = [(assigned[pos].peer, v.failed) for pos, v in zip(ok_positions, verdicts) if not v.accept]

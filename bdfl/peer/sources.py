@@ -8,6 +8,12 @@ on-chain reputation (times the capped on-chain sample count with ``defense.weigh
 "reputation_samples"``, :func:`bdfl.learning.aggregation.update_weight`), from the overlay
 neighbours topped up to ``overlay.min_sources``. Under a baseline: every submission, weight 1,
 neighbours only.
+
+The same rule tells an auditor where a trainer's round started (:func:`start_recipes`): a
+peer's model at the start of round r+1 is the weighted average of its own round-r update and
+the updates it may aggregate, all of them on chain, so the auditor can rebuild it
+(:func:`start_model`) and judge the trainer's *move* ``update - start`` instead of the
+update's distance from the auditor's own model.
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 
 @dataclass(frozen=True)
@@ -49,3 +57,51 @@ def aggregation_rule(cfg: Any, subs: Iterable[Any], reputation: Mapping[str, flo
         return update_weight(reputation.get(a, 0.0), samples.get(a, 1), weighting)
 
     return AggregationRule(usable, weight, cfg.overlay.min_sources)
+
+
+@dataclass(frozen=True)
+class StartSource:
+    """One model in a start recipe: the ``0x`` update hash ``peer`` submitted, and its weight."""
+
+    peer: str
+    hash: str
+    weight: float
+
+
+def sources_of(rule: AggregationRule, overlay: Any, peer: str) -> list[str]:
+    """The peers whose updates ``peer`` aggregates under ``rule`` (addresses as in
+    ``rule.usable``), in the overlay's order: approved neighbours topped up to
+    ``rule.min_sources``. Empty when ``peer`` is not in the overlay."""
+    if overlay is None:
+        return []
+    spelled = {p.lower(): p for p in rule.usable}
+    return [spelled[x] for x in overlay.aggregation_sources(peer, rule.usable, rule.min_sources) if x in spelled]
+
+
+def start_recipes(rule: AggregationRule, overlay: Any, subs: Iterable[Any]) -> dict[str, list[StartSource]]:
+    """For every peer that submitted in the closed round ``subs``: the models (own update
+    first) and weights whose weighted average is its model at the start of the next round,
+    when it follows the protocol. An honest peer's own update is the model it trained, so the
+    recipe is exact for it; what a dishonest peer really started from does not matter — its
+    next update is judged against where the protocol says it started."""
+    out: dict[str, list[StartSource]] = {}
+    for s in subs:
+        if overlay is None or s.peer not in overlay:
+            continue  # not an active member: it does not aggregate
+        own = StartSource(s.peer, "0x" + s.update_hash.hex(), rule.weight(s.peer))
+        out[s.peer] = [own] + [StartSource(nb, rule.usable[nb], rule.weight(nb)) for nb in sources_of(rule, overlay, s.peer)]
+    return out
+
+
+def start_model(recipe: list[StartSource], models: Mapping[str, Any]) -> list[np.ndarray] | None:
+    """The weighted average of the recipe's models (``models``: hash -> decoded arrays); None
+    when one of them is missing (not fetched, wrong hash) or the weights sum to zero — then
+    the trainer's start is unknown and the auditor falls back to its own."""
+    from bdfl.learning.aggregation import AggregationError, weighted_average
+
+    if not recipe or any(not isinstance(models.get(src.hash), list) for src in recipe):
+        return None
+    try:
+        return weighted_average([models[src.hash] for src in recipe], [src.weight for src in recipe])
+    except AggregationError:
+        return None

@@ -398,7 +398,9 @@ class StandalonePeer:
         rinfo = chain.round_info(rnd)
         if active:
             self.tracker.update(active, rinfo.seed)
-        rule = aggregation_rule(self.cfg, chain.submissions(rnd), rep)
+        subs = chain.submissions(rnd)
+        rule = aggregation_rule(self.cfg, subs, rep)
+        self._closed_rule = (rnd, rule, subs)  # for the next round's audit (_trainer_starts)
         usable, weight = rule.usable, rule.weight
         overlay = self.tracker.overlay
         sources = overlay.aggregation_sources(self.address, usable, rule.min_sources) if overlay is not None else ()
@@ -415,6 +417,31 @@ class StandalonePeer:
             fallback = [Candidate(index=-1, peer=p, hash=usable[p], url=self._endpoint_of(p, None), weight=weight(p))
                         for p in others[:degree]]
         return _AggregationPlan(cands, fallback, weight(self.address), len(neighbours), rinfo, rep.get(self.address, 0.0))
+
+    def _trainer_starts(self, rnd: int, cands: list[Any], clock: _RoundClock) -> dict[str, Any]:
+        """Where each assigned trainer started round ``rnd`` by the protocol: its own update of
+        round ``rnd - 1`` averaged with the updates it could aggregate (the shared rule,
+        :func:`bdfl.peer.sources.start_recipes`, on this peer's overlay), each fetched and
+        hash-checked. Trainers whose start cannot be rebuilt are left out (the audit then
+        measures their move from this peer's own start)."""
+        from bdfl.peer.sources import aggregation_rule, start_recipes
+
+        d = self.cfg.defense
+        if d.name != "bdfl" or not d.rebuild_starts or rnd == 0 or self.tracker.overlay is None:
+            return {}
+        closed = getattr(self, "_closed_rule", None)
+        if closed is None or closed[0] != rnd - 1:  # e.g. after a restart: read the closed round again
+            members = self.chain.members()
+            states = self.chain.peer_states(members) if members else []
+            subs = self.chain.submissions(rnd - 1)
+            closed = (rnd - 1, aggregation_rule(self.cfg, subs, {i.address: i.reputation / 1e18 for i, _s, _c in states}), subs)
+        _prev, rule, subs = closed
+        recipes = start_recipes(rule, self.tracker.overlay, subs)
+        wanted = {c.peer: recipes[c.peer] for c in cands if c.peer in recipes}
+        if not wanted:
+            return {}
+        pairs = sorted({(self._endpoint_of(src.peer, clock), src.hash) for recipe in wanted.values() for src in recipe})
+        return self.peer.rebuild_starts(wanted, self.fetcher.fetch_many(pairs))
 
     def resync(self) -> None:
         """After missing rounds (down, inactive, or joining a running federation): take a current
@@ -693,11 +720,12 @@ class StandalonePeer:
         t_fetch = time.perf_counter() - t0
         got = [v for v in fetched.values() if isinstance(v, bytes)]
         before = len(self.peer.rejections)
-        indices, accept = self.peer.audit(rnd, cands, fetched, earlier_hashes=earlier)
+        starts = self._trainer_starts(rnd, [c for c in cands if c.hash.lower() not in earlier], clock)
+        indices, accept = self.peer.audit(rnd, cands, fetched, earlier_hashes=earlier, starts=starts)
         bad = len(self.peer.rejections) - before
         log.info("round %d: audit: fetched %d of %d assigned update(s) over HTTP (%d bytes, %.2f s); "
-                 "%d verified against their on-chain hash and decoded; votes: %d accept, %d reject (%.2f s)",
-                 rnd, len(got), len(cands), sum(len(b) for b in got), t_fetch, len(cands) - bad,
+                 "%d verified against their on-chain hash and decoded; %d trainer start(s) rebuilt; votes: %d accept, %d reject (%.2f s)",
+                 rnd, len(got), len(cands), sum(len(b) for b in got), t_fetch, len(cands) - bad, len(starts),
                  sum(accept), len(accept) - sum(accept), time.perf_counter() - t0)
         return indices, accept
 

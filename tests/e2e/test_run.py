@@ -145,6 +145,19 @@ def test_events_and_summary(tiny_run: Path) -> None:
     assert "data:image/png;base64," in html and "tiny" in html
 
 
+def test_auditors_rebuild_each_trainers_start_exactly(tiny_run: Path) -> None:
+    """From the second round on, auditors rebuild where each trainer started from the closed
+    round's on-chain updates and weights; for an honest trainer that is exactly the model it
+    trained from (bit for bit), so its move is judged, not its distance from the auditor."""
+    events = [json.loads(line) for line in (tiny_run / "events.jsonl").read_text().splitlines()]
+    starts = {e["round"]: e["args"] for e in events if e["event"] == "StartsRebuilt"}
+    assert sorted(starts) == [1, 2, 3, 4]
+    assert starts[1]["rebuilt"] == 0  # the first round has no closed round before it
+    for r in (2, 3, 4):
+        assert starts[r]["rebuilt"] >= 6, starts  # 8 peers, each audited by some auditor of each worker
+        assert starts[r]["honest_checked"] >= 4 and starts[r]["honest_exact"] == starts[r]["honest_checked"], starts
+
+
 def test_nothing_left_running(tiny_run: Path) -> None:
     def started_by_run() -> list[psutil.Process]:
         return [p for p in _descendants_alive() if p.pid not in PRE_EXISTING]

@@ -143,3 +143,39 @@ def test_replay_window_hashes_are_read_once_per_closed_round() -> None:
     assert p._earlier_hashes(5) == want[2] | want[3] | want[4]
     assert reads == [0, 1, 2, 3, 4]  # every closed round read once
     assert sorted(p._closed_hashes) == [2, 3, 4]  # rounds that left the window are dropped
+
+
+def test_auditor_rebuilds_trainer_starts_by_the_same_rule() -> None:
+    """Round 4's auditor asks for each assigned trainer's recipe from closed round 3 (own
+    update first, then the updates the shared rule lets it aggregate), fetched from the
+    trainers' endpoints; the closed round's rule is reused from the aggregation, or read again
+    after a restart."""
+    from bdfl.peer.sources import start_recipes
+
+    approved = set(ADDRS) - {NB[1]}
+    p = _peer("bdfl", "reputation", approved)
+    p.cfg.defense.rebuild_starts = True
+    seen: dict[str, Any] = {}
+    p.peer = SimpleNamespace(settings=p.peer.settings,
+                             rebuild_starts=lambda recipes, fetched: seen.update(recipes=recipes, fetched=fetched) or {"ok": 1})
+    p.fetcher = SimpleNamespace(fetch_many=lambda pairs: {h: url for url, h in pairs})
+    reads = []
+    subs_of = p.chain.submissions
+    p.chain.submissions = lambda rnd: reads.append(rnd) or subs_of(rnd)
+    p._aggregation_plan(3)
+    cands = [SimpleNamespace(peer=a) for a in ADDRS[2:6]]
+    assert p._trainer_starts(4, cands, None) == {"ok": 1}
+    assert reads == [3]  # the aggregation's read, nothing more
+    rule = p._closed_rule[1]
+    expected = start_recipes(rule, p.tracker.overlay, subs_of(3))
+    assert seen["recipes"] == {c.peer: expected[c.peer] for c in cands}
+    assert set(seen["fetched"]) == {src.hash for c in cands for src in expected[c.peer]}
+    # after a restart the closed round is read from the chain
+    del p._closed_rule
+    seen.clear()
+    p._trainer_starts(4, cands, None)
+    assert reads == [3, 3] and seen["recipes"] == {c.peer: expected[c.peer] for c in cands}
+    # nothing to rebuild in a first round, when switched off, or under a baseline
+    assert p._trainer_starts(0, cands, None) == {}
+    p.cfg.defense.rebuild_starts = False
+    assert p._trainer_starts(4, cands, None) == {}

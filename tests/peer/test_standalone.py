@@ -207,6 +207,12 @@ def check_federation(fed: dict[str, Any], report: dict[str, Any], codes: list[in
     audits = re.findall(r"round \d+: audit: fetched (\d+) of (\d+) assigned update\(s\) over HTTP \((\d+) bytes, [\d.]+ s\); (\d+) verified against their on-chain hash", committee_logs)
     assert len(audits) == sum(len(rr["committee"]) for rr in report["rounds"]), audits
     assert sum(int(a[0]) for a in audits) > 0 and all(a[0] == a[1] == a[3] for a in audits), audits
+    # after the first round every auditor rebuilt where each assigned trainer started (round r-1's
+    # updates on chain, fetched from the peers and hash-checked): none in round 0, all later
+    rebuilt = re.findall(r"round (\d+): audit: fetched (\d+) of \d+ .*; (\d+) trainer start\(s\) rebuilt", committee_logs)
+    assert len(rebuilt) == len(audits), rebuilt
+    assert all(int(n) == 0 for r, _f, n in rebuilt if r == "0") and any(r != "0" for r, _f, _n in rebuilt), rebuilt
+    assert all(n == f for r, f, n in rebuilt if r != "0"), rebuilt
     # at least one peer aggregated a neighbour's bytes in every round
     for r in range(rounds):
         assert re.search(rf"round {r}: fetched [1-9]\d* of \d+ approved neighbour update\(s\) over HTTP \([1-9]\d* bytes", committee_logs), f"round {r}: nobody aggregated a neighbour"

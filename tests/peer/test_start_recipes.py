@@ -1,0 +1,105 @@
+"""Where a trainer's round started, as its auditors rebuild it: the recipe (own update first,
+then the updates it may aggregate, with their weights) follows the aggregation rule exactly,
+and the rebuilt model is the weighted average of hash-checked bytes."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+
+from bdfl.chain.protocol import Outcome
+from bdfl.config import from_dict
+from bdfl.learning.aggregation import aggregate
+from bdfl.net.serialization import encode_ndarrays, hash_hex, update_hash
+from bdfl.peer.node import Peer, PeerSettings
+from bdfl.peer.overlay_tracker import OverlayTracker
+from bdfl.peer.sources import StartSource, aggregation_rule, sources_of, start_model, start_recipes
+from tests.experiment.test_aggregation_inputs import ADDRS, _orchestrator, _subs
+
+N = len(ADDRS)
+
+
+def _overlay(members: list[str] = ADDRS) -> Any:
+    return OverlayTracker("expander", 4).update(members, b"\x07" * 32)
+
+
+def _rule(subs: list[Any], **defense: Any) -> Any:
+    cfg = from_dict({"peers": N, "overlay": {"degree": 4, "min_sources": 2}, "defense": defense})
+    return aggregation_rule(cfg, subs, {a: 0.3 + 0.05 * i for i, a in enumerate(ADDRS)})
+
+
+def test_a_recipe_is_the_own_update_then_the_aggregation_sources() -> None:
+    g = _overlay()
+    subs = _subs(rejected={1, 2, 3})
+    rule = _rule(subs)
+    recipes = start_recipes(rule, g, subs)
+    assert sorted(recipes) == sorted(ADDRS)  # every submitter that is a member (rejected ones too)
+    for s in subs:
+        recipe = recipes[s.peer]
+        assert recipe[0] == StartSource(s.peer, "0x" + s.update_hash.hex(), pytest.approx(0.3 + 0.05 * s.index))
+        assert [x.peer for x in recipe[1:]] == sources_of(rule, g, s.peer)
+        assert all(x.peer in rule.usable and x.hash == rule.usable[x.peer] for x in recipe[1:])
+        assert [x.weight for x in recipe] == [rule.weight(x.peer) for x in recipe]
+
+
+def test_recipes_match_what_the_simulated_peers_aggregate() -> None:
+    """Orchestrator._aggregation_inputs hands each peer its inputs and own weight; the recipes
+    it keeps for the next round's auditors are exactly those, own update first."""
+    o = _orchestrator(overlay={"degree": 4, "min_sources": 2})
+    subs = _subs(rejected={0, 5}, contested={7})
+    inputs, own, _ = o._aggregation_inputs(3, subs)
+    kept = o._start_recipes[4]
+    for s in subs:
+        recipe = kept[s.peer]
+        assert recipe[0]["hash"] == "0x" + s.update_hash.hex() and recipe[0]["weight"] == own[s.peer]
+        assert [(x["peer"], x["hash"], x["weight"], x["url"]) for x in recipe[1:]] == \
+            [(c["peer"], c["hash"], c["weight"], c["url"]) for c in inputs[s.peer]]
+
+
+def test_no_recipes_when_switched_off_or_under_a_baseline() -> None:
+    for overrides in ({"defense": {"rebuild_starts": False}}, {"defense": {"name": "fedavg"}}):
+        o = _orchestrator(**overrides)
+        o._aggregation_inputs(0, _subs(rejected=set()))
+        assert not getattr(o, "_start_recipes", {})
+
+
+def test_a_peer_outside_the_overlay_has_no_recipe() -> None:
+    subs = _subs(rejected=set())
+    recipes = start_recipes(_rule(subs), _overlay(ADDRS[1:]), subs)
+    assert ADDRS[0] not in recipes and len(recipes) == N - 1
+    assert start_recipes(_rule(subs), None, subs) == {}
+
+
+def test_start_model_is_the_weighted_average_or_none() -> None:
+    a = [np.array([1.0, 2.0], dtype=np.float32)]
+    b = [np.array([3.0, 6.0], dtype=np.float32)]
+    recipe = [StartSource("A", "0xa", 1.0), StartSource("B", "0xb", 3.0)]
+    got = start_model(recipe, {"0xa": a, "0xb": b})
+    assert got is not None and got[0].dtype == np.float32
+    np.testing.assert_array_equal(got[0], aggregate("bdfl", a, [b], [1.0, 3.0])[0])
+    np.testing.assert_allclose(got[0], [2.5, 5.0])
+    assert start_model(recipe, {"0xa": a}) is None  # a model missing
+    assert start_model([StartSource("A", "0xa", 0.0)], {"0xa": a}) is None  # weights sum to zero
+    assert start_model([], {}) is None
+
+
+def test_peer_rebuilds_starts_from_hash_checked_bytes_only() -> None:
+    client = SimpleNamespace(get_parameters=lambda _config: [np.zeros(3, dtype=np.float32)])
+    peer = Peer(index=0, address="0x" + "11" * 20, client=client, endpoint=None, settings=PeerSettings())
+    models = {k: [np.full(3, v, dtype=np.float32)] for k, v in (("x", 1.0), ("y", 3.0), ("z", 5.0))}
+    blobs = {k: encode_ndarrays(m) for k, m in models.items()}
+    h = {k: hash_hex(update_hash(b)) for k, b in blobs.items()}
+    recipes = {
+        "T1": [StartSource("T1", h["x"], 1.0), StartSource("N", h["y"], 1.0)],
+        "T2": [StartSource("T2", h["z"], 1.0), StartSource("N", h["y"], 1.0)],
+        "T3": [StartSource("T3", h["x"], 1.0)],
+    }
+    fetched: dict[str, Any] = {h["x"]: blobs["x"], h["y"]: blobs["y"], h["z"]: blobs["x"]}  # z's bytes are wrong
+    starts = peer.rebuild_starts(recipes, fetched)
+    assert sorted(starts) == ["T1", "T3"]  # T2's recipe has a model that does not match its hash
+    np.testing.assert_allclose(starts["T1"][0], [2.0, 2.0, 2.0])
+    np.testing.assert_allclose(starts["T3"][0], [1.0, 1.0, 1.0])
+    assert peer.rejections == []  # a recipe model that fails is not a vote or an input: nothing recorded
