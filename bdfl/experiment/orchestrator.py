@@ -30,6 +30,7 @@ class Orchestrator:
         self.started = time.monotonic()
         self.rounds_done = 0
         self._subs_hashes: dict[int, list[str]] = {}  # recent closed rounds' submitted update hashes
+        self._start_recipes: dict[int, dict[str, list[dict[str, Any]]]] = {}  # next round -> trainer -> its start recipe
         self.totals = {"tx_count": 0, "gas_used": 0}
 
     def note(self, text: str) -> None:
@@ -266,7 +267,7 @@ class Orchestrator:
         subs = k.submissions(rnd)
         endpoints = k.endpoints(self.addresses)
         # the trainers' start recipes, from the previous round's close (none in a run's first round)
-        recipes = getattr(self, "_start_recipes", {}).get(rnd, {})
+        recipes = self._start_recipes.get(rnd, {})
         out: dict[str, list[dict[str, Any]]] = {}
         for member, indices in k.assignments(rnd, k.committee(rnd)).items():
             items = []
@@ -290,7 +291,6 @@ class Orchestrator:
         states = k.peer_states(self.addresses)
         members = sorted(a for a, st in states.items() if st["active"])
         overlay = self._overlay_for(members, k.round_seed(rnd), r, rnd)
-        checksum = {a.lower(): a for a in self.addresses}
         endpoints = k.endpoints(self.addresses)
         rule = aggregation_rule(self.cfg, subs, {a: st["reputation"] for a, st in states.items()})
         usable, weight = rule.usable, rule.weight
@@ -304,7 +304,7 @@ class Orchestrator:
         own = {a: weight(a) for a in self.addresses}
         if self.cfg.defense.name == "bdfl" and self.cfg.defense.rebuild_starts:
             # where each trainer's next round starts, for that round's auditors (bdfl.peer.sources)
-            self._start_recipes = {rnd + 1: {p: [{"peer": x.peer, "hash": x.hash, "url": endpoints[checksum.get(x.peer.lower(), x.peer)], "weight": x.weight}
+            self._start_recipes = {rnd + 1: {p: [{"peer": x.peer, "hash": x.hash, "url": endpoints[x.peer], "weight": x.weight}
                                                  for x in recipe] for p, recipe in start_recipes(rule, overlay, subs).items()}}
         return inputs, own, states
 

@@ -364,7 +364,7 @@ def candidate_statistics(
             stats.append(None)
             continue
         cosine = own_cosine = update_ratio = math.nan
-        if move is not None and direction is not None and own_dir is not None:
+        if move is not None:  # a move implies the own move and a direction
             norm = float(np.linalg.norm(move))
             update_ratio = norm / own_move
             cosine = cos(move, direction, norm)

@@ -147,15 +147,20 @@ class Peer:
     # -- 3. verification of received bytes ----------------------------------------
     def decode_verified(self, rnd: int, cand: Candidate, data: bytes | Exception) -> NDArrays | None:
         """Hash-check and strictly decode a fetched update; log and record any rejection."""
-        if isinstance(data, Exception):
-            return self._reject(rnd, cand, f"fetch failed: {getattr(data, 'reason', None) or data}")
-        if hash_hex(update_hash(data)) != cand.hash.lower():
-            return self._reject(rnd, cand, "hash_mismatch")
+        out = self._checked_arrays(cand.hash, data)
+        return self._reject(rnd, cand, out) if isinstance(out, str) else out
+
+    def _checked_arrays(self, h: str, data: bytes | Exception | None) -> NDArrays | str:
+        """The arrays of fetched bytes that match the ``0x`` hash ``h``, strictly decoded, or
+        the reason they cannot be used."""
+        if not isinstance(data, bytes):
+            return f"fetch failed: {getattr(data, 'reason', None) or data}"
+        if hash_hex(update_hash(data)) != h.lower():
+            return "hash_mismatch"
         try:
-            named = decode_ndarrays(data, max_bytes=self.settings.max_update_bytes, spec=self.spec)
+            return decode_ndarrays(data, max_bytes=self.settings.max_update_bytes, spec=self.spec)
         except InvalidUpdate as exc:
-            return self._reject(rnd, cand, exc.reason)
-        return named
+            return exc.reason
 
     def _reject(self, rnd: int, cand: Candidate, reason: str) -> None:
         log.warning("peer %s round %d: rejected update of %s: %s", self.address, rnd, cand.peer, reason)
@@ -170,13 +175,9 @@ class Peer:
         audit then measures its move from this auditor's own start."""
         models: dict[str, NDArrays] = {}
         for h in sorted({src.hash for recipe in recipes.values() for src in recipe}):
-            data = fetched.get(h)
-            if not isinstance(data, bytes) or hash_hex(update_hash(data)) != h.lower():
-                continue
-            try:
-                models[h] = decode_ndarrays(data, max_bytes=self.settings.max_update_bytes, spec=self.spec)
-            except InvalidUpdate:
-                continue
+            arrays = self._checked_arrays(h, fetched.get(h))
+            if not isinstance(arrays, str):  # a failure is not recorded: it is not a vote or an input
+                models[h] = arrays
         out: dict[str, NDArrays] = {}
         for trainer, recipe in recipes.items():
             start = start_model(list(recipe), models)

@@ -380,6 +380,20 @@ class StandalonePeer:
                 cache[past] = frozenset("0x" + s.update_hash.hex() for s in self.chain.submissions(past))
         return frozenset().union(*(cache[p] for p in range(first, rnd)))
 
+    def _closed_rule_of(self, rnd: int) -> tuple[Any, list[Any], list[Any], dict[str, float]]:
+        """The aggregation rule of closed round ``rnd`` (:func:`bdfl.peer.sources.aggregation_rule`)
+        from the chain: (rule, the round's submissions, the members' states, reputation in
+        [0, 1] by address). Kept for the next round's audit (:meth:`_trainer_starts`)."""
+        from bdfl.peer.sources import aggregation_rule
+
+        members = self.chain.members()
+        states = self.chain.peer_states(members) if members else []
+        rep = {info.address: info.reputation / 1e18 for info, _s, _c in states}
+        subs = self.chain.submissions(rnd)
+        rule = aggregation_rule(self.cfg, subs, rep)
+        self._closed_rule = (rnd, rule, subs)
+        return rule, subs, states, rep
+
     def _aggregation_plan(self, rnd: int, *, with_fallback: bool = False) -> _AggregationPlan:
         """What this peer aggregates after closed round ``rnd`` by the shared rule
         (:func:`bdfl.peer.sources.aggregation_rule`, which simulated peers follow too): the
@@ -388,28 +402,17 @@ class StandalonePeer:
         each costs an endpoint lookup)."""
         from bdfl.chain.protocol import Status
         from bdfl.peer.node import Candidate
-        from bdfl.peer.sources import aggregation_rule
+        from bdfl.peer.sources import sources_of
 
-        chain = self.chain
-        members = chain.members()
-        states = chain.peer_states(members) if members else []
-        rep = {info.address: info.reputation / 1e18 for info, _s, _c in states}
+        rule, _subs, states, rep = self._closed_rule_of(rnd)
         active = [info.address for info, _s, _c in states if info.status == Status.ACTIVE]
-        rinfo = chain.round_info(rnd)
+        rinfo = self.chain.round_info(rnd)
         if active:
             self.tracker.update(active, rinfo.seed)
-        subs = chain.submissions(rnd)
-        rule = aggregation_rule(self.cfg, subs, rep)
-        self._closed_rule = (rnd, rule, subs)  # for the next round's audit (_trainer_starts)
         usable, weight = rule.usable, rule.weight
-        overlay = self.tracker.overlay
-        sources = overlay.aggregation_sources(self.address, usable, rule.min_sources) if overlay is not None else ()
-        checksum = {m.lower(): m for m in members}
-        neighbours = [checksum[x] for x in sources if x in checksum]
-        cands = [
-            Candidate(index=-1, peer=nb, hash=usable[nb], url=self._endpoint_of(nb, None), weight=weight(nb))
-            for nb in neighbours if nb in usable
-        ]
+        neighbours = sources_of(rule, self.tracker.overlay, self.address)
+        cands = [Candidate(index=-1, peer=nb, hash=usable[nb], url=self._endpoint_of(nb, None), weight=weight(nb))
+                 for nb in neighbours]
         fallback = []
         if with_fallback:
             others = sorted((p for p in usable if p not in neighbours and p != self.address), key=lambda p: (-weight(p), p))
@@ -424,18 +427,16 @@ class StandalonePeer:
         :func:`bdfl.peer.sources.start_recipes`, on this peer's overlay), each fetched and
         hash-checked. Trainers whose start cannot be rebuilt are left out (the audit then
         measures their move from this peer's own start)."""
-        from bdfl.peer.sources import aggregation_rule, start_recipes
+        from bdfl.peer.sources import start_recipes
 
         d = self.cfg.defense
         if d.name != "bdfl" or not d.rebuild_starts or rnd == 0 or self.tracker.overlay is None:
             return {}
         closed = getattr(self, "_closed_rule", None)
-        if closed is None or closed[0] != rnd - 1:  # e.g. after a restart: read the closed round again
-            members = self.chain.members()
-            states = self.chain.peer_states(members) if members else []
-            subs = self.chain.submissions(rnd - 1)
-            closed = (rnd - 1, aggregation_rule(self.cfg, subs, {i.address: i.reputation / 1e18 for i, _s, _c in states}), subs)
-        _prev, rule, subs = closed
+        if closed is not None and closed[0] == rnd - 1:  # the rule this peer aggregated with
+            _prev, rule, subs = closed
+        else:  # e.g. after a restart: read the closed round again
+            rule, subs, _states, _rep = self._closed_rule_of(rnd - 1)
         recipes = start_recipes(rule, self.tracker.overlay, subs)
         wanted = {c.peer: recipes[c.peer] for c in cands if c.peer in recipes}
         if not wanted:
