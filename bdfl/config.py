@@ -61,7 +61,9 @@ class DefenseConfig:
     # > audit_norm_ratio (0 = off); cosine of the trainer's move with the consensus move
     # ("median" of the moves; "own": the auditor's own move: audit_direction_reference) more
     # than audit_direction_margin below the median (2 = off); coherent shift > audit_shift_limit
-    # (1 = off); move < audit_min_update x the auditor's own move (0 = off). Merge: loss of
+    # (1 = off); move < audit_min_update x the auditor's own move (0 = off); cosine of the
+    # move with the same trainer's latest not-rejected earlier move (consistency_window rounds
+    # back at most) < audit_consistency_min_cosine (-1 = off). Merge: loss of
     # (own + candidate) / 2 above the candidates' median x (1 + audit_merge_loss_ratio)
     # + audit_merge_loss_margin (margin 0 = off).
     audit_margin: float = 0.6
@@ -69,10 +71,11 @@ class DefenseConfig:
     audit_norm_ratio: float = 4.0
     audit_direction_margin: float = 0.2
     audit_direction_reference: str = "median"
-    audit_direction_min_agreement: float = 0.3  # the test runs only while the median cosine is >= this
+    audit_direction_min_agreement: float = 0.2  # the test runs only while the median cosine is >= this
     audit_direction_own_margin: float = 0.1  # "median": also this far below the median cosine with the own move
     audit_shift_limit: float = 0.4
     audit_min_update: float = 0.1
+    audit_consistency_min_cosine: float = -0.3
     audit_merge_loss_margin: float = 0.5
     audit_merge_loss_ratio: float = 0.5
     # bdfl: weigh approved updates by on-chain reputation ("reputation") or by reputation x
@@ -88,6 +91,10 @@ class DefenseConfig:
     # on-chain updates (bdfl.peer.sources.start_recipes) and judge its move from there;
     # false: from the auditor's own start (models differ by more than one update)
     rebuild_starts: bool = True
+    # bdfl (with rebuild_starts): how many rounds back auditors look for a trainer's latest
+    # not-rejected move (the consistency test, bdfl.peer.sources.MoveHistory); 0 = off. At most
+    # 6: a peer's blob server keeps its last 8 updates, and that move needs the round before it
+    consistency_window: int = 5
     trimmed_beta: float = 0.2
     krum_malicious: int = -1  # -1: assume the configured attacker count
 
@@ -292,6 +299,8 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
         raise ConfigError("defense.audit_direction_reference", f"unknown reference {d.audit_direction_reference!r}", "median, own")
     _range("defense.audit_shift_limit", d.audit_shift_limit, 0.0, 1.0, lo_open=True)
     _range("defense.audit_min_update", d.audit_min_update, 0.0, 1.0, hi_open=True)
+    _range("defense.audit_consistency_min_cosine", d.audit_consistency_min_cosine, -1.0, 1.0)
+    _range("defense.consistency_window", d.consistency_window, 0, 6)
     _range("defense.audit_merge_loss_margin", d.audit_merge_loss_margin, 0.0, 100.0)
     _range("defense.audit_merge_loss_ratio", d.audit_merge_loss_ratio, 0.0, 100.0)
     if d.weighting not in ("reputation", "reputation_samples"):

@@ -63,7 +63,7 @@ if str(ROOT) not in sys.path:
 from bdfl.attacks import AttackContext, VoteContext, attacker_client, attacker_update, make_attack  # noqa: E402
 from bdfl.config import from_dict  # noqa: E402
 from bdfl.experiment.setup import attacker_indices, peer_data  # noqa: E402
-from bdfl.learning.aggregation import weighted_average  # noqa: E402
+from bdfl.learning.aggregation import clear_approval, weighted_average  # noqa: E402
 from bdfl.learning.audit import AuditRule, candidate_statistics, evaluate_candidates, judge, merged_losses  # noqa: E402
 from bdfl.learning.task import EvalResult, evaluate_client, fit_client, load_task  # noqa: E402
 from bdfl.peer.overlay_tracker import OverlayTracker  # noqa: E402
@@ -81,7 +81,9 @@ ATTACK_SETTINGS = {
     "backdoor": ("backdoor", {}),
     "free_rider": ("free_rider", {}),
     "on_off": ("on_off", {"inner": "label_flip", "on_after": 3, "period": 4, "on_rounds": 2}),
+    "on_off_sign": ("on_off", {}),  # the runner's defaults: sign flip for good from round 6 (1-based)
     "colluding": ("label_flip", {"collude": True}),
+    "colluding_auditor": ("colluding_auditor", {}),  # honest updates, dishonest votes
 }
 DEFAULT_ATTACKS = ["none", "label_flip", "sign_flip", "gaussian_noise", "alie", "ipm", "scaling", "free_rider",
                    "backdoor", "on_off"]
@@ -130,7 +132,16 @@ def _seats(u: int, author_seat: int | None, k: int, m: int, rng: np.random.Gener
     return seats
 
 
-def run(attack_label: str, seed: int, args: argparse.Namespace, rules: dict[str, AuditRule] | None = None) -> dict:
+def _move(params, start) -> np.ndarray:  # noqa: ANN001
+    return np.concatenate([(np.asarray(c, np.float64) - np.asarray(s0, np.float64)).ravel() for c, s0 in zip(params, start)])
+
+
+def _eval_loss(client, params) -> float:  # noqa: ANN001
+    return float(evaluate_client(client, params).loss)
+
+
+def run(attack_label: str, seed: int, args: argparse.Namespace, rules: dict[str, AuditRule] | None = None,
+        vote_rows: list[dict] | None = None) -> dict:
     rules = rules or RULES
     torch.set_num_threads(1)
     name, params = ATTACK_SETTINGS[attack_label]
@@ -174,6 +185,9 @@ def run(attack_label: str, seed: int, args: argparse.Namespace, rules: dict[str,
     decisions = defaultdict(lambda: [0, 0])  # kind -> [rejected, decided]
     failed_tests = {"honest": defaultdict(int), "attacker": defaultdict(int)}  # tests failing in rejecting votes
     per_round = []
+    prev_move: dict[int, np.ndarray] = {}  # each peer's previous published move
+    ref_move: dict[int, np.ndarray] = {}  # each peer's move in the last round its update was approved
+    ref_round: dict[int, int] = {}
     t_train = 0.0
     for r in range(args.rounds):
         t0 = time.perf_counter()
@@ -215,6 +229,12 @@ def run(attack_label: str, seed: int, args: argparse.Namespace, rules: dict[str,
             # where each trainer started (bdfl run rebuilds it from the chain; here it is known)
             starts = None if args.no_rebuilt_starts else [models[u] for u in us]
             by_key: dict[tuple[int, str], list] = {}
+            ref_cos = {}
+            for u in us:
+                if u in ref_move:
+                    mv = _move(published[u], models[u])
+                    den = float(np.linalg.norm(mv) * np.linalg.norm(ref_move[u]))
+                    ref_cos[u] = float(mv @ ref_move[u]) / den if den > 0 else math.nan
 
             def stats_for(rule: AuditRule) -> list:
                 key = (rule.min_candidates, rule.direction_reference)
@@ -222,6 +242,31 @@ def run(attack_label: str, seed: int, args: argparse.Namespace, rules: dict[str,
                     by_key[key] = candidate_statistics(trained[a], cands, models[a], valid=valid, min_candidates=key[0],
                                                        candidate_starts=starts, direction_reference=key[1])
                 return by_key[key]
+
+            if vote_rows is not None and a not in attackers:
+                st = stats_for(primary)
+                for j, (u, x, res) in enumerate(zip(us, st, results)):
+                    if x is None or not isinstance(res, EvalResult):
+                        continue
+                    row_ = {"seed": seed, "round": r + 1, "auditor": a, "candidate": u,
+                            "kind": "attacker" if u in attackers else "honest",
+                            "on": int(u in attackers and attacks[u].active(r)),
+                            "acc": res.accuracy, "loss": res.loss, "own_acc": ref.accuracy, "own_loss": ref.loss,
+                            **{f: getattr(x, f) for f in ("distance_ratio", "shift", "cosine", "cosine_gap", "median_cosine",
+                                                          "own_cosine", "own_cosine_gap", "update_ratio")}}
+                    if u in prev_move:
+                        mv = _move(cands[j], models[u])
+                        pm = prev_move[u]
+                        den = float(np.linalg.norm(mv) * np.linalg.norm(pm))
+                        row_["prev_cosine"] = float(mv @ pm) / den if den > 0 else math.nan
+                    row_["ref_cosine"] = ref_cos.get(u, math.nan)
+                    if args.probe and starts is not None:
+                        move = [np.asarray(c, np.float64) - np.asarray(s0, np.float64) for c, s0 in zip(cands[j], starts[j])]
+                        plus = [(np.asarray(t0, np.float64) + m).astype(t0.dtype) for t0, m in zip(trained[a], move)]
+                        minus = [(np.asarray(t0, np.float64) - m).astype(t0.dtype) for t0, m in zip(trained[a], move)]
+                        row_["probe_plus"] = _eval_loss(clients[a], plus)
+                        row_["probe_minus"] = _eval_loss(clients[a], minus)
+                    vote_rows.append(row_)
 
             merged = merged_losses(clients[a], trained[a], cands, valid) if any(
                 rule.merge_loss_margin > 0 for rule in rules.values()) else None
@@ -238,6 +283,8 @@ def run(attack_label: str, seed: int, args: argparse.Namespace, rules: dict[str,
                                 failed_tests[kind][name_] += 1
                     if rn == args.rule:
                         vote = bool(v.accept)
+                        if args.consistency is not None and ref_cos.get(u, 1.0) < args.consistency:
+                            vote = False
                         if a in attackers:
                             vote = bool(attacks[a].vote(VoteContext(round=r, candidate=u), u in attackers, vote))
                         ballots[u].append((a, vote))
@@ -266,7 +313,10 @@ def run(attack_label: str, seed: int, args: argparse.Namespace, rules: dict[str,
                     rep[a] += REP_GAIN_VOTE if v == (o != "rejected") else -REP_LOSS_VOTE
             rep[u] = min(1.0, max(0.0, rep[u]))
         np.clip(rep, 0.0, 1.0, out=rep)
-        approved = {u for u, o in outcome.items() if o == "approved"}
+        # defense.max_reject_share: an approved update enters aggregation only when at most
+        # this share of its revealed votes rejected it (bdfl.learning.aggregation.clear_approval)
+        approved = {u for u, o in outcome.items() if o == "approved" and clear_approval(
+            sum(v for _, v in ballots[u]), sum(not v for _, v in ballots[u]), args.max_reject_share)}
         overlay = tracker.update([addresses[i] for i in sorted(active)], r.to_bytes(32, "big"))
         new_models = {}
         for i in sorted(active):
@@ -278,6 +328,13 @@ def run(attack_label: str, seed: int, args: argparse.Namespace, rules: dict[str,
             else:
                 new_models[i] = [p.copy() for p in trained[i]]
             received[i] = [published[j] for j in others]
+        for i in sorted(active):
+            prev_move[i] = _move(published[i], models[i])
+            if outcome.get(i) in args.ref_outcomes:
+                ref_move[i] = prev_move[i]
+                ref_round[i] = r
+            elif i in ref_round and r - ref_round[i] >= args.consistency_window:
+                ref_move.pop(i, None)
         models.update(new_models)
         active -= {i for i in list(active) if stake[i] <= 0}
         honest = [i for i in range(n) if i not in attackers]
@@ -335,6 +392,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quorum", type=int, default=2, help="protocol.quorum")
     p.add_argument("--reject-percent", type=int, default=66, help="protocol.reject_percent")
     p.add_argument("--approve-percent", type=int, default=50, help="protocol.approve_percent")
+    p.add_argument("--max-reject-share", type=float, default=1.0,
+                   help="defense.max_reject_share: aggregate an approved update only when at most this share of its votes rejected it")
     p.add_argument("--degree", type=int, default=4, help="overlay.degree (expander)")
     p.add_argument("--local-epochs", type=int, default=5)
     p.add_argument("--batch-size", type=int, default=10)
@@ -346,6 +405,14 @@ def main(argv: list[str] | None = None) -> int:
                    help="measure each candidate's move from the auditor's own start (defense.rebuild_starts = false)")
     p.add_argument("--eval-every", type=int, default=0, help="also record honest accuracy every N rounds")
     p.add_argument("--json", type=Path, help="write all results here")
+    p.add_argument("--consistency", type=float, default=None,
+                   help="experimental: honest auditors also reject a move whose cosine with the trainer's move in its "
+                        "last approved round is below this")
+    p.add_argument("--consistency-window", type=int, default=1000)
+    p.add_argument("--ref-outcomes", nargs="+", default=["approved"])
+    p.add_argument("--votes-csv", type=Path, help="write every honest auditor's vote statistics (rule --rule) here")
+    p.add_argument("--probe", action="store_true", help="with --votes-csv: also the auditor's loss at its trained "
+                   "model plus / minus each candidate's move (two more evaluations per vote)")
     args = p.parse_args(argv)
     rules = dict(RULES)
     if args.rule_json:
@@ -353,9 +420,14 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.perf_counter()
     runs = []
+    vote_rows: list[dict] | None = [] if args.votes_csv else None
     for a in args.attacks:
         for s in args.seeds:
-            runs.append(run(a, s, args, rules))
+            start = len(vote_rows) if vote_rows is not None else 0
+            runs.append(run(a, s, args, rules, vote_rows))
+            if vote_rows is not None:
+                for row_ in vote_rows[start:]:
+                    row_["attack"] = a
     elapsed = time.perf_counter() - t0
 
     def pooled(runs_: list[dict], get) -> str:  # noqa: ANN001
@@ -394,6 +466,13 @@ def main(argv: list[str] | None = None) -> int:
     t_round = np.mean([r["train_time_per_round_s"] for r in runs])
     print(f"\nlocal training, all {args.peers} peers, one round (local_epochs={args.local_epochs}): "
           f"{1000 * t_round:.1f} ms; total run time {elapsed:.1f} s")
+    if vote_rows:
+        import csv
+
+        with args.votes_csv.open("w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for row_ in vote_rows for k in row_)))
+            w.writeheader()
+            w.writerows(vote_rows)
     if args.json:
         args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "runs": runs}, indent=1))
     return 0

@@ -30,8 +30,18 @@ class Orchestrator:
         self.started = time.monotonic()
         self.rounds_done = 0
         self._subs_hashes: dict[int, list[str]] = {}  # recent closed rounds' submitted update hashes
-        self._start_recipes: dict[int, dict[str, list[dict[str, Any]]]] = {}  # next round -> trainer -> its start recipe
+        self._init_audit_inputs()
         self.totals = {"tx_count": 0, "gas_used": 0}
+
+    def _init_audit_inputs(self) -> None:
+        """What auditors get besides the updates: each trainer's start recipe for the next
+        round (StartSource lists) and, for the consistency test, each trainer's latest earlier
+        move that was not rejected (bdfl.peer.sources)."""
+        from bdfl.peer.sources import MoveHistory
+
+        d = self.cfg.defense
+        self._start_recipes: dict[int, dict[str, list[Any]]] = {}
+        self._move_history = MoveHistory(d.consistency_window if d.name == "bdfl" and d.rebuild_starts else 0)
 
     def note(self, text: str) -> None:
         self.progress.log(text)
@@ -194,7 +204,7 @@ class Orchestrator:
             if cfg.defense.rebuild_starts:
                 # how many trainers' starts this round's auditors rebuilt from the chain, and whether
                 # the honest ones match where those trainers really started (a simulation-only check)
-                starts = {key: sum(w.get("starts", {}).get(key, 0) for w in res) for key in ("rebuilt", "honest_checked", "honest_exact")}
+                starts = {key: sum(w.get("starts", {}).get(key, 0) for w in res) for key in ("rebuilt", "honest_checked", "honest_exact", "past_moves")}
                 self.faults.emit("StartsRebuilt", r, rnd, "", **starts)
             for x in (x for w in res for x in w.get("audit_rejections", [])):
                 # the rule's reasons for each reject vote (before attackers' vote hooks), for diagnosis
@@ -261,13 +271,19 @@ class Orchestrator:
         return out
 
     def _assignments(self, rnd: int) -> dict[str, list[dict[str, Any]]]:
-        """Per committee member: the updates it must audit, with on-chain hash and endpoint, and
-        (``start``) the models and weights that make each trainer's start of the round."""
+        """Per committee member: the updates it must audit, with on-chain hash and endpoint,
+        (``start``) the models and weights that make each trainer's start of the round, and
+        (``past``) where its latest earlier, not-rejected move is found: that round's update
+        and start recipe (:class:`bdfl.peer.sources.MoveHistory`)."""
         k = self.keeper
         subs = k.submissions(rnd)
         endpoints = k.endpoints(self.addresses)
         # the trainers' start recipes, from the previous round's close (none in a run's first round)
         recipes = self._start_recipes.get(rnd, {})
+
+        def located(recipe: list[Any]) -> list[dict[str, Any]]:
+            return [{"peer": x.peer, "hash": x.hash, "url": endpoints[x.peer], "weight": x.weight} for x in recipe]
+
         out: dict[str, list[dict[str, Any]]] = {}
         for member, indices in k.assignments(rnd, k.committee(rnd)).items():
             items = []
@@ -275,7 +291,10 @@ class Orchestrator:
                 s = subs[u]
                 item = {"index": u, "peer": s.peer, "hash": "0x" + s.update_hash.hex(), "url": endpoints[s.peer]}
                 if s.peer in recipes:
-                    item["start"] = recipes[s.peer]
+                    item["start"] = located(recipes[s.peer])
+                    past = self._move_history.latest(s.peer, rnd)
+                    if past is not None:
+                        item["past"] = {"round": past.round, "hash": past.hash, "url": endpoints[s.peer], "start": located(past.start)}
                 items.append(item)
             out[member] = items
         return out
@@ -304,8 +323,8 @@ class Orchestrator:
         own = {a: weight(a) for a in self.addresses}
         if self.cfg.defense.name == "bdfl" and self.cfg.defense.rebuild_starts:
             # where each trainer's next round starts, for that round's auditors (bdfl.peer.sources)
-            self._start_recipes = {rnd + 1: {p: [{"peer": x.peer, "hash": x.hash, "url": endpoints[x.peer], "weight": x.weight}
-                                                 for x in recipe] for p, recipe in start_recipes(rule, overlay, subs).items()}}
+            self._move_history.record(rnd, subs, self._start_recipes.get(rnd))
+            self._start_recipes = {rnd + 1: start_recipes(rule, overlay, subs)}
         return inputs, own, states
 
     def _overlay_for(self, members: list[str], seed: bytes, r: int = 0, rnd: int = 0) -> Any:

@@ -214,7 +214,7 @@ class Worker:
         update hashes submitted in the last ``defense.replay_window`` rounds (replays are rejected
         unfetched)."""
         from bdfl.peer.node import Candidate
-        from bdfl.peer.sources import StartSource
+        from bdfl.peer.sources import PastMove, StartSource
 
         t0 = time.perf_counter()
         earlier = frozenset(h.lower() for h in earlier_hashes or ())
@@ -224,9 +224,17 @@ class Worker:
         recipes = {c["peer"]: [StartSource(x["peer"], x["hash"], float(x["weight"])) for x in c["start"]]
                    for addr in mine for c in assignments[addr] if c.get("start") and c["hash"].lower() not in earlier}
         wanted |= {(x["url"], x["hash"]) for addr in mine for c in assignments[addr] if c["peer"] in recipes for x in c["start"]}
+        # each trainer's latest earlier, not-rejected move: that round's update and start recipe
+        past = {c["peer"]: PastMove(int(c["past"]["round"]), c["past"]["hash"],
+                                    [StartSource(x["peer"], x["hash"], float(x["weight"])) for x in c["past"]["start"]])
+                for addr in mine for c in assignments[addr] if c.get("past") and c["peer"] in recipes}
+        wanted |= {(c["past"]["url"], c["past"]["hash"]) for addr in mine for c in assignments[addr] if c["peer"] in past}
+        wanted |= {(x["url"], x["hash"]) for addr in mine for c in assignments[addr] if c["peer"] in past for x in c["past"]["start"]}
         fetched = self.fetcher.fetch_many(sorted(wanted)) if wanted else {}
         # the same models for every auditor of this worker: rebuilt once
-        starts = next(iter(mine.values())).rebuild_starts(recipes, fetched) if recipes else {}
+        anyone = next(iter(mine.values())) if mine else None
+        starts = anyone.rebuild_starts(recipes, fetched) if recipes and anyone else {}
+        past_moves = anyone.rebuild_past_moves(past, fetched) if past and anyone else {}
         t1 = time.perf_counter()
         # a simulation-only check: an honest trainer hosted here started exactly where its auditors say
         honest_here = [p for p in self.peers.values() if p.address in starts and not p.is_attacker and p.reference is not None]
@@ -238,7 +246,7 @@ class Worker:
         for addr, peer in mine.items():
             cands = [Candidate(index=c["index"], peer=c["peer"], hash=c["hash"], url=c["url"]) for c in assignments[addr]]
             before = len(peer.rejections)
-            idx, accept = peer.audit(rnd, cands, fetched, attackers, earlier_hashes=earlier, starts=starts)
+            idx, accept = peer.audit(rnd, cands, fetched, attackers, earlier_hashes=earlier, starts=starts, past_moves=past_moves)
             rejected += [{"peer": peer.index, "from": r.peer, "reason": r.reason, "step": "audit"} for r in peer.rejections[before:]]
             verdicts += [{"peer": peer.index, "from": frm, "failed": list(failed)} for frm, failed in peer.last_audit_rejections]
             salt = peer.remember_votes(rnd, idx, accept)
@@ -246,7 +254,8 @@ class Worker:
             votes[peer.index] = {"indices": idx, "accept": accept}
         sign = self._take_signing()
         return {"votes": votes, "rejected": rejected, "audit_rejections": verdicts, "seconds_exchange": t1 - t0,
-                "starts": {"rebuilt": len(starts), "honest_checked": len(honest_here), "honest_exact": exact}, "seconds_audit": time.perf_counter() - t1 - sign, "seconds_chain": sign}
+                "starts": {"rebuilt": len(starts), "honest_checked": len(honest_here), "honest_exact": exact, "past_moves": len(past_moves)},
+                "seconds_audit": time.perf_counter() - t1 - sign, "seconds_chain": sign}
 
     def reveal(self, rnd: int) -> dict[str, Any]:
         n = 0

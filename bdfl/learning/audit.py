@@ -12,7 +12,7 @@ test fails**:
 2. **magnitude** (``norm_ratio``, default 4.0) — its distance to the auditor's trained
    model is more than ``norm_ratio`` times the median distance of the candidates this
    auditor judges (noise, boosted/scaled updates). Needs ``min_candidates``.
-3. **direction** (``direction_margin`` 0.2, ``direction_min_agreement`` 0.3,
+3. **direction** (``direction_margin`` 0.2, ``direction_min_agreement`` 0.2,
    ``direction_own_margin`` 0.1) — the candidate's move points away from the others'. Its
    move is ``candidate - its trainer's start`` when the auditor knows that start
    (``candidate_starts``: ``bdfl run`` and ``bdfl peer`` rebuild it from the previous
@@ -36,7 +36,17 @@ test fails**:
 5. **no work** (``min_update``, default 0.1) — the candidate's move (as in 3) is shorter
    than ``min_update`` times the auditor's own ``||trained - start||``: the candidate is
    (almost) the model it started from (a free-rider re-publishing it). Needs ``start_params``.
-6. **quality** (``margin``, ``loss_margin``) — evaluated on the auditor's validation
+6. **consistency** (``consistency_min_cosine``, default -0.3) — the candidate's move (from
+   its trainer's rebuilt start) points against the same trainer's move in its latest
+   earlier round that was not rejected (``candidate_past_moves``, rebuilt from the chain
+   for up to ``defense.consistency_window`` rounds back, :class:`bdfl.peer.sources.MoveHistory`):
+   cosine below ``consistency_min_cosine``. A peer trains on the same data every round, so
+   its honest moves in consecutive rounds agree (measured: median cosine 0.8-0.95, below
+   -0.3 for < 0.1 % of honest votes); an on-off attacker that turns to sign flipping reverses
+   its move, and while it is rejected its last accepted move stays the reference. Needs
+   both rebuilt starts; late in training, when moves of different peers no longer agree and
+   the direction test stands down, this is what still sees a reversal.
+7. **quality** (``margin``, ``loss_margin``) — evaluated on the auditor's validation
    data, the candidate is clearly worse than **both** the auditor's own trained model
    and the median candidate: ``acc < min(acc_own, acc_median) - margin`` or
    ``loss > max(loss_own, loss_median) + loss_margin`` (``metric`` chooses which
@@ -44,7 +54,7 @@ test fails**:
    one auditor's few classes, so these margins are wide (0.6 accuracy, 3.0 nats by
    default): this test is the safety net for garbage models, not the main detector.
 
-Tests 2-5 only compare parameter vectors, so they work for any model the client
+Tests 2-6 only compare parameter vectors, so they work for any model the client
 serialises as arrays. The median-based tests (2, 3, 6's median bar) need at least
 ``min_candidates`` evaluable candidates and assume fewer than half of them are bad; the
 own-model tests (4, 5, 6's own bar) do not. A median that attackers dominate mostly makes
@@ -55,8 +65,8 @@ the direction test therefore also requires a deviation from the auditor's own mo
 (``direction_own_margin``). See docs/learning.md for the measured limits.
 
 Setting a test's parameter to its neutral value switches it off: ``norm_ratio = 0``,
-``direction_margin = 2``, ``shift_limit = 1``, ``min_update = 0``, ``margin = 1``,
-``merge_loss_margin = 0``.
+``direction_margin = 2``, ``shift_limit = 1``, ``min_update = 0``,
+``consistency_min_cosine = -1``, ``margin = 1``, ``merge_loss_margin = 0``.
 
 Defaults were chosen with ``experiments/audit_rule_eval.py`` (digits, 20 peers,
 Dirichlet 0.5, 30 % attackers, the runner's training settings, decentralised per-peer
@@ -67,7 +77,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -117,6 +127,8 @@ class AuditRule:
         dominate (e.g. 50 % identical ALIE moves) cannot make an honest auditor reject honest moves alone.
     shift_limit: coherent-shift test, in (0, 1] (1 = off).
     min_update: no-work test, fraction of the auditor's own update norm, in [0, 1) (0 = off).
+    consistency_min_cosine: consistency test, reject a move whose cosine with its trainer's latest
+        not-rejected earlier move is below this, in [-1, 1] (-1 = off).
     merge_loss_margin / merge_loss_ratio: merge test, reject when the loss of the average of
         the auditor's model and the candidate exceeds the candidates' median such loss times
         (1 + merge_loss_ratio) plus merge_loss_margin nats (margin 0 = off).
@@ -130,10 +142,11 @@ class AuditRule:
     norm_ratio: float = 4.0
     direction_margin: float = 0.2
     direction_reference: DirectionReference = "median"
-    direction_min_agreement: float = 0.3
+    direction_min_agreement: float = 0.2
     direction_own_margin: float = 0.1
     shift_limit: float = 0.4
     min_update: float = 0.1
+    consistency_min_cosine: float = -0.3
     merge_loss_margin: float = 0.5
     merge_loss_ratio: float = 0.5
 
@@ -165,6 +178,10 @@ class AuditRule:
         if not (_number(self.direction_own_margin) and -2 <= self.direction_own_margin <= 2):
             raise BDFLError(
                 f"audit rule: direction_own_margin must lie in [-2, 2] (-2 = no own-move check), got {self.direction_own_margin!r}"
+            )
+        if not (_number(self.consistency_min_cosine) and -1 <= self.consistency_min_cosine <= 1):
+            raise BDFLError(
+                f"audit rule: consistency_min_cosine must lie in [-1, 1] (-1 = off), got {self.consistency_min_cosine!r}"
             )
         if not (_number(self.direction_margin) and 0 <= self.direction_margin <= 2):
             raise BDFLError(f"audit rule: direction_margin must lie in [0, 2] (2 = off), got {self.direction_margin!r}")
@@ -213,6 +230,8 @@ class ParamStats:
         ``direction_reference="own"``).
     shift: |sum(candidate - trained)| / sum(|candidate - trained|) (0 when identical).
     update_ratio: ||candidate - start|| / ||trained - start|| (NaN without start or own move).
+    history_cosine: cos(move, the same trainer's earlier move) (NaN unless both its start of this
+        round and that earlier move were rebuilt).
     """
 
     distance: float
@@ -224,6 +243,7 @@ class ParamStats:
     median_cosine: float = math.nan
     own_cosine: float = math.nan
     own_cosine_gap: float = math.nan
+    history_cosine: float = math.nan
 
 
 @dataclass(frozen=True)
@@ -233,7 +253,7 @@ class AuditVerdict:
     ``score`` / ``reference_score`` / ``median_score`` are accuracies (or losses for
     ``metric="loss"``); ``loss`` etc. are always the losses; ``stats`` the parameter
     statistics (None when not computed). ``failed`` names the tests that rejected it
-    ("invalid", "magnitude", "direction", "shift", "no_work", "merge", "accuracy", "loss");
+    ("invalid", "magnitude", "direction", "shift", "no_work", "consistency", "merge", "accuracy", "loss");
     ``merged_loss`` the loss of the average of the auditor's model and the candidate.
     NaN where not computed.
     """
@@ -311,6 +331,7 @@ def candidate_statistics(
     min_candidates: int = 3,
     candidate_starts: Sequence[NDArrays | None] | None = None,
     direction_reference: DirectionReference = "median",
+    candidate_past_moves: Sequence[NDArrays | None] | None = None,
 ) -> list[ParamStats | None]:
     """Parameter-space statistics of every candidate (None for an invalid one).
 
@@ -321,6 +342,8 @@ def candidate_statistics(
     is taken with the auditor's own move (``direction_reference="own"``) or with the
     coordinate-wise median of the candidates' moves and the auditor's own (``"median"``,
     the consensus move; the own move when fewer than ``min_candidates`` moves are known).
+    ``candidate_past_moves[i]``: candidate i's trainer's move in an earlier round (its update
+    then minus its start then); with a known start it gives ``history_cosine``.
     """
     t = _flat(reference_params)
     s = None
@@ -330,7 +353,9 @@ def candidate_statistics(
         own_move = float(np.linalg.norm(t - s))
     base: list[tuple[float, float] | None] = []
     moves: list[np.ndarray | None] = []
+    history: list[float] = []
     for i, cand in enumerate(candidates):
+        history.append(math.nan)
         if (valid is not None and not valid[i]) or _finite_and_matching(cand, reference_params) is not None:
             base.append(None)
             moves.append(None)
@@ -344,6 +369,11 @@ def candidate_statistics(
             trainer_start = candidate_starts[i] if candidate_starts is not None and i < len(candidate_starts) else None
             if trainer_start is not None and _finite_and_matching(list(trainer_start), reference_params) is None:
                 move = c - _flat(trainer_start)
+                past = candidate_past_moves[i] if candidate_past_moves is not None and i < len(candidate_past_moves) else None
+                if past is not None and _finite_and_matching(list(past), reference_params) is None:
+                    pm = _flat(past)
+                    den = float(np.linalg.norm(move) * np.linalg.norm(pm))
+                    history[i] = float(move @ pm) / den if den > 0 else math.nan
             else:
                 move = c - s
         moves.append(move)
@@ -359,7 +389,7 @@ def candidate_statistics(
         return float(move @ ref) / (norm * float(np.linalg.norm(ref))) if norm > 0 else 0.0
 
     stats: list[ParamStats | None] = []
-    for b, move in zip(base, moves):
+    for b, move, hist in zip(base, moves, history):
         if b is None:
             stats.append(None)
             continue
@@ -369,7 +399,8 @@ def candidate_statistics(
             update_ratio = norm / own_move
             cosine = cos(move, direction, norm)
             own_cosine = cos(move, own_dir, norm)
-        stats.append(ParamStats(distance=b[0], shift=b[1], cosine=cosine, update_ratio=update_ratio, own_cosine=own_cosine))
+        stats.append(ParamStats(distance=b[0], shift=b[1], cosine=cosine, update_ratio=update_ratio, own_cosine=own_cosine,
+                                history_cosine=hist))
     good = [x for x in stats if x is not None]
     if len(good) >= min_candidates:
         med_dist = float(np.median([x.distance for x in good]))
@@ -385,7 +416,7 @@ def candidate_statistics(
             ratio = x.distance / med_dist if med_dist > 0 else (math.inf if x.distance > 0 else 1.0)
             gap = med_cos - x.cosine if math.isfinite(med_cos) and math.isfinite(x.cosine) else math.nan
             own_gap = med_own - x.own_cosine if math.isfinite(med_own) and math.isfinite(x.own_cosine) else math.nan
-            out.append(ParamStats(x.distance, x.shift, x.cosine, x.update_ratio, ratio, gap, med_cos, x.own_cosine, own_gap))
+            out.append(replace(x, distance_ratio=ratio, cosine_gap=gap, median_cosine=med_cos, own_cosine_gap=own_gap))
         stats = out
     return stats
 
@@ -426,6 +457,8 @@ def _param_failures(rule: AuditRule, st: ParamStats | None) -> list[tuple[str, s
         out.append(("shift", f"coherent shift {st.shift:.2f} > {rule.shift_limit:g}"))
     if rule.min_update > 0 and st.update_ratio < rule.min_update:
         out.append(("no_work", f"update {st.update_ratio:.3f}x own update < {rule.min_update:g}x"))
+    if rule.consistency_min_cosine > -1 and st.history_cosine < rule.consistency_min_cosine:
+        out.append(("consistency", f"cosine with its trainer's earlier move {st.history_cosine:.2f} < {rule.consistency_min_cosine:g}"))
     return out
 
 
@@ -521,6 +554,7 @@ def audit_updates(
     *,
     start_params: NDArrays | None = None,
     candidate_starts: Sequence[NDArrays | None] | None = None,
+    candidate_past_moves: Sequence[NDArrays | None] | None = None,
 ) -> list[AuditVerdict]:
     """Judge every candidate model with ``rule``.
 
@@ -529,7 +563,9 @@ def audit_updates(
     without it the direction and no-work tests are skipped. ``candidate_starts``
     (optional, one entry or None per candidate): the candidates' trainers' starts of the
     round, rebuilt from the chain (:func:`bdfl.peer.sources.start_recipes`); the direction
-    and no-work tests then measure a candidate's own move. Only ``client.evaluate`` on
+    and no-work tests then measure a candidate's own move. ``candidate_past_moves``
+    (optional, likewise): each trainer's move in an earlier round
+    (:class:`bdfl.peer.sources.MoveHistory`), for the consistency test. Only ``client.evaluate`` on
     the auditor's own validation data and the parameters are used. Returns one
     :class:`AuditVerdict` per candidate, in order; invalid candidates are rejected.
     """
@@ -539,6 +575,7 @@ def audit_updates(
     stats = candidate_statistics(
         reference_params, candidates, start_params, valid=valid, min_candidates=rule.min_candidates,
         candidate_starts=candidate_starts, direction_reference=rule.direction_reference,
+        candidate_past_moves=candidate_past_moves,
     )
     merged = merged_losses(client, reference_params, candidates, valid) if rule.merge_loss_margin > 0 else None
     return judge(rule, reference, results, stats, merged)

@@ -23,7 +23,7 @@ from bdfl.errors import BDFLError
 from bdfl.learning.aggregation import AGGREGATORS, aggregate
 from bdfl.learning.audit import AuditRule, audit_updates
 from bdfl.net.serialization import InvalidUpdate, ModelSpec, decode_ndarrays, encode_ndarrays, hash_hex, update_hash
-from bdfl.peer.sources import StartSource, start_model
+from bdfl.peer.sources import PastMove, StartSource, start_model
 
 log = logging.getLogger("bdfl.peer")
 
@@ -185,14 +185,31 @@ class Peer:
                 out[trainer] = start
         return out
 
+    def rebuild_past_moves(self, past: Mapping[str, PastMove], fetched: Mapping[str, bytes | Exception]) -> dict[str, NDArrays]:
+        """Each trainer's earlier move (:class:`bdfl.peer.sources.PastMove`): its update of that
+        round minus its start then (rebuilt like :meth:`rebuild_starts`), both hash-checked.
+        A trainer whose update or start cannot be rebuilt is left out: the audit's
+        consistency test then skips it."""
+        starts = self.rebuild_starts({t: m.start for t, m in past.items()}, fetched)
+        out: dict[str, NDArrays] = {}
+        for trainer, m in past.items():
+            update = self._checked_arrays(m.hash, fetched.get(m.hash))
+            start = starts.get(trainer)
+            if isinstance(update, str) or start is None or len(update) != len(start):
+                continue
+            out[trainer] = [np.asarray(u, dtype=np.float64) - np.asarray(s0, dtype=np.float64) for u, s0 in zip(update, start)]
+        return out
+
     def audit(self, rnd: int, assigned: list[Candidate], fetched: dict[str, bytes | Exception], attacker_peers: frozenset[str] = frozenset(),
-              earlier_hashes: Collection[str] = frozenset(), starts: Mapping[str, NDArrays] | None = None) -> tuple[list[int], list[bool]]:
+              earlier_hashes: Collection[str] = frozenset(), starts: Mapping[str, NDArrays] | None = None,
+              past_moves: Mapping[str, NDArrays] | None = None) -> tuple[list[int], list[bool]]:
         """Vote on each assigned update: unverifiable bytes are rejected outright, and so is an
         update whose on-chain hash was already submitted in an earlier round (``earlier_hashes``,
         lowercase 0x-hex): the same bytes again are a replay, e.g. a free-rider re-publishing a
         model it received, never the result of training. ``starts``: trainer -> its rebuilt
         start of the round (:meth:`rebuild_starts`); a trainer without one is measured from
-        this auditor's own start."""
+        this auditor's own start. ``past_moves``: trainer -> its latest earlier move that was
+        not rejected (:meth:`rebuild_past_moves`), for the consistency test."""
         models: list[NDArrays] = []
         ok_positions: list[int] = []
         verdict = [False] * len(assigned)
@@ -208,8 +225,10 @@ class Peer:
             base = self.trained if self.trained is not None else self.params
             start = self.reference if self.trained is not None else None  # this round's model before training
             trainer_starts = [(starts or {}).get(assigned[pos].peer) for pos in ok_positions]
+            past = [(past_moves or {}).get(assigned[pos].peer) for pos in ok_positions]
             verdicts = audit_updates(self.client, base, models, self.settings.audit_rule, start_params=start,
-                                     candidate_starts=trainer_starts if any(x is not None for x in trainer_starts) else None)
+                                     candidate_starts=trainer_starts if any(x is not None for x in trainer_starts) else None,
+                                     candidate_past_moves=past if any(x is not None for x in past) else None)
             for pos, v in zip(ok_positions, verdicts):
                 verdict[pos] = bool(v.accept)
             self.last_audit_rejections = [(assigned[pos].peer, v.failed) for pos, v in zip(ok_positions, verdicts) if not v.accept]

@@ -105,3 +105,52 @@ def start_model(recipe: list[StartSource], models: Mapping[str, Any]) -> list[np
         return weighted_average([models[src.hash] for src in recipe], [src.weight for src in recipe])
     except AggregationError:
         return None
+
+
+@dataclass(frozen=True)
+class PastMove:
+    """Where a trainer's move of an earlier round is found: ``hash``, its update of round
+    ``round``, minus the average of ``start``, its start recipe of that round."""
+
+    round: int
+    hash: str
+    start: list[StartSource]
+
+
+class MoveHistory:
+    """The last ``window`` closed rounds' submissions and start recipes, to find each
+    trainer's latest move that was not rejected (the audit's consistency test,
+    :mod:`bdfl.learning.audit`).
+
+    Fed once per closed round, in order, by whoever knows both: :meth:`record` takes round
+    ``rnd``'s submissions (with their on-chain outcomes) and the start recipes the trainers
+    had in that round (from round ``rnd - 1``'s close). A rejected update is skipped, so an
+    attacker's move keeps being compared with its last accepted one while it is rejected;
+    a round without a recipe (the first, or a peer that was not in the overlay) gives none.
+    """
+
+    def __init__(self, window: int) -> None:
+        if window < 0:
+            raise ValueError(f"window must be >= 0, got {window}")
+        self.window = window
+        self._rounds: dict[int, dict[str, PastMove]] = {}
+
+    def record(self, rnd: int, subs: Iterable[Any], recipes: Mapping[str, list[StartSource]] | None) -> None:
+        from bdfl.chain.protocol import Outcome
+
+        if self.window == 0:
+            return
+        recipes = recipes or {}
+        self._rounds[rnd] = {s.peer: PastMove(rnd, "0x" + s.update_hash.hex(), list(recipes[s.peer]))
+                             for s in subs if s.outcome != Outcome.REJECTED and recipes.get(s.peer)}
+        for old in [r for r in self._rounds if r < rnd - self.window]:
+            del self._rounds[old]
+
+    def latest(self, trainer: str, rnd: int) -> PastMove | None:
+        """``trainer``'s latest recorded, not-rejected move before round ``rnd`` and at most
+        ``window`` rounds back; None when there is none."""
+        for k in range(rnd - 1, rnd - 1 - self.window, -1):
+            got = self._rounds.get(k, {}).get(trainer)
+            if got is not None:
+                return got
+        return None

@@ -383,7 +383,7 @@ class StandalonePeer:
     def _closed_rule_of(self, rnd: int) -> tuple[Any, list[Any], list[Any], dict[str, float]]:
         """The aggregation rule of closed round ``rnd`` (:func:`bdfl.peer.sources.aggregation_rule`)
         from the chain: (rule, the round's submissions, the members' states, reputation in
-        [0, 1] by address). Kept for the next round's audit (:meth:`_trainer_starts`)."""
+        [0, 1] by address)."""
         from bdfl.peer.sources import aggregation_rule
 
         members = self.chain.members()
@@ -391,7 +391,6 @@ class StandalonePeer:
         rep = {info.address: info.reputation / 1e18 for info, _s, _c in states}
         subs = self.chain.submissions(rnd)
         rule = aggregation_rule(self.cfg, subs, rep)
-        self._closed_rule = (rnd, rule, subs)
         return rule, subs, states, rep
 
     def _aggregation_plan(self, rnd: int, *, with_fallback: bool = False) -> _AggregationPlan:
@@ -404,11 +403,12 @@ class StandalonePeer:
         from bdfl.peer.node import Candidate
         from bdfl.peer.sources import sources_of
 
-        rule, _subs, states, rep = self._closed_rule_of(rnd)
+        rule, subs, states, rep = self._closed_rule_of(rnd)
         active = [info.address for info, _s, _c in states if info.status == Status.ACTIVE]
         rinfo = self.chain.round_info(rnd)
         if active:
             self.tracker.update(active, rinfo.seed)
+        self._remember_moves(rnd, rule, subs)
         usable, weight = rule.usable, rule.weight
         neighbours = sources_of(rule, self.tracker.overlay, self.address)
         cands = [Candidate(index=-1, peer=nb, hash=usable[nb], url=self._endpoint_of(nb, None), weight=weight(nb))
@@ -421,28 +421,50 @@ class StandalonePeer:
                         for p in others[:degree]]
         return _AggregationPlan(cands, fallback, weight(self.address), len(neighbours), rinfo, rep.get(self.address, 0.0))
 
-    def _trainer_starts(self, rnd: int, cands: list[Any], clock: _RoundClock) -> dict[str, Any]:
+    def _remember_moves(self, rnd: int, rule: Any, subs: list[Any]) -> None:
+        """After closed round ``rnd``: the trainers' start recipes for round ``rnd + 1``, and
+        round ``rnd``'s moves for the consistency test (:class:`bdfl.peer.sources.MoveHistory`:
+        its submissions with the recipes they started from). A restarted peer begins with an
+        empty history, so the test skips trainers for its first rounds."""
+        from bdfl.peer.sources import MoveHistory, start_recipes
+
+        d = self.cfg.defense
+        if d.name != "bdfl" or not d.rebuild_starts or self.tracker.overlay is None:
+            return
+        if getattr(self, "_move_history", None) is None:
+            self._move_history = MoveHistory(d.consistency_window)
+        recipes = getattr(self, "_recipes", None)
+        self._move_history.record(rnd, subs, recipes[1] if recipes is not None and recipes[0] == rnd else None)
+        self._recipes = (rnd + 1, start_recipes(rule, self.tracker.overlay, subs))
+
+    def _trainer_starts(self, rnd: int, cands: list[Any], clock: _RoundClock) -> tuple[dict[str, Any], dict[str, Any]]:
         """Where each assigned trainer started round ``rnd`` by the protocol: its own update of
         round ``rnd - 1`` averaged with the updates it could aggregate (the shared rule,
         :func:`bdfl.peer.sources.start_recipes`, on this peer's overlay), each fetched and
-        hash-checked. Trainers whose start cannot be rebuilt are left out (the audit then
-        measures their move from this peer's own start)."""
+        hash-checked; and its latest earlier move that was not rejected (the consistency test).
+        Trainers whose start or move cannot be rebuilt are left out (the audit then measures
+        their move from this peer's own start, or skips the consistency test)."""
         from bdfl.peer.sources import start_recipes
 
         d = self.cfg.defense
         if d.name != "bdfl" or not d.rebuild_starts or rnd == 0 or self.tracker.overlay is None:
-            return {}
-        closed = getattr(self, "_closed_rule", None)
-        if closed is not None and closed[0] == rnd - 1:  # the rule this peer aggregated with
-            _prev, rule, subs = closed
+            return {}, {}
+        remembered = getattr(self, "_recipes", None)
+        if remembered is not None and remembered[0] == rnd:  # from the round this peer aggregated
+            recipes = remembered[1]
         else:  # e.g. after a restart: read the closed round again
             rule, subs, _states, _rep = self._closed_rule_of(rnd - 1)
-        recipes = start_recipes(rule, self.tracker.overlay, subs)
+            recipes = start_recipes(rule, self.tracker.overlay, subs)
         wanted = {c.peer: recipes[c.peer] for c in cands if c.peer in recipes}
         if not wanted:
-            return {}
-        pairs = sorted({(self._endpoint_of(src.peer, clock), src.hash) for recipe in wanted.values() for src in recipe})
-        return self.peer.rebuild_starts(wanted, self.fetcher.fetch_many(pairs))
+            return {}, {}
+        history = getattr(self, "_move_history", None)
+        past = {t: m for t in wanted if history is not None and (m := history.latest(t, rnd)) is not None}
+        pairs = {(self._endpoint_of(src.peer, clock), src.hash) for recipe in wanted.values() for src in recipe}
+        pairs |= {(self._endpoint_of(t, clock), m.hash) for t, m in past.items()}
+        pairs |= {(self._endpoint_of(src.peer, clock), src.hash) for m in past.values() for src in m.start}
+        fetched = self.fetcher.fetch_many(sorted(pairs))
+        return self.peer.rebuild_starts(wanted, fetched), self.peer.rebuild_past_moves(past, fetched)
 
     def resync(self) -> None:
         """After missing rounds (down, inactive, or joining a running federation): take a current
@@ -721,12 +743,12 @@ class StandalonePeer:
         t_fetch = time.perf_counter() - t0
         got = [v for v in fetched.values() if isinstance(v, bytes)]
         before = len(self.peer.rejections)
-        starts = self._trainer_starts(rnd, [c for c in cands if c.hash.lower() not in earlier], clock)
-        indices, accept = self.peer.audit(rnd, cands, fetched, earlier_hashes=earlier, starts=starts)
+        starts, past_moves = self._trainer_starts(rnd, [c for c in cands if c.hash.lower() not in earlier], clock)
+        indices, accept = self.peer.audit(rnd, cands, fetched, earlier_hashes=earlier, starts=starts, past_moves=past_moves)
         bad = len(self.peer.rejections) - before
         log.info("round %d: audit: fetched %d of %d assigned update(s) over HTTP (%d bytes, %.2f s); "
-                 "%d verified against their on-chain hash and decoded; %d trainer start(s) rebuilt; votes: %d accept, %d reject (%.2f s)",
-                 rnd, len(got), len(cands), sum(len(b) for b in got), t_fetch, len(cands) - bad, len(starts),
+                 "%d verified against their on-chain hash and decoded; %d trainer start(s) and %d earlier move(s) rebuilt; votes: %d accept, %d reject (%.2f s)",
+                 rnd, len(got), len(cands), sum(len(b) for b in got), t_fetch, len(cands) - bad, len(starts), len(past_moves),
                  sum(accept), len(accept) - sum(accept), time.perf_counter() - t0)
         return indices, accept
 

@@ -38,6 +38,7 @@ def _orchestrator(**overrides: Any) -> Orchestrator:
     o.cfg = from_dict({"peers": N, "overlay": {"degree": 4}, **overrides})
     o.addresses = list(ADDRS)
     o.keeper = FakeKeeper([0.3 + 0.05 * i for i in range(N)])
+    o._init_audit_inputs()
     return o
 
 

@@ -4,6 +4,7 @@ check with real digits models under non-IID data."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -306,7 +307,7 @@ def test_consensus_direction_needs_agreement_and_a_deviation_from_the_own_move()
     def st(gap: float, median: float, own_gap: float) -> ParamStats:
         return ParamStats(1.0, 0.0, median - gap, 1.0, 1.0, gap, median, 0.5 - own_gap, own_gap)
 
-    cases = [st(0.5, 0.6, 0.4), st(0.5, 0.2, 0.4), st(0.5, 0.6, 0.05), st(0.1, 0.6, 0.4)]
+    cases = [st(0.5, 0.6, 0.4), st(0.5, 0.1, 0.4), st(0.5, 0.6, 0.05), st(0.1, 0.6, 0.4)]
     v = judge(rule, ref, [ref] * 4, cases)
     assert [x.accept for x in v] == [False, True, True, True]
     assert "consensus move" in v[0].reason and "with own move 0.40 below" in v[0].reason
@@ -364,3 +365,32 @@ def test_merge_test() -> None:
     assert all(x.accept for x in judge(AuditRule(), ref, results[:2], None, [0.1, 9.0]))
     with pytest.raises(BDFLError, match="merge_loss_margin"):
         AuditRule(merge_loss_margin=-1)
+
+
+def test_consistency_test_compares_a_move_with_its_trainers_earlier_move() -> None:
+    """history_cosine is the cosine of a candidate's move (from its rebuilt start) with its
+    trainer's earlier move; below consistency_min_cosine it fails. Without the start of this
+    round or without an earlier move there is no statistic and no failure."""
+    start = _vec(0.0, 0.0, 0.0, 0.0)
+    trained = _vec(1.0, 0.0, 0.0, 0.0)
+    t_start = _vec(0.0, 0.0, 1.0, 0.0)
+    earlier = _vec(0.0, 1.0, 0.0, 0.0)  # the trainers' move last round
+    cands = [_vec(0.0, 1.0, 1.0, 0.0), _vec(0.0, -1.0, 1.0, 0.0), _vec(1.0, -1.0, 1.0, 0.0), _vec(0.0, -1.0, 1.0, 0.0)]
+    starts = [t_start, t_start, t_start, None]
+    st = candidate_statistics(trained, cands, start, candidate_starts=starts, candidate_past_moves=[earlier] * 4)
+    assert st[0].history_cosine == pytest.approx(1.0)  # the same direction as last round
+    assert st[1].history_cosine == pytest.approx(-1.0)  # reversed
+    assert st[2].history_cosine == pytest.approx(-1 / np.sqrt(2))
+    assert math.isnan(st[3].history_cosine)  # no rebuilt start: the move is not the trainer's own
+    assert math.isnan(candidate_statistics(trained, cands, start, candidate_starts=starts)[0].history_cosine)
+    # a malformed earlier move is ignored
+    assert math.isnan(candidate_statistics(trained, cands, start, candidate_starts=starts,
+                                           candidate_past_moves=[[np.zeros(2)]] * 4)[0].history_cosine)
+    ref = _r(0.9, 0.3)
+    only = AuditRule(norm_ratio=0, direction_margin=2, shift_limit=1, min_update=0, consistency_min_cosine=-0.3)
+    v = judge(only, ref, [ref] * 4, st)
+    assert [x.accept for x in v] == [True, False, False, True]
+    assert v[1].failed == ("consistency",) and "earlier move -1.00 < -0.3" in v[1].reason
+    assert all(x.accept for x in judge(replace(only, consistency_min_cosine=-1), ref, [ref] * 4, st))  # -1 = off
+    with pytest.raises(BDFLError, match="consistency_min_cosine"):
+        AuditRule(consistency_min_cosine=-1.5)

@@ -60,7 +60,8 @@ def _peer(defense: str, weighting: str, approved: set[str], min_sources: int = 2
     p.chain = FakeChain(approved, contested)
     p.tracker = OverlayTracker("ring", 2)
     p.peer = SimpleNamespace(settings=SimpleNamespace(defense=defense))
-    p.cfg = SimpleNamespace(defense=SimpleNamespace(name=defense, weighting=weighting, max_reject_share=max_reject_share),
+    p.cfg = SimpleNamespace(defense=SimpleNamespace(name=defense, weighting=weighting, max_reject_share=max_reject_share,
+                                                    rebuild_starts=False, consistency_window=5),
                             overlay=SimpleNamespace(min_sources=min_sources, degree=2))
     p.address = ME
     return p
@@ -145,37 +146,48 @@ def test_replay_window_hashes_are_read_once_per_closed_round() -> None:
     assert sorted(p._closed_hashes) == [2, 3, 4]  # rounds that left the window are dropped
 
 
-def test_auditor_rebuilds_trainer_starts_by_the_same_rule() -> None:
+def test_auditor_rebuilds_trainer_starts_and_earlier_moves_by_the_same_rule() -> None:
     """Round 4's auditor asks for each assigned trainer's recipe from closed round 3 (own
     update first, then the updates the shared rule lets it aggregate), fetched from the
-    trainers' endpoints; the closed round's rule is reused from the aggregation, or read again
-    after a restart."""
-    from bdfl.peer.sources import start_recipes
+    trainers' endpoints, and for its round-3 move: its round-3 update and the recipe it
+    started round 3 from (remembered at round 2's close). A trainer rejected in round 3 has
+    no such move. After a restart the closed round is read from the chain again and there
+    is no history yet."""
+    from bdfl.peer.sources import PastMove, start_recipes
 
     approved = set(ADDRS) - {NB[1]}
     p = _peer("bdfl", "reputation", approved)
     p.cfg.defense.rebuild_starts = True
     seen: dict[str, Any] = {}
-    p.peer = SimpleNamespace(settings=p.peer.settings,
-                             rebuild_starts=lambda recipes, fetched: seen.update(recipes=recipes, fetched=fetched) or {"ok": 1})
+    p.peer = SimpleNamespace(
+        settings=p.peer.settings,
+        rebuild_starts=lambda recipes, fetched: seen.update(recipes=recipes, fetched=fetched) or {"ok": 1},
+        rebuild_past_moves=lambda past, fetched: seen.update(past=past) or {"moved": 1},
+    )
     p.fetcher = SimpleNamespace(fetch_many=lambda pairs: {h: url for url, h in pairs})
     reads = []
     subs_of = p.chain.submissions
     p.chain.submissions = lambda rnd: reads.append(rnd) or subs_of(rnd)
+    p._aggregation_plan(2)
     p._aggregation_plan(3)
-    cands = [SimpleNamespace(peer=a) for a in ADDRS[2:6]]
-    assert p._trainer_starts(4, cands, None) == {"ok": 1}
-    assert reads == [3]  # the aggregation's read, nothing more
-    rule = p._closed_rule[1]
+    cands = [SimpleNamespace(peer=a) for a in [*ADDRS[2:6], NB[1]]]
+    assert p._trainer_starts(4, cands, None) == ({"ok": 1}, {"moved": 1})
+    assert reads == [2, 3]  # the aggregations' reads, nothing more
+    rule = p._closed_rule_of(3)[0]
     expected = start_recipes(rule, p.tracker.overlay, subs_of(3))
     assert seen["recipes"] == {c.peer: expected[c.peer] for c in cands}
-    assert set(seen["fetched"]) == {src.hash for c in cands for src in expected[c.peer]}
-    # after a restart the closed round is read from the chain
-    del p._closed_rule
+    # the round-3 moves: same FakeChain hashes every round, recipes of round 3 from round 2's close
+    started = start_recipes(p._closed_rule_of(2)[0], p.tracker.overlay, subs_of(2))
+    want_past = {c.peer: PastMove(3, expected[c.peer][0].hash, started[c.peer]) for c in cands if c.peer in approved}
+    assert NB[1] in [c.peer for c in cands] and seen["past"] == want_past
+    assert set(seen["fetched"]) == {src.hash for c in cands for src in [*expected[c.peer], *started[c.peer]]}
+    # after a restart: the closed round is read from the chain, and no earlier moves are known
+    del p._recipes, p._move_history
     seen.clear()
+    reads.clear()
     p._trainer_starts(4, cands, None)
-    assert reads == [3, 3] and seen["recipes"] == {c.peer: expected[c.peer] for c in cands}
+    assert reads == [3] and seen["recipes"] == {c.peer: expected[c.peer] for c in cands} and seen["past"] == {}
     # nothing to rebuild in a first round, when switched off, or under a baseline
-    assert p._trainer_starts(0, cands, None) == {}
+    assert p._trainer_starts(0, cands, None) == ({}, {})
     p.cfg.defense.rebuild_starts = False
-    assert p._trainer_starts(4, cands, None) == {}
+    assert p._trainer_starts(4, cands, None) == ({}, {})

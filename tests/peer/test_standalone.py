@@ -1,6 +1,6 @@
 """`bdfl peer`: real, separate peer processes against a real anvil devnet.
 
-* four `python -m bdfl peer` processes on distinct loopback ports run two rounds; the
+* four `python -m bdfl peer` processes on distinct loopback ports run three rounds; the
   chain shows both rounds finalized, every peer submitting, the committee's votes revealed
   and approved updates; the peers' logs show bytes fetched over HTTP, hash-checked and
   aggregated;
@@ -28,7 +28,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 N_PEERS = 4
-ROUNDS = 2
+ROUNDS = 3
 PEER_TIMEOUT = 150.0
 PROTOCOL = {
     "committee_size": 3,
@@ -209,11 +209,17 @@ def check_federation(fed: dict[str, Any], report: dict[str, Any], codes: list[in
     assert sum(int(a[0]) for a in audits) > 0 and all(a[0] == a[1] == a[3] for a in audits), audits
     # after the first round every auditor rebuilt where each assigned trainer started (round r-1's
     # updates on chain, fetched from the peers and hash-checked): none in round 0, all later
-    rebuilt = re.findall(r"round (\d+): audit: fetched (\d+) of \d+ .*; (\d+) trainer start\(s\) rebuilt", committee_logs)
-    assert len(rebuilt) == len(audits), rebuilt
+    found = re.findall(r"round (\d+): audit: fetched (\d+) of \d+ .*; (\d+) trainer start\(s\) and (\d+) earlier move\(s\) rebuilt", committee_logs)
+    assert len(found) == len(audits), found
+    rebuilt = [(r, f, n) for r, f, n, _m in found]
     assert all(int(n) == 0 for r, _f, n in rebuilt if r == "0"), rebuilt
     assert rounds == 1 or any(r != "0" for r, _f, _n in rebuilt), rebuilt
     assert all(n == f for r, f, n in rebuilt if r != "0"), rebuilt
+    # from round 2 on also each trainer's earlier move (its round r-1 update minus the start it
+    # had then) for the consistency test; none before (round 0 has no start recipes)
+    assert all(int(m) == 0 for r, _f, _n, m in found if int(r) < 2), found
+    assert all(int(m) <= int(n) for _r, _f, n, m in found), found
+    assert rounds < 3 or any(int(m) > 0 for r, _f, _n, m in found if int(r) >= 2), found
     # at least one peer aggregated a neighbour's bytes in every round
     for r in range(rounds):
         assert re.search(rf"round {r}: fetched [1-9]\d* of \d+ approved neighbour update\(s\) over HTTP \([1-9]\d* bytes", committee_logs), f"round {r}: nobody aggregated a neighbour"
@@ -247,7 +253,7 @@ def federation(devnet: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[st
 
 
 @pytest.mark.slow
-def test_four_peer_processes_run_two_rounds(federation: dict[str, Any], tmp_path: Path) -> None:
+def test_four_peer_processes_run_three_rounds(federation: dict[str, Any], tmp_path: Path) -> None:
     from bdfl.chain.devnet import free_port
 
     fed = federation

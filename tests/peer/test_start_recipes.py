@@ -16,7 +16,7 @@ from bdfl.learning.aggregation import aggregate
 from bdfl.net.serialization import encode_ndarrays, hash_hex, update_hash
 from bdfl.peer.node import Peer, PeerSettings
 from bdfl.peer.overlay_tracker import OverlayTracker
-from bdfl.peer.sources import StartSource, aggregation_rule, sources_of, start_model, start_recipes
+from bdfl.peer.sources import MoveHistory, PastMove, StartSource, aggregation_rule, sources_of, start_model, start_recipes
 from tests.experiment.test_aggregation_inputs import ADDRS, _orchestrator, _subs
 
 N = len(ADDRS)
@@ -54,9 +54,8 @@ def test_recipes_match_what_the_simulated_peers_aggregate() -> None:
     kept = o._start_recipes[4]
     for s in subs:
         recipe = kept[s.peer]
-        assert recipe[0]["hash"] == "0x" + s.update_hash.hex() and recipe[0]["weight"] == own[s.peer]
-        assert [(x["peer"], x["hash"], x["weight"], x["url"]) for x in recipe[1:]] == \
-            [(c["peer"], c["hash"], c["weight"], c["url"]) for c in inputs[s.peer]]
+        assert recipe[0].hash == "0x" + s.update_hash.hex() and recipe[0].weight == own[s.peer]
+        assert [(x.peer, x.hash, x.weight) for x in recipe[1:]] == [(c["peer"], c["hash"], c["weight"]) for c in inputs[s.peer]]
 
 
 def test_no_recipes_when_switched_off_or_under_a_baseline() -> None:
@@ -103,3 +102,61 @@ def test_peer_rebuilds_starts_from_hash_checked_bytes_only() -> None:
     np.testing.assert_allclose(starts["T1"][0], [2.0, 2.0, 2.0])
     np.testing.assert_allclose(starts["T3"][0], [1.0, 1.0, 1.0])
     assert peer.rejections == []  # a recipe model that fails is not a vote or an input: nothing recorded
+
+
+def test_move_history_finds_the_latest_not_rejected_move_within_the_window() -> None:
+    """A trainer's earlier move is its update of a round with the recipe it started that round
+    from; a rejected update is skipped (an attacker keeps being compared with its last
+    accepted move), a round without a recipe gives none, and moves older than the window expire."""
+    recipes = {a: [StartSource(a, f"0xstart{i}", 1.0)] for i, a in enumerate(ADDRS)}
+    h = MoveHistory(window=2)
+    h.record(1, _subs(rejected=set()), None)  # the first round: no recipes, no moves
+    assert h.latest(ADDRS[0], 2) is None
+    h.record(2, _subs(rejected=set()), recipes)
+    h.record(3, _subs(rejected={0}), recipes)
+    got = h.latest(ADDRS[0], 4)  # rejected in round 3: its round-2 move
+    assert got == PastMove(2, "0x" + (bytes([0]) * 32).hex(), recipes[ADDRS[0]])
+    assert h.latest(ADDRS[1], 4).round == 3
+    assert h.latest(ADDRS[0], 5) is None  # round 2 is more than 2 rounds before round 5
+    assert h.latest(ADDRS[1], 5).round == 3
+    assert h.latest(ADDRS[1], 3).round == 2  # only rounds before the asked one
+    h.record(4, _subs(rejected=set()), {ADDRS[1]: recipes[ADDRS[1]]})  # ADDRS[0] had no recipe in round 4
+    assert h.latest(ADDRS[0], 5) is None and h.latest(ADDRS[1], 5).round == 4
+    off = MoveHistory(window=0)
+    off.record(2, _subs(rejected=set()), recipes)
+    assert off.latest(ADDRS[1], 3) is None
+    with pytest.raises(ValueError):
+        MoveHistory(window=-1)
+
+
+def test_orchestrator_hands_auditors_each_trainers_earlier_move() -> None:
+    """The simulation records each closed round with the recipes its trainers started from, so
+    round 5's assignments carry round 4's update and round-4 start recipe of each trainer."""
+    o = _orchestrator(overlay={"degree": 4, "min_sources": 2})
+    o._aggregation_inputs(3, _subs(rejected=set()))
+    started = o._start_recipes[4]
+    o._aggregation_inputs(4, _subs(rejected={2}))
+    assert o._move_history.latest(ADDRS[0], 5) == PastMove(4, "0x" + (bytes([0]) * 32).hex(), started[ADDRS[0]])
+    assert o._move_history.latest(ADDRS[2], 5) is None  # rejected in round 4; round 3 had no recipes here
+    off = _orchestrator(defense={"consistency_window": 0})
+    off._aggregation_inputs(3, _subs(rejected=set()))
+    off._aggregation_inputs(4, _subs(rejected=set()))
+    assert off._move_history.latest(ADDRS[0], 5) is None
+
+
+def test_peer_rebuilds_earlier_moves_from_hash_checked_bytes_only() -> None:
+    client = SimpleNamespace(get_parameters=lambda _config: [np.zeros(3, dtype=np.float32)])
+    peer = Peer(index=0, address="0x" + "11" * 20, client=client, endpoint=None, settings=PeerSettings())
+    models = {k: [np.full(3, v, dtype=np.float32)] for k, v in (("s1", 1.0), ("s2", 3.0), ("u", 4.0))}
+    blobs = {k: encode_ndarrays(m) for k, m in models.items()}
+    h = {k: hash_hex(update_hash(b)) for k, b in blobs.items()}
+    past = {
+        "T1": PastMove(3, h["u"], [StartSource("T1", h["s1"], 1.0), StartSource("N", h["s2"], 1.0)]),
+        "T2": PastMove(3, "0x" + "ab" * 32, [StartSource("T2", h["s1"], 1.0)]),  # its update's bytes are missing
+        "T3": PastMove(3, h["u"], [StartSource("T3", "0x" + "cd" * 32, 1.0)]),  # its start cannot be rebuilt
+    }
+    fetched: dict[str, Any] = dict(zip(h.values(), blobs.values()))
+    fetched["0x" + "cd" * 32] = blobs["s1"]  # bytes that do not match the hash
+    moves = peer.rebuild_past_moves(past, fetched)
+    assert sorted(moves) == ["T1"]
+    np.testing.assert_allclose(moves["T1"][0], [2.0, 2.0, 2.0])  # 4 - (1 + 3) / 2
