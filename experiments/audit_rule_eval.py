@@ -13,8 +13,9 @@ lr = 0.05. Decentralised: every peer keeps its own model. Each round
    eligible peers (reputation >= 0.3), every update gets m = 3 consecutive seats (never
    its author's), and each auditor runs the rule under test over all updates assigned to
    it with its own models (trained, and start of round), its validation split and each
-   trainer's start of the round (what `bdfl run`'s auditors rebuild from the chain;
-   ``--no-rebuilt-starts``: the auditor's own start instead);
+   trainer's start of the round and its latest not-rejected move of the last
+   ``--consistency-window`` rounds (what `bdfl run`'s auditors rebuild from the chain;
+   ``--no-rebuilt-starts``: the auditor's own start instead, and no earlier moves);
    attacking auditors vote through `attack.vote` (honest verdict, or collusion);
 3. the tally and bookkeeping follow RoundManager: >= 2 revealed votes and a strict
    majority decide (Approved / Probation below the threshold / Rejected / Undecided);
@@ -23,7 +24,14 @@ lr = 0.05. Decentralised: every peer keeps its own model. Each round
    peer with no stake left is removed (ProtocolParams defaults);
 4. every peer averages its own trained model with the approved, eligible updates of its
    neighbours on the expander overlay (degree 4, `OverlayTracker`), weighted by
-   reputation — what the runner's peers do.
+   reputation — what the runner's peers do; with ``--max-reject-share`` only updates whose
+   votes were clear enough (`defense.max_reject_share`).
+
+The defaults are the committee of the earlier measurements (7/3/2, every approved update
+aggregated); the default experiment's settings are
+``--committee 9 --auditors-per-update 8 --quorum 5 --max-reject-share 0 --rule-json '{"margin": 0.4}'``.
+``--votes-csv`` writes every honest auditor's statistics per vote (``--probe``: also its
+loss at its model plus / minus each candidate's move), for offline analysis.
 
 Not mirrored: the chain's randomness (committee draws and the overlay seed differ from a
 real run's), transaction timing. So the numbers are statistically, not bit-for-bit,
@@ -88,17 +96,20 @@ ATTACK_SETTINGS = {
 DEFAULT_ATTACKS = ["none", "label_flip", "sign_flip", "gaussian_noise", "alie", "ipm", "scaling", "free_rider",
                    "backdoor", "on_off"]
 
-OLD_RULE = AuditRule(margin=0.4, loss_margin=2.5, norm_ratio=0, direction_margin=2, shift_limit=1, min_update=0)
+OLD_RULE = AuditRule(margin=0.4, loss_margin=2.5, norm_ratio=0, direction_margin=2, shift_limit=1, min_update=0,
+                     consistency_min_cosine=-1)
 RULES = {
     "default": AuditRule(),
     "old (quality only, 0.4 / 2.5)": OLD_RULE,
-    "quality test only": AuditRule(norm_ratio=0, direction_margin=2, shift_limit=1, min_update=0),
+    "quality test only": AuditRule(norm_ratio=0, direction_margin=2, shift_limit=1, min_update=0, consistency_min_cosine=-1),
     "parameter tests only": AuditRule(margin=1.0, loss_margin=1e9),
     "without magnitude": AuditRule(norm_ratio=0),
     "without direction": AuditRule(direction_margin=2),
     "direction vs own move (0.35, before)": AuditRule(direction_reference="own", direction_margin=0.35),
     "without shift": AuditRule(shift_limit=1),
     "without no-work": AuditRule(min_update=0),
+    "without consistency": AuditRule(consistency_min_cosine=-1),
+    "gate 0.3 (before)": AuditRule(direction_min_agreement=0.3),
     "quality 0.4 / 2.5": AuditRule(margin=0.4, loss_margin=2.5),
 }
 
@@ -185,8 +196,8 @@ def run(attack_label: str, seed: int, args: argparse.Namespace, rules: dict[str,
     decisions = defaultdict(lambda: [0, 0])  # kind -> [rejected, decided]
     failed_tests = {"honest": defaultdict(int), "attacker": defaultdict(int)}  # tests failing in rejecting votes
     per_round = []
-    prev_move: dict[int, np.ndarray] = {}  # each peer's previous published move
-    ref_move: dict[int, np.ndarray] = {}  # each peer's move in the last round its update was approved
+    prev_move: dict[int, np.ndarray] = {}  # each peer's previous published move (flat, for --votes-csv)
+    ref_move: dict[int, list] = {}  # each peer's move in its latest round that was not rejected, within the window
     ref_round: dict[int, int] = {}
     t_train = 0.0
     for r in range(args.rounds):
@@ -229,18 +240,15 @@ def run(attack_label: str, seed: int, args: argparse.Namespace, rules: dict[str,
             # where each trainer started (bdfl run rebuilds it from the chain; here it is known)
             starts = None if args.no_rebuilt_starts else [models[u] for u in us]
             by_key: dict[tuple[int, str], list] = {}
-            ref_cos = {}
-            for u in us:
-                if u in ref_move:
-                    mv = _move(published[u], models[u])
-                    den = float(np.linalg.norm(mv) * np.linalg.norm(ref_move[u]))
-                    ref_cos[u] = float(mv @ ref_move[u]) / den if den > 0 else math.nan
+            # each trainer's latest not-rejected earlier move (bdfl run rebuilds it from the chain)
+            past = None if args.no_rebuilt_starts else [ref_move.get(u) for u in us]
 
             def stats_for(rule: AuditRule) -> list:
                 key = (rule.min_candidates, rule.direction_reference)
                 if key not in by_key:
                     by_key[key] = candidate_statistics(trained[a], cands, models[a], valid=valid, min_candidates=key[0],
-                                                       candidate_starts=starts, direction_reference=key[1])
+                                                       candidate_starts=starts, direction_reference=key[1],
+                                                       candidate_past_moves=past)
                 return by_key[key]
 
             if vote_rows is not None and a not in attackers:
@@ -259,7 +267,7 @@ def run(attack_label: str, seed: int, args: argparse.Namespace, rules: dict[str,
                         pm = prev_move[u]
                         den = float(np.linalg.norm(mv) * np.linalg.norm(pm))
                         row_["prev_cosine"] = float(mv @ pm) / den if den > 0 else math.nan
-                    row_["ref_cosine"] = ref_cos.get(u, math.nan)
+                    row_["history_cosine"] = x.history_cosine
                     if args.probe and starts is not None:
                         move = [np.asarray(c, np.float64) - np.asarray(s0, np.float64) for c, s0 in zip(cands[j], starts[j])]
                         plus = [(np.asarray(t0, np.float64) + m).astype(t0.dtype) for t0, m in zip(trained[a], move)]
@@ -283,8 +291,6 @@ def run(attack_label: str, seed: int, args: argparse.Namespace, rules: dict[str,
                                 failed_tests[kind][name_] += 1
                     if rn == args.rule:
                         vote = bool(v.accept)
-                        if args.consistency is not None and ref_cos.get(u, 1.0) < args.consistency:
-                            vote = False
                         if a in attackers:
                             vote = bool(attacks[a].vote(VoteContext(round=r, candidate=u), u in attackers, vote))
                         ballots[u].append((a, vote))
@@ -330,11 +336,11 @@ def run(attack_label: str, seed: int, args: argparse.Namespace, rules: dict[str,
             received[i] = [published[j] for j in others]
         for i in sorted(active):
             prev_move[i] = _move(published[i], models[i])
-            if outcome.get(i) in args.ref_outcomes:
-                ref_move[i] = prev_move[i]
+            if r > 0 and outcome.get(i) != "rejected":  # like bdfl.peer.sources.MoveHistory (round 0: no recipe)
+                ref_move[i] = [np.asarray(c, np.float64) - np.asarray(s0, np.float64) for c, s0 in zip(published[i], models[i])]
                 ref_round[i] = r
-            elif i in ref_round and r - ref_round[i] >= args.consistency_window:
-                ref_move.pop(i, None)
+            if i in ref_round and r + 1 - ref_round[i] > args.consistency_window:
+                ref_move.pop(i, None)  # older than the window for the next round
         models.update(new_models)
         active -= {i for i in list(active) if stake[i] <= 0}
         honest = [i for i in range(n) if i not in attackers]
@@ -405,11 +411,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="measure each candidate's move from the auditor's own start (defense.rebuild_starts = false)")
     p.add_argument("--eval-every", type=int, default=0, help="also record honest accuracy every N rounds")
     p.add_argument("--json", type=Path, help="write all results here")
-    p.add_argument("--consistency", type=float, default=None,
-                   help="experimental: honest auditors also reject a move whose cosine with the trainer's move in its "
-                        "last approved round is below this")
-    p.add_argument("--consistency-window", type=int, default=1000)
-    p.add_argument("--ref-outcomes", nargs="+", default=["approved"])
+    p.add_argument("--consistency-window", type=int, default=5, help="defense.consistency_window (0 = off)")
     p.add_argument("--votes-csv", type=Path, help="write every honest auditor's vote statistics (rule --rule) here")
     p.add_argument("--probe", action="store_true", help="with --votes-csv: also the auditor's loss at its trained "
                    "model plus / minus each candidate's move (two more evaluations per vote)")

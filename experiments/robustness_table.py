@@ -56,6 +56,8 @@ def load_runs(sweep: Path) -> list[dict[str, Any]]:
             "accuracy": float(summary["final_honest_accuracy"]),
             "asr": summary.get("attack_success_rate_final"),  # backdoor runs only
             "separated": separation_round(metrics),
+            # on_off: the first round (1-based) in which the attack is on
+            "on_round": int(cfg["attack"].get("params", {}).get("on_after", 5)) + 1 if cfg["attack"]["name"] == "on_off" else None,
             **audit_counts(metrics),
         })
     return runs
@@ -188,10 +190,18 @@ def _target_lines(f: float, attacks: list[str], cells: dict[tuple[float, str, st
 
     if not acc_ok:
         return []
-    return [f"Targets at {f:.0%} attackers (BDFL):", "",
-            say("final honest accuracy within 2 points of the clean run", acc_ok),
-            say("attackers' mean reputation below every honest peer's from round 5 on (every seed)", sep_ok),
-            say("honest updates falsely rejected < 5 %", frr_ok), ""]
+    out = [f"Targets at {f:.0%} attackers (BDFL):", "",
+           say("final honest accuracy within 2 points of the clean run", acc_ok),
+           say("attackers' mean reputation below every honest peer's from round 5 on (every seed)", sep_ok),
+           say("honest updates falsely rejected < 5 %", frr_ok)]
+    on_off = cells.get((f, "on_off", "bdfl"), [])
+    if on_off and on_off[0]["on_round"]:
+        on = on_off[0]["on_round"]
+        sep = [r["separated"] for r in on_off]
+        after = "never" if any(s is None for s in sep) else f"from round {max(sep)}, {max(sep) - on} round(s) after it turned"
+        out.append(f"* on_off behaves honestly in rounds 1-{on - 1} by design (`on_after`) and attacks from round {on}, "
+                   f"so the round-5 target cannot hold for it; separated (worst seed): {after}")
+    return out + [""]
 
 
 def main(argv: list[str] | None = None) -> int:
