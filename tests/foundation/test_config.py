@@ -44,6 +44,8 @@ def test_every_shipped_config_loads() -> None:
         ({"protocol": {"approve_percent": 100}}, "protocol.approve_percent", "[50, 99]"),
         ({"defense": {"weighting": "samples"}}, "defense.weighting", "reputation, reputation_samples"),
         ({"defense": {"replay_window": -1}}, "defense.replay_window", "[0, 1000]"),
+        ({"defense": {"consistency_window": 7}}, "defense.consistency_window", "[0, 6]"),
+        ({"defense": {"audit_consistency_min_cosine": -1.5}}, "defense.audit_consistency_min_cosine", "[-1, 1]"),
         ({"defense": {"max_reject_share": 1.5}}, "defense.max_reject_share", "[0, 1]"),
         ({"peers": 10, "overlay": {"min_sources": 10}}, "overlay.min_sources", "[0, 9]"),
     ],
