@@ -71,7 +71,7 @@ class DefenseConfig:
     audit_norm_ratio: float = 4.0
     audit_direction_margin: float = 0.2
     audit_direction_reference: str = "median"
-    audit_direction_min_agreement: float = 0.2  # the test runs only while the median cosine is >= this
+    audit_direction_min_agreement: float = 0.3  # the test runs only while the median cosine is >= this
     audit_direction_own_margin: float = 0.1  # "median": also this far below the median cosine with the own move
     audit_shift_limit: float = 0.4
     audit_min_update: float = 0.1

@@ -198,7 +198,9 @@ def _target_lines(f: float, attacks: list[str], cells: dict[tuple[float, str, st
     if on_off and on_off[0]["on_round"]:
         on = on_off[0]["on_round"]
         sep = [r["separated"] for r in on_off]
-        after = "never" if any(s is None for s in sep) else f"from round {max(sep)}, {max(sep) - on} round(s) after it turned"
+        lag = max(sep) - on if all(s is not None for s in sep) else None
+        after = "never" if lag is None else f"from round {max(sep)}, " + (
+            "the round it turns" if lag == 0 else f"{lag} round(s) after it turns" if lag > 0 else "before it turns")
         out.append(f"* on_off behaves honestly in rounds 1-{on - 1} by design (`on_after`) and attacks from round {on}, "
                    f"so the round-5 target cannot hold for it; separated (worst seed): {after}")
     return out + [""]

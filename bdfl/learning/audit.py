@@ -12,7 +12,7 @@ test fails**:
 2. **magnitude** (``norm_ratio``, default 4.0) — its distance to the auditor's trained
    model is more than ``norm_ratio`` times the median distance of the candidates this
    auditor judges (noise, boosted/scaled updates). Needs ``min_candidates``.
-3. **direction** (``direction_margin`` 0.2, ``direction_min_agreement`` 0.2,
+3. **direction** (``direction_margin`` 0.2, ``direction_min_agreement`` 0.3,
    ``direction_own_margin`` 0.1) — the candidate's move points away from the others'. Its
    move is ``candidate - its trainer's start`` when the auditor knows that start
    (``candidate_starts``: ``bdfl run`` and ``bdfl peer`` rebuild it from the previous
@@ -143,7 +143,7 @@ class AuditRule:
     norm_ratio: float = 4.0
     direction_margin: float = 0.2
     direction_reference: DirectionReference = "median"
-    direction_min_agreement: float = 0.2
+    direction_min_agreement: float = 0.3
     direction_own_margin: float = 0.1
     shift_limit: float = 0.4
     min_update: float = 0.1
