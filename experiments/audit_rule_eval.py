@@ -109,7 +109,7 @@ RULES = {
     "without shift": AuditRule(shift_limit=1),
     "without no-work": AuditRule(min_update=0),
     "without consistency": AuditRule(consistency_min_cosine=-1),
-    "gate 0.3 (before)": AuditRule(direction_min_agreement=0.3),
+    "direction gate 0.2": AuditRule(direction_min_agreement=0.2),
     "quality 0.4 / 2.5": AuditRule(margin=0.4, loss_margin=2.5),
 }
 

@@ -7,6 +7,7 @@ Tests that need the chain get a clean state cheaply: ``chain_snapshot`` takes an
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("BDFL_ROOT", str(ROOT))
+
+# A shell without job control starts background commands with SIGINT ignored, and an
+# ignored signal stays ignored across exec: the Ctrl-C tests' child processes (bdfl run,
+# bdfl devnet) would never see their SIGINT. Give the session the normal disposition so
+# the children start with it, however pytest was launched.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
