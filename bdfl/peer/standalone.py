@@ -434,7 +434,10 @@ class StandalonePeer:
         if getattr(self, "_move_history", None) is None:
             self._move_history = MoveHistory(d.consistency_window)
         recipes = getattr(self, "_recipes", None)
-        self._move_history.record(rnd, subs, recipes[1] if recipes is not None and recipes[0] == rnd else None)
+        if recipes is not None and recipes[0] == rnd:
+            # only with the recipes the trainers started round rnd from: a second call for a
+            # closed round (a resync) must not overwrite what the first one recorded
+            self._move_history.record(rnd, subs, recipes[1])
         self._recipes = (rnd + 1, start_recipes(rule, self.tracker.overlay, subs))
 
     def _trainer_starts(self, rnd: int, cands: list[Any], clock: _RoundClock) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -181,6 +181,11 @@ def test_auditor_rebuilds_trainer_starts_and_earlier_moves_by_the_same_rule() ->
     want_past = {c.peer: PastMove(3, expected[c.peer][0].hash, started[c.peer]) for c in cands if c.peer in approved}
     assert NB[1] in [c.peer for c in cands] and seen["past"] == want_past
     assert set(seen["fetched"]) == {src.hash for c in cands for src in [*expected[c.peer], *started[c.peer]]}
+    # a second plan for the same closed round (a resync) keeps what the first one recorded
+    p._aggregation_plan(3)
+    seen.clear()
+    p._trainer_starts(4, cands, None)
+    assert seen["past"] == want_past
     # after a restart: the closed round is read from the chain, and no earlier moves are known
     del p._recipes, p._move_history
     seen.clear()
