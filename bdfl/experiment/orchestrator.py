@@ -37,11 +37,11 @@ class Orchestrator:
         """What auditors get besides the updates: each trainer's start recipe for the next
         round (StartSource lists) and, for the consistency test, each trainer's latest earlier
         move that was not rejected (bdfl.peer.sources)."""
-        from bdfl.peer.sources import MoveHistory
+        from bdfl.peer.sources import MoveHistory, rebuilds_starts
 
         d = self.cfg.defense
         self._start_recipes: dict[int, dict[str, list[Any]]] = {}
-        self._move_history = MoveHistory(d.consistency_window if d.name == "bdfl" and d.rebuild_starts else 0)
+        self._move_history = MoveHistory(d.consistency_window if rebuilds_starts(d) else 0)
 
     def note(self, text: str) -> None:
         self.progress.log(text)
@@ -304,7 +304,7 @@ class Orchestrator:
         approved on chain (and by a clear enough vote: ``defense.max_reject_share``), from
         peers above the reputation threshold, weighted by reputation
         (times the capped on-chain sample count with ``defense.weighting = "reputation_samples"``)."""
-        from bdfl.peer.sources import aggregation_rule, sources_of, start_recipes
+        from bdfl.peer.sources import aggregation_rule, rebuilds_starts, sources_of, start_recipes
 
         k = self.keeper
         states = k.peer_states(self.addresses)
@@ -321,7 +321,7 @@ class Orchestrator:
                 for nb in sources_of(rule, overlay, addr)
             ]
         own = {a: weight(a) for a in self.addresses}
-        if self.cfg.defense.name == "bdfl" and self.cfg.defense.rebuild_starts:
+        if rebuilds_starts(self.cfg.defense):
             # where each trainer's next round starts, for that round's auditors (bdfl.peer.sources)
             self._move_history.record(rnd, subs, self._start_recipes.get(rnd))
             self._start_recipes = {rnd + 1: start_recipes(rule, overlay, subs)}

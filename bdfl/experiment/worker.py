@@ -219,17 +219,23 @@ class Worker:
         t0 = time.perf_counter()
         earlier = frozenset(h.lower() for h in earlier_hashes or ())
         mine = {p.address: p for p in self.peers.values() if p.address in assignments}
-        wanted = {(c["url"], c["hash"]) for addr in mine for c in assignments[addr] if c["hash"].lower() not in earlier}
-        # the models that make each assigned trainer's start of the round (bdfl.peer.sources)
-        recipes = {c["peer"]: [StartSource(x["peer"], x["hash"], float(x["weight"])) for x in c["start"]]
-                   for addr in mine for c in assignments[addr] if c.get("start") and c["hash"].lower() not in earlier}
-        wanted |= {(x["url"], x["hash"]) for addr in mine for c in assignments[addr] if c["peer"] in recipes for x in c["start"]}
-        # each trainer's latest earlier, not-rejected move: that round's update and start recipe
-        past = {c["peer"]: PastMove(int(c["past"]["round"]), c["past"]["hash"],
-                                    [StartSource(x["peer"], x["hash"], float(x["weight"])) for x in c["past"]["start"]])
-                for addr in mine for c in assignments[addr] if c.get("past") and c["peer"] in recipes}
-        wanted |= {(c["past"]["url"], c["past"]["hash"]) for addr in mine for c in assignments[addr] if c["peer"] in past}
-        wanted |= {(x["url"], x["hash"]) for addr in mine for c in assignments[addr] if c["peer"] in past for x in c["past"]["start"]}
+        wanted: set[tuple[str, str]] = set()
+        recipes: dict[str, list[StartSource]] = {}  # trainer -> the models that make its start of the round
+        past: dict[str, PastMove] = {}  # trainer -> its latest earlier, not-rejected move (bdfl.peer.sources)
+
+        def recipe_of(items: list[dict[str, Any]]) -> list[StartSource]:
+            return [StartSource(x["peer"], x["hash"], float(x["weight"])) for x in items]
+
+        for c in (c for addr in mine for c in assignments[addr] if c["hash"].lower() not in earlier):
+            wanted.add((c["url"], c["hash"]))
+            if not c.get("start"):
+                continue
+            recipes[c["peer"]] = recipe_of(c["start"])
+            wanted |= {(x["url"], x["hash"]) for x in c["start"]}
+            if c.get("past"):
+                m = c["past"]
+                past[c["peer"]] = PastMove(int(m["round"]), m["hash"], recipe_of(m["start"]))
+                wanted |= {(m["url"], m["hash"])} | {(x["url"], x["hash"]) for x in m["start"]}
         fetched = self.fetcher.fetch_many(sorted(wanted)) if wanted else {}
         # the same models for every auditor of this worker: rebuilt once
         anyone = next(iter(mine.values())) if mine else None

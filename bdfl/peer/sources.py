@@ -59,6 +59,12 @@ def aggregation_rule(cfg: Any, subs: Iterable[Any], reputation: Mapping[str, flo
     return AggregationRule(usable, weight, cfg.overlay.min_sources)
 
 
+def rebuilds_starts(defense: Any) -> bool:
+    """Whether auditors rebuild trainers' starts (and earlier moves) under this ``defense``
+    config: only BDFL audits, and ``defense.rebuild_starts`` can switch it off."""
+    return defense.name == "bdfl" and bool(defense.rebuild_starts)
+
+
 @dataclass(frozen=True)
 class StartSource:
     """One model in a start recipe: the ``0x`` update hash ``peer`` submitted, and its weight."""

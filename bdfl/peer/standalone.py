@@ -426,10 +426,10 @@ class StandalonePeer:
         round ``rnd``'s moves for the consistency test (:class:`bdfl.peer.sources.MoveHistory`:
         its submissions with the recipes they started from). A restarted peer begins with an
         empty history, so the test skips trainers for its first rounds."""
-        from bdfl.peer.sources import MoveHistory, start_recipes
+        from bdfl.peer.sources import MoveHistory, rebuilds_starts, start_recipes
 
         d = self.cfg.defense
-        if d.name != "bdfl" or not d.rebuild_starts or self.tracker.overlay is None:
+        if not rebuilds_starts(d) or self.tracker.overlay is None:
             return
         if getattr(self, "_move_history", None) is None:
             self._move_history = MoveHistory(d.consistency_window)
@@ -447,10 +447,9 @@ class StandalonePeer:
         hash-checked; and its latest earlier move that was not rejected (the consistency test).
         Trainers whose start or move cannot be rebuilt are left out (the audit then measures
         their move from this peer's own start, or skips the consistency test)."""
-        from bdfl.peer.sources import start_recipes
+        from bdfl.peer.sources import rebuilds_starts, start_recipes
 
-        d = self.cfg.defense
-        if d.name != "bdfl" or not d.rebuild_starts or rnd == 0 or self.tracker.overlay is None:
+        if not rebuilds_starts(self.cfg.defense) or rnd == 0 or self.tracker.overlay is None:
             return {}, {}
         remembered = getattr(self, "_recipes", None)
         if remembered is not None and remembered[0] == rnd:  # from the round this peer aggregated

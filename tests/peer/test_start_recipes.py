@@ -85,12 +85,16 @@ def test_start_model_is_the_weighted_average_or_none() -> None:
     assert start_model([], {}) is None
 
 
-def test_peer_rebuilds_starts_from_hash_checked_bytes_only() -> None:
+def _peer_and_blobs(values: dict[str, float]) -> tuple[Peer, dict[str, bytes], dict[str, str]]:
+    """A peer with a 3-parameter model, and for each name a constant model's bytes and hash."""
     client = SimpleNamespace(get_parameters=lambda _config: [np.zeros(3, dtype=np.float32)])
     peer = Peer(index=0, address="0x" + "11" * 20, client=client, endpoint=None, settings=PeerSettings())
-    models = {k: [np.full(3, v, dtype=np.float32)] for k, v in (("x", 1.0), ("y", 3.0), ("z", 5.0))}
-    blobs = {k: encode_ndarrays(m) for k, m in models.items()}
-    h = {k: hash_hex(update_hash(b)) for k, b in blobs.items()}
+    blobs = {k: encode_ndarrays([np.full(3, v, dtype=np.float32)]) for k, v in values.items()}
+    return peer, blobs, {k: hash_hex(update_hash(b)) for k, b in blobs.items()}
+
+
+def test_peer_rebuilds_starts_from_hash_checked_bytes_only() -> None:
+    peer, blobs, h = _peer_and_blobs({"x": 1.0, "y": 3.0, "z": 5.0})
     recipes = {
         "T1": [StartSource("T1", h["x"], 1.0), StartSource("N", h["y"], 1.0)],
         "T2": [StartSource("T2", h["z"], 1.0), StartSource("N", h["y"], 1.0)],
@@ -145,11 +149,7 @@ def test_orchestrator_hands_auditors_each_trainers_earlier_move() -> None:
 
 
 def test_peer_rebuilds_earlier_moves_from_hash_checked_bytes_only() -> None:
-    client = SimpleNamespace(get_parameters=lambda _config: [np.zeros(3, dtype=np.float32)])
-    peer = Peer(index=0, address="0x" + "11" * 20, client=client, endpoint=None, settings=PeerSettings())
-    models = {k: [np.full(3, v, dtype=np.float32)] for k, v in (("s1", 1.0), ("s2", 3.0), ("u", 4.0))}
-    blobs = {k: encode_ndarrays(m) for k, m in models.items()}
-    h = {k: hash_hex(update_hash(b)) for k, b in blobs.items()}
+    peer, blobs, h = _peer_and_blobs({"s1": 1.0, "s2": 3.0, "u": 4.0})
     past = {
         "T1": PastMove(3, h["u"], [StartSource("T1", h["s1"], 1.0), StartSource("N", h["s2"], 1.0)]),
         "T2": PastMove(3, "0x" + "ab" * 32, [StartSource("T2", h["s1"], 1.0)]),  # its update's bytes are missing
