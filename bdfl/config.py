@@ -19,6 +19,11 @@ from typing import Any, get_type_hints
 
 from bdfl.errors import ConfigError
 
+# The aggregation weightings (bdfl.learning.aggregation.WEIGHTINGS), repeated here so that
+# validating a config does not import the learning layer (torch, flwr);
+# tests/foundation/test_config.py checks that the two lists agree.
+WEIGHTINGS = ("reputation", "reputation_samples")
+
 CHAIN_BACKENDS = ("anvil", "hardhat", "url")
 
 
@@ -303,8 +308,8 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     _range("defense.consistency_window", d.consistency_window, 0, 6)
     _range("defense.audit_merge_loss_margin", d.audit_merge_loss_margin, 0.0, 100.0)
     _range("defense.audit_merge_loss_ratio", d.audit_merge_loss_ratio, 0.0, 100.0)
-    if d.weighting not in ("reputation", "reputation_samples"):
-        raise ConfigError("defense.weighting", f"unknown weighting {d.weighting!r}", "reputation, reputation_samples")
+    if d.weighting not in WEIGHTINGS:
+        raise ConfigError("defense.weighting", f"unknown weighting {d.weighting!r}", ", ".join(WEIGHTINGS))
     _range("defense.replay_window", d.replay_window, 0, 1000)
     _range("defense.max_reject_share", d.max_reject_share, 0.0, 1.0)
     _range("defense.trimmed_beta", d.trimmed_beta, 0.0, 0.5, hi_open=True)
