@@ -122,17 +122,19 @@ class FaultInjector:
                   candidates=len(candidates), accuracy=info["accuracy"])
 
     def _resync_inputs(self, peer: int, closed: int) -> tuple[int, list[dict[str, Any]]]:
-        """The updates a returning peer takes its model from: those of its overlay neighbours
-        approved on chain (any submitted, under a baseline defense) in ``closed``, the latest
-        closed round, weighted by reputation. A peer outside the current overlay (it was
-        inactive, left, or is new) gets the neighbours it would have after a repair that adds it.
-        No neighbour update approved (its neighbours were down, say): the most reputable approved
-        updates of that round; none at all: the round before (up to 3 rounds back, which the
-        peers' endpoints still serve). Each candidate says whether it is a ``fallback``: the
-        next most reputable approved updates, used only when none of the others verifies.
+        """The updates a returning peer takes its model from, chosen as ``bdfl peer`` chooses
+        them (:func:`bdfl.peer.sources.resync_sources`): the ones it would aggregate after
+        ``closed``, the latest closed round, under the shared aggregation rule (approved and
+        clearly enough, topped up to ``overlay.min_sources``; any submission under a baseline),
+        weighted as aggregation weighs them; then, each flagged ``fallback``, the next
+        ``overlay.degree`` usable updates by weight, used only when none of the others verifies.
+        A peer outside the current overlay (it was inactive, left, or is new) gets the
+        neighbours it would have after a repair that adds it. A round with no usable update:
+        the round before, up to :data:`bdfl.peer.rejoin.RESYNC_LOOKBACK` rounds in all.
         Returns (the chain round used, candidates)."""
-        from bdfl.chain.protocol import Outcome
         from bdfl.net.overlay import repair_overlay
+        from bdfl.peer.rejoin import RESYNC_LOOKBACK
+        from bdfl.peer.sources import aggregation_rule, resync_sources
 
         o = self.o
         k = o.keeper
@@ -143,24 +145,20 @@ class FaultInjector:
         overlay = tracker.overlay
         if addr not in overlay:
             overlay = repair_overlay(overlay, [*overlay.members, addr.lower()], k.round_seed(closed), degree=self.cfg.overlay.degree)
-        bdfl = self.cfg.defense.name == "bdfl"
-        for rnd in range(closed, max(-1, closed - 3), -1):
-            subs = [s for s in k.submissions(rnd) if (s.outcome == Outcome.APPROVED or not bdfl) and s.peer != addr]
+        for rnd in range(closed, max(-1, closed - RESYNC_LOOKBACK), -1):
+            subs = k.submissions(rnd)
             if not subs:
                 continue
             states = k.peer_states([s.peer for s in subs])
-            usable = {s.peer.lower(): s for s in subs}
-            chosen = [usable[nb] for nb in overlay.neighbours(addr) if nb in usable]
-            by_rep = sorted(subs, key=lambda s: (-states[s.peer]["reputation"], s.index))
-            if not chosen:
-                chosen = by_rep[: max(1, self.cfg.overlay.degree)]
-            # if none of those can be fetched and verified (their endpoints are down, say),
-            # the next most reputable approved updates of the round
-            fallback = [s for s in by_rep if s not in chosen][: max(1, self.cfg.overlay.degree)]
-            endpoints = k.endpoints([s.peer for s in chosen + fallback])
-            return rnd, [{"index": s.index, "peer": s.peer, "hash": "0x" + s.update_hash.hex(), "url": endpoints[s.peer],
-                          "weight": states[s.peer]["reputation"] if bdfl else 1.0, "fallback": s in fallback}
-                         for s in chosen + fallback]
+            rule = aggregation_rule(self.cfg, subs, {a: st["reputation"] for a, st in states.items()})
+            first, fallback = resync_sources(rule, overlay, addr, max(1, int(self.cfg.overlay.degree or 1)))
+            if not first and not fallback:
+                continue
+            index = {s.peer: s.index for s in subs}
+            endpoints = k.endpoints(first + fallback)
+            return rnd, [{"index": index[p], "peer": p, "hash": rule.usable[p], "url": endpoints[p],
+                          "weight": rule.weight(p), "fallback": tier == 1}
+                         for tier, peers in enumerate((first, fallback)) for p in peers]
         return closed, []
 
     # -- the hooks --------------------------------------------------------------------

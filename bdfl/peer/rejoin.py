@@ -21,6 +21,10 @@ from typing import Any
 
 from bdfl.errors import BDFLError
 
+# How many closed rounds a resync looks at, newest first, when the latest has no usable
+# update (nothing approved): the peers' blob servers still serve updates that old.
+RESYNC_LOOKBACK = 3
+
 
 def ensure_membership(
     chain: Any,

@@ -400,7 +400,6 @@ class StandalonePeer:
         reports; with ``with_fallback`` also the next usable updates by weight (for a resync;
         each costs an endpoint lookup)."""
         from bdfl.chain.protocol import Status
-        from bdfl.peer.node import Candidate
         from bdfl.peer.sources import sources_of
 
         rule, subs, states, rep = self._closed_rule_of(rnd)
@@ -409,17 +408,24 @@ class StandalonePeer:
         if active:
             self.tracker.update(active, rinfo.seed)
         self._remember_moves(rnd, rule, subs)
-        usable, weight = rule.usable, rule.weight
-        neighbours = sources_of(rule, self.tracker.overlay, self.address)
-        cands = [Candidate(index=-1, peer=nb, hash=usable[nb], url=self._endpoint_of(nb, None), weight=weight(nb))
-                 for nb in neighbours]
-        fallback = []
         if with_fallback:
-            others = sorted((p for p in usable if p not in neighbours and p != self.address), key=lambda p: (-weight(p), p))
-            degree = max(1, int(self.cfg.overlay.degree or 1))
-            fallback = [Candidate(index=-1, peer=p, hash=usable[p], url=self._endpoint_of(p, None), weight=weight(p))
-                        for p in others[:degree]]
-        return _AggregationPlan(cands, fallback, weight(self.address), len(neighbours), rinfo, rep.get(self.address, 0.0))
+            neighbours, fallback = self._resync_tiers(rule)
+        else:
+            neighbours, fallback = sources_of(rule, self.tracker.overlay, self.address), []
+        return _AggregationPlan(self._candidates(rule, neighbours), self._candidates(rule, fallback),
+                                rule.weight(self.address), len(neighbours), rinfo, rep.get(self.address, 0.0))
+
+    def _resync_tiers(self, rule: Any) -> tuple[list[str], list[str]]:
+        """The two tiers of sources a resync tries (:func:`bdfl.peer.sources.resync_sources`)."""
+        from bdfl.peer.sources import resync_sources
+
+        return resync_sources(rule, self.tracker.overlay, self.address, max(1, int(self.cfg.overlay.degree or 1)))
+
+    def _candidates(self, rule: Any, peers: list[str]) -> list[Any]:
+        from bdfl.peer.node import Candidate
+
+        return [Candidate(index=-1, peer=p, hash=rule.usable[p], url=self._endpoint_of(p, None), weight=rule.weight(p))
+                for p in peers]
 
     def _remember_moves(self, rnd: int, rule: Any, subs: list[Any]) -> None:
         """After closed round ``rnd``: the trainers' start recipes for round ``rnd + 1``, and
@@ -474,14 +480,22 @@ class StandalonePeer:
         instead of resuming from an old one (bdfl.peer.rejoin.resync_model; the simulation's
         restarted peers do the same)."""
         from bdfl.net.serialization import encode_ndarrays
-        from bdfl.peer.rejoin import resync_from_tiers
+        from bdfl.peer.rejoin import RESYNC_LOOKBACK, resync_from_tiers
 
         closed = self.chain.current_round() - 1
         if closed < 0 or self.state.last_aggregated >= closed or self.trained_round is not None:
             return
-        plan = self._aggregation_plan(closed, with_fallback=True)
+        plan = self._aggregation_plan(closed, with_fallback=True)  # also brings the overlay up to date
         tiers = (plan.candidates, plan.fallback)  # the fallbacks only when no first choice verifies
-        used, tier = resync_from_tiers(self.peer, closed, tiers, self.fetcher.fetch_many)
+        source = closed
+        # a closed round without a usable update (nothing approved): the rounds before it, as far
+        # back as the peers' endpoints still serve updates (RESYNC_LOOKBACK rounds in all)
+        for older in range(closed - 1, max(-1, closed - RESYNC_LOOKBACK), -1):
+            if tiers[0] or tiers[1]:
+                break
+            rule = self._closed_rule_of(older)[0]
+            source, tiers = older, tuple(self._candidates(rule, t) for t in self._resync_tiers(rule))
+        used, tier = resync_from_tiers(self.peer, source, tiers, self.fetcher.fetch_many)
         if not used:
             log.info("round %d: no approved neighbour update to resync from; keeping the %s model", closed,
                      "saved" if self.state.last_aggregated >= 0 else "initial")
@@ -490,9 +504,9 @@ class StandalonePeer:
         self.state.overlay = self.tracker.to_json()
         self.state.save_model(encode_ndarrays(self.peer.params))
         self.state.save()
-        log.info("round %d: resynced the model from %d of %d approved %s update(s), hash-verified against the chain",
+        log.info("round %d: resynced the model from %d of %d approved %s update(s) of round %d, hash-verified against the chain",
                  closed, len(used), len(tiers[tier]),
-                 "fallback (no neighbour update could be verified)" if tier == 1 else "neighbour")
+                 "fallback (no neighbour update could be verified)" if tier == 1 else "neighbour", source)
 
     # -- main loop --------------------------------------------------------------------
     def run(self) -> int:
