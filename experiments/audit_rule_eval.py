@@ -16,16 +16,20 @@ lr = 0.05. Decentralised: every peer keeps its own model. Each round
    trainer's start of the round and its latest not-rejected move of the last
    ``--consistency-window`` rounds (what `bdfl run`'s auditors rebuild from the chain;
    ``--no-rebuilt-starts``: the auditor's own start instead, and no earlier moves);
-   attacking auditors vote through `attack.vote` (honest verdict, or collusion);
+   attacking auditors vote through `attack.vote` (honest verdict, or collusion); an update
+   whose bytes equal one submitted in the last ``--replay-window`` rounds is rejected
+   without being judged (the replay check of `bdfl.peer.node.Peer.audit`);
 3. the tally and bookkeeping follow RoundManager: >= 2 revealed votes and a strict
    majority decide (Approved / Probation below the threshold / Rejected / Undecided);
    reputation +0.02 per approved update, -0.2 per rejected one, +0.002 / -0.02 per vote
    with / against the outcome, clamped to [0, 1]; 10 tokens slashed per rejection, a
    peer with no stake left is removed (ProtocolParams defaults);
 4. every peer averages its own trained model with the approved, eligible updates of its
-   neighbours on the expander overlay (degree 4, `OverlayTracker`), weighted by
-   reputation — what the runner's peers do; with ``--max-reject-share`` only updates whose
-   votes were clear enough (`defense.max_reject_share`).
+   neighbours on the expander overlay (degree 4, `OverlayTracker`), topped up to
+   ``--min-sources`` with the nearest approved updates further out
+   (`Overlay.aggregation_sources`), weighted by reputation — what the runner's peers do;
+   with ``--max-reject-share`` only updates whose votes were clear enough
+   (`defense.max_reject_share`).
 
 The defaults are the committee of the earlier measurements (7/3/2, every approved update
 aggregated); the default experiment's settings are
@@ -54,11 +58,13 @@ About 8-12 s per attack and seed for 30 rounds on one core.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import sys
 import time
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -147,6 +153,14 @@ def _move(params, start) -> np.ndarray:  # noqa: ANN001
     return np.concatenate([(np.asarray(c, np.float64) - np.asarray(s0, np.float64)).ravel() for c, s0 in zip(params, start)])
 
 
+def _digest(params) -> bytes:  # noqa: ANN001
+    """What the chain's update hash identifies: the exact parameter bytes."""
+    h = hashlib.sha256()
+    for p in params:
+        h.update(np.ascontiguousarray(p).tobytes())
+    return h.digest()
+
+
 def _eval_loss(client, params) -> float:  # noqa: ANN001
     return float(evaluate_client(client, params).loss)
 
@@ -199,6 +213,7 @@ def run(attack_label: str, seed: int, args: argparse.Namespace, rules: dict[str,
     prev_move: dict[int, np.ndarray] = {}  # each peer's previous published move (flat, for --votes-csv)
     ref_move: dict[int, list] = {}  # each peer's move in its latest round that was not rejected, within the window
     ref_round: dict[int, int] = {}
+    earlier: list[set[bytes]] = []  # digests of the updates of the last --replay-window rounds
     t_train = 0.0
     for r in range(args.rounds):
         t0 = time.perf_counter()
@@ -220,6 +235,8 @@ def run(attack_label: str, seed: int, args: argparse.Namespace, rules: dict[str,
                 published[i] = [np.asarray(p, dtype=t.dtype) for p, t in zip(attacker_update(attacks[i], ctx), trained[i])]
             else:
                 published[i] = trained[i]
+        digest = {i: _digest(published[i]) for i in published}
+        replayed_seen = set().union(*earlier[-args.replay_window:]) if args.replay_window else set()
         eligible_at_submit = {i: rep[i] >= REP_THRESHOLD - 1e-12 for i in active}
         committee = _draw_committee(rep, active, args.committee, rng)
         k = len(committee)
@@ -281,6 +298,8 @@ def run(attack_label: str, seed: int, args: argparse.Namespace, rules: dict[str,
             for rn, rule in rules.items():
                 st = stats_for(rule)
                 verdicts = judge(rule, ref, results, st, merged if rule.merge_loss_margin > 0 else None)
+                verdicts = [replace(v, accept=False, reason="replayed", failed=("replayed",)) if digest[u] in replayed_seen else v
+                            for u, v in zip(us, verdicts)]
                 for u, v in zip(us, verdicts):
                     if a not in attackers:
                         kind = "attacker" if u in attackers else "honest"
@@ -326,8 +345,8 @@ def run(attack_label: str, seed: int, args: argparse.Namespace, rules: dict[str,
         overlay = tracker.update([addresses[i] for i in sorted(active)], r.to_bytes(32, "big"))
         new_models = {}
         for i in sorted(active):
-            nbs = [index_of[x] for x in (a.lower() for a in overlay.neighbours(addresses[i])) if x in index_of]
-            others = [j for j in nbs if j in approved]
+            others = [index_of[x] for x in overlay.aggregation_sources(addresses[i], [addresses[j] for j in approved],
+                                                                           args.min_sources)]
             if others:
                 new_models[i] = weighted_average([trained[i]] + [published[j] for j in others],
                                                  [max(rep[i], 1e-6)] + [rep[j] for j in others])
@@ -342,6 +361,7 @@ def run(attack_label: str, seed: int, args: argparse.Namespace, rules: dict[str,
             if i in ref_round and r + 1 - ref_round[i] > args.consistency_window:
                 ref_move.pop(i, None)  # older than the window for the next round
         models.update(new_models)
+        earlier.append(set(digest.values()))
         active -= {i for i in list(active) if stake[i] <= 0}
         honest = [i for i in range(n) if i not in attackers]
         row = {
@@ -412,6 +432,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--eval-every", type=int, default=0, help="also record honest accuracy every N rounds")
     p.add_argument("--json", type=Path, help="write all results here")
     p.add_argument("--consistency-window", type=int, default=5, help="defense.consistency_window (0 = off)")
+    p.add_argument("--replay-window", type=int, default=3, help="defense.replay_window (0 = off)")
+    p.add_argument("--min-sources", type=int, default=2, help="overlay.min_sources")
     p.add_argument("--votes-csv", type=Path, help="write every honest auditor's vote statistics (rule --rule) here")
     p.add_argument("--probe", action="store_true", help="with --votes-csv: also the auditor's loss at its trained "
                    "model plus / minus each candidate's move (two more evaluations per vote)")

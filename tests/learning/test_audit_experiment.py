@@ -22,3 +22,19 @@ def test_audit_rule_eval_runs(tmp_path: Path, capsys) -> None:  # noqa: ANN001
     assert {r["attack"] for r in runs} == {"none", "gaussian_noise"}
     noise = next(r for r in runs if r["attack"] == "gaussian_noise")
     assert noise["vote_dr"] > 0.5 and noise["vote_frr"] < 0.1
+
+
+def test_the_mirror_rejects_replayed_updates_like_peer_audit(tmp_path: Path) -> None:
+    """A free-rider re-publishes a received model bit for bit: from round 2 on, the mirror's
+    replay check (as ``Peer.audit``'s) rejects it unjudged; ``--replay-window 0`` turns it off."""
+    spec = importlib.util.spec_from_file_location("audit_rule_eval", ROOT / "experiments" / "audit_rule_eval.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    failed = {}
+    for window in (3, 0):
+        out = tmp_path / f"w{window}.json"
+        assert mod.main(["--attacks", "free_rider", "--seeds", "0", "--rounds", "3", "--peers", "10",
+                         "--replay-window", str(window), "--json", str(out)]) == 0
+        failed[window] = json.loads(out.read_text())["runs"][0]["failed_tests"]["attacker"]
+    assert failed[3].get("replayed", 0) > 0
+    assert "replayed" not in failed[0]
