@@ -206,23 +206,66 @@ def _target_lines(f: float, attacks: list[str], cells: dict[tuple[float, str, st
     return out + [""]
 
 
+def per_seed(runs: list[dict[str, Any]], source: str) -> list[str]:
+    """One row per BDFL run with attackers: what the table above pools over seeds, per seed."""
+    clean = {r["seed"]: r["accuracy"] for r in runs if r["attack"] == "none" and r["defense"] == "bdfl"}
+    bdfl = sorted((r for r in runs if r["defense"] == "bdfl" and r["attack"] != "none"),
+                  key=lambda r: (r["fraction"], r["attack"], r["seed"]))
+    seeds = sorted({r["seed"] for r in bdfl})
+    out = [
+        "# Robustness per seed: BDFL (issue 5)",
+        "",
+        f"{len(bdfl)} completed BDFL runs with attackers, seeds {', '.join(map(str, seeds))}, of `bdfl sweep {source}`, "
+        "tabulated by `experiments/robustness_table.py --per-seed`. Drop: against BDFL with no attackers, same seed. "
+        "Separated by: first round from which the attackers' mean on-chain reputation stays below every honest peer's.",
+        "",
+    ]
+    for frac in sorted({r["fraction"] for r in bdfl}):
+        out += [f"### {round(frac * 100)}% attackers", "",
+                "| attack | seed | accuracy | drop vs clean | separated by | honest FRR | attackers approved | attack success |",
+                "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        rows = [r for r in bdfl if r["fraction"] == frac]
+        for r in rows:
+            drop = f"{100 * (r['accuracy'] - clean[r['seed']]):+.1f} pts" if r["seed"] in clean else "–"
+            frr = f"{r['honest_rejected']}/{r['honest_audited']}"
+            appr = f"{r['attacker_approved']}/{r['attacker_audited']}"
+            asr = f"{100 * r['asr']:.0f}%" if r.get("asr") is not None else "–"
+            out.append(f"| {r['attack']} | {r['seed']} | {r['accuracy']:.3f} | {drop} | {r['separated'] or 'never'} | {frr} | {appr} | {asr} |")
+        out.append("")
+        for attack in sorted({r["attack"] for r in rows}):
+            sep = [r["separated"] for r in rows if r["attack"] == attack]
+            out.append(f"* {attack}: separated by round 5 in {sum(s is not None and s <= 5 for s in sep)} of {len(sep)} seeds")
+        out.append("")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("sweep", type=Path, help="the sweep's results folder (results/sweep-robustness)")
     ap.add_argument("--results-dir", type=Path, default=HERE / "results")
+    ap.add_argument("--per-seed", metavar="NAME",
+                    help="instead of the table: BDFL's runs one row per seed, written to <results-dir>/NAME.md")
+    ap.add_argument("--source", default="experiments/configs/sweep_robustness.toml",
+                    help="the sweep file the runs came from, as the table's text names it")
     args = ap.parse_args(argv)
     if not (args.sweep / "runs").is_dir():
         print(f"error: {args.sweep} holds no runs/ folder\nfix: run the sweep first (see this script's docstring)", file=sys.stderr)
         return 2
     runs = load_runs(args.sweep)
+    if args.per_seed:
+        text = "\n".join(per_seed(runs, args.source))
+        args.results_dir.mkdir(parents=True, exist_ok=True)
+        (args.results_dir / f"{args.per_seed}.md").write_text(text)
+        print(text)
+        return 0
     lines, rows = build(runs)
     rounds = sorted({r["rounds"] for r in runs})
     peers = sorted({r["peers"] for r in runs})
     head = [
         "# Robustness: BDFL against the baselines (issue 5)",
         "",
-        f"Digits, {', '.join(map(str, peers))} peers, {', '.join(map(str, rounds))} rounds, Dirichlet α = 0.5, seeds 0-2; {len(runs)} completed runs "
-        "of `bdfl sweep experiments/configs/sweep_robustness.toml`, tabulated by `experiments/robustness_table.py`. "
+        f"Digits, {', '.join(map(str, peers))} peers, {', '.join(map(str, rounds))} rounds, Dirichlet α = 0.5, seeds {', '.join(map(str, sorted({r['seed'] for r in runs})))}; {len(runs)} completed runs "
+        f"of `bdfl sweep {args.source}`, tabulated by `experiments/robustness_table.py`. "
         "Cells: final mean honest accuracy, mean ± std over seeds (a number in brackets = seeds completed, when fewer than 3). "
         "BDFL drop vs clean: against BDFL with no attackers, same seeds. Separated by: first round from which the attackers' "
         "mean on-chain reputation stays below every honest peer's (worst seed). FRR: honest updates rejected by the committee.",

@@ -78,3 +78,22 @@ def test_table_from_a_synthetic_sweep(table, tmp_path: Path) -> None:  # noqa: A
     assert "from round 5 on (every seed): holds for 1 of 2; not for backdoor" in md
     assert "falsely rejected < 5 %: holds for 1 of 2; not for backdoor" in md
     assert "sign_flip" not in md  # its only run failed
+
+
+def test_per_seed_table(table, tmp_path: Path) -> None:  # noqa: ANN001
+    sweep = tmp_path / "sweep"
+    good = [([0.5], [0.5, 0.5]), ([0.1], [0.6, 0.6]), ([0.0], [0.7, 0.7])]  # separated from round 2
+    never = [([0.5], [0.5, 0.4])] * 3
+    _run(sweep, "none", "bdfl", 3, 0.93, _metrics([([], [0.5, 0.5])] * 3))
+    _run(sweep, "none", "bdfl", 4, 0.92, _metrics([([], [0.5, 0.5])] * 3))
+    _run(sweep, "backdoor", "bdfl", 3, 0.92, _metrics(good), asr=0.5)
+    _run(sweep, "backdoor", "bdfl", 4, 0.90, _metrics(never, honest_rejected=1), asr=0.96)
+    _run(sweep, "backdoor", "median", 3, 0.70, _metrics(good))  # not BDFL: left out
+    assert table.main([str(sweep), "--results-dir", str(tmp_path / "out"), "--per-seed", "more",
+                       "--source", "sweep_x.toml"]) == 0
+    md = (tmp_path / "out" / "more.md").read_text()
+    assert "2 completed BDFL runs with attackers, seeds 3, 4, of `bdfl sweep sweep_x.toml`" in md
+    assert "| backdoor | 3 | 0.920 | -1.0 pts | 2 | 0/6 | 0/3 | 50% |" in md
+    assert "| backdoor | 4 | 0.900 | -2.0 pts | never | 1/6 | 0/3 | 96% |" in md
+    assert "* backdoor: separated by round 5 in 1 of 2 seeds" in md
+    assert not (tmp_path / "out" / "robustness.md").exists()
