@@ -151,7 +151,7 @@ class FaultInjector:
                 continue
             states = k.peer_states([s.peer for s in subs])
             rule = aggregation_rule(self.cfg, subs, {a: st["reputation"] for a, st in states.items()})
-            first, fallback = resync_sources(rule, overlay, addr, max(1, int(self.cfg.overlay.degree or 1)))
+            first, fallback = resync_sources(rule, overlay, addr, self.cfg.overlay.degree)
             if not first and not fallback:
                 continue
             index = {s.peer: s.index for s in subs}

@@ -84,17 +84,17 @@ def sources_of(rule: AggregationRule, overlay: Any, peer: str) -> list[str]:
     return [spelled[x] for x in overlay.aggregation_sources(peer, rule.usable, rule.min_sources) if x in spelled]
 
 
-def resync_sources(rule: AggregationRule, overlay: Any, peer: str, fallbacks: int) -> tuple[list[str], list[str]]:
+def resync_sources(rule: AggregationRule, overlay: Any, peer: str, degree: int) -> tuple[list[str], list[str]]:
     """Whose updates of a closed round a returning peer (restarted, reactivated or joining
     late: :mod:`bdfl.peer.rejoin`) takes its model from, in two tiers: the ones it would
-    aggregate under ``rule`` (:func:`sources_of`), then the next ``fallbacks`` usable updates
-    by weight (heaviest first, ties by address), tried only when none of the first tier
-    verifies. Its own update is in neither. The one choice ``bdfl peer`` and the simulation's
-    fault injection make."""
+    aggregate under ``rule`` (:func:`sources_of`), then the next ``degree`` (the overlay
+    degree, at least 1) usable updates by weight (heaviest first, ties by address), tried
+    only when none of the first tier verifies. Its own update is in neither. The one choice
+    ``bdfl peer`` and the simulation's fault injection make."""
     me = peer.lower()
     first = [p for p in sources_of(rule, overlay, peer) if p.lower() != me]
     rest = sorted((p for p in rule.usable if p not in first and p.lower() != me), key=lambda p: (-rule.weight(p), p.lower()))
-    return first, rest[: max(0, fallbacks)]
+    return first, rest[: max(1, int(degree or 1))]
 
 
 def start_recipes(rule: AggregationRule, overlay: Any, subs: Iterable[Any]) -> dict[str, list[StartSource]]:

@@ -419,7 +419,7 @@ class StandalonePeer:
         """The two tiers of sources a resync tries (:func:`bdfl.peer.sources.resync_sources`)."""
         from bdfl.peer.sources import resync_sources
 
-        return resync_sources(rule, self.tracker.overlay, self.address, max(1, int(self.cfg.overlay.degree or 1)))
+        return resync_sources(rule, self.tracker.overlay, self.address, self.cfg.overlay.degree)
 
     def _candidates(self, rule: Any, peers: list[str]) -> list[Any]:
         from bdfl.peer.node import Candidate
