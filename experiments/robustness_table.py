@@ -82,6 +82,11 @@ def separation_round(metrics: list[dict[str, str]]) -> int | None:
     return first
 
 
+def clean_accuracy(runs: list[dict[str, Any]]) -> dict[int, float]:
+    """Seed -> BDFL's final honest accuracy with no attackers: what "drop vs clean" compares with."""
+    return {r["seed"]: r["accuracy"] for r in runs if r["attack"] == "none" and r["defense"] == "bdfl"}
+
+
 def audit_counts(metrics: list[dict[str, str]]) -> dict[str, int]:
     out = {"honest_audited": 0, "honest_rejected": 0, "attacker_audited": 0, "attacker_approved": 0}
     for row in metrics:
@@ -105,7 +110,7 @@ def _acc_cell(values: list[float]) -> str:
 
 
 def build(runs: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:
-    clean = {r["seed"]: r["accuracy"] for r in runs if r["attack"] == "none" and r["defense"] == "bdfl"}
+    clean = clean_accuracy(runs)
     cells: dict[tuple[float, str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in runs:
         fractions = (0.3, 0.5) if r["attack"] == "none" else (r["fraction"],)
@@ -208,7 +213,7 @@ def _target_lines(f: float, attacks: list[str], cells: dict[tuple[float, str, st
 
 def per_seed(runs: list[dict[str, Any]], source: str) -> list[str]:
     """One row per BDFL run with attackers: what the table above pools over seeds, per seed."""
-    clean = {r["seed"]: r["accuracy"] for r in runs if r["attack"] == "none" and r["defense"] == "bdfl"}
+    clean = clean_accuracy(runs)
     bdfl = sorted((r for r in runs if r["defense"] == "bdfl" and r["attack"] != "none"),
                   key=lambda r: (r["fraction"], r["attack"], r["seed"]))
     seeds = sorted({r["seed"] for r in bdfl})
