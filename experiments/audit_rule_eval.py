@@ -64,7 +64,6 @@ import math
 import sys
 import time
 from collections import defaultdict
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -78,7 +77,7 @@ from bdfl.attacks import AttackContext, VoteContext, attacker_client, attacker_u
 from bdfl.config import from_dict  # noqa: E402
 from bdfl.experiment.setup import attacker_indices, peer_data  # noqa: E402
 from bdfl.learning.aggregation import clear_approval, weighted_average  # noqa: E402
-from bdfl.learning.audit import AuditRule, candidate_statistics, evaluate_candidates, judge, merged_losses  # noqa: E402
+from bdfl.learning.audit import AuditRule, AuditVerdict, candidate_statistics, evaluate_candidates, judge, merged_losses  # noqa: E402
 from bdfl.learning.task import EvalResult, evaluate_client, fit_client, load_task  # noqa: E402
 from bdfl.peer.overlay_tracker import OverlayTracker  # noqa: E402
 
@@ -151,6 +150,10 @@ def _seats(u: int, author_seat: int | None, k: int, m: int, rng: np.random.Gener
 
 def _move(params, start) -> np.ndarray:  # noqa: ANN001
     return np.concatenate([(np.asarray(c, np.float64) - np.asarray(s0, np.float64)).ravel() for c, s0 in zip(params, start)])
+
+
+# the verdict on an update whose bytes were submitted in an earlier round (Peer.audit's replay check)
+REPLAYED = AuditVerdict(False, math.nan, math.nan, math.nan, "replayed", failed=("replayed",))
 
 
 def _digest(params) -> bytes:  # noqa: ANN001
@@ -251,6 +254,9 @@ def run(attack_label: str, seed: int, args: argparse.Namespace, rules: dict[str,
         for a, us in assigned.items():
             if not us:
                 continue
+            # a replay is rejected unjudged and never enters the rule's medians (Peer.audit)
+            replayed = [u for u in us if digest[u] in replayed_seen]
+            us = [u for u in us if digest[u] not in replayed_seen]
             cands = [published[u] for u in us]
             ref, results = evaluate_candidates(clients[a], trained[a], cands)
             valid = [isinstance(x, EvalResult) for x in results]
@@ -298,9 +304,7 @@ def run(attack_label: str, seed: int, args: argparse.Namespace, rules: dict[str,
             for rn, rule in rules.items():
                 st = stats_for(rule)
                 verdicts = judge(rule, ref, results, st, merged if rule.merge_loss_margin > 0 else None)
-                verdicts = [replace(v, accept=False, reason="replayed", failed=("replayed",)) if digest[u] in replayed_seen else v
-                            for u, v in zip(us, verdicts)]
-                for u, v in zip(us, verdicts):
+                for u, v in [*zip(us, verdicts), *((u, REPLAYED) for u in replayed)]:
                     if a not in attackers:
                         kind = "attacker" if u in attackers else "honest"
                         votes[rn][kind][0] += int(not v.accept)
