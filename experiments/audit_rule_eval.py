@@ -148,8 +148,14 @@ def _seats(u: int, author_seat: int | None, k: int, m: int, rng: np.random.Gener
     return seats
 
 
+def _layer_move(params, start) -> list[np.ndarray]:  # noqa: ANN001
+    """``params - start``, array by array, in float64."""
+    return [np.asarray(c, np.float64) - np.asarray(s0, np.float64) for c, s0 in zip(params, start)]
+
+
 def _move(params, start) -> np.ndarray:  # noqa: ANN001
-    return np.concatenate([(np.asarray(c, np.float64) - np.asarray(s0, np.float64)).ravel() for c, s0 in zip(params, start)])
+    """The same, flattened into one vector."""
+    return np.concatenate([m.ravel() for m in _layer_move(params, start)])
 
 
 # the verdict on an update whose bytes were submitted in an earlier round (Peer.audit's replay check)
@@ -292,7 +298,7 @@ def run(attack_label: str, seed: int, args: argparse.Namespace, rules: dict[str,
                         row_["prev_cosine"] = float(mv @ pm) / den if den > 0 else math.nan
                     row_["history_cosine"] = x.history_cosine
                     if args.probe and starts is not None:
-                        move = [np.asarray(c, np.float64) - np.asarray(s0, np.float64) for c, s0 in zip(cands[j], starts[j])]
+                        move = _layer_move(cands[j], starts[j])
                         plus = [(np.asarray(t0, np.float64) + m).astype(t0.dtype) for t0, m in zip(trained[a], move)]
                         minus = [(np.asarray(t0, np.float64) - m).astype(t0.dtype) for t0, m in zip(trained[a], move)]
                         row_["probe_plus"] = _eval_loss(clients[a], plus)
@@ -360,7 +366,7 @@ def run(attack_label: str, seed: int, args: argparse.Namespace, rules: dict[str,
         for i in sorted(active):
             prev_move[i] = _move(published[i], models[i])
             if r > 0 and outcome.get(i) != "rejected":  # like bdfl.peer.sources.MoveHistory (round 0: no recipe)
-                ref_move[i] = [np.asarray(c, np.float64) - np.asarray(s0, np.float64) for c, s0 in zip(published[i], models[i])]
+                ref_move[i] = _layer_move(published[i], models[i])
                 ref_round[i] = r
             if i in ref_round and r + 1 - ref_round[i] > args.consistency_window:
                 ref_move.pop(i, None)  # older than the window for the next round
