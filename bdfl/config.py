@@ -70,7 +70,10 @@ class DefenseConfig:
     # move with the same trainer's latest not-rejected earlier move (consistency_window rounds
     # back at most) < audit_consistency_min_cosine (-1 = off). Merge: loss of
     # (own + candidate) / 2 above the candidates' median x (1 + audit_merge_loss_ratio)
-    # + audit_merge_loss_margin (margin 0 = off).
+    # + audit_merge_loss_margin (margin 0 = off). Trigger scan: square stamps of
+    # audit_trigger_size pixels flip more than audit_trigger_limit more of the auditor's
+    # inputs to one class than the auditor's own and the median candidate (1 = off, the
+    # default: its cost grows with model and image size; default.toml sets 0.9).
     audit_margin: float = 0.6
     audit_loss_margin: float = 3.0
     audit_norm_ratio: float = 4.0
@@ -83,6 +86,13 @@ class DefenseConfig:
     audit_consistency_min_cosine: float = -0.3
     audit_merge_loss_margin: float = 0.5
     audit_merge_loss_ratio: float = 0.5
+    audit_trigger_limit: float = 1.0
+    audit_trigger_size: int = 2
+    audit_trigger_spread: float = 0.2  # only classes flipped at <= this share of stamp positions count
+    # the shift and no-work tests (bar: the auditor's own model alone) stand down for one audit
+    # when together they fail more than this share of its candidates: the auditor is the
+    # outlier (1 = never)
+    audit_stand_down_share: float = 0.75
     # bdfl: weigh approved updates by on-chain reputation ("reputation") or by reputation x
     # the submission's on-chain sample count, capped at protocol.max_samples ("reputation_samples")
     weighting: str = "reputation"
@@ -308,6 +318,10 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     _range("defense.consistency_window", d.consistency_window, 0, 6)
     _range("defense.audit_merge_loss_margin", d.audit_merge_loss_margin, 0.0, 100.0)
     _range("defense.audit_merge_loss_ratio", d.audit_merge_loss_ratio, 0.0, 100.0)
+    _range("defense.audit_trigger_limit", d.audit_trigger_limit, 0.0, 1.0)
+    _range("defense.audit_trigger_size", d.audit_trigger_size, 1, 64)
+    _range("defense.audit_trigger_spread", d.audit_trigger_spread, 0.0, 1.0, lo_open=True)
+    _range("defense.audit_stand_down_share", d.audit_stand_down_share, 0.5, 1.0)
     if d.weighting not in WEIGHTINGS:
         raise ConfigError("defense.weighting", f"unknown weighting {d.weighting!r}", ", ".join(WEIGHTINGS))
     _range("defense.replay_window", d.replay_window, 0, 1000)

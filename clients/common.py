@@ -258,3 +258,8 @@ class TorchClient(NumPyClient):
     def predict(self, parameters: NDArrays, X: np.ndarray) -> np.ndarray:
         self.set_parameters(parameters)
         return predict(self.model, to_tensors((X, np.zeros(len(X), dtype=np.int64)))[0])
+
+    def audit_inputs(self) -> np.ndarray:
+        """This peer's own inputs (validation split first, then training shard), which its
+        audit's trigger scan stamps (bdfl.learning.trigger_scan)."""
+        return np.concatenate([self.X_val.numpy(), self.X_train.numpy()])

@@ -31,6 +31,8 @@ lr = 0.05. Decentralised: every peer keeps its own model. Each round
    with ``--max-reject-share`` only updates whose votes were clear enough
    (`defense.max_reject_share`).
 
+The rule "default" is the default experiment's: the library's `AuditRule()` with the
+trigger scan on (`trigger_limit = 0.9`, as default.toml sets it).
 The defaults are the committee of the earlier measurements (7/3/2, every approved update
 aggregated); the default experiment's settings are
 ``--committee 9 --auditors-per-update 8 --quorum 5 --max-reject-share 0 --rule-json '{"margin": 0.4}'``.
@@ -64,6 +66,7 @@ import math
 import sys
 import time
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -77,7 +80,15 @@ from bdfl.attacks import AttackContext, VoteContext, attacker_client, attacker_u
 from bdfl.config import from_dict  # noqa: E402
 from bdfl.experiment.setup import attacker_indices, peer_data  # noqa: E402
 from bdfl.learning.aggregation import clear_approval, weighted_average  # noqa: E402
-from bdfl.learning.audit import AuditRule, AuditVerdict, candidate_statistics, evaluate_candidates, judge, merged_losses  # noqa: E402
+from bdfl.learning.audit import (  # noqa: E402
+    AuditRule,
+    AuditVerdict,
+    candidate_statistics,
+    evaluate_candidates,
+    judge,
+    merged_losses,
+    trigger_excesses,
+)
 from bdfl.learning.task import EvalResult, evaluate_client, fit_client, load_task  # noqa: E402
 from bdfl.peer.overlay_tracker import OverlayTracker  # noqa: E402
 
@@ -102,20 +113,27 @@ DEFAULT_ATTACKS = ["none", "label_flip", "sign_flip", "gaussian_noise", "alie", 
                    "backdoor", "on_off"]
 
 OLD_RULE = AuditRule(margin=0.4, loss_margin=2.5, norm_ratio=0, direction_margin=2, shift_limit=1, min_update=0,
-                     consistency_min_cosine=-1)
+                     consistency_min_cosine=-1, trigger_limit=1)
+# the default experiment's rule (experiments/configs/default.toml turns the trigger scan on)
+DEFAULT_RULE = AuditRule(trigger_limit=0.9)
 RULES = {
-    "default": AuditRule(),
+    "default": DEFAULT_RULE,
     "old (quality only, 0.4 / 2.5)": OLD_RULE,
-    "quality test only": AuditRule(norm_ratio=0, direction_margin=2, shift_limit=1, min_update=0, consistency_min_cosine=-1),
-    "parameter tests only": AuditRule(margin=1.0, loss_margin=1e9),
-    "without magnitude": AuditRule(norm_ratio=0),
-    "without direction": AuditRule(direction_margin=2),
-    "direction vs own move (0.35, before)": AuditRule(direction_reference="own", direction_margin=0.35),
-    "without shift": AuditRule(shift_limit=1),
-    "without no-work": AuditRule(min_update=0),
-    "without consistency": AuditRule(consistency_min_cosine=-1),
-    "direction gate 0.2": AuditRule(direction_min_agreement=0.2),
-    "quality 0.4 / 2.5": AuditRule(margin=0.4, loss_margin=2.5),
+    "quality test only": AuditRule(norm_ratio=0, direction_margin=2, shift_limit=1, min_update=0, consistency_min_cosine=-1,
+                                   trigger_limit=1),
+    "parameter tests only": AuditRule(margin=1.0, loss_margin=1e9, trigger_limit=1),
+    "without magnitude": replace(DEFAULT_RULE, norm_ratio=0),
+    "without direction": replace(DEFAULT_RULE, direction_margin=2),
+    "direction vs own move (0.35, before)": replace(DEFAULT_RULE, direction_reference="own", direction_margin=0.35),
+    "without shift": replace(DEFAULT_RULE, shift_limit=1),
+    "without no-work": replace(DEFAULT_RULE, min_update=0),
+    "without consistency": replace(DEFAULT_RULE, consistency_min_cosine=-1),
+    "without trigger scan": replace(DEFAULT_RULE, trigger_limit=1),
+    "trigger scan 0.8": replace(DEFAULT_RULE, trigger_limit=0.8),
+    "trigger scan, any spread": replace(DEFAULT_RULE, trigger_spread=1.0),
+    "own-anchored tests never stand down": replace(DEFAULT_RULE, stand_down_share=1),
+    "direction gate 0.2": replace(DEFAULT_RULE, direction_min_agreement=0.2),
+    "quality 0.4 / 2.5": replace(DEFAULT_RULE, margin=0.4, loss_margin=2.5),
 }
 
 # ProtocolParams defaults (bdfl.chain.deploy; docs/protocol.md), as floats / whole tokens
@@ -307,9 +325,14 @@ def run(attack_label: str, seed: int, args: argparse.Namespace, rules: dict[str,
 
             merged = merged_losses(clients[a], trained[a], cands, valid) if any(
                 rule.merge_loss_margin > 0 for rule in rules.values()) else None
+            scans: dict[tuple, list[float] | None] = {}
             for rn, rule in rules.items():
                 st = stats_for(rule)
-                verdicts = judge(rule, ref, results, st, merged if rule.merge_loss_margin > 0 else None)
+                scan_key = (rule.trigger_limit < 1, rule.trigger_size, rule.trigger_grid, rule.trigger_inputs,
+                            rule.min_candidates)
+                if scan_key not in scans:
+                    scans[scan_key] = trigger_excesses(clients[a], trained[a], cands, valid, rule)
+                verdicts = judge(rule, ref, results, st, merged if rule.merge_loss_margin > 0 else None, scans[scan_key])
                 for u, v in [*zip(us, verdicts), *((u, REPLAYED) for u in replayed)]:
                     if a not in attackers:
                         kind = "attacker" if u in attackers else "honest"

@@ -47,7 +47,17 @@ test fails**:
    its move, and while it is rejected its last accepted move stays the reference. Needs
    both rebuilt starts; late in training, when moves of different peers no longer agree and
    the direction test stands down, this is what still sees a reversal.
-7. **quality** (``margin``, ``loss_margin``) — evaluated on the auditor's validation
+7. **trigger** (``trigger_limit``, default 1 = off, 0.9 in the default experiment; ``trigger_size`` 2) — square stamps of
+   ``trigger_size`` pixels at the inputs' maximum value, tried at every position of a grid
+   on the auditor's own inputs, send a share of them to one class that is more than
+   ``trigger_limit`` above what the auditor's own model and the median candidate do with
+   the same stamp, in a class it flips at no more than ``trigger_spread`` (0.2) of the stamp
+   positions (:mod:`bdfl.learning.trigger_scan`). Catches pixel-trigger backdoors,
+   which keep clean accuracy and move like a skewed honest peer. Needs a client with
+   ``predict`` and ``audit_inputs`` (the bundled ``TorchClient``); skipped otherwise. Off
+   by default because its cost grows with the model and the image: two predictions on
+   up to 64 x 128 stamped inputs per candidate (docs/learning.md, "Trigger scan").
+8. **quality** (``margin``, ``loss_margin``) — evaluated on the auditor's validation
    data, the candidate is clearly worse than **both** the auditor's own trained model
    and the median candidate: ``acc < min(acc_own, acc_median) - margin`` or
    ``loss > max(loss_own, loss_median) + loss_margin`` (``metric`` chooses which
@@ -56,7 +66,7 @@ test fails**:
    default): this test is the safety net for garbage models, not the main detector.
 
 Tests 2-6 only compare parameter vectors, so they work for any model the client
-serialises as arrays. The median-based tests (2, 3, 6's median bar) need at least
+serialises as arrays; test 7 needs image inputs and predictions. The median-based tests (2, 3, 6's median bar) need at least
 ``min_candidates`` evaluable candidates and assume fewer than half of them are bad; the
 own-model tests (4, 5, 6's own bar) do not. A median that attackers dominate mostly makes
 the median tests *more lenient* (the bar moves towards the attackers). Two exceptions: the
@@ -65,9 +75,16 @@ attackers shrinks, and the direction test's consensus move, which such a majorit
 the direction test therefore also requires a deviation from the auditor's own move
 (``direction_own_margin``). See docs/learning.md for the measured limits.
 
+The shift and no-work tests have the auditor's own model as their only bar. When that model
+is the outlier (its local training went astray), they fail nearly every candidate, and with
+``defense.max_reject_share = 0`` one such auditor keeps every update it judged out of every
+peer's aggregate (measured: a whole round without aggregation). So both stand down for one
+audit when together they fail more than ``stand_down_share`` (0.75) of the evaluable
+candidates.
+
 Setting a test's parameter to its neutral value switches it off: ``norm_ratio = 0``,
 ``direction_margin = 2``, ``shift_limit = 1``, ``min_update = 0``,
-``consistency_min_cosine = -1``, ``margin = 1``, ``merge_loss_margin = 0``.
+``consistency_min_cosine = -1``, ``trigger_limit = 1``, ``margin = 1``, ``merge_loss_margin = 0``.
 
 Defaults were chosen with ``experiments/audit_rule_eval.py`` (digits, 20 peers,
 Dirichlet 0.5, 30 % attackers, the runner's training settings, decentralised per-peer
@@ -85,6 +102,7 @@ import numpy as np
 
 from bdfl.errors import BDFLError
 from bdfl.learning.task import EvalResult, evaluate_client
+from bdfl.learning.trigger_scan import trigger_excess
 
 NDArrays = list[np.ndarray]
 
@@ -97,6 +115,7 @@ __all__ = [
     "evaluate_candidates",
     "judge",
     "merged_losses",
+    "trigger_excesses",
 ]
 
 Metric = Literal["accuracy", "loss", "accuracy_and_loss"]
@@ -133,6 +152,15 @@ class AuditRule:
     merge_loss_margin / merge_loss_ratio: merge test, reject when the loss of the average of
         the auditor's model and the candidate exceeds the candidates' median such loss times
         (1 + merge_loss_ratio) plus merge_loss_margin nats (margin 0 = off).
+    trigger_limit: trigger test, reject a candidate whose trigger excess
+        (:mod:`bdfl.learning.trigger_scan`) is above this, in [0, 1] (1 = off).
+    trigger_spread: only classes a stamp flips (excess above 0.5) at no more than this share of
+        the stamp positions count, in (0, 1]: a trigger is local.
+    trigger_size / trigger_grid / trigger_inputs: the scan's square stamp side in pixels, at
+        most this many stamp offsets per image axis, at most this many of the auditor's inputs.
+    stand_down_share: the tests whose only bar is the auditor's own model (shift, no work) stand
+        down for one audit when together they fail more than this share of its evaluable
+        candidates, in [0.5, 1] (1 = never): the auditor's own model is then the outlier.
     """
 
     metric: Metric = "accuracy_and_loss"
@@ -150,6 +178,12 @@ class AuditRule:
     consistency_min_cosine: float = -0.3
     merge_loss_margin: float = 0.5
     merge_loss_ratio: float = 0.5
+    trigger_limit: float = 1.0
+    trigger_spread: float = 0.2
+    stand_down_share: float = 0.75
+    trigger_size: int = 2
+    trigger_grid: int = 8
+    trigger_inputs: int = 128
 
     def __post_init__(self) -> None:
         if self.metric not in ("accuracy", "loss", "accuracy_and_loss"):
@@ -194,6 +228,16 @@ class AuditRule:
             raise BDFLError(f"audit rule: merge_loss_margin must be a finite number >= 0 (0 = off), got {self.merge_loss_margin!r}")
         if not (_number(self.merge_loss_ratio) and 0 <= self.merge_loss_ratio):
             raise BDFLError(f"audit rule: merge_loss_ratio must be a finite number >= 0, got {self.merge_loss_ratio!r}")
+        if not (_number(self.stand_down_share) and 0.5 <= self.stand_down_share <= 1):
+            raise BDFLError(f"audit rule: stand_down_share must lie in [0.5, 1] (1 = never), got {self.stand_down_share!r}")
+        if not (_number(self.trigger_spread) and 0 < self.trigger_spread <= 1):
+            raise BDFLError(f"audit rule: trigger_spread must lie in (0, 1], got {self.trigger_spread!r}")
+        if not (_number(self.trigger_limit) and 0 <= self.trigger_limit <= 1):
+            raise BDFLError(f"audit rule: trigger_limit must lie in [0, 1] (1 = off), got {self.trigger_limit!r}")
+        for name in ("trigger_size", "trigger_grid", "trigger_inputs"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise BDFLError(f"audit rule: {name} must be an integer >= 1, got {value!r}")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> AuditRule:
@@ -254,8 +298,9 @@ class AuditVerdict:
     ``score`` / ``reference_score`` / ``median_score`` are accuracies (or losses for
     ``metric="loss"``); ``loss`` etc. are always the losses; ``stats`` the parameter
     statistics (None when not computed). ``failed`` names the tests that rejected it
-    ("invalid", "magnitude", "direction", "shift", "no_work", "consistency", "merge", "accuracy", "loss");
-    ``merged_loss`` the loss of the average of the auditor's model and the candidate.
+    ("invalid", "magnitude", "direction", "shift", "no_work", "consistency", "merge", "trigger", "accuracy",
+    "loss"); ``merged_loss`` the loss of the average of the auditor's model and the candidate;
+    ``trigger_excess`` the candidate's trigger excess (:mod:`bdfl.learning.trigger_scan`).
     NaN where not computed.
     """
 
@@ -271,6 +316,7 @@ class AuditVerdict:
     failed: tuple[str, ...] = ()
     merged_loss: float = math.nan
     merged_loss_median: float = math.nan
+    trigger_excess: float = math.nan
 
 
 def _finite_and_matching(candidate: Any, reference: NDArrays) -> str | None:
@@ -442,6 +488,18 @@ def merged_losses(
     return out
 
 
+def trigger_excesses(
+    client: Any, reference_params: NDArrays, candidates: Sequence[Any], valid: Sequence[bool], rule: AuditRule
+) -> list[float] | None:
+    """The candidates' trigger excess with ``rule``'s scan settings (None when the trigger
+    test is off; NaN for candidates or clients that cannot be scanned)."""
+    if rule.trigger_limit >= 1:
+        return None
+    return trigger_excess(client, reference_params, candidates, valid, size=rule.trigger_size, grid=rule.trigger_grid,
+                          max_inputs=rule.trigger_inputs, min_candidates=rule.min_candidates,
+                          max_spread=rule.trigger_spread)
+
+
 def _param_failures(rule: AuditRule, st: ParamStats | None) -> list[tuple[str, str]]:
     if st is None:
         return []
@@ -463,17 +521,34 @@ def _param_failures(rule: AuditRule, st: ParamStats | None) -> list[tuple[str, s
     return out
 
 
+# Tests whose bar is the auditor's own trained model alone: when it is the outlier (its local
+# training went astray), they fail every candidate (see AuditRule.stand_down_share).
+OWN_ANCHORED_TESTS = ("shift", "no_work")
+
+
+def _outlier_tests(rule: AuditRule, failures: Sequence[list[tuple[str, str]]], evaluable: int) -> frozenset[str]:
+    """The own-anchored tests, when together they failed more than ``rule.stand_down_share``
+    of the auditor's ``evaluable`` candidates (at least ``min_candidates``): they stand down
+    for this audit. Else none."""
+    if rule.stand_down_share >= 1 or evaluable < rule.min_candidates:
+        return frozenset()
+    failing = sum(any(n in OWN_ANCHORED_TESTS for n, _ in f) for f in failures)
+    return frozenset(OWN_ANCHORED_TESTS) if failing > rule.stand_down_share * evaluable else frozenset()
+
+
 def judge(
     rule: AuditRule,
     reference: EvalResult,
     results: Sequence[EvalResult | str],
     stats: Sequence[ParamStats | None] | None = None,
     merged_losses: Sequence[float] | None = None,
+    trigger_excess: Sequence[float] | None = None,
 ) -> list[AuditVerdict]:
     """Apply ``rule`` to already-computed evaluation results (see :func:`evaluate_candidates`)
-    and, when given, parameter statistics (see :func:`candidate_statistics`) and the losses
+    and, when given, parameter statistics (see :func:`candidate_statistics`), the losses
     of the auditor's model averaged with each candidate (see :func:`merged_losses`; NaN for
-    invalid candidates). Without them only the quality test applies."""
+    invalid candidates) and the candidates' trigger excess (see :func:`trigger_excesses`;
+    NaN where not scanned). Without them only the quality test applies."""
     needs_acc = rule.metric != "loss"
     if needs_acc and not math.isfinite(reference.accuracy):
         raise BDFLError(
@@ -484,6 +559,8 @@ def judge(
         raise BDFLError(f"audit: {len(stats)} parameter statistics for {len(results)} candidates")
     if merged_losses is not None and len(merged_losses) != len(results):
         raise BDFLError(f"audit: {len(merged_losses)} merged losses for {len(results)} candidates")
+    if trigger_excess is not None and len(trigger_excess) != len(results):
+        raise BDFLError(f"audit: {len(trigger_excess)} trigger scans for {len(results)} candidates")
     merged_med = math.nan
     if merged_losses is not None:
         finite = [x for x in merged_losses if math.isfinite(x)]
@@ -505,6 +582,9 @@ def judge(
     acc_bar = min(acc_bars)
     loss_bar = max(loss_bars)
 
+    param_failures = [_param_failures(rule, stats[i] if stats is not None else None) if isinstance(r, EvalResult) else []
+                      for i, r in enumerate(results)]
+    quiet = _outlier_tests(rule, param_failures, sum(isinstance(r, EvalResult) for r in results))
     verdicts = []
     for i, r in enumerate(results):
         st = stats[i] if stats is not None else None
@@ -514,12 +594,16 @@ def judge(
                              st, ("invalid",), math.nan, merged_med)
             )
             continue
-        failures = _param_failures(rule, st)
+        failures = [f for f in param_failures[i] if f[0] not in quiet]
         ml = merged_losses[i] if merged_losses is not None else math.nan
         if rule.merge_loss_margin > 0 and math.isfinite(merged_med) and not math.isnan(ml):
             bar = merged_med * (1 + rule.merge_loss_ratio) + rule.merge_loss_margin
             if ml > bar:
                 failures.append(("merge", f"loss merged with own model {ml:.3f} > median {merged_med:.3f} x {1 + rule.merge_loss_ratio:g} + {rule.merge_loss_margin:g}"))
+        te = trigger_excess[i] if trigger_excess is not None else math.nan
+        if rule.trigger_limit < 1 and te > rule.trigger_limit:
+            failures.append(("trigger", f"a stamped patch flips {te:.2f} more of the inputs to one class than the other models "
+                                        f"(> {rule.trigger_limit:g})"))
         if needs_acc and not r.accuracy >= acc_bar - rule.margin:
             failures.append(("accuracy", f"accuracy {r.accuracy:.3f} < bar {acc_bar:.3f} - margin {rule.margin:g}"))
         if rule.metric != "accuracy" and r.loss > loss_bar + rule.loss_margin:
@@ -542,6 +626,7 @@ def judge(
                 failed=tuple(name for name, _ in failures),
                 merged_loss=ml,
                 merged_loss_median=merged_med,
+                trigger_excess=te,
             )
         )
     return verdicts
@@ -579,4 +664,4 @@ def audit_updates(
         candidate_past_moves=candidate_past_moves,
     )
     merged = merged_losses(client, reference_params, candidates, valid) if rule.merge_loss_margin > 0 else None
-    return judge(rule, reference, results, stats, merged)
+    return judge(rule, reference, results, stats, merged, trigger_excesses(client, reference_params, candidates, valid, rule))

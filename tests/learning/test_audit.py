@@ -177,6 +177,31 @@ def test_candidate_statistics_definitions() -> None:
     assert st[0] is None and st[2].distance_ratio == pytest.approx(2.0 / med)
 
 
+def test_own_anchored_tests_stand_down_when_the_auditor_is_the_outlier() -> None:
+    """An auditor whose own trained model went astray (here: +3 in every coordinate, a move
+    10x the others') sees every candidate shifted to one side and barely moving: the shift
+    and no-work tests would reject all of them. They stand down for that audit; an auditor
+    with an ordinary model still rejects the one shifted candidate."""
+    rng = np.random.default_rng(0)
+    start = _vec(*np.zeros(40))
+    honest = [_vec(*rng.normal(0, 0.3, 40)) for _ in range(8)]
+    shifted = _vec(*(np.abs(rng.normal(0, 0.3, 40)) + 0.5))  # one side of everyone, in every coordinate
+    cands = [*honest, shifted]
+    ref = _r(0.9, 0.3)
+    results = [_r(0.9, 0.3)] * len(cands)
+    rule = AuditRule(norm_ratio=0, direction_margin=2, consistency_min_cosine=-1)
+    astray = _vec(*np.full(40, 3.0))
+    st = candidate_statistics(astray, cands, start)
+    assert all("shift" in x.failed for x in judge(replace(rule, stand_down_share=1), ref, results, st))  # 1 = never
+    v = judge(rule, ref, results, st)
+    assert all(x.accept for x in v), [x.failed for x in v]
+    ordinary = honest[0]
+    v = judge(rule, ref, results, candidate_statistics(ordinary, cands, start))
+    assert v[-1].failed == ("shift",) and sum(not x.accept for x in v) == 1
+    with pytest.raises(BDFLError, match="stand_down_share"):
+        AuditRule(stand_down_share=0.3)
+
+
 def test_judge_parameter_tests_and_switches() -> None:
     ref = _r(0.9, 0.3)
     results = [_r(0.9, 0.3)] * 5
