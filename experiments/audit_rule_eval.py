@@ -329,7 +329,7 @@ def run(attack_label: str, seed: int, args: argparse.Namespace, rules: dict[str,
             for rn, rule in rules.items():
                 st = stats_for(rule)
                 scan_key = (rule.trigger_limit < 1, rule.trigger_size, rule.trigger_grid, rule.trigger_inputs,
-                            rule.min_candidates)
+                            rule.trigger_spread, rule.min_candidates)
                 if scan_key not in scans:
                     scans[scan_key] = trigger_excesses(clients[a], trained[a], cands, valid, rule)
                 verdicts = judge(rule, ref, results, st, merged if rule.merge_loss_margin > 0 else None, scans[scan_key])

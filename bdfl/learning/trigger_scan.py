@@ -119,12 +119,14 @@ def trigger_excess(
     stamped = stamp(X, size, grid, float(X.max()))
     if len(stamped) == 0:
         return nan
-    own_clean = np.asarray(client.predict(reference_params, X))
-    # classes are the labels any model predicts here; enough to compare shares
-    preds = {i: (np.asarray(client.predict(list(c), X)),
-                 np.asarray(client.predict(list(c), stamped.reshape(-1, *X.shape[1:]))))
-             for i, (c, ok) in enumerate(zip(candidates, valid)) if ok}
-    own_stamped = np.asarray(client.predict(reference_params, stamped.reshape(-1, *X.shape[1:])))
+    flat = stamped.reshape(-1, *X.shape[1:])  # every stamped input, position-major
+
+    def predictions(params: Any) -> tuple[np.ndarray, np.ndarray]:
+        return np.asarray(client.predict(list(params), X)), np.asarray(client.predict(list(params), flat))
+
+    own_clean, own_stamped = predictions(reference_params)
+    preds = {i: predictions(c) for i, (c, ok) in enumerate(zip(candidates, valid)) if ok}
+    # classes are the labels any model predicts here: enough to compare shares
     num_classes = 1 + int(max([own_clean.max(), own_stamped.max(), *(max(a.max(), b.max()) for a, b in preds.values())]))
     P = stamped.shape[0]
     own = flip_shares(own_clean, own_stamped.reshape(P, len(X)), num_classes)
