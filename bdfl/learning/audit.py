@@ -47,16 +47,17 @@ test fails**:
    its move, and while it is rejected its last accepted move stays the reference. Needs
    both rebuilt starts; late in training, when moves of different peers no longer agree and
    the direction test stands down, this is what still sees a reversal.
-7. **trigger** (``trigger_limit``, default 1 = off, 0.9 in the default experiment; ``trigger_size`` 2) — square stamps of
-   ``trigger_size`` pixels at the inputs' maximum value, tried at every position of a grid
-   on the auditor's own inputs, send a share of them to one class that is more than
-   ``trigger_limit`` above what the auditor's own model and the median candidate do with
-   the same stamp, in a class it flips at no more than ``trigger_spread`` (0.2) of the stamp
-   positions (:mod:`bdfl.learning.trigger_scan`). Catches pixel-trigger backdoors,
-   which keep clean accuracy and move like a skewed honest peer. Needs a client with
-   ``predict`` and ``audit_inputs`` (the bundled ``TorchClient``); skipped otherwise. Off
-   by default because its cost grows with the model and the image: two predictions on
-   up to 64 x 128 stamped inputs per candidate (docs/learning.md, "Trigger scan").
+7. **trigger** (``trigger_limit``, default 1 = off, 0.9 in the default experiment;
+   ``trigger_size`` 2) — square stamps of ``trigger_size`` pixels at the inputs' maximum
+   value, tried at every position of a grid on the auditor's own inputs, send a share of
+   them to one class that is more than ``trigger_limit`` above what the auditor's own
+   model and the median candidate do with the same stamp, in a class it flips at no more
+   than ``trigger_spread`` (0.2) of the stamp positions (:mod:`bdfl.learning.trigger_scan`).
+   Catches pixel-trigger backdoors, which keep clean accuracy and move like a skewed
+   honest peer. Needs a client with ``predict`` and ``audit_inputs`` (the bundled
+   ``TorchClient``); skipped otherwise. Off by default because its cost grows with the
+   model and the image: two predictions on up to 64 x 128 stamped inputs per candidate
+   (docs/learning.md, "Trigger scan").
 8. **quality** (``margin``, ``loss_margin``) — evaluated on the auditor's validation
    data, the candidate is clearly worse than **both** the auditor's own trained model
    and the median candidate: ``acc < min(acc_own, acc_median) - margin`` or
@@ -66,9 +67,9 @@ test fails**:
    default): this test is the safety net for garbage models, not the main detector.
 
 Tests 2-6 only compare parameter vectors, so they work for any model the client
-serialises as arrays; test 7 needs image inputs and predictions. The median-based tests (2, 3, 6's median bar) need at least
-``min_candidates`` evaluable candidates and assume fewer than half of them are bad; the
-own-model tests (4, 5, 6's own bar) do not. A median that attackers dominate mostly makes
+serialises as arrays; test 7 needs image inputs and predictions. The median-based tests
+(2, 3, 6's median bar, 7) need at least ``min_candidates`` evaluable candidates and assume
+fewer than half of them are bad; the own-model tests (4, 5, 6's own bar) do not. A median that attackers dominate mostly makes
 the median tests *more lenient* (the bar moves towards the attackers). Two exceptions: the
 magnitude test compares with the median distance, which a majority of near-identical
 attackers shrinks, and the direction test's consensus move, which such a majority steers;
