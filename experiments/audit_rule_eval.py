@@ -88,6 +88,7 @@ from bdfl.learning.audit import (  # noqa: E402
     judge,
     merged_losses,
     trigger_excesses,
+    trigger_scan_settings,
 )
 from bdfl.learning.task import EvalResult, evaluate_client, fit_client, load_task  # noqa: E402
 from bdfl.peer.overlay_tracker import OverlayTracker  # noqa: E402
@@ -325,11 +326,11 @@ def run(attack_label: str, seed: int, args: argparse.Namespace, rules: dict[str,
 
             merged = merged_losses(clients[a], trained[a], cands, valid) if any(
                 rule.merge_loss_margin > 0 for rule in rules.values()) else None
-            scans: dict[tuple, list[float] | None] = {}
+            scans: dict[tuple | None, list[float] | None] = {}  # one scan per distinct setting
             for rn, rule in rules.items():
                 st = stats_for(rule)
-                scan_key = (rule.trigger_limit < 1, rule.trigger_size, rule.trigger_grid, rule.trigger_inputs,
-                            rule.trigger_spread, rule.min_candidates)
+                settings = trigger_scan_settings(rule)
+                scan_key = None if settings is None else tuple(sorted(settings.items()))
                 if scan_key not in scans:
                     scans[scan_key] = trigger_excesses(clients[a], trained[a], cands, valid, rule)
                 verdicts = judge(rule, ref, results, st, merged if rule.merge_loss_margin > 0 else None, scans[scan_key])

@@ -103,7 +103,7 @@ import numpy as np
 
 from bdfl.errors import BDFLError
 from bdfl.learning.task import EvalResult, evaluate_client
-from bdfl.learning.trigger_scan import trigger_excess
+from bdfl.learning import trigger_scan
 
 NDArrays = list[np.ndarray]
 
@@ -117,6 +117,7 @@ __all__ = [
     "judge",
     "merged_losses",
     "trigger_excesses",
+    "trigger_scan_settings",
 ]
 
 Metric = Literal["accuracy", "loss", "accuracy_and_loss"]
@@ -489,16 +490,25 @@ def merged_losses(
     return out
 
 
+def trigger_scan_settings(rule: AuditRule) -> dict[str, Any] | None:
+    """The settings ``rule`` scans with (the keyword arguments of
+    :func:`bdfl.learning.trigger_scan.trigger_excess`), or None when its trigger test is off.
+    Two rules with equal settings get equal scans."""
+    if rule.trigger_limit >= 1:
+        return None
+    return {"size": rule.trigger_size, "grid": rule.trigger_grid, "max_inputs": rule.trigger_inputs,
+            "min_candidates": rule.min_candidates, "max_spread": rule.trigger_spread}
+
+
 def trigger_excesses(
     client: Any, reference_params: NDArrays, candidates: Sequence[Any], valid: Sequence[bool], rule: AuditRule
 ) -> list[float] | None:
     """The candidates' trigger excess with ``rule``'s scan settings (None when the trigger
     test is off; NaN for candidates or clients that cannot be scanned)."""
-    if rule.trigger_limit >= 1:
+    settings = trigger_scan_settings(rule)
+    if settings is None:
         return None
-    return trigger_excess(client, reference_params, candidates, valid, size=rule.trigger_size, grid=rule.trigger_grid,
-                          max_inputs=rule.trigger_inputs, min_candidates=rule.min_candidates,
-                          max_spread=rule.trigger_spread)
+    return trigger_scan.trigger_excess(client, reference_params, candidates, valid, **settings)
 
 
 def _param_failures(rule: AuditRule, st: ParamStats | None) -> list[tuple[str, str]]:
