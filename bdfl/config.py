@@ -99,6 +99,10 @@ class DefenseConfig:
     # bdfl: aggregate an approved update only when at most this share of its revealed votes
     # rejected it (bdfl.learning.aggregation.clear_approval); 1 = every approved update
     max_reject_share: float = 1.0
+    # bdfl: for that filter, leave out the votes of committee seats that voted against the
+    # on-chain outcome on more than this share of the round's decided updates they judged
+    # (colluding auditors vetoing honest updates: bdfl.learning.votes); 1 = count every vote
+    dissent_limit: float = 1.0
     # bdfl: auditors reject an update whose hash was submitted in one of the last
     # replay_window rounds (a replayed model, e.g. a free-rider's copy); 0 = off
     replay_window: int = 3
@@ -326,6 +330,7 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
         raise ConfigError("defense.weighting", f"unknown weighting {d.weighting!r}", ", ".join(WEIGHTINGS))
     _range("defense.replay_window", d.replay_window, 0, 1000)
     _range("defense.max_reject_share", d.max_reject_share, 0.0, 1.0)
+    _range("defense.dissent_limit", d.dissent_limit, 0.0, 1.0)
     _range("defense.trimmed_beta", d.trimmed_beta, 0.0, 0.5, hi_open=True)
     _range("defense.krum_malicious", d.krum_malicious, -1, cfg.peers)
     o = cfg.overlay

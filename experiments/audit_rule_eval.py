@@ -29,13 +29,15 @@ lr = 0.05. Decentralised: every peer keeps its own model. Each round
    ``--min-sources`` with the nearest approved updates further out
    (`Overlay.aggregation_sources`), weighted by reputation — what the runner's peers do;
    with ``--max-reject-share`` only updates whose votes were clear enough
-   (`defense.max_reject_share`).
+   (`defense.max_reject_share`), leaving out with ``--dissent-limit`` the votes of auditors
+   that went against the outcome on more than that share of the round's updates
+   (`defense.dissent_limit`, `bdfl.learning.votes`).
 
 The rule "default" is the default experiment's: the library's `AuditRule()` with the
 trigger scan on (`trigger_limit = 0.9`, as default.toml sets it).
 The defaults are the committee of the earlier measurements (7/3/2, every approved update
 aggregated); the default experiment's settings are
-``--committee 9 --auditors-per-update 8 --quorum 5 --max-reject-share 0 --rule-json '{"margin": 0.4}'``.
+``--committee 9 --auditors-per-update 8 --quorum 5 --max-reject-share 0 --dissent-limit 0.5 --rule-json '{"margin": 0.4}'``.
 ``--votes-csv`` writes every honest auditor's statistics per vote (``--probe``: also its
 loss at its model plus / minus each candidate's move), for offline analysis.
 
@@ -80,6 +82,7 @@ from bdfl.attacks import AttackContext, VoteContext, attacker_client, attacker_u
 from bdfl.config import from_dict  # noqa: E402
 from bdfl.experiment.setup import attacker_indices, peer_data  # noqa: E402
 from bdfl.learning.aggregation import clear_approval, weighted_average  # noqa: E402
+from bdfl.learning.votes import SeatVotes, counted_votes, dissenting_seats  # noqa: E402
 from bdfl.learning.audit import (  # noqa: E402
     AuditRule,
     AuditVerdict,
@@ -373,9 +376,14 @@ def run(attack_label: str, seed: int, args: argparse.Namespace, rules: dict[str,
             rep[u] = min(1.0, max(0.0, rep[u]))
         np.clip(rep, 0.0, 1.0, out=rep)
         # defense.max_reject_share: an approved update enters aggregation only when at most
-        # this share of its revealed votes rejected it (bdfl.learning.aggregation.clear_approval)
+        # this share of its revealed votes rejected it (bdfl.learning.aggregation.clear_approval),
+        # not counting auditors that dissented from too many outcomes (defense.dissent_limit);
+        # an auditor's "seat" bit here is its peer index
+        majority = {"approved": True, "probation": True, "rejected": False}
+        masks = {u: (sum(1 << a for a, _ in bs), sum(1 << a for a, v in bs if v)) for u, bs in ballots.items() if u in outcome}
+        excluded = dissenting_seats([SeatVotes(*masks[u], majority.get(outcome[u])) for u in masks], args.dissent_limit)
         approved = {u for u, o in outcome.items() if o == "approved" and clear_approval(
-            sum(v for _, v in ballots[u]), sum(not v for _, v in ballots[u]), args.max_reject_share)}
+            *counted_votes(*masks[u], excluded), args.max_reject_share)}
         overlay = tracker.update([addresses[i] for i in sorted(active)], r.to_bytes(32, "big"))
         new_models = {}
         for i in sorted(active):
@@ -454,6 +462,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--approve-percent", type=int, default=50, help="protocol.approve_percent")
     p.add_argument("--max-reject-share", type=float, default=1.0,
                    help="defense.max_reject_share: aggregate an approved update only when at most this share of its votes rejected it")
+    p.add_argument("--dissent-limit", type=float, default=1.0,
+                   help="defense.dissent_limit: for that filter, leave out auditors that voted against more than this share of the outcomes")
     p.add_argument("--degree", type=int, default=4, help="overlay.degree (expander)")
     p.add_argument("--local-epochs", type=int, default=5)
     p.add_argument("--batch-size", type=int, default=10)

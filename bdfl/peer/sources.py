@@ -3,7 +3,9 @@
 One rule for the simulated peers (:meth:`bdfl.experiment.orchestrator.Orchestrator._aggregation_inputs`)
 and ``bdfl peer`` (:meth:`bdfl.peer.standalone.StandalonePeer._aggregation_plan`). Under
 ``bdfl``: updates approved on chain whose revealed votes are clear enough
-(``defense.max_reject_share``, :func:`bdfl.learning.aggregation.clear_approval`), weighted by
+(``defense.max_reject_share``, :func:`bdfl.learning.aggregation.clear_approval`; the votes
+of seats that went against the outcome on more than ``defense.dissent_limit`` of the round's
+updates do not count, :mod:`bdfl.learning.votes`), weighted by
 on-chain reputation (times the capped on-chain sample count with ``defense.weighting =
 "reputation_samples"``, :func:`bdfl.learning.aggregation.update_weight`), from the overlay
 neighbours topped up to ``overlay.min_sources``. Under a baseline: every submission, weight 1,
@@ -42,6 +44,7 @@ def aggregation_rule(cfg: Any, subs: Iterable[Any], reputation: Mapping[str, flo
     on-chain reputation in [0, 1] (0 for a peer not in it)."""
     from bdfl.chain.protocol import Outcome
     from bdfl.learning.aggregation import clear_approval, update_weight
+    from bdfl.learning.votes import counted_votes, dissenting_seats
 
     subs = list(subs)
     bdfl = cfg.defense.name == "bdfl"
@@ -50,13 +53,29 @@ def aggregation_rule(cfg: Any, subs: Iterable[Any], reputation: Mapping[str, flo
     share = cfg.defense.max_reject_share
     weighting = cfg.defense.weighting
     samples = {s.peer: s.num_samples for s in subs}  # capped at maxSamples by the contract
+    limit = cfg.defense.dissent_limit
+    excluded = dissenting_seats(seat_votes(subs), limit) if share < 1 and limit < 1 else 0
+
+    def votes(s: Any) -> tuple[int, int]:
+        return counted_votes(s.voted_mask, s.accept_mask, excluded) if excluded else (s.accepts, s.rejects)
+
     usable = {s.peer: "0x" + s.update_hash.hex() for s in subs
-              if s.outcome == Outcome.APPROVED and clear_approval(s.accepts, s.rejects, share)}
+              if s.outcome == Outcome.APPROVED and clear_approval(*votes(s), share)}
 
     def weight(a: str) -> float:
         return update_weight(reputation.get(a, 0.0), samples.get(a, 1), weighting)
 
     return AggregationRule(usable, weight, cfg.overlay.min_sources)
+
+
+def seat_votes(subs: Iterable[Any]) -> list[Any]:
+    """The closed round's revealed votes (:class:`bdfl.learning.votes.SeatVotes`), one per
+    submission, with its on-chain outcome (approved and probation count as accepted)."""
+    from bdfl.chain.protocol import Outcome
+    from bdfl.learning.votes import SeatVotes
+
+    majority = {Outcome.APPROVED: True, Outcome.PROBATION: True, Outcome.REJECTED: False}
+    return [SeatVotes(s.voted_mask, s.accept_mask, majority.get(s.outcome)) for s in subs]
 
 
 def rebuilds_starts(defense: Any) -> bool:

@@ -117,3 +117,31 @@ def test_max_reject_share_keeps_contested_approvals_out(share: float, kept: bool
     assert [c["peer"] for c in inputs[me]] == (nbs if kept else nbs[1:])
     base = _orchestrator(overlay={"degree": 4, "min_sources": 0}, defense={"name": "median", "max_reject_share": 0.0})
     assert len(base._aggregation_inputs(0, _subs(set(), contested))[0][me]) == len(nbs)
+
+
+def test_dissent_limit_discounts_a_colluding_seats_vetoes() -> None:
+    """Eight seats; seat 7 rejects every approved update and accepts the rejected one (dissent
+    share 1), seat 6 rejects one neighbour's update only (1/12). Under max_reject_share = 0
+    the colluding seat's vetoes keep every update out; with dissent_limit = 0.5 only the
+    update seat 6 rejected stays out."""
+    g = _graph()
+    me = ADDRS[0]
+    nbs = [next(a for a in ADDRS if a.lower() == x) for x in g.neighbours(me)]
+    rejected = {next(i for i in range(1, N) if ADDRS[i] not in nbs)}
+    contested = ADDRS.index(nbs[0])
+
+    def accept_mask(i: int) -> int:
+        if i in rejected:
+            return 0b1000_0000
+        return 0b0011_1111 if i == contested else 0b0111_1111
+
+    subs = [SimpleNamespace(peer=a, index=i, num_samples=10, update_hash=bytes([i]) * 32,
+                            outcome=Outcome.REJECTED if i in rejected else Outcome.APPROVED,
+                            voted_mask=0xFF, accept_mask=accept_mask(i),
+                            accepts=bin(accept_mask(i)).count("1"), rejects=8 - bin(accept_mask(i)).count("1"))
+            for i, a in enumerate(ADDRS)]
+    got = {}
+    for limit in (1.0, 0.5):
+        o = _orchestrator(overlay={"degree": 4, "min_sources": 0}, defense={"max_reject_share": 0.0, "dissent_limit": limit})
+        got[limit] = [c["peer"] for c in o._aggregation_inputs(0, subs)[0][me]]
+    assert got == {1.0: [], 0.5: nbs[1:]}

@@ -52,6 +52,7 @@ def test_every_shipped_config_loads() -> None:
         ({"defense": {"audit_stand_down_share": 0.4}}, "defense.audit_stand_down_share", "[0.5, 1]"),
         ({"defense": {"audit_trigger_spread": 0.0}}, "defense.audit_trigger_spread", "(0, 1]"),
         ({"defense": {"max_reject_share": 1.5}}, "defense.max_reject_share", "[0, 1]"),
+        ({"defense": {"dissent_limit": -0.1}}, "defense.dissent_limit", "[0, 1]"),
         ({"peers": 10, "overlay": {"min_sources": 10}}, "overlay.min_sources", "[0, 9]"),
     ],
 )

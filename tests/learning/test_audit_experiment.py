@@ -15,7 +15,7 @@ def test_audit_rule_eval_runs(tmp_path: Path, capsys) -> None:  # noqa: ANN001
     spec.loader.exec_module(mod)
     out = tmp_path / "r.json"
     assert mod.main(["--attacks", "none", "gaussian_noise", "--seeds", "0", "--rounds", "3",
-                     "--peers", "10", "--json", str(out)]) == 0
+                     "--peers", "10", "--max-reject-share", "0", "--dissent-limit", "0.5", "--json", str(out)]) == 0
     text = capsys.readouterr().out
     assert "vote FRR" in text and "gaussian_noise" in text
     runs = json.loads(out.read_text())["runs"]

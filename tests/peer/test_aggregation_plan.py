@@ -29,9 +29,13 @@ FAR = sorted({m for n in NB for m in RING.neighbours(n)} - {ME, *NB})
 
 
 class FakeChain:
-    def __init__(self, approved: set[str], contested: set[str] = frozenset()) -> None:
+    """Five committee seats vote on every update. ``contested``: seat 4 rejects these approved
+    updates; ``dissenter``: seat 4 votes against the outcome on every update."""
+
+    def __init__(self, approved: set[str], contested: set[str] = frozenset(), dissenter: bool = False) -> None:
         self.approved = approved
         self.contested = contested
+        self.dissenter = dissenter
 
     def members(self) -> list[str]:
         return list(ADDRS)
@@ -43,25 +47,31 @@ class FakeChain:
         return RoundInfo(rnd, Phase.CLOSED, 0, len(ADDRS), 5, 5, 5, 3, 0, len(self.approved), SEED, b"\x00" * 32)
 
     def submissions(self, rnd: int) -> list[Submission]:
-        # approved 5-0 (or 4-1 for a contested one), rejected 0-5
-        return [
-            Submission(i, a, SAMPLES[a], True, Outcome.APPROVED if a in self.approved else Outcome.REJECTED,
-                       bytes([i + 1]) * 32, 0, 0, *(((4, 1) if a in self.contested else (5, 0)) if a in self.approved else (0, 5)))
-            for i, a in enumerate(ADDRS)
-        ]
+        # approved 5-0 (or 4-1 when contested or with the dissenter), rejected 0-5 (1-4)
+        out = []
+        for i, a in enumerate(ADDRS):
+            ok = a in self.approved
+            accept = 0b11111 if ok else 0
+            if (ok and a in self.contested) or self.dissenter:
+                accept ^= 0b10000  # seat 4 votes the other way
+            accepts = bin(accept).count("1")
+            out.append(Submission(i, a, SAMPLES[a], True, Outcome.APPROVED if ok else Outcome.REJECTED,
+                                  bytes([i + 1]) * 32, 0b11111, accept, accepts, 5 - accepts))
+        return out
 
     def endpoint_of(self, peer: str) -> str:
         return f"http://{peer[-4:]}.example/"
 
 
 def _peer(defense: str, weighting: str, approved: set[str], min_sources: int = 2,
-          contested: set[str] = frozenset(), max_reject_share: float = 1.0) -> Any:
+          contested: set[str] = frozenset(), max_reject_share: float = 1.0, dissenter: bool = False,
+          dissent_limit: float = 1.0) -> Any:
     p: Any = StandalonePeer.__new__(StandalonePeer)
-    p.chain = FakeChain(approved, contested)
+    p.chain = FakeChain(approved, contested, dissenter)
     p.tracker = OverlayTracker("ring", 2)
     p.peer = SimpleNamespace(settings=SimpleNamespace(defense=defense))
     p.cfg = SimpleNamespace(defense=SimpleNamespace(name=defense, weighting=weighting, max_reject_share=max_reject_share,
-                                                    rebuild_starts=False, consistency_window=5),
+                                                    dissent_limit=dissent_limit, rebuild_starts=False, consistency_window=5),
                             overlay=SimpleNamespace(min_sources=min_sources, degree=2))
     p.address = ME
     return p
@@ -119,6 +129,20 @@ def test_a_contested_approval_is_left_out_under_max_reject_share_and_replaced() 
     plan = _peer("bdfl", "reputation", set(ADDRS), contested={NB[1]})._aggregation_plan(3)
     assert {c.peer for c in plan.candidates} == set(NB)
     plan = _peer("bdfl", "reputation", set(ADDRS), contested={NB[1]}, max_reject_share=0.0)._aggregation_plan(3)
+    assert {c.peer for c in plan.candidates} == {NB[0], FAR[0]}
+
+
+def test_a_seat_that_votes_against_every_outcome_does_not_veto_under_dissent_limit() -> None:
+    """Seat 4 rejects every approved update and accepts every rejected one (a colluding
+    auditor). Under max_reject_share = 0 each of its vetoes keeps an update out: the peer
+    aggregates nothing. With dissent_limit = 0.5 its votes do not count, while an honest seat
+    that rejects one update in eight (a dissent share of 1/8) still keeps that one out."""
+    approved = set(ADDRS) - {FAR[1]}
+    veto = _peer("bdfl", "reputation", approved, max_reject_share=0.0, dissenter=True)._aggregation_plan(3)
+    assert veto.candidates == []
+    plan = _peer("bdfl", "reputation", approved, max_reject_share=0.0, dissenter=True, dissent_limit=0.5)._aggregation_plan(3)
+    assert {c.peer for c in plan.candidates} == set(NB)
+    plan = _peer("bdfl", "reputation", approved, contested={NB[1]}, max_reject_share=0.0, dissent_limit=0.5)._aggregation_plan(3)
     assert {c.peer for c in plan.candidates} == {NB[0], FAR[0]}
 
 
