@@ -3,8 +3,9 @@
     .venv/bin/python experiments/trigger_scan_cost.py
 
 One auditor scans 18 candidates (its initial model plus small noise) and its own model,
-one thread, with the AuditRule defaults (2x2 stamps, at most 8 offsets per axis, at most
-128 of its own inputs); the auditor holds one IID shard of the runner's default size
+one thread, with the settings the default experiment's rule scans with
+(`audit.trigger_scan_settings`: 2x2 stamps, at most 8 offsets per axis, at most 128 of its
+own inputs); the auditor holds one IID shard of the runner's default size
 (digits: 20 peers; mnist5k: 100 peers, as experiments/configs/bench_mnist.toml).
 """
 
@@ -19,7 +20,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bdfl.learning.audit import AuditRule  # noqa: E402
+from bdfl.learning.audit import AuditRule, trigger_scan_settings  # noqa: E402
 from bdfl.learning.data import make_peer_shards  # noqa: E402
 from bdfl.learning.task import load_task  # noqa: E402
 from bdfl.learning.trigger_scan import trigger_excess  # noqa: E402
@@ -29,7 +30,8 @@ TASKS = (("clients.digits", 20), ("clients.mnist", 100))
 
 def main() -> int:
     torch.set_num_threads(1)
-    rule = AuditRule()
+    rule = AuditRule(trigger_limit=0.9)  # the default experiment's (experiments/configs/default.toml)
+    kw = trigger_scan_settings(rule)
     for spec, peers in TASKS:
         task = load_task(spec)
         ds = task.load_dataset(None)
@@ -38,7 +40,6 @@ def main() -> int:
         init = task.initial_parameters(ds, seed=0)
         cands = [[p + np.random.default_rng(i).normal(0, 0.01, p.shape).astype(p.dtype) for p in init]
                  for i in range(18)]
-        kw = {"size": rule.trigger_size, "grid": rule.trigger_grid, "max_inputs": rule.trigger_inputs}
         trigger_excess(client, init, cands[:2], [True] * 2, **kw)  # warm-up
         t = time.perf_counter()
         trigger_excess(client, init, cands, [True] * len(cands), **kw)
