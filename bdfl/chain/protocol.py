@@ -507,6 +507,17 @@ class ProtocolClient:
     def token_balance(self, holder: str | None = None) -> int:
         return int(self.token.functions.balanceOf(holder or self.address).call())
 
+    def token_balances(self, holders: Sequence[str], page: int = 500) -> dict[str, int]:
+        """``token_balance`` (wallet tokens, not stake or unclaimed rewards) of many holders, batched."""
+        out: dict[str, int] = {}
+        for start in range(0, len(holders), page):
+            chunk = list(holders[start : start + page])
+            with self.w3.batch_requests() as batch:
+                for h in chunk:
+                    batch.add(self.token.functions.balanceOf(h))
+                out.update(zip(chunk, (int(b) for b in batch.execute()), strict=True))
+        return out
+
     def solvency(self) -> Solvency:
         """The registry's token balance against what it owes (stakes + unclaimed rewards)."""
         return Solvency(

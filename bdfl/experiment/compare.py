@@ -21,9 +21,9 @@ COMPARE_MD = "compare.md"
 #: Summary figures shown side by side (in this order), when any run has them.
 COMPARE_KEYS: tuple[str, ...] = (
     "rounds", "peers", "attackers",
-    "final_honest_accuracy", "final_honest_accuracy_std", "final_attacker_accuracy", "accuracy_drop",
+    "final_honest_accuracy", "final_honest_accuracy_std", "honest_accuracy_last3", "final_attacker_accuracy", "accuracy_drop",
     "attack_success_rate_final",
-    "attacker_mean_reputation_final", "honest_min_reputation_final", "detection_round",
+    "attacker_mean_reputation_final", "honest_min_reputation_final", "separated_from_round", "mean_separated_from_round",
     "honest_false_rejection_rate", "attacker_approval_rate",
     "tx_count_total", "gas_used_total", "seconds_total",
 )

@@ -109,9 +109,13 @@ class Keeper:
                 "active": info.status == Status.ACTIVE,
                 "status": info.status.name,
                 "stake": stake / TOKEN,
-                "tokens": claimable / TOKEN,
+                "tokens": claimable / TOKEN,  # unclaimed rewards (claimable, not yet claimed)
             }
         return out
+
+    def token_balances(self, addresses: list[str]) -> dict[str, float]:
+        """Each address's wallet token balance (tokens; stake and unclaimed rewards not included)."""
+        return {a: b / TOKEN for a, b in self.client.token_balances(addresses).items()}
 
     def active_members(self) -> list[str]:
         members = self.client.members()

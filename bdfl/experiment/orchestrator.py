@@ -363,6 +363,7 @@ class Orchestrator:
         outcomes = {s.peer: s.outcome for s in subs}
         committee = set(k.committee(rnd))
         states = k.peer_states(self.addresses)  # after this round's finalize
+        balances = k.token_balances(self.addresses)  # wallet tokens (stake and unclaimed rewards apart)
         attackers = set(self.attackers)
         audited = cfg.defense.name == "bdfl"
         rows = []
@@ -377,7 +378,8 @@ class Orchestrator:
                 "committee": int(addr in committee), "submitted": int(outcome is not None),
                 "approved": approved,
                 "accuracy": pr.get("accuracy"), "loss": pr.get("loss"),
-                "reputation": states[addr]["reputation"], "tokens": states[addr]["tokens"], "stake": states[addr]["stake"],
+                "reputation": states[addr]["reputation"], "balance": balances[addr], "stake": states[addr]["stake"],
+                "unclaimed": states[addr]["tokens"],
             })
         self.writer.append_metrics(rows)
         asr = [pr["attack_success_rate"] for i, pr in peer_res.items() if i not in attackers and "attack_success_rate" in pr]

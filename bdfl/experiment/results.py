@@ -48,8 +48,11 @@ RUN_FILES = (CONFIG_FILE, METRICS_FILE, ROUNDS_FILE, EVENTS_FILE, SUMMARY_FILE)
 
 METRICS_COLUMNS: tuple[str, ...] = (
     "round", "peer", "address", "attacker", "committee", "submitted", "approved",
-    "accuracy", "loss", "reputation", "tokens", "stake",
+    "accuracy", "loss", "reputation", "balance", "stake", "unclaimed",
 )
+
+#: A metrics.csv column renamed since: old name -> new name (readers map old files onto it).
+RENAMED_METRICS: dict[str, str] = {"tokens": "unclaimed"}
 
 ROUNDS_COLUMNS: tuple[str, ...] = (
     "round", "honest_accuracy", "honest_accuracy_std", "attacker_accuracy",
@@ -67,7 +70,8 @@ _INT, _FLOAT, _STR = "int", "float", "str"
 METRICS_TYPES: dict[str, str] = {
     "round": _INT, "peer": _INT, "address": _STR, "attacker": _INT, "committee": _INT,
     "submitted": _INT, "approved": _INT, "accuracy": _FLOAT, "loss": _FLOAT,
-    "reputation": _FLOAT, "tokens": _FLOAT, "stake": _FLOAT,
+    "reputation": _FLOAT, "balance": _FLOAT, "stake": _FLOAT, "unclaimed": _FLOAT,
+    "tokens": _FLOAT,  # the old name of "unclaimed" (results written before the split)
 }
 ROUNDS_TYPES: dict[str, str] = {
     "round": _INT, "honest_accuracy": _FLOAT, "honest_accuracy_std": _FLOAT, "attacker_accuracy": _FLOAT,
@@ -82,8 +86,9 @@ SUMMARY_FIELDS: tuple[tuple[str, str], ...] = (
     ("rounds", "rounds completed"),
     ("peers", "peers"),
     ("attackers", "attackers"),
-    ("final_honest_accuracy", "final honest accuracy"),
-    ("final_honest_accuracy_std", "final honest accuracy (std)"),
+    ("final_honest_accuracy", "final honest accuracy (last round, mean over honest peers)"),
+    ("final_honest_accuracy_std", "final honest accuracy (std over honest peers)"),
+    ("honest_accuracy_last3", "honest accuracy, mean of the last 3 rounds"),
     ("final_attacker_accuracy", "final attacker accuracy"),
     ("clean_reference_accuracy", "clean reference accuracy"),
     ("accuracy_drop", "accuracy drop vs clean"),
@@ -92,14 +97,20 @@ SUMMARY_FIELDS: tuple[tuple[str, str], ...] = (
     ("attacker_max_reputation_final", "attackers' max reputation (final)"),
     ("honest_min_reputation_final", "honest min reputation (final)"),
     ("honest_mean_reputation_final", "honest mean reputation (final)"),
-    ("detection_round", "detection round (all attackers < every honest peer)"),
-    ("detected_final", "attackers separated (final)"),
+    ("separated_from_round", "separated from round (every attacker < every honest peer from then on)"),
+    ("first_separated_round", "first round with every attacker < every honest peer"),
+    ("separated_final", "attackers separated (last round)"),
+    ("mean_separated_from_round", "separated from round (attackers' mean < every honest peer from then on)"),
     ("honest_false_rejection_rate", "honest false-rejection rate"),
     ("honest_audited", "honest updates audited"),
     ("attacker_approval_rate", "attacker approval rate"),
     ("attacker_audited", "attacker updates audited"),
-    ("honest_tokens_mean_final", "honest mean tokens (final)"),
-    ("attacker_tokens_mean_final", "attackers' mean tokens (final)"),
+    ("honest_balance_mean_final", "honest mean wallet balance (final, tokens)"),
+    ("attacker_balance_mean_final", "attackers' mean wallet balance (final, tokens)"),
+    ("honest_stake_mean_final", "honest mean stake (final, tokens)"),
+    ("attacker_stake_mean_final", "attackers' mean stake (final, tokens)"),
+    ("honest_unclaimed_mean_final", "honest mean unclaimed rewards (final, tokens)"),
+    ("attacker_unclaimed_mean_final", "attackers' mean unclaimed rewards (final, tokens)"),
     ("tx_count_total", "transactions"),
     ("gas_used_total", "gas used"),
     ("gas_per_round_mean", "gas per round (mean)"),
@@ -390,8 +401,17 @@ def _read_csv(dir: str | Path, filename: str, types: dict[str, str], key: tuple[
 
 
 def read_metrics(dir: str | Path) -> list[dict[str, Any]]:
-    """``metrics.csv`` as dicts (ints/floats parsed, empty -> None), sorted by (round, peer)."""
-    return _read_csv(dir, METRICS_FILE, METRICS_TYPES, ("round", "peer"))
+    """``metrics.csv`` as dicts (ints/floats parsed, empty -> None), sorted by (round, peer).
+
+    A folder written before a column was renamed (:data:`RENAMED_METRICS`, e.g. ``tokens``
+    -> ``unclaimed``) reads with the new name too."""
+    rows = _read_csv(dir, METRICS_FILE, METRICS_TYPES, ("round", "peer"))
+    for row in rows:
+        for old, new in RENAMED_METRICS.items():
+            if row.get(new) is None and row.get(old) is not None:
+                row[new] = row[old]
+        row.pop("tokens", None)
+    return rows
 
 
 def read_rounds(dir: str | Path) -> list[dict[str, Any]]:
@@ -554,6 +574,34 @@ def round_aggregates(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     }
 
 
+def separation_by_round(metrics: Sequence[Mapping[str, Any]], *, attackers: str = "every") -> dict[int, bool]:
+    """Round -> whether the attackers' reputation is strictly below every honest peer's:
+    every attacker's (``attackers="every"``) or the attackers' mean (``"mean"``, the
+    README's robustness tables). Rounds with no attacker or no honest reputation are left out."""
+    by_round: dict[int, list[Mapping[str, Any]]] = {}
+    for m in metrics:
+        if m.get("round") is not None:
+            by_round.setdefault(m["round"], []).append(m)
+    out: dict[int, bool] = {}
+    for r in sorted(by_round):
+        h = _vals([m for m in by_round[r] if not m.get("attacker")], "reputation")
+        a = _vals([m for m in by_round[r] if m.get("attacker")], "reputation")
+        if h and a:
+            out[r] = (max(a) if attackers == "every" else float(np.mean(a))) < min(h)
+    return out
+
+
+def separated_from(separated: Mapping[int, bool]) -> int | None:
+    """The first round from which every later round is separated (None if the last is not)."""
+    first = None
+    for r in sorted(separated):
+        if separated[r]:
+            first = r if first is None else first
+        else:
+            first = None
+    return first
+
+
 def compute_summary(
     metrics: Sequence[Mapping[str, Any]],
     rounds: Sequence[Mapping[str, Any]],
@@ -564,8 +612,12 @@ def compute_summary(
     "final" means the last completed round (the last ``rounds.csv`` row; metrics of
     later, incomplete rounds are ignored). Rates are over all rounds' audited
     submissions (``approved`` 0 or 1); a rate with nothing to count is None.
-    ``detection_round`` is the first round in which every attacker's reputation is
-    strictly below every honest peer's (None: never, or no attackers).
+    A round is *separated* when every attacker's reputation is strictly below every
+    honest peer's. ``separated_from_round`` is the first round from which every later
+    round is separated too (None: the last round is not separated, or no attackers);
+    ``first_separated_round`` the first separated round, even if separation was lost
+    again later. ``honest_accuracy_last3`` is the mean of the last (up to) 3 rounds'
+    honest mean accuracies. Every key is defined in docs/results-format.md.
     ``clean_reference`` is the summary of the same run without attackers; it gives
     ``accuracy_drop = clean final honest accuracy - this final honest accuracy``.
     """
@@ -598,6 +650,12 @@ def compute_summary(
     hacc = _vals(honest_last, "accuracy")
     s["final_honest_accuracy"] = _mean(hacc) if hacc else last_round_row.get("honest_accuracy")
     s["final_honest_accuracy_std"] = _std(hacc) if hacc else last_round_row.get("honest_accuracy_std")
+    last3 = [by_round[r] for r in sorted(by_round)[-3:]]
+    last3_means = [_mean(_vals([m for m in rows_ if not m.get("attacker")], "accuracy")) for rows_ in last3]
+    last3_vals = [v for v in last3_means if v is not None]
+    if not last3_vals:  # no per-peer accuracies: the rounds.csv rows give the means
+        last3_vals = _vals(rounds[-3:], "honest_accuracy")
+    s["honest_accuracy_last3"] = _mean(last3_vals)
     aacc = _vals(attack_last, "accuracy")
     s["final_attacker_accuracy"] = _mean(aacc) if aacc else last_round_row.get("attacker_accuracy")
 
@@ -619,19 +677,11 @@ def compute_summary(
     s["attacker_max_reputation_final"] = max(arep) if arep else None
     s["honest_min_reputation_final"] = min(hrep) if hrep else None
     s["honest_mean_reputation_final"] = _mean(hrep)
-    detection = None
-    detected_final = None
-    for r in sorted(by_round):
-        h = _vals([m for m in by_round[r] if not m.get("attacker")], "reputation")
-        a = _vals([m for m in by_round[r] if m.get("attacker")], "reputation")
-        if not h or not a:
-            continue
-        below = max(a) < min(h)
-        detected_final = below
-        if below and detection is None:
-            detection = r
-    s["detection_round"] = detection
-    s["detected_final"] = detected_final
+    sep = separation_by_round(metrics)
+    s["separated_from_round"] = separated_from(sep)
+    s["first_separated_round"] = next((r for r in sorted(sep) if sep[r]), None)
+    s["separated_final"] = sep[max(sep)] if sep else None
+    s["mean_separated_from_round"] = separated_from(separation_by_round(metrics, attackers="mean"))
 
     # audit outcomes over all rounds
     audited = [m for m in metrics if m.get("approved") in (0, 1) and m.get("approved") is not None]
@@ -646,8 +696,9 @@ def compute_summary(
     s["attacker_audited"] = len(a_aud)
     s["attackers_approved_total"] = a_app
 
-    s["honest_tokens_mean_final"] = _mean(_vals(honest_last, "tokens"))
-    s["attacker_tokens_mean_final"] = _mean(_vals(attack_last, "tokens"))
+    for col in ("balance", "stake", "unclaimed"):
+        s[f"honest_{col}_mean_final"] = _mean(_vals(honest_last, col))
+        s[f"attacker_{col}_mean_final"] = _mean(_vals(attack_last, col))
 
     # chain and time totals
     n = len(rounds)

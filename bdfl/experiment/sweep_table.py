@@ -34,8 +34,8 @@ NON_GROUP_PARAMS = frozenset({"seed", "name", "out", "dir", "run"})
 
 #: Summary figures aggregated by default (those present in at least one summary).
 SWEEP_METRICS: tuple[str, ...] = (
-    "final_honest_accuracy", "final_attacker_accuracy", "accuracy_drop", "attack_success_rate_final",
-    "attacker_mean_reputation_final", "honest_min_reputation_final", "detection_round",
+    "final_honest_accuracy", "honest_accuracy_last3", "final_attacker_accuracy", "accuracy_drop", "attack_success_rate_final",
+    "attacker_mean_reputation_final", "honest_min_reputation_final", "separated_from_round", "mean_separated_from_round",
     "honest_false_rejection_rate", "attacker_approval_rate",
     "tx_count_total", "gas_used_total", "seconds_total",
 )
@@ -88,7 +88,7 @@ def aggregate(rows: Sequence[Any], metrics: Sequence[str] | None = None) -> tupl
 
     Each aggregated row holds the params, ``n_runs``, ``seeds`` (space-separated) and,
     per metric ``m``: ``m_mean``, ``m_std`` (sample std, None for one value) and
-    ``m_n`` (how many runs had a value: e.g. ``detection_round`` is None when the
+    ``m_n`` (how many runs had a value: e.g. ``separated_from_round`` is None when the
     attackers were never separated). Groups keep the order of first appearance.
     """
     pairs = [_pair(r) for r in rows]

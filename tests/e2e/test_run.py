@@ -107,7 +107,7 @@ def test_results_folder_is_complete(tiny_run: Path) -> None:
 def test_metrics_have_real_values(tiny_run: Path) -> None:
     metrics = _rows(tiny_run / "metrics.csv")
     assert len(metrics) == 8 * 4
-    for col in ("round", "peer", "address", "attacker", "committee", "submitted", "approved", "accuracy", "loss", "reputation", "tokens"):
+    for col in ("round", "peer", "address", "attacker", "committee", "submitted", "approved", "accuracy", "loss", "reputation", "balance", "stake", "unclaimed"):
         assert col in metrics[0]
     assert sum(int(r["attacker"]) for r in metrics if r["round"] == "1") == 2
     assert all(r["submitted"] == "1" for r in metrics)
@@ -130,7 +130,7 @@ def test_metrics_have_real_values(tiny_run: Path) -> None:
     for r in last:
         stakes[r["attacker"]].append(float(r["stake"]))
     assert min(stakes["1"]) < min(stakes["0"]) == max(stakes["0"])
-    assert min(float(r["tokens"]) for r in last if r["attacker"] == "0") > 0
+    assert min(float(r["unclaimed"]) for r in last if r["attacker"] == "0") > 0
 
 
 def test_events_and_summary(tiny_run: Path) -> None:

@@ -33,7 +33,7 @@ def test_compare_three_runs(tmp_path: Path) -> None:
     assert float(rows[0]["final_honest_accuracy"]) == pytest.approx(0.945)
     assert float(rows[1]["final_honest_accuracy"]) == pytest.approx(read_summary(runs[1])["final_honest_accuracy"])
     assert float(rows[2]["final_honest_accuracy"]) == pytest.approx(0.715)
-    assert rows[1]["detection_round"] == "3" and int(rows[1]["gas_used_total"]) == 1_500_000
+    assert rows[1]["separated_from_round"] == "3" and int(rows[1]["gas_used_total"]) == 1_500_000
     assert read_summary(runs[2]) is None  # compare never writes into the runs it reads
 
     md = md_path.read_text().splitlines()

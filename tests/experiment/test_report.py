@@ -71,7 +71,7 @@ def test_report_is_self_contained_and_shows_the_summary(tmp_path: Path) -> None:
                 "honest_false_rejection_rate", "attacker_approval_rate", "gas_used_total"):
         assert f"<td>{format_value(summary[key])}</td>" in doc, key
     assert "<td>0.9150</td>" in doc and "<td>1,500,000</td>" in doc and "<td>0.0526</td>" in doc  # 1/19
-    assert re.search(r"<code>detection_round</code></td><td>3</td>", doc)
+    assert re.search(r"<code>separated_from_round</code></td><td>3</td>", doc)
     # config shown verbatim (escaped) in a <pre>; per-round table has a row per round
     assert '<pre>name = &quot;synthetic&quot;' in doc
     assert doc.count("<td>500,000</td>") == 1  # gas of round 4, in the per-round table only
@@ -95,7 +95,7 @@ def test_report_rebuilds_a_missing_summary_and_keeps_runner_keys(tmp_path: Path)
     assert read_summary(d) is None
     build_report(d)
     s = read_summary(d)
-    assert s is not None and s["final_honest_accuracy"] == pytest.approx(0.915) and s["detection_round"] == 3
+    assert s is not None and s["final_honest_accuracy"] == pytest.approx(0.915) and s["separated_from_round"] == 3
 
     # keys only the runner knows survive a rebuild; stale computed values are corrected
     s.update({"status": "interrupted", "seconds_wall": 12.0, "final_honest_accuracy": 0.1})

@@ -64,8 +64,9 @@ def synthetic_rows(rnd: int, acc_shift: float = 0.0) -> list[dict[str, Any]]:
             "accuracy": 0.3 if att else 0.5 + 0.1 * rnd + 0.01 * p + acc_shift,
             "loss": 2.0 - 0.3 * rnd,
             "reputation": rep,
-            "tokens": 10.0 * min(rnd + 1, 2) if att else 10.0 * (rnd + 1),
-            "stake": 100.0,
+            "balance": 100.0,
+            "stake": 100.0 if att else 100.0 + rnd,
+            "unclaimed": 10.0 * min(rnd + 1, 2) if att else 10.0 * (rnd + 1),
         })
     return rows
 
@@ -145,13 +146,13 @@ def test_numbers_round_trip_exactly(tmp_path: Path) -> None:
     w = ResultsWriter(tmp_path / "r")
     x = 0.1 + 0.2
     w.append_metrics([{"round": np.int64(0), "peer": 1, "accuracy": np.float64(x), "loss": float("nan"),
-                       "attacker": True, "approved": None, "tokens": np.float32(1.5)}])
+                       "attacker": True, "approved": None, "unclaimed": np.float32(1.5)}])
     text = (tmp_path / "r" / "metrics.csv").read_text().splitlines()[1]
     assert "np." not in text and "True" not in text
     row = read_metrics(tmp_path / "r")[0]
     assert row["accuracy"] == x  # shortest round-trip repr, no precision lost
     assert row["loss"] is None and row["approved"] is None and row["address"] is None  # NaN / missing -> empty
-    assert row["attacker"] == 1 and row["tokens"] == 1.5
+    assert row["attacker"] == 1 and row["unclaimed"] == 1.5
 
 
 def test_unknown_column_is_an_error_missing_is_empty(tmp_path: Path) -> None:
@@ -257,7 +258,7 @@ def test_killed_writer_leaves_readable_files(tmp_path: Path) -> None:
         r = 0
         while True:
             w.append_metrics([{{"round": r, "peer": p, "address": "0x" + "ab" * 20, "accuracy": 0.123456789 * p,
-                               "reputation": 1.0 / (p + 1), "tokens": 1e6 + p}} for p in range(50)])
+                               "reputation": 1.0 / (p + 1), "unclaimed": 1e6 + p}} for p in range(50)])
             w.append_round({{"round": r, "honest_accuracy": 0.5, "gas_used": 10 ** 9}})
             w.append_events([{{"block": r, "event": "E", "args": {{"x": "y" * 200}}}}])
             r += 1
@@ -272,7 +273,7 @@ def test_killed_writer_leaves_readable_files(tmp_path: Path) -> None:
     m, rounds, ev = read_metrics(d), read_rounds(d), read_events(d)
     assert rounds and m and ev
     assert all(row["gas_used"] == 10**9 for row in rounds)
-    assert all(row["tokens"] >= 1e6 for row in m)
+    assert all(row["unclaimed"] >= 1e6 for row in m)
     # every completed round has all its rows (a round's metrics are one write)
     done = {r["round"] for r in rounds}
     for r in done:
@@ -321,15 +322,22 @@ def test_compute_summary_by_hand(tmp_path: Path) -> None:
     assert s["honest_min_reputation_final"] == pytest.approx(0.9)
     assert s["honest_mean_reputation_final"] == pytest.approx(0.975)
     # round 1: max attacker 0.95 > 0.9; round 2: 0.92 > 0.9; round 3: 0.6 < 0.9
-    assert s["detection_round"] == 3 and s["detected_final"] is True
+    assert s["separated_from_round"] == 3 and s["first_separated_round"] == 3 and s["separated_final"] is True
+    # attackers' mean: round 1 (0.85 < 0.9), round 2 (0.71), ... -> from round 1
+    assert s["mean_separated_from_round"] == 1
     # honest: 4 x 5 submissions - 1 missed = 19 audited, 1 rejected
     assert (s["honest_audited"], s["honest_rejected_total"]) == (19, 1)
     assert s["honest_false_rejection_rate"] == pytest.approx(1 / 19)
     # attackers: 2 x 5 = 10 audited, approved in rounds 0 and 1
     assert (s["attacker_audited"], s["attackers_approved_total"]) == (10, 4)
     assert s["attacker_approval_rate"] == pytest.approx(0.4)
-    assert s["honest_tokens_mean_final"] == pytest.approx(50.0)
-    assert s["attacker_tokens_mean_final"] == pytest.approx(20.0)
+    # accuracy of the last 3 rounds (2, 3, 4): honest means 0.715, 0.815, 0.915
+    assert s["honest_accuracy_last3"] == pytest.approx(0.815)
+    # tokens, split: wallet balance, stake, unclaimed rewards (round 4)
+    assert s["honest_unclaimed_mean_final"] == pytest.approx(50.0)
+    assert s["attacker_unclaimed_mean_final"] == pytest.approx(20.0)
+    assert s["honest_stake_mean_final"] == pytest.approx(104.0) and s["attacker_stake_mean_final"] == pytest.approx(100.0)
+    assert s["honest_balance_mean_final"] == pytest.approx(100.0) and s["attacker_balance_mean_final"] == pytest.approx(100.0)
     assert s["tx_count_total"] == 10 + 11 + 12 + 13 + 14
     assert s["gas_used_total"] == 1_500_000 and s["gas_per_round_mean"] == pytest.approx(300_000)
     assert s["seconds_train_total"] == pytest.approx(5.0)
@@ -358,7 +366,7 @@ def test_summary_ignores_metrics_of_an_uncommitted_round(tmp_path: Path) -> None
 def test_summary_without_attackers_or_rounds() -> None:
     clean = [r for r in synthetic_rows(0) if not r["attacker"]]
     s = compute_summary(clean, [])
-    assert s["attackers"] == 0 and s["detection_round"] is None and s["detected_final"] is None
+    assert s["attackers"] == 0 and s["separated_from_round"] is None and s["separated_final"] is None
     assert s["attacker_approval_rate"] is None and s["final_attacker_accuracy"] is None
     assert s["tx_count_total"] == 0 and s["seconds_per_round_mean"] is None
     empty = compute_summary([], [])
@@ -370,3 +378,31 @@ def test_format_value() -> None:
     assert format_value(1_500_000) == "1,500,000"
     assert format_value(None) == "—" and format_value(True) == "yes"
     assert format_value(12345.6) == "12,346"
+
+
+def _rep_rows(reps: list[tuple[float, float]]) -> list[dict[str, Any]]:
+    """Per round (attacker's reputation, honest peer's reputation): one attacker, one honest peer."""
+    return [{"round": r, "peer": p, "attacker": int(p == 1), "reputation": (a if p == 1 else h), "accuracy": 0.5}
+            for r, (a, h) in enumerate(reps, start=1) for p in (0, 1)]
+
+
+def test_separated_from_round_means_stays_below() -> None:
+    """Separated in round 2, not in rounds 3-4, again from round 5: the run is separated from 5, not 2."""
+    reps = [(1.0, 1.0), (0.5, 0.9), (0.95, 0.9), (0.9, 0.9), (0.3, 0.9), (0.2, 0.9)]
+    s = compute_summary(_rep_rows(reps), [])
+    assert s["separated_from_round"] == 5
+    assert s["first_separated_round"] == 2 and s["separated_final"] is True
+    # separation lost in the last round: not separated "from" any round
+    s = compute_summary(_rep_rows(reps + [(0.95, 0.9)]), [])
+    assert s["separated_from_round"] is None and s["first_separated_round"] == 2 and s["separated_final"] is False
+    # a tie is not separation (strictly below)
+    assert compute_summary(_rep_rows([(0.9, 0.9)]), [])["separated_from_round"] is None
+
+
+def test_old_tokens_column_reads_as_unclaimed(tmp_path: Path) -> None:
+    d = tmp_path / "old"
+    d.mkdir()
+    (d / "metrics.csv").write_text("round,peer,address,attacker,committee,submitted,approved,accuracy,loss,reputation,tokens,stake\n"
+                                   "1,0,0xab,0,0,1,1,0.9,0.1,1.0,7.5,100\n")
+    row = read_metrics(d)[0]
+    assert row["unclaimed"] == 7.5 and row["stake"] == 100.0 and row["balance"] is None and "tokens" not in row

@@ -36,7 +36,7 @@ def sweep_rows() -> list[tuple[dict[str, Any], dict[str, Any]]]:
                 "final_honest_accuracy": base + 0.02 * seed,
                 "gas_used_total": 1_000_000 + seed,
                 # attackers separated in seeds 0 and 1 only (never with fedavg)
-                "detection_round": (3 + seed if seed < 2 else None) if defense == "bdfl" and attack != "none" else None,
+                "separated_from_round": (3 + seed if seed < 2 else None) if defense == "bdfl" and attack != "none" else None,
                 "status": "completed",
             }
             rows.append((params, summary))
@@ -52,7 +52,7 @@ def test_mean_std() -> None:
 def test_aggregate_by_hand() -> None:
     params, metrics, agg = aggregate(sweep_rows())
     assert params == ["attack", "fraction", "defense"]  # seed and name are not grid axes
-    assert metrics == ["final_honest_accuracy", "detection_round", "gas_used_total"]
+    assert metrics == ["final_honest_accuracy", "separated_from_round", "gas_used_total"]
     assert len(agg) == len(GRID)
     row = next(r for r in agg if (r["attack"], r["fraction"], r["defense"]) == ("label_flip", 0.2, "fedavg"))
     vals = [0.60, 0.62, 0.64]
@@ -61,10 +61,10 @@ def test_aggregate_by_hand() -> None:
     assert row["final_honest_accuracy_std"] == pytest.approx(statistics.stdev(vals))  # sample std = 0.02
     assert row["final_honest_accuracy_std"] == pytest.approx(0.02)
     assert row["gas_used_total_mean"] == pytest.approx(1_000_001)
-    assert row["detection_round_n"] == 0 and row["detection_round_mean"] is None
+    assert row["separated_from_round_n"] == 0 and row["separated_from_round_mean"] is None
     det = next(r for r in agg if (r["attack"], r["fraction"], r["defense"]) == ("gaussian", 0.2, "bdfl"))
-    assert det["detection_round_n"] == 2 and det["detection_round_mean"] == pytest.approx(3.5)
-    assert det["detection_round_std"] == pytest.approx(statistics.stdev([3, 4]))
+    assert det["separated_from_round_n"] == 2 and det["separated_from_round_mean"] == pytest.approx(3.5)
+    assert det["separated_from_round_std"] == pytest.approx(statistics.stdev([3, 4]))
 
 
 def test_write_sweep_outputs(tmp_path: Path) -> None:
