@@ -136,7 +136,8 @@ def test_iid_sample_split_is_checked_before_the_run() -> None:
 def test_faults_are_typed_validated_and_round_trip(tmp_path: Path) -> None:
     """[[faults]] entries: each field checked with the field's name and allowed values, the
     peers' timelines checked for overlaps and membership, and the table survives dump/load."""
-    base = {"peers": 8, "rounds": 6}
+    # from_dict takes settings as given (no scaling to the peer count): a committee that fits 8
+    base = {"peers": 8, "rounds": 6, "protocol": {"committee_size": 7, "auditors_per_update": 3, "quorum": 2}}
     good = [
         {"kind": "crash_before_submit", "round": 2, "peer": 1, "rounds": 3},
         {"kind": "crash_after_commit", "round": 3},  # peer -1: a committee member of that round
