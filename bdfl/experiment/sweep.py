@@ -12,21 +12,35 @@ A grid file is TOML::
     "defense.name" = ["bdfl", "fedavg", "krum"]
     seed = [0, 1, 2]
 
-Every run gets its own results folder under ``<out>/runs/``; a run whose
-``summary.json`` says ``completed`` is not run again, so an interrupted sweep
-resumes where it stopped. All configurations are validated before the first run.
+Every run gets its own results folder under ``<out>/runs/<slug>`` (the grid values,
+e.g. ``name=label_flip_fraction=0.3_seed=0``). A run is reused only when its
+``summary.json`` says ``completed`` *and* the configuration it ran with (its
+``config.toml``) hashes to the one the grid asks for now (:func:`config_hash`); a
+point whose configuration changed (an edited ``[set]``, ``base`` or default) is run
+again, so an interrupted sweep resumes where it stopped and an edited one never
+reuses stale runs. All configurations are validated before the first run.
+``<out>/sweep.json`` lists every point: params, config hash, run folder and whether it
+was kept or run (docs/results-format.md, "Sweep folder").
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import shutil
+import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from bdfl.config import ExperimentConfig, load_config, read_toml
-from bdfl.errors import ConfigError
+from bdfl.config import METADATA_KEYS, ExperimentConfig, from_dict, load_config, read_toml
+from bdfl.errors import BDFLError, ConfigError
+
+SWEEP_MANIFEST = "sweep.json"
+
+#: Config fields that name or place a run without changing what it computes.
+IDENTITY_FREE_KEYS = ("name", "out", *METADATA_KEYS)
 
 
 def load_grid(path: Path) -> tuple[str, Path | None, dict[str, Any], dict[str, list[Any]]]:
@@ -76,12 +90,27 @@ def expand(path: Path) -> tuple[str, list[tuple[dict[str, Any], ExperimentConfig
     return name, runs
 
 
-def _config_key(cfg: ExperimentConfig) -> str:
-    """Identity of a run's configuration, its name aside (e.g. attack "none" at every fraction)."""
-    data = cfg.to_dict()
-    data.pop("name", None)
-    data.pop("out", None)
+def _config_key(cfg: ExperimentConfig | Mapping[str, Any]) -> str:
+    """Identity of a run's configuration, its name and folder aside (e.g. attack "none" at every fraction)."""
+    data = dict(cfg.to_dict() if isinstance(cfg, ExperimentConfig) else cfg)
+    for key in IDENTITY_FREE_KEYS:
+        data.pop(key, None)
     return json.dumps(data, sort_keys=True, default=str)
+
+
+def config_hash(cfg: ExperimentConfig | Mapping[str, Any]) -> str:
+    """SHA-256 (hex, first 16 digits) of the resolved configuration, name/out/versions aside."""
+    return hashlib.sha256(_config_key(cfg).encode()).hexdigest()[:16]
+
+
+def run_config_hash(run_dir: Path) -> str | None:
+    """:func:`config_hash` of the configuration a results folder ran with (its config.toml,
+    resolved and validated by this version); None when absent or no longer valid."""
+    try:
+        data = tomllib.loads((Path(run_dir) / "config.toml").read_text())
+        return config_hash(from_dict(data))
+    except (OSError, tomllib.TOMLDecodeError, ConfigError, TypeError, ValueError):
+        return None
 
 
 def run_sweep(path: Path, *, out: Path | None = None, quiet: bool = False, jobs: int = 1) -> Path:
@@ -103,19 +132,29 @@ def run_sweep(path: Path, *, out: Path | None = None, quiet: bool = False, jobs:
     first_dir: dict[str, Path] = {}
     run_dirs: list[Path] = []
     todo: list[tuple[int, dict[str, Any], ExperimentConfig, Path]] = []
+    manifest: list[dict[str, Any]] = []
     for i, (params, cfg) in enumerate(runs, 1):
-        key = _config_key(cfg)
-        run_dir = first_dir.setdefault(key, out / "runs" / _slug(params))
+        want = config_hash(cfg)
+        run_dir = first_dir.setdefault(want, out / "runs" / _slug(params))
         run_dirs.append(run_dir)
+        entry = {"params": params, "config_hash": want, "run": str(run_dir.relative_to(out)), "action": "run"}
+        manifest.append(entry)
         if run_dir != out / "runs" / _slug(params):
-            continue  # same configuration as an earlier grid point
-        summary_path = run_dir / "summary.json"
-        summary = json.loads(summary_path.read_text()) if summary_path.is_file() else None
-        if summary is not None and summary.get("status") == "completed":
-            if not quiet:
-                print(f"[sweep {i}/{len(runs)}] {params}: done earlier, kept", flush=True)
+            entry["action"] = "shared"  # same configuration as an earlier grid point
             continue
+        entry["action"] = reuse = _reuse(run_dir, want)
+        if reuse == "kept":
+            if not quiet:
+                print(f"[sweep {i}/{len(runs)}] {params}: done earlier with this configuration, kept", flush=True)
+            continue
+        if reuse == "stale" and not quiet:
+            print(f"[sweep {i}/{len(runs)}] {params}: done earlier with another configuration "
+                  f"(config hash {run_config_hash(run_dir)} != {want}): running it again", flush=True)
         todo.append((i, params, cfg, run_dir))
+    from bdfl.experiment.results import atomic_write_text
+
+    atomic_write_text(out / SWEEP_MANIFEST, json.dumps(
+        {"name": name, "grid_file": str(path), "points": manifest}, indent=2, default=str) + "\n")
     failures = _run_all(todo, len(runs), jobs, quiet)
     rows = []
     for (params, _cfg), run_dir in zip(runs, run_dirs, strict=True):
@@ -124,13 +163,30 @@ def run_sweep(path: Path, *, out: Path | None = None, quiet: bool = False, jobs:
             rows.append({"params": params, "summary": json.loads(summary_path.read_text())})
     write_sweep_outputs(rows, out)
     if failures:
-        from bdfl.errors import BDFLError
-
         raise BDFLError(
             f"{len(failures)} of {len(todo)} sweep run(s) failed: " + "; ".join(failures[:5]),
             fix=f"see run.log in each failed run's folder; the table in {out} has the runs that completed, and re-running the sweep retries only the failed ones",
         )
     return out
+
+
+def run_command(cfg_path: Path, run_dir: Path) -> list[str]:
+    """The command line that runs one grid point (a ``bdfl run`` subprocess)."""
+    import sys
+
+    return [sys.executable, "-m", "bdfl", "run", "--config", str(cfg_path), "--out", str(run_dir), "--quiet"]
+
+
+def _reuse(run_dir: Path, want: str) -> str:
+    """"kept" (completed with configuration ``want``), "stale" (completed with another) or "run"."""
+    summary_path = run_dir / "summary.json"
+    try:
+        summary = json.loads(summary_path.read_text()) if summary_path.is_file() else None
+    except (OSError, ValueError):
+        summary = None
+    if not isinstance(summary, dict) or summary.get("status") != "completed":
+        return "run"
+    return "kept" if run_config_hash(run_dir) == want else "stale"
 
 
 def _run_all(todo: list[tuple[int, dict[str, Any], ExperimentConfig, Path]], total: int, jobs: int, quiet: bool) -> list[str]:
@@ -165,7 +221,7 @@ def _run_all(todo: list[tuple[int, dict[str, Any], ExperimentConfig, Path]], tot
                 err_path = run_dir.parent / f".{run_dir.name}.stderr"
                 with open(err_path, "w") as err_file:
                     proc = subprocess.Popen(
-                        [sys.executable, "-m", "bdfl", "run", "--config", str(cfg_path), "--out", str(run_dir), "--quiet"],
+                        run_command(cfg_path, run_dir),
                         stdout=subprocess.DEVNULL, stderr=err_file, text=True,
                     )
                 running[proc] = pick

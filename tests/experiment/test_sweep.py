@@ -1,0 +1,161 @@
+"""``bdfl sweep`` reuses a run only when it ran with the configuration the grid asks for now.
+
+Each grid point is a subprocess; here the subprocess is a stand-in for ``bdfl run`` that
+writes what the reuse check reads (the resolved ``config.toml``, written exactly as the
+orchestrator writes it, and a completed ``summary.json``) and logs which point ran, so the
+test follows the sweep's real bookkeeping in seconds. ``test_stale_sweep_reruns_real_runs``
+does the same with real runs.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from bdfl.experiment import sweep
+from bdfl.experiment.results import read_metrics, read_summary
+from bdfl.experiment.sweep import SWEEP_MANIFEST, config_hash, run_config_hash, run_sweep
+
+ROOT = Path(__file__).resolve().parents[2]
+
+FAKE_RUN = textwrap.dedent("""
+    import json, sys, time
+    from pathlib import Path
+    from bdfl.config import dump_toml, load_config
+    cfg_path, out = Path(sys.argv[1]), Path(sys.argv[2])
+    cfg = load_config(cfg_path)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.toml").write_text(dump_toml(cfg, {"versions": {"bdfl": "test"}}))
+    (out / "summary.json").write_text(json.dumps({"status": "completed", "rounds": cfg.rounds,
+                                                  "final_honest_accuracy": 0.5, "ran_at": time.time_ns()}))
+    with open(sys.argv[3], "a") as log:
+        log.write(out.name + "\\n")
+    """)
+
+
+def _grid(path: Path, *, rounds: int, fraction: float) -> Path:
+    path.write_text(textwrap.dedent(f"""\
+        name = "stale"
+        base = "{ROOT / 'experiments' / 'configs' / 'default.toml'}"
+        [set]
+        peers = 6
+        rounds = {rounds}
+        "attack.fraction" = {fraction}
+        [grid]
+        "attack.name" = ["none", "label_flip"]
+        "defense.name" = ["fedavg"]
+        """))
+    return path
+
+
+@pytest.fixture
+def fake_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    script = tmp_path / "fake_run.py"
+    script.write_text(FAKE_RUN)
+    log = tmp_path / "ran.log"
+    monkeypatch.setattr(sweep, "run_command", lambda cfg, out: [sys.executable, str(script), str(cfg), str(out), str(log)])
+    return log
+
+
+def _ran(log: Path) -> list[str]:
+    lines = log.read_text().splitlines() if log.exists() else []
+    log.unlink(missing_ok=True)
+    return sorted(lines)
+
+
+def test_stale_sweep_reruns_changed_points_only(tmp_path: Path, fake_runs: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    grid = _grid(tmp_path / "grid.toml", rounds=2, fraction=0.2)
+    out = tmp_path / "sweep"
+    run_sweep(grid, out=out)
+    runs = sorted(p.name for p in (out / "runs").iterdir())
+    assert len(runs) == 2 and _ran(fake_runs) == runs  # both points ran
+    flip = next(out / "runs" / r for r in runs if "label_flip" in r)
+    clean = next(out / "runs" / r for r in runs if "none" in r)
+    first = {d: read_summary(d)["ran_at"] for d in (flip, clean)}
+
+    # the same grid again: nothing runs, both kept
+    capsys.readouterr()
+    run_sweep(grid, out=out)
+    assert _ran(fake_runs) == []
+    assert capsys.readouterr().out.count("with this configuration, kept") == 2
+
+    # the attacker fraction changes the label_flip point only (attack "none" runs at fraction 0)
+    _grid(grid, rounds=2, fraction=0.34)
+    run_sweep(grid, out=out)
+    assert _ran(fake_runs) == [flip.name]
+    assert "another configuration" in capsys.readouterr().out
+    assert read_summary(clean)["ran_at"] == first[clean]  # kept, untouched
+    assert read_summary(flip)["ran_at"] != first[flip]
+    manifest = json.loads((out / SWEEP_MANIFEST).read_text())
+    actions = {Path(p["run"]).name: p["action"] for p in manifest["points"]}
+    assert actions == {flip.name: "stale", clean.name: "kept"}
+    assert all(p["config_hash"] == run_config_hash(out / p["run"]) for p in manifest["points"])
+
+    # the issue's case: [set] rounds 2 -> 3 changes every point; the table shows the new runs
+    _grid(grid, rounds=3, fraction=0.34)
+    run_sweep(grid, out=out)
+    assert _ran(fake_runs) == sorted([flip.name, clean.name])
+    table = (out / "sweep_runs.csv").read_text()
+    assert read_summary(flip)["rounds"] == 3 and read_summary(clean)["rounds"] == 3
+    assert "final_honest_accuracy" in table
+
+
+def test_a_run_that_cannot_be_read_back_is_run_again(tmp_path: Path, fake_runs: Path) -> None:
+    grid = _grid(tmp_path / "grid.toml", rounds=2, fraction=0.2)
+    out = tmp_path / "sweep"
+    run_sweep(grid, out=out)
+    _ran(fake_runs)
+    victim = sorted((out / "runs").iterdir())[0]
+    (victim / "config.toml").write_text("peers = 'many'\n")  # edited by hand / an older version
+    assert run_config_hash(victim) is None
+    run_sweep(grid, out=out)
+    assert _ran(fake_runs) == [victim.name]
+
+
+def test_config_hash_ignores_name_out_and_versions(tmp_path: Path) -> None:
+    from bdfl.config import dump_toml, load_config
+
+    a = load_config(None, {"peers": 6, "name": "a", "out": "x"})
+    b = load_config(None, {"peers": 6, "name": "b", "out": "y"})
+    c = load_config(None, {"peers": 6, "rounds": 3})
+    assert config_hash(a) == config_hash(b) != config_hash(c)
+    (tmp_path / "config.toml").write_text(dump_toml(a, {"versions": {"torch": "0"}}))
+    assert run_config_hash(tmp_path) == config_hash(a)
+
+
+@pytest.mark.slow
+@pytest.mark.chain
+def test_stale_sweep_reruns_real_runs(tmp_path: Path) -> None:
+    """Real ``bdfl run`` subprocesses: 4 peers, 1 round; the changed point re-runs, the other is kept."""
+    grid = tmp_path / "grid.toml"
+
+    def write(fraction: float) -> None:
+        grid.write_text(textwrap.dedent(f"""\
+            name = "stale-real"
+            [set]
+            peers = 4
+            rounds = 1
+            "attack.fraction" = {fraction}
+            [grid]
+            "attack.name" = ["none", "label_flip"]
+            "defense.name" = ["fedavg"]
+            """))
+
+    write(0.25)
+    out = tmp_path / "sweep"
+    run_sweep(grid, out=out, quiet=True)
+    dirs = {p.name: p for p in (out / "runs").iterdir()}
+    flip = next(d for n, d in dirs.items() if "label_flip" in n)
+    clean = next(d for n, d in dirs.items() if "none" in n)
+    assert sum(r["attacker"] for r in read_metrics(flip)) == 1
+    before = {d: (d / "metrics.csv").stat().st_mtime_ns for d in (flip, clean)}
+    write(0.5)
+    run_sweep(grid, out=out, quiet=True)
+    assert (clean / "metrics.csv").stat().st_mtime_ns == before[clean]
+    assert (flip / "metrics.csv").stat().st_mtime_ns != before[flip]
+    assert sum(r["attacker"] for r in read_metrics(flip)) == 2
+    assert run_config_hash(flip) == json.loads((out / SWEEP_MANIFEST).read_text())["points"][1]["config_hash"]
