@@ -2,19 +2,72 @@
 
 Every subcommand maps onto one function; a :class:`BDFLError` is printed as one
 ``error:`` line (plus a ``fix:`` line) and the process exits non-zero, with no
-traceback unless ``--debug`` is given.
+traceback unless ``--debug`` is given. Global flags (``--debug``) are accepted anywhere
+on the line, before or after the subcommand; every ``--help`` shows the defaults.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import json
 import signal
 import sys
+import time
 import tomllib
+from importlib import metadata
 from pathlib import Path
 from typing import Any, Sequence
 
+from bdfl.config import ExperimentConfig
 from bdfl.errors import BDFLError
+
+#: Flags that belong to ``bdfl`` itself and are accepted anywhere on the command line.
+GLOBAL_FLAGS = ("--debug",)
+
+#: The attacker fraction ``bdfl run --attack NAME`` implies when neither ``--attackers`` nor
+#: the config sets one (the default experiment's 30 %).
+DEFAULT_ATTACK_FRACTION = 0.3
+
+
+def version() -> str:
+    try:
+        return metadata.version("bdfl")
+    except metadata.PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+        return "unknown"
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default, except where there is none to show (None, False) or the
+    help text already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, argparse.SUPPRESS) or not action.option_strings:
+            return text
+        return text + " (default: %(default)s)"
+
+
+class _Parser(argparse.ArgumentParser):
+    """Every (sub)command parser shows defaults in --help."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
+def _names() -> dict[str, list[str]]:
+    """The registered attacks, defenses, topologies and task modules (for --help)."""
+    from bdfl.attacks import ATTACKS
+    from bdfl.experiment.setup import DEFENSES
+    from bdfl.net.overlay import KINDS
+
+    tasks: list[str] = []
+    spec = importlib.util.find_spec("clients")
+    if spec is not None and spec.submodule_search_locations:
+        for folder in spec.submodule_search_locations:
+            tasks += [f"clients.{f.stem}" for f in sorted(Path(folder).glob("*.py")) if f.stem not in ("__init__", "common")]
+    return {"attacks": sorted(ATTACKS), "defenses": list(DEFENSES), "topologies": list(KINDS), "tasks": tasks}
 
 
 def _parse_value(text: str) -> Any:
@@ -45,6 +98,8 @@ def run_overrides(args: argparse.Namespace) -> dict[str, Any]:
         value = getattr(args, flag, None)
         if value is not None:
             out[key] = value
+    if getattr(args, "attack", None) == "none" and getattr(args, "attackers", None) is None:
+        out["attack.fraction"] = 0.0  # --attack none: nobody attacks, whatever the config says
     if args.chain:
         if args.chain.startswith(("http://", "https://")):
             out["chain.backend"] = "url"
@@ -95,14 +150,44 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def run_config(args: argparse.Namespace) -> tuple[ExperimentConfig, list[str]]:
+    """The validated config of `bdfl run` and the notes for its log.
+
+    ``--attack NAME`` without ``--attackers`` keeps the config's attacker fraction, or, when
+    that is 0, implies :data:`DEFAULT_ATTACK_FRACTION` (said in the log); ``--attack none``
+    means no attackers."""
     from bdfl.config import load_config
+
+    overrides = run_overrides(args)
+    notes: list[str] = []
+    cfg = load_config(args.config, overrides, notes)
+    if args.attack and args.attack != "none" and args.attackers is None and cfg.attack.fraction == 0:
+        overrides["attack.fraction"] = DEFAULT_ATTACK_FRACTION
+        notes = [f"--attack {args.attack} without --attackers: {DEFAULT_ATTACK_FRACTION:g} of the peers attack"]
+        cfg = load_config(args.config, overrides, notes)
+    return cfg, notes
+
+
+def cmd_run(args: argparse.Namespace) -> int:
     from bdfl.experiment.runner import run_experiment
 
-    cfg = load_config(args.config, run_overrides(args))
-    out = run_experiment(cfg, quiet=args.quiet)
+    cfg, notes = run_config(args)
+    started = time.monotonic()
+    out = run_experiment(cfg, quiet=args.quiet, notes=notes)
+    print_run_summary(out, wall_seconds=time.monotonic() - started)
     print(f"results: {out}")
     return 0
+
+
+def print_run_summary(out: Path, *, wall_seconds: float | None = None) -> None:
+    """The end-of-run summary (bdfl.experiment.progress.summary_lines) from summary.json."""
+    from bdfl.experiment.progress import summary_lines
+
+    try:
+        summary = json.loads((Path(out) / "summary.json").read_text())
+    except (OSError, ValueError):
+        return  # no summary (a run that failed before its first round): nothing to sum up
+    print("\n".join(summary_lines(summary, wall_seconds=wall_seconds)))
 
 
 def cmd_peer(args: argparse.Namespace) -> int:
@@ -137,8 +222,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="bdfl", description="Blockchain-audited decentralized federated learning.")
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p = _Parser(prog="bdfl", description="Blockchain-audited decentralized federated learning.",
+                epilog="Global flags (--debug) may also come after the subcommand. Docs: README.md, docs/README.md.")
+    p.add_argument("--debug", action="store_true", help="show tracebacks (accepted anywhere on the line)")
+    p.add_argument("--version", action="version", version=f"bdfl {version()}")
     sub = p.add_subparsers(dest="command", required=True)
 
     b = sub.add_parser("build", help="compile contracts/ (cached)")
@@ -146,34 +233,46 @@ def build_parser() -> argparse.ArgumentParser:
     b.set_defaults(func=cmd_build)
 
     d = sub.add_parser("devnet", help="run a local devnet until Ctrl-C")
-    d.add_argument("--backend", choices=["anvil", "hardhat"], default="anvil")
+    d.add_argument("--backend", choices=["anvil", "hardhat"], default="anvil", help="devnet program")
     d.add_argument("--port", type=int, default=None, help="default: a free port")
-    d.add_argument("--accounts", type=int, default=10)
+    d.add_argument("--accounts", type=int, default=10, help="pre-funded accounts")
     d.add_argument("--block-time", type=float, default=0.0, help="seconds between blocks (0: mine per transaction)")
     d.add_argument("--deploy", metavar="FILE", help="also deploy the contracts and write the deployment file")
     d.set_defaults(func=cmd_devnet)
 
     dp = sub.add_parser("deploy", help="deploy the contracts to a JSON-RPC endpoint")
-    dp.add_argument("--rpc-url", required=True)
+    dp.add_argument("--rpc-url", required=True, help="the chain's JSON-RPC URL")
     dp.add_argument("--key-file", help="deployer key (hex or JSON keystore); default on a devnet: its account 0")
     dp.add_argument("--params", help="TOML file with a [protocol] table")
-    dp.add_argument("--out", default="deployment.json")
+    dp.add_argument("--out", default="deployment.json", help="deployment file to write")
     dp.set_defaults(func=cmd_deploy)
 
-    r = sub.add_parser("run", help="run an experiment: devnet, contracts, N peers, R rounds, report")
-    r.add_argument("--config", help="TOML config (experiments/configs/*.toml)")
-    r.add_argument("--peers", type=int)
-    r.add_argument("--attackers", type=float, help="fraction of attacking peers, in [0, 1)")
-    r.add_argument("--attack", help="attack name (see docs/attacks.md)")
-    r.add_argument("--defense", help="bdfl | fedavg | krum | multikrum | median | trimmed_mean")
-    r.add_argument("--topology", help="expander | ring | full | erdos_renyi")
-    r.add_argument("--degree", type=int)
-    r.add_argument("--rounds", type=int)
-    r.add_argument("--chain", help="anvil | hardhat | an http(s) JSON-RPC URL")
-    r.add_argument("--seed", type=int)
-    r.add_argument("--workers", type=int)
-    r.add_argument("--name")
-    r.add_argument("--out", help="results folder (default results/<timestamp>-<name>)")
+    names = _names()
+    dflt = ExperimentConfig()
+    r = sub.add_parser(
+        "run", help="run an experiment: devnet, contracts, N peers, R rounds, report",
+        description="Run an experiment. With no flags: the default experiment (README).\n"
+                    "A flag overrides the --config file, which overrides the library defaults shown here.",
+        epilog="names:\n" + "\n".join(f"  {k:11s} {', '.join(v)}" for k, v in names.items())
+               + "\n\nDerived settings (overlay.degree, protocol.committee_size, auditors_per_update, quorum) "
+                 "that do not fit\nthe peer count are scaled down unless given on the command line; the run's log says so.",
+    )
+    r.add_argument("--config", help="TOML config (experiments/configs/*.toml); default: the library defaults")
+    r.add_argument("--peers", type=int, help=f"number of peers (default: {dflt.peers})")
+    r.add_argument("--attackers", type=float,
+                   help=f"fraction of attacking peers, in [0, 1) (default: {dflt.attack.fraction:g}; "
+                        f"--attack NAME alone implies {DEFAULT_ATTACK_FRACTION:g} when the config has none)")
+    r.add_argument("--attack", metavar="NAME", help=f"attack: names below, docs/attacks.md (default: {dflt.attack.name})")
+    r.add_argument("--defense", metavar="NAME", help=f"{' | '.join(names['defenses'])} (default: {dflt.defense.name})")
+    r.add_argument("--topology", metavar="NAME", help=f"{' | '.join(names['topologies'])} (default: {dflt.overlay.topology})")
+    r.add_argument("--degree", type=int, help=f"overlay degree (default: {dflt.overlay.degree}, at most peers - 1)")
+    r.add_argument("--rounds", type=int, help=f"rounds (default: {dflt.rounds})")
+    r.add_argument("--chain", help="anvil | hardhat | an http(s) JSON-RPC URL; on a URL, BDFL_PRIVATE_KEY deploys "
+                                   "and funds, except on devnet chain ids 31337/1337 (default: anvil)")
+    r.add_argument("--seed", type=int, help=f"seed of data split, attackers, keys (default: {dflt.seed})")
+    r.add_argument("--workers", type=int, help=f"processes hosting the peers (default: {dflt.workers})")
+    r.add_argument("--name", help=f"run name, part of the results folder's name (default: {dflt.name})")
+    r.add_argument("--out", help="results folder (default: results/<timestamp>-<name>)")
     r.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any config field, e.g. protocol.quorum=2")
     r.add_argument("--quiet", action="store_true", help="plain log lines, no progress display")
     r.set_defaults(func=cmd_run)
@@ -193,18 +292,18 @@ def build_parser() -> argparse.ArgumentParser:
     pe.set_defaults(func=cmd_peer)
 
     rp = sub.add_parser("report", help="rebuild plots and report.html from a results folder")
-    rp.add_argument("dir")
+    rp.add_argument("dir", help="a results folder")
     rp.set_defaults(func=cmd_report)
 
     c = sub.add_parser("compare", help="overlay several runs in one figure and table")
-    c.add_argument("dirs", nargs="+")
-    c.add_argument("--out", default="results/compare")
+    c.add_argument("dirs", nargs="+", help="results folders")
+    c.add_argument("--out", default="results/compare", help="where the figure and table go")
     c.set_defaults(func=cmd_compare)
 
     s = sub.add_parser("sweep", help="run a grid of experiments (resumable)")
     s.add_argument("grid", help="sweep TOML (experiments/configs/sweep_*.toml)")
-    s.add_argument("--out")
-    s.add_argument("--quiet", action="store_true")
+    s.add_argument("--out", help="sweep folder (default: results/sweep-<grid name>)")
+    s.add_argument("--quiet", action="store_true", help="no per-run progress lines")
     s.add_argument("--jobs", type=int, default=1, help="runs at once (default 1; never two with the same seed)")
     s.set_defaults(func=cmd_sweep)
     return p
@@ -212,7 +311,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # global flags anywhere: lift them in front of the subcommand
+    lifted = [a for a in argv if a in GLOBAL_FLAGS]
+    args = parser.parse_args(lifted + [a for a in argv if a not in GLOBAL_FLAGS])
     try:
         return int(args.func(args) or 0)
     except BDFLError as exc:

@@ -454,8 +454,11 @@ def read_toml(path: str | Path, field: str) -> dict[str, Any]:
         raise ConfigError(field, f"{p} is not valid TOML: {exc}") from None
 
 
-def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
-    """Read a TOML file (optional), apply dotted-key overrides, validate."""
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None,
+                notes: list[str] | None = None) -> ExperimentConfig:
+    """Read a TOML file (optional), apply dotted-key overrides, scale the derived settings
+    down to the peer count (:func:`scale_to_peers`; what changed is appended to ``notes``),
+    validate."""
     data: dict[str, Any] = read_toml(path, "--config") if path else {}
     for key, value in (overrides or {}).items():
         node = data
@@ -465,7 +468,62 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
             if not isinstance(node, dict):
                 raise ConfigError(key, "cannot override inside a non-table value")
         node[parts[-1]] = value
+    changed = scale_to_peers(data, explicit=set(overrides or {}))
+    if notes is not None and changed:
+        notes.append(changed)
     return from_dict(data)
+
+
+#: Settings whose largest allowed value depends on the peer count; :func:`scale_to_peers`
+#: lowers them when they came from the defaults or a config file.
+DERIVED_SETTINGS = ("overlay.degree", "protocol.committee_size", "protocol.auditors_per_update", "protocol.quorum")
+
+
+def scale_to_peers(data: dict[str, Any], explicit: set[str]) -> str:
+    """Lower the derived settings that do not fit ``peers`` (in place) and say what changed.
+
+    overlay.degree <= peers - 1; protocol.committee_size <= peers; auditors_per_update <=
+    committee_size - 1; quorum keeps its share of the auditors (rounded up). A key in
+    ``explicit`` (given on the command line: --degree, --set) is never changed: a value that
+    does not fit is refused by :func:`validate` as before. Returns "" when nothing changed.
+    """
+    peers = data.get("peers", ExperimentConfig.peers)
+    if not isinstance(peers, int) or isinstance(peers, bool) or peers < 2:
+        return ""  # validate() names the bad peer count
+    tables = {"overlay": OverlayConfig(), "protocol": ProtocolConfig()}
+
+    def get(key: str) -> Any:
+        table, name = key.split(".")
+        node = data.get(table)
+        return node[name] if isinstance(node, dict) and name in node else getattr(tables[table], name)
+
+    values = {key: get(key) for key in DERIVED_SETTINGS}
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in values.values()):
+        return ""  # validate() names the bad type
+    new = dict(values)
+
+    def lower(key: str, bound: int) -> None:
+        if key not in explicit and new[key] > bound:
+            new[key] = max(1, bound)
+
+    lower("overlay.degree", peers - 1)
+    lower("protocol.committee_size", peers)
+    lower("protocol.auditors_per_update", new["protocol.committee_size"] - 1)
+    m_old, m_new = values["protocol.auditors_per_update"], new["protocol.auditors_per_update"]
+    if m_new < m_old and "protocol.quorum" not in explicit and m_old > 0:
+        new["protocol.quorum"] = max(1, min(m_new, -(-values["protocol.quorum"] * m_new // m_old)))
+    lower("protocol.quorum", new["protocol.auditors_per_update"])
+    changes = [f"{k} {values[k]} -> {new[k]}" for k in DERIVED_SETTINGS if new[k] != values[k]]
+    for key in DERIVED_SETTINGS:
+        if new[key] != values[key]:
+            table, name = key.split(".")
+            node = data.setdefault(table, {})
+            if isinstance(node, dict):
+                node[name] = new[key]
+    if not changes:
+        return ""
+    return (f"scaled down for {peers} peers (not set on the command line): " + ", ".join(changes)
+            + " (set them with --degree / --set to choose)")
 
 
 def dump_toml(cfg: ExperimentConfig, extra: dict[str, Any] | None = None) -> str:

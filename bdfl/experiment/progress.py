@@ -1,7 +1,10 @@
 """Progress display: one live status line on a terminal, plain log lines otherwise.
 
 Every message also goes to ``run.log`` in the results folder, so a run that was
-watched on a terminal leaves the same record as one that was not.
+watched on a terminal leaves the same record as one that was not. The ETA leaves out
+round 1 (it carries the warm-up: imports, first model build, first JIT-ish costs), so it
+appears from round 2 on. :func:`summary_lines` is the end-of-run summary ``bdfl run``
+prints, read from the results folder's ``summary.json`` (docs/results-format.md).
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Mapping, TextIO
 
 
 class Progress:
@@ -23,6 +26,7 @@ class Progress:
         self._last_round_end = self.start
         self._status = ""
         self._last: dict[str, Any] = {}
+        self._closed = False
 
     def _write_log(self, line: str) -> None:
         if self.log_path is not None:
@@ -41,10 +45,12 @@ class Progress:
         self.stream.flush()
 
     def eta(self) -> float | None:
-        if not self._round_times:
+        """Seconds left: the rounds to go times the mean of rounds 2.. (round 1 carries the
+        warm-up and would inflate it several-fold); None until round 2 is done."""
+        steady = self._round_times[1:]
+        if not steady:
             return None
-        done = len(self._round_times)
-        return (self.total - done) * (sum(self._round_times) / done)
+        return (self.total - len(self._round_times)) * (sum(steady) / len(steady))
 
     def phase(self, rnd: int, name: str) -> None:
         self._status = f"round {rnd}/{self.total} {name}"
@@ -52,6 +58,8 @@ class Progress:
             self._redraw()
 
     def _redraw(self) -> None:
+        if self._closed:
+            return
         eta = self.eta()
         acc = self._last.get("honest_accuracy")
         parts = [self._status]
@@ -78,6 +86,70 @@ class Progress:
         self.log(text)
 
     def close(self, status: str) -> None:
-        if self.live:
-            self.stream.write("\r\033[K")
+        """The last line: the status line is cleared and not drawn again, so whatever is
+        printed next starts on a clean line."""
+        self._closed = True
+        self._status = ""
         self.log(f"run {status} after {time.monotonic() - self.start:.1f}s")
+
+
+def _first(summary: Mapping[str, Any], *keys: str) -> Any:
+    """The first of ``keys`` present with a value (summary keys renamed over time)."""
+    for key in keys:
+        if summary.get(key) is not None:
+            return summary[key]
+    return None
+
+
+def _count(part: Any, whole: Any) -> str:
+    if isinstance(part, (int, float)) and isinstance(whole, (int, float)) and whole:
+        return f"{int(part)} of {int(whole)} ({100 * part / whole:.1f} %)"
+    return "-"
+
+
+def summary_lines(summary: Mapping[str, Any], *, wall_seconds: float | None = None) -> list[str]:
+    """The end-of-run summary: final honest accuracy, separation round, honest updates
+    falsely rejected, attackers approved, transactions and gas per round, time.
+
+    Read defensively (a missing key prints "-"; older key names are understood)."""
+    acc, std = summary.get("final_honest_accuracy"), summary.get("final_honest_accuracy_std")
+    acc_text = "-" if acc is None else f"{acc:.3f}" + (f" ± {std:.3f}" if std is not None else "")
+    last3 = summary.get("honest_accuracy_last3")
+    if last3 is not None:
+        acc_text += f" (mean of the last 3 rounds {last3:.3f})"
+    attackers = summary.get("attackers") or 0
+    if attackers:
+        sep = _first(summary, "separated_from_round", "detection_round")
+        sep_text = f"from round {sep}" if sep is not None else "not by the last round"
+    else:
+        sep_text = "no attackers"
+    h_audited = summary.get("honest_audited")
+    h_rejected = summary.get("honest_rejected_total")
+    if h_rejected is None and isinstance(summary.get("honest_false_rejection_rate"), (int, float)) and h_audited:
+        h_rejected = round(summary["honest_false_rejection_rate"] * h_audited)
+    a_audited = summary.get("attacker_audited")
+    a_approved = summary.get("attackers_approved_total")
+    if a_approved is None and isinstance(summary.get("attacker_approval_rate"), (int, float)) and a_audited:
+        a_approved = round(summary["attacker_approval_rate"] * a_audited)
+    rounds = summary.get("rounds") or 0
+    txs = summary.get("tx_count_total")
+    gas = _first(summary, "gas_per_round_mean")
+    chain = "-"
+    if rounds and txs is not None and gas is not None:
+        chain = f"{txs / rounds:.0f} transactions, {gas / 1e6:.2f} M gas"
+    per_round = summary.get("seconds_per_round_mean")
+    wall = wall_seconds if wall_seconds is not None else summary.get("seconds_wall")
+    time_text = f"{wall:.1f} s in all" if isinstance(wall, (int, float)) else ""
+    if per_round is not None:
+        time_text += (", " if time_text else "") + f"{per_round:.2f} s per round"
+    width = 32
+    rows = [
+        ("status", f"{summary.get('status', '-')} ({rounds} rounds, {summary.get('peers', '-')} peers, {attackers} attackers)"),
+        ("final honest accuracy", acc_text),
+        ("attackers below every honest peer", sep_text),
+        ("honest updates falsely rejected", _count(h_rejected, h_audited)),
+        ("attackers' updates approved", _count(a_approved, a_audited) if attackers else "no attackers"),
+        ("per round", chain),
+        ("time", time_text or "-"),
+    ]
+    return [f"{name + ':':{width}s} {value}" for name, value in rows]

@@ -20,7 +20,7 @@ import sys
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from bdfl.config import ExperimentConfig
 from bdfl.errors import BDFLError
@@ -126,14 +126,17 @@ class RoundTimes:
             setattr(self, key, getattr(self, key) + total)
 
 
-def run_experiment(cfg: ExperimentConfig, *, quiet: bool = False, out: Path | None = None) -> Path:
-    """Run one experiment end to end and return its results folder."""
+def run_experiment(cfg: ExperimentConfig, *, quiet: bool = False, out: Path | None = None, notes: Sequence[str] = ()) -> Path:
+    """Run one experiment end to end and return its results folder (``notes``: lines for the
+    run's log before it starts, e.g. which derived settings were scaled to the peer count)."""
     from bdfl.experiment.orchestrator import Orchestrator
     from bdfl.experiment.setup import preflight
 
     preflight(cfg)  # every name and range checked before any process starts
     out_dir = Path(out or cfg.out or default_out_dir(cfg))
     orch = Orchestrator(cfg, out_dir, quiet=quiet)
+    for line in notes:
+        orch.note(line)
     previous = signal.getsignal(signal.SIGTERM)
 
     def _term(signum: int, frame: Any) -> None:

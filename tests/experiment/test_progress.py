@@ -5,7 +5,10 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from bdfl.experiment.progress import Progress
+import pytest
+
+from bdfl.experiment import progress as progress_mod
+from bdfl.experiment.progress import Progress, summary_lines
 
 ROW = {"honest_accuracy": 0.8123, "approved": 5, "rejected": 2, "honest_rejected": 0, "tx_count": 30, "gas_used": 123456, "seconds_total": 1.5}
 
@@ -21,7 +24,9 @@ def test_terminal_gets_a_live_status_line_with_eta(tmp_path: Path) -> None:
     p.phase(1, "audit+commit")
     assert "\r" in out.getvalue() and "round 1/4 audit+commit" in out.getvalue()
     p.round_done(1, ROW)
-    p.phase(2, "train+submit")
+    assert "ETA" not in out.getvalue()  # round 1 (warm-up) alone gives no ETA
+    p.round_done(2, ROW)
+    p.phase(3, "train+submit")
     text = out.getvalue()
     assert "honest acc 0.812" in text and "ETA" in text
     p.close("completed")
@@ -38,3 +43,68 @@ def test_quiet_or_pipe_gets_plain_lines(tmp_path: Path) -> None:
         text = stream.getvalue()
         assert "\r" not in text and "\033[K" not in text
         assert text.count("\n") == 1 and "round 1/2: honest acc 0.812" in text
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_eta_leaves_out_the_warm_up_round(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    clock = Clock()
+    monkeypatch.setattr(progress_mod.time, "monotonic", clock)
+    p = Progress(total_rounds=10, stream=io.StringIO(), log_path=tmp_path / "run.log")
+    clock.now += 9.0  # round 1: 9 s, mostly warm-up
+    p.round_done(1, ROW)
+    assert p.eta() is None
+    for r in (2, 3):
+        clock.now += 1.0
+        p.round_done(r, ROW)
+    assert p.eta() == pytest.approx(7 * 1.0)  # 7 rounds left at 1 s, not at (9+1+1)/3 s
+
+
+def test_last_line_is_clean_after_close(tmp_path: Path) -> None:
+    out = Tty()
+    p = Progress(total_rounds=3, stream=out, log_path=tmp_path / "run.log")
+    for r in (1, 2):
+        p.phase(r, "reveal")
+        p.round_done(r, ROW)
+    p.phase(3, "reveal")
+    p.close("completed")
+    p.log("after close")  # e.g. a note from the shutdown
+    text = out.getvalue()
+    assert text.endswith("\n")  # nothing (no status line) waits on an unterminated line
+    last = text.rstrip("\n").split("\n")[-1]
+    assert last.endswith("after close") and "ETA" not in last
+
+
+SUMMARY = {
+    "status": "completed", "rounds": 15, "peers": 20, "attackers": 6,
+    "final_honest_accuracy": 0.9271, "final_honest_accuracy_std": 0.0123, "honest_accuracy_last3": 0.925,
+    "separated_from_round": 3, "honest_audited": 210, "honest_rejected_total": 1,
+    "attacker_audited": 61, "attackers_approved_total": 1,
+    "tx_count_total": 570, "gas_per_round_mean": 7_190_000.0, "seconds_per_round_mean": 0.84, "seconds_wall": 22.6,
+}
+
+
+def test_end_of_run_summary_names_every_figure() -> None:
+    text = "\n".join(summary_lines(SUMMARY))
+    assert "0.927 ± 0.012" in text and "last 3 rounds 0.925" in text
+    assert "from round 3" in text
+    assert "1 of 210 (0.5 %)" in text and "1 of 61 (1.6 %)" in text
+    assert "38 transactions, 7.19 M gas" in text
+    assert "22.6 s in all, 0.84 s per round" in text
+
+
+def test_end_of_run_summary_reads_older_keys_and_missing_ones() -> None:
+    old = {k: v for k, v in SUMMARY.items() if k not in ("separated_from_round", "honest_rejected_total", "attackers_approved_total")}
+    old.update(detection_round=4, honest_false_rejection_rate=2 / 210, attacker_approval_rate=0.0)
+    text = "\n".join(summary_lines(old, wall_seconds=30.0))
+    assert "from round 4" in text and "2 of 210" in text and "0 of 61" in text and "30.0 s in all" in text
+    lines = summary_lines({})
+    assert len(lines) == 7 and any("-" in line for line in lines)
+    never = "\n".join(summary_lines({**SUMMARY, "separated_from_round": None}))
+    assert "not by the last round" in never

@@ -1,0 +1,103 @@
+"""The command line as a new user meets it: --version, global flags anywhere, --help with
+defaults and names, `--attack` alone, derived settings scaled to small peer counts."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+from bdfl import cli
+from bdfl.attacks import ATTACKS
+from bdfl.config import ExperimentConfig, dump_toml, load_config
+from bdfl.errors import ConfigError
+from bdfl.experiment.setup import DEFENSES
+from bdfl.net.overlay import KINDS
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _bdfl(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "bdfl", *args], cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+
+def test_version() -> None:
+    proc = _bdfl("--version")
+    assert proc.returncode == 0 and proc.stdout.strip() == f"bdfl {metadata.version('bdfl')}"
+
+
+def test_debug_is_accepted_before_and_after_the_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
+    bad = ["--peers", "1", "--rounds", "1"]
+    assert cli.main(["run", *bad]) == 2  # no --debug: one error line, exit 2
+    assert "error: config field 'peers'" in capsys.readouterr().err
+    for argv in (["--debug", "run", *bad], ["run", *bad, "--debug"], ["run", "--debug", *bad]):
+        with pytest.raises(ConfigError):  # --debug: the traceback (the exception) comes through
+            cli.main(argv)
+
+
+def test_run_help_shows_defaults_and_every_name() -> None:
+    proc = _bdfl("run", "--help")
+    assert proc.returncode == 0
+    text = " ".join(proc.stdout.split())  # help wraps lines
+    d = ExperimentConfig()
+    for expected in (f"(default: {d.peers})", f"(default: {d.rounds})", f"(default: {d.attack.name})",
+                     f"(default: {d.defense.name})", f"(default: {d.overlay.topology})", f"(default: {d.seed})"):
+        assert expected in text, expected
+    for name in [*ATTACKS, *DEFENSES, *KINDS, "clients.digits", "clients.mnist"]:
+        assert name in text, name
+    devnet = " ".join(_bdfl("devnet", "--help").stdout.split())
+    assert "(default: anvil)" in devnet and "(default: 10)" in devnet
+
+
+def _run_args(*argv: str) -> tuple[ExperimentConfig, list[str]]:
+    return cli.run_config(cli.build_parser().parse_args(["run", *argv]))
+
+
+def test_attack_alone_implies_the_default_fraction(tmp_path: Path) -> None:
+    clean = tmp_path / "clean.toml"
+    clean.write_text('[attack]\nname = "none"\nfraction = 0.0\n')
+    cfg, notes = _run_args("--config", str(clean), "--attack", "sign_flip")
+    assert cfg.attack.name == "sign_flip" and cfg.attack.fraction == cli.DEFAULT_ATTACK_FRACTION
+    assert cfg.num_attackers == 6 and any("without --attackers" in n for n in notes)
+    # a config that already has a fraction keeps it; --attackers always wins
+    cfg, notes = _run_args("--attack", "sign_flip", "--set", "attack.fraction=0.2")
+    assert cfg.attack.fraction == 0.2 and not notes
+    cfg, _ = _run_args("--config", str(clean), "--attack", "sign_flip", "--attackers", "0.1")
+    assert cfg.attack.fraction == 0.1
+    # --attack none: nobody attacks, whatever the config's fraction
+    cfg, _ = _run_args("--attack", "none")
+    assert cfg.attack.name == "none" and cfg.num_attackers == 0
+
+
+@pytest.mark.parametrize("peers", [4, 5, 6, 8])
+def test_derived_settings_scale_down_to_small_peer_counts(peers: int) -> None:
+    notes: list[str] = []
+    cfg = load_config(ROOT / "experiments" / "configs" / "default.toml", {"peers": peers}, notes)
+    p = cfg.protocol
+    assert cfg.overlay.degree <= peers - 1 and p.committee_size <= peers
+    assert p.auditors_per_update <= p.committee_size - 1 and 1 <= p.quorum <= p.auditors_per_update
+    assert len(notes) == 1 and f"scaled down for {peers} peers" in notes[0]
+    big = load_config(ROOT / "experiments" / "configs" / "default.toml", {"peers": 20}, notes)
+    assert len(notes) == 1  # nothing scaled, nothing said
+    if peers < big.protocol.committee_size:
+        assert p.committee_size == peers and p.auditors_per_update == peers - 1
+        # the quorum keeps its share of the auditors, rounded up
+        want = -(-big.protocol.quorum * p.auditors_per_update // big.protocol.auditors_per_update)
+        assert p.quorum == want
+
+
+def test_settings_given_on_the_command_line_are_never_scaled(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as exc:
+        load_config(None, {"peers": 4, "overlay.degree": 4})
+    assert exc.value.field == "overlay.degree"
+    cfg, notes = _run_args("--peers", "4", "--set", "protocol.committee_size=4")
+    assert cfg.protocol.committee_size == 4 and cfg.protocol.auditors_per_update == 3
+    assert "protocol.committee_size" not in notes[0] and "auditors_per_update" in notes[0]
+    # a resolved config.toml (what a results folder keeps) fits already: re-running it scales nothing
+    resolved = tmp_path / "config.toml"
+    resolved.write_text(dump_toml(cfg))
+    notes2: list[str] = []
+    assert load_config(resolved, None, notes2) == cfg and notes2 == []
