@@ -286,6 +286,67 @@ def _range(path: str, value: float, lo: float | None, hi: float | None, *, lo_op
         raise ConfigError(path, f"value {value!r} is out of range", f"{left}, {right}")
 
 
+# -- the defense settings: one place for their ranges ---------------------------
+
+#: Allowed range of each numeric ``[defense]`` setting: (low, high, low open, high open),
+#: None = unbounded. :func:`validate` and :class:`bdfl.learning.audit.AuditRule` (for its
+#: ``audit_<field>`` fields) both check through :func:`check_defense_setting`.
+DEFENSE_RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
+    "audit_margin": (0.0, 1.0, False, False),
+    "audit_loss_margin": (0.0, None, True, False),
+    "audit_direction_margin": (0.0, 2.0, False, False),
+    "audit_direction_min_agreement": (-1.0, 1.0, False, False),
+    "audit_direction_own_margin": (-2.0, 2.0, False, False),
+    "audit_shift_limit": (0.0, 1.0, True, False),
+    "audit_min_update": (0.0, 1.0, False, True),
+    "audit_consistency_min_cosine": (-1.0, 1.0, False, False),
+    "audit_merge_loss_margin": (0.0, None, False, False),
+    "audit_merge_loss_ratio": (0.0, None, False, False),
+    "audit_trigger_limit": (0.0, 1.0, False, False),
+    "audit_trigger_size": (1, 64, False, False),
+    "audit_trigger_spread": (0.0, 1.0, True, False),
+    "audit_stand_down_share": (0.5, 1.0, False, False),
+    "max_reject_share": (0.0, 1.0, False, False),
+    "dissent_limit": (0.0, 1.0, False, False),
+    "replay_window": (0, 1000, False, False),
+    "consistency_window": (0, 6, False, False),
+    "trimmed_beta": (0.0, 0.5, False, True),
+}
+#: ``[defense]`` settings with a fixed set of values.
+DEFENSE_CHOICES: dict[str, tuple[str, ...]] = {
+    "audit_direction_reference": ("median", "own"),
+    "weighting": WEIGHTINGS,
+}
+#: audit_norm_ratio: 0 (off) or in this range.
+NORM_RATIO_RANGE = (1.0, 1000.0)
+#: Every ``[defense]`` setting :func:`check_defense_setting` checks (all but ``name``, the
+#: registry's, ``rebuild_starts``, a bool, and ``krum_malicious``, bounded by the peer count).
+DEFENSE_SETTINGS = frozenset(DEFENSE_RANGES) | frozenset(DEFENSE_CHOICES) | {"audit_norm_ratio"}
+
+
+def check_defense_setting(name: str, value: Any) -> None:
+    """Check one ``[defense]`` setting (``audit_norm_ratio``, a name in :data:`DEFENSE_RANGES`
+    or :data:`DEFENSE_CHOICES`); a bad value raises ConfigError naming ``defense.<name>`` and
+    the allowed values."""
+    path = f"defense.{name}"
+    if name in DEFENSE_CHOICES:
+        if value not in DEFENSE_CHOICES[name]:
+            raise ConfigError(path, f"unknown value {value!r}", ", ".join(DEFENSE_CHOICES[name]))
+        return
+    integer = isinstance(getattr(DefenseConfig, name), int)
+    if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
+        raise ConfigError(path, f"expected {'an integer' if integer else 'a number'}, got {value!r}")
+    if not math.isfinite(value):
+        raise ConfigError(path, f"expected a finite number, got {value!r}")
+    if name == "audit_norm_ratio":
+        lo, hi = NORM_RATIO_RANGE
+        if value != 0 and not lo < value <= hi:
+            raise ConfigError(path, f"value {value!r} is out of range", f"0 (off) or ({lo:g}, {hi:g}]")
+        return
+    lo, hi, lo_open, hi_open = DEFENSE_RANGES[name]
+    _range(path, value, lo, hi, lo_open=lo_open, hi_open=hi_open)
+
+
 def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     """Range and consistency checks that need no upper-layer registry."""
     _range("peers", cfg.peers, 2, 5000)
@@ -313,31 +374,9 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     if a.name != "none" and cfg.num_attackers == 0 and a.fraction > 0:
         raise ConfigError("attack.fraction", f"{a.fraction} of {cfg.peers} peers rounds down to 0 attackers", f">= {1 / cfg.peers:.3g}")
     d = cfg.defense
-    _range("defense.audit_margin", d.audit_margin, 0.0, 1.0)
-    _range("defense.audit_loss_margin", d.audit_loss_margin, 0.0, 100.0, lo_open=True)
-    if d.audit_norm_ratio != 0 and not 1.0 < d.audit_norm_ratio <= 1000.0:
-        raise ConfigError("defense.audit_norm_ratio", f"value {d.audit_norm_ratio!r} is out of range", "0 (off) or (1, 1000]")
-    _range("defense.audit_direction_margin", d.audit_direction_margin, 0.0, 2.0)
-    _range("defense.audit_direction_min_agreement", d.audit_direction_min_agreement, -1.0, 1.0)
-    _range("defense.audit_direction_own_margin", d.audit_direction_own_margin, -2.0, 2.0)
-    if d.audit_direction_reference not in ("median", "own"):
-        raise ConfigError("defense.audit_direction_reference", f"unknown reference {d.audit_direction_reference!r}", "median, own")
-    _range("defense.audit_shift_limit", d.audit_shift_limit, 0.0, 1.0, lo_open=True)
-    _range("defense.audit_min_update", d.audit_min_update, 0.0, 1.0, hi_open=True)
-    _range("defense.audit_consistency_min_cosine", d.audit_consistency_min_cosine, -1.0, 1.0)
-    _range("defense.consistency_window", d.consistency_window, 0, 6)
-    _range("defense.audit_merge_loss_margin", d.audit_merge_loss_margin, 0.0, 100.0)
-    _range("defense.audit_merge_loss_ratio", d.audit_merge_loss_ratio, 0.0, 100.0)
-    _range("defense.audit_trigger_limit", d.audit_trigger_limit, 0.0, 1.0)
-    _range("defense.audit_trigger_size", d.audit_trigger_size, 1, 64)
-    _range("defense.audit_trigger_spread", d.audit_trigger_spread, 0.0, 1.0, lo_open=True)
-    _range("defense.audit_stand_down_share", d.audit_stand_down_share, 0.5, 1.0)
-    if d.weighting not in WEIGHTINGS:
-        raise ConfigError("defense.weighting", f"unknown weighting {d.weighting!r}", ", ".join(WEIGHTINGS))
-    _range("defense.replay_window", d.replay_window, 0, 1000)
-    _range("defense.max_reject_share", d.max_reject_share, 0.0, 1.0)
-    _range("defense.dissent_limit", d.dissent_limit, 0.0, 1.0)
-    _range("defense.trimmed_beta", d.trimmed_beta, 0.0, 0.5, hi_open=True)
+    for f in fields(DefenseConfig):  # in declaration order: the first bad field is reported
+        if f.name in DEFENSE_SETTINGS:
+            check_defense_setting(f.name, getattr(d, f.name))
     _range("defense.krum_malicious", d.krum_malicious, -1, cfg.peers)
     o = cfg.overlay
     _range("overlay.degree", o.degree, 1, max(1, cfg.peers - 1))

@@ -101,6 +101,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from bdfl.config import DEFENSE_SETTINGS, check_defense_setting
 from bdfl.errors import BDFLError
 from bdfl.learning.task import EvalResult, evaluate_client
 from bdfl.learning import trigger_scan
@@ -123,10 +124,6 @@ __all__ = [
 Metric = Literal["accuracy", "loss", "accuracy_and_loss"]
 Reference = Literal["own", "median", "own_or_median"]
 DirectionReference = Literal["median", "own"]
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @dataclass(frozen=True)
@@ -196,47 +193,14 @@ class AuditRule:
             raise BDFLError(
                 f"audit rule: reference must be 'own', 'median' or 'own_or_median', got {self.reference!r}"
             )
-        if not (_number(self.margin) and 0 <= self.margin <= 1):
-            raise BDFLError(f"audit rule: margin must lie in [0, 1], got {self.margin!r}")
-        if not (_number(self.loss_margin) and 0 <= self.loss_margin):
-            raise BDFLError(f"audit rule: loss_margin must be a finite number >= 0, got {self.loss_margin!r}")
         if isinstance(self.min_candidates, bool) or not isinstance(self.min_candidates, int) or self.min_candidates < 1:
             raise BDFLError(f"audit rule: min_candidates must be an integer >= 1, got {self.min_candidates!r}")
-        if not (_number(self.norm_ratio) and (self.norm_ratio == 0 or self.norm_ratio > 1)):
-            raise BDFLError(f"audit rule: norm_ratio must be 0 (off) or a finite number > 1, got {self.norm_ratio!r}")
-        if self.direction_reference not in ("median", "own"):
-            raise BDFLError(
-                f"audit rule: direction_reference must be 'median' or 'own', got {self.direction_reference!r}"
-            )
-        if not (_number(self.direction_min_agreement) and -1 <= self.direction_min_agreement <= 1):
-            raise BDFLError(
-                f"audit rule: direction_min_agreement must lie in [-1, 1], got {self.direction_min_agreement!r}"
-            )
-        if not (_number(self.direction_own_margin) and -2 <= self.direction_own_margin <= 2):
-            raise BDFLError(
-                f"audit rule: direction_own_margin must lie in [-2, 2] (-2 = no own-move check), got {self.direction_own_margin!r}"
-            )
-        if not (_number(self.consistency_min_cosine) and -1 <= self.consistency_min_cosine <= 1):
-            raise BDFLError(
-                f"audit rule: consistency_min_cosine must lie in [-1, 1] (-1 = off), got {self.consistency_min_cosine!r}"
-            )
-        if not (_number(self.direction_margin) and 0 <= self.direction_margin <= 2):
-            raise BDFLError(f"audit rule: direction_margin must lie in [0, 2] (2 = off), got {self.direction_margin!r}")
-        if not (_number(self.shift_limit) and 0 < self.shift_limit <= 1):
-            raise BDFLError(f"audit rule: shift_limit must lie in (0, 1] (1 = off), got {self.shift_limit!r}")
-        if not (_number(self.min_update) and 0 <= self.min_update < 1):
-            raise BDFLError(f"audit rule: min_update must lie in [0, 1) (0 = off), got {self.min_update!r}")
-        if not (_number(self.merge_loss_margin) and 0 <= self.merge_loss_margin):
-            raise BDFLError(f"audit rule: merge_loss_margin must be a finite number >= 0 (0 = off), got {self.merge_loss_margin!r}")
-        if not (_number(self.merge_loss_ratio) and 0 <= self.merge_loss_ratio):
-            raise BDFLError(f"audit rule: merge_loss_ratio must be a finite number >= 0, got {self.merge_loss_ratio!r}")
-        if not (_number(self.stand_down_share) and 0.5 <= self.stand_down_share <= 1):
-            raise BDFLError(f"audit rule: stand_down_share must lie in [0.5, 1] (1 = never), got {self.stand_down_share!r}")
-        if not (_number(self.trigger_spread) and 0 < self.trigger_spread <= 1):
-            raise BDFLError(f"audit rule: trigger_spread must lie in (0, 1], got {self.trigger_spread!r}")
-        if not (_number(self.trigger_limit) and 0 <= self.trigger_limit <= 1):
-            raise BDFLError(f"audit rule: trigger_limit must lie in [0, 1] (1 = off), got {self.trigger_limit!r}")
-        for name in ("trigger_size", "trigger_grid", "trigger_inputs"):
+        # the fields a [defense] table also has (as audit_<field>) are checked against the
+        # config's ranges, the one place they live (bdfl.config.check_defense_setting)
+        for name in self.__dataclass_fields__:
+            if f"audit_{name}" in DEFENSE_SETTINGS:
+                check_defense_setting(f"audit_{name}", getattr(self, name))
+        for name in ("trigger_grid", "trigger_inputs"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise BDFLError(f"audit rule: {name} must be an integer >= 1, got {value!r}")

@@ -35,7 +35,10 @@ class FakeKeeper:
 
 def _orchestrator(**overrides: Any) -> Orchestrator:
     o = object.__new__(Orchestrator)
-    o.cfg = from_dict({"peers": N, "overlay": {"degree": 4}, **overrides})
+    # every approved update aggregated unless a test sets the clear-approval filter (the
+    # default experiment's max_reject_share 0 / dissent_limit 0.5 need votes the fakes lack)
+    defense = {"max_reject_share": 1.0, "dissent_limit": 1.0, **overrides.pop("defense", {})}
+    o.cfg = from_dict({"peers": N, "overlay": {"degree": 4}, "defense": defense, **overrides})
     o.addresses = list(ADDRS)
     o.keeper = FakeKeeper([0.3 + 0.05 * i for i in range(N)])
     o._init_audit_inputs()

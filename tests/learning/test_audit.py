@@ -232,7 +232,9 @@ def test_judge_parameter_tests_and_switches() -> None:
 @pytest.mark.parametrize(
     ("field", "value", "allowed"),
     [
-        ("norm_ratio", 0.5, "0 \\(off\\) or a finite number > 1"),
+        ("norm_ratio", 0.5, "0 \\(off\\) or \\(1, 1000\\]"),
+        ("norm_ratio", 1001.0, "audit_norm_ratio"),
+        ("loss_margin", 0.0, "defense.audit_loss_margin.*\\(0, inf\\]"),
         ("norm_ratio", math.inf, "norm_ratio"),
         ("direction_margin", 2.5, "\\[0, 2\\]"),
         ("direction_margin", -0.1, "direction_margin"),
@@ -240,7 +242,7 @@ def test_judge_parameter_tests_and_switches() -> None:
         ("shift_limit", 1.5, "shift_limit"),
         ("min_update", 1.0, "\\[0, 1\\)"),
         ("min_update", True, "min_update"),
-        ("direction_reference", "mean", "'median' or 'own'"),
+        ("direction_reference", "mean", "median, own"),
         ("direction_min_agreement", 1.5, "\\[-1, 1\\]"),
         ("direction_own_margin", 3.0, "\\[-2, 2\\]"),
     ],
@@ -423,3 +425,26 @@ def test_consistency_test_compares_a_move_with_its_trainers_earlier_move() -> No
     assert all(x.accept for x in judge(replace(only, consistency_min_cosine=-1), ref, [ref] * 4, st))  # -1 = off
     with pytest.raises(BDFLError, match="consistency_min_cosine"):
         AuditRule(consistency_min_cosine=-1.5)
+
+
+def test_rule_and_config_validate_each_setting_in_one_place() -> None:
+    """Every AuditRule field that a [defense] table also has (audit_<field>) is refused by the
+    rule exactly when the config refuses it, with the same message (bdfl.config.DEFENSE_RANGES)."""
+    from bdfl.config import DEFENSE_RANGES, ConfigError, from_dict
+
+    checked = 0
+    for name in AuditRule.__dataclass_fields__:
+        key = f"audit_{name}"
+        if key not in DEFENSE_RANGES:
+            continue
+        lo, hi, _lo_open, _hi_open = DEFENSE_RANGES[key]
+        for bad in ([lo - 1] if lo is not None else []) + ([hi + 1] if hi is not None else []):
+            with pytest.raises(ConfigError) as from_config:
+                from_dict({"defense": {key: bad}})
+            with pytest.raises(ConfigError) as from_rule:
+                AuditRule(**{name: bad})
+            assert str(from_rule.value) == str(from_config.value) and from_config.value.field == f"defense.{key}"
+            checked += 1
+        ok = (lo if lo is not None else 0) + (0.5 if isinstance(lo, float) else 1)
+        AuditRule(**{name: ok})  # inside the range: accepted by the rule too
+    assert checked >= 15

@@ -141,7 +141,7 @@ def test_judge_trigger_test_and_switch() -> None:
 @pytest.mark.parametrize(
     ("field", "value", "allowed"),
     [("trigger_limit", 1.5, "\\[0, 1\\]"), ("trigger_limit", math.nan, "trigger_limit"),
-     ("trigger_size", 0, "trigger_size must be an integer >= 1"), ("trigger_grid", 2.0, "trigger_grid"),
+     ("trigger_size", 0, "defense.audit_trigger_size.*\\[1, 64\\]"), ("trigger_size", 65, "audit_trigger_size"), ("trigger_grid", 2.0, "trigger_grid"),
      ("trigger_inputs", True, "trigger_inputs")],
 )
 def test_rule_validation_of_the_trigger_test(field: str, value: object, allowed: str) -> None:
