@@ -1,9 +1,13 @@
-"""PNG plots of one run, drawn with Matplotlib's Agg canvas (no display, no pyplot state).
+"""Figures of one run, drawn with Matplotlib's Agg canvas (no display, no pyplot state).
 
 Each ``plot_*(rows, path)`` takes the parsed rows of :mod:`bdfl.experiment.results`
-(``read_rounds`` or ``read_metrics``) and writes one PNG atomically; an empty input
-gives a valid PNG that says "no data". :func:`make_all_plots` draws them all for a
-results folder.
+(``read_rounds`` or ``read_metrics``) and writes one PNG (150 dpi, for screens and the
+report) and one SVG beside it (vector, for papers), atomically and with a tight bounding
+box (no label cut off); an empty input gives a valid figure that says "no data". Each
+has a ``*_figure`` twin that returns the Figure (tests inspect its axes). Legends sit
+outside the axes, so they never cover data; the reputation axis is fixed to [0, 1]; the
+round from which the attackers stay separated is a dotted vertical line.
+:func:`make_all_plots` draws them all for a results folder.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from bdfl.experiment.results import SECONDS_COLUMNS, read_metrics, read_rounds
+from bdfl.experiment.results import SECONDS_COLUMNS, read_metrics, read_rounds, separated_from, separation_by_round
 
 HONEST_COLOR = "tab:blue"
 ATTACKER_COLOR = "tab:red"
@@ -31,7 +35,10 @@ PLOT_FILES = {
     "gas": "gas.png",
     "time": "time.png",
 }
-DPI = 100
+DPI = 150
+SEPARATION_COLOR = "0.25"
+#: Where legends go: outside the axes, top right (never over the data).
+LEGEND_OUTSIDE: dict[str, Any] = {"loc": "upper left", "bbox_to_anchor": (1.01, 1.0), "fontsize": "small", "borderaxespad": 0.0}
 
 Rows = Sequence[Mapping[str, Any]]
 
@@ -42,14 +49,19 @@ def new_figure(width: float = 8.0, height: float = 4.5) -> Figure:
     return fig
 
 
-def save_png(fig: Figure, path: str | Path) -> Path:
-    """Save atomically (temporary file + rename) as PNG."""
+def save_figure(fig: Figure, path: str | Path) -> Path:
+    """Save as PNG at ``path`` and as SVG beside it (same stem), each atomically
+    (temporary file + rename) and with a tight bounding box; returns the PNG path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}")
-    fig.savefig(tmp, format="png", dpi=DPI)
-    os.replace(tmp, path)
+    for target, fmt in ((path, "png"), (path.with_suffix(".svg"), "svg")):
+        tmp = target.with_name(f".{target.name}.tmp.{os.getpid()}")
+        fig.savefig(tmp, format=fmt, dpi=DPI, bbox_inches="tight", pad_inches=0.08)
+        os.replace(tmp, target)
     return path
+
+
+save_png = save_figure  # the name callers used before SVGs were written beside the PNGs
 
 
 def _num(v: Any) -> float:
@@ -75,45 +87,82 @@ def integer_xaxis(ax: Any) -> None:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
+def mark_separation(ax: Any, round_: Any, *, color: str = SEPARATION_COLOR, label: str | None = None) -> None:
+    """A dotted vertical line at the round from which the attackers stay separated (None: nothing)."""
+    if isinstance(round_, (int, float)) and not isinstance(round_, bool) and math.isfinite(round_):
+        ax.axvline(round_, color=color, ls=":", lw=1.5,
+                   label=label if label is not None else f"separated from round {round_:g}")
+
+
+def band(ax: Any, x: np.ndarray, ys: Sequence[np.ndarray], *, color: str | None = None, label: str = "",
+         marker: str = "o") -> Any:
+    """Mean of several aligned series as a line, with a ±std band when there are two or more
+    (e.g. over seeds); returns the line."""
+    stack = np.vstack([np.asarray(y, dtype=float) for y in ys])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a round no series reached
+        mean = np.nanmean(stack, axis=0)
+        sd = np.nanstd(stack, axis=0, ddof=1) if len(ys) > 1 else None
+    (line,) = ax.plot(x, mean, color=color, marker=marker, ms=3, label=label)
+    if sd is not None:
+        ax.fill_between(x, mean - sd, mean + sd, color=line.get_color(), alpha=0.18, linewidth=0)
+    return line
+
+
+def run_separation(metrics: Rows) -> int | None:
+    """The round from which every attacker stays below every honest peer (summary's separated_from_round)."""
+    return separated_from(separation_by_round(metrics))
+
+
 # -- per-round figures (rounds.csv) ---------------------------------------------------
 
-def plot_accuracy(rounds: Rows, path: str | Path) -> Path:
-    """Honest mean accuracy per round with a ±std band, and the attackers' mean accuracy."""
+def plot_accuracy(rounds: Rows, path: str | Path, *, separated: int | None = None) -> Path:
+    """Honest mean accuracy per round with a ±std band (over honest peers), the attackers'
+    mean accuracy, and the separation round marked."""
+    return save_figure(accuracy_figure(rounds, separated=separated), path)
+
+
+def accuracy_figure(rounds: Rows, *, separated: int | None = None) -> Figure:
     fig = new_figure()
     ax = fig.add_subplot()
     title = "Test accuracy per round"
     if not rounds:
         _no_data(ax, title)
-        return save_png(fig, path)
+        return fig
     x = _column(rounds, "round")
     h = _column(rounds, "honest_accuracy")
     sd = np.nan_to_num(_column(rounds, "honest_accuracy_std"), nan=0.0)
     a = _column(rounds, "attacker_accuracy")
     ax.plot(x, h, color=HONEST_COLOR, marker="o", ms=3, label="honest peers (mean)")
-    ax.fill_between(x, h - sd, h + sd, color=HONEST_COLOR, alpha=0.2, linewidth=0, label="honest ± std")
+    ax.fill_between(x, h - sd, h + sd, color=HONEST_COLOR, alpha=0.2, linewidth=0, label="honest ± std over peers")
     if np.isfinite(a).any():
         ax.plot(x, a, color=ATTACKER_COLOR, marker="s", ms=3, label="attackers (mean)")
     asr = _column(rounds, "attack_success_rate")
     if np.isfinite(asr).any():
         ax.plot(x, asr, color=ATTACKER_COLOR, ls="--", label="attack success rate")
+    mark_separation(ax, separated)
     ax.set_title(title)
     ax.set_xlabel("round")
     ax.set_ylabel("accuracy on the test set")
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
     integer_xaxis(ax)
-    ax.legend(loc="lower right", fontsize="small")
-    return save_png(fig, path)
+    ax.legend(**LEGEND_OUTSIDE)
+    return fig
 
 
 def plot_gas(rounds: Rows, path: str | Path) -> Path:
     """Gas used per round (bars) and transactions per round (line, right axis)."""
+    return save_figure(gas_figure(rounds), path)
+
+
+def gas_figure(rounds: Rows) -> Figure:
     fig = new_figure()
     ax = fig.add_subplot()
     title = "Gas and transactions per round"
     if not rounds:
         _no_data(ax, title)
-        return save_png(fig, path)
+        return fig
     x = _column(rounds, "round")
     gas = np.nan_to_num(_column(rounds, "gas_used"))
     tx = np.nan_to_num(_column(rounds, "tx_count"))
@@ -130,18 +179,23 @@ def plot_gas(rounds: Rows, path: str | Path) -> Path:
     integer_xaxis(ax)
     handles = [h for a_ in (ax, ax2) for h in a_.get_legend_handles_labels()[0]]
     labels = [lab for a_ in (ax, ax2) for lab in a_.get_legend_handles_labels()[1]]
-    ax.legend(handles, labels, loc="upper left", fontsize="small")
-    return save_png(fig, path)
+    # outside, right of the second axis' labels: the legend never covers a bar
+    ax.legend(handles, labels, **{**LEGEND_OUTSIDE, "bbox_to_anchor": (1.12, 1.0)})
+    return fig
 
 
 def plot_time(rounds: Rows, path: str | Path) -> Path:
     """Seconds per round, stacked by phase (train, exchange, audit, chain, other)."""
+    return save_figure(time_figure(rounds), path)
+
+
+def time_figure(rounds: Rows) -> Figure:
     fig = new_figure()
     ax = fig.add_subplot()
     title = "Time per round"
     if not rounds:
         _no_data(ax, title)
-        return save_png(fig, path)
+        return fig
     x = _column(rounds, "round")
     bottom = np.zeros(len(x))
     colors = {"seconds_train": "tab:blue", "seconds_exchange": "tab:orange",
@@ -159,8 +213,8 @@ def plot_time(rounds: Rows, path: str | Path) -> Path:
     ax.set_ylabel("seconds")
     ax.grid(alpha=0.3, axis="y")
     integer_xaxis(ax)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
-    return save_png(fig, path)
+    ax.legend(**LEGEND_OUTSIDE)
+    return fig
 
 
 # -- per-peer figures (metrics.csv) ---------------------------------------------------
@@ -192,13 +246,12 @@ def _group_line(x: np.ndarray, ys: list[np.ndarray]) -> tuple[np.ndarray, np.nda
     return xs, y.ravel()
 
 
-def _plot_per_peer(metrics: Rows, key: str, path: str | Path, title: str, ylabel: str) -> Path:
-    fig = new_figure()
-    ax = fig.add_subplot()
+def _draw_per_peer(ax: Any, metrics: Rows, key: str, title: str, ylabel: str) -> list[Any]:
+    """Every peer's ``key`` per round (thin) and each group's mean (thick); returns legend handles."""
     x, series, attacker = _per_peer(metrics, key)
-    if not series:
+    if not series or not any(np.isfinite(v).any() for v in series.values()):
         _no_data(ax, title)
-        return save_png(fig, path)
+        return []
     handles = []
     for is_att, color, label in ((False, HONEST_COLOR, "honest"), (True, ATTACKER_COLOR, "attacker")):
         ys = [series[p] for p in series if attacker[p] == is_att]
@@ -218,31 +271,66 @@ def _plot_per_peer(metrics: Rows, key: str, path: str | Path, title: str, ylabel
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
     integer_xaxis(ax)
-    ax.legend(handles=handles, loc="best", fontsize="small")
-    return save_png(fig, path)
+    return handles
 
 
-def plot_reputation(metrics: Rows, path: str | Path) -> Path:
+def plot_reputation(metrics: Rows, path: str | Path, *, separated: int | None = None) -> Path:
     """Reputation of every peer per round; honest blue, attackers red (thick: group mean)."""
-    return _plot_per_peer(metrics, "reputation", path, "Reputation per peer", "reputation (1.0 = max)")
+    return save_figure(reputation_figure(metrics, separated=separated), path)
+
+
+def reputation_figure(metrics: Rows, *, separated: int | None = None) -> Figure:
+    fig = new_figure()
+    ax = fig.add_subplot()
+    handles = _draw_per_peer(ax, metrics, "reputation", "Reputation per peer", "on-chain reputation")
+    if handles:
+        ax.set_ylim(0.0, 1.0)  # fixed, so that runs compare at a glance
+        for line in ax.get_lines():
+            line.set_clip_on(False)  # a peer at exactly 1.0 stays fully drawn on the top edge
+        if separated is not None:
+            mark_separation(ax, separated)
+            handles.append(ax.get_lines()[-1])
+        ax.legend(handles=handles, **LEGEND_OUTSIDE)
+    return fig
+
+
+#: tokens.png panels: metrics.csv column -> title (all in tokens, 1 token = 10**18 base units).
+TOKEN_PANELS: tuple[tuple[str, str], ...] = (
+    ("balance", "wallet balance"),
+    ("stake", "stake"),
+    ("unclaimed", "unclaimed rewards"),
+)
 
 
 def plot_tokens(metrics: Rows, path: str | Path) -> Path:
-    """Reward tokens (claimable + claimed) of every peer per round; honest blue, attackers red."""
-    return _plot_per_peer(metrics, "tokens", path, "Reward tokens per peer", "tokens (claimable + claimed)")
+    """Each peer's tokens per round, split: wallet balance, stake, unclaimed rewards."""
+    return save_figure(tokens_figure(metrics), path)
+
+
+def tokens_figure(metrics: Rows) -> Figure:
+    fig = new_figure(12.0, 4.0)
+    axes = fig.subplots(1, len(TOKEN_PANELS), squeeze=False)[0]
+    handles: list[Any] = []
+    for ax, (key, title) in zip(axes, TOKEN_PANELS):
+        handles = _draw_per_peer(ax, metrics, key, title, "tokens" if ax is axes[0] else "") or handles
+    if handles:
+        axes[-1].legend(handles=handles, **LEGEND_OUTSIDE)
+    fig.suptitle("Tokens per peer")
+    return fig
 
 
 def make_all_plots(dir: str | Path, *, metrics: Rows | None = None, rounds: Rows | None = None) -> list[Path]:
-    """Draw every plot of a results folder into it; returns the PNG paths.
+    """Draw every plot of a results folder into it (PNG + SVG each); returns the PNG paths.
 
     ``metrics`` / ``rounds`` may be passed when already read, to avoid re-reading.
     """
     d = Path(dir)
     metrics = read_metrics(d) if metrics is None else metrics
     rounds = read_rounds(d) if rounds is None else rounds
+    separated = run_separation(metrics)
     return [
-        plot_accuracy(rounds, d / PLOT_FILES["accuracy"]),
-        plot_reputation(metrics, d / PLOT_FILES["reputation"]),
+        plot_accuracy(rounds, d / PLOT_FILES["accuracy"], separated=separated),
+        plot_reputation(metrics, d / PLOT_FILES["reputation"], separated=separated),
         plot_tokens(metrics, d / PLOT_FILES["tokens"]),
         plot_gas(rounds, d / PLOT_FILES["gas"]),
         plot_time(rounds, d / PLOT_FILES["time"]),

@@ -4,6 +4,10 @@ Everything is derived from the results folder's CSVs (plus config.toml and
 events.jsonl), so a report can be rebuilt after a crash, on another machine, or
 after changing this code. The HTML embeds its PNGs as base64 data URIs and has
 no external references: it is a single file readable offline. All text is escaped.
+The page fits a 1280 px wide window: tables use a small font, headers break after
+underscores, long tables are split by topic, and every table sits in a container that
+scrolls sideways rather than widening the page (tests/experiment/test_report_browser.py
+checks this in headless Chromium).
 """
 
 from __future__ import annotations
@@ -34,22 +38,33 @@ from bdfl.experiment.results import (
 MAX_TABLE_ROWS = 1000
 
 _CSS = """
+* { box-sizing: border-box; }
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 1100px;
        padding: 0 1em; color: #222; }
 h1 { margin-bottom: 0.2em; } .sub { color: #555; margin-top: 0; }
-table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
-th { background: #f3f3f3; } td.k, th.k { text-align: left; }
+table { border-collapse: collapse; font-size: 0.8em; }
+th, td { border: 1px solid #ccc; padding: 0.2em 0.45em; text-align: right; }
+th { background: #f3f3f3; font-weight: 600; vertical-align: bottom; } td.k, th.k { text-align: left; }
+td.addr { font-family: ui-monospace, monospace; font-size: 0.9em; text-align: left; }
 tr.attacker td { color: #b00; } tr.gap td { text-align: center; color: #777; font-style: italic; }
-figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #ddd; }
-pre { background: #f7f7f7; border: 1px solid #ddd; padding: 0.8em; overflow-x: auto; font-size: 0.85em; }
-.scroll { max-height: 40em; overflow-y: auto; display: inline-block; }
+figure { margin: 1em 0; } figure img { max-width: 100%; height: auto; border: 1px solid #ddd; }
+pre { background: #f7f7f7; border: 1px solid #ddd; padding: 0.8em; overflow-x: auto; font-size: 0.8em; }
+.scroll, .wide { max-width: 100%; overflow-x: auto; margin: 0.5em 0 1.5em; } .scroll { max-height: 40em; overflow-y: auto; }
 """
 
+#: rounds.csv shown as two tables (what happened; what it cost), each narrow enough for the page.
+ROUND_TABLES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("Per round: outcomes", ("round", "honest_accuracy", "honest_accuracy_std", "attacker_accuracy", "approved", "rejected",
+                             "honest_rejected", "attackers_approved", "attack_success_rate")),
+    ("Per round: cost", ("round", "tx_count", "gas_used", *(c for c in ROUNDS_COLUMNS if c.startswith("seconds_")))),
+)
+
 _PLOT_CAPTIONS = {
-    "accuracy.png": "Honest peers' mean test accuracy per round (band: ± std); attackers' mean in red.",
-    "reputation.png": "On-chain reputation of every peer per round (blue: honest, red: attackers; thick: group mean).",
-    "tokens.png": "Reward tokens (claimable + claimed) of every peer per round.",
+    "accuracy.png": "Honest peers' mean test accuracy per round (band: ± std over honest peers); attackers' mean in red; "
+                    "dotted: the round from which every attacker stays below every honest peer.",
+    "reputation.png": "On-chain reputation of every peer per round (blue: honest, red: attackers; thick: group mean); "
+                      "dotted: separated from that round on.",
+    "tokens.png": "Tokens of every peer per round: wallet balance, stake, and rewards credited but not yet claimed.",
     "gas.png": "Gas used (bars) and transactions (line) per round.",
     "time.png": "Wall-clock seconds per round by phase.",
 }
@@ -59,14 +74,20 @@ def _e(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
+def _header(column: str) -> str:
+    """A column name that may break after each underscore (narrow columns, whole words)."""
+    return "_<wbr>".join(_e(part) for part in column.split("_"))
+
+
 def _table(columns: Sequence[str], rows: Sequence[Mapping[str, Any]], *, row_class: Any = None) -> str:
-    head = "".join(f"<th>{_e(c)}</th>" for c in columns)
+    head = "".join(f"<th>{_header(c)}</th>" for c in columns)
     body: list[str] = []
 
     def tr(r: Mapping[str, Any]) -> str:
         cls = row_class(r) if row_class else ""
         cells = "".join(
-            f'<td class="k">{_e(r.get(c, ""))}</td>' if isinstance(r.get(c), str) else f"<td>{_e(format_value(r.get(c)))}</td>"
+            (f'<td class="addr">{_e(r[c])}</td>' if c == "address" else f'<td class="k">{_e(r[c])}</td>')
+            if isinstance(r.get(c), str) else f"<td>{_e(format_value(r.get(c)))}</td>"
             for c in columns
         )
         return f'<tr class="{_e(cls)}">{cells}</tr>' if cls else f"<tr>{cells}</tr>"
@@ -90,8 +111,8 @@ def _summary_table(summary: Mapping[str, Any]) -> str:
         shown = json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else format_value(v)
         label = known.get(k, k)
         rows.append(f'<tr><td class="k">{_e(label)}</td><td class="k"><code>{_e(k)}</code></td><td>{_e(shown)}</td></tr>')
-    return ('<table><thead><tr><th class="k">figure</th><th class="k">key</th><th>value</th></tr></thead>'
-            f"<tbody>{''.join(rows)}</tbody></table>")
+    return ('<div class="wide"><table><thead><tr><th class="k">figure</th><th class="k">key</th><th>value</th></tr></thead>'
+            f"<tbody>{''.join(rows)}</tbody></table></div>")
 
 
 def _img(path: Path) -> str:
@@ -119,8 +140,7 @@ def render_html(run: Run, summary: Mapping[str, Any], plots: Sequence[Path]) -> 
 
     last = summary.get("last_round")
     final_peers = [m for m in run.metrics if m.get("round") == last] if last is not None else []
-    peer_cols = [c for c in ("peer", "address", "attacker", "committee", "submitted", "approved",
-                             "accuracy", "loss", "reputation", "tokens", "stake") if c in METRICS_COLUMNS]
+    peer_cols = [c for c in METRICS_COLUMNS if c != "round"]
 
     counts = Counter(str(ev.get("event", "?")) for ev in run.events)
     event_rows = [{"event": name, "count": n} for name, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
@@ -139,8 +159,7 @@ def render_html(run: Run, summary: Mapping[str, Any], plots: Sequence[Path]) -> 
         *(_img(p) for p in plots),
         f"<h2>Peers after the last round{'' if last is None else ' (round ' + _e(last) + ')'}</h2>",
         _table(peer_cols, final_peers, row_class=lambda r: "attacker" if r.get("attacker") else ""),
-        "<h2>Per round</h2>",
-        _table(ROUNDS_COLUMNS, run.rounds),
+        *(x for title, cols in ROUND_TABLES for x in (f"<h2>{_e(title)}</h2>", _table(cols, run.rounds))),
         "<h2>On-chain events</h2>",
         _table(("event", "count"), event_rows) if event_rows else "<p>no events recorded</p>",
         "<h2>Configuration (config.toml)</h2>",

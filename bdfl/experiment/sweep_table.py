@@ -19,9 +19,10 @@ from typing import Any, NamedTuple
 
 import matplotlib
 import numpy as np
+from matplotlib.figure import Figure
 
 from bdfl.experiment.compare import csv_text
-from bdfl.experiment.plots import new_figure, save_png
+from bdfl.experiment.plots import new_figure, save_figure
 from bdfl.experiment.results import SUMMARY_FIELDS, atomic_write_text, format_value
 
 RUNS_CSV = "sweep_runs.csv"
@@ -163,11 +164,17 @@ def _get(params: Mapping[str, Any], what: str, default: Any) -> Any:
 
 
 def plot_heatmap(rows: Sequence[Any], path: str | Path, metric: str = "final_honest_accuracy") -> Path:
-    """Attack × defense heat map of the mean ``metric``, one panel per attacker fraction.
+    """Attack × defense heat map of the mean ``metric``, one panel per attacker fraction
+    (PNG + SVG, tight bounding box: the colour bar's label is never cut off).
 
     A cell averages every run with that (fraction, attack, defense), over seeds and
     any other varied parameter; empty cells are grey.
     """
+    return save_figure(heatmap_figure(rows, metric), path)
+
+
+def heatmap_figure(rows: Sequence[Any], metric: str = "final_honest_accuracy") -> Figure:
+    """The figure of :func:`plot_heatmap`."""
     cells: dict[tuple[float, str, str], list[float]] = {}
     attacks: list[str] = []
     defenses: list[str] = []
@@ -193,7 +200,7 @@ def plot_heatmap(rows: Sequence[Any], path: str | Path, metric: str = "final_hon
         ax = fig.add_subplot()
         ax.text(0.5, 0.5, "no runs", ha="center", va="center", transform=ax.transAxes)
         ax.set_axis_off()
-        return save_png(fig, path)
+        return fig
 
     panel_attacks = [[a for a in attacks if any((f, a, d) in cells for d in defenses)] for f in fractions]
     n_rows = max(len(p) for p in panel_attacks)
@@ -233,7 +240,7 @@ def plot_heatmap(rows: Sequence[Any], path: str | Path, metric: str = "final_hon
     if image is not None:
         fig.colorbar(image, ax=list(axes), label=f"{label} (mean over seeds)", shrink=0.9)
     fig.suptitle(f"Sweep: {label}")
-    return save_png(fig, path)
+    return fig
 
 
 def write_sweep_outputs(rows: Sequence[Any], out_dir: str | Path, *, metrics: Sequence[str] | None = None,
