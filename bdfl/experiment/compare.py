@@ -1,22 +1,47 @@
-"""``bdfl compare DIR...``: several runs in one accuracy figure and one summary table."""
+"""``bdfl compare DIR...``: several runs (or sweep folders) in figures and tables.
+
+Runs are told apart by what differs in their resolved configurations (``config.toml``):
+:func:`config_diff` lists the dotted keys whose values are not the same in every run,
+and labels use them (``defense.name=krum, seed=1``). Runs whose configurations differ
+in ``seed`` only form one *group*: its figures show the mean over seeds with a ±std
+band (sample std, ddof=1), and ``compare_groups.csv`` gives mean ± std over seeds of
+every summary figure. A sweep folder (one with ``runs/``) stands for all its runs.
+Outputs are described in docs/results-format.md ("Comparison folder").
+"""
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from bdfl.errors import BDFLError
-from bdfl.experiment.plots import integer_xaxis, new_figure, save_png
-from bdfl.experiment.results import SUMMARY_FIELDS, Run, atomic_write_text, format_value, load_run, rebuild_summary
+from bdfl.experiment.plots import LEGEND_OUTSIDE, band, integer_xaxis, mark_separation, new_figure, save_figure
+from bdfl.experiment.results import (
+    METRICS_FILE,
+    SUMMARY_FIELDS,
+    Run,
+    atomic_write_text,
+    format_value,
+    load_run,
+    rebuild_summary,
+)
 
 COMPARE_PNG = "compare_accuracy.png"
+COMPARE_REPUTATION_PNG = "compare_reputation.png"
 COMPARE_CSV = "compare.csv"
+COMPARE_GROUPS_CSV = "compare_groups.csv"
 COMPARE_MD = "compare.md"
+
+#: Config keys that never tell runs apart (a run's name, folder, package versions, where its
+#: clean reference lies).
+IGNORED_KEYS: tuple[str, ...] = ("name", "out", "clean_reference")
+IGNORED_PREFIXES: tuple[str, ...] = ("versions.",)
 
 #: Summary figures shown side by side (in this order), when any run has them.
 COMPARE_KEYS: tuple[str, ...] = (
@@ -70,62 +95,231 @@ def csv_text(columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
-def compare_runs(dirs: Sequence[str | Path], out_dir: str | Path) -> tuple[Path, Path, Path]:
-    """Overlay honest accuracy per round of ``dirs`` and tabulate their summaries.
 
-    Writes ``compare_accuracy.png``, ``compare.csv`` (one row per run, full precision)
-    and ``compare.md`` into ``out_dir`` (created; files there are replaced) and
-    returns their paths in that order.
-    """
-    if not dirs:
-        raise BDFLError("nothing to compare", fix="pass one or more results folders: bdfl compare DIR [DIR ...]")
-    runs = [load_run(d) for d in dirs]
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
 
-    labels = [run_label(r) for r in runs]
+class CompareOutputs(NamedTuple):
+    accuracy_png: Path
+    runs_csv: Path
+    markdown: Path
+    groups_csv: Path
+    reputation_png: Path
+
+
+def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested config as dotted keys (``defense.name``); lists become JSON text."""
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten(value, f"{name}."))
+        elif isinstance(value, (list, tuple)):
+            out[name] = json.dumps(value, sort_keys=True, default=str)
+        else:
+            out[name] = value
+    return out
+
+
+def _settings(run: Run) -> dict[str, Any]:
+    return {k: v for k, v in flatten(run.config).items()
+            if k not in IGNORED_KEYS and not k.startswith(IGNORED_PREFIXES)}
+
+
+def config_diff(runs: Sequence[Run]) -> list[str]:
+    """Dotted config keys whose values differ between ``runs`` (a key one run lacks counts)."""
+    flat = [_settings(r) for r in runs]
+    keys: list[str] = []
+    for f in flat:
+        keys += [k for k in f if k not in keys]
+    return [k for k in keys if len({json.dumps(f.get(k), sort_keys=True, default=str) for f in flat}) > 1]
+
+
+def expand_dirs(dirs: Sequence[str | Path]) -> list[Path]:
+    """Results folders, with a sweep or seed-group folder (one holding ``runs/``) replaced by its runs."""
+    out: list[Path] = []
+    for d in map(Path, dirs):
+        if not d.is_dir():
+            raise BDFLError(f"results folder {d} does not exist", fix="pass folders written by `bdfl run` or `bdfl sweep`")
+        if (d / METRICS_FILE).is_file():
+            found = [d]
+        elif (d / "runs").is_dir():
+            found = sorted(p for p in (d / "runs").iterdir() if (p / METRICS_FILE).is_file())
+            if not found:
+                raise BDFLError(f"sweep folder {d} holds no finished run in {d / 'runs'}", fix="run the sweep first")
+        else:
+            raise BDFLError(f"{d} is neither a results folder (no {METRICS_FILE}) nor a sweep folder (no runs/)",
+                            fix="pass folders written by `bdfl run` or `bdfl sweep`")
+        out += [p for p in found if p.resolve() not in {q.resolve() for q in out}]
+    return out
+
+
+def _value_text(v: Any) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def _labels(runs: Sequence[Run], diff: Sequence[str]) -> tuple[list[str], list[tuple[Any, ...]], dict[tuple[Any, ...], str]]:
+    """(run labels, group key of each run, group key -> group label)."""
+    group_keys = [k for k in diff if k != "seed"]
+    keys = [tuple(json.dumps(_settings(r).get(k), sort_keys=True, default=str) for k in group_keys) for r in runs]
+    group_label: dict[tuple[Any, ...], str] = {}
+    for run, key in zip(runs, keys):
+        if key not in group_label:
+            flat = _settings(run)
+            group_label[key] = ", ".join(f"{k}={_value_text(flat.get(k))}" for k in group_keys) or run_label(run)
+    labels = [group_label[key] + (f" seed={run.seed}" if "seed" in diff else "") for run, key in zip(runs, keys)]
     seen: dict[str, int] = {}
     for lab in labels:
         seen[lab] = seen.get(lab, 0) + 1
     labels = [f"{lab} [{r.dir.name}]" if seen[lab] > 1 else lab for lab, r in zip(labels, runs)]
+    return labels, keys, group_label
 
-    # figure
+
+def _series(runs: Sequence[Run], x: np.ndarray, value: Any) -> list[np.ndarray]:
+    """Per run, ``value(run) -> {round: number}`` aligned to ``x`` (NaN where absent)."""
+    out = []
+    for run in runs:
+        by_round = value(run)
+        out.append(np.array([by_round.get(int(r), np.nan) for r in x], dtype=float))
+    return out
+
+
+def _honest_accuracy(run: Run) -> dict[int, float]:
+    return {r["round"]: r["honest_accuracy"] for r in run.rounds if r.get("honest_accuracy") is not None}
+
+
+def _reputation(run: Run, attacker: bool, how: Any) -> dict[int, float]:
+    by: dict[int, list[float]] = {}
+    for m in run.metrics:
+        if bool(m.get("attacker")) == attacker and m.get("reputation") is not None:
+            by.setdefault(m["round"], []).append(float(m["reputation"]))
+    return {r: float(how(v)) for r, v in by.items()}
+
+
+def _worst_separation(summaries: Sequence[Mapping[str, Any]]) -> int | None:
+    vals = [s.get("separated_from_round") for s in summaries]
+    return max(vals) if vals and all(isinstance(v, int) for v in vals) else None
+
+
+def _mean_std_text(vals: Sequence[float]) -> str:
+    if not vals:
+        return "—"
+    if len(vals) == 1:
+        return format_value(vals[0])
+    return f"{format_value(float(np.mean(vals)))} ± {format_value(float(np.std(vals, ddof=1)))}"
+
+
+def compare_runs(dirs: Sequence[str | Path], out_dir: str | Path) -> CompareOutputs:
+    """Compare runs (results folders and/or sweep folders) into ``out_dir``.
+
+    Writes ``compare_accuracy.png`` / ``compare_reputation.png`` (+ SVGs; one line per
+    seed group, ±std band over seeds, dotted: the group's separation round, worst seed),
+    ``compare.csv`` (one row per run: identity, the differing config keys, the summary),
+    ``compare_groups.csv`` (one row per seed group: mean/std/n over seeds of each summary
+    figure) and ``compare.md`` (the differing config keys, the runs, the groups).
+    """
+    if not dirs:
+        raise BDFLError("nothing to compare", fix="pass one or more results folders: bdfl compare DIR [DIR ...]")
+    runs = [load_run(d) for d in expand_dirs(dirs)]
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    diff = config_diff(runs)
+    labels, keys, group_label = _labels(runs, diff)
+    summaries = [_summary(r) for r in runs]
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for i, key in enumerate(keys):
+        groups.setdefault(key, []).append(i)
+
+    x = np.array(sorted({r["round"] for run in runs for r in run.rounds}), dtype=float)
+
+    # accuracy: one line per group, band over seeds
     fig = new_figure(9.0, 5.0)
     ax = fig.add_subplot()
-    for run, label in zip(runs, labels):
-        x = np.array([r["round"] for r in run.rounds], dtype=float)
-        y = np.array([np.nan if r.get("honest_accuracy") is None else r["honest_accuracy"] for r in run.rounds], dtype=float)
-        (line,) = ax.plot(x, y, marker="o", ms=3, label=label)
-        sd = np.array([0.0 if r.get("honest_accuracy_std") is None else r["honest_accuracy_std"] for r in run.rounds], dtype=float)
-        if len(x) and np.isfinite(y).any():
-            ax.fill_between(x, y - sd, y + sd, color=line.get_color(), alpha=0.12, linewidth=0)
-    ax.set_title("Honest peers' mean test accuracy per round")
+    for key, members in groups.items():
+        n = len(members)
+        ys = _series([runs[i] for i in members], x, _honest_accuracy)
+        line = band(ax, x, ys, label=group_label[key] + (f" ({n} seeds, ±std)" if n > 1 else ""))
+        mark_separation(ax, _worst_separation([summaries[i] for i in members]), color=line.get_color(), label="_nolegend_")
+    ax.set_title("Honest peers' mean test accuracy per round" + (" (mean over seeds)" if any(len(m) > 1 for m in groups.values()) else ""))
     ax.set_xlabel("round")
     ax.set_ylabel("accuracy on the test set")
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
     integer_xaxis(ax)
-    ax.legend(loc="lower right", fontsize="small")
-    png = save_png(fig, out / COMPARE_PNG)
+    ax.legend(**LEGEND_OUTSIDE)
+    png = save_figure(fig, out / COMPARE_PNG)
 
-    # table
-    summaries = [_summary(r) for r in runs]
-    keys = [k for k in COMPARE_KEYS if any(s.get(k) is not None for s in summaries)]
+    # reputation: attackers' mean (solid) and honest minimum (dashed) per group
+    fig = new_figure(9.0, 5.0)
+    ax = fig.add_subplot()
+    for key, members in groups.items():
+        member_runs = [runs[i] for i in members]
+        hon = _series(member_runs, x, lambda r: _reputation(r, False, min))
+        line = band(ax, x, hon, label=f"{group_label[key]}: honest min", marker="")
+        line.set_linestyle("--")
+        att = _series(member_runs, x, lambda r: _reputation(r, True, np.mean))
+        if any(np.isfinite(a).any() for a in att):
+            band(ax, x, att, color=line.get_color(), label=f"{group_label[key]}: attackers' mean")
+        mark_separation(ax, _worst_separation([summaries[i] for i in members]), color=line.get_color(), label="_nolegend_")
+    ax.set_title("On-chain reputation per round: attackers' mean (solid) vs the lowest honest peer (dashed)")
+    ax.set_xlabel("round")
+    ax.set_ylabel("reputation")
+    ax.set_ylim(0.0, 1.0)
+    ax.grid(alpha=0.3)
+    integer_xaxis(ax)
+    ax.legend(**LEGEND_OUTSIDE)
+    rep_png = save_figure(fig, out / COMPARE_REPUTATION_PNG)
+
+    # per-run table
+    keys_shown = [k for k in COMPARE_KEYS if any(s.get(k) is not None for s in summaries)]
     rows = []
     for run, label, s in zip(runs, labels, summaries):
+        flat = _settings(run)
         row: dict[str, Any] = {
             "run": label, "name": run.name, "attack": run.attack, "fraction": run.fraction,
             "defense": run.defense, "seed": run.seed, "dir": str(run.dir),
         }
-        row.update({k: s.get(k) for k in keys})
+        row.update({k: flat.get(k) for k in diff if k not in row})
+        row.update({k: s.get(k) for k in keys_shown})
         rows.append(row)
-    columns = list(ID_COLUMNS) + keys
+    diff_cols = [k for k in diff if k not in ID_COLUMNS]
     csv_path = out / COMPARE_CSV
-    atomic_write_text(csv_path, csv_text(columns, rows))
+    atomic_write_text(csv_path, csv_text(list(ID_COLUMNS) + diff_cols + keys_shown, rows))
+
+    # per-group table: mean / std / n over seeds
+    group_rows, group_text = [], []
+    for key, members in groups.items():
+        flat = _settings(runs[members[0]])
+        g: dict[str, Any] = {"group": group_label[key], **{k: flat.get(k) for k in diff if k != "seed"},
+                             "n_runs": len(members), "seeds": " ".join(str(runs[i].seed) for i in members)}
+        text: dict[str, Any] = {"group": g["group"], "n_runs": g["n_runs"], "seeds": g["seeds"]}
+        for k in keys_shown:
+            vals = [float(v) for v in (summaries[i].get(k) for i in members)
+                    if isinstance(v, (int, float)) and not isinstance(v, bool)]
+            g[f"{k}_mean"] = float(np.mean(vals)) if vals else None
+            g[f"{k}_std"] = float(np.std(vals, ddof=1)) if len(vals) > 1 else None
+            g[f"{k}_n"] = len(vals)
+            text[k] = _mean_std_text(vals)
+        group_rows.append(g)
+        group_text.append(text)
+    group_cols = ["group"] + [k for k in diff if k != "seed"] + ["n_runs", "seeds"] + \
+        [f"{k}_{stat}" for k in keys_shown for stat in ("mean", "std", "n")]
+    groups_csv = out / COMPARE_GROUPS_CSV
+    atomic_write_text(groups_csv, csv_text(group_cols, group_rows))
+
     labels_of = dict(SUMMARY_FIELDS)
-    md_cols = ["run"] + keys
-    md = "# Run comparison\n\n" + markdown_table(md_cols, rows, ["run"] + [labels_of.get(k, k) for k in keys])
-    md += "\n" + "\n".join(f"- {lab}: `{r.dir}`" for lab, r in zip(labels, runs)) + "\n"
+    md = ["# Run comparison", ""]
+    if diff:
+        md += ["## What differs between the runs (config.toml)", ""]
+        md.append(markdown_table(["run"] + diff, [{"run": lab, **{k: _value_text(_settings(r).get(k)) for k in diff}}
+                                                  for lab, r in zip(labels, runs)]))
+    else:
+        md += ["The runs' configurations are identical (name and folder aside).", ""]
+    if any(len(m) > 1 for m in groups.values()):
+        md += ["## Seed groups: mean ± std over seeds (sample std, ddof=1)", ""]
+        md.append(markdown_table(["group", "n_runs", "seeds"] + keys_shown, group_text,
+                                 ["group", "runs", "seeds"] + [labels_of.get(k, k) for k in keys_shown]))
+    md += ["## Runs", ""]
+    md.append(markdown_table(["run"] + keys_shown, rows, ["run"] + [labels_of.get(k, k) for k in keys_shown]))
+    md.append("\n".join(f"- {lab}: `{r.dir}`" for lab, r in zip(labels, runs)) + "\n")
     md_path = out / COMPARE_MD
-    atomic_write_text(md_path, md)
-    return png, csv_path, md_path
+    atomic_write_text(md_path, "\n".join(md))
+    return CompareOutputs(png, csv_path, md_path, groups_csv, rep_png)

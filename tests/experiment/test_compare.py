@@ -1,15 +1,16 @@
-"""``bdfl compare``: one figure and one table for several runs."""
+"""``bdfl compare``: figures and tables for several runs, seed groups and sweep folders."""
 
 from __future__ import annotations
 
 import csv
+import shutil
 from pathlib import Path
 
 import pytest
 
 from bdfl.errors import BDFLError
-from bdfl.experiment.compare import compare_runs
-from bdfl.experiment.results import read_summary
+from bdfl.experiment.compare import compare_runs, config_diff
+from bdfl.experiment.results import load_run, read_summary
 from tests.experiment.test_report import assert_png
 from tests.experiment.test_results import make_run
 
@@ -21,35 +22,89 @@ def test_compare_three_runs(tmp_path: Path) -> None:
         make_run(tmp_path / "c", name="flip", attack="label_flip", defense="fedavg", acc_shift=-0.2,
                  summary=False),  # a run that crashed before its summary: rebuilt from the CSVs
     ]
-    png, csv_path, md_path = compare_runs(runs, tmp_path / "cmp")
+    png, csv_path, md_path, groups_csv, rep_png = compare_runs(runs, tmp_path / "cmp")
+    assert_png(rep_png) and png.with_suffix(".svg").is_file()
     assert png.parent == csv_path.parent == md_path.parent == tmp_path / "cmp"
     assert_png(png)
 
     with open(csv_path, newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 3
-    assert [r["run"] for r in rows] == ["clean (none/bdfl)", "flip (label_flip 0.34/bdfl)", "flip (label_flip 0.34/fedavg)"]
+    # labelled by what differs in their configs, not by their names
+    assert [r["run"] for r in rows] == ["attack.name=none, attack.fraction=0, defense.name=bdfl",
+                                        "attack.name=label_flip, attack.fraction=0.34, defense.name=bdfl",
+                                        "attack.name=label_flip, attack.fraction=0.34, defense.name=fedavg"]
+    assert rows[2]["defense.name"] == "fedavg" and rows[0]["attack.fraction"] == "0.0"
     assert [r["dir"] for r in rows] == [str(p) for p in runs]
     assert float(rows[0]["final_honest_accuracy"]) == pytest.approx(0.945)
     assert float(rows[1]["final_honest_accuracy"]) == pytest.approx(read_summary(runs[1])["final_honest_accuracy"])
     assert float(rows[2]["final_honest_accuracy"]) == pytest.approx(0.715)
     assert rows[1]["separated_from_round"] == "3" and int(rows[1]["gas_used_total"]) == 1_500_000
+    assert (tmp_path / "cmp" / "compare_groups.csv").is_file()
     assert read_summary(runs[2]) is None  # compare never writes into the runs it reads
 
     md = md_path.read_text().splitlines()
-    table = [line for line in md if line.startswith("|")]
+    runs_at = md.index("## Runs")
+    table = [line for line in md[runs_at:] if line.startswith("|")]
     assert len(table) == 2 + 3  # header, alignment, one row per run
     assert "final honest accuracy" in table[0]
     assert "0.9450" in table[2] and "0.7150" in table[4]
+    diff_table = [line for line in md[:runs_at] if line.startswith("|")]
+    assert "defense.name" in diff_table[0] and "| fedavg |" in diff_table[-1]
 
 
-def test_duplicate_labels_are_told_apart(tmp_path: Path) -> None:
-    a = make_run(tmp_path / "seed0", seed=0)
-    b = make_run(tmp_path / "seed1", seed=1)
-    _, csv_path, _ = compare_runs([a, b], tmp_path / "cmp")
-    with open(csv_path, newline="") as f:
+def test_identical_configs_are_told_apart_by_folder(tmp_path: Path) -> None:
+    a = make_run(tmp_path / "first")
+    b = make_run(tmp_path / "second")
+    out = compare_runs([a, b], tmp_path / "cmp")
+    with open(out.runs_csv, newline="") as f:
         labels = [r["run"] for r in csv.DictReader(f)]
-    assert len(set(labels)) == 2 and labels[0].endswith("[seed0]") and labels[1].endswith("[seed1]")
+    assert len(set(labels)) == 2 and labels[0].endswith("[first]") and labels[1].endswith("[second]")
+    assert "identical" in out.markdown.read_text()
+
+
+def test_config_diff_names_the_fields_that_differ(tmp_path: Path) -> None:
+    runs = [load_run(make_run(tmp_path / "a", name="x")), load_run(make_run(tmp_path / "b", name="y", defense="krum", seed=3))]
+    assert config_diff(runs) == ["seed", "defense.name"]  # name is not a difference
+    assert config_diff(runs[:1]) == []
+
+
+def test_seed_groups_mean_and_std_over_seeds(tmp_path: Path) -> None:
+    """Three seeds of one config and one of another: two groups; the first with mean ± std over seeds."""
+    dirs = [make_run(tmp_path / f"bdfl{s}", seed=s, acc_shift=0.01 * s) for s in range(3)]
+    dirs.append(make_run(tmp_path / "fedavg0", seed=0, defense="fedavg", acc_shift=-0.2))
+    out = compare_runs(dirs, tmp_path / "cmp")
+    with open(out.groups_csv, newline="") as f:
+        groups = list(csv.DictReader(f))
+    assert [g["group"] for g in groups] == ["defense.name=bdfl", "defense.name=fedavg"]
+    g = groups[0]
+    assert g["n_runs"] == "3" and g["seeds"] == "0 1 2"
+    # final honest accuracy per seed: 0.915, 0.925, 0.935
+    assert float(g["final_honest_accuracy_mean"]) == pytest.approx(0.925)
+    assert float(g["final_honest_accuracy_std"]) == pytest.approx(0.01)
+    assert groups[1]["n_runs"] == "1" and groups[1]["final_honest_accuracy_std"] == ""
+    md = out.markdown.read_text()
+    assert "Seed groups" in md and "0.9250 ± 0.0100" in md
+    with open(out.runs_csv, newline="") as f:
+        assert [r["run"] for r in csv.DictReader(f)][:2] == ["defense.name=bdfl seed=0", "defense.name=bdfl seed=1"]
+
+
+def test_compare_accepts_a_sweep_folder(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    for s in (0, 1):
+        make_run(sweep / "runs" / f"seed={s}", seed=s, acc_shift=0.01 * s)
+    extra = make_run(tmp_path / "other", defense="median")
+    out = compare_runs([sweep, extra, sweep / "runs" / "seed=0"], tmp_path / "cmp")  # a run named twice counts once
+    with open(out.runs_csv, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [Path(r["dir"]).name for r in rows] == ["seed=0", "seed=1", "other"]
+    empty = tmp_path / "empty-sweep"
+    (empty / "runs").mkdir(parents=True)
+    with pytest.raises(BDFLError, match="no finished run"):
+        compare_runs([empty], tmp_path / "cmp2")
+    shutil.rmtree(empty / "runs")
+    with pytest.raises(BDFLError, match="neither a results folder"):
+        compare_runs([empty], tmp_path / "cmp2")
 
 
 def test_compare_errors(tmp_path: Path) -> None:
