@@ -11,7 +11,7 @@
 * :class:`TorchClient` — a ``flwr.client.NumPyClient`` around any of the above models.
 
 Determinism: a client's ``fit`` draws its shuffling order from a generator seeded by
-``(seed, config["round"])`` (or a per-client fit counter when no round is given), so
+``(seed, config["server_round"] - 1)`` (or a per-client fit counter when no round is given), so
 the same seed, parameters and config give bit-identical parameters.
 """
 
@@ -230,7 +230,7 @@ class TorchClient(NumPyClient):
         epochs = int(config.get("local_epochs", self.hparams["local_epochs"]))
         batch_size = int(config.get("batch_size", self.hparams["batch_size"]))
         lr = float(config.get("lr", self.hparams["lr"]))
-        step = int(config["round"]) if "round" in config else self._fits
+        step = int(config["server_round"]) - 1 if "server_round" in config else int(config.get("round", self._fits))
         self._fits += 1
         gen = torch.Generator().manual_seed(derive_seed(self.seed, step))
         optimizer = make_optimizer(self.model, self.hparams, lr)

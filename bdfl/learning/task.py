@@ -1,6 +1,7 @@
-"""Tasks: the model + data + training code a user brings, as a Flower ``NumPyClient``.
+"""Tasks: the model + data + training code a user brings, as a Flower client.
 
-A *task module* (see ``clients/``) is any importable module with two callables::
+A *task module* (see ``clients/``; the contract page is docs/tasks.md) is any importable
+module with two callables::
 
     def load_dataset(data_dir: str | None) -> bdfl.learning.data.Dataset: ...
 
@@ -8,7 +9,9 @@ A *task module* (see ``clients/``) is any importable module with two callables::
                     val: tuple[np.ndarray, np.ndarray], *,
                     seed: int, hparams: dict) -> flwr.client.NumPyClient: ...
 
-The framework only ever calls three ``NumPyClient`` methods:
+``make_client`` may also return a Flower ``ClientApp`` (Message API) wrapped by
+:class:`bdfl.learning.flower.ClientAppClient`. The framework only ever calls three
+``NumPyClient`` methods:
 
 * ``get_parameters(config) -> NDArrays`` — the client's initial parameters;
 * ``fit(parameters, config) -> (parameters, num_examples, metrics)`` — local training
@@ -16,13 +19,13 @@ The framework only ever calls three ``NumPyClient`` methods:
 * ``evaluate(parameters, config) -> (loss, num_examples, {"accuracy": acc, ...})`` —
   evaluation on the client's ``val`` data (used by auditing).
 
-So any existing Flower ``NumPyClient`` plugs in unchanged once a ``make_client``
-adapter builds it from arrays. Global test-set evaluation also goes through
-``evaluate``: :class:`Evaluator` builds one client whose ``val`` is the test set.
-
-Fit config keys the framework sends (clients may ignore them): ``round`` (int),
-``local_epochs`` (int), ``batch_size`` (int), ``lr`` (float) — the last three only
-when the experiment config sets them; otherwise the client's ``hparams`` apply.
+Every client is wrapped in a :class:`CheckedClient`: each ``fit`` and ``evaluate`` config
+carries the keys of :func:`base_config` (``local_epochs``, ``batch_size``, ``lr`` /
+``learning_rate``, ``classes``: the data set's full label set) and ``server_round``
+(1-based, as Flower servers send it); each ``fit``'s arrays are checked against the
+parameters it was given (:func:`check_contract`: count, names where known, shapes,
+dtypes). A mismatch raises :class:`ClientContractError`, which stops a run; with
+``cast_dtypes`` a dtype mismatch is cast to the expected dtype instead.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ import importlib
 import importlib.util
 import math
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -46,12 +49,16 @@ from bdfl.learning.data import Dataset
 NDArrays = list[np.ndarray]
 
 __all__ = [
+    "CheckedClient",
+    "ClientContractError",
     "EvalResult",
     "Evaluator",
     "FitResult",
     "NDArrays",
     "Task",
     "TaskError",
+    "base_config",
+    "check_contract",
     "check_parameters",
     "evaluate_client",
     "fit_client",
@@ -63,6 +70,11 @@ REQUIRED_CALLABLES = ("load_dataset", "make_client")
 
 class TaskError(BDFLError):
     """A task module or its client misbehaves (missing callable, malformed return value)."""
+
+
+class ClientContractError(TaskError):
+    """A client's ``fit`` returned arrays that do not match the parameters it was given
+    (count, name, shape or dtype): a bug in the task code, so the run stops."""
 
 
 @dataclass(frozen=True)
@@ -93,16 +105,145 @@ def check_parameters(parameters: Any, like: NDArrays | None = None, *, what: str
     return list(parameters)
 
 
-def fit_client(client: Any, parameters: NDArrays, config: Mapping[str, Any] | None = None) -> FitResult:
-    """Call ``client.fit`` and validate what it returns (parameter count and shapes unchanged)."""
+def _array_label(i: int, names: Sequence[str] | None) -> str:
+    return f"array {i} ('{names[i]}')" if names is not None and i < len(names) else f"array {i}"
+
+
+def check_contract(
+    returned: Any,
+    expected: NDArrays,
+    *,
+    task: str,
+    names: Sequence[str] | None = None,
+    returned_names: Sequence[str] | None = None,
+    cast: bool = False,
+    what: str = "fit",
+) -> NDArrays:
+    """The arrays a client's ``fit`` returned, checked against the ``expected`` parameters it
+    was given: same count, names (when both sides name their arrays), shapes and dtypes.
+
+    Any mismatch raises ONE :class:`ClientContractError` naming the task module, the array,
+    what was expected and what came back, and the fix. With ``cast`` a dtype mismatch (only)
+    is cast to the expected dtype instead (``task.cast_dtypes = true``)."""
+    where = f"task {task}: {what}() returned"
+    if not isinstance(returned, (list, tuple)) or not all(isinstance(a, np.ndarray) for a in returned):
+        kinds = sorted({type(a).__name__ for a in returned}) if isinstance(returned, (list, tuple)) else [type(returned).__name__]
+        raise ClientContractError(
+            f"{where} {', '.join(kinds)} instead of a list of NumPy arrays",
+            fix="return the model's parameters as a list of numpy.ndarray (e.g. [v.cpu().numpy() for v in state_dict.values()])",
+        )
+    if len(returned) != len(expected):
+        raise ClientContractError(
+            f"{where} {len(returned)} arrays, expected {len(expected)} (as many as the initial parameters)",
+            fix="return every parameter array, in the same order as get_parameters()",
+        )
+    if names is not None and returned_names is not None and list(names) != list(returned_names):
+        i = next(k for k, (a, b) in enumerate(zip(names, returned_names)) if a != b)
+        raise ClientContractError(
+            f"{where} array {i} named '{returned_names[i]}', expected '{names[i]}'",
+            fix="return the arrays under the same names and in the same order as the initial parameters",
+        )
+    out: NDArrays = []
+    for i, (a, e) in enumerate(zip(returned, expected)):
+        label = _array_label(i, names)
+        if a.shape != e.shape:
+            raise ClientContractError(
+                f"{where} {label} with shape {a.shape}, expected {e.shape} (the initial parameters' shape)",
+                fix="keep the model's architecture fixed: every fit must return arrays of the initial shapes "
+                "(scikit-learn: keep all classes, e.g. pass the full label set config['classes'])",
+            )
+        if a.dtype != e.dtype:
+            if not cast:
+                raise ClientContractError(
+                    f"{where} {label} with dtype {a.dtype}, expected {e.dtype} (the initial parameters' dtype)",
+                    fix=f"return arrays of the initial dtype (e.g. .astype(np.{e.dtype})), "
+                    "or set task.cast_dtypes = true to let BDFL cast them",
+                )
+            a = a.astype(e.dtype)
+        out.append(a)
+    return out
+
+
+def fit_client(
+    client: Any,
+    parameters: NDArrays,
+    config: Mapping[str, Any] | None = None,
+    *,
+    task: str | None = None,
+    cast: bool = False,
+) -> FitResult:
+    """Call ``client.fit`` and check what it returns (:func:`check_contract`)."""
+    name = task or type(client).__name__
     out = client.fit(parameters, dict(config or {}))
     if not isinstance(out, tuple) or len(out) != 3:
-        raise TaskError(
-            f"{type(client).__name__}.fit must return (parameters, num_examples, metrics), got {out!r:.200}"
+        raise ClientContractError(
+            f"task {name}: fit() must return (parameters, num_examples, metrics), got {out!r:.200}",
+            fix="return a 3-tuple as Flower's NumPyClient.fit does",
         )
     params, num_examples, metrics = out
-    params = check_parameters(params, parameters, what=f"{type(client).__name__}.fit(...)[0]")
+    params = check_contract(params, parameters, task=name, names=_names_of(client),
+                            returned_names=getattr(client, "last_fit_names", None), cast=cast)
     return FitResult(params, int(num_examples), dict(metrics or {}))
+
+
+def _names_of(client: Any) -> Sequence[str] | None:
+    names = getattr(client, "parameter_names", None)
+    return list(names) if isinstance(names, (list, tuple)) else None
+
+
+def base_config(
+    *, classes: Sequence[int], local_epochs: int, batch_size: int, learning_rate: float
+) -> dict[str, Any]:
+    """The config keys every ``fit`` and ``evaluate`` call receives (docs/tasks.md); the peer
+    adds ``server_round``. ``classes``: the data set's full label set, so a client whose shard
+    lacks some classes can still keep them all (scikit-learn ``labels=``)."""
+    return {
+        "local_epochs": int(local_epochs),
+        "batch_size": int(batch_size),
+        "lr": float(learning_rate),
+        "learning_rate": float(learning_rate),
+        "classes": [int(c) for c in classes],
+    }
+
+
+class CheckedClient:
+    """A task's client as BDFL calls it: every config carries :attr:`config` (and the current
+    ``server_round``), and every ``fit`` result is checked (:func:`check_contract`).
+
+    ``fit`` / ``evaluate`` / ``get_parameters`` keep the NumPyClient signatures; any other
+    attribute (``predict``, ``audit_inputs``, ...) is the wrapped client's."""
+
+    def __init__(self, client: Any, *, task: str, config: Mapping[str, Any] | None = None, cast_dtypes: bool = False) -> None:
+        self.client = client
+        self.task = task
+        self.config = dict(config or {})
+        self.cast_dtypes = bool(cast_dtypes)
+        self.server_round: int | None = None  # set by the peer at each fit; sent with evaluate too
+
+    def _config(self, config: Mapping[str, Any] | None) -> dict[str, Any]:
+        out = dict(self.config)
+        if self.server_round is not None:
+            out["server_round"] = self.server_round
+        out.update(config or {})
+        return out
+
+    def get_parameters(self, config: Mapping[str, Any] | None = None) -> NDArrays:
+        return self.client.get_parameters(self._config(config))
+
+    def fit(self, parameters: NDArrays, config: Mapping[str, Any] | None = None) -> tuple[NDArrays, int, dict[str, Any]]:
+        cfg = self._config(config)
+        if "server_round" in cfg:
+            self.server_round = int(cfg["server_round"])
+        res = fit_client(self.client, parameters, cfg, task=self.task, cast=self.cast_dtypes)
+        return res.parameters, res.num_examples, res.metrics
+
+    def evaluate(self, parameters: NDArrays, config: Mapping[str, Any] | None = None) -> Any:
+        return self.client.evaluate(parameters, self._config(config))
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("client", "task", "config", "cast_dtypes", "server_round"):
+            raise AttributeError(name)
+        return getattr(self.client, name)
 
 
 def evaluate_client(client: Any, parameters: NDArrays, config: Mapping[str, Any] | None = None) -> EvalResult:
@@ -141,22 +282,33 @@ class Task:
         *,
         seed: int,
         hparams: Mapping[str, Any] | None = None,
-    ) -> Any:
+        config: Mapping[str, Any] | None = None,
+        cast_dtypes: bool = False,
+    ) -> CheckedClient:
+        """The module's client for this shard, wrapped in a :class:`CheckedClient` that sends
+        ``config`` (:func:`base_config`) with every call and checks every ``fit``."""
         client = self.module.make_client(train, val, seed=seed, hparams=dict(hparams or {}))
+        if type(client).__name__ == "ClientApp":
+            raise TaskError(
+                f"{self.name}.make_client returned a Flower ClientApp, which needs its data and initial arrays",
+                fix="return bdfl.learning.flower.ClientAppClient(app, train, val, seed=seed, initial_arrays=...) "
+                "(docs/tasks.md, 'Message API clients')",
+            )
         for method in ("get_parameters", "fit", "evaluate"):
             if not callable(getattr(client, method, None)):
                 raise TaskError(
                     f"{self.name}.make_client returned {type(client).__name__}, which has no {method}() "
                     "method; it must return a flwr.client.NumPyClient"
                 )
-        return client
+        return CheckedClient(client, task=self.name, config=config, cast_dtypes=cast_dtypes)
 
     def initial_parameters(
-        self, dataset: Dataset, *, seed: int, hparams: Mapping[str, Any] | None = None
+        self, dataset: Dataset, *, seed: int, hparams: Mapping[str, Any] | None = None,
+        config: Mapping[str, Any] | None = None,
     ) -> NDArrays:
         """The parameters a fresh client built with ``seed`` starts from."""
         small = (dataset.X_train[:2], dataset.y_train[:2])
-        client = self.make_client(small, small, seed=seed, hparams=hparams)
+        client = self.make_client(small, small, seed=seed, hparams=hparams, config=config)
         params = check_parameters(client.get_parameters({}), what=f"{self.name} get_parameters()")
         if not params:
             raise TaskError(
@@ -165,6 +317,35 @@ class Task:
             )
         return [np.array(p, copy=True) for p in params]
 
+    def probe(
+        self,
+        shards: Sequence[tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]],
+        initial: NDArrays,
+        *,
+        seed: int,
+        hparams: Mapping[str, Any] | None = None,
+        config: Mapping[str, Any] | None = None,
+        cast_dtypes: bool = False,
+    ) -> str | None:
+        """The client contract, checked before a run touches any stake: a throw-away client on
+        the first of ``shards`` fits once from ``initial`` (``server_round`` 1) and its arrays
+        are checked (:func:`check_contract`). A :class:`ClientContractError` propagates; any
+        other exception moves on to the next shard (it may be that shard's fault, which the
+        run isolates). Returns the last such failure (traceback text) when no shard could fit."""
+        import traceback
+
+        failure = None
+        for train, val in shards:
+            client = self.make_client(train, val, seed=seed, hparams=hparams, config=config, cast_dtypes=cast_dtypes)
+            try:
+                client.fit([p.copy() for p in initial], {"server_round": 1})
+                return None
+            except ClientContractError:
+                raise
+            except Exception:  # noqa: BLE001 - isolated: another shard may fit
+                failure = traceback.format_exc()
+        return failure
+
     def evaluator(
         self,
         X: np.ndarray,
@@ -172,9 +353,10 @@ class Task:
         *,
         hparams: Mapping[str, Any] | None = None,
         seed: int = 0,
+        config: Mapping[str, Any] | None = None,
     ) -> Evaluator:
         """An :class:`Evaluator` for the data ``(X, y)`` (e.g. the global test set)."""
-        return Evaluator(self, X, y, hparams=hparams, seed=seed)
+        return Evaluator(self, X, y, hparams=hparams, seed=seed, config=config)
 
 
 class Evaluator:
@@ -192,12 +374,13 @@ class Evaluator:
         *,
         hparams: Mapping[str, Any] | None = None,
         seed: int = 0,
+        config: Mapping[str, Any] | None = None,
     ) -> None:
         if len(y) == 0:
             raise TaskError("cannot evaluate on an empty data set")
         self.task = task
         self.num_examples = len(y)
-        self.client = task.make_client((X[:1], y[:1]), (X, y), seed=seed, hparams=hparams)
+        self.client = task.make_client((X[:1], y[:1]), (X, y), seed=seed, hparams=hparams, config=config)
 
     def __call__(self, parameters: NDArrays) -> EvalResult:
         return evaluate_client(self.client, parameters)

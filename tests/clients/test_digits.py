@@ -35,8 +35,8 @@ def test_accuracy_rises_with_local_training(ds, model: str) -> None:
 def test_more_epochs_lower_training_loss(ds) -> None:
     client = digits.make_client(ds.train, ds.test, seed=1, hparams={"lr": 0.02})
     p0 = client.get_parameters({})
-    _, _, one = client.fit(p0, {"local_epochs": 1, "round": 0})
-    p3, _, three = client.fit(p0, {"local_epochs": 3, "round": 0})
+    _, _, one = client.fit(p0, {"local_epochs": 1, "server_round": 1})
+    p3, _, three = client.fit(p0, {"local_epochs": 3, "server_round": 1})
     assert three["train_loss"] < one["train_loss"]
 
 
@@ -47,22 +47,22 @@ def test_same_seed_same_bytes(ds) -> None:
         c = digits.make_client((X, y), (X[:50], y[:50]), seed=seed, hparams={"local_epochs": 2})
         p = c.get_parameters({})
         for r in range(2):
-            p, _, _ = c.fit(p, {"round": r})
+            p, _, _ = c.fit(p, {"server_round": r + 1})
         runs.append(b"".join(a.tobytes() for a in p))
     assert runs[0] == runs[1]
     assert runs[0] != runs[2]
 
 
 def test_round_config_fixes_the_shuffle(ds) -> None:
-    """fit(..., {"round": r}) is a pure function of (seed, parameters, r), whatever ran before."""
+    """fit(..., {"server_round": r}) is a pure function of (seed, parameters, r), whatever ran before."""
     X, y = ds.X_train[:200], ds.y_train[:200]
     a = digits.make_client((X, y), (X, y), seed=3)
     b = digits.make_client((X, y), (X, y), seed=3)
     p0 = a.get_parameters({})
-    b.fit(p0, {"round": 0})  # b has fitted before; a has not
-    pa, _, _ = a.fit(p0, {"round": 7})
-    pb, _, _ = b.fit(p0, {"round": 7})
-    pc, _, _ = b.fit(p0, {"round": 8})
+    b.fit(p0, {"server_round": 1})  # b has fitted before; a has not
+    pa, _, _ = a.fit(p0, {"server_round": 8})
+    pb, _, _ = b.fit(p0, {"server_round": 8})
+    pc, _, _ = b.fit(p0, {"server_round": 9})
     assert all(np.array_equal(x, z) for x, z in zip(pa, pb))
     assert not all(np.array_equal(x, z) for x, z in zip(pa, pc))
 

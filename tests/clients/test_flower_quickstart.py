@@ -16,12 +16,12 @@ def test_quickstart_client_through_the_task_interface() -> None:
     ds = task.load_dataset(None)
     shards = make_peer_shards(ds, 4, scheme="iid", seed=0)
     clients = [task.make_client(s.train, s.val, seed=i, hparams={"local_epochs": 3, "batch_size": 16}) for i, s in enumerate(shards)]
-    assert all(isinstance(c, NumPyClient) for c in clients)
+    assert all(isinstance(c.client, NumPyClient) for c in clients)  # wrapped in a CheckedClient
     evaluator = task.evaluator(*ds.test)
     w = task.initial_parameters(ds, seed=0)
     before = evaluator(w).accuracy
     for r in range(3):
-        fits = [fit_client(c, w, {"round": r}) for c in clients]
+        fits = [fit_client(c, w, {"server_round": r + 1}) for c in clients]
         verdicts = audit_updates(clients[0], fits[0].parameters, [f.parameters for f in fits[1:]], AuditRule())
         assert all(v.accept for v in verdicts)
         w = aggregate("fedavg", fits[0].parameters, [f.parameters for f in fits[1:]], [f.num_examples for f in fits])

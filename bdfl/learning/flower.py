@@ -1,0 +1,175 @@
+"""Flower ``ClientApp`` (Message API) clients in a BDFL peer.
+
+Since Flower 1.21 a client is written as a ``ClientApp`` with ``@app.train()`` and
+``@app.evaluate()`` functions that receive a ``Message`` (an ``ArrayRecord`` under
+``"arrays"``, a ``ConfigRecord`` under ``"config"``) and a ``Context``, and reply with an
+``ArrayRecord`` and a ``MetricRecord`` (``"num-examples"``, losses, accuracies).
+:class:`ClientAppClient` presents such an app as the three ``NumPyClient`` methods BDFL
+calls, so the app's functions run unchanged (docs/tasks.md, "Message API clients"):
+
+* the train / evaluate message carries the arrays under the initial parameters' names
+  (a ``state_dict``'s keys: ``to_torch_state_dict()`` works), and the config BDFL sends
+  every client plus ``server-round`` (as Flower's strategies send it);
+* ``context.node_config`` holds ``partition-id`` / ``num-partitions``; the app's data loader
+  gets this peer's shard with :func:`load_partition` (instead of ``flwr_datasets``);
+* ``context.run_config`` is what the adapter passes (e.g. ``{"local-epochs": 1}``);
+* each call runs with torch's global RNG seeded from ``(seed, server round)`` and restored
+  after it, so the same seed and inputs give the same parameters.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+from flwr.app import DEFAULT_TTL, Array, ArrayRecord, ConfigRecord, Context, Message, MessageType, Metadata, MetricRecord, RecordDict
+
+from bdfl.errors import BDFLError
+
+__all__ = ["ClientAppClient", "load_partition"]
+
+Shard = tuple[np.ndarray, np.ndarray]
+
+_PARTITIONS: dict[int, tuple[Shard, Shard]] = {}
+_NEXT_ID = itertools.count()
+
+
+def load_partition(partition_id: int) -> tuple[Shard, Shard]:
+    """``((X_train, y_train), (X_val, y_val))`` of the peer whose ``context.node_config``
+    says ``partition-id``: BDFL's shard, in place of ``FederatedDataset.load_partition``."""
+    try:
+        return _PARTITIONS[int(partition_id)]
+    except KeyError:
+        raise BDFLError(
+            f"no BDFL data partition {partition_id}",
+            fix="call load_partition with context.node_config['partition-id'] of a ClientAppClient",
+        ) from None
+
+
+def _seeded(seed: int, step: int, fn: Callable[[], Any]) -> Any:
+    """``fn()`` with torch's (if in use) and NumPy's global RNGs seeded from ``(seed, step)``,
+    both restored afterwards."""
+    import sys
+
+    from numpy.random import SeedSequence
+
+    s = int(SeedSequence([int(seed), int(step)]).generate_state(1, np.uint64)[0]) & (2**63 - 1)
+    np_state = np.random.get_state()
+    np.random.seed(s % 2**32)
+    try:
+        torch = sys.modules.get("torch")
+        if torch is None:
+            return fn()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(s)
+            return fn()
+    finally:
+        np.random.set_state(np_state)
+
+
+def _config_record(config: Mapping[str, Any]) -> ConfigRecord:
+    """The NumPyClient config as a ConfigRecord, with ``server-round`` as Flower strategies send it."""
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, (list, tuple, range)):
+            value = [v.item() if isinstance(v, np.generic) else v for v in value]
+        elif isinstance(value, np.generic):
+            value = value.item()
+        out[key] = list(value) if isinstance(value, (tuple, range)) else value
+    if "server_round" in out:
+        out["server-round"] = out["server_round"]
+    return ConfigRecord(out)
+
+
+class ClientAppClient:
+    """A Flower ``ClientApp`` as a ``NumPyClient`` (``get_parameters`` / ``fit`` / ``evaluate``).
+
+    ``initial_arrays``: the model's initial parameters as an ``ArrayRecord`` (or a callable
+    returning one, called with the RNGs seeded by ``seed``), e.g.
+    ``lambda: ArrayRecord(Net().state_dict())`` as Flower's server app builds them.
+    ``run_config``: the app's ``context.run_config`` (Flower's pyproject.toml ``[tool.flwr.app.config]``).
+    """
+
+    def __init__(
+        self,
+        app: Any,
+        train: Shard,
+        val: Shard,
+        *,
+        seed: int,
+        initial_arrays: ArrayRecord | Callable[[], ArrayRecord],
+        run_config: Mapping[str, Any] | None = None,
+    ) -> None:
+        if not callable(app):
+            raise BDFLError(f"ClientAppClient needs a flwr ClientApp, got {type(app).__name__}")
+        self.app = app
+        self.seed = int(seed)
+        self.partition_id = next(_NEXT_ID)
+        _PARTITIONS[self.partition_id] = ((train[0], train[1]), (val[0], val[1]))
+        self.num_train, self.num_val = len(train[1]), len(val[1])
+        arrays = _seeded(self.seed, 0, initial_arrays) if callable(initial_arrays) else initial_arrays
+        if not isinstance(arrays, ArrayRecord) or not len(arrays):
+            raise BDFLError("ClientAppClient: initial_arrays must be (or return) a non-empty flwr ArrayRecord",
+                            fix="e.g. initial_arrays=lambda: ArrayRecord(Net().state_dict())")
+        self.parameter_names = list(arrays.keys())
+        self._initial = [np.array(a.numpy(), copy=True) for a in arrays.values()]
+        self.last_fit_names: list[str] | None = None
+        self.context = Context(
+            run_id=1,
+            node_id=self.partition_id + 1,
+            node_config={"partition-id": self.partition_id, "num-partitions": len(_PARTITIONS)},
+            state=RecordDict(),
+            run_config=dict(run_config or {}),
+        )
+
+    def get_parameters(self, config: Mapping[str, Any] | None = None) -> list[np.ndarray]:
+        return [a.copy() for a in self._initial]
+
+    def _send(self, kind: str, parameters: list[np.ndarray], config: Mapping[str, Any]) -> RecordDict:
+        if len(parameters) != len(self.parameter_names):
+            raise BDFLError(f"ClientAppClient: {len(parameters)} arrays for {len(self.parameter_names)} named parameters")
+        arrays = ArrayRecord()
+        for name, value in zip(self.parameter_names, parameters):
+            arrays[name] = Array(np.ascontiguousarray(value))
+        rnd = int(config.get("server_round", 0))
+        # the metadata a SuperLink would set (an instruction from the "server", node 0, to this node)
+        meta = Metadata(run_id=self.context.run_id, message_id=f"bdfl-{self.partition_id}-{kind}-{rnd}", src_node_id=0,
+                        dst_node_id=self.context.node_id, reply_to_message_id="", group_id=str(rnd),
+                        created_at=time.time(), ttl=DEFAULT_TTL, message_type=kind)
+        msg = Message(content=RecordDict({"arrays": arrays, "config": _config_record(config)}), metadata=meta)
+        reply = _seeded(self.seed, rnd, lambda: self.app(msg, self.context))
+        if not isinstance(reply, Message):
+            raise BDFLError(f"the ClientApp's {kind} function returned {type(reply).__name__}, not a flwr Message")
+        if reply.has_error():
+            raise BDFLError(f"the ClientApp's {kind} function replied with an error: {reply.error.reason}")
+        return reply.content
+
+    @staticmethod
+    def _metrics(content: RecordDict) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for record in content.values():
+            if isinstance(record, MetricRecord):
+                out.update({k: v for k, v in record.items() if isinstance(v, (int, float))})
+        return out
+
+    def fit(self, parameters: list[np.ndarray], config: Mapping[str, Any]) -> tuple[list[np.ndarray], int, dict[str, Any]]:
+        content = self._send(MessageType.TRAIN, parameters, config)
+        records = [r for r in content.values() if isinstance(r, ArrayRecord)]
+        if len(records) != 1:
+            raise BDFLError(f"the ClientApp's train function replied with {len(records)} ArrayRecords, expected 1",
+                            fix="reply with RecordDict({'arrays': ArrayRecord(model.state_dict()), 'metrics': MetricRecord(...)})")
+        arrays = records[0]
+        self.last_fit_names = list(arrays.keys())
+        metrics = self._metrics(content)
+        num = int(metrics.pop("num-examples", self.num_train))
+        return [a.numpy() for a in arrays.values()], num, metrics
+
+    def evaluate(self, parameters: list[np.ndarray], config: Mapping[str, Any]) -> tuple[float, int, dict[str, Any]]:
+        metrics = self._metrics(self._send(MessageType.EVALUATE, parameters, config))
+        num = int(metrics.pop("num-examples", self.num_val))
+        loss = next((float(metrics[k]) for k in ("eval_loss", "loss", "eval-loss") if k in metrics), float("nan"))
+        acc = next((float(metrics[k]) for k in ("accuracy", "eval_acc", "eval_accuracy", "eval-acc") if k in metrics), float("nan"))
+        return loss, num, {**metrics, "accuracy": acc}

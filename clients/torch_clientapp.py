@@ -1,0 +1,198 @@
+"""A Flower ``ClientApp`` written the way Flower's current quickstart-pytorch writes one
+(the Message API, flwr >= 1.21) — on digits.
+
+The ``task.py`` part (``Net``, ``load_data``, ``train``, ``test``) and the ``client_app.py``
+part (``app = ClientApp()``, ``@app.train()`` / ``@app.evaluate()`` reading
+``msg.content["arrays"]`` and ``msg.content["config"]["lr"]``, replying with an
+``ArrayRecord`` and a ``MetricRecord`` with ``"num-examples"``) follow the quickstart; only
+the model is resized for 8x8 digits and ``load_data`` takes this peer's BDFL shard
+(``bdfl.learning.flower.load_partition``) where the quickstart calls
+``FederatedDataset(...).load_partition``: BDFL decides the shards.
+
+The ``make_client`` below the "BDFL adapter" line is all BDFL needs to run it.
+"""
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+from torch.utils.data import DataLoader, Dataset
+
+from bdfl.learning.flower import ClientAppClient, load_partition
+
+# ----------------------------------------------------------------------------- #
+# task.py
+# ----------------------------------------------------------------------------- #
+
+
+class Net(nn.Module):
+    """Model (simple CNN adapted from 'PyTorch: A 60 Minute Blitz', resized for 8x8 digits)"""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 6, 3, padding=1)
+        self.pool = nn.MaxPool2d(2, 2)
+        self.conv2 = nn.Conv2d(6, 16, 3, padding=1)
+        self.fc1 = nn.Linear(16 * 2 * 2, 120)
+        self.fc2 = nn.Linear(120, 84)
+        self.fc3 = nn.Linear(84, 10)
+
+    def forward(self, x):
+        x = self.pool(F.relu(self.conv1(x)))
+        x = self.pool(F.relu(self.conv2(x)))
+        x = x.view(-1, 16 * 2 * 2)
+        x = F.relu(self.fc1(x))
+        x = F.relu(self.fc2(x))
+        return self.fc3(x)
+
+
+class DigitsDataset(Dataset):
+    """Yields {"img": tensor, "label": int} like the quickstart's Hugging Face partitions."""
+
+    def __init__(self, X, y):
+        self.X = torch.tensor(X, dtype=torch.float32)
+        self.y = torch.tensor(y, dtype=torch.long)
+
+    def __len__(self):
+        return len(self.y)
+
+    def __getitem__(self, i):
+        return {"img": self.X[i], "label": self.y[i]}
+
+
+def load_data(partition_id: int, num_partitions: int, batch_size: int):
+    """Load partition data."""
+    (X_train, y_train), (X_test, y_test) = load_partition(partition_id)
+    trainloader = DataLoader(DigitsDataset(X_train, y_train), batch_size=batch_size, shuffle=True)
+    testloader = DataLoader(DigitsDataset(X_test, y_test), batch_size=batch_size)
+    return trainloader, testloader
+
+
+def train_fn(net, trainloader, epochs, lr, device):
+    """Train the model on the training set."""
+    net.to(device)  # move model to GPU if available
+    criterion = torch.nn.CrossEntropyLoss().to(device)
+    optimizer = torch.optim.Adam(net.parameters(), lr=lr)
+    net.train()
+    running_loss = 0.0
+    for _ in range(epochs):
+        for batch in trainloader:
+            images = batch["img"].to(device)
+            labels = batch["label"].to(device)
+            optimizer.zero_grad()
+            loss = criterion(net(images), labels)
+            loss.backward()
+            optimizer.step()
+            running_loss += loss.item()
+    avg_trainloss = running_loss / max(1, epochs * len(trainloader))
+    return avg_trainloss
+
+
+def test_fn(net, testloader, device):
+    """Validate the model on the test set."""
+    net.to(device)
+    criterion = torch.nn.CrossEntropyLoss()
+    correct, loss = 0, 0.0
+    with torch.no_grad():
+        for batch in testloader:
+            images = batch["img"].to(device)
+            labels = batch["label"].to(device)
+            outputs = net(images)
+            loss += criterion(outputs, labels).item() * len(labels)
+            correct += (torch.max(outputs.data, 1)[1] == labels).sum().item()
+    accuracy = correct / max(1, len(testloader.dataset))
+    loss = loss / max(1, len(testloader.dataset))
+    return loss, accuracy
+
+
+# ----------------------------------------------------------------------------- #
+# client_app.py
+# ----------------------------------------------------------------------------- #
+
+app = ClientApp()
+
+
+@app.train()
+def train(msg: Message, context: Context):
+    """Train the model on local data."""
+
+    # Load the model and initialize it with the received weights
+    model = Net()
+    model.load_state_dict(msg.content["arrays"].to_torch_state_dict())
+    device = torch.device("cpu")
+    model.to(device)
+
+    # Load the data
+    partition_id = context.node_config["partition-id"]
+    num_partitions = context.node_config["num-partitions"]
+    batch_size = context.run_config["batch-size"]
+    trainloader, _ = load_data(partition_id, num_partitions, batch_size)
+
+    # Call the training function
+    train_loss = train_fn(
+        model,
+        trainloader,
+        context.run_config["local-epochs"],
+        msg.content["config"]["lr"],
+        device,
+    )
+
+    # Construct and return reply Message
+    model_record = ArrayRecord(model.state_dict())
+    metrics = {
+        "train_loss": train_loss,
+        "num-examples": len(trainloader.dataset),
+    }
+    metric_record = MetricRecord(metrics)
+    content = RecordDict({"arrays": model_record, "metrics": metric_record})
+    return Message(content=content, reply_to=msg)
+
+
+@app.evaluate()
+def evaluate(msg: Message, context: Context):
+    """Evaluate the model on local data."""
+
+    # Load the model and initialize it with the received weights
+    model = Net()
+    model.load_state_dict(msg.content["arrays"].to_torch_state_dict())
+    device = torch.device("cpu")
+    model.to(device)
+
+    # Load the data
+    partition_id = context.node_config["partition-id"]
+    num_partitions = context.node_config["num-partitions"]
+    batch_size = context.run_config["batch-size"]
+    _, valloader = load_data(partition_id, num_partitions, batch_size)
+
+    # Call the evaluation function
+    eval_loss, eval_acc = test_fn(model, valloader, device)
+
+    # Construct and return reply Message
+    metrics = {
+        "eval_loss": eval_loss,
+        "eval_acc": eval_acc,
+        "num-examples": len(valloader.dataset),
+    }
+    metric_record = MetricRecord(metrics)
+    content = RecordDict({"metrics": metric_record})
+    return Message(content=content, reply_to=msg)
+
+
+# ----------------------------------------------------------------------------- #
+# BDFL adapter: the only BDFL-specific code in this file.
+# ----------------------------------------------------------------------------- #
+
+
+def load_dataset(data_dir=None):
+    from bdfl.learning.data import load_digits
+
+    return load_digits()
+
+
+def make_client(train, val, *, seed, hparams=None):
+    hparams = dict(hparams or {})
+    torch.set_num_threads(1)
+    run_config = {"local-epochs": int(hparams.get("local_epochs", 1)), "batch-size": int(hparams.get("batch_size", 32))}
+    return ClientAppClient(app, train, val, seed=seed, initial_arrays=lambda: ArrayRecord(Net().state_dict()),
+                           run_config=run_config)
