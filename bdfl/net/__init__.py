@@ -13,8 +13,8 @@ from typing import Any
 
 _EXPORTS = {
     "serialization": (
-        "EncodeError", "InvalidUpdate", "ModelSpec", "NetError", "decode_arrays", "decode_ndarrays",
-        "encode_arrays", "encode_ndarrays", "hash_hex", "parse_hash_hex", "update_hash",
+        "Binding", "EncodeError", "InvalidUpdate", "ModelSpec", "NetError", "decode_arrays", "decode_ndarrays",
+        "encode_arrays", "encode_ndarrays", "hash_hex", "parse_hash_hex", "read_binding", "update_hash",
     ),
     "blobserver": ("BlobHost", "Endpoint", "LoopThread", "ServerLimits"),
     "fetch": ("FetchError", "Fetcher", "HashMismatch", "fetch_blob", "fetch_many"),

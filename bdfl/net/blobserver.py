@@ -11,17 +11,26 @@ HTTP API (HTTP/1.0 and 1.1, keep-alive, GET/HEAD only, no request bodies)::
     GET /health             200 application/json {"blobs": n, "status": "ok"}
     other paths             404;   other methods   405
     malformed request       400;   head too large  431;   rate limited   429 (+Retry-After)
-    too many connections    503
+    too many connections    503    (in all, or from this client)
 
 The server is a small hand-written HTTP/1.1 responder on asyncio streams (see
 docs/net.md for why): every limit in :class:`ServerLimits` is enforced by this
 module, and a hostile client can only ever get a status line and a closed socket.
+
+Budgets are per client (an IPv4 address, an IPv6 /64): a cap on its open connections, a
+token bucket of requests and one of blob bytes, and a lifetime per connection; when the
+endpoint is full, a newcomer takes the place of an idle connection of the client holding
+the most, so one client hoarding sockets cannot lock others out. A blob is one immutable
+``bytes`` object shared by all its readers and streamed in ``send_chunk`` memoryview
+slices, so a reader holds at most about one chunk of copies, and a reader draining slower
+than ``min_send_rate`` (after ``send_grace`` seconds) is cut.
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
+import ipaddress
 import json
 import math
 import re
@@ -128,14 +137,39 @@ class ServerLimits:
     rate_burst: float = 400.0           # ... and capacity
     backlog: int = 512
     max_tracked_clients: int = 4096     # bucket table bound (idle buckets are pruned)
+    max_connections_per_client: int = 16  # per client IP (IPv6: per /64); 503 beyond
+    max_connection_seconds: float = 120.0  # a connection is closed after its response past this age
+    client_bytes_per_s: float | None = 64 * 1024 * 1024  # blob-byte bucket per client: refill ...
+    client_bytes_burst: float = 512 * 1024 * 1024        # ... and capacity (429 when a blob does not fit)
+    send_chunk: int = 64 * 1024         # blob bodies are written in slices of this size
+    min_send_rate: float = 64 * 1024    # bytes/s a reader must drain at (after send_grace) or be cut
+    send_grace: float = 5.0             # seconds of slack before the floor rate applies
 
     def __post_init__(self) -> None:
         if self.rate_per_s is not None and not (self.rate_per_s > 0 and self.rate_burst >= 1):
             raise ValueError("rate_per_s must be > 0 (or None to disable) and rate_burst >= 1")
         if min(self.max_header_bytes, self.max_connections, self.max_requests_per_connection, self.backlog) < 1:
             raise ValueError("ServerLimits sizes and counts must be >= 1")
-        if not (self.header_timeout > 0 and self.write_timeout > 0):
+        if not (self.header_timeout > 0 and self.write_timeout > 0 and self.max_connection_seconds > 0):
             raise ValueError("ServerLimits timeouts must be > 0")
+        if min(self.max_connections_per_client, self.send_chunk) < 1 or not (self.min_send_rate > 0 and self.send_grace >= 0):
+            raise ValueError("ServerLimits per-client cap and send_chunk must be >= 1, min_send_rate > 0, send_grace >= 0")
+        if self.client_bytes_per_s is not None and not (self.client_bytes_per_s > 0 and self.client_bytes_burst >= 1):
+            raise ValueError("client_bytes_per_s must be > 0 (or None to disable) and client_bytes_burst >= 1")
+
+
+def client_key(ip: str) -> str:
+    """Whom a connection's budgets are charged to: the IPv4 address (also when IPv4-mapped),
+    or the /64 network of an IPv6 address (one host is typically given a whole /64)."""
+    try:
+        addr = ipaddress.ip_address(ip.split("%", 1)[0])
+    except ValueError:
+        return ip
+    if isinstance(addr, ipaddress.IPv6Address):
+        if addr.ipv4_mapped is not None:
+            return str(addr.ipv4_mapped)
+        return str(ipaddress.IPv6Network((addr, 64), strict=False))
+    return str(addr)
 
 
 class Endpoint:
@@ -172,10 +206,15 @@ class Endpoint:
         self._raw: set[socket.socket] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._conns: set[asyncio.StreamWriter] = set()
+        self._by_client: dict[str, set[asyncio.StreamWriter]] = {}
+        self._idle: set[asyncio.StreamWriter] = set()  # waiting for a request head
         self._buckets: dict[str, list[float]] = {}
+        self._byte_buckets: dict[str, list[float]] = {}
         self._closed = False
         self.status_counts: Counter[int] = Counter()
         self.bytes_sent = 0
+        self.evicted = 0  # idle connections closed to make room for another client
+        self.cut_slow = 0  # responses cut because the reader drained below min_send_rate
 
     # ------------------------------------------------------------ public API
 
@@ -189,7 +228,7 @@ class Endpoint:
 
     def publish(self, data: bytes) -> str:
         """Serve ``data`` under its keccak256; returns ``"0x" + hex``. Evicts beyond ``retain``."""
-        data = bytes(data)
+        data = bytes(data)  # one immutable buffer, shared (never copied) by every reader
         if len(data) > self.max_blob_bytes:
             raise BDFLError(
                 f"blob of {len(data)} bytes exceeds this endpoint's max_blob_bytes {self.max_blob_bytes}",
@@ -227,7 +266,12 @@ class Endpoint:
     def stats(self) -> dict[str, Any]:
         """Counters for metrics: responses by status, bytes of blob bodies sent."""
         return {"status": dict(self.status_counts), "bytes_sent": self.bytes_sent,
-                "connections": len(self._conns), "blobs": len(self._blobs)}
+                "connections": len(self._conns), "blobs": len(self._blobs), "clients": len(self._by_client),
+                "evicted": self.evicted, "cut_slow": self.cut_slow}
+
+    def connections_of(self, ip: str) -> int:
+        """Connections this endpoint holds open for the client ``ip`` belongs to (:func:`client_key`)."""
+        return len(self._by_client.get(client_key(ip), ()))
 
     def close(self) -> None:
         """Stop listening and drop open connections (releases the port). Idempotent."""
@@ -305,34 +349,42 @@ class Endpoint:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def _rate_wait(self, ip: str) -> float:
-        """Token bucket: 0 if the request may proceed, else seconds until a token."""
-        rate, burst = self.limits.rate_per_s, self.limits.rate_burst
+        """Request token bucket: 0 if the request may proceed, else seconds until a token."""
+        return self._take(self._buckets, ip, 1.0, self.limits.rate_per_s, self.limits.rate_burst)
+
+    def _take(self, buckets: dict[str, list[float]], key: str, cost: float, rate: float | None, burst: float) -> float:
+        """Token bucket ``buckets[key]``: take ``cost`` tokens and return 0, or return the seconds
+        until there are enough (nothing taken). A cost above ``burst`` is charged as ``burst``."""
         if rate is None:
             return 0.0
+        cost = min(cost, burst)
         now = asyncio.get_running_loop().time()
-        b = self._buckets.get(ip)
+        b = buckets.get(key)
         if b is None:
-            if len(self._buckets) >= self.limits.max_tracked_clients:
+            if len(buckets) >= self.limits.max_tracked_clients:
                 # Forget clients whose bucket has refilled: they behave like new ones anyway.
-                self._buckets = {k: v for k, v in self._buckets.items() if v[0] + (now - v[1]) * rate < burst}
-                if len(self._buckets) >= self.limits.max_tracked_clients:
-                    self._buckets.clear()
-            b = self._buckets[ip] = [burst, now]
+                for k in [k for k, v in buckets.items() if v[0] + (now - v[1]) * rate >= burst]:
+                    del buckets[k]
+                if len(buckets) >= self.limits.max_tracked_clients:
+                    buckets.clear()
+            b = buckets[key] = [burst, now]
         tokens = min(burst, b[0] + (now - b[1]) * rate)
         b[1] = now
-        if tokens >= 1.0:
-            b[0] = tokens - 1.0
+        if tokens >= cost:
+            b[0] = tokens - cost
             return 0.0
         b[0] = tokens
-        return (1.0 - tokens) / rate
+        return (cost - tokens) / rate
 
     def _send(self, writer: asyncio.StreamWriter, status: int, body: bytes = b"", *,
               content_type: str = "text/plain; charset=utf-8", close: bool = False,
-              head_only: bool = False, extra: str = "") -> None:
+              head_only: bool = False, extra: str = "", length: int | None = None) -> None:
+        """Write a response head (and ``body``). ``length``: the Content-Length of a body the
+        caller streams itself (:meth:`_stream`)."""
         connection = "close" if close else "keep-alive"
         head = (
             f"HTTP/1.1 {status} {_REASON[status]}\r\nContent-Type: {content_type}\r\n"
-            f"Content-Length: {len(body)}\r\n{extra}Connection: {connection}\r\n\r\n"
+            f"Content-Length: {len(body) if length is None else length}\r\n{extra}Connection: {connection}\r\n\r\n"
         ).encode("latin-1")
         self.status_counts[status] += 1
         if head_only or not body:
@@ -342,20 +394,54 @@ class Endpoint:
         else:
             writer.write(head)
             writer.write(body)
-        if status == 200 and not head_only:
+        if status == 200 and not head_only and length is None:
             self.bytes_sent += len(body)
+
+    def _admit(self, client: str) -> bool:
+        """Whether a new connection of ``client`` may be served: under its own cap, and under
+        the endpoint's, or else after closing an idle connection of the client holding the most
+        (if that client holds more than this one would)."""
+        lim = self.limits
+        mine = len(self._by_client.get(client, ()))
+        if mine >= lim.max_connections_per_client:
+            return False
+        if len(self._conns) < lim.max_connections:
+            return True
+        heaviest = max(self._by_client, key=lambda k: len(self._by_client[k]), default=None)
+        if heaviest is None or len(self._by_client[heaviest]) <= mine + 1:
+            return False
+        idle = next((w for w in self._by_client[heaviest] if w in self._idle), None)
+        if idle is None:
+            return False
+        self._forget(idle, heaviest)
+        idle.transport.abort()
+        self.evicted += 1
+        return True
+
+    def _forget(self, writer: asyncio.StreamWriter, client: str) -> None:
+        self._conns.discard(writer)
+        self._idle.discard(writer)
+        conns = self._by_client.get(client)
+        if conns is not None:
+            conns.discard(writer)
+            if not conns:
+                del self._by_client[client]
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         lim = self.limits
-        if self._closed or len(self._conns) >= lim.max_connections:
+        peer = writer.get_extra_info("peername")
+        ip = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
+        client = client_key(ip)
+        if self._closed or not self._admit(client):
             self._send(writer, 503, b"busy", close=True)
             writer.close()
             return
         self._conns.add(writer)
+        self._by_client.setdefault(client, set()).add(writer)
+        born = asyncio.get_running_loop().time()
         try:
-            peer = writer.get_extra_info("peername")
-            ip = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
             for served in range(1, lim.max_requests_per_connection + 1):
+                self._idle.add(writer)
                 try:
                     async with asyncio.timeout(lim.header_timeout):
                         head = await self._read_head(reader)
@@ -363,6 +449,8 @@ class Endpoint:
                     head = 431
                 except (TimeoutError, asyncio.IncompleteReadError, ConnectionError, OSError):
                     break  # slow, idle or gone: close quietly
+                finally:
+                    self._idle.discard(writer)
                 if head == 431:
                     self._send(writer, 431, b"request head too large", close=True)
                     break
@@ -371,8 +459,9 @@ class Endpoint:
                     self._send(writer, 400, b"malformed request", close=True)
                     break
                 method, target, keep_alive = req
-                keep_alive = keep_alive and served < lim.max_requests_per_connection
-                if not await self._respond(writer, ip, method, target, keep_alive):
+                old = asyncio.get_running_loop().time() - born >= lim.max_connection_seconds
+                keep_alive = keep_alive and served < lim.max_requests_per_connection and not old
+                if not await self._respond(writer, client, method, target, keep_alive):
                     break
                 async with asyncio.timeout(lim.write_timeout):
                     await writer.drain()
@@ -381,7 +470,7 @@ class Endpoint:
         except Exception:  # noqa: BLE001 - a client must never take the server down
             pass
         finally:
-            self._conns.discard(writer)
+            self._forget(writer, client)
             writer.close()
 
     async def _read_head(self, reader: asyncio.StreamReader) -> bytes | int:
@@ -404,12 +493,12 @@ class Endpoint:
             if line == b"\r\n":
                 return b"".join(lines)
 
-    async def _respond(self, writer: asyncio.StreamWriter, ip: str, method: str, target: str,
+    async def _respond(self, writer: asyncio.StreamWriter, client: str, method: str, target: str,
                        keep_alive: bool) -> bool:
         """Write one response; False if the connection must be closed."""
         close = not keep_alive
         head_only = method == "HEAD"  # a HEAD response never carries a body (RFC 9110 9.3.2)
-        wait = self._rate_wait(ip)
+        wait = self._rate_wait(client)
         if wait > 0:
             self._send(writer, 429, b"rate limited", close=close, head_only=head_only,
                        extra=f"Retry-After: {max(1, math.ceil(wait))}\r\n")
@@ -438,7 +527,43 @@ class Endpoint:
             await asyncio.sleep(delay)
         if kind == "corrupt":
             blob = bytes([blob[0] ^ 0xFF]) + blob[1:] if blob else b"\x00"
-        self._send(writer, 200, blob, content_type="application/octet-stream", close=close, head_only=head_only)
+        if not head_only:
+            wait = self._take(self._byte_buckets, client, float(len(blob)), self.limits.client_bytes_per_s,
+                              self.limits.client_bytes_burst)
+            if wait > 0:
+                self._send(writer, 429, b"byte budget spent", close=close,
+                           extra=f"Retry-After: {max(1, math.ceil(wait))}\r\n")
+                return True
+        return await self._stream(writer, blob, close=close, head_only=head_only)
+
+    async def _stream(self, writer: asyncio.StreamWriter, blob: bytes, *, close: bool, head_only: bool) -> bool:
+        """Send a blob's 200 response in ``send_chunk`` memoryview slices of the shared buffer
+        (the transport copies at most the unsent part of one slice), draining after each; a
+        reader slower than ``min_send_rate`` after ``send_grace`` s (or past ``write_timeout``)
+        is cut. False if the connection was cut."""
+        lim = self.limits
+        if head_only or len(blob) < lim.send_chunk:
+            self._send(writer, 200, blob, content_type="application/octet-stream", close=close, head_only=head_only)
+            return True
+        self._send(writer, 200, b"", content_type="application/octet-stream", close=close, length=len(blob))
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        view = memoryview(blob)
+        try:
+            for start in range(0, len(view), lim.send_chunk):
+                chunk = view[start:start + lim.send_chunk]
+                writer.write(chunk)
+                # by when this chunk must be drained: the floor rate over all bytes so far
+                due = min(t0 + lim.write_timeout, t0 + lim.send_grace + (start + len(chunk)) / lim.min_send_rate)
+                async with asyncio.timeout(max(0.0, due - loop.time())):
+                    await writer.drain()
+        except TimeoutError:
+            self.cut_slow += 1
+            writer.transport.abort()
+            return False
+        finally:
+            view.release()
+        self.bytes_sent += len(blob)
         return True
 
 

@@ -5,20 +5,35 @@ peer or a simulation worker reuses connections across rounds; its synchronous
 methods may be called from any thread other than that loop's thread.
 :func:`fetch_blob` and :func:`fetch_many` are one-shot conveniences.
 
-Retry policy: connection errors, timeouts, 5xx and 429 are retried (at most
-``retries`` times, exponential backoff from ``backoff`` capped at ``max_backoff``,
-429 honours ``Retry-After`` up to that cap); 404, other 4xx/3xx, a body over
-``max_bytes`` and a hash mismatch are final.
+Retry policy: connection errors, timeouts, 5xx and 429 are retried with exponential
+backoff from ``backoff`` capped at ``max_backoff`` and full jitter (429 honours
+``Retry-After`` up to that cap); 404, other 4xx/3xx, a body over ``max_bytes`` and a
+hash mismatch are final. Without a time budget a fetch makes at most ``retries`` retries;
+with one (``fetch_many(..., budget=seconds)``, sized by the caller from its phase
+deadline) it keeps retrying until the budget is spent, each attempt's timeout clipped to
+what is left, so a peer that is unreachable for a few seconds (a restart, a flooded
+endpoint) is still fetched in time.
+
+Endpoint URLs come from the chain, i.e. from any member: :func:`check_endpoint_url` refuses
+anything but ``http(s)://host[:port][/path]`` (no userinfo, query or fragment) before any
+request is sent, and a fetcher with ``allow_private=False`` (a non-devnet chain, unless the
+operator allows it) refuses loopback, private, link-local and other non-public addresses,
+both literal and as a host name resolves (checked on the resolved addresses it connects to).
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import random
+import socket
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
+from aiohttp.abc import AbstractResolver
+from aiohttp.resolver import DefaultResolver
 
 from bdfl.net.blobserver import LoopThread
 from bdfl.net.serialization import InvalidUpdate, NetError, parse_hash_hex, update_hash
@@ -35,6 +50,89 @@ FETCH_REASONS = (
     "hash_mismatch",  # keccak256(body) differs from the requested hash
 )
 _RETRYABLE = frozenset({"http_status", "rate_limited", "timeout", "connection"})
+#: Chain ids of local devnets (anvil, Hardhat, Ganache), where endpoints on loopback and
+#: private addresses are normal; elsewhere they are refused unless the operator allows them.
+DEVNET_CHAIN_IDS = frozenset({31337, 1337})
+#: Below this many seconds left of a budget no further attempt is started.
+_MIN_ATTEMPT_SECONDS = 0.05
+
+
+def private_allowed(chain_id: int, allow_private: bool = False) -> bool:
+    """Whether endpoints on non-public addresses may be fetched on chain ``chain_id``."""
+    return bool(allow_private) or int(chain_id) in DEVNET_CHAIN_IDS
+
+
+def is_public_ip(ip: str) -> bool:
+    """True for a globally routable unicast address (IPv4-mapped IPv6 judged as IPv4)."""
+    try:
+        addr = ipaddress.ip_address(ip.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    return not (addr.is_private or addr.is_loopback or addr.is_link_local or addr.is_multicast
+                or addr.is_reserved or addr.is_unspecified or not addr.is_global)
+
+
+def check_endpoint_url(url: str, *, allow_private: bool = True) -> str:
+    """``url`` if it is an acceptable endpoint base URL, else :class:`FetchError` ``bad_request``:
+    scheme http or https, a host, a port in 1..65535 if given, no userinfo, query or
+    fragment, printable ASCII only; with ``allow_private=False`` a literal IP host must be public
+    (names are checked when resolved, see :class:`PublicResolver`)."""
+    def bad(why: str) -> FetchError:
+        return FetchError("bad_request", f"endpoint URL {str(url)[:120]!r} refused: {why}", url=str(url)[:200])
+
+    if not isinstance(url, str) or not url or len(url) > 2048:
+        raise bad("not a string of 1..2048 characters")
+    if any(not 0x21 <= ord(c) <= 0x7E for c in url):
+        raise bad("whitespace, control or non-ASCII characters")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as e:
+        raise bad(str(e)) from None
+    if parts.scheme not in ("http", "https"):
+        raise bad("scheme must be http or https")
+    if "@" in parts.netloc or parts.username is not None:
+        raise bad("userinfo (user:password@) is not allowed")
+    if parts.query or parts.fragment or "?" in url or "#" in url:
+        raise bad("query and fragment are not allowed")
+    host = parts.hostname
+    if not host:
+        raise bad("no host")
+    if port is not None and not 1 <= port <= 65535 or parts.netloc.endswith(":"):
+        raise bad("port must be 1..65535")
+    if not allow_private:
+        try:
+            ipaddress.ip_address(host.split("%", 1)[0])
+            literal = True
+        except ValueError:
+            literal = False
+        if literal and not is_public_ip(host):
+            raise bad(f"{host} is not a public address (loopback, private, link-local, ...); "
+                      "allowed only on devnets or with the operator's allow-private-endpoints option")
+        if not literal and host.rstrip(".").lower() in ("localhost", "localhost.localdomain") or host.lower().endswith(".localhost"):
+            raise bad(f"{host} is loopback")
+    return url
+
+
+class PublicResolver(AbstractResolver):
+    """DNS resolver that drops non-public addresses (so a name cannot lead a fetch to an
+    internal service, even when it re-resolves differently later: the check is on the very
+    addresses connected to)."""
+
+    def __init__(self) -> None:
+        self._inner = DefaultResolver()
+
+    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> list[Any]:
+        found = await self._inner.resolve(host, port, family)
+        public = [r for r in found if is_public_ip(str(r["host"]))]
+        if not public:
+            raise OSError(f"{host} resolves to no public address (refused: non-devnet chain)")
+        return public
+
+    async def close(self) -> None:
+        await self._inner.close()
 
 
 class FetchError(NetError):
@@ -82,6 +180,8 @@ class Fetcher:
         backoff: float = 0.05,
         max_backoff: float = 1.0,
         loop: LoopThread | None = None,
+        allow_private: bool = True,
+        local_addr: str | None = None,
     ) -> None:
         if retries < 0 or timeout <= 0 or concurrency < 1 or max_bytes < 0:
             raise ValueError("need retries >= 0, timeout > 0, concurrency >= 1, max_bytes >= 0")
@@ -92,6 +192,8 @@ class Fetcher:
         self.per_host_connections = per_host_connections
         self.backoff = backoff
         self.max_backoff = max_backoff
+        self.allow_private = allow_private
+        self.local_addr = local_addr  # source address to connect from (a multi-homed host; tests)
         self._owns_loop = loop is None
         self._loop = loop if loop is not None else LoopThread("bdfl-fetcher")
         self._session: aiohttp.ClientSession | None = None
@@ -103,9 +205,9 @@ class Fetcher:
         """Fetch and verify one blob; raises :class:`FetchError` (or :class:`HashMismatch`)."""
         return self._loop.run(self.afetch(base_url, hash_hex))
 
-    def fetch_many(self, requests: Sequence[tuple[str, str]]) -> dict[str, bytes | FetchError]:
+    def fetch_many(self, requests: Sequence[tuple[str, str]], *, budget: float | None = None) -> dict[str, bytes | FetchError]:
         """Fetch many ``(base_url, hash_hex)`` concurrently; see :meth:`afetch_many`."""
-        return self._loop.run(self.afetch_many(requests))
+        return self._loop.run(self.afetch_many(requests, budget=budget))
 
     def close(self) -> None:
         """Close the session (and the loop thread if this fetcher started it)."""
@@ -128,33 +230,50 @@ class Fetcher:
 
     # ------------------------------------------------------------ async API (on this fetcher's loop)
 
-    async def afetch(self, base_url: str, hash_hex: str) -> bytes:
-        """Coroutine form of :meth:`fetch`."""
+    async def afetch(self, base_url: str, hash_hex: str, *, deadline: float | None = None) -> bytes:
+        """Coroutine form of :meth:`fetch`. ``deadline`` (this loop's ``time()``): retry until
+        then instead of at most ``retries`` times."""
         try:
             expected = parse_hash_hex(hash_hex)
         except ValueError as e:
             raise FetchError("bad_request", str(e), url=base_url) from None
+        check_endpoint_url(base_url, allow_private=self.allow_private)
         url = f"{base_url.rstrip('/')}/blobs/0x{expected.hex()}"
-        for attempt in range(1, self.retries + 2):
+        loop = asyncio.get_running_loop()
+        attempt = 0
+        while True:
+            attempt += 1
+            timeout = self.timeout
+            if deadline is not None:
+                timeout = max(_MIN_ATTEMPT_SECONDS, min(timeout, deadline - loop.time()))
             try:
-                return await self._attempt(url, expected)
+                return await self._attempt(url, expected, timeout)
             except FetchError as e:
                 e.attempts = attempt
-                if not e.retryable or attempt > self.retries:
+                if not e.retryable:
                     raise
-                delay = min(self.max_backoff, self.backoff * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
+                # jittered: concurrent fetchers do not come back in lockstep
+                delay = random.uniform(0.5, 1.0) * min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
                 if e.retry_after is not None:
                     delay = max(delay, min(e.retry_after, self.max_backoff))
+                if deadline is None:
+                    if attempt > self.retries:
+                        raise
+                elif loop.time() + delay + _MIN_ATTEMPT_SECONDS > deadline:
+                    raise
                 await asyncio.sleep(delay)
-        raise AssertionError("unreachable")
 
-    async def afetch_many(self, requests: Sequence[tuple[str, str]]) -> dict[str, bytes | FetchError]:
+    async def afetch_many(self, requests: Sequence[tuple[str, str]], *, budget: float | None = None) -> dict[str, bytes | FetchError]:
         """Fetch ``(base_url, hash_hex)`` pairs with at most ``concurrency`` in flight.
 
         Returns ``{hash: bytes | FetchError}`` keyed by the lowercase ``0x`` hash.
         Requests naming the same hash are alternative sources for the same
         content-addressed bytes: they are tried in the given order until one succeeds.
+        ``budget``: seconds all of it may take (each hash's sources share what is left;
+        see the module's retry policy); None: at most ``retries`` retries per source.
         """
+        loop = asyncio.get_running_loop()
+        end = None if budget is None else loop.time() + max(0.0, float(budget))
         sources: dict[str, list[str]] = {}
         for base_url, h in requests:
             urls = sources.setdefault(h.lower() if isinstance(h, str) else str(h), [])
@@ -165,9 +284,11 @@ class Fetcher:
         async def one(h: str, urls: list[str]) -> tuple[str, bytes | FetchError]:
             async with sem:
                 err: FetchError | None = None
-                for base in urls:
+                for i, base in enumerate(urls):
+                    # each remaining source gets an equal share of the time left
+                    deadline = None if end is None else loop.time() + (end - loop.time()) / (len(urls) - i)
                     try:
-                        return h, await self.afetch(base, h)
+                        return h, await self.afetch(base, h, deadline=deadline)
                     except FetchError as e:
                         err = e
                 assert err is not None
@@ -185,6 +306,8 @@ class Fetcher:
             connector = aiohttp.TCPConnector(
                 limit=self.concurrency, limit_per_host=self.per_host_connections,
                 keepalive_timeout=5.0,  # below the server's idle timeout, so reused sockets are alive
+                resolver=None if self.allow_private else PublicResolver(),
+                local_addr=None if self.local_addr is None else (self.local_addr, 0),
             )
             self._session = aiohttp.ClientSession(
                 connector=connector,
@@ -195,11 +318,11 @@ class Fetcher:
             self._loop.at_close(self._session.close)  # closed with a shared loop that outlives us
         return self._session
 
-    async def _attempt(self, url: str, expected: bytes) -> bytes:
+    async def _attempt(self, url: str, expected: bytes, timeout: float) -> bytes:
         session = self._get_session()
         chunks: list[bytes] = []
         try:
-            async with asyncio.timeout(self.timeout):
+            async with asyncio.timeout(timeout):
                 async with session.get(url, allow_redirects=False) as resp:
                     if resp.status != 200:
                         raise _status_error(url, resp)
@@ -216,7 +339,7 @@ class Fetcher:
         except FetchError:
             raise
         except TimeoutError:
-            raise FetchError("timeout", f"{url}: no complete answer within {self.timeout} s", url=url) from None
+            raise FetchError("timeout", f"{url}: no complete answer within {timeout:.3g} s", url=url) from None
         except aiohttp.InvalidURL as e:
             raise FetchError("bad_request", f"invalid URL {url!r}: {e}", url=url) from None
         except (aiohttp.ClientError, OSError, ValueError) as e:

@@ -293,15 +293,21 @@ def test_slowloris_connections_are_dropped_and_do_not_block_others(target: Targe
     try:
         h = e.publish(OWN)
         partial = [b"G", b"GET /blobs/", b"GET /health HTTP/1.1\r\n", b"GET /health HTTP/1.1\r\nHost: x"]
-        socks = [socket.create_connection(("127.0.0.1", e.port), timeout=3) for _ in range(20)]
+        # from another loopback address than the honest fetch (budgets are per client address)
+        socks = [socket.create_connection(("127.0.0.1", e.port), timeout=3, source_address=("127.0.0.2", 0))
+                 for _ in range(20)]
         try:
             for i, s in enumerate(socks):
                 s.sendall(partial[i % len(partial)])
             t0 = time.monotonic()  # the slow clients do not hold up an honest fetch
             res = check_responses(exchange(e.port, f"GET /blobs/{h} HTTP/1.1\r\n\r\n".encode()))
             assert statuses(res) == [200] and time.monotonic() - t0 < 0.5
-            for s in socks:  # each is closed at the head timeout, without a response
-                assert read_all(s) == b""
+            # each is closed at the head timeout, without a response; those beyond the
+            # per-client cap were refused at once (503)
+            cap = e.limits.max_connections_per_client
+            got = [read_all(s) for s in socks]
+            assert got.count(b"") == cap
+            assert all(g.startswith(b"HTTP/1.1 503 ") for g in got if g)
             assert time.monotonic() - t0 < 2.0
         finally:
             for s in socks:
