@@ -5,7 +5,18 @@ Layout (all integers little-endian)::
     magic    8 bytes   b"BDFLMB" + b"\\x00\\x01"   (format name + version 1)
     hlen     4 bytes   uint32, length of the header in bytes
     header   hlen      canonical JSON: {"arrays":[{"dtype","name","nbytes","offset","shape"}, ...]}
+                       and, in an update bound to its submission, "binding":
+                       {"chain_id": int, "contract": "0x<40 lowercase hex>", "round": int,
+                        "submitter": "0x<40 lowercase hex>"}
     body     rest      the arrays' raw little-endian C-order bytes, back to back
+
+An update a peer publishes for a submission carries a :class:`Binding` (chain id,
+round-manager contract, round, submitter address): the keccak256 on chain then
+commits to *who* submitted it *where*, so another member submitting the same bytes
+(a copied update) is caught by comparing the binding with the submission it was
+fetched for (:func:`read_binding`, ``decode_arrays(..., binding=...)``). Arrays
+without a binding (a saved model, an unbound test update) keep the v1 layout
+unchanged; the binding never changes the decoded arrays.
 
 The same arrays (names, dtypes, shapes, values) always give the same bytes, so
 the keccak256 of the bytes (:func:`update_hash`) identifies an update on chain.
@@ -60,6 +71,7 @@ REASONS = (
     "dtype_mismatch",  # a dtype differs from the spec
     "shape_mismatch",  # a shape differs from the spec
     "non_finite",      # NaN or +-Inf in a float array
+    "binding_mismatch",  # bound to another (chain id, contract, round, submitter), or unbound where bound was expected
 )
 
 
@@ -84,6 +96,50 @@ class EncodeError(BDFLError):
 
 
 NamedArrays = Sequence[tuple[str, np.ndarray]]
+
+_BINDING_KEYS = frozenset({"chain_id", "contract", "round", "submitter"})
+_UINT256 = 1 << 256
+
+
+def _address(value: object, what: str) -> str:
+    if not isinstance(value, str) or len(value) != 42 or value[:2] not in ("0x", "0X") or not _HEX.issuperset(value[2:]):
+        raise ValueError(f"{what} must be 0x + 40 hex digits, got {str(value)[:60]!r}")
+    return "0x" + value[2:].lower()
+
+
+@dataclass(frozen=True)
+class Binding:
+    """What an update's bytes are bound to: the chain, the round-manager contract, the round
+    and the submitting member (addresses normalised to lowercase)."""
+
+    chain_id: int
+    contract: str
+    round: int
+    submitter: str
+
+    def __post_init__(self) -> None:
+        for name in ("chain_id", "round"):
+            v = getattr(self, name)
+            if type(v) is not int or not 0 <= v < _UINT256:
+                raise ValueError(f"binding {name} must be an int in [0, 2**256), got {v!r}")
+        object.__setattr__(self, "contract", _address(self.contract, "binding contract"))
+        object.__setattr__(self, "submitter", _address(self.submitter, "binding submitter"))
+
+    def as_json(self) -> dict[str, object]:
+        return {"chain_id": self.chain_id, "contract": self.contract, "round": self.round, "submitter": self.submitter}
+
+    @classmethod
+    def from_json(cls, obj: object) -> Binding:
+        """Strict inverse of :meth:`as_json` (lowercase addresses only); InvalidUpdate otherwise."""
+        if not isinstance(obj, dict) or set(obj) != _BINDING_KEYS:
+            raise InvalidUpdate("bad_header", f"binding must have exactly the keys {sorted(_BINDING_KEYS)}")
+        try:
+            b = cls(obj["chain_id"], obj["contract"], obj["round"], obj["submitter"])
+        except ValueError as e:
+            raise InvalidUpdate("bad_header", str(e)) from None
+        if b.contract != obj["contract"] or b.submitter != obj["submitter"]:
+            raise InvalidUpdate("bad_header", "binding addresses must be lowercase (one encoding per content)")
+        return b
 
 
 @dataclass(frozen=True)
@@ -142,8 +198,9 @@ def _canonical_json(obj: object) -> bytes:
 # --------------------------------------------------------------------- encode
 
 
-def encode_arrays(arrays: NamedArrays) -> bytes:
-    """Encode ``[(name, array), ...]`` (order kept, names unique) as BDFL model bytes v1."""
+def encode_arrays(arrays: NamedArrays, *, binding: Binding | None = None) -> bytes:
+    """Encode ``[(name, array), ...]`` (order kept, names unique) as BDFL model bytes v1,
+    bound to ``binding`` when given."""
     entries, chunks, offset, seen = [], [], 0, set()
     for name, arr in arrays:
         if not isinstance(name, str) or not 1 <= len(name) <= MAX_NAME_CHARS:
@@ -160,13 +217,13 @@ def encode_arrays(arrays: NamedArrays) -> bytes:
         entries.append({"dtype": dname, "name": name, "nbytes": len(raw), "offset": offset, "shape": list(a.shape)})
         chunks.append(raw)
         offset += len(raw)
-    header = _canonical_json({"arrays": entries})
+    header = _canonical_json({"arrays": entries} if binding is None else {"arrays": entries, "binding": binding.as_json()})
     return b"".join([MAGIC, struct.pack("<I", len(header)), header, *chunks])
 
 
-def encode_ndarrays(arrays: Sequence[np.ndarray]) -> bytes:
+def encode_ndarrays(arrays: Sequence[np.ndarray], *, binding: Binding | None = None) -> bytes:
     """Encode an unnamed list (Flower's NDArrays) with names p000, p001, ..."""
-    return encode_arrays(list(zip(ndarray_names(len(arrays)), arrays)))
+    return encode_arrays(list(zip(ndarray_names(len(arrays)), arrays)), binding=binding)
 
 
 # --------------------------------------------------------------------- decode
@@ -202,8 +259,8 @@ def _nesting_depth(raw: bytes) -> int:
     return deepest
 
 
-def _parse_header(data: memoryview, max_header_bytes: int) -> tuple[list[dict], int]:
-    """Validate prefix and header; return (entries, body start)."""
+def _parse_header(data: memoryview, max_header_bytes: int) -> tuple[list[dict], int, Binding | None]:
+    """Validate prefix and header; return (entries, body start, binding or None)."""
     if len(data) < PREFIX_BYTES:
         raise InvalidUpdate("truncated", f"{len(data)} bytes, shorter than the {PREFIX_BYTES}-byte prefix")
     if bytes(data[:6]) != _MAGIC_NAME:
@@ -229,9 +286,10 @@ def _parse_header(data: memoryview, max_header_bytes: int) -> tuple[list[dict], 
     if not canonical:
         # One encoding per content: no whitespace, sorted keys, no duplicates.
         raise InvalidUpdate("bad_header", "header JSON is not canonical")
-    if not isinstance(header, dict) or set(header) != {"arrays"} or not isinstance(header["arrays"], list):
-        raise InvalidUpdate("bad_header", 'header must be {"arrays": [...]}')
-    return header["arrays"], start
+    if not isinstance(header, dict) or set(header) - {"binding"} != {"arrays"} or not isinstance(header["arrays"], list):
+        raise InvalidUpdate("bad_header", 'header must be {"arrays": [...]} (and optionally "binding")')
+    binding = Binding.from_json(header["binding"]) if "binding" in header else None
+    return header["arrays"], start, binding
 
 
 def _check_entry(i: int, e: object, offset: int, names: set[str]) -> int:
@@ -279,8 +337,12 @@ def decode_arrays(
     spec: ModelSpec | None = None,
     allow_non_finite: bool = False,
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
+    binding: Binding | None = None,
 ) -> list[tuple[str, np.ndarray]]:
     """Strictly decode BDFL model bytes v1 into ``[(name, array), ...]``.
+
+    With ``binding``, the bytes must carry exactly that binding (``binding_mismatch``
+    otherwise: another submitter's, round's, contract's or chain's update, or an unbound one).
 
     Returns **writable copies** in native byte order that own their memory (safe
     to mutate or hand to ``torch.from_numpy``; they do not keep ``data`` alive).
@@ -292,7 +354,9 @@ def decode_arrays(
     view = memoryview(data).cast("B")
     if len(view) > max_bytes:  # before any parsing
         raise InvalidUpdate("too_large", f"{len(view)} bytes > max_bytes {max_bytes}")
-    entries, start = _parse_header(view, max_header_bytes)
+    entries, start, bound = _parse_header(view, max_header_bytes)
+    if binding is not None and bound != binding:
+        raise InvalidUpdate("binding_mismatch", f"bytes bound to {bound}, expected {binding}")
     body_len = len(view) - start
     offset, names = 0, set()
     for i, e in enumerate(entries):
@@ -321,14 +385,25 @@ def decode_ndarrays(
     max_bytes: int,
     spec: ModelSpec | None = None,
     allow_non_finite: bool = False,
+    binding: Binding | None = None,
 ) -> list[np.ndarray]:
     """Decode bytes from :func:`encode_ndarrays`; names must be p000, p001, ... in order."""
-    named = decode_arrays(data, max_bytes=max_bytes, spec=spec, allow_non_finite=allow_non_finite)
+    named = decode_arrays(data, max_bytes=max_bytes, spec=spec, allow_non_finite=allow_non_finite, binding=binding)
     expected = ndarray_names(len(named))
     for (name, _), want in zip(named, expected):
         if name != want:
             raise InvalidUpdate("name_mismatch", f"array {name!r} where an unnamed list expects {want!r}")
     return [a for _, a in named]
+
+
+def read_binding(data: bytes | bytearray | memoryview, *, max_bytes: int,
+                 max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES) -> Binding | None:
+    """The binding in the header of model bytes (None when unbound), reading only the prefix
+    and header; InvalidUpdate if they are malformed."""
+    view = memoryview(data).cast("B")
+    if len(view) > max_bytes:
+        raise InvalidUpdate("too_large", f"{len(view)} bytes > max_bytes {max_bytes}")
+    return _parse_header(view, max_header_bytes)[2]
 
 
 # --------------------------------------------------------------------- hashes

@@ -453,3 +453,57 @@ def test_deep_nesting_refused_even_with_a_raised_recursion_limit() -> None:
             assert info.value.reason == "bad_header"
     finally:
         sys.setrecursionlimit(old)
+
+
+# ----------------------------------------------------------------- binding (chain id, contract, round, submitter)
+
+A = "0x" + "aa" * 20
+B = "0x" + "bb" * 20
+RM = "0x" + "5f" * 20
+
+
+def test_bound_bytes_decode_to_the_same_arrays_and_name_their_submission() -> None:
+    from bdfl.net.serialization import Binding, read_binding
+
+    arrays = sample_arrays()
+    b = Binding(31337, RM.upper().replace("X", "x"), 4, A)
+    data = encode_arrays(arrays, binding=b)
+    assert data != encode_arrays(arrays) and update_hash(data) != update_hash(encode_arrays(arrays))
+    assert read_binding(data, max_bytes=BIG) == b and b.contract == RM  # addresses normalised
+    assert read_binding(encode_arrays(arrays), max_bytes=BIG) is None
+    for (n1, a1), (n2, a2) in zip(decode_arrays(data, max_bytes=BIG, binding=b), arrays):
+        assert n1 == n2 and a1.dtype == a2.dtype and np.array_equal(a1, a2)
+    assert encode_arrays(decode_arrays(data, max_bytes=BIG), binding=b) == data  # still one encoding per content
+
+
+@pytest.mark.parametrize("other", [
+    {"submitter": B}, {"round": 5}, {"chain_id": 1}, {"contract": "0x" + "5e" * 20},
+])
+def test_bytes_bound_to_another_submission_are_refused(other: dict) -> None:
+    from bdfl.net.serialization import Binding
+
+    mine = Binding(31337, RM, 4, A)
+    data = encode_ndarrays([np.ones(3, np.float32)], binding=Binding(**{**mine.as_json(), **other}))  # type: ignore[arg-type]
+    with pytest.raises(InvalidUpdate) as e:
+        decode_ndarrays(data, max_bytes=BIG, binding=mine)
+    assert e.value.reason == "binding_mismatch"
+    unbound = encode_ndarrays([np.ones(3, np.float32)])
+    with pytest.raises(InvalidUpdate) as e:
+        decode_ndarrays(unbound, max_bytes=BIG, binding=mine)
+    assert e.value.reason == "binding_mismatch"
+
+
+@pytest.mark.parametrize("binding", [
+    {"chain_id": 1, "contract": RM, "round": 0},                                    # missing key
+    {"chain_id": 1, "contract": RM, "round": 0, "submitter": A, "x": 1},            # extra key
+    {"chain_id": -1, "contract": RM, "round": 0, "submitter": A},
+    {"chain_id": True, "contract": RM, "round": 0, "submitter": A},
+    {"chain_id": 1, "contract": RM, "round": 2**256, "submitter": A},
+    {"chain_id": 1, "contract": RM, "round": 0.0, "submitter": A},
+    {"chain_id": 1, "contract": "0x" + "AA" * 20, "round": 0, "submitter": A},       # not lowercase
+    {"chain_id": 1, "contract": RM[:-2], "round": 0, "submitter": A},
+    {"chain_id": 1, "contract": RM, "round": 0, "submitter": "0x" + "zz" * 20},
+    [1, 2],
+])
+def test_malformed_bindings_are_bad_headers(binding: object) -> None:
+    assert reason_of(build({"arrays": [entry()], "binding": binding}, b"\x00" * 8)) == "bad_header"
