@@ -99,7 +99,7 @@ class Orchestrator:
         self.note(f"chain {self.devnet.rpc_url} (chain id {self.devnet.chain_id})")
 
     def _deploy(self) -> None:
-        from bdfl.chain.accounts import check_key_allowed, devnet_account, key_from_env
+        from bdfl.chain.accounts import DEVNET_CHAIN_IDS, check_key_allowed, devnet_account, key_from_env
         from bdfl.chain.deploy import deploy
         from bdfl.chain.protocol import ProtocolClient
         from bdfl.chain.txsender import TxSender
@@ -107,8 +107,16 @@ class Orchestrator:
         from bdfl.experiment.setup import protocol_params
 
         deployer = devnet_account(0) if self.devnet.is_local else key_from_env()
+        if deployer is None and self.devnet.chain_id in DEVNET_CHAIN_IDS:
+            # a devnet reached by URL (anvil, Hardhat, Ganache): its well-known account 0
+            # deploys and funds, as on a devnet started here
+            deployer = devnet_account(0)
+            self.note(f"chain id {self.devnet.chain_id} is a devnet: deploying and funding from its well-known "
+                      "account 0 (set BDFL_PRIVATE_KEY to use another)")
         if deployer is None:
-            raise BDFLError("no deployer key for an external chain", fix="set BDFL_PRIVATE_KEY to a funded account's key")
+            raise BDFLError(f"no deployer key for chain id {self.devnet.chain_id}",
+                            fix="set BDFL_PRIVATE_KEY to a funded account's key (needed on any chain id other "
+                                "than the devnets' 31337 and 1337)")
         check_key_allowed(deployer, self.devnet.chain_id)
         self.deployer = TxSender(self.w3, deployer)
         self.note("deploying contracts")
@@ -121,7 +129,7 @@ class Orchestrator:
         from bdfl.chain.accounts import derive_keys
         from bdfl.chain.deploy import fund_peers
         from bdfl.experiment.runner import WorkerPool
-        from bdfl.experiment.setup import attacker_indices, endpoint_ports
+        from bdfl.experiment.setup import attacker_indices
         from bdfl.experiment.faults import FaultInjector, keeps_state, late_joiners
         from bdfl.experiment.worker import WorkerSpec
 
@@ -138,14 +146,13 @@ class Orchestrator:
         workers = min(cfg.workers, cfg.peers)
         groups = [list(range(w, cfg.peers, workers)) for w in range(workers)]
         attackers = set(self.attackers)
-        ports = endpoint_ports(cfg)
         specs = [
             WorkerSpec(
                 worker_id=w,
                 config=cfg.to_dict(),
                 rpc_url=self.devnet.rpc_url,
                 deployment_path=str(self.deployment_path),
-                peers=[(i, "0x" + bytes(accounts[i].key).hex(), ports[i]) for i in group],
+                peers=[(i, "0x" + bytes(accounts[i].key).hex(), 0) for i in group],  # any free port (setup.bind_endpoint)
                 attackers=[i for i in group if i in attackers],
                 late=[i for i in group if i in late],
                 keep_state=keeps_state(cfg),

@@ -124,31 +124,35 @@ def protocol_params(cfg: ExperimentConfig) -> Any:
         raise ConfigError("protocol", str(getattr(exc, "message", exc))) from None
 
 
-def endpoint_ports(cfg: ExperimentConfig, host: str = "127.0.0.1") -> list[int]:
-    """Loopback ports for the peers' endpoints, chosen from the seed.
+#: Digits of every simulated endpoint's port. Endpoint URLs are published on chain (join
+#: calldata and storage), so their *length* reaches gas; with a constant length, any free
+#: port gives the same gas, and two runs (even with the same seed) can share a machine.
+PORT_DIGITS = 5
 
-    Endpoint URLs are published on chain when peers join, so they are part of the
-    block contents from which the devnet derives its randomness, and so of every
-    committee: seeded ports make a re-run reproduce the committees. A port that is
-    taken is skipped (the run still works, it just no longer matches bit for bit).
-    """
-    import socket
 
-    rng = np.random.default_rng([cfg.seed, 11])
-    base = 20_000 + int(rng.integers(0, 20_000))
-    ports: list[int] = []
-    candidate = base
-    while len(ports) < cfg.peers:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            # as the endpoint's own listening socket does: a port left in TIME_WAIT by a
-            # previous run is usable, and must not shift the allocation
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                s.bind((host, candidate))
-                ports.append(candidate)
-            except OSError:
-                pass
-        candidate += 1
-        if candidate >= 60_000:
-            candidate = 10_000
-    return ports
+def bind_endpoint(host: Any, port: int = 0, *, bind_host: str = "127.0.0.1", attempts: int = 64, **kwargs: Any) -> Any:
+    """Listen on ``port`` if it is given and free, else on any free port of :data:`PORT_DIGITS`
+    digits (bind first, then read the port back: no probe-then-bind race with other runs).
+
+    ``host`` is a :class:`bdfl.net.blobserver.BlobHost`; ``kwargs`` go to its ``add_endpoint``.
+    The URL's value never reaches a result: the committee draw does not depend on it, and its
+    length is constant."""
+    from bdfl.errors import BDFLError
+
+    if port:
+        try:
+            return host.add_endpoint(bind_host, port, **kwargs)
+        except BDFLError:
+            pass  # taken since (e.g. a restart after another process took it): any free port
+    rejected = []
+    try:
+        for _ in range(attempts):
+            endpoint = host.add_endpoint(bind_host, 0, **kwargs)
+            if len(str(endpoint.port)) == PORT_DIGITS:
+                return endpoint
+            rejected.append(endpoint)  # held until the end, so the system hands out another
+    finally:
+        for endpoint in rejected:
+            endpoint.close()
+    raise BDFLError(f"no free {PORT_DIGITS}-digit port after {attempts} tries",
+                    fix="check the ephemeral port range: sysctl net.ipv4.ip_local_port_range (e.g. 32768 60999)")

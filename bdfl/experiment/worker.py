@@ -41,7 +41,7 @@ class WorkerSpec:
     config: dict[str, Any]
     rpc_url: str
     deployment_path: str
-    peers: list[tuple[int, str, int]]  # (peer index, private key hex, endpoint port): simulation keys only
+    peers: list[tuple[int, str, int]]  # (peer index, private key hex, endpoint port, 0 = any free): simulation keys only
     attackers: list[int]
     late: list[int] = field(default_factory=list)  # peers that join during the run ([[faults]] join), not at start
     keep_state: bool = False  # persist each peer's model (bdfl.peer.state) so a crashed peer can restart from it
@@ -138,7 +138,7 @@ class Worker:
         from bdfl.attacks import attacker_client
         from bdfl.chain.protocol import ProtocolClient
         from bdfl.chain.txsender import TxSender
-        from bdfl.experiment.setup import make_attack_for
+        from bdfl.experiment.setup import bind_endpoint, make_attack_for
         from bdfl.peer.node import Peer
 
         cfg = self.cfg
@@ -155,7 +155,9 @@ class Worker:
         else:  # poisoned training shard; a clean one too for on_off's honest rounds
             client = attacker_client(attack, make_client, (xtr, ytr), np.random.default_rng([cfg.seed, index, 1]),
                                      num_classes=self._dataset.num_classes)
-        endpoint = self.host.add_endpoint("127.0.0.1", port, max_blob_bytes=64 * 1024 * 1024)
+        # any free port, bound here and read back; a restarted peer gets its port back if free
+        endpoint = bind_endpoint(self.host, port, max_blob_bytes=64 * 1024 * 1024)
+        self.keys[index] = (key, endpoint.port)
         peer = Peer(index=index, address=account.address, client=client, endpoint=endpoint, settings=self._settings, attack=attack, seed=cfg.seed, num_peers=cfg.peers, num_attackers=cfg.num_attackers)
         peer.salt_secret = keccak(b"bdfl-vote-salt:" + bytes(account.key))  # type: ignore[attr-defined]
         sender = TxSender(self.w3, account, chain_id=self._chain_id, fee_cache=self._fee_cache)
