@@ -15,9 +15,20 @@ import {Sortition} from "./Sortition.sol";
 /// @title Peer ledger: membership, stake, reputation and pull payments
 /// @notice One account per peer. A peer joins by staking at least `minStake` tokens (after an
 ///         ERC-20 `approve`) and publishing its endpoint; it leaves in two steps (`leave`, then
-///         `withdraw` once the round it is in has been finalized). Reputation is kept per
-///         address forever, so leaving and re-joining never resets it; a fresh address starts
-///         at `repInitial`, below established honest peers.
+///         `withdraw` once its stake has been bonded for `unbondingRounds` more rounds after
+///         the round it was last a member in). Reputation is kept per address forever, so
+///         leaving and re-joining never resets it; a fresh address starts at `repInitial`,
+///         pays the non-refundable `entryFee` out of its joining amount and spends
+///         `probationRounds` rounds on probation (no committee seat, updates not aggregated),
+///         so that whitewashing a bad reputation through a new address costs tokens and
+///         rounds (docs/protocol.md, "Identity costs"). Members that join in round 0 (the
+///         genesis set) are not on probation.
+///
+///         Endpoints are validated here: `http://` or `https://`, a host and a port, an
+///         optional path, no userinfo, query or fragment, at most MAX_ENDPOINT_BYTES bytes.
+///
+///         `policyHash` is fixed at deployment: the hash of the off-chain policy the
+///         federation runs under (issue 18), readable by anyone.
 ///
 ///         Money: stakes and credited rewards are held by this contract. Rewards are minted
 ///         into this contract at the moment they are credited, and slashed stake is burned,
@@ -71,6 +82,12 @@ contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
         uint32 index; // position in the member array while Active or Exiting
     }
 
+    /// @notice Identity bookkeeping of an address (one storage slot).
+    struct Bond {
+        uint64 probationUntil; // first round in which a fresh identity is off probation (0 = never on it)
+        uint64 withdrawableFrom; // first round in which a departed peer may withdraw
+    }
+
     /// @notice Tokens held for a peer (one storage slot).
     struct Balance {
         uint128 stake;
@@ -84,13 +101,19 @@ contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
     error NotLeft(address peer, Status status);
     error NotInactive(address peer, Status status);
     error StakeTooLow(uint256 stake, uint256 minStake);
-    error EndpointInvalid(uint256 length);
+    /// @notice The endpoint breaks `rule`: "length", "scheme", "userinfo", "host", "port",
+    ///         "query", "fragment" or "path" (docs/protocol.md, "Endpoints").
+    error EndpointInvalid(string rule);
+    /// @notice The stake of `peer` is bonded until round `withdrawableFrom` (now `round`).
+    error StillBonded(address peer, uint256 withdrawableFrom, uint256 round);
     error NothingToClaim(address peer);
     error MemberLimitReached();
 
     // ------------------------------------------------------------------ events
     /// @notice A peer joined with `stake`, starting (or continuing) at `reputation`.
     event PeerJoined(address indexed peer, uint256 stake, uint256 reputation, uint256 round, string endpoint);
+    /// @notice A fresh address paid the non-refundable entry cost `amount` (burned).
+    event EntryFeeBurned(address indexed peer, uint256 amount);
     /// @notice A member published a new endpoint.
     event EndpointUpdated(address indexed peer, string endpoint);
     /// @notice A member asked to leave; it stays a member until round `round` is finalized.
@@ -124,11 +147,17 @@ contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
     uint64 internal immutable _repThreshold;
     uint64 internal immutable _repLossAbsence;
     uint16 internal immutable _maxMissedRounds;
+    uint256 internal immutable _entryFee;
+    uint16 internal immutable _probationRounds;
+    uint16 internal immutable _unbondingRounds;
+    /// @notice Hash of the off-chain policy this deployment runs under; set once, at deployment.
+    bytes32 public immutable policyHash;
     Params internal _params;
 
     mapping(address => Peer) internal _peers;
     mapping(address => Balance) internal _balances;
     mapping(address => string) internal _endpoints;
+    mapping(address => Bond) internal _bonds;
     address[] internal _members;
 
     /// @notice Sum of all stakes held (members and peers waiting to withdraw).
@@ -143,8 +172,9 @@ contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
 
     /// @param token_ The stake token (this contract needs its MINTER_ROLE for rewards).
     /// @param params_ Protocol parameters; validated, see {ParamsLib-validate}.
+    /// @param policyHash_ Hash of the off-chain policy (any value; zero = none declared).
     /// @param admin Holds DEFAULT_ADMIN_ROLE to grant PROTOCOL_ROLE once, then renounces it.
-    constructor(BDFLToken token_, Params memory params_, address admin) {
+    constructor(BDFLToken token_, Params memory params_, bytes32 policyHash_, address admin) {
         ParamsLib.validate(params_);
         token = token_;
         _params = params_;
@@ -153,14 +183,20 @@ contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
         _repThreshold = params_.repThreshold;
         _repLossAbsence = params_.repLossAbsence;
         _maxMissedRounds = params_.maxMissedRounds;
+        _entryFee = params_.entryFee;
+        _probationRounds = params_.probationRounds;
+        _unbondingRounds = params_.unbondingRounds;
+        policyHash = policyHash_;
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
     }
 
     // ============================================================ peer actions
 
-    /// @notice Join with `amount` staked tokens (needs a prior `approve` of this contract) and
-    ///         the endpoint where the peer serves its model updates. An address that was a
-    ///         member before keeps its reputation; a new one starts at `repInitial`.
+    /// @notice Join with `amount` tokens (needs a prior `approve` of this contract) and the
+    ///         endpoint where the peer serves its model updates. An address that was a member
+    ///         before keeps its reputation and stakes all of `amount`; a new one starts at
+    ///         `repInitial`, `entryFee` of `amount` is burned (the rest is its stake), and
+    ///         unless it joins in round 0 it is on probation for `probationRounds` rounds.
     /// @dev Reverts {AlreadyMember} unless status is None (withdraw first after leaving).
     function join(uint256 amount, string calldata endpoint) external nonReentrant {
         Peer storage p = _peers[msg.sender];
@@ -168,20 +204,29 @@ contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
         if (amount < minStake) revert StakeTooLow(amount, minStake);
         _checkEndpoint(endpoint);
         if (_members.length >= type(uint32).max) revert MemberLimitReached();
+        uint256 fee;
+        uint64 round = currentRound;
         if (!p.known) {
             p.known = true;
             p.reputation = _repInitial;
+            fee = _entryFee;
+            if (round != 0 && _probationRounds != 0) _bonds[msg.sender].probationUntil = round + _probationRounds;
         }
+        uint256 stake = amount - fee;
         p.status = Status.Active;
         p.missedRounds = 0;
-        p.joinRound = currentRound;
+        p.joinRound = round;
         p.index = uint32(_members.length);
         _members.push(msg.sender);
-        _balances[msg.sender].stake += amount.toUint128();
-        totalStaked += amount;
+        _balances[msg.sender].stake += stake.toUint128();
+        totalStaked += stake;
         _endpoints[msg.sender] = endpoint;
-        emit PeerJoined(msg.sender, amount, p.reputation, currentRound, endpoint);
+        emit PeerJoined(msg.sender, stake, p.reputation, round, endpoint);
         IERC20(address(token)).safeTransferFrom(msg.sender, address(this), amount);
+        if (fee != 0) {
+            emit EntryFeeBurned(msg.sender, fee);
+            token.burn(fee);
+        }
     }
 
     /// @notice Publish a new endpoint. Allowed while Active, Exiting or Inactive.
@@ -202,7 +247,9 @@ contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
             p.status = Status.Exiting;
             emit LeaveRequested(msg.sender, currentRound);
         } else if (p.status == Status.Inactive) {
+            // it was last a member in an earlier round: bonded for unbondingRounds from now
             p.status = Status.Left;
+            _bonds[msg.sender].withdrawableFrom = currentRound + _unbondingRounds;
             emit PeerLeft(msg.sender, currentRound, _balances[msg.sender].stake);
         } else if (p.status == Status.Exiting) {
             revert AlreadyLeaving(msg.sender);
@@ -211,11 +258,14 @@ contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
         }
     }
 
-    /// @notice Return the remaining stake of a peer that has left. Status becomes None, so the
-    ///         address may join again later (with its old reputation).
+    /// @notice Return the remaining stake of a peer that has left, once it is no longer bonded
+    ///         ({withdrawableFrom}; slashes booked until then still burn it). Status becomes
+    ///         None, so the address may join again later (with its old reputation).
     function withdraw() external nonReentrant {
         Peer storage p = _peers[msg.sender];
         if (p.status != Status.Left) revert NotLeft(msg.sender, p.status);
+        uint256 from = _bonds[msg.sender].withdrawableFrom;
+        if (currentRound < from) revert StillBonded(msg.sender, from, currentRound);
         Balance storage b = _balances[msg.sender];
         uint256 amount = b.stake;
         b.stake = 0;
@@ -259,18 +309,19 @@ contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
     // ====================================================== protocol (RoundManager)
 
     /// @notice Records that `peer` submitted in `round`; reverts unless it is a member.
-    /// @return eligible Whether the peer's reputation is at or above `repThreshold` (its
-    ///         update may count in aggregation if approved).
+    /// @return eligible Whether the peer's reputation is at or above `repThreshold` and it is
+    ///         not on probation (its update may count in aggregation if approved).
     function onSubmit(address peer, uint64 round) external onlyRole(PROTOCOL_ROLE) returns (bool) {
         Peer storage p = _peers[peer];
         if (p.status != Status.Active && p.status != Status.Exiting) revert NotActiveMember(peer);
         p.lastSubmitRound = round + 1;
-        return p.reputation >= _repThreshold;
+        return p.reputation >= _repThreshold && round >= _bonds[peer].probationUntil;
     }
 
     /// @notice Apply one settlement: reputation change (clamped to [0, REP_MAX]), a reward
     ///         (minted into this contract and credited as claimable) and a slash (burned from
-    ///         the stake, capped at the stake).
+    ///         the stake, capped at the stake). Applies whatever the peer's status: a peer that
+    ///         left is still slashed while its stake is bonded.
     function settle(address peer, int256 repDelta, uint256 reward, uint256 slash)
         external
         onlyRole(PROTOCOL_ROLE)
@@ -320,6 +371,7 @@ contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
             if (p.status == Status.Exiting) {
                 _removeMember(p);
                 p.status = Status.Left;
+                _bonds[a].withdrawableFrom = round + 1 + _unbondingRounds;
                 emit PeerLeft(a, round, _balances[a].stake);
                 continue;
             }
@@ -359,14 +411,26 @@ contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
 
     /// @notice Draw up to `k` distinct committee members from the member array by rejection
     ///         sampling: attempt `a` picks index `w mod n` with `w = keccak256(seed, a)`, and
-    ///         accepts that member iff its reputation >= repThreshold and
-    ///         `(w >> 128) mod REP_MAX < reputation` (probability reputation / REP_MAX);
-    ///         duplicates are skipped. No loop over all members.
+    ///         accepts that member iff its reputation >= repThreshold,
+    ///         `(w >> 128) mod REP_MAX < reputation` (probability reputation / REP_MAX) and it
+    ///         is not on probation; duplicates are skipped. No loop over all members.
     /// @dev Loop bound: `k * DRAW_ATTEMPTS_PER_SEAT` attempts, each with a duplicate scan of
     ///      at most k entries (k <= 64). The committee is smaller than k when too few members
     ///      are eligible or the attempts run out.
     function drawCommittee(bytes32 seed, uint256 k) external view returns (address[] memory chosen) {
-        uint256 n = _members.length;
+        return _drawCommittee(seed, k, _members.length);
+    }
+
+    /// @notice {drawCommittee} over the first `pool` members only (clipped to the member
+    ///         count). Added for the RoundManager (issue 19, RoundManager side): it freezes the
+    ///         pool at the round's first submission, before any beacon reveal is public, so
+    ///         members joining once the seed is computable cannot steer the draw. Removals
+    ///         happen only in {sweep}, so the first `pool` positions are stable in a round.
+    function drawCommitteeAmong(bytes32 seed, uint256 k, uint256 pool) external view returns (address[] memory) {
+        return _drawCommittee(seed, k, pool < _members.length ? pool : _members.length);
+    }
+
+    function _drawCommittee(bytes32 seed, uint256 k, uint256 n) internal view returns (address[] memory chosen) {
         chosen = new address[](k);
         uint256 count;
         if (n != 0) {
@@ -377,6 +441,7 @@ contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
                 address cand = _members[w % n];
                 uint256 rep = _peers[cand].reputation;
                 if (rep < threshold || ((w >> 128) % REP_MAX) >= rep) continue;
+                if (_bonds[cand].probationUntil > currentRound) continue; // read only for lottery winners
                 bool dup;
                 for (uint256 i = 0; i < count; ++i) {
                     if (chosen[i] == cand) {
@@ -402,11 +467,32 @@ contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
         return _peers[peer].reputation;
     }
 
-    /// @notice Whether `peer` is a member with reputation >= repThreshold (may sit on a
-    ///         committee, and its approved updates count in aggregation).
-    function eligible(address peer) external view returns (bool) {
+    /// @notice Whether `peer` is a member with reputation >= repThreshold that is not on
+    ///         probation (may sit on a committee, and its approved updates count in aggregation).
+    function eligible(address peer) public view returns (bool) {
         Peer storage p = _peers[peer];
-        return (p.status == Status.Active || p.status == Status.Exiting) && p.reputation >= _repThreshold;
+        return (p.status == Status.Active || p.status == Status.Exiting) && p.reputation >= _repThreshold
+            && _bonds[peer].probationUntil <= currentRound;
+    }
+
+    /// @notice Whether {drawCommittee} may seat `peer` now (same rule as {eligible}).
+    function eligibleForCommittee(address peer) external view returns (bool) {
+        return eligible(peer);
+    }
+
+    /// @notice Whether `peer` is a fresh identity still on probation in the current round.
+    function onProbation(address peer) external view returns (bool) {
+        return _bonds[peer].probationUntil > currentRound;
+    }
+
+    /// @notice First round in which `peer` is off probation (0 = never on probation).
+    function probationUntil(address peer) external view returns (uint256) {
+        return _bonds[peer].probationUntil;
+    }
+
+    /// @notice First round in which `peer`, once it has left, may withdraw its stake.
+    function withdrawableFrom(address peer) external view returns (uint256) {
+        return _bonds[peer].withdrawableFrom;
     }
 
     /// @notice Whether `peer` is a member (Active or Exiting).
@@ -488,9 +574,80 @@ contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
 
     // =============================================================== internal
 
+    /// @dev Accepts `scheme "://" host ":" port [path]` with scheme `http` or `https`
+    ///      (lower case), host a name or IPv4 address of `[A-Za-z0-9.-]` or a bracketed IPv6
+    ///      literal of `[0-9A-Fa-f:.]`, port 1..65535 (decimal, 1-5 digits), and an optional
+    ///      path starting with `/` made of RFC 3986 path characters except the at sign (no `?`
+    ///      query and no `#` fragment). Loop bound: the length (<= MAX_ENDPOINT_BYTES).
     function _checkEndpoint(string calldata endpoint) internal pure {
-        uint256 len = bytes(endpoint).length;
-        if (len == 0 || len > MAX_ENDPOINT_BYTES) revert EndpointInvalid(len);
+        bytes calldata b = bytes(endpoint);
+        uint256 len = b.length;
+        if (len == 0 || len > MAX_ENDPOINT_BYTES) revert EndpointInvalid("length");
+        uint256 i;
+        if (len > 7 && bytes7(b[0:7]) == bytes7("http://")) i = 7;
+        else if (len > 8 && bytes8(b[0:8]) == bytes8("https://")) i = 8;
+        else revert EndpointInvalid("scheme");
+        // authority: up to the first '/' (or the end)
+        uint256 end = i;
+        while (end < len && b[end] != "/") {
+            bytes1 c = b[end];
+            if (c == "@") revert EndpointInvalid("userinfo");
+            if (c == "?") revert EndpointInvalid("query");
+            if (c == "#") revert EndpointInvalid("fragment");
+            ++end;
+        }
+        // host
+        uint256 j = i;
+        if (j < end && b[j] == "[") {
+            ++j;
+            while (j < end && b[j] != "]") {
+                if (!_isHex(b[j]) && b[j] != ":" && b[j] != ".") revert EndpointInvalid("host");
+                ++j;
+            }
+            if (j == end || j == i + 1) revert EndpointInvalid("host"); // unclosed or empty brackets
+            ++j; // past ']'
+        } else {
+            while (j < end && b[j] != ":") {
+                bytes1 c = b[j];
+                if (!_isAlnum(c) && c != "." && c != "-") revert EndpointInvalid("host");
+                ++j;
+            }
+            if (j == i) revert EndpointInvalid("host");
+        }
+        // port
+        if (j == end || b[j] != ":") revert EndpointInvalid("port");
+        ++j;
+        if (j == end || end - j > 5) revert EndpointInvalid("port");
+        uint256 port;
+        for (; j < end; ++j) {
+            uint8 d = uint8(b[j]);
+            if (d < 0x30 || d > 0x39) revert EndpointInvalid("port");
+            port = port * 10 + (d - 0x30);
+        }
+        if (port == 0 || port > 65535) revert EndpointInvalid("port");
+        // path
+        for (j = end; j < len; ++j) {
+            bytes1 c = b[j];
+            if (c == "?") revert EndpointInvalid("query");
+            if (c == "#") revert EndpointInvalid("fragment");
+            if (!_isAlnum(c) && !_isPathMark(c)) revert EndpointInvalid("path");
+        }
+    }
+
+    function _isAlnum(bytes1 c) private pure returns (bool) {
+        return (c >= "0" && c <= "9") || (c >= "a" && c <= "z") || (c >= "A" && c <= "Z");
+    }
+
+    function _isHex(bytes1 c) private pure returns (bool) {
+        return (c >= "0" && c <= "9") || (c >= "a" && c <= "f") || (c >= "A" && c <= "F");
+    }
+
+    /// @dev RFC 3986 path characters besides letters and digits, `@` excluded:
+    ///      `- . _ ~ / % ! $ & ' ( ) * + , ; = :`.
+    function _isPathMark(bytes1 c) private pure returns (bool) {
+        return c == "-" || c == "." || c == "_" || c == "~" || c == "/" || c == "%" || c == "!" || c == "$"
+            || c == "&" || c == "'" || c == "(" || c == ")" || c == "*" || c == "+" || c == "," || c == ";"
+            || c == "=" || c == ":";
     }
 
     function _adjustReputation(address peer, Peer storage p, int256 delta) internal {

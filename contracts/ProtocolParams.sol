@@ -55,6 +55,19 @@ struct Params {
     uint16 rejectPercent;
     /// @dev Cap on the self-reported sample count (untrusted; stored capped).
     uint32 maxSamples;
+    // ---- identity economics (docs/protocol.md "Identity costs") ----
+    /// @dev Tokens of a fresh address's first join that are burned instead of staked
+    ///      (non-refundable entry cost; 0 .. minStake - 1). Paid out of the joining amount, so
+    ///      the bond of a fresh identity is `amount - entryFee`. Re-joins of a known address pay nothing.
+    uint256 entryFee;
+    /// @dev Rounds a fresh address spends on probation after joining (0 .. 1000): it sits on
+    ///      no committee and its accepted updates are not aggregated (Probation outcome, no
+    ///      token reward). Members that joined in round 0 (genesis) are never on probation.
+    uint16 probationRounds;
+    /// @dev Rounds a departed member's stake stays bonded (and slashable) after its
+    ///      membership ended (0 .. 1000): it leaves when round r is finalized and may
+    ///      withdraw from round r + 1 + unbondingRounds on.
+    uint16 unbondingRounds;
 }
 
 /// @notice A constructor parameter is outside its allowed range; `field` names it.
@@ -66,6 +79,8 @@ library ParamsLib {
     uint256 internal constant REP_MAX = 1e18;
     /// @notice Upper bound on the committee size K: votes are tracked in 64-bit bitmaps.
     uint256 internal constant MAX_COMMITTEE = 64;
+    /// @notice Upper bound on probationRounds and unbondingRounds (a typo cannot lock stakes for ever).
+    uint256 internal constant MAX_IDENTITY_ROUNDS = 1000;
 
     /// @notice Reverts with {InvalidParam} naming the first field out of range.
     function validate(Params memory p) internal pure {
@@ -94,5 +109,8 @@ library ParamsLib {
         if (p.approvePercent < 50 || p.approvePercent > 99) revert InvalidParam("approvePercent");
         if (p.rejectPercent < 50 || p.rejectPercent > 99) revert InvalidParam("rejectPercent");
         if (p.maxSamples == 0) revert InvalidParam("maxSamples");
+        if (p.entryFee >= p.minStake) revert InvalidParam("entryFee");
+        if (p.probationRounds > MAX_IDENTITY_ROUNDS) revert InvalidParam("probationRounds");
+        if (p.unbondingRounds > MAX_IDENTITY_ROUNDS) revert InvalidParam("unbondingRounds");
     }
 }

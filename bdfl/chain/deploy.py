@@ -32,6 +32,7 @@ from bdfl.errors import BDFLError, ConfigError
 
 REP_MAX = 10**18
 MAX_COMMITTEE = 64
+MAX_IDENTITY_ROUNDS = 1000  # ParamsLib.MAX_IDENTITY_ROUNDS: bound on probation and unbonding
 TOKEN = 10**18  # one whole token in base units (18 decimals)
 CONTRACTS = ("BDFLToken", "PeerRegistry", "RoundManager")
 DEPLOYMENT_FORMAT = 1
@@ -93,6 +94,15 @@ class ProtocolParams:
     reject_percent: int = 66
     #: Cap on the self-reported sample count.
     max_samples: int = 100_000
+    # -- identity economics (docs/protocol.md, "Identity costs") --
+    #: Tokens of a fresh address's first join burned instead of staked (10 tokens: a
+    #: non-refundable entry cost per identity; the bond is the joining amount minus this).
+    entry_fee: int = 10 * TOKEN
+    #: Rounds a fresh address (joining after round 0) spends on probation: no committee seat,
+    #: accepted updates not aggregated and unpaid (Probation outcome).
+    probation_rounds: int = 3
+    #: Rounds a departed member's stake stays bonded (and slashable) after its last round.
+    unbonding_rounds: int = 1
 
     def __post_init__(self) -> None:
         self.validate()
@@ -142,6 +152,9 @@ class ProtocolParams:
         need(50 <= self.approve_percent <= 99, "approve_percent", "50 .. 99 (50 = simple majority)")
         need(50 <= self.reject_percent <= 99, "reject_percent", "50 .. 99 (50 = simple majority)")
         need(0 < self.max_samples < 2**32, "max_samples", "1 .. 2**32-1")
+        need(0 <= self.entry_fee < self.min_stake, "entry_fee", f"0 .. min_stake - 1 ({self.min_stake - 1})")
+        need(0 <= self.probation_rounds <= MAX_IDENTITY_ROUNDS, "probation_rounds", f"0 .. {MAX_IDENTITY_ROUNDS} rounds")
+        need(0 <= self.unbonding_rounds <= MAX_IDENTITY_ROUNDS, "unbonding_rounds", f"0 .. {MAX_IDENTITY_ROUNDS} rounds")
 
     # -- conversion ---------------------------------------------------------------
     def as_tuple(self) -> tuple[int, ...]:
@@ -166,6 +179,14 @@ class ProtocolParams:
         return cls(**dict(zip(names, (int(v) for v in values), strict=True)))
 
 
+def _policy_hash(value: Any) -> bytes:
+    """32 bytes from bytes or 0x-hex; raises ValueError otherwise."""
+    raw = bytes(value) if isinstance(value, (bytes, bytearray)) else bytes.fromhex(str(value).removeprefix("0x"))
+    if len(raw) != 32:
+        raise ValueError(f"policy_hash must be 32 bytes, got {len(raw)}")
+    return raw
+
+
 def abi_hash(abi: list[dict[str, Any]]) -> str:
     """sha256 of the canonical ABI JSON (same definition as ``compiler.Artifact.abi_hash``)."""
     return "0x" + hashlib.sha256(json.dumps(abi, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
@@ -183,6 +204,8 @@ class Deployment:
     params: ProtocolParams
     deployer: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    #: ``PeerRegistry.policyHash``: hash of the off-chain policy, fixed at deployment (zero = none).
+    policy_hash: bytes = bytes(32)
     _contracts: Any = field(default_factory=weakref.WeakKeyDictionary, repr=False, compare=False)
 
     @property
@@ -220,6 +243,7 @@ class Deployment:
             "addresses": self.addresses,
             "abiHashes": self.abi_hashes,
             "params": self.params.to_dict(),
+            "policy_hash": "0x" + bytes(self.policy_hash).hex(),
             "abis": self.abis,
             "extra": self.extra,
         }
@@ -256,6 +280,7 @@ class Deployment:
                 params=ProtocolParams.from_dict(data["params"]),
                 deployer=str(data.get("deployer", "")),
                 extra=dict(data.get("extra", {})),
+                policy_hash=_policy_hash(data.get("policy_hash", "0x" + "00" * 32)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise BDFLError(f"deployment file {p} is incomplete or malformed ({exc})", fix="delete it and deploy again") from None
@@ -305,17 +330,23 @@ def deploy(
     initial_supply: int = 10**9 * TOKEN,
     renounce_admin: bool = True,
     sender: Any | None = None,
+    policy_hash: bytes = bytes(32),
 ) -> Deployment:
     """Deploy token, registry and round manager; wire roles; return the :class:`Deployment`.
 
     ``artifacts`` maps contract names to objects with ``abi`` and ``bytecode`` (as from
     :func:`bdfl.chain.compiler.build`). The deployer receives ``initial_supply`` tokens to fund
-    peers (see :func:`fund_peers`). Seven transactions.
+    peers (see :func:`fund_peers`). ``policy_hash`` (32 bytes) becomes the registry's
+    immutable ``policyHash`` and the deployment file's ``policy_hash``. Seven transactions.
     """
     from bdfl.chain.txsender import TxSender
 
     params = params or ProtocolParams()
     params.validate()
+    try:
+        policy = _policy_hash(policy_hash)
+    except ValueError as exc:
+        raise ConfigError("policy_hash", str(exc), "32 bytes (e.g. a keccak256 digest)") from None
     missing = [n for n in CONTRACTS if n not in artifacts]
     if missing:
         raise BDFLError(f"compiled artifacts lack {', '.join(missing)}", fix="run the build (bdfl.chain.compiler.build) on this checkout")
@@ -335,7 +366,7 @@ def deploy(
         return str(addr)
 
     token_addr = create("BDFLToken", me, me, initial_supply)
-    registry_addr = create("PeerRegistry", token_addr, params.as_tuple(), me)
+    registry_addr = create("PeerRegistry", token_addr, params.as_tuple(), policy, me)
     rm_addr = create("RoundManager", registry_addr)
     token = w3.eth.contract(address=token_addr, abi=artifacts["BDFLToken"].abi)
     registry = w3.eth.contract(address=registry_addr, abi=artifacts["PeerRegistry"].abi)
@@ -355,6 +386,7 @@ def deploy(
         params=params,
         deployer=me,
         extra={"adminRenounced": renounce_admin, "initialSupply": str(initial_supply)},
+        policy_hash=policy,
     )
 
 

@@ -452,7 +452,28 @@ class ProtocolClient:
         return int(self.registry.functions.reputationOf(peer or self.address).call())
 
     def eligible(self, peer: str | None = None) -> bool:
+        """Reputation >= threshold, a member, and not on probation."""
         return bool(self.registry.functions.eligible(peer or self.address).call())
+
+    def eligible_for_committee(self, peer: str | None = None) -> bool:
+        """Whether the committee draw may seat ``peer`` now (``eligibleForCommittee``)."""
+        return bool(self.registry.functions.eligibleForCommittee(peer or self.address).call())
+
+    def on_probation(self, peer: str | None = None) -> bool:
+        """Whether ``peer`` is a fresh identity still on probation this round."""
+        return bool(self.registry.functions.onProbation(peer or self.address).call())
+
+    def probation_until(self, peer: str | None = None) -> int:
+        """First round in which ``peer`` is off probation (0: never on it)."""
+        return int(self.registry.functions.probationUntil(peer or self.address).call())
+
+    def withdrawable_from(self, peer: str | None = None) -> int:
+        """First round in which ``peer``, having left, may withdraw its stake."""
+        return int(self.registry.functions.withdrawableFrom(peer or self.address).call())
+
+    def policy_hash(self) -> bytes:
+        """``PeerRegistry.policyHash``: the policy hash fixed at deployment (32 bytes)."""
+        return bytes(self.registry.functions.policyHash().call())
 
     def peer_info(self, peer: str | None = None) -> PeerInfo:
         a = peer or self.address

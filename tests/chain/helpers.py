@@ -39,6 +39,10 @@ TEST_PARAMS = ProtocolParams(
     auditors_per_update=3,
     quorum=2,
     max_samples=1000,
+    # identity economics off here (tests/chain/test_identity.py deploys with them on)
+    entry_fee=0,
+    probation_rounds=0,
+    unbonding_rounds=0,
 )
 N_PEERS = 8
 PEER_TOKENS = 10_000 * TOKEN

@@ -14,6 +14,7 @@ itself.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,16 @@ from eth_utils import keccak, to_checksum_address
 REP_MAX = 10**18
 DRAW_ATTEMPTS_PER_SEAT = 16
 MAX_ENDPOINT_BYTES = 256
+#: The endpoint rule (docs/protocol.md "Endpoints"), written as a regular expression: http or
+#: https, a host name / IPv4 address or a bracketed IPv6 literal, a port, an optional path of
+#: RFC 3986 path characters without '@'; no userinfo, query or fragment.
+ENDPOINT_RE = re.compile(r"https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})(/[A-Za-z0-9\-._~/%!$&'()*+,;=:]*)?")
+
+
+def endpoint_ok(url: str) -> bool:
+    """Whether the registry accepts ``url`` as an endpoint."""
+    m = ENDPOINT_RE.fullmatch(url)
+    return 0 < len(url.encode()) <= MAX_ENDPOINT_BYTES and m is not None and 0 < int(m.group(2)) <= 65535
 MAX_FINALIZE_ITEMS = 200
 
 # status
@@ -150,7 +161,7 @@ class Model:
             raise Revert("AlreadyMember")
         if amount < self.p.min_stake:
             raise Revert("StakeTooLow")
-        if not 0 < len(endpoint.encode()) <= MAX_ENDPOINT_BYTES:
+        if not endpoint_ok(endpoint):
             raise Revert("EndpointInvalid")
         if not p.known:
             p.known = True
@@ -168,7 +179,7 @@ class Model:
         p = self.peer(a)
         if p.status not in (ACTIVE, EXITING, INACTIVE):
             raise Revert("NotActiveMember")
-        if not 0 < len(endpoint.encode()) <= MAX_ENDPOINT_BYTES:
+        if not endpoint_ok(endpoint):
             raise Revert("EndpointInvalid")
         p.endpoint = endpoint
 

@@ -116,7 +116,7 @@ def test_sybils_without_the_minimum_stake_are_all_refused(env: Env) -> None:
     balances = [s.token_balance() for s in sybils]
     for s, amount in zip(sybils, amounts[: len(sybils)], strict=True):
         with pytest.raises(TxReverted) as info:
-            s.join(f"http://sybil-{amount}/", amount)
+            s.join(f"http://sybil-{amount}:8000/", amount)
         assert info.value.error_name == "StakeTooLow" and tuple(info.value.error_args) == (amount, min_stake)
         assert s.status_of() == Status.NONE and s.reputation_of() == 0 and not s.peer_info().known
     assert env.deployer.member_count() == 0
@@ -188,7 +188,7 @@ def test_sybils_with_minimum_stake_pay_per_identity_and_weigh_at_most_rep_initia
 
     registry_balance = env.token.functions.balanceOf(env.registry.address).call()
     for i, s in enumerate(sybils):
-        s.join(f"http://sybil-{i}/", p.min_stake)
+        s.join(f"http://sybil-{i}:8000/", p.min_stake)
     assert env.token.functions.balanceOf(env.registry.address).call() == registry_balance + N_SYBIL * p.min_stake
     assert all(s.stake_of() == p.min_stake and s.reputation_of() == p.rep_initial for s in sybils)
 
@@ -284,7 +284,7 @@ def test_whitewasher_below_threshold_stays_excluded_after_leave_and_rejoin(env: 
                if e["event"] == "StakeSlashed" and e["args"]["peer"] == bad.address]
     assert slashed == [p.slash_amount, p.slash_amount]  # burned: nobody gets them back
 
-    bad.join("http://whitewashed/", p.min_stake)
+    bad.join("http://whitewashed:8000/", p.min_stake)
     assert bad.status_of() == Status.ACTIVE and bad.reputation_of() == rep and not bad.eligible()
     assert bad.address in env.deployer.members()
     assert all(bad.address not in d for d in _draws(env, 100, p.committee_size))

@@ -35,6 +35,9 @@ BAD_VALUES = [
     ("reject_percent", 49),
     ("reject_percent", 100),
     ("max_samples", 0),
+    ("entry_fee", 100 * 10**18),  # must be < min_stake
+    ("probation_rounds", 1001),
+    ("unbonding_rounds", 1001),
 ]
 
 
@@ -63,7 +66,7 @@ def test_unknown_and_non_integer_fields_are_refused() -> None:
 @pytest.mark.parametrize(
     ("field", "value"),
     [("committee_size", 65), ("quorum", 4), ("rep_threshold", 6 * 10**17), ("approve_percent", 100), ("reject_percent", 49),
-     ("reject_percent", 100)],
+     ("reject_percent", 100), ("entry_fee", 100 * 10**18), ("probation_rounds", 1001), ("unbonding_rounds", 1001)],
 )
 def test_contract_refuses_the_same_bad_params(proto: Proto, artifacts: Any, field: str, value: int) -> None:
     """Solidity's ParamsLib.validate mirrors ProtocolParams.validate (deployed bypassing Python)."""
@@ -74,7 +77,7 @@ def test_contract_refuses_the_same_bad_params(proto: Proto, artifacts: Any, fiel
     bad[field] = value
     factory = w3.eth.contract(abi=artifacts["PeerRegistry"].abi, bytecode=artifacts["PeerRegistry"].bytecode)
     with pytest.raises(TxReverted) as info:
-        sender.transact(factory.constructor(proto.deployment.token, tuple(bad.values()), acct.address))
+        sender.transact(factory.constructor(proto.deployment.token, tuple(bad.values()), bytes(32), acct.address))
     name_camel = "".join(w.capitalize() if i else w for i, w in enumerate(field.split("_")))
     # TxSender decodes reverts by the called function's ABI; a constructor call carries none,
     # so decode the raw revert data here

@@ -33,11 +33,11 @@ def test_join_records_member_stake_endpoint_and_initial_reputation(env: Env) -> 
 
 def test_join_reverts_when_repeated_underfunded_or_bad_endpoint(env: Env) -> None:
     a, b = env.peers[0], env.peers[1]
-    a.join("http://a/")
+    a.join("http://a:8000/")
     with reverts("AlreadyMember"):
-        a.join("http://a/")
+        a.join("http://a:8000/")
     with reverts("StakeTooLow"):
-        b.join("http://b/", env.params.min_stake - 1)
+        b.join("http://b:8000/", env.params.min_stake - 1)
     with reverts("EndpointInvalid"):
         b.join("")
     with reverts("EndpointInvalid"):
@@ -48,16 +48,16 @@ def test_join_without_allowance_reverts_with_erc20_error(env: Env) -> None:
     b = env.peers[1]
     b.approve(0)
     with reverts("ERC20InsufficientAllowance"):
-        b.join("http://b/")
+        b.join("http://b:8000/")
 
 
 def test_update_endpoint_member_only(env: Env) -> None:
     a, outsider = env.peers[0], env.peers[1]
     with reverts("NotActiveMember"):
-        outsider.update_endpoint("http://x/")
-    a.join("http://a/")
-    a.update_endpoint("http://a2/")
-    assert a.endpoint_of(a.address) == "http://a2/"
+        outsider.update_endpoint("http://x:8000/")
+    a.join("http://a:8000/")
+    a.update_endpoint("http://a2:8000/")
+    assert a.endpoint_of(a.address) == "http://a2:8000/"
     with reverts("EndpointInvalid"):
         a.update_endpoint("")
 
@@ -122,11 +122,11 @@ def test_reputation_survives_leave_and_rejoin_whitewashing(env: Env) -> None:
     assert rep_after < env.params.rep_initial
     bad.withdraw()
     assert bad.status_of() == Status.NONE
-    bad.join("http://again/")  # same address: no reset
+    bad.join("http://again:8000/")  # same address: no reset
     assert bad.reputation_of() == rep_after
     # a brand-new address starts at rep_initial, below the honest peers that earned more
     fresh = env.peers[7]
-    fresh.join("http://fresh/")
+    fresh.join("http://fresh:8000/")
     assert fresh.reputation_of() == env.params.rep_initial
     honest_best = max(c.reputation_of() for c in peers[1:])
     assert honest_best > fresh.reputation_of()

@@ -26,7 +26,7 @@ def test_four_rounds_match_the_model(env: Env) -> None:
     rng = random.Random(1234)
     for i in range(8):
         a = d.addresses[i]
-        d.act(lambda i=i: d.client(i).join(f"http://p{i}/"), lambda _, a=a, i=i: m.join(a, env.params.min_stake, f"http://p{i}/"))
+        d.act(lambda i=i: d.client(i).join(f"http://p{i}:8000/"), lambda _, a=a, i=i: m.join(a, env.params.min_stake, f"http://p{i}:8000/"))
     d.check()
     bad_peers = {d.addresses[1], d.addresses[5]}
     for rnd in range(4):
@@ -35,7 +35,7 @@ def test_four_rounds_match_the_model(env: Env) -> None:
             d.act(d.client(3).leave, lambda _: m.request_leave(d.addresses[3]))
         if rnd == 3:
             d.act(d.client(3).withdraw, lambda _: m.withdraw(d.addresses[3]))
-            d.act(lambda: d.client(3).join("http://back/"), lambda _: m.join(d.addresses[3], env.params.min_stake, "http://back/"))
+            d.act(lambda: d.client(3).join("http://back:8000/"), lambda _: m.join(d.addresses[3], env.params.min_stake, "http://back:8000/"))
         for i, a in enumerate(d.addresses):
             if a not in m.members or (rnd == 1 and i == 7):  # peer 7 skips round 1
                 continue

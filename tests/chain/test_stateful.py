@@ -69,7 +69,7 @@ def make_machine(proto: Proto, totals: dict[str, int]) -> type[RuleBasedStateMac
             p = self.env.params
             amount = p.min_stake - 1 if extra < 0 else p.min_stake + extra
             c, a = self.d.client(i), self.addr(i)
-            self.d.act(lambda: c.join(f"http://peer{i}/", amount), lambda _: self.m.join(a, amount, f"http://peer{i}/"))
+            self.d.act(lambda: c.join(f"http://peer{i}:8000/", amount), lambda _: self.m.join(a, amount, f"http://peer{i}:8000/"))
 
         @rule(i=peer_idx, action=st.sampled_from(MEMBERSHIP))
         def membership(self, i: int, action: str) -> None:
