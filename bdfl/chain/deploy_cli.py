@@ -31,8 +31,16 @@ def _params(params_file: str | None) -> ProtocolParams:
     return ProtocolParams.from_dict(table)
 
 
-def deploy_to(devnet: Devnet, out: Path, *, key_file: str | None = None, params: ProtocolParams | None = None) -> Path:
-    """Deploy to ``devnet`` and write the deployment file; returns its path."""
+def deploy_to(
+    devnet: Devnet,
+    out: Path,
+    *,
+    key_file: str | None = None,
+    params: ProtocolParams | None = None,
+    policy_hash: bytes = bytes(32),
+) -> Path:
+    """Deploy to ``devnet`` and write the deployment file; returns its path. ``policy_hash``
+    becomes the registry's immutable ``policyHash`` (zero: none declared)."""
     account = load_key_file(key_file) if key_file else key_from_env()
     if account is None:
         if devnet.chain_id not in DEVNET_CHAIN_IDS:
@@ -43,11 +51,13 @@ def deploy_to(devnet: Devnet, out: Path, *, key_file: str | None = None, params:
         account = devnet_account(0)
     check_key_allowed(account, devnet.chain_id)
     w3 = devnet.w3()
-    deployment: Deployment = deploy(w3, account, build(), params or ProtocolParams())
+    deployment: Deployment = deploy(w3, account, build(), params or ProtocolParams(), policy_hash=policy_hash)
     out.parent.mkdir(parents=True, exist_ok=True)
     return deployment.save(out)
 
 
-def deploy_cli(*, rpc_url: str, key_file: str | None, out: Path, params_file: str | None) -> Path:
+def deploy_cli(
+    *, rpc_url: str, key_file: str | None, out: Path, params_file: str | None, policy_hash: bytes = bytes(32)
+) -> Path:
     params = _params(params_file)  # validated before anything is sent
-    return deploy_to(connect(rpc_url), out, key_file=key_file, params=params)
+    return deploy_to(connect(rpc_url), out, key_file=key_file, params=params, policy_hash=policy_hash)

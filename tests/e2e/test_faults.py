@@ -153,7 +153,15 @@ def _eligible_outcome(run: Run, r: int, peer: int, rep: float | None = None) -> 
     """What an update the auditors accept becomes: Approved, or Probation when its trainer was
     below repThreshold when it submitted (its reputation after round r - 1, or ``rep``)."""
     rep = run.rep(r - 1, peer) if rep is None else rep
-    return "APPROVED" if round(rep * REP_MAX) >= run.params["rep_threshold"] else "PROBATION"
+    if round(rep * REP_MAX) < run.params["rep_threshold"]:
+        return "PROBATION"
+    # a fresh address (it paid the entry fee) that joined after round 0 is on probation for
+    # probation_rounds rounds (docs/protocol.md, "Identity costs")
+    if run.chain_events("EntryFeeBurned", peer=run.address(peer)):
+        joined = run.chain_events("PeerJoined", peer=run.address(peer))[0]["args"]["round"]
+        if r - 1 < joined + run.params["probation_rounds"]:
+            return "PROBATION"
+    return "APPROVED"
 
 
 def _takes_part(run: Run, r: int, peer: int, rep: float | None = None) -> bool:
