@@ -22,7 +22,7 @@ class Orchestrator:
 
         self.cfg = cfg
         self.out_dir = out_dir
-        self.writer = ResultsWriter(out_dir)
+        self.writer = ResultsWriter(out_dir, live=True)  # + TensorBoard event files, per round
         self.progress = Progress(total_rounds=cfg.rounds, quiet=quiet, log_path=out_dir / "run.log")
         self.devnet: Any = None
         self.pool: Any = None
@@ -423,6 +423,7 @@ class Orchestrator:
                 build_report(self.out_dir)
         except Exception as exc:  # noqa: BLE001 - never mask the run's own outcome
             self.note(f"could not write summary/report: {exc}")
+        self.writer.close()
         self.progress.close(status)
 
 

@@ -249,10 +249,12 @@ class ResultsWriter:
     headers. It refuses a folder that already holds a run (any of :data:`RUN_FILES`)
     unless ``resume=True``, in which case it appends to the existing files (after
     checking their headers and cutting a truncated last line). Other files in the
-    folder are left alone.
+    folder are left alone. With ``live=True`` each round's row (and that round's
+    metrics) also goes to TensorBoard event files as it is written
+    (:class:`bdfl.experiment.tracking.LiveTracker`, ``<out_dir>/tensorboard/``).
     """
 
-    def __init__(self, out_dir: str | Path, *, resume: bool = False) -> None:
+    def __init__(self, out_dir: str | Path, *, resume: bool = False, live: bool = False) -> None:
         self.dir = Path(out_dir)
         if self.dir.exists() and not self.dir.is_dir():
             raise BDFLError(f"results folder {self.dir} exists and is not a folder", fix="choose another --out")
@@ -274,6 +276,12 @@ class ResultsWriter:
         self.summary_path = self.dir / SUMMARY_FILE
         self._init_csv(self.metrics_path, METRICS_COLUMNS)
         self._init_csv(self.rounds_path, ROUNDS_COLUMNS)
+        self._tracker: Any = None
+        self._round_metrics: dict[Any, list[Mapping[str, Any]]] = {}
+        if live:
+            from bdfl.experiment.tracking import LiveTracker
+
+            self._tracker = LiveTracker(self.dir)
         if self.events_path.exists():
             _repair_tail(self.events_path)
         else:
@@ -314,12 +322,18 @@ class ResultsWriter:
 
     def append_metrics(self, rows: Iterable[Mapping[str, Any]]) -> None:
         """Append (round, peer) rows; missing keys are written empty, unknown keys raise ValueError."""
+        rows = list(rows)
         lines = [self._row_cells(r, METRICS_COLUMNS, METRICS_FILE) for r in rows]
         _append_durable(self.metrics_path, _csv_lines(lines))
+        if self._tracker is not None:
+            for r in rows:
+                self._round_metrics.setdefault(r.get("round"), []).append(r)
 
     def append_round(self, row: Mapping[str, Any]) -> None:
         """Append one round's row (write it *after* that round's metrics: it marks the round complete)."""
         _append_durable(self.rounds_path, _csv_lines([self._row_cells(row, ROUNDS_COLUMNS, ROUNDS_FILE)]))
+        if self._tracker is not None and row.get("round") is not None:
+            self._tracker.log_round(row, self._round_metrics.pop(row["round"], []))
 
     def append_events(self, events: Iterable[Mapping[str, Any]]) -> None:
         """Append decoded events as JSON lines (bytes become 0x-hex, NumPy scalars plain numbers)."""
@@ -332,6 +346,11 @@ class ResultsWriter:
     def write_summary(self, summary: Mapping[str, Any]) -> Path:
         write_summary(self.dir, summary)
         return self.summary_path
+
+    def close(self) -> None:
+        """Close the live-tracking files (the CSVs need no closing: every append is complete)."""
+        if self._tracker is not None:
+            self._tracker.close()
 
 
 def write_summary(out_dir: str | Path, summary: Mapping[str, Any]) -> Path:

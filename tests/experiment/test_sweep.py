@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 
 from bdfl.experiment import sweep
-from bdfl.experiment.results import read_metrics, read_summary
+from bdfl.experiment.results import read_metrics, read_rounds, read_summary
 from bdfl.experiment.sweep import SWEEP_MANIFEST, config_hash, run_config_hash, run_sweep
+from tests.experiment.test_tracking import scalars
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -159,3 +160,10 @@ def test_stale_sweep_reruns_real_runs(tmp_path: Path) -> None:
     assert (flip / "metrics.csv").stat().st_mtime_ns != before[flip]
     assert sum(r["attacker"] for r in read_metrics(flip)) == 2
     assert run_config_hash(flip) == json.loads((out / SWEEP_MANIFEST).read_text())["points"][1]["config_hash"]
+    # live tracking of a real run: its round's figures are in the TensorBoard event files
+    tb = scalars(flip)
+    rounds = read_rounds(flip)
+    assert [step for step, _ in tb["round/honest_accuracy"]] == [r["round"] for r in rounds] == [1]
+    assert tb["round/honest_accuracy"][0][1] == pytest.approx(rounds[0]["honest_accuracy"], rel=1e-6)
+    assert tb["round/gas_used"][0][1] == pytest.approx(rounds[0]["gas_used"], rel=1e-6)
+    assert {"reputation/attacker_max", "reputation/honest_min", "tokens/honest_stake_mean"} <= set(tb)
