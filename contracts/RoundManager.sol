@@ -7,9 +7,13 @@ import {Sortition} from "./Sortition.sol";
 
 /// @title Round protocol: submissions, auditor committee, commit-reveal votes, tally
 /// @notice Each round runs Submit -> Commit -> Reveal -> Finalize.
-///         Submit: every member posts the keccak256 of its model-update bytes once.
-///         At Submit -> Commit a committee of up to K members is drawn from the round seed,
-///         weighted by reputation; update u is audited by m committee seats derived from the
+///         Submit: every member posts the keccak256 of its model-update bytes once (a hash
+///         already submitted in the round is refused), together with the beacon secret it
+///         committed to with its previous submission and a commitment to its next one.
+///         At Submit -> Commit a committee of up to K members is drawn from the round seed
+///         (previous seed, XOR of the revealed beacon secrets, round: no block data and no
+///         update bytes), weighted by reputation, among the members present at the round's
+///         first submission; update u is audited by m committee seats derived from the
 ///         seed (never by its own submitter). Commit: each committee member posts one hash over
 ///         all its votes. Reveal: it reveals the votes and salt; the contract checks the hash
 ///         and that every vote is on an update assigned to it. Finalize (in batches): each
@@ -46,7 +50,7 @@ contract RoundManager {
         Probation
     }
 
-    /// @notice Per-round state (slot 0 packed; seed; accumulator).
+    /// @notice Per-round state (slot 0 packed; seed; beacon; minting).
     struct RoundState {
         Phase phase;
         uint64 deadline; // end of the current phase (unix seconds); 0 in Finalize
@@ -57,8 +61,11 @@ contract RoundManager {
         uint8 stage; // finalize stage: 0 updates, 1 committee, 2 members
         uint32 cursor; // finalize cursor within the stage
         uint32 approvedCount;
+        uint32 pool; // members eligible for the draw: the member count at the first submission
         bytes32 seed;
-        bytes32 accumulator;
+        bytes32 beacon; // XOR of the beacon secrets revealed in this round
+        uint128 minted; // reward tokens minted in this round (<= mintBudgetPerRound)
+        uint32 beaconReveals; // members that revealed a beacon secret in this round
     }
 
     /// @notice One submitted update (3 slots).
@@ -93,7 +100,9 @@ contract RoundManager {
         uint64 bit;
     }
 
-    /// @notice Most items one {finalize} call may process (keeps each call far below 30M gas).
+    /// @notice Most items one {finalize} call may process. The caller sizes batches by gas
+    ///         (bdfl.chain.protocol.finalize_batch_size) so a batch stays under the
+    ///         16,777,216 per-transaction gas cap (EIP-7825).
     uint256 public constant MAX_FINALIZE_ITEMS = 200;
 
     // ------------------------------------------------------------------ errors
@@ -102,6 +111,10 @@ contract RoundManager {
     error DeadlinePassed(uint256 round, Phase phase, uint256 deadline);
     error PhaseNotOver(uint256 round, Phase phase, uint256 deadline);
     error AlreadySubmitted(uint256 round, address peer);
+    /// @notice `updateHash` was already submitted in `round` (by another member): copies refused.
+    error DuplicateHash(uint256 round, bytes32 updateHash);
+    /// @notice The revealed beacon secret does not open the caller's commitment for `round`.
+    error BeaconMismatch(uint256 round, address peer);
     error EmptyHash();
     error NotInCommittee(uint256 round, address account);
     error AlreadyCommitted(uint256 round, address auditor);
@@ -114,6 +127,7 @@ contract RoundManager {
     error NotAssigned(uint256 round, uint256 index, address auditor);
     error DuplicateVote(uint256 round, uint256 index);
     error BadBatchSize(uint256 maxItems);
+    error BadMintBounds();
     /// @notice Raised by PeerRegistry.onSubmit for a non-member; declared here so that it
     ///         decodes by name from this contract's ABI when it bubbles up.
     error NotActiveMember(address peer);
@@ -127,8 +141,13 @@ contract RoundManager {
     event UpdateSubmitted(
         uint256 indexed round, address indexed peer, uint256 index, bytes32 updateHash, uint256 numSamples
     );
-    /// @notice The committee of `round` was drawn from `seed` (seat order).
+    /// @notice The committee of `round` was drawn from `seed` (seat order) among the first
+    ///         `pool` members; `beaconReveals` members contributed a beacon secret.
     event CommitteeDrawn(uint256 indexed round, bytes32 seed, address[] committee);
+    /// @notice Beacon of `round`: `beacon` is the XOR of the `reveals` secrets revealed.
+    event BeaconClosed(uint256 indexed round, bytes32 beacon, uint256 reveals, uint256 pool);
+    /// @notice A reward of `wanted` tokens was cut to `granted` by the per-round budget or the cap.
+    event RewardCapped(uint256 indexed round, address indexed peer, uint256 wanted, uint256 granted);
     /// @notice `auditor` committed to its votes of `round`.
     event VotesCommitted(uint256 indexed round, address indexed auditor, bytes32 commitment);
     /// @notice `auditor` revealed `votes` votes of `round`.
@@ -180,6 +199,13 @@ contract RoundManager {
     uint16 internal immutable _rejectPercent;
     uint32 internal immutable _maxSamples;
 
+    /// @notice Most reward tokens minted in one round (trainer and auditor rewards together).
+    uint256 public immutable mintBudgetPerRound;
+    /// @notice Most reward tokens this contract ever mints.
+    uint256 public immutable mintCap;
+    /// @notice Reward tokens minted so far (<= mintCap).
+    uint256 public totalMinted;
+
     /// @notice Round currently open (rounds before it are Closed).
     uint64 public currentRound;
     /// @notice Seed of the latest round whose committee has been drawn.
@@ -191,10 +217,25 @@ contract RoundManager {
     mapping(uint256 => address[]) internal _committees;
     mapping(uint256 => mapping(address => uint256)) internal _seatPlusOne;
     mapping(uint256 => mapping(uint256 => Seat)) internal _seats;
+    /// @dev Hashes submitted per round (a copied hash is refused).
+    mapping(uint256 => mapping(bytes32 => bool)) internal _hashSubmitted;
+    /// @dev Beacon commitment per member, one slot: the high 192 bits of
+    ///      `Sortition.beaconCommitment(secret, member)`, the low 64 bits `round + 1` of the
+    ///      round whose submission must reveal `secret` (0 = none pending).
+    mapping(address => uint256) internal _beacon;
 
     /// @param registry_ The PeerRegistry; its parameters are this contract's parameters
     ///        (one source of truth). Round 0 opens at deployment.
-    constructor(PeerRegistry registry_) {
+    /// @param mintBudgetPerRound_ Most reward tokens minted per round (> 0).
+    /// @param mintCap_ Most reward tokens ever minted (> 0); the token's supply cap must
+    ///        leave room for it.
+    constructor(PeerRegistry registry_, uint256 mintBudgetPerRound_, uint256 mintCap_) {
+        if (mintBudgetPerRound_ == 0 || mintBudgetPerRound_ > type(uint128).max) revert BadMintBounds();
+        if (mintCap_ == 0) revert BadMintBounds();
+        mintBudgetPerRound = mintBudgetPerRound_;
+        mintCap = mintCap_;
+        // round 0 has no revealed secrets: its seed is public (docs/protocol.md)
+        lastSeed = keccak256(abi.encode(block.chainid, address(this)));
         registry = registry_;
         Params memory p = registry_.params();
         ParamsLib.validate(p);
@@ -221,17 +262,34 @@ contract RoundManager {
     // ============================================================ transactions
 
     /// @notice Submit the keccak256 hash of this round's model-update bytes, once per member
-    ///         per round. `numSamples` is self-reported and untrusted: it is stored capped at
+    ///         per round; a hash another member already submitted this round is refused
+    ///         ({DuplicateHash}). `numSamples` is self-reported and untrusted: it is stored capped at
     ///         `maxSamples` and never weighs anything on chain. The last expected submission
     ///         ends the Submit phase early (and pays for the committee draw).
-    function submitUpdate(uint256 round, bytes32 updateHash, uint32 numSamples) external {
+    ///         Beacon: `beaconReveal` must open the commitment made with the caller's previous
+    ///         submission if that was for this round (else it is ignored);
+    ///         `beaconCommit = keccak256(abi.encode(secret, caller))` commits to the secret to
+    ///         reveal in the next round. See {Sortition-roundSeed}.
+    function submitUpdate(
+        uint256 round,
+        bytes32 updateHash,
+        uint32 numSamples,
+        bytes32 beaconReveal,
+        bytes32 beaconCommit
+    ) external {
         RoundState storage rs = _requireOpen(round, Phase.Submit);
-        if (updateHash == bytes32(0)) revert EmptyHash();
+        if (updateHash == bytes32(0) || beaconCommit == bytes32(0)) revert EmptyHash();
         mapping(address => uint256) storage idx = _submissionIndexPlusOne[round];
         if (idx[msg.sender] != 0) revert AlreadySubmitted(round, msg.sender);
-        bool eligible = registry.onSubmit(msg.sender, uint64(round)); // reverts for non-members
-        uint32 capped = numSamples < _maxSamples ? numSamples : _maxSamples;
+        mapping(bytes32 => bool) storage seen = _hashSubmitted[round];
+        if (seen[updateHash]) revert DuplicateHash(round, updateHash);
+        seen[updateHash] = true;
         uint256 index = rs.numSubmissions;
+        // the draw pool is frozen before any secret of this round is public
+        if (index == 0) rs.pool = uint32(registry.memberCount());
+        bool eligible = registry.onSubmit(msg.sender, uint64(round)); // reverts for non-members
+        _beaconStep(round, rs, beaconReveal, beaconCommit);
+        uint32 capped = numSamples < _maxSamples ? numSamples : _maxSamples;
         _submissions[round].push(
             Submission({
                 peer: msg.sender,
@@ -247,15 +305,15 @@ contract RoundManager {
         );
         idx[msg.sender] = index + 1;
         rs.numSubmissions = uint32(index + 1);
-        rs.accumulator = Sortition.accumulate(rs.accumulator, msg.sender, updateHash);
         emit UpdateSubmitted(round, msg.sender, index, updateHash, capped);
         if (index + 1 >= registry.memberCount()) _advanceFrom(round, rs);
     }
 
     /// @notice Commit to all of the caller's votes of `round`:
-    ///         `commitment = keccak256(abi.encode(round, auditor, updateIdx, accept, salt))`
+    ///         `commitment = keccak256(abi.encode(chainid, this, round, auditor, updateIdx, accept, salt))`
     ///         with `updateIdx` a uint256[] and `accept` a bool[] (see {voteCommitment}). The
-    ///         auditor's address is inside the hash, so copying another's commitment is useless.
+    ///         auditor's address is inside the hash, so copying another's commitment is useless;
+    ///         chain id and contract address, so a commitment never opens on another deployment.
     function commitVotes(uint256 round, bytes32 commitment) external {
         RoundState storage rs = _requireOpen(round, Phase.Commit);
         uint256 seatPlusOne = _seatPlusOne[round][msg.sender];
@@ -286,7 +344,7 @@ contract RoundManager {
         if (seat.commitment == bytes32(0)) revert NotCommitted(round, msg.sender);
         if (seat.revealed) revert AlreadyRevealed(round, msg.sender);
         if (updateIdx.length != accept.length) revert LengthMismatch(updateIdx.length, accept.length);
-        if (keccak256(abi.encode(round, msg.sender, updateIdx, accept, salt)) != seat.commitment) {
+        if (_voteCommitment(round, msg.sender, updateIdx, accept, salt) != seat.commitment) {
             revert CommitmentMismatch(round, msg.sender);
         }
         seat.revealed = true;
@@ -367,15 +425,21 @@ contract RoundManager {
 
     // ================================================================== views
 
-    /// @notice Commitment an auditor must post; identical to Python's `vote_commitment`.
+    /// @notice Commitment an auditor must post; identical to Python's `vote_commitment`
+    ///         (binds chain id and this contract's address).
     function voteCommitment(
         uint256 round,
         address auditor,
         uint256[] calldata updateIdx,
         bool[] calldata accept,
         bytes32 salt
-    ) external pure returns (bytes32) {
-        return keccak256(abi.encode(round, auditor, updateIdx, accept, salt));
+    ) external view returns (bytes32) {
+        return _voteCommitment(round, auditor, updateIdx, accept, salt);
+    }
+
+    /// @notice Whether `member` has a beacon commitment that its submission of `round` must open.
+    function beaconPending(uint256 round, address member) external view returns (bool) {
+        return uint64(_beacon[member]) == round + 1;
     }
 
     /// @notice Phase of the current round.
@@ -527,10 +591,11 @@ contract RoundManager {
     function _advanceFrom(uint256 round, RoundState storage rs) internal {
         Phase ph = rs.phase;
         if (ph == Phase.Submit) {
-            bytes32 seed = Sortition.roundSeed(block.prevrandao, lastSeed, rs.accumulator, round);
+            bytes32 seed = Sortition.roundSeed(lastSeed, rs.beacon, round);
             lastSeed = seed;
             rs.seed = seed;
-            address[] memory committee = registry.drawCommittee(seed, _committeeSize);
+            emit BeaconClosed(round, rs.beacon, rs.beaconReveals, rs.pool);
+            address[] memory committee = registry.drawCommitteeAmong(seed, _committeeSize, rs.pool);
             address[] storage stored = _committees[round];
             mapping(address => uint256) storage seatOf_ = _seatPlusOne[round];
             for (uint256 i = 0; i < committee.length; ++i) {
@@ -557,6 +622,49 @@ contract RoundManager {
         rs.deadline = uint64(deadline);
         emit PhaseAdvanced(round, ph, deadline);
         return ph;
+    }
+
+    /// @dev Open the caller's pending beacon commitment (if it is for `round`) and store the
+    ///      commitment for round + 1. A member that committed and does not submit withholds
+    ///      its secret: it is absent, which the registry's sweep penalises.
+    function _beaconStep(uint256 round, RoundState storage rs, bytes32 reveal, bytes32 commit) internal {
+        uint256 slot = _beacon[msg.sender];
+        if (uint64(slot) == round + 1) {
+            if (uint256(Sortition.beaconCommitment(reveal, msg.sender)) >> 64 != slot >> 64) {
+                revert BeaconMismatch(round, msg.sender);
+            }
+            rs.beacon ^= reveal;
+            rs.beaconReveals += 1;
+        }
+        _beacon[msg.sender] = ((uint256(commit) >> 64) << 64) | (round + 2);
+    }
+
+    function _voteCommitment(
+        uint256 round,
+        address auditor,
+        uint256[] calldata updateIdx,
+        bool[] calldata accept,
+        bytes32 salt
+    ) internal view returns (bytes32) {
+        return keccak256(abi.encode(block.chainid, address(this), round, auditor, updateIdx, accept, salt));
+    }
+
+    /// @dev The part of a `wanted` reward that fits the round's budget and the lifetime cap.
+    function _grant(uint256 round, address peer, uint256 wanted) internal returns (uint256 granted) {
+        if (wanted == 0) return 0;
+        RoundState storage rs = _rounds[round];
+        uint256 minted = rs.minted;
+        uint256 total = totalMinted;
+        uint256 leftRound = mintBudgetPerRound - minted;
+        uint256 leftTotal = mintCap - total;
+        granted = wanted;
+        if (granted > leftRound) granted = leftRound;
+        if (granted > leftTotal) granted = leftTotal;
+        if (granted != wanted) emit RewardCapped(round, peer, wanted, granted);
+        if (granted != 0) {
+            rs.minted = uint128(minted + granted);
+            totalMinted = total + granted;
+        }
     }
 
     function _ownSeat(uint256 round, address peer) internal view returns (uint256) {
@@ -644,7 +752,7 @@ contract RoundManager {
         address peer = s.peer;
         approved = outcome == Outcome.Approved;
         if (approved) {
-            registry.settle(peer, int256(uint256(_repGainUpdate)), _updateReward, 0);
+            registry.settle(peer, int256(uint256(_repGainUpdate)), _grant(round, peer, _updateReward), 0);
         } else if (outcome == Outcome.Probation) {
             registry.settle(peer, int256(uint256(_repGainUpdate)), 0, 0);
         } else if (outcome == Outcome.Rejected) {
@@ -670,8 +778,11 @@ contract RoundManager {
         for (uint256 j = 0; j < seats.length; ++j) {
             uint256 seatIdx = seats[j];
             Seat storage seat = seatsOfRound[seatIdx];
-            if (!seat.revealed) continue; // penalized once, as a missing reveal
             uint64 bit = uint64(1 << seatIdx);
+            if (!seat.revealed) {
+                seat.abstain += 1; // counts the assignments of a missing reveal (its penalty)
+                continue;
+            }
             if (voted & bit == 0) {
                 seat.abstain += 1;
             } else if (decided) {
@@ -681,20 +792,23 @@ contract RoundManager {
         }
     }
 
-    /// @dev Book auditor `seat`: penalty if it did not reveal, else agreement-based
-    ///      reputation change and reward. O(1).
+    /// @dev Book auditor `seat`: if it did not reveal (or never committed), a penalty of
+    ///      repLossNoReveal plus repLossVote per assigned update, more than revealing every
+    ///      assigned vote against the majority would cost; else agreement-based reputation
+    ///      change and reward. O(1).
     function _settleSeat(uint256 round, uint256 seatIdx) internal {
         address auditor = _committees[round][seatIdx];
         Seat storage seat = _seats[round][seatIdx];
         if (!seat.revealed) {
-            registry.settle(auditor, -int256(uint256(_repLossNoReveal)), 0, 0);
-            emit AuditorSettled(round, auditor, seatIdx, false, 0, 0, 0);
+            uint256 assigned = seat.abstain;
+            registry.settle(auditor, -int256(_repLossNoReveal + assigned * _repLossVote), 0, 0);
+            emit AuditorSettled(round, auditor, seatIdx, false, 0, 0, assigned);
             return;
         }
         uint256 agree = seat.agree;
         uint256 wrong = uint256(seat.disagree) + seat.abstain;
         int256 delta = int256(agree * _repGainVote) - int256(wrong * _repLossVote);
-        uint256 reward = agree * _voteReward;
+        uint256 reward = _grant(round, auditor, agree * _voteReward);
         if (delta != 0 || reward != 0) registry.settle(auditor, delta, reward, 0);
         emit AuditorSettled(round, auditor, seatIdx, true, agree, seat.disagree, seat.abstain);
     }

@@ -5,19 +5,20 @@ pragma solidity ^0.8.24;
 /// @notice Pure functions, so Python (bdfl.chain.protocol / tests/chain/model.py) can
 ///         recompute every draw and assignment from the public round seed.
 library Sortition {
-    /// @notice Seed of round `round`: mixes the chain's randomness (`prevrandao`), the
-    ///         previous round's seed and the accumulator over every submitted update hash.
-    function roundSeed(uint256 prevrandao, bytes32 previousSeed, bytes32 accumulator, uint256 round)
-        internal
-        pure
-        returns (bytes32)
-    {
-        return keccak256(abi.encode(prevrandao, previousSeed, accumulator, round));
+    /// @notice Seed of round `round`: the previous round's seed, the XOR of the beacon secrets
+    ///         the members revealed with their submissions of this round, and the round. No
+    ///         block data, no update hash, no URL: nobody biases it by choosing its bytes, its
+    ///         block or the moment it advances; only by withholding its reveal (one bit per
+    ///         withholding member, each paying the absence penalty; docs/protocol.md).
+    function roundSeed(bytes32 previousSeed, bytes32 beacon, uint256 round) internal pure returns (bytes32) {
+        return keccak256(abi.encode(previousSeed, beacon, round));
     }
 
-    /// @notice Accumulator after a submission: `keccak256(acc, peer, updateHash)`.
-    function accumulate(bytes32 acc, address peer, bytes32 updateHash) internal pure returns (bytes32) {
-        return keccak256(abi.encode(acc, peer, updateHash));
+    /// @notice Beacon commitment of `member` to `secret`: `keccak256(abi.encode(secret, member))`.
+    ///         The address inside makes a copied commitment useless (a copier could otherwise
+    ///         reveal the same secret and cancel the original in the XOR).
+    function beaconCommitment(bytes32 secret, address member) internal pure returns (bytes32) {
+        return keccak256(abi.encode(secret, member));
     }
 
     /// @notice Random word of committee-draw attempt `attempt`. Its low bits pick a member

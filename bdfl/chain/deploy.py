@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bdfl.chain.txsender import TxSender
 from bdfl.errors import BDFLError, ConfigError
 
 REP_MAX = 10**18
@@ -321,6 +322,16 @@ class Deployment:
                 )
 
 
+#: Members the default per-round minting budget is sized for.
+MINT_BUDGET_MEMBERS = 1000
+
+
+def default_mint_budget_per_round(params: ProtocolParams) -> int:
+    """Per-round minting budget: what a round of MINT_BUDGET_MEMBERS members mints when every
+    update is approved and every auditor agrees (update reward + m vote rewards each)."""
+    return MINT_BUDGET_MEMBERS * (params.update_reward + params.auditors_per_update * params.vote_reward) or 1
+
+
 def deploy(
     w3: Any,
     deployer_account: Any,
@@ -331,6 +342,8 @@ def deploy(
     renounce_admin: bool = True,
     sender: Any | None = None,
     policy_hash: bytes = bytes(32),
+    mint_budget_per_round: int | None = None,
+    mint_cap: int | None = None,
 ) -> Deployment:
     """Deploy token, registry and round manager; wire roles; return the :class:`Deployment`.
 
@@ -338,8 +351,12 @@ def deploy(
     :func:`bdfl.chain.compiler.build`). The deployer receives ``initial_supply`` tokens to fund
     peers (see :func:`fund_peers`). ``policy_hash`` (32 bytes) becomes the registry's
     immutable ``policyHash`` and the deployment file's ``policy_hash``. Seven transactions.
+
+    Minting is bounded (docs/protocol.md, "Minting bound"): at most ``mint_budget_per_round``
+    reward tokens per round (default :func:`default_mint_budget_per_round`) and ``mint_cap``
+    in total (default ``initial_supply // 10``), enforced by the RoundManager; the token's
+    supply cap is ``initial_supply + mint_cap``.
     """
-    from bdfl.chain.txsender import TxSender
 
     params = params or ProtocolParams()
     params.validate()
@@ -352,6 +369,10 @@ def deploy(
         raise BDFLError(f"compiled artifacts lack {', '.join(missing)}", fix="run the build (bdfl.chain.compiler.build) on this checkout")
     tx = sender or TxSender(w3, deployer_account)
     me = deployer_account.address
+    per_round = default_mint_budget_per_round(params) if mint_budget_per_round is None else int(mint_budget_per_round)
+    cap = max(1, initial_supply // 10) if mint_cap is None else int(mint_cap)
+    if not 0 < per_round < 2**128 or cap <= 0:
+        raise ConfigError("mint bounds", f"per round {per_round}, total {cap}", "both > 0, per round < 2**128")
 
     blocks: list[int] = []
 
@@ -365,9 +386,9 @@ def deploy(
         blocks.append(int(receipt["blockNumber"]))
         return str(addr)
 
-    token_addr = create("BDFLToken", me, me, initial_supply)
+    token_addr = create("BDFLToken", me, me, initial_supply, initial_supply + cap)
     registry_addr = create("PeerRegistry", token_addr, params.as_tuple(), policy, me)
-    rm_addr = create("RoundManager", registry_addr)
+    rm_addr = create("RoundManager", registry_addr, per_round, cap)
     token = w3.eth.contract(address=token_addr, abi=artifacts["BDFLToken"].abi)
     registry = w3.eth.contract(address=registry_addr, abi=artifacts["PeerRegistry"].abi)
     tx.transact(registry.functions.grantRole(registry.functions.PROTOCOL_ROLE().call(), rm_addr))
@@ -385,7 +406,8 @@ def deploy(
         block_number=blocks[0],
         params=params,
         deployer=me,
-        extra={"adminRenounced": renounce_admin, "initialSupply": str(initial_supply)},
+        extra={"adminRenounced": renounce_admin, "initialSupply": str(initial_supply),
+               "mintBudgetPerRound": str(per_round), "mintCap": str(cap)},
         policy_hash=policy,
     )
 

@@ -11,12 +11,17 @@ contract's custom error (``AlreadySubmitted``, ``NotAssigned``, ``DeadlinePassed
 
 Pure helpers (no chain access) compute what the contracts compute, so a peer can check
 them off-chain: :func:`vote_commitment`, :func:`audit_seats`, :func:`round_seed`.
+
+Committee seed (docs/protocol.md, "Randomness"): each submission reveals the beacon secret
+the member committed to with its previous submission and commits to the next one;
+:func:`beacon_secret` derives a member's secret for a round from its private key, so a
+restarted peer recomputes it and nobody without the key can predict it.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Sequence
+import secrets
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
@@ -25,20 +30,32 @@ from eth_abi import encode
 from eth_utils import keccak, to_checksum_address
 from hexbytes import HexBytes
 
-from bdfl.chain.deploy import Deployment
+from bdfl.chain.deploy import Deployment, ProtocolParams
+from bdfl.chain.txsender import TxSender
 from bdfl.errors import BDFLError
 
 #: Most items one finalize transaction may process (RoundManager.MAX_FINALIZE_ITEMS).
 MAX_FINALIZE_ITEMS = 200
-#: Gas a finalize batch aims to stay under (half a 30M block).
-FINALIZE_GAS_TARGET = 15_000_000
+#: Per-transaction gas cap of EIP-7825 (post-Fusaka Ethereum, Hardhat): no transaction of the
+#: protocol asks for more.
+TX_GAS_CAP = 2**24
+#: Gas a finalize batch aims to stay under: the cap with a 4.7M margin.
+FINALIZE_GAS_TARGET = 12_000_000
+#: Gas limit of a finalize transaction (the target plus headroom, under the cap).
+FINALIZE_GAS_LIMIT = min(TX_GAS_CAP, FINALIZE_GAS_TARGET + 2_000_000)
+#: Worst-case gas of one finalize item per auditor of an update and fixed part: measured
+#: at most 31k + 9.4k per auditor (update items at N = 1000, m = 3, cold storage, every
+#: auditor counted, rewards and slashes; experiments/gas_table.py), rounded up.
+FINALIZE_ITEM_GAS = 45_000
+FINALIZE_ITEM_GAS_PER_AUDITOR = 12_000
 
 
 def finalize_batch_size(auditors_per_update: int) -> int:
-    """Items per finalize transaction: an item costs at most ~45k gas plus ~8k per auditor
-    of an update (measured: 43k mean at m = 3), so this keeps a batch under
-    FINALIZE_GAS_TARGET for any m (200 items, ~9M gas, at the default m = 3)."""
-    return max(1, min(MAX_FINALIZE_ITEMS, FINALIZE_GAS_TARGET // (45_000 + 8_000 * auditors_per_update)))
+    """Items per finalize transaction, sized by gas: a batch of this many worst-case items
+    stays under FINALIZE_GAS_TARGET, i.e. under the EIP-7825 cap with margin, for any m
+    (150 items at the default m = 3)."""
+    per_item = FINALIZE_ITEM_GAS + FINALIZE_ITEM_GAS_PER_AUDITOR * auditors_per_update
+    return max(1, min(MAX_FINALIZE_ITEMS, FINALIZE_GAS_TARGET // per_item))
 
 
 #: Default finalize batch for the default parameters.
@@ -52,8 +69,8 @@ DRAW_ATTEMPTS_PER_SEAT = 16
 def draw_gas_bound(committee_size: int) -> int:
     """Upper bound on the gas of the committee draw (two cold SLOADs + a keccak per attempt,
     storage of each seat). The transaction that ends the Submit phase pays for the draw, and
-    its cost depends on ``prevrandao``, which differs between a gas estimate and the block
-    that includes the transaction, so such transactions get this much headroom."""
+    its cost depends on the seed, which a gas estimate made before the other submissions
+    landed does not know, so such transactions get this much headroom."""
     return committee_size * (DRAW_ATTEMPTS_PER_SEAT * 5_500 + 50_000) + 100_000
 
 
@@ -66,8 +83,9 @@ def reveal_gas_bound(votes: int) -> int:
     the reveal is the first on its updates (fresh storage), ~16k per vote at N = 1000
     (2.2M for the largest reveal). A fixed bound instead of ``eth_estimateGas`` saves a
     round trip per vote transaction; unused gas is not charged, and a reverting reveal is
-    still decoded (by replaying it, see ``TxSender``). Capped below a 30M block."""
-    return min(150_000 + 45_000 * max(0, votes), 25_000_000)
+    still decoded (by replaying it, see ``TxSender``). Capped at the EIP-7825 per-transaction
+    cap (about 370 votes at the fresh-storage rate)."""
+    return min(150_000 + 45_000 * max(0, votes), TX_GAS_CAP)
 
 
 class Phase(IntEnum):
@@ -106,8 +124,11 @@ class RoundInfo:
     stage: int
     cursor: int
     approved_count: int
+    pool: int  # members the committee is drawn from (the member count at the first submission)
     seed: bytes
-    accumulator: bytes
+    beacon: bytes  # XOR of the beacon secrets revealed in the round
+    minted: int  # reward tokens minted in the round
+    beacon_reveals: int
 
 
 @dataclass(frozen=True)
@@ -168,35 +189,78 @@ class Solvency:
 
 
 def vote_commitment(
-    round_: int, auditor: str, update_idx: Sequence[int], accept: Sequence[bool], salt: bytes
+    round_: int,
+    auditor: str,
+    update_idx: Sequence[int],
+    accept: Sequence[bool],
+    salt: bytes,
+    *,
+    chain_id: int,
+    contract: str,
 ) -> bytes:
-    """``keccak256(abi.encode(round, auditor, updateIdx, accept, salt))`` exactly as
-    ``RoundManager.revealVotes`` recomputes it."""
+    """``keccak256(abi.encode(chainid, contract, round, auditor, updateIdx, accept, salt))``
+    exactly as ``RoundManager.revealVotes`` recomputes it (``contract`` = the RoundManager)."""
     if len(update_idx) != len(accept):
         raise BDFLError(f"{len(update_idx)} update indices but {len(accept)} votes", fix="give one vote per index")
     salt_b = bytes(HexBytes(salt))
     if len(salt_b) != 32:
         raise BDFLError(f"the salt must be 32 bytes, got {len(salt_b)}", fix="use new_salt()")
     data = encode(
-        ["uint256", "address", "uint256[]", "bool[]", "bytes32"],
-        [int(round_), to_checksum_address(auditor), [int(i) for i in update_idx], [bool(a) for a in accept], salt_b],
+        ["uint256", "address", "uint256", "address", "uint256[]", "bool[]", "bytes32"],
+        [int(chain_id), to_checksum_address(contract), int(round_), to_checksum_address(auditor),
+         [int(i) for i in update_idx], [bool(a) for a in accept], salt_b],
     )
     return keccak(data)
 
 
 def new_salt() -> bytes:
-    """32 random bytes for a vote commitment (keep it until the reveal)."""
-    return os.urandom(32)
+    """32 random bytes (``secrets``) with no zero byte, for a vote commitment (keep it until
+    the reveal). No zero byte: calldata gas is 16 per byte whatever the salt, so runs that
+    differ only in their random salts use identical gas."""
+    while True:
+        salt = secrets.token_bytes(32)
+        if 0 not in salt:
+            return salt
 
 
-def round_seed(prevrandao: int, previous_seed: bytes, accumulator: bytes, round_: int) -> bytes:
-    """``Sortition.roundSeed``: the committee seed of a round."""
-    return keccak(encode(["uint256", "bytes32", "bytes32", "uint256"], [prevrandao, previous_seed, accumulator, round_]))
+def salt_for(commitment_of: Callable[[bytes], bytes]) -> tuple[bytes, bytes]:
+    """A fresh :func:`new_salt` whose commitment (``commitment_of(salt)``) has no zero byte
+    either, so the commit's calldata gas is constant too; returns (salt, commitment).
+    About 1.13 draws on average (0.88 of random words have no zero byte)."""
+    while True:
+        salt = new_salt()
+        c = commitment_of(salt)
+        if 0 not in c:
+            return salt, c
 
 
-def accumulate(acc: bytes, peer: str, update_hash: bytes) -> bytes:
-    """``Sortition.accumulate``: the submission accumulator after one more update."""
-    return keccak(encode(["bytes32", "address", "bytes32"], [acc, to_checksum_address(peer), update_hash]))
+def genesis_seed(chain_id: int, round_manager: str) -> bytes:
+    """The RoundManager's initial ``lastSeed``: ``keccak256(abi.encode(chainid, address))``."""
+    return keccak(encode(["uint256", "address"], [int(chain_id), to_checksum_address(round_manager)]))
+
+
+def round_seed(previous_seed: bytes, beacon: bytes, round_: int) -> bytes:
+    """``Sortition.roundSeed``: the committee seed of a round from the previous seed and the
+    XOR of the beacon secrets revealed in the round."""
+    return keccak(encode(["bytes32", "bytes32", "uint256"], [previous_seed, beacon, round_]))
+
+
+def beacon_secret(private_key: bytes, chain_id: int, round_manager: str, round_: int) -> bytes:
+    """The beacon secret a member reveals with its submission of ``round_``: derived from its
+    private key (unpredictable without it), deterministic (a restarted peer recomputes it)."""
+    return keccak(
+        encode(["bytes32", "uint256", "address", "uint256", "string"],
+               [bytes(private_key), int(chain_id), to_checksum_address(round_manager), int(round_), "bdfl-beacon"])
+    )
+
+
+def beacon_commitment(secret: bytes, member: str) -> bytes:
+    """``Sortition.beaconCommitment``: ``keccak256(abi.encode(secret, member))``."""
+    return keccak(encode(["bytes32", "address"], [bytes(secret), to_checksum_address(member)]))
+
+
+def xor32(a: bytes, b: bytes) -> bytes:
+    return bytes(x ^ y for x, y in zip(a, b, strict=True))
 
 
 def window_start(seed: bytes, u: int, k: int) -> int:
@@ -228,8 +292,6 @@ class ProtocolClient:
     """One account's view of, and actions on, a :class:`Deployment`."""
 
     def __init__(self, w3: Any, deployment: Deployment, account: Any, sender: Any | None = None) -> None:
-        from bdfl.chain.txsender import TxSender
-
         self.w3 = w3
         self.deployment = deployment
         self.account = account
@@ -291,14 +353,37 @@ class ProtocolClient:
         """Pull every credited reward to this account."""
         return self._tx(self.registry.functions.claim(), wait, gas)
 
+    def beacon_secret(self, round_: int) -> bytes:
+        """This account's beacon secret for ``round_`` (:func:`beacon_secret`)."""
+        return beacon_secret(bytes(self.account.key), self.deployment.chain_id, self.deployment.round_manager, round_)
+
+    def beacon_args(self, round_: int) -> tuple[bytes, bytes]:
+        """(reveal, commit) of a submission in ``round_``: the secret for this round (ignored
+        on chain unless committed) and the commitment to the next round's secret."""
+        return self.beacon_secret(round_), beacon_commitment(self.beacon_secret(round_ + 1), self.address)
+
+    def vote_commitment(self, round_: int, update_idx: Sequence[int], accept: Sequence[bool], salt: bytes) -> bytes:
+        """:func:`vote_commitment` of this account on this deployment."""
+        return vote_commitment(round_, self.address, update_idx, accept, salt,
+                               chain_id=self.deployment.chain_id, contract=self.deployment.round_manager)
+
     def submit_update(
-        self, round_: int, update_hash: bytes, num_samples: int, *, wait: bool = True, gas: int | None = None
+        self,
+        round_: int,
+        update_hash: bytes,
+        num_samples: int,
+        *,
+        wait: bool = True,
+        gas: int | None = None,
+        beacon: tuple[bytes, bytes] | None = None,
     ) -> Any:
-        """Post the keccak256 of this round's update bytes (``num_samples`` is capped on chain)."""
+        """Post the keccak256 of this round's update bytes (``num_samples`` is capped on chain)
+        with the beacon reveal and next commitment (``beacon`` overrides them: tests)."""
         h = bytes(HexBytes(update_hash))
         if len(h) != 32:
             raise BDFLError(f"an update hash is 32 bytes, got {len(h)}")
-        call = self.rounds.functions.submitUpdate(round_, h, int(num_samples))
+        reveal, commit = self.beacon_args(round_) if beacon is None else beacon
+        call = self.rounds.functions.submitUpdate(round_, h, int(num_samples), reveal, commit)
         if gas is None:
             gas = self.sender.estimate(call)
             info = self.round_info(round_)
@@ -318,7 +403,7 @@ class ProtocolClient:
     ) -> Any:
         """Commit to votes on ``update_idx`` (keep ``salt``, ``update_idx`` and ``accept``
         for :meth:`reveal_votes`)."""
-        c = vote_commitment(round_, self.address, update_idx, accept, salt)
+        c = self.vote_commitment(round_, update_idx, accept, salt)
         return self.commit(round_, c, wait=wait, gas=COMMIT_GAS if gas is None else gas)
 
     def commit(self, round_: int, commitment: bytes, *, wait: bool = True, gas: int | None = None) -> Any:
@@ -355,7 +440,7 @@ class ProtocolClient:
         if max_items is None:
             max_items = finalize_batch_size(self.deployment.params.auditors_per_update)
         # the batch size keeps a batch under FINALIZE_GAS_TARGET: that bound replaces an estimate
-        return self._tx(self.rounds.functions.finalize(round_, max_items), wait, FINALIZE_GAS_TARGET + 2_000_000 if gas is None else gas)
+        return self._tx(self.rounds.functions.finalize(round_, max_items), wait, FINALIZE_GAS_LIMIT if gas is None else gas)
 
     def finalize(self, round_: int | None = None, batch: int | None = None) -> list[Any]:
         """Call ``finalize`` in batches until the round is closed; returns the receipts.
@@ -386,7 +471,8 @@ class ProtocolClient:
     def round_info(self, round_: int | None = None) -> RoundInfo:
         r = self.current_round() if round_ is None else round_
         t = self.rounds.functions.roundInfo(r).call()
-        return RoundInfo(r, Phase(t[0]), int(t[1]), int(t[2]), int(t[3]), int(t[4]), int(t[5]), int(t[6]), int(t[7]), int(t[8]), bytes(t[9]), bytes(t[10]))
+        return RoundInfo(r, Phase(t[0]), int(t[1]), int(t[2]), int(t[3]), int(t[4]), int(t[5]), int(t[6]), int(t[7]), int(t[8]),
+                         int(t[9]), bytes(t[10]), bytes(t[11]), int(t[12]), int(t[13]))
 
     def committee(self, round_: int | None = None) -> list[str]:
         r = self.current_round() if round_ is None else round_
@@ -444,8 +530,6 @@ class ProtocolClient:
 
     # -- views: peers ----------------------------------------------------------------
     def params(self) -> Any:
-        from bdfl.chain.deploy import ProtocolParams
-
         return ProtocolParams.from_chain(self.registry.functions.params().call())
 
     def reputation_of(self, peer: str | None = None) -> int:

@@ -133,7 +133,6 @@ class Worker:
         """Build peer ``index`` from what it owns: key, data shard, endpoint port; it starts from
         the common initial model (a restart then replaces it: :meth:`restart`)."""
         from eth_account import Account
-        from eth_utils import keccak
 
         from bdfl.attacks import attacker_client
         from bdfl.chain.protocol import ProtocolClient
@@ -159,7 +158,6 @@ class Worker:
         endpoint = bind_endpoint(self.host, port, max_blob_bytes=64 * 1024 * 1024)
         self.keys[index] = (key, endpoint.port)
         peer = Peer(index=index, address=account.address, client=client, endpoint=endpoint, settings=self._settings, attack=attack, seed=cfg.seed, num_peers=cfg.peers, num_attackers=cfg.num_attackers)
-        peer.salt_secret = keccak(b"bdfl-vote-salt:" + bytes(account.key))  # type: ignore[attr-defined]
         sender = TxSender(self.w3, account, chain_id=self._chain_id, fee_cache=self._fee_cache)
         peer.chain = ProtocolClient(self.w3, self.deployment, account, sender)  # type: ignore[attr-defined]
         peer.params = [p.copy() for p in self.initial]
@@ -257,7 +255,12 @@ class Worker:
             idx, accept = peer.audit(rnd, cands, fetched, attackers, earlier_hashes=earlier, starts=starts, past_moves=past_moves)
             rejected += [{"peer": peer.index, "from": r.peer, "reason": r.reason, "step": "audit"} for r in peer.rejections[before:]]
             verdicts += [{"peer": peer.index, "from": frm, "failed": list(failed)} for frm, failed in peer.last_audit_rejections]
-            salt = peer.remember_votes(rnd, idx, accept)
+            # a random salt per run (nobody derives it from the public seed); salt and
+            # commitment free of zero bytes, so calldata gas stays the same across runs
+            from bdfl.chain.protocol import salt_for
+
+            salt, _commitment = salt_for(lambda s, c=peer.chain, i=idx, a=accept: c.vote_commitment(rnd, i, a, s))
+            peer.pending_votes[rnd] = (idx, accept, salt)
             self._queue(peer, peer.chain.commit_votes, rnd, idx, accept, salt, wait=False)
             votes[peer.index] = {"indices": idx, "accept": accept}
         sign = self._take_signing()

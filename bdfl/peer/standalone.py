@@ -683,7 +683,7 @@ class StandalonePeer:
         return cache[peer]
 
     def on_commit(self, rnd: int, info: Any, clock: _RoundClock) -> None:
-        from bdfl.chain.protocol import vote_commitment
+        from bdfl.chain.protocol import salt_for
 
         committee = self._committee(rnd, clock)
         st = self.state.round(rnd)
@@ -704,12 +704,12 @@ class StandalonePeer:
         votes = self.state.votes(rnd)
         if votes is None:
             indices, accept = self.audit(rnd, info, clock)
-            salt = os.urandom(32)
+            salt, _c = salt_for(lambda s: self.chain.vote_commitment(rnd, indices, accept, s))
             self.state.record_votes(rnd, indices, accept, salt)  # on disk before the commit
         else:
             indices, accept, salt = votes
             log.info("round %d: committing the votes saved before a restart", rnd)
-        commitment = vote_commitment(rnd, self.address, indices, accept, salt)
+        commitment = self.chain.vote_commitment(rnd, indices, accept, salt)  # binds chain id and contract
         def send_commit() -> Any:
             gas = self.chain.sender.estimate(self.chain.rounds.functions.commitVotes(rnd, commitment)) + PHASE_END_HEADROOM
             return self.chain.commit(rnd, commitment, gas=gas)

@@ -26,7 +26,7 @@ from tests.chain.model import APPROVED, PROBATION, REJECTED, REP_MAX, UNDECIDED,
 class Driver:
     def __init__(self, env: Env) -> None:
         self.env = env
-        self.model = Model(env.params)
+        self.model = Model(env.params, **env.model_kwargs())
         self.addresses = [c.address for c in env.peers]
         self.actions = 0
         self.reverts = 0

@@ -12,8 +12,9 @@ import pytest
 from bdfl.chain.accounts import derive_keys, devnet_account
 from bdfl.chain.deploy import TOKEN, Deployment, ProtocolParams, deploy, fund_peers
 from bdfl.chain.devnet import rpc_call
-from bdfl.chain.protocol import Phase, ProtocolClient, new_salt
+from bdfl.chain.protocol import Phase, ProtocolClient, genesis_seed, new_salt
 from bdfl.chain.txsender import TxReverted, TxSender
+from tests.chain import model
 
 LONG = 1_000_000  # seconds: phases never expire unless a test jumps time
 JUMP = LONG + 10  # one jump passes any open deadline
@@ -89,6 +90,7 @@ class Env:
         self.peers = [ProtocolClient(self.w3, self.dep, k, TxSender(self.w3, k, chain_id=cid)) for k in proto.keys]
         self.deployer = ProtocolClient(self.w3, self.dep, proto.deployer, TxSender(self.w3, proto.deployer, chain_id=cid))
         self.by_addr = {c.address: c for c in self.peers}
+        model.DOMAIN.update(chain_id=cid, contract=self.dep.round_manager)
         self.rounds = self.deployer.rounds
         self.registry = self.deployer.registry
         self.token = self.deployer.token
@@ -103,6 +105,22 @@ class Env:
 
     def prevrandao(self, block_number: int) -> int:
         return int.from_bytes(bytes(self.w3.eth.get_block(block_number)["mixHash"]), "big")
+
+    def beacon_of(self, member: str, round_: int) -> tuple[bytes, bytes]:
+        """The beacon (reveal, commit) a client of this env sends with its submission."""
+        c = self.by_addr.get(member) or (self.deployer if member == self.deployer.address else None)
+        if c is None:
+            return b"\x00" * 32, b"\x01" * 32
+        return c.beacon_args(round_)
+
+    def model_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of a tests.chain.model.Model for this deployment."""
+        return {
+            "genesis_seed": genesis_seed(self.dep.chain_id, self.dep.round_manager),
+            "beacon_of": self.beacon_of,
+            "mint_budget_per_round": int(self.rounds.functions.mintBudgetPerRound().call()),
+            "mint_cap": int(self.rounds.functions.mintCap().call()),
+        }
 
     # -- common flows ------------------------------------------------------------------
     def join(self, peers: Sequence[ProtocolClient] | None = None) -> list[ProtocolClient]:

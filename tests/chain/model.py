@@ -6,10 +6,11 @@ raises :class:`Revert` carrying the name of the custom error the contract must r
 with; after each action the tests compare the whole state (reputations, stakes, rewards,
 statuses, member order, round phase, tallies, outcomes, solvency).
 
-Randomness: the committee seed involves the block's ``prevrandao``, which the model cannot
-know in advance, so actions that may draw a committee take ``prevrandao`` (read from the
-block header of the transaction) and the model recomputes seed, committee and assignments
-itself.
+Randomness: the committee seed is keccak(previous seed, XOR of the beacon secrets revealed
+with the round's submissions, round), with no block data; the model is given each member's
+beacon (reveal, commit) per round (``beacon_of``: the peer's choice, like its update hash)
+and recomputes seed, committee and assignments itself. The ``prevrandao`` arguments the
+driver passes are ignored (kept so the drivers need not change).
 """
 
 from __future__ import annotations
@@ -56,10 +57,15 @@ def _h(types: list[str], values: list[Any]) -> bytes:
     return keccak(encode(types, values))
 
 
+#: Set by the tests: (chain id, RoundManager address) bound into every vote commitment.
+DOMAIN: dict[str, Any] = {"chain_id": 31337, "contract": "0x" + "00" * 20}
+
+
 def commitment(round_: int, auditor: str, idx: list[int], accept: list[bool], salt: bytes) -> bytes:
     return _h(
-        ["uint256", "address", "uint256[]", "bool[]", "bytes32"],
-        [round_, to_checksum_address(auditor), list(idx), list(accept), salt],
+        ["uint256", "address", "uint256", "address", "uint256[]", "bool[]", "bytes32"],
+        [DOMAIN["chain_id"], to_checksum_address(DOMAIN["contract"]), round_, to_checksum_address(auditor),
+         list(idx), list(accept), salt],
     )
 
 
@@ -101,7 +107,9 @@ class RoundM:
     phase: int = SUBMIT
     expired: bool = False  # the current phase's deadline has passed
     subs: list[SubM] = field(default_factory=list)
-    acc: bytes = b"\x00" * 32
+    beacon: bytes = b"\x00" * 32  # XOR of the revealed beacon secrets
+    pool: int = 0  # member count at the first submission: the draw's pool
+    minted: int = 0
     seed: bytes = b"\x00" * 32
     committee: list[str] = field(default_factory=list)
     seats: list[SeatM] = field(default_factory=list)
@@ -115,8 +123,16 @@ class RoundM:
 class Model:
     """State of token balance, registry and round manager under the protocol rules."""
 
-    def __init__(self, params: Any) -> None:
+    def __init__(self, params: Any, *, genesis_seed: bytes = b"\x00" * 32, beacon_of: Any = None,
+                 mint_budget_per_round: int = 2**127, mint_cap: int = 2**255) -> None:
+        """``beacon_of(member, round)`` -> (reveal, commit) the member sends with its
+        submission of ``round``; ``genesis_seed`` = the RoundManager's initial lastSeed."""
         self.p = params
+        self.beacon_of = beacon_of
+        self.beacons: dict[str, tuple[bytes, int]] = {}  # member -> (commitment, round it opens in)
+        self.mint_budget_per_round = mint_budget_per_round
+        self.mint_cap = mint_cap
+        self.total_minted = 0
         self.peers: dict[str, PeerM] = {}
         self.members: list[str] = []
         self.total_staked = 0
@@ -125,7 +141,7 @@ class Model:
         self.minted = 0
         self.burned = 0
         self.round = 0
-        self.last_seed = b"\x00" * 32
+        self.last_seed = genesis_seed
         self.rounds: dict[int, RoundM] = {0: RoundM()}
         self.sweep_round = -1
         self.sweep_cursor = 0
@@ -280,17 +296,28 @@ class Model:
 
     def submit(self, a: str, round_: int, update_hash: bytes, num_samples: int, prevrandao: int | None = None) -> int:
         r = self._require_open(round_, SUBMIT)
-        if update_hash == b"\x00" * 32:
+        reveal, commit = self.beacon_of(a, round_)
+        if update_hash == b"\x00" * 32 or commit == b"\x00" * 32:
             raise Revert("EmptyHash")
         if any(s.peer == a for s in r.subs):
             raise Revert("AlreadySubmitted")
+        if any(s.update_hash == update_hash for s in r.subs):
+            raise Revert("DuplicateHash")
         p = self.peer(a)
         if p.status not in (ACTIVE, EXITING):
             raise Revert("NotActiveMember")
+        pending = self.beacons.get(a)
+        opens = pending is not None and pending[1] == round_
+        if opens and _h(["bytes32", "address"], [reveal, to_checksum_address(a)])[:24] != pending[0][:24]:
+            raise Revert("BeaconMismatch")
+        if not r.subs:
+            r.pool = len(self.members)
+        if opens:
+            r.beacon = bytes(x ^ y for x, y in zip(r.beacon, reveal, strict=True))
+        self.beacons[a] = (commit, round_ + 1)
         p.last_submit = round_ + 1
         eligible = p.rep >= self.p.rep_threshold
         r.subs.append(SubM(a, update_hash, min(num_samples, self.p.max_samples), eligible))
-        r.acc = _h(["bytes32", "address", "bytes32"], [r.acc, to_checksum_address(a), update_hash])
         if len(r.subs) >= len(self.members):
             self._advance(prevrandao)
         return len(r.subs) - 1
@@ -311,11 +338,9 @@ class Model:
     def _advance(self, prevrandao: int | None) -> None:
         r = self.cur
         if r.phase == SUBMIT:
-            if prevrandao is None:
-                raise AssertionError("a committee draw needs the block's prevrandao")
-            r.seed = _h(["uint256", "bytes32", "bytes32", "uint256"], [prevrandao, self.last_seed, r.acc, self.round])
+            r.seed = _h(["bytes32", "bytes32", "uint256"], [self.last_seed, r.beacon, self.round])
             self.last_seed = r.seed
-            r.committee = self.draw_committee(r.seed, self.p.committee_size)
+            r.committee = self.draw_committee(r.seed, self.p.committee_size, r.pool)
             r.seats = [SeatM(x) for x in r.committee]
             r.phase, r.expired = COMMIT, False
             if r.committee:
@@ -327,9 +352,9 @@ class Model:
         if r.phase == REVEAL:
             r.phase, r.expired = FINALIZE, False
 
-    def draw_committee(self, seed: bytes, k: int) -> list[str]:
-        """Reputation-weighted rejection sampling over the member array."""
-        n = len(self.members)
+    def draw_committee(self, seed: bytes, k: int, pool: int | None = None) -> list[str]:
+        """Reputation-weighted rejection sampling over the first ``pool`` members (all by default)."""
+        n = len(self.members) if pool is None else min(pool, len(self.members))
         chosen: list[str] = []
         if n == 0:
             return chosen
@@ -469,7 +494,7 @@ class Model:
         sub.outcome = out = self.outcome_of(sub)
         if out == APPROVED:
             r.approved += 1
-            self._settle(sub.peer, self.p.rep_gain_update, self.p.update_reward, 0)
+            self._settle(sub.peer, self.p.rep_gain_update, self._grant(self.p.update_reward), 0)
         elif out == PROBATION:
             self._settle(sub.peer, self.p.rep_gain_update, 0, 0)
         elif out == REJECTED:
@@ -478,6 +503,7 @@ class Model:
         for s_i in self.audit_seats(round_, u):
             seat = r.seats[s_i]
             if not seat.revealed:
+                seat.abstain += 1  # assignments of a missing reveal: its penalty
                 continue
             if s_i not in sub.votes:
                 seat.abstain += 1
@@ -490,10 +516,19 @@ class Model:
     def _settle_seat(self, s_i: int) -> None:
         seat = self.cur.seats[s_i]
         if not seat.revealed:
-            self._settle(seat.auditor, -self.p.rep_loss_no_reveal, 0, 0)
+            # more than revealing every assigned vote against the majority would cost
+            self._settle(seat.auditor, -(self.p.rep_loss_no_reveal + seat.abstain * self.p.rep_loss_vote), 0, 0)
             return
         delta = seat.agree * self.p.rep_gain_vote - (seat.disagree + seat.abstain) * self.p.rep_loss_vote
-        self._settle(seat.auditor, delta, seat.agree * self.p.vote_reward, 0)
+        self._settle(seat.auditor, delta, self._grant(seat.agree * self.p.vote_reward), 0)
+
+    def _grant(self, wanted: int) -> int:
+        """The part of a reward within the round's minting budget and the lifetime cap."""
+        r = self.cur
+        granted = min(wanted, self.mint_budget_per_round - r.minted, self.mint_cap - self.total_minted)
+        r.minted += granted
+        self.total_minted += granted
+        return granted
 
     def _sweep(self, round_: int, max_items: int) -> tuple[int, bool]:
         if self.sweep_round != round_:

@@ -23,7 +23,7 @@ from collections.abc import Iterator, Sequence
 import pytest
 from eth_utils import keccak
 
-from bdfl.chain.protocol import Outcome, Phase, Status, new_salt, vote_commitment
+from bdfl.chain.protocol import Outcome, Phase, Status, new_salt
 from bdfl.chain.txsender import TxReverted
 from tests.chain.helpers import TEST_PARAMS, Env, Proto, reverts, setup_proto
 
@@ -55,7 +55,7 @@ def _draws(env: Env, n_seeds: int, k: int, tag: bytes = b"adversary-draw") -> li
 def test_vote_copier_cannot_open_the_copy_and_is_penalised_for_not_revealing(env: Env) -> None:
     """An auditor that copies another's commitment (to skip the work of auditing) can
     neither open it, nor re-commit once it saw the original reveal; it ends the round
-    charged ``repLossNoReveal``, with no vote reward and no vote counted."""
+    charged the no-reveal penalty, with no vote reward and no vote counted."""
     peers = env.join(env.peers[:8])
     r = env.deployer.current_round()
     env.submit(peers, r)
@@ -64,7 +64,7 @@ def test_vote_copier_cannot_open_the_copy_and_is_penalised_for_not_revealing(env
     leader, copier = committee[0], committee[1]
     votes = env.honest_votes(r)
     idx, acc, salt = votes[leader]
-    c_leader = vote_commitment(r, leader, idx, acc, salt)
+    c_leader = env.by_addr[leader].vote_commitment(r, idx, acc, salt)
     for a in committee:
         if a == copier:
             env.by_addr[a].commit(r, c_leader)  # the copy
@@ -96,9 +96,12 @@ def test_vote_copier_cannot_open_the_copy_and_is_penalised_for_not_revealing(env
     settled = {e["args"]["auditor"]: e["args"] for e in events if e["event"] == "AuditorSettled"}
     assert settled[copier]["revealed"] is False and settled[leader]["revealed"] is True
     assert settled[leader]["agree"] == len(idx) > 0
-    # copier: +repGainUpdate for its own (approved) update, -repLossNoReveal as an auditor
+    # copier: +repGainUpdate for its own (approved) update; as an auditor, -repLossNoReveal
+    # and -repLossVote per assigned update (more than revealing them all against the majority)
     p = env.params
-    assert _rep_changes(env, receipts, copier) == [p.rep_gain_update, -p.rep_loss_no_reveal]
+    assigned = len(env.deployer.assignments_of(r, copier))
+    assert settled[copier]["abstain"] == assigned > 0
+    assert _rep_changes(env, receipts, copier) == [p.rep_gain_update, -(p.rep_loss_no_reveal + assigned * p.rep_loss_vote)]
     assert c.claimable() - claim0 == p.update_reward  # the training reward only, no vote reward
     assert env.by_addr[leader].claimable() >= p.update_reward + len(idx) * p.vote_reward
 
@@ -252,7 +255,8 @@ def test_auditor_that_votes_on_its_own_update_cannot_reveal_at_all(env: Env) -> 
     assert env.deployer.auditors_of(r, own) and attacker not in env.deployer.auditors_of(r, own)
     assert mine.outcome == Outcome.APPROVED  # decided by the three other seats' votes
     p = env.params
-    assert _rep_changes(env, receipts, attacker) == [p.rep_gain_update, -p.rep_loss_no_reveal]
+    assigned = len(env.deployer.assignments_of(r, attacker))
+    assert _rep_changes(env, receipts, attacker) == [p.rep_gain_update, -(p.rep_loss_no_reveal + assigned * p.rep_loss_vote)]
 
 
 # ------------------------------------------------------------------ whitewasher

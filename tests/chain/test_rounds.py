@@ -14,8 +14,8 @@ from eth_utils import keccak
 from bdfl.chain.protocol import (
     Outcome,
     Phase,
-    accumulate,
     audit_seats,
+    genesis_seed,
     new_salt,
     round_seed,
     vote_commitment,
@@ -65,16 +65,13 @@ def test_num_samples_is_capped(env: Env) -> None:
 
 def test_seed_committee_and_assignments_match_the_documented_rules(env: Env) -> None:
     peers = env.join(env.peers[:8])
-    acc = b"\x00" * 32
-    receipt = None
     for c in peers:
-        h = update_hash(0, c.address)
-        receipt = c.submit_update(0, h, 5)
-        acc = accumulate(acc, c.address, h)
+        c.submit_update(0, update_hash(0, c.address), 5)
     info = env.deployer.round_info(0)
-    assert info.phase == Phase.COMMIT and info.accumulator == acc
-    prevrandao = env.prevrandao(receipt["blockNumber"])
-    assert info.seed == round_seed(prevrandao, b"\x00" * 32, acc, 0)
+    # round 0: nobody has a beacon commitment yet; the seed follows from the genesis seed
+    genesis = genesis_seed(env.dep.chain_id, env.dep.round_manager)
+    assert info.phase == Phase.COMMIT and info.beacon == b"\x00" * 32 and info.pool == 8
+    assert info.seed == round_seed(genesis, b"\x00" * 32, 0)
     # committee: reputation-weighted rejection sampling, recomputed by the Python model
     model = Model(env.params)
     model.members = list(env.deployer.members())
@@ -232,7 +229,7 @@ def test_vote_copying_is_useless(env: Env) -> None:
     committee = env.deployer.committee(r)
     leader, copier = committee[0], committee[1]
     idx, acc, salt = env.honest_votes(r)[leader]
-    c_leader = vote_commitment(r, leader, idx, acc, salt)
+    c_leader = env.by_addr[leader].vote_commitment(r, idx, acc, salt)
     env.by_addr[leader].commit(r, c_leader)
     env.by_addr[copier].commit(r, c_leader)  # copies the leader's commitment bytes
     env.jump()
@@ -241,7 +238,7 @@ def test_vote_copying_is_useless(env: Env) -> None:
     # the copier now knows the leader's votes and salt, yet cannot open the copied commitment
     with reverts("CommitmentMismatch"):
         env.by_addr[copier].reveal_votes(r, idx, acc, salt)
-    assert vote_commitment(r, copier, idx, acc, salt) != c_leader
+    assert env.by_addr[copier].vote_commitment(r, idx, acc, salt) != c_leader
 
 
 def test_replayed_commitment_and_reveal_from_an_earlier_round_revert(env: Env) -> None:
@@ -260,7 +257,7 @@ def test_replayed_commitment_and_reveal_from_an_earlier_round_revert(env: Env) -
     idx, acc, salt = votes0[a]
     with reverts("WrongRound"):
         env.by_addr[a].reveal_votes(r0, idx, acc, salt)  # round r0 is closed
-    env.by_addr[a].commit(r1, vote_commitment(r0, a, idx, acc, salt))  # replayed commitment
+    env.by_addr[a].commit(r1, env.by_addr[a].vote_commitment(r0, idx, acc, salt))  # replayed commitment
     env.jump()
     env.deployer.advance(r1)
     with reverts("CommitmentMismatch"):
@@ -334,7 +331,9 @@ def test_commit_without_reveal_is_penalized_and_no_quorum_means_undecided(env: E
     for a in votes:
         mine = [e for e in drops if e["args"]["peer"] == a]
         assert len(mine) == 1
-        assert mine[0]["args"]["oldReputation"] - mine[0]["args"]["newReputation"] == env.params.rep_loss_no_reveal
+        assigned = len(env.deployer.assignments_of(r, a))
+        p = env.params
+        assert mine[0]["args"]["oldReputation"] - mine[0]["args"]["newReputation"] == p.rep_loss_no_reveal + assigned * p.rep_loss_vote
     assert not any(e["event"] == "RewardCredited" for e in events)
 
 
@@ -358,6 +357,8 @@ def test_below_threshold_update_is_probation_not_aggregated(env: Env) -> None:
 def test_view_helpers_agree_with_raw_abi_encoding(env: Env) -> None:
     salt = b"\x07" * 32
     a = env.peers[0].address
-    expect = keccak(encode(["uint256", "address", "uint256[]", "bool[]", "bytes32"], [3, a, [1, 5], [True, False], salt]))
-    assert vote_commitment(3, a, [1, 5], [True, False], salt) == expect
+    cid, rm = env.dep.chain_id, env.dep.round_manager
+    expect = keccak(encode(["uint256", "address", "uint256", "address", "uint256[]", "bool[]", "bytes32"],
+                           [cid, rm, 3, a, [1, 5], [True, False], salt]))
+    assert vote_commitment(3, a, [1, 5], [True, False], salt, chain_id=cid, contract=rm) == expect
     assert env.rounds.functions.voteCommitment(3, a, [1, 5], [True, False], salt).call() == expect
