@@ -25,17 +25,21 @@ was kept or run (docs/results-format.md, "Sweep folder").
 
 from __future__ import annotations
 
+import datetime as _dt
 import hashlib
 import itertools
 import json
 import shutil
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from bdfl.config import METADATA_KEYS, ExperimentConfig, from_dict, load_config, read_toml
+from bdfl.config import ExperimentConfig, METADATA_KEYS, dump_toml, from_dict, load_config, read_toml
 from bdfl.errors import BDFLError, ConfigError
+from bdfl.experiment.results import atomic_write_text
+from bdfl.experiment.setup import preflight
+from bdfl.experiment.sweep_table import write_sweep_outputs
 
 SWEEP_MANIFEST = "sweep.json"
 
@@ -71,7 +75,6 @@ def _slug(params: dict[str, Any]) -> str:
 
 def expand(path: Path) -> tuple[str, list[tuple[dict[str, Any], ExperimentConfig]]]:
     """Every (grid point, validated config) of a grid file."""
-    from bdfl.experiment.setup import preflight
 
     name, base, fixed, grid = load_grid(path)
     keys = list(grid)
@@ -122,7 +125,6 @@ def run_sweep(path: Path, *, out: Path | None = None, quiet: bool = False, jobs:
     endpoint ports, and reproducible committees depend on them (setup.endpoint_ports).
     Grid points that resolve to the same configuration (attack "none" at every fraction)
     run once and share their results."""
-    from bdfl.experiment.sweep_table import write_sweep_outputs
 
     if not isinstance(jobs, int) or isinstance(jobs, bool) or not 1 <= jobs <= 64:
         raise ConfigError("--jobs", f"must be an integer in [1, 64], got {jobs!r}")
@@ -151,7 +153,6 @@ def run_sweep(path: Path, *, out: Path | None = None, quiet: bool = False, jobs:
             print(f"[sweep {i}/{len(runs)}] {params}: done earlier with another configuration "
                   f"(config hash {run_config_hash(run_dir)} != {want}): running it again", flush=True)
         todo.append((i, params, cfg, run_dir))
-    from bdfl.experiment.results import atomic_write_text
 
     atomic_write_text(out / SWEEP_MANIFEST, json.dumps(
         {"name": name, "grid_file": str(path), "points": manifest}, indent=2, default=str) + "\n")
@@ -170,6 +171,64 @@ def run_sweep(path: Path, *, out: Path | None = None, quiet: bool = False, jobs:
     return out
 
 
+def parse_seeds(text: str) -> list[int]:
+    """``"0,1,2"`` or ``"0-4"`` (or a mix: ``"0-2,7"``) as a list of distinct seeds, in order."""
+    seeds: list[int] = []
+    for part in (p.strip() for p in str(text).split(",")):
+        try:
+            if "-" in part[1:]:  # a range lo-hi
+                lo, hi = (int(x) for x in part.split("-", 1))
+                if hi < lo:
+                    raise ValueError
+                seeds += list(range(lo, hi + 1))
+            else:
+                seeds.append(int(part))
+        except ValueError:
+            raise ConfigError("--seeds", f"expected seeds like 0,1,2 or 0-4, got {text!r}") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ConfigError("--seeds", f"expected distinct seeds like 0,1,2 or 0-4, got {text!r}")
+    return seeds
+
+
+def run_seed_group(cfg: ExperimentConfig, seeds: Sequence[int], *, out: Path | None = None,
+                   quiet: bool = False, jobs: int = 1) -> Path:
+    """Run ``cfg`` once per seed and compare the runs: ``bdfl run --seeds 0,1,2``.
+
+    Each seed's run goes to ``<out>/runs/seed=<s>`` (a ``bdfl run`` subprocess, as in a
+    sweep, and reused only when completed with the same configuration); then
+    :func:`bdfl.experiment.compare.compare_runs` writes into ``<out>`` the comparison with
+    mean ± std over seeds (``compare_groups.csv``, ``compare.md``) and seed bands
+    (``compare_accuracy.png``, ``compare_reputation.png``). Returns ``out``.
+    """
+    from bdfl.experiment.compare import compare_runs
+
+    seeds = list(seeds)
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ConfigError("--seeds", f"expected distinct seeds, got {seeds!r}")
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or not 1 <= jobs <= 64:
+        raise ConfigError("--jobs", f"must be an integer in [1, 64], got {jobs!r}")
+    variants = [from_dict({**cfg.to_dict(), "seed": s, "name": f"{cfg.name}-seed{s}", "out": ""}) for s in seeds]
+    if out is None:
+        out = Path(cfg.out) if cfg.out else Path("results") / f"{_dt.datetime.now():%Y%m%d-%H%M%S}-{cfg.name}-seeds"
+    todo = []
+    for i, (seed, c) in enumerate(zip(seeds, variants), 1):
+        run_dir = out / "runs" / f"seed={seed}"
+        if _reuse(run_dir, config_hash(c)) == "kept":
+            if not quiet:
+                print(f"[seed {seed}] done earlier with this configuration, kept", flush=True)
+            continue
+        todo.append((i, {"seed": seed}, c, run_dir))
+    (out / "runs").mkdir(parents=True, exist_ok=True)
+    failures = _run_all(todo, len(seeds), jobs, quiet)
+    done = [out / "runs" / f"seed={s}" for s in seeds if (out / "runs" / f"seed={s}" / "metrics.csv").is_file()]
+    if done:
+        compare_runs(done, out)
+    if failures:
+        raise BDFLError(f"{len(failures)} of {len(todo)} seed run(s) failed: " + "; ".join(failures[:5]),
+                        fix=f"see run.log in each failed run's folder under {out / 'runs'}; running the same command again retries only those")
+    return out
+
+
 def run_command(cfg_path: Path, run_dir: Path) -> list[str]:
     """The command line that runs one grid point (a ``bdfl run`` subprocess)."""
     import sys
@@ -184,7 +243,7 @@ def _reuse(run_dir: Path, want: str) -> str:
         summary = json.loads(summary_path.read_text()) if summary_path.is_file() else None
     except (OSError, ValueError):
         summary = None
-    if not isinstance(summary, dict) or summary.get("status") != "completed":
+    if not isinstance(summary, dict) or summary.get("status") not in ("completed", "degraded"):
         return "run"
     return "kept" if run_config_hash(run_dir) == want else "stale"
 
@@ -195,7 +254,6 @@ def _run_all(todo: list[tuple[int, dict[str, Any], ExperimentConfig, Path]], tot
     import sys
     import time
 
-    from bdfl.config import dump_toml
 
     pending = list(todo)
     running: dict[Any, tuple[int, dict[str, Any], ExperimentConfig, Path]] = {}
@@ -235,7 +293,7 @@ def _run_all(todo: list[tuple[int, dict[str, Any], ExperimentConfig, Path]], tot
                 (run_dir.parent / f".{run_dir.name}.toml").unlink(missing_ok=True)
                 if proc.returncode == 130:
                     raise KeyboardInterrupt
-                if proc.returncode != 0:
+                if proc.returncode not in (0, 3):  # 3: ran every round, status "degraded" (a result too)
                     last = err.splitlines()[-2:] if err else [f"exit code {proc.returncode}"]
                     failures.append(f"{params}: {' '.join(last)}")
                     if not quiet:

@@ -167,3 +167,46 @@ def test_stale_sweep_reruns_real_runs(tmp_path: Path) -> None:
     assert tb["round/honest_accuracy"][0][1] == pytest.approx(rounds[0]["honest_accuracy"], rel=1e-6)
     assert tb["round/gas_used"][0][1] == pytest.approx(rounds[0]["gas_used"], rel=1e-6)
     assert {"reputation/attacker_max", "reputation/honest_min", "tokens/honest_stake_mean"} <= set(tb)
+
+
+FAKE_SEED_RUN = textwrap.dedent("""
+    import json, sys
+    from pathlib import Path
+    sys.path.insert(0, {root!r})
+    from bdfl.config import dump_toml, load_config
+    from tests.experiment.test_results import make_run
+    cfg_path, out = Path(sys.argv[1]), Path(sys.argv[2])
+    cfg = load_config(cfg_path)
+    make_run(out, seed=cfg.seed, acc_shift=0.01 * cfg.seed)  # a synthetic run whose accuracy follows the seed
+    (out / "config.toml").write_text(dump_toml(cfg))
+    summary = json.loads((out / "summary.json").read_text())
+    (out / "summary.json").write_text(json.dumps({{**summary, "status": "completed"}}))
+    with open(sys.argv[3], "a") as log:
+        log.write(out.name + "\\n")
+    """)
+
+
+def test_seed_group_runs_each_seed_and_compares_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import csv
+
+    from bdfl.config import load_config
+    from bdfl.experiment.sweep import parse_seeds, run_seed_group
+
+    script = tmp_path / "fake_seed_run.py"
+    script.write_text(FAKE_SEED_RUN.format(root=str(ROOT)))
+    log = tmp_path / "ran.log"
+    monkeypatch.setattr(sweep, "run_command", lambda cfg, out: [sys.executable, str(script), str(cfg), str(out), str(log)])
+    cfg = load_config(None, {"peers": 6, "rounds": 2, "name": "grp"})
+    out = run_seed_group(cfg, parse_seeds("0-2"), out=tmp_path / "group", quiet=True)
+    assert _ran(log) == ["seed=0", "seed=1", "seed=2"]
+    with open(out / "compare_groups.csv", newline="") as f:
+        (group,) = list(csv.DictReader(f))
+    assert group["n_runs"] == "3" and group["seeds"] == "0 1 2"
+    assert float(group["final_honest_accuracy_mean"]) == pytest.approx(0.925)  # 0.915, 0.925, 0.935
+    assert float(group["final_honest_accuracy_std"]) == pytest.approx(0.01)
+    assert (out / "compare_accuracy.png").is_file() and (out / "compare_accuracy.svg").is_file()
+    # again with one more seed: the three done are kept, only seed 3 runs
+    run_seed_group(cfg, [0, 1, 2, 3], out=out, quiet=True)
+    assert _ran(log) == ["seed=3"]
+    with pytest.raises(Exception, match="distinct"):
+        parse_seeds("1,1")
