@@ -63,14 +63,14 @@ class Proto:
         return rpc_call(self.rpc_url, method, params or [])
 
 
-def setup_proto(devnet: Any, artifacts: Any, params: ProtocolParams = TEST_PARAMS, n: int = N_PEERS) -> Proto:
+def setup_proto(devnet: Any, artifacts: Any, params: ProtocolParams = TEST_PARAMS, n: int = N_PEERS, **deploy_kwargs: Any) -> Proto:
     w3 = devnet.w3()
     # cache eth_chainId & co.: web3's validation middleware otherwise asks for the chain id
     # twice per call, tripling the requests of every view
     w3.provider.cache_allowed_requests = True
     deployer = devnet_account(0)
     sender = TxSender(w3, deployer)
-    dep = deploy(w3, deployer, artifacts, params, sender=sender)
+    dep = deploy(w3, deployer, artifacts, params, sender=sender, **deploy_kwargs)
     keys = derive_keys(7, n, namespace="bdfl-chain-test")
     fund_peers(w3, dep, sender, [k.address for k in keys], PEER_TOKENS)
     for k in keys:
