@@ -42,6 +42,9 @@ class TaskConfig:
     local_epochs: int = 5
     batch_size: int = 10
     learning_rate: float = 0.05
+    # a fit that returns another dtype than the initial parameters: false = stop the run with
+    # one error (the client contract, docs/tasks.md); true = cast to the initial dtype
+    cast_dtypes: bool = False
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ def load_runs(sweep: Path) -> list[dict[str, Any]]:
         if not (summary_path.is_file() and cfg_path.is_file() and metrics_path.is_file()):
             continue
         summary = json.loads(summary_path.read_text())
-        if summary.get("status") != "completed":
+        if summary.get("status") not in ("completed", "degraded"):  # degraded: ran every round
             continue
         cfg = tomllib.loads(cfg_path.read_text())
         with open(metrics_path, newline="") as fh:

@@ -309,8 +309,8 @@ class RoundSwitchingClient:
 
     Wraps two clients built identically (same seed, same validation split) except for
     the training shard: ``fit`` trains ``poisoned`` in rounds where ``attack.active``
-    is True and ``clean`` otherwise (``config["round"]``, 0-based, as the peer passes
-    it), so an off round is bit-for-bit what an honest peer with the same seed and data
+    is True and ``clean`` otherwise (``config["server_round"]`` - 1: the chain's 0-based
+    round), so an off round is bit-for-bit what an honest peer with the same seed and data
     would compute. ``evaluate`` and ``get_parameters`` use the clean client (the
     validation split is clean in both). Any other attribute is the clean client's.
     A ``fit`` without a ``round`` counts this client's own fit calls (0, 1, ...).
@@ -326,7 +326,7 @@ class RoundSwitchingClient:
         return self.poisoned if self.attack.active(round) else self.clean
 
     def fit(self, parameters: NDArrays, config: dict[str, Any]) -> Any:
-        rnd = int(config["round"]) if "round" in config else self._fits
+        rnd = int(config["server_round"]) - 1 if "server_round" in config else int(config.get("round", self._fits))  # 0-based
         self._fits += 1
         return self.client_for(rnd).fit(parameters, config)
 

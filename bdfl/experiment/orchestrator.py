@@ -9,17 +9,37 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bdfl.chain.accounts import DEVNET_CHAIN_IDS, check_key_allowed, derive_keys, devnet_account, key_from_env
+from bdfl.chain.compiler import build
+from bdfl.chain.deploy import deploy, fund_peers
+from bdfl.chain.devnet import connect, start_devnet
+from bdfl.chain.protocol import Outcome, Phase, ProtocolClient
+from bdfl.chain.txsender import TxSender
 from bdfl.config import ExperimentConfig, dump_toml
 from bdfl.errors import BDFLError
+from bdfl.experiment.faults import FaultInjector, keeps_state, late_joiners
+from bdfl.experiment.keeper import Keeper
+from bdfl.experiment.pool import RoundTimes, WorkerPool
+from bdfl.experiment.progress import Progress
+from bdfl.experiment.report import build_report
+from bdfl.experiment.results import (
+    ResultsWriter,
+    compute_summary,
+    package_versions,
+    read_metrics,
+    read_rounds,
+    round_aggregates,
+)
+from bdfl.experiment.setup import attacker_indices, frozen_clock, protocol_params
+from bdfl.experiment.worker import WorkerSpec
+from bdfl.peer.overlay_tracker import OverlayTracker
+from bdfl.peer.sources import MoveHistory, aggregation_rule, rebuilds_starts, sources_of, start_recipes
 
 log = logging.getLogger("bdfl.run")
 
 
 class Orchestrator:
     def __init__(self, cfg: ExperimentConfig, out_dir: Path, *, quiet: bool = False) -> None:
-        from bdfl.experiment.progress import Progress
-        from bdfl.experiment.results import ResultsWriter
-
         self.cfg = cfg
         self.out_dir = out_dir
         self.writer = ResultsWriter(out_dir, live=True)  # + TensorBoard event files, per round
@@ -29,6 +49,8 @@ class Orchestrator:
         self.status = "running"
         self.started = time.monotonic()
         self.rounds_done = 0
+        self.degraded: list[str] = []  # why this run went wrong though it ran every round (status "degraded")
+        self._idle_rounds = 0  # consecutive rounds in which no peer aggregated any update
         self._subs_hashes: dict[int, list[str]] = {}  # recent closed rounds' submitted update hashes
         self._init_audit_inputs()
         self.totals = {"tx_count": 0, "gas_used": 0}
@@ -37,7 +59,6 @@ class Orchestrator:
         """What auditors get besides the updates: each trainer's start recipe for the next
         round (StartSource lists) and, for the consistency test, each trainer's latest earlier
         move that was not rejected (bdfl.peer.sources)."""
-        from bdfl.peer.sources import MoveHistory, rebuilds_starts
 
         d = self.cfg.defense
         self._start_recipes: dict[int, dict[str, list[Any]]] = {}
@@ -48,8 +69,6 @@ class Orchestrator:
 
     # -- set-up -----------------------------------------------------------------------
     def run(self) -> None:
-        from bdfl.experiment.runner import package_versions
-
         cfg = self.cfg
         self.writer.write_config(dump_toml(cfg, {"versions": package_versions()}))
         self._start_chain()
@@ -79,9 +98,6 @@ class Orchestrator:
         raise BDFLError(message, fix=fix) from exc
 
     def _start_chain(self) -> None:
-        from bdfl.chain.compiler import build
-        from bdfl.chain.devnet import connect, start_devnet
-
         self.note("compiling contracts (cached)")
         self.artifacts = build()
         c = self.cfg.chain
@@ -91,21 +107,12 @@ class Orchestrator:
             self.note(f"starting {c.backend} devnet")
             # anvil with a frozen clock: reproducible block randomness (committees), and
             # deadlines pass only when the keeper moves time (docs/architecture.md)
-            from bdfl.experiment.setup import frozen_clock
-
             frozen = frozen_clock(self.cfg)
             self.devnet = start_devnet(c.backend, block_time=c.block_time or None, log_path=self.out_dir / "devnet.log", frozen_time=frozen)
         self.w3 = self.devnet.w3()
         self.note(f"chain {self.devnet.rpc_url} (chain id {self.devnet.chain_id})")
 
     def _deploy(self) -> None:
-        from bdfl.chain.accounts import DEVNET_CHAIN_IDS, check_key_allowed, devnet_account, key_from_env
-        from bdfl.chain.deploy import deploy
-        from bdfl.chain.protocol import ProtocolClient
-        from bdfl.chain.txsender import TxSender
-        from bdfl.experiment.keeper import Keeper
-        from bdfl.experiment.setup import protocol_params
-
         deployer = devnet_account(0) if self.devnet.is_local else key_from_env()
         if deployer is None and self.devnet.chain_id in DEVNET_CHAIN_IDS:
             # a devnet reached by URL (anvil, Hardhat, Ganache): its well-known account 0
@@ -126,13 +133,6 @@ class Orchestrator:
         self.keeper = Keeper(ProtocolClient(self.w3, self.deployment, deployer, self.deployer), self.devnet, self.deployment.block_number - 1)
 
     def _start_peers(self) -> None:
-        from bdfl.chain.accounts import derive_keys
-        from bdfl.chain.deploy import fund_peers
-        from bdfl.experiment.runner import WorkerPool
-        from bdfl.experiment.setup import attacker_indices
-        from bdfl.experiment.faults import FaultInjector, keeps_state, late_joiners
-        from bdfl.experiment.worker import WorkerSpec
-
         cfg = self.cfg
         self.faults = FaultInjector(self)
         late = set(late_joiners(cfg))
@@ -169,9 +169,6 @@ class Orchestrator:
 
     # -- one round ----------------------------------------------------------------------
     def _round(self, offset: int) -> None:
-        from bdfl.chain.protocol import Phase
-        from bdfl.experiment.runner import RoundTimes
-
         cfg = self.cfg
         k = self.keeper
         t_round = time.perf_counter()
@@ -189,11 +186,17 @@ class Orchestrator:
             raise BDFLError(f"no active members left in round {rnd}: every peer was slashed out or went inactive")
         res = self.pool.call("train_submit", rnd=rnd, attackers=False, honest=[], active=active)
         times.add(res)
+        trained = sum(len(w["peers"]) for w in res)
+        fit_failures = [x for w in res for x in w.get("failed", [])]
         times.add(self.pool.call_in_turn("send_outbox"), in_turn=True)
         if self.attackers:
             honest = [(v["hash"], v["url"]) for r in res for v in r["peers"].values()]
-            times.add(self.pool.call("train_submit", rnd=rnd, attackers=True, honest=honest, active=active))
+            res_a = self.pool.call("train_submit", rnd=rnd, attackers=True, honest=honest, active=active)
+            times.add(res_a)
+            trained += sum(len(w["peers"]) for w in res_a)
+            fit_failures += [x for w in res_a for x in w.get("failed", [])]
             times.add(self.pool.call_in_turn("send_outbox"), in_turn=True)
+        self._note_failures(r, rnd, fit_failures, everyone=trained == 0)
         t = time.perf_counter()
         k.advance_to(rnd, Phase.COMMIT)  # at once if every member submitted, else at the deadline
         times.chain += time.perf_counter() - t
@@ -207,6 +210,8 @@ class Orchestrator:
             res = self.pool.call("audit_commit", rnd=rnd, assignments=assignments, attacker_addrs=self.attacker_addrs,
                                  earlier_hashes=self._earlier_hashes(rnd))
             times.add(res)
+            voted = sum(len(w.get("votes", {})) for w in res)
+            self._note_failures(r, rnd, [x for w in res for x in w.get("failed", [])], everyone=voted == 0)
             self._note_rejections(r, rnd, [x for w in res for x in w.get("rejected", [])])
             if cfg.defense.rebuild_starts:
                 # how many trainers' starts this round's auditors rebuilt from the chain, and whether
@@ -252,6 +257,45 @@ class Orchestrator:
         # the run's own lines (faults, rejected inputs, overlay changes) join the chain's, by block
         events = sorted(events + faults.take_events(), key=lambda e: e["block"])
         self._write_round(offset + 1, rnd, peer_res, subs, events, times, time.perf_counter() - t_round, gas, txs)
+        self._check_degraded(r, subs, peer_res)
+
+    def _note_failures(self, r: int, rnd: int, failures: list[dict[str, Any]], *, everyone: bool) -> None:
+        """A peer whose task client raised (fit or audit) sat the round out: one ``ClientFailed``
+        event each, a run.log line with peer, task and traceback. When it hit every peer that
+        took part, the run stops with one message."""
+        for f in failures:
+            self.faults.emit("ClientFailed", r, rnd, "", **{k: v for k, v in f.items()})
+            self.note(f"round {r}: peer {f['peer']} failed this round: task {f['task']} {f['step']} raised {f['error']} "
+                      f"({'no update' if f['step'] == 'fit' else 'no vote'}; traceback in run.log)")
+            write = getattr(self.progress, "_write_log", None)
+            if write is not None:
+                write(f["traceback"].rstrip())
+        if failures and everyone:
+            f = failures[0]
+            raise BDFLError(
+                f"round {r}: task {f['task']} {f['step']} raised on every peer ({len(failures)} of {len(failures)}): {f['error']}",
+                fix=f"fix the task's {f['step']} (the traceback of each peer is in {self.out_dir / 'run.log'})",
+            )
+
+    def _check_degraded(self, r: int, subs: list[Any], peer_res: dict[int, dict[str, Any]]) -> None:
+        """A round that rejected most honest updates, or a second round in a row in which no
+        peer aggregated anything, marks the run "degraded" (summary.json status, a loud
+        run.log line, exit status 3 of ``bdfl run``)."""
+
+        reasons = []
+        if self.cfg.defense.name == "bdfl":
+            attackers = {self.addresses[i] for i in self.attackers}
+            decided = [s.outcome for s in subs if s.peer not in attackers and s.outcome in (Outcome.APPROVED, Outcome.REJECTED)]
+            rejected = sum(o == Outcome.REJECTED for o in decided)
+            if decided and rejected > len(decided) / 2:
+                reasons.append(f"round {r}: {rejected} of {len(decided)} honest updates were rejected")
+        aggregated = [pr.get("aggregated", 0) for pr in peer_res.values()]
+        self._idle_rounds = self._idle_rounds + 1 if aggregated and not any(aggregated) else 0
+        if self._idle_rounds == 2:
+            reasons.append(f"rounds {r - 1}-{r}: no peer aggregated any update")
+        for reason in reasons:
+            self.note(f"RUN DEGRADED: {reason}")
+        self.degraded += reasons
 
     def _note_rejections(self, r: int, rnd: int, rejected: list[dict[str, Any]]) -> None:
         """Received updates a peer did not use because they could not be verified (unreachable,
@@ -311,7 +355,6 @@ class Orchestrator:
         approved on chain (and by a clear enough vote: ``defense.max_reject_share``, ``dissent_limit``), from
         peers above the reputation threshold, weighted by reputation
         (times the capped on-chain sample count with ``defense.weighting = "reputation_samples"``)."""
-        from bdfl.peer.sources import aggregation_rule, rebuilds_starts, sources_of, start_recipes
 
         k = self.keeper
         states = k.peer_states(self.addresses)
@@ -339,8 +382,6 @@ class Orchestrator:
         (bdfl.peer.overlay_tracker): built once, then repaired on membership changes
         (each build or repair is an ``OverlayChanged`` line in events.jsonl)."""
         if not hasattr(self, "overlay_tracker"):
-            from bdfl.peer.overlay_tracker import OverlayTracker
-
             o = self.cfg.overlay
             self.overlay_tracker = OverlayTracker(o.topology, o.degree, o.edge_probability)
         before = self.overlay_tracker.overlay
@@ -362,9 +403,6 @@ class Orchestrator:
 
     # -- results --------------------------------------------------------------------------
     def _write_round(self, r: int, rnd: int, peer_res: dict[int, dict[str, Any]], subs: list[Any], events: list[dict[str, Any]], times: Any, seconds_total: float, gas: int, txs: int) -> None:
-        from bdfl.chain.protocol import Outcome
-        from bdfl.experiment.results import round_aggregates
-
         cfg = self.cfg
         k = self.keeper
         outcomes = {s.peer: s.outcome for s in subs}
@@ -404,7 +442,11 @@ class Orchestrator:
         self.progress.round_done(r, round_row)
 
     def shutdown(self, status: str) -> None:
-        """Stop everything we started; keep and summarise what was written."""
+        """Stop everything we started; keep and summarise what was written. A run that
+        completed but went wrong (:meth:`_check_degraded`) ends "degraded"."""
+        if status == "completed" and self.degraded:
+            status = "degraded"
+            self.note(f"RUN DEGRADED ({len(self.degraded)} problem(s)): " + "; ".join(self.degraded[:5]))
         self.status = status
         if self.pool is not None:
             self.pool.stop()
@@ -412,12 +454,11 @@ class Orchestrator:
         if self.devnet is not None:
             self.devnet.stop()
         try:
-            from bdfl.experiment.report import build_report
-            from bdfl.experiment.results import compute_summary, read_metrics, read_rounds
-
             summary = compute_summary(read_metrics(self.out_dir), read_rounds(self.out_dir), _clean_reference(self.cfg))
             summary.update(getattr(self, "setup_chain", {}))
             summary.update({"status": status, "rounds_completed": self.rounds_done, "seconds_wall": time.monotonic() - self.started})
+            if self.degraded:
+                summary["degraded_reasons"] = list(self.degraded)
             self.writer.write_summary(summary)
             if self.rounds_done:
                 build_report(self.out_dir)

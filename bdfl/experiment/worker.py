@@ -22,8 +22,24 @@ from typing import Any
 
 import numpy as np
 
-from bdfl.chain.devnet import set_pdeathsig
+from bdfl.attacks import attacker_client
+from bdfl.chain.accounts import account_from_key
+from bdfl.chain.deploy import Deployment
+from bdfl.chain.devnet import batch_mining, make_web3, set_pdeathsig
+from bdfl.chain.protocol import ProtocolClient, draw_gas_bound, salt_for
+from bdfl.chain.txsender import FeeCache, TxSender, wait_many
 from bdfl.config import ExperimentConfig, from_dict
+from bdfl.errors import BDFLError
+from bdfl.experiment.setup import bind_endpoint, defense_params, frozen_clock, make_attack_for, peer_data
+from bdfl.learning.audit import AuditRule
+from bdfl.learning.task import ClientContractError, base_config, load_task
+from bdfl.net.blobserver import BlobHost
+from bdfl.net.fetch import Fetcher
+from bdfl.net.serialization import InvalidUpdate, decode_ndarrays, encode_ndarrays, hash_hex, update_hash
+from bdfl.peer.node import Candidate, Peer, PeerSettings
+from bdfl.peer.rejoin import ensure_membership, resync_from_tiers
+from bdfl.peer.sources import PastMove, StartSource
+from bdfl.peer.state import PeerState
 
 log = logging.getLogger("bdfl.worker")
 
@@ -54,18 +70,8 @@ class Worker:
         import torch
 
         torch.set_num_threads(1)  # tiny models: 15-90x slower with default threads on 2 cores
-        from bdfl.chain.deploy import Deployment
-        from bdfl.chain.devnet import make_web3
-        from bdfl.chain.txsender import FeeCache
-        from bdfl.experiment.setup import defense_params, peer_data
-        from bdfl.learning.audit import AuditRule
-        from bdfl.learning.task import load_task
-        from bdfl.net.blobserver import BlobHost
-        from bdfl.net.fetch import Fetcher
-        from bdfl.peer.node import PeerSettings
 
         self.cfg: ExperimentConfig = from_dict(spec.config)
-        from bdfl.experiment.setup import frozen_clock
 
         # a simulation devnet: the in-turn sends of a phase are mined together (chain.devnet.batch_mining)
         self.batch_mining = frozen_clock(self.cfg)
@@ -75,8 +81,10 @@ class Worker:
         self.deployment = Deployment.load(spec.deployment_path, w3=self.w3)
         self.host = BlobHost()
         # one event-loop thread serves every endpoint of this worker and runs its fetches
+        # the simulated peers' endpoints are on loopback by construction (allow_private)
         self.fetcher = Fetcher(max_bytes=64 * 1024 * 1024, timeout=cfg.net.fetch_timeout, retries=cfg.net.fetch_retries,
-                               concurrency=64, loop=self.host.loop_thread)
+                               concurrency=64, loop=self.host.loop_thread, allow_private=True)
+        self.fetch_budget = fetch_budget(cfg)
         task = load_task(cfg.task.client)
         dataset, shards = peer_data(task, cfg)
         self.attackers = set(spec.attackers)
@@ -86,7 +94,6 @@ class Worker:
             audit_rule=AuditRule.from_defense(cfg.defense),  # every audit_* field of [defense]
         )
         chain_id = int(self.w3.eth.chain_id)
-        from bdfl.chain.protocol import draw_gas_bound
 
         # Peers in other workers submit concurrently, so any submission may turn out to be the
         # last one, which draws the committee: every submission carries the draw's gas bound.
@@ -106,19 +113,23 @@ class Worker:
 
             self.state_dir = tempfile.mkdtemp(prefix=f"bdfl-worker{spec.worker_id}-state-")
         # decentralized FL still starts from one common initial model (seeded by the config)
-        self.initial = task.initial_parameters(dataset, seed=cfg.seed, hparams=_hparams(cfg))
+        self._base = _base_config(cfg, dataset)  # what every fit/evaluate config carries (docs/tasks.md)
+        self.initial = task.initial_parameters(dataset, seed=cfg.seed, hparams=_hparams(cfg), config=self._base)
+        if spec.worker_id == 0:  # the client contract, checked once before any stake is touched
+            task.probe([self._shards[i] for i in sorted(self.keys)[:3]], self.initial, seed=cfg.seed, hparams=_hparams(cfg),
+                       config=self._base, cast_dtypes=cfg.task.cast_dtypes)
         for index in self.keys:
             if index not in self.down:
                 self.peers[index] = self._make_peer(index)
         # one evaluation client on the global test set for the accuracy curves
-        self.test_client = task.make_client((dataset.X_test[:64], dataset.y_test[:64]), (dataset.X_test, dataset.y_test), seed=0, hparams=_hparams(cfg))
+        self.test_client = task.make_client((dataset.X_test[:64], dataset.y_test[:64]), (dataset.X_test, dataset.y_test), seed=0,
+                                            hparams=_hparams(cfg), config=self._base)
         self.asr_client = self._asr_client(task, dataset)
 
     def _asr_client(self, task: Any, dataset: Any) -> Any:
         """Under a backdoor attack: a client whose validation set is the test set with the
         trigger stamped on every image of another class, labelled with the target class, so
         its accuracy is the attack success rate (bdfl.attacks.backdoor). None otherwise."""
-        from bdfl.experiment.setup import make_attack_for
 
         if not self.attackers:
             return None
@@ -127,27 +138,20 @@ class Worker:
         if not hasattr(attack, "triggered_test_set"):
             return None
         X, y = attack.triggered_test_set(dataset.X_test, dataset.y_test)
-        return task.make_client((X[:64], y[:64]), (X, y), seed=0, hparams=_hparams(self.cfg))
+        return task.make_client((X[:64], y[:64]), (X, y), seed=0, hparams=_hparams(self.cfg), config=self._base)
 
     def _make_peer(self, index: int) -> Any:
         """Build peer ``index`` from what it owns: key, data shard, endpoint port; it starts from
         the common initial model (a restart then replaces it: :meth:`restart`)."""
-        from eth_account import Account
-
-        from bdfl.attacks import attacker_client
-        from bdfl.chain.protocol import ProtocolClient
-        from bdfl.chain.txsender import TxSender
-        from bdfl.experiment.setup import bind_endpoint, make_attack_for
-        from bdfl.peer.node import Peer
-
         cfg = self.cfg
         key, port = self.keys[index]
-        account = Account.from_key(key)
+        account = account_from_key(key)
         (xtr, ytr), (xva, yva) = self._shards[index]
         attack = make_attack_for(cfg, index) if index in self.attackers else None
 
         def make_client(train: tuple[np.ndarray, np.ndarray]) -> Any:
-            return self._task.make_client(train, (xva, yva), seed=cfg.seed * 100_003 + index, hparams=_hparams(cfg))
+            return self._task.make_client(train, (xva, yva), seed=cfg.seed * 100_003 + index, hparams=_hparams(cfg),
+                                          config=self._base, cast_dtypes=cfg.task.cast_dtypes)
 
         if attack is None:
             client = make_client((xtr, ytr))
@@ -158,12 +162,11 @@ class Worker:
         endpoint = bind_endpoint(self.host, port, max_blob_bytes=64 * 1024 * 1024)
         self.keys[index] = (key, endpoint.port)
         peer = Peer(index=index, address=account.address, client=client, endpoint=endpoint, settings=self._settings, attack=attack, seed=cfg.seed, num_peers=cfg.peers, num_attackers=cfg.num_attackers)
+        peer.domain = (self._chain_id, self.deployment.round_manager)  # update bytes bind to their submission
         sender = TxSender(self.w3, account, chain_id=self._chain_id, fee_cache=self._fee_cache)
         peer.chain = ProtocolClient(self.w3, self.deployment, account, sender)  # type: ignore[attr-defined]
         peer.params = [p.copy() for p in self.initial]
         if self.state_dir is not None:
-            from bdfl.peer.state import PeerState
-
             self.states[index] = PeerState.open(self.state_dir, address=account.address, chain_id=self._chain_id,
                                                 round_manager=self.deployment.round_manager)
         return peer
@@ -186,13 +189,16 @@ class Worker:
         # peers the chain no longer counts as active members (slashed out, absent) sit out
         members = set(active) if active is not None else set(self.peers)
         chosen = [p for i, p in self.peers.items() if (i in self.attackers) == attackers and i in members]
-        for peer in chosen:
-            peer.train(rnd, {"local_epochs": self.cfg.task.local_epochs})
+        failed: list[dict[str, Any]] = []  # a peer whose client raised sits this round out: no update
+        for peer in list(chosen):
+            fail = self._isolated(peer, "fit", peer.train, rnd)
+            if fail is not None:
+                failed.append(fail)
+                chosen.remove(peer)
         t_train = time.perf_counter() - t0
         honest_models: list[list[np.ndarray]] = []
         if attackers and honest and any(p.attack is not None and getattr(p.attack, "needs_honest_updates", False) for p in chosen):
             fetched = self.fetcher.fetch_many([(u, h) for h, u in honest])
-            from bdfl.net.serialization import decode_ndarrays
 
             for h, _u in honest:
                 data = fetched.get(h)
@@ -206,15 +212,27 @@ class Worker:
             self._queue(peer, peer.chain.submit_update, rnd, bytes.fromhex(h[2:]), peer.num_examples, wait=False, gas=self.submit_gas)
             out[peer.index] = {"hash": h, "url": peer.endpoint.url, "bytes": len(data)}
         sign = self._take_signing()
-        return {"peers": out, "seconds_train": t_train, "seconds_exchange": time.perf_counter() - t1 - sign, "seconds_chain": sign}
+        return {"peers": out, "failed": failed, "seconds_train": t_train, "seconds_exchange": time.perf_counter() - t1 - sign, "seconds_chain": sign}
+
+    def _isolated(self, peer: Any, step: str, fn: Any, *args: Any, **kwargs: Any) -> dict[str, Any] | None:
+        """Run one peer's call into the task's client; an exception there (not a contract
+        violation: bdfl.learning.task.ClientContractError stops the run) is that peer's fault
+        for this round: returned as a failure record (peer, step, task, traceback)."""
+
+        try:
+            fn(*args, **kwargs)
+        except ClientContractError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - isolated to this peer and round
+            return {"peer": peer.index, "address": peer.address, "step": step, "task": self.cfg.task.client,
+                    "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
+        return None
 
     def audit_commit(self, rnd: int, assignments: dict[str, list[dict[str, Any]]], attacker_addrs: list[str],
                      earlier_hashes: list[str] | None = None) -> dict[str, Any]:
         """Committee members of this worker fetch, judge and commit their votes. ``earlier_hashes``:
         update hashes submitted in the last ``defense.replay_window`` rounds (replays are rejected
         unfetched)."""
-        from bdfl.peer.node import Candidate
-        from bdfl.peer.sources import PastMove, StartSource
 
         t0 = time.perf_counter()
         earlier = frozenset(h.lower() for h in earlier_hashes or ())
@@ -236,7 +254,7 @@ class Worker:
                 m = c["past"]
                 past[c["peer"]] = PastMove(int(m["round"]), m["hash"], recipe_of(m["start"]))
                 wanted |= {(m["url"], m["hash"])} | {(x["url"], x["hash"]) for x in m["start"]}
-        fetched = self.fetcher.fetch_many(sorted(wanted)) if wanted else {}
+        fetched = self.fetcher.fetch_many(sorted(wanted), budget=self.fetch_budget) if wanted else {}
         # the same models for every auditor of this worker: rebuilt once
         anyone = next(iter(mine.values())) if mine else None
         starts = anyone.rebuild_starts(recipes, fetched) if recipes and anyone else {}
@@ -248,23 +266,31 @@ class Worker:
         votes: dict[int, dict[str, Any]] = {}
         attackers = frozenset(attacker_addrs)
         rejected: list[dict[str, Any]] = []
+        abstained: list[dict[str, Any]] = []  # assigned updates that could not be fetched: no vote
         verdicts: list[dict[str, Any]] = []  # the audit rule's rejections, with the tests that failed
+        failed: list[dict[str, Any]] = []
         for addr, peer in mine.items():
             cands = [Candidate(index=c["index"], peer=c["peer"], hash=c["hash"], url=c["url"]) for c in assignments[addr]]
             before = len(peer.rejections)
-            idx, accept = peer.audit(rnd, cands, fetched, attackers, earlier_hashes=earlier, starts=starts, past_moves=past_moves)
+            got: list[tuple[list[int], list[bool]]] = []
+            fail = self._isolated(peer, "audit", lambda p=peer, c=cands: got.append(
+                p.audit(rnd, c, fetched, attackers, earlier_hashes=earlier, starts=starts, past_moves=past_moves)))
+            if fail is not None:  # its client raised while judging: no vote this round
+                failed.append(fail)
+                continue
+            idx, accept = got[0]
             rejected += [{"peer": peer.index, "from": r.peer, "reason": r.reason, "step": "audit"} for r in peer.rejections[before:]]
+            abstained += [{"peer": peer.index, "from": frm, "reason": why} for frm, why in peer.last_abstentions]
             verdicts += [{"peer": peer.index, "from": frm, "failed": list(failed)} for frm, failed in peer.last_audit_rejections]
             # a random salt per run (nobody derives it from the public seed); salt and
             # commitment free of zero bytes, so calldata gas stays the same across runs
-            from bdfl.chain.protocol import salt_for
-
             salt, _commitment = salt_for(lambda s, c=peer.chain, i=idx, a=accept: c.vote_commitment(rnd, i, a, s))
             peer.pending_votes[rnd] = (idx, accept, salt)
             self._queue(peer, peer.chain.commit_votes, rnd, idx, accept, salt, wait=False)
             votes[peer.index] = {"indices": idx, "accept": accept}
         sign = self._take_signing()
-        return {"votes": votes, "rejected": rejected, "audit_rejections": verdicts, "seconds_exchange": t1 - t0,
+        return {"votes": votes, "rejected": rejected, "abstained": abstained, "audit_rejections": verdicts, "failed": failed,
+                "seconds_exchange": t1 - t0,
                 "starts": {"rebuilt": len(starts), "honest_checked": len(honest_here), "honest_exact": exact, "past_moves": len(past_moves)},
                 "seconds_audit": time.perf_counter() - t1 - sign, "seconds_chain": sign}
 
@@ -299,7 +325,6 @@ class Worker:
         t0 = time.perf_counter()
         outbox, self._outbox = self._outbox, []
         if self.batch_mining:  # the worker's transactions in one block, in send order
-            from bdfl.chain.devnet import batch_mining
 
             with batch_mining(self.w3):
                 pending = [(peer, h) for peer in outbox for h in peer.chain.sender.release()]
@@ -312,11 +337,10 @@ class Worker:
         """Each peer fetches the updates it may use (chosen by the orchestrator from chain
         state and the overlay), verifies them against their on-chain hash, aggregates, and
         is evaluated on the global test set."""
-        from bdfl.peer.node import Candidate
 
         t0 = time.perf_counter()
         wanted = {(c["url"], c["hash"]) for p in self.peers.values() for c in inputs.get(p.address, [])}
-        fetched = self.fetcher.fetch_many(sorted(wanted)) if wanted else {}
+        fetched = self.fetcher.fetch_many(sorted(wanted), budget=self.fetch_budget) if wanted else {}
         t1 = time.perf_counter()
         out: dict[int, dict[str, Any]] = {}
         t_eval = 0.0
@@ -335,14 +359,11 @@ class Worker:
             refused = {r.peer for r in peer.rejections[before:]}
             out[peer.index]["rejected"] = [{"peer": peer.index, "from": r.peer, "reason": r.reason, "step": "aggregate"} for r in peer.rejections[before:]]
             if record:
-                from bdfl.net.serialization import hash_hex, update_hash
-
                 # keccak256 of the very bytes each aggregated update was decoded from
                 out[peer.index]["used"] = [{"from": c.peer, "bytes_hash": hash_hex(update_hash(fetched[c.hash]))}  # type: ignore[arg-type]
                                            for c in cands if c.peer not in refused]
             state = self.states.get(peer.index)
             if state is not None:  # what a real peer saves after aggregating (bdfl.peer.state)
-                from bdfl.net.serialization import encode_ndarrays
 
                 state.last_aggregated = rnd
                 state.save_model(encode_ndarrays(peer.params))
@@ -366,9 +387,6 @@ class Worker:
         and port, its saved model (if any), the chain (membership: bdfl.peer.rejoin), and a
         current model from its neighbours' approved updates of round ``rnd`` (``candidates``,
         chosen by the orchestrator from chain state and the overlay), each hash-checked."""
-        from bdfl.net.serialization import InvalidUpdate, decode_ndarrays
-        from bdfl.peer.node import Candidate
-        from bdfl.peer.rejoin import ensure_membership, resync_from_tiers
 
         if index not in self.keys or index in self.peers:
             return {}
@@ -427,7 +445,6 @@ class Worker:
 
     def _wait(self, pending: list[Any]) -> None:
         """Receipts of transactions sent without waiting (polled in batches); every failure is reported."""
-        from bdfl.chain.txsender import wait_many
 
         receipts = wait_many([(peer.chain.sender, tx_hash) for peer, tx_hash in pending])
         errors = [
@@ -436,14 +453,27 @@ class Worker:
             if isinstance(r, Exception)
         ]
         if errors:
-            from bdfl.errors import BDFLError
-
             raise BDFLError(f"{len(errors)} transaction(s) failed:\n" + "\n".join(errors[:10]))
+
+
+def fetch_budget(cfg: ExperimentConfig) -> float:
+    """Seconds a phase's fetches may retry an unreachable update (bdfl.net.fetch): the
+    attempts ``net.fetch_retries + 1`` of ``net.fetch_timeout`` each would take, at most half
+    the Commit phase, so an auditor still commits before the deadline."""
+    return min(0.5 * cfg.protocol.commit_seconds, (cfg.net.fetch_retries + 1) * cfg.net.fetch_timeout)
 
 
 def _hparams(cfg: ExperimentConfig) -> dict[str, Any]:
     t = cfg.task
     return {"local_epochs": t.local_epochs, "batch_size": t.batch_size, "lr": t.learning_rate}
+
+
+def _base_config(cfg: ExperimentConfig, dataset: Any) -> dict[str, Any]:
+    """The config keys every fit / evaluate of this run receives (bdfl.learning.task.base_config)."""
+
+    t = cfg.task
+    return base_config(classes=range(dataset.num_classes), local_epochs=t.local_epochs, batch_size=t.batch_size,
+                       learning_rate=t.learning_rate)
 
 
 def worker_main(spec: WorkerSpec, conn: Connection) -> None:
@@ -473,8 +503,6 @@ def worker_main(spec: WorkerSpec, conn: Connection) -> None:
 
 
 def _describe(exc: BaseException) -> str:
-    from bdfl.errors import BDFLError
-
     if isinstance(exc, BDFLError):
         return str(exc)
     return "".join(traceback.format_exception(exc)).strip()

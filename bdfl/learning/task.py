@@ -126,12 +126,12 @@ def check_contract(
     what was expected and what came back, and the fix. With ``cast`` a dtype mismatch (only)
     is cast to the expected dtype instead (``task.cast_dtypes = true``)."""
     where = f"task {task}: {what}() returned"
-    if not isinstance(returned, (list, tuple)) or not all(isinstance(a, np.ndarray) for a in returned):
-        kinds = sorted({type(a).__name__ for a in returned}) if isinstance(returned, (list, tuple)) else [type(returned).__name__]
-        raise ClientContractError(
-            f"{where} {', '.join(kinds)} instead of a list of NumPy arrays",
-            fix="return the model's parameters as a list of numpy.ndarray (e.g. [v.cpu().numpy() for v in state_dict.values()])",
-        )
+    fix = "return the model's parameters as a list of numpy.ndarray (e.g. [v.cpu().numpy() for v in state_dict.values()])"
+    if not isinstance(returned, (list, tuple)):
+        raise ClientContractError(f"{where} a {type(returned).__name__} instead of a list of NumPy arrays", fix=fix)
+    for i, a in enumerate(returned):
+        if not isinstance(a, np.ndarray):
+            raise ClientContractError(f"{where} {_array_label(i, names)} as a {type(a).__name__}, not a numpy.ndarray", fix=fix)
     if len(returned) != len(expected):
         raise ClientContractError(
             f"{where} {len(returned)} arrays, expected {len(expected)} (as many as the initial parameters)",

@@ -19,10 +19,21 @@ from typing import Any
 import numpy as np
 from eth_utils import keccak
 
+from bdfl.attacks import AttackContext, VoteContext, attacker_update
 from bdfl.errors import BDFLError
 from bdfl.learning.aggregation import AGGREGATORS, aggregate
 from bdfl.learning.audit import AuditRule, audit_updates
-from bdfl.net.serialization import InvalidUpdate, ModelSpec, decode_ndarrays, encode_ndarrays, hash_hex, update_hash
+from bdfl.learning.task import fit_client
+from bdfl.net.serialization import (
+    Binding,
+    InvalidUpdate,
+    ModelSpec,
+    decode_ndarrays,
+    encode_ndarrays,
+    hash_hex,
+    read_binding,
+    update_hash,
+)
 from bdfl.peer.sources import PastMove, StartSource, start_model
 
 log = logging.getLogger("bdfl.peer")
@@ -98,6 +109,11 @@ class Peer:
         # the audit rule's negative verdicts of the last audit: (candidate peer, failed tests)
         self.last_audit_rejections: list[tuple[str, tuple[str, ...]]] = []
         self.received_last: list[NDArrays] = []
+        # (chain id, round-manager address): when set, published bytes are bound to
+        # (chain id, contract, round, submitter) and received ones must match their submission
+        self.domain: tuple[int, str] | None = None
+        # assigned updates of the last audit left without a vote (could not be fetched): (peer, why)
+        self.last_abstentions: list[tuple[str, str]] = []
 
     @property
     def is_attacker(self) -> bool:
@@ -105,13 +121,18 @@ class Peer:
 
     # -- 1. local training --------------------------------------------------------
     def train(self, rnd: int, config: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Fit the local model from the current parameters (Flower NumPyClient.fit)."""
+        """Fit the local model from the current parameters (Flower NumPyClient.fit) with
+        ``server_round`` = chain round ``rnd`` + 1 (1-based, as Flower servers send it); the
+        returned arrays are checked against the parameters given (bdfl.learning.task.check_contract)."""
         self.reference = [p.copy() for p in self.params]
+        self.trained = None  # a fit that raises leaves no trained model: this round, no update
         if self.attack is not None and not self.attack.trains and self.attack.active(rnd):
             self.trained = [p.copy() for p in self.params]  # a free-rider does no work
             self.num_examples = 0
             return {"num_examples": 0}
-        params, num_examples, metrics = self.client.fit([p.copy() for p in self.params], {"round": rnd, **(config or {})})
+        res = fit_client(self.client, [p.copy() for p in self.params], {**(config or {}), "server_round": rnd + 1},
+                         task=getattr(self.client, "task", None), cast=bool(getattr(self.client, "cast_dtypes", False)))
+        params, num_examples, metrics = res.parameters, res.num_examples, res.metrics
         self.trained = [np.asarray(p) for p in params]
         self.num_examples = int(num_examples)
         return {"num_examples": int(num_examples), **{k: v for k, v in (metrics or {}).items() if isinstance(v, (int, float))}}
@@ -122,8 +143,6 @@ class Peer:
         assert self.trained is not None and self.reference is not None, "train() first"
         params = self.trained
         if self.attack is not None:
-            from bdfl.attacks import AttackContext, attacker_update
-
             ctx = AttackContext(
                 round=rnd,
                 trained=self.trained,
@@ -136,7 +155,14 @@ class Peer:
             )
             params = [np.asarray(p, dtype=t.dtype) for p, t in zip(attacker_update(self.attack, ctx), self.trained)]
         self.submitted_params = params
-        return encode_ndarrays(params)
+        return encode_ndarrays(params, binding=self.binding_for(rnd, self.address))
+
+    def binding_for(self, rnd: int, submitter: str) -> Binding | None:
+        """The binding of ``submitter``'s update of round ``rnd`` on this peer's chain and
+        contract (None without a ``domain``: unbound bytes, e.g. in unit tests)."""
+        if self.domain is None:
+            return None
+        return Binding(int(self.domain[0]), self.domain[1], int(rnd), submitter)
 
     def publish(self, rnd: int, data: bytes) -> str:
         """Serve the bytes on this peer's endpoint; returns their keccak256 (what goes on chain)."""
@@ -147,18 +173,37 @@ class Peer:
     # -- 3. verification of received bytes ----------------------------------------
     def decode_verified(self, rnd: int, cand: Candidate, data: bytes | Exception) -> NDArrays | None:
         """Hash-check and strictly decode a fetched update; log and record any rejection."""
-        out = self._checked_arrays(cand.hash, data)
+        out = self._checked_arrays(cand.hash, data, submitter=cand.peer, rnd=rnd)
         return self._reject(rnd, cand, out) if isinstance(out, str) else out
 
-    def _checked_arrays(self, h: str, data: bytes | Exception | None) -> NDArrays | str:
-        """The arrays of fetched bytes that match the ``0x`` hash ``h``, strictly decoded, or
-        the reason they cannot be used."""
+    @staticmethod
+    def unavailable(h: str, data: bytes | Exception | None) -> str | None:
+        """Why the bytes committed to by hash ``h`` did not arrive (a failed fetch, or bytes
+        that are not the ones committed to), or None when ``data`` is exactly those bytes.
+        Nothing here is evidence against the submitter: a network attacker can cause all of it."""
         if not isinstance(data, bytes):
             return f"fetch failed: {getattr(data, 'reason', None) or data}"
         if hash_hex(update_hash(data)) != h.lower():
             return "hash_mismatch"
+        return None
+
+    def _checked_arrays(self, h: str, data: bytes | Exception | None, *, submitter: str | None = None,
+                        rnd: int | None = None) -> NDArrays | str:
+        """The arrays of fetched bytes that match the ``0x`` hash ``h``, strictly decoded, or
+        the reason they cannot be used. With a ``domain`` and a ``submitter``, the bytes must be
+        bound to this chain and contract, that submitter and (when given) round ``rnd``."""
+        why = self.unavailable(h, data)
+        if why is not None:
+            return why
+        assert isinstance(data, bytes)
         try:
-            return decode_ndarrays(data, max_bytes=self.settings.max_update_bytes, spec=self.spec)
+            arrays = decode_ndarrays(data, max_bytes=self.settings.max_update_bytes, spec=self.spec)
+            if self.domain is not None and submitter is not None:
+                got = read_binding(data, max_bytes=self.settings.max_update_bytes)
+                want = self.binding_for(rnd if rnd is not None else got.round if got else 0, submitter)
+                if got != want:
+                    return "binding_mismatch"
+            return arrays
         except InvalidUpdate as exc:
             return exc.reason
 
@@ -174,8 +219,9 @@ class Peer:
         recipe cannot be completed (a model missing or not matching its hash) is left out: the
         audit then measures its move from this auditor's own start."""
         models: dict[str, NDArrays] = {}
-        for h in sorted({src.hash for recipe in recipes.values() for src in recipe}):
-            arrays = self._checked_arrays(h, fetched.get(h))
+        submitter = {src.hash: src.peer for recipe in recipes.values() for src in recipe}
+        for h in sorted(submitter):
+            arrays = self._checked_arrays(h, fetched.get(h), submitter=submitter[h])
             if not isinstance(arrays, str):  # a failure is not recorded: it is not a vote or an input
                 models[h] = arrays
         out: dict[str, NDArrays] = {}
@@ -193,7 +239,7 @@ class Peer:
         starts = self.rebuild_starts({t: m.start for t, m in past.items()}, fetched)
         out: dict[str, NDArrays] = {}
         for trainer, m in past.items():
-            update = self._checked_arrays(m.hash, fetched.get(m.hash))
+            update = self._checked_arrays(m.hash, fetched.get(m.hash), submitter=trainer, rnd=m.round)
             start = starts.get(trainer)
             if isinstance(update, str) or start is None or len(update) != len(start):
                 continue
@@ -203,21 +249,35 @@ class Peer:
     def audit(self, rnd: int, assigned: list[Candidate], fetched: dict[str, bytes | Exception], attacker_peers: frozenset[str] = frozenset(),
               earlier_hashes: Collection[str] = frozenset(), starts: Mapping[str, NDArrays] | None = None,
               past_moves: Mapping[str, NDArrays] | None = None) -> tuple[list[int], list[bool]]:
-        """Vote on each assigned update: unverifiable bytes are rejected outright, and so is an
-        update whose on-chain hash was already submitted in an earlier round (``earlier_hashes``,
-        lowercase 0x-hex): the same bytes again are a replay, e.g. a free-rider re-publishing a
-        model it received, never the result of training. ``starts``: trainer -> its rebuilt
+        """Vote on each assigned update. An update whose committed bytes could not be fetched
+        (after the caller's retries; or bytes not matching the on-chain hash) gets no vote: the
+        auditor abstains on it (``last_abstentions``), since a network attacker can cause that
+        as easily as its submitter, so an update nobody could fetch ends Undecided on chain,
+        neither approved nor slashed. Fetched bytes that do not decode, or are bound to another
+        submission (a copied update), are rejected, and so is an update whose on-chain hash was
+        already submitted in an earlier round (``earlier_hashes``, lowercase 0x-hex): the same
+        bytes again are a replay, never the result of training. Returns the indices voted on
+        (abstentions left out, as the contract expects) and their verdicts. ``starts``: trainer -> its rebuilt
         start of the round (:meth:`rebuild_starts`); a trainer without one is measured from
         this auditor's own start. ``past_moves``: trainer -> its latest earlier move that was
         not rejected (:meth:`rebuild_past_moves`), for the consistency test."""
         models: list[NDArrays] = []
         ok_positions: list[int] = []
         verdict = [False] * len(assigned)
+        voted = [True] * len(assigned)
+        self.last_abstentions = []
         for pos, cand in enumerate(assigned):
             if cand.hash.lower() in earlier_hashes:
                 self._reject(rnd, cand, "replayed")
                 continue
-            params = self.decode_verified(rnd, cand, fetched.get(cand.hash, BDFLError("not fetched")))
+            data = fetched.get(cand.hash, BDFLError("not fetched"))
+            why = self.unavailable(cand.hash, data)
+            if why is not None:  # recorded as not used, but no vote: it may be the network's fault
+                self._reject(rnd, cand, why)
+                self.last_abstentions.append((cand.peer, why))
+                voted[pos] = False
+                continue
+            params = self.decode_verified(rnd, cand, data)
             if params is not None:
                 models.append(params)
                 ok_positions.append(pos)
@@ -235,13 +295,11 @@ class Peer:
         else:
             self.last_audit_rejections = []
         if self.attack is not None:
-            from bdfl.attacks import VoteContext
-
             verdict = [
                 bool(self.attack.vote(VoteContext(round=rnd, candidate=cand.peer), cand.peer in attacker_peers, v))
                 for cand, v in zip(assigned, verdict)
             ]
-        return [c.index for c in assigned], verdict
+        return [c.index for c, v in zip(assigned, voted) if v], [x for x, v in zip(verdict, voted) if v]
 
     def remember_votes(self, rnd: int, indices: list[int], accept: list[bool]) -> bytes:
         """Keep the vote vector and a salt until the reveal.
@@ -261,11 +319,14 @@ class Peer:
         Under the ``bdfl`` defense the caller passes only updates approved on chain
         (weights = on-chain reputation); under a baseline, every neighbour's update.
         """
-        assert self.trained is not None, "train() first"
-        own = self.trained
+        own = self.trained if self.trained is not None else self.params  # its fit failed this round: its current model
         others: list[NDArrays] = []
         weights: list[float] = []
+        seen: set[str] = set()
         for cand in candidates:
+            if cand.hash.lower() in seen:  # each update counts once, whoever else submitted its hash
+                continue
+            seen.add(cand.hash.lower())
             params = self.decode_verified(rnd, cand, fetched.get(cand.hash, BDFLError("not fetched")))
             if params is not None:
                 others.append(params)

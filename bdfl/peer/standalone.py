@@ -34,7 +34,24 @@ from typing import Any
 
 import numpy as np
 
+from bdfl.chain.accounts import check_key_allowed, load_key_file
+from bdfl.chain.deploy import Deployment, TOKEN
+from bdfl.chain.devnet import connect
+from bdfl.chain.protocol import Phase, ProtocolClient, Status, draw_gas_bound, salt_for
+from bdfl.chain.txsender import TxReverted, TxSender, transient_chain_errors
+from bdfl.config import ExperimentConfig, load_config
 from bdfl.errors import BDFLError
+from bdfl.learning.audit import AuditRule
+from bdfl.learning.data import partition, split_train_val
+from bdfl.learning.task import load_task
+from bdfl.net.blobserver import BlobHost
+from bdfl.net.fetch import FetchError, Fetcher, check_endpoint_url, private_allowed
+from bdfl.net.serialization import InvalidUpdate, ModelSpec, decode_ndarrays, encode_ndarrays, hash_hex, update_hash
+from bdfl.peer.node import Candidate, Peer, PeerSettings
+from bdfl.peer.overlay_tracker import OverlayTracker
+from bdfl.peer.rejoin import RESYNC_LOOKBACK, ensure_membership, resync_from_tiers
+from bdfl.peer.sources import MoveHistory, aggregation_rule, rebuilds_starts, resync_sources, sources_of, start_recipes
+from bdfl.peer.state import PeerState
 
 log = logging.getLogger("bdfl.peer.standalone")
 
@@ -55,6 +72,8 @@ MAX_UPDATE_BYTES = 64 * 1024 * 1024
 #: An auditor retries an unreachable assigned update for at most this long (and at most half
 #: the Commit time left), so that a peer restarting after a crash is not voted down.
 AUDIT_RETRY_SECONDS = 20.0
+#: One pass of the auditor's fetches retries (with backoff) for at most this long.
+AUDIT_PASS_SECONDS = 4.0
 RETRY_FETCH_REASONS = frozenset({"connection", "timeout", "not_found", "http_status", "rate_limited"})
 
 
@@ -91,7 +110,6 @@ def shard_data(task: Any, cfg: Any, index: int, count: int) -> tuple[Any, tuple[
     """The data set and shard ``index`` of ``count`` as (train, val) — the same seeded split a
     simulation with ``peers = count`` gives its peer ``index`` (bdfl.experiment.setup.peer_data;
     not imported from there: the peer layer must not depend on the experiment layer)."""
-    from bdfl.learning.data import partition, split_train_val
 
     dataset = task.load_dataset(cfg.task.data_dir or None)
     y = dataset.y_train
@@ -99,6 +117,10 @@ def shard_data(task: Any, cfg: Any, index: int, count: int) -> tuple[Any, tuple[
     parts = partition(y, count, t.partition, alpha=t.alpha, samples_per_peer=t.samples_per_peer, seed=cfg.seed)
     tr, va = split_train_val(parts[index], cfg.task.val_fraction, seed=cfg.seed * 1_000 + index)
     return dataset, (dataset.X_train[tr], y[tr]), (dataset.X_train[va], y[va])
+
+
+#: rounds in a row in which the task's client raised, after which `bdfl peer` stops
+MAX_CLIENT_FAILURES = 3
 
 
 def task_hparams(cfg: Any) -> dict[str, Any]:
@@ -113,8 +135,6 @@ def default_state_dir(key_file: str) -> Path:
 
 
 def _transient_errors() -> tuple[type[BaseException], ...]:
-    from bdfl.chain.txsender import transient_chain_errors
-
     return transient_chain_errors()
 
 
@@ -195,11 +215,6 @@ class StandalonePeer:
 
     # -- set-up -----------------------------------------------------------------------
     def _setup(self) -> None:
-        from bdfl.chain.accounts import check_key_allowed, load_key_file
-        from bdfl.chain.deploy import Deployment
-        from bdfl.chain.devnet import connect
-        from bdfl.config import ExperimentConfig, load_config
-
         args = self.args
         self.shard, self.num_shards = parse_shard(args.data_shard or "0/1")
         self.listen_host, self.listen_port = parse_listen(args.listen or "127.0.0.1:0")
@@ -207,8 +222,11 @@ class StandalonePeer:
             raise BDFLError(f"--rounds must be >= 0, got {args.rounds}")
         if args.stake is not None and args.stake < 0:
             raise BDFLError(f"--stake must be >= 0 tokens, got {args.stake}")
-        if args.advertise and not str(args.advertise).startswith(("http://", "https://")):
-            raise BDFLError(f"--advertise must be an http(s) URL, got {args.advertise!r}", fix="e.g. --advertise http://203.0.113.7:8600")
+        if args.advertise:
+            try:  # the rule every auditor applies to it (and the chain, for a registered URL)
+                check_endpoint_url(str(args.advertise))
+            except FetchError as exc:
+                raise BDFLError(f"--advertise: {exc}", fix="e.g. --advertise http://203.0.113.7:8600") from None
         self.cfg = load_config(args.config) if args.config else ExperimentConfig()
         if self.cfg.attack.name != "none":
             log.warning("the config's [attack] table is ignored: a standalone peer is honest")
@@ -223,8 +241,6 @@ class StandalonePeer:
         self.deployment.check_chain(self.w3, source=f"deployment file {args.deployment}")
         log.info("peer %s on chain %d (%s), round manager %s", self.address, self.chain_id, args.rpc_url, self.deployment.round_manager)
 
-        from bdfl.chain.protocol import ProtocolClient, draw_gas_bound
-        from bdfl.chain.txsender import TxSender
 
         self.chain = ProtocolClient(self.w3, self.deployment, self.account, TxSender(self.w3, self.account, chain_id=self.chain_id))
         self.params = self.deployment.params
@@ -236,10 +252,6 @@ class StandalonePeer:
         self._setup_network()
 
     def _setup_learning(self) -> None:
-        from bdfl.learning.audit import AuditRule
-        from bdfl.learning.task import load_task
-        from bdfl.peer.node import Peer, PeerSettings
-
         cfg = self.cfg
         self.task = load_task(self.args.client or cfg.task.client)
         torch = sys.modules.get("torch")
@@ -249,7 +261,13 @@ class StandalonePeer:
         dataset, train, val = shard_data(self.task, cfg, self.shard, self.num_shards)
         self.val_size = len(val[1])
         hp = task_hparams(cfg)
-        client = self.task.make_client(train, val, seed=cfg.seed * 100_003 + self.shard, hparams=hp)
+        from bdfl.learning.task import base_config
+
+        # every fit / evaluate config carries these (docs/tasks.md); the peer adds server_round
+        base = base_config(classes=range(dataset.num_classes), local_epochs=cfg.task.local_epochs,
+                           batch_size=cfg.task.batch_size, learning_rate=cfg.task.learning_rate)
+        client = self.task.make_client(train, val, seed=cfg.seed * 100_003 + self.shard, hparams=hp, config=base,
+                                       cast_dtypes=cfg.task.cast_dtypes)
         defense_params: dict[str, Any] = {}
         if cfg.defense.name == "trimmed_mean":
             defense_params = {"beta": cfg.defense.trimmed_beta}
@@ -258,19 +276,21 @@ class StandalonePeer:
         settings = PeerSettings(defense=cfg.defense.name, defense_params=defense_params,
                                 audit_rule=AuditRule.from_defense(cfg.defense))
         self.peer = Peer(index=self.shard, address=self.address, client=client, endpoint=None, settings=settings, seed=cfg.seed)
+        self.peer.domain = (self.chain_id, self.deployment.round_manager)  # update bytes bind to their submission
         # decentralized FL starts from one common initial model, seeded by the config
-        self.peer.params = self.task.initial_parameters(dataset, seed=cfg.seed, hparams=hp)
-        from bdfl.net.serialization import ModelSpec
+        self.peer.params = self.task.initial_parameters(dataset, seed=cfg.seed, hparams=hp, config=base)
+        # the client contract, checked before this peer joins or submits: a mismatch stops it here
+        failure = self.task.probe([(train, val)], self.peer.params, seed=cfg.seed * 100_003 + self.shard, hparams=hp,
+                                  config=base, cast_dtypes=cfg.task.cast_dtypes)
+        if failure is not None:
+            log.warning("task %s: a trial fit on this shard raised (the peer goes on; each failing round is logged):\n%s",
+                        self.task.name, failure.rstrip())
 
         self.peer.spec = ModelSpec.of_ndarrays(self.peer.params)
         log.info("task %s: shard %d/%d (%d train, %d val samples, %s partition), ready in %.1f s",
                  self.task.name, self.shard, self.num_shards, len(train[1]), len(val[1]), cfg.task.partition, time.perf_counter() - t0)
 
     def _setup_state(self) -> None:
-        from bdfl.net.serialization import InvalidUpdate, decode_ndarrays
-        from bdfl.peer.overlay_tracker import OverlayTracker
-        from bdfl.peer.state import PeerState
-
         base = getattr(self.args, "state_dir", None) or os.environ.get("BDFL_PEER_STATE_DIR") or default_state_dir(self.args.key_file)
         self.state = PeerState.open(base, address=self.address, chain_id=self.chain_id, round_manager=self.deployment.round_manager)
         o = self.cfg.overlay
@@ -284,14 +304,18 @@ class StandalonePeer:
                 log.warning("ignoring the saved model in %s: %s", self.state.folder, exc.reason)
 
     def _setup_network(self) -> None:
-        from bdfl.net.blobserver import BlobHost
-        from bdfl.net.fetch import Fetcher
-
         self.host = BlobHost("bdfl-peer")
         self.endpoint = self.host.add_endpoint(self.listen_host, self.listen_port, max_blob_bytes=MAX_UPDATE_BYTES, advertise_url=self.args.advertise)
         self.peer.endpoint = self.endpoint
         s = self.peer.settings
-        self.fetcher = Fetcher(max_bytes=s.max_update_bytes, timeout=s.fetch_timeout, retries=s.fetch_retries, concurrency=16, loop=self.host.loop_thread)
+
+        # endpoints are chosen by members: on a non-devnet chain none on a private address is fetched
+        allow = private_allowed(self.chain_id, bool(getattr(self.args, "allow_private_endpoints", False)))
+        self.fetcher = Fetcher(max_bytes=s.max_update_bytes, timeout=s.fetch_timeout, retries=s.fetch_retries, concurrency=16,
+                               loop=self.host.loop_thread, allow_private=allow)
+        if not allow:
+            log.info("chain %d is not a devnet: endpoints on loopback/private/link-local addresses are not fetched "
+                     "(--allow-private-endpoints allows them)", self.chain_id)
         if self.listen_host in ("0.0.0.0", "::", "") and not self.args.advertise:
             log.warning("listening on %s without --advertise: other hosts will be told %s, which only works locally",
                         self.listen_host or "all interfaces", self.endpoint.url)
@@ -310,8 +334,6 @@ class StandalonePeer:
     def ensure_member(self) -> None:
         """Join, re-join after a leave, reactivate after inactivity, or update the endpoint
         (the rules every returning peer follows: bdfl.peer.rejoin.ensure_membership)."""
-        from bdfl.chain.deploy import TOKEN
-        from bdfl.peer.rejoin import ensure_membership
 
         chain = self.chain
         url = self.endpoint.url
@@ -346,7 +368,6 @@ class StandalonePeer:
     def recover(self) -> None:
         """After a restart: serve again the bytes of an update already submitted on chain and
         take them as this round's trained model (so the round can still be aggregated)."""
-        from bdfl.net.serialization import InvalidUpdate, decode_ndarrays, hash_hex, update_hash
 
         rnd = self.chain.current_round()
         for r in (rnd, rnd - 1):
@@ -384,7 +405,6 @@ class StandalonePeer:
         """The aggregation rule of closed round ``rnd`` (:func:`bdfl.peer.sources.aggregation_rule`)
         from the chain: (rule, the round's submissions, the members' states, reputation in
         [0, 1] by address)."""
-        from bdfl.peer.sources import aggregation_rule
 
         members = self.chain.members()
         states = self.chain.peer_states(members) if members else []
@@ -399,8 +419,6 @@ class StandalonePeer:
         candidates from its overlay sources, its own model's weight, and what the round log
         reports; with ``with_fallback`` also the next usable updates by weight (for a resync;
         each costs an endpoint lookup)."""
-        from bdfl.chain.protocol import Status
-        from bdfl.peer.sources import sources_of
 
         rule, subs, states, rep = self._closed_rule_of(rnd)
         active = [info.address for info, _s, _c in states if info.status == Status.ACTIVE]
@@ -417,13 +435,10 @@ class StandalonePeer:
 
     def _resync_tiers(self, rule: Any) -> tuple[list[str], list[str]]:
         """The two tiers of sources a resync tries (:func:`bdfl.peer.sources.resync_sources`)."""
-        from bdfl.peer.sources import resync_sources
 
         return resync_sources(rule, self.tracker.overlay, self.address, self.cfg.overlay.degree)
 
     def _candidates(self, rule: Any, peers: list[str]) -> list[Any]:
-        from bdfl.peer.node import Candidate
-
         return [Candidate(index=-1, peer=p, hash=rule.usable[p], url=self._endpoint_of(p, None), weight=rule.weight(p))
                 for p in peers]
 
@@ -432,7 +447,6 @@ class StandalonePeer:
         round ``rnd``'s moves for the consistency test (:class:`bdfl.peer.sources.MoveHistory`:
         its submissions with the recipes they started from). A restarted peer begins with an
         empty history, so the test skips trainers for its first rounds."""
-        from bdfl.peer.sources import MoveHistory, rebuilds_starts, start_recipes
 
         d = self.cfg.defense
         if not rebuilds_starts(d) or self.tracker.overlay is None:
@@ -453,7 +467,6 @@ class StandalonePeer:
         hash-checked; and its latest earlier move that was not rejected (the consistency test).
         Trainers whose start or move cannot be rebuilt are left out (the audit then measures
         their move from this peer's own start, or skips the consistency test)."""
-        from bdfl.peer.sources import rebuilds_starts, start_recipes
 
         if not rebuilds_starts(self.cfg.defense) or rnd == 0 or self.tracker.overlay is None:
             return {}, {}
@@ -479,8 +492,6 @@ class StandalonePeer:
         model from the neighbours' latest approved updates, each hash-checked against the chain,
         instead of resuming from an old one (bdfl.peer.rejoin.resync_model; the simulation's
         restarted peers do the same)."""
-        from bdfl.net.serialization import encode_ndarrays
-        from bdfl.peer.rejoin import RESYNC_LOOKBACK, resync_from_tiers
 
         closed = self.chain.current_round() - 1
         if closed < 0 or self.state.last_aggregated >= closed or self.trained_round is not None:
@@ -517,6 +528,7 @@ class StandalonePeer:
         self._clocks: dict[int, _RoundClock] = {}
         self._not_before: dict[tuple[Any, ...], float] = {}
         self._said: set[tuple[Any, ...]] = set()
+        self._client_failures: set[int] = set()  # rounds in which the task's client raised (_client_call)
         self._closed_hashes: dict[int, frozenset[str]] = {}  # closed round -> its submitted update hashes
         transient = _transient_errors()
         self.ensure_member()
@@ -593,7 +605,6 @@ class StandalonePeer:
 
     def step(self) -> bool:
         """One look at the chain and at most a few actions; True when --rounds is reached."""
-        from bdfl.chain.protocol import Phase
 
         rnd = self.chain.current_round()
         clock = self._clocks.setdefault(rnd, _RoundClock(time.monotonic()))
@@ -617,8 +628,6 @@ class StandalonePeer:
 
     # -- phases -----------------------------------------------------------------------
     def on_submit(self, rnd: int, info: Any) -> None:
-        from bdfl.chain.protocol import Status
-
         st = self.state.round(rnd)
         if st.get("submitted") or st.get("submit_failed"):
             self.maybe_advance(rnd, info)
@@ -653,7 +662,10 @@ class StandalonePeer:
         self.first_submit_done = True
         if self.trained_round != rnd:
             t0 = time.perf_counter()
-            fit = self.peer.train(rnd, {"local_epochs": self.cfg.task.local_epochs})
+            fit = self._client_call(rnd, "fit", self.peer.train, rnd)
+            if fit is None:  # the task's fit raised: no update this round (logged with its traceback)
+                self.state.mark(rnd, submit_failed="client")
+                return
             data = self.peer.make_update(rnd)
             h = self.peer.publish(rnd, data)
             self.state.save_blob(rnd, data)
@@ -683,8 +695,6 @@ class StandalonePeer:
         return cache[peer]
 
     def on_commit(self, rnd: int, info: Any, clock: _RoundClock) -> None:
-        from bdfl.chain.protocol import salt_for
-
         committee = self._committee(rnd, clock)
         st = self.state.round(rnd)
         if self.address not in committee or st.get("committed") or st.get("commit_failed"):
@@ -703,7 +713,11 @@ class StandalonePeer:
             return
         votes = self.state.votes(rnd)
         if votes is None:
-            indices, accept = self.audit(rnd, info, clock)
+            judged = self._client_call(rnd, "audit", self.audit, rnd, info, clock)
+            if judged is None:  # the task's evaluate raised while judging: no vote this round
+                self.state.mark(rnd, commit_failed="client")
+                return
+            indices, accept = judged
             salt, _c = salt_for(lambda s: self.chain.vote_commitment(rnd, indices, accept, s))
             self.state.record_votes(rnd, indices, accept, salt)  # on disk before the commit
         else:
@@ -721,6 +735,27 @@ class StandalonePeer:
             log.warning("test hook: exiting without cleanup right after the commit")
             os._exit(3)
 
+    def _client_call(self, rnd: int, step: str, fn: Any, *args: Any) -> Any:
+        """``fn(*args)``, a call into the task's client. An exception there (other than a contract
+        violation or a BDFL error, which stop the peer) is this peer's failure for round ``rnd``:
+        logged with task and traceback, and None is returned. After MAX_CLIENT_FAILURES rounds
+        in a row with a failure, the peer stops with one message."""
+        import traceback
+
+        try:
+            out = fn(*args)
+        except BDFLError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - isolated to this round
+            self._client_failures.add(rnd)
+            log.error("round %d: task %s %s raised %s: %s; this peer sits the round out (%s)\n%s", rnd, self.task.name, step,
+                      type(exc).__name__, exc, "no update" if step == "fit" else "no vote", traceback.format_exc().rstrip())
+            if all(r in self._client_failures for r in range(rnd - MAX_CLIENT_FAILURES + 1, rnd + 1)):
+                raise BDFLError(f"task {self.task.name} {step} raised in {MAX_CLIENT_FAILURES} rounds in a row "
+                                f"(last: {type(exc).__name__}: {exc})", fix="fix the task code; the tracebacks are in the log") from None
+            return None
+        return out
+
     def audit(self, rnd: int, info: Any, clock: _RoundClock) -> tuple[list[int], list[bool]]:
         """Fetch the assigned updates, check them against the chain, judge them.
 
@@ -729,7 +764,6 @@ class StandalonePeer:
         and half the time left in the Commit phase: a peer restarting after a crash serves its
         update again (possibly at a new endpoint) within seconds. Wrong bytes are never retried.
         """
-        from bdfl.peer.node import Candidate
 
         assigned = self.chain.assignments_of(rnd)
         cands = []
@@ -739,8 +773,12 @@ class StandalonePeer:
         earlier = self._earlier_hashes(rnd)  # a replayed update is rejected unfetched
         cands_to_fetch = [c for c in cands if c.hash.lower() not in earlier]
         t0 = time.perf_counter()
-        fetched = self.fetcher.fetch_many([(c.url, c.hash) for c in cands_to_fetch]) if cands_to_fetch else {}
         give_up = time.monotonic() + min(AUDIT_RETRY_SECONDS, 0.5 * max(0.0, info.deadline - time.time()))
+        # each pass retries with backoff for a few seconds; between passes endpoints are re-read
+        def budget() -> float:
+            return max(0.0, min(AUDIT_PASS_SECONDS, give_up - time.monotonic()))
+
+        fetched = self.fetcher.fetch_many([(c.url, c.hash) for c in cands_to_fetch], budget=budget()) if cands_to_fetch else {}
         retries = 0
         while not self.stop.is_set():
             missing = [c for c in cands_to_fetch if getattr(fetched.get(c.hash), "reason", None) in RETRY_FETCH_REASONS]
@@ -755,7 +793,7 @@ class StandalonePeer:
                 if clock.endpoints is not None:
                     clock.endpoints.pop(c.peer, None)
                 c.url = self._endpoint_of(c.peer, clock)
-            fetched.update(self.fetcher.fetch_many([(c.url, c.hash) for c in missing]))
+            fetched.update(self.fetcher.fetch_many([(c.url, c.hash) for c in missing], budget=budget()))
         t_fetch = time.perf_counter() - t0
         got = [v for v in fetched.values() if isinstance(v, bytes)]
         before = len(self.peer.rejections)
@@ -763,9 +801,10 @@ class StandalonePeer:
         indices, accept = self.peer.audit(rnd, cands, fetched, earlier_hashes=earlier, starts=starts, past_moves=past_moves)
         bad = len(self.peer.rejections) - before
         log.info("round %d: audit: fetched %d of %d assigned update(s) over HTTP (%d bytes, %.2f s); "
-                 "%d verified against their on-chain hash and decoded; %d trainer start(s) and %d earlier move(s) rebuilt; votes: %d accept, %d reject (%.2f s)",
+                 "%d verified against their on-chain hash and decoded; %d trainer start(s) and %d earlier move(s) rebuilt; "
+                 "votes: %d accept, %d reject, %d abstain (could not fetch) (%.2f s)",
                  rnd, len(got), len(cands), sum(len(b) for b in got), t_fetch, len(cands) - bad, len(starts), len(past_moves),
-                 sum(accept), len(accept) - sum(accept), time.perf_counter() - t0)
+                 sum(accept), len(accept) - sum(accept), len(self.peer.last_abstentions), time.perf_counter() - t0)
         return indices, accept
 
     def on_reveal(self, rnd: int, info: Any, clock: _RoundClock) -> None:
@@ -807,7 +846,6 @@ class StandalonePeer:
         error (too late, wrong phase, no longer a member...) is logged and recorded as
         ``<done>_failed`` so it is not retried; anything else propagates. True if sent now.
         """
-        from bdfl.chain.txsender import TxReverted
 
         failed = {"submitted": "submit_failed", "committed": "commit_failed", "revealed": "reveal_failed"}[done]
         try:
@@ -840,8 +878,6 @@ class StandalonePeer:
         not move (it mines only when a transaction comes): when the wall clock is past the
         deadline but the latest block is older than IDLE_CHAIN_SECONDS, the transaction is
         sent with a fixed gas limit instead, and the block that includes it is fresh."""
-        from bdfl.chain.protocol import draw_gas_bound
-        from bdfl.chain.txsender import TxReverted
 
         if not info.deadline or not self.maybe_passed(info.deadline + self._rank() * STAGGER_SECONDS):
             return
@@ -868,8 +904,6 @@ class StandalonePeer:
 
     def on_finalize(self, rnd: int, clock: _RoundClock) -> None:
         """Finalize in batches; several peers may race, losing is harmless."""
-        from bdfl.chain.protocol import Phase
-        from bdfl.chain.txsender import TxReverted
 
         if clock.finalize_seen is None:
             clock.finalize_seen = time.monotonic()
@@ -892,7 +926,6 @@ class StandalonePeer:
     # -- after the round closed ---------------------------------------------------------
     def finish_round(self, rnd: int) -> None:
         """Aggregate the approved updates of this peer's overlay neighbours; evaluate; log."""
-        from bdfl.net.serialization import encode_ndarrays
 
         t0 = time.perf_counter()
         chain = self.chain
@@ -905,7 +938,8 @@ class StandalonePeer:
         before = len(self.peer.rejections)
         agg = self.peer.aggregate(rnd, cands, fetched, own_weight=plan.own_weight)
         rejected = len(self.peer.rejections) - before
-        loss, n_val, metrics = self.peer.client.evaluate(self.peer.params, {})
+        evaluated = self._client_call(rnd, "evaluate", self.peer.client.evaluate, self.peer.params, {})
+        loss, n_val, metrics = evaluated if evaluated is not None else (float("nan"), 0, {})
         acc = float(metrics.get("accuracy", float("nan")))
         self.state.last_aggregated = rnd
         self.state.overlay = self.tracker.to_json()

@@ -1,0 +1,110 @@
+"""Flower clients, unchanged, in tiny simulated runs on a real anvil devnet: scikit-learn's
+logistic regression on Dirichlet shards, a Message API ClientApp, a fit with the wrong
+dtype (refused before any stake), a client that raises on one peer (isolated) or on every
+peer (one message), and a run that goes wrong ending "degraded"."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from bdfl.config import load_config
+from bdfl.errors import BDFLError
+from bdfl.experiment.runner import run_experiment
+
+ROOT = Path(__file__).resolve().parents[2]
+FLAKY = str(ROOT / "tests" / "clients" / "tasks" / "flaky_quickstart.py")
+TINY = {
+    "peers": 4, "rounds": 2, "workers": 1, "attack.fraction": 0.0,
+    "protocol.committee_size": 4, "protocol.auditors_per_update": 3, "protocol.quorum": 2, "overlay.degree": 3,
+    "task.local_epochs": 2,
+}
+
+
+def _run(tmp_path: Path, **overrides: object) -> Path:
+    cfg = load_config(None, {**TINY, **overrides})
+    out = tmp_path / "run"
+    run_experiment(cfg, quiet=True, out=out)
+    return out
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _events(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()] if (out / "events.jsonl").exists() else []
+
+
+def test_sklearn_logreg_on_dirichlet_shards(tmp_path: Path) -> None:
+    """Flower's sklearn-logreg NumPyClient, Dirichlet shards (alpha 0.3: shards lack classes),
+    its float32 weights cast to the initial float64 (task.cast_dtypes = true)."""
+    out = _run(tmp_path, **{"task.client": "clients.sklearn_logreg", "task.alpha": 0.3, "task.cast_dtypes": True,
+                            "rounds": 3, "task.local_epochs": 5})
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["rounds_completed"] == 3
+    last = [r for r in _rows(out / "metrics.csv") if r["round"] == "3"]
+    assert len(last) == 4 and all(float(r["accuracy"]) > 0.6 for r in last), last
+    assert all(r["submitted"] == "1" for r in _rows(out / "metrics.csv"))
+
+
+def test_wrong_dtype_stops_before_any_stake(tmp_path: Path) -> None:
+    """Without the cast the same client stops the run at start-up, with one error, before
+    any peer joined (staked) or submitted."""
+    with pytest.raises(BDFLError) as err:  # a ClientContractError in worker 0, reported by the orchestrator
+        _run(tmp_path, **{"task.client": "clients.sklearn_logreg"})
+    text = str(err.value)
+    assert "task clients.sklearn_logreg: fit() returned array 0 with dtype float32, expected float64" in text
+    assert "task.cast_dtypes = true" in text and text.count("dtype float32") == 1
+    log = (tmp_path / "run" / "run.log").read_text()
+    assert "joined" not in log and "round 1" not in log
+    assert not any(e["event"] in ("PeerJoined", "UpdateSubmitted") for e in _events(tmp_path / "run"))
+
+
+def test_clientapp_message_api_run(tmp_path: Path) -> None:
+    """The quickstart-pytorch ClientApp (@app.train / @app.evaluate) as every peer."""
+    out = _run(tmp_path, **{"task.client": "clients.torch_clientapp", "task.learning_rate": 0.01})
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["rounds_completed"] == 2
+    rows = _rows(out / "metrics.csv")
+    assert all(r["submitted"] == "1" for r in rows)
+    assert min(float(r["accuracy"]) for r in rows if r["round"] == "2") > 0.3
+
+
+def test_one_failing_peer_is_isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Peer 1's fit raises every round: the run completes, peer 1 submits nothing, and each
+    failure is in run.log (peer, task, traceback) and events.jsonl (ClientFailed)."""
+    monkeypatch.setenv("BDFL_TEST_RAISE", "fit:1")
+    out = _run(tmp_path, **{"task.client": FLAKY})
+    assert json.loads((out / "summary.json").read_text())["status"] == "completed"
+    rows = _rows(out / "metrics.csv")
+    assert {(r["round"], r["peer"]) for r in rows if r["submitted"] == "0"} == {("1", "1"), ("2", "1")}
+    failed = [e for e in _events(out) if e["event"] == "ClientFailed"]
+    assert [(e["round"], e["args"]["peer"], e["args"]["step"]) for e in failed] == [(1, 1, "fit"), (2, 1, "fit")]
+    assert failed[0]["args"]["task"] == FLAKY and "SimulatedBug" in failed[0]["args"]["traceback"]
+    log = (out / "run.log").read_text()
+    assert f"round 1: peer 1 failed this round: task {FLAKY} fit raised SimulatedBug" in log
+    assert log.count("Traceback (most recent call last)") == 2
+
+
+def test_failing_auditor_casts_no_vote(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Peer 1's evaluate raises when it audits: it casts no vote, the run completes."""
+    monkeypatch.setenv("BDFL_TEST_RAISE", "evaluate:1")
+    out = _run(tmp_path, **{"task.client": FLAKY, "rounds": 1})
+    assert json.loads((out / "summary.json").read_text())["status"] == "completed"
+    failed = [e for e in _events(out) if e["event"] == "ClientFailed"]
+    assert [(e["args"]["peer"], e["args"]["step"]) for e in failed] == [(1, "audit")]
+    assert all(r["submitted"] == "1" for r in _rows(out / "metrics.csv"))
+
+
+def test_failure_on_every_peer_stops_with_one_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BDFL_TEST_RAISE", "fit:all")
+    with pytest.raises(BDFLError) as err:
+        _run(tmp_path, **{"task.client": FLAKY})
+    assert str(err.value).startswith(f"round 1: task {FLAKY} fit raised on every peer (4 of 4): SimulatedBug")
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["status"] == "failed" and summary["rounds_completed"] == 0

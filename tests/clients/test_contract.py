@@ -1,0 +1,146 @@
+"""The client contract (bdfl.learning.task): what every fit / evaluate receives, what every
+fit must return, and Flower's Message API clients (bdfl.learning.flower) beside NumPyClients."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from flwr.client import NumPyClient
+
+from bdfl.learning.data import load_digits, make_peer_shards
+from bdfl.learning.task import ClientContractError, base_config, check_contract, load_task
+
+BASE = base_config(classes=range(10), local_epochs=1, batch_size=32, learning_rate=0.01)
+
+
+@pytest.fixture(scope="module")
+def ds():  # noqa: ANN201
+    return load_digits()
+
+
+class Recorder(NumPyClient):
+    """A NumPyClient that records the configs it gets and returns what it is told."""
+
+    def __init__(self, out: list[np.ndarray] | None = None) -> None:
+        self.configs: list[tuple[str, dict]] = []
+        self.out = out
+
+    def get_parameters(self, config):  # noqa: ANN001, ANN201
+        return [np.zeros((2, 3)), np.zeros(3)]
+
+    def fit(self, parameters, config):  # noqa: ANN001, ANN201
+        self.configs.append(("fit", dict(config)))
+        return (self.out if self.out is not None else parameters), 5, {}
+
+    def evaluate(self, parameters, config):  # noqa: ANN001, ANN201
+        self.configs.append(("evaluate", dict(config)))
+        return 0.5, 5, {"accuracy": 0.5}
+
+
+def test_dtype_mismatch_is_one_clear_error() -> None:
+    expected = [np.zeros((10, 64)), np.zeros(10)]
+    with pytest.raises(ClientContractError) as err:
+        check_contract([np.zeros((10, 64), np.float32), np.zeros(10)], expected, task="my.task",
+                       names=["coef", "intercept"])
+    text = str(err.value)
+    assert "task my.task" in text and "array 0 ('coef')" in text
+    assert "dtype float32, expected float64" in text and "cast_dtypes = true" in text  # the fix
+
+
+def test_cast_dtypes_casts_and_keeps_values() -> None:
+    got = np.arange(6, dtype=np.float32).reshape(2, 3)
+    out = check_contract([got], [np.zeros((2, 3))], task="t", cast=True)
+    assert out[0].dtype == np.float64 and np.array_equal(out[0], got.astype(np.float64))
+
+
+@pytest.mark.parametrize(
+    "returned, names, returned_names, message",
+    [
+        ([np.zeros((2, 3))], None, None, "returned 1 arrays, expected 2"),
+        ([np.zeros((3, 2)), np.zeros(3)], None, None, "array 0 with shape (3, 2), expected (2, 3)"),
+        ([np.zeros((2, 3)), np.zeros(3)], ["w", "b"], ["w", "bias"], "array 1 named 'bias', expected 'b'"),
+        ([np.zeros((2, 3)), [0.0, 0.0, 0.0]], None, None, "array 1 as a list, not a numpy.ndarray"),
+    ],
+)
+def test_count_shape_name_and_type_are_checked(returned, names, returned_names, message) -> None:  # noqa: ANN001
+    with pytest.raises(ClientContractError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        check_contract(returned, [np.zeros((2, 3)), np.zeros(3)], task="t", names=names, returned_names=returned_names, cast=True)
+
+
+def test_every_documented_key_reaches_fit_and_evaluate() -> None:
+    from bdfl.learning.task import CheckedClient
+
+    rec = Recorder()
+    client = CheckedClient(rec, task="t", config=BASE)
+    p = client.get_parameters({})
+    client.fit(p, {"server_round": 3})
+    client.evaluate(p, {})
+    for kind, cfg in rec.configs:
+        assert cfg["server_round"] == 3, kind  # 1-based, as Flower servers send it; evaluate too
+        assert {k: cfg[k] for k in ("local_epochs", "batch_size", "lr", "learning_rate")} == \
+            {"local_epochs": 1, "batch_size": 32, "lr": 0.01, "learning_rate": 0.01}
+        assert cfg["classes"] == list(range(10))
+    bad = CheckedClient(Recorder(out=[np.zeros((2, 3), np.float32), np.zeros(3)]), task="t", config=BASE)
+    with pytest.raises(ClientContractError, match="array 0 with dtype float32"):
+        bad.fit(p, {"server_round": 1})
+
+
+def test_sklearn_client_on_dirichlet_shards(ds) -> None:  # noqa: ANN001
+    """Flower's sklearn-logreg client on skewed shards: shards lacking classes fit and
+    evaluate (config['classes']); float32 weights are refused unless cast."""
+    task = load_task("clients.sklearn_logreg")
+    shards = make_peer_shards(ds, 8, scheme="dirichlet", alpha=0.3, seed=0)
+    assert any(len(np.unique(s.train[1])) < 10 for s in shards) and any(len(np.unique(s.val[1])) < 10 for s in shards)
+    init = task.initial_parameters(ds, seed=0, config=BASE)
+    strict = task.make_client(shards[0].train, shards[0].val, seed=0, config=BASE)
+    with pytest.raises(ClientContractError, match="clients.sklearn_logreg: fit\\(\\) returned array 0 with dtype float32"):
+        strict.fit([a.copy() for a in init], {"server_round": 1})
+    for s in shards:
+        client = task.make_client(s.train, s.val, seed=0, config=BASE, cast_dtypes=True)
+        params, n, _ = client.fit([a.copy() for a in init], {"server_round": 1})
+        assert [a.shape for a in params] == [(10, 64), (10,)] and n == len(s.train[1])
+        loss, _, metrics = client.evaluate(params, {})
+        assert np.isfinite(loss) and 0.0 <= metrics["accuracy"] <= 1.0
+
+
+def test_clientapp_message_api(ds) -> None:  # noqa: ANN001
+    """The quickstart-style ClientApp: named arrays, the config's lr reaches @app.train,
+    deterministic per (seed, server_round), evaluates through @app.evaluate."""
+    task = load_task("clients.torch_clientapp")
+    train, val = (ds.X_train[:160], ds.y_train[:160]), (ds.X_train[160:220], ds.y_train[160:220])
+    init = task.initial_parameters(ds, seed=0, config=BASE)
+    client = task.make_client(train, val, seed=1, config=BASE)
+    assert client.parameter_names[:2] == ["conv1.weight", "conv1.bias"]
+    p1, n, metrics = client.fit([a.copy() for a in init], {"server_round": 1})
+    assert n == 160 and "train_loss" in metrics
+    assert any(not np.array_equal(a, b) for a, b in zip(p1, init))
+    again, _, _ = task.make_client(train, val, seed=1, config=BASE).fit([a.copy() for a in init], {"server_round": 1})
+    assert all(np.array_equal(a, b) for a, b in zip(p1, again))
+    frozen = task.make_client(train, val, seed=1, config={**BASE, "lr": 0.0})  # Adam with lr 0: no move
+    p0, _, _ = frozen.fit([a.copy() for a in init], {"server_round": 1})
+    assert all(np.array_equal(a, b) for a, b in zip(p0, init))
+    loss, n_val, m = client.evaluate(p1, {})
+    assert n_val == 60 and np.isfinite(loss) and m["accuracy"] == m["eval_acc"]
+
+
+def test_clientapp_renamed_arrays_are_refused(ds) -> None:  # noqa: ANN001
+    """A ClientApp that replies with arrays under other names breaks the contract."""
+    from flwr.app import ArrayRecord, Message, MetricRecord, RecordDict
+    from flwr.clientapp import ClientApp
+
+    from bdfl.learning.flower import ClientAppClient
+    from bdfl.learning.task import CheckedClient
+
+    app = ClientApp()
+
+    @app.train()
+    def train(msg, context):  # noqa: ANN001, ANN202
+        arrays = msg.content["arrays"]
+        renamed = ArrayRecord({f"x.{k}": v for k, v in arrays.items()})
+        return Message(RecordDict({"arrays": renamed, "metrics": MetricRecord({"num-examples": 3})}), reply_to=msg)
+
+    initial = ArrayRecord([np.zeros((2, 2), np.float32), np.zeros(2, np.float32)])
+    client = CheckedClient(ClientAppClient(app, (ds.X_train[:3], ds.y_train[:3]), (ds.X_train[:3], ds.y_train[:3]), seed=0,
+                                           initial_arrays=initial), task="renaming")
+    with pytest.raises(ClientContractError, match="task renaming: fit\\(\\) returned array 0 named 'x.0', expected '0'"):
+        client.fit(client.get_parameters({}), {"server_round": 1})
