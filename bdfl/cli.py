@@ -175,6 +175,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bdfl.experiment.runner import run_experiment  # lazy: start-up
 
     cfg, notes = run_config(args)
+    if getattr(args, "seeds", None):
+        from bdfl.experiment.sweep import parse_seeds, run_seed_group  # lazy: start-up
+
+        out = run_seed_group(cfg, parse_seeds(args.seeds), out=Path(args.out) if args.out else None, quiet=args.quiet)
+        print(f"seed group: {out} (compare.md, compare_groups.csv, compare_accuracy.png)")
+        return 0
     started = time.monotonic()
     out = run_experiment(cfg, quiet=args.quiet, notes=notes)
     print_run_summary(out, wall_seconds=time.monotonic() - started)
@@ -289,6 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--chain", help="anvil | hardhat | an http(s) JSON-RPC URL; on a URL, BDFL_PRIVATE_KEY deploys "
                                    "and funds, except on devnet chain ids 31337/1337 (default: anvil)")
     r.add_argument("--seed", type=int, help=f"seed of data split, attackers, keys (default: {dflt.seed})")
+    r.add_argument("--seeds", metavar="LIST", help="run once per seed (0,1,2 or 0-4) into OUT/runs/seed=<s> and compare "
+                   "them in OUT: mean ± std over seeds, seed bands (docs/results-format.md)")
     r.add_argument("--workers", type=int, help=f"processes hosting the peers (default: {dflt.workers})")
     r.add_argument("--name", help=f"run name, part of the results folder's name (default: {dflt.name})")
     r.add_argument("--out", help="results folder (default: results/<timestamp>-<name>)")
@@ -317,7 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("dir", help="a results folder")
     rp.set_defaults(func=cmd_report)
 
-    c = sub.add_parser("compare", help="overlay several runs in one figure and table")
+    c = sub.add_parser("compare", help="compare runs or sweep folders: config differences, mean ± std over seeds, figures")
     c.add_argument("dirs", nargs="+", help="results folders")
     c.add_argument("--out", default="results/compare", help="where the figure and table go")
     c.set_defaults(func=cmd_compare)
