@@ -46,7 +46,8 @@ def aggregation_rule(cfg: Any, subs: Iterable[Any], reputation: Mapping[str, flo
     from bdfl.learning.aggregation import clear_approval, update_weight
     from bdfl.learning.votes import counted_votes, dissenting_seats
 
-    subs = list(subs)
+    all_subs = list(subs)
+    subs = first_of_each_hash(all_subs)  # aggregation counts each hash once
     bdfl = cfg.defense.name == "bdfl"
     if not bdfl:
         return AggregationRule({s.peer: "0x" + s.update_hash.hex() for s in subs}, lambda _a: 1.0, 0)
@@ -54,7 +55,7 @@ def aggregation_rule(cfg: Any, subs: Iterable[Any], reputation: Mapping[str, flo
     weighting = cfg.defense.weighting
     samples = {s.peer: s.num_samples for s in subs}  # capped at maxSamples by the contract
     limit = cfg.defense.dissent_limit
-    excluded = dissenting_seats(seat_votes(subs), limit) if share < 1 and limit < 1 else 0
+    excluded = dissenting_seats(seat_votes(all_subs), limit) if share < 1 and limit < 1 else 0
 
     def votes(s: Any) -> tuple[int, int]:
         return counted_votes(s.voted_mask, s.accept_mask, excluded) if excluded else (s.accepts, s.rejects)
@@ -66,6 +67,18 @@ def aggregation_rule(cfg: Any, subs: Iterable[Any], reputation: Mapping[str, flo
         return update_weight(reputation.get(a, 0.0), samples.get(a, 1), weighting)
 
     return AggregationRule(usable, weight, cfg.overlay.min_sources)
+
+
+def first_of_each_hash(subs: Iterable[Any]) -> list[Any]:
+    """The submissions in order, each update hash kept once (its first submission): an update
+    another member submitted again (a copy) is never counted, or weighed, twice."""
+    seen: set[bytes] = set()
+    out = []
+    for s in subs:
+        if bytes(s.update_hash) not in seen:
+            seen.add(bytes(s.update_hash))
+            out.append(s)
+    return out
 
 
 def seat_votes(subs: Iterable[Any]) -> list[Any]:

@@ -1,0 +1,143 @@
+"""Issue 19, findings 2 and 3 on the peer side.
+
+* "Cannot fetch" is not "bad": an auditor that cannot fetch an assigned update (after its
+  retries) abstains on it instead of voting reject, so a network attacker cannot get an
+  honest update slashed; bytes that arrive and are bad are still rejected.
+* Copied updates: the bytes bind to (chain id, contract, round, submitter), so a member that
+  submits another member's hash (serving the bytes it fetched) fails the audit, as do bytes of
+  another round or chain; aggregation counts each hash once.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+
+from bdfl.chain.protocol import Outcome, Submission
+from bdfl.config import ExperimentConfig
+from bdfl.learning.data import load_digits, make_peer_shards
+from bdfl.learning.task import fit_client, load_task
+from bdfl.net.fetch import FetchError, HashMismatch
+from bdfl.net.serialization import Binding, encode_ndarrays, hash_hex, update_hash
+from bdfl.peer.node import Candidate, Peer, PeerSettings
+from bdfl.peer.sources import StartSource, aggregation_rule
+
+CHAIN, RM = 31337, "0x" + "5f" * 20
+ADDR = [f"0x{i:040x}" for i in range(1, 7)]  # auditor ADDR[0], trainers ADDR[1..5]
+
+
+def _setup() -> tuple[Peer, list[list[np.ndarray]]]:
+    task = load_task("clients.digits")
+    ds = load_digits()
+    shards = make_peer_shards(ds, 6, scheme="iid", seed=0, min_size=20)
+    hp = {"local_epochs": 1, "batch_size": 16}
+    clients = [task.make_client(s.train, s.val, seed=i, hparams=hp) for i, s in enumerate(shards)]
+    start = task.initial_parameters(ds, seed=0, hparams=hp)
+    trained = [fit_client(c, start, {"round": 0}).parameters for c in clients]
+    peer = Peer(index=0, address=ADDR[0], client=clients[0], endpoint=None, settings=PeerSettings())
+    peer.domain = (CHAIN, RM)
+    peer.params = start
+    peer.reference, peer.trained = start, trained[0]
+    return peer, trained
+
+
+def _bound(model: list[np.ndarray], rnd: int, submitter: str, chain: int = CHAIN) -> bytes:
+    return encode_ndarrays(model, binding=Binding(chain, RM, rnd, submitter))
+
+
+def _cand(i: int, peer: str, data: bytes, weight: float = 1.0) -> Candidate:
+    return Candidate(index=i, peer=peer, hash=hash_hex(update_hash(data)), url="http://x", weight=weight)
+
+
+def test_an_auditor_that_cannot_fetch_abstains_instead_of_rejecting() -> None:
+    """Before: every update that could not be fetched got a reject vote (its trainer slashed
+    when a quorum of auditors was cut off by a network attacker)."""
+    peer, trained = _setup()
+    blobs = [_bound(m, 3, a) for m, a in zip(trained[1:5], ADDR[1:5])]
+    cands = [_cand(i, a, b) for i, (a, b) in enumerate(zip(ADDR[1:5], blobs))]
+    fetched: dict[str, Any] = {c.hash: b for c, b in zip(cands, blobs)}
+    fetched[cands[1].hash] = FetchError("timeout", "no answer")  # flooded / cut off
+    fetched[cands[2].hash] = HashMismatch("http://x", b"\x00" * 32)  # tampered in transit
+    indices, votes = peer.audit(3, cands, fetched)
+    assert indices == [0, 3] and votes == [True, True]  # 1 and 2: no vote at all
+    assert peer.last_abstentions == [(ADDR[2], "fetch failed: timeout"), (ADDR[3], "fetch failed: hash_mismatch")]
+    # nothing fetched at all: no vote on anything (the contract leaves it Undecided: no quorum)
+    indices, votes = peer.audit(3, cands, {})
+    assert indices == [] and votes == []
+
+
+def test_bytes_that_arrive_and_are_bad_are_still_rejected() -> None:
+    peer, trained = _setup()
+    good = _bound(trained[1], 3, ADDR[1])
+    garbage = b"BDFLMB\x00\x01" + b"\xff" * 40  # committed on chain by its submitter, but not an update
+    cands = [_cand(0, ADDR[1], good), _cand(1, ADDR[2], garbage)]
+    indices, votes = peer.audit(3, cands, {cands[0].hash: good, cands[1].hash: garbage})
+    assert indices == [0, 1] and votes == [True, False] and peer.last_abstentions == []
+
+
+def test_a_copied_update_fails_the_audit() -> None:
+    """Member ADDR[2] submits ADDR[1]'s hash and serves the bytes it fetched from ADDR[1]
+    (exact copy; the contract also refuses a duplicate hash in a round), or re-publishes
+    ADDR[1]'s update of an earlier round or another chain: the binding names someone else."""
+    peer, trained = _setup()
+    original = _bound(trained[1], 3, ADDR[1])
+    earlier = _bound(trained[3], 2, ADDR[2])  # its own, but of round 2
+    other_chain = _bound(trained[4], 3, ADDR[2], chain=1)
+    honest = _bound(trained[5], 3, ADDR[5])
+    cands = [_cand(0, ADDR[1], original), _cand(1, ADDR[2], original), _cand(2, ADDR[2], earlier),
+             _cand(3, ADDR[2], other_chain), _cand(4, ADDR[5], honest)]
+    fetched = {c.hash: b for c, b in zip(cands, [original, original, earlier, other_chain, honest])}
+    indices, votes = peer.audit(3, cands, fetched)
+    assert indices == [0, 1, 2, 3, 4] and votes == [True, False, False, False, True]
+    assert [r.reason for r in peer.rejections] == ["binding_mismatch"] * 3
+    # an unbound update is refused by a peer that knows its chain (every honest peer binds)
+    unbound = encode_ndarrays(trained[1])
+    _, votes = peer.audit(3, [_cand(0, ADDR[1], unbound)], {hash_hex(update_hash(unbound)): unbound})
+    assert votes == [False] and peer.rejections[-1].reason == "binding_mismatch"
+
+
+def test_make_update_binds_its_bytes_and_they_decode_unchanged() -> None:
+    peer, trained = _setup()
+    peer.trained = trained[0]
+    data = peer.make_update(7)
+    from bdfl.net.serialization import read_binding
+
+    assert read_binding(data, max_bytes=1 << 26) == Binding(CHAIN, RM, 7, ADDR[0])
+    other = Peer(index=1, address=ADDR[1], client=peer.client, endpoint=None, settings=PeerSettings())
+    other.domain = (CHAIN, RM)
+    got = other.decode_verified(7, _cand(0, ADDR[0], data), data)
+    assert got is not None and all(np.array_equal(a, b) for a, b in zip(got, trained[0]))
+
+
+def test_rebuilt_starts_and_aggregation_decode_bound_weights_unchanged() -> None:
+    peer, trained = _setup()
+    blobs = {a: _bound(m, 3, a) for a, m in zip(ADDR[1:4], trained[1:4])}
+    h = {a: hash_hex(update_hash(b)) for a, b in blobs.items()}
+    recipe = [StartSource(ADDR[1], h[ADDR[1]], 1.0), StartSource(ADDR[2], h[ADDR[2]], 3.0)]
+    fetched = {h[a]: b for a, b in blobs.items()}
+    start = peer.rebuild_starts({ADDR[1]: recipe}, fetched)[ADDR[1]]
+    want = [(np.asarray(x, np.float64) + 3 * np.asarray(y, np.float64)) / 4 for x, y in zip(trained[1], trained[2])]
+    assert all(np.allclose(a, b, rtol=0, atol=1e-6) for a, b in zip(start, want))
+    # a recipe naming the wrong submitter for a hash cannot be rebuilt
+    assert peer.rebuild_starts({ADDR[1]: [StartSource(ADDR[3], h[ADDR[1]], 1.0)]}, fetched) == {}
+
+
+def test_aggregation_counts_each_hash_once() -> None:
+    """Finding 3: approvedUpdates listed a copied hash twice, and it was weighed twice."""
+    peer, trained = _setup()
+    blob = _bound(trained[1], 3, ADDR[1])
+    other = _bound(trained[2], 3, ADDR[2])
+    cands = [_cand(0, ADDR[1], blob), _cand(1, ADDR[3], blob), _cand(2, ADDR[2], other)]
+    fetched = {c.hash: b for c, b in zip(cands, [blob, blob, other])}
+    info = peer.aggregate(3, cands, fetched)
+    assert info["aggregated"] == 2
+    # the aggregation rule keeps the first submission of each hash
+    subs = [Submission(i, a, 50, True, Outcome.APPROVED, hx, 0b111, 0b111, 3, 0)
+            for i, (a, hx) in enumerate([(ADDR[1], b"\x01" * 32), (ADDR[3], b"\x01" * 32), (ADDR[2], b"\x02" * 32)])]
+    cfg = ExperimentConfig()
+    rule = aggregation_rule(cfg, subs, {a: 0.5 for a in ADDR})
+    assert rule.usable == {ADDR[1]: "0x" + "01" * 32, ADDR[2]: "0x" + "02" * 32}
+    base = aggregation_rule(SimpleNamespace(defense=SimpleNamespace(name="fedavg"), overlay=cfg.overlay), subs, {})
+    assert sorted(base.usable.values()) == ["0x" + "01" * 32, "0x" + "02" * 32]
