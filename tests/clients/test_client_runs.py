@@ -108,3 +108,20 @@ def test_failure_on_every_peer_stops_with_one_message(tmp_path: Path, monkeypatc
     assert str(err.value).startswith(f"round 1: task {FLAKY} fit raised on every peer (4 of 4): SimulatedBug")
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["status"] == "failed" and summary["rounds_completed"] == 0
+
+
+def test_diverging_run_ends_degraded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every peer's training diverges to NaN: nothing raises, every honest update is rejected
+    and nothing is aggregated; `bdfl run` ends "degraded" (summary, log line, exit 3)."""
+    from bdfl.cli import DEGRADED_EXIT, main
+
+    monkeypatch.setenv("BDFL_TEST_RAISE", "nan:all")
+    out = tmp_path / "run"
+    code = main(["run", "--peers", "4", "--rounds", "2", "--workers", "1", "--attack", "none", "--quiet", "--out", str(out),
+                 "--set", f"task.client={FLAKY}", "--set", "task.local_epochs=1"])
+    assert code == DEGRADED_EXIT == 3
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "degraded" and summary["rounds_completed"] == 2
+    assert summary["degraded_reasons"][:2] == ["round 1: 4 of 4 honest updates were rejected", "round 2: 4 of 4 honest updates were rejected"]
+    assert "rounds 1-2: no peer aggregated any update" in summary["degraded_reasons"]
+    assert "RUN DEGRADED" in (out / "run.log").read_text() and "RUN DEGRADED" in capsys.readouterr().err

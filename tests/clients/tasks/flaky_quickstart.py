@@ -3,7 +3,9 @@ raises for some peers, as a user's bug would.
 
 ``BDFL_TEST_RAISE`` (inherited by the worker processes) says where: ``"fit:1"`` — peer 1's
 ``fit`` raises (in a run with seed 0 the client seed is the peer index); ``"evaluate:1"`` —
-peer 1's ``evaluate`` raises (when it audits); ``"fit:all"`` — every peer's ``fit`` raises.
+peer 1's ``evaluate`` raises (when it audits); ``"fit:all"`` — every peer's ``fit`` raises;
+``"nan:all"`` — every peer's training data holds NaN, so its fit diverges to NaN weights
+(a run that goes wrong without raising).
 The client class is the quickstart's, untouched: the bug is injected into its model code.
 """
 
@@ -30,7 +32,23 @@ def make_client(train, val, *, seed, hparams=None):
             client.trainloader = _Broken()
         elif step == "evaluate":
             client.valloader = _Broken()
+        elif step == "nan":
+            client.trainloader = _NaN(client.trainloader)
     return client
+
+
+class _NaN:
+    """The data loader's batches with NaN images."""
+
+    def __init__(self, loader):
+        self.loader, self.dataset = loader, loader.dataset
+
+    def __iter__(self):
+        for batch in self.loader:
+            yield {"img": batch["img"] * float("nan"), "label": batch["label"]}
+
+    def __len__(self):
+        return len(self.loader)
 
 
 class _Broken:
