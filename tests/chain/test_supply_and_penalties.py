@@ -86,3 +86,18 @@ def test_withholding_a_reveal_after_seeing_the_others_costs_more_than_dissent(en
     assert loss == p.rep_loss_no_reveal + assigned * p.rep_loss_vote
     # revealing every assigned vote against the majority costs at most assigned * repLossVote
     assert loss > assigned * p.rep_loss_vote and loss > p.rep_loss_no_reveal
+
+
+def test_gas_limits_of_large_transactions_stay_under_the_eip7825_cap() -> None:
+    """Finalize batches are sized by worst-case gas per item; every gas limit the client
+    asks for is at most 2**24 (Hardhat and post-Fusaka Ethereum refuse more)."""
+    from bdfl.chain import protocol as pr
+
+    assert pr.TX_GAS_CAP == 16_777_216
+    assert pr.FINALIZE_GAS_LIMIT <= pr.TX_GAS_CAP
+    for m in range(1, 64):
+        batch = pr.finalize_batch_size(m)
+        assert 1 <= batch <= pr.MAX_FINALIZE_ITEMS
+        assert batch * (pr.FINALIZE_ITEM_GAS + pr.FINALIZE_ITEM_GAS_PER_AUDITOR * m) <= pr.FINALIZE_GAS_TARGET
+    assert max(pr.reveal_gas_bound(v) for v in (0, 10, 1000, 10**6)) <= pr.TX_GAS_CAP
+    assert pr.draw_gas_bound(64) <= pr.TX_GAS_CAP
