@@ -1,0 +1,121 @@
+"""`bdfl run` as a user runs it: small peer counts just work, two same-seed runs at once on
+one machine give identical results, a devnet reached by URL needs no key, and the end of a
+run is a summary and one clean `results:` line."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bdfl.chain.devnet import free_port, rpc_call, start_devnet
+from bdfl.chain.toolchain import anvil_binary
+
+ROOT = Path(__file__).resolve().parents[2]
+# committee smaller than the peer count, so the draw (and the seats per update) matter
+DRAWN = ["--peers", "8", "--rounds", "2", "--set", "protocol.committee_size=5",
+         "--set", "protocol.auditors_per_update=3", "--set", "protocol.quorum=2", "--set", "task.local_epochs=1"]
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "BDFL_PRIVATE_KEY"}
+    env.update(extra)
+    return env
+
+
+def _bdfl_run(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "bdfl", "run", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env=env or _env())
+
+
+def _check_end_of_run(proc: subprocess.CompletedProcess[str], out: Path) -> None:
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.rstrip("\n").split("\n")
+    assert lines[-1] == f"results: {out}"  # a clean last line (no status line in front of it)
+    text = proc.stdout
+    for label in ("final honest accuracy:", "attackers below every honest peer:", "honest updates falsely rejected:",
+                  "attackers' updates approved:", "per round:", "time:"):
+        assert label in text, label
+    assert "ETA" not in proc.stderr.rstrip("\n").split("\n")[-1]
+
+
+@pytest.mark.parametrize("peers", [4, 6])
+def test_small_peer_counts_just_work(peers: int, tmp_path: Path) -> None:
+    out = tmp_path / f"p{peers}"
+    proc = _bdfl_run("--peers", str(peers), "--rounds", "2", "--set", "task.local_epochs=1", "--out", str(out))
+    _check_end_of_run(proc, out)
+    log = (out / "run.log").read_text()
+    assert log.count(f"scaled down for {peers} peers") == 1  # said once
+    assert len((out / "rounds.csv").read_text().strip().splitlines()) == 3  # header + 2 rounds
+
+
+def test_two_same_seed_runs_at_once_complete_identically(tmp_path: Path) -> None:
+    """Ports are any free ones, bound by the workers (no probe-then-bind race), and the URL's
+    value reaches no result: the same seed gives the same metrics.csv, chain usage and events."""
+    outs = [tmp_path / "a", tmp_path / "b"]
+    procs = [subprocess.Popen([sys.executable, "-m", "bdfl", "run", *DRAWN, "--seed", "3", "--out", str(o), "--quiet"],
+                              cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env())
+             for o in outs]
+    texts = [p.communicate(timeout=600)[0] for p in procs]
+    for p, text in zip(procs, texts):
+        assert p.returncode == 0, text
+    a, b = outs
+    assert (a / "metrics.csv").read_text() == (b / "metrics.csv").read_text()
+    assert _chain_columns(a) == _chain_columns(b)  # the same transactions and gas, round by round
+    # the same events in the same blocks; only what the random vote salts make differ
+    # (commitments, and with them transaction hashes) is left out
+    assert _events(a) == _events(b)
+
+
+def _chain_columns(out: Path) -> list[tuple[str, ...]]:
+    with open(out / "rounds.csv", newline="") as fh:
+        return [tuple(r[k] for k in r if not k.startswith("seconds")) for r in csv.DictReader(fh)]
+
+
+def _events(out: Path) -> list[dict[str, object]]:
+    events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+    for e in events:
+        e.pop("tx", None)
+        if isinstance(e.get("args"), dict):
+            e["args"].pop("commitment", None)
+    return events
+
+
+def test_run_on_a_devnet_url_needs_no_key(tmp_path: Path) -> None:
+    out = tmp_path / "url"
+    with start_devnet("anvil", log_path=tmp_path / "anvil.log", root=ROOT) as devnet:
+        proc = _bdfl_run("--chain", devnet.rpc_url, "--peers", "4", "--rounds", "2", "--set", "task.local_epochs=1",
+                         "--out", str(out))
+        _check_end_of_run(proc, out)
+        assert "is a devnet: deploying and funding from its well-known account 0" in (out / "run.log").read_text()
+
+
+def test_other_chain_ids_still_need_a_key(tmp_path: Path) -> None:
+    port = free_port("127.0.0.1")
+    log = open(tmp_path / "anvil.log", "wb")
+    node = subprocess.Popen([anvil_binary(ROOT), "--port", str(port), "--chain-id", "4242"], stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                assert int(rpc_call(url, "eth_chainId", timeout=1.0), 16) == 4242
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        proc = _bdfl_run("--chain", url, "--peers", "4", "--rounds", "1", "--out", str(tmp_path / "x"), timeout=120)
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert "error: no deployer key for chain id 4242" in proc.stderr and "BDFL_PRIVATE_KEY" in proc.stderr
+    finally:
+        node.kill()
+        node.wait(timeout=10)
+        log.close()
