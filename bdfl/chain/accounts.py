@@ -37,6 +37,11 @@ def devnet_account(index: int = 0) -> LocalAccount:
     return Account.from_mnemonic(DEVNET_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}")
 
 
+def account_from_key(key: bytes | str) -> LocalAccount:
+    """The account of a raw private key (32 bytes or hex)."""
+    return Account.from_key(key)
+
+
 def derive_keys(seed: int, n: int, *, namespace: str = "bdfl-peer") -> list[LocalAccount]:
     """``n`` deterministic accounts for simulated peers: key_i = keccak(namespace, seed, i).
 

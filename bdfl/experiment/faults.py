@@ -23,6 +23,9 @@ from __future__ import annotations
 from typing import Any
 
 from bdfl.config import CRASH_FAULTS, ENDPOINT_FAULTS, ExperimentConfig, FaultConfig
+from bdfl.net.overlay import repair_overlay
+from bdfl.peer.rejoin import RESYNC_LOOKBACK
+from bdfl.peer.sources import aggregation_rule, resync_sources
 
 _ENDPOINT_KIND = {"corrupt_endpoint": "corrupt", "slow_endpoint": "slow", "drop_endpoint": "drop"}
 
@@ -132,9 +135,6 @@ class FaultInjector:
         neighbours it would have after a repair that adds it. A round with no usable update:
         the round before, up to :data:`bdfl.peer.rejoin.RESYNC_LOOKBACK` rounds in all.
         Returns (the chain round used, candidates)."""
-        from bdfl.net.overlay import repair_overlay
-        from bdfl.peer.rejoin import RESYNC_LOOKBACK
-        from bdfl.peer.sources import aggregation_rule, resync_sources
 
         o = self.o
         k = o.keeper

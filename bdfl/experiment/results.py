@@ -26,9 +26,11 @@ import json
 import math
 import numbers
 import os
+import sys
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -776,3 +778,15 @@ def format_value(value: Any) -> str:
             return f"{v:,.1f}"
         return f"{v:.4f}"
     return str(value)
+
+
+def package_versions() -> dict[str, str]:
+    """The versions a results folder's config.toml records ([versions])."""
+    out = {}
+    for name in ("bdfl", "torch", "numpy", "web3", "flwr", "eth-account", "py-solc-x"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    out["python"] = sys.version.split()[0]
+    return out

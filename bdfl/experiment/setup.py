@@ -12,8 +12,13 @@ from typing import Any
 
 import numpy as np
 
+from bdfl.attacks import ATTACKS, make_attack
+from bdfl.chain.deploy import ProtocolParams, TOKEN
 from bdfl.config import ExperimentConfig
-from bdfl.errors import ConfigError
+from bdfl.errors import BDFLError, ConfigError
+from bdfl.learning.data import partition, split_train_val
+from bdfl.learning.task import load_task
+from bdfl.net.overlay import KINDS as TOPOLOGIES
 
 BASELINE_DEFENSES = ("fedavg", "krum", "multikrum", "median", "trimmed_mean")
 DEFENSES = ("bdfl", *BASELINE_DEFENSES)
@@ -21,9 +26,6 @@ DEFENSES = ("bdfl", *BASELINE_DEFENSES)
 
 def preflight(cfg: ExperimentConfig) -> None:
     """Check every name that refers to a registry in an upper layer; raise ConfigError."""
-    from bdfl.attacks import ATTACKS, make_attack
-    from bdfl.learning.task import load_task
-    from bdfl.net.overlay import KINDS as TOPOLOGIES
 
     if cfg.attack.name not in ATTACKS:
         raise ConfigError("attack.name", f"unknown attack {cfg.attack.name!r}", ", ".join(sorted(ATTACKS)))
@@ -67,8 +69,6 @@ def frozen_clock(cfg: ExperimentConfig) -> bool:
 
 
 def make_attack_for(cfg: ExperimentConfig, index: int) -> Any:
-    from bdfl.attacks import make_attack
-
     params = dict(cfg.attack.params)
     if cfg.attack.colluding_auditors:
         params["colluding_auditors"] = True
@@ -77,7 +77,6 @@ def make_attack_for(cfg: ExperimentConfig, index: int) -> Any:
 
 def peer_data(task: Any, cfg: ExperimentConfig) -> tuple[Any, list[tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]]]:
     """The data set and each peer's (train, val) shard, seeded."""
-    from bdfl.learning.data import partition, split_train_val
 
     dataset = task.load_dataset(cfg.task.data_dir or None)
     y = dataset.y_train
@@ -102,7 +101,6 @@ def defense_params(cfg: ExperimentConfig) -> dict[str, Any]:
 
 def protocol_params(cfg: ExperimentConfig) -> Any:
     """The contracts' constructor parameters from the [protocol] table (defaults for the rest)."""
-    from bdfl.chain.deploy import TOKEN, ProtocolParams
 
     p = cfg.protocol
     try:
@@ -137,7 +135,6 @@ def bind_endpoint(host: Any, port: int = 0, *, bind_host: str = "127.0.0.1", att
     ``host`` is a :class:`bdfl.net.blobserver.BlobHost`; ``kwargs`` go to its ``add_endpoint``.
     The URL's value never reaches a result: the committee draw does not depend on it, and its
     length is constant."""
-    from bdfl.errors import BDFLError
 
     if port:
         try:

@@ -19,7 +19,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from bdfl.chain.protocol import Status
 from bdfl.errors import BDFLError
+from bdfl.learning.aggregation import weighted_average
 
 # How many closed rounds a resync looks at, newest first, when the latest has no usable
 # update (nothing approved): the peers' blob servers still serve updates that old.
@@ -42,7 +44,6 @@ def ensure_membership(
     give a clear error). Returns the actions taken, in order, from ``withdrew``, ``joined``,
     ``reactivated``, ``endpoint_updated``; empty if nothing had to change.
     """
-    from bdfl.chain.protocol import Status
 
     done: list[str] = []
     min_stake = int(chain.deployment.params.min_stake)
@@ -82,7 +83,6 @@ def resync_model(
     approved updates of round ``rnd``, :class:`~bdfl.peer.node.Candidate` with on-chain hash and
     reputation weight). Unverifiable ones are rejected and recorded in ``peer.rejections``.
     Returns the addresses whose updates were used; with none, ``peer.params`` is unchanged."""
-    from bdfl.learning.aggregation import weighted_average
 
     models, weights, used = [], [], []
     for cand in candidates:

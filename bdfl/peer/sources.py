@@ -26,6 +26,10 @@ from typing import Any
 
 import numpy as np
 
+from bdfl.chain.protocol import Outcome
+from bdfl.learning.aggregation import AggregationError, clear_approval, update_weight, weighted_average
+from bdfl.learning.votes import SeatVotes, counted_votes, dissenting_seats
+
 
 @dataclass(frozen=True)
 class AggregationRule:
@@ -42,9 +46,6 @@ def aggregation_rule(cfg: Any, subs: Iterable[Any], reputation: Mapping[str, flo
     """The rule for a closed round's submissions ``subs`` (:class:`bdfl.chain.protocol.Submission`)
     under config ``cfg`` (its ``defense`` and ``overlay`` tables); ``reputation``: peer ->
     on-chain reputation in [0, 1] (0 for a peer not in it)."""
-    from bdfl.chain.protocol import Outcome
-    from bdfl.learning.aggregation import clear_approval, update_weight
-    from bdfl.learning.votes import counted_votes, dissenting_seats
 
     all_subs = list(subs)
     subs = first_of_each_hash(all_subs)  # aggregation counts each hash once
@@ -84,8 +85,6 @@ def first_of_each_hash(subs: Iterable[Any]) -> list[Any]:
 def seat_votes(subs: Iterable[Any]) -> list[Any]:
     """The closed round's revealed votes (:class:`bdfl.learning.votes.SeatVotes`), one per
     submission, with its on-chain outcome (approved and probation count as accepted)."""
-    from bdfl.chain.protocol import Outcome
-    from bdfl.learning.votes import SeatVotes
 
     majority = {Outcome.APPROVED: True, Outcome.PROBATION: True, Outcome.REJECTED: False}
     return [SeatVotes(s.voted_mask, s.accept_mask, majority.get(s.outcome)) for s in subs]
@@ -148,7 +147,6 @@ def start_model(recipe: list[StartSource], models: Mapping[str, Any]) -> list[np
     """The weighted average of the recipe's models (``models``: hash -> decoded arrays); None
     when one of them is missing (not fetched, wrong hash) or the weights sum to zero — then
     the trainer's start is unknown and the auditor falls back to its own."""
-    from bdfl.learning.aggregation import AggregationError, weighted_average
 
     if not recipe or any(not isinstance(models.get(src.hash), list) for src in recipe):
         return None
@@ -187,8 +185,6 @@ class MoveHistory:
         self._rounds: dict[int, dict[str, PastMove]] = {}
 
     def record(self, rnd: int, subs: Iterable[Any], recipes: Mapping[str, list[StartSource]] | None) -> None:
-        from bdfl.chain.protocol import Outcome
-
         if self.window == 0:
             return
         recipes = recipes or {}

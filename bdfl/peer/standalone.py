@@ -43,7 +43,7 @@ from bdfl.config import ExperimentConfig, load_config
 from bdfl.errors import BDFLError
 from bdfl.learning.audit import AuditRule
 from bdfl.learning.data import partition, split_train_val
-from bdfl.learning.task import load_task
+from bdfl.learning.task import base_config, load_task
 from bdfl.net.blobserver import BlobHost
 from bdfl.net.fetch import FetchError, Fetcher, check_endpoint_url, private_allowed
 from bdfl.net.serialization import InvalidUpdate, ModelSpec, decode_ndarrays, encode_ndarrays, hash_hex, update_hash
@@ -261,7 +261,6 @@ class StandalonePeer:
         dataset, train, val = shard_data(self.task, cfg, self.shard, self.num_shards)
         self.val_size = len(val[1])
         hp = task_hparams(cfg)
-        from bdfl.learning.task import base_config
 
         # every fit / evaluate config carries these (docs/tasks.md); the peer adds server_round
         base = base_config(classes=range(dataset.num_classes), local_epochs=cfg.task.local_epochs,

@@ -1,0 +1,91 @@
+"""The simulation's worker processes: :class:`WorkerPool` (spawn, send a command to all
+workers at once or in turn, stop) and :class:`RoundTimes`, the phase times they report."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+from dataclasses import dataclass
+from typing import Any
+
+from bdfl.errors import BDFLError
+from bdfl.experiment.worker import worker_main
+
+
+class WorkerPool:
+    """Worker processes and their pipes; commands go to all workers at once (they run in parallel)."""
+
+    def __init__(self, specs: list[Any]) -> None:
+        ctx = mp.get_context("spawn")  # no fork: the parent holds threads and sockets
+        self.procs = []
+        self.conns = []
+        for spec in specs:
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=worker_main, args=(spec, child), daemon=True, name=f"bdfl-worker-{spec.worker_id}")
+            proc.start()
+            child.close()
+            self.procs.append(proc)
+            self.conns.append(parent)
+        self._collect("start")
+
+    def _collect(self, what: str) -> list[Any]:
+        results, errors = [], []
+        for i, conn in enumerate(self.conns):
+            try:
+                status, payload = conn.recv()
+            except (EOFError, OSError):
+                status, payload = "error", f"worker {i} died (exit code {self.procs[i].exitcode})"
+            if status == "ok":
+                results.append(payload)
+            else:
+                errors.append(f"worker {i}: {payload}")
+        if errors:
+            raise BDFLError(f"{what} failed in a worker process:\n" + "\n".join(errors))
+        return results
+
+    def call(self, cmd: str, per_worker: list[dict[str, Any]] | None = None, **kwargs: Any) -> list[Any]:
+        for i, conn in enumerate(self.conns):
+            conn.send((cmd, per_worker[i] if per_worker is not None else kwargs))
+        return self._collect(cmd)
+
+    def call_in_turn(self, cmd: str, **kwargs: Any) -> list[Any]:
+        """The command on one worker after another (for a deterministic order of effects)."""
+        out = []
+        for i, conn in enumerate(self.conns):
+            conn.send((cmd, kwargs))
+            try:
+                status, payload = conn.recv()
+            except (EOFError, OSError):
+                status, payload = "error", f"worker {i} died (exit code {self.procs[i].exitcode})"
+            if status != "ok":
+                raise BDFLError(f"{cmd} failed in worker {i}:\n{payload}")
+            out.append(payload)
+        return out
+
+    def stop(self) -> None:
+        for conn in self.conns:
+            try:
+                conn.send(("stop", {}))
+            except (OSError, BrokenPipeError):
+                pass
+        for proc in self.procs:
+            proc.join(timeout=10)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(timeout=5)
+
+
+@dataclass
+class RoundTimes:
+    train: float = 0.0
+    exchange: float = 0.0
+    audit: float = 0.0
+    chain: float = 0.0
+    eval: float = 0.0
+
+    def add(self, results: list[dict[str, Any]], *, in_turn: bool = False) -> None:
+        # workers run in parallel: a phase takes as long as its slowest worker;
+        # commands run in turn (one worker after another) take the sum
+        for key in ("train", "exchange", "audit", "chain", "eval"):
+            vals = [r.get(f"seconds_{key}", 0.0) for r in results]
+            total = (sum(vals) if in_turn else max(vals)) if vals else 0.0
+            setattr(self, key, getattr(self, key) + total)
