@@ -37,7 +37,6 @@ from typing import Any
 
 from bdfl.config import ExperimentConfig, METADATA_KEYS, dump_toml, from_dict, load_config, read_toml
 from bdfl.errors import BDFLError, ConfigError
-from bdfl.experiment.compare import compare_runs
 from bdfl.experiment.results import atomic_write_text
 from bdfl.experiment.setup import preflight
 from bdfl.experiment.sweep_table import write_sweep_outputs
@@ -148,10 +147,10 @@ def run_sweep(path: Path, *, out: Path | None = None, quiet: bool = False, jobs:
         entry["action"] = reuse = _reuse(run_dir, want)
         if reuse == "kept":
             if not quiet:
-                print(f"[sweep {i}/{len(runs)}] {params}: done earlier with this configuration, kept", flush=True)
+                print(f"[sweep {i}/{len(runs)}] {point_text(params)}: done earlier with this configuration, kept", flush=True)
             continue
         if reuse == "stale" and not quiet:
-            print(f"[sweep {i}/{len(runs)}] {params}: done earlier with another configuration "
+            print(f"[sweep {i}/{len(runs)}] {point_text(params)}: done earlier with another configuration "
                   f"(config hash {run_config_hash(run_dir)} != {want}): running it again", flush=True)
         todo.append((i, params, cfg, run_dir))
 
@@ -201,6 +200,7 @@ def run_seed_group(cfg: ExperimentConfig, seeds: Sequence[int], *, out: Path | N
     mean ± std over seeds (``compare_groups.csv``, ``compare.md``) and seed bands
     (``compare_accuracy.png``, ``compare_reputation.png``). Returns ``out``.
     """
+    from bdfl.experiment.compare import compare_runs
 
     seeds = list(seeds)
     if not seeds or len(set(seeds)) != len(seeds):
@@ -236,6 +236,26 @@ def run_command(cfg_path: Path, run_dir: Path) -> list[str]:
     return [sys.executable, "-m", "bdfl", "run", "--config", str(cfg_path), "--out", str(run_dir), "--quiet"]
 
 
+def point_text(params: Mapping[str, Any]) -> str:
+    """A grid point as ``key=value`` pairs (``attack.name=label_flip seed=0``)."""
+    return " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+
+
+def result_text(run_dir: Path) -> str:
+    """One finished run in a few words, from its summary.json."""
+    try:
+        s = json.loads((run_dir / "summary.json").read_text())
+    except (OSError, ValueError):
+        return "done (no summary.json)"
+    acc, sep = s.get("final_honest_accuracy"), s.get("separated_from_round")
+    parts = [str(s.get("status", "done"))]
+    if isinstance(acc, (int, float)):
+        parts.append(f"honest accuracy {acc:.3f}")
+    if s.get("attackers"):
+        parts.append(f"separated from round {sep}" if sep is not None else "attackers not separated")
+    return ", ".join(parts)
+
+
 def _reuse(run_dir: Path, want: str) -> str:
     """"kept" (completed with configuration ``want``), "stale" (completed with another) or "run"."""
     summary_path = run_dir / "summary.json"
@@ -258,6 +278,8 @@ def _run_all(todo: list[tuple[int, dict[str, Any], ExperimentConfig, Path]], tot
     pending = list(todo)
     running: dict[Any, tuple[int, dict[str, Any], ExperimentConfig, Path]] = {}
     failures: list[str] = []
+    started: dict[Any, float] = {}
+    durations: list[float] = []
     try:
         while pending or running:
             busy_seeds = {cfg.seed for (_i, _p, cfg, _d) in running.values()}
@@ -273,7 +295,7 @@ def _run_all(todo: list[tuple[int, dict[str, Any], ExperimentConfig, Path]], tot
                 cfg_path = run_dir.parent / f".{run_dir.name}.toml"
                 cfg_path.write_text(dump_toml(cfg))
                 if not quiet:
-                    print(f"[sweep {i}/{total}] {params}", flush=True)
+                    print(f"[sweep {i}/{total}] {point_text(params)}: running", flush=True)
                 # stderr to a file, never a pipe: a pipe nobody reads until the run ends fills
                 # up (64 KiB) on a chatty run and blocks it forever
                 err_path = run_dir.parent / f".{run_dir.name}.stderr"
@@ -283,10 +305,12 @@ def _run_all(todo: list[tuple[int, dict[str, Any], ExperimentConfig, Path]], tot
                         stdout=subprocess.DEVNULL, stderr=err_file, text=True,
                     )
                 running[proc] = pick
+                started[proc] = time.monotonic()
                 busy_seeds.add(cfg.seed)
             time.sleep(0.2)
             for proc in [p for p in running if p.poll() is not None]:
                 i, params, cfg, run_dir = running.pop(proc)
+                durations.append(time.monotonic() - started.pop(proc))
                 err_path = run_dir.parent / f".{run_dir.name}.stderr"
                 err = err_path.read_text(errors="replace").strip() if err_path.exists() else ""
                 err_path.unlink(missing_ok=True)
@@ -297,7 +321,12 @@ def _run_all(todo: list[tuple[int, dict[str, Any], ExperimentConfig, Path]], tot
                     last = err.splitlines()[-2:] if err else [f"exit code {proc.returncode}"]
                     failures.append(f"{params}: {' '.join(last)}")
                     if not quiet:
-                        print(f"[sweep {i}/{total}] {params}: FAILED ({' '.join(last)})", flush=True)
+                        print(f"[sweep {i}/{total}] {point_text(params)}: FAILED ({' '.join(last)})", flush=True)
+                elif not quiet:
+                    left = len(pending) + len(running)
+                    eta = sum(durations) / len(durations) * left / jobs
+                    print(f"[sweep {i}/{total}] {point_text(params)}: {result_text(run_dir)} in {durations[-1]:.0f} s"
+                          + (f"; {left} to go, about {eta / 60:.1f} min left" if left else ""), flush=True)
     finally:
         for proc in running:  # Ctrl-C or an error: runs stop cleanly (their own SIGINT/SIGTERM handling)
             if proc.poll() is None:

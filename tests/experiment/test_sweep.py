@@ -78,8 +78,12 @@ def test_stale_sweep_reruns_changed_points_only(tmp_path: Path, fake_runs: Path,
     clean = next(out / "runs" / r for r in runs if "none" in r)
     first = {d: read_summary(d)["ran_at"] for d in (flip, clean)}
 
+    # one line per run as it starts and as it ends, with its result and what is left
+    printed = capsys.readouterr().out
+    assert "[sweep 1/2] attack.name=none defense.name=fedavg: running" in printed
+    assert printed.count("completed, honest accuracy 0.500") == 2 and "1 to go, about" in printed
+
     # the same grid again: nothing runs, both kept
-    capsys.readouterr()
     run_sweep(grid, out=out)
     assert _ran(fake_runs) == []
     assert capsys.readouterr().out.count("with this configuration, kept") == 2
