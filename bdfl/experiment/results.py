@@ -5,9 +5,11 @@ A run leaves one folder::
     config.toml    fully resolved configuration (written by the runner)
     metrics.csv    one row per (round, peer)            -- METRICS_COLUMNS
     rounds.csv     one row per round                    -- ROUNDS_COLUMNS
-    events.jsonl   decoded on-chain events, one JSON object per line
+    events.jsonl   decoded on-chain events and the run's own event lines, one JSON object per line
     summary.json   derived figures (compute_summary), written atomically
-    *.png, report.html
+    *.png + *.svg, report.html, tensorboard/ (live per-round scalars)
+
+Every file, column and key is defined in docs/results-format.md (a test checks it).
 
 Writers append whole lines with one ``write`` call and ``flush`` + ``fsync`` each
 time, so a crash or Ctrl-C loses at most the line being written; readers drop a
