@@ -215,6 +215,16 @@ def print_run_summary(out: Path, *, wall_seconds: float | None = None) -> None:
     print("\n".join(summary_lines(summary, wall_seconds=wall_seconds)))
 
 
+def cmd_new_task(args: argparse.Namespace) -> int:
+    from bdfl.learning.new_task import write_task
+
+    task_path, test_path = write_task(args.name, args.dir, force=args.force)
+    print(f"wrote {task_path} (a Flower NumPyClient task) and {test_path}")
+    print(f"test it:  pytest {test_path}")
+    print(f"run it:   bdfl run --set task.client={task_path}")
+    return 0
+
+
 def cmd_peer(args: argparse.Namespace) -> int:
     from bdfl.peer.standalone import run_standalone_peer  # lazy: start-up
 
@@ -303,6 +313,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any config field, e.g. protocol.quorum=2")
     r.add_argument("--quiet", action="store_true", help="plain log lines, no progress display")
     r.set_defaults(func=cmd_run)
+
+    nt = sub.add_parser("new-task", help="write a working task module (a Flower client) and its test (docs/tasks.md)")
+    nt.add_argument("name", help="module name, e.g. my_task (writes my_task.py and test_my_task.py)")
+    nt.add_argument("--dir", default=".", help="folder to write them to (default: the current folder)")
+    nt.add_argument("--force", action="store_true", help="overwrite existing files")
+    nt.set_defaults(func=cmd_new_task)
 
     pe = sub.add_parser("peer", help="run one real peer against a chain")
     pe.add_argument("--rpc-url", required=True)
