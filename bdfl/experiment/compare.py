@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
+from matplotlib.lines import Line2D
 
 from bdfl.errors import BDFLError
 from bdfl.experiment.plots import LEGEND_OUTSIDE, band, integer_xaxis, mark_separation, new_figure, save_figure
@@ -164,7 +165,10 @@ def _labels(runs: Sequence[Run], diff: Sequence[str]) -> tuple[list[str], list[t
     for run, key in zip(runs, keys):
         if key not in group_label:
             flat = _settings(run)
-            group_label[key] = ", ".join(f"{k}={_value_text(flat.get(k))}" for k in group_keys) or run_label(run)
+            names = {r.name for r, k in zip(runs, keys) if k == key}
+            # no differing field: the run's name when the group shares one, else attack/defense
+            plain = run_label(run) if len(names) == 1 else run_label(run).split(" (", 1)[-1].rstrip(")")
+            group_label[key] = ", ".join(f"{k}={_value_text(flat.get(k))}" for k in group_keys) or plain
     labels = [group_label[key] + (f" seed={run.seed}" if "seed" in diff else "") for run, key in zip(runs, keys)]
     seen: dict[str, int] = {}
     for lab in labels:
@@ -207,6 +211,21 @@ def _mean_std_text(vals: Sequence[float]) -> str:
     return f"{format_value(float(np.mean(vals)))} ± {format_value(float(np.std(vals, ddof=1)))}"
 
 
+def _mark_group(ax: Any, summaries: Sequence[Mapping[str, Any]], color: str) -> bool:
+    """The group's separation round (worst seed) as a dotted line in its colour; whether one was drawn."""
+    sep = _worst_separation(summaries)
+    mark_separation(ax, sep, color=color, label="_nolegend_")
+    return sep is not None
+
+
+def _legend(ax: Any, marked: bool) -> None:
+    handles, labels = ax.get_legend_handles_labels()
+    if marked:
+        handles.append(Line2D([], [], color="0.3", ls=":", lw=1.5))
+        labels.append("dotted: separated from this round on (worst seed)")
+    ax.legend(handles, labels, **LEGEND_OUTSIDE)
+
+
 def compare_runs(dirs: Sequence[str | Path], out_dir: str | Path) -> CompareOutputs:
     """Compare runs (results folders and/or sweep folders) into ``out_dir``.
 
@@ -231,23 +250,25 @@ def compare_runs(dirs: Sequence[str | Path], out_dir: str | Path) -> CompareOutp
     x = np.array(sorted({r["round"] for run in runs for r in run.rounds}), dtype=float)
 
     # accuracy: one line per group, band over seeds
+    marked = False
     fig = new_figure(9.0, 5.0)
     ax = fig.add_subplot()
     for key, members in groups.items():
         n = len(members)
         ys = _series([runs[i] for i in members], x, _honest_accuracy)
         line = band(ax, x, ys, label=group_label[key] + (f" ({n} seeds, ±std)" if n > 1 else ""))
-        mark_separation(ax, _worst_separation([summaries[i] for i in members]), color=line.get_color(), label="_nolegend_")
+        marked |= _mark_group(ax, [summaries[i] for i in members], line.get_color())
     ax.set_title("Honest peers' mean test accuracy per round" + (" (mean over seeds)" if any(len(m) > 1 for m in groups.values()) else ""))
     ax.set_xlabel("round")
     ax.set_ylabel("accuracy on the test set")
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
     integer_xaxis(ax)
-    ax.legend(**LEGEND_OUTSIDE)
+    _legend(ax, marked)
     png = save_figure(fig, out / COMPARE_PNG)
 
     # reputation: attackers' mean (solid) and honest minimum (dashed) per group
+    marked = False
     fig = new_figure(9.0, 5.0)
     ax = fig.add_subplot()
     for key, members in groups.items():
@@ -258,14 +279,14 @@ def compare_runs(dirs: Sequence[str | Path], out_dir: str | Path) -> CompareOutp
         att = _series(member_runs, x, lambda r: _reputation(r, True, np.mean))
         if any(np.isfinite(a).any() for a in att):
             band(ax, x, att, color=line.get_color(), label=f"{group_label[key]}: attackers' mean")
-        mark_separation(ax, _worst_separation([summaries[i] for i in members]), color=line.get_color(), label="_nolegend_")
+        marked |= _mark_group(ax, [summaries[i] for i in members], line.get_color())
     ax.set_title("On-chain reputation per round: attackers' mean (solid) vs the lowest honest peer (dashed)")
     ax.set_xlabel("round")
     ax.set_ylabel("reputation")
     ax.set_ylim(0.0, 1.0)
     ax.grid(alpha=0.3)
     integer_xaxis(ax)
-    ax.legend(**LEGEND_OUTSIDE)
+    _legend(ax, marked)
     rep_png = save_figure(fig, out / COMPARE_REPUTATION_PNG)
 
     # per-run table
