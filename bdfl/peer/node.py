@@ -208,7 +208,7 @@ class Peer:
             return exc.reason
 
     def _reject(self, rnd: int, cand: Candidate, reason: str) -> None:
-        log.warning("peer %s round %d: rejected update of %s: %s", self.address, rnd, cand.peer, reason)
+        log.warning("peer %s chain round %d: rejected update of %s: %s", self.address, rnd, cand.peer, reason)
         self.rejections.append(Rejection(rnd, cand.peer, reason))
         return None
 

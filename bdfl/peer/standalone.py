@@ -39,11 +39,11 @@ from bdfl.chain.deploy import Deployment, TOKEN
 from bdfl.chain.devnet import connect
 from bdfl.chain.protocol import Phase, ProtocolClient, Status, draw_gas_bound, salt_for
 from bdfl.chain.txsender import TxReverted, TxSender, transient_chain_errors
-from bdfl.config import ExperimentConfig, load_config
+from bdfl.config import ExperimentConfig, load_config, read_toml
 from bdfl.errors import BDFLError
 from bdfl.learning.audit import AuditRule
 from bdfl.learning.data import partition, split_train_val
-from bdfl.learning.task import base_config, load_task
+from bdfl.learning.task import load_task
 from bdfl.net.blobserver import BlobHost
 from bdfl.net.fetch import FetchError, Fetcher, check_endpoint_url, private_allowed
 from bdfl.net.serialization import InvalidUpdate, ModelSpec, decode_ndarrays, encode_ndarrays, hash_hex, update_hash
@@ -52,6 +52,7 @@ from bdfl.peer.overlay_tracker import OverlayTracker
 from bdfl.peer.rejoin import RESYNC_LOOKBACK, ensure_membership, resync_from_tiers
 from bdfl.peer.sources import MoveHistory, aggregation_rule, rebuilds_starts, resync_sources, sources_of, start_recipes
 from bdfl.peer.state import PeerState
+from bdfl.policy import PolicyMismatch, check_deployment_policy, explicit_policy_fields, resolve_policy
 
 log = logging.getLogger("bdfl.peer.standalone")
 
@@ -228,12 +229,20 @@ class StandalonePeer:
             except FetchError as exc:
                 raise BDFLError(f"--advertise: {exc}", fix="e.g. --advertise http://203.0.113.7:8600") from None
         self.cfg = load_config(args.config) if args.config else ExperimentConfig()
-        if self.cfg.attack.name != "none":
+        if args.config and "attack" in read_toml(args.config, "--config"):
             log.warning("the config's [attack] table is ignored: a standalone peer is honest")
         # key and deployment file first: offline checks before any network access
         self.account = load_key_file(args.key_file)
         self.address = self.account.address
         self.deployment = Deployment.load(args.deployment)
+        # the policy (audit and aggregation rule) is the deployment's: --config may only repeat it
+        source = f"deployment file {args.deployment}"
+        if self.deployment.policy is None and self.deployment.policy_hash == bytes(32):
+            log.warning("%s declares no policy: auditing and aggregating by the local config", source)
+        else:
+            check_deployment_policy(self.deployment.policy, self.deployment.policy_hash, source)
+            self.cfg = resolve_policy(self.cfg, self.deployment.policy or {}, explicit_policy_fields(args.config))
+            log.info("policy: the deployment's (0x%s)", self.deployment.policy_hash.hex())
         devnet = connect(args.rpc_url)
         self.chain_id = devnet.chain_id
         check_key_allowed(self.account, self.chain_id)
@@ -243,6 +252,10 @@ class StandalonePeer:
 
 
         self.chain = ProtocolClient(self.w3, self.deployment, self.account, TxSender(self.w3, self.account, chain_id=self.chain_id))
+        on_chain = self.chain.policy_hash()
+        if on_chain != self.deployment.policy_hash:
+            raise PolicyMismatch(f"{source} declares policy hash 0x{self.deployment.policy_hash.hex()}, the chain holds 0x{on_chain.hex()}",
+                                 fix="use the deployment file written when these contracts were deployed")
         self.params = self.deployment.params
         # any submission may be the last one, which draws the committee (see the worker)
         self.submit_gas = 300_000 + draw_gas_bound(self.params.committee_size)
@@ -261,6 +274,7 @@ class StandalonePeer:
         dataset, train, val = shard_data(self.task, cfg, self.shard, self.num_shards)
         self.val_size = len(val[1])
         hp = task_hparams(cfg)
+        from bdfl.learning.task import base_config
 
         # every fit / evaluate config carries these (docs/tasks.md); the peer adds server_round
         base = base_config(classes=range(dataset.num_classes), local_epochs=cfg.task.local_epochs,
@@ -298,7 +312,7 @@ class StandalonePeer:
         if model is not None:
             try:
                 self.peer.params = decode_ndarrays(model, max_bytes=MAX_UPDATE_BYTES, spec=self.peer.spec)
-                log.info("resumed the model saved after round %d (%s)", self.state.last_aggregated, self.state.folder)
+                log.info("resumed the model saved after chain round %d (%s)", self.state.last_aggregated, self.state.folder)
             except InvalidUpdate as exc:
                 log.warning("ignoring the saved model in %s: %s", self.state.folder, exc.reason)
 
@@ -384,7 +398,7 @@ class StandalonePeer:
             self.peer.reference = [p.copy() for p in self.peer.params]
             self.peer.trained = trained
             self.trained_round = r
-            log.info("round %d: serving the saved update %s again after a restart", r, want[:10])
+            log.info("chain round %d: serving the saved update %s again after a restart", r, want[:10])
             break
 
     def _earlier_hashes(self, rnd: int) -> frozenset[str]:
@@ -507,14 +521,14 @@ class StandalonePeer:
             source, tiers = older, tuple(self._candidates(rule, t) for t in self._resync_tiers(rule))
         used, tier = resync_from_tiers(self.peer, source, tiers, self.fetcher.fetch_many)
         if not used:
-            log.info("round %d: no approved neighbour update to resync from; keeping the %s model", closed,
+            log.info("chain round %d: no approved neighbour update to resync from; keeping the %s model", closed,
                      "saved" if self.state.last_aggregated >= 0 else "initial")
             return
         self.state.last_aggregated = closed
         self.state.overlay = self.tracker.to_json()
         self.state.save_model(encode_ndarrays(self.peer.params))
         self.state.save()
-        log.info("round %d: resynced the model from %d of %d approved %s update(s) of round %d, hash-verified against the chain",
+        log.info("chain round %d: resynced the model from %d of %d approved %s update(s) of chain round %d, hash-verified against the chain",
                  closed, len(used), len(tiers[tier]),
                  "fallback (no neighbour update could be verified)" if tier == 1 else "neighbour", source)
 
@@ -637,13 +651,13 @@ class StandalonePeer:
             return
         if me.status not in (Status.ACTIVE, Status.EXITING):
             if self._once("not-member", rnd):
-                log.warning("round %d: not an active member (%s): not submitting", rnd, me.status.name)
+                log.warning("chain round %d: not an active member (%s): not submitting", rnd, me.status.name)
             self.maybe_advance(rnd, info)
             return
         now = time.time()
         if self.surely_passed(info.deadline):
             if self._once("late", rnd):
-                log.warning("round %d: the Submit deadline passed before this peer submitted", rnd)
+                log.warning("chain round %d: the Submit deadline passed before this peer submitted", rnd)
             self.state.mark(rnd, submit_failed="deadline")
             self.maybe_advance(rnd, info)
             return
@@ -655,7 +669,7 @@ class StandalonePeer:
             margin = max(10.0, 0.25 * self.params.submit_duration)
             if members < self.num_shards and info.deadline - max(now, self.chain_time()) > margin:
                 if self._once("barrier", rnd):
-                    log.info("round %d: %d of %d expected members so far; waiting for the others (at most until %.0f s before the deadline)",
+                    log.info("chain round %d: %d of %d expected members so far; waiting for the others (at most until %.0f s before the deadline)",
                              rnd, members, self.num_shards, margin)
                 return
         self.first_submit_done = True
@@ -670,7 +684,7 @@ class StandalonePeer:
             self.state.save_blob(rnd, data)
             self.state.mark(rnd, hash=h, bytes=len(data))
             self.trained_round = rnd
-            log.info("round %d: trained on %d samples in %.2f s; update %s (%d bytes) published on %s",
+            log.info("chain round %d: trained on %d samples in %.2f s; update %s (%d bytes) published on %s",
                      rnd, fit.get("num_examples", 0), time.perf_counter() - t0, h[:10], len(data), self.endpoint.url)
         h = self.state.rounds[rnd]["hash"]
         if not self._send_once(
@@ -678,7 +692,7 @@ class StandalonePeer:
             lambda: self.chain.submit_update(rnd, bytes.fromhex(h[2:]), self.peer.num_examples, gas=self.submit_gas),
         ):
             return
-        log.info("round %d: submitted the update hash %s on chain", rnd, h[:10])
+        log.info("chain round %d: submitted the update hash %s on chain", rnd, h[:10])
 
     def _committee(self, rnd: int, clock: _RoundClock) -> list[str]:
         if clock.committee is None:
@@ -702,12 +716,12 @@ class StandalonePeer:
         seat = committee.index(self.address)
         if any(self.chain.seat_info(rnd, seat).commitment):
             if self.state.votes(rnd) is None and self._once("lost-votes", rnd):
-                log.warning("round %d: committed earlier but the votes are not in %s: cannot reveal", rnd, self.state.path)
+                log.warning("chain round %d: committed earlier but the votes are not in %s: cannot reveal", rnd, self.state.path)
             self.state.mark(rnd, committed=True)
             return
         if self.surely_passed(info.deadline):
             self.state.mark(rnd, commit_failed="deadline")
-            log.warning("round %d: the Commit deadline passed before this auditor committed", rnd)
+            log.warning("chain round %d: the Commit deadline passed before this auditor committed", rnd)
             self.maybe_advance(rnd, info)
             return
         votes = self.state.votes(rnd)
@@ -721,7 +735,7 @@ class StandalonePeer:
             self.state.record_votes(rnd, indices, accept, salt)  # on disk before the commit
         else:
             indices, accept, salt = votes
-            log.info("round %d: committing the votes saved before a restart", rnd)
+            log.info("chain round %d: committing the votes saved before a restart", rnd)
         commitment = self.chain.vote_commitment(rnd, indices, accept, salt)  # binds chain id and contract
         def send_commit() -> Any:
             gas = self.chain.sender.estimate(self.chain.rounds.functions.commitVotes(rnd, commitment)) + PHASE_END_HEADROOM
@@ -729,7 +743,7 @@ class StandalonePeer:
 
         if not self._send_once(rnd, "committed", "AlreadyCommitted", ("DeadlinePassed", "WrongPhase", "WrongRound", "NotInCommittee"), send_commit):
             return
-        log.info("round %d: committed votes on %d update(s) (seat %d of %d)", rnd, len(indices), seat, len(committee))
+        log.info("chain round %d: committed votes on %d update(s) (seat %d of %d)", rnd, len(indices), seat, len(committee))
         if os.environ.get("BDFL_PEER_TEST_CRASH") == "after-commit":  # TEST HOOK (tests/peer): die like a crash
             log.warning("test hook: exiting without cleanup right after the commit")
             os._exit(3)
@@ -747,7 +761,7 @@ class StandalonePeer:
             raise
         except Exception as exc:  # noqa: BLE001 - isolated to this round
             self._client_failures.add(rnd)
-            log.error("round %d: task %s %s raised %s: %s; this peer sits the round out (%s)\n%s", rnd, self.task.name, step,
+            log.error("chain round %d: task %s %s raised %s: %s; this peer sits the round out (%s)\n%s", rnd, self.task.name, step,
                       type(exc).__name__, exc, "no update" if step == "fit" else "no vote", traceback.format_exc().rstrip())
             if all(r in self._client_failures for r in range(rnd - MAX_CLIENT_FAILURES + 1, rnd + 1)):
                 raise BDFLError(f"task {self.task.name} {step} raised in {MAX_CLIENT_FAILURES} rounds in a row "
@@ -784,7 +798,7 @@ class StandalonePeer:
             if not missing or time.monotonic() >= give_up:
                 break
             if retries == 0:
-                log.info("round %d: audit: %d assigned update(s) unreachable; retrying for up to %.0f s",
+                log.info("chain round %d: audit: %d assigned update(s) unreachable; retrying for up to %.0f s",
                          rnd, len(missing), give_up - time.monotonic())
             self.stop.wait(2.0)
             retries += 1
@@ -799,7 +813,7 @@ class StandalonePeer:
         starts, past_moves = self._trainer_starts(rnd, [c for c in cands if c.hash.lower() not in earlier], clock)
         indices, accept = self.peer.audit(rnd, cands, fetched, earlier_hashes=earlier, starts=starts, past_moves=past_moves)
         bad = len(self.peer.rejections) - before
-        log.info("round %d: audit: fetched %d of %d assigned update(s) over HTTP (%d bytes, %.2f s); "
+        log.info("chain round %d: audit: fetched %d of %d assigned update(s) over HTTP (%d bytes, %.2f s); "
                  "%d verified against their on-chain hash and decoded; %d trainer start(s) and %d earlier move(s) rebuilt; "
                  "votes: %d accept, %d reject, %d abstain (could not fetch) (%.2f s)",
                  rnd, len(got), len(cands), sum(len(b) for b in got), t_fetch, len(cands) - bad, len(starts), len(past_moves),
@@ -821,12 +835,12 @@ class StandalonePeer:
         votes = self.state.votes(rnd)
         if not any(seat_info.commitment) or votes is None:
             if votes is None and any(seat_info.commitment) and self._once("cannot-reveal", rnd):
-                log.warning("round %d: committed, but the votes are lost: cannot reveal", rnd)
+                log.warning("chain round %d: committed, but the votes are lost: cannot reveal", rnd)
             self.maybe_advance(rnd, info)
             return
         if self.surely_passed(info.deadline):
             self.state.mark(rnd, reveal_failed="deadline")
-            log.warning("round %d: the Reveal deadline passed before this auditor revealed", rnd)
+            log.warning("chain round %d: the Reveal deadline passed before this auditor revealed", rnd)
             self.maybe_advance(rnd, info)
             return
         indices, accept, salt = votes
@@ -836,7 +850,7 @@ class StandalonePeer:
             lambda: self.chain.reveal_votes(rnd, indices, accept, salt, gas=self.chain.sender.estimate(call) + PHASE_END_HEADROOM),
         ):
             return
-        log.info("round %d: revealed %d vote(s)", rnd, len(indices))
+        log.info("chain round %d: revealed %d vote(s)", rnd, len(indices))
 
     def _send_once(self, rnd: int, done: str, already: str, refused: tuple[str, ...], send: Any) -> bool:
         """Send a once-per-round transaction and record the outcome in the state file.
@@ -853,7 +867,7 @@ class StandalonePeer:
             if exc.error_name == already:
                 self.state.mark(rnd, **{done: True})
             elif exc.error_name in refused:
-                log.warning("round %d: %s refused: %s", rnd, failed.split("_")[0], exc.error_name)
+                log.warning("chain round %d: %s refused: %s", rnd, failed.split("_")[0], exc.error_name)
                 self.state.mark(rnd, **{failed: exc.error_name})
             else:
                 raise
@@ -899,7 +913,7 @@ class StandalonePeer:
             if exc.error_name in ("WrongPhase", "WrongRound"):
                 return  # someone else advanced it
             raise
-        log.info("round %d: the %s phase passed its deadline; advanced it", rnd, info.phase.name)
+        log.info("chain round %d: the %s phase passed its deadline; advanced it", rnd, info.phase.name)
 
     def on_finalize(self, rnd: int, clock: _RoundClock) -> None:
         """Finalize in batches; several peers may race, losing is harmless."""
@@ -920,7 +934,7 @@ class StandalonePeer:
                     break  # another peer finished it
                 raise
         if sent:
-            log.info("round %d: sent %d finalize transaction(s)", rnd, sent)
+            log.info("chain round %d: sent %d finalize transaction(s)", rnd, sent)
 
     # -- after the round closed ---------------------------------------------------------
     def finish_round(self, rnd: int) -> None:
@@ -948,10 +962,10 @@ class StandalonePeer:
         clock = self._clocks.get(rnd)
         seconds = time.monotonic() - clock.first_seen if clock else float("nan")
         committee = "yes" if self.address in (clock.committee if clock and clock.committee is not None else chain.committee(rnd)) else "no"
-        log.info("round %d: fetched %d of %d approved neighbour update(s) over HTTP (%d bytes, %.2f s), "
+        log.info("chain round %d: fetched %d of %d approved neighbour update(s) over HTTP (%d bytes, %.2f s), "
                  "hash-verified against the chain; aggregated %d with weights by reputation",
                  rnd, len(got), len(cands), sum(len(b) for b in got), t_fetch, agg["aggregated"])
-        log.info("round %d done: accuracy %.4f (local val, %d samples) loss %.4f | approved %d/%d on chain | "
+        log.info("chain round %d done: accuracy %.4f (local val, %d samples) loss %.4f | approved %d/%d on chain | "
                  "neighbours %d, aggregated %d, rejected %d | committee %s | reputation %.3f | %.1f s (aggregation %.2f s)",
                  rnd, acc, n_val, float(loss), plan.round_info.approved_count, plan.round_info.num_submissions,
                  plan.sources, agg["aggregated"], rejected, committee, plan.reputation, seconds, time.perf_counter() - t0)
