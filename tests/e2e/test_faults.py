@@ -2,6 +2,10 @@
 
 Two runs of 8 peers (digits, committee 4, 3 auditors per update, quorum 2, 6 rounds):
 
+Fetches retry within a budget of (net.fetch_retries + 1) x net.fetch_timeout; an auditor
+that still cannot fetch an update (a dead, slow, dropping or corrupting endpoint) abstains on
+it, so such an update ends Undecided (no votes), neither approved nor slashed.
+
 * **crashes** — a peer killed before submitting (down 3 rounds: inactive after
   ``max_missed_rounds`` = 2, then reactivated), one killed right after submitting (down 1
   round), and a committee member killed between its commit and its reveal (down 2 rounds);
@@ -109,7 +113,7 @@ def _run(tmp_path_factory: pytest.TempPathFactory, name: str, faults: list[dict[
 
 @pytest.fixture(scope="module")
 def crashes(tmp_path_factory: pytest.TempPathFactory) -> Run:
-    return _run(tmp_path_factory, "crashes", CRASHES)
+    return _run(tmp_path_factory, "crashes", CRASHES, **{"net.fetch_timeout": 2 * FETCH_TIMEOUT, "net.fetch_retries": FETCH_RETRIES})
 
 
 @pytest.fixture(scope="module")
@@ -178,12 +182,13 @@ def _takes_part(run: Run, r: int, peer: int, rep: float | None = None) -> bool:
     return True
 
 
-def _refused(run: Run, r: int, peer: int) -> None:
-    """Every auditor that voted on ``peer``'s update of round ``r`` voted reject: Rejected, or
-    Undecided when fewer than ``quorum`` of its auditors revealed (some of them were down)."""
+def _abstained(run: Run, r: int, peer: int) -> None:
+    """None of the auditors of ``peer``'s update of round ``r`` could fetch it, so none voted
+    (they abstain rather than reject): Undecided for want of a quorum, its stake untouched."""
     a = run.chain_events("UpdateFinalized", round=r - 1, peer=run.address(peer))[0]["args"]
-    assert a["accepts"] == 0 and a["rejects"] > 0, (r, peer, a)
-    assert OUTCOME[a["outcome"]] == ("REJECTED" if a["rejects"] >= run.params["quorum"] else "UNDECIDED"), (r, peer, a)
+    assert a["accepts"] == 0 and a["rejects"] == 0 and not a["approved"], (r, peer, a)
+    assert OUTCOME[a["outcome"]] == "UNDECIDED", (r, peer, a)
+    assert float(run.metrics[(r, peer)]["stake"]) == pytest.approx(float(run.metrics[(r - 1, peer)]["stake"]))
 
 
 def _no_reveal(run: Run, r: int, peer: int) -> None:
@@ -234,18 +239,15 @@ def test_peer_killed_before_submitting_is_penalised_goes_inactive_and_returns(cr
     assert float(crashes.metrics[(6, peer)]["accuracy"]) > float(crashes.rounds[-1]["honest_accuracy"]) - 0.1
 
 
-def test_peer_killed_after_submitting_has_its_unreachable_update_rejected(crashes: Run) -> None:
+def test_peer_killed_after_submitting_has_its_unreachable_update_left_undecided(crashes: Run) -> None:
     peer, addr = 2, crashes.address(2)
-    p = crashes.params
     assert crashes.metrics[(2, peer)]["submitted"] == "1"
-    # its auditors could not fetch it (the process was gone): they voted reject
+    # its auditors could not fetch it (the process was gone): not used, and no vote on it
     refused = crashes.run_events("InputRejected", step="audit", **{"from": addr})
     assert refused and all(e["round"] == 2 and e["args"]["reason"] == "fetch failed: connection" for e in refused)
-    _refused(crashes, 2, peer)
+    _abstained(crashes, 2, peer)  # neither approved nor slashed: unreachable is not bad
     _no_reveal(crashes, 2, peer)
     assert crashes.rep(2, peer) == pytest.approx(_expected_rep(crashes, 2, peer, absent=False), abs=1e-12)
-    slashed = p["slash_amount"] / 1e18 if crashes.outcome(2, peer) == "REJECTED" else 0.0
-    assert float(crashes.metrics[(2, peer)]["stake"]) == pytest.approx(float(crashes.metrics[(1, peer)]["stake"]) - slashed)
     assert not crashes.chain_events("Absent", peer=addr)  # it did submit
     restart = crashes.run_events("PeerRestarted", peer=peer)
     assert [e["round"] for e in restart] == [3] and restart[0]["args"]["membership"] == []  # still an active member
@@ -298,7 +300,7 @@ def test_nothing_unverified_is_ever_aggregated(which: str, request: pytest.Fixtu
         assert approved.get((r, u["from"])) == u["bytes_hash"], (r, u)
 
 
-def test_corrupted_bytes_are_rejected_at_aggregation_and_audit(network: Run) -> None:
+def test_corrupted_bytes_are_never_used_and_do_not_get_their_trainer_slashed(network: Run) -> None:
     peer, addr = 1, network.address(1)
     assert network.outcome(2, peer) == "APPROVED"  # the auditors of round 2 got the right bytes (nobody is down)
     agg = network.run_events("InputRejected", step="aggregate", **{"from": addr})
@@ -308,7 +310,7 @@ def test_corrupted_bytes_are_rejected_at_aggregation_and_audit(network: Run) -> 
     audit = network.run_events("InputRejected", step="audit", **{"from": addr})
     assert audit and {e["round"] for e in audit} == {3}
     assert all(e["args"]["reason"] == "fetch failed: hash_mismatch" for e in audit)
-    _refused(network, 3, peer)
+    _abstained(network, 3, peer)  # bytes changed in transit are not evidence against the trainer
     assert network.rep(3, peer) == pytest.approx(_expected_rep(network, 3, peer, absent=False), abs=1e-12)
     assert network.run_events("FaultCleared", peer=peer)[0]["round"] == 3
     assert any([_takes_part(network, r, peer) for r in (4, 5, 6)])  # healed
@@ -322,9 +324,9 @@ def test_slow_and_dropping_endpoints_time_out_without_stalling_the_run(network: 
     assert {e["round"] for e in refused if e["args"]["step"] == "aggregate"} == {first}
     assert {e["round"] for e in refused if e["args"]["step"] == "audit"} == {first + 1}
     assert network.outcome(first, peer) == "APPROVED"
-    _refused(network, first + 1, peer)
+    _abstained(network, first + 1, peer)
     assert any([_takes_part(network, r, peer) for r in range(first + 2, 7)])
-    # a fetch phase waits at most (retries + 1) x timeout (+ backoff) for an unresponsive peer;
+    # a fetch phase waits at most its budget, (retries + 1) x timeout, for an unresponsive peer;
     # a round has two fetch phases (audit, aggregation)
     bound = 2 * ((FETCH_RETRIES + 1) * FETCH_TIMEOUT + 0.5)
     for row in network.rounds:

@@ -174,7 +174,7 @@ def test_slow_readers_do_not_each_hold_a_copy_of_the_blob(host: BlobHost) -> Non
     """Finding 6: 64 readers of an 8 MiB blob that drain nothing added +346 MiB (one copy each
     in the transport buffer). Streamed from the one shared buffer, they add about a send chunk
     each. Measured with tracemalloc (Python allocations: kernel socket buffers are not counted)."""
-    n, size = 32, 8 * MB
+    n, size = 64, 8 * MB
     ep = host.add_endpoint(max_blob_bytes=size, limits=ServerLimits(send_grace=30.0, write_timeout=60.0))
     h = ep.publish(bytes(range(256)) * (size // 256))
     gc.collect()
