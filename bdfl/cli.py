@@ -148,7 +148,8 @@ def cmd_devnet(args: argparse.Namespace) -> int:
 def cmd_deploy(args: argparse.Namespace) -> int:
     from bdfl.chain.deploy_cli import deploy_cli  # lazy: start-up
 
-    path = deploy_cli(rpc_url=args.rpc_url, key_file=args.key_file, out=Path(args.out), params_file=args.params)
+    path = deploy_cli(rpc_url=args.rpc_url, key_file=args.key_file, out=Path(args.out), params_file=args.params,
+                      config_file=args.config)
     print(f"deployment file: {path}")
     return 0
 
@@ -280,6 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
     dp.add_argument("--key-file", help="deployer key (hex or JSON keystore); default on a devnet: its account 0")
     dp.add_argument("--params", help="TOML file with a [protocol] table")
     dp.add_argument("--out", default="deployment.json", help="deployment file to write")
+    dp.add_argument("--config", help="experiment TOML whose [defense] and [overlay] tables are the deployment's policy "
+                                     "(written into the deployment file, its hash on chain); default: the library's defaults")
     dp.set_defaults(func=cmd_deploy)
 
     names = _names()

@@ -207,6 +207,9 @@ class Deployment:
     extra: dict[str, Any] = field(default_factory=dict)
     #: ``PeerRegistry.policyHash``: hash of the off-chain policy, fixed at deployment (zero = none).
     policy_hash: bytes = bytes(32)
+    #: the policy itself (bdfl.policy.policy_of: the [defense] and [overlay] settings), whose
+    #: keccak256 of bdfl.policy.canonical_json is policy_hash; None in files that declare none
+    policy: dict[str, Any] | None = None
     _contracts: Any = field(default_factory=weakref.WeakKeyDictionary, repr=False, compare=False)
 
     @property
@@ -245,6 +248,7 @@ class Deployment:
             "abiHashes": self.abi_hashes,
             "params": self.params.to_dict(),
             "policy_hash": "0x" + bytes(self.policy_hash).hex(),
+            "policy": self.policy,
             "abis": self.abis,
             "extra": self.extra,
         }
@@ -282,6 +286,7 @@ class Deployment:
                 deployer=str(data.get("deployer", "")),
                 extra=dict(data.get("extra", {})),
                 policy_hash=_policy_hash(data.get("policy_hash", "0x" + "00" * 32)),
+                policy=dict(data["policy"]) if data.get("policy") is not None else None,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise BDFLError(f"deployment file {p} is incomplete or malformed ({exc})", fix="delete it and deploy again") from None

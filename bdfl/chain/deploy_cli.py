@@ -8,6 +8,7 @@ account. The well-known devnet keys are refused on any other chain.
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,10 @@ from bdfl.chain.accounts import DEVNET_CHAIN_IDS, check_key_allowed, devnet_acco
 from bdfl.chain.compiler import build
 from bdfl.chain.deploy import Deployment, ProtocolParams, deploy
 from bdfl.chain.devnet import Devnet, connect
+from bdfl.config import load_config
 from bdfl.errors import BDFLError, ConfigError
+from bdfl.policy import policy_hash as hash_policy
+from bdfl.policy import policy_of
 
 
 def _params(params_file: str | None) -> ProtocolParams:
@@ -37,10 +41,12 @@ def deploy_to(
     *,
     key_file: str | None = None,
     params: ProtocolParams | None = None,
-    policy_hash: bytes = bytes(32),
+    policy: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Deploy to ``devnet`` and write the deployment file; returns its path. ``policy_hash``
-    becomes the registry's immutable ``policyHash`` (zero: none declared)."""
+    """Deploy to ``devnet`` and write the deployment file; returns its path. ``policy``
+    (:func:`bdfl.policy.policy_of`; default: the library's defaults, the default experiment's)
+    goes into the file, its keccak256 into the registry's immutable ``policyHash``."""
+    policy = dict(policy) if policy is not None else policy_of(load_config(None))
     account = load_key_file(key_file) if key_file else key_from_env()
     if account is None:
         if devnet.chain_id not in DEVNET_CHAIN_IDS:
@@ -51,13 +57,17 @@ def deploy_to(
         account = devnet_account(0)
     check_key_allowed(account, devnet.chain_id)
     w3 = devnet.w3()
-    deployment: Deployment = deploy(w3, account, build(), params or ProtocolParams(), policy_hash=policy_hash)
+    deployment: Deployment = deploy(w3, account, build(), params or ProtocolParams(), policy_hash=hash_policy(policy))
+    deployment.policy = policy
     out.parent.mkdir(parents=True, exist_ok=True)
     return deployment.save(out)
 
 
 def deploy_cli(
-    *, rpc_url: str, key_file: str | None, out: Path, params_file: str | None, policy_hash: bytes = bytes(32)
+    *, rpc_url: str, key_file: str | None, out: Path, params_file: str | None, config_file: str | None = None
 ) -> Path:
+    """``bdfl deploy``: the policy from ``config_file``'s [defense] and [overlay] tables
+    (an experiment TOML; default: the library's defaults)."""
     params = _params(params_file)  # validated before anything is sent
-    return deploy_to(connect(rpc_url), out, key_file=key_file, params=params, policy_hash=policy_hash)
+    policy = policy_of(load_config(config_file))
+    return deploy_to(connect(rpc_url), out, key_file=key_file, params=params, policy=policy)

@@ -34,6 +34,7 @@ from bdfl.experiment.setup import attacker_indices, frozen_clock, protocol_param
 from bdfl.experiment.worker import WorkerSpec
 from bdfl.peer.overlay_tracker import OverlayTracker
 from bdfl.peer.sources import MoveHistory, aggregation_rule, rebuilds_starts, sources_of, start_recipes
+from bdfl.policy import policy_hash, policy_of
 
 log = logging.getLogger("bdfl.run")
 
@@ -127,7 +128,10 @@ class Orchestrator:
         check_key_allowed(deployer, self.devnet.chain_id)
         self.deployer = TxSender(self.w3, deployer)
         self.note("deploying contracts")
-        self.deployment = deploy(self.w3, deployer, self.artifacts, protocol_params(self.cfg), sender=self.deployer)
+        policy = policy_of(self.cfg)  # the audit and aggregation rule, pinned on chain (bdfl.policy)
+        self.deployment = deploy(self.w3, deployer, self.artifacts, protocol_params(self.cfg), sender=self.deployer,
+                                 policy_hash=policy_hash(policy))
+        self.deployment.policy = policy
         self.deployment_path = self.out_dir / "deployment.json"
         self.deployment.save(self.deployment_path)
         self.keeper = Keeper(ProtocolClient(self.w3, self.deployment, deployer, self.deployer), self.devnet, self.deployment.block_number - 1)
