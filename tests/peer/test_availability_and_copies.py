@@ -141,3 +141,15 @@ def test_aggregation_counts_each_hash_once() -> None:
     assert rule.usable == {ADDR[1]: "0x" + "01" * 32, ADDR[2]: "0x" + "02" * 32}
     base = aggregation_rule(SimpleNamespace(defense=SimpleNamespace(name="fedavg"), overlay=cfg.overlay), subs, {})
     assert sorted(base.usable.values()) == ["0x" + "01" * 32, "0x" + "02" * 32]
+
+
+def test_bdfl_peer_takes_allow_private_endpoints() -> None:
+    """The operator's switch for a federation on a private network (off devnets, non-public
+    endpoint addresses are refused otherwise: bdfl.net.fetch.private_allowed)."""
+    from bdfl.cli import build_parser
+    from bdfl.net.fetch import private_allowed
+
+    base = ["peer", "--rpc-url", "http://127.0.0.1:8545", "--key-file", "k", "--deployment", "d.json"]
+    assert build_parser().parse_args(base).allow_private_endpoints is False
+    assert build_parser().parse_args([*base, "--allow-private-endpoints"]).allow_private_endpoints is True
+    assert not private_allowed(11155111, False) and private_allowed(11155111, True) and private_allowed(31337, False)
