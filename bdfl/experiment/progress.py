@@ -81,7 +81,7 @@ class Progress:
             f"round {rnd}/{self.total}: honest acc {row['honest_accuracy']:.3f}"
             f" approved {row['approved']} rejected {row['rejected']} (honest rejected {row['honest_rejected']})"
             f" txs {row['tx_count']} gas {row['gas_used']:,} time {row['seconds_total']:.2f}s"
-            + (f" ETA {eta:.0f}s" if eta is not None else "")
+            + (f" ETA {eta:.0f}s" if eta is not None and rnd < self.total else "")
         )
         self.log(text)
 
@@ -142,7 +142,7 @@ def summary_lines(summary: Mapping[str, Any], *, wall_seconds: float | None = No
     time_text = f"{wall:.1f} s in all" if isinstance(wall, (int, float)) else ""
     if per_round is not None:
         time_text += (", " if time_text else "") + f"{per_round:.2f} s per round"
-    width = 32
+    width = 35
     rows = [
         ("status", f"{summary.get('status', '-')} ({rounds} rounds, {summary.get('peers', '-')} peers, {attackers} attackers)"),
         ("final honest accuracy", acc_text),
