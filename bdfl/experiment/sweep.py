@@ -121,8 +121,8 @@ def run_sweep(path: Path, *, out: Path | None = None, quiet: bool = False, jobs:
 
     Each run is a ``bdfl run`` subprocess, so one failed run is reported without ending the
     sweep (the others still run; the sweep then raises naming the failures). ``jobs`` > 1
-    runs several at once, never two with the same seed together: a seed fixes a run's
-    endpoint ports, and reproducible committees depend on them (setup.endpoint_ports).
+    runs several at once, never two with the same seed together (a rule from when a seed fixed
+    a run's endpoint ports; since setup.bind_endpoint, same-seed runs can share a machine).
     Grid points that resolve to the same configuration (attack "none" at every fraction)
     run once and share their results."""
 
