@@ -152,4 +152,7 @@ def summary_lines(summary: Mapping[str, Any], *, wall_seconds: float | None = No
         ("per round", chain),
         ("time", time_text or "-"),
     ]
+    reasons = summary.get("degraded_reasons")
+    if summary.get("status") == "degraded" and isinstance(reasons, list) and reasons:
+        rows.append(("degraded because", "; ".join(str(r) for r in reasons)))
     return [f"{name + ':':{width}s} {value}" for name, value in rows]

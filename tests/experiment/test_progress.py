@@ -108,3 +108,9 @@ def test_end_of_run_summary_reads_older_keys_and_missing_ones() -> None:
     assert len(lines) == 7 and any("-" in line for line in lines)
     never = "\n".join(summary_lines({**SUMMARY, "separated_from_round": None}))
     assert "not by the last round" in never
+
+
+def test_end_of_run_summary_says_why_a_run_is_degraded() -> None:
+    text = "\n".join(summary_lines({**SUMMARY, "status": "degraded", "degraded_reasons": ["round 4: no peer aggregated"]}))
+    assert "degraded (15 rounds" in text and "degraded because:" in text and "round 4: no peer aggregated" in text
+    assert "degraded because" not in "\n".join(summary_lines(SUMMARY))
