@@ -149,7 +149,7 @@ def expand_dirs(dirs: Sequence[str | Path]) -> list[Path]:
         else:
             raise BDFLError(f"{d} is neither a results folder (no {METRICS_FILE}) nor a sweep folder (no runs/)",
                             fix="pass folders written by `bdfl run` or `bdfl sweep`")
-        out += [p for p in found if p.resolve() not in {q.resolve() for q in out}]
+        out += found
     return out
 
 

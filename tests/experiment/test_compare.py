@@ -94,10 +94,11 @@ def test_compare_accepts_a_sweep_folder(tmp_path: Path) -> None:
     for s in (0, 1):
         make_run(sweep / "runs" / f"seed={s}", seed=s, acc_shift=0.01 * s)
     extra = make_run(tmp_path / "other", defense="median")
-    out = compare_runs([sweep, extra, sweep / "runs" / "seed=0"], tmp_path / "cmp")  # a run named twice counts once
+    out = compare_runs([sweep, extra], tmp_path / "cmp")
     with open(out.runs_csv, newline="") as f:
         rows = list(csv.DictReader(f))
     assert [Path(r["dir"]).name for r in rows] == ["seed=0", "seed=1", "other"]
+    assert [r["run"] for r in rows] == ["defense.name=bdfl seed=0", "defense.name=bdfl seed=1", "defense.name=median seed=0"]
     empty = tmp_path / "empty-sweep"
     (empty / "runs").mkdir(parents=True)
     with pytest.raises(BDFLError, match="no finished run"):
