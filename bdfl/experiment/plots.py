@@ -87,11 +87,13 @@ def integer_xaxis(ax: Any) -> None:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
-def mark_separation(ax: Any, round_: Any, *, color: str = SEPARATION_COLOR, label: str | None = None) -> None:
-    """A dotted vertical line at the round from which the attackers stay separated (None: nothing)."""
+def mark_separation(ax: Any, round_: Any, *, color: str = SEPARATION_COLOR, label: str | None = None) -> Any:
+    """A dotted vertical line at the round from which the attackers stay separated; returns
+    the line (None, and nothing drawn, when there is no such round)."""
     if isinstance(round_, (int, float)) and not isinstance(round_, bool) and math.isfinite(round_):
-        ax.axvline(round_, color=color, ls=":", lw=1.5,
-                   label=label if label is not None else f"separated from round {round_:g}")
+        return ax.axvline(round_, color=color, ls=":", lw=1.5,
+                          label=label if label is not None else f"separated from round {round_:g}")
+    return None
 
 
 def band(ax: Any, x: np.ndarray, ys: Sequence[np.ndarray], *, color: str | None = None, label: str = "",
@@ -287,9 +289,8 @@ def reputation_figure(metrics: Rows, *, separated: int | None = None) -> Figure:
         ax.set_ylim(0.0, 1.0)  # fixed, so that runs compare at a glance
         for line in ax.get_lines():
             line.set_clip_on(False)  # a peer at exactly 1.0 stays fully drawn on the top edge
-        if separated is not None:
-            mark_separation(ax, separated)
-            handles.append(ax.get_lines()[-1])
+        if (line := mark_separation(ax, separated)) is not None:
+            handles.append(line)
         ax.legend(handles=handles, **LEGEND_OUTSIDE)
     return fig
 
