@@ -29,8 +29,7 @@ from flwr.client import NumPyClient
 from torch import nn
 
 from bdfl.errors import BDFLError
-
-NDArrays = list[np.ndarray]
+from bdfl.types import NDArrays
 
 COMMON_HPARAMS: dict[str, Any] = {
     "optimizer": "sgd",  # "sgd" | "adam"

@@ -41,8 +41,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from bdfl.errors import BDFLError
-
-NDArrays = list[np.ndarray]
+from bdfl.types import NDArrays
 
 __all__ = [
     "ATTACKS",

@@ -16,7 +16,7 @@ from bdfl.attacks import ATTACKS, make_attack
 from bdfl.chain.deploy import ProtocolParams, TOKEN
 from bdfl.config import ExperimentConfig
 from bdfl.errors import BDFLError, ConfigError
-from bdfl.learning.data import partition, split_train_val
+from bdfl.learning.data import task_shard_indices
 from bdfl.learning.task import load_task
 from bdfl.net.overlay import KINDS as TOPOLOGIES
 
@@ -80,23 +80,8 @@ def peer_data(task: Any, cfg: ExperimentConfig) -> tuple[Any, list[tuple[tuple[n
 
     dataset = task.load_dataset(cfg.task.data_dir or None)
     y = dataset.y_train
-    t = cfg.task
-    parts = partition(y, cfg.peers, t.partition, alpha=t.alpha, samples_per_peer=t.samples_per_peer, seed=cfg.seed)
-    shards = []
-    for i, idx in enumerate(parts):
-        tr, va = split_train_val(idx, cfg.task.val_fraction, seed=cfg.seed * 1_000 + i)
-        shards.append(((dataset.X_train[tr], y[tr]), (dataset.X_train[va], y[va])))
-    return dataset, shards
-
-
-def defense_params(cfg: ExperimentConfig) -> dict[str, Any]:
-    d = cfg.defense
-    if d.name == "trimmed_mean":
-        return {"beta": d.trimmed_beta}
-    if d.name in ("krum", "multikrum"):
-        f = d.krum_malicious if d.krum_malicious >= 0 else cfg.num_attackers
-        return {"num_malicious": f}
-    return {}
+    split = task_shard_indices(y, cfg.task, cfg.peers, cfg.seed)
+    return dataset, [((dataset.X_train[tr], y[tr]), (dataset.X_train[va], y[va])) for tr, va in split]
 
 
 def protocol_params(cfg: ExperimentConfig) -> Any:

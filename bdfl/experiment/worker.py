@@ -30,12 +30,13 @@ from bdfl.chain.protocol import ProtocolClient, draw_gas_bound, salt_for
 from bdfl.chain.txsender import FeeCache, TxSender, wait_many
 from bdfl.config import ExperimentConfig, from_dict
 from bdfl.errors import BDFLError
-from bdfl.experiment.setup import bind_endpoint, defense_params, frozen_clock, make_attack_for, peer_data
+from bdfl.experiment.setup import bind_endpoint, frozen_clock, make_attack_for, peer_data
+from bdfl.learning.aggregation import defense_params
 from bdfl.learning.audit import AuditRule
-from bdfl.learning.task import ClientContractError, base_config, load_task
+from bdfl.learning.task import ClientContractError, base_config, load_task, task_hparams
 from bdfl.net.blobserver import BlobHost
 from bdfl.net.fetch import Fetcher
-from bdfl.net.serialization import InvalidUpdate, decode_ndarrays, encode_ndarrays, hash_hex, update_hash
+from bdfl.net.serialization import MAX_UPDATE_BYTES, InvalidUpdate, decode_ndarrays, encode_ndarrays, hash_hex, update_hash
 from bdfl.peer.node import Candidate, Peer, PeerSettings
 from bdfl.peer.rejoin import ensure_membership, resync_from_tiers
 from bdfl.peer.sources import PastMove, StartSource
@@ -82,7 +83,7 @@ class Worker:
         self.host = BlobHost()
         # one event-loop thread serves every endpoint of this worker and runs its fetches
         # the simulated peers' endpoints are on loopback by construction (allow_private)
-        self.fetcher = Fetcher(max_bytes=64 * 1024 * 1024, timeout=cfg.net.fetch_timeout, retries=cfg.net.fetch_retries,
+        self.fetcher = Fetcher(max_bytes=MAX_UPDATE_BYTES, timeout=cfg.net.fetch_timeout, retries=cfg.net.fetch_retries,
                                concurrency=64, loop=self.host.loop_thread, allow_private=True)
         self.fetch_budget = fetch_budget(cfg)
         task = load_task(cfg.task.client)
@@ -90,7 +91,7 @@ class Worker:
         self.attackers = set(spec.attackers)
         settings = PeerSettings(
             defense=cfg.defense.name,
-            defense_params=defense_params(cfg),
+            defense_params=defense_params(cfg.defense, cfg.num_attackers),
             audit_rule=AuditRule.from_defense(cfg.defense),  # every audit_* field of [defense]
         )
         chain_id = int(self.w3.eth.chain_id)
@@ -114,16 +115,16 @@ class Worker:
             self.state_dir = tempfile.mkdtemp(prefix=f"bdfl-worker{spec.worker_id}-state-")
         # decentralized FL still starts from one common initial model (seeded by the config)
         self._base = _base_config(cfg, dataset)  # what every fit/evaluate config carries (docs/tasks.md)
-        self.initial = task.initial_parameters(dataset, seed=cfg.seed, hparams=_hparams(cfg), config=self._base)
+        self.initial = task.initial_parameters(dataset, seed=cfg.seed, hparams=task_hparams(cfg.task), config=self._base)
         if spec.worker_id == 0:  # the client contract, checked once before any stake is touched
-            task.probe([self._shards[i] for i in sorted(self.keys)[:3]], self.initial, seed=cfg.seed, hparams=_hparams(cfg),
+            task.probe([self._shards[i] for i in sorted(self.keys)[:3]], self.initial, seed=cfg.seed, hparams=task_hparams(cfg.task),
                        config=self._base, cast_dtypes=cfg.task.cast_dtypes)
         for index in self.keys:
             if index not in self.down:
                 self.peers[index] = self._make_peer(index)
         # one evaluation client on the global test set for the accuracy curves
         self.test_client = task.make_client((dataset.X_test[:64], dataset.y_test[:64]), (dataset.X_test, dataset.y_test), seed=0,
-                                            hparams=_hparams(cfg), config=self._base)
+                                            hparams=task_hparams(cfg.task), config=self._base)
         self.asr_client = self._asr_client(task, dataset)
 
     def _asr_client(self, task: Any, dataset: Any) -> Any:
@@ -138,7 +139,7 @@ class Worker:
         if not hasattr(attack, "triggered_test_set"):
             return None
         X, y = attack.triggered_test_set(dataset.X_test, dataset.y_test)
-        return task.make_client((X[:64], y[:64]), (X, y), seed=0, hparams=_hparams(self.cfg), config=self._base)
+        return task.make_client((X[:64], y[:64]), (X, y), seed=0, hparams=task_hparams(self.cfg.task), config=self._base)
 
     def _make_peer(self, index: int) -> Any:
         """Build peer ``index`` from what it owns: key, data shard, endpoint port; it starts from
@@ -150,7 +151,7 @@ class Worker:
         attack = make_attack_for(cfg, index) if index in self.attackers else None
 
         def make_client(train: tuple[np.ndarray, np.ndarray]) -> Any:
-            return self._task.make_client(train, (xva, yva), seed=cfg.seed * 100_003 + index, hparams=_hparams(cfg),
+            return self._task.make_client(train, (xva, yva), seed=cfg.seed * 100_003 + index, hparams=task_hparams(cfg.task),
                                           config=self._base, cast_dtypes=cfg.task.cast_dtypes)
 
         if attack is None:
@@ -159,7 +160,7 @@ class Worker:
             client = attacker_client(attack, make_client, (xtr, ytr), np.random.default_rng([cfg.seed, index, 1]),
                                      num_classes=self._dataset.num_classes)
         # any free port, bound here and read back; a restarted peer gets its port back if free
-        endpoint = bind_endpoint(self.host, port, max_blob_bytes=64 * 1024 * 1024)
+        endpoint = bind_endpoint(self.host, port, max_blob_bytes=MAX_UPDATE_BYTES)
         self.keys[index] = (key, endpoint.port)
         peer = Peer(index=index, address=account.address, client=client, endpoint=endpoint, settings=self._settings, attack=attack, seed=cfg.seed, num_peers=cfg.peers, num_attackers=cfg.num_attackers)
         peer.domain = (self._chain_id, self.deployment.round_manager)  # update bytes bind to their submission
@@ -203,7 +204,7 @@ class Worker:
             for h, _u in honest:
                 data = fetched.get(h)
                 if isinstance(data, bytes):
-                    honest_models.append(decode_ndarrays(data, max_bytes=64 * 1024 * 1024, spec=chosen[0].spec))
+                    honest_models.append(decode_ndarrays(data, max_bytes=MAX_UPDATE_BYTES, spec=chosen[0].spec))
         t1 = time.perf_counter()
         out: dict[int, dict[str, Any]] = {}
         for peer in chosen:
@@ -398,7 +399,7 @@ class Worker:
         saved = state.load_model() if state is not None else None
         if saved is not None:
             try:
-                peer.params = decode_ndarrays(saved, max_bytes=64 * 1024 * 1024, spec=peer.spec)
+                peer.params = decode_ndarrays(saved, max_bytes=MAX_UPDATE_BYTES, spec=peer.spec)
                 model_from, saved_round = "saved", state.last_aggregated  # type: ignore[union-attr]
             except InvalidUpdate:
                 pass
@@ -461,11 +462,6 @@ def fetch_budget(cfg: ExperimentConfig) -> float:
     attempts ``net.fetch_retries + 1`` of ``net.fetch_timeout`` each would take, at most half
     the Commit phase, so an auditor still commits before the deadline."""
     return min(0.5 * cfg.protocol.commit_seconds, (cfg.net.fetch_retries + 1) * cfg.net.fetch_timeout)
-
-
-def _hparams(cfg: ExperimentConfig) -> dict[str, Any]:
-    t = cfg.task
-    return {"local_epochs": t.local_epochs, "batch_size": t.batch_size, "lr": t.learning_rate}
 
 
 def _base_config(cfg: ExperimentConfig, dataset: Any) -> dict[str, Any]:

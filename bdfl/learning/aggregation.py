@@ -28,8 +28,7 @@ from flwr.server.strategy.aggregate import (
 )
 
 from bdfl.errors import BDFLError
-
-NDArrays = list[np.ndarray]
+from bdfl.types import NDArrays
 
 __all__ = [
     "AGGREGATORS",
@@ -38,6 +37,7 @@ __all__ = [
     "NDArrays",
     "aggregate",
     "coordinate_median",
+    "defense_params",
     "flatten",
     "krum",
     "krum_scores",
@@ -263,6 +263,18 @@ AGGREGATORS: dict[str, Aggregator] = {
         ),
     )
 }
+
+
+def defense_params(defense: Any, num_attackers: int) -> dict[str, Any]:
+    """The aggregation parameters of a baseline defense (``defense``: a config's ``[defense]``
+    table): trimmed mean's ``beta``; Krum's ``num_malicious`` = ``krum_malicious``, or with -1
+    ``num_attackers`` (a simulation knows its attackers; ``bdfl peer`` passes 0). One builder
+    for bdfl run and bdfl peer."""
+    if defense.name == "trimmed_mean":
+        return {"beta": defense.trimmed_beta}
+    if defense.name in ("krum", "multikrum"):
+        return {"num_malicious": defense.krum_malicious if defense.krum_malicious >= 0 else max(0, num_attackers)}
+    return {}
 
 
 def validate_aggregator(method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -105,8 +105,7 @@ from bdfl.config import DEFENSE_SETTINGS, check_defense_setting
 from bdfl.errors import BDFLError
 from bdfl.learning.task import EvalResult, evaluate_client
 from bdfl.learning import trigger_scan
-
-NDArrays = list[np.ndarray]
+from bdfl.types import NDArrays
 
 __all__ = [
     "AuditRule",

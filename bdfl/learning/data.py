@@ -49,6 +49,8 @@ __all__ = [
     "partition_iid",
     "partition_iid_sample",
     "read_idx",
+    "shard_indices",
+    "task_shard_indices",
     "split_train_val",
     "stratified_split",
 ]
@@ -617,6 +619,32 @@ def partition(
     raise BDFLError(f"unknown partition scheme '{scheme}'", fix="use 'iid', 'dirichlet' or 'iid_sample'")
 
 
+def shard_indices(
+    y: np.ndarray,
+    num_peers: int,
+    scheme: str = "iid",
+    *,
+    alpha: float = 0.5,
+    seed: int = 0,
+    val_fraction: float = 0.2,
+    min_size: int = 10,
+    samples_per_peer: int = 0,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each peer's (train, validation) indices into ``y``: :func:`partition`, then each part
+    split by :func:`split_train_val` seeded ``seed * 1000 + peer``. The one split behind
+    ``bdfl run`` (bdfl.experiment.setup.peer_data), ``bdfl peer --data-shard I/N`` and
+    :func:`make_peer_shards`, so a peer's validation data is the same in all three."""
+    parts = partition(y, num_peers, scheme, alpha=alpha, samples_per_peer=samples_per_peer, seed=seed, min_size=min_size)
+    return [split_train_val(idx, val_fraction, seed=seed * 1_000 + peer) for peer, idx in enumerate(parts)]
+
+
+def task_shard_indices(y: np.ndarray, task: Any, num_peers: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """:func:`shard_indices` as a config's ``[task]`` table (``task``: bdfl.config.TaskConfig)
+    and ``seed`` describe it."""
+    return shard_indices(y, num_peers, task.partition, alpha=task.alpha, seed=seed, val_fraction=task.val_fraction,
+                         samples_per_peer=task.samples_per_peer)
+
+
 def make_peer_shards(
     dataset: Dataset,
     num_peers: int,
@@ -631,10 +659,9 @@ def make_peer_shards(
     """Partition ``dataset``'s training set over ``num_peers`` peers (``scheme`` "iid",
     "dirichlet", or "iid_sample" with ``samples_per_peer``: overlapping random draws, for
     scale benchmarks) and split each part into local train / validation data."""
-    parts = partition(dataset.y_train, num_peers, scheme, alpha=alpha, samples_per_peer=samples_per_peer, seed=seed, min_size=min_size)
     shards = []
-    for peer, idx in enumerate(parts):
-        tr, va = split_train_val(idx, val_fraction, seed=seed * 1_000_003 + peer)
+    for peer, (tr, va) in enumerate(shard_indices(dataset.y_train, num_peers, scheme, alpha=alpha, seed=seed, val_fraction=val_fraction,
+                                                  min_size=min_size, samples_per_peer=samples_per_peer)):
         shards.append(
             PeerShard(
                 peer,

@@ -45,8 +45,7 @@ import numpy as np
 
 from bdfl.errors import BDFLError
 from bdfl.learning.data import Dataset
-
-NDArrays = list[np.ndarray]
+from bdfl.types import NDArrays
 
 __all__ = [
     "CheckedClient",
@@ -58,6 +57,7 @@ __all__ = [
     "Task",
     "TaskError",
     "base_config",
+    "task_hparams",
     "check_contract",
     "check_parameters",
     "evaluate_client",
@@ -189,6 +189,12 @@ def fit_client(
 def _names_of(client: Any) -> Sequence[str] | None:
     names = getattr(client, "parameter_names", None)
     return list(names) if isinstance(names, (list, tuple)) else None
+
+
+def task_hparams(task: Any) -> dict[str, Any]:
+    """The hyper-parameters a task's ``make_client`` / ``initial_parameters`` / ``probe`` get, from a
+    config's ``[task]`` table (bdfl.config.TaskConfig): one builder for bdfl run and bdfl peer."""
+    return {"local_epochs": task.local_epochs, "batch_size": task.batch_size, "lr": task.learning_rate}
 
 
 def base_config(

@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-NDArrays = list[np.ndarray]
+from bdfl.types import NDArrays
 
 __all__ = ["auditor_inputs", "flip_shares", "grid_positions", "localised_excess", "stamp", "supports_scan",
            "trigger_excess"]

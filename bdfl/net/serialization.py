@@ -42,6 +42,9 @@ _MAGIC_NAME = MAGIC[:6]
 VERSION = 1
 PREFIX_BYTES = len(MAGIC) + 4
 DEFAULT_MAX_HEADER_BYTES = 1 << 20
+#: The largest model update (encoded bytes) a peer publishes, fetches or decodes: one limit for
+#: bdfl run's workers, bdfl peer and an endpoint's max_blob_bytes.
+MAX_UPDATE_BYTES = 64 * 1024 * 1024
 MAX_NAME_CHARS = 256
 MAX_NDIM = 32
 

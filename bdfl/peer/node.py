@@ -25,6 +25,7 @@ from bdfl.learning.aggregation import AGGREGATORS, aggregate
 from bdfl.learning.audit import AuditRule, audit_updates
 from bdfl.learning.task import fit_client
 from bdfl.net.serialization import (
+    MAX_UPDATE_BYTES,
     Binding,
     InvalidUpdate,
     ModelSpec,
@@ -35,10 +36,9 @@ from bdfl.net.serialization import (
     update_hash,
 )
 from bdfl.peer.sources import PastMove, StartSource, start_model
+from bdfl.types import NDArrays
 
 log = logging.getLogger("bdfl.peer")
-
-NDArrays = list[np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class PeerSettings:
     defense: str = "bdfl"
     defense_params: dict[str, Any] = field(default_factory=dict)
     audit_rule: AuditRule = field(default_factory=AuditRule)
-    max_update_bytes: int = 64 * 1024 * 1024
+    max_update_bytes: int = MAX_UPDATE_BYTES
     fetch_timeout: float = 10.0
     fetch_retries: int = 2
 

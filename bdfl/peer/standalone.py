@@ -42,11 +42,12 @@ from bdfl.chain.txsender import TxReverted, TxSender, transient_chain_errors
 from bdfl.config import ExperimentConfig, load_config, read_toml
 from bdfl.errors import BDFLError
 from bdfl.learning.audit import AuditRule
-from bdfl.learning.data import partition, split_train_val
-from bdfl.learning.task import load_task
+from bdfl.learning.data import task_shard_indices
+from bdfl.learning.aggregation import defense_params
+from bdfl.learning.task import load_task, task_hparams
 from bdfl.net.blobserver import BlobHost
 from bdfl.net.fetch import FetchError, Fetcher, check_endpoint_url, private_allowed
-from bdfl.net.serialization import InvalidUpdate, ModelSpec, decode_ndarrays, encode_ndarrays, hash_hex, update_hash
+from bdfl.net.serialization import MAX_UPDATE_BYTES, InvalidUpdate, ModelSpec, decode_ndarrays, encode_ndarrays, hash_hex, update_hash
 from bdfl.peer.node import Candidate, Peer, PeerSettings
 from bdfl.peer.overlay_tracker import OverlayTracker
 from bdfl.peer.rejoin import RESYNC_LOOKBACK, ensure_membership, resync_from_tiers
@@ -69,7 +70,6 @@ STAGGER_SECONDS = 0.5
 STAGGER_MAX_RANK = 8
 #: A chain whose latest block is older than this is idle (a devnet that mines on demand).
 IDLE_CHAIN_SECONDS = 10.0
-MAX_UPDATE_BYTES = 64 * 1024 * 1024
 #: An auditor retries an unreachable assigned update for at most this long (and at most half
 #: the Commit time left), so that a peer restarting after a crash is not voted down.
 AUDIT_RETRY_SECONDS = 20.0
@@ -109,24 +109,17 @@ def parse_listen(text: str) -> tuple[str, int]:
 
 def shard_data(task: Any, cfg: Any, index: int, count: int) -> tuple[Any, tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """The data set and shard ``index`` of ``count`` as (train, val) — the same seeded split a
-    simulation with ``peers = count`` gives its peer ``index`` (bdfl.experiment.setup.peer_data;
-    not imported from there: the peer layer must not depend on the experiment layer)."""
+    simulation with ``peers = count`` gives its peer ``index`` (both use
+    bdfl.learning.data.task_shard_indices)."""
 
     dataset = task.load_dataset(cfg.task.data_dir or None)
     y = dataset.y_train
-    t = cfg.task
-    parts = partition(y, count, t.partition, alpha=t.alpha, samples_per_peer=t.samples_per_peer, seed=cfg.seed)
-    tr, va = split_train_val(parts[index], cfg.task.val_fraction, seed=cfg.seed * 1_000 + index)
+    tr, va = task_shard_indices(y, cfg.task, count, cfg.seed)[index]
     return dataset, (dataset.X_train[tr], y[tr]), (dataset.X_train[va], y[va])
 
 
 #: rounds in a row in which the task's client raised, after which `bdfl peer` stops
 MAX_CLIENT_FAILURES = 3
-
-
-def task_hparams(cfg: Any) -> dict[str, Any]:
-    t = cfg.task
-    return {"local_epochs": t.local_epochs, "batch_size": t.batch_size, "lr": t.learning_rate}
 
 
 def default_state_dir(key_file: str) -> Path:
@@ -273,7 +266,7 @@ class StandalonePeer:
         t0 = time.perf_counter()
         dataset, train, val = shard_data(self.task, cfg, self.shard, self.num_shards)
         self.val_size = len(val[1])
-        hp = task_hparams(cfg)
+        hp = task_hparams(cfg.task)
         from bdfl.learning.task import base_config
 
         # every fit / evaluate config carries these (docs/tasks.md); the peer adds server_round
@@ -281,12 +274,8 @@ class StandalonePeer:
                            batch_size=cfg.task.batch_size, learning_rate=cfg.task.learning_rate)
         client = self.task.make_client(train, val, seed=cfg.seed * 100_003 + self.shard, hparams=hp, config=base,
                                        cast_dtypes=cfg.task.cast_dtypes)
-        defense_params: dict[str, Any] = {}
-        if cfg.defense.name == "trimmed_mean":
-            defense_params = {"beta": cfg.defense.trimmed_beta}
-        elif cfg.defense.name in ("krum", "multikrum"):
-            defense_params = {"num_malicious": max(cfg.defense.krum_malicious, 0)}
-        settings = PeerSettings(defense=cfg.defense.name, defense_params=defense_params,
+        # a real peer knows no attacker count: krum_malicious -1 assumes none
+        settings = PeerSettings(defense=cfg.defense.name, defense_params=defense_params(cfg.defense, 0),
                                 audit_rule=AuditRule.from_defense(cfg.defense))
         self.peer = Peer(index=self.shard, address=self.address, client=client, endpoint=None, settings=settings, seed=cfg.seed)
         self.peer.domain = (self.chain_id, self.deployment.round_manager)  # update bytes bind to their submission
