@@ -159,7 +159,7 @@ def _setup() -> tuple[Any, Any, Any, list[Any], str]:
 
 
 def hparams(cfg: Any) -> dict[str, Any]:
-    """The hyper-parameters BDFL's workers give make_client (bdfl.experiment.worker._hparams)."""
+    """The hyper-parameters BDFL's workers give make_client (bdfl.learning.task.task_hparams)."""
     t = cfg.task
     return {"local_epochs": t.local_epochs, "batch_size": t.batch_size, "lr": t.learning_rate}
 
