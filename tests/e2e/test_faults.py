@@ -45,6 +45,15 @@ BASE = {
     "protocol.quorum": 2,
     "protocol.max_missed_rounds": 2,
     "overlay.degree": 3,
+    # written for the library's earlier defaults: no attackers, every approved update
+    # aggregated, the trigger scan off, batches of 16 (the defaults are the default experiment now)
+    "attack.name": "none",
+    "attack.fraction": 0.0,
+    "task.batch_size": 16,
+    "defense.audit_margin": 0.6,
+    "defense.audit_trigger_limit": 1.0,
+    "defense.max_reject_share": 1.0,
+    "defense.dissent_limit": 1.0,
 }
 CRASHES = [
     {"kind": "crash_before_submit", "round": 2, "peer": 1, "rounds": 3},  # restarts in round 5
