@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -238,7 +239,8 @@ def heatmap_figure(rows: Sequence[Any], metric: str = "final_honest_accuracy") -
         ax.set_xlabel("defense")
     axes[0].set_ylabel("attack")
     if image is not None:
-        fig.colorbar(image, ax=list(axes), label=f"{label} (mean over seeds)", shrink=0.9)
+        # wrapped to the bar's height: a long label would otherwise stick out past the figure
+        fig.colorbar(image, ax=list(axes), label=textwrap.fill(f"{label} (mean over seeds)", 34), shrink=0.9)
     fig.suptitle(f"Sweep: {label}")
     return fig
 

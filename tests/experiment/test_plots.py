@@ -101,6 +101,9 @@ def test_heatmap_colourbar_label_is_saved_whole(tmp_path: Path) -> None:
     saved = fig.get_tightbbox(r).transformed(fig.dpi_scale_trans)  # what bbox_inches="tight" keeps
     box = label.get_window_extent(r)
     assert saved.x0 <= box.x0 and box.x1 <= saved.x1 and saved.y0 <= box.y0 and box.y1 <= saved.y1
+    # and it fits the figure as laid out (a long label is wrapped, not left sticking out)
+    fb = fig.bbox
+    assert fb.x0 <= box.x0 and box.x1 <= fb.x1 and fb.y0 <= box.y0 and box.y1 <= fb.y1
 
 
 def test_band_is_mean_and_std_over_series() -> None:
