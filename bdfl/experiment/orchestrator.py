@@ -187,7 +187,7 @@ class Orchestrator:
         # members submit; one that asked to leave (Exiting) still takes part in this round
         active = [i for i, a in enumerate(self.addresses) if states[a]["status"] in ("ACTIVE", "EXITING")]
         if not active:
-            raise BDFLError(f"no active members left in round {rnd}: every peer was slashed out or went inactive")
+            raise BDFLError(f"no active members left in round {r} (chain round {rnd}): every peer was slashed out or went inactive")
         res = self.pool.call("train_submit", rnd=rnd, attackers=False, honest=[], active=active)
         times.add(res)
         trained = sum(len(w["peers"]) for w in res)

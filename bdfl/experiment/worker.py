@@ -351,7 +351,7 @@ class Worker:
             before = len(peer.rejections)
             info = peer.aggregate(rnd, cands, fetched, own_weight=own_weights.get(peer.address, 1.0))
             t = time.perf_counter()
-            loss, _n, metrics = self.test_client.evaluate(peer.params, {})
+            loss, _n, metrics = self._evaluate_test(peer.params)
             out[peer.index] = {**info, "accuracy": float(metrics.get("accuracy", float("nan"))), "loss": float(loss), "rejected_inputs": len(peer.rejections) - before}
             if self.asr_client is not None and peer.index not in self.attackers:
                 _l, _n, m = self.asr_client.evaluate(peer.params, {})
@@ -371,6 +371,17 @@ class Worker:
                 state.save()
         # aggregation is learning work (train); the test-set evaluation feeds the curves only
         return {"peers": out, "seconds_exchange": t1 - t0, "seconds_train": time.perf_counter() - t1 - t_eval, "seconds_eval": t_eval}
+
+    def _evaluate_test(self, params: list[np.ndarray]) -> Any:
+        """The task's evaluate on the global test set (the accuracy curves). It is the same
+        call for every peer, so an exception there stops the run with one message."""
+        try:
+            return self.test_client.evaluate(params, {})
+        except (BDFLError, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # noqa: BLE001 - one message instead of a worker traceback
+            raise BDFLError(f"task {self.cfg.task.client}: evaluate raised on the global test set: {type(exc).__name__}: {exc}",
+                            fix="fix the task's evaluate (it must accept any parameters of the model and the whole test set)") from exc
 
     # -- injected faults ([[faults]], bdfl.experiment.faults) ---------------------------
     def stop_peer(self, index: int) -> dict[str, Any]:

@@ -20,6 +20,7 @@ calls, so the app's functions run unchanged (docs/tasks.md, "Message API clients
 from __future__ import annotations
 
 import itertools
+import sys
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -52,11 +53,7 @@ def load_partition(partition_id: int) -> tuple[Shard, Shard]:
 def _seeded(seed: int, step: int, fn: Callable[[], Any]) -> Any:
     """``fn()`` with torch's (if in use) and NumPy's global RNGs seeded from ``(seed, step)``,
     both restored afterwards."""
-    import sys
-
-    from numpy.random import SeedSequence
-
-    s = int(SeedSequence([int(seed), int(step)]).generate_state(1, np.uint64)[0]) & (2**63 - 1)
+    s = int(np.random.SeedSequence([int(seed), int(step)]).generate_state(1, np.uint64)[0]) & (2**63 - 1)
     np_state = np.random.get_state()
     np.random.seed(s % 2**32)
     try:

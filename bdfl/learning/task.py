@@ -35,6 +35,7 @@ import importlib
 import importlib.util
 import math
 import sys
+import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -338,8 +339,6 @@ class Task:
         are checked (:func:`check_contract`). A :class:`ClientContractError` propagates; any
         other exception moves on to the next shard (it may be that shard's fault, which the
         run isolates). Returns the last such failure (traceback text) when no shard could fit."""
-        import traceback
-
         failure = None
         for train, val in shards:
             client = self.make_client(train, val, seed=seed, hparams=hparams, config=config, cast_dtypes=cast_dtypes)

@@ -28,6 +28,7 @@ import signal
 import sys
 import threading
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -742,8 +743,6 @@ class StandalonePeer:
         violation or a BDFL error, which stop the peer) is this peer's failure for round ``rnd``:
         logged with task and traceback, and None is returned. After MAX_CLIENT_FAILURES rounds
         in a row with a failure, the peer stops with one message."""
-        import traceback
-
         try:
             out = fn(*args)
         except BDFLError:
