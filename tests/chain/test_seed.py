@@ -6,8 +6,9 @@ is the last to submit (its submission draws the committee); before submitting it
 byte variants of its update: each variant is submitted inside a sub-call that reads the
 drawn committee, counts the coalition's seats and reverts, and then it submits the best
 variant for real. On the contracts before issue 19 (seed mixing the submitted hashes and
-``prevrandao``) this gave a 6-of-20 coalition most of a 9-seat committee every round; now
-every variant draws the same committee: best == honest in every round.
+``prevrandao``) the 500 variants of each round spanned 0 to 6 coalition seats of 9 (best 5-6,
+honest 2-3: measured with this grinder on commit cd42158, old submitUpdate ABI); now every
+variant draws the same committee: best == honest in every round.
 """
 
 from __future__ import annotations
