@@ -60,7 +60,8 @@ class FakeChain:
         return list(ADDRS)
 
     def round_info(self, rnd: int) -> RoundInfo:
-        return RoundInfo(rnd, Phase.CLOSED, 0, N - 1, 5, 5, 5, 3, 0, len(self._approved(rnd)), SEED, b"\x00" * 32)
+        return RoundInfo(rnd, Phase.CLOSED, 0, N - 1, 5, 5, 5, 3, 0, len(self._approved(rnd)), pool=N, seed=SEED,
+                         beacon=b"\x00" * 32, minted=0, beacon_reveals=0)
 
     def current_round(self) -> int:
         return 5
