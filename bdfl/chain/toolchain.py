@@ -1,4 +1,4 @@
-"""Locate the offline toolchain: project root, Node.js, npm packages, anvil.
+"""Locate the offline toolchain: project root, Node.js, npm packages, anvil, forge.
 
 Every lookup fails with a :class:`BDFLError` that names what is missing and the
 command that installs it, instead of a FileNotFoundError deep in a subprocess.
@@ -13,6 +13,7 @@ from pathlib import Path
 from bdfl.errors import BDFLError
 
 ANVIL_PACKAGE = "@foundry-rs/anvil-linux-amd64"
+FORGE_PACKAGE = "@foundry-rs/forge-linux-amd64"
 NPM_INSTALL_FIX = "run `npm ci` in the project root (or `make setup`)"
 
 
@@ -65,29 +66,40 @@ def npm_package_version(name: str, root: Path | None = None) -> str:
     return str(json.loads(pkg.read_text())["version"])
 
 
-def anvil_binary(root: Path | None = None) -> str:
-    """The anvil executable: ``$BDFL_ANVIL``, the npm package's binary, or ``anvil`` on PATH."""
-    env = os.environ.get("BDFL_ANVIL")
+def _foundry_binary(name: str, package: str, env_var: str, root: Path | None) -> str:
+    """A Foundry executable: ``$<env_var>``, the npm package's binary, or ``name`` on PATH."""
+    env = os.environ.get(env_var)
     if env:
         return env
     try:
-        base = (root or project_root()) / "node_modules" / ANVIL_PACKAGE
+        base = (root or project_root()) / "node_modules" / package
     except BDFLError:
         base = None
     if base is not None:
-        for rel in ("bin/anvil", "anvil"):
+        for rel in (f"bin/{name}", name):
             candidate = base / rel
             if candidate.is_file():
                 if not os.access(candidate, os.X_OK):
                     candidate.chmod(candidate.stat().st_mode | 0o111)
                 return str(candidate)
-    found = shutil.which("anvil")
+    found = shutil.which(name)
     if found:
         return found
     raise BDFLError(
-        f"anvil was not found (looked in node_modules/{ANVIL_PACKAGE} and on PATH)",
+        f"{name} was not found (looked in node_modules/{package} and on PATH)",
         fix=NPM_INSTALL_FIX,
     )
+
+
+def anvil_binary(root: Path | None = None) -> str:
+    """The anvil executable: ``$BDFL_ANVIL``, the npm package's binary, or ``anvil`` on PATH."""
+    return _foundry_binary("anvil", ANVIL_PACKAGE, "BDFL_ANVIL", root)
+
+
+def forge_binary(root: Path | None = None) -> str:
+    """The forge executable (contract fuzz/invariant tests, gas snapshot): ``$BDFL_FORGE``,
+    the npm package's binary, or ``forge`` on PATH."""
+    return _foundry_binary("forge", FORGE_PACKAGE, "BDFL_FORGE", root)
 
 
 def hardhat_cli(root: Path | None = None) -> Path:
