@@ -217,7 +217,7 @@ def print_run_summary(out: Path, *, wall_seconds: float | None = None) -> None:
 
 
 def cmd_new_task(args: argparse.Namespace) -> int:
-    from bdfl.learning.new_task import write_task
+    from bdfl.learning.new_task import write_task  # lazy: start-up
 
     task_path, test_path = write_task(args.name, args.dir, force=args.force)
     print(f"wrote {task_path} (a Flower NumPyClient task) and {test_path}")

@@ -283,7 +283,7 @@ class ResultsWriter:
         self._tracker: Any = None
         self._round_metrics: dict[Any, list[Mapping[str, Any]]] = {}
         if live:
-            from bdfl.experiment.tracking import LiveTracker
+            from bdfl.experiment.tracking import LiveTracker  # lazy: tensorboard, for live runs only
 
             self._tracker = LiveTracker(self.dir)
         if self.events_path.exists():

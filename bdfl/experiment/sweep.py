@@ -37,6 +37,7 @@ from typing import Any
 
 from bdfl.config import ExperimentConfig, METADATA_KEYS, dump_toml, from_dict, load_config, read_toml
 from bdfl.errors import BDFLError, ConfigError
+from bdfl.experiment.compare import compare_runs
 from bdfl.experiment.results import atomic_write_text
 from bdfl.experiment.setup import preflight
 from bdfl.experiment.sweep_table import write_sweep_outputs
@@ -200,8 +201,6 @@ def run_seed_group(cfg: ExperimentConfig, seeds: Sequence[int], *, out: Path | N
     mean ± std over seeds (``compare_groups.csv``, ``compare.md``) and seed bands
     (``compare_accuracy.png``, ``compare_reputation.png``). Returns ``out``.
     """
-    from bdfl.experiment.compare import compare_runs
-
     seeds = list(seeds)
     if not seeds or len(set(seeds)) != len(seeds):
         raise ConfigError("--seeds", f"expected distinct seeds, got {seeds!r}")

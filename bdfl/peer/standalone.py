@@ -45,7 +45,7 @@ from bdfl.errors import BDFLError
 from bdfl.learning.audit import AuditRule
 from bdfl.learning.data import task_shard_indices
 from bdfl.learning.aggregation import defense_params
-from bdfl.learning.task import load_task, task_hparams
+from bdfl.learning.task import base_config, load_task, task_hparams
 from bdfl.net.blobserver import BlobHost
 from bdfl.net.fetch import FetchError, Fetcher, check_endpoint_url, private_allowed
 from bdfl.net.serialization import MAX_UPDATE_BYTES, InvalidUpdate, ModelSpec, decode_ndarrays, encode_ndarrays, hash_hex, update_hash
@@ -268,8 +268,6 @@ class StandalonePeer:
         dataset, train, val = shard_data(self.task, cfg, self.shard, self.num_shards)
         self.val_size = len(val[1])
         hp = task_hparams(cfg.task)
-        from bdfl.learning.task import base_config
-
         # every fit / evaluate config carries these (docs/tasks.md); the peer adds server_round
         base = base_config(classes=range(dataset.num_classes), local_epochs=cfg.task.local_epochs,
                            batch_size=cfg.task.batch_size, learning_rate=cfg.task.learning_rate)

@@ -52,3 +52,23 @@ def test_a_planted_violation_inside_a_function_fails(tmp_path: Path, module: str
     out = _lint(tmp_path)
     assert out.returncode != 0
     assert contract in out.stdout, out.stdout
+
+
+def test_imports_between_bdfl_modules_sit_at_module_top_unless_marked_lazy() -> None:
+    """An import inside a function hides a dependency from a reader (and once hid an import
+    cycle): the only ones allowed carry a ``# lazy: <why>`` comment (start-up time)."""
+    import ast
+
+    unmarked = []
+    for path in sorted((ROOT / "bdfl").rglob("*.py")):
+        lines = path.read_text().splitlines()
+
+        def walk(node: ast.AST, in_function: bool) -> None:
+            for child in ast.iter_child_nodes(node):
+                if in_function and isinstance(child, ast.ImportFrom) and (child.module or "").startswith("bdfl") \
+                        and "# lazy:" not in lines[child.lineno - 1]:
+                    unmarked.append(f"{path.relative_to(ROOT)}:{child.lineno}")
+                walk(child, in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)))
+
+        walk(ast.parse("\n".join(lines)), False)
+    assert not unmarked, "function-level imports without '# lazy: <why>': " + ", ".join(unmarked)
