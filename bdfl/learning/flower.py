@@ -75,7 +75,7 @@ def _config_record(config: Mapping[str, Any]) -> ConfigRecord:
             value = [v.item() if isinstance(v, np.generic) else v for v in value]
         elif isinstance(value, np.generic):
             value = value.item()
-        out[key] = list(value) if isinstance(value, (tuple, range)) else value
+        out[key] = value
     if "server_round" in out:
         out["server-round"] = out["server_round"]
     return ConfigRecord(out)

@@ -69,3 +69,25 @@ def test_clientapp_peers_and_a_failing_peer(devnet: Any, tmp_path: Path) -> None
     assert "Traceback (most recent call last)" in failing and "load_data" in failing
     rr = chain_report(fed["rpc_url"], fed["deployment"], fed["addresses"], 1)["rounds"][0]
     assert rr["phase"] == "CLOSED" and rr["submitters"] == sorted([fed["addresses"][0], fed["addresses"][2]]), rr
+
+
+def test_bdfl_peer_refuses_a_contract_breaking_client_before_joining(devnet: Any, tmp_path: Path) -> None:
+    """The sklearn client's float32 fit in `bdfl peer`: one error, exit 1, and the peer never
+    joined (no stake moved)."""
+    from web3 import Web3
+
+    from bdfl.chain.accounts import devnet_account
+    from bdfl.chain.deploy import Deployment
+    from bdfl.chain.protocol import ProtocolClient
+
+    fed = setup_federation(devnet.rpc_url, tmp_path, n=1)
+    cmd = peer_command(fed, 0, f"127.0.0.1:{_free_ports(1)[0]}", 1)
+    cmd[cmd.index("--client") + 1] = "clients.sklearn_logreg"
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert errors == ["error: task clients.sklearn_logreg: fit() returned array 0 with dtype float32, expected float64 "
+                      "(the initial parameters' dtype)"], proc.stderr[-3000:]
+    assert "task.cast_dtypes = true" in proc.stderr and "Traceback" not in proc.stderr
+    w3 = Web3(Web3.HTTPProvider(fed["rpc_url"]))
+    assert ProtocolClient(w3, Deployment.load(fed["deployment"], w3=w3), devnet_account(0)).members() == []
