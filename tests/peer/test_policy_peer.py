@@ -110,3 +110,16 @@ def test_a_peer_without_config_audits_and_aggregates_by_the_deployments_policy(d
         assert policy_of(peer.cfg) == deployed["policy"] and peer.cfg.task.local_epochs == 2
     finally:
         peer.close()
+
+
+def test_bdfl_deploy_writes_the_configs_policy_or_the_defaults(devnet: Any, tmp_path: Path) -> None:
+    from bdfl.config import load_config
+
+    cfg = tmp_path / "exp.toml"
+    cfg.write_text("[defense]\naudit_margin = 0.3\n[overlay]\nmin_sources = 3\n")
+    for config, expected in [(str(cfg), policy_of(load_config(cfg))), (None, policy_of(load_config(None)))]:
+        out = tmp_path / f"dep-{config is None}.json"
+        proc = _bdfl(["deploy", "--rpc-url", devnet.rpc_url, "--out", str(out), *(["--config", config] if config else [])])
+        assert proc.returncode == 0, proc.stderr
+        data = json.loads(out.read_text())
+        assert data["policy"] == expected and data["policy_hash"] == "0x" + policy_hash(expected).hex()
