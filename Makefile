@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 STAMP_PY  := $(VENV)/.bdfl-installed
 STAMP_NPM := node_modules/.bdfl-installed
 
-.PHONY: setup run test build clean
+.PHONY: setup run test build gas-snapshot clean
 
 setup: $(STAMP_PY) $(STAMP_NPM)
 
@@ -25,6 +25,15 @@ $(STAMP_NPM): package.json package-lock.json
 
 build: setup
 	$(BIN)/bdfl build
+
+# Gas snapshot of each protocol transaction (tests/forge/Gas.t.sol -> .gas-snapshot). `make test`
+# fails when any of these gas numbers changes (tests/chain/test_forge.py runs
+# `forge snapshot --check`); after an intended change run `make gas-snapshot` and commit
+# .gas-snapshot with the change. forge compiles through the solc shim that `bdfl build` writes.
+FORGE := node_modules/@foundry-rs/forge-linux-amd64/bin/forge
+
+gas-snapshot: build
+	$(FORGE) snapshot --match-contract '^Gas' --use "$${BDFL_SOLC:-build/contracts/solc-shim}" --offline
 
 run: setup
 	$(BIN)/bdfl run --config experiments/configs/default.toml

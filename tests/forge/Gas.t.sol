@@ -1,0 +1,155 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+import {Fixture} from "./Fixture.sol";
+
+/// @title Gas of each protocol transaction, for the gas snapshot (.gas-snapshot)
+/// @notice Each test makes one call from the state its contract's `setUp` prepares (forge
+///         does not count `setUp` in a test's gas), on a deployment of 6 peers, K = 4, m = 3.
+///         `forge snapshot --check` (tests/chain/test_forge.py, inside `make test`) fails when
+///         any of these numbers changes; after an intended change run `make gas-snapshot`
+///         and commit .gas-snapshot with it.
+abstract contract GasBase is Fixture {
+    uint256 internal constant N = 6;
+    uint256 internal constant BITS = 0x5b; // mixed accept/reject votes
+
+    function _deployJoined() internal {
+        deploy(testParams(), N);
+        joinAll();
+    }
+
+    function _submitExceptLast(uint256 round) internal {
+        for (uint256 i = 0; i + 1 < peers.length; ++i) {
+            submit(peers[i], round, hashOf(round, i));
+        }
+    }
+}
+
+contract GasJoinTest is GasBase {
+    function setUp() public {
+        deploy(testParams(), N);
+    }
+
+    function test_gas_join() public {
+        vm.prank(peers[0]);
+        registry.join(100 * TOKEN, ENDPOINT);
+    }
+}
+
+contract GasSubmitFirstTest is GasBase {
+    function setUp() public {
+        _deployJoined();
+    }
+
+    function test_gas_submitUpdate() public {
+        submit(peers[0], 0, hashOf(0, 0));
+    }
+
+    function test_gas_requestLeave() public {
+        vm.prank(peers[0]);
+        registry.requestLeave();
+    }
+
+    function test_gas_updateEndpoint() public {
+        vm.prank(peers[0]);
+        registry.updateEndpoint("https://peer-0.example.org:8443");
+    }
+}
+
+/// @notice The last expected submission ends the Submit phase and draws the committee.
+contract GasSubmitLastTest is GasBase {
+    function setUp() public {
+        _deployJoined();
+        _submitExceptLast(0);
+    }
+
+    function test_gas_submitUpdate_last() public {
+        submit(peers[N - 1], 0, hashOf(0, N - 1));
+    }
+
+    function test_gas_advance_submitDeadline() public {
+        vm.warp(block.timestamp + 3600);
+        rm.advance(0);
+    }
+}
+
+contract GasCommitTest is GasBase {
+    uint256[] internal _idx;
+    bool[] internal _acc;
+    address internal _auditor;
+    bytes32 internal _commitment;
+
+    function setUp() public {
+        _deployJoined();
+        submitAll(0);
+        _auditor = rm.committeeOf(0)[0];
+        (_idx, _acc) = votesOf(0, _auditor, BITS);
+        _commitment = rm.voteCommitment(0, _auditor, _idx, _acc, saltOf(0, _auditor));
+    }
+
+    function test_gas_commitVotes() public {
+        vm.prank(_auditor);
+        rm.commitVotes(0, _commitment);
+    }
+}
+
+contract GasRevealTest is GasBase {
+    uint256[] internal _idx;
+    bool[] internal _acc;
+    address internal _auditor;
+
+    function setUp() public {
+        _deployJoined();
+        submitAll(0);
+        commitAll(0, BITS);
+        _auditor = rm.committeeOf(0)[0];
+        (_idx, _acc) = votesOf(0, _auditor, BITS);
+    }
+
+    function test_gas_revealVotes() public {
+        vm.prank(_auditor);
+        rm.revealVotes(0, _idx, _acc, saltOf(0, _auditor));
+    }
+}
+
+/// @notice One finalize call that books the whole round (6 updates, 4 seats, 6 members)
+///         and opens the next.
+contract GasFinalizeTest is GasBase {
+    function setUp() public {
+        _deployJoined();
+        submitAll(0);
+        commitAll(0, BITS);
+        revealAll(0, BITS);
+    }
+
+    function test_gas_finalize_round() public {
+        rm.finalize(0, MAX_BATCH);
+    }
+
+    function test_gas_finalize_oneItem() public {
+        rm.finalize(0, 1);
+    }
+}
+
+contract GasAfterRoundTest is GasBase {
+    address internal _earner;
+
+    function setUp() public {
+        _deployJoined();
+        playRound(type(uint256).max); // everyone accepts: every update approved, rewards credited
+        _earner = peers[0];
+        vm.prank(peers[1]);
+        registry.requestLeave();
+        playRound(type(uint256).max); // peers[1] leaves when round 1 is finalized
+    }
+
+    function test_gas_claim() public {
+        vm.prank(_earner);
+        registry.claim();
+    }
+
+    function test_gas_withdraw() public {
+        vm.prank(peers[1]);
+        registry.withdraw();
+    }
+}

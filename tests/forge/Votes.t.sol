@@ -1,0 +1,269 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+import {RoundManager} from "../../contracts/RoundManager.sol";
+import {Params} from "../../contracts/ProtocolParams.sol";
+
+import {Fixture} from "./Fixture.sol";
+
+/// @title Fuzz tests of the vote commitments and reveals
+/// @notice 6 members, K = 4, m = 3, quorum 2; every member has submitted in round 0, so the
+///         committee is drawn and the round is in its Commit phase.
+contract VoteCommitmentFuzzTest is Fixture {
+    uint256 internal constant N = 6;
+
+    function setUp() public {
+        deploy(testParams(), N);
+        joinAll();
+        submitAll(0);
+    }
+
+    function _seat(uint256 seed) internal view returns (uint256 s, address auditor) {
+        address[] memory c = rm.committeeOf(0);
+        s = seed % c.length;
+        auditor = c[s];
+    }
+
+    function _toReveal() internal {
+        vm.warp(block.timestamp + 3600);
+        rm.advance(0);
+        assertEq(phaseOf(), uint256(RoundManager.Phase.Reveal), "round 0 is in Reveal");
+    }
+
+    /// @notice A reveal opens its own commitment and nothing else: a different salt, a flipped
+    ///         vote, a dropped or an added index, or another auditor presenting the same
+    ///         opening all revert; the true opening counts each vote once on the update it
+    ///         names, and a second reveal reverts.
+    function testFuzz_revealOpensOnlyItsCommitment(uint256 seatSeed, uint256 bits, bytes32 salt, uint256 tamper)
+        public
+    {
+        (uint256 seat, address auditor) = _seat(seatSeed);
+        (uint256[] memory idx, bool[] memory acc) = votesOf(0, auditor, bits);
+        assertTrue(idx.length > 0, "every seat audits some update (N = 6, K = 4, m = 3)");
+        bytes32 commitment = rm.voteCommitment(0, auditor, idx, acc, salt);
+        vm.prank(auditor);
+        rm.commitVotes(0, commitment);
+        // another seat copies the commitment: it cannot open it as its own
+        (, address copier) = _seat(seat + 1);
+        vm.prank(copier);
+        rm.commitVotes(0, commitment);
+        _toReveal();
+        vm.prank(copier);
+        vm.expectRevert();
+        rm.revealVotes(0, idx, acc, salt);
+
+        _revealTampered(auditor, idx, acc, salt, tamper);
+
+        _revealAndCheckCounts(seat, auditor, idx, acc, salt);
+        vm.prank(auditor);
+        vm.expectPartialRevert(RoundManager.AlreadyRevealed.selector);
+        rm.revealVotes(0, idx, acc, salt);
+    }
+
+    /// @notice A commitment that opens correctly still cannot carry a vote on an update the
+    ///         seat does not audit (its own included), an index out of range, or the same
+    ///         update twice.
+    function testFuzz_revealRefusesUnassignedAndRepeatedVotes(uint256 seatSeed, uint256 u, bool accept, bytes32 salt)
+        public
+    {
+        (uint256 seat, address auditor) = _seat(seatSeed);
+        uint256[] memory assigned = rm.assignmentsOf(0, auditor);
+        u = bound(u, 0, N + 1);
+        (bool isAssigned,) = _find(assigned, new bool[](assigned.length), u);
+        uint256[] memory idx;
+        bool[] memory acc;
+        if (isAssigned) {
+            idx = new uint256[](2); // the same assigned update twice
+            idx[0] = u;
+            idx[1] = u;
+            acc = new bool[](2);
+            acc[0] = accept;
+            acc[1] = !accept;
+        } else {
+            idx = new uint256[](1);
+            idx[0] = u;
+            acc = new bool[](1);
+            acc[0] = accept;
+        }
+        bytes32 commitment = rm.voteCommitment(0, auditor, idx, acc, salt);
+        vm.prank(auditor);
+        rm.commitVotes(0, commitment);
+        _toReveal();
+        vm.prank(auditor);
+        if (isAssigned) vm.expectPartialRevert(RoundManager.DuplicateVote.selector);
+        else vm.expectRevert();
+        rm.revealVotes(0, idx, acc, salt);
+        assertTrue(!rm.seatInfo(0, seat).revealed, "a refused reveal leaves the seat unrevealed");
+        for (uint256 v = 0; v < N; ++v) {
+            assertEq(rm.submission(0, v).votedMask & (uint64(1 << seat)), 0, "a refused reveal counts no vote");
+        }
+    }
+
+    /// @dev One reveal that differs from the commitment in the way `tamper` picks; must revert.
+    function _revealTampered(address auditor, uint256[] memory idx, bool[] memory acc, bytes32 salt, uint256 tamper)
+        internal
+    {
+        uint256 kind = tamper % 4;
+        uint256 n = idx.length;
+        if (kind == 0) {
+            vm.prank(auditor);
+            vm.expectPartialRevert(RoundManager.CommitmentMismatch.selector);
+            rm.revealVotes(0, idx, acc, salt ^ bytes32(uint256(1)));
+        } else if (kind == 1) {
+            bool[] memory flipped = new bool[](n);
+            for (uint256 j = 0; j < n; ++j) flipped[j] = acc[j];
+            uint256 f = (tamper >> 8) % n;
+            flipped[f] = !flipped[f];
+            vm.prank(auditor);
+            vm.expectPartialRevert(RoundManager.CommitmentMismatch.selector);
+            rm.revealVotes(0, idx, flipped, salt);
+        } else if (kind == 2) {
+            uint256[] memory fewer = new uint256[](n - 1);
+            bool[] memory fewerAcc = new bool[](n - 1);
+            for (uint256 j = 0; j + 1 < n; ++j) {
+                fewer[j] = idx[j];
+                fewerAcc[j] = acc[j];
+            }
+            vm.prank(auditor);
+            vm.expectPartialRevert(RoundManager.CommitmentMismatch.selector);
+            rm.revealVotes(0, fewer, fewerAcc, salt);
+        } else {
+            uint256[] memory more = new uint256[](n + 1);
+            bool[] memory moreAcc = new bool[](n + 1);
+            for (uint256 j = 0; j < n; ++j) {
+                more[j] = idx[j];
+                moreAcc[j] = acc[j];
+            }
+            more[n] = (tamper >> 8) % N;
+            vm.prank(auditor);
+            vm.expectPartialRevert(RoundManager.CommitmentMismatch.selector);
+            rm.revealVotes(0, more, moreAcc, salt);
+        }
+    }
+
+    /// @dev The true reveal: each revealed index gets exactly this seat's one vote, others none.
+    function _revealAndCheckCounts(uint256 seat, address auditor, uint256[] memory idx, bool[] memory acc, bytes32 salt)
+        internal
+    {
+        RoundManager.Submission[] memory before = rm.submissionsSlice(0, 0, N);
+        vm.prank(auditor);
+        rm.revealVotes(0, idx, acc, salt);
+        uint64 bit = uint64(1 << seat);
+        for (uint256 u = 0; u < N; ++u) {
+            RoundManager.Submission memory s = rm.submission(0, u);
+            (bool listed, bool accepted) = _find(idx, acc, u);
+            assertEq(s.votedMask & bit != 0 ? 1 : 0, listed ? 1 : 0, "voted bit set iff the update was revealed");
+            assertEq(s.acceptMask & bit != 0 ? 1 : 0, listed && accepted ? 1 : 0, "accept bit = revealed vote");
+            assertEq(
+                uint256(s.accepts) + s.rejects,
+                uint256(before[u].accepts) + before[u].rejects + (listed ? 1 : 0),
+                "one counted vote per revealed index"
+            );
+        }
+    }
+
+    function _find(uint256[] memory idx, bool[] memory acc, uint256 u) internal pure returns (bool, bool) {
+        for (uint256 j = 0; j < idx.length; ++j) {
+            if (idx[j] == u) return (true, acc[j]);
+        }
+        return (false, false);
+    }
+}
+
+/// @title Fuzz tests of the committee draw over deployments of varying size
+contract CommitteeFuzzTest is Fixture {
+    /// @notice Whatever N, K, m, the probation length and the votes of earlier rounds, the
+    ///         committee of a round has at most K seats, no address twice, only members
+    ///         eligible at the draw (reputation >= threshold, off probation) that were members
+    ///         when the round's first update came in (the frozen draw pool), consistent seat
+    ///         lookups, and every update is audited by at most m seats other than its submitter's.
+    ///         Fresh identities join before the round and one more after its first submission.
+    function testFuzz_committeeWithinBounds(uint256 nSeed, uint256 kSeed, uint256 mSeed, uint256 votes, uint256 shape)
+        public
+    {
+        Params memory p = testParams();
+        uint256 n = bound(nSeed, 1, 16);
+        uint256 fresh = bound(shape >> 8, 0, 3);
+        p.committeeSize = uint16(bound(kSeed, 2, 12));
+        p.auditorsPerUpdate = uint16(bound(mSeed, 1, p.committeeSize - 1));
+        p.quorum = uint16(bound(mSeed >> 8, 1, p.auditorsPerUpdate));
+        p.probationRounds = uint16(bound(shape >> 16, 0, 2));
+        deploy(p, n + fresh + 1);
+        joinFirst(n);
+        uint256 played = bound(shape, 0, 3);
+        for (uint256 r = 0; r < played; ++r) {
+            playRound(uint256(keccak256(abi.encode(votes, r)))); // random votes: some updates rejected
+        }
+        for (uint256 i = n; i < n + fresh; ++i) {
+            joinPeer(peers[i]);
+        }
+        uint256 round = rm.currentRound();
+        address late = peers[n + fresh];
+        for (uint256 i = 0; i < n + fresh; ++i) {
+            if (!registry.isMember(peers[i])) continue;
+            submit(peers[i], round, hashOf(round, i));
+            if (rm.submissionCount(round) == 1) joinPeer(late); // after the pool is frozen
+        }
+        if (phaseOf() == uint256(RoundManager.Phase.Submit)) {
+            vm.warp(block.timestamp + 3600); // the late joiner has not submitted: end the phase on time
+            rm.advance(round);
+        }
+        _checkCommittee(round, p.committeeSize, late);
+        _checkAuditors(round, p.auditorsPerUpdate);
+    }
+
+    function _checkCommittee(uint256 round, uint256 k, address late) internal view {
+        address[] memory c = rm.committeeOf(round);
+        uint256 pool = rm.roundInfo(round).pool;
+        assertLe(c.length, k, "committee size <= K");
+        for (uint256 s = 0; s < c.length; ++s) {
+            assertTrue(registry.eligible(c[s]), "seat held by an eligible member");
+            assertTrue(!registry.onProbation(c[s]), "no seat for a member on probation");
+            assertTrue(c[s] != late, "no seat for a member that joined after the first submission");
+            assertLe(registry.peerInfo(c[s]).index + 1, pool, "seat holder is in the frozen draw pool");
+            assertEq(rm.seatOf(round, c[s]), s, "seatOf matches the seat order");
+            for (uint256 t = 0; t < s; ++t) {
+                assertTrue(c[s] != c[t], "no member holds two seats");
+            }
+        }
+    }
+
+    function _checkAuditors(uint256 round, uint256 m) internal view {
+        uint256 subs = rm.submissionCount(round);
+        for (uint256 u = 0; u < subs; ++u) {
+            address[] memory a = rm.auditorsOf(round, u);
+            assertLe(a.length, m, "at most m auditors per update");
+            address submitter = rm.submission(round, u).peer;
+            for (uint256 j = 0; j < a.length; ++j) {
+                assertTrue(a[j] != submitter, "nobody audits its own update");
+                for (uint256 t = 0; t < j; ++t) {
+                    assertTrue(a[j] != a[t], "an auditor audits an update once");
+                }
+            }
+        }
+    }
+}
+
+/// @title A hash submitted twice in a round is refused (issue 19, finding 3: copied updates)
+contract DuplicateHashFuzzTest is Fixture {
+    uint256 internal constant N = 6;
+
+    function setUp() public {
+        deploy(testParams(), N);
+        joinAll();
+    }
+
+    /// @notice Any member re-submitting any other member's hash of the same round reverts.
+    function testFuzz_copiedHashRefused(uint256 victimSeed, uint256 copierSeed) public {
+        uint256 victim = victimSeed % N;
+        uint256 copier = copierSeed % N;
+        vm.assume(victim != copier);
+        bytes32 h = hashOf(0, victim);
+        submit(peers[victim], 0, h);
+        (bytes32 reveal, bytes32 commit) = beaconArgs(peers[copier], 0);
+        vm.prank(peers[copier]);
+        vm.expectPartialRevert(RoundManager.DuplicateHash.selector);
+        rm.submitUpdate(0, h, 10, reveal, commit);
+        assertEq(rm.submissionCount(0), 1, "the copy was not recorded");
+    }
+}
