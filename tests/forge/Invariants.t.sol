@@ -13,7 +13,7 @@ import {TestBase} from "./Base.sol";
 ///         probation for one round, paying an entry fee). Every action picks an actor from
 ///         its seed, does what that actor may do now (or nothing), and never reverts. Some
 ///         actions attack: submitting another member's hash, opening a commitment with a
-///         wrong salt, revealing twice. `playRound` drives a whole round so that a run of 25
+///         wrong salt, revealing twice, committing to two votes on one update. `playRound` drives a whole round so that a run of 25
 ///         calls crosses several rounds. Ghost variables record what the contracts were seen
 ///         to do; the invariants compare them with the contracts' state.
 contract ProtocolHandler is Fixture {

@@ -111,7 +111,9 @@ contract VoteCommitmentFuzzTest is Fixture {
             rm.revealVotes(0, idx, acc, salt ^ bytes32(uint256(1)));
         } else if (kind == 1) {
             bool[] memory flipped = new bool[](n);
-            for (uint256 j = 0; j < n; ++j) flipped[j] = acc[j];
+            for (uint256 j = 0; j < n; ++j) {
+                flipped[j] = acc[j];
+            }
             uint256 f = (tamper >> 8) % n;
             flipped[f] = !flipped[f];
             vm.prank(auditor);
