@@ -37,11 +37,16 @@ EXPECTED_TESTS = {
     "tests/forge/Votes.t.sol:VoteCommitmentFuzzTest": {
         "testFuzz_revealOpensOnlyItsCommitment(uint256,uint256,bytes32,uint256)",
         "testFuzz_revealRefusesUnassignedAndRepeatedVotes(uint256,uint256,bool,bytes32)",
+        "testFuzz_commitmentBindsChainAndContract(uint256,uint256,bytes32,uint256)",
     },
     "tests/forge/Votes.t.sol:CommitteeFuzzTest": {
         "testFuzz_committeeWithinBounds(uint256,uint256,uint256,uint256,uint256)",
     },
     "tests/forge/Votes.t.sol:DuplicateHashFuzzTest": {"testFuzz_copiedHashRefused(uint256,uint256)"},
+    "tests/forge/Votes.t.sol:BeaconFuzzTest": {
+        "testFuzz_seedIgnoresUpdateBytesOrderAndTiming(uint256,uint256,uint256)",
+        "testFuzz_beaconRevealOpensOnlyOwnCommitment(uint256,bytes32,bool)",
+    },
 }
 
 Forge = Callable[..., "subprocess.CompletedProcess[str]"]

@@ -60,6 +60,38 @@ contract VoteCommitmentFuzzTest is Fixture {
         rm.revealVotes(0, idx, acc, salt);
     }
 
+    /// @notice A vote commitment is `keccak256(abi.encode(chainid, roundManager, round,
+    ///         auditor, updateIdx, accept, salt))`; one made for another chain or another
+    ///         deployment (or without them) does not open here.
+    function testFuzz_commitmentBindsChainAndContract(uint256 seatSeed, uint256 bits, bytes32 salt, uint256 other)
+        public
+    {
+        (, address auditor) = _seat(seatSeed);
+        (uint256[] memory idx, bool[] memory acc) = votesOf(0, auditor, bits);
+        assertEq(
+            uint256(rm.voteCommitment(0, auditor, idx, acc, salt)),
+            uint256(keccak256(abi.encode(block.chainid, address(rm), uint256(0), auditor, idx, acc, salt))),
+            "voteCommitment is the documented formula"
+        );
+        bytes32 foreign;
+        if (other % 3 == 0) {
+            vm.assume(other != block.chainid);
+            foreign = keccak256(abi.encode(other, address(rm), uint256(0), auditor, idx, acc, salt));
+        } else if (other % 3 == 1) {
+            address elsewhere = address(uint160(other >> 8));
+            vm.assume(elsewhere != address(rm));
+            foreign = keccak256(abi.encode(block.chainid, elsewhere, uint256(0), auditor, idx, acc, salt));
+        } else {
+            foreign = keccak256(abi.encode(uint256(0), auditor, idx, acc, salt)); // the old, unbound form
+        }
+        vm.prank(auditor);
+        rm.commitVotes(0, foreign);
+        _toReveal();
+        vm.prank(auditor);
+        vm.expectPartialRevert(RoundManager.CommitmentMismatch.selector);
+        rm.revealVotes(0, idx, acc, salt);
+    }
+
     /// @notice A commitment that opens correctly still cannot carry a vote on an update the
     ///         seat does not audit (its own included), an index out of range, or the same
     ///         update twice.
@@ -267,5 +299,57 @@ contract DuplicateHashFuzzTest is Fixture {
         vm.expectPartialRevert(RoundManager.DuplicateHash.selector);
         rm.submitUpdate(0, h, 10, reveal, commit);
         assertEq(rm.submissionCount(0), 1, "the copy was not recorded");
+    }
+}
+
+/// @title The committee seed depends on nothing a participant chooses at submission time
+///        (issue 19, finding 1: the last submitter chose the committee)
+contract BeaconFuzzTest is Fixture {
+    uint256 internal constant N = 6;
+
+    function setUp() public {
+        deploy(testParams(), N);
+        joinAll();
+        playRound(type(uint256).max); // round 0: every member commits to its round-1 secret
+    }
+
+    /// @notice Whatever update hashes the members submit, in whatever order, at whatever time
+    ///         and block, round 1's seed is keccak256(previous seed, XOR of the revealed
+    ///         secrets, 1), fixed before round 1 began, and the committee is the same.
+    function testFuzz_seedIgnoresUpdateBytesOrderAndTiming(uint256 hashSalt, uint256 order, uint256 delay) public {
+        bytes32 beacon;
+        for (uint256 i = 0; i < N; ++i) {
+            beacon ^= beaconSecret(peers[i], 1);
+        }
+        bytes32 expected = keccak256(abi.encode(rm.roundInfo(0).seed, beacon, uint256(1)));
+        uint256 start = order % N;
+        for (uint256 j = 0; j < N; ++j) {
+            uint256 i = (start + j) % N;
+            vm.warp(block.timestamp + bound(delay >> (8 * j), 0, 500)); // 6 x 500 s < the 3600 s phase
+            vm.roll(block.number + 1 + ((delay >> (8 * j)) % 50));
+            submit(peers[i], 1, keccak256(abi.encode(hashSalt, i)));
+        }
+        assertEq(uint256(rm.roundInfo(1).seed), uint256(expected), "seed = f(previous seed, secrets, round)");
+        address[] memory c = rm.committeeOf(1);
+        address[] memory d = registry.drawCommitteeAmong(expected, 4, N);
+        assertEq(c.length, d.length, "committee is the draw from that seed");
+        for (uint256 s = 0; s < c.length; ++s) {
+            assertTrue(c[s] == d[s], "committee is the draw from that seed");
+        }
+    }
+
+    /// @notice A beacon reveal must open the member's own commitment: a wrong secret, or
+    ///         another member's secret (what a copier of that member's commitment would need),
+    ///         reverts, so nobody cancels another's secret in the XOR.
+    function testFuzz_beaconRevealOpensOnlyOwnCommitment(uint256 who, bytes32 wrong, bool useOthers) public {
+        uint256 i = who % N;
+        address peer = peers[i];
+        assertTrue(rm.beaconPending(1, peer), "round 0 left a commitment for round 1");
+        bytes32 reveal = useOthers ? beaconSecret(peers[(i + 1) % N], 1) : wrong;
+        vm.assume(reveal != beaconSecret(peer, 1));
+        (, bytes32 commit) = beaconArgs(peer, 1);
+        vm.prank(peer);
+        vm.expectPartialRevert(RoundManager.BeaconMismatch.selector);
+        rm.submitUpdate(1, hashOf(1, i), 10, reveal, commit);
     }
 }
