@@ -111,3 +111,15 @@ def test_empty_validation_split(ds) -> None:
     c = digits.make_client(ds.train, (ds.X_test[:0], ds.y_test[:0]), seed=0)
     loss, n, m = c.evaluate(c.get_parameters({}), {})
     assert n == 0 and np.isnan(loss)
+
+
+def test_server_round_keys_the_same_shuffle_as_the_old_round(ds) -> None:
+    """server_round r + 1 (1-based, what peers send now) trains exactly as the old 0-based
+    config["round"] r did: experiments keep their results."""
+    X, y = ds.X_train[:200], ds.y_train[:200]
+    a = digits.make_client((X, y), (X, y), seed=3)
+    b = digits.make_client((X, y), (X, y), seed=3)
+    p0 = a.get_parameters({})
+    pa, _, _ = a.fit(p0, {"round": 4})
+    pb, _, _ = b.fit(p0, {"server_round": 5})
+    assert all(np.array_equal(x, z) for x, z in zip(pa, pb))
