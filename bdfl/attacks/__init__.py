@@ -267,6 +267,10 @@ class Attack:
         """Whether the attack is on in ``round`` (0-based). Default: always."""
         return True
 
+    def abstains(self, round: int) -> bool:  # noqa: A002
+        """Whether, as an auditor in ``round``, it casts no vote at all (lazy_auditor). Default: False."""
+        return False
+
     def poison_data(
         self, X: np.ndarray, y: np.ndarray, rng: np.random.Generator, *, num_classes: int | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -405,12 +409,19 @@ from bdfl.attacks import (  # noqa: E402
     alie,
     backdoor,
     colluding_auditor,
+    dissensus,
+    fang,
     free_rider,
     gaussian_noise,
     ipm,
     label_flip,
+    lazy_auditor,
+    mimic,
+    min_max,
+    min_sum,
     none,
     on_off,
+    optimal,
     scaling,
     sign_flip,
 )

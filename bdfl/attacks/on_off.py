@@ -97,6 +97,9 @@ class OnOff(Attack):
     def poison_update(self, ctx: AttackContext) -> NDArrays:
         return self.inner_attack.poison_update(ctx)
 
+    def abstains(self, round: int) -> bool:  # noqa: A002
+        return self.active(round) and self.inner_attack.abstains(round)
+
     def vote(self, ctx: VoteContext | AttackContext, candidate_is_attacker: bool, honest_verdict: bool) -> bool:
         if not self.active(ctx.round):
             return bool(honest_verdict)

@@ -20,7 +20,8 @@ from bdfl.learning.data import task_shard_indices
 from bdfl.learning.task import load_task
 from bdfl.net.overlay import KINDS as TOPOLOGIES
 
-BASELINE_DEFENSES = ("fedavg", "krum", "multikrum", "median", "trimmed_mean")
+BASELINE_DEFENSES = ("fedavg", "krum", "multikrum", "median", "trimmed_mean",
+                     "geometric_median", "centered_clipping", "nnm_trimmed_mean")  # bdfl.learning.robust_aggregation
 DEFENSES = ("bdfl", *BASELINE_DEFENSES)
 
 
@@ -100,6 +101,9 @@ def protocol_params(cfg: ExperimentConfig) -> Any:
             commit_duration=p.commit_seconds,
             reveal_duration=p.reveal_seconds,
             max_missed_rounds=p.max_missed_rounds,
+            entry_fee=p.entry_fee * TOKEN,
+            probation_rounds=p.probation_rounds,
+            unbonding_rounds=p.unbonding_rounds,
         )
     except ConfigError:
         raise

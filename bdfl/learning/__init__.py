@@ -6,10 +6,13 @@ Imports nothing from the chain, network or peer layers. Submodules:
 * :mod:`bdfl.learning.task` — loading task modules (``clients.digits`` ...) and calling
   their ``NumPyClient``\\ s;
 * :mod:`bdfl.learning.aggregation` — FedAvg / Krum / median / trimmed mean / "bdfl";
+* :mod:`bdfl.learning.robust_aggregation` — geometric median, centered clipping with
+  bucketing, NNM + trimmed mean (registered in ``AGGREGATORS`` on import of this package);
 * :mod:`bdfl.learning.audit` — the auditor's accept/reject rule.
 """
 
 from bdfl.learning.aggregation import AGGREGATORS, aggregate, validate_aggregator
+from bdfl.learning import robust_aggregation  # noqa: F401, I001 - registers geometric_median, centered_clipping, nnm_trimmed_mean
 from bdfl.learning.audit import AuditRule, AuditVerdict, audit_updates
 from bdfl.learning.data import (
     Dataset,

@@ -272,7 +272,7 @@ def defense_params(defense: Any, num_attackers: int) -> dict[str, Any]:
     for bdfl run and bdfl peer."""
     if defense.name == "trimmed_mean":
         return {"beta": defense.trimmed_beta}
-    if defense.name in ("krum", "multikrum"):
+    if defense.name in ("krum", "multikrum", "nnm_trimmed_mean"):
         return {"num_malicious": defense.krum_malicious if defense.krum_malicious >= 0 else max(0, num_attackers)}
     return {}
 

@@ -294,6 +294,9 @@ class Peer:
             self.last_audit_rejections = [(assigned[pos].peer, v.failed) for pos, v in zip(ok_positions, verdicts) if not v.accept]
         else:
             self.last_audit_rejections = []
+        if self.attack is not None and self.attack.abstains(rnd):  # a lazy auditor casts no vote
+            self.last_abstentions.extend((c.peer, "lazy") for c, v in zip(assigned, voted) if v)
+            voted = [False] * len(assigned)
         if self.attack is not None:
             verdict = [
                 bool(self.attack.vote(VoteContext(round=rnd, candidate=cand.peer), cand.peer in attacker_peers, v))

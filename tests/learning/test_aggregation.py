@@ -164,7 +164,8 @@ def test_aggregate_errors() -> None:
     with pytest.raises(AggregationError, match="num_malicious"):
         validate_aggregator("krum", {"num_malicious": -1})
     assert validate_aggregator("trimmed_mean") == {"beta": 0.1}
-    assert set(AGGREGATORS) == {"bdfl", "fedavg", "krum", "multikrum", "median", "trimmed_mean"}
+    assert set(AGGREGATORS) == {"bdfl", "fedavg", "krum", "multikrum", "median", "trimmed_mean",
+                                "geometric_median", "centered_clipping", "nnm_trimmed_mean"}
 
 
 def test_update_weight_by_reputation_and_capped_samples() -> None:
