@@ -214,6 +214,7 @@ class TorchClient(NumPyClient):
         self.seed = int(seed)
         self.hparams = hparams
         self.model = seeded_init(model_fn(hparams), self.seed)
+        self.parameter_names = list(self.model.state_dict())  # named in contract errors (bdfl.learning.task)
         self.X_train, self.y_train = to_tensors(train)
         self.X_val, self.y_val = to_tensors(val)
         self._fits = 0

@@ -273,6 +273,9 @@ class Task:
 
     name: str
     module: ModuleType = field(repr=False)
+    # config keys known once the data set is loaded (``classes``): every client gets them,
+    # even one built without a config (e.g. an attack's evaluator)
+    defaults: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def load_dataset(self, data_dir: str | None = None) -> Dataset:
         ds = self.module.load_dataset(data_dir)
@@ -280,6 +283,7 @@ class Task:
             raise TaskError(
                 f"{self.name}.load_dataset must return bdfl.learning.data.Dataset, got {type(ds).__name__}"
             )
+        self.defaults["classes"] = list(range(ds.num_classes))
         return ds
 
     def make_client(
@@ -307,7 +311,7 @@ class Task:
                     f"{self.name}.make_client returned {type(client).__name__}, which has no {method}() "
                     "method; it must return a flwr.client.NumPyClient"
                 )
-        return CheckedClient(client, task=self.name, config=config, cast_dtypes=cast_dtypes)
+        return CheckedClient(client, task=self.name, config={**self.defaults, **(config or {})}, cast_dtypes=cast_dtypes)
 
     def initial_parameters(
         self, dataset: Dataset, *, seed: int, hparams: Mapping[str, Any] | None = None,

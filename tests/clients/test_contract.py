@@ -144,3 +144,20 @@ def test_clientapp_renamed_arrays_are_refused(ds) -> None:  # noqa: ANN001
                                            initial_arrays=initial), task="renaming")
     with pytest.raises(ClientContractError, match="task renaming: fit\\(\\) returned array 0 named 'x.0', expected '0'"):
         client.fit(client.get_parameters({}), {"server_round": 1})
+
+
+def test_classes_reach_clients_built_without_a_config(ds) -> None:  # noqa: ANN001
+    """Once the task's data set is loaded, every client gets config['classes'] (an attack's
+    evaluator builds its client without a run config); TorchClients name their arrays."""
+    task = load_task("clients.sklearn_logreg")
+    data = task.load_dataset(None)
+    client = task.make_client((data.X_train[:50], data.y_train[:50]), (data.X_test[:50], data.y_test[:50]), seed=0)
+    loss, _, _ = client.evaluate(client.get_parameters({}), {})  # log_loss(labels=config["classes"])
+    assert np.isfinite(loss)
+    digits = load_task("clients.digits")
+    dclient = digits.make_client((ds.X_train[:20], ds.y_train[:20]), (ds.X_train[:20], ds.y_train[:20]), seed=0)
+    assert dclient.parameter_names == ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"]
+    params = dclient.get_parameters({})
+    wrong = [*params[:2], params[2][:9], params[3]]  # a 9-class head
+    with pytest.raises(ClientContractError, match="array 2 \\('fc2.weight'\\) with shape \\(9, 64\\), expected \\(10, 64\\)"):
+        check_contract(wrong, params, task="clients.digits", names=dclient.parameter_names)
