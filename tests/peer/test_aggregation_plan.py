@@ -44,7 +44,8 @@ class FakeChain:
         return [(PeerInfo(a, Status.ACTIVE, True, 0, int(REP[a] * 10**18), 0, 1, i), 0, 0) for i, a in enumerate(members)]
 
     def round_info(self, rnd: int) -> RoundInfo:
-        return RoundInfo(rnd, Phase.CLOSED, 0, len(ADDRS), 5, 5, 5, 3, 0, len(self.approved), SEED, b"\x00" * 32)
+        return RoundInfo(rnd, Phase.CLOSED, 0, len(ADDRS), 5, 5, 5, 3, 0, len(self.approved), pool=len(ADDRS), seed=SEED,
+                         beacon=b"\x00" * 32, minted=0, beacon_reveals=0)
 
     def submissions(self, rnd: int) -> list[Submission]:
         # approved 5-0 (or 4-1 when contested or with the dissenter), rejected 0-5 (1-4)
