@@ -48,6 +48,16 @@ class TaskConfig:
 
 
 @dataclass(frozen=True)
+class AttackGroupConfig:
+    """One group of attackers (an ``[[attack.groups]]`` table): attack ``name`` with ``params``
+    on ``floor(fraction x peers)`` peers."""
+
+    name: str = ""
+    fraction: float = 0.0
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class AttackConfig:
     """Who attacks and how: a registered attack applied to ``fraction`` of the peers."""
 
@@ -55,6 +65,9 @@ class AttackConfig:
     fraction: float = 0.3
     colluding_auditors: bool = False
     params: dict[str, Any] = field(default_factory=dict)
+    # several attack kinds in one run, one per group (bdfl.experiment.setup.attacker_groups:
+    # seeded); when given, name, fraction and params above are not used
+    groups: tuple[AttackGroupConfig, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -217,10 +230,17 @@ class ExperimentConfig:
 
     @property
     def num_attackers(self) -> int:
-        return int(math.floor(self.attack.fraction * self.peers + 1e-9))
+        if self.attack.groups:
+            return sum(group_size(g.fraction, self.peers) for g in self.attack.groups)
+        return group_size(self.attack.fraction, self.peers)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def group_size(fraction: float, peers: int) -> int:
+    """Attackers of a fraction of the peers: ``floor(fraction x peers)``."""
+    return int(math.floor(fraction * peers + 1e-9))
 
 
 # -- parsing -------------------------------------------------------------------
@@ -374,8 +394,9 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     _range("attack.fraction", a.fraction, 0.0, 1.0, hi_open=True)
     if a.name == "none" and a.fraction > 0:
         raise ConfigError("attack.fraction", "attackers without an attack: set attack.name or fraction = 0")
-    if a.name != "none" and cfg.num_attackers == 0 and a.fraction > 0:
+    if a.name != "none" and not a.groups and cfg.num_attackers == 0 and a.fraction > 0:
         raise ConfigError("attack.fraction", f"{a.fraction} of {cfg.peers} peers rounds down to 0 attackers", f">= {1 / cfg.peers:.3g}")
+    _validate_attack_groups(cfg)
     d = cfg.defense
     for f in fields(DefenseConfig):  # in declaration order: the first bad field is reported
         if f.name in DEFENSE_SETTINGS:
@@ -405,6 +426,24 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     _range("net.fetch_retries", cfg.net.fetch_retries, 0, 10)
     _validate_faults(cfg)
     return cfg
+
+
+def _validate_attack_groups(cfg: ExperimentConfig) -> None:
+    """Each ``[[attack.groups]]`` entry names an attack (checked against the registry by
+    preflight) on at least one peer; together they leave at least one honest peer."""
+    a = cfg.attack
+    if a.groups and a.params:
+        raise ConfigError("attack.params", "not used with [[attack.groups]]: give each group its params")
+    for i, g in enumerate(a.groups):
+        path = f"attack.groups[{i}]"
+        if not g.name or g.name == "none":
+            raise ConfigError(f"{path}.name", "missing" if not g.name else "a group needs an attack, not 'none'", "a registered attack")
+        _range(f"{path}.fraction", g.fraction, 0.0, 1.0, lo_open=True, hi_open=True)
+        if group_size(g.fraction, cfg.peers) == 0:
+            raise ConfigError(f"{path}.fraction", f"{g.fraction} of {cfg.peers} peers rounds down to 0 attackers", f">= {1 / cfg.peers:.3g}")
+    if a.groups and cfg.num_attackers >= cfg.peers:
+        raise ConfigError("attack.groups", f"the groups' {cfg.num_attackers} attackers leave no honest peer of {cfg.peers}",
+                          "fractions summing to less than 1")
 
 
 def _validate_faults(cfg: ExperimentConfig) -> None:

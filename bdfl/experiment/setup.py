@@ -14,7 +14,7 @@ import numpy as np
 
 from bdfl.attacks import ATTACKS, make_attack
 from bdfl.chain.deploy import ProtocolParams, TOKEN
-from bdfl.config import ExperimentConfig
+from bdfl.config import ExperimentConfig, group_size
 from bdfl.errors import BDFLError, ConfigError
 from bdfl.learning.data import task_shard_indices
 from bdfl.learning.task import load_task
@@ -28,14 +28,16 @@ DEFENSES = ("bdfl", *BASELINE_DEFENSES)
 def preflight(cfg: ExperimentConfig) -> None:
     """Check every name that refers to a registry in an upper layer; raise ConfigError."""
 
-    if cfg.attack.name not in ATTACKS:
-        raise ConfigError("attack.name", f"unknown attack {cfg.attack.name!r}", ", ".join(sorted(ATTACKS)))
-    try:
-        make_attack(cfg.attack.name, **cfg.attack.params)
-    except ConfigError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - the attack's own validation message
-        raise ConfigError("attack.params", str(getattr(exc, "message", exc))) from None
+    kinds = [(f"attack.groups[{i}].", g.name, g.params) for i, g in enumerate(cfg.attack.groups)]
+    for prefix, name, params in kinds or [("attack.", cfg.attack.name, cfg.attack.params)]:
+        if name not in ATTACKS:
+            raise ConfigError(prefix + "name", f"unknown attack {name!r}", ", ".join(sorted(ATTACKS)))
+        try:
+            make_attack(name, **params)
+        except ConfigError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the attack's own validation message
+            raise ConfigError(prefix + "params", str(getattr(exc, "message", exc))) from None
     if cfg.defense.name not in DEFENSES:
         raise ConfigError("defense.name", f"unknown defense {cfg.defense.name!r}", ", ".join(DEFENSES))
     if cfg.overlay.topology not in TOPOLOGIES:
@@ -63,6 +65,20 @@ def attacker_indices(cfg: ExperimentConfig) -> list[int]:
     return sorted(int(i) for i in rng.choice(cfg.peers, size=cfg.num_attackers, replace=False))
 
 
+def attacker_groups(cfg: ExperimentConfig) -> dict[int, int]:
+    """With ``[[attack.groups]]``: attacker index -> its group (position in ``attack.groups``).
+    The attackers (:func:`attacker_indices`) in a seeded order, each group taking its
+    ``floor(fraction x peers)`` in turn; {} without groups."""
+    if not cfg.attack.groups:
+        return {}
+    order = np.random.default_rng([cfg.seed, 8]).permutation(attacker_indices(cfg))
+    out: dict[int, int] = {}
+    for g, group in enumerate(cfg.attack.groups):
+        for i in order[len(out): len(out) + group_size(group.fraction, cfg.peers)]:
+            out[int(i)] = g
+    return out
+
+
 def frozen_clock(cfg: ExperimentConfig) -> bool:
     """A simulation devnet: anvil started here with a frozen clock (no interval mining).
     Its randomness is reproducible, and workers mine each phase's transactions in batches."""
@@ -70,10 +86,14 @@ def frozen_clock(cfg: ExperimentConfig) -> bool:
 
 
 def make_attack_for(cfg: ExperimentConfig, index: int) -> Any:
-    params = dict(cfg.attack.params)
+    """Attacker ``index``'s attack: its group's (``[[attack.groups]]``) or the one ``[attack]``."""
+    name, params = cfg.attack.name, dict(cfg.attack.params)
+    if cfg.attack.groups:
+        group = cfg.attack.groups[attacker_groups(cfg)[index]]
+        name, params = group.name, dict(group.params)
     if cfg.attack.colluding_auditors:
         params["colluding_auditors"] = True
-    return make_attack(cfg.attack.name, **params)
+    return make_attack(name, **params)
 
 
 def peer_data(task: Any, cfg: ExperimentConfig) -> tuple[Any, list[tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]]]:

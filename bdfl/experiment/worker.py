@@ -132,12 +132,11 @@ class Worker:
         trigger stamped on every image of another class, labelled with the target class, so
         its accuracy is the attack success rate (bdfl.attacks.backdoor). None otherwise."""
 
-        if not self.attackers:
+        backdoors = [a for a in (getattr(b, "inner_attack", b) for b in (make_attack_for(self.cfg, i) for i in sorted(self.attackers)))
+                     if hasattr(a, "triggered_test_set")]  # on_off around a backdoor; with groups, the first backdoor group
+        if not backdoors:
             return None
-        attack = make_attack_for(self.cfg, min(self.attackers))
-        attack = getattr(attack, "inner_attack", attack)  # on_off around a backdoor
-        if not hasattr(attack, "triggered_test_set"):
-            return None
+        attack = backdoors[0]
         X, y = attack.triggered_test_set(dataset.X_test, dataset.y_test)
         return task.make_client((X[:64], y[:64]), (X, y), seed=0, hparams=task_hparams(self.cfg.task), config=self._base)
 

@@ -1,0 +1,81 @@
+"""Several attack kinds in one run: ``[[attack.groups]]`` validated up front, attackers
+assigned to groups by seed (deterministic), each built with its group's attack."""
+
+from __future__ import annotations
+
+import tomllib
+
+import pytest
+
+from bdfl.config import dump_toml, from_dict, load_config
+from bdfl.errors import ConfigError
+from bdfl.experiment.setup import attacker_groups, attacker_indices, make_attack_for, preflight
+
+GROUPS = """
+peers = 20
+seed = 3
+[[attack.groups]]
+name = "min_max"
+fraction = 0.15
+[[attack.groups]]
+name = "sign_flip"
+fraction = 0.1
+params = { scale = 2.0 }
+[[attack.groups]]
+name = "lazy_auditor"
+fraction = 0.05
+params = { mode = "abstain" }
+"""
+
+
+def _cfg(text: str = GROUPS, **top: object):
+    data = tomllib.loads(text)
+    data.update(top)
+    return from_dict(data)
+
+
+def test_groups_split_the_seeded_attackers_deterministically() -> None:
+    cfg = _cfg()
+    assert cfg.num_attackers == 3 + 2 + 1
+    groups = attacker_groups(cfg)
+    assert sorted(groups) == attacker_indices(cfg)
+    assert sorted(groups.values()) == [0, 0, 0, 1, 1, 2]
+    assert attacker_groups(_cfg()) == groups  # same seed, same assignment
+    assert any(attacker_groups(_cfg(seed=s)) != groups for s in range(4, 8))  # the seed decides
+    kinds = {i: make_attack_for(cfg, i) for i in groups}
+    assert {i: a.name for i, a in kinds.items()} == {i: ("min_max", "sign_flip", "lazy_auditor")[g] for i, g in groups.items()}
+    assert all(a.scale == 2.0 for a in kinds.values() if a.name == "sign_flip")
+    assert all(a.abstains(0) for a in kinds.values() if a.name == "lazy_auditor")
+    preflight(cfg)  # names and params resolve
+    # the resolved config (results folders' config.toml) reads back the same
+    assert from_dict(tomllib.loads(dump_toml(cfg))).attack.groups == cfg.attack.groups
+
+
+def test_single_attack_unchanged() -> None:
+    cfg = load_config(None, {"peers": 20, "seed": 3})
+    assert cfg.attack.groups == () and attacker_groups(cfg) == {}
+    assert cfg.num_attackers == 6 and make_attack_for(cfg, attacker_indices(cfg)[0]).name == "label_flip"
+
+
+@pytest.mark.parametrize("text,field", [
+    ('[[attack.groups]]\nfraction = 0.2', "attack.groups[0].name"),
+    ('[[attack.groups]]\nname = "none"\nfraction = 0.2', "attack.groups[0].name"),
+    ('[[attack.groups]]\nname = "alie"\nfraction = 0.01', "attack.groups[0].fraction"),
+    ('[[attack.groups]]\nname = "alie"\nfraction = 0.6\n[[attack.groups]]\nname = "ipm"\nfraction = 0.45', "attack.groups"),
+    ('[attack]\nparams = { z = 1.0 }\n[[attack.groups]]\nname = "alie"\nfraction = 0.2', "attack.params"),
+    ('[[attack.groups]]\nname = "alie"\nfraction = 0.2\ncolour = 1', "attack.groups[0].colour"),
+])
+def test_bad_groups_name_the_field(text: str, field: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        _cfg("peers = 20\n" + text)
+    assert field in str(info.value)
+
+
+@pytest.mark.parametrize("text,field", [
+    ('[[attack.groups]]\nname = "minmax"\nfraction = 0.2', "attack.groups[0].name"),
+    ('[[attack.groups]]\nname = "min_max"\nfraction = 0.2\nparams = { perturbation = "huge" }', "attack.groups[0].params"),
+])
+def test_preflight_checks_group_attacks(text: str, field: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        preflight(_cfg("peers = 20\n" + text))
+    assert field in str(info.value)
