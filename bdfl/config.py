@@ -163,6 +163,12 @@ class ProtocolConfig:
     commit_seconds: int = 600
     reveal_seconds: int = 600
     max_missed_rounds: int = 3
+    # Identity economics (docs/protocol.md, "Identity costs"): tokens of a fresh address's
+    # first join that are burned, rounds a newcomer joining after round 0 is on probation (no
+    # committee seat, not aggregated), rounds a departed member's stake stays bonded.
+    entry_fee: int = 10
+    probation_rounds: int = 3
+    unbonding_rounds: int = 1
 
 
 @dataclass(frozen=True)
@@ -416,6 +422,9 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     for phase in ("submit_seconds", "commit_seconds", "reveal_seconds"):
         _range(f"protocol.{phase}", getattr(p, phase), 1, 86_400)
     _range("protocol.max_missed_rounds", p.max_missed_rounds, 1, 1000)
+    _range("protocol.entry_fee", p.entry_fee, 0, p.min_stake - 1)
+    _range("protocol.probation_rounds", p.probation_rounds, 0, 1000)
+    _range("protocol.unbonding_rounds", p.unbonding_rounds, 0, 1000)
     c = cfg.chain
     if c.backend not in CHAIN_BACKENDS:
         raise ConfigError("chain.backend", f"unknown backend {c.backend!r}", ", ".join(CHAIN_BACKENDS))

@@ -204,7 +204,7 @@ contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
         if (amount < minStake) revert StakeTooLow(amount, minStake);
         _checkEndpoint(endpoint);
         if (_members.length >= type(uint32).max) revert MemberLimitReached();
-        uint256 fee;
+        uint256 fee = 0;
         uint64 round = currentRound;
         if (!p.known) {
             p.known = true;
@@ -583,7 +583,7 @@ contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
         bytes calldata b = bytes(endpoint);
         uint256 len = b.length;
         if (len == 0 || len > MAX_ENDPOINT_BYTES) revert EndpointInvalid("length");
-        uint256 i;
+        uint256 i = 0;
         if (len > 7 && bytes7(b[0:7]) == bytes7("http://")) i = 7;
         else if (len > 8 && bytes8(b[0:8]) == bytes8("https://")) i = 8;
         else revert EndpointInvalid("scheme");
@@ -618,7 +618,7 @@ contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
         if (j == end || b[j] != ":") revert EndpointInvalid("port");
         ++j;
         if (j == end || end - j > 5) revert EndpointInvalid("port");
-        uint256 port;
+        uint256 port = 0;
         for (; j < end; ++j) {
             uint8 d = uint8(b[j]);
             if (d < 0x30 || d > 0x39) revert EndpointInvalid("port");

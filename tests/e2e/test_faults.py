@@ -42,6 +42,10 @@ BASE = {
     "task.local_epochs": 2,
     "protocol.committee_size": 4,
     "protocol.auditors_per_update": 3,
+    # no newcomer probation here: it changes the committee draws, and with them which honest
+    # updates the faulty network gets rejected (measured: the late joiner's first update);
+    # tests/chain/test_identity.py covers probation
+    "protocol.probation_rounds": 0,
     "protocol.quorum": 2,
     "protocol.max_missed_rounds": 2,
     "overlay.degree": 3,
