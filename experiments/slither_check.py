@@ -5,7 +5,7 @@
 1. ``node node_modules/hardhat/internal/cli/cli.js --config build/slither-hardhat/hardhat.config.js
    compile --force``: the project's hardhat.config.js (which points Hardhat at the npm ``solc``
    package, so nothing is downloaded) with private output paths under build/slither-hardhat;
-2. ``slither . --hardhat-ignore-compile --hardhat-artifacts-directory build/slither-hardhat/artifacts
+2. ``slither . --compile-force-framework hardhat --hardhat-ignore-compile --hardhat-artifacts-directory build/slither-hardhat/artifacts
    --json build/slither.json`` reads that build-info (no native solc, no solc-select download:
    Slither works from the compiler's AST in the build info);
 3. writes ``experiments/results/slither.md``: every finding by severity, detector and
@@ -40,11 +40,13 @@ SEVERITIES = ("High", "Medium", "Low", "Informational", "Optimization")
 _REENTRANCY_RM = (
     "False positive. The only external calls are to `registry`, the `immutable` PeerRegistry "
     "fixed at construction, and the functions called (`onSubmit`, `settle`, `sweep`, `openRound`, "
-    "`memberCount`, `drawCommittee`) never call back into RoundManager: their own external calls go "
+    "`memberCount`, `drawCommitteeAmong`) never call back into RoundManager: their own external calls go "
     "only to the immutable BDFLToken (`mint` / `burn` of an OpenZeppelin ERC-20 without hooks). "
     "No untrusted code runs during these transactions, so no re-entrant call can observe the "
     "state written after them. The order is intended: e.g. the last submission must be recorded "
-    "(and its eligibility known) before the committee is drawn in the same transaction."
+    "(and its eligibility known) before the committee is drawn in the same transaction, and "
+    "`finalize` books a reward with `settle` before adding it to the round's minted total "
+    "(`rs.minted`, checked against the budget by `_grant` before the call)."
 )
 
 #: (detector, element) -> why it is not a vulnerability. Element: ``Contract.member`` or
@@ -86,7 +88,7 @@ NOTES: dict[str, str] = {
     "timestamp": "phase deadlines are block.timestamp by design (minutes-long phases; a proposer's few seconds of drift do not matter); `approvedUpdates` is a false match (no timestamp involved)",
     "assembly": "OpenZeppelin internals, plus `drawCommittee` and `assignmentsOf` shrinking a memory array to its filled length (`mstore(arr, count)`, memory-safe)",
     "costly-loop": "`_members.pop()` in swap-and-pop removal inside the bounded sweep batch",
-    "cyclomatic-complexity": "`ParamsLib.validate`: one range check per parameter",
+    "cyclomatic-complexity": "`ParamsLib.validate`: one range check per parameter; `PeerRegistry._checkEndpoint`: one branch per URL rule (scheme, userinfo, host, port, query, fragment, path), loop bounded by the 256-byte length limit",
     "pragma": "OpenZeppelin files use their own version ranges; everything is compiled with solc 0.8.37",
     "solc-version": "flags the version *ranges* of OpenZeppelin pragmas; the compiler actually used is 0.8.37, which has none of the listed bugs",
 }
@@ -167,7 +169,9 @@ def main() -> int:
         compile_contracts()
     RAW.parent.mkdir(parents=True, exist_ok=True)
     RAW.unlink(missing_ok=True)
-    cmd = [slither, ".", "--hardhat-ignore-compile", "--hardhat-artifacts-directory",
+    # the tree also holds a foundry.toml (forge tests): name the framework, or crytic-compile
+    # picks Foundry and calls `forge`
+    cmd = [slither, ".", "--compile-force-framework", "hardhat", "--hardhat-ignore-compile", "--hardhat-artifacts-directory",
            str((HH_DIR / "artifacts").relative_to(ROOT)), "--json", str(RAW.relative_to(ROOT))]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
