@@ -520,11 +520,17 @@ class Run:
 
     @property
     def attack(self) -> str:
-        return str((self.config.get("attack") or {}).get("name") or "none")
+        attack = self.config.get("attack") or {}
+        if attack.get("groups"):  # several attack kinds ([[attack.groups]])
+            return "+".join(str(g.get("name")) for g in attack["groups"])
+        return str(attack.get("name") or "none")
 
     @property
     def fraction(self) -> float | None:
-        v = (self.config.get("attack") or {}).get("fraction")
+        attack = self.config.get("attack") or {}
+        if attack.get("groups"):
+            return float(sum(g.get("fraction", 0) for g in attack["groups"]))
+        v = attack.get("fraction")
         return float(v) if isinstance(v, (int, float)) else None
 
     @property

@@ -4,11 +4,13 @@ assigned to groups by seed (deterministic), each built with its group's attack."
 from __future__ import annotations
 
 import tomllib
+from pathlib import Path
 
 import pytest
 
 from bdfl.config import dump_toml, from_dict, load_config
 from bdfl.errors import ConfigError
+from bdfl.experiment.results import Run
 from bdfl.experiment.setup import attacker_groups, attacker_indices, make_attack_for, preflight
 
 GROUPS = """
@@ -79,3 +81,11 @@ def test_preflight_checks_group_attacks(text: str, field: str) -> None:
     with pytest.raises(ConfigError) as info:
         preflight(_cfg("peers = 20\n" + text))
     assert field in str(info.value)
+
+
+def test_results_label_a_run_with_groups_by_its_kinds() -> None:
+    cfg = _cfg().to_dict()
+    run = Run(dir=Path("x"), config_text="", config=cfg, metrics=[], rounds=[], summary=None)
+    assert run.attack == "min_max+sign_flip+lazy_auditor" and run.fraction == pytest.approx(0.3)
+    single = Run(dir=Path("x"), config_text="", config=load_config(None, {}).to_dict(), metrics=[], rounds=[], summary=None)
+    assert single.attack == "label_flip" and single.fraction == pytest.approx(0.3)
