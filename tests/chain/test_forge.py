@@ -32,6 +32,7 @@ EXPECTED_TESTS = {
         "invariant_mintBound()",
         "invariant_revealsOpenOnlyTheirCommitment()",
         "invariant_finalizeNeverReverts()",
+        "invariant_identityCosts()",
         "test_handlerReachesBoundStates()",
     },
     "tests/forge/Votes.t.sol:VoteCommitmentFuzzTest": {

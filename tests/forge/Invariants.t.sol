@@ -41,6 +41,9 @@ contract ProtocolHandler is Fixture {
     uint256 public forgeAttempts;
     /// @notice Finalize calls that reverted in the Finalize phase (a round that cannot close).
     uint256 public finalizeFailures;
+    /// @notice Joins or withdrawals that broke the identity costs (see {identityFault}).
+    uint256 public identityFaults;
+    string public identityFault;
 
     mapping(uint256 => bool) internal _committeeChecked;
     mapping(uint256 => mapping(address => bool)) internal _committed;
@@ -143,14 +146,26 @@ contract ProtocolHandler is Fixture {
         _afterAction();
     }
 
-    /// @notice A peer that is not a member joins (a fresh address pays the entry fee).
+    /// @notice A peer that is not a member joins. Checked: a fresh address pays the entry fee
+    ///         (burned, not staked) and, after round 0, starts on probation; a known one
+    ///         stakes its whole amount.
     function join(uint256 actorSeed, uint256 amount) external {
         (bool found, address a) = _pick(actorSeed, _canJoin);
         if (!found) return;
         uint256 minStake = registry.minStake();
+        amount = bound(amount, minStake, 2 * minStake);
+        bool known = registry.peerInfo(a).known;
+        uint256 supply = token.totalSupply();
+        uint256 stake = registry.stakeOf(a);
         vm.prank(a);
-        try registry.join(bound(amount, minStake, 2 * minStake), ENDPOINT) {
+        try registry.join(amount, ENDPOINT) {
             ++actions;
+            uint256 fee = known ? 0 : registry.params().entryFee;
+            if (registry.stakeOf(a) != stake + amount - fee) _identity("join staked other than amount - entry fee");
+            if (token.totalSupply() != supply - fee) _identity("join burned other than the entry fee");
+            if (!known && rm.currentRound() != 0 && !registry.onProbation(a)) {
+                _identity("fresh identity not on probation");
+            }
         } catch {}
         _afterAction();
     }
@@ -164,11 +179,19 @@ contract ProtocolHandler is Fixture {
         _afterAction();
     }
 
+    /// @notice A peer withdraws. Checked: only once its unbonding period is over, and it gets
+    ///         exactly its remaining stake.
     function withdraw(uint256 actorSeed) external {
-        address a = peers[actorSeed % ACTORS];
+        (bool found, address a) = _pick(actorSeed, _hasLeft);
+        if (!found) return;
+        uint256 from = registry.withdrawableFrom(a);
+        uint256 stake = registry.stakeOf(a);
+        uint256 balance = token.balanceOf(a);
         vm.prank(a);
         try registry.withdraw() {
             ++actions;
+            if (rm.currentRound() < from) _identity("withdrew while still bonded");
+            if (token.balanceOf(a) != balance + stake) _identity("withdrawal paid other than the stake");
         } catch {}
         _afterAction();
     }
@@ -269,6 +292,10 @@ contract ProtocolHandler is Fixture {
         }
     }
 
+    function _hasLeft(address a) internal view returns (bool) {
+        return registry.statusOf(a) == PeerRegistry.Status.Left;
+    }
+
     function _canJoin(address a) internal view returns (bool) {
         return registry.statusOf(a) == PeerRegistry.Status.None;
     }
@@ -359,6 +386,11 @@ contract ProtocolHandler is Fixture {
         }
     }
 
+    function _identity(string memory what) internal {
+        ++identityFaults;
+        identityFault = what;
+    }
+
     function _fault(string memory what) internal {
         ++committeeFaults;
         committeeFault = what;
@@ -376,9 +408,10 @@ contract ProtocolInvariantTest is TestBase {
     }
 
     /// @notice The handler reaches the states the invariants are about: rounds close, a copy
-    ///         and a forged reveal are tried and refused, the per-round budget and then the
-    ///         lifetime cap bind (all-accept rounds want 6 + 1.8 tokens against a 5-token
-    ///         budget and a 20-token cap).
+    ///         is tried and refused, the per-round budget and then the lifetime cap bind
+    ///         (all-accept rounds want 6 + 1.8 tokens against a 5-token budget and a 20-token
+    ///         cap), a fresh identity pays its fee and sits on probation, a departed member
+    ///         withdraws only after unbonding.
     function test_handlerReachesBoundStates() public {
         h.submitUpdate(0, 1);
         h.submitCopy(1, 0);
@@ -394,6 +427,19 @@ contract ProtocolInvariantTest is TestBase {
         assertEq(h.closedRounds(), 6, "six rounds closed");
         assertEq(h.mintedTotal(), h.rm().mintCap(), "lifetime cap reached");
         assertEq(h.mintedInRound(5), 0, "nothing minted once the cap is reached");
+        // identity costs: a fresh identity in round 6, a leave, a bonded then a free withdrawal
+        PeerRegistry registry = h.registry();
+        h.join(6, 0);
+        assertTrue(registry.onProbation(h.actor(6)), "fresh identity on probation");
+        assertEq(registry.stakeOf(h.actor(6)), registry.minStake() - 10 * 1e18, "entry fee not staked");
+        h.requestLeave(0);
+        h.playRound(type(uint256).max, 0); // round 6: actor 0 leaves, bonded for one more round
+        h.withdraw(0);
+        assertTrue(registry.statusOf(h.actor(0)) == PeerRegistry.Status.Left, "no withdrawal while bonded");
+        h.playRound(type(uint256).max, 0);
+        h.withdraw(0);
+        assertTrue(registry.statusOf(h.actor(0)) == PeerRegistry.Status.None, "withdrawal after unbonding");
+        invariant_identityCosts();
         invariant_mintBound();
         invariant_solvent();
         invariant_oneCountedVotePerAuditorAndUpdate();
@@ -501,6 +547,12 @@ contract ProtocolInvariantTest is TestBase {
     ///         (a round that cannot close would stop the protocol).
     function invariant_finalizeNeverReverts() public view {
         assertEq(h.finalizeFailures(), 0, "a finalize call reverted");
+    }
+
+    /// @notice Identity costs: entry fee burned on a fresh address's first join, probation
+    ///         after round 0, no withdrawal before the unbonding period ends.
+    function invariant_identityCosts() public view {
+        assertEq(h.identityFaults(), 0, h.identityFault());
     }
 
     /// @notice Forged and repeated reveals are refused.
