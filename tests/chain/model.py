@@ -80,6 +80,8 @@ class PeerM:
     stake: int = 0
     claimable: int = 0
     endpoint: str = ""
+    probation_until: int = 0  # first round off probation (fresh identities joining after round 0)
+    withdrawable_from: int = 0  # first round a departed peer may withdraw
 
 
 @dataclass
@@ -168,7 +170,8 @@ class Model:
         return self.peer(a).status in (ACTIVE, EXITING)
 
     def eligible(self, a: str) -> bool:
-        return self.is_member(a) and self.peer(a).rep >= self.p.rep_threshold
+        p = self.peer(a)
+        return self.is_member(a) and p.rep >= self.p.rep_threshold and self.round >= p.probation_until
 
     # ------------------------------------------------------------------ membership
     def join(self, a: str, amount: int, endpoint: str) -> None:
@@ -179,16 +182,21 @@ class Model:
             raise Revert("StakeTooLow")
         if not endpoint_ok(endpoint):
             raise Revert("EndpointInvalid")
-        if not p.known:
+        fee = 0
+        if not p.known:  # a fresh identity: entry fee burned, probation unless in round 0
             p.known = True
             p.rep = self.p.rep_initial
+            fee = self.p.entry_fee
+            if self.round != 0 and self.p.probation_rounds:
+                p.probation_until = self.round + self.p.probation_rounds
         p.status = ACTIVE
         p.missed = 0
         p.join_round = self.round
         self.members.append(a)
-        p.stake += amount
-        self.total_staked += amount
-        self.balance += amount
+        p.stake += amount - fee
+        self.total_staked += amount - fee
+        self.balance += amount - fee
+        self.burned += fee
         p.endpoint = endpoint
 
     def update_endpoint(self, a: str, endpoint: str) -> None:
@@ -205,6 +213,7 @@ class Model:
             p.status = EXITING
         elif p.status == INACTIVE:
             p.status = LEFT
+            p.withdrawable_from = self.round + self.p.unbonding_rounds
         elif p.status == EXITING:
             raise Revert("AlreadyLeaving")
         else:
@@ -214,6 +223,8 @@ class Model:
         p = self.peer(a)
         if p.status != LEFT:
             raise Revert("NotLeft")
+        if self.round < p.withdrawable_from:
+            raise Revert("StillBonded")
         amount = p.stake
         p.stake = 0
         self.total_staked -= amount
@@ -316,7 +327,7 @@ class Model:
             r.beacon = bytes(x ^ y for x, y in zip(r.beacon, reveal, strict=True))
         self.beacons[a] = (commit, round_ + 1)
         p.last_submit = round_ + 1
-        eligible = p.rep >= self.p.rep_threshold
+        eligible = p.rep >= self.p.rep_threshold and round_ >= p.probation_until
         r.subs.append(SubM(a, update_hash, min(num_samples, self.p.max_samples), eligible))
         if len(r.subs) >= len(self.members):
             self._advance(prevrandao)
@@ -367,6 +378,8 @@ class Model:
             if rep < self.p.rep_threshold:
                 continue
             if (w >> 128) % REP_MAX >= rep:
+                continue
+            if self.peer(cand).probation_until > self.round:
                 continue
             if cand not in chosen:
                 chosen.append(cand)
@@ -541,6 +554,7 @@ class Model:
             if p.status == EXITING:
                 self._remove(a)
                 p.status = LEFT
+                p.withdrawable_from = round_ + 1 + self.p.unbonding_rounds
                 continue
             if p.stake == 0:
                 self._remove(a)
