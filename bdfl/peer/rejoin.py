@@ -49,6 +49,12 @@ def ensure_membership(
     min_stake = int(chain.deployment.params.min_stake)
     status = chain.status_of()
     if status == Status.LEFT:  # the stake of a completed leave must be withdrawn before a new join
+        bonded_until, now = chain.withdrawable_from(), chain.current_round()
+        if now < bonded_until:  # unbonding (docs/protocol.md, "Identity costs")
+            raise BDFLError(
+                f"account {chain.address} left the federation; its stake stays bonded until round {bonded_until} (now {now})",
+                fix=f"start the peer again from round {bonded_until} on",
+            )
         chain.withdraw(wait=wait)
         done.append("withdrew")
         status = Status.NONE

@@ -77,6 +77,7 @@ class _Chain:
         self.address = "0x" + "22" * 20
         self.deployment = SimpleNamespace(params=SimpleNamespace(min_stake=100))
         self.status, self.stake, self.endpoint = status, stake, endpoint
+        self.bonded_until = 5  # PeerRegistry.withdrawableFrom: the stake may be withdrawn in round 5
         self.calls: list[tuple[Any, ...]] = []
 
     def status_of(self) -> Status:
@@ -90,6 +91,12 @@ class _Chain:
 
     def withdraw(self, wait: bool = True) -> None:
         self.calls.append(("withdraw",))
+
+    def withdrawable_from(self) -> int:
+        return self.bonded_until
+
+    def current_round(self) -> int:
+        return 5
 
     def approve_and_join(self, url: str, stake: int, wait: bool = True) -> None:
         self.calls.append(("join", url, stake))
@@ -119,3 +126,11 @@ def test_ensure_membership_for_every_status(status: Status, stake: int, endpoint
     assert ensure_membership(chain, "http://new", before_join=checked.append) == done
     assert chain.calls == calls
     assert checked == ([100] if "joined" in done else [])
+
+
+def test_ensure_membership_refuses_while_the_stake_is_still_bonded() -> None:
+    chain = _Chain(Status.LEFT, 90)
+    chain.bonded_until = 6
+    with pytest.raises(BDFLError, match="bonded until round 6"):
+        ensure_membership(chain, "http://new")
+    assert chain.calls == []  # nothing sent: withdraw would revert StillBonded
