@@ -379,7 +379,9 @@ class ProtocolClient:
         beacon: tuple[bytes, bytes] | None = None,
     ) -> Any:
         """Post the keccak256 of this round's update bytes (``num_samples`` is capped on chain)
-        with the beacon reveal and next commitment (``beacon`` overrides them: tests)."""
+        with the beacon reveal and next commitment (``beacon`` overrides them: tests). Raises
+        :class:`~bdfl.chain.txsender.DuplicateHashError` when another member submitted the
+        same hash first in this round (front-running: re-encode with a fresh binding nonce)."""
         h = bytes(HexBytes(update_hash))
         if len(h) != 32:
             raise BDFLError(f"an update hash is 32 bytes, got {len(h)}")

@@ -41,6 +41,16 @@ class TxReverted(TxError):
         self.error_args = error_args
 
 
+class DuplicateHashError(TxReverted):
+    """``submitUpdate`` refused with ``DuplicateHash``: the update hash was already submitted
+    in this round by another member (a copier front-running it). ``error_args`` = (round, hash)."""
+
+
+#: custom errors raised as their own TxReverted subclass, so callers outside bdfl.chain can
+#: catch them by type
+TYPED_REVERTS: dict[str, type[TxReverted]] = {"DuplicateHash": DuplicateHashError}
+
+
 def error_selectors(abi: list[dict[str, Any]]) -> dict[bytes, dict[str, Any]]:
     """Map 4-byte selectors to the custom-error ABI entries of ``abi``."""
     out: dict[bytes, dict[str, Any]] = {}
@@ -173,7 +183,7 @@ class TxSender:
         name, args = decode_revert(abi, data)
         fn = getattr(call, "fn_name", None) or getattr(call, "abi_element_identifier", "transaction")
         label = f"{name}{args if args else ''}" if name else fallback
-        return TxReverted(f"{fn} by {self.address} reverted: {label}", name, args)
+        return TYPED_REVERTS.get(name or "", TxReverted)(f"{fn} by {self.address} reverted: {label}", name, args)
 
     def send(self, call: Any, *, gas: int | None = None, value: int = 0) -> HexBytes:
         """Sign and send a contract call without waiting; returns the transaction hash."""

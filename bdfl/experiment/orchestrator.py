@@ -192,14 +192,18 @@ class Orchestrator:
         times.add(res)
         trained = sum(len(w["peers"]) for w in res)
         fit_failures = [x for w in res for x in w.get("failed", [])]
-        times.add(self.pool.call_in_turn("send_outbox"), in_turn=True)
+        sent = self.pool.call_in_turn("send_outbox")
+        times.add(sent, in_turn=True)
+        self._note_front_runs(r, rnd, sent)
         if self.attackers:
             honest = [(v["hash"], v["url"]) for r in res for v in r["peers"].values()]
             res_a = self.pool.call("train_submit", rnd=rnd, attackers=True, honest=honest, active=active)
             times.add(res_a)
             trained += sum(len(w["peers"]) for w in res_a)
             fit_failures += [x for w in res_a for x in w.get("failed", [])]
-            times.add(self.pool.call_in_turn("send_outbox"), in_turn=True)
+            sent = self.pool.call_in_turn("send_outbox")
+            times.add(sent, in_turn=True)
+            self._note_front_runs(r, rnd, sent)
         self._note_failures(r, rnd, fit_failures, everyone=trained == 0)
         t = time.perf_counter()
         k.advance_to(rnd, Phase.COMMIT)  # at once if every member submitted, else at the deadline
@@ -217,6 +221,10 @@ class Orchestrator:
             voted = sum(len(w.get("votes", {})) for w in res)
             self._note_failures(r, rnd, [x for w in res for x in w.get("failed", [])], everyone=voted == 0)
             self._note_rejections(r, rnd, [x for w in res for x in w.get("rejected", [])])
+            for x in (x for w in res for x in w.get("abstained", [])):
+                # an assigned update this auditor could not fetch: no vote (not evidence against it)
+                self.faults.emit("AuditAbstained", r, rnd, f"auditor {x['peer']} abstained on update {x.get('index')} of {x['from']}: {x['reason']}",
+                                 auditor=x["peer"], update=x.get("index"), submitter=x["from"], reason=x["reason"])
             if cfg.defense.rebuild_starts:
                 # how many trainers' starts this round's auditors rebuilt from the chain, and whether
                 # the honest ones match where those trainers really started (a simulation-only check)
@@ -300,6 +308,13 @@ class Orchestrator:
         for reason in reasons:
             self.note(f"RUN DEGRADED: {reason}")
         self.degraded += reasons
+
+    def _note_front_runs(self, r: int, rnd: int, sent: list[dict[str, Any]]) -> None:
+        """Submissions that reverted with DuplicateHash (another member submitted the hash first)
+        and were re-encoded with a fresh nonce and submitted again: one event line each."""
+        for x in (x for w in sent for x in w.get("front_runs", [])):
+            self.faults.emit("SubmissionFrontRun", r, rnd, f"peer {x['peer']}'s submission {x['old_hash'][:10]} was front-run (DuplicateHash); "
+                             f"re-encoded and submitted {x['new_hash'][:10]}", **x)
 
     def _note_rejections(self, r: int, rnd: int, rejected: list[dict[str, Any]]) -> None:
         """Received updates a peer did not use because they could not be verified (unreachable,

@@ -27,7 +27,7 @@ from bdfl.chain.accounts import account_from_key
 from bdfl.chain.deploy import Deployment
 from bdfl.chain.devnet import batch_mining, make_web3, set_pdeathsig
 from bdfl.chain.protocol import ProtocolClient, draw_gas_bound, salt_for
-from bdfl.chain.txsender import FeeCache, TxSender, wait_many
+from bdfl.chain.txsender import DuplicateHashError, FeeCache, TxSender, wait_many
 from bdfl.config import ExperimentConfig, from_dict
 from bdfl.errors import BDFLError
 from bdfl.experiment.setup import bind_endpoint, frozen_clock, make_attack_for, peer_data
@@ -102,6 +102,7 @@ class Worker:
         self.peers: dict[int, Any] = {}  # the peers running now
         self._outbox: list[Any] = []  # peers holding signed transactions, in signing order
         self._signing = 0.0  # seconds spent signing in the current command: chain time
+        self._front_runs: list[dict[str, Any]] = []  # submissions re-encoded after a DuplicateHash
         self._fee_cache = FeeCache(self.w3)  # one fee read per worker, not one per peer
         self._chain_id = chain_id
         self._task, self._dataset, self._shards, self._settings = task, dataset, shards, settings
@@ -280,7 +281,9 @@ class Worker:
                 continue
             idx, accept = got[0]
             rejected += [{"peer": peer.index, "from": r.peer, "reason": r.reason, "step": "audit"} for r in peer.rejections[before:]]
-            abstained += [{"peer": peer.index, "from": frm, "reason": why} for frm, why in peer.last_abstentions]
+            index_of = {c.peer: c.index for c in cands}  # a submitter submits once per round
+            abstained += [{"peer": peer.index, "from": frm, "index": index_of.get(frm), "reason": why}
+                          for frm, why in peer.last_abstentions]
             verdicts += [{"peer": peer.index, "from": frm, "failed": list(failed)} for frm, failed in peer.last_audit_rejections]
             # a random salt per run (nobody derives it from the public seed); salt and
             # commitment free of zero bytes, so calldata gas stays the same across runs
@@ -331,7 +334,8 @@ class Worker:
         else:
             pending = [(peer, h) for peer in outbox for h in peer.chain.sender.release()]
         self._wait(pending)
-        return {"sent": len(pending), "seconds_chain": time.perf_counter() - t0}
+        front_runs, self._front_runs = self._front_runs, []
+        return {"sent": len(pending), "seconds_chain": time.perf_counter() - t0, "front_runs": front_runs}
 
     def aggregate(self, rnd: int, inputs: dict[str, list[dict[str, Any]]], own_weights: dict[str, float]) -> dict[str, Any]:
         """Each peer fetches the updates it may use (chosen by the orchestrator from chain
@@ -458,13 +462,29 @@ class Worker:
         """Receipts of transactions sent without waiting (polled in batches); every failure is reported."""
 
         receipts = wait_many([(peer.chain.sender, tx_hash) for peer, tx_hash in pending])
-        errors = [
-            f"peer {peer.index} ({peer.address}): {r}"
-            for (peer, _h), r in zip(pending, receipts, strict=True)
-            if isinstance(r, Exception)
-        ]
+        errors: list[str] = []
+        for (peer, _h), r in zip(pending, receipts, strict=True):
+            if isinstance(r, DuplicateHashError) and r.error_args:
+                try:
+                    self._resubmit_front_run(peer, int(r.error_args[0]))
+                    continue
+                except Exception as exc:  # noqa: BLE001 - reported with the others below
+                    r = exc
+            if isinstance(r, Exception):
+                errors.append(f"peer {peer.index} ({peer.address}): {r}")
         if errors:
             raise BDFLError(f"{len(errors)} transaction(s) failed:\n" + "\n".join(errors[:10]))
+
+
+    def _resubmit_front_run(self, peer: Any, rnd: int) -> None:
+        """A copier submitted ``peer``'s hash of chain round ``rnd`` first (``DuplicateHash``): the
+        peer re-encodes its update with a fresh binding nonce, publishes it and submits the new
+        hash once (bdfl.peer.node.Peer.recover_front_run); recorded for a ``SubmissionFrontRun`` event."""
+        old = peer.published[rnd]
+        data, h = peer.recover_front_run(rnd, old)
+        peer.chain.submit_update(rnd, bytes.fromhex(h[2:]), peer.num_examples, gas=self.submit_gas)
+        self._front_runs.append({"peer": peer.index, "address": peer.address, "old_hash": old, "new_hash": h,
+                                 "bytes": len(data)})
 
 
 def fetch_budget(cfg: ExperimentConfig) -> float:

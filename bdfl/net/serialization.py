@@ -8,6 +8,8 @@ Layout (all integers little-endian)::
                        and, in an update bound to its submission, "binding":
                        {"chain_id": int, "contract": "0x<40 lowercase hex>", "round": int,
                         "submitter": "0x<40 lowercase hex>"}
+                       and optionally "nonce": "0x<64 lowercase hex>" (absent, never null,
+                       when not used)
     body     rest      the arrays' raw little-endian C-order bytes, back to back
 
 An update a peer publishes for a submission carries a :class:`Binding` (chain id,
@@ -17,6 +19,13 @@ commits to *who* submitted it *where*, so another member submitting the same byt
 fetched for (:func:`read_binding`, ``decode_arrays(..., binding=...)``). Arrays
 without a binding (a saved model, an unbound test update) keep the v1 layout
 unchanged; the binding never changes the decoded arrays.
+
+The optional ``nonce`` (32 random bytes) changes the bytes, hence the hash, of an update
+without changing its arrays or what it is bound to. A peer whose ``submitUpdate`` was
+front-run by a copier submitting its hash first (the contract then refuses the victim's
+identical hash: ``DuplicateHash``) re-encodes the same arrays with a fresh nonce and
+submits the new hash. Auditors compare only (chain id, contract, round, submitter): any
+nonce, or none, matches. Bytes without a nonce (older peers) decode as before.
 
 The same arrays (names, dtypes, shapes, values) always give the same bytes, so
 the keccak256 of the bytes (:func:`update_hash`) identifies an update on chain.
@@ -28,9 +37,10 @@ decoded to arrays that re-encode to exactly the same bytes, or rejected with
 from __future__ import annotations
 
 import json
+import os
 import struct
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from eth_hash.auto import keccak
@@ -101,6 +111,7 @@ class EncodeError(BDFLError):
 NamedArrays = Sequence[tuple[str, np.ndarray]]
 
 _BINDING_KEYS = frozenset({"chain_id", "contract", "round", "submitter"})
+_NONCE_HEX = 64  # a nonce is 32 bytes: "0x" + 64 lowercase hex digits
 _UINT256 = 1 << 256
 
 
@@ -113,12 +124,14 @@ def _address(value: object, what: str) -> str:
 @dataclass(frozen=True)
 class Binding:
     """What an update's bytes are bound to: the chain, the round-manager contract, the round
-    and the submitting member (addresses normalised to lowercase)."""
+    and the submitting member (addresses normalised to lowercase); ``nonce`` (optional,
+    ``0x`` + 64 lowercase hex) only makes the bytes differ (:meth:`with_fresh_nonce`)."""
 
     chain_id: int
     contract: str
     round: int
     submitter: str
+    nonce: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("chain_id", "round"):
@@ -127,17 +140,41 @@ class Binding:
                 raise ValueError(f"binding {name} must be an int in [0, 2**256), got {v!r}")
         object.__setattr__(self, "contract", _address(self.contract, "binding contract"))
         object.__setattr__(self, "submitter", _address(self.submitter, "binding submitter"))
+        n = self.nonce
+        if n is not None and (not isinstance(n, str) or len(n) != 2 + _NONCE_HEX or n[:2] != "0x"
+                              or not _HEX.issuperset(n[2:]) or n != n.lower()):
+            raise ValueError(f"binding nonce must be 0x + {_NONCE_HEX} lowercase hex digits, got {str(n)[:80]!r}")
 
     def as_json(self) -> dict[str, object]:
-        return {"chain_id": self.chain_id, "contract": self.contract, "round": self.round, "submitter": self.submitter}
+        out: dict[str, object] = {"chain_id": self.chain_id, "contract": self.contract, "round": self.round,
+                                  "submitter": self.submitter}
+        if self.nonce is not None:
+            out["nonce"] = self.nonce
+        return out
+
+    @property
+    def subject(self) -> tuple[int, str, int, str]:
+        """What the bytes are bound to: (chain id, contract, round, submitter), the nonce left out."""
+        return (self.chain_id, self.contract, self.round, self.submitter)
+
+    def matches(self, expected: Binding) -> bool:
+        """Whether bytes carrying this binding are acceptable where ``expected`` is: the same
+        subject, and the same nonce when ``expected`` names one (any nonce otherwise)."""
+        return self.subject == expected.subject and (expected.nonce is None or self.nonce == expected.nonce)
+
+    def with_fresh_nonce(self) -> Binding:
+        """The same binding with a new random nonce (32 bytes from ``os.urandom``)."""
+        return replace(self, nonce="0x" + os.urandom(_NONCE_HEX // 2).hex())
 
     @classmethod
     def from_json(cls, obj: object) -> Binding:
         """Strict inverse of :meth:`as_json` (lowercase addresses only); InvalidUpdate otherwise."""
-        if not isinstance(obj, dict) or set(obj) != _BINDING_KEYS:
-            raise InvalidUpdate("bad_header", f"binding must have exactly the keys {sorted(_BINDING_KEYS)}")
+        if not isinstance(obj, dict) or set(obj) - {"nonce"} != _BINDING_KEYS:
+            raise InvalidUpdate("bad_header", f"binding must have exactly the keys {sorted(_BINDING_KEYS)} (and optionally nonce)")
+        if "nonce" in obj and obj["nonce"] is None:
+            raise InvalidUpdate("bad_header", "binding nonce must be omitted, not null (one encoding per content)")
         try:
-            b = cls(obj["chain_id"], obj["contract"], obj["round"], obj["submitter"])
+            b = cls(obj["chain_id"], obj["contract"], obj["round"], obj["submitter"], obj.get("nonce"))
         except ValueError as e:
             raise InvalidUpdate("bad_header", str(e)) from None
         if b.contract != obj["contract"] or b.submitter != obj["submitter"]:
@@ -344,8 +381,9 @@ def decode_arrays(
 ) -> list[tuple[str, np.ndarray]]:
     """Strictly decode BDFL model bytes v1 into ``[(name, array), ...]``.
 
-    With ``binding``, the bytes must carry exactly that binding (``binding_mismatch``
-    otherwise: another submitter's, round's, contract's or chain's update, or an unbound one).
+    With ``binding``, the bytes must carry that binding (:meth:`Binding.matches`: any nonce
+    unless ``binding`` names one; ``binding_mismatch`` otherwise: another submitter's, round's,
+    contract's or chain's update, or an unbound one).
 
     Returns **writable copies** in native byte order that own their memory (safe
     to mutate or hand to ``torch.from_numpy``; they do not keep ``data`` alive).
@@ -358,7 +396,7 @@ def decode_arrays(
     if len(view) > max_bytes:  # before any parsing
         raise InvalidUpdate("too_large", f"{len(view)} bytes > max_bytes {max_bytes}")
     entries, start, bound = _parse_header(view, max_header_bytes)
-    if binding is not None and bound != binding:
+    if binding is not None and (bound is None or not bound.matches(binding)):
         raise InvalidUpdate("binding_mismatch", f"bytes bound to {bound}, expected {binding}")
     body_len = len(view) - start
     offset, names = 0, set()

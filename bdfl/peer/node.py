@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +20,7 @@ import numpy as np
 from eth_utils import keccak
 
 from bdfl.attacks import AttackContext, VoteContext, attacker_update
+from bdfl.chain.txsender import DuplicateHashError
 from bdfl.errors import BDFLError
 from bdfl.learning.aggregation import AGGREGATORS, aggregate
 from bdfl.learning.audit import AuditRule, audit_updates
@@ -164,11 +165,33 @@ class Peer:
             return None
         return Binding(int(self.domain[0]), self.domain[1], int(rnd), submitter)
 
+    def rebind_fresh(self, rnd: int) -> bytes:
+        """This round's update (the arrays :meth:`make_update` encoded) re-encoded with a fresh
+        random nonce in its binding: new bytes and a new hash for the same arrays and the same
+        (chain id, contract, round, submitter). For a submission front-run by a copier
+        (``DuplicateHash``); needs a ``domain`` (unbound bytes have nothing to vary)."""
+        params = getattr(self, "submitted_params", None)
+        binding = self.binding_for(rnd, self.address)
+        if params is None or binding is None:
+            raise BDFLError("cannot re-encode this round's update: no update made, or no domain (unbound bytes)")
+        return encode_ndarrays(params, binding=binding.with_fresh_nonce())
+
     def publish(self, rnd: int, data: bytes) -> str:
         """Serve the bytes on this peer's endpoint; returns their keccak256 (what goes on chain)."""
         h = self.endpoint.publish(data)
         self.published[rnd] = h
         return h
+
+    def recover_front_run(self, rnd: int, old_hash: str) -> tuple[bytes, str]:
+        """After ``submitUpdate`` of ``old_hash`` reverted with ``DuplicateHash`` (another
+        member submitted this peer's hash first): re-encode with a fresh nonce
+        (:meth:`rebind_fresh`), publish the new bytes and return (bytes, new hash) to submit."""
+        data = self.rebind_fresh(rnd)
+        h = self.publish(rnd, data)
+        log.warning("peer %s chain round %d: submission of %s front-run (DuplicateHash: another member "
+                    "submitted it first); re-encoded with a fresh nonce and submitting %s",
+                    self.address, rnd, old_hash[:10], h[:10])
+        return data, h
 
     # -- 3. verification of received bytes ----------------------------------------
     def decode_verified(self, rnd: int, cand: Candidate, data: bytes | Exception) -> NDArrays | None:
@@ -201,7 +224,7 @@ class Peer:
             if self.domain is not None and submitter is not None:
                 got = read_binding(data, max_bytes=self.settings.max_update_bytes)
                 want = self.binding_for(rnd if rnd is not None else got.round if got else 0, submitter)
-                if got != want:
+                if got is None or want is None or not got.matches(want):  # any nonce (front-run re-encoding)
                     return "binding_mismatch"
             return arrays
         except InvalidUpdate as exc:
@@ -342,3 +365,21 @@ class Peer:
         self.received_last = others
         return {"aggregated": len(others), "seconds_aggregate": time.perf_counter() - t0}
 
+
+
+def submit_own_update(peer: Peer, rnd: int, h: str, submit: Callable[[str], Any],
+                      on_rebind: Callable[[bytes, str], None] | None = None) -> tuple[str, bytes | None]:
+    """``submit(h)``; when a copier front-ran it (:class:`~bdfl.chain.txsender.DuplicateHashError`),
+    re-encode, publish (``on_rebind(bytes, new hash)`` then, e.g. to save them) and submit the
+    new hash once more (:meth:`Peer.recover_front_run`). Returns (the hash submitted, the new
+    bytes or None when ``h`` went through). A second ``DuplicateHash`` propagates: each member
+    submits once per round, so it takes another copier."""
+    try:
+        submit(h)
+        return h, None
+    except DuplicateHashError:
+        data, new = peer.recover_front_run(rnd, h)
+    if on_rebind is not None:
+        on_rebind(data, new)
+    submit(new)
+    return new, data

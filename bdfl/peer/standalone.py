@@ -49,7 +49,7 @@ from bdfl.learning.task import base_config, load_task, task_hparams
 from bdfl.net.blobserver import BlobHost
 from bdfl.net.fetch import FetchError, Fetcher, check_endpoint_url, private_allowed
 from bdfl.net.serialization import MAX_UPDATE_BYTES, InvalidUpdate, ModelSpec, decode_ndarrays, encode_ndarrays, hash_hex, update_hash
-from bdfl.peer.node import Candidate, Peer, PeerSettings
+from bdfl.peer.node import Candidate, Peer, PeerSettings, submit_own_update
 from bdfl.peer.overlay_tracker import OverlayTracker
 from bdfl.peer.rejoin import RESYNC_LOOKBACK, ensure_membership, resync_from_tiers
 from bdfl.peer.sources import MoveHistory, aggregation_rule, rebuilds_starts, resync_sources, sources_of, start_recipes
@@ -675,10 +675,26 @@ class StandalonePeer:
             log.info("chain round %d: trained on %d samples in %.2f s; update %s (%d bytes) published on %s",
                      rnd, fit.get("num_examples", 0), time.perf_counter() - t0, h[:10], len(data), self.endpoint.url)
         h = self.state.rounds[rnd]["hash"]
-        if not self._send_once(
-            rnd, "submitted", "AlreadySubmitted", ("DeadlinePassed", "WrongPhase", "WrongRound", "NotActiveMember"),
-            lambda: self.chain.submit_update(rnd, bytes.fromhex(h[2:]), self.peer.num_examples, gas=self.submit_gas),
-        ):
+        refused = ("DeadlinePassed", "WrongPhase", "WrongRound", "NotActiveMember")
+        rebound_before = bool(self.state.rounds[rnd].get("front_run"))  # h is already the re-encoded hash
+        sent: list[bool] = []
+
+        def submit(hh: str) -> None:
+            # the re-encoded hash is submitted once: a second DuplicateHash is recorded, not retried
+            sent.append(self._send_once(
+                rnd, "submitted", "AlreadySubmitted", refused + (("DuplicateHash",) if hh != h or rebound_before else ()),
+                lambda: self.chain.submit_update(rnd, bytes.fromhex(hh[2:]), self.peer.num_examples, gas=self.submit_gas),
+            ))
+
+        def rebound(data: bytes, new: str) -> None:  # a copier front-ran this hash: keep the new bytes
+            self.state.save_blob(rnd, data)
+            self.state.mark(rnd, hash=new, bytes=len(data), front_run=h)
+
+        if rebound_before:
+            submit(h)
+        else:
+            h, _ = submit_own_update(self.peer, rnd, h, submit, rebound)
+        if not sent[-1]:
             return
         log.info("chain round %d: submitted the update hash %s on chain", rnd, h[:10])
 
