@@ -5,7 +5,6 @@ run is a summary and one clean `results:` line."""
 from __future__ import annotations
 
 import csv
-import json
 import os
 import subprocess
 import sys
@@ -16,6 +15,8 @@ import pytest
 
 from bdfl.chain.devnet import free_port, rpc_call, start_devnet
 from bdfl.chain.toolchain import anvil_binary
+
+from tests.e2e.events import reproducible_events
 
 ROOT = Path(__file__).resolve().parents[2]
 # committee smaller than the peer count, so the draw (and the seats per update) matter
@@ -70,21 +71,12 @@ def test_two_same_seed_runs_at_once_complete_identically(tmp_path: Path) -> None
     assert _chain_columns(a) == _chain_columns(b)  # the same transactions and gas, round by round
     # the same events in the same blocks; only what the random vote salts make differ
     # (commitments, and with them transaction hashes) is left out
-    assert _events(a) == _events(b)
+    assert reproducible_events(a) == reproducible_events(b)
 
 
 def _chain_columns(out: Path) -> list[tuple[str, ...]]:
     with open(out / "rounds.csv", newline="") as fh:
         return [tuple(r[k] for k in r if not k.startswith("seconds")) for r in csv.DictReader(fh)]
-
-
-def _events(out: Path) -> list[dict[str, object]]:
-    events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
-    for e in events:
-        e.pop("tx", None)
-        if isinstance(e.get("args"), dict):
-            e["args"].pop("commitment", None)
-    return events
 
 
 def test_run_on_a_devnet_url_needs_no_key(tmp_path: Path) -> None:

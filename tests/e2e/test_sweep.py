@@ -47,7 +47,7 @@ def test_sweep_runs_grid_and_resumes(tmp_path: Path, capsys: pytest.CaptureFixtu
     mtimes = {r: (out / "runs" / r / "metrics.csv").stat().st_mtime_ns for r in runs}
     capsys.readouterr()
     run_sweep(grid, out=out)
-    assert "done earlier, kept" in capsys.readouterr().out
+    assert "done earlier with this configuration, kept" in capsys.readouterr().out
     assert mtimes == {r: (out / "runs" / r / "metrics.csv").stat().st_mtime_ns for r in runs}
 
 
@@ -64,7 +64,7 @@ def test_parallel_sweep_dedupes_identical_points_and_never_runs_a_seed_twice_at_
     assert runs == ["name=none_fraction=0.2_name=median_seed=0", "name=none_fraction=0.2_name=median_seed=1"]
     table = list(csv.DictReader(open(out / "sweep_table.csv")))  # one row per point, seeds averaged
     assert [(r["attack.fraction"], r["n_runs"]) for r in table] == [("0.2", "2"), ("0.4", "2")]
-    started = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[sweep")]
+    started = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[sweep") and line.endswith(": running")]
     assert len(started) == 2
     for run in runs:
         summary = json.loads((out / "runs" / run / "summary.json").read_text())

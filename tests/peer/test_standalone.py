@@ -92,6 +92,8 @@ def setup_federation(rpc_url: str, workdir: Path, n: int = N_PEERS, protocol: di
         "keys": keys,
         "addresses": [a.address for a in accounts],
         "config": str(cfg),
+        "min_stake": dep.params.min_stake,
+        "entry_fee": dep.params.entry_fee,
     }
 
 
@@ -269,7 +271,8 @@ def test_four_peer_processes_run_three_rounds(federation: dict[str, Any], tmp_pa
     assert report["endpoints"] == {a: f"http://127.0.0.1:{ports[i]}" for i, a in enumerate(fed["addresses"])}
     for i, text in enumerate(logs):
         assert f"serving updates on 127.0.0.1:{ports[i]}" in text
-        assert "joined with a stake of 100 tokens" in text
+        # min_stake joined, less the entry fee burned on a fresh identity (docs/protocol.md)
+        assert f"joined with a stake of {(fed['min_stake'] - fed['entry_fee']) // 10**18} tokens" in text
     secs = round_seconds(logs)
     print(f"\n4 peer processes, {ROUNDS} rounds in {wall:.1f} s wall; round seconds per peer: {secs}")
     # the votes were persisted before committing, next to the key file, owner-only
