@@ -298,18 +298,22 @@ class TxSender:
             return None
 
     def _explain_failure(self, pending: _Pending | None, receipt: Any) -> TxReverted:
-        """Replay a failed transaction at its block to recover the revert data."""
+        """Replay a failed transaction to recover the revert data: on the state before its
+        block, then (if that passes: a transaction earlier in the same block made it fail, as
+        a front-runner's does) on the state after its block."""
         from web3.exceptions import ContractLogicError
 
         if pending is None or pending.call is None:
             return TxReverted(f"transaction 0x{bytes(receipt['transactionHash']).hex()} reverted")
         tx = {k: pending.tx[k] for k in ("from", "to", "data", "value", "gas") if k in pending.tx}
-        try:
-            self.w3.eth.call(tx, block_identifier=int(receipt["blockNumber"]) - 1)
-        except ContractLogicError as exc:
-            return self._reverted(pending.call, exc.data, str(exc.message or exc))
-        except Exception:  # noqa: BLE001 - replay not possible (pruned node): report undecoded
-            pass
+        block = int(receipt["blockNumber"])
+        for at in (block - 1, block):
+            try:
+                self.w3.eth.call(tx, block_identifier=at)
+            except ContractLogicError as exc:
+                return self._reverted(pending.call, exc.data, str(exc.message or exc))
+            except Exception:  # noqa: BLE001 - replay not possible (pruned node): report undecoded
+                break
         return self._reverted(pending.call, None, "reverted (reason unavailable; out of gas?)")
 
     def transact(self, call: Any, *, gas: int | None = None, value: int = 0, timeout: float | None = None) -> Any:

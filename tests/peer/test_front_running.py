@@ -11,13 +11,16 @@ and submits the new hash once more; the auditors approve it and reject the copie
 from __future__ import annotations
 
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pytest
 
-from bdfl.chain.protocol import Outcome, Phase, ProtocolClient, new_salt
+from bdfl.chain.devnet import batch_mining
+from bdfl.chain.protocol import Outcome, Phase, ProtocolClient, draw_gas_bound, new_salt
 from bdfl.chain.txsender import DuplicateHashError, TxSender
+from bdfl.experiment.worker import Worker
 from bdfl.learning.data import load_digits, make_peer_shards
 from bdfl.learning.task import load_task
 from bdfl.net.blobserver import BlobHost
@@ -138,3 +141,28 @@ def test_front_run_victim_recovers_and_copier_is_rejected(devnet: Any, artifacts
     final = {s.peer: s for s in chains[0].submissions(rnd)}
     assert final[victim.address].outcome == Outcome.APPROVED
     assert final[copier.address].outcome == Outcome.REJECTED
+
+
+def test_same_block_front_run_is_recovered_by_the_simulation_worker(devnet: Any, artifacts: Any, host: BlobHost) -> None:
+    """The copier's transaction lands in the same block just before the victim's (what a
+    front-runner paying a higher tip gets): the victim's revert is only seen in its receipt
+    (replayed after the block to decode it); the worker's receipt check re-encodes and submits."""
+    proto = setup_proto(devnet, artifacts, TEST_PARAMS, n=N)
+    peers, chains = _peers(proto, host)
+    victim = peers[0]
+    victim.chain = chains[0]  # type: ignore[attr-defined]  # as Worker._make_peer sets it
+    rnd = chains[0].current_round()
+    victim.train(rnd)
+    h0 = victim.publish(rnd, victim.make_update(rnd))
+    gas = 300_000 + draw_gas_bound(TEST_PARAMS.committee_size)
+    with batch_mining(proto.w3):  # one block, copier first
+        chains[1].submit_update(rnd, bytes.fromhex(h0[2:]), 10, wait=False, gas=gas)
+        tx = chains[0].submit_update(rnd, bytes.fromhex(h0[2:]), victim.num_examples, wait=False, gas=gas)
+    w = SimpleNamespace(submit_gas=gas, _front_runs=[])
+    w._resubmit_front_run = lambda p, r: Worker._resubmit_front_run(w, p, r)  # type: ignore[attr-defined]
+    Worker._wait(w, [(victim, tx)])  # type: ignore[arg-type]  # raised "transaction failed" before
+    assert [x["old_hash"] for x in w._front_runs] == [h0]
+    new = w._front_runs[0]["new_hash"]
+    subs = {s.peer: "0x" + s.update_hash.hex() for s in chains[0].submissions(rnd)}
+    assert new != h0 and subs[victim.address] == new and subs[peers[1].address] == h0
+    assert victim.published[rnd] == new
