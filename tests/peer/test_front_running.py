@@ -11,23 +11,37 @@ and submits the new hash once more; the auditors approve it and reject the copie
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pytest
 
+from bdfl.chain.accounts import load_key_file
+from bdfl.chain.deploy import Deployment
 from bdfl.chain.devnet import batch_mining
 from bdfl.chain.protocol import Outcome, Phase, ProtocolClient, draw_gas_bound, new_salt
 from bdfl.chain.txsender import DuplicateHashError, TxSender
+from bdfl.cli import build_parser
 from bdfl.experiment.worker import Worker
 from bdfl.learning.data import load_digits, make_peer_shards
 from bdfl.learning.task import load_task
 from bdfl.net.blobserver import BlobHost
 from bdfl.net.fetch import Fetcher
-from bdfl.net.serialization import MAX_UPDATE_BYTES, Binding, decode_ndarrays, encode_ndarrays, read_binding
+from bdfl.net.serialization import (
+    MAX_UPDATE_BYTES,
+    Binding,
+    decode_ndarrays,
+    encode_ndarrays,
+    hash_hex,
+    read_binding,
+    update_hash,
+)
 from bdfl.peer.node import Candidate, Peer, PeerSettings, submit_own_update
+from bdfl.peer.standalone import StandalonePeer
 from tests.chain.helpers import JUMP, TEST_PARAMS, setup_proto
+from tests.peer.test_standalone import setup_federation
 
 N = 5  # victim 0, copier 1, honest members 2..4
 
@@ -166,3 +180,42 @@ def test_same_block_front_run_is_recovered_by_the_simulation_worker(devnet: Any,
     subs = {s.peer: "0x" + s.update_hash.hex() for s in chains[0].submissions(rnd)}
     assert new != h0 and subs[victim.address] == new and subs[peers[1].address] == h0
     assert victim.published[rnd] == new
+
+
+def test_bdfl_peer_recovers_from_a_front_run(devnet: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``bdfl peer`` (in process): a copier submits the peer's hash just before it; the peer
+    re-encodes, serves and submits the new hash, and its state file keeps the new bytes."""
+    fed = setup_federation(devnet.rpc_url, tmp_path, n=2)
+    args = build_parser().parse_args([
+        "peer", "--rpc-url", fed["rpc_url"], "--key-file", fed["keys"][0], "--listen", "127.0.0.1:0",
+        "--deployment", fed["deployment"], "--client", "clients.digits", "--data-shard", "0/1",
+        "--config", fed["config"], "--rounds", "1", "--state-dir", str(tmp_path / "state"),
+    ])
+    sp = StandalonePeer(args)
+    try:
+        # what StandalonePeer.run sets up before its loop (run itself would go on to finish the round)
+        sp.rounds_limit, sp.rounds_done, sp.trained_round, sp.first_submit_done = 1, 0, None, False
+        sp._clocks, sp._not_before, sp._said, sp._client_failures, sp._closed_hashes = {}, {}, set(), set(), {}
+        sp.ensure_member()
+        copier = ProtocolClient(sp.chain.w3, Deployment.load(fed["deployment"]), load_key_file(fed["keys"][1]))
+        copier.approve_and_join("http://127.0.0.1:9/")
+        honest_submit = sp.chain.submit_update
+        copied: list[str] = []
+
+        def front_run(rnd: int, h: bytes, n: int, **kw: Any) -> Any:
+            if not copied:  # the copier read the pending transaction: same hash, higher tip
+                copier.submit_update(rnd, h, 10)
+                copied.append("0x" + h.hex())
+            return honest_submit(rnd, h, n, **kw)
+
+        monkeypatch.setattr(sp.chain, "submit_update", front_run)
+        rnd = sp.chain.current_round()
+        sp.on_submit(rnd, sp.chain.round_info(rnd))
+        st = sp.state.rounds[rnd]
+        assert copied and st.get("front_run") == copied[0] and st.get("submitted") is True
+        assert st["hash"] != copied[0] and st["hash"] in sp.endpoint.published()
+        assert hash_hex(update_hash(sp.state.load_blob(rnd) or b"")) == st["hash"]
+        subs = {s.peer: "0x" + s.update_hash.hex() for s in sp.chain.submissions(rnd)}
+        assert subs == {sp.address: st["hash"], copier.address: copied[0]}
+    finally:
+        sp.close()
