@@ -66,11 +66,11 @@ def set_weights(net, parameters):
     net.load_state_dict(state_dict, strict=True)
 
 
-def train(net, trainloader, epochs, device):
+def train(net, trainloader, epochs, device, lr=0.01):
     """Train the model on the training set."""
     net.to(device)  # move model to GPU if available
     criterion = torch.nn.CrossEntropyLoss().to(device)
-    optimizer = torch.optim.Adam(net.parameters(), lr=0.01)
+    optimizer = torch.optim.Adam(net.parameters(), lr=lr)
     net.train()
     running_loss = 0.0
     for _ in range(epochs):
@@ -98,8 +98,8 @@ def test(net, testloader, device):
             outputs = net(images)
             loss += criterion(outputs, labels).item() * len(labels)
             correct += (torch.max(outputs.data, 1)[1] == labels).sum().item()
-    accuracy = correct / len(testloader.dataset)
-    loss = loss / len(testloader.dataset)
+    accuracy = correct / max(1, len(testloader.dataset))
+    loss = loss / max(1, len(testloader.dataset))
     return loss, accuracy
 
 

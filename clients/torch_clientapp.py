@@ -1,7 +1,8 @@
 """A Flower ``ClientApp`` written the way Flower's current quickstart-pytorch writes one
 (the Message API, flwr >= 1.21) — on digits.
 
-The ``task.py`` part (``Net``, ``load_data``, ``train``, ``test``) and the ``client_app.py``
+The ``task.py`` part (``Net``, ``load_data``, ``train``, ``test``; the model, data set and
+loops are imported from ``clients/flower_quickstart.py``) and the ``client_app.py``
 part (``app = ClientApp()``, ``@app.train()`` / ``@app.evaluate()`` reading
 ``msg.content["arrays"]`` and ``msg.content["config"]["lr"]``, replying with an
 ``ArrayRecord`` and a ``MetricRecord`` with ``"num-examples"``) follow the quickstart; only
@@ -13,52 +14,18 @@ The ``make_client`` below the "BDFL adapter" line is all BDFL needs to run it.
 """
 
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
 from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from bdfl.learning.flower import ClientAppClient, load_partition
+from clients.flower_quickstart import DigitsDataset, Net
+from clients.flower_quickstart import test as test_fn
+from clients.flower_quickstart import train as quickstart_train
 
 # ----------------------------------------------------------------------------- #
-# task.py
+# task.py (``Net``, the data set and the train/test loops are clients/flower_quickstart.py's)
 # ----------------------------------------------------------------------------- #
-
-
-class Net(nn.Module):
-    """Model (simple CNN adapted from 'PyTorch: A 60 Minute Blitz', resized for 8x8 digits)"""
-
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 6, 3, padding=1)
-        self.pool = nn.MaxPool2d(2, 2)
-        self.conv2 = nn.Conv2d(6, 16, 3, padding=1)
-        self.fc1 = nn.Linear(16 * 2 * 2, 120)
-        self.fc2 = nn.Linear(120, 84)
-        self.fc3 = nn.Linear(84, 10)
-
-    def forward(self, x):
-        x = self.pool(F.relu(self.conv1(x)))
-        x = self.pool(F.relu(self.conv2(x)))
-        x = x.view(-1, 16 * 2 * 2)
-        x = F.relu(self.fc1(x))
-        x = F.relu(self.fc2(x))
-        return self.fc3(x)
-
-
-class DigitsDataset(Dataset):
-    """Yields {"img": tensor, "label": int} like the quickstart's Hugging Face partitions."""
-
-    def __init__(self, X, y):
-        self.X = torch.tensor(X, dtype=torch.float32)
-        self.y = torch.tensor(y, dtype=torch.long)
-
-    def __len__(self):
-        return len(self.y)
-
-    def __getitem__(self, i):
-        return {"img": self.X[i], "label": self.y[i]}
 
 
 def load_data(partition_id: int, num_partitions: int, batch_size: int):
@@ -71,39 +38,7 @@ def load_data(partition_id: int, num_partitions: int, batch_size: int):
 
 def train_fn(net, trainloader, epochs, lr, device):
     """Train the model on the training set."""
-    net.to(device)  # move model to GPU if available
-    criterion = torch.nn.CrossEntropyLoss().to(device)
-    optimizer = torch.optim.Adam(net.parameters(), lr=lr)
-    net.train()
-    running_loss = 0.0
-    for _ in range(epochs):
-        for batch in trainloader:
-            images = batch["img"].to(device)
-            labels = batch["label"].to(device)
-            optimizer.zero_grad()
-            loss = criterion(net(images), labels)
-            loss.backward()
-            optimizer.step()
-            running_loss += loss.item()
-    avg_trainloss = running_loss / max(1, epochs * len(trainloader))
-    return avg_trainloss
-
-
-def test_fn(net, testloader, device):
-    """Validate the model on the test set."""
-    net.to(device)
-    criterion = torch.nn.CrossEntropyLoss()
-    correct, loss = 0, 0.0
-    with torch.no_grad():
-        for batch in testloader:
-            images = batch["img"].to(device)
-            labels = batch["label"].to(device)
-            outputs = net(images)
-            loss += criterion(outputs, labels).item() * len(labels)
-            correct += (torch.max(outputs.data, 1)[1] == labels).sum().item()
-    accuracy = correct / max(1, len(testloader.dataset))
-    loss = loss / max(1, len(testloader.dataset))
-    return loss, accuracy
+    return quickstart_train(net, trainloader, epochs, device, lr=lr)
 
 
 # ----------------------------------------------------------------------------- #
