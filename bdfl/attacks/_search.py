@@ -2,7 +2,8 @@
 two searches of the literature.
 
 * :func:`agr_search` — the halving search for the largest scale ``gamma`` whose
-  perturbed mean still satisfies a condition (Shejwalkar & Houmansadr, NDSS'21, Alg. 1).
+  perturbed mean still satisfies a condition (Shejwalkar & Houmansadr, NDSS'21, Alg. 1);
+  :class:`AgrSearchAttack` is the attack built on it (``min_max``, ``min_sum``).
 * :func:`line_search` — ByzFL's expansion/contraction search for the attack factor that
   maximises a damage function (``Optimal_ALittleIsEnough`` / ``Optimal_InnerProductManipulation``
   in ``byzfl`` 0.0.11, ``byzfl/attacks/attacks.py``), re-implemented here: ``import byzfl``
@@ -17,12 +18,15 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from bdfl.attacks import AttackContext, NDArrays, _like
+from bdfl.attacks import Attack, AttackContext, NDArrays, _like, choice, number
 from bdfl.learning import robust_aggregation as ra
 from bdfl.learning.aggregation import coordinate_median, flatten, krum, trimmed_mean
 
 #: Aggregators an optimised attack can be tuned against (``against`` parameter).
 TARGETS = ("mean", "median", "trimmed_mean", "krum", "geometric_median", "centered_clipping", "nnm_trimmed_mean")
+
+#: Directions ``p`` an :class:`AgrSearchAttack` pushes the benign mean against.
+PERTURBATIONS = ("std", "unit", "sign")
 
 
 def benign_vectors(ctx: AttackContext) -> np.ndarray:
@@ -40,6 +44,28 @@ def unflatten(vec: np.ndarray, like: Sequence[np.ndarray]) -> NDArrays:
         out.append(vec[pos:pos + n].reshape(np.shape(a)))
         pos += n
     return _like(out, like)
+
+
+def benign_std(benign: np.ndarray) -> np.ndarray:
+    """Coordinate-wise sample standard deviation of the benign rows (zeros for one row)."""
+    return benign.std(axis=0, ddof=1) if len(benign) > 1 else np.zeros(benign.shape[1])
+
+
+def perturbation(kind: str, benign: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """The direction ``p`` the benign mean is pushed against (``mean - gamma * p``)."""
+    if kind == "std":
+        return benign_std(benign)
+    move = benign.mean(axis=0) - reference
+    if kind == "sign":
+        return np.sign(move)
+    norm = np.linalg.norm(move)
+    return move / norm if norm > 0 else move
+
+
+def pairwise_sq(X: np.ndarray) -> np.ndarray:
+    """Squared Euclidean distances between the rows of ``X``."""
+    sq = np.sum(X**2, axis=1)
+    return np.maximum(sq[:, None] + sq[None, :] - 2 * X @ X.T, 0.0)
 
 
 def num_copies(ctx: AttackContext) -> int:
@@ -91,27 +117,47 @@ def agr_search(mean: np.ndarray, direction: np.ndarray, ok: Callable[[np.ndarray
     return best
 
 
+def agr_model(benign: np.ndarray, p: np.ndarray, ok: Callable[[np.ndarray], bool],
+              gamma_init: float = 10.0) -> np.ndarray:
+    """``mean - gamma * p`` for the benign mean and the largest ``gamma`` :func:`agr_search` finds."""
+    mean = benign.mean(axis=0)
+    return mean - agr_search(mean, p, ok, gamma_init) * p
+
+
+class AgrSearchAttack(Attack):
+    """Attackers send :func:`agr_model` of the benign set along :func:`perturbation`; a subclass
+    gives the condition (:meth:`craft`)."""
+
+    needs_honest_updates = True
+    PARAMS = {
+        "perturbation": choice(*PERTURBATIONS, default="std", doc="direction p: std, unit (of the mean move) or sign"),
+        "gamma_init": number(0, lo_open=True, default=10.0, doc="start of the halving search for gamma"),
+    }
+
+    def craft(self, benign: np.ndarray, p: np.ndarray, gamma_init: float) -> np.ndarray:
+        raise NotImplementedError
+
+    def poison_update(self, ctx: AttackContext) -> NDArrays:
+        benign = benign_vectors(ctx)
+        p = perturbation(self.perturbation, benign, flatten(ctx.reference))
+        return unflatten(self.craft(benign, p, self.gamma_init), ctx.trained)
+
+
 def line_search(objective: Callable[[float], float], start: float = 0.0, delta: float = 10.0,
                 evals: int = 20, ratio: float = 0.8) -> float:
     """ByzFL's search for the factor maximising ``objective``: expand (double the step while it
     improves), then contract (shrink the step by ``ratio``), ``evals`` evaluations in all."""
     best_x, best_y = start, objective(start)
-    remaining = evals - 1
-    while remaining > 0:  # expansion
+    expanding = True
+    for _ in range(evals - 1):
         x = best_x + delta
         y = objective(x)
-        remaining -= 1
         if y > best_y:
             best_x, best_y = x, y
-            delta *= 2
+            if expanding:
+                delta *= 2
+                continue
         else:
-            delta *= ratio
-            break
-    while remaining > 0:  # contraction
-        x = best_x + delta
-        y = objective(x)
-        remaining -= 1
-        if y > best_y:
-            best_x, best_y = x, y
+            expanding = False  # the first miss ends the expansion
         delta *= ratio
     return best_x

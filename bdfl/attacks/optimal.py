@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from bdfl.attacks import Attack, AttackContext, NDArrays, choice, integer, register
-from bdfl.attacks._search import TARGETS, benign_vectors, damage, line_search, num_copies, unflatten
+from bdfl.attacks._search import TARGETS, benign_std, benign_vectors, damage, line_search, num_copies, unflatten
 from bdfl.learning.aggregation import flatten
 
 _PARAMS = {
@@ -51,8 +51,7 @@ class OptimalALIE(_Optimised):
     paper = "Baruch et al. 2019 (NeurIPS), optimised as in ByzFL / Allouah et al. 2023 (AISTATS)"
 
     def craft(self, benign: np.ndarray, ref: np.ndarray, tau: float) -> np.ndarray:
-        sd = benign.std(axis=0, ddof=1) if len(benign) > 1 else np.zeros(benign.shape[1])
-        return benign.mean(axis=0) - tau * sd
+        return benign.mean(axis=0) - tau * benign_std(benign)
 
 
 @register
