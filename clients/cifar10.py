@@ -14,13 +14,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from bdfl.errors import BDFLError
 from bdfl.learning.data import Dataset, load_cifar10
-from clients.common import COMMON_HPARAMS, TorchClient, merge_hparams
+from clients.common import COMMON_HPARAMS, torch_make_client
 
 DEFAULT_HPARAMS: dict[str, Any] = {**COMMON_HPARAMS, "lr": 0.02, "weight_decay": 5e-4}
 
@@ -63,12 +62,4 @@ def load_dataset(data_dir: str | None = None) -> Dataset:
     return load_cifar10(data_dir)
 
 
-def make_client(
-    train: tuple[np.ndarray, np.ndarray],
-    val: tuple[np.ndarray, np.ndarray],
-    *,
-    seed: int,
-    hparams: dict[str, Any] | None = None,
-) -> TorchClient:
-    hp = merge_hparams(DEFAULT_HPARAMS, hparams, task="clients.cifar10")
-    return TorchClient(build_model, train, val, seed=seed, hparams=hp)
+make_client = torch_make_client(build_model, DEFAULT_HPARAMS, task="clients.cifar10")

@@ -8,7 +8,8 @@
   (copies, so returned arrays never alias the live model).
 * :func:`train_epochs` / :func:`evaluate_model` — plain mini-batch loops over in-memory
   tensors (no DataLoader: it dominates the run time of models this small).
-* :class:`TorchClient` — a ``flwr.client.NumPyClient`` around any of the above models.
+* :class:`TorchClient` — a ``flwr.client.NumPyClient`` around any of the above models;
+  :func:`torch_make_client` builds a task's ``make_client`` that returns one.
 
 Determinism: a client's ``fit`` draws its shuffling order from a generator seeded by
 ``(seed, config["server_round"] - 1)`` (or a per-client fit counter when no round is given), so
@@ -263,3 +264,24 @@ class TorchClient(NumPyClient):
         """This peer's own inputs (validation split first, then training shard), which its
         audit's trigger scan stamps (bdfl.learning.trigger_scan)."""
         return np.concatenate([self.X_val.numpy(), self.X_train.numpy()])
+
+
+MakeClient = Callable[..., TorchClient]
+
+
+def torch_make_client(
+    model_fn: Callable[[dict[str, Any]], nn.Module], defaults: Mapping[str, Any], *, task: str
+) -> MakeClient:
+    """A task's ``make_client``: a :class:`TorchClient` of ``model_fn`` with ``defaults`` updated by
+    the given hyper-parameters (checked by :func:`merge_hparams`; ``task`` names them in errors)."""
+
+    def make_client(
+        train: tuple[np.ndarray, np.ndarray],
+        val: tuple[np.ndarray, np.ndarray],
+        *,
+        seed: int,
+        hparams: dict[str, Any] | None = None,
+    ) -> TorchClient:
+        return TorchClient(model_fn, train, val, seed=seed, hparams=merge_hparams(defaults, hparams, task=task))
+
+    return make_client

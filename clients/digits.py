@@ -11,12 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 from torch import nn
 
 from bdfl.errors import BDFLError
 from bdfl.learning.data import Dataset, load_digits
-from clients.common import COMMON_HPARAMS, TorchClient, merge_hparams
+from clients.common import COMMON_HPARAMS, torch_make_client
 
 DEFAULT_HPARAMS: dict[str, Any] = {**COMMON_HPARAMS, "model": "mlp", "hidden": 64}
 
@@ -63,12 +62,4 @@ def load_dataset(data_dir: str | None = None) -> Dataset:
     return load_digits()
 
 
-def make_client(
-    train: tuple[np.ndarray, np.ndarray],
-    val: tuple[np.ndarray, np.ndarray],
-    *,
-    seed: int,
-    hparams: dict[str, Any] | None = None,
-) -> TorchClient:
-    hp = merge_hparams(DEFAULT_HPARAMS, hparams, task="clients.digits")
-    return TorchClient(build_model, train, val, seed=seed, hparams=hp)
+make_client = torch_make_client(build_model, DEFAULT_HPARAMS, task="clients.digits")

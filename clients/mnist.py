@@ -13,11 +13,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 from torch import nn
 
 from bdfl.learning.data import Dataset, load_idx, load_mnist5k
-from clients.common import COMMON_HPARAMS, TorchClient, merge_hparams
+from clients.common import COMMON_HPARAMS, torch_make_client
 
 DEFAULT_HPARAMS: dict[str, Any] = dict(COMMON_HPARAMS)
 
@@ -49,12 +48,4 @@ def load_dataset(data_dir: str | None = None) -> Dataset:
     return load_idx(data_dir, name="mnist")
 
 
-def make_client(
-    train: tuple[np.ndarray, np.ndarray],
-    val: tuple[np.ndarray, np.ndarray],
-    *,
-    seed: int,
-    hparams: dict[str, Any] | None = None,
-) -> TorchClient:
-    hp = merge_hparams(DEFAULT_HPARAMS, hparams, task="clients.mnist")
-    return TorchClient(build_model, train, val, seed=seed, hparams=hp)
+make_client = torch_make_client(build_model, DEFAULT_HPARAMS, task="clients.mnist")

@@ -27,7 +27,7 @@ from torch import nn
 
 from bdfl.errors import BDFLError
 from bdfl.learning.data import Dataset
-from clients.common import COMMON_HPARAMS, TorchClient, merge_hparams
+from clients.common import COMMON_HPARAMS, torch_make_client
 
 DEFAULT_HPARAMS: dict[str, Any] = {**COMMON_HPARAMS, "hidden": 32}
 CLASSES = ("drizzle", "fog", "rain", "snow", "sun")
@@ -96,12 +96,4 @@ def load_dataset(data_dir: str | None = None) -> Dataset:
                    num_classes=len(CLASSES))
 
 
-def make_client(
-    train: tuple[np.ndarray, np.ndarray],
-    val: tuple[np.ndarray, np.ndarray],
-    *,
-    seed: int,
-    hparams: dict[str, Any] | None = None,
-) -> TorchClient:
-    hp = merge_hparams(DEFAULT_HPARAMS, hparams, task="clients.seattle_weather")
-    return TorchClient(build_model, train, val, seed=seed, hparams=hp)
+make_client = torch_make_client(build_model, DEFAULT_HPARAMS, task="clients.seattle_weather")
