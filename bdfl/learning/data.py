@@ -27,7 +27,7 @@ import pickle
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import numpy as np
 
@@ -645,23 +645,24 @@ def task_shard_indices(y: np.ndarray, task: Any, num_peers: int, seed: int) -> l
                          samples_per_peer=task.samples_per_peer)
 
 
-def make_peer_shards(
-    dataset: Dataset,
-    num_peers: int,
-    *,
-    scheme: str = "iid",
-    alpha: float = 0.5,
-    seed: int = 0,
-    val_fraction: float = 0.2,
-    min_size: int = 10,
-    samples_per_peer: int = 0,
-) -> list[PeerShard]:
-    """Partition ``dataset``'s training set over ``num_peers`` peers (``scheme`` "iid",
-    "dirichlet", or "iid_sample" with ``samples_per_peer``: overlapping random draws, for
-    scale benchmarks) and split each part into local train / validation data."""
+class ShardOptions(TypedDict, total=False):
+    """:func:`shard_indices`'s keywords (its defaults apply to the ones left out)."""
+
+    scheme: str
+    alpha: float
+    seed: int
+    val_fraction: float
+    min_size: int
+    samples_per_peer: int
+
+
+def make_peer_shards(dataset: Dataset, num_peers: int, **split: Unpack[ShardOptions]) -> list[PeerShard]:
+    """Partition ``dataset``'s training set over ``num_peers`` peers and split each part into
+    local train / validation data by :func:`shard_indices` with the keywords ``split``
+    (``scheme`` "iid", "dirichlet" with ``alpha``, or "iid_sample" with ``samples_per_peer``:
+    overlapping random draws, for scale benchmarks; ``seed``, ``val_fraction``, ``min_size``)."""
     shards = []
-    for peer, (tr, va) in enumerate(shard_indices(dataset.y_train, num_peers, scheme, alpha=alpha, seed=seed, val_fraction=val_fraction,
-                                                  min_size=min_size, samples_per_peer=samples_per_peer)):
+    for peer, (tr, va) in enumerate(shard_indices(dataset.y_train, num_peers, **split)):
         shards.append(
             PeerShard(
                 peer,
