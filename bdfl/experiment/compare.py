@@ -226,6 +226,18 @@ def _legend(ax: Any, marked: bool) -> None:
     ax.legend(handles, labels, **LEGEND_OUTSIDE)
 
 
+def _finish(fig: Any, ax: Any, marked: bool, title: str, ylabel: str, ylim: tuple[float, float], path: Path) -> Path:
+    """Title, axes, grid and legend of a per-round comparison plot; saves it to ``path``."""
+    ax.set_title(title)
+    ax.set_xlabel("round")
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(*ylim)
+    ax.grid(alpha=0.3)
+    integer_xaxis(ax)
+    _legend(ax, marked)
+    return save_figure(fig, path)
+
+
 def compare_runs(dirs: Sequence[str | Path], out_dir: str | Path) -> CompareOutputs:
     """Compare runs (results folders and/or sweep folders) into ``out_dir``.
 
@@ -258,14 +270,8 @@ def compare_runs(dirs: Sequence[str | Path], out_dir: str | Path) -> CompareOutp
         ys = _series([runs[i] for i in members], x, _honest_accuracy)
         line = band(ax, x, ys, label=group_label[key] + (f" ({n} seeds, ±std)" if n > 1 else ""))
         marked |= _mark_group(ax, [summaries[i] for i in members], line.get_color())
-    ax.set_title("Honest peers' mean test accuracy per round" + (" (mean over seeds)" if any(len(m) > 1 for m in groups.values()) else ""))
-    ax.set_xlabel("round")
-    ax.set_ylabel("accuracy on the test set")
-    ax.set_ylim(0, 1.02)
-    ax.grid(alpha=0.3)
-    integer_xaxis(ax)
-    _legend(ax, marked)
-    png = save_figure(fig, out / COMPARE_PNG)
+    title = "Honest peers' mean test accuracy per round" + (" (mean over seeds)" if any(len(m) > 1 for m in groups.values()) else "")
+    png = _finish(fig, ax, marked, title, "accuracy on the test set", (0, 1.02), out / COMPARE_PNG)
 
     # reputation: attackers' mean (solid) and honest minimum (dashed) per group
     marked = False
@@ -280,14 +286,8 @@ def compare_runs(dirs: Sequence[str | Path], out_dir: str | Path) -> CompareOutp
         if any(np.isfinite(a).any() for a in att):
             band(ax, x, att, color=line.get_color(), label=f"{group_label[key]}: attackers' mean")
         marked |= _mark_group(ax, [summaries[i] for i in members], line.get_color())
-    ax.set_title("On-chain reputation per round: attackers' mean (solid) vs the lowest honest peer (dashed)")
-    ax.set_xlabel("round")
-    ax.set_ylabel("reputation")
-    ax.set_ylim(0.0, 1.0)
-    ax.grid(alpha=0.3)
-    integer_xaxis(ax)
-    _legend(ax, marked)
-    rep_png = save_figure(fig, out / COMPARE_REPUTATION_PNG)
+    rep_png = _finish(fig, ax, marked, "On-chain reputation per round: attackers' mean (solid) vs the lowest honest peer (dashed)",
+                      "reputation", (0.0, 1.0), out / COMPARE_REPUTATION_PNG)
 
     # per-run table
     keys_shown = [k for k in COMPARE_KEYS if any(s.get(k) is not None for s in summaries)]
