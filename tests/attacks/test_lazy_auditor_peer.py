@@ -5,26 +5,15 @@ recorded), which the chain records as abstentions (AuditorSettled.abstain)."""
 from __future__ import annotations
 
 from bdfl.attacks import make_attack
-from bdfl.learning.data import load_digits, make_peer_shards
-from bdfl.learning.task import fit_client, load_task
 from bdfl.net.serialization import Binding, encode_ndarrays, hash_hex, update_hash
-from bdfl.peer.node import Candidate, Peer, PeerSettings
+from bdfl.peer.node import Candidate, Peer
+from tests.peer.auditors import CHAIN, RM, digits_auditor
 
-CHAIN, RM = 31337, "0x" + "5f" * 20
 ADDR = [f"0x{i:040x}" for i in range(1, 5)]
 
 
 def _setup(attack: object) -> tuple[Peer, list[Candidate], dict[str, bytes]]:
-    task = load_task("clients.digits")
-    ds = load_digits()
-    shards = make_peer_shards(ds, 3, scheme="iid", seed=0, min_size=20)
-    hp = {"local_epochs": 1, "batch_size": 16}
-    clients = [task.make_client(s.train, s.val, seed=i, hparams=hp) for i, s in enumerate(shards)]
-    start = task.initial_parameters(ds, seed=0, hparams=hp)
-    trained = [fit_client(c, start, {"round": 0}).parameters for c in clients]
-    peer = Peer(index=0, address=ADDR[0], client=clients[0], endpoint=None, settings=PeerSettings(), attack=attack)
-    peer.domain = (CHAIN, RM)
-    peer.params, peer.reference, peer.trained = start, start, trained[0]
+    peer, trained = digits_auditor(3, ADDR[0], domain=(CHAIN, RM), attack=attack)
     good = encode_ndarrays(trained[1], binding=Binding(CHAIN, RM, 2, ADDR[1]))
     garbage = b"BDFLMB\x00\x01" + b"\xff" * 40  # not an update: an honest auditor rejects it
     blobs = [good, garbage]

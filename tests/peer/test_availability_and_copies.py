@@ -17,30 +17,13 @@ import numpy as np
 
 from bdfl.chain.protocol import Outcome, Submission
 from bdfl.config import ExperimentConfig
-from bdfl.learning.data import load_digits, make_peer_shards
-from bdfl.learning.task import fit_client, load_task
 from bdfl.net.fetch import FetchError, HashMismatch
 from bdfl.net.serialization import Binding, encode_ndarrays, hash_hex, update_hash
 from bdfl.peer.node import Candidate, Peer, PeerSettings
 from bdfl.peer.sources import StartSource, aggregation_rule
+from tests.peer.auditors import CHAIN, RM, digits_auditor
 
-CHAIN, RM = 31337, "0x" + "5f" * 20
 ADDR = [f"0x{i:040x}" for i in range(1, 7)]  # auditor ADDR[0], trainers ADDR[1..5]
-
-
-def _setup() -> tuple[Peer, list[list[np.ndarray]]]:
-    task = load_task("clients.digits")
-    ds = load_digits()
-    shards = make_peer_shards(ds, 6, scheme="iid", seed=0, min_size=20)
-    hp = {"local_epochs": 1, "batch_size": 16}
-    clients = [task.make_client(s.train, s.val, seed=i, hparams=hp) for i, s in enumerate(shards)]
-    start = task.initial_parameters(ds, seed=0, hparams=hp)
-    trained = [fit_client(c, start, {"round": 0}).parameters for c in clients]
-    peer = Peer(index=0, address=ADDR[0], client=clients[0], endpoint=None, settings=PeerSettings())
-    peer.domain = (CHAIN, RM)
-    peer.params = start
-    peer.reference, peer.trained = start, trained[0]
-    return peer, trained
 
 
 def _bound(model: list[np.ndarray], rnd: int, submitter: str, chain: int = CHAIN) -> bytes:
@@ -54,7 +37,7 @@ def _cand(i: int, peer: str, data: bytes, weight: float = 1.0) -> Candidate:
 def test_an_auditor_that_cannot_fetch_abstains_instead_of_rejecting() -> None:
     """Before: every update that could not be fetched got a reject vote (its trainer slashed
     when a quorum of auditors was cut off by a network attacker)."""
-    peer, trained = _setup()
+    peer, trained = digits_auditor(6, ADDR[0], domain=(CHAIN, RM))
     blobs = [_bound(m, 3, a) for m, a in zip(trained[1:5], ADDR[1:5])]
     cands = [_cand(i, a, b) for i, (a, b) in enumerate(zip(ADDR[1:5], blobs))]
     fetched: dict[str, Any] = {c.hash: b for c, b in zip(cands, blobs)}
@@ -69,7 +52,7 @@ def test_an_auditor_that_cannot_fetch_abstains_instead_of_rejecting() -> None:
 
 
 def test_bytes_that_arrive_and_are_bad_are_still_rejected() -> None:
-    peer, trained = _setup()
+    peer, trained = digits_auditor(6, ADDR[0], domain=(CHAIN, RM))
     good = _bound(trained[1], 3, ADDR[1])
     garbage = b"BDFLMB\x00\x01" + b"\xff" * 40  # committed on chain by its submitter, but not an update
     cands = [_cand(0, ADDR[1], good), _cand(1, ADDR[2], garbage)]
@@ -81,7 +64,7 @@ def test_a_copied_update_fails_the_audit() -> None:
     """Member ADDR[2] submits ADDR[1]'s hash and serves the bytes it fetched from ADDR[1]
     (exact copy; the contract also refuses a duplicate hash in a round), or re-publishes
     ADDR[1]'s update of an earlier round or another chain: the binding names someone else."""
-    peer, trained = _setup()
+    peer, trained = digits_auditor(6, ADDR[0], domain=(CHAIN, RM))
     original = _bound(trained[1], 3, ADDR[1])
     earlier = _bound(trained[3], 2, ADDR[2])  # its own, but of round 2
     other_chain = _bound(trained[4], 3, ADDR[2], chain=1)
@@ -99,7 +82,7 @@ def test_a_copied_update_fails_the_audit() -> None:
 
 
 def test_make_update_binds_its_bytes_and_they_decode_unchanged() -> None:
-    peer, trained = _setup()
+    peer, trained = digits_auditor(6, ADDR[0], domain=(CHAIN, RM))
     peer.trained = trained[0]
     data = peer.make_update(7)
     from bdfl.net.serialization import read_binding
@@ -112,7 +95,7 @@ def test_make_update_binds_its_bytes_and_they_decode_unchanged() -> None:
 
 
 def test_rebuilt_starts_and_aggregation_decode_bound_weights_unchanged() -> None:
-    peer, trained = _setup()
+    peer, trained = digits_auditor(6, ADDR[0], domain=(CHAIN, RM))
     blobs = {a: _bound(m, 3, a) for a, m in zip(ADDR[1:4], trained[1:4])}
     h = {a: hash_hex(update_hash(b)) for a, b in blobs.items()}
     recipe = [StartSource(ADDR[1], h[ADDR[1]], 1.0), StartSource(ADDR[2], h[ADDR[2]], 3.0)]
@@ -126,7 +109,7 @@ def test_rebuilt_starts_and_aggregation_decode_bound_weights_unchanged() -> None
 
 def test_aggregation_counts_each_hash_once() -> None:
     """Finding 3: approvedUpdates listed a copied hash twice, and it was weighed twice."""
-    peer, trained = _setup()
+    peer, trained = digits_auditor(6, ADDR[0], domain=(CHAIN, RM))
     blob = _bound(trained[1], 3, ADDR[1])
     other = _bound(trained[2], 3, ADDR[2])
     cands = [_cand(0, ADDR[1], blob), _cand(1, ADDR[3], blob), _cand(2, ADDR[2], other)]

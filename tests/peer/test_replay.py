@@ -3,28 +3,11 @@ without fetching or evaluating it; fresh updates are still judged by the audit r
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
-from bdfl.learning.data import load_digits, make_peer_shards
-from bdfl.learning.task import fit_client, load_task
 from bdfl.net.serialization import encode_ndarrays, hash_hex, update_hash
-from bdfl.peer.node import Candidate, Peer, PeerSettings
-
-
-def _auditor() -> tuple[Peer, Any, list[list[np.ndarray]]]:
-    task = load_task("clients.digits")
-    ds = load_digits()
-    shards = make_peer_shards(ds, 5, scheme="iid", seed=0, min_size=20)
-    hp = {"local_epochs": 1, "batch_size": 16}
-    clients = [task.make_client(s.train, s.val, seed=i, hparams=hp) for i, s in enumerate(shards)]
-    start = task.initial_parameters(ds, seed=0, hparams=hp)
-    trained = [fit_client(c, start, {"round": 0}).parameters for c in clients]
-    peer = Peer(index=0, address="0x" + "11" * 20, client=clients[0], endpoint=None, settings=PeerSettings())
-    peer.params = start
-    peer.reference, peer.trained = start, trained[0]
-    return peer, task, trained
+from bdfl.peer.node import Candidate
+from tests.peer.auditors import digits_auditor
 
 
 def _cand(i: int, data: bytes) -> Candidate:
@@ -32,7 +15,7 @@ def _cand(i: int, data: bytes) -> Candidate:
 
 
 def test_replayed_updates_are_rejected_and_fresh_ones_judged() -> None:
-    peer, _task, trained = _auditor()
+    peer, trained = digits_auditor(5, "0x" + "11" * 20)
     blobs = [encode_ndarrays(m) for m in trained[1:]]  # four honest updates of this round
     cands = [_cand(i, b) for i, b in enumerate(blobs)]
     fetched = {c.hash: b for c, b in zip(cands, blobs)}
@@ -46,7 +29,7 @@ def test_replayed_updates_are_rejected_and_fresh_ones_judged() -> None:
 
 
 def test_the_rules_reasons_for_each_reject_vote_are_kept() -> None:
-    peer, _task, trained = _auditor()
+    peer, trained = digits_auditor(5, "0x" + "11" * 20)
     rng = np.random.default_rng(0)
     noisy = [(a + rng.normal(0, 3.0, a.shape)).astype(a.dtype) for a in trained[1]]
     blobs = [encode_ndarrays(m) for m in [*trained[2:], noisy]]
