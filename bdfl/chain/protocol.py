@@ -54,7 +54,7 @@ FINALIZE_ITEM_GAS_PER_AUDITOR = 12_000
 def finalize_batch_size(auditors_per_update: int) -> int:
     """Items per finalize transaction, sized by gas: a batch of this many worst-case items
     stays under FINALIZE_GAS_TARGET, i.e. under the EIP-7825 cap with margin, for any m
-    (150 items at the default m = 3)."""
+    (148 items at the default m = 3)."""
     per_item = FINALIZE_ITEM_GAS + FINALIZE_ITEM_GAS_PER_AUDITOR * auditors_per_update
     return max(1, min(MAX_FINALIZE_ITEMS, FINALIZE_GAS_TARGET // per_item))
 
