@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.chain.helpers import Env, Proto, setup_proto
+from tests.chain.helpers import Env, Proto, setup_proto, snapshot_env
 
 
 @pytest.fixture(scope="module")
@@ -20,8 +20,5 @@ def proto(devnet: Any, artifacts: Any) -> Proto:
 @pytest.fixture()
 def env(proto: Proto) -> Iterator[Env]:
     """Fresh clients on a chain snapshot; every change is reverted after the test."""
-    snap = proto.rpc("evm_snapshot")
-    try:
-        yield Env(proto)
-    finally:
-        proto.rpc("evm_revert", [snap])
+    with snapshot_env(proto) as env:
+        yield env

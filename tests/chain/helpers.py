@@ -179,6 +179,16 @@ class Env:
         return self.deployer.round_info(r).num_submissions >= self.deployer.member_count()
 
 
+@contextlib.contextmanager
+def snapshot_env(proto: Proto) -> Iterator[Env]:
+    """Fresh clients on a chain snapshot of ``proto``; every change is reverted on exit."""
+    snap = proto.rpc("evm_snapshot")
+    try:
+        yield Env(proto)
+    finally:
+        proto.rpc("evm_revert", [snap])
+
+
 def update_hash(round_: int, peer: str, tag: int = 0) -> bytes:
     from eth_utils import keccak
 

@@ -25,7 +25,7 @@ from eth_utils import keccak
 
 from bdfl.chain.protocol import Outcome, Phase, Status, new_salt
 from bdfl.chain.txsender import TxReverted
-from tests.chain.helpers import TEST_PARAMS, Env, Proto, reverts, setup_proto
+from tests.chain.helpers import TEST_PARAMS, Env, Proto, reverts, setup_proto, snapshot_env
 
 pytestmark = pytest.mark.chain
 
@@ -144,11 +144,8 @@ def sybil_proto(devnet: object, artifacts: object) -> Proto:
 
 @pytest.fixture()
 def sybil_env(sybil_proto: Proto) -> Iterator[Env]:
-    snap = sybil_proto.rpc("evm_snapshot")
-    try:
-        yield Env(sybil_proto)
-    finally:
-        sybil_proto.rpc("evm_revert", [snap])
+    with snapshot_env(sybil_proto) as env:
+        yield env
 
 
 def _expected_seats(reps: dict[str, int], group: set[str], k: int) -> float:

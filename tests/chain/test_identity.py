@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,17 +51,9 @@ POLICY = keccak(b"bdfl test policy v1")
 
 @pytest.fixture(scope="module")
 def proto(devnet: Any, artifacts: Any) -> Proto:
-    """This module's deployment: TEST_PARAMS with the identity economics switched on."""
+    """This module's deployment: TEST_PARAMS with the identity economics switched on (conftest's
+    ``env`` snapshots it)."""
     return setup_proto(devnet, artifacts, IDENTITY_PARAMS)
-
-
-@pytest.fixture()
-def env(proto: Proto) -> Iterator[Env]:
-    snap = proto.rpc("evm_snapshot")
-    try:
-        yield Env(proto)
-    finally:
-        proto.rpc("evm_revert", [snap])
 
 
 def _draws(env: Env, seeds: int = 200) -> set[str]:

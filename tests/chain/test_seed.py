@@ -33,7 +33,7 @@ from bdfl.chain.protocol import (
     xor32,
 )
 from bdfl.chain.toolchain import project_root
-from tests.chain.helpers import LONG, PEER_TOKENS, Env, Proto, reverts, setup_proto, update_hash
+from tests.chain.helpers import LONG, PEER_TOKENS, Env, Proto, reverts, setup_proto, snapshot_env, update_hash
 
 pytestmark = pytest.mark.chain
 
@@ -128,11 +128,8 @@ def grind_proto(devnet: Any, artifacts: Any) -> Proto:
 
 @pytest.fixture()
 def genv(grind_proto: Proto) -> Iterator[Env]:
-    snap = grind_proto.rpc("evm_snapshot")
-    try:
-        yield Env(grind_proto)
-    finally:
-        grind_proto.rpc("evm_revert", [snap])
+    with snapshot_env(grind_proto) as env:
+        yield env
 
 
 def _deploy_grinder(env: Env) -> Any:

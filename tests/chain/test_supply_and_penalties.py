@@ -17,7 +17,7 @@ import pytest
 
 from bdfl.chain.deploy import TOKEN
 from bdfl.chain.protocol import Phase
-from tests.chain.helpers import TEST_PARAMS, Env, Proto, setup_proto
+from tests.chain.helpers import TEST_PARAMS, Env, Proto, setup_proto, snapshot_env
 
 pytestmark = pytest.mark.chain
 
@@ -32,11 +32,8 @@ def capped_proto(devnet: Any, artifacts: Any) -> Proto:
 
 @pytest.fixture()
 def cenv(capped_proto: Proto) -> Iterator[Env]:
-    snap = capped_proto.rpc("evm_snapshot")
-    try:
-        yield Env(capped_proto)
-    finally:
-        capped_proto.rpc("evm_revert", [snap])
+    with snapshot_env(capped_proto) as env:
+        yield env
 
 
 def test_a_captured_committee_cannot_mint_beyond_the_round_budget_or_the_cap(cenv: Env) -> None:

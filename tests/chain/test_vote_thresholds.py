@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from bdfl.chain.protocol import Outcome, Phase, new_salt
-from tests.chain.helpers import TEST_PARAMS, Env, setup_proto
+from tests.chain.helpers import TEST_PARAMS, Env, setup_proto, snapshot_env
 
 pytestmark = pytest.mark.chain
 
@@ -28,11 +28,8 @@ def env5(request: Any, devnet: Any, artifacts: Any) -> Iterator[Env]:
         TEST_PARAMS, committee_size=6, auditors_per_update=5, quorum=3, approve_percent=approve, reject_percent=reject
     )
     proto = setup_proto(devnet, artifacts, params)
-    snap = proto.rpc("evm_snapshot")
-    try:
-        yield Env(proto)
-    finally:
-        proto.rpc("evm_revert", [snap])
+    with snapshot_env(proto) as env:
+        yield env
 
 
 def test_outcome_needs_more_than_the_percentages_of_the_votes(env5: Env) -> None:
