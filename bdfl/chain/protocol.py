@@ -82,7 +82,7 @@ COMMIT_GAS = 120_000
 def reveal_gas_bound(votes: int) -> int:
     """Gas limit of a ``revealVotes`` with ``votes`` votes. Measured: ~37k per vote when
     the reveal is the first on its updates (fresh storage), ~16k per vote at N = 1000
-    (2.2M for the largest reveal). A fixed bound instead of ``eth_estimateGas`` saves a
+    (2.58M for the largest reveal). A fixed bound instead of ``eth_estimateGas`` saves a
     round trip per vote transaction; unused gas is not charged, and a reverting reveal is
     still decoded (by replaying it, see ``TxSender``). Capped at the EIP-7825 per-transaction
     cap (about 370 votes at the fresh-storage rate)."""
