@@ -32,6 +32,7 @@ import asyncio
 import errno
 import ipaddress
 import json
+import logging
 import math
 import re
 import socket
@@ -43,6 +44,8 @@ from typing import Any, TypeVar
 
 from bdfl.errors import BDFLError
 from bdfl.net.serialization import hash_hex, update_hash
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -468,7 +471,8 @@ class Endpoint:
                 if not keep_alive:
                     break
         except Exception:  # noqa: BLE001 - a client must never take the server down
-            pass
+            # resets and timeouts are routine with hostile clients; a bug of ours shows here
+            log.debug("connection from %s ended by an exception", client, exc_info=True)
         finally:
             self._forget(writer, client)
             writer.close()
