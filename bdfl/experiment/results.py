@@ -606,7 +606,7 @@ def round_aggregates(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 def separation_by_round(metrics: Sequence[Mapping[str, Any]], *, attackers: str = "every") -> dict[int, bool]:
     """Round -> whether the attackers' reputation is strictly below every honest peer's:
     every attacker's (``attackers="every"``) or the attackers' mean (``"mean"``, the
-    README's robustness tables). Rounds with no attacker or no honest reputation are left out."""
+    robustness tables, docs/results/robustness.md). Rounds with no attacker or no honest reputation are left out."""
     by_round: dict[int, list[Mapping[str, Any]]] = {}
     for m in metrics:
         if m.get("round") is not None:
