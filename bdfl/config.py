@@ -213,7 +213,7 @@ class ExperimentConfig:
     """One experiment: everything needed to reproduce it.
 
     The defaults (here and in every table above) are the measured default experiment
-    (README, "default experiment"; ``experiments/configs/default.toml`` only names it):
+    (README Quickstart, docs/results/default-experiment.md; ``experiments/configs/default.toml`` only names it):
     digits, 20 peers, 15 rounds, 30 % label-flipping attackers, the BDFL defense with
     committee 9 / 8 auditors per update / quorum 5 and two-thirds rejections.
     """
