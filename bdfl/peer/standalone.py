@@ -37,6 +37,7 @@ import numpy as np
 
 from bdfl.chain.accounts import check_key_allowed, load_key_file
 from bdfl.chain.deploy import Deployment, TOKEN
+from bdfl.chain.endpoints import endpoint_rule
 from bdfl.chain.devnet import connect
 from bdfl.chain.protocol import Phase, ProtocolClient, Status, draw_gas_bound, salt_for
 from bdfl.chain.txsender import TxReverted, TxSender, transient_chain_errors
@@ -222,6 +223,10 @@ class StandalonePeer:
                 check_endpoint_url(str(args.advertise))
             except FetchError as exc:
                 raise BDFLError(f"--advertise: {exc}", fix="e.g. --advertise http://203.0.113.7:8600") from None
+            rule = endpoint_rule(str(args.advertise).rstrip("/"))  # the URL registered on chain
+            if rule is not None:  # refused by PeerRegistry (e.g. no port): say so before any transaction
+                raise BDFLError(f"--advertise {str(args.advertise)[:120]!r}: the registry refuses it (rule {rule!r}, docs/protocol.md, \"Endpoints\")",
+                                fix="e.g. --advertise http://203.0.113.7:8600 (scheme in lower case, an explicit port)")
         self.cfg = load_config(args.config) if args.config else ExperimentConfig()
         if args.config and "attack" in read_toml(args.config, "--config"):
             log.warning("the config's [attack] table is ignored: a standalone peer is honest")

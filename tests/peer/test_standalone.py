@@ -582,6 +582,18 @@ def test_unreachable_rpc_and_unknown_client_are_one_clear_error(peer_files: dict
     _assert_one_error(proc, "--data-shard")
 
 
+def test_advertised_url_the_registry_would_refuse_is_refused_before_any_transaction(tmp_path: Path) -> None:
+    """An --advertise URL that passes the fetcher's check but not PeerRegistry's endpoint rule
+    (no port, upper-case scheme, longer than 256 bytes) is one error naming the rule, before
+    the key, the deployment or the chain are touched; an accepted URL gets past this check."""
+    files = ("--rpc-url", "http://127.0.0.1:1", "--key-file", str(tmp_path / "no.key"), "--deployment", str(tmp_path / "no.json"))
+    for url, rule in (("http://203.0.113.7", "port"), ("HTTP://203.0.113.7:8600", "scheme"),
+                      ("http://203.0.113.7:8600/" + "a" * 300, "length")):
+        _assert_one_error(_bdfl_peer(*files, "--advertise", url), "--advertise", f"rule '{rule}'")
+    err = _assert_one_error(_bdfl_peer(*files, "--advertise", "http://203.0.113.7:8600/bdfl/"))
+    assert "--advertise" not in err, err
+
+
 def test_well_known_key_refused_off_devnet(peer_files: dict[str, Any]) -> None:
     """A chain id that is not a devnet's: the public devnet keys are refused before anything."""
     from bdfl.chain import toolchain
