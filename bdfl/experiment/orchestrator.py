@@ -3,7 +3,6 @@ and the results folder, and walks every round through its on-chain phases."""
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ from bdfl.experiment.report import build_report
 from bdfl.experiment.results import (
     ResultsWriter,
     compute_summary,
+    load_clean_reference,
     package_versions,
     read_metrics,
     read_rounds,
@@ -490,7 +490,8 @@ class Orchestrator:
 def _clean_reference(cfg: ExperimentConfig) -> dict[str, Any] | None:
     if not cfg.clean_reference:
         return None
-    try:
-        return json.loads(Path(cfg.clean_reference).read_text())
-    except (OSError, ValueError):
+    try:  # checked by preflight; the same reader as `bdfl report` (a summary.json or its folder)
+        return load_clean_reference(cfg.clean_reference)
+    except BDFLError as exc:
+        log.warning("clean_reference not used: %s", exc.message)
         return None

@@ -16,6 +16,7 @@ from bdfl.attacks import ATTACKS, make_attack
 from bdfl.chain.deploy import ProtocolParams, TOKEN
 from bdfl.config import ExperimentConfig, group_size
 from bdfl.errors import BDFLError, ConfigError
+from bdfl.experiment.results import load_clean_reference
 from bdfl.learning.data import task_shard_indices
 from bdfl.learning.task import load_task
 from bdfl.net.overlay import KINDS as TOPOLOGIES
@@ -49,6 +50,11 @@ def preflight(cfg: ExperimentConfig) -> None:
     protocol_params(cfg)
     if cfg.task.data_dir and not Path(cfg.task.data_dir).exists():
         raise ConfigError("task.data_dir", f"{cfg.task.data_dir} does not exist")
+    if cfg.clean_reference:  # read at the end of the run: a bad path must not cost a whole run's drop
+        try:
+            load_clean_reference(cfg.clean_reference)
+        except BDFLError as exc:
+            raise ConfigError("clean_reference", exc.message, "a summary.json, or the results folder holding one") from None
     # The split itself: a data set too small for the peer count (or a Dirichlet alpha that
     # leaves peers empty) must stop the run here, not inside a worker after the devnet started.
     try:

@@ -133,6 +133,23 @@ def test_iid_sample_split_is_checked_before_the_run() -> None:
     assert info.value.field == "task.samples_per_peer" and "5000" in str(info.value)
 
 
+def test_clean_reference_is_checked_before_the_run_and_read_like_bdfl_report(tmp_path: Path) -> None:
+    """A clean_reference that cannot be read stops the run up front (it is used only at the
+    end); a summary.json or the results folder holding it is read by the run as by the report."""
+    from bdfl.experiment.orchestrator import _clean_reference
+    from bdfl.experiment.setup import preflight
+
+    for bad in (tmp_path / "missing.json", tmp_path):  # no file; a folder without summary.json
+        with pytest.raises(ConfigError) as info:
+            preflight(load_config(None, {"clean_reference": str(bad)}))
+        assert info.value.field == "clean_reference" and str(bad) in str(info.value)
+    (tmp_path / "summary.json").write_text('{"final_honest_accuracy": 0.93}')
+    for good in (tmp_path / "summary.json", tmp_path):
+        cfg = load_config(None, {"clean_reference": str(good)})
+        preflight(cfg)
+        assert _clean_reference(cfg) == {"final_honest_accuracy": 0.93}
+
+
 def test_faults_are_typed_validated_and_round_trip(tmp_path: Path) -> None:
     """[[faults]] entries: each field checked with the field's name and allowed values, the
     peers' timelines checked for overlaps and membership, and the table survives dump/load."""
