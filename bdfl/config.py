@@ -418,7 +418,7 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     _range("protocol.quorum", p.quorum, 1, p.auditors_per_update)
     _range("protocol.approve_percent", p.approve_percent, 50, 99)
     _range("protocol.reject_percent", p.reject_percent, 50, 99)
-    _range("protocol.min_stake", p.min_stake, 1, 10**30)
+    _range("protocol.min_stake", p.min_stake, 10, 10**30)  # >= the fixed slash of 10 tokens (ProtocolParams.slash_amount)
     for phase in ("submit_seconds", "commit_seconds", "reveal_seconds"):
         _range(f"protocol.{phase}", getattr(p, phase), 1, 86_400)
     _range("protocol.max_missed_rounds", p.max_missed_rounds, 1, 1000)

@@ -133,6 +133,15 @@ def test_iid_sample_split_is_checked_before_the_run() -> None:
     assert info.value.field == "task.samples_per_peer" and "5000" in str(info.value)
 
 
+def test_min_stake_below_the_fixed_slash_is_refused_by_its_own_field() -> None:
+    """[protocol] cannot set slash_amount (10 tokens in ProtocolParams), so a smaller min_stake
+    is refused as protocol.min_stake, not as a slash_amount in base units the user never set."""
+    with pytest.raises(ConfigError) as info:
+        load_config(None, {"protocol.min_stake": 9, "protocol.entry_fee": 0})
+    assert info.value.field == "protocol.min_stake" and info.value.allowed is not None and info.value.allowed.startswith("[10,")
+    assert load_config(None, {"protocol.min_stake": 10, "protocol.entry_fee": 0}).protocol.min_stake == 10
+
+
 def test_clean_reference_is_checked_before_the_run_and_read_like_bdfl_report(tmp_path: Path) -> None:
     """A clean_reference that cannot be read stops the run up front (it is used only at the
     end); a summary.json or the results folder holding it is read by the run as by the report."""
