@@ -287,8 +287,8 @@ def _command(backend: str, host: str, port: int, accounts: int, block_time: floa
             cmd += ["--block-time", str(block_time)]
         if frozen_time:
             # base fee 0: the fee a sender signs with is then the same constant whenever it
-            # reads it (TxSender's fee floor), so transaction bytes, block hashes and hence
-            # committee randomness do not depend on wall-clock time (reproducible runs)
+            # reads it (TxSender's fee floor), so transaction bytes, block hashes and gas do
+            # not depend on wall-clock time (reproducible runs; the committee seed has no block data)
             cmd += ["--timestamp", str(FROZEN_GENESIS), "--base-fee", "0", "--order", "fifo"]
         return cmd
     if backend == "hardhat":
