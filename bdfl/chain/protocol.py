@@ -44,7 +44,7 @@ FINALIZE_GAS_TARGET = 12_000_000
 #: Gas limit of a finalize transaction (the target plus headroom, under the cap).
 FINALIZE_GAS_LIMIT = min(TX_GAS_CAP, FINALIZE_GAS_TARGET + 2_000_000)
 #: Gas budget of one finalize item: a fixed part plus a part per auditor of an update. Full
-#: batches of an honest round measure about 35k per item at m = 3 (experiments/gas_table.py);
+#: batches measure 35-45k per item at m = 3 (N = 100-1000, experiments/results/gas_table.md);
 #: the budget (81k at m = 3) leaves room for the worst items: a reward mint plus a cold
 #: abstention write per auditor that did not reveal.
 FINALIZE_ITEM_GAS = 45_000
