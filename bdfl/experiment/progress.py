@@ -115,8 +115,10 @@ def summary_lines(summary: Mapping[str, Any], *, wall_seconds: float | None = No
     acc, std = summary.get("final_honest_accuracy"), summary.get("final_honest_accuracy_std")
     acc_text = "-" if acc is None else f"{acc:.3f}" + (f" ± {std:.3f}" if std is not None else "")
     last3 = summary.get("honest_accuracy_last3")
-    if last3 is not None:
-        acc_text += f" (mean of the last 3 rounds {last3:.3f})"
+    done = summary.get("rounds_completed")
+    window = min(3, done) if isinstance(done, int) and done > 0 else 3  # a shorter run averages fewer
+    if last3 is not None and window > 1:
+        acc_text += f" (mean of the last {window} rounds {last3:.3f})"
     attackers = summary.get("attackers") or 0
     if attackers:
         sep = _first(summary, "separated_from_round", "detection_round")

@@ -114,3 +114,11 @@ def test_end_of_run_summary_says_why_a_run_is_degraded() -> None:
     text = "\n".join(summary_lines({**SUMMARY, "status": "degraded", "degraded_reasons": ["round 4: no peer aggregated"]}))
     assert "degraded (15 rounds" in text and "degraded because:" in text and "round 4: no peer aggregated" in text
     assert "degraded because" not in "\n".join(summary_lines(SUMMARY))
+
+
+def test_end_of_run_summary_names_how_many_rounds_the_mean_covers() -> None:
+    """honest_accuracy_last3 averages fewer rounds in a shorter run; the line says how many."""
+    line = lambda s: summary_lines(s)[1]  # noqa: E731
+    assert "mean of the last 2 rounds" in line({**SUMMARY, "rounds_completed": 2, "honest_accuracy_last3": 0.7})
+    assert "mean of the last 3 rounds" in line({**SUMMARY, "rounds_completed": 15, "honest_accuracy_last3": 0.7})
+    assert "mean of the last" not in line({**SUMMARY, "rounds_completed": 1, "honest_accuracy_last3": 0.7})
