@@ -27,13 +27,25 @@ class WorkerPool:
             self.conns.append(parent)
         self._collect("start")
 
+    def _died(self, i: int) -> str:
+        """What to say of worker ``i`` once its pipe is gone (it may not have exited yet)."""
+        self.procs[i].join(timeout=1.0)
+        code = self.procs[i].exitcode
+        return f"worker {i} died" + (f" (exit code {code})" if code is not None else "")
+
+    def _send(self, i: int, message: tuple[str, dict[str, Any]]) -> None:
+        try:
+            self.conns[i].send(message)
+        except OSError as exc:  # BrokenPipeError / ConnectionResetError: the worker is gone
+            raise BDFLError(f"{message[0]} could not be sent: {self._died(i)}") from exc
+
     def _collect(self, what: str) -> list[Any]:
         results, errors = [], []
         for i, conn in enumerate(self.conns):
             try:
                 status, payload = conn.recv()
             except (EOFError, OSError):
-                status, payload = "error", f"worker {i} died (exit code {self.procs[i].exitcode})"
+                status, payload = "error", self._died(i)
             if status == "ok":
                 results.append(payload)
             else:
@@ -43,19 +55,19 @@ class WorkerPool:
         return results
 
     def call(self, cmd: str, per_worker: list[dict[str, Any]] | None = None, **kwargs: Any) -> list[Any]:
-        for i, conn in enumerate(self.conns):
-            conn.send((cmd, per_worker[i] if per_worker is not None else kwargs))
+        for i in range(len(self.conns)):
+            self._send(i, (cmd, per_worker[i] if per_worker is not None else kwargs))
         return self._collect(cmd)
 
     def call_in_turn(self, cmd: str, **kwargs: Any) -> list[Any]:
         """The command on one worker after another (for a deterministic order of effects)."""
         out = []
         for i, conn in enumerate(self.conns):
-            conn.send((cmd, kwargs))
+            self._send(i, (cmd, kwargs))
             try:
                 status, payload = conn.recv()
             except (EOFError, OSError):
-                status, payload = "error", f"worker {i} died (exit code {self.procs[i].exitcode})"
+                status, payload = "error", self._died(i)
             if status != "ok":
                 raise BDFLError(f"{cmd} failed in worker {i}:\n{payload}")
             out.append(payload)
