@@ -62,12 +62,6 @@ def perturbation(kind: str, benign: np.ndarray, reference: np.ndarray) -> np.nda
     return move / norm if norm > 0 else move
 
 
-def pairwise_sq(X: np.ndarray) -> np.ndarray:
-    """Squared Euclidean distances between the rows of ``X``."""
-    sq = np.sum(X**2, axis=1)
-    return np.maximum(sq[:, None] + sq[None, :] - 2 * X @ X.T, 0.0)
-
-
 def num_copies(ctx: AttackContext) -> int:
     """How many attackers send the crafted model (f; at least 1)."""
     return max(1, int(ctx.num_attackers or 1))

@@ -15,7 +15,8 @@ from __future__ import annotations
 import numpy as np
 
 from bdfl.attacks import register
-from bdfl.attacks._search import AgrSearchAttack, agr_model, pairwise_sq
+from bdfl.attacks._search import AgrSearchAttack, agr_model
+from bdfl.learning.aggregation import pairwise_sq
 
 
 def min_sum_model(benign: np.ndarray, p: np.ndarray, gamma_init: float = 10.0) -> np.ndarray:

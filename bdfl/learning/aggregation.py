@@ -41,6 +41,7 @@ __all__ = [
     "flatten",
     "krum",
     "krum_scores",
+    "pairwise_sq",
     "WEIGHTINGS",
     "clear_approval",
     "trimmed_mean",
@@ -122,6 +123,12 @@ def flatten(model: NDArrays) -> np.ndarray:
     return np.concatenate([np.asarray(a, dtype=np.float64).ravel() for a in model]) if model else np.zeros(0)
 
 
+def pairwise_sq(X: np.ndarray) -> np.ndarray:
+    """Squared Euclidean distances between the rows of ``X``."""
+    sq = np.sum(X**2, axis=1)
+    return np.maximum(sq[:, None] + sq[None, :] - 2 * X @ X.T, 0.0)
+
+
 def weighted_average(models: Sequence[NDArrays], weights: Sequence[float] | None = None) -> NDArrays:
     """sum_k w_k * model_k / sum_k w_k (uniform weights when ``weights`` is None).
 
@@ -148,9 +155,7 @@ def krum_scores(models: Sequence[NDArrays], num_malicious: int) -> np.ndarray:
     """Krum score of each model: sum of squared distances to its ``n - f - 2`` nearest others
     (at least 1), Blanchard et al. 2017."""
     models = _check_models(models)
-    flat = np.stack([flatten(m) for m in models])
-    sq = np.sum(flat**2, axis=1)
-    dist = np.maximum(sq[:, None] + sq[None, :] - 2 * flat @ flat.T, 0.0)
+    dist = pairwise_sq(np.stack([flatten(m) for m in models]))
     np.fill_diagonal(dist, np.inf)
     k = max(1, len(models) - num_malicious - 2)
     k = min(k, len(models) - 1)

@@ -33,6 +33,7 @@ from bdfl.learning.aggregation import (
     _check_models,
     _restore_dtypes,
     flatten,
+    pairwise_sq,
 )
 
 __all__ = ["centered_clipping", "geometric_median", "nnm", "nnm_trimmed_mean"]
@@ -107,8 +108,7 @@ def nnm(models: Sequence[NDArrays], num_malicious: int) -> list[NDArrays]:
     n, f = len(X), int(num_malicious)
     if isinstance(num_malicious, bool) or f < 0 or f >= n:
         raise AggregationError(f"nnm: num_malicious must be an integer in [0, {n - 1}], got {num_malicious!r}")
-    sq = np.sum(X**2, axis=1)
-    dist = np.maximum(sq[:, None] + sq[None, :] - 2 * X @ X.T, 0.0)
+    dist = pairwise_sq(X)
     np.fill_diagonal(dist, -1.0)  # itself first
     nearest = np.argsort(dist, axis=1, kind="stable")[:, : n - f]
     return [_unflatten(X[idx].mean(axis=0), checked[0]) for idx in nearest]
