@@ -122,7 +122,7 @@ def nnm_trimmed_mean(models: Sequence[NDArrays], num_malicious: int) -> NDArrays
     n = len(X)
     f = min(int(num_malicious), (n - 1) // 2)
     S = np.sort(X, axis=0)
-    return _unflatten(S[f : n - f].mean(axis=0), _check_models(models)[0])
+    return _unflatten(S[f : n - f].mean(axis=0), mixed[0])  # mixed[0]: shapes and dtypes of models[0]
 
 
 def _agg_gm(models: list[NDArrays], weights: list[float] | None) -> NDArrays:
