@@ -597,13 +597,17 @@ class ProtocolClient:
 
     def endpoints_of(self, peers: Sequence[str], page: int = 500) -> dict[str, str]:
         """``endpoint_of`` for many peers, batched ``page`` per JSON-RPC request."""
-        out: dict[str, str] = {}
-        for start in range(0, len(peers), page):
-            chunk = list(peers[start : start + page])
+        return self._batched(self.registry.functions.endpointOf, peers, str, page)
+
+    def _batched(self, fn: Any, keys: Sequence[str], convert: Callable[[Any], Any], page: int) -> dict[str, Any]:
+        """``{k: convert(fn(k).call())}`` for every key, ``page`` calls per JSON-RPC batch request."""
+        out: dict[str, Any] = {}
+        for start in range(0, len(keys), page):
+            chunk = list(keys[start : start + page])
             with self.w3.batch_requests() as batch:
-                for p in chunk:
-                    batch.add(self.registry.functions.endpointOf(p))
-                out.update(zip(chunk, (str(r) for r in batch.execute()), strict=True))
+                for k in chunk:
+                    batch.add(fn(k))
+                out.update(zip(chunk, (convert(r) for r in batch.execute()), strict=True))
         return out
 
     def stake_of(self, peer: str | None = None) -> int:
@@ -617,14 +621,7 @@ class ProtocolClient:
 
     def token_balances(self, holders: Sequence[str], page: int = 500) -> dict[str, int]:
         """``token_balance`` (wallet tokens, not stake or unclaimed rewards) of many holders, batched."""
-        out: dict[str, int] = {}
-        for start in range(0, len(holders), page):
-            chunk = list(holders[start : start + page])
-            with self.w3.batch_requests() as batch:
-                for h in chunk:
-                    batch.add(self.token.functions.balanceOf(h))
-                out.update(zip(chunk, (int(b) for b in batch.execute()), strict=True))
-        return out
+        return self._batched(self.token.functions.balanceOf, holders, int, page)
 
     def solvency(self) -> Solvency:
         """The registry's token balance against what it owes (stakes + unclaimed rewards)."""
