@@ -203,12 +203,18 @@ def _worst_separation(summaries: Sequence[Mapping[str, Any]]) -> int | None:
     return max(vals) if vals and all(isinstance(v, int) for v in vals) else None
 
 
-def _mean_std_text(vals: Sequence[float]) -> str:
-    if not vals:
+def mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
+    """Mean and *sample* standard deviation (ddof=1; None for fewer than 2 values)."""
+    if not values:
+        return None, None
+    arr = np.asarray(values, dtype=float)
+    return float(arr.mean()), (float(arr.std(ddof=1)) if len(arr) > 1 else None)
+
+
+def _mean_std_text(mean: float | None, std: float | None) -> str:
+    if mean is None:
         return "—"
-    if len(vals) == 1:
-        return format_value(vals[0])
-    return f"{format_value(float(np.mean(vals)))} ± {format_value(float(np.std(vals, ddof=1)))}"
+    return format_value(mean) + ("" if std is None else f" ± {format_value(std)}")
 
 
 def _mark_group(ax: Any, summaries: Sequence[Mapping[str, Any]], color: str) -> bool:
@@ -315,10 +321,9 @@ def compare_runs(dirs: Sequence[str | Path], out_dir: str | Path) -> CompareOutp
         for k in keys_shown:
             vals = [float(v) for v in (summaries[i].get(k) for i in members)
                     if isinstance(v, (int, float)) and not isinstance(v, bool)]
-            g[f"{k}_mean"] = float(np.mean(vals)) if vals else None
-            g[f"{k}_std"] = float(np.std(vals, ddof=1)) if len(vals) > 1 else None
-            g[f"{k}_n"] = len(vals)
-            text[k] = _mean_std_text(vals)
+            mean, std = mean_std(vals)
+            g[f"{k}_mean"], g[f"{k}_std"], g[f"{k}_n"] = mean, std, len(vals)
+            text[k] = _mean_std_text(mean, std)
         group_rows.append(g)
         group_text.append(text)
     group_cols = ["group"] + [k for k in diff if k != "seed"] + ["n_runs", "seeds"] + \

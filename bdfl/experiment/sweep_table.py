@@ -22,7 +22,7 @@ import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
-from bdfl.experiment.compare import csv_text
+from bdfl.experiment.compare import csv_text, mean_std
 from bdfl.experiment.plots import new_figure, save_figure
 from bdfl.experiment.results import SUMMARY_FIELDS, atomic_write_text, format_value
 
@@ -75,14 +75,6 @@ def _number(v: Any) -> float | None:
     if isinstance(v, (int, float, np.integer, np.floating)) and math.isfinite(float(v)):
         return float(v)
     return None
-
-
-def mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
-    """Mean and *sample* standard deviation (ddof=1; None for fewer than 2 values)."""
-    if not values:
-        return None, None
-    arr = np.asarray(values, dtype=float)
-    return float(arr.mean()), (float(arr.std(ddof=1)) if len(arr) > 1 else None)
 
 
 def aggregate(rows: Sequence[Any], metrics: Sequence[str] | None = None) -> tuple[list[str], list[str], list[dict[str, Any]]]:
