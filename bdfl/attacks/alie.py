@@ -28,7 +28,8 @@ from statistics import NormalDist
 
 import numpy as np
 
-from bdfl.attacks import Attack, AttackContext, AttackError, NDArrays, _like, number, register
+from bdfl.attacks import Attack, AttackContext, AttackError, NDArrays, number, register
+from bdfl.attacks._search import benign_std, benign_vectors, unflatten
 
 
 def alie_z(num_peers: int, num_attackers: int) -> float:
@@ -42,6 +43,11 @@ def alie_z(num_peers: int, num_attackers: int) -> float:
     if p <= 0.5:
         return 0.0
     return NormalDist().inv_cdf(p)
+
+
+def alie_model(benign: np.ndarray, z: float) -> np.ndarray:
+    """``mean - z * std`` of the benign rows ``benign`` (coordinate-wise; std 0 for one row)."""
+    return benign.mean(axis=0) - z * benign_std(benign)
 
 
 DEFAULT_Z = 1.0
@@ -63,12 +69,4 @@ class ALIE(Attack):
         return alie_z(ctx.num_peers, ctx.num_attackers)
 
     def poison_update(self, ctx: AttackContext) -> NDArrays:
-        benign = list(ctx.honest_updates) or [ctx.trained, *ctx.received]
-        z = self.z_for(ctx)
-        out = []
-        for layers in zip(*benign):
-            stack = np.stack([np.asarray(a, dtype=np.float64) for a in layers])
-            mu = stack.mean(axis=0)
-            sd = stack.std(axis=0, ddof=1) if len(stack) > 1 else np.zeros_like(mu)
-            out.append(mu - z * sd)
-        return _like(out, ctx.trained)
+        return unflatten(alie_model(benign_vectors(ctx), self.z_for(ctx)), ctx.trained)

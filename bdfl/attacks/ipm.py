@@ -16,7 +16,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from bdfl.attacks import Attack, AttackContext, NDArrays, _like, number, register
+from bdfl.attacks import Attack, AttackContext, NDArrays, number, register
+from bdfl.attacks._search import unflatten
+from bdfl.learning.aggregation import flatten
+
+
+def ipm_model(benign: np.ndarray, reference: np.ndarray, epsilon: float) -> np.ndarray:
+    """``reference - epsilon * (mean - reference)`` for the mean of the benign rows ``benign``."""
+    return reference - epsilon * (benign.mean(axis=0) - reference)
 
 
 @register
@@ -28,10 +35,5 @@ class IPM(Attack):
     PARAMS = {"epsilon": number(0, lo_open=True, default=0.5, doc="multiplier of the negated mean update")}
 
     def poison_update(self, ctx: AttackContext) -> NDArrays:
-        benign = list(ctx.honest_updates) or [ctx.trained]
-        out = []
-        for i, ref in enumerate(ctx.reference):
-            r = np.asarray(ref, dtype=np.float64)
-            mean = np.mean([np.asarray(m[i], dtype=np.float64) for m in benign], axis=0)
-            out.append(r - self.epsilon * (mean - r))
-        return _like(out, ctx.trained)
+        benign = np.stack([flatten(m) for m in list(ctx.honest_updates) or [ctx.trained]])
+        return unflatten(ipm_model(benign, flatten(ctx.reference), self.epsilon), ctx.trained)

@@ -19,7 +19,9 @@ from __future__ import annotations
 import numpy as np
 
 from bdfl.attacks import Attack, AttackContext, NDArrays, choice, integer, register
-from bdfl.attacks._search import TARGETS, benign_std, benign_vectors, damage, line_search, num_copies, unflatten
+from bdfl.attacks._search import TARGETS, benign_vectors, damage, line_search, num_copies, unflatten
+from bdfl.attacks.alie import alie_model
+from bdfl.attacks.ipm import ipm_model
 from bdfl.learning.aggregation import flatten
 
 _PARAMS = {
@@ -51,7 +53,7 @@ class OptimalALIE(_Optimised):
     paper = "Baruch et al. 2019 (NeurIPS), optimised as in ByzFL / Allouah et al. 2023 (AISTATS)"
 
     def craft(self, benign: np.ndarray, ref: np.ndarray, tau: float) -> np.ndarray:
-        return benign.mean(axis=0) - tau * benign_std(benign)
+        return alie_model(benign, tau)
 
 
 @register
@@ -61,4 +63,4 @@ class OptimalIPM(_Optimised):
     paper = "Xie et al. 2020 (UAI), optimised as in ByzFL / Allouah et al. 2023 (AISTATS)"
 
     def craft(self, benign: np.ndarray, ref: np.ndarray, tau: float) -> np.ndarray:
-        return ref - tau * (benign.mean(axis=0) - ref)
+        return ipm_model(benign, ref, tau)
