@@ -10,14 +10,12 @@ code-free parser before it is evaluated or aggregated.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from eth_utils import keccak
 
 from bdfl.attacks import AttackContext, VoteContext, attacker_update
 from bdfl.chain.txsender import DuplicateHashError
@@ -326,17 +324,6 @@ class Peer:
                 for cand, v in zip(assigned, verdict)
             ]
         return [c.index for c, v in zip(assigned, voted) if v], [x for x, v in zip(verdict, voted) if v]
-
-    def remember_votes(self, rnd: int, indices: list[int], accept: list[bool]) -> bytes:
-        """Keep the vote vector and a salt until the reveal.
-
-        With ``salt_secret`` set (a secret only this peer knows, e.g. derived from its key)
-        the salt is keccak(secret, round): unguessable by others, yet reproducible, so a
-        re-run sends the same commitments and a restarted peer can recompute it."""
-        secret = getattr(self, "salt_secret", None)
-        salt = keccak(secret + rnd.to_bytes(32, "big")) if secret else os.urandom(32)
-        self.pending_votes[rnd] = (indices, accept, salt)
-        return salt
 
     # -- 5. aggregation of approved updates ---------------------------------------
     def aggregate(self, rnd: int, candidates: list[Candidate], fetched: dict[str, bytes | Exception], own_weight: float = 1.0) -> dict[str, Any]:
