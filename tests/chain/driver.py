@@ -1,8 +1,8 @@
 """Run every action on the contracts and on the Python model, and compare.
 
-``Driver.act`` sends the transaction, then applies the same action to the model (with the
-block's ``prevrandao`` when a committee may be drawn) and asserts both agree on success or
-on the custom error. ``Driver.check`` compares the whole state and checks the invariants:
+``Driver.act`` sends the transaction, then applies the same action to the model and asserts
+both agree on success or on the custom error. ``Driver.check`` compares the whole state and
+checks the invariants:
 
 * solvency: the registry's token balance >= stakes + unclaimed rewards (and equals the model's);
 * reputation within [0, REP_MAX] for every peer, equal to the model's;
@@ -33,17 +33,16 @@ class Driver:
         self.rounds_closed = 0
 
     # ------------------------------------------------------------------ actions
-    def act(self, chain: Callable[[], Any], model: Callable[[int | None], Any], draws: bool = False) -> Any:
-        """Run ``chain()`` then ``model(prevrandao)``; both must succeed or revert alike."""
+    def act(self, chain: Callable[[], Any], model: Callable[[], Any]) -> Any:
+        """Run ``chain()`` then ``model()``; both must succeed or revert alike."""
         self.actions += 1
         try:
-            receipt = chain()
+            chain()
             err = None
         except TxReverted as exc:
-            receipt, err = None, exc.error_name or str(exc)
-        prevrandao = self.env.prevrandao(receipt["blockNumber"]) if (receipt is not None and draws) else None
+            err = exc.error_name or str(exc)
         try:
-            result = model(prevrandao)
+            result = model()
             merr = None
         except Revert as exc:
             result, merr = None, exc.name
@@ -58,7 +57,7 @@ class Driver:
     def finalize(self, batch: int, who: int = 0) -> bool:
         m = self.model
         r = m.round
-        closed = self.act(lambda: self.client(who).finalize_batch(r, batch), lambda _: m.finalize(r, batch))
+        closed = self.act(lambda: self.client(who).finalize_batch(r, batch), lambda: m.finalize(r, batch))
         if closed:
             self.rounds_closed += 1
             self.check_closed_round(r)

@@ -103,9 +103,6 @@ class Env:
         self.rpc("evm_increaseTime", [seconds])
         self.rpc("evm_mine")
 
-    def prevrandao(self, block_number: int) -> int:
-        return int.from_bytes(bytes(self.w3.eth.get_block(block_number)["mixHash"]), "big")
-
     def beacon_of(self, member: str, round_: int) -> tuple[bytes, bytes]:
         """The beacon (reveal, commit) a client of this env sends with its submission."""
         c = self.by_addr.get(member) or (self.deployer if member == self.deployer.address else None)

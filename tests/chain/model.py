@@ -9,8 +9,7 @@ statuses, member order, round phase, tallies, outcomes, solvency).
 Randomness: the committee seed is keccak(previous seed, XOR of the beacon secrets revealed
 with the round's submissions, round), with no block data; the model is given each member's
 beacon (reveal, commit) per round (``beacon_of``: the peer's choice, like its update hash)
-and recomputes seed, committee and assignments itself. The ``prevrandao`` arguments the
-driver passes are ignored (kept so the drivers need not change).
+and recomputes seed, committee and assignments itself.
 """
 
 from __future__ import annotations
@@ -301,11 +300,7 @@ class Model:
             return r.reveals == r.commits
         return False
 
-    def draw_needed(self) -> bool:
-        """Would an advance now draw a committee (so the caller must pass prevrandao)?"""
-        return self.cur.phase == SUBMIT
-
-    def submit(self, a: str, round_: int, update_hash: bytes, num_samples: int, prevrandao: int | None = None) -> int:
+    def submit(self, a: str, round_: int, update_hash: bytes, num_samples: int) -> int:
         r = self._require_open(round_, SUBMIT)
         reveal, commit = self.beacon_of(a, round_)
         if update_hash == b"\x00" * 32 or commit == b"\x00" * 32:
@@ -330,13 +325,13 @@ class Model:
         eligible = p.rep >= self.p.rep_threshold and round_ >= p.probation_until
         r.subs.append(SubM(a, update_hash, min(num_samples, self.p.max_samples), eligible))
         if len(r.subs) >= len(self.members):
-            self._advance(prevrandao)
+            self._advance()
         return len(r.subs) - 1
 
     def submit_would_advance(self) -> bool:
         return len(self.cur.subs) + 1 >= len(self.members)
 
-    def advance(self, round_: int, prevrandao: int | None = None) -> None:
+    def advance(self, round_: int) -> None:
         if round_ != self.round:
             raise Revert("WrongRound")
         r = self.cur
@@ -344,9 +339,9 @@ class Model:
             raise Revert("WrongPhase")
         if not r.expired and not self._complete(r):
             raise Revert("PhaseNotOver")
-        self._advance(prevrandao)
+        self._advance()
 
-    def _advance(self, prevrandao: int | None) -> None:
+    def _advance(self) -> None:
         r = self.cur
         if r.phase == SUBMIT:
             r.seed = _h(["bytes32", "bytes32", "uint256"], [self.last_seed, r.beacon, self.round])
@@ -424,7 +419,7 @@ class Model:
         seat.commitment = c
         r.commits += 1
         if r.commits == len(r.committee):
-            self._advance(None)
+            self._advance()
 
     def reveal(self, a: str, round_: int, idx: list[int], accept: list[bool], salt: bytes) -> None:
         r = self._require_open(round_, REVEAL)
@@ -456,7 +451,7 @@ class Model:
         for u, acc in zip(idx, accept, strict=True):
             r.subs[u].votes[s_i] = acc
         if r.reveals == r.commits:
-            self._advance(None)
+            self._advance()
 
     # ------------------------------------------------------------------ finalize
     def outcome_of(self, sub: SubM) -> int:

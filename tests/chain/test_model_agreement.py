@@ -26,25 +26,25 @@ def test_four_rounds_match_the_model(env: Env) -> None:
     rng = random.Random(1234)
     for i in range(8):
         a = d.addresses[i]
-        d.act(lambda i=i: d.client(i).join(f"http://p{i}:8000/"), lambda _, a=a, i=i: m.join(a, env.params.min_stake, f"http://p{i}:8000/"))
+        d.act(lambda i=i: d.client(i).join(f"http://p{i}:8000/"), lambda a=a, i=i: m.join(a, env.params.min_stake, f"http://p{i}:8000/"))
     d.check()
     bad_peers = {d.addresses[1], d.addresses[5]}
     for rnd in range(4):
         r = m.round
         if rnd == 2:  # a peer leaves mid-protocol; its stake comes back after the round
-            d.act(d.client(3).leave, lambda _: m.request_leave(d.addresses[3]))
+            d.act(d.client(3).leave, lambda: m.request_leave(d.addresses[3]))
         if rnd == 3:
-            d.act(d.client(3).withdraw, lambda _: m.withdraw(d.addresses[3]))
-            d.act(lambda: d.client(3).join("http://back:8000/"), lambda _: m.join(d.addresses[3], env.params.min_stake, "http://back:8000/"))
+            d.act(d.client(3).withdraw, lambda: m.withdraw(d.addresses[3]))
+            d.act(lambda: d.client(3).join("http://back:8000/"), lambda: m.join(d.addresses[3], env.params.min_stake, "http://back:8000/"))
         for i, a in enumerate(d.addresses):
             if a not in m.members or (rnd == 1 and i == 7):  # peer 7 skips round 1
                 continue
             h = update_hash(r, a, int(a in bad_peers))
-            d.act(lambda i=i, h=h: d.client(i).submit_update(r, h, 50), lambda rv, a=a, h=h: m.submit(a, r, h, 50, rv), draws=True)
+            d.act(lambda i=i, h=h: d.client(i).submit_update(r, h, 50), lambda a=a, h=h: m.submit(a, r, h, 50))
         if m.cur.phase == 0:
             env.jump()
             m.time_passes()
-            d.act(lambda: d.client(0).advance(r), lambda rv: m.advance(r, rv), draws=True)
+            d.act(lambda: d.client(0).advance(r), lambda: m.advance(r))
         d.check()
         plans = {}
         for s_i, a in enumerate(m.cur.committee):
@@ -58,22 +58,22 @@ def test_four_rounds_match_the_model(env: Env) -> None:
             rng.shuffle(order)
             plans[a] = ([idx[j] for j in order], [acc[j] for j in order], new_salt())
             c = commitment(r, a, *plans[a])
-            d.act(lambda a=a, c=c: env.by_addr[a].commit(r, c), lambda _, a=a, c=c: m.commit(a, r, c))
+            d.act(lambda a=a, c=c: env.by_addr[a].commit(r, c), lambda a=a, c=c: m.commit(a, r, c))
         assert m.cur.phase == REVEAL or m.cur.phase != COMMIT
         silent = m.cur.committee[-1] if rnd % 2 else None  # commits, never reveals
         for a, plan in plans.items():
             if a != silent:
-                d.act(lambda a=a, plan=plan: env.by_addr[a].reveal_votes(r, *plan), lambda _, a=a, plan=plan: m.reveal(a, r, *plan))
+                d.act(lambda a=a, plan=plan: env.by_addr[a].reveal_votes(r, *plan), lambda a=a, plan=plan: m.reveal(a, r, *plan))
         if m.cur.phase == REVEAL:
             env.jump()
             m.time_passes()
-            d.act(lambda: d.client(0).advance(r), lambda rv: m.advance(r, rv))
+            d.act(lambda: d.client(0).advance(r), lambda: m.advance(r))
         d.check()
         while not d.finalize(1 if rnd < 2 else 7):
             d.check()
         d.check()
         for i in (0, 2):
-            d.act(d.client(i).claim, lambda _, i=i: m.claim(d.addresses[i]))
+            d.act(d.client(i).claim, lambda i=i: m.claim(d.addresses[i]))
         d.check()
     assert m.round == 4 and d.rounds_closed == 4
     # the scenario did exercise rewards, slashes and reputation losses

@@ -69,7 +69,7 @@ def make_machine(proto: Proto, totals: dict[str, int]) -> type[RuleBasedStateMac
             p = self.env.params
             amount = p.min_stake - 1 if extra < 0 else p.min_stake + extra
             c, a = self.d.client(i), self.addr(i)
-            self.d.act(lambda: c.join(f"http://peer{i}:8000/", amount), lambda _: self.m.join(a, amount, f"http://peer{i}:8000/"))
+            self.d.act(lambda: c.join(f"http://peer{i}:8000/", amount), lambda: self.m.join(a, amount, f"http://peer{i}:8000/"))
 
         @rule(i=peer_idx, action=st.sampled_from(MEMBERSHIP))
         def membership(self, i: int, action: str) -> None:
@@ -81,23 +81,23 @@ def make_machine(proto: Proto, totals: dict[str, int]) -> type[RuleBasedStateMac
             elif action == "join_too_little":
                 self._join(i, -1)
             elif action == "leave":
-                self.d.act(c.leave, lambda _: self.m.request_leave(a))
+                self.d.act(c.leave, lambda: self.m.request_leave(a))
             elif action == "withdraw":
-                self.d.act(c.withdraw, lambda _: self.m.withdraw(a))
+                self.d.act(c.withdraw, lambda: self.m.withdraw(a))
             elif action == "reactivate":
-                self.d.act(lambda: c.reactivate(0), lambda _: self.m.reactivate(a, 0))
+                self.d.act(lambda: c.reactivate(0), lambda: self.m.reactivate(a, 0))
             elif action == "reactivate_topup":
                 add = self.env.params.min_stake
-                self.d.act(lambda: c.reactivate(add), lambda _: self.m.reactivate(a, add))
+                self.d.act(lambda: c.reactivate(add), lambda: self.m.reactivate(a, add))
             else:
-                self.d.act(c.claim, lambda _: self.m.claim(a))
+                self.d.act(c.claim, lambda: self.m.claim(a))
 
         # ---------------------------------------------------------------- submissions
         def _submit(self, i: int, good: bool, round_: int | None = None) -> None:
             r = self.m.round if round_ is None else round_
             c, a = self.d.client(i), self.addr(i)
             h = update_hash(r, a, 0 if good else 1)
-            self.d.act(lambda: c.submit_update(r, h, 7), lambda rnd: self.m.submit(a, r, h, 7, rnd), draws=True)
+            self.d.act(lambda: c.submit_update(r, h, 7), lambda: self.m.submit(a, r, h, 7))
             if r == self.m.round and any(s.peer == a and s.update_hash == h for s in self.m.cur.subs):
                 self.good[(r, a)] = good
 
@@ -138,7 +138,7 @@ def make_machine(proto: Proto, totals: dict[str, int]) -> type[RuleBasedStateMac
             plan = self._plan(a, strategy, rng) if a in self.m.cur.committee else ([0], [True], new_salt())
             c = commitment(r, a, *plan)
             client = self.env.by_addr[a]
-            self.d.act(lambda: client.commit(r, c), lambda _: self.m.commit(a, r, c))
+            self.d.act(lambda: client.commit(r, c), lambda: self.m.commit(a, r, c))
             rd = self.m.rounds[r]
             if a in rd.committee and rd.seats[rd.committee.index(a)].commitment == c:
                 self.plans[(r, a)] = plan
@@ -157,7 +157,7 @@ def make_machine(proto: Proto, totals: dict[str, int]) -> type[RuleBasedStateMac
             elif tamper == 2:
                 salt = new_salt()
             client = self.env.by_addr[a]
-            self.d.act(lambda: client.reveal_votes(r, idx, acc, salt), lambda _: self.m.reveal(a, r, idx, acc, salt))
+            self.d.act(lambda: client.reveal_votes(r, idx, acc, salt), lambda: self.m.reveal(a, r, idx, acc, salt))
 
         @rule(i=peer_idx, tamper=st.sampled_from([0, 0, 0, 1, 2]))
         def reveal(self, i: int, tamper: int) -> None:
@@ -175,7 +175,7 @@ def make_machine(proto: Proto, totals: dict[str, int]) -> type[RuleBasedStateMac
         def advance(self, i: int, stale: int) -> None:
             r = self.m.round + 1 if stale == 0 else self.m.round
             c = self.d.client(i)
-            self.d.act(lambda: c.advance(r), lambda rnd: self.m.advance(r, rnd), draws=True)
+            self.d.act(lambda: c.advance(r), lambda: self.m.advance(r))
 
         @rule(batch=st.sampled_from([1, 2, 3, 5, 200, 0, 201]), i=peer_idx)
         def finalize(self, batch: int, i: int) -> None:
@@ -208,7 +208,7 @@ def make_machine(proto: Proto, totals: dict[str, int]) -> type[RuleBasedStateMac
                     self.d.finalize(batch)
             if self.m.cur is cur and cur.phase == phase0 and phase0 in (SUBMIT, COMMIT, REVEAL) and rng.random() < 0.7:
                 self.deadline_passes()  # stragglers: let the deadline end the phase
-                self.d.act(lambda: self.d.client(0).advance(self.m.round), lambda rnd: self.m.advance(self.m.round, rnd), draws=True)
+                self.d.act(lambda: self.d.client(0).advance(self.m.round), lambda: self.m.advance(self.m.round))
 
         @rule(bad=st.sets(peer_idx, max_size=3), strategy=st.sampled_from(STRATEGIES),
               skip=st.sets(st.integers(0, 3), max_size=1), seed=st.integers(0, 2**16), batch=st.integers(1, 6))
