@@ -475,11 +475,6 @@ contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
             && _bonds[peer].probationUntil <= currentRound;
     }
 
-    /// @notice Whether {drawCommittee} may seat `peer` now (same rule as {eligible}).
-    function eligibleForCommittee(address peer) external view returns (bool) {
-        return eligible(peer);
-    }
-
     /// @notice Whether `peer` is a fresh identity still on probation in the current round.
     function onProbation(address peer) external view returns (bool) {
         return _bonds[peer].probationUntil > currentRound;

@@ -542,10 +542,6 @@ class ProtocolClient:
         """Reputation >= threshold, a member, and not on probation."""
         return bool(self.registry.functions.eligible(peer or self.address).call())
 
-    def eligible_for_committee(self, peer: str | None = None) -> bool:
-        """Whether the committee draw may seat ``peer`` now (``eligibleForCommittee``)."""
-        return bool(self.registry.functions.eligibleForCommittee(peer or self.address).call())
-
     def on_probation(self, peer: str | None = None) -> bool:
         """Whether ``peer`` is a fresh identity still on probation this round."""
         return bool(self.registry.functions.onProbation(peer or self.address).call())

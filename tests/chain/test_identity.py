@@ -77,7 +77,7 @@ def test_genesis_members_are_not_on_probation_and_form_the_first_committee(env: 
     peers = env.join(env.peers[:6])
     assert env.deployer.current_round() == 0
     for c in peers:
-        assert not c.on_probation() and c.probation_until() == 0 and c.eligible_for_committee()
+        assert not c.on_probation() and c.probation_until() == 0 and c.eligible()
     r = env.full_round(peers)
     assert len(env.deployer.committee(r)) == env.params.committee_size
     assert all(_outcome(env, r, c.address) == Outcome.APPROVED for c in peers)
@@ -98,7 +98,7 @@ def test_fresh_identity_pays_the_entry_fee_and_serves_probation(env: Env) -> Non
     assert new.probation_until() == joined_in + PROBATION
     members = peers + [new]
     for r in range(joined_in, joined_in + PROBATION):
-        assert new.on_probation() and not new.eligible() and not new.eligible_for_committee()
+        assert new.on_probation() and not new.eligible()
         assert new.reputation_of() >= env.params.rep_threshold  # reputation alone would seat it
         assert new.address not in _draws(env)
         env.full_round(members)
@@ -106,7 +106,7 @@ def test_fresh_identity_pays_the_entry_fee_and_serves_probation(env: Env) -> Non
         assert _outcome(env, r, new.address) == Outcome.PROBATION  # accepted, not aggregated, unpaid
         assert new.address not in [p for p, _h in env.deployer.approved_updates(r)]
         assert new.claimable() == 0
-    assert not new.on_probation() and new.eligible_for_committee()
+    assert not new.on_probation() and new.eligible()
     assert new.address in _draws(env)
     r = env.full_round(members)
     assert _outcome(env, r, new.address) == Outcome.APPROVED
@@ -127,7 +127,7 @@ def test_a_known_address_rejoins_without_fee_or_probation(env: Env) -> None:
     assert stake == env.params.min_stake - ENTRY_FEE  # its first (genesis) join paid the fee
     assert leaver.stake_of() == env.params.min_stake  # the second join did not
     assert not [e for e in leaver.events(rc["blockNumber"], rc["blockNumber"]) if e["event"] == "EntryFeeBurned"]
-    assert not leaver.on_probation() and leaver.eligible_for_committee()
+    assert not leaver.on_probation() and leaver.eligible()
 
 
 # ------------------------------------------------------------------ unbonding
@@ -214,7 +214,7 @@ def test_whitewash_through_a_fresh_address_does_not_restore_eligibility_and_cost
     while bad.eligible():
         env.full_round(peers, bad={bad.address})
         rejections += 1
-    assert bad.reputation_of() < p.rep_threshold and not bad.eligible_for_committee()
+    assert bad.reputation_of() < p.rep_threshold and not bad.eligible()
     slashed = p.min_stake - p.entry_fee - bad.stake_of()
 
     start = env.deployer.current_round()  # the round in which it decides to whitewash
@@ -233,7 +233,7 @@ def test_whitewash_through_a_fresh_address_does_not_restore_eligibility_and_cost
     fresh = env.peers[7]
     fresh.join("http://whitewashed:8000/", p.min_stake)
     members = honest + [fresh]
-    while not fresh.eligible_for_committee():
+    while not fresh.eligible():
         assert fresh.address not in _draws(env, seeds=50)
         r = env.full_round(members)
         assert _outcome(env, r, fresh.address) == Outcome.PROBATION
