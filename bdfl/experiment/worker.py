@@ -192,7 +192,7 @@ class Worker:
         chosen = [p for i, p in self.peers.items() if (i in self.attackers) == attackers and i in members]
         failed: list[dict[str, Any]] = []  # a peer whose client raised sits this round out: no update
         for peer in list(chosen):
-            fail = self._isolated(peer, "fit", peer.train, rnd)
+            _, fail = self._isolated(peer, "fit", peer.train, rnd)
             if fail is not None:
                 failed.append(fail)
                 chosen.remove(peer)
@@ -215,19 +215,18 @@ class Worker:
         sign = self._take_signing()
         return {"peers": out, "failed": failed, "seconds_train": t_train, "seconds_exchange": time.perf_counter() - t1 - sign, "seconds_chain": sign}
 
-    def _isolated(self, peer: Any, step: str, fn: Any, *args: Any, **kwargs: Any) -> dict[str, Any] | None:
-        """Run one peer's call into the task's client; an exception there (not a contract
-        violation: bdfl.learning.task.ClientContractError stops the run) is that peer's fault
-        for this round: returned as a failure record (peer, step, task, traceback)."""
+    def _isolated(self, peer: Any, step: str, fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, dict[str, Any] | None]:
+        """Run one peer's call into the task's client: (its result, None). An exception there (not
+        a contract violation: bdfl.learning.task.ClientContractError stops the run) is that peer's
+        fault for this round: (None, a failure record: peer, step, task, traceback)."""
 
         try:
-            fn(*args, **kwargs)
+            return fn(*args, **kwargs), None
         except ClientContractError:
             raise
         except Exception as exc:  # noqa: BLE001 - isolated to this peer and round
-            return {"peer": peer.index, "address": peer.address, "step": step, "task": self.cfg.task.client,
-                    "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
-        return None
+            return None, {"peer": peer.index, "address": peer.address, "step": step, "task": self.cfg.task.client,
+                          "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
 
     def audit_commit(self, rnd: int, assignments: dict[str, list[dict[str, Any]]], attacker_addrs: list[str],
                      earlier_hashes: list[str] | None = None) -> dict[str, Any]:
@@ -273,13 +272,12 @@ class Worker:
         for addr, peer in mine.items():
             cands = [Candidate(index=c["index"], peer=c["peer"], hash=c["hash"], url=c["url"]) for c in assignments[addr]]
             before = len(peer.rejections)
-            got: list[tuple[list[int], list[bool]]] = []
-            fail = self._isolated(peer, "audit", lambda p=peer, c=cands: got.append(
-                p.audit(rnd, c, fetched, attackers, earlier_hashes=earlier, starts=starts, past_moves=past_moves)))
+            judged, fail = self._isolated(peer, "audit", peer.audit, rnd, cands, fetched, attackers, earlier_hashes=earlier,
+                                          starts=starts, past_moves=past_moves)
             if fail is not None:  # its client raised while judging: no vote this round
                 failed.append(fail)
                 continue
-            idx, accept = got[0]
+            idx, accept = judged
             rejected += [{"peer": peer.index, "from": r.peer, "reason": r.reason, "step": "audit"} for r in peer.rejections[before:]]
             index_of = {c.peer: c.index for c in cands}  # a submitter submits once per round
             abstained += [{"peer": peer.index, "from": frm, "index": index_of.get(frm), "reason": why}
