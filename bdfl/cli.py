@@ -184,9 +184,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     started = time.monotonic()
     out = run_experiment(cfg, quiet=args.quiet, notes=notes)
-    print_run_summary(out, wall_seconds=time.monotonic() - started)
+    summary = read_run_summary(out)
+    print_run_summary(summary, wall_seconds=time.monotonic() - started)
     print(f"results: {out}")
-    return DEGRADED_EXIT if run_status(out) == "degraded" else 0
+    return DEGRADED_EXIT if run_status(summary) == "degraded" else 0
 
 
 #: exit status of `bdfl run` for a run that ran every round but went wrong (summary.json
@@ -194,24 +195,30 @@ def cmd_run(args: argparse.Namespace) -> int:
 DEGRADED_EXIT = 3
 
 
-def run_status(out: Path) -> str | None:
-    """summary.json's status of the results folder ``out`` (None when unreadable)."""
+def read_run_summary(out: Path) -> Any:
+    """The results folder ``out``'s summary.json as parsed (None when absent or unreadable:
+    a run that failed before its first round)."""
     try:
-        status = json.loads((Path(out) / "summary.json").read_text()).get("status")
-    except (OSError, ValueError, AttributeError):
+        return json.loads((Path(out) / "summary.json").read_text())
+    except (OSError, ValueError):
         return None
+
+
+def run_status(summary: Any) -> str | None:
+    """A run's status from its summary.json (:func:`read_run_summary`; None when unreadable)."""
+    if not isinstance(summary, dict):
+        return None
+    status = summary.get("status")
     if status == "degraded":
         print("RUN DEGRADED: see degraded_reasons in summary.json and the RUN DEGRADED lines of run.log", file=sys.stderr)
     return status
 
 
-def print_run_summary(out: Path, *, wall_seconds: float | None = None) -> None:
+def print_run_summary(summary: Any, *, wall_seconds: float | None = None) -> None:
     """The end-of-run summary (bdfl.experiment.progress.summary_lines) from summary.json."""
     from bdfl.experiment.progress import summary_lines  # lazy: start-up
 
-    try:
-        summary = json.loads((Path(out) / "summary.json").read_text())
-    except (OSError, ValueError):
+    if summary is None:
         return  # no summary (a run that failed before its first round): nothing to sum up
     print("\n".join(summary_lines(summary, wall_seconds=wall_seconds)))
 
