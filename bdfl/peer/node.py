@@ -22,7 +22,7 @@ from bdfl.chain.txsender import DuplicateHashError
 from bdfl.errors import BDFLError
 from bdfl.learning.aggregation import AGGREGATORS, aggregate
 from bdfl.learning.audit import AuditRule, audit_updates
-from bdfl.learning.task import fit_client
+from bdfl.learning.task import CheckedClient
 from bdfl.net.serialization import (
     MAX_UPDATE_BYTES,
     Binding,
@@ -93,7 +93,9 @@ class Peer:
         self.num_examples = 0
         self.index = index
         self.address = address
-        self.client = client
+        # every fit goes through the checked contract once: a task's client already comes wrapped
+        # (Task.make_client); a bare client (tests, library use) is wrapped here
+        self.client = client if isinstance(client, CheckedClient) else CheckedClient(client, task=type(client).__name__)
         self.endpoint = endpoint
         self.settings = settings
         self.attack = attack
@@ -129,9 +131,8 @@ class Peer:
             self.trained = [p.copy() for p in self.params]  # a free-rider does no work
             self.num_examples = 0
             return {"num_examples": 0}
-        res = fit_client(self.client, [p.copy() for p in self.params], {**(config or {}), "server_round": rnd + 1},
-                         task=getattr(self.client, "task", None), cast=bool(getattr(self.client, "cast_dtypes", False)))
-        params, num_examples, metrics = res.parameters, res.num_examples, res.metrics
+        params, num_examples, metrics = self.client.fit([p.copy() for p in self.params],
+                                                        {**(config or {}), "server_round": rnd + 1})
         self.trained = [np.asarray(p) for p in params]
         self.num_examples = int(num_examples)
         return {"num_examples": int(num_examples), **{k: v for k, v in (metrics or {}).items() if isinstance(v, (int, float))}}
