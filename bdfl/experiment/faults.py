@@ -23,9 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 from bdfl.config import CRASH_FAULTS, ENDPOINT_FAULTS, ExperimentConfig, FaultConfig
-from bdfl.net.overlay import repair_overlay
-from bdfl.peer.rejoin import RESYNC_LOOKBACK
-from bdfl.peer.sources import aggregation_rule, resync_sources
+from bdfl.experiment.messages import EndpointFault, LeavePeer, RestartPeer, Restarted, StopPeer
 
 _ENDPOINT_KIND = {"corrupt_endpoint": "corrupt", "slow_endpoint": "slow", "drop_endpoint": "drop"}
 
@@ -85,7 +83,7 @@ class FaultInjector:
         return str(self.o.addresses[peer])
 
     def _stop(self, peer: int, r: int, rnd: int, reason: str) -> None:
-        self.o.pool.call("stop_peer", index=peer)
+        self.o.pool.call(StopPeer(peer))
         self.down.add(peer)
         self.emit("PeerStopped", r, rnd, f"peer {peer} stopped ({reason})", peer=peer, address=self._address(peer), reason=reason)
 
@@ -99,67 +97,30 @@ class FaultInjector:
 
     def _start_peer(self, peer: int, r: int, rnd: int, reason: str) -> None:
         """Bring ``peer`` (back) up: membership on chain, a current model from its neighbours."""
-        source_round, candidates = self._resync_inputs(peer, rnd - 1)
-        res = [x for x in self.o.pool.call("restart_peer", index=peer, rnd=source_round, candidates=candidates) if x]
+        res = [x for x in self.o.pool.call(RestartPeer(peer, rnd)) if x is not None]
         if not res:
             return
-        info = res[0]
+        info: Restarted = res[0]
         self.down.discard(peer)
         self.o.keeper.forget_endpoint(self._address(peer))
-        for rej in info.get("rejected", []):
-            self.emit("InputRejected", r, rnd, f"peer {peer} rejected the update of {rej['from']} while resyncing: {rej['reason']}", **rej)
+        for rej in info.rejected:
+            self.emit("InputRejected", r, rnd, f"peer {peer} rejected the update of {rej.source} while resyncing: {rej.reason}", **rej.event_args())
         # run round = chain round + 1 (a run starts at chain round 0)
+        source_round = info.source_round
         source = {
-            "neighbours": f"{len(info['resynced_from'])} of {sum(not c.get('fallback') for c in candidates)} approved update(s) "
+            "neighbours": f"{len(info.resynced_from)} of {info.first_tier} approved update(s) "
                           f"of round {source_round + 1}, hash-checked",
-            "fallback": f"{len(info['resynced_from'])} fallback approved update(s) of round {source_round + 1} "
+            "fallback": f"{len(info.resynced_from)} fallback approved update(s) of round {source_round + 1} "
                         f"(no neighbour update could be verified), hash-checked",
-            "saved": f"its saved model (after round {(info['saved_round'] or 0) + 1})",
+            "saved": f"its saved model (after round {(info.saved_round or 0) + 1})",
             "initial": "the initial model",
-        }[info["model_from"]]
+        }[info.model_from]
         self.emit("PeerRestarted", r, rnd,
-                  f"peer {peer} {'joined' if reason == 'join' else 'restarted'}: membership {', '.join(info['membership']) or 'unchanged'}; "
-                  f"model from {source} (test accuracy {info['accuracy']:.3f})",
-                  peer=peer, address=self._address(peer), reason=reason, membership=info["membership"],
-                  model_from=info["model_from"], source_round=source_round + 1, resynced_from=info["resynced_from"],
-                  candidates=len(candidates), accuracy=info["accuracy"])
-
-    def _resync_inputs(self, peer: int, closed: int) -> tuple[int, list[dict[str, Any]]]:
-        """The updates a returning peer takes its model from, chosen as ``bdfl peer`` chooses
-        them (:func:`bdfl.peer.sources.resync_sources`): the ones it would aggregate after
-        ``closed``, the latest closed round, under the shared aggregation rule (approved and
-        clearly enough, topped up to ``overlay.min_sources``; any submission under a baseline),
-        weighted as aggregation weighs them; then, each flagged ``fallback``, the next
-        ``overlay.degree`` usable updates by weight, used only when none of the others verifies.
-        A peer outside the current overlay (it was inactive, left, or is new) gets the
-        neighbours it would have after a repair that adds it. A round with no usable update:
-        the round before, up to :data:`bdfl.peer.rejoin.RESYNC_LOOKBACK` rounds in all.
-        Returns (the chain round used, candidates)."""
-
-        o = self.o
-        k = o.keeper
-        tracker = getattr(o, "overlay_tracker", None)
-        if closed < 0 or tracker is None or tracker.overlay is None:
-            return closed, []
-        addr = self._address(peer)
-        overlay = tracker.overlay
-        if addr not in overlay:
-            overlay = repair_overlay(overlay, [*overlay.members, addr.lower()], k.round_seed(closed), degree=self.cfg.overlay.degree)
-        for rnd in range(closed, max(-1, closed - RESYNC_LOOKBACK), -1):
-            subs = k.submissions(rnd)
-            if not subs:
-                continue
-            states = k.peer_states([s.peer for s in subs])
-            rule = aggregation_rule(self.cfg, subs, {a: st["reputation"] for a, st in states.items()})
-            first, fallback = resync_sources(rule, overlay, addr, self.cfg.overlay.degree)
-            if not first and not fallback:
-                continue
-            index = {s.peer: s.index for s in subs}
-            endpoints = k.endpoints(first + fallback)
-            return rnd, [{"index": index[p], "peer": p, "hash": rule.usable[p], "url": endpoints[p],
-                          "weight": rule.weight(p), "fallback": tier == 1}
-                         for tier, peers in enumerate((first, fallback)) for p in peers]
-        return closed, []
+                  f"peer {peer} {'joined' if reason == 'join' else 'restarted'}: membership {', '.join(info.membership) or 'unchanged'}; "
+                  f"model from {source} (test accuracy {info.accuracy:.3f})",
+                  peer=peer, address=self._address(peer), reason=reason, membership=info.membership,
+                  model_from=info.model_from, source_round=source_round + 1, resynced_from=info.resynced_from,
+                  candidates=info.candidates, accuracy=info.accuracy)
 
     # -- the hooks --------------------------------------------------------------------
     def round_start(self, r: int, rnd: int) -> None:
@@ -171,7 +132,7 @@ class FaultInjector:
             self.emit("FaultInjected", r, rnd, f"fault join: peer {f.peer} joins", kind="join", peer=f.peer, address=self._address(f.peer))
             self._start_peer(f.peer, r, rnd, "join")
         for _n, f in self._due(r, "leave"):
-            self.o.pool.call("leave_peer", index=f.peer)
+            self.o.pool.call(LeavePeer(f.peer))
             self.emit("FaultInjected", r, rnd, f"fault leave: peer {f.peer} requested to leave (a member until this round is finalized)",
                       kind="leave", peer=f.peer, address=self._address(f.peer))
         for n, f in self._due(r, "crash_before_submit"):
@@ -195,13 +156,13 @@ class FaultInjector:
             self._crash(n, f, peer, r, rnd, in_committee=peer in committee)
         for _n, f in self.faults:
             if f.kind in ENDPOINT_FAULTS and f.rounds and f.round + f.rounds == r:
-                self.o.pool.call("set_endpoint_fault", index=f.peer, kind=None)
+                self.o.pool.call(EndpointFault(f.peer, None))
                 self.emit("FaultCleared", r, rnd, f"fault {f.kind}: peer {f.peer}'s endpoint behaves again",
                           kind=f.kind, peer=f.peer, address=self._address(f.peer))
         for _n, f in self._due(r, *ENDPOINT_FAULTS):
             kind = _ENDPOINT_KIND[f.kind]
             delay = f.delay or 1.5 * self.cfg.net.fetch_timeout
-            self.o.pool.call("set_endpoint_fault", index=f.peer, kind=kind, delay=delay if kind == "slow" else 0.0)
+            self.o.pool.call(EndpointFault(f.peer, kind, delay if kind == "slow" else 0.0))
             extra = {"delay": delay} if kind == "slow" else {}
             until = f"through the audit of round {f.round + f.rounds}" if f.rounds else "until the end"
             self.emit("FaultInjected", r, rnd, f"fault {f.kind}: peer {f.peer}'s endpoint misbehaves ({kind}) {until}",

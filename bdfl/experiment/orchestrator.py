@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +32,21 @@ from bdfl.experiment.results import (
     round_aggregates,
 )
 from bdfl.experiment.setup import attacker_indices, frozen_clock, protocol_params
+from bdfl.experiment.messages import (
+    Aggregate,
+    AuditCommit,
+    InputRejected,
+    Join,
+    OverlayReport,
+    PeerRound,
+    Reveal,
+    SendOutbox,
+    SendReply,
+    StartsCheck,
+    TrainSubmit,
+)
 from bdfl.experiment.worker import WorkerSpec
-from bdfl.peer.overlay_tracker import OverlayTracker
-from bdfl.peer.sources import MoveHistory, aggregation_rule, rebuilds_starts, sources_of, start_recipes
+from bdfl.peer.engine import ClientFailure
 from bdfl.policy import policy_hash, policy_of
 
 log = logging.getLogger("bdfl.run")
@@ -52,18 +65,7 @@ class Orchestrator:
         self.rounds_done = 0
         self.degraded: list[str] = []  # why this run went wrong though it ran every round (status "degraded")
         self._idle_rounds = 0  # consecutive rounds in which no peer aggregated any update
-        self._subs_hashes: dict[int, list[str]] = {}  # recent closed rounds' submitted update hashes
-        self._init_audit_inputs()
         self.totals = {"tx_count": 0, "gas_used": 0}
-
-    def _init_audit_inputs(self) -> None:
-        """What auditors get besides the updates: each trainer's start recipe for the next
-        round (StartSource lists) and, for the consistency test, each trainer's latest earlier
-        move that was not rejected (bdfl.peer.sources)."""
-
-        d = self.cfg.defense
-        self._start_recipes: dict[int, dict[str, list[Any]]] = {}
-        self._move_history = MoveHistory(d.consistency_window if rebuilds_starts(d) else 0)
 
     def note(self, text: str) -> None:
         self.progress.log(text)
@@ -160,12 +162,13 @@ class Orchestrator:
                 attackers=[i for i in group if i in attackers],
                 late=[i for i in group if i in late],
                 keep_state=keeps_state(cfg),
+                addresses=list(self.addresses),
             )
             for w, group in enumerate(groups)
         ]
         self.note(f"starting {workers} worker processes for {cfg.peers} peers ({len(self.attackers)} attackers)")
         self.pool = WorkerPool(specs)
-        self.pool.call_in_turn("join", stake=stake)  # in turn: a reproducible order of joins
+        self.pool.call_in_turn(Join(stake))  # in turn: a reproducible order of joins
         txs, gas, _ = self.keeper.chain_usage()  # set-up (deploy, funding, joins) is not round cost
         self.setup_chain = {"setup_tx_count": txs, "setup_gas_used": gas}
         joined = f"{cfg.peers - len(late)} peers joined ({len(late)} join later)" if late else "all peers joined"
@@ -188,20 +191,20 @@ class Orchestrator:
         active = [i for i, a in enumerate(self.addresses) if states[a]["status"] in ("ACTIVE", "EXITING")]
         if not active:
             raise BDFLError(f"no active members left in round {r} (chain round {rnd}): every peer was slashed out or went inactive")
-        res = self.pool.call("train_submit", rnd=rnd, attackers=False, honest=[], active=active)
+        res = self.pool.call(TrainSubmit(rnd, attackers=False, active=active))
         times.add(res)
-        trained = sum(len(w["peers"]) for w in res)
-        fit_failures = [x for w in res for x in w.get("failed", [])]
-        sent = self.pool.call_in_turn("send_outbox")
+        trained = sum(len(w.peers) for w in res)
+        fit_failures = [x for w in res for x in w.failed]
+        sent = self.pool.call_in_turn(SendOutbox())
         times.add(sent, in_turn=True)
         self._note_front_runs(r, rnd, sent)
         if self.attackers:
-            honest = [(v["hash"], v["url"]) for r in res for v in r["peers"].values()]
-            res_a = self.pool.call("train_submit", rnd=rnd, attackers=True, honest=honest, active=active)
+            honest = [(v.hash, v.url) for w in res for v in w.peers.values()]
+            res_a = self.pool.call(TrainSubmit(rnd, attackers=True, active=active, honest=honest))
             times.add(res_a)
-            trained += sum(len(w["peers"]) for w in res_a)
-            fit_failures += [x for w in res_a for x in w.get("failed", [])]
-            sent = self.pool.call_in_turn("send_outbox")
+            trained += sum(len(w.peers) for w in res_a)
+            fit_failures += [x for w in res_a for x in w.failed]
+            sent = self.pool.call_in_turn(SendOutbox())
             times.add(sent, in_turn=True)
             self._note_front_runs(r, rnd, sent)
         self._note_failures(r, rnd, fit_failures, everyone=trained == 0)
@@ -212,35 +215,31 @@ class Orchestrator:
 
         if cfg.defense.name == "bdfl":
             self.progress.phase(offset + 1, "audit+commit")
-            t = time.perf_counter()
-            assignments = self._assignments(rnd)
-            times.chain += time.perf_counter() - t
-            res = self.pool.call("audit_commit", rnd=rnd, assignments=assignments, attacker_addrs=self.attacker_addrs,
-                                 earlier_hashes=self._earlier_hashes(rnd))
-            times.add(res)
-            voted = sum(len(w.get("votes", {})) for w in res)
-            self._note_failures(r, rnd, [x for w in res for x in w.get("failed", [])], everyone=voted == 0)
-            self._note_rejections(r, rnd, [x for w in res for x in w.get("rejected", [])])
-            for x in (x for w in res for x in w.get("abstained", [])):
+            audits = self.pool.call(AuditCommit(rnd, self.attacker_addrs))
+            times.add(audits)
+            voted = sum(len(w.votes) for w in audits)
+            self._note_failures(r, rnd, [x for w in audits for x in w.failed], everyone=voted == 0)
+            self._note_rejections(r, rnd, [x for w in audits for x in w.rejected])
+            for x in (x for w in audits for x in w.abstained):
                 # an assigned update this auditor could not fetch: no vote (not evidence against it)
-                self.faults.emit("AuditAbstained", r, rnd, f"auditor {x['peer']} abstained on update {x.get('index')} of {x['from']}: {x['reason']}",
-                                 auditor=x["peer"], update=x.get("index"), submitter=x["from"], reason=x["reason"])
+                self.faults.emit("AuditAbstained", r, rnd, f"auditor {x.peer} abstained on update {x.index} of {x.source}: {x.reason}",
+                                 auditor=x.peer, update=x.index, submitter=x.source, reason=x.reason)
             if cfg.defense.rebuild_starts:
                 # how many trainers' starts this round's auditors rebuilt from the chain, and whether
                 # the honest ones match where those trainers really started (a simulation-only check)
-                starts = {key: sum(w.get("starts", {}).get(key, 0) for w in res) for key in ("rebuilt", "honest_checked", "honest_exact", "past_moves")}
-                self.faults.emit("StartsRebuilt", r, rnd, "", **starts)
-            for x in (x for w in res for x in w.get("audit_rejections", [])):
+                checks = [w.starts for w in audits]
+                self.faults.emit("StartsRebuilt", r, rnd, "", **{f.name: sum(getattr(c, f.name) for c in checks) for f in fields(StartsCheck)})
+            for x in (x for w in audits for x in w.audit_rejections):
                 # the rule's reasons for each reject vote (before attackers' vote hooks), for diagnosis
-                self.faults.emit("AuditRejected", r, rnd, "", **x)
-            times.add(self.pool.call_in_turn("send_outbox"), in_turn=True)
+                self.faults.emit("AuditRejected", r, rnd, "", **x.event_args())
+            times.add(self.pool.call_in_turn(SendOutbox()), in_turn=True)
             faults.after_commit(r, rnd)
             t = time.perf_counter()
             k.advance_to(rnd, Phase.REVEAL)
             times.chain += time.perf_counter() - t
             self.progress.phase(offset + 1, "reveal")
-            times.add(self.pool.call("reveal", rnd=rnd))
-            times.add(self.pool.call_in_turn("send_outbox"), in_turn=True)
+            times.add(self.pool.call(Reveal(rnd)))
+            times.add(self.pool.call_in_turn(SendOutbox()), in_turn=True)
         else:
             faults.after_commit(r, rnd)  # no audit under a baseline: endpoint faults begin after the submissions
         t = time.perf_counter()
@@ -249,20 +248,21 @@ class Orchestrator:
 
         self.progress.phase(offset + 1, "aggregate")
         t = time.perf_counter()
-        subs = k.submissions(rnd)  # final outcomes: read once, used for aggregation and the results
-        self._remember_hashes(rnd, subs)
-        inputs, own_weights, states = self._aggregation_inputs(rnd, subs, r)
+        subs = k.submissions(rnd)  # final outcomes, for the results
         times.chain += time.perf_counter() - t
-        res = self.pool.call("aggregate", rnd=rnd, inputs=inputs, own_weights=own_weights)
-        times.add(res)
-        peer_res: dict[int, dict[str, Any]] = {}
-        for w in res:
-            peer_res.update(w["peers"])
-        self._note_rejections(r, rnd, [x for i in sorted(peer_res) for x in peer_res[i].get("rejected", [])])
+        res_agg = self.pool.call(Aggregate(rnd))
+        times.add(res_agg)
+        change = next((w.overlay for w in res_agg if w.overlay is not None), None)
+        if change is not None:
+            self._note_overlay(r, rnd, change)
+        peer_res: dict[int, PeerRound] = {}
+        for w in res_agg:
+            peer_res.update(w.peers)
+        self._note_rejections(r, rnd, [x for i in sorted(peer_res) for x in peer_res[i].rejected])
         if self.cfg.faults:
             for i in sorted(peer_res):
-                if "used" in peer_res[i]:
-                    faults.emit("Aggregated", r, rnd, "", peer=i, address=self.addresses[i], used=peer_res[i]["used"])
+                if peer_res[i].used is not None:
+                    faults.emit("Aggregated", r, rnd, "", peer=i, address=self.addresses[i], used=peer_res[i].used)
         faults.after_aggregate(r, rnd)
         txs, gas, last_block = k.chain_usage()
         events = k.events(first_block, last_block)
@@ -271,25 +271,25 @@ class Orchestrator:
         self._write_round(offset + 1, rnd, peer_res, subs, events, times, time.perf_counter() - t_round, gas, txs)
         self._check_degraded(r, subs, peer_res)
 
-    def _note_failures(self, r: int, rnd: int, failures: list[dict[str, Any]], *, everyone: bool) -> None:
+    def _note_failures(self, r: int, rnd: int, failures: list[ClientFailure], *, everyone: bool) -> None:
         """A peer whose task client raised (fit or audit) sat the round out: one ``ClientFailed``
         event each, a run.log line with peer, task and traceback. When it hit every peer that
         took part, the run stops with one message."""
         for f in failures:
-            self.faults.emit("ClientFailed", r, rnd, "", **{k: v for k, v in f.items()})
-            self.note(f"round {r}: peer {f['peer']} failed this round: task {f['task']} {f['step']} raised {f['error']} "
-                      f"({'no update' if f['step'] == 'fit' else 'no vote'}; traceback in run.log)")
+            self.faults.emit("ClientFailed", r, rnd, "", **f.event_args())
+            self.note(f"round {r}: peer {f.peer} failed this round: task {f.task} {f.step} raised {f.error} "
+                      f"({'no update' if f.step == 'fit' else 'no vote'}; traceback in run.log)")
             write = getattr(self.progress, "_write_log", None)
             if write is not None:
-                write(f["traceback"].rstrip())
+                write(f.traceback.rstrip())
         if failures and everyone:
             f = failures[0]
             raise BDFLError(
-                f"round {r}: task {f['task']} {f['step']} raised on every peer ({len(failures)} of {len(failures)}): {f['error']}",
-                fix=f"fix the task's {f['step']} (the traceback of each peer is in {self.out_dir / 'run.log'})",
+                f"round {r}: task {f.task} {f.step} raised on every peer ({len(failures)} of {len(failures)}): {f.error}",
+                fix=f"fix the task's {f.step} (the traceback of each peer is in {self.out_dir / 'run.log'})",
             )
 
-    def _check_degraded(self, r: int, subs: list[Any], peer_res: dict[int, dict[str, Any]]) -> None:
+    def _check_degraded(self, r: int, subs: list[Any], peer_res: dict[int, PeerRound]) -> None:
         """A round that rejected most honest updates, or a second round in a row in which no
         peer aggregated anything, marks the run "degraded" (summary.json status, a loud
         run.log line, exit status 3 of ``bdfl run``)."""
@@ -301,7 +301,7 @@ class Orchestrator:
             rejected = sum(o == Outcome.REJECTED for o in decided)
             if decided and rejected > len(decided) / 2:
                 reasons.append(f"round {r}: {rejected} of {len(decided)} honest updates were rejected")
-        aggregated = [pr.get("aggregated", 0) for pr in peer_res.values()]
+        aggregated = [pr.aggregated for pr in peer_res.values()]
         self._idle_rounds = self._idle_rounds + 1 if aggregated and not any(aggregated) else 0
         if self._idle_rounds == 2:
             reasons.append(f"rounds {r - 1}-{r}: no peer aggregated any update")
@@ -309,119 +309,31 @@ class Orchestrator:
             self.note(f"RUN DEGRADED: {reason}")
         self.degraded += reasons
 
-    def _note_front_runs(self, r: int, rnd: int, sent: list[dict[str, Any]]) -> None:
+    def _note_front_runs(self, r: int, rnd: int, sent: list[SendReply]) -> None:
         """Submissions that reverted with DuplicateHash (another member submitted the hash first)
         and were re-encoded with a fresh nonce and submitted again: one event line each."""
-        for x in (x for w in sent for x in w.get("front_runs", [])):
-            self.faults.emit("SubmissionFrontRun", r, rnd, f"peer {x['peer']}'s submission {x['old_hash'][:10]} was front-run (DuplicateHash); "
-                             f"re-encoded and submitted {x['new_hash'][:10]}", **x)
+        for x in (x for w in sent for x in w.front_runs):
+            self.faults.emit("SubmissionFrontRun", r, rnd, f"peer {x.peer}'s submission {x.old_hash[:10]} was front-run (DuplicateHash); "
+                             f"re-encoded and submitted {x.new_hash[:10]}", **x.event_args())
 
-    def _note_rejections(self, r: int, rnd: int, rejected: list[dict[str, Any]]) -> None:
+    def _note_rejections(self, r: int, rnd: int, rejected: list[InputRejected]) -> None:
         """Received updates a peer did not use because they could not be verified (unreachable,
         wrong hash, malformed): one event line each (the audit rule's verdicts are votes, not these)."""
         for rej in rejected:
-            self.faults.emit("InputRejected", r, rnd, f"peer {rej['peer']} ({rej['step']}) rejected the update of {rej['from']}: {rej['reason']}", **rej)
+            self.faults.emit("InputRejected", r, rnd, f"peer {rej.peer} ({rej.step}) rejected the update of {rej.source}: {rej.reason}",
+                             **rej.event_args())
 
-    def _remember_hashes(self, rnd: int, subs: list[Any]) -> None:
-        """Keep the update hashes of closed round ``rnd`` (read once at its close) for the
-        replay check of the next ``defense.replay_window`` rounds; older rounds are dropped."""
-        self._subs_hashes[rnd] = ["0x" + s.update_hash.hex() for s in subs]
-        for old in [x for x in self._subs_hashes if x <= rnd - self.cfg.defense.replay_window]:
-            del self._subs_hashes[old]
-
-    def _earlier_hashes(self, rnd: int) -> list[str]:
-        """Update hashes submitted on chain in the ``defense.replay_window`` rounds before ``rnd``;
-        a round not seen by this run (before it started) is read from the chain."""
-        out: list[str] = []
-        for past in range(max(0, rnd - self.cfg.defense.replay_window), rnd):
-            hashes = self._subs_hashes.get(past)
-            if hashes is None:
-                hashes = ["0x" + s.update_hash.hex() for s in self.keeper.submissions(past)]
-            out += hashes
-        return out
-
-    def _assignments(self, rnd: int) -> dict[str, list[dict[str, Any]]]:
-        """Per committee member: the updates it must audit, with on-chain hash and endpoint,
-        (``start``) the models and weights that make each trainer's start of the round, and
-        (``past``) where its latest earlier, not-rejected move is found: that round's update
-        and start recipe (:class:`bdfl.peer.sources.MoveHistory`)."""
-        k = self.keeper
-        subs = k.submissions(rnd)
-        endpoints = k.endpoints(self.addresses)
-        # the trainers' start recipes, from the previous round's close (none in a run's first round)
-        recipes = self._start_recipes.get(rnd, {})
-
-        def located(recipe: list[Any]) -> list[dict[str, Any]]:
-            return [{"peer": x.peer, "hash": x.hash, "url": endpoints[x.peer], "weight": x.weight} for x in recipe]
-
-        out: dict[str, list[dict[str, Any]]] = {}
-        for member, indices in k.assignments(rnd, k.committee(rnd)).items():
-            items = []
-            for u in indices:
-                s = subs[u]
-                item = {"index": u, "peer": s.peer, "hash": "0x" + s.update_hash.hex(), "url": endpoints[s.peer]}
-                if s.peer in recipes:
-                    item["start"] = located(recipes[s.peer])
-                    past = self._move_history.latest(s.peer, rnd)
-                    if past is not None:
-                        item["past"] = {"round": past.round, "hash": past.hash, "url": endpoints[s.peer], "start": located(past.start)}
-                items.append(item)
-            out[member] = items
-        return out
-
-    def _aggregation_inputs(self, rnd: int, subs: list[Any], r: int = 0) -> tuple[dict[str, list[dict[str, Any]]], dict[str, float], dict[str, dict[str, Any]]]:
-        """Per peer: the neighbour updates it may aggregate. Under ``bdfl``: only updates
-        approved on chain (and by a clear enough vote: ``defense.max_reject_share``, ``dissent_limit``), from
-        peers above the reputation threshold, weighted by reputation
-        (times the capped on-chain sample count with ``defense.weighting = "reputation_samples"``)."""
-
-        k = self.keeper
-        states = k.peer_states(self.addresses)
-        members = sorted(a for a, st in states.items() if st["active"])
-        overlay = self._overlay_for(members, k.round_seed(rnd), r, rnd)
-        endpoints = k.endpoints(self.addresses)
-        rule = aggregation_rule(self.cfg, subs, {a: st["reputation"] for a, st in states.items()})
-        usable, weight = rule.usable, rule.weight
-        index_of_sub = {s.peer: s.index for s in subs}
-        inputs: dict[str, list[dict[str, Any]]] = {}
-        for addr in self.addresses:
-            inputs[addr] = [
-                {"index": index_of_sub[nb], "peer": nb, "hash": usable[nb], "url": endpoints[nb], "weight": weight(nb)}
-                for nb in sources_of(rule, overlay, addr)
-            ]
-        own = {a: weight(a) for a in self.addresses}
-        if rebuilds_starts(self.cfg.defense):
-            # where each trainer's next round starts, for that round's auditors (bdfl.peer.sources)
-            self._move_history.record(rnd, subs, self._start_recipes.get(rnd))
-            self._start_recipes = {rnd + 1: start_recipes(rule, overlay, subs)}
-        return inputs, own, states
-
-    def _overlay_for(self, members: list[str], seed: bytes, r: int = 0, rnd: int = 0) -> Any:
-        """The overlay over the active members, by the rule real peers use
-        (bdfl.peer.overlay_tracker): built once, then repaired on membership changes
-        (each build or repair is an ``OverlayChanged`` line in events.jsonl)."""
-        if not hasattr(self, "overlay_tracker"):
-            o = self.cfg.overlay
-            self.overlay_tracker = OverlayTracker(o.topology, o.degree, o.edge_probability)
-        before = self.overlay_tracker.overlay
-        overlay = self.overlay_tracker.update(members, seed)
-        if overlay is not before and hasattr(self, "faults"):
-            old = set(before.members) if before is not None else set()
-            checksum = {a.lower(): a for a in self.addresses}
-            degrees = sorted(overlay.degrees().values())
-            self.faults.emit(
-                "OverlayChanged", r, rnd,
-                f"overlay {'built' if before is None else 'repaired'}: {len(overlay)} members, degrees {degrees[0] if degrees else 0}..{degrees[-1] if degrees else 0}"
-                if self.cfg.faults else "",
-                members=len(overlay), added=[checksum.get(a, a) for a in overlay.members if a not in old],
-                removed=[checksum.get(a, a) for a in sorted(old - set(overlay.members))],
-                degree_min=degrees[0] if degrees else 0, degree_max=degrees[-1] if degrees else 0,
-                degrees={checksum.get(m, m): d for m, d in sorted(overlay.degrees().items())} if len(overlay) <= 64 else None,
-                connected=overlay.is_connected(), digest=overlay.digest())
-        return overlay
+    def _note_overlay(self, r: int, rnd: int, report: OverlayReport) -> None:
+        """The overlay the peers built or repaired after the round's close (by the rule real
+        peers use, bdfl.peer.overlay_tracker, in the workers' round memory): an
+        ``OverlayChanged`` line in events.jsonl."""
+        self.faults.emit(
+            "OverlayChanged", r, rnd,
+            f"overlay {'built' if report.built else 'repaired'}: {report.members} members, degrees {report.degree_min}..{report.degree_max}"
+            if self.cfg.faults else "", **report.event_args())
 
     # -- results --------------------------------------------------------------------------
-    def _write_round(self, r: int, rnd: int, peer_res: dict[int, dict[str, Any]], subs: list[Any], events: list[dict[str, Any]], times: Any, seconds_total: float, gas: int, txs: int) -> None:
+    def _write_round(self, r: int, rnd: int, peer_res: dict[int, PeerRound], subs: list[Any], events: list[dict[str, Any]], times: Any, seconds_total: float, gas: int, txs: int) -> None:
         cfg = self.cfg
         k = self.keeper
         outcomes = {s.peer: s.outcome for s in subs}
@@ -432,7 +344,7 @@ class Orchestrator:
         audited = cfg.defense.name == "bdfl"
         rows = []
         for i, addr in enumerate(self.addresses):
-            pr = peer_res.get(i, {})
+            pr = peer_res.get(i)
             outcome = outcomes.get(addr)
             approved: Any = ""
             if audited and outcome in (Outcome.APPROVED, Outcome.REJECTED):
@@ -441,12 +353,12 @@ class Orchestrator:
                 "round": r, "peer": i, "address": addr, "attacker": int(i in attackers),
                 "committee": int(addr in committee), "submitted": int(outcome is not None),
                 "approved": approved,
-                "accuracy": pr.get("accuracy"), "loss": pr.get("loss"),
+                "accuracy": pr.accuracy if pr is not None else None, "loss": pr.loss if pr is not None else None,
                 "reputation": states[addr]["reputation"], "balance": balances[addr], "stake": states[addr]["stake"],
                 "unclaimed": states[addr]["tokens"],
             })
         self.writer.append_metrics(rows)
-        asr = [pr["attack_success_rate"] for i, pr in peer_res.items() if i not in attackers and "attack_success_rate" in pr]
+        asr = [pr.attack_success_rate for i, pr in peer_res.items() if i not in attackers and pr.attack_success_rate is not None]
         round_row = {
             "round": r,
             **round_aggregates(rows),

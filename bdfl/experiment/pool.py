@@ -1,5 +1,6 @@
-"""The simulation's worker processes: :class:`WorkerPool` (spawn, send a command to all
-workers at once or in turn, stop) and :class:`RoundTimes`, the phase times they report."""
+"""The simulation's worker processes: :class:`WorkerPool` (spawn, send a typed command of
+:mod:`bdfl.experiment.messages` to all workers at once or in turn, stop) and
+:class:`RoundTimes`, the phase times they report."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bdfl.errors import BDFLError
+from bdfl.experiment.messages import Stop
 from bdfl.experiment.worker import worker_main
 
 
@@ -33,11 +35,11 @@ class WorkerPool:
         code = self.procs[i].exitcode
         return f"worker {i} died" + (f" (exit code {code})" if code is not None else "")
 
-    def _send(self, i: int, message: tuple[str, dict[str, Any]]) -> None:
+    def _send(self, i: int, command: Any) -> None:
         try:
-            self.conns[i].send(message)
+            self.conns[i].send(command)
         except OSError as exc:  # BrokenPipeError / ConnectionResetError: the worker is gone
-            raise BDFLError(f"{message[0]} could not be sent: {self._died(i)}") from exc
+            raise BDFLError(f"{_name(command)} could not be sent: {self._died(i)}") from exc
 
     def _collect(self, what: str) -> list[Any]:
         results, errors = [], []
@@ -54,29 +56,30 @@ class WorkerPool:
             raise BDFLError(f"{what} failed in a worker process:\n" + "\n".join(errors))
         return results
 
-    def call(self, cmd: str, per_worker: list[dict[str, Any]] | None = None, **kwargs: Any) -> list[Any]:
+    def call(self, cmd: Any) -> list[Any]:
+        """``cmd`` (a command of bdfl.experiment.messages) on every worker at once; their replies."""
         for i in range(len(self.conns)):
-            self._send(i, (cmd, per_worker[i] if per_worker is not None else kwargs))
-        return self._collect(cmd)
+            self._send(i, cmd)
+        return self._collect(_name(cmd))
 
-    def call_in_turn(self, cmd: str, **kwargs: Any) -> list[Any]:
+    def call_in_turn(self, cmd: Any) -> list[Any]:
         """The command on one worker after another (for a deterministic order of effects)."""
         out = []
         for i, conn in enumerate(self.conns):
-            self._send(i, (cmd, kwargs))
+            self._send(i, cmd)
             try:
                 status, payload = conn.recv()
             except (EOFError, OSError):
                 status, payload = "error", self._died(i)
             if status != "ok":
-                raise BDFLError(f"{cmd} failed in worker {i}:\n{payload}")
+                raise BDFLError(f"{_name(cmd)} failed in worker {i}:\n{payload}")
             out.append(payload)
         return out
 
     def stop(self) -> None:
         for conn in self.conns:
             try:
-                conn.send(("stop", {}))
+                conn.send(Stop())
             except (OSError, BrokenPipeError):
                 pass
         for proc in self.procs:
@@ -94,10 +97,16 @@ class RoundTimes:
     chain: float = 0.0
     eval: float = 0.0
 
-    def add(self, results: list[dict[str, Any]], *, in_turn: bool = False) -> None:
-        # workers run in parallel: a phase takes as long as its slowest worker;
-        # commands run in turn (one worker after another) take the sum
+    def add(self, results: list[Any], *, in_turn: bool = False) -> None:
+        """Add the :class:`~bdfl.experiment.messages.Times` of the workers' replies: workers run
+        in parallel, so a phase takes as long as its slowest worker; commands run in turn (one
+        worker after another) take the sum."""
         for key in ("train", "exchange", "audit", "chain", "eval"):
-            vals = [r.get(f"seconds_{key}", 0.0) for r in results]
+            vals = [getattr(r.times, key) for r in results]
             total = (sum(vals) if in_turn else max(vals)) if vals else 0.0
             setattr(self, key, getattr(self, key) + total)
+
+
+def _name(cmd: Any) -> str:
+    """A command's name for messages (its class name, e.g. ``TrainSubmit``)."""
+    return cmd if isinstance(cmd, str) else type(cmd).__name__

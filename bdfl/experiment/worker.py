@@ -1,46 +1,82 @@
-"""A worker process hosting many simulated peers.
+"""A worker process hosting many simulated peers, each a round engine (:mod:`bdfl.peer.engine`).
 
 Each peer keeps its own account, its own HTTP endpoint (its own port on loopback),
 its own data shard and model, and signs its own transactions: the worker only
 shares the machinery (one event loop for the endpoints and fetches, one JSON-RPC
-connection). Public chain state (committee, assignments, approved set) is read
-once per round by the orchestrator and handed to the workers with each command.
+connection) and what all its peers read alike: one chain view (each round read once per
+worker, :class:`bdfl.peer.view.ProtocolView`) and the chain-derived round memory
+(:class:`bdfl.peer.round_state.ChainMemory`: overlay, replay cache, start recipes, moves).
 
-The orchestrator (``bdfl.experiment.runner``) sends one command per phase over a
-pipe; the worker answers with per-peer results and timings.
+The orchestrator (:mod:`bdfl.experiment.orchestrator`) sends one typed command per stage
+over a pipe (:mod:`bdfl.experiment.messages`); the worker answers with a typed reply.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
 import signal
+import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
 import numpy as np
+import torch
 
 from bdfl.attacks import attacker_client
 from bdfl.chain.accounts import account_from_key
 from bdfl.chain.deploy import Deployment
 from bdfl.chain.devnet import batch_mining, make_web3, set_pdeathsig
-from bdfl.chain.protocol import ProtocolClient, draw_gas_bound, salt_for
+from bdfl.chain.protocol import ProtocolClient, draw_gas_bound
 from bdfl.chain.txsender import DuplicateHashError, FeeCache, TxSender, wait_many
 from bdfl.config import ExperimentConfig, from_dict
 from bdfl.errors import BDFLError
+from bdfl.experiment.messages import (
+    Abstained,
+    Aggregate,
+    AggregateReply,
+    AuditCommit,
+    AuditRejection,
+    AuditReply,
+    EndpointFault,
+    InputRejected,
+    Join,
+    Joined,
+    LeavePeer,
+    OverlayReport,
+    PeerRound,
+    RestartPeer,
+    Restarted,
+    Reveal,
+    RevealReply,
+    SendOutbox,
+    SendReply,
+    StartsCheck,
+    Stop,
+    StopPeer,
+    Submitted,
+    Times,
+    TrainSubmit,
+    TrainSubmitReply,
+)
 from bdfl.experiment.setup import bind_endpoint, frozen_clock, make_attack_for, peer_data
-from bdfl.learning.aggregation import defense_params
-from bdfl.learning.audit import AuditRule
-from bdfl.learning.task import ClientContractError, base_config, load_task, task_hparams
+from bdfl.learning.task import base_config, load_task, task_hparams
 from bdfl.net.blobserver import BlobHost
 from bdfl.net.fetch import Fetcher
 from bdfl.net.serialization import MAX_UPDATE_BYTES, InvalidUpdate, decode_ndarrays, encode_ndarrays, hash_hex, update_hash
-from bdfl.peer.node import Candidate, Peer, PeerSettings
+from bdfl.peer import stages
+from bdfl.peer.engine import ClientFailure, PeerEngine
+from bdfl.peer.node import Peer, peer_settings
 from bdfl.peer.rejoin import ensure_membership, resync_from_tiers
-from bdfl.peer.sources import PastMove, StartSource
+from bdfl.peer.round_state import ChainMemory, RoundState
+from bdfl.peer.stages.submit import FrontRun
 from bdfl.peer.state import PeerState
+from bdfl.peer.view import ProtocolView
+from bdfl.types import NDArrays
 
 log = logging.getLogger("bdfl.worker")
 
@@ -62,18 +98,30 @@ class WorkerSpec:
     attackers: list[int]
     late: list[int] = field(default_factory=list)  # peers that join during the run ([[faults]] join), not at start
     keep_state: bool = False  # persist each peer's model (bdfl.peer.state) so a crashed peer can restart from it
+    addresses: list[str] = field(default_factory=list)  # every peer of the run (the chain view reads them in batches)
+
+
+@dataclass
+class Hosted:
+    """A simulated peer as its worker holds it: its round engine and its own chain client
+    (account, signer)."""
+
+    engine: PeerEngine
+    chain: ProtocolClient
+
+    @property
+    def peer(self) -> Peer:
+        return self.engine.peer
 
 
 class Worker:
-    """Owns its peers and executes the orchestrator's phase commands."""
+    """Hosts many peer round engines over one shared chain view and executes the
+    orchestrator's commands (:mod:`bdfl.experiment.messages`), one stage per command."""
 
     def __init__(self, spec: WorkerSpec) -> None:
-        import torch
-
         torch.set_num_threads(1)  # tiny models: 15-90x slower with default threads on 2 cores
 
         self.cfg: ExperimentConfig = from_dict(spec.config)
-
         # a simulation devnet: the in-turn sends of a phase are mined together (chain.devnet.batch_mining)
         self.batch_mining = frozen_clock(self.cfg)
         self.spec = spec
@@ -89,31 +137,25 @@ class Worker:
         task = load_task(cfg.task.client)
         dataset, shards = peer_data(task, cfg)
         self.attackers = set(spec.attackers)
-        settings = PeerSettings(
-            defense=cfg.defense.name,
-            defense_params=defense_params(cfg.defense, cfg.num_attackers),
-            audit_rule=AuditRule.from_defense(cfg.defense),  # every audit_* field of [defense]
-        )
-        chain_id = int(self.w3.eth.chain_id)
-
+        self._chain_id = int(self.w3.eth.chain_id)
+        # one chain view (each round read once) and one chain-derived memory for all peers here
+        reader = ProtocolClient(self.w3, self.deployment, account_from_key(spec.peers[0][1]) if spec.peers else None)
+        self.view = ProtocolView(reader, members=spec.addresses or None)
+        self.memory = ChainMemory(cfg)
         # Peers in other workers submit concurrently, so any submission may turn out to be the
         # last one, which draws the committee: every submission carries the draw's gas bound.
         self.submit_gas = 300_000 + draw_gas_bound(self.deployment.params.committee_size)
-        self.peers: dict[int, Any] = {}  # the peers running now
-        self._outbox: list[Any] = []  # peers holding signed transactions, in signing order
+        self.hosted: dict[int, Hosted] = {}  # the peers running now
+        self._outbox: list[Hosted] = []  # peers holding signed transactions, in signing order
         self._signing = 0.0  # seconds spent signing in the current command: chain time
-        self._front_runs: list[dict[str, Any]] = []  # submissions re-encoded after a DuplicateHash
+        self._front_runs: list[FrontRun] = []  # submissions re-encoded after a DuplicateHash
         self._fee_cache = FeeCache(self.w3)  # one fee read per worker, not one per peer
-        self._chain_id = chain_id
-        self._task, self._dataset, self._shards, self._settings = task, dataset, shards, settings
+        self._task, self._dataset, self._shards = task, dataset, shards
+        self._settings = peer_settings(cfg, cfg.num_attackers)
         self.keys = {index: (key, port) for index, key, port in spec.peers}
         self.down: set[int] = set(spec.late)  # peers not running now: crashed, left, not joined yet
-        self.states: dict[int, Any] = {}
-        self.state_dir: str | None = None
-        if spec.keep_state:
-            import tempfile
-
-            self.state_dir = tempfile.mkdtemp(prefix=f"bdfl-worker{spec.worker_id}-state-")
+        self.states: dict[int, PeerState] = {}
+        self.state_dir: str | None = tempfile.mkdtemp(prefix=f"bdfl-worker{spec.worker_id}-state-") if spec.keep_state else None
         # decentralized FL still starts from one common initial model (seeded by the config)
         self._base = _base_config(cfg, dataset)  # what every fit/evaluate config carries (docs/tasks.md)
         self.initial = task.initial_parameters(dataset, seed=cfg.seed, hparams=task_hparams(cfg.task), config=self._base)
@@ -122,11 +164,23 @@ class Worker:
                        config=self._base, cast_dtypes=cfg.task.cast_dtypes)
         for index in self.keys:
             if index not in self.down:
-                self.peers[index] = self._make_peer(index)
+                self.hosted[index] = self._make_peer(index)
         # one evaluation client on the global test set for the accuracy curves
         self.test_client = task.make_client((dataset.X_test[:64], dataset.y_test[:64]), (dataset.X_test, dataset.y_test), seed=0,
                                             hparams=task_hparams(cfg.task), config=self._base)
         self.asr_client = self._asr_client(task, dataset)
+        self._handlers: dict[type, Callable[[Any], Any]] = {
+            Join: self.join, TrainSubmit: self.train_submit, SendOutbox: self.send_outbox, AuditCommit: self.audit_commit,
+            Reveal: self.reveal, Aggregate: self.aggregate, StopPeer: self.stop_peer, RestartPeer: self.restart_peer,
+            LeavePeer: self.leave_peer, EndpointFault: self.set_endpoint_fault,
+        }
+
+    def handle(self, command: Any) -> Any:
+        """Execute one command (:mod:`bdfl.experiment.messages`) and return its reply."""
+        handler = self._handlers.get(type(command))
+        if handler is None:
+            raise BDFLError(f"unknown worker command {type(command).__name__}")
+        return handler(command)
 
     def _asr_client(self, task: Any, dataset: Any) -> Any:
         """Under a backdoor attack: a client whose validation set is the test set with the
@@ -141,9 +195,9 @@ class Worker:
         X, y = attack.triggered_test_set(dataset.X_test, dataset.y_test)
         return task.make_client((X[:64], y[:64]), (X, y), seed=0, hparams=task_hparams(self.cfg.task), config=self._base)
 
-    def _make_peer(self, index: int) -> Any:
+    def _make_peer(self, index: int) -> Hosted:
         """Build peer ``index`` from what it owns: key, data shard, endpoint port; it starts from
-        the common initial model (a restart then replaces it: :meth:`restart`)."""
+        the common initial model (a restart then replaces it: :meth:`restart_peer`)."""
         cfg = self.cfg
         key, port = self.keys[index]
         account = account_from_key(key)
@@ -162,162 +216,135 @@ class Worker:
         # any free port, bound here and read back; a restarted peer gets its port back if free
         endpoint = bind_endpoint(self.host, port, max_blob_bytes=MAX_UPDATE_BYTES)
         self.keys[index] = (key, endpoint.port)
-        peer = Peer(index=index, address=account.address, client=client, endpoint=endpoint, settings=self._settings, attack=attack, seed=cfg.seed, num_peers=cfg.peers, num_attackers=cfg.num_attackers)
+        peer = Peer(index=index, address=account.address, client=client, endpoint=endpoint, settings=self._settings, attack=attack,
+                    seed=cfg.seed, num_peers=cfg.peers, num_attackers=cfg.num_attackers)
         peer.domain = (self._chain_id, self.deployment.round_manager)  # update bytes bind to their submission
-        sender = TxSender(self.w3, account, chain_id=self._chain_id, fee_cache=self._fee_cache)
-        peer.chain = ProtocolClient(self.w3, self.deployment, account, sender)  # type: ignore[attr-defined]
         peer.params = [p.copy() for p in self.initial]
+        sender = TxSender(self.w3, account, chain_id=self._chain_id, fee_cache=self._fee_cache)
+        chain = ProtocolClient(self.w3, self.deployment, account, sender)
         if self.state_dir is not None:
             self.states[index] = PeerState.open(self.state_dir, address=account.address, chain_id=self._chain_id,
                                                 round_manager=self.deployment.round_manager)
-        return peer
+        engine = PeerEngine(peer, view=self.view, fetch=self.fetcher.fetch_many, task=cfg.task.client,
+                            state=RoundState(self.memory), cfg=cfg)
+        return Hosted(engine, chain)
 
     # -- commands -------------------------------------------------------------------
-    def join(self, stake: int) -> dict[str, Any]:
+    def join(self, cmd: Join) -> Joined:
         """Every peer approves its stake and joins (signed here, sent and mined like a phase's
         transactions; gas bounds instead of estimates, which need the approval mined first)."""
-        for peer in self.peers.values():
-            self._queue(peer, peer.chain.approve, stake, wait=False, gas=APPROVE_GAS)
-            self._queue(peer, peer.chain.join, peer.endpoint.url, stake, wait=False, gas=JOIN_GAS)
+        for h in self.hosted.values():
+            self._queue(h, h.chain.approve, cmd.stake, wait=False, gas=APPROVE_GAS)
+            self._queue(h, h.chain.join, h.peer.endpoint.url, cmd.stake, wait=False, gas=JOIN_GAS)
         self._take_signing()
-        self.send_outbox()
-        return {"joined": len(self.peers)}
+        self.send_outbox(SendOutbox())
+        return Joined(len(self.hosted))
 
-    def train_submit(self, rnd: int, attackers: bool, honest: list[tuple[str, str]], active: list[int] | None = None) -> dict[str, Any]:
-        """Train and submit; ``attackers`` selects which half of the peers acts (attackers go second
-        so that omniscient attacks (ALIE, IPM) can fetch the round's honest updates)."""
+    def train_submit(self, cmd: TrainSubmit) -> TrainSubmitReply:
+        """Stages train, publish, submit (signed; sent in :meth:`send_outbox`) for the honest
+        peers or the attackers (attackers go second so that omniscient attacks (ALIE, IPM)
+        can fetch the round's honest updates). Peers the chain no longer counts as active
+        members (slashed out, absent) sit out."""
         t0 = time.perf_counter()
-        # peers the chain no longer counts as active members (slashed out, absent) sit out
-        members = set(active) if active is not None else set(self.peers)
-        chosen = [p for i, p in self.peers.items() if (i in self.attackers) == attackers and i in members]
-        failed: list[dict[str, Any]] = []  # a peer whose client raised sits this round out: no update
-        for peer in list(chosen):
-            _, fail = self._isolated(peer, "fit", peer.train, rnd)
-            if fail is not None:
-                failed.append(fail)
-                chosen.remove(peer)
+        rnd = cmd.round
+        members = set(cmd.active)
+        chosen = [h for i, h in self.hosted.items() if (i in self.attackers) == cmd.attackers and i in members]
+        failed: list[ClientFailure] = []  # a peer whose client raised sits this round out: no update
+        for h in list(chosen):
+            out = stages.train.train(h.engine, rnd)
+            if isinstance(out, ClientFailure):
+                failed.append(out)
+                chosen.remove(h)
         t_train = time.perf_counter() - t0
-        honest_models: list[list[np.ndarray]] = []
-        if attackers and honest and any(p.attack is not None and getattr(p.attack, "needs_honest_updates", False) for p in chosen):
-            fetched = self.fetcher.fetch_many([(u, h) for h, u in honest])
-
-            for h, _u in honest:
-                data = fetched.get(h)
+        honest_models: list[NDArrays] = []
+        if cmd.attackers and cmd.honest and any(h.peer.attack is not None and getattr(h.peer.attack, "needs_honest_updates", False) for h in chosen):
+            fetched = self.fetcher.fetch_many([(u, hh) for hh, u in cmd.honest])
+            for hh, _u in cmd.honest:
+                data = fetched.get(hh)
                 if isinstance(data, bytes):
-                    honest_models.append(decode_ndarrays(data, max_bytes=MAX_UPDATE_BYTES, spec=chosen[0].spec))
+                    honest_models.append(decode_ndarrays(data, max_bytes=MAX_UPDATE_BYTES, spec=chosen[0].peer.spec))
         t1 = time.perf_counter()
-        out: dict[int, dict[str, Any]] = {}
-        for peer in chosen:
-            data = peer.make_update(rnd, honest_models)
-            h = peer.publish(rnd, data)
-            self._queue(peer, peer.chain.submit_update, rnd, bytes.fromhex(h[2:]), peer.num_examples, wait=False, gas=self.submit_gas)
-            out[peer.index] = {"hash": h, "url": peer.endpoint.url, "bytes": len(data)}
+        out_peers: dict[int, Submitted] = {}
+        for h in chosen:
+            pub = stages.publish.publish(h.engine, rnd, honest_models)
+            # sent later, in turn with the other workers; a DuplicateHash shows in the receipt (_wait)
+            self._queue(h, h.chain.submit_update, rnd, bytes.fromhex(pub.hash[2:]), h.peer.num_examples, wait=False, gas=self.submit_gas)
+            out_peers[h.peer.index] = Submitted(pub.hash, pub.url, len(pub.data))
         sign = self._take_signing()
-        return {"peers": out, "failed": failed, "seconds_train": t_train, "seconds_exchange": time.perf_counter() - t1 - sign, "seconds_chain": sign}
+        return TrainSubmitReply(out_peers, failed, Times(train=t_train, exchange=time.perf_counter() - t1 - sign, chain=sign))
 
-    def _isolated(self, peer: Any, step: str, fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, dict[str, Any] | None]:
-        """Run one peer's call into the task's client: (its result, None). An exception there (not
-        a contract violation: bdfl.learning.task.ClientContractError stops the run) is that peer's
-        fault for this round: (None, a failure record: peer, step, task, traceback)."""
-
-        try:
-            return fn(*args, **kwargs), None
-        except ClientContractError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - isolated to this peer and round
-            return None, {"peer": peer.index, "address": peer.address, "step": step, "task": self.cfg.task.client,
-                          "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
-
-    def audit_commit(self, rnd: int, assignments: dict[str, list[dict[str, Any]]], attacker_addrs: list[str],
-                     earlier_hashes: list[str] | None = None) -> dict[str, Any]:
-        """Committee members of this worker fetch, judge and commit their votes. ``earlier_hashes``:
-        update hashes submitted in the last ``defense.replay_window`` rounds (replays are rejected
-        unfetched)."""
-
+    def audit_commit(self, cmd: AuditCommit) -> AuditReply:
+        """Stages audit and commit for the committee members of this worker: one fetch for all
+        of them, the trainers' starts rebuilt once, each member's votes salted and signed."""
         t0 = time.perf_counter()
-        earlier = frozenset(h.lower() for h in earlier_hashes or ())
-        mine = {p.address: p for p in self.peers.values() if p.address in assignments}
+        rnd = cmd.round
+        self.view.refresh()
+        committee = set(self.view.committee(rnd))
+        mine = [h for h in self.hosted.values() if h.peer.address in committee]
+        inputs = {h.peer.index: stages.audit.audit_inputs(h.engine, rnd) for h in mine}
         wanted: set[tuple[str, str]] = set()
-        recipes: dict[str, list[StartSource]] = {}  # trainer -> the models that make its start of the round
-        past: dict[str, PastMove] = {}  # trainer -> its latest earlier, not-rejected move (bdfl.peer.sources)
-
-        def recipe_of(items: list[dict[str, Any]]) -> list[StartSource]:
-            return [StartSource(x["peer"], x["hash"], float(x["weight"])) for x in items]
-
-        for c in (c for addr in mine for c in assignments[addr] if c["hash"].lower() not in earlier):
-            wanted.add((c["url"], c["hash"]))
-            if not c.get("start"):
-                continue
-            recipes[c["peer"]] = recipe_of(c["start"])
-            wanted |= {(x["url"], x["hash"]) for x in c["start"]}
-            if c.get("past"):
-                m = c["past"]
-                past[c["peer"]] = PastMove(int(m["round"]), m["hash"], recipe_of(m["start"]))
-                wanted |= {(m["url"], m["hash"])} | {(x["url"], x["hash"]) for x in m["start"]}
+        recipes: dict[str, Any] = {}
+        past: dict[str, Any] = {}
+        for h in mine:
+            wanted |= stages.audit.wanted(inputs[h.peer.index])
+            recipes.update(inputs[h.peer.index].recipes)
+            past.update(inputs[h.peer.index].past)
         fetched = self.fetcher.fetch_many(sorted(wanted), budget=self.fetch_budget) if wanted else {}
         # the same models for every auditor of this worker: rebuilt once
-        anyone = next(iter(mine.values())) if mine else None
-        starts = anyone.rebuild_starts(recipes, fetched) if recipes and anyone else {}
-        past_moves = anyone.rebuild_past_moves(past, fetched) if past and anyone else {}
+        rebuilt = stages.audit.rebuild(mine[0].peer, recipes, past, fetched) if mine else ({}, {})
+        starts = rebuilt[0]
         t1 = time.perf_counter()
         # a simulation-only check: an honest trainer hosted here started exactly where its auditors say
-        honest_here = [p for p in self.peers.values() if p.address in starts and not p.is_attacker and p.reference is not None]
+        honest_here = [h.peer for h in self.hosted.values() if h.peer.address in starts and not h.peer.is_attacker and h.peer.reference is not None]
         exact = sum(all(np.array_equal(a, b) for a, b in zip(starts[p.address], p.reference)) for p in honest_here)
-        votes: dict[int, dict[str, Any]] = {}
-        attackers = frozenset(attacker_addrs)
-        rejected: list[dict[str, Any]] = []
-        abstained: list[dict[str, Any]] = []  # assigned updates that could not be fetched: no vote
-        verdicts: list[dict[str, Any]] = []  # the audit rule's rejections, with the tests that failed
-        failed: list[dict[str, Any]] = []
-        for addr, peer in mine.items():
-            cands = [Candidate(index=c["index"], peer=c["peer"], hash=c["hash"], url=c["url"]) for c in assignments[addr]]
-            before = len(peer.rejections)
-            judged, fail = self._isolated(peer, "audit", peer.audit, rnd, cands, fetched, attackers, earlier_hashes=earlier,
-                                          starts=starts, past_moves=past_moves)
-            if fail is not None:  # its client raised while judging: no vote this round
-                failed.append(fail)
+        attackers = frozenset(cmd.attacker_addrs)
+        votes: dict[int, tuple[list[int], list[bool]]] = {}
+        rejected: list[InputRejected] = []
+        abstained: list[Abstained] = []
+        verdicts: list[AuditRejection] = []
+        failed: list[ClientFailure] = []
+        for h in mine:
+            i = h.peer.index
+            res = stages.audit.judge(h.engine, inputs[i], fetched, attackers, rebuilt)
+            if isinstance(res, ClientFailure):  # its client raised while judging: no vote this round
+                failed.append(res)
                 continue
-            idx, accept = judged
-            rejected += [{"peer": peer.index, "from": r.peer, "reason": r.reason, "step": "audit"} for r in peer.rejections[before:]]
-            index_of = {c.peer: c.index for c in cands}  # a submitter submits once per round
-            abstained += [{"peer": peer.index, "from": frm, "index": index_of.get(frm), "reason": why}
-                          for frm, why in peer.last_abstentions]
-            verdicts += [{"peer": peer.index, "from": frm, "failed": list(failed)} for frm, failed in peer.last_audit_rejections]
-            # a random salt per run (nobody derives it from the public seed); salt and
-            # commitment free of zero bytes, so calldata gas stays the same across runs
-            salt, _commitment = salt_for(lambda s, c=peer.chain, i=idx, a=accept: c.vote_commitment(rnd, i, a, s))
-            peer.pending_votes[rnd] = (idx, accept, salt)
-            self._queue(peer, peer.chain.commit_votes, rnd, idx, accept, salt, wait=False)
-            votes[peer.index] = {"indices": idx, "accept": accept}
+            rejected += [InputRejected(i, frm, why, "audit") for frm, why in res.rejections]
+            index_of = {c.peer: c.index for c in inputs[i].candidates}  # a submitter submits once per round
+            abstained += [Abstained(i, frm, index_of.get(frm), why) for frm, why in res.abstentions]
+            verdicts += [AuditRejection(i, frm, list(tests)) for frm, tests in res.verdicts]
+            v, _commitment = stages.commit.commit(h.engine, rnd, res.indices, res.accept,
+                                                  lambda ix, acc, s, c=h.chain: c.vote_commitment(rnd, ix, acc, s))
+            self._queue(h, h.chain.commit_votes, rnd, v.indices, v.accept, v.salt, wait=False)
+            votes[i] = (res.indices, res.accept)
         sign = self._take_signing()
-        return {"votes": votes, "rejected": rejected, "abstained": abstained, "audit_rejections": verdicts, "failed": failed,
-                "seconds_exchange": t1 - t0,
-                "starts": {"rebuilt": len(starts), "honest_checked": len(honest_here), "honest_exact": exact, "past_moves": len(past_moves)},
-                "seconds_audit": time.perf_counter() - t1 - sign, "seconds_chain": sign}
+        return AuditReply(votes, rejected, abstained, verdicts, failed,
+                          StartsCheck(len(starts), len(honest_here), int(exact), len(rebuilt[1])),
+                          Times(exchange=t1 - t0, audit=time.perf_counter() - t1 - sign, chain=sign))
 
-    def reveal(self, rnd: int) -> dict[str, Any]:
+    def reveal(self, cmd: Reveal) -> RevealReply:
         n = 0
-        for peer in self.peers.values():
-            if rnd in peer.pending_votes:
-                idx, accept, salt = peer.pending_votes.pop(rnd)
-                self._queue(peer, peer.chain.reveal_votes, rnd, idx, accept, salt, wait=False)
+        for h in self.hosted.values():
+            v = stages.reveal.reveal(h.engine, cmd.round)
+            if v is not None:
+                self._queue(h, h.chain.reveal_votes, cmd.round, v.indices, v.accept, v.salt, wait=False)
                 n += 1
-        return {"revealed": n, "seconds_chain": self._take_signing()}
+        return RevealReply(n, Times(chain=self._take_signing()))
 
     def _take_signing(self) -> float:
         s, self._signing = self._signing, 0.0
         return s
 
-    def _queue(self, peer: Any, fn: Any, *args: Any, **kwargs: Any) -> None:
+    def _queue(self, h: Hosted, fn: Any, *args: Any, **kwargs: Any) -> None:
         """Sign the transaction now (workers sign in parallel); send it in :meth:`send_outbox`."""
         t = time.perf_counter()
-        peer.chain.sender.hold()
+        h.chain.sender.hold()
         fn(*args, **kwargs)
         self._signing += time.perf_counter() - t
-        if not self._outbox or self._outbox[-1] is not peer:
-            self._outbox.append(peer)
+        if not self._outbox or self._outbox[-1] is not h:
+            self._outbox.append(h)
 
-    def send_outbox(self) -> dict[str, Any]:
+    def send_outbox(self, _cmd: SendOutbox) -> SendReply:
         """Send the queued transactions (each signed by its own peer) and wait for them.
 
         The orchestrator calls this on one worker after another, so transactions reach
@@ -326,54 +353,56 @@ class Worker:
         t0 = time.perf_counter()
         outbox, self._outbox = self._outbox, []
         if self.batch_mining:  # the worker's transactions in one block, in send order
-
             with batch_mining(self.w3):
-                pending = [(peer, h) for peer in outbox for h in peer.chain.sender.release()]
+                pending = [(h, tx) for h in outbox for tx in h.chain.sender.release()]
         else:
-            pending = [(peer, h) for peer in outbox for h in peer.chain.sender.release()]
+            pending = [(h, tx) for h in outbox for tx in h.chain.sender.release()]
         self._wait(pending)
         front_runs, self._front_runs = self._front_runs, []
-        return {"sent": len(pending), "seconds_chain": time.perf_counter() - t0, "front_runs": front_runs}
+        return SendReply(len(pending), front_runs, Times(chain=time.perf_counter() - t0))
 
-    def aggregate(self, rnd: int, inputs: dict[str, list[dict[str, Any]]], own_weights: dict[str, float]) -> dict[str, Any]:
-        """Each peer fetches the updates it may use (chosen by the orchestrator from chain
-        state and the overlay), verifies them against their on-chain hash, aggregates, and
-        is evaluated on the global test set."""
-
+    def aggregate(self, cmd: Aggregate) -> AggregateReply:
+        """Stage aggregate for every peer: the plan from the closed round (the shared rule),
+        one fetch for all peers, each peer verifies and combines; then each peer's model is
+        evaluated on the global test set (the accuracy curves)."""
         t0 = time.perf_counter()
-        wanted = {(c["url"], c["hash"]) for p in self.peers.values() for c in inputs.get(p.address, [])}
+        rnd = cmd.round
+        self.view.refresh()
+        self.memory.last_change = None
+        plans = {i: stages.aggregate.plan(h.engine, rnd) for i, h in self.hosted.items()}
+        if not self.hosted:  # a worker whose peers are all down still watches the round
+            self.memory.observe(self.view.closed(rnd))
+        wanted = set().union(*(stages.aggregate.wanted(p) for p in plans.values())) if plans else set()
         fetched = self.fetcher.fetch_many(sorted(wanted), budget=self.fetch_budget) if wanted else {}
         t1 = time.perf_counter()
-        out: dict[int, dict[str, Any]] = {}
+        out: dict[int, PeerRound] = {}
         t_eval = 0.0
         record = bool(self.cfg.faults)  # runs with injected faults record what each peer aggregated
-        for peer in self.peers.values():
-            cands = [Candidate(index=c["index"], peer=c["peer"], hash=c["hash"], url=c["url"], weight=c["weight"]) for c in inputs.get(peer.address, [])]
-            before = len(peer.rejections)
-            info = peer.aggregate(rnd, cands, fetched, own_weight=own_weights.get(peer.address, 1.0))
+        for i, h in self.hosted.items():
+            res = stages.aggregate.aggregate(h.engine, rnd, plans[i], fetched)
             t = time.perf_counter()
-            loss, _n, metrics = self._evaluate_test(peer.params)
-            out[peer.index] = {**info, "accuracy": float(metrics.get("accuracy", float("nan"))), "loss": float(loss), "rejected_inputs": len(peer.rejections) - before}
-            if self.asr_client is not None and peer.index not in self.attackers:
-                _l, _n, m = self.asr_client.evaluate(peer.params, {})
-                out[peer.index]["attack_success_rate"] = float(m.get("accuracy", float("nan")))
+            loss, _n, metrics = self._evaluate_test(h.peer.params)
+            asr = None
+            if self.asr_client is not None and i not in self.attackers:
+                _l, _n, m = self.asr_client.evaluate(h.peer.params, {})
+                asr = float(m.get("accuracy", float("nan")))
             t_eval += time.perf_counter() - t
-            refused = {r.peer for r in peer.rejections[before:]}
-            out[peer.index]["rejected"] = [{"peer": peer.index, "from": r.peer, "reason": r.reason, "step": "aggregate"} for r in peer.rejections[before:]]
-            if record:
-                # keccak256 of the very bytes each aggregated update was decoded from
-                out[peer.index]["used"] = [{"from": c.peer, "bytes_hash": hash_hex(update_hash(fetched[c.hash]))}  # type: ignore[arg-type]
-                                           for c in cands if c.peer not in refused]
-            state = self.states.get(peer.index)
+            # keccak256 of the very bytes each aggregated update was decoded from
+            used = [{"from": c.peer, "bytes_hash": hash_hex(update_hash(fetched[c.hash]))}  # type: ignore[arg-type]
+                    for c in plans[i].candidates if c.hash in res.used] if record else None
+            out[i] = PeerRound(res.aggregated, float(metrics.get("accuracy", float("nan"))), float(loss),
+                               [InputRejected(i, frm, why, "aggregate") for frm, why in res.rejections], asr, used)
+            state = self.states.get(i)
             if state is not None:  # what a real peer saves after aggregating (bdfl.peer.state)
-
                 state.last_aggregated = rnd
-                state.save_model(encode_ndarrays(peer.params))
+                state.save_model(encode_ndarrays(h.peer.params))
                 state.save()
         # aggregation is learning work (train); the test-set evaluation feeds the curves only
-        return {"peers": out, "seconds_exchange": t1 - t0, "seconds_train": time.perf_counter() - t1 - t_eval, "seconds_eval": t_eval}
+        change = self.memory.last_change
+        return AggregateReply(out, OverlayReport.of(change, self.spec.addresses) if change is not None else None,
+                              Times(exchange=t1 - t0, train=time.perf_counter() - t1 - t_eval, eval=t_eval))
 
-    def _evaluate_test(self, params: list[np.ndarray]) -> Any:
+    def _evaluate_test(self, params: NDArrays) -> Any:
         """The task's evaluate on the global test set (the accuracy curves). It is the same
         call for every peer, so an exception there stops the run with one message."""
         try:
@@ -385,104 +414,93 @@ class Worker:
                             fix="fix the task's evaluate (it must accept any parameters of the model and the whole test set)") from exc
 
     # -- injected faults ([[faults]], bdfl.experiment.faults) ---------------------------
-    def stop_peer(self, index: int) -> dict[str, Any]:
+    def stop_peer(self, cmd: StopPeer) -> int | None:
         """Peer ``index`` stops as a killed process would: its endpoint closes (connections are
         refused from now on), its in-memory state is gone. What it saved on disk stays."""
-        peer = self.peers.pop(index, None)
-        if peer is None:
-            return {}
-        self.down.add(index)
-        peer.endpoint.close()
-        return {"stopped": index, "url": peer.endpoint.url}
+        h = self.hosted.pop(cmd.index, None)
+        if h is None:
+            return None
+        self.down.add(cmd.index)
+        h.peer.endpoint.close()
+        return cmd.index
 
-    def restart_peer(self, index: int, rnd: int, candidates: list[dict[str, Any]]) -> dict[str, Any]:
+    def restart_peer(self, cmd: RestartPeer) -> Restarted | None:
         """Peer ``index`` comes back, rebuilt from what a restarted process has: its key, data
         and port, its saved model (if any), the chain (membership: bdfl.peer.rejoin), and a
-        current model from its neighbours' approved updates of round ``rnd`` (``candidates``,
-        chosen by the orchestrator from chain state and the overlay), each hash-checked."""
-
-        if index not in self.keys or index in self.peers:
-            return {}
+        current model from its neighbours' approved updates of the latest closed round, each
+        hash-checked (:func:`bdfl.peer.stages.aggregate.resync_plan`, as ``bdfl peer`` does)."""
+        self.view.refresh()
+        if cmd.index not in self.keys or cmd.index in self.hosted:
+            return None
         t0 = time.perf_counter()
-        peer = self._make_peer(index)
+        h = self._make_peer(cmd.index)
+        peer = h.peer
+        # chosen before the peer re-joins: as the other members see the closed round
+        source, tiers = stages.aggregate.resync_plan(h.engine, cmd.round - 1)
         model_from = "initial"
         saved_round = None
-        state = self.states.get(index)
+        state = self.states.get(cmd.index)
         saved = state.load_model() if state is not None else None
-        if saved is not None:
+        if saved is not None and state is not None:
             try:
                 peer.params = decode_ndarrays(saved, max_bytes=MAX_UPDATE_BYTES, spec=peer.spec)
-                model_from, saved_round = "saved", state.last_aggregated  # type: ignore[union-attr]
+                model_from, saved_round = "saved", state.last_aggregated
             except InvalidUpdate:
                 pass
-        actions = ensure_membership(peer.chain, peer.endpoint.url)
+        actions = ensure_membership(h.chain, peer.endpoint.url)
+        self.view.forget_endpoint(peer.address)
         before = len(peer.rejections)
-        # the fallbacks only when no first choice verifies
-        tiers = [[Candidate(index=c["index"], peer=c["peer"], hash=c["hash"], url=c["url"], weight=c["weight"])
-                  for c in candidates if bool(c.get("fallback")) == fallback] for fallback in (False, True)]
-        used, tier = resync_from_tiers(peer, rnd, tiers, self.fetcher.fetch_many)
+        used, tier = resync_from_tiers(peer, source, tiers, self.fetcher.fetch_many)
         if used:
             model_from = ("neighbours", "fallback")[tier]
         _loss, _n, metrics = self.test_client.evaluate(peer.params, {})
-        self.peers[index] = peer
-        self.down.discard(index)
-        return {
-            "peer": index, "membership": actions, "model_from": model_from, "saved_round": saved_round, "resynced_from": used,
-            "rejected": [{"peer": index, "from": r.peer, "reason": r.reason, "step": "resync"} for r in peer.rejections[before:]],
-            "accuracy": float(metrics.get("accuracy", float("nan"))), "seconds": time.perf_counter() - t0,
-        }
+        self.hosted[cmd.index] = h
+        self.down.discard(cmd.index)
+        return Restarted(cmd.index, actions, model_from, saved_round, source, len(tiers[0]), len(tiers[0]) + len(tiers[1]), used,
+                         [InputRejected(cmd.index, r.peer, r.reason, "resync") for r in peer.rejections[before:]],
+                         float(metrics.get("accuracy", float("nan"))), time.perf_counter() - t0)
 
-    def leave_peer(self, index: int) -> dict[str, Any]:
+    def leave_peer(self, cmd: LeavePeer) -> int | None:
         """``requestLeave`` on chain: a member until the current round is finalized."""
-        peer = self.peers.get(index)
-        if peer is None:
-            return {}
-        peer.chain.leave()
-        return {"left": index}
+        h = self.hosted.get(cmd.index)
+        if h is None:
+            return None
+        h.chain.leave()
+        return cmd.index
 
-    def set_endpoint_fault(self, index: int, kind: str | None, delay: float = 0.0) -> dict[str, Any]:
+    def set_endpoint_fault(self, cmd: EndpointFault) -> int | None:
         """Make peer ``index``'s endpoint misbehave (bdfl.net.blobserver.Endpoint.set_fault) or heal it."""
-        peer = self.peers.get(index)
-        if peer is None:
-            return {}
-        peer.endpoint.set_fault(kind, delay=delay or 1.0)
-        return {"peer": index, "fault": kind}
+        h = self.hosted.get(cmd.index)
+        if h is None:
+            return None
+        h.peer.endpoint.set_fault(cmd.kind, delay=cmd.delay or 1.0)
+        return cmd.index
 
     def close(self) -> None:
         self.fetcher.close()
         self.host.close()
         if self.state_dir is not None:
-            import shutil
-
             shutil.rmtree(self.state_dir, ignore_errors=True)
 
-    def _wait(self, pending: list[Any]) -> None:
-        """Receipts of transactions sent without waiting (polled in batches); every failure is reported."""
-
-        receipts = wait_many([(peer.chain.sender, tx_hash) for peer, tx_hash in pending])
+    def _wait(self, pending: list[tuple[Hosted, Any]]) -> None:
+        """Receipts of transactions sent without waiting (polled in batches); every failure is
+        reported. A submission front-run by a copier (``DuplicateHash``) is re-encoded and
+        submitted again (:func:`bdfl.peer.stages.submit.recover_front_run`)."""
+        receipts = wait_many([(h.chain.sender, tx_hash) for h, tx_hash in pending])
         errors: list[str] = []
-        for (peer, _h), r in zip(pending, receipts, strict=True):
+        for (h, _tx), r in zip(pending, receipts, strict=True):
             if isinstance(r, DuplicateHashError) and r.error_args:
                 try:
-                    self._resubmit_front_run(peer, int(r.error_args[0]))
+                    front = stages.submit.recover_front_run(h.engine, int(r.error_args[0]))
+                    h.chain.submit_update(int(r.error_args[0]), bytes.fromhex(front.new_hash[2:]), h.peer.num_examples, gas=self.submit_gas)
+                    self._front_runs.append(front)
                     continue
                 except Exception as exc:  # noqa: BLE001 - reported with the others below
                     r = exc
             if isinstance(r, Exception):
-                errors.append(f"peer {peer.index} ({peer.address}): {r}")
+                errors.append(f"peer {h.peer.index} ({h.peer.address}): {r}")
         if errors:
             raise BDFLError(f"{len(errors)} transaction(s) failed:\n" + "\n".join(errors[:10]))
-
-
-    def _resubmit_front_run(self, peer: Any, rnd: int) -> None:
-        """A copier submitted ``peer``'s hash of chain round ``rnd`` first (``DuplicateHash``): the
-        peer re-encodes its update with a fresh binding nonce, publishes it and submits the new
-        hash once (bdfl.peer.node.Peer.recover_front_run); recorded for a ``SubmissionFrontRun`` event."""
-        old = peer.published[rnd]
-        data, h = peer.recover_front_run(rnd, old)
-        peer.chain.submit_update(rnd, bytes.fromhex(h[2:]), peer.num_examples, gas=self.submit_gas)
-        self._front_runs.append({"peer": peer.index, "address": peer.address, "old_hash": old, "new_hash": h,
-                                 "bytes": len(data)})
 
 
 def fetch_budget(cfg: ExperimentConfig) -> float:
@@ -501,23 +519,23 @@ def _base_config(cfg: ExperimentConfig, dataset: Any) -> dict[str, Any]:
 
 
 def worker_main(spec: WorkerSpec, conn: Connection) -> None:
-    """Process entry point: build the worker, then serve commands until 'stop'."""
+    """Process entry point: build the worker, then serve commands until :class:`Stop`."""
     set_pdeathsig()  # die with the orchestrator, even if it is SIGKILLed
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the orchestrator handles Ctrl-C and stops us
     worker: Worker | None = None
     try:
         worker = Worker(spec)
-        conn.send(("ok", {"peers": len(worker.peers)}))
+        conn.send(("ok", len(worker.hosted)))
     except BaseException as exc:  # noqa: BLE001 - reported to the orchestrator, which stops the run
         conn.send(("error", _describe(exc)))
         return
     try:
         while True:
-            cmd, kwargs = conn.recv()
-            if cmd == "stop":
+            cmd = conn.recv()
+            if isinstance(cmd, Stop):
                 break
             try:
-                conn.send(("ok", getattr(worker, cmd)(**kwargs)))
+                conn.send(("ok", worker.handle(cmd)))
             except BaseException as exc:  # noqa: BLE001
                 conn.send(("error", _describe(exc)))
     except (EOFError, OSError):

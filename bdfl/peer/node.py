@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from bdfl.attacks import AttackContext, VoteContext, attacker_update
-from bdfl.chain.txsender import DuplicateHashError
 from bdfl.errors import BDFLError
-from bdfl.learning.aggregation import AGGREGATORS, aggregate
+from bdfl.learning.aggregation import AGGREGATORS, aggregate, defense_params
 from bdfl.learning.audit import AuditRule, audit_updates
 from bdfl.learning.task import CheckedClient
 from bdfl.net.serialization import (
@@ -50,6 +49,13 @@ class PeerSettings:
     max_update_bytes: int = MAX_UPDATE_BYTES
     fetch_timeout: float = 10.0
     fetch_retries: int = 2
+
+
+def peer_settings(cfg: Any, num_attackers: int) -> PeerSettings:
+    """A peer's settings from an experiment config (its ``[defense]`` table): the one builder
+    for simulated peers and ``bdfl peer`` (which knows no attacker count and passes 0)."""
+    return PeerSettings(defense=cfg.defense.name, defense_params=defense_params(cfg.defense, num_attackers),
+                        audit_rule=AuditRule.from_defense(cfg.defense))
 
 
 @dataclass
@@ -104,8 +110,8 @@ class Peer:
         self.spec = ModelSpec.of_ndarrays(self.params)
         self.trained: NDArrays | None = None
         self.reference: NDArrays | None = None
+        self.submitted_params: NDArrays | None = None  # the arrays of this round's update (make_update)
         self.published: dict[int, str] = {}  # round -> hash hex
-        self.pending_votes: dict[int, tuple[list[int], list[bool], bytes]] = {}
         self.rejections: list[Rejection] = []
         # the audit rule's negative verdicts of the last audit: (candidate peer, failed tests)
         self.last_audit_rejections: list[tuple[str, tuple[str, ...]]] = []
@@ -169,7 +175,7 @@ class Peer:
         random nonce in its binding: new bytes and a new hash for the same arrays and the same
         (chain id, contract, round, submitter). For a submission front-run by a copier
         (``DuplicateHash``); needs a ``domain`` (unbound bytes have nothing to vary)."""
-        params = getattr(self, "submitted_params", None)
+        params = self.submitted_params
         binding = self.binding_for(rnd, self.address)
         if params is None or binding is None:
             raise BDFLError("cannot re-encode this round's update: no update made, or no domain (unbound bytes)")
@@ -180,17 +186,6 @@ class Peer:
         h = self.endpoint.publish(data)
         self.published[rnd] = h
         return h
-
-    def recover_front_run(self, rnd: int, old_hash: str) -> tuple[bytes, str]:
-        """After ``submitUpdate`` of ``old_hash`` reverted with ``DuplicateHash`` (another
-        member submitted this peer's hash first): re-encode with a fresh nonce
-        (:meth:`rebind_fresh`), publish the new bytes and return (bytes, new hash) to submit."""
-        data = self.rebind_fresh(rnd)
-        h = self.publish(rnd, data)
-        log.warning("peer %s chain round %d: submission of %s front-run (DuplicateHash: another member "
-                    "submitted it first); re-encoded with a fresh nonce and submitting %s",
-                    self.address, rnd, old_hash[:10], h[:10])
-        return data, h
 
     # -- 3. verification of received bytes ----------------------------------------
     def decode_verified(self, rnd: int, cand: Candidate, data: bytes | Exception) -> NDArrays | None:
@@ -352,22 +347,3 @@ class Peer:
         self.params = aggregate(method, own, others, all_weights, **self.settings.defense_params)
         self.received_last = others
         return {"aggregated": len(others), "seconds_aggregate": time.perf_counter() - t0}
-
-
-
-def submit_own_update(peer: Peer, rnd: int, h: str, submit: Callable[[str], Any],
-                      on_rebind: Callable[[bytes, str], None] | None = None) -> tuple[str, bytes | None]:
-    """``submit(h)``; when a copier front-ran it (:class:`~bdfl.chain.txsender.DuplicateHashError`),
-    re-encode, publish (``on_rebind(bytes, new hash)`` then, e.g. to save them) and submit the
-    new hash once more (:meth:`Peer.recover_front_run`). Returns (the hash submitted, the new
-    bytes or None when ``h`` went through). A second ``DuplicateHash`` propagates: each member
-    submits once per round, so it takes another copier."""
-    try:
-        submit(h)
-        return h, None
-    except DuplicateHashError:
-        data, new = peer.recover_front_run(rnd, h)
-    if on_rebind is not None:
-        on_rebind(data, new)
-    submit(new)
-    return new, data

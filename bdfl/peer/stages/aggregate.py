@@ -1,0 +1,102 @@
+"""Stage 7, aggregate: after the round's close, which updates to combine, then combine them.
+
+:func:`plan` applies the shared rule (:mod:`bdfl.peer.sources`: approved and clearly enough,
+weighted by reputation, from the overlay neighbours topped up to ``overlay.min_sources``)
+to the closed round read from the chain view, after the round state observed it (overlay,
+replay cache, start recipes, moves). :func:`aggregate` fetches nothing: the driver fetches
+:func:`wanted` and hands the bytes in. :func:`resync_plan` is the same choice for a peer
+that comes back after missed rounds (:mod:`bdfl.peer.rejoin`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from bdfl.net.overlay import repair_overlay
+from bdfl.peer.engine import PeerEngine
+from bdfl.peer.node import Candidate
+from bdfl.peer.rejoin import RESYNC_LOOKBACK
+from bdfl.peer.sources import AggregationRule, resync_sources, sources_of
+from bdfl.peer.view import ChainView, ClosedRound
+
+
+@dataclass(frozen=True)
+class AggregationPlan:
+    """What a peer aggregates after a closed round: the candidates (approved sources, with
+    hash, endpoint and weight), its own model's weight, and the closed round."""
+
+    candidates: list[Candidate]
+    own_weight: float
+    closed: ClosedRound
+
+
+@dataclass(frozen=True)
+class AggregateResult:
+    """How many updates were combined, the updates not used (submitter, reason), and the time."""
+
+    aggregated: int
+    rejections: list[tuple[str, str]]
+    used: list[str]  # the hashes of the updates combined
+    seconds: float
+
+
+def candidates(view: ChainView, rule: AggregationRule, closed: ClosedRound, peers: list[str]) -> list[Candidate]:
+    """``peers``' usable updates of the closed round as candidates (hash, endpoint, weight)."""
+    index = {s.peer: s.index for s in closed.submissions}
+    return [Candidate(index=index[p], peer=p, hash=rule.usable[p], url=view.endpoint_of(p), weight=rule.weight(p)) for p in peers]
+
+
+def plan(engine: PeerEngine, rnd: int) -> AggregationPlan:
+    """What ``engine``'s peer aggregates after closed round ``rnd`` (module docstring)."""
+    closed = engine.view.closed(rnd)
+    rule = engine.memory.observe(closed)
+    sources = sources_of(rule, engine.memory.tracker.overlay, engine.address)
+    return AggregationPlan(candidates(engine.view, rule, closed, sources), rule.weight(engine.address), closed)
+
+
+def wanted(plan: AggregationPlan) -> set[tuple[str, str]]:
+    return {(c.url, c.hash) for c in plan.candidates}
+
+
+def aggregate(engine: PeerEngine, rnd: int, plan: AggregationPlan, fetched: Mapping[str, bytes | Exception]) -> AggregateResult:
+    """Combine the peer's own model with the plan's verified candidates
+    (:meth:`bdfl.peer.node.Peer.aggregate`: hash-checked, strictly decoded, each hash once)."""
+    peer = engine.peer
+    before = len(peer.rejections)
+    info = peer.aggregate(rnd, plan.candidates, dict(fetched), own_weight=plan.own_weight)
+    rejections = [(r.peer, r.reason) for r in peer.rejections[before:]]
+    refused = {p for p, _ in rejections}
+    used = [c.hash for c in plan.candidates if c.peer not in refused]
+    return AggregateResult(int(info["aggregated"]), rejections, used, float(info["seconds_aggregate"]))
+
+
+def resync_plan(engine: PeerEngine, closed_round: int, *, observe: bool = True) -> tuple[int, list[list[Candidate]]]:
+    """The updates a returning peer takes its model from (:func:`bdfl.peer.sources.resync_sources`):
+    the ones it would aggregate after ``closed_round``, then the next ``overlay.degree`` usable
+    updates by weight (tried only when none of the first verifies). A peer outside the overlay
+    (inactive, left, new) gets the neighbours a repair that adds it would give. A round with
+    no usable update: the rounds before, :data:`bdfl.peer.rejoin.RESYNC_LOOKBACK` in all.
+    ``observe``: first bring the round state up to date with ``closed_round`` (a peer that
+    did not watch it). Returns (the round used, [first tier, fallback tier])."""
+    view, memory, addr = engine.view, engine.memory, engine.address
+    if closed_round < 0:
+        return closed_round, [[], []]
+    if observe:
+        memory.observe(view.closed(closed_round))
+    overlay = memory.tracker.overlay
+    if overlay is None:
+        return closed_round, [[], []]
+    degree = engine.cfg.overlay.degree
+    if addr not in overlay:
+        overlay = repair_overlay(overlay, [*overlay.members, addr.lower()], view.closed(closed_round).seed, degree=degree)
+    for rnd in range(closed_round, max(-1, closed_round - RESYNC_LOOKBACK), -1):
+        closed = view.closed(rnd)
+        if not closed.submissions:
+            continue
+        rule = memory.rule(closed)
+        first, fallback = resync_sources(rule, overlay, addr, degree)
+        if first or fallback:
+            return rnd, [candidates(view, rule, closed, first), candidates(view, rule, closed, fallback)]
+    return closed_round, [[], []]
