@@ -15,9 +15,11 @@ one HTTP endpoint, joins the federation if it is not a member, and then polls th
   check their hashes, aggregate them weighted by on-chain reputation, evaluate the result
   on its local validation data and log one line.
 
-Everything the orchestrator of a simulation computes for its peers (assignments,
-endpoints, overlay, aggregation inputs) this process derives itself from public chain
-state, with the same :class:`~bdfl.peer.node.Peer` round logic. docs/peer.md is the manual.
+It is a thin polling loop around one round engine (:class:`~bdfl.peer.engine.PeerEngine`,
+the stages of :mod:`bdfl.peer.stages`, over a :class:`~bdfl.peer.view.ProtocolView`): the
+same engine every simulated peer runs. What is its own: when to act (the polling, deadlines,
+racing for permissionless calls), the state on disk for restarts, and the logs.
+docs/peer.md is the manual.
 """
 
 from __future__ import annotations
@@ -28,7 +30,6 @@ import signal
 import sys
 import threading
 import time
-import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,22 +40,23 @@ from bdfl.chain.accounts import check_key_allowed, load_key_file
 from bdfl.chain.deploy import Deployment, TOKEN
 from bdfl.chain.endpoints import endpoint_rule
 from bdfl.chain.devnet import connect
-from bdfl.chain.protocol import Phase, ProtocolClient, Status, draw_gas_bound, salt_for
-from bdfl.chain.txsender import TxReverted, TxSender, transient_chain_errors
+from bdfl.chain.protocol import Phase, ProtocolClient, Status, draw_gas_bound
+from bdfl.chain.txsender import DuplicateHashError, TxReverted, TxSender, transient_chain_errors
 from bdfl.config import ExperimentConfig, load_config, read_toml
 from bdfl.errors import BDFLError
-from bdfl.learning.audit import AuditRule
 from bdfl.learning.data import task_shard_indices
-from bdfl.learning.aggregation import defense_params
 from bdfl.learning.task import base_config, load_task, task_hparams
 from bdfl.net.blobserver import BlobHost
 from bdfl.net.fetch import FetchError, Fetcher, check_endpoint_url, private_allowed
 from bdfl.net.serialization import MAX_UPDATE_BYTES, InvalidUpdate, ModelSpec, decode_ndarrays, encode_ndarrays, hash_hex, update_hash
-from bdfl.peer.node import Candidate, Peer, PeerSettings, submit_own_update
+from bdfl.peer import stages
+from bdfl.peer.engine import ClientFailure, PeerEngine
+from bdfl.peer.node import Peer, peer_settings
 from bdfl.peer.overlay_tracker import OverlayTracker
-from bdfl.peer.rejoin import RESYNC_LOOKBACK, ensure_membership, resync_from_tiers
-from bdfl.peer.sources import MoveHistory, aggregation_rule, rebuilds_starts, resync_sources, sources_of, start_recipes
+from bdfl.peer.rejoin import ensure_membership, resync_from_tiers
+from bdfl.peer.round_state import ChainMemory, RoundState, Votes
 from bdfl.peer.state import PeerState
+from bdfl.peer.view import REP_SCALE, ProtocolView
 from bdfl.policy import PolicyMismatch, check_deployment_policy, explicit_policy_fields, resolve_policy
 
 log = logging.getLogger("bdfl.peer.standalone")
@@ -120,10 +122,6 @@ def shard_data(task: Any, cfg: Any, index: int, count: int) -> tuple[Any, tuple[
     return dataset, (dataset.X_train[tr], y[tr]), (dataset.X_train[va], y[va])
 
 
-#: rounds in a row in which the task's client raised, after which `bdfl peer` stops
-MAX_CLIENT_FAILURES = 3
-
-
 def default_state_dir(key_file: str) -> Path:
     """Next to the key file: ``<key file>.bdfl-state/``."""
     p = Path(key_file).expanduser().resolve()
@@ -172,23 +170,10 @@ class _Stop:
         return self.event.is_set()
 
 
-@dataclass(frozen=True)
-class _AggregationPlan:
-    """What a peer aggregates after a closed round (StandalonePeer._aggregation_plan)."""
-
-    candidates: list[Any]  # bdfl.peer.node.Candidate
-    fallback: list[Any]  # the next usable updates by weight, for a resync when no candidate verifies (else empty)
-    own_weight: float
-    sources: int  # overlay neighbours plus min_sources top-ups that are members
-    round_info: Any  # the closed round's RoundInfo
-    reputation: float  # this peer's, in [0, 1]
-
-
 @dataclass
 class _RoundClock:
     first_seen: float
     committee: list[str] | None = None
-    endpoints: dict[str, str] | None = None
     finalize_seen: float | None = None
 
 
@@ -279,8 +264,7 @@ class StandalonePeer:
         client = self.task.make_client(train, val, seed=cfg.seed * 100_003 + self.shard, hparams=hp, config=base,
                                        cast_dtypes=cfg.task.cast_dtypes)
         # a real peer knows no attacker count: krum_malicious -1 assumes none
-        settings = PeerSettings(defense=cfg.defense.name, defense_params=defense_params(cfg.defense, 0),
-                                audit_rule=AuditRule.from_defense(cfg.defense))
+        settings = peer_settings(cfg, 0)
         self.peer = Peer(index=self.shard, address=self.address, client=client, endpoint=None, settings=settings, seed=cfg.seed)
         self.peer.domain = (self.chain_id, self.deployment.round_manager)  # update bytes bind to their submission
         # decentralized FL starts from one common initial model, seeded by the config
@@ -301,6 +285,7 @@ class StandalonePeer:
         self.state = PeerState.open(base, address=self.address, chain_id=self.chain_id, round_manager=self.deployment.round_manager)
         o = self.cfg.overlay
         self.tracker = OverlayTracker.from_json(o.topology, o.degree, o.edge_probability if o.topology == "erdos_renyi" else None, self.state.overlay)
+        self.round_state = RoundState(ChainMemory(self.cfg, self.tracker))
         model = self.state.load_model()
         if model is not None:
             try:
@@ -319,6 +304,9 @@ class StandalonePeer:
         allow = private_allowed(self.chain_id, bool(getattr(self.args, "allow_private_endpoints", False)))
         self.fetcher = Fetcher(max_bytes=s.max_update_bytes, timeout=s.fetch_timeout, retries=s.fetch_retries, concurrency=16,
                                loop=self.host.loop_thread, allow_private=allow)
+        self.view = ProtocolView(self.chain)
+        self.engine = PeerEngine(self.peer, view=self.view, fetch=self.fetcher.fetch_many, task=self.task.name,
+                                 state=self.round_state, cfg=self.cfg)
         if not allow:
             log.info("chain %d is not a devnet: endpoints on loopback/private/link-local addresses are not fetched "
                      "(--allow-private-endpoints allows them)", self.chain_id)
@@ -369,7 +357,7 @@ class StandalonePeer:
         else:
             log.info("already a member (%s), endpoint %s", before.name, url)
         info = chain.peer_info()
-        log.info("member: reputation %.3f, stake %g tokens, %d members", info.reputation / 1e18, chain.stake_of() / TOKEN, chain.member_count())
+        log.info("member: reputation %.3f, stake %g tokens, %d members", info.reputation / REP_SCALE, chain.stake_of() / TOKEN, chain.member_count())
 
     def recover(self) -> None:
         """After a restart: serve again the bytes of an update already submitted on chain and
@@ -394,105 +382,6 @@ class StandalonePeer:
             log.info("chain round %d: serving the saved update %s again after a restart", r, want[:10])
             break
 
-    def _earlier_hashes(self, rnd: int) -> frozenset[str]:
-        """Update hashes submitted in the ``defense.replay_window`` rounds before ``rnd``. Those
-        rounds are closed, so each is read from the chain once and kept while in the window."""
-        window = self.cfg.defense.replay_window
-        first = max(0, rnd - window)
-        cache = self._closed_hashes
-        for old in [x for x in cache if x < first]:
-            del cache[old]
-        for past in range(first, rnd):
-            if past not in cache:
-                cache[past] = frozenset("0x" + s.update_hash.hex() for s in self.chain.submissions(past))
-        return frozenset().union(*(cache[p] for p in range(first, rnd)))
-
-    def _closed_rule_of(self, rnd: int) -> tuple[Any, list[Any], list[Any], dict[str, float]]:
-        """The aggregation rule of closed round ``rnd`` (:func:`bdfl.peer.sources.aggregation_rule`)
-        from the chain: (rule, the round's submissions, the members' states, reputation in
-        [0, 1] by address)."""
-
-        members = self.chain.members()
-        states = self.chain.peer_states(members) if members else []
-        rep = {info.address: info.reputation / 1e18 for info, _s, _c in states}
-        subs = self.chain.submissions(rnd)
-        rule = aggregation_rule(self.cfg, subs, rep)
-        return rule, subs, states, rep
-
-    def _aggregation_plan(self, rnd: int, *, with_fallback: bool = False) -> _AggregationPlan:
-        """What this peer aggregates after closed round ``rnd`` by the shared rule
-        (:func:`bdfl.peer.sources.aggregation_rule`, which simulated peers follow too): the
-        candidates from its overlay sources, its own model's weight, and what the round log
-        reports; with ``with_fallback`` also the next usable updates by weight (for a resync;
-        each costs an endpoint lookup)."""
-
-        rule, subs, states, rep = self._closed_rule_of(rnd)
-        active = [info.address for info, _s, _c in states if info.status == Status.ACTIVE]
-        rinfo = self.chain.round_info(rnd)
-        if active:
-            self.tracker.update(active, rinfo.seed)
-        self._remember_moves(rnd, rule, subs)
-        if with_fallback:
-            neighbours, fallback = self._resync_tiers(rule)
-        else:
-            neighbours, fallback = sources_of(rule, self.tracker.overlay, self.address), []
-        return _AggregationPlan(self._candidates(rule, neighbours), self._candidates(rule, fallback),
-                                rule.weight(self.address), len(neighbours), rinfo, rep.get(self.address, 0.0))
-
-    def _resync_tiers(self, rule: Any) -> tuple[list[str], list[str]]:
-        """The two tiers of sources a resync tries (:func:`bdfl.peer.sources.resync_sources`)."""
-
-        return resync_sources(rule, self.tracker.overlay, self.address, self.cfg.overlay.degree)
-
-    def _candidates(self, rule: Any, peers: list[str]) -> list[Any]:
-        return [Candidate(index=-1, peer=p, hash=rule.usable[p], url=self._endpoint_of(p, None), weight=rule.weight(p))
-                for p in peers]
-
-    def _remember_moves(self, rnd: int, rule: Any, subs: list[Any]) -> None:
-        """After closed round ``rnd``: the trainers' start recipes for round ``rnd + 1``, and
-        round ``rnd``'s moves for the consistency test (:class:`bdfl.peer.sources.MoveHistory`:
-        its submissions with the recipes they started from). A restarted peer begins with an
-        empty history, so the test skips trainers for its first rounds."""
-
-        d = self.cfg.defense
-        if not rebuilds_starts(d) or self.tracker.overlay is None:
-            return
-        if getattr(self, "_move_history", None) is None:
-            self._move_history = MoveHistory(d.consistency_window)
-        recipes = getattr(self, "_recipes", None)
-        if recipes is not None and recipes[0] == rnd:
-            # only with the recipes the trainers started round rnd from: a second call for a
-            # closed round (a resync) must not overwrite what the first one recorded
-            self._move_history.record(rnd, subs, recipes[1])
-        self._recipes = (rnd + 1, start_recipes(rule, self.tracker.overlay, subs))
-
-    def _trainer_starts(self, rnd: int, cands: list[Any], clock: _RoundClock) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Where each assigned trainer started round ``rnd`` by the protocol: its own update of
-        round ``rnd - 1`` averaged with the updates it could aggregate (the shared rule,
-        :func:`bdfl.peer.sources.start_recipes`, on this peer's overlay), each fetched and
-        hash-checked; and its latest earlier move that was not rejected (the consistency test).
-        Trainers whose start or move cannot be rebuilt are left out (the audit then measures
-        their move from this peer's own start, or skips the consistency test)."""
-
-        if not rebuilds_starts(self.cfg.defense) or rnd == 0 or self.tracker.overlay is None:
-            return {}, {}
-        remembered = getattr(self, "_recipes", None)
-        if remembered is not None and remembered[0] == rnd:  # from the round this peer aggregated
-            recipes = remembered[1]
-        else:  # e.g. after a restart: read the closed round again
-            rule, subs, _states, _rep = self._closed_rule_of(rnd - 1)
-            recipes = start_recipes(rule, self.tracker.overlay, subs)
-        wanted = {c.peer: recipes[c.peer] for c in cands if c.peer in recipes}
-        if not wanted:
-            return {}, {}
-        history = getattr(self, "_move_history", None)
-        past = {t: m for t in wanted if history is not None and (m := history.latest(t, rnd)) is not None}
-        pairs = {(self._endpoint_of(src.peer, clock), src.hash) for recipe in wanted.values() for src in recipe}
-        pairs |= {(self._endpoint_of(t, clock), m.hash) for t, m in past.items()}
-        pairs |= {(self._endpoint_of(src.peer, clock), src.hash) for m in past.values() for src in m.start}
-        fetched = self.fetcher.fetch_many(sorted(pairs))
-        return self.peer.rebuild_starts(wanted, fetched), self.peer.rebuild_past_moves(past, fetched)
-
     def resync(self) -> None:
         """After missing rounds (down, inactive, or joining a running federation): take a current
         model from the neighbours' latest approved updates, each hash-checked against the chain,
@@ -502,16 +391,9 @@ class StandalonePeer:
         closed = self.chain.current_round() - 1
         if closed < 0 or self.state.last_aggregated >= closed or self.trained_round is not None:
             return
-        plan = self._aggregation_plan(closed, with_fallback=True)  # also brings the overlay up to date
-        tiers = (plan.candidates, plan.fallback)  # the fallbacks only when no first choice verifies
-        source = closed
-        # a closed round without a usable update (nothing approved): the rounds before it, as far
-        # back as the peers' endpoints still serve updates (RESYNC_LOOKBACK rounds in all)
-        for older in range(closed - 1, max(-1, closed - RESYNC_LOOKBACK), -1):
-            if tiers[0] or tiers[1]:
-                break
-            rule = self._closed_rule_of(older)[0]
-            source, tiers = older, tuple(self._candidates(rule, t) for t in self._resync_tiers(rule))
+        self.view.refresh()
+        # the same choice a simulated peer makes when it restarts (it also brings the overlay up to date)
+        source, tiers = stages.aggregate.resync_plan(self.engine, closed)
         used, tier = resync_from_tiers(self.peer, source, tiers, self.fetcher.fetch_many)
         if not used:
             log.info("chain round %d: no approved neighbour update to resync from; keeping the %s model", closed,
@@ -534,8 +416,6 @@ class StandalonePeer:
         self._clocks: dict[int, _RoundClock] = {}
         self._not_before: dict[tuple[Any, ...], float] = {}
         self._said: set[tuple[Any, ...]] = set()
-        self._client_failures: set[int] = set()  # rounds in which the task's client raised (_client_call)
-        self._closed_hashes: dict[int, frozenset[str]] = {}  # closed round -> its submitted update hashes
         transient = _transient_errors()
         self.ensure_member()
         self.recover()
@@ -668,53 +548,42 @@ class StandalonePeer:
         self.first_submit_done = True
         if self.trained_round != rnd:
             t0 = time.perf_counter()
-            fit = self._client_call(rnd, "fit", self.peer.train, rnd)
-            if fit is None:  # the task's fit raised: no update this round (logged with its traceback)
+            fit = stages.train.train(self.engine, rnd)
+            if isinstance(fit, ClientFailure):  # the task's fit raised: no update this round
+                self._client_failed(rnd, fit)
                 self.state.mark(rnd, submit_failed="client")
                 return
-            data = self.peer.make_update(rnd)
-            h = self.peer.publish(rnd, data)
-            self.state.save_blob(rnd, data)
-            self.state.mark(rnd, hash=h, bytes=len(data))
+            pub = stages.publish.publish(self.engine, rnd)
+            self.state.save_blob(rnd, pub.data)
+            self.state.mark(rnd, hash=pub.hash, bytes=len(pub.data))
             self.trained_round = rnd
             log.info("chain round %d: trained on %d samples in %.2f s; update %s (%d bytes) published on %s",
-                     rnd, fit.get("num_examples", 0), time.perf_counter() - t0, h[:10], len(data), self.endpoint.url)
-        h = self.state.rounds[rnd]["hash"]
+                     rnd, fit.get("num_examples", 0), time.perf_counter() - t0, pub.hash[:10], len(pub.data), self.endpoint.url)
+        st = self.state.rounds[rnd]
+        h = st["hash"]
         refused = ("DeadlinePassed", "WrongPhase", "WrongRound", "NotActiveMember")
-        rebound_before = bool(self.state.rounds[rnd].get("front_run"))  # h is already the re-encoded hash
-        sent: list[bool] = []
 
-        def submit(hh: str) -> None:
-            # the re-encoded hash is submitted once: a second DuplicateHash is recorded, not retried
-            sent.append(self._send_once(
-                rnd, "submitted", "AlreadySubmitted", refused + (("DuplicateHash",) if hh != h or rebound_before else ()),
-                lambda: self.chain.submit_update(rnd, bytes.fromhex(hh[2:]), self.peer.num_examples, gas=self.submit_gas),
-            ))
+        def send(hh: str) -> Any:
+            return self.chain.submit_update(rnd, bytes.fromhex(hh[2:]), self.peer.num_examples, gas=self.submit_gas)
 
-        def rebound(data: bytes, new: str) -> None:  # a copier front-ran this hash: keep the new bytes
-            self.state.save_blob(rnd, data)
-            self.state.mark(rnd, hash=new, bytes=len(data), front_run=h)
-
-        if rebound_before:
-            submit(h)
-        else:
-            h, _ = submit_own_update(self.peer, rnd, h, submit, rebound)
-        if not sent[-1]:
-            return
-        log.info("chain round %d: submitted the update hash %s on chain", rnd, h[:10])
+        if not st.get("front_run"):
+            try:
+                if self._send_once(rnd, "submitted", "AlreadySubmitted", refused, lambda: send(h)):
+                    log.info("chain round %d: submitted the update hash %s on chain", rnd, h[:10])
+                return
+            except DuplicateHashError:  # a copier submitted this hash first: re-encode (stage submit)
+                front = stages.submit.recover_front_run(self.engine, rnd)
+                self.state.save_blob(rnd, front.data)
+                self.state.mark(rnd, hash=front.new_hash, bytes=len(front.data), front_run=h)
+                h = front.new_hash
+        # the re-encoded hash is submitted once: a second DuplicateHash is recorded, not retried
+        if self._send_once(rnd, "submitted", "AlreadySubmitted", refused + ("DuplicateHash",), lambda: send(h)):
+            log.info("chain round %d: submitted the update hash %s on chain", rnd, h[:10])
 
     def _committee(self, rnd: int, clock: _RoundClock) -> list[str]:
         if clock.committee is None:
             clock.committee = self.chain.committee(rnd)
         return clock.committee
-
-    def _endpoint_of(self, peer: str, clock: _RoundClock | None) -> str:
-        cache = clock.endpoints if clock is not None and clock.endpoints is not None else {}
-        if clock is not None and clock.endpoints is None:
-            clock.endpoints = cache
-        if peer not in cache:
-            cache[peer] = self.chain.endpoint_of(peer)
-        return cache[peer]
 
     def on_commit(self, rnd: int, info: Any, clock: _RoundClock) -> None:
         committee = self._committee(rnd, clock)
@@ -733,19 +602,22 @@ class StandalonePeer:
             log.warning("chain round %d: the Commit deadline passed before this auditor committed", rnd)
             self.maybe_advance(rnd, info)
             return
-        votes = self.state.votes(rnd)
-        if votes is None:
-            judged = self._client_call(rnd, "audit", self.audit, rnd, info, clock)
-            if judged is None:  # the task's evaluate raised while judging: no vote this round
+        saved = self.state.votes(rnd)
+        if saved is None:
+            judged = self.audit(rnd, info)
+            if isinstance(judged, ClientFailure):  # the task's evaluate raised while judging: no vote this round
+                self._client_failed(rnd, judged)
                 self.state.mark(rnd, commit_failed="client")
                 return
-            indices, accept = judged
-            salt, _c = salt_for(lambda s: self.chain.vote_commitment(rnd, indices, accept, s))
-            self.state.record_votes(rnd, indices, accept, salt)  # on disk before the commit
+            votes, commitment = stages.commit.commit(self.engine, rnd, judged.indices, judged.accept,
+                                                     lambda i, a, s: self.chain.vote_commitment(rnd, i, a, s))
+            self.state.record_votes(rnd, votes.indices, votes.accept, votes.salt)  # on disk before the commit
         else:
-            indices, accept, salt = votes
+            votes = Votes(*saved)
+            self.round_state.votes[rnd] = votes
+            commitment = self.chain.vote_commitment(rnd, votes.indices, votes.accept, votes.salt)  # binds chain id and contract
             log.info("chain round %d: committing the votes saved before a restart", rnd)
-        commitment = self.chain.vote_commitment(rnd, indices, accept, salt)  # binds chain id and contract
+        indices = votes.indices
         def send_commit() -> Any:
             gas = self.chain.sender.estimate(self.chain.rounds.functions.commitVotes(rnd, commitment)) + PHASE_END_HEADROOM
             return self.chain.commit(rnd, commitment, gas=gas)
@@ -757,51 +629,34 @@ class StandalonePeer:
             log.warning("test hook: exiting without cleanup right after the commit")
             os._exit(3)
 
-    def _client_call(self, rnd: int, step: str, fn: Any, *args: Any) -> Any:
-        """``fn(*args)``, a call into the task's client. An exception there (other than a contract
-        violation or a BDFL error, which stop the peer) is this peer's failure for round ``rnd``:
-        logged with task and traceback, and None is returned. After MAX_CLIENT_FAILURES rounds
-        in a row with a failure, the peer stops with one message."""
-        try:
-            out = fn(*args)
-        except BDFLError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - isolated to this round
-            self._client_failures.add(rnd)
-            log.error("chain round %d: task %s %s raised %s: %s; this peer sits the round out (%s)\n%s", rnd, self.task.name, step,
-                      type(exc).__name__, exc, "no update" if step == "fit" else "no vote", traceback.format_exc().rstrip())
-            if all(r in self._client_failures for r in range(rnd - MAX_CLIENT_FAILURES + 1, rnd + 1)):
-                raise BDFLError(f"task {self.task.name} {step} raised in {MAX_CLIENT_FAILURES} rounds in a row "
-                                f"(last: {type(exc).__name__}: {exc})", fix="fix the task code; the tracebacks are in the log") from None
-            return None
-        return out
+    def _client_failed(self, rnd: int, failure: ClientFailure) -> None:
+        """Log a failure of the task's client (the engine's rule, :meth:`PeerEngine.isolated`:
+        the peer sits the round out, and stops after MAX_CLIENT_FAILURES rounds in a row)."""
+        log.error("chain round %d: task %s %s raised %s; this peer sits the round out (%s)\n%s", rnd, failure.task, failure.step,
+                  failure.error, "no update" if failure.step == "fit" else "no vote", failure.traceback.rstrip())
 
-    def audit(self, rnd: int, info: Any, clock: _RoundClock) -> tuple[list[int], list[bool]]:
-        """Fetch the assigned updates, check them against the chain, judge them.
+    def audit(self, rnd: int, info: Any) -> stages.audit.AuditResult | ClientFailure:
+        """Stage audit: fetch the assigned updates, check them against the chain, judge them.
 
         An update that cannot be fetched (connection refused, timeout, 404, 5xx) is fetched
         again every 2 s, its endpoint re-read from the chain, for at most AUDIT_RETRY_SECONDS
         and half the time left in the Commit phase: a peer restarting after a crash serves its
         update again (possibly at a new endpoint) within seconds. Wrong bytes are never retried.
         """
-
-        assigned = self.chain.assignments_of(rnd)
-        cands = []
-        for u in assigned:
-            s = self.chain.submission(rnd, u)
-            cands.append(Candidate(index=u, peer=s.peer, hash="0x" + s.update_hash.hex(), url=self._endpoint_of(s.peer, clock)))
-        earlier = self._earlier_hashes(rnd)  # a replayed update is rejected unfetched
-        cands_to_fetch = [c for c in cands if c.hash.lower() not in earlier]
+        self.view.refresh()
+        inputs = stages.audit.audit_inputs(self.engine, rnd)
+        cands = inputs.candidates
+        to_fetch = inputs.fresh()  # a replayed update is rejected unfetched
         t0 = time.perf_counter()
         give_up = time.monotonic() + min(AUDIT_RETRY_SECONDS, 0.5 * max(0.0, info.deadline - time.time()))
         # each pass retries with backoff for a few seconds; between passes endpoints are re-read
         def budget() -> float:
             return max(0.0, min(AUDIT_PASS_SECONDS, give_up - time.monotonic()))
 
-        fetched = self.fetcher.fetch_many([(c.url, c.hash) for c in cands_to_fetch], budget=budget()) if cands_to_fetch else {}
+        fetched = dict(self.fetcher.fetch_many([(c.url, c.hash) for c in to_fetch], budget=budget())) if to_fetch else {}
         retries = 0
         while not self.stop.is_set():
-            missing = [c for c in cands_to_fetch if getattr(fetched.get(c.hash), "reason", None) in RETRY_FETCH_REASONS]
+            missing = [c for c in to_fetch if getattr(fetched.get(c.hash), "reason", None) in RETRY_FETCH_REASONS]
             if not missing or time.monotonic() >= give_up:
                 break
             if retries == 0:
@@ -810,22 +665,26 @@ class StandalonePeer:
             self.stop.wait(2.0)
             retries += 1
             for c in missing:
-                if clock.endpoints is not None:
-                    clock.endpoints.pop(c.peer, None)
-                c.url = self._endpoint_of(c.peer, clock)
+                self.view.forget_endpoint(c.peer)
+                c.url = inputs.urls[c.peer] = self.view.endpoint_of(c.peer)
             fetched.update(self.fetcher.fetch_many([(c.url, c.hash) for c in missing], budget=budget()))
         t_fetch = time.perf_counter() - t0
         got = [v for v in fetched.values() if isinstance(v, bytes)]
-        before = len(self.peer.rejections)
-        starts, past_moves = self._trainer_starts(rnd, [c for c in cands if c.hash.lower() not in earlier], clock)
-        indices, accept = self.peer.audit(rnd, cands, fetched, earlier_hashes=earlier, starts=starts, past_moves=past_moves)
-        bad = len(self.peer.rejections) - before
+        # the models of the trainers' start recipes and earlier moves (stage audit)
+        rest = sorted(stages.audit.wanted(inputs) - {(c.url, c.hash) for c in to_fetch})
+        if rest:
+            fetched.update(self.fetcher.fetch_many(rest))
+        rebuilt = stages.audit.rebuild(self.peer, inputs.recipes, inputs.past, fetched)
+        judged = stages.audit.judge(self.engine, inputs, fetched, rebuilt=rebuilt)
+        if isinstance(judged, ClientFailure):
+            return judged
         log.info("chain round %d: audit: fetched %d of %d assigned update(s) over HTTP (%d bytes, %.2f s); "
                  "%d verified against their on-chain hash and decoded; %d trainer start(s) and %d earlier move(s) rebuilt; "
                  "votes: %d accept, %d reject, %d abstain (could not fetch) (%.2f s)",
-                 rnd, len(got), len(cands), sum(len(b) for b in got), t_fetch, len(cands) - bad, len(starts), len(past_moves),
-                 sum(accept), len(accept) - sum(accept), len(self.peer.last_abstentions), time.perf_counter() - t0)
-        return indices, accept
+                 rnd, len(got), len(cands), sum(len(b) for b in got), t_fetch, len(cands) - len(judged.rejections), len(rebuilt[0]),
+                 len(rebuilt[1]), sum(judged.accept), len(judged.accept) - sum(judged.accept), len(judged.abstentions),
+                 time.perf_counter() - t0)
+        return judged
 
     def on_reveal(self, rnd: int, info: Any, clock: _RoundClock) -> None:
 
@@ -839,9 +698,11 @@ class StandalonePeer:
         if seat_info.revealed:
             self.state.mark(rnd, revealed=True)
             return
-        votes = self.state.votes(rnd)
-        if not any(seat_info.commitment) or votes is None:
-            if votes is None and any(seat_info.commitment) and self._once("cannot-reveal", rnd):
+        saved = self.state.votes(rnd)  # on disk: a restart loses nothing it committed
+        if saved is not None and rnd not in self.round_state.votes:
+            self.round_state.votes[rnd] = Votes(*saved)
+        if not any(seat_info.commitment) or saved is None:
+            if saved is None and any(seat_info.commitment) and self._once("cannot-reveal", rnd):
                 log.warning("chain round %d: committed, but the votes are lost: cannot reveal", rnd)
             self.maybe_advance(rnd, info)
             return
@@ -850,7 +711,9 @@ class StandalonePeer:
             log.warning("chain round %d: the Reveal deadline passed before this auditor revealed", rnd)
             self.maybe_advance(rnd, info)
             return
-        indices, accept, salt = votes
+        votes = stages.reveal.reveal(self.engine, rnd)
+        assert votes is not None
+        indices, accept, salt = votes.indices, votes.accept, votes.salt
         call = self.chain.rounds.functions.revealVotes(rnd, [int(i) for i in indices], [bool(a) for a in accept], salt)
         if not self._send_once(
             rnd, "revealed", "AlreadyRevealed", ("DeadlinePassed", "WrongPhase", "WrongRound", "CommitmentMismatch", "NotCommitted"),
@@ -945,21 +808,24 @@ class StandalonePeer:
 
     # -- after the round closed ---------------------------------------------------------
     def finish_round(self, rnd: int) -> None:
-        """Aggregate the approved updates of this peer's overlay neighbours; evaluate; log."""
+        """Stage aggregate: the approved updates of this peer's overlay neighbours (the plan),
+        fetched, hash-checked and combined; then evaluate on the local validation data; log."""
 
         t0 = time.perf_counter()
         chain = self.chain
-        plan = self._aggregation_plan(rnd)
+        self.view.refresh()
+        plan = stages.aggregate.plan(self.engine, rnd)
         cands = plan.candidates
         t1 = time.perf_counter()
-        fetched = self.fetcher.fetch_many([(c.url, c.hash) for c in cands]) if cands else {}
+        fetched = self.fetcher.fetch_many(sorted(stages.aggregate.wanted(plan))) if cands else {}
         got = [v for v in fetched.values() if isinstance(v, bytes)]
         t_fetch = time.perf_counter() - t1
-        before = len(self.peer.rejections)
-        agg = self.peer.aggregate(rnd, cands, fetched, own_weight=plan.own_weight)
-        rejected = len(self.peer.rejections) - before
-        evaluated = self._client_call(rnd, "evaluate", self.peer.client.evaluate, self.peer.params, {})
-        loss, n_val, metrics = evaluated if evaluated is not None else (float("nan"), 0, {})
+        agg = stages.aggregate.aggregate(self.engine, rnd, plan, fetched)
+        rejected = len(agg.rejections)
+        evaluated = self.engine.isolated(rnd, "evaluate", self.peer.client.evaluate, self.peer.params, {})
+        if isinstance(evaluated, ClientFailure):
+            self._client_failed(rnd, evaluated)
+        loss, n_val, metrics = evaluated if not isinstance(evaluated, ClientFailure) else (float("nan"), 0, {})
         acc = float(metrics.get("accuracy", float("nan")))
         self.state.last_aggregated = rnd
         self.state.overlay = self.tracker.to_json()
@@ -971,11 +837,12 @@ class StandalonePeer:
         committee = "yes" if self.address in (clock.committee if clock and clock.committee is not None else chain.committee(rnd)) else "no"
         log.info("chain round %d: fetched %d of %d approved neighbour update(s) over HTTP (%d bytes, %.2f s), "
                  "hash-verified against the chain; aggregated %d with weights by reputation",
-                 rnd, len(got), len(cands), sum(len(b) for b in got), t_fetch, agg["aggregated"])
+                 rnd, len(got), len(cands), sum(len(b) for b in got), t_fetch, agg.aggregated)
         log.info("chain round %d done: accuracy %.4f (local val, %d samples) loss %.4f | approved %d/%d on chain | "
                  "neighbours %d, aggregated %d, rejected %d | committee %s | reputation %.3f | %.1f s (aggregation %.2f s)",
-                 rnd, acc, n_val, float(loss), plan.round_info.approved_count, plan.round_info.num_submissions,
-                 plan.sources, agg["aggregated"], rejected, committee, plan.reputation, seconds, time.perf_counter() - t0)
+                 rnd, acc, n_val, float(loss), plan.closed.approved_count, len(plan.closed.submissions),
+                 len(cands), agg.aggregated, rejected, committee, plan.closed.reputation.get(self.address, 0.0), seconds,
+                 time.perf_counter() - t0)
 
     def linger(self) -> None:
         """After the last round, keep serving a little so that slower neighbours can still

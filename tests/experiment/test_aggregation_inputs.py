@@ -1,6 +1,7 @@
-"""What each simulated peer is told to aggregate (Orchestrator._aggregation_inputs), on a
-chain state read through a stand-in keeper: approved updates only, reputation (x samples)
-weights, and the top-up from beyond the neighbours when too few of them were approved."""
+"""What each simulated peer aggregates (the aggregate stage's plan, :func:`bdfl.peer.stages.aggregate.plan`,
+for every peer of a worker sharing one round memory), on a chain state held in memory:
+approved updates only, reputation (x samples) weights, and the top-up from beyond the
+neighbours when too few of them were approved."""
 
 from __future__ import annotations
 
@@ -11,38 +12,43 @@ import pytest
 
 from bdfl.chain.protocol import Outcome
 from bdfl.config import from_dict
-from bdfl.experiment.orchestrator import Orchestrator
 from bdfl.learning.aggregation import update_weight
+from bdfl.peer import stages
+from bdfl.peer.engine import PeerEngine
 from bdfl.peer.overlay_tracker import OverlayTracker
+from bdfl.peer.round_state import ChainMemory, RoundState
+from bdfl.peer.view import MemoryChainView
 
 N = 12
 ADDRS = [f"0x{i + 1:040X}".replace("0X", "0x") for i in range(N)]
 
 
-class FakeKeeper:
-    def __init__(self, reps: list[float]) -> None:
-        self.reps = reps
+class SimWorker:
+    """The peers of one worker: one engine each over one in-memory chain view and one shared
+    round memory (as :class:`bdfl.experiment.worker.Worker` holds them)."""
 
-    def peer_states(self, addresses: list[str]) -> dict[str, dict[str, Any]]:
-        return {a: {"active": True, "status": "ACTIVE", "reputation": self.reps[i]} for i, a in enumerate(addresses)}
+    def __init__(self, cfg: Any) -> None:
+        self.cfg = cfg
+        self.memory = ChainMemory(cfg)
+        self.view = MemoryChainView(endpoints={a: f"http://p{i}/" for i, a in enumerate(ADDRS)},
+                                    reputation={a: 0.3 + 0.05 * i for i, a in enumerate(ADDRS)})
+        self.engines = [PeerEngine(SimpleNamespace(address=a), view=self.view, fetch=None, task="t",  # type: ignore[arg-type]
+                                   state=RoundState(self.memory), cfg=cfg) for a in ADDRS]
 
-    def round_seed(self, rnd: int) -> bytes:
-        return b"\x07" * 32
+    def _inputs(self, rnd: int, subs: list[Any]) -> tuple[dict[str, list[dict[str, Any]]], dict[str, float]]:
+        """Close round ``rnd`` with ``subs``; each peer's plan: (candidates by peer, own weights)."""
+        self.view.subs[rnd] = subs
+        self.view.seeds[rnd] = b"\x07" * 32
+        plans = {e.address: stages.aggregate.plan(e, rnd) for e in self.engines}
+        return ({a: [{"peer": c.peer, "hash": c.hash, "url": c.url, "weight": c.weight, "index": c.index} for c in p.candidates]
+                 for a, p in plans.items()}, {a: p.own_weight for a, p in plans.items()})
 
-    def endpoints(self, addresses: list[str]) -> dict[str, str]:
-        return {a: f"http://p{i}/" for i, a in enumerate(addresses)}
 
-
-def _orchestrator(**overrides: Any) -> Orchestrator:
-    o = object.__new__(Orchestrator)
+def _worker(**overrides: Any) -> SimWorker:
     # every approved update aggregated unless a test sets the clear-approval filter (the
     # default experiment's max_reject_share 0 / dissent_limit 0.5 need votes the fakes lack)
     defense = {"max_reject_share": 1.0, "dissent_limit": 1.0, **overrides.pop("defense", {})}
-    o.cfg = from_dict({"peers": N, "overlay": {"degree": 4}, "defense": defense, **overrides})
-    o.addresses = list(ADDRS)
-    o.keeper = FakeKeeper([0.3 + 0.05 * i for i in range(N)])
-    o._init_audit_inputs()
-    return o
+    return SimWorker(from_dict({"peers": N, "overlay": {"degree": 4}, "defense": defense, **overrides}))
 
 
 def _subs(rejected: set[int], contested: set[int] = frozenset()) -> list[Any]:
@@ -62,12 +68,12 @@ def _graph() -> Any:
 
 @pytest.mark.parametrize("min_sources", [0, 2])
 def test_only_approved_updates_with_reputation_weights(min_sources: int) -> None:
-    o = _orchestrator(overlay={"degree": 4, "min_sources": min_sources})
+    o = _worker(overlay={"degree": 4, "min_sources": min_sources})
     g = _graph()
     me = ADDRS[0]
     nbs = [next(a for a in ADDRS if a.lower() == x) for x in g.neighbours(me)]
     rejected = {ADDRS.index(nbs[0])}  # one of four neighbours rejected: still 3 >= min_sources
-    inputs, own, _ = o._aggregation_inputs(0, _subs(rejected))
+    inputs, own = o._inputs(0, _subs(rejected))
     got = [c["peer"] for c in inputs[me]]
     assert got == nbs[1:]  # the approved neighbours, nobody else
     for c in inputs[me]:
@@ -80,17 +86,17 @@ def test_a_peer_whose_neighbours_were_rejected_tops_up_from_further_out() -> Non
     g = _graph()
     me = ADDRS[0]
     rejected = {i for i, a in enumerate(ADDRS) if a.lower() in g.neighbours(me)}
-    inputs0, _, _ = _orchestrator(overlay={"degree": 4, "min_sources": 0})._aggregation_inputs(0, _subs(rejected))
+    inputs0, _ = _worker(overlay={"degree": 4, "min_sources": 0})._inputs(0, _subs(rejected))
     assert inputs0[me] == []  # neighbours only: nothing to aggregate
-    inputs2, _, _ = _orchestrator(overlay={"degree": 4, "min_sources": 2})._aggregation_inputs(0, _subs(rejected))
+    inputs2, _ = _worker(overlay={"degree": 4, "min_sources": 2})._inputs(0, _subs(rejected))
     got = [c["peer"].lower() for c in inputs2[me]]
     two_hop = sorted({m for n in g.neighbours(me) for m in g.neighbours(n)} - {me.lower(), *g.neighbours(me)})
     assert got == two_hop[:2]  # the nearest approved updates, in address order
 
 
 def test_weights_by_reputation_times_capped_samples() -> None:
-    o = _orchestrator(defense={"weighting": "reputation_samples"})
-    inputs, own, _ = o._aggregation_inputs(0, _subs(set()))
+    o = _worker(defense={"weighting": "reputation_samples"})
+    inputs, own = o._inputs(0, _subs(set()))
     me = ADDRS[3]
     for c in inputs[me]:
         i = ADDRS.index(c["peer"])
@@ -99,9 +105,9 @@ def test_weights_by_reputation_times_capped_samples() -> None:
 
 
 def test_baselines_take_every_neighbour_unweighted() -> None:
-    o = _orchestrator(defense={"name": "median"})
+    o = _worker(defense={"name": "median"})
     g = _graph()
-    inputs, own, _ = o._aggregation_inputs(0, _subs({1, 2, 3}))
+    inputs, own = o._inputs(0, _subs({1, 2, 3}))
     me = ADDRS[0]
     assert sorted(c["peer"].lower() for c in inputs[me]) == list(g.neighbours(me))
     assert all(c["weight"] == 1.0 for c in inputs[me]) and own[me] == 1.0
@@ -115,11 +121,11 @@ def test_max_reject_share_keeps_contested_approvals_out(share: float, kept: bool
     me = ADDRS[0]
     nbs = [next(a for a in ADDRS if a.lower() == x) for x in g.neighbours(me)]
     contested = {ADDRS.index(nbs[0])}
-    o = _orchestrator(overlay={"degree": 4, "min_sources": 0}, defense={"max_reject_share": share})
-    inputs, _, _ = o._aggregation_inputs(0, _subs(set(), contested))
+    o = _worker(overlay={"degree": 4, "min_sources": 0}, defense={"max_reject_share": share})
+    inputs, _ = o._inputs(0, _subs(set(), contested))
     assert [c["peer"] for c in inputs[me]] == (nbs if kept else nbs[1:])
-    base = _orchestrator(overlay={"degree": 4, "min_sources": 0}, defense={"name": "median", "max_reject_share": 0.0})
-    assert len(base._aggregation_inputs(0, _subs(set(), contested))[0][me]) == len(nbs)
+    base = _worker(overlay={"degree": 4, "min_sources": 0}, defense={"name": "median", "max_reject_share": 0.0})
+    assert len(base._inputs(0, _subs(set(), contested))[0][me]) == len(nbs)
 
 
 def test_dissent_limit_discounts_a_colluding_seats_vetoes() -> None:
@@ -145,6 +151,6 @@ def test_dissent_limit_discounts_a_colluding_seats_vetoes() -> None:
             for i, a in enumerate(ADDRS)]
     got = {}
     for limit in (1.0, 0.5):
-        o = _orchestrator(overlay={"degree": 4, "min_sources": 0}, defense={"max_reject_share": 0.0, "dissent_limit": limit})
-        got[limit] = [c["peer"] for c in o._aggregation_inputs(0, subs)[0][me]]
+        o = _worker(overlay={"degree": 4, "min_sources": 0}, defense={"max_reject_share": 0.0, "dissent_limit": limit})
+        got[limit] = [c["peer"] for c in o._inputs(0, subs)[0][me]]
     assert got == {1.0: [], 0.5: nbs[1:]}

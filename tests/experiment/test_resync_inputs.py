@@ -1,5 +1,6 @@
 """Which updates a restarted or joining simulated peer takes its model from
-(FaultInjector._resync_inputs), on a chain state read through a stand-in keeper: the ones
+(:func:`bdfl.peer.stages.aggregate.resync_plan`, run by the worker's ``restart_peer``), on a
+chain state read through the chain view of a stand-in chain: the ones
 it would aggregate (approved, topped up to ``overlay.min_sources``), then, flagged
 ``fallback``, the next ones by weight (used only when none of the first verifies: the
 worker's restart_peer) — and the same choice ``bdfl peer`` makes (StandalonePeer.resync)."""
@@ -13,9 +14,12 @@ import pytest
 
 from bdfl.chain.protocol import Outcome, PeerInfo, Phase, RoundInfo, Status, Submission
 from bdfl.config import from_dict
-from bdfl.experiment.faults import FaultInjector
+from bdfl.peer import stages
+from bdfl.peer.engine import PeerEngine
 from bdfl.peer.overlay_tracker import OverlayTracker
+from bdfl.peer.round_state import ChainMemory, RoundState
 from bdfl.peer.standalone import StandalonePeer
+from bdfl.peer.view import ProtocolView
 
 N = 10
 ADDRS = [f"0x{i + 1:040x}" for i in range(N)]  # digits only: already checksummed
@@ -40,21 +44,12 @@ class FakeChain:
                            bytes([16 * rnd + i]) * 32, 0, 0, *((8, 0) if i in ok else (0, 8)))
                 for i, a in enumerate(ADDRS) if i != 0]  # peer 0 was down: no submission
 
-    # the keeper's side (bdfl.experiment.keeper)
     def peer_states(self, addresses: list[str]) -> Any:
-        if self.standalone:
-            return [(PeerInfo(a, Status.ACTIVE, True, 0, int(REP[ADDRS.index(a)] * 10**18), 0, 1, ADDRS.index(a)), 0, 0)
-                    for a in addresses]
-        return {a: {"reputation": REP[ADDRS.index(a)]} for a in addresses}
+        return [(PeerInfo(a, Status.ACTIVE, True, 0, int(REP[ADDRS.index(a)] * 10**18), 0, 1, ADDRS.index(a)), 0, 0)
+                for a in addresses]
 
-    def endpoints(self, addresses: list[str]) -> dict[str, str]:
+    def endpoints_of(self, addresses: list[str]) -> dict[str, str]:
         return {a: self.endpoint_of(a) for a in addresses}
-
-    def round_seed(self, rnd: int) -> bytes:
-        return SEED
-
-    # bdfl peer's side (bdfl.chain.protocol client)
-    standalone = False
 
     def members(self) -> list[str]:
         return list(ADDRS)
@@ -73,11 +68,28 @@ class FakeChain:
 CFG = {"peers": N, "overlay": {"degree": 3, "min_sources": 2}, "defense": {"weighting": "reputation_samples"}}
 
 
-def _injector(chain: FakeChain) -> FaultInjector:
-    tracker = OverlayTracker("expander", 3)
-    tracker.update(ADDRS, SEED)
-    orch = SimpleNamespace(cfg=from_dict(CFG), addresses=ADDRS, keeper=chain, overlay_tracker=tracker)
-    return FaultInjector(orch)
+class _Injector:
+    """A simulated restart of peer 0 after closed round 4: an engine of the restarting peer
+    over the worker's chain view and round memory (which watched the rounds, its overlay
+    built from the start); ``_resync_inputs`` returns the plan's tiers as flagged dicts."""
+
+    def __init__(self, chain: FakeChain) -> None:
+        cfg = from_dict(CFG)
+        tracker = OverlayTracker("expander", 3)
+        tracker.update(ADDRS, SEED)
+        memory = ChainMemory(cfg, tracker)
+        memory.observed = 4  # the worker watched the closed rounds
+        self.engine = PeerEngine(SimpleNamespace(address=ADDRS[0]), view=ProtocolView(chain, members=ADDRS),  # type: ignore[arg-type]
+                                 fetch=None, task="t", state=RoundState(memory), cfg=cfg)  # type: ignore[arg-type]
+
+    def _resync_inputs(self, _peer: int, closed: int) -> tuple[int, list[dict[str, Any]]]:
+        rnd, tiers = stages.aggregate.resync_plan(self.engine, closed)
+        return rnd, [{"peer": c.peer, "hash": c.hash, "url": c.url, "weight": c.weight, "index": c.index, "fallback": tier == 1}
+                     for tier, cands in enumerate(tiers) for c in cands]
+
+
+def _injector(chain: FakeChain) -> _Injector:
+    return _Injector(chain)
 
 
 def _weight(i: int) -> float:
@@ -129,13 +141,14 @@ def test_bdfl_peer_resyncs_from_the_same_updates(monkeypatch: pytest.MonkeyPatch
     sim_round, sim = _injector(FakeChain(approved))._resync_inputs(0, 4)
 
     chain = FakeChain(approved)
-    chain.standalone = True
     p: Any = StandalonePeer.__new__(StandalonePeer)
     p.chain = chain
     p.tracker = OverlayTracker("expander", 3)
     p.cfg = from_dict(CFG)
     p.address = ADDRS[0]
-    p.peer = SimpleNamespace()
+    p.peer = SimpleNamespace(address=ADDRS[0])
+    p.view = ProtocolView(chain)
+    p.engine = PeerEngine(p.peer, view=p.view, fetch=None, task="t", state=RoundState(ChainMemory(p.cfg, p.tracker)), cfg=p.cfg)  # type: ignore[arg-type]
     p.state = SimpleNamespace(last_aggregated=1)
     p.trained_round = None
     p.fetcher = SimpleNamespace(fetch_many=lambda items: {})

@@ -17,7 +17,7 @@ from bdfl.net.serialization import encode_ndarrays, hash_hex, update_hash
 from bdfl.peer.node import Peer, PeerSettings
 from bdfl.peer.overlay_tracker import OverlayTracker
 from bdfl.peer.sources import MoveHistory, PastMove, StartSource, aggregation_rule, sources_of, start_model, start_recipes
-from tests.experiment.test_aggregation_inputs import ADDRS, _orchestrator, _subs
+from tests.experiment.test_aggregation_inputs import ADDRS, _subs, _worker
 
 N = len(ADDRS)
 
@@ -47,12 +47,13 @@ def test_a_recipe_is_the_own_update_then_the_aggregation_sources() -> None:
 
 
 def test_recipes_match_what_the_simulated_peers_aggregate() -> None:
-    """Orchestrator._aggregation_inputs hands each peer its inputs and own weight; the recipes
-    it keeps for the next round's auditors are exactly those, own update first."""
-    o = _orchestrator(overlay={"degree": 4, "min_sources": 2})
+    """Each simulated peer's aggregation plan (its inputs and own weight); the recipes the round
+    memory keeps for the next round's auditors are exactly those, own update first."""
+    o = _worker(overlay={"degree": 4, "min_sources": 2})
     subs = _subs(rejected={0, 5}, contested={7})
-    inputs, own, _ = o._aggregation_inputs(3, subs)
-    kept = o._start_recipes[4]
+    inputs, own = o._inputs(3, subs)
+    assert o.memory.recipes is not None and o.memory.recipes[0] == 4
+    kept = o.memory.recipes[1]
     for s in subs:
         recipe = kept[s.peer]
         assert recipe[0].hash == "0x" + s.update_hash.hex() and recipe[0].weight == own[s.peer]
@@ -61,9 +62,9 @@ def test_recipes_match_what_the_simulated_peers_aggregate() -> None:
 
 def test_no_recipes_when_switched_off_or_under_a_baseline() -> None:
     for overrides in ({"defense": {"rebuild_starts": False}}, {"defense": {"name": "fedavg"}}):
-        o = _orchestrator(**overrides)
-        o._aggregation_inputs(0, _subs(rejected=set()))
-        assert not getattr(o, "_start_recipes", {})
+        o = _worker(**overrides)
+        o._inputs(0, _subs(rejected=set()))
+        assert o.memory.recipes is None
 
 
 def test_a_peer_outside_the_overlay_has_no_recipe() -> None:
@@ -134,19 +135,19 @@ def test_move_history_finds_the_latest_not_rejected_move_within_the_window() -> 
         MoveHistory(window=-1)
 
 
-def test_orchestrator_hands_auditors_each_trainers_earlier_move() -> None:
-    """The simulation records each closed round with the recipes its trainers started from, so
-    round 5's assignments carry round 4's update and round-4 start recipe of each trainer."""
-    o = _orchestrator(overlay={"degree": 4, "min_sources": 2})
-    o._aggregation_inputs(3, _subs(rejected=set()))
-    started = o._start_recipes[4]
-    o._aggregation_inputs(4, _subs(rejected={2}))
-    assert o._move_history.latest(ADDRS[0], 5) == PastMove(4, "0x" + (bytes([0]) * 32).hex(), started[ADDRS[0]])
-    assert o._move_history.latest(ADDRS[2], 5) is None  # rejected in round 4; round 3 had no recipes here
-    off = _orchestrator(defense={"consistency_window": 0})
-    off._aggregation_inputs(3, _subs(rejected=set()))
-    off._aggregation_inputs(4, _subs(rejected=set()))
-    assert off._move_history.latest(ADDRS[0], 5) is None
+def test_round_memory_hands_auditors_each_trainers_earlier_move() -> None:
+    """The round memory records each closed round with the recipes its trainers started from,
+    so round 5's auditors get round 4's update and round-4 start recipe of each trainer."""
+    o = _worker(overlay={"degree": 4, "min_sources": 2})
+    o._inputs(3, _subs(rejected=set()))
+    started = o.memory.recipes[1]
+    o._inputs(4, _subs(rejected={2}))
+    assert o.memory.moves.latest(ADDRS[0], 5) == PastMove(4, "0x" + (bytes([0]) * 32).hex(), started[ADDRS[0]])
+    assert o.memory.moves.latest(ADDRS[2], 5) is None  # rejected in round 4; round 3 had no recipes here
+    off = _worker(defense={"consistency_window": 0})
+    off._inputs(3, _subs(rejected=set()))
+    off._inputs(4, _subs(rejected=set()))
+    assert off.memory.moves.latest(ADDRS[0], 5) is None
 
 
 def test_peer_rebuilds_earlier_moves_from_hash_checked_bytes_only() -> None:

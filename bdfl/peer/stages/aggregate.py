@@ -10,7 +10,6 @@ that comes back after missed rounds (:mod:`bdfl.peer.rejoin`).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 

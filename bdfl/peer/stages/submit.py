@@ -4,17 +4,15 @@ A copier may submit this peer's hash first (``submitUpdate`` then reverts with
 ``DuplicateHash``): the peer re-encodes the same arrays with a fresh binding nonce,
 serves the new bytes and submits their hash once more (:func:`recover_front_run`). A
 simulation worker learns of the revert from its batch's receipts, ``bdfl peer`` from its
-own transaction; both call this stage.
+own transaction; both call this stage, and send the transactions themselves.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bdfl.chain.txsender import DuplicateHashError
 from bdfl.peer.engine import PeerEngine
 
 log = logging.getLogger("bdfl.peer")
@@ -46,14 +44,3 @@ def recover_front_run(engine: PeerEngine, rnd: int) -> FrontRun:
                 "re-encoded with a fresh nonce and submitting %s", peer.address, rnd, old[:10], new[:10])
     return FrontRun(peer.index, peer.address, old, new, data)
 
-
-def submit(engine: PeerEngine, rnd: int, send: Callable[[str], Any]) -> FrontRun | None:
-    """``send(hash)`` of this round's published update; after a ``DuplicateHash`` revert,
-    :func:`recover_front_run` and ``send`` of the new hash. Returns the front-run, if any."""
-    try:
-        send(engine.peer.published[rnd])
-        return None
-    except DuplicateHashError:
-        front = recover_front_run(engine, rnd)
-    send(front.new_hash)
-    return front
