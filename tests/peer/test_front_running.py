@@ -24,7 +24,8 @@ from bdfl.chain.devnet import batch_mining
 from bdfl.chain.protocol import Outcome, Phase, ProtocolClient, draw_gas_bound, new_salt
 from bdfl.chain.txsender import DuplicateHashError, TxSender
 from bdfl.cli import build_parser
-from bdfl.experiment.worker import Worker
+from bdfl.config import from_dict
+from bdfl.experiment.worker import Hosted, Worker
 from bdfl.learning.data import load_digits, make_peer_shards
 from bdfl.learning.task import load_task
 from bdfl.net.blobserver import BlobHost
@@ -38,7 +39,10 @@ from bdfl.net.serialization import (
     read_binding,
     update_hash,
 )
-from bdfl.peer.node import Candidate, Peer, PeerSettings, submit_own_update
+from bdfl.peer import stages
+from bdfl.peer.engine import PeerEngine
+from bdfl.peer.node import Candidate, Peer, PeerSettings
+from bdfl.peer.round_state import ChainMemory, RoundState
 from bdfl.peer.standalone import StandalonePeer
 from tests.chain.helpers import JUMP, TEST_PARAMS, setup_proto
 from tests.peer.test_standalone import setup_federation
@@ -73,8 +77,10 @@ def _peers(proto: Any, host: BlobHost) -> tuple[list[Peer], list[ProtocolClient]
     return peers, clients
 
 
-def _submit(chain: ProtocolClient, rnd: int, n: int) -> Any:
-    return lambda hh: chain.submit_update(rnd, bytes.fromhex(hh[2:]), n)
+def _engine(peer: Peer) -> PeerEngine:
+    """A round engine around ``peer`` (the submit stage needs nothing else)."""
+    cfg = from_dict({})
+    return PeerEngine(peer, view=None, fetch=None, task="t", state=RoundState(ChainMemory(cfg)), cfg=cfg)  # type: ignore[arg-type]
 
 
 def _past_phase(proto: Any, chain: ProtocolClient, rnd: int, phase: Phase) -> None:
@@ -114,7 +120,10 @@ def test_front_run_victim_recovers_and_copier_is_rejected(devnet: Any, artifacts
     with pytest.raises(DuplicateHashError):  # the typed revert the peer reacts to
         chains[0].submit_update(rnd, bytes.fromhex(h0[2:]), 10)
 
-    h, rebound = submit_own_update(victim, rnd, h0, _submit(chains[0], rnd, victim.num_examples))
+    front = stages.submit.recover_front_run(_engine(victim), rnd)  # what both drivers do on DuplicateHash
+    chains[0].submit_update(rnd, bytes.fromhex(front.new_hash[2:]), victim.num_examples)
+    h, rebound = front.new_hash, front.data
+    assert front.old_hash == h0
     assert h != h0 and rebound is not None and victim.published[rnd] == h
     got = read_binding(rebound, max_bytes=MAX_UPDATE_BYTES)
     assert got is not None and got.nonce is not None and got.subject == victim.binding_for(rnd, victim.address).subject
@@ -164,7 +173,6 @@ def test_same_block_front_run_is_recovered_by_the_simulation_worker(devnet: Any,
     proto = setup_proto(devnet, artifacts, TEST_PARAMS, n=N)
     peers, chains = _peers(proto, host)
     victim = peers[0]
-    victim.chain = chains[0]  # type: ignore[attr-defined]  # as Worker._make_peer sets it
     rnd = chains[0].current_round()
     victim.train(rnd)
     h0 = victim.publish(rnd, victim.make_update(rnd))
@@ -173,10 +181,9 @@ def test_same_block_front_run_is_recovered_by_the_simulation_worker(devnet: Any,
         chains[1].submit_update(rnd, bytes.fromhex(h0[2:]), 10, wait=False, gas=gas)
         tx = chains[0].submit_update(rnd, bytes.fromhex(h0[2:]), victim.num_examples, wait=False, gas=gas)
     w = SimpleNamespace(submit_gas=gas, _front_runs=[])
-    w._resubmit_front_run = lambda p, r: Worker._resubmit_front_run(w, p, r)  # type: ignore[attr-defined]
-    Worker._wait(w, [(victim, tx)])  # type: ignore[arg-type]  # raised "transaction failed" before
-    assert [x["old_hash"] for x in w._front_runs] == [h0]
-    new = w._front_runs[0]["new_hash"]
+    Worker._wait(w, [(Hosted(_engine(victim), chains[0]), tx)])  # type: ignore[arg-type]  # raised "transaction failed" before
+    assert [x.old_hash for x in w._front_runs] == [h0]
+    new = w._front_runs[0].new_hash
     subs = {s.peer: "0x" + s.update_hash.hex() for s in chains[0].submissions(rnd)}
     assert new != h0 and subs[victim.address] == new and subs[peers[1].address] == h0
     assert victim.published[rnd] == new
@@ -195,7 +202,7 @@ def test_bdfl_peer_recovers_from_a_front_run(devnet: Any, tmp_path: Path, monkey
     try:
         # what StandalonePeer.run sets up before its loop (run itself would go on to finish the round)
         sp.rounds_limit, sp.rounds_done, sp.trained_round, sp.first_submit_done = 1, 0, None, False
-        sp._clocks, sp._not_before, sp._said, sp._client_failures, sp._closed_hashes = {}, {}, set(), set(), {}
+        sp._clocks, sp._not_before, sp._said = {}, {}, set()
         sp.ensure_member()
         copier = ProtocolClient(sp.chain.w3, Deployment.load(fed["deployment"]), load_key_file(fed["keys"][1]))
         copier.approve_and_join("http://127.0.0.1:9/")
