@@ -291,7 +291,7 @@ class Worker:
             past.update(inputs[h.peer.index].past)
         fetched = self.fetcher.fetch_many(sorted(wanted), budget=self.fetch_budget) if wanted else {}
         # the same models for every auditor of this worker: rebuilt once
-        rebuilt = stages.audit.rebuild(mine[0].peer, recipes, past, fetched) if mine else ({}, {})
+        rebuilt = stages.audit.rebuild(mine[0].peer, rnd, recipes, past, fetched) if mine else ({}, {})
         starts = rebuilt[0]
         t1 = time.perf_counter()
         # a simulation-only check: an honest trainer hosted here started exactly where its auditors say

@@ -30,7 +30,6 @@ from bdfl.net.serialization import (
     decode_ndarrays,
     encode_ndarrays,
     hash_hex,
-    read_binding,
     update_hash,
 )
 from bdfl.peer.sources import PastMove, StartSource, start_model
@@ -204,23 +203,18 @@ class Peer:
             return "hash_mismatch"
         return None
 
-    def _checked_arrays(self, h: str, data: bytes | Exception | None, *, submitter: str | None = None,
-                        rnd: int | None = None) -> NDArrays | str:
+    def _checked_arrays(self, h: str, data: bytes | Exception | None, *, submitter: str, rnd: int) -> NDArrays | str:
         """The arrays of fetched bytes that match the ``0x`` hash ``h``, strictly decoded, or
-        the reason they cannot be used. With a ``domain`` and a ``submitter``, the bytes must be
-        bound to this chain and contract, that submitter and (when given) round ``rnd``."""
+        the reason they cannot be used. With a ``domain``, the bytes must be bound to this chain
+        and contract, ``submitter`` and round ``rnd`` (any nonce: a front-run re-encoding), or
+        the decoder refuses them (``binding_mismatch``)."""
         why = self.unavailable(h, data)
         if why is not None:
             return why
         assert isinstance(data, bytes)
         try:
-            arrays = decode_ndarrays(data, max_bytes=self.settings.max_update_bytes, spec=self.spec)
-            if self.domain is not None and submitter is not None:
-                got = read_binding(data, max_bytes=self.settings.max_update_bytes)
-                want = self.binding_for(rnd if rnd is not None else got.round if got else 0, submitter)
-                if got is None or want is None or not got.matches(want):  # any nonce (front-run re-encoding)
-                    return "binding_mismatch"
-            return arrays
+            return decode_ndarrays(data, max_bytes=self.settings.max_update_bytes, spec=self.spec,
+                                   binding=self.binding_for(rnd, submitter))
         except InvalidUpdate as exc:
             return exc.reason
 
@@ -230,15 +224,17 @@ class Peer:
         return None
 
     # -- 4. auditing (committee members) ------------------------------------------
-    def rebuild_starts(self, recipes: Mapping[str, Sequence[StartSource]], fetched: Mapping[str, bytes | Exception]) -> dict[str, NDArrays]:
-        """Each trainer's start of the round from its recipe (:func:`bdfl.peer.sources.start_recipes`):
-        the recipe's fetched models, hash-checked and strictly decoded, averaged. A trainer whose
+    def rebuild_starts(self, recipes: Mapping[str, Sequence[StartSource]], fetched: Mapping[str, bytes | Exception],
+                       rnd: int) -> dict[str, NDArrays]:
+        """Each trainer's start of a round from its recipe (:func:`bdfl.peer.sources.start_recipes`):
+        the recipe's fetched models (updates submitted in round ``rnd``, the round before),
+        hash-checked and strictly decoded, averaged. A trainer whose
         recipe cannot be completed (a model missing or not matching its hash) is left out: the
         audit then measures its move from this auditor's own start."""
         models: dict[str, NDArrays] = {}
         submitter = {src.hash: src.peer for recipe in recipes.values() for src in recipe}
         for h in sorted(submitter):
-            arrays = self._checked_arrays(h, fetched.get(h), submitter=submitter[h])
+            arrays = self._checked_arrays(h, fetched.get(h), submitter=submitter[h], rnd=rnd)
             if not isinstance(arrays, str):  # a failure is not recorded: it is not a vote or an input
                 models[h] = arrays
         out: dict[str, NDArrays] = {}
@@ -253,7 +249,9 @@ class Peer:
         round minus its start then (rebuilt like :meth:`rebuild_starts`), both hash-checked.
         A trainer whose update or start cannot be rebuilt is left out: the audit's
         consistency test then skips it."""
-        starts = self.rebuild_starts({t: m.start for t, m in past.items()}, fetched)
+        starts: dict[str, NDArrays] = {}
+        for r in sorted({m.round for m in past.values()}):  # a move of round r started from round r - 1's updates
+            starts.update(self.rebuild_starts({t: m.start for t, m in past.items() if m.round == r}, fetched, r - 1))
         out: dict[str, NDArrays] = {}
         for trainer, m in past.items():
             update = self._checked_arrays(m.hash, fetched.get(m.hash), submitter=trainer, rnd=m.round)

@@ -674,7 +674,7 @@ class StandalonePeer:
         rest = sorted(stages.audit.wanted(inputs) - {(c.url, c.hash) for c in to_fetch})
         if rest:
             fetched.update(self.fetcher.fetch_many(rest))
-        rebuilt = stages.audit.rebuild(self.peer, inputs.recipes, inputs.past, fetched)
+        rebuilt = stages.audit.rebuild(self.peer, rnd, inputs.recipes, inputs.past, fetched)
         judged = stages.audit.judge(self.engine, inputs, fetched, rebuilt=rebuilt)
         if isinstance(judged, ClientFailure):
             return judged

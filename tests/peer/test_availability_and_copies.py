@@ -100,11 +100,13 @@ def test_rebuilt_starts_and_aggregation_decode_bound_weights_unchanged() -> None
     h = {a: hash_hex(update_hash(b)) for a, b in blobs.items()}
     recipe = [StartSource(ADDR[1], h[ADDR[1]], 1.0), StartSource(ADDR[2], h[ADDR[2]], 3.0)]
     fetched = {h[a]: b for a, b in blobs.items()}
-    start = peer.rebuild_starts({ADDR[1]: recipe}, fetched)[ADDR[1]]
+    start = peer.rebuild_starts({ADDR[1]: recipe}, fetched, 3)[ADDR[1]]
     want = [(np.asarray(x, np.float64) + 3 * np.asarray(y, np.float64)) / 4 for x, y in zip(trained[1], trained[2])]
     assert all(np.allclose(a, b, rtol=0, atol=1e-6) for a, b in zip(start, want))
     # a recipe naming the wrong submitter for a hash cannot be rebuilt
-    assert peer.rebuild_starts({ADDR[1]: [StartSource(ADDR[3], h[ADDR[1]], 1.0)]}, fetched) == {}
+    assert peer.rebuild_starts({ADDR[1]: [StartSource(ADDR[3], h[ADDR[1]], 1.0)]}, fetched, 3) == {}
+    # bytes bound to another round than the recipe's cannot be used either
+    assert peer.rebuild_starts({ADDR[1]: recipe}, fetched, 4) == {}
 
 
 def test_aggregation_counts_each_hash_once() -> None:

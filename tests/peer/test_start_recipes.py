@@ -103,7 +103,7 @@ def test_peer_rebuilds_starts_from_hash_checked_bytes_only() -> None:
         "T3": [StartSource("T3", h["x"], 1.0)],
     }
     fetched: dict[str, Any] = {h["x"]: blobs["x"], h["y"]: blobs["y"], h["z"]: blobs["x"]}  # z's bytes are wrong
-    starts = peer.rebuild_starts(recipes, fetched)
+    starts = peer.rebuild_starts(recipes, fetched, 2)
     assert sorted(starts) == ["T1", "T3"]  # T2's recipe has a model that does not match its hash
     np.testing.assert_allclose(starts["T1"][0], [2.0, 2.0, 2.0])
     np.testing.assert_allclose(starts["T3"][0], [1.0, 1.0, 1.0])

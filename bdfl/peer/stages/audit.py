@@ -81,11 +81,12 @@ def wanted(inputs: AuditInputs) -> set[tuple[str, str]]:
     return out
 
 
-def rebuild(peer: Peer, recipes: Mapping[str, list[StartSource]], past: Mapping[str, PastMove],
+def rebuild(peer: Peer, rnd: int, recipes: Mapping[str, list[StartSource]], past: Mapping[str, PastMove],
             fetched: Mapping[str, bytes | Exception]) -> tuple[dict[str, NDArrays], dict[str, NDArrays]]:
-    """The trainers' starts and earlier moves from the fetched, hash-checked models
-    (:meth:`bdfl.peer.node.Peer.rebuild_starts`, :meth:`~bdfl.peer.node.Peer.rebuild_past_moves`)."""
-    starts = peer.rebuild_starts(recipes, fetched) if recipes else {}
+    """The trainers' starts of round ``rnd`` (from round ``rnd - 1``'s updates) and their
+    earlier moves, from the fetched, hash-checked models (:meth:`bdfl.peer.node.Peer.rebuild_starts`,
+    :meth:`~bdfl.peer.node.Peer.rebuild_past_moves`)."""
+    starts = peer.rebuild_starts(recipes, fetched, rnd - 1) if recipes else {}
     moves = peer.rebuild_past_moves(past, fetched) if past else {}
     return starts, moves
 
@@ -97,7 +98,7 @@ def judge(engine: PeerEngine, inputs: AuditInputs, fetched: Mapping[str, bytes |
     client-failure rule; ``rebuilt``: starts and moves already rebuilt (a worker rebuilds
     them once for all its auditors), else rebuilt here."""
     peer = engine.peer
-    starts, moves = rebuilt if rebuilt is not None else rebuild(peer, inputs.recipes, inputs.past, fetched)
+    starts, moves = rebuilt if rebuilt is not None else rebuild(peer, inputs.round, inputs.recipes, inputs.past, fetched)
     before = len(peer.rejections)
     judged: Any = engine.isolated(inputs.round, "audit", peer.audit, inputs.round, inputs.candidates, dict(fetched), attacker_peers,
                                   earlier_hashes=inputs.earlier, starts=starts, past_moves=moves)
