@@ -19,7 +19,6 @@ import signal
 import tempfile
 import time
 import traceback
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
@@ -169,18 +168,20 @@ class Worker:
         self.test_client = task.make_client((dataset.X_test[:64], dataset.y_test[:64]), (dataset.X_test, dataset.y_test), seed=0,
                                             hparams=task_hparams(cfg.task), config=self._base)
         self.asr_client = self._asr_client(task, dataset)
-        self._handlers: dict[type, Callable[[Any], Any]] = {
-            Join: self.join, TrainSubmit: self.train_submit, SendOutbox: self.send_outbox, AuditCommit: self.audit_commit,
-            Reveal: self.reveal, Aggregate: self.aggregate, StopPeer: self.stop_peer, RestartPeer: self.restart_peer,
-            LeavePeer: self.leave_peer, EndpointFault: self.set_endpoint_fault,
-        }
 
-    def handle(self, command: Any) -> Any:
+    #: the method that runs each command of bdfl.experiment.messages
+    HANDLERS: dict[type, str] = {
+        Join: "join", TrainSubmit: "train_submit", SendOutbox: "send_outbox", AuditCommit: "audit_commit", Reveal: "reveal",
+        Aggregate: "aggregate", StopPeer: "stop_peer", RestartPeer: "restart_peer", LeavePeer: "leave_peer",
+        EndpointFault: "set_endpoint_fault",
+    }
+
+    def execute(self, command: Any) -> Any:
         """Execute one command (:mod:`bdfl.experiment.messages`) and return its reply."""
-        handler = self._handlers.get(type(command))
-        if handler is None:
+        name = self.HANDLERS.get(type(command))
+        if name is None:
             raise BDFLError(f"unknown worker command {type(command).__name__}")
-        return handler(command)
+        return getattr(self, name)(command)
 
     def _asr_client(self, task: Any, dataset: Any) -> Any:
         """Under a backdoor attack: a client whose validation set is the test set with the
@@ -535,7 +536,7 @@ def worker_main(spec: WorkerSpec, conn: Connection) -> None:
             if isinstance(cmd, Stop):
                 break
             try:
-                conn.send(("ok", worker.handle(cmd)))
+                conn.send(("ok", worker.execute(cmd)))
             except BaseException as exc:  # noqa: BLE001
                 conn.send(("error", _describe(exc)))
     except (EOFError, OSError):

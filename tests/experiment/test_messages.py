@@ -1,0 +1,35 @@
+"""The typed messages between the orchestrator and its workers (bdfl.experiment.messages):
+every command has a worker method, and the replies travel through a pipe (pickle) intact."""
+
+from __future__ import annotations
+
+import inspect
+import pickle
+
+from bdfl.experiment import messages
+from bdfl.experiment.messages import AggregateReply, InputRejected, OverlayReport, PeerRound, Times
+from bdfl.experiment.worker import Worker
+from bdfl.net.overlay import build_overlay
+from bdfl.peer.round_state import OverlayChange
+
+COMMANDS = {messages.Join, messages.TrainSubmit, messages.SendOutbox, messages.AuditCommit, messages.Reveal, messages.Aggregate,
+            messages.StopPeer, messages.RestartPeer, messages.LeavePeer, messages.EndpointFault}
+
+
+def test_every_command_runs_a_worker_method_taking_it() -> None:
+    assert set(Worker.HANDLERS) == COMMANDS
+    for cmd, name in Worker.HANDLERS.items():
+        params = list(inspect.signature(getattr(Worker, name)).parameters)
+        assert len(params) == 2, (cmd.__name__, name, params)  # self and the command
+
+
+def test_an_aggregate_reply_with_an_overlay_report_survives_the_pipe() -> None:
+    addrs = [f"0x{i:040X}".replace("0X", "0x") for i in range(1, 9)]
+    change = OverlayChange(None, build_overlay("expander", [a.lower() for a in addrs], b"\x01" * 32, degree=4))
+    report = OverlayReport.of(change, addrs)
+    assert report.built and report.members == 8 and report.added == sorted(addrs, key=str.lower) and report.connected
+    reply = AggregateReply({3: PeerRound(2, 0.5, 1.0, [InputRejected(3, addrs[1], "hash_mismatch", "aggregate")])}, report, Times(train=1.0))
+    back = pickle.loads(pickle.dumps(reply))
+    assert back == reply
+    assert back.peers[3].rejected[0].event_args() == {"peer": 3, "from": addrs[1], "reason": "hash_mismatch", "step": "aggregate"}
+    assert list(report.event_args()) == ["members", "added", "removed", "degree_min", "degree_max", "degrees", "connected", "digest"]
