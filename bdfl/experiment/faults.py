@@ -102,7 +102,6 @@ class FaultInjector:
             return
         info: Restarted = res[0]
         self.down.discard(peer)
-        self.o.keeper.forget_endpoint(self._address(peer))
         for rej in info.rejected:
             self.emit("InputRejected", r, rnd, f"peer {peer} rejected the update of {rej.source} while resyncing: {rej.reason}", **rej.event_args())
         # run round = chain round + 1 (a run starts at chain round 0)

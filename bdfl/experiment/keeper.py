@@ -14,8 +14,8 @@ from typing import Any
 from bdfl.chain.protocol import Outcome, Phase, ProtocolClient, Status
 from bdfl.chain.txsender import TxReverted
 from bdfl.errors import BDFLError
+from bdfl.peer.view import REP_SCALE
 
-REP_SCALE = 10**18
 TOKEN = 10**18
 
 
@@ -26,7 +26,6 @@ class Keeper:
         self.w3 = client.w3
         self.next_block = from_block + 1
         self.params = client.deployment.params
-        self._endpoints: dict[str, str] = {}
 
     # -- time ---------------------------------------------------------------------------
     def current_round(self) -> int:
@@ -80,25 +79,6 @@ class Keeper:
 
     def committee(self, rnd: int) -> list[str]:
         return self.client.committee(rnd)
-
-    def assignments_of(self, rnd: int, member: str) -> list[int]:
-        return self.client.assignments_of(rnd, member)
-
-    def assignments(self, rnd: int, members: list[str]) -> dict[str, list[int]]:
-        """Every committee member's assigned update indices, in one batched read."""
-        return self.client.assignments_of_many(rnd, members)
-
-    def endpoints(self, addresses: list[str]) -> dict[str, str]:
-        missing = [a for a in addresses if a not in self._endpoints]
-        if missing:
-            self._endpoints.update(self.client.endpoints_of(missing))
-        return {a: self._endpoints[a] for a in addresses}
-
-    def forget_endpoint(self, address: str) -> None:
-        self._endpoints.pop(address, None)
-
-    def round_seed(self, rnd: int) -> bytes:
-        return self.client.round_info(rnd).seed
 
     def peer_states(self, addresses: list[str]) -> dict[str, dict[str, Any]]:
         """Reputation (0..1), status, stake and claimable tokens of every peer, batched."""
