@@ -99,7 +99,11 @@ def make_attack_for(cfg: ExperimentConfig, index: int) -> Any:
         name, params = group.name, dict(group.params)
     if cfg.attack.colluding_auditors:
         params["colluding_auditors"] = True
-    return make_attack(name, **params)
+    attack = make_attack(name, **params)
+    know_policy = getattr(attack, "know_policy", None)
+    if callable(know_policy):  # the audit policy is public: the adaptive attacker copies the deployed one
+        know_policy(cfg.defense)
+    return attack
 
 
 def peer_data(task: Any, cfg: ExperimentConfig) -> tuple[Any, list[tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]]]:

@@ -1,0 +1,133 @@
+"""The audit-aware adaptive attacker (bdfl.attacks.adaptive): what it submits passes the rule
+copy it was given, is more harmful than a scaled-down step, is the largest step found (one
+bisection step further fails), and follows the rule: a changed rule changes its step."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from bdfl.attacks import AttackContext, AttackError, attacker_client, attacker_update, make_attack
+from bdfl.attacks._search import unflatten
+from bdfl.attacks.adaptive import audit_copy, flatten, largest_passing_step
+from bdfl.config import DefenseConfig
+from bdfl.learning.audit import AuditRule
+from bdfl.learning.data import load_digits
+from bdfl.learning.task import load_task
+
+N_HONEST = 7
+
+
+@pytest.fixture(scope="module")
+def round_state() -> dict:
+    """One round on digits: 7 honest peers and one attacker train one epoch from a common start."""
+    task = load_task("clients.digits")
+    ds = load_digits()
+    rng = np.random.default_rng(5)
+    idx = rng.permutation(len(ds.y_train))
+    shards = np.array_split(idx, N_HONEST + 1)
+    start = task.make_client((ds.X_train[:32], ds.y_train[:32]), ds.test, seed=0).get_parameters({})
+    honest = []
+    for i, sh in enumerate(shards[:N_HONEST]):
+        c = task.make_client((ds.X_train[sh], ds.y_train[sh]), ds.test, seed=i)
+        honest.append(c.fit([p.copy() for p in start], {})[0])
+    own = shards[-1]
+    val = (ds.X_train[own[:60]], ds.y_train[own[:60]])
+
+    def make_client(train):  # noqa: ANN001, ANN202
+        return task.make_client(train, val, seed=99)
+
+    trainer = make_client((ds.X_train[own[60:]], ds.y_train[own[60:]]))
+    trained = trainer.fit([p.copy() for p in start], {})[0]
+    return {"task": task, "ds": ds, "start": start, "honest": honest, "trained": trained,
+            "make_client": make_client, "own": (ds.X_train[own[60:]], ds.y_train[own[60:]])}
+
+
+def _attack(state: dict, policy=None, **params):  # noqa: ANN001, ANN202
+    atk = make_attack("adaptive", **params)
+    atk.know_policy(policy)
+    attacker_client(atk, state["make_client"], state["own"], np.random.default_rng(0), num_classes=10)
+    return atk
+
+
+def _ctx(state: dict) -> AttackContext:
+    return AttackContext(round=0, trained=state["trained"], reference=state["start"], honest_updates=state["honest"],
+                         num_peers=N_HONEST + 1, num_attackers=1, rng=np.random.default_rng(1))
+
+
+def _passes(state: dict, policy, model) -> bool:  # noqa: ANN001
+    client = state["make_client"](state["own"])
+    n = len(state["honest"])
+    return audit_copy(policy, client, state["trained"], state["start"], [*state["honest"], model],
+                      candidate_starts=[None] * n + [state["start"]])[-1]
+
+
+def _aggregate_loss(state: dict, model) -> float:  # noqa: ANN001
+    """Test loss of the plain average of the honest models and the attacker's."""
+    models = [*state["honest"], model]
+    avg = [np.mean([m[i] for m in models], axis=0).astype(np.float32) for i in range(len(model))]
+    loss, _n, _m = state["task"].make_client(state["own"], state["ds"].test, seed=0).evaluate(avg, {})
+    return float(loss)
+
+
+@pytest.mark.parametrize("direction", ["sign_flip", "alie"])
+def test_submitted_update_passes_is_maximal_and_beats_a_scaled_down_step(round_state: dict, direction: str) -> None:
+    policy = DefenseConfig()
+    atk = _attack(round_state, policy, direction=direction, max_scale=8.0, steps=8)
+    ctx = _ctx(round_state)
+    out = attacker_update(atk, ctx)
+    s = atk.last_step
+    assert s is not None and s > 0.05
+    assert _passes(round_state, policy, out)  # an independent call of the same rule accepts it
+    if s < atk.max_scale:  # the bisection's failing bound is one step further out
+        further = atk.crafted(ctx, s + atk.max_scale / 2 ** atk.steps)
+        assert not _passes(round_state, policy, unflatten(further, ctx.trained))
+    weaker = unflatten(atk.crafted(ctx, s / 4), ctx.trained)
+    assert _aggregate_loss(round_state, out) > _aggregate_loss(round_state, weaker)
+    honest_own = round_state["trained"] if direction == "sign_flip" else None
+    if honest_own is not None:
+        assert _aggregate_loss(round_state, out) > _aggregate_loss(round_state, honest_own)
+
+
+def test_a_rule_change_changes_the_step(round_state: dict) -> None:
+    loose = DefenseConfig()
+    strict = dataclasses.replace(loose, audit_min_update=0.5)  # the no-work test bounds a reversed move
+    s_loose = _attack(round_state, loose, direction="sign_flip", steps=10)
+    s_strict = _attack(round_state, strict, direction="sign_flip", steps=10)
+    attacker_update(s_loose, _ctx(round_state))
+    attacker_update(s_strict, _ctx(round_state))
+    assert s_strict.last_step < s_loose.last_step - 0.2, (s_strict.last_step, s_loose.last_step)
+    # an AuditRule works as the policy too, and a rule with every test off accepts max_scale
+    off = AuditRule(margin=1.0, loss_margin=1e9, norm_ratio=0, direction_margin=2, shift_limit=1, min_update=0,
+                    consistency_min_cosine=-1, merge_loss_margin=0)
+    free = _attack(round_state, off, direction="sign_flip", max_scale=5.0)
+    attacker_update(free, _ctx(round_state))
+    assert free.last_step == 5.0
+
+
+def test_backdoor_direction_poisons_its_shard_and_keeps_a_trigger() -> None:
+    ds = load_digits()
+    atk = make_attack("adaptive", direction="backdoor", target_label=3, poison_fraction=0.5)
+    assert atk.poisons_data and not make_attack("adaptive").poisons_data
+    X, y = ds.X_train[:100], ds.y_train[:100]
+    X2, y2 = atk.poison_data(X, y, np.random.default_rng(0), num_classes=10)
+    changed = np.any(X2 != X, axis=(1, 2, 3))
+    assert changed.sum() == round(0.5 * int((y != 3).sum())) and np.all(y2[changed] == 3)
+    Xt, yt = atk.triggered_test_set(ds.X_test, ds.y_test)
+    assert np.all(yt == 3) and np.all(Xt[:, 0, -2:, -2:] == 1.0)
+
+
+def test_without_its_client_it_says_what_is_missing() -> None:
+    atk = make_attack("adaptive")
+    ctx = AttackContext(round=0, trained=[np.ones(3, np.float32)], reference=[np.zeros(3, np.float32)])
+    with pytest.raises(AttackError, match="own client"):
+        atk.poison_update(ctx)
+
+
+def test_largest_passing_step_bisects() -> None:
+    assert largest_passing_step(lambda s: s <= 2.5, 8.0, 12) == pytest.approx(2.5, abs=8.0 / 2 ** 12)
+    assert largest_passing_step(lambda s: True, 8.0, 3) == 8.0
+    assert largest_passing_step(lambda s: s == 0.0, 8.0, 5) == 0.0
+    assert flatten([np.zeros(2)]).shape == (2,)
