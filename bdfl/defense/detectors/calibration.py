@@ -1,0 +1,86 @@
+"""Robust statistics the detectors calibrate their thresholds with.
+
+Every threshold is ``centre +/- k x spread``: the centre is a median (of the candidates an
+auditor judges, or the auditor's own model's score), the spread is the larger of
+
+* the **candidates' spread**: 1.4826 x the median absolute deviation (MAD), which equals the
+  standard deviation for Gaussian data and is not moved by fewer than half outliers, and
+* the **sampling spread** of the auditor's own measurement: the standard error of an
+  accuracy, loss or share measured on ``n`` of its samples. Small validation shards get wide
+  bars; a round whose candidates happen to agree closely cannot make the bar narrower than
+  what the auditor's data can resolve.
+
+``k`` (in those spreads) is the only setting: see docs/learning.md, section 4, for how the
+defaults were chosen.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = ["MAD_TO_SIGMA", "accuracy_se", "finite", "log_mean_se", "robust_centre_spread", "safe_log", "share_se",
+           "skewed_spread"]
+
+#: 1 / Phi^-1(3/4): the MAD of a Gaussian times this is its standard deviation.
+MAD_TO_SIGMA = 1.4826
+
+
+def finite(values: Sequence[float] | np.ndarray) -> np.ndarray:
+    """The finite entries of ``values`` as a float array."""
+    a = np.asarray(values, dtype=np.float64).ravel()
+    return a[np.isfinite(a)]
+
+
+def safe_log(values: Sequence[float] | np.ndarray | float) -> np.ndarray:
+    """log of non-negative values, clipped at 1e-12 (a perfect fit or a zero distance has a finite log)."""
+    return np.log(np.maximum(np.asarray(values, dtype=np.float64), 1e-12))
+
+
+def robust_centre_spread(values: Sequence[float] | np.ndarray) -> tuple[float, float]:
+    """(median, 1.4826 x MAD) of the finite ``values``; (NaN, NaN) when there are none."""
+    a = finite(values)
+    if a.size == 0:
+        return math.nan, math.nan
+    med = float(np.median(a))
+    return med, MAD_TO_SIGMA * float(np.median(np.abs(a - med)))
+
+
+def skewed_spread(values: Sequence[float] | np.ndarray) -> tuple[float, float]:
+    """(median, spread) of non-negative scores whose honest values are like ``|noise|`` (a
+    half-normal: many near 0, a long right tail): the spread is the larger of 1.4826 x MAD and
+    the half-normal scale that has this median, ``median / 0.6745``. The MAD alone of such
+    scores is small when most are near 0, and an honest tail value would fail."""
+    med, spread = robust_centre_spread(values)
+    if not math.isfinite(med):
+        return med, spread
+    return med, max(spread, abs(med) / 0.6745)
+
+
+def accuracy_se(accuracy: float, n: int) -> float:
+    """Standard error of the *difference* of two models' accuracies measured on the same ``n``
+    samples, at most: ``sqrt(2 p (1 - p) / n)`` with the Laplace estimate
+    ``p = (accuracy n + 1) / (n + 2)`` (never 0, so a perfect score on 4 samples still has a
+    bar). Fewer samples give a wider bar."""
+    if n <= 0 or not math.isfinite(accuracy):
+        return math.inf
+    p = (accuracy * n + 1) / (n + 2)
+    return math.sqrt(2 * p * (1 - p) / n)
+
+
+def log_mean_se(n: int) -> float:
+    """Standard error of the log of a mean loss over ``n`` samples, taking the per-sample
+    losses' coefficient of variation as 1 (an exponential distribution; cross-entropy losses
+    are at least as dispersed): ``1 / sqrt(n)``."""
+    return math.inf if n <= 0 else 1 / math.sqrt(n)
+
+
+def share_se(share: float | np.ndarray, n: int) -> float | np.ndarray:
+    """Binomial standard error of a share measured on ``n`` inputs (Laplace estimate, as
+    :func:`accuracy_se`)."""
+    if n <= 0:
+        return math.inf
+    p = (np.asarray(share) * n + 1) / (n + 2)
+    return np.sqrt(p * (1 - p) / n)

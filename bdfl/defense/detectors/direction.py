@@ -1,0 +1,51 @@
+"""``direction``: the candidate's move points away from where the others move.
+
+The move is ``candidate - its trainer's start`` (rebuilt from the chain) or ``candidate -
+auditor's start``. Two cosines: with the consensus move (coordinate-wise median of the
+candidates' moves and the auditor's own) and with the auditor's own move. A candidate fails
+when **both** are more than ``k`` spreads below the candidates' median of the same cosine
+(spread: ``max(MAD spread, FLOOR)``, ``FLOOR`` 0.05): a consensus that attackers dominate cannot
+make an honest candidate fail alone. Late in training, when honest moves barely agree, the
+spread is wide and the test grows lenient by itself (the ``consistency`` detector still sees a
+reversal then). Needs ``min_candidates`` moves.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from bdfl.defense.detectors.base import Detector, Evidence, Finding, enough
+from bdfl.defense.detectors.calibration import robust_centre_spread
+
+__all__ = ["FLOOR", "DirectionDetector"]
+
+#: Smallest spread of cosines used (a resolution, not a tuning knob).
+FLOOR = 0.05
+
+
+class DirectionDetector(Detector):
+    name = "direction"
+
+    def _bar(self, values: np.ndarray) -> float:
+        if not enough(values, self.min_candidates):
+            return math.nan
+        med, spread = robust_centre_spread(values)
+        return med - self.k * max(spread, FLOOR)
+
+    def judge(self, ev: Evidence) -> list[Finding | None]:
+        bar = self._bar(ev.values("cosine"))
+        own_bar = self._bar(ev.values("own_cosine"))
+        if not math.isfinite(bar):
+            return [None] * len(ev.valid)
+        out: list[Finding | None] = []
+        for c, o in zip(ev.cosine, ev.own_cosine):
+            if math.isnan(c):
+                out.append(None)
+                continue
+            own_fails = not math.isfinite(own_bar) or math.isnan(o) or o < own_bar
+            failed = c < bar and own_fails
+            out.append(self.finding(c, bar, failed, f"cosine with the consensus move {c:.2f} {'<' if c < bar else '>='} "
+                                                    f"calibrated {bar:.2f}, with own move {o:.2f} (bar {own_bar:.2f})"))
+        return out
