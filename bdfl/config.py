@@ -19,7 +19,7 @@ from typing import Any, get_type_hints
 
 from bdfl.errors import ConfigError
 
-# The aggregation weightings (bdfl.learning.aggregation.WEIGHTINGS), repeated here so that
+# The aggregation weightings (bdfl.defense.audited.WEIGHTINGS), repeated here so that
 # validating a config does not import the learning layer (torch, flwr);
 # tests/foundation/test_config.py checks that the two lists agree.
 WEIGHTINGS = ("reputation", "reputation_samples")
@@ -70,6 +70,54 @@ class AttackConfig:
     groups: tuple[AttackGroupConfig, ...] = ()
 
 
+# -- each defense strategy's own table: [defense.<name>] (bdfl.defense.<name>) --------------
+
+@dataclass(frozen=True)
+class KrumConfig:
+    """``[defense.krum]``: Krum's f."""
+
+    malicious: int = -1  # attackers assumed; -1: the run's attacker count (bdfl peer: 0)
+
+
+@dataclass(frozen=True)
+class MultiKrumConfig:
+    """``[defense.multikrum]``: f, and how many of the best Krum scores are averaged."""
+
+    malicious: int = -1  # as [defense.krum]
+    keep: int = 0  # 0: n - malicious (at least 1)
+
+
+@dataclass(frozen=True)
+class TrimmedMeanConfig:
+    """``[defense.trimmed_mean]``: the share cut at each end of each coordinate."""
+
+    beta: float = 0.2
+
+
+@dataclass(frozen=True)
+class GeometricMedianConfig:
+    """``[defense.geometric_median]``: the smoothed Weiszfeld iterations."""
+
+    max_iter: int = 100
+    tol: float = 1e-7  # stop when a step moves less than this (relative)
+
+
+@dataclass(frozen=True)
+class CenteredClippingConfig:
+    """``[defense.centered_clipping]``: bucketing and the clipping around the own model."""
+
+    bucket_size: int = 2  # models averaged per bucket (1 = no bucketing)
+    iterations: int = 3
+    tau: float = 0.0  # clipping radius; 0: the models' median distance from the own model
+
+
+@dataclass(frozen=True)
+class NNMTrimmedMeanConfig:
+    """``[defense.nnm_trimmed_mean]``: f for the mixing and the trimming."""
+
+    malicious: int = -1  # as [defense.krum]
+
+
 @dataclass(frozen=True)
 class DefenseConfig:
     """How a peer aggregates: ``bdfl`` (on-chain approved only) or a baseline without audit."""
@@ -113,7 +161,7 @@ class DefenseConfig:
     # the submission's on-chain sample count, capped at protocol.max_samples ("reputation_samples")
     weighting: str = "reputation"
     # bdfl: aggregate an approved update only when at most this share of its revealed votes
-    # rejected it (bdfl.learning.aggregation.clear_approval); 1 = every approved update
+    # rejected it (bdfl.defense.audited.clear_approval); 1 = every approved update
     max_reject_share: float = 0.0
     # bdfl: for that filter, leave out the votes of committee seats that voted against the
     # on-chain outcome on more than this share of the round's decided updates they judged
@@ -130,8 +178,13 @@ class DefenseConfig:
     # not-rejected move (the consistency test, bdfl.peer.sources.MoveHistory); 0 = off. At most
     # 6: a peer's blob server keeps its last 8 updates, and that move needs the round before it
     consistency_window: int = 5
-    trimmed_beta: float = 0.2
-    krum_malicious: int = -1  # -1: assume the configured attacker count
+    # the baselines' own tables (bdfl.defense: one strategy per module)
+    krum: KrumConfig = field(default_factory=KrumConfig)
+    multikrum: MultiKrumConfig = field(default_factory=MultiKrumConfig)
+    trimmed_mean: TrimmedMeanConfig = field(default_factory=TrimmedMeanConfig)
+    geometric_median: GeometricMedianConfig = field(default_factory=GeometricMedianConfig)
+    centered_clipping: CenteredClippingConfig = field(default_factory=CenteredClippingConfig)
+    nnm_trimmed_mean: NNMTrimmedMeanConfig = field(default_factory=NNMTrimmedMeanConfig)
 
 
 @dataclass(frozen=True)
@@ -284,6 +337,11 @@ def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
     hints = get_type_hints(cls)
     names = {f.name for f in fields(cls)}
     unknown = sorted(set(data) - names)
+    for old in unknown:
+        if cls is DefenseConfig and old in RENAMED_DEFENSE_KEYS:
+            new = RENAMED_DEFENSE_KEYS[old]
+            table, key = new.rsplit(".", 1)
+            raise ConfigError(prefix + old, f"renamed to {new}", f"[{table}] {key} = ...")
     if unknown:
         raise ConfigError(prefix + unknown[0], "unknown field", ", ".join(sorted(names)))
     kwargs: dict[str, Any] = {}
@@ -339,8 +397,25 @@ DEFENSE_RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
     "dissent_limit": (0.0, 1.0, False, False),
     "replay_window": (0, 1000, False, False),
     "consistency_window": (0, 6, False, False),
-    "trimmed_beta": (0.0, 0.5, False, True),
+    # the strategies' own tables ([defense.<name>]); "malicious", "keep" and "bucket_size"
+    # are also bounded by the peer count (validate)
+    "krum.malicious": (-1, None, False, False),
+    "multikrum.malicious": (-1, None, False, False),
+    "multikrum.keep": (0, None, False, False),
+    "trimmed_mean.beta": (0.0, 0.5, False, True),
+    "geometric_median.max_iter": (1, 100_000, False, False),
+    "geometric_median.tol": (0.0, 1.0, True, True),
+    "centered_clipping.bucket_size": (1, None, False, False),
+    "centered_clipping.iterations": (1, 1000, False, False),
+    "centered_clipping.tau": (0.0, None, False, False),
+    "nnm_trimmed_mean.malicious": (-1, None, False, False),
 }
+#: Settings of a strategy's table bounded by the peer count as well.
+PEER_BOUNDED = ("krum.malicious", "multikrum.malicious", "multikrum.keep", "centered_clipping.bucket_size",
+                "nnm_trimmed_mean.malicious")
+#: Old ``[defense]`` keys -> the setting that replaced them (a config naming one is refused,
+#: naming the new key).
+RENAMED_DEFENSE_KEYS = {"trimmed_beta": "defense.trimmed_mean.beta", "krum_malicious": "defense.krum.malicious"}
 #: ``[defense]`` settings with a fixed set of values.
 DEFENSE_CHOICES: dict[str, tuple[str, ...]] = {
     "audit_direction_reference": ("median", "own"),
@@ -349,8 +424,16 @@ DEFENSE_CHOICES: dict[str, tuple[str, ...]] = {
 #: audit_norm_ratio: 0 (off) or in this range.
 NORM_RATIO_RANGE = (1.0, 1000.0)
 #: Every ``[defense]`` setting :func:`check_defense_setting` checks (all but ``name``, the
-#: registry's, ``rebuild_starts``, a bool, and ``krum_malicious``, bounded by the peer count).
+#: registry's, and ``rebuild_starts``, a bool); dotted names are in a strategy's own table.
 DEFENSE_SETTINGS = frozenset(DEFENSE_RANGES) | frozenset(DEFENSE_CHOICES) | {"audit_norm_ratio"}
+
+
+def defense_value(defense: DefenseConfig, name: str) -> Any:
+    """A ``[defense]`` setting by name; dotted for a strategy's table (``"krum.malicious"``)."""
+    value: Any = defense
+    for part in name.split("."):
+        value = getattr(value, part)
+    return value
 
 
 def check_defense_setting(name: str, value: Any) -> None:
@@ -362,7 +445,7 @@ def check_defense_setting(name: str, value: Any) -> None:
         if value not in DEFENSE_CHOICES[name]:
             raise ConfigError(path, f"unknown value {value!r}", ", ".join(DEFENSE_CHOICES[name]))
         return
-    integer = isinstance(getattr(DefenseConfig, name), int)
+    integer = isinstance(defense_value(DefenseConfig(), name), int)
     if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
         raise ConfigError(path, f"expected {'an integer' if integer else 'a number'}, got {value!r}")
     if not math.isfinite(value):
@@ -407,7 +490,11 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     for f in fields(DefenseConfig):  # in declaration order: the first bad field is reported
         if f.name in DEFENSE_SETTINGS:
             check_defense_setting(f.name, getattr(d, f.name))
-    _range("defense.krum_malicious", d.krum_malicious, -1, cfg.peers)
+    for name in DEFENSE_RANGES:
+        if "." in name:  # a strategy's own table
+            check_defense_setting(name, defense_value(d, name))
+            if name in PEER_BOUNDED:
+                _range(f"defense.{name}", defense_value(d, name), DEFENSE_RANGES[name][0], cfg.peers)
     o = cfg.overlay
     _range("overlay.degree", o.degree, 1, max(1, cfg.peers - 1))
     _range("overlay.min_sources", o.min_sources, 0, max(2, cfg.peers - 1))

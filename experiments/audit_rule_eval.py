@@ -81,7 +81,8 @@ if str(ROOT) not in sys.path:
 from bdfl.attacks import AttackContext, VoteContext, attacker_client, attacker_update, make_attack  # noqa: E402
 from bdfl.config import from_dict  # noqa: E402
 from bdfl.experiment.setup import attacker_indices, peer_data  # noqa: E402
-from bdfl.learning.aggregation import clear_approval, weighted_average  # noqa: E402
+from bdfl.defense.aggregate import weighted_average  # noqa: E402
+from bdfl.defense.audited import clear_approval  # noqa: E402
 from bdfl.learning.votes import SeatVotes, counted_votes, dissenting_seats  # noqa: E402
 from bdfl.learning.audit import (  # noqa: E402
     AuditRule,
@@ -376,7 +377,7 @@ def run(attack_label: str, seed: int, args: argparse.Namespace, rules: dict[str,
             rep[u] = min(1.0, max(0.0, rep[u]))
         np.clip(rep, 0.0, 1.0, out=rep)
         # defense.max_reject_share: an approved update enters aggregation only when at most
-        # this share of its revealed votes rejected it (bdfl.learning.aggregation.clear_approval),
+        # this share of its revealed votes rejected it (bdfl.defense.audited.clear_approval),
         # not counting auditors that dissented from too many outcomes (defense.dissent_limit);
         # an auditor's "seat" bit here is its peer index
         majority = {"approved": True, "probation": True, "rejected": False}

@@ -15,15 +15,14 @@ import numpy as np
 from bdfl.attacks import ATTACKS, make_attack
 from bdfl.chain.deploy import ProtocolParams, TOKEN
 from bdfl.config import ExperimentConfig, group_size
+from bdfl.defense import STRATEGIES
 from bdfl.errors import BDFLError, ConfigError
 from bdfl.experiment.results import load_clean_reference
 from bdfl.learning.data import task_shard_indices
 from bdfl.learning.task import load_task
 from bdfl.net.overlay import KINDS as TOPOLOGIES
 
-BASELINE_DEFENSES = ("fedavg", "krum", "multikrum", "median", "trimmed_mean",
-                     "geometric_median", "centered_clipping", "nnm_trimmed_mean")  # bdfl.learning.robust_aggregation
-DEFENSES = ("bdfl", *BASELINE_DEFENSES)
+DEFENSES = tuple(STRATEGIES)  # bdfl.defense: "bdfl" (audited), then the baselines
 
 
 def preflight(cfg: ExperimentConfig) -> None:

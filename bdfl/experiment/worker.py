@@ -31,7 +31,7 @@ from bdfl.chain.txsender import DuplicateHashError, FeeCache, TxSender, wait_man
 from bdfl.config import ExperimentConfig, from_dict
 from bdfl.errors import BDFLError
 from bdfl.experiment.setup import bind_endpoint, frozen_clock, make_attack_for, peer_data
-from bdfl.learning.aggregation import defense_params
+from bdfl.defense import defense_params
 from bdfl.learning.audit import AuditRule
 from bdfl.learning.task import ClientContractError, base_config, load_task, task_hparams
 from bdfl.net.blobserver import BlobHost

@@ -9,7 +9,7 @@ an honest update out of every peer's model; the contract already costs such a se
 reputation (``RoundManager._settleSeat``), but only later, while the vetoes act at once.
 
 :func:`dissenting_seats` finds those seats from the round's own on-chain votes, so a peer
-can leave them out of :func:`bdfl.learning.aggregation.clear_approval` (``defense.dissent_limit``).
+can leave them out of :func:`bdfl.defense.audited.clear_approval` (``defense.dissent_limit``).
 Pure functions over integers: the chain layer supplies the masks, this module never reads
 the chain.
 """

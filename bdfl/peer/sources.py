@@ -3,11 +3,11 @@
 One rule for the simulated peers (:meth:`bdfl.experiment.orchestrator.Orchestrator._aggregation_inputs`)
 and ``bdfl peer`` (:meth:`bdfl.peer.standalone.StandalonePeer._aggregation_plan`). Under
 ``bdfl``: updates approved on chain whose revealed votes are clear enough
-(``defense.max_reject_share``, :func:`bdfl.learning.aggregation.clear_approval`; the votes
+(``defense.max_reject_share``, :func:`bdfl.defense.audited.clear_approval`; the votes
 of seats that went against the outcome on more than ``defense.dissent_limit`` of the round's
 updates do not count, :mod:`bdfl.learning.votes`), weighted by
 on-chain reputation (times the capped on-chain sample count with ``defense.weighting =
-"reputation_samples"``, :func:`bdfl.learning.aggregation.update_weight`), from the overlay
+"reputation_samples"``, :func:`bdfl.defense.audited.update_weight`), from the overlay
 neighbours topped up to ``overlay.min_sources``. Under a baseline: every submission, weight 1,
 neighbours only.
 
@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 
 from bdfl.chain.protocol import Outcome
-from bdfl.learning.aggregation import AggregationError, clear_approval, update_weight, weighted_average
+from bdfl.defense.aggregate import AggregationError, weighted_average
+from bdfl.defense.audited import clear_approval, update_weight
 from bdfl.learning.votes import SeatVotes, counted_votes, dissenting_seats
 
 

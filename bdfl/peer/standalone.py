@@ -45,7 +45,7 @@ from bdfl.config import ExperimentConfig, load_config, read_toml
 from bdfl.errors import BDFLError
 from bdfl.learning.audit import AuditRule
 from bdfl.learning.data import task_shard_indices
-from bdfl.learning.aggregation import defense_params
+from bdfl.defense import defense_params
 from bdfl.learning.task import base_config, load_task, task_hparams
 from bdfl.net.blobserver import BlobHost
 from bdfl.net.fetch import FetchError, Fetcher, check_endpoint_url, private_allowed

@@ -12,7 +12,7 @@ import pytest
 from bdfl.chain.protocol import Outcome
 from bdfl.config import from_dict
 from bdfl.experiment.orchestrator import Orchestrator
-from bdfl.learning.aggregation import update_weight
+from bdfl.defense.audited import update_weight
 from bdfl.peer.overlay_tracker import OverlayTracker
 
 N = 12

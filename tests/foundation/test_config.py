@@ -216,11 +216,3 @@ def test_faults_are_typed_validated_and_round_trip(tmp_path: Path) -> None:
         with pytest.raises(ConfigError) as info:
             from_dict({**base, "net": net})
         assert info.value.field == field
-
-
-def test_config_weightings_match_the_aggregation_layer() -> None:
-    # config.py repeats the names so that validation does not import torch / flwr
-    from bdfl import config
-    from bdfl.learning.aggregation import WEIGHTINGS
-
-    assert config.WEIGHTINGS == WEIGHTINGS

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from bdfl.chain.protocol import Outcome, PeerInfo, Phase, RoundInfo, Status, Submission
-from bdfl.learning.aggregation import update_weight
+from bdfl.defense.audited import update_weight
 from bdfl.peer.overlay_tracker import OverlayTracker
 from bdfl.peer.standalone import StandalonePeer
 
