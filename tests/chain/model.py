@@ -81,6 +81,7 @@ class PeerM:
     endpoint: str = ""
     probation_until: int = 0  # first round off probation (fresh identities joining after round 0)
     withdrawable_from: int = 0  # first round a departed peer may withdraw
+    reject_streak: int = 0  # updates rejected in a row (an accepted one resets it)
 
 
 @dataclass
@@ -502,11 +503,13 @@ class Model:
         sub.outcome = out = self.outcome_of(sub)
         if out == APPROVED:
             r.approved += 1
+            self.peer(sub.peer).reject_streak = 0
             self._settle(sub.peer, self.p.rep_gain_update, self._grant(self.p.update_reward), 0)
         elif out == PROBATION:
+            self.peer(sub.peer).reject_streak = 0
             self._settle(sub.peer, self.p.rep_gain_update, 0, 0)
         elif out == REJECTED:
-            self._settle(sub.peer, -self.p.rep_loss_update, 0, self.p.slash_amount)
+            self._reject(sub.peer)
         majority = None if out == UNDECIDED else out in (APPROVED, PROBATION)
         for s_i in self.audit_seats(round_, u):
             seat = r.seats[s_i]
@@ -520,6 +523,17 @@ class Model:
                     seat.agree += 1
                 else:
                     seat.disagree += 1
+
+    def _reject(self, a: str) -> None:
+        """A rejection: slashed (and the full reputation loss) only from the C-th in a row;
+        before that the loss stops at the threshold and the stake is untouched."""
+        p = self.peer(a)
+        p.reject_streak = min(p.reject_streak + 1, 2**16 - 1)
+        if p.reject_streak >= self.p.slash_after_rejections:
+            self._settle(a, -self.p.rep_loss_update, 0, self.p.slash_amount)
+        else:
+            floor = min(p.rep, self.p.rep_threshold)
+            self._settle(a, -min(self.p.rep_loss_update, p.rep - floor), 0, 0)
 
     def _settle_seat(self, s_i: int) -> None:
         seat = self.cur.seats[s_i]
