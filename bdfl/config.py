@@ -276,6 +276,7 @@ class ExperimentConfig:
     peers: int = 20
     rounds: int = 15
     workers: int = 2
+    cluster: str = ""  # "": local worker processes; "auto" | "HOST:PORT" | "ray://HOST:PORT": Ray actors (docs/cluster.md)
     out: str = ""
     clean_reference: str = ""  # a summary.json of the same run without attackers, for the accuracy drop
     task: TaskConfig = field(default_factory=TaskConfig)
@@ -459,11 +460,24 @@ def check_defense_setting(name: str, value: Any) -> None:
     _range(path, value, lo, hi, lo_open=lo_open, hi_open=hi_open)
 
 
+def _check_cluster(address: str) -> None:
+    """``cluster``: empty (local processes), ``auto`` (the Ray cluster this host belongs to), a Ray
+    head's ``HOST:PORT`` or a Ray Client ``ray://HOST:PORT`` (docs/cluster.md)."""
+    if address in ("", "auto"):
+        return
+    rest = address.removeprefix("ray://")
+    host, sep, port = rest.rpartition(":")
+    if not (sep and host and port.isdigit() and 1 <= int(port) <= 65535) or any(c in host for c in "/@?# "):
+        raise ConfigError("cluster", f"{address!r} is not a Ray cluster address",
+                          '"" (local processes), "auto", "HOST:PORT" (e.g. 10.0.0.5:6379) or "ray://HOST:PORT"')
+
+
 def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     """Range and consistency checks that need no upper-layer registry."""
     _range("peers", cfg.peers, 2, 5000)
     _range("rounds", cfg.rounds, 1, 100_000)
     _range("workers", cfg.workers, 1, 64)
+    _check_cluster(cfg.cluster)
     _range("seed", cfg.seed, 0, 2**32 - 1)
     if not cfg.name or any(c in cfg.name for c in "/\\\0"):
         raise ConfigError("name", f"{cfg.name!r} is not usable in a folder name", "non-empty, no slashes")

@@ -62,6 +62,7 @@ class WorkerSpec:
     attackers: list[int]
     late: list[int] = field(default_factory=list)  # peers that join during the run ([[faults]] join), not at start
     keep_state: bool = False  # persist each peer's model (bdfl.peer.state) so a crashed peer can restart from it
+    endpoint_host: str = "127.0.0.1"  # address the peers' endpoints listen on and advertise (a Ray node's: ray_pool)
 
 
 class Worker:
@@ -160,7 +161,7 @@ class Worker:
             client = attacker_client(attack, make_client, (xtr, ytr), np.random.default_rng([cfg.seed, index, 1]),
                                      num_classes=self._dataset.num_classes)
         # any free port, bound here and read back; a restarted peer gets its port back if free
-        endpoint = bind_endpoint(self.host, port, max_blob_bytes=MAX_UPDATE_BYTES)
+        endpoint = bind_endpoint(self.host, port, bind_host=self.spec.endpoint_host, max_blob_bytes=MAX_UPDATE_BYTES)
         self.keys[index] = (key, endpoint.port)
         peer = Peer(index=index, address=account.address, client=client, endpoint=endpoint, settings=self._settings, attack=attack, seed=cfg.seed, num_peers=cfg.peers, num_attackers=cfg.num_attackers)
         peer.domain = (self._chain_id, self.deployment.round_manager)  # update bytes bind to their submission
@@ -504,26 +505,39 @@ def worker_main(spec: WorkerSpec, conn: Connection) -> None:
     """Process entry point: build the worker, then serve commands until 'stop'."""
     set_pdeathsig()  # die with the orchestrator, even if it is SIGKILLed
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the orchestrator handles Ctrl-C and stops us
-    worker: Worker | None = None
-    try:
-        worker = Worker(spec)
-        conn.send(("ok", {"peers": len(worker.peers)}))
-    except BaseException as exc:  # noqa: BLE001 - reported to the orchestrator, which stops the run
-        conn.send(("error", _describe(exc)))
+    worker, reply = start_worker(spec)
+    conn.send(reply)
+    if worker is None:
         return
     try:
         while True:
-            cmd, kwargs = conn.recv()
-            if cmd == "stop":
+            message = conn.recv()
+            if message[0] == "stop":
                 break
-            try:
-                conn.send(("ok", getattr(worker, cmd)(**kwargs)))
-            except BaseException as exc:  # noqa: BLE001
-                conn.send(("error", _describe(exc)))
+            conn.send(handle(worker, message))
     except (EOFError, OSError):
         pass  # orchestrator gone
     finally:
         worker.close()
+
+
+def start_worker(spec: WorkerSpec) -> tuple[Worker | None, tuple[str, Any]]:
+    """Build the worker; with it, the reply to send the orchestrator (``("error", why)`` and
+    no worker when it failed). Shared by the pipe loop and the Ray actor (bdfl.experiment.ray_pool)."""
+    try:
+        worker = Worker(spec)
+    except BaseException as exc:  # noqa: BLE001 - reported to the orchestrator, which stops the run
+        return None, ("error", _describe(exc))
+    return worker, ("ok", {"peers": len(worker.peers)})
+
+
+def handle(worker: Worker, message: tuple[str, dict[str, Any]]) -> tuple[str, Any]:
+    """One command ``(cmd, kwargs)`` run on ``worker``: ``("ok", result)`` or ``("error", why)``."""
+    cmd, kwargs = message
+    try:
+        return "ok", getattr(worker, cmd)(**kwargs)
+    except BaseException as exc:  # noqa: BLE001
+        return "error", _describe(exc)
 
 
 def _describe(exc: BaseException) -> str:
