@@ -54,7 +54,7 @@ import numpy as np
 from bdfl.attacks import Attack, AttackContext, AttackError, NDArrays, choice, integer, number, register
 from bdfl.attacks._search import benign_std, benign_vectors, unflatten
 from bdfl.attacks.backdoor import CORNERS, Backdoor
-from bdfl.learning.audit import AuditRule, audit_updates
+from bdfl.defense.audit import AuditRule, audit_updates
 
 DIRECTIONS = ("sign_flip", "alie", "backdoor")
 
@@ -77,9 +77,9 @@ def audit_copy(
     """The attacker's copy of the deployed audit: accept (True) / reject per candidate.
 
     ``policy``: a ``[defense]`` table (anything with ``audit_<field>`` attributes), an
-    :class:`~bdfl.learning.audit.AuditRule`, or None (the rule's defaults). ``client`` evaluates
+    :class:`~bdfl.defense.audit.AuditRule`, or None (the rule's defaults). ``client`` evaluates
     on the attacker's own validation data (the stand-in for an auditor's). The only place this
-    module calls the audit (``bdfl.learning.audit`` today)."""
+    module calls the audit (``bdfl.defense.audit`` today)."""
     if policy is None:
         rule = AuditRule()
     elif isinstance(policy, AuditRule):

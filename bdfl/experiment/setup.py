@@ -102,6 +102,10 @@ def make_attack_for(cfg: ExperimentConfig, index: int) -> Any:
     know_policy = getattr(attack, "know_policy", None)
     if callable(know_policy):  # the audit policy is public: the adaptive attacker copies the deployed one
         know_policy(cfg.defense)
+    know_rank = getattr(attack, "know_rank", None)
+    ranks = attacker_indices(cfg)
+    if callable(know_rank) and index in ranks:  # DBA: attacker k stamps part k of the global trigger
+        know_rank(ranks.index(index))
     return attack
 
 
