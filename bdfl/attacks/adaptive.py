@@ -76,7 +76,7 @@ def audit_copy(
 ) -> list[bool]:
     """The attacker's copy of the deployed audit: accept (True) / reject per candidate.
 
-    ``policy``: a ``[defense]`` table (anything with ``audit_<field>`` attributes), an
+    ``policy``: a ``[defense]`` table (its ``detectors``), an
     :class:`~bdfl.defense.audit.AuditRule`, or None (the rule's defaults). ``client`` evaluates
     on the attacker's own validation data (the stand-in for an auditor's). The only place this
     module calls the audit (``bdfl.defense.audit`` today)."""
@@ -180,11 +180,14 @@ class AdaptiveAttack(Attack):
             return X, y
         return self._backdoor.poison_data(X, y, rng, num_classes=num_classes)
 
-    def triggered_test_set(self, X_test: np.ndarray, y_test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The backdoor direction's attack-success test set (its trigger, its target)."""
+    @property
+    def triggered_test_set(self) -> Any:
+        """The backdoor direction's attack-success test set (its trigger, its target): a function
+        ``(X_test, y_test) -> (X, y)``; absent (``hasattr`` False) for the other directions, so the
+        runner measures no attack success for them."""
         if self.direction != "backdoor":
-            raise AttackError("attack 'adaptive': only direction 'backdoor' has a trigger")
-        return self._backdoor.triggered_test_set(X_test, y_test)
+            raise AttributeError("attack 'adaptive': only direction 'backdoor' has a trigger")
+        return self._backdoor.triggered_test_set
 
     def crafted(self, ctx: AttackContext, s: float) -> np.ndarray:
         """The model at step ``s`` along this attack's direction (flat float64)."""

@@ -110,6 +110,7 @@ def test_backdoor_direction_poisons_its_shard_and_keeps_a_trigger() -> None:
     ds = load_digits()
     atk = make_attack("adaptive", direction="backdoor", target_label=3, poison_fraction=0.5)
     assert atk.poisons_data and not make_attack("adaptive").poisons_data
+    assert not hasattr(make_attack("adaptive"), "triggered_test_set")  # no trigger: the runner measures no ASR
     X, y = ds.X_train[:100], ds.y_train[:100]
     X2, y2 = atk.poison_data(X, y, np.random.default_rng(0), num_classes=10)
     changed = np.any(X2 != X, axis=(1, 2, 3))
