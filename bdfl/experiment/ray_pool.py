@@ -110,7 +110,16 @@ class RayPool:
     spread over the cluster's nodes; ``placement`` is each worker's (node id, node address)."""
 
     def __init__(self, specs: list[WorkerSpec], cluster: str, note: Callable[[str], None] | None = None) -> None:
+        self.actors: list[Any] = []
+        self.placement: list[tuple[str, str]] = []
         join_cluster(cluster)
+        try:
+            self._start(specs, cluster, note)
+        except BaseException:
+            self.stop()  # no actor left behind, and this process leaves the cluster it joined
+            raise
+
+    def _start(self, specs: list[WorkerSpec], cluster: str, note: Callable[[str], None] | None) -> None:
         nodes = sorted((n for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) >= 1),
                        key=lambda n: (n["NodeManagerAddress"], n["NodeID"]))
         cpus = int(sum(n["Resources"]["CPU"] for n in nodes))
@@ -124,16 +133,11 @@ class RayPool:
             host.options(num_cpus=1, scheduling_strategy=NodeAffinitySchedulingStrategy(nodes[i % len(nodes)]["NodeID"], soft=True)).remote()
             for i in range(len(specs))
         ]
-        self.placement: list[tuple[str, str]] = []
-        try:
-            self.placement = [tuple(p) for p in self._get_all([a.where.remote() for a in self.actors], "placement", START_TIMEOUT)]
-            started = self._collect([a.start.remote(s, deployment) for a, s in zip(self.actors, specs)], "start", START_TIMEOUT)
-            if note is not None:
-                note("Ray workers: " + ", ".join(f"worker {i} on node {nid[:12]} ({ip}; endpoints on {', '.join(r['endpoint_hosts']) or '-'})"
-                                                 for i, ((nid, ip), r) in enumerate(zip(self.placement, started))))
-        except BaseException:
-            self.stop()
-            raise
+        self.placement = [tuple(p) for p in self._get_all([a.where.remote() for a in self.actors], "placement", START_TIMEOUT)]
+        started = self._collect([a.start.remote(s, deployment) for a, s in zip(self.actors, specs)], "start", START_TIMEOUT)
+        if note is not None:
+            note("Ray workers: " + ", ".join(f"worker {i} on node {nid[:12]} ({ip}; endpoints on {', '.join(r['endpoint_hosts']) or '-'})"
+                                             for i, ((nid, ip), r) in enumerate(zip(self.placement, started))))
 
     def _get(self, i: int, ref: Any, timeout: float | None = None) -> Any:
         try:
@@ -195,10 +199,11 @@ class RayPool:
                 closing.append(actor.close.remote())
             except Exception:  # noqa: BLE001 - the actor is gone already
                 pass
-        try:
-            ray.wait(closing, num_returns=len(closing), timeout=30)
-        except Exception:  # noqa: BLE001
-            pass
+        if closing:
+            try:
+                ray.wait(closing, num_returns=len(closing), timeout=30)
+            except Exception:  # noqa: BLE001
+                pass
         for actor in self.actors:
             try:
                 ray.kill(actor)

@@ -14,12 +14,14 @@ from pathlib import Path
 
 import psutil
 import pytest
+import ray
 from ray.cluster_utils import Cluster
 
 from bdfl.config import load_config
-from bdfl.errors import ConfigError
-
-pytestmark = [pytest.mark.chain, pytest.mark.slow]
+from bdfl.errors import BDFLError, ConfigError
+from bdfl.experiment import ray_pool
+from bdfl.experiment.ray_pool import RayPool, join_cluster
+from bdfl.experiment.worker import WorkerSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 # 6 peers on 2 workers, 2 rounds of digits, one label-flipping attacker, a drawn committee
@@ -58,6 +60,8 @@ def _alive(p: psutil.Process) -> bool:
         return False
 
 
+@pytest.mark.chain
+@pytest.mark.slow
 def test_two_node_ray_cluster_gives_the_local_metrics_with_workers_on_both_nodes(tmp_path: Path) -> None:
     local, spread = tmp_path / "local", tmp_path / "ray"
     _run(local)
@@ -69,6 +73,11 @@ def test_two_node_ray_cluster_gives_the_local_metrics_with_workers_on_both_nodes
         nodes = [cluster.head_node, worker_node]
         node_ids = {n.node_id for n in nodes}
         _run(spread, "--cluster", cluster.address)
+        # more workers than the cluster has CPUs: one error naming both, before any actor starts
+        specs = [WorkerSpec(worker_id=i, config={}, rpc_url="http://127.0.0.1:1", deployment_path="-", peers=[], attackers=[]) for i in range(3)]
+        with pytest.raises(BDFLError, match=r"has 2 CPUs for 3 workers"):
+            RayPool(specs, cluster.address)
+        assert not ray.is_initialized()  # and this process left the cluster it joined
         # every process of the two nodes (raylets, GCS, the actors' worker processes), to check they end
         started = _tree([info.process.pid for n in nodes for infos in n.all_processes.values() for info in infos])
         assert started
@@ -117,3 +126,10 @@ def test_cluster_addresses_refused_naming_the_field(address: str) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(None, {"cluster": address})
     assert info.value.field == "cluster" and "HOST:PORT" in str(info.value)
+
+
+def test_a_cluster_without_ray_installed_says_how_to_get_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ray_pool, "ray", None)
+    with pytest.raises(BDFLError, match=r"needs Ray, which is not installed") as info:
+        join_cluster("auto")
+    assert "bdfl[ray]" in (info.value.fix or "")
