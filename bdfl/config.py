@@ -21,7 +21,7 @@ from bdfl.errors import ConfigError
 
 # The aggregation weightings (bdfl.defense.audited.WEIGHTINGS), repeated here so that
 # validating a config does not import the learning layer (torch, flwr);
-# tests/foundation/test_config.py checks that the two lists agree.
+# tests/defense/test_audited.py checks that the two lists agree.
 WEIGHTINGS = ("reputation", "reputation_samples")
 
 CHAIN_BACKENDS = ("anvil", "hardhat", "url")
@@ -71,6 +71,23 @@ class AttackConfig:
 
 
 # -- each defense strategy's own table: [defense.<name>] (bdfl.defense.<name>) --------------
+
+@dataclass(frozen=True)
+class AuditedConfig:
+    """``[defense.bdfl]``: the audited strategy (bdfl.defense.audited): which of the updates
+    approved on chain a peer aggregates, and how it weighs them."""
+
+    # weigh approved updates by on-chain reputation ("reputation") or by reputation x the
+    # submission's on-chain sample count, capped at protocol.max_samples ("reputation_samples")
+    weighting: str = "reputation"
+    # aggregate an approved update only when at most this share of its revealed votes
+    # rejected it (bdfl.defense.audited.clear_approval); 1 = every approved update
+    max_reject_share: float = 0.0
+    # for that filter, leave out the votes of committee seats that voted against the
+    # on-chain outcome on more than this share of the round's decided updates they judged
+    # (colluding auditors vetoing honest updates: bdfl.learning.votes); 1 = count every vote
+    dissent_limit: float = 0.5
+
 
 @dataclass(frozen=True)
 class KrumConfig:
@@ -157,16 +174,8 @@ class DefenseConfig:
     # when together they fail more than this share of its candidates: the auditor is the
     # outlier (1 = never)
     audit_stand_down_share: float = 0.75
-    # bdfl: weigh approved updates by on-chain reputation ("reputation") or by reputation x
-    # the submission's on-chain sample count, capped at protocol.max_samples ("reputation_samples")
-    weighting: str = "reputation"
-    # bdfl: aggregate an approved update only when at most this share of its revealed votes
-    # rejected it (bdfl.defense.audited.clear_approval); 1 = every approved update
-    max_reject_share: float = 0.0
-    # bdfl: for that filter, leave out the votes of committee seats that voted against the
-    # on-chain outcome on more than this share of the round's decided updates they judged
-    # (colluding auditors vetoing honest updates: bdfl.learning.votes); 1 = count every vote
-    dissent_limit: float = 0.5
+    # bdfl: which approved updates a peer aggregates and their weights ([defense.bdfl])
+    bdfl: AuditedConfig = field(default_factory=AuditedConfig)
     # bdfl: auditors reject an update whose hash was submitted in one of the last
     # replay_window rounds (a replayed model, e.g. a free-rider's copy); 0 = off
     replay_window: int = 3
@@ -394,12 +403,12 @@ DEFENSE_RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
     "audit_trigger_size": (1, 64, False, False),
     "audit_trigger_spread": (0.0, 1.0, True, False),
     "audit_stand_down_share": (0.5, 1.0, False, False),
-    "max_reject_share": (0.0, 1.0, False, False),
-    "dissent_limit": (0.0, 1.0, False, False),
     "replay_window": (0, 1000, False, False),
     "consistency_window": (0, 6, False, False),
     # the strategies' own tables ([defense.<name>]); "malicious", "keep" and "bucket_size"
     # are also bounded by the peer count (validate)
+    "bdfl.max_reject_share": (0.0, 1.0, False, False),
+    "bdfl.dissent_limit": (0.0, 1.0, False, False),
     "krum.malicious": (-1, None, False, False),
     "multikrum.malicious": (-1, None, False, False),
     "multikrum.keep": (0, None, False, False),
@@ -416,11 +425,12 @@ PEER_BOUNDED = ("krum.malicious", "multikrum.malicious", "multikrum.keep", "cent
                 "nnm_trimmed_mean.malicious")
 #: Old ``[defense]`` keys -> the setting that replaced them (a config naming one is refused,
 #: naming the new key).
-RENAMED_DEFENSE_KEYS = {"trimmed_beta": "defense.trimmed_mean.beta", "krum_malicious": "defense.krum.malicious"}
+RENAMED_DEFENSE_KEYS = {"trimmed_beta": "defense.trimmed_mean.beta", "krum_malicious": "defense.krum.malicious",
+                        **{k: f"defense.bdfl.{k}" for k in ("weighting", "max_reject_share", "dissent_limit")}}
 #: ``[defense]`` settings with a fixed set of values.
 DEFENSE_CHOICES: dict[str, tuple[str, ...]] = {
     "audit_direction_reference": ("median", "own"),
-    "weighting": WEIGHTINGS,
+    "bdfl.weighting": WEIGHTINGS,
 }
 #: audit_norm_ratio: 0 (off) or in this range.
 NORM_RATIO_RANGE = (1.0, 1000.0)
@@ -504,8 +514,8 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     for f in fields(DefenseConfig):  # in declaration order: the first bad field is reported
         if f.name in DEFENSE_SETTINGS:
             check_defense_setting(f.name, getattr(d, f.name))
-    for name in DEFENSE_RANGES:
-        if "." in name:  # a strategy's own table
+    for name in (*DEFENSE_CHOICES, *DEFENSE_RANGES):
+        if "." in name:  # a sub-table: [defense.<strategy>], [defense.detectors.<name>]
             check_defense_setting(name, defense_value(d, name))
             if name in PEER_BOUNDED:
                 _range(f"defense.{name}", defense_value(d, name), DEFENSE_RANGES[name][0], cfg.peers)

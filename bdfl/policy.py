@@ -4,9 +4,10 @@ Auditors that judge by different rules disagree, lose reputation for it and aggr
 different sets, so the rule is part of the deployment, not of each peer's local config:
 
 * the whole ``[defense]`` table: the aggregation rule (``name``: ``bdfl`` = approved updates
-  only, or a baseline; ``weighting``, ``max_reject_share``, ``dissent_limit``, each baseline's
-  own table such as ``[defense.trimmed_mean]``) and the audit rule with its thresholds (every
-  ``audit_*`` field, ``replay_window``, ``rebuild_starts``, ``consistency_window``);
+  only, or a baseline; each strategy's own table: ``[defense.bdfl]`` (``weighting``,
+  ``max_reject_share``, ``dissent_limit``), ``[defense.trimmed_mean]``, ...) and the
+  audit rule with its thresholds (``[defense.detectors]``, ``replay_window``, ``rebuild_starts``,
+  ``consistency_window``);
 * the whole ``[overlay]`` table: whose updates a peer aggregates (``topology``, ``degree``,
   ``edge_probability``) and how it tops up (``min_sources``).
 

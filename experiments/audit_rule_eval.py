@@ -29,9 +29,9 @@ lr = 0.05. Decentralised: every peer keeps its own model. Each round
    ``--min-sources`` with the nearest approved updates further out
    (`Overlay.aggregation_sources`), weighted by reputation — what the runner's peers do;
    with ``--max-reject-share`` only updates whose votes were clear enough
-   (`defense.max_reject_share`), leaving out with ``--dissent-limit`` the votes of auditors
+   (`defense.bdfl.max_reject_share`), leaving out with ``--dissent-limit`` the votes of auditors
    that went against the outcome on more than that share of the round's updates
-   (`defense.dissent_limit`, `bdfl.learning.votes`).
+   (`defense.bdfl.dissent_limit`, `bdfl.learning.votes`).
 
 The rule "default" is the default experiment's: the library's `AuditRule()` with the
 trigger scan on (`trigger_limit = 0.9`, as default.toml sets it).
@@ -376,9 +376,9 @@ def run(attack_label: str, seed: int, args: argparse.Namespace, rules: dict[str,
                     rep[a] += REP_GAIN_VOTE if v == (o != "rejected") else -REP_LOSS_VOTE
             rep[u] = min(1.0, max(0.0, rep[u]))
         np.clip(rep, 0.0, 1.0, out=rep)
-        # defense.max_reject_share: an approved update enters aggregation only when at most
+        # defense.bdfl.max_reject_share: an approved update enters aggregation only when at most
         # this share of its revealed votes rejected it (bdfl.defense.audited.clear_approval),
-        # not counting auditors that dissented from too many outcomes (defense.dissent_limit);
+        # not counting auditors that dissented from too many outcomes (defense.bdfl.dissent_limit);
         # an auditor's "seat" bit here is its peer index
         majority = {"approved": True, "probation": True, "rejected": False}
         masks = {u: (sum(1 << a for a, _ in bs), sum(1 << a for a, v in bs if v)) for u, bs in ballots.items() if u in outcome}
@@ -462,9 +462,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reject-percent", type=int, default=66, help="protocol.reject_percent")
     p.add_argument("--approve-percent", type=int, default=50, help="protocol.approve_percent")
     p.add_argument("--max-reject-share", type=float, default=1.0,
-                   help="defense.max_reject_share: aggregate an approved update only when at most this share of its votes rejected it")
+                   help="defense.bdfl.max_reject_share: aggregate an approved update only when at most this share of its votes rejected it")
     p.add_argument("--dissent-limit", type=float, default=1.0,
-                   help="defense.dissent_limit: for that filter, leave out auditors that voted against more than this share of the outcomes")
+                   help="defense.bdfl.dissent_limit: for that filter, leave out auditors that voted against more than this share of the outcomes")
     p.add_argument("--degree", type=int, default=4, help="overlay.degree (expander)")
     p.add_argument("--local-epochs", type=int, default=5)
     p.add_argument("--batch-size", type=int, default=10)

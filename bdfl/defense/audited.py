@@ -3,8 +3,8 @@ on-chain audit approved, weighted by their authors' on-chain reputation (or repu
 the capped on-chain sample count), and of those only clear approvals.
 
 The selection is the caller's (``bdfl.peer.sources``: approved on chain, :func:`clear_approval`
-with ``defense.max_reject_share`` over the votes that count under ``defense.dissent_limit``,
-weights by :func:`update_weight` with ``defense.weighting``); :class:`Audited` then averages
+with ``defense.bdfl.max_reject_share`` over the votes that count under ``defense.bdfl.dissent_limit``,
+weights by :func:`update_weight` with ``defense.bdfl.weighting``); :class:`Audited` then averages
 the peer's own model with them by those weights.
 """
 
@@ -21,13 +21,13 @@ from bdfl.types import NDArrays
 __all__ = ["Audited", "WEIGHTINGS", "clear_approval", "update_weight"]
 
 
-#: How ``bdfl`` weighs an approved update (``defense.weighting``).
+#: How ``bdfl`` weighs an approved update (``defense.bdfl.weighting``).
 WEIGHTINGS = ("reputation", "reputation_samples")
 
 
 def clear_approval(accepts: int, rejects: int, max_reject_share: float = 1.0) -> bool:
     """Whether an update approved on chain with these revealed votes may be aggregated:
-    at most ``max_reject_share`` of its votes rejected it (``defense.max_reject_share``;
+    at most ``max_reject_share`` of its votes rejected it (``defense.bdfl.max_reject_share``;
     1 = every approved update, 0 = unanimous approvals only).
 
     Why: a majority of auditors approves an attack that each honest auditor detects only

@@ -377,9 +377,9 @@ class Orchestrator:
 
     def _aggregation_inputs(self, rnd: int, subs: list[Any], r: int = 0) -> tuple[dict[str, list[dict[str, Any]]], dict[str, float], dict[str, dict[str, Any]]]:
         """Per peer: the neighbour updates it may aggregate. Under ``bdfl``: only updates
-        approved on chain (and by a clear enough vote: ``defense.max_reject_share``, ``dissent_limit``), from
+        approved on chain (and by a clear enough vote: ``defense.bdfl.max_reject_share``, ``dissent_limit``), from
         peers above the reputation threshold, weighted by reputation
-        (times the capped on-chain sample count with ``defense.weighting = "reputation_samples"``)."""
+        (times the capped on-chain sample count with ``defense.bdfl.weighting = "reputation_samples"``)."""
 
         k = self.keeper
         states = k.peer_states(self.addresses)

@@ -37,7 +37,8 @@ def _orchestrator(**overrides: Any) -> Orchestrator:
     o = object.__new__(Orchestrator)
     # every approved update aggregated unless a test sets the clear-approval filter (the
     # default experiment's max_reject_share 0 / dissent_limit 0.5 need votes the fakes lack)
-    defense = {"max_reject_share": 1.0, "dissent_limit": 1.0, **overrides.pop("defense", {})}
+    defense = dict(overrides.pop("defense", {}))
+    defense["bdfl"] = {"max_reject_share": 1.0, "dissent_limit": 1.0, **defense.get("bdfl", {})}
     o.cfg = from_dict({"peers": N, "overlay": {"degree": 4}, "defense": defense, **overrides})
     o.addresses = list(ADDRS)
     o.keeper = FakeKeeper([0.3 + 0.05 * i for i in range(N)])
@@ -89,7 +90,7 @@ def test_a_peer_whose_neighbours_were_rejected_tops_up_from_further_out() -> Non
 
 
 def test_weights_by_reputation_times_capped_samples() -> None:
-    o = _orchestrator(defense={"weighting": "reputation_samples"})
+    o = _orchestrator(defense={"bdfl": {"weighting": "reputation_samples"}})
     inputs, own, _ = o._aggregation_inputs(0, _subs(set()))
     me = ADDRS[3]
     for c in inputs[me]:
@@ -115,10 +116,10 @@ def test_max_reject_share_keeps_contested_approvals_out(share: float, kept: bool
     me = ADDRS[0]
     nbs = [next(a for a in ADDRS if a.lower() == x) for x in g.neighbours(me)]
     contested = {ADDRS.index(nbs[0])}
-    o = _orchestrator(overlay={"degree": 4, "min_sources": 0}, defense={"max_reject_share": share})
+    o = _orchestrator(overlay={"degree": 4, "min_sources": 0}, defense={"bdfl": {"max_reject_share": share}})
     inputs, _, _ = o._aggregation_inputs(0, _subs(set(), contested))
     assert [c["peer"] for c in inputs[me]] == (nbs if kept else nbs[1:])
-    base = _orchestrator(overlay={"degree": 4, "min_sources": 0}, defense={"name": "median", "max_reject_share": 0.0})
+    base = _orchestrator(overlay={"degree": 4, "min_sources": 0}, defense={"name": "median", "bdfl": {"max_reject_share": 0.0}})
     assert len(base._aggregation_inputs(0, _subs(set(), contested))[0][me]) == len(nbs)
 
 
@@ -145,6 +146,6 @@ def test_dissent_limit_discounts_a_colluding_seats_vetoes() -> None:
             for i, a in enumerate(ADDRS)]
     got = {}
     for limit in (1.0, 0.5):
-        o = _orchestrator(overlay={"degree": 4, "min_sources": 0}, defense={"max_reject_share": 0.0, "dissent_limit": limit})
+        o = _orchestrator(overlay={"degree": 4, "min_sources": 0}, defense={"bdfl": {"max_reject_share": 0.0, "dissent_limit": limit}})
         got[limit] = [c["peer"] for c in o._aggregation_inputs(0, subs)[0][me]]
     assert got == {1.0: [], 0.5: nbs[1:]}

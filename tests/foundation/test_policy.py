@@ -40,14 +40,14 @@ def test_canonical_bytes_and_hash() -> None:
     other = policy_of(from_dict({"defense": {"audit_margin": 0.45}}))
     assert policy_hash(other) != policy_hash(p)
     # an int written where a float is meant is the same policy once validated
-    assert policy_hash(policy_of(from_dict({"defense": {"dissent_limit": 1}}))) == policy_hash(policy_of(from_dict({"defense": {"dissent_limit": 1.0}})))
+    assert policy_hash(policy_of(from_dict({"defense": {"bdfl": {"dissent_limit": 1}}}))) == policy_hash(policy_of(from_dict({"defense": {"bdfl": {"dissent_limit": 1.0}}})))
 
 
 def test_a_differing_local_setting_is_refused_naming_the_first_field_and_both_values() -> None:
-    deployed = policy_of(from_dict({"defense": {"audit_margin": 0.25, "dissent_limit": 0.7}}))
-    local = from_dict({"defense": {"audit_margin": 0.6, "dissent_limit": 0.2}})
+    deployed = policy_of(from_dict({"defense": {"audit_margin": 0.25, "bdfl": {"dissent_limit": 0.7}}}))
+    local = from_dict({"defense": {"audit_margin": 0.6, "bdfl": {"dissent_limit": 0.2}}})
     with pytest.raises(PolicyMismatch) as err:
-        resolve_policy(local, deployed, {"defense.audit_margin", "defense.dissent_limit"})
+        resolve_policy(local, deployed, {"defense.audit_margin", "defense.bdfl.dissent_limit"})
     text = str(err.value)
     assert "defense.audit_margin = 0.6 here, 0.25 in the deployment" in text and "dissent_limit" not in text
     # every field counts when the peer's whole config is its policy (explicit=None)
@@ -56,7 +56,7 @@ def test_a_differing_local_setting_is_refused_naming_the_first_field_and_both_va
 
 
 def test_unset_fields_come_from_the_deployment() -> None:
-    deployed = policy_of(from_dict({"defense": {"audit_margin": 0.25, "max_reject_share": 1.0}, "overlay": {"degree": 2}}))
+    deployed = policy_of(from_dict({"defense": {"audit_margin": 0.25, "bdfl": {"max_reject_share": 1.0}}, "overlay": {"degree": 2}}))
     local = from_dict({"task": {"local_epochs": 1}, "defense": {"audit_margin": 0.25}})
     cfg = resolve_policy(local, deployed, {"defense.audit_margin"})
     assert policy_of(cfg) == deployed

@@ -71,8 +71,8 @@ def _peer(defense: str, weighting: str, approved: set[str], min_sources: int = 2
     p.chain = FakeChain(approved, contested, dissenter)
     p.tracker = OverlayTracker("ring", 2)
     p.peer = SimpleNamespace(settings=SimpleNamespace(defense=defense))
-    p.cfg = SimpleNamespace(defense=SimpleNamespace(name=defense, weighting=weighting, max_reject_share=max_reject_share,
-                                                    dissent_limit=dissent_limit, rebuild_starts=False, consistency_window=5),
+    audited = SimpleNamespace(weighting=weighting, max_reject_share=max_reject_share, dissent_limit=dissent_limit)
+    p.cfg = SimpleNamespace(defense=SimpleNamespace(name=defense, bdfl=audited, rebuild_starts=False, consistency_window=5),
                             overlay=SimpleNamespace(min_sources=min_sources, degree=2))
     p.address = ME
     return p

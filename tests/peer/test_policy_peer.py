@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.chain]
 
 # a policy unlike the library's defaults, so that "audits by the deployment's policy" is visible
-DEPLOYED = {"defense": {"audit_margin": 0.25, "dissent_limit": 0.7, "audit_trigger_limit": 1.0},
+DEPLOYED = {"defense": {"audit_margin": 0.25, "bdfl": {"dissent_limit": 0.7}, "audit_trigger_limit": 1.0},
             "overlay": {"degree": 2, "min_sources": 1}}
 
 
@@ -99,7 +99,7 @@ def test_a_peer_without_config_audits_and_aggregates_by_the_deployments_policy(d
         rule = peer.peer.settings.audit_rule
         assert rule == AuditRule.from_defense(from_dict(DEPLOYED).defense)
         assert rule.margin == 0.25 and rule.trigger_limit == 1.0  # not the library's defaults (0.4, 0.9)
-        assert peer.cfg.defense.dissent_limit == 0.7 and peer.cfg.overlay.degree == 2 and peer.cfg.overlay.min_sources == 1
+        assert peer.cfg.defense.bdfl.dissent_limit == 0.7 and peer.cfg.overlay.degree == 2 and peer.cfg.overlay.min_sources == 1
     finally:
         peer.close()
     # a --config that repeats part of the policy and sets its own task settings is accepted

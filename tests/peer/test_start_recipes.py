@@ -27,7 +27,7 @@ def _overlay(members: list[str] = ADDRS) -> Any:
 
 
 def _rule(subs: list[Any], **defense: Any) -> Any:
-    defense = {"max_reject_share": 1.0, "dissent_limit": 1.0, **defense}  # every approved update
+    defense = {"bdfl": {"max_reject_share": 1.0, "dissent_limit": 1.0}, **defense}  # every approved update
     cfg = from_dict({"peers": N, "overlay": {"degree": 4, "min_sources": 2}, "defense": defense})
     return aggregation_rule(cfg, subs, {a: 0.3 + 0.05 * i for i, a in enumerate(ADDRS)})
 
