@@ -102,7 +102,7 @@ def attack_success_rate(
 @register
 class Backdoor(Attack):
     name = "backdoor"
-    summary = "pixel trigger in a corner + relabel to target_label on a share of the shard; update boosted by boost"
+    summary = "pixel trigger (square / cross / line; corner, centre or random; fixed, max, min or pattern value; or blended) + relabel to target_label on a share of the shard; update boosted by boost"
     paper = "Gu et al. 2017 (BadNets); Bagdasaryan et al. 2020 (AISTATS); Xie et al. 2020 (DBA, ICLR)"
     PARAMS = {
         "target_label": integer(0, default=0),
