@@ -91,21 +91,29 @@ def audit_copy(
     return [bool(v.accept) for v in verdicts]
 
 
+def _digest(arrays: Sequence[Any]) -> bytes:
+    h = hashlib.sha1()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(str((a.dtype, a.shape)).encode())
+        h.update(a.tobytes())
+    return h.digest()
+
+
 class _MemoClient:
-    """A client whose ``evaluate`` remembers results by the parameters' bytes: during the
-    search only the crafted model changes, so the other candidates are evaluated once."""
+    """A client whose ``evaluate`` and ``predict`` remember results by the bytes of the
+    parameters (and inputs): during the search only the crafted model changes, so the other
+    candidates are evaluated and scanned once. Kept for one round (:meth:`forget`)."""
 
     def __init__(self, client: Any) -> None:
         self.client = client
         self._seen: dict[bytes, Any] = {}
 
+    def forget(self) -> None:
+        self._seen.clear()
+
     def evaluate(self, parameters: NDArrays, config: dict[str, Any] | None = None) -> Any:
-        h = hashlib.sha1()
-        for a in parameters:
-            a = np.ascontiguousarray(a)
-            h.update(str((a.dtype, a.shape)).encode())
-            h.update(a.tobytes())
-        key = h.digest()
+        key = b"e" + _digest(parameters)
         if key not in self._seen:
             self._seen[key] = self.client.evaluate(parameters, dict(config or {}))
         return self._seen[key]
@@ -113,7 +121,17 @@ class _MemoClient:
     def __getattr__(self, name: str) -> Any:
         if name in ("client", "_seen"):
             raise AttributeError(name)
-        return getattr(self.client, name)
+        attr = getattr(self.client, name)
+        if name != "predict":
+            return attr
+
+        def predict(parameters: NDArrays, X: np.ndarray) -> Any:  # only where the client predicts
+            key = b"p" + _digest([*parameters, X])
+            if key not in self._seen:
+                self._seen[key] = attr(parameters, X)
+            return self._seen[key]
+
+        return predict
 
 
 def largest_passing_step(ok: Any, max_scale: float, steps: int) -> float:
@@ -220,6 +238,7 @@ class AdaptiveAttack(Attack):
             self.last_step = 0.0  # a single model has no spread: nothing to push along
             return ctx.trained
         self.last_step = self.search(ctx)
+        self.client.forget()  # next round: other models
         out = unflatten(self.crafted(ctx, self.last_step), ctx.trained)
         self._last_move = [np.asarray(o, dtype=np.float64) - np.asarray(r, dtype=np.float64)
                            for o, r in zip(out, ctx.reference)]

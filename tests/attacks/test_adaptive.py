@@ -131,3 +131,31 @@ def test_largest_passing_step_bisects() -> None:
     assert largest_passing_step(lambda s: True, 8.0, 3) == 8.0
     assert largest_passing_step(lambda s: s == 0.0, 8.0, 5) == 0.0
     assert flatten([np.zeros(2)]).shape == (2,)
+
+
+def test_memo_client_caches_evaluate_and_predict_only_where_the_client_has_them() -> None:
+    from bdfl.attacks.adaptive import _MemoClient
+
+    calls: list[str] = []
+
+    class Plain:
+        def evaluate(self, p, c):  # noqa: ANN001, ANN202
+            calls.append("e")
+            return (float(p[0].sum()), 1, {})
+
+    class Scanning(Plain):
+        def predict(self, p, X):  # noqa: ANN001, ANN202
+            calls.append("p")
+            return np.zeros(len(X))
+
+    m = _MemoClient(Plain())
+    assert not hasattr(m, "predict")  # the audit then skips the trigger scan, as for the bare client
+    a = [np.ones(3, np.float32)]
+    assert m.evaluate(a) == m.evaluate([a[0].copy()]) and calls == ["e"]
+    s = _MemoClient(Scanning())
+    X = np.zeros((2, 1, 4, 4))
+    s.predict(a, X), s.predict(a, X), s.predict(a, X + 1)
+    assert calls == ["e", "p", "p"]
+    s.forget()
+    s.predict(a, X)
+    assert calls[-1] == "p" and len(calls) == 4
