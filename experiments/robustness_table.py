@@ -320,8 +320,19 @@ def run_grid(grid_path: Path, only: list[str], sets: list[str], out: Path | None
     return out
 
 
-def load_runs_22(sweep: Path) -> list[dict[str, Any]]:
-    """Completed runs of an issue-22 sweep folder with their labelled grid point (sweep.json)."""
+def attack_labels(grid_path: Path | None) -> list[tuple[str, str, dict[str, Any]]]:
+    """(label, attack name, params) of a grid file's labelled attacks."""
+    if grid_path is None:
+        return []
+    values = tomllib.loads(Path(grid_path).read_text()).get("grid", {}).get("attack", [])
+    return [(v["label"], v["name"], dict(v.get("params", {}))) for v in values if isinstance(v, dict)]
+
+
+def load_runs_22(sweep: Path, grid_path: Path | None = None) -> list[dict[str, Any]]:
+    """Completed runs of an issue-22 sweep folder, each with its attack's label: the grid file's
+    label whose name and parameters the run's config has, else the label sweep.json gives its
+    folder, else the attack's name."""
+    by_config = attack_labels(grid_path)
     labels: dict[str, str] = {}
     manifest = sweep / "sweep.json"
     if manifest.is_file():
@@ -340,7 +351,8 @@ def load_runs_22(sweep: Path) -> list[dict[str, Any]]:
         with open(paths[2], newline="") as fh:
             metrics = list(csv.DictReader(fh))
         attack = cfg["attack"]
-        label = labels.get(f"runs/{d.name}") or attack["name"]
+        matches = [lb for lb, name, params in by_config if name == attack["name"] and params == attack.get("params", {})]
+        label = (matches[0] if len(matches) == 1 else None) or labels.get(f"runs/{d.name}") or attack["name"]
         last = max((int(m["round"]) for m in metrics), default=0)
         first_honest = {m["peer"] for m in metrics if m.get("attacker") == "0" and int(m["round"]) == 1}
         last_honest = [m for m in metrics if m.get("attacker") == "0" and int(m["round"]) == last]
@@ -540,8 +552,8 @@ def estimate(runs: list[dict[str, Any]], grid_path: Path) -> list[str]:
 
 
 def main_22(sweep: Path, results_dir: Path, grid_path: Path | None, command: str, timing: list[Path] | None = None) -> int:
-    runs = load_runs_22(sweep)
-    timed = runs + [r for t in timing or [] for r in load_runs_22(t)]  # more measured runs for the estimate
+    runs = load_runs_22(sweep, grid_path)
+    timed = runs + [r for t in timing or [] for r in load_runs_22(t, grid_path)]  # more measured runs for the estimate
     if not runs:
         print(f"error: {sweep} holds no completed run", file=sys.stderr)
         return 2

@@ -91,3 +91,13 @@ def test_narrowed_grid_and_estimate(table, tmp_path: Path) -> None:  # noqa: ANN
     assert "| digits | 20 | bdfl | 1 | 5.00 | 10.0 |" in lines
     n = sum(1 for p in points if p["task.client"] == "clients.digits" and p["peers"] == 20)
     assert f"{n * 110 / 3600:.1f} h" in lines
+
+
+def test_a_run_gets_its_label_from_the_grid_by_name_and_parameters(table, tmp_path: Path) -> None:  # noqa: ANN001
+    sweep = tmp_path / "sweep"
+    _run(sweep, "x", "backdoor", "bdfl", 0.9)
+    cfg = next((sweep / "runs").iterdir()) / "config.toml"
+    cfg.write_text(cfg.read_text() + "[attack.params]\ntarget_label = 0\ntrigger_size = 4\n")
+    grid = ROOT / "experiments" / "configs" / "sweep_robustness_22.toml"
+    assert [r["label"] for r in table.load_runs_22(sweep, grid)] == ["backdoor_4x4"]
+    assert [r["label"] for r in table.load_runs_22(sweep)] == ["backdoor"]  # no grid, no manifest: the name
