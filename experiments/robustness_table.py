@@ -279,10 +279,10 @@ def _toml_value(text: str) -> Any:
         return text
 
 
-def narrowed_grid(grid_path: Path, only: list[str], sets: list[str]) -> dict[str, Any]:
-    """The grid file with ``--only KEY=V1,V2`` (values of a grid key kept; a table value is
-    matched by its label) and ``--set KEY=VALUE`` (a ``[set]`` override) applied; ``base``
-    made absolute so the result can live anywhere."""
+def narrowed_grid(grid_path: Path, only: list[str], sets: list[str], outer: str | None = None) -> dict[str, Any]:
+    """The grid file with ``--only KEY=V1,V2`` (values of a grid key kept, in that order; a table
+    value is matched by its label), ``--set KEY=VALUE`` (a ``[set]`` override) and ``--outer KEY``
+    (that key the outermost loop) applied; ``base`` made absolute so the result can live anywhere."""
     data = tomllib.loads(grid_path.read_text())
     if data.get("base"):
         data["base"] = str((grid_path.parent / data["base"]).resolve())
@@ -292,23 +292,28 @@ def narrowed_grid(grid_path: Path, only: list[str], sets: list[str]) -> dict[str
         if key not in grid:
             raise SystemExit(f"error: --only {item}: {key!r} is not a grid key ({', '.join(grid)})")
         wanted = [_toml_value(v) for v in values.split(",")]
-        kept = [v for v in grid[key] if (v.get("label") if isinstance(v, dict) else v) in wanted]
-        if not kept:
-            raise SystemExit(f"error: --only {item}: none of the grid's values of {key} match")
-        grid[key] = kept
+        by_name = {(v.get("label") if isinstance(v, dict) else v): v for v in grid[key]}
+        unknown = [w for w in wanted if w not in by_name]
+        if unknown:
+            raise SystemExit(f"error: --only {item}: {', '.join(map(str, unknown))} not among the grid's values of {key}")
+        grid[key] = [by_name[w] for w in wanted]  # in the order given: the sweep runs them in that order
     for item in sets:
         key, _, value = item.partition("=")
         data.setdefault("set", {})[key] = _toml_value(value)
+    if outer is not None:
+        if outer not in grid:
+            raise SystemExit(f"error: --outer {outer}: not a grid key ({', '.join(grid)})")
+        data["grid"] = {outer: grid[outer], **{k: v for k, v in grid.items() if k != outer}}
     return data
 
 
-def run_grid(grid_path: Path, only: list[str], sets: list[str], out: Path | None, jobs: int) -> Path:
+def run_grid(grid_path: Path, only: list[str], sets: list[str], out: Path | None, jobs: int, outer: str | None = None) -> Path:
     """Write the narrowed grid into the sweep folder and run it with ``bdfl sweep`` (resumable)."""
     import tomli_w
 
     from bdfl.experiment.sweep import run_sweep
 
-    data = narrowed_grid(grid_path, only, sets)
+    data = narrowed_grid(grid_path, only, sets, outer)
     if out is None:
         out = Path("results") / (f"sweep-{data.get('name', grid_path.stem)}" + ("-subset" if only or sets else ""))
     out.mkdir(parents=True, exist_ok=True)
@@ -585,6 +590,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--grid", type=Path, help="with --targets: the grid file, for the full grid's time estimate")
     ap.add_argument("--only", action="append", default=[], metavar="KEY=V1,V2", help="with --run: keep these values of a grid key")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="with --run: override a [set] key")
+    ap.add_argument("--outer", metavar="KEY", help="with --run: make this grid key the outermost loop")
     ap.add_argument("--jobs", type=int, default=1, help="with --run: runs at once")
     ap.add_argument("--out", type=Path, help="with --run: the sweep folder")
     ap.add_argument("--timing", type=Path, action="append", default=[], metavar="SWEEP_DIR",
@@ -598,7 +604,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.run or args.targets:
         argv_text = " ".join(sys.argv[1:]) if argv is None else " ".join(argv)
         command = f".venv/bin/python experiments/robustness_table.py {argv_text}"
-        sweep = run_grid(args.run, args.only, args.set, args.out, args.jobs) if args.run else args.targets
+        sweep = run_grid(args.run, args.only, args.set, args.out, args.jobs, args.outer) if args.run else args.targets
         return main_22(sweep, args.results_dir, args.run or args.grid, command, args.timing)
     if args.sweep is None:
         ap.error("give a sweep folder, --run GRID or --targets SWEEP_DIR")

@@ -75,8 +75,9 @@ def test_issue_22_table_names_targets_met_and_missed(table, tmp_path: Path) -> N
 
 def test_narrowed_grid_and_estimate(table, tmp_path: Path) -> None:  # noqa: ANN001
     grid = ROOT / "experiments" / "configs" / "sweep_robustness_22.toml"
-    data = table.narrowed_grid(grid, ["task.client=clients.digits", "attack=none,dba", "peers=20"], ["rounds=6"])
-    assert [a["label"] for a in data["grid"]["attack"]] == ["none", "dba"] and data["grid"]["peers"] == [20]
+    data = table.narrowed_grid(grid, ["task.client=clients.digits", "attack=dba,none", "peers=20"], ["rounds=6"], outer="attack")
+    assert [a["label"] for a in data["grid"]["attack"]] == ["dba", "none"] and data["grid"]["peers"] == [20]
+    assert next(iter(data["grid"])) == "attack"  # the outermost loop
     assert data["set"]["rounds"] == 6 and Path(data["base"]).is_absolute()
     with pytest.raises(SystemExit):
         table.narrowed_grid(grid, ["attack=nothing"], [])
