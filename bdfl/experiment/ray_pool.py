@@ -22,8 +22,10 @@ import logging
 import os
 import pickle
 import shutil
+import signal
 import socket
 import tempfile
+import threading
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
@@ -52,11 +54,16 @@ def join_cluster(address: str) -> str:
         raise BDFLError(f"cluster = {address!r} needs Ray, which is not installed", fix="pip install 'bdfl[ray]'")
     if not ray.is_initialized():
         os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")  # no GPUs asked for: silence Ray's FutureWarning
+        main = threading.current_thread() is threading.main_thread()
+        on_term = signal.getsignal(signal.SIGTERM) if main else None
         try:
             ray.init(address=address, logging_level=logging.WARNING, log_to_driver=True)
         except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
             raise BDFLError(f"cannot connect to the Ray cluster at {address!r}: {exc}",
                             fix="start one with `ray start --head` (docs/cluster.md), or give its address") from None
+        finally:
+            if main:  # ray.init makes SIGTERM exit at once; `bdfl run` stops cleanly on it (runner.run_experiment)
+                signal.signal(signal.SIGTERM, on_term)
         _connected_here["yes"] = True
     if address.startswith("ray://"):  # a Ray Client: this host is not a node; the route to the head says its address
         parts = urlsplit(address)
