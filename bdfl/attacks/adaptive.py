@@ -18,6 +18,7 @@ most harmful update that copy accepts. In each active round it
 
 2. searches, by bisection on ``s`` in ``[0, max_scale]`` (``steps`` halvings, after trying
    ``max_scale`` itself), the largest step whose crafted model its copy of the rule accepts
+   (the stand-in auditor's trained model: its own, or for ``backdoor`` an honest one it knows)
    among the other candidates it knows (``ctx.honest_updates``, the omniscient assumption of
    ALIE/IPM, else the models it received last round), measured from its own start of the round
    (what auditors rebuild from the chain), with its previous submitted move as the consistency
@@ -217,6 +218,16 @@ class AdaptiveAttack(Attack):
         benign = benign_vectors(ctx)
         return benign.mean(axis=0) - s * benign_std(benign)
 
+    def auditor_model(self, ctx: AttackContext) -> NDArrays:
+        """The trained model of the stand-in auditor: the attacker's own, which is honest for the
+        sign_flip and alie directions; for backdoor (its own is backdoored) the honest model
+        nearest the benign mean when it knows the honest models, else its own."""
+        if self.direction != "backdoor" or not ctx.honest_updates:
+            return ctx.trained
+        benign = benign_vectors(ctx)
+        nearest = int(np.argmin(np.linalg.norm(benign - benign.mean(axis=0), axis=1)))
+        return list(ctx.honest_updates[nearest])
+
     def search(self, ctx: AttackContext) -> float:
         """The largest step :func:`audit_copy` accepts (see the module docstring)."""
         if self.client is None:
@@ -225,10 +236,11 @@ class AdaptiveAttack(Attack):
         others = [list(m) for m in (ctx.honest_updates or ctx.received)]
         starts = [None] * len(others) + [ctx.reference]
         past = [None] * len(others) + [self._last_move]
+        auditor = self.auditor_model(ctx)
 
         def ok(s: float) -> bool:
             cand = unflatten(self.crafted(ctx, s), ctx.trained)
-            return audit_copy(self.policy, self.client, ctx.trained, ctx.reference, [*others, cand],
+            return audit_copy(self.policy, self.client, auditor, ctx.reference, [*others, cand],
                               candidate_starts=starts, candidate_past_moves=past)[-1]
 
         return largest_passing_step(ok, self.max_scale, self.steps)

@@ -159,3 +159,18 @@ def test_memo_client_caches_evaluate_and_predict_only_where_the_client_has_them(
     s.forget()
     s.predict(a, X)
     assert calls[-1] == "p" and len(calls) == 4
+
+
+def test_backdoor_direction_audits_with_an_honest_stand_in(round_state: dict) -> None:
+    """Its own trained model is backdoored: the copy of the audit judges from an honest model it
+    knows (the one nearest the benign mean), and what it sends passes that copy."""
+    atk = _attack(round_state, DefenseConfig(), direction="backdoor")
+    ctx = _ctx(round_state)
+    stand_in = atk.auditor_model(ctx)
+    assert any(all(np.array_equal(a, b) for a, b in zip(stand_in, h)) for h in round_state["honest"])
+    out = attacker_update(atk, ctx)
+    n = len(round_state["honest"])
+    client = round_state["make_client"](round_state["own"])
+    assert audit_copy(DefenseConfig(), client, stand_in, round_state["start"], [*round_state["honest"], out],
+                      candidate_starts=[None] * n + [round_state["start"]])[-1]
+    assert atk.last_step > 0
