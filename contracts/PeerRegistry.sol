@@ -463,9 +463,13 @@ contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
 
     /// @notice Draw up to `k` distinct committee members from the member array by rejection
     ///         sampling: attempt `a` picks index `w mod n` with `w = keccak256(seed, a)`, and
-    ///         accepts that member iff its reputation >= repThreshold,
-    ///         `(w >> 128) mod REP_MAX < reputation` (probability reputation / REP_MAX) and it
-    ///         is not on probation; duplicates are skipped. No loop over all members.
+    ///         accepts that member iff its reputation >= repThreshold (reputation is only an
+    ///         eligibility floor), `(w >> 128) mod minStake < stake` (probability
+    ///         min(stake, minStake) / minStake: weight from stake, capped at one minimum stake
+    ///         per identity) and it is not on probation; duplicates are skipped. A coalition's
+    ///         expected share of seats is its share of the eligible identities' capped stake,
+    ///         however much reputation its approved updates earned (docs/protocol.md,
+    ///         "Committee: seed and draw"). No loop over all members.
     /// @dev Loop bound: `k * DRAW_ATTEMPTS_PER_SEAT` attempts, each with a duplicate scan of
     ///      at most k entries (k <= 64). The committee is smaller than k when too few members
     ///      are eligible or the attempts run out.
@@ -488,11 +492,12 @@ contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
         if (n != 0) {
             uint256 attempts = k * DRAW_ATTEMPTS_PER_SEAT;
             uint256 threshold = _repThreshold;
+            uint256 unit = minStake;
             for (uint256 a = 0; a < attempts && count < k; ++a) {
                 uint256 w = Sortition.drawWord(seed, a);
                 address cand = _members[w % n];
-                uint256 rep = _peers[cand].reputation;
-                if (rep < threshold || ((w >> 128) % REP_MAX) >= rep) continue;
+                if (_peers[cand].reputation < threshold) continue;
+                if (((w >> 128) % unit) >= _balances[cand].stake) continue; // weight min(stake, minStake)
                 if (_bonds[cand].probationUntil > currentRound) continue; // read only for lottery winners
                 bool dup;
                 for (uint256 i = 0; i < count; ++i) {

@@ -68,11 +68,11 @@ DRAW_ATTEMPTS_PER_SEAT = 16
 
 
 def draw_gas_bound(committee_size: int) -> int:
-    """Upper bound on the gas of the committee draw (two cold SLOADs + a keccak per attempt,
-    storage of each seat). The transaction that ends the Submit phase pays for the draw, and
+    """Upper bound on the gas of the committee draw (up to four cold SLOADs + a keccak per
+    attempt: member, reputation, stake, probation; storage of each seat). The transaction that ends the Submit phase pays for the draw, and
     its cost depends on the seed, which a gas estimate made before the other submissions
     landed does not know, so such transactions get this much headroom."""
-    return committee_size * (DRAW_ATTEMPTS_PER_SEAT * 5_500 + 50_000) + 100_000
+    return committee_size * (DRAW_ATTEMPTS_PER_SEAT * 9_000 + 50_000) + 100_000
 
 
 #: Gas limit of ``commitVotes`` (measured: at most 59k; one storage slot and an event).

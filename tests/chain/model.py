@@ -360,7 +360,9 @@ class Model:
             r.phase, r.expired = FINALIZE, False
 
     def draw_committee(self, seed: bytes, k: int, pool: int | None = None) -> list[str]:
-        """Reputation-weighted rejection sampling over the first ``pool`` members (all by default)."""
+        """Rejection sampling over the first ``pool`` members (all by default): eligible
+        (reputation >= threshold, off probation) members, each accepted with probability
+        min(stake, minStake) / minStake."""
         n = len(self.members) if pool is None else min(pool, len(self.members))
         chosen: list[str] = []
         if n == 0:
@@ -370,10 +372,9 @@ class Model:
                 break
             w = int.from_bytes(_h(["bytes32", "uint256"], [seed, attempt]), "big")
             cand = self.members[w % n]
-            rep = self.peer(cand).rep
-            if rep < self.p.rep_threshold:
+            if self.peer(cand).rep < self.p.rep_threshold:
                 continue
-            if (w >> 128) % REP_MAX >= rep:
+            if (w >> 128) % self.p.min_stake >= self.peer(cand).stake:
                 continue
             if self.peer(cand).probation_until > self.round:
                 continue
