@@ -53,6 +53,7 @@ def join_cluster(address: str) -> str:
     if ray is None:
         raise BDFLError(f"cluster = {address!r} needs Ray, which is not installed", fix="pip install 'bdfl[ray]'")
     if not ray.is_initialized():
+        _probe(address)
         os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")  # no GPUs asked for: silence Ray's FutureWarning
         main = threading.current_thread() is threading.main_thread()
         on_term = signal.getsignal(signal.SIGTERM) if main else None
@@ -62,13 +63,28 @@ def join_cluster(address: str) -> str:
             raise BDFLError(f"cannot connect to the Ray cluster at {address!r}: {exc}",
                             fix="start one with `ray start --head` (docs/cluster.md), or give its address") from None
         finally:
-            if main:  # ray.init makes SIGTERM exit at once; `bdfl run` stops cleanly on it (runner.run_experiment)
+            if on_term is not None:  # ray.init makes SIGTERM exit at once; `bdfl run` stops cleanly on it (runner.run_experiment)
                 signal.signal(signal.SIGTERM, on_term)
         _connected_here["yes"] = True
     if address.startswith("ray://"):  # a Ray Client: this host is not a node; the route to the head says its address
         parts = urlsplit(address)
         return _route_ip(parts.hostname or "127.0.0.1", parts.port or 10001)
     return str(ray.util.get_node_ip_address())
+
+
+def _probe(address: str, timeout: float = 5.0) -> None:
+    """Fail at once when nothing listens at a ``HOST:PORT`` or ``ray://HOST:PORT`` address
+    (Ray itself retries a dead address for minutes)."""
+    if address == "auto":
+        return
+    parts = urlsplit(address if address.startswith("ray://") else f"ray://{address}")
+    try:
+        with socket.create_connection((parts.hostname or "", parts.port or 10001), timeout=timeout):
+            pass
+    except OSError as exc:
+        raise BDFLError(f"no Ray cluster answers at {address!r}: {exc.strerror or exc}",
+                        fix="check the address (the head's `ray start --head --port`, 6379 by default; Ray Client: 10001) "
+                            "and that this host reaches it") from None
 
 
 def _route_ip(host: str, port: int) -> str:

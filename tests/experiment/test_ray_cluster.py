@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -133,3 +134,15 @@ def test_a_cluster_without_ray_installed_says_how_to_get_it(monkeypatch: pytest.
     with pytest.raises(BDFLError, match=r"needs Ray, which is not installed") as info:
         join_cluster("auto")
     assert "bdfl[ray]" in (info.value.fix or "")
+
+
+def test_a_dead_cluster_address_fails_at_once() -> None:
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    started = time.monotonic()
+    for address in (f"127.0.0.1:{port}", f"ray://127.0.0.1:{port}"):
+        with pytest.raises(BDFLError, match=r"no Ray cluster answers at"):
+            join_cluster(address)
+    assert time.monotonic() - started < 30
+    assert not ray.is_initialized()
