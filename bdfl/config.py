@@ -135,45 +135,61 @@ class NNMTrimmedMeanConfig:
     malicious: int = -1  # as [defense.krum]
 
 
+# -- the audit's detectors: [defense.detectors] and [defense.detectors.<name>] -----------------
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """``[defense.detectors.<name>]``: one audit detector (bdfl.defense.detectors.<module>).
+
+    Its threshold is ``centre -/+ k x spread``, the spread being the larger of the candidates'
+    robust spread (1.4826 x MAD) and the sampling error of the auditor's own data; ``k`` in
+    those spreads is the detector's only setting (docs/learning.md section 4: how chosen)."""
+
+    enabled: bool = True
+    k: float = 4.0
+
+
+@dataclass(frozen=True)
+class TriggerDetectorConfig(DetectorConfig):
+    """``[defense.detectors.trigger]``: also the size of the per-audit random trigger family
+    (stamps drawn, auditor inputs stamped); its cost is ``patterns x inputs`` predictions
+    per candidate."""
+
+    patterns: int = 16
+    inputs: int = 64
+
+
+@dataclass(frozen=True)
+class DetectorsConfig:
+    """``[defense.detectors]``: the audit's detectors, each with its own table. The median-based
+    thresholds need ``min_candidates`` evaluable candidates in an audit."""
+
+    min_candidates: int = 3
+    distance: DetectorConfig = field(default_factory=DetectorConfig)
+    direction: DetectorConfig = field(default_factory=lambda: DetectorConfig(k=2.5))
+    shift: DetectorConfig = field(default_factory=lambda: DetectorConfig(k=3.0))
+    no_work: DetectorConfig = field(default_factory=DetectorConfig)
+    consistency: DetectorConfig = field(default_factory=DetectorConfig)
+    merge: DetectorConfig = field(default_factory=DetectorConfig)
+    trigger: TriggerDetectorConfig = field(default_factory=lambda: TriggerDetectorConfig(k=3.0))
+    accuracy: DetectorConfig = field(default_factory=DetectorConfig)
+    loss: DetectorConfig = field(default_factory=DetectorConfig)
+
+
+#: The detectors of :class:`DetectorsConfig`, by table name.
+DETECTORS = ("distance", "direction", "shift", "no_work", "consistency", "merge", "trigger", "accuracy", "loss")
+
+
 @dataclass(frozen=True)
 class DefenseConfig:
     """How a peer aggregates: ``bdfl`` (on-chain approved only) or a baseline without audit."""
 
     name: str = "bdfl"
-    # The audit rule (bdfl.learning.audit.AuditRule, docs/learning.md section 4): an update
-    # is rejected when any test fails. Quality: accuracy more than audit_margin below BOTH
-    # the auditor's own model and the median candidate, or loss more than audit_loss_margin
-    # above both. Parameter tests: distance to the auditor's model over the median distance
-    # > audit_norm_ratio (0 = off); cosine of the trainer's move with the consensus move
-    # ("median" of the moves; "own": the auditor's own move: audit_direction_reference) more
-    # than audit_direction_margin below the median (2 = off); coherent shift > audit_shift_limit
-    # (1 = off); move < audit_min_update x the auditor's own move (0 = off); cosine of the
-    # move with the same trainer's latest not-rejected earlier move (consistency_window rounds
-    # back at most) < audit_consistency_min_cosine (-1 = off). Merge: loss of
-    # (own + candidate) / 2 above the candidates' median x (1 + audit_merge_loss_ratio)
-    # + audit_merge_loss_margin (margin 0 = off). Trigger scan: square stamps of
-    # audit_trigger_size pixels flip more than audit_trigger_limit more of the auditor's
-    # inputs to one class than the auditor's own and the median candidate (1 = off; its cost
-    # grows with model and image size: docs/learning.md, "Trigger scan").
-    audit_margin: float = 0.4
-    audit_loss_margin: float = 3.0
-    audit_norm_ratio: float = 4.0
-    audit_direction_margin: float = 0.2
-    audit_direction_reference: str = "median"
-    audit_direction_min_agreement: float = 0.3  # the test runs only while the median cosine is >= this
-    audit_direction_own_margin: float = 0.1  # "median": also this far below the median cosine with the own move
-    audit_shift_limit: float = 0.4
-    audit_min_update: float = 0.1
-    audit_consistency_min_cosine: float = -0.3
-    audit_merge_loss_margin: float = 0.5
-    audit_merge_loss_ratio: float = 0.5
-    audit_trigger_limit: float = 0.9
-    audit_trigger_size: int = 2
-    audit_trigger_spread: float = 0.2  # only classes flipped at <= this share of stamp positions count
-    # the shift and no-work tests (bar: the auditor's own model alone) stand down for one audit
-    # when together they fail more than this share of its candidates: the auditor is the
-    # outlier (1 = never)
-    audit_stand_down_share: float = 0.75
+    # The audit rule (bdfl.defense.audit.AuditRule, docs/learning.md section 4): an update is
+    # rejected when any enabled detector fails it. Each detector's threshold is calibrated in
+    # every audit from the candidates' spread and the auditor's own data
+    # ([defense.detectors.<name>]: enabled, k; bdfl.defense.detectors)
+    detectors: DetectorsConfig = field(default_factory=DetectorsConfig)
     # bdfl: which approved updates a peer aggregates and their weights ([defense.bdfl])
     bdfl: AuditedConfig = field(default_factory=AuditedConfig)
     # bdfl: auditors reject an update whose hash was submitted in one of the last
@@ -386,23 +402,14 @@ def _range(path: str, value: float, lo: float | None, hi: float | None, *, lo_op
 # -- the defense settings: one place for their ranges ---------------------------
 
 #: Allowed range of each numeric ``[defense]`` setting: (low, high, low open, high open),
-#: None = unbounded. :func:`validate` and :class:`bdfl.learning.audit.AuditRule` (for its
-#: ``audit_<field>`` fields) both check through :func:`check_defense_setting`.
+#: None = unbounded; dotted names are in a sub-table (``detectors.accuracy.k``). :func:`validate`
+#: and :class:`bdfl.defense.audit.AuditRule` both check through :func:`check_defense_setting`.
 DEFENSE_RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
-    "audit_margin": (0.0, 1.0, False, False),
-    "audit_loss_margin": (0.0, None, True, False),
-    "audit_direction_margin": (0.0, 2.0, False, False),
-    "audit_direction_min_agreement": (-1.0, 1.0, False, False),
-    "audit_direction_own_margin": (-2.0, 2.0, False, False),
-    "audit_shift_limit": (0.0, 1.0, True, False),
-    "audit_min_update": (0.0, 1.0, False, True),
-    "audit_consistency_min_cosine": (-1.0, 1.0, False, False),
-    "audit_merge_loss_margin": (0.0, None, False, False),
-    "audit_merge_loss_ratio": (0.0, None, False, False),
-    "audit_trigger_limit": (0.0, 1.0, False, False),
-    "audit_trigger_size": (1, 64, False, False),
-    "audit_trigger_spread": (0.0, 1.0, True, False),
-    "audit_stand_down_share": (0.5, 1.0, False, False),
+    # the audit's detectors ([defense.detectors.<name>]); "enabled" is a bool
+    "detectors.min_candidates": (1, 1000, False, False),
+    **{f"detectors.{d}.k": (0.0, 100.0, True, False) for d in DETECTORS},
+    "detectors.trigger.patterns": (1, 256, False, False),
+    "detectors.trigger.inputs": (1, 4096, False, False),
     "replay_window": (0, 1000, False, False),
     "consistency_window": (0, 6, False, False),
     # the strategies' own tables ([defense.<name>]); "malicious", "keep" and "bucket_size"
@@ -426,17 +433,23 @@ PEER_BOUNDED = ("krum.malicious", "multikrum.malicious", "multikrum.keep", "cent
 #: Old ``[defense]`` keys -> the setting that replaced them (a config naming one is refused,
 #: naming the new key).
 RENAMED_DEFENSE_KEYS = {"trimmed_beta": "defense.trimmed_mean.beta", "krum_malicious": "defense.krum.malicious",
-                        **{k: f"defense.bdfl.{k}" for k in ("weighting", "max_reject_share", "dissent_limit")}}
+                        **{k: f"defense.bdfl.{k}" for k in ("weighting", "max_reject_share", "dissent_limit")},
+                        # the audit's fixed thresholds, replaced by calibrated detectors (one k each)
+                        **{f"audit_{old}": f"defense.detectors.{new}.k" for old, new in (
+                            ("margin", "accuracy"), ("loss_margin", "loss"), ("norm_ratio", "distance"),
+                            ("direction_margin", "direction"), ("direction_reference", "direction"),
+                            ("direction_min_agreement", "direction"), ("direction_own_margin", "direction"),
+                            ("shift_limit", "shift"), ("min_update", "no_work"), ("stand_down_share", "shift"),
+                            ("consistency_min_cosine", "consistency"), ("merge_loss_margin", "merge"),
+                            ("merge_loss_ratio", "merge"), ("trigger_limit", "trigger"),
+                            ("trigger_size", "trigger"), ("trigger_spread", "trigger"))}}
 #: ``[defense]`` settings with a fixed set of values.
 DEFENSE_CHOICES: dict[str, tuple[str, ...]] = {
-    "audit_direction_reference": ("median", "own"),
     "bdfl.weighting": WEIGHTINGS,
 }
-#: audit_norm_ratio: 0 (off) or in this range.
-NORM_RATIO_RANGE = (1.0, 1000.0)
 #: Every ``[defense]`` setting :func:`check_defense_setting` checks (all but ``name``, the
 #: registry's, and ``rebuild_starts``, a bool); dotted names are in a strategy's own table.
-DEFENSE_SETTINGS = frozenset(DEFENSE_RANGES) | frozenset(DEFENSE_CHOICES) | {"audit_norm_ratio"}
+DEFENSE_SETTINGS = frozenset(DEFENSE_RANGES) | frozenset(DEFENSE_CHOICES)
 
 
 def defense_value(defense: DefenseConfig, name: str) -> Any:
@@ -448,8 +461,8 @@ def defense_value(defense: DefenseConfig, name: str) -> Any:
 
 
 def check_defense_setting(name: str, value: Any) -> None:
-    """Check one ``[defense]`` setting (``audit_norm_ratio``, a name in :data:`DEFENSE_RANGES`
-    or :data:`DEFENSE_CHOICES`); a bad value raises ConfigError naming ``defense.<name>`` and
+    """Check one ``[defense]`` setting (a name in :data:`DEFENSE_RANGES` or
+    :data:`DEFENSE_CHOICES`); a bad value raises ConfigError naming ``defense.<name>`` and
     the allowed values."""
     path = f"defense.{name}"
     if name in DEFENSE_CHOICES:
@@ -461,11 +474,6 @@ def check_defense_setting(name: str, value: Any) -> None:
         raise ConfigError(path, f"expected {'an integer' if integer else 'a number'}, got {value!r}")
     if not math.isfinite(value):
         raise ConfigError(path, f"expected a finite number, got {value!r}")
-    if name == "audit_norm_ratio":
-        lo, hi = NORM_RATIO_RANGE
-        if value != 0 and not lo < value <= hi:
-            raise ConfigError(path, f"value {value!r} is out of range", f"0 (off) or ({lo:g}, {hi:g}]")
-        return
     lo, hi, lo_open, hi_open = DEFENSE_RANGES[name]
     _range(path, value, lo, hi, lo_open=lo_open, hi_open=hi_open)
 

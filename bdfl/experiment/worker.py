@@ -32,7 +32,7 @@ from bdfl.config import ExperimentConfig, from_dict
 from bdfl.errors import BDFLError
 from bdfl.experiment.setup import bind_endpoint, frozen_clock, make_attack_for, peer_data
 from bdfl.defense import defense_params
-from bdfl.learning.audit import AuditRule
+from bdfl.defense.audit import AuditRule
 from bdfl.learning.task import ClientContractError, base_config, load_task, task_hparams
 from bdfl.net.blobserver import BlobHost
 from bdfl.net.fetch import Fetcher

@@ -1,14 +1,12 @@
-"""Learning layer: data, tasks (Flower clients) and the audit rule (aggregation: :mod:`bdfl.defense`).
+"""Learning layer: data and tasks (Flower clients); aggregation and the audit rule: :mod:`bdfl.defense`.
 
 Imports nothing from the chain, network or peer layers. Submodules:
 
 * :mod:`bdfl.learning.data` — offline data sets, seeded IID / Dirichlet partitioning;
 * :mod:`bdfl.learning.task` — loading task modules (``clients.digits`` ...) and calling
   their ``NumPyClient``\\ s;
-* :mod:`bdfl.learning.audit` — the auditor's accept/reject rule.
 """
 
-from bdfl.learning.audit import AuditRule, AuditVerdict, audit_updates
 from bdfl.learning.data import (
     Dataset,
     PeerShard,
@@ -21,13 +19,10 @@ from bdfl.learning.data import (
 from bdfl.learning.task import Evaluator, Task, load_task
 
 __all__ = [
-    "AuditRule",
-    "AuditVerdict",
     "Dataset",
     "Evaluator",
     "PeerShard",
     "Task",
-    "audit_updates",
     "load_builtin",
     "load_task",
     "make_peer_shards",

@@ -21,7 +21,7 @@ from bdfl.attacks import AttackContext, VoteContext, attacker_update
 from bdfl.chain.txsender import DuplicateHashError
 from bdfl.errors import BDFLError
 from bdfl.defense import make_strategy
-from bdfl.learning.audit import AuditRule, audit_updates
+from bdfl.defense.audit import AuditRule, audit_updates
 from bdfl.learning.task import CheckedClient
 from bdfl.net.serialization import (
     MAX_UPDATE_BYTES,

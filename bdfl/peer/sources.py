@@ -170,7 +170,7 @@ class PastMove:
 class MoveHistory:
     """The last ``window`` closed rounds' submissions and start recipes, to find each
     trainer's latest move that was not rejected (the audit's consistency test,
-    :mod:`bdfl.learning.audit`).
+    :mod:`bdfl.defense.audit`).
 
     Fed once per closed round, in order, by whoever knows both: :meth:`record` takes round
     ``rnd``'s submissions (with their on-chain outcomes) and the start recipes the trainers

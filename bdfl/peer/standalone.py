@@ -43,7 +43,7 @@ from bdfl.chain.protocol import Phase, ProtocolClient, Status, draw_gas_bound, s
 from bdfl.chain.txsender import TxReverted, TxSender, transient_chain_errors
 from bdfl.config import ExperimentConfig, load_config, read_toml
 from bdfl.errors import BDFLError
-from bdfl.learning.audit import AuditRule
+from bdfl.defense.audit import AuditRule
 from bdfl.learning.data import task_shard_indices
 from bdfl.defense import defense_params
 from bdfl.learning.task import base_config, load_task, task_hparams

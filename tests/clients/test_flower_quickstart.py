@@ -6,7 +6,7 @@ import numpy as np
 from flwr.client import NumPyClient
 
 from bdfl.defense import make_strategy
-from bdfl.learning.audit import AuditRule, audit_updates
+from bdfl.defense.audit import AuditRule, audit_updates
 from bdfl.learning.data import make_peer_shards
 from bdfl.learning.task import fit_client, load_task
 

@@ -17,13 +17,16 @@ __all__ = ["Detector", "Evidence", "Finding", "TriggerEvidence", "enough"]
 @dataclass(frozen=True)
 class Finding:
     """One detector's judgement of one candidate: ``score`` held to ``threshold``
-    (``failed`` says in which direction it lost); ``detail`` a human-readable line."""
+    (``failed`` says in which direction it lost); ``z``: how many of the detector's spreads the
+    score lies from its centre towards the bad side (``failed`` is about ``z > k``);
+    ``detail`` a human-readable line."""
 
     name: str
     score: float
     threshold: float
     failed: bool
     detail: str = ""
+    z: float = math.nan
 
 
 @dataclass(frozen=True)
@@ -98,8 +101,8 @@ class Detector(ABC):
     def judge(self, ev: Evidence) -> list[Finding | None]:
         """One finding per candidate (None where this detector cannot judge it)."""
 
-    def finding(self, score: float, threshold: float, failed: bool, detail: str) -> Finding:
-        return Finding(self.name, float(score), float(threshold), bool(failed), detail)
+    def finding(self, score: float, threshold: float, failed: bool, detail: str, z: float = math.nan) -> Finding:
+        return Finding(self.name, float(score), float(threshold), bool(failed), detail, float(z))
 
 
 def enough(values: np.ndarray, min_candidates: int) -> bool:

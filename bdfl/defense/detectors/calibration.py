@@ -1,10 +1,13 @@
 """Robust statistics the detectors calibrate their thresholds with.
 
-Every threshold is ``centre +/- k x spread``: the centre is a median (of the candidates an
-auditor judges, or the auditor's own model's score), the spread is the larger of
+Every threshold is ``centre +/- k x spread`` (:func:`one_sided_bar`): the centre is a median
+(of the candidates an auditor judges, or the auditor's own model's score), the spread is the
+larger of
 
-* the **candidates' spread**: 1.4826 x the median absolute deviation (MAD), which equals the
-  standard deviation for Gaussian data and is not moved by fewer than half outliers, and
+* the **candidates' spread**: Rousseeuw and Croux's Qn (:func:`qn_scale`, 2.2219 x the first
+  quartile of the pairwise distances), which equals the standard deviation for Gaussian data,
+  has a 50 % breakdown point and, unlike the MAD, needs no centre, so a bad minority on one
+  side does not inflate it by pulling the median (the pairs inside each group are close), and
 * the **sampling spread** of the auditor's own measurement: the standard error of an
   accuracy, loss or share measured on ``n`` of its samples. Small validation shards get wide
   bars; a round whose candidates happen to agree closely cannot make the bar narrower than
@@ -21,8 +24,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["MAD_TO_SIGMA", "accuracy_se", "finite", "log_mean_se", "robust_centre_spread", "safe_log", "share_se",
-           "skewed_spread"]
+__all__ = ["MAD_TO_SIGMA", "accuracy_se", "finite", "log_mean_se", "one_sided_bar", "qn_scale", "robust_centre_spread", "safe_log",
+           "share_se", "skewed_spread"]
 
 #: 1 / Phi^-1(3/4): the MAD of a Gaussian times this is its standard deviation.
 MAD_TO_SIGMA = 1.4826
@@ -48,15 +51,48 @@ def robust_centre_spread(values: Sequence[float] | np.ndarray) -> tuple[float, f
     return med, MAD_TO_SIGMA * float(np.median(np.abs(a - med)))
 
 
+def qn_scale(values: Sequence[float] | np.ndarray) -> float:
+    """Rousseeuw and Croux's Qn of the finite ``values``: 2.2219 x the ``C(h, 2)``-th smallest
+    of the pairwise distances ``|x_i - x_j|`` (i < j), h = n // 2 + 1 (about their first
+    quartile), times Rousseeuw and Croux's small-sample factor: a consistent estimate of the
+    standard deviation for Gaussian data. NaN with fewer than 2 values."""
+    a = finite(values)
+    n = a.size
+    if n < 2:
+        return math.nan
+    diffs = np.abs(a[:, None] - a[None, :])[np.triu_indices(n, 1)]
+    h = n // 2 + 1
+    rank = min(len(diffs), h * (h - 1) // 2) - 1
+    return 2.2219 * _QN_SMALL.get(n, n / (n + 1.4) if n % 2 else n / (n + 3.8)) * float(np.partition(diffs, rank)[rank])
+
+
+#: Qn's small-sample correction factors d_n (Rousseeuw and Croux 1993), n <= 9; above:
+#: n / (n + 1.4) for odd n, n / (n + 3.8) for even n.
+_QN_SMALL = {2: 0.399, 3: 0.994, 4: 0.512, 5: 0.844, 6: 0.611, 7: 0.857, 8: 0.669, 9: 0.872}
+
+
+def one_sided_bar(values: Sequence[float] | np.ndarray, k: float, bad: str, floor: float = 0.0) -> tuple[float, float]:
+    """(bar, spread) for a score whose ``bad`` side is "low" or "high": the median of the finite
+    ``values`` -/+ ``k x max(qn_scale(values), floor)``. (NaN, NaN) without 2 finite values."""
+    a = finite(values)
+    spread = qn_scale(a)
+    if not math.isfinite(spread):
+        return math.nan, math.nan
+    spread = max(spread, floor)
+    med = float(np.median(a))
+    return (med - k * spread if bad == "low" else med + k * spread), spread
+
+
 def skewed_spread(values: Sequence[float] | np.ndarray) -> tuple[float, float]:
     """(median, spread) of non-negative scores whose honest values are like ``|noise|`` (a
-    half-normal: many near 0, a long right tail): the spread is the larger of 1.4826 x MAD and
-    the half-normal scale that has this median, ``median / 0.6745``. The MAD alone of such
+    half-normal: many near 0, a long right tail): the spread is the larger of Qn and the
+    half-normal scale that has this median, ``median / 0.6745``. The Qn or MAD alone of such
     scores is small when most are near 0, and an honest tail value would fail."""
-    med, spread = robust_centre_spread(values)
+    med, _ = robust_centre_spread(values)
     if not math.isfinite(med):
-        return med, spread
-    return med, max(spread, abs(med) / 0.6745)
+        return med, math.nan
+    qn = qn_scale(values)
+    return med, max(qn if math.isfinite(qn) else 0.0, abs(med) / 0.6745)
 
 
 def accuracy_se(accuracy: float, n: int) -> float:

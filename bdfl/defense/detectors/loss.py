@@ -2,7 +2,7 @@
 model's and the median candidate's.
 
 Losses are compared on a log scale (a loss ratio, dimensionless). Score: the candidate's
-loss. Threshold: ``max(own, median) x exp(k x max(MAD spread of the candidates' log losses,
+loss. Threshold: ``max(own, median) x exp(k x max(Qn of the candidates' log losses,
 1 / sqrt(n)))`` with ``n`` the auditor's validation samples (:func:`.calibration.log_mean_se`).
 """
 
@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from bdfl.defense.detectors.base import Detector, Evidence, Finding, enough
-from bdfl.defense.detectors.calibration import log_mean_se, robust_centre_spread, safe_log
+from bdfl.defense.detectors.calibration import log_mean_se, qn_scale, safe_log
 
 __all__ = ["LossDetector"]
 
@@ -19,23 +21,30 @@ __all__ = ["LossDetector"]
 class LossDetector(Detector):
     name = "loss"
 
-    def threshold(self, ev: Evidence) -> float:
-        """The loss above which a candidate fails in this audit (NaN: not judged)."""
+    def calibrate(self, ev: Evidence) -> tuple[float, float]:
+        """(centre, spread) of the log losses in this audit (NaN: not judged)."""
         if not math.isfinite(ev.own_loss):
-            return math.nan
+            return math.nan, math.nan
         logs = safe_log(ev.values("loss"))
         centre, spread = float(safe_log(ev.own_loss)), 0.0
         if enough(logs, self.min_candidates):
-            med, spread = robust_centre_spread(logs)
-            centre = max(centre, med)
-        return float(math.exp(centre + self.k * max(spread, log_mean_se(ev.n_val))))
+            centre = max(centre, float(np.nanmedian(logs)))
+            spread = qn_scale(logs)
+        return centre, max(spread, log_mean_se(ev.n_val))
+
+    def threshold(self, ev: Evidence) -> float:
+        """The loss above which a candidate fails in this audit (NaN: not judged)."""
+        centre, spread = self.calibrate(ev)
+        return float(math.exp(centre + self.k * spread))
 
     def judge(self, ev: Evidence) -> list[Finding | None]:
+        centre, spread = self.calibrate(ev)
         bar = self.threshold(ev)
         if not math.isfinite(bar):
             return [None] * len(ev.valid)
         out: list[Finding | None] = []
         for x in ev.loss:
             failed = not x <= bar
-            out.append(self.finding(x, bar, failed, f"loss {x:.3f} {'>' if failed else '<='} calibrated bar {bar:.3f}"))
+            out.append(self.finding(x, bar, failed, f"loss {x:.3f} {'>' if failed else '<='} calibrated bar {bar:.3f}",
+                                    (float(safe_log(x)) - centre) / spread))
         return out

@@ -3,16 +3,18 @@ raises the loss on the auditor's data far above what the median candidate does.
 
 A model that is fine on its own can still pull an average apart (its parameters sit in
 another basin, or it undoes what the others learned); this measures what aggregation would
-do. Score: that merged loss. Threshold: ``median x exp(k x max(MAD spread of the
-candidates' log merged losses, 1 / sqrt(n)))``. Needs ``min_candidates`` merged losses.
+do. Score: that merged loss. Threshold: ``median x exp(k x max(Qn of the
+candidates' log merged losses, 1 / sqrt(n)))`` (:func:`.calibration.one_sided_bar`). Needs ``min_candidates`` merged losses.
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from bdfl.defense.detectors.base import Detector, Evidence, Finding, enough
-from bdfl.defense.detectors.calibration import log_mean_se, robust_centre_spread, safe_log
+from bdfl.defense.detectors.calibration import log_mean_se, one_sided_bar, safe_log
 
 __all__ = ["MergeDetector"]
 
@@ -20,14 +22,20 @@ __all__ = ["MergeDetector"]
 class MergeDetector(Detector):
     name = "merge"
 
-    def threshold(self, ev: Evidence) -> float:
+    def calibrate(self, ev: Evidence) -> tuple[float, float]:
+        """(median, spread) of the log merged losses (NaN: too few to judge)."""
         logs = safe_log(ev.values("merged_loss"))
         if not enough(logs, self.min_candidates):
-            return math.nan
-        med, spread = robust_centre_spread(logs)
-        return float(math.exp(med + self.k * max(spread, log_mean_se(ev.n_val))))
+            return math.nan, math.nan
+        _, spread = one_sided_bar(logs, self.k, "high", floor=log_mean_se(ev.n_val))
+        return float(np.nanmedian(logs)), spread
+
+    def threshold(self, ev: Evidence) -> float:
+        centre, spread = self.calibrate(ev)
+        return float(math.exp(centre + self.k * spread))
 
     def judge(self, ev: Evidence) -> list[Finding | None]:
+        centre, spread = self.calibrate(ev)
         bar = self.threshold(ev)
         if not math.isfinite(bar):
             return [None] * len(ev.valid)
@@ -38,5 +46,5 @@ class MergeDetector(Detector):
                 continue
             failed = not x <= bar
             out.append(self.finding(x, bar, failed, f"loss merged with own model {x:.3f} {'>' if failed else '<='} "
-                                                    f"calibrated bar {bar:.3f}"))
+                                                    f"calibrated bar {bar:.3f}", (float(safe_log(x)) - centre) / spread))
         return out

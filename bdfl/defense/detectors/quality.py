@@ -2,7 +2,7 @@
 auditor's own model and the median candidate.
 
 Score: the candidate's accuracy on the auditor's ``n`` validation samples. Threshold:
-``min(own, median) - k x max(MAD spread of the candidates' accuracies, accuracy_se(n))``
+``min(own, median) - k x max(Qn of the candidates' accuracies, accuracy_se(n))``
 (:mod:`.calibration`). Under non-IID data honest models differ a lot on one auditor's
 classes, which the candidates' spread measures; a small validation split resolves little,
 which the binomial standard error measures. Without a median (fewer than
@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 
 from bdfl.defense.detectors.base import Detector, Evidence, Finding, enough
-from bdfl.defense.detectors.calibration import accuracy_se, robust_centre_spread
+from bdfl.defense.detectors.calibration import accuracy_se, qn_scale
 
 __all__ = ["AccuracyDetector"]
 
@@ -24,23 +25,30 @@ __all__ = ["AccuracyDetector"]
 class AccuracyDetector(Detector):
     name = "accuracy"
 
-    def threshold(self, ev: Evidence) -> float:
-        """The accuracy below which a candidate fails in this audit (NaN: not judged)."""
+    def calibrate(self, ev: Evidence) -> tuple[float, float]:
+        """(centre, spread) of this audit (NaN: not judged)."""
         if not math.isfinite(ev.own_accuracy):
-            return math.nan
+            return math.nan, math.nan
         acc = ev.values("accuracy")
         centre, spread = ev.own_accuracy, 0.0
         if enough(acc, self.min_candidates):
-            med, spread = robust_centre_spread(acc)
-            centre = min(centre, med)
-        return centre - self.k * max(spread, accuracy_se(centre, ev.n_val))
+            centre = min(centre, float(np.nanmedian(acc)))
+            spread = qn_scale(acc)
+        return centre, max(spread, accuracy_se(centre, ev.n_val))
+
+    def threshold(self, ev: Evidence) -> float:
+        """The accuracy below which a candidate fails in this audit (NaN: not judged)."""
+        centre, spread = self.calibrate(ev)
+        return centre - self.k * spread
 
     def judge(self, ev: Evidence) -> list[Finding | None]:
-        bar = self.threshold(ev)
+        centre, spread = self.calibrate(ev)
+        bar = centre - self.k * spread
         if not math.isfinite(bar):
             return [None] * len(ev.valid)
         out: list[Finding | None] = []
         for a in ev.accuracy:
             failed = not a >= bar  # NaN fails
-            out.append(self.finding(a, bar, failed, f"accuracy {a:.3f} {'<' if failed else '>='} calibrated bar {bar:.3f}"))
+            out.append(self.finding(a, bar, failed, f"accuracy {a:.3f} {'<' if failed else '>='} calibrated bar {bar:.3f}",
+                                    (centre - a) / spread if spread > 0 else math.nan))
         return out

@@ -38,5 +38,6 @@ class ShiftDetector(Detector):
                 out.append(None)
                 continue
             failed = s > bar
-            out.append(self.finding(s, bar, failed, f"coherent shift {s:.2f} {'>' if failed else '<='} calibrated {bar:.2f}"))
+            out.append(self.finding(s, bar, failed, f"coherent shift {s:.2f} {'>' if failed else '<='} calibrated {bar:.2f}",
+                                    (s - med) / max(spread, FLOOR)))
         return out

@@ -5,7 +5,8 @@ A backdoor (BadNets, Gu et al. 2017; in FL Bagdasaryan et al. 2020; DBA, Xie et 
 keeps clean accuracy and moves like a skewed honest peer; what differs is its behaviour on
 triggered inputs. The auditor cannot know the trigger, so every audit draws a **family** of
 ``patterns`` stamps from its own seed (:func:`trigger_family`): solid squares of varied size
-and value (the input range's maximum or minimum) in the four corners and at random places,
+and value (the input range's maximum or minimum) in the four corners (three sizes, in every
+audit) and at random places (half of them in a corner),
 checkerboard squares, distributed patterns of 2-4 small pieces (DBA's split trigger) and
 full-image blends of a random pattern (``(1 - a) x + a p``, a in [0.1, 0.3]). An attacker who
 knows the rule (it is public) still cannot know the stamps drawn in an audit.
@@ -17,7 +18,8 @@ stamps (a model biased towards ``c`` sends stamped inputs there from every stamp
 acts on few), and its **score** is the largest such excess. **Threshold**: the candidates'
 median score plus ``k x max(MAD spread of the scores, share_se)`` (the binomial error of a share
 on the scanned inputs); with fewer than ``min_candidates`` scores the own model's zero score is
-the centre.
+the centre. The bar is at least ``MAJORITY`` (0.5): a stamp that does not send most inputs
+to its class is not a trigger, however tightly the other candidates agree.
 
 Cost: ``patterns x inputs`` predictions per candidate and for the auditor's own model (the
 defaults, 16 x 64, are 1,024 predictions, a sixth of the earlier 2x2-stamp grid scan's 6,272).
@@ -34,9 +36,18 @@ from typing import Any
 import numpy as np
 
 from bdfl.defense.detectors.base import Detector, Evidence, Finding, TriggerEvidence, enough
-from bdfl.defense.detectors.calibration import share_se, skewed_spread
+from bdfl.defense.detectors.calibration import qn_scale, robust_centre_spread, share_se
 
-__all__ = ["Stamp", "TriggerDetector", "apply_stamp", "flip_shares", "scan", "trigger_family", "trigger_scores"]
+#: A trigger must flip a class from this many stamps of the family (the score is that class's
+#: REPEAT-th largest excess): a backdoor answers to related stamps, noise to one.
+REPEAT = 2
+
+#: A trigger decides the class: its stamps send more than this share of the inputs (beyond
+#: what the other models do) to the target. A definition, not a tuned value: below it the
+#: stamp does not control the model, whatever the candidates' spread.
+MAJORITY = 0.5
+
+__all__ = ["MAJORITY", "REPEAT", "Stamp", "TriggerDetector", "apply_stamp", "flip_shares", "scan", "trigger_family", "trigger_scores"]
 
 
 @dataclass(frozen=True)
@@ -61,14 +72,16 @@ def _square(H: int, W: int, size: int, top: int, left: int) -> np.ndarray:
 
 
 def trigger_family(H: int, W: int, lo: float, hi: float, patterns: int, rng: np.random.Generator) -> list[Stamp]:
-    """``patterns`` stamps for (H, W) images with values in [lo, hi]: first the four corner squares
-    (side ~ min(H, W) / 7, at ``hi``: the usual BadNets placement), then random draws of the
-    kinds in the module docstring (size 1-2x that side, random position and value)."""
+    """``patterns`` stamps for (H, W) images with values in [lo, hi]: first squares at ``hi`` in
+    the four corners (the usual BadNets placement), of side ``s`` ~ min(H, W) / 7, 1.5s and 2s, then
+    random draws of the kinds in the module docstring (side s-1 to 2s, random position, value
+    ``hi`` or ``lo``)."""
     base = max(2, round(min(H, W) / 7))
     out: list[Stamp] = []
     full_hi = np.full((H, W), hi)
-    for top, left in ((H - base, W - base), (H - base, 0), (0, W - base), (0, 0)):
-        out.append(Stamp("square", _square(H, W, base, top, left), full_hi))
+    for size in sorted({base, min((3 * base) // 2, min(H, W) // 2), min(2 * base, min(H, W) // 2)}):
+        for top, left in ((H - size, W - size), (H - size, 0), (0, W - size), (0, 0)):
+            out.append(Stamp("square", _square(H, W, size, top, left), full_hi))
     kinds = ("square", "square", "checker", "distributed", "blend")
     while len(out) < patterns:
         kind = kinds[int(rng.integers(len(kinds)))]
@@ -151,7 +164,9 @@ def trigger_scores(ev: TriggerEvidence, min_candidates: int) -> tuple[list[float
             continue
         excess = s - bar
         local = excess - np.median(excess, axis=0, keepdims=True)  # what this stamp adds beyond any stamp
-        scores.append(float(local.max()))
+        # a trigger answers to related stamps (a corner square of two sizes, of several values):
+        # the class's second-largest excess over the family; a one-off flip is noise
+        scores.append(float(np.sort(local, axis=0)[-REPEAT].max()) if len(local) >= REPEAT else float(local.max()))
     return scores, float(np.median(bar))
 
 
@@ -163,8 +178,10 @@ class TriggerDetector(Detector):
             return [None] * len(ev.valid)
         scores, typical = trigger_scores(ev.trigger, self.min_candidates)
         arr = np.asarray(scores)
-        centre, spread = skewed_spread(arr) if enough(arr, self.min_candidates) else (0.0, 0.0)
-        bar = centre + self.k * max(spread, float(share_se(typical, ev.trigger.n_inputs)))
+        centre, spread = robust_centre_spread(arr) if enough(arr, self.min_candidates) else (0.0, 0.0)
+        spread = qn_scale(arr) if enough(arr, self.min_candidates) else 0.0
+        width = max(spread, float(share_se(typical, ev.trigger.n_inputs)))
+        bar = max(centre + self.k * width, MAJORITY)
         out: list[Finding | None] = []
         for s in scores:
             if math.isnan(s):
@@ -172,5 +189,6 @@ class TriggerDetector(Detector):
                 continue
             failed = s > bar
             out.append(self.finding(s, bar, failed, f"a stamp flips {s:.2f} more of the inputs to one class than the "
-                                                    f"other models {'>' if failed else '<='} calibrated {bar:.2f}"))
+                                                    f"other models {'>' if failed else '<='} calibrated {bar:.2f}",
+                                    (s - centre) / width if width > 0 else math.nan))
         return out
