@@ -141,9 +141,11 @@ class NNMTrimmedMeanConfig:
 class DetectorConfig:
     """``[defense.detectors.<name>]``: one audit detector (bdfl.defense.detectors.<module>).
 
-    Its threshold is ``centre -/+ k x spread``, the spread being the larger of the candidates'
-    robust spread (1.4826 x MAD) and the sampling error of the auditor's own data; ``k`` in
-    those spreads is the detector's only setting (docs/learning.md section 4: how chosen)."""
+    Its threshold is ``centre -/+ k x spread``: the centre a median (of the candidates, or the
+    auditor's own score), the spread the larger of the candidates' robust spread (Qn) and the
+    sampling error of the auditor's own data, ``k`` widened for few candidates (a prediction
+    bound); ``k`` in those spreads is the detector's only setting (docs/learning.md section 4:
+    how the defaults were chosen)."""
 
     enabled: bool = True
     k: float = 4.0
@@ -156,7 +158,7 @@ class TriggerDetectorConfig(DetectorConfig):
     per candidate."""
 
     patterns: int = 16
-    inputs: int = 64
+    inputs: int = 32
 
 
 @dataclass(frozen=True)

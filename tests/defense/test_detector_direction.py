@@ -15,9 +15,9 @@ def _ev(cos: list[float], own: list[float]) -> Evidence:
 
 def test_a_reversed_move_fails_and_an_honest_outlier_passes() -> None:
     det = DirectionDetector(DetectorConfig(k=4.0))
-    cos = [0.6, 0.55, 0.7, 0.65, 0.3, -0.6]  # 0.3: an honest peer with other classes
+    cos = [0.6, 0.55, 0.7, 0.65, 0.5, 0.62, 0.58, 0.66, 0.3, -0.6]  # 0.3: an honest peer with other classes
     f = det.judge(_ev(cos, cos))
-    assert [x.failed for x in f] == [False] * 5 + [True]
+    assert [x.failed for x in f] == [False] * 9 + [True]
 
 
 def test_late_in_training_wide_spread_makes_it_lenient() -> None:

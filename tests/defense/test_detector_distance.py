@@ -15,7 +15,7 @@ def _ev(d: list[float]) -> Evidence:
 
 def test_spread_calibrates_the_bar() -> None:
     det = DistanceDetector(DetectorConfig(k=4.0))
-    tight = det.judge(_ev([1.0, 1.02, 0.98, 1.01, 2.5]))
+    tight = det.judge(_ev([1.0, 1.02, 0.98, 1.01, 0.99, 1.03, 0.97, 1.0, 2.5]))
     assert tight[-1].failed and tight[-1].threshold < 2.0  # candidates agree: 2.5x is out
     loose = det.judge(_ev([0.5, 1.0, 2.0, 1.5, 0.7, 2.5]))  # honest shards of very different sizes
     assert not any(x.failed for x in loose) and loose[0].threshold > 3

@@ -15,7 +15,7 @@ def _ev(loss: list[float], own: float, n: int) -> Evidence:
 
 def test_the_bar_widens_with_fewer_validation_samples() -> None:
     det = LossDetector(DetectorConfig(k=4.0))
-    bars = [det.threshold(_ev([0.5] * 5, 0.5, n)) for n in (400, 100, 10)]
+    bars = [det.threshold(_ev([0.5] * 16, 0.5, n)) for n in (400, 100, 10)]
     assert bars == sorted(bars) and bars[0] < 0.5 * 1.3 and bars[-1] > 0.5 * 3
 
 

@@ -10,6 +10,7 @@ from typing import ClassVar
 import numpy as np
 
 from bdfl.config import DetectorConfig
+from bdfl.defense.detectors.calibration import small_sample_factor
 
 __all__ = ["Detector", "Evidence", "Finding", "TriggerEvidence", "enough"]
 
@@ -100,6 +101,12 @@ class Detector(ABC):
     @abstractmethod
     def judge(self, ev: Evidence) -> list[Finding | None]:
         """One finding per candidate (None where this detector cannot judge it)."""
+
+    def k_for(self, ev: Evidence) -> float:
+        """``k`` widened for the audit's number of evaluable candidates ``m``
+        (:func:`.calibration.small_sample_factor`): a bar estimated from few candidates is
+        uncertain itself, so it is a prediction bound, not a quantile."""
+        return self.k * small_sample_factor(int(np.sum(ev.valid)))
 
     def finding(self, score: float, threshold: float, failed: bool, detail: str, z: float = math.nan) -> Finding:
         return Finding(self.name, float(score), float(threshold), bool(failed), detail, float(z))

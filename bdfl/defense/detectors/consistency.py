@@ -31,9 +31,9 @@ class ConsistencyDetector(Detector):
         cos = ev.values("history_cosine")
         med, spread = 0.0, FLOOR
         if enough(cos, self.min_candidates):
-            _, spread = one_sided_bar(cos, self.k, "low", FLOOR)
+            _, spread = one_sided_bar(cos, self.k_for(ev), "low", FLOOR)
             med = float(np.nanmedian(cos))
-        bar = min(0.0, med - self.k * spread)
+        bar = min(0.0, med - self.k_for(ev) * spread)
         out: list[Finding | None] = []
         for c in ev.history_cosine:
             if math.isnan(c):

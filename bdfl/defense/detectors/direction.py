@@ -28,16 +28,16 @@ FLOOR = 0.05
 class DirectionDetector(Detector):
     name = "direction"
 
-    def _bar(self, values: np.ndarray) -> tuple[float, float, float]:
+    def _bar(self, values: np.ndarray, k: float) -> tuple[float, float, float]:
         """(bar, median, spread); NaNs with too few values."""
         if not enough(values, self.min_candidates):
             return math.nan, math.nan, math.nan
-        bar, spread = one_sided_bar(values, self.k, "low", FLOOR)
+        bar, spread = one_sided_bar(values, k, "low", FLOOR)
         return bar, float(np.nanmedian(values)), spread
 
     def judge(self, ev: Evidence) -> list[Finding | None]:
-        bar, med, spread = self._bar(ev.values("cosine"))
-        own_bar, own_med, own_spread = self._bar(ev.values("own_cosine"))
+        bar, med, spread = self._bar(ev.values("cosine"), self.k_for(ev))
+        own_bar, own_med, own_spread = self._bar(ev.values("own_cosine"), self.k_for(ev))
         if not math.isfinite(bar):
             return [None] * len(ev.valid)
         out: list[Finding | None] = []

@@ -30,7 +30,7 @@ class DistanceDetector(Detector):
         if not enough(logs, self.min_candidates):
             return [None] * len(ev.valid)
         med = float(np.nanmedian(logs))
-        top, spread = one_sided_bar(logs, self.k, "high", FLOOR)
+        top, spread = one_sided_bar(logs, self.k_for(ev), "high", FLOOR)
         bar = math.exp(top - med)
         out: list[Finding | None] = []
         for x in ev.distance:

@@ -35,7 +35,7 @@ class LossDetector(Detector):
     def threshold(self, ev: Evidence) -> float:
         """The loss above which a candidate fails in this audit (NaN: not judged)."""
         centre, spread = self.calibrate(ev)
-        return float(math.exp(centre + self.k * spread))
+        return float(math.exp(centre + self.k_for(ev) * spread))
 
     def judge(self, ev: Evidence) -> list[Finding | None]:
         centre, spread = self.calibrate(ev)

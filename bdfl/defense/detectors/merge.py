@@ -27,12 +27,12 @@ class MergeDetector(Detector):
         logs = safe_log(ev.values("merged_loss"))
         if not enough(logs, self.min_candidates):
             return math.nan, math.nan
-        _, spread = one_sided_bar(logs, self.k, "high", floor=log_mean_se(ev.n_val))
+        _, spread = one_sided_bar(logs, self.k_for(ev), "high", floor=log_mean_se(ev.n_val))
         return float(np.nanmedian(logs)), spread
 
     def threshold(self, ev: Evidence) -> float:
         centre, spread = self.calibrate(ev)
-        return float(math.exp(centre + self.k * spread))
+        return float(math.exp(centre + self.k_for(ev) * spread))
 
     def judge(self, ev: Evidence) -> list[Finding | None]:
         centre, spread = self.calibrate(ev)

@@ -34,7 +34,7 @@ class NoWorkDetector(Detector):
         if not enough(logs, self.min_candidates):
             return [None] * len(ev.valid)
         med = float(np.median(logs[np.isfinite(logs)]))
-        low, spread = one_sided_bar(logs, self.k, "low", FLOOR)
+        low, spread = one_sided_bar(logs, self.k_for(ev), "low", FLOOR)
         bar = math.exp(low - med)
         out: list[Finding | None] = []
         for r in ev.update_ratio:

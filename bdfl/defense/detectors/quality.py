@@ -39,11 +39,11 @@ class AccuracyDetector(Detector):
     def threshold(self, ev: Evidence) -> float:
         """The accuracy below which a candidate fails in this audit (NaN: not judged)."""
         centre, spread = self.calibrate(ev)
-        return centre - self.k * spread
+        return centre - self.k_for(ev) * spread
 
     def judge(self, ev: Evidence) -> list[Finding | None]:
         centre, spread = self.calibrate(ev)
-        bar = centre - self.k * spread
+        bar = centre - self.k_for(ev) * spread
         if not math.isfinite(bar):
             return [None] * len(ev.valid)
         out: list[Finding | None] = []

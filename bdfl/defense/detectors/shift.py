@@ -31,7 +31,7 @@ class ShiftDetector(Detector):
         if not enough(shifts, self.min_candidates):
             return [None] * len(ev.valid)
         med, spread = skewed_spread(shifts)
-        bar = med + self.k * max(spread, FLOOR)
+        bar = med + self.k_for(ev) * max(spread, FLOOR)
         out: list[Finding | None] = []
         for s in ev.shift:
             if math.isnan(s):

@@ -181,7 +181,7 @@ class TriggerDetector(Detector):
         centre, spread = robust_centre_spread(arr) if enough(arr, self.min_candidates) else (0.0, 0.0)
         spread = qn_scale(arr) if enough(arr, self.min_candidates) else 0.0
         width = max(spread, float(share_se(typical, ev.trigger.n_inputs)))
-        bar = max(centre + self.k * width, MAJORITY)
+        bar = max(centre + self.k_for(ev) * width, MAJORITY)
         out: list[Finding | None] = []
         for s in scores:
             if math.isnan(s):
