@@ -8,6 +8,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP_PY  := $(VENV)/.bdfl-installed
 STAMP_NPM := node_modules/.bdfl-installed
+STAMP_RAY := $(VENV)/.bdfl-ray-installed
 
 .PHONY: setup run test build gas-snapshot clean
 
@@ -17,6 +18,11 @@ $(STAMP_PY): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@touch $@
+
+# the optional Ray extra, for the tests only (tests/experiment/test_ray_cluster.py; docs/cluster.md)
+$(STAMP_RAY): $(STAMP_PY)
+	$(BIN)/python -m pip install --quiet -e ".[dev,ray]"
 	@touch $@
 
 $(STAMP_NPM): package.json package-lock.json
@@ -38,7 +44,7 @@ gas-snapshot: build
 run: setup
 	$(BIN)/bdfl run --config experiments/configs/default.toml
 
-test: setup
+test: setup $(STAMP_RAY)
 	$(BIN)/python -m pytest
 
 clean:

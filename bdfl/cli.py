@@ -90,6 +90,7 @@ def run_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "seed": "seed",
         "out": "out",
         "workers": "workers",
+        "cluster": "cluster",
         "name": "name",
         "attack": "attack.name",
         "attackers": "attack.fraction",
@@ -318,6 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seeds", metavar="LIST", help="run once per seed (0,1,2 or 0-4) into OUT/runs/seed=<s> and compare "
                    "them in OUT: mean ± std over seeds, seed bands (docs/results-format.md)")
     r.add_argument("--workers", type=int, help=f"processes hosting the peers (default: {dflt.workers})")
+    r.add_argument("--cluster", metavar="ADDRESS", help="host the workers as Ray actors on a Ray cluster: auto | HOST:PORT | "
+                                                        "ray://HOST:PORT (docs/cluster.md; default: local processes)")
     r.add_argument("--name", help=f"run name, part of the results folder's name (default: {dflt.name})")
     r.add_argument("--out", help="results folder (default: results/<timestamp>-<name>)")
     r.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any config field, e.g. protocol.quorum=2")

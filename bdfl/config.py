@@ -19,9 +19,9 @@ from typing import Any, get_type_hints
 
 from bdfl.errors import ConfigError
 
-# The aggregation weightings (bdfl.learning.aggregation.WEIGHTINGS), repeated here so that
+# The aggregation weightings (bdfl.defense.audited.WEIGHTINGS), repeated here so that
 # validating a config does not import the learning layer (torch, flwr);
-# tests/foundation/test_config.py checks that the two lists agree.
+# tests/defense/test_audited.py checks that the two lists agree.
 WEIGHTINGS = ("reputation", "reputation_samples")
 
 CHAIN_BACKENDS = ("anvil", "hardhat", "url")
@@ -70,55 +70,130 @@ class AttackConfig:
     groups: tuple[AttackGroupConfig, ...] = ()
 
 
+# -- each defense strategy's own table: [defense.<name>] (bdfl.defense.<name>) --------------
+
+@dataclass(frozen=True)
+class AuditedConfig:
+    """``[defense.bdfl]``: the audited strategy (bdfl.defense.audited): which of the updates
+    approved on chain a peer aggregates, and how it weighs them."""
+
+    # weigh approved updates by on-chain reputation ("reputation") or by reputation x the
+    # submission's on-chain sample count, capped at protocol.max_samples ("reputation_samples")
+    weighting: str = "reputation"
+    # aggregate an approved update only when at most this share of its revealed votes
+    # rejected it (bdfl.defense.audited.clear_approval); 1 = every approved update
+    max_reject_share: float = 0.0
+    # for that filter, leave out the votes of committee seats that voted against the
+    # on-chain outcome on more than this share of the round's decided updates they judged
+    # (colluding auditors vetoing honest updates: bdfl.learning.votes); 1 = count every vote
+    dissent_limit: float = 0.5
+
+
+@dataclass(frozen=True)
+class KrumConfig:
+    """``[defense.krum]``: Krum's f."""
+
+    malicious: int = -1  # attackers assumed; -1: the run's attacker count (bdfl peer: 0)
+
+
+@dataclass(frozen=True)
+class MultiKrumConfig:
+    """``[defense.multikrum]``: f, and how many of the best Krum scores are averaged."""
+
+    malicious: int = -1  # as [defense.krum]
+    keep: int = 0  # 0: n - malicious (at least 1)
+
+
+@dataclass(frozen=True)
+class TrimmedMeanConfig:
+    """``[defense.trimmed_mean]``: the share cut at each end of each coordinate."""
+
+    beta: float = 0.2
+
+
+@dataclass(frozen=True)
+class GeometricMedianConfig:
+    """``[defense.geometric_median]``: the smoothed Weiszfeld iterations."""
+
+    max_iter: int = 100
+    tol: float = 1e-7  # stop when a step moves less than this (relative)
+
+
+@dataclass(frozen=True)
+class CenteredClippingConfig:
+    """``[defense.centered_clipping]``: bucketing and the clipping around the own model."""
+
+    bucket_size: int = 2  # models averaged per bucket (1 = no bucketing)
+    iterations: int = 3
+    tau: float = 0.0  # clipping radius; 0: the models' median distance from the own model
+
+
+@dataclass(frozen=True)
+class NNMTrimmedMeanConfig:
+    """``[defense.nnm_trimmed_mean]``: f for the mixing and the trimming."""
+
+    malicious: int = -1  # as [defense.krum]
+
+
+# -- the audit's detectors: [defense.detectors] and [defense.detectors.<name>] -----------------
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """``[defense.detectors.<name>]``: one audit detector (bdfl.defense.detectors.<module>).
+
+    Its threshold is ``centre -/+ k x spread``: the centre a median (of the candidates, or the
+    auditor's own score), the spread the larger of the candidates' robust spread (Qn) and the
+    sampling error of the auditor's own data, ``k`` widened for few candidates (a prediction
+    bound); ``k`` in those spreads is the detector's only setting (docs/learning.md section 4:
+    how the defaults were chosen)."""
+
+    enabled: bool = True
+    k: float = 4.0
+
+
+@dataclass(frozen=True)
+class TriggerDetectorConfig(DetectorConfig):
+    """``[defense.detectors.trigger]``: also the size of the per-audit random trigger family
+    (stamps drawn, auditor inputs stamped); its cost is ``patterns x inputs`` predictions
+    per candidate."""
+
+    patterns: int = 16
+    inputs: int = 32
+
+
+@dataclass(frozen=True)
+class DetectorsConfig:
+    """``[defense.detectors]``: the audit's detectors, each with its own table. The median-based
+    thresholds need ``min_candidates`` evaluable candidates in an audit."""
+
+    min_candidates: int = 3
+    distance: DetectorConfig = field(default_factory=DetectorConfig)
+    direction: DetectorConfig = field(default_factory=lambda: DetectorConfig(k=2.5))
+    shift: DetectorConfig = field(default_factory=lambda: DetectorConfig(k=3.0))
+    no_work: DetectorConfig = field(default_factory=DetectorConfig)
+    consistency: DetectorConfig = field(default_factory=DetectorConfig)
+    merge: DetectorConfig = field(default_factory=DetectorConfig)
+    trigger: TriggerDetectorConfig = field(default_factory=lambda: TriggerDetectorConfig(k=3.0))
+    accuracy: DetectorConfig = field(default_factory=DetectorConfig)
+    loss: DetectorConfig = field(default_factory=DetectorConfig)
+
+
+#: The detectors of :class:`DetectorsConfig`, by table name.
+DETECTORS = ("distance", "direction", "shift", "no_work", "consistency", "merge", "trigger", "accuracy", "loss")
+
+
 @dataclass(frozen=True)
 class DefenseConfig:
     """How a peer aggregates: ``bdfl`` (on-chain approved only) or a baseline without audit."""
 
     name: str = "bdfl"
-    # The audit rule (bdfl.learning.audit.AuditRule, docs/learning.md section 4): an update
-    # is rejected when any test fails. Quality: accuracy more than audit_margin below BOTH
-    # the auditor's own model and the median candidate, or loss more than audit_loss_margin
-    # above both. Parameter tests: distance to the auditor's model over the median distance
-    # > audit_norm_ratio (0 = off); cosine of the trainer's move with the consensus move
-    # ("median" of the moves; "own": the auditor's own move: audit_direction_reference) more
-    # than audit_direction_margin below the median (2 = off); coherent shift > audit_shift_limit
-    # (1 = off); move < audit_min_update x the auditor's own move (0 = off); cosine of the
-    # move with the same trainer's latest not-rejected earlier move (consistency_window rounds
-    # back at most) < audit_consistency_min_cosine (-1 = off). Merge: loss of
-    # (own + candidate) / 2 above the candidates' median x (1 + audit_merge_loss_ratio)
-    # + audit_merge_loss_margin (margin 0 = off). Trigger scan: square stamps of
-    # audit_trigger_size pixels flip more than audit_trigger_limit more of the auditor's
-    # inputs to one class than the auditor's own and the median candidate (1 = off; its cost
-    # grows with model and image size: docs/learning.md, "Trigger scan").
-    audit_margin: float = 0.4
-    audit_loss_margin: float = 3.0
-    audit_norm_ratio: float = 4.0
-    audit_direction_margin: float = 0.2
-    audit_direction_reference: str = "median"
-    audit_direction_min_agreement: float = 0.3  # the test runs only while the median cosine is >= this
-    audit_direction_own_margin: float = 0.1  # "median": also this far below the median cosine with the own move
-    audit_shift_limit: float = 0.4
-    audit_min_update: float = 0.1
-    audit_consistency_min_cosine: float = -0.3
-    audit_merge_loss_margin: float = 0.5
-    audit_merge_loss_ratio: float = 0.5
-    audit_trigger_limit: float = 0.9
-    audit_trigger_size: int = 2
-    audit_trigger_spread: float = 0.2  # only classes flipped at <= this share of stamp positions count
-    # the shift and no-work tests (bar: the auditor's own model alone) stand down for one audit
-    # when together they fail more than this share of its candidates: the auditor is the
-    # outlier (1 = never)
-    audit_stand_down_share: float = 0.75
-    # bdfl: weigh approved updates by on-chain reputation ("reputation") or by reputation x
-    # the submission's on-chain sample count, capped at protocol.max_samples ("reputation_samples")
-    weighting: str = "reputation"
-    # bdfl: aggregate an approved update only when at most this share of its revealed votes
-    # rejected it (bdfl.learning.aggregation.clear_approval); 1 = every approved update
-    max_reject_share: float = 0.0
-    # bdfl: for that filter, leave out the votes of committee seats that voted against the
-    # on-chain outcome on more than this share of the round's decided updates they judged
-    # (colluding auditors vetoing honest updates: bdfl.learning.votes); 1 = count every vote
-    dissent_limit: float = 0.5
+    # The audit rule (bdfl.defense.audit.AuditRule, docs/learning.md section 4): an update is
+    # rejected when any enabled detector fails it. Each detector's threshold is calibrated in
+    # every audit from the candidates' spread and the auditor's own data
+    # ([defense.detectors.<name>]: enabled, k; bdfl.defense.detectors)
+    detectors: DetectorsConfig = field(default_factory=DetectorsConfig)
+    # bdfl: which approved updates a peer aggregates and their weights ([defense.bdfl])
+    bdfl: AuditedConfig = field(default_factory=AuditedConfig)
     # bdfl: auditors reject an update whose hash was submitted in one of the last
     # replay_window rounds (a replayed model, e.g. a free-rider's copy); 0 = off
     replay_window: int = 3
@@ -130,8 +205,13 @@ class DefenseConfig:
     # not-rejected move (the consistency test, bdfl.peer.sources.MoveHistory); 0 = off. At most
     # 6: a peer's blob server keeps its last 8 updates, and that move needs the round before it
     consistency_window: int = 5
-    trimmed_beta: float = 0.2
-    krum_malicious: int = -1  # -1: assume the configured attacker count
+    # the baselines' own tables (bdfl.defense: one strategy per module)
+    krum: KrumConfig = field(default_factory=KrumConfig)
+    multikrum: MultiKrumConfig = field(default_factory=MultiKrumConfig)
+    trimmed_mean: TrimmedMeanConfig = field(default_factory=TrimmedMeanConfig)
+    geometric_median: GeometricMedianConfig = field(default_factory=GeometricMedianConfig)
+    centered_clipping: CenteredClippingConfig = field(default_factory=CenteredClippingConfig)
+    nnm_trimmed_mean: NNMTrimmedMeanConfig = field(default_factory=NNMTrimmedMeanConfig)
 
 
 @dataclass(frozen=True)
@@ -223,6 +303,7 @@ class ExperimentConfig:
     peers: int = 20
     rounds: int = 15
     workers: int = 2
+    cluster: str = ""  # "": local worker processes; "auto" | "HOST:PORT" | "ray://HOST:PORT": Ray actors (docs/cluster.md)
     out: str = ""
     clean_reference: str = ""  # a summary.json of the same run without attackers, for the accuracy drop
     task: TaskConfig = field(default_factory=TaskConfig)
@@ -284,6 +365,11 @@ def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
     hints = get_type_hints(cls)
     names = {f.name for f in fields(cls)}
     unknown = sorted(set(data) - names)
+    for old in unknown:
+        if cls is DefenseConfig and old in RENAMED_DEFENSE_KEYS:
+            new = RENAMED_DEFENSE_KEYS[old]
+            table, key = new.rsplit(".", 1)
+            raise ConfigError(prefix + old, f"renamed to {new}", f"[{table}] {key} = ...")
     if unknown:
         raise ConfigError(prefix + unknown[0], "unknown field", ", ".join(sorted(names)))
     kwargs: dict[str, Any] = {}
@@ -318,62 +404,92 @@ def _range(path: str, value: float, lo: float | None, hi: float | None, *, lo_op
 # -- the defense settings: one place for their ranges ---------------------------
 
 #: Allowed range of each numeric ``[defense]`` setting: (low, high, low open, high open),
-#: None = unbounded. :func:`validate` and :class:`bdfl.learning.audit.AuditRule` (for its
-#: ``audit_<field>`` fields) both check through :func:`check_defense_setting`.
+#: None = unbounded; dotted names are in a sub-table (``detectors.accuracy.k``). :func:`validate`
+#: and :class:`bdfl.defense.audit.AuditRule` both check through :func:`check_defense_setting`.
 DEFENSE_RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
-    "audit_margin": (0.0, 1.0, False, False),
-    "audit_loss_margin": (0.0, None, True, False),
-    "audit_direction_margin": (0.0, 2.0, False, False),
-    "audit_direction_min_agreement": (-1.0, 1.0, False, False),
-    "audit_direction_own_margin": (-2.0, 2.0, False, False),
-    "audit_shift_limit": (0.0, 1.0, True, False),
-    "audit_min_update": (0.0, 1.0, False, True),
-    "audit_consistency_min_cosine": (-1.0, 1.0, False, False),
-    "audit_merge_loss_margin": (0.0, None, False, False),
-    "audit_merge_loss_ratio": (0.0, None, False, False),
-    "audit_trigger_limit": (0.0, 1.0, False, False),
-    "audit_trigger_size": (1, 64, False, False),
-    "audit_trigger_spread": (0.0, 1.0, True, False),
-    "audit_stand_down_share": (0.5, 1.0, False, False),
-    "max_reject_share": (0.0, 1.0, False, False),
-    "dissent_limit": (0.0, 1.0, False, False),
+    # the audit's detectors ([defense.detectors.<name>]); "enabled" is a bool
+    "detectors.min_candidates": (1, 1000, False, False),
+    **{f"detectors.{d}.k": (0.0, 100.0, True, False) for d in DETECTORS},
+    "detectors.trigger.patterns": (1, 256, False, False),
+    "detectors.trigger.inputs": (1, 4096, False, False),
     "replay_window": (0, 1000, False, False),
     "consistency_window": (0, 6, False, False),
-    "trimmed_beta": (0.0, 0.5, False, True),
+    # the strategies' own tables ([defense.<name>]); "malicious", "keep" and "bucket_size"
+    # are also bounded by the peer count (validate)
+    "bdfl.max_reject_share": (0.0, 1.0, False, False),
+    "bdfl.dissent_limit": (0.0, 1.0, False, False),
+    "krum.malicious": (-1, None, False, False),
+    "multikrum.malicious": (-1, None, False, False),
+    "multikrum.keep": (0, None, False, False),
+    "trimmed_mean.beta": (0.0, 0.5, False, True),
+    "geometric_median.max_iter": (1, 100_000, False, False),
+    "geometric_median.tol": (0.0, 1.0, True, True),
+    "centered_clipping.bucket_size": (1, None, False, False),
+    "centered_clipping.iterations": (1, 1000, False, False),
+    "centered_clipping.tau": (0.0, None, False, False),
+    "nnm_trimmed_mean.malicious": (-1, None, False, False),
 }
+#: Settings of a strategy's table bounded by the peer count as well.
+PEER_BOUNDED = ("krum.malicious", "multikrum.malicious", "multikrum.keep", "centered_clipping.bucket_size",
+                "nnm_trimmed_mean.malicious")
+#: Old ``[defense]`` keys -> the setting that replaced them (a config naming one is refused,
+#: naming the new key).
+RENAMED_DEFENSE_KEYS = {"trimmed_beta": "defense.trimmed_mean.beta", "krum_malicious": "defense.krum.malicious",
+                        **{k: f"defense.bdfl.{k}" for k in ("weighting", "max_reject_share", "dissent_limit")},
+                        # the audit's fixed thresholds, replaced by calibrated detectors (one k each)
+                        **{f"audit_{old}": f"defense.detectors.{new}.k" for old, new in (
+                            ("margin", "accuracy"), ("loss_margin", "loss"), ("norm_ratio", "distance"),
+                            ("direction_margin", "direction"), ("direction_reference", "direction"),
+                            ("direction_min_agreement", "direction"), ("direction_own_margin", "direction"),
+                            ("shift_limit", "shift"), ("min_update", "no_work"), ("stand_down_share", "shift"),
+                            ("consistency_min_cosine", "consistency"), ("merge_loss_margin", "merge"),
+                            ("merge_loss_ratio", "merge"), ("trigger_limit", "trigger"),
+                            ("trigger_size", "trigger"), ("trigger_spread", "trigger"))}}
 #: ``[defense]`` settings with a fixed set of values.
 DEFENSE_CHOICES: dict[str, tuple[str, ...]] = {
-    "audit_direction_reference": ("median", "own"),
-    "weighting": WEIGHTINGS,
+    "bdfl.weighting": WEIGHTINGS,
 }
-#: audit_norm_ratio: 0 (off) or in this range.
-NORM_RATIO_RANGE = (1.0, 1000.0)
 #: Every ``[defense]`` setting :func:`check_defense_setting` checks (all but ``name``, the
-#: registry's, ``rebuild_starts``, a bool, and ``krum_malicious``, bounded by the peer count).
-DEFENSE_SETTINGS = frozenset(DEFENSE_RANGES) | frozenset(DEFENSE_CHOICES) | {"audit_norm_ratio"}
+#: registry's, and ``rebuild_starts``, a bool); dotted names are in a strategy's own table.
+DEFENSE_SETTINGS = frozenset(DEFENSE_RANGES) | frozenset(DEFENSE_CHOICES)
+
+
+def defense_value(defense: DefenseConfig, name: str) -> Any:
+    """A ``[defense]`` setting by name; dotted for a strategy's table (``"krum.malicious"``)."""
+    value: Any = defense
+    for part in name.split("."):
+        value = getattr(value, part)
+    return value
 
 
 def check_defense_setting(name: str, value: Any) -> None:
-    """Check one ``[defense]`` setting (``audit_norm_ratio``, a name in :data:`DEFENSE_RANGES`
-    or :data:`DEFENSE_CHOICES`); a bad value raises ConfigError naming ``defense.<name>`` and
+    """Check one ``[defense]`` setting (a name in :data:`DEFENSE_RANGES` or
+    :data:`DEFENSE_CHOICES`); a bad value raises ConfigError naming ``defense.<name>`` and
     the allowed values."""
     path = f"defense.{name}"
     if name in DEFENSE_CHOICES:
         if value not in DEFENSE_CHOICES[name]:
             raise ConfigError(path, f"unknown value {value!r}", ", ".join(DEFENSE_CHOICES[name]))
         return
-    integer = isinstance(getattr(DefenseConfig, name), int)
+    integer = isinstance(defense_value(DefenseConfig(), name), int)
     if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
         raise ConfigError(path, f"expected {'an integer' if integer else 'a number'}, got {value!r}")
     if not math.isfinite(value):
         raise ConfigError(path, f"expected a finite number, got {value!r}")
-    if name == "audit_norm_ratio":
-        lo, hi = NORM_RATIO_RANGE
-        if value != 0 and not lo < value <= hi:
-            raise ConfigError(path, f"value {value!r} is out of range", f"0 (off) or ({lo:g}, {hi:g}]")
-        return
     lo, hi, lo_open, hi_open = DEFENSE_RANGES[name]
     _range(path, value, lo, hi, lo_open=lo_open, hi_open=hi_open)
+
+
+def _check_cluster(address: str) -> None:
+    """``cluster``: empty (local processes), ``auto`` (the Ray cluster this host belongs to), a Ray
+    head's ``HOST:PORT`` or a Ray Client ``ray://HOST:PORT`` (docs/cluster.md)."""
+    if address in ("", "auto"):
+        return
+    rest = address.removeprefix("ray://")
+    host, sep, port = rest.rpartition(":")
+    if not (sep and host and port.isdigit() and 1 <= int(port) <= 65535) or any(c in host for c in "/@?# "):
+        raise ConfigError("cluster", f"{address!r} is not a Ray cluster address",
+                          '"" (local processes), "auto", "HOST:PORT" (e.g. 10.0.0.5:6379) or "ray://HOST:PORT"')
 
 
 def validate(cfg: ExperimentConfig) -> ExperimentConfig:
@@ -381,6 +497,7 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     _range("peers", cfg.peers, 2, 5000)
     _range("rounds", cfg.rounds, 1, 100_000)
     _range("workers", cfg.workers, 1, 64)
+    _check_cluster(cfg.cluster)
     _range("seed", cfg.seed, 0, 2**32 - 1)
     if not cfg.name or any(c in cfg.name for c in "/\\\0"):
         raise ConfigError("name", f"{cfg.name!r} is not usable in a folder name", "non-empty, no slashes")
@@ -407,7 +524,11 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     for f in fields(DefenseConfig):  # in declaration order: the first bad field is reported
         if f.name in DEFENSE_SETTINGS:
             check_defense_setting(f.name, getattr(d, f.name))
-    _range("defense.krum_malicious", d.krum_malicious, -1, cfg.peers)
+    for name in (*DEFENSE_CHOICES, *DEFENSE_RANGES):
+        if "." in name:  # a sub-table: [defense.<strategy>], [defense.detectors.<name>]
+            check_defense_setting(name, defense_value(d, name))
+            if name in PEER_BOUNDED:
+                _range(f"defense.{name}", defense_value(d, name), DEFENSE_RANGES[name][0], cfg.peers)
     o = cfg.overlay
     _range("overlay.degree", o.degree, 1, max(1, cfg.peers - 1))
     _range("overlay.min_sources", o.min_sources, 0, max(2, cfg.peers - 1))

@@ -4,9 +4,10 @@ Auditors that judge by different rules disagree, lose reputation for it and aggr
 different sets, so the rule is part of the deployment, not of each peer's local config:
 
 * the whole ``[defense]`` table: the aggregation rule (``name``: ``bdfl`` = approved updates
-  only, or a baseline; ``weighting``, ``max_reject_share``, ``dissent_limit``, the baselines'
-  ``trimmed_beta`` / ``krum_malicious``) and the audit rule with its thresholds (every
-  ``audit_*`` field, ``replay_window``, ``rebuild_starts``, ``consistency_window``);
+  only, or a baseline; each strategy's own table: ``[defense.bdfl]`` (``weighting``,
+  ``max_reject_share``, ``dissent_limit``), ``[defense.trimmed_mean]``, ...) and the
+  audit rule with its thresholds (``[defense.detectors]``, ``replay_window``, ``rebuild_starts``,
+  ``consistency_window``);
 * the whole ``[overlay]`` table: whose updates a peer aggregates (``topology``, ``degree``,
   ``edge_probability``) and how it tops up (``min_sources``).
 
@@ -62,11 +63,21 @@ def policy_hash(policy: Mapping[str, Any]) -> bytes:
     return bytes(keccak(canonical_json(policy)))
 
 
+def _dotted(prefix: str, table: Mapping[str, Any]) -> dict[str, Any]:
+    """A table as dotted keys, sub-tables (``[defense.krum]``) flattened too."""
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        if isinstance(value, Mapping):
+            out.update(_dotted(f"{prefix}{key}.", value))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
 def _flat(policy: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"version": policy.get("version")}
     for table in POLICY_TABLES:
-        for key, value in (policy.get(table) or {}).items():
-            out[f"{table}.{key}"] = value
+        out.update(_dotted(f"{table}.", policy.get(table) or {}))
     return out
 
 
@@ -82,11 +93,12 @@ def config_with_policy(cfg: ExperimentConfig, policy: Mapping[str, Any]) -> Expe
 
 
 def explicit_policy_fields(config_path: str | Path | None) -> set[str]:
-    """The policy fields a config file sets itself (``"defense.audit_margin"``, ...)."""
+    """The policy fields a config file sets itself (``"defense.audit_margin"``,
+    ``"defense.krum.malicious"``, ...)."""
     if not config_path:
         return set()
     data = read_toml(config_path, "--config")
-    return {f"{t}.{k}" for t in POLICY_TABLES if isinstance(data.get(t), dict) for k in data[t]}
+    return {k for t in POLICY_TABLES if isinstance(data.get(t), dict) for k in _dotted(f"{t}.", data[t])}
 
 
 def check_deployment_policy(policy: Mapping[str, Any] | None, declared_hash: bytes, source: str) -> None:

@@ -262,7 +262,7 @@ class TorchClient(NumPyClient):
 
     def audit_inputs(self) -> np.ndarray:
         """This peer's own inputs (validation split first, then training shard), which its
-        audit's trigger scan stamps (bdfl.learning.trigger_scan)."""
+        audit's trigger detector stamps (bdfl.defense.detectors.trigger)."""
         return np.concatenate([self.X_val.numpy(), self.X_train.numpy()])
 
 

@@ -77,9 +77,10 @@ contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
         bool known; // has joined at least once; reputation is never reset afterwards
         uint16 missedRounds; // consecutive rounds without a submission
         uint64 reputation; // fixed point, 0..REP_MAX
-        uint64 joinRound; // round in which the current membership began
-        uint64 lastSubmitRound; // (round + 1) of the latest submission, 0 = never
+        uint32 joinRound; // round in which the current membership began
+        uint32 lastSubmitRound; // (round + 1) of the latest submission, 0 = never
         uint32 index; // position in the member array while Active or Exiting
+        uint16 rejectStreak; // the peer's updates rejected in a row (approval resets it)
     }
 
     /// @notice Identity bookkeeping of an address (one storage slot).
@@ -134,6 +135,9 @@ contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
     event RewardCredited(address indexed peer, uint256 amount);
     /// @notice `amount` tokens of `peer`'s stake were burned.
     event StakeSlashed(address indexed peer, uint256 amount);
+    /// @notice An update of `peer` was rejected, its `streak`-th rejection in a row;
+    ///         `confirmed` = streak >= slashAfterRejections (the stake is slashed).
+    event RejectionCounted(address indexed peer, uint256 streak, bool confirmed);
     /// @notice `peer` pulled `amount` credited tokens.
     event Claimed(address indexed peer, uint256 amount);
     /// @notice The RoundManager opened `round`.
@@ -150,6 +154,10 @@ contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
     uint256 internal immutable _entryFee;
     uint16 internal immutable _probationRounds;
     uint16 internal immutable _unbondingRounds;
+    uint64 internal immutable _repGainUpdate;
+    uint64 internal immutable _repLossUpdate;
+    uint256 internal immutable _slashAmount;
+    uint16 internal immutable _slashAfter;
     /// @notice Hash of the off-chain policy this deployment runs under; set once, at deployment.
     bytes32 public immutable policyHash;
     Params internal _params;
@@ -186,6 +194,10 @@ contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
         _entryFee = params_.entryFee;
         _probationRounds = params_.probationRounds;
         _unbondingRounds = params_.unbondingRounds;
+        _repGainUpdate = params_.repGainUpdate;
+        _repLossUpdate = params_.repLossUpdate;
+        _slashAmount = params_.slashAmount;
+        _slashAfter = params_.slashAfterRejections;
         policyHash = policyHash_;
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
     }
@@ -215,7 +227,7 @@ contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
         uint256 stake = amount - fee;
         p.status = Status.Active;
         p.missedRounds = 0;
-        p.joinRound = round;
+        p.joinRound = uint32(round);
         p.index = uint32(_members.length);
         _members.push(msg.sender);
         _balances[msg.sender].stake += stake.toUint128();
@@ -288,7 +300,7 @@ contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
         totalStaked += addedStake;
         p.status = Status.Active;
         p.missedRounds = 0;
-        p.joinRound = currentRound;
+        p.joinRound = uint32(currentRound);
         p.index = uint32(_members.length);
         _members.push(msg.sender);
         emit PeerReactivated(msg.sender, addedStake, stake, currentRound);
@@ -314,8 +326,42 @@ contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
     function onSubmit(address peer, uint64 round) external onlyRole(PROTOCOL_ROLE) returns (bool) {
         Peer storage p = _peers[peer];
         if (p.status != Status.Active && p.status != Status.Exiting) revert NotActiveMember(peer);
-        p.lastSubmitRound = round + 1;
+        p.lastSubmitRound = uint32(round + 1);
         return p.reputation >= _repThreshold && round >= _bonds[peer].probationUntil;
+    }
+
+    /// @notice Book the audit of one of `peer`'s updates (docs/protocol.md, "Rejection and
+    ///         slashing"). Accepted (approved or on probation): +repGainUpdate, the reward
+    ///         `reward` credited, the rejection streak reset. Rejected: the streak grows by one;
+    ///         below slashAfterRejections the rejection is unconfirmed: reputation drops by
+    ///         repLossUpdate but not below repThreshold (a peer already below loses nothing more)
+    ///         and the stake is untouched; at or above it the reversal is confirmed: reputation
+    ///         drops by repLossUpdate (to 0 at worst) and slashAmount of the stake is burned.
+    /// @return slashed Tokens burned.
+    function settleUpdate(address peer, bool accepted, uint256 reward)
+        external
+        onlyRole(PROTOCOL_ROLE)
+        returns (uint256 slashed)
+    {
+        Peer storage p = _peers[peer];
+        if (accepted) {
+            if (p.rejectStreak != 0) p.rejectStreak = 0;
+            _adjustReputation(peer, p, int256(uint256(_repGainUpdate)));
+            if (reward != 0) _credit(peer, _balances[peer], reward);
+            return 0;
+        }
+        uint256 streak = uint256(p.rejectStreak) + 1;
+        if (streak <= type(uint16).max) p.rejectStreak = uint16(streak);
+        bool confirmed = streak >= _slashAfter;
+        emit RejectionCounted(peer, streak, confirmed);
+        uint256 rep = p.reputation;
+        uint256 loss = _repLossUpdate;
+        if (!confirmed) {
+            uint256 floor = rep < _repThreshold ? rep : _repThreshold;
+            if (rep - floor < loss) loss = rep - floor;
+        }
+        if (loss != 0) _adjustReputation(peer, p, -int256(loss));
+        if (confirmed) slashed = _slash(peer, _balances[peer], _slashAmount);
     }
 
     /// @notice Apply one settlement: reputation change (clamped to [0, REP_MAX]), a reward
@@ -328,22 +374,28 @@ contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
     {
         if (repDelta != 0) _adjustReputation(peer, _peers[peer], repDelta);
         Balance storage b = _balances[peer];
-        if (slash != 0) {
-            uint256 stake = b.stake;
-            uint256 s = slash < stake ? slash : stake;
-            if (s != 0) {
-                b.stake = uint128(stake - s);
-                totalStaked -= s;
-                emit StakeSlashed(peer, s);
-                token.burn(s);
-            }
+        if (slash != 0) _slash(peer, b, slash);
+        if (reward != 0) _credit(peer, b, reward);
+    }
+
+    /// @dev Burn up to `amount` of `peer`'s stake (capped at the stake); returns the amount burned.
+    function _slash(address peer, Balance storage b, uint256 amount) internal returns (uint256 s) {
+        uint256 stake = b.stake;
+        s = amount < stake ? amount : stake;
+        if (s != 0) {
+            b.stake = uint128(stake - s);
+            totalStaked -= s;
+            emit StakeSlashed(peer, s);
+            token.burn(s);
         }
-        if (reward != 0) {
-            b.claimable += reward.toUint128();
-            totalClaimable += reward;
-            emit RewardCredited(peer, reward);
-            token.mint(address(this), reward);
-        }
+    }
+
+    /// @dev Mint `reward` into this contract and credit it to `peer` as claimable.
+    function _credit(address peer, Balance storage b, uint256 reward) internal {
+        b.claimable += reward.toUint128();
+        totalClaimable += reward;
+        emit RewardCredited(peer, reward);
+        token.mint(address(this), reward);
     }
 
     /// @notice End-of-round pass over the member array, resumable in batches. For each member:
@@ -411,9 +463,13 @@ contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
 
     /// @notice Draw up to `k` distinct committee members from the member array by rejection
     ///         sampling: attempt `a` picks index `w mod n` with `w = keccak256(seed, a)`, and
-    ///         accepts that member iff its reputation >= repThreshold,
-    ///         `(w >> 128) mod REP_MAX < reputation` (probability reputation / REP_MAX) and it
-    ///         is not on probation; duplicates are skipped. No loop over all members.
+    ///         accepts that member iff its reputation >= repThreshold (reputation is only an
+    ///         eligibility floor), `(w >> 128) mod minStake < stake` (probability
+    ///         min(stake, minStake) / minStake: weight from stake, capped at one minimum stake
+    ///         per identity) and it is not on probation; duplicates are skipped. A coalition's
+    ///         expected share of seats is its share of the eligible identities' capped stake,
+    ///         however much reputation its approved updates earned (docs/protocol.md,
+    ///         "Committee: seed and draw"). No loop over all members.
     /// @dev Loop bound: `k * DRAW_ATTEMPTS_PER_SEAT` attempts, each with a duplicate scan of
     ///      at most k entries (k <= 64). The committee is smaller than k when too few members
     ///      are eligible or the attempts run out.
@@ -436,11 +492,12 @@ contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
         if (n != 0) {
             uint256 attempts = k * DRAW_ATTEMPTS_PER_SEAT;
             uint256 threshold = _repThreshold;
+            uint256 unit = minStake;
             for (uint256 a = 0; a < attempts && count < k; ++a) {
                 uint256 w = Sortition.drawWord(seed, a);
                 address cand = _members[w % n];
-                uint256 rep = _peers[cand].reputation;
-                if (rep < threshold || ((w >> 128) % REP_MAX) >= rep) continue;
+                if (_peers[cand].reputation < threshold) continue;
+                if (((w >> 128) % unit) >= _balances[cand].stake) continue; // weight min(stake, minStake)
                 if (_bonds[cand].probationUntil > currentRound) continue; // read only for lottery winners
                 bool dup;
                 for (uint256 i = 0; i < count; ++i) {

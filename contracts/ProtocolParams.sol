@@ -9,7 +9,8 @@ pragma solidity ^0.8.24;
 struct Params {
     /// @dev Minimum stake (tokens) to join or reactivate.
     uint256 minStake;
-    /// @dev Tokens burned from the trainer's stake per rejected update (capped at the stake).
+    /// @dev Tokens burned from the trainer's stake per rejected update once the rejection is
+    ///      confirmed (slashAfterRejections in a row; capped at the stake).
     uint256 slashAmount;
     /// @dev Tokens minted and credited per approved update that is counted in aggregation.
     uint256 updateReward;
@@ -21,7 +22,7 @@ struct Params {
     uint64 repThreshold;
     /// @dev Reputation gained per approved update.
     uint64 repGainUpdate;
-    /// @dev Reputation lost per rejected update.
+    /// @dev Reputation lost per rejected update (an unconfirmed rejection stops at repThreshold).
     uint64 repLossUpdate;
     /// @dev Reputation gained per vote agreeing with the final majority.
     uint64 repGainVote;
@@ -68,6 +69,12 @@ struct Params {
     ///      membership ended (0 .. 1000): it leaves when round r is finalized and may
     ///      withdraw from round r + 1 + unbondingRounds on.
     uint16 unbondingRounds;
+    // ---- slashing line (docs/protocol.md "Rejection and slashing") ----
+    /// @dev C: a rejected update slashes its trainer's stake only once the trainer's
+    ///      updates were rejected C times in a row (1 .. 255). Fewer rejections in a row
+    ///      (an honest peer with odd data) keep the update out of aggregation, withhold the
+    ///      reward and lower reputation, but not below repThreshold and never touch the stake.
+    uint16 slashAfterRejections;
 }
 
 /// @notice A constructor parameter is outside its allowed range; `field` names it.
@@ -81,6 +88,8 @@ library ParamsLib {
     uint256 internal constant MAX_COMMITTEE = 64;
     /// @notice Upper bound on probationRounds and unbondingRounds (a typo cannot lock stakes for ever).
     uint256 internal constant MAX_IDENTITY_ROUNDS = 1000;
+    /// @notice Upper bound on slashAfterRejections.
+    uint256 internal constant MAX_SLASH_AFTER = 255;
 
     /// @notice Reverts with {InvalidParam} naming the first field out of range.
     function validate(Params memory p) internal pure {
@@ -112,5 +121,8 @@ library ParamsLib {
         if (p.entryFee >= p.minStake) revert InvalidParam("entryFee");
         if (p.probationRounds > MAX_IDENTITY_ROUNDS) revert InvalidParam("probationRounds");
         if (p.unbondingRounds > MAX_IDENTITY_ROUNDS) revert InvalidParam("unbondingRounds");
+        if (p.slashAfterRejections == 0 || p.slashAfterRejections > MAX_SLASH_AFTER) {
+            revert InvalidParam("slashAfterRejections");
+        }
     }
 }

@@ -20,7 +20,7 @@ import {Sortition} from "./Sortition.sol";
 ///         update is approved iff it has >= quorum revealed votes and more than
 ///         approvePercent % of them accept (a strict majority by default), rejected iff it has
 ///         >= quorum revealed votes and more than rejectPercent % of them reject (a
-///         supermajority by default); reputation, rewards and slashes are booked in the PeerRegistry; then the
+///         supermajority by default); reputation, rewards and (confirmed) slashes are booked in the PeerRegistry; then the
 ///         next round opens.
 ///         A phase ends at its deadline (anyone may call {advance}) or as soon as everyone
 ///         expected has acted, so one slow or dead peer never stalls the system.
@@ -38,7 +38,9 @@ contract RoundManager {
     /// @notice Result of the audit of one update.
     /// Approved: quorum reached, more than approvePercent % of the votes accept, trainer
     /// eligible -> aggregated.
-    /// Rejected: quorum reached, more than rejectPercent % of the votes reject -> slashed.
+    /// Rejected: quorum reached, more than rejectPercent % of the votes reject -> not
+    /// aggregated, no reward, reputation lowered; the stake is slashed only when it is the
+    /// trainer's slashAfterRejections-th rejection in a row (PeerRegistry.settleUpdate).
     /// Undecided: no quorum, or neither enough accepts nor enough rejects -> no effect.
     /// Probation: accepted, but the trainer was below repThreshold when it submitted -> it
     /// regains reputation but the update is not aggregated and earns no tokens.
@@ -181,11 +183,8 @@ contract RoundManager {
     // ------------------------------------------------------------------ state
     PeerRegistry public immutable registry;
 
-    uint256 internal immutable _slashAmount;
     uint256 internal immutable _updateReward;
     uint256 internal immutable _voteReward;
-    uint64 internal immutable _repGainUpdate;
-    uint64 internal immutable _repLossUpdate;
     uint64 internal immutable _repGainVote;
     uint64 internal immutable _repLossVote;
     uint64 internal immutable _repLossNoReveal;
@@ -239,11 +238,8 @@ contract RoundManager {
         registry = registry_;
         Params memory p = registry_.params();
         ParamsLib.validate(p);
-        _slashAmount = p.slashAmount;
         _updateReward = p.updateReward;
         _voteReward = p.voteReward;
-        _repGainUpdate = p.repGainUpdate;
-        _repLossUpdate = p.repLossUpdate;
         _repGainVote = p.repGainVote;
         _repLossVote = p.repLossVote;
         _repLossNoReveal = p.repLossNoReveal;
@@ -752,11 +748,11 @@ contract RoundManager {
         address peer = s.peer;
         approved = outcome == Outcome.Approved;
         if (approved) {
-            registry.settle(peer, int256(uint256(_repGainUpdate)), _grant(round, peer, _updateReward), 0);
+            registry.settleUpdate(peer, true, _grant(round, peer, _updateReward));
         } else if (outcome == Outcome.Probation) {
-            registry.settle(peer, int256(uint256(_repGainUpdate)), 0, 0);
+            registry.settleUpdate(peer, true, 0);
         } else if (outcome == Outcome.Rejected) {
-            registry.settle(peer, -int256(uint256(_repLossUpdate)), 0, _slashAmount);
+            registry.settleUpdate(peer, false, 0); // slashes only a confirmed reversal
         }
         emit UpdateFinalized(round, peer, u, s.updateHash, approved, outcome, accepts, rejects);
         if (rs.committeeSize != 0) _countAgreement(round, rs, u, s, outcome);

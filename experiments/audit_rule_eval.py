@@ -29,15 +29,16 @@ lr = 0.05. Decentralised: every peer keeps its own model. Each round
    ``--min-sources`` with the nearest approved updates further out
    (`Overlay.aggregation_sources`), weighted by reputation — what the runner's peers do;
    with ``--max-reject-share`` only updates whose votes were clear enough
-   (`defense.max_reject_share`), leaving out with ``--dissent-limit`` the votes of auditors
+   (`defense.bdfl.max_reject_share`), leaving out with ``--dissent-limit`` the votes of auditors
    that went against the outcome on more than that share of the round's updates
-   (`defense.dissent_limit`, `bdfl.learning.votes`).
+   (`defense.bdfl.dissent_limit`, `bdfl.learning.votes`).
 
-The rule "default" is the default experiment's: the library's `AuditRule()` with the
-trigger scan on (`trigger_limit = 0.9`, as default.toml sets it).
+The rule "default" is the default experiment's: the library's `AuditRule()` (every
+calibrated detector of `bdfl.defense.detectors`, the trigger family on). ``--task`` mirrors
+another task module (clients.mnist, clients.seattle_weather) with the same rule.
 The defaults are the committee of the earlier measurements (7/3/2, every approved update
 aggregated); the default experiment's settings are
-``--committee 9 --auditors-per-update 8 --quorum 5 --max-reject-share 0 --dissent-limit 0.5 --rule-json '{"margin": 0.4}'``.
+``--committee 9 --auditors-per-update 8 --quorum 5 --max-reject-share 0 --dissent-limit 0.5``.
 ``--votes-csv`` writes every honest auditor's statistics per vote (``--probe``: also its
 loss at its model plus / minus each candidate's move), for offline analysis.
 
@@ -68,7 +69,7 @@ import math
 import sys
 import time
 from collections import defaultdict
-from dataclasses import replace
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -81,17 +82,18 @@ if str(ROOT) not in sys.path:
 from bdfl.attacks import AttackContext, VoteContext, attacker_client, attacker_update, make_attack  # noqa: E402
 from bdfl.config import from_dict  # noqa: E402
 from bdfl.experiment.setup import attacker_indices, peer_data  # noqa: E402
-from bdfl.learning.aggregation import clear_approval, weighted_average  # noqa: E402
+from bdfl.defense.aggregate import weighted_average  # noqa: E402
+from bdfl.defense.audited import clear_approval  # noqa: E402
 from bdfl.learning.votes import SeatVotes, counted_votes, dissenting_seats  # noqa: E402
-from bdfl.learning.audit import (  # noqa: E402
+from bdfl.config import DETECTORS  # noqa: E402
+from bdfl.defense.audit import (  # noqa: E402
     AuditRule,
     AuditVerdict,
     candidate_statistics,
     evaluate_candidates,
     judge,
     merged_losses,
-    trigger_excesses,
-    trigger_scan_settings,
+    trigger_evidence,
 )
 from bdfl.learning.task import EvalResult, evaluate_client, fit_client, load_task  # noqa: E402
 from bdfl.peer.overlay_tracker import OverlayTracker  # noqa: E402
@@ -103,6 +105,7 @@ ATTACK_SETTINGS = {
     "sign_flip": ("sign_flip", {"scale": 1.0}),
     "sign_flip_x3": ("sign_flip", {"scale": 3.0}),
     "gaussian_noise": ("gaussian_noise", {"sigma": 0.5}),
+    "gaussian_0.05": ("gaussian_noise", {"sigma": 0.05}),  # issue 22: small noise
     "alie": ("alie", {}),
     "ipm": ("ipm", {"epsilon": 0.5}),
     "scaling": ("scaling", {"boost": 10.0}),
@@ -116,28 +119,23 @@ ATTACK_SETTINGS = {
 DEFAULT_ATTACKS = ["none", "label_flip", "sign_flip", "gaussian_noise", "alie", "ipm", "scaling", "free_rider",
                    "backdoor", "on_off"]
 
-OLD_RULE = AuditRule(margin=0.4, loss_margin=2.5, norm_ratio=0, direction_margin=2, shift_limit=1, min_update=0,
-                     consistency_min_cosine=-1, trigger_limit=1)
-# the default experiment's rule (experiments/configs/default.toml turns the trigger scan on)
-DEFAULT_RULE = AuditRule(trigger_limit=0.9)
+# the default experiment's rule: the library's defaults
+DEFAULT_RULE = AuditRule()
+
+
+def _every_k(rule: AuditRule, delta: float) -> AuditRule:
+    for n in DETECTORS:
+        rule = rule.with_detector(n, k=getattr(rule.detectors, n).k + delta)
+    return rule
+
+
 RULES = {
     "default": DEFAULT_RULE,
-    "old (quality only, 0.4 / 2.5)": OLD_RULE,
-    "quality test only": AuditRule(norm_ratio=0, direction_margin=2, shift_limit=1, min_update=0, consistency_min_cosine=-1,
-                                   trigger_limit=1),
-    "parameter tests only": AuditRule(margin=1.0, loss_margin=1e9, trigger_limit=1),
-    "without magnitude": replace(DEFAULT_RULE, norm_ratio=0),
-    "without direction": replace(DEFAULT_RULE, direction_margin=2),
-    "direction vs own move (0.35, before)": replace(DEFAULT_RULE, direction_reference="own", direction_margin=0.35),
-    "without shift": replace(DEFAULT_RULE, shift_limit=1),
-    "without no-work": replace(DEFAULT_RULE, min_update=0),
-    "without consistency": replace(DEFAULT_RULE, consistency_min_cosine=-1),
-    "without trigger scan": replace(DEFAULT_RULE, trigger_limit=1),
-    "trigger scan 0.8": replace(DEFAULT_RULE, trigger_limit=0.8),
-    "trigger scan, any spread": replace(DEFAULT_RULE, trigger_spread=1.0),
-    "own-anchored tests never stand down": replace(DEFAULT_RULE, stand_down_share=1),
-    "direction gate 0.2": replace(DEFAULT_RULE, direction_min_agreement=0.2),
-    "quality 0.4 / 2.5": replace(DEFAULT_RULE, margin=0.4, loss_margin=2.5),
+    "quality detectors only": AuditRule.only("accuracy", "loss"),
+    "parameter detectors only": AuditRule.only("distance", "direction", "shift", "no_work", "consistency"),
+    **{f"without {n}": DEFAULT_RULE.with_detector(n, enabled=False) for n in DETECTORS},
+    "every k - 1": _every_k(DEFAULT_RULE, -1.0),
+    "every k + 1": _every_k(DEFAULT_RULE, +1.0),
 }
 
 # ProtocolParams defaults (bdfl.chain.deploy; docs/protocol.md), as floats / whole tokens
@@ -181,7 +179,7 @@ def _move(params, start) -> np.ndarray:  # noqa: ANN001
 
 
 # the verdict on an update whose bytes were submitted in an earlier round (Peer.audit's replay check)
-REPLAYED = AuditVerdict(False, math.nan, math.nan, math.nan, "replayed", failed=("replayed",))
+REPLAYED = AuditVerdict(False, "replayed", failed=("replayed",))
 
 
 def _digest(params) -> bytes:  # noqa: ANN001
@@ -204,7 +202,7 @@ def run(attack_label: str, seed: int, args: argparse.Namespace, rules: dict[str,
     fraction = args.attackers if name != "none" else 0.0
     cfg = from_dict({
         "seed": seed, "peers": args.peers, "rounds": args.rounds,
-        "task": {"alpha": args.alpha, "val_fraction": args.val_fraction, "local_epochs": args.local_epochs,
+        "task": {"client": args.task, "alpha": args.alpha, "val_fraction": args.val_fraction, "local_epochs": args.local_epochs,
                  "batch_size": args.batch_size, "learning_rate": args.lr},
         "attack": {"name": name, "fraction": fraction, "params": params},
     })
@@ -295,11 +293,10 @@ def run(attack_label: str, seed: int, args: argparse.Namespace, rules: dict[str,
             past = None if args.no_rebuilt_starts else [ref_move.get(u) for u in us]
 
             def stats_for(rule: AuditRule) -> list:
-                key = (rule.min_candidates, rule.direction_reference)
+                key = (rule.min_candidates, "")
                 if key not in by_key:
                     by_key[key] = candidate_statistics(trained[a], cands, models[a], valid=valid, min_candidates=key[0],
-                                                       candidate_starts=starts, direction_reference=key[1],
-                                                       candidate_past_moves=past)
+                                                       candidate_starts=starts, candidate_past_moves=past)
                 return by_key[key]
 
             if vote_rows is not None and a not in attackers:
@@ -328,15 +325,14 @@ def run(attack_label: str, seed: int, args: argparse.Namespace, rules: dict[str,
                     vote_rows.append(row_)
 
             merged = merged_losses(clients[a], trained[a], cands, valid) if any(
-                rule.merge_loss_margin > 0 for rule in rules.values()) else None
-            scans: dict[tuple | None, list[float] | None] = {}  # one scan per distinct setting
+                rule.enabled("merge") for rule in rules.values()) else None
+            scans: dict[tuple, Any] = {}  # one trigger family per distinct setting
             for rn, rule in rules.items():
                 st = stats_for(rule)
-                settings = trigger_scan_settings(rule)
-                scan_key = None if settings is None else tuple(sorted(settings.items()))
+                scan_key = (rule.detectors.trigger.patterns, rule.detectors.trigger.inputs) if rule.enabled("trigger") else ()
                 if scan_key not in scans:
-                    scans[scan_key] = trigger_excesses(clients[a], trained[a], cands, valid, rule)
-                verdicts = judge(rule, ref, results, st, merged if rule.merge_loss_margin > 0 else None, scans[scan_key])
+                    scans[scan_key] = trigger_evidence(clients[a], trained[a], cands, valid, rule) if scan_key else None
+                verdicts = judge(rule, ref, results, st, merged if rule.enabled("merge") else None, scans[scan_key])
                 for u, v in [*zip(us, verdicts), *((u, REPLAYED) for u in replayed)]:
                     if a not in attackers:
                         kind = "attacker" if u in attackers else "honest"
@@ -375,9 +371,9 @@ def run(attack_label: str, seed: int, args: argparse.Namespace, rules: dict[str,
                     rep[a] += REP_GAIN_VOTE if v == (o != "rejected") else -REP_LOSS_VOTE
             rep[u] = min(1.0, max(0.0, rep[u]))
         np.clip(rep, 0.0, 1.0, out=rep)
-        # defense.max_reject_share: an approved update enters aggregation only when at most
-        # this share of its revealed votes rejected it (bdfl.learning.aggregation.clear_approval),
-        # not counting auditors that dissented from too many outcomes (defense.dissent_limit);
+        # defense.bdfl.max_reject_share: an approved update enters aggregation only when at most
+        # this share of its revealed votes rejected it (bdfl.defense.audited.clear_approval),
+        # not counting auditors that dissented from too many outcomes (defense.bdfl.dissent_limit);
         # an auditor's "seat" bit here is its peer index
         majority = {"approved": True, "probation": True, "rejected": False}
         masks = {u: (sum(1 << a for a, _ in bs), sum(1 << a for a, v in bs if v)) for u, bs in ballots.items() if u in outcome}
@@ -461,16 +457,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reject-percent", type=int, default=66, help="protocol.reject_percent")
     p.add_argument("--approve-percent", type=int, default=50, help="protocol.approve_percent")
     p.add_argument("--max-reject-share", type=float, default=1.0,
-                   help="defense.max_reject_share: aggregate an approved update only when at most this share of its votes rejected it")
+                   help="defense.bdfl.max_reject_share: aggregate an approved update only when at most this share of its votes rejected it")
     p.add_argument("--dissent-limit", type=float, default=1.0,
-                   help="defense.dissent_limit: for that filter, leave out auditors that voted against more than this share of the outcomes")
+                   help="defense.bdfl.dissent_limit: for that filter, leave out auditors that voted against more than this share of the outcomes")
     p.add_argument("--degree", type=int, default=4, help="overlay.degree (expander)")
     p.add_argument("--local-epochs", type=int, default=5)
     p.add_argument("--batch-size", type=int, default=10)
     p.add_argument("--lr", type=float, default=0.05)
     p.add_argument("--val-fraction", type=float, default=0.2)
     p.add_argument("--rule", choices=list(RULES), default="default", help="the rule whose votes decide")
-    p.add_argument("--rule-json", default="", help='AuditRule fields overriding the default rule, e.g. \'{"shift_limit": 0.3}\'')
+    p.add_argument("--rule-json", default="", help='the rule\'s [defense.detectors] table, e.g. \'{"shift": {"k": 2.5}}\'')
+    p.add_argument("--task", default="clients.digits", help="task.client (clients.digits, clients.mnist, clients.seattle_weather)")
     p.add_argument("--no-rebuilt-starts", action="store_true",
                    help="measure each candidate's move from the auditor's own start (defense.rebuild_starts = false)")
     p.add_argument("--eval-every", type=int, default=0, help="also record honest accuracy every N rounds")
@@ -484,7 +481,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     rules = dict(RULES)
     if args.rule_json:
-        rules[args.rule] = AuditRule.from_dict({**rules[args.rule].__dict__, **json.loads(args.rule_json)})
+        rules[args.rule] = AuditRule.from_dict(json.loads(args.rule_json))
 
     t0 = time.perf_counter()
     runs = []
@@ -503,7 +500,7 @@ def main(argv: list[str] | None = None) -> int:
         tot = sum(get(r)[1] for r in runs_ if get(r))
         return f"{100 * rej / tot:5.1f}%" if tot else "   - "
 
-    print(f"digits, {args.peers} peers, Dirichlet alpha={args.alpha}, {args.attackers:.0%} attackers, "
+    print(f"{args.task}, {args.peers} peers, Dirichlet alpha={args.alpha}, {args.attackers:.0%} attackers, "
           f"{args.rounds} rounds, seeds {args.seeds}, decisions by rule {args.rule!r}, "
           f"local_epochs={args.local_epochs}, batch_size={args.batch_size}, lr={args.lr}, "
           f"val_fraction={args.val_fraction}, committee {args.committee}/{args.auditors_per_update}/{args.quorum}, "

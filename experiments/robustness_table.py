@@ -1,4 +1,21 @@
-"""Issue 5's robustness table from a finished (or partly finished) robustness sweep.
+"""The robustness tables: issue 22's (``--run`` / ``--targets``) and issue 5's (the default).
+
+Issue 22, one command that runs (or resumes) the sweep and writes the table::
+
+    .venv/bin/python experiments/robustness_table.py --run experiments/configs/sweep_robustness_22.toml \
+        [--only KEY=V1,V2 ...] [--set KEY=VALUE ...] [--jobs N]
+
+``--only`` narrows a grid key to some of its values (a labelled attack by its label),
+``--set`` overrides a ``[set]`` key (e.g. ``rounds=8``); the narrowed grid is written next
+to the runs (``grid.toml``) and run with ``bdfl sweep`` (runs are reused by config hash).
+``--targets SWEEP_DIR`` tabulates a finished sweep folder without running anything. The table
+(``<results-dir>/robustness_22.md``), per task, peer count and attacker share: each defense's
+final honest accuracy, BDFL's drop against its clean run, honest updates falsely rejected,
+the separation round, the backdoor success of every trigger, and the adaptive attacker on its
+own (the damage its audit-passing update does under each defense); then issue 22's targets,
+each named as met or missed, and the time per run measured, with the full grid's estimate.
+
+Issue 5 (the default mode):
 
     .venv/bin/bdfl sweep experiments/configs/sweep_robustness.toml --jobs 2   # the runs
     .venv/bin/python experiments/robustness_table.py results/sweep-robustness  # this table
@@ -22,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import json
 import statistics
 import sys
@@ -244,15 +262,352 @@ def per_seed(runs: list[dict[str, Any]], source: str) -> list[str]:
     return out
 
 
+# --------------------------------------------------------------------------- #
+# Issue 22: three tasks, two peer counts, labelled attacks, eight defenses
+# --------------------------------------------------------------------------- #
+
+DEFENSES_22 = ("bdfl", "fedavg", "krum", "median", "trimmed_mean", "geometric_median", "centered_clipping", "nnm_trimmed_mean")
+BACKDOOR_PREFIXES = ("backdoor", "dba", "edge_case", "adaptive_backdoor", "model_replacement")
+ROBUST_BASELINES = ("krum", "median", "trimmed_mean")
+
+
+def _toml_value(text: str) -> Any:
+    """A command-line value as TOML reads it (``8`` -> 8, ``0.3`` -> 0.3), else the string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def narrowed_grid(grid_path: Path, only: list[str], sets: list[str], outer: str | None = None) -> dict[str, Any]:
+    """The grid file with ``--only KEY=V1,V2`` (values of a grid key kept, in that order; a table
+    value is matched by its label), ``--set KEY=VALUE`` (a ``[set]`` override) and ``--outer KEY``
+    (that key the outermost loop) applied; ``base`` made absolute so the result can live anywhere."""
+    data = tomllib.loads(grid_path.read_text())
+    if data.get("base"):
+        data["base"] = str((grid_path.parent / data["base"]).resolve())
+    grid = data["grid"]
+    for item in only:
+        key, _, values = item.partition("=")
+        if key not in grid:
+            raise SystemExit(f"error: --only {item}: {key!r} is not a grid key ({', '.join(grid)})")
+        wanted = [_toml_value(v) for v in values.split(",")]
+        by_name = {(v.get("label") if isinstance(v, dict) else v): v for v in grid[key]}
+        unknown = [w for w in wanted if w not in by_name]
+        if unknown:
+            raise SystemExit(f"error: --only {item}: {', '.join(map(str, unknown))} not among the grid's values of {key}")
+        grid[key] = [by_name[w] for w in wanted]  # in the order given: the sweep runs them in that order
+    for item in sets:
+        key, _, value = item.partition("=")
+        data.setdefault("set", {})[key] = _toml_value(value)
+    if outer is not None:
+        if outer not in grid:
+            raise SystemExit(f"error: --outer {outer}: not a grid key ({', '.join(grid)})")
+        data["grid"] = {outer: grid[outer], **{k: v for k, v in grid.items() if k != outer}}
+    return data
+
+
+def run_grid(grid_path: Path, only: list[str], sets: list[str], out: Path | None, jobs: int, outer: str | None = None) -> Path:
+    """Write the narrowed grid into the sweep folder and run it with ``bdfl sweep`` (resumable)."""
+    import tomli_w
+
+    from bdfl.experiment.sweep import run_sweep
+
+    data = narrowed_grid(grid_path, only, sets, outer)
+    if out is None:
+        out = Path("results") / (f"sweep-{data.get('name', grid_path.stem)}" + ("-subset" if only or sets else ""))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "grid.toml").write_text(tomli_w.dumps(data))
+    try:
+        run_sweep(out / "grid.toml", out=out, jobs=jobs)
+    except Exception as exc:  # noqa: BLE001 - failed runs are named; the table still has the others
+        print(f"warning: {exc}", file=sys.stderr)
+    return out
+
+
+def attack_labels(grid_path: Path | None) -> list[tuple[str, str, dict[str, Any]]]:
+    """(label, attack name, params) of a grid file's labelled attacks."""
+    if grid_path is None:
+        return []
+    values = tomllib.loads(Path(grid_path).read_text()).get("grid", {}).get("attack", [])
+    return [(v["label"], v["name"], dict(v.get("params", {}))) for v in values if isinstance(v, dict)]
+
+
+def load_runs_22(sweep: Path, grid_path: Path | None = None) -> list[dict[str, Any]]:
+    """Completed runs of an issue-22 sweep folder, each with its attack's label: the grid file's
+    label whose name and parameters the run's config has, else the label sweep.json gives its
+    folder, else the attack's name."""
+    by_config = attack_labels(grid_path)
+    labels: dict[str, str] = {}
+    manifest = sweep / "sweep.json"
+    if manifest.is_file():
+        for point in json.loads(manifest.read_text()).get("points", []):
+            if isinstance(point.get("params", {}).get("attack"), str):
+                labels.setdefault(point["run"], point["params"]["attack"])
+    runs = []
+    for d in sorted((sweep / "runs").iterdir()) if (sweep / "runs").is_dir() else []:
+        paths = d / "summary.json", d / "config.toml", d / "metrics.csv"
+        if not all(p.is_file() for p in paths):
+            continue
+        summary = json.loads(paths[0].read_text())
+        if summary.get("status") not in ("completed", "degraded"):
+            continue
+        cfg = tomllib.loads(paths[1].read_text())
+        with open(paths[2], newline="") as fh:
+            metrics = list(csv.DictReader(fh))
+        attack = cfg["attack"]
+        matches = [lb for lb, name, params in by_config if name == attack["name"] and params == attack.get("params", {})]
+        label = (matches[0] if len(matches) == 1 else None) or labels.get(f"runs/{d.name}") or attack["name"]
+        last = max((int(m["round"]) for m in metrics), default=0)
+        first_honest = {m["peer"] for m in metrics if m.get("attacker") == "0" and int(m["round"]) == 1}
+        last_honest = [m for m in metrics if m.get("attacker") == "0" and int(m["round"]) == last]
+        stakes = [float(m["stake"]) for m in last_honest if m.get("stake") not in (None, "")]
+        runs.append({
+            "label": label, "attack": attack["name"], "params": attack.get("params", {}),
+            "fraction": float(attack.get("fraction", 0.0)), "defense": cfg["defense"]["name"],
+            "task": cfg.get("task", {}).get("client", "clients.digits").split(".")[-1],
+            "peers": int(cfg["peers"]), "seed": int(cfg["seed"]), "rounds": int(cfg["rounds"]),
+            "accuracy": float(summary["final_honest_accuracy"]),
+            "asr": summary.get("attack_success_rate_final"),
+            "separated": separation_round(metrics),
+            "honest_left": len(first_honest - {m["peer"] for m in last_honest}),
+            "min_honest_stake": min(stakes) if stakes else None,
+            "seconds": float(summary.get("seconds_wall") or 0.0),
+            "seconds_rounds": float(summary.get("seconds_total") or 0.0),
+            "rounds_done": int(summary.get("rounds_completed") or last),
+            **audit_counts(metrics),
+        })
+    return runs
+
+
+def _mean(values: list[float]) -> float | None:
+    return statistics.fmean(values) if values else None
+
+
+def _pts(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:+.1f}"
+
+
+def _is_backdoor(label: str) -> bool:
+    return label.startswith(BACKDOOR_PREFIXES)
+
+
+def _turn_round(run: dict[str, Any]) -> int | None:
+    """The first round (1-based) of an attack that behaves honestly at first (on_off)."""
+    return int(run["params"].get("on_after", 5)) + 1 if run["attack"] == "on_off" else None
+
+
+def build_22(runs: list[dict[str, Any]]) -> tuple[list[str], list[tuple[str, bool, str]]]:
+    """Issue 22's tables and its targets (name, holds, detail), per task, peers and fraction."""
+    defenses = [d for d in DEFENSES_22 if any(r["defense"] == d for r in runs)]
+    clean: dict[tuple[str, int, str, int], float] = {(r["task"], r["peers"], r["defense"], r["seed"]): r["accuracy"]
+                                                      for r in runs if r["attack"] == "none"}
+    lines: list[str] = []
+    targets: list[tuple[str, bool, str]] = []
+    for task, peers in sorted({(r["task"], r["peers"]) for r in runs}):
+        group = [r for r in runs if r["task"] == task and r["peers"] == peers]
+        cl = [r for r in group if r["attack"] == "none" and r["defense"] == "bdfl"]
+        if cl:
+            ha, hr = sum(r["honest_audited"] for r in cl), sum(r["honest_rejected"] for r in cl)
+            frr = hr / ha if ha else None
+            left = sum(r["honest_left"] for r in cl)
+            broke = sum(1 for r in cl if r["min_honest_stake"] is not None and r["min_honest_stake"] <= 0)
+            lines += [f"### {task}, {peers} peers: clean runs", "",
+                      f"BDFL, no attackers ({len(cl)} run(s)): final honest accuracy "
+                      f"{statistics.fmean(r['accuracy'] for r in cl):.3f}; honest updates falsely rejected "
+                      f"{'–' if frr is None else f'{frr:.1%} ({hr}/{ha})'}; honest peers that left {left}; "
+                      f"runs with an honest peer at zero stake {broke}.", ""]
+            if frr is not None:
+                targets.append((f"{task}/{peers}: clean-run false rejection < 2 %", frr < 0.02, f"{frr:.1%}"))
+            targets.append((f"{task}/{peers}: no honest peer leaves or reaches zero stake in a clean run",
+                            left == 0 and broke == 0, f"{left} left, {broke} run(s) with zero stake"))
+        for frac in sorted({r["fraction"] for r in group if r["attack"] != "none"}):
+            rows = [r for r in group if r["fraction"] == frac and r["attack"] != "none"]
+            labels = sorted({r["label"] for r in rows}, key=lambda a: (a.startswith("adaptive"), _is_backdoor(a), a))
+            lines += [f"### {task}, {peers} peers, {round(frac * 100)} % attackers", "",
+                      "| attack | " + " | ".join(defenses) + " | BDFL drop (pts) | BDFL FRR | separated by | BDFL ASR |",
+                      "|---|" + "---:|" * (len(defenses) + 4)]
+            for label in labels:
+                cell = {d: [r for r in rows if r["label"] == label and r["defense"] == d] for d in defenses}
+                drops = {d: _mean([r["accuracy"] - clean[(task, peers, d, r["seed"])] for r in cell[d]
+                                   if (task, peers, d, r["seed"]) in clean]) for d in defenses}
+                b = cell.get("bdfl", [])
+                ha, hr = sum(r["honest_audited"] for r in b), sum(r["honest_rejected"] for r in b)
+                frr = hr / ha if ha else None
+                sep = [r["separated"] for r in b]
+                turn = _turn_round(b[0]) if b else None
+                sep_cell = "–" if not b else ("never" if any(s is None for s in sep) else str(max(sep)))
+                asr = _mean([r["asr"] for r in b if r.get("asr") is not None])
+                lines.append(f"| {label} | " + " | ".join(_acc_cell([r["accuracy"] for r in cell[d]]) for d in defenses)
+                             + f" | {_pts(drops.get('bdfl'))} | {'–' if frr is None else f'{frr:.1%}'} | {sep_cell} | "
+                             + ("–" if asr is None else f"{asr:.1%}") + " |")
+                if not b:
+                    continue
+                where = f"{task}/{peers}/{round(frac * 100)}%/{label}"
+                d_b = drops.get("bdfl")
+                if frac <= 0.3:
+                    if d_b is not None:
+                        targets.append((f"{where}: within 2 points of clean", d_b >= -0.02, f"{_pts(d_b)} pts"))
+                    if frr is not None:
+                        targets.append((f"{where}: honest false rejection < 2 %", frr < 0.02, f"{frr:.1%}"))
+                    bound = 5 if turn is None else turn + 2
+                    ok = bool(sep) and all(s is not None and s <= bound for s in sep)
+                    if label != "lazy_auditor":  # behaves honestly as a trainer: nothing to separate
+                        targets.append((f"{where}: attackers below every honest peer from round {bound}", ok, sep_cell))
+                    if _is_backdoor(label) and asr is not None:
+                        targets.append((f"{where}: backdoor success < 5 %", asr < 0.05, f"{asr:.1%}"))
+                else:
+                    lost = [drops[d] for d in ROBUST_BASELINES if drops.get(d) is not None]
+                    if d_b is not None and lost and min(lost) < -0.10:
+                        targets.append((f"{where}: within 5 points of clean (Krum/median/trimmed mean lose > 10)",
+                                        d_b >= -0.05, f"{_pts(d_b)} pts; baselines {', '.join(_pts(x) for x in lost)}"))
+            lines.append("")
+            lines += _asr_table(rows, defenses, task, peers, frac)
+            lines += _adaptive_table(rows, defenses, clean, task, peers, frac)
+    return lines, targets
+
+
+def _asr_table(rows: list[dict[str, Any]], defenses: list[str], task: str, peers: int, frac: float) -> list[str]:
+    bd = sorted({r["label"] for r in rows if _is_backdoor(r["label"])})
+    if not bd:
+        return []
+    out = [f"Backdoor success ({task}, {peers} peers, {round(frac * 100)} %): share of the honest models' predictions "
+           "in the target class on triggered test inputs, each family member measured with its own trigger "
+           "(DBA: the whole global trigger; edge-case: rotated test images of the source class).", "",
+           "| trigger | " + " | ".join(defenses) + " |", "|---|" + "---:|" * len(defenses)]
+    for label in bd:
+        vals = [_mean([r["asr"] for r in rows if r["label"] == label and r["defense"] == d and r.get("asr") is not None])
+                for d in defenses]
+        out.append(f"| {label} | " + " | ".join("–" if v is None else f"{v:.1%}" for v in vals) + " |")
+    return out + [""]
+
+
+def _adaptive_table(rows: list[dict[str, Any]], defenses: list[str], clean: dict[tuple[str, int, str, int], float],
+                    task: str, peers: int, frac: float) -> list[str]:
+    ad = sorted({r["label"] for r in rows if r["label"].startswith("adaptive")})
+    if not ad:
+        return []
+    out = [f"Adaptive attacker ({task}, {peers} peers, {round(frac * 100)} %), on its own: the update its copy of "
+           "BDFL's audit accepts, sent under every defense. Cells: final honest accuracy minus the same defense's "
+           "clean run (points); BDFL also: attackers' updates approved.", "",
+           "| attack | " + " | ".join(defenses) + " | BDFL approved |", "|---|" + "---:|" * (len(defenses) + 1)]
+    for label in ad:
+        cells = []
+        for d in defenses:
+            rs = [r for r in rows if r["label"] == label and r["defense"] == d]
+            cells.append(_pts(_mean([r["accuracy"] - clean[(task, peers, d, r["seed"])] for r in rs
+                                     if (task, peers, d, r["seed"]) in clean])))
+        b = [r for r in rows if r["label"] == label and r["defense"] == "bdfl"]
+        aa, ap = sum(r["attacker_audited"] for r in b), sum(r["attacker_approved"] for r in b)
+        out.append(f"| {label} | " + " | ".join(cells) + f" | {'–' if not aa else f'{ap / aa:.0%} ({ap}/{aa})'} |")
+    return out + [""]
+
+
+def grid_points(grid_path: Path) -> list[dict[str, Any]]:
+    """Every distinct run a grid file asks for (label-valued points; clean runs counted once per
+    fraction-free configuration), without validating them."""
+    data = tomllib.loads(grid_path.read_text())
+    grid = data["grid"]
+    keys = list(grid)
+    excludes = data.get("exclude", [])
+    seen, points = set(), []
+    for combo in itertools.product(*(grid[k] for k in keys)):
+        point = {k: (v["label"] if isinstance(v, dict) else v) for k, v in zip(keys, combo)}
+        if any(all(point[k] in (v if isinstance(v, list) else [v]) for k, v in ex.items()) for ex in excludes):
+            continue
+        if point.get("attack") == "none":
+            point["attack.fraction"] = 0.0
+        key = tuple(sorted((k, str(v)) for k, v in point.items()))
+        if key not in seen:
+            seen.add(key)
+            points.append(point)
+    return points
+
+
+def estimate(runs: list[dict[str, Any]], grid_path: Path) -> list[str]:
+    """The full grid's run time from the measured runs: seconds per round and setup seconds per
+    (task, peers, BDFL or baseline), times the grid's rounds, summed over its points."""
+    data = tomllib.loads(grid_path.read_text())
+    rounds = int(data.get("set", {}).get("rounds", 15))
+    measured: dict[tuple[str, int, bool], list[tuple[float, float]]] = defaultdict(list)
+    for r in runs:
+        if r["rounds_done"]:
+            measured[(r["task"], r["peers"], r["defense"] == "bdfl")].append(
+                (r["seconds_rounds"] / r["rounds_done"], max(r["seconds"] - r["seconds_rounds"], 0.0)))
+    if not measured:
+        return []
+    per = {k: (statistics.median(x for x, _ in v), statistics.median(y for _, y in v), len(v)) for k, v in measured.items()}
+    lines = ["## Time per run (measured) and the full grid's estimate", "",
+             "| task | peers | defense | runs measured | seconds per round | setup seconds |", "|---|---:|---|---:|---:|---:|"]
+    for (task, peers, audited), (sr, su, n) in sorted(per.items()):
+        lines.append(f"| {task} | {peers} | {'bdfl' if audited else 'baselines'} | {n} | {sr:.2f} | {su:.1f} |")
+    total, missing = 0.0, 0
+    for p in grid_points(grid_path):
+        key = (str(p["task.client"]).split(".")[-1], int(p["peers"]), p["defense.name"] == "bdfl")
+        if key not in per:
+            missing += 1
+            continue
+        sr, su, _n = per[key]
+        total += su + rounds * sr
+    n_points = len(grid_points(grid_path))
+    lines += ["", f"Full grid ({grid_path.name}, {rounds} rounds): {n_points} runs; the {n_points - missing} with a "
+              f"measured (task, peers, defense kind) take about {total / 3600:.1f} h one at a time"
+              + (f"; {missing} runs have no measurement of their kind and are not in that sum" if missing else "") + ".", ""]
+    return lines
+
+
+def main_22(sweep: Path, results_dir: Path, grid_path: Path | None, command: str, timing: list[Path] | None = None) -> int:
+    runs = load_runs_22(sweep, grid_path)
+    timed = runs + [r for t in timing or [] for r in load_runs_22(t, grid_path)]  # more measured runs for the estimate
+    if not runs:
+        print(f"error: {sweep} holds no completed run", file=sys.stderr)
+        return 2
+    lines, targets = build_22(runs)
+    held = [t for t in targets if t[1]]
+    missed = [t for t in targets if not t[1]]
+    head = ["# Robustness: issue 22's targets", "",
+            f"{len(runs)} completed runs in `{sweep}`: tasks {', '.join(sorted({r['task'] for r in runs}))}; "
+            f"peers {', '.join(map(str, sorted({r['peers'] for r in runs})))}; rounds {', '.join(map(str, sorted({r['rounds'] for r in runs})))}; "
+            f"seeds {', '.join(map(str, sorted({r['seed'] for r in runs})))}; Dirichlet(0.5). Command: `{command}`.",
+            "Cells: final honest accuracy, mean ± std over seeds. BDFL drop: against BDFL's clean run, same seeds. "
+            "FRR: honest updates the committee rejected. Separated by: first round from which the attackers' mean "
+            "reputation stays below every honest peer's (worst seed). ASR: attack success rate, final round.", ""]
+    summary = ["## Targets", "", f"{len(held)} of {len(targets)} target checks hold.", "", "Missed:", ""]
+    summary += [f"* {name}: {detail}" for name, _ok, detail in missed] or ["* none"]
+    summary += ["", "Met:", ""] + [f"* {name}: {detail}" for name, _ok, detail in held] + [""]
+    text = "\n".join(head + lines + summary + (estimate(timed, grid_path) if grid_path else []))
+    results_dir.mkdir(parents=True, exist_ok=True)
+    (results_dir / "robustness_22.md").write_text(text)
+    print(text)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("sweep", type=Path, help="the sweep's results folder (results/sweep-robustness)")
+    ap.add_argument("sweep", type=Path, nargs="?", help="the sweep's results folder (results/sweep-robustness)")
+    ap.add_argument("--run", type=Path, metavar="GRID", help="issue 22: run (or resume) this sweep file, then its table")
+    ap.add_argument("--targets", type=Path, metavar="SWEEP_DIR", help="issue 22: the table of a finished sweep folder")
+    ap.add_argument("--grid", type=Path, help="with --targets: the grid file, for the full grid's time estimate")
+    ap.add_argument("--only", action="append", default=[], metavar="KEY=V1,V2", help="with --run: keep these values of a grid key")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="with --run: override a [set] key")
+    ap.add_argument("--outer", metavar="KEY", help="with --run: make this grid key the outermost loop")
+    ap.add_argument("--jobs", type=int, default=1, help="with --run: runs at once")
+    ap.add_argument("--out", type=Path, help="with --run: the sweep folder")
+    ap.add_argument("--timing", type=Path, action="append", default=[], metavar="SWEEP_DIR",
+                    help="issue 22: more sweep folders whose runs' times feed the full grid's estimate")
     ap.add_argument("--results-dir", type=Path, default=HERE / "results")
     ap.add_argument("--per-seed", metavar="NAME",
                     help="instead of the table: BDFL's runs one row per seed, written to <results-dir>/NAME.md")
     ap.add_argument("--source", default="experiments/configs/sweep_robustness.toml",
                     help="the sweep file the runs came from, as the table's text names it")
     args = ap.parse_args(argv)
+    if args.run or args.targets:
+        argv_text = " ".join(sys.argv[1:]) if argv is None else " ".join(argv)
+        command = f".venv/bin/python experiments/robustness_table.py {argv_text}"
+        sweep = run_grid(args.run, args.only, args.set, args.out, args.jobs, args.outer) if args.run else args.targets
+        return main_22(sweep, args.results_dir, args.run or args.grid, command, args.timing)
+    if args.sweep is None:
+        ap.error("give a sweep folder, --run GRID or --targets SWEEP_DIR")
     if not (args.sweep / "runs").is_dir():
         print(f"error: {args.sweep} holds no runs/ folder\nfix: run the sweep first (see this script's docstring)", file=sys.stderr)
         return 2

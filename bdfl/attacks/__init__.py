@@ -363,6 +363,9 @@ def attacker_client(
     in its off rounds — exactly like an honest peer.
     """
     X, y = train
+    bind = getattr(attack, "bind_client", None)
+    if callable(bind):  # the adaptive attacker audits with a client on its own (clean) data
+        bind(make_client((X, y)))
     if not attack.poisons_data:
         return make_client((X, y))
     poisoned = attack.poison_data(X, y, rng, num_classes=num_classes)
@@ -406,10 +409,13 @@ def describe_attacks() -> str:
 
 # Populate the registry (modules import the base class from this package).
 from bdfl.attacks import (  # noqa: E402
+    adaptive,
     alie,
     backdoor,
     colluding_auditor,
+    dba,
     dissensus,
+    edge_case,
     fang,
     free_rider,
     gaussian_noise,

@@ -19,8 +19,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from bdfl.attacks import Attack, AttackContext, NDArrays, _like, choice, number
-from bdfl.learning import robust_aggregation as ra
-from bdfl.learning.aggregation import coordinate_median, flatten, krum, trimmed_mean
+from bdfl.defense import aggregate as ra
+from bdfl.defense.aggregate import coordinate_median, flatten, krum, trimmed_mean
 
 #: Aggregators an optimised attack can be tuned against (``against`` parameter).
 TARGETS = ("mean", "median", "trimmed_mean", "krum", "geometric_median", "centered_clipping", "nnm_trimmed_mean")

@@ -1,10 +1,16 @@
-"""``backdoor`` and ``model_replacement``: pixel-trigger backdoors.
+"""``backdoor`` and ``model_replacement``: pixel-trigger backdoors, a family of triggers.
 
 Data poisoning (BadNets, Gu et al. 2017; in FL: Bagdasaryan et al. 2020, Xie et al. 2020
 "DBA"): ``poison_fraction`` of the attacker's training samples whose label is not
-``target_label`` get a square trigger of ``trigger_size`` x ``trigger_size`` pixels set
-to ``trigger_value`` in one corner (all channels) and are relabelled ``target_label``,
+``target_label`` get the trigger (all channels) and are relabelled ``target_label``,
 in place (the shard keeps its size; the rest stays clean so main-task accuracy holds).
+The trigger (:mod:`bdfl.attacks.triggers`): ``shape`` square (default), cross or line of
+``trigger_size`` pixels; ``position`` ``corner`` (``corner``, default bottom right),
+``centre`` or ``random`` (fixed by ``seed``); ``value`` ``fixed`` (``trigger_value``, default
+1.0), ``max`` / ``min`` of the inputs or ``pattern`` (checkerboard of both); or, with
+``blend_alpha`` > 0, the blended trigger of Chen et al. 2017 (the whole image mixed with a
+fixed random image: ``(1 - alpha) x + alpha p``). The default is the 2 x 2 square at 1.0 in
+the bottom-right corner (the trigger the audit's scan looks for).
 
 Update: ``reference + boost * (trained - reference)``. ``backdoor`` uses ``boost = 1``
 (plain data poisoning); ``model_replacement`` (Bagdasaryan et al. 2020, "How to backdoor
@@ -25,24 +31,16 @@ import numpy as np
 
 from bdfl.attacks import Attack, AttackContext, AttackError, NDArrays, choice, integer, number, register
 from bdfl.attacks.scaling import boost_update
-
-CORNERS = ("bottom_right", "bottom_left", "top_right", "top_left")
+from bdfl.attacks.triggers import CORNERS, POSITIONS, SHAPES, VALUES, blend, blend_pattern, image_size, stamp, trigger_mask, trigger_values
 
 
 def apply_trigger(
     X: np.ndarray, *, size: int = 2, corner: str = "bottom_right", value: float = 1.0
 ) -> np.ndarray:
     """A copy of images ``X`` (N, C, H, W) or (N, H, W) with a square trigger stamped in ``corner``."""
-    X = np.array(X, copy=True)
-    if X.ndim < 3:
-        raise AttackError(f"backdoor trigger needs image inputs (N, [C,] H, W), got shape {X.shape}")
-    H, W = X.shape[-2], X.shape[-1]
-    if size > min(H, W):
-        raise AttackError(f"backdoor trigger_size {size} exceeds the image size {H}x{W}")
-    rows = slice(H - size, H) if corner.startswith("bottom") else slice(0, size)
-    cols = slice(W - size, W) if corner.endswith("right") else slice(0, size)
-    X[..., rows, cols] = value
-    return X
+    H, W = image_size(X)
+    mask = trigger_mask(H, W, shape="square", size=size, position="corner", corner=corner)
+    return stamp(X, mask, np.full((H, W), float(value)))
 
 
 def triggered_test_set(
@@ -61,6 +59,16 @@ def triggered_test_set(
         raise AttackError("attack_success_rate: every test sample already has the target label")
     X_trig = apply_trigger(np.asarray(X_test)[keep], size=trigger_size, corner=corner, value=value)
     return X_trig, np.full(int(keep.sum()), target_label, dtype=np.int64)
+
+
+def triggered_with(X_test: np.ndarray, y_test: np.ndarray, target_label: int, trigger: Callable[[np.ndarray], np.ndarray]
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """The test samples whose true label is not ``target_label`` with ``trigger`` applied, all
+    labelled ``target_label`` (a model's accuracy on them is the attack success rate)."""
+    keep = np.asarray(y_test) != target_label
+    if not keep.any():
+        raise AttackError("attack_success_rate: every test sample already has the target label")
+    return trigger(np.asarray(X_test)[keep]), np.full(int(keep.sum()), target_label, dtype=np.int64)
 
 
 def attack_success_rate(
@@ -94,19 +102,33 @@ def attack_success_rate(
 @register
 class Backdoor(Attack):
     name = "backdoor"
-    summary = "pixel trigger in a corner + relabel to target_label on a share of the shard; update boosted by boost"
+    summary = "pixel trigger (square / cross / line; corner, centre or random; fixed, max, min or pattern value; or blended) + relabel to target_label on a share of the shard; update boosted by boost"
     paper = "Gu et al. 2017 (BadNets); Bagdasaryan et al. 2020 (AISTATS); Xie et al. 2020 (DBA, ICLR)"
     PARAMS = {
         "target_label": integer(0, default=0),
         "poison_fraction": number(0, 1, lo_open=True, default=0.5, doc="share of non-target samples poisoned"),
-        "trigger_size": integer(1, default=2, doc="side of the square trigger in pixels"),
+        "trigger_size": integer(1, default=2, doc="side of the trigger's box in pixels"),
+        "shape": choice(*SHAPES, default="square", doc="square, cross (plus sign) or line"),
+        "position": choice(*POSITIONS, default="corner", doc="corner (see corner), centre, or random (fixed by seed)"),
         "corner": choice(*CORNERS, default="bottom_right"),
-        "trigger_value": number(default=1.0, doc="pixel value of the trigger"),
+        "value": choice(*VALUES, default="fixed", doc="fixed (trigger_value), max / min of the inputs, pattern (checkerboard)"),
+        "trigger_value": number(default=1.0, doc="pixel value of the trigger (value = fixed)"),
+        "blend_alpha": number(0, 1, default=0.0, doc="> 0: blended trigger, the whole image mixed with a fixed random one"),
+        "seed": integer(0, default=0, doc="fixes the random position and the blended pattern"),
         "boost": number(0, lo_open=True, default=1.0, doc="update multiplier (model replacement)"),
     }
 
+    def mask(self, H: int, W: int) -> np.ndarray:
+        """The (H, W) mask of this attack's patch trigger."""
+        return trigger_mask(H, W, shape=self.shape, size=self.trigger_size, position=self.position,
+                            corner=self.corner, seed=self.seed)
+
     def trigger(self, X: np.ndarray) -> np.ndarray:
-        return apply_trigger(X, size=self.trigger_size, corner=self.corner, value=self.trigger_value)
+        """Images ``X`` with this attack's trigger on (a copy)."""
+        if self.blend_alpha > 0:
+            return blend(X, self.blend_alpha, blend_pattern(X, self.seed))
+        mask = self.mask(*image_size(X))
+        return stamp(X, mask, trigger_values(X, mask, self.value, self.trigger_value))
 
     def poison_data(self, X, y, rng, *, num_classes=None):  # noqa: ANN001, ANN201
         y = np.asarray(y)
@@ -130,22 +152,19 @@ class Backdoor(Attack):
         return boost_update(ctx, self.boost)
 
     def triggered_test_set(self, X_test: np.ndarray, y_test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """:func:`triggered_test_set` with this attack's trigger and target."""
-        return triggered_test_set(X_test, y_test, target_label=self.target_label, trigger_size=self.trigger_size,
-                                  corner=self.corner, value=self.trigger_value)
+        """The test samples of other classes with this attack's trigger, labelled with its target:
+        what the runner measures the attack success rate on (``bdfl.experiment.worker``)."""
+        return triggered_with(X_test, y_test, self.target_label, self.trigger)
 
-    def attack_success_rate(self, evaluate, X_test, y_test, **kwargs):  # noqa: ANN001, ANN201
-        """:func:`attack_success_rate` with this attack's trigger and target."""
-        return attack_success_rate(
-            evaluate,
-            X_test,
-            y_test,
-            target_label=self.target_label,
-            trigger_size=self.trigger_size,
-            corner=self.corner,
-            value=self.trigger_value,
-            **kwargs,
-        )
+    def attack_success_rate(self, evaluate, X_test, y_test, *, task=None, parameters=None, hparams=None):  # noqa: ANN001, ANN201
+        """Share of this attack's triggered test samples (:meth:`triggered_test_set`) classified as
+        its target: ``evaluate(X, y) -> accuracy``, or ``task`` and ``parameters``."""
+        X_trig, y_trig = self.triggered_test_set(X_test, y_test)
+        if evaluate is None:
+            if task is None or parameters is None:
+                raise AttackError("attack_success_rate needs evaluate(X, y) or task and parameters")
+            return float(task.evaluator(X_trig, y_trig, hparams=hparams)(parameters).accuracy)
+        return float(evaluate(X_trig, y_trig))
 
 
 @register

@@ -6,7 +6,7 @@ with its ``collude=True`` parameter; this attack is collusion alone.
 
 ``veto_share`` < 1 makes it adaptive: within each round it rejects honest updates only
 while its rejections stay at most that share of its votes, so its dissent from the
-outcomes stays under a peer's ``defense.dissent_limit`` and its vetoes keep counting
+outcomes stays under a peer's ``defense.bdfl.dissent_limit`` and its vetoes keep counting
 (:mod:`bdfl.learning.votes`). Where it does not veto it accepts.
 """
 
@@ -25,7 +25,7 @@ class ColludingAuditor(Attack):
     PARAMS = {
         "veto_share": number(0.0, 1.0, default=1.0,
                              doc="reject at most this share of its votes in a round (adaptive: stay under "
-                                 "defense.dissent_limit); 1 = reject every honest update"),
+                                 "defense.bdfl.dissent_limit); 1 = reject every honest update"),
     }
     COMMON_PARAMS = {"collude": boolean(True, "accept attackers' updates and reject honest ones")}
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from bdfl.attacks import Attack, AttackContext, NDArrays, number, register
 from bdfl.attacks._search import unflatten
-from bdfl.learning.aggregation import flatten
+from bdfl.defense.aggregate import flatten
 
 
 def dissensus_model(honest: np.ndarray, eps: float) -> np.ndarray:

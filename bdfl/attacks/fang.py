@@ -26,7 +26,7 @@ import numpy as np
 
 from bdfl.attacks import Attack, AttackContext, NDArrays, choice, number, register
 from bdfl.attacks._search import benign_vectors, num_copies, unflatten
-from bdfl.learning.aggregation import flatten, krum_scores
+from bdfl.defense.aggregate import flatten, krum_scores
 
 
 def fang_trimmed_move(moves: np.ndarray, rng: np.random.Generator, b: float = 2.0) -> np.ndarray:

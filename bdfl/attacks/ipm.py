@@ -18,7 +18,7 @@ import numpy as np
 
 from bdfl.attacks import Attack, AttackContext, NDArrays, number, register
 from bdfl.attacks._search import unflatten
-from bdfl.learning.aggregation import flatten
+from bdfl.defense.aggregate import flatten
 
 
 def ipm_model(benign: np.ndarray, reference: np.ndarray, epsilon: float) -> np.ndarray:

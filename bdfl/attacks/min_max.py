@@ -24,7 +24,7 @@ import numpy as np
 
 from bdfl.attacks import register
 from bdfl.attacks._search import PERTURBATIONS, AgrSearchAttack, agr_model, perturbation
-from bdfl.learning.aggregation import pairwise_sq
+from bdfl.defense.aggregate import pairwise_sq
 
 __all__ = ["PERTURBATIONS", "MinMax", "min_max_model", "pairwise_sq", "perturbation"]
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from bdfl.attacks import register
 from bdfl.attacks._search import AgrSearchAttack, agr_model
-from bdfl.learning.aggregation import pairwise_sq
+from bdfl.defense.aggregate import pairwise_sq
 
 
 def min_sum_model(benign: np.ndarray, p: np.ndarray, gamma_init: float = 10.0) -> np.ndarray:

@@ -22,7 +22,7 @@ from bdfl.attacks import Attack, AttackContext, NDArrays, choice, integer, regis
 from bdfl.attacks._search import TARGETS, benign_vectors, damage, line_search, num_copies, unflatten
 from bdfl.attacks.alie import alie_model
 from bdfl.attacks.ipm import ipm_model
-from bdfl.learning.aggregation import flatten
+from bdfl.defense.aggregate import flatten
 
 _PARAMS = {
     "against": choice(*TARGETS, default="median", doc="aggregation rule the factor is tuned against"),

@@ -34,6 +34,7 @@ from bdfl.errors import BDFLError, ConfigError
 REP_MAX = 10**18
 MAX_COMMITTEE = 64
 MAX_IDENTITY_ROUNDS = 1000  # ParamsLib.MAX_IDENTITY_ROUNDS: bound on probation and unbonding
+MAX_SLASH_AFTER = 255  # ParamsLib.MAX_SLASH_AFTER: bound on slash_after_rejections
 TOKEN = 10**18  # one whole token in base units (18 decimals)
 CONTRACTS = ("BDFLToken", "PeerRegistry", "RoundManager")
 DEPLOYMENT_FORMAT = 1
@@ -50,7 +51,8 @@ class ProtocolParams:
 
     #: Minimum stake to join or reactivate (100 tokens).
     min_stake: int = 100 * TOKEN
-    #: Stake burned per rejected update (10 tokens: ten rejections exhaust a minimum stake).
+    #: Stake burned per confirmed rejection (10 tokens: ten confirmed rejections exhaust a
+    #: minimum stake; see ``slash_after_rejections``).
     slash_amount: int = 10 * TOKEN
     #: Reward per approved, aggregated update (1 token).
     update_reward: int = 1 * TOKEN
@@ -62,7 +64,8 @@ class ProtocolParams:
     rep_threshold: int = 3 * REP_MAX // 10
     #: Gain per approved update (+0.02: slow rise, 25 approved rounds from 0.5 to 1.0).
     rep_gain_update: int = 2 * REP_MAX // 100
-    #: Loss per rejected update (-0.2 = ten approved rounds).
+    #: Loss per rejected update (-0.2 = ten approved rounds); a rejection that is not yet
+    #: confirmed (fewer than ``slash_after_rejections`` in a row) stops at ``rep_threshold``.
     rep_loss_update: int = 2 * REP_MAX // 10
     #: Gain per vote agreeing with the majority (+0.002).
     rep_gain_vote: int = 2 * REP_MAX // 1000
@@ -104,6 +107,11 @@ class ProtocolParams:
     probation_rounds: int = 3
     #: Rounds a departed member's stake stays bonded (and slashable) after its last round.
     unbonding_rounds: int = 1
+    # -- slashing line (docs/protocol.md, "Rejection and slashing") --
+    #: C: the stake is slashed only from the C-th rejection in a row of a peer's updates (3);
+    #: an approval resets the count. An honest peer with odd data, rejected now and then,
+    #: keeps its stake; a persistent attacker is slashed from its C-th round on.
+    slash_after_rejections: int = 3
 
     def __post_init__(self) -> None:
         self.validate()
@@ -156,6 +164,7 @@ class ProtocolParams:
         need(0 <= self.entry_fee < self.min_stake, "entry_fee", f"0 .. min_stake - 1 ({self.min_stake - 1})")
         need(0 <= self.probation_rounds <= MAX_IDENTITY_ROUNDS, "probation_rounds", f"0 .. {MAX_IDENTITY_ROUNDS} rounds")
         need(0 <= self.unbonding_rounds <= MAX_IDENTITY_ROUNDS, "unbonding_rounds", f"0 .. {MAX_IDENTITY_ROUNDS} rounds")
+        need(1 <= self.slash_after_rejections <= MAX_SLASH_AFTER, "slash_after_rejections", f"1 .. {MAX_SLASH_AFTER} rejections in a row")
 
     # -- conversion ---------------------------------------------------------------
     def as_tuple(self) -> tuple[int, ...]:

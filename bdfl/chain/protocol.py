@@ -68,11 +68,11 @@ DRAW_ATTEMPTS_PER_SEAT = 16
 
 
 def draw_gas_bound(committee_size: int) -> int:
-    """Upper bound on the gas of the committee draw (two cold SLOADs + a keccak per attempt,
-    storage of each seat). The transaction that ends the Submit phase pays for the draw, and
+    """Upper bound on the gas of the committee draw (up to four cold SLOADs + a keccak per
+    attempt: member, reputation, stake, probation; storage of each seat). The transaction that ends the Submit phase pays for the draw, and
     its cost depends on the seed, which a gas estimate made before the other submissions
     landed does not know, so such transactions get this much headroom."""
-    return committee_size * (DRAW_ATTEMPTS_PER_SEAT * 5_500 + 50_000) + 100_000
+    return committee_size * (DRAW_ATTEMPTS_PER_SEAT * 9_000 + 50_000) + 100_000
 
 
 #: Gas limit of ``commitVotes`` (measured: at most 59k; one storage slot and an event).
@@ -165,6 +165,7 @@ class PeerInfo:
     join_round: int
     last_submit_round: int  # round + 1 of the latest submission, 0 = never
     index: int
+    reject_streak: int = 0  # the peer's updates rejected in a row (slashed from slash_after_rejections on)
 
 
 @dataclass(frozen=True)
@@ -561,7 +562,7 @@ class ProtocolClient:
     def peer_info(self, peer: str | None = None) -> PeerInfo:
         a = peer or self.address
         t = self.registry.functions.peerInfo(a).call()
-        return PeerInfo(str(a), Status(t[0]), bool(t[1]), int(t[2]), int(t[3]), int(t[4]), int(t[5]), int(t[6]))
+        return PeerInfo(str(a), Status(t[0]), bool(t[1]), int(t[2]), int(t[3]), int(t[4]), int(t[5]), int(t[6]), int(t[7]))
 
     def peer_states(self, peers: Sequence[str], page: int = 500) -> list[tuple[PeerInfo, int, int]]:
         """(record, stake, claimable) of many peers, ``page`` per call."""
@@ -570,7 +571,7 @@ class ProtocolClient:
             chunk = list(peers[start : start + page])
             infos, balances = self.registry.functions.peerStates(chunk).call()
             for a, t, b in zip(chunk, infos, balances, strict=True):
-                info = PeerInfo(str(a), Status(t[0]), bool(t[1]), int(t[2]), int(t[3]), int(t[4]), int(t[5]), int(t[6]))
+                info = PeerInfo(str(a), Status(t[0]), bool(t[1]), int(t[2]), int(t[3]), int(t[4]), int(t[5]), int(t[6]), int(t[7]))
                 out.append((info, int(b[0]), int(b[1])))
         return out
 

@@ -101,6 +101,14 @@ class Stop:
 
 
 @dataclass(frozen=True)
+class Started:
+    """A worker is up: how many peers it runs now, and (on a Ray cluster) where their endpoints listen."""
+
+    peers: int
+    endpoint_hosts: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class Joined:
     joined: int
     times: Times = Times()

@@ -19,7 +19,7 @@ from bdfl.config import ExperimentConfig, dump_toml
 from bdfl.errors import BDFLError
 from bdfl.experiment.faults import FaultInjector, keeps_state, late_joiners
 from bdfl.experiment.keeper import Keeper
-from bdfl.experiment.pool import RoundTimes, WorkerPool
+from bdfl.experiment.pool import RoundTimes, make_pool
 from bdfl.experiment.progress import Progress
 from bdfl.experiment.report import build_report
 from bdfl.experiment.results import (
@@ -111,7 +111,13 @@ class Orchestrator:
             # anvil with a frozen clock: reproducible block randomness (committees), and
             # deadlines pass only when the keeper moves time (docs/architecture.md)
             frozen = frozen_clock(self.cfg)
-            self.devnet = start_devnet(c.backend, block_time=c.block_time or None, log_path=self.out_dir / "devnet.log", frozen_time=frozen)
+            host = "127.0.0.1"
+            if self.cfg.cluster:  # on a Ray cluster the devnet listens where every node reaches it
+                from bdfl.experiment.ray_pool import join_cluster  # lazy: Ray is an optional extra
+
+                host = join_cluster(self.cfg.cluster)
+            self.devnet = start_devnet(c.backend, host=host, block_time=c.block_time or None, log_path=self.out_dir / "devnet.log",
+                                       frozen_time=frozen)
         self.w3 = self.devnet.w3()
         self.note(f"chain {self.devnet.rpc_url} (chain id {self.devnet.chain_id})")
 
@@ -167,7 +173,7 @@ class Orchestrator:
             for w, group in enumerate(groups)
         ]
         self.note(f"starting {workers} worker processes for {cfg.peers} peers ({len(self.attackers)} attackers)")
-        self.pool = WorkerPool(specs)
+        self.pool = make_pool(specs, cfg.cluster, note=self.note)
         self.pool.call_in_turn(Join(stake))  # in turn: a reproducible order of joins
         txs, gas, _ = self.keeper.chain_usage()  # set-up (deploy, funding, joins) is not round cost
         self.setup_chain = {"setup_tx_count": txs, "setup_gas_used": gas}

@@ -6,11 +6,33 @@ from __future__ import annotations
 
 import multiprocessing as mp
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, Protocol
 
 from bdfl.errors import BDFLError
 from bdfl.experiment.messages import Stop
 from bdfl.experiment.worker import worker_main
+
+
+class Pool(Protocol):
+    """What the orchestrator uses of a pool: :class:`WorkerPool` (local processes, pipes) or
+    :class:`bdfl.experiment.ray_pool.RayPool` (Ray actors on a cluster's nodes)."""
+
+    def call(self, cmd: Any) -> list[Any]: ...
+
+    def call_in_turn(self, cmd: Any) -> list[Any]: ...
+
+    def stop(self) -> None: ...
+
+
+def make_pool(specs: list[Any], cluster: str = "", note: Callable[[str], None] | None = None) -> Pool:
+    """Local worker processes; with ``cluster`` (the config's ``cluster``), Ray actors spread
+    over that Ray cluster's nodes (``note`` is told where each one sits). Ray is imported only
+    then: it is an optional extra."""
+    if not cluster:
+        return WorkerPool(specs)
+    from bdfl.experiment.ray_pool import RayPool  # lazy: no Ray import on the default path
+
+    return RayPool(specs, cluster, note=note)
 
 
 class WorkerPool:

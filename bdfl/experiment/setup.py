@@ -15,15 +15,14 @@ import numpy as np
 from bdfl.attacks import ATTACKS, make_attack
 from bdfl.chain.deploy import ProtocolParams, TOKEN
 from bdfl.config import ExperimentConfig, group_size
+from bdfl.defense import STRATEGIES
 from bdfl.errors import BDFLError, ConfigError
 from bdfl.experiment.results import load_clean_reference
 from bdfl.learning.data import task_shard_indices
 from bdfl.learning.task import load_task
 from bdfl.net.overlay import KINDS as TOPOLOGIES
 
-BASELINE_DEFENSES = ("fedavg", "krum", "multikrum", "median", "trimmed_mean",
-                     "geometric_median", "centered_clipping", "nnm_trimmed_mean")  # bdfl.learning.robust_aggregation
-DEFENSES = ("bdfl", *BASELINE_DEFENSES)
+DEFENSES = tuple(STRATEGIES)  # bdfl.defense: "bdfl" (audited), then the baselines
 
 
 def preflight(cfg: ExperimentConfig) -> None:
@@ -99,7 +98,15 @@ def make_attack_for(cfg: ExperimentConfig, index: int) -> Any:
         name, params = group.name, dict(group.params)
     if cfg.attack.colluding_auditors:
         params["colluding_auditors"] = True
-    return make_attack(name, **params)
+    attack = make_attack(name, **params)
+    know_policy = getattr(attack, "know_policy", None)
+    if callable(know_policy):  # the audit policy is public: the adaptive attacker copies the deployed one
+        know_policy(cfg.defense)
+    know_rank = getattr(attack, "know_rank", None)
+    ranks = attacker_indices(cfg)
+    if callable(know_rank) and index in ranks:  # DBA: attacker k stamps part k of the global trigger
+        know_rank(ranks.index(index))
+    return attack
 
 
 def peer_data(task: Any, cfg: ExperimentConfig) -> tuple[Any, list[tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]]]:

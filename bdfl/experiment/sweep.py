@@ -12,6 +12,13 @@ A grid file is TOML::
     "defense.name" = ["bdfl", "fedavg", "krum"]
     seed = [0, 1, 2]
 
+A grid value may be a table that sets several keys at once, named by its ``label`` (the
+attack with its own parameters, e.g. ``attack = [{label = "sign_flip_x4", name = "sign_flip",
+params = {scale = 4.0}}]``: every entry is a key under the grid key); the point then carries the
+label. ``[[exclude]]`` tables leave out the points that match all of their entries (a value or
+a list of values per grid key; a table value is matched by its label), e.g. image-only
+attacks on a tabular task.
+
 Every run gets its own results folder under ``<out>/runs/<slug>`` (the grid values,
 e.g. ``name=label_flip_fraction=0.3_seed=0``). A run is reused only when its
 ``summary.json`` says ``completed`` *and* the configuration it ran with (its
@@ -50,20 +57,56 @@ IDENTITY_FREE_KEYS = ("name", "out", *METADATA_KEYS)
 
 def load_grid(path: Path) -> tuple[str, Path | None, dict[str, Any], dict[str, list[Any]]]:
     data = read_toml(path, "grid")
-    unknown = sorted(set(data) - {"name", "base", "set", "grid"})
+    unknown = sorted(set(data) - {"name", "base", "set", "grid", "exclude"})
     if unknown:
-        raise ConfigError(f"grid.{unknown[0]}", "unknown field", "name, base, set, grid")
+        raise ConfigError(f"grid.{unknown[0]}", "unknown field", "name, base, set, grid, exclude")
     grid = data.get("grid", {})
     if not isinstance(grid, dict) or not grid:
         raise ConfigError("grid.grid", "a sweep needs a non-empty [grid] table of key = [values]")
     for key, values in grid.items():
         if not isinstance(values, list) or not values:
             raise ConfigError(f"grid.grid.{key}", f"expected a non-empty list, got {values!r}")
+        tables = [v for v in values if isinstance(v, dict)]
+        labels = [v.get("label") for v in tables]
+        if tables and (len(tables) != len(values) or not all(isinstance(x, str) and x for x in labels)
+                       or len(set(labels)) != len(labels)):
+            raise ConfigError(f"grid.grid.{key}", "table values need a distinct, non-empty label each (and no plain values beside them)")
+    _check_excludes(data.get("exclude", []), grid)
     base = (path.parent / data["base"]) if data.get("base") else None
     fixed = data.get("set", {})
     if not isinstance(fixed, dict):
         raise ConfigError("grid.set", "expected a table of overrides")
     return str(data.get("name", path.stem)), base, fixed, grid
+
+
+def _check_excludes(excludes: Any, grid: Mapping[str, list[Any]]) -> None:
+    if not isinstance(excludes, list) or not all(isinstance(e, dict) and e for e in excludes):
+        raise ConfigError("grid.exclude", "expected [[exclude]] tables of grid key = value or [values]")
+    for i, ex in enumerate(excludes):
+        for key in ex:
+            if key not in grid:
+                raise ConfigError(f"grid.exclude[{i}].{key}", "not a key of [grid]", ", ".join(grid))
+
+
+def _label(value: Any) -> Any:
+    """A grid value as the point carries it: a table's label, else the value."""
+    return value["label"] if isinstance(value, dict) else value
+
+
+def _excluded(point: Mapping[str, Any], excludes: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether the (labelled) grid point matches every entry of one ``[[exclude]]`` table."""
+    return any(all(point[k] in (v if isinstance(v, list) else [v]) for k, v in ex.items()) for ex in excludes)
+
+
+def _point_overrides(point: Mapping[str, Any]) -> dict[str, Any]:
+    """Dotted-key overrides of a grid point: a table value sets each of its entries under its key."""
+    out: dict[str, Any] = {}
+    for key, value in point.items():
+        if isinstance(value, dict):
+            out.update({f"{key}.{k}": v for k, v in value.items() if k != "label"})
+        else:
+            out[key] = value
+    return out
 
 
 def _slug(params: dict[str, Any]) -> str:
@@ -78,11 +121,14 @@ def expand(path: Path) -> tuple[str, list[tuple[dict[str, Any], ExperimentConfig
     """Every (grid point, validated config) of a grid file."""
 
     name, base, fixed, grid = load_grid(path)
+    excludes = read_toml(path, "grid").get("exclude", [])
     keys = list(grid)
     runs = []
     for combo in itertools.product(*(grid[k] for k in keys)):
-        params = dict(zip(keys, combo))
-        overrides = {**{k: v for k, v in fixed.items()}, **params}
+        params = {k: _label(v) for k, v in zip(keys, combo)}
+        if _excluded(params, excludes):
+            continue
+        overrides = {**{k: v for k, v in fixed.items()}, **_point_overrides(dict(zip(keys, combo)))}
         if overrides.get("attack.name") == "none":
             overrides["attack.fraction"] = 0.0
         try:

@@ -54,6 +54,7 @@ from bdfl.experiment.messages import (
     RevealReply,
     SendOutbox,
     SendReply,
+    Started,
     StartsCheck,
     Stop,
     StopPeer,
@@ -98,6 +99,7 @@ class WorkerSpec:
     late: list[int] = field(default_factory=list)  # peers that join during the run ([[faults]] join), not at start
     keep_state: bool = False  # persist each peer's model (bdfl.peer.state) so a crashed peer can restart from it
     addresses: list[str] = field(default_factory=list)  # every peer of the run (the chain view reads them in batches)
+    endpoint_host: str = "127.0.0.1"  # address the peers' endpoints listen on and advertise (a Ray node's: ray_pool)
 
 
 @dataclass
@@ -215,7 +217,7 @@ class Worker:
             client = attacker_client(attack, make_client, (xtr, ytr), np.random.default_rng([cfg.seed, index, 1]),
                                      num_classes=self._dataset.num_classes)
         # any free port, bound here and read back; a restarted peer gets its port back if free
-        endpoint = bind_endpoint(self.host, port, max_blob_bytes=MAX_UPDATE_BYTES)
+        endpoint = bind_endpoint(self.host, port, bind_host=self.spec.endpoint_host, max_blob_bytes=MAX_UPDATE_BYTES)
         self.keys[index] = (key, endpoint.port)
         peer = Peer(index=index, address=account.address, client=client, endpoint=endpoint, settings=self._settings, attack=attack,
                     seed=cfg.seed, num_peers=cfg.peers, num_attackers=cfg.num_attackers)
@@ -523,26 +525,39 @@ def worker_main(spec: WorkerSpec, conn: Connection) -> None:
     """Process entry point: build the worker, then serve commands until :class:`Stop`."""
     set_pdeathsig()  # die with the orchestrator, even if it is SIGKILLed
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the orchestrator handles Ctrl-C and stops us
-    worker: Worker | None = None
-    try:
-        worker = Worker(spec)
-        conn.send(("ok", len(worker.hosted)))
-    except BaseException as exc:  # noqa: BLE001 - reported to the orchestrator, which stops the run
-        conn.send(("error", _describe(exc)))
+    worker, reply = start_worker(spec)
+    conn.send(reply)
+    if worker is None:
         return
     try:
         while True:
-            cmd = conn.recv()
-            if isinstance(cmd, Stop):
+            command = conn.recv()
+            if isinstance(command, Stop):
                 break
-            try:
-                conn.send(("ok", worker.execute(cmd)))
-            except BaseException as exc:  # noqa: BLE001
-                conn.send(("error", _describe(exc)))
+            conn.send(handle(worker, command))
     except (EOFError, OSError):
         pass  # orchestrator gone
     finally:
         worker.close()
+
+
+def start_worker(spec: WorkerSpec) -> tuple[Worker | None, tuple[str, Any]]:
+    """Build the worker; with it, the reply to send the orchestrator (``("error", why)`` and
+    no worker when it failed). Shared by the pipe loop and the Ray actor (bdfl.experiment.ray_pool)."""
+    try:
+        worker = Worker(spec)
+    except BaseException as exc:  # noqa: BLE001 - reported to the orchestrator, which stops the run
+        return None, ("error", _describe(exc))
+    return worker, ("ok", Started(len(worker.hosted)))
+
+
+def handle(worker: Worker, command: Any) -> tuple[str, Any]:
+    """One command (:mod:`bdfl.experiment.messages`) run on ``worker``: ``("ok", its reply)``
+    or ``("error", why)``."""
+    try:
+        return "ok", worker.execute(command)
+    except BaseException as exc:  # noqa: BLE001
+        return "error", _describe(exc)
 
 
 def _describe(exc: BaseException) -> str:

@@ -4,12 +4,12 @@ The chain records, for every update of a round, which committee seats revealed a
 (``voted_mask``) and which of those accepted (``accept_mask``), and its outcome. A seat that
 votes against the outcome on most of the updates it judged is doing something other than
 auditing: colluding auditors reject every honest update, which the honest majority then
-approves. Under ``defense.max_reject_share = 0`` each of those reject votes alone would keep
+approves. Under ``defense.bdfl.max_reject_share = 0`` each of those reject votes alone would keep
 an honest update out of every peer's model; the contract already costs such a seat
 reputation (``RoundManager._settleSeat``), but only later, while the vetoes act at once.
 
 :func:`dissenting_seats` finds those seats from the round's own on-chain votes, so a peer
-can leave them out of :func:`bdfl.learning.aggregation.clear_approval` (``defense.dissent_limit``).
+can leave them out of :func:`bdfl.defense.audited.clear_approval` (``defense.bdfl.dissent_limit``).
 Pure functions over integers: the chain layer supplies the masks, this module never reads
 the chain.
 """

@@ -13,7 +13,8 @@ from typing import Any
 
 _EXPORTS = {
     "serialization": (
-        "Binding", "EncodeError", "InvalidUpdate", "ModelSpec", "NetError", "decode_arrays", "decode_ndarrays",
+        "Binding", "EncodeError", "HashedBytes", "InvalidUpdate", "KeccakStream", "ModelSpec", "NetError",
+        "decode_arrays", "decode_ndarrays",
         "encode_arrays", "encode_ndarrays", "hash_hex", "parse_hash_hex", "read_binding", "update_hash",
     ),
     "blobserver": ("BlobHost", "Endpoint", "LoopThread", "ServerLimits"),

@@ -231,7 +231,9 @@ class Endpoint:
 
     def publish(self, data: bytes) -> str:
         """Serve ``data`` under its keccak256; returns ``"0x" + hex``. Evicts beyond ``retain``."""
-        data = bytes(data)  # one immutable buffer, shared (never copied) by every reader
+        # one immutable buffer, shared (never copied) by every reader; bytes (HashedBytes from
+        # encode_arrays included: its keccak256 is not computed again) are kept as they are
+        data = data if isinstance(data, bytes) else bytes(data)
         if len(data) > self.max_blob_bytes:
             raise BDFLError(
                 f"blob of {len(data)} bytes exceeds this endpoint's max_blob_bytes {self.max_blob_bytes}",

@@ -36,7 +36,7 @@ from aiohttp.abc import AbstractResolver
 from aiohttp.resolver import DefaultResolver
 
 from bdfl.net.blobserver import LoopThread
-from bdfl.net.serialization import InvalidUpdate, NetError, parse_hash_hex, update_hash
+from bdfl.net.serialization import HashedBytes, InvalidUpdate, KeccakStream, NetError, parse_hash_hex
 
 #: Every ``FetchError.reason``.
 FETCH_REASONS = (
@@ -318,9 +318,13 @@ class Fetcher:
             self._loop.at_close(self._session.close)  # closed with a shared loop that outlives us
         return self._session
 
-    async def _attempt(self, url: str, expected: bytes, timeout: float) -> bytes:
+    async def _attempt(self, url: str, expected: bytes, timeout: float) -> HashedBytes:
+        """One GET: the body, hashed chunk by chunk as it arrives (keccak256 carried by the
+        returned :class:`HashedBytes`, so nobody downstream hashes it again), cut as soon as it
+        passes ``max_bytes``."""
         session = self._get_session()
         chunks: list[bytes] = []
+        stream = KeccakStream()
         try:
             async with asyncio.timeout(timeout):
                 async with session.get(url, allow_redirects=False) as resp:
@@ -329,12 +333,11 @@ class Fetcher:
                     if resp.content_length is not None and resp.content_length > self.max_bytes:
                         raise FetchError("too_large", f"{url}: Content-Length {resp.content_length} > max_bytes "
                                          f"{self.max_bytes}", url=url, status=200)
-                    n = 0
                     async for chunk in resp.content.iter_any():
-                        n += len(chunk)
-                        if n > self.max_bytes:  # stop reading: never hold more than max_bytes + one chunk
+                        if stream.size + len(chunk) > self.max_bytes:  # stop reading: never hold more than max_bytes
                             raise FetchError("too_large", f"{url}: body exceeds max_bytes {self.max_bytes}",
                                              url=url, status=200)
+                        stream.update(chunk)
                         chunks.append(chunk)
         except FetchError:
             raise
@@ -344,11 +347,10 @@ class Fetcher:
             raise FetchError("bad_request", f"invalid URL {url!r}: {e}", url=url) from None
         except (aiohttp.ClientError, OSError, ValueError) as e:
             raise FetchError("connection", f"{url}: {type(e).__name__}: {e}", url=url) from None
-        data = b"".join(chunks)
-        got = update_hash(data)
+        got = stream.digest()
         if got != expected:
             raise HashMismatch(url, got)
-        return data
+        return HashedBytes.from_stream(b"".join(chunks), stream)
 
 
 def _status_error(url: str, resp: aiohttp.ClientResponse) -> FetchError:

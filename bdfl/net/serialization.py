@@ -238,10 +238,11 @@ def _canonical_json(obj: object) -> bytes:
 # --------------------------------------------------------------------- encode
 
 
-def encode_arrays(arrays: NamedArrays, *, binding: Binding | None = None) -> bytes:
+def encode_arrays(arrays: NamedArrays, *, binding: Binding | None = None) -> HashedBytes:
     """Encode ``[(name, array), ...]`` (order kept, names unique) as BDFL model bytes v1,
-    bound to ``binding`` when given."""
-    entries, chunks, offset, seen = [], [], 0, set()
+    bound to ``binding`` when given. The arrays are written straight into one buffer (no
+    per-array intermediate), and the result carries its keccak256 (:class:`HashedBytes`)."""
+    entries, sources, offset, seen = [], [], 0, set()
     for name, arr in arrays:
         if not isinstance(name, str) or not 1 <= len(name) <= MAX_NAME_CHARS:
             raise EncodeError(f"array name must be a string of 1..{MAX_NAME_CHARS} characters, got {name!r}")
@@ -252,16 +253,23 @@ def encode_arrays(arrays: NamedArrays, *, binding: Binding | None = None) -> byt
         dname = _dtype_name(a)
         if a.ndim > MAX_NDIM:
             raise EncodeError(f"array {name!r} has {a.ndim} dimensions (max {MAX_NDIM})")
-        # Little-endian C order whatever the input layout, so equal values give equal bytes.
-        raw = np.ascontiguousarray(a, dtype=DTYPES[dname]).tobytes()
-        entries.append({"dtype": dname, "name": name, "nbytes": len(raw), "offset": offset, "shape": list(a.shape)})
-        chunks.append(raw)
-        offset += len(raw)
+        nbytes = a.size * DTYPES[dname].itemsize
+        entries.append({"dtype": dname, "name": name, "nbytes": nbytes, "offset": offset, "shape": list(a.shape)})
+        sources.append(a)
+        offset += nbytes
     header = _canonical_json({"arrays": entries} if binding is None else {"arrays": entries, "binding": binding.as_json()})
-    return b"".join([MAGIC, struct.pack("<I", len(header)), header, *chunks])
+    start = PREFIX_BYTES + len(header)
+    buf = bytearray(start + offset)
+    buf[:start] = MAGIC + struct.pack("<I", len(header)) + header
+    for e, a in zip(entries, sources):
+        if e["nbytes"]:
+            # Little-endian C order whatever the input layout, so equal values give equal bytes.
+            dst = np.frombuffer(buf, dtype=DTYPES[e["dtype"]], count=a.size, offset=start + e["offset"])
+            np.copyto(dst.reshape(a.shape), a, casting="equiv")  # "equiv": a byte-order swap at most
+    return HashedBytes.of(buf)
 
 
-def encode_ndarrays(arrays: Sequence[np.ndarray], *, binding: Binding | None = None) -> bytes:
+def encode_ndarrays(arrays: Sequence[np.ndarray], *, binding: Binding | None = None) -> HashedBytes:
     """Encode an unnamed list (Flower's NDArrays) with names p000, p001, ..."""
     return encode_arrays(list(zip(ndarray_names(len(arrays)), arrays)), binding=binding)
 
@@ -450,9 +458,67 @@ def read_binding(data: bytes | bytearray | memoryview, *, max_bytes: int,
 # --------------------------------------------------------------------- hashes
 
 
+class KeccakStream:
+    """keccak256 computed incrementally over chunks (:meth:`update`), so bytes are hashed
+    while they are produced or received instead of in a second pass; ``digest()`` equals
+    ``keccak(b"".join(chunks))``. ``size`` counts the bytes fed so far. The hasher may keep
+    references to the chunks until it is dropped: feed it immutable ones (bytes)."""
+
+    def __init__(self) -> None:
+        self._h = keccak.new(b"")
+        self.size = 0
+
+    def update(self, chunk: bytes | bytearray | memoryview) -> None:
+        self._h.update(chunk)
+        self.size += memoryview(chunk).nbytes
+
+    def digest(self) -> bytes:
+        return bytes(self._h.digest())
+
+
+class HashedBytes(bytes):
+    """Immutable bytes that carry their keccak256, computed once from exactly these bytes
+    (by :func:`encode_arrays`, or while a fetch received them), so :func:`update_hash` of them
+    costs nothing: an update fetched once and checked by every auditor and recipient is hashed
+    once. Build one with :meth:`of` (hashes now) or from a :class:`KeccakStream` that saw exactly
+    these bytes (:meth:`from_stream`). Pickled as plain bytes: a digest is never trusted across
+    processes."""
+
+    _keccak: bytes
+
+    @classmethod
+    def of(cls, data: bytes | bytearray | memoryview) -> HashedBytes:
+        """``data`` as HashedBytes (one copy, one hash)."""
+        if isinstance(data, HashedBytes):
+            return data
+        out = cls(data)
+        out._keccak = keccak(out)
+        return out
+
+    @classmethod
+    def from_stream(cls, data: bytes | bytearray | memoryview, stream: KeccakStream) -> HashedBytes:
+        """``data`` with the digest ``stream`` computed while producing or receiving exactly these
+        bytes (checked: the same number of bytes)."""
+        out = cls(data)
+        if stream.size != len(out):
+            raise ValueError(f"the stream hashed {stream.size} bytes, the data has {len(out)}")
+        out._keccak = stream.digest()
+        return out
+
+    @property
+    def keccak256(self) -> bytes:
+        return self._keccak
+
+    def __reduce__(self) -> tuple[type, tuple[bytes]]:
+        return (bytes, (bytes(self),))
+
+
 def update_hash(data: bytes | bytearray | memoryview) -> bytes:
-    """keccak256 of the update bytes (the value recorded on chain), 32 bytes."""
-    return keccak(bytes(data) if not isinstance(data, bytes) else data)
+    """keccak256 of the update bytes (the value recorded on chain), 32 bytes; free for
+    :class:`HashedBytes` (computed when they were made)."""
+    if isinstance(data, HashedBytes):
+        return data._keccak
+    return keccak(data if isinstance(data, bytes) else bytes(data))
 
 
 def hash_hex(h: bytes) -> str:

@@ -19,8 +19,8 @@ import numpy as np
 
 from bdfl.attacks import AttackContext, VoteContext, attacker_update
 from bdfl.errors import BDFLError
-from bdfl.learning.aggregation import AGGREGATORS, aggregate, defense_params
-from bdfl.learning.audit import AuditRule, audit_updates
+from bdfl.defense import defense_params, make_strategy
+from bdfl.defense.audit import AuditRule, audit_updates
 from bdfl.learning.task import CheckedClient
 from bdfl.net.serialization import (
     MAX_UPDATE_BYTES,
@@ -339,9 +339,8 @@ class Peer:
                 others.append(params)
                 weights.append(cand.weight)
         t0 = time.perf_counter()
-        method = self.settings.defense
-        rule = AGGREGATORS.get(method)
-        all_weights = [own_weight, *weights] if rule is None or rule.uses_weights else None  # robust rules take none
-        self.params = aggregate(method, own, others, all_weights, **self.settings.defense_params)
+        strategy = make_strategy(self.settings.defense, **self.settings.defense_params)
+        all_weights = [own_weight, *weights] if strategy.uses_weights else None  # robust rules take none
+        self.params = strategy.combine(own, others, all_weights)
         self.received_last = others
         return {"aggregated": len(others), "seconds_aggregate": time.perf_counter() - t0}

@@ -21,7 +21,7 @@ from typing import Any
 
 from bdfl.chain.protocol import Status
 from bdfl.errors import BDFLError
-from bdfl.learning.aggregation import weighted_average
+from bdfl.defense.aggregate import weighted_average
 
 # How many closed rounds a resync looks at, newest first, when the latest has no usable
 # update (nothing approved): the peers' blob servers still serve updates that old.

@@ -3,11 +3,11 @@
 One rule for the simulated peers (:meth:`bdfl.experiment.orchestrator.Orchestrator._aggregation_inputs`)
 and ``bdfl peer`` (:meth:`bdfl.peer.standalone.StandalonePeer._aggregation_plan`). Under
 ``bdfl``: updates approved on chain whose revealed votes are clear enough
-(``defense.max_reject_share``, :func:`bdfl.learning.aggregation.clear_approval`; the votes
-of seats that went against the outcome on more than ``defense.dissent_limit`` of the round's
+(``defense.bdfl.max_reject_share``, :func:`bdfl.defense.audited.clear_approval`; the votes
+of seats that went against the outcome on more than ``defense.bdfl.dissent_limit`` of the round's
 updates do not count, :mod:`bdfl.learning.votes`), weighted by
-on-chain reputation (times the capped on-chain sample count with ``defense.weighting =
-"reputation_samples"``, :func:`bdfl.learning.aggregation.update_weight`), from the overlay
+on-chain reputation (times the capped on-chain sample count with ``defense.bdfl.weighting =
+"reputation_samples"``, :func:`bdfl.defense.audited.update_weight`), from the overlay
 neighbours topped up to ``overlay.min_sources``. Under a baseline: every submission, weight 1,
 neighbours only.
 
@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 
 from bdfl.chain.protocol import Outcome
-from bdfl.learning.aggregation import AggregationError, clear_approval, update_weight, weighted_average
+from bdfl.defense.aggregate import AggregationError, weighted_average
+from bdfl.defense.audited import clear_approval, update_weight
 from bdfl.learning.votes import SeatVotes, counted_votes, dissenting_seats
 
 
@@ -52,10 +53,10 @@ def aggregation_rule(cfg: Any, subs: Iterable[Any], reputation: Mapping[str, flo
     bdfl = cfg.defense.name == "bdfl"
     if not bdfl:
         return AggregationRule({s.peer: "0x" + s.update_hash.hex() for s in subs}, lambda _a: 1.0, 0)
-    share = cfg.defense.max_reject_share
-    weighting = cfg.defense.weighting
+    share = cfg.defense.bdfl.max_reject_share
+    weighting = cfg.defense.bdfl.weighting
     samples = {s.peer: s.num_samples for s in subs}  # capped at maxSamples by the contract
-    limit = cfg.defense.dissent_limit
+    limit = cfg.defense.bdfl.dissent_limit
     excluded = dissenting_seats(seat_votes(all_subs), limit) if share < 1 and limit < 1 else 0
 
     def votes(s: Any) -> tuple[int, int]:
@@ -169,7 +170,7 @@ class PastMove:
 class MoveHistory:
     """The last ``window`` closed rounds' submissions and start recipes, to find each
     trainer's latest move that was not rejected (the audit's consistency test,
-    :mod:`bdfl.learning.audit`).
+    :mod:`bdfl.defense.audit`).
 
     Fed once per closed round, in order, by whoever knows both: :meth:`record` takes round
     ``rnd``'s submissions (with their on-chain outcomes) and the start recipes the trainers

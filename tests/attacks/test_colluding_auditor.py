@@ -1,5 +1,5 @@
 """The colluding auditor's votes, and its adaptive variant that keeps its dissent under a
-peer's ``defense.dissent_limit`` (``veto_share``)."""
+peer's ``defense.bdfl.dissent_limit`` (``veto_share``)."""
 
 from __future__ import annotations
 

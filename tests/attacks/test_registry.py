@@ -25,6 +25,7 @@ EXPECTED = {
     "none", "label_flip", "sign_flip", "gaussian_noise", "scaling", "model_replacement", "alie",
     "ipm", "backdoor", "free_rider", "on_off", "colluding_auditor",
     "min_max", "min_sum", "fang", "mimic", "alie_opt", "ipm_opt", "dissensus", "lazy_auditor",
+    "adaptive", "dba", "edge_case",
 }
 
 
@@ -114,7 +115,7 @@ def test_runner_helpers_apply_the_active_gate() -> None:
 
 def test_layering_no_chain_net_or_peer_imports() -> None:
     code = (
-        "import sys, bdfl.learning, bdfl.attacks, bdfl.learning.task, bdfl.learning.audit;"
+        "import sys, bdfl.learning, bdfl.attacks, bdfl.learning.task, bdfl.defense.audit;"
         "bad=[m for m in sys.modules if m.split('.')[0]=='web3' or m.startswith(('bdfl.chain','bdfl.net','bdfl.peer','bdfl.experiment'))];"
         "assert not bad, bad"
     )

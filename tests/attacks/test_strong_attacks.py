@@ -13,7 +13,7 @@ from bdfl.attacks.fang import fang_krum_model, fang_trimmed_move
 from bdfl.attacks.min_max import min_max_model, pairwise_sq
 from bdfl.attacks.min_sum import min_sum_model
 from bdfl.attacks.mimic import mimic_index
-from bdfl.learning.aggregation import krum, trimmed_mean
+from bdfl.defense.aggregate import krum, trimmed_mean
 
 D = 12
 

@@ -74,8 +74,8 @@ class Driver:
             a = info.address
             p = m.peer(a)
             assert 0 <= info.reputation <= REP_MAX
-            got = (int(info.status), info.known, info.missed_rounds, info.reputation, info.last_submit_round)
-            want = (p.status, p.known, p.missed, p.rep, p.last_submit)
+            got = (int(info.status), info.known, info.missed_rounds, info.reputation, info.last_submit_round, info.reject_streak)
+            want = (p.status, p.known, p.missed, p.rep, p.last_submit, p.reject_streak)
             assert got == want, f"peer {a}: chain {got} != model {want}"
             if info.status in (1, 2):
                 assert info.join_round == p.join_round

@@ -44,6 +44,9 @@ TEST_PARAMS = ProtocolParams(
     entry_fee=0,
     probation_rounds=0,
     unbonding_rounds=0,
+    # every rejection confirmed (slashes at once), the rule these tests were written for;
+    # tests/chain/test_slashing_line.py deploys with the default C = 3
+    slash_after_rejections=1,
 )
 N_PEERS = 8
 PEER_TOKENS = 10_000 * TOKEN

@@ -81,6 +81,7 @@ class PeerM:
     endpoint: str = ""
     probation_until: int = 0  # first round off probation (fresh identities joining after round 0)
     withdrawable_from: int = 0  # first round a departed peer may withdraw
+    reject_streak: int = 0  # updates rejected in a row (an accepted one resets it)
 
 
 @dataclass
@@ -359,7 +360,9 @@ class Model:
             r.phase, r.expired = FINALIZE, False
 
     def draw_committee(self, seed: bytes, k: int, pool: int | None = None) -> list[str]:
-        """Reputation-weighted rejection sampling over the first ``pool`` members (all by default)."""
+        """Rejection sampling over the first ``pool`` members (all by default): eligible
+        (reputation >= threshold, off probation) members, each accepted with probability
+        min(stake, minStake) / minStake."""
         n = len(self.members) if pool is None else min(pool, len(self.members))
         chosen: list[str] = []
         if n == 0:
@@ -369,10 +372,9 @@ class Model:
                 break
             w = int.from_bytes(_h(["bytes32", "uint256"], [seed, attempt]), "big")
             cand = self.members[w % n]
-            rep = self.peer(cand).rep
-            if rep < self.p.rep_threshold:
+            if self.peer(cand).rep < self.p.rep_threshold:
                 continue
-            if (w >> 128) % REP_MAX >= rep:
+            if (w >> 128) % self.p.min_stake >= self.peer(cand).stake:
                 continue
             if self.peer(cand).probation_until > self.round:
                 continue
@@ -502,11 +504,13 @@ class Model:
         sub.outcome = out = self.outcome_of(sub)
         if out == APPROVED:
             r.approved += 1
+            self.peer(sub.peer).reject_streak = 0
             self._settle(sub.peer, self.p.rep_gain_update, self._grant(self.p.update_reward), 0)
         elif out == PROBATION:
+            self.peer(sub.peer).reject_streak = 0
             self._settle(sub.peer, self.p.rep_gain_update, 0, 0)
         elif out == REJECTED:
-            self._settle(sub.peer, -self.p.rep_loss_update, 0, self.p.slash_amount)
+            self._reject(sub.peer)
         majority = None if out == UNDECIDED else out in (APPROVED, PROBATION)
         for s_i in self.audit_seats(round_, u):
             seat = r.seats[s_i]
@@ -520,6 +524,17 @@ class Model:
                     seat.agree += 1
                 else:
                     seat.disagree += 1
+
+    def _reject(self, a: str) -> None:
+        """A rejection: slashed (and the full reputation loss) only from the C-th in a row;
+        before that the loss stops at the threshold and the stake is untouched."""
+        p = self.peer(a)
+        p.reject_streak = min(p.reject_streak + 1, 2**16 - 1)
+        if p.reject_streak >= self.p.slash_after_rejections:
+            self._settle(a, -self.p.rep_loss_update, 0, self.p.slash_amount)
+        else:
+            floor = min(p.rep, self.p.rep_threshold)
+            self._settle(a, -min(self.p.rep_loss_update, p.rep - floor), 0, 0)
 
     def _settle_seat(self, s_i: int) -> None:
         seat = self.cur.seats[s_i]

@@ -72,11 +72,13 @@ def test_seed_committee_and_assignments_match_the_documented_rules(env: Env) -> 
     genesis = genesis_seed(env.dep.chain_id, env.dep.round_manager)
     assert info.phase == Phase.COMMIT and info.beacon == b"\x00" * 32 and info.pool == 8
     assert info.seed == round_seed(genesis, b"\x00" * 32, 0)
-    # committee: reputation-weighted rejection sampling, recomputed by the Python model
+    # committee: rejection sampling weighted by capped stake among members at or above the
+    # reputation threshold, recomputed by the Python model
     model = Model(env.params)
     model.members = list(env.deployer.members())
     for m in model.members:
         model.peer(m).rep = env.deployer.reputation_of(m)
+        model.peer(m).stake = env.deployer.stake_of(m)
     committee = env.deployer.committee(0)
     assert committee == model.draw_committee(info.seed, env.params.committee_size)
     assert len(committee) == len(set(committee)) <= env.params.committee_size

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from flwr.client import NumPyClient
 
-from bdfl.learning.aggregation import aggregate
-from bdfl.learning.audit import AuditRule, audit_updates
+from bdfl.defense import make_strategy
+from bdfl.defense.audit import AuditRule, audit_updates
 from bdfl.learning.data import make_peer_shards
 from bdfl.learning.task import fit_client, load_task
 
@@ -24,7 +24,7 @@ def test_quickstart_client_through_the_task_interface() -> None:
         fits = [fit_client(c, w, {"server_round": r + 1}) for c in clients]
         verdicts = audit_updates(clients[0], fits[0].parameters, [f.parameters for f in fits[1:]], AuditRule())
         assert all(v.accept for v in verdicts)
-        w = aggregate("fedavg", fits[0].parameters, [f.parameters for f in fits[1:]], [f.num_examples for f in fits])
+        w = make_strategy("fedavg").combine(fits[0].parameters, [f.parameters for f in fits[1:]], [f.num_examples for f in fits])
     after = evaluator(w).accuracy
     assert before < 0.25 and after > 0.8, (before, after)
 

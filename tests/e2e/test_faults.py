@@ -58,8 +58,8 @@ BASE = {
     "task.batch_size": 16,
     "defense.audit_margin": 0.6,
     "defense.audit_trigger_limit": 1.0,
-    "defense.max_reject_share": 1.0,
-    "defense.dissent_limit": 1.0,
+    "defense.bdfl.max_reject_share": 1.0,
+    "defense.bdfl.dissent_limit": 1.0,
 }
 CRASHES = [
     {"kind": "crash_before_submit", "round": 2, "peer": 1, "rounds": 3},  # restarts in round 5

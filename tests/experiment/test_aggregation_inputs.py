@@ -12,7 +12,7 @@ import pytest
 
 from bdfl.chain.protocol import Outcome
 from bdfl.config import from_dict
-from bdfl.learning.aggregation import update_weight
+from bdfl.defense.audited import update_weight
 from bdfl.peer import stages
 from bdfl.peer.engine import PeerEngine
 from bdfl.peer.overlay_tracker import OverlayTracker
@@ -47,7 +47,8 @@ class SimWorker:
 def _worker(**overrides: Any) -> SimWorker:
     # every approved update aggregated unless a test sets the clear-approval filter (the
     # default experiment's max_reject_share 0 / dissent_limit 0.5 need votes the fakes lack)
-    defense = {"max_reject_share": 1.0, "dissent_limit": 1.0, **overrides.pop("defense", {})}
+    defense = dict(overrides.pop("defense", {}))
+    defense["bdfl"] = {"max_reject_share": 1.0, "dissent_limit": 1.0, **defense.get("bdfl", {})}
     return SimWorker(from_dict({"peers": N, "overlay": {"degree": 4}, "defense": defense, **overrides}))
 
 
@@ -95,7 +96,7 @@ def test_a_peer_whose_neighbours_were_rejected_tops_up_from_further_out() -> Non
 
 
 def test_weights_by_reputation_times_capped_samples() -> None:
-    o = _worker(defense={"weighting": "reputation_samples"})
+    o = _worker(defense={"bdfl": {"weighting": "reputation_samples"}})
     inputs, own = o._inputs(0, _subs(set()))
     me = ADDRS[3]
     for c in inputs[me]:
@@ -121,10 +122,10 @@ def test_max_reject_share_keeps_contested_approvals_out(share: float, kept: bool
     me = ADDRS[0]
     nbs = [next(a for a in ADDRS if a.lower() == x) for x in g.neighbours(me)]
     contested = {ADDRS.index(nbs[0])}
-    o = _worker(overlay={"degree": 4, "min_sources": 0}, defense={"max_reject_share": share})
+    o = _worker(overlay={"degree": 4, "min_sources": 0}, defense={"bdfl": {"max_reject_share": share}})
     inputs, _ = o._inputs(0, _subs(set(), contested))
     assert [c["peer"] for c in inputs[me]] == (nbs if kept else nbs[1:])
-    base = _worker(overlay={"degree": 4, "min_sources": 0}, defense={"name": "median", "max_reject_share": 0.0})
+    base = _worker(overlay={"degree": 4, "min_sources": 0}, defense={"name": "median", "bdfl": {"max_reject_share": 0.0}})
     assert len(base._inputs(0, _subs(set(), contested))[0][me]) == len(nbs)
 
 
@@ -151,6 +152,6 @@ def test_dissent_limit_discounts_a_colluding_seats_vetoes() -> None:
             for i, a in enumerate(ADDRS)]
     got = {}
     for limit in (1.0, 0.5):
-        o = _worker(overlay={"degree": 4, "min_sources": 0}, defense={"max_reject_share": 0.0, "dissent_limit": limit})
+        o = _worker(overlay={"degree": 4, "min_sources": 0}, defense={"bdfl": {"max_reject_share": 0.0, "dissent_limit": limit}})
         got[limit] = [c["peer"] for c in o._inputs(0, subs)[0][me]]
     assert got == {1.0: [], 0.5: nbs[1:]}

@@ -65,7 +65,7 @@ class FakeChain:
         return f"http://p{ADDRS.index(peer)}/"
 
 
-CFG = {"peers": N, "overlay": {"degree": 3, "min_sources": 2}, "defense": {"weighting": "reputation_samples"}}
+CFG = {"peers": N, "overlay": {"degree": 3, "min_sources": 2}, "defense": {"bdfl": {"weighting": "reputation_samples"}}}
 
 
 class _Injector:

@@ -53,3 +53,13 @@ def test_summary_ratios_compare_bdfl_with_flower(tta) -> None:  # noqa: ANN001
     assert s["per_round_ratio"] == pytest.approx(1.0 / 4.0)
     s2 = tta.summarise({**bdfl, "accuracy": [0.1, 0.2, 0.3, 0.4]}, flower, 0.95)
     assert s2["bdfl"]["round"] is None and s2["time_ratio"] is None and s2["rounds_ratio"] is None
+
+
+def test_a_given_target_replaces_the_fraction_of_flowers_last_round(tta) -> None:  # noqa: ANN001
+    flower = {"accuracy": [0.5, 0.8, 1.0], "round_seconds": [10.0, 4.0, 4.0]}
+    bdfl = {"accuracy": [0.6, 0.7, 0.96, 0.99], "round_seconds": [2.0, 1.0, 1.0, 1.0]}
+    s = tta.summarise(bdfl, flower, 0.95, target=0.55)
+    assert s["target"] == pytest.approx(0.55) and s["target_given"]
+    assert (s["bdfl"]["round"], s["flower"]["round"]) == (1, 2)  # 0.95 x 1.0 would give (3, 3)
+    assert s["rounds_ratio"] == pytest.approx(0.5)
+    assert s["time_ratio"] == pytest.approx(2.0 / 14.0)

@@ -54,6 +54,7 @@ abstract contract Fixture is TestBase {
         p.approvePercent = 50;
         p.rejectPercent = 66;
         p.maxSamples = 1000;
+        p.slashAfterRejections = 1; // every rejection slashes (Slashing.t.sol tests C = 3)
     }
 
     /// @notice Deploy the three contracts and fund `n` peers (none of them joined yet). The

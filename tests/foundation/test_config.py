@@ -42,17 +42,19 @@ def test_every_shipped_config_loads() -> None:
         ({"protocol": {"auditors_per_update": 3, "quorum": 4}}, "protocol.quorum", "[1, 3]"),
         ({"protocol": {"reject_percent": 40}}, "protocol.reject_percent", "[50, 99]"),
         ({"protocol": {"approve_percent": 100}}, "protocol.approve_percent", "[50, 99]"),
-        ({"defense": {"weighting": "samples"}}, "defense.weighting", "reputation, reputation_samples"),
+        ({"defense": {"bdfl": {"weighting": "samples"}}}, "defense.bdfl.weighting", "reputation, reputation_samples"),
         ({"defense": {"replay_window": -1}}, "defense.replay_window", "[0, 1000]"),
         ({"defense": {"consistency_window": 7}}, "defense.consistency_window", "[0, 6]"),
-        ({"defense": {"audit_consistency_min_cosine": -1.5}}, "defense.audit_consistency_min_cosine", "[-1, 1]"),
-        ({"defense": {"audit_trigger_limit": 1.2}}, "defense.audit_trigger_limit", "[0, 1]"),
-        ({"defense": {"audit_trigger_size": 0}}, "defense.audit_trigger_size", "[1, 64]"),
-        ({"defense": {"audit_trigger_size": 2.5}}, "defense.audit_trigger_size", None),
-        ({"defense": {"audit_stand_down_share": 0.4}}, "defense.audit_stand_down_share", "[0.5, 1]"),
-        ({"defense": {"audit_trigger_spread": 0.0}}, "defense.audit_trigger_spread", "(0, 1]"),
-        ({"defense": {"max_reject_share": 1.5}}, "defense.max_reject_share", "[0, 1]"),
-        ({"defense": {"dissent_limit": -0.1}}, "defense.dissent_limit", "[0, 1]"),
+        ({"defense": {"detectors": {"consistency": {"k": 0}}}}, "defense.detectors.consistency.k", "(0, 100]"),
+        ({"defense": {"detectors": {"min_candidates": 0}}}, "defense.detectors.min_candidates", "[1, 1000]"),
+        ({"defense": {"detectors": {"trigger": {"patterns": 0}}}}, "defense.detectors.trigger.patterns", "[1, 256]"),
+        ({"defense": {"detectors": {"trigger": {"inputs": 2.5}}}}, "defense.detectors.trigger.inputs", None),
+        ({"defense": {"detectors": {"shift": {"enabled": 1}}}}, "defense.detectors.shift.enabled", None),
+        ({"defense": {"detectors": {"merge": {"limit": 1}}}}, "defense.detectors.merge.limit", "enabled, k"),
+        ({"defense": {"audit_trigger_limit": 0.9}}, "defense.audit_trigger_limit", "[defense.detectors.trigger] k = ..."),
+        ({"defense": {"bdfl": {"max_reject_share": 1.5}}}, "defense.bdfl.max_reject_share", "[0, 1]"),
+        ({"defense": {"bdfl": {"dissent_limit": -0.1}}}, "defense.bdfl.dissent_limit", "[0, 1]"),
+        ({"defense": {"dissent_limit": 0.5}}, "defense.dissent_limit", "[defense.bdfl] dissent_limit"),
         ({"peers": 10, "overlay": {"min_sources": 10}}, "overlay.min_sources", "[0, 9]"),
     ],
 )
@@ -216,11 +218,3 @@ def test_faults_are_typed_validated_and_round_trip(tmp_path: Path) -> None:
         with pytest.raises(ConfigError) as info:
             from_dict({**base, "net": net})
         assert info.value.field == field
-
-
-def test_config_weightings_match_the_aggregation_layer() -> None:
-    # config.py repeats the names so that validation does not import torch / flwr
-    from bdfl import config
-    from bdfl.learning.aggregation import WEIGHTINGS
-
-    assert config.WEIGHTINGS == WEIGHTINGS

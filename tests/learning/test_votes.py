@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bdfl.learning.aggregation import clear_approval
+from bdfl.defense.audited import clear_approval
 from bdfl.learning.votes import SeatVotes, counted_votes, dissent_shares, dissenting_seats
 
 ALL = 0b1111  # four seats vote on every update

@@ -13,7 +13,9 @@ import pytest
 
 from bdfl.net.blobserver import BlobHost, Endpoint, LoopThread, ServerLimits
 from bdfl.net.fetch import FetchError, Fetcher, HashMismatch, fetch_blob, fetch_many
-from bdfl.net.serialization import InvalidUpdate, hash_hex, update_hash
+from eth_hash.auto import keccak
+
+from bdfl.net.serialization import HashedBytes, InvalidUpdate, encode_ndarrays, hash_hex, update_hash
 
 MB = 1 << 20
 QUICK = {"timeout": 2.0, "retries": 2, "max_bytes": MB}
@@ -43,6 +45,19 @@ def test_fetch_blob_returns_verified_bytes(ep: Endpoint) -> None:
     h = ep.publish(data)
     assert fetch_blob(ep.url, h, **QUICK) == data
     assert fetch_blob(ep.url + "/", h.upper().replace("0X", "0x"), **QUICK) == data
+
+
+def test_fetched_bytes_carry_the_hash_computed_while_receiving(ep: Endpoint, monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(5)
+    update = encode_ndarrays([rng.standard_normal((300, 500)).astype(np.float32)])  # 600 kB: many chunks
+    h = ep.publish(update)
+    assert ep._blobs[h] is update  # served from the encoder's own buffer, not a copy
+    with Fetcher(max_bytes=MB, timeout=2.0, retries=0) as f:
+        got = f.fetch(ep.url, h)
+    assert isinstance(got, HashedBytes) and got == update and hash_hex(keccak(bytes(got))) == h
+    # nobody downstream (auditors, aggregators) hashes the fetched bytes again
+    monkeypatch.setattr("bdfl.net.serialization.keccak", lambda _d: pytest.fail("hashed again"))
+    assert hash_hex(update_hash(got)) == h
 
 
 def test_not_found_is_final(ep: Endpoint, fetcher: Fetcher) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 import struct
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from eth_hash.auto import keccak
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -20,7 +22,9 @@ from bdfl.net.serialization import (
     MAGIC,
     REASONS,
     EncodeError,
+    HashedBytes,
     InvalidUpdate,
+    KeccakStream,
     ModelSpec,
     decode_arrays,
     decode_ndarrays,
@@ -323,6 +327,56 @@ def test_update_hash_is_keccak256() -> None:
     assert len(h) == 32 and hash_hex(h) == "0x" + h.hex()
     assert parse_hash_hex(hash_hex(h)) == h
     assert parse_hash_hex(hash_hex(h).upper().replace("0X", "0x")) == h
+
+
+def reference_encoding(arrays: list[tuple[str, np.ndarray]]) -> bytes:
+    """The v1 layout spelled out independently of the encoder: per-array little-endian C-order
+    bytes, back to back, after the canonical header."""
+    entries, body = [], b""
+    for name, a in arrays:
+        raw = np.ascontiguousarray(a, dtype=np.asarray(a).dtype.newbyteorder("<")).tobytes()
+        entries.append({"dtype": np.asarray(a).dtype.name, "name": name, "nbytes": len(raw), "offset": len(body),
+                        "shape": list(np.shape(a))})
+        body += raw
+    return build({"arrays": entries}) + body
+
+
+def test_encoding_writes_the_layout_and_carries_its_keccak(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(3)
+    big_endian = rng.standard_normal((3, 4)).astype(">f8")
+    arrays = [*sample_arrays(), ("be", big_endian), ("strided", rng.standard_normal((6, 8))[::2, 1::3].T),
+              ("scalar", np.float32(2.5)), ("be_int", np.arange(5, dtype=">i2"))]
+    out = encode_arrays(arrays)
+    assert isinstance(out, HashedBytes) and type(bytes(out)) is bytes
+    assert out == reference_encoding(arrays)
+    expected = keccak(bytes(out))
+    assert update_hash(out) == expected == out.keccak256
+    # the digest is the one computed at encoding: update_hash does not hash again
+    monkeypatch.setattr("bdfl.net.serialization.keccak", lambda _d: pytest.fail("hashed again"))
+    assert update_hash(out) == expected
+
+
+def test_keccak_stream_equals_keccak_of_the_joined_chunks() -> None:
+    rng = np.random.default_rng(4)
+    data = rng.integers(0, 256, 300_000, dtype=np.uint8).tobytes()
+    for cuts in ([], [1], [136, 137, 272], [65536, 65537, 131072, 299_999]):
+        stream = KeccakStream()
+        for a, b in zip([0, *cuts], [*cuts, len(data)]):
+            stream.update(data[a:b])
+        assert stream.size == len(data) and stream.digest() == keccak(data)
+    assert KeccakStream().digest() == keccak(b"")
+
+
+def test_hashed_bytes_from_a_stream_of_other_bytes_is_refused_and_pickles_as_plain_bytes() -> None:
+    stream = KeccakStream()
+    stream.update(b"abc")
+    with pytest.raises(ValueError):
+        HashedBytes.from_stream(b"abcd", stream)
+    hb = HashedBytes.from_stream(bytearray(b"abc"), stream)
+    assert hb == b"abc" and update_hash(hb) == keccak(b"abc")
+    assert HashedBytes.of(hb) is hb and update_hash(HashedBytes.of(memoryview(b"xyz"))) == keccak(b"xyz")
+    back = pickle.loads(pickle.dumps(hb))  # a digest never travels: the receiver hashes itself
+    assert type(back) is bytes and back == b"abc"
 
 
 @pytest.mark.parametrize("bad", ["", "0x", "0x" + "g" * 64, "0x" + "a" * 63, "a" * 66, "0x" + " a" * 32, None])

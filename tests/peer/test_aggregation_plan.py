@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from bdfl.chain.protocol import Outcome, PeerInfo, Phase, RoundInfo, Status, Submission
-from bdfl.learning.aggregation import update_weight
+from bdfl.defense.audited import update_weight
 from bdfl.peer import stages
 from bdfl.peer.engine import PeerEngine
 from bdfl.peer.overlay_tracker import OverlayTracker
@@ -80,8 +80,8 @@ def _peer(defense: str, weighting: str, approved: set[str], min_sources: int = 2
           contested: set[str] = frozenset(), max_reject_share: float = 1.0, dissenter: bool = False,
           dissent_limit: float = 1.0, memory: ChainMemory | None = None, chain: FakeChain | None = None) -> PeerEngine:
     """ME's round engine over ``bdfl peer``'s chain view of a fake chain."""
-    cfg = SimpleNamespace(defense=SimpleNamespace(name=defense, weighting=weighting, max_reject_share=max_reject_share,
-                                                  dissent_limit=dissent_limit, rebuild_starts=False, consistency_window=5,
+    audited = SimpleNamespace(weighting=weighting, max_reject_share=max_reject_share, dissent_limit=dissent_limit)
+    cfg = SimpleNamespace(defense=SimpleNamespace(name=defense, bdfl=audited, rebuild_starts=False, consistency_window=5,
                                                   replay_window=1),
                           overlay=SimpleNamespace(min_sources=min_sources, degree=2, topology="ring", edge_probability=0.0))
     chain = chain or FakeChain(approved, contested, dissenter)

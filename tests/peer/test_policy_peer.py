@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.chain]
 
 # a policy unlike the library's defaults, so that "audits by the deployment's policy" is visible
-DEPLOYED = {"defense": {"audit_margin": 0.25, "dissent_limit": 0.7, "audit_trigger_limit": 1.0},
+DEPLOYED = {"defense": {"detectors": {"accuracy": {"k": 2.5}, "trigger": {"enabled": False}}, "bdfl": {"dissent_limit": 0.7}},
             "overlay": {"degree": 2, "min_sources": 1}}
 
 
@@ -68,16 +68,16 @@ def test_the_deployment_carries_the_policy_and_the_chain_its_hash(deployed: dict
 
 def test_a_peer_with_a_different_policy_is_refused(deployed: dict[str, Any]) -> None:
     cfg = deployed["dir"] / "other.toml"
-    cfg.write_text("[task]\nlocal_epochs = 1\n[defense]\naudit_margin = 0.6\n")
+    cfg.write_text("[task]\nlocal_epochs = 1\n[defense.detectors.accuracy]\nk = 2.0\n")
     error = _one_error(_bdfl(_args(deployed, "--config", str(cfg), "--rounds", "1")))
-    assert "policy differs from the deployment's: defense.audit_margin = 0.6 here, 0.25 in the deployment" in error
+    assert "policy differs from the deployment's: defense.detectors.accuracy.k = 2.0 here, 2.5 in the deployment" in error
     cfg.write_text("[overlay]\ndegree = 4\n")
     assert "overlay.degree = 4 here, 2 in the deployment" in _one_error(_bdfl(_args(deployed, "--config", str(cfg))))
 
 
 def test_an_edited_deployment_file_or_one_the_chain_disowns_is_refused(deployed: dict[str, Any]) -> None:
     data = json.loads(Path(deployed["deployment"]).read_text())
-    data["policy"]["defense"]["audit_margin"] = 1.0  # a lenient rule under the deployed hash
+    data["policy"]["defense"]["detectors"]["accuracy"]["k"] = 50.0  # a lenient rule under the deployed hash
     edited = deployed["dir"] / "edited.json"
     edited.write_text(json.dumps(data))
     args = _args(deployed)
@@ -90,7 +90,7 @@ def test_an_edited_deployment_file_or_one_the_chain_disowns_is_refused(deployed:
 
 def test_a_peer_without_config_audits_and_aggregates_by_the_deployments_policy(deployed: dict[str, Any]) -> None:
     from bdfl.cli import build_parser
-    from bdfl.learning.audit import AuditRule
+    from bdfl.defense.audit import AuditRule
     from bdfl.peer.standalone import StandalonePeer
 
     peer = StandalonePeer(build_parser().parse_args(_args(deployed)))
@@ -98,13 +98,13 @@ def test_a_peer_without_config_audits_and_aggregates_by_the_deployments_policy(d
         assert policy_of(peer.cfg) == deployed["policy"]
         rule = peer.peer.settings.audit_rule
         assert rule == AuditRule.from_defense(from_dict(DEPLOYED).defense)
-        assert rule.margin == 0.25 and rule.trigger_limit == 1.0  # not the library's defaults (0.4, 0.9)
-        assert peer.cfg.defense.dissent_limit == 0.7 and peer.cfg.overlay.degree == 2 and peer.cfg.overlay.min_sources == 1
+        assert rule.detectors.accuracy.k == 2.5 and not rule.enabled("trigger")  # not the library's defaults (3, on)
+        assert peer.cfg.defense.bdfl.dissent_limit == 0.7 and peer.cfg.overlay.degree == 2 and peer.cfg.overlay.min_sources == 1
     finally:
         peer.close()
     # a --config that repeats part of the policy and sets its own task settings is accepted
     cfg = deployed["dir"] / "same.toml"
-    cfg.write_text("[task]\nlocal_epochs = 2\n[defense]\naudit_margin = 0.25\n")
+    cfg.write_text("[task]\nlocal_epochs = 2\n[defense.detectors.accuracy]\nk = 2.5\n")
     peer = StandalonePeer(build_parser().parse_args(_args(deployed, "--config", str(cfg))))
     try:
         assert policy_of(peer.cfg) == deployed["policy"] and peer.cfg.task.local_epochs == 2
@@ -116,7 +116,7 @@ def test_bdfl_deploy_writes_the_configs_policy_or_the_defaults(devnet: Any, tmp_
     from bdfl.config import load_config
 
     cfg = tmp_path / "exp.toml"
-    cfg.write_text("[defense]\naudit_margin = 0.3\n[overlay]\nmin_sources = 3\n")
+    cfg.write_text("[defense.detectors.shift]\nk = 3.5\n[overlay]\nmin_sources = 3\n")
     for config, expected in [(str(cfg), policy_of(load_config(cfg))), (None, policy_of(load_config(None)))]:
         out = tmp_path / f"dep-{config is None}.json"
         proc = _bdfl(["deploy", "--rpc-url", devnet.rpc_url, "--out", str(out), *(["--config", config] if config else [])])

@@ -48,7 +48,6 @@ local_epochs = 1
 
 [defense]
 name = "bdfl"
-audit_margin = 0.4
 
 [overlay]
 topology = "expander"

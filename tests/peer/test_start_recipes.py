@@ -12,7 +12,7 @@ import pytest
 
 from bdfl.chain.protocol import Outcome
 from bdfl.config import from_dict
-from bdfl.learning.aggregation import aggregate
+from bdfl.defense import make_strategy
 from bdfl.net.serialization import encode_ndarrays, hash_hex, update_hash
 from bdfl.peer.node import Peer, PeerSettings
 from bdfl.peer.overlay_tracker import OverlayTracker
@@ -27,7 +27,7 @@ def _overlay(members: list[str] = ADDRS) -> Any:
 
 
 def _rule(subs: list[Any], **defense: Any) -> Any:
-    defense = {"max_reject_share": 1.0, "dissent_limit": 1.0, **defense}  # every approved update
+    defense = {"bdfl": {"max_reject_share": 1.0, "dissent_limit": 1.0}, **defense}  # every approved update
     cfg = from_dict({"peers": N, "overlay": {"degree": 4, "min_sources": 2}, "defense": defense})
     return aggregation_rule(cfg, subs, {a: 0.3 + 0.05 * i for i, a in enumerate(ADDRS)})
 
@@ -80,7 +80,7 @@ def test_start_model_is_the_weighted_average_or_none() -> None:
     recipe = [StartSource("A", "0xa", 1.0), StartSource("B", "0xb", 3.0)]
     got = start_model(recipe, {"0xa": a, "0xb": b})
     assert got is not None and got[0].dtype == np.float32
-    np.testing.assert_array_equal(got[0], aggregate("bdfl", a, [b], [1.0, 3.0])[0])
+    np.testing.assert_array_equal(got[0], make_strategy("bdfl").combine(a, [b], [1.0, 3.0])[0])
     np.testing.assert_allclose(got[0], [2.5, 5.0])
     assert start_model(recipe, {"0xa": a}) is None  # a model missing
     assert start_model([StartSource("A", "0xa", 0.0)], {"0xa": a}) is None  # weights sum to zero

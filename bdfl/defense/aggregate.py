@@ -1,0 +1,253 @@
+"""Pure aggregation functions over lists of models (the strategies of :mod:`bdfl.defense`
+call these; so do attacks that run the public policy).
+
+A *model* is ``NDArrays`` = ``list[np.ndarray]`` (the arrays a ``NumPyClient`` returns).
+Every function takes ``list[NDArrays]`` and returns a new ``NDArrays`` with the same
+shapes and dtypes as the inputs; inputs are never modified.
+
+Where Flower already has the rule, it is used: :func:`flwr.server.strategy.aggregate.aggregate`
+(weighted average), ``aggregate_krum``, ``aggregate_median``, ``aggregate_trimmed_avg``
+(they take ``list[tuple[NDArrays, num_examples]]``; the wrappers here build that). The
+others:
+
+* :func:`geometric_median` — the point minimising the sum of Euclidean distances to the
+  models, by smoothed Weiszfeld iterations (Pillutla, Kakade & Harchaoui, "Robust
+  Aggregation for Federated Learning" (RFA), IEEE TSP 2022).
+* :func:`centered_clipping` — ``v <- v + mean_i clip(x_i - v, tau)``, a few iterations from a
+  centre (Karimireddy, He & Jaggi, "Learning from History for Byzantine Robust
+  Optimization", ICML 2021), after *bucketing*: averaging random groups of ``bucket_size``
+  models (Karimireddy, He & Jaggi, "Byzantine-Robust Learning on Heterogeneous Datasets via
+  Bucketing", ICLR 2022).
+* :func:`nnm_trimmed_mean` — Nearest Neighbour Mixing (each model replaced by the mean of its
+  ``n - f`` nearest models, itself included), then a coordinate-wise trimmed mean cutting f
+  a side (Allouah et al., "Fixing by Mixing", AISTATS 2023).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from flwr.server.strategy.aggregate import (
+    aggregate as _flwr_weighted,
+    aggregate_krum as _flwr_krum,
+    aggregate_median as _flwr_median,
+    aggregate_trimmed_avg as _flwr_trimmed,
+)
+
+from bdfl.errors import BDFLError
+from bdfl.types import NDArrays
+
+__all__ = [
+    "AggregationError",
+    "NDArrays",
+    "centered_clipping",
+    "check_models",
+    "coordinate_median",
+    "flatten",
+    "geometric_median",
+    "krum",
+    "krum_scores",
+    "nnm",
+    "nnm_trimmed_mean",
+    "pairwise_sq",
+    "trimmed_mean",
+    "weighted_average",
+]
+
+
+class AggregationError(BDFLError):
+    """Models that cannot be aggregated (shape mismatch, bad weights or parameters)."""
+
+
+def check_models(models: Sequence[NDArrays]) -> list[NDArrays]:
+    """The models as arrays; a non-empty list of models with the same shapes, or AggregationError."""
+    if len(models) == 0:
+        raise AggregationError("cannot aggregate an empty list of models")
+    first = models[0]
+    for k, model in enumerate(models):
+        if len(model) != len(first):
+            raise AggregationError(f"model {k} has {len(model)} arrays, model 0 has {len(first)}")
+        for i, (a, b) in enumerate(zip(model, first)):
+            if np.shape(a) != np.shape(b):
+                raise AggregationError(f"model {k} array {i} has shape {np.shape(a)}, model 0 has {np.shape(b)}")
+    return [[np.asarray(a) for a in m] for m in models]
+
+
+def _restore_dtypes(result: NDArrays, like: NDArrays) -> NDArrays:
+    out = []
+    for r, ref in zip(result, like):
+        r = np.asarray(r)
+        if np.issubdtype(ref.dtype, np.integer):
+            r = np.rint(r)
+        out.append(np.ascontiguousarray(r.astype(ref.dtype, copy=False)).reshape(ref.shape))
+    return out
+
+
+def flatten(model: NDArrays) -> np.ndarray:
+    """All arrays of ``model`` concatenated into one float64 vector."""
+    return np.concatenate([np.asarray(a, dtype=np.float64).ravel() for a in model]) if model else np.zeros(0)
+
+
+def pairwise_sq(X: np.ndarray) -> np.ndarray:
+    """Squared Euclidean distances between the rows of ``X``."""
+    sq = np.sum(X**2, axis=1)
+    return np.maximum(sq[:, None] + sq[None, :] - 2 * X @ X.T, 0.0)
+
+
+def weighted_average(models: Sequence[NDArrays], weights: Sequence[float] | None = None) -> NDArrays:
+    """sum_k w_k * model_k / sum_k w_k (uniform weights when ``weights`` is None).
+
+    Weights must be finite and >= 0 with a positive sum. Computed in float64 via
+    Flower's ``aggregate``, then cast back to the input dtypes.
+    """
+    models = check_models(models)
+    if weights is None:
+        weights = [1.0] * len(models)
+    if len(weights) != len(models):
+        raise AggregationError(f"{len(weights)} weights for {len(models)} models")
+    w = [float(x) for x in weights]
+    if any(not math.isfinite(x) or x < 0 for x in w):
+        raise AggregationError(f"weights must be finite and >= 0, got {w}")
+    total = math.fsum(w)
+    if total <= 0:
+        raise AggregationError("weights sum to zero")
+    w = [x / total for x in w]  # normalised: keeps the float64 sums well-scaled
+    results = [([a.astype(np.float64) for a in m], x) for m, x in zip(models, w) if x > 0]
+    return _restore_dtypes(_flwr_weighted(results), models[0])
+
+
+def krum_scores(models: Sequence[NDArrays], num_malicious: int) -> np.ndarray:
+    """Krum score of each model: sum of squared distances to its ``n - f - 2`` nearest others
+    (at least 1), Blanchard et al. 2017."""
+    models = check_models(models)
+    dist = pairwise_sq(np.stack([flatten(m) for m in models]))
+    np.fill_diagonal(dist, np.inf)
+    k = max(1, len(models) - num_malicious - 2)
+    k = min(k, len(models) - 1)
+    if k == 0:
+        return np.zeros(len(models))
+    return np.sort(dist, axis=1)[:, :k].sum(axis=1)
+
+
+def krum(models: Sequence[NDArrays], num_malicious: int, multi_k: int | None = None) -> NDArrays:
+    """Krum (Blanchard et al. 2017): the model with the smallest sum of squared distances to
+    its ``n - f - 2`` nearest neighbours. With ``multi_k = m`` (Multi-Krum), the plain average
+    of the ``m`` best-scoring models. Byzantine-resilience needs ``n >= 2f + 3``.
+
+    Uses Flower's ``aggregate_krum`` (ties: first index wins).
+    """
+    models = check_models(models)
+    if isinstance(num_malicious, bool) or not isinstance(num_malicious, (int, np.integer)) or num_malicious < 0:
+        raise AggregationError(f"krum: num_malicious must be an integer >= 0, got {num_malicious!r}")
+    if multi_k is not None and not (1 <= multi_k <= len(models)):
+        raise AggregationError(f"krum: multi_k must lie in [1, {len(models)}], got {multi_k}")
+    if len(models) == 1:
+        return [a.copy() for a in models[0]]
+    results = [([a.astype(np.float64) for a in m], 1) for m in models]
+    out = _flwr_krum(results, num_malicious=int(num_malicious), to_keep=int(multi_k or 0))
+    return _restore_dtypes(out, models[0])
+
+
+def coordinate_median(models: Sequence[NDArrays]) -> NDArrays:
+    """Coordinate-wise median (Yin et al. 2018); for an even count, the mean of the two middle values."""
+    models = check_models(models)
+    results = [([a.astype(np.float64) for a in m], 1) for m in models]
+    return _restore_dtypes(_flwr_median(results), models[0])
+
+
+def trimmed_mean(models: Sequence[NDArrays], beta: float) -> NDArrays:
+    """Coordinate-wise trimmed mean (Yin et al. 2018): drop the ``floor(beta * n)`` largest and
+    smallest values of each coordinate, average the rest. ``0 <= beta < 0.5``."""
+    models = check_models(models)
+    if not 0.0 <= beta < 0.5:
+        raise AggregationError(f"trimmed_mean: beta must lie in [0, 0.5), got {beta}")
+    results = [([a.astype(np.float64) for a in m], 1) for m in models]
+    return _restore_dtypes(_flwr_trimmed(results, proportiontocut=float(beta)), models[0])
+
+
+def _matrix(models: Sequence[NDArrays]) -> tuple[list[NDArrays], np.ndarray]:
+    checked = check_models(models)
+    return checked, np.stack([flatten(m) for m in checked])
+
+
+def _unflatten(vec: np.ndarray, like: NDArrays) -> NDArrays:
+    out, pos = [], 0
+    for a in like:
+        out.append(vec[pos:pos + a.size].reshape(a.shape))
+        pos += a.size
+    return _restore_dtypes(out, like)
+
+
+def _weiszfeld(X: np.ndarray, max_iter: int, tol: float, eps: float) -> np.ndarray:
+    z = X.mean(axis=0)
+    for _ in range(max_iter):
+        w = 1.0 / np.maximum(np.linalg.norm(X - z, axis=1), eps)
+        new = (w[:, None] * X).sum(axis=0) / w.sum()
+        if np.linalg.norm(new - z) <= tol * max(1.0, np.linalg.norm(z)):
+            return new
+        z = new
+    return z
+
+
+def geometric_median(models: Sequence[NDArrays], *, max_iter: int = 100, tol: float = 1e-7, eps: float = 1e-8) -> NDArrays:
+    """Geometric median of the models (smoothed Weiszfeld: distances floored at ``eps``),
+    started at the mean, stopped when a step moves less than ``tol`` (relative)."""
+    if max_iter < 1 or not tol > 0 or not eps > 0:
+        raise AggregationError(f"geometric_median: need max_iter >= 1, tol > 0, eps > 0; got {max_iter}, {tol}, {eps}")
+    checked, X = _matrix(models)
+    return _unflatten(_weiszfeld(X, max_iter, tol, eps), checked[0])
+
+
+def _buckets(X: np.ndarray, bucket_size: int, seed: int) -> np.ndarray:
+    if bucket_size <= 1:
+        return X
+    order = np.random.default_rng(seed).permutation(len(X))
+    return np.stack([X[order[i:i + bucket_size]].mean(axis=0) for i in range(0, len(X), bucket_size)])
+
+
+def centered_clipping(models: Sequence[NDArrays], *, tau: float | None = None, iterations: int = 3,
+                      bucket_size: int = 2, seed: int = 0) -> NDArrays:
+    """Centered clipping with bucketing. Centre: the first model (a peer's own). Buckets: a
+    permutation seeded with ``seed``, averaged ``bucket_size`` at a time (1 = none); the first
+    model stays the centre. ``tau``: the clipping radius; None = the median distance of the
+    models (before bucketing, which would mix outliers into most buckets) from the centre
+    (scale-free: model distances differ by task)."""
+    if iterations < 1 or bucket_size < 1 or (tau is not None and not tau > 0):
+        raise AggregationError(f"centered_clipping: need iterations >= 1, bucket_size >= 1, tau > 0 or None; "
+                               f"got {iterations}, {bucket_size}, {tau}")
+    checked, X = _matrix(models)
+    v = X[0].copy()
+    B = _buckets(X, bucket_size, seed)
+    radius = float(np.median(np.linalg.norm(X - v, axis=1))) if tau is None else float(tau)
+    for _ in range(iterations):
+        d = B - v
+        norms = np.linalg.norm(d, axis=1)
+        scale = np.minimum(1.0, radius / np.maximum(norms, 1e-12))
+        v = v + (scale[:, None] * d).mean(axis=0)
+    return _unflatten(v, checked[0])
+
+
+def nnm(models: Sequence[NDArrays], num_malicious: int) -> list[NDArrays]:
+    """Nearest Neighbour Mixing: each model replaced by the mean of its ``n - f`` nearest
+    models (Euclidean, itself included; ties by index)."""
+    checked, X = _matrix(models)
+    n, f = len(X), int(num_malicious)
+    if isinstance(num_malicious, bool) or f < 0 or f >= n:
+        raise AggregationError(f"nnm: num_malicious must be an integer in [0, {n - 1}], got {num_malicious!r}")
+    dist = pairwise_sq(X)
+    np.fill_diagonal(dist, -1.0)  # itself first
+    nearest = np.argsort(dist, axis=1, kind="stable")[:, : n - f]
+    return [_unflatten(X[idx].mean(axis=0), checked[0]) for idx in nearest]
+
+
+def nnm_trimmed_mean(models: Sequence[NDArrays], num_malicious: int) -> NDArrays:
+    """NNM, then the coordinate-wise mean without the ``f`` largest and ``f`` smallest values
+    (f capped so that at least one value remains)."""
+    mixed = nnm(models, num_malicious)
+    X = np.stack([flatten(m) for m in mixed])
+    n = len(X)
+    f = min(int(num_malicious), (n - 1) // 2)
+    S = np.sort(X, axis=0)
+    return _unflatten(S[f : n - f].mean(axis=0), mixed[0])  # mixed[0]: shapes and dtypes of models[0]

@@ -1,0 +1,460 @@
+"""The auditor's accept/reject rule: the detectors of :mod:`bdfl.defense.detectors`, composed.
+
+An auditor judges the candidate models (other peers' published parameters) assigned to it
+with what it has: its **own** model at the start of the round (``start_params``), its own
+model after this round's local training (``reference_params``), its **own** validation split
+(through ``client.evaluate``, the same call for any ``NumPyClient``), its own inputs (for the
+trigger family, when the client offers ``predict`` and ``audit_inputs``) and the candidates'
+parameters. It measures (:func:`evaluate_candidates`, :func:`candidate_statistics`,
+:func:`merged_losses`, :func:`trigger_evidence`) and hands the measurements to every enabled
+detector; a candidate is **rejected when any detector fails it**, and, before that, when it
+is **invalid** (NaN/Inf, other array count or shapes than the auditor's model).
+
+No detector has a fixed threshold: each is calibrated in every audit from the candidates'
+spread and the auditor's own data (:mod:`bdfl.defense.detectors.calibration`), so one policy
+serves tasks of different kinds and sizes; each detector's only setting is ``k`` (in those
+spreads) in its table ``[defense.detectors.<name>]`` (:class:`bdfl.config.DetectorsConfig`).
+The median-based thresholds need at least ``min_candidates`` evaluable candidates and assume
+fewer than half of them are bad. docs/learning.md section 4 has the measurements and limits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from bdfl.config import DEFENSE_RANGES, DETECTORS, DetectorsConfig, check_defense_setting, defense_value, from_dict
+from bdfl.defense.detectors import Evidence, Finding, TriggerEvidence, build_detectors, run_detectors
+from bdfl.defense.detectors import trigger as trigger_detector
+from bdfl.errors import BDFLError
+from bdfl.learning.task import EvalResult, evaluate_client
+from bdfl.types import NDArrays
+
+__all__ = [
+    "AuditRule",
+    "AuditVerdict",
+    "ParamStats",
+    "audit_seed",
+    "audit_updates",
+    "candidate_statistics",
+    "evaluate_candidates",
+    "evidence",
+    "judge",
+    "merged_losses",
+    "trigger_evidence",
+]
+
+
+@dataclass(frozen=True)
+class AuditRule:
+    """The accept/reject rule: which detectors run, with which ``k`` (``[defense.detectors]``)."""
+
+    detectors: DetectorsConfig = field(default_factory=DetectorsConfig)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.detectors, DetectorsConfig):
+            raise BDFLError(f"audit rule: detectors must be a DetectorsConfig, got {type(self.detectors).__name__}")
+        # the one place the ranges live: bdfl.config
+        for name in DEFENSE_RANGES:
+            if name.startswith("detectors."):
+                check_defense_setting(name, defense_value(self, name))
+
+    @property
+    def min_candidates(self) -> int:
+        return self.detectors.min_candidates
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> AuditRule:
+        """The rule of a ``[defense.detectors]`` table given as a dict (validated like a config)."""
+        return cls(from_dict({"defense": {"detectors": values}}).defense.detectors)
+
+    @classmethod
+    def from_defense(cls, defense: Any) -> AuditRule:
+        """The rule a validated ``[defense]`` table describes (its ``detectors``)."""
+        return cls(getattr(defense, "detectors", DetectorsConfig()))
+
+    def with_detector(self, name: str, **changes: Any) -> AuditRule:
+        """This rule with detector ``name``'s table changed (``enabled=False``, ``k=3``, ...)."""
+        return AuditRule(replace(self.detectors, **{name: replace(getattr(self.detectors, name), **changes)}))
+
+    @classmethod
+    def only(cls, *names: str) -> AuditRule:
+        """The default rule with only detectors ``names`` enabled (none: every candidate that is
+        valid passes)."""
+        base = DetectorsConfig()
+        unknown = sorted(set(names) - set(DETECTORS))
+        if unknown:
+            raise BDFLError(f"audit rule: unknown detector(s) {', '.join(unknown)}", fix=f"detectors: {', '.join(DETECTORS)}")
+        return cls(replace(base, **{n: replace(getattr(base, n), enabled=n in names) for n in DETECTORS}))
+
+    def enabled(self, name: str) -> bool:
+        return bool(getattr(self.detectors, name).enabled)
+
+
+@dataclass(frozen=True)
+class ParamStats:
+    """Parameter-space statistics of one candidate, relative to the auditor's models.
+
+    distance: ||candidate - trained||; distance_ratio: that over the median distance of
+    the auditor's candidates (NaN with fewer than ``min_candidates``).
+    cosine: cos(move, direction): the candidate's move (from its trainer's rebuilt start, else from the
+        auditor's start) with the consensus or own move (NaN without a start model or own move);
+    cosine_gap: median cosine of the candidates minus this one; median_cosine: that median.
+    own_cosine / own_cosine_gap: the same with the auditor's own move.
+    shift: |sum(candidate - trained)| / sum(|candidate - trained|) (0 when identical).
+    update_ratio: ||candidate - start|| / ||trained - start|| (NaN without start or own move).
+    history_cosine: cos(move, the same trainer's earlier move) (NaN unless both its start of this
+        round and that earlier move were rebuilt).
+    """
+
+    distance: float
+    shift: float
+    cosine: float = math.nan
+    update_ratio: float = math.nan
+    distance_ratio: float = math.nan
+    cosine_gap: float = math.nan
+    median_cosine: float = math.nan
+    own_cosine: float = math.nan
+    own_cosine_gap: float = math.nan
+    history_cosine: float = math.nan
+
+
+@dataclass(frozen=True)
+class AuditVerdict:
+    """One auditor's judgement of one candidate.
+
+    ``failed`` names the detectors that rejected it (or ``("invalid",)``); ``findings`` every
+    detector's score and calibrated threshold (:class:`bdfl.defense.detectors.Finding`);
+    ``accuracy`` / ``loss`` the candidate's on the auditor's validation data and
+    ``reference_*`` its own model's (NaN where not computed); ``stats`` the parameter
+    statistics (None when not computed).
+    """
+
+    accept: bool
+    reason: str
+    failed: tuple[str, ...] = ()
+    findings: tuple[Finding, ...] = ()
+    accuracy: float = math.nan
+    loss: float = math.nan
+    reference_accuracy: float = math.nan
+    reference_loss: float = math.nan
+    stats: ParamStats | None = None
+
+    def finding(self, name: str) -> Finding | None:
+        """The finding of detector ``name`` (None when it did not judge this candidate)."""
+        return next((f for f in self.findings if f.name == name), None)
+
+
+def _finite_and_matching(candidate: Any, reference: NDArrays) -> str | None:
+    if not isinstance(candidate, (list, tuple)) or len(candidate) != len(reference):
+        return "parameter count differs from the auditor's model"
+    for a, b in zip(candidate, reference):
+        a = np.asarray(a)
+        if a.shape != np.shape(b):
+            return f"array shape {a.shape} differs from the auditor's {np.shape(b)}"
+        if np.issubdtype(a.dtype, np.inexact) and not np.all(np.isfinite(a)):
+            return "parameters contain NaN or Inf"
+        if not (np.issubdtype(a.dtype, np.number) or a.dtype == np.bool_):
+            return f"non-numeric parameter dtype {a.dtype}"
+    return None
+
+
+def _eval(client: Any, params: NDArrays) -> EvalResult:
+    res = evaluate_client(client, params)
+    if res.num_examples <= 0:
+        raise BDFLError(
+            "the auditor's client evaluated on 0 validation samples",
+            fix="give every peer a non-empty validation split (val_fraction > 0)",
+        )
+    return res
+
+
+def evaluate_candidates(
+    client: Any, reference_params: NDArrays, candidates: Sequence[NDArrays]
+) -> tuple[EvalResult, list[EvalResult | str]]:
+    """Evaluate the reference and every candidate on the auditor's validation data.
+
+    Returns (reference result, per-candidate result or the reason it was not evaluated).
+    """
+    ref = _eval(client, reference_params)
+    out: list[EvalResult | str] = []
+    for cand in candidates:
+        problem = _finite_and_matching(cand, reference_params)
+        if problem is not None:
+            out.append(problem)
+            continue
+        res = _eval(client, list(cand))
+        if not math.isfinite(res.loss):
+            out.append("evaluation loss is not finite")
+            continue
+        out.append(res)
+    return ref, out
+
+
+def _flat(params: Sequence[Any]) -> np.ndarray:
+    return np.concatenate([np.asarray(a, dtype=np.float64).ravel() for a in params]) if len(params) else np.zeros(0)
+
+
+def candidate_statistics(
+    reference_params: NDArrays,
+    candidates: Sequence[Any],
+    start_params: NDArrays | None = None,
+    *,
+    valid: Sequence[bool] | None = None,
+    min_candidates: int = 3,
+    candidate_starts: Sequence[NDArrays | None] | None = None,
+    candidate_past_moves: Sequence[NDArrays | None] | None = None,
+) -> list[ParamStats | None]:
+    """Parameter-space statistics of every candidate (None for an invalid one).
+
+    ``valid[i]`` False (or a candidate whose arrays do not match the reference) gives
+    None; medians are taken over the valid candidates only. ``candidate_starts[i]``: where
+    candidate i's trainer started the round, when the auditor knows it; its move is then
+    ``candidate - candidate_starts[i]`` instead of ``candidate - start_params``. The cosine
+    is taken with the coordinate-wise median of the candidates' moves and the auditor's own
+    (the consensus move; the own move when fewer than ``min_candidates`` moves are known).
+    ``candidate_past_moves[i]``: candidate i's trainer's move in an earlier round (its update
+    then minus its start then); with a known start it gives ``history_cosine``.
+    """
+    t = _flat(reference_params)
+    s = None
+    own_move = math.nan
+    if start_params is not None and _finite_and_matching(list(start_params), reference_params) is None:
+        s = _flat(start_params)
+        own_move = float(np.linalg.norm(t - s))
+    base: list[tuple[float, float] | None] = []
+    moves: list[np.ndarray | None] = []
+    history: list[float] = []
+    for i, cand in enumerate(candidates):
+        history.append(math.nan)
+        if (valid is not None and not valid[i]) or _finite_and_matching(cand, reference_params) is not None:
+            base.append(None)
+            moves.append(None)
+            continue
+        c = _flat(cand)
+        diff = c - t
+        l1 = float(np.abs(diff).sum())
+        base.append((float(np.linalg.norm(diff)), abs(float(diff.sum())) / l1 if l1 > 0 else 0.0))
+        move = None
+        if s is not None and own_move > 0:
+            trainer_start = candidate_starts[i] if candidate_starts is not None and i < len(candidate_starts) else None
+            if trainer_start is not None and _finite_and_matching(list(trainer_start), reference_params) is None:
+                move = c - _flat(trainer_start)
+                past = candidate_past_moves[i] if candidate_past_moves is not None and i < len(candidate_past_moves) else None
+                if past is not None and _finite_and_matching(list(past), reference_params) is None:
+                    pm = _flat(past)
+                    den = float(np.linalg.norm(move) * np.linalg.norm(pm))
+                    history[i] = float(move @ pm) / den if den > 0 else math.nan
+            else:
+                move = c - s
+        moves.append(move)
+    known = [m for m in moves if m is not None]
+    own_dir = t - s if s is not None and own_move > 0 else None
+    direction = own_dir
+    if own_dir is not None and len(known) >= min_candidates:
+        consensus = np.median(np.stack([*known, own_dir]), axis=0)
+        if np.linalg.norm(consensus) > 0:
+            direction = consensus
+
+    def cos(move: np.ndarray, ref: np.ndarray, norm: float) -> float:
+        return float(move @ ref) / (norm * float(np.linalg.norm(ref))) if norm > 0 else 0.0
+
+    stats: list[ParamStats | None] = []
+    for b, move, hist in zip(base, moves, history):
+        if b is None:
+            stats.append(None)
+            continue
+        cosine = own_cosine = update_ratio = math.nan
+        if move is not None:  # a move implies the own move and a direction
+            norm = float(np.linalg.norm(move))
+            update_ratio = norm / own_move
+            cosine = cos(move, direction, norm)
+            own_cosine = cos(move, own_dir, norm)
+        stats.append(ParamStats(distance=b[0], shift=b[1], cosine=cosine, update_ratio=update_ratio, own_cosine=own_cosine,
+                                history_cosine=hist))
+    good = [x for x in stats if x is not None]
+    if len(good) >= min_candidates:
+        med_dist = float(np.median([x.distance for x in good]))
+        cosines = [x.cosine for x in good if math.isfinite(x.cosine)]
+        own_cosines = [x.own_cosine for x in good if math.isfinite(x.own_cosine)]
+        med_cos = float(np.median(cosines)) if len(cosines) >= min_candidates else math.nan
+        med_own = float(np.median(own_cosines)) if len(own_cosines) >= min_candidates else math.nan
+        out: list[ParamStats | None] = []
+        for x in stats:
+            if x is None:
+                out.append(None)
+                continue
+            ratio = x.distance / med_dist if med_dist > 0 else (math.inf if x.distance > 0 else 1.0)
+            gap = med_cos - x.cosine if math.isfinite(med_cos) and math.isfinite(x.cosine) else math.nan
+            own_gap = med_own - x.own_cosine if math.isfinite(med_own) and math.isfinite(x.own_cosine) else math.nan
+            out.append(replace(x, distance_ratio=ratio, cosine_gap=gap, median_cosine=med_cos, own_cosine_gap=own_gap))
+        stats = out
+    return stats
+
+
+def merged_losses(
+    client: Any, reference_params: NDArrays, candidates: Sequence[Any], valid: Sequence[bool]
+) -> list[float]:
+    """Loss on the auditor's validation data of ``(reference + candidate) / 2`` for every
+    valid candidate (NaN for the others): what averaging the candidate into the auditor's
+    model would do to the auditor's own data."""
+    out = []
+    for cand, ok in zip(candidates, valid):
+        if not ok:
+            out.append(math.nan)
+            continue
+        merged = [
+            ((np.asarray(t, dtype=np.float64) + np.asarray(c, dtype=np.float64)) / 2).astype(np.asarray(t).dtype)
+            for t, c in zip(reference_params, cand)
+        ]
+        loss = _eval(client, merged).loss
+        out.append(loss if math.isfinite(loss) else math.inf)
+    return out
+
+
+def audit_seed(reference_params: NDArrays) -> int:
+    """The seed of one audit's trigger family: a hash of the auditor's trained model. Each
+    auditor draws other stamps in each round, and nobody knows them before that model exists."""
+    h = hashlib.blake2b(digest_size=8)
+    for a in reference_params:
+        h.update(np.ascontiguousarray(a).tobytes())
+    return int.from_bytes(h.digest(), "big")
+
+
+def trigger_evidence(
+    client: Any, reference_params: NDArrays, candidates: Sequence[Any], valid: Sequence[bool], rule: AuditRule,
+    seed: int | None = None,
+) -> TriggerEvidence | None:
+    """Flip shares of the auditor's model and the valid candidates on the auditor's inputs
+    stamped with a trigger family drawn from ``seed`` (default :func:`audit_seed`); None when
+    the trigger detector is off or the client cannot be scanned (no ``predict`` /
+    ``audit_inputs``, or inputs that are not images)."""
+    cfg = rule.detectors.trigger
+    if not cfg.enabled or not (callable(getattr(client, "predict", None)) and callable(getattr(client, "audit_inputs", None))):
+        return None
+    X = np.asarray(client.audit_inputs())
+    if X.ndim < 3 or len(X) == 0:
+        return None
+    rng = np.random.default_rng(audit_seed(reference_params) if seed is None else seed)
+    X = X[rng.permutation(len(X))[: cfg.inputs]]
+    family = trigger_detector.trigger_family(X.shape[-2], X.shape[-1], float(X.min()), float(X.max()), cfg.patterns, rng)
+    return trigger_detector.scan(lambda p, x: client.predict(list(p), x), X, reference_params, candidates, valid, family)
+
+
+def evidence(
+    reference: EvalResult,
+    results: Sequence[EvalResult | str],
+    stats: Sequence[ParamStats | None] | None = None,
+    merged: Sequence[float] | None = None,
+    trigger: TriggerEvidence | None = None,
+) -> Evidence:
+    """The detectors' input from the auditor's measurements (see :func:`judge`)."""
+    m = len(results)
+    for what, seq in (("parameter statistics", stats), ("merged losses", merged)):
+        if seq is not None and len(seq) != m:
+            raise BDFLError(f"audit: {len(seq)} {what} for {m} candidates")
+    if trigger is not None and len(trigger.candidates) != m:
+        raise BDFLError(f"audit: {len(trigger.candidates)} trigger scans for {m} candidates")
+    valid = [isinstance(r, EvalResult) for r in results]
+
+    def stat(name: str) -> list[float]:
+        if stats is None:
+            return [math.nan] * m
+        return [getattr(s, name) if s is not None else math.nan for s in stats]
+
+    return Evidence(
+        valid=np.asarray(valid),
+        n_val=int(reference.num_examples),
+        own_accuracy=float(reference.accuracy),
+        own_loss=float(reference.loss),
+        accuracy=[r.accuracy if isinstance(r, EvalResult) else math.nan for r in results],
+        loss=[r.loss if isinstance(r, EvalResult) else math.nan for r in results],
+        distance=stat("distance"),
+        shift=stat("shift"),
+        cosine=stat("cosine"),
+        own_cosine=stat("own_cosine"),
+        update_ratio=stat("update_ratio"),
+        history_cosine=stat("history_cosine"),
+        merged_loss=list(merged) if merged is not None else [math.nan] * m,
+        trigger=trigger,
+    )
+
+
+def judge(
+    rule: AuditRule,
+    reference: EvalResult,
+    results: Sequence[EvalResult | str],
+    stats: Sequence[ParamStats | None] | None = None,
+    merged: Sequence[float] | None = None,
+    trigger: TriggerEvidence | None = None,
+) -> list[AuditVerdict]:
+    """Apply ``rule`` to already-computed measurements: the evaluation results
+    (:func:`evaluate_candidates`), and when given the parameter statistics
+    (:func:`candidate_statistics`), the merged losses (:func:`merged_losses`; NaN for invalid
+    candidates) and the trigger evidence (:func:`trigger_evidence`). A detector whose
+    measurement is missing does not judge."""
+    if not math.isfinite(reference.loss):
+        raise BDFLError("the auditor's own model has a non-finite loss on its validation data; it cannot audit",
+                        fix="check the task's evaluate() and the auditor's training")
+    ev = evidence(reference, results, stats, merged, trigger)
+    per = run_detectors(build_detectors(rule.detectors), ev)
+    verdicts = []
+    for i, r in enumerate(results):
+        st = stats[i] if stats is not None else None
+        if not isinstance(r, EvalResult):
+            verdicts.append(AuditVerdict(False, r, ("invalid",), (), math.nan, math.nan, reference.accuracy,
+                                         reference.loss, st))
+            continue
+        failures = [f for f in per[i] if f.failed]
+        verdicts.append(AuditVerdict(
+            accept=not failures,
+            reason="; ".join(f.detail for f in failures) if failures else "passed every test",
+            failed=tuple(f.name for f in failures),
+            findings=tuple(per[i]),
+            accuracy=r.accuracy,
+            loss=r.loss,
+            reference_accuracy=reference.accuracy,
+            reference_loss=reference.loss,
+            stats=st,
+        ))
+    return verdicts
+
+
+def audit_updates(
+    client: Any,
+    reference_params: NDArrays,
+    candidates: Sequence[NDArrays],
+    rule: AuditRule | None = None,
+    *,
+    start_params: NDArrays | None = None,
+    candidate_starts: Sequence[NDArrays | None] | None = None,
+    candidate_past_moves: Sequence[NDArrays | None] | None = None,
+    seed: int | None = None,
+) -> list[AuditVerdict]:
+    """Judge every candidate model with ``rule``.
+
+    ``reference_params``: the auditor's own model after this round's local training;
+    ``start_params`` (optional): its model at the start of the round, before training —
+    without it the direction and no-work detectors do not judge. ``candidate_starts``
+    (optional, one entry or None per candidate): the candidates' trainers' starts of the
+    round, rebuilt from the chain (:func:`bdfl.peer.sources.start_recipes`); the direction and
+    no-work detectors then measure a candidate's own move. ``candidate_past_moves`` (optional,
+    likewise): each trainer's move in an earlier round (:class:`bdfl.peer.sources.MoveHistory`),
+    for the consistency detector. ``seed``: the trigger family's (default: :func:`audit_seed`).
+    Returns one :class:`AuditVerdict` per candidate, in order; invalid candidates are rejected.
+    """
+    rule = rule or AuditRule()
+    reference, results = evaluate_candidates(client, reference_params, candidates)
+    valid = [isinstance(r, EvalResult) for r in results]
+    stats = candidate_statistics(
+        reference_params, candidates, start_params, valid=valid, min_candidates=rule.min_candidates,
+        candidate_starts=candidate_starts, candidate_past_moves=candidate_past_moves,
+    )
+    merged = merged_losses(client, reference_params, candidates, valid) if rule.enabled("merge") else None
+    trigger = trigger_evidence(client, reference_params, candidates, valid, rule, seed)
+    return judge(rule, reference, results, stats, merged, trigger)

@@ -1,0 +1,80 @@
+"""The audit's detectors: one module per test, each returning a score and a threshold.
+
+An auditor measures what it can about the candidates it judges (:class:`Evidence`: their
+accuracy and loss on its validation data, their parameter-space statistics, their behaviour
+on stamped inputs) and every enabled detector turns that into one :class:`Finding` per
+candidate: a score, the threshold it was held to in this audit, and whether it failed. The
+audit rule (:class:`bdfl.defense.audit.AuditRule`) rejects a candidate when any finding
+failed.
+
+Thresholds are **calibrated from the audit itself** (:mod:`.calibration`): a robust centre
+(a median of the candidates, or the auditor's own model) plus or minus ``k`` spreads, the
+spread being the larger of the candidates' MAD and the sampling error of the auditor's own
+data. The only setting of a detector is its ``k`` (and ``enabled``), in its own config table
+``[defense.detectors.<name>]`` (:class:`bdfl.config.DetectorsConfig`, validated there).
+
+Detectors (module: what fails):
+
+* ``accuracy`` (:mod:`.quality`): accuracy far below both the auditor's own and the median;
+* ``loss`` (:mod:`.loss`): loss far above both;
+* ``distance`` (:mod:`.distance`): distance to the auditor's model far above the median;
+* ``direction`` (:mod:`.direction`): the move points away from the consensus and own moves;
+* ``shift`` (:mod:`.shift`): the candidate sits on one side of the auditor's model;
+* ``no_work`` (:mod:`.no_work`): the move is far shorter than the others';
+* ``consistency`` (:mod:`.consistency`): the move reverses the same trainer's earlier move;
+* ``merge`` (:mod:`.merge`): averaging it into the auditor's model raises the loss far above the median;
+* ``trigger`` (:mod:`.trigger`): a stamp from a per-audit random trigger family flips inputs to one class.
+
+This package uses NumPy and the config only, so any layer can compose it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bdfl.config import DetectorsConfig
+from bdfl.defense.detectors.base import Detector, Evidence, Finding, TriggerEvidence
+from bdfl.defense.detectors.consistency import ConsistencyDetector
+from bdfl.defense.detectors.direction import DirectionDetector
+from bdfl.defense.detectors.distance import DistanceDetector
+from bdfl.defense.detectors.loss import LossDetector
+from bdfl.defense.detectors.merge import MergeDetector
+from bdfl.defense.detectors.no_work import NoWorkDetector
+from bdfl.defense.detectors.quality import AccuracyDetector
+from bdfl.defense.detectors.shift import ShiftDetector
+from bdfl.defense.detectors.trigger import TriggerDetector
+
+__all__ = ["DETECTOR_NAMES", "REGISTRY", "Detector", "Evidence", "Finding", "TriggerEvidence", "build_detectors",
+           "describe", "run_detectors"]
+
+
+#: Every detector class by name.
+REGISTRY: dict[str, type[Detector]] = {c.name: c for c in (
+    DistanceDetector, DirectionDetector, ShiftDetector, NoWorkDetector, ConsistencyDetector,
+    MergeDetector, TriggerDetector, AccuracyDetector, LossDetector)}
+
+
+#: The detectors, in the order their findings are reported.
+DETECTOR_NAMES: tuple[str, ...] = ("distance", "direction", "shift", "no_work", "consistency", "merge", "trigger",
+                                   "accuracy", "loss")
+
+
+def build_detectors(config: DetectorsConfig) -> list[Detector]:
+    """The enabled detectors of a ``[defense.detectors]`` table, in :data:`DETECTOR_NAMES` order."""
+    return [REGISTRY[name](getattr(config, name), config.min_candidates)
+            for name in DETECTOR_NAMES if getattr(config, name).enabled]
+
+
+def run_detectors(detectors: list[Detector], ev: Evidence) -> list[list[Finding]]:
+    """Per candidate, the findings of every detector that judged it."""
+    out: list[list[Finding]] = [[] for _ in range(len(ev.valid))]
+    for det in detectors:
+        for i, f in enumerate(det.judge(ev)):
+            if f is not None and ev.valid[i]:
+                out[i].append(f)
+    return out
+
+
+def describe(findings: list[Finding]) -> dict[str, Any]:
+    """``{name: {"score", "threshold", "failed"}}`` of a candidate's findings (for logs)."""
+    return {f.name: {"score": f.score, "threshold": f.threshold, "failed": f.failed} for f in findings}

@@ -1,0 +1,117 @@
+"""The detectors' common interface: :class:`Finding`, :class:`Evidence`, :class:`Detector`."""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+
+from bdfl.config import DetectorConfig
+from bdfl.defense.detectors.calibration import small_sample_factor
+
+__all__ = ["Detector", "Evidence", "Finding", "TriggerEvidence", "enough"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One detector's judgement of one candidate: ``score`` held to ``threshold``
+    (``failed`` says in which direction it lost); ``z``: how many of the detector's spreads the
+    score lies from its centre towards the bad side (``failed`` is about ``z > k``);
+    ``detail`` a human-readable line."""
+
+    name: str
+    score: float
+    threshold: float
+    failed: bool
+    detail: str = ""
+    z: float = math.nan
+
+
+@dataclass(frozen=True)
+class TriggerEvidence:
+    """Flip shares on stamped inputs (:mod:`.trigger`): ``own`` (P patterns x C classes) of the
+    auditor's model, ``candidates[i]`` of candidate i (None: not scanned), on ``n_inputs`` inputs."""
+
+    own: np.ndarray
+    candidates: tuple[np.ndarray | None, ...]
+    n_inputs: int
+
+
+def _nan(m: int) -> np.ndarray:
+    return np.full(m, math.nan)
+
+
+@dataclass
+class Evidence:
+    """What an auditor measured in one audit, one entry per candidate (NaN where not measured;
+    ``valid[i]`` False: candidate i was not evaluable and no detector judges it).
+
+    ``n_val``: the auditor's validation samples; ``own_*``: its own trained model's scores.
+    ``distance`` / ``shift``: to the auditor's trained model; ``cosine`` / ``own_cosine``: of
+    the candidate's move with the consensus / the auditor's own move; ``update_ratio``: the
+    move's length over the auditor's own; ``history_cosine``: with its trainer's earlier move;
+    ``merged_loss``: loss of (own + candidate) / 2.
+    """
+
+    valid: np.ndarray
+    n_val: int = 0
+    own_accuracy: float = math.nan
+    own_loss: float = math.nan
+    accuracy: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    loss: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    distance: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    shift: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    cosine: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    own_cosine: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    update_ratio: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    history_cosine: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    merged_loss: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    trigger: TriggerEvidence | None = None
+
+    def __post_init__(self) -> None:
+        self.valid = np.asarray(self.valid, dtype=bool)
+        m = len(self.valid)
+        for name in ("accuracy", "loss", "distance", "shift", "cosine", "own_cosine", "update_ratio",
+                     "history_cosine", "merged_loss"):
+            value = np.asarray(getattr(self, name), dtype=np.float64)
+            if value.size == 0:
+                value = _nan(m)
+            if value.shape != (m,):
+                raise ValueError(f"evidence {name}: {value.shape} for {m} candidates")
+            setattr(self, name, value)
+
+    def values(self, name: str) -> np.ndarray:
+        """``name``'s entries of the valid candidates (NaN for the others)."""
+        return np.where(self.valid, getattr(self, name), math.nan)
+
+
+class Detector(ABC):
+    """One audit test. Subclasses set ``name`` and implement :meth:`judge`."""
+
+    name: ClassVar[str]
+
+    def __init__(self, config: DetectorConfig, min_candidates: int = 3) -> None:
+        self.k = float(config.k)
+        self.config = config
+        self.min_candidates = min_candidates
+
+    @abstractmethod
+    def judge(self, ev: Evidence) -> list[Finding | None]:
+        """One finding per candidate (None where this detector cannot judge it)."""
+
+    def k_for(self, ev: Evidence) -> float:
+        """``k`` widened for the audit's number of evaluable candidates ``m``
+        (:func:`.calibration.small_sample_factor`): a bar estimated from few candidates is
+        uncertain itself, so it is a prediction bound, not a quantile."""
+        return self.k * small_sample_factor(int(np.sum(ev.valid)))
+
+    def finding(self, score: float, threshold: float, failed: bool, detail: str, z: float = math.nan) -> Finding:
+        return Finding(self.name, float(score), float(threshold), bool(failed), detail, float(z))
+
+
+def enough(values: np.ndarray, min_candidates: int) -> bool:
+    """Whether at least ``min_candidates`` of ``values`` are finite (a median says something)."""
+    return int(np.isfinite(values).sum()) >= min_candidates

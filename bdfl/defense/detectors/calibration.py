@@ -1,0 +1,147 @@
+"""Robust statistics the detectors calibrate their thresholds with.
+
+Every threshold is ``centre +/- k x spread`` (:func:`one_sided_bar`): the centre is a median
+(of the candidates an auditor judges, or the auditor's own model's score), the spread is the
+larger of
+
+* the **candidates' spread**: Rousseeuw and Croux's Qn (:func:`qn_scale`, 2.2219 x the first
+  quartile of the pairwise distances), which equals the standard deviation for Gaussian data,
+  has a 50 % breakdown point and, unlike the MAD, needs no centre, so a bad minority on one
+  side does not inflate it by pulling the median (the pairs inside each group are close), and
+* the **sampling spread** of the auditor's own measurement: the standard error of an
+  accuracy, loss or share measured on ``n`` of its samples. Small validation shards get wide
+  bars; a round whose candidates happen to agree closely cannot make the bar narrower than
+  what the auditor's data can resolve.
+
+``k`` (in those spreads) is the only setting: see docs/learning.md, section 4, for how the
+defaults were chosen.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = ["MAD_TO_SIGMA", "accuracy_se", "finite", "log_mean_se", "one_sided_bar", "qn_scale", "robust_centre_spread", "safe_log",
+           "share_se", "skewed_spread", "small_sample_factor"]
+
+#: 1 / Phi^-1(3/4): the MAD of a Gaussian times this is its standard deviation.
+MAD_TO_SIGMA = 1.4826
+
+
+def finite(values: Sequence[float] | np.ndarray) -> np.ndarray:
+    """The finite entries of ``values`` as a float array."""
+    a = np.asarray(values, dtype=np.float64).ravel()
+    return a[np.isfinite(a)]
+
+
+def safe_log(values: Sequence[float] | np.ndarray | float) -> np.ndarray:
+    """log of non-negative values, clipped at 1e-12 (a perfect fit or a zero distance has a finite log)."""
+    return np.log(np.maximum(np.asarray(values, dtype=np.float64), 1e-12))
+
+
+def robust_centre_spread(values: Sequence[float] | np.ndarray) -> tuple[float, float]:
+    """(median, 1.4826 x MAD) of the finite ``values``; (NaN, NaN) when there are none."""
+    a = finite(values)
+    if a.size == 0:
+        return math.nan, math.nan
+    med = float(np.median(a))
+    return med, MAD_TO_SIGMA * float(np.median(np.abs(a - med)))
+
+
+def qn_scale(values: Sequence[float] | np.ndarray) -> float:
+    """Rousseeuw and Croux's Qn of the finite ``values``: 2.2219 x the ``C(h, 2)``-th smallest
+    of the pairwise distances ``|x_i - x_j|`` (i < j), h = n // 2 + 1 (about their first
+    quartile), times Rousseeuw and Croux's small-sample factor: a consistent estimate of the
+    standard deviation for Gaussian data. NaN with fewer than 2 values."""
+    a = finite(values)
+    n = a.size
+    if n < 2:
+        return math.nan
+    diffs = np.abs(a[:, None] - a[None, :])[np.triu_indices(n, 1)]
+    h = n // 2 + 1
+    rank = min(len(diffs), h * (h - 1) // 2) - 1
+    return 2.2219 * _QN_SMALL.get(n, n / (n + 1.4) if n % 2 else n / (n + 3.8)) * float(np.partition(diffs, rank)[rank])
+
+
+#: Qn's small-sample correction factors d_n (Rousseeuw and Croux 1993), n <= 9; above:
+#: n / (n + 1.4) for odd n, n / (n + 3.8) for even n.
+_QN_SMALL = {2: 0.399, 3: 0.994, 4: 0.512, 5: 0.844, 6: 0.611, 7: 0.857, 8: 0.669, 9: 0.872}
+
+
+def one_sided_bar(values: Sequence[float] | np.ndarray, k: float, bad: str, floor: float = 0.0) -> tuple[float, float]:
+    """(bar, spread) for a score whose ``bad`` side is "low" or "high": the median of the finite
+    ``values`` -/+ ``k x max(qn_scale(values), floor)``. (NaN, NaN) without 2 finite values."""
+    a = finite(values)
+    spread = qn_scale(a)
+    if not math.isfinite(spread):
+        return math.nan, math.nan
+    spread = max(spread, floor)
+    med = float(np.median(a))
+    return (med - k * spread if bad == "low" else med + k * spread), spread
+
+
+def skewed_spread(values: Sequence[float] | np.ndarray) -> tuple[float, float]:
+    """(median, spread) of non-negative scores whose honest values are like ``|noise|`` (a
+    half-normal: many near 0, a long right tail): the spread is the larger of Qn and the
+    half-normal scale that has this median, ``median / 0.6745``. The Qn or MAD alone of such
+    scores is small when most are near 0, and an honest tail value would fail."""
+    med, _ = robust_centre_spread(values)
+    if not math.isfinite(med):
+        return med, math.nan
+    qn = qn_scale(values)
+    return med, max(qn if math.isfinite(qn) else 0.0, abs(med) / 0.6745)
+
+
+def accuracy_se(accuracy: float, n: int) -> float:
+    """Standard error of the *difference* of two models' accuracies measured on the same ``n``
+    samples, at most: ``sqrt(2 p (1 - p) / n)`` with the Laplace estimate
+    ``p = (accuracy n + 1) / (n + 2)`` (never 0, so a perfect score on 4 samples still has a
+    bar). Fewer samples give a wider bar."""
+    if n <= 0 or not math.isfinite(accuracy):
+        return math.inf
+    p = (accuracy * n + 1) / (n + 2)
+    return math.sqrt(2 * p * (1 - p) / n)
+
+
+def log_mean_se(n: int) -> float:
+    """Standard error of the log of a mean loss over ``n`` samples, taking the per-sample
+    losses' coefficient of variation as 1 (an exponential distribution; cross-entropy losses
+    are at least as dispersed): ``1 / sqrt(n)``."""
+    return math.inf if n <= 0 else 1 / math.sqrt(n)
+
+
+def share_se(share: float | np.ndarray, n: int) -> float | np.ndarray:
+    """Binomial standard error of a share measured on ``n`` inputs (Laplace estimate, as
+    :func:`accuracy_se`)."""
+    if n <= 0:
+        return math.inf
+    p = (np.asarray(share) * n + 1) / (n + 2)
+    return np.sqrt(p * (1 - p) / n)
+
+
+#: One-sided 99 % quantiles of Student's t by degrees of freedom (larger: interpolated to the
+#: normal's 2.326).
+_T99 = {1: 31.82, 2: 6.965, 3: 4.541, 4: 3.747, 5: 3.365, 6: 3.143, 7: 2.998, 8: 2.896, 9: 2.821, 10: 2.764,
+        12: 2.681, 15: 2.602, 20: 2.528, 30: 2.457, 60: 2.390}
+_Z99 = 2.326
+
+
+def small_sample_factor(m: int) -> float:
+    """How much wider a bar estimated from ``m`` candidates must be than one from infinitely
+    many, for the same false-alarm rate: the prediction interval's ``t_{0.99, m-1} / z_{0.99}
+    x sqrt(1 + 1/m)`` (1.0 as m grows; 3.45 at m = 3, 1.13 at m = 18). 1.0 for m < 2 (no
+    candidate spread is used then)."""
+    if m < 2:
+        return 1.0
+    dof = m - 1
+    keys = sorted(_T99)
+    if dof >= keys[-1]:
+        t = _Z99 + (_T99[keys[-1]] - _Z99) * keys[-1] / dof
+    else:
+        lo = max(k for k in keys if k <= dof)
+        hi = min(k for k in keys if k >= dof)
+        t = _T99[lo] if lo == hi else _T99[lo] + (_T99[hi] - _T99[lo]) * (dof - lo) / (hi - lo)
+    return t / _Z99 * math.sqrt(1 + 1 / m)

@@ -1,0 +1,50 @@
+"""``loss``: the candidate's loss on the auditor's data is far above both the auditor's own
+model's and the median candidate's.
+
+Losses are compared on a log scale (a loss ratio, dimensionless). Score: the candidate's
+loss. Threshold: ``max(own, median) x exp(k x max(Qn of the candidates' log losses,
+1 / sqrt(n)))`` with ``n`` the auditor's validation samples (:func:`.calibration.log_mean_se`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from bdfl.defense.detectors.base import Detector, Evidence, Finding, enough
+from bdfl.defense.detectors.calibration import log_mean_se, qn_scale, safe_log
+
+__all__ = ["LossDetector"]
+
+
+class LossDetector(Detector):
+    name = "loss"
+
+    def calibrate(self, ev: Evidence) -> tuple[float, float]:
+        """(centre, spread) of the log losses in this audit (NaN: not judged)."""
+        if not math.isfinite(ev.own_loss):
+            return math.nan, math.nan
+        logs = safe_log(ev.values("loss"))
+        centre, spread = float(safe_log(ev.own_loss)), 0.0
+        if enough(logs, self.min_candidates):
+            centre = max(centre, float(np.nanmedian(logs)))
+            spread = qn_scale(logs)
+        return centre, max(spread, log_mean_se(ev.n_val))
+
+    def threshold(self, ev: Evidence) -> float:
+        """The loss above which a candidate fails in this audit (NaN: not judged)."""
+        centre, spread = self.calibrate(ev)
+        return float(math.exp(centre + self.k_for(ev) * spread))
+
+    def judge(self, ev: Evidence) -> list[Finding | None]:
+        centre, spread = self.calibrate(ev)
+        bar = self.threshold(ev)
+        if not math.isfinite(bar):
+            return [None] * len(ev.valid)
+        out: list[Finding | None] = []
+        for x in ev.loss:
+            failed = not x <= bar
+            out.append(self.finding(x, bar, failed, f"loss {x:.3f} {'>' if failed else '<='} calibrated bar {bar:.3f}",
+                                    (float(safe_log(x)) - centre) / spread))
+        return out

@@ -1,0 +1,78 @@
+"""The interface every defense strategy implements (one strategy per module of
+:mod:`bdfl.defense`, in the spirit of Flower's ``flwr.server.strategy``).
+
+A strategy is a frozen dataclass whose fields are its parameters, resolved from its own
+config table (``[defense.<name>]``, validated in :mod:`bdfl.config`) by
+:meth:`Strategy.from_config`. It says whether it needs the on-chain audit (``audited``: it
+combines only updates approved on chain, the caller selects them) and whether it takes a
+weight per update (``uses_weights``), and :meth:`Strategy.aggregate` combines the models by a
+pure function of :mod:`bdfl.defense.aggregate`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from bdfl.defense.aggregate import AggregationError, check_models
+from bdfl.types import NDArrays
+
+__all__ = ["Strategy", "assumed_malicious", "check_count"]
+
+
+@dataclass(frozen=True)
+class Strategy(ABC):
+    """How a peer combines its own model with the updates it may use."""
+
+    #: the registry name (``defense.name``) and a one-line description
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    #: combines only updates approved by the on-chain audit (the caller passes only those)
+    audited: ClassVar[bool] = False
+    #: takes one weight per update (reputation, sample count); robust rules take none
+    uses_weights: ClassVar[bool] = False
+
+    @classmethod
+    def from_config(cls, defense: Any, num_attackers: int = 0) -> Strategy:
+        """This strategy with the parameters of a validated ``[defense]`` table (its own
+        sub-table ``defense.<name>``). ``num_attackers``: the attackers a peer may assume
+        where a setting says -1 (a simulation knows its count; ``bdfl peer`` passes 0)."""
+        return cls()
+
+    @abstractmethod
+    def aggregate(self, updates: Sequence[NDArrays], weights: Sequence[float] | None = None) -> NDArrays:
+        """Combine ``updates`` (at least one; the first is the aggregating peer's own model)
+        into a new model with their shapes and dtypes. ``weights``: one per update, only for a
+        strategy with ``uses_weights`` (None = uniform)."""
+
+    def combine(self, own: NDArrays, others: Sequence[NDArrays], weights: Sequence[float] | None = None) -> NDArrays:
+        """What a peer calls: its own model with the ``others`` it may use. ``weights`` (own
+        first, ``1 + len(others)`` of them) only where ``uses_weights``. With no ``others``, a
+        copy of ``own``."""
+        models = [own, *others]
+        check_models(models)
+        if weights is not None:
+            if not self.uses_weights:
+                raise AggregationError(f"defense '{self.name}' does not take weights")
+            if len(weights) != len(models):
+                raise AggregationError(
+                    f"{len(weights)} weights for {len(models)} models (own model first, then {len(others)} others)"
+                )
+        if not others:
+            return [np.array(a, copy=True) for a in own]
+        return self.aggregate(models, None if weights is None else list(weights))
+
+
+def check_count(rule: str, field: str, value: Any, lo: int) -> None:
+    """A strategy's integer parameter ``field`` must be an integer >= ``lo``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
+        raise AggregationError(f"{rule}: {field} must be an integer >= {lo}, got {value!r}")
+
+
+def assumed_malicious(setting: int, num_attackers: int) -> int:
+    """A ``malicious`` setting resolved: itself when >= 0, else (-1) the attackers assumed."""
+    return setting if setting >= 0 else max(0, num_attackers)

@@ -1,0 +1,367 @@
+"""Model-size sweep (issue 23): what a BDFL round costs as the model grows from 5k to 11M parameters.
+
+    .venv/bin/python experiments/model_size_sweep.py                 # small, 1M, 11M; N = 20, 2 rounds
+    .venv/bin/python experiments/model_size_sweep.py --sizes small 1m --rounds 2
+
+For each size, one after the other, it runs ``nice -n 10 bdfl run --peers 20 --rounds R
+--attackers 0 --set task.client=MODULE`` (the default policy: committee audit with the trigger
+scan, commit-reveal, approved-only aggregation over the degree-4 expander; 2 worker processes)
+and, every 0.25 s, samples the run's whole process tree (psutil): the summed RSS (peak) and each
+worker process's ``read_chars`` (/proc/PID/io: bytes its read calls returned: the updates it fetched,
+plus its small JSON-RPC answers and pipe commands). Models (``clients.digits_wide``):
+
+* small: ``clients.digits`` (64-64-10 MLP, 4,810 parameters, the default task)
+* 1m:    ``clients.digits_1m`` (64-963-963-10, 1,000,567 parameters)
+* 11m:   ``clients.digits_11m`` (64-3279-3279-10, 11,001,055 parameters)
+
+Figures per size (rounds.csv of the run; "per round" = the last round, whose audit rebuilds the
+trainers' starts like every later round; round 1 has no earlier round to rebuild from):
+
+* bytes per update: the encoded update (header + float32 body) a peer publishes;
+* bytes per round: worker read_chars between the end of round R-1 and the end of round R;
+* seconds: train (local fit + aggregation), exchange (publish, fetch, hash check, start rebuild),
+  audit, chain, eval (test-set accuracy for the curves), other (= total - those), total;
+* hash / decode: seconds to keccak256 / strictly decode one update here (measured in this process),
+  times the hashes and decodes a round does (see docs/results/model-size.md);
+* peak RSS of the run's process tree (anvil, orchestrator, workers);
+* overhead = total - train - eval (everything but local training and the curves' evaluation), per
+  MiB of model.
+
+Writes docs/results/model-size.md (``--out``) with date, commit and command; the runs go under
+``--work``. Timings are noisy on a shared 2-core machine: compare ratios within one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as _dt
+import os
+import shlex
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+MIB = 2**20
+SIZES = {"small": "clients.digits", "1m": "clients.digits_1m", "11m": "clients.digits_11m"}
+PHASES = ("train", "exchange", "audit", "chain", "eval")
+
+
+# --------------------------------------------------------------------------- measuring a run
+
+
+@dataclass
+class TreeSampler:
+    """Samples a process tree every ``interval`` s in a thread: peak summed RSS, and the last
+    ``read_chars`` seen of every process (a process that exits keeps its last value)."""
+
+    pid: int
+    interval: float = 0.25
+    peak_rss: int = 0
+    read_chars: dict[int, int] = field(default_factory=dict)
+    names: dict[int, str] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def sample(self) -> None:
+        import psutil
+
+        try:
+            root = psutil.Process(self.pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            return
+        rss = 0
+        for p in procs:
+            try:
+                rss += p.memory_info().rss
+                self.read_chars[p.pid] = p.io_counters().read_chars
+                self.names.setdefault(p.pid, " ".join(p.cmdline())[:200])
+            except (psutil.Error, AttributeError):
+                continue
+        self.peak_rss = max(self.peak_rss, rss)
+
+    def worker_read_chars(self) -> int:
+        """Summed read_chars of the worker processes (multiprocessing children running Python)."""
+        return sum(v for pid, v in self.read_chars.items() if "multiprocessing" in self.names.get(pid, ""))
+
+    def run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.sample()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def count_rows(path: Path) -> int:
+    """Data rows of a CSV file (0 if it does not exist yet)."""
+    try:
+        with open(path, newline="") as fh:
+            return max(0, sum(1 for _ in fh) - 1)
+    except FileNotFoundError:
+        return 0
+
+
+def run_size(module: str, out: Path, *, peers: int, rounds: int, log: Path, timeout: float) -> dict[str, Any]:
+    """One ``bdfl run`` of ``module``; returns peak RSS, wall time and worker read_chars at the end of
+    every round (sampled when that round's rounds.csv row appears)."""
+    cmd = ["nice", "-n", "10", sys.executable, "-m", "bdfl", "run", "--peers", str(peers), "--rounds", str(rounds),
+           "--attackers", "0", "--set", f"task.client={module}", "--out", str(out), "--quiet"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    t0 = time.perf_counter()
+    with open(log, "w") as fh:
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, env=env)
+        sampler = TreeSampler(proc.pid)
+        thread = threading.Thread(target=sampler.run, daemon=True)
+        thread.start()
+        at_round: list[int] = []
+        try:
+            while proc.poll() is None:
+                if time.perf_counter() - t0 > timeout:
+                    proc.terminate()
+                    proc.wait(60)
+                    break
+                done = count_rows(out / "rounds.csv")
+                if done > len(at_round):
+                    sampler.sample()
+                    at_round += [sampler.worker_read_chars()] * (done - len(at_round))
+                time.sleep(0.1)
+        finally:
+            sampler.stop()
+            thread.join()
+    return {"rc": proc.returncode, "wall_s": time.perf_counter() - t0, "peak_rss": sampler.peak_rss,
+            "read_chars_at_round": at_round, "cmd": shlex.join(cmd)}
+
+
+def update_costs(module: str, repeats: int = 3) -> dict[str, float]:
+    """Parameters, encoded bytes of one (bound) update, and the best-of-``repeats`` seconds to
+    encode, keccak256 and strictly decode it in this process."""
+    import numpy as np
+
+    from bdfl.learning.task import load_task
+    from bdfl.net.serialization import Binding, ModelSpec, decode_ndarrays, encode_ndarrays, update_hash
+
+    task = load_task(module)
+    client = task.module.make_client((np.zeros((1, 64), np.float32), np.zeros(1, np.int64)),
+                                     (np.zeros((1, 64), np.float32), np.zeros(1, np.int64)), seed=0)
+    params = client.get_parameters({})
+    binding = Binding(31337, "0x" + "11" * 20, 1, "0x" + "22" * 20)
+    spec = ModelSpec.of_ndarrays(params)
+    best: dict[str, float] = {"encode": float("inf"), "hash": float("inf"), "decode": float("inf")}
+    data = b""
+    for _ in range(repeats):
+        t = time.perf_counter()
+        data = encode_ndarrays(params, binding=binding)
+        best["encode"] = min(best["encode"], time.perf_counter() - t)
+        plain = bytes(data[:])  # a plain copy: hashed from scratch
+        t = time.perf_counter()
+        update_hash(plain)
+        best["hash"] = min(best["hash"], time.perf_counter() - t)
+        t = time.perf_counter()
+        decode_ndarrays(plain, max_bytes=len(plain), spec=spec)
+        best["decode"] = min(best["decode"], time.perf_counter() - t)
+    return {"params": float(sum(int(np.asarray(p).size) for p in params)), "update_bytes": float(len(data)),
+            "encode_s": best["encode"], "hash_s": best["hash"], "decode_s": best["decode"]}
+
+
+def hash_check_bench(module: str, updates: int = 4, checks: int = 7) -> dict[str, float]:
+    """What carrying the receive-time keccak256 buys (bdfl.net.fetch, HashedBytes): ``updates``
+    updates of ``module``'s model are published on one endpoint and fetched over HTTP, then each
+    is hash-checked ``checks`` times as a round does downstream (an audited update: 2 checks by
+    each of its auditors; an aggregated one: 1 per recipient), once on the fetched bytes (now)
+    and once on plain copies (before: every check hashed the bytes again). Seconds per update."""
+    import numpy as np
+
+    from bdfl.learning.task import load_task
+    from bdfl.net.blobserver import BlobHost
+    from bdfl.net.fetch import Fetcher
+    from bdfl.net.serialization import encode_ndarrays, hash_hex, update_hash
+
+    task = load_task(module)
+    empty = (np.zeros((1, 64), np.float32), np.zeros(1, np.int64))
+    params = task.module.make_client(empty, empty, seed=0).get_parameters({})
+    rng = np.random.default_rng(0)
+    blobs = [encode_ndarrays([p + rng.standard_normal(p.shape).astype(p.dtype) for p in params]) for _ in range(updates)]
+    with BlobHost() as host, Fetcher(max_bytes=max(len(b) for b in blobs), timeout=60.0, loop=host.loop_thread) as fetcher:
+        ep = host.add_endpoint(max_blob_bytes=max(len(b) for b in blobs), retain=None)
+        hashes = [ep.publish(b) for b in blobs]
+        t = time.perf_counter()
+        got = fetcher.fetch_many([(ep.url, h) for h in hashes])
+        fetch_s = time.perf_counter() - t
+    fetched = [got[h] for h in hashes]
+    plain = [bytes(b[:]) for b in fetched]  # what the fetcher returned before: bytes without their hash
+
+    def checks_of(datas: list[Any]) -> float:
+        t0 = time.perf_counter()
+        for h, d in zip(hashes, datas):
+            for _ in range(checks):
+                assert hash_hex(update_hash(d)) == h
+        return (time.perf_counter() - t0) / len(datas)
+
+    return {"fetch_s": fetch_s / updates, "checks": float(checks), "checks_now_s": checks_of(fetched),
+            "checks_before_s": checks_of(plain)}
+
+
+# --------------------------------------------------------------------------- figures (pure)
+
+
+def read_rounds(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def figures(size: str, rounds: list[dict[str, str]], costs: dict[str, float], run: dict[str, Any]) -> dict[str, Any]:
+    """One table row from a run's rounds.csv rows, its update costs and its measurements."""
+    if not rounds:
+        raise ValueError(f"{size}: the run completed no round")
+    last = rounds[-1]
+    row: dict[str, Any] = {"size": size, "params": int(costs["params"]), "update_bytes": int(costs["update_bytes"]),
+                           "rounds": len(rounds)}
+    for phase in PHASES:
+        row[f"{phase}_s"] = float(last[f"seconds_{phase}"])
+    row["total_s"] = float(last["seconds_total"])
+    row["other_s"] = row["total_s"] - sum(row[f"{p}_s"] for p in PHASES)
+    row["round1_total_s"] = float(rounds[0]["seconds_total"])
+    marks = run.get("read_chars_at_round") or []
+    row["bytes_per_round"] = marks[-1] - marks[-2] if len(marks) >= 2 else None
+    row["hash_s"], row["decode_s"], row["encode_s"] = costs["hash_s"], costs["decode_s"], costs["encode_s"]
+    row["peak_rss"] = int(run["peak_rss"])
+    row["overhead_s"] = row["total_s"] - row["train_s"] - row["eval_s"]
+    mib = costs["update_bytes"] / MIB
+    row["overhead_s_per_mib"] = row["overhead_s"] / mib if mib > 0 else None
+    return row
+
+
+def growth(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Between consecutive sizes: the ratio of parameters, of round time and of overhead, and
+    whether round time grew at most linearly (time ratio <= parameter ratio)."""
+    out = []
+    for a, b in zip(rows, rows[1:]):
+        p = b["params"] / a["params"]
+        t = b["total_s"] / a["total_s"] if a["total_s"] > 0 else float("inf")
+        o = b["overhead_s"] / a["overhead_s"] if a["overhead_s"] > 0 else float("inf")
+        out.append({"from": a["size"], "to": b["size"], "params_ratio": p, "time_ratio": t, "overhead_ratio": o,
+                    "at_most_linear": t <= p})
+    return out
+
+
+def _f(v: Any, digits: int = 2) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:,.{digits}f}"
+    return f"{v:,}"
+
+
+NOTES_MARK = "<!-- notes below this line are kept when model_size_sweep.py rewrites the file -->"
+
+
+def markdown(rows: list[dict[str, Any]], *, meta: dict[str, str], notes: str = "") -> str:
+    """docs/results/model-size.md: provenance, the table, the growth check, then ``notes`` (the
+    hand-written part after :data:`NOTES_MARK` of the previous file, kept as it is)."""
+    lines = [
+        "# Model-size sweep (issue 23)",
+        "",
+        f"Measured {meta['date']}, commit `{meta['commit']}`, on {meta['machine']}; load average at the start "
+        f"{meta['load']} (other engineers' jobs ran at the same time: timings are noisy, ratios within one run "
+        "are the figures to trust). Command:",
+        "",
+        "```",
+        meta["command"],
+        "```",
+        "",
+        f"N = {meta['peers']} peers, {meta['rounds']} rounds, no attackers, the default policy. Per-round figures are "
+        "the last round's (its audit rebuilds every trainer's start, as every round after the first does).",
+        "",
+        "| size | params | bytes/update | bytes/round (workers read) | train s | exchange s | audit s | chain s | eval s "
+        "| other s | round s | round 1 s | keccak s/update | decode s/update | peak RSS GiB | overhead s | overhead s/MiB |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['size']} | {r['params']:,} | {r['update_bytes']:,} | {_f(r['bytes_per_round'])} | {r['train_s']:.2f} "
+            f"| {r['exchange_s']:.2f} | {r['audit_s']:.2f} | {r['chain_s']:.2f} | {r['eval_s']:.2f} | {r['other_s']:.2f} "
+            f"| {r['total_s']:.2f} | {r['round1_total_s']:.2f} | {r['hash_s']:.4f} | {r['decode_s']:.4f} "
+            f"| {r['peak_rss'] / 2**30:.2f} | {r['overhead_s']:.2f} | {_f(r['overhead_s_per_mib'], 3)} |"
+        )
+    lines += ["", "Growth between sizes (round time at most linear in model size: time ratio <= parameter ratio):", "",
+              "| from | to | params x | round time x | overhead x | at most linear |", "|---|---|---:|---:|---:|---|"]
+    for g in growth(rows):
+        lines.append(f"| {g['from']} | {g['to']} | {g['params_ratio']:.1f} | {g['time_ratio']:.2f} | "
+                     f"{g['overhead_ratio']:.2f} | {'yes' if g['at_most_linear'] else 'NO'} |")
+    if all("checks_before_s" in r for r in rows):
+        lines += ["", "Hash checks downstream of a fetch, per update (each update is checked 7 times in a round: twice "
+                  "by each of its auditors' code paths, once per aggregating neighbour; `hash_check_bench`): before, every "
+                  "check hashed the bytes again; now the fetcher hashes them while receiving and the bytes carry the digest.",
+                  "", "| size | fetch s/update | 7 checks before s | 7 checks now s |", "|---|---:|---:|---:|"]
+        for r in rows:
+            lines.append(f"| {r['size']} | {r['fetch_s']:.4f} | {r['checks_before_s']:.4f} | {r['checks_now_s']:.6f} |")
+    lines += ["", NOTES_MARK]
+    return "\n".join(lines) + "\n" + notes
+
+
+def kept_notes(path: Path) -> str:
+    """What follows :data:`NOTES_MARK` in an existing results file ('' if none)."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return ""
+    _, mark, notes = text.partition(NOTES_MARK + "\n")
+    return notes if mark else ""
+
+
+def environment() -> dict[str, str]:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                                check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = os.environ.get("BDFL_COMMIT", "unknown")
+    cores = os.cpu_count() or 0
+    mem = int(Path("/proc/meminfo").read_text().split()[1]) / 2**20 if Path("/proc/meminfo").exists() else 0.0
+    return {"date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "commit": commit,
+            "machine": f"{cores} cores, {mem:.0f} GiB", "load": f"{os.getloadavg()[0]:.1f}"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sizes", nargs="+", choices=list(SIZES), default=list(SIZES))
+    ap.add_argument("--peers", type=int, default=20)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--work", type=Path, default=ROOT / "results" / "model-size")
+    ap.add_argument("--out", type=Path, default=ROOT / "docs" / "results" / "model-size.md")
+    ap.add_argument("--timeout", type=float, default=3600.0, help="seconds one run may take")
+    args = ap.parse_args(argv)
+    if args.rounds < 2:
+        ap.error("--rounds must be >= 2 (bytes per round are taken between the last two rounds)")
+    meta = {**environment(), "peers": str(args.peers), "rounds": str(args.rounds),
+            "command": shlex.join([Path(sys.executable).name, "experiments/model_size_sweep.py",
+                                   *(argv if argv is not None else sys.argv[1:])])}
+    args.work.mkdir(parents=True, exist_ok=True)
+    notes = kept_notes(args.out)
+    rows = []
+    for size in args.sizes:
+        module = SIZES[size]
+        costs = update_costs(module)
+        bench = hash_check_bench(module)
+        out = args.work / f"{size}-{_dt.datetime.now().strftime('%H%M%S')}"
+        print(f"[{size}] {int(costs['params']):,} parameters, {int(costs['update_bytes']):,} bytes per update: running", flush=True)
+        run = run_size(module, out, peers=args.peers, rounds=args.rounds, log=args.work / f"{size}.log", timeout=args.timeout)
+        if run["rc"] != 0:
+            print(f"[{size}] bdfl run exited {run['rc']}: see {args.work / f'{size}.log'}", flush=True)
+        row = {**figures(size, read_rounds(out / "rounds.csv"), costs, run), **bench}
+        rows.append(row)
+        print(f"[{size}] round {row['total_s']:.1f} s (train {row['train_s']:.1f}, exchange {row['exchange_s']:.1f}, "
+              f"audit {row['audit_s']:.1f}), peak RSS {row['peak_rss'] / 2**30:.2f} GiB, wall {run['wall_s']:.0f} s", flush=True)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(markdown(rows, meta=meta, notes=notes))  # after every size: an interrupted sweep keeps what it measured
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

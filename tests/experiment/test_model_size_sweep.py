@@ -1,0 +1,65 @@
+"""experiments/model_size_sweep.py: the figures, growth check and results file (pure, no runs)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def sweep():  # noqa: ANN201
+    spec = importlib.util.spec_from_file_location("model_size_sweep", ROOT / "experiments" / "model_size_sweep.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["model_size_sweep"] = mod  # dataclasses look their module up there
+    spec.loader.exec_module(mod)
+    yield mod
+    sys.modules.pop("model_size_sweep", None)
+
+
+def rounds_row(total: float, train: float, exchange: float, audit: float, chain: float, evaluate: float) -> dict[str, str]:
+    return {"seconds_total": str(total), "seconds_train": str(train), "seconds_exchange": str(exchange),
+            "seconds_audit": str(audit), "seconds_chain": str(chain), "seconds_eval": str(evaluate)}
+
+
+def test_figures_take_the_last_round_and_the_bytes_between_the_last_two(sweep) -> None:  # noqa: ANN001
+    costs = {"params": 1000.0, "update_bytes": 2 * 2**20, "encode_s": 0.1, "hash_s": 0.2, "decode_s": 0.3}
+    run = {"peak_rss": 3 * 2**30, "read_chars_at_round": [100, 1100, 5100]}
+    rows = [rounds_row(50, 1, 1, 1, 1, 1), rounds_row(20, 4, 3, 6, 1, 2)]
+    row = sweep.figures("1m", rows, costs, run)
+    assert row["total_s"] == 20 and row["round1_total_s"] == 50 and row["rounds"] == 2
+    assert row["other_s"] == pytest.approx(20 - (4 + 3 + 6 + 1 + 2))
+    assert row["bytes_per_round"] == 4000  # round 3 minus round 2, not the set-up or round 1
+    assert row["overhead_s"] == pytest.approx(20 - 4 - 2)  # everything but training and the curves' eval
+    assert row["overhead_s_per_mib"] == pytest.approx(14 / 2)
+    assert sweep.figures("1m", rows, costs, {"peak_rss": 0, "read_chars_at_round": [7]})["bytes_per_round"] is None
+    with pytest.raises(ValueError):
+        sweep.figures("1m", [], costs, run)
+
+
+def test_growth_flags_a_superlinear_round_time(sweep) -> None:  # noqa: ANN001
+    rows = [{"size": "a", "params": 10, "total_s": 1.0, "overhead_s": 0.5},
+            {"size": "b", "params": 100, "total_s": 5.0, "overhead_s": 2.0},
+            {"size": "c", "params": 200, "total_s": 11.0, "overhead_s": 3.0}]
+    g = sweep.growth(rows)
+    assert [x["at_most_linear"] for x in g] == [True, False]
+    assert g[0]["params_ratio"] == 10 and g[0]["time_ratio"] == 5 and g[1]["overhead_ratio"] == 1.5
+
+
+def test_results_file_keeps_the_hand_written_notes(sweep, tmp_path: Path) -> None:  # noqa: ANN001
+    costs = {"params": 4810.0, "update_bytes": 19720.0, "encode_s": 0.0, "hash_s": 0.0, "decode_s": 0.0}
+    row = sweep.figures("small", [rounds_row(1, 0.5, 0.1, 0.1, 0.1, 0.1)], costs,
+                        {"peak_rss": 2**30, "read_chars_at_round": [0]})
+    meta = {"date": "2026-12-04", "commit": "abc1234", "machine": "2 cores", "load": "1.0", "command": "python x",
+            "peers": "20", "rounds": "2"}
+    out = tmp_path / "model-size.md"
+    out.write_text("old table\n" + sweep.NOTES_MARK + "\n## Notes\nkept\n")
+    out.write_text(sweep.markdown([row], meta=meta, notes=sweep.kept_notes(out)))
+    text = out.read_text()
+    assert "| small | 4,810 | 19,720 | - |" in text and "commit `abc1234`" in text and "python x" in text
+    assert text.count(sweep.NOTES_MARK) == 1 and text.endswith("## Notes\nkept\n") and "old table" not in text
+    assert sweep.kept_notes(tmp_path / "absent.md") == ""

@@ -1,0 +1,104 @@
+"""experiments/robustness_table.py, issue 22's mode, on a synthetic sweep folder: labelled
+attacks from sweep.json, the drop against each defense's own clean run, the targets named as
+met or missed, the backdoor and adaptive tables, grid narrowing and the time estimate."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def table():  # noqa: ANN201
+    spec = importlib.util.spec_from_file_location("robustness_table_22", ROOT / "experiments" / "robustness_table.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _run(sweep: Path, label: str, attack: str, defense: str, acc: float, *, fraction: float = 0.3, asr: float | None = None,
+         honest_rejected: int = 0, separated: bool = True, seed: int = 11, manifest: list | None = None) -> None:
+    name = f"{label}-{defense}-{fraction}-{seed}"
+    d = sweep / "runs" / name
+    d.mkdir(parents=True)
+    (d / "summary.json").write_text(json.dumps({"status": "completed", "final_honest_accuracy": acc, "attack_success_rate_final": asr,
+                                                "seconds_wall": 30.0, "seconds_total": 20.0, "rounds_completed": 4}))
+    (d / "config.toml").write_text(f'seed = {seed}\nrounds = 4\npeers = 20\n[task]\nclient = "clients.digits"\n'
+                                   f'[attack]\nname = "{attack}"\nfraction = {0.0 if attack == "none" else fraction}\n'
+                                   f'[defense]\nname = "{defense}"\n')
+    rows = []
+    for r in range(1, 5):
+        if attack != "none":
+            rows.append({"round": r, "peer": 0, "attacker": 1, "reputation": 0.1 if separated else 0.9, "approved": 0, "stake": 90})
+        for p in (1, 2, 3):
+            ok = 0 if (r == 1 and p <= honest_rejected) else 1
+            rows.append({"round": r, "peer": p, "attacker": 0, "reputation": 0.6, "approved": ok, "stake": 100})
+    with open(d / "metrics.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=["round", "peer", "attacker", "reputation", "approved", "stake"])
+        w.writeheader()
+        w.writerows(rows)
+    if manifest is not None:
+        manifest.append({"params": {"attack": label, "defense.name": defense}, "run": f"runs/{name}"})
+
+
+def test_issue_22_table_names_targets_met_and_missed(table, tmp_path: Path) -> None:  # noqa: ANN001
+    sweep = tmp_path / "sweep"
+    points: list = []
+    for d, acc in (("bdfl", 0.90), ("median", 0.88)):
+        _run(sweep, "none", "none", d, acc, manifest=points)
+    _run(sweep, "sign_flip_x4", "sign_flip", "bdfl", 0.895, manifest=points)  # -0.5 pts: holds
+    _run(sweep, "sign_flip_x4", "sign_flip", "median", 0.60, manifest=points)
+    _run(sweep, "backdoor_4x4", "backdoor", "bdfl", 0.86, asr=0.40, honest_rejected=1, separated=False, manifest=points)
+    _run(sweep, "adaptive_alie", "adaptive", "bdfl", 0.85, manifest=points)
+    _run(sweep, "adaptive_alie", "adaptive", "median", 0.80, manifest=points)
+    (sweep / "sweep.json").write_text(json.dumps({"points": points}))
+    assert table.main(["--targets", str(sweep), "--results-dir", str(tmp_path / "out")]) == 0
+    md = (tmp_path / "out" / "robustness_22.md").read_text()
+    row = next(line for line in md.splitlines() if line.startswith("| sign_flip_x4 |"))
+    assert "0.895 ± 0.000 (1)" in row and "0.600 ± 0.000 (1)" in row and "| -0.5 | 0.0% | 1 |" in row
+    assert "* digits/20/30%/sign_flip_x4: within 2 points of clean: -0.5 pts" in md.split("Missed:")[1]  # under Met
+    missed = md.split("Missed:")[1].split("Met:")[0]
+    assert "digits/20/30%/backdoor_4x4: within 2 points of clean: -4.0 pts" in missed
+    assert "digits/20/30%/backdoor_4x4: backdoor success < 5 %: 40.0%" in missed
+    assert "digits/20/30%/backdoor_4x4: honest false rejection < 2 %: 8.3%" in missed
+    assert "digits/20/30%/backdoor_4x4: attackers below every honest peer from round 5: never" in missed
+    assert "| backdoor_4x4 | 40.0% | – |" in md  # the backdoor table, BDFL and median columns
+    adaptive = [line for line in md.splitlines() if line.startswith("| adaptive_alie |")][-1]  # its own table
+    assert "| -5.0 | -8.0 | 0% (0/4) |" in adaptive  # drop against each defense's own clean run
+
+
+def test_narrowed_grid_and_estimate(table, tmp_path: Path) -> None:  # noqa: ANN001
+    grid = ROOT / "experiments" / "configs" / "sweep_robustness_22.toml"
+    data = table.narrowed_grid(grid, ["task.client=clients.digits", "attack=dba,none", "peers=20"], ["rounds=6"], outer="attack")
+    assert [a["label"] for a in data["grid"]["attack"]] == ["dba", "none"] and data["grid"]["peers"] == [20]
+    assert next(iter(data["grid"])) == "attack"  # the outermost loop
+    assert data["set"]["rounds"] == 6 and Path(data["base"]).is_absolute()
+    with pytest.raises(SystemExit):
+        table.narrowed_grid(grid, ["attack=nothing"], [])
+    points = table.grid_points(grid)
+    assert not any(p["task.client"] == "clients.seattle_weather" and p["attack"] == "dba" for p in points)
+    assert not any(p["task.client"] == "clients.seattle_weather" and p["peers"] == 50 for p in points)
+    sweep = tmp_path / "sweep"
+    _run(sweep, "none", "none", "bdfl", 0.9)
+    _run(sweep, "none", "none", "fedavg", 0.9)
+    lines = "\n".join(table.estimate(table.load_runs_22(sweep), grid))
+    # 5 s a round and 10 s of setup, measured for digits/20 only: 20 rounds -> 110 s a run
+    assert "| digits | 20 | bdfl | 1 | 5.00 | 10.0 |" in lines
+    n = sum(1 for p in points if p["task.client"] == "clients.digits" and p["peers"] == 20)
+    assert f"{n * 110 / 3600:.1f} h" in lines
+
+
+def test_a_run_gets_its_label_from_the_grid_by_name_and_parameters(table, tmp_path: Path) -> None:  # noqa: ANN001
+    sweep = tmp_path / "sweep"
+    _run(sweep, "x", "backdoor", "bdfl", 0.9)
+    cfg = next((sweep / "runs").iterdir()) / "config.toml"
+    cfg.write_text(cfg.read_text() + "[attack.params]\ntarget_label = 0\ntrigger_size = 4\n")
+    grid = ROOT / "experiments" / "configs" / "sweep_robustness_22.toml"
+    assert [r["label"] for r in table.load_runs_22(sweep, grid)] == ["backdoor_4x4"]
+    assert [r["label"] for r in table.load_runs_22(sweep)] == ["backdoor"]  # no grid, no manifest: the name
