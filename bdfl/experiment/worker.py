@@ -141,7 +141,7 @@ class Worker:
         self._chain_id = int(self.w3.eth.chain_id)
         # one chain view (each round read once) and one chain-derived memory for all peers here
         reader = ProtocolClient(self.w3, self.deployment, account_from_key(spec.peers[0][1]) if spec.peers else None)
-        self.view = ProtocolView(reader, members=spec.addresses or None)
+        self.view = ProtocolView(reader, members=spec.addresses or None, keep_endpoints=True)
         self.memory = ChainMemory(cfg)
         # Peers in other workers submit concurrently, so any submission may turn out to be the
         # last one, which draws the committee: every submission carries the draw's gas bound.
@@ -433,6 +433,8 @@ class Worker:
         current model from its neighbours' approved updates of the latest closed round, each
         hash-checked (:func:`bdfl.peer.stages.aggregate.resync_plan`, as ``bdfl peer`` does)."""
         self.view.refresh()
+        if cmd.index < len(self.spec.addresses):  # it may come back at another endpoint: every worker reads it again
+            self.view.forget_endpoint(self.spec.addresses[cmd.index])
         if cmd.index not in self.keys or cmd.index in self.hosted:
             return None
         t0 = time.perf_counter()

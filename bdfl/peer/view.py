@@ -58,20 +58,25 @@ class ProtocolView:
 
     ``members``: the addresses whose endpoints are read in one batch (a simulation's peers);
     None reads the registry's member list. Reads are cached until :meth:`refresh`; a closed
-    round's submissions and seed are kept for ``keep`` rounds."""
+    round's submissions and seed are kept for ``keep`` rounds. ``keep_endpoints``: endpoints
+    stay cached across refreshes until :meth:`forget_endpoint` (a simulation, whose driver
+    knows when a peer comes back at a new endpoint); otherwise they are read again too."""
 
-    def __init__(self, client: Any, members: Sequence[str] | None = None, keep: int = 16) -> None:
+    def __init__(self, client: Any, members: Sequence[str] | None = None, keep: int = 16, keep_endpoints: bool = False) -> None:
         self.client = client
         self.members = list(members) if members is not None else None
         self.keep = keep
+        self.keep_endpoints = keep_endpoints
         self._closed_subs: dict[int, tuple[list[Submission], bytes, int]] = {}
+        self._endpoints: dict[str, str] = {}
         self.refresh()
 
     def refresh(self) -> None:
         self._subs: dict[int, list[Submission]] = {}
         self._committee: dict[int, list[str]] = {}
         self._assignments: dict[int, dict[str, list[int]]] = {}
-        self._endpoints: dict[str, str] = {}
+        if not self.keep_endpoints:
+            self._endpoints = {}
         self._states: tuple[dict[str, float], list[str]] | None = None
 
     def submissions(self, rnd: int) -> list[Submission]:
