@@ -35,6 +35,7 @@ from bdfl.errors import BDFLError, ConfigError
 
 REP_MAX = 10**18
 MAX_COMMITTEE = 64
+MAX_AUDITORS = 16  # ParamsLib.MAX_AUDITORS: an update's votes are 16-bit window bitmaps
 MAX_IDENTITY_ROUNDS = 1000  # ParamsLib.MAX_IDENTITY_ROUNDS: bound on probation and unbonding
 MAX_SLASH_AFTER = 255  # ParamsLib.MAX_SLASH_AFTER: bound on slash_after_rejections
 TOKEN = 10**18  # one whole token in base units (18 decimals)
@@ -155,9 +156,9 @@ class ProtocolParams:
         need(0 < self.max_missed_rounds < 2**16, "max_missed_rounds", "1 .. 65535")
         need(2 <= self.committee_size <= MAX_COMMITTEE, "committee_size", f"2 .. {MAX_COMMITTEE}")
         need(
-            1 <= self.auditors_per_update < self.committee_size,
+            1 <= self.auditors_per_update < self.committee_size and self.auditors_per_update <= MAX_AUDITORS,
             "auditors_per_update",
-            f"1 .. committee_size - 1 ({self.committee_size - 1})",
+            f"1 .. min(committee_size - 1, {MAX_AUDITORS}) ({min(self.committee_size - 1, MAX_AUDITORS)})",
         )
         need(1 <= self.quorum <= self.auditors_per_update, "quorum", f"1 .. auditors_per_update ({self.auditors_per_update})")
         need(50 <= self.approve_percent <= 99, "approve_percent", "50 .. 99 (50 = simple majority)")
