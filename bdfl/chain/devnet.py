@@ -159,12 +159,21 @@ def batch_mining(w3: Any) -> Iterator[None]:
     try:
         yield
         for _ in range(100_000):
-            status = w3.provider.make_request("txpool_status", [])["result"]
-            if int(status["pending"], 16) == 0:
+            if _pending_count(w3) == 0:
                 break  # "queued" (nonce gaps) can never be mined: their senders report them
             w3.provider.make_request("evm_mine", [])
     finally:
         w3.provider.make_request("evm_setAutomine", [True])
+
+
+def _pending_count(w3: Any) -> int:
+    """Transactions waiting to be mined: anvil's ``txpool_status``; Hardhat 2 has no txpool
+    namespace, so there the transactions of the ``pending`` block."""
+    status = w3.provider.make_request("txpool_status", []).get("result")
+    if status is not None:
+        return int(status["pending"], 16)
+    block = w3.provider.make_request("eth_getBlockByNumber", ["pending", False]).get("result") or {}
+    return len(block.get("transactions") or [])
 
 
 def make_web3(rpc_url: str, request_timeout: float = 30.0) -> Any:
