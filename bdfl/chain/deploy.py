@@ -465,7 +465,7 @@ def fund_peers(
         return []
     gas = None
     hashes = []
-    # on an automining devnet the transfers are mined together (one block per 1e9 gas):
+    # on an automining devnet the transfers are mined together (as few blocks as the gas limit allows):
     # anvil 1.7 rehashes its whole state for every block, so one block per transfer made
     # funding quadratic in N (12 s at 1,000 peers, 40 s at 2,500, 5,700 of 10,000 in 7 min)
     with batch_mining(w3) if _automines(w3) else contextlib.nullcontext():
