@@ -345,18 +345,14 @@ contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
     ///         repLossUpdate but not below repThreshold (a peer already below loses nothing more)
     ///         and the stake is untouched; at or above it the reversal is confirmed: reputation
     ///         drops by repLossUpdate (to 0 at worst) and slashAmount of the stake is burned.
-    /// @return slashed Tokens burned.
-    function settleUpdate(address peer, bool accepted, uint256 reward)
-        external
-        onlyRole(PROTOCOL_ROLE)
-        returns (uint256 slashed)
-    {
+    ///         Emits RejectionCounted for a rejection, StakeSlashed for a burn.
+    function settleUpdate(address peer, bool accepted, uint256 reward) external onlyRole(PROTOCOL_ROLE) {
         Peer storage p = _peers[peer];
         if (accepted) {
             if (p.rejectStreak != 0) p.rejectStreak = 0;
             _adjustReputation(peer, p, int256(uint256(_repGainUpdate)));
             if (reward != 0) _credit(peer, _balances[peer], reward);
-            return 0;
+            return;
         }
         uint256 streak = uint256(p.rejectStreak) + 1;
         if (streak <= type(uint16).max) p.rejectStreak = uint16(streak);
@@ -369,7 +365,7 @@ contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
             if (rep - floor < loss) loss = rep - floor;
         }
         if (loss != 0) _adjustReputation(peer, p, -int256(loss));
-        if (confirmed) slashed = _slash(peer, _balances[peer], _slashAmount);
+        if (confirmed) _slash(peer, _balances[peer], _slashAmount);
     }
 
     /// @notice Apply one settlement: reputation change (clamped to [0, REP_MAX]), a reward
