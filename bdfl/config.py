@@ -168,7 +168,7 @@ class DetectorsConfig:
 
     min_candidates: int = 3
     distance: DetectorConfig = field(default_factory=DetectorConfig)
-    direction: DetectorConfig = field(default_factory=lambda: DetectorConfig(k=2.5))
+    direction: DetectorConfig = field(default_factory=lambda: DetectorConfig(k=4.0))
     shift: DetectorConfig = field(default_factory=lambda: DetectorConfig(k=3.0))
     no_work: DetectorConfig = field(default_factory=DetectorConfig)
     consistency: DetectorConfig = field(default_factory=DetectorConfig)

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["MAD_TO_SIGMA", "accuracy_se", "finite", "log_mean_se", "one_sided_bar", "qn_scale", "robust_centre_spread", "safe_log",
+__all__ = ["MAD_TO_SIGMA", "accuracy_se", "finite", "good_side_spread", "log_mean_se", "one_sided_bar", "qn_scale", "robust_centre_spread", "safe_log",
            "share_se", "skewed_spread", "small_sample_factor"]
 
 #: 1 / Phi^-1(3/4): the MAD of a Gaussian times this is its standard deviation.
@@ -71,11 +71,25 @@ def qn_scale(values: Sequence[float] | np.ndarray) -> float:
 _QN_SMALL = {2: 0.399, 3: 0.994, 4: 0.512, 5: 0.844, 6: 0.611, 7: 0.857, 8: 0.669, 9: 0.872}
 
 
+def good_side_spread(values: Sequence[float] | np.ndarray, bad: str) -> float:
+    """The spread of the finite ``values`` measured on their **good side** only (``bad``: "low"
+    or "high"): 1.4826 x the median distance from the median of the values at or beyond it on
+    the good side (the one-sided MAD; for Gaussian data the standard deviation). Attackers are
+    only ever bad in one direction, so a bad minority, however far out, does not widen it; it
+    only moves the median by a fraction of a spread. NaN with fewer than 2 finite values."""
+    a = finite(values)
+    if a.size < 2:
+        return math.nan
+    med = float(np.median(a))
+    good = a[a >= med] - med if bad == "low" else med - a[a <= med]
+    return MAD_TO_SIGMA * float(np.median(good))
+
+
 def one_sided_bar(values: Sequence[float] | np.ndarray, k: float, bad: str, floor: float = 0.0) -> tuple[float, float]:
     """(bar, spread) for a score whose ``bad`` side is "low" or "high": the median of the finite
-    ``values`` -/+ ``k x max(qn_scale(values), floor)``. (NaN, NaN) without 2 finite values."""
+    ``values`` -/+ ``k x max(good_side_spread(values, bad), floor)``. (NaN, NaN) without 2 finite values."""
     a = finite(values)
-    spread = qn_scale(a)
+    spread = good_side_spread(a, bad)
     if not math.isfinite(spread):
         return math.nan, math.nan
     spread = max(spread, floor)
