@@ -29,3 +29,15 @@ def test_a_bad_minority_does_not_widen_the_good_side_spread_but_widens_qn() -> N
 
 def test_fewer_than_two_values_give_nan() -> None:
     assert np.isnan(good_side_spread([1.0], "low"))
+
+
+def test_a_cluster_of_copies_on_the_good_side_cannot_collapse_the_spread() -> None:
+    """ALIE-like colluders: 30 % identical scores just above the median (the good side of a
+    low-is-bad score) would make the one-sided MAD near 0 and fail honest tails."""
+    rng = np.random.default_rng(2)
+    honest = rng.standard_normal(14)
+    mix = np.concatenate([honest, np.full(6, float(np.median(honest)) + 0.05)])
+    spread = good_side_spread(mix, "low")
+    assert spread > 0.5 * qn_scale(mix) - 1e-12 and spread > 0.4
+    bar, _ = one_sided_bar(mix, 3.0, "low")
+    assert not np.any(honest < bar)
