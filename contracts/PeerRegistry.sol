@@ -177,6 +177,8 @@ contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
 
     uint64 internal _sweepRoundPlusOne;
     uint32 internal _sweepCursor;
+    /// @dev Rewards credited in the current transaction and not yet minted ({flushMint}).
+    uint256 internal transient _toMint;
 
     /// @param token_ The stake token (this contract needs its MINTER_ROLE for rewards).
     /// @param params_ Protocol parameters; validated, see {ParamsLib-validate}.
@@ -323,11 +325,17 @@ contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
     /// @notice Records that `peer` submitted in `round`; reverts unless it is a member.
     /// @return eligible Whether the peer's reputation is at or above `repThreshold` and it is
     ///         not on probation (its update may count in aggregation if approved).
-    function onSubmit(address peer, uint64 round) external onlyRole(PROTOCOL_ROLE) returns (bool) {
+    /// @return members The member count (saves the RoundManager a second call).
+    function onSubmit(address peer, uint64 round)
+        external
+        onlyRole(PROTOCOL_ROLE)
+        returns (bool eligible, uint256 members)
+    {
         Peer storage p = _peers[peer];
         if (p.status != Status.Active && p.status != Status.Exiting) revert NotActiveMember(peer);
         p.lastSubmitRound = uint32(round + 1);
-        return p.reputation >= _repThreshold && round >= _bonds[peer].probationUntil;
+        eligible = p.reputation >= _repThreshold && round >= _bonds[peer].probationUntil;
+        members = _members.length;
     }
 
     /// @notice Book the audit of one of `peer`'s updates (docs/protocol.md, "Rejection and
@@ -337,18 +345,14 @@ contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
     ///         repLossUpdate but not below repThreshold (a peer already below loses nothing more)
     ///         and the stake is untouched; at or above it the reversal is confirmed: reputation
     ///         drops by repLossUpdate (to 0 at worst) and slashAmount of the stake is burned.
-    /// @return slashed Tokens burned.
-    function settleUpdate(address peer, bool accepted, uint256 reward)
-        external
-        onlyRole(PROTOCOL_ROLE)
-        returns (uint256 slashed)
-    {
+    ///         Emits RejectionCounted for a rejection, StakeSlashed for a burn.
+    function settleUpdate(address peer, bool accepted, uint256 reward) external onlyRole(PROTOCOL_ROLE) {
         Peer storage p = _peers[peer];
         if (accepted) {
             if (p.rejectStreak != 0) p.rejectStreak = 0;
             _adjustReputation(peer, p, int256(uint256(_repGainUpdate)));
             if (reward != 0) _credit(peer, _balances[peer], reward);
-            return 0;
+            return;
         }
         uint256 streak = uint256(p.rejectStreak) + 1;
         if (streak <= type(uint16).max) p.rejectStreak = uint16(streak);
@@ -361,7 +365,7 @@ contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
             if (rep - floor < loss) loss = rep - floor;
         }
         if (loss != 0) _adjustReputation(peer, p, -int256(loss));
-        if (confirmed) slashed = _slash(peer, _balances[peer], _slashAmount);
+        if (confirmed) _slash(peer, _balances[peer], _slashAmount);
     }
 
     /// @notice Apply one settlement: reputation change (clamped to [0, REP_MAX]), a reward
@@ -390,12 +394,24 @@ contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
         }
     }
 
-    /// @dev Mint `reward` into this contract and credit it to `peer` as claimable.
+    /// @dev Credit `reward` to `peer` as claimable; the tokens are minted into this contract
+    ///      once per transaction by {flushMint} (issue 23: one mint per finalize batch, not one
+    ///      per reward), which the RoundManager calls at the end of every finalize call.
     function _credit(address peer, Balance storage b, uint256 reward) internal {
         b.claimable += reward.toUint128();
         totalClaimable += reward;
+        _toMint += reward;
         emit RewardCredited(peer, reward);
-        token.mint(address(this), reward);
+    }
+
+    /// @notice Mint the rewards credited in this transaction into this contract (solvency:
+    ///         `balance >= totalStaked + totalClaimable` holds again afterwards).
+    function flushMint() external onlyRole(PROTOCOL_ROLE) {
+        uint256 amount = _toMint;
+        if (amount != 0) {
+            _toMint = 0;
+            token.mint(address(this), amount);
+        }
     }
 
     /// @notice End-of-round pass over the member array, resumable in batches. For each member:

@@ -42,7 +42,7 @@ struct Params {
     uint16 maxMissedRounds;
     /// @dev Committee seats drawn per round, K (1..64).
     uint16 committeeSize;
-    /// @dev Auditors per update, m (1..K-1).
+    /// @dev Auditors per update, m (1..min(K-1, 16)).
     uint16 auditorsPerUpdate;
     /// @dev Revealed votes an update needs before the majority decides (1..m).
     uint16 quorum;
@@ -86,6 +86,8 @@ library ParamsLib {
     uint256 internal constant REP_MAX = 1e18;
     /// @notice Upper bound on the committee size K: votes are tracked in 64-bit bitmaps.
     uint256 internal constant MAX_COMMITTEE = 64;
+    /// @notice Upper bound on auditorsPerUpdate m: an update's votes are 16-bit window bitmaps.
+    uint256 internal constant MAX_AUDITORS = 16;
     /// @notice Upper bound on probationRounds and unbondingRounds (a typo cannot lock stakes for ever).
     uint256 internal constant MAX_IDENTITY_ROUNDS = 1000;
     /// @notice Upper bound on slashAfterRejections.
@@ -111,7 +113,7 @@ library ParamsLib {
         if (p.revealDuration == 0) revert InvalidParam("revealDuration");
         if (p.maxMissedRounds == 0) revert InvalidParam("maxMissedRounds");
         if (p.committeeSize < 2 || p.committeeSize > MAX_COMMITTEE) revert InvalidParam("committeeSize");
-        if (p.auditorsPerUpdate == 0 || p.auditorsPerUpdate >= p.committeeSize) {
+        if (p.auditorsPerUpdate == 0 || p.auditorsPerUpdate >= p.committeeSize || p.auditorsPerUpdate > MAX_AUDITORS) {
             revert InvalidParam("auditorsPerUpdate");
         }
         if (p.quorum == 0 || p.quorum > p.auditorsPerUpdate) revert InvalidParam("quorum");

@@ -52,10 +52,11 @@ contract RoundManager {
         Probation
     }
 
-    /// @notice Per-round state (slot 0 packed; seed; beacon; minting).
+    /// @notice Per-round state (slot 0 packed, written by every submission; seed; beacon;
+    ///         minting).
     struct RoundState {
         Phase phase;
-        uint64 deadline; // end of the current phase (unix seconds); 0 in Finalize
+        uint40 deadline; // end of the current phase (unix seconds); 0 in Finalize
         uint32 numSubmissions;
         uint8 committeeSize; // actual seats drawn (<= K)
         uint8 commits;
@@ -64,17 +65,33 @@ contract RoundManager {
         uint32 cursor; // finalize cursor within the stage
         uint32 approvedCount;
         uint32 pool; // members eligible for the draw: the member count at the first submission
+        uint32 beaconReveals; // members that revealed a beacon secret in this round
         bytes32 seed;
         bytes32 beacon; // XOR of the beacon secrets revealed in this round
         uint128 minted; // reward tokens minted in this round (<= mintBudgetPerRound)
-        uint32 beaconReveals; // members that revealed a beacon secret in this round
     }
 
-    /// @notice One submitted update (3 slots).
+    /// @notice One submitted update as stored: one slot, keyed by (round, update hash), so the
+    ///         record doubles as the duplicate-hash check (issue 23: a submission writes two
+    ///         fresh slots, this record and the hash at its index, instead of four). Votes are
+    ///         kept per *window position* p < min(m, k) of the update's audit window (see
+    ///         {auditorsOf}): bit p of `votedW` = the seat at position p revealed a vote, of
+    ///         `acceptW` = it accepted; so a reveal writes one already-used slot per vote.
     struct Submission {
-        address peer;
+        address peer; // non-zero once submitted: a second submission of the hash is refused
         uint32 numSamples; // self-reported, capped at maxSamples
         bool eligible; // trainer reputation >= repThreshold at submission
+        Outcome outcome;
+        uint16 votedW; // bit p: window position p revealed a vote on this update
+        uint16 acceptW; // bit p: window position p voted accept
+    }
+
+    /// @notice One submitted update as the views return it (the layout readers know):
+    ///         votes as 64-bit masks over committee seats, with their counts.
+    struct SubmissionView {
+        address peer;
+        uint32 numSamples;
+        bool eligible;
         Outcome outcome;
         bytes32 updateHash;
         uint64 votedMask; // bit s: seat s revealed a vote on this update
@@ -99,13 +116,14 @@ contract RoundManager {
         uint256 k;
         bytes32 seed;
         uint256 seat;
-        uint64 bit;
     }
 
     /// @notice Most items one {finalize} call may process. The caller sizes batches by gas
     ///         (bdfl.chain.protocol.finalize_batch_size) so a batch stays under the
     ///         16,777,216 per-transaction gas cap (EIP-7825).
     uint256 public constant MAX_FINALIZE_ITEMS = 200;
+    /// @dev "No position / no seat".
+    uint256 internal constant NONE = type(uint256).max;
 
     // ------------------------------------------------------------------ errors
     error WrongRound(uint256 given, uint256 current);
@@ -211,17 +229,20 @@ contract RoundManager {
     bytes32 public lastSeed;
 
     mapping(uint256 => RoundState) internal _rounds;
-    mapping(uint256 => Submission[]) internal _submissions;
-    mapping(uint256 => mapping(address => uint256)) internal _submissionIndexPlusOne;
+    /// @dev Update hash per round and index (a mapping, not an array: `numSubmissions` is the
+    ///      count, so a submission does not also write an array length).
+    mapping(uint256 => mapping(uint256 => bytes32)) internal _hashes;
+    /// @dev Update record per round and hash (see {Submission}).
+    mapping(uint256 => mapping(bytes32 => Submission)) internal _byHash;
     mapping(uint256 => address[]) internal _committees;
     mapping(uint256 => mapping(address => uint256)) internal _seatPlusOne;
     mapping(uint256 => mapping(uint256 => Seat)) internal _seats;
-    /// @dev Hashes submitted per round (a copied hash is refused).
-    mapping(uint256 => mapping(bytes32 => bool)) internal _hashSubmitted;
-    /// @dev Beacon commitment per member, one slot: the high 192 bits of
-    ///      `Sortition.beaconCommitment(secret, member)`, the low 64 bits `round + 1` of the
-    ///      round whose submission must reveal `secret` (0 = none pending).
-    mapping(address => uint256) internal _beacon;
+    /// @dev Per member, one slot reused every round (issue 23: no fresh slot per submission
+    ///      for it): bits 96..255 the high 160 bits of `Sortition.beaconCommitment(secret,
+    ///      member)`; bits 64..95 `round + 1` of the round whose submission must reveal
+    ///      `secret` (0 = none pending); bits 32..63 `round + 1` of the member's latest
+    ///      submission; bits 0..31 its index in that round.
+    mapping(address => uint256) internal _member;
 
     /// @param registry_ The PeerRegistry; its parameters are this contract's parameters
     ///        (one source of truth). Round 0 opens at deployment.
@@ -275,34 +296,23 @@ contract RoundManager {
     ) external {
         RoundState storage rs = _requireOpen(round, Phase.Submit);
         if (updateHash == bytes32(0) || beaconCommit == bytes32(0)) revert EmptyHash();
-        mapping(address => uint256) storage idx = _submissionIndexPlusOne[round];
-        if (idx[msg.sender] != 0) revert AlreadySubmitted(round, msg.sender);
-        mapping(bytes32 => bool) storage seen = _hashSubmitted[round];
-        if (seen[updateHash]) revert DuplicateHash(round, updateHash);
-        seen[updateHash] = true;
+        uint256 slot = _member[msg.sender];
+        if (uint32(slot >> 32) == round + 1) revert AlreadySubmitted(round, msg.sender);
+        Submission storage rec = _byHash[round][updateHash];
+        if (rec.peer != address(0)) revert DuplicateHash(round, updateHash);
         uint256 index = rs.numSubmissions;
         // the draw pool is frozen before any secret of this round is public
-        if (index == 0) rs.pool = uint32(registry.memberCount());
-        bool eligible = registry.onSubmit(msg.sender, uint64(round)); // reverts for non-members
-        _beaconStep(round, rs, beaconReveal, beaconCommit);
+        (bool eligible, uint256 members) = registry.onSubmit(msg.sender, uint64(round)); // reverts for non-members
+        if (index == 0) rs.pool = uint32(members);
+        _beaconStep(round, rs, slot, beaconReveal, beaconCommit, index);
         uint32 capped = numSamples < _maxSamples ? numSamples : _maxSamples;
-        _submissions[round].push(
-            Submission({
-                peer: msg.sender,
-                numSamples: capped,
-                eligible: eligible,
-                outcome: Outcome.Pending,
-                updateHash: updateHash,
-                votedMask: 0,
-                acceptMask: 0,
-                accepts: 0,
-                rejects: 0
-            })
-        );
-        idx[msg.sender] = index + 1;
+        rec.peer = msg.sender;
+        rec.numSamples = capped;
+        rec.eligible = eligible;
+        _hashes[round][index] = updateHash;
         rs.numSubmissions = uint32(index + 1);
         emit UpdateSubmitted(round, msg.sender, index, updateHash, capped);
-        if (index + 1 >= registry.memberCount()) _advanceFrom(round, rs);
+        if (index + 1 >= members) _advanceFrom(round, rs);
     }
 
     /// @notice Commit to all of the caller's votes of `round`:
@@ -409,6 +419,7 @@ contract RoundManager {
         }
         rs.stage = uint8(stage);
         rs.cursor = uint32(cursor);
+        registry.flushMint(); // one mint for every reward this batch credited
         emit FinalizeProgress(round, stage, cursor);
         if (stage == 3) {
             rs.phase = Phase.Closed;
@@ -435,7 +446,7 @@ contract RoundManager {
 
     /// @notice Whether `member` has a beacon commitment that its submission of `round` must open.
     function beaconPending(uint256 round, address member) external view returns (bool) {
-        return uint64(_beacon[member]) == round + 1;
+        return uint32(_member[member] >> 64) == round + 1;
     }
 
     /// @notice Phase of the current round.
@@ -467,30 +478,39 @@ contract RoundManager {
 
     /// @notice Number of updates submitted in `round`.
     function submissionCount(uint256 round) external view returns (uint256) {
-        return _submissions[round].length;
+        return _rounds[round].numSubmissions;
     }
 
     /// @notice Update `index` of `round`.
-    function submission(uint256 round, uint256 index) external view returns (Submission memory) {
-        return _submissions[round][index];
+    function submission(uint256 round, uint256 index) external view returns (SubmissionView memory) {
+        if (index >= _rounds[round].numSubmissions) revert IndexOutOfRange(index, _rounds[round].numSubmissions);
+        return _view(round, index);
     }
 
     /// @notice Updates `start` .. `start + count - 1` of `round` (fewer at the end): one call
     ///         instead of one per update for readers such as keepers and dashboards.
     /// @dev Loop bound: `count` (a view; callers page).
-    function submissionsSlice(uint256 round, uint256 start, uint256 count) external view returns (Submission[] memory out) {
-        Submission[] storage subs = _submissions[round];
-        uint256 n = subs.length;
+    function submissionsSlice(uint256 round, uint256 start, uint256 count)
+        external
+        view
+        returns (SubmissionView[] memory out)
+    {
+        uint256 n = _rounds[round].numSubmissions;
         uint256 end = start >= n ? start : (count > n - start ? n : start + count);
-        out = new Submission[](end - start);
-        for (uint256 i = start; i < end; ++i) out[i - start] = subs[i];
+        out = new SubmissionView[](end - start);
+        for (uint256 i = start; i < end; ++i) out[i - start] = _view(round, i);
     }
 
-    /// @notice Index of `peer`'s update in `round` (reverts if it submitted none).
-    function submissionIndexOf(uint256 round, address peer) external view returns (uint256) {
-        uint256 i = _submissionIndexPlusOne[round][peer];
-        if (i == 0) revert IndexOutOfRange(type(uint256).max, _submissions[round].length);
-        return i - 1;
+    /// @notice Index of `peer`'s update in `round` (reverts if it submitted none). O(1) for
+    ///         the peer's latest submission, an O(N) scan for older rounds.
+    function submissionIndexOf(uint256 round, address peer) public view returns (uint256) {
+        uint256 slot = _member[peer];
+        if (uint32(slot >> 32) == round + 1) return uint32(slot);
+        uint256 n = _rounds[round].numSubmissions;
+        for (uint256 u = 0; u < n; ++u) {
+            if (_sub(round, u).peer == peer) return u;
+        }
+        revert IndexOutOfRange(type(uint256).max, n);
     }
 
     /// @notice Committee members auditing update `index` of `round`.
@@ -506,7 +526,8 @@ contract RoundManager {
 
     /// @notice Indices of the updates of `round` assigned to `auditor` (empty if it holds no
     ///         seat). A view for off-chain use: loops over all submissions (O(N) with O(1)
-    ///         work each; about 3M gas of an eth_call at N = 1000).
+    ///         work each, a storage read only for the ~N/k updates where the auditor is the
+    ///         replacement seat).
     function assignmentsOf(uint256 round, address auditor) external view returns (uint256[] memory out) {
         uint256 seatPlusOne = _seatPlusOne[round][auditor];
         if (seatPlusOne == 0) return new uint256[](0);
@@ -514,12 +535,11 @@ contract RoundManager {
         uint256 n = rs.numSubmissions;
         uint256 k = rs.committeeSize;
         bytes32 seed = rs.seed;
-        Submission[] storage subs = _submissions[round];
         out = new uint256[](n);
         uint256 count;
+        uint256 own = _ownIndex(round, auditor, n); // its own update is never assigned to it
         for (uint256 u = 0; u < n; ++u) {
-            address peer = subs[u].peer;
-            if (peer != auditor && _isAssigned(round, seed, u, k, seatPlusOne - 1, peer)) out[count++] = u;
+            if (u != own && _assignedView(round, seed, u, k, seatPlusOne - 1)) out[count++] = u;
         }
         assembly ("memory-safe") {
             mstore(out, count)
@@ -529,16 +549,15 @@ contract RoundManager {
     /// @notice Approved (aggregatable) updates of a finalized `round`: the trainers and
     ///         their update hashes, in submission order. O(N) view.
     function approvedUpdates(uint256 round) external view returns (address[] memory peers, bytes32[] memory hashes) {
-        Submission[] storage subs = _submissions[round];
-        uint256 n = subs.length;
+        uint256 n = _rounds[round].numSubmissions;
         uint256 count = _rounds[round].approvedCount;
         peers = new address[](count);
         hashes = new bytes32[](count);
         uint256 w;
         for (uint256 u = 0; u < n && w < count; ++u) {
-            if (subs[u].outcome == Outcome.Approved) {
-                peers[w] = subs[u].peer;
-                hashes[w] = subs[u].updateHash;
+            if (_sub(round, u).outcome == Outcome.Approved) {
+                peers[w] = _sub(round, u).peer;
+                hashes[w] = _hashes[round][u];
                 ++w;
             }
         }
@@ -546,8 +565,13 @@ contract RoundManager {
 
     /// @notice Whether `peer`'s update of `round` was approved for aggregation.
     function isApproved(uint256 round, address peer) external view returns (bool) {
-        uint256 i = _submissionIndexPlusOne[round][peer];
-        return i != 0 && _submissions[round][i - 1].outcome == Outcome.Approved;
+        uint256 slot = _member[peer];
+        if (uint32(slot >> 32) == round + 1) return _sub(round, uint32(slot)).outcome == Outcome.Approved;
+        uint256 n = _rounds[round].numSubmissions;
+        for (uint256 u = 0; u < n; ++u) {
+            if (_sub(round, u).peer == peer) return _sub(round, u).outcome == Outcome.Approved;
+        }
+        return false;
     }
 
     // =============================================================== internal
@@ -576,7 +600,7 @@ contract RoundManager {
         RoundState storage rs = _rounds[round];
         rs.phase = Phase.Submit;
         uint256 deadline = block.timestamp + _submitDuration;
-        rs.deadline = uint64(deadline);
+        rs.deadline = uint40(deadline);
         if (round != 0) registry.openRound(uint64(round));
         emit RoundOpened(round, deadline);
     }
@@ -615,7 +639,7 @@ contract RoundManager {
     function _enter(uint256 round, RoundState storage rs, Phase ph, uint256 duration) internal returns (Phase) {
         rs.phase = ph;
         uint256 deadline = duration == 0 ? 0 : block.timestamp + duration;
-        rs.deadline = uint64(deadline);
+        rs.deadline = uint40(deadline);
         emit PhaseAdvanced(round, ph, deadline);
         return ph;
     }
@@ -623,16 +647,24 @@ contract RoundManager {
     /// @dev Open the caller's pending beacon commitment (if it is for `round`) and store the
     ///      commitment for round + 1. A member that committed and does not submit withholds
     ///      its secret: it is absent, which the registry's sweep penalises.
-    function _beaconStep(uint256 round, RoundState storage rs, bytes32 reveal, bytes32 commit) internal {
-        uint256 slot = _beacon[msg.sender];
-        if (uint64(slot) == round + 1) {
-            if (uint256(Sortition.beaconCommitment(reveal, msg.sender)) >> 64 != slot >> 64) {
+    ///      Writes the member's slot once: new commitment, its round, this submission's round
+    ///      and index.
+    function _beaconStep(
+        uint256 round,
+        RoundState storage rs,
+        uint256 slot,
+        bytes32 reveal,
+        bytes32 commit,
+        uint256 index
+    ) internal {
+        if (uint32(slot >> 64) == round + 1) {
+            if (uint256(Sortition.beaconCommitment(reveal, msg.sender)) >> 96 != slot >> 96) {
                 revert BeaconMismatch(round, msg.sender);
             }
             rs.beacon ^= reveal;
             rs.beaconReveals += 1;
         }
-        _beacon[msg.sender] = ((uint256(commit) >> 64) << 64) | (round + 2);
+        _member[msg.sender] = ((uint256(commit) >> 96) << 96) | ((round + 2) << 64) | ((round + 1) << 32) | index;
     }
 
     function _voteCommitment(
@@ -668,27 +700,98 @@ contract RoundManager {
         return s == 0 ? type(uint256).max : s - 1;
     }
 
-    /// @dev Whether `seat` audits update `u` (submitted by `peer` != holder of `seat`). Reads
-    ///      the submitter's seat only when `seat` is the replacement slot (h + m) mod k.
-    function _isAssigned(uint256 round, bytes32 seed, uint256 u, uint256 k, uint256 seat, address peer)
+    /// @dev Window position of `seat` in the audit of update `u` (submitted by `peer` !=
+    ///      holder of `seat`), or NONE when `seat` does not audit it. Positions: offset
+    ///      `d = (seat - h) mod k` for `d < mm = min(m, k)`; the replacement seat `(h + mm) mod k`
+    ///      takes the position of the submitter's own seat when that is in the window. Reads
+    ///      the submitter's seat only for the replacement seat.
+    function _position(uint256 round, bytes32 seed, uint256 u, uint256 k, uint256 seat, address peer)
+        internal
+        view
+        returns (uint256)
+    {
+        if (k == 0) return NONE;
+        uint256 mm = _auditorsPerUpdate < k ? _auditorsPerUpdate : k;
+        uint256 h = Sortition.windowStart(seed, u, k);
+        uint256 d = (seat + k - h) % k;
+        if (d < mm) return d; // in the window, and not the submitter's own seat
+        if (d != mm) return NONE;
+        uint256 own = _ownSeat(round, peer);
+        if (own == type(uint256).max) return NONE;
+        uint256 ownD = (own + k - h) % k;
+        return ownD < mm ? ownD : NONE;
+    }
+
+    /// @dev Index of `member`'s update in `round`, or NONE: O(1) for its latest submission,
+    ///      a scan of the `n` updates for an older round (views only).
+    function _ownIndex(uint256 round, address member, uint256 n) internal view returns (uint256) {
+        uint256 slot = _member[member];
+        if (uint32(slot >> 32) == round + 1) return uint32(slot);
+        for (uint256 u = 0; u < n; ++u) {
+            if (_sub(round, u).peer == member) return u;
+        }
+        return NONE;
+    }
+
+    /// @dev {_position} != NONE for an update not submitted by the holder of `seat`, reading
+    ///      storage only when `seat` is the replacement seat (d == mm): ~N/k reads per view.
+    function _assignedView(uint256 round, bytes32 seed, uint256 u, uint256 k, uint256 seat)
         internal
         view
         returns (bool)
     {
-        if (k == 0) return false;
         uint256 mm = _auditorsPerUpdate < k ? _auditorsPerUpdate : k;
-        uint256 h = Sortition.windowStart(seed, u, k);
-        uint256 d = (seat + k - h) % k;
-        if (d < mm) return true; // in the window, and not the submitter's own seat
-        if (d != mm) return false;
-        uint256 own = _ownSeat(round, peer);
-        return own != type(uint256).max && ((own + k - h) % k) < mm;
+        uint256 d = (seat + k - Sortition.windowStart(seed, u, k)) % k;
+        if (d < mm) return true;
+        return d == mm && _position(round, seed, u, k, seat, _sub(round, u).peer) != NONE;
+    }
+
+    /// @dev The seat at window position `p` of an update whose window starts at `h`, or NONE
+    ///      (the submitter's own seat when the window covers every seat).
+    function _seatAt(uint256 p, uint256 h, uint256 k, uint256 mm, uint256 own) internal pure returns (uint256) {
+        uint256 seat = (h + p) % k;
+        if (seat != own) return seat;
+        return mm == k ? NONE : (h + mm) % k;
+    }
+
+    /// @dev The stored record of update `u` of `round` (zero fields past the last one).
+    function _sub(uint256 round, uint256 u) internal view returns (Submission storage) {
+        return _byHash[round][_hashes[round][u]];
+    }
+
+    /// @dev The stored update `u` of `round` in the view layout (seat masks and counts).
+    function _view(uint256 round, uint256 u) internal view returns (SubmissionView memory v) {
+        Submission storage s = _sub(round, u);
+        v.peer = s.peer;
+        v.numSamples = s.numSamples;
+        v.eligible = s.eligible;
+        v.outcome = s.outcome;
+        v.updateHash = _hashes[round][u];
+        uint256 voted = s.votedW;
+        uint256 accepted = s.acceptW;
+        if (voted == 0) return v;
+        RoundState storage rs = _rounds[round];
+        uint256 k = rs.committeeSize;
+        uint256 mm = _auditorsPerUpdate < k ? _auditorsPerUpdate : k;
+        uint256 h = Sortition.windowStart(rs.seed, u, k);
+        uint256 own = _ownSeat(round, s.peer);
+        for (uint256 p = 0; p < mm; ++p) {
+            if (voted & (1 << p) == 0) continue;
+            uint256 seat = _seatAt(p, h, k, mm, own);
+            v.votedMask |= uint64(1 << seat);
+            if (accepted & (1 << p) != 0) {
+                v.acceptMask |= uint64(1 << seat);
+                v.accepts += 1;
+            } else {
+                v.rejects += 1;
+            }
+        }
     }
 
     function _auditSeats(uint256 round, uint256 u) internal view returns (uint256[] memory) {
         RoundState storage rs = _rounds[round];
         if (u >= rs.numSubmissions) revert IndexOutOfRange(u, rs.numSubmissions);
-        uint256 own = _ownSeat(round, _submissions[round][u].peer);
+        uint256 own = _ownSeat(round, _sub(round, u).peer);
         return Sortition.auditSeats(rs.seed, u, rs.committeeSize, _auditorsPerUpdate, own);
     }
 
@@ -707,38 +810,33 @@ contract RoundManager {
             n: rs.numSubmissions,
             k: rs.committeeSize,
             seed: rs.seed,
-            seat: seatIdx,
-            bit: uint64(1 << seatIdx)
+            seat: seatIdx
         });
-        Submission[] storage subs = _submissions[round];
         for (uint256 i = 0; i < updateIdx.length; ++i) {
-            _recordVote(ctx, subs, updateIdx[i], accept[i]);
+            _recordVote(ctx, updateIdx[i], accept[i]);
         }
     }
 
-    function _recordVote(VoteCtx memory ctx, Submission[] storage subs, uint256 u, bool acc) internal {
+    function _recordVote(VoteCtx memory ctx, uint256 u, bool acc) internal {
         if (u >= ctx.n) revert IndexOutOfRange(u, ctx.n);
-        Submission storage s = subs[u];
+        Submission storage s = _sub(ctx.round, u);
         address peer = s.peer;
         if (peer == msg.sender) revert OwnUpdate(ctx.round, u);
-        if (!_isAssigned(ctx.round, ctx.seed, u, ctx.k, ctx.seat, peer)) revert NotAssigned(ctx.round, u, msg.sender);
-        uint64 bit = ctx.bit;
-        if (s.votedMask & bit != 0) revert DuplicateVote(ctx.round, u);
-        s.votedMask |= bit;
-        if (acc) {
-            s.acceptMask |= bit;
-            s.accepts += 1;
-        } else {
-            s.rejects += 1;
-        }
+        uint256 p = _position(ctx.round, ctx.seed, u, ctx.k, ctx.seat, peer);
+        if (p == NONE) revert NotAssigned(ctx.round, u, msg.sender);
+        uint16 bit = uint16(1 << p);
+        uint16 voted = s.votedW;
+        if (voted & bit != 0) revert DuplicateVote(ctx.round, u);
+        s.votedW = voted | bit;
+        if (acc) s.acceptW |= bit;
     }
 
     /// @dev Decide update `u`, book the trainer, count agreement per auditor seat. O(m).
     function _finalizeUpdate(uint256 round, RoundState storage rs, uint256 u) internal returns (bool approved) {
-        Submission storage s = _submissions[round][u];
-        uint256 accepts = s.accepts;
-        uint256 rejects = s.rejects;
-        uint256 votes = accepts + rejects;
+        Submission storage s = _sub(round, u);
+        uint256 votes = _popcount(s.votedW);
+        uint256 accepts = _popcount(s.acceptW);
+        uint256 rejects = votes - accepts;
         Outcome outcome = Outcome.Undecided;
         if (votes >= _quorum) {
             if (100 * accepts > votes * _approvePercent) outcome = s.eligible ? Outcome.Approved : Outcome.Probation;
@@ -754,7 +852,7 @@ contract RoundManager {
         } else if (outcome == Outcome.Rejected) {
             registry.settleUpdate(peer, false, 0); // slashes only a confirmed reversal
         }
-        emit UpdateFinalized(round, peer, u, s.updateHash, approved, outcome, accepts, rejects);
+        emit UpdateFinalized(round, peer, u, _hashes[round][u], approved, outcome, accepts, rejects);
         if (rs.committeeSize != 0) _countAgreement(round, rs, u, s, outcome);
     }
 
@@ -764,27 +862,32 @@ contract RoundManager {
     function _countAgreement(uint256 round, RoundState storage rs, uint256 u, Submission storage s, Outcome outcome)
         internal
     {
-        uint256[] memory seats =
-            Sortition.auditSeats(rs.seed, u, rs.committeeSize, _auditorsPerUpdate, _ownSeat(round, s.peer));
+        uint256 k = rs.committeeSize;
+        uint256 mm = _auditorsPerUpdate < k ? _auditorsPerUpdate : k;
+        uint256 h = Sortition.windowStart(rs.seed, u, k);
+        uint256 own = _ownSeat(round, s.peer);
         bool decided = outcome != Outcome.Undecided;
         bool majorityAccepts = outcome == Outcome.Approved || outcome == Outcome.Probation;
-        uint64 voted = s.votedMask;
-        uint64 acceptMask = s.acceptMask;
+        uint256 voted = s.votedW;
+        uint256 accepted = s.acceptW;
         mapping(uint256 => Seat) storage seatsOfRound = _seats[round];
-        for (uint256 j = 0; j < seats.length; ++j) {
-            uint256 seatIdx = seats[j];
+        for (uint256 p = 0; p < mm; ++p) {
+            uint256 seatIdx = _seatAt(p, h, k, mm, own);
+            if (seatIdx == NONE) continue;
             Seat storage seat = seatsOfRound[seatIdx];
-            uint64 bit = uint64(1 << seatIdx);
-            if (!seat.revealed) {
-                seat.abstain += 1; // counts the assignments of a missing reveal (its penalty)
-                continue;
-            }
-            if (voted & bit == 0) {
-                seat.abstain += 1;
+            if (!seat.revealed || voted & (1 << p) == 0) {
+                seat.abstain += 1; // a missing reveal's assignments count here too (its penalty)
             } else if (decided) {
-                if (((acceptMask & bit) != 0) == majorityAccepts) seat.agree += 1;
+                if (((accepted & (1 << p)) != 0) == majorityAccepts) seat.agree += 1;
                 else seat.disagree += 1;
             }
+        }
+    }
+
+    function _popcount(uint256 x) internal pure returns (uint256 n) {
+        while (x != 0) {
+            x &= x - 1;
+            ++n;
         }
     }
 

@@ -6,9 +6,12 @@
 For each size, one after the other, it runs ``nice -n 10 bdfl run --peers 20 --rounds R
 --attackers 0 --set task.client=MODULE`` (the default policy: committee audit with the trigger
 scan, commit-reveal, approved-only aggregation over the degree-4 expander; 2 worker processes)
-and, every 0.25 s, samples the run's whole process tree (psutil): the summed RSS (peak) and each
-worker process's ``read_chars`` (/proc/PID/io: bytes its read calls returned: the updates it fetched,
-plus its small JSON-RPC answers and pipe commands). Models (``clients.digits_wide``):
+and, every 0.25 s, samples the run's whole process tree (psutil) for its summed RSS (peak); at the
+end of every round it reads the bytes the loopback interface received (/proc/net/dev, ``lo``): every
+update fetched between peers, plus JSON-RPC to anvil, and whatever else used loopback on the machine
+meanwhile (another engineer's run: negligible next to MB-sized updates, not next to the small
+model's 20 kB ones). A worker's own /proc/PID/io does not count socket reads (recv is not read).
+Models (``clients.digits_wide``):
 
 * small: ``clients.digits`` (64-64-10 MLP, 4,810 parameters, the default task)
 * 1m:    ``clients.digits_1m`` (64-963-963-10, 1,000,567 parameters)
@@ -18,7 +21,7 @@ Figures per size (rounds.csv of the run; "per round" = the last round, whose aud
 trainers' starts like every later round; round 1 has no earlier round to rebuild from):
 
 * bytes per update: the encoded update (header + float32 body) a peer publishes;
-* bytes per round: worker read_chars between the end of round R-1 and the end of round R;
+* bytes per round: loopback bytes between the end of round R-1 and the end of round R;
 * seconds: train (local fit + aggregation), exchange (publish, fetch, hash check, start rebuild),
   audit, chain, eval (test-set accuracy for the curves), other (= total - those), total;
 * hash / decode: seconds to keccak256 / strictly decode one update here (measured in this process),
@@ -58,14 +61,11 @@ PHASES = ("train", "exchange", "audit", "chain", "eval")
 
 @dataclass
 class TreeSampler:
-    """Samples a process tree every ``interval`` s in a thread: peak summed RSS, and the last
-    ``read_chars`` seen of every process (a process that exits keeps its last value)."""
+    """Samples a process tree every ``interval`` s in a thread: its peak summed RSS."""
 
     pid: int
     interval: float = 0.25
     peak_rss: int = 0
-    read_chars: dict[int, int] = field(default_factory=dict)
-    names: dict[int, str] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def sample(self) -> None:
@@ -80,15 +80,9 @@ class TreeSampler:
         for p in procs:
             try:
                 rss += p.memory_info().rss
-                self.read_chars[p.pid] = p.io_counters().read_chars
-                self.names.setdefault(p.pid, " ".join(p.cmdline())[:200])
-            except (psutil.Error, AttributeError):
+            except psutil.Error:
                 continue
         self.peak_rss = max(self.peak_rss, rss)
-
-    def worker_read_chars(self) -> int:
-        """Summed read_chars of the worker processes (multiprocessing children running Python)."""
-        return sum(v for pid, v in self.read_chars.items() if "multiprocessing" in self.names.get(pid, ""))
 
     def run(self) -> None:
         while not self._stop.wait(self.interval):
@@ -96,6 +90,18 @@ class TreeSampler:
 
     def stop(self) -> None:
         self._stop.set()
+
+
+def loopback_rx_bytes(dev: Path = Path("/proc/net/dev")) -> int:
+    """Bytes the loopback interface has received since boot (0 where /proc/net/dev has no ``lo``)."""
+    try:
+        for line in dev.read_text().splitlines():
+            name, sep, rest = line.partition(":")
+            if sep and name.strip() == "lo":
+                return int(rest.split()[0])
+    except OSError:
+        pass
+    return 0
 
 
 def count_rows(path: Path) -> int:
@@ -108,8 +114,8 @@ def count_rows(path: Path) -> int:
 
 
 def run_size(module: str, out: Path, *, peers: int, rounds: int, log: Path, timeout: float) -> dict[str, Any]:
-    """One ``bdfl run`` of ``module``; returns peak RSS, wall time and worker read_chars at the end of
-    every round (sampled when that round's rounds.csv row appears)."""
+    """One ``bdfl run`` of ``module``; returns peak RSS, wall time and loopback bytes received at the
+    end of every round (read when that round's rounds.csv row appears)."""
     cmd = ["nice", "-n", "10", sys.executable, "-m", "bdfl", "run", "--peers", str(peers), "--rounds", str(rounds),
            "--attackers", "0", "--set", f"task.client={module}", "--out", str(out), "--quiet"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
@@ -128,14 +134,13 @@ def run_size(module: str, out: Path, *, peers: int, rounds: int, log: Path, time
                     break
                 done = count_rows(out / "rounds.csv")
                 if done > len(at_round):
-                    sampler.sample()
-                    at_round += [sampler.worker_read_chars()] * (done - len(at_round))
+                    at_round += [loopback_rx_bytes()] * (done - len(at_round))
                 time.sleep(0.1)
         finally:
             sampler.stop()
             thread.join()
     return {"rc": proc.returncode, "wall_s": time.perf_counter() - t0, "peak_rss": sampler.peak_rss,
-            "read_chars_at_round": at_round, "cmd": shlex.join(cmd)}
+            "bytes_at_round": at_round, "cmd": shlex.join(cmd)}
 
 
 def update_costs(module: str, repeats: int = 3) -> dict[str, float]:
@@ -227,7 +232,7 @@ def figures(size: str, rounds: list[dict[str, str]], costs: dict[str, float], ru
     row["total_s"] = float(last["seconds_total"])
     row["other_s"] = row["total_s"] - sum(row[f"{p}_s"] for p in PHASES)
     row["round1_total_s"] = float(rounds[0]["seconds_total"])
-    marks = run.get("read_chars_at_round") or []
+    marks = run.get("bytes_at_round") or []
     row["bytes_per_round"] = marks[-1] - marks[-2] if len(marks) >= 2 else None
     row["hash_s"], row["decode_s"], row["encode_s"] = costs["hash_s"], costs["decode_s"], costs["encode_s"]
     row["peak_rss"] = int(run["peak_rss"])
@@ -278,7 +283,7 @@ def markdown(rows: list[dict[str, Any]], *, meta: dict[str, str], notes: str = "
         f"N = {meta['peers']} peers, {meta['rounds']} rounds, no attackers, the default policy. Per-round figures are "
         "the last round's (its audit rebuilds every trainer's start, as every round after the first does).",
         "",
-        "| size | params | bytes/update | bytes/round (workers read) | train s | exchange s | audit s | chain s | eval s "
+        "| size | params | bytes/update | bytes/round (loopback) | train s | exchange s | audit s | chain s | eval s "
         "| other s | round s | round 1 s | keccak s/update | decode s/update | peak RSS GiB | overhead s | overhead s/MiB |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]

@@ -304,20 +304,47 @@ def narrowed_grid(grid_path: Path, only: list[str], sets: list[str], outer: str 
         if outer not in grid:
             raise SystemExit(f"error: --outer {outer}: not a grid key ({', '.join(grid)})")
         data["grid"] = {outer: grid[outer], **{k: v for k, v in grid.items() if k != outer}}
+    # table values with nested tables (params) become dotted keys: tomli_w then writes them inline,
+    # in place, instead of as [[grid.attack]] after every other key (which lost --outer's order)
+    data["grid"] = {k: [_dotted(v) if isinstance(v, dict) else v for v in vs] for k, vs in data["grid"].items()}
     return data
+
+
+def dump_grid(data: dict[str, Any]) -> str:
+    """A grid file as TOML with ``[grid]`` written by hand, every value inline, so its keys keep
+    their order (tomli_w moves arrays of long tables after every other key)."""
+    import tomli_w
+
+    def value(v: Any) -> str:
+        if isinstance(v, dict):
+            return "{ " + ", ".join(f"{json.dumps(k)} = {value(x)}" for k, x in v.items()) + " }"
+        return tomli_w.dumps({"v": v}).split("=", 1)[1].strip()
+
+    rest = tomli_w.dumps({k: v for k, v in data.items() if k != "grid"})
+    grid = "\n".join(f"{json.dumps(k)} = [{', '.join(value(x) for x in vs)}]" for k, vs in data["grid"].items())
+    return rest + "\n[grid]\n" + grid + "\n"
+
+
+def _dotted(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested table as one level of dotted keys ({"params": {"scale": 4}} -> {"params.scale": 4})."""
+    out: dict[str, Any] = {}
+    for k, v in table.items():
+        if isinstance(v, dict) and v:
+            out.update(_dotted(v, f"{prefix}{k}."))
+        elif not isinstance(v, dict):
+            out[f"{prefix}{k}"] = v
+    return out
 
 
 def run_grid(grid_path: Path, only: list[str], sets: list[str], out: Path | None, jobs: int, outer: str | None = None) -> Path:
     """Write the narrowed grid into the sweep folder and run it with ``bdfl sweep`` (resumable)."""
-    import tomli_w
-
     from bdfl.experiment.sweep import run_sweep
 
     data = narrowed_grid(grid_path, only, sets, outer)
     if out is None:
         out = Path("results") / (f"sweep-{data.get('name', grid_path.stem)}" + ("-subset" if only or sets else ""))
     out.mkdir(parents=True, exist_ok=True)
-    (out / "grid.toml").write_text(tomli_w.dumps(data))
+    (out / "grid.toml").write_text(dump_grid(data))
     try:
         run_sweep(out / "grid.toml", out=out, jobs=jobs)
     except Exception as exc:  # noqa: BLE001 - failed runs are named; the table still has the others

@@ -7,14 +7,14 @@ Needs the ``bench`` extra (``pip install -e '.[bench]'``: ``flwr[simulation]``, 
 
 Both systems run the same experiment, one after the other (never two at a time), from
 ``experiments/configs/default.toml`` (the library's defaults: BDFL's default policy, i.e. its
-committee, audit rule, trigger scan, reputation weighting and degree-4 expander overlay) with
+committee, audit rule, trigger scan, reputation weighting and degree-8 expander overlay) with
 the overrides ``SETS`` below: digits MLP, N peers/clients, IID partition of the training set,
 5 local epochs, batch 16, SGD learning rate 0.05, no attackers, seed 0, 2 worker processes /
 2 Ray CPUs.
 
 1. ``bdfl run`` (anvil, the full on-chain protocol) for ``--bdfl-rounds`` rounds (default 40:
-   decentralised averaging needs more rounds than FedAvg; issue 23 measured BDFL crossing in
-   round 28, so 20 rounds would not show where it crosses);
+   decentralised averaging needs more rounds than FedAvg: 27 at degree 4, 22 at degree 8, so
+   20 rounds would not show where it crosses);
 2. ``experiments/flower_sim.py`` for ``--rounds`` rounds (default 20): plain FedAvg, the same
    client code, data split, initial model, hyper-parameters, and every client evaluating the
    global model on the test set each round (so its accuracy is the global model's test accuracy).
@@ -27,7 +27,14 @@ and including that round (round 1 included on both sides: BDFL's first fits, Flo
 start-up and imports). Set-up (BDFL: devnet, deployment, workers, data; Flower: ray.init and
 everything before round 1) is reported apart, as is each run's whole process wall time.
 
-Writes ``experiments/results/time_to_accuracy.{md,json}``; the runs go under ``--work``.
+``--set KEY=VALUE`` adds config overrides to both runs (e.g. ``overlay.degree=16``; Flower
+ignores BDFL's tables). N = 1000 (digits has 1,438 training samples, so an IID partition
+would give a peer one or two): ``--peers 1000 --set task.partition=iid_sample --set
+task.samples_per_peer=14`` (each peer draws 14 samples, as a peer holds at N = 100), with
+``--target`` when the runs are too short to give Flower's round-20 accuracy (its value, and
+the rounds each system needs, from ``experiments/mixing_levers.py --peers 1000``).
+
+Writes ``experiments/results/<--stem>.{md,json}``; the runs go under ``--work``.
 """
 
 from __future__ import annotations

@@ -335,6 +335,24 @@ class TxSender:
         return receipts
 
 
+def resync_nonces(senders: list[TxSender], *, page: int = 500) -> None:
+    """Load the pending nonce of many senders on one chain in JSON-RPC batches of ``page``
+    (instead of one request per sender at its first transaction: at N = 10,000 those
+    requests were two thirds of the time a worker spent signing its peers' joins)."""
+    for start in range(0, len(senders), page):
+        chunk = senders[start : start + page]
+        if not chunk:
+            continue
+        replies = chunk[0].w3.provider.make_batch_request(
+            [("eth_getTransactionCount", [s.address, "pending"]) for s in chunk]
+        )
+        if isinstance(replies, dict):  # the whole batch failed: leave them to resync one by one
+            return
+        for sender, reply in zip(chunk, replies, strict=True):
+            if reply.get("result") is not None:
+                sender._nonce = int(reply["result"], 16)
+
+
 def wait_many(
     pending: list[tuple[TxSender, bytes]], *, timeout: float = 120.0, poll_interval: float = 0.005, page: int = 500
 ) -> list[Any]:

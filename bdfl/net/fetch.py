@@ -14,6 +14,14 @@ deadline) it keeps retrying until the budget is spent, each attempt's timeout cl
 what is left, so a peer that is unreachable for a few seconds (a restart, a flooded
 endpoint) is still fetched in time.
 
+Bytes in flight: at most ``max_inflight_bytes`` of bodies are fetched at once (counted in
+bodies of the size last seen: a round's updates are all one size), never fewer than one body
+and never more than ``concurrency`` requests; until a first answer tells the size, one request
+at a time. Without it, 64 concurrent fetches of 44 MB updates through one event loop each
+took as long as all of them together, so every attempt hit its timeout at once and every
+retry did again (docs/results/model-size.md). A request waiting for its turn does not use its
+attempt's timeout, only the budget.
+
 Endpoint URLs come from the chain, i.e. from any member: :func:`check_endpoint_url` refuses
 anything but ``http(s)://host[:port][/path]`` (no userinfo, query or fragment) before any
 request is sent, and a fetcher with ``allow_private=False`` (a non-devnet chain, unless the
@@ -24,10 +32,11 @@ both literal and as a host name resolves (checked on the resolved addresses it c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import random
 import socket
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -182,9 +191,10 @@ class Fetcher:
         loop: LoopThread | None = None,
         allow_private: bool = True,
         local_addr: str | None = None,
+        max_inflight_bytes: int = 128 * 1024 * 1024,
     ) -> None:
-        if retries < 0 or timeout <= 0 or concurrency < 1 or max_bytes < 0:
-            raise ValueError("need retries >= 0, timeout > 0, concurrency >= 1, max_bytes >= 0")
+        if retries < 0 or timeout <= 0 or concurrency < 1 or max_bytes < 0 or max_inflight_bytes < 1:
+            raise ValueError("need retries >= 0, timeout > 0, concurrency >= 1, max_bytes >= 0, max_inflight_bytes >= 1")
         self.max_bytes = max_bytes
         self.timeout = timeout
         self.retries = retries
@@ -198,6 +208,10 @@ class Fetcher:
         self._loop = loop if loop is not None else LoopThread("bdfl-fetcher")
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
+        self.max_inflight_bytes = max_inflight_bytes
+        self._body_size: int | None = None  # size of the latest body seen (None: no answer yet)
+        self._inflight = 0
+        self._turns: asyncio.Condition | None = None  # created on this fetcher's loop
 
     # ------------------------------------------------------------ sync API
 
@@ -243,13 +257,16 @@ class Fetcher:
         attempt = 0
         while True:
             attempt += 1
-            timeout = self.timeout
-            if deadline is not None:
-                timeout = max(_MIN_ATTEMPT_SECONDS, min(timeout, deadline - loop.time()))
             try:
-                return await self._attempt(url, expected, timeout)
+                async with self._turn(url, deadline):
+                    timeout = self.timeout
+                    if deadline is not None:
+                        timeout = max(_MIN_ATTEMPT_SECONDS, min(timeout, deadline - loop.time()))
+                    return await self._attempt(url, expected, timeout)
             except FetchError as e:
                 e.attempts = attempt
+                if self._body_size is None:
+                    self._saw_size(0)  # no size learnt: do not keep every other request waiting
                 if not e.retryable:
                     raise
                 # jittered: concurrent fetchers do not come back in lockstep
@@ -299,6 +316,46 @@ class Fetcher:
 
     # ------------------------------------------------------------ internals
 
+    def inflight_allowed(self) -> int:
+        """Requests that may be in flight now: 1 until a first answer tells the body size, then
+        ``max_inflight_bytes`` // that size, within [1, concurrency]."""
+        if self._body_size is None:
+            return 1
+        return max(1, min(self.concurrency, self.max_inflight_bytes // max(1, self._body_size)))
+
+    def _saw_size(self, size: int) -> None:
+        """Record a body size (a Content-Length, or a whole body) and wake requests waiting for a turn."""
+        if size != self._body_size:
+            self._body_size = size
+            if self._turns is not None:
+                asyncio.get_running_loop().create_task(self._wake())
+
+    async def _wake(self) -> None:
+        assert self._turns is not None
+        async with self._turns:
+            self._turns.notify_all()
+
+    @contextlib.asynccontextmanager
+    async def _turn(self, url: str, deadline: float | None) -> AsyncIterator[None]:
+        """Wait until fewer than :meth:`inflight_allowed` requests are in flight (at most until
+        ``deadline``: a ``timeout`` FetchError then), and hold a place while the body is read."""
+        if self._turns is None:
+            self._turns = asyncio.Condition()
+        turns = self._turns
+        async with turns:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await turns.wait_for(lambda: self._inflight < self.inflight_allowed())
+            except TimeoutError:
+                raise FetchError("timeout", f"{url}: the budget ran out while waiting for a turn", url=url) from None
+            self._inflight += 1
+        try:
+            yield
+        finally:
+            async with turns:
+                self._inflight -= 1
+                turns.notify_all()
+
     def _get_session(self) -> aiohttp.ClientSession:
         if self._closed:
             raise RuntimeError("Fetcher is closed")
@@ -329,7 +386,11 @@ class Fetcher:
             async with asyncio.timeout(timeout):
                 async with session.get(url, allow_redirects=False) as resp:
                     if resp.status != 200:
+                        if self._body_size is None:
+                            self._saw_size(0)  # an answer without a body: nothing to pace by yet
                         raise _status_error(url, resp)
+                    if resp.content_length is not None:
+                        self._saw_size(resp.content_length)
                     if resp.content_length is not None and resp.content_length > self.max_bytes:
                         raise FetchError("too_large", f"{url}: Content-Length {resp.content_length} > max_bytes "
                                          f"{self.max_bytes}", url=url, status=200)
@@ -347,6 +408,7 @@ class Fetcher:
             raise FetchError("bad_request", f"invalid URL {url!r}: {e}", url=url) from None
         except (aiohttp.ClientError, OSError, ValueError) as e:
             raise FetchError("connection", f"{url}: {type(e).__name__}: {e}", url=url) from None
+        self._saw_size(stream.size)
         got = stream.digest()
         if got != expected:
             raise HashMismatch(url, got)

@@ -1,4 +1,4 @@
-"""The direction detector: cosines with the consensus and own moves, median - k MAD, both needed."""
+"""The direction detector: cosine with the consensus move, median - k x the good-side spread."""
 
 from __future__ import annotations
 
@@ -26,9 +26,22 @@ def test_late_in_training_wide_spread_makes_it_lenient() -> None:
     assert not any(x.failed for x in det.judge(_ev(cos, cos)))
 
 
-def test_the_own_move_must_disagree_too() -> None:
-    """A consensus steered by attackers cannot make a candidate that agrees with the auditor's own move fail."""
+def test_a_30_percent_sign_flip_mixture_fails_and_the_honest_candidates_pass() -> None:
+    """Measured shape (digits mirror, 30 % sign flip, 18 candidates per auditor): honest cosines
+    about 0.43 +- 0.09, sign-flipped ones about -0.27. Qn over the mixture doubles the spread and
+    the own-move cosine (0.14 +- 0.23) let most through when both had to fail; the good-side
+    spread does not grow with the bad minority."""
+    rng = np.random.default_rng(7)
+    honest = list(0.43 + 0.09 * rng.standard_normal(13))
+    flipped = list(-0.27 + 0.15 * rng.standard_normal(5))
+    own = list(0.2 + 0.2 * rng.standard_normal(18))  # non-IID: the own move says little
+    f = DirectionDetector(DetectorConfig(k=4.0)).judge(_ev(honest + flipped, own))
+    assert [x.failed for x in f] == [False] * 13 + [True] * 5
+
+
+def test_the_own_move_is_not_needed_to_fail() -> None:
+    """A reversed move fails on the consensus alone, even when it happens to agree with the auditor's own move."""
     det = DirectionDetector(DetectorConfig(k=4.0))
-    cos = [0.6, 0.55, 0.7, 0.65, -0.6]
-    own = [0.6, 0.55, 0.7, 0.65, 0.62]
-    assert not det.judge(_ev(cos, own))[-1].failed
+    cos = [0.6, 0.55, 0.7, 0.65, 0.5, 0.62, 0.58, 0.66, -0.6]
+    own = [0.6, 0.55, 0.7, 0.65, 0.5, 0.62, 0.58, 0.66, 0.62]
+    assert [x.failed for x in det.judge(_ev(cos, own))] == [False] * 8 + [True]

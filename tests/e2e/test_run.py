@@ -125,11 +125,13 @@ def test_metrics_have_real_values(tiny_run: Path) -> None:
     # every label flipper need be caught in 4 rounds of a poor model (which ones are
     # depends on the committee draws, i.e. on chain randomness), so not max(att).
     assert sum(att) / len(att) < min(hon), f"attackers' reputation {att} not below honest {hon}"
-    # a rejected attacker was slashed, no honest peer was; approved honest peers earned tokens
+    # no honest peer was slashed, no attacker kept more stake than one; approved honest peers
+    # earned tokens. (An attacker is slashed only from its 3rd rejection in a row, docs/protocol.md
+    # "Rejection and slashing", which 4 rounds need not produce.)
     stakes = {r["attacker"]: [] for r in last}
     for r in last:
         stakes[r["attacker"]].append(float(r["stake"]))
-    assert min(stakes["1"]) < min(stakes["0"]) == max(stakes["0"])
+    assert max(stakes["1"]) <= min(stakes["0"]) == max(stakes["0"])
     assert min(float(r["unclaimed"]) for r in last if r["attacker"] == "0") > 0
 
 

@@ -28,7 +28,7 @@ def rounds_row(total: float, train: float, exchange: float, audit: float, chain:
 
 def test_figures_take_the_last_round_and_the_bytes_between_the_last_two(sweep) -> None:  # noqa: ANN001
     costs = {"params": 1000.0, "update_bytes": 2 * 2**20, "encode_s": 0.1, "hash_s": 0.2, "decode_s": 0.3}
-    run = {"peak_rss": 3 * 2**30, "read_chars_at_round": [100, 1100, 5100]}
+    run = {"peak_rss": 3 * 2**30, "bytes_at_round": [100, 1100, 5100]}
     rows = [rounds_row(50, 1, 1, 1, 1, 1), rounds_row(20, 4, 3, 6, 1, 2)]
     row = sweep.figures("1m", rows, costs, run)
     assert row["total_s"] == 20 and row["round1_total_s"] == 50 and row["rounds"] == 2
@@ -36,7 +36,7 @@ def test_figures_take_the_last_round_and_the_bytes_between_the_last_two(sweep) -
     assert row["bytes_per_round"] == 4000  # round 3 minus round 2, not the set-up or round 1
     assert row["overhead_s"] == pytest.approx(20 - 4 - 2)  # everything but training and the curves' eval
     assert row["overhead_s_per_mib"] == pytest.approx(14 / 2)
-    assert sweep.figures("1m", rows, costs, {"peak_rss": 0, "read_chars_at_round": [7]})["bytes_per_round"] is None
+    assert sweep.figures("1m", rows, costs, {"peak_rss": 0, "bytes_at_round": [7]})["bytes_per_round"] is None
     with pytest.raises(ValueError):
         sweep.figures("1m", [], costs, run)
 
@@ -53,7 +53,7 @@ def test_growth_flags_a_superlinear_round_time(sweep) -> None:  # noqa: ANN001
 def test_results_file_keeps_the_hand_written_notes(sweep, tmp_path: Path) -> None:  # noqa: ANN001
     costs = {"params": 4810.0, "update_bytes": 19720.0, "encode_s": 0.0, "hash_s": 0.0, "decode_s": 0.0}
     row = sweep.figures("small", [rounds_row(1, 0.5, 0.1, 0.1, 0.1, 0.1)], costs,
-                        {"peak_rss": 2**30, "read_chars_at_round": [0]})
+                        {"peak_rss": 2**30, "bytes_at_round": [0]})
     meta = {"date": "2026-12-04", "commit": "abc1234", "machine": "2 cores", "load": "1.0", "command": "python x",
             "peers": "20", "rounds": "2"}
     out = tmp_path / "model-size.md"
@@ -63,3 +63,10 @@ def test_results_file_keeps_the_hand_written_notes(sweep, tmp_path: Path) -> Non
     assert "| small | 4,810 | 19,720 | - |" in text and "commit `abc1234`" in text and "python x" in text
     assert text.count(sweep.NOTES_MARK) == 1 and text.endswith("## Notes\nkept\n") and "old table" not in text
     assert sweep.kept_notes(tmp_path / "absent.md") == ""
+
+
+def test_loopback_bytes_are_read_from_the_lo_line(sweep, tmp_path: Path) -> None:  # noqa: ANN001
+    dev = tmp_path / "dev"
+    dev.write_text("Inter-|   Receive\n face |bytes    packets\n  eth0: 999 1 0 0\n    lo: 123456 78 0 0 0\n")
+    assert sweep.loopback_rx_bytes(dev) == 123456
+    assert sweep.loopback_rx_bytes(tmp_path / "absent") == 0

@@ -78,6 +78,14 @@ def test_narrowed_grid_and_estimate(table, tmp_path: Path) -> None:  # noqa: ANN
     data = table.narrowed_grid(grid, ["task.client=clients.digits", "attack=dba,none", "peers=20"], ["rounds=6"], outer="attack")
     assert [a["label"] for a in data["grid"]["attack"]] == ["dba", "none"] and data["grid"]["peers"] == [20]
     assert next(iter(data["grid"])) == "attack"  # the outermost loop
+    assert data["grid"]["attack"][0]["params.parts"] == 4  # flat: written inline, so the order holds
+    from bdfl.experiment.sweep import expand
+
+    (tmp_path / "g.toml").write_text(table.dump_grid(data))
+    _name, runs = expand(tmp_path / "g.toml")
+    seq = [p["attack"] for p, _c in runs]
+    assert seq == sorted(seq, key=lambda a: a != "dba") and seq[-1] == "none"  # every dba point first
+    assert runs[0][1].attack.params["parts"] == 4
     assert data["set"]["rounds"] == 6 and Path(data["base"]).is_absolute()
     with pytest.raises(SystemExit):
         table.narrowed_grid(grid, ["attack=nothing"], [])

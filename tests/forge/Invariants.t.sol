@@ -477,7 +477,7 @@ contract ProtocolInvariantTest is TestBase {
             address[] memory c = rm.committeeOf(r);
             uint256 n = rm.submissionCount(r);
             for (uint256 u = 0; u < n; ++u) {
-                RoundManager.Submission memory s = rm.submission(r, u);
+                RoundManager.SubmissionView memory s = rm.submission(r, u);
                 uint256 voted = s.votedMask;
                 assertEq(popcount(voted), uint256(s.accepts) + s.rejects, "votes counted = seats that voted");
                 assertEq(popcount(s.acceptMask), s.accepts, "accepts = seats that accepted");
@@ -501,7 +501,7 @@ contract ProtocolInvariantTest is TestBase {
         assertEq(h.acceptedCopies(), 0, "a copied hash was accepted");
         uint256 last = rm.currentRound();
         for (uint256 r = 0; r <= last; ++r) {
-            RoundManager.Submission[] memory subs = rm.submissionsSlice(r, 0, type(uint32).max);
+            RoundManager.SubmissionView[] memory subs = rm.submissionsSlice(r, 0, type(uint32).max);
             for (uint256 u = 0; u < subs.length; ++u) {
                 for (uint256 v = 0; v < u; ++v) {
                     assertTrue(subs[u].updateHash != subs[v].updateHash, "duplicate hash in a round");

@@ -12,6 +12,8 @@ import {Fixture} from "./Fixture.sol";
 ///         below the threshold.
 contract SlashingLineFuzzTest is Fixture {
     uint256 internal constant C = 3;
+    uint256 internal _streak;
+    uint256 internal _confirmed;
 
     function setUp() public {
         Params memory p = testParams();
@@ -24,29 +26,32 @@ contract SlashingLineFuzzTest is Fixture {
     /// @param pattern bit i set: the i-th update (of `len`) is rejected, else accepted.
     function testFuzz_stakeBurnsOnlyFromTheCthRejectionInARow(uint256 pattern, uint256 len) public {
         len = bound(len, 1, 64);
-        address peer = peers[0];
-        uint256 threshold = registry.params().repThreshold;
         uint256 slash = registry.params().slashAmount;
-        uint256 stake = registry.stakeOf(peer);
-        uint256 streak;
-        uint256 confirmed;
+        uint256 stake = registry.stakeOf(peers[0]);
         for (uint256 i = 0; i < len; ++i) {
-            bool rejected = (pattern >> i) & 1 == 1;
-            uint256 repBefore = registry.reputationOf(peer);
-            vm.prank(address(rm));
-            uint256 burned = registry.settleUpdate(peer, !rejected, 0);
-            streak = rejected ? streak + 1 : 0;
-            bool isConfirmed = streak >= C;
-            uint256 want = isConfirmed && stake > confirmed * slash ? _min(slash, stake - confirmed * slash) : 0;
-            assertEq(burned, want, "burned exactly on a confirmed rejection");
-            if (isConfirmed) ++confirmed;
-            assertEq(registry.peerInfo(peer).rejectStreak, streak, "streak counted");
-            if (rejected && !isConfirmed && repBefore >= threshold) {
-                assertTrue(registry.reputationOf(peer) >= threshold, "unconfirmed rejection stops at the threshold");
-            }
+            _step((pattern >> i) & 1 == 1, stake, slash);
         }
-        uint256 expected = confirmed * slash > stake ? 0 : stake - confirmed * slash;
-        assertEq(registry.stakeOf(peer), expected, "stake = initial - slash per confirmed rejection");
+        uint256 burned = _confirmed * slash > stake ? stake : _confirmed * slash;
+        assertEq(registry.stakeOf(peers[0]), stake - burned, "stake = initial - slash per confirmed rejection");
+    }
+
+    /// @dev One settlement as the RoundManager books it, checked against the rule.
+    function _step(bool rejected, uint256 stake0, uint256 slash) internal {
+        address peer = peers[0];
+        uint256 repBefore = registry.reputationOf(peer);
+        uint256 stakeBefore = registry.stakeOf(peer);
+        vm.prank(address(rm));
+        registry.settleUpdate(peer, !rejected, 0);
+        _streak = rejected ? _streak + 1 : 0;
+        bool isConfirmed = _streak >= C;
+        uint256 left = stake0 > _confirmed * slash ? stake0 - _confirmed * slash : 0;
+        assertEq(stakeBefore - registry.stakeOf(peer), isConfirmed ? _min(slash, left) : 0, "burned exactly on a confirmed rejection");
+        if (isConfirmed) ++_confirmed;
+        assertEq(registry.peerInfo(peer).rejectStreak, _streak, "streak counted");
+        uint256 threshold = registry.params().repThreshold;
+        if (rejected && !isConfirmed && repBefore >= threshold) {
+            assertTrue(registry.reputationOf(peer) >= threshold, "unconfirmed rejection stops at the threshold");
+        }
     }
 
     function _min(uint256 a, uint256 b) private pure returns (uint256) {

@@ -179,12 +179,12 @@ contract VoteCommitmentFuzzTest is Fixture {
     function _revealAndCheckCounts(uint256 seat, address auditor, uint256[] memory idx, bool[] memory acc, bytes32 salt)
         internal
     {
-        RoundManager.Submission[] memory before = rm.submissionsSlice(0, 0, N);
+        RoundManager.SubmissionView[] memory before = rm.submissionsSlice(0, 0, N);
         vm.prank(auditor);
         rm.revealVotes(0, idx, acc, salt);
         uint64 bit = uint64(1 << seat);
         for (uint256 u = 0; u < N; ++u) {
-            RoundManager.Submission memory s = rm.submission(0, u);
+            RoundManager.SubmissionView memory s = rm.submission(0, u);
             (bool listed, bool accepted) = _find(idx, acc, u);
             assertEq(s.votedMask & bit != 0 ? 1 : 0, listed ? 1 : 0, "voted bit set iff the update was revealed");
             assertEq(s.acceptMask & bit != 0 ? 1 : 0, listed && accepted ? 1 : 0, "accept bit = revealed vote");

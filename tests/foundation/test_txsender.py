@@ -123,3 +123,22 @@ def test_wait_many_reports_a_revert_per_transaction(devnet: Any, w3: Any, chain_
     results = wait_many([(sender, good), (sender, bad)], timeout=20)
     assert results[0]["status"] == 1
     assert isinstance(results[1], TxReverted)
+
+
+def test_resync_nonces_loads_every_senders_chain_nonce_in_batches(devnet: Any, w3: Any, chain_snapshot: None) -> None:
+    """Nonces read in JSON-RPC batches (page 2 over 3 senders) equal each account's chain
+    nonce, and the senders then send without a request of their own first."""
+    from bdfl.chain.txsender import resync_nonces
+
+    accts = derive_keys(97, 3)
+    for a in accts:
+        _fund(devnet, a.address)
+    to = devnet_account(3).address
+    used = TxSender(w3, accts[1])
+    for _ in range(2):
+        used.wait(used.send_transaction({"to": to, "value": 1}))
+    senders = [TxSender(w3, a) for a in accts]
+    resync_nonces(senders, page=2)
+    assert [s._nonce for s in senders] == [0, 2, 0]
+    senders[1].wait(senders[1].send_transaction({"to": to, "value": 1}))
+    assert w3.eth.get_transaction_count(accts[1].address) == 3

@@ -14,8 +14,11 @@ def test_audit_rule_eval_runs(tmp_path: Path, capsys) -> None:  # noqa: ANN001
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     out = tmp_path / "r.json"
+    # the default experiment's committee (9 seats, 8 auditors per update): each auditor judges
+    # most updates, enough candidates for the calibrated bars (with 3-4 the bars widen 2-3.5x)
     assert mod.main(["--attacks", "none", "gaussian_noise", "--seeds", "0", "--rounds", "3",
-                     "--peers", "10", "--max-reject-share", "0", "--dissent-limit", "0.5", "--json", str(out)]) == 0
+                     "--peers", "10", "--max-reject-share", "0", "--dissent-limit", "0.5", "--committee", "9",
+                     "--auditors-per-update", "8", "--quorum", "5", "--json", str(out)]) == 0
     text = capsys.readouterr().out
     assert "vote FRR" in text and "gaussian_noise" in text
     runs = json.loads(out.read_text())["runs"]

@@ -60,6 +60,39 @@ def test_fetched_bytes_carry_the_hash_computed_while_receiving(ep: Endpoint, mon
     assert hash_hex(update_hash(got)) == h
 
 
+def test_bodies_in_flight_are_bounded_by_bytes(host: BlobHost, monkeypatch: pytest.MonkeyPatch) -> None:
+    ep = host.add_endpoint(max_blob_bytes=4 * MB, retain=None)
+    blobs = [bytes([i]) * MB for i in range(8)]
+    hashes = [ep.publish(b) for b in blobs]
+    active, peak, first = 0, [], []
+    real = Fetcher._attempt
+
+    async def counting(self: Fetcher, url: str, expected: bytes, timeout: float) -> bytes:
+        nonlocal active
+        active += 1
+        peak.append(active)
+        first.append(self.inflight_allowed())
+        try:
+            await asyncio.sleep(0.02)  # keep the body "in flight" long enough to overlap
+            return await real(self, url, expected, timeout)
+        finally:
+            active -= 1
+
+    monkeypatch.setattr(Fetcher, "_attempt", counting)
+    try:
+        with Fetcher(max_bytes=2 * MB, timeout=5.0, concurrency=64, max_inflight_bytes=2 * MB + 10) as f:
+            got = f.fetch_many([(ep.url, h) for h in hashes])
+            assert all(got[h] == b for h, b in zip(hashes, blobs))
+            assert first[0] == 1 and max(peak) == 2  # one until the size is known, then 2 MB of bodies
+            assert f.inflight_allowed() == 2
+        with Fetcher(max_bytes=2 * MB, timeout=5.0, concurrency=3) as f:  # 128 MiB: the request cap decides
+            peak.clear()
+            f.fetch_many([(ep.url, h) for h in hashes])
+            assert max(peak) == 3 and f.inflight_allowed() == 3
+    finally:
+        ep.close()
+
+
 def test_not_found_is_final(ep: Endpoint, fetcher: Fetcher) -> None:
     with pytest.raises(FetchError) as ei:
         fetcher.fetch(ep.url, "0x" + "ab" * 32)

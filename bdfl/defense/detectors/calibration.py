@@ -24,8 +24,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["MAD_TO_SIGMA", "accuracy_se", "finite", "log_mean_se", "one_sided_bar", "qn_scale", "robust_centre_spread", "safe_log",
+__all__ = ["MAD_TO_SIGMA", "QN_SHARE", "accuracy_se", "finite", "good_side_spread", "log_mean_se", "one_sided_bar", "qn_scale", "robust_centre_spread", "safe_log",
            "share_se", "skewed_spread", "small_sample_factor"]
+
+#: The good-side spread is at least this share of the two-sided Qn. A bad minority on the bad
+#: side inflates Qn by at most about 2x at 30 % (1.8x measured on sign-flipped cosines), so half
+#: of it stays below the honest spread there; a cluster of colluders placed just on the good
+#: side of the median (ALIE) cannot shrink the bar below half the overall spread.
+QN_SHARE = 0.5
 
 #: 1 / Phi^-1(3/4): the MAD of a Gaussian times this is its standard deviation.
 MAD_TO_SIGMA = 1.4826
@@ -71,11 +77,27 @@ def qn_scale(values: Sequence[float] | np.ndarray) -> float:
 _QN_SMALL = {2: 0.399, 3: 0.994, 4: 0.512, 5: 0.844, 6: 0.611, 7: 0.857, 8: 0.669, 9: 0.872}
 
 
+def good_side_spread(values: Sequence[float] | np.ndarray, bad: str) -> float:
+    """The spread of the finite ``values`` measured on their **good side** (``bad``: "low" or
+    "high"): 1.4826 x the median distance from the median of the distinct values at or beyond
+    it on the good side (the one-sided MAD; for Gaussian data the standard deviation), and at
+    least ``QN_SHARE`` x :func:`qn_scale`. Attackers are only ever bad in one direction, so a
+    bad minority, however far out, does not widen it (it only moves the median); identical
+    scores (copies of one model) count once. NaN with fewer than 2 finite values."""
+    a = finite(values)
+    if a.size < 2:
+        return math.nan
+    med = float(np.median(a))
+    u = np.unique(a)  # identical scores (copies of one model) count once: colluders cannot shrink it
+    good = u[u >= med] - med if bad == "low" else med - u[u <= med]
+    return max(MAD_TO_SIGMA * float(np.median(good)), QN_SHARE * qn_scale(a))
+
+
 def one_sided_bar(values: Sequence[float] | np.ndarray, k: float, bad: str, floor: float = 0.0) -> tuple[float, float]:
     """(bar, spread) for a score whose ``bad`` side is "low" or "high": the median of the finite
-    ``values`` -/+ ``k x max(qn_scale(values), floor)``. (NaN, NaN) without 2 finite values."""
+    ``values`` -/+ ``k x max(good_side_spread(values, bad), floor)``. (NaN, NaN) without 2 finite values."""
     a = finite(values)
-    spread = qn_scale(a)
+    spread = good_side_spread(a, bad)
     if not math.isfinite(spread):
         return math.nan, math.nan
     spread = max(spread, floor)

@@ -1,13 +1,15 @@
 """``direction``: the candidate's move points away from where the others move.
 
 The move is ``candidate - its trainer's start`` (rebuilt from the chain) or ``candidate -
-auditor's start``. Two cosines: with the consensus move (coordinate-wise median of the
-candidates' moves and the auditor's own) and with the auditor's own move. A candidate fails
-when **both** are more than ``k`` spreads below the candidates' median of the same
-cosine (spread: ``max(Qn, FLOOR)``, ``FLOOR`` 0.05; :func:`.calibration.one_sided_bar`): a consensus that attackers dominate cannot
-make an honest candidate fail alone. Late in training, when honest moves barely agree, the
-spread is wide and the test grows lenient by itself (the ``consistency`` detector still sees a
-reversal then). Needs ``min_candidates`` moves.
+auditor's start``. Score: the cosine of the move with the consensus move (coordinate-wise
+median of the candidates' moves and the auditor's own; robust to a minority of attackers).
+A candidate fails when it is more than ``k`` spreads below the candidates' median cosine;
+the spread is measured on the good (high) side of the median only
+(:func:`.calibration.good_side_spread`, at least ``FLOOR`` 0.05), so reversed moves, however
+many, do not widen the bar. The cosine with the auditor's own move is reported, not tested:
+under non-IID data the own move is a poor reference (an earlier version required both to
+fail and let 80 % of sign-flipped moves through). Late in training, when honest moves barely
+agree, the spread is wide and the test grows lenient by itself. Needs ``min_candidates`` moves.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ class DirectionDetector(Detector):
 
     def judge(self, ev: Evidence) -> list[Finding | None]:
         bar, med, spread = self._bar(ev.values("cosine"), self.k_for(ev))
-        own_bar, own_med, own_spread = self._bar(ev.values("own_cosine"), self.k_for(ev))
+        own_bar, _, _ = self._bar(ev.values("own_cosine"), self.k_for(ev))
         if not math.isfinite(bar):
             return [None] * len(ev.valid)
         out: list[Finding | None] = []
@@ -45,11 +47,8 @@ class DirectionDetector(Detector):
             if math.isnan(c):
                 out.append(None)
                 continue
-            own_fails = not math.isfinite(own_bar) or math.isnan(o) or o < own_bar
-            failed = c < bar and own_fails
+            failed = c < bar
             z = (med - c) / spread
-            if math.isfinite(own_bar) and not math.isnan(o):
-                z = min(z, (own_med - o) / own_spread)  # both must deviate
             out.append(self.finding(c, bar, failed, f"cosine with the consensus move {c:.2f} {'<' if c < bar else '>='} "
-                                                    f"calibrated {bar:.2f}, with own move {o:.2f} (bar {own_bar:.2f})", z))
+                                                    f"calibrated {bar:.2f}, with own move {o:.2f} (not tested; its bar would be {own_bar:.2f})", z))
         return out

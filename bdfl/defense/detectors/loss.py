@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from bdfl.defense.detectors.base import Detector, Evidence, Finding, enough
-from bdfl.defense.detectors.calibration import log_mean_se, qn_scale, safe_log
+from bdfl.defense.detectors.calibration import good_side_spread, log_mean_se, safe_log
 
 __all__ = ["LossDetector"]
 
@@ -29,7 +29,7 @@ class LossDetector(Detector):
         centre, spread = float(safe_log(ev.own_loss)), 0.0
         if enough(logs, self.min_candidates):
             centre = max(centre, float(np.nanmedian(logs)))
-            spread = qn_scale(logs)
+            spread = good_side_spread(logs, "high")
         return centre, max(spread, log_mean_se(ev.n_val))
 
     def threshold(self, ev: Evidence) -> float:

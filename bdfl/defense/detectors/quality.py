@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 from bdfl.defense.detectors.base import Detector, Evidence, Finding, enough
-from bdfl.defense.detectors.calibration import accuracy_se, qn_scale
+from bdfl.defense.detectors.calibration import accuracy_se, good_side_spread
 
 __all__ = ["AccuracyDetector"]
 
@@ -33,7 +33,7 @@ class AccuracyDetector(Detector):
         centre, spread = ev.own_accuracy, 0.0
         if enough(acc, self.min_candidates):
             centre = min(centre, float(np.nanmedian(acc)))
-            spread = qn_scale(acc)
+            spread = good_side_spread(acc, "low")
         return centre, max(spread, accuracy_se(centre, ev.n_val))
 
     def threshold(self, ev: Evidence) -> float:

@@ -1,0 +1,224 @@
+"""One ``bdfl run`` at a given N, measured for issue 23's 10,000-peer item.
+
+    nice -n 10 .venv/bin/python experiments/scale_run.py --peers 1000 --rounds 2 \\
+        --config experiments/configs/scale_10k.toml --out /tmp/s-1000
+
+Runs ``bdfl run`` in a subprocess and samples the whole process tree (orchestrator,
+workers, anvil) once a second: peak RSS of the tree and of each kind of process at that
+peak, open file descriptors and TCP connections at their peaks. Afterwards it reads the
+results folder: set-up steps from run.log (funding, workers started, joins), per-round
+phase seconds, tx count and gas from rounds.csv, and the gas of every transaction from
+anvil's log (devnet.log, "Gas used:" lines) for the largest one. Writes ``scale.json``
+next to the results folder (``<out>.scale.json``) and prints a summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+GiB = 1024**3
+GAS_CAP = 2**24
+SETUP_LINE = re.compile(r"^\[\s*([\d.]+)s\] (.*)$")
+
+
+class TreeSampler(threading.Thread):
+    """Samples RSS and fds of a process and its descendants every ``period`` s (TCP
+    connections every tenth sample)."""
+
+    def __init__(self, pid: int, period: float = 1.0) -> None:
+        super().__init__(daemon=True)
+        self.root = psutil.Process(pid)
+        self.period = period
+        self.stop = threading.Event()
+        self.peak_rss = 0
+        self.peak_breakdown: dict[str, int] = {}
+        self.peak_procs = 0
+        self.peak_fds = 0
+        self.peak_conns = 0
+        self.samples: list[tuple[float, int]] = []
+        self.t0 = time.monotonic()
+
+    def _kind(self, p: psutil.Process) -> str:
+        try:
+            name = p.name()
+            cmd = " ".join(p.cmdline()[:4])
+        except psutil.Error:
+            return "?"
+        if "anvil" in name:
+            return "anvil"
+        if p.pid == self.root.pid:
+            return "orchestrator"
+        if "multiprocessing" in cmd or "python" in name:
+            return "worker"
+        return name
+
+    def sample(self) -> None:
+        try:
+            procs = [self.root, *self.root.children(recursive=True)]
+        except psutil.Error:
+            return
+        rss = fds = conns = 0
+        kinds: dict[str, int] = {}
+        for p in procs:
+            try:
+                r = p.memory_info().rss
+                rss += r
+                k = self._kind(p)
+                kinds[k] = kinds.get(k, 0) + r
+                fds += p.num_fds()
+                if len(self.samples) % 10 == 0:  # parsing /proc/net/tcp of 10,000+ sockets costs CPU
+                    conns += len(p.net_connections(kind="tcp"))
+            except psutil.Error:
+                continue
+        self.samples.append((time.monotonic() - self.t0, rss))
+        if rss > self.peak_rss:
+            self.peak_rss, self.peak_breakdown = rss, kinds
+        self.peak_procs = max(self.peak_procs, len(procs))
+        self.peak_fds = max(self.peak_fds, fds)
+        self.peak_conns = max(self.peak_conns, conns)
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            self.sample()
+            self.stop.wait(self.period)
+
+
+def setup_steps(run_log: Path) -> list[tuple[float, str]]:
+    """(seconds since start, message) of run.log's lines up to the first round."""
+    steps: list[tuple[float, str]] = []
+    if not run_log.exists():
+        return steps
+    for line in run_log.read_text(errors="replace").splitlines():
+        m = SETUP_LINE.match(line)
+        if m:
+            steps.append((float(m.group(1)), m.group(2)))
+    return steps
+
+
+def tx_gases(devnet_log: Path) -> tuple[list[int], list[int]]:
+    """Gas of every contract call anvil logged, and of every contract creation (deployment).
+
+    anvil logs a block's transactions before its "Block Number:" line, each with the
+    block's *cumulative* gas so far: a transaction's gas is the difference to the one before."""
+    calls: list[int] = []
+    creations: list[int] = []
+    if not devnet_log.exists():
+        return calls, creations
+    created = False
+    cumulative = 0
+    with open(devnet_log, errors="replace") as fh:
+        for line in fh:
+            s = line.strip()
+            if s.startswith("Transaction:"):
+                created = False
+            elif s.startswith("Contract created:"):
+                created = True
+            elif s.startswith("Gas used:"):
+                total = int(s.split(":", 1)[1].strip().replace(",", ""))
+                (creations if created else calls).append(total - cumulative)
+                cumulative = total
+            elif s.startswith("Block Number:"):
+                cumulative = 0
+    return calls, creations
+
+
+def rounds(out: Path) -> list[dict[str, str]]:
+    path = out / "rounds.csv"
+    if not path.exists():
+        return []
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--peers", type=int, required=True)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--config", default=str(ROOT / "experiments" / "configs" / "scale_10k.toml"))
+    ap.add_argument("--out", required=True, help="results folder of the run (outside the repository)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--timeout", type=float, help="seconds before the run is stopped (SIGTERM)")
+    args = ap.parse_args()
+
+    out = Path(args.out)
+    cmd = [sys.executable, "-m", "bdfl", "run", "--config", args.config, "--out", str(out),
+           "--set", f"peers={args.peers}", "--set", f"rounds={args.rounds}"]
+    for s in args.set:
+        cmd += ["--set", s]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    log = Path(str(out) + ".log")
+    t0 = time.monotonic()
+    with open(log, "w") as fh:
+        fh.write("$ " + " ".join(cmd) + "\n")
+        fh.flush()
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, env=env)
+        sampler = TreeSampler(proc.pid)
+        sampler.start()
+        try:
+            rc = proc.wait(timeout=args.timeout)
+        except subprocess.TimeoutExpired:
+            proc.terminate()  # bdfl run ends its workers and anvil on SIGTERM
+            try:
+                rc = proc.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                rc = proc.wait()
+        except KeyboardInterrupt:
+            proc.terminate()
+            rc = proc.wait()
+        sampler.stop.set()
+        sampler.join()
+    wall = time.monotonic() - t0
+
+    rows = rounds(out)
+    gases, creations = tx_gases(out / "devnet.log")
+    steps = setup_steps(out / "run.log")
+    first_round_at = next((t for t, m in steps if m.startswith("all peers joined")), None)
+    phases = ("train", "exchange", "audit", "chain", "eval")
+    result: dict[str, Any] = {
+        "peers": args.peers, "rounds_asked": args.rounds, "rc": rc, "wall_s": wall,
+        "cmd": cmd, "config": args.config, "sets": args.set,
+        "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip(),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "peak_tree_rss_gib": sampler.peak_rss / GiB,
+        "peak_breakdown_gib": {k: v / GiB for k, v in sampler.peak_breakdown.items()},
+        "peak_processes": sampler.peak_procs, "peak_fds": sampler.peak_fds, "peak_tcp_connections": sampler.peak_conns,
+        "setup_steps": steps, "setup_s": first_round_at,
+        "rounds_done": len(rows),
+        "rounds": [{"round": int(r["round"]), "seconds_total": float(r["seconds_total"]), "tx_count": int(r["tx_count"]),
+                    "gas_used": int(r["gas_used"]), **{k: float(r[f"seconds_{k}"]) for k in phases}} for r in rows],
+        "transactions_logged": len(gases), "max_tx_gas": max(gases, default=0),
+        "txs_over_cap": sum(g >= GAS_CAP for g in gases), "max_deploy_gas": max(creations, default=0),
+        "gas_top10": sorted(gases)[-10:],
+        "rss_timeline": sampler.samples[:: max(1, len(sampler.samples) // 400)],
+    }
+    Path(str(out) + ".scale.json").write_text(json.dumps(result, indent=1))
+    print(f"N={args.peers} rc={rc} wall {wall:.0f}s set-up (until all joined) {first_round_at}s rounds {len(rows)}/{args.rounds}")
+    for t, m in steps:
+        if not m.startswith("round "):
+            print(f"  [{t:8.1f}s] {m}")
+    for r in result["rounds"]:
+        print(f"  round {r['round']}: {r['seconds_total']:.1f}s " + " ".join(f"{k} {r[k]:.1f}" for k in phases)
+              + f" tx {r['tx_count']} gas {r['gas_used']:,}")
+    print(f"  peak tree RSS {result['peak_tree_rss_gib']:.2f} GiB " + str({k: round(v, 2) for k, v in result['peak_breakdown_gib'].items()}))
+    print(f"  peak processes {sampler.peak_procs} fds {sampler.peak_fds} tcp {sampler.peak_conns}")
+    print(f"  max tx gas (calls) {result['max_tx_gas']:,} ({result['max_tx_gas'] / GAS_CAP:.2f} of 2^24), over cap {result['txs_over_cap']},"
+          f" {len(gases)} calls; largest deployment {result['max_deploy_gas']:,}")
+    return 0 if rc == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

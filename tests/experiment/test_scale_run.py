@@ -1,0 +1,81 @@
+"""experiments/scale_run.py: reading a run's folder (pure, no runs)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# anvil's log of one block with a deployment and of one block with two calls: each
+# "Gas used" is the block's cumulative gas so far, not the transaction's own
+ANVIL_LOG = """
+eth_sendRawTransaction
+
+    Transaction: 0xaa
+    Contract created: 0x5FbDB2315678afecb367f032d93F642f64180aa3
+    Gas used: 871552
+
+    Block Number: 1
+    Block Hash: 0x94
+
+eth_sendRawTransaction
+eth_sendRawTransaction
+
+    Transaction: 0xbb
+    Gas used: 100000
+
+    Transaction: 0xcc
+    Gas used: 6100000
+
+    Block Number: 2
+    Block Hash: 0xcf
+
+    Transaction: 0xdd
+    Gas used: 51573
+
+    Block Number: 3
+"""
+
+
+@pytest.fixture(scope="module")
+def scale():  # noqa: ANN201
+    spec = importlib.util.spec_from_file_location("scale_run", ROOT / "experiments" / "scale_run.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["scale_run"] = mod
+    spec.loader.exec_module(mod)
+    yield mod
+    sys.modules.pop("scale_run", None)
+
+
+def test_transaction_gas_is_the_difference_of_the_blocks_cumulative_gas(scale, tmp_path: Path) -> None:  # noqa: ANN001
+    log = tmp_path / "devnet.log"
+    log.write_text(ANVIL_LOG)
+    calls, creations = scale.tx_gases(log)
+    assert calls == [100000, 6000000, 51573]
+    assert creations == [871552]
+
+
+def test_setup_steps_read_run_log_lines(scale, tmp_path: Path) -> None:  # noqa: ANN001
+    log = tmp_path / "run.log"
+    log.write_text("[    3.9s] funding 10 peer accounts\nnot a step\n[  108.2s] all peers joined (set-up: 7 transactions)\n")
+    assert scale.setup_steps(log) == [(3.9, "funding 10 peer accounts"), (108.2, "all peers joined (set-up: 7 transactions)")]
+
+
+def test_sampler_sees_the_children_of_the_process(scale) -> None:  # noqa: ANN001
+    child = subprocess.Popen([sys.executable, "-c", "import time; b = bytearray(64 << 20); time.sleep(5)"])
+    try:
+        time.sleep(1.0)
+        sampler = scale.TreeSampler(os.getpid())
+        sampler.sample()
+        assert sampler.peak_procs >= 2
+        assert sampler.peak_rss >= 64 << 20  # the child's 64 MiB buffer is counted
+    finally:
+        child.kill()
+        child.wait()
