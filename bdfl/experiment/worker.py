@@ -31,7 +31,7 @@ from bdfl.chain.accounts import account_from_key
 from bdfl.chain.deploy import Deployment
 from bdfl.chain.devnet import batch_mining, make_web3, set_pdeathsig
 from bdfl.chain.protocol import ProtocolClient, draw_gas_bound
-from bdfl.chain.txsender import DuplicateHashError, FeeCache, TxSender, wait_many
+from bdfl.chain.txsender import DuplicateHashError, FeeCache, TxSender, resync_nonces, wait_many
 from bdfl.config import ExperimentConfig, from_dict
 from bdfl.errors import BDFLError
 from bdfl.experiment.messages import (
@@ -235,7 +235,9 @@ class Worker:
     # -- commands -------------------------------------------------------------------
     def join(self, cmd: Join) -> Joined:
         """Every peer approves its stake and joins (signed here, sent and mined like a phase's
-        transactions; gas bounds instead of estimates, which need the approval mined first)."""
+        transactions; gas bounds instead of estimates, which need the approval mined first).
+        Every peer's nonce is read first, in batches (txsender.resync_nonces)."""
+        resync_nonces([h.chain.sender for h in self.hosted.values()])
         for h in self.hosted.values():
             self._queue(h, h.chain.approve, cmd.stake, wait=False, gas=APPROVE_GAS)
             self._queue(h, h.chain.join, h.peer.endpoint.url, cmd.stake, wait=False, gas=JOIN_GAS)
