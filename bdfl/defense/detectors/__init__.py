@@ -9,8 +9,9 @@ failed.
 
 Thresholds are **calibrated from the audit itself** (:mod:`.calibration`): a robust centre
 (a median of the candidates, or the auditor's own model) plus or minus ``k`` spreads, the
-spread being the larger of the candidates' MAD and the sampling error of the auditor's own
-data. The only setting of a detector is its ``k`` (and ``enabled``), in its own config table
+spread being the larger of the candidates' spread on the good side of the median
+(:func:`.calibration.good_side_spread`; Qn for the right-skewed shift and trigger scores) and
+the sampling error of the auditor's own data. The only setting of a detector is its ``k`` (and ``enabled``), in its own config table
 ``[defense.detectors.<name>]`` (:class:`bdfl.config.DetectorsConfig`, validated there).
 
 Detectors (module: what fails):
@@ -18,7 +19,7 @@ Detectors (module: what fails):
 * ``accuracy`` (:mod:`.quality`): accuracy far below both the auditor's own and the median;
 * ``loss`` (:mod:`.loss`): loss far above both;
 * ``distance`` (:mod:`.distance`): distance to the auditor's model far above the median;
-* ``direction`` (:mod:`.direction`): the move points away from the consensus and own moves;
+* ``direction`` (:mod:`.direction`): the move points away from the consensus move;
 * ``shift`` (:mod:`.shift`): the candidate sits on one side of the auditor's model;
 * ``no_work`` (:mod:`.no_work`): the move is far shorter than the others';
 * ``consistency`` (:mod:`.consistency`): the move reverses the same trainer's earlier move;
