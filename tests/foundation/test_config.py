@@ -33,7 +33,7 @@ def test_every_shipped_config_loads() -> None:
         ({"attack": {"name": "label_flip", "fraction": -0.1}}, "attack.fraction", "[0, 1)"),
         ({"rounds": 0}, "rounds", "[1, 100000]"),
         ({"peers": 20_001}, "peers", "[2, 20000]"),
-        ({"peers": 5, "protocol": {"committee_size": 6}}, "protocol.committee_size", "[2, 5]"),
+        ({"peers": 5, "overlay": {"degree": 4}, "protocol": {"committee_size": 6}}, "protocol.committee_size", "[2, 5]"),
         ({"chain": {"backend": "ganache"}}, "chain.backend", "anvil, hardhat, url"),
         ({"task": {"partition": "shards"}}, "task.partition", "iid, dirichlet"),
         ({"bogus": 1}, "bogus", None),
@@ -165,8 +165,10 @@ def test_clean_reference_is_checked_before_the_run_and_read_like_bdfl_report(tmp
 def test_faults_are_typed_validated_and_round_trip(tmp_path: Path) -> None:
     """[[faults]] entries: each field checked with the field's name and allowed values, the
     peers' timelines checked for overlaps and membership, and the table survives dump/load."""
-    # from_dict takes settings as given (no scaling to the peer count): a committee that fits 8
-    base = {"peers": 8, "rounds": 6, "protocol": {"committee_size": 7, "auditors_per_update": 3, "quorum": 2}}
+    # from_dict takes settings as given (no scaling to the peer count): a committee and an
+    # overlay degree (the default 8 > peers - 1) that fit 8 peers
+    base = {"peers": 8, "rounds": 6, "overlay": {"degree": 4},
+            "protocol": {"committee_size": 7, "auditors_per_update": 3, "quorum": 2}}
     good = [
         {"kind": "crash_before_submit", "round": 2, "peer": 1, "rounds": 3},
         {"kind": "crash_after_commit", "round": 3},  # peer -1: a committee member of that round
