@@ -38,4 +38,4 @@ def test_the_rules_reasons_for_each_reject_vote_are_kept() -> None:
     assert votes == [True, True, True, False]
     assert len(peer.last_audit_rejections) == 1
     who, failed = peer.last_audit_rejections[0]
-    assert who == "P3" and "magnitude" in failed
+    assert who == "P3" and "distance" in failed  # the noise makes it far from the others
