@@ -362,7 +362,9 @@ def _coerce(path: str, value: Any, typ: Any) -> Any:
     raise TypeError(f"unsupported config type {typ} at {path}")
 
 
-def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
+def _build(cls: type, data: dict[str, Any], prefix: str, base: Any = None) -> Any:
+    """``cls`` from the table ``data``; fields it leaves out keep ``base``'s values (the
+    enclosing field's own default, e.g. shift's k = 3) or else the class defaults."""
     if not isinstance(data, dict):
         raise ConfigError(prefix.rstrip("."), f"expected a table, got {data!r}")
     hints = get_type_hints(cls)
@@ -381,7 +383,8 @@ def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
             continue
         typ = hints[f.name]
         if dataclasses.is_dataclass(typ):
-            kwargs[f.name] = _build(typ, data[f.name], f"{prefix}{f.name}.")
+            default = f.default_factory() if f.default_factory is not dataclasses.MISSING else None
+            kwargs[f.name] = _build(typ, data[f.name], f"{prefix}{f.name}.", default)
         elif getattr(typ, "__origin__", None) is tuple and dataclasses.is_dataclass(typ.__args__[0]):
             items = data[f.name]  # an array of tables ([[faults]])
             if not isinstance(items, (list, tuple)):
@@ -389,7 +392,7 @@ def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
             kwargs[f.name] = tuple(_build(typ.__args__[0], item, f"{prefix}{f.name}[{i}].") for i, item in enumerate(items))
         else:
             kwargs[f.name] = _coerce(prefix + f.name, data[f.name], typ)
-    return cls(**kwargs)
+    return dataclasses.replace(base, **kwargs) if base is not None else cls(**kwargs)
 
 
 def _range(path: str, value: float, lo: float | None, hi: float | None, *, lo_open: bool = False, hi_open: bool = False) -> None:
