@@ -56,8 +56,8 @@ BASE = {
     "attack.name": "none",
     "attack.fraction": 0.0,
     "task.batch_size": 16,
-    "defense.audit_margin": 0.6,
-    "defense.audit_trigger_limit": 1.0,
+    # the calibrated accuracy detector (default k) replaces the old fixed audit_margin
+    "defense.detectors.trigger.enabled": False,
     "defense.bdfl.max_reject_share": 1.0,
     "defense.bdfl.dissent_limit": 1.0,
 }
