@@ -11,8 +11,9 @@ on where its workers sit. What changes on a cluster:
   :func:`join_cluster`), so every node reaches the chain;
 * the deployment file travels with the start command (other hosts do not share its disk).
 
-Messages are pickled here, as a pipe does: a reply's arrays arrive writable, not as Ray's
-read-only zero-copy views. Ray is an optional extra (``pip install 'bdfl[ray]'``); nothing
+The typed messages (:mod:`bdfl.experiment.messages`: ints, strings, bytes, no arrays, so
+Ray's read-only zero-copy numpy views never reach the orchestrator) are handed to Ray as they
+are, between the orchestrator and its own actors. Ray is an optional extra (``pip install 'bdfl[ray]'``); nothing
 imports this module on the default (local processes) path.
 """
 
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
 import shutil
 import signal
 import socket
@@ -105,7 +105,7 @@ class PeerHost:
         """(node id, node address) of the node this actor sits on."""
         return ray.get_runtime_context().get_node_id(), str(ray.util.get_node_ip_address())
 
-    def start(self, spec: WorkerSpec, deployment: str) -> bytes:
+    def start(self, spec: WorkerSpec, deployment: str) -> tuple[str, Any]:
         self.dir = tempfile.mkdtemp(prefix=f"bdfl-ray-worker{spec.worker_id}-")
         path = Path(self.dir) / "deployment.json"
         path.write_text(deployment)
@@ -114,11 +114,10 @@ class PeerHost:
         if self.worker is not None:  # where its peers' endpoints listen, as published on chain
             hosts = sorted({str(urlsplit(h.peer.endpoint.url).hostname) for h in self.worker.hosted.values()})
             reply = (reply[0], replace(reply[1], endpoint_hosts=hosts))
-        return pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)
+        return reply
 
-    def call(self, message: bytes) -> bytes:
-        reply = handle(self.worker, pickle.loads(message)) if self.worker is not None else ("error", "not started")
-        return pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)
+    def call(self, cmd: Any) -> tuple[str, Any]:
+        return handle(self.worker, cmd) if self.worker is not None else ("error", "not started")
 
     def close(self) -> None:
         if self.worker is not None:
@@ -182,7 +181,7 @@ class RayPool:
 
     def _reply(self, i: int, ref: Any, timeout: float | None = None) -> tuple[str, Any]:
         try:
-            return pickle.loads(self._get(i, ref, timeout))
+            return tuple(self._get(i, ref, timeout))
         except _Died as exc:
             return "error", str(exc)
 
@@ -200,16 +199,16 @@ class RayPool:
 
     def call(self, cmd: Any) -> list[Any]:
         """``cmd`` (a command of bdfl.experiment.messages) on every worker at once; their replies."""
-        message = pickle.dumps(cmd, protocol=pickle.HIGHEST_PROTOCOL)
-        refs = [a.call.remote(message) for a in self.actors]
+        ref = ray.put(cmd)  # stored once, read by every actor
+        refs = [a.call.remote(ref) for a in self.actors]
         return self._collect(refs, type(cmd).__name__)
 
     def call_in_turn(self, cmd: Any) -> list[Any]:
         """The command on one worker after another (for a deterministic order of effects)."""
-        message = pickle.dumps(cmd, protocol=pickle.HIGHEST_PROTOCOL)
+        ref = ray.put(cmd)
         out = []
         for i, actor in enumerate(self.actors):
-            status, payload = self._reply(i, actor.call.remote(message))
+            status, payload = self._reply(i, actor.call.remote(ref))
             if status != "ok":
                 raise BDFLError(f"{type(cmd).__name__} failed in worker {i}:\n{payload}")
             out.append(payload)
