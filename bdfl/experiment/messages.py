@@ -7,9 +7,11 @@ end up as event lines (:mod:`bdfl.experiment.faults`) say how in ``event_args()`
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from bdfl.errors import BDFLError
 from bdfl.peer.engine import ClientFailure
 from bdfl.peer.round_state import OverlayChange
 from bdfl.peer.stages.submit import FrontRun
@@ -264,3 +266,17 @@ class Restarted:
     rejected: list[InputRejected]
     accuracy: float
     seconds: float
+
+
+def gather_replies(replies: Iterable[tuple[str, Any]], what: str) -> list[Any]:
+    """The payloads of every worker's ``("ok", payload)`` reply, in worker order; one
+    :class:`BDFLError` naming each worker whose reply was ``("error", why)``."""
+    results, errors = [], []
+    for i, (status, payload) in enumerate(replies):
+        if status == "ok":
+            results.append(payload)
+        else:
+            errors.append(f"worker {i}: {payload}")
+    if errors:
+        raise BDFLError(f"{what} failed in a worker process:\n" + "\n".join(errors))
+    return results

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
 from bdfl.errors import BDFLError
-from bdfl.experiment.messages import Stop
+from bdfl.experiment.messages import Stop, gather_replies
 from bdfl.experiment.worker import worker_main
 
 
@@ -63,20 +63,14 @@ class WorkerPool:
         except OSError as exc:  # BrokenPipeError / ConnectionResetError: the worker is gone
             raise BDFLError(f"{_name(command)} could not be sent: {self._died(i)}") from exc
 
+    def _recv(self, i: int) -> tuple[str, Any]:
+        try:
+            return self.conns[i].recv()
+        except (EOFError, OSError):
+            return "error", self._died(i)
+
     def _collect(self, what: str) -> list[Any]:
-        results, errors = [], []
-        for i, conn in enumerate(self.conns):
-            try:
-                status, payload = conn.recv()
-            except (EOFError, OSError):
-                status, payload = "error", self._died(i)
-            if status == "ok":
-                results.append(payload)
-            else:
-                errors.append(f"worker {i}: {payload}")
-        if errors:
-            raise BDFLError(f"{what} failed in a worker process:\n" + "\n".join(errors))
-        return results
+        return gather_replies((self._recv(i) for i in range(len(self.conns))), what)
 
     def call(self, cmd: Any) -> list[Any]:
         """``cmd`` (a command of bdfl.experiment.messages) on every worker at once; their replies."""

@@ -32,6 +32,7 @@ from typing import Any, Callable
 from urllib.parse import urlsplit
 
 from bdfl.errors import BDFLError
+from bdfl.experiment.messages import gather_replies
 from bdfl.experiment.worker import WorkerSpec, handle, start_worker
 
 try:
@@ -186,16 +187,7 @@ class RayPool:
             return "error", str(exc)
 
     def _collect(self, refs: list[Any], what: str, timeout: float | None = None) -> list[Any]:
-        results, errors = [], []
-        for i, ref in enumerate(refs):
-            status, payload = self._reply(i, ref, timeout)
-            if status == "ok":
-                results.append(payload)
-            else:
-                errors.append(f"worker {i}: {payload}")
-        if errors:
-            raise BDFLError(f"{what} failed in a worker process:\n" + "\n".join(errors))
-        return results
+        return gather_replies((self._reply(i, ref, timeout) for i, ref in enumerate(refs)), what)
 
     def call(self, cmd: Any) -> list[Any]:
         """``cmd`` (a command of bdfl.experiment.messages) on every worker at once; their replies."""
