@@ -24,7 +24,13 @@ TINY = {
     "peers": 8,
     "rounds": 4,
     "workers": 2,
-    "attack.name": "label_flip",
+    # sign flipping, not label flipping: at this size (3 auditors per update, so 3-4
+    # candidates per auditor and calibrated bars widened ~3.5x) the audit is not built to
+    # catch label flippers within 4 rounds (docs/learning.md section 4: 6 % of decisions in
+    # the mirror, separated from round 7 in the default experiment; measured here, seeds
+    # 0-2: 1 of 8 label-flipped updates rejected per run, the other flipper never);
+    # sign-flipped ones it does (seed 0: 3 of 8 rejected, both flippers in round 2)
+    "attack.name": "sign_flip",
     "attack.fraction": 0.25,
     "protocol.committee_size": 5,
     "protocol.auditors_per_update": 3,
@@ -101,7 +107,7 @@ def test_results_folder_is_complete(tiny_run: Path) -> None:
         assert (tiny_run / name).stat().st_size > 0, name
     # the resolved config reproduces the run
     again = load_config(tiny_run / "config.toml")
-    assert again.peers == 8 and again.seed == 0 and again.attack.name == "label_flip"
+    assert again.peers == 8 and again.seed == 0 and again.attack.name == "sign_flip"
 
 
 def test_metrics_have_real_values(tiny_run: Path) -> None:
@@ -121,10 +127,9 @@ def test_metrics_have_real_values(tiny_run: Path) -> None:
     last = [r for r in metrics if r["round"] == "4"]
     att = [float(r["reputation"]) for r in last if r["attacker"] == "1"]
     hon = [float(r["reputation"]) for r in last if r["attacker"] == "0"]
-    # issue 5's criterion: the attackers' mean reputation below every honest peer's. Not
-    # every label flipper need be caught in 4 rounds of a poor model (which ones are
-    # depends on the committee draws, i.e. on chain randomness), so not max(att).
-    assert sum(att) / len(att) < min(hon), f"attackers' reputation {att} not below honest {hon}"
+    # issue 5's criterion (the attackers' mean reputation below every honest peer's), met by
+    # every sign flipper here: each lost reputation below every honest peer's in 4 rounds
+    assert max(att) < min(hon), f"attackers' reputation {att} not below honest {hon}"
     # no honest peer was slashed, no attacker kept more stake than one; approved honest peers
     # earned tokens. (An attacker is slashed only from its 3rd rejection in a row, docs/protocol.md
     # "Rejection and slashing", which 4 rounds need not produce.)
