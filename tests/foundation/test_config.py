@@ -221,3 +221,15 @@ def test_faults_are_typed_validated_and_round_trip(tmp_path: Path) -> None:
         with pytest.raises(ConfigError) as info:
             from_dict({**base, "net": net})
         assert info.value.field == field
+
+
+def test_a_partial_detector_table_keeps_that_detectors_own_defaults() -> None:
+    """[defense.detectors.shift] enabled = false must not reset shift's k (3) to the generic
+    detector default (4): fields a table leaves out keep the enclosing field's defaults."""
+    defaults = ExperimentConfig().defense.detectors
+    assert defaults.shift.k != defaults.loss.k  # the premise: shift has its own default k
+    cfg = from_dict({"defense": {"detectors": {"shift": {"enabled": False}, "trigger": {"patterns": 8}}}})
+    assert cfg.defense.detectors.shift.enabled is False
+    assert cfg.defense.detectors.shift.k == defaults.shift.k
+    assert cfg.defense.detectors.trigger.patterns == 8
+    assert (cfg.defense.detectors.trigger.k, cfg.defense.detectors.trigger.inputs) == (defaults.trigger.k, defaults.trigger.inputs)
