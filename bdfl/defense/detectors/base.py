@@ -10,7 +10,7 @@ from typing import ClassVar
 import numpy as np
 
 from bdfl.config import DetectorConfig
-from bdfl.defense.detectors.calibration import small_sample_factor
+from bdfl.defense.detectors.calibration import safe_log, small_sample_factor
 
 __all__ = ["Detector", "Evidence", "Finding", "TriggerEvidence", "enough"]
 
@@ -110,6 +110,44 @@ class Detector(ABC):
 
     def finding(self, score: float, threshold: float, failed: bool, detail: str, z: float = math.nan) -> Finding:
         return Finding(self.name, float(score), float(threshold), bool(failed), detail, float(z))
+
+
+class LogLossDetector(Detector):
+    """A loss compared on a log scale (a loss ratio, dimensionless): a candidate fails above
+    ``exp(centre + k_eff x spread)``, with (centre, spread) in log units from
+    :meth:`calibrate`. Subclasses set ``score`` (the :class:`Evidence` array judged) and
+    ``label`` (how a finding names it); ``nan_fails``: a NaN score fails (a loss the
+    candidate produced) rather than leaves the candidate unjudged (no such score)."""
+
+    score: ClassVar[str]
+    label: ClassVar[str]
+    nan_fails: ClassVar[bool] = True
+
+    @abstractmethod
+    def calibrate(self, ev: Evidence) -> tuple[float, float]:
+        """(centre, spread) of the log scores in this audit (NaN: not judged)."""
+
+    def _bar(self, ev: Evidence, centre: float, spread: float) -> float:
+        return float(math.exp(centre + self.k_for(ev) * spread))
+
+    def threshold(self, ev: Evidence) -> float:
+        """The score above which a candidate fails in this audit (NaN: not judged)."""
+        return self._bar(ev, *self.calibrate(ev))
+
+    def judge(self, ev: Evidence) -> list[Finding | None]:
+        centre, spread = self.calibrate(ev)
+        bar = self._bar(ev, centre, spread)
+        if not math.isfinite(bar):
+            return [None] * len(ev.valid)
+        out: list[Finding | None] = []
+        for x in getattr(ev, self.score):
+            if math.isnan(x) and not self.nan_fails:
+                out.append(None)
+                continue
+            failed = not x <= bar
+            out.append(self.finding(x, bar, failed, f"{self.label} {x:.3f} {'>' if failed else '<='} calibrated bar {bar:.3f}",
+                                    (float(safe_log(x)) - centre) / spread))
+        return out
 
 
 def enough(values: np.ndarray, min_candidates: int) -> bool:

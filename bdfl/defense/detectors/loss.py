@@ -12,14 +12,16 @@ import math
 
 import numpy as np
 
-from bdfl.defense.detectors.base import Detector, Evidence, Finding, enough
+from bdfl.defense.detectors.base import Evidence, LogLossDetector, enough
 from bdfl.defense.detectors.calibration import good_side_spread, log_mean_se, safe_log
 
 __all__ = ["LossDetector"]
 
 
-class LossDetector(Detector):
+class LossDetector(LogLossDetector):
     name = "loss"
+    score = "loss"
+    label = "loss"
 
     def calibrate(self, ev: Evidence) -> tuple[float, float]:
         """(centre, spread) of the log losses in this audit (NaN: not judged)."""
@@ -31,20 +33,3 @@ class LossDetector(Detector):
             centre = max(centre, float(np.nanmedian(logs)))
             spread = good_side_spread(logs, "high")
         return centre, max(spread, log_mean_se(ev.n_val))
-
-    def threshold(self, ev: Evidence) -> float:
-        """The loss above which a candidate fails in this audit (NaN: not judged)."""
-        centre, spread = self.calibrate(ev)
-        return float(math.exp(centre + self.k_for(ev) * spread))
-
-    def judge(self, ev: Evidence) -> list[Finding | None]:
-        centre, spread = self.calibrate(ev)
-        bar = self.threshold(ev)
-        if not math.isfinite(bar):
-            return [None] * len(ev.valid)
-        out: list[Finding | None] = []
-        for x in ev.loss:
-            failed = not x <= bar
-            out.append(self.finding(x, bar, failed, f"loss {x:.3f} {'>' if failed else '<='} calibrated bar {bar:.3f}",
-                                    (float(safe_log(x)) - centre) / spread))
-        return out

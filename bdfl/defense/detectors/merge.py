@@ -13,14 +13,17 @@ import math
 
 import numpy as np
 
-from bdfl.defense.detectors.base import Detector, Evidence, Finding, enough
+from bdfl.defense.detectors.base import Evidence, LogLossDetector, enough
 from bdfl.defense.detectors.calibration import log_mean_se, one_sided_bar, safe_log
 
 __all__ = ["MergeDetector"]
 
 
-class MergeDetector(Detector):
+class MergeDetector(LogLossDetector):
     name = "merge"
+    score = "merged_loss"
+    label = "loss merged with own model"
+    nan_fails = False  # no merged loss for this candidate: not judged
 
     def calibrate(self, ev: Evidence) -> tuple[float, float]:
         """(median, spread) of the log merged losses (NaN: too few to judge)."""
@@ -29,22 +32,3 @@ class MergeDetector(Detector):
             return math.nan, math.nan
         _, spread = one_sided_bar(logs, self.k_for(ev), "high", floor=log_mean_se(ev.n_val))
         return float(np.nanmedian(logs)), spread
-
-    def threshold(self, ev: Evidence) -> float:
-        centre, spread = self.calibrate(ev)
-        return float(math.exp(centre + self.k_for(ev) * spread))
-
-    def judge(self, ev: Evidence) -> list[Finding | None]:
-        centre, spread = self.calibrate(ev)
-        bar = self.threshold(ev)
-        if not math.isfinite(bar):
-            return [None] * len(ev.valid)
-        out: list[Finding | None] = []
-        for x in ev.merged_loss:
-            if math.isnan(x):
-                out.append(None)
-                continue
-            failed = not x <= bar
-            out.append(self.finding(x, bar, failed, f"loss merged with own model {x:.3f} {'>' if failed else '<='} "
-                                                    f"calibrated bar {bar:.3f}", (float(safe_log(x)) - centre) / spread))
-        return out
