@@ -216,7 +216,7 @@ class Orchestrator:
         self._note_failures(r, rnd, fit_failures, everyone=trained == 0)
         t = time.perf_counter()
         k.advance_to(rnd, Phase.COMMIT)  # at once if every member submitted, else at the deadline
-        times.chain += time.perf_counter() - t
+        times.add_chain(time.perf_counter() - t)
         faults.after_submit(r, rnd)
 
         if cfg.defense.name == "bdfl":
@@ -242,7 +242,7 @@ class Orchestrator:
             faults.after_commit(r, rnd)
             t = time.perf_counter()
             k.advance_to(rnd, Phase.REVEAL)
-            times.chain += time.perf_counter() - t
+            times.add_chain(time.perf_counter() - t)
             self.progress.phase(offset + 1, "reveal")
             times.add(self.pool.call(Reveal(rnd)))
             times.add(self.pool.call_in_turn(SendOutbox()), in_turn=True)
@@ -250,12 +250,12 @@ class Orchestrator:
             faults.after_commit(r, rnd)  # no audit under a baseline: endpoint faults begin after the submissions
         t = time.perf_counter()
         k.close_round(rnd)  # baselines cast no votes: the commit/reveal deadlines are reached instead
-        times.chain += time.perf_counter() - t
+        times.add_chain(time.perf_counter() - t)
 
         self.progress.phase(offset + 1, "aggregate")
         t = time.perf_counter()
         subs = k.submissions(rnd)  # final outcomes, for the results
-        times.chain += time.perf_counter() - t
+        times.add_chain(time.perf_counter() - t)
         res_agg = self.pool.call(Aggregate(rnd))
         times.add(res_agg)
         change = next((w.overlay for w in res_agg if w.overlay is not None), None)
@@ -339,7 +339,7 @@ class Orchestrator:
             if self.cfg.faults else "", **report.event_args())
 
     # -- results --------------------------------------------------------------------------
-    def _write_round(self, r: int, rnd: int, peer_res: dict[int, PeerRound], subs: list[Any], events: list[dict[str, Any]], times: Any, seconds_total: float, gas: int, txs: int) -> None:
+    def _write_round(self, r: int, rnd: int, peer_res: dict[int, PeerRound], subs: list[Any], events: list[dict[str, Any]], times: RoundTimes, seconds_total: float, gas: int, txs: int) -> None:
         cfg = self.cfg
         k = self.keeper
         outcomes = {s.peer: s.outcome for s in subs}
@@ -371,8 +371,8 @@ class Orchestrator:
             # backdoor: mean over the honest peers' models of the triggered test images put in the target class
             **({"attack_success_rate": sum(asr) / len(asr)} if asr else {}),
             "tx_count": txs, "gas_used": gas,
-            "seconds_train": times.train, "seconds_exchange": times.exchange,
-            "seconds_audit": times.audit, "seconds_chain": times.chain, "seconds_eval": times.eval, "seconds_total": seconds_total,
+            "seconds_train": times.total.train, "seconds_exchange": times.total.exchange,
+            "seconds_audit": times.total.audit, "seconds_chain": times.total.chain, "seconds_eval": times.total.eval, "seconds_total": seconds_total,
         }
         self.writer.append_round(round_row)
         self.writer.append_events(events)

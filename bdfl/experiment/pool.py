@@ -5,11 +5,11 @@
 from __future__ import annotations
 
 import multiprocessing as mp
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Callable, Protocol
 
 from bdfl.errors import BDFLError
-from bdfl.experiment.messages import Stop, gather_replies
+from bdfl.experiment.messages import Stop, Times, gather_replies
 from bdfl.experiment.worker import worker_main
 
 
@@ -107,20 +107,24 @@ class WorkerPool:
 
 @dataclass
 class RoundTimes:
-    train: float = 0.0
-    exchange: float = 0.0
-    audit: float = 0.0
-    chain: float = 0.0
-    eval: float = 0.0
+    """A round's phase seconds so far: a :class:`~bdfl.experiment.messages.Times` built up
+    command by command."""
+
+    total: Times = field(default_factory=Times)
 
     def add(self, results: list[Any], *, in_turn: bool = False) -> None:
         """Add the :class:`~bdfl.experiment.messages.Times` of the workers' replies: workers run
         in parallel, so a phase takes as long as its slowest worker; commands run in turn (one
         worker after another) take the sum."""
-        for key in ("train", "exchange", "audit", "chain", "eval"):
-            vals = [getattr(r.times, key) for r in results]
-            total = (sum(vals) if in_turn else max(vals)) if vals else 0.0
-            setattr(self, key, getattr(self, key) + total)
+        sums = {}
+        for f in fields(Times):
+            vals = [getattr(r.times, f.name) for r in results]
+            sums[f.name] = getattr(self.total, f.name) + ((sum(vals) if in_turn else max(vals)) if vals else 0.0)
+        self.total = Times(**sums)
+
+    def add_chain(self, seconds: float) -> None:
+        """Seconds the orchestrator itself spent on the chain (advance, finalize, reads)."""
+        self.total = replace(self.total, chain=self.total.chain + seconds)
 
 
 def _name(cmd: Any) -> str:
