@@ -28,6 +28,22 @@ class Times:
     eval: float = 0.0
 
 
+@dataclass(frozen=True)
+class Traffic:
+    """Update bytes a worker moved during one command (phase ``submit``, ``audit`` or
+    ``aggregate``): body bytes its fetcher received (every attempt), verified bodies fetched, and
+    body bytes its endpoints served (to any worker) meanwhile."""
+
+    phase: str = ""
+    fetched: int = 0
+    bodies: int = 0
+    served: int = 0
+
+    def plus(self, other: Traffic) -> Traffic:
+        """The two counts added (this one's phase)."""
+        return Traffic(self.phase, self.fetched + other.fetched, self.bodies + other.bodies, self.served + other.served)
+
+
 # -- commands ------------------------------------------------------------------------
 
 
@@ -130,6 +146,7 @@ class TrainSubmitReply:
     peers: dict[int, Submitted]
     failed: list[ClientFailure]
     times: Times
+    traffic: Traffic = Traffic()
 
 
 @dataclass(frozen=True)
@@ -194,6 +211,7 @@ class AuditReply:
     failed: list[ClientFailure]
     starts: StartsCheck
     times: Times
+    traffic: Traffic = Traffic()
 
 
 @dataclass(frozen=True)
@@ -251,6 +269,7 @@ class AggregateReply:
     peers: dict[int, PeerRound]
     overlay: OverlayReport | None  # every worker holds the same overlay
     times: Times
+    traffic: Traffic = Traffic()
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any, Callable, Protocol
 
 from bdfl.errors import BDFLError
-from bdfl.experiment.messages import Stop, Times, gather_replies
+from bdfl.experiment.messages import Stop, Times, Traffic, gather_replies
 from bdfl.experiment.worker import worker_main
 
 
@@ -108,9 +108,10 @@ class WorkerPool:
 @dataclass
 class RoundTimes:
     """A round's phase seconds so far: a :class:`~bdfl.experiment.messages.Times` built up
-    command by command."""
+    command by command; and the update bytes the workers moved, by phase (summed over workers)."""
 
     total: Times = field(default_factory=Times)
+    traffic: dict[str, Traffic] = field(default_factory=dict)
 
     def add(self, results: list[Any], *, in_turn: bool = False) -> None:
         """Add the :class:`~bdfl.experiment.messages.Times` of the workers' replies: workers run
@@ -121,6 +122,10 @@ class RoundTimes:
             vals = [getattr(r.times, f.name) for r in results]
             sums[f.name] = getattr(self.total, f.name) + ((sum(vals) if in_turn else max(vals)) if vals else 0.0)
         self.total = Times(**sums)
+        for r in results:
+            t = getattr(r, "traffic", None)
+            if t is not None and t.phase:
+                self.traffic[t.phase] = self.traffic.get(t.phase, Traffic(t.phase)).plus(t)
 
     def add_chain(self, seconds: float) -> None:
         """Seconds the orchestrator itself spent on the chain (advance, finalize, reads)."""

@@ -60,6 +60,7 @@ from bdfl.experiment.messages import (
     StopPeer,
     Submitted,
     Times,
+    Traffic,
     TrainSubmit,
     TrainSubmitReply,
 )
@@ -135,6 +136,7 @@ class Worker:
         self.fetcher = Fetcher(max_bytes=MAX_UPDATE_BYTES, timeout=cfg.net.fetch_timeout, retries=cfg.net.fetch_retries,
                                concurrency=64, loop=self.host.loop_thread, allow_private=True)
         self.fetch_budget = fetch_budget(cfg)
+        self._moved = (0, 0, 0)  # fetcher bytes, bodies, endpoints' bytes served at the last reply (_traffic)
         task = load_task(cfg.task.client)
         dataset, shards = peer_data(task, cfg)
         self.attackers = set(spec.attackers)
@@ -276,7 +278,8 @@ class Worker:
             self._queue(h, h.chain.submit_update, rnd, bytes.fromhex(pub.hash[2:]), h.peer.num_examples, wait=False, gas=self.submit_gas)
             out_peers[h.peer.index] = Submitted(pub.hash, pub.url, len(pub.data))
         sign = self._take_signing()
-        return TrainSubmitReply(out_peers, failed, Times(train=t_train, exchange=time.perf_counter() - t1 - sign, chain=sign))
+        return TrainSubmitReply(out_peers, failed, Times(train=t_train, exchange=time.perf_counter() - t1 - sign, chain=sign),
+                                self._traffic("submit"))
 
     def audit_commit(self, cmd: AuditCommit) -> AuditReply:
         """Stages audit and commit for the committee members of this worker: one fetch for all
@@ -325,7 +328,7 @@ class Worker:
         sign = self._take_signing()
         return AuditReply(votes, rejected, abstained, verdicts, failed,
                           StartsCheck(len(starts), len(honest_here), int(exact), len(rebuilt[1])),
-                          Times(exchange=t1 - t0, audit=time.perf_counter() - t1 - sign, chain=sign))
+                          Times(exchange=t1 - t0, audit=time.perf_counter() - t1 - sign, chain=sign), self._traffic("audit"))
 
     def reveal(self, cmd: Reveal) -> RevealReply:
         n = 0
@@ -335,6 +338,13 @@ class Worker:
                 self._queue(h, h.chain.reveal_votes, cmd.round, v.indices, v.accept, v.salt, wait=False)
                 n += 1
         return RevealReply(n, Times(chain=self._take_signing()))
+
+    def _traffic(self, phase: str) -> Traffic:
+        """Update bytes fetched and served since the previous reply (every worker runs the same
+        command at once, so what its endpoints served meanwhile belongs to this phase)."""
+        now = (self.fetcher.bytes_received, self.fetcher.bodies_fetched, self.host.bytes_sent)
+        (f0, b0, s0), self._moved = self._moved, now
+        return Traffic(phase, now[0] - f0, now[1] - b0, now[2] - s0)
 
     def _take_signing(self) -> float:
         s, self._signing = self._signing, 0.0
@@ -405,7 +415,8 @@ class Worker:
         # aggregation is learning work (train); the test-set evaluation feeds the curves only
         change = self.memory.last_change
         return AggregateReply(out, OverlayReport.of(change, self.spec.addresses) if change is not None else None,
-                              Times(exchange=t1 - t0, train=time.perf_counter() - t1 - t_eval, eval=t_eval))
+                              Times(exchange=t1 - t0, train=time.perf_counter() - t1 - t_eval, eval=t_eval),
+                              self._traffic("aggregate"))
 
     def _evaluate_test(self, params: NDArrays) -> Any:
         """The task's evaluate on the global test set (the accuracy curves). It is the same

@@ -626,6 +626,11 @@ class BlobHost:
     def endpoints(self) -> tuple[Endpoint, ...]:
         return tuple(self._endpoints)
 
+    @property
+    def bytes_sent(self) -> int:
+        """Body bytes of 200 responses sent by the endpoints open now (a traffic counter)."""
+        return sum(ep.bytes_sent for ep in tuple(self._endpoints))
+
     def add_endpoint(
         self,
         host: str = "127.0.0.1",

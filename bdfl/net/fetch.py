@@ -212,6 +212,10 @@ class Fetcher:
         self._body_size: int | None = None  # size of the latest body seen (None: no answer yet)
         self._inflight = 0
         self._turns: asyncio.Condition | None = None  # created on this fetcher's loop
+        # traffic counters (read by the owner between calls, e.g. a worker per phase): body bytes
+        # received by every attempt (a failed or cut one too) and verified bodies returned
+        self.bytes_received = 0
+        self.bodies_fetched = 0
 
     # ------------------------------------------------------------ sync API
 
@@ -400,6 +404,7 @@ class Fetcher:
                                              url=url, status=200)
                         stream.update(chunk)
                         chunks.append(chunk)
+                        self.bytes_received += len(chunk)
         except FetchError:
             raise
         except TimeoutError:
@@ -412,6 +417,7 @@ class Fetcher:
         got = stream.digest()
         if got != expected:
             raise HashMismatch(url, got)
+        self.bodies_fetched += 1
         return HashedBytes.from_stream(b"".join(chunks), stream)
 
 

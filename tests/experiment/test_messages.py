@@ -7,7 +7,8 @@ import inspect
 import pickle
 
 from bdfl.experiment import messages
-from bdfl.experiment.messages import AggregateReply, InputRejected, OverlayReport, PeerRound, Times
+from bdfl.experiment.messages import AggregateReply, AuditReply, InputRejected, OverlayReport, PeerRound, StartsCheck, Times, Traffic
+from bdfl.experiment.pool import RoundTimes
 from bdfl.experiment.worker import Worker
 from bdfl.net.overlay import build_overlay
 from bdfl.peer.round_state import OverlayChange
@@ -33,3 +34,17 @@ def test_an_aggregate_reply_with_an_overlay_report_survives_the_pipe() -> None:
     assert back == reply
     assert back.peers[3].rejected[0].event_args() == {"peer": 3, "from": addrs[1], "reason": "hash_mismatch", "step": "aggregate"}
     assert list(report.event_args()) == ["members", "added", "removed", "degree_min", "degree_max", "degrees", "connected", "digest"]
+
+
+def test_round_times_take_the_slowest_worker_but_sum_the_bytes_by_phase() -> None:
+    """Workers run a phase in parallel: its seconds are the slowest worker's, its bytes every worker's."""
+    def audit(seconds: float, fetched: int, served: int) -> AuditReply:
+        return AuditReply({}, [], [], [], [], StartsCheck(), Times(audit=seconds), Traffic("audit", fetched, 2, served))
+
+    times = RoundTimes()
+    times.add([audit(1.0, 100, 40), audit(3.0, 50, 110)])
+    times.add([AggregateReply({}, None, Times(train=1.0), Traffic("aggregate", 7, 1, 7)), AggregateReply({}, None, Times(train=2.0))])
+    assert times.total.audit == 3.0 and times.total.train == 2.0
+    assert times.traffic == {"audit": Traffic("audit", 150, 4, 150), "aggregate": Traffic("aggregate", 7, 1, 7)}
+    back = pickle.loads(pickle.dumps(audit(1.0, 5, 6)))
+    assert back.traffic == Traffic("audit", 5, 2, 6)

@@ -99,6 +99,29 @@ def test_not_found_is_final(ep: Endpoint, fetcher: Fetcher) -> None:
     assert ei.value.reason == "not_found" and ei.value.status == 404 and ei.value.attempts == 1
 
 
+def test_traffic_counters_count_every_body_byte_moved(host: BlobHost) -> None:
+    """bytes_received counts each attempt's body (a corrupt one too), bodies_fetched only verified
+    bodies; the host's bytes_sent counts what its endpoints served (small and streamed bodies)."""
+    a, b = host.add_endpoint(max_blob_bytes=4 * MB), host.add_endpoint(max_blob_bytes=4 * MB)
+    try:
+        sent0 = host.bytes_sent
+        small, big = b"s" * 1000, bytes(range(256)) * 4096  # 1 kB in one write, 1 MiB streamed in chunks
+        hs, hb = a.publish(small), b.publish(big)
+        with Fetcher(max_bytes=2 * MB, timeout=2.0, retries=0) as f:
+            assert (f.bytes_received, f.bodies_fetched) == (0, 0)
+            got = f.fetch_many([(a.url, hs), (b.url, hb), (a.url, "0x" + "ab" * 32)])
+            assert got[hs] == small and got[hb] == big and isinstance(got["0x" + "ab" * 32], FetchError)
+            assert (f.bytes_received, f.bodies_fetched) == (len(small) + len(big), 2)  # a 404 moves no body
+            assert host.bytes_sent - sent0 == len(small) + len(big)
+            a.set_fault("corrupt")
+            with pytest.raises(HashMismatch):
+                f.fetch(a.url, hs)
+            assert (f.bytes_received, f.bodies_fetched) == (2 * len(small) + len(big), 2)
+    finally:
+        a.close()
+        b.close()
+
+
 def test_hash_mismatch_is_final_and_an_invalid_update(ep: Endpoint, fetcher: Fetcher) -> None:
     h = ep.publish(b"honest")
     ep.set_fault("corrupt")
