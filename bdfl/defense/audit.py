@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -46,6 +48,8 @@ __all__ = [
     "evidence",
     "judge",
     "merged_losses",
+    "observe_audits",
+    "rejudge",
     "trigger_evidence",
 ]
 
@@ -422,6 +426,9 @@ def judge(
             reference_loss=reference.loss,
             stats=st,
         ))
+    observer = _audit_observer.get()
+    if observer is not None:  # offline re-judging (observe_audits)
+        observer(ev, verdicts)
     return verdicts
 
 
@@ -458,3 +465,30 @@ def audit_updates(
     merged = merged_losses(client, reference_params, candidates, valid) if rule.enabled("merge") else None
     trigger = trigger_evidence(client, reference_params, candidates, valid, rule, seed)
     return judge(rule, reference, results, stats, merged, trigger)
+
+
+# -- offline re-judging (experiments/audit_rule_eval.py) -------------------------------------
+
+#: set by :func:`observe_audits`: called by every :func:`judge` with its measurements and verdicts
+_audit_observer: ContextVar[Callable[[Evidence, list[AuditVerdict]], None] | None] = ContextVar("audit_observer", default=None)
+
+
+@contextmanager
+def observe_audits(observer: Callable[[Evidence, list[AuditVerdict]], None]) -> Iterator[None]:
+    """While active, every :func:`judge` (so every :func:`audit_updates`, every peer's audit)
+    hands ``observer`` the audit's measurements (:class:`Evidence`) and its verdicts, so that
+    the same audit can be judged again under other rules (:func:`rejudge`)."""
+    token = _audit_observer.set(observer)
+    try:
+        yield
+    finally:
+        _audit_observer.reset(token)
+
+
+def rejudge(rule: AuditRule, ev: Evidence) -> list[tuple[str, ...]]:
+    """The detectors of ``rule`` that fail each candidate of an audit already measured
+    (``ev``, from :func:`observe_audits`); ``("invalid",)`` for a candidate that was not
+    evaluable; empty: accepted. A detector whose measurement the audit did not take (e.g. the
+    merged loss when the auditing rule had ``merge`` off) does not judge."""
+    per = run_detectors(build_detectors(rule.detectors), ev)
+    return [tuple(f.name for f in fs if f.failed) if ok else ("invalid",) for ok, fs in zip(ev.valid, per)]
