@@ -39,10 +39,13 @@ from __future__ import annotations
 
 import argparse
 import csv
+import datetime as _dt
 import itertools
 import json
 import statistics
+import subprocess
 import sys
+import time
 import tomllib
 from collections import defaultdict
 from pathlib import Path
@@ -279,23 +282,27 @@ def _toml_value(text: str) -> Any:
         return text
 
 
-def narrowed_grid(grid_path: Path, only: list[str], sets: list[str], outer: str | None = None) -> dict[str, Any]:
+def narrowed_grid(grid_path: Path, only: list[str], sets: list[str], outer: str | None = None,
+                  subset_only: dict[str, list[Any]] | None = None) -> dict[str, Any]:
     """The grid file with ``--only KEY=V1,V2`` (values of a grid key kept, in that order; a table
     value is matched by its label), ``--set KEY=VALUE`` (a ``[set]`` override) and ``--outer KEY``
-    (that key the outermost loop) applied; ``base`` made absolute so the result can live anywhere."""
+    (that key the outermost loop) applied; ``base`` made absolute so the result can live anywhere.
+    ``subset_only`` (a subset file's ``[only]`` table) narrows first, ``only`` then narrows further."""
     data = tomllib.loads(grid_path.read_text())
     if data.get("base"):
         data["base"] = str((grid_path.parent / data["base"]).resolve())
     grid = data["grid"]
+    pairs = [(k, list(v) if isinstance(v, list) else [v], f"[only] {k}") for k, v in (subset_only or {}).items()]
     for item in only:
         key, _, values = item.partition("=")
+        pairs.append((key, [_toml_value(v) for v in values.split(",")], f"--only {item}"))
+    for key, wanted, item in pairs:
         if key not in grid:
-            raise SystemExit(f"error: --only {item}: {key!r} is not a grid key ({', '.join(grid)})")
-        wanted = [_toml_value(v) for v in values.split(",")]
+            raise SystemExit(f"error: {item}: {key!r} is not a grid key ({', '.join(grid)})")
         by_name = {(v.get("label") if isinstance(v, dict) else v): v for v in grid[key]}
         unknown = [w for w in wanted if w not in by_name]
         if unknown:
-            raise SystemExit(f"error: --only {item}: {', '.join(map(str, unknown))} not among the grid's values of {key}")
+            raise SystemExit(f"error: {item}: {', '.join(map(str, unknown))} not among the grid's values of {key}")
         grid[key] = [by_name[w] for w in wanted]  # in the order given: the sweep runs them in that order
     for item in sets:
         key, _, value = item.partition("=")
@@ -336,19 +343,95 @@ def _dotted(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def run_grid(grid_path: Path, only: list[str], sets: list[str], out: Path | None, jobs: int, outer: str | None = None) -> Path:
-    """Write the narrowed grid into the sweep folder and run it with ``bdfl sweep`` (resumable)."""
-    from bdfl.experiment.sweep import run_sweep
+SUBSET_KEYS = {"grid", "out", "outer", "only", "set"}
 
-    data = narrowed_grid(grid_path, only, sets, outer)
+
+def load_subset(path: Path) -> dict[str, Any]:
+    """A subset file (``experiments/configs/sweep_22_subset_*.toml``): ``grid`` (the full grid
+    file it narrows, relative to this file), ``out`` (its sweep folder, relative to the working
+    directory), optional ``outer`` (a grid key made the outermost loop), ``[only]`` (grid key ->
+    the values kept, in order) and ``[set]`` (``[set]`` overrides, e.g. ``rounds = 6``)."""
+    data = tomllib.loads(Path(path).read_text())
+    unknown = sorted(set(data) - SUBSET_KEYS)
+    if unknown:
+        raise SystemExit(f"error: {path}: unknown key {unknown[0]!r} (a subset file has {', '.join(sorted(SUBSET_KEYS))})")
+    if not isinstance(data.get("grid"), str) or not isinstance(data.get("out"), str):
+        raise SystemExit(f"error: {path}: a subset file needs grid = \"<grid file>\" and out = \"<sweep folder>\"")
+    for key in ("only", "set"):
+        if not isinstance(data.get(key, {}), dict):
+            raise SystemExit(f"error: {path}: [{key}] must be a table")
+    return {"grid": (Path(path).parent / data["grid"]).resolve(), "out": Path(data["out"]), "outer": data.get("outer"),
+            "only": dict(data.get("only", {})), "set": [f"{k}={json.dumps(v)}" for k, v in data.get("set", {}).items()]}
+
+
+def is_subset(path: Path) -> bool:
+    """Whether a TOML file is a subset file (``grid`` names a file) rather than a grid file."""
+    return isinstance(tomllib.loads(Path(path).read_text()).get("grid"), str)
+
+
+def _git(*args: str) -> str:
+    try:
+        return subprocess.run(["git", *args], cwd=HERE.parent, capture_output=True, text=True, timeout=30).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def code_state() -> dict[str, Any]:
+    """The commit checked out and the files under bdfl/ that differ from it (other engineers'
+    uncommitted work in a shared tree): what a run started now runs with."""
+    dirty = [line[3:] for line in _git("status", "--porcelain", "--", "bdfl", "clients").splitlines() if line]
+    return {"head": _git("rev-parse", "--short", "HEAD"), "defense": _git("log", "-1", "--format=%h", "--", "bdfl/defense"),
+            "dirty": dirty, "utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")}
+
+
+def run_grid(grid_path: Path, only: list[str], sets: list[str], out: Path | None, jobs: int, outer: str | None = None,
+             subset: dict[str, Any] | None = None) -> Path:
+    """Write the narrowed grid into the sweep folder and run it with ``bdfl sweep`` (resumable).
+    With ``subset`` (:func:`load_subset`), its grid, ``[only]``, ``[set]``, ``outer`` and ``out``
+    apply first and ``only``/``sets`` narrow further. Appends to ``<out>/provenance.jsonl`` the code
+    state (:func:`code_state`) before and after, with the runs this invocation ran."""
+    from bdfl.experiment.sweep import SWEEP_MANIFEST, run_sweep
+
+    if subset is not None:
+        grid_path, out = subset["grid"], out or subset["out"]
+        outer = outer or subset["outer"]
+        sets = subset["set"] + list(sets)
+    data = narrowed_grid(grid_path, only, sets, outer, subset["only"] if subset else None)
     if out is None:
         out = Path("results") / (f"sweep-{data.get('name', grid_path.stem)}" + ("-subset" if only or sets else ""))
     out.mkdir(parents=True, exist_ok=True)
     (out / "grid.toml").write_text(dump_grid(data))
+    before, t0 = code_state(), time.time()
     try:
         run_sweep(out / "grid.toml", out=out, jobs=jobs)
     except Exception as exc:  # noqa: BLE001 - failed runs are named; the table still has the others
         print(f"warning: {exc}", file=sys.stderr)
+    manifest = out / SWEEP_MANIFEST
+    points = json.loads(manifest.read_text()).get("points", []) if manifest.is_file() else []
+    ran = [p["run"] for p in points if p.get("action") in ("run", "stale")
+           and (out / p["run"] / "summary.json").is_file() and (out / p["run"] / "summary.json").stat().st_mtime >= t0]
+    with open(out / "provenance.jsonl", "a") as fh:
+        fh.write(json.dumps({"start": before, "end": code_state(), "runs": ran}) + "\n")
+    return out
+
+
+def provenance(sweep: Path) -> dict[str, str]:
+    """Run folder name -> the code it ran at (``<commit>``, ``+ uncommitted bdfl/...`` when files
+    under bdfl/ or clients/ differed from it, ``a -> b`` when the checkout moved during the
+    invocation), from ``provenance.jsonl``; the latest record of a run wins."""
+    path = sweep / "provenance.jsonl"
+    out: dict[str, str] = {}
+    if not path.is_file():
+        return out
+    for line in path.read_text().splitlines():
+        rec = json.loads(line)
+        a, b = rec["start"], rec["end"]
+        text = a["head"] if a["head"] == b["head"] else f"{a['head']} -> {b['head']}"
+        dirty = sorted(set(a["dirty"]) | set(b["dirty"]))
+        if dirty:
+            text += " + uncommitted " + ", ".join(dirty)
+        for run in rec["runs"]:
+            out[Path(run).name] = text
     return out
 
 
@@ -371,13 +454,16 @@ def load_runs_22(sweep: Path, grid_path: Path | None = None) -> list[dict[str, A
         for point in json.loads(manifest.read_text()).get("points", []):
             if isinstance(point.get("params", {}).get("attack"), str):
                 labels.setdefault(point["run"], point["params"]["attack"])
+    code = provenance(sweep)
     runs = []
     for d in sorted((sweep / "runs").iterdir()) if (sweep / "runs").is_dir() else []:
         paths = d / "summary.json", d / "config.toml", d / "metrics.csv"
         if not all(p.is_file() for p in paths):
             continue
         summary = json.loads(paths[0].read_text())
-        if summary.get("status") not in ("completed", "degraded"):
+        failed = summary.get("status") == "failed"  # kept when it ran a round: a model that diverged is a result
+        if not (summary.get("status") in ("completed", "degraded")
+                or (failed and summary.get("final_honest_accuracy") is not None and summary.get("rounds_completed"))):
             continue
         cfg = tomllib.loads(paths[1].read_text())
         with open(paths[2], newline="") as fh:
@@ -402,6 +488,8 @@ def load_runs_22(sweep: Path, grid_path: Path | None = None) -> list[dict[str, A
             "seconds": float(summary.get("seconds_wall") or 0.0),
             "seconds_rounds": float(summary.get("seconds_total") or 0.0),
             "rounds_done": int(summary.get("rounds_completed") or last),
+            "failed": failed, "run": d.name, "code": code.get(d.name, "unrecorded"),
+            "mtime": paths[0].stat().st_mtime,
             **audit_counts(metrics),
         })
     return runs
@@ -427,37 +515,42 @@ def _turn_round(run: dict[str, Any]) -> int | None:
 def build_22(runs: list[dict[str, Any]]) -> tuple[list[str], list[tuple[str, bool, str]]]:
     """Issue 22's tables and its targets (name, holds, detail), per task, peers and fraction."""
     defenses = [d for d in DEFENSES_22 if any(r["defense"] == d for r in runs)]
-    clean: dict[tuple[str, int, str, int], float] = {(r["task"], r["peers"], r["defense"], r["seed"]): r["accuracy"]
-                                                      for r in runs if r["attack"] == "none"}
+    # the clean run a drop compares with: same task, peers, rounds, defense and seed
+    clean: dict[tuple[str, int, int, str, int], float] = {(r["task"], r["peers"], r["rounds"], r["defense"], r["seed"]): r["accuracy"]
+                                                           for r in runs if r["attack"] == "none"}
     lines: list[str] = []
     targets: list[tuple[str, bool, str]] = []
-    for task, peers in sorted({(r["task"], r["peers"]) for r in runs}):
-        group = [r for r in runs if r["task"] == task and r["peers"] == peers]
+    groups = sorted({(r["task"], r["peers"], r["rounds"]) for r in runs})
+    for task, peers, rounds in groups:
+        group = [r for r in runs if r["task"] == task and r["peers"] == peers and r["rounds"] == rounds]
+        several = sum(1 for g in groups if g[:2] == (task, peers)) > 1  # name the rounds where they differ
+        tp = f"{task}/{peers}" + (f"/{rounds}r" if several else "")
+        head = f"{task}, {peers} peers, {rounds} rounds"
         cl = [r for r in group if r["attack"] == "none" and r["defense"] == "bdfl"]
         if cl:
             ha, hr = sum(r["honest_audited"] for r in cl), sum(r["honest_rejected"] for r in cl)
             frr = hr / ha if ha else None
             left = sum(r["honest_left"] for r in cl)
             broke = sum(1 for r in cl if r["min_honest_stake"] is not None and r["min_honest_stake"] <= 0)
-            lines += [f"### {task}, {peers} peers: clean runs", "",
+            lines += [f"### {head}: clean runs", "",
                       f"BDFL, no attackers ({len(cl)} run(s)): final honest accuracy "
                       f"{statistics.fmean(r['accuracy'] for r in cl):.3f}; honest updates falsely rejected "
                       f"{'–' if frr is None else f'{frr:.1%} ({hr}/{ha})'}; honest peers that left {left}; "
                       f"runs with an honest peer at zero stake {broke}.", ""]
             if frr is not None:
-                targets.append((f"{task}/{peers}: clean-run false rejection < 2 %", frr < 0.02, f"{frr:.1%}"))
-            targets.append((f"{task}/{peers}: no honest peer leaves or reaches zero stake in a clean run",
+                targets.append((f"{tp}: clean-run false rejection < 2 %", frr < 0.02, f"{frr:.1%}"))
+            targets.append((f"{tp}: no honest peer leaves or reaches zero stake in a clean run",
                             left == 0 and broke == 0, f"{left} left, {broke} run(s) with zero stake"))
         for frac in sorted({r["fraction"] for r in group if r["attack"] != "none"}):
             rows = [r for r in group if r["fraction"] == frac and r["attack"] != "none"]
             labels = sorted({r["label"] for r in rows}, key=lambda a: (a.startswith("adaptive"), _is_backdoor(a), a))
-            lines += [f"### {task}, {peers} peers, {round(frac * 100)} % attackers", "",
+            lines += [f"### {head}, {round(frac * 100)} % attackers", "",
                       "| attack | " + " | ".join(defenses) + " | BDFL drop (pts) | BDFL FRR | separated by | BDFL ASR |",
                       "|---|" + "---:|" * (len(defenses) + 4)]
             for label in labels:
                 cell = {d: [r for r in rows if r["label"] == label and r["defense"] == d] for d in defenses}
-                drops = {d: _mean([r["accuracy"] - clean[(task, peers, d, r["seed"])] for r in cell[d]
-                                   if (task, peers, d, r["seed"]) in clean]) for d in defenses}
+                drops = {d: _mean([r["accuracy"] - clean[(task, peers, rounds, d, r["seed"])] for r in cell[d]
+                                   if (task, peers, rounds, d, r["seed"]) in clean]) for d in defenses}
                 b = cell.get("bdfl", [])
                 ha, hr = sum(r["honest_audited"] for r in b), sum(r["honest_rejected"] for r in b)
                 frr = hr / ha if ha else None
@@ -465,12 +558,13 @@ def build_22(runs: list[dict[str, Any]]) -> tuple[list[str], list[tuple[str, boo
                 turn = _turn_round(b[0]) if b else None
                 sep_cell = "–" if not b else ("never" if any(s is None for s in sep) else str(max(sep)))
                 asr = _mean([r["asr"] for r in b if r.get("asr") is not None])
-                lines.append(f"| {label} | " + " | ".join(_acc_cell([r["accuracy"] for r in cell[d]]) for d in defenses)
+                lines.append(f"| {label} | " + " | ".join(_acc_cell([r["accuracy"] for r in cell[d]])
+                                                          + ("†" if any(r["failed"] for r in cell[d]) else "") for d in defenses)
                              + f" | {_pts(drops.get('bdfl'))} | {'–' if frr is None else f'{frr:.1%}'} | {sep_cell} | "
                              + ("–" if asr is None else f"{asr:.1%}") + " |")
                 if not b:
                     continue
-                where = f"{task}/{peers}/{round(frac * 100)}%/{label}"
+                where = f"{tp}/{round(frac * 100)}%/{label}"
                 d_b = drops.get("bdfl")
                 if frac <= 0.3:
                     if d_b is not None:
@@ -490,7 +584,7 @@ def build_22(runs: list[dict[str, Any]]) -> tuple[list[str], list[tuple[str, boo
                                         d_b >= -0.05, f"{_pts(d_b)} pts; baselines {', '.join(_pts(x) for x in lost)}"))
             lines.append("")
             lines += _asr_table(rows, defenses, task, peers, frac)
-            lines += _adaptive_table(rows, defenses, clean, task, peers, frac)
+            lines += _adaptive_table(rows, defenses, clean, task, peers, frac, rounds)
     return lines, targets
 
 
@@ -509,8 +603,8 @@ def _asr_table(rows: list[dict[str, Any]], defenses: list[str], task: str, peers
     return out + [""]
 
 
-def _adaptive_table(rows: list[dict[str, Any]], defenses: list[str], clean: dict[tuple[str, int, str, int], float],
-                    task: str, peers: int, frac: float) -> list[str]:
+def _adaptive_table(rows: list[dict[str, Any]], defenses: list[str], clean: dict[tuple[str, int, int, str, int], float],
+                    task: str, peers: int, frac: float, rounds: int) -> list[str]:
     ad = sorted({r["label"] for r in rows if r["label"].startswith("adaptive")})
     if not ad:
         return []
@@ -522,8 +616,8 @@ def _adaptive_table(rows: list[dict[str, Any]], defenses: list[str], clean: dict
         cells = []
         for d in defenses:
             rs = [r for r in rows if r["label"] == label and r["defense"] == d]
-            cells.append(_pts(_mean([r["accuracy"] - clean[(task, peers, d, r["seed"])] for r in rs
-                                     if (task, peers, d, r["seed"]) in clean])))
+            cells.append(_pts(_mean([r["accuracy"] - clean[(task, peers, rounds, d, r["seed"])] for r in rs
+                                     if (task, peers, rounds, d, r["seed"]) in clean])))
         b = [r for r in rows if r["label"] == label and r["defense"] == "bdfl"]
         aa, ap = sum(r["attacker_audited"] for r in b), sum(r["attacker_approved"] for r in b)
         out.append(f"| {label} | " + " | ".join(cells) + f" | {'–' if not aa else f'{ap / aa:.0%} ({ap}/{aa})'} |")
@@ -583,26 +677,65 @@ def estimate(runs: list[dict[str, Any]], grid_path: Path) -> list[str]:
     return lines
 
 
-def main_22(sweep: Path, results_dir: Path, grid_path: Path | None, command: str, timing: list[Path] | None = None) -> int:
-    runs = load_runs_22(sweep, grid_path)
+def load_many(sweeps: list[Path], grid_path: Path | None) -> list[dict[str, Any]]:
+    """The completed runs of several sweep folders as one set: where two folders hold the same
+    point (task, peers, rounds, seed, defense, attack label and fraction), the newer run counts."""
+    best: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for sweep in sweeps:
+        for r in load_runs_22(sweep, grid_path):
+            r["sweep"] = str(sweep)
+            key = (r["task"], r["peers"], r["rounds"], r["seed"], r["defense"], r["label"],
+                   0.0 if r["attack"] == "none" else r["fraction"])
+            if key not in best or r["mtime"] > best[key]["mtime"]:
+                best[key] = r
+    return list(best.values())
+
+
+def code_lines(runs: list[dict[str, Any]]) -> list[str]:
+    """Which code each BDFL run ran at (its sweep folder's provenance.jsonl): BDFL's audit changes
+    while a sweep is measured, the baselines' aggregation does not."""
+    by_code: dict[str, list[str]] = defaultdict(list)
+    for r in sorted((r for r in runs if r["defense"] == "bdfl"), key=lambda r: (r["task"], r["peers"], r["fraction"], r["label"], r["seed"])):
+        frac = "clean" if r["attack"] == "none" else f"{round(r['fraction'] * 100)}%"
+        by_code[r["code"]].append(f"{r['task']}/{r['peers']}/{frac}/{r['label']}/s{r['seed']}")
+    if not by_code:
+        return []
+    out = ["## Code each BDFL run ran at", "",
+           "From each sweep folder's `provenance.jsonl` (commit checked out before and after the invocation that ran it, "
+           "and the files under bdfl/ or clients/ that differed from it); \"unrecorded\": run before the script kept it.", ""]
+    for code, names in sorted(by_code.items()):
+        out.append(f"* `{code}` ({len(names)} run(s)): " + ", ".join(names))
+    failed = sorted(f"{r['task']}/{r['peers']}/{round(r['fraction'] * 100)}%/{r['label']}/{r['defense']}/s{r['seed']} "
+                    f"(round {r['rounds_done']} of {r['rounds']})" for r in runs if r["failed"])
+    if failed:
+        out += ["", "† Runs that stopped early (status \"failed\": a peer's model update was not finite, i.e. the "
+                "model diverged); their accuracy is the last round's: " + "; ".join(failed)]
+    return out + [""]
+
+
+def main_22(sweeps: list[Path], results_dir: Path, grid_path: Path | None, command: str, timing: list[Path] | None = None) -> int:
+    runs = load_many(sweeps, grid_path)
     timed = runs + [r for t in timing or [] for r in load_runs_22(t, grid_path)]  # more measured runs for the estimate
     if not runs:
-        print(f"error: {sweep} holds no completed run", file=sys.stderr)
+        print(f"error: {', '.join(map(str, sweeps))} hold(s) no completed run", file=sys.stderr)
         return 2
     lines, targets = build_22(runs)
     held = [t for t in targets if t[1]]
     missed = [t for t in targets if not t[1]]
+    where = ", ".join(f"`{s}`" for s in sweeps)
     head = ["# Robustness: issue 22's targets", "",
-            f"{len(runs)} completed runs in `{sweep}`: tasks {', '.join(sorted({r['task'] for r in runs}))}; "
+            f"{len(runs)} runs in {where}: tasks {', '.join(sorted({r['task'] for r in runs}))}; "
             f"peers {', '.join(map(str, sorted({r['peers'] for r in runs})))}; rounds {', '.join(map(str, sorted({r['rounds'] for r in runs})))}; "
             f"seeds {', '.join(map(str, sorted({r['seed'] for r in runs})))}; Dirichlet(0.5). Command: `{command}`.",
-            "Cells: final honest accuracy, mean ± std over seeds. BDFL drop: against BDFL's clean run, same seeds. "
+            "Cells: final honest accuracy, mean ± std over seeds (a number in brackets: seeds, when not 3). BDFL drop: "
+            "against BDFL's clean run, same seeds and rounds. "
             "FRR: honest updates the committee rejected. Separated by: first round from which the attackers' mean "
-            "reputation stays below every honest peer's (worst seed). ASR: attack success rate, final round.", ""]
+            "reputation stays below every honest peer's (worst seed). ASR: attack success rate, final round. "
+            "†: a run that stopped early (below).", ""]
     summary = ["## Targets", "", f"{len(held)} of {len(targets)} target checks hold.", "", "Missed:", ""]
     summary += [f"* {name}: {detail}" for name, _ok, detail in missed] or ["* none"]
     summary += ["", "Met:", ""] + [f"* {name}: {detail}" for name, _ok, detail in held] + [""]
-    text = "\n".join(head + lines + summary + (estimate(timed, grid_path) if grid_path else []))
+    text = "\n".join(head + lines + summary + code_lines(runs) + (estimate(timed, grid_path) if grid_path else []))
     results_dir.mkdir(parents=True, exist_ok=True)
     (results_dir / "robustness_22.md").write_text(text)
     print(text)
@@ -612,14 +745,16 @@ def main_22(sweep: Path, results_dir: Path, grid_path: Path | None, command: str
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("sweep", type=Path, nargs="?", help="the sweep's results folder (results/sweep-robustness)")
-    ap.add_argument("--run", type=Path, metavar="GRID", help="issue 22: run (or resume) this sweep file, then its table")
-    ap.add_argument("--targets", type=Path, metavar="SWEEP_DIR", help="issue 22: the table of a finished sweep folder")
-    ap.add_argument("--grid", type=Path, help="with --targets: the grid file, for the full grid's time estimate")
+    ap.add_argument("--run", type=Path, nargs="+", action="extend", default=[], metavar="GRID",
+                    help="issue 22: run (or resume) these grid or subset files one after another, then one table of them all")
+    ap.add_argument("--targets", type=Path, nargs="+", action="extend", default=[], metavar="SWEEP_DIR",
+                    help="issue 22: one table of these finished sweep folders (a subset file stands for its out folder)")
+    ap.add_argument("--grid", type=Path, help="with --targets: the grid file, for labels and the full grid's time estimate")
     ap.add_argument("--only", action="append", default=[], metavar="KEY=V1,V2", help="with --run: keep these values of a grid key")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="with --run: override a [set] key")
     ap.add_argument("--outer", metavar="KEY", help="with --run: make this grid key the outermost loop")
     ap.add_argument("--jobs", type=int, default=1, help="with --run: runs at once")
-    ap.add_argument("--out", type=Path, help="with --run: the sweep folder")
+    ap.add_argument("--out", type=Path, help="with --run of one grid file: the sweep folder")
     ap.add_argument("--timing", type=Path, action="append", default=[], metavar="SWEEP_DIR",
                     help="issue 22: more sweep folders whose runs' times feed the full grid's estimate")
     ap.add_argument("--results-dir", type=Path, default=HERE / "results")
@@ -629,10 +764,24 @@ def main(argv: list[str] | None = None) -> int:
                     help="the sweep file the runs came from, as the table's text names it")
     args = ap.parse_args(argv)
     if args.run or args.targets:
-        argv_text = " ".join(sys.argv[1:]) if argv is None else " ".join(argv)
+        argv_text = " ".join(sys.argv[1:]) if argv is None else " ".join(map(str, argv))
         command = f".venv/bin/python experiments/robustness_table.py {argv_text}"
-        sweep = run_grid(args.run, args.only, args.set, args.out, args.jobs, args.outer) if args.run else args.targets
-        return main_22(sweep, args.results_dir, args.run or args.grid, command, args.timing)
+        if args.out and len(args.run) > 1:
+            ap.error("--out goes with one --run file (a subset file names its own out folder)")
+        sweeps: list[Path] = []
+        grid = args.grid
+        for path in args.run:
+            subset = load_subset(path) if is_subset(path) else None
+            sweeps.append(run_grid(path, args.only, args.set, args.out, args.jobs, args.outer, subset))
+            grid = grid or (subset["grid"] if subset else path)
+        for path in args.targets:
+            if path.is_file() and path.suffix == ".toml":
+                subset = load_subset(path)
+                sweeps.append(subset["out"])
+                grid = grid or subset["grid"]
+            else:
+                sweeps.append(path)
+        return main_22(sweeps, args.results_dir, grid, command, args.timing)
     if args.sweep is None:
         ap.error("give a sweep folder, --run GRID or --targets SWEEP_DIR")
     if not (args.sweep / "runs").is_dir():

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -110,3 +111,64 @@ def test_a_run_gets_its_label_from_the_grid_by_name_and_parameters(table, tmp_pa
     grid = ROOT / "experiments" / "configs" / "sweep_robustness_22.toml"
     assert [r["label"] for r in table.load_runs_22(sweep, grid)] == ["backdoor_4x4"]
     assert [r["label"] for r in table.load_runs_22(sweep)] == ["backdoor"]  # no grid, no manifest: the name
+
+
+def test_a_subset_file_narrows_the_grid_and_the_command_line_narrows_it_further(table, tmp_path: Path) -> None:  # noqa: ANN001
+    grid = ROOT / "experiments" / "configs" / "sweep_robustness_22.toml"
+    sub = tmp_path / "sub.toml"
+    sub.write_text(f'grid = "{grid}"\nout = "results/x"\nouter = "defense.name"\n'
+                   '[only]\n"task.client" = ["clients.digits"]\npeers = [20]\nseed = [12, 13]\n'
+                   '"attack.fraction" = [0.45]\nattack = ["none", "fang"]\n"defense.name" = ["krum", "bdfl"]\n[set]\nrounds = 6\n')
+    assert table.is_subset(sub) and not table.is_subset(grid)
+    s = table.load_subset(sub)
+    assert s["grid"] == grid and s["out"] == Path("results/x") and s["set"] == ["rounds=6"]
+    data = table.narrowed_grid(s["grid"], ["defense.name=bdfl"], s["set"], s["outer"], s["only"])
+    assert data["grid"]["defense.name"] == ["bdfl"] and data["grid"]["seed"] == [12, 13]
+    assert [a["label"] for a in data["grid"]["attack"]] == ["none", "fang"] and data["set"]["rounds"] == 6
+    assert next(iter(data["grid"])) == "defense.name"
+    with pytest.raises(SystemExit, match="median"):  # the command line cannot widen the subset
+        table.narrowed_grid(s["grid"], ["defense.name=median"], [], None, s["only"])
+    with pytest.raises(SystemExit, match="99"):
+        table.narrowed_grid(s["grid"], [], [], None, {"seed": [99]})
+    bad = tmp_path / "bad.toml"
+    bad.write_text(f'grid = "{grid}"\nout = "x"\nrounds = 6\n')
+    with pytest.raises(SystemExit, match="rounds"):
+        table.load_subset(bad)
+
+
+def test_the_committed_subset_files_name_grid_values(table) -> None:  # noqa: ANN001
+    files = sorted((ROOT / "experiments" / "configs").glob("sweep_22_subset_*.toml"))
+    assert files
+    for f in files:
+        s = table.load_subset(f)
+        data = table.narrowed_grid(s["grid"], [], s["set"], s["outer"], s["only"])  # SystemExit on a value not in the grid
+        assert all(data["grid"][k] for k in data["grid"]) and str(s["out"]).startswith("results/")
+
+
+def test_several_folders_make_one_table_newest_run_wins_with_its_code(table, tmp_path: Path) -> None:  # noqa: ANN001
+    old, new = tmp_path / "old", tmp_path / "new"
+    p_old: list = []
+    p_new: list = []
+    _run(old, "none", "none", "bdfl", 0.90, manifest=p_old)
+    _run(old, "sign_flip_x4", "sign_flip", "bdfl", 0.70, manifest=p_old)  # replaced by the newer run below
+    _run(new, "sign_flip_x4", "sign_flip", "bdfl", 0.89, manifest=p_new)
+    _run(new, "ipm_opt", "ipm_opt", "krum", 0.10, fraction=0.45, manifest=p_new)
+    _run(new, "none", "none", "krum", 0.60, manifest=p_new)
+    (old / "sweep.json").write_text(json.dumps({"points": p_old}))
+    (new / "sweep.json").write_text(json.dumps({"points": p_new}))
+    failed = new / "runs" / "ipm_opt-krum-0.45-11" / "summary.json"
+    failed.write_text(json.dumps({**json.loads(failed.read_text()), "status": "failed", "rounds_completed": 3}))
+    newer = new / "runs" / "sign_flip_x4-bdfl-0.3-11" / "summary.json"
+    os.utime(newer, (newer.stat().st_mtime + 10, newer.stat().st_mtime + 10))
+    (new / "provenance.jsonl").write_text(json.dumps({
+        "start": {"head": "abc1234", "dirty": ["bdfl/defense/audit.py"]}, "end": {"head": "abc1234", "dirty": []},
+        "runs": ["runs/sign_flip_x4-bdfl-0.3-11"]}) + "\n")
+    assert table.main(["--targets", str(old), str(new), "--results-dir", str(tmp_path / "out")]) == 0
+    md = (tmp_path / "out" / "robustness_22.md").read_text()
+    row = next(line for line in md.splitlines() if line.startswith("| sign_flip_x4 |"))
+    assert "0.890" in row and "0.700" not in row
+    assert "* `abc1234 + uncommitted bdfl/defense/audit.py` (1 run(s)): digits/20/30%/sign_flip_x4/s11" in md
+    assert "* `unrecorded` (1 run(s)): digits/20/clean/none/s11" in md
+    krum = next(line for line in md.splitlines() if line.startswith("| ipm_opt |"))
+    assert "0.100 ± 0.000 (1)†" in krum  # the diverged run is a result, marked
+    assert "digits/20/45%/ipm_opt/krum/s11 (round 3 of 4)" in md
