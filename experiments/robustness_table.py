@@ -8,6 +8,17 @@ Issue 22, one command that runs (or resumes) the sweep and writes the table::
 ``--only`` narrows a grid key to some of its values (a labelled attack by its label),
 ``--set`` overrides a ``[set]`` key (e.g. ``rounds=8``); the narrowed grid is written next
 to the runs (``grid.toml``) and run with ``bdfl sweep`` (runs are reused by config hash).
+A subset file (``experiments/configs/sweep_22_subset_*.toml``: ``grid``, ``out``, ``[only]``,
+``[set]``, optional ``outer``) stands for such a narrowing; ``--run`` takes several, runs them one
+after another and tabulates them together (``--only``/``--set`` then narrow each further, e.g.
+``--only defense.name=bdfl``). The doc's table, from every subset measured, without running::
+
+    .venv/bin/python experiments/robustness_table.py --targets experiments/configs/sweep_22_subset_*.toml
+
+``--targets`` takes sweep folders or subset files (their ``out``); where two folders hold the same
+point, the newer run counts. Each ``--run`` appends to ``<out>/provenance.jsonl`` the commit and the
+uncommitted files under bdfl/ and clients/ before and after it, and the table names the code each
+BDFL run ran at. A run that stopped early with its model diverged (status "failed") is kept, marked †.
 ``--targets SWEEP_DIR`` tabulates a finished sweep folder without running anything. The table
 (``<results-dir>/robustness_22.md``), per task, peer count and attacker share: each defense's
 final honest accuracy, BDFL's drop against its clean run, honest updates falsely rejected,
