@@ -342,5 +342,7 @@ class Peer:
         strategy = make_strategy(self.settings.defense, **self.settings.defense_params)
         all_weights = [own_weight, *weights] if strategy.uses_weights else None  # robust rules take none
         self.params = strategy.combine(own, others, all_weights)
-        self.received_last = others
+        # only an attack reads them (AttackContext.received): an honest peer keeping its degree of
+        # neighbours' models would hold N x degree models per worker between rounds
+        self.received_last = others if self.attack is not None else []
         return {"aggregated": len(others), "seconds_aggregate": time.perf_counter() - t0}
