@@ -261,7 +261,8 @@ def candidate_statistics(
     own_dir = t - s if s is not None and own_move > 0 else None
     direction = own_dir
     if own_dir is not None and len(known) >= min_candidates:
-        consensus = np.median(np.stack([*known, own_dir]), axis=0)
+        # the stack is a temporary: median may partition it in place (no second copy of m + 1 moves)
+        consensus = np.median(np.stack([*known, own_dir]), axis=0, overwrite_input=True)
         if np.linalg.norm(consensus) > 0:
             direction = consensus
 
