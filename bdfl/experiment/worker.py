@@ -1,9 +1,9 @@
 """A worker process hosting many simulated peers, each a round engine (:mod:`bdfl.peer.engine`).
 
-Each peer keeps its own account, its own HTTP endpoint (its own port on loopback),
-its own data shard and model, and signs its own transactions: the worker only
-shares the machinery (one event loop for the endpoints and fetches, one JSON-RPC
-connection) and what all its peers read alike: one chain view (each round read once per
+Each peer keeps its own account, its own HTTP endpoint (its own URL, under ``/p/<index>`` of
+the worker's one listening port), its own data shard and model, and signs its own
+transactions: the worker only shares the machinery (one event loop and one listening socket
+for the endpoints, one fetch connection pool, one JSON-RPC connection) and what all its peers read alike: one chain view (each round read once per
 worker, :class:`bdfl.peer.view.ProtocolView`) and the chain-derived round memory
 (:class:`bdfl.peer.round_state.ChainMemory`: overlay, replay cache, start recipes, moves).
 
@@ -66,7 +66,7 @@ from bdfl.experiment.messages import (
 )
 from bdfl.experiment.setup import bind_endpoint, frozen_clock, make_attack_for, peer_data
 from bdfl.learning.task import base_config, load_task, task_hparams
-from bdfl.net.blobserver import BlobHost
+from bdfl.net.blobserver import BlobHost, ServerLimits
 from bdfl.net.fetch import Fetcher
 from bdfl.net.serialization import MAX_UPDATE_BYTES, InvalidUpdate, decode_ndarrays, encode_ndarrays, hash_hex, update_hash
 from bdfl.peer import stages
@@ -85,6 +85,11 @@ log = logging.getLogger("bdfl.worker")
 #: loopback endpoint URL; a longer URL costs ~22k per extra 32 bytes).
 APPROVE_GAS = 80_000
 JOIN_GAS = 400_000
+#: A worker's fetcher pools at most this many connections per listener (one per worker), and
+#: the listener admits the other workers' pools: every simulated peer fetches from loopback,
+#: i.e. as one client, so its per-client cap is the listener's cap.
+FETCH_CONNECTIONS_PER_HOST = 32
+LISTENER_LIMITS = ServerLimits(max_connections=1024, max_connections_per_client=1024, rate_per_s=None, client_bytes_per_s=None)
 
 
 @dataclass
@@ -131,11 +136,17 @@ class Worker:
         self.w3 = make_web3(spec.rpc_url, 60.0)
         self.deployment = Deployment.load(spec.deployment_path, w3=self.w3)
         self.host = BlobHost()
+        # one listening socket serves every peer here, each under /p/<its index> with its own
+        # URL, blobs and per-client budgets (one socket per peer held 5,000 fds per worker at
+        # N = 10,000, and the fetchers' per-port connections ran into ulimit -n: docs/results/scale.md)
+        self.listener = bind_endpoint(self.host, 0, bind_host=spec.endpoint_host, max_blob_bytes=0, serve_routes=True,
+                                      limits=LISTENER_LIMITS)
         # one event-loop thread serves every endpoint of this worker and runs its fetches
         # the simulated peers' endpoints are on loopback by construction (allow_private)
         self.fetcher = Fetcher(max_bytes=MAX_UPDATE_BYTES, timeout=cfg.net.fetch_timeout, retries=cfg.net.fetch_retries,
-                               concurrency=64, loop=self.host.loop_thread, allow_private=True)
-        self.fetch_budget = fetch_budget(cfg)
+                               concurrency=64, per_host_connections=FETCH_CONNECTIONS_PER_HOST, loop=self.host.loop_thread,
+                               allow_private=True)
+        self.fetch_budget = fetch_budget(cfg)  # a phase's fetches in all: its window
         self._moved = (0, 0, 0)  # fetcher bytes, bodies, endpoints' bytes served at the last reply (_traffic)
         task = load_task(cfg.task.client)
         dataset, shards = peer_data(task, cfg)
@@ -219,7 +230,7 @@ class Worker:
             client = attacker_client(attack, make_client, (xtr, ytr), np.random.default_rng([cfg.seed, index, 1]),
                                      num_classes=self._dataset.num_classes)
         # any free port, bound here and read back; a restarted peer gets its port back if free
-        endpoint = bind_endpoint(self.host, port, bind_host=self.spec.endpoint_host, max_blob_bytes=MAX_UPDATE_BYTES)
+        endpoint = self.host.add_endpoint(route=f"{index:05d}", max_blob_bytes=MAX_UPDATE_BYTES)  # fixed width: constant URL length
         self.keys[index] = (key, endpoint.port)
         peer = Peer(index=index, address=account.address, client=client, endpoint=endpoint, settings=self._settings, attack=attack,
                     seed=cfg.seed, num_peers=cfg.peers, num_attackers=cfg.num_attackers)
@@ -297,7 +308,7 @@ class Worker:
             wanted |= stages.audit.wanted(inputs[h.peer.index])
             recipes.update(inputs[h.peer.index].recipes)
             past.update(inputs[h.peer.index].past)
-        fetched = self.fetcher.fetch_many(sorted(wanted), budget=self.fetch_budget) if wanted else {}
+        fetched = self.fetcher.fetch_many(sorted(wanted), budget=self.fetch_budget, allowance=self.fetch_allowance) if wanted else {}
         # the same models for every auditor of this worker: rebuilt once
         rebuilt = stages.audit.rebuild(mine[0].peer, rnd, recipes, past, fetched) if mine else ({}, {})
         starts = rebuilt[0]
@@ -346,6 +357,11 @@ class Worker:
         (f0, b0, s0), self._moved = self._moved, now
         return Traffic(phase, now[0] - f0, now[1] - b0, now[2] - s0)
 
+    @property
+    def fetch_allowance(self) -> float:
+        """One fetch's retries, from its first turn on, within :attr:`fetch_budget` (:func:`fetch_allowance`)."""
+        return min(self.fetch_budget, fetch_allowance(self.cfg))
+
     def _take_signing(self) -> float:
         s, self._signing = self._signing, 0.0
         return s
@@ -388,7 +404,7 @@ class Worker:
         if not self.hosted:  # a worker whose peers are all down still watches the round
             self.memory.observe(self.view.closed(rnd))
         wanted = set().union(*(stages.aggregate.wanted(p) for p in plans.values())) if plans else set()
-        fetched = self.fetcher.fetch_many(sorted(wanted), budget=self.fetch_budget) if wanted else {}
+        fetched = self.fetcher.fetch_many(sorted(wanted), budget=self.fetch_budget, allowance=self.fetch_allowance) if wanted else {}
         t1 = time.perf_counter()
         out: dict[int, PeerRound] = {}
         t_eval = 0.0
@@ -522,10 +538,21 @@ class Worker:
 
 
 def fetch_budget(cfg: ExperimentConfig) -> float:
-    """Seconds a phase's fetches may retry an unreachable update (bdfl.net.fetch): the
-    attempts ``net.fetch_retries + 1`` of ``net.fetch_timeout`` each would take, at most half
-    the Commit phase, so an auditor still commits before the deadline."""
-    return min(0.5 * cfg.protocol.commit_seconds, (cfg.net.fetch_retries + 1) * cfg.net.fetch_timeout)
+    """Seconds all of a phase's fetches may take (bdfl.net.fetch's ``budget``): half the Commit
+    phase, so an auditor still commits before the deadline. However many fetches a worker
+    makes (its auditors' ~N·m/(K·workers) updates and their starts' models: ~15,000 at
+    N = 10,000), they share this window only; each one's retries are bounded by
+    :func:`fetch_allowance`, counted from its first turn, so fetches queued behind the
+    fetcher's concurrency no longer time out unattempted (they did under a flat
+    min(window, attempts x timeout) budget: docs/results/scale.md)."""
+    return 0.5 * cfg.protocol.commit_seconds
+
+
+def fetch_allowance(cfg: ExperimentConfig) -> float:
+    """Seconds one fetch may retry an unreachable update from its first turn on: the attempts
+    ``net.fetch_retries + 1`` of ``net.fetch_timeout`` each would take, within
+    :func:`fetch_budget`."""
+    return min(fetch_budget(cfg), (cfg.net.fetch_retries + 1) * cfg.net.fetch_timeout)
 
 
 def _base_config(cfg: ExperimentConfig, dataset: Any) -> dict[str, Any]:

@@ -3,11 +3,17 @@
 A :class:`BlobHost` runs one asyncio event loop in a background thread and hosts
 any number of :class:`Endpoint` s, each with its own listening socket, so one
 simulation worker can serve hundreds of peers; a deployed peer runs the same
-class with a single endpoint on ``0.0.0.0:PORT``.
+class with a single endpoint on ``0.0.0.0:PORT``. A host hosting thousands of peers
+gives them one listening socket instead (:meth:`BlobHost.add_endpoint` with
+``serve_routes=True``, then ``route=`` for each peer): each peer is served under
+``/p/<route>/`` of that one port, with its own blobs, faults and per-client budgets, and
+advertises its own URL ``http://host:port/p/<route>``; the listener's connection limits
+then bound the sockets of the whole host (fetchers pool their connections per host:port).
 
 HTTP API (HTTP/1.0 and 1.1, keep-alive, GET/HEAD only, no request bodies)::
 
     GET /blobs/0x<64 hex>   200 application/octet-stream | 404
+    GET /p/<route>/blobs/0x<64 hex>   the same, of the endpoint at <route> (a shared listener)
     GET /health             200 application/json {"blobs": n, "status": "ok"}
     other paths             404;   other methods   405
     malformed request       400;   head too large  431;   rate limited   429 (+Retry-After)
@@ -57,6 +63,7 @@ _REASON = {
     429: "Too Many Requests", 431: "Request Header Fields Too Large", 503: "Service Unavailable",
 }
 _HEXDIGITS = frozenset("0123456789abcdef")
+_ROUTE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # Origin-form targets only, visible ASCII: no absolute URLs, no control characters.
 _REQUEST_LINE = re.compile(r"([A-Z]{1,16}) (/[\x21-\x7e]*) (HTTP/1\.[01])")
 
@@ -192,6 +199,8 @@ class Endpoint:
         retain: int | None,
         limits: ServerLimits,
         advertise_url: str | None,
+        listener: Endpoint | None = None,
+        route: str | None = None,
     ) -> None:
         if retain is not None and retain < 1:
             raise ValueError("retain must be >= 1 or None (unlimited)")
@@ -202,6 +211,9 @@ class Endpoint:
         self.retain = retain
         self.limits = limits
         self._advertise_url = advertise_url
+        self._listener = listener  # the shared listener serving this endpoint under /p/<route>
+        self.route = route
+        self._routes: dict[str, Endpoint] | None = None  # on a shared listener: route -> endpoint
         self._blobs: dict[str, bytes] = {}  # insertion order = publish order (oldest first)
         self._lock = threading.Lock()
         self._fault: tuple[str | None, float] = (None, 0.0)
@@ -226,6 +238,8 @@ class Endpoint:
         """Base URL other peers fetch from, e.g. ``http://127.0.0.1:41234``."""
         if self._advertise_url:
             return self._advertise_url.rstrip("/")
+        if self._listener is not None:
+            return f"{self._listener.url}/p/{self.route}"
         h = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.bind_host, self.bind_host)
         return f"http://[{h}]:{self.port}" if ":" in h else f"http://{h}:{self.port}"
 
@@ -513,6 +527,16 @@ class Endpoint:
             self._send(writer, 405, b"method not allowed", close=close, extra="Allow: GET, HEAD\r\n")
             return True
         path = target.partition("?")[0]
+        if self._routes is not None and path.startswith("/p/"):
+            route, _, rest = path[3:].partition("/")
+            ep = self._routes.get(route)
+            if ep is None:
+                self._send(writer, 404, b"not found", close=close, head_only=head_only)
+                return True
+            if ep._closed:  # a stopped peer: its connections go, as with a socket of its own
+                writer.transport.abort()
+                return False
+            return await ep._respond(writer, client, method, "/" + rest, keep_alive)
         if path == "/health":
             body = json.dumps({"blobs": len(self._blobs), "status": "ok"}, sort_keys=True).encode()
             self._send(writer, 200, body, content_type="application/json", close=close, head_only=head_only)
@@ -615,6 +639,7 @@ class BlobHost:
     def __init__(self, name: str = "bdfl-blobhost") -> None:
         self._loop = LoopThread(name)
         self._endpoints: set[Endpoint] = set()
+        self._listener: Endpoint | None = None  # the shared listener (add_endpoint(serve_routes=True))
         self._closed = False
 
     @property
@@ -640,12 +665,25 @@ class BlobHost:
         retain: int | None = 8,
         limits: ServerLimits | None = None,
         advertise_url: str | None = None,
+        serve_routes: bool = False,
+        route: str | None = None,
     ) -> Endpoint:
-        """Listen on ``host:port`` (0 = a free port) and return the endpoint."""
+        """Listen on ``host:port`` (0 = a free port) and return the endpoint.
+
+        ``serve_routes``: this endpoint becomes the host's shared listener; it also serves,
+        under ``/p/<route>/``, every endpoint added later with ``route`` (its ``limits`` bound
+        the connections of all of them). ``route`` (letters, digits, ``-``, ``_``): no socket of
+        its own; served by the shared listener (``host`` and ``port`` are ignored), with its
+        own blobs, faults, ``limits`` on requests and bytes, and URL ``<listener URL>/p/<route>``.
+        Adding a route again replaces the endpoint there (a restarted peer)."""
         if self._closed:
             raise RuntimeError("BlobHost is closed")
+        if route is not None:
+            return self._add_route(route, max_blob_bytes=max_blob_bytes, retain=retain, limits=limits, advertise_url=advertise_url)
         ep = Endpoint(self, host, port, max_blob_bytes=max_blob_bytes, retain=retain,
                       limits=limits or ServerLimits(), advertise_url=advertise_url)
+        if serve_routes:
+            ep._routes = {}
         try:
             try:
                 self._loop.run(ep._start())
@@ -659,6 +697,25 @@ class BlobHost:
                 fix="choose another port (0 = any free port), or raise the open-files limit (ulimit -n) "
                 "when hosting many endpoints",
             ) from e
+        self._endpoints.add(ep)
+        if serve_routes:
+            self._listener = ep
+        return ep
+
+    def _add_route(self, route: str, *, max_blob_bytes: int, retain: int | None, limits: ServerLimits | None,
+                   advertise_url: str | None) -> Endpoint:
+        """An endpoint served by the shared listener under ``/p/<route>`` (:meth:`add_endpoint`)."""
+        listener = self._listener
+        if listener is None or listener._closed or listener._routes is None:
+            raise BDFLError("no shared listener to add a route to", fix="add an endpoint with serve_routes=True first")
+        if not _ROUTE.fullmatch(route):
+            raise ValueError(f"route must be 1-64 letters, digits, '-' or '_', got {route!r}")
+        ep = Endpoint(self, listener.bind_host, listener.port, max_blob_bytes=max_blob_bytes, retain=retain,
+                      limits=limits or ServerLimits(), advertise_url=advertise_url, listener=listener, route=route)
+        old = listener._routes.get(route)
+        listener._routes[route] = ep  # a dict store: atomic for the loop thread reading it
+        if old is not None:
+            old.close()
         self._endpoints.add(ep)
         return ep
 

@@ -12,7 +12,9 @@ hash mismatch are final. Without a time budget a fetch makes at most ``retries``
 with one (``fetch_many(..., budget=seconds)``, sized by the caller from its phase
 deadline) it keeps retrying until the budget is spent, each attempt's timeout clipped to
 what is left, so a peer that is unreachable for a few seconds (a restart, a flooded
-endpoint) is still fetched in time.
+endpoint) is still fetched in time. With an ``allowance`` too, each fetch retries for at most that long from its
+first turn on: the budget bounds the whole phase (its window), the allowance one fetch, so
+many fetches queued behind ``concurrency`` do not time out for want of a turn.
 
 Bytes in flight: at most ``max_inflight_bytes`` of bodies are fetched at once (counted in
 bodies of the size last seen: a round's updates are all one size), never fewer than one body
@@ -223,9 +225,10 @@ class Fetcher:
         """Fetch and verify one blob; raises :class:`FetchError` (or :class:`HashMismatch`)."""
         return self._loop.run(self.afetch(base_url, hash_hex))
 
-    def fetch_many(self, requests: Sequence[tuple[str, str]], *, budget: float | None = None) -> dict[str, bytes | FetchError]:
+    def fetch_many(self, requests: Sequence[tuple[str, str]], *, budget: float | None = None,
+                   allowance: float | None = None) -> dict[str, bytes | FetchError]:
         """Fetch many ``(base_url, hash_hex)`` concurrently; see :meth:`afetch_many`."""
-        return self._loop.run(self.afetch_many(requests, budget=budget))
+        return self._loop.run(self.afetch_many(requests, budget=budget, allowance=allowance))
 
     def close(self) -> None:
         """Close the session (and the loop thread if this fetcher started it)."""
@@ -248,9 +251,11 @@ class Fetcher:
 
     # ------------------------------------------------------------ async API (on this fetcher's loop)
 
-    async def afetch(self, base_url: str, hash_hex: str, *, deadline: float | None = None) -> bytes:
+    async def afetch(self, base_url: str, hash_hex: str, *, deadline: float | None = None,
+                     allowance: float | None = None) -> bytes:
         """Coroutine form of :meth:`fetch`. ``deadline`` (this loop's ``time()``): retry until
-        then instead of at most ``retries`` times."""
+        then instead of at most ``retries`` times. ``allowance``: seconds this fetch may retry
+        from its first turn on (waiting for a turn does not count), within ``deadline``."""
         try:
             expected = parse_hash_hex(hash_hex)
         except ValueError as e:
@@ -263,6 +268,9 @@ class Fetcher:
             attempt += 1
             try:
                 async with self._turn(url, deadline):
+                    if allowance is not None and attempt == 1:  # its own time starts with its first turn
+                        own_end = loop.time() + allowance
+                        deadline = own_end if deadline is None else min(deadline, own_end)
                     timeout = self.timeout
                     if deadline is not None:
                         timeout = max(_MIN_ATTEMPT_SECONDS, min(timeout, deadline - loop.time()))
@@ -284,7 +292,8 @@ class Fetcher:
                     raise
                 await asyncio.sleep(delay)
 
-    async def afetch_many(self, requests: Sequence[tuple[str, str]], *, budget: float | None = None) -> dict[str, bytes | FetchError]:
+    async def afetch_many(self, requests: Sequence[tuple[str, str]], *, budget: float | None = None,
+                          allowance: float | None = None) -> dict[str, bytes | FetchError]:
         """Fetch ``(base_url, hash_hex)`` pairs with at most ``concurrency`` in flight.
 
         Returns ``{hash: bytes | FetchError}`` keyed by the lowercase ``0x`` hash.
@@ -292,6 +301,9 @@ class Fetcher:
         content-addressed bytes: they are tried in the given order until one succeeds.
         ``budget``: seconds all of it may take (each hash's sources share what is left;
         see the module's retry policy); None: at most ``retries`` retries per source.
+        ``allowance``: seconds each source may retry from its first turn on, within the
+        budget: many fetches queued behind ``concurrency`` then do not spend a fixed budget
+        waiting, while one unreachable source still stops retrying after its own allowance.
         """
         loop = asyncio.get_running_loop()
         end = None if budget is None else loop.time() + max(0.0, float(budget))
@@ -309,7 +321,7 @@ class Fetcher:
                     # each remaining source gets an equal share of the time left
                     deadline = None if end is None else loop.time() + (end - loop.time()) / (len(urls) - i)
                     try:
-                        return h, await self.afetch(base, h, deadline=deadline)
+                        return h, await self.afetch(base, h, deadline=deadline, allowance=allowance)
                     except FetchError as e:
                         err = e
                 assert err is not None

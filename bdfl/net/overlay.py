@@ -151,7 +151,7 @@ class Overlay:
         """Sorted neighbours of ``addr`` (any casing); KeyError if not a member."""
         return self._adj[addr.strip().lower()]
 
-    def aggregation_sources(self, addr: str, usable: Iterable[str], min_sources: int = 0) -> tuple[str, ...]:
+    def aggregation_sources(self, addr: str, usable: Iterable[str], min_sources: int = 0, *, lowered: bool = False) -> tuple[str, ...]:
         """The members whose updates ``addr`` aggregates: its neighbours that are in ``usable``
         (e.g. approved this round); when fewer than ``min_sources`` of them are, the nearest
         usable members further out, ring by ring (distance 2, then 3, ...), each ring in
@@ -161,11 +161,12 @@ class Overlay:
         rejected) would otherwise aggregate little or nothing, drift on its own non-IID data,
         and then fail audits as an outlier. The rule is deterministic, so every party that
         holds the same graph computes the same sources. ``min_sources = 0``: neighbours only.
-        Empty when ``addr`` is not a member."""
+        Empty when ``addr`` is not a member. ``lowered``: ``usable`` is already a set of
+        stripped lower-case addresses (a caller asking for every member builds it once)."""
         a = addr.strip().lower()
         if a not in self._adj:
             return ()
-        ok = {u.strip().lower() for u in usable}
+        ok = usable if lowered and isinstance(usable, (set, frozenset)) else {u.strip().lower() for u in usable}
         out = [n for n in self._adj[a] if n in ok]
         seen = {a, *self._adj[a]}
         ring = list(self._adj[a])

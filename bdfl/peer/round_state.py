@@ -51,10 +51,19 @@ class ChainMemory:
         self.replay: dict[int, frozenset[str]] = {}  # closed round -> its submitted update hashes (lowercase 0x)
         self.observed = -1  # the latest closed round observed
         self.last_change: OverlayChange | None = None
+        self._rule: tuple[tuple[int, Any, Any], AggregationRule] | None = None  # the latest rule (rule())
 
     def rule(self, closed: ClosedRound) -> AggregationRule:
-        """The aggregation rule of a closed round (:func:`bdfl.peer.sources.aggregation_rule`)."""
-        return aggregation_rule(self.cfg, closed.submissions, closed.reputation)
+        """The aggregation rule of a closed round (:func:`bdfl.peer.sources.aggregation_rule`),
+        built once for the very submissions and reputation read (a worker's peers all ask for
+        it: building it for each was quadratic in N)."""
+        key = (closed.round, closed.submissions, closed.reputation)
+        cached = self._rule
+        if cached is not None and cached[0][0] == key[0] and cached[0][1] is key[1] and cached[0][2] is key[2]:
+            return cached[1]
+        rule = aggregation_rule(self.cfg, closed.submissions, closed.reputation)
+        self._rule = (key, rule)  # holds the objects compared by identity, so their ids stay theirs
+        return rule
 
     def observe(self, closed: ClosedRound) -> AggregationRule:
         """After round ``closed.round`` closed: bring the overlay up to date (active members,

@@ -21,7 +21,7 @@ update's distance from the auditor's own model.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -41,6 +41,16 @@ class AggregationRule:
     usable: dict[str, str]
     weight: Callable[[str], float]
     min_sources: int
+    index: dict[str, int] = field(default_factory=dict, repr=False, compare=False)  # peer -> its submission's index in the round
+    #: the usable peers lower-cased (what :meth:`~bdfl.net.overlay.Overlay.aggregation_sources`
+    #: matches) and their spelling in ``usable``: built once per rule, not once per peer asked
+    lowered: frozenset[str] = field(init=False, repr=False, compare=False)
+    spelled: dict[str, str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        spelled = {p.strip().lower(): p for p in self.usable}
+        object.__setattr__(self, "spelled", spelled)
+        object.__setattr__(self, "lowered", frozenset(spelled))
 
 
 def aggregation_rule(cfg: Any, subs: Iterable[Any], reputation: Mapping[str, float]) -> AggregationRule:
@@ -49,10 +59,11 @@ def aggregation_rule(cfg: Any, subs: Iterable[Any], reputation: Mapping[str, flo
     on-chain reputation in [0, 1] (0 for a peer not in it)."""
 
     all_subs = list(subs)
+    index = {s.peer: s.index for s in all_subs}
     subs = first_of_each_hash(all_subs)  # aggregation counts each hash once
     bdfl = cfg.defense.name == "bdfl"
     if not bdfl:
-        return AggregationRule({s.peer: "0x" + s.update_hash.hex() for s in subs}, lambda _a: 1.0, 0)
+        return AggregationRule({s.peer: "0x" + s.update_hash.hex() for s in subs}, lambda _a: 1.0, 0, index)
     share = cfg.defense.bdfl.max_reject_share
     weighting = cfg.defense.bdfl.weighting
     samples = {s.peer: s.num_samples for s in subs}  # capped at maxSamples by the contract
@@ -68,7 +79,7 @@ def aggregation_rule(cfg: Any, subs: Iterable[Any], reputation: Mapping[str, flo
     def weight(a: str) -> float:
         return update_weight(reputation.get(a, 0.0), samples.get(a, 1), weighting)
 
-    return AggregationRule(usable, weight, cfg.overlay.min_sources)
+    return AggregationRule(usable, weight, cfg.overlay.min_sources, index)
 
 
 def first_of_each_hash(subs: Iterable[Any]) -> list[Any]:
@@ -112,8 +123,8 @@ def sources_of(rule: AggregationRule, overlay: Any, peer: str) -> list[str]:
     ``rule.min_sources``. Empty when ``peer`` is not in the overlay."""
     if overlay is None:
         return []
-    spelled = {p.lower(): p for p in rule.usable}
-    return [spelled[x] for x in overlay.aggregation_sources(peer, rule.usable, rule.min_sources) if x in spelled]
+    spelled = rule.spelled
+    return [spelled[x] for x in overlay.aggregation_sources(peer, rule.lowered, rule.min_sources, lowered=True) if x in spelled]
 
 
 def resync_sources(rule: AggregationRule, overlay: Any, peer: str, degree: int) -> tuple[list[str], list[str]]:

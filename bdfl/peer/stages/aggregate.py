@@ -43,7 +43,7 @@ class AggregateResult:
 
 def candidates(view: ChainView, rule: AggregationRule, closed: ClosedRound, peers: list[str]) -> list[Candidate]:
     """``peers``' usable updates of the closed round as candidates (hash, endpoint, weight)."""
-    index = {s.peer: s.index for s in closed.submissions}
+    index = rule.index if rule.index else {s.peer: s.index for s in closed.submissions}  # built once per rule
     return [Candidate(index=index[p], peer=p, hash=rule.usable[p], url=view.endpoint_of(p), weight=rule.weight(p)) for p in peers]
 
 
