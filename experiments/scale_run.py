@@ -135,6 +135,24 @@ def tx_gases(devnet_log: Path) -> tuple[list[int], list[int]]:
     return calls, creations
 
 
+def abstentions(out: Path) -> dict[int, dict[str, int]]:
+    """Per round: the assigned audits that got no vote (``AuditAbstained`` events of
+    events.jsonl), counted by reason."""
+    per: dict[int, dict[str, int]] = {}
+    path = out / "events.jsonl"
+    if not path.exists():
+        return per
+    with open(path, errors="replace") as fh:
+        for line in fh:
+            if '"AuditAbstained"' not in line:
+                continue
+            e = json.loads(line)
+            reason = str(e.get("args", {}).get("reason", "?"))
+            by = per.setdefault(int(e.get("round", 0)), {})
+            by[reason] = by.get(reason, 0) + 1
+    return per
+
+
 def rounds(out: Path) -> list[dict[str, str]]:
     path = out / "rounds.csv"
     if not path.exists():
@@ -184,6 +202,7 @@ def main() -> int:
     wall = time.monotonic() - t0
 
     rows = rounds(out)
+    abstained = abstentions(out)
     gases, creations = tx_gases(out / "devnet.log")
     steps = setup_steps(out / "run.log")
     first_round_at = next((t for t, m in steps if m.startswith("all peers joined")), None)
@@ -199,7 +218,11 @@ def main() -> int:
         "setup_steps": steps, "setup_s": first_round_at,
         "rounds_done": len(rows),
         "rounds": [{"round": int(r["round"]), "seconds_total": float(r["seconds_total"]), "tx_count": int(r["tx_count"]),
-                    "gas_used": int(r["gas_used"]), **{k: float(r[f"seconds_{k}"]) for k in phases}} for r in rows],
+                    "gas_used": int(r["gas_used"]), "gas_per_peer": int(r["gas_used"]) / args.peers,
+                    "approved": int(r["approved"] or 0), "rejected": int(r["rejected"] or 0),
+                    "honest_rejected": int(r["honest_rejected"] or 0),
+                    "abstained": sum(abstained.get(int(r["round"]), {}).values()), "abstained_by_reason": abstained.get(int(r["round"]), {}),
+                    **{k: float(r[f"seconds_{k}"]) for k in phases}} for r in rows],
         "transactions_logged": len(gases), "max_tx_gas": max(gases, default=0),
         "txs_over_cap": sum(g >= GAS_CAP for g in gases), "max_deploy_gas": max(creations, default=0),
         "gas_top10": sorted(gases)[-10:],
@@ -212,7 +235,8 @@ def main() -> int:
             print(f"  [{t:8.1f}s] {m}")
     for r in result["rounds"]:
         print(f"  round {r['round']}: {r['seconds_total']:.1f}s " + " ".join(f"{k} {r[k]:.1f}" for k in phases)
-              + f" tx {r['tx_count']} gas {r['gas_used']:,}")
+              + f" tx {r['tx_count']} gas {r['gas_used']:,} ({r['gas_per_peer']:,.0f}/peer) approved {r['approved']}"
+              f" rejected {r['rejected']} (honest {r['honest_rejected']}) abstained {r['abstained']} {r['abstained_by_reason'] or ''}")
     print(f"  peak tree RSS {result['peak_tree_rss_gib']:.2f} GiB " + str({k: round(v, 2) for k, v in result['peak_breakdown_gib'].items()}))
     print(f"  peak processes {sampler.peak_procs} fds {sampler.peak_fds} tcp {sampler.peak_conns}")
     print(f"  max tx gas (calls) {result['max_tx_gas']:,} ({result['max_tx_gas'] / GAS_CAP:.2f} of 2^24), over cap {result['txs_over_cap']},"

@@ -97,6 +97,17 @@ class Keeper:
         """Each address's wallet token balance (tokens; stake and unclaimed rewards not included)."""
         return {a: b / TOKEN for a, b in self.client.token_balances(addresses).items()}
 
+    def token_holders_moved(self, from_block: int, to_block: int) -> set[str]:
+        """Addresses whose wallet token balance a ``Transfer`` of the token (mint and burn
+        included) touched in blocks ``[from_block, to_block]``: the only way a balance changes,
+        so balances read once stay exact by re-reading just these."""
+        if to_block < from_block:
+            return set()
+        topic = self.w3.keccak(text="Transfer(address,address,uint256)")
+        logs = self.w3.eth.get_logs({"fromBlock": from_block, "toBlock": to_block, "address": self.client.token.address,
+                                     "topics": [topic]})
+        return {self.w3.to_checksum_address(bytes(t)[-20:]) for log in logs for t in log["topics"][1:3]}
+
     def active_members(self) -> list[str]:
         members = self.client.members()
         states = self.client.peer_states(members)

@@ -66,6 +66,11 @@ class Orchestrator:
         self.degraded: list[str] = []  # why this run went wrong though it ran every round (status "degraded")
         self._idle_rounds = 0  # consecutive rounds in which no peer aggregated any update
         self.totals = {"tx_count": 0, "gas_used": 0}
+        # chain state read for a round's results, kept for the next round (N reads each: at
+        # N = 10,000 they were most of the orchestrator's own time, docs/results/scale.md)
+        self._states_after: dict[str, dict[str, Any]] | None = None  # peer states after the last round's finalize
+        self._balances: dict[str, float] | None = None  # wallet tokens, exact through block _balances_block
+        self._balances_block = -1
 
     def note(self, text: str) -> None:
         self.progress.log(text)
@@ -192,7 +197,9 @@ class Orchestrator:
         faults = self.faults
         faults.round_start(r, rnd)
         self.progress.phase(offset + 1, "train+submit")
-        states = k.peer_states(self.addresses)
+        # the last round's closing states, unless injected faults may have changed them since
+        states = self._states_after if self._states_after is not None and not cfg.faults else k.peer_states(self.addresses)
+        self._states_after = None
         # members submit; one that asked to leave (Exiting) still takes part in this round
         active = [i for i, a in enumerate(self.addresses) if states[a]["status"] in ("ACTIVE", "EXITING")]
         if not active:
@@ -277,7 +284,7 @@ class Orchestrator:
         events = k.events(first_block, last_block)
         # the run's own lines (faults, rejected inputs, overlay changes) join the chain's, by block
         events = sorted(events + faults.take_events(), key=lambda e: e["block"])
-        self._write_round(offset + 1, rnd, peer_res, subs, events, times, time.perf_counter() - t_round, gas, txs)
+        self._write_round(offset + 1, rnd, peer_res, subs, events, times, time.perf_counter() - t_round, gas, txs, last_block)
         self._check_degraded(r, subs, peer_res)
 
     def _note_failures(self, r: int, rnd: int, failures: list[ClientFailure], *, everyone: bool) -> None:
@@ -342,13 +349,14 @@ class Orchestrator:
             if self.cfg.faults else "", **report.event_args())
 
     # -- results --------------------------------------------------------------------------
-    def _write_round(self, r: int, rnd: int, peer_res: dict[int, PeerRound], subs: list[Any], events: list[dict[str, Any]], times: RoundTimes, seconds_total: float, gas: int, txs: int) -> None:
+    def _write_round(self, r: int, rnd: int, peer_res: dict[int, PeerRound], subs: list[Any], events: list[dict[str, Any]],
+                     times: RoundTimes, seconds_total: float, gas: int, txs: int, last_block: int) -> None:
         cfg = self.cfg
         k = self.keeper
         outcomes = {s.peer: s.outcome for s in subs}
         committee = set(k.committee(rnd))
-        states = k.peer_states(self.addresses)  # after this round's finalize
-        balances = k.token_balances(self.addresses)  # wallet tokens (stake and unclaimed rewards apart)
+        states = self._states_after = k.peer_states(self.addresses)  # after this round's finalize (and the next round's start)
+        balances = self._token_balances(last_block)  # wallet tokens (stake and unclaimed rewards apart)
         attackers = set(self.attackers)
         audited = cfg.defense.name == "bdfl"
         rows = []
@@ -380,6 +388,20 @@ class Orchestrator:
         self.writer.append_round(round_row)
         self.writer.append_events(events)
         self.progress.round_done(r, round_row)
+
+    def _token_balances(self, last_block: int) -> dict[str, float]:
+        """Every peer's wallet tokens as of block ``last_block`` (the latest): all of them read
+        once, then only the peers a token ``Transfer`` touched since (Keeper.token_holders_moved)."""
+        k = self.keeper
+        if self._balances is None:
+            self._balances = k.token_balances(self.addresses)
+        else:
+            ours = set(self.addresses)
+            moved = [a for a in sorted(k.token_holders_moved(self._balances_block + 1, last_block)) if a in ours]
+            if moved:
+                self._balances.update(k.token_balances(moved))
+        self._balances_block = last_block
+        return self._balances
 
     def shutdown(self, status: str) -> None:
         """Stop everything we started; keep and summarise what was written. A run that

@@ -79,3 +79,15 @@ def test_sampler_sees_the_children_of_the_process(scale) -> None:  # noqa: ANN00
     finally:
         child.kill()
         child.wait()
+
+
+def test_abstentions_are_counted_per_round_and_reason(scale, tmp_path: Path) -> None:  # noqa: ANN001
+    lines = [
+        '{"event": "AuditAbstained", "round": 1, "args": {"reason": "fetch failed: timeout"}}',
+        '{"event": "UpdateSubmitted", "round": 1, "args": {"reason": "not an abstention"}}',
+        '{"event": "AuditAbstained", "round": 1, "args": {"reason": "fetch failed: timeout"}}',
+        '{"event": "AuditAbstained", "round": 2, "args": {"reason": "fetch failed: connection"}}',
+    ]
+    (tmp_path / "events.jsonl").write_text("\n".join(lines) + "\n")
+    assert scale.abstentions(tmp_path) == {1: {"fetch failed: timeout": 2}, 2: {"fetch failed: connection": 1}}
+    assert scale.abstentions(tmp_path / "missing") == {}
