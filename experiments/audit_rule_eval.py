@@ -14,11 +14,15 @@ is held in memory instead of a devnet and HTTP:
   seats, outcome rule and settlement (the slashing line, the reputation floor) with the
   parameters a deployment gets from the same config (``setup.protocol_params``); peers read it
   through a :class:`bdfl.peer.view.MemoryChainView`;
-* the peers' endpoints are one dictionary (hash -> bytes), and update bytes are not bound to
-  their submission (no chain id / contract / round / submitter inside), so the engine's
-  replay check (``defense.replay_window``) sees a re-published model; two peers publishing
-  the same arrays in a round collide on chain (``DuplicateHash``): the second sits the round
-  out (counted per run as ``duplicates``).
+* the peers' endpoints are one dictionary (hash -> bytes). Update bytes are bound to their
+  submission (chain id, contract, round, submitter) as in `bdfl run`, so a model published
+  again (a free-rider's copy, ALIE's identical updates) is new bytes with a new hash: the
+  replay check does not see it, the detectors judge it. ``--unbound-updates`` publishes the
+  bare arrays instead (a deployment without binding): the engine's replay check
+  (``defense.replay_window``) then rejects a re-published model unjudged, and peers
+  publishing the same arrays in one round collide on chain (``DuplicateHash``): the second
+  sits the round out (counted per run as ``duplicates``; with binding, the engine
+  re-encodes with a fresh nonce and submits again, ``stages.submit.recover_front_run``).
 
 Every setting is the library's default (``bdfl.config``: the default experiment's, committee
 9/8/5, clear approvals, dissent limit 0.5, expander degree 8) unless a flag sets it.
@@ -120,6 +124,9 @@ RULES = {
     "every k + 1": _every_k(DEFAULT_RULE, +1.0),
 }
 
+#: the chain id and RoundManager address update bytes are bound to (any fixed values: nothing is deployed)
+CHAIN_ID = 31337
+MIRROR_CONTRACT = "0x" + "00" * 19 + "01"
 #: the failed tests of a vote on a replayed update (Peer.audit rejects it unjudged)
 REPLAYED = ("replayed",)
 #: statistics of a judged candidate written by --votes-csv
@@ -184,8 +191,9 @@ def experiment_config(attack_label: str, seed: int, args: argparse.Namespace) ->
 class Mirror:
     """One mirrored run: the peers' engines over a memory chain (module docstring)."""
 
-    def __init__(self, cfg: ExperimentConfig, rule: AuditRule) -> None:
+    def __init__(self, cfg: ExperimentConfig, rule: AuditRule, *, bound: bool = True) -> None:
         self.cfg = cfg
+        self.bound = bound
         task = load_task(cfg.task.client)
         ds, shards = peer_data(task, cfg)
         hp = task_hparams(cfg.task)
@@ -198,7 +206,7 @@ class Mirror:
         self.index_of = {a: i for i, a in enumerate(self.addresses)}
         self.attacker_addrs = frozenset(self.addresses[i] for i in self.attackers)
         params = protocol_params(cfg)  # the deployment's parameters from the same config
-        self.chain = MemoryChain(params, genesis_seed(31337, f"0x{cfg.seed + 1:040x}"))
+        self.chain = MemoryChain(params, genesis_seed(CHAIN_ID, f"0x{cfg.seed + 1:040x}"))
         self.blobs = MemoryBlobs()
         memory = ChainMemory(cfg)  # chain-derived memory shared by all peers, as in a worker
         settings = replace(peer_settings(cfg, cfg.num_attackers), audit_rule=rule)
@@ -217,6 +225,8 @@ class Mirror:
             peer = Peer(index=i, address=self.addresses[i], client=client, endpoint=self.blobs.endpoint(url), settings=settings,
                         attack=attack, seed=cfg.seed, num_peers=n, num_attackers=cfg.num_attackers)
             peer.params = [p.copy() for p in initial]
+            if bound:  # update bytes bound to their submission, as a worker's peers' are
+                peer.domain = (CHAIN_ID, MIRROR_CONTRACT)
             self.engines.append(PeerEngine(peer, view=self.chain.view, fetch=self.blobs.fetch_many, task=cfg.task.client,
                                            state=RoundState(memory), cfg=cfg))
             self.chain.join(self.addresses[i], params.min_stake, url)  # as the orchestrator's Join(min_stake)
@@ -246,7 +256,10 @@ class Mirror:
                     if exc.name != "DuplicateHash":
                         raise
                     dup += 1
-                    continue
+                    if not self.bound:
+                        continue
+                    front = stages.submit.recover_front_run(e, rnd)  # as a worker does after DuplicateHash
+                    self.chain.submit(e.address, bytes.fromhex(front.new_hash[2:]), e.peer.num_examples)
                 if not attackers:
                     honest_models.append(e.peer.submitted_params)
         if self.chain.phase == 0:  # not every member submitted: the submit deadline passes
@@ -314,7 +327,7 @@ def run(attack_label: str, seed: int, args: argparse.Namespace, rules: dict[str,
     rules = rules or RULES
     torch.set_num_threads(1)
     cfg = experiment_config(attack_label, seed, args)
-    m = Mirror(cfg, rules[args.rule])
+    m = Mirror(cfg, rules[args.rule], bound=not args.unbound_updates)
     n, attackers = cfg.peers, m.attackers
     honest = [i for i in range(n) if i not in attackers]
     votes = {rn: defaultdict(lambda: [0, 0]) for rn in rules}  # rule -> kind -> [rejects, total]
@@ -424,6 +437,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--consistency-window", type=int, help="defense.consistency_window (0 = off)")
     p.add_argument("--replay-window", type=int, help="defense.replay_window (0 = off)")
     p.add_argument("--no-rebuilt-starts", action="store_true", help="defense.rebuild_starts = false")
+    p.add_argument("--unbound-updates", action="store_true",
+                   help="publish bare arrays, not bound to their submission (the replay check then sees re-published models)")
     p.add_argument("--rule", choices=list(RULES), default="default", help="the rule the auditors vote by")
     p.add_argument("--rule-json", default="", help='that rule\'s [defense.detectors] table, e.g. \'{"shift": {"k": 2.5}}\'')
     p.add_argument("--eval-every", type=int, default=0, help="also record honest accuracy every N rounds")
@@ -458,7 +473,8 @@ def main(argv: list[str] | None = None) -> int:
           f"seeds {args.seeds}, votes by rule {args.rule!r}, local_epochs={t.local_epochs}, batch_size={t.batch_size}, "
           f"lr={t.learning_rate}, val_fraction={t.val_fraction}, committee {pr.committee_size}/{pr.auditors_per_update}/{pr.quorum}, "
           f"max_reject_share={cfg.defense.bdfl.max_reject_share}, dissent_limit={cfg.defense.bdfl.dissent_limit}, "
-          f"{'rebuilt trainer starts' if cfg.defense.rebuild_starts else 'own starts'}, expander degree {cfg.overlay.degree}; "
+          f"{'rebuilt trainer starts' if cfg.defense.rebuild_starts else 'own starts'}, expander degree {cfg.overlay.degree}, "
+          f"{'unbound' if args.unbound_updates else 'bound'} update bytes; "
           f"round engine over a memory chain")
     print(f"{'attack':15s} {'vote FRR':>9s} {'vote DR':>9s} {'dec. FRR':>10s} {'dec. DR':>9s} {'sep.':>5s} {'final acc':>10s}")
     for a in args.attacks:
@@ -484,7 +500,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{rn:30s} " + " ".join(f"{c:>15s}" for c in cells))
     t_round = np.mean([r["train_time_per_round_s"] for r in runs])
     print(f"\nlocal training, all peers, one round: {1000 * t_round:.1f} ms; total run time {elapsed:.1f} s; "
-          f"duplicate hashes refused {sum(r['duplicates'] for r in runs)}; "
+          f"duplicate hashes {sum(r['duplicates'] for r in runs)}; "
           f"offline re-judging differing from the votes cast {sum(r['rejudge_mismatches'] for r in runs)}")
     if vote_rows:
         with args.votes_csv.open("w", newline="") as f:

@@ -48,16 +48,22 @@ def test_audit_rule_eval_runs(tmp_path: Path, capsys) -> None:  # noqa: ANN001
 
 
 def test_the_mirror_rejects_replayed_updates_like_peer_audit(tmp_path: Path) -> None:
-    """A free-rider re-publishes a received model bit for bit: from round 2 on, the engine's
-    replay check (the round state's replay cache, ``Peer.audit``) rejects it unjudged;
-    ``--replay-window 0`` turns it off."""
+    """A free-rider re-publishes a received model bit for bit. With unbound update bytes, from
+    round 2 on the engine's replay check (the round state's replay cache, ``Peer.audit``)
+    rejects it unjudged; ``--replay-window 0`` turns it off. With bytes bound to their
+    submission (as in `bdfl run`, the default) the copy is new bytes: no replay, and the
+    free-riders' identical round-0 updates do not collide on chain either."""
     mod = _script()
-    failed = {}
-    for window in (3, 0):
-        out = tmp_path / f"w{window}.json"
-        assert mod.main(["--attacks", "free_rider", "--seeds", "0", "--rounds", "3", "--peers", "10",
-                         "--replay-window", str(window), "--json", str(out)]) == 0
-        failed[window] = json.loads(out.read_text())["runs"][0]["failed_tests"]
-    assert failed[3]["attacker"].get("replayed", 0) > 0
-    assert "replayed" not in failed[3]["honest"]
-    assert "replayed" not in failed[0]["attacker"]
+    runs = {}
+    for name, flags in (("window 3", ["--unbound-updates"]), ("window 0", ["--unbound-updates", "--replay-window", "0"]),
+                        ("bound", [])):
+        out = tmp_path / "r.json"
+        assert mod.main(["--attacks", "free_rider", "--seeds", "0", "--rounds", "3", "--peers", "10", *flags,
+                         "--json", str(out)]) == 0
+        runs[name] = json.loads(out.read_text())["runs"][0]
+    assert runs["window 3"]["failed_tests"]["attacker"].get("replayed", 0) > 0
+    assert "replayed" not in runs["window 3"]["failed_tests"]["honest"]
+    assert "replayed" not in runs["window 0"]["failed_tests"]["attacker"]
+    assert runs["window 3"]["duplicates"] > 0  # three free-riders publish the same initial model in round 0
+    assert "replayed" not in runs["bound"]["failed_tests"]["attacker"]
+    assert runs["bound"]["rejudge_mismatches"] == 0 and runs["bound"]["duplicates"] == 0
