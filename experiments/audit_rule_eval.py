@@ -191,7 +191,7 @@ def experiment_config(attack_label: str, seed: int, args: argparse.Namespace) ->
 class Mirror:
     """One mirrored run: the peers' engines over a memory chain (module docstring)."""
 
-    def __init__(self, cfg: ExperimentConfig, rule: AuditRule, *, bound: bool = True) -> None:
+    def __init__(self, cfg: ExperimentConfig, rule: AuditRule, *, bound: bool = True, slash_after: int | None = None) -> None:
         self.cfg = cfg
         self.bound = bound
         task = load_task(cfg.task.client)
@@ -206,6 +206,8 @@ class Mirror:
         self.index_of = {a: i for i, a in enumerate(self.addresses)}
         self.attacker_addrs = frozenset(self.addresses[i] for i in self.attackers)
         params = protocol_params(cfg)  # the deployment's parameters from the same config
+        if slash_after is not None:  # an ablation of the slashing line (not a [protocol] setting)
+            params = replace(params, slash_after_rejections=slash_after)
         self.chain = MemoryChain(params, genesis_seed(CHAIN_ID, f"0x{cfg.seed + 1:040x}"))
         self.blobs = MemoryBlobs()
         memory = ChainMemory(cfg)  # chain-derived memory shared by all peers, as in a worker
@@ -327,7 +329,7 @@ def run(attack_label: str, seed: int, args: argparse.Namespace, rules: dict[str,
     rules = rules or RULES
     torch.set_num_threads(1)
     cfg = experiment_config(attack_label, seed, args)
-    m = Mirror(cfg, rules[args.rule], bound=not args.unbound_updates)
+    m = Mirror(cfg, rules[args.rule], bound=not args.unbound_updates, slash_after=args.slash_after_rejections)
     n, attackers = cfg.peers, m.attackers
     honest = [i for i in range(n) if i not in attackers]
     votes = {rn: defaultdict(lambda: [0, 0]) for rn in rules}  # rule -> kind -> [rejects, total]
@@ -437,6 +439,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--consistency-window", type=int, help="defense.consistency_window (0 = off)")
     p.add_argument("--replay-window", type=int, help="defense.replay_window (0 = off)")
     p.add_argument("--no-rebuilt-starts", action="store_true", help="defense.rebuild_starts = false")
+    p.add_argument("--slash-after-rejections", type=int,
+                   help="ablation: ProtocolParams.slash_after_rejections (default: the deployment's; 1 = the rule before the slashing line)")
     p.add_argument("--unbound-updates", action="store_true",
                    help="publish bare arrays, not bound to their submission (the replay check then sees re-published models)")
     p.add_argument("--rule", choices=list(RULES), default="default", help="the rule the auditors vote by")
