@@ -81,6 +81,7 @@ contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
         uint32 lastSubmitRound; // (round + 1) of the latest submission, 0 = never
         uint32 index; // position in the member array while Active or Exiting
         uint16 rejectStreak; // the peer's updates rejected in a row (approval resets it)
+        uint32 submitIndex; // index of its update in round lastSubmitRound - 1 (booked by {sweep})
     }
 
     /// @notice Identity bookkeeping of an address (one storage slot).
@@ -175,6 +176,15 @@ contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
     /// @notice Round currently open in the RoundManager (pushed by it).
     uint64 public currentRound;
 
+    /// @dev Outcome nibbles per round, 64 updates per word (bits 4 * (u & 63) of word u >> 6):
+    ///      the RoundManager.Outcome in bits 0..2, bit 3 = the trainer's reward was cut by the
+    ///      round's budget or the mint cap ({recordRewardCut} holds the one partial amount).
+    mapping(uint256 => mapping(uint256 => uint256)) internal _outcomes;
+    /// @dev Per round: (index + 1) << 128 | amount of the one approved update whose reward the
+    ///      budget cut to a partial amount (later cut updates get nothing).
+    mapping(uint256 => uint256) internal _rewardCut;
+    uint256 internal immutable _updateReward;
+
     uint64 internal _sweepRoundPlusOne;
     uint32 internal _sweepCursor;
     /// @dev Rewards credited in the current transaction and not yet minted ({flushMint}).
@@ -200,6 +210,7 @@ contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
         _repLossUpdate = params_.repLossUpdate;
         _slashAmount = params_.slashAmount;
         _slashAfter = params_.slashAfterRejections;
+        _updateReward = params_.updateReward;
         policyHash = policyHash_;
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
     }
@@ -322,11 +333,12 @@ contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
 
     // ====================================================== protocol (RoundManager)
 
-    /// @notice Records that `peer` submitted in `round`; reverts unless it is a member.
+    /// @notice Records that `peer` submitted update `index` of `round` (booked by {sweep}
+    ///         once the round's outcomes are known); reverts unless it is a member.
     /// @return eligible Whether the peer's reputation is at or above `repThreshold` and it is
     ///         not on probation (its update may count in aggregation if approved).
     /// @return members The member count (saves the RoundManager a second call).
-    function onSubmit(address peer, uint64 round)
+    function onSubmit(address peer, uint64 round, uint256 index)
         external
         onlyRole(PROTOCOL_ROLE)
         returns (bool eligible, uint256 members)
@@ -334,6 +346,7 @@ contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
         Peer storage p = _peers[peer];
         if (p.status != Status.Active && p.status != Status.Exiting) revert NotActiveMember(peer);
         p.lastSubmitRound = uint32(round + 1);
+        p.submitIndex = uint32(index);
         eligible = p.reputation >= _repThreshold && round >= _bonds[peer].probationUntil;
         members = _members.length;
     }
@@ -347,7 +360,24 @@ contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
     ///         drops by repLossUpdate (to 0 at worst) and slashAmount of the stake is burned.
     ///         Emits RejectionCounted for a rejection, StakeSlashed for a burn.
     function settleUpdate(address peer, bool accepted, uint256 reward) external onlyRole(PROTOCOL_ROLE) {
-        Peer storage p = _peers[peer];
+        _settleUpdate(peer, _peers[peer], accepted, reward);
+        _flushMint();
+    }
+
+    /// @notice Outcomes of updates 64 * `word` .. 64 * `word` + 63 of `round`, as nibbles
+    ///         (see {outcomeWord}), OR-ed into the stored word; the member sweep of the round
+    ///         books each trainer from them (issue 23: one call per 64 updates instead of a
+    ///         registry call and two cold slots per update in the update stage).
+    function recordOutcomes(uint64 round, uint256 word, uint256 nibbles) external onlyRole(PROTOCOL_ROLE) {
+        _outcomes[round][word] |= nibbles;
+    }
+
+    /// @notice The reward of approved update `index` of `round` was cut to `amount` (> 0).
+    function recordRewardCut(uint64 round, uint256 index, uint256 amount) external onlyRole(PROTOCOL_ROLE) {
+        _rewardCut[round] = ((index + 1) << 128) | amount;
+    }
+
+    function _settleUpdate(address peer, Peer storage p, bool accepted, uint256 reward) internal {
         if (accepted) {
             if (p.rejectStreak != 0) p.rejectStreak = 0;
             _adjustReputation(peer, p, int256(uint256(_repGainUpdate)));
@@ -407,6 +437,10 @@ contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
     /// @notice Mint the rewards credited in this transaction into this contract (solvency:
     ///         `balance >= totalStaked + totalClaimable` holds again afterwards).
     function flushMint() external onlyRole(PROTOCOL_ROLE) {
+        _flushMint();
+    }
+
+    function _flushMint() internal {
         uint256 amount = _toMint;
         if (amount != 0) {
             _toMint = 0;
@@ -436,6 +470,8 @@ contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
             ++used;
             address a = _members[cursor];
             Peer storage p = _peers[a];
+            bool submitted = p.lastSubmitRound == round + 1;
+            if (submitted) _bookUpdate(a, p, round);
             if (p.status == Status.Exiting) {
                 _removeMember(p);
                 p.status = Status.Left;
@@ -449,7 +485,7 @@ contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
                 emit PeerInactive(a, round, InactiveReason.StakeExhausted, p.missedRounds);
                 continue;
             }
-            if (p.lastSubmitRound == round + 1) {
+            if (submitted) {
                 if (p.missedRounds != 0) p.missedRounds = 0;
             } else if (p.joinRound < round) {
                 uint16 missed = p.missedRounds + 1;
@@ -467,6 +503,29 @@ contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
         }
         _sweepCursor = uint32(cursor);
         done = cursor >= _members.length;
+    }
+
+    /// @dev Book the audit of `a`'s update of `round` from its outcome nibble: accepted
+    ///      (Approved: with its reward, full or as cut; Probation: none), rejected, or nothing
+    ///      (Undecided). Every trainer of a round is a member until the round's sweep (only
+    ///      the sweep removes members), so the sweep books every one: a trainer cannot dodge
+    ///      a slash by leaving or by not submitting again.
+    function _bookUpdate(address a, Peer storage p, uint64 round) internal {
+        uint256 u = p.submitIndex;
+        uint256 nibble = (_outcomes[round][u >> 6] >> ((u & 63) << 2)) & 15;
+        uint256 outcome = nibble & 7;
+        if (outcome == 1) {
+            uint256 reward = _updateReward;
+            if (nibble & 8 != 0) {
+                uint256 cut = _rewardCut[round];
+                reward = cut >> 128 == u + 1 ? uint128(cut) : 0;
+            }
+            _settleUpdate(a, p, true, reward);
+        } else if (outcome == 4) {
+            _settleUpdate(a, p, true, 0);
+        } else if (outcome == 2) {
+            _settleUpdate(a, p, false, 0); // slashes only a confirmed reversal
+        }
     }
 
     /// @notice The RoundManager opened round `round`.
@@ -528,6 +587,18 @@ contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
         assembly ("memory-safe") {
             mstore(chosen, count)
         }
+    }
+
+    /// @notice Outcome (RoundManager.Outcome) of update `index` of `round`; 0 (Pending)
+    ///         before the round's finalize decided it.
+    function outcomeOf(uint256 round, uint256 index) external view returns (uint8) {
+        return uint8((_outcomes[round][index >> 6] >> ((index & 63) << 2)) & 7);
+    }
+
+    /// @notice Outcome nibbles of updates 64 * `word` .. 64 * `word` + 63 of `round`: bits
+    ///         4 * (u & 63) .. + 3 for update u, the outcome in bits 0..2, bit 3 = reward cut.
+    function outcomeWord(uint256 round, uint256 word) external view returns (uint256) {
+        return _outcomes[round][word];
     }
 
     /// @notice All protocol parameters.

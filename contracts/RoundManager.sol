@@ -72,18 +72,15 @@ contract RoundManager {
     }
 
     /// @notice One submitted update as stored: one slot, keyed by (round, update hash), so the
-    ///         record doubles as the duplicate-hash check (issue 23: a submission writes two
-    ///         fresh slots, this record and the hash at its index, instead of four). Votes are
-    ///         kept per *window position* p < min(m, k) of the update's audit window (see
-    ///         {auditorsOf}): bit p of `votedW` = the seat at position p revealed a vote, of
-    ///         `acceptW` = it accepted; so a reveal writes one already-used slot per vote.
+    ///         record doubles as the duplicate-hash check (a submission writes two fresh
+    ///         slots: this record and the hash at its index). Votes are not stored here but in
+    ///         the auditors' own vote words ({_votes}), and outcomes in the registry's packed
+    ///         outcome words ({PeerRegistry-outcomeOf}) (issue 23: a vote no longer rewrites
+    ///         its update's slot, and finalize no longer writes it).
     struct Submission {
         address peer; // non-zero once submitted: a second submission of the hash is refused
         uint32 numSamples; // self-reported, capped at maxSamples
         bool eligible; // trainer reputation >= repThreshold at submission
-        Outcome outcome;
-        uint16 votedW; // bit p: window position p revealed a vote on this update
-        uint16 acceptW; // bit p: window position p voted accept
     }
 
     /// @notice One submitted update as the views return it (the layout readers know):
@@ -109,13 +106,17 @@ contract RoundManager {
         uint32 abstain; // assigned updates left without a vote in the reveal
     }
 
-    /// @dev Loop-invariant values of one reveal (kept in memory to stay within the stack).
+    /// @dev Loop-invariant values of one reveal or finalize batch (kept in memory to stay
+    ///      within the stack). `owners[s]` = 1 + the update index submitted in `round` by the
+    ///      holder of seat s (0: none), loaded once from {_seatOwn}.
     struct VoteCtx {
         uint256 round;
         uint256 n;
         uint256 k;
+        uint256 mm; // min(m, k): the audit window's width
         bytes32 seed;
         uint256 seat;
+        uint256[] owners;
     }
 
     /// @notice Most items one {finalize} call may process. The caller sizes batches by gas
@@ -237,6 +238,15 @@ contract RoundManager {
     mapping(uint256 => address[]) internal _committees;
     mapping(uint256 => mapping(address => uint256)) internal _seatPlusOne;
     mapping(uint256 => mapping(uint256 => Seat)) internal _seats;
+    /// @dev Votes revealed by seat s of a round: 2 bits per update index u at word u >> 7,
+    ///      bits 2 * (u & 127): bit 0 = voted, bit 1 = accepted (issue 23: a reveal writes
+    ///      ceil(n / 128) words of its own instead of one slot per vote).
+    mapping(uint256 => mapping(uint256 => mapping(uint256 => uint256))) internal _votes;
+    /// @dev Per round, 8 seats per word: bits 32 * (s & 7) of word s >> 3 hold 1 + the index
+    ///      of the update submitted by the holder of seat s (0: it submitted none); written at
+    ///      the draw, when the round's submissions are final. Reveals and finalize read it to
+    ///      tell a submitter's own seat without reading the update's record.
+    mapping(uint256 => mapping(uint256 => uint256)) internal _seatOwn;
     /// @dev Per member, one slot reused every round (issue 23: no fresh slot per submission
     ///      for it): bits 96..255 the high 160 bits of `Sortition.beaconCommitment(secret,
     ///      member)`; bits 64..95 `round + 1` of the round whose submission must reveal
@@ -302,7 +312,7 @@ contract RoundManager {
         if (rec.peer != address(0)) revert DuplicateHash(round, updateHash);
         uint256 index = rs.numSubmissions;
         // the draw pool is frozen before any secret of this round is public
-        (bool eligible, uint256 members) = registry.onSubmit(msg.sender, uint64(round)); // reverts for non-members
+        (bool eligible, uint256 members) = registry.onSubmit(msg.sender, uint64(round), index); // reverts for non-members
         if (index == 0) rs.pool = uint32(members);
         _beaconStep(round, rs, slot, beaconReveal, beaconCommit, index);
         uint32 capped = numSamples < _maxSamples ? numSamples : _maxSamples;
@@ -387,13 +397,24 @@ contract RoundManager {
         uint256 stage = rs.stage;
         uint256 cursor = rs.cursor;
         if (stage == 0) {
-            uint256 n = rs.numSubmissions;
+            VoteCtx memory ctx = _ctx(round, rs, 0);
+            uint256 n = ctx.n;
             uint256 approved = rs.approvedCount;
+            uint256 word; // outcome nibbles of updates 64 * (cursor >> 6) .. , handed to the registry
+            uint256[] memory seats = new uint256[](ctx.mm); // buffers reused by every update
+            uint256[] memory cast = new uint256[](ctx.mm);
             while (items < maxItems && cursor < n) {
-                if (_finalizeUpdate(round, rs, cursor)) ++approved;
+                uint256 nibble = _finalizeUpdate(ctx, cursor, seats, cast);
+                if (nibble & 7 == uint256(Outcome.Approved)) ++approved;
+                word |= nibble << ((cursor & 63) << 2);
                 ++cursor;
                 ++items;
+                if (cursor & 63 == 0) {
+                    registry.recordOutcomes(uint64(round), (cursor >> 6) - 1, word);
+                    word = 0;
+                }
             }
+            if (word != 0) registry.recordOutcomes(uint64(round), (cursor - 1) >> 6, word);
             rs.approvedCount = uint32(approved);
             if (cursor == n) {
                 stage = 1;
@@ -531,15 +552,14 @@ contract RoundManager {
     function assignmentsOf(uint256 round, address auditor) external view returns (uint256[] memory out) {
         uint256 seatPlusOne = _seatPlusOne[round][auditor];
         if (seatPlusOne == 0) return new uint256[](0);
-        RoundState storage rs = _rounds[round];
-        uint256 n = rs.numSubmissions;
-        uint256 k = rs.committeeSize;
-        bytes32 seed = rs.seed;
-        out = new uint256[](n);
+        VoteCtx memory ctx = _ctx(round, _rounds[round], seatPlusOne - 1);
+        out = new uint256[](ctx.n);
         uint256 count;
-        uint256 own = _ownIndex(round, auditor, n); // its own update is never assigned to it
-        for (uint256 u = 0; u < n; ++u) {
-            if (u != own && _assignedView(round, seed, u, k, seatPlusOne - 1)) out[count++] = u;
+        uint256 mine = ctx.owners[ctx.seat]; // its own update is never assigned to it
+        for (uint256 u = 0; u < ctx.n; ++u) {
+            if (u + 1 != mine && _audits(ctx, u, Sortition.windowStart(ctx.seed, u, ctx.k), ctx.seat)) {
+                out[count++] = u;
+            }
         }
         assembly ("memory-safe") {
             mstore(out, count)
@@ -554,8 +574,10 @@ contract RoundManager {
         peers = new address[](count);
         hashes = new bytes32[](count);
         uint256 w;
+        uint256 word;
         for (uint256 u = 0; u < n && w < count; ++u) {
-            if (_sub(round, u).outcome == Outcome.Approved) {
+            if (u & 63 == 0) word = registry.outcomeWord(round, u >> 6);
+            if ((word >> ((u & 63) << 2)) & 7 == uint256(Outcome.Approved)) {
                 peers[w] = _sub(round, u).peer;
                 hashes[w] = _hashes[round][u];
                 ++w;
@@ -565,13 +587,8 @@ contract RoundManager {
 
     /// @notice Whether `peer`'s update of `round` was approved for aggregation.
     function isApproved(uint256 round, address peer) external view returns (bool) {
-        uint256 slot = _member[peer];
-        if (uint32(slot >> 32) == round + 1) return _sub(round, uint32(slot)).outcome == Outcome.Approved;
-        uint256 n = _rounds[round].numSubmissions;
-        for (uint256 u = 0; u < n; ++u) {
-            if (_sub(round, u).peer == peer) return _sub(round, u).outcome == Outcome.Approved;
-        }
-        return false;
+        uint256 u = _ownIndex(round, peer, _rounds[round].numSubmissions);
+        return u != NONE && _outcome(round, u) == Outcome.Approved;
     }
 
     // =============================================================== internal
@@ -618,9 +635,18 @@ contract RoundManager {
             address[] memory committee = registry.drawCommitteeAmong(seed, _committeeSize, rs.pool);
             address[] storage stored = _committees[round];
             mapping(address => uint256) storage seatOf_ = _seatPlusOne[round];
+            mapping(uint256 => uint256) storage owners = _seatOwn[round];
+            uint256 word;
             for (uint256 i = 0; i < committee.length; ++i) {
-                stored.push(committee[i]);
-                seatOf_[committee[i]] = i + 1;
+                address c = committee[i];
+                stored.push(c);
+                seatOf_[c] = i + 1;
+                uint256 slot = _member[c];
+                if (uint32(slot >> 32) == round + 1) word |= (uint256(uint32(slot)) + 1) << ((i & 7) << 5);
+                if (i & 7 == 7 || i + 1 == committee.length) {
+                    if (word != 0) owners[i >> 3] = word;
+                    word = 0;
+                }
             }
             rs.committeeSize = uint8(committee.length);
             emit CommitteeDrawn(round, seed, committee);
@@ -700,28 +726,6 @@ contract RoundManager {
         return s == 0 ? type(uint256).max : s - 1;
     }
 
-    /// @dev Window position of `seat` in the audit of update `u` (submitted by `peer` !=
-    ///      holder of `seat`), or NONE when `seat` does not audit it. Positions: offset
-    ///      `d = (seat - h) mod k` for `d < mm = min(m, k)`; the replacement seat `(h + mm) mod k`
-    ///      takes the position of the submitter's own seat when that is in the window. Reads
-    ///      the submitter's seat only for the replacement seat.
-    function _position(uint256 round, bytes32 seed, uint256 u, uint256 k, uint256 seat, address peer)
-        internal
-        view
-        returns (uint256)
-    {
-        if (k == 0) return NONE;
-        uint256 mm = _auditorsPerUpdate < k ? _auditorsPerUpdate : k;
-        uint256 h = Sortition.windowStart(seed, u, k);
-        uint256 d = (seat + k - h) % k;
-        if (d < mm) return d; // in the window, and not the submitter's own seat
-        if (d != mm) return NONE;
-        uint256 own = _ownSeat(round, peer);
-        if (own == type(uint256).max) return NONE;
-        uint256 ownD = (own + k - h) % k;
-        return ownD < mm ? ownD : NONE;
-    }
-
     /// @dev Index of `member`'s update in `round`, or NONE: O(1) for its latest submission,
     ///      a scan of the `n` updates for an older round (views only).
     function _ownIndex(uint256 round, address member, uint256 n) internal view returns (uint256) {
@@ -733,25 +737,56 @@ contract RoundManager {
         return NONE;
     }
 
-    /// @dev {_position} != NONE for an update not submitted by the holder of `seat`, reading
-    ///      storage only when `seat` is the replacement seat (d == mm): ~N/k reads per view.
-    function _assignedView(uint256 round, bytes32 seed, uint256 u, uint256 k, uint256 seat)
-        internal
-        view
-        returns (bool)
-    {
-        uint256 mm = _auditorsPerUpdate < k ? _auditorsPerUpdate : k;
-        uint256 d = (seat + k - Sortition.windowStart(seed, u, k)) % k;
-        if (d < mm) return true;
-        return d == mm && _position(round, seed, u, k, seat, _sub(round, u).peer) != NONE;
+    /// @dev The seat-owner table of `round` (see {VoteCtx}). Loop bound: k (<= 64), k / 8 reads.
+    function _loadOwners(uint256 round, uint256 k) internal view returns (uint256[] memory owners) {
+        owners = new uint256[](k);
+        mapping(uint256 => uint256) storage words = _seatOwn[round];
+        uint256 word;
+        for (uint256 s = 0; s < k; ++s) {
+            if (s & 7 == 0) word = words[s >> 3];
+            owners[s] = uint32(word >> ((s & 7) << 5));
+        }
     }
 
-    /// @dev The seat at window position `p` of an update whose window starts at `h`, or NONE
-    ///      (the submitter's own seat when the window covers every seat).
-    function _seatAt(uint256 p, uint256 h, uint256 k, uint256 mm, uint256 own) internal pure returns (uint256) {
-        uint256 seat = (h + p) % k;
-        if (seat != own) return seat;
-        return mm == k ? NONE : (h + mm) % k;
+    function _ctx(uint256 round, RoundState storage rs, uint256 seat) internal view returns (VoteCtx memory ctx) {
+        uint256 k = rs.committeeSize;
+        ctx.round = round;
+        ctx.n = rs.numSubmissions;
+        ctx.k = k;
+        ctx.mm = _auditorsPerUpdate < k ? _auditorsPerUpdate : k;
+        ctx.seed = rs.seed;
+        ctx.seat = seat;
+        ctx.owners = _loadOwners(round, k);
+    }
+
+    /// @dev The seat of update `u`'s submitter if it lies in u's audit window (starting at
+    ///      `h`), else NONE: a submitter's seat outside the window changes nothing.
+    ///      Loop bound: mm.
+    function _ownInWindow(VoteCtx memory ctx, uint256 u, uint256 h) internal pure returns (uint256) {
+        for (uint256 p = 0; p < ctx.mm; ++p) {
+            uint256 s = (h + p) % ctx.k;
+            if (ctx.owners[s] == u + 1) return s;
+        }
+        return NONE;
+    }
+
+    /// @dev Whether `seat` audits update `u` ({Sortition-auditSeats}; `h` = u's window start):
+    ///      a window seat other than the submitter's own, or the replacement seat
+    ///      (h + mm) mod k when the submitter's own seat is in the window. No storage read.
+    function _audits(VoteCtx memory ctx, uint256 u, uint256 h, uint256 seat) internal pure returns (bool) {
+        uint256 d = (seat + ctx.k - h) % ctx.k;
+        if (d < ctx.mm) return ctx.owners[seat] != u + 1;
+        return d == ctx.mm && _ownInWindow(ctx, u, h) != NONE;
+    }
+
+    /// @dev Vote of seat `seat` on update `u`: 0 none, 1 reject, 3 accept.
+    function _vote(uint256 round, uint256 seat, uint256 u) internal view returns (uint256) {
+        return (_votes[round][seat][u >> 7] >> ((u & 127) << 1)) & 3;
+    }
+
+    /// @dev Outcome of update `u` of `round` (Pending before its finalize).
+    function _outcome(uint256 round, uint256 u) internal view returns (Outcome) {
+        return Outcome(registry.outcomeOf(round, u));
     }
 
     /// @dev The stored record of update `u` of `round` (zero fields past the last one).
@@ -765,22 +800,18 @@ contract RoundManager {
         v.peer = s.peer;
         v.numSamples = s.numSamples;
         v.eligible = s.eligible;
-        v.outcome = s.outcome;
+        v.outcome = _outcome(round, u);
         v.updateHash = _hashes[round][u];
-        uint256 voted = s.votedW;
-        uint256 accepted = s.acceptW;
-        if (voted == 0) return v;
         RoundState storage rs = _rounds[round];
         uint256 k = rs.committeeSize;
-        uint256 mm = _auditorsPerUpdate < k ? _auditorsPerUpdate : k;
-        uint256 h = Sortition.windowStart(rs.seed, u, k);
-        uint256 own = _ownSeat(round, s.peer);
-        for (uint256 p = 0; p < mm; ++p) {
-            if (voted & (1 << p) == 0) continue;
-            uint256 seat = _seatAt(p, h, k, mm, own);
-            v.votedMask |= uint64(1 << seat);
-            if (accepted & (1 << p) != 0) {
-                v.acceptMask |= uint64(1 << seat);
+        if (k == 0) return v;
+        uint256[] memory seats = Sortition.auditSeats(rs.seed, u, k, _auditorsPerUpdate, _ownSeat(round, s.peer));
+        for (uint256 j = 0; j < seats.length; ++j) {
+            uint256 vote = _vote(round, seats[j], u);
+            if (vote == 0) continue;
+            v.votedMask |= uint64(1 << seats[j]);
+            if (vote == 3) {
+                v.acceptMask |= uint64(1 << seats[j]);
                 v.accepts += 1;
             } else {
                 v.rejects += 1;
@@ -795,9 +826,10 @@ contract RoundManager {
         return Sortition.auditSeats(rs.seed, u, rs.committeeSize, _auditorsPerUpdate, own);
     }
 
-    /// @dev Record the revealed votes of seat `seatIdx`; reverts on an index out of range, the
-    ///      caller's own update, an unassigned update or a repeated index.
-    ///      Loop bound: `updateIdx.length`, O(m) per vote.
+    /// @dev Record the revealed votes of seat `seatIdx` in its own vote words; reverts on an
+    ///      index out of range, the caller's own update, an unassigned update or a repeated
+    ///      index. Loop bound: `updateIdx.length` (O(1) work per vote, O(m) for the ~1/k of
+    ///      them where the seat could be a replacement), then ceil(n / 128) word writes.
     function _recordVotes(
         uint256 round,
         RoundState storage rs,
@@ -805,89 +837,117 @@ contract RoundManager {
         uint256[] calldata updateIdx,
         bool[] calldata accept
     ) internal {
-        VoteCtx memory ctx = VoteCtx({
-            round: round,
-            n: rs.numSubmissions,
-            k: rs.committeeSize,
-            seed: rs.seed,
-            seat: seatIdx
-        });
+        VoteCtx memory ctx = _ctx(round, rs, seatIdx);
+        uint256 mine = ctx.owners[seatIdx]; // 1 + the caller's own update index (0: none)
+        uint256[] memory words = new uint256[]((ctx.n + 127) >> 7);
         for (uint256 i = 0; i < updateIdx.length; ++i) {
-            _recordVote(ctx, updateIdx[i], accept[i]);
+            uint256 u = updateIdx[i];
+            if (u >= ctx.n) revert IndexOutOfRange(u, ctx.n);
+            if (u + 1 == mine) revert OwnUpdate(round, u);
+            if (!_audits(ctx, u, Sortition.windowStart(ctx.seed, u, ctx.k), seatIdx)) {
+                revert NotAssigned(round, u, msg.sender);
+            }
+            uint256 w = u >> 7;
+            uint256 b = (u & 127) << 1;
+            uint256 word = words[w];
+            if ((word >> b) & 1 != 0) revert DuplicateVote(round, u);
+            words[w] = word | ((accept[i] ? uint256(3) : uint256(1)) << b);
+        }
+        mapping(uint256 => uint256) storage stored = _votes[round][seatIdx];
+        for (uint256 w = 0; w < words.length; ++w) {
+            if (words[w] != 0) stored[w] = words[w];
         }
     }
 
-    function _recordVote(VoteCtx memory ctx, uint256 u, bool acc) internal {
-        if (u >= ctx.n) revert IndexOutOfRange(u, ctx.n);
-        Submission storage s = _sub(ctx.round, u);
-        address peer = s.peer;
-        if (peer == msg.sender) revert OwnUpdate(ctx.round, u);
-        uint256 p = _position(ctx.round, ctx.seed, u, ctx.k, ctx.seat, peer);
-        if (p == NONE) revert NotAssigned(ctx.round, u, msg.sender);
-        uint16 bit = uint16(1 << p);
-        uint16 voted = s.votedW;
-        if (voted & bit != 0) revert DuplicateVote(ctx.round, u);
-        s.votedW = voted | bit;
-        if (acc) s.acceptW |= bit;
+    /// @dev Decide update `u`: outcome from its auditors' vote words, the trainer's reward
+    ///      granted (booked with its reputation in the registry's member sweep), agreement
+    ///      counted per auditor seat. Returns the outcome nibble: the Outcome in bits 0..2,
+    ///      bit 3 set when the reward was cut by the budget or the cap. O(m).
+    function _finalizeUpdate(VoteCtx memory ctx, uint256 u, uint256[] memory seats, uint256[] memory cast)
+        internal
+        returns (uint256 nibble)
+    {
+        uint256 count = _auditSeatsInto(ctx, u, seats);
+        uint256 votes;
+        uint256 accepts;
+        for (uint256 j = 0; j < count; ++j) {
+            uint256 vote = _vote(ctx.round, seats[j], u); // 0 also for a seat that never revealed
+            cast[j] = vote;
+            if (vote != 0) ++votes;
+            if (vote == 3) ++accepts;
+        }
+        Outcome outcome;
+        (outcome, nibble) = _decide(ctx.round, u, votes, accepts);
+        _countAgreement(ctx.round, seats, cast, count, outcome);
     }
 
-    /// @dev Decide update `u`, book the trainer, count agreement per auditor seat. O(m).
-    function _finalizeUpdate(uint256 round, RoundState storage rs, uint256 u) internal returns (bool approved) {
-        Submission storage s = _sub(round, u);
-        uint256 votes = _popcount(s.votedW);
-        uint256 accepts = _popcount(s.acceptW);
+    /// @dev {Sortition-auditSeats} of update `u` written into `seats` (length >= mm), with the
+    ///      submitter's seat taken from the owner table; returns how many. Loop bound: mm.
+    function _auditSeatsInto(VoteCtx memory ctx, uint256 u, uint256[] memory seats) internal pure returns (uint256 w) {
+        uint256 k = ctx.k;
+        if (k == 0) return 0;
+        uint256 mm = ctx.mm;
+        uint256 h = Sortition.windowStart(ctx.seed, u, k);
+        uint256[] memory owners = ctx.owners;
+        for (uint256 j = 0; j < mm; ++j) {
+            uint256 s = (h + j) % k;
+            if (owners[s] == u + 1) {
+                if (mm == k) continue;
+                s = (h + mm) % k;
+            }
+            seats[w++] = s;
+        }
+    }
+
+    /// @dev Outcome of update `u` from its vote counts, the trainer's reward granted, the
+    ///      UpdateFinalized event; returns the outcome and its nibble.
+    function _decide(uint256 round, uint256 u, uint256 votes, uint256 accepts)
+        internal
+        returns (Outcome outcome, uint256 nibble)
+    {
+        bytes32 updateHash = _hashes[round][u];
+        Submission storage s = _byHash[round][updateHash];
+        address peer = s.peer;
         uint256 rejects = votes - accepts;
-        Outcome outcome = Outcome.Undecided;
+        outcome = Outcome.Undecided;
         if (votes >= _quorum) {
             if (100 * accepts > votes * _approvePercent) outcome = s.eligible ? Outcome.Approved : Outcome.Probation;
             else if (100 * rejects > votes * _rejectPercent) outcome = Outcome.Rejected;
         }
-        s.outcome = outcome;
-        address peer = s.peer;
-        approved = outcome == Outcome.Approved;
+        nibble = uint256(outcome);
+        bool approved = outcome == Outcome.Approved;
         if (approved) {
-            registry.settleUpdate(peer, true, _grant(round, peer, _updateReward));
-        } else if (outcome == Outcome.Probation) {
-            registry.settleUpdate(peer, true, 0);
-        } else if (outcome == Outcome.Rejected) {
-            registry.settleUpdate(peer, false, 0); // slashes only a confirmed reversal
-        }
-        emit UpdateFinalized(round, peer, u, _hashes[round][u], approved, outcome, accepts, rejects);
-        if (rs.committeeSize != 0) _countAgreement(round, rs, u, s, outcome);
-    }
-
-    /// @dev For each seat auditing update `u` that revealed: agree / disagree with the
-    ///      outcome, or abstain if it left `u` out. Votes on Undecided updates are neutral.
-    ///      Loop bound: m.
-    function _countAgreement(uint256 round, RoundState storage rs, uint256 u, Submission storage s, Outcome outcome)
-        internal
-    {
-        uint256 k = rs.committeeSize;
-        uint256 mm = _auditorsPerUpdate < k ? _auditorsPerUpdate : k;
-        uint256 h = Sortition.windowStart(rs.seed, u, k);
-        uint256 own = _ownSeat(round, s.peer);
-        bool decided = outcome != Outcome.Undecided;
-        bool majorityAccepts = outcome == Outcome.Approved || outcome == Outcome.Probation;
-        uint256 voted = s.votedW;
-        uint256 accepted = s.acceptW;
-        mapping(uint256 => Seat) storage seatsOfRound = _seats[round];
-        for (uint256 p = 0; p < mm; ++p) {
-            uint256 seatIdx = _seatAt(p, h, k, mm, own);
-            if (seatIdx == NONE) continue;
-            Seat storage seat = seatsOfRound[seatIdx];
-            if (!seat.revealed || voted & (1 << p) == 0) {
-                seat.abstain += 1; // a missing reveal's assignments count here too (its penalty)
-            } else if (decided) {
-                if (((accepted & (1 << p)) != 0) == majorityAccepts) seat.agree += 1;
-                else seat.disagree += 1;
+            uint256 granted = _grant(round, peer, _updateReward);
+            if (granted != _updateReward) {
+                nibble |= 8;
+                if (granted != 0) registry.recordRewardCut(uint64(round), u, granted);
             }
         }
+        emit UpdateFinalized(round, peer, u, updateHash, approved, outcome, accepts, rejects);
     }
 
-    function _popcount(uint256 x) internal pure returns (uint256 n) {
-        while (x != 0) {
-            x &= x - 1;
-            ++n;
+    /// @dev For each seat auditing an update (`cast[j]` = the vote of `seats[j]`): agree /
+    ///      disagree with the outcome, or abstain if it left the update out or never revealed.
+    ///      Votes on Undecided updates are neutral. Loop bound: m.
+    function _countAgreement(
+        uint256 round,
+        uint256[] memory seats,
+        uint256[] memory cast,
+        uint256 count,
+        Outcome outcome
+    ) internal {
+        bool decided = outcome != Outcome.Undecided;
+        bool majorityAccepts = outcome == Outcome.Approved || outcome == Outcome.Probation;
+        mapping(uint256 => Seat) storage seatsOfRound = _seats[round];
+        for (uint256 j = 0; j < count; ++j) {
+            Seat storage seat = seatsOfRound[seats[j]];
+            uint256 vote = cast[j];
+            if (vote == 0) {
+                seat.abstain += 1; // a missing reveal's assignments count here too (its penalty)
+            } else if (decided) {
+                if ((vote == 3) == majorityAccepts) seat.agree += 1;
+                else seat.disagree += 1;
+            }
         }
     }
 

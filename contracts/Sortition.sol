@@ -28,8 +28,15 @@ library Sortition {
     }
 
     /// @notice First committee seat of update `u`'s audit window: `keccak256(seed, u) mod k`.
-    function windowStart(bytes32 seed, uint256 u, uint256 k) internal pure returns (uint256) {
-        return uint256(keccak256(abi.encode(seed, u))) % k;
+    /// @dev Hashes in the scratch space (no memory allocated: called once per vote and per
+    ///      update in loops).
+    function windowStart(bytes32 seed, uint256 u, uint256 k) internal pure returns (uint256 h) {
+        assembly ("memory-safe") {
+            mstore(0x00, seed)
+            mstore(0x20, u)
+            h := keccak256(0x00, 0x40)
+        }
+        h %= k;
     }
 
     /// @notice Seats auditing update `u`: `(h + j) mod k` for `j < mm` with `mm = min(m, k)`;

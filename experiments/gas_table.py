@@ -39,7 +39,10 @@ from bdfl.chain.devnet import BLOCK_GAS_LIMIT, start_devnet  # noqa: E402
 from bdfl.chain.protocol import FINALIZE_BATCH, TX_GAS_CAP, Phase, ProtocolClient, draw_gas_bound, new_salt  # noqa: E402
 from bdfl.chain.txsender import TxSender  # noqa: E402
 
-ROUND_FUNCTIONS = ("submitUpdate", "commitVotes", "revealVotes", "advance", "finalize")
+ROUND_FUNCTIONS = (
+    "submitUpdate", "commitVotes", "revealVotes", "advance",
+    "finalize (updates)", "finalize (seats)", "finalize (members)",
+)
 
 
 class Recorder:
@@ -99,11 +102,26 @@ def run_round(
     rec.add(scope, "revealVotes", collect(pairs))
     if runner.round_info(r).phase != Phase.FINALIZE:
         raise RuntimeError("the Reveal phase did not end after every auditor revealed")
-    receipts = runner.finalize(r, batch=batch)
-    rec.add(scope, "finalize", receipts)
-    # gas per item of the full batches (items: updates, then committee seats, then members)
-    items_total = n + len(committee) + runner.member_count()
-    full = [int(rc["gasUsed"]) for rc in receipts[: items_total // batch]]
+    # finalize in batches that never straddle a stage, so each transaction's gas belongs to
+    # one stage: updates (outcomes, grants, agreement), seats (auditors), members (sweep:
+    # trainers booked, absences, exits)
+    members = runner.member_count()
+    receipts, full = [], []
+    for stage, items in (("updates", n), ("seats", len(committee)), ("members", members)):
+        left = items
+        while left > 0:
+            size = min(batch, left)
+            rc = runner.finalize_batch(r, size)
+            receipts.append(rc)
+            rec.add(scope, f"finalize ({stage})", [rc])
+            if size == batch:
+                full.append(int(rc["gasUsed"]))
+            left -= size
+    if runner.round_info(r).phase != Phase.CLOSED:
+        receipts.append(runner.finalize_batch(r, batch))  # a sweep that removed members ends early
+        rec.add(scope, "finalize (members)", receipts[-1:])
+        if runner.round_info(r).phase != Phase.CLOSED:
+            raise RuntimeError("the round did not close")
     elapsed = time.perf_counter() - t0
     approved = runner.approved_updates(r)
     views = {

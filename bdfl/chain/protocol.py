@@ -168,6 +168,7 @@ class PeerInfo:
     last_submit_round: int  # round + 1 of the latest submission, 0 = never
     index: int
     reject_streak: int = 0  # the peer's updates rejected in a row (slashed from slash_after_rejections on)
+    submit_index: int = 0  # index of its update in round last_submit_round - 1 (booked by the round's sweep)
 
 
 @dataclass(frozen=True)
@@ -566,7 +567,7 @@ class ProtocolClient:
     def peer_info(self, peer: str | None = None) -> PeerInfo:
         a = peer or self.address
         t = self.registry.functions.peerInfo(a).call()
-        return PeerInfo(str(a), Status(t[0]), bool(t[1]), int(t[2]), int(t[3]), int(t[4]), int(t[5]), int(t[6]), int(t[7]))
+        return PeerInfo(str(a), Status(t[0]), bool(t[1]), int(t[2]), int(t[3]), int(t[4]), int(t[5]), int(t[6]), int(t[7]), int(t[8]))
 
     def peer_states(self, peers: Sequence[str], page: int = 500) -> list[tuple[PeerInfo, int, int]]:
         """(record, stake, claimable) of many peers, ``page`` per call."""
@@ -575,7 +576,7 @@ class ProtocolClient:
             chunk = list(peers[start : start + page])
             infos, balances = self.registry.functions.peerStates(chunk).call()
             for a, t, b in zip(chunk, infos, balances, strict=True):
-                info = PeerInfo(str(a), Status(t[0]), bool(t[1]), int(t[2]), int(t[3]), int(t[4]), int(t[5]), int(t[6]), int(t[7]))
+                info = PeerInfo(str(a), Status(t[0]), bool(t[1]), int(t[2]), int(t[3]), int(t[4]), int(t[5]), int(t[6]), int(t[7]), int(t[8]))
                 out.append((info, int(b[0]), int(b[1])))
         return out
 

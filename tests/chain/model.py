@@ -92,6 +92,7 @@ class SubM:
     eligible: bool
     votes: dict[int, bool] = field(default_factory=dict)  # seat -> accept
     outcome: int = PENDING
+    reward: int = 0  # the trainer reward granted at finalize (credited by the member sweep)
 
 
 @dataclass
@@ -499,18 +500,14 @@ class Model:
         return False
 
     def _finalize_update(self, round_: int, u: int) -> None:
+        """Decide update ``u`` and grant its reward (in index order, so the budget cuts the
+        same updates); the trainer is booked later, by the member sweep (:meth:`_book`)."""
         r = self.cur
         sub = r.subs[u]
         sub.outcome = out = self.outcome_of(sub)
         if out == APPROVED:
             r.approved += 1
-            self.peer(sub.peer).reject_streak = 0
-            self._settle(sub.peer, self.p.rep_gain_update, self._grant(self.p.update_reward), 0)
-        elif out == PROBATION:
-            self.peer(sub.peer).reject_streak = 0
-            self._settle(sub.peer, self.p.rep_gain_update, 0, 0)
-        elif out == REJECTED:
-            self._reject(sub.peer)
+            sub.reward = self._grant(self.p.update_reward)
         majority = None if out == UNDECIDED else out in (APPROVED, PROBATION)
         for s_i in self.audit_seats(round_, u):
             seat = r.seats[s_i]
@@ -524,6 +521,16 @@ class Model:
                     seat.agree += 1
                 else:
                     seat.disagree += 1
+
+    def _book(self, round_: int, a: str) -> None:
+        """The member sweep books trainer ``a``'s update of ``round_`` (its outcome and the
+        reward granted at finalize), before its exit or inactivity is handled."""
+        sub = next(s for s in self.rounds[round_].subs if s.peer == a)
+        if sub.outcome in (APPROVED, PROBATION):
+            self.peer(a).reject_streak = 0
+            self._settle(a, self.p.rep_gain_update, sub.reward, 0)
+        elif sub.outcome == REJECTED:
+            self._reject(a)
 
     def _reject(self, a: str) -> None:
         """A rejection: slashed (and the full reputation loss) only from the C-th in a row;
@@ -561,6 +568,8 @@ class Model:
             used += 1
             a = self.members[self.sweep_cursor]
             p = self.peer(a)
+            if p.last_submit == round_ + 1:
+                self._book(round_, a)
             if p.status == EXITING:
                 self._remove(a)
                 p.status = LEFT

@@ -96,12 +96,13 @@ def test_vote_copier_cannot_open_the_copy_and_is_penalised_for_not_revealing(env
     settled = {e["args"]["auditor"]: e["args"] for e in events if e["event"] == "AuditorSettled"}
     assert settled[copier]["revealed"] is False and settled[leader]["revealed"] is True
     assert settled[leader]["agree"] == len(idx) > 0
-    # copier: +repGainUpdate for its own (approved) update; as an auditor, -repLossNoReveal
-    # and -repLossVote per assigned update (more than revealing them all against the majority)
+    # copier: as an auditor, -repLossNoReveal and -repLossVote per assigned update (more than
+    # revealing them all against the majority); then, in the member sweep, +repGainUpdate for
+    # its own (approved) update
     p = env.params
     assigned = len(env.deployer.assignments_of(r, copier))
     assert settled[copier]["abstain"] == assigned > 0
-    assert _rep_changes(env, receipts, copier) == [p.rep_gain_update, -(p.rep_loss_no_reveal + assigned * p.rep_loss_vote)]
+    assert _rep_changes(env, receipts, copier) == [-(p.rep_loss_no_reveal + assigned * p.rep_loss_vote), p.rep_gain_update]
     assert c.claimable() - claim0 == p.update_reward  # the training reward only, no vote reward
     assert env.by_addr[leader].claimable() >= p.update_reward + len(idx) * p.vote_reward
 
@@ -285,7 +286,8 @@ def test_auditor_that_votes_on_its_own_update_cannot_reveal_at_all(env: Env) -> 
     assert mine.outcome == Outcome.APPROVED  # decided by the three other seats' votes
     p = env.params
     assigned = len(env.deployer.assignments_of(r, attacker))
-    assert _rep_changes(env, receipts, attacker) == [p.rep_gain_update, -(p.rep_loss_no_reveal + assigned * p.rep_loss_vote)]
+    # seats are booked before the member sweep books trainers
+    assert _rep_changes(env, receipts, attacker) == [-(p.rep_loss_no_reveal + assigned * p.rep_loss_vote), p.rep_gain_update]
 
 
 # ------------------------------------------------------------------ whitewasher

@@ -173,8 +173,12 @@ def test_protocol_only_functions_reject_other_callers(env: Env) -> None:
     reg = env.registry.functions
     a = env.peers[0]
     for call in (
-        reg.onSubmit(a.address, 0),
+        reg.onSubmit(a.address, 0, 0),
         reg.settle(a.address, 10**17, 10 * TOKEN, 0),
+        reg.settleUpdate(a.address, False, 0),
+        reg.recordOutcomes(0, 0, 2),
+        reg.recordRewardCut(0, 0, TOKEN),
+        reg.flushMint(),
         reg.sweep(0, 10),
         reg.openRound(5),
     ):
