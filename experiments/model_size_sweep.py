@@ -21,11 +21,16 @@ Figures per size (rounds.csv of the run; "per round" = the last round, whose aud
 trainers' starts like every later round; round 1 has no earlier round to rebuild from):
 
 * bytes per update: the encoded update (header + float32 body) a peer publishes;
-* bytes per round: loopback bytes between the end of round R-1 and the end of round R;
+* bytes per round: update bytes the workers fetched, by phase (audit: the auditors' candidates and
+  the models of the trainers' starts; aggregate: the recipients' approved neighbours), from the
+  run's ``RoundTraffic`` events (counted by bdfl.net's Fetcher); loopback bytes between the end of
+  round R-1 and the end of round R as a cross-check (it adds JSON-RPC and anyone else's traffic);
 * seconds: train (local fit + aggregation), exchange (publish, fetch, hash check, start rebuild),
   audit, chain, eval (test-set accuracy for the curves), other (= total - those), total;
-* hash / decode: seconds to keccak256 / strictly decode one update here (measured in this process),
-  times the hashes and decodes a round does (see docs/results/model-size.md);
+* hash / decode: seconds to keccak256 / strictly decode one update here (measured in this process);
+  hash s/round = keccak s/update x (bodies fetched + N publishes): every update is hashed once by
+  its publisher and once by each fetcher while receiving (CPU seconds summed over the workers,
+  inside the exchange phase);
 * peak RSS of the run's process tree (anvil, orchestrator, workers);
 * overhead = total - train - eval (everything but local training and the curves' evaluation), per
   MiB of model.
@@ -39,6 +44,7 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as _dt
+import json
 import os
 import shlex
 import subprocess
@@ -140,7 +146,7 @@ def run_size(module: str, out: Path, *, peers: int, rounds: int, log: Path, time
             sampler.stop()
             thread.join()
     return {"rc": proc.returncode, "wall_s": time.perf_counter() - t0, "peak_rss": sampler.peak_rss,
-            "bytes_at_round": at_round, "cmd": shlex.join(cmd)}
+            "bytes_at_round": at_round, "cmd": shlex.join(cmd), "peers": peers}
 
 
 def update_costs(module: str, repeats: int = 3) -> dict[str, float]:
@@ -220,8 +226,44 @@ def read_rounds(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
-def figures(size: str, rounds: list[dict[str, str]], costs: dict[str, float], run: dict[str, Any]) -> dict[str, Any]:
-    """One table row from a run's rounds.csv rows, its update costs and its measurements."""
+def read_traffic(path: Path) -> dict[int, dict[str, int]]:
+    """The ``RoundTraffic`` events of a run's events.jsonl: round -> {"audit_fetched": ..., ...}."""
+    out: dict[int, dict[str, int]] = {}
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        return out
+    for line in lines:
+        e = json.loads(line)
+        if e.get("event") == "RoundTraffic":
+            out[int(e["round"])] = {k: int(v) for k, v in e["args"].items()}
+    return out
+
+
+def fetched(traffic: dict[str, int], phase: str | None = None, what: str = "fetched") -> int:
+    """Bytes (``what`` = fetched / served) or bodies a round's workers moved, in one phase or all."""
+    return sum(v for k, v in traffic.items() if k.endswith("_" + what) and (phase is None or k == f"{phase}_{what}"))
+
+
+def round_rows(size: str, rounds: list[dict[str, str]], traffic: dict[int, dict[str, int]]) -> list[dict[str, Any]]:
+    """Every round's split (seconds by phase, update bytes by phase) for the per-round table."""
+    out = []
+    for r in rounds:
+        n = int(r["round"])
+        t = traffic.get(n, {})
+        row: dict[str, Any] = {"size": size, "round": n, **{f"{p}_s": float(r[f"seconds_{p}"]) for p in PHASES},
+                               "total_s": float(r["seconds_total"]), "audit_bytes": fetched(t, "audit") if t else None,
+                               "aggregate_bytes": fetched(t, "aggregate") if t else None,
+                               "bodies": fetched(t, what="bodies") if t else None,
+                               "approved": r.get("approved", "")}
+        out.append(row)
+    return out
+
+
+def figures(size: str, rounds: list[dict[str, str]], costs: dict[str, float], run: dict[str, Any],
+            traffic: dict[int, dict[str, int]] | None = None) -> dict[str, Any]:
+    """One table row from a run's rounds.csv rows, its ``RoundTraffic`` (:func:`read_traffic`),
+    its update costs and its measurements."""
     if not rounds:
         raise ValueError(f"{size}: the run completed no round")
     last = rounds[-1]
@@ -233,8 +275,15 @@ def figures(size: str, rounds: list[dict[str, str]], costs: dict[str, float], ru
     row["other_s"] = row["total_s"] - sum(row[f"{p}_s"] for p in PHASES)
     row["round1_total_s"] = float(rounds[0]["seconds_total"])
     marks = run.get("bytes_at_round") or []
-    row["bytes_per_round"] = marks[-1] - marks[-2] if len(marks) >= 2 else None
+    row["loopback_per_round"] = marks[-1] - marks[-2] if len(marks) >= 2 else None
+    t = (traffic or {}).get(int(last.get("round", len(rounds))))
+    row["bytes_per_round"] = fetched(t) if t else None
+    row["audit_bytes"] = fetched(t, "audit") if t else None
+    row["aggregate_bytes"] = fetched(t, "aggregate") if t else None
+    row["bodies"] = fetched(t, what="bodies") if t else None
     row["hash_s"], row["decode_s"], row["encode_s"] = costs["hash_s"], costs["decode_s"], costs["encode_s"]
+    peers = int(run.get("peers", 0))
+    row["hash_round_s"] = (row["bodies"] + peers) * costs["hash_s"] if row["bodies"] is not None else None
     row["peak_rss"] = int(run["peak_rss"])
     row["overhead_s"] = row["total_s"] - row["train_s"] - row["eval_s"]
     mib = costs["update_bytes"] / MIB
@@ -250,8 +299,9 @@ def growth(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         p = b["params"] / a["params"]
         t = b["total_s"] / a["total_s"] if a["total_s"] > 0 else float("inf")
         o = b["overhead_s"] / a["overhead_s"] if a["overhead_s"] > 0 else float("inf")
+        ab, bb = a.get("bytes_per_round"), b.get("bytes_per_round")
         out.append({"from": a["size"], "to": b["size"], "params_ratio": p, "time_ratio": t, "overhead_ratio": o,
-                    "at_most_linear": t <= p})
+                    "bytes_ratio": bb / ab if ab and bb is not None else None, "at_most_linear": t <= p})
     return out
 
 
@@ -272,9 +322,9 @@ def markdown(rows: list[dict[str, Any]], *, meta: dict[str, str], notes: str = "
     lines = [
         "# Model-size sweep (issue 23)",
         "",
-        f"Measured {meta['date']}, commit `{meta['commit']}`, on {meta['machine']}; load average at the start "
+        f"Written {meta['date']}, commit `{meta['commit']}`, on {meta['machine']}; load average then "
         f"{meta['load']} (other engineers' jobs ran at the same time: timings are noisy, ratios within one run "
-        "are the figures to trust). Command:",
+        "are the figures to trust; each size's own run, date, commit and load are listed below). Command:",
         "",
         "```",
         meta["command"],
@@ -283,22 +333,47 @@ def markdown(rows: list[dict[str, Any]], *, meta: dict[str, str], notes: str = "
         f"N = {meta['peers']} peers, {meta['rounds']} rounds, no attackers, the default policy. Per-round figures are "
         "the last round's (its audit rebuilds every trainer's start, as every round after the first does).",
         "",
-        "| size | params | bytes/update | bytes/round (loopback) | train s | exchange s | audit s | chain s | eval s "
-        "| other s | round s | round 1 s | keccak s/update | decode s/update | peak RSS GiB | overhead s | overhead s/MiB |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    runs = [r for r in rows if r.get("meta")]
+    if runs:
+        lines += ["Each size's run:", "", "| size | measured | commit | load at start | peers | rounds | command |",
+                  "|---|---|---|---:|---:|---:|---|"]
+        lines += [f"| {r['size']} | {r['meta'].get('date', '-')} | `{r['meta'].get('commit', '-')}` | {r['meta'].get('load', '-')} "
+                  f"| {r['meta'].get('peers', '-')} | {r['meta'].get('rounds', '-')} | `{r['meta'].get('command', '-')}` |" for r in runs]
+        lines.append("")
+    lines += [
+        "| size | params | bytes/update | MB fetched/round (audit + aggregate) | updates fetched/round | loopback MB/round "
+        "| train s | exchange s | hash s (est.) | audit s | chain s | eval s | other s | round s | round 1 s "
+        "| keccak s/update | decode s/update | peak RSS GiB | overhead s | overhead s/MiB |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
+        moved = "-" if r.get("bytes_per_round") is None else \
+            f"{r['bytes_per_round'] / 1e6:,.1f} ({r['audit_bytes'] / 1e6:,.1f} + {r['aggregate_bytes'] / 1e6:,.1f})"
+        lo = r.get("loopback_per_round")
         lines.append(
-            f"| {r['size']} | {r['params']:,} | {r['update_bytes']:,} | {_f(r['bytes_per_round'])} | {r['train_s']:.2f} "
-            f"| {r['exchange_s']:.2f} | {r['audit_s']:.2f} | {r['chain_s']:.2f} | {r['eval_s']:.2f} | {r['other_s']:.2f} "
-            f"| {r['total_s']:.2f} | {r['round1_total_s']:.2f} | {r['hash_s']:.4f} | {r['decode_s']:.4f} "
+            f"| {r['size']} | {r['params']:,} | {r['update_bytes']:,} | {moved} | {_f(r.get('bodies'))} "
+            f"| {'-' if lo is None else f'{lo / 1e6:,.1f}'} | {r['train_s']:.2f} "
+            f"| {r['exchange_s']:.2f} | {_f(r.get('hash_round_s'))} | {r['audit_s']:.2f} | {r['chain_s']:.2f} | {r['eval_s']:.2f} "
+            f"| {r['other_s']:.2f} | {r['total_s']:.2f} | {r['round1_total_s']:.2f} | {r['hash_s']:.4f} | {r['decode_s']:.4f} "
             f"| {r['peak_rss'] / 2**30:.2f} | {r['overhead_s']:.2f} | {_f(r['overhead_s_per_mib'], 3)} |"
         )
     lines += ["", "Growth between sizes (round time at most linear in model size: time ratio <= parameter ratio):", "",
-              "| from | to | params x | round time x | overhead x | at most linear |", "|---|---|---:|---:|---:|---|"]
+              "| from | to | params x | round time x | overhead x | bytes/round x | at most linear |",
+              "|---|---|---:|---:|---:|---:|---|"]
     for g in growth(rows):
         lines.append(f"| {g['from']} | {g['to']} | {g['params_ratio']:.1f} | {g['time_ratio']:.2f} | "
-                     f"{g['overhead_ratio']:.2f} | {'yes' if g['at_most_linear'] else 'NO'} |")
+                     f"{g['overhead_ratio']:.2f} | {_f(g['bytes_ratio'])} | {'yes' if g['at_most_linear'] else 'NO'} |")
+    per_round = [x for r in rows for x in r.get("per_round", [])]
+    if per_round:
+        lines += ["", "Every round (seconds by phase; MB of updates fetched by the workers, by phase; updates approved):", "",
+                  "| size | round | train s | exchange s | audit s | chain s | eval s | round s | audit MB | aggregate MB "
+                  "| updates fetched | approved |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for x in per_round:
+            mb = ["-" if x[k] is None else f"{x[k] / 1e6:,.1f}" for k in ("audit_bytes", "aggregate_bytes")]
+            lines.append(f"| {x['size']} | {x['round']} | {x['train_s']:.2f} | {x['exchange_s']:.2f} | {x['audit_s']:.2f} "
+                         f"| {x['chain_s']:.2f} | {x['eval_s']:.2f} | {x['total_s']:.2f} | {mb[0]} | {mb[1]} "
+                         f"| {_f(x['bodies'])} | {x['approved']} |")
     if all("checks_before_s" in r for r in rows):
         lines += ["", "Hash checks downstream of a fetch, per update (each update is checked 7 times in a round: twice "
                   "by each of its auditors' code paths, once per aggregating neighbour; `hash_check_bench`): before, every "
@@ -332,6 +407,19 @@ def environment() -> dict[str, str]:
             "machine": f"{cores} cores, {mem:.0f} GiB", "load": f"{os.getloadavg()[0]:.1f}"}
 
 
+def row_of(saved: dict[str, Any]) -> dict[str, Any]:
+    """A table row (with its every-round rows and provenance) from what :func:`main` saved for one
+    size (``<work>/<size>.json``): the run's rounds.csv and events.jsonl are read again."""
+    out = Path(saved["out"])
+    rounds = read_rounds(out / "rounds.csv")
+    traffic = read_traffic(out / "events.jsonl")
+    run = {"peers": saved.get("meta", {}).get("peers", 20), **saved["run"]}
+    row = {**figures(saved["size"], rounds, saved["costs"], run, traffic), **saved["bench"]}
+    row["per_round"] = round_rows(saved["size"], rounds, traffic)
+    row["meta"] = saved.get("meta", {})
+    return row
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", nargs="+", choices=list(SIZES), default=list(SIZES))
@@ -340,29 +428,39 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", type=Path, default=ROOT / "results" / "model-size")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "results" / "model-size.md")
     ap.add_argument("--timeout", type=float, default=3600.0, help="seconds one run may take")
+    ap.add_argument("--render", type=Path, nargs="+", metavar="SIZE.json",
+                    help="run nothing: rewrite --out from sizes measured before (each invocation saves <work>/<size>.json)")
     args = ap.parse_args(argv)
     if args.rounds < 2:
         ap.error("--rounds must be >= 2 (bytes per round are taken between the last two rounds)")
-    meta = {**environment(), "peers": str(args.peers), "rounds": str(args.rounds),
-            "command": shlex.join([Path(sys.executable).name, "experiments/model_size_sweep.py",
-                                   *(argv if argv is not None else sys.argv[1:])])}
-    args.work.mkdir(parents=True, exist_ok=True)
+    command = shlex.join([Path(sys.executable).name, "experiments/model_size_sweep.py", *(argv if argv is not None else sys.argv[1:])])
+    meta = {**environment(), "peers": str(args.peers), "rounds": str(args.rounds), "command": command}
     notes = kept_notes(args.out)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    if args.render:
+        rows = [row_of(json.loads(p.read_text())) for p in args.render]
+        args.out.write_text(markdown(rows, meta=meta, notes=notes))
+        print(f"wrote {args.out}")
+        return 0
+    args.work.mkdir(parents=True, exist_ok=True)
     rows = []
     for size in args.sizes:
         module = SIZES[size]
         costs = update_costs(module)
         bench = hash_check_bench(module)
         out = args.work / f"{size}-{_dt.datetime.now().strftime('%H%M%S')}"
+        started = {**environment(), "peers": args.peers, "rounds": args.rounds, "command": command}
         print(f"[{size}] {int(costs['params']):,} parameters, {int(costs['update_bytes']):,} bytes per update: running", flush=True)
         run = run_size(module, out, peers=args.peers, rounds=args.rounds, log=args.work / f"{size}.log", timeout=args.timeout)
         if run["rc"] != 0:
             print(f"[{size}] bdfl run exited {run['rc']}: see {args.work / f'{size}.log'}", flush=True)
-        row = {**figures(size, read_rounds(out / "rounds.csv"), costs, run), **bench}
+        saved = {"size": size, "module": module, "out": str(out), "costs": costs, "bench": bench, "run": run, "meta": started}
+        (args.work / f"{size}.json").write_text(json.dumps(saved, indent=1))
+        row = row_of(saved)
         rows.append(row)
         print(f"[{size}] round {row['total_s']:.1f} s (train {row['train_s']:.1f}, exchange {row['exchange_s']:.1f}, "
-              f"audit {row['audit_s']:.1f}), peak RSS {row['peak_rss'] / 2**30:.2f} GiB, wall {run['wall_s']:.0f} s", flush=True)
-        args.out.parent.mkdir(parents=True, exist_ok=True)
+              f"audit {row['audit_s']:.1f}), {_f(row['bytes_per_round'])} bytes fetched, peak RSS "
+              f"{row['peak_rss'] / 2**30:.2f} GiB, wall {run['wall_s']:.0f} s", flush=True)
         args.out.write_text(markdown(rows, meta=meta, notes=notes))  # after every size: an interrupted sweep keeps what it measured
     print(f"wrote {args.out}")
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -33,10 +34,11 @@ def test_figures_take_the_last_round_and_the_bytes_between_the_last_two(sweep) -
     row = sweep.figures("1m", rows, costs, run)
     assert row["total_s"] == 20 and row["round1_total_s"] == 50 and row["rounds"] == 2
     assert row["other_s"] == pytest.approx(20 - (4 + 3 + 6 + 1 + 2))
-    assert row["bytes_per_round"] == 4000  # round 3 minus round 2, not the set-up or round 1
+    assert row["loopback_per_round"] == 4000  # round 3 minus round 2, not the set-up or round 1
+    assert row["bytes_per_round"] is None and row["hash_round_s"] is None  # no RoundTraffic events
     assert row["overhead_s"] == pytest.approx(20 - 4 - 2)  # everything but training and the curves' eval
     assert row["overhead_s_per_mib"] == pytest.approx(14 / 2)
-    assert sweep.figures("1m", rows, costs, {"peak_rss": 0, "bytes_at_round": [7]})["bytes_per_round"] is None
+    assert sweep.figures("1m", rows, costs, {"peak_rss": 0, "bytes_at_round": [7]})["loopback_per_round"] is None
     with pytest.raises(ValueError):
         sweep.figures("1m", [], costs, run)
 
@@ -70,3 +72,29 @@ def test_loopback_bytes_are_read_from_the_lo_line(sweep, tmp_path: Path) -> None
     dev.write_text("Inter-|   Receive\n face |bytes    packets\n  eth0: 999 1 0 0\n    lo: 123456 78 0 0 0\n")
     assert sweep.loopback_rx_bytes(dev) == 123456
     assert sweep.loopback_rx_bytes(tmp_path / "absent") == 0
+
+
+def test_bytes_per_round_come_from_the_last_rounds_traffic_event(sweep, tmp_path: Path) -> None:  # noqa: ANN001
+    events = tmp_path / "events.jsonl"
+    lines = [{"event": "RoundFinalized", "round": 2, "args": {}},
+             {"event": "RoundTraffic", "round": 1, "args": {"audit_fetched": 10, "audit_bodies": 1, "audit_served": 10,
+                                                           "aggregate_fetched": 20, "aggregate_bodies": 2, "aggregate_served": 20}},
+             {"event": "RoundTraffic", "round": 2, "args": {"audit_fetched": 300, "audit_bodies": 3, "audit_served": 290,
+                                                           "aggregate_fetched": 40, "aggregate_bodies": 4, "aggregate_served": 50,
+                                                           "submit_fetched": 0, "submit_bodies": 0, "submit_served": 0}}]
+    events.write_text("".join(json.dumps(e) + "\n" for e in lines))
+    traffic = sweep.read_traffic(events)
+    assert sorted(traffic) == [1, 2] and sweep.read_traffic(tmp_path / "absent.jsonl") == {}
+    costs = {"params": 1000.0, "update_bytes": 2 * 2**20, "encode_s": 0.1, "hash_s": 0.5, "decode_s": 0.3}
+    rows = [rounds_row(50, 1, 1, 1, 1, 1) | {"round": "1"}, rounds_row(20, 4, 3, 6, 1, 2) | {"round": "2"}]
+    row = sweep.figures("1m", rows, costs, {"peak_rss": 0, "peers": 20}, traffic)
+    assert (row["bytes_per_round"], row["audit_bytes"], row["aggregate_bytes"], row["bodies"]) == (340, 300, 40, 7)
+    assert row["hash_round_s"] == pytest.approx((7 + 20) * 0.5)  # each body hashed once on receipt, each publish once
+    per = sweep.round_rows("1m", rows, traffic)
+    assert [(x["round"], x["audit_bytes"], x["aggregate_bytes"], x["bodies"]) for x in per] == [(1, 10, 20, 3), (2, 300, 40, 7)]
+    b = dict(row, size="11m", params=11000, total_s=200.0, overhead_s=140.0, bytes_per_round=3740)
+    g = sweep.growth([row, b])[0]
+    assert g["bytes_ratio"] == pytest.approx(11.0) and g["at_most_linear"]
+    text = sweep.markdown([dict(row, per_round=per)], meta={"date": "d", "commit": "c", "machine": "m", "load": "1",
+                                                            "command": "x", "peers": "20", "rounds": "2"})
+    assert "| 1m | 2 | 4.00 | 3.00 | 6.00 | 1.00 | 2.00 | 20.00 | 0.0 | 0.0 | 7 |" in text
