@@ -79,16 +79,20 @@ def draw_gas_bound(committee_size: int) -> int:
 COMMIT_GAS = 120_000
 
 
-def reveal_gas_bound(votes: int) -> int:
-    """Gas limit of a ``revealVotes`` with ``votes`` votes. Since issue 23 a vote sets two
-    bits in its update's first storage slot, which the submission already wrote (no fresh
-    slot): measured ~8k per vote at N = 1000 (0.90M for the largest reveal, 94 votes), the
-    same whether or not the reveal is the first on its updates. The bound allows 15k per
-    vote; at N = 10,000 with K = 32 (~940 votes) that is 14.3M, under the EIP-7825 cap. A
-    fixed bound instead of ``eth_estimateGas`` saves a round trip per vote transaction;
-    unused gas is not charged, and a reverting reveal is still decoded (by replaying it,
-    see ``TxSender``). Capped at the per-transaction cap."""
-    return min(150_000 + 15_000 * max(0, votes), TX_GAS_CAP)
+def reveal_gas_bound(votes: int, words: int | None = None) -> int:
+    """Gas limit of a ``revealVotes`` with ``votes`` votes whose update indices fall in
+    ``words`` distinct 128-index words (``u >> 7``; default: one word per vote, the worst
+    case). Since issue 23 a reveal writes the auditor's own vote words (2 bits per update,
+    one storage word per 128 update indices it voted in; fresh slots) instead of one slot of
+    every update it votes on: measured ~2.1k per vote plus 22.1k per word (0.44M for the
+    largest reveal at N = 1000, 94 votes in 8 words). The bound allows 4k per vote and 25k
+    per word: at N = 10,000 with K = 32 (~940 votes, 79 words) 5.9M, a third of the EIP-7825
+    cap. A fixed bound instead of ``eth_estimateGas`` saves a round trip per vote
+    transaction; unused gas is not charged, and a reverting reveal is still decoded (by
+    replaying it, see ``TxSender``). Capped at the per-transaction cap."""
+    v = max(0, votes)
+    w = v if words is None else max(0, words)
+    return min(150_000 + 4_000 * v + 25_000 * w, TX_GAS_CAP)
 
 
 class Phase(IntEnum):
@@ -430,7 +434,8 @@ class ProtocolClient:
         call = self.rounds.functions.revealVotes(
             round_, [int(i) for i in update_idx], [bool(a) for a in accept], bytes(HexBytes(salt))
         )
-        return self._tx(call, wait, reveal_gas_bound(len(update_idx)) if gas is None else gas)
+        words = len({int(i) >> 7 for i in update_idx})
+        return self._tx(call, wait, reveal_gas_bound(len(update_idx), words) if gas is None else gas)
 
     def advance(self, round_: int | None = None, *, wait: bool = True, gas: int | None = None) -> Any:
         """End the current phase (its deadline passed, or everyone expected acted)."""

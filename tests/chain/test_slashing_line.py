@@ -126,3 +126,37 @@ def test_unconfirmed_rejection_stops_at_the_threshold_and_an_approval_resets_the
         assert new == max(p.rep_threshold, old - p.rep_loss_update)
     assert x.reputation_of() >= p.rep_threshold and x.peer_info().reject_streak == 2
     assert x.stake_of() == stake0
+
+
+def test_attacker_cannot_dodge_its_booking_by_leaving_during_the_round(env: Env) -> None:
+    """Adversary of the sweep booking (issue 23: trainers are booked by the member sweep,
+    not by the update stage of finalize). An attacker rejected C-1 times in a row submits
+    again and, before the round is finalized, asks to leave, hoping the sweep removes it
+    before it books its C-th rejection. The sweep books a member's update before it handles
+    the exit: the C-th rejection is booked in the round it was decided, the stake is slashed,
+    and the withdrawal after unbonding returns the stake minus the slash."""
+    p = env.params
+    peers = env.join(env.peers[:6])
+    bad = peers[0]
+    stake0 = bad.stake_of()
+    for _ in range(C - 1):
+        env.full_round(peers, bad={bad.address})
+    assert bad.peer_info().reject_streak == C - 1 and bad.stake_of() == stake0
+    rep_before = bad.reputation_of()
+    r = env.deployer.current_round()
+    env.submit(peers, r)  # its C-th rejected update: the Submit phase ends with the last one
+    bad.leave()  # Exiting from now on; the sweep of round r removes it
+    votes = env.honest_votes(r, {bad.address})
+    env.commit_all(r, votes)
+    env.reveal_all(r, votes)
+    env.deployer.finalize(r)
+    assert _outcome(env, r, bad.address) == Outcome.REJECTED
+    info = bad.peer_info()
+    assert info.status.name == "LEFT" and info.reject_streak == C
+    assert bad.stake_of() == stake0 - p.slash_amount, "the confirmed rejection was not slashed"
+    assert bad.reputation_of() < rep_before
+    for _ in range(p.unbonding_rounds + 1):
+        env.full_round(peers[1:])
+    before = bad.token_balance()
+    bad.withdraw()
+    assert bad.token_balance() - before == stake0 - p.slash_amount
