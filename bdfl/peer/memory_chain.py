@@ -17,14 +17,16 @@ contracts' own arithmetic (fixed-point reputation, token base units, the paramet
 * the outcome (``quorum`` revealed votes; accepts above ``approve_percent``: approved, or
   probation when the submitter was not eligible at submission; rejects above
   ``reject_percent``: rejected; else undecided);
-* settlement: an approval gains ``rep_gain_update`` and resets the reject streak; a rejection
-  counts in the streak and, from the ``slash_after_rejections``-th in a row, loses
-  ``rep_loss_update`` and ``slash_amount`` of stake, before that loses reputation only down to
-  ``rep_threshold``; each seat gains ``rep_gain_vote`` per vote with the outcome and loses
-  ``rep_loss_vote`` per vote against it or assigned update left unvoted, a seat that never
-  revealed loses ``rep_loss_no_reveal`` plus that; reputation stays in [0, REP_MAX];
-* the sweep after each round: a member with no stake left becomes inactive, one that did not
-  submit loses ``rep_loss_absence`` and becomes inactive after ``max_missed_rounds`` in a row.
+* settlement, in the contracts' order: first the seats — each gains ``rep_gain_vote`` per
+  vote with the outcome and loses ``rep_loss_vote`` per vote against it or assigned update
+  left unvoted, a seat that never revealed loses ``rep_loss_no_reveal`` plus that — then the
+  member sweep, member by member in registry order: it books the member's update of the round
+  (an approval gains ``rep_gain_update`` and resets the reject streak; a rejection counts in
+  the streak and, from the ``slash_after_rejections``-th in a row, loses ``rep_loss_update``
+  and ``slash_amount`` of stake, before that loses reputation only down to ``rep_threshold``),
+  then a member with no stake left becomes inactive, one that did not submit loses
+  ``rep_loss_absence`` and becomes inactive after ``max_missed_rounds`` in a row; reputation
+  stays in [0, REP_MAX] after every step.
 
 Not kept: token balances, rewards, leaving and withdrawing, phase deadlines and the
 commitments of votes (a vote is given to :meth:`MemoryChain.reveal` directly). Beacon
@@ -283,12 +285,6 @@ class MemoryChain:
         rnd = self.round
         for u, up in enumerate(self.updates):
             up.outcome = out = self.outcome_of(u)
-            m = self.member(up.peer)
-            if out in (Outcome.APPROVED, Outcome.PROBATION):
-                m.reject_streak = 0
-                self._adjust(m, self.p.rep_gain_update)
-            elif out == Outcome.REJECTED:
-                self._reject(m)
             majority = None if out == Outcome.UNDECIDED else out != Outcome.REJECTED
             for s in self.audit_seats(u):
                 seat = self.seats[s]
@@ -316,6 +312,16 @@ class MemoryChain:
     def _adjust(self, m: Member, delta: int) -> None:
         m.reputation = max(0, min(REP_SCALE, m.reputation + delta))
 
+    def _book(self, peer: str) -> None:
+        """The sweep books ``peer``'s update of the round closing (after the seats' settlement)."""
+        up = next(u for u in self.updates if u.peer == peer)
+        m = self.member(peer)
+        if up.outcome in (Outcome.APPROVED, Outcome.PROBATION):
+            m.reject_streak = 0
+            self._adjust(m, self.p.rep_gain_update)
+        elif up.outcome == Outcome.REJECTED:
+            self._reject(m)
+
     def _reject(self, m: Member) -> None:
         m.reject_streak = min(m.reject_streak + 1, 2**16 - 1)
         if m.reject_streak >= self.p.slash_after_rejections:
@@ -336,6 +342,8 @@ class MemoryChain:
         while i < len(self.members):
             a = self.members[i]
             m = self.member(a)
+            if m.last_submit == rnd + 1:
+                self._book(a)
             if m.stake == 0:
                 self._remove(a)
                 m.status = Status.INACTIVE
