@@ -268,7 +268,7 @@ class Mirror:
             self.chain.close_submissions()
         return t_train, dup
 
-    def audit(self, rnd: int, rules: Mapping[str, AuditRule], primary: str, tally: Any) -> None:
+    def audit(self, rnd: int, rules: Mapping[str, AuditRule], tally: Any) -> None:
         """Stages audit, commit and reveal of every committee member; ``tally(auditor, trainer,
         {rule: failed tests}, verdict or None)`` gets every vote as each rule would cast it."""
         view = self.chain.view
@@ -362,7 +362,7 @@ def run(attack_label: str, seed: int, args: argparse.Namespace, rules: dict[str,
                                   "own_loss": verdict.reference_loss, "failed": " ".join(verdict.failed),
                                   **{f: getattr(verdict.stats, f) for f in STAT_FIELDS}})
 
-        m.audit(r, rules, args.rule, tally)
+        m.audit(r, rules, tally)
         outcomes = dict(zip((s.peer for s in m.chain.view.subs[r]), m.chain.finalize()))
         for addr, o in outcomes.items():
             if o in (Outcome.APPROVED, Outcome.REJECTED):
