@@ -594,9 +594,24 @@ def build_22(runs: list[dict[str, Any]]) -> tuple[list[str], list[tuple[str, boo
                         targets.append((f"{where}: within 5 points of clean (Krum/median/trimmed mean lose > 10)",
                                         d_b >= -0.05, f"{_pts(d_b)} pts; baselines {', '.join(_pts(x) for x in lost)}"))
             lines.append("")
+            lines += _drop_table(rows, defenses, clean, (task, peers, rounds), frac)
             lines += _asr_table(rows, defenses, task, peers, frac)
             lines += _adaptive_table(rows, defenses, clean, task, peers, frac, rounds)
     return lines, targets
+
+
+def _drop_table(rows: list[dict[str, Any]], defenses: list[str], clean: dict[tuple[str, int, int, str, int], float],
+                where: tuple[str, int, int], frac: float) -> list[str]:
+    """Each defense's final honest accuracy minus its own clean run (same seeds), points: what the
+    45 % target's condition reads for Krum, median and trimmed mean."""
+    labels = sorted({r["label"] for r in rows}, key=lambda a: (a.startswith("adaptive"), _is_backdoor(a), a))
+    out = [f"Drop against each defense's own clean run ({where[0]}, {where[1]} peers, {round(frac * 100)} %), points:", "",
+           "| attack | " + " | ".join(defenses) + " |", "|---|" + "---:|" * len(defenses)]
+    for label in labels:
+        vals = [_mean([r["accuracy"] - clean[(*where, d, r["seed"])] for r in rows
+                       if r["label"] == label and r["defense"] == d and (*where, d, r["seed"]) in clean]) for d in defenses]
+        out.append(f"| {label} | " + " | ".join(_pts(v) for v in vals) + " |")
+    return out + [""]
 
 
 def _asr_table(rows: list[dict[str, Any]], defenses: list[str], task: str, peers: int, frac: float) -> list[str]:

@@ -70,6 +70,8 @@ def test_issue_22_table_names_targets_met_and_missed(table, tmp_path: Path) -> N
     assert "digits/20/30%/backdoor_4x4: honest false rejection < 2 %: 8.3%" in missed
     assert "digits/20/30%/backdoor_4x4: attackers below every honest peer from round 5: never" in missed
     assert "| backdoor_4x4 | 40.0% | – |" in md  # the backdoor table, BDFL and median columns
+    drops = md.split("Drop against each defense's own clean run")[1].split("\n\n")[1]
+    assert "| sign_flip_x4 | -0.5 | -28.0 |" in drops  # each defense against its own clean run
     adaptive = [line for line in md.splitlines() if line.startswith("| adaptive_alie |")][-1]  # its own table
     assert "| -5.0 | -8.0 | 0% (0/4) |" in adaptive  # drop against each defense's own clean run
 
