@@ -114,6 +114,7 @@ def _worker(view: MemoryChainView, peers: list[Peer], fetcher: Fetcher, test_cli
     w.states, w.attackers, w.asr_client, w.test_client = {}, set(), None, test_client
     w.spec = SimpleNamespace(addresses=ADDRS)
     w._outbox, w._signing = [], 0.0
+    w.host, w._moved = SimpleNamespace(bytes_sent=0), (0, 0, 0)  # the traffic counters of its replies (Worker._traffic)
     return w
 
 
