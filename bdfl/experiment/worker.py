@@ -311,6 +311,10 @@ class Worker:
         fetched = self.fetcher.fetch_many(sorted(wanted), budget=self.fetch_budget, allowance=self.fetch_allowance) if wanted else {}
         # the same models for every auditor of this worker: rebuilt once
         rebuilt = stages.audit.rebuild(mine[0].peer, rnd, recipes, past, fetched) if mine else ({}, {})
+        # the starts' and earlier moves' models are rebuilt: keep only the candidates' bytes for the
+        # judges (two thirds of a later round's fetched bytes, 1.8 GB per worker at 11M, N = 20)
+        judged = {c.hash.lower() for i in inputs.values() for c in i.candidates}
+        fetched = {h: d for h, d in fetched.items() if h.lower() in judged}
         starts = rebuilt[0]
         t1 = time.perf_counter()
         # a simulation-only check: an honest trainer hosted here started exactly where its auditors say
