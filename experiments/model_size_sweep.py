@@ -300,8 +300,9 @@ def growth(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         t = b["total_s"] / a["total_s"] if a["total_s"] > 0 else float("inf")
         o = b["overhead_s"] / a["overhead_s"] if a["overhead_s"] > 0 else float("inf")
         ab, bb = a.get("bytes_per_round"), b.get("bytes_per_round")
+        r1 = b["round1_total_s"] / a["round1_total_s"] if a.get("round1_total_s") and b.get("round1_total_s") else None
         out.append({"from": a["size"], "to": b["size"], "params_ratio": p, "time_ratio": t, "overhead_ratio": o,
-                    "bytes_ratio": bb / ab if ab and bb is not None else None, "at_most_linear": t <= p})
+                    "bytes_ratio": bb / ab if ab and bb is not None else None, "round1_ratio": r1, "at_most_linear": t <= p})
     return out
 
 
@@ -324,7 +325,7 @@ def markdown(rows: list[dict[str, Any]], *, meta: dict[str, str], notes: str = "
         "",
         f"Written {meta['date']}, commit `{meta['commit']}`, on {meta['machine']}; load average then "
         f"{meta['load']} (other engineers' jobs ran at the same time: timings are noisy, ratios within one run "
-        "are the figures to trust; each size's own run, date, commit and load are listed below). Command:",
+        "are the figures to trust; each size's own run, date, commit and load are listed below). Reproduce (this file):",
         "",
         "```",
         meta["command"],
@@ -359,11 +360,12 @@ def markdown(rows: list[dict[str, Any]], *, meta: dict[str, str], notes: str = "
             f"| {r['peak_rss'] / 2**30:.2f} | {r['overhead_s']:.2f} | {_f(r['overhead_s_per_mib'], 3)} |"
         )
     lines += ["", "Growth between sizes (round time at most linear in model size: time ratio <= parameter ratio):", "",
-              "| from | to | params x | round time x | overhead x | bytes/round x | at most linear |",
-              "|---|---|---:|---:|---:|---:|---|"]
+              "| from | to | params x | round time x | overhead x | bytes/round x | round 1 time x | at most linear |",
+              "|---|---|---:|---:|---:|---:|---:|---|"]
     for g in growth(rows):
         lines.append(f"| {g['from']} | {g['to']} | {g['params_ratio']:.1f} | {g['time_ratio']:.2f} | "
-                     f"{g['overhead_ratio']:.2f} | {_f(g['bytes_ratio'])} | {'yes' if g['at_most_linear'] else 'NO'} |")
+                     f"{g['overhead_ratio']:.2f} | {_f(g['bytes_ratio'])} | {_f(g.get('round1_ratio'))} "
+                     f"| {'yes' if g['at_most_linear'] else 'NO'} |")
     per_round = [x for r in rows for x in r.get("per_round", [])]
     if per_round:
         lines += ["", "Every round (seconds by phase; MB of updates fetched by the workers, by phase; updates approved):", "",
@@ -439,6 +441,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     if args.render:
         rows = [row_of(json.loads(p.read_text())) for p in args.render]
+        meta["peers"] = "/".join(sorted({str(r["meta"].get("peers", "?")) for r in rows}))
+        meta["rounds"] = "as listed per size"
         args.out.write_text(markdown(rows, meta=meta, notes=notes))
         print(f"wrote {args.out}")
         return 0

@@ -94,7 +94,7 @@ def test_bytes_per_round_come_from_the_last_rounds_traffic_event(sweep, tmp_path
     assert [(x["round"], x["audit_bytes"], x["aggregate_bytes"], x["bodies"]) for x in per] == [(1, 10, 20, 3), (2, 300, 40, 7)]
     b = dict(row, size="11m", params=11000, total_s=200.0, overhead_s=140.0, bytes_per_round=3740)
     g = sweep.growth([row, b])[0]
-    assert g["bytes_ratio"] == pytest.approx(11.0) and g["at_most_linear"]
+    assert g["bytes_ratio"] == pytest.approx(11.0) and g["at_most_linear"] and g["round1_ratio"] == pytest.approx(1.0)
     text = sweep.markdown([dict(row, per_round=per)], meta={"date": "d", "commit": "c", "machine": "m", "load": "1",
                                                             "command": "x", "peers": "20", "rounds": "2"})
     assert "| 1m | 2 | 4.00 | 3.00 | 6.00 | 1.00 | 2.00 | 20.00 | 0.0 | 0.0 | 7 |" in text
