@@ -176,10 +176,12 @@ class DetectorsConfig:
     trigger: TriggerDetectorConfig = field(default_factory=lambda: TriggerDetectorConfig(k=3.0))
     accuracy: DetectorConfig = field(default_factory=DetectorConfig)
     loss: DetectorConfig = field(default_factory=DetectorConfig)
+    balanced_accuracy: DetectorConfig = field(default_factory=DetectorConfig)
 
 
 #: The detectors of :class:`DetectorsConfig`, by table name.
-DETECTORS = ("distance", "direction", "shift", "no_work", "consistency", "merge", "trigger", "accuracy", "loss")
+DETECTORS = ("distance", "direction", "shift", "no_work", "consistency", "merge", "trigger", "accuracy", "loss",
+             "balanced_accuracy")
 
 
 @dataclass(frozen=True)

@@ -265,6 +265,12 @@ class TorchClient(NumPyClient):
         audit's trigger detector stamps (bdfl.defense.detectors.trigger)."""
         return np.concatenate([self.X_val.numpy(), self.X_train.numpy()])
 
+    def audit_data(self) -> tuple[np.ndarray, np.ndarray]:
+        """This peer's labelled data (validation split, then training shard), on which its
+        audit's balanced-accuracy detector measures candidates (bdfl.defense.detectors.balanced):
+        no candidate was trained on any of it."""
+        return self.audit_inputs(), np.concatenate([self.y_val.numpy(), self.y_train.numpy()])
+
 
 MakeClient = Callable[..., TorchClient]
 

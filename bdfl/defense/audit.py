@@ -4,9 +4,10 @@ An auditor judges the candidate models (other peers' published parameters) assig
 with what it has: its **own** model at the start of the round (``start_params``), its own
 model after this round's local training (``reference_params``), its **own** validation split
 (through ``client.evaluate``, the same call for any ``NumPyClient``), its own inputs (for the
-trigger family, when the client offers ``predict`` and ``audit_inputs``) and the candidates'
-parameters. It measures (:func:`evaluate_candidates`, :func:`candidate_statistics`,
-:func:`merged_losses`, :func:`trigger_evidence`) and hands the measurements to every enabled
+trigger family, when the client offers ``predict`` and ``audit_inputs``), all its labelled
+data (per-class accuracies, when the client offers ``predict`` and ``audit_data``) and the
+candidates' parameters. It measures (:func:`evaluate_candidates`, :func:`candidate_statistics`,
+:func:`merged_losses`, :func:`trigger_evidence`, :func:`class_evidence`) and hands the measurements to every enabled
 detector; a candidate is **rejected when any detector fails it**, and, before that, when it
 is **invalid** (NaN/Inf, other array count or shapes than the auditor's model).
 
@@ -31,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from bdfl.config import DEFENSE_RANGES, DETECTORS, DetectorsConfig, check_defense_setting, defense_value, from_dict
-from bdfl.defense.detectors import Evidence, Finding, TriggerEvidence, build_detectors, run_detectors
+from bdfl.defense.detectors import ClassEvidence, Evidence, Finding, TriggerEvidence, build_detectors, run_detectors
 from bdfl.defense.detectors import trigger as trigger_detector
 from bdfl.errors import BDFLError
 from bdfl.learning.task import EvalResult, evaluate_client
@@ -44,6 +45,7 @@ __all__ = [
     "audit_seed",
     "audit_updates",
     "candidate_statistics",
+    "class_evidence",
     "evaluate_candidates",
     "evidence",
     "judge",
@@ -351,12 +353,36 @@ def trigger_evidence(
     return trigger_detector.scan(lambda p, x: client.predict(list(p), x), X, reference_params, candidates, valid, family)
 
 
+def class_evidence(client: Any, candidates: Sequence[Any], valid: Sequence[bool], rule: AuditRule) -> ClassEvidence | None:
+    """Per-class accuracies of the valid candidates on all the auditor's labelled data
+    (``client.audit_data()``: its validation split and training shard, predicted with
+    ``client.predict``), for the balanced-accuracy detector; None when that detector is off
+    or the client offers no ``predict`` / ``audit_data``."""
+    if not rule.enabled("balanced_accuracy") or not (
+            callable(getattr(client, "predict", None)) and callable(getattr(client, "audit_data", None))):
+        return None
+    X, y = client.audit_data()
+    y = np.asarray(y).ravel()
+    if len(y) == 0:
+        return None
+    classes, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
+    out: list[np.ndarray | None] = []
+    for cand, ok in zip(candidates, valid):
+        if not ok:
+            out.append(None)
+            continue
+        correct = (np.asarray(client.predict(list(cand), X)).ravel() == y).astype(np.float64)
+        out.append(np.bincount(inverse, weights=correct, minlength=len(classes)) / counts)
+    return ClassEvidence(counts=counts, accuracy=tuple(out))
+
+
 def evidence(
     reference: EvalResult,
     results: Sequence[EvalResult | str],
     stats: Sequence[ParamStats | None] | None = None,
     merged: Sequence[float] | None = None,
     trigger: TriggerEvidence | None = None,
+    classes: ClassEvidence | None = None,
 ) -> Evidence:
     """The detectors' input from the auditor's measurements (see :func:`judge`)."""
     m = len(results)
@@ -365,6 +391,8 @@ def evidence(
             raise BDFLError(f"audit: {len(seq)} {what} for {m} candidates")
     if trigger is not None and len(trigger.candidates) != m:
         raise BDFLError(f"audit: {len(trigger.candidates)} trigger scans for {m} candidates")
+    if classes is not None and len(classes.accuracy) != m:
+        raise BDFLError(f"audit: {len(classes.accuracy)} per-class measurements for {m} candidates")
     valid = [isinstance(r, EvalResult) for r in results]
 
     def stat(name: str) -> list[float]:
@@ -387,6 +415,7 @@ def evidence(
         history_cosine=stat("history_cosine"),
         merged_loss=list(merged) if merged is not None else [math.nan] * m,
         trigger=trigger,
+        classes=classes,
     )
 
 
@@ -397,16 +426,18 @@ def judge(
     stats: Sequence[ParamStats | None] | None = None,
     merged: Sequence[float] | None = None,
     trigger: TriggerEvidence | None = None,
+    classes: ClassEvidence | None = None,
 ) -> list[AuditVerdict]:
     """Apply ``rule`` to already-computed measurements: the evaluation results
     (:func:`evaluate_candidates`), and when given the parameter statistics
     (:func:`candidate_statistics`), the merged losses (:func:`merged_losses`; NaN for invalid
-    candidates) and the trigger evidence (:func:`trigger_evidence`). A detector whose
+    candidates), the trigger evidence (:func:`trigger_evidence`) and the per-class accuracies
+    (:func:`class_evidence`). A detector whose
     measurement is missing does not judge."""
     if not math.isfinite(reference.loss):
         raise BDFLError("the auditor's own model has a non-finite loss on its validation data; it cannot audit",
                         fix="check the task's evaluate() and the auditor's training")
-    ev = evidence(reference, results, stats, merged, trigger)
+    ev = evidence(reference, results, stats, merged, trigger, classes)
     per = run_detectors(build_detectors(rule.detectors), ev)
     verdicts = []
     for i, r in enumerate(results):
@@ -465,7 +496,7 @@ def audit_updates(
     )
     merged = merged_losses(client, reference_params, candidates, valid) if rule.enabled("merge") else None
     trigger = trigger_evidence(client, reference_params, candidates, valid, rule, seed)
-    return judge(rule, reference, results, stats, merged, trigger)
+    return judge(rule, reference, results, stats, merged, trigger, class_evidence(client, candidates, valid, rule))
 
 
 # -- offline re-judging (experiments/audit_rule_eval.py) -------------------------------------

@@ -24,7 +24,9 @@ Detectors (module: what fails):
 * ``no_work`` (:mod:`.no_work`): the move is far shorter than the others';
 * ``consistency`` (:mod:`.consistency`): the move reverses the same trainer's earlier move;
 * ``merge`` (:mod:`.merge`): averaging it into the auditor's model raises the loss far above the median;
-* ``trigger`` (:mod:`.trigger`): a stamp from a per-audit random trigger family flips inputs to one class.
+* ``trigger`` (:mod:`.trigger`): a stamp from a per-audit random trigger family flips inputs to one class;
+* ``balanced_accuracy`` (:mod:`.balanced`): the class-balanced accuracy on all the auditor's
+  labelled data (validation split and training shard) far below the median candidate's.
 
 This package uses NumPy and the config only, so any layer can compose it.
 """
@@ -34,7 +36,8 @@ from __future__ import annotations
 from typing import Any
 
 from bdfl.config import DetectorsConfig
-from bdfl.defense.detectors.base import Detector, Evidence, Finding, TriggerEvidence
+from bdfl.defense.detectors.balanced import BalancedAccuracyDetector
+from bdfl.defense.detectors.base import ClassEvidence, Detector, Evidence, Finding, TriggerEvidence
 from bdfl.defense.detectors.consistency import ConsistencyDetector
 from bdfl.defense.detectors.direction import DirectionDetector
 from bdfl.defense.detectors.distance import DistanceDetector
@@ -45,19 +48,19 @@ from bdfl.defense.detectors.quality import AccuracyDetector
 from bdfl.defense.detectors.shift import ShiftDetector
 from bdfl.defense.detectors.trigger import TriggerDetector
 
-__all__ = ["DETECTOR_NAMES", "REGISTRY", "Detector", "Evidence", "Finding", "TriggerEvidence", "build_detectors",
+__all__ = ["DETECTOR_NAMES", "REGISTRY", "ClassEvidence", "Detector", "Evidence", "Finding", "TriggerEvidence", "build_detectors",
            "describe", "run_detectors"]
 
 
 #: Every detector class by name.
 REGISTRY: dict[str, type[Detector]] = {c.name: c for c in (
     DistanceDetector, DirectionDetector, ShiftDetector, NoWorkDetector, ConsistencyDetector,
-    MergeDetector, TriggerDetector, AccuracyDetector, LossDetector)}
+    MergeDetector, TriggerDetector, AccuracyDetector, LossDetector, BalancedAccuracyDetector)}
 
 
 #: The detectors, in the order their findings are reported.
 DETECTOR_NAMES: tuple[str, ...] = ("distance", "direction", "shift", "no_work", "consistency", "merge", "trigger",
-                                   "accuracy", "loss")
+                                   "accuracy", "loss", "balanced_accuracy")
 
 
 def build_detectors(config: DetectorsConfig) -> list[Detector]:

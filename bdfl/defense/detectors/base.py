@@ -12,7 +12,7 @@ import numpy as np
 from bdfl.config import DetectorConfig
 from bdfl.defense.detectors.calibration import safe_log, small_sample_factor
 
-__all__ = ["Detector", "Evidence", "Finding", "TriggerEvidence", "enough"]
+__all__ = ["ClassEvidence", "Detector", "Evidence", "Finding", "TriggerEvidence", "enough"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,17 @@ class TriggerEvidence:
     n_inputs: int
 
 
+@dataclass(frozen=True)
+class ClassEvidence:
+    """Per-class accuracies on **all** of the auditor's labelled data (validation split and
+    training shard: no candidate was trained on either), for :mod:`.balanced`. ``counts[c]``:
+    the auditor's samples of its ``c``-th class (only classes it holds); ``accuracy[i]``:
+    candidate i's accuracy on each of those classes (None: not measured)."""
+
+    counts: np.ndarray
+    accuracy: tuple[np.ndarray | None, ...]
+
+
 def _nan(m: int) -> np.ndarray:
     return np.full(m, math.nan)
 
@@ -53,7 +64,8 @@ class Evidence:
     ``distance`` / ``shift``: to the auditor's trained model; ``cosine`` / ``own_cosine``: of
     the candidate's move with the consensus / the auditor's own move; ``update_ratio``: the
     move's length over the auditor's own; ``history_cosine``: with its trainer's earlier move;
-    ``merged_loss``: loss of (own + candidate) / 2.
+    ``merged_loss``: loss of (own + candidate) / 2; ``trigger``: flip shares on stamped inputs;
+    ``classes``: per-class accuracies on all the auditor's labelled data.
     """
 
     valid: np.ndarray
@@ -70,6 +82,7 @@ class Evidence:
     history_cosine: np.ndarray = field(default_factory=lambda: np.zeros(0))
     merged_loss: np.ndarray = field(default_factory=lambda: np.zeros(0))
     trigger: TriggerEvidence | None = None
+    classes: ClassEvidence | None = None
 
     def __post_init__(self) -> None:
         self.valid = np.asarray(self.valid, dtype=bool)

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["MAD_TO_SIGMA", "QN_SHARE", "accuracy_se", "finite", "good_side_spread", "log_mean_se", "one_sided_bar", "qn_scale", "robust_centre_spread", "safe_log",
+__all__ = ["MAD_TO_SIGMA", "QN_SHARE", "accuracy_se", "balanced_accuracy_se", "finite", "good_side_spread", "log_mean_se", "one_sided_bar", "qn_scale", "robust_centre_spread", "safe_log",
            "share_se", "skewed_spread", "small_sample_factor"]
 
 #: The good-side spread is at least this share of the two-sided Qn. A bad minority on the bad
@@ -126,6 +126,23 @@ def accuracy_se(accuracy: float, n: int) -> float:
         return math.inf
     p = (accuracy * n + 1) / (n + 2)
     return math.sqrt(2 * p * (1 - p) / n)
+
+
+def balanced_accuracy_se(accuracy: Sequence[float] | np.ndarray, counts: Sequence[int] | np.ndarray) -> float:
+    """Standard error of the *difference* of two models' class-balanced accuracies (the mean
+    over ``C`` classes of the per-class accuracies ``accuracy[c]``, each measured on
+    ``counts[c]`` of the same samples), at most: ``sqrt(sum_c 2 p_c (1 - p_c) / n_c) / C``
+    with Laplace estimates ``p_c`` as :func:`accuracy_se` (the accuracy's error on ``C`` x the
+    harmonic mean of the counts). A class the auditor holds a single sample of weighs as much
+    as any other and so widens the bar most. ``inf`` without classes."""
+    n = np.asarray(counts, dtype=np.float64)
+    a = np.asarray(accuracy, dtype=np.float64)
+    keep = (n > 0) & np.isfinite(a)
+    if not keep.any():
+        return math.inf
+    n, a = n[keep], a[keep]
+    p = (a * n + 1) / (n + 2)
+    return float(math.sqrt(float(np.sum(2 * p * (1 - p) / n))) / len(n))
 
 
 def log_mean_se(n: int) -> float:
