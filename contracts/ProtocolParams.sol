@@ -86,7 +86,8 @@ library ParamsLib {
     uint256 internal constant REP_MAX = 1e18;
     /// @notice Upper bound on the committee size K: votes are tracked in 64-bit bitmaps.
     uint256 internal constant MAX_COMMITTEE = 64;
-    /// @notice Upper bound on auditorsPerUpdate m: an update's votes are 16-bit window bitmaps.
+    /// @notice Upper bound on auditorsPerUpdate m (kept from the 16-bit window bitmaps that
+    ///         issue 23 replaced by the auditors' own vote words).
     uint256 internal constant MAX_AUDITORS = 16;
     /// @notice Upper bound on probationRounds and unbondingRounds (a typo cannot lock stakes for ever).
     uint256 internal constant MAX_IDENTITY_ROUNDS = 1000;

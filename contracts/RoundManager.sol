@@ -72,8 +72,9 @@ contract RoundManager {
     }
 
     /// @notice One submitted update as stored: one slot, keyed by (round, update hash), so the
-    ///         record doubles as the duplicate-hash check (a submission writes two fresh
-    ///         slots: this record and the hash at its index). Votes are not stored here but in
+    ///         record doubles as the duplicate-hash check (a submission writes one fresh slot,
+    ///         this record, and rewrites the ring slot of the hash at its index,
+    ///         {ROUNDS_KEPT}). Votes are not stored here but in
     ///         the auditors' own vote words ({_votes}), and outcomes in the registry's packed
     ///         outcome words ({PeerRegistry-outcomeOf}) (issue 23: a vote no longer rewrites
     ///         its update's slot, and finalize no longer writes it).
@@ -81,6 +82,7 @@ contract RoundManager {
         address peer; // non-zero once submitted: a second submission of the hash is refused
         uint32 numSamples; // self-reported, capped at maxSamples
         bool eligible; // trainer reputation >= repThreshold at submission
+        uint32 index; // its index in the round
     }
 
     /// @notice One submitted update as the views return it (the layout readers know):
@@ -123,6 +125,12 @@ contract RoundManager {
     ///         (bdfl.chain.protocol.finalize_batch_size) so a batch stays under the
     ///         16,777,216 per-transaction gas cap (EIP-7825).
     uint256 public constant MAX_FINALIZE_ITEMS = 200;
+    /// @notice Rounds whose per-index storage (update hashes, vote words) is kept: slots are
+    ///         reused every ROUNDS_KEPT rounds (issue 23: a submission and a reveal rewrite
+    ///         slots instead of creating them). Views of a round older than
+    ///         `currentRound - ROUNDS_KEPT + 1` revert {RoundPruned}; its submissions are in
+    ///         the UpdateSubmitted / UpdateFinalized events.
+    uint256 public constant ROUNDS_KEPT = 4;
     /// @dev "No position / no seat".
     uint256 internal constant NONE = type(uint256).max;
 
@@ -149,6 +157,8 @@ contract RoundManager {
     error DuplicateVote(uint256 round, uint256 index);
     error BadBatchSize(uint256 maxItems);
     error BadMintBounds();
+    /// @notice The per-index data of `round` has been reused; rounds from `oldestKept` on are readable.
+    error RoundPruned(uint256 round, uint256 oldestKept);
     /// @notice Raised by PeerRegistry.onSubmit for a non-member; declared here so that it
     ///         decodes by name from this contract's ABI when it bubbles up.
     error NotActiveMember(address peer);
@@ -230,17 +240,21 @@ contract RoundManager {
     bytes32 public lastSeed;
 
     mapping(uint256 => RoundState) internal _rounds;
-    /// @dev Update hash per round and index (a mapping, not an array: `numSubmissions` is the
-    ///      count, so a submission does not also write an array length).
-    mapping(uint256 => mapping(uint256 => bytes32)) internal _hashes;
+    /// @dev Update hash by (round mod ROUNDS_KEPT, index): a ring, so a submission rewrites the
+    ///      slot of round - ROUNDS_KEPT instead of creating one (a mapping, not an array:
+    ///      `numSubmissions` is the count).
+    mapping(uint256 => mapping(uint256 => bytes32)) internal _hashRing;
     /// @dev Update record per round and hash (see {Submission}).
     mapping(uint256 => mapping(bytes32 => Submission)) internal _byHash;
     mapping(uint256 => address[]) internal _committees;
     mapping(uint256 => mapping(address => uint256)) internal _seatPlusOne;
     mapping(uint256 => mapping(uint256 => Seat)) internal _seats;
-    /// @dev Votes revealed by seat s of a round: 2 bits per update index u at word u >> 7,
-    ///      bits 2 * (u & 127): bit 0 = voted, bit 1 = accepted (issue 23: a reveal writes
-    ///      ceil(n / 128) words of its own instead of one slot per vote).
+    /// @dev Votes revealed by seat s of a round, keyed (round mod ROUNDS_KEPT, seat, word): 2
+    ///      bits per update index u at word u >> 7, bits 2 * (u & 127): bit 0 = voted, bit 1 =
+    ///      accepted (issue 23: a reveal rewrites the ceil(n / 128) words of its seat instead
+    ///      of writing one slot per vote). A reveal writes every word below ceil(n / 128),
+    ///      zeros included, and a word is read only for a seat that revealed in the round, so
+    ///      a stale word of an older round is never read.
     mapping(uint256 => mapping(uint256 => mapping(uint256 => uint256))) internal _votes;
     /// @dev Per round, 8 seats per word: bits 32 * (s & 7) of word s >> 3 hold 1 + the index
     ///      of the update submitted by the holder of seat s (0: it submitted none); written at
@@ -319,7 +333,8 @@ contract RoundManager {
         rec.peer = msg.sender;
         rec.numSamples = capped;
         rec.eligible = eligible;
-        _hashes[round][index] = updateHash;
+        rec.index = uint32(index);
+        _hashRing[round % ROUNDS_KEPT][index] = updateHash;
         rs.numSubmissions = uint32(index + 1);
         emit UpdateSubmitted(round, msg.sender, index, updateHash, capped);
         if (index + 1 >= members) _advanceFrom(round, rs);
@@ -504,6 +519,7 @@ contract RoundManager {
 
     /// @notice Update `index` of `round`.
     function submission(uint256 round, uint256 index) external view returns (SubmissionView memory) {
+        _requireKept(round);
         if (index >= _rounds[round].numSubmissions) revert IndexOutOfRange(index, _rounds[round].numSubmissions);
         return _view(round, index);
     }
@@ -516,6 +532,7 @@ contract RoundManager {
         view
         returns (SubmissionView[] memory out)
     {
+        _requireKept(round);
         uint256 n = _rounds[round].numSubmissions;
         uint256 end = start >= n ? start : (count > n - start ? n : start + count);
         out = new SubmissionView[](end - start);
@@ -525,6 +542,7 @@ contract RoundManager {
     /// @notice Index of `peer`'s update in `round` (reverts if it submitted none). O(1) for
     ///         the peer's latest submission, an O(N) scan for older rounds.
     function submissionIndexOf(uint256 round, address peer) public view returns (uint256) {
+        _requireKept(round);
         uint256 slot = _member[peer];
         if (uint32(slot >> 32) == round + 1) return uint32(slot);
         uint256 n = _rounds[round].numSubmissions;
@@ -569,6 +587,7 @@ contract RoundManager {
     /// @notice Approved (aggregatable) updates of a finalized `round`: the trainers and
     ///         their update hashes, in submission order. O(N) view.
     function approvedUpdates(uint256 round) external view returns (address[] memory peers, bytes32[] memory hashes) {
+        _requireKept(round);
         uint256 n = _rounds[round].numSubmissions;
         uint256 count = _rounds[round].approvedCount;
         peers = new address[](count);
@@ -579,7 +598,7 @@ contract RoundManager {
             if (u & 63 == 0) word = registry.outcomeWord(round, u >> 6);
             if ((word >> ((u & 63) << 2)) & 7 == uint256(Outcome.Approved)) {
                 peers[w] = _sub(round, u).peer;
-                hashes[w] = _hashes[round][u];
+                hashes[w] = _hash(round, u);
                 ++w;
             }
         }
@@ -587,6 +606,7 @@ contract RoundManager {
 
     /// @notice Whether `peer`'s update of `round` was approved for aggregation.
     function isApproved(uint256 round, address peer) external view returns (bool) {
+        _requireKept(round);
         uint256 u = _ownIndex(round, peer, _rounds[round].numSubmissions);
         return u != NONE && _outcome(round, u) == Outcome.Approved;
     }
@@ -781,7 +801,8 @@ contract RoundManager {
 
     /// @dev Vote of seat `seat` on update `u`: 0 none, 1 reject, 3 accept.
     function _vote(uint256 round, uint256 seat, uint256 u) internal view returns (uint256) {
-        return (_votes[round][seat][u >> 7] >> ((u & 127) << 1)) & 3;
+        if (!_seats[round][seat].revealed) return 0;
+        return (_votes[round % ROUNDS_KEPT][seat][u >> 7] >> ((u & 127) << 1)) & 3;
     }
 
     /// @dev Outcome of update `u` of `round` (Pending before its finalize).
@@ -789,9 +810,20 @@ contract RoundManager {
         return Outcome(registry.outcomeOf(round, u));
     }
 
+    /// @dev Hash of update `u` of `round` (a kept round: see {ROUNDS_KEPT}).
+    function _hash(uint256 round, uint256 u) internal view returns (bytes32) {
+        return _hashRing[round % ROUNDS_KEPT][u];
+    }
+
+    /// @dev Reverts {RoundPruned} unless `round`'s per-index data is still kept.
+    function _requireKept(uint256 round) internal view {
+        uint256 cur = currentRound;
+        if (round + ROUNDS_KEPT <= cur) revert RoundPruned(round, cur + 1 - ROUNDS_KEPT);
+    }
+
     /// @dev The stored record of update `u` of `round` (zero fields past the last one).
     function _sub(uint256 round, uint256 u) internal view returns (Submission storage) {
-        return _byHash[round][_hashes[round][u]];
+        return _byHash[round][_hash(round, u)];
     }
 
     /// @dev The stored update `u` of `round` in the view layout (seat masks and counts).
@@ -801,7 +833,7 @@ contract RoundManager {
         v.numSamples = s.numSamples;
         v.eligible = s.eligible;
         v.outcome = _outcome(round, u);
-        v.updateHash = _hashes[round][u];
+        v.updateHash = _hash(round, u);
         RoundState storage rs = _rounds[round];
         uint256 k = rs.committeeSize;
         if (k == 0) return v;
@@ -820,6 +852,7 @@ contract RoundManager {
     }
 
     function _auditSeats(uint256 round, uint256 u) internal view returns (uint256[] memory) {
+        _requireKept(round);
         RoundState storage rs = _rounds[round];
         if (u >= rs.numSubmissions) revert IndexOutOfRange(u, rs.numSubmissions);
         uint256 own = _ownSeat(round, _sub(round, u).peer);
@@ -853,9 +886,9 @@ contract RoundManager {
             if ((word >> b) & 1 != 0) revert DuplicateVote(round, u);
             words[w] = word | ((accept[i] ? uint256(3) : uint256(1)) << b);
         }
-        mapping(uint256 => uint256) storage stored = _votes[round][seatIdx];
+        mapping(uint256 => uint256) storage stored = _votes[round % ROUNDS_KEPT][seatIdx];
         for (uint256 w = 0; w < words.length; ++w) {
-            if (words[w] != 0) stored[w] = words[w];
+            stored[w] = words[w]; // zeros too: the slot may hold a word of round - ROUNDS_KEPT
         }
     }
 
@@ -905,7 +938,7 @@ contract RoundManager {
         internal
         returns (Outcome outcome, uint256 nibble)
     {
-        bytes32 updateHash = _hashes[round][u];
+        bytes32 updateHash = _hash(round, u);
         Submission storage s = _byHash[round][updateHash];
         address peer = s.peer;
         uint256 rejects = votes - accepts;

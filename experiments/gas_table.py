@@ -6,8 +6,10 @@ accounts derived deterministically (funded with ``anvil_setBalance`` and token t
 every peer joins, then two full rounds run: every member submits, the committee commits
 and reveals honest votes (every tenth peer submits a poisoned update that the auditors
 reject, so the slash path is measured too), and ``finalize`` runs in batches of
-``--batch`` items. Round 0 (everyone just joined, no absence checks) and round 1 (steady
-state) are both measured; the tables report round 1.
+``--batch`` items that never straddle a finalize stage. ``--rounds`` rounds run (default
+ROUNDS_KEPT + 1 = 5: the RoundManager reuses the per-index slots of round r - ROUNDS_KEPT,
+so the first ROUNDS_KEPT rounds create slots that later rounds rewrite); the tables report
+the last one, the steady state.
 
 Transactions of one phase are sent without waiting and collected afterwards.
 
@@ -36,7 +38,15 @@ from bdfl.chain.accounts import derive_keys, devnet_account  # noqa: E402
 from bdfl.chain.compiler import build  # noqa: E402
 from bdfl.chain.deploy import TOKEN, ProtocolParams, deploy, fund_peers  # noqa: E402
 from bdfl.chain.devnet import BLOCK_GAS_LIMIT, start_devnet  # noqa: E402
-from bdfl.chain.protocol import FINALIZE_BATCH, TX_GAS_CAP, Phase, ProtocolClient, draw_gas_bound, new_salt  # noqa: E402
+from bdfl.chain.protocol import (  # noqa: E402
+    FINALIZE_BATCH,
+    ROUNDS_KEPT,
+    TX_GAS_CAP,
+    Phase,
+    ProtocolClient,
+    draw_gas_bound,
+    new_salt,
+)
 from bdfl.chain.txsender import TxSender  # noqa: E402
 
 ROUND_FUNCTIONS = (
@@ -141,7 +151,7 @@ def run_round(
     }
 
 
-def measure(n: int, batch: int, arts: Any) -> dict[str, Any]:
+def measure(n: int, batch: int, arts: Any, n_rounds: int = ROUNDS_KEPT + 1) -> dict[str, Any]:
     params = ProtocolParams()
     with start_devnet("anvil") as dev:
         w3 = dev.w3(request_timeout=120)
@@ -163,16 +173,19 @@ def measure(n: int, batch: int, arts: Any) -> dict[str, Any]:
         rec.add("setup", "join", collect(pairs))
         setup_s = time.perf_counter() - t0
         runner = ProtocolClient(w3, dep, deployer, dsend)
-        rounds = [run_round(clients, by_addr, runner, rec, f"round{j}", batch) for j in range(2)]
+        rounds = [run_round(clients, by_addr, runner, rec, f"round{j}", batch) for j in range(n_rounds)]
         sol = runner.solvency()
         assert sol.margin >= 0
     return {"n": n, "rec": rec, "rounds": rounds, "setup_s": setup_s, "params": params, "batch": batch}
 
 
-def summarize(results: list[dict[str, Any]], scope: str = "round1") -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def summarize(results: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Per-function and per-round rows of each result's last (steady-state) round."""
     fn_rows, round_rows = [], []
     for res in results:
         n, rec = res["n"], res["rec"]
+        last = len(res["rounds"]) - 1
+        scope = f"round{last}"
         total, txs, max_tx = 0, 0, 0
         for fn in ("approve", "join"):
             g = rec.by_fn.get(("setup", fn), [])
@@ -186,7 +199,7 @@ def summarize(results: list[dict[str, Any]], scope: str = "round1") -> tuple[lis
             total += sum(g)
             txs += len(g)
             max_tx = max(max_tx, max(g))
-        info = res["rounds"][1 if scope == "round1" else 0]
+        info = res["rounds"][last]
         round_rows.append(
             {
                 "n": n,
@@ -216,7 +229,8 @@ def markdown(fn_rows: list[dict[str, Any]], round_rows: list[dict[str, Any]], re
         f"Default parameters: committee K = {p.committee_size}, auditors per update m = {p.auditors_per_update}, "
         f"quorum {p.quorum}; finalize batch = {results[0]['batch']} items; anvil, Solidity 0.8.37 (optimizer 200 runs, cancun). "
         "Every tenth peer submits a poisoned update that the auditors reject (slash path). "
-        "Numbers are for a steady-state round (round 1: every member was already a member when it opened). "
+        f"Numbers are for the last of {len(results[0]['rounds'])} rounds, the steady state (every member was already a member when it opened, "
+        "and the per-index slots of the round ROUNDS_KEPT before it are rewritten). "
         "`experiments/gas_table.py` produced this file.",
         "",
         "## Per round",
@@ -250,13 +264,14 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default="10,100,1000", help="comma-separated member counts")
     ap.add_argument("--batch", type=int, default=FINALIZE_BATCH, help="finalize items per transaction")
+    ap.add_argument("--rounds", type=int, default=ROUNDS_KEPT + 1, help="rounds per N (the last one is reported)")
     ap.add_argument("--out", default=str(ROOT / "experiments" / "results"), help="output folder")
     args = ap.parse_args(argv)
     arts = build(ROOT)
     results = []
     for n in (int(x) for x in args.sizes.split(",")):
         t = time.perf_counter()
-        res = measure(n, args.batch, arts)
+        res = measure(n, args.batch, arts, args.rounds)
         print(f"N={n}: setup {res['setup_s']:.1f} s, rounds {[round(r['seconds'], 1) for r in res['rounds']]} s, total {time.perf_counter() - t:.1f} s", flush=True)
         results.append(res)
     fn_rows, round_rows = summarize(results)

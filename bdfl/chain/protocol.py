@@ -44,9 +44,10 @@ FINALIZE_GAS_TARGET = 12_000_000
 #: Gas limit of a finalize transaction (the target plus headroom, under the cap).
 FINALIZE_GAS_LIMIT = min(TX_GAS_CAP, FINALIZE_GAS_TARGET + 2_000_000)
 #: Gas budget of one finalize item: a fixed part plus a part per auditor of an update. Full
-#: batches measure 35-45k per item at m = 3 (N = 100-1000, experiments/results/gas_table.md);
-#: the budget (81k at m = 3) leaves room for the worst items: a reward mint plus a cold
-#: abstention write per auditor that did not reveal.
+#: batches measure 35-45k per item at m = 3 before issue 23's vote words and sweep bookings,
+#: 19-23k after (N = 100-1000, experiments/results/gas_table.md, per stage); the budget
+#: (81k at m = 3) leaves room for the worst items: a member booked with a slash (a burn) and
+#: removed, a seat's reward, a cold abstention write per auditor that did not reveal.
 FINALIZE_ITEM_GAS = 45_000
 FINALIZE_ITEM_GAS_PER_AUDITOR = 12_000
 
@@ -61,6 +62,9 @@ def finalize_batch_size(auditors_per_update: int) -> int:
 
 #: Default finalize batch for the default parameters.
 FINALIZE_BATCH = finalize_batch_size(3)
+#: Rounds whose per-index data the RoundManager keeps (``RoundManager.ROUNDS_KEPT``): older
+#: rounds' submissions are read from their events (:meth:`ProtocolClient.submissions`).
+ROUNDS_KEPT = 4
 #: Widest block range one ``eth_getLogs`` call asks for.
 LOG_CHUNK = 2_000
 #: Committee draw: attempts per seat (PeerRegistry.DRAW_ATTEMPTS_PER_SEAT).
@@ -507,12 +511,25 @@ class ProtocolClient:
     def submission_count(self, round_: int) -> int:
         return int(self.rounds.functions.submissionCount(round_).call())
 
+    def pruned(self, round_: int) -> bool:
+        """Whether ``round_``'s per-index storage has been reused (ROUNDS_KEPT): its views
+        revert ``RoundPruned`` and its submissions come from events."""
+        return round_ + ROUNDS_KEPT <= self.current_round()
+
     def submission(self, round_: int, index: int) -> Submission:
+        if self.pruned(round_):
+            subs = self.submissions(round_)
+            if not 0 <= index < len(subs):
+                raise BDFLError(f"round {round_} has no update {index}")
+            return subs[index]
         t = self.rounds.functions.submission(round_, index).call()
         return Submission(index, str(t[0]), int(t[1]), bool(t[2]), Outcome(t[3]), bytes(t[4]), int(t[5]), int(t[6]), int(t[7]), int(t[8]))
 
     def submissions(self, round_: int, page: int = 250) -> list[Submission]:
-        """Every submission of the round, ``page`` per call."""
+        """Every submission of the round, ``page`` per call; for a pruned round (older than
+        ROUNDS_KEPT rounds) from its events (:meth:`submissions_from_events`)."""
+        if self.pruned(round_):
+            return self.submissions_from_events(round_)
         out: list[Submission] = []
         while True:
             base = len(out)
@@ -534,12 +551,40 @@ class ProtocolClient:
             results = batch.execute()
         return {a: [int(i) for i in r] for a, r in zip(auditors, results, strict=True)}
 
+    def submissions_from_events(self, round_: int) -> list[Submission]:
+        """The submissions of ``round_`` rebuilt from its ``UpdateSubmitted`` and
+        ``UpdateFinalized`` events (any round, kept or pruned). Events do not carry the seat
+        masks (``voted_mask`` / ``accept_mask`` are 0) nor, except through the outcome, the
+        eligibility (``eligible`` = the outcome is not ``PROBATION``)."""
+        topic_round = "0x" + int(round_).to_bytes(32, "big").hex()
+        rows: dict[int, dict[str, Any]] = {}
+        emap = self._event_map()
+        for name in ("UpdateSubmitted", "UpdateFinalized"):
+            sig = next(t for t, (c, d) in emap.items() if c == "RoundManager" and d.name == name)
+            logs = self.w3.eth.get_logs({"fromBlock": 0, "toBlock": "latest", "address": self.rounds.address,
+                                         "topics": ["0x" + sig.hex(), topic_round]})
+            for log in logs:
+                args = emap[sig][1].decode(log["topics"], log["data"])
+                rows.setdefault(int(args["index"]), {}).update(args)
+        out = []
+        for i in range(len(rows)):
+            a = rows[i]
+            outcome = Outcome(int(a.get("outcome", Outcome.PENDING)))
+            out.append(Submission(i, str(a["peer"]), int(a["numSamples"]), outcome != Outcome.PROBATION, outcome,
+                                  bytes(a["updateHash"]), 0, 0, int(a.get("accepts", 0)), int(a.get("rejects", 0))))
+        return out
+
     def approved_updates(self, round_: int) -> list[tuple[str, bytes]]:
         """(peer, update hash) of every update approved for aggregation in a finalized round."""
+        if self.pruned(round_):
+            return [(s.peer, s.update_hash) for s in self.submissions(round_) if s.outcome == Outcome.APPROVED]
         peers, hashes = self.rounds.functions.approvedUpdates(round_).call()
         return [(str(p), bytes(h)) for p, h in zip(peers, hashes, strict=True)]
 
     def is_approved(self, round_: int, peer: str | None = None) -> bool:
+        if self.pruned(round_):
+            a = peer or self.address
+            return any(s.peer == a and s.outcome == Outcome.APPROVED for s in self.submissions(round_))
         return bool(self.rounds.functions.isApproved(round_, peer or self.address).call())
 
     # -- views: peers ----------------------------------------------------------------

@@ -465,14 +465,15 @@ contract ProtocolInvariantTest is TestBase {
     }
 
     /// @notice At most one counted vote per auditor and update: on every update of every
-    ///         round the counts equal the seats whose vote bit is set, every set bit is a seat
+    ///         kept round (RoundManager.ROUNDS_KEPT) the counts equal the seats whose vote bit is set, every set bit is a seat
     ///         assigned to audit that update (never the submitter's), and no update has more
     ///         than m votes.
     function invariant_oneCountedVotePerAuditorAndUpdate() public view {
         RoundManager rm = h.rm();
         uint256 m = h.registry().params().auditorsPerUpdate;
         uint256 last = rm.currentRound();
-        for (uint256 r = 0; r <= last; ++r) {
+        // rounds whose per-index data is kept (older ones: RoundPruned; their events)
+        for (uint256 r = last + 1 >= rm.ROUNDS_KEPT() ? last + 1 - rm.ROUNDS_KEPT() : 0; r <= last; ++r) {
             uint256 k = rm.roundInfo(r).committeeSize;
             address[] memory c = rm.committeeOf(r);
             uint256 n = rm.submissionCount(r);
@@ -495,12 +496,13 @@ contract ProtocolInvariantTest is TestBase {
         }
     }
 
-    /// @notice No update hash appears twice in a round, and no copy was ever accepted.
+    /// @notice No update hash appears twice in a (kept) round, and no copy was ever accepted.
     function invariant_noDuplicateHashInRound() public view {
         RoundManager rm = h.rm();
         assertEq(h.acceptedCopies(), 0, "a copied hash was accepted");
         uint256 last = rm.currentRound();
-        for (uint256 r = 0; r <= last; ++r) {
+        // rounds whose per-index data is kept (older ones: RoundPruned; their events)
+        for (uint256 r = last + 1 >= rm.ROUNDS_KEPT() ? last + 1 - rm.ROUNDS_KEPT() : 0; r <= last; ++r) {
             RoundManager.SubmissionView[] memory subs = rm.submissionsSlice(r, 0, type(uint32).max);
             for (uint256 u = 0; u < subs.length; ++u) {
                 for (uint256 v = 0; v < u; ++v) {
