@@ -244,6 +244,9 @@ class TorchClient(NumPyClient):
             optimizer=optimizer,
             generator=gen,
         )
+        # the last step's gradients are never read again (every step starts with zero_grad): free
+        # them, or each client holds a second copy of its model between rounds (N x model per run)
+        self.model.zero_grad(set_to_none=True)
         return get_parameters(self.model), len(self.y_train), {"train_loss": loss}
 
     def evaluate(self, parameters: NDArrays, config: dict[str, Any]) -> tuple[float, int, dict[str, Any]]:
