@@ -100,7 +100,8 @@ def judge(engine: PeerEngine, inputs: AuditInputs, fetched: Mapping[str, bytes |
     peer = engine.peer
     starts, moves = rebuilt if rebuilt is not None else rebuild(peer, inputs.round, inputs.recipes, inputs.past, fetched)
     before = len(peer.rejections)
-    judged: Any = engine.isolated(inputs.round, "audit", peer.audit, inputs.round, inputs.candidates, dict(fetched), attacker_peers,
+    judged: Any = engine.isolated(inputs.round, "audit", peer.audit, inputs.round, inputs.candidates,
+                                  fetched if isinstance(fetched, dict) else dict(fetched), attacker_peers,  # read only: not copied per auditor
                                   earlier_hashes=inputs.earlier, starts=starts, past_moves=moves)
     if isinstance(judged, ClientFailure):
         return judged
