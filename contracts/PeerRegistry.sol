@@ -449,7 +449,8 @@ contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
     }
 
     /// @notice End-of-round pass over the member array, resumable in batches. For each member:
-    ///         Exiting -> removed (Left); zero stake -> removed (Inactive); submitted in
+    ///         its update of `round`, if it submitted one, booked from the outcome nibbles
+    ///         ({_bookUpdate}); then Exiting -> removed (Left); zero stake -> removed (Inactive); submitted in
     ///         `round` -> missed counter reset; otherwise, if it was a member before `round`
     ///         began, it is absent: reputation -= repLossAbsence, missed += 1, and after
     ///         `maxMissedRounds` consecutive misses it is removed (Inactive).

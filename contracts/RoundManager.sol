@@ -398,10 +398,12 @@ contract RoundManager {
     }
 
     /// @notice Process up to `maxItems` items of the Finalize phase: first every update
-    ///         (outcome, trainer reputation, reward or slash, per-seat agreement counts), then
-    ///         every committee seat (auditor reputation and reward; penalty if it did not
-    ///         reveal), then every member (absence, inactivity, exits). When all are done the
-    ///         round is Closed and the next round opens. Anyone may call it, repeatedly.
+    ///         (outcome, the trainer's reward granted, per-seat agreement counts), then every
+    ///         committee seat (auditor reputation and reward; penalty if it did not reveal),
+    ///         then every member (the registry's sweep: the member's update of this round
+    ///         booked — reputation, streak, reward or slash — then absence, inactivity,
+    ///         exits). When all are done the round is Closed and the next round opens.
+    ///         Anyone may call it, repeatedly.
     /// @dev Loop bound: `maxItems` <= MAX_FINALIZE_ITEMS items per call; each item does O(m)
     ///      work. Calls per round: ceil((N_submissions + K + N_members) / maxItems).
     /// @return done Whether the round is now closed.
