@@ -35,7 +35,7 @@ from bdfl.errors import BDFLError, ConfigError
 
 REP_MAX = 10**18
 MAX_COMMITTEE = 64
-MAX_AUDITORS = 16  # ParamsLib.MAX_AUDITORS: an update's votes are 16-bit window bitmaps
+MAX_AUDITORS = 16  # ParamsLib.MAX_AUDITORS (kept from the window bitmaps issue 23 replaced)
 MAX_IDENTITY_ROUNDS = 1000  # ParamsLib.MAX_IDENTITY_ROUNDS: bound on probation and unbonding
 MAX_SLASH_AFTER = 255  # ParamsLib.MAX_SLASH_AFTER: bound on slash_after_rejections
 TOKEN = 10**18  # one whole token in base units (18 decimals)
