@@ -382,7 +382,7 @@ def is_subset(path: Path) -> bool:
 
 def _git(*args: str) -> str:
     try:
-        return subprocess.run(["git", *args], cwd=HERE.parent, capture_output=True, text=True, timeout=30).stdout.strip()
+        return subprocess.run(["git", *args], cwd=HERE.parent, capture_output=True, text=True, timeout=30).stdout.rstrip("\n")
     except (OSError, subprocess.SubprocessError):
         return ""
 
