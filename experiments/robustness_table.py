@@ -523,12 +523,29 @@ def _turn_round(run: dict[str, Any]) -> int | None:
     return int(run["params"].get("on_after", 5)) + 1 if run["attack"] == "on_off" else None
 
 
+class _CleanLookup:
+    """A run's clean reference accuracy: the clean run of its own sweep folder, else the newest."""
+
+    def __init__(self, newest: dict[tuple[Any, ...], float], own: dict[tuple[Any, ...], float], runs: list[dict[str, Any]]) -> None:
+        self.newest, self.own = newest, own
+
+    def of(self, r: dict[str, Any]) -> float | None:
+        key = (r["task"], r["peers"], r["rounds"], r["defense"], r["seed"])
+        return self.own.get((r.get("sweep"), *key), self.newest.get(key))
+
+
 def build_22(runs: list[dict[str, Any]]) -> tuple[list[str], list[tuple[str, bool, str]]]:
     """Issue 22's tables and its targets (name, holds, detail), per task, peers and fraction."""
     defenses = [d for d in DEFENSES_22 if any(r["defense"] == d for r in runs)]
-    # the clean run a drop compares with: same task, peers, rounds, defense and seed
-    clean: dict[tuple[str, int, int, str, int], float] = {(r["task"], r["peers"], r["rounds"], r["defense"], r["seed"]): r["accuracy"]
-                                                           for r in runs if r["attack"] == "none"}
+    # the clean run a drop compares with: same task, peers, rounds, defense and seed, from the
+    # attacked run's own folder when it has one (measured at the same code), else the newest
+    newest: dict[tuple[str, int, int, str, int], dict[str, Any]] = {}
+    for r in sorted((r for r in runs if r["attack"] == "none"), key=lambda r: r.get("mtime", 0.0)):
+        newest[(r["task"], r["peers"], r["rounds"], r["defense"], r["seed"])] = r
+    own = {(r.get("sweep"), r["task"], r["peers"], r["rounds"], r["defense"], r["seed"]): r["accuracy"]
+           for r in runs if r["attack"] == "none"}
+    runs = [r for r in runs if r["attack"] != "none" or newest[(r["task"], r["peers"], r["rounds"], r["defense"], r["seed"])] is r]
+    clean = _CleanLookup({k: r["accuracy"] for k, r in newest.items()}, own, runs)
     lines: list[str] = []
     targets: list[tuple[str, bool, str]] = []
     groups = sorted({(r["task"], r["peers"], r["rounds"]) for r in runs})
@@ -560,8 +577,7 @@ def build_22(runs: list[dict[str, Any]]) -> tuple[list[str], list[tuple[str, boo
                       "|---|" + "---:|" * (len(defenses) + 4)]
             for label in labels:
                 cell = {d: [r for r in rows if r["label"] == label and r["defense"] == d] for d in defenses}
-                drops = {d: _mean([r["accuracy"] - clean[(task, peers, rounds, d, r["seed"])] for r in cell[d]
-                                   if (task, peers, rounds, d, r["seed"]) in clean]) for d in defenses}
+                drops = {d: _mean([r["accuracy"] - clean.of(r) for r in cell[d] if clean.of(r) is not None]) for d in defenses}
                 b = cell.get("bdfl", [])
                 ha, hr = sum(r["honest_audited"] for r in b), sum(r["honest_rejected"] for r in b)
                 frr = hr / ha if ha else None
@@ -600,7 +616,7 @@ def build_22(runs: list[dict[str, Any]]) -> tuple[list[str], list[tuple[str, boo
     return lines, targets
 
 
-def _drop_table(rows: list[dict[str, Any]], defenses: list[str], clean: dict[tuple[str, int, int, str, int], float],
+def _drop_table(rows: list[dict[str, Any]], defenses: list[str], clean: _CleanLookup,
                 where: tuple[str, int, int], frac: float) -> list[str]:
     """Each defense's final honest accuracy minus its own clean run (same seeds), points: what the
     45 % target's condition reads for Krum, median and trimmed mean."""
@@ -608,8 +624,8 @@ def _drop_table(rows: list[dict[str, Any]], defenses: list[str], clean: dict[tup
     out = [f"Drop against each defense's own clean run ({where[0]}, {where[1]} peers, {round(frac * 100)} %), points:", "",
            "| attack | " + " | ".join(defenses) + " |", "|---|" + "---:|" * len(defenses)]
     for label in labels:
-        vals = [_mean([r["accuracy"] - clean[(*where, d, r["seed"])] for r in rows
-                       if r["label"] == label and r["defense"] == d and (*where, d, r["seed"]) in clean]) for d in defenses]
+        vals = [_mean([r["accuracy"] - clean.of(r) for r in rows
+                       if r["label"] == label and r["defense"] == d and clean.of(r) is not None]) for d in defenses]
         out.append(f"| {label} | " + " | ".join(_pts(v) for v in vals) + " |")
     return out + [""]
 
@@ -629,7 +645,7 @@ def _asr_table(rows: list[dict[str, Any]], defenses: list[str], task: str, peers
     return out + [""]
 
 
-def _adaptive_table(rows: list[dict[str, Any]], defenses: list[str], clean: dict[tuple[str, int, int, str, int], float],
+def _adaptive_table(rows: list[dict[str, Any]], defenses: list[str], clean: _CleanLookup,
                     task: str, peers: int, frac: float, rounds: int) -> list[str]:
     ad = sorted({r["label"] for r in rows if r["label"].startswith("adaptive")})
     if not ad:
@@ -642,8 +658,7 @@ def _adaptive_table(rows: list[dict[str, Any]], defenses: list[str], clean: dict
         cells = []
         for d in defenses:
             rs = [r for r in rows if r["label"] == label and r["defense"] == d]
-            cells.append(_pts(_mean([r["accuracy"] - clean[(task, peers, rounds, d, r["seed"])] for r in rs
-                                     if (task, peers, rounds, d, r["seed"]) in clean])))
+            cells.append(_pts(_mean([r["accuracy"] - clean.of(r) for r in rs if clean.of(r) is not None])))
         b = [r for r in rows if r["label"] == label and r["defense"] == "bdfl"]
         aa, ap = sum(r["attacker_audited"] for r in b), sum(r["attacker_approved"] for r in b)
         out.append(f"| {label} | " + " | ".join(cells) + f" | {'–' if not aa else f'{ap / aa:.0%} ({ap}/{aa})'} |")
@@ -710,8 +725,10 @@ def load_many(sweeps: list[Path], grid_path: Path | None) -> list[dict[str, Any]
     for sweep in sweeps:
         for r in load_runs_22(sweep, grid_path):
             r["sweep"] = str(sweep)
+            # a clean run is kept per folder: each folder's attacked runs compare with the clean run
+            # measured beside them (same code); an attacked point measured twice counts once
             key = (r["task"], r["peers"], r["rounds"], r["seed"], r["defense"], r["label"],
-                   0.0 if r["attack"] == "none" else r["fraction"])
+                   str(sweep) if r["attack"] == "none" else r["fraction"])
             if key not in best or r["mtime"] > best[key]["mtime"]:
                 best[key] = r
     return list(best.values())

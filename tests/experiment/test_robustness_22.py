@@ -156,6 +156,8 @@ def test_several_folders_make_one_table_newest_run_wins_with_its_code(table, tmp
     _run(new, "sign_flip_x4", "sign_flip", "bdfl", 0.89, manifest=p_new)
     _run(new, "ipm_opt", "ipm_opt", "krum", 0.10, fraction=0.45, manifest=p_new)
     _run(new, "none", "none", "krum", 0.60, manifest=p_new)
+    _run(old, "alie", "alie", "bdfl", 0.88, manifest=p_old)  # compares with its own folder's clean run
+    _run(new, "none", "none", "bdfl", 0.80, manifest=p_new)  # the newer clean run: the new folder's reference
     (old / "sweep.json").write_text(json.dumps({"points": p_old}))
     (new / "sweep.json").write_text(json.dumps({"points": p_new}))
     failed = new / "runs" / "ipm_opt-krum-0.45-11" / "summary.json"
@@ -168,9 +170,11 @@ def test_several_folders_make_one_table_newest_run_wins_with_its_code(table, tmp
     assert table.main(["--targets", str(old), str(new), "--results-dir", str(tmp_path / "out")]) == 0
     md = (tmp_path / "out" / "robustness_22.md").read_text()
     row = next(line for line in md.splitlines() if line.startswith("| sign_flip_x4 |"))
-    assert "0.890" in row and "0.700" not in row
+    assert "0.890" in row and "0.700" not in row and "| +9.0 |" in row
+    assert "| -2.0 |" in next(line for line in md.splitlines() if line.startswith("| alie |"))
+    assert "BDFL, no attackers (1 run(s)): final honest accuracy 0.800" in md  # the newest clean run per seed
     assert "* `abc1234 + uncommitted bdfl/defense/audit.py` (1 run(s)): digits/20/30%/sign_flip_x4/s11" in md
-    assert "* `unrecorded` (1 run(s)): digits/20/clean/none/s11" in md
+    assert "* `unrecorded` (3 run(s)): digits/20/30%/alie/s11, digits/20/clean/none/s11, digits/20/clean/none/s11" in md
     krum = next(line for line in md.splitlines() if line.startswith("| ipm_opt |"))
     assert "0.100 ± 0.000 (1)†" in krum  # the diverged run is a result, marked
     assert "digits/20/45%/ipm_opt/krum/s11 (round 3 of 4)" in md
