@@ -174,7 +174,7 @@ def test_several_folders_make_one_table_newest_run_wins_with_its_code(table, tmp
     assert "| -2.0 |" in next(line for line in md.splitlines() if line.startswith("| alie |"))
     assert "BDFL, no attackers (1 run(s)): final honest accuracy 0.800" in md  # the newest clean run per seed
     assert "* `abc1234 + uncommitted bdfl/defense/audit.py` (1 run(s)): digits/20/30%/sign_flip_x4/s11" in md
-    assert "* `unrecorded` (3 run(s)): digits/20/30%/alie/s11, digits/20/clean/none/s11, digits/20/clean/none/s11" in md
+    assert "* `unrecorded` (3 run(s)): digits/20/clean/none/s11, digits/20/clean/none/s11, digits/20/30%/alie/s11" in md
     krum = next(line for line in md.splitlines() if line.startswith("| ipm_opt |"))
     assert "0.100 ± 0.000 (1)†" in krum  # the diverged run is a result, marked
     assert "digits/20/45%/ipm_opt/krum/s11 (round 3 of 4)" in md
