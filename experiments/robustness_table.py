@@ -575,6 +575,9 @@ def build_22(runs: list[dict[str, Any]]) -> tuple[list[str], list[tuple[str, boo
             lines += [f"### {head}, {round(frac * 100)} % attackers", "",
                       "| attack | " + " | ".join(defenses) + " | BDFL drop (pts) | BDFL FRR | separated by | BDFL ASR |",
                       "|---|" + "---:|" * (len(defenses) + 4)]
+            clean_cells = {d: [r["accuracy"] for r in group if r["attack"] == "none" and r["defense"] == d] for d in defenses}
+            if any(clean_cells.values()):  # each defense's clean run: what the drops compare with
+                lines.append("| none (clean) | " + " | ".join(_acc_cell(clean_cells[d]) for d in defenses) + " | – | – | – | – |")
             for label in labels:
                 cell = {d: [r for r in rows if r["label"] == label and r["defense"] == d] for d in defenses}
                 drops = {d: _mean([r["accuracy"] - clean.of(r) for r in cell[d] if clean.of(r) is not None]) for d in defenses}
@@ -771,7 +774,8 @@ def main_22(sweeps: list[Path], results_dir: Path, grid_path: Path | None, comma
             f"peers {', '.join(map(str, sorted({r['peers'] for r in runs})))}; rounds {', '.join(map(str, sorted({r['rounds'] for r in runs})))}; "
             f"seeds {', '.join(map(str, sorted({r['seed'] for r in runs})))}; Dirichlet(0.5). Command: `{command}`.",
             "Cells: final honest accuracy, mean ± std over seeds (a number in brackets: seeds, when not 3). BDFL drop: "
-            "against BDFL's clean run, same seeds and rounds. "
+            "against BDFL's clean run, same seeds and rounds, from the attacked run's own sweep folder when it has one "
+            "(same code; the \"none (clean)\" row shows the newest clean run). "
             "FRR: honest updates the committee rejected. Separated by: first round from which the attackers' mean "
             "reputation stays below every honest peer's (worst seed). ASR: attack success rate, final round. "
             "†: a run that stopped early (below).", ""]
