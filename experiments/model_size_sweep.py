@@ -324,14 +324,15 @@ def markdown(rows: list[dict[str, Any]], *, meta: dict[str, str], notes: str = "
         "# Model-size sweep (issue 23)",
         "",
         f"Written {meta['date']}, commit `{meta['commit']}`, on {meta['machine']}; load average then "
-        f"{meta['load']} (other engineers' jobs ran at the same time: timings are noisy, ratios within one run "
-        "are the figures to trust; each size's own run, date, commit and load are listed below). Reproduce (this file):",
+        f"{meta['load']} (the machine is shared with other engineers' jobs: timings are noisy, ratios within one "
+        "quiet run are the figures to trust; each size's own run, date, commit and load are listed below). "
+        "Reproduce (this file):",
         "",
         "```",
         meta["command"],
         "```",
         "",
-        f"N = {meta['peers']} peers, {meta['rounds']} rounds, no attackers, the default policy. Per-round figures are "
+        f"N = {meta['peers']} peers; rounds: {meta['rounds']}; no attackers, the default policy. Per-round figures are "
         "the last round's (its audit rebuilds every trainer's start, as every round after the first does).",
         "",
     ]
