@@ -66,7 +66,11 @@ def test_draw_assignment_outcome_and_settlement_match_the_contracts(env: Env) ->
     addrs = [c.address for c in env.peers]
     bad = {addrs[1], addrs[5]}
     outcomes_seen: set[Outcome] = set()
-    for rnd in range(5):
+    # the genesis seed depends on the RoundManager's address (the devnet's nonce, so the suite's
+    # order): run until both bad peers crossed the slashing line, at least five rounds, at most 12
+    for rnd in range(12):
+        if rnd >= 5 and all(mem.member(a).stake < env.params.min_stake - env.params.entry_fee for a in bad):
+            break
         r = d.current_round()
         assert r == rnd == mem.round
         for c in env.peers:
