@@ -347,7 +347,11 @@ contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
         if (p.status != Status.Active && p.status != Status.Exiting) revert NotActiveMember(peer);
         p.lastSubmitRound = uint32(round + 1);
         p.submitIndex = uint32(index);
-        eligible = p.reputation >= _repThreshold && round >= _bonds[peer].probationUntil;
+        // probationUntil <= (first join round) + probationRounds <= joinRound + probationRounds
+        // (joinRound never decreases), so a member past that reads no bond slot (issue 23: a
+        // cold read saved per submission); the result is the same as reading it.
+        eligible = p.reputation >= _repThreshold
+            && (round >= uint256(p.joinRound) + _probationRounds || round >= _bonds[peer].probationUntil);
         members = _members.length;
     }
 

@@ -52,8 +52,10 @@ contract RoundManager {
         Probation
     }
 
-    /// @notice Per-round state (slot 0 packed, written by every submission; seed; beacon;
-    ///         minting).
+    /// @notice Per-round state. Slot 0 (written by every submission) holds the phase
+    ///         counters and the beacon, so a submission that opens its beacon writes no
+    ///         second slot (issue 23: 5k gas per submission); slot 1 the finalize progress,
+    ///         the draw pool and the minted amount; slot 2 the seed.
     struct RoundState {
         Phase phase;
         uint40 deadline; // end of the current phase (unix seconds); 0 in Finalize
@@ -61,28 +63,26 @@ contract RoundManager {
         uint8 committeeSize; // actual seats drawn (<= K)
         uint8 commits;
         uint8 reveals;
+        uint32 beaconReveals; // members that revealed a beacon secret in this round
+        bytes15 beacon; // XOR of the high 120 bits of the beacon secrets revealed in this round
         uint8 stage; // finalize stage: 0 updates, 1 committee, 2 members
         uint32 cursor; // finalize cursor within the stage
         uint32 approvedCount;
         uint32 pool; // members eligible for the draw: the member count at the first submission
-        uint32 beaconReveals; // members that revealed a beacon secret in this round
-        bytes32 seed;
-        bytes32 beacon; // XOR of the beacon secrets revealed in this round
         uint128 minted; // reward tokens minted in this round (<= mintBudgetPerRound)
+        bytes32 seed;
     }
 
-    /// @notice One submitted update as stored: one slot, keyed by (round, update hash), so the
-    ///         record doubles as the duplicate-hash check (a submission writes one fresh slot,
-    ///         this record, and rewrites the ring slot of the hash at its index,
-    ///         {ROUNDS_KEPT}). Votes are not stored here but in
-    ///         the auditors' own vote words ({_votes}), and outcomes in the registry's packed
-    ///         outcome words ({PeerRegistry-outcomeOf}) (issue 23: a vote no longer rewrites
-    ///         its update's slot, and finalize no longer writes it).
+    /// @notice One submitted update as stored: one slot per (round mod ROUNDS_KEPT, index)
+    ///         ({_recRing}: peer in bits 0..159, numSamples in 160..191, eligible in bit 192),
+    ///         rewritten every ROUNDS_KEPT rounds like the hash ring (issue 23: no fresh slot
+    ///         per submission; the duplicate-hash check is the open-addressed {_dupTable}).
+    ///         Votes are in the auditors' own vote words ({_votes}), outcomes in the
+    ///         registry's packed outcome words ({PeerRegistry-outcomeOf}).
     struct Submission {
-        address peer; // non-zero once submitted: a second submission of the hash is refused
+        address peer;
         uint32 numSamples; // self-reported, capped at maxSamples
         bool eligible; // trainer reputation >= repThreshold at submission
-        uint32 index; // its index in the round
     }
 
     /// @notice One submitted update as the views return it (the layout readers know):
@@ -133,6 +133,11 @@ contract RoundManager {
     uint256 public constant ROUNDS_KEPT = 4;
     /// @dev "No position / no seat".
     uint256 internal constant NONE = type(uint256).max;
+    /// @notice Most slots of {_dupTable} a submission probes before it falls back to a fresh
+    ///         slot keyed by (round, hash) ({_dupOverflow}): caps what hashes ground to collide
+    ///         in the table can make an honest submitter pay (8 cold reads, then the fresh slot
+    ///         every submission paid before issue 23).
+    uint256 public constant MAX_PROBES = 8;
 
     // ------------------------------------------------------------------ errors
     error WrongRound(uint256 given, uint256 current);
@@ -236,6 +241,12 @@ contract RoundManager {
 
     /// @notice Round currently open (rounds before it are Closed).
     uint64 public currentRound;
+    /// @dev log2 of {_dupTable}'s capacity for the current round: the smallest power of two
+    ///      >= 2 x the members at the round's first submission (at least 16), so the table is
+    ///      at most half full unless members join during the Submit phase (then the overflow
+    ///      takes what the probes do not place). Packed with `currentRound`, which every
+    ///      submission reads anyway.
+    uint8 internal _dupBits;
     /// @notice Seed of the latest round whose committee has been drawn.
     bytes32 public lastSeed;
 
@@ -244,8 +255,18 @@ contract RoundManager {
     ///      slot of round - ROUNDS_KEPT instead of creating one (a mapping, not an array:
     ///      `numSubmissions` is the count).
     mapping(uint256 => mapping(uint256 => bytes32)) internal _hashRing;
-    /// @dev Update record per round and hash (see {Submission}).
-    mapping(uint256 => mapping(bytes32 => Submission)) internal _byHash;
+    /// @dev Update record by (round mod ROUNDS_KEPT, index), see {Submission}.
+    mapping(uint256 => mapping(uint256 => uint256)) internal _recRing;
+    /// @dev The duplicate-hash check (issue 23): an open-addressed table over slots reused
+    ///      every round. Entry: bits 0..31 `round + 1` (an entry of another round is free),
+    ///      bits 32..63 the update's index, bits 64..255 the high 192 bits of its hash. Update
+    ///      hash h starts at slot `h mod 2^_dupBits` and probes linearly (at most MAX_PROBES);
+    ///      an entry whose 192 bits match is compared with the full hash in {_hashRing}, so
+    ///      the check is exact. Within a round entries are only added, so a lookup that meets
+    ///      a free slot has seen every entry of h's probe sequence.
+    mapping(uint256 => uint256) internal _dupTable;
+    /// @dev Per round: hashes placed after MAX_PROBES occupied table slots (one fresh slot each).
+    mapping(uint256 => mapping(bytes32 => bool)) internal _dupOverflow;
     mapping(uint256 => address[]) internal _committees;
     mapping(uint256 => mapping(address => uint256)) internal _seatPlusOne;
     mapping(uint256 => mapping(uint256 => Seat)) internal _seats;
@@ -322,18 +343,18 @@ contract RoundManager {
         if (updateHash == bytes32(0) || beaconCommit == bytes32(0)) revert EmptyHash();
         uint256 slot = _member[msg.sender];
         if (uint32(slot >> 32) == round + 1) revert AlreadySubmitted(round, msg.sender);
-        Submission storage rec = _byHash[round][updateHash];
-        if (rec.peer != address(0)) revert DuplicateHash(round, updateHash);
         uint256 index = rs.numSubmissions;
         // the draw pool is frozen before any secret of this round is public
         (bool eligible, uint256 members) = registry.onSubmit(msg.sender, uint64(round), index); // reverts for non-members
-        if (index == 0) rs.pool = uint32(members);
+        if (index == 0) {
+            rs.pool = uint32(members);
+            _dupBits = uint8(_tableBits(members));
+        }
+        _claimHash(round, updateHash, index); // reverts DuplicateHash
         _beaconStep(round, rs, slot, beaconReveal, beaconCommit, index);
         uint32 capped = numSamples < _maxSamples ? numSamples : _maxSamples;
-        rec.peer = msg.sender;
-        rec.numSamples = capped;
-        rec.eligible = eligible;
-        rec.index = uint32(index);
+        _recRing[round % ROUNDS_KEPT][index] =
+            uint256(uint160(msg.sender)) | (uint256(capped) << 160) | (eligible ? uint256(1) << 192 : 0);
         _hashRing[round % ROUNDS_KEPT][index] = updateHash;
         rs.numSubmissions = uint32(index + 1);
         emit UpdateSubmitted(round, msg.sender, index, updateHash, capped);
@@ -650,10 +671,11 @@ contract RoundManager {
     function _advanceFrom(uint256 round, RoundState storage rs) internal {
         Phase ph = rs.phase;
         if (ph == Phase.Submit) {
-            bytes32 seed = Sortition.roundSeed(lastSeed, rs.beacon, round);
+            bytes32 beacon = bytes32(rs.beacon); // the 120 bits, zero-padded on the right
+            bytes32 seed = Sortition.roundSeed(lastSeed, beacon, round);
             lastSeed = seed;
             rs.seed = seed;
-            emit BeaconClosed(round, rs.beacon, rs.beaconReveals, rs.pool);
+            emit BeaconClosed(round, beacon, rs.beaconReveals, rs.pool);
             address[] memory committee = registry.drawCommitteeAmong(seed, _committeeSize, rs.pool);
             address[] storage stored = _committees[round];
             mapping(address => uint256) storage seatOf_ = _seatPlusOne[round];
@@ -709,7 +731,7 @@ contract RoundManager {
             if (uint256(Sortition.beaconCommitment(reveal, msg.sender)) >> 96 != slot >> 96) {
                 revert BeaconMismatch(round, msg.sender);
             }
-            rs.beacon ^= reveal;
+            rs.beacon ^= bytes15(reveal); // the secret's high 120 bits (>= 112 bits of XOR)
             rs.beaconReveals += 1;
         }
         _member[msg.sender] = ((uint256(commit) >> 96) << 96) | ((round + 2) << 64) | ((round + 1) << 32) | index;
@@ -823,14 +845,52 @@ contract RoundManager {
         if (round + ROUNDS_KEPT <= cur) revert RoundPruned(round, cur + 1 - ROUNDS_KEPT);
     }
 
-    /// @dev The stored record of update `u` of `round` (zero fields past the last one).
-    function _sub(uint256 round, uint256 u) internal view returns (Submission storage) {
-        return _byHash[round][_hash(round, u)];
+    /// @dev The stored record of update `u` of `round` (a kept round, u < its count).
+    function _sub(uint256 round, uint256 u) internal view returns (Submission memory s) {
+        uint256 w = _recRing[round % ROUNDS_KEPT][u];
+        s.peer = address(uint160(w));
+        s.numSamples = uint32(w >> 160);
+        s.eligible = (w >> 192) & 1 != 0;
+    }
+
+    /// @dev log2 of the duplicate table's capacity for `members` members (see {_dupBits}).
+    function _tableBits(uint256 members) internal pure returns (uint256 bits) {
+        bits = 4;
+        while ((uint256(1) << bits) < 2 * members && bits < 32) ++bits;
+    }
+
+    /// @dev The exact duplicate-hash check and its record (see {_dupTable}): reverts
+    ///      {DuplicateHash} if `h` was submitted in `round`, else enters it as update `index`.
+    ///      Gas: one rewritten table slot for a hash whose first free slot is within
+    ///      MAX_PROBES; otherwise MAX_PROBES cold reads plus one fresh {_dupOverflow} slot.
+    ///      Loop bound: MAX_PROBES.
+    function _claimHash(uint256 round, bytes32 h, uint256 index) internal {
+        uint256 mask = (uint256(1) << _dupBits) - 1;
+        uint256 tag = uint32(round + 1);
+        uint256 high = uint256(h) >> 64;
+        uint256 pos = uint256(h) & mask;
+        for (uint256 i = 0; i < MAX_PROBES; ++i) {
+            uint256 e = _dupTable[pos];
+            if (uint32(e) != tag) {
+                // free (empty or of another round): h is not in this round's table; and not in
+                // the overflow either, which holds only hashes whose MAX_PROBES slots were all
+                // taken, as they still are
+                _dupTable[pos] = (high << 64) | (index << 32) | tag;
+                return;
+            }
+            if (e >> 64 == high && _hashRing[round % ROUNDS_KEPT][uint32(e >> 32)] == h) {
+                revert DuplicateHash(round, h);
+            }
+            pos = (pos + 1) & mask;
+        }
+        mapping(bytes32 => bool) storage overflow = _dupOverflow[round];
+        if (overflow[h]) revert DuplicateHash(round, h);
+        overflow[h] = true;
     }
 
     /// @dev The stored update `u` of `round` in the view layout (seat masks and counts).
     function _view(uint256 round, uint256 u) internal view returns (SubmissionView memory v) {
-        Submission storage s = _sub(round, u);
+        Submission memory s = _sub(round, u);
         v.peer = s.peer;
         v.numSamples = s.numSamples;
         v.eligible = s.eligible;
@@ -941,7 +1001,7 @@ contract RoundManager {
         returns (Outcome outcome, uint256 nibble)
     {
         bytes32 updateHash = _hash(round, u);
-        Submission storage s = _byHash[round][updateHash];
+        Submission memory s = _sub(round, u);
         address peer = s.peer;
         uint256 rejects = votes - accepts;
         outcome = Outcome.Undecided;

@@ -276,6 +276,18 @@ def xor32(a: bytes, b: bytes) -> bytes:
     return bytes(x ^ y for x, y in zip(a, b, strict=True))
 
 
+#: Bytes of each beacon secret the round's beacon XORs (``RoundState.beacon`` is a bytes15 in
+#: the round's first slot: issue 23); the beacon is those bytes followed by zeros.
+BEACON_BYTES = 15
+
+
+def beacon_xor(beacon: bytes, secret: bytes) -> bytes:
+    """The round beacon after ``secret`` is revealed: its first BEACON_BYTES bytes XOR-ed in,
+    the other bytes staying zero (``rs.beacon ^= bytes15(reveal)``)."""
+    head = bytes(x ^ y for x, y in zip(beacon[:BEACON_BYTES], secret[:BEACON_BYTES], strict=True))
+    return head + bytes(32 - BEACON_BYTES)
+
+
 def window_start(seed: bytes, u: int, k: int) -> int:
     return int.from_bytes(keccak(encode(["bytes32", "uint256"], [seed, u])), "big") % k
 
@@ -488,9 +500,9 @@ class ProtocolClient:
         r = self.current_round() if round_ is None else round_
         t = self.rounds.functions.roundInfo(r).call()
         # RoundState order: phase, deadline, numSubmissions, committeeSize, commits, reveals,
-        # stage, cursor, approvedCount, pool, beaconReveals, seed, beacon, minted
-        return RoundInfo(r, Phase(t[0]), int(t[1]), int(t[2]), int(t[3]), int(t[4]), int(t[5]), int(t[6]), int(t[7]), int(t[8]),
-                         int(t[9]), bytes(t[11]), bytes(t[12]), int(t[13]), int(t[10]))
+        # beaconReveals, beacon (bytes15), stage, cursor, approvedCount, pool, minted, seed
+        return RoundInfo(r, Phase(t[0]), int(t[1]), int(t[2]), int(t[3]), int(t[4]), int(t[5]), int(t[8]), int(t[9]),
+                         int(t[10]), int(t[11]), bytes(t[13]), bytes(t[7]).ljust(32, b"\x00"), int(t[12]), int(t[6]))
 
     def committee(self, round_: int | None = None) -> list[str]:
         r = self.current_round() if round_ is None else round_

@@ -46,7 +46,7 @@ from eth_abi import encode
 from eth_utils import keccak
 
 from bdfl.chain.deploy import ProtocolParams
-from bdfl.chain.protocol import DRAW_ATTEMPTS_PER_SEAT, Outcome, Status, Submission, audit_seats, round_seed, xor32
+from bdfl.chain.protocol import DRAW_ATTEMPTS_PER_SEAT, Outcome, Status, Submission, audit_seats, beacon_xor, round_seed
 from bdfl.errors import BDFLError
 from bdfl.peer.view import REP_SCALE, MemoryChainView
 
@@ -182,7 +182,7 @@ class MemoryChain:
             self.pool = len(self.members)
         if beacon is not None:
             if self._beacons.get(peer) == self.round:
-                self.beacon = xor32(self.beacon, beacon[0])
+                self.beacon = beacon_xor(self.beacon, beacon[0])
             self._beacons[peer] = self.round + 1
         m.last_submit = self.round + 1
         eligible = m.reputation >= self.p.rep_threshold and self.round >= m.probation_until

@@ -321,7 +321,8 @@ class Model:
         if not r.subs:
             r.pool = len(self.members)
         if opens:
-            r.beacon = bytes(x ^ y for x, y in zip(r.beacon, reveal, strict=True))
+            # the beacon keeps the high 120 bits of the XOR (a bytes15 in the round's slot 0)
+            r.beacon = bytes(x ^ y for x, y in zip(r.beacon[:15], reveal[:15], strict=True)) + bytes(17)
         self.beacons[a] = (commit, round_ + 1)
         p.last_submit = round_ + 1
         eligible = p.rep >= self.p.rep_threshold and round_ >= p.probation_until

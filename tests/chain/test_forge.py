@@ -44,6 +44,9 @@ EXPECTED_TESTS = {
         "testFuzz_committeeWithinBounds(uint256,uint256,uint256,uint256,uint256)",
     },
     "tests/forge/Votes.t.sol:DuplicateHashFuzzTest": {"testFuzz_copiedHashRefused(uint256,uint256)"},
+    "tests/forge/Votes.t.sol:DuplicateTableGrindTest": {
+        "testFuzz_groundCollisionsCostBoundedAndCopiesStillRefused(uint256)",
+    },
     "tests/forge/Votes.t.sol:BeaconFuzzTest": {
         "testFuzz_seedIgnoresUpdateBytesOrderAndTiming(uint256,uint256,uint256)",
         "testFuzz_beaconRevealOpensOnlyOwnCommitment(uint256,bytes32,bool)",

@@ -26,11 +26,11 @@ from bdfl.chain.protocol import (
     Phase,
     ProtocolClient,
     beacon_commitment,
+    beacon_xor,
     new_salt,
     round_seed,
     salt_for,
     vote_commitment,
-    xor32,
 )
 from bdfl.chain.toolchain import project_root
 from tests.chain.helpers import LONG, PEER_TOKENS, Env, Proto, reverts, setup_proto, snapshot_env, update_hash
@@ -231,7 +231,7 @@ def test_the_block_and_moment_of_advance_do_not_change_the_seed(genv: Env) -> No
     # the seed is the documented function of the revealed secrets only
     revealed = b"\x00" * 32
     for c in members[:-1]:
-        revealed = xor32(revealed, c.beacon_secret(r))
+        revealed = beacon_xor(revealed, c.beacon_secret(r))
     info = env.deployer.round_info(r)
     assert info.beacon == revealed and info.beacon_reveals == len(members) - 1
     assert seed_a == round_seed(env.deployer.round_info(r - 1).seed, revealed, r)

@@ -56,6 +56,23 @@ contract GasSubmitFirstTest is GasBase {
     }
 }
 
+/// @notice A submission in the middle of round ROUNDS_KEPT = 4 that opens its beacon
+///         commitment: the per-peer case of a steady round (the ring slots of round 0 are
+///         rewritten, the round's own slots already written by its first submission).
+contract GasSubmitSteadyTest is GasBase {
+    function setUp() public {
+        _deployJoined();
+        for (uint256 r = 0; r < 4; ++r) {
+            playRound(BITS);
+        }
+        submit(peers[0], 4, hashOf(4, 0));
+    }
+
+    function test_gas_submitUpdate_revealing() public {
+        submit(peers[1], 4, hashOf(4, 1));
+    }
+}
+
 /// @notice The last expected submission ends the Submit phase and draws the committee.
 contract GasSubmitLastTest is GasBase {
     function setUp() public {

@@ -302,6 +302,63 @@ contract DuplicateHashFuzzTest is Fixture {
     }
 }
 
+/// @title The open-addressed duplicate table under hash grinding (issue 23)
+/// @notice Attackers grind update hashes onto the slots an honest hash probes (the position
+///         is the hash's low bits, so grinding costs them ~capacity keccaks each). The honest
+///         submission still succeeds, pays at most MAX_PROBES cold reads more than one that
+///         met no collision, and the check stays exact: a copy of the honest hash (placed in
+///         the overflow) or of a ground hash (in the table) is refused.
+contract DuplicateTableGrindTest is Fixture {
+    uint256 internal constant N = 12; // capacity 32 (the smallest power of two >= 2 N)
+
+    function setUp() public {
+        deploy(testParams(), N);
+        joinAll();
+    }
+
+    /// @dev A hash whose table slot is `pos` (mask 31), distinct per (salt, who).
+    function _grind(uint256 salt, uint256 who, uint256 pos) internal pure returns (bytes32 h) {
+        for (uint256 t = 0;; ++t) {
+            h = keccak256(abi.encode("grind", salt, who, t));
+            if (uint256(h) & 31 == pos) return h;
+        }
+    }
+
+    function _gasOfSubmit(address peer, bytes32 h) internal returns (uint256 used) {
+        (bytes32 reveal, bytes32 commit) = beaconArgs(peer, 0);
+        vm.prank(peer);
+        used = gasleft();
+        rm.submitUpdate(0, h, 10, reveal, commit);
+        used -= gasleft();
+    }
+
+    function testFuzz_groundCollisionsCostBoundedAndCopiesStillRefused(uint256 salt) public {
+        uint256 probes = rm.MAX_PROBES();
+        bytes32 honest = keccak256(abi.encode("honest", salt));
+        uint256 pos = uint256(honest) & 31;
+        // a control submission on a slot away from the ground run: its first probe is free
+        uint256 control = _gasOfSubmit(peers[N - 1], _grind(salt, N - 1, (pos + 16) & 31));
+        for (uint256 j = 0; j < probes; ++j) {
+            submit(peers[j], 0, _grind(salt, j, pos)); // fills pos, pos + 1, ... (linear probing)
+        }
+        uint256 cost = _gasOfSubmit(peers[probes], honest);
+        assertLe(cost, control + probes * 2_700 + 2_500, "grinding costs an honest submitter <= MAX_PROBES reads");
+        uint256 idx = rm.submissionCount(0) - 1;
+        assertEq(uint256(rm.submission(0, idx).updateHash), uint256(honest), "the honest update is recorded");
+        // copies refused: of the honest hash (overflow) and of a ground one (table)
+        (bytes32 reveal, bytes32 commit) = beaconArgs(peers[probes + 1], 0);
+        vm.prank(peers[probes + 1]);
+        vm.expectPartialRevert(RoundManager.DuplicateHash.selector);
+        rm.submitUpdate(0, honest, 10, reveal, commit);
+        vm.prank(peers[probes + 1]);
+        vm.expectPartialRevert(RoundManager.DuplicateHash.selector);
+        rm.submitUpdate(0, _grind(salt, probes - 1, pos), 10, reveal, commit);
+        assertEq(rm.submissionCount(0), probes + 2, "no copy was recorded");
+        // a fresh hash of a later submitter is still accepted
+        assertTrue(trySubmit(peers[probes + 1], 0, keccak256(abi.encode("late", salt))), "a new hash is accepted");
+    }
+}
+
 /// @title The committee seed depends on nothing a participant chooses at submission time
 ///        (issue 19, finding 1: the last submitter chose the committee)
 contract BeaconFuzzTest is Fixture {
@@ -317,11 +374,11 @@ contract BeaconFuzzTest is Fixture {
     ///         and block, round 1's seed is keccak256(previous seed, XOR of the revealed
     ///         secrets, 1), fixed before round 1 began, and the committee is the same.
     function testFuzz_seedIgnoresUpdateBytesOrderAndTiming(uint256 hashSalt, uint256 order, uint256 delay) public {
-        bytes32 beacon;
+        bytes15 beacon; // the high 120 bits of each secret (RoundState.beacon)
         for (uint256 i = 0; i < N; ++i) {
-            beacon ^= beaconSecret(peers[i], 1);
+            beacon ^= bytes15(beaconSecret(peers[i], 1));
         }
-        bytes32 expected = keccak256(abi.encode(rm.roundInfo(0).seed, beacon, uint256(1)));
+        bytes32 expected = keccak256(abi.encode(rm.roundInfo(0).seed, bytes32(beacon), uint256(1)));
         uint256 start = order % N;
         for (uint256 j = 0; j < N; ++j) {
             uint256 i = (start + j) % N;
