@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -113,7 +114,10 @@ def set_parameters(model: nn.Module, parameters: NDArrays) -> None:
                     f"{type(model).__name__}.{name} has shape {tuple(tensor.shape)}, got {tuple(array.shape)}",
                     fix="parameters must come from the same task/model (same hparams)",
                 )
-            tensor.copy_(torch.from_numpy(np.ascontiguousarray(array)).to(tensor.dtype))
+            with warnings.catch_warnings():  # read-only (shared decoded) arrays: the tensor is only read here
+                warnings.filterwarnings("ignore", message="The given NumPy array is not writable", category=UserWarning)
+                src = torch.from_numpy(np.ascontiguousarray(array))
+            tensor.copy_(src.to(tensor.dtype))
 
 
 def make_optimizer(model: nn.Module, hparams: Mapping[str, Any], lr: float) -> torch.optim.Optimizer:

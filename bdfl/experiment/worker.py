@@ -71,6 +71,7 @@ from bdfl.net.fetch import Fetcher
 from bdfl.net.serialization import MAX_UPDATE_BYTES, InvalidUpdate, decode_ndarrays, encode_ndarrays, hash_hex, update_hash
 from bdfl.peer import stages
 from bdfl.peer.engine import ClientFailure, PeerEngine
+from bdfl.peer.decode_cache import DecodeCache
 from bdfl.peer.node import Peer, peer_settings
 from bdfl.peer.rejoin import ensure_membership, resync_from_tiers
 from bdfl.peer.round_state import ChainMemory, RoundState
@@ -164,6 +165,8 @@ class Worker:
         self._signing = 0.0  # seconds spent signing in the current command: chain time
         self._front_runs: list[FrontRun] = []  # submissions re-encoded after a DuplicateHash
         self._fee_cache = FeeCache(self.w3)  # one fee read per worker, not one per peer
+        # each fetched update decoded once for all peers here, shared read-only; cleared each phase
+        self.decodes = DecodeCache()
         self._task, self._dataset, self._shards = task, dataset, shards
         self._settings = peer_settings(cfg, cfg.num_attackers)
         self.keys = {index: (key, port) for index, key, port in spec.peers}
@@ -235,6 +238,7 @@ class Worker:
         peer = Peer(index=index, address=account.address, client=client, endpoint=endpoint, settings=self._settings, attack=attack,
                     seed=cfg.seed, num_peers=cfg.peers, num_attackers=cfg.num_attackers)
         peer.domain = (self._chain_id, self.deployment.round_manager)  # update bytes bind to their submission
+        peer.decode_cache = self.decodes
         peer.params = [p.copy() for p in self.initial]
         sender = TxSender(self.w3, account, chain_id=self._chain_id, fee_cache=self._fee_cache)
         chain = ProtocolClient(self.w3, self.deployment, account, sender)
@@ -311,6 +315,7 @@ class Worker:
         fetched = self.fetcher.fetch_many(sorted(wanted), budget=self.fetch_budget, allowance=self.fetch_allowance) if wanted else {}
         # the same models for every auditor of this worker: rebuilt once
         rebuilt = stages.audit.rebuild(mine[0].peer, rnd, recipes, past, fetched) if mine else ({}, {})
+        self.decodes.clear()  # the starts' models are averaged: free them before the judges decode
         # the starts' and earlier moves' models are rebuilt: keep only the candidates' bytes for the
         # judges (two thirds of a later round's fetched bytes, 1.8 GB per worker at 11M, N = 20)
         judged = {c.hash.lower() for i in inputs.values() for c in i.candidates}
@@ -340,6 +345,7 @@ class Worker:
                                                   lambda ix, acc, s, c=h.chain: c.vote_commitment(rnd, ix, acc, s))
             self._queue(h, h.chain.commit_votes, rnd, v.indices, v.accept, v.salt, wait=False)
             votes[i] = (res.indices, res.accept)
+        self.decodes.clear()
         sign = self._take_signing()
         return AuditReply(votes, rejected, abstained, verdicts, failed,
                           StartsCheck(len(starts), len(honest_here), int(exact), len(rebuilt[1])),
@@ -432,6 +438,7 @@ class Worker:
                 state.last_aggregated = rnd
                 state.save_model(encode_ndarrays(h.peer.params))
                 state.save()
+        self.decodes.clear()  # the round's decoded updates: freed at its end
         # aggregation is learning work (train); the test-set evaluation feeds the curves only
         change = self.memory.last_change
         return AggregateReply(out, OverlayReport.of(change, self.spec.addresses) if change is not None else None,
@@ -489,6 +496,7 @@ class Worker:
         self.view.forget_endpoint(peer.address)
         before = len(peer.rejections)
         used, tier = resync_from_tiers(peer, source, tiers, self.fetcher.fetch_many)
+        self.decodes.clear()
         if used:
             model_from = ("neighbours", "fallback")[tier]
         _loss, _n, metrics = self.test_client.evaluate(peer.params, {})

@@ -32,6 +32,7 @@ from bdfl.net.serialization import (
     hash_hex,
     update_hash,
 )
+from bdfl.peer.decode_cache import DecodeCache
 from bdfl.peer.sources import PastMove, StartSource, start_model
 from bdfl.types import NDArrays
 
@@ -120,6 +121,9 @@ class Peer:
         self.domain: tuple[int, str] | None = None
         # assigned updates of the last audit left without a vote (could not be fetched): (peer, why)
         self.last_abstentions: list[tuple[str, str]] = []
+        # decoded updates shared read-only with the other peers of this process (a simulation
+        # worker sets one for all its peers and clears it each phase); None: decode every time
+        self.decode_cache: DecodeCache | None = None
 
     @property
     def is_attacker(self) -> bool:
@@ -212,11 +216,19 @@ class Peer:
         if why is not None:
             return why
         assert isinstance(data, bytes)
-        try:
-            return decode_ndarrays(data, max_bytes=self.settings.max_update_bytes, spec=self.spec,
-                                   binding=self.binding_for(rnd, submitter))
-        except InvalidUpdate as exc:
-            return exc.reason
+        binding = self.binding_for(rnd, submitter)
+        max_bytes = self.settings.max_update_bytes
+
+        def decode() -> NDArrays | str:
+            try:
+                return decode_ndarrays(data, max_bytes=max_bytes, spec=self.spec, binding=binding)
+            except InvalidUpdate as exc:
+                return exc.reason
+
+        if self.decode_cache is None:
+            return decode()
+        # the bytes matched h above; the key holds all else the decode depends on
+        return self.decode_cache.get(h, (binding, self.spec, max_bytes), decode)
 
     def _reject(self, rnd: int, cand: Candidate, reason: str) -> None:
         log.warning("peer %s chain round %d: rejected update of %s: %s", self.address, rnd, cand.peer, reason)
@@ -341,7 +353,9 @@ class Peer:
         t0 = time.perf_counter()
         strategy = make_strategy(self.settings.defense, **self.settings.defense_params)
         all_weights = [own_weight, *weights] if strategy.uses_weights else None  # robust rules take none
-        self.params = strategy.combine(own, others, all_weights)
+        combined = strategy.combine(own, others, all_weights)
+        # a rule that selects one input (Krum) may return shared read-only decoded arrays: own a copy
+        self.params = [a if getattr(a, "flags", None) is None or a.flags.writeable else a.copy() for a in combined]
         # only an attack reads them (AttackContext.received): an honest peer keeping its degree of
         # neighbours' models would hold N x degree models per worker between rounds
         self.received_last = others if self.attack is not None else []
