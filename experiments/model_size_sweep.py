@@ -15,6 +15,7 @@ Models (``clients.digits_wide``):
 
 * small: ``clients.digits`` (64-64-10 MLP, 4,810 parameters, the default task)
 * 1m:    ``clients.digits_1m`` (64-963-963-10, 1,000,567 parameters)
+* 4m:    ``clients.digits_4m`` (64-1963-1963-10, 4,002,567 parameters; for a machine without the 11m's ~17 GiB)
 * 11m:   ``clients.digits_11m`` (64-3279-3279-10, 11,001,055 parameters)
 
 Figures per size (rounds.csv of the run; "per round" = the last round, whose audit rebuilds the
@@ -58,7 +59,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 MIB = 2**20
-SIZES = {"small": "clients.digits", "1m": "clients.digits_1m", "11m": "clients.digits_11m"}
+SIZES = {"small": "clients.digits", "1m": "clients.digits_1m", "4m": "clients.digits_4m", "11m": "clients.digits_11m"}
 PHASES = ("train", "exchange", "audit", "chain", "eval")
 
 
