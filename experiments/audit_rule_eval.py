@@ -360,7 +360,8 @@ def run(attack_label: str, seed: int, args: argparse.Namespace, rules: dict[str,
                 vote_rows.append({"seed": seed, "round": r + 1, "auditor": m.index_of[auditor], "candidate": m.index_of[trainer],
                                   "kind": kind, "acc": verdict.accuracy, "loss": verdict.loss, "own_acc": verdict.reference_accuracy,
                                   "own_loss": verdict.reference_loss, "failed": " ".join(verdict.failed),
-                                  **{f: getattr(verdict.stats, f) for f in STAT_FIELDS}})
+                                  **{f: getattr(verdict.stats, f) for f in STAT_FIELDS},
+                                  **{f"z_{f.name}": f.z for f in verdict.findings}})
 
         m.audit(r, rules, tally)
         outcomes = dict(zip((s.peer for s in m.chain.view.subs[r]), m.chain.finalize()))

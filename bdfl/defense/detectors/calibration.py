@@ -109,11 +109,18 @@ def skewed_spread(values: Sequence[float] | np.ndarray) -> tuple[float, float]:
     """(median, spread) of non-negative scores whose honest values are like ``|noise|`` (a
     half-normal: many near 0, a long right tail): the spread is the larger of Qn and the
     half-normal scale that has this median, ``median / 0.6745``. The Qn or MAD alone of such
-    scores is small when most are near 0, and an honest tail value would fail."""
-    med, _ = robust_centre_spread(values)
-    if not math.isfinite(med):
-        return med, math.nan
-    qn = qn_scale(values)
+    scores is small when most are near 0, and an honest tail value would fail.
+
+    Median and Qn are taken over the **distinct** values, as :func:`good_side_spread` does:
+    identical scores (copies of one model) count once. Colluders sending one model several
+    times (ALIE's ``mean - z std``) otherwise raise the median by their number alone, and the
+    bar with it (``median / 0.6745``: 1.6x the honest scale at 30 % copies above the honest
+    values). Honest models are never identical, so clean audits are unchanged."""
+    a = np.unique(finite(values))
+    if a.size == 0:
+        return math.nan, math.nan
+    med = float(np.median(a))
+    qn = qn_scale(a)
     return med, max(qn if math.isfinite(qn) else 0.0, abs(med) / 0.6745)
 
 

@@ -5,7 +5,8 @@ z x std``, label-flipped and backdoored models once the federation has learned s
 Honest models differ from each other in both directions, so their shifts are like the
 absolute value of noise (many near 0, a long tail). Threshold: the candidates' median plus
 ``k x max(MAD spread, median / 0.6745, FLOOR)`` (:func:`.calibration.skewed_spread`: the
-half-normal scale with that median; ``FLOOR`` 0.02). When the auditor's own model is the outlier
+half-normal scale with that median; ``FLOOR`` 0.02; median and Qn over the distinct shifts, so
+copies of one model count once). When the auditor's own model is the outlier
 every candidate sits on one side of it, the median rises with them and the test stands down
 by itself. Needs ``min_candidates``.
 """
