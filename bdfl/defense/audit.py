@@ -206,6 +206,26 @@ def _flat(params: Sequence[Any]) -> np.ndarray:
     return np.concatenate([np.asarray(a, dtype=np.float64).ravel() for a in params]) if len(params) else np.zeros(0)
 
 
+#: columns per block of :func:`_column_median` (19 float64 moves x 65,536 = 10 MB: cache-sized)
+MEDIAN_BLOCK = 1 << 16
+
+
+def _column_median(rows: Sequence[np.ndarray], block: int = MEDIAN_BLOCK) -> np.ndarray:
+    """``np.median(np.stack(rows), axis=0)``, a block of columns at a time: the same values (each
+    column's median is its own), without stacking m + 1 whole moves (1.6 GB at 11M parameters)
+    and with each block's partition in cache (issue 23)."""
+    n = len(rows[0])
+    out = np.empty(n, dtype=np.result_type(*rows))
+    buf = np.empty((len(rows), min(block, n)), dtype=out.dtype)
+    for a in range(0, n, block):
+        b = min(a + block, n)
+        part = buf[:, : b - a]
+        for i, r in enumerate(rows):
+            part[i] = r[a:b]
+        out[a:b] = np.median(part, axis=0, overwrite_input=True)  # the block is a temporary
+    return out
+
+
 def candidate_statistics(
     reference_params: NDArrays,
     candidates: Sequence[Any],
@@ -263,8 +283,7 @@ def candidate_statistics(
     own_dir = t - s if s is not None and own_move > 0 else None
     direction = own_dir
     if own_dir is not None and len(known) >= min_candidates:
-        # the stack is a temporary: median may partition it in place (no second copy of m + 1 moves)
-        consensus = np.median(np.stack([*known, own_dir]), axis=0, overwrite_input=True)
+        consensus = _column_median([*known, own_dir])
         if np.linalg.norm(consensus) > 0:
             direction = consensus
 
