@@ -121,6 +121,19 @@ contract RoundManager {
         uint256[] owners;
     }
 
+    /// @dev One finalize batch's view of the seats, in memory (issue 23): which seats revealed
+    ///      (bit s), read once per batch, and the agreement counts the batch adds per seat,
+    ///      written once per batch ({_flushTally}) instead of a read and rewrite of the seat's
+    ///      slot per vote; likewise the mint counters the trainers' grants move.
+    struct Tally {
+        uint256 revealed;
+        uint256 minted; // the round's minted amount, and totalMinted, as the batch's grants leave them
+        uint256 total;
+        uint256[] agree;
+        uint256[] disagree;
+        uint256[] abstain;
+    }
+
     /// @notice Most items one {finalize} call may process. The caller sizes batches by gas
     ///         (bdfl.chain.protocol.finalize_batch_size) so a batch stays under the
     ///         16,777,216 per-transaction gas cap (EIP-7825).
@@ -435,26 +448,8 @@ contract RoundManager {
         uint256 stage = rs.stage;
         uint256 cursor = rs.cursor;
         if (stage == 0) {
-            VoteCtx memory ctx = _ctx(round, rs, 0);
-            uint256 n = ctx.n;
-            uint256 approved = rs.approvedCount;
-            uint256 word; // outcome nibbles of updates 64 * (cursor >> 6) .. , handed to the registry
-            uint256[] memory seats = new uint256[](ctx.mm); // buffers reused by every update
-            uint256[] memory cast = new uint256[](ctx.mm);
-            while (items < maxItems && cursor < n) {
-                uint256 nibble = _finalizeUpdate(ctx, cursor, seats, cast);
-                if (nibble & 7 == uint256(Outcome.Approved)) ++approved;
-                word |= nibble << ((cursor & 63) << 2);
-                ++cursor;
-                ++items;
-                if (cursor & 63 == 0) {
-                    registry.recordOutcomes(uint64(round), (cursor >> 6) - 1, word);
-                    word = 0;
-                }
-            }
-            if (word != 0) registry.recordOutcomes(uint64(round), (cursor - 1) >> 6, word);
-            rs.approvedCount = uint32(approved);
-            if (cursor == n) {
+            (items, cursor) = _updateStage(round, rs, maxItems, cursor);
+            if (cursor == rs.numSubmissions) {
                 stage = 1;
                 cursor = 0;
             }
@@ -747,6 +742,19 @@ contract RoundManager {
         return keccak256(abi.encode(block.chainid, address(this), round, auditor, updateIdx, accept, salt));
     }
 
+    /// @dev {_grant} on the batch's mint counters in `t` (written back by {_flushTally}).
+    function _grantIn(Tally memory t, uint256 round, address peer, uint256 wanted) internal returns (uint256 granted) {
+        if (wanted == 0) return 0;
+        uint256 leftRound = mintBudgetPerRound - t.minted;
+        uint256 leftTotal = mintCap - t.total;
+        granted = wanted;
+        if (granted > leftRound) granted = leftRound;
+        if (granted > leftTotal) granted = leftTotal;
+        if (granted != wanted) emit RewardCapped(round, peer, wanted, granted);
+        t.minted += granted;
+        t.total += granted;
+    }
+
     /// @dev The part of a `wanted` reward that fits the round's budget and the lifetime cap.
     function _grant(uint256 round, address peer, uint256 wanted) internal returns (uint256 granted) {
         if (wanted == 0) return 0;
@@ -954,26 +962,102 @@ contract RoundManager {
         }
     }
 
+    /// @dev Finalize stage 0 from `cursor`: up to `maxItems` updates decided ({_finalizeUpdate}),
+    ///      their outcome nibbles handed to the registry per 64, the batch's agreement counts
+    ///      written to the seats once ({Tally}). Returns the items done and the new cursor.
+    function _updateStage(uint256 round, RoundState storage rs, uint256 maxItems, uint256 cursor)
+        internal
+        returns (uint256 items, uint256)
+    {
+        VoteCtx memory ctx = _ctx(round, rs, 0);
+        uint256 n = ctx.n;
+        uint256 approved = rs.approvedCount;
+        uint256 word; // outcome nibbles of updates 64 * (cursor >> 6) .. , handed to the registry
+        uint256[] memory seats = new uint256[](ctx.mm); // buffers reused by every update
+        uint256[] memory cast = new uint256[](ctx.mm);
+        Tally memory tally = _loadTally(round, ctx.k);
+        while (items < maxItems && cursor < n) {
+            uint256 nibble = _finalizeUpdate(ctx, tally, cursor, seats, cast);
+            if (nibble & 7 == uint256(Outcome.Approved)) ++approved;
+            word |= nibble << ((cursor & 63) << 2);
+            ++cursor;
+            ++items;
+            if (cursor & 63 == 0) {
+                registry.recordOutcomes(uint64(round), (cursor >> 6) - 1, word);
+                word = 0;
+            }
+        }
+        if (word != 0) registry.recordOutcomes(uint64(round), (cursor - 1) >> 6, word);
+        _flushTally(round, tally, ctx.k);
+        rs.approvedCount = uint32(approved);
+        return (items, cursor);
+    }
+
     /// @dev Decide update `u`: outcome from its auditors' vote words, the trainer's reward
     ///      granted (booked with its reputation in the registry's member sweep), agreement
     ///      counted per auditor seat. Returns the outcome nibble: the Outcome in bits 0..2,
     ///      bit 3 set when the reward was cut by the budget or the cap. O(m).
-    function _finalizeUpdate(VoteCtx memory ctx, uint256 u, uint256[] memory seats, uint256[] memory cast)
-        internal
-        returns (uint256 nibble)
-    {
+    function _finalizeUpdate(
+        VoteCtx memory ctx,
+        Tally memory tally,
+        uint256 u,
+        uint256[] memory seats,
+        uint256[] memory cast
+    ) internal returns (uint256 nibble) {
         uint256 count = _auditSeatsInto(ctx, u, seats);
         uint256 votes;
         uint256 accepts;
         for (uint256 j = 0; j < count; ++j) {
-            uint256 vote = _vote(ctx.round, seats[j], u); // 0 also for a seat that never revealed
+            uint256 vote = _castVote(ctx.round, tally.revealed, seats[j], u);
             cast[j] = vote;
             if (vote != 0) ++votes;
             if (vote == 3) ++accepts;
         }
         Outcome outcome;
-        (outcome, nibble) = _decide(ctx.round, u, votes, accepts);
-        _countAgreement(ctx.round, seats, cast, count, outcome);
+        (outcome, nibble) = _decide(ctx.round, tally, u, votes, accepts);
+        _countAgreement(tally, seats, cast, count, outcome);
+    }
+
+    /// @dev Vote of seat `s` on update `u` given the batch's revealed bits: 0 none (also for a
+    ///      seat that never revealed: its words may hold an older round's votes), 1 reject,
+    ///      3 accept.
+    function _castVote(uint256 round, uint256 revealed, uint256 s, uint256 u) internal view returns (uint256) {
+        if ((revealed >> s) & 1 == 0) return 0;
+        return (_votes[round % ROUNDS_KEPT][s][u >> 7] >> ((u & 127) << 1)) & 3;
+    }
+
+    /// @dev The batch's {Tally}: the revealed bit of each of the k seats (k reads), zero counts.
+    function _loadTally(uint256 round, uint256 k) internal view returns (Tally memory t) {
+        mapping(uint256 => Seat) storage seatsOfRound = _seats[round];
+        for (uint256 s = 0; s < k; ++s) {
+            if (seatsOfRound[s].revealed) t.revealed |= uint256(1) << s;
+        }
+        t.minted = _rounds[round].minted;
+        t.total = totalMinted;
+        t.agree = new uint256[](k);
+        t.disagree = new uint256[](k);
+        t.abstain = new uint256[](k);
+    }
+
+    /// @dev Add the batch's agreement counts to the seats' slots (one rewrite per seat that
+    ///      audited an update of the batch). Loop bound: k.
+    function _flushTally(uint256 round, Tally memory t, uint256 k) internal {
+        RoundState storage rs = _rounds[round];
+        if (t.minted != rs.minted) {
+            rs.minted = uint128(t.minted); // <= mintBudgetPerRound <= type(uint128).max
+            totalMinted = t.total;
+        }
+        mapping(uint256 => Seat) storage seatsOfRound = _seats[round];
+        for (uint256 s = 0; s < k; ++s) {
+            uint256 a = t.agree[s];
+            uint256 d = t.disagree[s];
+            uint256 x = t.abstain[s];
+            if (a == 0 && d == 0 && x == 0) continue;
+            Seat storage seat = seatsOfRound[s];
+            seat.agree = uint32(seat.agree + a);
+            seat.disagree = uint32(seat.disagree + d);
+            seat.abstain = uint32(seat.abstain + x);
+        }
     }
 
     /// @dev {Sortition-auditSeats} of update `u` written into `seats` (length >= mm), with the
@@ -996,7 +1080,7 @@ contract RoundManager {
 
     /// @dev Outcome of update `u` from its vote counts, the trainer's reward granted, the
     ///      UpdateFinalized event; returns the outcome and its nibble.
-    function _decide(uint256 round, uint256 u, uint256 votes, uint256 accepts)
+    function _decide(uint256 round, Tally memory tally, uint256 u, uint256 votes, uint256 accepts)
         internal
         returns (Outcome outcome, uint256 nibble)
     {
@@ -1012,7 +1096,7 @@ contract RoundManager {
         nibble = uint256(outcome);
         bool approved = outcome == Outcome.Approved;
         if (approved) {
-            uint256 granted = _grant(round, peer, _updateReward);
+            uint256 granted = _grantIn(tally, round, peer, _updateReward);
             if (granted != _updateReward) {
                 nibble |= 8;
                 if (granted != 0) registry.recordRewardCut(uint64(round), u, granted);
@@ -1025,23 +1109,22 @@ contract RoundManager {
     ///      disagree with the outcome, or abstain if it left the update out or never revealed.
     ///      Votes on Undecided updates are neutral. Loop bound: m.
     function _countAgreement(
-        uint256 round,
+        Tally memory tally,
         uint256[] memory seats,
         uint256[] memory cast,
         uint256 count,
         Outcome outcome
-    ) internal {
+    ) internal pure {
         bool decided = outcome != Outcome.Undecided;
         bool majorityAccepts = outcome == Outcome.Approved || outcome == Outcome.Probation;
-        mapping(uint256 => Seat) storage seatsOfRound = _seats[round];
         for (uint256 j = 0; j < count; ++j) {
-            Seat storage seat = seatsOfRound[seats[j]];
+            uint256 s = seats[j];
             uint256 vote = cast[j];
             if (vote == 0) {
-                seat.abstain += 1; // a missing reveal's assignments count here too (its penalty)
+                ++tally.abstain[s]; // a missing reveal's assignments count here too (its penalty)
             } else if (decided) {
-                if ((vote == 3) == majorityAccepts) seat.agree += 1;
-                else seat.disagree += 1;
+                if ((vote == 3) == majorityAccepts) ++tally.agree[s];
+                else ++tally.disagree[s];
             }
         }
     }

@@ -44,6 +44,7 @@ EXPECTED_TESTS = {
         "testFuzz_committeeWithinBounds(uint256,uint256,uint256,uint256,uint256)",
     },
     "tests/forge/Votes.t.sol:DuplicateHashFuzzTest": {"testFuzz_copiedHashRefused(uint256,uint256)"},
+    "tests/forge/Votes.t.sol:FinalizeBatchingFuzzTest": {"testFuzz_batchSizesGiveTheSameRound(uint256,uint256,bool)"},
     "tests/forge/Votes.t.sol:DuplicateTableGrindTest": {
         "testFuzz_groundCollisionsCostBoundedAndCopiesStillRefused(uint256)",
     },

@@ -13,6 +13,8 @@ interface Vm {
     function expectPartialRevert(bytes4 selector) external;
     function assume(bool condition) external pure;
     function addr(uint256 privateKey) external pure returns (address);
+    function snapshotState() external returns (uint256 snapshotId);
+    function revertToState(uint256 snapshotId) external returns (bool success);
 }
 
 /// @notice Assertions, `bound` and invariant targeting (the parts of forge-std's Test used here).

@@ -359,6 +359,65 @@ contract DuplicateTableGrindTest is Fixture {
     }
 }
 
+/// @title Finalize batching changes nothing (issue 23: a batch keeps seat counters and mint
+///        counters in memory and writes them once)
+/// @notice The same round finalized in one call or by a caller that cuts it into batches of
+///         any size (1 item per call included) ends in the same seat counts, outcomes, mint
+///         counters, reputations, balances and claimables; with a round budget small enough
+///         that the trainers' rewards are cut part-way through.
+contract FinalizeBatchingFuzzTest is Fixture {
+    uint256 internal constant N = 12;
+
+    function setUp() public {
+        mintBudgetPerRound = 7 * TOKEN + TOKEN / 2; // cuts the 1-token rewards of the 12 updates
+        deploy(testParams(), N);
+        joinAll();
+        playRound(type(uint256).max);
+    }
+
+    function _digest(uint256 round) internal view returns (bytes32 d, uint256 counted) {
+        uint256 k = rm.roundInfo(round).committeeSize;
+        for (uint256 s = 0; s < k; ++s) {
+            RoundManager.Seat memory x = rm.seatInfo(round, s);
+            counted += uint256(x.agree) + x.disagree + x.abstain;
+            d = keccak256(abi.encode(d, x.agree, x.disagree, x.abstain, x.revealed));
+        }
+        d = keccak256(abi.encode(d, rm.roundInfo(round).minted, rm.totalMinted(), registry.outcomeWord(round, 0)));
+        for (uint256 i = 0; i < peers.length; ++i) {
+            address a = peers[i];
+            d = keccak256(abi.encode(d, registry.reputationOf(a), registry.claimableOf(a), registry.stakeOf(a)));
+        }
+    }
+
+    function testFuzz_batchSizesGiveTheSameRound(uint256 bits, uint256 batch, bool oneAbsent) public {
+        batch = bound(batch, 1, 9);
+        uint256 round = rm.currentRound();
+        submitAll(round);
+        commitAll(round, bits);
+        address[] memory c = rm.committeeOf(round);
+        uint256 revealing = oneAbsent ? c.length - 1 : c.length; // the last seat may not reveal
+        for (uint256 s = 0; s < revealing; ++s) {
+            (uint256[] memory idx, bool[] memory acc) = votesOf(round, c[s], bits >> s);
+            vm.prank(c[s]);
+            rm.revealVotes(round, idx, acc, saltOf(round, c[s]));
+        }
+        if (oneAbsent) {
+            vm.warp(block.timestamp + 3600);
+            rm.advance(round);
+        }
+        uint256 snap = vm.snapshotState();
+        while (!rm.finalize(round, MAX_BATCH)) {}
+        (bytes32 whole, uint256 counted) = _digest(round);
+        assertTrue(counted > 0, "the round counted votes");
+        vm.revertToState(snap);
+        uint256 calls;
+        while (!rm.finalize(round, batch)) ++calls;
+        assertTrue(calls > 0 || batch == 9, "cut into several batches");
+        (bytes32 cut,) = _digest(round);
+        assertEq(uint256(cut), uint256(whole), "batching changed the round's bookings");
+    }
+}
+
 /// @title The committee seed depends on nothing a participant chooses at submission time
 ///        (issue 19, finding 1: the last submitter chose the committee)
 contract BeaconFuzzTest is Fixture {
