@@ -96,6 +96,10 @@ ATTACK_SETTINGS = {
     "ipm": ("ipm", {"epsilon": 0.5}),
     "scaling": ("scaling", {"boost": 10.0}),
     "backdoor": ("backdoor", {}),
+    "backdoor_2x2": ("backdoor", {"target_label": 0, "trigger_size": 2}),  # the sweep's (issue 22)
+    "backdoor_4x4": ("backdoor", {"target_label": 0, "trigger_size": 4}),
+    "backdoor_blended": ("backdoor", {"target_label": 0, "blend_alpha": 0.2, "seed": 1}),
+    "dba": ("dba", {"target_label": 0, "parts": 4, "trigger_size": 2}),
     "free_rider": ("free_rider", {}),
     "on_off": ("on_off", {"inner": "label_flip", "on_after": 3, "period": 4, "on_rounds": 2}),
     "on_off_sign": ("on_off", {}),  # the runner's defaults: sign flip for good from round 6 (1-based)
