@@ -78,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--search", type=int, default=0, help="audits probed with the optimised trigger search")
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--lam", type=float, default=0.05)
+    p.add_argument("--task", default="", help="task.client (default: the mirror's, digits)")
     args = p.parse_args(argv)
     name, params = audit_rule_eval.ATTACK_SETTINGS[args.attack]
     attack = make_attack(name, **params)
@@ -125,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     trigger_module.scan = traced_scan
     trigger_module.TriggerDetector.judge = traced_judge
     audit_module.trigger_evidence = traced_evidence
-    ns = audit_rule_eval.main(["--attacks", args.attack, "--seeds", *map(str, args.seeds), "--rounds", str(args.rounds)])
+    ns = audit_rule_eval.main(["--attacks", args.attack, "--seeds", *map(str, args.seeds), "--rounds", str(args.rounds),
+                               *(["--task", args.task] if args.task else [])])
     honest, bad = [], []
     print(f"\n{args.attack}: audit | bar | max honest score | backdoored candidates' scores")
     for i, (key, (ev, success)) in enumerate(records.items()):
