@@ -115,7 +115,9 @@ def run_round(
         last = i == n - 1
         gas = submit_gas + (draw_gas_bound(k) if last else 0)
         sends.append(lambda c=c, h=h, gas=gas: (c.sender, c.submit_update(r, h, 600, wait=False, gas=gas)))
-    rec.add(scope, "submitUpdate", send_batched(runner.w3, sends))
+    # one block per transaction: chunks mined together (send_batched) made a submission of
+    # N = 1000 revert without a reason once (not understood yet, issue 23), so rounds keep it
+    rec.add(scope, "submitUpdate", collect([send() for send in sends]))
     if runner.round_info(r).phase == Phase.SUBMIT:
         raise RuntimeError("the Submit phase did not end after every member submitted")
     committee = runner.committee(r)
