@@ -34,6 +34,14 @@ def _second(first: Peer, address: str, settings: PeerSettings | None = None) -> 
     return p
 
 
+def _two_sharing(first: Peer) -> tuple[Peer, Peer, DecodeCache]:
+    """Two auditors of one worker process sharing one decode cache."""
+    a, b = _second(first, ADDR[0]), _second(first, ADDR[6])
+    cache = DecodeCache()
+    a.decode_cache = b.decode_cache = cache
+    return a, b, cache
+
+
 @pytest.fixture(scope="module")
 def setup() -> tuple[Peer, list]:
     return digits_auditor(6, ADDR[0], domain=(CHAIN, RM))
@@ -41,9 +49,7 @@ def setup() -> tuple[Peer, list]:
 
 def test_two_peers_in_one_process_get_the_same_read_only_arrays(setup: tuple[Peer, list]) -> None:
     first, trained = setup
-    a, b = _second(first, ADDR[0]), _second(first, ADDR[6])
-    cache = DecodeCache()
-    a.decode_cache = b.decode_cache = cache
+    a, b, cache = _two_sharing(first)
     blob = _bound(trained[1], 3, ADDR[1])
     cand = _cand(0, ADDR[1], blob)
     got_a = a.decode_verified(3, cand, blob)
@@ -105,9 +111,7 @@ def test_a_rule_that_returns_a_shared_input_leaves_the_peer_a_writable_copy(setu
 
 def test_tampered_bytes_are_never_served_from_the_cache(setup: tuple[Peer, list]) -> None:
     first, trained = setup
-    a, b = _second(first, ADDR[0]), _second(first, ADDR[6])
-    cache = DecodeCache()
-    a.decode_cache = b.decode_cache = cache
+    a, b, cache = _two_sharing(first)
     blob = _bound(trained[1], 3, ADDR[1])
     cand = _cand(0, ADDR[1], blob)
     assert a.decode_verified(3, cand, blob) is not None
