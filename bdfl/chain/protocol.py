@@ -79,6 +79,16 @@ def draw_gas_bound(committee_size: int) -> int:
     return committee_size * (DRAW_ATTEMPTS_PER_SEAT * 9_000 + 50_000) + 100_000
 
 
+#: ``RoundManager.MAX_PROBES``: table slots the duplicate-hash check of a submission may probe.
+DUP_MAX_PROBES = 8
+
+#: Gas a submission gets on top of its estimate for the duplicate-hash table. The estimate sees
+#: the table as it stands; submissions mined before ours (honest ones, or an attacker who saw
+#: ours pending and grinds hashes onto its probe sequence) can push our hash down the sequence
+#: and into the overflow: up to DUP_MAX_PROBES more cold reads (2.1k each, plus the loop) and a
+#: fresh slot (22.1k) where the estimate rewrote a used one (2.9k). Unused gas is not charged.
+DUP_TABLE_GAS_HEADROOM = DUP_MAX_PROBES * 2_600 + 22_100
+
 #: Gas limit of ``commitVotes`` (measured: at most 59k; one storage slot and an event).
 COMMIT_GAS = 120_000
 
@@ -411,12 +421,20 @@ class ProtocolClient:
             raise BDFLError(f"an update hash is 32 bytes, got {len(h)}")
         reveal, commit = self.beacon_args(round_) if beacon is None else beacon
         call = self.rounds.functions.submitUpdate(round_, h, int(num_samples), reveal, commit)
-        if gas is None:
-            gas = self.sender.estimate(call)
-            info = self.round_info(round_)
-            if info.num_submissions + 1 >= self.member_count():  # this submission draws the committee
-                gas += draw_gas_bound(self.deployment.params.committee_size)
-        return self._tx(call, wait, gas)
+        return self._tx(call, wait, self._submit_gas(round_, call) if gas is None else gas)
+
+    def submit_gas(self, round_: int, update_hash: bytes, num_samples: int,
+                   beacon: tuple[bytes, bytes] | None = None) -> int:
+        """The gas limit :meth:`submit_update` would send with now (estimate plus headroom)."""
+        reveal, commit = self.beacon_args(round_) if beacon is None else beacon
+        call = self.rounds.functions.submitUpdate(round_, bytes(HexBytes(update_hash)), int(num_samples), reveal, commit)
+        return self._submit_gas(round_, call)
+
+    def _submit_gas(self, round_: int, call: Any) -> int:
+        gas = self.sender.estimate(call) + DUP_TABLE_GAS_HEADROOM
+        if self.round_info(round_).num_submissions + 1 >= self.member_count():  # this submission draws the committee
+            gas += draw_gas_bound(self.deployment.params.committee_size)
+        return gas
 
     def commit_votes(
         self,
