@@ -106,7 +106,9 @@ def set_parameters(model: nn.Module, parameters: NDArrays) -> None:
             f"{type(model).__name__} has {len(state)} parameter arrays, got {len(parameters)}",
             fix="parameters must come from the same task/model (same hparams)",
         )
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # read-only (shared decoded) arrays: each source tensor is only read here
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable", category=UserWarning)
         for (name, tensor), array in zip(state.items(), parameters):
             array = np.asarray(array)
             if tuple(array.shape) != tuple(tensor.shape):
@@ -114,10 +116,7 @@ def set_parameters(model: nn.Module, parameters: NDArrays) -> None:
                     f"{type(model).__name__}.{name} has shape {tuple(tensor.shape)}, got {tuple(array.shape)}",
                     fix="parameters must come from the same task/model (same hparams)",
                 )
-            with warnings.catch_warnings():  # read-only (shared decoded) arrays: the tensor is only read here
-                warnings.filterwarnings("ignore", message="The given NumPy array is not writable", category=UserWarning)
-                src = torch.from_numpy(np.ascontiguousarray(array))
-            tensor.copy_(src.to(tensor.dtype))
+            tensor.copy_(torch.from_numpy(np.ascontiguousarray(array)).to(tensor.dtype))
 
 
 def make_optimizer(model: nn.Module, hparams: Mapping[str, Any], lr: float) -> torch.optim.Optimizer:

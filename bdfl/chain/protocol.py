@@ -416,19 +416,20 @@ class ProtocolClient:
         with the beacon reveal and next commitment (``beacon`` overrides them: tests). Raises
         :class:`~bdfl.chain.txsender.DuplicateHashError` when another member submitted the
         same hash first in this round (front-running: re-encode with a fresh binding nonce)."""
-        h = bytes(HexBytes(update_hash))
-        if len(h) != 32:
-            raise BDFLError(f"an update hash is 32 bytes, got {len(h)}")
-        reveal, commit = self.beacon_args(round_) if beacon is None else beacon
-        call = self.rounds.functions.submitUpdate(round_, h, int(num_samples), reveal, commit)
+        call = self._submit_call(round_, update_hash, num_samples, beacon)
         return self._tx(call, wait, self._submit_gas(round_, call) if gas is None else gas)
 
     def submit_gas(self, round_: int, update_hash: bytes, num_samples: int,
                    beacon: tuple[bytes, bytes] | None = None) -> int:
         """The gas limit :meth:`submit_update` would send with now (estimate plus headroom)."""
+        return self._submit_gas(round_, self._submit_call(round_, update_hash, num_samples, beacon))
+
+    def _submit_call(self, round_: int, update_hash: bytes, num_samples: int, beacon: tuple[bytes, bytes] | None) -> Any:
+        h = bytes(HexBytes(update_hash))
+        if len(h) != 32:
+            raise BDFLError(f"an update hash is 32 bytes, got {len(h)}")
         reveal, commit = self.beacon_args(round_) if beacon is None else beacon
-        call = self.rounds.functions.submitUpdate(round_, bytes(HexBytes(update_hash)), int(num_samples), reveal, commit)
-        return self._submit_gas(round_, call)
+        return self.rounds.functions.submitUpdate(round_, h, int(num_samples), reveal, commit)
 
     def _submit_gas(self, round_: int, call: Any) -> int:
         gas = self.sender.estimate(call) + DUP_TABLE_GAS_HEADROOM
