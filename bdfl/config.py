@@ -42,6 +42,11 @@ class TaskConfig:
     local_epochs: int = 5
     batch_size: int = 10
     learning_rate: float = 0.05
+    # FedProx's proximal weight mu (Li et al., MLSys 2020): local training minimises
+    # loss + mu/2 * ||w - w_start||^2; every fit config carries it as "proximal_mu" (the key
+    # Flower's FedProx strategy sends) and "proximal-mu" (its Message API key); 0 = plain
+    # local training (docs/learning.md, "Client drift")
+    proximal_mu: float = 0.0
     # a fit that returns another dtype than the initial parameters: false = stop the run with
     # one error (the client contract, docs/tasks.md); true = cast to the initial dtype
     cast_dtypes: bool = False
@@ -521,6 +526,7 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     _range("task.local_epochs", t.local_epochs, 1, 1000)
     _range("task.batch_size", t.batch_size, 1, 100_000)
     _range("task.learning_rate", t.learning_rate, 0.0, 10.0, lo_open=True)
+    _range("task.proximal_mu", t.proximal_mu, 0.0, 100.0)
     a = cfg.attack
     _range("attack.fraction", a.fraction, 0.0, 1.0, hi_open=True)
     if a.name == "none" and a.fraction > 0:

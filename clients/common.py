@@ -7,9 +7,16 @@
 * :func:`get_parameters` / :func:`set_parameters` — ``state_dict`` <-> list of NumPy arrays
   (copies, so returned arrays never alias the live model).
 * :func:`train_epochs` / :func:`evaluate_model` — plain mini-batch loops over in-memory
-  tensors (no DataLoader: it dominates the run time of models this small).
+  tensors (no DataLoader: it dominates the run time of models this small); ``train_epochs``
+  adds FedProx's proximal term ``mu/2 * ||w - w_start||^2`` when ``proximal_mu > 0``.
 * :class:`TorchClient` — a ``flwr.client.NumPyClient`` around any of the above models;
   :func:`torch_make_client` builds a task's ``make_client`` that returns one.
+
+Client drift (docs/learning.md, "Client drift"): each ``fit`` builds a fresh optimizer, so
+no momentum (or Adam moment) carries over from the previous round's model; the fit-config
+key ``proximal_mu`` (sent by Flower's ``FedProx`` strategy, and by BDFL from
+``task.proximal_mu``) weighs the proximal term that pulls local training toward the
+parameters the fit started from (Li et al., MLSys 2020).
 
 Determinism: a client's ``fit`` draws its shuffling order from a generator seeded by
 ``(seed, config["server_round"] - 1)`` (or a per-client fit counter when no round is given), so
@@ -40,6 +47,7 @@ COMMON_HPARAMS: dict[str, Any] = {
     "weight_decay": 0.0,
     "local_epochs": 1,
     "batch_size": 32,
+    "proximal_mu": 0.0,  # FedProx's mu; the fit-config key "proximal_mu" overrides it per call
 }
 
 
@@ -62,7 +70,7 @@ def merge_hparams(defaults: Mapping[str, Any], given: Mapping[str, Any] | None, 
         out[key] = value
     if out["optimizer"] not in ("sgd", "adam"):
         raise BDFLError(f"{task}: hyper-parameter 'optimizer' must be 'sgd' or 'adam', got {out['optimizer']!r}")
-    for key in ("lr", "momentum", "weight_decay"):
+    for key in ("lr", "momentum", "weight_decay", "proximal_mu"):
         if not (isinstance(out[key], (int, float)) and out[key] >= 0 and math.isfinite(out[key])):
             raise BDFLError(f"{task}: hyper-parameter '{key}' must be a number >= 0, got {out[key]!r}")
     for key in ("local_epochs", "batch_size"):
@@ -120,6 +128,7 @@ def set_parameters(model: nn.Module, parameters: NDArrays) -> None:
 
 
 def make_optimizer(model: nn.Module, hparams: Mapping[str, Any], lr: float) -> torch.optim.Optimizer:
+    """A fresh optimizer (no momentum / moment state) for one fit."""
     if hparams["optimizer"] == "adam":
         return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=hparams["weight_decay"])
     return torch.optim.SGD(
@@ -136,12 +145,23 @@ def train_epochs(
     batch_size: int,
     optimizer: torch.optim.Optimizer,
     generator: torch.Generator,
+    proximal_mu: float = 0.0,
 ) -> float:
-    """Mini-batch cross-entropy training; returns the mean training loss of the last epoch."""
+    """Mini-batch cross-entropy training; returns the mean training (cross-entropy) loss of
+    the last epoch.
+
+    ``proximal_mu > 0``: each step minimises ``loss + proximal_mu / 2 * ||w - w_start||^2``
+    over the trainable parameters, ``w_start`` being their values when this call began
+    (FedProx, Li et al. 2020: local training stays near the common model it started from).
+    ``proximal_mu = 0`` runs exactly the plain loop."""
+    if not (proximal_mu >= 0 and math.isfinite(proximal_mu)):
+        raise BDFLError(f"proximal_mu must be a finite number >= 0, got {proximal_mu!r}")
     n = len(y)
     if n == 0:
         return 0.0
     model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    start_values = [p.detach().clone() for p in params] if proximal_mu > 0 else []
     last = 0.0
     for _ in range(epochs):
         perm = torch.randperm(n, generator=generator)
@@ -150,7 +170,11 @@ def train_epochs(
             idx = perm[start : start + batch_size]
             optimizer.zero_grad(set_to_none=True)
             loss = F.cross_entropy(model(X[idx]), y[idx])
-            loss.backward()
+            objective = loss
+            if start_values:
+                proximal = sum(((p - p0) ** 2).sum() for p, p0 in zip(params, start_values))
+                objective = loss + 0.5 * proximal_mu * proximal
+            objective.backward()
             optimizer.step()
             total += float(loss.detach()) * len(idx)
         last = total / n
@@ -200,7 +224,8 @@ class TorchClient(NumPyClient):
     ``model_fn(hparams)`` builds the (untrained) model; it is initialised with
     :func:`seeded_init` from ``seed``. ``fit`` trains ``local_epochs`` epochs on
     ``train``; ``evaluate`` reports loss and accuracy on ``val``. Fit-config keys
-    ``local_epochs``, ``batch_size`` and ``lr`` override the hparams for one call.
+    ``local_epochs``, ``batch_size``, ``lr`` and ``proximal_mu`` (FedProx's, as Flower's
+    ``FedProx`` strategy sends it) override the hparams for one call.
     """
 
     def __init__(
@@ -234,6 +259,7 @@ class TorchClient(NumPyClient):
         epochs = int(config.get("local_epochs", self.hparams["local_epochs"]))
         batch_size = int(config.get("batch_size", self.hparams["batch_size"]))
         lr = float(config.get("lr", self.hparams["lr"]))
+        mu = float(config.get("proximal_mu", self.hparams.get("proximal_mu", 0.0)))
         step = int(config["server_round"]) - 1 if "server_round" in config else int(config.get("round", self._fits))
         self._fits += 1
         gen = torch.Generator().manual_seed(derive_seed(self.seed, step))
@@ -246,6 +272,7 @@ class TorchClient(NumPyClient):
             batch_size=batch_size,
             optimizer=optimizer,
             generator=gen,
+            proximal_mu=mu,
         )
         # the last step's gradients are never read again (every step starts with zero_grad): free
         # them, or each client holds a second copy of its model between rounds (N x model per run)

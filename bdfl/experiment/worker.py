@@ -572,7 +572,7 @@ def _base_config(cfg: ExperimentConfig, dataset: Any) -> dict[str, Any]:
 
     t = cfg.task
     return base_config(classes=range(dataset.num_classes), local_epochs=t.local_epochs, batch_size=t.batch_size,
-                       learning_rate=t.learning_rate)
+                       learning_rate=t.learning_rate, proximal_mu=t.proximal_mu)
 
 
 def worker_main(spec: WorkerSpec, conn: Connection) -> None:

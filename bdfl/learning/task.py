@@ -21,7 +21,7 @@ module with two callables::
 
 Every client is wrapped in a :class:`CheckedClient`: each ``fit`` and ``evaluate`` config
 carries the keys of :func:`base_config` (``local_epochs``, ``batch_size``, ``lr`` /
-``learning_rate``, ``classes``: the data set's full label set) and ``server_round``
+``learning_rate``, ``proximal_mu`` / ``proximal-mu``, ``classes``: the data set's full label set) and ``server_round``
 (1-based, as Flower servers send it); each ``fit``'s arrays are checked against the
 parameters it was given (:func:`check_contract`: count, names where known, shapes,
 dtypes). A mismatch raises :class:`ClientContractError`, which stops a run; with
@@ -199,16 +199,21 @@ def task_hparams(task: Any) -> dict[str, Any]:
 
 
 def base_config(
-    *, classes: Sequence[int], local_epochs: int, batch_size: int, learning_rate: float
+    *, classes: Sequence[int], local_epochs: int, batch_size: int, learning_rate: float, proximal_mu: float = 0.0
 ) -> dict[str, Any]:
     """The config keys every ``fit`` and ``evaluate`` call receives (docs/tasks.md); the peer
     adds ``server_round``. ``classes``: the data set's full label set, so a client whose shard
-    lacks some classes can still keep them all (scikit-learn ``labels=``)."""
+    lacks some classes can still keep them all (scikit-learn ``labels=``). ``proximal_mu``:
+    FedProx's weight, under the key Flower's ``FedProx`` strategy sends (``proximal_mu``) and
+    its Message API key (``proximal-mu``), so a Flower client written for FedProx reads it
+    unchanged."""
     return {
         "local_epochs": int(local_epochs),
         "batch_size": int(batch_size),
         "lr": float(learning_rate),
         "learning_rate": float(learning_rate),
+        "proximal_mu": float(proximal_mu),
+        "proximal-mu": float(proximal_mu),
         "classes": [int(c) for c in classes],
     }
 

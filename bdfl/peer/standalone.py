@@ -260,7 +260,8 @@ class StandalonePeer:
         hp = task_hparams(cfg.task)
         # every fit / evaluate config carries these (docs/tasks.md); the peer adds server_round
         base = base_config(classes=range(dataset.num_classes), local_epochs=cfg.task.local_epochs,
-                           batch_size=cfg.task.batch_size, learning_rate=cfg.task.learning_rate)
+                           batch_size=cfg.task.batch_size, learning_rate=cfg.task.learning_rate,
+                           proximal_mu=cfg.task.proximal_mu)
         client = self.task.make_client(train, val, seed=cfg.seed * 100_003 + self.shard, hparams=hp, config=base,
                                        cast_dtypes=cfg.task.cast_dtypes)
         # a real peer knows no attacker count: krum_malicious -1 assumes none
