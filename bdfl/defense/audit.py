@@ -202,28 +202,21 @@ def evaluate_candidates(
     return ref, out
 
 
-def _flat(params: Sequence[Any]) -> np.ndarray:
-    return np.concatenate([np.asarray(a, dtype=np.float64).ravel() for a in params]) if len(params) else np.zeros(0)
+def _raveled(params: Sequence[Any]) -> list[np.ndarray]:
+    """Each array of ``params`` as a 1-D view (no copy for contiguous arrays; dtype kept)."""
+    return [np.asarray(a).reshape(-1) for a in params]
 
 
-#: columns per block of :func:`_column_median` (19 float64 moves x 65,536 = 10 MB: cache-sized)
-MEDIAN_BLOCK = 1 << 16
+#: columns per block of the streamed statistics: every pass over a model reads its own dtype
+#: (float32) once, and the float64 arithmetic runs on (m + 4) x 16,384-value buffers that stay in
+#: cache, instead of 88 MB float64 flats of every candidate, start and move at 11M parameters
+STAT_BLOCK = 1 << 14
 
 
-def _column_median(rows: Sequence[np.ndarray], block: int = MEDIAN_BLOCK) -> np.ndarray:
-    """``np.median(np.stack(rows), axis=0)``, a block of columns at a time: the same values (each
-    column's median is its own), without stacking m + 1 whole moves (1.6 GB at 11M parameters)
-    and with each block's partition in cache (issue 23)."""
-    n = len(rows[0])
-    out = np.empty(n, dtype=np.result_type(*rows))
-    buf = np.empty((len(rows), min(block, n)), dtype=out.dtype)
-    for a in range(0, n, block):
-        b = min(a + block, n)
-        part = buf[:, : b - a]
-        for i, r in enumerate(rows):
-            part[i] = r[a:b]
-        out[a:b] = np.median(part, axis=0, overwrite_input=True)  # the block is a temporary
-    return out
+def _f64(dst: np.ndarray, src: np.ndarray) -> np.ndarray:
+    """``src`` cast into the float64 buffer ``dst`` (the values ``np.asarray(src, np.float64)`` has)."""
+    np.copyto(dst, src, casting="unsafe")
+    return dst
 
 
 def candidate_statistics(
@@ -235,6 +228,7 @@ def candidate_statistics(
     min_candidates: int = 3,
     candidate_starts: Sequence[NDArrays | None] | None = None,
     candidate_past_moves: Sequence[NDArrays | None] | None = None,
+    block: int = STAT_BLOCK,
 ) -> list[ParamStats | None]:
     """Parameter-space statistics of every candidate (None for an invalid one).
 
@@ -246,63 +240,97 @@ def candidate_statistics(
     (the consensus move; the own move when fewer than ``min_candidates`` moves are known).
     ``candidate_past_moves[i]``: candidate i's trainer's move in an earlier round (its update
     then minus its start then); with a known start it gives ``history_cosine``.
+
+    Computed in float64 as over whole float64 flats, but streamed ``block`` values at a time
+    (issue 23): each difference, the consensus median and every product are the same float64
+    values; only the order in which the sums and dot products add up their terms differs
+    (relative differences of ~1e-15, tests/defense/test_audit_streamed.py).
     """
-    t = _flat(reference_params)
-    s = None
-    own_move = math.nan
+    ref = _raveled(reference_params)
+    start = None
     if start_params is not None and _finite_and_matching(list(start_params), reference_params) is None:
-        s = _flat(start_params)
-        own_move = float(np.linalg.norm(t - s))
-    base: list[tuple[float, float] | None] = []
-    moves: list[np.ndarray | None] = []
-    history: list[float] = []
-    for i, cand in enumerate(candidates):
-        history.append(math.nan)
-        if (valid is not None and not valid[i]) or _finite_and_matching(cand, reference_params) is not None:
-            base.append(None)
-            moves.append(None)
-            continue
-        c = _flat(cand)
-        diff = c - t
-        l1 = float(np.abs(diff).sum())
-        base.append((float(np.linalg.norm(diff)), abs(float(diff.sum())) / l1 if l1 > 0 else 0.0))
-        move = None
-        if s is not None and own_move > 0:
-            trainer_start = candidate_starts[i] if candidate_starts is not None and i < len(candidate_starts) else None
-            if trainer_start is not None and _finite_and_matching(list(trainer_start), reference_params) is None:
-                move = c - _flat(trainer_start)
-                past = candidate_past_moves[i] if candidate_past_moves is not None and i < len(candidate_past_moves) else None
-                if past is not None and _finite_and_matching(list(past), reference_params) is None:
-                    pm = _flat(past)
-                    den = float(np.linalg.norm(move) * np.linalg.norm(pm))
-                    history[i] = float(move @ pm) / den if den > 0 else math.nan
-            else:
-                move = c - s
-        moves.append(move)
-    known = [m for m in moves if m is not None]
-    own_dir = t - s if s is not None and own_move > 0 else None
-    direction = own_dir
-    if own_dir is not None and len(known) >= min_candidates:
-        consensus = _column_median([*known, own_dir])
-        if np.linalg.norm(consensus) > 0:
-            direction = consensus
-
-    def cos(move: np.ndarray, ref: np.ndarray, norm: float) -> float:
-        return float(move @ ref) / (norm * float(np.linalg.norm(ref))) if norm > 0 else 0.0
-
-    stats: list[ParamStats | None] = []
-    for b, move, hist in zip(base, moves, history):
-        if b is None:
-            stats.append(None)
-            continue
-        cosine = own_cosine = update_ratio = math.nan
-        if move is not None:  # a move implies the own move and a direction
-            norm = float(np.linalg.norm(move))
+        start = _raveled(start_params)
+    idx = [i for i, cand in enumerate(candidates)
+           if (valid is None or valid[i]) and _finite_and_matching(cand, reference_params) is None]
+    cand = {i: _raveled(candidates[i]) for i in idx}
+    trainer: dict[int, list[np.ndarray]] = {}
+    past: dict[int, list[np.ndarray]] = {}
+    if start is not None:
+        for i in idx:
+            ts = candidate_starts[i] if candidate_starts is not None and i < len(candidate_starts) else None
+            if ts is not None and _finite_and_matching(list(ts), reference_params) is None:
+                trainer[i] = _raveled(ts)
+                pm = candidate_past_moves[i] if candidate_past_moves is not None and i < len(candidate_past_moves) else None
+                if pm is not None and _finite_and_matching(list(pm), reference_params) is None:
+                    past[i] = _raveled(pm)
+    m = len(idx)
+    movers = m if start is not None else 0  # every valid candidate moves when the own start is known
+    median = movers >= min_candidates
+    # sums over blocks: |diff|^2, sum(diff), sum|diff| per candidate; |move|^2, move . consensus,
+    # move . own move, move . past, |past|^2 per mover; |own move|^2, |consensus|^2
+    sq, total, l1 = np.zeros(m), np.zeros(m), np.zeros(m)
+    msq, dcons, down, dpast, psq = np.zeros(m), np.zeros(m), np.zeros(m), np.zeros(m), np.zeros(m)
+    own_sq = cons_sq = 0.0
+    width = min(block, max((len(a) for a in ref), default=0)) or 1
+    T, S, O, D, P = (np.empty(width) for _ in range(5))
+    rows = np.empty((movers + 1, width))  # the movers' moves and the own move of one block
+    part = np.empty_like(rows)  # the median's scratch copy (np.median partitions it in place)
+    for li, size in enumerate(len(a) for a in ref):
+        for a in range(0, size, block):
+            b = min(a + block, size)
+            n = b - a
+            t = _f64(T[:n], ref[li][a:b])
+            if start is not None:
+                own = np.subtract(t, _f64(S[:n], start[li][a:b]), out=O[:n])
+                own_sq += float(own @ own)
+            d = D[:n]
+            for k, i in enumerate(idx):
+                c = cand[i][li][a:b]
+                np.subtract(c, t, out=d, dtype=np.float64, casting="unsafe")
+                sq[k] += float(d @ d)
+                total[k] += float(d.sum())
+                l1[k] += float(np.abs(d, out=d).sum())
+                if start is None:
+                    continue
+                mv = rows[k, :n]
+                if i in trainer:
+                    np.subtract(c, trainer[i][li][a:b], out=mv, dtype=np.float64, casting="unsafe")
+                    if i in past:
+                        p = _f64(P[:n], past[i][li][a:b])
+                        dpast[k] += float(mv @ p)
+                        psq[k] += float(p @ p)
+                else:
+                    np.subtract(c, S[:n], out=mv, dtype=np.float64, casting="unsafe")
+                msq[k] += float(mv @ mv)
+                down[k] += float(mv @ O[:n])
+            if median:
+                rows[movers, :n] = O[:n]
+                p = part[:, :n]
+                p[...] = rows[:, :n]
+                cons = np.median(p, axis=0, overwrite_input=True)  # each column's median: its own
+                cons_sq += float(cons @ cons)
+                for k in range(movers):
+                    dcons[k] += float(rows[k, :n] @ cons)
+    sq, total, l1, msq, dcons, down, dpast, psq = (x.tolist() for x in (sq, total, l1, msq, dcons, down, dpast, psq))
+    own_move = math.sqrt(own_sq) if start is not None else math.nan
+    moved = start is not None and own_move > 0
+    own_norm = own_move
+    use_consensus = moved and median and math.sqrt(cons_sq) > 0
+    dir_norm = math.sqrt(cons_sq) if use_consensus else own_norm
+    stats: list[ParamStats | None] = [None] * len(candidates)
+    for k, i in enumerate(idx):
+        cosine = own_cosine = update_ratio = hist = math.nan
+        if moved:
+            norm = math.sqrt(msq[k])
             update_ratio = norm / own_move
-            cosine = cos(move, direction, norm)
-            own_cosine = cos(move, own_dir, norm)
-        stats.append(ParamStats(distance=b[0], shift=b[1], cosine=cosine, update_ratio=update_ratio, own_cosine=own_cosine,
-                                history_cosine=hist))
+            dot = dcons[k] if use_consensus else down[k]
+            cosine = dot / (norm * dir_norm) if norm > 0 else 0.0
+            own_cosine = down[k] / (norm * own_norm) if norm > 0 else 0.0
+            if i in past:
+                den = norm * math.sqrt(psq[k])
+                hist = dpast[k] / den if den > 0 else math.nan
+        stats[i] = ParamStats(distance=math.sqrt(sq[k]), shift=abs(total[k]) / l1[k] if l1[k] > 0 else 0.0, cosine=cosine,
+                              update_ratio=update_ratio, own_cosine=own_cosine, history_cosine=hist)
     good = [x for x in stats if x is not None]
     if len(good) >= min_candidates:
         med_dist = float(np.median([x.distance for x in good]))
@@ -323,6 +351,24 @@ def candidate_statistics(
     return stats
 
 
+def _halfway(reference: NDArrays, candidate: Sequence[Any], block: int = STAT_BLOCK) -> NDArrays:
+    """``(reference + candidate) / 2`` in the reference's dtypes, with the float64 sum and
+    halving of ``((float64(t) + float64(c)) / 2).astype(t.dtype)`` (the same values bit for bit),
+    ``block`` values at a time: no float64 copy of either model (issue 23)."""
+    out: NDArrays = []
+    buf = np.empty(min(block, max((np.size(t) for t in reference), default=0)) or 1)
+    for t, c in zip(reference, candidate):
+        t = np.asarray(t)
+        res = np.empty(t.shape, dtype=t.dtype)
+        flat, tf, cf = res.reshape(-1), t.reshape(-1), np.asarray(c).reshape(-1)
+        for a in range(0, len(flat), block):
+            b = min(a + block, len(flat))
+            h = np.add(tf[a:b], cf[a:b], out=buf[: b - a], dtype=np.float64, casting="unsafe")
+            np.copyto(flat[a:b], np.divide(h, 2, out=h), casting="unsafe")
+        out.append(res)
+    return out
+
+
 def merged_losses(
     client: Any, reference_params: NDArrays, candidates: Sequence[Any], valid: Sequence[bool]
 ) -> list[float]:
@@ -334,11 +380,7 @@ def merged_losses(
         if not ok:
             out.append(math.nan)
             continue
-        merged = [
-            ((np.asarray(t, dtype=np.float64) + np.asarray(c, dtype=np.float64)) / 2).astype(np.asarray(t).dtype)
-            for t, c in zip(reference_params, cand)
-        ]
-        loss = _eval(client, merged).loss
+        loss = _eval(client, _halfway(reference_params, cand)).loss
         out.append(loss if math.isfinite(loss) else math.inf)
     return out
 
@@ -375,9 +417,9 @@ def trigger_evidence(
 def class_evidence(client: Any, candidates: Sequence[Any], valid: Sequence[bool], rule: AuditRule) -> ClassEvidence | None:
     """Per-class accuracies of the valid candidates on all the auditor's labelled data
     (``client.audit_data()``: its validation split and training shard, predicted with
-    ``client.predict``), for the balanced-accuracy detector; None when that detector is off
+    ``client.predict``), for the balanced-accuracy and joint detectors; None when both are off
     or the client offers no ``predict`` / ``audit_data``."""
-    if not rule.enabled("balanced_accuracy") or not (
+    if not (rule.enabled("balanced_accuracy") or rule.enabled("joint")) or not (
             callable(getattr(client, "predict", None)) and callable(getattr(client, "audit_data", None))):
         return None
     X, y = client.audit_data()
