@@ -417,9 +417,9 @@ def trigger_evidence(
 def class_evidence(client: Any, candidates: Sequence[Any], valid: Sequence[bool], rule: AuditRule) -> ClassEvidence | None:
     """Per-class accuracies of the valid candidates on all the auditor's labelled data
     (``client.audit_data()``: its validation split and training shard, predicted with
-    ``client.predict``), for the balanced-accuracy and joint detectors; None when both are off
+    ``client.predict``), for the balanced-accuracy detector; None when that detector is off
     or the client offers no ``predict`` / ``audit_data``."""
-    if not (rule.enabled("balanced_accuracy") or rule.enabled("joint")) or not (
+    if not rule.enabled("balanced_accuracy") or not (
             callable(getattr(client, "predict", None)) and callable(getattr(client, "audit_data", None))):
         return None
     X, y = client.audit_data()
