@@ -24,6 +24,13 @@ took as long as all of them together, so every attempt hit its timeout at once a
 retry did again (docs/results/model-size.md). A request waiting for its turn does not use its
 attempt's timeout, only the budget.
 
+Verified bodies kept (``cache_bytes`` > 0, off by default): bodies that passed the hash check
+are kept, least recently used first out, up to that many bytes, and :meth:`Fetcher.fetch_many`
+answers a hash it holds without a request. Content addressing makes this safe: the key is the
+keccak256 the body was checked against when it arrived. A simulation worker, whose auditors
+need last round's updates again as the trainers' start recipes (fetched by its peers to
+aggregate) and the round before's as their earlier moves, sets it (:mod:`bdfl.experiment.worker`).
+
 Endpoint URLs come from the chain, i.e. from any member: :func:`check_endpoint_url` refuses
 anything but ``http(s)://host[:port][/path]`` (no userinfo, query or fragment) before any
 request is sent, and a fetcher with ``allow_private=False`` (a non-devnet chain, unless the
@@ -35,6 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import OrderedDict
 import ipaddress
 import random
 import socket
@@ -194,9 +202,11 @@ class Fetcher:
         allow_private: bool = True,
         local_addr: str | None = None,
         max_inflight_bytes: int = 128 * 1024 * 1024,
+        cache_bytes: int = 0,
     ) -> None:
-        if retries < 0 or timeout <= 0 or concurrency < 1 or max_bytes < 0 or max_inflight_bytes < 1:
-            raise ValueError("need retries >= 0, timeout > 0, concurrency >= 1, max_bytes >= 0, max_inflight_bytes >= 1")
+        if retries < 0 or timeout <= 0 or concurrency < 1 or max_bytes < 0 or max_inflight_bytes < 1 or cache_bytes < 0:
+            raise ValueError("need retries >= 0, timeout > 0, concurrency >= 1, max_bytes >= 0, max_inflight_bytes >= 1, "
+                             "cache_bytes >= 0")
         self.max_bytes = max_bytes
         self.timeout = timeout
         self.retries = retries
@@ -218,6 +228,11 @@ class Fetcher:
         # received by every attempt (a failed or cut one too) and verified bodies returned
         self.bytes_received = 0
         self.bodies_fetched = 0
+        # verified bodies by 0x hash, least recently used first (module docstring); only the loop thread touches it
+        self.cache_bytes = cache_bytes
+        self._cache: OrderedDict[str, HashedBytes] = OrderedDict()
+        self._cached = 0  # bytes held in _cache
+        self.cache_hits = 0  # hashes fetch_many answered from the cache
 
     # ------------------------------------------------------------ sync API
 
@@ -304,6 +319,7 @@ class Fetcher:
         ``allowance``: seconds each source may retry from its first turn on, within the
         budget: many fetches queued behind ``concurrency`` then do not spend a fixed budget
         waiting, while one unreachable source still stops retrying after its own allowance.
+        A hash whose verified body the cache holds (``cache_bytes``) is answered without a request.
         """
         loop = asyncio.get_running_loop()
         end = None if budget is None else loop.time() + max(0.0, float(budget))
@@ -313,6 +329,7 @@ class Fetcher:
             if base_url not in urls:
                 urls.append(base_url)
         sem = asyncio.Semaphore(self.concurrency)
+        held = {h: body for h in sources if (body := self._cached_body(h)) is not None}
 
         async def one(h: str, urls: list[str]) -> tuple[str, bytes | FetchError]:
             async with sem:
@@ -321,14 +338,35 @@ class Fetcher:
                     # each remaining source gets an equal share of the time left
                     deadline = None if end is None else loop.time() + (end - loop.time()) / (len(urls) - i)
                     try:
-                        return h, await self.afetch(base, h, deadline=deadline, allowance=allowance)
+                        body = await self.afetch(base, h, deadline=deadline, allowance=allowance)
+                        self._keep(h, body)
+                        return h, body
                     except FetchError as e:
                         err = e
                 assert err is not None
                 return h, err
 
-        results = await asyncio.gather(*(one(h, urls) for h, urls in sources.items()))
-        return dict(results)
+        results = await asyncio.gather(*(one(h, urls) for h, urls in sources.items() if h not in held))
+        return {**held, **dict(results)}
+
+    def _cached_body(self, h: str) -> HashedBytes | None:
+        """The verified body kept for hash ``h`` (lowercase ``0x``), now the most recently used; None if none."""
+        body = self._cache.get(h)
+        if body is not None:
+            self._cache.move_to_end(h)
+            self.cache_hits += 1
+        return body
+
+    def _keep(self, h: str, body: bytes) -> None:
+        """Keep a body that passed the hash check against ``h``, evicting the least recently used
+        beyond ``cache_bytes`` (a body larger than the whole cache is not kept)."""
+        if not self.cache_bytes or len(body) > self.cache_bytes or h in self._cache or not isinstance(body, HashedBytes):
+            return
+        self._cache[h] = body
+        self._cached += len(body)
+        while self._cached > self.cache_bytes:
+            _old, dropped = self._cache.popitem(last=False)
+            self._cached -= len(dropped)
 
     # ------------------------------------------------------------ internals
 

@@ -364,3 +364,61 @@ def test_fetcher_on_a_host_loop_survives_the_host_closing_first() -> None:
     assert f.fetch(e.url, e.publish(b"x")) == b"x"
     h.close()
     f.close()
+
+
+def test_verified_bodies_are_kept_and_answered_without_a_request(host: BlobHost) -> None:
+    """With ``cache_bytes`` a body that passed the hash check is answered again without a
+    request (no second body received); without it (the default) every fetch asks."""
+    ep = host.add_endpoint(max_blob_bytes=MB)
+    try:
+        data = b"kept update" * 100
+        h = ep.publish(data)
+        for cache, requests in ((MB, 1), (0, 2)):
+            with Fetcher(max_bytes=MB, timeout=2.0, retries=0, cache_bytes=cache) as f:
+                first = f.fetch_many([(ep.url, h)])[h]
+                again = f.fetch_many([(ep.url, h.upper().replace("0X", "0x"))])[h]
+                assert first == again == data and isinstance(again, HashedBytes)
+                assert f.bodies_fetched == requests and f.bytes_received == requests * len(data)
+                assert f.cache_hits == (1 if cache else 0)
+    finally:
+        ep.close()
+
+
+def test_a_body_failing_its_hash_is_never_kept(host: BlobHost) -> None:
+    """Adversary: an endpoint serving other bytes under a hash. The mismatch is reported and
+    nothing is kept, so a later fetch asks again and gets the right bytes from an honest source."""
+    ep = host.add_endpoint(max_blob_bytes=MB)
+    try:
+        data = b"honest" * 200
+        h = ep.publish(data)
+        ep.set_fault("corrupt")
+        with Fetcher(max_bytes=MB, timeout=2.0, retries=0, cache_bytes=MB) as f:
+            assert isinstance(f.fetch_many([(ep.url, h)])[h], HashMismatch)
+            assert f.cache_hits == 0 and f.bodies_fetched == 0
+            ep.set_fault(None)
+            assert f.fetch_many([(ep.url, h)])[h] == data
+            assert (f.bodies_fetched, f.cache_hits) == (1, 0)
+            assert f.fetch_many([(ep.url, h)])[h] == data and f.cache_hits == 1
+    finally:
+        ep.close()
+
+
+def test_kept_bodies_are_bounded_by_bytes_least_recently_used_first(host: BlobHost) -> None:
+    ep = host.add_endpoint(max_blob_bytes=MB)
+    try:
+        blobs = [bytes([i]) * 1000 for i in range(3)]
+        hs = [ep.publish(b) for b in blobs]
+        with Fetcher(max_bytes=MB, timeout=2.0, retries=0, cache_bytes=2500) as f:
+            f.fetch_many([(ep.url, hs[0]), (ep.url, hs[1])])
+            f.fetch_many([(ep.url, hs[0])])  # hs[0] used last: hs[1] goes first
+            f.fetch_many([(ep.url, hs[2])])
+            assert (f.bodies_fetched, f.cache_hits) == (3, 1)
+            out = f.fetch_many([(ep.url, h) for h in hs])
+            assert [out[h] for h in hs] == blobs
+            assert (f.bodies_fetched, f.cache_hits) == (4, 3)  # hs[1] asked again; hs[0], hs[2] kept
+        with Fetcher(max_bytes=MB, timeout=2.0, retries=0, cache_bytes=999) as f:  # a body larger than the cache
+            f.fetch_many([(ep.url, hs[0])])
+            f.fetch_many([(ep.url, hs[0])])
+            assert (f.bodies_fetched, f.cache_hits) == (2, 0)
+    finally:
+        ep.close()
