@@ -93,6 +93,9 @@ FETCH_CONNECTIONS_PER_HOST = 32
 #: Verified update bodies a worker's fetcher keeps (bdfl.net.fetch, ``cache_bytes``): its auditors
 #: need last round's updates again (the trainers' start recipes, fetched to aggregate) and the
 #: round before's (earlier moves); 128 MiB holds three rounds of N = 100 digits updates 200 times over.
+#: Only in runs without injected faults: there every endpoint serves every update it published for
+#: the whole run, so a kept body is the body a fetch would get; with ``[[faults]]`` (endpoints down,
+#: corrupt, slow) each phase fetches from the endpoints, as a peer that had not fetched it would.
 FETCH_CACHE_BYTES = 128 * 1024 * 1024
 LISTENER_LIMITS = ServerLimits(max_connections=1024, max_connections_per_client=1024, rate_per_s=None, client_bytes_per_s=None)
 
@@ -150,7 +153,7 @@ class Worker:
         # the simulated peers' endpoints are on loopback by construction (allow_private)
         self.fetcher = Fetcher(max_bytes=MAX_UPDATE_BYTES, timeout=cfg.net.fetch_timeout, retries=cfg.net.fetch_retries,
                                concurrency=64, per_host_connections=FETCH_CONNECTIONS_PER_HOST, loop=self.host.loop_thread,
-                               allow_private=True, cache_bytes=FETCH_CACHE_BYTES)
+                               allow_private=True, cache_bytes=0 if cfg.faults else FETCH_CACHE_BYTES)
         self.fetch_budget = fetch_budget(cfg)  # a phase's fetches in all: its window
         self._moved = (0, 0, 0)  # fetcher bytes, bodies, endpoints' bytes served at the last reply (_traffic)
         task = load_task(cfg.task.client)
