@@ -43,7 +43,7 @@ SIZES = {"small": "clients.digits", "wide": "clients.digits_wide", "1m": "client
 @dataclass
 class AuditCase:
     """One auditor's inputs: its client, reference (trained) and start models, the candidates and
-    their trainers' starts and earlier moves (float64, as :meth:`bdfl.peer.node.Peer.rebuild_past_moves`)."""
+    their trainers' starts and earlier moves (in the models' dtype, as :meth:`bdfl.peer.node.Peer.rebuild_past_moves`)."""
 
     client: Any
     reference: NDArrays
@@ -69,7 +69,7 @@ def build_case(module: str, *, candidates: int = 18, attackers: int = 0, seed: i
     u1 = [fit(i, s0, 1) for i in range(n)]
     starts = [weighted_average([u1[(i + d) % n] for d in range(degree + 1)]) for i in range(n)]
     u2 = [fit(i, starts[i], 2) for i in range(n)]
-    past = [[np.asarray(u, dtype=np.float64) - np.asarray(s, dtype=np.float64) for u, s in zip(u1[i], s0)] for i in range(candidates)]
+    past = [[np.subtract(u, s) for u, s in zip(u1[i], s0)] for i in range(candidates)]  # as rebuilt (float32)
     cands = list(u2[:candidates])
     for i in range(min(attackers, candidates)):  # sign flip, boosted
         cands[i] = [(s - 4 * (u - s)).astype(u.dtype) for u, s in zip(u2[i], starts[i])]

@@ -156,6 +156,16 @@ class AuditVerdict:
         return next((f for f in self.findings if f.name == name), None)
 
 
+def _all_finite(a: np.ndarray) -> bool:
+    """``np.all(np.isfinite(a))``: a finite sum proves it in one read-only pass (a NaN or an
+    infinity would make the sum NaN or infinite); only a sum that is not finite (finite values
+    can overflow it) is checked element by element."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(a.sum()):
+            return True
+    return bool(np.all(np.isfinite(a)))
+
+
 def _finite_and_matching(candidate: Any, reference: NDArrays) -> str | None:
     if not isinstance(candidate, (list, tuple)) or len(candidate) != len(reference):
         return "parameter count differs from the auditor's model"
@@ -163,7 +173,7 @@ def _finite_and_matching(candidate: Any, reference: NDArrays) -> str | None:
         a = np.asarray(a)
         if a.shape != np.shape(b):
             return f"array shape {a.shape} differs from the auditor's {np.shape(b)}"
-        if np.issubdtype(a.dtype, np.inexact) and not np.all(np.isfinite(a)):
+        if np.issubdtype(a.dtype, np.inexact) and not _all_finite(a):
             return "parameters contain NaN or Inf"
         if not (np.issubdtype(a.dtype, np.number) or a.dtype == np.bool_):
             return f"non-numeric parameter dtype {a.dtype}"
@@ -217,6 +227,23 @@ def _f64(dst: np.ndarray, src: np.ndarray) -> np.ndarray:
     """``src`` cast into the float64 buffer ``dst`` (the values ``np.asarray(src, np.float64)`` has)."""
     np.copyto(dst, src, casting="unsafe")
     return dst
+
+
+def _column_median(rows: np.ndarray, scratch: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``np.median(rows, axis=0)`` of an (r, n) block, the same values: the block is copied
+    transposed into ``scratch`` (>= n x r) and partitioned along its contiguous axis at the
+    middle (4x faster than np.median's strided partition of 19 x 16,384 values); with r even,
+    the mean of the two middle values as np.median takes it, ``(lower + upper) / 2``, the lower
+    being the largest of the partition's lower half. ``out`` (>= n): where the median goes."""
+    r, n = rows.shape
+    p = scratch[:n, :r]
+    p[...] = rows.T
+    h = r // 2
+    p.partition(h, axis=1)
+    if r % 2:
+        np.copyto(out[:n], p[:, h])
+        return out[:n]
+    return np.divide(np.add(p[:, :h].max(axis=1), p[:, h], out=out[:n]), 2, out=out[:n])
 
 
 def candidate_statistics(
@@ -274,7 +301,7 @@ def candidate_statistics(
     width = min(block, max((len(a) for a in ref), default=0)) or 1
     T, S, O, D, P = (np.empty(width) for _ in range(5))
     rows = np.empty((movers + 1, width))  # the movers' moves and the own move of one block
-    part = np.empty_like(rows)  # the median's scratch copy (np.median partitions it in place)
+    part, M = np.empty((width, movers + 1)), np.empty(width)  # the median's scratch and result
     for li, size in enumerate(len(a) for a in ref):
         for a in range(0, size, block):
             b = min(a + block, size)
@@ -305,9 +332,7 @@ def candidate_statistics(
                 down[k] += float(mv @ O[:n])
             if median:
                 rows[movers, :n] = O[:n]
-                p = part[:, :n]
-                p[...] = rows[:, :n]
-                cons = np.median(p, axis=0, overwrite_input=True)  # each column's median: its own
+                cons = _column_median(rows[:, :n], part, M)  # each column's median: its own
                 cons_sq += float(cons @ cons)
                 for k in range(movers):
                     dcons[k] += float(rows[k, :n] @ cons)

@@ -240,3 +240,37 @@ def test_real_audits_decide_the_same_as_the_float64_path(audits) -> None:
         rejected += sum(not v.accept for v in new)
         assert not new[0].accept and not new[4].accept  # the sign flip and the NaN model
     assert rejected >= 2 * len(audits)
+
+
+@pytest.mark.parametrize(("r", "n"), [(1, 5), (2, 5), (9, 1000), (18, 1000), (19, 16384), (19, 3)])
+def test_block_median_equals_np_median_bit_for_bit(r: int, n: int) -> None:
+    """The consensus median of one block (transposed, partitioned at the middle): np.median's
+    values, for odd and even row counts, with infinities and ties."""
+    from bdfl.defense.audit import _column_median
+
+    rng = np.random.default_rng([r, n])
+    rows = rng.standard_normal((r, n)) * 10.0 ** rng.integers(-6, 6, size=(r, 1))
+    if n > 2:
+        rows[0, 1], rows[-1, 2] = np.inf, -np.inf
+        rows[:, 0] = 1.5  # a tie across every row
+    kept = rows.copy()
+    got = _column_median(rows, np.empty((n + 3, r + 1)), np.empty(n + 3))
+    assert np.array_equal(got, np.median(rows, axis=0))
+    assert np.array_equal(rows, kept)  # the block is left as it was
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_finite_check_by_sum_is_exact(dtype: type) -> None:
+    """The finite check's one-pass sum: NaN and infinities are caught, and finite values whose
+    sum overflows are still finite."""
+    from bdfl.defense.audit import _all_finite
+
+    big = np.finfo(dtype).max
+    assert _all_finite(np.array([big, big, 1.0], dtype=dtype))  # the sum overflows; the values are finite
+    assert _all_finite(np.zeros(0, dtype=dtype))
+    for bad in (np.nan, np.inf, -np.inf):
+        a = np.ones(1000, dtype=dtype)
+        a[517] = bad
+        assert not _all_finite(a)
+    pair = np.array([np.inf, -np.inf], dtype=dtype)  # a NaN sum
+    assert not _all_finite(pair)
