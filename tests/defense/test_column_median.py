@@ -26,3 +26,20 @@ def test_streamed_weighted_average_equals_flowers_bit_for_bit(dtype: type, k: in
     want = _restore_dtypes(flower_aggregate([([a.astype(np.float64) for a in m], x) for m, x in zip(models, w) if x > 0]), models[0])
     got = weighted_average(models, raw)
     assert all(a.dtype == b.dtype and np.array_equal(a, b) for a, b in zip(got, want))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
+@pytest.mark.parametrize("block", [1, 3, 7, 1 << 14])
+def test_blockwise_weighted_average_equals_flowers_bit_for_bit(dtype: type, block: int) -> None:
+    """The average a block of values at a time, written straight into the input dtype (layers
+    longer and shorter than a block, a 0-d layer): Flower's values, cast as before."""
+    from bdfl.defense.aggregate import _streamed_weighted
+
+    rng = np.random.default_rng([block, np.dtype(dtype).itemsize])
+    models = [[(rng.standard_normal((9, 4)) * 1e3).astype(dtype), (rng.standard_normal(5) * 1e-3).astype(dtype),
+               np.asarray(rng.standard_normal() * 50).astype(dtype)] for _ in range(4)]
+    raw = [float(x) for x in rng.random(4) * 10]
+    w = [x / sum(raw) for x in raw]
+    want = _restore_dtypes(flower_aggregate([([a.astype(np.float64) for a in m], x) for m, x in zip(models, w)]), models[0])
+    got = _streamed_weighted(models, w, block=block)
+    assert all(a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b) for a, b in zip(got, want))
