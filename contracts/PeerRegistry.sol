@@ -110,6 +110,8 @@ contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
     error StillBonded(address peer, uint256 withdrawableFrom, uint256 round);
     error NothingToClaim(address peer);
     error MemberLimitReached();
+    /// @notice Member position `index` is at or past the member count `count`.
+    error IndexOutOfBounds(uint256 index, uint256 count);
 
     // ------------------------------------------------------------------ events
     /// @notice A peer joined with `stake`, starting (or continuing) at `reputation`.
@@ -143,6 +145,10 @@ contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
     event Claimed(address indexed peer, uint256 amount);
     /// @notice The RoundManager opened `round`.
     event RoundSynced(uint256 round);
+    /// @notice Outcome nibbles of updates 64 * `word` .. 64 * `word` + 63 of `round` (layout of
+    ///         {outcomeWord}); with UpdateSubmitted they give every trainer's booking, which the
+    ///         member sweep applies without a per-trainer event when the update is accepted.
+    event OutcomesRecorded(uint256 indexed round, uint256 word, uint256 nibbles);
 
     // ------------------------------------------------------------------ state
     BDFLToken public immutable token;
@@ -167,7 +173,15 @@ contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
     mapping(address => Balance) internal _balances;
     mapping(address => string) internal _endpoints;
     mapping(address => Bond) internal _bonds;
-    address[] internal _members;
+    /// @dev The member array as a mapping by position; its length is {_memberCount}.
+    mapping(uint256 => address) internal _memberAt;
+    /// @dev The PROTOCOL_ROLE holder granted first (the RoundManager), cached beside the member
+    ///      count (issue 23): {onSubmit}, called once per submission, reads both from this one
+    ///      slot instead of the role mapping and the array length (one cold read saved per
+    ///      submission). Any other PROTOCOL_ROLE holder still passes the full role check.
+    address internal _protocol;
+    /// @dev Number of members (Active or Exiting): positions 0 .. _memberCount - 1 of {_memberAt}.
+    uint32 internal _memberCount;
 
     /// @notice Sum of all stakes held (members and peers waiting to withdraw).
     uint256 public totalStaked;
@@ -228,7 +242,7 @@ contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
         if (p.status != Status.None) revert AlreadyMember(msg.sender, p.status);
         if (amount < minStake) revert StakeTooLow(amount, minStake);
         _checkEndpoint(endpoint);
-        if (_members.length >= type(uint32).max) revert MemberLimitReached();
+        if (_memberCount >= type(uint32).max) revert MemberLimitReached();
         uint256 fee = 0;
         uint64 round = currentRound;
         if (!p.known) {
@@ -241,8 +255,7 @@ contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
         p.status = Status.Active;
         p.missedRounds = 0;
         p.joinRound = uint32(round);
-        p.index = uint32(_members.length);
-        _members.push(msg.sender);
+        _pushMember(p, msg.sender);
         _balances[msg.sender].stake += stake.toUint128();
         totalStaked += stake;
         _endpoints[msg.sender] = endpoint;
@@ -308,14 +321,13 @@ contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
         Balance storage b = _balances[msg.sender];
         uint256 stake = uint256(b.stake) + addedStake;
         if (stake < minStake) revert StakeTooLow(stake, minStake);
-        if (_members.length >= type(uint32).max) revert MemberLimitReached();
+        if (_memberCount >= type(uint32).max) revert MemberLimitReached();
         b.stake = stake.toUint128();
         totalStaked += addedStake;
         p.status = Status.Active;
         p.missedRounds = 0;
         p.joinRound = uint32(currentRound);
-        p.index = uint32(_members.length);
-        _members.push(msg.sender);
+        _pushMember(p, msg.sender);
         emit PeerReactivated(msg.sender, addedStake, stake, currentRound);
         if (addedStake != 0) IERC20(address(token)).safeTransferFrom(msg.sender, address(this), addedStake);
     }
@@ -338,11 +350,8 @@ contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
     /// @return eligible Whether the peer's reputation is at or above `repThreshold` and it is
     ///         not on probation (its update may count in aggregation if approved).
     /// @return members The member count (saves the RoundManager a second call).
-    function onSubmit(address peer, uint64 round, uint256 index)
-        external
-        onlyRole(PROTOCOL_ROLE)
-        returns (bool eligible, uint256 members)
-    {
+    function onSubmit(address peer, uint64 round, uint256 index) external returns (bool eligible, uint256 members) {
+        if (msg.sender != _protocol) _checkRole(PROTOCOL_ROLE);
         Peer storage p = _peers[peer];
         if (p.status != Status.Active && p.status != Status.Exiting) revert NotActiveMember(peer);
         p.lastSubmitRound = uint32(round + 1);
@@ -352,7 +361,7 @@ contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
         // cold read saved per submission); the result is the same as reading it.
         eligible = p.reputation >= _repThreshold
             && (round >= uint256(p.joinRound) + _probationRounds || round >= _bonds[peer].probationUntil);
-        members = _members.length;
+        members = _memberCount;
     }
 
     /// @notice Book the audit of one of `peer`'s updates (docs/protocol.md, "Rejection and
@@ -374,6 +383,7 @@ contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
     ///         registry call and two cold slots per update in the update stage).
     function recordOutcomes(uint64 round, uint256 word, uint256 nibbles) external onlyRole(PROTOCOL_ROLE) {
         _outcomes[round][word] |= nibbles;
+        emit OutcomesRecorded(round, word, nibbles);
     }
 
     /// @notice The reward of approved update `index` of `round` was cut to `amount` (> 0).
@@ -471,9 +481,9 @@ contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
             _sweepCursor = 0;
         }
         uint256 cursor = _sweepCursor;
-        while (used < maxItems && cursor < _members.length) {
+        while (used < maxItems && cursor < _memberCount) {
             ++used;
-            address a = _members[cursor];
+            address a = _memberAt[cursor];
             Peer storage p = _peers[a];
             bool submitted = p.lastSubmitRound == round + 1;
             if (submitted) _bookUpdate(a, p, round);
@@ -507,7 +517,7 @@ contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
             ++cursor;
         }
         _sweepCursor = uint32(cursor);
-        done = cursor >= _members.length;
+        done = cursor >= _memberCount;
     }
 
     /// @dev Book the audit of `a`'s update of `round` from its outcome nibble: accepted
@@ -525,11 +535,31 @@ contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
                 uint256 cut = _rewardCut[round];
                 reward = cut >> 128 == u + 1 ? uint128(cut) : 0;
             }
-            _settleUpdate(a, p, true, reward);
+            _acceptQuietly(a, p, reward);
         } else if (outcome == 4) {
-            _settleUpdate(a, p, true, 0);
+            _acceptQuietly(a, p, 0);
         } else if (outcome == 2) {
             _settleUpdate(a, p, false, 0); // slashes only a confirmed reversal
+        }
+    }
+
+    /// @dev The accepted booking of {_settleUpdate} (streak reset, +repGainUpdate clamped at
+    ///      REP_MAX, `reward` credited) without its ReputationChanged and RewardCredited events
+    ///      (issue 23: ≈ 3k gas per trainer and round). Every input is public, so a client
+    ///      recovers both from the round's events: the trainer and its index from
+    ///      UpdateSubmitted, the outcome nibble from OutcomesRecorded (Approved or Probation:
+    ///      accepted), the reward from updateReward, or for a cut one from RewardCapped
+    ///      (docs/protocol.md, "Events and what a client recovers").
+    function _acceptQuietly(address a, Peer storage p, uint256 reward) internal {
+        uint256 rep = uint256(p.reputation) + _repGainUpdate;
+        if (rep > REP_MAX) rep = REP_MAX;
+        p.reputation = uint64(rep);
+        if (p.rejectStreak != 0) p.rejectStreak = 0;
+        if (reward != 0) {
+            Balance storage b = _balances[a];
+            b.claimable += reward.toUint128();
+            totalClaimable += reward;
+            _toMint += reward;
         }
     }
 
@@ -554,7 +584,7 @@ contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
     ///      at most k entries (k <= 64). The committee is smaller than k when too few members
     ///      are eligible or the attempts run out.
     function drawCommittee(bytes32 seed, uint256 k) external view returns (address[] memory chosen) {
-        return _drawCommittee(seed, k, _members.length);
+        return _drawCommittee(seed, k, _memberCount);
     }
 
     /// @notice {drawCommittee} over the first `pool` members only (clipped to the member
@@ -563,7 +593,8 @@ contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
     ///         members joining once the seed is computable cannot steer the draw. Removals
     ///         happen only in {sweep}, so the first `pool` positions are stable in a round.
     function drawCommitteeAmong(bytes32 seed, uint256 k, uint256 pool) external view returns (address[] memory) {
-        return _drawCommittee(seed, k, pool < _members.length ? pool : _members.length);
+        uint256 n = _memberCount;
+        return _drawCommittee(seed, k, pool < n ? pool : n);
     }
 
     function _drawCommittee(bytes32 seed, uint256 k, uint256 n) internal view returns (address[] memory chosen) {
@@ -575,7 +606,7 @@ contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
             uint256 unit = minStake;
             for (uint256 a = 0; a < attempts && count < k; ++a) {
                 uint256 w = Sortition.drawWord(seed, a);
-                address cand = _members[w % n];
+                address cand = _memberAt[w % n];
                 if (_peers[cand].reputation < threshold) continue;
                 if (((w >> 128) % unit) >= _balances[cand].stake) continue; // weight min(stake, minStake)
                 if (_bonds[cand].probationUntil > currentRound) continue; // read only for lottery winners
@@ -687,22 +718,23 @@ contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
 
     /// @notice Number of members (Active or Exiting).
     function memberCount() external view returns (uint256) {
-        return _members.length;
+        return _memberCount;
     }
 
     /// @notice Member at array position `i` (order changes on removals).
     function memberAt(uint256 i) external view returns (address) {
-        return _members[i];
+        if (i >= _memberCount) revert IndexOutOfBounds(i, _memberCount);
+        return _memberAt[i];
     }
 
     /// @notice Members in positions [start, start + count) (clipped). Paginate for large N.
     function membersSlice(uint256 start, uint256 count) external view returns (address[] memory out) {
-        uint256 n = _members.length;
+        uint256 n = _memberCount;
         if (start >= n) return new address[](0);
         uint256 end = start + count < n ? start + count : n;
         out = new address[](end - start);
         for (uint256 i = start; i < end; ++i) {
-            out[i - start] = _members[i];
+            out[i - start] = _memberAt[i];
         }
     }
 
@@ -805,14 +837,35 @@ contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
         }
     }
 
+    function _pushMember(Peer storage p, address peer) internal {
+        uint32 n = _memberCount;
+        p.index = n;
+        _memberAt[n] = peer;
+        _memberCount = n + 1;
+    }
+
+    /// @dev Swap-and-pop removal of `p` from the member positions.
     function _removeMember(Peer storage p) internal {
         uint256 i = p.index;
-        uint256 last = _members.length - 1;
+        uint256 last = uint256(_memberCount) - 1;
         if (i != last) {
-            address moved = _members[last];
-            _members[i] = moved;
+            address moved = _memberAt[last];
+            _memberAt[i] = moved;
             _peers[moved].index = uint32(i);
         }
-        _members.pop();
+        delete _memberAt[last];
+        _memberCount = uint32(last);
+    }
+
+    /// @dev Caches the first PROTOCOL_ROLE holder in {_protocol}.
+    function _grantRole(bytes32 role, address account) internal override returns (bool granted) {
+        granted = super._grantRole(role, account);
+        if (granted && role == PROTOCOL_ROLE && _protocol == address(0)) _protocol = account;
+    }
+
+    /// @dev Clears {_protocol} when its holder loses PROTOCOL_ROLE.
+    function _revokeRole(bytes32 role, address account) internal override returns (bool revoked) {
+        revoked = super._revokeRole(role, account);
+        if (revoked && role == PROTOCOL_ROLE && _protocol == account) _protocol = address(0);
     }
 }

@@ -4,6 +4,8 @@ pragma solidity ^0.8.24;
 import {PeerRegistry} from "./PeerRegistry.sol";
 import {Params, ParamsLib} from "./ProtocolParams.sol";
 import {Sortition} from "./Sortition.sol";
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {MessageHashUtils} from "@openzeppelin/contracts/utils/cryptography/MessageHashUtils.sol";
 
 /// @title Round protocol: submissions, auditor committee, commit-reveal votes, tally
 /// @notice Each round runs Submit -> Commit -> Reveal -> Finalize.
@@ -99,6 +101,18 @@ contract RoundManager {
         uint8 rejects;
     }
 
+    /// @notice A member's submission signed for relaying in {submitBatch}: the arguments of
+    ///         {submitUpdate} and the member's EIP-2098 compact signature (`r`, `vs`) of
+    ///         {submissionDigest}.
+    struct SignedSubmission {
+        bytes32 updateHash;
+        uint32 numSamples;
+        bytes32 beaconReveal;
+        bytes32 beaconCommit;
+        bytes32 r;
+        bytes32 vs;
+    }
+
     /// @notice One committee seat of a round.
     struct Seat {
         bytes32 commitment;
@@ -151,6 +165,11 @@ contract RoundManager {
     ///         in the table can make an honest submitter pay (8 cold reads, then the fresh slot
     ///         every submission paid before issue 23).
     uint256 public constant MAX_PROBES = 8;
+    /// @notice Most signed submissions one {submitBatch} call may carry (≈ 45k gas each
+    ///         once the rings are warm, plus the committee draw: well under 2^24).
+    uint256 public constant MAX_SUBMIT_BATCH = 200;
+    /// @dev Domain tag of {submissionDigest}.
+    bytes32 internal constant SUBMIT_TAG = keccak256("BDFL.submitUpdate");
 
     // ------------------------------------------------------------------ errors
     error WrongRound(uint256 given, uint256 current);
@@ -174,6 +193,8 @@ contract RoundManager {
     error NotAssigned(uint256 round, uint256 index, address auditor);
     error DuplicateVote(uint256 round, uint256 index);
     error BadBatchSize(uint256 maxItems);
+    /// @notice {submitSigned} is only callable by this contract itself (from {submitBatch}).
+    error OnlyBatch();
     error BadMintBounds();
     /// @notice The per-index data of `round` has been reused; rounds from `oldestKept` on are readable.
     error RoundPruned(uint256 round, uint256 oldestKept);
@@ -201,12 +222,13 @@ contract RoundManager {
     event VotesCommitted(uint256 indexed round, address indexed auditor, bytes32 commitment);
     /// @notice `auditor` revealed `votes` votes of `round`.
     event VotesRevealed(uint256 indexed round, address indexed auditor, uint256 votes);
-    /// @notice Update `index` of `round` was decided; `approved` = aggregated by peers.
+    /// @notice Update `index` of `round` was decided; `approved` = aggregated by peers. Its
+    ///         hash is in the UpdateSubmitted event of the same (round, index) (issue 23: not
+    ///         repeated here, which saves a cold read of the hash ring per update).
     event UpdateFinalized(
         uint256 indexed round,
         address indexed peer,
         uint256 index,
-        bytes32 updateHash,
         bool approved,
         Outcome outcome,
         uint256 accepts,
@@ -224,6 +246,10 @@ contract RoundManager {
     );
     /// @notice A finalize batch of `round` ended at `stage` / `cursor`.
     event FinalizeProgress(uint256 indexed round, uint256 stage, uint256 cursor);
+    /// @notice Entry `position` of a {submitBatch} call was refused (`reason`: the revert data
+    ///         {submitUpdate} would have raised for that member, e.g. DuplicateHash,
+    ///         AlreadySubmitted, or ECDSA's error for a bad signature); the other entries stand.
+    event SubmissionSkipped(uint256 indexed round, uint256 position, bytes reason);
     /// @notice Round `round` closed with `approved` of `submissions` updates approved.
     event RoundFinalized(uint256 indexed round, uint256 submissions, uint256 approved, bytes32 seed);
 
@@ -352,25 +378,86 @@ contract RoundManager {
         bytes32 beaconReveal,
         bytes32 beaconCommit
     ) external {
+        _submit(msg.sender, round, updateHash, numSamples, beaconReveal, beaconCommit);
+    }
+
+    /// @notice Relay many members' signed submissions of `round` in one transaction (issue 23:
+    ///         the 21k transaction base and the round's, the table's and the registry's cold
+    ///         accesses are paid once per batch instead of once per member). Anyone may relay;
+    ///         each entry is exactly {submitUpdate} called by the member that signed it
+    ///         ({submissionDigest}: chain id, this contract, round and every argument are
+    ///         signed), with every check of {submitUpdate}. An entry that fails (bad signature,
+    ///         non-member, AlreadySubmitted, DuplicateHash, BeaconMismatch, phase over) is
+    ///         skipped with {SubmissionSkipped} and the rest stand, so one bad or front-run
+    ///         entry cannot sink the others. A relayer can only leave entries out: a member
+    ///         can always submit directly before the deadline.
+    /// @dev Loop bound: `subs.length` <= MAX_SUBMIT_BATCH; each entry is one self-call.
+    /// @return accepted Entries recorded.
+    function submitBatch(uint256 round, SignedSubmission[] calldata subs) external returns (uint256 accepted) {
+        if (subs.length == 0 || subs.length > MAX_SUBMIT_BATCH) revert BadBatchSize(MAX_SUBMIT_BATCH);
+        for (uint256 i = 0; i < subs.length; ++i) {
+            try this.submitSigned(round, subs[i]) {
+                ++accepted;
+            } catch (bytes memory reason) {
+                emit SubmissionSkipped(round, i, reason);
+            }
+        }
+    }
+
+    /// @notice One entry of {submitBatch}; callable only by this contract (the self-call lets a
+    ///         failing entry revert alone).
+    function submitSigned(uint256 round, SignedSubmission calldata e) external {
+        if (msg.sender != address(this)) revert OnlyBatch();
+        bytes32 digest = submissionDigest(round, e.updateHash, e.numSamples, e.beaconReveal, e.beaconCommit);
+        address peer = ECDSA.recover(MessageHashUtils.toEthSignedMessageHash(digest), e.r, e.vs);
+        _submit(peer, round, e.updateHash, e.numSamples, e.beaconReveal, e.beaconCommit);
+    }
+
+    /// @notice What a member signs (EIP-191 personal message over these 32 bytes) to have a
+    ///         relayer submit for it: `keccak256(abi.encode(keccak256("BDFL.submitUpdate"),
+    ///         chainid, this, round, updateHash, numSamples, beaconReveal, beaconCommit))`.
+    ///         Chain, contract and round are inside, so a signature opens nowhere else; within
+    ///         the round a replay is AlreadySubmitted.
+    function submissionDigest(
+        uint256 round,
+        bytes32 updateHash,
+        uint32 numSamples,
+        bytes32 beaconReveal,
+        bytes32 beaconCommit
+    ) public view returns (bytes32) {
+        return keccak256(
+            abi.encode(SUBMIT_TAG, block.chainid, address(this), round, updateHash, numSamples, beaconReveal, beaconCommit)
+        );
+    }
+
+    /// @dev {submitUpdate} by `peer` (the caller, or the signer of a relayed entry).
+    function _submit(
+        address peer,
+        uint256 round,
+        bytes32 updateHash,
+        uint32 numSamples,
+        bytes32 beaconReveal,
+        bytes32 beaconCommit
+    ) internal {
         RoundState storage rs = _requireOpen(round, Phase.Submit);
         if (updateHash == bytes32(0) || beaconCommit == bytes32(0)) revert EmptyHash();
-        uint256 slot = _member[msg.sender];
-        if (uint32(slot >> 32) == round + 1) revert AlreadySubmitted(round, msg.sender);
+        uint256 slot = _member[peer];
+        if (uint32(slot >> 32) == round + 1) revert AlreadySubmitted(round, peer);
         uint256 index = rs.numSubmissions;
         // the draw pool is frozen before any secret of this round is public
-        (bool eligible, uint256 members) = registry.onSubmit(msg.sender, uint64(round), index); // reverts for non-members
+        (bool eligible, uint256 members) = registry.onSubmit(peer, uint64(round), index); // reverts for non-members
         if (index == 0) {
             rs.pool = uint32(members);
             _dupBits = uint8(_tableBits(members));
         }
         _claimHash(round, updateHash, index); // reverts DuplicateHash
-        _beaconStep(round, rs, slot, beaconReveal, beaconCommit, index);
+        _beaconStep(peer, round, rs, slot, beaconReveal, beaconCommit, index);
         uint32 capped = numSamples < _maxSamples ? numSamples : _maxSamples;
         _recRing[round % ROUNDS_KEPT][index] =
-            uint256(uint160(msg.sender)) | (uint256(capped) << 160) | (eligible ? uint256(1) << 192 : 0);
+            uint256(uint160(peer)) | (uint256(capped) << 160) | (eligible ? uint256(1) << 192 : 0);
         _hashRing[round % ROUNDS_KEPT][index] = updateHash;
         rs.numSubmissions = uint32(index + 1);
-        emit UpdateSubmitted(round, msg.sender, index, updateHash, capped);
+        emit UpdateSubmitted(round, peer, index, updateHash, capped);
         if (index + 1 >= members) _advanceFrom(round, rs);
     }
 
@@ -715,6 +802,7 @@ contract RoundManager {
     ///      Writes the member's slot once: new commitment, its round, this submission's round
     ///      and index.
     function _beaconStep(
+        address peer,
         uint256 round,
         RoundState storage rs,
         uint256 slot,
@@ -723,13 +811,13 @@ contract RoundManager {
         uint256 index
     ) internal {
         if (uint32(slot >> 64) == round + 1) {
-            if (uint256(Sortition.beaconCommitment(reveal, msg.sender)) >> 96 != slot >> 96) {
-                revert BeaconMismatch(round, msg.sender);
+            if (uint256(Sortition.beaconCommitment(reveal, peer)) >> 96 != slot >> 96) {
+                revert BeaconMismatch(round, peer);
             }
             rs.beacon ^= bytes15(reveal); // the secret's high 120 bits (>= 112 bits of XOR)
             rs.beaconReveals += 1;
         }
-        _member[msg.sender] = ((uint256(commit) >> 96) << 96) | ((round + 2) << 64) | ((round + 1) << 32) | index;
+        _member[peer] = ((uint256(commit) >> 96) << 96) | ((round + 2) << 64) | ((round + 1) << 32) | index;
     }
 
     function _voteCommitment(
@@ -1084,7 +1172,6 @@ contract RoundManager {
         internal
         returns (Outcome outcome, uint256 nibble)
     {
-        bytes32 updateHash = _hash(round, u);
         Submission memory s = _sub(round, u);
         address peer = s.peer;
         uint256 rejects = votes - accepts;
@@ -1102,7 +1189,7 @@ contract RoundManager {
                 if (granted != 0) registry.recordRewardCut(uint64(round), u, granted);
             }
         }
-        emit UpdateFinalized(round, peer, u, updateHash, approved, outcome, accepts, rejects);
+        emit UpdateFinalized(round, peer, u, approved, outcome, accepts, rejects);
     }
 
     /// @dev For each seat auditing an update (`cast[j]` = the vote of `seats[j]`): agree /

@@ -27,6 +27,7 @@ from enum import IntEnum
 from typing import Any
 
 from eth_abi import encode
+from eth_account.messages import encode_defunct
 from eth_utils import keccak, to_checksum_address
 from hexbytes import HexBytes
 
@@ -211,6 +212,57 @@ class Solvency:
 # ----------------------------------------------------------------------- pure helpers
 
 
+@dataclass(frozen=True)
+class TrainerBooking:
+    """How the member sweep booked one trainer of a round (see :func:`trainer_bookings`)."""
+
+    index: int
+    peer: str
+    outcome: Outcome
+    reward: int  # tokens credited for the update (0 unless approved and within the budget)
+
+
+def trainer_bookings(events: Sequence[dict[str, Any]], round_: int, update_reward: int) -> list[TrainerBooking]:
+    """Every trainer booking of ``round_``, recovered from decoded events
+    (:meth:`ProtocolClient.events`, chain order). Since issue 23 the sweep books an accepted
+    update (Approved or Probation: ``+repGainUpdate`` clamped at REP_MAX, the streak reset,
+    the reward credited) without ReputationChanged / RewardCredited events; the booking
+    follows from ``UpdateSubmitted`` (index -> trainer), ``OutcomesRecorded`` (the outcome
+    nibbles) and, for an update whose reward the budget or the cap cut (nibble bit 3), the
+    trainer's ``RewardCapped`` of the update stage (before the round's first
+    ``AuditorSettled``). A rejected update still emits ``RejectionCounted`` (and
+    ``ReputationChanged`` / ``StakeSlashed``) when booked."""
+    peers: dict[int, str] = {}
+    nibbles: dict[int, int] = {}
+    capped: dict[str, int] = {}
+    seats_started = False
+    for e in events:
+        a = e["args"]
+        if int(a.get("round", -1)) != round_:
+            continue
+        name = e["event"]
+        if name == "UpdateSubmitted":
+            peers[int(a["index"])] = str(a["peer"])
+        elif name == "OutcomesRecorded":
+            word, packed = int(a["word"]), int(a["nibbles"])
+            for j in range(64):
+                if (packed >> (4 * j)) & 15:
+                    nibbles[64 * word + j] = (packed >> (4 * j)) & 15
+        elif name == "AuditorSettled":
+            seats_started = True
+        elif name == "RewardCapped" and not seats_started and int(a["wanted"]) == update_reward:
+            capped.setdefault(str(a["peer"]), int(a["granted"]))
+    out = []
+    for u in sorted(peers):
+        nib = nibbles.get(u, 0)
+        outcome = Outcome(nib & 7)
+        reward = 0
+        if outcome == Outcome.APPROVED:
+            reward = capped.get(peers[u], 0) if nib & 8 else update_reward
+        out.append(TrainerBooking(u, peers[u], outcome, reward))
+    return out
+
+
 def vote_commitment(
     round_: int,
     auditor: str,
@@ -275,6 +327,34 @@ def beacon_secret(private_key: bytes, chain_id: int, round_manager: str, round_:
         encode(["bytes32", "uint256", "address", "uint256", "string"],
                [bytes(private_key), int(chain_id), to_checksum_address(round_manager), int(round_), "bdfl-beacon"])
     )
+
+
+#: Domain tag of ``RoundManager.submissionDigest``.
+SUBMIT_TAG = keccak(b"BDFL.submitUpdate")
+#: Most signed submissions one ``submitBatch`` may carry (RoundManager.MAX_SUBMIT_BATCH).
+MAX_SUBMIT_BATCH = 200
+#: Gas limit per entry of a relayed batch (≈ 45k measured once the rings are warm; a fresh
+#: ring, table or overflow slot and the probes' headroom on top), plus the committee draw.
+SUBMIT_BATCH_GAS_PER_ENTRY = 120_000
+
+
+def submit_batch_size(committee_size: int) -> int:
+    """Most entries a relayer puts in one ``submitBatch``: each budgeted at
+    SUBMIT_BATCH_GAS_PER_ENTRY plus the committee draw's bound (the batch may end the Submit
+    phase), under the 2^24 per-transaction cap (87 at K = 32), and at most MAX_SUBMIT_BATCH."""
+    room = (TX_GAS_CAP - draw_gas_bound(committee_size)) // SUBMIT_BATCH_GAS_PER_ENTRY
+    return max(1, min(MAX_SUBMIT_BATCH, room))
+
+
+def submission_digest(chain_id: int, round_manager: str, round_: int, update_hash: bytes, num_samples: int,
+                      beacon_reveal: bytes, beacon_commit: bytes) -> bytes:
+    """``RoundManager.submissionDigest``: what a member signs (as an EIP-191 personal message)
+    so that a relayer may submit for it in ``submitBatch``."""
+    return keccak(encode(
+        ["bytes32", "uint256", "address", "uint256", "bytes32", "uint32", "bytes32", "bytes32"],
+        [SUBMIT_TAG, int(chain_id), to_checksum_address(round_manager), int(round_), bytes(update_hash),
+         int(num_samples), bytes(beacon_reveal), bytes(beacon_commit)],
+    ))
 
 
 def beacon_commitment(secret: bytes, member: str) -> bytes:
@@ -423,6 +503,34 @@ class ProtocolClient:
                    beacon: tuple[bytes, bytes] | None = None) -> int:
         """The gas limit :meth:`submit_update` would send with now (estimate plus headroom)."""
         return self._submit_gas(round_, self._submit_call(round_, update_hash, num_samples, beacon))
+
+    def sign_submission(self, round_: int, update_hash: bytes, num_samples: int,
+                        beacon: tuple[bytes, bytes] | None = None) -> tuple[bytes, int, bytes, bytes, bytes, bytes]:
+        """This member's submission of ``round_`` signed for a relayer's :meth:`submit_batch`:
+        the ``SignedSubmission`` tuple (hash, samples, reveal, commit, r, vs) with the EIP-2098
+        compact signature of :func:`submission_digest`."""
+        h = bytes(HexBytes(update_hash))
+        if len(h) != 32:
+            raise BDFLError(f"an update hash is 32 bytes, got {len(h)}")
+        reveal, commit = self.beacon_args(round_) if beacon is None else beacon
+        digest = submission_digest(self.deployment.chain_id, self.deployment.round_manager, round_, h,
+                                   int(num_samples), reveal, commit)
+        sig = self.account.sign_message(encode_defunct(primitive=digest))
+        vs = sig.s | ((sig.v - 27) << 255)
+        return h, int(num_samples), bytes(reveal), bytes(commit), sig.r.to_bytes(32, "big"), vs.to_bytes(32, "big")
+
+    def submit_batch(self, round_: int, entries: Sequence[tuple[bytes, int, bytes, bytes, bytes, bytes]], *,
+                     wait: bool = True, gas: int | None = None) -> Any:
+        """Relay members' signed submissions (:meth:`sign_submission`) of ``round_`` in one
+        ``submitBatch`` transaction from this account (any account may relay). Entries the
+        contract refuses are skipped with a ``SubmissionSkipped`` event, not reverted."""
+        k = self.deployment.params.committee_size
+        most = submit_batch_size(k)
+        if not 0 < len(entries) <= most:
+            raise BDFLError(f"a submission batch holds 1..{most} entries at committee size {k}, got {len(entries)}")
+        if gas is None:
+            gas = SUBMIT_BATCH_GAS_PER_ENTRY * len(entries) + draw_gas_bound(k)
+        return self._tx(self.rounds.functions.submitBatch(round_, list(entries)), wait, gas)
 
     def _submit_call(self, round_: int, update_hash: bytes, num_samples: int, beacon: tuple[bytes, bytes] | None) -> Any:
         h = bytes(HexBytes(update_hash))

@@ -23,7 +23,7 @@ from collections.abc import Iterator, Sequence
 import pytest
 from eth_utils import keccak
 
-from bdfl.chain.protocol import Outcome, Phase, Status, new_salt
+from bdfl.chain.protocol import Outcome, Phase, Status, new_salt, trainer_bookings
 from bdfl.chain.txsender import TxReverted
 from tests.chain.helpers import TEST_PARAMS, Env, Proto, reverts, setup_proto, snapshot_env
 
@@ -36,11 +36,17 @@ def _seat(env: Env, r: int, addr: str) -> int:
     return env.deployer.committee(r).index(addr)
 
 
-def _rep_changes(env: Env, receipts: Sequence[dict], peer: str) -> list[int]:
-    """Reputation deltas booked for ``peer`` by the given transactions, in order."""
+def _rep_changes(env: Env, r: int, receipts: Sequence[dict], peer: str) -> list[int]:
+    """Reputation deltas booked for ``peer`` by round ``r``'s finalize transactions, in order:
+    the ReputationChanged events, then its trainer booking of the member sweep (accepted
+    updates are booked without an event since issue 23: recovered with ``trainer_bookings``)."""
     events = env.deployer.events(receipts[0]["blockNumber"], receipts[-1]["blockNumber"])
-    return [e["args"]["newReputation"] - e["args"]["oldReputation"]
-            for e in events if e["event"] == "ReputationChanged" and e["args"]["peer"] == peer]
+    out = [e["args"]["newReputation"] - e["args"]["oldReputation"]
+           for e in events if e["event"] == "ReputationChanged" and e["args"]["peer"] == peer]
+    for b in trainer_bookings(env.deployer.events(0), r, env.params.update_reward):
+        if b.peer == peer and b.outcome in (Outcome.APPROVED, Outcome.PROBATION):
+            out.append(env.params.rep_gain_update)
+    return out
 
 
 def _draws(env: Env, n_seeds: int, k: int, tag: bytes = b"adversary-draw") -> list[list[str]]:
@@ -83,6 +89,7 @@ def test_vote_copier_cannot_open_the_copy_and_is_penalised_for_not_revealing(env
     with reverts("WrongPhase"):  # too late to commit anything else
         c.commit_votes(r, own_idx, own_acc, new_salt())
     claim0 = c.claimable()
+    rep0 = c.reputation_of()
     env.jump()
     env.deployer.advance(r)  # the copier's missing reveal cannot stall the round
     receipts = env.deployer.finalize(r)
@@ -102,7 +109,9 @@ def test_vote_copier_cannot_open_the_copy_and_is_penalised_for_not_revealing(env
     p = env.params
     assigned = len(env.deployer.assignments_of(r, copier))
     assert settled[copier]["abstain"] == assigned > 0
-    assert _rep_changes(env, receipts, copier) == [-(p.rep_loss_no_reveal + assigned * p.rep_loss_vote), p.rep_gain_update]
+    changes = _rep_changes(env, r, receipts, copier)
+    assert changes == [-(p.rep_loss_no_reveal + assigned * p.rep_loss_vote), p.rep_gain_update]
+    assert c.reputation_of() - rep0 == sum(changes)  # the recovered booking is the chain's
     assert c.claimable() - claim0 == p.update_reward  # the training reward only, no vote reward
     assert env.by_addr[leader].claimable() >= p.update_reward + len(idx) * p.vote_reward
 
@@ -276,6 +285,7 @@ def test_auditor_that_votes_on_its_own_update_cannot_reveal_at_all(env: Env) -> 
         c.reveal_votes(r, bad_idx, bad_acc, salt)
     with reverts("CommitmentMismatch"):
         c.reveal_votes(r, honest_idx, honest_acc, salt)
+    rep0 = c.reputation_of()
     env.jump()
     env.deployer.advance(r)
     receipts = env.deployer.finalize(r)
@@ -287,7 +297,9 @@ def test_auditor_that_votes_on_its_own_update_cannot_reveal_at_all(env: Env) -> 
     p = env.params
     assigned = len(env.deployer.assignments_of(r, attacker))
     # seats are booked before the member sweep books trainers
-    assert _rep_changes(env, receipts, attacker) == [-(p.rep_loss_no_reveal + assigned * p.rep_loss_vote), p.rep_gain_update]
+    changes = _rep_changes(env, r, receipts, attacker)
+    assert changes == [-(p.rep_loss_no_reveal + assigned * p.rep_loss_vote), p.rep_gain_update]
+    assert c.reputation_of() - rep0 == sum(changes)
 
 
 # ------------------------------------------------------------------ whitewasher

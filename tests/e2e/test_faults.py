@@ -300,8 +300,10 @@ def test_auditor_killed_between_commit_and_reveal(crashes: Run) -> None:
 
 
 def _approved_hashes(run: Run) -> dict[tuple[int, str], str]:
-    """(run round, submitter) -> the update hash the chain approved."""
-    return {(e["args"]["round"] + 1, e["args"]["peer"]): e["args"]["updateHash"]
+    """(run round, submitter) -> the update hash the chain approved (the hash from the
+    update's UpdateSubmitted: UpdateFinalized does not repeat it since issue 23)."""
+    hashes = {(e["args"]["round"], e["args"]["index"]): e["args"]["updateHash"] for e in run.chain_events("UpdateSubmitted")}
+    return {(e["args"]["round"] + 1, e["args"]["peer"]): hashes[(e["args"]["round"], e["args"]["index"])]
             for e in run.chain_events("UpdateFinalized") if e["args"]["approved"]}
 
 

@@ -2,6 +2,8 @@
 pragma solidity ^0.8.24;
 
 import {Fixture} from "./Fixture.sol";
+import {RoundManager} from "../../contracts/RoundManager.sol";
+import {MessageHashUtils} from "@openzeppelin/contracts/utils/cryptography/MessageHashUtils.sol";
 
 /// @title Gas of each protocol transaction, for the gas snapshot (.gas-snapshot)
 /// @notice Each test makes one call from the state its contract's `setUp` prepares (forge
@@ -70,6 +72,34 @@ contract GasSubmitSteadyTest is GasBase {
 
     function test_gas_submitUpdate_revealing() public {
         submit(peers[1], 4, hashOf(4, 1));
+    }
+}
+
+/// @notice Round 4 as in {GasSubmitSteadyTest}, but peers 1 .. N - 2 sign their submissions
+///         and one relayer sends them in one `submitBatch` (issue 23): the per-entry cost of a
+///         relayed steady submission is this snapshot / (N - 2) (no committee draw inside).
+contract GasSubmitBatchSteadyTest is GasBase {
+    RoundManager.SignedSubmission[] internal _entries;
+
+    function setUp() public {
+        _deployJoined();
+        for (uint256 r = 0; r < 4; ++r) {
+            playRound(BITS);
+        }
+        submit(peers[0], 4, hashOf(4, 0));
+        for (uint256 i = 1; i + 1 < N; ++i) {
+            (bytes32 reveal, bytes32 commit) = beaconArgs(peers[i], 4);
+            bytes32 h = hashOf(4, i);
+            bytes32 digest = MessageHashUtils.toEthSignedMessageHash(rm.submissionDigest(4, h, 10, reveal, commit));
+            (uint8 v, bytes32 r_, bytes32 s_) = vm.sign(0xB0F1 + i, digest);
+            bytes32 vs = bytes32(uint256(s_) | (uint256(v - 27) << 255));
+            _entries.push(RoundManager.SignedSubmission(h, 10, reveal, commit, r_, vs));
+        }
+    }
+
+    function test_gas_submitBatch_steady() public {
+        uint256 accepted = rm.submitBatch(4, _entries);
+        assertEq(accepted, N - 2, "every relayed entry recorded");
     }
 }
 
