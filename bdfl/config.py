@@ -182,11 +182,13 @@ class DetectorsConfig:
     accuracy: DetectorConfig = field(default_factory=DetectorConfig)
     loss: DetectorConfig = field(default_factory=DetectorConfig)
     balanced_accuracy: DetectorConfig = field(default_factory=DetectorConfig)
+    # the mean z over three parameter-space measurements (bdfl.defense.detectors.joint; issue 22)
+    joint: DetectorConfig = field(default_factory=lambda: DetectorConfig(k=3.0))
 
 
 #: The detectors of :class:`DetectorsConfig`, by table name.
 DETECTORS = ("distance", "direction", "shift", "no_work", "consistency", "merge", "trigger", "accuracy", "loss",
-             "balanced_accuracy")
+             "balanced_accuracy", "joint")
 
 
 @dataclass(frozen=True)

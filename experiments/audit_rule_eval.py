@@ -105,6 +105,8 @@ ATTACK_SETTINGS = {
     "on_off_sign": ("on_off", {}),  # the runner's defaults: sign flip for good from round 6 (1-based)
     "colluding": ("label_flip", {"collude": True}),
     "colluding_auditor": ("colluding_auditor", {}),  # honest updates, dishonest votes
+    "label_flip_collude": ("label_flip", {"mode": "reverse", "collude": True}),  # the sweep's (issue 22)
+    "fang": ("fang", {"target": "trimmed_mean"}),  # the sweep's (issue 22)
 }
 DEFAULT_ATTACKS = ["none", "label_flip", "sign_flip", "gaussian_noise", "alie", "ipm", "scaling", "free_rider",
                    "backdoor", "on_off"]

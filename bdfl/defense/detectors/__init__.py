@@ -41,6 +41,7 @@ from bdfl.defense.detectors.base import ClassEvidence, Detector, Evidence, Findi
 from bdfl.defense.detectors.consistency import ConsistencyDetector
 from bdfl.defense.detectors.direction import DirectionDetector
 from bdfl.defense.detectors.distance import DistanceDetector
+from bdfl.defense.detectors.joint import JointDetector
 from bdfl.defense.detectors.loss import LossDetector
 from bdfl.defense.detectors.merge import MergeDetector
 from bdfl.defense.detectors.no_work import NoWorkDetector
@@ -55,12 +56,12 @@ __all__ = ["DETECTOR_NAMES", "REGISTRY", "ClassEvidence", "Detector", "Evidence"
 #: Every detector class by name.
 REGISTRY: dict[str, type[Detector]] = {c.name: c for c in (
     DistanceDetector, DirectionDetector, ShiftDetector, NoWorkDetector, ConsistencyDetector,
-    MergeDetector, TriggerDetector, AccuracyDetector, LossDetector, BalancedAccuracyDetector)}
+    MergeDetector, TriggerDetector, AccuracyDetector, LossDetector, BalancedAccuracyDetector, JointDetector)}
 
 
 #: The detectors, in the order their findings are reported.
 DETECTOR_NAMES: tuple[str, ...] = ("distance", "direction", "shift", "no_work", "consistency", "merge", "trigger",
-                                   "accuracy", "loss", "balanced_accuracy")
+                                   "accuracy", "loss", "balanced_accuracy", "joint")
 
 
 def build_detectors(config: DetectorsConfig) -> list[Detector]:

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["MAD_TO_SIGMA", "QN_SHARE", "accuracy_se", "balanced_accuracy_se", "finite", "good_side_spread", "log_mean_se", "one_sided_bar", "qn_scale", "robust_centre_spread", "safe_log",
+__all__ = ["MAD_TO_SIGMA", "QN_SHARE", "REWEIGHT_CUT", "accuracy_se", "balanced_accuracy_se", "finite", "good_side_spread", "log_mean_se", "one_sided_bar", "qn_scale", "reweighted_centre_spread", "robust_centre_spread", "safe_log",
            "share_se", "skewed_spread", "small_sample_factor"]
 
 #: The good-side spread is at least this share of the two-sided Qn. A bad minority on the bad
@@ -32,6 +32,11 @@ __all__ = ["MAD_TO_SIGMA", "QN_SHARE", "accuracy_se", "balanced_accuracy_se", "f
 #: of it stays below the honest spread there; a cluster of colluders placed just on the good
 #: side of the median (ALIE) cannot shrink the bar below half the overall spread.
 QN_SHARE = 0.5
+
+#: How far out on the bad side (in spreads) a value is left out of the second estimate of
+#: :func:`reweighted_centre_spread` (a resolution, not a tuning knob: 2 spreads keep 97.7 % of
+#: Gaussian values).
+REWEIGHT_CUT = 2.0
 
 #: 1 / Phi^-1(3/4): the MAD of a Gaussian times this is its standard deviation.
 MAD_TO_SIGMA = 1.4826
@@ -103,6 +108,32 @@ def one_sided_bar(values: Sequence[float] | np.ndarray, k: float, bad: str, floo
     spread = max(spread, floor)
     med = float(np.median(a))
     return (med - k * spread if bad == "low" else med + k * spread), spread
+
+
+def reweighted_centre_spread(values: Sequence[float] | np.ndarray, bad: str, floor: float = 0.0,
+                             cut: float = REWEIGHT_CUT) -> tuple[float, float]:
+    """(centre, spread) of the finite ``values`` whose ``bad`` side is "low" or "high", with one
+    reweighting step: the median and :func:`good_side_spread` (at least ``floor``) of all values,
+    then again of the values within ``cut`` of those spreads of that median on the bad side.
+
+    A bad minority on one side pulls the median towards it (30 % of the values below the honest
+    ones put it at the honest 29th percentile) and the good-side spread, measured from that
+    median, widens with it (1.5x measured on digits under label flipping); both make a bar
+    ``centre - k x spread`` lenient for exactly the candidates it is meant for. Dropping the
+    values already ``cut`` spreads out on the bad side and measuring again takes most of that
+    pull away; in a clean audit it drops only the honest tail beyond ``cut`` (2.3 % of Gaussian
+    values at 2), which narrows the spread by a few per cent. (NaN, NaN) without 2 finite values."""
+    a = finite(values)
+    if a.size < 2:
+        return math.nan, math.nan
+    sign = -1.0 if bad == "low" else 1.0
+    med = float(np.median(a))
+    spread = max(good_side_spread(a, bad), floor)
+    kept = a[sign * (a - med) <= cut * spread] if spread > 0 else a
+    if kept.size >= 2:
+        med = float(np.median(kept))
+        spread = max(good_side_spread(kept, bad), floor)
+    return med, spread
 
 
 def skewed_spread(values: Sequence[float] | np.ndarray) -> tuple[float, float]:
