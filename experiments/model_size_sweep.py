@@ -47,6 +47,7 @@ import csv
 import datetime as _dt
 import json
 import os
+import resource
 import shlex
 import subprocess
 import sys
@@ -126,6 +127,7 @@ def run_size(module: str, out: Path, *, peers: int, rounds: int, log: Path, time
     cmd = ["nice", "-n", "10", sys.executable, "-m", "bdfl", "run", "--peers", str(peers), "--rounds", str(rounds),
            "--attackers", "0", "--set", f"task.client={module}", "--out", str(out), "--quiet"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     with open(log, "w") as fh:
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, env=env)
@@ -146,8 +148,10 @@ def run_size(module: str, out: Path, *, peers: int, rounds: int, log: Path, time
         finally:
             sampler.stop()
             thread.join()
-    return {"rc": proc.returncode, "wall_s": time.perf_counter() - t0, "peak_rss": sampler.peak_rss,
-            "bytes_at_round": at_round, "cmd": shlex.join(cmd), "peers": peers}
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the run's reaped process tree (workers, anvil)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return {"rc": proc.returncode, "wall_s": time.perf_counter() - t0, "peak_rss": sampler.peak_rss, "cpu_s": cpu,
+            "load_end": f"{os.getloadavg()[0]:.1f}", "bytes_at_round": at_round, "cmd": shlex.join(cmd), "peers": peers}
 
 
 def update_costs(module: str, repeats: int = 3) -> dict[str, float]:
@@ -286,6 +290,7 @@ def figures(size: str, rounds: list[dict[str, str]], costs: dict[str, float], ru
     peers = int(run.get("peers", 0))
     row["hash_round_s"] = (row["bodies"] + peers) * costs["hash_s"] if row["bodies"] is not None else None
     row["peak_rss"] = int(run["peak_rss"])
+    row["wall_s"], row["cpu_s"], row["load_end"] = run.get("wall_s"), run.get("cpu_s"), run.get("load_end")
     row["overhead_s"] = row["total_s"] - row["train_s"] - row["eval_s"]
     mib = costs["update_bytes"] / MIB
     row["overhead_s_per_mib"] = row["overhead_s"] / mib if mib > 0 else None
@@ -339,10 +344,13 @@ def markdown(rows: list[dict[str, Any]], *, meta: dict[str, str], notes: str = "
     ]
     runs = [r for r in rows if r.get("meta")]
     if runs:
-        lines += ["Each size's run:", "", "| size | measured | commit | load at start | peers | rounds | command |",
-                  "|---|---|---|---:|---:|---:|---|"]
-        lines += [f"| {r['size']} | {r['meta'].get('date', '-')} | `{r['meta'].get('commit', '-')}` | {r['meta'].get('load', '-')} "
-                  f"| {r['meta'].get('peers', '-')} | {r['meta'].get('rounds', '-')} | `{r['meta'].get('command', '-')}` |" for r in runs]
+        lines += ["Each size's run (CPU s: user + system seconds of the run's whole process tree, less sensitive to "
+                  "other jobs' load than wall time):", "",
+                  "| size | measured | commit | load at start / end | peers | rounds | wall s | CPU s | command |",
+                  "|---|---|---|---:|---:|---:|---:|---:|---|"]
+        lines += [f"| {r['size']} | {r['meta'].get('date', '-')} | `{r['meta'].get('commit', '-')}` | {r['meta'].get('load', '-')} / "
+                  f"{r.get('load_end') or '-'} | {r['meta'].get('peers', '-')} | {r['meta'].get('rounds', '-')} | {_f(r.get('wall_s'), 0)} "
+                  f"| {_f(r.get('cpu_s'), 0)} | `{r['meta'].get('command', '-')}` |" for r in runs]
         lines.append("")
     lines += [
         "| size | params | bytes/update | MB fetched/round (audit + aggregate) | updates fetched/round | loopback MB/round "
