@@ -19,14 +19,16 @@ import random
 from typing import Any
 
 import pytest
+from eth_utils import keccak
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
+from web3.logs import DISCARD
 
 from bdfl.chain.protocol import new_salt
 from tests.chain.driver import Driver
 from tests.chain.helpers import N_PEERS, Env, Proto, update_hash
-from tests.chain.model import COMMIT, FINALIZE, REVEAL, SUBMIT, commitment
+from tests.chain.model import COMMIT, FINALIZE, REVEAL, SUBMIT, Revert, commitment
 
 pytestmark = [pytest.mark.chain, pytest.mark.slow]
 
@@ -36,6 +38,17 @@ STRATEGIES = ("honest", "honest", "inverted", "random", "partial", "own", "unass
 MEMBERSHIP = ("join", "join", "join_more", "join_too_little", "leave", "withdraw", "reactivate", "reactivate_topup", "claim")
 
 peer_idx = st.integers(0, N_PEERS - 1)
+
+
+def _error_selectors(abis: dict[str, list[dict[str, Any]]]) -> dict[bytes, str]:
+    """4-byte selector -> custom-error name, over the deployed contracts' ABIs."""
+    out: dict[bytes, str] = {}
+    for abi in abis.values():
+        for item in abi:
+            if item.get("type") == "error":
+                sig = f"{item['name']}({','.join(i['type'] for i in item['inputs'])})"
+                out[keccak(sig.encode())[:4]] = item["name"]
+    return out
 
 
 def make_machine(proto: Proto, totals: dict[str, int]) -> type[RuleBasedStateMachine]:
@@ -104,6 +117,29 @@ def make_machine(proto: Proto, totals: dict[str, int]) -> type[RuleBasedStateMac
         @rule(i=peer_idx, good=st.booleans(), wrong_round=st.integers(0, 9))
         def submit(self, i: int, good: bool, wrong_round: int) -> None:
             self._submit(i, good, self.m.round + 1 if wrong_round == 0 else None)
+
+        @rule(idx=st.lists(peer_idx, min_size=1, max_size=4), good=st.booleans())
+        def submit_relayed(self, idx: list[int], good: bool) -> None:
+            """Signed submissions relayed in one ``submitBatch`` (repeats included: replays);
+            the model applies them one by one as direct submissions, and the entries it
+            refuses must be exactly the ones the contract skipped, for the same error."""
+            r = self.m.round
+            entries, model_skips = [], {}
+            for pos, i in enumerate(idx):
+                c, a = self.d.client(i), self.addr(i)
+                h = update_hash(r, a, 0 if good else 1)
+                entries.append(c.sign_submission(r, h, 7))
+                try:
+                    self.m.submit(a, r, h, 7)
+                    self.good[(r, a)] = good
+                except Revert as exc:
+                    model_skips[pos] = exc.name
+            self.d.actions += 1
+            rc = self.env.deployer.submit_batch(r, entries)
+            logs = self.env.rounds.events.SubmissionSkipped().process_receipt(rc, errors=DISCARD)
+            chain_skips = {int(e["args"]["position"]): _error_selectors(self.env.dep.abis).get(bytes(e["args"]["reason"])[:4], "?") for e in logs}
+            assert chain_skips == model_skips, f"relayed batch: chain skipped {chain_skips}, model {model_skips}"
+            self.d.reverts += len(chain_skips)
 
         # ---------------------------------------------------------------- votes
         def _plan(self, a: str, strategy: str, rng: random.Random) -> tuple[list[int], list[bool], bytes]:
