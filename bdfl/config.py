@@ -226,10 +226,12 @@ class DefenseConfig:
 @dataclass(frozen=True)
 class OverlayConfig:
     topology: str = "expander"
-    # 8 (was 4): faster mixing, the same audit. Digits, N = 100, IID, default policy: 22 rounds to
-    # 95 % of FedAvg's 20-round accuracy instead of 27, ~12 % less CPU to get there; 16 needs 20
-    # rounds but a peer downloads 4x what it does at 4 (docs/results/time-to-accuracy.md)
-    degree: int = 8
+    # 19 (was 8, before that 4): a peer averages 20 models, not 9. Digits, N = 100, IID, default
+    # policy: 17-18 rounds to 95 % of FedAvg's 20-round accuracy instead of 21 (two seeds), the
+    # same CPU per round (one fetch and one decode per worker); a real peer downloads 19 updates
+    # a round: set it lower for large models (docs/results/time-to-accuracy.md). The largest the
+    # default 20 peers allow: the default experiment's overlay is the complete graph.
+    degree: int = 19
     edge_probability: float = 0.2  # Erdős–Rényi only
     # bdfl: a peer with fewer than min_sources approved neighbour updates tops up with the
     # nearest approved updates further out (Overlay.aggregation_sources); 0 = neighbours only.

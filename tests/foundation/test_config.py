@@ -56,7 +56,7 @@ def test_every_shipped_config_loads() -> None:
         ({"defense": {"bdfl": {"max_reject_share": 1.5}}}, "defense.bdfl.max_reject_share", "[0, 1]"),
         ({"defense": {"bdfl": {"dissent_limit": -0.1}}}, "defense.bdfl.dissent_limit", "[0, 1]"),
         ({"defense": {"dissent_limit": 0.5}}, "defense.dissent_limit", "[defense.bdfl] dissent_limit"),
-        ({"peers": 10, "overlay": {"min_sources": 10}}, "overlay.min_sources", "[0, 9]"),
+        ({"peers": 10, "overlay": {"degree": 4, "min_sources": 10}}, "overlay.min_sources", "[0, 9]"),
     ],
 )
 def test_bad_values_name_the_field(data: dict, field: str, allowed: str | None) -> None:
