@@ -26,7 +26,11 @@ A lever is ``key=value`` pairs joined by ``,``:
   audit's unanimity filter ``defense.max_reject_share = 0`` dropping updates one auditor
   falsely rejected; its own model stays in each peer's average), with the overlay's top-up
   rule (``Overlay.aggregation_sources``) and ``min_sources=K`` (default 2, BDFL's);
-* ``fedavg=1``: the global weighted average (Flower's FedAvg) instead of the overlay.
+* ``seed=S``: the run's seed (partition, client seeds, initial model; FedAvg's side too);
+* ``fedavg=1``: the global weighted average (Flower's FedAvg) instead of the overlay;
+* ``committee=K`` (with ``aps=M``, default K - 1): each round K peers drawn at random sit on
+  the committee, each usable update is assigned to M of them (never to its own trainer), and
+  a committee member also averages the usable updates it audited (``defense.bdfl.audited_sources``).
 
 For each lever both systems run ``--rounds`` rounds; the target is ``--fraction`` x FedAvg's
 accuracy in round ``--ref-rounds`` (default 20, as in time_to_accuracy.py). Printed: the
@@ -108,6 +112,8 @@ def run(n: int, rounds: int, lever: dict[str, str]) -> dict[str, Any]:
     for k, (key, cast) in HPARAM_KEYS.items():
         if k in lever:
             sets[key] = cast(lever[k])
+    if "seed" in lever:  # another seed: the partition, the clients' seeds and the initial model
+        sets["seed"] = int(lever["seed"])
     if "partition" in lever:
         sets["task.partition"] = lever["partition"]
     if "samples" in lever:
@@ -144,7 +150,9 @@ def run(n: int, rounds: int, lever: dict[str, str]) -> dict[str, Any]:
     min_sources = int(lever.get("min_sources", 2))
     members = [f"0x{i:040x}" for i in range(n)]
     idx = {m.lower(): i for i, m in enumerate(members)}
-    ov = build_overlay("expander", members, b"\x00" * 32, degree=min(int(lever.get("degree", 4)), n - 1)) if drop > 0 else None
+    committee = int(lever.get("committee", 0)) if not fedavg else 0
+    aps = int(lever.get("aps", max(1, committee - 1)))
+    ov = build_overlay("expander", members, b"\x00" * 32, degree=min(int(lever.get("degree", 4)), n - 1)) if drop > 0 or committee else None
     acc = []
     for r in range(1, rounds + 1):
         if redraw:  # a fresh overlay each round, from that round's seed
@@ -154,12 +162,19 @@ def run(n: int, rounds: int, lever: dict[str, str]) -> dict[str, Any]:
             got, _k, _m = c.fit(unflat(params[i]), {"server_round": r})
             trained[i] = np.concatenate([np.asarray(p).ravel() for p in got])
         wr = w
-        if drop > 0:  # updates kept out of every aggregation this round (a peer always keeps its own)
-            usable = [members[j] for j in range(n) if rng.random() >= drop]
+        if drop > 0 or committee:  # updates kept out of every aggregation this round (a peer always keeps its own)
+            usable = [members[j] for j in range(n) if rng.random() >= drop] if drop > 0 else list(members)
             wr = np.eye(n)
             for i in range(n):
                 for src in ov.aggregation_sources(members[i], usable, min_sources):
                     wr[i, idx[src]] = 1.0
+            if committee:  # each committee member also weighs the usable updates it audited
+                seats = rng.choice(n, size=committee, replace=False)
+                for src in usable:
+                    j = idx[src]
+                    pool = [s for s in seats if s != j]
+                    for s in rng.choice(pool, size=min(aps, len(pool)), replace=False):
+                        wr[s, j] = 1.0
             wr = wr / wr.sum(1, keepdims=True)
         params = wr @ trained
         if fedavg:
@@ -189,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     for text in args.lever or ["degree=4"]:
         lever = parse_lever(text)
         t0 = time.perf_counter()
-        hkey = json.dumps({k: v for k, v in lever.items() if k in ("lr", "local_epochs", "batch_size", "momentum", "partition", "samples")}, sort_keys=True)
+        hkey = json.dumps({k: v for k, v in lever.items() if k in ("lr", "local_epochs", "batch_size", "momentum", "partition", "samples", "seed")}, sort_keys=True)
         if hkey not in ref_cache:
             ref_cache[hkey] = run(args.peers, args.ref_rounds, {**lever, "fedavg": "1"})["accuracy"]
         ref = ref_cache[hkey]
