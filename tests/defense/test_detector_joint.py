@@ -12,7 +12,7 @@ from bdfl.config import DetectorConfig
 from bdfl.defense.audit import AuditRule, rejudge
 from bdfl.defense.detectors import Evidence
 from bdfl.defense.detectors.calibration import good_side_spread, reweighted_centre_spread
-from bdfl.defense.detectors.joint import JointDetector
+from bdfl.defense.detectors.joint import CAP, JointDetector
 
 # honest spreads measured on digits (20 peers, 30 %, 6 rounds; seeds 11-13): cosine with the own
 # move 0.25 +- 0.13, with the consensus move 0.40 +- 0.08, log distance 0 +- 0.2
@@ -56,7 +56,8 @@ def test_attackers_moderately_out_on_every_measurement_fail_only_jointly() -> No
 def test_a_measured_digits_audit_under_colluding_label_flip() -> None:
     """Seed 11, round 5, auditor 3 of the digits mirror (audit_rule_eval, label_flip_collude):
     every default detector passed the 6 flippers; the joint score ranks all 6 above every honest
-    candidate, and its distance component alone puts them 5.7-7.1 spreads out."""
+    candidate, and its distance component alone puts them 5.7-7.1 spreads out. Not caught at
+    the default k: what the test still misses (docs/results/robustness.md)."""
     dist = [1.181, 0.812, 0.855, 0.696, 1.193, 0.95, 0.908, 0.974, 0.814, 0.758, 0.741, 1.026,
             2.383, 2.558, 3.006, 2.791, 2.69, 2.664]
     cons = [0.389, 0.296, 0.397, 0.341, 0.319, 0.335, 0.298, 0.424, 0.297, 0.268, 0.414, 0.491,
@@ -66,11 +67,12 @@ def test_a_measured_digits_audit_under_colluding_label_flip() -> None:
     ev = Evidence(valid=np.ones(18, bool), own_cosine=own, cosine=cons, distance=dist)
     det = JointDetector(DetectorConfig(k=3.0))
     s = det.scores(ev)
-    assert s[12:].min() > s[:12].max() + 1.5
-    assert min(det.components(ev)["distance"][12:]) > 5.5
-    # the bar at k = 3: the flippers (2.4-2.9) sit under it here; at k = 2 all six fail, no honest one
+    assert s[12:].min() > s[:12].max() + 1.2
+    assert min(det.components(ev)["distance"][12:]) > 5.5  # capped at CAP = 6 in the mean
+    # the bar at k = 3 (3.4 here): the flippers (2.2-2.8) sit under it; at k = 2 five of six fail, no honest one
     assert not any(f.failed for f in det.judge(ev))
-    assert [f.failed for f in JointDetector(DetectorConfig(k=2.0)).judge(ev)] == [False] * 12 + [True] * 6
+    low = [f.failed for f in JointDetector(DetectorConfig(k=2.0)).judge(ev)]
+    assert not any(low[:12]) and sum(low[12:]) >= 5
 
 
 def test_an_honest_candidate_far_out_on_one_measurement_passes() -> None:
@@ -82,6 +84,19 @@ def test_an_honest_candidate_far_out_on_one_measurement_passes() -> None:
     own[0], cons[0] = OWN[0], CONS[0]
     f = JointDetector(DetectorConfig(k=3.0)).judge(_ev(own, cons, dist))
     assert not f[0].failed and f[0].score < f[0].threshold
+
+
+def test_one_measurement_alone_never_fails_the_joint_test() -> None:
+    """Seattle weather's round 1: honest candidates 8-15 spreads out on the consensus cosine
+    alone. However far out one measurement is (capped at CAP), the mean stays under the bar;
+    two far-out measurements fail."""
+    rng = np.random.default_rng(5)
+    own, cons, dist = _honest(rng, 16)
+    cons[0] = CONS[0] - 100 * CONS[1]
+    own[1], cons[1] = OWN[0] - 100 * OWN[1], CONS[0] - 100 * CONS[1]
+    f = JointDetector(DetectorConfig(k=2.5)).judge(_ev(own, cons, dist))
+    assert not f[0].failed and f[0].score <= (CAP + 2) / 3 + 1e-9
+    assert f[1].failed
 
 
 def test_reweighting_takes_a_one_sided_minority_out_of_centre_and_spread() -> None:

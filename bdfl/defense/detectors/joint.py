@@ -26,8 +26,9 @@ false rejection, without it 40 % and 36 %).
 Calibration, in every audit: centre and spread of each measurement from the candidates with one
 reweighting step (:func:`.calibration.reweighted_centre_spread`), so the attackers, already out,
 do not pull the centre towards them or widen the spread; the spread is at least the measurement's
-resolution (``FLOORS``) or sampling error. Each z is clipped below at ``-CLIP`` (being very good
-on one measurement does not pay for being bad on the others). Score: the mean of the clipped
+resolution (``FLOORS``). Each z is clipped to ``[-CLIP, CAP]``: being very good on one
+measurement does not pay for being bad on the others, and one measurement alone, however far
+out, cannot fail this test (that is the single detectors' job). Score: the mean of the clipped
 z-scores. Fails above ``k`` (widened for few candidates, :meth:`Detector.k_for`); needs 2
 measurements. ``k`` (default 3.0) was set from clean digits audits (seeds 11-13, 6 rounds:
 this test alone rejects under 0.5 % of honest votes) and checked on MNIST; see
@@ -43,13 +44,21 @@ import numpy as np
 from bdfl.defense.detectors.base import Detector, Evidence, Finding
 from bdfl.defense.detectors.calibration import reweighted_centre_spread, safe_log
 
-__all__ = ["CLIP", "FLOORS", "JointDetector"]
+__all__ = ["CAP", "CLIP", "FLOORS", "JointDetector"]
 
 #: Smallest spread of each measurement (resolutions, not tuning knobs: as the single detectors').
 FLOORS = {"own": 0.05, "consensus": 0.05, "distance": 0.1}
 
 #: A measurement's z counts at least ``-CLIP``.
 CLIP = 1.0
+
+#: A measurement's z counts at most ``CAP``: one measurement far out is its own detector's
+#: business, not this one's. With 3 measurements one capped z and two clipped ones average
+#: (6 - 2) / 3 = 1.33, with 2 measurements 2.5: under any bar of ``k`` >= 2.5, so this test fails
+#: a candidate only when at least two measurements are out. (On Seattle weather, whose honest
+#: consensus cosines reach z = 8-15 in round 1, the uncapped mean added 0.8 points of honest
+#: votes rejected in clean runs; capped, 0.2.)
+CAP = 6.0
 
 
 def _z(values: np.ndarray, bad: str, floor: float, min_candidates: int) -> np.ndarray | None:
@@ -61,7 +70,7 @@ def _z(values: np.ndarray, bad: str, floor: float, min_candidates: int) -> np.nd
     if not (math.isfinite(spread) and spread > 0):
         return None
     z = (values - centre) / spread if bad == "high" else (centre - values) / spread
-    return np.maximum(z, -CLIP)
+    return np.clip(z, -CLIP, CAP)
 
 
 class JointDetector(Detector):
