@@ -110,6 +110,11 @@ def reveal_gas_bound(votes: int, words: int | None = None) -> int:
     return min(150_000 + 4_000 * v + 25_000 * w, TX_GAS_CAP)
 
 
+#: Most submissions :meth:`ProtocolClient.approved_updates` reads with one ``approvedUpdates``
+#: view call (≈ 5.2k gas each, under a node's 30M ``eth_call`` gas with room to spare).
+APPROVED_VIEW_MAX = 4_000
+
+
 class Phase(IntEnum):
     SUBMIT = 0
     COMMIT = 1
@@ -714,8 +719,11 @@ class ProtocolClient:
         return out
 
     def approved_updates(self, round_: int) -> list[tuple[str, bytes]]:
-        """(peer, update hash) of every update approved for aggregation in a finalized round."""
-        if self.pruned(round_):
+        """(peer, update hash) of every update approved for aggregation in a finalized round.
+        Above APPROVED_VIEW_MAX submissions from the paged ``submissionsSlice`` instead of the
+        one ``approvedUpdates`` call (≈ 5.2k gas per submission: past the 30M gas a node
+        grants an ``eth_call`` at N ≈ 5,700; it ran out of gas at N = 10,000)."""
+        if self.pruned(round_) or self.submission_count(round_) > APPROVED_VIEW_MAX:
             return [(s.peer, s.update_hash) for s in self.submissions(round_) if s.outcome == Outcome.APPROVED]
         peers, hashes = self.rounds.functions.approvedUpdates(round_).call()
         return [(str(p), bytes(h)) for p, h in zip(peers, hashes, strict=True)]

@@ -3,6 +3,9 @@ reads and with web3's own event decoding (the orchestrator relies on the fast pa
 
 from __future__ import annotations
 
+import pytest
+
+from bdfl.chain import protocol
 from bdfl.chain.protocol import COMMIT_GAS, Outcome, Phase, reveal_gas_bound
 
 from .helpers import Env
@@ -21,6 +24,13 @@ def test_fast_reads_agree_with_per_item_reads_and_web3_event_decoding(env: Env) 
     assert dep.submissions(r, page=4) == one_by_one and dep.submissions(r, page=1) == one_by_one
     assert dep.submissions(r + 5) == []  # a round with no submissions
     assert [s.outcome for s in one_by_one if s.peer in bad] == [Outcome.REJECTED]
+
+    # approved updates: the one-call view == the paged path clients use above APPROVED_VIEW_MAX
+    approved = dep.approved_updates(r)
+    assert len(approved) == 5
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(protocol, "APPROVED_VIEW_MAX", 0)
+        assert dep.approved_updates(r) == approved
 
     # assignments and endpoints: one batch == per-item calls
     committee = dep.committee(r)
