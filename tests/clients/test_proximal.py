@@ -101,3 +101,32 @@ def test_bad_proximal_mu_hparam_and_argument_are_refused(setting) -> None:  # no
     client = digits.make_client(shard, ds.test, seed=0)
     with pytest.raises(BDFLError, match="proximal_mu"):
         client.fit(common, {"proximal_mu": math.nan})
+
+
+def test_a_flower_clientapp_reads_proximal_mu_as_flower_fedprox_sends_it() -> None:
+    """A Message-API ClientApp written for Flower's FedProx reads ``config["proximal-mu"]``;
+    through BDFL's adapter it gets task.proximal_mu under that key."""
+    import torch
+    from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
+    from flwr.clientapp import ClientApp
+
+    from bdfl.learning.flower import ClientAppClient
+
+    seen: list[float] = []
+    app = ClientApp()
+
+    @app.train()
+    def train(msg: Message, context: Context) -> Message:  # noqa: ARG001
+        seen.append(msg.content["config"]["proximal-mu"])
+        reply = RecordDict({"arrays": msg.content["arrays"], "metrics": MetricRecord({"num-examples": 4})})
+        return Message(content=reply, reply_to=msg)
+
+    X, y = np.zeros((4, 2), np.float32), np.zeros(4, np.int64)
+    client = ClientAppClient(app, (X, y), (X, y), seed=0,
+                             initial_arrays=lambda: ArrayRecord(torch.nn.Linear(2, 2).state_dict()))
+    base = base_config(classes=range(2), local_epochs=1, batch_size=4, learning_rate=0.1,
+                       proximal_mu=from_dict({"task": {"proximal_mu": 0.25}}).task.proximal_mu)
+    checked = CheckedClient(client, task="app", config=base)
+    checked.server_round = 1
+    checked.fit(client.get_parameters({}), {})
+    assert seen == [0.25]
