@@ -31,7 +31,7 @@ measurement does not pay for being bad on the others, and one measurement alone,
 out, cannot fail this test (that is the single detectors' job). Score: the mean of the clipped
 z-scores. Fails above ``k`` (widened for few candidates, :meth:`Detector.k_for`); needs 2
 measurements. ``k`` (default 3.0) was set from clean digits audits (seeds 11-13, 6 rounds:
-this test alone rejects under 0.5 % of honest votes) and checked on MNIST; see
+this test alone rejects under 0.5 % of honest votes) and checked on MNIST and Seattle weather; see
 docs/results/robustness.md, "Detector sensitivity (issue 22)".
 """
 
