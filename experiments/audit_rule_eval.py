@@ -71,7 +71,7 @@ if str(ROOT) not in sys.path:
 
 from bdfl.attacks import attacker_client  # noqa: E402
 from bdfl.chain.protocol import Outcome, genesis_seed  # noqa: E402
-from bdfl.config import DETECTORS, ExperimentConfig, from_dict  # noqa: E402
+from bdfl.config import DERIVED_SETTINGS, DETECTORS, ExperimentConfig, from_dict, scale_to_peers  # noqa: E402
 from bdfl.defense.audit import AuditRule, AuditVerdict, observe_audits, rejudge  # noqa: E402
 from bdfl.defense.detectors import Evidence  # noqa: E402
 from bdfl.errors import BDFLError  # noqa: E402
@@ -191,7 +191,15 @@ def experiment_config(attack_label: str, seed: int, args: argparse.Namespace) ->
                         ("defense.consistency_window", args.consistency_window),
                         ("defense.rebuild_starts", False if args.no_rebuilt_starts else None)):
         _set(d, path, value)
+    # as `bdfl run` does: defaults that do not fit --peers are lowered, flags are never changed
+    scale_to_peers(d, explicit={p for p in DERIVED_SETTINGS if _flag_set(d, p)})
     return from_dict(d)
+
+
+def _flag_set(d: Mapping[str, Any], path: str) -> bool:
+    table, name = path.split(".")
+    node = d.get(table)
+    return isinstance(node, Mapping) and name in node
 
 
 class Mirror:
