@@ -1,4 +1,4 @@
-"""The same task in Flower's simulation engine with plain FedAvg (issue 7's baseline).
+"""The same task in Flower's simulation engine with FedAvg, sending the task's proximal_mu (FedProx) as BDFL does (issue 7's baseline).
 
     .venv/bin/python experiments/flower_sim.py --config experiments/configs/bench_digits.toml \
         [--set peers=100 --set rounds=3 ...] [--eval test|central|none] [--cpus 2] [--json OUT.json]
@@ -199,7 +199,7 @@ def make_strategy(cfg: Any, task: Any, dataset: Any, evaluate: str) -> Any:
         central = evaluate_global
 
     class TimedFedAvg(FedAvg):
-        """Plain FedAvg that records when each round's steps end."""
+        """FedAvg (FedProx when task.proximal_mu > 0: the key is sent) that records when each round's steps end."""
 
         def __init__(self, **kwargs: Any) -> None:
             super().__init__(**kwargs)
@@ -245,7 +245,10 @@ def make_strategy(cfg: Any, task: Any, dataset: Any, evaluate: str) -> Any:
         fraction_evaluate=1.0 if federated else 0.0,
         min_evaluate_clients=n if federated else 0,
         initial_parameters=ndarrays_to_parameters(initial),
-        on_fit_config_fn=lambda r: {"round": r, "local_epochs": cfg.task.local_epochs},
+        # proximal_mu: the same local objective as BDFL's peers (Flower's FedProx is FedAvg that
+        # sends this key; the bundled clients read it), so only the aggregation differs
+        on_fit_config_fn=lambda r: {"round": r, "local_epochs": cfg.task.local_epochs,
+                                    "proximal_mu": cfg.task.proximal_mu},
         evaluate_fn=central,
         evaluate_metrics_aggregation_fn=weighted_accuracy if federated else None,
     )

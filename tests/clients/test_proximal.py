@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pytest
 
-from bdfl.config import from_dict
+from bdfl.config import TaskConfig, from_dict
 from bdfl.errors import BDFLError, ConfigError
 from bdfl.learning.data import load_digits
 from bdfl.learning.task import CheckedClient, base_config
@@ -83,7 +83,7 @@ def test_the_worker_sends_the_configured_mu() -> None:
 
     ds = load_digits()
     assert _base_config(from_dict({"task": {"proximal_mu": 0.5}}), ds)["proximal_mu"] == 0.5
-    assert _base_config(from_dict({}), ds)["proximal_mu"] == 0.0  # the default: plain local training
+    assert _base_config(from_dict({}), ds)["proximal_mu"] == TaskConfig().proximal_mu == 0.1  # the library default
 
 
 @pytest.mark.parametrize("value", [-0.1, 100.5, math.nan, math.inf])
