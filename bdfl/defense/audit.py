@@ -356,24 +356,30 @@ def candidate_statistics(
                 hist = dpast[k] / den if den > 0 else math.nan
         stats[i] = ParamStats(distance=math.sqrt(sq[k]), shift=abs(total[k]) / l1[k] if l1[k] > 0 else 0.0, cosine=cosine,
                               update_ratio=update_ratio, own_cosine=own_cosine, history_cosine=hist)
+    return relative_to_candidates(stats, min_candidates)
+
+
+def relative_to_candidates(stats: list[ParamStats | None], min_candidates: int) -> list[ParamStats | None]:
+    """Each candidate's distance ratio and cosine gaps against the medians over the audit's
+    candidates (left unset with fewer than ``min_candidates`` usable ones)."""
     good = [x for x in stats if x is not None]
-    if len(good) >= min_candidates:
-        med_dist = float(np.median([x.distance for x in good]))
-        cosines = [x.cosine for x in good if math.isfinite(x.cosine)]
-        own_cosines = [x.own_cosine for x in good if math.isfinite(x.own_cosine)]
-        med_cos = float(np.median(cosines)) if len(cosines) >= min_candidates else math.nan
-        med_own = float(np.median(own_cosines)) if len(own_cosines) >= min_candidates else math.nan
-        out: list[ParamStats | None] = []
-        for x in stats:
-            if x is None:
-                out.append(None)
-                continue
-            ratio = x.distance / med_dist if med_dist > 0 else (math.inf if x.distance > 0 else 1.0)
-            gap = med_cos - x.cosine if math.isfinite(med_cos) and math.isfinite(x.cosine) else math.nan
-            own_gap = med_own - x.own_cosine if math.isfinite(med_own) and math.isfinite(x.own_cosine) else math.nan
-            out.append(replace(x, distance_ratio=ratio, cosine_gap=gap, median_cosine=med_cos, own_cosine_gap=own_gap))
-        stats = out
-    return stats
+    if len(good) < min_candidates:
+        return stats
+    med_dist = float(np.median([x.distance for x in good]))
+    cosines = [x.cosine for x in good if math.isfinite(x.cosine)]
+    own_cosines = [x.own_cosine for x in good if math.isfinite(x.own_cosine)]
+    med_cos = float(np.median(cosines)) if len(cosines) >= min_candidates else math.nan
+    med_own = float(np.median(own_cosines)) if len(own_cosines) >= min_candidates else math.nan
+    out: list[ParamStats | None] = []
+    for x in stats:
+        if x is None:
+            out.append(None)
+            continue
+        ratio = x.distance / med_dist if med_dist > 0 else (math.inf if x.distance > 0 else 1.0)
+        gap = med_cos - x.cosine if math.isfinite(med_cos) and math.isfinite(x.cosine) else math.nan
+        own_gap = med_own - x.own_cosine if math.isfinite(med_own) and math.isfinite(x.own_cosine) else math.nan
+        out.append(replace(x, distance_ratio=ratio, cosine_gap=gap, median_cosine=med_cos, own_cosine_gap=own_gap))
+    return out
 
 
 def _halfway(reference: NDArrays, candidate: Sequence[Any], block: int = STAT_BLOCK) -> NDArrays:

@@ -24,6 +24,7 @@ from bdfl.defense.audit import (
     evaluate_candidates,
     judge,
     merged_losses,
+    relative_to_candidates,
     trigger_evidence,
 )
 from bdfl.learning.data import load_digits, make_peer_shards
@@ -39,8 +40,6 @@ def _flat(params):  # noqa: ANN001, ANN202
 def reference_statistics(reference_params, candidates, start_params=None, *, valid=None, min_candidates=3,  # noqa: ANN001, ANN201, C901
                          candidate_starts=None, candidate_past_moves=None):
     """bdfl.defense.audit.candidate_statistics before issue 23's streaming (float64 flats)."""
-    from dataclasses import replace
-
     t = _flat(reference_params)
     s = None
     own_move = math.nan
@@ -95,24 +94,8 @@ def reference_statistics(reference_params, candidates, start_params=None, *, val
             own_cosine = cos(move, own_dir, norm)
         stats.append(ParamStats(distance=b[0], shift=b[1], cosine=cosine, update_ratio=update_ratio, own_cosine=own_cosine,
                                 history_cosine=hist))
-    good = [x for x in stats if x is not None]
-    if len(good) >= min_candidates:
-        med_dist = float(np.median([x.distance for x in good]))
-        cosines = [x.cosine for x in good if math.isfinite(x.cosine)]
-        own_cosines = [x.own_cosine for x in good if math.isfinite(x.own_cosine)]
-        med_cos = float(np.median(cosines)) if len(cosines) >= min_candidates else math.nan
-        med_own = float(np.median(own_cosines)) if len(own_cosines) >= min_candidates else math.nan
-        out = []
-        for x in stats:
-            if x is None:
-                out.append(None)
-                continue
-            ratio = x.distance / med_dist if med_dist > 0 else (math.inf if x.distance > 0 else 1.0)
-            gap = med_cos - x.cosine if math.isfinite(med_cos) and math.isfinite(x.cosine) else math.nan
-            own_gap = med_own - x.own_cosine if math.isfinite(med_own) and math.isfinite(x.own_cosine) else math.nan
-            out.append(replace(x, distance_ratio=ratio, cosine_gap=gap, median_cosine=med_cos, own_cosine_gap=own_gap))
-        stats = out
-    return stats
+    # the medians over candidates are not what this reference checks: the shared step
+    return relative_to_candidates(stats, min_candidates)
 
 
 def reference_merged(reference_params, cand):  # noqa: ANN001, ANN201
