@@ -7,14 +7,13 @@ and the check stays exact: a copy of the honest hash, now in the overflow, is re
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from eth_utils import keccak
 
 from bdfl.chain.protocol import DUP_MAX_PROBES, DUP_TABLE_GAS_HEADROOM, ROUNDS_KEPT
-from tests.chain.helpers import Env, Proto, reverts, setup_proto, snapshot_env, update_hash
+from tests.chain.helpers import Env, Proto, reverts, setup_proto, update_hash
 
 pytestmark = pytest.mark.chain
 
@@ -25,13 +24,7 @@ N = 1 + DUP_MAX_PROBES + 2
 
 @pytest.fixture(scope="module")
 def proto(devnet: Any, artifacts: Any) -> Proto:
-    return setup_proto(devnet, artifacts, n=N)
-
-
-@pytest.fixture()
-def env(proto: Proto) -> Iterator[Env]:
-    with snapshot_env(proto) as env:
-        yield env
+    return setup_proto(devnet, artifacts, n=N)  # tests/chain/conftest.py's env snapshots it
 
 
 def _table_bits(members: int) -> int:
