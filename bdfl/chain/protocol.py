@@ -514,10 +514,7 @@ class ProtocolClient:
         """This member's submission of ``round_`` signed for a relayer's :meth:`submit_batch`:
         the ``SignedSubmission`` tuple (hash, samples, reveal, commit, r, vs) with the EIP-2098
         compact signature of :func:`submission_digest`."""
-        h = bytes(HexBytes(update_hash))
-        if len(h) != 32:
-            raise BDFLError(f"an update hash is 32 bytes, got {len(h)}")
-        reveal, commit = self.beacon_args(round_) if beacon is None else beacon
+        h, reveal, commit = self._submission_args(round_, update_hash, beacon)
         digest = submission_digest(self.deployment.chain_id, self.deployment.round_manager, round_, h,
                                    int(num_samples), reveal, commit)
         sig = self.account.sign_message(encode_defunct(primitive=digest))
@@ -537,11 +534,17 @@ class ProtocolClient:
             gas = SUBMIT_BATCH_GAS_PER_ENTRY * len(entries) + draw_gas_bound(k)
         return self._tx(self.rounds.functions.submitBatch(round_, list(entries)), wait, gas)
 
-    def _submit_call(self, round_: int, update_hash: bytes, num_samples: int, beacon: tuple[bytes, bytes] | None) -> Any:
+    def _submission_args(self, round_: int, update_hash: bytes,
+                         beacon: tuple[bytes, bytes] | None) -> tuple[bytes, bytes, bytes]:
+        """(hash, beacon reveal, next beacon commitment) of a submission, direct or signed."""
         h = bytes(HexBytes(update_hash))
         if len(h) != 32:
             raise BDFLError(f"an update hash is 32 bytes, got {len(h)}")
         reveal, commit = self.beacon_args(round_) if beacon is None else beacon
+        return h, reveal, commit
+
+    def _submit_call(self, round_: int, update_hash: bytes, num_samples: int, beacon: tuple[bytes, bytes] | None) -> Any:
+        h, reveal, commit = self._submission_args(round_, update_hash, beacon)
         return self.rounds.functions.submitUpdate(round_, h, int(num_samples), reveal, commit)
 
     def _submit_gas(self, round_: int, call: Any) -> int:
