@@ -229,8 +229,8 @@ class DefenseConfig:
 class OverlayConfig:
     topology: str = "expander"
     # 19 (was 8, before that 4): a peer averages 20 models, not 9. Digits, N = 100, IID, default
-    # policy: 17-18 rounds to 95 % of FedAvg's 20-round accuracy instead of 21 (two seeds), the
-    # same CPU per round (one fetch and one decode per worker); a real peer downloads 19 updates
+    # policy: 19 rounds to 95 % of FedAvg's 20-round accuracy instead of 21 (seed 0; 17 at seed 1),
+    # the same CPU per round (one fetch and one decode per worker); a real peer downloads 19 updates
     # a round: set it lower for large models (docs/results/time-to-accuracy.md). The largest the
     # default 20 peers allow: the default experiment's overlay is the complete graph.
     degree: int = 19

@@ -88,15 +88,7 @@ class JointDetector(Detector):
 
     def scores(self, ev: Evidence) -> np.ndarray:
         """Each candidate's mean clipped z over the measurements taken of it (NaN: fewer than 2)."""
-        comps = self.components(ev)
-        out = np.full(len(ev.valid), math.nan)
-        if not comps:
-            return out
-        Z = np.stack(list(comps.values()))
-        n = np.isfinite(Z).sum(axis=0)
-        with np.errstate(invalid="ignore"):
-            mean = np.nansum(Z, axis=0) / np.maximum(n, 1)
-        return np.where(n >= 2, mean, math.nan)
+        return _mean_z(self.components(ev), len(ev.valid))
 
     def judge(self, ev: Evidence) -> list[Finding | None]:
         comps = self.components(ev)
@@ -104,7 +96,7 @@ class JointDetector(Detector):
             return [None] * len(ev.valid)
         bar = self.k_for(ev)
         out: list[Finding | None] = []
-        for i, s in enumerate(self.scores(ev)):
+        for i, s in enumerate(_mean_z(comps, len(ev.valid))):
             if math.isnan(s) or not ev.valid[i]:
                 out.append(None)
                 continue
@@ -112,3 +104,14 @@ class JointDetector(Detector):
             parts = ", ".join(f"{k} {v[i]:.1f}" for k, v in comps.items() if math.isfinite(v[i]))
             out.append(self.finding(s, bar, failed, f"mean z {s:.2f} ({parts}) {'>' if failed else '<='} {bar:.2f}", s))
         return out
+
+
+def _mean_z(comps: dict[str, np.ndarray], n_candidates: int) -> np.ndarray:
+    """Each candidate's mean over the measurements in ``comps`` (NaN with fewer than 2)."""
+    if not comps:
+        return np.full(n_candidates, math.nan)
+    Z = np.stack(list(comps.values()))
+    n = np.isfinite(Z).sum(axis=0)
+    with np.errstate(invalid="ignore"):
+        mean = np.nansum(Z, axis=0) / np.maximum(n, 1)
+    return np.where(n >= 2, mean, math.nan)
