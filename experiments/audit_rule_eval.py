@@ -76,7 +76,7 @@ from bdfl.defense.audit import AuditRule, AuditVerdict, observe_audits, rejudge 
 from bdfl.defense.detectors import Evidence  # noqa: E402
 from bdfl.errors import BDFLError  # noqa: E402
 from bdfl.experiment.setup import attacker_indices, make_attack_for, peer_data, protocol_params  # noqa: E402
-from bdfl.learning.task import base_config, load_task, task_hparams  # noqa: E402
+from bdfl.learning.task import load_task, task_base_config, task_hparams  # noqa: E402
 from bdfl.net.serialization import hash_hex, update_hash  # noqa: E402
 from bdfl.peer import stages  # noqa: E402
 from bdfl.peer.engine import ClientFailure, PeerEngine  # noqa: E402
@@ -211,8 +211,7 @@ class Mirror:
         task = load_task(cfg.task.client)
         ds, shards = peer_data(task, cfg)
         hp = task_hparams(cfg.task)
-        base = base_config(classes=range(ds.num_classes), local_epochs=cfg.task.local_epochs, batch_size=cfg.task.batch_size,
-                           learning_rate=cfg.task.learning_rate)
+        base = task_base_config(cfg.task, ds.num_classes)
         initial = task.initial_parameters(ds, seed=cfg.seed, hparams=hp, config=base)
         self.attackers = set(attacker_indices(cfg))
         n = cfg.peers

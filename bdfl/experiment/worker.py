@@ -65,7 +65,7 @@ from bdfl.experiment.messages import (
     TrainSubmitReply,
 )
 from bdfl.experiment.setup import bind_endpoint, frozen_clock, make_attack_for, peer_data
-from bdfl.learning.task import base_config, load_task, task_hparams
+from bdfl.learning.task import load_task, task_base_config, task_hparams
 from bdfl.net.blobserver import BlobHost, ServerLimits
 from bdfl.net.fetch import Fetcher
 from bdfl.net.serialization import MAX_UPDATE_BYTES, InvalidUpdate, decode_ndarrays, encode_ndarrays, hash_hex, update_hash
@@ -181,7 +181,7 @@ class Worker:
         self.states: dict[int, PeerState] = {}
         self.state_dir: str | None = tempfile.mkdtemp(prefix=f"bdfl-worker{spec.worker_id}-state-") if spec.keep_state else None
         # decentralized FL still starts from one common initial model (seeded by the config)
-        self._base = _base_config(cfg, dataset)  # what every fit/evaluate config carries (docs/tasks.md)
+        self._base = task_base_config(cfg.task, dataset.num_classes)  # what every fit/evaluate config carries (docs/tasks.md)
         self.initial = task.initial_parameters(dataset, seed=cfg.seed, hparams=task_hparams(cfg.task), config=self._base)
         if spec.worker_id == 0:  # the client contract, checked once before any stake is touched
             task.probe([self._shards[i] for i in sorted(self.keys)[:3]], self.initial, seed=cfg.seed, hparams=task_hparams(cfg.task),
@@ -572,14 +572,6 @@ def fetch_allowance(cfg: ExperimentConfig) -> float:
     ``net.fetch_retries + 1`` of ``net.fetch_timeout`` each would take, within
     :func:`fetch_budget`."""
     return min(fetch_budget(cfg), (cfg.net.fetch_retries + 1) * cfg.net.fetch_timeout)
-
-
-def _base_config(cfg: ExperimentConfig, dataset: Any) -> dict[str, Any]:
-    """The config keys every fit / evaluate of this run receives (bdfl.learning.task.base_config)."""
-
-    t = cfg.task
-    return base_config(classes=range(dataset.num_classes), local_epochs=t.local_epochs, batch_size=t.batch_size,
-                       learning_rate=t.learning_rate, proximal_mu=t.proximal_mu)
 
 
 def worker_main(spec: WorkerSpec, conn: Connection) -> None:

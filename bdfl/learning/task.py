@@ -58,6 +58,7 @@ __all__ = [
     "Task",
     "TaskError",
     "base_config",
+    "task_base_config",
     "task_hparams",
     "check_contract",
     "check_parameters",
@@ -196,6 +197,13 @@ def task_hparams(task: Any) -> dict[str, Any]:
     """The hyper-parameters a task's ``make_client`` / ``initial_parameters`` / ``probe`` get, from a
     config's ``[task]`` table (bdfl.config.TaskConfig): one builder for bdfl run and bdfl peer."""
     return {"local_epochs": task.local_epochs, "batch_size": task.batch_size, "lr": task.learning_rate}
+
+
+def task_base_config(task: Any, num_classes: int) -> dict[str, Any]:
+    """:func:`base_config` from a config's ``[task]`` table (bdfl.config.TaskConfig) and the data
+    set's class count: one builder for bdfl run's workers, bdfl peer and the audit mirror."""
+    return base_config(classes=range(num_classes), local_epochs=task.local_epochs, batch_size=task.batch_size,
+                       learning_rate=task.learning_rate, proximal_mu=task.proximal_mu)
 
 
 def base_config(

@@ -45,7 +45,7 @@ from bdfl.chain.txsender import DuplicateHashError, TxReverted, TxSender, transi
 from bdfl.config import ExperimentConfig, load_config, read_toml
 from bdfl.errors import BDFLError
 from bdfl.learning.data import task_shard_indices
-from bdfl.learning.task import base_config, load_task, task_hparams
+from bdfl.learning.task import load_task, task_base_config, task_hparams
 from bdfl.net.blobserver import BlobHost
 from bdfl.net.fetch import FetchError, Fetcher, check_endpoint_url, private_allowed
 from bdfl.net.serialization import MAX_UPDATE_BYTES, InvalidUpdate, ModelSpec, decode_ndarrays, encode_ndarrays, hash_hex, update_hash
@@ -259,9 +259,7 @@ class StandalonePeer:
         self.val_size = len(val[1])
         hp = task_hparams(cfg.task)
         # every fit / evaluate config carries these (docs/tasks.md); the peer adds server_round
-        base = base_config(classes=range(dataset.num_classes), local_epochs=cfg.task.local_epochs,
-                           batch_size=cfg.task.batch_size, learning_rate=cfg.task.learning_rate,
-                           proximal_mu=cfg.task.proximal_mu)
+        base = task_base_config(cfg.task, dataset.num_classes)
         client = self.task.make_client(train, val, seed=cfg.seed * 100_003 + self.shard, hparams=hp, config=base,
                                        cast_dtypes=cfg.task.cast_dtypes)
         # a real peer knows no attacker count: krum_malicious -1 assumes none

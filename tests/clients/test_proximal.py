@@ -14,7 +14,7 @@ import pytest
 from bdfl.config import TaskConfig, from_dict
 from bdfl.errors import BDFLError, ConfigError
 from bdfl.learning.data import load_digits
-from bdfl.learning.task import CheckedClient, base_config
+from bdfl.learning.task import CheckedClient, base_config, task_base_config
 from clients import digits
 
 
@@ -79,11 +79,10 @@ def test_config_field_reaches_the_training_loop(setting) -> None:  # noqa: ANN00
 
 
 def test_the_worker_sends_the_configured_mu() -> None:
-    from bdfl.experiment.worker import _base_config
-
+    # task_base_config: the one builder of the worker, bdfl peer and the audit mirror
     ds = load_digits()
-    assert _base_config(from_dict({"task": {"proximal_mu": 0.5}}), ds)["proximal_mu"] == 0.5
-    assert _base_config(from_dict({}), ds)["proximal_mu"] == TaskConfig().proximal_mu == 0.1  # the library default
+    assert task_base_config(from_dict({"task": {"proximal_mu": 0.5}}).task, ds.num_classes)["proximal_mu"] == 0.5
+    assert task_base_config(from_dict({}).task, ds.num_classes)["proximal_mu"] == TaskConfig().proximal_mu == 0.1  # the library default
 
 
 @pytest.mark.parametrize("value", [-0.1, 100.5, math.nan, math.inf])
