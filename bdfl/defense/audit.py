@@ -339,9 +339,8 @@ def candidate_statistics(
     sq, total, l1, msq, dcons, down, dpast, psq = (x.tolist() for x in (sq, total, l1, msq, dcons, down, dpast, psq))
     own_move = math.sqrt(own_sq) if start is not None else math.nan
     moved = start is not None and own_move > 0
-    own_norm = own_move
     use_consensus = moved and median and math.sqrt(cons_sq) > 0
-    dir_norm = math.sqrt(cons_sq) if use_consensus else own_norm
+    dir_norm = math.sqrt(cons_sq) if use_consensus else own_move
     stats: list[ParamStats | None] = [None] * len(candidates)
     for k, i in enumerate(idx):
         cosine = own_cosine = update_ratio = hist = math.nan
@@ -350,7 +349,7 @@ def candidate_statistics(
             update_ratio = norm / own_move
             dot = dcons[k] if use_consensus else down[k]
             cosine = dot / (norm * dir_norm) if norm > 0 else 0.0
-            own_cosine = down[k] / (norm * own_norm) if norm > 0 else 0.0
+            own_cosine = down[k] / (norm * own_move) if norm > 0 else 0.0
             if i in past:
                 den = norm * math.sqrt(psq[k])
                 hist = dpast[k] / den if den > 0 else math.nan
