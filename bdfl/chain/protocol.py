@@ -30,6 +30,7 @@ from eth_abi import encode
 from eth_account.messages import encode_defunct
 from eth_utils import keccak, to_checksum_address
 from hexbytes import HexBytes
+from web3.logs import DISCARD
 
 from bdfl.chain.deploy import Deployment, ProtocolParams
 from bdfl.chain.txsender import TxSender
@@ -533,6 +534,12 @@ class ProtocolClient:
         if gas is None:
             gas = SUBMIT_BATCH_GAS_PER_ENTRY * len(entries) + draw_gas_bound(k)
         return self._tx(self.rounds.functions.submitBatch(round_, list(entries)), wait, gas)
+
+    def skipped_entries(self, receipt: Any) -> dict[int, bytes]:
+        """Position in the batch -> revert data (selector and arguments) of every entry a
+        :meth:`submit_batch` receipt shows the contract skipped (``SubmissionSkipped``)."""
+        logs = self.rounds.events.SubmissionSkipped().process_receipt(receipt, errors=DISCARD)
+        return {int(e["args"]["position"]): bytes(e["args"]["reason"]) for e in logs}
 
     def _submission_args(self, round_: int, update_hash: bytes,
                          beacon: tuple[bytes, bytes] | None) -> tuple[bytes, bytes, bytes]:

@@ -33,8 +33,7 @@ BEACON = _selector("BeaconMismatch(uint256,address)")
 
 def _skipped(env: Env, receipt: Any) -> dict[int, bytes]:
     """Position -> revert selector of every entry the batch skipped."""
-    logs = env.rounds.events.SubmissionSkipped().process_receipt(receipt, errors=DISCARD)
-    return {int(e["args"]["position"]): bytes(e["args"]["reason"])[:4] for e in logs}
+    return {position: reason[:4] for position, reason in env.deployer.skipped_entries(receipt).items()}
 
 
 def _submitted(env: Env, receipt: Any) -> list[tuple[str, bytes]]:
