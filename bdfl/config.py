@@ -23,8 +23,12 @@ from bdfl.errors import ConfigError
 # validating a config does not import the learning layer (torch, flwr);
 # tests/defense/test_audited.py checks that the two lists agree.
 WEIGHTINGS = ("reputation", "reputation_samples")
+# The backdoor clips (bdfl.defense.backdoor_clip.CLIPS), repeated for the same reason.
+BACKDOOR_CLIPS = ("off", "band", "norm")
 
 CHAIN_BACKENDS = ("anvil", "hardhat", "url")
+#: How simulated peers put their update hashes on chain (docs/protocol.md, "Relayed submissions").
+SUBMISSION_MODES = ("direct", "relayed")
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,13 @@ class AuditedConfig:
     # on-chain outcome on more than this share of the round's decided updates they judged
     # (colluding auditors vetoing honest updates: bdfl.learning.votes); 1 = count every vote
     dissent_limit: float = 0.5
+    # backdoor mitigation on the approved models before the average (bdfl.defense.backdoor_clip):
+    # "band" clips each coordinate to the models' median +- clip_k x 1.4826 x MAD (what only a
+    # minority moved goes back to the majority's value), "norm" each model's distance from the
+    # coordinate median to clip_k x the median distance, "off" none (docs/results/robustness.md,
+    # "Backdoor (engineer B)")
+    clip: str = "off"
+    clip_k: float = 3.0
 
 
 @dataclass(frozen=True)
@@ -186,6 +197,11 @@ class DetectorsConfig:
     balanced_accuracy: DetectorConfig = field(default_factory=DetectorConfig)
     # the mean z over three parameter-space measurements (bdfl.defense.detectors.joint; issue 22)
     joint: DetectorConfig = field(default_factory=lambda: DetectorConfig(k=3.0))
+    # how far beyond its own bar (z / bar) a detector failing alone must lie to reject: a lone
+    # failure needs the evidence of two independent ones at their bars, sqrt(2) for Gaussian tails
+    # (bdfl.defense.detectors.calibration.EQUAL_EVIDENCE; 1: any failure rejects; issue 22,
+    # docs/results/robustness.md "False rejections")
+    corroboration: float = math.sqrt(2)
 
 
 #: The detectors of :class:`DetectorsConfig`, by table name.
@@ -272,6 +288,10 @@ class ChainConfig:
     backend: str = "anvil"
     rpc_url: str = ""
     block_time: float = 0.0  # 0: mine on every transaction
+    # "relayed": each simulation worker posts its peers' signed submissions in submitBatch
+    # transactions from its own account, and every peer whose entry did not land submits
+    # directly itself; "direct": each peer sends its own submitUpdate (docs/protocol.md)
+    submission: str = "direct"
 
 
 @dataclass(frozen=True)
@@ -428,6 +448,7 @@ def _range(path: str, value: float, lo: float | None, hi: float | None, *, lo_op
 DEFENSE_RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
     # the audit's detectors ([defense.detectors.<name>]); "enabled" is a bool
     "detectors.min_candidates": (1, 1000, False, False),
+    "detectors.corroboration": (1.0, 100.0, False, False),
     **{f"detectors.{d}.k": (0.0, 100.0, True, False) for d in DETECTORS},
     "detectors.trigger.patterns": (1, 256, False, False),
     "detectors.trigger.inputs": (1, 4096, False, False),
@@ -437,6 +458,7 @@ DEFENSE_RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
     # are also bounded by the peer count (validate)
     "bdfl.max_reject_share": (0.0, 1.0, False, False),
     "bdfl.dissent_limit": (0.0, 1.0, False, False),
+    "bdfl.clip_k": (0.0, 100.0, True, False),
     "krum.malicious": (-1, None, False, False),
     "multikrum.malicious": (-1, None, False, False),
     "multikrum.keep": (0, None, False, False),
@@ -467,6 +489,7 @@ RENAMED_DEFENSE_KEYS = {"trimmed_beta": "defense.trimmed_mean.beta", "krum_malic
 #: ``[defense]`` settings with a fixed set of values.
 DEFENSE_CHOICES: dict[str, tuple[str, ...]] = {
     "bdfl.weighting": WEIGHTINGS,
+    "bdfl.clip": BACKDOOR_CLIPS,
 }
 #: Every ``[defense]`` setting :func:`check_defense_setting` checks (all but ``name``, the
 #: registry's, and ``rebuild_starts``, a bool); dotted names are in a strategy's own table.
@@ -572,6 +595,8 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     if c.backend == "url" and not c.rpc_url.startswith(("http://", "https://")):
         raise ConfigError("chain.rpc_url", f"{c.rpc_url!r} is not an http(s) URL", "http://HOST:PORT")
     _range("chain.block_time", c.block_time, 0.0, 60.0)
+    if c.submission not in SUBMISSION_MODES:
+        raise ConfigError("chain.submission", f"unknown submission mode {c.submission!r}", ", ".join(SUBMISSION_MODES))
     _range("net.fetch_timeout", cfg.net.fetch_timeout, 0.0, 600.0, lo_open=True)
     _range("net.fetch_retries", cfg.net.fetch_retries, 0, 10)
     _validate_faults(cfg)

@@ -14,7 +14,7 @@ from typing import Any
 from bdfl.errors import BDFLError
 from bdfl.peer.engine import ClientFailure
 from bdfl.peer.round_state import OverlayChange
-from bdfl.peer.stages.submit import FrontRun
+from bdfl.peer.stages.submit import Fallback, FrontRun
 
 
 @dataclass(frozen=True)
@@ -154,6 +154,7 @@ class SendReply:
     sent: int
     front_runs: list[FrontRun]
     times: Times
+    fallbacks: list[Fallback] = field(default_factory=list)  # relayed submissions that did not land: sent directly
 
 
 @dataclass(frozen=True)

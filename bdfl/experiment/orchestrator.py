@@ -162,6 +162,11 @@ class Orchestrator:
         fund_peers(self.w3, self.deployment, self.deployer, self.addresses, tokens=stake * 2)
         workers = min(cfg.workers, cfg.peers)
         groups = [list(range(w, cfg.peers, workers)) for w in range(workers)]
+        # chain.submission = "relayed": each worker relays its peers' signed submissions from its
+        # own account (gas money only: a relayer holds no stake and is no member)
+        relayers = derive_keys(cfg.seed, workers, namespace="bdfl-relayer") if cfg.chain.submission == "relayed" else []
+        if relayers:
+            fund_peers(self.w3, self.deployment, self.deployer, [a.address for a in relayers], tokens=0)
         attackers = set(self.attackers)
         specs = [
             WorkerSpec(
@@ -174,6 +179,7 @@ class Orchestrator:
                 late=[i for i in group if i in late],
                 keep_state=keeps_state(cfg),
                 addresses=list(self.addresses),
+                relayer_key="0x" + bytes(relayers[w].key).hex() if relayers else "",
             )
             for w, group in enumerate(groups)
         ]
@@ -331,6 +337,9 @@ class Orchestrator:
         for x in (x for w in sent for x in w.front_runs):
             self.faults.emit("SubmissionFrontRun", r, rnd, f"peer {x.peer}'s submission {x.old_hash[:10]} was front-run (DuplicateHash); "
                              f"re-encoded and submitted {x.new_hash[:10]}", **x.event_args())
+        for f in (f for w in sent for f in w.fallbacks):  # chain.submission = "relayed": entries that did not land
+            self.faults.emit("RelayFallback", r, rnd, f"peer {f.peer}'s relayed submission did not land ({f.reason}): submitted directly",
+                             peer=f.peer, address=f.address, reason=f.reason)
 
     def _note_rejections(self, r: int, rnd: int, rejected: list[InputRejected]) -> None:
         """Received updates a peer did not use because they could not be verified (unreachable,

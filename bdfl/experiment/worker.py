@@ -31,6 +31,7 @@ from bdfl.chain.accounts import account_from_key
 from bdfl.chain.deploy import Deployment
 from bdfl.chain.devnet import batch_mining, make_web3, set_pdeathsig
 from bdfl.chain.protocol import ProtocolClient, draw_gas_bound
+from bdfl.chain.relay import Relayer, RelayRequest, recorded_hashes
 from bdfl.chain.txsender import DuplicateHashError, FeeCache, TxSender, resync_nonces, wait_many
 from bdfl.config import ExperimentConfig, from_dict
 from bdfl.errors import BDFLError
@@ -75,7 +76,7 @@ from bdfl.peer.decode_cache import DecodeCache
 from bdfl.peer.node import Peer, peer_settings
 from bdfl.peer.rejoin import ensure_membership, resync_from_tiers
 from bdfl.peer.round_state import ChainMemory, RoundState
-from bdfl.peer.stages.submit import FrontRun
+from bdfl.peer.stages.submit import Fallback, FrontRun
 from bdfl.peer.state import PeerState
 from bdfl.peer.view import ProtocolView
 from bdfl.types import NDArrays
@@ -114,6 +115,7 @@ class WorkerSpec:
     keep_state: bool = False  # persist each peer's model (bdfl.peer.state) so a crashed peer can restart from it
     addresses: list[str] = field(default_factory=list)  # every peer of the run (the chain view reads them in batches)
     endpoint_host: str = "127.0.0.1"  # address the peers' endpoints listen on and advertise (a Ray node's: ray_pool)
+    relayer_key: str = ""  # chain.submission = "relayed": the worker's own funded account posting its peers' submitBatch
 
 
 @dataclass
@@ -172,6 +174,17 @@ class Worker:
         self._signing = 0.0  # seconds spent signing in the current command: chain time
         self._front_runs: list[FrontRun] = []  # submissions re-encoded after a DuplicateHash
         self._fee_cache = FeeCache(self.w3)  # one fee read per worker, not one per peer
+        # chain.submission = "relayed": this worker relays its peers' signed submissions (bdfl.chain.relay);
+        # it is not trusted by them: each checks its entry landed and else submits directly (send_outbox)
+        self.relayer: Relayer | None = None
+        if cfg.chain.submission == "relayed":
+            if not spec.relayer_key:
+                raise BDFLError("chain.submission = 'relayed' but this worker got no relayer account")
+            relay_account = account_from_key(spec.relayer_key)
+            self.relayer = Relayer(ProtocolClient(self.w3, self.deployment, relay_account,
+                                                  TxSender(self.w3, relay_account, chain_id=self._chain_id, fee_cache=self._fee_cache)))
+        self._relay_box: list[tuple[int, Hosted, RelayRequest]] = []  # signed submissions for the relayer, in signing order
+        self._fallbacks: list[Fallback] = []  # peers that submitted directly after the relay
         # each fetched update decoded once for all peers here, shared read-only; cleared each phase
         self.decodes = DecodeCache()
         self._task, self._dataset, self._shards = task, dataset, shards
@@ -297,7 +310,13 @@ class Worker:
         for h in chosen:
             pub = stages.publish.publish(h.engine, rnd, honest_models)
             # sent later, in turn with the other workers; a DuplicateHash shows in the receipt (_wait)
-            self._queue(h, h.chain.submit_update, rnd, bytes.fromhex(pub.hash[2:]), h.peer.num_examples, wait=False, gas=self.submit_gas)
+            if self.relayer is not None:  # signed for this worker's relayer (send_outbox)
+                t = time.perf_counter()
+                entry = h.chain.sign_submission(rnd, bytes.fromhex(pub.hash[2:]), h.peer.num_examples)
+                self._relay_box.append((rnd, h, RelayRequest(h.peer.address, entry)))
+                self._signing += time.perf_counter() - t
+            else:
+                self._queue(h, h.chain.submit_update, rnd, bytes.fromhex(pub.hash[2:]), h.peer.num_examples, wait=False, gas=self.submit_gas)
             out_peers[h.peer.index] = Submitted(pub.hash, pub.url, len(pub.data))
         sign = self._take_signing()
         return TrainSubmitReply(out_peers, failed, Times(train=t_train, exchange=time.perf_counter() - t1 - sign, chain=sign),
@@ -399,6 +418,7 @@ class Worker:
         the chain in the same order on every run: submission order decides update
         indices, and block contents decide the next committee's randomness."""
         t0 = time.perf_counter()
+        relayed = self._relay()
         outbox, self._outbox = self._outbox, []
         if self.batch_mining:  # the worker's transactions in one block, in send order
             with batch_mining(self.w3):
@@ -407,7 +427,46 @@ class Worker:
             pending = [(h, tx) for h in outbox for tx in h.chain.sender.release()]
         self._wait(pending)
         front_runs, self._front_runs = self._front_runs, []
-        return SendReply(len(pending), front_runs, Times(chain=time.perf_counter() - t0))
+        fallbacks, self._fallbacks = self._fallbacks, []
+        return SendReply(len(pending) + relayed, front_runs, Times(chain=time.perf_counter() - t0), fallbacks)
+
+    def _relay(self) -> int:
+        """Post the queued signed submissions in ``submitBatch`` transactions from this worker's
+        relayer account, then do what each peer does after handing its entry to a relayer it
+        does not trust: read the round's submissions on chain and, for every peer whose entry
+        did not land (skipped by the contract, or left out), queue its own direct
+        ``submitUpdate`` (a ``DuplicateHash`` skip: re-encoded first, :func:`recover_front_run`).
+        Those are sent by :meth:`send_outbox` right after, still in the Submit phase (the
+        keeper ends it only after every worker's outbox). Returns the batches sent."""
+        box, self._relay_box = self._relay_box, []
+        if not box or self.relayer is None:
+            return 0
+        rnd = box[0][0]
+        if self.batch_mining:
+            with batch_mining(self.w3):
+                batches = self.relayer.send(rnd, [req for _r, _h, req in box])
+        else:
+            batches = self.relayer.send(rnd, [req for _r, _h, req in box])
+        receipts = self.relayer.wait(batches)
+        skipped: dict[str, str] = {}
+        for b, r in zip(batches, receipts, strict=True):
+            if isinstance(r, Exception):  # the whole batch failed: its peers fall back below
+                log.warning("worker %d: relayed batch of %d submissions failed: %s", self.spec.worker_id, len(b.requests), r)
+                continue
+            skipped.update(self.relayer.skipped(b, r))
+        hosted = {h.peer.address: h for _r, h, _req in box}
+        fallbacks = stages.submit.missing_after_relay({a: h.peer.index for a, h in hosted.items()},
+                                                      recorded_hashes(self.relayer.client, rnd), skipped)
+        for f in fallbacks:
+            h = hosted[f.address]
+            if f.front_run:  # a copier submitted this hash first: new bytes, new hash (now published[rnd])
+                self._front_runs.append(stages.submit.recover_front_run(h.engine, rnd))
+            update = h.peer.published[rnd]
+            log.info("peer %s chain round %d: relayed submission did not land (%s): submitting directly", f.address, rnd, f.reason)
+            self._queue(h, h.chain.submit_update, rnd, bytes.fromhex(update[2:]), h.peer.num_examples, wait=False, gas=self.submit_gas)
+        self._take_signing()
+        self._fallbacks.extend(fallbacks)
+        return len(batches)
 
     def aggregate(self, cmd: Aggregate) -> AggregateReply:
         """Stage aggregate for every peer: the plan from the closed round (the shared rule),
