@@ -31,7 +31,7 @@ from bdfl.chain.accounts import account_from_key
 from bdfl.chain.deploy import Deployment
 from bdfl.chain.devnet import batch_mining, make_web3, set_pdeathsig
 from bdfl.chain.protocol import ProtocolClient, draw_gas_bound
-from bdfl.chain.relay import Relayer, RelayRequest, recorded_hashes
+from bdfl.chain.relay import Relayer, RelayRequest
 from bdfl.chain.txsender import DuplicateHashError, FeeCache, TxSender, resync_nonces, wait_many
 from bdfl.config import ExperimentConfig, from_dict
 from bdfl.errors import BDFLError
@@ -447,16 +447,8 @@ class Worker:
                 batches = self.relayer.send(rnd, [req for _r, _h, req in box])
         else:
             batches = self.relayer.send(rnd, [req for _r, _h, req in box])
-        receipts = self.relayer.wait(batches)
-        skipped: dict[str, str] = {}
-        for b, r in zip(batches, receipts, strict=True):
-            if isinstance(r, Exception):  # the whole batch failed: its peers fall back below
-                log.warning("worker %d: relayed batch of %d submissions failed: %s", self.spec.worker_id, len(b.requests), r)
-                continue
-            skipped.update(self.relayer.skipped(b, r))
         hosted = {h.peer.address: h for _r, h, _req in box}
-        fallbacks = stages.submit.missing_after_relay({a: h.peer.index for a, h in hosted.items()},
-                                                      recorded_hashes(self.relayer.client, rnd), skipped)
+        fallbacks = stages.submit.check_relayed(self.relayer, rnd, batches, {a: h.peer.index for a, h in hosted.items()})
         for f in fallbacks:
             h = hosted[f.address]
             if f.front_run:  # a copier submitted this hash first: new bytes, new hash (now published[rnd])

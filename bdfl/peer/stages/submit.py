@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from bdfl.chain.protocol import Phase, ProtocolClient
-from bdfl.chain.relay import RELAY_DEADLINE_MARGIN, chain_time, has_submitted
+from bdfl.chain.relay import RELAY_DEADLINE_MARGIN, Relayer, RelayBatch, chain_time, has_submitted, recorded_hashes
 from bdfl.peer.engine import PeerEngine
 
 log = logging.getLogger("bdfl.peer")
@@ -81,6 +81,20 @@ def missing_after_relay(mine: Mapping[str, int], recorded: Mapping[str, bytes], 
         reason = skipped.get(address)
         out.append(Fallback(index, address, "not relayed" if reason is None else reason))
     return out
+
+
+def check_relayed(relayer: Relayer, round_: int, batches: list[RelayBatch], mine: Mapping[str, int]) -> list[Fallback]:
+    """After a relayer sent ``batches``: wait for them, then read the round's submissions on
+    chain and return every member of ``mine`` (address -> peer index) whose own submission
+    is not there, each of which must now submit directly. Only the chain read decides: a
+    relayer that leaves an entry out, alters it or sends it never shows here as landed."""
+    skipped: dict[str, str] = {}
+    for b, r in zip(batches, relayer.wait(batches), strict=True):
+        if isinstance(r, Exception):  # the whole batch reverted: its members fall back
+            log.warning("relayer %s: a batch of %d submissions failed: %s", relayer.address, len(b.requests), r)
+            continue
+        skipped.update(relayer.skipped(b, r))
+    return missing_after_relay(mine, recorded_hashes(relayer.client, round_), skipped)
 
 
 def watch_relayed(client: ProtocolClient, round_: int, update_hash: bytes, num_samples: int, *,
