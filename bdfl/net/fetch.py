@@ -25,8 +25,12 @@ retry did again (docs/results/model-size.md). A request waiting for its turn doe
 attempt's timeout, only the budget.
 
 Verified bodies kept (``cache_bytes`` > 0, off by default): bodies that passed the hash check
-are kept, least recently used first out, up to that many bytes, and :meth:`Fetcher.fetch_many`
-answers a hash it holds without a request. Content addressing makes this safe: the key is the
+are kept, least recently used first out, up to that many bytes and, with ``cache_updates`` > 0,
+up to that many bodies, and :meth:`Fetcher.fetch_many` answers a hash it holds without a request.
+Sized in updates, the cache holds what a round needs whatever the model's size (a fixed byte
+size held 32 of 4 MB updates but only 2 of 44 MB ones, so an 11M-parameter run fetched the same
+bodies again in every phase: docs/results/model-size.md); the byte size then bounds it by a
+memory budget (:func:`memory_budget`). Content addressing makes this safe: the key is the
 keccak256 the body was checked against when it arrived. A simulation worker, whose auditors
 need last round's updates again as the trainers' start recipes (fetched by its peers to
 aggregate) and the round before's as their earlier moves, sets it (:mod:`bdfl.experiment.worker`).
@@ -43,6 +47,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import os
 import random
 import socket
 from collections import OrderedDict
@@ -203,10 +208,12 @@ class Fetcher:
         local_addr: str | None = None,
         max_inflight_bytes: int = 128 * 1024 * 1024,
         cache_bytes: int = 0,
+        cache_updates: int = 0,
     ) -> None:
-        if retries < 0 or timeout <= 0 or concurrency < 1 or max_bytes < 0 or max_inflight_bytes < 1 or cache_bytes < 0:
+        if (retries < 0 or timeout <= 0 or concurrency < 1 or max_bytes < 0 or max_inflight_bytes < 1 or cache_bytes < 0
+                or cache_updates < 0):
             raise ValueError("need retries >= 0, timeout > 0, concurrency >= 1, max_bytes >= 0, max_inflight_bytes >= 1, "
-                             "cache_bytes >= 0")
+                             "cache_bytes >= 0, cache_updates >= 0")
         self.max_bytes = max_bytes
         self.timeout = timeout
         self.retries = retries
@@ -230,6 +237,7 @@ class Fetcher:
         self.bodies_fetched = 0
         # verified bodies by 0x hash, least recently used first (module docstring); only the loop thread touches it
         self.cache_bytes = cache_bytes
+        self.cache_updates = cache_updates  # at most this many bodies kept too (0: bytes alone bound the cache)
         self._cache: OrderedDict[str, HashedBytes] = OrderedDict()
         self._cached = 0  # bytes held in _cache
         self.cache_hits = 0  # hashes fetch_many answered from the cache
@@ -359,12 +367,12 @@ class Fetcher:
 
     def _keep(self, h: str, body: bytes) -> None:
         """Keep a body that passed the hash check against ``h``, evicting the least recently used
-        beyond ``cache_bytes`` (a body larger than the whole cache is not kept)."""
+        beyond ``cache_bytes`` or ``cache_updates`` bodies (a body larger than the whole cache is not kept)."""
         if not self.cache_bytes or len(body) > self.cache_bytes or h in self._cache or not isinstance(body, HashedBytes):
             return
         self._cache[h] = body
         self._cached += len(body)
-        while self._cached > self.cache_bytes:
+        while self._cached > self.cache_bytes or 0 < self.cache_updates < len(self._cache):
             _old, dropped = self._cache.popitem(last=False)
             self._cached -= len(dropped)
 
@@ -482,6 +490,16 @@ def _status_error(url: str, resp: aiohttp.ClientResponse) -> FetchError:
             retry_after = None
         return FetchError("rate_limited", f"{url}: 429 rate limited", url=url, status=s, retry_after=retry_after)
     return FetchError("http_status", f"{url}: HTTP {s}", url=url, status=s)
+
+
+def memory_budget(share: float, floor: int = 128 * 1024 * 1024) -> int:
+    """``share`` of this machine's physical memory in bytes, at least ``floor`` (the floor alone
+    where the size cannot be read): a cache's byte bound."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return floor
+    return max(floor, int(total * share))
 
 
 def fetch_blob(base_url: str, hash_hex: str, *, timeout: float, retries: int, max_bytes: int) -> bytes:
