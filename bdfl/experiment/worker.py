@@ -68,7 +68,7 @@ from bdfl.experiment.messages import (
 from bdfl.experiment.setup import bind_endpoint, frozen_clock, make_attack_for, peer_data
 from bdfl.learning.task import load_task, task_base_config, task_hparams
 from bdfl.net.blobserver import BlobHost, ServerLimits
-from bdfl.net.fetch import Fetcher
+from bdfl.net.fetch import Fetcher, memory_budget
 from bdfl.net.serialization import MAX_UPDATE_BYTES, InvalidUpdate, decode_ndarrays, encode_ndarrays, hash_hex, update_hash
 from bdfl.peer import stages
 from bdfl.peer.engine import ClientFailure, PeerEngine
@@ -91,13 +91,16 @@ JOIN_GAS = 400_000
 #: the listener admits the other workers' pools: every simulated peer fetches from loopback,
 #: i.e. as one client, so its per-client cap is the listener's cap.
 FETCH_CONNECTIONS_PER_HOST = 32
-#: Verified update bodies a worker's fetcher keeps (bdfl.net.fetch, ``cache_bytes``): its auditors
-#: need last round's updates again (the trainers' start recipes, fetched to aggregate) and the
-#: round before's (earlier moves); 128 MiB holds three rounds of N = 100 digits updates 200 times over.
+#: Verified update bodies a worker's fetcher keeps (bdfl.net.fetch, ``cache_updates``): its auditors
+#: need this round's updates (candidates, then its peers' aggregation), last round's again (the
+#: trainers' start recipes) and the round before's (earlier moves): three rounds of N updates,
+#: whatever the model's size (a fixed 128 MiB held 2 of 44 MB updates: docs/results/model-size.md),
+#: bounded in bytes by FETCH_CACHE_MEMORY_SHARE of the machine's memory shared by the workers.
 #: Only in runs without injected faults: there every endpoint serves every update it published for
 #: the whole run, so a kept body is the body a fetch would get; with ``[[faults]]`` (endpoints down,
 #: corrupt, slow) each phase fetches from the endpoints, as a peer that had not fetched it would.
-FETCH_CACHE_BYTES = 128 * 1024 * 1024
+FETCH_CACHE_ROUNDS = 3
+FETCH_CACHE_MEMORY_SHARE = 0.25
 LISTENER_LIMITS = ServerLimits(max_connections=1024, max_connections_per_client=1024, rate_per_s=None, client_bytes_per_s=None)
 
 
@@ -155,7 +158,8 @@ class Worker:
         # the simulated peers' endpoints are on loopback by construction (allow_private)
         self.fetcher = Fetcher(max_bytes=MAX_UPDATE_BYTES, timeout=cfg.net.fetch_timeout, retries=cfg.net.fetch_retries,
                                concurrency=64, per_host_connections=FETCH_CONNECTIONS_PER_HOST, loop=self.host.loop_thread,
-                               allow_private=True, cache_bytes=0 if cfg.faults else FETCH_CACHE_BYTES)
+                               allow_private=True, cache_bytes=0 if cfg.faults else memory_budget(FETCH_CACHE_MEMORY_SHARE / cfg.workers),
+                               cache_updates=FETCH_CACHE_ROUNDS * cfg.peers)
         self.fetch_budget = fetch_budget(cfg)  # a phase's fetches in all: its window
         self._moved = (0, 0, 0)  # fetcher bytes, bodies, endpoints' bytes served at the last reply (_traffic)
         task = load_task(cfg.task.client)
