@@ -32,6 +32,7 @@ from eth_utils import keccak, to_checksum_address
 from hexbytes import HexBytes
 from web3.logs import DISCARD
 
+from bdfl.chain import fastabi
 from bdfl.chain.deploy import Deployment, ProtocolParams
 from bdfl.chain.txsender import TxSender
 from bdfl.errors import BDFLError
@@ -632,15 +633,22 @@ class ProtocolClient:
         raise BDFLError(f"round {r} did not close after {budget} finalize batches of {batch}")
 
     # -- views: rounds -------------------------------------------------------------
+    def _read(self, contract: Any, name: str, *args: Any) -> Any:
+        """``contract.functions.<name>(*args).call()`` decoded with cached ABI types
+        (:mod:`bdfl.chain.fastabi`: the same values, without web3's per-call normalisers);
+        web3's own call when that path declines (a revert: web3 raises it decoded)."""
+        out = fastabi.call(self.w3, contract, name, *args)
+        return getattr(contract.functions, name)(*args).call() if out is None else out
+
     def current_round(self) -> int:
-        return int(self.rounds.functions.currentRound().call())
+        return int(self._read(self.rounds, "currentRound"))
 
     def phase(self) -> Phase:
         return Phase(self.rounds.functions.phase().call())
 
     def round_info(self, round_: int | None = None) -> RoundInfo:
         r = self.current_round() if round_ is None else round_
-        t = self.rounds.functions.roundInfo(r).call()
+        t = self._read(self.rounds, "roundInfo", r)
         # RoundState order: phase, deadline, numSubmissions, committeeSize, commits, reveals,
         # beaconReveals, beacon (bytes15), stage, cursor, approvedCount, pool, minted, seed
         return RoundInfo(r, Phase(t[0]), int(t[1]), int(t[2]), int(t[3]), int(t[4]), int(t[5]), int(t[8]), int(t[9]),
@@ -648,7 +656,7 @@ class ProtocolClient:
 
     def committee(self, round_: int | None = None) -> list[str]:
         r = self.current_round() if round_ is None else round_
-        return [str(a) for a in self.rounds.functions.committeeOf(r).call()]
+        return [str(a) for a in self._read(self.rounds, "committeeOf", r)]
 
     def seat_info(self, round_: int, seat: int) -> SeatInfo:
         t = self.rounds.functions.seatInfo(round_, seat).call()
@@ -687,7 +695,7 @@ class ProtocolClient:
         out: list[Submission] = []
         while True:
             base = len(out)
-            chunk = self.rounds.functions.submissionsSlice(round_, base, page).call()
+            chunk = self._read(self.rounds, "submissionsSlice", round_, base, page)
             out.extend(
                 Submission(base + j, str(t[0]), int(t[1]), bool(t[2]), Outcome(t[3]), bytes(t[4]), int(t[5]), int(t[6]), int(t[7]), int(t[8]))
                 for j, t in enumerate(chunk)
@@ -699,6 +707,9 @@ class ProtocolClient:
         """``assignments_of`` for many auditors in one JSON-RPC batch."""
         if not auditors:
             return {}
+        fast = fastabi.call_many(self.w3, self.rounds.address, self.rounds.abi, "assignmentsOf", [(round_, a) for a in auditors])
+        if fast is not None:
+            return {a: [int(i) for i in r] for a, r in zip(auditors, fast, strict=True)}
         with self.w3.batch_requests() as batch:  # K <= 64 items: one request
             for a in auditors:
                 batch.add(self.rounds.functions.assignmentsOf(round_, a))
@@ -781,7 +792,7 @@ class ProtocolClient:
         out: list[tuple[PeerInfo, int, int]] = []
         for start in range(0, len(peers), page):
             chunk = list(peers[start : start + page])
-            infos, balances = self.registry.functions.peerStates(chunk).call()
+            infos, balances = self._read(self.registry, "peerStates", chunk)
             for a, t, b in zip(chunk, infos, balances, strict=True):
                 info = PeerInfo(str(a), Status(t[0]), bool(t[1]), int(t[2]), int(t[3]), int(t[4]), int(t[5]), int(t[6]), int(t[7]), int(t[8]))
                 out.append((info, int(b[0]), int(b[1])))
@@ -813,6 +824,10 @@ class ProtocolClient:
         out: dict[str, Any] = {}
         for start in range(0, len(keys), page):
             chunk = list(keys[start : start + page])
+            fast = fastabi.call_many(self.w3, fn.address, fn.contract_abi, fn.fn_name, [(k,) for k in chunk])
+            if fast is not None:
+                out.update(zip(chunk, (convert(r) for r in fast), strict=True))
+                continue
             with self.w3.batch_requests() as batch:
                 for k in chunk:
                     batch.add(fn(k))

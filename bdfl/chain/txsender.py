@@ -22,6 +22,7 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 from hexbytes import HexBytes
 
+from bdfl.chain import fastabi
 from bdfl.errors import BDFLError
 
 _RETRYABLE_NONCE = ("nonce too low", "nonce too high", "invalid nonce", "already known", "replacement transaction")
@@ -243,7 +244,10 @@ class TxSender:
                 max_fee, tip = self._fee_params(refresh=attempt > 0 and last is not None and _is_fee_error(last))
                 tx = {**base, "nonce": self._nonce, "maxFeePerGas": max_fee, "maxPriorityFeePerGas": tip}
                 if call is not None:
-                    tx = call.build_transaction(tx)
+                    # the call's data from cached ABI types (bdfl.chain.fastabi: the bytes web3's
+                    # build_transaction encodes, without its per-call ABI processing)
+                    data = fastabi.calldata(call)
+                    tx = call.build_transaction(tx) if data is None else {**tx, "to": call.address, "data": "0x" + data.hex()}
                 signed = self.account.sign_transaction(tx)
                 if self._held is not None:
                     held_hash = HexBytes(signed.hash)
