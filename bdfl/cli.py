@@ -300,7 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run an experiment. With no flags: the default experiment (README).\n"
                     "A flag overrides the --config file, which overrides the library defaults shown here.",
         epilog="names:\n" + "\n".join(f"  {k:11s} {', '.join(v)}" for k, v in names.items())
-               + "\n\nDerived settings (overlay.degree, protocol.committee_size, auditors_per_update, quorum) "
+               + "\n\nDerived settings (protocol.committee_size, auditors_per_update, quorum) "
                  "that do not fit\nthe peer count are scaled down unless given on the command line; the run's log says so.",
     )
     r.add_argument("--config", help="TOML config (experiments/configs/*.toml); default: the library defaults")
@@ -311,7 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--attack", metavar="NAME", help=f"attack: names below, docs/attacks.md (default: {dflt.attack.name})")
     r.add_argument("--defense", metavar="NAME", help=f"{' | '.join(names['defenses'])} (default: {dflt.defense.name})")
     r.add_argument("--topology", metavar="NAME", help=f"{' | '.join(names['topologies'])} (default: {dflt.overlay.topology})")
-    r.add_argument("--degree", type=int, help=f"overlay degree (default: {dflt.overlay.degree}, at most peers - 1)")
+    r.add_argument("--degree", type=int, help=f"overlay degree (default: {dflt.overlay.degree}; with at most degree + 1 peers the complete graph)")
     r.add_argument("--rounds", type=int, help=f"rounds (default: {dflt.rounds})")
     r.add_argument("--chain", help="anvil | hardhat | an http(s) JSON-RPC URL; on a URL, BDFL_PRIVATE_KEY deploys "
                                    "and funds, except on devnet chain ids 31337/1337 (default: anvil)")

@@ -77,7 +77,8 @@ def test_derived_settings_scale_down_to_small_peer_counts(peers: int) -> None:
     notes: list[str] = []
     cfg = load_config(ROOT / "experiments" / "configs" / "default.toml", {"peers": peers}, notes)
     p = cfg.protocol
-    assert cfg.overlay.degree <= peers - 1 and p.committee_size <= peers
+    assert p.committee_size <= peers
+    assert cfg.overlay.degree == ExperimentConfig().overlay.degree  # a target (complete graph below it): never scaled
     assert p.auditors_per_update <= p.committee_size - 1 and 1 <= p.quorum <= p.auditors_per_update
     assert len(notes) == 1 and f"scaled down for {peers} peers" in notes[0]
     big = load_config(ROOT / "experiments" / "configs" / "default.toml", {"peers": 20}, notes)
@@ -91,8 +92,8 @@ def test_derived_settings_scale_down_to_small_peer_counts(peers: int) -> None:
 
 def test_settings_given_on_the_command_line_are_never_scaled(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as exc:
-        load_config(None, {"peers": 4, "overlay.degree": 4})
-    assert exc.value.field == "overlay.degree"
+        load_config(None, {"peers": 4, "protocol.committee_size": 5})
+    assert exc.value.field == "protocol.committee_size"
     cfg, notes = _run_args("--peers", "4", "--set", "protocol.committee_size=4")
     assert cfg.protocol.committee_size == 4 and cfg.protocol.auditors_per_update == 3
     assert "protocol.committee_size" not in notes[0] and "auditors_per_update" in notes[0]
