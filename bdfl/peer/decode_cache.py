@@ -12,6 +12,13 @@ never answered with arrays decoded from the genuine one, nor the other way round
 also holds everything else the decode depends on (binding, spec, size limit), so a
 peer's own checks are never skipped. Free it with :meth:`clear` when the round (or
 phase) that fetched the bytes ends.
+
+Given the bytes too (``data``), the cache keeps read-only views into them instead of the
+decoder's copies, where the bytes end with exactly the arrays' bytes in order (the encoding's
+body, little-endian: checked bit for bit against the strict decode, which still runs first):
+the fetched body and its decoded copy no longer both stay in memory while the round holds the
+body anyway (a fetched body and its decode each took 44 MB per update at 11M parameters:
+docs/results/model-size.md). ``bytes`` are immutable, so a view never changes.
 """
 
 from __future__ import annotations
@@ -33,14 +40,15 @@ class DecodeCache:
         self._entries: dict[tuple[str, Hashable], Decoded] = {}
         self.decodes = 0  # decodes run since creation
         self.hits = 0  # requests answered from the cache
+        self.views = 0  # decodes kept as views into their bytes
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def get(self, h: str, key: Hashable, decode: Callable[[], Decoded]) -> Decoded:
+    def get(self, h: str, key: Hashable, decode: Callable[[], Decoded], data: bytes | None = None) -> Decoded:
         """The decode of the (hash-checked) bytes committed to by ``h`` under ``key`` (binding,
         spec, limits); runs ``decode`` on the first request only. Arrays come back read-only:
-        copy before changing one."""
+        copy before changing one. ``data``: those bytes, to keep views into them (module docstring)."""
         k = (h.lower(), key)
         out = self._entries.get(k)
         if out is not None:
@@ -48,6 +56,11 @@ class DecodeCache:
             return out
         out = decode()
         self.decodes += 1
+        if not isinstance(out, str) and isinstance(data, bytes):
+            views = body_views(data, out)
+            if views is not None:
+                out = views
+                self.views += 1
         if not isinstance(out, str):
             for a in out:
                 if isinstance(a, np.ndarray):
@@ -58,3 +71,23 @@ class DecodeCache:
     def clear(self) -> None:
         """Drop every entry (the arrays live on only where a peer still holds them)."""
         self._entries.clear()
+
+
+def body_views(data: bytes, arrays: NDArrays) -> NDArrays | None:
+    """Read-only views into ``data`` equal bit for bit to ``arrays`` (C-contiguous, native
+    order), where ``data`` ends with their bytes in order; None where it does not (another
+    layout, byte order or alignment): the caller keeps the copies then."""
+    total = sum(int(a.nbytes) for a in arrays)
+    if not arrays or total > len(data):
+        return None
+    offset, out = len(data) - total, []
+    for a in arrays:
+        if not isinstance(a, np.ndarray) or not a.flags.c_contiguous or offset % max(1, a.dtype.alignment):
+            return None
+        v = np.frombuffer(data, dtype=a.dtype, count=a.size, offset=offset).reshape(a.shape)
+        bits = np.dtype(f"u{a.dtype.itemsize}") if a.dtype.itemsize in (1, 2, 4, 8) else None
+        if bits is None or not np.array_equal(v.view(bits), a.view(bits)):
+            return None
+        offset += int(a.nbytes)
+        out.append(v)
+    return out

@@ -230,7 +230,7 @@ class Peer:
         if self.decode_cache is None:
             return decode()
         # the bytes matched h above; the key holds all else the decode depends on
-        return self.decode_cache.get(h, (binding, self.spec, max_bytes), decode)
+        return self.decode_cache.get(h, (binding, self.spec, max_bytes), decode, data)
 
     def _reject(self, rnd: int, cand: Candidate, reason: str) -> None:
         log.warning("peer %s chain round %d: rejected update of %s: %s", self.address, rnd, cand.peer, reason)

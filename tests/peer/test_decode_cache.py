@@ -144,3 +144,25 @@ def test_clear_frees_the_decoded_arrays(setup: tuple[Peer, list]) -> None:
     cache.clear()
     gc.collect()
     assert len(cache) == 0 and all(r() is None for r in refs)
+
+
+def test_the_cache_keeps_views_into_the_fetched_bytes_not_copies(setup: tuple[Peer, list]) -> None:
+    """Given the bytes, the shared decode is a read-only view into them (no second copy of the
+    model), bit for bit the strict decode's arrays; bytes laid out otherwise keep the copies."""
+    from bdfl.net.serialization import decode_ndarrays
+    from bdfl.peer.decode_cache import body_views
+
+    first, trained = setup
+    a, _b, cache = _two_sharing(first)
+    blob = _bound(trained[3], 3, ADDR[3])
+    got = a.decode_verified(3, _cand(0, ADDR[3], blob), blob)
+    assert got is not None and cache.views == 1
+    assert all(np.shares_memory(np.frombuffer(blob, np.uint8), x) for x in got)
+    copies = decode_ndarrays(blob, max_bytes=len(blob))
+    assert all(x.dtype == c.dtype and x.shape == c.shape and x.tobytes() == c.tobytes() for x, c in zip(got, copies))
+    assert not any(x.flags.writeable for x in got)
+    # not the body's layout: a trailing byte, other values, a float64 reading of float32 bytes
+    assert body_views(blob + b"\0", copies) is None
+    assert body_views(blob, [c + 1 for c in copies]) is None
+    assert body_views(blob, [c.astype(np.float64) for c in copies]) is None
+    assert body_views(b"", copies) is None
