@@ -412,6 +412,7 @@ from bdfl.attacks import (  # noqa: E402
     adaptive,
     alie,
     backdoor,
+    band_backdoor,
     colluding_auditor,
     dba,
     dissensus,

@@ -13,8 +13,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from bdfl.defense.aggregate import AggregationError, weighted_average
+from bdfl.defense.backdoor_clip import CLIPS, clip_models
 from bdfl.defense.strategy import Strategy
 from bdfl.types import NDArrays
 
@@ -64,7 +66,8 @@ def update_weight(reputation: float, num_samples: int, weighting: str = "reputat
 @dataclass(frozen=True)
 class Audited(Strategy):
     """The weighted average of the peer's own model and the approved updates it was given
-    (weights: the caller's, own first; see :func:`update_weight`)."""
+    (weights: the caller's, own first; see :func:`update_weight`), after the backdoor clip
+    ``clip`` with ``clip_k`` (:mod:`bdfl.defense.backdoor_clip`; ``"off"``: none)."""
 
     name = "bdfl"
     summary = ("reputation-weighted average of the peer's own model and the audit-approved neighbour "
@@ -72,5 +75,16 @@ class Audited(Strategy):
     audited = True
     uses_weights = True
 
+    clip: str = "off"
+    clip_k: float = 3.0
+
+    def __post_init__(self) -> None:
+        if self.clip not in CLIPS:
+            raise AggregationError(f"bdfl: unknown clip {self.clip!r}; known: {', '.join(CLIPS)}")
+
+    @classmethod
+    def from_config(cls, defense: Any, num_attackers: int = 0) -> Audited:
+        return cls(clip=defense.bdfl.clip, clip_k=defense.bdfl.clip_k)
+
     def aggregate(self, updates: Sequence[NDArrays], weights: Sequence[float] | None = None) -> NDArrays:
-        return weighted_average(updates, weights)
+        return weighted_average(clip_models(updates, self.clip, self.clip_k), weights)

@@ -25,7 +25,7 @@ EXPECTED = {
     "none", "label_flip", "sign_flip", "gaussian_noise", "scaling", "model_replacement", "alie",
     "ipm", "backdoor", "free_rider", "on_off", "colluding_auditor",
     "min_max", "min_sum", "fang", "mimic", "alie_opt", "ipm_opt", "dissensus", "lazy_auditor",
-    "adaptive", "dba", "edge_case",
+    "adaptive", "dba", "edge_case", "band_backdoor",
 }
 
 
