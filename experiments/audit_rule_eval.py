@@ -126,6 +126,8 @@ RULES = {
     "quality detectors only": AuditRule.only("accuracy", "loss"),
     "parameter detectors only": AuditRule.only("distance", "direction", "shift", "no_work", "consistency"),
     **{f"without {n}": DEFAULT_RULE.with_detector(n, enabled=False) for n in DETECTORS},
+    "any failure rejects": AuditRule(replace(DEFAULT_RULE.detectors, corroboration=1.0)),  # before issue 22's F
+    "corroboration 2": AuditRule(replace(DEFAULT_RULE.detectors, corroboration=2.0)),
     "every k - 1": _every_k(DEFAULT_RULE, -1.0),
     "every k + 1": _every_k(DEFAULT_RULE, +1.0),
 }

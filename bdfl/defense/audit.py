@@ -8,8 +8,13 @@ trigger family, when the client offers ``predict`` and ``audit_inputs``), all it
 data (per-class accuracies, when the client offers ``predict`` and ``audit_data``) and the
 candidates' parameters. It measures (:func:`evaluate_candidates`, :func:`candidate_statistics`,
 :func:`merged_losses`, :func:`trigger_evidence`, :func:`class_evidence`) and hands the measurements to every enabled
-detector; a candidate is **rejected when any detector fails it**, and, before that, when it
-is **invalid** (NaN/Inf, other array count or shapes than the auditor's model).
+detector; a candidate is **rejected when its failures corroborate each other**
+(:func:`rejecting`: two detectors fail it, or the ``joint`` test, which combines three
+measurements, fails it, or one detector fails it by ``corroboration`` times its own bar or
+more), and, before that, when it is **invalid** (NaN/Inf, other array count or shapes than
+the auditor's model). A lone detector failing just past its bar is not enough: under non-IID
+data honest candidates far out on one measurement are common (issue 22: on Seattle weather
+80 % of the honest reject votes came from one detector alone), attackers are out on several.
 
 No detector has a fixed threshold: each is calibrated in every audit from the candidates'
 spread and the auditor's own data (:mod:`bdfl.defense.detectors.calibration`), so one policy
@@ -32,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from bdfl.config import DEFENSE_RANGES, DETECTORS, DetectorsConfig, check_defense_setting, defense_value, from_dict
-from bdfl.defense.detectors import ClassEvidence, Evidence, Finding, TriggerEvidence, build_detectors, run_detectors
+from bdfl.defense.detectors import REGISTRY, ClassEvidence, Evidence, Finding, TriggerEvidence, build_detectors, run_detectors
 from bdfl.defense.detectors import trigger as trigger_detector
 from bdfl.errors import BDFLError
 from bdfl.learning.task import EvalResult, evaluate_client
@@ -51,6 +56,7 @@ __all__ = [
     "judge",
     "merged_losses",
     "observe_audits",
+    "rejecting",
     "rejudge",
     "trigger_evidence",
 ]
@@ -510,6 +516,30 @@ def evidence(
     )
 
 
+#: Detectors whose score already combines several measurements (their failure corroborates itself).
+COMBINED = frozenset(name for name, cls in REGISTRY.items() if cls.combined)
+
+
+def rejecting(findings: Sequence[Finding], corroboration: float) -> tuple[Finding, ...]:
+    """The failed findings that reject a candidate (empty: it is accepted). Every failed finding
+    counts when two or more detectors failed, when a combined detector (:data:`COMBINED`,
+    ``joint``) failed, or when one failed by at least ``corroboration`` times its own bar
+    (:attr:`Finding.excess`, in z; a failure without a z counts as far out). A single detector
+    failing by less is an honest outlier as often as not, and is let through.
+    ``corroboration <= 1``: any failure rejects (the rule before issue 22)."""
+    failed = tuple(f for f in findings if f.failed)
+    if (corroboration <= 1 or len(failed) >= 2 or any(f.name in COMBINED for f in failed)
+            or any(f.excess >= corroboration for f in failed)):
+        return failed
+    return ()
+
+
+def _lone(findings: Sequence[Finding]) -> str:
+    """The verdict reason of a candidate accepted in spite of a lone failure."""
+    f = next(f for f in findings if f.failed)
+    return f"passed: {f.name} alone, {f.excess:.2f}x its bar, not corroborated ({f.detail})"
+
+
 def judge(
     rule: AuditRule,
     reference: EvalResult,
@@ -537,10 +567,11 @@ def judge(
             verdicts.append(AuditVerdict(False, r, ("invalid",), (), math.nan, math.nan, reference.accuracy,
                                          reference.loss, st))
             continue
-        failures = [f for f in per[i] if f.failed]
+        failures = rejecting(per[i], rule.detectors.corroboration)
         verdicts.append(AuditVerdict(
             accept=not failures,
-            reason="; ".join(f.detail for f in failures) if failures else "passed every test",
+            reason="; ".join(f.detail for f in failures) if failures else (
+                _lone(per[i]) if any(f.failed for f in per[i]) else "passed every test"),
             failed=tuple(f.name for f in failures),
             findings=tuple(per[i]),
             accuracy=r.accuracy,
@@ -614,4 +645,5 @@ def rejudge(rule: AuditRule, ev: Evidence) -> list[tuple[str, ...]]:
     evaluable; empty: accepted. A detector whose measurement the audit did not take (e.g. the
     merged loss when the auditing rule had ``merge`` off) does not judge."""
     per = run_detectors(build_detectors(rule.detectors), ev)
-    return [tuple(f.name for f in fs if f.failed) if ok else ("invalid",) for ok, fs in zip(ev.valid, per)]
+    return [tuple(f.name for f in rejecting(fs, rule.detectors.corroboration)) if ok else ("invalid",)
+            for ok, fs in zip(ev.valid, per)]

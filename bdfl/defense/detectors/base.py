@@ -19,7 +19,8 @@ __all__ = ["ClassEvidence", "Detector", "Evidence", "Finding", "TriggerEvidence"
 class Finding:
     """One detector's judgement of one candidate: ``score`` held to ``threshold``
     (``failed`` says in which direction it lost); ``z``: how many of the detector's spreads the
-    score lies from its centre towards the bad side (``failed`` is about ``z > k``);
+    score lies from its centre towards the bad side; ``z_bar``: the ``z`` of the threshold in
+    this audit (``failed`` is about ``z > z_bar``; NaN: the detector does not say);
     ``detail`` a human-readable line."""
 
     name: str
@@ -28,6 +29,16 @@ class Finding:
     failed: bool
     detail: str = ""
     z: float = math.nan
+    z_bar: float = math.nan
+
+    @property
+    def excess(self) -> float:
+        """``z / z_bar``: how many times its own bar out the score lies (above 1: failed);
+        ``inf`` for a failed finding whose ``z`` or ``z_bar`` is unknown or not positive
+        (it counts as far out), ``nan`` for a passed one without them."""
+        if math.isfinite(self.z) and math.isfinite(self.z_bar) and self.z_bar > 0:
+            return self.z / self.z_bar
+        return math.inf if self.failed else math.nan
 
 
 @dataclass(frozen=True)
@@ -102,9 +113,12 @@ class Evidence:
 
 
 class Detector(ABC):
-    """One audit test. Subclasses set ``name`` and implement :meth:`judge`."""
+    """One audit test. Subclasses set ``name`` and implement :meth:`judge`; ``combined``: the
+    score combines several measurements, so its failure needs no corroboration
+    (:func:`bdfl.defense.audit.rejecting`)."""
 
     name: ClassVar[str]
+    combined: ClassVar[bool] = False
 
     def __init__(self, config: DetectorConfig, min_candidates: int = 3) -> None:
         self.k = float(config.k)
@@ -121,8 +135,9 @@ class Detector(ABC):
         uncertain itself, so it is a prediction bound, not a quantile."""
         return self.k * small_sample_factor(int(np.sum(ev.valid)))
 
-    def finding(self, score: float, threshold: float, failed: bool, detail: str, z: float = math.nan) -> Finding:
-        return Finding(self.name, float(score), float(threshold), bool(failed), detail, float(z))
+    def finding(self, score: float, threshold: float, failed: bool, detail: str, z: float = math.nan,
+                z_bar: float = math.nan) -> Finding:
+        return Finding(self.name, float(score), float(threshold), bool(failed), detail, float(z), float(z_bar))
 
 
 class LogLossDetector(Detector):
@@ -152,6 +167,7 @@ class LogLossDetector(Detector):
         bar = self._bar(ev, centre, spread)
         if not math.isfinite(bar):
             return [None] * len(ev.valid)
+        k = self.k_for(ev)
         out: list[Finding | None] = []
         for x in getattr(ev, self.score):
             if math.isnan(x) and not self.nan_fails:
@@ -159,7 +175,7 @@ class LogLossDetector(Detector):
                 continue
             failed = not x <= bar
             out.append(self.finding(x, bar, failed, f"{self.label} {x:.3f} {'>' if failed else '<='} calibrated bar {bar:.3f}",
-                                    (float(safe_log(x)) - centre) / spread))
+                                    (float(safe_log(x)) - centre) / spread, k))
         return out
 
 

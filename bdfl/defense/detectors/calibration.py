@@ -15,6 +15,10 @@ larger of
 
 ``k`` (in those spreads) is the only setting: see docs/learning.md, section 4, for how the
 defaults were chosen.
+
+How the detectors' findings combine into one vote (:func:`bdfl.defense.audit.rejecting`): a
+detector failing alone must lie :data:`EQUAL_EVIDENCE` times its own bar out (in z), as far as
+two independent detectors failing at their bars together.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["MAD_TO_SIGMA", "QN_SHARE", "REWEIGHT_CUT", "accuracy_se", "balanced_accuracy_se", "finite", "good_side_spread", "log_mean_se", "one_sided_bar", "qn_scale", "reweighted_centre_spread", "robust_centre_spread", "safe_log",
+__all__ = ["EQUAL_EVIDENCE", "MAD_TO_SIGMA", "QN_SHARE", "REWEIGHT_CUT", "accuracy_se", "balanced_accuracy_se", "finite", "good_side_spread", "log_mean_se", "one_sided_bar", "qn_scale", "reweighted_centre_spread", "robust_centre_spread", "safe_log",
            "share_se", "skewed_spread", "small_sample_factor"]
 
 #: The good-side spread is at least this share of the two-sided Qn. A bad minority on the bad
@@ -37,6 +41,14 @@ QN_SHARE = 0.5
 #: :func:`reweighted_centre_spread` (a resolution, not a tuning knob: 2 spreads keep 97.7 % of
 #: Gaussian values).
 REWEIGHT_CUT = 2.0
+
+#: How many times its own bar out (in z) one failed finding must lie to weigh as much as two
+#: independent findings each just past its bar (``[defense.detectors] corroboration``'s
+#: default). For Gaussian tails P(Z > x) ~ exp(-x^2 / 2), so two independent ones at ``k`` have
+#: exp(-k^2) = exp(-(sqrt(2) k)^2 / 2): one finding at ``sqrt(2) k``. Derived, not tuned
+#: (issue 22: honest reject votes under non-IID data come mostly from one detector alone,
+#: attackers' from several; docs/results/robustness.md, "False rejections").
+EQUAL_EVIDENCE = math.sqrt(2)
 
 #: 1 / Phi^-1(3/4): the MAD of a Gaussian times this is its standard deviation.
 MAD_TO_SIGMA = 1.4826

@@ -42,5 +42,5 @@ class ConsistencyDetector(Detector):
             failed = c < bar
             out.append(self.finding(c, bar, failed, f"cosine with its trainer's earlier move {c:.2f} "
                                                     f"{'<' if failed else '>='} calibrated {bar:.2f}",
-                                    (med - c) / spread if c < 0 else 0.0))
+                                    (med - c) / spread if c < 0 else 0.0, (med - bar) / spread))
         return out

@@ -38,7 +38,8 @@ class DirectionDetector(Detector):
         return bar, float(np.nanmedian(values)), spread
 
     def judge(self, ev: Evidence) -> list[Finding | None]:
-        bar, med, spread = self._bar(ev.values("cosine"), self.k_for(ev))
+        k = self.k_for(ev)
+        bar, med, spread = self._bar(ev.values("cosine"), k)
         own_bar, _, _ = self._bar(ev.values("own_cosine"), self.k_for(ev))
         if not math.isfinite(bar):
             return [None] * len(ev.valid)
@@ -50,5 +51,5 @@ class DirectionDetector(Detector):
             failed = c < bar
             z = (med - c) / spread
             out.append(self.finding(c, bar, failed, f"cosine with the consensus move {c:.2f} {'<' if c < bar else '>='} "
-                                                    f"calibrated {bar:.2f}, with own move {o:.2f} (not tested; its bar would be {own_bar:.2f})", z))
+                                                    f"calibrated {bar:.2f}, with own move {o:.2f} (not tested; its bar would be {own_bar:.2f})", z, k))
         return out

@@ -30,7 +30,8 @@ class DistanceDetector(Detector):
         if not enough(logs, self.min_candidates):
             return [None] * len(ev.valid)
         med = float(np.nanmedian(logs))
-        top, spread = one_sided_bar(logs, self.k_for(ev), "high", FLOOR)
+        k = self.k_for(ev)
+        top, spread = one_sided_bar(logs, k, "high", FLOOR)
         bar = math.exp(top - med)
         out: list[Finding | None] = []
         for x in ev.distance:
@@ -40,5 +41,5 @@ class DistanceDetector(Detector):
             ratio = x / math.exp(med)
             failed = ratio > bar
             out.append(self.finding(ratio, bar, failed, f"distance {ratio:.2f}x the median {'>' if failed else '<='} "
-                                                        f"calibrated {bar:.2f}x", math.log(max(ratio, 1e-12)) / spread))
+                                                        f"calibrated {bar:.2f}x", math.log(max(ratio, 1e-12)) / spread, k))
         return out

@@ -75,6 +75,7 @@ def _z(values: np.ndarray, bad: str, floor: float, min_candidates: int) -> np.nd
 
 class JointDetector(Detector):
     name = "joint"
+    combined = True
 
     def components(self, ev: Evidence) -> dict[str, np.ndarray]:
         """Each available measurement's clipped z-scores (one per candidate; NaN: not measured)."""
@@ -102,7 +103,7 @@ class JointDetector(Detector):
                 continue
             failed = s > bar
             parts = ", ".join(f"{k} {v[i]:.1f}" for k, v in comps.items() if math.isfinite(v[i]))
-            out.append(self.finding(s, bar, failed, f"mean z {s:.2f} ({parts}) {'>' if failed else '<='} {bar:.2f}", s))
+            out.append(self.finding(s, bar, failed, f"mean z {s:.2f} ({parts}) {'>' if failed else '<='} {bar:.2f}", s, bar))
         return out
 
 

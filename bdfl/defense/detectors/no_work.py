@@ -34,7 +34,8 @@ class NoWorkDetector(Detector):
         if not enough(logs, self.min_candidates):
             return [None] * len(ev.valid)
         med = float(np.median(logs[np.isfinite(logs)]))
-        low, spread = one_sided_bar(logs, self.k_for(ev), "low", FLOOR)
+        k = self.k_for(ev)
+        low, spread = one_sided_bar(logs, k, "low", FLOOR)
         bar = math.exp(low - med)
         out: list[Finding | None] = []
         for r in ev.update_ratio:
@@ -44,5 +45,5 @@ class NoWorkDetector(Detector):
             rel = r / math.exp(med)
             failed = rel < bar
             out.append(self.finding(rel, bar, failed, f"move {rel:.3f}x the median move {'<' if failed else '>='} "
-                                                      f"calibrated {bar:.3f}x", -math.log(max(rel, 1e-12)) / spread))
+                                                      f"calibrated {bar:.3f}x", -math.log(max(rel, 1e-12)) / spread, k))
         return out

@@ -43,12 +43,13 @@ class AccuracyDetector(Detector):
 
     def judge(self, ev: Evidence) -> list[Finding | None]:
         centre, spread = self.calibrate(ev)
-        bar = centre - self.k_for(ev) * spread
+        k = self.k_for(ev)
+        bar = centre - k * spread
         if not math.isfinite(bar):
             return [None] * len(ev.valid)
         out: list[Finding | None] = []
         for a in ev.accuracy:
             failed = not a >= bar  # NaN fails
             out.append(self.finding(a, bar, failed, f"accuracy {a:.3f} {'<' if failed else '>='} calibrated bar {bar:.3f}",
-                                    (centre - a) / spread if spread > 0 else math.nan))
+                                    (centre - a) / spread if spread > 0 else math.nan, k))
         return out

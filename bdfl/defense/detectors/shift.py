@@ -32,7 +32,8 @@ class ShiftDetector(Detector):
         if not enough(shifts, self.min_candidates):
             return [None] * len(ev.valid)
         med, spread = skewed_spread(shifts)
-        bar = med + self.k_for(ev) * max(spread, FLOOR)
+        k = self.k_for(ev)
+        bar = med + k * max(spread, FLOOR)
         out: list[Finding | None] = []
         for s in ev.shift:
             if math.isnan(s):
@@ -40,5 +41,5 @@ class ShiftDetector(Detector):
                 continue
             failed = s > bar
             out.append(self.finding(s, bar, failed, f"coherent shift {s:.2f} {'>' if failed else '<='} calibrated {bar:.2f}",
-                                    (s - med) / max(spread, FLOOR)))
+                                    (s - med) / max(spread, FLOOR), k))
         return out
