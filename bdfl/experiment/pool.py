@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Callable, Protocol
 
@@ -35,11 +36,20 @@ def make_pool(specs: list[Any], cluster: str = "", note: Callable[[str], None] |
     return RayPool(specs, cluster, note=note)
 
 
+#: Environment the worker processes start with (unless already set): PyTorch's CPU allocator backs
+#: tensors of 2 MB and more with transparent huge pages, so an 11M-parameter fit no longer spends a
+#: quarter of its CPU time faulting in each step's fresh 44 MB gradient (the same values;
+#: docs/results/model-size.md). PyTorch reads it once, at a process's first allocation.
+WORKER_ENV = {"THP_MEM_ALLOC_ENABLE": "1"}
+
+
 class WorkerPool:
     """Worker processes and their pipes; commands go to all workers at once (they run in parallel)."""
 
     def __init__(self, specs: list[Any]) -> None:
         ctx = mp.get_context("spawn")  # no fork: the parent holds threads and sockets
+        for key, value in WORKER_ENV.items():  # inherited by the spawned workers
+            os.environ.setdefault(key, value)
         self.procs = []
         self.conns = []
         for spec in specs:
