@@ -217,7 +217,8 @@ class DefenseConfig:
 
     name: str = "bdfl"
     # The audit rule (bdfl.defense.audit.AuditRule, docs/learning.md section 4): an update is
-    # rejected when any enabled detector fails it. Each detector's threshold is calibrated in
+    # rejected when two enabled detectors fail it, the joint one does, or one alone by
+    # detectors.corroboration x its bar (bdfl.defense.audit.rejecting). Each threshold is calibrated in
     # every audit from the candidates' spread and the auditor's own data
     # ([defense.detectors.<name>]: enabled, k; bdfl.defense.detectors)
     detectors: DetectorsConfig = field(default_factory=DetectorsConfig)
