@@ -7,14 +7,14 @@ Needs the ``bench`` extra (``pip install -e '.[bench]'``: ``flwr[simulation]``, 
 
 Both systems run the same experiment, one after the other (never two at a time), from
 ``experiments/configs/default.toml`` (the library's defaults: BDFL's default policy, i.e. its
-committee, audit rule, trigger scan, reputation weighting and degree-19 expander overlay) with
+committee, audit rule, trigger scan, reputation weighting and degree-24 expander overlay) with
 the overrides ``SETS`` below: digits MLP, N peers/clients, IID partition of the training set,
 5 local epochs, batch 16, SGD learning rate 0.05, no attackers, seed 0, 2 worker processes /
 2 Ray CPUs.
 
 1. ``bdfl run`` (anvil, the full on-chain protocol) for ``--bdfl-rounds`` rounds (default 40:
    decentralised averaging needs more rounds than FedAvg: 27 at degree 4, 21-22 at degree 8,
-   19 at degree 19, so 20 rounds would not show where it crosses);
+   19 at degree 19, 17 at degree 24, so 20 rounds would not show where it crosses);
 2. ``experiments/flower_sim.py`` for ``--rounds`` rounds (default 20): plain FedAvg, the same
    client code, data split, initial model, hyper-parameters, and every client evaluating the
    global model on the test set each round (so its accuracy is the global model's test accuracy).

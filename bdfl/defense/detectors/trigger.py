@@ -114,12 +114,12 @@ def flip_shares(clean: np.ndarray, stamped: np.ndarray, num_classes: int) -> np.
     clean that are predicted c when stamped (0 where all were c). ``stamped``: (P, N)."""
     clean = np.asarray(clean)
     stamped = np.asarray(stamped)
-    out = np.zeros((stamped.shape[0], num_classes))
-    for c in range(num_classes):
-        others = clean != c
-        if others.any():
-            out[:, c] = (stamped[:, others] == c).mean(axis=1)
-    return out
+    classes = np.arange(num_classes)
+    others = clean[:, None] != classes  # (N, C): the inputs not predicted c when clean
+    flipped = ((stamped[:, :, None] == classes) & others).sum(axis=1)  # (P, C) counts
+    n_others = others.sum(axis=0)
+    # count / n: the value the per-class mean of booleans gives (exact integer sums), 0 where n = 0
+    return np.where(n_others > 0, flipped / np.maximum(n_others, 1), 0.0)
 
 
 def scan(
@@ -137,9 +137,11 @@ def scan(
         return None
     flat = np.concatenate([apply_stamp(X, s) for s in family])  # stamp-major
     P, N = len(family), len(X)
+    both = np.concatenate([X, flat])  # clean inputs first: one predict (one parameter load) per model
 
     def labels(params: Any) -> tuple[np.ndarray, np.ndarray]:
-        return np.asarray(predict(params, X)), np.asarray(predict(params, flat)).reshape(P, N)
+        out = np.asarray(predict(params, both))
+        return out[:N], out[N:].reshape(P, N)
 
     own = labels(own_params)
     preds = {i: labels(c) for i, (c, ok) in enumerate(zip(candidates, valid)) if ok}
