@@ -11,7 +11,8 @@ candidates' parameters. It measures (:func:`evaluate_candidates`, :func:`candida
 detector; a candidate is **rejected when its failures corroborate each other**
 (:func:`rejecting`: two detectors fail it, or the ``joint`` test, which combines three
 measurements, fails it, or one detector fails it by ``corroboration`` times its own bar or
-more), and, before that, when it is **invalid** (NaN/Inf, other array count or shapes than
+more, or fails it while the joint score is at least ``1 / corroboration`` of its bar), and,
+before that, when it is **invalid** (NaN/Inf, other array count or shapes than
 the auditor's model). A lone detector failing just past its bar is not enough: under non-IID
 data honest candidates far out on one measurement are common (issue 22: on Seattle weather
 80 % of the honest reject votes came from one detector alone), attackers are out on several.
@@ -523,13 +524,18 @@ COMBINED = frozenset(name for name, cls in REGISTRY.items() if cls.combined)
 def rejecting(findings: Sequence[Finding], corroboration: float) -> tuple[Finding, ...]:
     """The failed findings that reject a candidate (empty: it is accepted). Every failed finding
     counts when two or more detectors failed, when a combined detector (:data:`COMBINED`,
-    ``joint``) failed, or when one failed by at least ``corroboration`` times its own bar
-    (:attr:`Finding.excess`, in z; a failure without a z counts as far out). A single detector
-    failing by less is an honest outlier as often as not, and is let through.
-    ``corroboration <= 1``: any failure rejects (the rule before issue 22)."""
+    ``joint``) failed, or when one failed alone and is **corroborated**: it lies at least
+    ``corroboration`` (c) times its own bar out (:attr:`Finding.excess`, in z; a failure without
+    a z counts as far out), or the combined score, which did not fail, is at least ``1 / c`` of
+    its bar (a second, weaker line of evidence from the other measurements). A single detector
+    failing by less, with the combined score low, is an honest outlier as often as not and is
+    let through. ``c <= 1``: any failure rejects (the rule before issue 22)."""
     failed = tuple(f for f in findings if f.failed)
-    if (corroboration <= 1 or len(failed) >= 2 or any(f.name in COMBINED for f in failed)
-            or any(f.excess >= corroboration for f in failed)):
+    if corroboration <= 1 or len(failed) >= 2 or any(f.name in COMBINED for f in failed):
+        return failed
+    if any(f.excess >= corroboration for f in failed):
+        return failed
+    if failed and any(f.name in COMBINED and f.excess >= 1 / corroboration for f in findings):
         return failed
     return ()
 

@@ -1,6 +1,7 @@
 """Corroborated rejection (bdfl.defense.audit.rejecting, ``[defense.detectors] corroboration``):
-a detector failing alone rejects only ``corroboration`` (sqrt(2)) times its own bar out; two
-failing detectors, or the combined ``joint`` test, reject at their bars. Includes the adversary
+a detector failing alone rejects only ``corroboration`` (sqrt(2)) times its own bar out, or
+with the joint score at 1 / sqrt(2) of its bar; two failing detectors, or the combined ``joint``
+test, reject at their bars. Includes the adversary
 who knows the rule and sits just inside the widened lone bar (issue 22)."""
 
 from __future__ import annotations
@@ -79,6 +80,9 @@ def test_rejecting_needs_two_failures_a_combined_one_or_a_far_lone_one() -> None
     both = rejecting([_finding("distance", 4.1), _finding("direction", 4.1)], c)
     assert [f.name for f in both] == ["distance", "direction"]
     assert [f.name for f in rejecting([_finding("joint", 3.5, 3.0)], c)] == ["joint"]
+    # a lone failure corroborated by the joint score at 1 / c of its bar or more (it did not fail)
+    assert [f.name for f in rejecting([_finding("distance", 4.4), _finding("joint", 2.2, 3.0)], c)] == ["distance"]
+    assert rejecting([_finding("distance", 4.4), _finding("joint", 2.0, 3.0)], c) == ()
     # a failure that states no z (the trigger scan's) counts as far out
     assert [f.name for f in rejecting([Finding("trigger", 0.9, 0.5, True, "")], c)] == ["trigger"]
     # corroboration 1: the rule before issue 22, any failure rejects
