@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from bdfl.attacks import AttackContext, VoteContext, attacker_update
+from bdfl.config import DefenseConfig
 from bdfl.errors import BDFLError
 from bdfl.defense import defense_params, make_strategy
 from bdfl.defense.audit import AuditRule, audit_updates
@@ -44,7 +45,8 @@ class PeerSettings:
     """A peer's local policy (not on chain)."""
 
     defense: str = "bdfl"
-    defense_params: dict[str, Any] = field(default_factory=dict)
+    # the default [defense] table's strategy parameters (bdfl: defense.bdfl.clip, clip_k)
+    defense_params: dict[str, Any] = field(default_factory=lambda: defense_params(DefenseConfig()))
     audit_rule: AuditRule = field(default_factory=AuditRule)
     max_update_bytes: int = MAX_UPDATE_BYTES
     fetch_timeout: float = 10.0
