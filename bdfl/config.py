@@ -106,7 +106,7 @@ class AuditedConfig:
     # coordinate median to clip_k x the median distance, "off" none (docs/results/robustness.md,
     # "Backdoor (engineer B)")
     clip: str = "off"
-    clip_k: float = 3.0
+    clip_k: float = 1.0
 
 
 @dataclass(frozen=True)

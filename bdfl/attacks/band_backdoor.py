@@ -42,7 +42,7 @@ class BandBackdoor(Backdoor):
     paper = "this project (issue 22): adaptive against bdfl.defense.backdoor_clip; data poisoning as Gu et al. 2017"
     PARAMS = {**Backdoor.PARAMS,
               "boost": number(0, lo_open=True, default=10.0, doc="update multiplier before the band"),
-              "clip_k": number(0, lo_open=True, default=3.0, doc="the deployed defense.bdfl.clip_k")}
+              "clip_k": number(0, lo_open=True, default=1.0, doc="the deployed defense.bdfl.clip_k")}
     needs_honest_updates = True
 
     def poison_update(self, ctx: AttackContext) -> NDArrays:

@@ -76,7 +76,7 @@ class Audited(Strategy):
     uses_weights = True
 
     clip: str = "off"
-    clip_k: float = 3.0
+    clip_k: float = 1.0
 
     def __post_init__(self) -> None:
         if self.clip not in CLIPS:

@@ -95,7 +95,7 @@ def test_bad_inputs_are_refused() -> None:
 
 def test_strategy_and_config_select_the_clip() -> None:
     assert CLIPS == BACKDOOR_CLIPS
-    assert strategy_of(DefenseConfig()) == Audited(clip="off", clip_k=3.0)
+    assert strategy_of(DefenseConfig()) == Audited(clip="off", clip_k=1.0)
     d = DefenseConfig(bdfl=AuditedConfig(clip="band", clip_k=2.5))
     strat = strategy_of(d)
     assert strat == Audited(clip="band", clip_k=2.5)
