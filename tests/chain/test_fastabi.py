@@ -60,3 +60,13 @@ def test_reads_decode_to_web3_values_and_reverts_fall_back(env: Env) -> None:
     assert fastabi.call(w3, rounds, "submission", r, 99) is None
     with pytest.raises(ContractLogicError):
         env.deployer._read(rounds, "submission", r, 99)
+
+
+def test_a_relayed_batch_with_struct_entries_encodes_as_web3(env: Env) -> None:
+    """submitBatch's tuple[] argument (the relay's signed entries) through fastabi == web3."""
+    entries = [(bytes([i + 1]) * 32, 10 + i, bytes([0xAA]) * 32, bytes(32), bytes([2]) * 32, bytes([3]) * 32)
+               for i in range(3)]
+    call = env.rounds.functions.submitBatch(1, entries)
+    tx = {"from": env.deployer.address, "gas": 10_000_000, "nonce": 0, "chainId": 1, "maxFeePerGas": 10**9, "maxPriorityFeePerGas": 1}
+    data = fastabi.calldata(call)
+    assert data is not None and "0x" + data.hex() == call.build_transaction(tx)["data"]
