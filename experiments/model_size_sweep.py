@@ -5,7 +5,8 @@
 
 For each size, one after the other, it runs ``nice -n 10 bdfl run --peers 20 --rounds R
 --attackers 0 --set task.client=MODULE`` (the default policy: committee audit with the trigger
-scan, commit-reveal, approved-only aggregation over the degree-4 expander; 2 worker processes)
+scan, commit-reveal, approved-only aggregation over the overlay (degree 24: at 20 peers every
+peer aggregates all the others); 2 worker processes, which start with THP_MEM_ALLOC_ENABLE=1)
 and, every 0.25 s, samples the run's whole process tree (psutil) for its summed RSS (peak); at the
 end of every round it reads the bytes the loopback interface received (/proc/net/dev, ``lo``): every
 update fetched between peers, plus JSON-RPC to anvil, and whatever else used loopback on the machine
