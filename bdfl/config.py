@@ -218,7 +218,8 @@ class DefenseConfig:
     name: str = "bdfl"
     # The audit rule (bdfl.defense.audit.AuditRule, docs/learning.md section 4): an update is
     # rejected when two enabled detectors fail it, the joint one does, or one alone by
-    # detectors.corroboration x its bar (bdfl.defense.audit.rejecting). Each threshold is calibrated in
+    # detectors.corroboration x the bar unlimited candidates would set (a bar widened for few
+    # candidates counts towards it: bdfl.defense.audit.audit_corroboration). Each threshold is calibrated in
     # every audit from the candidates' spread and the auditor's own data
     # ([defense.detectors.<name>]: enabled, k; bdfl.defense.detectors)
     detectors: DetectorsConfig = field(default_factory=DetectorsConfig)

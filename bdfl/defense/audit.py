@@ -40,6 +40,7 @@ import numpy as np
 from bdfl.config import DEFENSE_RANGES, DETECTORS, DetectorsConfig, check_defense_setting, defense_value, from_dict
 from bdfl.defense.detectors import REGISTRY, ClassEvidence, Evidence, Finding, TriggerEvidence, build_detectors, run_detectors
 from bdfl.defense.detectors import trigger as trigger_detector
+from bdfl.defense.detectors.calibration import small_sample_factor
 from bdfl.errors import BDFLError
 from bdfl.learning.task import EvalResult, evaluate_client
 from bdfl.types import NDArrays
@@ -540,6 +541,19 @@ def rejecting(findings: Sequence[Finding], corroboration: float) -> tuple[Findin
     return ()
 
 
+def audit_corroboration(corroboration: float, candidates: int) -> float:
+    """The corroboration a lone failure needs in an audit of ``candidates`` evaluable candidates:
+    ``max(1, c / w)`` with ``w`` the bars' small-sample widening
+    (:func:`.calibration.small_sample_factor`). A lone finding must lie ``c`` times past the bar
+    that unlimited candidates would set; a bar already widened ``w`` times for few candidates holds
+    it ``w`` times past, so only the rest is asked. Compounding the two (``c x w``: 4.9 at three
+    candidates) left a small committee unable to reject a lone sign flip: measured in
+    tests/e2e/test_run.py's 8-peer run, a sign flipper approved in 3 of 4 rounds."""
+    if corroboration <= 1:
+        return corroboration
+    return max(1.0, corroboration / small_sample_factor(candidates))
+
+
 def _lone(findings: Sequence[Finding]) -> str:
     """The verdict reason of a candidate accepted in spite of a lone failure."""
     f = next(f for f in findings if f.failed)
@@ -566,6 +580,7 @@ def judge(
                         fix="check the task's evaluate() and the auditor's training")
     ev = evidence(reference, results, stats, merged, trigger, classes)
     per = run_detectors(build_detectors(rule.detectors), ev)
+    corroboration = audit_corroboration(rule.detectors.corroboration, int(np.sum(ev.valid)))
     verdicts = []
     for i, r in enumerate(results):
         st = stats[i] if stats is not None else None
@@ -573,7 +588,7 @@ def judge(
             verdicts.append(AuditVerdict(False, r, ("invalid",), (), math.nan, math.nan, reference.accuracy,
                                          reference.loss, st))
             continue
-        failures = rejecting(per[i], rule.detectors.corroboration)
+        failures = rejecting(per[i], corroboration)
         verdicts.append(AuditVerdict(
             accept=not failures,
             reason="; ".join(f.detail for f in failures) if failures else (
@@ -651,5 +666,6 @@ def rejudge(rule: AuditRule, ev: Evidence) -> list[tuple[str, ...]]:
     evaluable; empty: accepted. A detector whose measurement the audit did not take (e.g. the
     merged loss when the auditing rule had ``merge`` off) does not judge."""
     per = run_detectors(build_detectors(rule.detectors), ev)
-    return [tuple(f.name for f in rejecting(fs, rule.detectors.corroboration)) if ok else ("invalid",)
+    corroboration = audit_corroboration(rule.detectors.corroboration, int(np.sum(ev.valid)))
+    return [tuple(f.name for f in rejecting(fs, corroboration)) if ok else ("invalid",)
             for ok, fs in zip(ev.valid, per)]

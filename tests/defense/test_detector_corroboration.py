@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from bdfl.config import ConfigError, DetectorsConfig, from_dict
-from bdfl.defense.audit import AuditRule, rejecting, rejudge
+from bdfl.defense.audit import AuditRule, audit_corroboration, rejecting, rejudge
 from bdfl.defense.detectors import Evidence, Finding
 from bdfl.defense.detectors.calibration import EQUAL_EVIDENCE, small_sample_factor
 
@@ -97,20 +97,20 @@ def test_verdicts_say_why_a_lone_failure_passed() -> None:
     assert rejudge(_rule(1.0), ev)[-1] == ("distance",)
 
 
-def test_adversary_just_inside_the_lone_bar_gains_sqrt2_in_log_distance_and_no_more() -> None:
+def test_adversary_just_inside_the_lone_bar_gains_the_audit_corroboration_and_no_more() -> None:
     """An attacker that knows the rule boosts its update (distance to the auditor's model) as far
     as it still passes, keeping both cosines at the honest median. What it gains over the rule
-    before (any failure rejects): exactly ``corroboration`` (sqrt(2)) times the log distance from
-    the median: 2.1-4.6x the median distance instead of 1.7-3.0x at the digits spread (0.2) with
-    18 candidates (seeds 0-4; the spread is estimated from the audit). Bounded: past
-    ``exp(median + sqrt(2) k_eff spread)`` it is rejected."""
+    before (any failure rejects): exactly the audit's corroboration (sqrt(2) / w = 1.24 with 19
+    candidates, :func:`audit_corroboration`) times the log distance from the median (the spread is
+    estimated from the audit, seeds 0-4). Bounded: past ``exp(median + sqrt(2) k_eff spread)`` it
+    is rejected."""
     k_eff = 4.0 * small_sample_factor(M + 1)
     for seed in range(5):
         old = _largest_passing_distance(_rule(1.0), seed)
         new = _largest_passing_distance(AuditRule(), seed)
         med = float(np.median(_audit(seed, OWN[0], CONS[0], 1.0).distance))
         gain = math.log(new / med) / math.log(old / med)
-        assert gain == pytest.approx(EQUAL_EVIDENCE, rel=0.05)
+        assert gain == pytest.approx(audit_corroboration(EQUAL_EVIDENCE, M + 1), rel=0.05)
         assert math.log(new / med) <= EQUAL_EVIDENCE * k_eff * 0.3  # bounded (spread 0.2, Qn noise)
         assert 1.5 < old / med < 3.2 and new / med < 5.0
 
@@ -131,10 +131,11 @@ def test_adversary_at_the_lone_bar_is_rejected_once_a_second_measurement_is_out(
 def test_honest_lone_outliers_pass_and_attackers_out_everywhere_still_fail() -> None:
     """Non-IID honest candidates out on one measurement only (1.1-1.4 true honest bars out on the
     consensus cosine or on the distance; 40 cases): the rule before (any failure rejects) lets 10
-    of 40 through, the corroborated rule 26. Attackers 6 honest spreads out on all three
+    of 40 through, the corroborated rule 20 (at 19 candidates it asks 1.24 bars out of a lone
+    finding, :func:`audit_corroboration`; 26 passed when it asked sqrt(2)). Attackers 6 honest spreads out on all three
     measurements fail under both (20 of 20)."""
     k_eff = 4.0 * small_sample_factor(M + 1)
-    for rule, want in ((_rule(1.0), 10), (AuditRule(), 26)):
+    for rule, want in ((_rule(1.0), 10), (AuditRule(), 20)):
         passed = caught = 0
         for seed in range(20):
             x = 1.1 + 0.3 * (seed % 10) / 9
@@ -142,3 +143,16 @@ def test_honest_lone_outliers_pass_and_attackers_out_everywhere_still_fail() -> 
             passed += not rejudge(rule, _audit(seed, OWN[0], CONS[0], math.exp(x * k_eff * DIST[1])))[-1]
             caught += bool(rejudge(rule, _audit(seed, OWN[0] - 6 * OWN[1], CONS[0] - 6 * CONS[1], math.exp(6 * DIST[1])))[-1])
         assert passed == want and caught == 20
+
+
+def test_corroboration_and_the_small_sample_widening_do_not_compound() -> None:
+    """A bar widened w times for few candidates already holds a lone finding w times past the
+    bar unlimited candidates would set: the audit asks only the rest of ``c`` (at least 1), so a
+    three-candidate audit judges a lone failure as the rule before issue 22 did (a sign flipper
+    in an 8-peer run otherwise passed 3 of 4 audits, tests/e2e/test_run.py), and many candidates
+    approach ``c``."""
+    assert audit_corroboration(EQUAL_EVIDENCE, 3) == 1.0
+    assert audit_corroboration(EQUAL_EVIDENCE, 4) == 1.0
+    assert 1.0 < audit_corroboration(EQUAL_EVIDENCE, 19) < audit_corroboration(EQUAL_EVIDENCE, 61) < EQUAL_EVIDENCE
+    assert audit_corroboration(EQUAL_EVIDENCE, 61) == pytest.approx(EQUAL_EVIDENCE / small_sample_factor(61))
+    assert audit_corroboration(1.0, 3) == 1.0  # the rule before issue 22 is unchanged
