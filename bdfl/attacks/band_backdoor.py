@@ -20,7 +20,7 @@ import numpy as np
 
 from bdfl.attacks import AttackContext, NDArrays, number, register
 from bdfl.attacks.backdoor import Backdoor
-from bdfl.defense.backdoor_clip import MAD_SCALE
+from bdfl.defense.backdoor_clip import band
 
 
 def _in_band(honest: list[np.ndarray], own: np.ndarray, copies: int, k: float) -> np.ndarray:
@@ -29,9 +29,7 @@ def _in_band(honest: list[np.ndarray], own: np.ndarray, copies: int, k: float) -
     x = np.asarray(own, dtype=np.float64)
     for _ in range(2):
         X = np.concatenate([H, np.broadcast_to(x, (copies, *x.shape))])
-        med = np.median(X, axis=0)
-        half = k * MAD_SCALE * np.median(np.abs(X - med), axis=0)
-        x = np.clip(np.asarray(own, dtype=np.float64), med - half, med + half)
+        x = np.clip(np.asarray(own, dtype=np.float64), *band(X, k))
     return x
 
 

@@ -37,14 +37,13 @@ from collections.abc import Sequence
 import numpy as np
 
 from bdfl.defense.aggregate import AggregationError, check_models
+from bdfl.defense.detectors.calibration import MAD_TO_SIGMA
 from bdfl.types import NDArrays
 
-__all__ = ["CLIPS", "MAD_SCALE", "band_clip", "clip_models", "norm_clip"]
+__all__ = ["CLIPS", "band", "band_clip", "clip_models", "norm_clip"]
 
 #: ``defense.bdfl.clip``: no clipping, the per-coordinate band, the norm bound.
 CLIPS = ("off", "band", "norm")
-#: 1.4826 x MAD estimates a normal distribution's standard deviation.
-MAD_SCALE = 1.4826
 #: coordinates per block (bounded memory for large models: n x block float64 values)
 BLOCK = 1 << 16
 
@@ -53,6 +52,14 @@ def _check_k(k: float) -> float:
     if isinstance(k, bool) or not isinstance(k, (int, float)) or not math.isfinite(k) or k <= 0:
         raise AggregationError(f"backdoor clip: k must be a finite number > 0, got {k!r}")
     return float(k)
+
+
+def band(X: np.ndarray, k: float) -> tuple[np.ndarray, np.ndarray]:
+    """The band of the rows of ``X`` (models x coordinates) at each coordinate: ``median +- k x
+    1.4826 x MAD`` (:data:`.calibration.MAD_TO_SIGMA`), as (low, high)."""
+    med = np.median(X, axis=0)
+    half = k * MAD_TO_SIGMA * np.median(np.abs(X - med), axis=0)
+    return med - half, med + half
 
 
 def band_clip(models: Sequence[NDArrays], k: float) -> list[NDArrays]:
@@ -69,9 +76,7 @@ def band_clip(models: Sequence[NDArrays], k: float) -> list[NDArrays]:
         dst = [o[layer].reshape(-1) for o in out]  # views into the copies
         for lo in range(0, flat[0].size, BLOCK):
             X = np.stack([f[lo:lo + BLOCK] for f in flat]).astype(np.float64)
-            med = np.median(X, axis=0)
-            half = k * MAD_SCALE * np.median(np.abs(X - med), axis=0)
-            np.clip(X, med - half, med + half, out=X)
+            np.clip(X, *band(X, k), out=X)
             for i, d in enumerate(dst):
                 d[lo:lo + BLOCK] = X[i]
     return out

@@ -19,6 +19,7 @@ import signal
 import tempfile
 import time
 import traceback
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
@@ -424,15 +425,16 @@ class Worker:
         t0 = time.perf_counter()
         relayed = self._relay()
         outbox, self._outbox = self._outbox, []
-        if self.batch_mining:  # the worker's transactions in one block, in send order
-            with batch_mining(self.w3):
-                pending = [(h, tx) for h in outbox for tx in h.chain.sender.release()]
-        else:
+        with self._mined_together():  # the worker's transactions in one block, in send order
             pending = [(h, tx) for h in outbox for tx in h.chain.sender.release()]
         self._wait(pending)
         front_runs, self._front_runs = self._front_runs, []
         fallbacks, self._fallbacks = self._fallbacks, []
         return SendReply(len(pending) + relayed, front_runs, Times(chain=time.perf_counter() - t0), fallbacks)
+
+    def _mined_together(self) -> AbstractContextManager[Any]:
+        """On a simulation devnet, the sends inside are mined in one block (chain.devnet.batch_mining)."""
+        return batch_mining(self.w3) if self.batch_mining else nullcontext()
 
     def _relay(self) -> int:
         """Post the queued signed submissions in ``submitBatch`` transactions from this worker's
@@ -446,10 +448,7 @@ class Worker:
         if not box or self.relayer is None:
             return 0
         rnd = box[0][0]
-        if self.batch_mining:
-            with batch_mining(self.w3):
-                batches = self.relayer.send(rnd, [req for _r, _h, req in box])
-        else:
+        with self._mined_together():
             batches = self.relayer.send(rnd, [req for _r, _h, req in box])
         hosted = {h.peer.address: h for _r, h, _req in box}
         fallbacks = stages.submit.check_relayed(self.relayer, rnd, batches, {a: h.peer.index for a, h in hosted.items()})

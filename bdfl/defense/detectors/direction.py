@@ -40,7 +40,7 @@ class DirectionDetector(Detector):
     def judge(self, ev: Evidence) -> list[Finding | None]:
         k = self.k_for(ev)
         bar, med, spread = self._bar(ev.values("cosine"), k)
-        own_bar, _, _ = self._bar(ev.values("own_cosine"), self.k_for(ev))
+        own_bar, _, _ = self._bar(ev.values("own_cosine"), k)
         if not math.isfinite(bar):
             return [None] * len(ev.valid)
         out: list[Finding | None] = []

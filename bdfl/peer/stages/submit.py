@@ -108,9 +108,10 @@ def watch_relayed(client: ProtocolClient, round_: int, update_hash: bytes, num_s
         if has_submitted(client, round_, client.address):
             return "relayed"
         info = client.round_info(round_)
-        if info.phase != Phase.SUBMIT or chain_time(client) > info.deadline:
+        now = chain_time(client)
+        if info.phase != Phase.SUBMIT or now > info.deadline:
             return "closed"
-        if chain_time(client) >= info.deadline - margin:
+        if now >= info.deadline - margin:
             log.warning("peer %s chain round %d: relayed submission not on chain %d s before the deadline: submitting directly",
                         client.address, round_, margin)
             client.submit_update(round_, update_hash, num_samples)
