@@ -19,7 +19,7 @@ from bdfl.chain.protocol import Outcome, Phase, ProtocolClient, submit_batch_siz
 from bdfl.chain.relay import RelayBatch, Relayer, RelayRequest, has_submitted, recorded_hashes
 from bdfl.config import ExperimentConfig, from_dict
 from bdfl.errors import ConfigError
-from bdfl.peer.stages.submit import check_relayed, watch_relayed
+from bdfl.peer.stages.submit import Fallback, check_relayed, watch_relayed
 from tests.chain.helpers import Env, update_hash
 
 pytestmark = pytest.mark.chain
@@ -77,6 +77,13 @@ def _requests(env: Env, peers: Sequence[ProtocolClient], r: int) -> list[RelayRe
     return [RelayRequest(c.address, c.sign_submission(r, update_hash(r, c.address), 10)) for c in peers]
 
 
+def _relay_round(env: Env, peers: Sequence[ProtocolClient], r: int, relayer: Relayer) -> tuple[list[RelayBatch], list[Fallback]]:
+    """The relayer sends every peer's signed submission of ``r``; then each peer's on-chain check
+    (:func:`check_relayed`, as the runner's worker does): the batches and the peers that must fall back."""
+    batches = relayer.send(r, _requests(env, peers, r))
+    return batches, check_relayed(relayer, r, batches, {c.address: i for i, c in enumerate(peers)})
+
+
 def _fall_back(env: Env, r: int, fallbacks: Sequence[Any]) -> None:
     """What the runner's worker does for each peer whose entry did not land: submit directly."""
     for f in fallbacks:
@@ -107,9 +114,9 @@ def test_honest_relayer_lands_every_entry_and_nobody_falls_back(env: Env) -> Non
     r = env.deployer.current_round()
     before = _before(env, peers)
     relayer = Relayer(env.deployer)  # the deployer account: no member, as a worker's relayer
-    batches = relayer.send(r, _requests(env, peers, r))
+    batches, fallbacks = _relay_round(env, peers, r, relayer)
     assert len(batches) == 1
-    assert check_relayed(relayer, r, batches, {c.address: i for i, c in enumerate(peers)}) == []
+    assert fallbacks == []
     _close_round_and_check(env, peers, r, before)
 
 
@@ -119,8 +126,7 @@ def test_relayer_dropping_an_entry_the_peer_submits_directly(env: Env) -> None:
     before = _before(env, peers)
     victim = peers[2].address
     relayer = DroppingRelayer(env.deployer, {victim})
-    batches = relayer.send(r, _requests(env, peers, r))
-    fallbacks = check_relayed(relayer, r, batches, {c.address: i for i, c in enumerate(peers)})
+    _batches, fallbacks = _relay_round(env, peers, r, relayer)
     assert [(f.peer, f.address, f.reason) for f in fallbacks] == [(2, victim, "not relayed")]
     assert env.deployer.phase() == Phase.SUBMIT  # the dropped member still has its turn
     _fall_back(env, r, fallbacks)
@@ -132,8 +138,7 @@ def test_relayer_altering_a_hash_or_a_signature_is_skipped_and_the_peers_fall_ba
     r = env.deployer.current_round()
     before = _before(env, peers)
     relayer = AlteringRelayer(env.deployer, hash_of=peers[1].address, sig_of=peers[4].address)
-    batches = relayer.send(r, _requests(env, peers, r))
-    fallbacks = check_relayed(relayer, r, batches, {c.address: i for i, c in enumerate(peers)})
+    _batches, fallbacks = _relay_round(env, peers, r, relayer)
     assert {f.address for f in fallbacks} == {peers[1].address, peers[4].address}
     # the contract skipped both (the altered entries recover some other address, or none)
     assert {f.reason for f in fallbacks} <= {"NotActiveMember", "ECDSAInvalidSignature", "ECDSAInvalidSignatureS"}, fallbacks
