@@ -8,7 +8,9 @@ workers, anvil) once a second: peak RSS of the tree and of each kind of process 
 peak, open file descriptors and TCP connections at their peaks. Afterwards it reads the
 results folder: set-up steps from run.log (funding, workers started, joins), per-round
 phase seconds, tx count and gas from rounds.csv, and the gas of every transaction from
-anvil's log (devnet.log, "Gas used:" lines) for the largest one. Writes ``scale.json``
+anvil's log (devnet.log, "Gas used:" lines) for the largest one, and that gas split by
+transaction kind (submitBatch, commitVotes, revealVotes, finalize, ...: the events each
+transaction emitted, events.jsonl; ``--gas-by-kind`` does only this for a finished run). Writes ``scale.json``
 next to the results folder (``<out>.scale.json``) and prints a summary.
 """
 
@@ -135,6 +137,104 @@ def tx_gases(devnet_log: Path) -> tuple[list[int], list[int]]:
     return calls, creations
 
 
+def tx_log(devnet_log: Path) -> list[tuple[str, int, int, bool]]:
+    """(hash, block, gas, contract creation) of every transaction anvil logged, in order (the
+    gas as in :func:`tx_gases`: the difference of the block's cumulative gas)."""
+    txs: list[tuple[str, int, int, bool]] = []
+    if not devnet_log.exists():
+        return txs
+    block: list[list[Any]] = []
+    cumulative = 0
+    with open(devnet_log, errors="replace") as fh:
+        for line in fh:
+            s = line.strip()
+            if s.startswith("Transaction:"):
+                block.append([s.split(":", 1)[1].strip().lower(), 0, 0, False])
+            elif s.startswith("Contract created:") and block:
+                block[-1][3] = True
+            elif s.startswith("Gas used:") and block:
+                total = int(s.split(":", 1)[1].strip().replace(",", ""))
+                block[-1][2] = total - cumulative
+                cumulative = total
+            elif s.startswith("Block Number:"):
+                number = int(s.split(":", 1)[1].strip())
+                txs += [(h, number, g, c) for h, _b, g, c in block]
+                block, cumulative = [], 0
+    return txs
+
+
+#: A transaction's kind from the events it emitted (first match wins, in this order).
+TX_KINDS = (("submitBatch", "UpdateSubmitted", 2), ("submitUpdate", "UpdateSubmitted", 1),
+            ("revealVotes", "VotesRevealed", 1), ("commitVotes", "VotesCommitted", 1),
+            ("finalize", "FinalizeProgress", 1), ("finalize", "UpdateFinalized", 1), ("finalize", "RoundFinalized", 1),
+            ("advance", "PhaseAdvanced", 1), ("advance", "RoundOpened", 1), ("join", "PeerJoined", 1))
+
+
+def gas_by_kind(out: Path) -> dict[str, Any]:
+    """Gas of the rounds' transactions split by kind, from anvil's log (hash, block, gas) and
+    events.jsonl (the events each transaction emitted). A transaction's round is the ``round``
+    argument of its first event that has one, else that of the last such event at or before its
+    block (none: a set-up transaction, left out); chain round r is rounds.csv's round r + 1. The kind comes from its events (:data:`TX_KINDS`:
+    ``submitBatch`` is a transaction with two or more ``UpdateSubmitted``); a transaction that
+    emitted none of them counts as ``other``. Per kind: transactions, gas, and gas per peer per
+    round (the kind's gas over the rounds divided by peers x rounds, peers = the submissions of
+    the round)."""
+    events: dict[str, dict[str, int]] = {}
+    seen: list[tuple[int, int]] = []  # (block, round argument) of every event that has one
+    tx_round: dict[str, int] = {}  # the round argument of a transaction's first event that has one
+    path = out / "events.jsonl"
+    if path.exists():
+        with open(path, errors="replace") as fh:
+            for line in fh:
+                e = json.loads(line)
+                tx = str(e.get("tx", "")).lower()
+                if not tx:
+                    continue
+                name = str(e.get("event", ""))
+                by = events.setdefault(tx, {})
+                by[name] = by.get(name, 0) + 1
+                if "round" in e.get("args", {}):
+                    tx_round.setdefault(tx, int(e["args"]["round"]))
+                    seen.append((int(e["block"]), int(e["args"]["round"])))
+    seen.sort()
+    per_round: dict[int, dict[str, list[int]]] = {}
+    submissions: dict[int, int] = {}
+    for h, block, gas, created in tx_log(out / "devnet.log"):
+        rnd = tx_round.get(h)
+        if rnd is None:
+            rnd = next((r for b, r in reversed(seen) if b <= block), None)
+        if rnd is None or created:  # set-up: before the first round's first event
+            continue
+        rnd += 1  # chain round 0 is the run's round 1 (rounds.csv)
+        emitted = events.get(h, {})
+        kind = next((k for k, ev, least in TX_KINDS if emitted.get(ev, 0) >= least), "other")
+        submissions[rnd] = submissions.get(rnd, 0) + emitted.get("UpdateSubmitted", 0)
+        cell = per_round.setdefault(rnd, {}).setdefault(kind, [0, 0])
+        cell[0] += 1
+        cell[1] += gas
+    rounds_ = sorted(per_round)
+    kinds = sorted({k for r in per_round.values() for k in r})
+    peer_rounds = sum(submissions.get(r, 0) for r in rounds_)
+    total = {k: [sum(per_round[r].get(k, [0, 0])[i] for r in rounds_) for i in (0, 1)] for k in kinds}
+    return {"rounds": {r: {k: {"tx": c[0], "gas": c[1], "gas_per_peer": c[1] / max(1, submissions.get(r, 0))}
+                           for k, c in per_round[r].items()} for r in rounds_},
+            "submissions": submissions,
+            "total": {k: {"tx": c[0], "gas": c[1], "gas_per_peer_round": c[1] / max(1, peer_rounds)} for k, c in total.items()}}
+
+
+def print_gas_by_kind(split: dict[str, Any]) -> None:
+    total = split["total"]
+    kinds = sorted(total, key=lambda k: -total[k]["gas"])
+    print("  gas per peer per round by kind (rounds' transactions; peers = submissions of the round):")
+    print("    round " + " ".join(f"{k:>13}" for k in kinds) + "         all")
+    for r, row in split["rounds"].items():
+        print(f"    {r:>5} " + " ".join(f"{row.get(k, {}).get('gas_per_peer', 0):>13,.0f}" for k in kinds)
+              + f" {sum(c['gas_per_peer'] for c in row.values()):>11,.0f}")
+    print("      all " + " ".join(f"{total[k]['gas_per_peer_round']:>13,.0f}" for k in kinds)
+          + f" {sum(c['gas_per_peer_round'] for c in total.values()):>11,.0f}")
+    print("      tx  " + " ".join(f"{total[k]['tx']:>13,}" for k in kinds))
+
+
 def abstentions(out: Path) -> dict[int, dict[str, int]]:
     """Per round: the assigned audits that got no vote (``AuditAbstained`` events of
     events.jsonl), counted by reason."""
@@ -169,9 +269,16 @@ def main() -> int:
     ap.add_argument("--out", required=True, help="results folder of the run (outside the repository)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--timeout", type=float, help="seconds before the run is stopped (SIGTERM)")
+    ap.add_argument("--gas-by-kind", action="store_true",
+                    help="only split the gas of the finished run in --out by transaction kind (writes <out>.gas_kinds.json)")
     args = ap.parse_args()
 
     out = Path(args.out)
+    if args.gas_by_kind:  # post-processing of an existing results folder only
+        split = gas_by_kind(out)
+        Path(str(out) + ".gas_kinds.json").write_text(json.dumps(split, indent=1))
+        print_gas_by_kind(split)
+        return 0
     cmd = [sys.executable, "-m", "bdfl", "run", "--config", args.config, "--out", str(out),
            "--set", f"peers={args.peers}", "--set", f"rounds={args.rounds}"]
     for s in args.set:
@@ -226,6 +333,7 @@ def main() -> int:
         "transactions_logged": len(gases), "max_tx_gas": max(gases, default=0),
         "txs_over_cap": sum(g >= GAS_CAP for g in gases), "max_deploy_gas": max(creations, default=0),
         "gas_top10": sorted(gases)[-10:],
+        "gas_by_kind": gas_by_kind(out),
         "rss_timeline": sampler.samples[:: max(1, len(sampler.samples) // 400)],
     }
     Path(str(out) + ".scale.json").write_text(json.dumps(result, indent=1))
@@ -241,6 +349,7 @@ def main() -> int:
     print(f"  peak processes {sampler.peak_procs} fds {sampler.peak_fds} tcp {sampler.peak_conns}")
     print(f"  max tx gas (calls) {result['max_tx_gas']:,} ({result['max_tx_gas'] / GAS_CAP:.2f} of 2^24), over cap {result['txs_over_cap']},"
           f" {len(gases)} calls; largest deployment {result['max_deploy_gas']:,}")
+    print_gas_by_kind(result["gas_by_kind"])
     return 0 if rc == 0 else 1
 
 
