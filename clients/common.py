@@ -28,7 +28,8 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -106,25 +107,37 @@ def get_parameters(model: nn.Module) -> NDArrays:
     return [t.detach().cpu().numpy().copy() for t in model.state_dict().values()]
 
 
-def set_parameters(model: nn.Module, parameters: NDArrays) -> None:
-    """Copy ``parameters`` (in ``state_dict`` order) into the model, checking count and shapes."""
-    state = model.state_dict()
+def set_parameters(model: nn.Module, parameters: NDArrays, state: Mapping[str, torch.Tensor] | None = None) -> None:
+    """Copy ``parameters`` (in ``state_dict`` order) into the model, checking count and shapes.
+    ``state``: the model's ``state_dict()`` when the caller holds it already (its tensors share the
+    model's storage, so copying into them loads the model)."""
+    with torch.no_grad(), _readonly_arrays_ok():
+        _copy_into(model, model.state_dict() if state is None else state, parameters)
+
+
+@contextmanager
+def _readonly_arrays_ok() -> Iterator[None]:
+    """Torch's warning about read-only (shared decoded) arrays silenced: each source tensor is only
+    read by the copy."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable", category=UserWarning)
+        yield
+
+
+def _copy_into(model: nn.Module, state: Mapping[str, torch.Tensor], parameters: NDArrays) -> None:
     if len(parameters) != len(state):
         raise BDFLError(
             f"{type(model).__name__} has {len(state)} parameter arrays, got {len(parameters)}",
             fix="parameters must come from the same task/model (same hparams)",
         )
-    with torch.no_grad(), warnings.catch_warnings():
-        # read-only (shared decoded) arrays: each source tensor is only read here
-        warnings.filterwarnings("ignore", message="The given NumPy array is not writable", category=UserWarning)
-        for (name, tensor), array in zip(state.items(), parameters):
-            array = np.asarray(array)
-            if tuple(array.shape) != tuple(tensor.shape):
-                raise BDFLError(
-                    f"{type(model).__name__}.{name} has shape {tuple(tensor.shape)}, got {tuple(array.shape)}",
-                    fix="parameters must come from the same task/model (same hparams)",
-                )
-            tensor.copy_(torch.from_numpy(np.ascontiguousarray(array)).to(tensor.dtype))
+    for (name, tensor), array in zip(state.items(), parameters):
+        array = np.asarray(array)
+        if tuple(array.shape) != tuple(tensor.shape):
+            raise BDFLError(
+                f"{type(model).__name__}.{name} has shape {tuple(tensor.shape)}, got {tuple(array.shape)}",
+                fix="parameters must come from the same task/model (same hparams)",
+            )
+        tensor.copy_(torch.from_numpy(np.ascontiguousarray(array)).to(tensor.dtype))
 
 
 def make_optimizer(model: nn.Module, hparams: Mapping[str, Any], lr: float) -> torch.optim.Optimizer:
@@ -203,28 +216,38 @@ def evaluate_model(
     model: nn.Module, X: torch.Tensor, y: torch.Tensor, batch_size: int = 4096
 ) -> tuple[float, float]:
     """(mean cross-entropy loss, accuracy) of ``model`` on ``(X, y)``; (nan, nan) when empty."""
+    if len(y) == 0:
+        return math.nan, math.nan
+    model.eval()
+    with torch.inference_mode():
+        return _evaluate_batches(model, X, y, batch_size)
+
+
+def _evaluate_batches(model: nn.Module, X: torch.Tensor, y: torch.Tensor, batch_size: int = 4096) -> tuple[float, float]:
+    """:func:`evaluate_model`'s loop, the model already in eval mode and under inference mode."""
     n = len(y)
     if n == 0:
         return math.nan, math.nan
-    model.eval()
     loss_sum = 0.0
     correct = 0
-    with torch.inference_mode():
-        for start in range(0, n, batch_size):
-            xb, yb = X[start : start + batch_size], y[start : start + batch_size]
-            logits = model(xb)
-            loss_sum += float(F.cross_entropy(logits, yb, reduction="sum"))
-            correct += int((logits.argmax(dim=1) == yb).sum())
+    for start in range(0, n, batch_size):
+        xb, yb = X[start : start + batch_size], y[start : start + batch_size]
+        logits = model(xb)
+        loss_sum += float(F.cross_entropy(logits, yb, reduction="sum"))
+        correct += int((logits.argmax(dim=1) == yb).sum())
     return loss_sum / n, correct / n
 
 
 def predict(model: nn.Module, X: torch.Tensor, batch_size: int = 4096) -> np.ndarray:
     """Predicted labels (argmax) for ``X``."""
     model.eval()
-    out = []
     with torch.inference_mode():
-        for start in range(0, len(X), batch_size):
-            out.append(model(X[start : start + batch_size]).argmax(dim=1).numpy())
+        return _predict_batches(model, X, batch_size)
+
+
+def _predict_batches(model: nn.Module, X: torch.Tensor, batch_size: int = 4096) -> np.ndarray:
+    """:func:`predict`'s loop, the model already in eval mode and under inference mode."""
+    out = [model(X[start : start + batch_size]).argmax(dim=1).numpy() for start in range(0, len(X), batch_size)]
     return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 
 
@@ -310,6 +333,37 @@ class TorchClient(NumPyClient):
     def predict(self, parameters: NDArrays, X: np.ndarray) -> np.ndarray:
         self.set_parameters(parameters)
         return predict(self.model, to_tensors((X, np.zeros(len(X), dtype=np.int64)))[0])
+
+    # -- batched audit capabilities (bdfl.learning.task.evaluate_many / predict_many) ---------------
+    # The same values as evaluate / predict called once per parameter set (the same forward passes on
+    # the same inputs), without each call's fixed costs: the state_dict, eval mode, the inference-mode
+    # and warnings contexts and the input conversion are set up once per batch instead of per model.
+
+    def evaluate_many(self, parameter_sets: Iterable[NDArrays], config: dict[str, Any]) -> list[tuple[float, int, dict[str, Any]]]:
+        """``[self.evaluate(p, config) for p in parameter_sets]``, the same values."""
+        out = []
+        for loss, acc in self._each(parameter_sets, lambda: _evaluate_batches(self.model, self.X_val, self.y_val)):
+            out.append((loss, len(self.y_val), {"accuracy": acc}))
+        return out
+
+    def predict_many(self, parameter_sets: Iterable[NDArrays], inputs: Sequence[np.ndarray]) -> list[list[np.ndarray]]:
+        """``[[self.predict(p, X) for X in inputs] for p in parameter_sets]``, the same labels."""
+        Xs = [to_tensors((X, np.zeros(len(X), dtype=np.int64)))[0] for X in inputs]
+        return self._each(parameter_sets, lambda: [_predict_batches(self.model, X) for X in Xs])
+
+    def _each(self, parameter_sets: Iterable[NDArrays], measure: Callable[[], Any]) -> list[Any]:
+        """``measure()`` with each of ``parameter_sets`` loaded, in order (the model left loaded
+        with the last one, as a loop of evaluate / predict calls leaves it)."""
+        state = self.model.state_dict()
+        self.model.eval()
+        out = []
+        with _readonly_arrays_ok():
+            for parameters in parameter_sets:
+                with torch.no_grad():
+                    _copy_into(self.model, state, parameters)
+                with torch.inference_mode():
+                    out.append(measure())
+        return out
 
     def audit_inputs(self) -> np.ndarray:
         """This peer's own inputs (validation split first, then training shard), which its

@@ -120,7 +120,9 @@ class _MemoClient:
         return self._seen[key]
 
     def __getattr__(self, name: str) -> Any:
-        if name in ("client", "_seen"):
+        # not the batched evaluate_many / predict_many of the wrapped client: the audit then calls
+        # the remembering evaluate / predict above once per candidate (bdfl.learning.task.evaluate_many)
+        if name in ("client", "_seen", "evaluate_many", "predict_many"):
             raise AttributeError(name)
         attr = getattr(self.client, name)
         if name != "predict":

@@ -42,7 +42,7 @@ from bdfl.defense.detectors import REGISTRY, ClassEvidence, Evidence, Finding, T
 from bdfl.defense.detectors import trigger as trigger_detector
 from bdfl.defense.detectors.calibration import small_sample_factor
 from bdfl.errors import BDFLError
-from bdfl.learning.task import EvalResult, evaluate_client
+from bdfl.learning.task import EvalResult, evaluate_client, evaluate_many, predict_many
 from bdfl.types import NDArrays
 
 __all__ = [
@@ -169,27 +169,43 @@ def _all_finite(a: np.ndarray) -> bool:
     infinity would make the sum NaN or infinite); only a sum that is not finite (finite values
     can overflow it) is checked element by element."""
     with np.errstate(over="ignore", invalid="ignore"):
-        if np.isfinite(a.sum()):
-            return True
-    return bool(np.all(np.isfinite(a)))
+        return _all_finite_quiet(a)
+
+
+def _all_finite_quiet(a: np.ndarray) -> bool:
+    """:func:`_all_finite` inside the caller's ``np.errstate(over="ignore", invalid="ignore")``."""
+    return bool(np.isfinite(a.sum()) or np.all(np.isfinite(a)))
+
+
+#: dtype -> (inexact, numeric or bool): np.issubdtype's answers, asked once per dtype
+_DTYPE_KINDS: dict[np.dtype, tuple[bool, bool]] = {}
+
+
+def _dtype_kind(dtype: np.dtype) -> tuple[bool, bool]:
+    kind = _DTYPE_KINDS.get(dtype)
+    if kind is None:
+        kind = _DTYPE_KINDS[dtype] = (bool(np.issubdtype(dtype, np.inexact)),
+                                      bool(np.issubdtype(dtype, np.number) or dtype == np.bool_))
+    return kind
 
 
 def _finite_and_matching(candidate: Any, reference: NDArrays) -> str | None:
     if not isinstance(candidate, (list, tuple)) or len(candidate) != len(reference):
         return "parameter count differs from the auditor's model"
-    for a, b in zip(candidate, reference):
-        a = np.asarray(a)
-        if a.shape != np.shape(b):
-            return f"array shape {a.shape} differs from the auditor's {np.shape(b)}"
-        if np.issubdtype(a.dtype, np.inexact) and not _all_finite(a):
-            return "parameters contain NaN or Inf"
-        if not (np.issubdtype(a.dtype, np.number) or a.dtype == np.bool_):
-            return f"non-numeric parameter dtype {a.dtype}"
+    with np.errstate(over="ignore", invalid="ignore"):  # _all_finite's sums, one context per model
+        for a, b in zip(candidate, reference):
+            a = np.asarray(a)
+            if a.shape != np.shape(b):
+                return f"array shape {a.shape} differs from the auditor's {np.shape(b)}"
+            inexact, numeric = _dtype_kind(a.dtype)
+            if inexact and not _all_finite_quiet(a):
+                return "parameters contain NaN or Inf"
+            if not numeric:
+                return f"non-numeric parameter dtype {a.dtype}"
     return None
 
 
-def _eval(client: Any, params: NDArrays) -> EvalResult:
-    res = evaluate_client(client, params)
+def _checked(res: EvalResult) -> EvalResult:
     if res.num_examples <= 0:
         raise BDFLError(
             "the auditor's client evaluated on 0 validation samples",
@@ -198,25 +214,44 @@ def _eval(client: Any, params: NDArrays) -> EvalResult:
     return res
 
 
+def _eval(client: Any, params: NDArrays) -> EvalResult:
+    return _checked(evaluate_client(client, params))
+
+
+def _eval_many(client: Any, parameter_sets: Sequence[NDArrays]) -> list[EvalResult]:
+    """:func:`_eval` of each set, in order, in one :func:`bdfl.learning.task.evaluate_many` (one
+    client call where the client offers ``evaluate_many``, else one ``evaluate`` per set)."""
+    return [_checked(r) for r in evaluate_many(client, parameter_sets)]
+
+
+#: bytes of new parameter sets (the merged models) handed to one ``evaluate_many``: all of an
+#: audit's at the digits model's size, a few at a time at 11M parameters
+BATCH_BYTES = 256 << 20
+
+
+def _model_bytes(params: Sequence[Any]) -> int:
+    return sum(np.asarray(a).nbytes for a in params)
+
+
 def evaluate_candidates(
     client: Any, reference_params: NDArrays, candidates: Sequence[NDArrays]
 ) -> tuple[EvalResult, list[EvalResult | str]]:
     """Evaluate the reference and every candidate on the auditor's validation data.
 
-    Returns (reference result, per-candidate result or the reason it was not evaluated).
+    Returns (reference result, per-candidate result or the reason it was not evaluated). The
+    reference and the valid candidates are evaluated in that order in one
+    :func:`bdfl.learning.task.evaluate_many` (the same results as one ``evaluate`` each).
     """
-    ref = _eval(client, reference_params)
+    problems = [_finite_and_matching(cand, reference_params) for cand in candidates]
+    ref, *evaluated = _eval_many(client, [reference_params, *(list(c) for c, p in zip(candidates, problems) if p is None)])
+    results = iter(evaluated)
     out: list[EvalResult | str] = []
-    for cand in candidates:
-        problem = _finite_and_matching(cand, reference_params)
+    for problem in problems:
         if problem is not None:
             out.append(problem)
             continue
-        res = _eval(client, list(cand))
-        if not math.isfinite(res.loss):
-            out.append("evaluation loss is not finite")
-            continue
-        out.append(res)
+        res = next(results)
+        out.append(res if math.isfinite(res.loss) else "evaluation loss is not finite")
     return ref, out
 
 
@@ -229,6 +264,19 @@ def _raveled(params: Sequence[Any]) -> list[np.ndarray]:
 #: (float32) once, and the float64 arithmetic runs on (m + 4) x 16,384-value buffers that stay in
 #: cache, instead of 88 MB float64 flats of every candidate, start and move at 11M parameters
 STAT_BLOCK = 1 << 14
+
+
+#: float64 values of the candidates' differences (and past moves) held at once per block: the
+#: reductions run on a (candidates x block) array, one call for a group of rows, not one per candidate
+STAT_GROUP = 1 << 19
+
+
+def _row_dots(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """``[float(A[k] @ B[k]) for k]`` (``B`` 1-D: ``[float(A[k] @ B) for k]``), the same values in one
+    call: a stack of 1 x n @ n x 1 products is each row's vector product in numpy's matmul (its
+    ``dot`` loop, BLAS ``ddot`` on the contiguous rows), as ``a @ b`` of 1-D rows is."""
+    Bs = B[:, :, None] if B.ndim == 2 else B[:, None]
+    return np.matmul(A[:, None, :], Bs)[:, 0, 0]
 
 
 def _f64(dst: np.ndarray, src: np.ndarray) -> np.ndarray:
@@ -264,6 +312,7 @@ def candidate_statistics(
     candidate_starts: Sequence[NDArrays | None] | None = None,
     candidate_past_moves: Sequence[NDArrays | None] | None = None,
     block: int = STAT_BLOCK,
+    checked: bool = False,
 ) -> list[ParamStats | None]:
     """Parameter-space statistics of every candidate (None for an invalid one).
 
@@ -275,6 +324,8 @@ def candidate_statistics(
     (the consensus move; the own move when fewer than ``min_candidates`` moves are known).
     ``candidate_past_moves[i]``: candidate i's trainer's move in an earlier round (its update
     then minus its start then); with a known start it gives ``history_cosine``.
+    ``checked``: ``valid[i]`` True already means candidate i matches the reference and is
+    finite (as :func:`evaluate_candidates`'s results say), so it is not checked again.
 
     Computed in float64 as over whole float64 flats, but streamed ``block`` values at a time
     (issue 23): each difference, the consensus median and every product are the same float64
@@ -286,7 +337,7 @@ def candidate_statistics(
     if start_params is not None and _finite_and_matching(list(start_params), reference_params) is None:
         start = _raveled(start_params)
     idx = [i for i, cand in enumerate(candidates)
-           if (valid is None or valid[i]) and _finite_and_matching(cand, reference_params) is None]
+           if (valid is None or valid[i]) and (checked and valid is not None or _finite_and_matching(cand, reference_params) is None)]
     cand = {i: _raveled(candidates[i]) for i in idx}
     trainer: dict[int, list[np.ndarray]] = {}
     past: dict[int, list[np.ndarray]] = {}
@@ -307,9 +358,12 @@ def candidate_statistics(
     msq, dcons, down, dpast, psq = np.zeros(m), np.zeros(m), np.zeros(m), np.zeros(m), np.zeros(m)
     own_sq = cons_sq = 0.0
     width = min(block, max((len(a) for a in ref), default=0)) or 1
-    T, S, O, D, P = (np.empty(width) for _ in range(5))
+    T, S, O = (np.empty(width) for _ in range(3))
     rows = np.empty((movers + 1, width))  # the movers' moves and the own move of one block
     part, M = np.empty((width, movers + 1)), np.empty(width)  # the median's scratch and result
+    group = max(1, min(m, STAT_GROUP // width))  # candidates whose differences / past moves are held at once
+    D, P = np.empty((group, width)), np.empty((group, width))
+    with_past = [k for k, i in enumerate(idx) if i in past]
     for li, size in enumerate(len(a) for a in ref):
         for a in range(0, size, block):
             b = min(a + block, size)
@@ -318,32 +372,34 @@ def candidate_statistics(
             if start is not None:
                 own = np.subtract(t, _f64(S[:n], start[li][a:b]), out=O[:n])
                 own_sq += float(own @ own)
-            d = D[:n]
+            for g in range(0, m, group):
+                ks = range(g, min(g + group, m))
+                d = D[: len(ks), :n]
+                for r, k in enumerate(ks):
+                    np.subtract(cand[idx[k]][li][a:b], t, out=d[r], dtype=np.float64, casting="unsafe")
+                sq[ks.start:ks.stop] += _row_dots(d, d)
+                total[ks.start:ks.stop] += d.sum(axis=1)
+                l1[ks.start:ks.stop] += np.abs(d, out=d).sum(axis=1)
+            if start is None:
+                continue
             for k, i in enumerate(idx):
-                c = cand[i][li][a:b]
-                np.subtract(c, t, out=d, dtype=np.float64, casting="unsafe")
-                sq[k] += float(d @ d)
-                total[k] += float(d.sum())
-                l1[k] += float(np.abs(d, out=d).sum())
-                if start is None:
-                    continue
-                mv = rows[k, :n]
-                if i in trainer:
-                    np.subtract(c, trainer[i][li][a:b], out=mv, dtype=np.float64, casting="unsafe")
-                    if i in past:
-                        p = _f64(P[:n], past[i][li][a:b])
-                        dpast[k] += float(mv @ p)
-                        psq[k] += float(p @ p)
-                else:
-                    np.subtract(c, S[:n], out=mv, dtype=np.float64, casting="unsafe")
-                msq[k] += float(mv @ mv)
-                down[k] += float(mv @ O[:n])
+                np.subtract(cand[i][li][a:b], trainer[i][li][a:b] if i in trainer else S[:n], out=rows[k, :n],
+                            dtype=np.float64, casting="unsafe")
+            moves = rows[:movers, :n]
+            msq += _row_dots(moves, moves)
+            down += _row_dots(moves, O[:n])
+            for g in range(0, len(with_past), group):
+                ks2 = with_past[g:g + group]
+                p = P[: len(ks2), :n]
+                for r, k in enumerate(ks2):
+                    _f64(p[r], past[idx[k]][li][a:b])
+                dpast[ks2] += _row_dots(rows[ks2, :n], p)
+                psq[ks2] += _row_dots(p, p)
             if median:
                 rows[movers, :n] = O[:n]
                 cons = _column_median(rows[:, :n], part, M)  # each column's median: its own
                 cons_sq += float(cons @ cons)
-                for k in range(movers):
-                    dcons[k] += float(rows[k, :n] @ cons)
+                dcons += _row_dots(moves, cons)
     sq, total, l1, msq, dcons, down, dpast, psq = (x.tolist() for x in (sq, total, l1, msq, dcons, down, dpast, psq))
     own_move = math.sqrt(own_sq) if start is not None else math.nan
     moved = start is not None and own_move > 0
@@ -413,12 +469,20 @@ def merged_losses(
     """Loss on the auditor's validation data of ``(reference + candidate) / 2`` for every
     valid candidate (NaN for the others): what averaging the candidate into the auditor's
     model would do to the auditor's own data."""
+    todo = [cand for cand, ok in zip(candidates, valid) if ok]
+    # evaluated a batch at a time (:func:`bdfl.learning.task.evaluate_many`), at most BATCH_BYTES of
+    # merged models held at once
+    per = max(1, BATCH_BYTES // max(1, _model_bytes(reference_params)))
+    losses: list[float] = []
+    for a in range(0, len(todo), per):
+        losses += [r.loss for r in _eval_many(client, [_halfway(reference_params, c) for c in todo[a:a + per]])]
+    found = iter(losses)
     out = []
-    for cand, ok in zip(candidates, valid):
+    for ok in valid:
         if not ok:
             out.append(math.nan)
             continue
-        loss = _eval(client, _halfway(reference_params, cand)).loss
+        loss = next(found)
         out.append(loss if math.isfinite(loss) else math.inf)
     return out
 
@@ -449,7 +513,29 @@ def trigger_evidence(
     rng = np.random.default_rng(audit_seed(reference_params) if seed is None else seed)
     X = X[rng.permutation(len(X))[: cfg.inputs]]
     family = trigger_detector.trigger_family(X.shape[-2], X.shape[-1], float(X.min()), float(X.max()), cfg.patterns, rng)
-    return trigger_detector.scan(lambda p, x: client.predict(list(p), x), X, reference_params, candidates, valid, family)
+    sets = [reference_params, *(c for c, ok in zip(candidates, valid) if ok)]
+    return trigger_detector.scan(_PredictAll(client, sets), X, reference_params, candidates, valid, family)
+
+
+class _PredictAll:
+    """The ``predict(params, X)`` that :func:`trigger_detector.scan` calls for the auditor's model
+    and each valid candidate, on one input array: its first call predicts every one of ``sets``
+    on that array in one :func:`bdfl.learning.task.predict_many` (one client call where the
+    client offers ``predict_many``, else one ``predict`` per set, in the order scan asks);
+    the later calls read those labels. Any other call is a plain ``client.predict``."""
+
+    def __init__(self, client: Any, sets: Sequence[Any]) -> None:
+        self.client, self.sets = client, list(sets)
+        self.X: np.ndarray | None = None
+        self.labels: dict[int, np.ndarray] = {}
+
+    def __call__(self, params: Any, X: np.ndarray) -> np.ndarray:
+        if self.X is None:
+            self.X = X
+            self.labels = {id(p): out[0] for p, out in zip(self.sets, predict_many(self.client, self.sets, [X]))}
+        if X is self.X and id(params) in self.labels:
+            return self.labels[id(params)]
+        return np.asarray(self.client.predict(list(params), X))
 
 
 def class_evidence(client: Any, candidates: Sequence[Any], valid: Sequence[bool], rule: AuditRule) -> ClassEvidence | None:
@@ -465,12 +551,13 @@ def class_evidence(client: Any, candidates: Sequence[Any], valid: Sequence[bool]
     if len(y) == 0:
         return None
     classes, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
+    labels = iter(predict_many(client, [c for c, ok in zip(candidates, valid) if ok], [X]))
     out: list[np.ndarray | None] = []
-    for cand, ok in zip(candidates, valid):
+    for ok in valid:
         if not ok:
             out.append(None)
             continue
-        correct = (np.asarray(client.predict(list(cand), X)).ravel() == y).astype(np.float64)
+        correct = (next(labels)[0].ravel() == y).astype(np.float64)
         out.append(np.bincount(inverse, weights=correct, minlength=len(classes)) / counts)
     return ClassEvidence(counts=counts, accuracy=tuple(out))
 
@@ -635,7 +722,7 @@ def audit_updates(
     valid = [isinstance(r, EvalResult) for r in results]
     stats = candidate_statistics(
         reference_params, candidates, start_params, valid=valid, min_candidates=rule.min_candidates,
-        candidate_starts=candidate_starts, candidate_past_moves=candidate_past_moves,
+        candidate_starts=candidate_starts, candidate_past_moves=candidate_past_moves, checked=True,
     )
     merged = merged_losses(client, reference_params, candidates, valid) if rule.enabled("merge") else None
     trigger = trigger_evidence(client, reference_params, candidates, valid, rule, seed)

@@ -63,8 +63,10 @@ __all__ = [
     "check_contract",
     "check_parameters",
     "evaluate_client",
+    "evaluate_many",
     "fit_client",
     "load_task",
+    "predict_many",
 ]
 
 REQUIRED_CALLABLES = ("load_dataset", "make_client")
@@ -260,6 +262,15 @@ class CheckedClient:
     def evaluate(self, parameters: NDArrays, config: Mapping[str, Any] | None = None) -> Any:
         return self.client.evaluate(parameters, self._config(config))
 
+    def evaluate_many(self, parameter_sets: Sequence[NDArrays], config: Mapping[str, Any] | None = None) -> list[Any]:
+        """``[self.evaluate(p, config) for p in parameter_sets]``: through the wrapped client's own
+        ``evaluate_many`` when it has one (:func:`evaluate_many`), else that loop."""
+        cfg = self._config(config)
+        inner = getattr(self.client, "evaluate_many", None)
+        if callable(inner):
+            return inner(list(parameter_sets), cfg)
+        return [self.client.evaluate(p, cfg) for p in parameter_sets]
+
     def __getattr__(self, name: str) -> Any:
         if name in ("client", "task", "config", "cast_dtypes", "server_round"):
             raise AttributeError(name)
@@ -269,7 +280,10 @@ class CheckedClient:
 def evaluate_client(client: Any, parameters: NDArrays, config: Mapping[str, Any] | None = None) -> EvalResult:
     """Call ``client.evaluate`` and validate the result; ``accuracy`` is NaN if the client
     does not report one."""
-    out = client.evaluate(parameters, dict(config or {}))
+    return _eval_result(client, client.evaluate(parameters, dict(config or {})))
+
+
+def _eval_result(client: Any, out: Any) -> EvalResult:
     if not isinstance(out, tuple) or len(out) != 3:
         raise TaskError(
             f"{type(client).__name__}.evaluate must return (loss, num_examples, metrics), got {out!r:.200}"
@@ -278,6 +292,43 @@ def evaluate_client(client: Any, parameters: NDArrays, config: Mapping[str, Any]
     metrics = dict(metrics or {})
     acc = metrics.get("accuracy", math.nan)
     return EvalResult(float(loss), int(num_examples), float(acc), metrics)
+
+
+def evaluate_many(client: Any, parameter_sets: Sequence[NDArrays], config: Mapping[str, Any] | None = None) -> list[EvalResult]:
+    """:func:`evaluate_client` of every parameter set, in order.
+
+    A client may offer ``evaluate_many(parameter_sets, config) -> [(loss, num_examples, metrics), ...]``
+    (optional; the bundled PyTorch clients do, ``clients/common.py``): one call for all the sets,
+    which must give what ``evaluate`` gives for each. A client without it (any ``NumPyClient``) is
+    called once per set, as before."""
+    sets = list(parameter_sets)
+    batched = getattr(client, "evaluate_many", None)
+    if not callable(batched) or not sets:
+        return [evaluate_client(client, p, config) for p in sets]
+    outs = batched(sets, dict(config or {}))
+    if not isinstance(outs, (list, tuple)) or len(outs) != len(sets):
+        raise TaskError(f"{type(client).__name__}.evaluate_many must return one (loss, num_examples, metrics) "
+                        f"per parameter set ({len(sets)}), got {outs!r:.200}")
+    return [_eval_result(client, out) for out in outs]
+
+
+def predict_many(client: Any, parameter_sets: Sequence[NDArrays], inputs: Sequence[np.ndarray]) -> list[list[np.ndarray]]:
+    """``client.predict(p, X)`` for every parameter set ``p`` and each of ``inputs``:
+    ``out[i][j]`` is set i's labels on ``inputs[j]``.
+
+    A client may offer ``predict_many(parameter_sets, inputs)`` returning that nested list
+    (optional; the bundled PyTorch clients do): one call, one parameter load per set. A client
+    without it is called once per set and input, as before."""
+    sets = list(parameter_sets)
+    batched = getattr(client, "predict_many", None)
+    if not callable(batched) or not sets:
+        return [[np.asarray(client.predict(list(p), X)) for X in inputs] for p in sets]
+    outs = batched([list(p) for p in sets], list(inputs))
+    if not isinstance(outs, (list, tuple)) or len(outs) != len(sets) or any(
+            not isinstance(o, (list, tuple)) or len(o) != len(inputs) for o in outs):
+        raise TaskError(f"{type(client).__name__}.predict_many must return, per parameter set ({len(sets)}), "
+                        f"one label array per input ({len(inputs)})")
+    return [[np.asarray(a) for a in o] for o in outs]
 
 
 @dataclass(frozen=True)
