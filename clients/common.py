@@ -124,20 +124,39 @@ def _readonly_arrays_ok() -> Iterator[None]:
         yield
 
 
-def _copy_into(model: nn.Module, state: Mapping[str, torch.Tensor], parameters: NDArrays) -> None:
+def _copy_into(model: nn.Module, state: Mapping[str, torch.Tensor], parameters: NDArrays,
+               views: Sequence[np.ndarray | None] | None = None) -> None:
+    """``parameters`` copied into ``state``'s tensors (count and shapes checked). ``views``: the
+    tensors' NumPy views (:func:`_numpy_views`); an array of a view's own dtype is copied with
+    ``np.copyto`` (the same values, without torch's per-tensor conversion and dispatch)."""
     if len(parameters) != len(state):
         raise BDFLError(
             f"{type(model).__name__} has {len(state)} parameter arrays, got {len(parameters)}",
             fix="parameters must come from the same task/model (same hparams)",
         )
-    for (name, tensor), array in zip(state.items(), parameters):
+    for i, ((name, tensor), array) in enumerate(zip(state.items(), parameters)):
         array = np.asarray(array)
         if tuple(array.shape) != tuple(tensor.shape):
             raise BDFLError(
                 f"{type(model).__name__}.{name} has shape {tuple(tensor.shape)}, got {tuple(array.shape)}",
                 fix="parameters must come from the same task/model (same hparams)",
             )
-        tensor.copy_(torch.from_numpy(np.ascontiguousarray(array)).to(tensor.dtype))
+        view = views[i] if views is not None else None
+        if view is not None and array.dtype == view.dtype:
+            np.copyto(view, array)
+        else:
+            tensor.copy_(torch.from_numpy(np.ascontiguousarray(array)).to(tensor.dtype))
+
+
+def _numpy_views(state: Mapping[str, torch.Tensor]) -> list[np.ndarray | None]:
+    """Each state tensor's NumPy view (sharing its memory; None where torch has none)."""
+    views: list[np.ndarray | None] = []
+    for tensor in state.values():
+        try:
+            views.append(tensor.numpy())
+        except (RuntimeError, TypeError):
+            views.append(None)
+    return views
 
 
 def make_optimizer(model: nn.Module, hparams: Mapping[str, Any], lr: float) -> torch.optim.Optimizer:
@@ -355,12 +374,13 @@ class TorchClient(NumPyClient):
         """``measure()`` with each of ``parameter_sets`` loaded, in order (the model left loaded
         with the last one, as a loop of evaluate / predict calls leaves it)."""
         state = self.model.state_dict()
+        views = _numpy_views(state)
         self.model.eval()
         out = []
         with _readonly_arrays_ok():
             for parameters in parameter_sets:
                 with torch.no_grad():
-                    _copy_into(self.model, state, parameters)
+                    _copy_into(self.model, state, parameters, views)
                 with torch.inference_mode():
                     out.append(measure())
         return out

@@ -266,19 +266,6 @@ def _raveled(params: Sequence[Any]) -> list[np.ndarray]:
 STAT_BLOCK = 1 << 14
 
 
-#: float64 values of the candidates' differences (and past moves) held at once per block: the
-#: reductions run on a (candidates x block) array, one call for a group of rows, not one per candidate
-STAT_GROUP = 1 << 19
-
-
-def _row_dots(A: np.ndarray, B: np.ndarray) -> np.ndarray:
-    """``[float(A[k] @ B[k]) for k]`` (``B`` 1-D: ``[float(A[k] @ B) for k]``), the same values in one
-    call: a stack of 1 x n @ n x 1 products is each row's vector product in numpy's matmul (its
-    ``dot`` loop, BLAS ``ddot`` on the contiguous rows), as ``a @ b`` of 1-D rows is."""
-    Bs = B[:, :, None] if B.ndim == 2 else B[:, None]
-    return np.matmul(A[:, None, :], Bs)[:, 0, 0]
-
-
 def _f64(dst: np.ndarray, src: np.ndarray) -> np.ndarray:
     """``src`` cast into the float64 buffer ``dst`` (the values ``np.asarray(src, np.float64)`` has)."""
     np.copyto(dst, src, casting="unsafe")
@@ -358,12 +345,9 @@ def candidate_statistics(
     msq, dcons, down, dpast, psq = np.zeros(m), np.zeros(m), np.zeros(m), np.zeros(m), np.zeros(m)
     own_sq = cons_sq = 0.0
     width = min(block, max((len(a) for a in ref), default=0)) or 1
-    T, S, O = (np.empty(width) for _ in range(3))
+    T, S, O, D, P = (np.empty(width) for _ in range(5))
     rows = np.empty((movers + 1, width))  # the movers' moves and the own move of one block
     part, M = np.empty((width, movers + 1)), np.empty(width)  # the median's scratch and result
-    group = max(1, min(m, STAT_GROUP // width))  # candidates whose differences / past moves are held at once
-    D, P = np.empty((group, width)), np.empty((group, width))
-    with_past = [k for k, i in enumerate(idx) if i in past]
     for li, size in enumerate(len(a) for a in ref):
         for a in range(0, size, block):
             b = min(a + block, size)
@@ -372,34 +356,32 @@ def candidate_statistics(
             if start is not None:
                 own = np.subtract(t, _f64(S[:n], start[li][a:b]), out=O[:n])
                 own_sq += float(own @ own)
-            for g in range(0, m, group):
-                ks = range(g, min(g + group, m))
-                d = D[: len(ks), :n]
-                for r, k in enumerate(ks):
-                    np.subtract(cand[idx[k]][li][a:b], t, out=d[r], dtype=np.float64, casting="unsafe")
-                sq[ks.start:ks.stop] += _row_dots(d, d)
-                total[ks.start:ks.stop] += d.sum(axis=1)
-                l1[ks.start:ks.stop] += np.abs(d, out=d).sum(axis=1)
-            if start is None:
-                continue
+            d = D[:n]
             for k, i in enumerate(idx):
-                np.subtract(cand[i][li][a:b], trainer[i][li][a:b] if i in trainer else S[:n], out=rows[k, :n],
-                            dtype=np.float64, casting="unsafe")
-            moves = rows[:movers, :n]
-            msq += _row_dots(moves, moves)
-            down += _row_dots(moves, O[:n])
-            for g in range(0, len(with_past), group):
-                ks2 = with_past[g:g + group]
-                p = P[: len(ks2), :n]
-                for r, k in enumerate(ks2):
-                    _f64(p[r], past[idx[k]][li][a:b])
-                dpast[ks2] += _row_dots(rows[ks2, :n], p)
-                psq[ks2] += _row_dots(p, p)
+                c = cand[i][li][a:b]
+                np.subtract(c, t, out=d, dtype=np.float64, casting="unsafe")
+                sq[k] += float(d @ d)
+                total[k] += float(d.sum())
+                l1[k] += float(np.abs(d, out=d).sum())
+                if start is None:
+                    continue
+                mv = rows[k, :n]
+                if i in trainer:
+                    np.subtract(c, trainer[i][li][a:b], out=mv, dtype=np.float64, casting="unsafe")
+                    if i in past:
+                        p = _f64(P[:n], past[i][li][a:b])
+                        dpast[k] += float(mv @ p)
+                        psq[k] += float(p @ p)
+                else:
+                    np.subtract(c, S[:n], out=mv, dtype=np.float64, casting="unsafe")
+                msq[k] += float(mv @ mv)
+                down[k] += float(mv @ O[:n])
             if median:
                 rows[movers, :n] = O[:n]
                 cons = _column_median(rows[:, :n], part, M)  # each column's median: its own
                 cons_sq += float(cons @ cons)
-                dcons += _row_dots(moves, cons)
+                for k in range(movers):
+                    dcons[k] += float(rows[k, :n] @ cons)
     sq, total, l1, msq, dcons, down, dpast, psq = (x.tolist() for x in (sq, total, l1, msq, dcons, down, dpast, psq))
     own_move = math.sqrt(own_sq) if start is not None else math.nan
     moved = start is not None and own_move > 0
