@@ -72,6 +72,11 @@ class Relayer:
                 out.append(self.client.sender.wait(b.tx_hash))
             except BDFLError as exc:
                 out.append(exc)
+        if any(isinstance(r, Exception) for r in out):
+            # a batch without a receipt may have left the node's pool unmined (anvil 1.7 dropped
+            # one at N = 10,000: docs/results/scale.md): its nonce is then unused, and every later
+            # transaction of this account would wait behind the gap. Re-read the nonce.
+            self.client.sender.resync_nonce()
         return out
 
     def skipped(self, batch: RelayBatch, receipt: Any) -> dict[str, str]:

@@ -17,6 +17,7 @@ import pytest
 
 from bdfl.chain.protocol import Outcome, Phase, ProtocolClient, submit_batch_size
 from bdfl.chain.relay import RelayBatch, Relayer, RelayRequest, has_submitted, recorded_hashes
+from bdfl.chain.txsender import TxSender
 from bdfl.config import ExperimentConfig, from_dict
 from bdfl.errors import ConfigError
 from bdfl.peer.stages.submit import Fallback, check_relayed, watch_relayed
@@ -192,6 +193,33 @@ def test_watch_sees_a_relayed_entry_land_within_the_margin_and_sends_nothing(env
     assert watch_relayed(peers[0], r, update_hash(r, peers[0].address), 10, margin=MARGIN, sleep=sleep_while_relayer_posts) == "relayed"
     assert has_submitted(env.deployer, r, peers[0].address)
     assert peers[0].w3.eth.get_transaction_count(peers[0].address) == nonce  # the peer sent no transaction
+
+
+def test_a_batch_the_node_dropped_falls_back_and_leaves_no_nonce_gap(env: Env) -> None:
+    """A relayer's batch that the node accepted and then dropped unmined (anvil 1.7 did at
+    N = 10,000): its members fall back, and the relayer's next transaction is still mined
+    (no nonce gap behind the dropped one)."""
+    peers = env.join()
+    r = env.deployer.current_round()
+    before = _before(env, peers)
+    cid = env.dep.chain_id
+    relayer = Relayer(ProtocolClient(env.w3, env.dep, env.proto.deployer,
+                                     TxSender(env.w3, env.proto.deployer, chain_id=cid, receipt_timeout=3.0)))
+    requests = _requests(env, peers, r)
+    env.rpc("evm_setAutomine", [False])
+    try:  # two batches in the pool; the node drops the second before mining
+        batches = relayer.send(r, requests[:4]) + relayer.send(r, requests[4:])
+        env.rpc("anvil_dropTransaction", ["0x" + bytes(batches[1].tx_hash).hex()])
+        env.rpc("evm_mine")
+    finally:
+        env.rpc("evm_setAutomine", [True])
+    fallbacks = check_relayed(relayer, r, batches, {c.address: i for i, c in enumerate(peers)})
+    assert sorted(f.peer for f in fallbacks) == list(range(4, len(peers)))
+    assert {f.reason for f in fallbacks} == {"not relayed"}
+    # the relayer's next transaction gets the dropped one's nonce and is mined
+    relayer.client.sender.wait(relayer.client.sender.send_transaction({"to": relayer.address}))
+    _fall_back(env, r, fallbacks)
+    _close_round_and_check(env, peers, r, before)
 
 
 def test_relayer_batches_stay_under_the_transaction_cap(env: Env) -> None:
