@@ -1,6 +1,8 @@
 """One auditor's audit at a given model size, built from real training, timed step by step (issue 23).
 
     .venv/bin/python experiments/audit_bench.py --size 11m            # 18 candidates, the default rule
+    .venv/bin/python experiments/audit_bench.py --size small --candidates 99 --scheme iid --degree 24 --repeats 25 --cpu
+                                                                      # one auditor's audit at N = 100, CPU seconds
     py-spy record -o /tmp/audit.txt --format raw -- .venv/bin/python experiments/audit_bench.py --size 11m
 
 The audit is the one a committee member runs from round 2 on (:func:`bdfl.defense.audit.audit_updates`
@@ -53,12 +55,15 @@ class AuditCase:
     past: list[NDArrays]
 
 
-def build_case(module: str, *, candidates: int = 18, attackers: int = 0, seed: int = 0, degree: int = 4) -> AuditCase:
-    """Train ``candidates + 1`` peers two rounds from one start (see the module docstring)."""
+def build_case(module: str, *, candidates: int = 18, attackers: int = 0, seed: int = 0, degree: int = 4,
+               scheme: str = "dirichlet") -> AuditCase:
+    """Train ``candidates + 1`` peers two rounds from one start (see the module docstring;
+    ``scheme="iid"``: IID shards, as the time-to-accuracy benchmark's N = 100 run)."""
     task = load_task(module)
     ds = task.module.load_dataset(None)
     n = candidates + 1
-    shards = make_peer_shards(ds, n, scheme="dirichlet", alpha=0.5, seed=seed)
+    split = {"alpha": 0.5} if scheme == "dirichlet" else {}
+    shards = make_peer_shards(ds, n, scheme=scheme, seed=seed, **split)
     cfg = {"local_epochs": 1}
 
     def fit(i: int, params: NDArrays, rnd: int) -> NDArrays:
@@ -78,29 +83,29 @@ def build_case(module: str, *, candidates: int = 18, attackers: int = 0, seed: i
     return AuditCase(client, u2[me], starts[me], cands, starts[:candidates], past)
 
 
-def timed_audit(case: AuditCase, rule: A.AuditRule) -> tuple[dict[str, float], list[A.AuditVerdict]]:
-    """:func:`bdfl.defense.audit.audit_updates`'s steps one by one, each timed."""
+def timed_audit(case: AuditCase, rule: A.AuditRule, clock: Any = time.perf_counter) -> tuple[dict[str, float], list[A.AuditVerdict]]:
+    """:func:`bdfl.defense.audit.audit_updates`'s steps one by one, each timed with ``clock``."""
     t: dict[str, float] = {}
-    t0 = time.perf_counter()
+    t0 = clock()
     reference, results = A.evaluate_candidates(case.client, case.reference, case.candidates)
-    t["evaluate"] = time.perf_counter() - t0
+    t["evaluate"] = clock() - t0
     valid = [isinstance(r, EvalResult) for r in results]
-    t0 = time.perf_counter()
+    t0 = clock()
     stats = A.candidate_statistics(case.reference, case.candidates, case.start, valid=valid, min_candidates=rule.min_candidates,
                                    candidate_starts=case.starts, candidate_past_moves=case.past)
-    t["statistics"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    t["statistics"] = clock() - t0
+    t0 = clock()
     merged = A.merged_losses(case.client, case.reference, case.candidates, valid) if rule.enabled("merge") else None
-    t["merged"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    t["merged"] = clock() - t0
+    t0 = clock()
     trigger = A.trigger_evidence(case.client, case.reference, case.candidates, valid, rule)
-    t["trigger"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    t["trigger"] = clock() - t0
+    t0 = clock()
     classes = A.class_evidence(case.client, case.candidates, valid, rule)
-    t["classes"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    t["classes"] = clock() - t0
+    t0 = clock()
     verdicts = A.judge(rule, reference, results, stats, merged, trigger, classes)
-    t["judge"] = time.perf_counter() - t0
+    t["judge"] = clock() - t0
     t["total"] = sum(t.values())
     return t, verdicts
 
@@ -111,11 +116,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--candidates", type=int, default=18)
     ap.add_argument("--attackers", type=int, default=0)
     ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--scheme", choices=("dirichlet", "iid"), default="dirichlet", help="the peers' shards")
+    ap.add_argument("--degree", type=int, default=4, help="neighbours averaged into each peer's round-2 start")
+    ap.add_argument("--cpu", action="store_true", help="time with time.process_time (CPU seconds) instead of wall seconds")
     ap.add_argument("--only", choices=("statistics", "merged", "audit"), default="audit",
                     help="time only this step (statistics / merged) or the whole audit")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
-    case = build_case(SIZES[args.size], candidates=args.candidates, attackers=args.attackers)
+    case = build_case(SIZES[args.size], candidates=args.candidates, attackers=args.attackers, degree=args.degree,
+                      scheme=args.scheme)
+    clock = time.process_time if args.cpu else time.perf_counter
     print(f"[{args.size}] case built in {time.perf_counter() - t0:.1f} s", flush=True)
     rule = A.AuditRule()
     best: dict[str, float] = {}
@@ -131,9 +141,9 @@ def main(argv: list[str] | None = None) -> int:
             A.merged_losses(case.client, case.reference, case.candidates, [True] * len(case.candidates))
             t = {"merged": time.perf_counter() - t0}
         else:
-            t, verdicts = timed_audit(case, rule)
+            t, verdicts = timed_audit(case, rule, clock)
         best = {k: min(v, best.get(k, float("inf"))) for k, v in t.items()}
-    print("  ".join(f"{k} {v:.3f} s" for k, v in best.items()), flush=True)
+    print("  ".join(f"{k} {v:.4f} s" for k, v in best.items()), flush=True)
     for i, v in enumerate(verdicts):
         print(f"  candidate {i}: {'accept' if v.accept else 'reject ' + ','.join(v.failed)}")
     return 0
