@@ -107,12 +107,10 @@ def get_parameters(model: nn.Module) -> NDArrays:
     return [t.detach().cpu().numpy().copy() for t in model.state_dict().values()]
 
 
-def set_parameters(model: nn.Module, parameters: NDArrays, state: Mapping[str, torch.Tensor] | None = None) -> None:
-    """Copy ``parameters`` (in ``state_dict`` order) into the model, checking count and shapes.
-    ``state``: the model's ``state_dict()`` when the caller holds it already (its tensors share the
-    model's storage, so copying into them loads the model)."""
+def set_parameters(model: nn.Module, parameters: NDArrays) -> None:
+    """Copy ``parameters`` (in ``state_dict`` order) into the model, checking count and shapes."""
     with torch.no_grad(), _readonly_arrays_ok():
-        _copy_into(model, model.state_dict() if state is None else state, parameters)
+        _copy_into(model, model.state_dict(), parameters)
 
 
 @contextmanager
