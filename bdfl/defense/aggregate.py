@@ -65,13 +65,17 @@ def check_models(models: Sequence[NDArrays]) -> list[NDArrays]:
     if len(models) == 0:
         raise AggregationError("cannot aggregate an empty list of models")
     first = models[0]
+    shapes = [np.shape(b) for b in first]
     for k, model in enumerate(models):
         if len(model) != len(first):
             raise AggregationError(f"model {k} has {len(model)} arrays, model 0 has {len(first)}")
-        for i, (a, b) in enumerate(zip(model, first)):
-            if np.shape(a) != np.shape(b):
-                raise AggregationError(f"model {k} array {i} has shape {np.shape(a)}, model 0 has {np.shape(b)}")
-    return [[np.asarray(a) for a in m] for m in models]
+        for i, (a, s) in enumerate(zip(model, shapes)):
+            # a plain ndarray's .shape is np.shape's answer without the call (issue 23: this
+            # check ran for every weighted average of every start rebuild)
+            if (a.shape if type(a) is np.ndarray else np.shape(a)) != s:
+                raise AggregationError(f"model {k} array {i} has shape {np.shape(a)}, model 0 has {s}")
+    # np.asarray returns a plain ndarray itself: skip the call for those
+    return [[a if type(a) is np.ndarray else np.asarray(a) for a in m] for m in models]
 
 
 def _restore_dtypes(result: NDArrays, like: NDArrays) -> NDArrays:
@@ -117,40 +121,77 @@ def weighted_average(models: Sequence[NDArrays], weights: Sequence[float] | None
     return _streamed_weighted(models, w)
 
 
-#: values per block of :func:`_streamed_weighted` (two 128 kB float64 buffers: in cache)
+#: values per block of :func:`_streamed_weighted` (one row of 16,384 float64 values per model
+#: averaged: 128 kB each)
 WEIGHTED_BLOCK = 1 << 14
 
 
 def _streamed_weighted(models: Sequence[NDArrays], w: Sequence[float], block: int = WEIGHTED_BLOCK) -> NDArrays:
     """Flower's ``aggregate`` of the models with weight > 0 in float64, cast back to the first
     model's dtypes as :func:`_restore_dtypes` casts it, bit for bit (the same products, the same
-    left-to-right sums, the same division, the same rounding), ``block`` values at a time into a
-    float64 accumulator that stays in cache, written straight into the result: no float64 copy
-    of any model or layer (issue 23: at 11M parameters Flower's version holds 2 x 88 MB per
-    model being averaged, a layer-wide accumulator passes 88 MB float64 arrays per model)."""
+    left-to-right sums, the same division, the same rounding), ``block`` values at a time into
+    float64 rows that stay small, written straight into the result: no float64 copy of any
+    model or layer (issue 23: at 11M parameters Flower's version holds 2 x 88 MB per model
+    being averaged, a layer-wide accumulator passes 88 MB float64 arrays per model).
+
+    A block runs over the models' arrays laid end to end, so several small layers share one
+    block (issue 23, N = 100: the digits MLP's four layers, 4,874 values, are one block): each
+    block's values of every model are gathered into one (models x values) float64 matrix by one
+    ``np.concatenate``, multiplied by the weights in one call and summed row after row, instead
+    of two calls per model and layer. Every value is computed on its own, so the grouping
+    changes no value."""
     kept = [(m, x) for m, x in zip(models, w) if x > 0]
+    if not kept:
+        return []
     total = sum(x for _, x in kept)  # as Flower: sum(), not fsum
-    out: NDArrays = []
-    size = max((np.size(a) for a in models[0]), default=0) if kept else 0
-    acc_buf, tmp_buf = np.empty(min(block, size) or 1), np.empty(min(block, size) or 1)
-    for i in range(len(kept[0][0]) if kept else 0):
-        ref = np.asarray(models[0][i])
-        res = np.empty(ref.shape, dtype=ref.dtype)
-        dst = res.reshape(-1)
-        flats = [(np.asarray(m[i]).reshape(-1), x) for m, x in kept]
-        integer = np.issubdtype(ref.dtype, np.integer)
-        for a in range(0, len(dst), block):
-            b = min(a + block, len(dst))
-            acc, tmp = acc_buf[: b - a], tmp_buf[: b - a]
-            np.multiply(flats[0][0][a:b], flats[0][1], out=acc, dtype=np.float64)
-            for f, x in flats[1:]:
-                np.multiply(f[a:b], x, out=tmp, dtype=np.float64)
-                acc += tmp
-            acc /= total
-            if integer:
-                np.rint(acc, out=acc)
-            np.copyto(dst[a:b], acc, casting="unsafe")
-        out.append(res)
+    ref = [np.asarray(a) for a in models[0]][: len(kept[0][0])]
+    out: NDArrays = [np.empty(a.shape, dtype=a.dtype) for a in ref]
+    dst = [r.reshape(-1) for r in out]
+    sizes = [d.size for d in dst]
+    integer = [np.issubdtype(a.dtype, np.integer) for a in ref]
+    whole = [[np.asarray(a) for a in m[: len(ref)]] for m, _ in kept]  # as given: np.concatenate ravels them
+    flat: list[list[np.ndarray]] | None = None  # raveled views, only where a layer spans blocks
+    width = min(block, sum(sizes)) or 1
+    rows = len(kept)
+    storage = np.empty(rows * width)
+    weights = np.array([x for _, x in kept], dtype=np.float64)[:, None]
+    li, pos = 0, 0  # the next value to average: layer li, offset pos
+    while li < len(sizes):
+        pieces: list[tuple[int, int, int]] = []  # (layer, start, end) of this block, in order
+        n = 0
+        while li < len(sizes) and n < width:
+            take = min(sizes[li] - pos, width - n)
+            if take > 0:
+                pieces.append((li, pos, pos + take))
+                n += take
+                pos += take
+            if pos >= sizes[li]:
+                li, pos = li + 1, 0
+        if not pieces:
+            continue
+        parts: list[np.ndarray] = []
+        for k in range(rows):
+            for i, a, b in pieces:
+                if a == 0 and b == sizes[i]:
+                    parts.append(whole[k][i])
+                else:
+                    if flat is None:
+                        flat = [[a_.reshape(-1) for a_ in m] for m in whole]
+                    parts.append(flat[k][i][a:b])
+        mat = storage[: rows * n].reshape(rows, n)
+        np.concatenate(parts, axis=None, out=mat.reshape(-1), casting="same_kind")  # each value as float64
+        np.multiply(mat, weights, out=mat)  # row k: model k's values x its weight
+        acc = mat[0]
+        for r in range(1, rows):
+            acc += mat[r]
+        acc /= total
+        off = 0
+        for i, a, b in pieces:
+            seg = acc[off : off + b - a]
+            if integer[i]:
+                np.rint(seg, out=seg)
+            np.copyto(dst[i][a:b], seg, casting="unsafe")
+            off += b - a
     return out
 
 
