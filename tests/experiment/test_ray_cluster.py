@@ -6,6 +6,7 @@ node's address, and the cluster's processes are gone afterwards. The default pat
 from __future__ import annotations
 
 import csv
+import json
 import os
 import socket
 import subprocess
@@ -41,6 +42,18 @@ def _run(out: Path, *extra: str) -> None:
 def _chain_columns(out: Path) -> list[tuple[str, ...]]:
     with open(out / "rounds.csv", newline="") as fh:
         return [tuple(r[k] for k in r if not k.startswith("seconds")) for r in csv.DictReader(fh)]
+
+
+def _submission_batches(out: Path) -> list[int]:
+    """Entries of each transaction that carried submissions (``UpdateSubmitted`` events), in
+    chain order: more than one is a relayer's ``submitBatch`` (chain.submission = "relayed")."""
+    per_tx: dict[str, int] = {}
+    with open(out / "events.jsonl") as fh:
+        for line in fh:
+            e = json.loads(line)
+            if e.get("event") == "UpdateSubmitted":
+                per_tx[e["tx"]] = per_tx.get(e["tx"], 0) + 1
+    return list(per_tx.values())
 
 
 def _tree(pids: list[int]) -> list[psutil.Process]:
@@ -89,6 +102,11 @@ def test_two_node_ray_cluster_gives_the_local_metrics_with_workers_on_both_nodes
     assert (spread / "metrics.csv").read_text() == (local / "metrics.csv").read_text()
     assert _chain_columns(spread) == _chain_columns(local)
     assert len((spread / "metrics.csv").read_text().splitlines()) > 6  # a header and 6 peers x 2 rounds
+    # the default relayed submissions: each Ray worker's relayer posted its peers' entries in
+    # submitBatch transactions that reached the chain from its node, as the local workers did
+    assert _submission_batches(spread) == _submission_batches(local)
+    assert max(_submission_batches(spread)) > 1
+    assert '"RelayFallback"' not in (spread / "events.jsonl").read_text()  # every entry landed relayed
 
     # the two workers sat on the cluster's two different nodes
     log = (spread / "run.log").read_text()
