@@ -121,25 +121,24 @@ def weighted_average(models: Sequence[NDArrays], weights: Sequence[float] | None
     return _streamed_weighted(models, w)
 
 
-#: values per block of :func:`_streamed_weighted` (one row of 16,384 float64 values per model
-#: averaged: 128 kB each)
+#: values per block of :func:`_streamed_weighted` (two 128 kB float64 buffers: in cache)
 WEIGHTED_BLOCK = 1 << 14
 
 
 def _streamed_weighted(models: Sequence[NDArrays], w: Sequence[float], block: int = WEIGHTED_BLOCK) -> NDArrays:
     """Flower's ``aggregate`` of the models with weight > 0 in float64, cast back to the first
     model's dtypes as :func:`_restore_dtypes` casts it, bit for bit (the same products, the same
-    left-to-right sums, the same division, the same rounding), ``block`` values at a time into
-    float64 rows that stay small, written straight into the result: no float64 copy of any
-    model or layer (issue 23: at 11M parameters Flower's version holds 2 x 88 MB per model
-    being averaged, a layer-wide accumulator passes 88 MB float64 arrays per model).
+    left-to-right sums, the same division, the same rounding), ``block`` values at a time into a
+    float64 accumulator that stays in cache, written straight into the result: no float64 copy
+    of any model or layer (issue 23: at 11M parameters Flower's version holds 2 x 88 MB per
+    model being averaged, a layer-wide accumulator passes 88 MB float64 arrays per model).
 
     A block runs over the models' arrays laid end to end, so several small layers share one
-    block (issue 23, N = 100: the digits MLP's four layers, 4,874 values, are one block): each
-    block's values of every model are gathered into one (models x values) float64 matrix by one
-    ``np.concatenate``, multiplied by the weights in one call and summed row after row, instead
-    of two calls per model and layer. Every value is computed on its own, so the grouping
-    changes no value."""
+    block (issue 23, N = 100: the digits MLP's four layers, 4,810 values, are one block): a
+    model's values of the block are gathered into the float64 buffer by one ``np.concatenate``
+    (each value cast as the multiply cast it) and multiplied by its weight in place, three calls
+    per model and block instead of two per model and layer. Every value is computed on its own,
+    so the grouping changes no value."""
     kept = [(m, x) for m, x in zip(models, w) if x > 0]
     if not kept:
         return []
@@ -149,12 +148,8 @@ def _streamed_weighted(models: Sequence[NDArrays], w: Sequence[float], block: in
     dst = [r.reshape(-1) for r in out]
     sizes = [d.size for d in dst]
     integer = [np.issubdtype(a.dtype, np.integer) for a in ref]
-    whole = [[np.asarray(a) for a in m[: len(ref)]] for m, _ in kept]  # as given: np.concatenate ravels them
-    flat: list[list[np.ndarray]] | None = None  # raveled views, only where a layer spans blocks
     width = min(block, sum(sizes)) or 1
-    rows = len(kept)
-    storage = np.empty(rows * width)
-    weights = np.array([x for _, x in kept], dtype=np.float64)[:, None]
+    acc_buf, tmp_buf = np.empty(width), np.empty(width)
     li, pos = 0, 0  # the next value to average: layer li, offset pos
     while li < len(sizes):
         pieces: list[tuple[int, int, int]] = []  # (layer, start, end) of this block, in order
@@ -169,21 +164,15 @@ def _streamed_weighted(models: Sequence[NDArrays], w: Sequence[float], block: in
                 li, pos = li + 1, 0
         if not pieces:
             continue
-        parts: list[np.ndarray] = []
-        for k in range(rows):
-            for i, a, b in pieces:
-                if a == 0 and b == sizes[i]:
-                    parts.append(whole[k][i])
-                else:
-                    if flat is None:
-                        flat = [[a_.reshape(-1) for a_ in m] for m in whole]
-                    parts.append(flat[k][i][a:b])
-        mat = storage[: rows * n].reshape(rows, n)
-        np.concatenate(parts, axis=None, out=mat.reshape(-1), casting="same_kind")  # each value as float64
-        np.multiply(mat, weights, out=mat)  # row k: model k's values x its weight
-        acc = mat[0]
-        for r in range(1, rows):
-            acc += mat[r]
+        acc, tmp = acc_buf[:n], tmp_buf[:n]
+        for k, (m, x) in enumerate(kept):
+            # a whole layer as given (np.concatenate ravels it), part of one as a raveled slice
+            parts = [m[i] if a == 0 and b == sizes[i] else np.asarray(m[i]).reshape(-1)[a:b] for i, a, b in pieces]
+            into = tmp if k else acc
+            np.concatenate(parts, axis=None, out=into, casting="same_kind")  # each value as float64
+            np.multiply(into, x, out=into)
+            if k:
+                acc += tmp
         acc /= total
         off = 0
         for i, a, b in pieces:
