@@ -110,37 +110,13 @@ def setup_steps(run_log: Path) -> list[tuple[float, str]]:
     return steps
 
 
-def tx_gases(devnet_log: Path) -> tuple[list[int], list[int]]:
-    """Gas of every contract call anvil logged, and of every contract creation (deployment).
+def logged_txs(devnet_log: Path) -> list[tuple[str, int | None, int, bool]]:
+    """(hash, block, gas, contract creation) of every transaction anvil logged, in order.
 
     anvil logs a block's transactions before its "Block Number:" line, each with the
-    block's *cumulative* gas so far: a transaction's gas is the difference to the one before."""
-    calls: list[int] = []
-    creations: list[int] = []
-    if not devnet_log.exists():
-        return calls, creations
-    created = False
-    cumulative = 0
-    with open(devnet_log, errors="replace") as fh:
-        for line in fh:
-            s = line.strip()
-            if s.startswith("Transaction:"):
-                created = False
-            elif s.startswith("Contract created:"):
-                created = True
-            elif s.startswith("Gas used:"):
-                total = int(s.split(":", 1)[1].strip().replace(",", ""))
-                (creations if created else calls).append(total - cumulative)
-                cumulative = total
-            elif s.startswith("Block Number:"):
-                cumulative = 0
-    return calls, creations
-
-
-def tx_log(devnet_log: Path) -> list[tuple[str, int, int, bool]]:
-    """(hash, block, gas, contract creation) of every transaction anvil logged, in order (the
-    gas as in :func:`tx_gases`: the difference of the block's cumulative gas)."""
-    txs: list[tuple[str, int, int, bool]] = []
+    block's *cumulative* gas so far: a transaction's gas is the difference to the one before.
+    The block is None for the transactions of a last block whose number the log does not reach."""
+    txs: list[tuple[str, int | None, int, bool]] = []
     if not devnet_log.exists():
         return txs
     block: list[list[Any]] = []
@@ -149,18 +125,23 @@ def tx_log(devnet_log: Path) -> list[tuple[str, int, int, bool]]:
         for line in fh:
             s = line.strip()
             if s.startswith("Transaction:"):
-                block.append([s.split(":", 1)[1].strip().lower(), 0, 0, False])
+                block.append([s.split(":", 1)[1].strip().lower(), 0, False])
             elif s.startswith("Contract created:") and block:
-                block[-1][3] = True
+                block[-1][2] = True
             elif s.startswith("Gas used:") and block:
                 total = int(s.split(":", 1)[1].strip().replace(",", ""))
-                block[-1][2] = total - cumulative
+                block[-1][1] = total - cumulative
                 cumulative = total
             elif s.startswith("Block Number:"):
                 number = int(s.split(":", 1)[1].strip())
-                txs += [(h, number, g, c) for h, _b, g, c in block]
+                txs += [(h, number, g, c) for h, g, c in block]
                 block, cumulative = [], 0
-    return txs
+    return txs + [(h, None, g, c) for h, g, c in block]
+
+
+def tx_gases(txs: list[tuple[str, int | None, int, bool]]) -> tuple[list[int], list[int]]:
+    """Gas of every contract call of :func:`logged_txs`, and of every contract creation (deployment)."""
+    return [g for _h, _b, g, c in txs if not c], [g for _h, _b, g, c in txs if c]
 
 
 #: A transaction's kind from the events it emitted (first match wins, in this order).
@@ -170,13 +151,14 @@ TX_KINDS = (("submitBatch", "UpdateSubmitted", 2), ("submitUpdate", "UpdateSubmi
             ("advance", "PhaseAdvanced", 1), ("advance", "RoundOpened", 1), ("join", "PeerJoined", 1))
 
 
-def gas_by_kind(out: Path) -> dict[str, Any]:
+def gas_by_kind(out: Path, txs: list[tuple[str, int | None, int, bool]] | None = None) -> dict[str, Any]:
     """Gas of the rounds' transactions split by kind, from anvil's log (hash, block, gas) and
     events.jsonl (the events each transaction emitted). A transaction's round is the ``round``
     argument of its first event that has one, else that of the last such event at or before its
     block (none: a set-up transaction, left out); chain round r is rounds.csv's round r + 1. The kind comes from its events (:data:`TX_KINDS`:
     ``submitBatch`` is a transaction with two or more ``UpdateSubmitted``); a transaction that
-    emitted none of them counts as ``other``. Per kind: transactions, gas, and gas per peer per
+    emitted none of them counts as ``other``. ``txs``: :func:`logged_txs` of the run's devnet.log
+    when the caller has read it already. Per kind: transactions, gas, and gas per peer per
     round (the kind's gas over the rounds divided by peers x rounds, peers = the submissions of
     the round)."""
     events: dict[str, dict[str, int]] = {}
@@ -199,7 +181,9 @@ def gas_by_kind(out: Path) -> dict[str, Any]:
     seen.sort()
     per_round: dict[int, dict[str, list[int]]] = {}
     submissions: dict[int, int] = {}
-    for h, block, gas, created in tx_log(out / "devnet.log"):
+    for h, block, gas, created in logged_txs(out / "devnet.log") if txs is None else txs:
+        if block is None:  # a block the log does not finish
+            continue
         rnd = tx_round.get(h)
         if rnd is None:
             rnd = next((r for b, r in reversed(seen) if b <= block), None)
@@ -310,7 +294,8 @@ def main() -> int:
 
     rows = rounds(out)
     abstained = abstentions(out)
-    gases, creations = tx_gases(out / "devnet.log")
+    txs = logged_txs(out / "devnet.log")  # anvil's log read once, for both the gas list and the split by kind
+    gases, creations = tx_gases(txs)
     steps = setup_steps(out / "run.log")
     first_round_at = next((t for t, m in steps if m.startswith("all peers joined")), None)
     phases = ("train", "exchange", "audit", "chain", "eval")
@@ -333,7 +318,7 @@ def main() -> int:
         "transactions_logged": len(gases), "max_tx_gas": max(gases, default=0),
         "txs_over_cap": sum(g >= GAS_CAP for g in gases), "max_deploy_gas": max(creations, default=0),
         "gas_top10": sorted(gases)[-10:],
-        "gas_by_kind": gas_by_kind(out),
+        "gas_by_kind": gas_by_kind(out, txs),
         "rss_timeline": sampler.samples[:: max(1, len(sampler.samples) // 400)],
     }
     Path(str(out) + ".scale.json").write_text(json.dumps(result, indent=1))

@@ -58,7 +58,7 @@ def scale():  # noqa: ANN201
 def test_transaction_gas_is_the_difference_of_the_blocks_cumulative_gas(scale, tmp_path: Path) -> None:  # noqa: ANN001
     log = tmp_path / "devnet.log"
     log.write_text(ANVIL_LOG)
-    calls, creations = scale.tx_gases(log)
+    calls, creations = scale.tx_gases(scale.logged_txs(log))
     assert calls == [100000, 6000000, 51573]
     assert creations == [871552]
 
