@@ -94,18 +94,7 @@ def capture(task: str | None, attack: str, seed: int, attackers: float, rounds: 
     try:
         for r in range(cfg.rounds):
             m.train_publish_submit(r)
-            view = m.chain.view
-            auditors = [m.engines[m.index_of[a]] for a in view.committee(r)]
-            inputs = {e.address: stages.audit.audit_inputs(e, r) for e in auditors}
-            wanted: set = set()
-            recipes: dict = {}
-            past: dict = {}
-            for x in inputs.values():
-                wanted |= stages.audit.wanted(x)
-                recipes.update(x.recipes)
-                past.update(x.past)
-            fetched = m.blobs.fetch_many(sorted(wanted))
-            rebuilt = stages.audit.rebuild(auditors[0].peer, r, recipes, past, fetched) if auditors else ({}, {})
+            auditors, inputs, fetched, rebuilt = m.committee_audit_inputs(r)
             for e in auditors:
                 x = inputs[e.address]
                 seen: list = []

@@ -283,11 +283,11 @@ class Mirror:
             self.chain.close_submissions()
         return t_train, dup
 
-    def audit(self, rnd: int, rules: Mapping[str, AuditRule], tally: Any) -> None:
-        """Stages audit, commit and reveal of every committee member; ``tally(auditor, trainer,
-        {rule: failed tests}, verdict or None)`` gets every vote as each rule would cast it."""
-        view = self.chain.view
-        auditors = [self.engines[self.index_of[a]] for a in view.committee(rnd)]
+    def committee_audit_inputs(self, rnd: int) -> tuple[list[Any], dict[str, Any], dict[Any, Any], Any]:
+        """Round ``rnd``'s committee engines, each one's audit inputs (by address), the bodies
+        they want fetched once for all, and the rebuilt starts and earlier moves, as a worker
+        prepares its hosted auditors."""
+        auditors = [self.engines[self.index_of[a]] for a in self.chain.view.committee(rnd)]
         inputs = {e.address: stages.audit.audit_inputs(e, rnd) for e in auditors}
         wanted: set[tuple[str, str]] = set()
         recipes: dict[str, Any] = {}
@@ -298,6 +298,12 @@ class Mirror:
             past.update(x.past)
         fetched = self.blobs.fetch_many(sorted(wanted))
         rebuilt = stages.audit.rebuild(auditors[0].peer, rnd, recipes, past, fetched) if auditors else ({}, {})
+        return auditors, inputs, fetched, rebuilt
+
+    def audit(self, rnd: int, rules: Mapping[str, AuditRule], tally: Any) -> None:
+        """Stages audit, commit and reveal of every committee member; ``tally(auditor, trainer,
+        {rule: failed tests}, verdict or None)`` gets every vote as each rule would cast it."""
+        auditors, inputs, fetched, rebuilt = self.committee_audit_inputs(rnd)
         for e in auditors:
             x = inputs[e.address]
             seen: list[tuple[Evidence, list[AuditVerdict]]] = []
