@@ -154,7 +154,15 @@ def batch_mining(w3: Any) -> Iterator[None]:
     Why: anvil 1.7 recomputes the whole state trie for every block (fixed upstream in
     foundry-rs/foundry#15715, not in any npm release here), so one block per transaction
     cost ~30 ms per transaction at 1,000 peers and grew with every round. Blocks do not
-    change what a transaction does (deadlines are timestamps, the clock is frozen)."""
+    change what a transaction does (deadlines are timestamps, the clock is frozen).
+
+    One sender's transactions inside must not have decreasing gas limits: when one does not
+    fit in the gas left in a block, anvil 1.7 skips it but still tries the sender's next one,
+    and a smaller next one fits, fails the nonce check and is evicted from the pool silently
+    (accepted, never mined; it no longer counts as pending, so the loop below ends without it).
+    The relayer gives its batches equal limits (:meth:`bdfl.chain.relay.Relayer.send`); a
+    joining peer's approve (80k) comes before its join (400k); one transfer gas serves all
+    funding transfers (tests/chain/test_relay_mining.py shows the eviction)."""
     w3.provider.make_request("evm_setAutomine", [False])
     try:
         yield

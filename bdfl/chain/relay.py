@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 from web3.exceptions import ContractLogicError
 
-from bdfl.chain.protocol import ProtocolClient, submit_batch_size
+from bdfl.chain.protocol import SUBMIT_BATCH_GAS_PER_ENTRY, ProtocolClient, draw_gas_bound, submit_batch_size
 from bdfl.chain.txsender import decode_revert
 from bdfl.errors import BDFLError
 
@@ -59,9 +59,21 @@ class Relayer:
         return [list(requests[i:i + size]) for i in range(0, len(requests), size)]
 
     def send(self, round_: int, requests: Sequence[RelayRequest]) -> list[RelayBatch]:
-        """Send every batch without waiting (in order: submission order decides update indices)."""
-        return [RelayBatch(b, self.client.submit_batch(round_, [r.entry for r in b], wait=False))
-                for b in self.batches(requests) if b]
+        """Send every batch without waiting (in order: submission order decides update indices).
+
+        Every batch of one call gets the same gas limit, the largest batch's (:func:`batch_gas`):
+        its gas *used* does not change, but a later batch never has a smaller limit than an
+        earlier one. Why: the batches are mined together (:func:`bdfl.chain.devnet.batch_mining`),
+        and anvil 1.7's block builder, when a transaction does not fit in the gas left in the
+        block, skips it yet still tries its sender's next one; a smaller one fits, fails the
+        nonce check (its predecessor is not in the block) and is evicted from the pool without
+        a trace: accepted, never mined (three 120 s receipt waits at N = 1000, one batch of 4
+        entries after four full ones; tests/chain/test_relay_mining.py). With equal limits a
+        batch that does not fit is followed by batches that do not fit either."""
+        batches = [b for b in self.batches(requests) if b]
+        gas = batch_gas(self.client, max((len(b) for b in batches), default=0))
+        return [RelayBatch(b, self.client.submit_batch(round_, [r.entry for r in b], wait=False, gas=gas))
+                for b in batches]
 
     def wait(self, batches: Sequence[RelayBatch]) -> list[Any]:
         """Each batch's full receipt (its ``SubmissionSkipped`` logs are read), or the error
@@ -73,9 +85,10 @@ class Relayer:
             except BDFLError as exc:
                 out.append(exc)
         if any(isinstance(r, Exception) for r in out):
-            # a batch without a receipt may have left the node's pool unmined (anvil 1.7 dropped
-            # one at N = 10,000: docs/results/scale.md): its nonce is then unused, and every later
-            # transaction of this account would wait behind the gap. Re-read the nonce.
+            # a batch without a receipt may have left the node's pool unmined (TxDropped: anvil
+            # 1.7 evicted a smaller batch after one that did not fit in a block, before send
+            # gave them equal gas limits): its nonce is then unused, and every later transaction
+            # of this account would wait behind the gap. Re-read the nonce.
             self.client.sender.resync_nonce()
         return out
 
@@ -83,6 +96,11 @@ class Relayer:
         """Member -> the contract's error name for each of the batch's entries it skipped."""
         return {batch.requests[pos].member: revert_name(self.client, reason)
                 for pos, reason in self.client.skipped_entries(receipt).items() if 0 <= pos < len(batch.requests)}
+
+
+def batch_gas(client: ProtocolClient, entries: int) -> int:
+    """Gas limit of a ``submitBatch`` of ``entries`` entries (:meth:`ProtocolClient.submit_batch`'s default)."""
+    return SUBMIT_BATCH_GAS_PER_ENTRY * entries + draw_gas_bound(client.deployment.params.committee_size)
 
 
 def recorded_hashes(client: ProtocolClient, round_: int) -> dict[str, bytes]:

@@ -33,6 +33,11 @@ class TxError(BDFLError):
     """A transaction could not be sent or confirmed."""
 
 
+class TxDropped(TxError):
+    """A sent transaction has no receipt and the node no longer knows it (neither mined nor in
+    its pool): it will not be mined, and its nonce is free again (:meth:`TxSender.resync_nonce`)."""
+
+
 class TxReverted(TxError):
     """A transaction (or its gas estimate) reverted; ``error_name`` is the Solidity custom error."""
 
@@ -139,6 +144,7 @@ class TxSender:
         chain_id: int | None = None,
         poll_interval: float = 0.005,
         receipt_timeout: float = 120.0,
+        drop_grace: float = 1.0,
         gas_multiplier: float = 1.25,
         max_retries: int = 3,
         fee_cache: FeeCache | None = None,
@@ -149,6 +155,7 @@ class TxSender:
         self.chain_id = chain_id if chain_id is not None else int(w3.eth.chain_id)
         self.poll_interval = poll_interval
         self.receipt_timeout = receipt_timeout
+        self.drop_grace = drop_grace
         self.gas_multiplier = gas_multiplier
         self.max_retries = max_retries
         self._lock = threading.Lock()
@@ -274,17 +281,43 @@ class TxSender:
         raise TxError(f"sending a transaction from {self.address} failed after {self.max_retries} retries: {last}")
 
     def wait(self, tx_hash: bytes, *, timeout: float | None = None) -> Any:
-        """Poll for the receipt; raise TxReverted (decoded) if the transaction failed."""
-        deadline = time.monotonic() + (timeout or self.receipt_timeout)
+        """Poll for the receipt; raise TxReverted (decoded) if the transaction failed, and
+        TxDropped once the node has not known the transaction (no receipt, not in its pool)
+        for ``drop_grace`` seconds, instead of waiting out the whole timeout for it."""
+        start = time.monotonic()
+        deadline = start + (timeout or self.receipt_timeout)
         key = bytes(tx_hash)
+        check_at, unknown_since = start, None  # the node is asked whether it knows the tx every 0.25 s
         while True:
             receipt = self._receipt(tx_hash)
             if receipt is not None:
                 break
-            if time.monotonic() > deadline:
+            now = time.monotonic()
+            if now >= check_at:
+                check_at = now + 0.25
+                if self._known(tx_hash):
+                    unknown_since = None
+                elif unknown_since is None:
+                    unknown_since = now
+                elif now - unknown_since >= self.drop_grace and self._receipt(tx_hash) is None:
+                    self._pending.pop(key, None)
+                    raise TxDropped(f"transaction 0x{key.hex()} from {self.address} was dropped: no receipt, and the node "
+                                    f"has not known it for {now - unknown_since:.1f} s", fix="send it again with a fresh nonce")
+            if now > deadline:
                 raise TxError(f"no receipt for transaction 0x{key.hex()} after {timeout or self.receipt_timeout:.0f} s", fix="is the chain mining blocks?")
             time.sleep(self.poll_interval)
         return self._settle(key, receipt)
+
+    def _known(self, tx_hash: bytes) -> bool:
+        """Does the node know the transaction (pending in its pool, or mined)? Asked with
+        ``eth_getRawTransactionByHash`` (web3's request cache validates an
+        ``eth_getTransactionByHash`` of a pending transaction with a failing block read); a
+        node without the method counts as knowing it (no drop is reported there)."""
+        try:
+            reply = self.w3.provider.make_request("eth_getRawTransactionByHash", ["0x" + bytes(tx_hash).hex()])
+        except Exception:  # noqa: BLE001 - the node cannot tell: assume it knows the transaction
+            return True
+        return "error" in reply or reply.get("result") not in (None, "0x")
 
     def _settle(self, key: bytes, receipt: Any) -> Any:
         pending = self._pending.pop(key, None)
