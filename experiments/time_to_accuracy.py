@@ -163,6 +163,23 @@ def run_flower(n: int, rounds: int, work: Path, timeout: float | None, extra: tu
     }
 
 
+def reused_flower(path: Path, peers: int, sets: tuple[str, ...]) -> dict[str, Any]:
+    """The Flower side of an earlier report's JSON (``--flower-from``), refused unless that run had
+    the same peer count and ``--set`` overrides; ``measured`` says when, at which commit, under which load."""
+    earlier = json.loads(path.read_text())
+    argv = earlier.get("argv") or []
+    peers_then = int(argv[argv.index("--peers") + 1]) if "--peers" in argv else 100
+    sets_then = tuple(argv[i + 1] for i, a in enumerate(argv) if a == "--set")
+    if peers_then != peers or sets_then != sets:
+        raise SystemExit(f"--flower-from {path}: that run had --peers {peers_then} and --set {list(sets_then)}, "
+                         f"this one --peers {peers} and --set {list(sets)}")
+    env = earlier.get("env", {})
+    flower = dict(earlier["flower"])
+    flower["measured"] = (f"measured {env.get('date', '?')} at commit {env.get('commit', '?')}, "
+                          f"load {flower.get('load_average', float('nan')):.2f}; not run again")
+    return flower
+
+
 # --------------------------------------------------------------------------- report
 
 
@@ -226,7 +243,8 @@ def write_report(args: argparse.Namespace, bdfl: dict[str, Any], flower: dict[st
         + f", `peers={args.peers}`. IID partition of digits' training set; every client trains every round. "
         f"BDFL: `bdfl run`, {len(bdfl['round_seconds'])} rounds, anvil, the full on-chain protocol, no attackers. "
         f"Flower: {flower['framework']}, {len(flower['round_seconds'])} rounds, fraction_fit = 1, 2 Ray CPUs (1 per client), "
-        "every client evaluates the global model on the test set each round.",
+        "every client evaluates the global model on the test set each round."
+        + (f" **Flower side reused from `{args.flower_from}`** ({flower['measured']})." if flower.get("measured") else ""),
         "",
         (f"Target = **{s['target']:.4f}**, given with --target (Flower's round-{len(flower['accuracy'])} accuracy here: {s['flower_final']:.4f}). "
          if s.get("target_given") else
@@ -306,19 +324,29 @@ def main(argv: list[str] | None = None) -> int:
                     help="a config override for both runs, after SETS (e.g. overlay.degree=16; Flower ignores BDFL-only tables)")
     ap.add_argument("--target", type=float, help="a fixed target accuracy instead of --fraction x Flower's last round "
                     "(for runs too short to give Flower's round-20 accuracy, e.g. N = 1000)")
+    ap.add_argument("--flower-from", metavar="JSON",
+                    help="reuse the Flower side of an earlier report's JSON (same --peers and --set) instead of running it: "
+                    "the BDFL side alone (e.g. after a BDFL-only change); the report names where the Flower side came from")
     args = ap.parse_args(argv)
     args.argv = argv
     import importlib.util
 
-    if importlib.util.find_spec("ray") is None:
+    reused = None
+    if args.flower_from:
+        reused = reused_flower(Path(args.flower_from), args.peers, tuple(args.set))
+    elif importlib.util.find_spec("ray") is None:
         ap.error("the Flower side needs Ray: .venv/bin/pip install -e '.[bench]'")
     env = environment()
     work = Path(args.work) / f"N{args.peers}"
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    print(f"flower: {args.peers} clients, {args.rounds} rounds", flush=True)
     extra = tuple(args.set)
-    flower = run_flower(args.peers, args.rounds, work, args.timeout, extra)
+    if reused is not None:
+        flower = reused
+        print(f"flower: reused from {args.flower_from} ({flower['measured']})", flush=True)
+    else:
+        print(f"flower: {args.peers} clients, {args.rounds} rounds", flush=True)
+        flower = run_flower(args.peers, args.rounds, work, args.timeout, extra)
     print(f"  {flower['wall_s']:.1f} s wall, final accuracy {flower['accuracy'][-1]}", flush=True)
     print(f"bdfl: {args.peers} peers, {args.bdfl_rounds} rounds", flush=True)
     bdfl = run_bdfl(args.peers, args.bdfl_rounds, work, args.timeout, extra)
