@@ -63,6 +63,7 @@ BASE = {
     "task.client": "clients.digits", "task.partition": "iid", "task.local_epochs": 5, "task.batch_size": 16,
     "task.learning_rate": 0.05, "attack.name": "none", "attack.fraction": 0.0, "seed": 0,
 }
+PROGRESS = False  # --progress: each round's accuracy on stderr
 HPARAM_KEYS = {"lr": ("task.learning_rate", float), "local_epochs": ("task.local_epochs", int), "batch_size": ("task.batch_size", int)}
 
 
@@ -154,6 +155,13 @@ def run(n: int, rounds: int, lever: dict[str, str]) -> dict[str, Any]:
     aps = int(lever.get("aps", max(1, committee - 1)))
     ov = build_overlay("expander", members, b"\x00" * 32, degree=min(int(lever.get("degree", 4)), n - 1)) if drop > 0 or committee else None
     acc = []
+    mean_acc = []
+    qgm = float(lever.get("qgm", 0.0)) if not fedavg else 0.0  # momentum carried in the published update
+    hb = float(lever.get("hb", 0.0)) if not fedavg else 0.0  # momentum added to the aggregate (own start)
+    if lever.get("hops") == "2" and not fedavg:  # two-hop sources: the support of W^2, uniform weights
+        a2 = ((w @ w) > 0).astype(float)
+        w = a2 / a2.sum(1, keepdims=True)
+    prev_start = params.copy()
     for r in range(1, rounds + 1):
         if redraw:  # a fresh overlay each round, from that round's seed
             w, _ = mixing_matrix(n, lever, r.to_bytes(32, "big"))
@@ -161,6 +169,9 @@ def run(n: int, rounds: int, lever: dict[str, str]) -> dict[str, Any]:
         for i, c in enumerate(clients):
             got, _k, _m = c.fit(unflat(params[i]), {"server_round": r})
             trained[i] = np.concatenate([np.asarray(p).ravel() for p in got])
+        start = params
+        if qgm:
+            trained = trained + qgm * (start - prev_start)
         wr = w
         if drop > 0 or committee:  # updates kept out of every aggregation this round (a peer always keeps its own)
             usable = [members[j] for j in range(n) if rng.random() >= drop] if drop > 0 else list(members)
@@ -177,12 +188,20 @@ def run(n: int, rounds: int, lever: dict[str, str]) -> dict[str, Any]:
                         wr[s, j] = 1.0
             wr = wr / wr.sum(1, keepdims=True)
         params = wr @ trained
+        if hb:
+            params = params + hb * (start - prev_start)
+        prev_start = start
+        if lever.get("meanacc") == "1":
+            mean_acc.append(float(clients[0].evaluate(unflat(params.mean(0)), {})[2]["accuracy"]))
         if fedavg:
             res = clients[0].evaluate(unflat(params[0]), {})
             acc.append(float(res[2]["accuracy"]))
         else:
             acc.append(float(np.mean([clients[i].evaluate(unflat(params[i]), {})[2]["accuracy"] for i in range(n)])))
-    return {"accuracy": acc, "lambda2": lam2}
+        if PROGRESS:
+            extra = f" mean-model {mean_acc[-1]:.4f}" if mean_acc else ""
+            print(f"  round {r}: {acc[-1]:.4f}{extra}", file=sys.stderr, flush=True)
+    return {"accuracy": acc, "lambda2": lam2, "mean_model_accuracy": mean_acc}
 
 
 def first_crossing(curve: list[float], target: float) -> int | None:
@@ -197,7 +216,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fraction", type=float, default=0.95)
     ap.add_argument("--lever", action="append", default=[], help="key=value[,key=value...]; repeat")
     ap.add_argument("--json", help="append one JSON line per lever here")
+    ap.add_argument("--progress", action="store_true", help="each round's accuracy on stderr")
     args = ap.parse_args(argv)
+    global PROGRESS
+    PROGRESS = args.progress
     print("| lever | FedAvg rounds | BDFL-mix rounds | ratio | lambda2 | target | mix acc r10/r20/last |", flush=True)
     print("|---|---:|---:|---:|---:|---:|---|", flush=True)
     ref_cache: dict[str, list[float]] = {}
@@ -216,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{a[min(9, len(a) - 1)]:.3f}/{a[min(19, len(a) - 1)]:.3f}/{a[-1]:.3f} | ({time.perf_counter() - t0:.0f} s)", flush=True)
         if args.json:
             with open(args.json, "a") as fh:
-                fh.write(json.dumps({"lever": text, "peers": args.peers, "fedavg": ref, "mix": a, "lambda2": mix["lambda2"],
+                fh.write(json.dumps({"lever": text, "peers": args.peers, "fedavg": ref, "mix": a, "mean_model": mix["mean_model_accuracy"], "lambda2": mix["lambda2"],
                                      "target": target, "fedavg_round": fr, "mix_round": br}) + "\n")
     return 0
 

@@ -128,7 +128,7 @@ def canonical_members(members: Iterable[str]) -> tuple[str, ...]:
 class Overlay:
     """An immutable undirected simple graph over member addresses (lowercase)."""
 
-    __slots__ = ("kind", "degree", "p", "members", "_adj", "_edges")
+    __slots__ = ("kind", "degree", "p", "members", "_adj", "_edges", "_complete")
 
     def __init__(self, kind: str, degree: int, adjacency: Mapping[str, Iterable[str]], p: float | None = None) -> None:
         sets = {m: set(ns) for m, ns in adjacency.items()}
@@ -143,6 +143,7 @@ class Overlay:
         object.__setattr__(self, "members", tuple(sorted(adj)))
         object.__setattr__(self, "_adj", adj)
         object.__setattr__(self, "_edges", None)
+        object.__setattr__(self, "_complete", None)
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("Overlay is immutable")
@@ -182,6 +183,15 @@ class Overlay:
             e = tuple(sorted((a, b) for a, ns in self._adj.items() for b in ns if a < b))
             object.__setattr__(self, "_edges", e)
         return self._edges  # type: ignore[return-value]
+
+    @property
+    def complete(self) -> bool:
+        """Whether every member is every other member's neighbour (the complete graph; one
+        member: True). Computed once."""
+        if self._complete is None:
+            n = len(self.members)
+            object.__setattr__(self, "_complete", all(len(ns) == n - 1 for ns in self._adj.values()))
+        return bool(self._complete)
 
     def degrees(self) -> dict[str, int]:
         return {m: len(ns) for m, ns in self._adj.items()}

@@ -22,6 +22,7 @@ from bdfl.config import DefenseConfig
 from bdfl.errors import BDFLError
 from bdfl.defense import defense_params, make_strategy
 from bdfl.defense.audit import AuditRule, audit_updates
+from bdfl.learning.mixing import with_momentum
 from bdfl.learning.task import CheckedClient
 from bdfl.net.serialization import (
     MAX_UPDATE_BYTES,
@@ -126,19 +127,34 @@ class Peer:
         # decoded updates shared read-only with the other peers of this process (a simulation
         # worker sets one for all its peers and clears it each phase); None: decode every time
         self.decode_cache: DecodeCache | None = None
+        # quasi-global momentum (bdfl.learning.mixing): (round, start) of the last round trained
+        # with momentum on, and (round, model) of the last aggregate, to tell that this round's
+        # start is the aggregate that followed that round (not a restart's or a rejoin's model)
+        self.last_start: tuple[int, NDArrays] | None = None
+        self.last_aggregate: tuple[int, NDArrays] | None = None
 
     @property
     def is_attacker(self) -> bool:
         return self.attack is not None
 
     # -- 1. local training --------------------------------------------------------
-    def train(self, rnd: int, config: dict[str, Any] | None = None) -> dict[str, Any]:
+    def train(self, rnd: int, config: dict[str, Any] | None = None, momentum: float = 0.0) -> dict[str, Any]:
         """Fit the local model from the current parameters (Flower NumPyClient.fit) with
         ``server_round`` = chain round ``rnd`` + 1 (1-based, as Flower servers send it); the
-        returned arrays are checked against the parameters given (bdfl.learning.task.check_contract)."""
+        returned arrays are checked against the parameters given (bdfl.learning.task.check_contract).
+
+        ``momentum`` > 0 (:func:`bdfl.learning.mixing.momentum_in_effect`): the trained model
+        is ``fit + momentum * (start - previous start)`` when this round's start is the
+        aggregate of round ``rnd - 1`` and the previous start was round ``rnd - 1``'s
+        (:func:`bdfl.learning.mixing.with_momentum`); otherwise (first round, after a
+        restart, a rejoin or a failed fit) nothing is added this round."""
         # the same arrays, not a copy (one model per peer: 0.9 GB at 11M, N = 20): params is only ever
         # replaced (aggregate, restart), never written in place, and the client fits copies
         self.reference = list(self.params)
+        previous, agg = self.last_start, self.last_aggregate
+        continuing = (previous is not None and previous[0] == rnd - 1 and agg is not None and agg[0] == rnd - 1
+                      and agg[1] is self.params)
+        self.last_start = (rnd, self.params) if momentum > 0 else None  # a reference: params are never written in place
         self.trained = None  # a fit that raises leaves no trained model: this round, no update
         if self.attack is not None and not self.attack.trains and self.attack.active(rnd):
             self.trained = [p.copy() for p in self.params]  # a free-rider does no work
@@ -147,6 +163,9 @@ class Peer:
         params, num_examples, metrics = self.client.fit([p.copy() for p in self.params],
                                                         {**(config or {}), "server_round": rnd + 1})
         self.trained = [np.asarray(p) for p in params]
+        if momentum > 0 and continuing:
+            assert previous is not None
+            self.trained = with_momentum(self.trained, self.params, previous[1], momentum)
         self.num_examples = int(num_examples)
         return {"num_examples": int(num_examples), **{k: v for k, v in (metrics or {}).items() if isinstance(v, (int, float))}}
 
@@ -362,6 +381,7 @@ class Peer:
         combined = strategy.combine(own, others, all_weights)
         # a rule that selects one input (Krum) may return shared read-only decoded arrays: own a copy
         self.params = [a if getattr(a, "flags", None) is None or a.flags.writeable else a.copy() for a in combined]
+        self.last_aggregate = (rnd, self.params)
         # only an attack reads them (AttackContext.received): an honest peer keeping its degree of
         # neighbours' models would hold N x degree models per worker between rounds
         self.received_last = others if self.attack is not None else []
