@@ -53,10 +53,12 @@ def test_anchored_consensus_is_not_captured_by_a_coherent_45_percent(diag) -> No
 def test_capture_records_every_honest_audit_with_its_moves(diag) -> None:  # noqa: ANN001
     audits, per_round = diag.capture("clients.seattle_weather", "fang", 12, 0.3, 2)
     assert [r["round"] for r in per_round] == [1, 2]
+    assert all(0 <= r["honest_left_out"] <= 14 and 0 <= r["attackers_on_committee"] for r in per_round)
     assert audits and {a["round"] for a in audits} == {1, 2}
     for a in audits:
         ev = a["ev"]
-        assert len(a["moves"]) == len(a["kinds"]) == len(ev.valid) == len(a["failed"])
+        assert len(a["moves"]) == len(a["kinds"]) == len(ev.valid) == len(a["failed"]) == len(a["trainers"])
+        assert a["past"] == [None] * len(a["moves"])  # earlier moves only when asked for (keep_past)
         assert a["own"] is not None and set(a["kinds"]) <= {"honest", "attacker"}
         # the recorded moves are the ones the audit measured: their cosine with the own move is the evidence's
         for x, c in zip(a["moves"], ev.own_cosine):
@@ -66,3 +68,30 @@ def test_capture_records_every_honest_audit_with_its_moves(diag) -> None:  # noq
     # the capture hook is removed afterwards
     import bdfl.defense.audit as audit
     assert audit.candidate_statistics is diag._statistics
+
+
+def test_vote_composition_counts_what_honest_votes_alone_decide(diag) -> None:  # noqa: ANN001
+    kinds = np.array(["honest", "attacker", "attacker"])
+    # three honest auditors judge trainers 0 (honest), 1 and 2 (attackers) in round 1; trainer 1 is
+    # rejected by two of three (honest votes alone would not approve it), trainer 2 by none
+    audits = [{"round": 1, "trainers": [0, 1, 2], "kinds": kinds, "failed": f}
+              for f in ([(), ("direction",), ()], [(), ("joint",), ()], [("loss",), (), ()])]
+    per_round = [{"round": 1}]
+    c = diag.vote_composition(audits, per_round)
+    assert c["attacker"] == {"updates": 2, "rejects": 2, "votes": 6, "honest_majority_blocks": 1, "no_honest_reject": 1}
+    assert c["honest"] == {"updates": 1, "rejects": 1, "votes": 3, "honest_majority_blocks": 0, "no_honest_reject": 0}
+    assert c["rounds"] == [{"round": 1, "honest": (1, 3), "attacker": (2, 6)}]
+    # a tie among the honest votes (half reject) is not an approval: accepts must exceed half
+    audits.append({"round": 1, "trainers": [2], "kinds": kinds[2:], "failed": [("distance",)]})
+    audits.append({"round": 1, "trainers": [2], "kinds": kinds[2:], "failed": [("distance",)]})
+    audits.append({"round": 1, "trainers": [2], "kinds": kinds[2:], "failed": [("distance",)]})
+    assert diag.vote_composition(audits, per_round)["attacker"]["honest_majority_blocks"] == 2
+
+
+def test_anchored_direction_variant_fails_only_the_reversed_moves(diag) -> None:  # noqa: ANN001
+    from bdfl.defense.detectors import Evidence
+    rng = np.random.default_rng(5)
+    cos = np.concatenate([0.5 + 0.05 * rng.normal(size=20), [-0.3, -0.4]])
+    ev = Evidence(valid=np.ones(22, bool), cosine=cos)
+    fails = diag.anchored_direction_fails(ev)
+    assert fails[-2:].all() and not fails[:-2].any()
