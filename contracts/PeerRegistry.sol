@@ -12,6 +12,12 @@ import {BDFLToken} from "./BDFLToken.sol";
 import {Params, ParamsLib} from "./ProtocolParams.sol";
 import {Sortition} from "./Sortition.sol";
 
+/// @notice What the registry calls on its protocol contract when a member is added (the
+///         RoundManager: it warms the storage slots a round writes for a new member).
+interface IMemberSlots {
+    function warmMember(address peer, uint256 members) external;
+}
+
 /// @title Peer ledger: membership, stake, reputation and pull payments
 /// @notice One account per peer. A peer joins by staking at least `minStake` tokens (after an
 ///         ERC-20 `approve`) and publishing its endpoint; it leaves in two steps (`leave`, then
@@ -358,9 +364,14 @@ contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
         p.submitIndex = uint32(index);
         // probationUntil <= (first join round) + probationRounds <= joinRound + probationRounds
         // (joinRound never decreases), so a member past that reads no bond slot (issue 23: a
-        // cold read saved per submission); the result is the same as reading it.
+        // cold read saved per submission); the result is the same as reading it. Likewise a
+        // member with joinRound 0: it first joined in round 0 (no membership can end and
+        // restart within round 0: removals happen in round 0's last finalize, which opens
+        // round 1), and a round-0 join sets no probation; this saves the read in the genesis
+        // members' first probationRounds rounds.
         eligible = p.reputation >= _repThreshold
-            && (round >= uint256(p.joinRound) + _probationRounds || round >= _bonds[peer].probationUntil);
+            && (p.joinRound == 0 || round >= uint256(p.joinRound) + _probationRounds
+                || round >= _bonds[peer].probationUntil);
         members = _memberCount;
     }
 
@@ -837,11 +848,17 @@ contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
         }
     }
 
+    /// @dev Appends `peer` to the member positions; then the RoundManager (the cached
+    ///      PROTOCOL_ROLE holder, once there is one) warms the slots a round will write for
+    ///      it ({IMemberSlots-warmMember}, issue 23): the joiner pays that one-time cost here
+    ///      instead of the rounds paying 20k per slot they write for the first time.
     function _pushMember(Peer storage p, address peer) internal {
         uint32 n = _memberCount;
         p.index = n;
         _memberAt[n] = peer;
         _memberCount = n + 1;
+        address proto = _protocol;
+        if (proto.code.length != 0) IMemberSlots(proto).warmMember(peer, uint256(n) + 1);
     }
 
     /// @dev Swap-and-pop removal of `p` from the member positions.

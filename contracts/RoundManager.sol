@@ -160,6 +160,20 @@ contract RoundManager {
     uint256 public constant ROUNDS_KEPT = 4;
     /// @dev "No position / no seat".
     uint256 internal constant NONE = type(uint256).max;
+    /// @dev Non-zero placeholders {warmMember} writes into never-written slots: none is ever
+    ///      read as data (a ring or table slot is read only after this round wrote it, see
+    ///      {_dupTable}, {_votes}). A vote-word placeholder of 2 (update 0 "voted" bit clear)
+    ///      reads as no vote. A table placeholder carries round tag 0: free for every round.
+    uint256 internal constant WARM_RING = 1 << 255;
+    uint256 internal constant WARM_TABLE = 1 << 32;
+    uint256 internal constant WARM_VOTES = 2;
+    /// @dev Table slots warmed per submission index: the table of a round with M members has
+    ///      2^_dupBits < 4 M slots (M >= 4; 16 below), so 4 per index cover it.
+    uint256 internal constant WARM_TABLE_PER_INDEX = 4;
+    /// @dev Most submission indices one {warmMember} call warms: 1 when the registry calls it
+    ///      from its first join on (the member count grows by one per join); 2 lets the
+    ///      high-water mark catch up when members joined before this contract held the role.
+    uint256 internal constant WARM_PER_CALL = 2;
     /// @notice Most slots of {_dupTable} a submission probes before it falls back to a fresh
     ///         slot keyed by (round, hash) ({_dupOverflow}): caps what hashes ground to collide
     ///         in the table can make an honest submitter pay (8 cold reads, then the fresh slot
@@ -201,6 +215,8 @@ contract RoundManager {
     /// @notice Raised by PeerRegistry.onSubmit for a non-member; declared here so that it
     ///         decodes by name from this contract's ABI when it bubbles up.
     error NotActiveMember(address peer);
+    /// @notice {warmMember} is only callable by the registry.
+    error OnlyRegistry();
 
     // ------------------------------------------------------------------ events
     /// @notice Round `round` opened in the Submit phase.
@@ -286,6 +302,11 @@ contract RoundManager {
     ///      takes what the probes do not place). Packed with `currentRound`, which every
     ///      submission reads anyway.
     uint8 internal _dupBits;
+    /// @notice Submission indices 0 .. warmedIndices - 1 have every per-index slot that a round
+    ///         rewrites already non-zero (issue 23: {warmMember}, paid by the joiner), so no
+    ///         round writes a storage slot for the first time (20k gas) for them. Packed with
+    ///         `currentRound`.
+    uint32 public warmedIndices;
     /// @notice Seed of the latest round whose committee has been drawn.
     bytes32 public lastSeed;
 
@@ -411,6 +432,57 @@ contract RoundManager {
         bytes32 digest = submissionDigest(round, e.updateHash, e.numSamples, e.beaconReveal, e.beaconCommit);
         address peer = ECDSA.recover(MessageHashUtils.toEthSignedMessageHash(digest), e.r, e.vs);
         _submit(peer, round, e.updateHash, e.numSamples, e.beaconReveal, e.beaconCommit);
+    }
+
+    /// @notice Called by the registry when a member joins or is reactivated (issue 23, paid by
+    ///         that member as part of its `join`): makes non-zero every slot that a round
+    ///         writes for the member or for a new submission index, so that every round,
+    ///         from round 0 on, rewrites slots (≈ 5k gas each) instead of creating them
+    ///         (22.1k). For `peer`: its member slot ({_member}). For each new index i below
+    ///         `members` (at most WARM_PER_CALL per call, above {warmedIndices}): the hash and
+    ///         record ring slots of index i in all ROUNDS_KEPT rings, WARM_TABLE_PER_INDEX
+    ///         duplicate-table slots, and ceil(4 K / 128) vote words (the next 128-index column
+    ///         of every (ring, seat) pair, spread over the 128 indices before it; index i < K
+    ///         also seat i's first word in every ring). A slot that is already non-zero is left as it is,
+    ///         so live data is never touched. Gas: ≈ 22.1k per slot warmed (docs/results/gas.md).
+    /// @dev Loop bound: WARM_PER_CALL indices, each at most 3 * ROUNDS_KEPT + 4 + ceil(4K / 128) slots.
+    function warmMember(address peer, uint256 members) external {
+        if (msg.sender != address(registry)) revert OnlyRegistry();
+        if (_member[peer] == 0) _member[peer] = 1; // no submission, no pending beacon: reads as empty
+        uint256 i = warmedIndices;
+        uint256 end = members < i + WARM_PER_CALL ? members : i + WARM_PER_CALL;
+        if (end <= i) return;
+        uint256 pairs = ROUNDS_KEPT * uint256(_committeeSize);
+        uint256 per = (pairs + 127) >> 7; // vote words per index
+        for (; i < end; ++i) {
+            for (uint256 r = 0; r < ROUNDS_KEPT; ++r) {
+                mapping(uint256 => bytes32) storage hashes = _hashRing[r];
+                if (hashes[i] == bytes32(0)) hashes[i] = bytes32(WARM_RING);
+                mapping(uint256 => uint256) storage recs = _recRing[r];
+                if (recs[i] == 0) recs[i] = WARM_RING;
+            }
+            for (uint256 t = i * WARM_TABLE_PER_INDEX; t < (i + 1) * WARM_TABLE_PER_INDEX; ++t) {
+                if (_dupTable[t] == 0) _dupTable[t] = WARM_TABLE;
+            }
+            // column 0 (updates 0..127): seat i's word in every ring, before any committee
+            // of more than i seats can be drawn (a committee has at most `members` seats)
+            if (i < _committeeSize) {
+                for (uint256 r = 0; r < ROUNDS_KEPT; ++r) _warmVoteWord(r, i, 0);
+            }
+            // column c + 1 (c = i >> 7): the 128 indices of column c warm its pairs
+            // (seat-major), done before index 128 (c + 1) exists
+            uint256 first = (i & 127) * per;
+            uint256 last = first + per < pairs ? first + per : pairs;
+            for (uint256 p = first; p < last; ++p) {
+                _warmVoteWord(p % ROUNDS_KEPT, p / ROUNDS_KEPT, (i >> 7) + 1);
+            }
+        }
+        warmedIndices = uint32(end);
+    }
+
+    function _warmVoteWord(uint256 ring, uint256 seat, uint256 word) internal {
+        mapping(uint256 => uint256) storage w = _votes[ring][seat];
+        if (w[word] == 0) w[word] = WARM_VOTES;
     }
 
     /// @notice What a member signs (EIP-191 personal message over these 32 bytes) to have a
@@ -922,7 +994,7 @@ contract RoundManager {
     /// @dev Vote of seat `seat` on update `u`: 0 none, 1 reject, 3 accept.
     function _vote(uint256 round, uint256 seat, uint256 u) internal view returns (uint256) {
         if (!_seats[round][seat].revealed) return 0;
-        return (_votes[round % ROUNDS_KEPT][seat][u >> 7] >> ((u & 127) << 1)) & 3;
+        return _voteBits(_votes[round % ROUNDS_KEPT][seat][u >> 7], u);
     }
 
     /// @dev Outcome of update `u` of `round` (Pending before its finalize).
@@ -1046,7 +1118,10 @@ contract RoundManager {
         }
         mapping(uint256 => uint256) storage stored = _votes[round % ROUNDS_KEPT][seatIdx];
         for (uint256 w = 0; w < words.length; ++w) {
-            stored[w] = words[w]; // zeros too: the slot may hold a word of round - ROUNDS_KEPT
+            // every word, as it may hold a word of round - ROUNDS_KEPT; an empty one as
+            // WARM_VOTES (reads as no vote), so the slot stays non-zero for the next writer
+            uint256 word = words[w];
+            stored[w] = word == 0 ? WARM_VOTES : word;
         }
     }
 
@@ -1111,7 +1186,14 @@ contract RoundManager {
     ///      3 accept.
     function _castVote(uint256 round, uint256 revealed, uint256 s, uint256 u) internal view returns (uint256) {
         if ((revealed >> s) & 1 == 0) return 0;
-        return (_votes[round % ROUNDS_KEPT][s][u >> 7] >> ((u & 127) << 1)) & 3;
+        return _voteBits(_votes[round % ROUNDS_KEPT][s][u >> 7], u);
+    }
+
+    /// @dev Update `u`'s 2 bits in its vote word: 0 none, 1 reject, 3 accept (2, the
+    ///      WARM_VOTES placeholder's bits, reads as none).
+    function _voteBits(uint256 word, uint256 u) internal pure returns (uint256 v) {
+        v = (word >> ((u & 127) << 1)) & 3;
+        if (v == 2) v = 0;
     }
 
     /// @dev The batch's {Tally}: the revealed bit of each of the k seats (k reads), zero counts.

@@ -7,9 +7,10 @@ every peer joins, then two full rounds run: every member submits, the committee 
 and reveals honest votes (every tenth peer submits a poisoned update that the auditors
 reject, so the slash path is measured too), and ``finalize`` runs in batches of
 ``--batch`` items that never straddle a finalize stage. ``--rounds`` rounds run (default
-ROUNDS_KEPT + 1 = 5: the RoundManager reuses the per-index slots of round r - ROUNDS_KEPT,
-so the first ROUNDS_KEPT rounds create slots that later rounds rewrite); the tables report
-the last one, the steady state.
+ROUNDS_KEPT + 1 = 5: the RoundManager reuses the per-index slots of round r - ROUNDS_KEPT;
+since issue 23 a join makes those slots non-zero, so no round writes them for the first
+time); the per-function tables report the last round, and one table gives every round's gas
+per peer.
 
 Transactions of one phase are sent without waiting and collected afterwards.
 
@@ -210,7 +211,12 @@ def run_round(
 
 def measure(n: int, batch: int, arts: Any, n_rounds: int = ROUNDS_KEPT + 1, relay: int = 0) -> dict[str, Any]:
     params = ProtocolParams()
-    with start_devnet("anvil") as dev:
+    # frozen clock, as a simulation devnet: anvil then runs with base fee 0, which stays 0.
+    # With a moving base fee, 500 joins of ~0.5M gas each (a join warms the member's round
+    # slots since issue 23) fill a dozen blocks in a row, the base fee climbs past the joins'
+    # fee cap and anvil silently evicts the rest of the chunk. Gas used does not depend on
+    # the clock (deadlines are never reached here: every phase ends when everyone acted).
+    with start_devnet("anvil", frozen_time=True) as dev:
         w3 = dev.w3(request_timeout=120)
         w3.provider.cache_allowed_requests = True
         deployer = devnet_account(0)
@@ -225,7 +231,7 @@ def measure(n: int, batch: int, arts: Any, n_rounds: int = ROUNDS_KEPT + 1, rela
         approve_gas = int(clients[0].sender.estimate(clients[0].token.functions.approve(dep.registry, params.min_stake)) * 1.2)
         sends = [lambda c=c: (c.sender, c.approve(params.min_stake, wait=False, gas=approve_gas)) for c in clients]
         rec.add("setup", "approve", send_batched(w3, sends))
-        join_gas = 400_000
+        join_gas = 1_000_000  # a join warms the member's round slots (issue 23): ~0.5M
         sends = [
             lambda i=i, c=c: (c.sender, c.join(f"http://10.{i // 62500}.{i // 250 % 250}.{i % 250}:8000/", wait=False, gas=join_gas))
             for i, c in enumerate(clients)
@@ -237,6 +243,20 @@ def measure(n: int, batch: int, arts: Any, n_rounds: int = ROUNDS_KEPT + 1, rela
         sol = runner.solvency()
         assert sol.margin >= 0
     return {"n": n, "rec": rec, "rounds": rounds, "setup_s": setup_s, "params": params, "batch": batch, "relay": relay}
+
+
+def every_round(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Gas per peer of every round of each result (rounds numbered from 1 as in rounds.csv:
+    round j is chain round j - 1), total and split by function (issue 23: every round, not
+    only the steady one, must stay under the target)."""
+    rows = []
+    for res in results:
+        n, rec = res["n"], res["rec"]
+        for j in range(len(res["rounds"])):
+            scope = f"round{j}"
+            split = {fn: sum(rec.by_fn.get((scope, fn), [])) / n for fn in ROUND_FUNCTIONS}
+            rows.append({"n": n, "round": j + 1, "gas_per_peer": round(sum(split.values())), "split": split})
+    return rows
 
 
 def summarize(results: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -308,6 +328,21 @@ def markdown(fn_rows: list[dict[str, Any]], round_rows: list[dict[str, Any]], re
             f"{r['max_tx_gas']:,} | {r['max_tx_share_of_cap']} | {r['max_tx_share_of_30M']} | {r['finalize_item_gas_max']:,} | {r['gas_per_peer']:,} | {r['approved']} | "
             f"{r['assignmentsOf_call_gas']:,} | {r['approvedUpdates_call_gas']:,} |"
         )
+    lines += [
+        "",
+        "## Gas per peer in every round",
+        "",
+        "Round j = chain round j - 1 (rounds.csv numbering). Every transaction of the round, divided by N; "
+        "the join (setup, below) is paid once per membership and not in any round.",
+        "",
+    ]
+    fns = [fn for fn in ROUND_FUNCTIONS if any(r["split"][fn] for r in every_round(results))]
+    lines += [
+        "| N | round | gas per peer | " + " | ".join(fns) + " |",
+        "|---:|---:|---:|" + "---:|" * len(fns),
+    ]
+    for r in every_round(results):
+        lines.append(f"| {r['n']} | {r['round']} | **{r['gas_per_peer']:,}** | " + " | ".join(f"{r['split'][fn]:,.0f}" for fn in fns) + " |")
     lines += ["", "## Per function", "", "| N | function | calls | min | mean | max |", "|---:|---|---:|---:|---:|---:|"]
     for r in fn_rows:
         lines.append(f"| {r['n']} | {r['function']} | {r['calls']} | {r['min']:,} | {r['mean']:,} | {r['max']:,} |")
@@ -353,6 +388,8 @@ def main(argv: list[str] | None = None) -> int:
             w.writerow([r["n"], "function", r["function"], r["calls"], r["min"], r["mean"], r["max"], "", "", "", "", ""])
         for r in round_rows:
             w.writerow([r["n"], "round", "", r["round_txs"], "", "", "", r["round_gas"], r["round_txs"], r["max_tx_gas"], r["gas_per_peer"], r["committee"]])
+        for r in every_round(results):  # kind round<j>: every round's gas per peer (function column empty)
+            w.writerow([r["n"], f"round{r['round']}", "", "", "", "", "", "", "", "", r["gas_per_peer"], ""])
     print(md)
     return 0
 

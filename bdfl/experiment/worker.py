@@ -85,9 +85,10 @@ from bdfl.types import NDArrays
 log = logging.getLogger("bdfl.worker")
 
 #: Gas limits of the set-up transactions (measured: approve 46k, join 146k-197k with a
-#: loopback endpoint URL; a longer URL costs ~22k per extra 32 bytes).
+#: loopback endpoint URL, plus ~330k since issue 23: a join warms the member's round slots,
+#: RoundManager.warmMember, up to ~420k at K = 64; a longer URL costs ~22k per extra 32 bytes).
 APPROVE_GAS = 80_000
-JOIN_GAS = 400_000
+JOIN_GAS = 1_000_000
 #: A worker's fetcher pools at most this many connections per listener (one per worker), and
 #: the listener admits the other workers' pools: every simulated peer fetches from loopback,
 #: i.e. as one client, so its per-client cap is the listener's cap.

@@ -75,6 +75,30 @@ contract GasSubmitSteadyTest is GasBase {
     }
 }
 
+/// @notice A submission in the middle of round 1 that opens its beacon commitment, before any
+///         ring slot of round 1 was written by a round (issue 23): the join warmed them
+///         (RoundManager.warmMember), so it costs what the steady one of {GasSubmitSteadyTest}
+///         costs (plus the record changing from the join's placeholder, 2.9k, and where its
+///         hash lands in the table), not the ~35k more of three slots written for the first
+///         time. The assertion is structural: a fresh slot alone would break it.
+contract GasSubmitEarlyTest is GasBase {
+    /// @dev Steady submission (58,132 in .gas-snapshot) + 2.9k record + 2.4k for one more
+    ///      probe + margin; one fresh slot costs 17.1k more than a rewrite.
+    uint256 internal constant EARLY_BOUND = 66_000;
+
+    function setUp() public {
+        _deployJoined();
+        playRound(BITS);
+        submit(peers[0], 1, hashOf(1, 0));
+    }
+
+    function test_gas_submitUpdate_round1_revealing() public {
+        uint256 before = gasleft();
+        submit(peers[1], 1, hashOf(1, 1));
+        assertLe(before - gasleft(), EARLY_BOUND, "an early-round submission costs a steady one");
+    }
+}
+
 /// @notice Round 4 as in {GasSubmitSteadyTest}, but peers 1 .. N - 2 sign their submissions
 ///         and one relayer sends them in one `submitBatch` (issue 23): the per-entry cost of a
 ///         relayed steady submission is this snapshot / (N - 2) (no committee draw inside).
