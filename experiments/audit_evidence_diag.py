@@ -26,13 +26,10 @@ move (captured from :func:`bdfl.defense.audit.candidate_statistics`'s inputs). I
 4. **Who decides** (:func:`vote_composition`): per update, whether the honest auditors' votes
    alone would have approved it, and per round the honest reject-vote shares by kind.
 
-The mirror's trajectory depends on Python's string-hash seed (some set of strings is iterated
-in the round; not located), so runs are repeatable only with a fixed ``PYTHONHASHSEED``.
-
 Run (seconds each):
     .venv/bin/python experiments/audit_evidence_diag.py --task clients.seattle_weather --attack fang --seed 12
     .venv/bin/python experiments/audit_evidence_diag.py --task clients.digits --attack fang --seed 11 --attackers 0.45
-    PYTHONHASHSEED=0 .venv/bin/python experiments/audit_evidence_diag.py --attack label_flip_collude --seed 11 --peers 50
+    .venv/bin/python experiments/audit_evidence_diag.py --attack label_flip_collude --seed 11 --peers 50
 """
 
 from __future__ import annotations
