@@ -353,6 +353,12 @@ def submit_batch_size(committee_size: int) -> int:
     return max(1, min(MAX_SUBMIT_BATCH, room))
 
 
+def submit_batch_gas(committee_size: int, entries: int) -> int:
+    """Gas limit of a ``submitBatch`` of ``entries`` entries: SUBMIT_BATCH_GAS_PER_ENTRY each
+    plus the committee draw's bound (the batch may end the Submit phase)."""
+    return SUBMIT_BATCH_GAS_PER_ENTRY * entries + draw_gas_bound(committee_size)
+
+
 def submission_digest(chain_id: int, round_manager: str, round_: int, update_hash: bytes, num_samples: int,
                       beacon_reveal: bytes, beacon_commit: bytes) -> bytes:
     """``RoundManager.submissionDigest``: what a member signs (as an EIP-191 personal message)
@@ -533,7 +539,7 @@ class ProtocolClient:
         if not 0 < len(entries) <= most:
             raise BDFLError(f"a submission batch holds 1..{most} entries at committee size {k}, got {len(entries)}")
         if gas is None:
-            gas = SUBMIT_BATCH_GAS_PER_ENTRY * len(entries) + draw_gas_bound(k)
+            gas = submit_batch_gas(k, len(entries))
         return self._tx(self.rounds.functions.submitBatch(round_, list(entries)), wait, gas)
 
     def skipped_entries(self, receipt: Any) -> dict[int, bytes]:

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 from web3.exceptions import ContractLogicError
 
-from bdfl.chain.protocol import SUBMIT_BATCH_GAS_PER_ENTRY, ProtocolClient, draw_gas_bound, submit_batch_size
+from bdfl.chain.protocol import ProtocolClient, submit_batch_gas, submit_batch_size
 from bdfl.chain.txsender import decode_revert
 from bdfl.errors import BDFLError
 
@@ -99,8 +99,9 @@ class Relayer:
 
 
 def batch_gas(client: ProtocolClient, entries: int) -> int:
-    """Gas limit of a ``submitBatch`` of ``entries`` entries (:meth:`ProtocolClient.submit_batch`'s default)."""
-    return SUBMIT_BATCH_GAS_PER_ENTRY * entries + draw_gas_bound(client.deployment.params.committee_size)
+    """Gas limit of a ``submitBatch`` of ``entries`` entries at ``client``'s committee size
+    (:func:`bdfl.chain.protocol.submit_batch_gas`, :meth:`ProtocolClient.submit_batch`'s default)."""
+    return submit_batch_gas(client.deployment.params.committee_size, entries)
 
 
 def recorded_hashes(client: ProtocolClient, round_: int) -> dict[str, bytes]:
