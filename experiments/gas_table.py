@@ -336,12 +336,13 @@ def markdown(fn_rows: list[dict[str, Any]], round_rows: list[dict[str, Any]], re
         "the join (setup, below) is paid once per membership and not in any round.",
         "",
     ]
-    fns = [fn for fn in ROUND_FUNCTIONS if any(r["split"][fn] for r in every_round(results))]
+    per_round = every_round(results)
+    fns = [fn for fn in ROUND_FUNCTIONS if any(r["split"][fn] for r in per_round)]
     lines += [
         "| N | round | gas per peer | " + " | ".join(fns) + " |",
         "|---:|---:|---:|" + "---:|" * len(fns),
     ]
-    for r in every_round(results):
+    for r in per_round:
         lines.append(f"| {r['n']} | {r['round']} | **{r['gas_per_peer']:,}** | " + " | ".join(f"{r['split'][fn]:,.0f}" for fn in fns) + " |")
     lines += ["", "## Per function", "", "| N | function | calls | min | mean | max |", "|---:|---|---:|---:|---:|---:|"]
     for r in fn_rows:
