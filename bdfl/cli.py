@@ -24,6 +24,7 @@ from typing import Any, Sequence
 
 from bdfl.config import ExperimentConfig
 from bdfl.errors import BDFLError
+from bdfl.net.allocator import keep_freed_memory
 
 #: Flags that belong to ``bdfl`` itself and are accepted anywhere on the command line.
 GLOBAL_FLAGS = ("--debug",)
@@ -237,6 +238,7 @@ def cmd_new_task(args: argparse.Namespace) -> int:
 def cmd_peer(args: argparse.Namespace) -> int:
     from bdfl.peer.standalone import run_standalone_peer  # lazy: start-up
 
+    keep_freed_memory()  # before its threads start: freed model-sized blocks are reused, not faulted in again (bdfl.net.allocator)
     return run_standalone_peer(args)
 
 

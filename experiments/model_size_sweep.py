@@ -113,6 +113,32 @@ def loopback_rx_bytes(dev: Path = Path("/proc/net/dev")) -> int:
     return 0
 
 
+def tree_counters(pid: int) -> tuple[int, float, float]:
+    """Minor page faults, user and kernel CPU seconds of process ``pid`` and its descendants so
+    far (/proc/PID/stat; processes that exited are not counted: a run's workers and anvil live
+    to its end). A transparent huge page is one fault for 2 MiB, so faults understate the memory
+    touched where huge pages are used; kernel seconds do not."""
+    import psutil
+
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    faults, user, kernel = 0, 0.0, 0.0
+    try:
+        root = psutil.Process(pid)
+        pids = [pid, *(c.pid for c in root.children(recursive=True))]
+    except psutil.Error:
+        return 0, 0.0, 0.0
+    for p in pids:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        # after the command name: state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime
+        faults += int(fields[7])
+        user += int(fields[11]) / tick
+        kernel += int(fields[12]) / tick
+    return faults, user, kernel
+
+
 def count_rows(path: Path) -> int:
     """Data rows of a CSV file (0 if it does not exist yet)."""
     try:
@@ -136,6 +162,7 @@ def run_size(module: str, out: Path, *, peers: int, rounds: int, log: Path, time
         thread = threading.Thread(target=sampler.run, daemon=True)
         thread.start()
         at_round: list[int] = []
+        counters: list[tuple[int, float, float]] = [tree_counters(proc.pid)]  # run start, then each round's end
         try:
             while proc.poll() is None:
                 if time.perf_counter() - t0 > timeout:
@@ -145,6 +172,7 @@ def run_size(module: str, out: Path, *, peers: int, rounds: int, log: Path, time
                 done = count_rows(out / "rounds.csv")
                 if done > len(at_round):
                     at_round += [loopback_rx_bytes()] * (done - len(at_round))
+                    counters += [tree_counters(proc.pid)] * (done + 1 - len(counters))
                 time.sleep(0.1)
         finally:
             sampler.stop()
@@ -152,7 +180,8 @@ def run_size(module: str, out: Path, *, peers: int, rounds: int, log: Path, time
     after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the run's reaped process tree (workers, anvil)
     cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     return {"rc": proc.returncode, "wall_s": time.perf_counter() - t0, "peak_rss": sampler.peak_rss, "cpu_s": cpu,
-            "load_end": f"{os.getloadavg()[0]:.1f}", "bytes_at_round": at_round, "cmd": shlex.join(cmd), "peers": peers}
+            "load_end": f"{os.getloadavg()[0]:.1f}", "bytes_at_round": at_round, "counters_at_round": counters,
+            "cmd": shlex.join(cmd), "peers": peers}
 
 
 def update_costs(module: str, repeats: int = 3) -> dict[str, float]:
@@ -251,10 +280,15 @@ def fetched(traffic: dict[str, int], phase: str | None = None, what: str = "fetc
     return sum(v for k, v in traffic.items() if k.endswith("_" + what) and (phase is None or k == f"{phase}_{what}"))
 
 
-def round_rows(size: str, rounds: list[dict[str, str]], traffic: dict[int, dict[str, int]]) -> list[dict[str, Any]]:
-    """Every round's split (seconds by phase, update bytes by phase) for the per-round table."""
+def round_rows(size: str, rounds: list[dict[str, str]], traffic: dict[int, dict[str, int]],
+               counters: list[Any] | None = None) -> list[dict[str, Any]]:
+    """Every round's split (seconds by phase, update bytes by phase) for the per-round table;
+    with ``counters`` (the process tree's faults, user and kernel seconds at the run's start and
+    at each round's end: :func:`tree_counters`), each round's share of them (round 1's includes
+    the run's set-up)."""
     out = []
-    for r in rounds:
+    counters = counters or []
+    for k, r in enumerate(rounds):
         n = int(r["round"])
         t = traffic.get(n, {})
         row: dict[str, Any] = {"size": size, "round": n, **{f"{p}_s": float(r[f"seconds_{p}"]) for p in PHASES},
@@ -262,6 +296,9 @@ def round_rows(size: str, rounds: list[dict[str, str]], traffic: dict[int, dict[
                                "aggregate_bytes": fetched(t, "aggregate") if t else None,
                                "bodies": fetched(t, what="bodies") if t else None,
                                "approved": r.get("approved", "")}
+        if k + 1 < len(counters):
+            (f0, u0, s0), (f1, u1, s1) = counters[k], counters[k + 1]
+            row.update(faults=f1 - f0, user_cpu_s=u1 - u0, kernel_s=s1 - s0)
         out.append(row)
     return out
 
@@ -379,14 +416,19 @@ def markdown(rows: list[dict[str, Any]], *, meta: dict[str, str], notes: str = "
                      f"| {'yes' if g['at_most_linear'] else 'NO'} |")
     per_round = [x for r in rows for x in r.get("per_round", [])]
     if per_round:
-        lines += ["", "Every round (seconds by phase; MB of updates fetched by the workers, by phase; updates approved):", "",
+        lines += ["", "Every round (seconds by phase; MB of updates fetched by the workers, by phase; updates approved; "
+                  "the run's process tree's user and kernel CPU seconds and minor page faults in the round, round 1's "
+                  "with the run's set-up: kernel seconds are mostly first touches of memory, a huge page is one fault):", "",
                   "| size | round | train s | exchange s | audit s | chain s | eval s | round s | audit MB | aggregate MB "
-                  "| updates fetched | approved |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                  "| updates fetched | approved | user CPU s | kernel s | page faults k |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for x in per_round:
             mb = ["-" if x[k] is None else f"{x[k] / 1e6:,.1f}" for k in ("audit_bytes", "aggregate_bytes")]
+            faults = x.get("faults")
             lines.append(f"| {x['size']} | {x['round']} | {x['train_s']:.2f} | {x['exchange_s']:.2f} | {x['audit_s']:.2f} "
                          f"| {x['chain_s']:.2f} | {x['eval_s']:.2f} | {x['total_s']:.2f} | {mb[0]} | {mb[1]} "
-                         f"| {_f(x['bodies'])} | {x['approved']} |")
+                         f"| {_f(x['bodies'])} | {x['approved']} | {_f(x.get('user_cpu_s'), 1)} | {_f(x.get('kernel_s'), 1)} "
+                         f"| {'-' if faults is None else f'{faults / 1e3:,.0f}'} |")
     if all("checks_before_s" in r for r in rows):
         lines += ["", "Hash checks downstream of a fetch, per update (each update is checked 7 times in a round: twice "
                   "by each of its auditors' code paths, once per aggregating neighbour; `hash_check_bench`): before, every "
@@ -428,7 +470,7 @@ def row_of(saved: dict[str, Any]) -> dict[str, Any]:
     traffic = read_traffic(out / "events.jsonl")
     run = {"peers": saved.get("meta", {}).get("peers", 20), **saved["run"]}
     row = {**figures(saved["size"], rounds, saved["costs"], run, traffic), **saved["bench"]}
-    row["per_round"] = round_rows(saved["size"], rounds, traffic)
+    row["per_round"] = round_rows(saved["size"], rounds, traffic, saved["run"].get("counters_at_round"))
     row["meta"] = saved.get("meta", {})
     return row
 

@@ -68,6 +68,7 @@ from bdfl.experiment.messages import (
 )
 from bdfl.experiment.setup import bind_endpoint, frozen_clock, make_attack_for, peer_data
 from bdfl.learning.task import load_task, task_base_config, task_hparams
+from bdfl.net.allocator import keep_freed_memory
 from bdfl.net.blobserver import BlobHost, ServerLimits
 from bdfl.net.fetch import Fetcher, memory_budget
 from bdfl.net.serialization import MAX_UPDATE_BYTES, InvalidUpdate, decode_ndarrays, encode_ndarrays, hash_hex, update_hash
@@ -652,6 +653,9 @@ def worker_main(spec: WorkerSpec, conn: Connection) -> None:
 def start_worker(spec: WorkerSpec) -> tuple[Worker | None, tuple[str, Any]]:
     """Build the worker; with it, the reply to send the orchestrator (``("error", why)`` and
     no worker when it failed). Shared by the pipe loop and the Ray actor (bdfl.experiment.ray_pool)."""
+    # before the worker's threads start: freed model-sized blocks (fetched bodies, rebuilt starts,
+    # the audit's buffers) are reused, not faulted in again each round (bdfl.net.allocator)
+    keep_freed_memory()
     try:
         worker = Worker(spec)
     except BaseException as exc:  # noqa: BLE001 - reported to the orchestrator, which stops the run

@@ -98,3 +98,31 @@ def test_bytes_per_round_come_from_the_last_rounds_traffic_event(sweep, tmp_path
     text = sweep.markdown([dict(row, per_round=per)], meta={"date": "d", "commit": "c", "machine": "m", "load": "1",
                                                             "command": "x", "peers": "20", "rounds": "2"})
     assert "| 1m | 2 | 4.00 | 3.00 | 6.00 | 1.00 | 2.00 | 20.00 | 0.0 | 0.0 | 7 |" in text
+
+
+def test_each_round_gets_its_share_of_the_trees_faults_and_cpu(sweep) -> None:  # noqa: ANN001
+    import os
+    import subprocess
+
+    child = subprocess.Popen([sys.executable, "-c", "b = bytearray(64 << 20); import time; time.sleep(30)"])
+    try:
+        import time
+
+        time.sleep(1.0)
+        faults, user, kernel = sweep.tree_counters(os.getpid())
+        assert faults >= (64 << 20) // (2 << 20) and user > 0 and kernel >= 0  # this process and the child
+        alone, _, _ = sweep.tree_counters(child.pid)
+        assert 0 < alone < faults
+    finally:
+        child.kill()
+        child.wait()
+    rows = [rounds_row(50, 1, 1, 1, 1, 1) | {"round": "1"}, rounds_row(20, 4, 3, 6, 1, 2) | {"round": "2"}]
+    per = sweep.round_rows("1m", rows, {}, [(100, 1.0, 0.5), (1100, 5.0, 2.5), (1600, 7.5, 2.75)])
+    assert [(x["faults"], x["user_cpu_s"], x["kernel_s"]) for x in per] == [(1000, 4.0, 2.0), (500, 2.5, 0.25)]
+    assert "faults" not in sweep.round_rows("1m", rows, {})[0]  # runs saved before the counters: no column values
+    text = sweep.markdown([{"size": "1m", "params": 1, "update_bytes": 1, "train_s": 1.0, "exchange_s": 1.0, "audit_s": 1.0,
+                            "chain_s": 0.0, "eval_s": 0.0, "other_s": 0.0, "total_s": 3.0, "round1_total_s": 3.0,
+                            "hash_s": 0.0, "decode_s": 0.0, "peak_rss": 0, "overhead_s": 2.0, "overhead_s_per_mib": 2.0,
+                            "per_round": per}],
+                          meta={"date": "d", "commit": "c", "machine": "m", "load": "1", "command": "x", "peers": "20", "rounds": "2"})
+    assert "| 2.5 | 0.2 | 0 |" in text or "| 2.5 | 0.3 | 0 |" in text  # user s, kernel s, faults in thousands
