@@ -169,6 +169,14 @@ class Peer:
         self.num_examples = int(num_examples)
         return {"num_examples": int(num_examples), **{k: v for k, v in (metrics or {}).items() if isinstance(v, (int, float))}}
 
+    def resume_momentum(self, rnd: int, previous_start: NDArrays) -> None:
+        """Take up quasi-global momentum after a resync (:func:`bdfl.peer.rejoin.resume_momentum`):
+        the current parameters count as the aggregate of round ``rnd`` and ``previous_start`` as
+        the start of round ``rnd``, so :meth:`train` of round ``rnd + 1`` adds
+        ``momentum * (params - previous_start)``. Replacing ``params`` afterwards cancels it."""
+        self.last_start = (rnd, previous_start)
+        self.last_aggregate = (rnd, self.params)
+
     # -- 2. the bytes that are hashed and exchanged -------------------------------
     def make_update(self, rnd: int, honest_updates: list[NDArrays] | None = None) -> bytes:
         """Serialize this round's update; an active attacker poisons it first."""
@@ -229,6 +237,12 @@ class Peer:
         if hash_hex(update_hash(data)) != h.lower():
             return "hash_mismatch"
         return None
+
+    def checked_arrays(self, rnd: int, cand: Candidate, data: bytes | Exception | None) -> NDArrays | None:
+        """:meth:`decode_verified` without recording a rejection: the arrays of ``cand``'s
+        fetched bytes (hash-checked, bound, strictly decoded), or None."""
+        out = self._checked_arrays(cand.hash, data, submitter=cand.peer, rnd=rnd)
+        return None if isinstance(out, str) else out
 
     def _checked_arrays(self, h: str, data: bytes | Exception | None, *, submitter: str, rnd: int) -> NDArrays | str:
         """The arrays of fetched bytes that match the ``0x`` hash ``h``, strictly decoded, or

@@ -11,13 +11,21 @@ Shared by ``bdfl peer`` (:mod:`bdfl.peer.standalone`) and the simulation's fault
   of their latest *approved* updates, each hash-checked against the chain and strictly decoded
   (:meth:`bdfl.peer.node.Peer.decode_verified`) before use. A peer that was away for several
   rounds thus starts from where the federation is, not from its own stale model;
-  :func:`resync_from_tiers` tries further candidates when none of the first verifies.
+  :func:`resync_from_tiers` tries further candidates when none of the first verifies;
+* :func:`resume_momentum` — with quasi-global momentum (``overlay.momentum``,
+  :mod:`bdfl.learning.mixing`), the velocity of the resynced start: the same kind of model one
+  round earlier (the same tier's approved updates of the round before, verified alike) is
+  taken as its previous start, so its first update back carries ``beta * (resync(r) -
+  resync(r - 1))`` like every continuing peer's, instead of no velocity (which the audit,
+  judging it against momentum-carrying moves, rejected: docs/learning.md).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+
+import numpy as np
 
 from bdfl.chain.protocol import Status
 from bdfl.errors import BDFLError
@@ -102,6 +110,69 @@ def resync_model(
         peer.trained = None
         peer.reference = None
     return used
+
+
+def resume_momentum(
+    peer: Any,
+    rnd: int,
+    candidates: Sequence[Any],
+    fetch_many: Callable[[list[tuple[str, str]]], Mapping[str, bytes | Exception]],
+    *,
+    resynced_from: Sequence[Any] | None = None,
+) -> list[str]:
+    """After :func:`resync_model` set ``peer.params`` from round ``rnd``'s updates: rebuild the
+    start the peer would have had one round earlier from ``candidates``, the same tier's
+    approved updates of round ``rnd - 1`` (:func:`bdfl.peer.stages.aggregate.velocity_plan`),
+    each hash-checked against the chain and strictly decoded, averaged by their reputation
+    weights, and hand it to :meth:`bdfl.peer.node.Peer.resume_momentum`: the peer's first
+    update back then carries ``momentum * (resync(rnd) - resync(rnd - 1))``.
+
+    ``resynced_from``: when ``peer.params`` is not that resync model but the peer's own model
+    of round ``rnd`` (``bdfl peer`` restarted after it aggregated round ``rnd`` and saved the
+    result, before it trained again: its previous start was not saved), the candidates the
+    resync of round ``rnd`` would use; the velocity ``resync(rnd) - resync(rnd - 1)`` is then
+    rebuilt from both rounds and the previous start taken as ``params`` less it.
+
+    An update that does not verify is left out (not recorded as a rejection: nothing is used
+    or voted on); when no update of a round verifies, nothing is set and the first round back
+    carries no velocity. Returns the addresses whose updates of round ``rnd - 1`` were used."""
+
+    now = list(resynced_from or [])
+    wanted = sorted({(c.url, c.hash) for c in [*candidates, *now]})
+    fetched = fetch_many(wanted) if wanted else {}
+    before, used = _verified_average(peer, rnd - 1, candidates, fetched)
+    if before is None:
+        return []
+    if resynced_from is None:
+        peer.resume_momentum(rnd, before)
+        return used
+    current, _ = _verified_average(peer, rnd, now, fetched)
+    if current is None:
+        return []
+    previous = []
+    for p, c, b in zip(peer.params, current, before):
+        p = np.asarray(p)
+        if not np.issubdtype(p.dtype, np.floating):  # counters: no velocity (with_momentum leaves them as trained)
+            previous.append(p)
+            continue
+        previous.append((p.astype(np.float64) - (np.asarray(c, dtype=np.float64) - np.asarray(b, dtype=np.float64))).astype(p.dtype))
+    peer.resume_momentum(rnd, previous)
+    return used
+
+
+def _verified_average(peer: Any, rnd: int, candidates: Sequence[Any],
+                      fetched: Mapping[str, bytes | Exception]) -> tuple[list[Any] | None, list[str]]:
+    """The reputation-weighted average of ``candidates``' updates of round ``rnd`` whose fetched
+    bytes verify (:meth:`bdfl.peer.node.Peer.checked_arrays`), and whose they were; (None, [])
+    when none verifies."""
+    models, weights, used = [], [], []
+    for cand in candidates:
+        params = peer.checked_arrays(rnd, cand, fetched.get(cand.hash, BDFLError("not fetched")))
+        if params is not None:
+            models.append(params)
+            weights.append(max(float(cand.weight), 1e-6))
+            used.append(cand.peer)
+    return (weighted_average(models, weights), used) if models else (None, [])
 
 
 def resync_from_tiers(

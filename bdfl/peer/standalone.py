@@ -53,7 +53,7 @@ from bdfl.peer import stages
 from bdfl.peer.engine import ClientFailure, PeerEngine
 from bdfl.peer.node import Peer, peer_settings
 from bdfl.peer.overlay_tracker import OverlayTracker
-from bdfl.peer.rejoin import ensure_membership, resync_from_tiers
+from bdfl.peer.rejoin import ensure_membership, resume_momentum, resync_from_tiers
 from bdfl.peer.round_state import ChainMemory, RoundState, Votes
 from bdfl.peer.state import PeerState
 from bdfl.peer.view import REP_SCALE, ProtocolView
@@ -286,9 +286,11 @@ class StandalonePeer:
         self.tracker = OverlayTracker.from_json(o.topology, o.degree, o.edge_probability if o.topology == "erdos_renyi" else None, self.state.overlay)
         self.round_state = RoundState(ChainMemory(self.cfg, self.tracker))
         model = self.state.load_model()
+        self.resumed_model = False
         if model is not None:
             try:
                 self.peer.params = decode_ndarrays(model, max_bytes=MAX_UPDATE_BYTES, spec=self.peer.spec)
+                self.resumed_model = True
                 log.info("resumed the model saved after chain round %d (%s)", self.state.last_aggregated, self.state.folder)
             except InvalidUpdate as exc:
                 log.warning("ignoring the saved model in %s: %s", self.state.folder, exc.reason)
@@ -378,6 +380,8 @@ class StandalonePeer:
             self.peer.reference = [p.copy() for p in self.peer.params]
             self.peer.trained = trained
             self.trained_round = r
+            if self.state.last_aggregated == r - 1:  # the saved model is the start that update was trained from:
+                self.peer.last_start = (r, self.peer.params)  # round r + 1 continues its momentum (Peer.train)
             log.info("chain round %d: serving the saved update %s again after a restart", r, want[:10])
             break
 
@@ -388,7 +392,11 @@ class StandalonePeer:
         restarted peers do the same)."""
 
         closed = self.chain.current_round() - 1
-        if closed < 0 or self.state.last_aggregated >= closed or self.trained_round is not None:
+        if closed < 0 or self.trained_round is not None:
+            return
+        if self.state.last_aggregated >= closed:
+            if self.state.last_aggregated == closed and self.resumed_model:
+                self.resume_saved_momentum(closed)
             return
         self.view.refresh()
         # the same choice a simulated peer makes when it restarts (it also brings the overlay up to date)
@@ -398,6 +406,11 @@ class StandalonePeer:
             log.info("chain round %d: no approved neighbour update to resync from; keeping the %s model", closed,
                      "saved" if self.state.last_aggregated >= 0 else "initial")
             return
+        if stages.train.momentum(self.engine) > 0:  # its first update back carries a velocity (bdfl.peer.rejoin)
+            before = resume_momentum(self.peer, source, stages.aggregate.velocity_plan(self.engine, closed, source, tier),
+                                     self.fetcher.fetch_many)
+            if before:
+                log.info("chain round %d: momentum velocity rebuilt from %d approved update(s) of chain round %d", closed, len(before), source - 1)
         self.state.last_aggregated = closed
         self.state.overlay = self.tracker.to_json()
         self.state.save_model(encode_ndarrays(self.peer.params))
@@ -405,6 +418,25 @@ class StandalonePeer:
         log.info("chain round %d: resynced the model from %d of %d approved %s update(s) of chain round %d, hash-verified against the chain",
                  closed, len(used), len(tiers[tier]),
                  "fallback (no neighbour update could be verified)" if tier == 1 else "neighbour", source)
+
+    def resume_saved_momentum(self, closed: int) -> None:
+        """Restarted after aggregating chain round ``closed`` and saving the model, before training
+        again: its previous start was not saved, so (with quasi-global momentum in effect) the
+        velocity is rebuilt from the neighbours' approved updates of the two last closed rounds
+        (bdfl.peer.rejoin.resume_momentum), as a resynced peer's is."""
+
+        if stages.train.momentum(self.engine) <= 0:
+            return
+        self.view.refresh()
+        source, tiers = stages.aggregate.resync_plan(self.engine, closed)
+        for tier, now in enumerate(tiers):
+            before = stages.aggregate.velocity_plan(self.engine, closed, source, tier)
+            if now and before:
+                used = resume_momentum(self.peer, closed, before, self.fetcher.fetch_many, resynced_from=now)
+                if used:
+                    log.info("chain round %d: momentum velocity rebuilt from approved updates of chain rounds %d and %d",
+                             closed, closed - 1, closed)
+                    return
 
     # -- main loop --------------------------------------------------------------------
     def run(self) -> int:

@@ -146,10 +146,10 @@ def test_train_stage_applies_momentum_only_off_the_complete_graph(members: list[
 
 
 def test_default_momentum_and_its_validation() -> None:
-    # off by default (opt-in): honest peers that restart, rejoin or miss a round publish
-    # without the velocity and were rejected (bdfl/config.py, tests/e2e/test_faults.py)
-    assert load_config(None, {}).overlay.momentum == 0.0
-    assert load_config(None, {"overlay.momentum": 0.5}).overlay.momentum == 0.5
+    # on by default since returning peers rebuild their velocity (bdfl.peer.rejoin.resume_momentum,
+    # tests/peer/test_momentum_resume.py; the churn scenarios: tests/e2e/test_faults.py)
+    assert load_config(None, {}).overlay.momentum == 0.5
+    assert load_config(None, {"overlay.momentum": 0.0}).overlay.momentum == 0.0
     for bad in (1.0, 1.5, -0.1):
         with pytest.raises(ConfigError, match="overlay.momentum"):
             load_config(None, {"overlay.momentum": bad})
@@ -160,6 +160,6 @@ def test_default_momentum_and_its_validation() -> None:
 def test_policy_carries_the_momentum() -> None:
     from bdfl.policy import policy_hash, policy_of
 
-    a, b = load_config(None, {"overlay.momentum": 0.5}), load_config(None, {})
+    a, b = load_config(None, {}), load_config(None, {"overlay.momentum": 0.0})
     assert policy_of(a)["overlay"]["momentum"] == 0.5
     assert policy_hash(policy_of(a)) != policy_hash(policy_of(b))

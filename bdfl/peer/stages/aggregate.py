@@ -5,13 +5,15 @@ weighted by reputation, from the overlay neighbours topped up to ``overlay.min_s
 to the closed round read from the chain view, after the round state observed it (overlay,
 replay cache, start recipes, moves). :func:`aggregate` fetches nothing: the driver fetches
 :func:`wanted` and hands the bytes in. :func:`resync_plan` is the same choice for a peer
-that comes back after missed rounds (:mod:`bdfl.peer.rejoin`).
+that comes back after missed rounds (:mod:`bdfl.peer.rejoin`), :func:`velocity_plan` the
+same one round earlier (its quasi-global momentum's velocity).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from bdfl.net.overlay import repair_overlay
 from bdfl.peer.engine import PeerEngine
@@ -80,23 +82,57 @@ def resync_plan(engine: PeerEngine, closed_round: int, *, observe: bool = True) 
     no usable update: the rounds before, :data:`bdfl.peer.rejoin.RESYNC_LOOKBACK` in all.
     ``observe``: first bring the round state up to date with ``closed_round`` (a peer that
     did not watch it). Returns (the round used, [first tier, fallback tier])."""
-    view, memory, addr = engine.view, engine.memory, engine.address
+    view, memory = engine.view, engine.memory
     if closed_round < 0:
         return closed_round, [[], []]
     if observe:
         memory.observe(view.closed(closed_round))
-    overlay = memory.tracker.overlay
+    overlay = _resync_overlay(engine, closed_round)
     if overlay is None:
         return closed_round, [[], []]
-    degree = engine.cfg.overlay.degree
-    if addr not in overlay:
-        overlay = repair_overlay(overlay, [*overlay.members, addr.lower()], view.closed(closed_round).seed, degree=degree)
     for rnd in range(closed_round, max(-1, closed_round - RESYNC_LOOKBACK), -1):
-        closed = view.closed(rnd)
-        if not closed.submissions:
-            continue
-        rule = memory.rule(closed)
-        first, fallback = resync_sources(rule, overlay, addr, degree)
-        if first or fallback:
-            return rnd, [candidates(view, rule, closed, first), candidates(view, rule, closed, fallback)]
+        tiers = _resync_tiers(engine, rnd, overlay)
+        if tiers is not None:
+            return rnd, tiers
     return closed_round, [[], []]
+
+
+def velocity_plan(engine: PeerEngine, closed_round: int, source: int, tier: int) -> list[Candidate]:
+    """For quasi-global momentum after a resync (:func:`bdfl.peer.rejoin.resume_momentum`): the
+    same choice as :func:`resync_plan` made for round ``source`` (tier ``tier``: 0 the
+    neighbours, 1 the fallback), one round earlier, on the same overlay: the updates whose
+    verified average is the start the returning peer would have had one round before its
+    resynced one. Empty when the resync did not come from the last closed round (``source`` !=
+    ``closed_round``: an older model has no velocity of the round before this one), from no
+    tier, from round 0 (no earlier round), or when that earlier round has no usable update."""
+    if tier < 0 or source != closed_round or source < 1:
+        return []
+    overlay = _resync_overlay(engine, closed_round)
+    if overlay is None:
+        return []
+    tiers = _resync_tiers(engine, source - 1, overlay)
+    return tiers[tier] if tiers is not None and tier < len(tiers) else []
+
+
+def _resync_overlay(engine: PeerEngine, closed_round: int) -> Any:
+    """The overlay a returning peer resyncs on: the current one, or (a peer outside it:
+    inactive, left, new) the one a repair that adds it would give. None before any overlay."""
+    overlay = engine.memory.tracker.overlay
+    addr = engine.address
+    if overlay is None or addr in overlay:
+        return overlay
+    return repair_overlay(overlay, [*overlay.members, addr.lower()], engine.view.closed(closed_round).seed,
+                          degree=engine.cfg.overlay.degree)
+
+
+def _resync_tiers(engine: PeerEngine, rnd: int, overlay: Any) -> list[list[Candidate]] | None:
+    """[first tier, fallback tier] of round ``rnd``'s usable updates for a returning peer on
+    ``overlay`` (:func:`bdfl.peer.sources.resync_sources`); None when there is none."""
+    closed = engine.view.closed(rnd)
+    if not closed.submissions:
+        return None
+    rule = engine.memory.rule(closed)
+    first, fallback = resync_sources(rule, overlay, engine.address, engine.cfg.overlay.degree)
+    if not (first or fallback):
+        return None
+    return [candidates(engine.view, rule, closed, first), candidates(engine.view, rule, closed, fallback)]

@@ -13,8 +13,12 @@ def train(engine: PeerEngine, rnd: int, config: dict[str, Any] | None = None) ->
     (:meth:`PeerEngine.isolated`): the fit's figures, or the failure (no update this round).
     With ``overlay.momentum`` > 0 on an overlay that is not the complete graph, the update
     carries the peer's quasi-global momentum (:mod:`bdfl.learning.mixing`)."""
+    return engine.isolated(rnd, "fit", engine.peer.train, rnd, config, momentum=momentum(engine))
+
+
+def momentum(engine: PeerEngine) -> float:
+    """The quasi-global momentum ``engine``'s peer applies now: ``overlay.momentum`` unless the
+    overlay is the complete graph (:func:`bdfl.learning.mixing.momentum_in_effect`)."""
     overlay_cfg = getattr(engine.cfg, "overlay", None)
     beta = float(getattr(overlay_cfg, "momentum", 0.0) or 0.0)
-    if beta > 0:
-        beta = momentum_in_effect(beta, engine.memory.tracker.overlay)
-    return engine.isolated(rnd, "fit", engine.peer.train, rnd, config, momentum=beta)
+    return momentum_in_effect(beta, engine.memory.tracker.overlay) if beta > 0 else 0.0
