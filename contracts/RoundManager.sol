@@ -143,10 +143,21 @@ contract RoundManager {
         uint256 revealed;
         uint256 minted; // the round's minted amount, and totalMinted, as the batch's grants leave them
         uint256 total;
-        uint256[] agree;
-        uint256[] disagree;
-        uint256[] abstain;
+        // per seat s, the counts the batch adds: agree in bits 0..63, disagree in 64..127,
+        // abstain in 128..191 (one memory word per seat; each count <= MAX_FINALIZE_ITEMS)
+        uint256[] counts;
+        // per seat s: the vote word the batch last read ({_castVote}) and 1 + its word index
+        // (0: none yet), so a batch reads each (seat, word) from storage once instead of
+        // once per update (m mapping lookups and reads per update otherwise)
+        uint256[] wordAt;
+        uint256[] wordVal;
     }
+
+    /// @dev Units of {Tally-counts}.
+    uint256 internal constant COUNT_AGREE = 1;
+    uint256 internal constant COUNT_DISAGREE = 1 << 64;
+    uint256 internal constant COUNT_ABSTAIN = 1 << 128;
+    uint256 internal constant COUNT_MASK = (1 << 64) - 1;
 
     /// @notice Most items one {finalize} call may process. The caller sizes batches by gas
     ///         (bdfl.chain.protocol.finalize_batch_size) so a batch stays under the
@@ -1102,19 +1113,30 @@ contract RoundManager {
     ) internal {
         VoteCtx memory ctx = _ctx(round, rs, seatIdx);
         uint256 mine = ctx.owners[seatIdx]; // 1 + the caller's own update index (0: none)
-        uint256[] memory words = new uint256[]((ctx.n + 127) >> 7);
-        for (uint256 i = 0; i < updateIdx.length; ++i) {
-            uint256 u = updateIdx[i];
-            if (u >= ctx.n) revert IndexOutOfRange(u, ctx.n);
-            if (u + 1 == mine) revert OwnUpdate(round, u);
-            if (!_audits(ctx, u, Sortition.windowStart(ctx.seed, u, ctx.k), seatIdx)) {
-                revert NotAssigned(round, u, msg.sender);
+        uint256 n = ctx.n;
+        uint256 k = ctx.k; // >= 1: the caller holds a seat
+        uint256 mm = ctx.mm;
+        bytes32 seed = ctx.seed;
+        uint256[] memory words = new uint256[]((n + 127) >> 7);
+        unchecked {
+            // u < n < 2^32, seatIdx < k <= 64: no expression below overflows
+            for (uint256 i = 0; i < updateIdx.length; ++i) {
+                uint256 u = updateIdx[i];
+                if (u >= n) revert IndexOutOfRange(u, n);
+                if (u + 1 == mine) revert OwnUpdate(round, u);
+                // {_audits} with the caller's own update already refused: a window seat, or
+                // the replacement seat of a window that holds u's submitter
+                uint256 h = Sortition.windowStart(seed, u, k);
+                uint256 d = (seatIdx + k - h) % k;
+                if (d >= mm && (d != mm || _ownInWindow(ctx, u, h) == NONE)) {
+                    revert NotAssigned(round, u, msg.sender);
+                }
+                uint256 w = u >> 7;
+                uint256 b = (u & 127) << 1;
+                uint256 word = words[w];
+                if ((word >> b) & 1 != 0) revert DuplicateVote(round, u);
+                words[w] = word | ((accept[i] ? uint256(3) : uint256(1)) << b);
             }
-            uint256 w = u >> 7;
-            uint256 b = (u & 127) << 1;
-            uint256 word = words[w];
-            if ((word >> b) & 1 != 0) revert DuplicateVote(round, u);
-            words[w] = word | ((accept[i] ? uint256(3) : uint256(1)) << b);
         }
         mapping(uint256 => uint256) storage stored = _votes[round % ROUNDS_KEPT][seatIdx];
         for (uint256 w = 0; w < words.length; ++w) {
@@ -1136,11 +1158,9 @@ contract RoundManager {
         uint256 n = ctx.n;
         uint256 approved = rs.approvedCount;
         uint256 word; // outcome nibbles of updates 64 * (cursor >> 6) .. , handed to the registry
-        uint256[] memory seats = new uint256[](ctx.mm); // buffers reused by every update
-        uint256[] memory cast = new uint256[](ctx.mm);
         Tally memory tally = _loadTally(round, ctx.k);
         while (items < maxItems && cursor < n) {
-            uint256 nibble = _finalizeUpdate(ctx, tally, cursor, seats, cast);
+            uint256 nibble = _finalizeUpdate(ctx, tally, cursor);
             if (nibble & 7 == uint256(Outcome.Approved)) ++approved;
             word |= nibble << ((cursor & 63) << 2);
             ++cursor;
@@ -1160,33 +1180,56 @@ contract RoundManager {
     ///      granted (booked with its reputation in the registry's member sweep), agreement
     ///      counted per auditor seat. Returns the outcome nibble: the Outcome in bits 0..2,
     ///      bit 3 set when the reward was cut by the budget or the cap. O(m).
-    function _finalizeUpdate(
-        VoteCtx memory ctx,
-        Tally memory tally,
-        uint256 u,
-        uint256[] memory seats,
-        uint256[] memory cast
-    ) internal returns (uint256 nibble) {
-        uint256 count = _auditSeatsInto(ctx, u, seats);
+    function _finalizeUpdate(VoteCtx memory ctx, Tally memory tally, uint256 u) internal returns (uint256 nibble) {
+        // u's auditors as {Sortition-auditSeats} gives them (the submitter's seat taken from
+        // the owner table), with their votes: entry j in bits 8j .. 8j + 7 (seat in the low 6
+        // bits, k <= 64; vote in the high 2), m <= 16 entries
+        uint256 cast;
+        uint256 count;
         uint256 votes;
         uint256 accepts;
-        for (uint256 j = 0; j < count; ++j) {
-            uint256 vote = _castVote(ctx.round, tally.revealed, seats[j], u);
-            cast[j] = vote;
-            if (vote != 0) ++votes;
-            if (vote == 3) ++accepts;
+        uint256 k = ctx.k;
+        if (k != 0) {
+            uint256 mm = ctx.mm;
+            uint256 h = Sortition.windowStart(ctx.seed, u, k);
+            uint256[] memory owners = ctx.owners;
+            unchecked {
+                for (uint256 j = 0; j < mm; ++j) {
+                    uint256 s = (h + j) % k;
+                    if (owners[s] == u + 1) {
+                        if (mm == k) continue;
+                        s = (h + mm) % k;
+                    }
+                    uint256 vote = _castVote(ctx.round, tally, s, u);
+                    if (vote != 0) ++votes;
+                    if (vote == 3) ++accepts;
+                    cast |= (s | (vote << 6)) << (count << 3);
+                    ++count;
+                }
+            }
         }
         Outcome outcome;
         (outcome, nibble) = _decide(ctx.round, tally, u, votes, accepts);
-        _countAgreement(tally, seats, cast, count, outcome);
+        _countAgreement(tally, cast, count, outcome);
     }
 
     /// @dev Vote of seat `s` on update `u` given the batch's revealed bits: 0 none (also for a
     ///      seat that never revealed: its words may hold an older round's votes), 1 reject,
-    ///      3 accept.
-    function _castVote(uint256 round, uint256 revealed, uint256 s, uint256 u) internal view returns (uint256) {
-        if ((revealed >> s) & 1 == 0) return 0;
-        return _voteBits(_votes[round % ROUNDS_KEPT][s][u >> 7], u);
+    ///      3 accept. The seat's word is read from storage only when the batch has not read
+    ///      it yet (`t.wordAt`, `t.wordVal`): within a finalize transaction no vote word
+    ///      changes, so the cached word is the stored one.
+    function _castVote(uint256 round, Tally memory t, uint256 s, uint256 u) internal view returns (uint256) {
+        if ((t.revealed >> s) & 1 == 0) return 0;
+        uint256 at = (u >> 7) + 1;
+        uint256 word;
+        if (t.wordAt[s] == at) {
+            word = t.wordVal[s];
+        } else {
+            word = _votes[round % ROUNDS_KEPT][s][at - 1];
+            t.wordAt[s] = at;
+            t.wordVal[s] = word;
+        }
+        return _voteBits(word, u);
     }
 
     /// @dev Update `u`'s 2 bits in its vote word: 0 none, 1 reject, 3 accept (2, the
@@ -1204,9 +1247,9 @@ contract RoundManager {
         }
         t.minted = _rounds[round].minted;
         t.total = totalMinted;
-        t.agree = new uint256[](k);
-        t.disagree = new uint256[](k);
-        t.abstain = new uint256[](k);
+        t.counts = new uint256[](k);
+        t.wordAt = new uint256[](k);
+        t.wordVal = new uint256[](k);
     }
 
     /// @dev Add the batch's agreement counts to the seats' slots (one rewrite per seat that
@@ -1219,32 +1262,15 @@ contract RoundManager {
         }
         mapping(uint256 => Seat) storage seatsOfRound = _seats[round];
         for (uint256 s = 0; s < k; ++s) {
-            uint256 a = t.agree[s];
-            uint256 d = t.disagree[s];
-            uint256 x = t.abstain[s];
-            if (a == 0 && d == 0 && x == 0) continue;
+            uint256 c = t.counts[s];
+            if (c == 0) continue;
+            uint256 a = c & COUNT_MASK;
+            uint256 d = (c >> 64) & COUNT_MASK;
+            uint256 x = c >> 128;
             Seat storage seat = seatsOfRound[s];
             seat.agree = uint32(seat.agree + a);
             seat.disagree = uint32(seat.disagree + d);
             seat.abstain = uint32(seat.abstain + x);
-        }
-    }
-
-    /// @dev {Sortition-auditSeats} of update `u` written into `seats` (length >= mm), with the
-    ///      submitter's seat taken from the owner table; returns how many. Loop bound: mm.
-    function _auditSeatsInto(VoteCtx memory ctx, uint256 u, uint256[] memory seats) internal pure returns (uint256 w) {
-        uint256 k = ctx.k;
-        if (k == 0) return 0;
-        uint256 mm = ctx.mm;
-        uint256 h = Sortition.windowStart(ctx.seed, u, k);
-        uint256[] memory owners = ctx.owners;
-        for (uint256 j = 0; j < mm; ++j) {
-            uint256 s = (h + j) % k;
-            if (owners[s] == u + 1) {
-                if (mm == k) continue;
-                s = (h + mm) % k;
-            }
-            seats[w++] = s;
         }
     }
 
@@ -1254,13 +1280,14 @@ contract RoundManager {
         internal
         returns (Outcome outcome, uint256 nibble)
     {
-        Submission memory s = _sub(round, u);
-        address peer = s.peer;
+        uint256 rec = _recRing[round % ROUNDS_KEPT][u]; // see {Submission}
+        address peer = address(uint160(rec));
         uint256 rejects = votes - accepts;
         outcome = Outcome.Undecided;
         if (votes >= _quorum) {
-            if (100 * accepts > votes * _approvePercent) outcome = s.eligible ? Outcome.Approved : Outcome.Probation;
-            else if (100 * rejects > votes * _rejectPercent) outcome = Outcome.Rejected;
+            if (100 * accepts > votes * _approvePercent) {
+                outcome = (rec >> 192) & 1 != 0 ? Outcome.Approved : Outcome.Probation;
+            } else if (100 * rejects > votes * _rejectPercent) outcome = Outcome.Rejected;
         }
         nibble = uint256(outcome);
         bool approved = outcome == Outcome.Approved;
@@ -1274,26 +1301,24 @@ contract RoundManager {
         emit UpdateFinalized(round, peer, u, approved, outcome, accepts, rejects);
     }
 
-    /// @dev For each seat auditing an update (`cast[j]` = the vote of `seats[j]`): agree /
+    /// @dev For each seat auditing an update (entry j of `cast`, see {_finalizeUpdate}): agree /
     ///      disagree with the outcome, or abstain if it left the update out or never revealed.
     ///      Votes on Undecided updates are neutral. Loop bound: m.
-    function _countAgreement(
-        Tally memory tally,
-        uint256[] memory seats,
-        uint256[] memory cast,
-        uint256 count,
-        Outcome outcome
-    ) internal pure {
+    function _countAgreement(Tally memory tally, uint256 cast, uint256 count, Outcome outcome) internal pure {
         bool decided = outcome != Outcome.Undecided;
         bool majorityAccepts = outcome == Outcome.Approved || outcome == Outcome.Probation;
-        for (uint256 j = 0; j < count; ++j) {
-            uint256 s = seats[j];
-            uint256 vote = cast[j];
-            if (vote == 0) {
-                ++tally.abstain[s]; // a missing reveal's assignments count here too (its penalty)
-            } else if (decided) {
-                if ((vote == 3) == majorityAccepts) ++tally.agree[s];
-                else ++tally.disagree[s];
+        uint256[] memory counts = tally.counts;
+        unchecked {
+            // each count of a batch is at most its MAX_FINALIZE_ITEMS updates: no field overflows
+            for (uint256 j = 0; j < count; ++j) {
+                uint256 e = cast >> (j << 3);
+                uint256 s = e & 63;
+                uint256 vote = (e >> 6) & 3;
+                if (vote == 0) {
+                    counts[s] += COUNT_ABSTAIN; // a missing reveal's assignments count here too (its penalty)
+                } else if (decided) {
+                    counts[s] += (vote == 3) == majorityAccepts ? COUNT_AGREE : COUNT_DISAGREE;
+                }
             }
         }
     }

@@ -40,7 +40,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bdfl.chain.accounts import derive_keys, devnet_account  # noqa: E402
-from bdfl.chain.compiler import build  # noqa: E402
+from bdfl.chain.compiler import build, load_settings  # noqa: E402
 from bdfl.chain.deploy import TOKEN, ProtocolParams, deploy, fund_peers  # noqa: E402
 from bdfl.chain.devnet import BLOCK_GAS_LIMIT, batch_mining, start_devnet  # noqa: E402
 from bdfl.chain.protocol import (  # noqa: E402
@@ -301,13 +301,21 @@ def summarize(results: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list
     return fn_rows, round_rows
 
 
+def _compiler_text() -> str:
+    """The compiler settings the contracts were built with (contracts/solc-settings.json)."""
+    cs = load_settings(ROOT)
+    opt = cs.get("optimizer", {})
+    return (f"Solidity {cs.get('version')} (optimizer {opt.get('runs')} runs"
+            f"{', viaIR' if cs.get('viaIR') else ''}, {cs.get('evmVersion')})")
+
+
 def markdown(fn_rows: list[dict[str, Any]], round_rows: list[dict[str, Any]], results: list[dict[str, Any]]) -> str:
     p = results[0]["params"]
     lines = [
         "# BDFL protocol gas",
         "",
         f"Default parameters: committee K = {p.committee_size}, auditors per update m = {p.auditors_per_update}, "
-        f"quorum {p.quorum}; finalize batch = {results[0]['batch']} items; anvil, Solidity 0.8.37 (optimizer 200 runs, cancun). "
+        f"quorum {p.quorum}; finalize batch = {results[0]['batch']} items; anvil, {_compiler_text()}. "
         "Every tenth peer submits a poisoned update that the auditors reject (slash path). "
         f"Numbers are for the last of {len(results[0]['rounds'])} rounds, the steady state (every member was already a member when it opened, "
         "and the per-index slots of the round ROUNDS_KEPT before it are rewritten). "

@@ -49,16 +49,20 @@ FINALIZE_GAS_LIMIT = min(TX_GAS_CAP, FINALIZE_GAS_TARGET + 2_000_000)
 #: Gas budget of one finalize item: a fixed part plus a part per auditor of an update. Full
 #: batches measure 35-45k per item at m = 3 before issue 23's vote words and sweep bookings,
 #: 19-23k after (N = 100-1000, experiments/results/gas_table.md, per stage); the budget
-#: (81k at m = 3) leaves room for the worst items: a member booked with a slash (a burn) and
-#: removed, a seat's reward, a cold abstention write per auditor that did not reveal.
+#: leaves room for the worst items: a member booked with a slash (a burn) and removed, a
+#: seat's reward, an update whose m auditors' vote words are all cold. Per auditor: since the
+#: finalize batch keeps the agreement counts and each seat's vote word in memory ({Tally} in
+#: RoundManager.sol, written once per batch), an auditor of an update costs at most one cold
+#: vote-word read (2.1k) and its loop (< 0.5k): 4k, not the 12k of a cold abstention write per
+#: auditor that it was sized for before (docs/results/gas.md, issue 23 default policy).
 FINALIZE_ITEM_GAS = 45_000
-FINALIZE_ITEM_GAS_PER_AUDITOR = 12_000
+FINALIZE_ITEM_GAS_PER_AUDITOR = 4_000
 
 
 def finalize_batch_size(auditors_per_update: int) -> int:
     """Items per finalize transaction, sized by gas: a batch of this many worst-case items
     stays under FINALIZE_GAS_TARGET, i.e. under the EIP-7825 cap with margin, for any m
-    (148 items at the default m = 3)."""
+    (155 items at the library's default m = 8, the MAX_FINALIZE_ITEMS cap of 200 at m = 3)."""
     per_item = FINALIZE_ITEM_GAS + FINALIZE_ITEM_GAS_PER_AUDITOR * auditors_per_update
     return max(1, min(MAX_FINALIZE_ITEMS, FINALIZE_GAS_TARGET // per_item))
 
