@@ -6,7 +6,8 @@
 For each size, one after the other, it runs ``nice -n 10 bdfl run --peers 20 --rounds R
 --attackers 0 --set task.client=MODULE`` (the default policy: committee audit with the trigger
 scan, commit-reveal, approved-only aggregation over the overlay (degree 24: at 20 peers every
-peer aggregates all the others); 2 worker processes, which start with THP_MEM_ALLOC_ENABLE=1)
+peer aggregates all the others); 2 worker processes, which start with THP_MEM_ALLOC_ENABLE=1
+and keep the memory they free, bdfl.net.allocator)
 and, every 0.25 s, samples the run's whole process tree (psutil) for its summed RSS (peak); at the
 end of every round it reads the bytes the loopback interface received (/proc/net/dev, ``lo``): every
 update fetched between peers, plus JSON-RPC to anvil, and whatever else used loopback on the machine
@@ -34,6 +35,9 @@ trainers' starts like every later round; round 1 has no earlier round to rebuild
   its publisher and once by each fetcher while receiving (CPU seconds summed over the workers,
   inside the exchange phase);
 * peak RSS of the run's process tree (anvil, orchestrator, workers);
+* per round, the process tree's user and kernel CPU seconds and minor page faults (/proc/PID/stat at
+  each round's end): kernel seconds are mostly first touches of memory (docs/results/model-size.md);
+  run 5 rounds to see the steady state (a worker's caches fill by round 3-4; 11m: ~20 GiB then);
 * overhead = total - train - eval (everything but local training and the curves' evaluation), per
   MiB of model.
 
