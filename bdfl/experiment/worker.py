@@ -560,7 +560,8 @@ class Worker:
         before = len(peer.rejections)
         used, tier = resync_from_tiers(peer, source, tiers, self.fetcher.fetch_many)
         if used and stages.train.momentum(h.engine) > 0:  # its first update back carries a velocity (bdfl.peer.rejoin)
-            resume_momentum(peer, source, stages.aggregate.velocity_plan(h.engine, cmd.round - 1, source, tier), self.fetcher.fetch_many)
+            sources = [c for c in tiers[tier] if c.peer in used]  # the updates the resync model averages
+            resume_momentum(peer, source, stages.aggregate.velocity_plan(h.engine, cmd.round - 1, source, sources), self.fetcher.fetch_many)
         self.decodes.clear()
         if used:
             model_from = ("neighbours", "fallback")[tier]

@@ -13,11 +13,10 @@ Shared by ``bdfl peer`` (:mod:`bdfl.peer.standalone`) and the simulation's fault
   rounds thus starts from where the federation is, not from its own stale model;
   :func:`resync_from_tiers` tries further candidates when none of the first verifies;
 * :func:`resume_momentum` — with quasi-global momentum (``overlay.momentum``,
-  :mod:`bdfl.learning.mixing`), the velocity of the resynced start: the same kind of model one
-  round earlier (the same tier's approved updates of the round before, verified alike) is
-  taken as its previous start, so its first update back carries ``beta * (resync(r) -
-  resync(r - 1))`` like every continuing peer's, instead of no velocity (which the audit,
-  judging it against momentum-carrying moves, rejected: docs/learning.md).
+  :mod:`bdfl.learning.mixing`), the velocity of the resynced start: its sources' weighted
+  mean approved move (update less the start it was judged from, verified alike), so its first
+  update back carries a velocity like every continuing peer's, instead of none (which the
+  audit, judging it against momentum-carrying moves, rejected: docs/learning.md).
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ import numpy as np
 
 from bdfl.chain.protocol import Status
 from bdfl.errors import BDFLError
-from bdfl.defense.aggregate import weighted_average
+from bdfl.defense.aggregate import AggregationError, weighted_average
 
 # How many closed rounds a resync looks at, newest first, when the latest has no usable
 # update (nothing approved): the peers' blob servers still serve updates that old.
@@ -115,64 +114,74 @@ def resync_model(
 def resume_momentum(
     peer: Any,
     rnd: int,
-    candidates: Sequence[Any],
+    tiers: Sequence[Sequence[tuple[Any, Sequence[Any]]]],
     fetch_many: Callable[[list[tuple[str, str]]], Mapping[str, bytes | Exception]],
-    *,
-    resynced_from: Sequence[Any] | None = None,
 ) -> list[str]:
-    """After :func:`resync_model` set ``peer.params`` from round ``rnd``'s updates: rebuild the
-    start the peer would have had one round earlier from ``candidates``, the same tier's
-    approved updates of round ``rnd - 1`` (:func:`bdfl.peer.stages.aggregate.velocity_plan`),
-    each hash-checked against the chain and strictly decoded, averaged by their reputation
-    weights, and hand it to :meth:`bdfl.peer.node.Peer.resume_momentum`: the peer's first
-    update back then carries ``momentum * (resync(rnd) - resync(rnd - 1))``.
+    """Give a returning peer the velocity of its start for its first round back: after
+    :func:`resync_model` set ``peer.params`` to the weighted average of its sources' approved
+    updates of round ``rnd`` (or, for ``bdfl peer`` restarted after it aggregated round ``rnd``
+    and saved the result, its own model, whose previous start was not saved).
 
-    ``resynced_from``: when ``peer.params`` is not that resync model but the peer's own model
-    of round ``rnd`` (``bdfl peer`` restarted after it aggregated round ``rnd`` and saved the
-    result, before it trained again: its previous start was not saved), the candidates the
-    resync of round ``rnd`` would use; the velocity ``resync(rnd) - resync(rnd - 1)`` is then
-    rebuilt from both rounds and the previous start taken as ``params`` less it.
+    ``tiers`` (:func:`bdfl.peer.stages.aggregate.velocity_plan`): the resync's sources, then
+    other approved updates of round ``rnd`` (tried only when the first tier yields no move),
+    each as its update of round ``rnd`` (a candidate with its weight) and its start recipe of
+    that round, the models of round ``rnd - 1`` it started from. Every model is fetched, hash-checked
+    against the chain and strictly decoded; each source whose update and own update of the
+    round before verify has the move ``update - start`` (start: the weighted average of the
+    recipe's models that verify, as auditors rebuild it; an approved update that cannot be
+    fetched, say its trainer crashed, was aggregated by nobody), and the velocity is their
+    weighted mean move. A continuing peer's start moves by its
+    sources' weighted mean move (plus how far its start was from theirs), so this is the same
+    quasi-global direction; with ``params`` the resync model, ``params`` less it is the weighted
+    mean of the sources' starts. That previous start is handed to
+    :meth:`bdfl.peer.node.Peer.resume_momentum`, so the first update back carries
+    ``momentum * velocity`` like every continuing peer's. Nothing that fails to verify is used
+    (and nothing is recorded as a rejection: nothing is used or voted on); with no source
+    verified, nothing is set and the first round back carries no velocity, as before this
+    rebuild. Integer arrays (counters) get no velocity. Returns the sources used."""
 
-    An update that does not verify is left out (not recorded as a rejection: nothing is used
-    or voted on); when no update of a round verifies, nothing is set and the first round back
-    carries no velocity. Returns the addresses whose updates of round ``rnd - 1`` were used."""
+    for moves in tiers:
+        used = _resume_from(peer, rnd, moves, fetch_many) if moves else []
+        if used:
+            return used
+    return []
 
-    now = list(resynced_from or [])
-    wanted = sorted({(c.url, c.hash) for c in [*candidates, *now]})
-    fetched = fetch_many(wanted) if wanted else {}
-    before, used = _verified_average(peer, rnd - 1, candidates, fetched)
-    if before is None:
-        return []
-    if resynced_from is None:
-        peer.resume_momentum(rnd, before)
-        return used
-    current, _ = _verified_average(peer, rnd, now, fetched)
-    if current is None:
-        return []
-    previous = []
-    for p, c, b in zip(peer.params, current, before):
-        p = np.asarray(p)
-        if not np.issubdtype(p.dtype, np.floating):  # counters: no velocity (with_momentum leaves them as trained)
-            previous.append(p)
+
+def _resume_from(peer: Any, rnd: int, moves: Sequence[tuple[Any, Sequence[Any]]],
+                 fetch_many: Callable[[list[tuple[str, str]]], Mapping[str, bytes | Exception]]) -> list[str]:
+    """:func:`resume_momentum` from one tier of moves; [] (nothing set) when none verifies."""
+    fetched = fetch_many(sorted({(c.url, c.hash) for cand, recipe in moves for c in (cand, *recipe)}))
+
+    def arrays(r: int, cand: Any) -> Any:
+        return peer.checked_arrays(r, cand, fetched.get(cand.hash, BDFLError("not fetched")))
+
+    floats = [np.issubdtype(np.asarray(p).dtype, np.floating) for p in peer.params]
+    moved: list[Any] | None = None  # sum w_j (update_j - start_j), float64, one source at a time
+    total, used = 0.0, []
+    for cand, recipe in moves:
+        update = arrays(rnd, cand)
+        models = [arrays(rnd - 1, src) for src in recipe] if update is not None and recipe else []
+        if not models or models[0] is None:  # no update, or not its own update of the round before
             continue
-        previous.append((p.astype(np.float64) - (np.asarray(c, dtype=np.float64) - np.asarray(b, dtype=np.float64))).astype(p.dtype))
+        try:  # the models that verify: an approved update nobody could fetch was aggregated by nobody
+            start = weighted_average([m for m in models if m is not None],
+                                     [float(src.weight) for src, m in zip(recipe, models) if m is not None])
+        except AggregationError:
+            continue
+        w = max(float(cand.weight), 1e-6)
+        if moved is None:
+            moved = [np.zeros(np.shape(p), dtype=np.float64) if f else None for p, f in zip(peer.params, floats)]
+        for m, u, s0 in zip(moved, update, start):
+            if m is not None:
+                m += w * (u.astype(np.float64) - s0.astype(np.float64))
+        total += w
+        used.append(cand.peer)
+    if moved is None:
+        return []
+    previous = [p if m is None else (np.asarray(p, dtype=np.float64) - m / total).astype(np.asarray(p).dtype)
+                for p, m in zip(peer.params, moved)]
     peer.resume_momentum(rnd, previous)
     return used
-
-
-def _verified_average(peer: Any, rnd: int, candidates: Sequence[Any],
-                      fetched: Mapping[str, bytes | Exception]) -> tuple[list[Any] | None, list[str]]:
-    """The reputation-weighted average of ``candidates``' updates of round ``rnd`` whose fetched
-    bytes verify (:meth:`bdfl.peer.node.Peer.checked_arrays`), and whose they were; (None, [])
-    when none verifies."""
-    models, weights, used = [], [], []
-    for cand in candidates:
-        params = peer.checked_arrays(rnd, cand, fetched.get(cand.hash, BDFLError("not fetched")))
-        if params is not None:
-            models.append(params)
-            weights.append(max(float(cand.weight), 1e-6))
-            used.append(cand.peer)
-    return (weighted_average(models, weights), used) if models else (None, [])
 
 
 def resync_from_tiers(

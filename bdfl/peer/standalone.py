@@ -407,10 +407,12 @@ class StandalonePeer:
                      "saved" if self.state.last_aggregated >= 0 else "initial")
             return
         if stages.train.momentum(self.engine) > 0:  # its first update back carries a velocity (bdfl.peer.rejoin)
-            before = resume_momentum(self.peer, source, stages.aggregate.velocity_plan(self.engine, closed, source, tier),
-                                     self.fetcher.fetch_many)
-            if before:
-                log.info("chain round %d: momentum velocity rebuilt from %d approved update(s) of chain round %d", closed, len(before), source - 1)
+            sources = [c for c in tiers[tier] if c.peer in used]  # the updates the resync model averages
+            moved = resume_momentum(self.peer, source, stages.aggregate.velocity_plan(self.engine, closed, source, sources),
+                                    self.fetcher.fetch_many)
+            if moved:
+                log.info("chain round %d: momentum velocity rebuilt from %d approved move(s) of chain round %d (their starts: chain round %d)",
+                         closed, len(moved), source, source - 1)
         self.state.last_aggregated = closed
         self.state.overlay = self.tracker.to_json()
         self.state.save_model(encode_ndarrays(self.peer.params))
@@ -422,21 +424,19 @@ class StandalonePeer:
     def resume_saved_momentum(self, closed: int) -> None:
         """Restarted after aggregating chain round ``closed`` and saving the model, before training
         again: its previous start was not saved, so (with quasi-global momentum in effect) the
-        velocity is rebuilt from the neighbours' approved updates of the two last closed rounds
-        (bdfl.peer.rejoin.resume_momentum), as a resynced peer's is."""
+        velocity is rebuilt as a resynced peer's is: its sources' mean approved move of that
+        round (bdfl.peer.rejoin.resume_momentum); the saved model less it is its previous start."""
 
-        if stages.train.momentum(self.engine) <= 0:
+        if self.tracker.overlay is None or stages.train.momentum(self.engine) <= 0:  # the saved overlay: complete or not
             return
         self.view.refresh()
         source, tiers = stages.aggregate.resync_plan(self.engine, closed)
-        for tier, now in enumerate(tiers):
-            before = stages.aggregate.velocity_plan(self.engine, closed, source, tier)
-            if now and before:
-                used = resume_momentum(self.peer, closed, before, self.fetcher.fetch_many, resynced_from=now)
-                if used:
-                    log.info("chain round %d: momentum velocity rebuilt from approved updates of chain rounds %d and %d",
-                             closed, closed - 1, closed)
-                    return
+        now = tiers[0] or tiers[1]
+        moved = resume_momentum(self.peer, source, stages.aggregate.velocity_plan(self.engine, closed, source, now),
+                                self.fetcher.fetch_many)
+        if moved:
+            log.info("chain round %d: momentum velocity rebuilt from %d approved move(s) of chain round %d (their starts: chain round %d)",
+                     closed, len(moved), source, source - 1)
 
     # -- main loop --------------------------------------------------------------------
     def run(self) -> int:

@@ -5,13 +5,13 @@ weighted by reputation, from the overlay neighbours topped up to ``overlay.min_s
 to the closed round read from the chain view, after the round state observed it (overlay,
 replay cache, start recipes, moves). :func:`aggregate` fetches nothing: the driver fetches
 :func:`wanted` and hands the bytes in. :func:`resync_plan` is the same choice for a peer
-that comes back after missed rounds (:mod:`bdfl.peer.rejoin`), :func:`velocity_plan` the
-same one round earlier (its quasi-global momentum's velocity).
+that comes back after missed rounds (:mod:`bdfl.peer.rejoin`), :func:`velocity_plan` what
+those sources started from (its quasi-global momentum's velocity).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +19,7 @@ from bdfl.net.overlay import repair_overlay
 from bdfl.peer.engine import PeerEngine
 from bdfl.peer.node import Candidate
 from bdfl.peer.rejoin import RESYNC_LOOKBACK
-from bdfl.peer.sources import AggregationRule, resync_sources, sources_of
+from bdfl.peer.sources import AggregationRule, StartSource, resync_sources, sources_of, start_recipes
 from bdfl.peer.view import ChainView, ClosedRound
 
 
@@ -97,21 +97,49 @@ def resync_plan(engine: PeerEngine, closed_round: int, *, observe: bool = True) 
     return closed_round, [[], []]
 
 
-def velocity_plan(engine: PeerEngine, closed_round: int, source: int, tier: int) -> list[Candidate]:
+def velocity_plan(engine: PeerEngine, closed_round: int, source: int,
+                  sources: Sequence[Candidate]) -> list[list[tuple[Candidate, list[Candidate]]]]:
     """For quasi-global momentum after a resync (:func:`bdfl.peer.rejoin.resume_momentum`): the
-    same choice as :func:`resync_plan` made for round ``source`` (tier ``tier``: 0 the
-    neighbours, 1 the fallback), one round earlier, on the same overlay: the updates whose
-    verified average is the start the returning peer would have had one round before its
-    resynced one. Empty when the resync did not come from the last closed round (``source`` !=
-    ``closed_round``: an older model has no velocity of the round before this one), from no
-    tier, from round 0 (no earlier round), or when that earlier round has no usable update."""
-    if tier < 0 or source != closed_round or source < 1:
+    approved moves of round ``source`` the returning peer's velocity is the weighted mean of,
+    in two tiers: its resync's ``sources`` (the updates its resync model averages), then the
+    next ``overlay.degree`` usable updates of that round by weight (used only when none of the
+    first yields a move: say every source joined in that round). Each as (its update, its
+    start recipe of that round: the models of round ``source - 1`` it started from, its own
+    update first, with hash, endpoint and weight; :func:`bdfl.peer.sources.start_recipes`),
+    every move one the audit judged and approved. The recipe the round state recorded when
+    round ``source`` closed (what auditors rebuilt) when there is one, else rebuilt from round
+    ``source - 1`` on the current overlay (like auditors after a restart). A trainer without a
+    recipe (it did not submit in that round) is left out. Empty when the resync did not come
+    from the last closed round (``source`` != ``closed_round``: an older model has no velocity
+    of the round before this one) or from round 0 (no earlier round)."""
+    if not sources or source != closed_round or source < 1:
         return []
-    overlay = _resync_overlay(engine, closed_round)
-    if overlay is None:
-        return []
-    tiers = _resync_tiers(engine, source - 1, overlay)
-    return tiers[tier] if tiers is not None and tier < len(tiers) else []
+    view, memory = engine.view, engine.memory
+    closed = view.closed(source)
+    rule = memory.rule(closed)
+    taken = {c.peer.lower() for c in sources} | {engine.address.lower()}
+    rest = sorted((p for p in rule.usable if p.lower() not in taken), key=lambda p: (-rule.weight(p), p.lower()))
+    others = candidates(view, rule, closed, rest[: max(1, int(engine.cfg.overlay.degree or 1))])
+    rebuilt: dict[str, list[StartSource]] | None = None
+
+    def moves(cands: Sequence[Candidate]) -> list[tuple[Candidate, list[Candidate]]]:
+        nonlocal rebuilt
+        out = []
+        for cand in cands:
+            past = memory.moves.latest(cand.peer, source + 1)
+            if past is not None and past.round == source and past.hash.lower() == cand.hash.lower():
+                recipe = past.start
+            else:
+                if rebuilt is None:
+                    before = view.closed(source - 1)
+                    rebuilt = start_recipes(memory.rule(before), memory.tracker.overlay, before.submissions) if before.submissions else {}
+                recipe = rebuilt.get(cand.peer, [])
+            if recipe:
+                out.append((cand, [Candidate(index=0, peer=src.peer, hash=src.hash, url=view.endpoint_of(src.peer), weight=src.weight)
+                                   for src in recipe]))
+        return out
+
+    return [moves(sources), moves(others)]
 
 
 def _resync_overlay(engine: PeerEngine, closed_round: int) -> Any:
