@@ -269,9 +269,9 @@ class OverlayConfig:
     # accuracy): N = 100 17 -> 10 rounds (FedAvg 14), N = 1000 16 -> 10 (FedAvg 11); larger
     # values were faster still in that model (0.9: 8 at N = 100), 0.3 slower (13 / 12)
     # (docs/results/topology.md).
-    # A peer back from a restart, a rejoin or a late join rebuilds its velocity from its
-    # neighbours' verified approved updates of the two last closed rounds
-    # (bdfl.peer.rejoin.resume_momentum): without it the audit, judging its momentum-free
+    # A peer back from a restart, a rejoin or a late join rebuilds its velocity: its sources'
+    # mean approved move of the last closed round, each verified against the chain
+    # (bdfl.peer.rejoin.resume_momentum); without it the audit, judging its momentum-free
     # move against momentum-carrying ones, rejected three honest returning peers in
     # tests/e2e/test_faults.py (8 peers, degree 3). 0 = off.
     momentum: float = 0.5
