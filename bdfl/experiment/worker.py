@@ -76,7 +76,7 @@ from bdfl.peer import stages
 from bdfl.peer.engine import ClientFailure, PeerEngine
 from bdfl.peer.decode_cache import DecodeCache
 from bdfl.peer.node import Peer, peer_settings
-from bdfl.peer.rejoin import ensure_membership, resume_momentum, resync_from_tiers
+from bdfl.peer.rejoin import ensure_membership, resync_from_tiers
 from bdfl.peer.round_state import ChainMemory, RoundState
 from bdfl.peer.stages.submit import Fallback, FrontRun
 from bdfl.peer.state import PeerState
@@ -559,9 +559,8 @@ class Worker:
         self.view.forget_endpoint(peer.address)
         before = len(peer.rejections)
         used, tier = resync_from_tiers(peer, source, tiers, self.fetcher.fetch_many)
-        if used and stages.train.momentum(h.engine) > 0:  # its first update back carries a velocity (bdfl.peer.rejoin)
-            sources = [c for c in tiers[tier] if c.peer in used]  # the updates the resync model averages
-            resume_momentum(peer, source, stages.aggregate.velocity_plan(h.engine, cmd.round - 1, source, sources), self.fetcher.fetch_many)
+        if used:  # its first update back carries a velocity (bdfl.peer.rejoin.resume_momentum)
+            stages.aggregate.resume_velocity(h.engine, cmd.round - 1, source, tiers[tier], used)
         self.decodes.clear()
         if used:
             model_from = ("neighbours", "fallback")[tier]

@@ -53,7 +53,7 @@ from bdfl.peer import stages
 from bdfl.peer.engine import ClientFailure, PeerEngine
 from bdfl.peer.node import Peer, peer_settings
 from bdfl.peer.overlay_tracker import OverlayTracker
-from bdfl.peer.rejoin import ensure_membership, resume_momentum, resync_from_tiers
+from bdfl.peer.rejoin import ensure_membership, resync_from_tiers
 from bdfl.peer.round_state import ChainMemory, RoundState, Votes
 from bdfl.peer.state import PeerState
 from bdfl.peer.view import REP_SCALE, ProtocolView
@@ -406,13 +406,8 @@ class StandalonePeer:
             log.info("chain round %d: no approved neighbour update to resync from; keeping the %s model", closed,
                      "saved" if self.state.last_aggregated >= 0 else "initial")
             return
-        if stages.train.momentum(self.engine) > 0:  # its first update back carries a velocity (bdfl.peer.rejoin)
-            sources = [c for c in tiers[tier] if c.peer in used]  # the updates the resync model averages
-            moved = resume_momentum(self.peer, source, stages.aggregate.velocity_plan(self.engine, closed, source, sources),
-                                    self.fetcher.fetch_many)
-            if moved:
-                log.info("chain round %d: momentum velocity rebuilt from %d approved move(s) of chain round %d (their starts: chain round %d)",
-                         closed, len(moved), source, source - 1)
+        # its first update back carries a velocity (bdfl.peer.rejoin.resume_momentum)
+        self.log_velocity(closed, source, stages.aggregate.resume_velocity(self.engine, closed, source, tiers[tier], used))
         self.state.last_aggregated = closed
         self.state.overlay = self.tracker.to_json()
         self.state.save_model(encode_ndarrays(self.peer.params))
@@ -431,9 +426,10 @@ class StandalonePeer:
             return
         self.view.refresh()
         source, tiers = stages.aggregate.resync_plan(self.engine, closed)
-        now = tiers[0] or tiers[1]
-        moved = resume_momentum(self.peer, source, stages.aggregate.velocity_plan(self.engine, closed, source, now),
-                                self.fetcher.fetch_many)
+        self.log_velocity(closed, source, stages.aggregate.resume_velocity(self.engine, closed, source, tiers[0] or tiers[1]))
+
+    @staticmethod
+    def log_velocity(closed: int, source: int, moved: list[str]) -> None:
         if moved:
             log.info("chain round %d: momentum velocity rebuilt from %d approved move(s) of chain round %d (their starts: chain round %d)",
                      closed, len(moved), source, source - 1)

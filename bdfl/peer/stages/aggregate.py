@@ -11,15 +11,16 @@ those sources started from (its quasi-global momentum's velocity).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from bdfl.net.overlay import repair_overlay
 from bdfl.peer.engine import PeerEngine
 from bdfl.peer.node import Candidate
-from bdfl.peer.rejoin import RESYNC_LOOKBACK
+from bdfl.peer.rejoin import RESYNC_LOOKBACK, resume_momentum
 from bdfl.peer.sources import AggregationRule, StartSource, resync_sources, sources_of, start_recipes
+from bdfl.peer.stages.train import momentum
 from bdfl.peer.view import ChainView, ClosedRound
 
 
@@ -140,6 +141,21 @@ def velocity_plan(engine: PeerEngine, closed_round: int, source: int,
         return out
 
     return [moves(sources), moves(others)]
+
+
+def resume_velocity(engine: PeerEngine, closed_round: int, source: int, sources: Sequence[Candidate],
+                    used: Collection[str] | None = None) -> list[str]:
+    """After a resync from round ``source`` (:func:`resync_plan`) with quasi-global momentum in
+    effect: rebuild the returning peer's velocity (:func:`bdfl.peer.rejoin.resume_momentum` on
+    :func:`velocity_plan`), fetching with the engine's fetcher, so its first update back carries
+    one. ``sources``: the candidates of the tier the resync used, narrowed to ``used`` (the peers
+    whose updates the resync model averages) when given. Returns the sources of the moves used
+    ([] when momentum is off or nothing verified)."""
+    if momentum(engine) <= 0:
+        return []
+    if used is not None:
+        sources = [c for c in sources if c.peer in used]
+    return resume_momentum(engine.peer, source, velocity_plan(engine, closed_round, source, sources), engine.fetch)
 
 
 def _resync_overlay(engine: PeerEngine, closed_round: int) -> Any:

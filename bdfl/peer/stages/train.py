@@ -21,4 +21,4 @@ def momentum(engine: PeerEngine) -> float:
     overlay is the complete graph (:func:`bdfl.learning.mixing.momentum_in_effect`)."""
     overlay_cfg = getattr(engine.cfg, "overlay", None)
     beta = float(getattr(overlay_cfg, "momentum", 0.0) or 0.0)
-    return momentum_in_effect(beta, engine.memory.tracker.overlay) if beta > 0 else 0.0
+    return momentum_in_effect(beta, engine.memory.tracker.overlay)
