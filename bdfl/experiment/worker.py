@@ -74,7 +74,7 @@ from bdfl.net.fetch import Fetcher, memory_budget
 from bdfl.net.serialization import MAX_UPDATE_BYTES, InvalidUpdate, decode_ndarrays, encode_ndarrays, hash_hex, update_hash
 from bdfl.peer import stages
 from bdfl.peer.engine import ClientFailure, PeerEngine
-from bdfl.peer.decode_cache import DecodeCache
+from bdfl.peer.decode_cache import DecodeCache, KeptStarts
 from bdfl.peer.node import Peer, peer_settings
 from bdfl.peer.rejoin import ensure_membership, resync_from_tiers
 from bdfl.peer.round_state import ChainMemory, RoundState
@@ -162,7 +162,8 @@ class Worker:
         self.fetcher = Fetcher(max_bytes=MAX_UPDATE_BYTES, timeout=cfg.net.fetch_timeout, retries=cfg.net.fetch_retries,
                                concurrency=64, per_host_connections=FETCH_CONNECTIONS_PER_HOST, loop=self.host.loop_thread,
                                allow_private=True, cache_bytes=0 if cfg.faults else memory_budget(FETCH_CACHE_MEMORY_SHARE / cfg.workers),
-                               cache_updates=FETCH_CACHE_ROUNDS * cfg.peers)
+                               cache_updates=FETCH_CACHE_ROUNDS * cfg.peers,
+                               local=self.host.served)  # this worker's peers' updates: their endpoints' bytes, no HTTP copy
         self.fetch_budget = fetch_budget(cfg)  # a phase's fetches in all: its window
         self._moved = (0, 0, 0)  # fetcher bytes, bodies, endpoints' bytes served at the last reply (_traffic)
         task = load_task(cfg.task.client)
@@ -194,6 +195,8 @@ class Worker:
         self._fallbacks: list[Fallback] = []  # peers that submitted directly after the relay
         # each fetched update decoded once for all peers here, shared read-only; cleared each phase
         self.decodes = DecodeCache()
+        # the trainers' starts the last audit rebuilt, for the next round's earlier moves
+        self.kept_starts = KeptStarts()
         self._task, self._dataset, self._shards = task, dataset, shards
         self._settings = peer_settings(cfg, cfg.num_attackers)
         self.keys = {index: (key, port) for index, key, port in spec.peers}
@@ -347,7 +350,8 @@ class Worker:
             past.update(inputs[h.peer.index].past)
         fetched = self.fetcher.fetch_many(sorted(wanted), budget=self.fetch_budget, allowance=self.fetch_allowance) if wanted else {}
         # the same models for every auditor of this worker: rebuilt once
-        rebuilt = stages.audit.rebuild(mine[0].peer, rnd, recipes, past, fetched) if mine else ({}, {})
+        # the earlier moves' starts rebuilt last round are taken over, not rebuilt (KeptStarts)
+        rebuilt = stages.audit.rebuild(mine[0].peer, rnd, recipes, past, fetched, self.kept_starts) if mine else ({}, {})
         self.decodes.clear()  # the starts' models are averaged: free them before the judges decode
         # the starts' and earlier moves' models are rebuilt: keep only the candidates' bytes for the
         # judges (two thirds of a later round's fetched bytes, 1.8 GB per worker at 11M, N = 20)
@@ -379,9 +383,12 @@ class Worker:
             self._queue(h, h.chain.commit_votes, rnd, v.indices, v.accept, v.salt, wait=False)
             votes[i] = (res.indices, res.accept)
         self.decodes.clear()
+        # this round's starts: next round's earlier moves start from them (nothing else keeps them)
+        self.kept_starts.keep(rnd, recipes, starts)
+        check = StartsCheck(len(starts), len(honest_here), int(exact), len(rebuilt[1]))
+        del rebuilt, starts
         sign = self._take_signing()
-        return AuditReply(votes, rejected, abstained, verdicts, failed,
-                          StartsCheck(len(starts), len(honest_here), int(exact), len(rebuilt[1])),
+        return AuditReply(votes, rejected, abstained, verdicts, failed, check,
                           Times(exchange=t1 - t0, audit=time.perf_counter() - t1 - sign, chain=sign), self._traffic("audit"))
 
     def reveal(self, cmd: Reveal) -> RevealReply:

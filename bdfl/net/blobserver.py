@@ -640,6 +640,7 @@ class BlobHost:
         self._loop = LoopThread(name)
         self._endpoints: set[Endpoint] = set()
         self._listener: Endpoint | None = None  # the shared listener (add_endpoint(serve_routes=True))
+        self._by_url: dict[str, Endpoint] = {}  # base URL -> the endpoint added last with it (served)
         self._closed = False
 
     @property
@@ -698,9 +699,22 @@ class BlobHost:
                 "when hosting many endpoints",
             ) from e
         self._endpoints.add(ep)
+        self._by_url[ep.url] = ep
         if serve_routes:
             self._listener = ep
         return ep
+
+    def served(self, url: str, h: str) -> bytes | None:
+        """The blob the open endpoint of this host at base URL ``url`` serves under hash ``h``
+        now, read without a request (the very object it serves: a fetcher in this process,
+        ``Fetcher(local=host.served)``, takes a co-hosted peer's update without an HTTP copy; it
+        checks the hash itself). None where no open endpoint here has that URL, it does not serve
+        ``h``, or a test fault is set on it (faults answer over HTTP, as they would elsewhere)."""
+        ep = self._by_url.get(url.rstrip("/"))
+        if ep is None or ep._closed or ep not in self._endpoints or ep._fault[0] is not None or not isinstance(h, str):
+            return None
+        with ep._lock:
+            return ep._blobs.get(h.lower())
 
     def _add_route(self, route: str, *, max_blob_bytes: int, retain: int | None, limits: ServerLimits | None,
                    advertise_url: str | None) -> Endpoint:
@@ -717,6 +731,7 @@ class BlobHost:
         if old is not None:
             old.close()
         self._endpoints.add(ep)
+        self._by_url[ep.url] = ep
         return ep
 
     def close(self) -> None:
@@ -733,6 +748,7 @@ class BlobHost:
             self._loop.run(_close_all(), timeout=10)
         finally:
             self._endpoints.clear()
+            self._by_url.clear()
             self._loop.close()
 
     def __enter__(self) -> BlobHost:

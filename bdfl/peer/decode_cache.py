@@ -23,11 +23,15 @@ docs/results/model-size.md). ``bytes`` are immutable, so a view never changes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from bdfl.types import NDArrays
+
+if TYPE_CHECKING:
+    from bdfl.peer.sources import StartSource
 
 #: what a decode gives: the arrays, or the reason the bytes were refused (InvalidUpdate.reason)
 Decoded = NDArrays | str
@@ -91,3 +95,64 @@ def body_views(data: bytes, arrays: NDArrays) -> NDArrays | None:
         offset += int(a.nbytes)
         out.append(v)
     return out
+
+
+def recipe_key(recipe: Iterable[StartSource]) -> tuple[tuple[str, str, float], ...]:
+    """What a rebuilt start depends on: its recipe's (submitter, hash, weight), in order."""
+    return tuple((s.peer.lower(), s.hash.lower(), float(s.weight)) for s in recipe)
+
+
+class KeptStarts:
+    """The trainers' starts one round's audit rebuilt, kept for the next round's earlier moves.
+
+    A trainer's earlier move of round r is its round-r update minus its start of round r (the
+    average of its round-r recipe's models, :class:`bdfl.peer.sources.PastMove`), which round r's
+    audit already rebuilt from the same hash-checked models: a worker kept rebuilding it again in
+    round r + 1 (20 averages of ~20 models per worker and round at N = 20; at 11M parameters
+    0.9 GB of new arrays per worker, docs/results/model-size.md). :meth:`keep` holds round r's
+    starts (read-only while held), :meth:`take` hands one over in round r + 1 only when the move's
+    recipe is the very recipe it was rebuilt from (submitters, hashes and weights, in order: the
+    same inputs to the same deterministic average, so the same bits); anything else is a miss and
+    the caller rebuilds it as before. Only the latest round is kept: :meth:`keep` drops the rest.
+
+    A start taken is the caller's alone (the cache forgets it), who may write it in place (the
+    move is computed into it: :meth:`bdfl.peer.node.Peer.rebuild_past_moves`); so what is kept must
+    be referenced by nothing else once the round that rebuilt it is over (a worker's starts live
+    only in its audit command)."""
+
+    def __init__(self) -> None:
+        self.round: int | None = None
+        self._entries: dict[str, tuple[tuple[tuple[str, str, float], ...], NDArrays]] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def keep(self, rnd: int, recipes: Mapping[str, Sequence[StartSource]], starts: Mapping[str, NDArrays]) -> None:
+        """Hold ``starts`` (trainer -> its start of round ``rnd``, rebuilt from ``recipes[trainer]``)
+        instead of whatever was held."""
+        self._entries = {}
+        self.round = int(rnd)
+        for trainer, arrays in starts.items():
+            recipe = recipes.get(trainer)
+            if not recipe:
+                continue
+            for a in arrays:
+                if isinstance(a, np.ndarray):
+                    a.flags.writeable = False
+            self._entries[trainer] = (recipe_key(recipe), list(arrays))
+
+    def take(self, trainer: str, rnd: int, recipe: Sequence[StartSource]) -> NDArrays | None:
+        """``trainer``'s start of round ``rnd`` if it is held and was rebuilt from exactly
+        ``recipe`` (removed from the cache: the caller owns it now), else None."""
+        got = self._entries.pop(trainer, None) if rnd == self.round else None
+        if got is None or got[0] != recipe_key(recipe):
+            self.misses += 1
+            return None
+        self.hits += 1
+        return got[1]
+
+    def clear(self) -> None:
+        self._entries = {}
+        self.round = None

@@ -31,7 +31,7 @@ from bdfl.net.blobserver import BlobHost
 from bdfl.net.fetch import Fetcher
 from bdfl.net.serialization import MAX_UPDATE_BYTES
 from bdfl.peer import stages
-from bdfl.peer.decode_cache import DecodeCache
+from bdfl.peer.decode_cache import DecodeCache, KeptStarts
 from bdfl.peer.engine import PeerEngine
 from bdfl.peer.node import Peer, peer_settings
 from bdfl.peer.overlay_tracker import OverlayTracker
@@ -117,6 +117,7 @@ def _worker(view: MemoryChainView, peers: list[Peer], fetcher: Fetcher, test_cli
     w._outbox, w._signing = [], 0.0
     w.host, w._moved = SimpleNamespace(bytes_sent=0), (0, 0, 0)  # the traffic counters of its replies (Worker._traffic)
     w.decodes = DecodeCache()  # the worker's peers share one read-only decode per update; the standalone peer has none
+    w.kept_starts = KeptStarts()  # the worker takes last audit's starts for the earlier moves; the standalone peer rebuilds them
     for p in peers:
         p.decode_cache = w.decodes
     return w

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from bdfl.peer.decode_cache import KeptStarts
 from bdfl.peer.engine import ClientFailure, PeerEngine
 from bdfl.peer.node import Candidate, Peer
 from bdfl.peer.sources import PastMove, StartSource
@@ -82,12 +83,22 @@ def wanted(inputs: AuditInputs) -> set[tuple[str, str]]:
 
 
 def rebuild(peer: Peer, rnd: int, recipes: Mapping[str, list[StartSource]], past: Mapping[str, PastMove],
-            fetched: Mapping[str, bytes | Exception]) -> tuple[dict[str, NDArrays], dict[str, NDArrays]]:
+            fetched: Mapping[str, bytes | Exception], kept: KeptStarts | None = None) -> tuple[dict[str, NDArrays], dict[str, NDArrays]]:
     """The trainers' starts of round ``rnd`` (from round ``rnd - 1``'s updates) and their
     earlier moves, from the fetched, hash-checked models (:meth:`bdfl.peer.node.Peer.rebuild_starts`,
-    :meth:`~bdfl.peer.node.Peer.rebuild_past_moves`)."""
+    :meth:`~bdfl.peer.node.Peer.rebuild_past_moves`). ``kept``: the starts an earlier round's
+    rebuild kept: an earlier move's start is taken from it when it was rebuilt from the very same
+    recipe (:class:`bdfl.peer.decode_cache.KeptStarts`); then it holds this round's starts."""
+    taken: dict[str, NDArrays] = {}
+    if kept is not None:
+        for trainer, m in past.items():
+            got = kept.take(trainer, m.round, m.start)
+            if got is not None:
+                taken[trainer] = got
+        kept.clear()  # what was not taken is not needed: freed before this round's starts are built
+    moves = peer.rebuild_past_moves(past, fetched, taken) if past else {}
+    taken.clear()
     starts = peer.rebuild_starts(recipes, fetched, rnd - 1) if recipes else {}
-    moves = peer.rebuild_past_moves(past, fetched) if past else {}
     return starts, moves
 
 
