@@ -763,7 +763,7 @@ contract RoundManager {
         uint256 count;
         uint256 mine = ctx.owners[ctx.seat]; // its own update is never assigned to it
         for (uint256 u = 0; u < ctx.n; ++u) {
-            if (u + 1 != mine && _audits(ctx, u, Sortition.windowStart(ctx.seed, u, ctx.k), ctx.seat)) {
+            if (u + 1 != mine && _audits(ctx, u, ctx.seat)) {
                 out[count++] = u;
             }
         }
@@ -993,13 +993,20 @@ contract RoundManager {
         return NONE;
     }
 
-    /// @dev Whether `seat` audits update `u` ({Sortition-auditSeats}; `h` = u's window start):
-    ///      a window seat other than the submitter's own, or the replacement seat
-    ///      (h + mm) mod k when the submitter's own seat is in the window. No storage read.
-    function _audits(VoteCtx memory ctx, uint256 u, uint256 h, uint256 seat) internal pure returns (bool) {
-        uint256 d = (seat + ctx.k - h) % ctx.k;
-        if (d < ctx.mm) return ctx.owners[seat] != u + 1;
-        return d == ctx.mm && _ownInWindow(ctx, u, h) != NONE;
+    /// @dev Whether `seat`, which is not the seat of u's submitter (its callers refuse or
+    ///      skip the seat's own update first), audits update `u` ({Sortition-auditSeats}):
+    ///      a seat of u's window, or the replacement seat (h + mm) mod k when the submitter's
+    ///      own seat is in the window (h = u's window start). No storage read. Its TWIN is
+    ///      inlined in {_recordVotes} (the reveal; gas), checked by tests/forge/Twins.t.sol.
+    function _audits(VoteCtx memory ctx, uint256 u, uint256 seat) internal pure returns (bool) {
+        uint256 k = ctx.k;
+        uint256 mm = ctx.mm;
+        uint256 h = Sortition.windowStart(ctx.seed, u, k);
+        uint256 d;
+        unchecked {
+            d = (seat + k - h) % k; // seat, h < k <= 64
+        }
+        return d < mm || (d == mm && _ownInWindow(ctx, u, h) != NONE);
     }
 
     /// @dev Vote of seat `seat` on update `u`: 0 none, 1 reject, 3 accept.
@@ -1026,10 +1033,26 @@ contract RoundManager {
 
     /// @dev The stored record of update `u` of `round` (a kept round, u < its count).
     function _sub(uint256 round, uint256 u) internal view returns (Submission memory s) {
-        uint256 w = _recRing[round % ROUNDS_KEPT][u];
-        s.peer = address(uint160(w));
+        uint256 w = _record(round, u);
+        s.peer = _recordPeer(w);
         s.numSamples = uint32(w >> 160);
-        s.eligible = (w >> 192) & 1 != 0;
+        s.eligible = _recordEligible(w);
+    }
+
+    /// @dev The record word of update `u` of `round` ({Submission} layout), read by {_sub}
+    ///      and, without a memory struct, by {_decide}.
+    function _record(uint256 round, uint256 u) internal view returns (uint256) {
+        return _recRing[round % ROUNDS_KEPT][u];
+    }
+
+    /// @dev The trainer of a record word ({Submission}: bits 0..159).
+    function _recordPeer(uint256 w) internal pure returns (address) {
+        return address(uint160(w));
+    }
+
+    /// @dev The eligible flag of a record word ({Submission}: bit 192).
+    function _recordEligible(uint256 w) internal pure returns (bool) {
+        return (w >> 192) & 1 != 0;
     }
 
     /// @dev log2 of the duplicate table's capacity for `members` members (see {_dupBits}).
@@ -1124,8 +1147,11 @@ contract RoundManager {
                 uint256 u = updateIdx[i];
                 if (u >= n) revert IndexOutOfRange(u, n);
                 if (u + 1 == mine) revert OwnUpdate(round, u);
-                // {_audits} with the caller's own update already refused: a window seat, or
-                // the replacement seat of a window that holds u's submitter
+                // TWIN of {_audits} (the caller's own update already refused above), kept
+                // inline: calling it costs ~50 gas a vote (viaIR does not inline it into this
+                // loop; +0.4 % gas per peer at N = 1000 under the default policy, docs/results/
+                // gas.md). tests/forge/Twins.t.sol checks that this check, {_audits}
+                // (assignmentsOf) and {Sortition-auditSeats} (auditorsOf) agree.
                 uint256 h = Sortition.windowStart(seed, u, k);
                 uint256 d = (seatIdx + k - h) % k;
                 if (d >= mm && (d != mm || _ownInWindow(ctx, u, h) == NONE)) {
@@ -1159,8 +1185,14 @@ contract RoundManager {
         uint256 approved = rs.approvedCount;
         uint256 word; // outcome nibbles of updates 64 * (cursor >> 6) .. , handed to the registry
         Tally memory tally = _loadTally(round, ctx.k);
+        uint256 first = cursor;
+        uint256[] memory ownSeat = _ownSeatsOf(ctx, first, n - first < maxItems ? n - first : maxItems);
         while (items < maxItems && cursor < n) {
-            uint256 nibble = _finalizeUpdate(ctx, tally, cursor);
+            uint256 nibble;
+            unchecked {
+                // entry 0 (no seat) - 1 wraps to NO_SEAT, which no window seat equals
+                nibble = _finalizeUpdate(ctx, tally, cursor, ownSeat[cursor - first] - 1);
+            }
             if (nibble & 7 == uint256(Outcome.Approved)) ++approved;
             word |= nibble << ((cursor & 63) << 2);
             ++cursor;
@@ -1180,10 +1212,13 @@ contract RoundManager {
     ///      granted (booked with its reputation in the registry's member sweep), agreement
     ///      counted per auditor seat. Returns the outcome nibble: the Outcome in bits 0..2,
     ///      bit 3 set when the reward was cut by the budget or the cap. O(m).
-    function _finalizeUpdate(VoteCtx memory ctx, Tally memory tally, uint256 u) internal returns (uint256 nibble) {
-        // u's auditors as {Sortition-auditSeats} gives them (the submitter's seat taken from
-        // the owner table), with their votes: entry j in bits 8j .. 8j + 7 (seat in the low 6
-        // bits, k <= 64; vote in the high 2), m <= 16 entries
+    function _finalizeUpdate(VoteCtx memory ctx, Tally memory tally, uint256 u, uint256 own)
+        internal
+        returns (uint256 nibble)
+    {
+        // u's auditors as {Sortition-auditSeats} gives them ({Sortition-auditSeatAt}, `own` =
+        // the submitter's seat from the owner table), with their votes: entry j in bits
+        // 8j .. 8j + 7 (seat in the low 6 bits, k <= 64; vote in the high 2), m <= 16 entries
         uint256 cast;
         uint256 count;
         uint256 votes;
@@ -1192,14 +1227,10 @@ contract RoundManager {
         if (k != 0) {
             uint256 mm = ctx.mm;
             uint256 h = Sortition.windowStart(ctx.seed, u, k);
-            uint256[] memory owners = ctx.owners;
             unchecked {
                 for (uint256 j = 0; j < mm; ++j) {
-                    uint256 s = (h + j) % k;
-                    if (owners[s] == u + 1) {
-                        if (mm == k) continue;
-                        s = (h + mm) % k;
-                    }
+                    uint256 s = Sortition.auditSeatAt(h, j, k, mm, own);
+                    if (s == Sortition.NO_SEAT) continue;
                     uint256 vote = _castVote(ctx.round, tally, s, u);
                     if (vote != 0) ++votes;
                     if (vote == 3) ++accepts;
@@ -1211,6 +1242,23 @@ contract RoundManager {
         Outcome outcome;
         (outcome, nibble) = _decide(ctx.round, tally, u, votes, accepts);
         _countAgreement(tally, cast, count, outcome);
+    }
+
+    /// @dev Per update `first + i` (i < `count`): 1 + the seat of its submitter (0: the
+    ///      submitter holds none), from the owner table (the inverse of `ctx.owners`), so the
+    ///      finalize loop passes {Sortition-auditSeatAt} the submitter's seat as the views do
+    ///      ({_ownSeat}) without a storage read. Loop bound: k (<= 64).
+    function _ownSeatsOf(VoteCtx memory ctx, uint256 first, uint256 count)
+        internal
+        pure
+        returns (uint256[] memory ownPlusOne)
+    {
+        ownPlusOne = new uint256[](count);
+        uint256[] memory owners = ctx.owners;
+        for (uint256 s = 0; s < owners.length; ++s) {
+            uint256 v = owners[s]; // 1 + its holder's update index (0: none)
+            if (v > first && v - first <= count) ownPlusOne[v - 1 - first] = s + 1;
+        }
     }
 
     /// @dev Vote of seat `s` on update `u` given the batch's revealed bits: 0 none (also for a
@@ -1280,13 +1328,13 @@ contract RoundManager {
         internal
         returns (Outcome outcome, uint256 nibble)
     {
-        uint256 rec = _recRing[round % ROUNDS_KEPT][u]; // see {Submission}
-        address peer = address(uint160(rec));
+        uint256 rec = _record(round, u);
+        address peer = _recordPeer(rec);
         uint256 rejects = votes - accepts;
         outcome = Outcome.Undecided;
         if (votes >= _quorum) {
             if (100 * accepts > votes * _approvePercent) {
-                outcome = (rec >> 192) & 1 != 0 ? Outcome.Approved : Outcome.Probation;
+                outcome = _recordEligible(rec) ? Outcome.Approved : Outcome.Probation;
             } else if (100 * rejects > votes * _rejectPercent) outcome = Outcome.Rejected;
         }
         nibble = uint256(outcome);

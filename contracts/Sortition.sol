@@ -5,6 +5,9 @@ pragma solidity ^0.8.24;
 /// @notice Pure functions, so Python (bdfl.chain.protocol / tests/chain/model.py) can
 ///         recompute every draw and assignment from the public round seed.
 library Sortition {
+    /// @notice {auditSeatAt}'s answer for a dropped entry.
+    uint256 internal constant NO_SEAT = type(uint256).max;
+
     /// @notice Seed of round `round`: the previous round's seed, the XOR of the beacon secrets
     ///         the members revealed with their submissions of this round, and the round. No
     ///         block data, no update hash, no URL: nobody biases it by choosing its bytes, its
@@ -57,12 +60,25 @@ library Sortition {
         seats = new uint256[](n);
         uint256 w;
         for (uint256 j = 0; j < mm; ++j) {
-            uint256 s = (h + j) % k;
-            if (s == own) {
-                if (mm == k) continue;
-                s = (h + mm) % k;
-            }
-            seats[w++] = s;
+            uint256 s = auditSeatAt(h, j, k, mm, own);
+            if (s != NO_SEAT) seats[w++] = s;
+        }
+    }
+
+    /// @notice Entry `j` (< mm) of an audit window of width `mm = min(m, k)` starting at seat
+    ///         `h` (< k): the window seat `(h + j) mod k`; if that is the submitter's own seat
+    ///         `own`, the replacement `(h + mm) mod k`, or NO_SEAT (dropped) when the window
+    ///         covers every seat. The one rule of {auditSeats} and of RoundManager's finalize
+    ///         loop (which passes the submitter's seat from its owner table).
+    /// @dev Requires k != 0, h < k, j < mm <= k <= 64 (no overflow: unchecked).
+    function auditSeatAt(uint256 h, uint256 j, uint256 k, uint256 mm, uint256 own)
+        internal
+        pure
+        returns (uint256 s)
+    {
+        unchecked {
+            s = (h + j) % k;
+            if (s == own) s = mm == k ? NO_SEAT : (h + mm) % k;
         }
     }
 }

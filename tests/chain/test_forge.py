@@ -48,6 +48,9 @@ EXPECTED_TESTS = {
     "tests/forge/Votes.t.sol:DuplicateTableGrindTest": {
         "testFuzz_groundCollisionsCostBoundedAndCopiesStillRefused(uint256)",
     },
+    "tests/forge/Twins.t.sol:AssignmentTwinsFuzzTest": {
+        "testFuzz_revealCheckAuditsAndAuditSeatsAgree(uint256,uint256,uint256,uint256,bool)",
+    },
     "tests/forge/Votes.t.sol:BeaconFuzzTest": {
         "testFuzz_seedIgnoresUpdateBytesOrderAndTiming(uint256,uint256,uint256)",
         "testFuzz_beaconRevealOpensOnlyOwnCommitment(uint256,bytes32,bool)",
