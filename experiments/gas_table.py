@@ -45,6 +45,7 @@ from bdfl.chain.deploy import TOKEN, ProtocolParams, deploy, fund_peers  # noqa:
 from bdfl.chain.devnet import BLOCK_GAS_LIMIT, batch_mining, start_devnet  # noqa: E402
 from bdfl.chain.protocol import (  # noqa: E402
     FINALIZE_BATCH,
+    JOIN_GAS,
     ROUNDS_KEPT,
     TX_GAS_CAP,
     Phase,
@@ -231,9 +232,9 @@ def measure(n: int, batch: int, arts: Any, n_rounds: int = ROUNDS_KEPT + 1, rela
         approve_gas = int(clients[0].sender.estimate(clients[0].token.functions.approve(dep.registry, params.min_stake)) * 1.2)
         sends = [lambda c=c: (c.sender, c.approve(params.min_stake, wait=False, gas=approve_gas)) for c in clients]
         rec.add("setup", "approve", send_batched(w3, sends))
-        join_gas = 1_000_000  # a join warms the member's round slots (issue 23): ~0.5M
+        # a join warms the member's round slots (issue 23): ~0.5M; the workers' limit too
         sends = [
-            lambda i=i, c=c: (c.sender, c.join(f"http://10.{i // 62500}.{i // 250 % 250}.{i % 250}:8000/", wait=False, gas=join_gas))
+            lambda i=i, c=c: (c.sender, c.join(f"http://10.{i // 62500}.{i // 250 % 250}.{i % 250}:8000/", wait=False, gas=JOIN_GAS))
             for i, c in enumerate(clients)
         ]
         rec.add("setup", "join", send_batched(w3, sends))

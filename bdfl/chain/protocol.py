@@ -98,6 +98,11 @@ DUP_TABLE_GAS_HEADROOM = DUP_MAX_PROBES * 2_600 + 22_100
 
 #: Gas limit of ``commitVotes`` (measured: at most 59k; one storage slot and an event).
 COMMIT_GAS = 120_000
+#: Gas limit of a ``join`` sent without an estimate (the experiment workers' and
+#: experiments/gas_table.py's set-up; measured: 146k-197k with a loopback endpoint URL, plus
+#: ~330k since issue 23: a join warms the member's round slots, RoundManager.warmMember, up to
+#: ~420k at K = 64; a longer URL costs ~22k per extra 32 bytes).
+JOIN_GAS = 1_000_000
 
 
 def reveal_gas_bound(votes: int, words: int | None = None) -> int:

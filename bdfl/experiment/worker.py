@@ -31,7 +31,7 @@ from bdfl.attacks import attacker_client
 from bdfl.chain.accounts import account_from_key
 from bdfl.chain.deploy import Deployment
 from bdfl.chain.devnet import batch_mining, make_web3, set_pdeathsig
-from bdfl.chain.protocol import ProtocolClient, draw_gas_bound
+from bdfl.chain.protocol import JOIN_GAS, ProtocolClient, draw_gas_bound
 from bdfl.chain.relay import Relayer, RelayRequest
 from bdfl.chain.txsender import DuplicateHashError, FeeCache, TxSender, resync_nonces, wait_many
 from bdfl.config import ExperimentConfig, from_dict
@@ -85,11 +85,8 @@ from bdfl.types import NDArrays
 
 log = logging.getLogger("bdfl.worker")
 
-#: Gas limits of the set-up transactions (measured: approve 46k, join 146k-197k with a
-#: loopback endpoint URL, plus ~330k since issue 23: a join warms the member's round slots,
-#: RoundManager.warmMember, up to ~420k at K = 64; a longer URL costs ~22k per extra 32 bytes).
+#: Gas limit of the set-up approve (measured: 46k); the join's is bdfl.chain.protocol.JOIN_GAS.
 APPROVE_GAS = 80_000
-JOIN_GAS = 1_000_000
 #: A worker's fetcher pools at most this many connections per listener (one per worker), and
 #: the listener admits the other workers' pools: every simulated peer fetches from loopback,
 #: i.e. as one client, so its per-client cap is the listener's cap.
