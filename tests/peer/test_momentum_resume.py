@@ -93,6 +93,53 @@ def test_velocity_plan_prefers_the_recorded_recipe_and_skips_a_source_without_on
     assert cand.peer == NB[0] and [(c.peer, c.hash, c.weight) for c in recipe] == [(x.peer, x.hash, x.weight) for x in recorded]
 
 
+def test_velocity_plan_builds_the_fallback_tier_only_when_the_first_yields_no_move(monkeypatch: pytest.MonkeyPatch) -> None:
+    # every source's move of round 3 recorded when it closed: the first tier needs no rebuilt
+    # recipe; the fallback (other trainers, nothing recorded) would rebuild round 2's recipes
+    e = _peer("bdfl", "reputation", set(), chain=RoundChain({}))
+    source, tiers = stages.aggregate.resync_plan(e, 3)
+    e.memory.moves = MoveHistory(5)
+    e.memory.moves.record(3, e.view.closed(3).submissions,
+                          {p: [StartSource(p, _hash_of(2, p), 1.0), StartSource(ADDRS[5], _hash_of(2, ADDRS[5]), 1.0)] for p in NB})
+    eager = list(stages.aggregate.velocity_plan(e, 3, source, tiers[0]))  # both tiers, read in full
+    assert [c.peer for c, _r in eager[0]] == NB and eager[1] and all(c.peer not in NB for c, _r in eager[1])
+
+    calls = {"candidates": 0, "start_recipes": 0}
+
+    def counted(name: str) -> None:
+        real = getattr(stages.aggregate, name)
+
+        def wrapper(*args: object, **kwargs: object) -> object:
+            calls[name] += 1
+            return real(*args, **kwargs)
+        monkeypatch.setattr(stages.aggregate, name, wrapper)
+    counted("candidates")
+    counted("start_recipes")
+    tried: list[object] = []
+    verified: list[str] = []
+
+    def resume_from(_peer: object, rnd: int, moves: list, _fetch: object) -> list[str]:
+        assert rnd == 3
+        tried.append(moves)
+        return [cand.peer for cand, _r in moves if cand.peer in verified]
+    monkeypatch.setattr("bdfl.peer.rejoin._resume_from", resume_from)
+
+    # the first tier verifies: the fallback is never built (no candidates, no rebuilt recipes)
+    verified[:] = [NB[0]]
+    plan = stages.aggregate.velocity_plan(e, 3, source, tiers[0])
+    assert resume_momentum(None, 3, plan, lambda wanted: {}) == [NB[0]]
+    assert tried == [eager[0]] and calls == {"candidates": 0, "start_recipes": 0}
+
+    # nothing of the first verifies: the fallback is built then, once, as the eager plan built it
+    verified[:] = [c.peer for c, _r in eager[1]][:1]
+    tried.clear()
+    plan = stages.aggregate.velocity_plan(e, 3, source, tiers[0])
+    assert calls == {"candidates": 0, "start_recipes": 0}
+    assert resume_momentum(None, 3, plan, lambda wanted: {}) == verified
+    assert tried == eager and calls == {"candidates": 1, "start_recipes": 1}
+    assert plan[1] is plan[-1] and list(plan) == eager and calls == {"candidates": 1, "start_recipes": 1}
+
+
 # -------------------------------------------------------------- with real updates
 
 def _model(value: float) -> list[np.ndarray]:

@@ -98,18 +98,50 @@ def resync_plan(engine: PeerEngine, closed_round: int, *, observe: bool = True) 
     return closed_round, [[], []]
 
 
+class _VelocityTiers(Sequence[list[tuple[Candidate, list[Candidate]]]]):
+    """:func:`velocity_plan`'s two tiers: the first given, the fallback built by ``build`` when
+    first read (:func:`bdfl.peer.rejoin.resume_momentum` reads it only when the first tier
+    yields no move), then kept."""
+
+    def __init__(self, first: list[tuple[Candidate, list[Candidate]]],
+                 build: Any) -> None:
+        self._tiers = [first]
+        self._build = build
+
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(2))]
+        if i not in (0, 1, -1, -2):
+            raise IndexError(i)
+        if i % 2 == 1 and len(self._tiers) == 1:
+            self._tiers.append(self._build())
+            self._build = None
+        return self._tiers[i % 2]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and list(self) == list(other)
+
+    def __repr__(self) -> str:
+        return f"_VelocityTiers({self._tiers!r}{'' if len(self._tiers) == 2 else ', <fallback not built>'})"
+
+
 def velocity_plan(engine: PeerEngine, closed_round: int, source: int,
-                  sources: Sequence[Candidate]) -> list[list[tuple[Candidate, list[Candidate]]]]:
+                  sources: Sequence[Candidate]) -> Sequence[list[tuple[Candidate, list[Candidate]]]]:
     """For quasi-global momentum after a resync (:func:`bdfl.peer.rejoin.resume_momentum`): the
     approved moves of round ``source`` the returning peer's velocity is the weighted mean of,
     in two tiers: its resync's ``sources`` (the updates its resync model averages), then the
     next ``overlay.degree`` usable updates of that round by weight (used only when none of the
-    first yields a move: say every source joined in that round). Each as (its update, its
+    first yields a move: say every source joined in that round; built only then, when first
+    read). Each as (its update, its
     start recipe of that round: the models of round ``source - 1`` it started from, its own
     update first, with hash, endpoint and weight; :func:`bdfl.peer.sources.start_recipes`),
     every move one the audit judged and approved. The recipe the round state recorded when
     round ``source`` closed (what auditors rebuilt) when there is one, else rebuilt from round
-    ``source - 1`` on the current overlay (like auditors after a restart). A trainer without a
+    ``source - 1`` on the current overlay (like auditors after a restart; once for both tiers).
+    A trainer without a
     recipe (it did not submit in that round) is left out. Empty when the resync did not come
     from the last closed round (``source`` != ``closed_round``: an older model has no velocity
     of the round before this one) or from round 0 (no earlier round)."""
@@ -118,9 +150,6 @@ def velocity_plan(engine: PeerEngine, closed_round: int, source: int,
     view, memory = engine.view, engine.memory
     closed = view.closed(source)
     rule = memory.rule(closed)
-    taken = {c.peer.lower() for c in sources} | {engine.address.lower()}
-    rest = sorted((p for p in rule.usable if p.lower() not in taken), key=lambda p: (-rule.weight(p), p.lower()))
-    others = candidates(view, rule, closed, rest[: max(1, int(engine.cfg.overlay.degree or 1))])
     rebuilt: dict[str, list[StartSource]] | None = None
 
     def moves(cands: Sequence[Candidate]) -> list[tuple[Candidate, list[Candidate]]]:
@@ -140,7 +169,12 @@ def velocity_plan(engine: PeerEngine, closed_round: int, source: int,
                                    for src in recipe]))
         return out
 
-    return [moves(sources), moves(others)]
+    def fallback() -> list[tuple[Candidate, list[Candidate]]]:
+        taken = {c.peer.lower() for c in sources} | {engine.address.lower()}
+        rest = sorted((p for p in rule.usable if p.lower() not in taken), key=lambda p: (-rule.weight(p), p.lower()))
+        return moves(candidates(view, rule, closed, rest[: max(1, int(engine.cfg.overlay.degree or 1))]))
+
+    return _VelocityTiers(moves(sources), fallback)
 
 
 def resume_velocity(engine: PeerEngine, closed_round: int, source: int, sources: Sequence[Candidate],
