@@ -31,7 +31,8 @@ N = 140  # > 128: two vote words per seat
 PARAMS = dataclasses.replace(TEST_PARAMS, committee_size=9, auditors_per_update=8, quorum=5, approve_percent=50, reject_percent=66)
 #: Finalize gas per update of one transaction that decides all N updates (its 21k base and
 #: the batch's seat reads and writes included). Measured 17,771 with this file's change
-#: (viaIR, vote words cached per batch, packed auditor loop); 23,124 at 447296b (legacy
+#: (viaIR, vote words cached per batch, packed auditor loop), 17,874 since c13de91 (the
+#: auditor loop calls Sortition.auditSeatAt, the views' rule); 23,124 at 447296b (legacy
 #: pipeline, a mapping lookup and storage read per vote, memory arrays per update).
 FINALIZE_GAS_PER_UPDATE = 19_500
 #: Reveal gas per vote of the largest reveal (its 21k base and its two vote words included).
