@@ -297,6 +297,8 @@ class Endpoint:
         if not self._closed:
             self._host._loop.run(self._aclose())
             self._host._endpoints.discard(self)
+            if self._host._by_url.get(self.url) is self:  # its blobs are not kept alive by the URL index
+                del self._host._by_url[self.url]
 
     # ------------------------------------------------------------ loop side
 

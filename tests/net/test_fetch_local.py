@@ -86,6 +86,7 @@ def test_closed_unpublished_and_oversized(host: BlobHost) -> None:
     assert isinstance(got, FetchError) and got.reason == "not_found"
     h2 = ep.publish(b"z" * 4096)
     ep.close()  # a stopped peer: its bytes are not served any more, locally either
+    assert host.served(ep.url, h2) is None and ep.url not in host._by_url  # noqa: SLF001 - nor held by the URL index
     got = f.fetch_many([(ep.url, h2)])[h2]
     assert isinstance(got, FetchError) and got.reason in ("connection", "not_found")
     big = host.add_endpoint(route="00006", max_blob_bytes=4 * MB)
