@@ -26,7 +26,9 @@ trainers' starts like every later round; round 1 has no earlier round to rebuild
 * bytes per update: the encoded update (header + float32 body) a peer publishes;
 * bytes per round: update bytes the workers fetched, by phase (audit: the auditors' candidates and
   the models of the trainers' starts; aggregate: the recipients' approved neighbours), from the
-  run's ``RoundTraffic`` events (counted by bdfl.net's Fetcher); loopback bytes between the end of
+  run's ``RoundTraffic`` events (counted by bdfl.net's Fetcher): over HTTP ("fetched") and read in
+  process from a worker's own peers' endpoints (``local_bytes`` / ``local_bodies``: no HTTP since
+  c5a04ac); "read" = both, the bytes moved per round (runs before the counter: in process "-"); loopback bytes between the end of
   round R-1 and the end of round R as a cross-check (it adds JSON-RPC and anyone else's traffic);
 * seconds: train (local fit + aggregation), exchange (publish, fetch, hash check, start rebuild),
   audit, chain, eval (test-set accuracy for the curves), other (= total - those), total;
@@ -280,8 +282,22 @@ def read_traffic(path: Path) -> dict[int, dict[str, int]]:
 
 
 def fetched(traffic: dict[str, int], phase: str | None = None, what: str = "fetched") -> int:
-    """Bytes (``what`` = fetched / served) or bodies a round's workers moved, in one phase or all."""
-    return sum(v for k, v in traffic.items() if k.endswith("_" + what) and (phase is None or k == f"{phase}_{what}"))
+    """Bytes (``what`` = fetched / served / local_bytes) or bodies (bodies / local_bodies) a round's
+    workers moved, in one phase or all (keys ``<phase>_<what>``; a phase name has no ``_``)."""
+    return sum(v for k, v in traffic.items() if k.partition("_")[2] == what and (phase is None or k.startswith(phase + "_")))
+
+
+def local(traffic: dict[str, int] | None, what: str = "local_bytes") -> int | None:
+    """Update bytes (or bodies: ``local_bodies``) a round's workers read in process from their own
+    peers' endpoints (no HTTP); None for a run whose events predate the counter (or no event)."""
+    if not traffic or not any(k.partition("_")[2] == what for k in traffic):
+        return None
+    return fetched(traffic, what=what)
+
+
+def _plus(a: int | None, b: int | None) -> int | None:
+    """HTTP + in-process (None when the HTTP figure is unknown; an unknown in-process one counts 0)."""
+    return None if a is None else a + (b or 0)
 
 
 def round_rows(size: str, rounds: list[dict[str, str]], traffic: dict[int, dict[str, int]],
@@ -299,7 +315,10 @@ def round_rows(size: str, rounds: list[dict[str, str]], traffic: dict[int, dict[
                                "total_s": float(r["seconds_total"]), "audit_bytes": fetched(t, "audit") if t else None,
                                "aggregate_bytes": fetched(t, "aggregate") if t else None,
                                "bodies": fetched(t, what="bodies") if t else None,
+                               "local_bytes": local(t), "local_bodies": local(t, "local_bodies"),
                                "approved": r.get("approved", "")}
+        row["read_bytes"] = _plus(fetched(t) if t else None, row["local_bytes"])
+        row["updates_read"] = _plus(row["bodies"], row["local_bodies"])
         if k + 1 < len(counters):
             (f0, u0, s0), (f1, u1, s1) = counters[k], counters[k + 1]
             row.update(faults=f1 - f0, user_cpu_s=u1 - u0, kernel_s=s1 - s0)
@@ -328,6 +347,10 @@ def figures(size: str, rounds: list[dict[str, str]], costs: dict[str, float], ru
     row["audit_bytes"] = fetched(t, "audit") if t else None
     row["aggregate_bytes"] = fetched(t, "aggregate") if t else None
     row["bodies"] = fetched(t, what="bodies") if t else None
+    # read in process from a worker's own peers' endpoints (no HTTP, not in the fetched figures), and the totals
+    row["local_bytes"], row["local_bodies"] = local(t), local(t, "local_bodies")
+    row["read_bytes"] = _plus(row["bytes_per_round"], row["local_bytes"])
+    row["updates_read"] = _plus(row["bodies"], row["local_bodies"])
     row["hash_s"], row["decode_s"], row["encode_s"] = costs["hash_s"], costs["decode_s"], costs["encode_s"]
     peers = int(run.get("peers", 0))
     row["hash_round_s"] = (row["bodies"] + peers) * costs["hash_s"] if row["bodies"] is not None else None
@@ -352,6 +375,10 @@ def growth(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         out.append({"from": a["size"], "to": b["size"], "params_ratio": p, "time_ratio": t, "overhead_ratio": o,
                     "bytes_ratio": bb / ab if ab and bb is not None else None, "round1_ratio": r1, "at_most_linear": t <= p})
     return out
+
+
+def _mb(v: int | None) -> str:
+    return "-" if v is None else f"{v / 1e6:,.1f}"
 
 
 def _f(v: Any, digits: int = 2) -> str:
@@ -395,10 +422,12 @@ def markdown(rows: list[dict[str, Any]], *, meta: dict[str, str], notes: str = "
                   f"| {_f(r.get('cpu_s'), 0)} | `{r['meta'].get('command', '-')}` |" for r in runs]
         lines.append("")
     lines += [
-        "| size | params | bytes/update | MB fetched/round (audit + aggregate) | updates fetched/round | loopback MB/round "
+        "| size | params | bytes/update | MB fetched/round (audit + aggregate) | updates fetched/round "
+        "| MB read in process/round | updates read in process/round | MB read/round (HTTP + in process) "
+        "| updates read/round (HTTP + in process) | loopback MB/round "
         "| train s | exchange s | hash s (est.) | audit s | chain s | eval s | other s | round s | round 1 s "
         "| keccak s/update | decode s/update | peak RSS GiB | overhead s | overhead s/MiB |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         moved = "-" if r.get("bytes_per_round") is None else \
@@ -406,6 +435,7 @@ def markdown(rows: list[dict[str, Any]], *, meta: dict[str, str], notes: str = "
         lo = r.get("loopback_per_round")
         lines.append(
             f"| {r['size']} | {r['params']:,} | {r['update_bytes']:,} | {moved} | {_f(r.get('bodies'))} "
+            f"| {_mb(r.get('local_bytes'))} | {_f(r.get('local_bodies'))} | {_mb(r.get('read_bytes'))} | {_f(r.get('updates_read'))} "
             f"| {'-' if lo is None else f'{lo / 1e6:,.1f}'} | {r['train_s']:.2f} "
             f"| {r['exchange_s']:.2f} | {_f(r.get('hash_round_s'))} | {r['audit_s']:.2f} | {r['chain_s']:.2f} | {r['eval_s']:.2f} "
             f"| {r['other_s']:.2f} | {r['total_s']:.2f} | {r['round1_total_s']:.2f} | {r['hash_s']:.4f} | {r['decode_s']:.4f} "
@@ -420,18 +450,21 @@ def markdown(rows: list[dict[str, Any]], *, meta: dict[str, str], notes: str = "
                      f"| {'yes' if g['at_most_linear'] else 'NO'} |")
     per_round = [x for r in rows for x in r.get("per_round", [])]
     if per_round:
-        lines += ["", "Every round (seconds by phase; MB of updates fetched by the workers, by phase; updates approved; "
+        lines += ["", "Every round (seconds by phase; MB of updates fetched by the workers over HTTP, by phase; updates "
+                  "read in process from a worker's own peers, and HTTP + in process; updates approved; "
                   "the run's process tree's user and kernel CPU seconds and minor page faults in the round, round 1's "
                   "with the run's set-up: kernel seconds are mostly first touches of memory, a huge page is one fault):", "",
                   "| size | round | train s | exchange s | audit s | chain s | eval s | round s | audit MB | aggregate MB "
-                  "| updates fetched | approved | user CPU s | kernel s | page faults k |",
-                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                  "| updates fetched | MB read in process | updates read in process | MB read (HTTP + in process) "
+                  "| updates read (HTTP + in process) | approved | user CPU s | kernel s | page faults k |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for x in per_round:
             mb = ["-" if x[k] is None else f"{x[k] / 1e6:,.1f}" for k in ("audit_bytes", "aggregate_bytes")]
             faults = x.get("faults")
             lines.append(f"| {x['size']} | {x['round']} | {x['train_s']:.2f} | {x['exchange_s']:.2f} | {x['audit_s']:.2f} "
                          f"| {x['chain_s']:.2f} | {x['eval_s']:.2f} | {x['total_s']:.2f} | {mb[0]} | {mb[1]} "
-                         f"| {_f(x['bodies'])} | {x['approved']} | {_f(x.get('user_cpu_s'), 1)} | {_f(x.get('kernel_s'), 1)} "
+                         f"| {_f(x['bodies'])} | {_mb(x.get('local_bytes'))} | {_f(x.get('local_bodies'))} "
+                         f"| {_mb(x.get('read_bytes'))} | {_f(x.get('updates_read'))} | {x['approved']} | {_f(x.get('user_cpu_s'), 1)} | {_f(x.get('kernel_s'), 1)} "
                          f"| {'-' if faults is None else f'{faults / 1e3:,.0f}'} |")
     if all("checks_before_s" in r for r in rows):
         lines += ["", "Hash checks downstream of a fetch, per update (each update is checked 7 times in a round: twice "
@@ -520,7 +553,8 @@ def main(argv: list[str] | None = None) -> int:
         row = row_of(saved)
         rows.append(row)
         print(f"[{size}] round {row['total_s']:.1f} s (train {row['train_s']:.1f}, exchange {row['exchange_s']:.1f}, "
-              f"audit {row['audit_s']:.1f}), {_f(row['bytes_per_round'])} bytes fetched, peak RSS "
+              f"audit {row['audit_s']:.1f}), {_f(row['bytes_per_round'])} bytes fetched over HTTP + "
+              f"{_f(row['local_bytes'])} read in process, peak RSS "
               f"{row['peak_rss'] / 2**30:.2f} GiB, wall {run['wall_s']:.0f} s", flush=True)
         args.out.write_text(markdown(rows, meta=meta, notes=notes))  # after every size: an interrupted sweep keeps what it measured
     print(f"wrote {args.out}")

@@ -31,17 +31,23 @@ class Times:
 @dataclass(frozen=True)
 class Traffic:
     """Update bytes a worker moved during one command (phase ``submit``, ``audit`` or
-    ``aggregate``): body bytes its fetcher received (every attempt), verified bodies fetched, and
-    body bytes its endpoints served (to any worker) meanwhile."""
+    ``aggregate``): body bytes its fetcher received over HTTP (every attempt), verified bodies
+    fetched over HTTP, body bytes its endpoints served (to any worker) meanwhile, and the verified
+    bodies (and their bytes) its fetcher read in process from its own peers' endpoints
+    (``Fetcher.local_bytes`` / ``local_bodies``: no HTTP, so not in ``fetched`` / ``bodies``).
+    Updates read = ``bodies + local_bodies``; update bytes read = ``fetched + local_bytes``."""
 
     phase: str = ""
     fetched: int = 0
     bodies: int = 0
     served: int = 0
+    local_bytes: int = 0
+    local_bodies: int = 0
 
     def plus(self, other: Traffic) -> Traffic:
         """The two counts added (this one's phase)."""
-        return Traffic(self.phase, self.fetched + other.fetched, self.bodies + other.bodies, self.served + other.served)
+        return Traffic(self.phase, self.fetched + other.fetched, self.bodies + other.bodies, self.served + other.served,
+                       self.local_bytes + other.local_bytes, self.local_bodies + other.local_bodies)
 
 
 # -- commands ------------------------------------------------------------------------

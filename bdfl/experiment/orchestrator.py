@@ -283,9 +283,10 @@ class Orchestrator:
                 if peer_res[i].used is not None:
                     faults.emit("Aggregated", r, rnd, "", peer=i, address=self.addresses[i], used=peer_res[i].used)
         faults.after_aggregate(r, rnd)
-        # update bytes the workers moved, by phase (a measurement, like the seconds: not reproducible)
+        # update bytes the workers moved, by phase (a measurement, like the seconds: not reproducible):
+        # over HTTP (fetched, bodies, served) and read in process from a worker's own peers (local_*)
         faults.emit("RoundTraffic", r, rnd, "", **{f"{p}_{k}": getattr(t, k) for p, t in sorted(times.traffic.items())
-                                                   for k in ("fetched", "bodies", "served")})
+                                                   for k in ("fetched", "bodies", "served", "local_bytes", "local_bodies")})
         txs, gas, last_block = k.chain_usage()
         events = k.events(first_block, last_block)
         # the run's own lines (faults, rejected inputs, overlay changes) join the chain's, by block

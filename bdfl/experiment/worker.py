@@ -162,7 +162,8 @@ class Worker:
                                cache_updates=FETCH_CACHE_ROUNDS * cfg.peers,
                                local=self.host.served)  # this worker's peers' updates: their endpoints' bytes, no HTTP copy
         self.fetch_budget = fetch_budget(cfg)  # a phase's fetches in all: its window
-        self._moved = (0, 0, 0)  # fetcher bytes, bodies, endpoints' bytes served at the last reply (_traffic)
+        # fetcher HTTP bytes, bodies, endpoints' bytes served, in-process bytes, bodies at the last reply (_traffic)
+        self._moved = (0, 0, 0, 0, 0)
         task = load_task(cfg.task.client)
         dataset, shards = peer_data(task, cfg)
         self.attackers = set(spec.attackers)
@@ -398,11 +399,13 @@ class Worker:
         return RevealReply(n, Times(chain=self._take_signing()))
 
     def _traffic(self, phase: str) -> Traffic:
-        """Update bytes fetched and served since the previous reply (every worker runs the same
-        command at once, so what its endpoints served meanwhile belongs to this phase)."""
-        now = (self.fetcher.bytes_received, self.fetcher.bodies_fetched, self.host.bytes_sent)
-        (f0, b0, s0), self._moved = self._moved, now
-        return Traffic(phase, now[0] - f0, now[1] - b0, now[2] - s0)
+        """Update bytes fetched over HTTP, served, and read in process from this worker's own
+        endpoints since the previous reply (every worker runs the same command at once, so what its
+        endpoints served meanwhile belongs to this phase)."""
+        f = self.fetcher
+        now = (f.bytes_received, f.bodies_fetched, self.host.bytes_sent, f.local_bytes, f.local_bodies)
+        before, self._moved = self._moved, now
+        return Traffic(phase, *(a - b for a, b in zip(now, before)))
 
     @property
     def fetch_allowance(self) -> float:

@@ -245,7 +245,10 @@ class Fetcher:
         # (base URL, 0x hash) -> the bytes an endpoint in this process serves there, or None
         # (BlobHost.served): fetch_many takes them without a request once they pass the hash check
         self.local = local
-        self.local_bodies = 0  # verified bodies fetch_many took from a co-hosted endpoint
+        # verified bodies fetch_many took from a co-hosted endpoint, and their bytes: moved in process,
+        # not over HTTP, so bytes_received / bodies_fetched leave them out (bytes moved = both)
+        self.local_bodies = 0
+        self.local_bytes = 0
 
     # ------------------------------------------------------------ sync API
 
@@ -384,6 +387,7 @@ class Fetcher:
         if body.keccak256 != expected:
             return None
         self.local_bodies += 1
+        self.local_bytes += len(body)
         return body
 
     def _cached_body(self, h: str) -> HashedBytes | None:

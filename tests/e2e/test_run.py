@@ -152,6 +152,19 @@ def test_events_and_summary(tiny_run: Path) -> None:
     assert "data:image/png;base64," in html and "tiny" in html
 
 
+def test_traffic_counts_the_updates_read_in_process_apart_from_http(tiny_run: Path) -> None:
+    """A worker reads its own peers' updates in process (Fetcher.local_bytes / local_bodies, no
+    HTTP): RoundTraffic counts them apart, so updates read = HTTP + in process; at 2 workers both
+    are used every round, and an update read either way is the same number of bytes."""
+    events = [json.loads(line) for line in (tiny_run / "events.jsonl").read_text().splitlines()]
+    traffic = [e["args"] for e in events if e["event"] == "RoundTraffic"]
+    assert len(traffic) == 4
+    for t in traffic:
+        assert t["audit_bodies"] > 0 and t["audit_local_bodies"] > 0
+        assert t["audit_fetched"] == t["audit_served"]  # HTTP: what the endpoints sent, nothing in process
+        assert t["audit_local_bytes"] * t["audit_bodies"] == t["audit_fetched"] * t["audit_local_bodies"]
+
+
 def test_auditors_rebuild_each_trainers_start_exactly(tiny_run: Path) -> None:
     """From the second round on, auditors rebuild where each trainer started from the closed
     round's on-chain updates and weights; for an honest trainer that is exactly the model it

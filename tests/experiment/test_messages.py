@@ -48,3 +48,6 @@ def test_round_times_take_the_slowest_worker_but_sum_the_bytes_by_phase() -> Non
     assert times.traffic == {"audit": Traffic("audit", 150, 4, 150), "aggregate": Traffic("aggregate", 7, 1, 7)}
     back = pickle.loads(pickle.dumps(audit(1.0, 5, 6)))
     assert back.traffic == Traffic("audit", 5, 2, 6)
+    # reads in process from a worker's own peers add up apart from the HTTP counts
+    both = Traffic("audit", 10, 1, 10, 300, 3).plus(Traffic("audit", 20, 2, 0, 100, 1))
+    assert both == Traffic("audit", 30, 3, 10, 400, 4) and (both.local_bytes, both.local_bodies) == (400, 4)

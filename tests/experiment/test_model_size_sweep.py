@@ -126,3 +126,35 @@ def test_each_round_gets_its_share_of_the_trees_faults_and_cpu(sweep) -> None:  
                             "per_round": per}],
                           meta={"date": "d", "commit": "c", "machine": "m", "load": "1", "command": "x", "peers": "20", "rounds": "2"})
     assert "| 2.5 | 0.2 | 0 |" in text or "| 2.5 | 0.3 | 0 |" in text  # user s, kernel s, faults in thousands
+
+
+def test_updates_read_add_the_in_process_reads_to_the_http_fetches(sweep, tmp_path: Path) -> None:  # noqa: ANN001
+    """Since a worker reads its own peers' updates in process (Fetcher.local_bytes / local_bodies),
+    the fetched figures count HTTP alone; "read" = HTTP + in process, shown beside them, and a run
+    whose events predate the counter shows "-" in process (its read figure is the HTTP one)."""
+    events = tmp_path / "events.jsonl"
+    t2 = {"audit_fetched": 300, "audit_bodies": 3, "audit_served": 290, "audit_local_bytes": 200, "audit_local_bodies": 2,
+          "aggregate_fetched": 40, "aggregate_bodies": 4, "aggregate_served": 50, "aggregate_local_bytes": 60,
+          "aggregate_local_bodies": 5}
+    events.write_text(json.dumps({"event": "RoundTraffic", "round": 2, "args": t2}) + "\n")
+    traffic = sweep.read_traffic(events)
+    costs = {"params": 1000.0, "update_bytes": 2 * 2**20, "encode_s": 0.1, "hash_s": 0.5, "decode_s": 0.3}
+    rows = [rounds_row(50, 1, 1, 1, 1, 1) | {"round": "1"}, rounds_row(20, 4, 3, 6, 1, 2) | {"round": "2"}]
+    row = sweep.figures("1m", rows, costs, {"peak_rss": 0, "peers": 20}, traffic)
+    # the HTTP figures keep their meaning (a local_bodies key is not a bodies key)
+    assert (row["bytes_per_round"], row["audit_bytes"], row["aggregate_bytes"], row["bodies"]) == (340, 300, 40, 7)
+    assert (row["local_bytes"], row["local_bodies"], row["read_bytes"], row["updates_read"]) == (260, 7, 600, 14)
+    assert row["hash_round_s"] == pytest.approx((7 + 20) * 0.5)  # an in-process read is not hashed again
+    per = sweep.round_rows("1m", rows, traffic)
+    assert [(x["round"], x["local_bytes"], x["read_bytes"], x["updates_read"]) for x in per] == \
+        [(1, None, None, None), (2, 260, 600, 14)]
+    big = dict(row, local_bytes=2_000_000, read_bytes=4_000_000, bytes_per_round=2_000_000, audit_bytes=1_500_000,
+               aggregate_bytes=500_000)
+    text = sweep.markdown([dict(big, per_round=per)], meta={"date": "d", "commit": "c", "machine": "m", "load": "1",
+                                                            "command": "x", "peers": "20", "rounds": "2"})
+    assert "| MB read/round (HTTP + in process) | updates read/round (HTTP + in process) |" in text
+    assert "| 2.0 (1.5 + 0.5) | 7 | 2.0 | 7 | 4.0 | 14 |" in text
+    assert "| 20.00 | 0.0 | 0.0 | 7 | 0.0 | 7 | 0.0 | 14 |" in text  # round 2's row: 600 bytes read
+    old = {k: v for k, v in t2.items() if "local" not in k}  # a run before the counter
+    r_old = sweep.figures("1m", rows, costs, {"peak_rss": 0, "peers": 20}, {2: old})
+    assert (r_old["local_bytes"], r_old["read_bytes"], r_old["updates_read"]) == (None, 340, 7)

@@ -33,9 +33,9 @@ def test_a_co_hosted_update_is_the_endpoints_own_bytes_without_a_request(host: B
     f = _fetcher(host, cache_bytes=64 * MB, cache_updates=4)
     got = f.fetch_many([(ep.url, h)])
     assert got[h] is data  # no copy
-    assert (f.local_bodies, f.bytes_received, f.bodies_fetched, ep.bytes_sent) == (1, 0, 0, 0)
+    assert (f.local_bodies, f.local_bytes, f.bytes_received, f.bodies_fetched, ep.bytes_sent) == (1, len(data), 0, 0, 0)
     assert f.fetch_many([(ep.url, h)])[h] is data  # kept in the fetch cache: the same object
-    assert f.cache_hits == 1
+    assert f.cache_hits == 1 and (f.local_bodies, f.local_bytes) == (1, len(data))  # a cache hit moves nothing
 
 
 def test_plain_bytes_are_hashed_and_unknown_urls_go_over_http(host: BlobHost) -> None:
@@ -51,6 +51,8 @@ def test_plain_bytes_are_hashed_and_unknown_urls_go_over_http(host: BlobHost) ->
         rh = remote.publish(b"remote" * 100)
         assert f.fetch_many([(remote.url, rh)])[rh] == b"remote" * 100
         assert f.local_bodies == 1 and f.bodies_fetched == 1
+        # bytes read = over HTTP + in process, each counted once, apart
+        assert (f.local_bytes, f.bytes_received) == (len(b"plain bytes" * 100), len(b"remote" * 100))
     finally:
         other.close()
 
@@ -65,7 +67,7 @@ def test_corrupted_local_bytes_are_refused_as_over_http(host: BlobHost) -> None:
     f = _fetcher(host)
     got = f.fetch_many([(ep.url, h)])[h]
     assert isinstance(got, FetchError) and got.reason == "hash_mismatch"
-    assert f.local_bodies == 0
+    assert (f.local_bodies, f.local_bytes) == (0, 0)
 
 
 @pytest.mark.parametrize("fault", ["corrupt", "error"])
@@ -93,4 +95,4 @@ def test_closed_unpublished_and_oversized(host: BlobHost) -> None:
     hb = big.publish(b"b" * (2 * MB))
     got = f.fetch_many([(big.url, hb)])[hb]  # over the fetcher's max_bytes: refused as over HTTP
     assert isinstance(got, FetchError) and got.reason == "too_large"
-    assert f.local_bodies == 0
+    assert (f.local_bodies, f.local_bytes) == (0, 0)
