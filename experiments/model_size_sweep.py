@@ -300,6 +300,19 @@ def _plus(a: int | None, b: int | None) -> int | None:
     return None if a is None else a + (b or 0)
 
 
+def traffic_fields(t: dict[str, int] | None) -> dict[str, int | None]:
+    """One round's update traffic (its ``RoundTraffic`` event; None or empty: unknown) as table
+    fields: bytes fetched over HTTP in all and by phase, bodies fetched, what was read in process
+    from a worker's own peers' endpoints (no HTTP, not in the fetched figures), and both."""
+    row: dict[str, int | None] = {
+        "bytes_per_round": fetched(t) if t else None, "audit_bytes": fetched(t, "audit") if t else None,
+        "aggregate_bytes": fetched(t, "aggregate") if t else None, "bodies": fetched(t, what="bodies") if t else None,
+        "local_bytes": local(t), "local_bodies": local(t, "local_bodies")}
+    row["read_bytes"] = _plus(row["bytes_per_round"], row["local_bytes"])
+    row["updates_read"] = _plus(row["bodies"], row["local_bodies"])
+    return row
+
+
 def round_rows(size: str, rounds: list[dict[str, str]], traffic: dict[int, dict[str, int]],
                counters: list[Any] | None = None) -> list[dict[str, Any]]:
     """Every round's split (seconds by phase, update bytes by phase) for the per-round table;
@@ -312,13 +325,7 @@ def round_rows(size: str, rounds: list[dict[str, str]], traffic: dict[int, dict[
         n = int(r["round"])
         t = traffic.get(n, {})
         row: dict[str, Any] = {"size": size, "round": n, **{f"{p}_s": float(r[f"seconds_{p}"]) for p in PHASES},
-                               "total_s": float(r["seconds_total"]), "audit_bytes": fetched(t, "audit") if t else None,
-                               "aggregate_bytes": fetched(t, "aggregate") if t else None,
-                               "bodies": fetched(t, what="bodies") if t else None,
-                               "local_bytes": local(t), "local_bodies": local(t, "local_bodies"),
-                               "approved": r.get("approved", "")}
-        row["read_bytes"] = _plus(fetched(t) if t else None, row["local_bytes"])
-        row["updates_read"] = _plus(row["bodies"], row["local_bodies"])
+                               "total_s": float(r["seconds_total"]), **traffic_fields(t), "approved": r.get("approved", "")}
         if k + 1 < len(counters):
             (f0, u0, s0), (f1, u1, s1) = counters[k], counters[k + 1]
             row.update(faults=f1 - f0, user_cpu_s=u1 - u0, kernel_s=s1 - s0)
@@ -343,14 +350,7 @@ def figures(size: str, rounds: list[dict[str, str]], costs: dict[str, float], ru
     marks = run.get("bytes_at_round") or []
     row["loopback_per_round"] = marks[-1] - marks[-2] if len(marks) >= 2 else None
     t = (traffic or {}).get(int(last.get("round", len(rounds))))
-    row["bytes_per_round"] = fetched(t) if t else None
-    row["audit_bytes"] = fetched(t, "audit") if t else None
-    row["aggregate_bytes"] = fetched(t, "aggregate") if t else None
-    row["bodies"] = fetched(t, what="bodies") if t else None
-    # read in process from a worker's own peers' endpoints (no HTTP, not in the fetched figures), and the totals
-    row["local_bytes"], row["local_bodies"] = local(t), local(t, "local_bodies")
-    row["read_bytes"] = _plus(row["bytes_per_round"], row["local_bytes"])
-    row["updates_read"] = _plus(row["bodies"], row["local_bodies"])
+    row.update(traffic_fields(t))
     row["hash_s"], row["decode_s"], row["encode_s"] = costs["hash_s"], costs["decode_s"], costs["encode_s"]
     peers = int(run.get("peers", 0))
     row["hash_round_s"] = (row["bodies"] + peers) * costs["hash_s"] if row["bodies"] is not None else None
