@@ -126,8 +126,12 @@ RULES = {
     "quality detectors only": AuditRule.only("accuracy", "loss"),
     "parameter detectors only": AuditRule.only("distance", "direction", "shift", "no_work", "consistency"),
     **{f"without {n}": DEFAULT_RULE.with_detector(n, enabled=False) for n in DETECTORS},
-    "any failure rejects": AuditRule(replace(DEFAULT_RULE.detectors, corroboration=1.0)),  # before issue 22's F
-    "corroboration 2": AuditRule(replace(DEFAULT_RULE.detectors, corroboration=2.0)),
+    "any failure rejects": replace(DEFAULT_RULE, detectors=replace(DEFAULT_RULE.detectors, corroboration=1.0)),  # before issue 22's F
+    "corroboration 2": replace(DEFAULT_RULE, detectors=replace(DEFAULT_RULE.detectors, corroboration=2.0)),
+    # issue 22, F2: corroboration counting failures by evidence family (bdfl.defense.audit.FAMILY), or each detector
+    # as its own measurement (c896489's rule)
+    "by evidence family": replace(DEFAULT_RULE, by_family=True),
+    "each detector counted": replace(DEFAULT_RULE, by_family=False),
     "every k - 1": _every_k(DEFAULT_RULE, -1.0),
     "every k + 1": _every_k(DEFAULT_RULE, +1.0),
 }
@@ -474,7 +478,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("bdfl.peer").setLevel(logging.ERROR)  # every rejected update is counted here, not logged
     rules = dict(RULES)
     if args.rule_json:
-        rules[args.rule] = AuditRule.from_dict(json.loads(args.rule_json))
+        rules[args.rule] = replace(rules[args.rule], detectors=AuditRule.from_dict(json.loads(args.rule_json)).detectors)
 
     t0 = time.perf_counter()
     runs = []

@@ -55,6 +55,7 @@ __all__ = [
     "class_evidence",
     "evaluate_candidates",
     "evidence",
+    "failed_families",
     "judge",
     "merged_losses",
     "observe_audits",
@@ -66,9 +67,14 @@ __all__ = [
 
 @dataclass(frozen=True)
 class AuditRule:
-    """The accept/reject rule: which detectors run, with which ``k`` (``[defense.detectors]``)."""
+    """The accept/reject rule: which detectors run, with which ``k`` (``[defense.detectors]``).
+
+    ``by_family``: corroboration counts failures by evidence family (:func:`rejecting`, issue 22);
+    False counts every detector as its own measurement (the rule of ``c896489``; not a config
+    setting: for offline comparison, experiments/audit_rule_eval.py)."""
 
     detectors: DetectorsConfig = field(default_factory=DetectorsConfig)
+    by_family: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.detectors, DetectorsConfig):
@@ -94,7 +100,7 @@ class AuditRule:
 
     def with_detector(self, name: str, **changes: Any) -> AuditRule:
         """This rule with detector ``name``'s table changed (``enabled=False``, ``k=3``, ...)."""
-        return AuditRule(replace(self.detectors, **{name: replace(getattr(self.detectors, name), **changes)}))
+        return replace(self, detectors=replace(self.detectors, **{name: replace(getattr(self.detectors, name), **changes)}))
 
     @classmethod
     def only(cls, *names: str) -> AuditRule:
@@ -590,20 +596,44 @@ def evidence(
 #: Detectors whose score already combines several measurements (their failure corroborates itself).
 COMBINED = frozenset(name for name, cls in REGISTRY.items() if cls.combined)
 
+#: Each detector's evidence family (:data:`bdfl.defense.detectors.EVIDENCE_FAMILIES`; a detector
+#: that names none is a family of its own).
+FAMILY: dict[str, str] = {name: cls.evidence_family or name for name, cls in REGISTRY.items()}
 
-def rejecting(findings: Sequence[Finding], corroboration: float) -> tuple[Finding, ...]:
+
+def failed_families(findings: Sequence[Finding], by_family: bool = True) -> dict[str, float]:
+    """The failed findings grouped by evidence family (:data:`FAMILY`; ``by_family`` False: each
+    detector its own): family -> its strongest excess (:attr:`Finding.excess`)."""
+    out: dict[str, float] = {}
+    for f in findings:
+        if f.failed:
+            key = FAMILY.get(f.name, f.name) if by_family else f.name
+            out[key] = max(out.get(key, -math.inf), f.excess)
+    return out
+
+
+def rejecting(findings: Sequence[Finding], corroboration: float, by_family: bool = False) -> tuple[Finding, ...]:
     """The failed findings that reject a candidate (empty: it is accepted). Every failed finding
-    counts when two or more detectors failed, when a combined detector (:data:`COMBINED`,
-    ``joint``) failed, or when one failed alone and is **corroborated**: it lies at least
-    ``corroboration`` (c) times its own bar out (:attr:`Finding.excess`, in z; a failure without
-    a z counts as far out), or the combined score, which did not fail, is at least ``1 / c`` of
-    its bar (a second, weaker line of evidence from the other measurements). A single detector
-    failing by less, with the combined score low, is an honest outlier as often as not and is
-    let through. ``c <= 1``: any failure rejects (the rule before issue 22)."""
+    counts when two or more **independent measurements** failed, when a combined detector
+    (:data:`COMBINED`, ``joint``) failed, or when one measurement failed alone and is
+    **corroborated**: it lies at least ``corroboration`` (c) times its own bar out
+    (:attr:`Finding.excess`, in z; a failure without a z counts as far out), or the combined
+    score, which did not fail, is at least ``1 / c`` of its bar (a second, weaker line of evidence
+    from the other measurements). A single measurement failing by less, with the combined score
+    low, is an honest outlier as often as not and is let through. ``c <= 1``: any failure rejects
+    (the rule before issue 22).
+
+    A measurement is an evidence family (:data:`FAMILY`) when ``by_family``: failures of detectors
+    that read the same evidence (accuracy, balanced accuracy, loss and merged loss are all the
+    candidate's loss on the auditor's samples) count as one measurement, at its strongest excess.
+    Why: c = sqrt(2) is the equal-evidence factor of two **independent** Gaussian tails; four
+    views of one loss fail together on a non-IID candidate and are not two lines of evidence.
+    ``by_family`` False: every detector is its own measurement (the rule of ``c896489``)."""
     failed = tuple(f for f in findings if f.failed)
-    if corroboration <= 1 or len(failed) >= 2 or any(f.name in COMBINED for f in failed):
+    if corroboration <= 1 or any(f.name in COMBINED for f in failed):
         return failed
-    if any(f.excess >= corroboration for f in failed):
+    families = failed_families(failed, by_family)
+    if len(families) >= 2 or any(e >= corroboration for e in families.values()):
         return failed
     if failed and any(f.name in COMBINED and f.excess >= 1 / corroboration for f in findings):
         return failed
@@ -624,9 +654,15 @@ def audit_corroboration(corroboration: float, candidates: int) -> float:
 
 
 def _lone(findings: Sequence[Finding]) -> str:
-    """The verdict reason of a candidate accepted in spite of a lone failure."""
-    f = next(f for f in findings if f.failed)
-    return f"passed: {f.name} alone, {f.excess:.2f}x its bar, not corroborated ({f.detail})"
+    """The verdict reason of a candidate accepted in spite of a lone failure (or lone failures of
+    one evidence family)."""
+    failed = [f for f in findings if f.failed]
+    f = max(failed, key=lambda f: f.excess)
+    if len(failed) == 1:
+        return f"passed: {f.name} alone, {f.excess:.2f}x its bar, not corroborated ({f.detail})"
+    names = " + ".join(g.name for g in failed)
+    return (f"passed: {names}, one measurement ({FAMILY.get(f.name, f.name)}), {f.excess:.2f}x its bar at most, "
+            f"not corroborated ({f.detail})")
 
 
 def judge(
@@ -657,7 +693,7 @@ def judge(
             verdicts.append(AuditVerdict(False, r, ("invalid",), (), math.nan, math.nan, reference.accuracy,
                                          reference.loss, st))
             continue
-        failures = rejecting(per[i], corroboration)
+        failures = rejecting(per[i], corroboration, rule.by_family)
         verdicts.append(AuditVerdict(
             accept=not failures,
             reason="; ".join(f.detail for f in failures) if failures else (
@@ -736,5 +772,5 @@ def rejudge(rule: AuditRule, ev: Evidence) -> list[tuple[str, ...]]:
     merged loss when the auditing rule had ``merge`` off) does not judge."""
     per = run_detectors(build_detectors(rule.detectors), ev)
     corroboration = audit_corroboration(rule.detectors.corroboration, int(np.sum(ev.valid)))
-    return [tuple(f.name for f in rejecting(fs, corroboration)) if ok else ("invalid",)
+    return [tuple(f.name for f in rejecting(fs, corroboration, rule.by_family)) if ok else ("invalid",)
             for ok, fs in zip(ev.valid, per)]

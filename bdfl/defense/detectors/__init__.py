@@ -38,7 +38,7 @@ from typing import Any
 
 from bdfl.config import DetectorsConfig
 from bdfl.defense.detectors.balanced import BalancedAccuracyDetector
-from bdfl.defense.detectors.base import ClassEvidence, Detector, Evidence, Finding, TriggerEvidence
+from bdfl.defense.detectors.base import EVIDENCE_FAMILIES, ClassEvidence, Detector, Evidence, Finding, TriggerEvidence
 from bdfl.defense.detectors.consistency import ConsistencyDetector
 from bdfl.defense.detectors.direction import DirectionDetector
 from bdfl.defense.detectors.distance import DistanceDetector
@@ -50,7 +50,7 @@ from bdfl.defense.detectors.quality import AccuracyDetector
 from bdfl.defense.detectors.shift import ShiftDetector
 from bdfl.defense.detectors.trigger import TriggerDetector
 
-__all__ = ["DETECTOR_NAMES", "REGISTRY", "ClassEvidence", "Detector", "Evidence", "Finding", "TriggerEvidence", "build_detectors",
+__all__ = ["DETECTOR_NAMES", "EVIDENCE_FAMILIES", "REGISTRY", "ClassEvidence", "Detector", "Evidence", "Finding", "TriggerEvidence", "build_detectors",
            "describe", "run_detectors"]
 
 

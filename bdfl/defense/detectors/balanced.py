@@ -33,6 +33,7 @@ __all__ = ["BalancedAccuracyDetector"]
 
 class BalancedAccuracyDetector(Detector):
     name = "balanced_accuracy"
+    evidence_family = "auditor_data"
 
     def scores(self, ev: Evidence) -> np.ndarray:
         """Each candidate's balanced accuracy (NaN: not measured or not valid)."""

@@ -12,7 +12,7 @@ import numpy as np
 from bdfl.config import DetectorConfig
 from bdfl.defense.detectors.calibration import safe_log, small_sample_factor
 
-__all__ = ["ClassEvidence", "Detector", "Evidence", "Finding", "TriggerEvidence", "enough"]
+__all__ = ["EVIDENCE_FAMILIES", "ClassEvidence", "Detector", "Evidence", "Finding", "TriggerEvidence", "enough"]
 
 
 @dataclass(frozen=True)
@@ -112,12 +112,35 @@ class Evidence:
         return np.where(self.valid, getattr(self, name), math.nan)
 
 
+#: The evidence families (:attr:`Detector.evidence_family`): what a detector's score is a
+#: measurement **of**. Detectors of one family read the same evidence and fail together, so their
+#: failures are one measurement when the audit asks for corroboration
+#: (:func:`bdfl.defense.audit.rejecting`):
+#:
+#: * ``auditor_data``: the candidate's (or, for ``merge``, the candidate averaged into the
+#:   auditor's model) predictions on the auditor's own labelled samples, i.e. its loss there
+#:   (``accuracy``, ``loss``, ``balanced_accuracy``, ``merge``). A candidate whose data differs from
+#:   the auditor's (non-IID) is worse on all four at once: one fact, not four;
+#: * ``trigger``: predictions on the auditor's inputs **stamped** by the audit's trigger family
+#:   (flip shares relative to the clean predictions: not the clean loss);
+#: * parameter space, one family per measurement: ``distance`` (log distance to the auditor's
+#:   trained model), ``direction`` (cosine of the move with the consensus move), ``shift``
+#:   (coherent sign of candidate minus the auditor's model, scale-free), ``move_length``
+#:   (``no_work``: the move's length against the other moves'), ``history`` (``consistency``: cosine
+#:   with the trainer's own earlier move);
+#: * ``joint``: the combined test (own cosine, consensus cosine, distance), its own corroboration.
+EVIDENCE_FAMILIES: tuple[str, ...] = ("auditor_data", "trigger", "distance", "direction", "shift", "move_length",
+                                      "history", "joint")
+
+
 class Detector(ABC):
-    """One audit test. Subclasses set ``name`` and implement :meth:`judge`; ``combined``: the
-    score combines several measurements, so its failure needs no corroboration
-    (:func:`bdfl.defense.audit.rejecting`)."""
+    """One audit test. Subclasses set ``name``, ``evidence_family`` (one of
+    :data:`EVIDENCE_FAMILIES`: what the score measures; failures within a family count once) and
+    implement :meth:`judge`; ``combined``: the score combines several measurements, so its failure
+    needs no corroboration (:func:`bdfl.defense.audit.rejecting`)."""
 
     name: ClassVar[str]
+    evidence_family: ClassVar[str] = ""  # a detector that does not say counts as a family of its own
     combined: ClassVar[bool] = False
 
     def __init__(self, config: DetectorConfig, min_candidates: int = 3) -> None:

@@ -26,6 +26,7 @@ FLOOR = 0.05
 
 class ConsistencyDetector(Detector):
     name = "consistency"
+    evidence_family = "history"
 
     def judge(self, ev: Evidence) -> list[Finding | None]:
         cos = ev.values("history_cosine")

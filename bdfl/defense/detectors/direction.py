@@ -29,6 +29,7 @@ FLOOR = 0.05
 
 class DirectionDetector(Detector):
     name = "direction"
+    evidence_family = "direction"
 
     def _bar(self, values: np.ndarray, k: float) -> tuple[float, float, float]:
         """(bar, median, spread); NaNs with too few values."""

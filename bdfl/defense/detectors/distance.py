@@ -24,6 +24,7 @@ FLOOR = 0.1
 
 class DistanceDetector(Detector):
     name = "distance"
+    evidence_family = "distance"
 
     def judge(self, ev: Evidence) -> list[Finding | None]:
         logs = safe_log(ev.values("distance"))

@@ -75,6 +75,7 @@ def _z(values: np.ndarray, bad: str, floor: float, min_candidates: int) -> np.nd
 
 class JointDetector(Detector):
     name = "joint"
+    evidence_family = "joint"
     combined = True
 
     def components(self, ev: Evidence) -> dict[str, np.ndarray]:

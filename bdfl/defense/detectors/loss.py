@@ -20,6 +20,7 @@ __all__ = ["LossDetector"]
 
 class LossDetector(LogLossDetector):
     name = "loss"
+    evidence_family = "auditor_data"
     score = "loss"
     label = "loss"
 

@@ -21,6 +21,7 @@ __all__ = ["MergeDetector"]
 
 class MergeDetector(LogLossDetector):
     name = "merge"
+    evidence_family = "auditor_data"
     score = "merged_loss"
     label = "loss merged with own model"
     nan_fails = False  # no merged loss for this candidate: not judged

@@ -26,6 +26,7 @@ FLOOR = 0.1
 
 class NoWorkDetector(Detector):
     name = "no_work"
+    evidence_family = "move_length"
 
     def judge(self, ev: Evidence) -> list[Finding | None]:
         ratios = ev.values("update_ratio")

@@ -24,6 +24,7 @@ __all__ = ["AccuracyDetector"]
 
 class AccuracyDetector(Detector):
     name = "accuracy"
+    evidence_family = "auditor_data"
 
     def calibrate(self, ev: Evidence) -> tuple[float, float]:
         """(centre, spread) of this audit (NaN: not judged)."""

@@ -26,6 +26,7 @@ FLOOR = 0.02
 
 class ShiftDetector(Detector):
     name = "shift"
+    evidence_family = "shift"
 
     def judge(self, ev: Evidence) -> list[Finding | None]:
         shifts = ev.values("shift")

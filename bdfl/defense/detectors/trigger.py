@@ -174,6 +174,7 @@ def trigger_scores(ev: TriggerEvidence, min_candidates: int) -> tuple[list[float
 
 class TriggerDetector(Detector):
     name = "trigger"
+    evidence_family = "trigger"
 
     def judge(self, ev: Evidence) -> list[Finding | None]:
         if ev.trigger is None:
