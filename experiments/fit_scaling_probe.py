@@ -26,18 +26,18 @@ import subprocess
 import sys
 import time
 
-os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")  # as the simulation's workers (bdfl.experiment.pool.WORKER_ENV)
+from bdfl.net.allocator import keep_freed_memory
 
-from bdfl.net.allocator import keep_freed_memory  # noqa: E402  (before torch allocates anything)
-
-keep_freed_memory()
+if __name__ == "__main__":  # set up as a simulation worker, before torch allocates (not when a test imports this)
+    os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")  # bdfl.experiment.pool.WORKER_ENV
+    keep_freed_memory()
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from bdfl.config import TaskConfig  # noqa: E402
 
-SIZES = {"1m": "clients.digits_1m", "4m": "clients.digits_4m", "11m": "clients.digits_11m"}
+SIZES = {"wide": "clients.digits_wide", "1m": "clients.digits_1m", "4m": "clients.digits_4m", "11m": "clients.digits_11m"}
 
 
 def fit_seconds(module: str, fits: int, samples: int, seed: int = 0) -> tuple[int, float, list[float]]:
@@ -62,11 +62,13 @@ def fit_seconds(module: str, fits: int, samples: int, seed: int = 0) -> tuple[in
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
+    ap.add_argument("--sizes", nargs="+", default=["1m", "4m", "11m"], choices=list(SIZES),
+                    help="wide: clients.digits_wide (85k parameters, for a quick check)")
     ap.add_argument("--fits", type=int, default=7, help="fits per size (the first is reported apart)")
     ap.add_argument("--samples", type=int, default=72,
                     help="training images of the client (digits' 1,438 over 20 peers: ~72)")
     ap.add_argument("--out", help="also write the table here")
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = ap.parse_args(argv)
     if args.fits < 2:
         ap.error("--fits must be at least 2 (the first fit is reported apart)")
@@ -80,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     when = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         f"Measured {when}, commit `{commit}`, load average {os.getloadavg()[0]:.1f}; reproduce: "
-        f"`python experiments/fit_scaling_probe.py {' '.join(sys.argv[1:])}`".rstrip(),
+        f"`python experiments/fit_scaling_probe.py {' '.join(argv)}`".rstrip(),
         "",
         f"| size | parameters | first fit s | fit s (median of {args.fits - 1}) | min / max s | params x | fit time x |",
         "|---|---:|---:|---:|---|---:|---:|",
