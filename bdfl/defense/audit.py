@@ -9,9 +9,11 @@ data (per-class accuracies, when the client offers ``predict`` and ``audit_data`
 candidates' parameters. It measures (:func:`evaluate_candidates`, :func:`candidate_statistics`,
 :func:`merged_losses`, :func:`trigger_evidence`, :func:`class_evidence`) and hands the measurements to every enabled
 detector; a candidate is **rejected when its failures corroborate each other**
-(:func:`rejecting`: two detectors fail it, or the ``joint`` test, which combines three
-measurements, fails it, or one detector fails it by ``corroboration`` times its own bar or
-more, or fails it while the joint score is at least ``1 / corroboration`` of its bar), and,
+(:func:`rejecting`: detectors of two evidence families fail it, or the ``joint`` test, which
+combines three measurements, fails it, or one family fails it by ``corroboration`` times its own
+bar or more, or fails it while the joint score is at least ``1 / corroboration`` of its bar; the
+detectors that read the candidate's predictions on the auditor's samples, accuracy, balanced
+accuracy, loss and merged loss, are one family: one measurement seen four ways), and,
 before that, when it is **invalid** (NaN/Inf, other array count or shapes than
 the auditor's model). A lone detector failing just past its bar is not enough: under non-IID
 data honest candidates far out on one measurement are common (issue 22: on Seattle weather
@@ -69,12 +71,13 @@ __all__ = [
 class AuditRule:
     """The accept/reject rule: which detectors run, with which ``k`` (``[defense.detectors]``).
 
-    ``by_family``: corroboration counts failures by evidence family (:func:`rejecting`, issue 22);
-    False counts every detector as its own measurement (the rule of ``c896489``; not a config
-    setting: for offline comparison, experiments/audit_rule_eval.py)."""
+    ``by_family`` (default True): corroboration counts failures by evidence family
+    (:func:`rejecting`; issue 22, docs/results/robustness.md "Evidence families (engineer F2)");
+    False counts every detector as its own measurement (the rule of ``c896489``-``5dbec5a``; not a
+    config setting: kept for offline comparison, experiments/audit_rule_eval.py)."""
 
     detectors: DetectorsConfig = field(default_factory=DetectorsConfig)
-    by_family: bool = False
+    by_family: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.detectors, DetectorsConfig):
@@ -612,7 +615,7 @@ def failed_families(findings: Sequence[Finding], by_family: bool = True) -> dict
     return out
 
 
-def rejecting(findings: Sequence[Finding], corroboration: float, by_family: bool = False) -> tuple[Finding, ...]:
+def rejecting(findings: Sequence[Finding], corroboration: float, by_family: bool = True) -> tuple[Finding, ...]:
     """The failed findings that reject a candidate (empty: it is accepted). Every failed finding
     counts when two or more **independent measurements** failed, when a combined detector
     (:data:`COMBINED`, ``joint``) failed, or when one measurement failed alone and is
