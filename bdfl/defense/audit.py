@@ -9,11 +9,10 @@ data (per-class accuracies, when the client offers ``predict`` and ``audit_data`
 candidates' parameters. It measures (:func:`evaluate_candidates`, :func:`candidate_statistics`,
 :func:`merged_losses`, :func:`trigger_evidence`, :func:`class_evidence`) and hands the measurements to every enabled
 detector; a candidate is **rejected when its failures corroborate each other**
-(:func:`rejecting`: detectors of two evidence families fail it, or the ``joint`` test, which
-combines three measurements, fails it, or one family fails it by ``corroboration`` times its own
-bar or more, or fails it while the joint score is at least ``1 / corroboration`` of its bar; the
-detectors that read the candidate's predictions on the auditor's samples, accuracy, balanced
-accuracy, loss and merged loss, are one family: one measurement seen four ways), and,
+(:func:`rejecting`: two detectors fail it, or the ``joint`` test, which combines three
+measurements, fails it, or one detector fails it by ``corroboration`` times its own bar or
+more, or fails it while the joint score is at least ``1 / corroboration`` of its bar; counting
+by evidence family, ``AuditRule.by_family``, was measured and not adopted), and,
 before that, when it is **invalid** (NaN/Inf, other array count or shapes than
 the auditor's model). A lone detector failing just past its bar is not enough: under non-IID
 data honest candidates far out on one measurement are common (issue 22: on Seattle weather
@@ -71,13 +70,15 @@ __all__ = [
 class AuditRule:
     """The accept/reject rule: which detectors run, with which ``k`` (``[defense.detectors]``).
 
-    ``by_family`` (default True): corroboration counts failures by evidence family
-    (:func:`rejecting`; issue 22, docs/results/robustness.md "Evidence families (engineer F2)");
-    False counts every detector as its own measurement (the rule of ``c896489``-``5dbec5a``; not a
-    config setting: kept for offline comparison, experiments/audit_rule_eval.py)."""
+    ``by_family`` (default False: every detector counts as its own measurement, the rule of
+    ``c896489``): True counts corroboration by evidence family (:func:`rejecting`). Measured and not
+    adopted (issue 22, docs/results/robustness.md "Evidence families (engineer F2)": on MNIST it
+    removed 1-8 honest reject votes a run and cost colluding label flippers' votes, 308 -> 296 of
+    798, caught mostly by accuracy + balanced accuracy). Not a config setting: for offline
+    comparison, experiments/audit_rule_eval.py."""
 
     detectors: DetectorsConfig = field(default_factory=DetectorsConfig)
-    by_family: bool = True
+    by_family: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.detectors, DetectorsConfig):
@@ -615,7 +616,7 @@ def failed_families(findings: Sequence[Finding], by_family: bool = True) -> dict
     return out
 
 
-def rejecting(findings: Sequence[Finding], corroboration: float, by_family: bool = True) -> tuple[Finding, ...]:
+def rejecting(findings: Sequence[Finding], corroboration: float, by_family: bool = False) -> tuple[Finding, ...]:
     """The failed findings that reject a candidate (empty: it is accepted). Every failed finding
     counts when two or more **independent measurements** failed, when a combined detector
     (:data:`COMBINED`, ``joint``) failed, or when one measurement failed alone and is
@@ -631,7 +632,8 @@ def rejecting(findings: Sequence[Finding], corroboration: float, by_family: bool
     candidate's loss on the auditor's samples) count as one measurement, at its strongest excess.
     Why: c = sqrt(2) is the equal-evidence factor of two **independent** Gaussian tails; four
     views of one loss fail together on a non-IID candidate and are not two lines of evidence.
-    ``by_family`` False: every detector is its own measurement (the rule of ``c896489``)."""
+    ``by_family`` False (the default): every detector is its own measurement (the rule of
+    ``c896489``); measured against by-family counting and kept (AuditRule's docstring)."""
     failed = tuple(f for f in findings if f.failed)
     if corroboration <= 1 or any(f.name in COMBINED for f in failed):
         return failed

@@ -5,9 +5,9 @@ accuracy and loss on its validation data, their parameter-space statistics, thei
 on stamped inputs) and every enabled detector turns that into one :class:`Finding` per
 candidate: a score, the threshold it was held to in this audit, and whether it failed. The
 audit rule (:class:`bdfl.defense.audit.AuditRule`) rejects a candidate when its failed
-findings corroborate each other (:func:`bdfl.defense.audit.rejecting`: failures in two evidence
-families, :data:`EVIDENCE_FAMILIES`, the combined ``joint`` one, or one family alone
-``corroboration`` times its bar out).
+findings corroborate each other (:func:`bdfl.defense.audit.rejecting`: two of them, the
+combined ``joint`` one, or one alone ``corroboration`` times its bar out; each detector names its
+evidence family, :data:`EVIDENCE_FAMILIES`, for the by-family counting that was measured and not adopted).
 
 Thresholds are **calibrated from the audit itself** (:mod:`.calibration`): a robust centre
 (a median of the candidates, or the auditor's own model) plus or minus ``k`` spreads, the
