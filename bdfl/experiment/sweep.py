@@ -27,7 +27,8 @@ point whose configuration changed (an edited ``[set]``, ``base`` or default) is 
 again, so an interrupted sweep resumes where it stopped and an edited one never
 reuses stale runs. All configurations are validated before the first run.
 ``<out>/sweep.json`` lists every point: params, config hash, run folder and whether it
-was kept or run (docs/results-format.md, "Sweep folder").
+was kept or run (docs/results-format.md, "Sweep folder"); points of an earlier invocation into the
+same folder whose runs are still there stay listed (action ``earlier``).
 """
 
 from __future__ import annotations
@@ -163,6 +164,20 @@ def run_config_hash(run_dir: Path) -> str | None:
         return None
 
 
+def _with_earlier_points(out: Path, manifest: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``manifest`` after the points an earlier invocation listed for other run folders that are
+    still there (action ``"earlier"``): a sweep run in parts (``robustness_table.py --only``, one
+    cell at a time into one folder) keeps every part's labels and parameters, not the last part's."""
+    try:
+        earlier = json.loads((out / SWEEP_MANIFEST).read_text()).get("points", [])
+    except (OSError, ValueError, AttributeError):
+        return manifest
+    now = {entry["run"] for entry in manifest}
+    kept = [{**p, "action": "earlier"} for p in earlier
+            if isinstance(p, dict) and isinstance(p.get("run"), str) and p["run"] not in now and (out / p["run"]).is_dir()]
+    return kept + manifest
+
+
 def run_sweep(path: Path, *, out: Path | None = None, quiet: bool = False, jobs: int = 1) -> Path:
     """Run (or resume) every grid point, then write the table and heat map.
 
@@ -202,7 +217,7 @@ def run_sweep(path: Path, *, out: Path | None = None, quiet: bool = False, jobs:
         todo.append((i, params, cfg, run_dir))
 
     atomic_write_text(out / SWEEP_MANIFEST, json.dumps(
-        {"name": name, "grid_file": str(path), "points": manifest}, indent=2, default=str) + "\n")
+        {"name": name, "grid_file": str(path), "points": _with_earlier_points(out, manifest)}, indent=2, default=str) + "\n")
     failures = _run_all(todo, len(runs), jobs, quiet)
     rows = []
     for (params, _cfg), run_dir in zip(runs, run_dirs, strict=True):

@@ -10,6 +10,7 @@ does the same with real runs.
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import textwrap
 from pathlib import Path
@@ -214,3 +215,30 @@ def test_seed_group_runs_each_seed_and_compares_them(tmp_path: Path, monkeypatch
     assert _ran(log) == ["seed=3"]
     with pytest.raises(Exception, match="distinct"):
         parse_seeds("1,1")
+
+
+def test_a_sweep_run_in_parts_keeps_every_parts_points(tmp_path: Path, fake_runs: Path) -> None:
+    """robustness_table.py --only runs one cell at a time into one folder: the manifest must keep
+    the earlier cells' points (their labels), not only the last invocation's."""
+    out = tmp_path / "sweep"
+    grid = tmp_path / "grid.toml"
+    for attack in ("none", "label_flip"):
+        grid.write_text(textwrap.dedent(f"""\
+            name = "parts"
+            base = "{ROOT / 'experiments' / 'configs' / 'default.toml'}"
+            [set]
+            peers = 6
+            rounds = 2
+            [grid]
+            "attack.name" = ["{attack}"]
+            "defense.name" = ["fedavg"]
+            """))
+        run_sweep(grid, out=out, quiet=True)
+    points = json.loads((out / SWEEP_MANIFEST).read_text())["points"]
+    by_attack = {p["params"]["attack.name"]: p["action"] for p in points}
+    assert by_attack == {"none": "earlier", "label_flip": "run"}
+    # a point whose run folder is gone is not carried on
+    shutil.rmtree(out / [p["run"] for p in points if p["params"]["attack.name"] == "none"][0])
+    run_sweep(grid, out=out, quiet=True)
+    points = json.loads((out / SWEEP_MANIFEST).read_text())["points"]
+    assert [p["params"]["attack.name"] for p in points] == ["label_flip"]
