@@ -83,7 +83,7 @@ def test_rejecting_needs_two_failures_a_combined_one_or_a_far_lone_one() -> None
     # a lone failure corroborated by the joint score at 1 / c of its bar or more (it did not fail)
     assert [f.name for f in rejecting([_finding("distance", 4.4), _finding("joint", 2.2, 3.0)], c)] == ["distance"]
     assert rejecting([_finding("distance", 4.4), _finding("joint", 2.0, 3.0)], c) == ()
-    # a failure that states no z (the trigger scan's) counts as far out
+    # a failure that states no z (e.g. a detector whose spread is 0) counts as far out
     assert [f.name for f in rejecting([Finding("trigger", 0.9, 0.5, True, "")], c)] == ["trigger"]
     # corroboration 1: the rule before issue 22, any failure rejects
     assert [f.name for f in rejecting([_finding("distance", 4.1)], 1.0)] == ["distance"]

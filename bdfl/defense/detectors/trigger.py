@@ -19,7 +19,14 @@ acts on few), and its **score** is the largest such excess. **Threshold**: the c
 median score plus ``k x max(MAD spread of the scores, share_se)`` (the binomial error of a share
 on the scanned inputs); with fewer than ``min_candidates`` scores the own model's zero score is
 the centre. The bar is at least ``MAJORITY`` (0.5): a stamp that does not send most inputs
-to its class is not a trigger, however tightly the other candidates agree.
+to its class is not a trigger, however tightly the other candidates agree. The finding states
+the bar's own z, ``(bar - centre) / width`` (``z_bar``), so its :attr:`~.base.Finding.excess` is
+how many times its bar out the score lies and a **lone** trigger failure needs corroboration
+like any other (:func:`bdfl.defense.audit.rejecting`: about 1.24 times the bar, measured from the
+centre, at 18 candidates). Conceded (issue 22, F3): a backdoor whose stamp flips just inside that
+(a flip-share excess of about 0.62 when the bar is ``MAJORITY``) passes where nothing else is out;
+before, 0.5 rejected it alone. Measured in exchange: honest MNIST reject votes 239 -> 160 of 5,760
+(audit_rule_eval.py mirror, seeds 11 and 13), docs/results/robustness.md.
 
 Cost: ``patterns x inputs`` predictions per candidate and for the auditor's own model (the
 defaults, 16 x 64, are 1,024 predictions, a sixth of the earlier 2x2-stamp grid scan's 6,272).
@@ -193,5 +200,6 @@ class TriggerDetector(Detector):
             failed = s > bar
             out.append(self.finding(s, bar, failed, f"a stamp flips {s:.2f} more of the inputs to one class than the "
                                                     f"other models {'>' if failed else '<='} calibrated {bar:.2f}",
-                                    (s - centre) / width if width > 0 else math.nan))
+                                    (s - centre) / width if width > 0 else math.nan,
+                                    (bar - centre) / width if width > 0 else math.nan))
         return out
