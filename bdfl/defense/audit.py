@@ -50,6 +50,7 @@ __all__ = [
     "AuditRule",
     "AuditVerdict",
     "ParamStats",
+    "ReferenceNotFinite",
     "audit_seed",
     "audit_updates",
     "candidate_statistics",
@@ -64,6 +65,17 @@ __all__ = [
     "rejudge",
     "trigger_evidence",
 ]
+
+
+class ReferenceNotFinite(FloatingPointError):
+    """The auditor's own model has a non-finite loss on its validation data: its local training
+    diverged this round (a learning rate too large for its shard, an overflow), so there is no
+    reference to judge others against. Deliberately not a :class:`~bdfl.errors.BDFLError`: the
+    peer engine (:meth:`bdfl.peer.engine.PeerEngine.isolated`) takes it as this peer's client
+    failure for the round, so the peer sits that audit out (no vote) and goes on, and only
+    ``MAX_CLIENT_FAILURES`` rounds in a row stop it. Raised as a BDFLError it stopped the peer,
+    and with it a whole simulated run, at the first diverged honest auditor (MNIST, seed 12,
+    round 16: docs/results/robustness.md, "Client drift")."""
 
 
 @dataclass(frozen=True)
@@ -686,8 +698,8 @@ def judge(
     (:func:`class_evidence`). A detector whose
     measurement is missing does not judge."""
     if not math.isfinite(reference.loss):
-        raise BDFLError("the auditor's own model has a non-finite loss on its validation data; it cannot audit",
-                        fix="check the task's evaluate() and the auditor's training")
+        raise ReferenceNotFinite(f"the auditor's own model has a non-finite loss ({reference.loss}) on its validation "
+                                 "data: its training diverged this round, it cannot judge others against it")
     ev = evidence(reference, results, stats, merged, trigger, classes)
     per = run_detectors(build_detectors(rule.detectors), ev)
     corroboration = audit_corroboration(rule.detectors.corroboration, int(np.sum(ev.valid)))

@@ -101,6 +101,19 @@ def test_failing_auditor_casts_no_vote(tmp_path: Path, monkeypatch: pytest.Monke
     assert all(r["submitted"] == "1" for r in _rows(out / "metrics.csv"))
 
 
+def test_auditor_without_a_finite_reference_sits_the_audit_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Peer 1's own model has a non-finite loss on its validation data (as when its training
+    diverged): it cannot judge others, so it casts no vote that round (ClientFailed, step
+    audit) and the run goes on. Before, the auditor's BDFLError stopped the whole run."""
+    monkeypatch.setenv("BDFL_TEST_RAISE", "valnan:1")
+    out = _run(tmp_path, **{"task.client": FLAKY, "rounds": 2})
+    assert json.loads((out / "summary.json").read_text())["status"] in ("completed", "degraded")
+    failed = [e for e in _events(out) if e["event"] == "ClientFailed"]
+    assert failed and {(e["args"]["peer"], e["args"]["step"]) for e in failed} == {(1, "audit")}
+    assert all("ReferenceNotFinite" in e["args"]["error"] for e in failed)
+    assert {r["round"] for r in _rows(out / "metrics.csv")} == {"1", "2"}  # both rounds ran
+
+
 def test_failure_on_every_peer_stops_with_one_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BDFL_TEST_RAISE", "fit:all")
     with pytest.raises(BDFLError) as err:

@@ -5,7 +5,8 @@ raises for some peers, as a user's bug would.
 ``fit`` raises (in a run with seed 0 the client seed is the peer index); ``"evaluate:1"`` —
 peer 1's ``evaluate`` raises (when it audits); ``"fit:all"`` — every peer's ``fit`` raises;
 ``"nan:all"`` — every peer's training data holds NaN, so its fit diverges to NaN weights
-(a run that goes wrong without raising).
+(a run that goes wrong without raising); ``"valnan:1"`` — peer 1's validation data holds NaN, so
+its own model's loss there is not finite (as a diverged model's would be) when it audits.
 The client class is the quickstart's, untouched: the bug is injected into its model code.
 """
 
@@ -34,6 +35,8 @@ def make_client(train, val, *, seed, hparams=None):
             client.valloader = _Broken()
         elif step == "nan":
             client.trainloader = _NaN(client.trainloader)
+        elif step == "valnan":
+            client.valloader = _NaN(client.valloader)
     return client
 
 
