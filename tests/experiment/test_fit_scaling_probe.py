@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
 from clients.digits_wide import DEFAULT_WIDTH, num_parameters
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.experiment.scripts import experiment_script
 
 
 @pytest.fixture(scope="module")
 def probe():  # noqa: ANN201
-    spec = importlib.util.spec_from_file_location("fit_scaling_probe", ROOT / "experiments" / "fit_scaling_probe.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["fit_scaling_probe"] = mod
-    spec.loader.exec_module(mod)
-    yield mod
-    sys.modules.pop("fit_scaling_probe", None)
+    with experiment_script("fit_scaling_probe") as mod:
+        yield mod
 
 
 def test_fit_seconds_counts_the_models_parameters_and_times_every_fit(probe) -> None:  # noqa: ANN001

@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.experiment.scripts import experiment_script
 
 
 @pytest.fixture(scope="module")
 def sweep():  # noqa: ANN201
-    spec = importlib.util.spec_from_file_location("model_size_sweep", ROOT / "experiments" / "model_size_sweep.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["model_size_sweep"] = mod  # dataclasses look their module up there
-    spec.loader.exec_module(mod)
-    yield mod
-    sys.modules.pop("model_size_sweep", None)
+    with experiment_script("model_size_sweep") as mod:
+        yield mod
 
 
 def rounds_row(total: float, train: float, exchange: float, audit: float, chain: float, evaluate: float) -> dict[str, str]:

@@ -5,22 +5,21 @@ met or missed, the backdoor and adaptive tables, grid narrowing and the time est
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import os
 from pathlib import Path
 
 import pytest
 
+from tests.experiment.scripts import experiment_script
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def table():  # noqa: ANN201
-    spec = importlib.util.spec_from_file_location("robustness_table_22", ROOT / "experiments" / "robustness_table.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    with experiment_script("robustness_table", "robustness_table_22") as mod:
+        yield mod
 
 
 def _run(sweep: Path, label: str, attack: str, defense: str, acc: float, *, fraction: float = 0.3, asr: float | None = None,

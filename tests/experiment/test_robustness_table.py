@@ -4,21 +4,18 @@ drop against the clean run, FRR, the backdoor's success rate and the target line
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.experiment.scripts import experiment_script
 
 
 @pytest.fixture(scope="module")
 def table():  # noqa: ANN201
-    spec = importlib.util.spec_from_file_location("robustness_table", ROOT / "experiments" / "robustness_table.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    with experiment_script("robustness_table") as mod:
+        yield mod
 
 
 def _metrics(reps: list[tuple[list[float], list[float]]], honest_rejected: int = 0) -> list[dict[str, str]]:

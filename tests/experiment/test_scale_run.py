@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.experiment.scripts import experiment_script
 
 # anvil's log of one block with a deployment and of one block with two calls: each
 # "Gas used" is the block's cumulative gas so far, not the transaction's own
@@ -47,12 +46,8 @@ eth_sendRawTransaction
 
 @pytest.fixture(scope="module")
 def scale():  # noqa: ANN201
-    spec = importlib.util.spec_from_file_location("scale_run", ROOT / "experiments" / "scale_run.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["scale_run"] = mod
-    spec.loader.exec_module(mod)
-    yield mod
-    sys.modules.pop("scale_run", None)
+    with experiment_script("scale_run") as mod:
+        yield mod
 
 
 def test_transaction_gas_is_the_difference_of_the_blocks_cumulative_gas(scale, tmp_path: Path) -> None:  # noqa: ANN001

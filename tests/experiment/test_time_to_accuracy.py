@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.experiment.scripts import experiment_script
 
 
 @pytest.fixture(scope="module")
 def tta():  # noqa: ANN201
-    spec = importlib.util.spec_from_file_location("time_to_accuracy", ROOT / "experiments" / "time_to_accuracy.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    with experiment_script("time_to_accuracy") as mod:
+        yield mod
 
 
 def test_target_is_the_fraction_of_the_reference_final_round(tta) -> None:  # noqa: ANN001
