@@ -378,6 +378,7 @@ def growth(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _mb(v: int | None) -> str:
+    """Bytes as MB (one decimal), "-" when unknown."""
     return "-" if v is None else f"{v / 1e6:,.1f}"
 
 
@@ -436,7 +437,7 @@ def markdown(rows: list[dict[str, Any]], *, meta: dict[str, str], notes: str = "
         lines.append(
             f"| {r['size']} | {r['params']:,} | {r['update_bytes']:,} | {moved} | {_f(r.get('bodies'))} "
             f"| {_mb(r.get('local_bytes'))} | {_f(r.get('local_bodies'))} | {_mb(r.get('read_bytes'))} | {_f(r.get('updates_read'))} "
-            f"| {'-' if lo is None else f'{lo / 1e6:,.1f}'} | {r['train_s']:.2f} "
+            f"| {_mb(lo)} | {r['train_s']:.2f} "
             f"| {r['exchange_s']:.2f} | {_f(r.get('hash_round_s'))} | {r['audit_s']:.2f} | {r['chain_s']:.2f} | {r['eval_s']:.2f} "
             f"| {r['other_s']:.2f} | {r['total_s']:.2f} | {r['round1_total_s']:.2f} | {r['hash_s']:.4f} | {r['decode_s']:.4f} "
             f"| {r['peak_rss'] / 2**30:.2f} | {r['overhead_s']:.2f} | {_f(r['overhead_s_per_mib'], 3)} |"
@@ -459,7 +460,7 @@ def markdown(rows: list[dict[str, Any]], *, meta: dict[str, str], notes: str = "
                   "| updates read (HTTP + in process) | approved | user CPU s | kernel s | page faults k |",
                   "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for x in per_round:
-            mb = ["-" if x[k] is None else f"{x[k] / 1e6:,.1f}" for k in ("audit_bytes", "aggregate_bytes")]
+            mb = [_mb(x[k]) for k in ("audit_bytes", "aggregate_bytes")]
             faults = x.get("faults")
             lines.append(f"| {x['size']} | {x['round']} | {x['train_s']:.2f} | {x['exchange_s']:.2f} | {x['audit_s']:.2f} "
                          f"| {x['chain_s']:.2f} | {x['eval_s']:.2f} | {x['total_s']:.2f} | {mb[0]} | {mb[1]} "
