@@ -36,6 +36,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from bdfl.config import TaskConfig  # noqa: E402
+from bdfl.learning.task import task_base_config, task_hparams  # noqa: E402
 
 SIZES = {"wide": "clients.digits_wide", "1m": "clients.digits_1m", "4m": "clients.digits_4m", "11m": "clients.digits_11m"}
 
@@ -47,15 +48,14 @@ def fit_seconds(module: str, fits: int, samples: int, seed: int = 0) -> tuple[in
     rng = np.random.default_rng(seed)
     idx = rng.choice(len(data.y_train), size=samples, replace=False)
     train = (data.X_train[idx], data.y_train[idx])
-    client = task.make_client(train, train, seed=seed)
+    defaults = TaskConfig()  # the [task] defaults: the hyper-parameters and fit config of the sweep's runs
+    client = task.make_client(train, train, seed=seed, hparams=task_hparams(defaults))
     params = client.get_parameters({})
-    defaults = TaskConfig()
-    config = {"local_epochs": defaults.local_epochs, "batch_size": defaults.batch_size,
-              "proximal_mu": defaults.proximal_mu}
+    config = task_base_config(defaults, data.num_classes)
     times = []
     for r in range(fits):
         t0 = time.perf_counter()
-        params, _, _ = client.fit(params, {**config, "round": r})
+        params, _, _ = client.fit(params, {**config, "server_round": r + 1})
         times.append(time.perf_counter() - t0)
     return sum(int(p.size) for p in params), times[0], times[1:]
 
