@@ -81,6 +81,7 @@ from bdfl.net.serialization import hash_hex, update_hash  # noqa: E402
 from bdfl.peer import stages  # noqa: E402
 from bdfl.peer.engine import ClientFailure, PeerEngine  # noqa: E402
 from bdfl.peer.memory_chain import MemoryChain, Revert  # noqa: E402
+from bdfl.peer.view import REP_SCALE  # noqa: E402
 from bdfl.peer.node import Peer, peer_settings  # noqa: E402
 from bdfl.peer.round_state import ChainMemory, RoundState  # noqa: E402
 
@@ -208,10 +209,58 @@ def _flag_set(d: Mapping[str, Any], path: str) -> bool:
     return isinstance(node, Mapping) and name in node
 
 
+class SplitTrustChain(MemoryChain):
+    """A what-if of the contracts (not what they do): votes move a separate **auditor trust**
+    instead of the reputation. The draw needs both at or above ``rep_threshold``; whether an
+    update is eligible for aggregation (else ``Probation``) reads the reputation alone, which
+    only the member's own updates and absences move. Why: an honest auditor with little data
+    that misses a subtle attack loses 0.02 per vote against the outcome and, below the
+    threshold, its next updates go on probation (docs/design-log.md, 2026-12-05 midday); a
+    colluding auditor must still lose its seats. As Bittensor's Yuma consensus keeps validator
+    trust apart from miner incentive."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.trust: dict[int, int] = {}  # id(Member) -> trust (fixed point); new members start at rep_initial
+        self._seat_settlement = False
+        super().__init__(*args, **kwargs)
+
+    def trust_of(self, m: Any) -> int:
+        return self.trust.get(id(m), self.p.rep_initial)
+
+    def finalize(self) -> list[Outcome]:
+        self._seat_settlement = True  # the seats are settled first, then _sweep books the updates
+        try:
+            return super().finalize()
+        finally:
+            self._seat_settlement = False
+
+    def _sweep(self, rnd: int) -> None:
+        self._seat_settlement = False
+        super()._sweep(rnd)
+
+    def _adjust(self, m: Any, delta: int) -> None:
+        if self._seat_settlement:
+            self.trust[id(m)] = max(0, min(REP_SCALE, self.trust_of(m) + delta))
+        else:
+            super()._adjust(m, delta)
+
+    def draw_committee(self, seed: bytes, k: int, pool: int | None = None) -> list[str]:
+        kept = {a: self.member(a).reputation for a in self.members}
+        try:  # the parent's draw with each member's reputation replaced by min(reputation, trust)
+            for a in self.members:
+                m = self.member(a)
+                m.reputation = min(m.reputation, self.trust_of(m))
+            return super().draw_committee(seed, k, pool)
+        finally:
+            for a, rep in kept.items():
+                self.member(a).reputation = rep
+
+
 class Mirror:
     """One mirrored run: the peers' engines over a memory chain (module docstring)."""
 
-    def __init__(self, cfg: ExperimentConfig, rule: AuditRule, *, bound: bool = True, slash_after: int | None = None) -> None:
+    def __init__(self, cfg: ExperimentConfig, rule: AuditRule, *, bound: bool = True, slash_after: int | None = None,
+                 split_trust: bool = False) -> None:
         self.cfg = cfg
         self.bound = bound
         task = load_task(cfg.task.client)
@@ -227,7 +276,8 @@ class Mirror:
         params = protocol_params(cfg)  # the deployment's parameters from the same config
         if slash_after is not None:  # an ablation of the slashing line (not a [protocol] setting)
             params = replace(params, slash_after_rejections=slash_after)
-        self.chain = MemoryChain(params, genesis_seed(CHAIN_ID, f"0x{cfg.seed + 1:040x}"))
+        chain_cls = SplitTrustChain if split_trust else MemoryChain
+        self.chain = chain_cls(params, genesis_seed(CHAIN_ID, f"0x{cfg.seed + 1:040x}"))
         self.blobs = MemoryBlobs()
         memory = ChainMemory(cfg)  # chain-derived memory shared by all peers, as in a worker
         settings = replace(peer_settings(cfg, cfg.num_attackers), audit_rule=rule)
@@ -354,7 +404,8 @@ def run(attack_label: str, seed: int, args: argparse.Namespace, rules: dict[str,
     rules = rules or RULES
     torch.set_num_threads(1)
     cfg = experiment_config(attack_label, seed, args)
-    m = Mirror(cfg, rules[args.rule], bound=not args.unbound_updates, slash_after=args.slash_after_rejections)
+    m = Mirror(cfg, rules[args.rule], bound=not args.unbound_updates, slash_after=args.slash_after_rejections,
+               split_trust=getattr(args, "split_trust", False))
     n, attackers = cfg.peers, m.attackers
     honest = [i for i in range(n) if i not in attackers]
     votes = {rn: defaultdict(lambda: [0, 0]) for rn in rules}  # rule -> kind -> [rejects, total]
@@ -405,6 +456,10 @@ def run(attack_label: str, seed: int, args: argparse.Namespace, rules: dict[str,
             "honest_rejected": sum(out[i] == Outcome.REJECTED for i in honest),
             "attackers_rejected": sum(out[i] == Outcome.REJECTED for i in attackers),
             "attackers_approved": sum(out[i] == Outcome.APPROVED for i in attackers),
+            "honest_undecided": sum(out[i] == Outcome.UNDECIDED for i in honest),
+            "honest_probation": sum(out[i] == Outcome.PROBATION for i in honest),
+            "attackers_probation": sum(out[i] == Outcome.PROBATION for i in attackers),
+            "attacker_seats": sum(a in m.attacker_addrs for a in m.chain.view.committee(r)),
             "rejected": sorted(i for i in range(n) if out[i] == Outcome.REJECTED),
             "members": len(m.chain.members),
         }
@@ -469,6 +524,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="ablation: ProtocolParams.slash_after_rejections (default: the deployment's; 1 = the rule before the slashing line)")
     p.add_argument("--unbound-updates", action="store_true",
                    help="publish bare arrays, not bound to their submission (the replay check then sees re-published models)")
+    p.add_argument("--split-trust", action="store_true",
+                   help="what-if: votes move a separate auditor trust, not the reputation that admits updates (SplitTrustChain)")
     p.add_argument("--rule", choices=list(RULES), default="default", help="the rule the auditors vote by")
     p.add_argument("--rule-json", default="", help='that rule\'s [defense.detectors] table, e.g. \'{"shift": {"k": 2.5}}\'')
     p.add_argument("--eval-every", type=int, default=0, help="also record honest accuracy every N rounds")
