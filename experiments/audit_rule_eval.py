@@ -217,9 +217,19 @@ class SplitTrustChain(MemoryChain):
     that misses a subtle attack loses 0.02 per vote against the outcome and, below the
     threshold, its next updates go on probation (docs/design-log.md, 2026-12-05 midday); a
     colluding auditor must still lose its seats. As Bittensor's Yuma consensus keeps validator
-    trust apart from miner incentive."""
+    trust apart from miner incentive.
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    ``mode = "dissent"``: a seat that voted against more than half of the decided outcomes it
+    judged (``disagree > agree``, the same line as the peers' ``defense.bdfl.dissent_limit`` 0.5),
+    or did not reveal, pays with its reputation too, as today; only the votes of a seat that
+    mostly agreed move its trust alone."""
+
+    MODES = ("all", "dissent")
+
+    def __init__(self, *args: Any, mode: str = "all", **kwargs: Any) -> None:
+        if mode not in self.MODES:
+            raise ValueError(f"split-trust mode {mode!r}: one of {self.MODES}")
+        self.mode = mode
         self.trust: dict[int, int] = {}  # id(Member) -> trust (fixed point); new members start at rep_initial
         self._seat_settlement = False
         super().__init__(*args, **kwargs)
@@ -239,10 +249,14 @@ class SplitTrustChain(MemoryChain):
         super()._sweep(rnd)
 
     def _adjust(self, m: Any, delta: int) -> None:
-        if self._seat_settlement:
-            self.trust[id(m)] = max(0, min(REP_SCALE, self.trust_of(m) + delta))
-        else:
+        if not self._seat_settlement:
             super()._adjust(m, delta)
+            return
+        self.trust[id(m)] = max(0, min(REP_SCALE, self.trust_of(m) + delta))
+        if self.mode == "dissent":
+            seat = next(s for s in self.seats if self.member(s.auditor) is m)
+            if not seat.revealed or seat.disagree > seat.agree:
+                super()._adjust(m, delta)
 
     def draw_committee(self, seed: bytes, k: int, pool: int | None = None) -> list[str]:
         kept = {a: self.member(a).reputation for a in self.members}
@@ -260,7 +274,7 @@ class Mirror:
     """One mirrored run: the peers' engines over a memory chain (module docstring)."""
 
     def __init__(self, cfg: ExperimentConfig, rule: AuditRule, *, bound: bool = True, slash_after: int | None = None,
-                 split_trust: bool = False) -> None:
+                 split_trust: str = "") -> None:
         self.cfg = cfg
         self.bound = bound
         task = load_task(cfg.task.client)
@@ -276,8 +290,8 @@ class Mirror:
         params = protocol_params(cfg)  # the deployment's parameters from the same config
         if slash_after is not None:  # an ablation of the slashing line (not a [protocol] setting)
             params = replace(params, slash_after_rejections=slash_after)
-        chain_cls = SplitTrustChain if split_trust else MemoryChain
-        self.chain = chain_cls(params, genesis_seed(CHAIN_ID, f"0x{cfg.seed + 1:040x}"))
+        seed0 = genesis_seed(CHAIN_ID, f"0x{cfg.seed + 1:040x}")
+        self.chain = SplitTrustChain(params, seed0, mode=split_trust) if split_trust else MemoryChain(params, seed0)
         self.blobs = MemoryBlobs()
         memory = ChainMemory(cfg)  # chain-derived memory shared by all peers, as in a worker
         settings = replace(peer_settings(cfg, cfg.num_attackers), audit_rule=rule)
@@ -405,7 +419,7 @@ def run(attack_label: str, seed: int, args: argparse.Namespace, rules: dict[str,
     torch.set_num_threads(1)
     cfg = experiment_config(attack_label, seed, args)
     m = Mirror(cfg, rules[args.rule], bound=not args.unbound_updates, slash_after=args.slash_after_rejections,
-               split_trust=getattr(args, "split_trust", False))
+               split_trust=getattr(args, "split_trust", "") or "")
     n, attackers = cfg.peers, m.attackers
     honest = [i for i in range(n) if i not in attackers]
     votes = {rn: defaultdict(lambda: [0, 0]) for rn in rules}  # rule -> kind -> [rejects, total]
@@ -524,8 +538,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="ablation: ProtocolParams.slash_after_rejections (default: the deployment's; 1 = the rule before the slashing line)")
     p.add_argument("--unbound-updates", action="store_true",
                    help="publish bare arrays, not bound to their submission (the replay check then sees re-published models)")
-    p.add_argument("--split-trust", action="store_true",
-                   help="what-if: votes move a separate auditor trust, not the reputation that admits updates (SplitTrustChain)")
+    p.add_argument("--split-trust", nargs="?", const="all", default="", choices=SplitTrustChain.MODES,
+                   help="what-if: votes move a separate auditor trust, not the reputation that admits updates "
+                        "(SplitTrustChain; 'dissent': except for seats that voted against most decided outcomes)")
     p.add_argument("--rule", choices=list(RULES), default="default", help="the rule the auditors vote by")
     p.add_argument("--rule-json", default="", help='that rule\'s [defense.detectors] table, e.g. \'{"shift": {"k": 2.5}}\'')
     p.add_argument("--eval-every", type=int, default=0, help="also record honest accuracy every N rounds")

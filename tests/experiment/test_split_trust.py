@@ -75,3 +75,38 @@ def test_a_member_with_trust_below_the_threshold_is_not_drawn_but_its_update_cou
     _round(plain)
     plain.member(low).reputation = PARAMS.rep_threshold - 1
     assert _round(plain)[0][PEERS.index(low)] == Outcome.PROBATION
+
+
+def test_dissent_mode_keeps_the_reputation_penalty_for_seats_that_mostly_dissent(are):
+    """``mode="dissent"``: a seat against most decided outcomes (a colluder's pattern) pays with its
+    reputation as in the contracts; one outvoted on a single update (an honest miss) pays trust only."""
+    split, plain = _chain(are.SplitTrustChain, mode="dissent"), _chain(are.MemoryChain)
+    _round(split), _round(plain)
+    before = {p: split.member(p).reputation for p in PEERS}
+    before_plain = {p: plain.member(p).reputation for p in PEERS}
+    _, dissenter = _round(split, dissent=True)
+    _round(plain, dissent=True)
+    lost = before[dissenter] - split.member(dissenter).reputation
+    assert lost == before_plain[dissenter] - plain.member(dissenter).reputation > 0  # as the contracts
+    assert split.trust_of(split.member(dissenter)) < PARAMS.rep_initial
+
+    # one seat rejects a single update, approved by the others: it mostly agreed
+    for i, p in enumerate(PEERS):
+        split.submit(p, bytes([split.round + 1, i + 1]) * 16, 10)
+    seat = split.committee[1]
+    idx = split.assignments(seat)
+    for a in split.committee:
+        votes = [True] * len(split.assignments(a))
+        if a == seat:
+            votes[0] = False
+        split.reveal(a, split.assignments(a), votes)
+    rep, trust = split.member(seat).reputation, split.trust_of(split.member(seat))
+    outcomes = split.finalize()
+    assert outcomes[idx[0]] == Outcome.APPROVED
+    assert split.trust_of(split.member(seat)) < trust + (len(idx) - 1) * PARAMS.rep_gain_vote  # the miss cost trust
+    assert split.member(seat).reputation >= rep  # ... not reputation (its own approved update may add)
+
+
+def test_an_unknown_mode_is_refused(are):
+    with pytest.raises(ValueError, match="split-trust mode"):
+        are.SplitTrustChain(PARAMS, mode="some")
