@@ -222,9 +222,13 @@ class SplitTrustChain(MemoryChain):
     ``mode = "dissent"``: a seat that voted against more than half of the decided outcomes it
     judged (``disagree > agree``, the same line as the peers' ``defense.bdfl.dissent_limit`` 0.5),
     or did not reveal, pays with its reputation too, as today; only the votes of a seat that
-    mostly agreed move its trust alone."""
+    mostly agreed move its trust alone.
 
-    MODES = ("all", "dissent")
+    ``mode = "excess"``: the reputation pays only for a seat's votes against the outcome **beyond
+    the median seat's count in the same round** (the honest miss rate, read from the round
+    itself); its trust pays for all of them."""
+
+    MODES = ("all", "dissent", "excess")
 
     def __init__(self, *args: Any, mode: str = "all", **kwargs: Any) -> None:
         if mode not in self.MODES:
@@ -253,10 +257,16 @@ class SplitTrustChain(MemoryChain):
             super()._adjust(m, delta)
             return
         self.trust[id(m)] = max(0, min(REP_SCALE, self.trust_of(m) + delta))
+        seat = next(s for s in self.seats if self.member(s.auditor) is m)
         if self.mode == "dissent":
-            seat = next(s for s in self.seats if self.member(s.auditor) is m)
             if not seat.revealed or seat.disagree > seat.agree:
                 super()._adjust(m, delta)
+        elif self.mode == "excess":
+            if not seat.revealed:
+                super()._adjust(m, delta)
+            else:
+                median = float(np.median([x.disagree for x in self.seats if x.revealed]))
+                super()._adjust(m, -int(max(0.0, seat.disagree - median)) * self.p.rep_loss_vote)
 
     def draw_committee(self, seed: bytes, k: int, pool: int | None = None) -> list[str]:
         kept = {a: self.member(a).reputation for a in self.members}
@@ -540,7 +550,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="publish bare arrays, not bound to their submission (the replay check then sees re-published models)")
     p.add_argument("--split-trust", nargs="?", const="all", default="", choices=SplitTrustChain.MODES,
                    help="what-if: votes move a separate auditor trust, not the reputation that admits updates "
-                        "(SplitTrustChain; 'dissent': except for seats that voted against most decided outcomes)")
+                        "(SplitTrustChain; 'dissent': except for seats that voted against most decided outcomes; 'excess': the "
+                        "reputation pays for the votes against the outcome beyond the round's median seat)")
     p.add_argument("--rule", choices=list(RULES), default="default", help="the rule the auditors vote by")
     p.add_argument("--rule-json", default="", help='that rule\'s [defense.detectors] table, e.g. \'{"shift": {"k": 2.5}}\'')
     p.add_argument("--eval-every", type=int, default=0, help="also record honest accuracy every N rounds")

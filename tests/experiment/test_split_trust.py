@@ -11,7 +11,7 @@ import dataclasses
 
 import pytest
 
-from bdfl.chain.protocol import Outcome
+from bdfl.chain.protocol import Outcome, audit_seats
 from bdfl.config import from_dict
 from bdfl.experiment.setup import protocol_params
 from tests.experiment.scripts import experiment_script
@@ -110,3 +110,29 @@ def test_dissent_mode_keeps_the_reputation_penalty_for_seats_that_mostly_dissent
 def test_an_unknown_mode_is_refused(are):
     with pytest.raises(ValueError, match="split-trust mode"):
         are.SplitTrustChain(PARAMS, mode="some")
+
+
+def test_excess_mode_charges_reputation_only_beyond_the_median_seat(are):
+    """``mode="excess"``: the round's median seat sets the honest miss rate; a seat pays reputation
+    for its votes against the outcome beyond it, and trust for all of them."""
+    chain = _chain(are.SplitTrustChain, mode="excess")
+    _round(chain)
+    before = {p: chain.member(p).reputation for p in PEERS}
+    trust_before = {p: chain.trust_of(chain.member(p)) for p in PEERS}
+    outcomes, dissenter = _round(chain, dissent=True)
+    seats = chain.view.committee(chain.round - 1)
+    gain = PARAMS.rep_gain_update  # every update here is approved
+    assert all(o == Outcome.APPROVED for o in outcomes)
+    against = len([u for u in range(len(PEERS)) if seats.index(dissenter) in chain_seats(chain, seats, u)])
+    assert before[dissenter] - chain.member(dissenter).reputation == against * PARAMS.rep_loss_vote - gain
+    for a in seats:
+        if a != dissenter:  # at the median (0 against): reputation moves by the update alone
+            assert chain.member(a).reputation - before[a] == gain
+            assert chain.trust_of(chain.member(a)) > trust_before[a]
+    assert chain.trust_of(chain.member(dissenter)) == trust_before[dissenter] - against * PARAMS.rep_loss_vote
+
+
+def chain_seats(chain, seats, u):
+    """The seats that audited update ``u`` of the round just closed (its seed is in the view)."""
+    own = seats.index(PEERS[u]) if PEERS[u] in seats else None
+    return audit_seats(chain.view.seeds[chain.round - 1], u, len(seats), PARAMS.auditors_per_update, own)
