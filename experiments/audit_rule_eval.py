@@ -81,9 +81,9 @@ from bdfl.net.serialization import hash_hex, update_hash  # noqa: E402
 from bdfl.peer import stages  # noqa: E402
 from bdfl.peer.engine import ClientFailure, PeerEngine  # noqa: E402
 from bdfl.peer.memory_chain import MemoryChain, Revert  # noqa: E402
-from bdfl.peer.view import REP_SCALE  # noqa: E402
 from bdfl.peer.node import Peer, peer_settings  # noqa: E402
 from bdfl.peer.round_state import ChainMemory, RoundState  # noqa: E402
+from bdfl.peer.view import REP_SCALE  # noqa: E402
 
 # label -> (attack name, parameters)
 ATTACK_SETTINGS = {
@@ -234,50 +234,26 @@ class SplitTrustChain(MemoryChain):
         if mode not in self.MODES:
             raise ValueError(f"split-trust mode {mode!r}: one of {self.MODES}")
         self.mode = mode
-        self.trust: dict[int, int] = {}  # id(Member) -> trust (fixed point); new members start at rep_initial
-        self._seat_settlement = False
+        self.trust: dict[str, int] = {}  # address -> trust (fixed point); new members start at rep_initial
         super().__init__(*args, **kwargs)
 
-    def trust_of(self, m: Any) -> int:
-        return self.trust.get(id(m), self.p.rep_initial)
+    def trust_of(self, peer: str) -> int:
+        return self.trust.get(peer, self.p.rep_initial)
 
-    def finalize(self) -> list[Outcome]:
-        self._seat_settlement = True  # the seats are settled first, then _sweep books the updates
-        try:
-            return super().finalize()
-        finally:
-            self._seat_settlement = False
+    def _draw_reputation(self, peer: str) -> int:
+        return min(self.member(peer).reputation, self.trust_of(peer))
 
-    def _sweep(self, rnd: int) -> None:
-        self._seat_settlement = False
-        super()._sweep(rnd)
-
-    def _adjust(self, m: Any, delta: int) -> None:
-        if not self._seat_settlement:
-            super()._adjust(m, delta)
-            return
-        self.trust[id(m)] = max(0, min(REP_SCALE, self.trust_of(m) + delta))
-        seat = next(s for s in self.seats if self.member(s.auditor) is m)
-        if self.mode == "dissent":
-            if not seat.revealed or seat.disagree > seat.agree:
-                super()._adjust(m, delta)
-        elif self.mode == "excess":
-            if not seat.revealed:
-                super()._adjust(m, delta)
-            else:
-                median = float(np.median([x.disagree for x in self.seats if x.revealed]))
-                super()._adjust(m, -int(max(0.0, seat.disagree - median)) * self.p.rep_loss_vote)
-
-    def draw_committee(self, seed: bytes, k: int, pool: int | None = None) -> list[str]:
-        kept = {a: self.member(a).reputation for a in self.members}
-        try:  # the parent's draw with each member's reputation replaced by min(reputation, trust)
-            for a in self.members:
-                m = self.member(a)
-                m.reputation = min(m.reputation, self.trust_of(m))
-            return super().draw_committee(seed, k, pool)
-        finally:
-            for a, rep in kept.items():
-                self.member(a).reputation = rep
+    def _settle_seats(self) -> None:
+        disagreed = [s.disagree for s in self.seats if s.revealed]
+        median = float(np.median(disagreed)) if disagreed else 0.0  # "excess": the round's median seat
+        for seat in self.seats:
+            delta = self._seat_delta(seat)
+            self.trust[seat.auditor] = max(0, min(REP_SCALE, self.trust_of(seat.auditor) + delta))
+            m = self.member(seat.auditor)
+            if self.mode == "dissent" and (not seat.revealed or seat.disagree > seat.agree):
+                self._adjust(m, delta)
+            elif self.mode == "excess":
+                self._adjust(m, delta if not seat.revealed else -int(max(0.0, seat.disagree - median)) * self.p.rep_loss_vote)
 
 
 class Mirror:
@@ -429,7 +405,7 @@ def run(attack_label: str, seed: int, args: argparse.Namespace, rules: dict[str,
     torch.set_num_threads(1)
     cfg = experiment_config(attack_label, seed, args)
     m = Mirror(cfg, rules[args.rule], bound=not args.unbound_updates, slash_after=args.slash_after_rejections,
-               split_trust=getattr(args, "split_trust", "") or "")
+               split_trust=args.split_trust)
     n, attackers = cfg.peers, m.attackers
     honest = [i for i in range(n) if i not in attackers]
     votes = {rn: defaultdict(lambda: [0, 0]) for rn in rules}  # rule -> kind -> [rejects, total]

@@ -80,13 +80,14 @@ def capture(peers: int, attackers: int, committee: int, auditors: int, approve_p
     k = min(committee, peers)
     m = min(auditors, k)
     seats = hypergeom_pmf(peers, attackers, k)
+    outcome = [update_outcome(m, c, approve_percent, reject_percent, quorum) for c in range(m + 1)]  # by colluding auditors
     majority = undecided = rejected = stall = 0.0
     for a, pa in enumerate(seats):
         if pa == 0.0:
             continue
         per_update = hypergeom_pmf(k, a, m)
-        u = sum(p for c, p in enumerate(per_update) if update_outcome(m, c, approve_percent, reject_percent, quorum) == "undecided")
-        r = sum(p for c, p in enumerate(per_update) if update_outcome(m, c, approve_percent, reject_percent, quorum) == "rejected")
+        u = sum(p for c, p in enumerate(per_update) if outcome[c] == "undecided")
+        r = sum(p for c, p in enumerate(per_update) if outcome[c] == "rejected")
         majority += pa * (2 * a > k)
         undecided += pa * u
         rejected += pa * r

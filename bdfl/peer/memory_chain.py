@@ -220,11 +220,15 @@ class MemoryChain:
             w = draw_word(seed, attempt)
             cand = self.members[w % n]
             m = self.member(cand)
-            if m.reputation < self.p.rep_threshold or (w >> 128) % self.p.min_stake >= m.stake or m.probation_until > self.round:
+            if self._draw_reputation(cand) < self.p.rep_threshold or (w >> 128) % self.p.min_stake >= m.stake or m.probation_until > self.round:
                 continue
             if cand not in chosen:
                 chosen.append(cand)
         return chosen
+
+    def _draw_reputation(self, peer: str) -> int:
+        """The reputation the draw holds ``peer`` to ``rep_threshold`` with (the registry's)."""
+        return self.member(peer).reputation
 
     # -- votes -----------------------------------------------------------------------
     def audit_seats(self, u: int) -> list[int]:
@@ -295,12 +299,7 @@ class MemoryChain:
                         seat.agree += 1
                     else:
                         seat.disagree += 1
-        for seat in self.seats:
-            m = self.member(seat.auditor)
-            if not seat.revealed:
-                self._adjust(m, -(self.p.rep_loss_no_reveal + seat.abstain * self.p.rep_loss_vote))
-            else:
-                self._adjust(m, seat.agree * self.p.rep_gain_vote - (seat.disagree + seat.abstain) * self.p.rep_loss_vote)
+        self._settle_seats()
         self._sweep(rnd)
         self._publish_submissions()
         outcomes = [up.outcome for up in self.updates]
@@ -308,6 +307,18 @@ class MemoryChain:
         self._new_round()
         self._publish_states()
         return outcomes
+
+    def _settle_seats(self) -> None:
+        """``RoundManager._settleSeat`` for every seat, in seat order: its reputation moves by
+        :meth:`_seat_delta`."""
+        for seat in self.seats:
+            self._adjust(self.member(seat.auditor), self._seat_delta(seat))
+
+    def _seat_delta(self, seat: _Seat) -> int:
+        """A seat's reputation change for its votes (module docstring, settlement)."""
+        if not seat.revealed:
+            return -(self.p.rep_loss_no_reveal + seat.abstain * self.p.rep_loss_vote)
+        return seat.agree * self.p.rep_gain_vote - (seat.disagree + seat.abstain) * self.p.rep_loss_vote
 
     def _adjust(self, m: Member, delta: int) -> None:
         m.reputation = max(0, min(REP_SCALE, m.reputation + delta))

@@ -58,14 +58,14 @@ def test_votes_against_the_outcome_move_trust_not_reputation(are):
     m_split, m_plain = split.member(dissenter), plain.member(dissenter)
     assert m_plain.reputation < rep_before  # the contracts' rule: the votes cost reputation
     assert m_split.reputation > rep_before  # what-if: its own approved update still gains
-    assert split.trust_of(m_split) < PARAMS.rep_initial  # ... and the votes cost trust instead
+    assert split.trust_of(dissenter) < PARAMS.rep_initial  # ... and the votes cost trust instead
 
 
 def test_a_member_with_trust_below_the_threshold_is_not_drawn_but_its_update_counts(are):
     chain = _chain(are.SplitTrustChain)
     _round(chain)
     low = PEERS[0]
-    chain.trust[id(chain.member(low))] = PARAMS.rep_threshold - 1
+    chain.trust[low] = PARAMS.rep_threshold - 1
     for _ in range(4):
         outcomes, _ = _round(chain)
         assert low not in chain.view.committee(chain.round - 1)
@@ -88,7 +88,7 @@ def test_dissent_mode_keeps_the_reputation_penalty_for_seats_that_mostly_dissent
     _round(plain, dissent=True)
     lost = before[dissenter] - split.member(dissenter).reputation
     assert lost == before_plain[dissenter] - plain.member(dissenter).reputation > 0  # as the contracts
-    assert split.trust_of(split.member(dissenter)) < PARAMS.rep_initial
+    assert split.trust_of(dissenter) < PARAMS.rep_initial
 
     # one seat rejects a single update, approved by the others: it mostly agreed
     for i, p in enumerate(PEERS):
@@ -100,10 +100,10 @@ def test_dissent_mode_keeps_the_reputation_penalty_for_seats_that_mostly_dissent
         if a == seat:
             votes[0] = False
         split.reveal(a, split.assignments(a), votes)
-    rep, trust = split.member(seat).reputation, split.trust_of(split.member(seat))
+    rep, trust = split.member(seat).reputation, split.trust_of(seat)
     outcomes = split.finalize()
     assert outcomes[idx[0]] == Outcome.APPROVED
-    assert split.trust_of(split.member(seat)) < trust + (len(idx) - 1) * PARAMS.rep_gain_vote  # the miss cost trust
+    assert split.trust_of(seat) < trust + (len(idx) - 1) * PARAMS.rep_gain_vote  # the miss cost trust
     assert split.member(seat).reputation >= rep  # ... not reputation (its own approved update may add)
 
 
@@ -118,7 +118,7 @@ def test_excess_mode_charges_reputation_only_beyond_the_median_seat(are):
     chain = _chain(are.SplitTrustChain, mode="excess")
     _round(chain)
     before = {p: chain.member(p).reputation for p in PEERS}
-    trust_before = {p: chain.trust_of(chain.member(p)) for p in PEERS}
+    trust_before = {p: chain.trust_of(p) for p in PEERS}
     outcomes, dissenter = _round(chain, dissent=True)
     seats = chain.view.committee(chain.round - 1)
     gain = PARAMS.rep_gain_update  # every update here is approved
@@ -128,8 +128,8 @@ def test_excess_mode_charges_reputation_only_beyond_the_median_seat(are):
     for a in seats:
         if a != dissenter:  # at the median (0 against): reputation moves by the update alone
             assert chain.member(a).reputation - before[a] == gain
-            assert chain.trust_of(chain.member(a)) > trust_before[a]
-    assert chain.trust_of(chain.member(dissenter)) == trust_before[dissenter] - against * PARAMS.rep_loss_vote
+            assert chain.trust_of(a) > trust_before[a]
+    assert chain.trust_of(dissenter) == trust_before[dissenter] - against * PARAMS.rep_loss_vote
 
 
 def chain_seats(chain, seats, u):
