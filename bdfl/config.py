@@ -281,6 +281,9 @@ class OverlayConfig:
 class ProtocolConfig:
     """On-chain parameters (mapped onto the contracts' constructor Params)."""
 
+    # 9 at the default experiment's 20 peers; `load_config` (every CLI run and sweep) grows it with
+    # the peer count when neither the config file nor the command line sets it: 9 seats per 20
+    # members, at most MAX_COMMITTEE (scale_to_peers, COMMITTEE_SHARE says why).
     committee_size: int = 9
     auditors_per_update: int = 8
     quorum: int = 5
@@ -600,7 +603,7 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     _range("overlay.momentum", o.momentum, 0.0, 1.0, hi_open=True)  # 1 or more: the velocity never decays
     _range("overlay.edge_probability", o.edge_probability, 0.0, 1.0, lo_open=True)
     p = cfg.protocol
-    _range("protocol.committee_size", p.committee_size, 2, min(64, cfg.peers))
+    _range("protocol.committee_size", p.committee_size, 2, min(MAX_COMMITTEE, cfg.peers))
     _range("protocol.auditors_per_update", p.auditors_per_update, 1, max(1, p.committee_size - 1))
     _range("protocol.quorum", p.quorum, 1, p.auditors_per_update)
     _range("protocol.approve_percent", p.approve_percent, 50, 99)
@@ -757,11 +760,26 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
 #: lowers them when they came from the defaults or a config file.
 DERIVED_SETTINGS = ("protocol.committee_size", "protocol.auditors_per_update", "protocol.quorum")
 
+#: The most committee seats: the width of the contracts' per-update tally bitmaps.
+MAX_COMMITTEE = 64
+
+#: Seats per member of the library's committee when no config sets its size: the default
+#: experiment's 9 of 20, i.e. each seat audits about N*m/K = 18 updates a round at every N (no
+#: new parameter: the tuned setting's load per seat, held as N grows). Why the committee must grow
+#: with N while m stays 8: with K close to m every update of a round is audited by almost the same
+#: seats, so a coalition that wins one draw holds half of every update's auditors and stalls the
+#: whole round (docs/protocol.md, "Stalling needs only half of an update's auditors": at 50 peers
+#: and 30 % colluders, P(a round with half the honest updates stalled) = 0.25 with K = 9, 0.02 with
+#: K = 21). With K >> m each update's auditors are a fresh sample, so the stalled share of a round
+#: stays near its per-update expectation instead of all-or-nothing.
+COMMITTEE_SHARE = (9, 20)
+
 
 def scale_to_peers(data: dict[str, Any], explicit: set[str]) -> str:
-    """Lower the derived settings that do not fit ``peers`` (in place) and say what changed.
+    """Fit the derived settings to ``peers`` (in place) and say what changed.
 
-    protocol.committee_size <= peers; auditors_per_update <=
+    A committee size that neither the file nor ``explicit`` sets grows with the peers
+    (:data:`COMMITTEE_SHARE`, at most :data:`MAX_COMMITTEE`); then protocol.committee_size <= peers; auditors_per_update <=
     committee_size - 1; quorum keeps its share of the auditors (rounded up). A key in
     ``explicit`` (given on the command line: --degree, --set) is never changed: a value that
     does not fit is refused by :func:`validate` as before. Returns "" when nothing changed.
@@ -780,6 +798,10 @@ def scale_to_peers(data: dict[str, Any], explicit: set[str]) -> str:
     if not all(isinstance(v, int) and not isinstance(v, bool) for v in values.values()):
         return ""  # validate() names the bad type
     new = dict(values)
+    committee = data.get("protocol")
+    if "protocol.committee_size" not in explicit and not (isinstance(committee, dict) and "committee_size" in committee):
+        seats, members = COMMITTEE_SHARE  # the library default: the committee grows with the federation
+        new["protocol.committee_size"] = min(MAX_COMMITTEE, max(values["protocol.committee_size"], -(-peers * seats // members)))
 
     def lower(key: str, bound: int) -> None:
         if key not in explicit and new[key] > bound:
@@ -800,7 +822,8 @@ def scale_to_peers(data: dict[str, Any], explicit: set[str]) -> str:
                 node[name] = new[key]
     if not changes:
         return ""
-    return (f"scaled down for {peers} peers (not set on the command line): " + ", ".join(changes)
+    way = "up" if any(new[k] > values[k] for k in DERIVED_SETTINGS) else "down"
+    return (f"scaled {way} for {peers} peers (not set on the command line): " + ", ".join(changes)
             + " (set them with --degree / --set to choose)")
 
 

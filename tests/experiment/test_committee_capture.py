@@ -6,11 +6,15 @@ from __future__ import annotations
 import itertools
 import math
 import random
+from pathlib import Path
 
 import pytest
 
 from bdfl.chain.protocol import audit_seats
+from bdfl.config import load_config
 from tests.experiment.scripts import experiment_script
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -89,3 +93,17 @@ def test_cli_prints_the_table_and_refuses_bad_values(cc, capsys):
         cc.main(["--fraction", "1.2"])
     with pytest.raises(SystemExit):
         cc.main(["--committee", "9", "--auditors", "9"])
+
+
+@pytest.mark.parametrize("peers", [30, 50, 100, 1000])
+def test_the_library_committee_leaves_no_round_to_a_lucky_coalition(cc, peers):
+    """Adversary: 30 % colluders who stall every honest update where they hold half of its m
+    auditors. With the committee the library derives for ``peers`` (bdfl.config.COMMITTEE_SHARE),
+    a round with half the honest updates stalled is rare; with the fixed 9 seats it is not."""
+    cfg = load_config(ROOT / "experiments" / "configs" / "default.toml", {"peers": peers})
+    p, colluders = cfg.protocol, round(0.3 * peers)
+    derived = cc.capture(peers, colluders, p.committee_size, p.auditors_per_update, p.approve_percent, p.reject_percent)
+    fixed = cc.capture(peers, colluders, 9, p.auditors_per_update, p.approve_percent, p.reject_percent)
+    assert fixed.stall_round > 0.2
+    assert derived.stall_round < 0.08 and derived.stall_round < fixed.stall_round / 3
+    assert derived.majority < 0.005

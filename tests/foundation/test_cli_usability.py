@@ -3,6 +3,7 @@ defaults and names, `--attack` alone, derived settings scaled to small peer coun
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 from importlib import metadata
@@ -12,7 +13,7 @@ import pytest
 
 from bdfl import cli
 from bdfl.attacks import ATTACKS
-from bdfl.config import ExperimentConfig, dump_toml, load_config
+from bdfl.config import COMMITTEE_SHARE, MAX_COMMITTEE, ExperimentConfig, dump_toml, load_config
 from bdfl.errors import ConfigError
 from bdfl.experiment.setup import DEFENSES
 from bdfl.net.overlay import KINDS
@@ -102,3 +103,24 @@ def test_settings_given_on_the_command_line_are_never_scaled(tmp_path: Path) -> 
     resolved.write_text(dump_toml(cfg))
     notes2: list[str] = []
     assert load_config(resolved, None, notes2) == cfg and notes2 == []
+
+
+@pytest.mark.parametrize("peers", [21, 30, 50, 100, 1000])
+def test_the_default_committee_grows_with_the_peers(tmp_path: Path, peers: int) -> None:
+    """No config sets the committee: 9 seats per 20 members (at most MAX_COMMITTEE), m and the
+    quorum unchanged; a size the config file or the command line gives is kept."""
+    notes: list[str] = []
+    cfg = load_config(ROOT / "experiments" / "configs" / "default.toml", {"peers": peers}, notes)
+    seats, members = COMMITTEE_SHARE
+    want = min(MAX_COMMITTEE, math.ceil(peers * seats / members))
+    assert cfg.protocol.committee_size == want > ExperimentConfig().protocol.committee_size
+    assert (cfg.protocol.auditors_per_update, cfg.protocol.quorum) == (8, 5)
+    assert len(notes) == 1 and f"scaled up for {peers} peers" in notes[0] and f"9 -> {want}" in notes[0]
+    assert load_config(None, {"peers": peers, "protocol.committee_size": 9}).protocol.committee_size == 9
+    fixed = tmp_path / "fixed.toml"
+    fixed.write_text("[protocol]\ncommittee_size = 12\n")
+    assert load_config(fixed, {"peers": peers}).protocol.committee_size == 12
+    # what a results folder keeps re-runs as it ran
+    resolved = tmp_path / "config.toml"
+    resolved.write_text(dump_toml(cfg))
+    assert load_config(resolved, None) == cfg
