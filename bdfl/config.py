@@ -283,7 +283,7 @@ class ProtocolConfig:
 
     # 9 at the default experiment's 20 peers; `load_config` (every CLI run and sweep) grows it with
     # the peer count when neither the config file nor the command line sets it: 9 seats per 20
-    # members, at most MAX_COMMITTEE (scale_to_peers, COMMITTEE_SHARE says why).
+    # members, at most 2 * auditors_per_update + 1 (17) (scale_to_peers; COMMITTEE_SHARE says why).
     committee_size: int = 9
     auditors_per_update: int = 8
     quorum: int = 5
@@ -764,14 +764,17 @@ DERIVED_SETTINGS = ("protocol.committee_size", "protocol.auditors_per_update", "
 MAX_COMMITTEE = 64
 
 #: Seats per member of the library's committee when no config sets its size: the default
-#: experiment's 9 of 20, i.e. each seat audits about N*m/K = 18 updates a round at every N (no
-#: new parameter: the tuned setting's load per seat, held as N grows). Why the committee must grow
-#: with N while m stays 8: with K close to m every update of a round is audited by almost the same
-#: seats, so a coalition that wins one draw holds half of every update's auditors and stalls the
-#: whole round (docs/protocol.md, "Stalling needs only half of an update's auditors": at 50 peers
-#: and 30 % colluders, P(a round with half the honest updates stalled) = 0.25 with K = 9, 0.02 with
-#: K = 21). With K >> m each update's auditors are a fresh sample, so the stalled share of a round
-#: stays near its per-update expectation instead of all-or-nothing.
+#: experiment's 9 of 20 (so each seat audits at most about as many updates a round as there: no
+#: new parameter), up to 2m + 1 seats (m = auditors per update). Why the committee must grow with
+#: N while m stays 8: with K close to m every update of a round is audited by almost the same
+#: seats (two updates share m^2 / K of their m auditors on average: 7.1 of 8 at K = 9), so a
+#: coalition that wins one draw holds half of every update's auditors and stalls the whole round
+#: (docs/protocol.md, "Stalling needs only half of an update's auditors"). From K = 2m + 1 two
+#: updates share fewer than m / 2 auditors on average, below the half a stall needs, so holding
+#: half of one update's auditors no longer implies holding half of the next's. Seats past that
+#: buy less (P(a round with half the honest updates stalled) at 30 % colluders, 50 peers: 0.25 at
+#: K = 9, 0.06 at 17, 0.02 at 21) and each costs a commit, a reveal and a settlement (about 250k
+#: gas at 100 peers), so the cap is 2m + 1.
 COMMITTEE_SHARE = (9, 20)
 
 
@@ -779,7 +782,7 @@ def scale_to_peers(data: dict[str, Any], explicit: set[str]) -> str:
     """Fit the derived settings to ``peers`` (in place) and say what changed.
 
     A committee size that neither the file nor ``explicit`` sets grows with the peers
-    (:data:`COMMITTEE_SHARE`, at most :data:`MAX_COMMITTEE`); then protocol.committee_size <= peers; auditors_per_update <=
+    (:data:`COMMITTEE_SHARE`, at most 2 * auditors_per_update + 1); then protocol.committee_size <= peers; auditors_per_update <=
     committee_size - 1; quorum keeps its share of the auditors (rounded up). A key in
     ``explicit`` (given on the command line: --degree, --set) is never changed: a value that
     does not fit is refused by :func:`validate` as before. Returns "" when nothing changed.
@@ -801,7 +804,8 @@ def scale_to_peers(data: dict[str, Any], explicit: set[str]) -> str:
     committee = data.get("protocol")
     if "protocol.committee_size" not in explicit and not (isinstance(committee, dict) and "committee_size" in committee):
         seats, members = COMMITTEE_SHARE  # the library default: the committee grows with the federation
-        new["protocol.committee_size"] = min(MAX_COMMITTEE, max(values["protocol.committee_size"], -(-peers * seats // members)))
+        grown = min(-(-peers * seats // members), 2 * values["protocol.auditors_per_update"] + 1, MAX_COMMITTEE)
+        new["protocol.committee_size"] = max(values["protocol.committee_size"], grown)
 
     def lower(key: str, bound: int) -> None:
         if key not in explicit and new[key] > bound:

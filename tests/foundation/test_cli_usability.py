@@ -107,16 +107,19 @@ def test_settings_given_on_the_command_line_are_never_scaled(tmp_path: Path) -> 
 
 @pytest.mark.parametrize("peers", [21, 30, 50, 100, 1000])
 def test_the_default_committee_grows_with_the_peers(tmp_path: Path, peers: int) -> None:
-    """No config sets the committee: 9 seats per 20 members (at most MAX_COMMITTEE), m and the
-    quorum unchanged; a size the config file or the command line gives is kept."""
+    """No config sets the committee: 9 seats per 20 members, at most 2m + 1 (m and the quorum
+    unchanged); a size the config file or the command line gives is kept."""
     notes: list[str] = []
     cfg = load_config(ROOT / "experiments" / "configs" / "default.toml", {"peers": peers}, notes)
     seats, members = COMMITTEE_SHARE
-    want = min(MAX_COMMITTEE, math.ceil(peers * seats / members))
+    want = min(MAX_COMMITTEE, math.ceil(peers * seats / members), 2 * 8 + 1)
     assert cfg.protocol.committee_size == want > ExperimentConfig().protocol.committee_size
     assert (cfg.protocol.auditors_per_update, cfg.protocol.quorum) == (8, 5)
     assert len(notes) == 1 and f"scaled up for {peers} peers" in notes[0] and f"9 -> {want}" in notes[0]
     assert load_config(None, {"peers": peers, "protocol.committee_size": 9}).protocol.committee_size == 9
+    if peers >= 50:  # the cap follows m: a file that sets m = 12 gets up to 25 seats
+        wide = load_config(None, {"peers": peers, "protocol.auditors_per_update": 12}).protocol
+        assert wide.committee_size == min(math.ceil(peers * seats / members), 25)
     fixed = tmp_path / "fixed.toml"
     fixed.write_text("[protocol]\ncommittee_size = 12\n")
     assert load_config(fixed, {"peers": peers}).protocol.committee_size == 12
