@@ -48,6 +48,7 @@ __all__ = [
     "geometric_median",
     "krum",
     "krum_scores",
+    "merge_copies",
     "nnm",
     "nnm_trimmed_mean",
     "pairwise_sq",
@@ -97,6 +98,46 @@ def pairwise_sq(X: np.ndarray) -> np.ndarray:
     """Squared Euclidean distances between the rows of ``X``."""
     sq = np.sum(X**2, axis=1)
     return np.maximum(sq[:, None] + sq[None, :] - 2 * X @ X.T, 0.0)
+
+
+#: Values per array sampled for :func:`merge_copies`' fingerprint (a prefilter only: equality decides).
+FINGERPRINT_VALUES = 16
+
+
+def _fingerprint(model: NDArrays) -> tuple:
+    return tuple((a.shape, a.dtype.str, a.reshape(-1)[:: max(1, a.size // FINGERPRINT_VALUES)][:FINGERPRINT_VALUES].tobytes())
+                 for a in model)
+
+
+def merge_copies(models: Sequence[NDArrays], weights: Sequence[float] | None = None) -> tuple[list[NDArrays], list[float] | None]:
+    """Identical models count once: each group of models equal in every array (shape, dtype,
+    values) is kept as its first member, with the group's largest weight. Order is kept, so an
+    aggregating peer's own model stays first.
+
+    Why: peers that train on their own data never send the same model, so copies carry no new
+    information; the Mimic attack (Karimireddy et al., ICLR'22) is exactly copies, of one honest
+    model chosen to over-represent its data, which every test of an update's content passes.
+    Counting them once leaves nothing to over-represent. A copy with anything changed is not a
+    copy and is left to the audit. Cost: a few sampled values per array, a full comparison only
+    where those agree."""
+    if weights is not None and len(weights) != len(models):
+        raise AggregationError(f"{len(weights)} weights for {len(models)} models")
+    kept: list[int] = []
+    weight: dict[int, float] = {}
+    seen: dict[tuple, list[int]] = {}
+    for i, m in enumerate(models):
+        key = _fingerprint(m)
+        same = next((j for j in seen.get(key, ()) if all(np.array_equal(a, b) for a, b in zip(models[j], m))), None)
+        w = 1.0 if weights is None else float(weights[i])
+        if same is None:
+            seen.setdefault(key, []).append(i)
+            kept.append(i)
+            weight[i] = w
+        else:
+            weight[same] = max(weight[same], w)
+    if len(kept) == len(models):
+        return list(models), None if weights is None else list(weights)
+    return [models[i] for i in kept], None if weights is None else [weight[i] for i in kept]
 
 
 def weighted_average(models: Sequence[NDArrays], weights: Sequence[float] | None = None) -> NDArrays:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bdfl.defense.aggregate import AggregationError, weighted_average
+from bdfl.defense.aggregate import AggregationError, merge_copies, weighted_average
 from bdfl.defense.backdoor_clip import CLIPS, clip_models
 from bdfl.defense.strategy import Strategy
 from bdfl.types import NDArrays
@@ -66,7 +66,8 @@ def update_weight(reputation: float, num_samples: int, weighting: str = "reputat
 @dataclass(frozen=True)
 class Audited(Strategy):
     """The weighted average of the peer's own model and the approved updates it was given
-    (weights: the caller's, own first; see :func:`update_weight`), after the backdoor clip
+    (weights: the caller's, own first; see :func:`update_weight`; identical models count once,
+    :func:`bdfl.defense.aggregate.merge_copies`), after the backdoor clip
     ``clip`` with ``clip_k`` (:mod:`bdfl.defense.backdoor_clip`; ``"off"``: none)."""
 
     name = "bdfl"
@@ -87,4 +88,5 @@ class Audited(Strategy):
         return cls(clip=defense.bdfl.clip, clip_k=defense.bdfl.clip_k)
 
     def aggregate(self, updates: Sequence[NDArrays], weights: Sequence[float] | None = None) -> NDArrays:
-        return weighted_average(clip_models(updates, self.clip, self.clip_k), weights)
+        models, w = merge_copies(updates, weights)  # copies of one model count once (Mimic)
+        return weighted_average(clip_models(models, self.clip, self.clip_k), w)

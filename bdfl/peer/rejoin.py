@@ -28,7 +28,7 @@ import numpy as np
 
 from bdfl.chain.protocol import Status
 from bdfl.errors import BDFLError
-from bdfl.defense.aggregate import AggregationError, weighted_average
+from bdfl.defense.aggregate import AggregationError, merge_copies, weighted_average
 
 # How many closed rounds a resync looks at, newest first, when the latest has no usable
 # update (nothing approved): the peers' blob servers still serve updates that old.
@@ -105,7 +105,7 @@ def resync_model(
             weights.append(max(float(cand.weight), 1e-6))
             used.append(cand.peer)
     if models:
-        peer.params = [p.copy() for p in weighted_average(models, weights)]
+        peer.params = [p.copy() for p in weighted_average(*merge_copies(models, weights))]  # as bdfl.defense.audited
         peer.trained = None
         peer.reference = None
     return used

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from bdfl.chain.protocol import Outcome
-from bdfl.defense.aggregate import AggregationError, weighted_average
+from bdfl.defense.aggregate import AggregationError, merge_copies, weighted_average
 from bdfl.defense.audited import clear_approval, update_weight
 from bdfl.learning.votes import SeatVotes, counted_votes, dissenting_seats
 
@@ -162,8 +162,8 @@ def start_model(recipe: list[StartSource], models: Mapping[str, Any]) -> list[np
 
     if not recipe or any(not isinstance(models.get(src.hash), list) for src in recipe):
         return None
-    try:
-        return weighted_average([models[src.hash] for src in recipe], [src.weight for src in recipe])
+    try:  # as the trainer's own aggregation (bdfl.defense.audited): identical models count once
+        return weighted_average(*merge_copies([models[src.hash] for src in recipe], [src.weight for src in recipe]))
     except AggregationError:
         return None
 

@@ -8,7 +8,7 @@ import pytest
 from bdfl import config
 from bdfl.config import DefenseConfig
 from bdfl.defense import strategy_of
-from bdfl.defense.aggregate import AggregationError
+from bdfl.defense.aggregate import AggregationError, merge_copies
 from bdfl.defense.audited import WEIGHTINGS, Audited, clear_approval, update_weight
 from tests.defense.helpers import model, stack
 
@@ -57,3 +57,37 @@ def test_audited_averages_own_and_approved_by_reputation() -> None:
 def test_config_repeats_the_weightings() -> None:
     # config.py repeats the names so that validation does not import flwr
     assert config.WEIGHTINGS == WEIGHTINGS
+
+
+def test_copies_count_once() -> None:
+    """Mimic (Karimireddy et al.): attackers send copies of one honest model to over-represent
+    its data. Copies merge into their first occurrence with the group's largest weight; a model
+    that differs in one value is not a copy."""
+    rng = np.random.default_rng(0)
+    honest = [model(rng) for _ in range(6)]
+    extreme = model(rng, center=5.0)
+    own = honest[0]
+    once = Audited().combine(own, [*honest[1:], extreme], [1.0] * 7)
+    mimicked = Audited().combine(own, [*honest[1:], extreme, *[[a.copy() for a in extreme] for _ in range(7)]],
+                                 [1.0] * 7 + [0.4] * 7)
+    assert all(np.array_equal(a, b) for a, b in zip(once, mimicked))  # seven copies changed nothing
+    plain = stack([*honest, *[extreme] * 8], 0).mean(axis=0)
+    assert not np.allclose(mimicked[0], plain, atol=0.1)  # what they would have done counted as models
+    # the largest weight of a group is kept; the first member's position too (own model first)
+    models_, w = merge_copies([own, honest[1], [a.copy() for a in own]], [0.5, 1.0, 2.0])
+    assert len(models_) == 2 and models_[0] is own and w == [2.0, 1.0]
+    nudged = [a.copy() for a in extreme]
+    nudged[0].reshape(-1)[-1] += 1e-3  # one value changed: a different model, left to the audit
+    assert len(merge_copies([extreme, nudged])[0]) == 2
+    assert merge_copies([extreme, [a.copy() for a in extreme]])[1] is None  # no weights in, none out
+
+
+def test_copies_that_share_the_sampled_values_but_differ_are_kept() -> None:
+    """The fingerprint samples a few values per array; equality decides."""
+    a = [np.zeros(1000, dtype=np.float32)]
+    b = [np.zeros(1000, dtype=np.float32)]
+    b[0][1] = 1.0  # not a sampled position (stride 62)
+    models, _ = merge_copies([a, b])
+    assert len(models) == 2
+    with pytest.raises(AggregationError, match="weights for"):
+        merge_copies([a, b], [1.0])
