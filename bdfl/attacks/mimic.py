@@ -10,6 +10,10 @@ this round's honest models (power iteration) and the copied model is the one wit
 largest ``|<b_i - mean, z>|`` (the paper estimates ``z`` online over a warm-up phase; this
 per-round choice needs no state across rounds).
 
+``jitter`` > 0 is the variant that knows BDFL counts identical models once
+(``bdfl.defense.aggregate.merge_copies``): each attacker adds its own Gaussian noise of
+``jitter`` x the honest models' per-coordinate standard deviation, so no two copies are equal.
+
 Knowledge: ``ctx.honest_updates`` (omniscient); without them, the received models.
 """
 
@@ -17,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bdfl.attacks import Attack, AttackContext, NDArrays, register
+from bdfl.attacks import Attack, AttackContext, NDArrays, number, register
 from bdfl.attacks._search import benign_vectors, unflatten
 
 
@@ -42,6 +46,7 @@ class Mimic(Attack):
     summary = "copy the honest model farthest out along the honest models' top principal direction"
     paper = "Karimireddy, He & Jaggi 2022, 'Byzantine-Robust Learning on Heterogeneous Datasets via Bucketing' (ICLR)"
     needs_honest_updates = True
+    PARAMS = {"jitter": number(0, default=0.0, doc="own noise per attacker, x the honest per-coordinate std (0: exact copies)")}
 
     def poison_update(self, ctx: AttackContext) -> NDArrays:
         benign = benign_vectors(ctx) if ctx.honest_updates or ctx.received else None
@@ -49,4 +54,7 @@ class Mimic(Attack):
             return ctx.trained
         if not ctx.honest_updates:
             benign = benign[1:]  # the received models only
-        return unflatten(benign[mimic_index(benign)], ctx.trained)
+        copy = benign[mimic_index(benign)]
+        if self.jitter > 0:
+            copy = copy + self.jitter * benign.std(axis=0) * ctx.rng.standard_normal(copy.shape)
+        return unflatten(copy, ctx.trained)

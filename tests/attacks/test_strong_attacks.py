@@ -31,8 +31,9 @@ def _models(rows: np.ndarray) -> list[list[np.ndarray]]:
 def _ctx(benign: np.ndarray, f: int = 3, ref: np.ndarray | None = None, **kw) -> AttackContext:
     ref = np.zeros(D) if ref is None else ref
     m = _models(benign)
+    kw.setdefault("rng", np.random.default_rng(1))
     return AttackContext(round=0, trained=m[0], reference=_models(ref[None, :])[0], honest_updates=m,
-                         num_peers=len(benign) + f, num_attackers=f, rng=np.random.default_rng(1), **kw)
+                         num_peers=len(benign) + f, num_attackers=f, **kw)
 
 
 def _flat(model: list[np.ndarray]) -> np.ndarray:
@@ -106,6 +107,12 @@ def test_mimic_copies_the_honest_model_at_the_edge_of_the_main_spread() -> None:
     assert mimic_index(benign) == 4
     out = _flat(attacker_update(make_attack("mimic"), _ctx(benign)))
     assert np.allclose(out, benign[4], atol=1e-6)
+    # the variant that knows copies count once: its own small noise, so no two attackers agree
+    a = _flat(attacker_update(make_attack("mimic", jitter=0.01), _ctx(benign)))
+    b = _flat(attacker_update(make_attack("mimic", jitter=0.01), _ctx(benign, rng=np.random.default_rng(2))))
+    spread = benign.std(axis=0)
+    assert not np.array_equal(a, b) and not np.array_equal(a, benign[4])
+    assert np.all(np.abs(a - benign[4]) < 0.06 * spread + 1e-9)  # still the copied model, within 6 sigma of 1 %
 
 
 @pytest.mark.parametrize("name", ["alie_opt", "ipm_opt"])
