@@ -13,6 +13,7 @@ import pytest
 from bdfl.chain.protocol import Outcome
 from bdfl.config import from_dict
 from bdfl.defense import make_strategy
+from bdfl.defense.audited import Audited
 from bdfl.net.serialization import encode_ndarrays, hash_hex, update_hash
 from bdfl.peer.node import Peer, PeerSettings
 from bdfl.peer.overlay_tracker import OverlayTracker
@@ -162,3 +163,19 @@ def test_peer_rebuilds_earlier_moves_from_hash_checked_bytes_only() -> None:
     moves = peer.rebuild_past_moves(past, fetched)
     assert sorted(moves) == ["T1"]
     np.testing.assert_allclose(moves["T1"][0], [2.0, 2.0, 2.0])  # 4 - (1 + 3) / 2
+
+
+def test_the_rebuilt_start_merges_copies_as_the_trainer_did() -> None:
+    """Mimic's copies count once in a trainer's aggregation (bdfl.defense.audited); the start an
+    auditor rebuilds from the same recipe must too, or every honest trainer with a copier among
+    its sources would be judged from the wrong start."""
+    rng = np.random.default_rng(3)
+    own, honest, copied = ([rng.normal(size=(3, 2)).astype(np.float32)] for _ in range(3))
+    models = {"0xa": own, "0xb": honest, "0xc": copied, "0xd": [a.copy() for a in copied], "0xe": [a.copy() for a in copied]}
+    recipe = [StartSource("p0", "0xa", 0.5), StartSource("p1", "0xb", 0.9),
+              StartSource("p2", "0xc", 0.6), StartSource("p3", "0xd", 0.3), StartSource("p4", "0xe", 0.7)]
+    rebuilt = start_model(recipe, models)
+    trained = Audited().combine(own, [honest, models["0xc"], models["0xd"], models["0xe"]], [0.5, 0.9, 0.6, 0.3, 0.7])
+    assert rebuilt is not None and all(np.array_equal(a, b) for a, b in zip(rebuilt, trained))
+    want = (0.5 * own[0].astype(np.float64) + 0.9 * honest[0] + 0.7 * copied[0]) / 2.1  # the copies once, at their largest weight
+    assert np.allclose(rebuilt[0], want, atol=1e-6)
