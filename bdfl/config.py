@@ -782,8 +782,9 @@ def scale_to_peers(data: dict[str, Any], explicit: set[str]) -> str:
     """Fit the derived settings to ``peers`` (in place) and say what changed.
 
     A committee size that neither the file nor ``explicit`` sets grows with the peers
-    (:data:`COMMITTEE_SHARE`, at most 2 * auditors_per_update + 1); then protocol.committee_size <= peers; auditors_per_update <=
-    committee_size - 1; quorum keeps its share of the auditors (rounded up). A key in
+    (:data:`COMMITTEE_SHARE`, at most 2 * auditors_per_update + 1); then
+    protocol.committee_size <= peers; auditors_per_update <= committee_size - 1; quorum
+    keeps its share of the auditors (rounded up). A key in
     ``explicit`` (given on the command line: --degree, --set) is never changed: a value that
     does not fit is refused by :func:`validate` as before. Returns "" when nothing changed.
     """
@@ -801,8 +802,8 @@ def scale_to_peers(data: dict[str, Any], explicit: set[str]) -> str:
     if not all(isinstance(v, int) and not isinstance(v, bool) for v in values.values()):
         return ""  # validate() names the bad type
     new = dict(values)
-    committee = data.get("protocol")
-    if "protocol.committee_size" not in explicit and not (isinstance(committee, dict) and "committee_size" in committee):
+    protocol_table = data.get("protocol")
+    if "protocol.committee_size" not in explicit and not (isinstance(protocol_table, dict) and "committee_size" in protocol_table):
         seats, members = COMMITTEE_SHARE  # the library default: the committee grows with the federation
         grown = min(-(-peers * seats // members), 2 * values["protocol.auditors_per_update"] + 1, MAX_COMMITTEE)
         new["protocol.committee_size"] = max(values["protocol.committee_size"], grown)
