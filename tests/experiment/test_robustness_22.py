@@ -91,6 +91,12 @@ def test_narrowed_grid_and_estimate(table, tmp_path: Path) -> None:  # noqa: ANN
     assert data["set"]["rounds"] == 6 and Path(data["base"]).is_absolute()
     with pytest.raises(SystemExit):
         table.narrowed_grid(grid, ["attack=nothing"], [])
+    # seeds repeat the design: a seed the grid does not list may be asked for, a typo elsewhere may not
+    assert table.narrowed_grid(grid, ["seed=31,12"], [])["grid"]["seed"] == [31, 12]
+    with pytest.raises(SystemExit):
+        table.narrowed_grid(grid, ["peers=21"], [])
+    with pytest.raises(SystemExit):
+        table.narrowed_grid(grid, ["seed=x"], [])
     points = table.grid_points(grid)
     assert not any(p["task.client"] == "clients.seattle_weather" and p["attack"] == "dba" for p in points)
     assert not any(p["task.client"] == "clients.seattle_weather" and p["peers"] == 50 for p in points)
