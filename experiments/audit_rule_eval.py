@@ -108,6 +108,9 @@ ATTACK_SETTINGS = {
     "colluding_auditor": ("colluding_auditor", {}),  # honest updates, dishonest votes
     "label_flip_collude": ("label_flip", {"mode": "reverse", "collude": True}),  # the sweep's (issue 22)
     "fang": ("fang", {"target": "trimmed_mean"}),  # the sweep's (issue 22)
+    "mimic": ("mimic", {}),
+    "mimic_jitter": ("mimic", {"jitter": 0.01}),  # the sweep's: no two copies equal
+    "mimic_jitter_1": ("mimic", {"jitter": 1.0}),  # copies as far apart as honest models
 }
 DEFAULT_ATTACKS = ["none", "label_flip", "sign_flip", "gaussian_noise", "alie", "ipm", "scaling", "free_rider",
                    "backdoor", "on_off"]
