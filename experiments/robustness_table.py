@@ -298,7 +298,8 @@ def narrowed_grid(grid_path: Path, only: list[str], sets: list[str], outer: str 
     """The grid file with ``--only KEY=V1,V2`` (values of a grid key kept, in that order; a table
     value is matched by its label), ``--set KEY=VALUE`` (a ``[set]`` override) and ``--outer KEY``
     (that key the outermost loop) applied; ``base`` made absolute so the result can live anywhere.
-    ``seed`` may name seeds the grid does not list (a check at seeds no sweep used).
+    A subset file's ``seed`` may name seeds the grid does not list (a check at seeds no sweep used);
+    the command line only narrows.
     ``subset_only`` (a subset file's ``[only]`` table) narrows first, ``only`` then narrows further."""
     data = tomllib.loads(grid_path.read_text())
     if data.get("base"):
@@ -312,7 +313,7 @@ def narrowed_grid(grid_path: Path, only: list[str], sets: list[str], outer: str 
         if key not in grid:
             raise SystemExit(f"error: {item}: {key!r} is not a grid key ({', '.join(grid)})")
         by_name = {(v.get("label") if isinstance(v, dict) else v): v for v in grid[key]}
-        if key == "seed":  # seeds repeat the design rather than define it: any seed may be asked for
+        if key == "seed" and item.startswith("[only]"):  # seeds repeat the design: a subset file may name new ones
             by_name.update({w: w for w in wanted if isinstance(w, int) and not isinstance(w, bool)})
         unknown = [w for w in wanted if w not in by_name]
         if unknown:
