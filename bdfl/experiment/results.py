@@ -28,6 +28,7 @@ import json
 import math
 import numbers
 import os
+import subprocess
 import sys
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
@@ -789,7 +790,8 @@ def format_value(value: Any) -> str:
 
 
 def package_versions() -> dict[str, str]:
-    """The versions a results folder's config.toml records ([versions])."""
+    """The versions a results folder's config.toml records ([versions]), with the code's commit
+    (:func:`source_commit`)."""
     out = {}
     for name in ("bdfl", "torch", "numpy", "web3", "flwr", "eth-account", "py-solc-x"):
         try:
@@ -797,4 +799,36 @@ def package_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             out[name] = "not installed"
     out["python"] = sys.version.split()[0]
+    out["bdfl_commit"] = source_commit()
     return out
+
+
+#: The package folder whose ``COMMIT`` file ``git archive`` fills in (export-subst, .gitattributes).
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+
+
+def source_commit(package_dir: Path = PACKAGE_DIR) -> str:
+    """The commit of the code that runs: the one ``git archive`` wrote into ``bdfl/COMMIT``
+    when this is an export; else, in a git checkout, ``HEAD`` with ``+modified`` when tracked
+    files under ``bdfl/``, ``clients/`` or ``contracts/`` differ from it; else ``unknown``.
+    Why: a measurement is only reproducible with the code it ran, and runs are often made from
+    exports (no ``.git``) so that work in progress in a shared tree cannot leak into them."""
+    try:
+        stamped = (package_dir / "COMMIT").read_text().strip()
+    except OSError:
+        stamped = ""
+    if len(stamped) == 40 and all(c in "0123456789abcdef" for c in stamped):
+        return stamped
+    root = package_dir.parent
+
+    def git(*args: str) -> subprocess.CompletedProcess[str] | None:
+        try:
+            return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.SubprocessError):
+            return None
+
+    head = git("rev-parse", "--verify", "HEAD")
+    if head is None or head.returncode != 0 or not (root / ".git").exists():
+        return "unknown"
+    diff = git("diff", "--quiet", "HEAD", "--", "bdfl", "clients", "contracts")
+    return head.stdout.strip() + ("+modified" if diff is None or diff.returncode != 0 else "")
