@@ -305,15 +305,16 @@ def narrowed_grid(grid_path: Path, only: list[str], sets: list[str], outer: str 
     if data.get("base"):
         data["base"] = str((grid_path.parent / data["base"]).resolve())
     grid = data["grid"]
-    pairs = [(k, list(v) if isinstance(v, list) else [v], f"[only] {k}") for k, v in (subset_only or {}).items()]
+    # (key, values, how the user wrote it, whether a subset file asked)
+    pairs = [(k, list(v) if isinstance(v, list) else [v], f"[only] {k}", True) for k, v in (subset_only or {}).items()]
     for item in only:
         key, _, values = item.partition("=")
-        pairs.append((key, [_toml_value(v) for v in values.split(",")], f"--only {item}"))
-    for key, wanted, item in pairs:
+        pairs.append((key, [_toml_value(v) for v in values.split(",")], f"--only {item}", False))
+    for key, wanted, item, from_subset in pairs:
         if key not in grid:
             raise SystemExit(f"error: {item}: {key!r} is not a grid key ({', '.join(grid)})")
         by_name = {(v.get("label") if isinstance(v, dict) else v): v for v in grid[key]}
-        if key == "seed" and item.startswith("[only]"):  # seeds repeat the design: a subset file may name new ones
+        if key == "seed" and from_subset:  # seeds repeat the design: a subset file may name new ones
             by_name.update({w: w for w in wanted if isinstance(w, int) and not isinstance(w, bool)})
         unknown = [w for w in wanted if w not in by_name]
         if unknown:

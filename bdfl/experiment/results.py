@@ -820,6 +820,8 @@ def source_commit(package_dir: Path = PACKAGE_DIR) -> str:
     if len(stamped) == 40 and all(c in "0123456789abcdef" for c in stamped):
         return stamped
     root = package_dir.parent
+    if not (root / ".git").exists():  # an installed or exported copy: no checkout to ask
+        return "unknown"
 
     def git(*args: str) -> subprocess.CompletedProcess[str] | None:
         try:
@@ -828,7 +830,7 @@ def source_commit(package_dir: Path = PACKAGE_DIR) -> str:
             return None
 
     head = git("rev-parse", "--verify", "HEAD")
-    if head is None or head.returncode != 0 or not (root / ".git").exists():
+    if head is None or head.returncode != 0:
         return "unknown"
     diff = git("diff", "--quiet", "HEAD", "--", "bdfl", "clients", "contracts")
     return head.stdout.strip() + ("+modified" if diff is None or diff.returncode != 0 else "")
