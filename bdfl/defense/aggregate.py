@@ -35,6 +35,7 @@ from flwr.server.strategy.aggregate import (
     aggregate_trimmed_avg as _flwr_trimmed,
 )
 
+from bdfl.defense.detectors.calibration import copy_groups
 from bdfl.errors import BDFLError
 from bdfl.types import NDArrays
 
@@ -110,16 +111,20 @@ def _fingerprint(model: NDArrays) -> tuple:
 
 
 def merge_copies(models: Sequence[NDArrays], weights: Sequence[float] | None = None) -> tuple[list[NDArrays], list[float] | None]:
-    """Identical models count once: each group of models equal in every array (shape, dtype,
-    values) is kept as its first member, with the group's largest weight. Order is kept, so an
-    aggregating peer's own model stays first.
+    """Copies of one model count once: each group of identical models (equal in every array:
+    shape, dtype, values), then each group of **near-copies** among the others than the first (all
+    within :data:`~bdfl.defense.detectors.calibration.NEAR_COPY` x their median distance from the
+    first model, the aggregating peer's own, of each other,
+    :func:`~bdfl.defense.detectors.calibration.copy_groups`) is kept as its first member, with the
+    group's largest weight. Order is kept, so an aggregating peer's own model stays first.
 
-    Why: peers that train on their own data never send the same model, so copies carry no new
-    information; the Mimic attack (Karimireddy et al., ICLR'22) is exactly copies, of one honest
-    model chosen to over-represent its data, which every test of an update's content passes.
-    Counting them once leaves nothing to over-represent. A copy with anything changed is not a
-    copy and is left to the audit. Cost: a few sampled values per array, a full comparison only
-    where those agree."""
+    Why: peers that train on their own data never send the same model, nor models closer to each
+    other than a small share of how far honest models lie apart (0.21 at least, measured), so
+    copies carry no new information; the Mimic attack (Karimireddy et al., ICLR'22) is exactly
+    copies, of one honest model chosen to over-represent its data, which every test of an
+    update's content passes, and a little noise on each copy (``mimic`` ``jitter``) must not make
+    them count again. Counting them once leaves nothing to over-represent. Cost: a few sampled
+    values per array for the identical ones; one pass over the rest for their distances."""
     if weights is not None and len(weights) != len(models):
         raise AggregationError(f"{len(weights)} weights for {len(models)} models")
     kept: list[int] = []
@@ -135,9 +140,40 @@ def merge_copies(models: Sequence[NDArrays], weights: Sequence[float] | None = N
             weight[i] = w
         else:
             weight[same] = max(weight[same], w)
+    if len(kept) >= 3:
+        group = copy_groups(_difference_sq([models[i] for i in kept]))  # the first model (own) leads its group
+        for k, g in enumerate(group.tolist()):
+            if g != k:
+                weight[kept[g]] = max(weight[kept[g]], weight.pop(kept[k]))
+        kept = [i for k, i in enumerate(kept) if group[k] == k]
     if len(kept) == len(models):
         return list(models), None if weights is None else list(weights)
     return [models[i] for i in kept], None if weights is None else [weight[i] for i in kept]
+
+
+#: values per array and model converted to float64 at a time by :func:`_difference_sq`
+_SQ_BLOCK = 1 << 14
+
+
+def _difference_sq(models: Sequence[NDArrays]) -> np.ndarray:
+    """The models' (n, n) squared Euclidean distances, from float64 differences to the first model
+    (no cancellation for near-copies), streamed ``_SQ_BLOCK`` values per array at a time (no
+    float64 copy of a model). Arrays whose shapes differ between models count as infinitely far."""
+    n = len(models)
+    G = np.zeros((n, n))
+    X = np.empty((n, _SQ_BLOCK))
+    for li, first in enumerate(models[0]):
+        base = np.asarray(first).reshape(-1)
+        flats = [np.asarray(m[li]).reshape(-1) if li < len(m) else None for m in models]
+        if any(f is None or f.shape != base.shape for f in flats):
+            return np.where(np.eye(n, dtype=bool), 0.0, np.inf)
+        for a in range(0, base.size, _SQ_BLOCK):
+            b = min(a + _SQ_BLOCK, base.size)
+            for k, f in enumerate(flats):
+                np.subtract(f[a:b], base[a:b], out=X[k, : b - a], dtype=np.float64, casting="unsafe")
+            G += X[:, : b - a] @ X[:, : b - a].T
+    d = np.diag(G)
+    return np.maximum(d[:, None] + d[None, :] - 2 * G, 0.0)
 
 
 def weighted_average(models: Sequence[NDArrays], weights: Sequence[float] | None = None) -> NDArrays:

@@ -41,7 +41,7 @@ import numpy as np
 from bdfl.config import DEFENSE_RANGES, DETECTORS, DetectorsConfig, check_defense_setting, defense_value, from_dict
 from bdfl.defense.detectors import REGISTRY, ClassEvidence, Evidence, Finding, TriggerEvidence, build_detectors, run_detectors
 from bdfl.defense.detectors import trigger as trigger_detector
-from bdfl.defense.detectors.calibration import small_sample_factor
+from bdfl.defense.detectors.calibration import copy_groups, small_sample_factor
 from bdfl.errors import BDFLError
 from bdfl.learning.task import EvalResult, evaluate_client, evaluate_many, predict_many
 from bdfl.types import NDArrays
@@ -146,6 +146,8 @@ class ParamStats:
     update_ratio: ||candidate - start|| / ||trained - start|| (NaN without start or own move).
     history_cosine: cos(move, the same trainer's earlier move) (NaN unless both its start of this
         round and that earlier move were rebuilt).
+    copy_of: the index of the earlier candidate this one is a near-copy of (-1: none;
+        :func:`bdfl.defense.detectors.calibration.copy_groups`): it is left out of the calibration.
     """
 
     distance: float
@@ -158,6 +160,7 @@ class ParamStats:
     own_cosine: float = math.nan
     own_cosine_gap: float = math.nan
     history_cosine: float = math.nan
+    copy_of: int = -1
 
 
 @dataclass(frozen=True)
@@ -311,6 +314,39 @@ def _column_median(rows: np.ndarray, scratch: np.ndarray, out: np.ndarray) -> np
     return np.divide(np.add(p[:, :h].max(axis=1), p[:, h], out=out[:n]), 2, out=out[:n])
 
 
+def _difference_gram(ref: list[np.ndarray], cand: list[list[np.ndarray]], block: int) -> np.ndarray:
+    """The (m, m) Gram matrix of the candidates' differences from the auditor's trained model
+    ``ref`` (float64, streamed ``block`` values at a time): its diagonal holds their squared
+    distances to that model, and ``G_ii + G_jj - 2 G_ij`` the squared distance between two."""
+    m = len(cand)
+    G = np.zeros((m, m))
+    if m == 0:
+        return G
+    width = min(block, max((len(a) for a in ref), default=0)) or 1
+    T, X = np.empty(width), np.empty((m, width))
+    for li, size in enumerate(len(a) for a in ref):
+        for a in range(0, size, block):
+            b = min(a + block, size)
+            n = b - a
+            t = _f64(T[:n], ref[li][a:b])
+            for k, c in enumerate(cand):
+                np.subtract(c[li][a:b], t, out=X[k, :n], dtype=np.float64, casting="unsafe")
+            G += X[:, :n] @ X[:, :n].T
+    return G
+
+
+def near_copies(ref: list[np.ndarray], cand: list[list[np.ndarray]], block: int = STAT_BLOCK) -> np.ndarray:
+    """For each candidate (raveled arrays, as ``ref``), the index in ``cand`` of the candidate it
+    counts as (:func:`bdfl.defense.detectors.calibration.copy_groups` over the candidates and the
+    auditor's trained model ``ref``, last, so that it leads no group)."""
+    G = _difference_gram(ref, cand, block)
+    d = np.diag(G)
+    sq = np.zeros((len(cand) + 1, len(cand) + 1))  # the candidates, then the auditor's model (at 0)
+    sq[:-1, :-1] = d[:, None] + d[None, :] - 2 * G
+    sq[:-1, -1] = sq[-1, :-1] = d
+    return copy_groups(sq)[:-1]
+
+
 def candidate_statistics(
     reference_params: NDArrays,
     candidates: Sequence[Any],
@@ -330,7 +366,8 @@ def candidate_statistics(
     candidate i's trainer started the round, when the auditor knows it; its move is then
     ``candidate - candidate_starts[i]`` instead of ``candidate - start_params``. The cosine
     is taken with the coordinate-wise median of the candidates' moves and the auditor's own
-    (the consensus move; the own move when fewer than ``min_candidates`` moves are known).
+    (the consensus move; the own move when fewer than ``min_candidates`` moves are known); near-copies
+    of one model (:func:`near_copies`) count once in that median and get ``copy_of`` set.
     ``candidate_past_moves[i]``: candidate i's trainer's move in an earlier round (its update
     then minus its start then); with a known start it gives ``history_cosine``.
     ``checked``: ``valid[i]`` True already means candidate i matches the reference and is
@@ -359,8 +396,11 @@ def candidate_statistics(
                 if pm is not None and _finite_and_matching(list(pm), reference_params) is None:
                     past[i] = _raveled(pm)
     m = len(idx)
+    group = near_copies(ref, [cand[i] for i in idx], block) if m >= 2 else np.arange(m)
+    counted = np.flatnonzero(group == np.arange(m))  # one candidate per group of near-copies
     movers = m if start is not None else 0  # every valid candidate moves when the own start is known
-    median = movers >= min_candidates
+    median = len(counted) >= min_candidates and movers > 0
+    voters = np.append(counted, movers) if movers else counted  # the median's rows: one per group, and the own move
     # sums over blocks: |diff|^2, sum(diff), sum|diff| per candidate; |move|^2, move . consensus,
     # move . own move, move . past, |past|^2 per mover; |own move|^2, |consensus|^2
     sq, total, l1 = np.zeros(m), np.zeros(m), np.zeros(m)
@@ -400,7 +440,7 @@ def candidate_statistics(
                 down[k] += float(mv @ O[:n])
             if median:
                 rows[movers, :n] = O[:n]
-                cons = _column_median(rows[:, :n], part, M)  # each column's median: its own
+                cons = _column_median(rows[:, :n] if len(voters) == movers + 1 else rows[voters, :n], part, M)
                 cons_sq += float(cons @ cons)
                 for k in range(movers):
                     dcons[k] += float(rows[k, :n] @ cons)
@@ -422,7 +462,8 @@ def candidate_statistics(
                 den = norm * math.sqrt(psq[k])
                 hist = dpast[k] / den if den > 0 else math.nan
         stats[i] = ParamStats(distance=math.sqrt(sq[k]), shift=abs(total[k]) / l1[k] if l1[k] > 0 else 0.0, cosine=cosine,
-                              update_ratio=update_ratio, own_cosine=own_cosine, history_cosine=hist)
+                              update_ratio=update_ratio, own_cosine=own_cosine, history_cosine=hist,
+                              copy_of=-1 if group[k] == k else idx[int(group[k])])
     return relative_to_candidates(stats, min_candidates)
 
 
@@ -584,6 +625,7 @@ def evidence(
     if classes is not None and len(classes.accuracy) != m:
         raise BDFLError(f"audit: {len(classes.accuracy)} per-class measurements for {m} candidates")
     valid = [isinstance(r, EvalResult) for r in results]
+    counted = [s is None or s.copy_of < 0 for s in stats] if stats is not None else [True] * m
 
     def stat(name: str) -> list[float]:
         if stats is None:
@@ -606,6 +648,7 @@ def evidence(
         merged_loss=list(merged) if merged is not None else [math.nan] * m,
         trigger=trigger,
         classes=classes,
+        counted=np.asarray(counted, dtype=bool),
     )
 
 
@@ -702,7 +745,7 @@ def judge(
                                  "data: its training diverged this round, it cannot judge others against it")
     ev = evidence(reference, results, stats, merged, trigger, classes)
     per = run_detectors(build_detectors(rule.detectors), ev)
-    corroboration = audit_corroboration(rule.detectors.corroboration, int(np.sum(ev.valid)))
+    corroboration = audit_corroboration(rule.detectors.corroboration, int(np.sum(ev.sample)))
     verdicts = []
     for i, r in enumerate(results):
         st = stats[i] if stats is not None else None
@@ -788,6 +831,6 @@ def rejudge(rule: AuditRule, ev: Evidence) -> list[tuple[str, ...]]:
     evaluable; empty: accepted. A detector whose measurement the audit did not take (e.g. the
     merged loss when the auditing rule had ``merge`` off) does not judge."""
     per = run_detectors(build_detectors(rule.detectors), ev)
-    corroboration = audit_corroboration(rule.detectors.corroboration, int(np.sum(ev.valid)))
+    corroboration = audit_corroboration(rule.detectors.corroboration, int(np.sum(ev.sample)))
     return [tuple(f.name for f in rejecting(fs, corroboration, rule.by_family)) if ok else ("invalid",)
             for ok, fs in zip(ev.valid, per)]

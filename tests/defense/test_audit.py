@@ -195,14 +195,30 @@ def test_rebuilt_trainer_starts_expose_a_reversed_move() -> None:
 
 def test_consensus_is_the_coordinate_median_of_the_moves() -> None:
     """The consensus move is the coordinate-wise median of the candidates' moves and the
-    auditor's own, so a minority of identical moves cannot steer it."""
+    auditor's own, so a minority of moves elsewhere cannot steer it."""
     start = _vec(0.0, 0.0, 0.0)
     trained = _vec(0.0, 1.0, 0.0)  # the auditor's own move differs from the consensus
-    cands = [_vec(1.0, 0.0, 0.0)] * 4 + [_vec(0.0, 0.0, 1.0)] * 2
+    cands = [_vec(1.0, 0.3, 0.0), _vec(1.0, -0.3, 0.0), _vec(1.0, 0.0, 0.3), _vec(1.0, 0.0, -0.3),
+             _vec(0.0, 0.0, 1.0), _vec(0.0, 0.0, 1.3)]  # the consensus: (1, 0, 0)
     st = candidate_statistics(trained, cands, start)
-    assert st[0].cosine == pytest.approx(1.0) and st[5].cosine == pytest.approx(0.0)
-    assert st[0].own_cosine == pytest.approx(0.0)
-    assert st[5].median_cosine == pytest.approx(1.0) and st[5].cosine_gap == pytest.approx(1.0)
+    assert all(s.copy_of == -1 for s in st)  # no two as close as near-copies
+    assert st[0].cosine == pytest.approx(1 / np.sqrt(1.09)) and st[5].cosine == pytest.approx(0.0)
+    assert st[0].own_cosine == pytest.approx(0.3 / np.sqrt(1.09))
+    assert st[5].median_cosine == pytest.approx(1 / np.sqrt(1.09)) and st[5].cosine_gap == pytest.approx(1 / np.sqrt(1.09))
+
+
+def test_near_copies_count_once_in_the_consensus() -> None:
+    """Copies of one model, exact or with a little noise, are one move in the consensus median:
+    five copies of (0, 0, 1) among four other moves and the auditor's own do not make it theirs
+    (counted each, they would: the median would be (0.5, 0, 0.65))."""
+    start = _vec(0.0, 0.0, 0.0)
+    trained = _vec(1.0, 0.1, 0.0)
+    others = [_vec(1.0, 0.3, 0.0), _vec(1.0, -0.3, 0.0), _vec(1.0, 0.0, 0.3), _vec(1.0, 0.0, -0.3)]
+    copies = [_vec(0.0, 0.0, 1.0), _vec(0.0, 0.0, 1.0), _vec(0.001, 0.0, 1.0), _vec(0.0, 0.002, 1.0), _vec(0.0, 0.0, 1.001)]
+    st = candidate_statistics(trained, others + copies, start)
+    assert [s.copy_of for s in st] == [-1] * 5 + [4] * 4
+    assert min(s.cosine for s in st[:4]) > 0.9  # the consensus is the others' direction: (1, 0, 0)
+    assert max(s.cosine for s in st[4:]) < 0.01
 
 
 def test_consistency_test_compares_a_move_with_its_trainers_earlier_move() -> None:

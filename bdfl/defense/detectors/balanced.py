@@ -49,7 +49,7 @@ class BalancedAccuracyDetector(Detector):
     def calibrate(self, ev: Evidence) -> tuple[float, float]:
         """(centre, spread) of the candidates' balanced accuracies (NaN: not judged)."""
         s = self.scores(ev)
-        ok = np.isfinite(s)
+        ok = np.isfinite(s) & ev.sample
         if ev.classes is None or int(ok.sum()) < self.min_candidates:
             return math.nan, math.nan
         per_class = np.median(np.stack([ev.classes.accuracy[i] for i in np.flatnonzero(ok)]), axis=0)

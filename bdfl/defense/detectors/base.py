@@ -76,7 +76,9 @@ class Evidence:
     the candidate's move with the consensus / the auditor's own move; ``update_ratio``: the
     move's length over the auditor's own; ``history_cosine``: with its trainer's earlier move;
     ``merged_loss``: loss of (own + candidate) / 2; ``trigger``: flip shares on stamped inputs;
-    ``classes``: per-class accuracies on all the auditor's labelled data.
+    ``classes``: per-class accuracies on all the auditor's labelled data. ``counted[i]`` False:
+    candidate i is a near-copy of an earlier candidate (:func:`.calibration.copy_groups`) and is
+    left out of the sample the bars are calibrated on (it is still judged); empty: all count.
     """
 
     valid: np.ndarray
@@ -94,10 +96,17 @@ class Evidence:
     merged_loss: np.ndarray = field(default_factory=lambda: np.zeros(0))
     trigger: TriggerEvidence | None = None
     classes: ClassEvidence | None = None
+    counted: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
 
     def __post_init__(self) -> None:
         self.valid = np.asarray(self.valid, dtype=bool)
         m = len(self.valid)
+        counted = np.asarray(self.counted, dtype=bool)
+        if counted.size == 0:
+            counted = np.ones(m, dtype=bool)
+        if counted.shape != (m,):
+            raise ValueError(f"evidence counted: {counted.shape} for {m} candidates")
+        self.counted = counted
         for name in ("accuracy", "loss", "distance", "shift", "cosine", "own_cosine", "update_ratio",
                      "history_cosine", "merged_loss"):
             value = np.asarray(getattr(self, name), dtype=np.float64)
@@ -107,9 +116,15 @@ class Evidence:
                 raise ValueError(f"evidence {name}: {value.shape} for {m} candidates")
             setattr(self, name, value)
 
+    @property
+    def sample(self) -> np.ndarray:
+        """Which candidates the bars are calibrated on: the valid ones, near-copies counted once."""
+        return self.valid & self.counted
+
     def values(self, name: str) -> np.ndarray:
-        """``name``'s entries of the valid candidates (NaN for the others)."""
-        return np.where(self.valid, getattr(self, name), math.nan)
+        """``name``'s entries of the calibration :attr:`sample` (NaN for the others): what the
+        detectors take medians and spreads of; each judges every valid candidate's own entry."""
+        return np.where(self.sample, getattr(self, name), math.nan)
 
 
 #: The evidence families (:attr:`Detector.evidence_family`): what a detector's score is a
@@ -155,8 +170,8 @@ class Detector(ABC):
     def k_for(self, ev: Evidence) -> float:
         """``k`` widened for the audit's number of evaluable candidates ``m``
         (:func:`.calibration.small_sample_factor`): a bar estimated from few candidates is
-        uncertain itself, so it is a prediction bound, not a quantile."""
-        return self.k * small_sample_factor(int(np.sum(ev.valid)))
+        uncertain itself, so it is a prediction bound, not a quantile. ``m`` counts near-copies once."""
+        return self.k * small_sample_factor(int(np.sum(ev.sample)))
 
     def finding(self, score: float, threshold: float, failed: bool, detail: str, z: float = math.nan,
                 z_bar: float = math.nan) -> Finding:

@@ -61,12 +61,14 @@ CLIP = 1.0
 CAP = 6.0
 
 
-def _z(values: np.ndarray, bad: str, floor: float, min_candidates: int) -> np.ndarray | None:
-    """Clipped z-scores of ``values`` towards the ``bad`` side (NaN where a value is NaN);
-    None with fewer than ``min_candidates`` finite values."""
-    if int(np.isfinite(values).sum()) < max(2, min_candidates):
+def _z(values: np.ndarray, sample: np.ndarray, bad: str, floor: float, min_candidates: int) -> np.ndarray | None:
+    """Clipped z-scores of ``values`` towards the ``bad`` side (NaN where a value is NaN), centre
+    and spread from the entries of ``values`` where ``sample`` is True; None with fewer than
+    ``min_candidates`` finite values there."""
+    calibrating = np.where(sample, values, math.nan)
+    if int(np.isfinite(calibrating).sum()) < max(2, min_candidates):
         return None
-    centre, spread = reweighted_centre_spread(values, bad, floor)
+    centre, spread = reweighted_centre_spread(calibrating, bad, floor)
     if not (math.isfinite(spread) and spread > 0):
         return None
     z = (values - centre) / spread if bad == "high" else (centre - values) / spread
@@ -81,9 +83,11 @@ class JointDetector(Detector):
     def components(self, ev: Evidence) -> dict[str, np.ndarray]:
         """Each available measurement's clipped z-scores (one per candidate; NaN: not measured)."""
         out: dict[str, np.ndarray] = {}
-        for key, values, bad in (("own", ev.values("own_cosine"), "low"), ("consensus", ev.values("cosine"), "low"),
-                                 ("distance", safe_log(ev.values("distance")), "high")):
-            z = _z(values, bad, FLOORS[key], self.min_candidates)
+        valid = ev.valid
+        for key, values, bad in (("own", np.where(valid, ev.own_cosine, math.nan), "low"),
+                                 ("consensus", np.where(valid, ev.cosine, math.nan), "low"),
+                                 ("distance", safe_log(np.where(valid, ev.distance, math.nan)), "high")):
+            z = _z(values, ev.sample, bad, FLOORS[key], self.min_candidates)
             if z is not None:
                 out[key] = z
         return out

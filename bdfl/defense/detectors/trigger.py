@@ -160,9 +160,10 @@ def scan(
     )
 
 
-def trigger_scores(ev: TriggerEvidence, min_candidates: int) -> tuple[list[float], float]:
-    """(per candidate: its localised excess, NaN when not scanned; the share the bar was taken at)."""
-    shares = [s for s in ev.candidates if s is not None]
+def trigger_scores(ev: TriggerEvidence, min_candidates: int, sample: np.ndarray | None = None) -> tuple[list[float], float]:
+    """(per candidate: its localised excess, NaN when not scanned; the share the bar was taken at).
+    ``sample[i]`` False: candidate i is left out of the median shares (a near-copy)."""
+    shares = [s for i, s in enumerate(ev.candidates) if s is not None and (sample is None or sample[i])]
     bar = ev.own
     if len(shares) >= min_candidates:
         bar = np.maximum(ev.own, np.median(np.stack(shares), axis=0))
@@ -186,8 +187,8 @@ class TriggerDetector(Detector):
     def judge(self, ev: Evidence) -> list[Finding | None]:
         if ev.trigger is None:
             return [None] * len(ev.valid)
-        scores, typical = trigger_scores(ev.trigger, self.min_candidates)
-        arr = np.asarray(scores)
+        scores, typical = trigger_scores(ev.trigger, self.min_candidates, ev.sample)
+        arr = np.where(ev.sample, np.asarray(scores), math.nan)
         centre, spread = robust_centre_spread(arr) if enough(arr, self.min_candidates) else (0.0, 0.0)
         spread = qn_scale(arr) if enough(arr, self.min_candidates) else 0.0
         width = max(spread, float(share_se(typical, ev.trigger.n_inputs)))
