@@ -13,6 +13,8 @@ per-round choice needs no state across rounds).
 ``jitter`` > 0 is the variant that knows BDFL counts identical models once
 (``bdfl.defense.aggregate.merge_copies``): each attacker adds its own Gaussian noise of
 ``jitter`` x the honest models' per-coordinate standard deviation, so no two copies are equal.
+BDFL groups near-copies too (``bdfl.defense.detectors.calibration.copy_groups``): a jitter of
+about 0.1 or more escapes that.
 
 Knowledge: ``ctx.honest_updates`` (omniscient); without them, the received models.
 """

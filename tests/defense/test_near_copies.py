@@ -1,0 +1,108 @@
+"""Near-copies count once (issue 22: Mimic with a little noise at 45 %): the scale
+(:func:`typical_distance`), the grouping (:func:`copy_groups`), the audit that calibrates on one
+value per group and the aggregation that weighs a group once (:func:`merge_copies`)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import bdfl.defense.audit as audit
+from bdfl.defense.aggregate import merge_copies, weighted_average
+from bdfl.defense.audit import AuditRule, candidate_statistics, judge
+from bdfl.defense.detectors.calibration import NEAR_COPY, copy_groups, typical_distance
+from bdfl.learning.task import EvalResult
+
+DIM = 400
+
+
+def _sq(points: np.ndarray) -> np.ndarray:
+    sq = np.sum(points**2, axis=1)
+    return np.maximum(sq[:, None] + sq[None, :] - 2 * points @ points.T, 0.0)
+
+
+def _dist(points: np.ndarray) -> np.ndarray:
+    return np.sqrt(_sq(points))
+
+
+def _honest(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Models trained on different data: a shared move plus each one's own (unit-scale) part."""
+    return np.ones(DIM) / np.sqrt(DIM) + rng.standard_normal((n, DIM)) / np.sqrt(DIM)
+
+
+def test_typical_distance_resists_far_models_and_a_cluster_of_half() -> None:
+    rng = np.random.default_rng(0)
+    honest = _honest(11, rng)
+    base = typical_distance(_dist(honest))
+    assert base == pytest.approx(np.sqrt(2), rel=0.15)  # two unit-scale parts apart
+    far = np.vstack([honest, 50 + rng.standard_normal((9, DIM))])  # 45 % far off
+    assert typical_distance(_dist(far)) < 1.5 * base
+    # 9 copies of honest[0] with 1 % noise: with the copied model the cluster is half of the 20 models
+    copies = honest[0] + 0.01 * rng.standard_normal((9, DIM)) / np.sqrt(DIM)
+    assert typical_distance(_dist(np.vstack([honest, copies]))) > 0.7 * base
+
+
+def test_copy_groups_groups_near_copies_and_no_honest_pair() -> None:
+    rng = np.random.default_rng(1)
+    honest = _honest(11, rng)
+    copies = honest[3] + 0.01 * rng.standard_normal((9, DIM)) / np.sqrt(DIM)
+    group = copy_groups(_sq(np.vstack([honest, copies])))
+    assert group[:11].tolist() == list(range(11))  # every honest model its own
+    assert group[11:].tolist() == [3] * 9  # the copies count as the model they copy
+    assert copy_groups(_sq(honest)).tolist() == list(range(11))
+    exact = np.vstack([honest, honest[5], honest[5]])
+    assert copy_groups(_sq(exact))[11:].tolist() == [5, 5]
+
+
+def test_a_chain_of_colluders_cannot_merge_honest_models() -> None:
+    """Colluders placed on the line between two honest models, each within the bar of the next:
+    single linkage would join the two honest models through them; complete linkage does not."""
+    rng = np.random.default_rng(2)
+    honest = _honest(12, rng)
+    a, b = honest[0], honest[1]
+    bar = NEAR_COPY * typical_distance(_dist(honest))
+    steps = int(np.ceil(np.linalg.norm(b - a) / (0.9 * bar)))
+    chain = np.array([a + (b - a) * t for t in np.linspace(0, 1, steps + 1)[1:-1]])
+    group = copy_groups(_sq(np.vstack([honest, chain])))
+    assert group[0] != group[1] and group[0] == 0 and group[1] == 1
+    assert len(set(group[:12].tolist())) == 12  # no two honest models grouped
+
+
+def _audit(honest: np.ndarray, copies: np.ndarray, trained: np.ndarray) -> list[audit.AuditVerdict]:
+    start = [np.zeros(DIM)]
+    cands = [[v] for v in np.vstack([honest, copies])]
+    stats = candidate_statistics([trained], cands, start)
+    same = EvalResult(loss=0.5, num_examples=200, accuracy=0.8, metrics={})  # the data say nothing here
+    return judge(AuditRule(), same, [same] * len(cands), stats)
+
+
+def test_a_cluster_just_under_half_does_not_make_honest_models_outliers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The attacker who knows the audit's statistics: nine copies of one honest model, each with
+    its own 1 % noise (so not identical), among ten other honest candidates. Counted each, they
+    make the spreads their own width and the honest candidates fail; counted once, they do not."""
+    rng = np.random.default_rng(3)
+    honest = _honest(11, rng)
+    trained, honest = honest[0], honest[1:]
+    copies = honest[0] + 0.01 * rng.standard_normal((9, DIM)) / np.sqrt(DIM)
+    verdicts = _audit(honest, copies, trained)
+    assert [v.stats.copy_of for v in verdicts[10:]] == [0] * 9
+    assert all(v.accept for v in verdicts[:10])
+    monkeypatch.setattr(audit, "near_copies", lambda ref, cand, block=0: np.arange(len(cand)))
+    counted_each = _audit(honest, copies, trained)
+    assert sum(not v.accept for v in counted_each[:10]) >= 3
+
+
+def test_merge_copies_weighs_a_group_of_near_copies_once() -> None:
+    rng = np.random.default_rng(4)
+    honest = _honest(6, rng)
+    own, others = honest[0], honest[1:]
+    copies = others[0] + 0.01 * rng.standard_normal((4, DIM)) / np.sqrt(DIM)
+    models = [[v.astype(np.float32)] for v in [own, *others, *copies]]
+    weights = [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 2.0, 0.5, 0.5, 0.5]
+    kept, w = merge_copies(models, weights)
+    assert len(kept) == 6 and kept[0] is models[0] and kept[1] is models[1]
+    assert w == [1.0, 2.0, 1.0, 1.0, 1.0, 1.0]  # the group's largest weight
+    # honest models alone: nothing merged, the same average as before
+    alone, w_alone = merge_copies(models[:6], weights[:6])
+    assert len(alone) == 6 and w_alone == weights[:6]
+    np.testing.assert_array_equal(weighted_average(alone, w_alone)[0], weighted_average(models[:6], weights[:6])[0])
