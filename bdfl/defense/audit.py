@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from bdfl.config import DEFENSE_RANGES, DETECTORS, DetectorsConfig, check_defense_setting, defense_value, from_dict
+from bdfl.defense.aggregate import difference_gram, gram_sq
 from bdfl.defense.detectors import REGISTRY, ClassEvidence, Evidence, Finding, TriggerEvidence, build_detectors, run_detectors
 from bdfl.defense.detectors import trigger as trigger_detector
 from bdfl.defense.detectors.calibration import copy_groups, small_sample_factor
@@ -314,36 +315,16 @@ def _column_median(rows: np.ndarray, scratch: np.ndarray, out: np.ndarray) -> np
     return np.divide(np.add(p[:, :h].max(axis=1), p[:, h], out=out[:n]), 2, out=out[:n])
 
 
-def _difference_gram(ref: list[np.ndarray], cand: list[list[np.ndarray]], block: int) -> np.ndarray:
-    """The (m, m) Gram matrix of the candidates' differences from the auditor's trained model
-    ``ref`` (float64, streamed ``block`` values at a time): its diagonal holds their squared
-    distances to that model, and ``G_ii + G_jj - 2 G_ij`` the squared distance between two."""
-    m = len(cand)
-    G = np.zeros((m, m))
-    if m == 0:
-        return G
-    width = min(block, max((len(a) for a in ref), default=0)) or 1
-    T, X = np.empty(width), np.empty((m, width))
-    for li, size in enumerate(len(a) for a in ref):
-        for a in range(0, size, block):
-            b = min(a + block, size)
-            n = b - a
-            t = _f64(T[:n], ref[li][a:b])
-            for k, c in enumerate(cand):
-                np.subtract(c[li][a:b], t, out=X[k, :n], dtype=np.float64, casting="unsafe")
-            G += X[:, :n] @ X[:, :n].T
-    return G
-
-
 def near_copies(ref: list[np.ndarray], cand: list[list[np.ndarray]], block: int = STAT_BLOCK) -> np.ndarray:
-    """For each candidate (raveled arrays, as ``ref``), the index in ``cand`` of the candidate it
-    counts as (:func:`bdfl.defense.detectors.calibration.copy_groups` over the candidates and the
+    """For each candidate (raveled arrays matching ``ref``'s), the index in ``cand`` of the candidate
+    it counts as (:func:`bdfl.defense.detectors.calibration.copy_groups` over the candidates and the
     auditor's trained model ``ref``, last, so that it leads no group)."""
-    G = _difference_gram(ref, cand, block)
-    d = np.diag(G)
+    G = difference_gram(ref, cand, block)
+    if G is None:  # the caller checked every candidate against ref
+        raise ValueError("near_copies: a candidate's arrays do not match the auditor's model")
     sq = np.zeros((len(cand) + 1, len(cand) + 1))  # the candidates, then the auditor's model (at 0)
-    sq[:-1, :-1] = d[:, None] + d[None, :] - 2 * G
-    sq[:-1, -1] = sq[-1, :-1] = d
+    sq[:-1, :-1] = gram_sq(G)
+    sq[:-1, -1] = sq[-1, :-1] = np.diag(G)
     return copy_groups(sq)[:-1]
 
 

@@ -121,6 +121,10 @@ class Evidence:
         """Which candidates the bars are calibrated on: the valid ones, near-copies counted once."""
         return self.valid & self.counted
 
+    def valid_values(self, name: str) -> np.ndarray:
+        """``name``'s entries of the valid candidates (NaN for the others): what is judged."""
+        return np.where(self.valid, getattr(self, name), math.nan)
+
     def values(self, name: str) -> np.ndarray:
         """``name``'s entries of the calibration :attr:`sample` (NaN for the others): what the
         detectors take medians and spreads of; each judges every valid candidate's own entry."""

@@ -83,10 +83,8 @@ class JointDetector(Detector):
     def components(self, ev: Evidence) -> dict[str, np.ndarray]:
         """Each available measurement's clipped z-scores (one per candidate; NaN: not measured)."""
         out: dict[str, np.ndarray] = {}
-        valid = ev.valid
-        for key, values, bad in (("own", np.where(valid, ev.own_cosine, math.nan), "low"),
-                                 ("consensus", np.where(valid, ev.cosine, math.nan), "low"),
-                                 ("distance", safe_log(np.where(valid, ev.distance, math.nan)), "high")):
+        for key, values, bad in (("own", ev.valid_values("own_cosine"), "low"), ("consensus", ev.valid_values("cosine"), "low"),
+                                 ("distance", safe_log(ev.valid_values("distance")), "high")):
             z = _z(values, ev.sample, bad, FLOORS[key], self.min_candidates)
             if z is not None:
                 out[key] = z
