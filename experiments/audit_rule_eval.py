@@ -110,6 +110,8 @@ ATTACK_SETTINGS = {
     "fang": ("fang", {"target": "trimmed_mean"}),  # the sweep's (issue 22)
     "mimic": ("mimic", {}),
     "mimic_jitter": ("mimic", {"jitter": 0.01}),  # the sweep's: no two copies equal
+    "mimic_jitter_0.1": ("mimic", {"jitter": 0.1}),  # at the near-copy bar
+    "mimic_jitter_0.3": ("mimic", {"jitter": 0.3}),  # past it, still a tight cluster
     "mimic_jitter_1": ("mimic", {"jitter": 1.0}),  # copies as far apart as honest models
 }
 DEFAULT_ATTACKS = ["none", "label_flip", "sign_flip", "gaussian_noise", "alie", "ipm", "scaling", "free_rider",
