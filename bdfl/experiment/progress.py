@@ -77,8 +77,9 @@ class Progress:
         self._last_round_end = now
         self._last = row
         eta = self.eta()
+        acc = row.get("honest_accuracy")  # None when no honest peer could be evaluated
         text = (
-            f"round {rnd}/{self.total}: honest acc {row['honest_accuracy']:.3f}"
+            f"round {rnd}/{self.total}: honest acc {'n/a' if acc is None else format(acc, '.3f')}"
             f" approved {row['approved']} rejected {row['rejected']} (honest rejected {row['honest_rejected']})"
             f" txs {row['tx_count']} gas {row['gas_used']:,} time {row['seconds_total']:.2f}s"
             + (f" ETA {eta:.0f}s" if eta is not None and rnd < self.total else "")

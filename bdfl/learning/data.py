@@ -77,11 +77,21 @@ class Dataset:
     num_classes: int
 
     def __post_init__(self) -> None:
+        if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, (int, np.integer)) or self.num_classes < 2:
+            raise BDFLError(f"data set '{self.name}': num_classes must be an integer >= 2, got {self.num_classes!r}",
+                            fix="BDFL's tasks are classification: give the number of classes the labels 0..C-1 stand for")
         for split in ("train", "test"):
             X = getattr(self, f"X_{split}")
             y = getattr(self, f"y_{split}")
             if not isinstance(X, np.ndarray) or not isinstance(y, np.ndarray):
                 raise BDFLError(f"data set '{self.name}': X_{split} and y_{split} must be NumPy arrays")
+            # float labels (read from a CSV) would index the attacks' label maps and the per-class
+            # audit wrongly, and regression targets are not classes: refused here, by name
+            if y.dtype.kind not in "iu":
+                raise BDFLError(
+                    f"data set '{self.name}': y_{split} must hold integer class labels, got dtype {y.dtype}",
+                    fix="pass y.astype(np.int64) if the labels are whole numbers (BDFL's tasks are classification)",
+                )
             if y.ndim != 1 or len(X) != len(y):
                 raise BDFLError(
                     f"data set '{self.name}': X_{split} has {len(X)} rows but y_{split} has shape {y.shape}"

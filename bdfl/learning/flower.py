@@ -37,6 +37,17 @@ Shard = tuple[np.ndarray, np.ndarray]
 _PARTITIONS: dict[int, tuple[Shard, Shard]] = {}
 _NEXT_ID = itertools.count()
 
+#: The MetricRecord keys read as an evaluation's loss and accuracy (first found), as Flower's
+#: examples name them.
+LOSS_KEYS = ("eval_loss", "loss", "eval-loss")
+ACCURACY_KEYS = ("accuracy", "eval_acc", "eval_accuracy", "eval-acc")
+
+
+def _whole(value: Any) -> Any:
+    """A MetricRecord number that is a whole number as an int (MetricRecords may carry
+    ``32.0``); anything else unchanged, for the caller's check to refuse by name."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
 
 def load_partition(partition_id: int) -> tuple[Shard, Shard]:
     """``((X_train, y_train), (X_val, y_val))`` of the peer whose ``context.node_config``
@@ -161,12 +172,19 @@ class ClientAppClient:
         arrays = records[0]
         self.last_fit_names = list(arrays.keys())
         metrics = self._metrics(content)
-        num = int(metrics.pop("num-examples", self.num_train))
+        num = _whole(metrics.pop("num-examples", self.num_train))  # checked by bdfl.learning.task.fit_client
         return [a.numpy() for a in arrays.values()], num, metrics
 
     def evaluate(self, parameters: list[np.ndarray], config: Mapping[str, Any]) -> tuple[float, int, dict[str, Any]]:
         metrics = self._metrics(self._send(MessageType.EVALUATE, parameters, config))
-        num = int(metrics.pop("num-examples", self.num_val))
-        loss = next((float(metrics[k]) for k in ("eval_loss", "loss", "eval-loss") if k in metrics), float("nan"))
-        acc = next((float(metrics[k]) for k in ("accuracy", "eval_acc", "eval_accuracy", "eval-acc") if k in metrics), float("nan"))
-        return loss, num, {**metrics, "accuracy": acc}
+        num = int(_whole(metrics.pop("num-examples", self.num_val)))
+        loss_key = next((k for k in LOSS_KEYS if k in metrics), None)
+        if loss_key is None:  # a silent NaN here reads as "training diverged" in every audit
+            raise BDFLError(
+                f"the ClientApp's evaluate function replied without a loss: its MetricRecords hold "
+                f"{sorted(metrics) or 'no numbers'}, expected one of {', '.join(LOSS_KEYS)}",
+                fix="reply with MetricRecord({'eval_loss': loss, 'eval_acc': accuracy, 'num-examples': n})",
+            )
+        acc_key = next((k for k in ACCURACY_KEYS if k in metrics), None)
+        out = {**metrics, "accuracy": float(metrics[acc_key])} if acc_key is not None else metrics
+        return float(metrics[loss_key]), num, out

@@ -34,6 +34,7 @@ import hashlib
 import importlib
 import importlib.util
 import math
+import numbers
 import sys
 import traceback
 from collections.abc import Callable, Mapping, Sequence
@@ -67,6 +68,8 @@ __all__ = [
     "fit_client",
     "load_task",
     "predict_many",
+    "MAX_NUM_EXAMPLES",
+    "check_num_examples",
 ]
 
 REQUIRED_CALLABLES = ("load_dataset", "make_client")
@@ -77,8 +80,9 @@ class TaskError(BDFLError):
 
 
 class ClientContractError(TaskError):
-    """A client's ``fit`` returned arrays that do not match the parameters it was given
-    (count, name, shape or dtype): a bug in the task code, so the run stops."""
+    """A client broke the contract: ``fit`` returned arrays that do not match the parameters
+    it was given (count, name, shape or dtype) or a ``num_examples`` that is not a count, or
+    ``evaluate`` reported no ``accuracy``: a bug in the task code, so the run stops."""
 
 
 @dataclass(frozen=True)
@@ -98,8 +102,12 @@ class EvalResult:
 
 def check_parameters(parameters: Any, like: NDArrays | None = None, *, what: str = "parameters") -> NDArrays:
     """Validate a list of NumPy arrays (optionally: same count and shapes as ``like``)."""
-    if not isinstance(parameters, (list, tuple)) or not all(isinstance(a, np.ndarray) for a in parameters):
-        raise TaskError(f"{what} must be a list of NumPy arrays, got {type(parameters).__name__}")
+    if not isinstance(parameters, (list, tuple)):
+        raise TaskError(f"{what} must be a list of NumPy arrays, got a {type(parameters).__name__}")
+    for i, a in enumerate(parameters):
+        if not isinstance(a, np.ndarray):
+            raise TaskError(f"{what} must be a list of NumPy arrays; its array {i} is a {type(a).__module__}.{type(a).__name__}",
+                            fix="return [v.cpu().numpy() for v in model.state_dict().values()] (PyTorch) or numpy.asarray(...) of each")
     if like is not None:
         if len(parameters) != len(like):
             raise TaskError(f"{what} has {len(parameters)} arrays, expected {len(like)}")
@@ -187,7 +195,26 @@ def fit_client(
     params, num_examples, metrics = out
     params = check_contract(params, parameters, task=name, names=_names_of(client),
                             returned_names=getattr(client, "last_fit_names", None), cast=cast)
-    return FitResult(params, int(num_examples), dict(metrics or {}))
+    return FitResult(params, check_num_examples(num_examples, task=name), dict(metrics or {}))
+
+
+#: The most training examples a submission can state: its on-chain field is a uint32 (the
+#: contract then caps it at ``protocol.max_samples``).
+MAX_NUM_EXAMPLES = 2**32 - 1
+
+
+def check_num_examples(value: Any, *, task: str, what: str = "fit") -> int:
+    """``num_examples`` as a client returned it: an integer in [0, :data:`MAX_NUM_EXAMPLES`].
+    Anything else (None, NaN, 3.7, "12", -5, 10**30) is one :class:`ClientContractError`:
+    it goes on chain with the update and must not be rounded, guessed or fail deep in the
+    transaction encoder."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 0 <= int(value) <= MAX_NUM_EXAMPLES:
+        raise ClientContractError(
+            f"task {task}: {what}() returned num_examples = {value!r:.60} ({type(value).__name__}), expected an "
+            f"integer in [0, {MAX_NUM_EXAMPLES}]",
+            fix="return the number of examples used as an int, e.g. len(train_loader.dataset) or len(X_train)",
+        )
+    return int(value)
 
 
 def _names_of(client: Any) -> Sequence[str] | None:
@@ -403,15 +430,23 @@ class Task:
         cast_dtypes: bool = False,
     ) -> str | None:
         """The client contract, checked before a run touches any stake: a throw-away client on
-        the first of ``shards`` fits once from ``initial`` (``server_round`` 1) and its arrays
-        are checked (:func:`check_contract`). A :class:`ClientContractError` propagates; any
+        the first of ``shards`` fits once from ``initial`` (``server_round`` 1), its arrays
+        and ``num_examples`` are checked (:func:`check_contract`, :func:`check_num_examples`)
+        and it evaluates the result once, which must report an ``accuracy``. A :class:`ClientContractError` propagates; any
         other exception moves on to the next shard (it may be that shard's fault, which the
         run isolates). Returns the last such failure (traceback text) when no shard could fit."""
         failure = None
         for train, val in shards:
             client = self.make_client(train, val, seed=seed, hparams=hparams, config=config, cast_dtypes=cast_dtypes)
             try:
-                client.fit([p.copy() for p in initial], {"server_round": 1})
+                params, _, _ = client.fit([p.copy() for p in initial], {"server_round": 1})
+                res = evaluate_client(client, params, {"server_round": 1})
+                if "accuracy" not in res.metrics:  # every report and several audit tests read it
+                    raise ClientContractError(
+                        f"task {self.name}: evaluate() returned metrics without 'accuracy' "
+                        f"(keys: {sorted(res.metrics) or 'none'})",
+                        fix="return (loss, num_examples, {'accuracy': accuracy}) from evaluate, as Flower's examples do",
+                    )
                 return None
             except ClientContractError:
                 raise

@@ -396,6 +396,15 @@ class Peer:
                 weights.append(cand.weight)
         t0 = time.perf_counter()
         strategy = make_strategy(self.settings.defense, **self.settings.defense_params)
+        if not _finite(own):
+            # its training diverged (NaN / inf; the update was refused as non_finite): averaging it
+            # in would keep this peer's model NaN for good. It restarts from the others' models
+            # (auditors cannot decode its update either, so they judge its next move from their
+            # own start), or from its start of the round when it was given none.
+            if not others:
+                own, others, weights = self.params, [], []
+            else:
+                own, others, own_weight, weights = others[0], others[1:], weights[0], weights[1:]
         all_weights = [own_weight, *weights] if strategy.uses_weights else None  # robust rules take none
         combined = strategy.combine(own, others, all_weights)
         # a rule that selects one input (Krum) may return shared read-only decoded arrays: own a copy
@@ -405,6 +414,11 @@ class Peer:
         # neighbours' models would hold N x degree models per worker between rounds
         self.received_last = others if self.attack is not None else []
         return {"aggregated": len(others), "seconds_aggregate": time.perf_counter() - t0}
+
+
+def _finite(model: NDArrays) -> bool:
+    """Whether every float array of ``model`` is free of NaN and inf."""
+    return all(np.isfinite(a).all() for a in model if np.asarray(a).dtype.kind in "fc")
 
 
 def _minus(u: np.ndarray, s0: np.ndarray, *, reuse: bool) -> np.ndarray:

@@ -138,3 +138,18 @@ def test_diverging_run_ends_degraded(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert summary["degraded_reasons"][:2] == ["round 1: 4 of 4 honest updates were rejected", "round 2: 4 of 4 honest updates were rejected"]
     assert "rounds 1-2: no peer aggregated any update" in summary["degraded_reasons"]
     assert "RUN DEGRADED" in (out / "run.log").read_text() and "RUN DEGRADED" in capsys.readouterr().err
+
+
+def test_one_diverged_fit_recovers_from_the_neighbours(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Peer 1's fit diverges to NaN in round 2 only: its update is refused (non_finite) and it
+    aggregates without its own NaN model, so from round 3 on it learns again like the others.
+    Before, it averaged its NaN model in and stayed at chance accuracy for the rest of the run."""
+    monkeypatch.setenv("BDFL_TEST_RAISE", "nan2:1")
+    out = _run(tmp_path, **{"task.client": FLAKY, "rounds": 4})
+    assert json.loads((out / "summary.json").read_text())["status"] in ("completed", "degraded")
+    rows = {(r["round"], r["peer"]): r for r in _rows(out / "metrics.csv")}
+    assert rows[("2", "1")]["submitted"] == "1" and rows[("2", "1")]["approved"] == "0"  # its NaN update, refused
+    assert all(rows[(str(t), "1")]["approved"] == "1" for t in (1, 3, 4))
+    for t in ("2", "3", "4"):  # accuracy after each round's aggregation: with the others, not at chance
+        others = [float(rows[(t, p)]["accuracy"]) for p in ("0", "2", "3")]
+        assert float(rows[(t, "1")]["accuracy"]) > min(others) - 0.15, (t, rows[(t, "1")]["accuracy"], others)

@@ -8,7 +8,7 @@ import pytest
 from flwr.client import NumPyClient
 
 from bdfl.learning.data import load_digits, make_peer_shards
-from bdfl.learning.task import ClientContractError, base_config, check_contract, load_task
+from bdfl.learning.task import MAX_NUM_EXAMPLES, CheckedClient, ClientContractError, base_config, check_contract, check_num_examples, load_task
 
 BASE = base_config(classes=range(10), local_epochs=1, batch_size=32, learning_rate=0.01)
 
@@ -161,3 +161,98 @@ def test_classes_reach_clients_built_without_a_config(ds) -> None:  # noqa: ANN0
     wrong = [*params[:2], params[2][:9], params[3]]  # a 9-class head
     with pytest.raises(ClientContractError, match="array 2 \\('fc2.weight'\\) with shape \\(9, 64\\), expected \\(10, 64\\)"):
         check_contract(wrong, params, task="clients.digits", names=dclient.parameter_names)
+
+
+@pytest.mark.parametrize("value", [None, float("nan"), 3.7, 12.0, "12", -5, MAX_NUM_EXAMPLES + 1, 10**30, True])
+def test_num_examples_must_be_a_count(value: object) -> None:
+    """``num_examples`` goes on chain (a uint32): anything but an integer in its range is one
+    clear error naming the field, not a truncation or a failure in the transaction encoder."""
+    with pytest.raises(ClientContractError, match=r"task t: fit\(\) returned num_examples = .*expected an integer in \[0, 4294967295\]") as err:
+        check_num_examples(value, task="t")
+    assert "len(" in err.value.fix
+
+
+@pytest.mark.parametrize("value", [0, 5, np.int64(7), np.uint32(MAX_NUM_EXAMPLES)])
+def test_num_examples_counts_pass(value: object) -> None:
+    assert check_num_examples(value, task="t") == int(value) and type(check_num_examples(value, task="t")) is int
+
+
+class CountsWrong(Recorder):
+    def fit(self, parameters, config):  # noqa: ANN001, ANN201
+        return parameters, -5, {}
+
+
+def test_fit_checks_num_examples() -> None:
+    client = CheckedClient(CountsWrong(), task="my.task")
+    with pytest.raises(ClientContractError, match=r"task my.task: fit\(\) returned num_examples = -5"):
+        client.fit(client.get_parameters({}), {"server_round": 1})
+
+
+NO_ACCURACY_TASK = """
+import numpy as np
+from flwr.client import NumPyClient
+from bdfl.learning.data import load_digits
+
+
+class Client(NumPyClient):
+    def get_parameters(self, config):
+        return [np.zeros(3)]
+
+    def fit(self, parameters, config):
+        return parameters, 4, {}
+
+    def evaluate(self, parameters, config):
+        return 0.5, 4, {"acc": 0.5}   # not the documented key
+
+
+def load_dataset(data_dir=None):
+    return load_digits()
+
+
+def make_client(train, val, *, seed, hparams=None):
+    return Client()
+"""
+
+
+def test_probe_refuses_evaluate_without_accuracy(tmp_path, ds) -> None:  # noqa: ANN001
+    """A task whose evaluate names its accuracy otherwise is stopped at start-up with the key
+    it did report (before, every round's progress line failed on the missing number)."""
+    path = tmp_path / "no_accuracy_task.py"
+    path.write_text(NO_ACCURACY_TASK)
+    task = load_task(str(path))
+    shard = ((ds.X_train[:8], ds.y_train[:8]), (ds.X_train[8:12], ds.y_train[8:12]))
+    with pytest.raises(ClientContractError, match=r"evaluate\(\) returned metrics without 'accuracy' \(keys: \['acc'\]\)"):
+        task.probe([shard], [np.zeros(3)], seed=0, config=BASE)
+
+
+def test_clientapp_evaluate_without_a_loss_names_the_keys(ds) -> None:  # noqa: ANN001
+    """A ClientApp whose evaluate reply names its loss otherwise gets one error listing what it
+    sent and what is read, not a NaN loss that every audit reports as a diverged model."""
+    from flwr.app import ArrayRecord, Message, MetricRecord, RecordDict
+    from flwr.clientapp import ClientApp
+
+    from bdfl.errors import BDFLError
+    from bdfl.learning.flower import ClientAppClient
+
+    app = ClientApp()
+
+    @app.evaluate()
+    def evaluate(msg, context):  # noqa: ANN001, ANN202
+        return Message(RecordDict({"metrics": MetricRecord({"val_loss": 0.3, "val_accuracy": 0.9, "num-examples": 3})}), reply_to=msg)
+
+    initial = ArrayRecord([np.zeros((2, 2), np.float32)])
+    client = ClientAppClient(app, (ds.X_train[:3], ds.y_train[:3]), (ds.X_train[:3], ds.y_train[:3]), seed=0, initial_arrays=initial)
+    with pytest.raises(BDFLError, match=r"without a loss: its MetricRecords hold \['val_accuracy', 'val_loss'\], expected one of eval_loss"):
+        client.evaluate(client.get_parameters({}), {})
+
+
+def test_get_parameters_of_tensors_names_the_type_and_the_fix() -> None:
+    import torch
+
+    from bdfl.learning.task import TaskError, check_parameters
+
+    with pytest.raises(TaskError, match="its array 1 is a torch.Tensor") as err:
+        check_parameters([np.zeros(2), torch.zeros(2)], what="t get_parameters()")
+    assert ".cpu().numpy()" in err.value.fix
+    with pytest.raises(TaskError, match="got a dict"):
+        check_parameters({"w": np.zeros(2)})

@@ -81,6 +81,24 @@ def test_dataset_validates_labels() -> None:
         Dataset("x", X, np.array([0, 1]), X, np.array([0, 1, 2]), num_classes=3)
 
 
+@pytest.mark.parametrize("labels", [np.array([0.0, 1.0, 2.0]), np.array([0.1, 0.5, 0.9]), np.array([True, False, True])])
+def test_dataset_refuses_labels_that_are_not_integers(labels: np.ndarray) -> None:
+    """Float labels (read from a CSV, or regression targets) are refused by name, with the
+    fix, instead of failing later inside a label-flipping attack's index map."""
+    X = np.zeros((3, 1, 2, 2), np.float32)
+    with pytest.raises(BDFLError, match="y_train must hold integer class labels") as err:
+        Dataset("x", X, labels, X, np.array([0, 1, 2]), num_classes=3)
+    assert "astype(np.int64)" in err.value.fix
+    Dataset("x", X, labels.astype(np.int64), X, np.array([0, 1, 2], np.uint8), num_classes=3)  # integers pass
+
+
+@pytest.mark.parametrize("num_classes", [1, 0, 2.0, True])
+def test_dataset_needs_two_classes(num_classes: object) -> None:
+    X = np.zeros((3, 1, 2, 2), np.float32)
+    with pytest.raises(BDFLError, match="num_classes must be an integer >= 2"):
+        Dataset("x", X, np.array([0, 0, 0]), X, np.array([0, 0, 0]), num_classes=num_classes)  # type: ignore[arg-type]
+
+
 # --------------------------------------------------------------------------- IDX files
 
 

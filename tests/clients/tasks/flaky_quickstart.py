@@ -6,7 +6,8 @@ raises for some peers, as a user's bug would.
 peer 1's ``evaluate`` raises (when it audits); ``"fit:all"`` — every peer's ``fit`` raises;
 ``"nan:all"`` — every peer's training data holds NaN, so its fit diverges to NaN weights
 (a run that goes wrong without raising); ``"valnan:1"`` — peer 1's validation data holds NaN, so
-its own model's loss there is not finite (as a diverged model's would be) when it audits.
+its own model's loss there is not finite (as a diverged model's would be) when it audits;
+``"nan2:1"`` — peer 1's fit returns a few NaN weights in round 2 only (one diverged fit).
 The client class is the quickstart's, untouched: the bug is injected into its model code.
 """
 
@@ -37,6 +38,17 @@ def make_client(train, val, *, seed, hparams=None):
             client.trainloader = _NaN(client.trainloader)
         elif step == "valnan":
             client.valloader = _NaN(client.valloader)
+        elif step == "nan2":
+            fit = client.fit
+
+            def fit_in_round(parameters, config):
+                params, n, metrics = fit(parameters, config)
+                if int(config.get("server_round", 0)) == 2:  # a few weights blow up, as in a diverged step
+                    params = [p.copy() for p in params]
+                    params[0].flat[:5] = float("nan")
+                return params, n, metrics
+
+            client.fit = fit_in_round
     return client
 
 
