@@ -56,8 +56,13 @@ def preflight(cfg: ExperimentConfig) -> None:
             raise ConfigError("clean_reference", exc.message, "a summary.json, or the results folder holding one") from None
     # The split itself: a data set too small for the peer count (or a Dirichlet alpha that
     # leaves peers empty) must stop the run here, not inside a worker after the devnet started.
+    try:  # the task's own data first: a bad data set is the task's fault, not the split's
+        dataset = task.load_dataset(cfg.task.data_dir or None)
+    except Exception as exc:  # noqa: BLE001 - its message (and fix) name the cause
+        raise ConfigError("task.data_dir" if cfg.task.data_dir else "task.client",
+                          f"{cfg.task.client}'s load_dataset failed: {exc}") from None
     try:
-        peer_data(task, cfg)
+        task_shard_indices(dataset.y_train, cfg.task, cfg.peers, cfg.seed)
     except Exception as exc:  # noqa: BLE001 - the partitioner's own message names the numbers
         text = str(getattr(exc, "message", exc))
         field = {"dirichlet": "task.alpha", "iid_sample": "task.samples_per_peer"}.get(cfg.task.partition, "peers")

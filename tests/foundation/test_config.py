@@ -136,6 +136,24 @@ def test_iid_sample_split_is_checked_before_the_run() -> None:
     assert info.value.field == "task.samples_per_peer" and "5000" in str(info.value)
 
 
+def test_a_bad_data_set_is_the_tasks_fault_not_the_splits(tmp_path) -> None:  # noqa: ANN001
+    """A task whose load_dataset returns float labels stops before any process starts, under
+    task.client with the data set's own message and fix (it was reported as a failed split)."""
+    from bdfl.experiment.setup import preflight
+
+    task = tmp_path / "float_labels_task.py"
+    task.write_text("from bdfl.learning.data import Dataset, load_digits\n"
+                    "from clients.digits import make_client  # noqa: F401\n"
+                    "def load_dataset(data_dir=None):\n"
+                    "    d = load_digits()\n"
+                    "    return Dataset('f', d.X_train, d.y_train.astype(float), d.X_test, d.y_test, d.num_classes)\n")
+    with pytest.raises(ConfigError) as info:
+        preflight(load_config(None, {"task.client": str(task)}))
+    assert info.value.field == "task.client"
+    assert "load_dataset failed: data set 'f': y_train must hold integer class labels" in str(info.value)
+    assert "astype(np.int64)" in str(info.value)
+
+
 def test_min_stake_below_the_fixed_slash_is_refused_by_its_own_field() -> None:
     """[protocol] cannot set slash_amount (10 tokens in ProtocolParams), so a smaller min_stake
     is refused as protocol.min_stake, not as a slash_amount in base units the user never set."""
