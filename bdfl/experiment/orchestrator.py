@@ -309,7 +309,8 @@ class Orchestrator:
             f = failures[0]
             raise BDFLError(
                 f"round {r}: task {f.task} {f.step} raised on every peer ({len(failures)} of {len(failures)}): {f.error}",
-                fix=f"fix the task's {f.step} (the traceback of each peer is in {self.out_dir / 'run.log'})",
+                fix=f"fix the task's {'evaluate (it raised while the peer audited)' if f.step == 'audit' else f.step} "
+                    f"(the traceback of each peer is in {self.out_dir / 'run.log'})",
             )
 
     def _check_degraded(self, r: int, subs: list[Any], peer_res: dict[int, PeerRound]) -> None:
