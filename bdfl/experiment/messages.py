@@ -140,11 +140,13 @@ class Joined:
 
 @dataclass(frozen=True)
 class Submitted:
-    """One peer's published update."""
+    """One peer's published update; ``fit_metrics``: the numbers its client's ``fit`` returned
+    with it (``train_loss``, ...; fit_metrics.csv)."""
 
     hash: str
     url: str
     bytes: int
+    fit_metrics: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -227,6 +227,7 @@ class Orchestrator:
             times.add(sent, in_turn=True)
             self._note_front_runs(r, rnd, sent)
         self._note_failures(r, rnd, fit_failures, everyone=trained == 0)
+        fit_metrics = {i: v.fit_metrics for w in (res + res_a if self.attackers else res) for i, v in w.peers.items()}
         t = time.perf_counter()
         k.advance_to(rnd, Phase.COMMIT)  # at once if every member submitted, else at the deadline
         times.add_chain(time.perf_counter() - t)
@@ -291,7 +292,8 @@ class Orchestrator:
         events = k.events(first_block, last_block)
         # the run's own lines (faults, rejected inputs, overlay changes) join the chain's, by block
         events = sorted(events + faults.take_events(), key=lambda e: e["block"])
-        self._write_round(offset + 1, rnd, peer_res, subs, events, times, time.perf_counter() - t_round, gas, txs, last_block)
+        self._write_round(offset + 1, rnd, peer_res, subs, events, times, time.perf_counter() - t_round, gas, txs, last_block,
+                          fit_metrics)
         self._check_degraded(r, subs, peer_res)
 
     def _note_failures(self, r: int, rnd: int, failures: list[ClientFailure], *, everyone: bool) -> None:
@@ -361,7 +363,8 @@ class Orchestrator:
 
     # -- results --------------------------------------------------------------------------
     def _write_round(self, r: int, rnd: int, peer_res: dict[int, PeerRound], subs: list[Any], events: list[dict[str, Any]],
-                     times: RoundTimes, seconds_total: float, gas: int, txs: int, last_block: int) -> None:
+                     times: RoundTimes, seconds_total: float, gas: int, txs: int, last_block: int,
+                     fit_metrics: dict[int, dict[str, float]] | None = None) -> None:
         cfg = self.cfg
         k = self.keeper
         outcomes = {s.peer: s.outcome for s in subs}
@@ -385,6 +388,8 @@ class Orchestrator:
                 "reputation": states[addr]["reputation"], "balance": balances[addr], "stake": states[addr]["stake"],
                 "unclaimed": states[addr]["tokens"],
             })
+        self.writer.append_fit_metrics({"round": r, "peer": i, "metric": name, "value": value}
+                                       for i, m in sorted((fit_metrics or {}).items()) for name, value in sorted(m.items()))
         self.writer.append_metrics(rows)
         asr = [pr.attack_success_rate for i, pr in peer_res.items() if i not in attackers and pr.attack_success_rate is not None]
         round_row = {

@@ -5,6 +5,7 @@ A run leaves one folder::
     config.toml    fully resolved configuration (written by the runner)
     metrics.csv    one row per (round, peer)            -- METRICS_COLUMNS
     rounds.csv     one row per round                    -- ROUNDS_COLUMNS
+    fit_metrics.csv  what the clients' fit returned, one row per (round, peer, metric) -- FIT_METRICS_COLUMNS
     events.jsonl   decoded on-chain events and the run's own event lines, one JSON object per line
     summary.json   derived figures (compute_summary), written atomically
     *.png + *.svg, report.html, tensorboard/ (live per-round scalars)
@@ -44,6 +45,7 @@ from bdfl.errors import BDFLError
 CONFIG_FILE = "config.toml"
 METRICS_FILE = "metrics.csv"
 ROUNDS_FILE = "rounds.csv"
+FIT_METRICS_FILE = "fit_metrics.csv"
 EVENTS_FILE = "events.jsonl"
 SUMMARY_FILE = "summary.json"
 REPORT_FILE = "report.html"
@@ -55,6 +57,10 @@ METRICS_COLUMNS: tuple[str, ...] = (
     "round", "peer", "address", "attacker", "committee", "submitted", "approved",
     "accuracy", "loss", "reputation", "balance", "stake", "unclaimed",
 )
+
+#: fit_metrics.csv: one row per number a client's ``fit`` returned in its metrics (``train_loss``, ...),
+#: per (round, peer); long format, since each task names its own metrics.
+FIT_METRICS_COLUMNS: tuple[str, ...] = ("round", "peer", "metric", "value")
 
 #: A metrics.csv column renamed since: old name -> new name (readers map old files onto it).
 RENAMED_METRICS: dict[str, str] = {"tokens": "unclaimed"}
@@ -276,11 +282,13 @@ class ResultsWriter:
                             fix="choose a writable --out folder") from None
         self.metrics_path = self.dir / METRICS_FILE
         self.rounds_path = self.dir / ROUNDS_FILE
+        self.fit_metrics_path = self.dir / FIT_METRICS_FILE
         self.events_path = self.dir / EVENTS_FILE
         self.config_path = self.dir / CONFIG_FILE
         self.summary_path = self.dir / SUMMARY_FILE
         self._init_csv(self.metrics_path, METRICS_COLUMNS)
         self._init_csv(self.rounds_path, ROUNDS_COLUMNS)
+        self._init_csv(self.fit_metrics_path, FIT_METRICS_COLUMNS)
         self._tracker: Any = None
         self._round_metrics: dict[Any, list[Mapping[str, Any]]] = {}
         if live:
@@ -333,6 +341,12 @@ class ResultsWriter:
         if self._tracker is not None:
             for r in rows:
                 self._round_metrics.setdefault(r.get("round"), []).append(r)
+
+    def append_fit_metrics(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Append (round, peer, metric, value) rows, before the round's ``rounds.csv`` row."""
+        lines = [self._row_cells(r, FIT_METRICS_COLUMNS, FIT_METRICS_FILE) for r in rows]
+        if lines:
+            _append_durable(self.fit_metrics_path, _csv_lines(lines))
 
     def append_round(self, row: Mapping[str, Any]) -> None:
         """Append one round's row (write it *after* that round's metrics: it marks the round complete)."""

@@ -300,11 +300,14 @@ class Worker:
         members = set(cmd.active)
         chosen = [h for i, h in self.hosted.items() if (i in self.attackers) == cmd.attackers and i in members]
         failed: list[ClientFailure] = []  # a peer whose client raised sits this round out: no update
+        fit_metrics: dict[int, dict[str, float]] = {}
         for h in list(chosen):
             out = stages.train.train(h.engine, rnd)
             if isinstance(out, ClientFailure):
                 failed.append(out)
                 chosen.remove(h)
+            else:
+                fit_metrics[h.peer.index] = {k: float(v) for k, v in out.items() if k != "num_examples"}
         t_train = time.perf_counter() - t0
         honest_models: list[NDArrays] = []
         if cmd.attackers and cmd.honest and any(h.peer.attack is not None and getattr(h.peer.attack, "needs_honest_updates", False) for h in chosen):
@@ -325,7 +328,7 @@ class Worker:
                 self._signing += time.perf_counter() - t
             else:
                 self._queue(h, h.chain.submit_update, rnd, bytes.fromhex(pub.hash[2:]), h.peer.num_examples, wait=False, gas=self.submit_gas)
-            out_peers[h.peer.index] = Submitted(pub.hash, pub.url, len(pub.data))
+            out_peers[h.peer.index] = Submitted(pub.hash, pub.url, len(pub.data), fit_metrics.get(h.peer.index, {}))
         sign = self._take_signing()
         return TrainSubmitReply(out_peers, failed, Times(train=t_train, exchange=time.perf_counter() - t1 - sign, chain=sign),
                                 self._traffic("submit"))

@@ -150,6 +150,8 @@ def test_one_diverged_fit_recovers_from_the_neighbours(tmp_path: Path, monkeypat
     rows = {(r["round"], r["peer"]): r for r in _rows(out / "metrics.csv")}
     assert rows[("2", "1")]["submitted"] == "1" and rows[("2", "1")]["approved"] == "0"  # its NaN update, refused
     assert all(rows[(str(t), "1")]["approved"] == "1" for t in (1, 3, 4))
+    losses = {(r["round"], r["peer"]): float(r["value"]) for r in _rows(out / "fit_metrics.csv") if r["metric"] == "train_loss"}
+    assert set(losses) == {(str(t), str(p)) for t in range(1, 5) for p in range(4)}  # what every fit returned, kept
     for t in ("2", "3", "4"):  # accuracy after each round's aggregation: with the others, not at chance
         others = [float(rows[(t, p)]["accuracy"]) for p in ("0", "2", "3")]
         assert float(rows[(t, "1")]["accuracy"]) > min(others) - 0.15, (t, rows[(t, "1")]["accuracy"], others)

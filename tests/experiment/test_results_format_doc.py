@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from bdfl.experiment.results import METRICS_COLUMNS, ROUNDS_COLUMNS, compute_summary, read_metrics, read_rounds
+from bdfl.experiment.results import FIT_METRICS_COLUMNS, METRICS_COLUMNS, ROUNDS_COLUMNS, compute_summary, read_metrics, read_rounds
 from bdfl.experiment.tracking import round_scalars
 from tests.experiment.test_results import make_run
 
@@ -29,6 +29,8 @@ def test_every_csv_column_is_defined() -> None:
     metrics, rounds = _section("### metrics.csv"), _section("### rounds.csv")
     assert [c for c in METRICS_COLUMNS if f"| `{c}` |" not in metrics] == []
     assert [c for c in ROUNDS_COLUMNS if f"| `{c}` |" not in rounds] == []
+    fit = _section("### fit_metrics.csv")
+    assert [c for c in FIT_METRICS_COLUMNS if f"| `{c}` |" not in fit] == []
 
 
 def test_every_summary_key_is_defined(tmp_path: Path) -> None:
