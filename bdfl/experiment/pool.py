@@ -30,7 +30,7 @@ def make_pool(specs: list[Any], cluster: str = "", note: Callable[[str], None] |
     over that Ray cluster's nodes (``note`` is told where each one sits). Ray is imported only
     then: it is an optional extra."""
     if not cluster:
-        return WorkerPool(specs)
+        return WorkerPool(specs, note=note)
     from bdfl.experiment.ray_pool import RayPool  # lazy: no Ray import on the default path
 
     return RayPool(specs, cluster, note=note)
@@ -42,11 +42,18 @@ def make_pool(specs: list[Any], cluster: str = "", note: Callable[[str], None] |
 #: docs/results/model-size.md). PyTorch reads it once, at a process's first allocation.
 WORKER_ENV = {"THP_MEM_ALLOC_ENABLE": "1"}
 
+#: Seconds a worker may work on one command before the run says so, and again each time as long
+#: (``note``). A task's fit or evaluate that never returns holds its worker, and the run waits for
+#: every worker: without this the terminal would fall silent. Not a limit: long phases (10,000 peers
+#: on two cores) are legitimate, and a thread running user code cannot be stopped safely.
+SLOW_COMMAND_S = 300.0
+
 
 class WorkerPool:
     """Worker processes and their pipes; commands go to all workers at once (they run in parallel)."""
 
-    def __init__(self, specs: list[Any]) -> None:
+    def __init__(self, specs: list[Any], note: Callable[[str], None] | None = None) -> None:
+        self.note = note
         ctx = mp.get_context("spawn")  # no fork: the parent holds threads and sockets
         for key, value in WORKER_ENV.items():  # inherited by the spawned workers
             os.environ.setdefault(key, value)
@@ -73,14 +80,20 @@ class WorkerPool:
         except OSError as exc:  # BrokenPipeError / ConnectionResetError: the worker is gone
             raise BDFLError(f"{_name(command)} could not be sent: {self._died(i)}") from exc
 
-    def _recv(self, i: int) -> tuple[str, Any]:
+    def _recv(self, i: int, what: str = "") -> tuple[str, Any]:
+        conn, waited = self.conns[i], 0.0
         try:
-            return self.conns[i].recv()
+            while not conn.poll(SLOW_COMMAND_S):
+                waited += SLOW_COMMAND_S
+                if self.note is not None:
+                    self.note(f"worker {i} has been running {what or 'a command'} for {waited:g} s (a task's fit or "
+                              "evaluate that never returns holds the run here; Ctrl-C stops it and keeps the rounds so far)")
+            return conn.recv()
         except (EOFError, OSError):
             return "error", self._died(i)
 
     def _collect(self, what: str) -> list[Any]:
-        return gather_replies((self._recv(i) for i in range(len(self.conns))), what)
+        return gather_replies((self._recv(i, what) for i in range(len(self.conns))), what)
 
     def call(self, cmd: Any) -> list[Any]:
         """``cmd`` (a command of bdfl.experiment.messages) on every worker at once; their replies."""
@@ -91,12 +104,9 @@ class WorkerPool:
     def call_in_turn(self, cmd: Any) -> list[Any]:
         """The command on one worker after another (for a deterministic order of effects)."""
         out = []
-        for i, conn in enumerate(self.conns):
+        for i in range(len(self.conns)):
             self._send(i, cmd)
-            try:
-                status, payload = conn.recv()
-            except (EOFError, OSError):
-                status, payload = "error", self._died(i)
+            status, payload = self._recv(i, _name(cmd))
             if status != "ok":
                 raise BDFLError(f"{_name(cmd)} failed in worker {i}:\n{payload}")
             out.append(payload)

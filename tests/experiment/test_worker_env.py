@@ -37,3 +37,27 @@ def test_a_value_the_user_set_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("THP_MEM_ALLOC_ENABLE", "0")
     WorkerPool([])
     assert _spawned_value() == "0"
+
+
+def test_a_command_that_takes_long_is_reported_while_the_run_waits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker stuck in a task's fit (here: one that answers after a while) makes the run say
+    which worker and which command it is waiting for, each time the interval passes, and the
+    reply still arrives; the run is not stopped."""
+    import threading
+    import time
+
+    import bdfl.experiment.pool as pool
+
+    monkeypatch.setattr(pool, "SLOW_COMMAND_S", 0.2)
+    parent, child = mp.Pipe()
+    worker = threading.Thread(target=lambda: (time.sleep(1.0), child.send(("ok", "done"))), daemon=True)
+    worker.start()
+    notes: list[str] = []
+    wp = WorkerPool([], note=notes.append)
+    wp.conns = [parent]
+    assert wp._recv(0, "TrainSubmit") == ("ok", "done")
+    worker.join(timeout=10)
+    assert len(notes) >= 2, notes
+    assert all(n.startswith("worker 0 has been running TrainSubmit for ") and "never returns" in n for n in notes)
+    waited = [float(n.split(" for ")[1].split(" s ")[0]) for n in notes]
+    assert waited == sorted(waited) and waited[-1] > waited[0]
