@@ -139,12 +139,26 @@ def cmd_devnet(args: argparse.Namespace) -> int:
 
             path = deploy_to(devnet, Path(args.deploy))
             print(f"contracts deployed; deployment file: {path}", flush=True)
+        if devnet.process is None:
+            return 0
+        stopped = []
+
+        def stop(_signum: int, _frame: object) -> None:  # Ctrl-C / SIGTERM: the user stops it
+            stopped.append(True)
+            devnet.process.terminate()
+
+        previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
-            while devnet.process is not None and devnet.process.poll() is None:
-                signal.pause() if hasattr(signal, "pause") else None
-        except KeyboardInterrupt:
-            pass
-    return 0
+            # wait() returns when the devnet exits, whoever stopped it (the loop before, on
+            # signal.pause(), never woke when the devnet died by itself: SIGCHLD is ignored)
+            code = devnet.process.wait()
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+        if stopped:
+            return 0
+    raise BDFLError(f"the {args.backend} devnet exited on its own (exit code {code}); peers using {devnet.rpc_url} lost their chain",
+                    fix="see its output above, and start it again with bdfl devnet")
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:

@@ -75,3 +75,22 @@ def test_bdfl_deploy_refuses_a_bad_key_file_without_echoing_it(devnet: object, p
     assert proc.returncode == 1
     assert "does not hold a 32-byte hex private key" in proc.stderr
     assert "SECRETMATERIAL" not in proc.stderr + proc.stdout
+
+
+def test_bdfl_devnet_says_so_when_its_chain_dies(project_root: Path, tmp_path: Path) -> None:
+    """The devnet process dies on its own (killed): `bdfl devnet` exits non-zero with a message
+    at once, instead of sitting there while peers fail minutes later."""
+    proc = subprocess.Popen([sys.executable, "-m", "bdfl", "devnet"], cwd=project_root,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        assert proc.stdout is not None
+        assert "anvil devnet: http://127.0.0.1:" in proc.stdout.readline()
+        chain = [c for c in psutil.Process(proc.pid).children(recursive=True) if "anvil" in c.name()]
+        assert chain, psutil.Process(proc.pid).children(recursive=True)
+        chain[0].kill()
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 1, out
+    assert "the anvil devnet exited on its own (exit code -9)" in out and "start it again" in out, out
