@@ -30,6 +30,7 @@ from eth_abi import encode
 from eth_account.messages import encode_defunct
 from eth_utils import keccak, to_checksum_address
 from hexbytes import HexBytes
+from web3.exceptions import BadFunctionCallOutput, ContractLogicError
 from web3.logs import DISCARD
 
 from bdfl.chain import fastabi
@@ -796,6 +797,20 @@ class ProtocolClient:
     def policy_hash(self) -> bytes:
         """``PeerRegistry.policyHash``: the policy hash fixed at deployment (32 bytes)."""
         return bytes(self.registry.functions.policyHash().call())
+
+    def check_contracts(self, source: str = "deployment") -> None:
+        """Raise BDFLError unless each address of the deployment answers a view of the contract it
+        is listed as (a deployment file edited by hand, or from another version, may list an address
+        that holds code of another contract: web3 would raise a bare revert deep in the start-up)."""
+        probes = (("BDFLToken", self.token, "totalSupply"), ("PeerRegistry", self.registry, "policyHash"),
+                  ("RoundManager", self.rounds, "currentRound"))
+        for name, contract, view in probes:
+            try:
+                getattr(contract.functions, view)().call()
+            except (ContractLogicError, BadFunctionCallOutput, ValueError) as exc:
+                raise BDFLError(f"{source}: the {name} address {contract.address} does not answer {name}.{view}() "
+                                f"({type(exc).__name__}): it holds another contract",
+                                fix="use the deployment file written when these contracts were deployed, or deploy again") from None
 
     def peer_info(self, peer: str | None = None) -> PeerInfo:
         a = peer or self.address

@@ -236,6 +236,7 @@ class StandalonePeer:
 
 
         self.chain = ProtocolClient(self.w3, self.deployment, self.account, TxSender(self.w3, self.account, chain_id=self.chain_id))
+        self.chain.check_contracts(source)
         on_chain = self.chain.policy_hash()
         if on_chain != self.deployment.policy_hash:
             raise PolicyMismatch(f"{source} declares policy hash 0x{self.deployment.policy_hash.hex()}, the chain holds 0x{on_chain.hex()}",
@@ -282,6 +283,16 @@ class StandalonePeer:
     def _setup_state(self) -> None:
         base = getattr(self.args, "state_dir", None) or os.environ.get("BDFL_PEER_STATE_DIR") or default_state_dir(self.args.key_file)
         self.state = PeerState.open(base, address=self.address, chain_id=self.chain_id, round_manager=self.deployment.round_manager)
+        self.state.hold()
+        saved = max([self.state.last_aggregated, *self.state.rounds])
+        chain_round = self.chain.current_round()
+        if saved > chain_round:
+            # a devnet started again deploys to the same addresses, so the state's identity (chain id,
+            # round manager, account) matches a chain that has never seen these rounds: resuming would
+            # skip aggregation until the chain caught up with the saved round
+            raise BDFLError(f"the peer state in {self.state.folder} is from chain round {saved}, but the chain is at round "
+                            f"{chain_round}: it belongs to an earlier deployment at the same addresses (a restarted devnet?)",
+                            fix=f"move {self.state.folder} away (or give another --state-dir) to start this deployment fresh")
         o = self.cfg.overlay
         self.tracker = OverlayTracker.from_json(o.topology, o.degree, o.edge_probability if o.topology == "erdos_renyi" else None, self.state.overlay)
         self.round_state = RoundState(ChainMemory(self.cfg, self.tracker))

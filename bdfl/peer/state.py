@@ -19,6 +19,7 @@ the reveal. No key material is ever written here.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import tempfile
@@ -33,6 +34,30 @@ KEEP_BLOB_ROUNDS = 3
 
 def state_folder(base: str | os.PathLike[str], chain_id: int, round_manager: str, address: str) -> Path:
     return Path(base) / f"{int(chain_id)}-{round_manager.lower()}-{address.lower()}"
+
+
+#: Lock files this process holds, by folder: open once, for the process's life (a peer restarted
+#: in the same process, as tests do, opens its folder again).
+_LOCKS: dict[Path, int] = {}
+
+
+def _lock(folder: Path) -> None:
+    """Hold ``folder/lock`` (flock) for this process: two peers on one account and state folder would
+    overwrite each other's saved votes and salts, and one of them could not reveal."""
+    folder = folder.resolve()
+    if folder in _LOCKS:
+        return
+    fd = os.open(folder / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise BDFLError(f"the peer state folder {folder} is in use by another process (pid {holder}): the same account "
+                        "is already running as a peer here", fix="stop the other `bdfl peer` first, or use another key") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    _LOCKS[folder] = fd
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -96,6 +121,11 @@ class PeerState:
             st.last_aggregated = int(data.get("last_aggregated", -1))
             st.overlay = data.get("overlay")
         return st
+
+    def hold(self) -> None:
+        """Hold the folder for this process (``bdfl peer``; the simulation's in-process peers need not:
+        one worker owns its folders). A second process on it is refused."""
+        _lock(self.folder)
 
     def save(self) -> None:
         doc = {

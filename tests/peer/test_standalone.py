@@ -569,6 +569,59 @@ def test_wrong_chain_deployment_is_one_clear_error(peer_files: dict[str, Any]) -
     _assert_one_error(proc, "made for chain id 999", "has id 31337")
 
 
+def test_deployment_listing_another_contract_is_one_clear_error(peer_files: dict[str, Any]) -> None:
+    """A deployment file whose PeerRegistry address holds the token (code, but another contract):
+    one error naming the contract, not web3's bare revert from the start-up."""
+    data = json.loads(Path(peer_files["deployment"]).read_text())
+    data["addresses"]["PeerRegistry"] = data["addresses"]["BDFLToken"]
+    swapped = peer_files["dir"] / "swapped.json"
+    swapped.write_text(json.dumps(data))
+    proc = _bdfl_peer("--rpc-url", peer_files["rpc_url"], "--key-file", peer_files["key"], "--deployment", str(swapped))
+    _assert_one_error(proc, "the PeerRegistry address", "does not answer PeerRegistry.policyHash()", "holds another contract")
+
+
+def _saved_state(peer_files: dict[str, Any], folder: Path, last_aggregated: int) -> None:
+    """A state folder as `bdfl peer` leaves it, written without opening it (which would lock it)."""
+    from eth_account import Account
+
+    from bdfl.chain.deploy import Deployment
+    from bdfl.peer.state import state_folder
+
+    dep = Deployment.load(Path(peer_files["deployment"]))
+    address = Account.from_key(Path(peer_files["key"]).read_text().strip()).address
+    ident = {"address": address.lower(), "chain_id": 31337, "round_manager": dep.round_manager.lower()}
+    target = state_folder(folder, 31337, dep.round_manager, address)
+    target.mkdir(parents=True)
+    (target / "state.json").write_text(json.dumps({"format": 1, "identity": ident, "last_aggregated": last_aggregated,
+                                                   "rounds": {}, "overlay": None}))
+
+
+def test_state_from_a_restarted_devnet_is_one_clear_error(peer_files: dict[str, Any], tmp_path: Path) -> None:
+    """A devnet started again deploys to the same addresses, so an old state folder matches its
+    identity: a state saved after chain round 12 on a chain at round 0 is refused (it made peers
+    skip aggregation for 12 rounds, silently)."""
+    _saved_state(peer_files, tmp_path, 12)
+    proc = _bdfl_peer("--rpc-url", peer_files["rpc_url"], "--key-file", peer_files["key"], "--deployment", peer_files["deployment"],
+                      "--state-dir", str(tmp_path))
+    _assert_one_error(proc, "is from chain round 12, but the chain is at round 0", "restarted devnet")
+
+
+def test_a_second_peer_on_the_same_state_folder_is_refused(peer_files: dict[str, Any], tmp_path: Path) -> None:
+    """Two `bdfl peer` processes with one key and state folder would overwrite each other's saved
+    votes and salts: the second is refused while the first holds the folder."""
+    from eth_account import Account
+
+    from bdfl.chain.deploy import Deployment
+    from bdfl.peer.state import PeerState
+
+    dep = Deployment.load(Path(peer_files["deployment"]))
+    address = Account.from_key(Path(peer_files["key"]).read_text().strip()).address
+    PeerState.open(tmp_path, address=address, chain_id=31337, round_manager=dep.round_manager).hold()  # this process holds it
+    proc = _bdfl_peer("--rpc-url", peer_files["rpc_url"], "--key-file", peer_files["key"], "--deployment", peer_files["deployment"],
+                      "--state-dir", str(tmp_path))
+    _assert_one_error(proc, "is in use by another process", f"(pid {os.getpid()})")
+
+
 def test_unreachable_rpc_and_unknown_client_are_one_clear_error(peer_files: dict[str, Any]) -> None:
     from bdfl.chain.devnet import free_port
 

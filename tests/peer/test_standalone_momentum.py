@@ -124,6 +124,7 @@ def _restarted(world: dict[str, Any], cfg: Any, view: MemoryChainView, i: int, f
     sp.cfg, sp.peer, sp.address = cfg, _peer(world, cfg, i), ADDRS[i]
     sp.args = SimpleNamespace(state_dir=str(folder), key_file=str(folder / "unused.key"))
     sp.chain_id, sp.deployment = CHAIN, SimpleNamespace(round_manager=RM)
+    sp.chain = SimpleNamespace(current_round=lambda: current_round)  # _setup_state compares the saved round with it
     sp._setup_state()
     _wire(sp, world, cfg, view, current_round)
     sp.recover()
