@@ -780,7 +780,11 @@ def rebuild_summary(run: Run) -> dict[str, Any]:
         computed = compute_summary(run.metrics, run.rounds, clean)
     except BDFLError:
         computed = compute_summary(run.metrics, run.rounds, None)
-    return {**previous, **computed}
+    out = {**previous, **computed}
+    if "status" not in previous:  # the runner never wrote its summary: the run was killed before it could
+        out["status"] = "interrupted"
+        out.setdefault("rounds_completed", len(run.rounds))
+    return out
 
 
 def format_value(value: Any) -> str:

@@ -13,7 +13,7 @@ import pytest
 
 from bdfl.experiment.plots import PLOT_FILES, make_all_plots, plot_accuracy, plot_reputation
 from bdfl.experiment.report import build_report
-from bdfl.experiment.results import ResultsWriter, format_value, read_summary
+from bdfl.experiment.results import ResultsWriter, format_value, read_rounds, read_summary
 from tests.experiment.test_results import PNG_MAGIC, ROUNDS, make_run
 
 
@@ -96,15 +96,17 @@ def test_report_rebuilds_a_missing_summary_and_keeps_runner_keys(tmp_path: Path)
     build_report(d)
     s = read_summary(d)
     assert s is not None and s["final_honest_accuracy"] == pytest.approx(0.915) and s["separated_from_round"] == 3
+    # killed before its summary: said so, with the rounds it finished (as a Ctrl-C'd run's summary does)
+    assert s["status"] == "interrupted" and s["rounds_completed"] == len(read_rounds(d))
 
     # keys only the runner knows survive a rebuild; stale computed values are corrected
-    s.update({"status": "interrupted", "seconds_wall": 12.0, "final_honest_accuracy": 0.1})
+    s.update({"status": "completed", "seconds_wall": 12.0, "final_honest_accuracy": 0.1})
     (d / "summary.json").write_text(json.dumps(s))
     doc = build_report(d).read_text()
     s2 = read_summary(d)
-    assert s2["status"] == "interrupted" and s2["seconds_wall"] == 12.0
+    assert s2["status"] == "completed" and s2["seconds_wall"] == 12.0
     assert s2["final_honest_accuracy"] == pytest.approx(0.915)
-    assert "status: interrupted" in doc
+    assert "status: completed" in doc
 
 
 def test_report_uses_the_clean_reference(tmp_path: Path) -> None:
