@@ -303,10 +303,12 @@ def build_parser() -> argparse.ArgumentParser:
     dp = sub.add_parser("deploy", help="deploy the contracts to a JSON-RPC endpoint")
     dp.add_argument("--rpc-url", required=True, help="the chain's JSON-RPC URL")
     dp.add_argument("--key-file", help="deployer key (hex or JSON keystore); default on a devnet: its account 0")
-    dp.add_argument("--params", help="TOML file with a [protocol] table")
+    dp.add_argument("--params", help="TOML file with a [protocol] table of ProtocolParams' names (submit_duration, ...)")
     dp.add_argument("--out", default="deployment.json", help="deployment file to write")
     dp.add_argument("--config", help="experiment TOML whose [defense] and [overlay] tables are the deployment's policy "
-                                     "(written into the deployment file, its hash on chain); default: the library's defaults")
+                                     "(written into the deployment file, its hash on chain), and whose [protocol] table, "
+                                     "if it has one, the contracts' parameters (as bdfl run deploys it; not with --params); "
+                                     "default: the library's defaults")
     dp.set_defaults(func=cmd_deploy)
 
     names = _names()

@@ -186,6 +186,18 @@ class ProtocolParams:
         return cls(**{k: int(v) for k, v in data.items()})
 
     @classmethod
+    def from_config(cls, p: Any) -> "ProtocolParams":
+        """From an experiment's ``[protocol]`` table (:class:`bdfl.config.ProtocolConfig`: whole
+        tokens, ``*_seconds``), as ``bdfl run`` and ``bdfl deploy --config`` deploy it."""
+        return cls(
+            min_stake=p.min_stake * TOKEN, committee_size=p.committee_size, auditors_per_update=p.auditors_per_update,
+            quorum=p.quorum, approve_percent=p.approve_percent, reject_percent=p.reject_percent,
+            submit_duration=p.submit_seconds, commit_duration=p.commit_seconds, reveal_duration=p.reveal_seconds,
+            max_missed_rounds=p.max_missed_rounds, entry_fee=p.entry_fee * TOKEN, probation_rounds=p.probation_rounds,
+            unbonding_rounds=p.unbonding_rounds,
+        )
+
+    @classmethod
     def from_chain(cls, values: Sequence[int]) -> "ProtocolParams":
         """From the tuple returned by ``PeerRegistry.params()``."""
         names = [f.name for f in dataclasses.fields(cls)]

@@ -35,6 +35,13 @@ def _params(params_file: str | None) -> ProtocolParams:
     return ProtocolParams.from_dict(table)
 
 
+def _has_protocol_table(config_file: str) -> bool:
+    try:
+        return isinstance(tomllib.loads(Path(config_file).read_text()).get("protocol"), dict)
+    except (OSError, tomllib.TOMLDecodeError):
+        return False  # load_config has already refused an unreadable file
+
+
 def deploy_to(
     devnet: Devnet,
     out: Path,
@@ -67,7 +74,19 @@ def deploy_cli(
     *, rpc_url: str, key_file: str | None, out: Path, params_file: str | None, config_file: str | None = None
 ) -> Path:
     """``bdfl deploy``: the policy from ``config_file``'s [defense] and [overlay] tables
-    (an experiment TOML; default: the library's defaults)."""
-    params = _params(params_file)  # validated before anything is sent
-    policy = policy_of(load_config(config_file))
+    (an experiment TOML; default: the library's defaults), the protocol parameters from
+    ``params_file`` or else from ``config_file``'s [protocol] table when it has one (as
+    ``bdfl run`` would deploy that experiment; both at once are refused)."""
+    cfg = load_config(config_file)
+    if config_file and _has_protocol_table(config_file):
+        if params_file:
+            raise ConfigError("--params", f"both --params and {config_file}'s [protocol] table set the protocol",
+                              "one of them: --params, or the experiment's [protocol]")
+        try:
+            params = ProtocolParams.from_config(cfg.protocol)
+        except Exception as exc:  # noqa: BLE001 - ProtocolParams names the field
+            raise ConfigError("protocol", str(getattr(exc, "message", exc))) from None
+    else:
+        params = _params(params_file)  # validated before anything is sent
+    policy = policy_of(cfg)
     return deploy_to(connect(rpc_url), out, key_file=key_file, params=params, policy=policy)

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from bdfl.attacks import ATTACKS, make_attack
-from bdfl.chain.deploy import ProtocolParams, TOKEN
+from bdfl.chain.deploy import ProtocolParams
 from bdfl.config import ExperimentConfig, group_size
 from bdfl.defense import STRATEGIES
 from bdfl.errors import BDFLError, ConfigError
@@ -126,23 +126,8 @@ def peer_data(task: Any, cfg: ExperimentConfig) -> tuple[Any, list[tuple[tuple[n
 def protocol_params(cfg: ExperimentConfig) -> Any:
     """The contracts' constructor parameters from the [protocol] table (defaults for the rest)."""
 
-    p = cfg.protocol
     try:
-        return ProtocolParams(
-            min_stake=p.min_stake * TOKEN,
-            committee_size=p.committee_size,
-            auditors_per_update=p.auditors_per_update,
-            quorum=p.quorum,
-            approve_percent=p.approve_percent,
-            reject_percent=p.reject_percent,
-            submit_duration=p.submit_seconds,
-            commit_duration=p.commit_seconds,
-            reveal_duration=p.reveal_seconds,
-            max_missed_rounds=p.max_missed_rounds,
-            entry_fee=p.entry_fee * TOKEN,
-            probation_rounds=p.probation_rounds,
-            unbonding_rounds=p.unbonding_rounds,
-        )
+        return ProtocolParams.from_config(cfg.protocol)
     except ConfigError:
         raise
     except Exception as exc:  # noqa: BLE001 - ProtocolParams names the field

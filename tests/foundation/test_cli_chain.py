@@ -94,3 +94,21 @@ def test_bdfl_devnet_says_so_when_its_chain_dies(project_root: Path, tmp_path: P
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 1, out
     assert "the anvil devnet exited on its own (exit code -9)" in out and "start it again" in out, out
+
+
+def test_bdfl_deploy_takes_the_experiments_protocol_table(devnet: object, project_root: Path, tmp_path: Path) -> None:
+    """`bdfl deploy --config exp.toml` deploys that experiment's [protocol] (its own names, as
+    `bdfl run` would): it was ignored silently. Together with --params it is refused."""
+    exp = tmp_path / "exp.toml"
+    exp.write_text("peers = 4\n[protocol]\nsubmit_seconds = 45\ncommittee_size = 4\nauditors_per_update = 3\nquorum = 2\n")
+    out = tmp_path / "d.json"
+    proc = subprocess.run([sys.executable, "-m", "bdfl", "deploy", "--rpc-url", devnet.rpc_url, "--config", str(exp), "--out", str(out)],  # type: ignore[attr-defined]
+                          cwd=project_root, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    params = json.loads(out.read_text())["params"]
+    assert params["submit_duration"] == 45 and params["committee_size"] == 4 and params["quorum"] == 2, params
+    both = tmp_path / "p.toml"
+    both.write_text("[protocol]\nsubmit_duration = 30\n")
+    proc = subprocess.run([sys.executable, "-m", "bdfl", "deploy", "--rpc-url", devnet.rpc_url, "--config", str(exp), "--params", str(both),  # type: ignore[attr-defined]
+                           "--out", str(tmp_path / "e.json")], cwd=project_root, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "both --params and" in proc.stderr and "[protocol] table set the protocol" in proc.stderr, proc.stderr
