@@ -122,6 +122,12 @@ def shard_data(task: Any, cfg: Any, index: int, count: int) -> tuple[Any, tuple[
     return dataset, (dataset.X_train[tr], y[tr]), (dataset.X_train[va], y[va])
 
 
+def _tokens(amount: int) -> str:
+    """Base units as whole tokens for a message: 1,000,000 (not 1e+06), 0.5."""
+    whole, rest = divmod(int(amount), TOKEN)
+    return f"{whole:,}" if rest == 0 else f"{amount / TOKEN:,.6f}".rstrip("0")
+
+
 def default_state_dir(key_file: str) -> Path:
     """Next to the key file: ``<key file>.bdfl-state/``."""
     p = Path(key_file).expanduser().resolve()
@@ -349,11 +355,12 @@ class StandalonePeer:
 
         def check_funds(stake: int) -> None:
             if stake < min_stake:
-                raise BDFLError(f"--stake {self.args.stake} is below the minimum stake of {min_stake / TOKEN:g} tokens")
+                raise BDFLError(f"--stake {self.args.stake} is below the minimum stake of {_tokens(min_stake)} tokens")
             have = chain.token_balance()
             if have < stake:
-                raise BDFLError(f"account {self.address} holds {have / TOKEN:g} tokens, joining needs a stake of {stake / TOKEN:g}",
-                                fix="get stake tokens (BDFLToken) to this account, or lower --stake")
+                raise BDFLError(f"account {self.address} holds {_tokens(have)} tokens, joining needs a stake of {_tokens(stake)}",
+                                fix="get stake tokens (BDFLToken) to this account"
+                                + (f", or lower --stake (the minimum is {_tokens(min_stake)})" if stake > min_stake else ""))
             if int(self.w3.eth.get_balance(self.address)) == 0:
                 raise BDFLError(f"account {self.address} has no ETH to pay for gas", fix="send it some ETH first")
 

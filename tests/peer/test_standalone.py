@@ -747,3 +747,10 @@ def test_overlay_tracker_builds_once_and_repairs() -> None:
     restored = OverlayTracker.from_json("expander", 3, None, t.to_json())
     assert restored.overlay == o2
     assert OverlayTracker.from_json("expander", 4, None, t.to_json()).overlay is None
+
+
+def test_token_amounts_in_messages_are_written_out() -> None:
+    from bdfl.peer.standalone import _tokens
+
+    assert _tokens(10**24) == "1,000,000"  # was "1e+06"
+    assert _tokens(5 * 10**17) == "0.5" and _tokens(0) == "0" and _tokens(123456789 * 10**12) == "123.456789"
