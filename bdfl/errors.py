@@ -37,3 +37,4 @@ class ConfigError(BDFLError):
         super().__init__(text)
         self.field = field
         self.allowed = allowed
+        self.detail = message if not allowed else f"{message} (allowed: {allowed})"  # the text without the field prefix

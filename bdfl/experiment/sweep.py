@@ -136,7 +136,7 @@ def expand(path: Path) -> tuple[str, list[tuple[dict[str, Any], ExperimentConfig
             cfg = load_config(base, {**overrides, "name": f"{name}-{_slug(params)}"})
             preflight(cfg)
         except ConfigError as exc:
-            raise ConfigError(exc.field, f"in grid point {params}: {exc.message}") from None
+            raise ConfigError(exc.field, f"in grid point {params}: {exc.detail}") from None
         runs.append((params, cfg))
     return name, runs
 

@@ -251,3 +251,17 @@ def test_a_partial_detector_table_keeps_that_detectors_own_defaults() -> None:
     assert cfg.defense.detectors.shift.k == defaults.shift.k
     assert cfg.defense.detectors.trigger.patterns == 8
     assert (cfg.defense.detectors.trigger.k, cfg.defense.detectors.trigger.inputs) == (defaults.trigger.k, defaults.trigger.inputs)
+
+
+def test_a_grid_points_error_names_its_field_once(tmp_path) -> None:  # noqa: ANN001
+    """A sweep's bad point: one 'config field' prefix, then the point, then the cause (the
+    inner error's prefix used to be repeated inside the message)."""
+    from bdfl.experiment.sweep import expand
+
+    grid = tmp_path / "g.toml"
+    grid.write_text('name = "x"\n[grid]\nseed = [1]\n"defense.name" = ["nope"]\n')
+    with pytest.raises(ConfigError) as info:
+        expand(grid)
+    text = str(info.value)
+    assert text.count("config field") == 1 and info.value.field == "defense.name"
+    assert "in grid point {'seed': 1, 'defense.name': 'nope'}: unknown defense 'nope'" in text
