@@ -602,8 +602,9 @@ class StandalonePeer:
             self.state.save_blob(rnd, pub.data)
             self.state.mark(rnd, hash=pub.hash, bytes=len(pub.data))
             self.trained_round = rnd
-            log.info("chain round %d: trained on %d samples in %.2f s; update %s (%d bytes) published on %s",
-                     rnd, fit.get("num_examples", 0), time.perf_counter() - t0, pub.hash[:10], len(pub.data), self.endpoint.url)
+            metrics = "".join(f", {k} {v:.4g}" for k, v in sorted(fit.items()) if k != "num_examples")  # what the fit returned
+            log.info("chain round %d: trained on %d samples in %.2f s%s; update %s (%d bytes) published on %s",
+                     rnd, fit.get("num_examples", 0), time.perf_counter() - t0, metrics, pub.hash[:10], len(pub.data), self.endpoint.url)
         st = self.state.rounds[rnd]
         h = st["hash"]
         refused = ("DeadlinePassed", "WrongPhase", "WrongRound", "NotActiveMember")
