@@ -646,6 +646,9 @@ def worker_main(spec: WorkerSpec, conn: Connection) -> None:
     """Process entry point: build the worker, then serve commands until :class:`Stop`."""
     set_pdeathsig()  # die with the orchestrator, even if it is SIGKILLed
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the orchestrator handles Ctrl-C and stops us
+    # a peer's rejected inputs come back in the replies and reach the run's log and terminal once,
+    # through the orchestrator; the peer's own warning (for `bdfl peer`) would print each twice
+    logging.getLogger("bdfl.peer.node").setLevel(logging.ERROR)
     worker, reply = start_worker(spec)
     conn.send(reply)
     if worker is None:

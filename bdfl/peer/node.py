@@ -38,7 +38,7 @@ from bdfl.peer.decode_cache import DecodeCache
 from bdfl.peer.sources import PastMove, StartSource, start_model
 from bdfl.types import NDArrays
 
-log = logging.getLogger("bdfl.peer")
+log = logging.getLogger("bdfl.peer.node")
 
 
 @dataclass(frozen=True)
