@@ -31,10 +31,8 @@ class ConfigError(BDFLError):
     exit_code = 2
 
     def __init__(self, field: str, message: str, allowed: str | None = None) -> None:
-        text = f"config field '{field}': {message}"
-        if allowed:
-            text += f" (allowed: {allowed})"
-        super().__init__(text)
+        detail = f"{message} (allowed: {allowed})" if allowed else message
+        super().__init__(f"config field '{field}': {detail}")
         self.field = field
         self.allowed = allowed
-        self.detail = message if not allowed else f"{message} (allowed: {allowed})"  # the text without the field prefix
+        self.detail = detail  # the text without the field prefix

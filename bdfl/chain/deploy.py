@@ -188,14 +188,20 @@ class ProtocolParams:
     @classmethod
     def from_config(cls, p: Any) -> "ProtocolParams":
         """From an experiment's ``[protocol]`` table (:class:`bdfl.config.ProtocolConfig`: whole
-        tokens, ``*_seconds``), as ``bdfl run`` and ``bdfl deploy --config`` deploy it."""
-        return cls(
-            min_stake=p.min_stake * TOKEN, committee_size=p.committee_size, auditors_per_update=p.auditors_per_update,
-            quorum=p.quorum, approve_percent=p.approve_percent, reject_percent=p.reject_percent,
-            submit_duration=p.submit_seconds, commit_duration=p.commit_seconds, reveal_duration=p.reveal_seconds,
-            max_missed_rounds=p.max_missed_rounds, entry_fee=p.entry_fee * TOKEN, probation_rounds=p.probation_rounds,
-            unbonding_rounds=p.unbonding_rounds,
-        )
+        tokens, ``*_seconds``), as ``bdfl run`` and ``bdfl deploy --config`` deploy it. Any failure is
+        a ConfigError (a field of ``protocol``, or ``protocol`` itself)."""
+        try:
+            return cls(
+                min_stake=p.min_stake * TOKEN, committee_size=p.committee_size, auditors_per_update=p.auditors_per_update,
+                quorum=p.quorum, approve_percent=p.approve_percent, reject_percent=p.reject_percent,
+                submit_duration=p.submit_seconds, commit_duration=p.commit_seconds, reveal_duration=p.reveal_seconds,
+                max_missed_rounds=p.max_missed_rounds, entry_fee=p.entry_fee * TOKEN, probation_rounds=p.probation_rounds,
+                unbonding_rounds=p.unbonding_rounds,
+            )
+        except ConfigError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the field is in its message
+            raise ConfigError("protocol", str(getattr(exc, "message", exc))) from None
 
     @classmethod
     def from_chain(cls, values: Sequence[int]) -> "ProtocolParams":

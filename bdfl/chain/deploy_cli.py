@@ -16,7 +16,7 @@ from bdfl.chain.accounts import DEVNET_CHAIN_IDS, check_key_allowed, devnet_acco
 from bdfl.chain.compiler import build
 from bdfl.chain.deploy import Deployment, ProtocolParams, deploy
 from bdfl.chain.devnet import Devnet, connect
-from bdfl.config import load_config
+from bdfl.config import load_config, read_toml
 from bdfl.errors import BDFLError, ConfigError
 from bdfl.policy import policy_hash as hash_policy
 from bdfl.policy import policy_of
@@ -33,13 +33,6 @@ def _params(params_file: str | None) -> ProtocolParams:
     if not isinstance(table, dict):
         raise ConfigError("--params", "expected a [protocol] table")
     return ProtocolParams.from_dict(table)
-
-
-def _has_protocol_table(config_file: str) -> bool:
-    try:
-        return isinstance(tomllib.loads(Path(config_file).read_text()).get("protocol"), dict)
-    except (OSError, tomllib.TOMLDecodeError):
-        return False  # load_config has already refused an unreadable file
 
 
 def deploy_to(
@@ -78,14 +71,11 @@ def deploy_cli(
     ``params_file`` or else from ``config_file``'s [protocol] table when it has one (as
     ``bdfl run`` would deploy that experiment; both at once are refused)."""
     cfg = load_config(config_file)
-    if config_file and _has_protocol_table(config_file):
+    if config_file and isinstance(read_toml(config_file, "--config").get("protocol"), dict):
         if params_file:
             raise ConfigError("--params", f"both --params and {config_file}'s [protocol] table set the protocol",
                               "one of them: --params, or the experiment's [protocol]")
-        try:
-            params = ProtocolParams.from_config(cfg.protocol)
-        except Exception as exc:  # noqa: BLE001 - ProtocolParams names the field
-            raise ConfigError("protocol", str(getattr(exc, "message", exc))) from None
+        params = ProtocolParams.from_config(cfg.protocol)
     else:
         params = _params(params_file)  # validated before anything is sent
     policy = policy_of(cfg)

@@ -125,13 +125,7 @@ def peer_data(task: Any, cfg: ExperimentConfig) -> tuple[Any, list[tuple[tuple[n
 
 def protocol_params(cfg: ExperimentConfig) -> Any:
     """The contracts' constructor parameters from the [protocol] table (defaults for the rest)."""
-
-    try:
-        return ProtocolParams.from_config(cfg.protocol)
-    except ConfigError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - ProtocolParams names the field
-        raise ConfigError("protocol", str(getattr(exc, "message", exc))) from None
+    return ProtocolParams.from_config(cfg.protocol)
 
 
 #: Digits of every simulated endpoint's port. Endpoint URLs are published on chain (join

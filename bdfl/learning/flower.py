@@ -177,7 +177,7 @@ class ClientAppClient:
 
     def evaluate(self, parameters: list[np.ndarray], config: Mapping[str, Any]) -> tuple[float, int, dict[str, Any]]:
         metrics = self._metrics(self._send(MessageType.EVALUATE, parameters, config))
-        num = int(_whole(metrics.pop("num-examples", self.num_val)))
+        num = int(metrics.pop("num-examples", self.num_val))
         loss_key = next((k for k in LOSS_KEYS if k in metrics), None)
         if loss_key is None:  # a silent NaN here reads as "training diverged" in every audit
             raise BDFLError(

@@ -100,6 +100,10 @@ class EvalResult:
     metrics: dict[str, Any]
 
 
+#: The fix for parameters that are not a list of NumPy arrays (get_parameters, fit).
+ARRAYS_FIX = "return the model's parameters as a list of numpy.ndarray (e.g. [v.cpu().numpy() for v in state_dict.values()])"
+
+
 def check_parameters(parameters: Any, like: NDArrays | None = None, *, what: str = "parameters") -> NDArrays:
     """Validate a list of NumPy arrays (optionally: same count and shapes as ``like``)."""
     if not isinstance(parameters, (list, tuple)):
@@ -107,7 +111,7 @@ def check_parameters(parameters: Any, like: NDArrays | None = None, *, what: str
     for i, a in enumerate(parameters):
         if not isinstance(a, np.ndarray):
             raise TaskError(f"{what} must be a list of NumPy arrays; its array {i} is a {type(a).__module__}.{type(a).__name__}",
-                            fix="return [v.cpu().numpy() for v in model.state_dict().values()] (PyTorch) or numpy.asarray(...) of each")
+                            fix=ARRAYS_FIX)
     if like is not None:
         if len(parameters) != len(like):
             raise TaskError(f"{what} has {len(parameters)} arrays, expected {len(like)}")
@@ -138,7 +142,7 @@ def check_contract(
     what was expected and what came back, and the fix. With ``cast`` a dtype mismatch (only)
     is cast to the expected dtype instead (``task.cast_dtypes = true``)."""
     where = f"task {task}: {what}() returned"
-    fix = "return the model's parameters as a list of numpy.ndarray (e.g. [v.cpu().numpy() for v in state_dict.values()])"
+    fix = ARRAYS_FIX
     if not isinstance(returned, (list, tuple)):
         raise ClientContractError(f"{where} a {type(returned).__name__} instead of a list of NumPy arrays", fix=fix)
     for i, a in enumerate(returned):
@@ -203,14 +207,14 @@ def fit_client(
 MAX_NUM_EXAMPLES = 2**32 - 1
 
 
-def check_num_examples(value: Any, *, task: str, what: str = "fit") -> int:
+def check_num_examples(value: Any, *, task: str) -> int:
     """``num_examples`` as a client returned it: an integer in [0, :data:`MAX_NUM_EXAMPLES`].
     Anything else (None, NaN, 3.7, "12", -5, 10**30) is one :class:`ClientContractError`:
     it goes on chain with the update and must not be rounded, guessed or fail deep in the
     transaction encoder."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 0 <= int(value) <= MAX_NUM_EXAMPLES:
         raise ClientContractError(
-            f"task {task}: {what}() returned num_examples = {value!r:.60} ({type(value).__name__}), expected an "
+            f"task {task}: fit() returned num_examples = {value!r:.60} ({type(value).__name__}), expected an "
             f"integer in [0, {MAX_NUM_EXAMPLES}]",
             fix="return the number of examples used as an int, e.g. len(train_loader.dataset) or len(X_train)",
         )
