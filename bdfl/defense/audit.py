@@ -54,6 +54,7 @@ __all__ = [
     "ReferenceNotFinite",
     "audit_seed",
     "audit_updates",
+    "claimed_steps",
     "candidate_statistics",
     "class_evidence",
     "evaluate_candidates",
@@ -595,10 +596,11 @@ def evidence(
     merged: Sequence[float] | None = None,
     trigger: TriggerEvidence | None = None,
     classes: ClassEvidence | None = None,
+    steps: Sequence[float] | None = None,
 ) -> Evidence:
     """The detectors' input from the auditor's measurements (see :func:`judge`)."""
     m = len(results)
-    for what, seq in (("parameter statistics", stats), ("merged losses", merged)):
+    for what, seq in (("parameter statistics", stats), ("merged losses", merged), ("step claims", steps)):
         if seq is not None and len(seq) != m:
             raise BDFLError(f"audit: {len(seq)} {what} for {m} candidates")
     if trigger is not None and len(trigger.candidates) != m:
@@ -627,6 +629,7 @@ def evidence(
         update_ratio=stat("update_ratio"),
         history_cosine=stat("history_cosine"),
         merged_loss=list(merged) if merged is not None else [math.nan] * m,
+        steps=[float(x) for x in steps] if steps is not None else [math.nan] * m,
         trigger=trigger,
         classes=classes,
         counted=np.asarray(counted, dtype=bool),
@@ -714,17 +717,18 @@ def judge(
     merged: Sequence[float] | None = None,
     trigger: TriggerEvidence | None = None,
     classes: ClassEvidence | None = None,
+    steps: Sequence[float] | None = None,
 ) -> list[AuditVerdict]:
     """Apply ``rule`` to already-computed measurements: the evaluation results
     (:func:`evaluate_candidates`), and when given the parameter statistics
     (:func:`candidate_statistics`), the merged losses (:func:`merged_losses`; NaN for invalid
     candidates), the trigger evidence (:func:`trigger_evidence`) and the per-class accuracies
-    (:func:`class_evidence`). A detector whose
-    measurement is missing does not judge."""
+    (:func:`class_evidence`), and each candidate's claimed local steps (:func:`claimed_steps`;
+    for the no-work test). A detector whose measurement is missing does not judge."""
     if not math.isfinite(reference.loss):
         raise ReferenceNotFinite(f"the auditor's own model has a non-finite loss ({reference.loss}) on its validation "
                                  "data: its training diverged this round, it cannot judge others against it")
-    ev = evidence(reference, results, stats, merged, trigger, classes)
+    ev = evidence(reference, results, stats, merged, trigger, classes, steps)
     per = run_detectors(build_detectors(rule.detectors), ev)
     corroboration = audit_corroboration(rule.detectors.corroboration, int(np.sum(ev.sample)))
     verdicts = []
@@ -762,6 +766,7 @@ def audit_updates(
     start_params: NDArrays | None = None,
     candidate_starts: Sequence[NDArrays | None] | None = None,
     candidate_past_moves: Sequence[NDArrays | None] | None = None,
+    candidate_steps: Sequence[float] | None = None,
     seed: int | None = None,
 ) -> list[AuditVerdict]:
     """Judge every candidate model with ``rule``.
@@ -773,7 +778,9 @@ def audit_updates(
     round, rebuilt from the chain (:func:`bdfl.peer.sources.start_recipes`); the direction and
     no-work detectors then measure a candidate's own move. ``candidate_past_moves`` (optional,
     likewise): each trainer's move in an earlier round (:class:`bdfl.peer.sources.MoveHistory`),
-    for the consistency detector. ``seed``: the trigger family's (default: :func:`audit_seed`).
+    for the consistency detector. ``candidate_steps`` (optional, NaN where unknown): the local
+    steps each trainer claims (:func:`claimed_steps`), for the no-work detector's small-shard
+    credit. ``seed``: the trigger family's (default: :func:`audit_seed`).
     Returns one :class:`AuditVerdict` per candidate, in order; invalid candidates are rejected.
     """
     rule = rule or AuditRule()
@@ -785,7 +792,18 @@ def audit_updates(
     )
     merged = merged_losses(client, reference_params, candidates, valid) if rule.enabled("merge") else None
     trigger = trigger_evidence(client, reference_params, candidates, valid, rule, seed)
-    return judge(rule, reference, results, stats, merged, trigger, class_evidence(client, candidates, valid, rule))
+    return judge(rule, reference, results, stats, merged, trigger, class_evidence(client, candidates, valid, rule),
+                 candidate_steps)
+
+
+def claimed_steps(num_samples: int | None, batch_size: int | None) -> float:
+    """The local steps an epoch that a trainer's claimed sample count implies: ``ceil(n /
+    batch_size)`` (epochs are the same for every peer and cancel in the no-work test); NaN when
+    either is unknown or the claim is 0 (a trainer that claims no samples claims no work, and
+    gets no small-shard credit)."""
+    if not num_samples or not batch_size or num_samples < 0 or batch_size <= 0:
+        return math.nan
+    return float(math.ceil(num_samples / batch_size))
 
 
 # -- offline re-judging (experiments/audit_rule_eval.py) -------------------------------------

@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 
 from bdfl.attacks import AttackContext, VoteContext, attacker_update
-from bdfl.config import DefenseConfig
+from bdfl.config import DefenseConfig, TaskConfig
 from bdfl.errors import BDFLError
 from bdfl.defense import defense_params, make_strategy
-from bdfl.defense.audit import AuditRule, audit_updates
+from bdfl.defense.audit import AuditRule, audit_updates, claimed_steps
 from bdfl.learning.mixing import with_momentum
 from bdfl.learning.task import CheckedClient
 from bdfl.net.serialization import (
@@ -52,13 +52,16 @@ class PeerSettings:
     max_update_bytes: int = MAX_UPDATE_BYTES
     fetch_timeout: float = 10.0
     fetch_retries: int = 2
+    # the task's batch size: turns a trainer's claimed sample count into local steps for the
+    # no-work test's small-shard credit (bdfl.defense.detectors.no_work); None: no credit
+    batch_size: int | None = field(default_factory=lambda: TaskConfig().batch_size)
 
 
 def peer_settings(cfg: Any, num_attackers: int) -> PeerSettings:
     """A peer's settings from an experiment config (its ``[defense]`` table): the one builder
     for simulated peers and ``bdfl peer`` (which knows no attacker count and passes 0)."""
     return PeerSettings(defense=cfg.defense.name, defense_params=defense_params(cfg.defense, num_attackers),
-                        audit_rule=AuditRule.from_defense(cfg.defense))
+                        audit_rule=AuditRule.from_defense(cfg.defense), batch_size=cfg.task.batch_size)
 
 
 @dataclass
@@ -72,13 +75,15 @@ class Rejection:
 
 @dataclass
 class Candidate:
-    """An update another peer published: who, the on-chain hash, where to fetch it, its weight."""
+    """An update another peer published: who, the on-chain hash, where to fetch it, its weight,
+    and the sample count its trainer claims on chain (None: not known here)."""
 
     index: int  # submission index in the round (for votes)
     peer: str
     hash: str
     url: str
     weight: float = 1.0
+    num_samples: int | None = None
 
 
 class Peer:
@@ -357,9 +362,11 @@ class Peer:
             start = self.reference if self.trained is not None else None  # this round's model before training
             trainer_starts = [(starts or {}).get(assigned[pos].peer) for pos in ok_positions]
             past = [(past_moves or {}).get(assigned[pos].peer) for pos in ok_positions]
+            steps = [claimed_steps(assigned[pos].num_samples, self.settings.batch_size) for pos in ok_positions]
             verdicts = audit_updates(self.client, base, models, self.settings.audit_rule, start_params=start,
                                      candidate_starts=trainer_starts if any(x is not None for x in trainer_starts) else None,
-                                     candidate_past_moves=past if any(x is not None for x in past) else None)
+                                     candidate_past_moves=past if any(x is not None for x in past) else None,
+                                     candidate_steps=steps)
             for pos, v in zip(ok_positions, verdicts):
                 verdict[pos] = bool(v.accept)
             self.last_audit_rejections = [(assigned[pos].peer, v.failed) for pos, v in zip(ok_positions, verdicts) if not v.accept]

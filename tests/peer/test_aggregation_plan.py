@@ -209,6 +209,8 @@ def test_auditor_rebuilds_trainer_starts_and_earlier_moves_by_the_same_rule() ->
     rule = m.rule(e.view.closed(3))
     expected = start_recipes(rule, m.tracker.overlay, subs_of(3))
     assert [c.peer for c in inputs.candidates] == trainers
+    # each candidate carries the sample count its trainer claims on chain (the no-work test's step credit)
+    assert [c.num_samples for c in inputs.candidates] == [SAMPLES[a] for a in trainers]
     assert inputs.recipes == {a: expected[a] for a in trainers}
     # the round-3 moves: same FakeChain hashes every round, recipes of round 3 from round 2's close
     started = start_recipes(m.rule(e.view.closed(2)), m.tracker.overlay, subs_of(2))

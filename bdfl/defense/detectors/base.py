@@ -75,7 +75,9 @@ class Evidence:
     ``distance`` / ``shift``: to the auditor's trained model; ``cosine`` / ``own_cosine``: of
     the candidate's move with the consensus / the auditor's own move; ``update_ratio``: the
     move's length over the auditor's own; ``history_cosine``: with its trainer's earlier move;
-    ``merged_loss``: loss of (own + candidate) / 2; ``trigger``: flip shares on stamped inputs;
+    ``merged_loss``: loss of (own + candidate) / 2; ``steps``: the local steps (batches an epoch)
+    the candidate's trainer claims on chain with its sample count (NaN: not claimed or not known;
+    :mod:`.no_work`); ``trigger``: flip shares on stamped inputs;
     ``classes``: per-class accuracies on all the auditor's labelled data. ``counted[i]`` False:
     candidate i is a near-copy of an earlier candidate (:func:`.calibration.copy_groups`) and is
     left out of the sample the bars are calibrated on (it is still judged); empty: all count.
@@ -94,6 +96,7 @@ class Evidence:
     update_ratio: np.ndarray = field(default_factory=lambda: np.zeros(0))
     history_cosine: np.ndarray = field(default_factory=lambda: np.zeros(0))
     merged_loss: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    steps: np.ndarray = field(default_factory=lambda: np.zeros(0))
     trigger: TriggerEvidence | None = None
     classes: ClassEvidence | None = None
     counted: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
@@ -108,7 +111,7 @@ class Evidence:
             raise ValueError(f"evidence counted: {counted.shape} for {m} candidates")
         self.counted = counted
         for name in ("accuracy", "loss", "distance", "shift", "cosine", "own_cosine", "update_ratio",
-                     "history_cosine", "merged_loss"):
+                     "history_cosine", "merged_loss", "steps"):
             value = np.asarray(getattr(self, name), dtype=np.float64)
             if value.size == 0:
                 value = _nan(m)

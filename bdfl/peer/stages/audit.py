@@ -55,7 +55,8 @@ def audit_inputs(engine: PeerEngine, rnd: int) -> AuditInputs:
     """What ``engine``'s peer judges in round ``rnd`` (empty when it holds no seat)."""
     view, memory = engine.view, engine.memory
     subs = view.submissions(rnd)
-    cands = [Candidate(index=u, peer=subs[u].peer, hash="0x" + subs[u].update_hash.hex(), url=view.endpoint_of(subs[u].peer))
+    cands = [Candidate(index=u, peer=subs[u].peer, hash="0x" + subs[u].update_hash.hex(), url=view.endpoint_of(subs[u].peer),
+                       num_samples=subs[u].num_samples)
              for u in view.assignments(rnd, engine.address)]
     inputs = AuditInputs(rnd, cands, earlier=memory.earlier_hashes(rnd, view) if cands else frozenset())
     recipes = memory.recipes_for(rnd, view) if cands else {}
