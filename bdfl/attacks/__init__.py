@@ -281,6 +281,11 @@ class Attack:
         """Return the parameters to publish this round. Default: the trained parameters."""
         return ctx.trained
 
+    def claimed_samples(self, trained: int) -> int:
+        """The sample count it states on chain with its update, having trained on ``trained``
+        samples (0 for a non-training attacker). Default: the truth."""
+        return trained
+
     def vote(self, ctx: VoteContext | AttackContext, candidate_is_attacker: bool, honest_verdict: bool) -> bool:
         """The attacker's audit vote (True = accept). Default: the honest verdict;
         with ``collude=True`` and while :meth:`active` in ``ctx.round``: accept attackers,

@@ -5,14 +5,16 @@ with the rng), ``"received_mean"`` (their average) or ``"reference"`` (its own c
 model, i.e. the aggregate of what it received). Falls back to the reference when nothing
 was received. Optional Gaussian noise disguises the copy (Fraboni et al. 2021, "disguised
 free-riders"): ``sigma_t = sigma * (round + 1) ** -gamma``.
-No local training is needed (``trains = False``).
+No local training is needed (``trains = False``). ``claim``: the sample count it states on chain
+(default 0, no claim); a free-rider that knows the no-work test's small-shard credit claims 1
+sample, the fewest steps, to excuse the shortest move (:mod:`bdfl.defense.detectors.no_work`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from bdfl.attacks import Attack, AttackContext, NDArrays, _like, choice, number, register
+from bdfl.attacks import Attack, AttackContext, NDArrays, _like, choice, integer, number, register
 
 
 @register
@@ -25,7 +27,11 @@ class FreeRider(Attack):
         "source": choice("received_random", "received_mean", "reference", default="received_random"),
         "sigma": number(0, default=0.0, doc="noise std at round 0"),
         "gamma": number(0, default=0.0, doc="noise decay exponent"),
+        "claim": integer(0, 2**32 - 1, default=0, doc="sample count stated on chain with each update"),
     }
+
+    def claimed_samples(self, trained: int) -> int:
+        return int(self.claim)
 
     def poison_update(self, ctx: AttackContext) -> NDArrays:
         received = list(ctx.received)

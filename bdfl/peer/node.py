@@ -163,15 +163,15 @@ class Peer:
         self.trained = None  # a fit that raises leaves no trained model: this round, no update
         if self.attack is not None and not self.attack.trains and self.attack.active(rnd):
             self.trained = [p.copy() for p in self.params]  # a free-rider does no work
-            self.num_examples = 0
-            return {"num_examples": 0}
+            self.num_examples = self.attack.claimed_samples(0)
+            return {"num_examples": self.num_examples}
         params, num_examples, metrics = self.client.fit([p.copy() for p in self.params],
                                                         {**(config or {}), "server_round": rnd + 1})
         self.trained = [np.asarray(p) for p in params]
         if momentum > 0 and continuing:
             assert previous is not None
             self.trained = with_momentum(self.trained, self.params, previous[1], momentum)
-        self.num_examples = int(num_examples)
+        self.num_examples = int(num_examples) if self.attack is None else self.attack.claimed_samples(int(num_examples))
         return {"num_examples": int(num_examples), **{k: v for k, v in (metrics or {}).items() if isinstance(v, (int, float))}}
 
     def resume_momentum(self, rnd: int, previous_start: NDArrays) -> None:
