@@ -7,7 +7,6 @@ account. The well-known devnet keys are refused on any other chain.
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -25,10 +24,7 @@ from bdfl.policy import policy_of
 def _params(params_file: str | None) -> ProtocolParams:
     if not params_file:
         return ProtocolParams()
-    try:
-        data = tomllib.loads(Path(params_file).read_text())
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError("--params", f"cannot read {params_file}: {exc}") from None
+    data = read_toml(params_file, "--params")
     table: Any = data.get("protocol", data)
     if not isinstance(table, dict):
         raise ConfigError("--params", "expected a [protocol] table")
