@@ -22,6 +22,7 @@ from __future__ import annotations
 import itertools
 import sys
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -117,6 +118,8 @@ class ClientAppClient:
         self.seed = int(seed)
         self.partition_id = next(_NEXT_ID)
         _PARTITIONS[self.partition_id] = ((train[0], train[1]), (val[0], val[1]))
+        # the registry holds the shard only while its client lives (a sweep builds thousands)
+        weakref.finalize(self, _PARTITIONS.pop, self.partition_id, None)
         self.num_train, self.num_val = len(train[1]), len(val[1])
         arrays = _seeded(self.seed, 0, initial_arrays) if callable(initial_arrays) else initial_arrays
         if not isinstance(arrays, ArrayRecord) or not len(arrays):
