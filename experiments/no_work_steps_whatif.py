@@ -1,5 +1,9 @@
-"""What-if (issue 22, not in the library): judge a move's length against the local steps its trainer's
-shard implies, so that an honest small shard's short move is not a free-rider's.
+"""What-if (issue 22): judge a move's length against the local steps its trainer's shard implies, so
+that an honest small shard's short move is not a free-rider's.
+
+Superseded in the library by a one-sided bound (``b5e5eb4``, :mod:`bdfl.defense.detectors.no_work`:
+a candidate claiming fewer steps than the audit's median is credited median / its steps, no fitted
+exponent); this script keeps the two-sided power it measured first, judged without that credit.
 
 At seeds 46 and 49 of the default experiment the honest peer with the smallest shard (15 and 9
 training samples; the median 54 / 56) fails the ``no_work`` test three rounds in a row and is slashed
@@ -61,6 +65,7 @@ def no_work_failures(audits: list[dict], steps: np.ndarray, exponent: float) -> 
     out = {"honest": [0, 0], "attacker": [0, 0]}
     for au in audits:
         ev = copy.copy(au["ev"])
+        ev.steps = np.full(len(ev.valid), np.nan)  # the test without the library's one-sided credit (b5e5eb4)
         ev.update_ratio = np.asarray(ev.update_ratio, dtype=np.float64) / steps[np.asarray(au["trainers"])] ** exponent
         for finding, kind in zip(detector.judge(ev), au["kinds"]):
             if finding is not None:
