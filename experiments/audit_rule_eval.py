@@ -356,7 +356,7 @@ class Mirror:
             recipes.update(x.recipes)
             past.update(x.past)
         fetched = self.blobs.fetch_many(sorted(wanted))
-        rebuilt = stages.audit.rebuild(auditors[0].peer, rnd, recipes, past, fetched) if auditors else ({}, {})
+        rebuilt = stages.audit.rebuild(auditors[0].peer, rnd, recipes, past, fetched) if auditors else stages.audit.Rebuilt.empty()
         return auditors, inputs, fetched, rebuilt
 
     def audit(self, rnd: int, rules: Mapping[str, AuditRule], tally: Any) -> None:

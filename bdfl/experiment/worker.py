@@ -352,7 +352,7 @@ class Worker:
         fetched = self.fetcher.fetch_many(sorted(wanted), budget=self.fetch_budget, allowance=self.fetch_allowance) if wanted else {}
         # the same models for every auditor of this worker: rebuilt once
         # the earlier moves' starts rebuilt last round are taken over, not rebuilt (KeptStarts)
-        rebuilt = stages.audit.rebuild(mine[0].peer, rnd, recipes, past, fetched, self.kept_starts) if mine else ({}, {})
+        rebuilt = stages.audit.rebuild(mine[0].peer, rnd, recipes, past, fetched, self.kept_starts) if mine else stages.audit.Rebuilt.empty()
         self.decodes.clear()  # the starts' models are averaged: free them before the judges decode
         # the starts' and earlier moves' models are rebuilt: keep only the candidates' bytes for the
         # judges (two thirds of a later round's fetched bytes, 1.8 GB per worker at 11M, N = 20)

@@ -35,6 +35,7 @@ from bdfl.net.serialization import (
     update_hash,
 )
 from bdfl.peer.decode_cache import DecodeCache
+from bdfl.peer.republished import EarlierModels
 from bdfl.peer.sources import PastMove, StartSource, start_model
 from bdfl.types import NDArrays
 
@@ -279,18 +280,21 @@ class Peer:
 
     # -- 4. auditing (committee members) ------------------------------------------
     def rebuild_starts(self, recipes: Mapping[str, Sequence[StartSource]], fetched: Mapping[str, bytes | Exception],
-                       rnd: int) -> dict[str, NDArrays]:
+                       rnd: int, earlier: EarlierModels | None = None) -> dict[str, NDArrays]:
         """Each trainer's start of a round from its recipe (:func:`bdfl.peer.sources.start_recipes`):
         the recipe's fetched models (updates submitted in round ``rnd``, the round before),
         hash-checked and strictly decoded, averaged. A trainer whose
         recipe cannot be completed (a model missing or not matching its hash) is left out: the
-        audit then measures its move from this auditor's own start."""
+        audit then measures its move from this auditor's own start. ``earlier``: gets a digest
+        of every model decoded (the replay check by content, :mod:`bdfl.peer.republished`)."""
         models: dict[str, NDArrays] = {}
         submitter = {src.hash: src.peer for recipe in recipes.values() for src in recipe}
         for h in sorted(submitter):
             arrays = self._checked_arrays(h, fetched.get(h), submitter=submitter[h], rnd=rnd)
             if not isinstance(arrays, str):  # a failure is not recorded: it is not a vote or an input
                 models[h] = arrays
+                if earlier is not None:
+                    earlier.add(arrays)
         out: dict[str, NDArrays] = {}
         for trainer, recipe in recipes.items():
             start = start_model(list(recipe), models)
@@ -299,21 +303,25 @@ class Peer:
         return out
 
     def rebuild_past_moves(self, past: Mapping[str, PastMove], fetched: Mapping[str, bytes | Exception],
-                           kept: Mapping[str, NDArrays] | None = None) -> dict[str, NDArrays]:
+                           kept: Mapping[str, NDArrays] | None = None, earlier: EarlierModels | None = None) -> dict[str, NDArrays]:
         """Each trainer's earlier move (:class:`bdfl.peer.sources.PastMove`): its update of that
         round minus its start then (rebuilt like :meth:`rebuild_starts`), both hash-checked.
         A trainer whose update or start cannot be rebuilt is left out: the audit's
         consistency test then skips it. ``kept``: trainer -> its start of that round already
         rebuilt from exactly ``past[trainer].start`` (:class:`bdfl.peer.decode_cache.KeptStarts`),
         handed over: not rebuilt again, and the move is computed into its arrays where they own
-        their memory and have the move's dtype (the same bits as a new array)."""
+        their memory and have the move's dtype (the same bits as a new array). ``earlier``: as
+        :meth:`rebuild_starts`'s, for the earlier updates and their starts' models."""
         kept = kept or {}
         starts: dict[str, NDArrays] = {}
         for r in sorted({m.round for m in past.values()}):  # a move of round r started from round r - 1's updates
-            starts.update(self.rebuild_starts({t: m.start for t, m in past.items() if m.round == r and t not in kept}, fetched, r - 1))
+            starts.update(self.rebuild_starts({t: m.start for t, m in past.items() if m.round == r and t not in kept}, fetched, r - 1,
+                                              earlier))
         out: dict[str, NDArrays] = {}
         for trainer, m in past.items():
             update = self._checked_arrays(m.hash, fetched.get(m.hash), submitter=trainer, rnd=m.round)
+            if earlier is not None and not isinstance(update, str):
+                earlier.add(update)
             start = kept.get(trainer, starts.get(trainer))
             if isinstance(update, str) or start is None or len(update) != len(start):
                 continue
@@ -324,7 +332,8 @@ class Peer:
 
     def audit(self, rnd: int, assigned: list[Candidate], fetched: dict[str, bytes | Exception], attacker_peers: frozenset[str] = frozenset(),
               earlier_hashes: Collection[str] = frozenset(), starts: Mapping[str, NDArrays] | None = None,
-              past_moves: Mapping[str, NDArrays] | None = None) -> tuple[list[int], list[bool]]:
+              past_moves: Mapping[str, NDArrays] | None = None,
+              earlier_models: EarlierModels | None = None) -> tuple[list[int], list[bool]]:
         """Vote on each assigned update. An update whose committed bytes could not be fetched
         (after the caller's retries; or bytes not matching the on-chain hash) gets no vote: the
         auditor abstains on it (``last_abstentions``), since a network attacker can cause that
@@ -336,7 +345,9 @@ class Peer:
         (abstentions left out, as the contract expects) and their verdicts. ``starts``: trainer -> its rebuilt
         start of the round (:meth:`rebuild_starts`); a trainer without one is measured from
         this auditor's own start. ``past_moves``: trainer -> its latest earlier move that was
-        not rejected (:meth:`rebuild_past_moves`), for the consistency test."""
+        not rejected (:meth:`rebuild_past_moves`), for the consistency test. ``earlier_models``:
+        the models of earlier rounds those rebuilds decoded; a candidate whose arrays are one of
+        them is rejected (``republished``: the replay check by content, :mod:`bdfl.peer.republished`)."""
         models: list[NDArrays] = []
         ok_positions: list[int] = []
         verdict = [False] * len(assigned)
@@ -354,6 +365,9 @@ class Peer:
                 voted[pos] = False
                 continue
             params = self.decode_verified(rnd, cand, data)
+            if params is not None and earlier_models is not None and earlier_models.holds(params):
+                self._reject(rnd, cand, "republished")
+                continue
             if params is not None:
                 models.append(params)
                 ok_positions.append(pos)

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from bdfl.peer.decode_cache import KeptStarts
 from bdfl.peer.engine import ClientFailure, PeerEngine
 from bdfl.peer.node import Candidate, Peer
+from bdfl.peer.republished import EarlierModels
 from bdfl.peer.sources import PastMove, StartSource
 from bdfl.types import NDArrays
 
@@ -83,11 +84,25 @@ def wanted(inputs: AuditInputs) -> set[tuple[str, str]]:
     return out
 
 
+class Rebuilt(NamedTuple):
+    """What an auditor rebuilds from earlier rounds' models (:func:`rebuild`): the trainers'
+    starts, their earlier moves, and digests of every model decoded for them (the replay check
+    by content, :mod:`bdfl.peer.republished`)."""
+
+    starts: dict[str, NDArrays]
+    moves: dict[str, NDArrays]
+    earlier: EarlierModels
+
+    @classmethod
+    def empty(cls) -> Rebuilt:
+        return cls({}, {}, EarlierModels())
+
+
 def rebuild(peer: Peer, rnd: int, recipes: Mapping[str, list[StartSource]], past: Mapping[str, PastMove],
-            fetched: Mapping[str, bytes | Exception], kept: KeptStarts | None = None) -> tuple[dict[str, NDArrays], dict[str, NDArrays]]:
+            fetched: Mapping[str, bytes | Exception], kept: KeptStarts | None = None) -> Rebuilt:
     """The trainers' starts of round ``rnd`` (from round ``rnd - 1``'s updates) and their
     earlier moves, from the fetched, hash-checked models (:meth:`bdfl.peer.node.Peer.rebuild_starts`,
-    :meth:`~bdfl.peer.node.Peer.rebuild_past_moves`). ``kept``: the starts an earlier round's
+    :meth:`~bdfl.peer.node.Peer.rebuild_past_moves`), with the digests of those models. ``kept``: the starts an earlier round's
     rebuild kept: an earlier move's start is taken from it when it was rebuilt from the very same
     recipe (:class:`bdfl.peer.decode_cache.KeptStarts`); then it holds this round's starts."""
     taken: dict[str, NDArrays] = {}
@@ -97,24 +112,25 @@ def rebuild(peer: Peer, rnd: int, recipes: Mapping[str, list[StartSource]], past
             if got is not None:
                 taken[trainer] = got
         kept.clear()  # what was not taken is not needed: freed before this round's starts are built
-    moves = peer.rebuild_past_moves(past, fetched, taken) if past else {}
+    earlier = EarlierModels()
+    moves = peer.rebuild_past_moves(past, fetched, taken, earlier) if past else {}
     taken.clear()
-    starts = peer.rebuild_starts(recipes, fetched, rnd - 1) if recipes else {}
-    return starts, moves
+    starts = peer.rebuild_starts(recipes, fetched, rnd - 1, earlier) if recipes else {}
+    return Rebuilt(starts, moves, earlier)
 
 
 def judge(engine: PeerEngine, inputs: AuditInputs, fetched: Mapping[str, bytes | Exception],
-          attacker_peers: frozenset[str] = frozenset(), rebuilt: tuple[Mapping[str, NDArrays], Mapping[str, NDArrays]] | None = None,
+          attacker_peers: frozenset[str] = frozenset(), rebuilt: Rebuilt | None = None,
           ) -> AuditResult | ClientFailure:
     """Vote on the assigned updates (:meth:`bdfl.peer.node.Peer.audit`) under the
-    client-failure rule; ``rebuilt``: starts and moves already rebuilt (a worker rebuilds
-    them once for all its auditors), else rebuilt here."""
+    client-failure rule; ``rebuilt``: starts, moves and earlier models already rebuilt (a worker
+    rebuilds them once for all its auditors), else rebuilt here."""
     peer = engine.peer
-    starts, moves = rebuilt if rebuilt is not None else rebuild(peer, inputs.round, inputs.recipes, inputs.past, fetched)
+    starts, moves, earlier = rebuilt if rebuilt is not None else rebuild(peer, inputs.round, inputs.recipes, inputs.past, fetched)
     before = len(peer.rejections)
     judged: Any = engine.isolated(inputs.round, "audit", peer.audit, inputs.round, inputs.candidates,
                                   fetched if isinstance(fetched, dict) else dict(fetched), attacker_peers,  # read only: not copied per auditor
-                                  earlier_hashes=inputs.earlier, starts=starts, past_moves=moves)
+                                  earlier_hashes=inputs.earlier, starts=starts, past_moves=moves, earlier_models=earlier)
     if isinstance(judged, ClientFailure):
         return judged
     indices, accept = judged
