@@ -115,12 +115,12 @@ def capture(task: str | None, attack: str, seed: int, attackers: float, rounds: 
                     res = stages.audit.judge(e, x, fetched, m.attacker_addrs, rebuilt)
                 if isinstance(res, ClientFailure):
                     continue
-                fresh = x.fresh()
-                if fresh and seen and e.address not in m.attacker_addrs and "raw" in _captured:
+                judged = mirror.judged_candidates(x, res)
+                if judged and seen and e.address not in m.attacker_addrs and "raw" in _captured:
                     ev, verdicts = seen[0]
                     own, moves, pasts = _captured["raw"]
-                    audits.append({"round": r + 1, "kinds": np.array([m.kind(c.peer) for c in fresh]), "ev": ev,
-                                   "own": own, "moves": moves, "past": pasts, "trainers": [m.index_of[c.peer] for c in fresh],
+                    audits.append({"round": r + 1, "kinds": np.array([m.kind(c.peer) for c in judged]), "ev": ev,
+                                   "own": own, "moves": moves, "past": pasts, "trainers": [m.index_of[c.peer] for c in judged],
                                    "failed": [v.failed for v in verdicts]})
                 stages.commit.commit(e, r, res.indices, res.accept, lambda ix, acc, salt, a=e.address, r=r: keccak(
                     repr((r, a, list(ix), list(acc))).encode() + salt))

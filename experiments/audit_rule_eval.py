@@ -371,15 +371,19 @@ class Mirror:
             if isinstance(res, ClientFailure):
                 continue
             fresh = x.fresh()
-            if len(seen) != (1 if fresh else 0) or (fresh and len(seen[0][1]) != len(fresh)):
-                raise BDFLError(f"mirror: auditor {e.address} judged {len(seen)} audits for {len(fresh)} fresh updates")
+            judged = judged_candidates(x, res)
+            if len(seen) != (1 if judged else 0) or (judged and len(seen[0][1]) != len(judged)):
+                raise BDFLError(f"mirror: auditor {e.address} judged {len(seen)} audits for {len(judged)} judged updates")
+            refused = dict(res.rejections)
             for c in x.candidates:
                 if c not in fresh:
                     tally(e.address, c.peer, dict.fromkeys(rules, REPLAYED), None)
-            if fresh:
+                elif c not in judged:  # refused before any rule ran (republished, bytes not usable)
+                    tally(e.address, c.peer, dict.fromkeys(rules, (refused[c.peer],)), None)
+            if judged:
                 ev, verdicts = seen[0]
                 failed = {rn: rejudge(rule, ev) for rn, rule in rules.items()}
-                for j, c in enumerate(fresh):
+                for j, c in enumerate(judged):
                     tally(e.address, c.peer, {rn: failed[rn][j] for rn in rules}, verdicts[j])
             stages.commit.commit(e, rnd, res.indices, res.accept,
                                  lambda ix, acc, salt, a=e.address: keccak(repr((rnd, a, list(ix), list(acc))).encode() + salt))
@@ -402,6 +406,14 @@ class Mirror:
     def accuracy(self, i: int) -> float:
         _loss, _n, metrics = self.test_client.evaluate(self.engines[i].peer.params, {})
         return float(metrics.get("accuracy", float("nan")))
+
+
+def judged_candidates(x: Any, res: Any) -> list[Any]:
+    """The fresh candidates of an auditor's inputs ``x`` that its audit rule judged: those the
+    peer refused before any rule ran (``res.rejections``: republished, bytes not usable) left
+    out, in order (the audit's verdicts are theirs, one each)."""
+    refused = {p for p, _why in res.rejections}
+    return [c for c in x.fresh() if c.peer not in refused]
 
 
 def run(attack_label: str, seed: int, args: argparse.Namespace, rules: dict[str, AuditRule] | None = None,

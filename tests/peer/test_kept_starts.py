@@ -90,7 +90,7 @@ def test_moves_from_kept_starts_are_bit_identical_and_reuse_their_memory(world: 
     kept = KeptStarts()
     kept.keep(4, recipes, peer.rebuild_starts(recipes, fetched, 3))
     held = {t: [a.__array_interface__["data"][0] for a in kept._entries[t][1]] for t in recipes}  # noqa: SLF001
-    starts, moves = rebuild(peer, 5, {}, past, fetched, kept)
+    starts, moves, _earlier = rebuild(peer, 5, {}, past, fetched, kept)
     assert starts == {} and sorted(moves) == sorted(expected) == ["T0", "T1", "T2", "T3"]
     for t in expected:
         for m, e in zip(moves[t], expected[t]):
@@ -109,7 +109,7 @@ def test_a_kept_start_never_skips_the_updates_hash_check(world: dict[str, Any]) 
     bad[-1] ^= 0x01  # one flipped bit in the body
     fetched[world["h4"]["T1"]] = bytes(bad)
     changed = {**past, "T2": PastMove(4, past["T2"].hash, [StartSource("T2", past["T2"].start[0].hash, 9.0)])}
-    _starts, moves = rebuild(peer, 5, {}, changed, fetched, kept)
+    _starts, moves, _earlier = rebuild(peer, 5, {}, changed, fetched, kept)
     assert "T1" not in moves  # corrupted update: no move, kept start or not
     expected = _peer().rebuild_past_moves({"T2": changed["T2"]}, world["fetched"])["T2"]
     assert all(m.tobytes() == e.tobytes() for m, e in zip(moves["T2"], expected))  # rebuilt from its own recipe
