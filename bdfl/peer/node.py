@@ -294,7 +294,7 @@ class Peer:
             if not isinstance(arrays, str):  # a failure is not recorded: it is not a vote or an input
                 models[h] = arrays
                 if earlier is not None:
-                    earlier.add(arrays)
+                    earlier.add(h, arrays)
         out: dict[str, NDArrays] = {}
         for trainer, recipe in recipes.items():
             start = start_model(list(recipe), models)
@@ -321,7 +321,7 @@ class Peer:
         for trainer, m in past.items():
             update = self._checked_arrays(m.hash, fetched.get(m.hash), submitter=trainer, rnd=m.round)
             if earlier is not None and not isinstance(update, str):
-                earlier.add(update)
+                earlier.add(m.hash, update)
             start = kept.get(trainer, starts.get(trainer))
             if isinstance(update, str) or start is None or len(update) != len(start):
                 continue

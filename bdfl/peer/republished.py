@@ -46,8 +46,15 @@ class EarlierModels:
 
     def __init__(self) -> None:
         self._models: dict[bytes, set[bytes]] = {}
+        self._hashes: set[str] = set()
 
-    def add(self, params: Sequence[np.ndarray]) -> None:
+    def add(self, update_hash: str, params: Sequence[np.ndarray]) -> None:
+        """Keep the digest of ``params``, the model of the ``0x`` hash ``update_hash``; a hash
+        already added is not read again (a round's updates are both this round's start recipes
+        and the earlier moves' updates)."""
+        if update_hash.lower() in self._hashes:
+            return
+        self._hashes.add(update_hash.lower())
         self._models.setdefault(_key(params), set()).add(_digest(params))
 
     def holds(self, params: Sequence[np.ndarray]) -> bool:

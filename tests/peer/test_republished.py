@@ -57,6 +57,8 @@ def test_the_digest_reads_every_value() -> None:
     b = [x.copy() for x in a]
     b[0][1] = 1.0  # between two sampled values (every 15th)
     index = EarlierModels()
-    index.add(a)
+    index.add("0x01", a)
     assert index.holds([x.copy() for x in a]) and not index.holds(b)
     assert not index.holds([a[0].astype(np.float64), a[1]])  # the same values in another dtype are another encoding
+    index.add("0x01", b)  # a hash already added is not read again
+    assert len(index) == 1 and not index.holds(b)
