@@ -102,6 +102,9 @@ ATTACK_SETTINGS = {
     "backdoor_blended": ("backdoor", {"target_label": 0, "blend_alpha": 0.2, "seed": 1}),
     "dba": ("dba", {"target_label": 0, "parts": 4, "trigger_size": 2}),
     "free_rider": ("free_rider", {}),
+    "free_rider_disguised_0.001": ("free_rider", {"sigma": 0.001, "gamma": 1.0}),  # Fraboni et al.'s disguise
+    "free_rider_disguised_0.01": ("free_rider", {"sigma": 0.01, "gamma": 1.0}),
+    "free_rider_disguised_0.1": ("free_rider", {"sigma": 0.1, "gamma": 1.0}),
     "on_off": ("on_off", {"inner": "label_flip", "on_after": 3, "period": 4, "on_rounds": 2}),
     "on_off_sign": ("on_off", {}),  # the runner's defaults: sign flip for good from round 6 (1-based)
     "colluding": ("label_flip", {"collude": True}),

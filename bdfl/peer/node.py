@@ -35,7 +35,7 @@ from bdfl.net.serialization import (
     update_hash,
 )
 from bdfl.peer.decode_cache import DecodeCache
-from bdfl.peer.republished import EarlierModels
+from bdfl.peer.republished import NEAR_REPUBLISHED, EarlierModels
 from bdfl.peer.sources import PastMove, StartSource, start_model
 from bdfl.types import NDArrays
 
@@ -115,6 +115,10 @@ class Peer:
         self.settings = settings
         self.attack = attack
         self.rng = np.random.default_rng([seed, index])
+        # the replay check's sketch (bdfl.peer.republished): an attacker who knows its buckets can
+        # hide noise from it, so a peer on its own host draws a private one (bdfl peer); a
+        # simulation's peers share the run's seed, for reproducible runs
+        self.sketch_seed = seed
         self.params: NDArrays = [np.array(p, copy=True) for p in client.get_parameters({})]  # never the client's live arrays
         self.spec = ModelSpec.of_ndarrays(self.params)
         self.trained: NDArrays | None = None
@@ -294,7 +298,7 @@ class Peer:
             if not isinstance(arrays, str):  # a failure is not recorded: it is not a vote or an input
                 models[h] = arrays
                 if earlier is not None:
-                    earlier.add(h, arrays)
+                    earlier.add(h, arrays, submitter[h])
         out: dict[str, NDArrays] = {}
         for trainer, recipe in recipes.items():
             start = start_model(list(recipe), models)
@@ -321,7 +325,7 @@ class Peer:
         for trainer, m in past.items():
             update = self._checked_arrays(m.hash, fetched.get(m.hash), submitter=trainer, rnd=m.round)
             if earlier is not None and not isinstance(update, str):
-                earlier.add(m.hash, update)
+                earlier.add(m.hash, update, trainer)
             start = kept.get(trainer, starts.get(trainer))
             if isinstance(update, str) or start is None or len(update) != len(start):
                 continue
@@ -347,7 +351,10 @@ class Peer:
         this auditor's own start. ``past_moves``: trainer -> its latest earlier move that was
         not rejected (:meth:`rebuild_past_moves`), for the consistency test. ``earlier_models``:
         the models of earlier rounds those rebuilds decoded; a candidate whose arrays are one of
-        them is rejected (``republished``: the replay check by content, :mod:`bdfl.peer.republished`)."""
+        them is rejected (``republished``: the replay check by content, :mod:`bdfl.peer.republished`),
+        and so is one lying nearer to another trainer's earlier model than
+        :data:`~bdfl.peer.republished.NEAR_REPUBLISHED` x its move from its rebuilt start (a
+        re-published model with noise added)."""
         models: list[NDArrays] = []
         ok_positions: list[int] = []
         verdict = [False] * len(assigned)
@@ -368,6 +375,14 @@ class Peer:
             if params is not None and earlier_models is not None and earlier_models.holds(params):
                 self._reject(rnd, cand, "republished")
                 continue
+            trainer_start = (starts or {}).get(cand.peer)
+            if params is not None and earlier_models is not None and trainer_start is not None:
+                # only from its rebuilt start: from this auditor's own, a trainer whose recipe was
+                # one model would lie nearer to that model than to the start it is measured from
+                share = earlier_models.near_share(params, trainer_start, cand.peer, cand.hash)
+                if share < NEAR_REPUBLISHED:
+                    self._reject(rnd, cand, "republished")
+                    continue
             if params is not None:
                 models.append(params)
                 ok_positions.append(pos)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import signal
 import sys
 import threading
@@ -272,6 +273,7 @@ class StandalonePeer:
         # a real peer knows no attacker count: krum_malicious -1 assumes none
         settings = peer_settings(cfg, 0)
         self.peer = Peer(index=self.shard, address=self.address, client=client, endpoint=None, settings=settings, seed=cfg.seed)
+        self.peer.sketch_seed = secrets.randbits(63)  # private: an attacker who knew it could hide noise from the replay check
         self.peer.domain = (self.chain_id, self.deployment.round_manager)  # update bytes bind to their submission
         # decentralized FL starts from one common initial model, seeded by the config
         self.peer.params = self.task.initial_parameters(dataset, seed=cfg.seed, hparams=hp, config=base)

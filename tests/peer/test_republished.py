@@ -10,7 +10,7 @@ import numpy as np
 from bdfl.net.serialization import Binding, encode_ndarrays, hash_hex, update_hash
 from bdfl.peer import stages
 from bdfl.peer.node import Candidate
-from bdfl.peer.republished import EarlierModels
+from bdfl.peer.republished import NEAR_REPUBLISHED, EarlierModels
 from bdfl.peer.sources import StartSource
 from tests.peer.auditors import CHAIN, RM, digits_auditor
 
@@ -41,14 +41,120 @@ def test_a_received_model_republished_under_a_new_binding_is_rejected() -> None:
     _, votes = peer.audit(3, cands, fetched, starts=rebuilt.starts, earlier_models=rebuilt.earlier)
     assert votes == [True, True, True, False]
     assert peer.rejections[-1].peer == ADDR[6] and peer.rejections[-1].reason == "republished"
-    # one value changed is another model: the audit's tests judge it, not this check
+    # one value changed is another digest, but still the same model: the near check sees it
     tweaked = [a.copy() for a in trained[2]]
     tweaked[0].flat[0] += 1e-3
     blob = _bytes(tweaked, 3, ADDR[6])
     before = len(peer.rejections)
-    peer.audit(3, [*cands[:3], _cand(3, ADDR[6], blob)], {**fetched, _cand(3, ADDR[6], blob).hash: blob},
-               starts=rebuilt.starts, earlier_models=rebuilt.earlier)
-    assert all(r.reason != "republished" for r in peer.rejections[before:])
+    _, votes = peer.audit(3, [*cands[:3], _cand(3, ADDR[6], blob)], {**fetched, _cand(3, ADDR[6], blob).hash: blob},
+                          starts=rebuilt.starts, earlier_models=rebuilt.earlier)
+    assert votes[-1] is False and [r.reason for r in peer.rejections[before:]] == ["republished"]
+
+
+def _round3(noise: float, trains: bool) -> tuple[list[bool], list[str], float]:
+    """Round 3 of the test above with ADDR[6] disguised (Fraboni et al.): ADDR[2]'s round-2 model
+    plus Gaussian noise of ``noise`` x its distance from ADDR[6]'s start per unit of norm, or
+    (``trains``) a model ADDR[6] trained from that start. Returns its votes, the rejection reasons
+    and the candidate's near share."""
+    from bdfl.learning.data import load_digits, make_peer_shards
+    from bdfl.learning.task import fit_client, load_task
+
+    peer, trained = digits_auditor(6, ADDR[0], domain=(CHAIN, RM))
+    old = {a: _bytes(m, 2, a) for a, m in ((ADDR[1], trained[1]), (ADDR[2], trained[2]))}
+    recipe = [StartSource(a, hash_hex(update_hash(b)), 0.5) for a, b in old.items()]
+    start = [(x + y) / 2 for x, y in zip(trained[1], trained[2])]
+    if trains:
+        task = load_task("clients.digits")
+        shard = make_peer_shards(load_digits(), 6, scheme="iid", seed=0, min_size=20)[5]
+        client = task.make_client(shard.train, shard.val, seed=5, hparams={"local_epochs": 1, "batch_size": 16})
+        mine = fit_client(client, start, {"round": 2}).parameters
+    else:
+        rng = np.random.default_rng(0)
+        gap = float(np.sqrt(sum(float(np.sum((a - b) ** 2)) for a, b in zip(trained[2], start))))
+        size = sum(a.size for a in trained[2])
+        mine = [a + rng.normal(0.0, noise * gap / np.sqrt(size), a.shape).astype(a.dtype) for a in trained[2]]
+    models = [trained[3], trained[4], trained[5], mine]
+    blobs = [_bytes(m, 3, a) for m, a in zip(models, ADDR[3:7])]
+    cands = [_cand(i, a, b) for i, (a, b) in enumerate(zip(ADDR[3:7], blobs))]
+    fetched = {c.hash: b for c, b in zip(cands, blobs)} | {s.hash: old[s.peer] for s in recipe}
+    rebuilt = stages.audit.rebuild(peer, 3, {ADDR[6]: recipe}, {}, fetched)
+    share = rebuilt.earlier.near_share(mine, rebuilt.starts[ADDR[6]], ADDR[6])
+    _, votes = peer.audit(3, cands, fetched, starts=rebuilt.starts, earlier_models=rebuilt.earlier)
+    return votes, [r.reason for r in peer.rejections], share
+
+
+def test_a_disguised_free_rider_is_rejected_and_a_trainer_from_the_same_start_is_not() -> None:
+    """Fraboni et al.'s disguise: noise of 10 % of the move it fakes; the check measures the
+    candidate's distance to the nearest earlier model of another trainer over its own move."""
+    votes, reasons, share = _round3(0.1, trains=False)
+    assert share < NEAR_REPUBLISHED and votes[-1] is False and "republished" in reasons
+    votes, reasons, share = _round3(0.0, trains=True)
+    assert share > 2 * NEAR_REPUBLISHED and "republished" not in reasons
+
+
+def test_the_attacker_who_knows_the_bar_must_make_its_move_mostly_noise() -> None:
+    """The limit, kept as a test: noise past the bar passes this check, but then the noise is
+    most of the move (the audit's other tests judge it as any move): at the bar, noise / move =
+    NEAR_REPUBLISHED, so at 1.5 x that share the copy is no longer near."""
+    _votes, reasons, share = _round3(1.5 * NEAR_REPUBLISHED / np.sqrt(1 - (1.5 * NEAR_REPUBLISHED) ** 2), trains=False)
+    assert share > NEAR_REPUBLISHED and "republished" not in reasons
+
+
+def test_a_copy_of_the_trainers_own_earlier_model_does_not_count_against_it() -> None:
+    """Mimic's attackers copy honest updates: the next round, the honest trainer's model lies
+    near the attacker's copy of its own earlier one. That copy is left out (it lies nearer to the
+    trainer's own earlier model than to the candidate), so an attacker cannot get an honest
+    trainer rejected by copying it; a copy of another trainer's model still counts."""
+    rng = np.random.default_rng(1)
+    own_before = [rng.normal(size=(50, 20)), rng.normal(size=(20,))]
+    other = [rng.normal(size=(50, 20)), rng.normal(size=(20,))]
+    start = [rng.normal(size=(50, 20)), rng.normal(size=(20,))]
+    # the trainer returns near where its data led it last round (a skewed shard, a long fit)
+    candidate = [a + 0.05 * rng.normal(size=a.shape) for a in own_before]
+    copy = [a + 0.01 * rng.normal(size=a.shape) for a in own_before]  # the attacker's copy of it
+    index = EarlierModels(seed=3)
+    index.add("0x01", other, ADDR[2])
+    index.add("0x02", copy, ADDR[5])
+    assert index.near_share(candidate, start, ADDR[1]) < NEAR_REPUBLISHED  # the trainer's own model unknown: it counts
+    index.add("0x03", own_before, ADDR[1])
+    assert index.near_share(candidate, start, ADDR[1]) > 1.0  # left out once the trainer's own is known
+    # a copy of another trainer's model still counts, for the trainer and for the copier
+    for who in (ADDR[1], ADDR[5]):
+        assert index.near_share([a + 0.01 * rng.normal(size=a.shape) for a in other], start, who) < NEAR_REPUBLISHED
+    # conceded: the copier's own earlier model is its copy, so re-publishing that model again is
+    # a trainer returning near its own (the rule's exemption); no_work and the tests judge it then
+    assert index.near_share([a + 0.01 * rng.normal(size=a.shape) for a in own_before], start, ADDR[5]) > NEAR_REPUBLISHED
+
+
+def test_without_a_rebuilt_start_there_is_no_near_check() -> None:
+    """Measured from the auditor's own start, a trainer whose recipe was one model would lie
+    nearer to that model than to the start it is measured from: no rebuilt start, no check."""
+    peer, trained = digits_auditor(6, ADDR[0], domain=(CHAIN, RM))
+    old = _bytes(trained[2], 2, ADDR[2])
+    index = EarlierModels()
+    index.add(hash_hex(update_hash(old)), trained[2], ADDR[2])
+    near = [a + np.float32(1e-4) for a in trained[2]]
+    blob = _bytes(near, 3, ADDR[6])
+    cand = _cand(0, ADDR[6], blob)
+    _, votes = peer.audit(3, [cand], {cand.hash: blob}, starts={}, earlier_models=index)
+    assert "republished" not in [r.reason for r in peer.rejections]
+    _, votes = peer.audit(3, [cand], {cand.hash: blob}, starts={ADDR[6]: trained[1]}, earlier_models=index)
+    assert votes == [False] and peer.rejections[-1].reason == "republished"
+
+
+def test_the_sketch_measures_distances_within_a_few_per_cent() -> None:
+    rng = np.random.default_rng(2)
+    for size in (300, 5_000, 200_000):
+        index = EarlierModels(seed=size)
+        for _ in range(5):
+            a, b = [rng.normal(size=size)], [rng.standard_t(3, size=size)]
+            true = float(np.linalg.norm(a[0] - b[0]))
+            est = float(np.linalg.norm(index.sketch(a) - index.sketch(b)))
+            assert abs(est / true - 1) < 0.15
+    # linear: the sketch of a model is the sum of its arrays' parts, whatever the dtype
+    index = EarlierModels(seed=1)
+    m = [rng.normal(size=(4, 5)).astype(np.float32), rng.normal(size=(3,)).astype(np.float32)]
+    assert np.allclose(index.sketch(m) * 2, index.sketch([2 * x for x in m]))
 
 
 def test_the_digest_reads_every_value() -> None:

@@ -112,7 +112,7 @@ def rebuild(peer: Peer, rnd: int, recipes: Mapping[str, list[StartSource]], past
             if got is not None:
                 taken[trainer] = got
         kept.clear()  # what was not taken is not needed: freed before this round's starts are built
-    earlier = EarlierModels()
+    earlier = EarlierModels(seed=peer.sketch_seed)
     moves = peer.rebuild_past_moves(past, fetched, taken, earlier) if past else {}
     taken.clear()
     starts = peer.rebuild_starts(recipes, fetched, rnd - 1, earlier) if recipes else {}
