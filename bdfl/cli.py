@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from bdfl.config import ExperimentConfig
-from bdfl.errors import BDFLError
+from bdfl.errors import BDFLError, ConfigError
 from bdfl.net.allocator import keep_freed_memory
 
 #: Flags that belong to ``bdfl`` itself and are accepted anywhere on the command line.
@@ -181,6 +181,14 @@ def run_config(args: argparse.Namespace) -> tuple[ExperimentConfig, list[str]]:
     overrides = run_overrides(args)
     notes: list[str] = []
     cfg = load_config(args.config, overrides, notes)
+    if cfg.attack.groups and args.attack == "none":  # --attack none: nobody attacks, whatever the config says
+        overrides["attack.groups"] = []
+        notes.append("--attack none: the config's [[attack.groups]] are not used")
+        cfg = load_config(args.config, overrides, notes)
+    elif cfg.attack.groups and (args.attack or args.attackers is not None):
+        raise ConfigError("attack.groups", "--attack / --attackers do not apply to a config with [[attack.groups]] "
+                          "(each group names its attack and fraction)",
+                          "the config's groups, or --attack none for a clean run")
     if args.attack and args.attack != "none" and args.attackers is None and cfg.attack.fraction == 0:
         overrides["attack.fraction"] = DEFAULT_ATTACK_FRACTION
         notes = [f"--attack {args.attack} without --attackers: {DEFAULT_ATTACK_FRACTION:g} of the peers attack"]

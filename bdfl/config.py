@@ -562,6 +562,11 @@ def _check_cluster(address: str) -> None:
 def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     """Range and consistency checks that need no upper-layer registry."""
     _range("peers", cfg.peers, 2, 20_000)  # 10,000 measured on one machine (docs/results/scale.md)
+    if cfg.defense.name == "bdfl" and cfg.peers < 3:
+        # two peers: each update is judged by one auditor against nothing to compare it with
+        # (no spread to calibrate on), and every honest update was rejected (measured)
+        raise ConfigError("peers", f"{cfg.peers} peers cannot run the bdfl defense: an audit needs other candidates to compare with",
+                          ">= 3 with defense.name = 'bdfl' (2 with a baseline)")
     _range("rounds", cfg.rounds, 1, 100_000)
     _range("workers", cfg.workers, 1, 64)
     _check_cluster(cfg.cluster)
@@ -599,6 +604,9 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
                 _range(f"defense.{name}", defense_value(d, name), DEFENSE_RANGES[name][0], cfg.peers)
     o = cfg.overlay
     _range("overlay.degree", o.degree, 1, MAX_OVERLAY_DEGREE)  # a target: min(degree, members - 1) in effect
+    if o.topology == "expander" and o.degree < 2 and cfg.peers > 2:
+        raise ConfigError("overlay.degree", "an expander of degree 1 is a set of pairs, never connected",
+                          f"[2, {MAX_OVERLAY_DEGREE}] with overlay.topology = 'expander'")
     _range("overlay.min_sources", o.min_sources, 0, max(2, cfg.peers - 1))
     _range("overlay.momentum", o.momentum, 0.0, 1.0, hi_open=True)  # 1 or more: the velocity never decays
     _range("overlay.edge_probability", o.edge_probability, 0.0, 1.0, lo_open=True)

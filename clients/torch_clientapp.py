@@ -10,7 +10,10 @@ the model is resized for 8x8 digits and ``load_data`` takes this peer's BDFL sha
 (``bdfl.learning.flower.load_partition``) where the quickstart calls
 ``FederatedDataset(...).load_partition``: BDFL decides the shards.
 
-The ``make_client`` below the "BDFL adapter" line is all BDFL needs to run it.
+The ``make_client`` below the "BDFL adapter" line is all BDFL needs to run it. Run it with
+``--set task.learning_rate=0.01``, the quickstart's own rate: BDFL sends ``task.learning_rate``
+as ``lr`` (default 0.05, its SGD clients' rate), at which Adam does not learn this model
+(docs/tasks.md).
 """
 
 import torch

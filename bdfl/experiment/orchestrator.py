@@ -4,6 +4,7 @@ and the results folder, and walks every round through its on-chain phases."""
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import fields
 from pathlib import Path
@@ -327,6 +328,9 @@ class Orchestrator:
             rejected = sum(o == Outcome.REJECTED for o in decided)
             if decided and rejected > len(decided) / 2:
                 reasons.append(f"round {r}: {rejected} of {len(decided)} honest updates were rejected")
+        honest_acc = [pr.accuracy for i, pr in peer_res.items() if i not in self.attackers]
+        if honest_acc and not any(math.isfinite(a) for a in honest_acc):
+            reasons.append(f"round {r}: no honest peer's test accuracy is a finite number (the task's evaluate)")
         aggregated = [pr.aggregated for pr in peer_res.values()]
         self._idle_rounds = self._idle_rounds + 1 if aggregated and not any(aggregated) else 0
         if self._idle_rounds == 2:
@@ -419,9 +423,16 @@ class Orchestrator:
         self._balances_block = last_block
         return self._balances
 
-    def shutdown(self, status: str) -> None:
+    def shutdown(self, status: str, error: BaseException | None = None) -> None:
         """Stop everything we started; keep and summarise what was written. A run that
-        completed but went wrong (:meth:`_check_degraded`) ends "degraded"."""
+        completed but went wrong (:meth:`_check_degraded`) ends "degraded"; a failed run's
+        ``error`` goes to run.log (with its fix) and to summary.json's ``error``."""
+        message = None
+        if error is not None:
+            message = getattr(error, "message", None) or f"{type(error).__name__}: {error}"
+            self.note(f"error: {message}")
+            if getattr(error, "fix", None):
+                self.note(f"fix: {error.fix}")
         if status == "completed" and self.degraded:
             status = "degraded"
             self.note(f"RUN DEGRADED ({len(self.degraded)} problem(s)): " + "; ".join(self.degraded[:5]))
@@ -435,6 +446,10 @@ class Orchestrator:
             summary = compute_summary(read_metrics(self.out_dir), read_rounds(self.out_dir), _clean_reference(self.cfg))
             summary.update(getattr(self, "setup_chain", {}))
             summary.update({"status": status, "rounds_completed": self.rounds_done, "seconds_wall": time.monotonic() - self.started})
+            if not summary.get("peers"):  # no round recorded: the configured count, not 0
+                summary["peers"] = self.cfg.peers
+            if message is not None:
+                summary["error"] = message
             if self.degraded:
                 summary["degraded_reasons"] = list(self.degraded)
             self.writer.write_summary(summary)

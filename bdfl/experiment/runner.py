@@ -50,8 +50,8 @@ def run_experiment(cfg: ExperimentConfig, *, quiet: bool = False, out: Path | No
         orch.note("interrupted: stopping workers and devnet; results so far are kept")
         orch.shutdown(status="interrupted")
         raise
-    except BaseException:
-        orch.shutdown(status="failed")
+    except BaseException as exc:
+        orch.shutdown(status="failed", error=exc)
         raise
     else:
         orch.shutdown(status="completed")

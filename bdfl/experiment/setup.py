@@ -24,6 +24,10 @@ from bdfl.net.overlay import KINDS as TOPOLOGIES
 
 DEFENSES = tuple(STRATEGIES)  # bdfl.defense: "bdfl" (audited), then the baselines
 
+#: Training samples an attack's data poisoning is tried on before a run starts (:func:`preflight`):
+#: every class of the bundled tasks, and no copy of a large data set.
+PREFLIGHT_SAMPLES = 2048
+
 
 def preflight(cfg: ExperimentConfig) -> None:
     """Check every name that refers to a registry in an upper layer; raise ConfigError."""
@@ -61,6 +65,18 @@ def preflight(cfg: ExperimentConfig) -> None:
     except Exception as exc:  # noqa: BLE001 - its message (and fix) name the cause
         raise ConfigError("task.data_dir" if cfg.task.data_dir else "task.client",
                           f"{cfg.task.client}'s load_dataset failed: {exc}") from None
+    # An attack whose parameters fit no data of this task (a target label past the classes, a
+    # trigger larger than the image, a pixel trigger on feature rows) fails on the training set's
+    # first samples here, as it would in the first attacker's worker after the devnet started.
+    for prefix, name, params in kinds or ([("attack.", cfg.attack.name, cfg.attack.params)] if cfg.num_attackers else []):
+        attack = make_attack(name, **params)
+        if not attack.poisons_data:
+            continue
+        try:
+            attack.poison_data(np.asarray(dataset.X_train[:PREFLIGHT_SAMPLES]), np.asarray(dataset.y_train[:PREFLIGHT_SAMPLES]),
+                               np.random.default_rng(0), num_classes=dataset.num_classes)
+        except Exception as exc:  # noqa: BLE001 - the attack's own message names the value
+            raise ConfigError(prefix + "params", f"{cfg.task.client}: {getattr(exc, 'message', exc)}") from None
     try:
         task_shard_indices(dataset.y_train, cfg.task, cfg.peers, cfg.seed)
     except Exception as exc:  # noqa: BLE001 - the partitioner's own message names the numbers

@@ -83,6 +83,21 @@ def test_preflight_checks_group_attacks(text: str, field: str) -> None:
     assert field in str(info.value)
 
 
+@pytest.mark.parametrize("text,field,says", [
+    ('[[attack.groups]]\nname = "backdoor"\nfraction = 0.2\nparams = { target_label = 10 }', "attack.groups[0].params", "num_classes 10"),
+    ('[attack]\nname = "backdoor"\nfraction = 0.2\nparams = { trigger_size = 9 }', "attack.params", "exceeds the image"),
+    ('[attack]\nname = "label_flip"\nfraction = 0.2\nparams = { mode = "permutation", mapping = [0, 2, 1] }', "attack.params", "need 10"),
+    ('[task]\nclient = "clients.seattle_weather"\n[attack]\nname = "backdoor"\nfraction = 0.2', "attack.params", "image inputs"),
+])
+def test_preflight_tries_the_attacks_data_poisoning_on_the_task(text: str, field: str, says: str) -> None:
+    """Parameters that fit no data of the task stop the run before any process starts (exit 2,
+    the field named), not in the first attacker's worker after the devnet started."""
+    with pytest.raises(ConfigError) as info:
+        preflight(_cfg("peers = 20\n" + text))
+    assert field in str(info.value) and says in str(info.value)
+    preflight(_cfg('peers = 20\n[attack]\nname = "backdoor"\nfraction = 0.2\nparams = { target_label = 9 }'))  # fits: passes
+
+
 def test_results_label_a_run_with_groups_by_its_kinds() -> None:
     cfg = _cfg().to_dict()
     run = Run(dir=Path("x"), config_text="", config=cfg, metrics=[], rounds=[], summary=None)

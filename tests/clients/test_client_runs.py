@@ -121,6 +121,20 @@ def test_failure_on_every_peer_stops_with_one_message(tmp_path: Path, monkeypatc
     assert str(err.value).startswith(f"round 1: task {FLAKY} fit raised on every peer (4 of 4): SimulatedBug")
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["status"] == "failed" and summary["rounds_completed"] == 0
+    # why it failed is kept with the results, not only on the terminal
+    assert summary["error"].startswith(f"round 1: task {FLAKY} fit raised on every peer") and summary["peers"] == 4
+    log = (tmp_path / "run" / "run.log").read_text()
+    assert f"error: round 1: task {FLAKY} fit raised on every peer" in log
+
+
+def test_a_run_whose_accuracy_is_never_finite_ends_degraded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A task whose evaluate reports NaN accuracy leaves a run with no accuracy at all: it must
+    not end "completed" as if it had measured something."""
+    monkeypatch.setenv("BDFL_TEST_RAISE", "accnan:all")
+    out = _run(tmp_path, **{"task.client": FLAKY})
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "degraded"
+    assert "round 1: no honest peer's test accuracy is a finite number (the task's evaluate)" in summary["degraded_reasons"]
 
 
 def test_diverging_run_ends_degraded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:

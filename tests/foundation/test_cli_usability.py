@@ -57,6 +57,22 @@ def _run_args(*argv: str) -> tuple[ExperimentConfig, list[str]]:
     return cli.run_config(cli.build_parser().parse_args(["run", *argv]))
 
 
+def test_attack_flags_and_attack_groups(tmp_path: Path) -> None:
+    """A config with [[attack.groups]] names each group's attack and fraction: --attack NAME or
+    --attackers would be silently ignored, so they are refused (exit 2); --attack none is a clean
+    run whatever the config says."""
+    config = tmp_path / "groups.toml"
+    config.write_text('peers = 13\n[[attack.groups]]\nname = "sign_flip"\nfraction = 0.2\n'
+                      '[[attack.groups]]\nname = "label_flip"\nfraction = 0.2\n')
+    for flags in (["--attack", "sign_flip"], ["--attackers", "0.1"], ["--attack", "sign_flip", "--attackers", "0.1"]):
+        with pytest.raises(ConfigError) as info:
+            _run_args(*["--config", str(config), *flags])
+        assert info.value.field == "attack.groups" and info.value.exit_code == 2
+    cfg, notes = _run_args(*["--config", str(config), "--attack", "none"])
+    assert not cfg.attack.groups and cfg.num_attackers == 0 and any("[[attack.groups]] are not used" in n for n in notes)
+    assert _run_args(*["--config", str(config)])[0].num_attackers == 4  # without the flags: the groups
+
+
 def test_attack_alone_implies_the_default_fraction(tmp_path: Path) -> None:
     clean = tmp_path / "clean.toml"
     clean.write_text('[attack]\nname = "none"\nfraction = 0.0\n')

@@ -57,6 +57,10 @@ def test_every_shipped_config_loads() -> None:
         ({"defense": {"bdfl": {"dissent_limit": -0.1}}}, "defense.bdfl.dissent_limit", "[0, 1]"),
         ({"defense": {"dissent_limit": 0.5}}, "defense.dissent_limit", "[defense.bdfl] dissent_limit"),
         ({"peers": 10, "overlay": {"degree": 4, "min_sources": 10}}, "overlay.min_sources", "[0, 9]"),
+        # an expander of degree 1 is pairs, never connected (it failed in round 1's aggregation before)
+        ({"peers": 13, "overlay": {"degree": 1}}, "overlay.degree", "[2, 1024] with overlay.topology = 'expander'"),
+        # two peers under the audit: one auditor, one candidate, nothing to calibrate on (every honest update was rejected)
+        ({"peers": 2}, "peers", ">= 3 with defense.name = 'bdfl'"),
     ],
 )
 def test_bad_values_name_the_field(data: dict, field: str, allowed: str | None) -> None:
@@ -67,6 +71,11 @@ def test_bad_values_name_the_field(data: dict, field: str, allowed: str | None) 
     assert f"'{field}'" in str(info.value)
     if allowed:
         assert allowed in str(info.value)
+
+
+def test_what_those_two_refusals_leave_allowed() -> None:
+    assert from_dict({"peers": 13, "overlay": {"degree": 1, "topology": "ring"}}).overlay.degree == 1  # unused by a ring
+    assert load_config(None, {"peers": 2, "defense.name": "fedavg", "attack.fraction": 0.0}).peers == 2  # a baseline needs no audit
 
 
 def test_overrides_apply_dotted_keys() -> None:

@@ -7,7 +7,8 @@ peer 1's ``evaluate`` raises (when it audits); ``"fit:all"`` — every peer's ``
 ``"nan:all"`` — every peer's training data holds NaN, so its fit diverges to NaN weights
 (a run that goes wrong without raising); ``"valnan:1"`` — peer 1's validation data holds NaN, so
 its own model's loss there is not finite (as a diverged model's would be) when it audits;
-``"nan2:1"`` — peer 1's fit returns a few NaN weights in round 2 only (one diverged fit).
+``"nan2:1"`` — peer 1's fit returns a few NaN weights in round 2 only (one diverged fit);
+``"accnan:all"`` — every client's ``evaluate`` reports a NaN accuracy (a metric bug).
 The client class is the quickstart's, untouched: the bug is injected into its model code.
 """
 
@@ -49,6 +50,14 @@ def make_client(train, val, *, seed, hparams=None):
                 return params, n, metrics
 
             client.fit = fit_in_round
+        elif step == "accnan":
+            evaluate = client.evaluate
+
+            def evaluate_nan(parameters, config):
+                loss, n, metrics = evaluate(parameters, config)
+                return loss, n, {**metrics, "accuracy": float("nan")}
+
+            client.evaluate = evaluate_nan
     return client
 
 
