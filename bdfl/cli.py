@@ -113,7 +113,7 @@ def run_overrides(args: argparse.Namespace) -> dict[str, Any]:
             out["chain.backend"] = args.chain
     for item in args.set or []:
         if "=" not in item:
-            raise BDFLError(f"--set expects KEY=VALUE, got {item!r}", fix="e.g. --set protocol.committee_size=9")
+            raise ConfigError(item.strip() or "--set", f"--set expects KEY=VALUE, got {item!r}", "e.g. --set protocol.committee_size=9")
         key, value = item.split("=", 1)
         out[key.strip()] = _parse_value(value.strip())
     return out

@@ -461,7 +461,7 @@ def _range(path: str, value: float, lo: float | None, hi: float | None, *, lo_op
         ok &= value < hi if hi_open else value <= hi
     if not ok:
         left = ("(" if lo_open else "[") + ("-inf" if lo is None else f"{lo:g}")
-        right = ("inf" if hi is None else f"{hi:g}") + (")" if hi_open else "]")
+        right = "inf)" if hi is None else f"{hi:g}" + (")" if hi_open else "]")  # infinite values are never allowed
         raise ConfigError(path, f"value {value!r} is out of range", f"{left}, {right}")
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +79,7 @@ class Orchestrator:
     # -- set-up -----------------------------------------------------------------------
     def run(self) -> None:
         cfg = self.cfg
-        self.writer.write_config(dump_toml(cfg, {"versions": package_versions()}))
+        self.writer.write_config(dump_toml(_rerunnable(cfg), {"versions": package_versions()}))
         self._start_chain()
         self._deploy()
         self._start_peers()
@@ -459,6 +459,15 @@ class Orchestrator:
             self.note(f"could not write summary/report: {exc}")
         self.writer.close()
         self.progress.close(status)
+
+
+def _rerunnable(cfg: ExperimentConfig) -> ExperimentConfig:
+    """``cfg`` as the run's config.toml keeps it: a task given as a relative ``.py`` path is
+    written absolute, so ``bdfl run --config <run>/config.toml`` works from any folder."""
+    client = cfg.task.client
+    if client.endswith(".py") and not Path(client).is_absolute() and Path(client).exists():
+        return replace(cfg, task=replace(cfg.task, client=str(Path(client).resolve())))
+    return cfg
 
 
 def _clean_reference(cfg: ExperimentConfig) -> dict[str, Any] | None:

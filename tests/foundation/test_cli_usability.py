@@ -73,6 +73,12 @@ def test_attack_flags_and_attack_groups(tmp_path: Path) -> None:
     assert _run_args(*["--config", str(config)])[0].num_attackers == 4  # without the flags: the groups
 
 
+def test_set_without_a_value_is_a_config_error() -> None:
+    with pytest.raises(ConfigError) as info:
+        _run_args("--set", "task.alpha")
+    assert info.value.exit_code == 2 and "KEY=VALUE" in str(info.value) and info.value.field == "task.alpha"
+
+
 def test_attack_alone_implies_the_default_fraction(tmp_path: Path) -> None:
     clean = tmp_path / "clean.toml"
     clean.write_text('[attack]\nname = "none"\nfraction = 0.0\n')
@@ -143,3 +149,15 @@ def test_the_default_committee_grows_with_the_peers(tmp_path: Path, peers: int) 
     resolved = tmp_path / "config.toml"
     resolved.write_text(dump_toml(cfg))
     assert load_config(resolved, None) == cfg
+
+
+def test_a_relative_task_file_is_kept_absolute_in_the_runs_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """config.toml must rerun from any folder: `bdfl run --config <run>/config.toml` failed with
+    "task file mytask.py does not exist" when the run had been started with a relative path."""
+    from bdfl.experiment.orchestrator import _rerunnable
+
+    (tmp_path / "mytask.py").write_text("")
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(None, {"task.client": "mytask.py"})
+    assert _rerunnable(cfg).task.client == str(tmp_path / "mytask.py")
+    assert _rerunnable(load_config(None, {})).task.client == "clients.digits"  # a module name stays as it is
