@@ -105,9 +105,14 @@ class EarlierModels:
         other auditors of a worker that judge the same candidate."""
         if key is not None and key in self._kept:
             return self._kept[key]
-        flat = np.concatenate([np.ravel(np.asarray(a, dtype=np.float64)) for a in params]) if len(params) else np.zeros(0)
-        buckets, signs = _sketch_map(self._seed, flat.size)
-        out = np.bincount(buckets, weights=flat * signs, minlength=SKETCH_SIZE)
+        arrays = [np.ravel(np.asarray(a)) for a in params]
+        buckets, signs = _sketch_map(self._seed, sum(a.size for a in arrays))
+        out = np.zeros(SKETCH_SIZE)
+        at = 0
+        for a in arrays:  # array by array in its own dtype (x +-1 is exact): no float64 copy of the model
+            part = slice(at, at + a.size)
+            out += np.bincount(buckets[part], weights=a * signs[part], minlength=SKETCH_SIZE)
+            at += a.size
         if key is not None:
             self._kept[key] = out
         return out
