@@ -193,6 +193,11 @@ def run_config(args: argparse.Namespace) -> tuple[ExperimentConfig, list[str]]:
         overrides["attack.fraction"] = DEFAULT_ATTACK_FRACTION
         notes = [f"--attack {args.attack} without --attackers: {DEFAULT_ATTACK_FRACTION:g} of the peers attack"]
         cfg = load_config(args.config, overrides, notes)
+    if cfg.defense.name == "trimmed_mean" and cfg.overlay.topology == "expander":
+        combined = min(cfg.overlay.degree, cfg.peers - 1) + 1  # its neighbours' models and its own
+        if int(cfg.defense.trimmed_mean.beta * combined) == 0:
+            notes.append(f"defense trimmed_mean: beta {cfg.defense.trimmed_mean.beta:g} of the {combined} models a peer combines "
+                         "trims none: at this peer count it is the plain mean (raise [defense.trimmed_mean] beta)")
     return cfg, notes
 
 

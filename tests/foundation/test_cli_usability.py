@@ -161,3 +161,11 @@ def test_a_relative_task_file_is_kept_absolute_in_the_runs_config(tmp_path: Path
     cfg = load_config(None, {"task.client": "mytask.py"})
     assert _rerunnable(cfg).task.client == str(tmp_path / "mytask.py")
     assert _rerunnable(load_config(None, {})).task.client == "clients.digits"  # a module name stays as it is
+
+
+def test_a_trimmed_mean_that_trims_nothing_is_said() -> None:
+    """At 4 peers beta 0.2 of 4 models trims none: the baseline is FedAvg, and the log says so."""
+    _cfg, notes = _run_args("--peers", "4", "--defense", "trimmed_mean", "--attack", "none")
+    assert any("trims none" in n for n in notes)
+    _cfg, notes = _run_args("--peers", "20", "--defense", "trimmed_mean", "--attack", "none")
+    assert not any("trims none" in n for n in notes)
