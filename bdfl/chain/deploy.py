@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from eth_utils import is_address, is_checksum_address
+
 from bdfl.chain.devnet import batch_mining
 from bdfl.chain.txsender import TxSender, wait_many
 from bdfl.errors import BDFLError, ConfigError
@@ -323,6 +325,13 @@ class Deployment:
         for name in CONTRACTS:
             if name not in dep.addresses or name not in dep.abis:
                 raise BDFLError(f"deployment file {p} lacks contract {name}", fix="delete it and deploy again")
+            addr = dep.addresses[name]
+            if not is_address(addr):
+                raise BDFLError(f"deployment file {p}: addresses.{name} {addr!r} is not a 20-byte hex address",
+                                fix="copy the file `bdfl deploy` wrote, unedited")
+            if addr != addr.lower() and addr != addr.upper()[:2].lower() + addr.upper()[2:] and not is_checksum_address(addr):
+                raise BDFLError(f"deployment file {p}: addresses.{name} {addr} fails its EIP-55 checksum (a typo?)",
+                                fix="copy the file `bdfl deploy` wrote, unedited")
             if abi_hash(dep.abis[name]) != dep.abi_hashes.get(name):
                 raise BDFLError(f"deployment file {p}: the ABI of {name} does not match its recorded hash", fix="the file was edited or corrupted; deploy again")
         if w3 is not None:

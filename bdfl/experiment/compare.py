@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -32,6 +33,8 @@ from bdfl.experiment.results import (
     load_run,
     rebuild_summary,
 )
+
+log = logging.getLogger(__name__)
 
 COMPARE_PNG = "compare_accuracy.png"
 COMPARE_REPUTATION_PNG = "compare_reputation.png"
@@ -150,7 +153,15 @@ def expand_dirs(dirs: Sequence[str | Path]) -> list[Path]:
             raise BDFLError(f"{d} is neither a results folder (no {METRICS_FILE}) nor a sweep folder (no runs/)",
                             fix="pass folders written by `bdfl run` or `bdfl sweep`")
         out += found
-    return out
+    seen: set[Path] = set()
+    kept: list[Path] = []
+    for p in out:  # a run named twice (the same folder, or a folder and its sweep) counts once
+        if p.resolve() not in seen:
+            seen.add(p.resolve())
+            kept.append(p)
+    if len(kept) < len(out):
+        log.warning("compare: %d run folder(s) given more than once, each counted once", len(out) - len(kept))
+    return kept
 
 
 def _value_text(v: Any) -> str:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import math
 import numbers
 import os
@@ -41,6 +42,8 @@ from typing import Any
 import numpy as np
 
 from bdfl.errors import BDFLError
+
+log = logging.getLogger(__name__)
 
 CONFIG_FILE = "config.toml"
 METRICS_FILE = "metrics.csv"
@@ -780,6 +783,18 @@ def rebuild_summary(run: Run) -> dict[str, Any]:
         computed = compute_summary(run.metrics, run.rounds, clean)
     except BDFLError:
         computed = compute_summary(run.metrics, run.rounds, None)
+    per_round: dict[Any, int] = {}
+    for row in run.metrics:
+        per_round[row.get("round")] = per_round.get(row.get("round"), 0) + 1
+    cut = bool(per_round) and per_round[max(per_round, key=lambda r: (r is not None, r or 0))] < max(per_round.values())
+    if previous.get("status") in ("completed", "degraded", "failed") and (cut or any(
+            isinstance(previous.get(k), int) and (computed.get(k) or 0) < previous[k] for k in ("peers", "last_round"))):
+        # the runner's summary came from complete files: a last round with fewer rows than the
+        # others, or fewer peers or rounds, means rows were lost since (a file cut or edited), and
+        # figures from what is left would replace true ones
+        log.warning("%s: metrics.csv holds fewer rows than when the run wrote summary.json (a file cut or edited?): "
+                    "the run's own summary is kept", run.dir)
+        return dict(previous)
     out = {**previous, **computed}
     if "status" not in previous:  # the runner never wrote its summary: the run was killed before it could
         out["status"] = "interrupted"

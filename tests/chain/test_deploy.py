@@ -114,6 +114,19 @@ def test_deployment_file_round_trip_and_chain_checks(env: Env, tmp_path: Path, a
     with pytest.raises(BDFLError, match="cannot read deployment file"):
         Deployment.load(tmp_path / "missing.json")
 
+    # a hand-edited address: one error naming the field, not web3's traceback at the first call
+    for bad, says in (("0x1234", "is not a 20-byte hex address"), (None, "fails its EIP-55 checksum")):
+        data = json.loads(path.read_text())
+        addr = data["addresses"]["RoundManager"]
+        if bad is None:  # flip the case of one letter: still an address, wrong checksum
+            i = next(k for k, c in enumerate(addr) if k > 1 and c.isalpha())
+            bad = addr[:i] + addr[i].swapcase() + addr[i + 1:]
+        data["addresses"]["RoundManager"] = bad
+        edited = tmp_path / "edited.json"
+        edited.write_text(json.dumps(data))
+        with pytest.raises(BDFLError, match=f"addresses.RoundManager .*{says}"):
+            Deployment.load(edited)
+
 
 @pytest.mark.chain
 def test_deploy_without_renouncing_keeps_admin(proto: Proto, artifacts: Any) -> None:

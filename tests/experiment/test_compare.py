@@ -89,6 +89,17 @@ def test_seed_groups_mean_and_std_over_seeds(tmp_path: Path) -> None:
         assert [r["run"] for r in csv.DictReader(f)][:2] == ["defense.name=bdfl seed=0", "defense.name=bdfl seed=1"]
 
 
+def test_a_run_named_twice_counts_once(tmp_path: Path) -> None:
+    """`bdfl compare DIR DIR` (or a sweep and one of its runs) counted each run twice: a seed
+    group of 4 with seeds 0 1 0 1 and a smaller std."""
+    sweep = tmp_path / "sweep"
+    runs = [make_run(sweep / "runs" / f"seed={s}", seed=s, acc_shift=0.01 * s) for s in (0, 1)]
+    out = compare_runs([sweep, sweep, runs[0]], tmp_path / "cmp")
+    with open(out.groups_csv, newline="") as f:
+        (group,) = list(csv.DictReader(f))
+    assert group["n_runs"] == "2" and group["seeds"] == "0 1"
+
+
 def test_compare_accepts_a_sweep_folder(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     for s in (0, 1):

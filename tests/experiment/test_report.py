@@ -109,6 +109,21 @@ def test_report_rebuilds_a_missing_summary_and_keeps_runner_keys(tmp_path: Path)
     assert "status: completed" in doc
 
 
+def test_report_keeps_the_runs_summary_when_rows_were_lost(tmp_path: Path) -> None:
+    """A metrics.csv cut short after the run (one peer's row left of the last round) made `bdfl
+    report` rewrite a completed run's summary with 1 peer and that peer's accuracy."""
+    d = make_run(tmp_path / "run")
+    s = read_summary(d)
+    s["status"] = "completed"
+    (d / "summary.json").write_text(json.dumps(s))
+    lines = (d / "metrics.csv").read_text().splitlines(keepends=True)
+    last = lines[-1].split(",")[0]
+    keep = [ln for ln in lines if not ln.startswith(last + ",")] + [next(ln for ln in lines if ln.startswith(last + ","))]
+    (d / "metrics.csv").write_text("".join(keep))
+    build_report(d)
+    assert read_summary(d) == s
+
+
 def test_report_uses_the_clean_reference(tmp_path: Path) -> None:
     clean = make_run(tmp_path / "clean", attack="none", fraction=0.0, acc_shift=0.02)
     ref_acc = read_summary(clean)["final_honest_accuracy"]
