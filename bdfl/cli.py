@@ -183,7 +183,7 @@ def run_config(args: argparse.Namespace) -> tuple[ExperimentConfig, list[str]]:
     cfg = load_config(args.config, overrides, notes)
     if cfg.attack.groups and args.attack == "none":  # --attack none: nobody attacks, whatever the config says
         overrides["attack.groups"] = []
-        notes.append("--attack none: the config's [[attack.groups]] are not used")
+        notes = ["--attack none: the config's [[attack.groups]] are not used"]  # the reload says the rest again
         cfg = load_config(args.config, overrides, notes)
     elif cfg.attack.groups and (args.attack or args.attackers is not None):
         raise ConfigError("attack.groups", "--attack / --attackers do not apply to a config with [[attack.groups]] "

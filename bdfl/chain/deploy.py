@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from eth_utils import is_address, is_checksum_address
+from eth_utils import is_address, is_checksum_address, is_checksum_formatted_address
 
 from bdfl.chain.devnet import batch_mining
 from bdfl.chain.txsender import TxSender, wait_many
@@ -329,7 +329,7 @@ class Deployment:
             if not is_address(addr):
                 raise BDFLError(f"deployment file {p}: addresses.{name} {addr!r} is not a 20-byte hex address",
                                 fix="copy the file `bdfl deploy` wrote, unedited")
-            if addr != addr.lower() and addr != addr.upper()[:2].lower() + addr.upper()[2:] and not is_checksum_address(addr):
+            if is_checksum_formatted_address(addr) and not is_checksum_address(addr):  # mixed case: EIP-55
                 raise BDFLError(f"deployment file {p}: addresses.{name} {addr} fails its EIP-55 checksum (a typo?)",
                                 fix="copy the file `bdfl deploy` wrote, unedited")
             if abi_hash(dep.abis[name]) != dep.abi_hashes.get(name):

@@ -33,6 +33,7 @@ import os
 import subprocess
 import sys
 import tomllib
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -783,10 +784,8 @@ def rebuild_summary(run: Run) -> dict[str, Any]:
         computed = compute_summary(run.metrics, run.rounds, clean)
     except BDFLError:
         computed = compute_summary(run.metrics, run.rounds, None)
-    per_round: dict[Any, int] = {}
-    for row in run.metrics:
-        per_round[row.get("round")] = per_round.get(row.get("round"), 0) + 1
-    cut = bool(per_round) and per_round[max(per_round, key=lambda r: (r is not None, r or 0))] < max(per_round.values())
+    per_round = Counter(row["round"] for row in run.metrics if row.get("round") is not None)
+    cut = bool(per_round) and per_round[max(per_round)] < max(per_round.values())
     if previous.get("status") in ("completed", "degraded", "failed") and (cut or any(
             isinstance(previous.get(k), int) and (computed.get(k) or 0) < previous[k] for k in ("peers", "last_round"))):
         # the runner's summary came from complete files: a last round with fewer rows than the

@@ -33,11 +33,12 @@ def preflight(cfg: ExperimentConfig) -> None:
     """Check every name that refers to a registry in an upper layer; raise ConfigError."""
 
     kinds = [(f"attack.groups[{i}].", g.name, g.params) for i, g in enumerate(cfg.attack.groups)]
+    attacks = []  # (field prefix, attack) of each kind, for the data-poisoning try below
     for prefix, name, params in kinds or [("attack.", cfg.attack.name, cfg.attack.params)]:
         if name not in ATTACKS:
             raise ConfigError(prefix + "name", f"unknown attack {name!r}", ", ".join(sorted(ATTACKS)))
         try:
-            make_attack(name, **params)
+            attacks.append((prefix, make_attack(name, **params)))
         except ConfigError:
             raise
         except Exception as exc:  # noqa: BLE001 - the attack's own validation message
@@ -68,8 +69,7 @@ def preflight(cfg: ExperimentConfig) -> None:
     # An attack whose parameters fit no data of this task (a target label past the classes, a
     # trigger larger than the image, a pixel trigger on feature rows) fails on the training set's
     # first samples here, as it would in the first attacker's worker after the devnet started.
-    for prefix, name, params in kinds or ([("attack.", cfg.attack.name, cfg.attack.params)] if cfg.num_attackers else []):
-        attack = make_attack(name, **params)
+    for prefix, attack in attacks if cfg.num_attackers else []:
         if not attack.poisons_data:
             continue
         try:

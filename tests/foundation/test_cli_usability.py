@@ -71,6 +71,10 @@ def test_attack_flags_and_attack_groups(tmp_path: Path) -> None:
     cfg, notes = _run_args(*["--config", str(config), "--attack", "none"])
     assert not cfg.attack.groups and cfg.num_attackers == 0 and any("[[attack.groups]] are not used" in n for n in notes)
     assert _run_args(*["--config", str(config)])[0].num_attackers == 4  # without the flags: the groups
+    small = tmp_path / "groups7.toml"  # 7 peers: the scale-down note, said once though the config is read again
+    small.write_text(config.read_text().replace("peers = 13", "peers = 7"))
+    _cfg, notes = _run_args(*["--config", str(small), "--attack", "none"])
+    assert sum(n.startswith("scaled down for 7 peers") for n in notes) == 1
 
 
 def test_set_without_a_value_is_a_config_error() -> None:
