@@ -18,9 +18,16 @@ pytestmark = pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ve
 
 # Allocates a block, touches it, frees it, then allocates and touches one of the same size again
 # (in the main thread and in a new thread): how much RSS the free gave back and how many page
-# faults the second touch took.
+# faults the second touch took. The measuring itself must not call malloc between the free and
+# the second malloc: a request there that no small free chunk fits is cut from the freed block
+# (glibc splits a free chunk for a smaller request), the rest no longer holds the second block,
+# and it comes from fresh heap instead (12287 faults, nothing returned). Whether that happened
+# depended on the heap's state after startup (which interpreter, which venv and .pth files), not
+# on the tuning: open() and read() of /proc/self/statm allocate an 8 KiB buffer with malloc. So
+# statm is read with pread on a descriptor opened beforehand into a small bytes object, and the
+# counters are Python objects of a few hundred bytes at most (pymalloc's pools, not malloc).
 PROBE = r"""
-import ctypes, json, resource, sys, threading
+import ctypes, json, os, resource, sys, threading
 from bdfl.net.allocator import keep_freed_memory
 applied = keep_freed_memory() if sys.argv[1] == "1" else None
 libc = ctypes.CDLL("libc.so.6")
@@ -29,8 +36,11 @@ libc.malloc.argtypes = [ctypes.c_size_t]
 libc.free.argtypes = [ctypes.c_void_p]
 N = 48 << 20  # above glibc's largest mmap threshold (32 MiB)
 
+STATM = os.open("/proc/self/statm", os.O_RDONLY)
+PAGE = resource.getpagesize()
+
 def rss():
-    return int(open("/proc/self/statm").read().split()[1]) * 4096
+    return int(os.pread(STATM, 128, 0).split()[1]) * PAGE
 
 def faults():
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
