@@ -78,9 +78,18 @@ class AttackConfig:
     fraction: float = 0.3
     colluding_auditors: bool = False
     params: dict[str, Any] = field(default_factory=dict)
+    # what attacks that use the round's honest updates (ALIE, IPM, Min-Max, Min-Sum, Fang, Mimic,
+    # dissensus, adaptive) know: "omniscient" (the papers' worst case: this round's honest updates,
+    # read past the endpoints' Submit-phase seal through the simulator's side channel) or
+    # "protocol" (only what the protocol serves a member: earlier rounds' updates, as received)
+    knowledge: str = "omniscient"
     # several attack kinds in one run, one per group (bdfl.experiment.setup.attacker_groups:
     # seeded); when given, name, fraction and params above are not used
     groups: tuple[AttackGroupConfig, ...] = ()
+
+
+#: ``attack.knowledge`` values (AttackConfig).
+ATTACK_KNOWLEDGE = ("omniscient", "protocol")
 
 
 # -- each defense strategy's own table: [defense.<name>] (bdfl.defense.<name>) --------------
@@ -592,6 +601,8 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
         raise ConfigError("attack.fraction", "attackers without an attack: set attack.name or fraction = 0")
     if a.name != "none" and not a.groups and cfg.num_attackers == 0 and a.fraction > 0:
         raise ConfigError("attack.fraction", f"{a.fraction} of {cfg.peers} peers rounds down to 0 attackers", f">= {1 / cfg.peers:.3g}")
+    if a.knowledge not in ATTACK_KNOWLEDGE:
+        raise ConfigError("attack.knowledge", f"unknown value {a.knowledge!r}", ", ".join(ATTACK_KNOWLEDGE))
     _validate_attack_groups(cfg)
     d = cfg.defense
     for f in fields(DefenseConfig):  # in declaration order: the first bad field is reported

@@ -423,6 +423,26 @@ def audit_seats(seed: bytes, u: int, k: int, m: int, own: int | None) -> list[in
     return out
 
 
+def submissions_closed_reader(w3: Any, deployment: Deployment) -> Callable[[int], bool]:
+    """``closed(r)``: whether no submission of round ``r`` can land any more (a read). True once
+    the chain is past round ``r``, its phase has moved on from Submit, or the latest block is at
+    its Submit deadline (``submitUpdate`` reverts from there on, ``_requireOpen``). Give it a
+    ``w3`` of its own when called from another thread (an endpoint's seal,
+    :class:`bdfl.net.blobserver.SubmitSeal`)."""
+    rounds = deployment.contract(w3, "RoundManager")
+
+    def closed(round_: int) -> bool:
+        current = int(rounds.functions.currentRound().call())
+        if round_ != current:
+            return round_ < current
+        phase, deadline = rounds.functions.roundInfo(round_).call()[:2]
+        if Phase(phase) != Phase.SUBMIT:
+            return True
+        return int(w3.eth.get_block("latest")["timestamp"]) >= int(deadline)
+
+    return closed
+
+
 # ----------------------------------------------------------------------- client
 
 

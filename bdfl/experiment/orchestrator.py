@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
+import secrets
 import time
 from dataclasses import fields, replace
 from pathlib import Path
@@ -169,6 +170,7 @@ class Orchestrator:
         if relayers:
             fund_peers(self.w3, self.deployment, self.deployer, [a.address for a in relayers], tokens=0)
         attackers = set(self.attackers)
+        seal_key = secrets.token_hex(16)  # fresh per run: only this run's workers hold it
         specs = [
             WorkerSpec(
                 worker_id=w,
@@ -181,6 +183,7 @@ class Orchestrator:
                 keep_state=keeps_state(cfg),
                 addresses=list(self.addresses),
                 relayer_key="0x" + bytes(relayers[w].key).hex() if relayers else "",
+                seal_key=seal_key,
             )
             for w, group in enumerate(groups)
         ]

@@ -13,6 +13,7 @@ over a pipe (:mod:`bdfl.experiment.messages`); the worker answers with a typed r
 
 from __future__ import annotations
 
+import functools
 import logging
 import shutil
 import signal
@@ -31,7 +32,7 @@ from bdfl.attacks import attacker_client
 from bdfl.chain.accounts import account_from_key
 from bdfl.chain.deploy import Deployment
 from bdfl.chain.devnet import batch_mining, make_web3, set_pdeathsig
-from bdfl.chain.protocol import JOIN_GAS, ProtocolClient, draw_gas_bound
+from bdfl.chain.protocol import JOIN_GAS, ProtocolClient, draw_gas_bound, submissions_closed_reader
 from bdfl.chain.relay import Relayer, RelayRequest
 from bdfl.chain.txsender import DuplicateHashError, FeeCache, TxSender, resync_nonces, wait_many
 from bdfl.config import ExperimentConfig, from_dict
@@ -69,7 +70,7 @@ from bdfl.experiment.messages import (
 from bdfl.experiment.setup import bind_endpoint, frozen_clock, make_attack_for, peer_data
 from bdfl.learning.task import load_task, task_base_config, task_hparams
 from bdfl.net.allocator import keep_freed_memory
-from bdfl.net.blobserver import BlobHost, ServerLimits
+from bdfl.net.blobserver import BlobHost, ServerLimits, SubmitSeal
 from bdfl.net.fetch import Fetcher, memory_budget
 from bdfl.net.serialization import MAX_UPDATE_BYTES, InvalidUpdate, decode_ndarrays, encode_ndarrays, hash_hex, update_hash
 from bdfl.peer import stages
@@ -119,6 +120,9 @@ class WorkerSpec:
     addresses: list[str] = field(default_factory=list)  # every peer of the run (the chain view reads them in batches)
     endpoint_host: str = "127.0.0.1"  # address the peers' endpoints listen on and advertise (a Ray node's: ray_pool)
     relayer_key: str = ""  # chain.submission = "relayed": the worker's own funded account posting its peers' submitBatch
+    # the run's side channel past the endpoints' Submit-phase seal (attack.knowledge = "omniscient":
+    # the attackers read the round's honest updates before the phase ends; bdfl.net.blobserver.SubmitSeal)
+    seal_key: str = ""
 
 
 @dataclass
@@ -161,6 +165,17 @@ class Worker:
                                allow_private=True, cache_bytes=0 if cfg.faults else memory_budget(FETCH_CACHE_MEMORY_SHARE / cfg.workers),
                                cache_updates=FETCH_CACHE_ROUNDS * cfg.peers,
                                local=self.host.served)  # this worker's peers' updates: their endpoints' bytes, no HTTP copy
+        # a round's updates are served once its Submit phase has ended on chain (honest fetches come
+        # later anyway); the seal reads the chain from the endpoints' loop: a web3 of its own
+        self.host.seal = SubmitSeal(submissions_closed_reader(make_web3(spec.rpc_url, 60.0), self.deployment),
+                                    key=spec.seal_key or None)
+        # attack.knowledge = "omniscient": the attackers' side channel past the seal (not the peers' fetcher:
+        # the honest peers' fetches go through the seal as a deployed peer's would)
+        self.oracle = (Fetcher(max_bytes=MAX_UPDATE_BYTES, timeout=cfg.net.fetch_timeout, retries=cfg.net.fetch_retries,
+                               concurrency=64, per_host_connections=FETCH_CONNECTIONS_PER_HOST, loop=self.host.loop_thread,
+                               allow_private=True, seal_key=spec.seal_key,
+                               local=functools.partial(self.host.served, key=spec.seal_key))
+                       if spec.seal_key and cfg.attack.knowledge == "omniscient" and spec.attackers else None)
         self.fetch_budget = fetch_budget(cfg)  # a phase's fetches in all: its window
         # fetcher HTTP bytes, bodies, endpoints' bytes served, in-process bytes, bodies at the last reply (_traffic)
         self._moved = (0, 0, 0, 0, 0)
@@ -310,8 +325,10 @@ class Worker:
                 fit_metrics[h.peer.index] = {k: float(v) for k, v in out.items() if k != "num_examples"}
         t_train = time.perf_counter() - t0
         honest_models: list[NDArrays] = []
-        if cmd.attackers and cmd.honest and any(h.peer.attack is not None and getattr(h.peer.attack, "needs_honest_updates", False) for h in chosen):
-            fetched = self.fetcher.fetch_many([(u, hh) for hh, u in cmd.honest])
+        if (self.oracle is not None and cmd.attackers and cmd.honest
+                and any(h.peer.attack is not None and getattr(h.peer.attack, "needs_honest_updates", False) for h in chosen)):
+            # omniscient attackers: the round's honest updates, before the Submit phase ends (side channel)
+            fetched = self.oracle.fetch_many([(u, hh) for hh, u in cmd.honest])
             for hh, _u in cmd.honest:
                 data = fetched.get(hh)
                 if isinstance(data, bytes):
@@ -405,8 +422,9 @@ class Worker:
         """Update bytes fetched over HTTP, served, and read in process from this worker's own
         endpoints since the previous reply (every worker runs the same command at once, so what its
         endpoints served meanwhile belongs to this phase)."""
-        f = self.fetcher
-        now = (f.bytes_received, f.bodies_fetched, self.host.bytes_sent, f.local_bytes, f.local_bodies)
+        f, o = self.fetcher, self.oracle
+        now = (f.bytes_received + (o.bytes_received if o else 0), f.bodies_fetched + (o.bodies_fetched if o else 0),
+               self.host.bytes_sent, f.local_bytes + (o.local_bytes if o else 0), f.local_bodies + (o.local_bodies if o else 0))
         before, self._moved = self._moved, now
         return Traffic(phase, *(a - b for a, b in zip(now, before)))
 
@@ -598,6 +616,8 @@ class Worker:
         return cmd.index
 
     def close(self) -> None:
+        if self.oracle is not None:
+            self.oracle.close()
         self.fetcher.close()
         self.host.close()
         if self.state_dir is not None:

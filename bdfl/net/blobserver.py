@@ -13,6 +13,7 @@ then bound the sockets of the whole host (fetchers pool their connections per ho
 HTTP API (HTTP/1.0 and 1.1, keep-alive, GET/HEAD only, no request bodies)::
 
     GET /blobs/0x<64 hex>   200 application/octet-stream | 404
+                            | 503 (+Retry-After) while sealed (below)
     GET /p/<route>/blobs/0x<64 hex>   the same, of the endpoint at <route> (a shared listener)
     GET /health             200 application/json {"blobs": n, "status": "ok"}
     other paths             404;   other methods   405
@@ -30,12 +31,21 @@ the most, so one client hoarding sockets cannot lock others out. A blob is one i
 ``bytes`` object shared by all its readers and streamed in ``send_chunk`` memoryview
 slices, so a reader holds at most about one chunk of copies, and a reader draining slower
 than ``min_send_rate`` (after ``send_grace`` seconds) is cut.
+
+Sealed until the Submit phase ends: an update published for round ``r`` (``publish(data,
+round_=r)``) is not served while round ``r``'s Submit phase is open on chain, when the host
+has a :class:`SubmitSeal` (``BlobHost.seal``). Nobody honest needs the bytes earlier (auditors
+fetch after the committee draw, neighbours after finalize), and a copier who read a victim's
+hash from ``UpdateSubmitted`` could otherwise fetch the bytes and submit a near-copy of them
+before the phase closes (the Mimic attack; docs/security.md). The simulator's worst-case
+attackers read them through an explicit side channel instead (``SubmitSeal.key``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
+import hmac
 import ipaddress
 import json
 import logging
@@ -43,10 +53,12 @@ import math
 import re
 import socket
 import threading
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import parse_qs
 
 from bdfl.errors import BDFLError
 from bdfl.net.serialization import hash_hex, update_hash
@@ -182,6 +194,61 @@ def client_key(ip: str) -> str:
     return str(addr)
 
 
+#: The query parameter that carries :attr:`SubmitSeal.key` (``/blobs/0x...?seal_key=...``).
+SEAL_KEY_PARAM = "seal_key"
+
+
+class SubmitSeal:
+    """When a round's updates may be served: not while that round's Submit phase is open.
+
+    ``submissions_closed(r)`` answers from the chain (a read; :func:`bdfl.chain.protocol.
+    submissions_closed_reader`); a True answer is kept (rounds only move on), a False one is
+    asked again at most every ``recheck`` seconds, so early requests cost no chain read each.
+    ``key``: the simulator's side channel for omniscient attackers (``attack.knowledge =
+    "omniscient"``, the worst case of ALIE / IPM / Min-Max / Mimic), a secret shared with its
+    workers only; None (a deployed peer): nobody reads a sealed update early."""
+
+    def __init__(self, submissions_closed: Callable[[int], bool], *, key: str | None = None,
+                 recheck: float = 0.25) -> None:
+        self._closed = submissions_closed
+        self.key = key
+        self.recheck = recheck
+        self._open_through = -1  # every round up to this one has closed its Submit phase
+        self._asked = -math.inf
+        self._lock = threading.Lock()
+        self.reads = 0  # chain reads made (a counter for tests and diagnosis)
+
+    def known_open(self, round_: int) -> bool:
+        """Whether round ``round_``'s updates are known servable, without reading the chain."""
+        return round_ <= self._open_through
+
+    def opened(self, round_: int) -> bool:
+        """Whether round ``round_``'s updates may be served (reads the chain, rate-limited:
+        call it off the event loop)."""
+        if round_ <= self._open_through:
+            return True
+        with self._lock:
+            if round_ <= self._open_through:
+                return True
+            now = time.monotonic()
+            if now - self._asked < self.recheck:
+                return False
+            self._asked = now
+            self.reads += 1
+            try:
+                closed = bool(self._closed(round_))
+            except Exception as e:  # noqa: BLE001 - an RPC hiccup keeps the seal, the reader retries
+                log.warning("cannot read whether round %d's Submit phase ended (%s); its updates stay sealed", round_, e)
+                return False
+            if closed:
+                self._open_through = max(self._open_through, round_)
+            return closed
+
+    def authorised(self, key: str | None) -> bool:
+        """Whether ``key`` opens the side channel (never without a key of its own)."""
+        return self.key is not None and key is not None and hmac.compare_digest(self.key.encode(), key.encode())
+
+
 class Endpoint:
     """One peer's blob endpoint. Create with :meth:`BlobHost.add_endpoint`.
 
@@ -215,6 +282,7 @@ class Endpoint:
         self.route = route
         self._routes: dict[str, Endpoint] | None = None  # on a shared listener: route -> endpoint
         self._blobs: dict[str, bytes] = {}  # insertion order = publish order (oldest first)
+        self._sealed: dict[str, int] = {}  # hash -> the round whose Submit phase must end first (SubmitSeal)
         self._lock = threading.Lock()
         self._fault: tuple[str | None, float] = (None, 0.0)
         self._sock: socket.socket | None = None
@@ -243,8 +311,10 @@ class Endpoint:
         h = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.bind_host, self.bind_host)
         return f"http://[{h}]:{self.port}" if ":" in h else f"http://{h}:{self.port}"
 
-    def publish(self, data: bytes) -> str:
-        """Serve ``data`` under its keccak256; returns ``"0x" + hex``. Evicts beyond ``retain``."""
+    def publish(self, data: bytes, *, round_: int | None = None) -> str:
+        """Serve ``data`` under its keccak256; returns ``"0x" + hex``. Evicts beyond ``retain``.
+        ``round_``: the round it was submitted in; with a host :class:`SubmitSeal` it is served
+        only once that round's Submit phase has ended."""
         # one immutable buffer, shared (never copied) by every reader; bytes (HashedBytes from
         # encode_arrays included: its keccak256 is not computed again) are kept as they are
         data = data if isinstance(data, bytes) else bytes(data)
@@ -257,13 +327,20 @@ class Endpoint:
         with self._lock:
             self._blobs.pop(h, None)  # re-publishing makes it the newest
             self._blobs[h] = data
+            if round_ is None:
+                self._sealed.pop(h, None)
+            else:
+                self._sealed[h] = int(round_)
             while self.retain is not None and len(self._blobs) > self.retain:
-                del self._blobs[next(iter(self._blobs))]
+                old = next(iter(self._blobs))
+                del self._blobs[old]
+                self._sealed.pop(old, None)
         return h
 
     def unpublish(self, h: str) -> bool:
         """Stop serving ``h``; True if it was published."""
         with self._lock:
+            self._sealed.pop(h.lower(), None)
             return self._blobs.pop(h.lower(), None) is not None
 
     def published(self) -> tuple[str, ...]:
@@ -528,7 +605,7 @@ class Endpoint:
         if method not in ("GET", "HEAD"):
             self._send(writer, 405, b"method not allowed", close=close, extra="Allow: GET, HEAD\r\n")
             return True
-        path = target.partition("?")[0]
+        path, _, query = target.partition("?")
         if self._routes is not None and path.startswith("/p/"):
             route, _, rest = path[3:].partition("/")
             ep = self._routes.get(route)
@@ -538,7 +615,7 @@ class Endpoint:
             if ep._closed:  # a stopped peer: its connections go, as with a socket of its own
                 writer.transport.abort()
                 return False
-            return await ep._respond(writer, client, method, "/" + rest, keep_alive)
+            return await ep._respond(writer, client, method, "/" + rest + ("?" + query if query else ""), keep_alive)
         if path == "/health":
             body = json.dumps({"blobs": len(self._blobs), "status": "ok"}, sort_keys=True).encode()
             self._send(writer, 200, body, content_type="application/json", close=close, head_only=head_only)
@@ -547,6 +624,11 @@ class Endpoint:
         blob = self._blobs.get(h) if len(h) == 66 and h.startswith("0x") and _HEXDIGITS.issuperset(h[2:]) else None
         if blob is None:
             self._send(writer, 404, b"not found", close=close, head_only=head_only)
+            return True
+        sealed = self._sealed.get(h)
+        if sealed is not None and not await self._host._servable(sealed, query):
+            self._send(writer, 503, f"sealed until the Submit phase of round {sealed} ends".encode(), close=close,
+                       head_only=head_only, extra="Retry-After: 1\r\n")
             return True
         kind, delay = self._fault
         if kind == "drop":
@@ -644,6 +726,8 @@ class BlobHost:
         self._listener: Endpoint | None = None  # the shared listener (add_endpoint(serve_routes=True))
         self._by_url: dict[str, Endpoint] = {}  # base URL -> the endpoint added last with it (served)
         self._closed = False
+        #: when round-tagged updates may be served (None: at once; module docstring)
+        self.seal: SubmitSeal | None = None
 
     @property
     def loop_thread(self) -> LoopThread:
@@ -706,17 +790,34 @@ class BlobHost:
             self._listener = ep
         return ep
 
-    def served(self, url: str, h: str) -> bytes | None:
+    async def _servable(self, round_: int, query: str) -> bool:
+        """Whether an update of round ``round_`` may be served to a request with ``query``."""
+        seal = self.seal
+        if seal is None or seal.known_open(round_):
+            return True
+        key = parse_qs(query).get(SEAL_KEY_PARAM, [None])[0] if query else None
+        if seal.authorised(key):
+            return True
+        return await asyncio.get_running_loop().run_in_executor(None, seal.opened, round_)
+
+    def served(self, url: str, h: str, *, key: str | None = None) -> bytes | None:
         """The blob the open endpoint of this host at base URL ``url`` serves under hash ``h``
         now, read without a request (the very object it serves: a fetcher in this process,
         ``Fetcher(local=host.served)``, takes a co-hosted peer's update without an HTTP copy; it
         checks the hash itself). None where no open endpoint here has that URL, it does not serve
-        ``h``, or a test fault is set on it (faults answer over HTTP, as they would elsewhere)."""
+        ``h``, or a test fault is set on it (faults answer over HTTP, as they would elsewhere), or
+        it is sealed (``key``: as a request's ``seal_key``). Whether it still is may take one chain
+        read (:meth:`SubmitSeal.opened`: once per round once open, rate-limited before)."""
         ep = self._by_url.get(url.rstrip("/"))
         if ep is None or ep._closed or ep not in self._endpoints or ep._fault[0] is not None or not isinstance(h, str):
             return None
         with ep._lock:
-            return ep._blobs.get(h.lower())
+            sealed = ep._sealed.get(h.lower())
+            blob = ep._blobs.get(h.lower())
+        seal = self.seal
+        if blob is not None and sealed is not None and seal is not None and not seal.authorised(key) and not seal.opened(sealed):
+            return None
+        return blob
 
     def _add_route(self, route: str, *, max_blob_bytes: int, retain: int | None, limits: ServerLimits | None,
                    advertise_url: str | None) -> Endpoint:

@@ -53,13 +53,13 @@ import socket
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import aiohttp
 from aiohttp.abc import AbstractResolver
 from aiohttp.resolver import DefaultResolver
 
-from bdfl.net.blobserver import LoopThread
+from bdfl.net.blobserver import SEAL_KEY_PARAM, LoopThread
 from bdfl.net.serialization import HashedBytes, InvalidUpdate, KeccakStream, NetError, parse_hash_hex
 
 #: Every ``FetchError.reason``.
@@ -210,6 +210,7 @@ class Fetcher:
         cache_bytes: int = 0,
         cache_updates: int = 0,
         local: Callable[[str, str], bytes | None] | None = None,
+        seal_key: str | None = None,
     ) -> None:
         if (retries < 0 or timeout <= 0 or concurrency < 1 or max_bytes < 0 or max_inflight_bytes < 1 or cache_bytes < 0
                 or cache_updates < 0):
@@ -224,6 +225,8 @@ class Fetcher:
         self.max_backoff = max_backoff
         self.allow_private = allow_private
         self.local_addr = local_addr  # source address to connect from (a multi-homed host; tests)
+        # the simulator's side channel past endpoints' Submit-phase seal (bdfl.net.blobserver.SubmitSeal)
+        self._query = "?" + urlencode({SEAL_KEY_PARAM: seal_key}) if seal_key else ""
         self._owns_loop = loop is None
         self._loop = loop if loop is not None else LoopThread("bdfl-fetcher")
         self._session: aiohttp.ClientSession | None = None
@@ -292,7 +295,7 @@ class Fetcher:
         except ValueError as e:
             raise FetchError("bad_request", str(e), url=base_url) from None
         check_endpoint_url(base_url, allow_private=self.allow_private)
-        url = f"{base_url.rstrip('/')}/blobs/0x{expected.hex()}"
+        url = f"{base_url.rstrip('/')}/blobs/0x{expected.hex()}{self._query}"
         loop = asyncio.get_running_loop()
         attempt = 0
         while True:
@@ -516,13 +519,18 @@ def _status_error(url: str, resp: aiohttp.ClientResponse) -> FetchError:
     s = resp.status
     if s == 404:
         return FetchError("not_found", f"{url}: 404 not found", url=url, status=s)
-    if s == 429:
+    retry_after: float | None = None
+    # 429: rate limited (Retry-After 1 if absent); 503 with Retry-After: an update sealed until
+    # its Submit phase ends (a busy endpoint's 503 has none: the usual backoff)
+    header = resp.headers.get("Retry-After", "1" if s == 429 else None)
+    if s in (429, 503) and header is not None:
         try:
-            retry_after: float | None = float(resp.headers.get("Retry-After", "1"))
+            retry_after = float(header)
         except ValueError:
             retry_after = None
+    if s == 429:
         return FetchError("rate_limited", f"{url}: 429 rate limited", url=url, status=s, retry_after=retry_after)
-    return FetchError("http_status", f"{url}: HTTP {s}", url=url, status=s)
+    return FetchError("http_status", f"{url}: HTTP {s}", url=url, status=s, retry_after=retry_after)
 
 
 def memory_budget(share: float, floor: int = 128 * 1024 * 1024) -> int:

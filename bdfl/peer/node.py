@@ -226,8 +226,9 @@ class Peer:
         return encode_ndarrays(params, binding=binding.with_fresh_nonce())
 
     def publish(self, rnd: int, data: bytes) -> str:
-        """Serve the bytes on this peer's endpoint; returns their keccak256 (what goes on chain)."""
-        h = self.endpoint.publish(data)
+        """Serve the bytes on this peer's endpoint, sealed until round ``rnd``'s Submit phase
+        ends where the endpoint's host has a seal; returns their keccak256 (what goes on chain)."""
+        h = self.endpoint.publish(data, round_=rnd)
         self.published[rnd] = h
         return h
 

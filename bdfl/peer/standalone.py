@@ -40,14 +40,14 @@ import numpy as np
 from bdfl.chain.accounts import check_key_allowed, load_key_file
 from bdfl.chain.deploy import Deployment, TOKEN
 from bdfl.chain.endpoints import endpoint_rule
-from bdfl.chain.devnet import connect
-from bdfl.chain.protocol import Phase, ProtocolClient, Status, draw_gas_bound
+from bdfl.chain.devnet import connect, make_web3
+from bdfl.chain.protocol import Phase, ProtocolClient, Status, draw_gas_bound, submissions_closed_reader
 from bdfl.chain.txsender import DuplicateHashError, TxReverted, TxSender, transient_chain_errors
 from bdfl.config import ExperimentConfig, load_config, read_toml
 from bdfl.errors import BDFLError
 from bdfl.learning.data import task_shard_indices
 from bdfl.learning.task import load_task, task_base_config, task_hparams
-from bdfl.net.blobserver import BlobHost
+from bdfl.net.blobserver import BlobHost, SubmitSeal
 from bdfl.net.fetch import FetchError, Fetcher, check_endpoint_url, private_allowed
 from bdfl.net.serialization import MAX_UPDATE_BYTES, InvalidUpdate, ModelSpec, decode_ndarrays, encode_ndarrays, hash_hex, update_hash
 from bdfl.peer import stages
@@ -316,6 +316,10 @@ class StandalonePeer:
 
     def _setup_network(self) -> None:
         self.host = BlobHost("bdfl-peer")
+        # this round's update is served once the round's Submit phase has ended on chain, so no
+        # member copies it before then (bdfl.net.blobserver.SubmitSeal); a web3 of its own: it is
+        # read from the endpoint's thread
+        self.host.seal = SubmitSeal(submissions_closed_reader(make_web3(self.args.rpc_url, 10.0), self.deployment))
         self.endpoint = self.host.add_endpoint(self.listen_host, self.listen_port, max_blob_bytes=MAX_UPDATE_BYTES, advertise_url=self.args.advertise)
         self.peer.endpoint = self.endpoint
         s = self.peer.settings

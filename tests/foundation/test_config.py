@@ -31,6 +31,7 @@ def test_every_shipped_config_loads() -> None:
     [
         ({"attack": {"name": "label_flip", "fraction": 1.0}}, "attack.fraction", "[0, 1)"),
         ({"attack": {"name": "label_flip", "fraction": -0.1}}, "attack.fraction", "[0, 1)"),
+        ({"attack": {"name": "mimic", "knowledge": "partial"}}, "attack.knowledge", "omniscient, protocol"),
         ({"rounds": 0}, "rounds", "[1, 100000]"),
         ({"peers": 20_001}, "peers", "[2, 20000]"),
         ({"peers": 5, "overlay": {"degree": 4}, "protocol": {"committee_size": 6}}, "protocol.committee_size", "[2, 5]"),

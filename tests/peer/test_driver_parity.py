@@ -116,6 +116,7 @@ def _worker(view: MemoryChainView, peers: list[Peer], fetcher: Fetcher, test_cli
     w.spec = SimpleNamespace(addresses=ADDRS)
     w._outbox, w._signing = [], 0.0
     w.host, w._moved = SimpleNamespace(bytes_sent=0), (0, 0, 0)  # the traffic counters of its replies (Worker._traffic)
+    w.oracle = None  # attack.knowledge = "omniscient"'s side-channel fetcher: no attackers here
     w.decodes = DecodeCache()  # the worker's peers share one read-only decode per update; the standalone peer has none
     w.kept_starts = KeptStarts()  # the worker takes last audit's starts for the earlier moves; the standalone peer rebuilds them
     for p in peers:
