@@ -164,9 +164,15 @@ def cmd_devnet(args: argparse.Namespace) -> int:
 def cmd_deploy(args: argparse.Namespace) -> int:
     from bdfl.chain.deploy_cli import deploy_cli  # lazy: start-up
 
+    from bdfl.chain.deploy import Deployment  # lazy: start-up
+
     path = deploy_cli(rpc_url=args.rpc_url, key_file=args.key_file, out=Path(args.out), params_file=args.params,
                       config_file=args.config)
     print(f"deployment file: {path}")
+    p = Deployment.load(path).params
+    # an update needs quorum votes from members other than its trainer: a smaller federation approves nothing
+    print(f"committee {p.committee_size} seats, {p.auditors_per_update} auditors per update, quorum {p.quorum}: "
+          f"updates can be approved once at least {p.quorum + 1} members are active")
     return 0
 
 

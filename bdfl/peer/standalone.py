@@ -382,7 +382,19 @@ class StandalonePeer:
         else:
             log.info("already a member (%s), endpoint %s", before.name, url)
         info = chain.peer_info()
-        log.info("member: reputation %.3f, stake %g tokens, %d members", info.reputation / REP_SCALE, chain.stake_of() / TOKEN, chain.member_count())
+        members = chain.member_count()
+        log.info("member: reputation %.3f, stake %g tokens, %d members", info.reputation / REP_SCALE, chain.stake_of() / TOKEN, members)
+        self.warn_small_federation(members)
+
+    def warn_small_federation(self, members: int, rnd: int | None = None) -> None:
+        """Say (once per round) when the federation is too small for the deployment to approve
+        anything: an update needs ``quorum`` votes from members other than its trainer."""
+        q = int(self.params.quorum)
+        if members <= q and self._once("small-federation", rnd):
+            log.warning("%d member%s: an update needs %d votes from other members (the deployment's quorum), so nothing is "
+                        "approved or aggregated until at least %d are active; a smaller federation needs a deployment "
+                        "with a smaller committee (bdfl deploy --params, or the experiment's [protocol] committee_size, "
+                        "auditors_per_update, quorum)", members, "" if members == 1 else "s", q, q + 1)
 
     def recover(self) -> None:
         """After a restart: serve again the bytes of an update already submitted on chain and
@@ -597,6 +609,8 @@ class StandalonePeer:
                              rnd, members, self.num_shards, margin)
                 return
         self.first_submit_done = True
+        if self._once("members-counted", rnd):  # one read per round
+            self.warn_small_federation(self.chain.member_count(), rnd)
         if self.trained_round != rnd:
             t0 = time.perf_counter()
             fit = stages.train.train(self.engine, rnd)

@@ -754,3 +754,22 @@ def test_token_amounts_in_messages_are_written_out() -> None:
 
     assert _tokens(10**24) == "1,000,000"  # was "1e+06"
     assert _tokens(5 * 10**17) == "0.5" and _tokens(0) == "0" and _tokens(123456789 * 10**12) == "123.456789"
+
+
+def test_a_federation_below_the_quorum_is_told_once_per_round(caplog: pytest.LogCaptureFixture) -> None:
+    """Three `bdfl peer`s against the library's committee (quorum 5) approved nothing, round after
+    round, without a word (an outside probe); now each round with too few members says why."""
+    import dataclasses
+
+    from bdfl.chain.deploy import ProtocolParams
+    from bdfl.peer.standalone import StandalonePeer
+
+    sp: Any = StandalonePeer.__new__(StandalonePeer)
+    sp.params, sp._said = dataclasses.replace(ProtocolParams(), committee_size=9, auditors_per_update=8, quorum=5), set()
+    with caplog.at_level("WARNING", logger="bdfl.peer.standalone"):
+        for rnd in (0, 0, 1):
+            sp.warn_small_federation(3, rnd)
+        sp.warn_small_federation(6, 2)  # quorum + 1 members: approvals are possible
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 2 and all("3 members: an update needs 5 votes from other members" in m and "at least 6 are active" in m
+                                  for m in said), said
