@@ -47,9 +47,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import json
 import os
 import random
 import socket
+import urllib.request
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
@@ -531,6 +533,17 @@ def _status_error(url: str, resp: aiohttp.ClientResponse) -> FetchError:
     if s == 429:
         return FetchError("rate_limited", f"{url}: 429 rate limited", url=url, status=s, retry_after=retry_after)
     return FetchError("http_status", f"{url}: HTTP {s}", url=url, status=s, retry_after=retry_after)
+
+
+def endpoint_answers(base_url: str, timeout: float = 2.0) -> bool:
+    """Whether a BDFL blob endpoint answers at ``base_url`` now (``GET /health`` gives its JSON
+    ``{"status": "ok"}``). One short request; anything else (refused, timed out, another
+    server) is False."""
+    try:
+        with urllib.request.urlopen(f"{base_url.rstrip('/')}/health", timeout=timeout) as resp:  # noqa: S310 - http(s) only
+            return resp.status == 200 and json.loads(resp.read(4096)).get("status") == "ok"
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def memory_budget(share: float, floor: int = 128 * 1024 * 1024) -> int:

@@ -48,7 +48,7 @@ from bdfl.errors import BDFLError
 from bdfl.learning.data import task_shard_indices
 from bdfl.learning.task import load_task, task_base_config, task_hparams
 from bdfl.net.blobserver import BlobHost, SubmitSeal
-from bdfl.net.fetch import FetchError, Fetcher, check_endpoint_url, private_allowed
+from bdfl.net.fetch import FetchError, Fetcher, check_endpoint_url, endpoint_answers, private_allowed
 from bdfl.net.serialization import MAX_UPDATE_BYTES, InvalidUpdate, ModelSpec, decode_ndarrays, encode_ndarrays, hash_hex, update_hash
 from bdfl.peer import stages
 from bdfl.peer.engine import ClientFailure, PeerEngine
@@ -357,6 +357,14 @@ class StandalonePeer:
         url = self.endpoint.url
         min_stake = self.params.min_stake
         before = chain.status_of()
+        if before in (Status.ACTIVE, Status.INACTIVE, Status.EXITING):
+            registered = chain.endpoint_of(self.address)
+            # a second process with this key would register its own endpoint over the first's, and
+            # the two would take turns submitting; a peer that moved hosts finds the old one down
+            if registered and registered.rstrip("/") != url.rstrip("/") and endpoint_answers(registered):
+                raise BDFLError(f"account {self.address} is a member whose registered endpoint {registered} answers: another "
+                                "bdfl peer with this key is running",
+                                fix="stop it first (a peer moving to another host takes the endpoint over once the old one is down)")
         before_stake = chain.stake_of() if before.name == "INACTIVE" else 0
 
         def check_funds(stake: int) -> None:

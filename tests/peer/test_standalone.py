@@ -622,6 +622,33 @@ def test_a_second_peer_on_the_same_state_folder_is_refused(peer_files: dict[str,
     _assert_one_error(proc, "is in use by another process", f"(pid {os.getpid()})")
 
 
+def test_a_second_peer_with_the_same_key_and_another_state_folder_is_refused(devnet: Any, peer_files: dict[str, Any], tmp_path: Path) -> None:
+    """The adversary is a mistake: a second `bdfl peer` started with a member's key and another
+    state folder (another host) registered its own endpoint over the first's, and the two took
+    turns (an outside probe). While the registered endpoint answers, the second is refused; once
+    it is down (a crashed peer restarted on another port or host) the new one takes over, as
+    test_auditor_restarted_after_commit_still_reveals checks."""
+    from bdfl.chain.accounts import derive_keys, devnet_account
+    from bdfl.chain.deploy import Deployment, fund_peers
+    from bdfl.chain.protocol import ProtocolClient
+    from bdfl.chain.txsender import TxSender
+    from bdfl.net.blobserver import BlobHost
+
+    w3 = devnet.w3()
+    dep = Deployment.load(Path(peer_files["deployment"]))
+    acct = derive_keys(7, 1, namespace="bdfl-test-same-key")[0]
+    fund_peers(w3, dep, TxSender(w3, devnet_account(0)), [acct.address], tokens=dep.params.min_stake)
+    key = tmp_path / "member.key"
+    key.write_text("0x" + bytes(acct.key).hex())
+    with BlobHost() as host:
+        first = host.add_endpoint(max_blob_bytes=1024)  # the first peer's endpoint, up
+        ProtocolClient(w3, dep, acct).approve_and_join(first.url)
+        proc = _bdfl_peer("--rpc-url", peer_files["rpc_url"], "--key-file", str(key), "--deployment", peer_files["deployment"],
+                          "--state-dir", str(tmp_path / "other-host"))
+        _assert_one_error(proc, f"registered endpoint {first.url} answers", "another bdfl peer with this key is running")
+    assert ProtocolClient(w3, dep, acct).endpoint_of(acct.address) == first.url  # nothing was sent
+
+
 def test_unreachable_rpc_and_unknown_client_are_one_clear_error(peer_files: dict[str, Any]) -> None:
     from bdfl.chain.devnet import free_port
 
