@@ -60,33 +60,33 @@ def load_grid(path: Path) -> tuple[str, Path | None, dict[str, Any], dict[str, l
     data = read_toml(path, "grid")
     unknown = sorted(set(data) - {"name", "base", "set", "grid", "exclude"})
     if unknown:
-        raise ConfigError(f"grid.{unknown[0]}", "unknown field", "name, base, set, grid, exclude")
+        raise ConfigError(f"{unknown[0]}", "unknown field", "name, base, set, grid, exclude")
     grid = data.get("grid", {})
     if not isinstance(grid, dict) or not grid:
-        raise ConfigError("grid.grid", "a sweep needs a non-empty [grid] table of key = [values]")
+        raise ConfigError("grid", "a sweep needs a non-empty [grid] table of key = [values]")
     for key, values in grid.items():
         if not isinstance(values, list) or not values:
-            raise ConfigError(f"grid.grid.{key}", f"expected a non-empty list, got {values!r}")
+            raise ConfigError(f"grid.{key}", f"expected a non-empty list, got {values!r}")
         tables = [v for v in values if isinstance(v, dict)]
         labels = [v.get("label") for v in tables]
         if tables and (len(tables) != len(values) or not all(isinstance(x, str) and x for x in labels)
                        or len(set(labels)) != len(labels)):
-            raise ConfigError(f"grid.grid.{key}", "table values need a distinct, non-empty label each (and no plain values beside them)")
+            raise ConfigError(f"grid.{key}", "table values need a distinct, non-empty label each (and no plain values beside them)")
     _check_excludes(data.get("exclude", []), grid)
     base = (path.parent / data["base"]) if data.get("base") else None
     fixed = data.get("set", {})
     if not isinstance(fixed, dict):
-        raise ConfigError("grid.set", "expected a table of overrides")
+        raise ConfigError("set", "expected a table of overrides")
     return str(data.get("name", path.stem)), base, fixed, grid
 
 
 def _check_excludes(excludes: Any, grid: Mapping[str, list[Any]]) -> None:
     if not isinstance(excludes, list) or not all(isinstance(e, dict) and e for e in excludes):
-        raise ConfigError("grid.exclude", "expected [[exclude]] tables of grid key = value or [values]")
+        raise ConfigError("exclude", "expected [[exclude]] tables of grid key = value or [values]")
     for i, ex in enumerate(excludes):
         for key in ex:
             if key not in grid:
-                raise ConfigError(f"grid.exclude[{i}].{key}", "not a key of [grid]", ", ".join(grid))
+                raise ConfigError(f"exclude[{i}].{key}", "not a key of [grid]", ", ".join(grid))
 
 
 def _label(value: Any) -> Any:

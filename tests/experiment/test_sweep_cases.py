@@ -48,9 +48,10 @@ def test_table_values_set_their_keys_and_excludes_drop_points(tmp_path: Path) ->
 
 
 @pytest.mark.parametrize("bad,field", [
-    ('attack = [{name = "none"}]', "grid.grid.attack"),
-    ('attack = [{label = "a", name = "none"}, {label = "a", name = "none"}]', "grid.grid.attack"),
-    ('attack = [{label = "a", name = "none"}]\n[[exclude]]\nseed = 1', "grid.exclude[0].seed"),
+    ('attack = [{name = "none"}]', "grid.attack"),
+    ('attack = [{label = "a", name = "none"}, {label = "a", name = "none"}]', "grid.attack"),
+    ('attack = [{label = "a", name = "none"}]\n[[exclude]]\nseed = 1', "exclude[0].seed"),
+    ('seed = 1', "grid.seed"),  # the field as the sweep file spells it (it read grid.grid.seed)
 ])
 def test_bad_tables_and_excludes_name_the_field(tmp_path: Path, bad: str, field: str) -> None:
     path = tmp_path / "grid.toml"
@@ -58,3 +59,8 @@ def test_bad_tables_and_excludes_name_the_field(tmp_path: Path, bad: str, field:
     with pytest.raises(ConfigError) as info:
         expand(path)
     assert info.value.field == field
+    other = tmp_path / "other.toml"
+    other.write_text('name = "x"\nbogus = 1\n[grid]\nseed = [1]\n')
+    with pytest.raises(ConfigError) as info:
+        expand(other)
+    assert info.value.field == "bogus"
