@@ -211,7 +211,7 @@ class SubmitSeal:
     def __init__(self, submissions_closed: Callable[[int], bool], *, key: str | None = None,
                  recheck: float = 0.25) -> None:
         self._closed = submissions_closed
-        self.key = key
+        self.key = key or None  # an empty key is no key: nothing authorises with ""
         self.recheck = recheck
         self._open_through = -1  # every round up to this one has closed its Submit phase
         self._asked = -math.inf
@@ -227,26 +227,32 @@ class SubmitSeal:
         call it off the event loop)."""
         if round_ <= self._open_through:
             return True
-        with self._lock:
+        # one read at a time; a caller that waited a recheck interval for another's read gets
+        # no read of its own (a flood of sealed requests holds no thread longer than that)
+        if not self._lock.acquire(timeout=self.recheck):
+            return round_ <= self._open_through
+        try:
             if round_ <= self._open_through:
                 return True
-            now = time.monotonic()
-            if now - self._asked < self.recheck:
+            if time.monotonic() - self._asked < self.recheck:
                 return False
-            self._asked = now
             self.reads += 1
             try:
                 closed = bool(self._closed(round_))
             except Exception as e:  # noqa: BLE001 - an RPC hiccup keeps the seal, the reader retries
                 log.warning("cannot read whether round %d's Submit phase ended (%s); its updates stay sealed", round_, e)
-                return False
+                closed = False
+            # stamped when the read ends: a slow RPC does not let every queued request read again
+            self._asked = time.monotonic()
             if closed:
                 self._open_through = max(self._open_through, round_)
             return closed
+        finally:
+            self._lock.release()
 
     def authorised(self, key: str | None) -> bool:
-        """Whether ``key`` opens the side channel (never without a key of its own)."""
-        return self.key is not None and key is not None and hmac.compare_digest(self.key.encode(), key.encode())
+        """Whether ``key`` opens the side channel (never without a non-empty key of its own)."""
+        return bool(self.key) and bool(key) and hmac.compare_digest(str(self.key).encode(), str(key).encode())
 
 
 class Endpoint:

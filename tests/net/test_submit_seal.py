@@ -142,3 +142,36 @@ def test_evicted_and_unpublished_updates_leave_no_seal_behind(host: BlobHost) ->
     assert ep.unpublish(h) and h not in ep._sealed
     again = ep.publish(b"b" * 10)  # re-published without a round: no longer sealed
     assert again not in ep._sealed
+
+
+def test_an_empty_key_opens_nothing_even_on_a_host_whose_key_is_empty(host: BlobHost) -> None:
+    """Found by an outside probe: SubmitSeal(key="") authorised key "" on the in-process path."""
+    host.seal = SubmitSeal(Clock(), key="", recheck=0.0)
+    ep = host.add_endpoint(max_blob_bytes=MB)
+    h = ep.publish(b"z" * 100, round_=0)
+    assert host.served(ep.url, h, key="") is None and host.served(ep.url, h) is None
+    assert _get(f"{ep.url}/blobs/{h}?seal_key=")[0] == 503
+
+
+def test_a_slow_chain_read_is_not_repeated_by_every_queued_request() -> None:
+    """Found by an outside probe: with reads slower than the recheck interval, each queued sealed
+    request made its own read, one after another. Now a read is stamped when it ends and a
+    request waits at most one interval for another's read."""
+    import time as _time
+
+    reads: list[float] = []
+
+    def slow(round_: int) -> bool:
+        reads.append(_time.monotonic())
+        _time.sleep(0.5)
+        return False
+
+    seal = SubmitSeal(slow, recheck=0.25)
+    threads = [threading.Thread(target=seal.opened, args=(3,)) for _ in range(40)]
+    t0 = _time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert _time.monotonic() - t0 < 2.0  # nobody queued behind 40 reads
+    assert len(reads) <= 2, len(reads)
