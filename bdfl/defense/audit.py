@@ -726,8 +726,11 @@ def judge(
     (:func:`class_evidence`), and each candidate's claimed local steps (:func:`claimed_steps`;
     for the no-work test). A detector whose measurement is missing does not judge."""
     if not math.isfinite(reference.loss):
+        # either cause is the auditor's own: its fit diverged, or its client's evaluate returned NaN / inf
+        # for a finite model (an outside probe's client did; the message blamed training alone)
         raise ReferenceNotFinite(f"the auditor's own model has a non-finite loss ({reference.loss}) on its validation "
-                                 "data: its training diverged this round, it cannot judge others against it")
+                                 "data (its training diverged this round, or its client's evaluate returns a non-finite "
+                                 "loss): it cannot judge others against it")
     ev = evidence(reference, results, stats, merged, trigger, classes, steps)
     per = run_detectors(build_detectors(rule.detectors), ev)
     corroboration = audit_corroboration(rule.detectors.corroboration, int(np.sum(ev.sample)))

@@ -111,6 +111,8 @@ def test_auditor_without_a_finite_reference_sits_the_audit_out(tmp_path: Path, m
     failed = [e for e in _events(out) if e["event"] == "ClientFailed"]
     assert failed and {(e["args"]["peer"], e["args"]["step"]) for e in failed} == {(1, "audit")}
     assert all("ReferenceNotFinite" in e["args"]["error"] for e in failed)
+    # both causes named: here the model is finite and the validation data holds NaN (the evaluate returns NaN)
+    assert all("or its client's evaluate returns a non-finite loss" in e["args"]["error"] for e in failed)
     assert {r["round"] for r in _rows(out / "metrics.csv")} == {"1", "2"}  # both rounds ran
 
 
