@@ -174,7 +174,9 @@ class MemoryEndpoint:
     url: str
     store: MemoryBlobs
 
-    def publish(self, data: bytes) -> str:
+    def publish(self, data: bytes, *, round_: int | None = None) -> str:
+        """As :meth:`bdfl.net.blobserver.Endpoint.publish`; the mirror has no Submit phase to seal
+        an update for (``round_`` is taken and not used)."""
         h = hash_hex(update_hash(data))
         self.store.blobs[h] = data
         return h
