@@ -60,7 +60,7 @@ def load_grid(path: Path) -> tuple[str, Path | None, dict[str, Any], dict[str, l
     data = read_toml(path, "grid")
     unknown = sorted(set(data) - {"name", "base", "set", "grid", "exclude"})
     if unknown:
-        raise ConfigError(f"{unknown[0]}", "unknown field", "name, base, set, grid, exclude")
+        raise ConfigError(unknown[0], "unknown field", "name, base, set, grid, exclude")
     grid = data.get("grid", {})
     if not isinstance(grid, dict) or not grid:
         raise ConfigError("grid", "a sweep needs a non-empty [grid] table of key = [values]")
