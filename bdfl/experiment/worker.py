@@ -160,21 +160,18 @@ class Worker:
                                       limits=LISTENER_LIMITS)
         # one event-loop thread serves every endpoint of this worker and runs its fetches
         # the simulated peers' endpoints are on loopback by construction (allow_private)
-        self.fetcher = Fetcher(max_bytes=MAX_UPDATE_BYTES, timeout=cfg.net.fetch_timeout, retries=cfg.net.fetch_retries,
-                               concurrency=64, per_host_connections=FETCH_CONNECTIONS_PER_HOST, loop=self.host.loop_thread,
-                               allow_private=True, cache_bytes=0 if cfg.faults else memory_budget(FETCH_CACHE_MEMORY_SHARE / cfg.workers),
+        fetching = dict(max_bytes=MAX_UPDATE_BYTES, timeout=cfg.net.fetch_timeout, retries=cfg.net.fetch_retries,
+                        concurrency=64, per_host_connections=FETCH_CONNECTIONS_PER_HOST, loop=self.host.loop_thread,
+                        allow_private=True)
+        self.fetcher = Fetcher(**fetching, cache_bytes=0 if cfg.faults else memory_budget(FETCH_CACHE_MEMORY_SHARE / cfg.workers),
                                cache_updates=FETCH_CACHE_ROUNDS * cfg.peers,
-                               local=self.host.served)  # this worker's peers' updates: their endpoints' bytes, no HTTP copy
+                               local=self.host.aserved)  # this worker's peers' updates: their endpoints' bytes, no HTTP copy
         # a round's updates are served once its Submit phase has ended on chain (honest fetches come
         # later anyway); the seal reads the chain from the endpoints' loop: a web3 of its own
-        self.host.seal = SubmitSeal(submissions_closed_reader(make_web3(spec.rpc_url, 60.0), self.deployment),
-                                    key=spec.seal_key or None)
+        self.host.seal = SubmitSeal(submissions_closed_reader(make_web3(spec.rpc_url, 60.0), self.deployment), key=spec.seal_key)
         # attack.knowledge = "omniscient": the attackers' side channel past the seal (not the peers' fetcher:
         # the honest peers' fetches go through the seal as a deployed peer's would)
-        self.oracle = (Fetcher(max_bytes=MAX_UPDATE_BYTES, timeout=cfg.net.fetch_timeout, retries=cfg.net.fetch_retries,
-                               concurrency=64, per_host_connections=FETCH_CONNECTIONS_PER_HOST, loop=self.host.loop_thread,
-                               allow_private=True, seal_key=spec.seal_key,
-                               local=functools.partial(self.host.served, key=spec.seal_key))
+        self.oracle = (Fetcher(**fetching, seal_key=spec.seal_key, local=functools.partial(self.host.aserved, key=spec.seal_key))
                        if spec.seal_key and cfg.attack.knowledge == "omniscient" and spec.attackers else None)
         self.fetch_budget = fetch_budget(cfg)  # a phase's fetches in all: its window
         # fetcher HTTP bytes, bodies, endpoints' bytes served, in-process bytes, bodies at the last reply (_traffic)

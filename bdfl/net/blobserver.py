@@ -214,7 +214,9 @@ class SubmitSeal:
         self.key = key or None  # an empty key is no key: nothing authorises with ""
         self.recheck = recheck
         self._open_through = -1  # every round up to this one has closed its Submit phase
-        self._asked = -math.inf
+        # the last round read as still open, and when: it and every later round are open too, so a
+        # read for them waits ``recheck`` (an earlier round may have closed: it is read at once)
+        self._refused: tuple[int, float] = (0, -math.inf)
         self._lock = threading.Lock()
         self.reads = 0  # chain reads made (a counter for tests and diagnosis)
 
@@ -234,7 +236,8 @@ class SubmitSeal:
         try:
             if round_ <= self._open_through:
                 return True
-            if time.monotonic() - self._asked < self.recheck:
+            refused, at = self._refused
+            if round_ >= refused and time.monotonic() - at < self.recheck:
                 return False
             self.reads += 1
             try:
@@ -242,10 +245,10 @@ class SubmitSeal:
             except Exception as e:  # noqa: BLE001 - an RPC hiccup keeps the seal, the reader retries
                 log.warning("cannot read whether round %d's Submit phase ended (%s); its updates stay sealed", round_, e)
                 closed = False
-            # stamped when the read ends: a slow RPC does not let every queued request read again
-            self._asked = time.monotonic()
             if closed:
                 self._open_through = max(self._open_through, round_)
+            else:  # stamped when the read ends: a slow RPC does not let every queued request read again
+                self._refused = (round_, time.monotonic())
             return closed
         finally:
             self._lock.release()
@@ -632,7 +635,8 @@ class Endpoint:
             self._send(writer, 404, b"not found", close=close, head_only=head_only)
             return True
         sealed = self._sealed.get(h)
-        if sealed is not None and not await self._host._servable(sealed, query):
+        key = parse_qs(query).get(SEAL_KEY_PARAM, [None])[0] if query and sealed is not None else None
+        if sealed is not None and not await self._host._servable(sealed, key):
             self._send(writer, 503, f"sealed until the Submit phase of round {sealed} ends".encode(), close=close,
                        head_only=head_only, extra="Retry-After: 1\r\n")
             return True
@@ -734,6 +738,7 @@ class BlobHost:
         self._closed = False
         #: when round-tagged updates may be served (None: at once; module docstring)
         self.seal: SubmitSeal | None = None
+        self._reading: tuple[int, asyncio.Future[bool]] | None = None  # the seal's chain read in flight (_servable)
 
     @property
     def loop_thread(self) -> LoopThread:
@@ -796,30 +801,55 @@ class BlobHost:
             self._listener = ep
         return ep
 
-    async def _servable(self, round_: int, query: str) -> bool:
-        """Whether an update of round ``round_`` may be served to a request with ``query``."""
+    async def _servable(self, round_: int, key: str | None) -> bool:
+        """Whether an update of round ``round_`` may be served to a reader with ``key``. A chain
+        read, when one is needed, runs in an executor thread (never on the loop), and one at a
+        time per host: readers meanwhile await the read in flight when it is for this round or
+        a later one (closing a round closes the earlier ones), so neither the first readers of a
+        round (a worker's in-process reads, other workers' requests) nor a flood of sealed
+        requests each hold a thread or fall back to the seal's recheck limit."""
         seal = self.seal
-        if seal is None or seal.known_open(round_):
+        if seal is None or seal.known_open(round_) or seal.authorised(key):
             return True
-        key = parse_qs(query).get(SEAL_KEY_PARAM, [None])[0] if query else None
-        if seal.authorised(key):
-            return True
-        return await asyncio.get_running_loop().run_in_executor(None, seal.opened, round_)
+        reading = self._reading
+        if reading is None or reading[0] < round_:
+            reading = (round_, asyncio.get_running_loop().run_in_executor(None, seal.opened, round_))
+            self._reading = reading
+            reading[1].add_done_callback(lambda _done: self._read_done(reading))
+        await asyncio.shield(reading[1])  # a reader that goes away does not cancel the others' read
+        return seal.known_open(round_)
+
+    def _read_done(self, reading: tuple[int, asyncio.Future[bool]]) -> None:
+        if self._reading is reading:
+            self._reading = None
+
+    def _published(self, url: str, h: str) -> tuple[bytes | None, int | None]:
+        """(blob, sealed round) the open endpoint at ``url`` holds under ``h``; (None, None) where
+        there is none, it does not hold ``h`` or a test fault is set (faults answer over HTTP)."""
+        ep = self._by_url.get(url.rstrip("/"))
+        if ep is None or ep._closed or ep not in self._endpoints or ep._fault[0] is not None or not isinstance(h, str):
+            return None, None
+        with ep._lock:
+            return ep._blobs.get(h.lower()), ep._sealed.get(h.lower())
+
+    async def aserved(self, url: str, h: str, *, key: str | None = None) -> bytes | None:
+        """:meth:`served` for a reader on this host's loop (``Fetcher(local=host.aserved)``): the
+        chain read a sealed update may need runs in an executor thread, not on the loop."""
+        blob, sealed = self._published(url, h)
+        if blob is not None and sealed is not None and not await self._servable(sealed, key):
+            return None
+        return blob
 
     def served(self, url: str, h: str, *, key: str | None = None) -> bytes | None:
         """The blob the open endpoint of this host at base URL ``url`` serves under hash ``h``
         now, read without a request (the very object it serves: a fetcher in this process,
-        ``Fetcher(local=host.served)``, takes a co-hosted peer's update without an HTTP copy; it
-        checks the hash itself). None where no open endpoint here has that URL, it does not serve
+        ``Fetcher(local=host.served)``, or ``local=host.aserved`` on the host's loop, takes a
+        co-hosted peer's update without an HTTP copy; it checks the hash itself). None where no open endpoint here has that URL, it does not serve
         ``h``, or a test fault is set on it (faults answer over HTTP, as they would elsewhere), or
         it is sealed (``key``: as a request's ``seal_key``). Whether it still is may take one chain
-        read (:meth:`SubmitSeal.opened`: once per round once open, rate-limited before)."""
-        ep = self._by_url.get(url.rstrip("/"))
-        if ep is None or ep._closed or ep not in self._endpoints or ep._fault[0] is not None or not isinstance(h, str):
-            return None
-        with ep._lock:
-            sealed = ep._sealed.get(h.lower())
-            blob = ep._blobs.get(h.lower())
+        read (:meth:`SubmitSeal.opened`: once per round once open, rate-limited before), in the
+        calling thread: on the host's loop use :meth:`aserved`."""
+        blob, sealed = self._published(url, h)
         seal = self.seal
         if blob is not None and sealed is not None and seal is not None and not seal.authorised(key) and not seal.opened(sealed):
             return None

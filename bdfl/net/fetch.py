@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import ipaddress
 import json
 import os
@@ -53,7 +54,7 @@ import random
 import socket
 import urllib.request
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -211,7 +212,7 @@ class Fetcher:
         max_inflight_bytes: int = 128 * 1024 * 1024,
         cache_bytes: int = 0,
         cache_updates: int = 0,
-        local: Callable[[str, str], bytes | None] | None = None,
+        local: Callable[[str, str], bytes | None | Awaitable[bytes | None]] | None = None,
         seal_key: str | None = None,
     ) -> None:
         if (retries < 0 or timeout <= 0 or concurrency < 1 or max_bytes < 0 or max_inflight_bytes < 1 or cache_bytes < 0
@@ -247,8 +248,9 @@ class Fetcher:
         self._cache: OrderedDict[str, HashedBytes] = OrderedDict()
         self._cached = 0  # bytes held in _cache
         self.cache_hits = 0  # hashes fetch_many answered from the cache
-        # (base URL, 0x hash) -> the bytes an endpoint in this process serves there, or None
-        # (BlobHost.served): fetch_many takes them without a request once they pass the hash check
+        # (base URL, 0x hash) -> the bytes an endpoint in this process serves there, or None, or an
+        # awaitable of them (BlobHost.aserved, on this loop): fetch_many takes them without a request
+        # once they pass the hash check
         self.local = local
         # verified bodies fetch_many took from a co-hosted endpoint, and their bytes: moved in process,
         # not over HTTP, so bytes_received / bodies_fetched leave them out (bytes moved = both)
@@ -356,7 +358,7 @@ class Fetcher:
             async with sem:
                 err: FetchError | None = None
                 for i, base in enumerate(urls):
-                    body = self._local_body(base, h)
+                    body = await self._local_body(base, h)
                     if body is not None:
                         self._keep(h, body)
                         return h, body
@@ -374,7 +376,7 @@ class Fetcher:
         results = await asyncio.gather(*(one(h, urls) for h, urls in sources.items() if h not in held))
         return {**held, **dict(results)}
 
-    def _local_body(self, base: str, h: str) -> HashedBytes | None:
+    async def _local_body(self, base: str, h: str) -> HashedBytes | None:
         """The bytes a co-hosted endpoint serves at ``base`` under ``h`` (``local``), if they are
         within ``max_bytes`` and their keccak256 is ``h`` (the same check as a fetched body's:
         the digest a :class:`HashedBytes` carries was computed from exactly these immutable bytes in
@@ -382,6 +384,8 @@ class Fetcher:
         if self.local is None:
             return None
         data = self.local(base, h)
+        if inspect.isawaitable(data):
+            data = await data
         if not isinstance(data, bytes) or len(data) > self.max_bytes:
             return None
         try:

@@ -8,6 +8,7 @@ the committee draw, neighbours after finalize."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import urllib.error
 import urllib.request
@@ -175,3 +176,49 @@ def test_a_slow_chain_read_is_not_repeated_by_every_queued_request() -> None:
         t.join()
     assert _time.monotonic() - t0 < 2.0  # nobody queued behind 40 reads
     assert len(reads) <= 2, len(reads)
+
+
+def test_the_in_process_read_on_the_hosts_loop_never_blocks_it_on_a_chain_read(host: BlobHost) -> None:
+    """A worker's fetcher runs on its host's loop and reads co-hosted updates in process
+    (``local=host.aserved``). The chain read a sealed update needs must not run on that loop: it
+    used to (BlobHost.served), so a slow read, or one waiting for an executor's read, stalled every
+    endpoint of the worker, and under load in-process reads fell back to HTTP (a flaky e2e test)."""
+    import time as _time
+
+    def slow(round_: int) -> bool:
+        _time.sleep(0.2)
+        return True
+
+    host.seal = SubmitSeal(slow, recheck=0.0)
+    eps = [host.add_endpoint(max_blob_bytes=MB) for _ in range(3)]
+    hashes = [ep.publish(bytes([i]) * 1000, round_=4) for i, ep in enumerate(eps)]
+    stalls: list[float] = []
+
+    async def tick() -> None:  # how late the loop runs a 10 ms timer meanwhile
+        for _ in range(30):
+            t = _time.monotonic()
+            await asyncio.sleep(0.01)
+            stalls.append(_time.monotonic() - t - 0.01)
+
+    with Fetcher(max_bytes=MB, timeout=5.0, retries=0, loop=host.loop_thread, local=host.aserved) as f:
+        ticking = asyncio.run_coroutine_threadsafe(tick(), host.loop_thread.loop)
+        got = f.fetch_many([(ep.url, h) for ep, h in zip(eps, hashes)])
+        ticking.result(timeout=5)
+    assert [got[h] for h in hashes] == [bytes([i]) * 1000 for i in range(3)]
+    assert f.local_bodies == 3 and f.bodies_fetched == 0  # in process, none over HTTP
+    assert max(stalls) < 0.1, max(stalls)  # the 0.2 s read never held the loop
+
+
+def test_the_recheck_limit_follows_only_a_round_read_as_open() -> None:
+    """The recheck interval held after any read, so a worker's audit that read round r - 1's
+    starts (open) and at once round r's candidates got "sealed" for round r for 0.25 s, and its
+    in-process reads fell back to HTTP (a flaky e2e test). A round read as still open says the
+    same of every later round, nothing of earlier ones."""
+    clock = Clock()
+    clock.closed_through = 2
+    seal = SubmitSeal(clock, recheck=60.0)
+    assert seal.opened(1) and seal.opened(2) and clock.reads == 2  # no wait after an open answer
+    assert not seal.opened(5) and clock.reads == 3  # round 5 still open
+    assert not seal.opened(6) and clock.reads == 3  # so is 6: not read again within the interval
+    clock.closed_through = 4
+    assert seal.opened(4) and clock.reads == 4  # an earlier round may have closed: read at once
