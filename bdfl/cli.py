@@ -163,7 +163,7 @@ def cmd_devnet(args: argparse.Namespace) -> int:
 
 def cmd_deploy(args: argparse.Namespace) -> int:
     from bdfl.chain.deploy import Deployment  # lazy: start-up
-    from bdfl.chain.deploy_cli import deploy_cli
+    from bdfl.chain.deploy_cli import deploy_cli  # lazy: start-up
 
     path = deploy_cli(rpc_url=args.rpc_url, key_file=args.key_file, out=Path(args.out), params_file=args.params,
                       config_file=args.config)
