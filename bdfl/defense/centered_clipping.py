@@ -1,7 +1,13 @@
 """Centered clipping (Karimireddy, He & Jaggi 2021) around the peer's own model (the first
 update: in decentralised learning a peer's own model is its natural centre), after bucketing
 (Karimireddy, He & Jaggi 2022). Settings: ``[defense.centered_clipping] bucket_size,
-iterations, tau`` (tau 0 = the median distance from the own model). No audit."""
+iterations, tau`` (tau 0 = the median distance from the own model). No audit.
+
+Without an outlier it is the mean: with ``tau`` 0 every bucket lies within the radius of the
+centre once the first step has moved it off the own model, so from the second iteration on the
+result is the mean of the bucket means (FedAvg where the buckets are equal: 4 models in buckets of
+2, or ``bucket_size`` 1; ``tests/defense/test_centered_clipping.py``). It clips only models (or
+buckets) farther out than the models' median distance from the own model."""
 
 from __future__ import annotations
 

@@ -40,3 +40,30 @@ def test_bucketing_is_seeded_and_settings_come_from_its_own_table() -> None:
     cfg = DefenseConfig(name="centered_clipping", centered_clipping=CenteredClippingConfig(bucket_size=1, iterations=5, tau=0.5))
     assert strategy_of(cfg) == CenteredClipping(bucket_size=1, iterations=5, tau=0.5)
     assert strategy_of(DefenseConfig(name="centered_clipping")).tau is None  # 0: the median distance
+
+
+def _is_mean(n: int, draws: int, **kw) -> int:
+    rng = np.random.default_rng(11)
+    same = 0
+    for seed in range(draws):
+        X = rng.standard_normal((n, 50)).astype(np.float32)  # 50 values: distances concentrate as a model's do
+        out = centered_clipping([[x] for x in X], seed=seed, **kw)[0]
+        same += np.allclose(out, X.mean(axis=0), atol=1e-5)
+    return same
+
+
+def test_without_outliers_it_is_the_mean_with_an_outlier_it_clips() -> None:
+    """The documented property (docstring, docs/learning.md): tau 0 (the median distance), honest-like
+    models, 2 or more iterations: every bucket is inside the radius after the first step, so the result
+    is the mean of the bucket means: FedAvg with equal buckets (4 models in buckets of 2, or no
+    bucketing), not with a lone last bucket (5 and 9 models) nor after one unbucketed step; one model far out is
+    clipped, at 4 models too."""
+    assert _is_mean(4, 50) == 50
+    assert _is_mean(5, 50, bucket_size=1) == 50 and _is_mean(9, 50, bucket_size=1) == 50
+    assert _is_mean(5, 50) == 0 and _is_mean(9, 50) == 0
+    assert _is_mean(4, 50, bucket_size=1, iterations=1) == 0  # one step from the own model clips
+    X = np.random.default_rng(5).standard_normal((4, 50)).astype(np.float32)
+    X[3] += 100.0
+    out = centered_clipping([[x] for x in X], seed=0)[0]
+    assert np.linalg.norm(out - X.mean(axis=0)) > 10  # the mean moves 25 per coordinate, CC far less
+    assert np.linalg.norm(out - X[0]) <= 3 * np.median(np.linalg.norm(X - X[0], axis=1)) * (1 + 1e-5)
