@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from flwr.client import NumPyClient
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from bdfl.errors import BDFLError
 from bdfl.types import NDArrays
@@ -143,7 +144,9 @@ def _copy_into(model: nn.Module, state: Mapping[str, torch.Tensor], parameters: 
         if view is not None and array.dtype == view.dtype:
             np.copyto(view, array)
         else:
-            tensor.copy_(torch.from_numpy(np.ascontiguousarray(array)).to(tensor.dtype))
+            # np.asarray(order="C"), not np.ascontiguousarray: that makes a 0-d array 1-d (shape (1,)), and
+            # a BatchNorm layer's num_batches_tracked is 0-d (every fit of a BatchNorm model raised)
+            tensor.copy_(torch.from_numpy(np.asarray(array, order="C")).to(tensor.dtype))
 
 
 def _numpy_views(state: Mapping[str, torch.Tensor]) -> list[np.ndarray | None]:
@@ -202,7 +205,8 @@ def train_epochs(
     ``proximal_mu > 0``: each step minimises ``loss + proximal_mu / 2 * ||w - w_start||^2``
     over the trainable parameters, ``w_start`` being their values when this call began
     (FedProx, Li et al. 2020: local training stays near the common model it started from).
-    ``proximal_mu = 0`` runs exactly the plain loop."""
+    ``proximal_mu = 0`` runs exactly the plain loop. A model with batch-norm layers never gets a
+    last batch of one sample (it joins the batch before: torch cannot normalise one sample)."""
     if not (proximal_mu >= 0 and math.isfinite(proximal_mu)):
         raise BDFLError(f"proximal_mu must be a finite number >= 0, got {proximal_mu!r}")
     n = len(y)
@@ -213,11 +217,16 @@ def train_epochs(
     start_values = [p.detach().clone() for p in params] if proximal_mu > 0 else []
     scratch = [torch.empty_like(p0) for p0 in start_values]  # reused every step: no per-step temporaries
     last = 0.0
+    # batch-normalised layers cannot train on a batch of one sample (torch raises): with such layers a
+    # last batch of one joins the batch before it; every other model runs the plain loop
+    bounds = [(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
+    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1 and any(isinstance(m, _BatchNorm) for m in model.modules()):
+        bounds[-2:] = [(bounds[-2][0], n)]
     for _ in range(epochs):
         perm = torch.randperm(n, generator=generator)
         total = 0.0
-        for start in range(0, n, batch_size):
-            idx = perm[start : start + batch_size]
+        for start, end in bounds:
+            idx = perm[start:end]
             optimizer.zero_grad(set_to_none=True)
             loss = F.cross_entropy(model(X[idx]), y[idx])
             loss.backward()

@@ -51,6 +51,7 @@ __all__ = [
     "gram_sq",
     "krum",
     "krum_scores",
+    "measured_arrays",
     "merge_copies",
     "nnm",
     "nnm_trimmed_mean",
@@ -157,18 +158,36 @@ def merge_copies(models: Sequence[NDArrays], weights: Sequence[float] | None = N
 GRAM_BLOCK = 1 << 14
 
 
+def measured_arrays(model: Sequence[np.ndarray]) -> list[int]:
+    """Indices of the arrays of ``model`` that parameter-space statistics measure (distances and
+    directions of the audit, near-copies, the replay sketch): its floating-point arrays; all of them
+    when it has none (a fully quantized model's integers are its weights).
+
+    Why: integer and bool arrays next to floating ones are counters, not learned values. BatchNorm's
+    ``num_batches_tracked`` counts the batches a peer trained on: ``s`` steps add ``s**2`` to a squared
+    distance, against ~0.05 for all the learned weights of a small model, so the counter decided
+    every distance; a clean run of a BatchNorm task had 40.9 % of its honest updates rejected as
+    ``republished`` (tests/defense/test_measured_arrays.py). The counters still travel, are hashed,
+    checked for equality and averaged (rounded) like every array."""
+    floating = [i for i, a in enumerate(model) if np.issubdtype(np.asarray(a).dtype, np.inexact)]
+    return floating or list(range(len(model)))
+
+
 def difference_gram(base: Sequence[np.ndarray], models: Sequence[Sequence[np.ndarray]], block: int = GRAM_BLOCK) -> np.ndarray | None:
-    """The (n, n) Gram matrix of the ``models``' float64 differences from ``base`` (no cancellation
-    for near-copies; its diagonal holds their squared distances to ``base``), streamed ``block``
-    values per array at a time (no float64 copy of a model). None when a model's arrays do not
-    match ``base``'s in number or size."""
+    """The (n, n) Gram matrix of the ``models``' float64 differences from ``base`` over their
+    :func:`measured_arrays` (no cancellation for near-copies; its diagonal holds their squared
+    distances to ``base``), streamed ``block`` values per array at a time (no float64 copy of a
+    model). None when a model's arrays do not match ``base``'s in number or size."""
     n = len(models)
     G = np.zeros((n, n))
-    width = min(block, max((np.size(a) for a in base), default=0)) or 1
+    if any(len(m) != len(base) for m in models):
+        return None
+    measured = measured_arrays(base)
+    width = min(block, max((np.size(base[li]) for li in measured), default=0)) or 1
     X = np.empty((n, width))
-    for li, first in enumerate(base):
-        ref = np.asarray(first).reshape(-1)
-        flats = [np.asarray(m[li]).reshape(-1) if li < len(m) else None for m in models]
+    for li in measured:
+        ref = np.asarray(base[li]).reshape(-1)
+        flats = [np.asarray(m[li]).reshape(-1) for m in models]
         if any(f is None or f.shape != ref.shape for f in flats):
             return None
         for a in range(0, ref.size, block):

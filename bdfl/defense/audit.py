@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from bdfl.config import DEFENSE_RANGES, DETECTORS, DetectorsConfig, check_defense_setting, defense_value, from_dict
-from bdfl.defense.aggregate import difference_gram, gram_sq
+from bdfl.defense.aggregate import difference_gram, gram_sq, measured_arrays
 from bdfl.defense.detectors import REGISTRY, ClassEvidence, Evidence, Finding, TriggerEvidence, build_detectors, run_detectors
 from bdfl.defense.detectors import trigger as trigger_detector
 from bdfl.defense.detectors.calibration import copy_groups, small_sample_factor
@@ -282,9 +282,10 @@ def evaluate_candidates(
     return ref, out
 
 
-def _raveled(params: Sequence[Any]) -> list[np.ndarray]:
-    """Each array of ``params`` as a 1-D view (no copy for contiguous arrays; dtype kept)."""
-    return [np.asarray(a).reshape(-1) for a in params]
+def _raveled(params: Sequence[Any], measured: Sequence[int]) -> list[np.ndarray]:
+    """The arrays ``measured`` of ``params`` (:func:`bdfl.defense.aggregate.measured_arrays`), each as
+    a 1-D view (no copy for contiguous arrays; dtype kept)."""
+    return [np.asarray(params[i]).reshape(-1) for i in measured]
 
 
 #: columns per block of the streamed statistics: every pass over a model reads its own dtype
@@ -360,23 +361,24 @@ def candidate_statistics(
     values; only the order in which the sums and dot products add up their terms differs
     (relative differences of ~1e-15, tests/defense/test_audit_streamed.py).
     """
-    ref = _raveled(reference_params)
+    measured = measured_arrays(reference_params)  # counters (BatchNorm's) are not measured
+    ref = _raveled(reference_params, measured)
     start = None
     if start_params is not None and _finite_and_matching(list(start_params), reference_params) is None:
-        start = _raveled(start_params)
+        start = _raveled(start_params, measured)
     idx = [i for i, cand in enumerate(candidates)
            if (valid is None or valid[i]) and (checked and valid is not None or _finite_and_matching(cand, reference_params) is None)]
-    cand = {i: _raveled(candidates[i]) for i in idx}
+    cand = {i: _raveled(candidates[i], measured) for i in idx}
     trainer: dict[int, list[np.ndarray]] = {}
     past: dict[int, list[np.ndarray]] = {}
     if start is not None:
         for i in idx:
             ts = candidate_starts[i] if candidate_starts is not None and i < len(candidate_starts) else None
             if ts is not None and _finite_and_matching(list(ts), reference_params) is None:
-                trainer[i] = _raveled(ts)
+                trainer[i] = _raveled(ts, measured)
                 pm = candidate_past_moves[i] if candidate_past_moves is not None and i < len(candidate_past_moves) else None
                 if pm is not None and _finite_and_matching(list(pm), reference_params) is None:
-                    past[i] = _raveled(pm)
+                    past[i] = _raveled(pm, measured)
     m = len(idx)
     group = near_copies(ref, [cand[i] for i in idx], block) if m >= 2 else np.arange(m)
     counted = np.flatnonzero(group == np.arange(m))  # one candidate per group of near-copies

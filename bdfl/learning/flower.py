@@ -144,7 +144,7 @@ class ClientAppClient:
             raise BDFLError(f"ClientAppClient: {len(parameters)} arrays for {len(self.parameter_names)} named parameters")
         arrays = ArrayRecord()
         for name, value in zip(self.parameter_names, parameters):
-            arrays[name] = Array(np.ascontiguousarray(value))
+            arrays[name] = Array(np.asarray(value, order="C"))  # keeps a 0-d array 0-d (BatchNorm's counter)
         rnd = int(config.get("server_round", 0))
         # the metadata a SuperLink would set (an instruction from the "server", node 0, to this node)
         meta = Metadata(run_id=self.context.run_id, message_id=f"bdfl-{self.partition_id}-{kind}-{rnd}", src_node_id=0,

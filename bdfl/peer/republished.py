@@ -28,6 +28,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from bdfl.defense.aggregate import measured_arrays
+
 __all__ = ["EarlierModels", "NEAR_REPUBLISHED", "SKETCH_SIZE"]
 
 #: A candidate lying closer than this share of its own move (its distance from its rebuilt start)
@@ -99,13 +101,15 @@ class EarlierModels:
         self._sketches.append((author.lower() if author else None, self.sketch(params)))
 
     def sketch(self, params: Sequence[np.ndarray], key: object = None) -> np.ndarray:
-        """A count sketch of ``params``' values (a linear map: the sketch of a difference is the
+        """A count sketch of ``params``' measured values (:func:`bdfl.defense.aggregate.measured_arrays`:
+        not BatchNorm's batch counter, which made honest updates of a BatchNorm model look
+        re-published) (a linear map: the sketch of a difference is the
         difference of the sketches, and its norm estimates the difference's norm). ``key``: a
         name for ``params`` (a candidate's hash, a trainer's start) whose sketch is kept, for the
         other auditors of a worker that judge the same candidate."""
         if key is not None and key in self._kept:
             return self._kept[key]
-        arrays = [np.ravel(np.asarray(a)) for a in params]
+        arrays = [np.ravel(np.asarray(params[i])) for i in measured_arrays(params)]  # no counters
         buckets, signs = _sketch_map(self._seed, sum(a.size for a in arrays))
         out = np.zeros(SKETCH_SIZE)
         at = 0

@@ -256,3 +256,93 @@ def test_get_parameters_of_tensors_names_the_type_and_the_fix() -> None:
     assert ".cpu().numpy()" in err.value.fix
     with pytest.raises(TaskError, match="got a dict"):
         check_parameters({"w": np.zeros(2)})
+
+
+class _BatchNormNet(__import__("torch").nn.Module):
+    """64 -> 16 (BatchNorm) -> 10: its state_dict holds running statistics and a 0-d int64 counter."""
+
+    def __init__(self) -> None:
+        from torch import nn
+
+        super().__init__()
+        self.fc1, self.bn, self.fc2 = nn.Linear(64, 16), nn.BatchNorm1d(16), nn.Linear(16, 10)
+
+    def forward(self, x):  # noqa: ANN001, ANN201
+        return self.fc2(self.bn(self.fc1(x.flatten(1))).relu())
+
+
+def test_batchnorm_models_fit_through_the_torch_client(ds) -> None:  # noqa: ANN001
+    """A model with BatchNorm (clients.common.TorchClient, what `bdfl new-task` and the built-in
+    tasks use): its 0-d `num_batches_tracked` stays 0-d through fit after fit (it became shape (1,)
+    and every fit raised), and the counter and running statistics train."""
+    from bdfl.learning.task import CheckedClient
+    from clients.common import COMMON_HPARAMS, torch_make_client
+
+    make = torch_make_client(lambda h: _BatchNormNet(), dict(COMMON_HPARAMS), task="bn")
+    client = CheckedClient(make((ds.X_train[:64], ds.y_train[:64]), (ds.X_train[64:96], ds.y_train[64:96]), seed=0), task="bn")
+    p0 = client.get_parameters({})
+    assert p0[6].shape == () and p0[6].dtype == np.int64  # bn.num_batches_tracked
+    p1, n, _ = client.fit([a.copy() for a in p0], {**BASE, "server_round": 1})
+    p2, _, _ = client.fit([a.copy() for a in p1], {**BASE, "server_round": 2})
+    assert [a.shape for a in p2] == [a.shape for a in p0] and n == 64
+    assert int(p1[6]) == 2 and int(p2[6]) == 4  # 64 samples, batch 32: two steps a fit
+    assert not np.array_equal(p0[4], p2[4])  # running_mean moved
+    loss, _, m = client.evaluate(p2, {**BASE})
+    assert np.isfinite(loss) and 0.0 <= m["accuracy"] <= 1.0
+
+
+def test_batchnorm_models_fit_through_a_clientapp(ds) -> None:  # noqa: ANN001
+    """The Message API path: a ClientApp whose model has BatchNorm gets its 0-d counter as a 0-d
+    array (it was sent as shape (1,); BatchNorm's load_state_dict happens to reshape it, other code
+    need not) and replies in the initial shapes."""
+    import torch
+    from flwr.app import ArrayRecord, Message, MetricRecord, RecordDict
+    from flwr.clientapp import ClientApp
+
+    from bdfl.learning.flower import ClientAppClient
+    from bdfl.learning.task import CheckedClient
+
+    app = ClientApp()
+    seen: list[tuple[int, ...]] = []
+
+    @app.train()
+    def train(msg, context):  # noqa: ANN001, ANN202
+        seen.append(tuple(msg.content["arrays"]["bn.num_batches_tracked"].shape))
+        model = _BatchNormNet()
+        model.load_state_dict(msg.content["arrays"].to_torch_state_dict())
+        opt = torch.optim.SGD(model.parameters(), lr=float(msg.content["config"]["lr"]))
+        x, y = torch.from_numpy(ds.X_train[:32]), torch.from_numpy(ds.y_train[:32]).long()
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+        return Message(RecordDict({"arrays": ArrayRecord(model.state_dict()),
+                                   "metrics": MetricRecord({"num-examples": 32})}), reply_to=msg)
+
+    torch.manual_seed(0)
+    client = CheckedClient(ClientAppClient(app, (ds.X_train[:32], ds.y_train[:32]), (ds.X_train[:32], ds.y_train[:32]), seed=0,
+                                           initial_arrays=lambda: ArrayRecord(_BatchNormNet().state_dict())), task="bn-app")
+    p0 = client.get_parameters({})
+    p1, n, _ = client.fit([a.copy() for a in p0], {**BASE, "server_round": 1})
+    p2, _, _ = client.fit([a.copy() for a in p1], {**BASE, "server_round": 2})
+    assert [a.shape for a in p2] == [a.shape for a in p0] and p0[6].shape == () and n == 32
+    assert (int(p1[6]), int(p2[6])) == (1, 2) and seen == [(), ()]
+
+
+def test_batchnorm_models_train_on_shards_that_leave_a_batch_of_one(ds) -> None:  # noqa: ANN001
+    """65 samples in batches of 32 leave one sample over: a BatchNorm model trains it with the batch
+    before (torch raises on a batch of one); a model without BatchNorm keeps the plain batches."""
+    import torch
+
+    from clients.common import COMMON_HPARAMS, torch_make_client, train_epochs
+
+    make = torch_make_client(lambda h: _BatchNormNet(), dict(COMMON_HPARAMS), task="bn")
+    client = make((ds.X_train[:65], ds.y_train[:65]), (ds.X_train[65:97], ds.y_train[65:97]), seed=0)
+    p1, n, _ = client.fit(client.get_parameters({}), {**BASE, "server_round": 1})
+    assert n == 65 and int(p1[6]) == 2  # two steps: 32, then 33
+    X, y = torch.from_numpy(ds.X_train[:65]).reshape(65, -1), torch.from_numpy(ds.y_train[:65]).long()
+    plain = torch.nn.Linear(64, 10)
+    steps: list[int] = []
+    plain.register_forward_hook(lambda m, i, o: steps.append(len(i[0])))
+    train_epochs(plain, X, y, epochs=1, batch_size=32, optimizer=torch.optim.SGD(plain.parameters(), lr=0.1),
+                 generator=torch.Generator().manual_seed(0))
+    assert steps == [32, 32, 1]

@@ -24,7 +24,6 @@ from bdfl.defense.audit import (
     _column_median,
     _f64,
     _finite_and_matching,
-    _raveled,
     relative_to_candidates,
 )
 from bdfl.learning.data import load_digits, make_peer_shards
@@ -32,6 +31,12 @@ from bdfl.learning.task import CheckedClient, TaskError, evaluate_many, fit_clie
 from bdfl.types import NDArrays
 
 # --------------------------------------------------------------------------- the per-candidate reference
+
+
+def _raveled(params: Sequence[Any]) -> list[np.ndarray]:
+    """bdfl.defense.audit._raveled at 518dbf1 (every array; the models here are all floating-point,
+    whose measured arrays are all of them)."""
+    return [np.asarray(a).reshape(-1) for a in params]
 
 
 def per_candidate_statistics(
