@@ -227,8 +227,9 @@ def run_sweep(path: Path, *, out: Path | None = None, quiet: bool = False, jobs:
     write_sweep_outputs(rows, out)
     if failures:
         raise BDFLError(
-            f"{len(failures)} of {len(todo)} sweep run(s) failed: " + "; ".join(failures[:5]),
-            fix=f"see run.log in each failed run's folder; the table in {out} has the runs that completed, and re-running the sweep retries only the failed ones",
+            f"{len(failures)} of {len(todo)} sweep run(s) failed: " + "; ".join(t for t, _ in failures[:5]),
+            fix=_where_failures_are(failures) + f"; the table in {out} has the runs that completed, and re-running the sweep "
+            "retries only the failed ones",
         )
     return out
 
@@ -284,9 +285,20 @@ def run_seed_group(cfg: ExperimentConfig, seeds: Sequence[int], *, out: Path | N
     if done:
         compare_runs(done, out)
     if failures:
-        raise BDFLError(f"{len(failures)} of {len(todo)} seed run(s) failed: " + "; ".join(failures[:5]),
-                        fix=f"see run.log in each failed run's folder under {out / 'runs'}; running the same command again retries only those")
+        raise BDFLError(f"{len(failures)} of {len(todo)} seed run(s) failed: " + "; ".join(t for t, _ in failures[:5]),
+                        fix=_where_failures_are(failures) + "; running the same command again retries only those")
     return out
+
+
+def _where_failures_are(failures: list[tuple[str, Path]]) -> str:
+    """Where to read more of the failed runs: their run.log, or, for runs stopped before they
+    started (a configuration error: its message is above), that no folder holds one."""
+    logged = [d for _, d in failures if (d / "run.log").is_file()]
+    unlogged = len(failures) - len(logged)
+    parts = [f"see run.log in {', '.join(str(d) for d in logged[:3])}" + (" ..." if len(logged) > 3 else "")] if logged else []
+    if unlogged:
+        parts.append(f"{unlogged} run(s) stopped before starting, on the error above, and left no run folder")
+    return "; ".join(parts)
 
 
 def run_command(cfg_path: Path, run_dir: Path) -> list[str]:
@@ -328,8 +340,10 @@ def _reuse(run_dir: Path, want: str) -> str:
     return "kept" if run_config_hash(run_dir) == want else "stale"
 
 
-def _run_all(todo: list[tuple[int, dict[str, Any], ExperimentConfig, Path]], total: int, jobs: int, quiet: bool) -> list[str]:
-    """Run ``todo`` as subprocesses, at most ``jobs`` at once and one per seed; return failures."""
+def _run_all(todo: list[tuple[int, dict[str, Any], ExperimentConfig, Path]], total: int, jobs: int,
+             quiet: bool) -> list[tuple[str, Path]]:
+    """Run ``todo`` as subprocesses, at most ``jobs`` at once and one per seed; return the failures
+    (what they said, their run folder)."""
     import subprocess
     import sys
     import time
@@ -337,7 +351,7 @@ def _run_all(todo: list[tuple[int, dict[str, Any], ExperimentConfig, Path]], tot
 
     pending = list(todo)
     running: dict[Any, tuple[int, dict[str, Any], ExperimentConfig, Path]] = {}
-    failures: list[str] = []
+    failures: list[tuple[str, Path]] = []
     started: dict[Any, float] = {}
     durations: list[float] = []
     try:
@@ -379,7 +393,7 @@ def _run_all(todo: list[tuple[int, dict[str, Any], ExperimentConfig, Path]], tot
                     raise KeyboardInterrupt
                 if proc.returncode not in (0, 3):  # 3: ran every round, status "degraded" (a result too)
                     last = err.splitlines()[-2:] if err else [f"exit code {proc.returncode}"]
-                    failures.append(f"{params}: {' '.join(last)}")
+                    failures.append((f"{params}: {' '.join(last)}", run_dir))
                     if not quiet:
                         print(f"[sweep {i}/{total}] {point_text(params)}: FAILED ({' '.join(last)})", flush=True)
                 elif not quiet:

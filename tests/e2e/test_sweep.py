@@ -113,8 +113,14 @@ def test_a_chatty_run_does_not_block_the_sweep(tmp_path: Path, monkeypatch: pyte
     todo = [(i, params, cfg, tmp_path / "runs" / f"r{i}{'-fail' if i == 2 else ''}")
             for i, (params, cfg) in enumerate(runs[:2], 1)]
     failures = sweep_mod._run_all(todo, len(todo), jobs=2, quiet=True)
-    assert len(failures) == 1 and "error: the last words" in failures[0]
+    assert len(failures) == 1 and "error: the last words" in failures[0][0]
+    assert failures[0][1] == tmp_path / "runs" / "r2-fail"
     assert not list((tmp_path / "runs").glob(".*.stderr"))  # cleaned up
+    # the fake run wrote no folder: the fix says so instead of pointing at a run.log that is not there
+    assert sweep_mod._where_failures_are(failures) == "1 run(s) stopped before starting, on the error above, and left no run folder"
+    (tmp_path / "runs" / "r2-fail").mkdir(parents=True)
+    (tmp_path / "runs" / "r2-fail" / "run.log").write_text("log")
+    assert sweep_mod._where_failures_are(failures) == f"see run.log in {tmp_path / 'runs' / 'r2-fail'}"
 
 
 def _grid(tmp_path: Path) -> Path:

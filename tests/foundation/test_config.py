@@ -144,6 +144,10 @@ def test_iid_sample_split_is_checked_before_the_run() -> None:
     with pytest.raises(ConfigError) as info:
         preflight(load_config(None, {"peers": 20, "task.partition": "iid_sample", "task.samples_per_peer": 5000}))
     assert info.value.field == "task.samples_per_peer" and "5000" in str(info.value)
+    with pytest.raises(ConfigError) as info:  # a Dirichlet split that never gives every peer its minimum
+        preflight(load_config(None, {"peers": 100, "task.partition": "dirichlet", "task.alpha": 0.01}))
+    assert info.value.field == "task.alpha" and info.value.fix is not None
+    assert "a larger task.alpha (now 0.01)" in info.value.fix and "min_size" not in str(info.value)
 
 
 def test_a_bad_data_set_is_the_tasks_fault_not_the_splits(tmp_path) -> None:  # noqa: ANN001
