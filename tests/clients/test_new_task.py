@@ -24,7 +24,7 @@ def test_new_task_writes_a_task_whose_test_passes_and_that_runs(tmp_path: Path, 
     # its own test passes (run as a user would, from its folder)
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test.name], cwd=tmp_path,
                           capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0 and "3 passed" in proc.stdout, proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "4 passed" in proc.stdout, proc.stdout + proc.stderr
     # and it runs: 2 rounds, 4 peers on a devnet
     cfg = load_config(None, {"peers": 4, "rounds": 2, "workers": 1, "attack.fraction": 0.0, "task.client": str(task),
                              "protocol.committee_size": 4, "protocol.auditors_per_update": 3, "protocol.quorum": 2,
