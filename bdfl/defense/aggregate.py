@@ -188,7 +188,7 @@ def difference_gram(base: Sequence[np.ndarray], models: Sequence[Sequence[np.nda
     for li in measured:
         ref = np.asarray(base[li]).reshape(-1)
         flats = [np.asarray(m[li]).reshape(-1) for m in models]
-        if any(f is None or f.shape != ref.shape for f in flats):
+        if any(f.shape != ref.shape for f in flats):
             return None
         for a in range(0, ref.size, block):
             b = min(a + block, ref.size)
