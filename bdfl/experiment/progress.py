@@ -108,9 +108,29 @@ def _count(part: Any, whole: Any) -> str:
     return "-"
 
 
+def _neither(count: Any) -> str:
+    """The updates a rate leaves out: neither approved nor rejected (undecided, or on probation)."""
+    if isinstance(count, int) and count > 0:
+        return f"; {count} more neither approved nor rejected (not aggregated)"
+    return ""
+
+
+def _success_text(summary: Mapping[str, Any]) -> str:
+    """The attack success rate of the last round, and its peak when an earlier round's was higher."""
+    final, peak, at = summary.get("attack_success_rate_final"), summary.get("attack_success_rate_peak"), summary.get("attack_success_peak_round")
+    if not isinstance(final, (int, float)):
+        return ""
+    text = f"{100 * final:.1f} % in the last round"
+    if isinstance(peak, (int, float)) and peak > final and at is not None:
+        text += f" (peak {100 * peak:.1f} % in round {at})"
+    return text
+
+
 def summary_lines(summary: Mapping[str, Any], *, wall_seconds: float | None = None) -> list[str]:
     """The end-of-run summary: final honest accuracy, separation round, honest updates
-    falsely rejected, attackers approved, transactions and gas per round, time.
+    falsely rejected, attackers approved (each with the updates neither approved nor rejected,
+    which the rates leave out), backdoor success (last round and peak), transactions and gas
+    per round, time.
 
     Read defensively (a missing key prints "-"; older key names are understood)."""
     acc, std = summary.get("final_honest_accuracy"), summary.get("final_honest_accuracy_std")
@@ -150,8 +170,14 @@ def summary_lines(summary: Mapping[str, Any], *, wall_seconds: float | None = No
         ("status", f"{summary.get('status', '-')} ({rounds} rounds, {summary.get('peers', '-')} peers, {attackers} attackers)"),
         ("final honest accuracy", acc_text),
         ("attackers below every honest peer", sep_text),
-        ("honest updates falsely rejected", _count(h_rejected, h_audited)),
-        ("attackers' updates approved", _count(a_approved, a_audited) if attackers else "no attackers"),
+        ("honest updates falsely rejected", _count(h_rejected, h_audited) + _neither(summary.get("honest_undecided_total"))),
+        ("attackers' updates approved", _count(a_approved, a_audited) + _neither(summary.get("attacker_undecided_total"))
+         if attackers else "no attackers"),
+    ]
+    success = _success_text(summary)
+    if success:
+        rows.append(("backdoor success", success))
+    rows += [
         ("per round", chain),
         ("time", time_text or "-"),
     ]

@@ -108,6 +108,8 @@ SUMMARY_FIELDS: tuple[tuple[str, str], ...] = (
     ("clean_reference_accuracy", "clean reference accuracy"),
     ("accuracy_drop", "accuracy drop vs clean"),
     ("attack_success_rate_final", "final attack success rate"),
+    ("attack_success_rate_peak", "highest attack success rate of any round"),
+    ("attack_success_peak_round", "round of the highest attack success rate"),
     ("attacker_mean_reputation_final", "attackers' mean reputation (final)"),
     ("attacker_max_reputation_final", "attackers' max reputation (final)"),
     ("honest_min_reputation_final", "honest min reputation (final)"),
@@ -120,6 +122,8 @@ SUMMARY_FIELDS: tuple[tuple[str, str], ...] = (
     ("honest_audited", "honest updates audited"),
     ("attacker_approval_rate", "attacker approval rate"),
     ("attacker_audited", "attacker updates audited"),
+    ("honest_undecided_total", "honest updates neither approved nor rejected (undecided or on probation: not aggregated)"),
+    ("attacker_undecided_total", "attacker updates neither approved nor rejected"),
     ("honest_balance_mean_final", "honest mean wallet balance (final, tokens)"),
     ("attacker_balance_mean_final", "attackers' mean wallet balance (final, tokens)"),
     ("honest_stake_mean_final", "honest mean stake (final, tokens)"),
@@ -718,6 +722,11 @@ def compute_summary(
     fha = s["final_honest_accuracy"]
     s["accuracy_drop"] = (ref - fha) if (ref is not None and fha is not None) else None
     s["attack_success_rate_final"] = last_round_row.get("attack_success_rate")
+    # a backdoor that fades by the last round (model replacement: 54 % in round 4, 7 % at the end) still happened
+    success = [(r["attack_success_rate"], r["round"]) for r in rounds if isinstance(r.get("attack_success_rate"), (int, float))]
+    peak = max(success, key=lambda x: (x[0], -x[1])) if success else None
+    s["attack_success_rate_peak"] = peak[0] if peak else None
+    s["attack_success_peak_round"] = peak[1] if peak else None
 
     # reputation: detection
     hrep, arep = _vals(honest_last, "reputation"), _vals(attack_last, "reputation")
@@ -743,6 +752,11 @@ def compute_summary(
     s["attacker_approval_rate"] = a_app / len(a_aud) if a_aud else None
     s["attacker_audited"] = len(a_aud)
     s["attackers_approved_total"] = a_app
+    # submitted, audited, and neither verdict (undecided or on probation): not aggregated either, and not in the rates
+    # above; None when nothing was decided (a baseline defense: no audit)
+    neither = [m for m in metrics if m.get("submitted") == 1 and m.get("approved") is None] if audited else None
+    s["honest_undecided_total"] = None if neither is None else sum(1 for m in neither if not m.get("attacker"))
+    s["attacker_undecided_total"] = None if neither is None else sum(1 for m in neither if m.get("attacker"))
 
     for col in ("balance", "stake", "unclaimed"):
         s[f"honest_{col}_mean_final"] = _mean(_vals(honest_last, col))

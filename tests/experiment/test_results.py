@@ -406,3 +406,21 @@ def test_old_tokens_column_reads_as_unclaimed(tmp_path: Path) -> None:
                                    "1,0,0xab,0,0,1,1,0.9,0.1,1.0,7.5,100\n")
     row = read_metrics(d)[0]
     assert row["unclaimed"] == 7.5 and row["stake"] == 100.0 and row["balance"] is None and "tokens" not in row
+
+
+def test_summary_counts_updates_with_neither_verdict_and_the_peak_backdoor() -> None:
+    """honest_undecided_total / attacker_undecided_total: submitted, audited, approved empty;
+    null under a baseline (nothing decided). attack_success_rate_peak and its round: the earliest
+    round of the highest rate."""
+    rows = []
+    for r in (1, 2):
+        rows += [{"round": r, "peer": 0, "attacker": 0, "submitted": 1, "approved": 1 if r == 1 else None, "accuracy": 0.9},
+                 {"round": r, "peer": 1, "attacker": 1, "submitted": 1, "approved": None, "accuracy": 0.8},
+                 {"round": r, "peer": 2, "attacker": 1, "submitted": 0, "approved": None, "accuracy": 0.8}]
+    rounds = [{"round": 1, "attack_success_rate": 0.6}, {"round": 2, "attack_success_rate": 0.2}]
+    s = compute_summary(rows, rounds)
+    assert (s["honest_undecided_total"], s["attacker_undecided_total"]) == (1, 2)
+    assert (s["attack_success_rate_peak"], s["attack_success_peak_round"], s["attack_success_rate_final"]) == (0.6, 1, 0.2)
+    baseline = [{**m, "approved": None} for m in rows]
+    s = compute_summary(baseline, [{"round": 1}, {"round": 2}])
+    assert s["honest_undecided_total"] is None and s["attack_success_rate_peak"] is None
