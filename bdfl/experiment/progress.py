@@ -111,7 +111,7 @@ def _count(part: Any, whole: Any) -> str:
 def _neither(count: Any) -> str:
     """The updates a rate leaves out: neither approved nor rejected (undecided, or on probation)."""
     if isinstance(count, int) and count > 0:
-        return f"; {count} more neither approved nor rejected (not aggregated)"
+        return f"; {count} without a verdict"  # undecided or on probation: not aggregated (docs/results-format.md)
     return ""
 
 

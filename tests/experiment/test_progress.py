@@ -131,10 +131,10 @@ def test_end_of_run_summary_counts_what_the_rates_leave_out_and_the_backdoor() -
     text = "\n".join(summary_lines({**SUMMARY, "honest_undecided_total": 9, "attacker_undecided_total": 51,
                                     "attack_success_rate_final": 0.07, "attack_success_rate_peak": 0.54,
                                     "attack_success_peak_round": 4}))
-    assert "1 of 210 (0.5 %); 9 more neither approved nor rejected" in text
-    assert "1 of 61 (1.6 %); 51 more neither approved nor rejected" in text
+    assert "1 of 210 (0.5 %); 9 without a verdict" in text
+    assert "1 of 61 (1.6 %); 51 without a verdict" in text
     assert "backdoor success:" in text and "7.0 % in the last round (peak 54.0 % in round 4)" in text
     plain = "\n".join(summary_lines({**SUMMARY, "honest_undecided_total": 0, "attack_success_rate_final": 0.9,
                                      "attack_success_rate_peak": 0.9, "attack_success_peak_round": 12}))
-    assert "neither" not in plain and "90.0 % in the last round" in plain and "peak" not in plain
+    assert "verdict" not in plain and "90.0 % in the last round" in plain and "peak" not in plain
     assert "backdoor success" not in "\n".join(summary_lines(SUMMARY))
