@@ -331,16 +331,20 @@ class TorchClient(NumPyClient):
         self._fits += 1
         gen = torch.Generator().manual_seed(derive_seed(self.seed, step))
         optimizer = make_optimizer(self.model, self.hparams, lr)
-        loss = train_epochs(
-            self.model,
-            self.X_train,
-            self.y_train,
-            epochs=epochs,
-            batch_size=batch_size,
-            optimizer=optimizer,
-            generator=gen,
-            proximal_mu=mu,
-        )
+        # a model that draws from torch's global generator (dropout) draws the same numbers for the same
+        # (peer, round) whichever process and order the fit runs in; the process's own state is left as it was
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(derive_seed(self.seed, step, 1))
+            loss = train_epochs(
+                self.model,
+                self.X_train,
+                self.y_train,
+                epochs=epochs,
+                batch_size=batch_size,
+                optimizer=optimizer,
+                generator=gen,
+                proximal_mu=mu,
+            )
         # the last step's gradients are never read again (every step starts with zero_grad): free
         # them, or each client holds a second copy of its model between rounds (N x model per run)
         self.model.zero_grad(set_to_none=True)

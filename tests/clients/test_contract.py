@@ -346,3 +346,39 @@ def test_batchnorm_models_train_on_shards_that_leave_a_batch_of_one(ds) -> None:
     train_epochs(plain, X, y, epochs=1, batch_size=32, optimizer=torch.optim.SGD(plain.parameters(), lr=0.1),
                  generator=torch.Generator().manual_seed(0))
     assert steps == [32, 32, 1]
+
+
+def test_a_dropout_model_fits_the_same_whatever_ran_before(ds) -> None:  # noqa: ANN001
+    """Dropout draws from torch's global generator, whose state depends on what the process did
+    before (a probe's Dropout task gave three different runs for one seed): TorchClient seeds it per
+    (peer, round) inside fork_rng, so the fit is the same and the process's state is left alone."""
+    import torch
+    from torch import nn
+
+    from clients.common import COMMON_HPARAMS, torch_make_client
+
+    class DropoutNet(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc1, self.drop, self.fc2 = nn.Linear(64, 32), nn.Dropout(0.5), nn.Linear(32, 10)
+
+        def forward(self, x):  # noqa: ANN001, ANN201
+            return self.fc2(self.drop(self.fc1(x.flatten(1)).relu()))
+
+    make = torch_make_client(lambda h: DropoutNet(), dict(COMMON_HPARAMS), task="dropout")
+    data = ((ds.X_train[:64], ds.y_train[:64]), (ds.X_train[64:96], ds.y_train[64:96]))
+
+    def fit_after(draws: int) -> list[np.ndarray]:
+        client = make(*data, seed=3)
+        torch.rand(draws)  # whatever else the process drew before
+        return client.fit(client.get_parameters({}), {**BASE, "server_round": 2})[0]
+
+    a, b = fit_after(1), fit_after(1000)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    client = make(*data, seed=3)  # building a module draws from the global generator; fit does not
+    start = client.get_parameters({})
+    torch.manual_seed(7)
+    expected = torch.rand(3)
+    torch.manual_seed(7)
+    client.fit(start, {**BASE, "server_round": 1})
+    assert torch.equal(torch.rand(3), expected)  # the process's own generator is where it was
