@@ -30,9 +30,9 @@ class ConfigError(BDFLError):
 
     exit_code = 2
 
-    def __init__(self, field: str, message: str, allowed: str | None = None) -> None:
+    def __init__(self, field: str, message: str, allowed: str | None = None, fix: str | None = None) -> None:
         detail = f"{message} (allowed: {allowed})" if allowed else message
-        super().__init__(f"config field '{field}': {detail}")
+        super().__init__(f"config field '{field}': {detail}", fix=fix)
         self.field = field
         self.allowed = allowed
         self.detail = detail  # the text without the field prefix

@@ -82,11 +82,10 @@ def preflight(cfg: ExperimentConfig) -> None:
     except Exception as exc:  # noqa: BLE001 - the partitioner's own message names the numbers
         text = str(getattr(exc, "message", exc))
         field = {"dirichlet": "task.alpha", "iid_sample": "task.samples_per_peer"}.get(cfg.task.partition, "peers")
-        err = ConfigError(field, f"cannot split {cfg.task.client}'s data over {cfg.peers} peers: {text}")
         # the partitioner's own fix names its min_size, which no config field sets
-        err.fix = {"task.alpha": f"a larger task.alpha (now {cfg.task.alpha}), fewer peers, or another seed (the split is "
-                                 "drawn from it)"}.get(field, "fewer peers, or a larger data set")
-        raise err from None
+        fix = (f"a larger task.alpha (now {cfg.task.alpha}), fewer peers, or another seed (the split is drawn from it)"
+               if field == "task.alpha" else "fewer peers, or a larger data set")
+        raise ConfigError(field, f"cannot split {cfg.task.client}'s data over {cfg.peers} peers: {text}", fix=fix) from None
 
 
 def attacker_indices(cfg: ExperimentConfig) -> list[int]:
