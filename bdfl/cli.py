@@ -219,7 +219,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     out = run_experiment(cfg, quiet=args.quiet, notes=notes)
     summary = read_run_summary(out)
-    print_run_summary(summary, wall_seconds=time.monotonic() - started)
+    print_run_summary(summary, wall_seconds=time.monotonic() - started, log=Path(out) / "run.log")
     print(f"results: {out}")
     return DEGRADED_EXIT if run_status(summary) == "degraded" else 0
 
@@ -248,13 +248,18 @@ def run_status(summary: Any) -> str | None:
     return status
 
 
-def print_run_summary(summary: Any, *, wall_seconds: float | None = None) -> None:
-    """The end-of-run summary (bdfl.experiment.progress.summary_lines) from summary.json."""
+def print_run_summary(summary: Any, *, wall_seconds: float | None = None, log: Path | None = None) -> None:
+    """The end-of-run summary (bdfl.experiment.progress.summary_lines) from summary.json; also
+    appended to ``log`` (the run's run.log), so that the log holds what the terminal showed."""
     from bdfl.experiment.progress import summary_lines  # lazy: start-up
 
     if summary is None:
         return  # no summary (a run that failed before its first round): nothing to sum up
-    print("\n".join(summary_lines(summary, wall_seconds=wall_seconds)))
+    text = "\n".join(summary_lines(summary, wall_seconds=wall_seconds))
+    print(text)
+    if log is not None and log.is_file():
+        with log.open("a", encoding="utf-8") as f:
+            f.write(text + "\n")
 
 
 def cmd_new_task(args: argparse.Namespace) -> int:

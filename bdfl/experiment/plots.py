@@ -255,7 +255,9 @@ def _draw_per_peer(ax: Any, metrics: Rows, key: str, title: str, ylabel: str) ->
         _no_data(ax, title)
         return []
     handles = []
-    for is_att, color, label in ((False, HONEST_COLOR, "honest"), (True, ATTACKER_COLOR, "attacker")):
+    # the attackers' mean is dashed: where both groups hold the same value (every wallet at 100 tokens)
+    # the honest line shows through it instead of being drawn over
+    for is_att, color, label, style in ((False, HONEST_COLOR, "honest", "-"), (True, ATTACKER_COLOR, "attacker", "--")):
         ys = [series[p] for p in series if attacker[p] == is_att]
         if not ys:
             continue
@@ -265,9 +267,9 @@ def _draw_per_peer(ax: Any, metrics: Rows, key: str, title: str, ylabel: str) ->
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # a round where no peer has a value
             mean = np.nanmean(np.vstack(ys), axis=0) if len(x) else np.array([])
-        ax.plot(x, mean, color=color, lw=2.5)
+        ax.plot(x, mean, color=color, lw=2.5, ls=style)
         handles.append(Line2D([], [], color=color, lw=1.0, alpha=0.6, label=f"{label} peers ({len(ys)})"))
-        handles.append(Line2D([], [], color=color, lw=2.5, label=f"{label} mean"))
+        handles.append(Line2D([], [], color=color, lw=2.5, ls=style, label=f"{label} mean"))
     ax.set_title(title)
     ax.set_xlabel("round")
     ax.set_ylabel(ylabel)
@@ -313,7 +315,7 @@ def tokens_figure(metrics: Rows) -> Figure:
     axes = fig.subplots(1, len(TOKEN_PANELS), squeeze=False)[0]
     handles: list[Any] = []
     for ax, (key, title) in zip(axes, TOKEN_PANELS):
-        handles = _draw_per_peer(ax, metrics, key, title, "tokens" if ax is axes[0] else "") or handles
+        handles = _draw_per_peer(ax, metrics, key, title, "tokens") or handles
     if handles:
         axes[-1].legend(handles=handles, **LEGEND_OUTSIDE)
     fig.suptitle("Tokens per peer")

@@ -134,14 +134,18 @@ class RoundTimes:
     traffic: dict[str, Traffic] = field(default_factory=dict)
 
     def add(self, results: list[Any], *, in_turn: bool = False) -> None:
-        """Add the :class:`~bdfl.experiment.messages.Times` of the workers' replies: workers run
-        in parallel, so a phase takes as long as its slowest worker; commands run in turn (one
-        worker after another) take the sum."""
-        sums = {}
-        for f in fields(Times):
-            vals = [getattr(r.times, f.name) for r in results]
-            sums[f.name] = getattr(self.total, f.name) + ((sum(vals) if in_turn else max(vals)) if vals else 0.0)
-        self.total = Times(**sums)
+        """Add the :class:`~bdfl.experiment.messages.Times` of the workers' replies. Workers run
+        a command in parallel, so it takes as long as its slowest worker (the largest sum of
+        phases), and the command's phases are **that worker's**: the critical path. (Each
+        phase's maximum over the workers, taken apart, adds up to more than the command took
+        when one worker trains longest and another fetches longest: the round's phases then
+        exceeded its wall-clock time.) Commands run in turn (one worker after another) take the sum."""
+        names = [f.name for f in fields(Times)]
+        if in_turn:
+            chosen = [r.times for r in results]
+        else:
+            chosen = [max((r.times for r in results), key=lambda t: sum(getattr(t, n) for n in names))] if results else []
+        self.total = Times(**{n: getattr(self.total, n) + sum(getattr(t, n) for t in chosen) for n in names})
         for r in results:
             t = getattr(r, "traffic", None)
             if t is not None and t.phase:

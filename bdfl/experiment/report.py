@@ -16,7 +16,7 @@ import base64
 import html
 import json
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,13 +60,16 @@ ROUND_TABLES: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 _PLOT_CAPTIONS = {
-    "accuracy.png": "Honest peers' mean test accuracy per round (band: ± std over honest peers); attackers' mean in red; "
+    "accuracy.png": "Honest peers' mean test accuracy per round (band: ± std over honest peers); attackers' mean in red (every attacker's "
+                    "own model, also of attackers already slashed out, whose models nobody trains or aggregates any more); "
                     "dotted: the round from which every attacker stays below every honest peer.",
-    "reputation.png": "On-chain reputation of every peer per round (blue: honest, red: attackers; thick: group mean); "
+    "reputation.png": "On-chain reputation of every peer per round (blue: honest, red: attackers; thick: group mean, "
+                      "the attackers' dashed); "
                       "dotted: separated from that round on.",
-    "tokens.png": "Tokens of every peer per round: wallet balance, stake, and rewards credited but not yet claimed.",
+    "tokens.png": "Tokens of every peer per round: wallet balance, stake, and rewards credited but not yet claimed "
+                  "(thick: group mean, the attackers' dashed).",
     "gas.png": "Gas used (bars) and transactions (line) per round.",
-    "time.png": "Wall-clock seconds per round by phase.",
+    "time.png": "Wall-clock seconds per round by phase (each command's slowest worker); grey: the rest of the round.",
 }
 
 
@@ -122,6 +125,12 @@ def _img(path: Path) -> str:
             f"<figcaption>{_e(caption)}</figcaption></figure>")
 
 
+def _event_rows(events: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """(event, count) rows, the most frequent first."""
+    counts = Counter(str(ev.get("event", "?")) for ev in events)
+    return [{"event": name, "count": n} for name, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+
+
 def render_html(run: Run, summary: Mapping[str, Any], plots: Sequence[Path]) -> str:
     """The report page as one string (plots embedded)."""
     cfg = run.config
@@ -142,8 +151,10 @@ def render_html(run: Run, summary: Mapping[str, Any], plots: Sequence[Path]) -> 
     final_peers = [m for m in run.metrics if m.get("round") == last] if last is not None else []
     peer_cols = [c for c in METRICS_COLUMNS if c != "round"]
 
-    counts = Counter(str(ev.get("event", "?")) for ev in run.events)
-    event_rows = [{"event": name, "count": n} for name, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+    # the contracts' logs and the run's own lines ("source": "run": faults, audit reasons, traffic)
+    # are counted apart: only the first are on chain
+    chain_rows = _event_rows(ev for ev in run.events if ev.get("source") != "run")
+    run_rows = _event_rows(ev for ev in run.events if ev.get("source") == "run")
 
     parts = [
         "<!DOCTYPE html>",
@@ -161,7 +172,9 @@ def render_html(run: Run, summary: Mapping[str, Any], plots: Sequence[Path]) -> 
         _table(peer_cols, final_peers, row_class=lambda r: "attacker" if r.get("attacker") else ""),
         *(x for title, cols in ROUND_TABLES for x in (f"<h2>{_e(title)}</h2>", _table(cols, run.rounds))),
         "<h2>On-chain events</h2>",
-        _table(("event", "count"), event_rows) if event_rows else "<p>no events recorded</p>",
+        _table(("event", "count"), chain_rows) if chain_rows else "<p>no events recorded</p>",
+        "<h2>The run's own lines (off chain: faults, audit reasons, traffic)</h2>",
+        _table(("event", "count"), run_rows) if run_rows else "<p>none recorded</p>",
         "<h2>Configuration (config.toml)</h2>",
         f"<pre>{_e(run.config_text) if run.config_text else '(no config.toml)'}</pre>",
         "</body></html>",

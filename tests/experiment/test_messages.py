@@ -36,8 +36,8 @@ def test_an_aggregate_reply_with_an_overlay_report_survives_the_pipe() -> None:
     assert list(report.event_args()) == ["members", "added", "removed", "degree_min", "degree_max", "degrees", "connected", "digest"]
 
 
-def test_round_times_take_the_slowest_worker_but_sum_the_bytes_by_phase() -> None:
-    """Workers run a phase in parallel: its seconds are the slowest worker's, its bytes every worker's."""
+def test_round_times_take_the_slowest_workers_phases_but_sum_the_bytes_by_phase() -> None:
+    """Workers run a command in parallel: its seconds are the slowest worker's (all its phases), its bytes every worker's."""
     def audit(seconds: float, fetched: int, served: int) -> AuditReply:
         return AuditReply({}, [], [], [], [], StartsCheck(), Times(audit=seconds), Traffic("audit", fetched, 2, served))
 
@@ -48,6 +48,13 @@ def test_round_times_take_the_slowest_worker_but_sum_the_bytes_by_phase() -> Non
     assert times.traffic == {"audit": Traffic("audit", 150, 4, 150), "aggregate": Traffic("aggregate", 7, 1, 7)}
     back = pickle.loads(pickle.dumps(audit(1.0, 5, 6)))
     assert back.traffic == Traffic("audit", 5, 2, 6)
+    # one worker trains longest, another exchanges longest: the command took its slowest worker's
+    # time, and the phases are that worker's (each phase's maximum apart would sum to 1.5 s)
+    path = RoundTimes()
+    path.add([AggregateReply({}, None, Times(train=1.0, exchange=0.1)), AggregateReply({}, None, Times(train=0.4, exchange=0.5))])
+    assert (path.total.train, path.total.exchange) == (1.0, 0.1)
+    path.add([AggregateReply({}, None, Times(chain=0.2)), AggregateReply({}, None, Times(chain=0.3))], in_turn=True)
+    assert path.total.chain == 0.5
     # reads in process from a worker's own peers add up apart from the HTTP counts
     both = Traffic("audit", 10, 1, 10, 300, 3).plus(Traffic("audit", 20, 2, 0, 100, 1))
     assert both == Traffic("audit", 30, 3, 10, 400, 4) and (both.local_bytes, both.local_bodies) == (400, 4)

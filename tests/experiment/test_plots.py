@@ -85,6 +85,11 @@ def test_tokens_figure_has_balance_stake_unclaimed(tmp_path: Path) -> None:
     # unclaimed: honest mean in round 4 is 50 (test_compute_summary_by_hand)
     means = [line for line in fig.axes[2].get_lines() if line.get_linewidth() == 2.5]
     assert max(float(np.nanmax(line.get_ydata())) for line in means) == pytest.approx(50.0)
+    # every panel says its unit; the attackers' mean is dashed, so an honest mean of the same value
+    # (every wallet at its starting balance) is not hidden under it
+    assert [ax.get_ylabel() for ax in fig.axes[:3]] == ["tokens"] * 3
+    styles = {line.get_color(): line.get_linestyle() for line in fig.axes[0].get_lines() if line.get_linewidth() == 2.5}
+    assert sorted(styles.values()) == ["-", "--"]
 
 
 def test_heatmap_colourbar_label_is_saved_whole(tmp_path: Path) -> None:

@@ -138,3 +138,17 @@ def test_end_of_run_summary_counts_what_the_rates_leave_out_and_the_backdoor() -
                                      "attack_success_rate_peak": 0.9, "attack_success_peak_round": 12}))
     assert "verdict" not in plain and "90.0 % in the last round" in plain and "peak" not in plain
     assert "backdoor success" not in "\n".join(summary_lines(SUMMARY))
+
+
+def test_run_log_ends_with_the_summary_the_terminal_showed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """run.log is "what the terminal showed": it lacked the end-of-run summary."""
+    from bdfl.cli import print_run_summary
+
+    log = tmp_path / "run.log"
+    log.write_text("round 15/15 done\n")
+    print_run_summary(SUMMARY, wall_seconds=23.0, log=log)
+    shown = capsys.readouterr().out
+    assert "1 of 210 (0.5 %)" in shown and "23.0 s in all" in shown
+    assert log.read_text() == "round 15/15 done\n" + shown
+    print_run_summary(None, log=log)  # a run without a summary: nothing printed, the log untouched
+    assert capsys.readouterr().out == "" and log.read_text().endswith(shown)

@@ -79,6 +79,18 @@ def test_report_is_self_contained_and_shows_the_summary(tmp_path: Path) -> None:
     assert "RoundFinalized" in doc and "UpdateSubmitted" in doc
 
 
+def test_report_counts_the_runs_own_lines_apart_from_the_chains_events(tmp_path: Path) -> None:
+    """The run's own lines (audit reasons, traffic) were listed under "On-chain events", first."""
+    d = make_run(tmp_path / "run")
+    with (d / "events.jsonl").open("a", encoding="utf-8") as f:
+        for _ in range(3):
+            f.write(json.dumps({"source": "run", "block": 99, "event": "AuditRejected", "round": 1}) + "\n")
+    doc = build_report(d).read_text()
+    chain, own = doc.split("<h2>On-chain events</h2>")[1].split("<h2>The run's own lines")
+    assert "UpdateSubmitted" in chain and "AuditRejected" not in chain
+    assert '<td class="k">AuditRejected</td><td>3</td>' in own and "UpdateSubmitted" not in own.split("<h2>")[0]
+
+
 def test_report_escapes_text(tmp_path: Path) -> None:
     evil = "<script>alert(1)</script>&"
     d = make_run(tmp_path / "run", name="x<b>y", attack="a&b")
