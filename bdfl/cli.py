@@ -376,8 +376,9 @@ def build_parser() -> argparse.ArgumentParser:
     nt.set_defaults(func=cmd_new_task)
 
     pe = sub.add_parser("peer", help="run one real peer against a chain")
-    pe.add_argument("--rpc-url", required=True)
-    pe.add_argument("--key-file", required=True)
+    pe.add_argument("--rpc-url", required=True, help="the chain's JSON-RPC URL (http or https)")
+    pe.add_argument("--key-file", required=True, help="this peer's key: a file holding a hex private key (chmod 600) or a "
+                                                      "JSON keystore (password from $BDFL_KEY_PASSWORD)")
     pe.add_argument("--listen", default="127.0.0.1:0", help="HOST:PORT of this peer's HTTP endpoint")
     pe.add_argument("--advertise", help="URL other peers use to reach this endpoint (default: from --listen)")
     pe.add_argument("--allow-private-endpoints", action="store_true",

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
+import stat
 from pathlib import Path
 
 from eth_account import Account
@@ -16,6 +18,8 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 
 from bdfl.errors import BDFLError
+
+log = logging.getLogger(__name__)
 
 #: The mnemonic anvil, Hardhat and Ganache use for their pre-funded accounts.
 DEVNET_MNEMONIC = "test test test test test test test test test test test junk"
@@ -79,11 +83,16 @@ def load_key_file(path: str | os.PathLike[str], *, password: str | None = None) 
         raw = p.read_text().strip()
     except OSError as exc:
         raise BDFLError(f"cannot read key file {p}: {exc.strerror or exc}", fix="check the path and its permissions") from None
+    _warn_if_others_can_read(p)
     if raw.startswith("{"):
         try:
             keystore = json.loads(raw)
         except ValueError:
             raise BDFLError(f"key file {p} is not valid JSON", fix="give a JSON keystore or a hex private key file") from None
+        if not isinstance(keystore, dict) or not isinstance(keystore.get("crypto", keystore.get("Crypto")), dict):
+            # e.g. the deployment file given as the key: no password can open it
+            raise BDFLError(f"key file {p} is JSON but not an encrypted keystore (it has no \"crypto\" section)",
+                            fix="give --key-file a JSON keystore or a file holding a hex private key")
         password = password if password is not None else os.environ.get("BDFL_KEY_PASSWORD")
         if password is None:
             raise BDFLError(f"key file {p} is an encrypted keystore and no password was given", fix="set BDFL_KEY_PASSWORD")
@@ -99,6 +108,18 @@ def load_key_file(path: str | os.PathLike[str], *, password: str | None = None) 
         return Account.from_key(bytes.fromhex(text))
     except Exception:  # noqa: BLE001 - e.g. zero or out-of-range key
         raise BDFLError(f"key file {p} holds an invalid private key") from None
+
+
+def _warn_if_others_can_read(path: Path) -> None:
+    """A warning (as ssh gives) when users other than the owner may read the key file: anyone
+    who can read a hex key file owns the account. Not an error: a keystore is encrypted, and a
+    devnet key is public anyway."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return
+    if mode & (stat.S_IRGRP | stat.S_IROTH):
+        log.warning("key file %s can be read by other users (mode %s): run `chmod 600 %s`", path, oct(stat.S_IMODE(mode)), path)
 
 
 def key_from_env(var: str = "BDFL_PRIVATE_KEY") -> LocalAccount | None:

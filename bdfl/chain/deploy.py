@@ -225,6 +225,12 @@ def abi_hash(abi: list[dict[str, Any]]) -> str:
     return "0x" + hashlib.sha256(json.dumps(abi, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
+#: The fix of a deployment file that is not one: most often another file given by mistake (a key
+#: file), which must not be deleted; only a file that `bdfl deploy` wrote is to be written again.
+_WRONG_FILE = ("check that --deployment names the file `bdfl deploy` wrote (not a key or config file); "
+               "if it is that file and was damaged, deploy again")
+
+
 @dataclass
 class Deployment:
     """Where the protocol lives on one chain."""
@@ -304,7 +310,7 @@ class Deployment:
         except OSError as exc:
             raise BDFLError(f"cannot read deployment file {p}: {exc.strerror or exc}", fix="run `bdfl deploy` first or check the path") from None
         except ValueError:
-            raise BDFLError(f"deployment file {p} is not valid JSON", fix="delete it and deploy again") from None
+            raise BDFLError(f"deployment file {p} is not valid JSON", fix=_WRONG_FILE) from None
         try:
             if data.get("format") != DEPLOYMENT_FORMAT:
                 raise BDFLError(f"deployment file {p} has format {data.get('format')!r}, expected {DEPLOYMENT_FORMAT}", fix="deploy again with this version of BDFL")
@@ -321,10 +327,10 @@ class Deployment:
                 policy=dict(data["policy"]) if data.get("policy") is not None else None,
             )
         except (KeyError, TypeError, ValueError) as exc:
-            raise BDFLError(f"deployment file {p} is incomplete or malformed ({exc})", fix="delete it and deploy again") from None
+            raise BDFLError(f"deployment file {p} is incomplete or malformed ({exc})", fix=_WRONG_FILE) from None
         for name in CONTRACTS:
             if name not in dep.addresses or name not in dep.abis:
-                raise BDFLError(f"deployment file {p} lacks contract {name}", fix="delete it and deploy again")
+                raise BDFLError(f"deployment file {p} lacks contract {name}", fix=_WRONG_FILE)
             addr = dep.addresses[name]
             if not is_address(addr):
                 raise BDFLError(f"deployment file {p}: addresses.{name} {addr!r} is not a 20-byte hex address",

@@ -75,6 +75,10 @@ STAGGER_SECONDS = 0.5
 STAGGER_MAX_RANK = 8
 #: A chain whose latest block is older than this is idle (a devnet that mines on demand).
 IDLE_CHAIN_SECONDS = 10.0
+#: A peer that has done its part of a phase and waits for others says so after this long, and
+#: again each time this long passes (a member that stopped without leaving holds every phase
+#: until its deadline: minutes, silent otherwise).
+WAITING_LOG_SECONDS = 60.0
 #: An auditor retries an unreachable assigned update for at most this long (and at most half
 #: the Commit time left), so that a peer restarting after a crash is not voted down.
 AUDIT_RETRY_SECONDS = 20.0
@@ -92,23 +96,26 @@ def parse_shard(text: str) -> tuple[int, int]:
         i_text, n_text = str(text).split("/")
         i, n = int(i_text), int(n_text)
     except ValueError:
-        raise BDFLError(f"--data-shard must be I/N (e.g. 2/10), got {text!r}") from None
+        raise BDFLError(f"--data-shard must be I/N, got {text!r}", fix="give this peer's shard and the number of shards, e.g. --data-shard 2/10 (shards 0 .. 9)") from None
     if n < 1 or not 0 <= i < n:
         raise BDFLError(f"--data-shard {text}: need N >= 1 and 0 <= I < N", fix="shards are numbered 0 .. N-1")
     return i, n
+
+
+_LISTEN_FIX = "give the address and port to serve on, e.g. --listen 0.0.0.0:8600 (all interfaces) or 127.0.0.1:0 (a free port)"
 
 
 def parse_listen(text: str) -> tuple[str, int]:
     """``HOST:PORT`` (``[v6]:PORT`` for IPv6) -> (host, port)."""
     host, sep, port_text = str(text).rpartition(":")
     if not sep or not host:
-        raise BDFLError(f"--listen must be HOST:PORT (e.g. 0.0.0.0:8600), got {text!r}")
+        raise BDFLError(f"--listen must be HOST:PORT, got {text!r}", fix=_LISTEN_FIX)
     try:
         port = int(port_text)
     except ValueError:
-        raise BDFLError(f"--listen {text}: the port {port_text!r} is not a number") from None
+        raise BDFLError(f"--listen {text}: the port {port_text!r} is not a number", fix=_LISTEN_FIX) from None
     if not 0 <= port <= 65535:
-        raise BDFLError(f"--listen {text}: port out of range 0..65535")
+        raise BDFLError(f"--listen {text}: port out of range 0..65535", fix=_LISTEN_FIX)
     return host.strip("[]"), port
 
 
@@ -121,6 +128,26 @@ def shard_data(task: Any, cfg: Any, index: int, count: int) -> tuple[Any, tuple[
     y = dataset.y_train
     tr, va = task_shard_indices(y, cfg.task, count, cfg.seed)[index]
     return dataset, (dataset.X_train[tr], y[tr]), (dataset.X_train[va], y[va])
+
+
+def waiting_text(info: Any, now: float) -> str:
+    """What a phase waits for (``info``: a :class:`~bdfl.chain.protocol.RoundInfo`) and until when."""
+    phase = info.phase.name
+    if phase == "SUBMIT":
+        done = f"{info.num_submissions} update(s) submitted" + (f" of {info.pool} members" if info.pool else "")
+    elif phase == "COMMIT":
+        done = f"{info.commits} of {info.committee_size} committee seat(s) committed"
+    elif phase == "REVEAL":
+        done = f"{info.reveals} of {info.commits} committed vote(s) revealed"
+    else:
+        done = "finalizing"
+    if not info.deadline:
+        return done
+    at = time.strftime("%H:%M:%S UTC", time.gmtime(info.deadline))
+    left = int(info.deadline - now)
+    until = f"in {left} s" if left > 0 else "passed: advancing"
+    return (f"{done}; it ends when every member expected has acted, else at its deadline {at} ({until}); "
+            "a member that stopped without leaving holds it until then")
 
 
 def _tokens(amount: int) -> str:
@@ -382,7 +409,9 @@ class StandalonePeer:
             log.info("this account left the federation earlier: withdrawing its stake before joining again")
         done = ensure_membership(chain, url, stake=self.args.stake * TOKEN if self.args.stake else None, before_join=check_funds)
         if "joined" in done:
-            log.info("joined with a stake of %g tokens, endpoint %s", chain.stake_of() / TOKEN, url)
+            fee = int(getattr(self.params, "entry_fee", 0))  # a fresh address pays it out of what it sends (burned)
+            log.info("joined with a stake of %g tokens%s, endpoint %s", chain.stake_of() / TOKEN,
+                     f" (the entry fee of {_tokens(fee)} tokens is burned from what it paid)" if fee else "", url)
         elif "reactivated" in done:
             log.info("reactivated (added stake %g tokens)", (chain.stake_of() - before_stake) / TOKEN)
         elif "endpoint_updated" in done:
@@ -828,6 +857,18 @@ class StandalonePeer:
             self._later(30.0, *key)
         return min(getattr(self, "_rank_value", 0), STAGGER_MAX_RANK)
 
+    def _say_waiting(self, rnd: int, info: Any) -> None:
+        """Every WAITING_LOG_SECONDS of waiting in one phase, a line saying who it waits for and
+        until when (the first after WAITING_LOG_SECONDS: a healthy phase ends well before)."""
+        key = ("waiting", rnd, int(info.phase))
+        if key not in self._not_before:
+            self._later(WAITING_LOG_SECONDS, *key)
+            return
+        if not self._ready(*key):
+            return
+        self._later(WAITING_LOG_SECONDS, *key)
+        log.info("chain round %d: waiting in the %s phase: %s", rnd, info.phase.name, waiting_text(info, time.time()))
+
     def maybe_advance(self, rnd: int, info: Any) -> None:
         """End the current phase once its deadline passed and nobody else did (anyone may).
 
@@ -836,6 +877,7 @@ class StandalonePeer:
         deadline but the latest block is older than IDLE_CHAIN_SECONDS, the transaction is
         sent with a fixed gas limit instead, and the block that includes it is fresh."""
 
+        self._say_waiting(rnd, info)
         if not info.deadline or not self.maybe_passed(info.deadline + self._rank() * STAGGER_SECONDS):
             return
         key = ("advance", rnd, int(info.phase))

@@ -732,11 +732,13 @@ def test_argument_parsing() -> None:
     assert parse_listen("0.0.0.0:8600") == ("0.0.0.0", 8600)
     assert parse_listen("[::1]:0") == ("::1", 0)
     for bad in ("10", "10/10", "-1/3", "a/b", "1/0"):
-        with pytest.raises(BDFLError):
+        with pytest.raises(BDFLError) as err:
             parse_shard(bad)
+        assert err.value.fix  # every refusal says what to give instead
     for bad in ("8600", ":8600", "host:port", "h:70000"):
-        with pytest.raises(BDFLError):
+        with pytest.raises(BDFLError) as err:
             parse_listen(bad)
+        assert "--listen 0.0.0.0:8600" in err.value.fix
 
 
 def test_state_keeps_votes_and_refuses_another_identity(tmp_path: Path) -> None:
@@ -800,3 +802,32 @@ def test_a_federation_below_the_quorum_is_told_once_per_round(caplog: pytest.Log
     said = [r.getMessage() for r in caplog.records]
     assert len(said) == 2 and all("3 members: an update needs 5 votes from other members" in m and "at least 6 are active" in m
                                   for m in said), said
+
+
+def test_a_waiting_peer_says_what_it_waits_for(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A member that stopped without leaving held the others for 10 minutes without a log line."""
+    import logging
+    import types
+
+    from bdfl.chain.protocol import Phase
+    from bdfl.peer import standalone
+
+    info = types.SimpleNamespace(phase=Phase.SUBMIT, num_submissions=4, pool=5, commits=0, committee_size=4, reveals=0,
+                                 deadline=1_000_600)
+    text = standalone.waiting_text(info, now=1_000_000)
+    assert "4 update(s) submitted of 5 members" in text and "(in 600 s)" in text and "stopped without leaving" in text
+    assert "2 of 4 committee seat(s)" in standalone.waiting_text(types.SimpleNamespace(**{**vars(info), "phase": Phase.COMMIT, "commits": 2}), 0)
+
+    clock = [100.0]
+    monkeypatch.setattr(standalone.time, "monotonic", lambda: clock[0])
+    peer = object.__new__(standalone.StandalonePeer)
+    peer._not_before = {}
+    with caplog.at_level(logging.INFO, logger=standalone.log.name):
+        peer._say_waiting(7, info)  # the phase just began for this peer: nothing yet
+        clock[0] += standalone.WAITING_LOG_SECONDS - 1
+        peer._say_waiting(7, info)
+        assert "waiting" not in caplog.text
+        clock[0] += 1
+        peer._say_waiting(7, info)
+        peer._say_waiting(7, info)  # once per WAITING_LOG_SECONDS, not per poll
+    assert caplog.text.count("chain round 7: waiting in the SUBMIT phase: 4 update(s) submitted of 5 members") == 1
