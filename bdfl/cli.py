@@ -342,7 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "A flag overrides the --config file, which overrides the library defaults shown here.",
         epilog="names:\n" + "\n".join(f"  {k:11s} {', '.join(v)}" for k, v in names.items())
                + "\n\nDerived settings (protocol.committee_size, auditors_per_update, quorum) "
-                 "that do not fit\nthe peer count are scaled down unless given on the command line; a committee size "
+                 "that do not fit\nthe peer count are scaled down: the library's always, a config file's when --peers changed\nits peer count, never those given with --set (a value that does not fit is refused); a committee size "
                  "no config\nsets grows with the peers (9 per 20, at most 2 x auditors_per_update + 1); the run's log says so.",
     )
     r.add_argument("--config", help="TOML config (experiments/configs/*.toml); default: the library defaults")

@@ -755,12 +755,21 @@ def read_toml(path: str | Path, field: str) -> dict[str, Any]:
         raise ConfigError(field, f"{p} is not valid TOML: {exc}") from None
 
 
+#: ``[attack]`` keys that ``[[attack.groups]]`` replaces (``params`` next to groups is refused).
+UNUSED_WITH_GROUPS = ("name", "fraction", "params")
+
+
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None,
                 notes: list[str] | None = None) -> ExperimentConfig:
     """Read a TOML file (optional), apply dotted-key overrides, scale the derived settings
     down to the peer count (:func:`scale_to_peers`; what changed is appended to ``notes``),
     validate."""
     data: dict[str, Any] = read_toml(path, "--config") if path else {}
+    attack = data.get("attack")
+    if notes is not None and isinstance(attack, dict) and attack.get("groups"):
+        unused = [f"{k} {attack[k]!r}" for k in UNUSED_WITH_GROUPS if k in attack and attack[k] != {}]
+        if unused:
+            notes.append(f"[attack] {', '.join(unused)} not used: [[attack.groups]] names each group's attack and fraction")
     for key, value in (overrides or {}).items():
         node = data
         parts = key.split(".")
@@ -804,8 +813,9 @@ def scale_to_peers(data: dict[str, Any], explicit: set[str]) -> str:
     (:data:`COMMITTEE_SHARE`, at most 2 * auditors_per_update + 1); then
     protocol.committee_size <= peers; auditors_per_update <= committee_size - 1; quorum
     keeps its share of the auditors (rounded up). A key in
-    ``explicit`` (given on the command line: --degree, --set) is never changed: a value that
-    does not fit is refused by :func:`validate` as before. Returns "" when nothing changed.
+    ``explicit`` (given on the command line: --set) is never changed, nor is one the config file
+    sets unless the command line changed ``peers``: a value that does not fit is refused by
+    :func:`validate`. Returns "" when nothing changed.
     """
     peers = data.get("peers", ExperimentConfig.peers)
     if not isinstance(peers, int) or isinstance(peers, bool) or peers < 2:
@@ -827,14 +837,25 @@ def scale_to_peers(data: dict[str, Any], explicit: set[str]) -> str:
         grown = min(-(-peers * seats // members), 2 * values["protocol.auditors_per_update"] + 1, MAX_COMMITTEE)
         new["protocol.committee_size"] = max(values["protocol.committee_size"], grown)
 
+    # A value the config file sets is a choice for the file's own peer count: it is scaled when
+    # the command line changed the peers (a file written for 50 peers run with --peers 10), and
+    # otherwise refused by validate() when it does not fit (quorum 50 at 20 peers is a bad value,
+    # not one to rewrite). The library's defaults always fit the peer count.
+    peers_changed = "peers" in explicit
+
+    def from_file(key: str) -> bool:
+        table, name = key.split(".")
+        node = data.get(table)
+        return isinstance(node, dict) and name in node
+
     def lower(key: str, bound: int) -> None:
-        if key not in explicit and new[key] > bound:
+        if key not in explicit and not (from_file(key) and not peers_changed) and new[key] > bound:
             new[key] = max(1, bound)
 
     lower("protocol.committee_size", peers)
     lower("protocol.auditors_per_update", new["protocol.committee_size"] - 1)
     m_old, m_new = values["protocol.auditors_per_update"], new["protocol.auditors_per_update"]
-    if m_new < m_old and "protocol.quorum" not in explicit and m_old > 0:
+    if m_new < m_old and "protocol.quorum" not in explicit and not (from_file("protocol.quorum") and not peers_changed) and m_old > 0:
         new["protocol.quorum"] = max(1, min(m_new, -(-values["protocol.quorum"] * m_new // m_old)))
     lower("protocol.quorum", new["protocol.auditors_per_update"])
     changes = [f"{k} {values[k]} -> {new[k]}" for k in DERIVED_SETTINGS if new[k] != values[k]]
@@ -848,7 +869,7 @@ def scale_to_peers(data: dict[str, Any], explicit: set[str]) -> str:
         return ""
     way = "up" if any(new[k] > values[k] for k in DERIVED_SETTINGS) else "down"
     return (f"scaled {way} for {peers} peers (not set on the command line): " + ", ".join(changes)
-            + " (set them with --degree / --set to choose)")
+            + " (set them with --set to choose)")
 
 
 def dump_toml(cfg: ExperimentConfig, extra: dict[str, Any] | None = None) -> str:
@@ -856,6 +877,10 @@ def dump_toml(cfg: ExperimentConfig, extra: dict[str, Any] | None = None) -> str
     import tomli_w
 
     data = cfg.to_dict()
+    attack = data.get("attack")
+    if isinstance(attack, dict) and attack.get("groups"):
+        for key in UNUSED_WITH_GROUPS:  # each group names its own: these are not used (load_config notes them)
+            attack.pop(key, None)
     if extra:
         data = {**data, **extra}
     return tomli_w.dumps(data)

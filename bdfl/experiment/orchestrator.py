@@ -465,12 +465,14 @@ class Orchestrator:
 
 
 def _rerunnable(cfg: ExperimentConfig) -> ExperimentConfig:
-    """``cfg`` as the run's config.toml keeps it: a task given as a relative ``.py`` path is
-    written absolute, so ``bdfl run --config <run>/config.toml`` works from any folder."""
+    """``cfg`` as the run's config.toml keeps it, so that ``bdfl run --config <run>/config.toml``
+    repeats the run from any folder: a task given as a relative ``.py`` path is written
+    absolute, and ``out`` is left empty (it named this run's own folder, which already holds a
+    run and would be refused: a repeat goes to a new folder, or to ``--out``)."""
     client = cfg.task.client
     if client.endswith(".py") and not Path(client).is_absolute() and Path(client).exists():
-        return replace(cfg, task=replace(cfg.task, client=str(Path(client).resolve())))
-    return cfg
+        cfg = replace(cfg, task=replace(cfg.task, client=str(Path(client).resolve())))
+    return replace(cfg, out="")
 
 
 def _clean_reference(cfg: ExperimentConfig) -> dict[str, Any] | None:

@@ -570,7 +570,8 @@ def load_run(dir: str | Path, *, events: bool = False) -> Run:
     """Read a results folder (config, metrics, rounds, summary; events when asked)."""
     d = Path(dir)
     if not d.is_dir():
-        raise BDFLError(f"results folder {d} does not exist", fix="pass a folder written by `bdfl run`")
+        what = "is a file, not a folder" if d.exists() else "does not exist"
+        raise BDFLError(f"results folder {d} {what}", fix="pass a folder written by `bdfl run`")
     text, cfg = read_config(d)
     return Run(
         dir=d,
@@ -800,7 +801,8 @@ def rebuild_summary(run: Run) -> dict[str, Any]:
         computed = compute_summary(run.metrics, run.rounds, None)
     per_round = Counter(row["round"] for row in run.metrics if row.get("round") is not None)
     cut = bool(per_round) and per_round[max(per_round)] < max(per_round.values())
-    if previous.get("status") in ("completed", "degraded", "failed") and (cut or any(
+    # a run that failed before its first round wrote no rows: none can have been lost since
+    if previous.get("status") in ("completed", "degraded", "failed") and previous.get("last_round") is not None and (cut or any(
             isinstance(previous.get(k), int) and (computed.get(k) or 0) < previous[k] for k in ("peers", "last_round"))):
         # the runner's summary came from complete files: a last round with fewer rows than the
         # others, or fewer peers or rounds, means rows were lost since (a file cut or edited), and

@@ -49,6 +49,7 @@ def run_experiment(cfg: ExperimentConfig, *, quiet: bool = False, out: Path | No
     except KeyboardInterrupt:
         orch.note("interrupted: stopping workers and devnet; results so far are kept")
         orch.shutdown(status="interrupted")
+        orch.note(f"results: {out_dir}")  # where they are kept (a default folder name has a time stamp)
         raise
     except BaseException as exc:
         orch.shutdown(status="failed", error=exc)

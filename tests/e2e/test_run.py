@@ -10,12 +10,14 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import psutil
 import pytest
 
 from bdfl.config import load_config
+from bdfl.experiment.orchestrator import _rerunnable
 from bdfl.experiment.runner import run_experiment
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -108,6 +110,8 @@ def test_results_folder_is_complete(tiny_run: Path) -> None:
     # the resolved config reproduces the run
     again = load_config(tiny_run / "config.toml")
     assert again.peers == 8 and again.seed == 0 and again.attack.name == "sign_flip"
+    # ... into a new folder: an `out` naming this one made a repeat be refused (it already holds a run)
+    assert again.out == "" and _rerunnable(replace(again, out=str(tiny_run))).out == ""
 
 
 def test_metrics_have_real_values(tiny_run: Path) -> None:

@@ -146,3 +146,20 @@ def test_report_uses_the_clean_reference(tmp_path: Path) -> None:
     assert s["clean_reference_accuracy"] == pytest.approx(0.935)
     assert s["accuracy_drop"] == pytest.approx(0.02)
     assert f"<td>{format_value(s['accuracy_drop'])}</td>" in doc
+
+
+def test_report_of_a_run_that_failed_before_its_first_round(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """No rows were ever written: no "a file cut or edited?" alarm; and a file is not called missing."""
+    import logging
+
+    from bdfl.errors import BDFLError
+
+    d = tmp_path / "failed"
+    ResultsWriter(d)
+    (d / "summary.json").write_text(json.dumps({"status": "failed", "peers": 20, "last_round": None, "error": "boom"}))
+    with caplog.at_level(logging.WARNING):
+        build_report(d)
+    assert "cut or edited" not in caplog.text
+    assert read_summary(d)["status"] == "failed"
+    with pytest.raises(BDFLError, match="is a file, not a folder"):
+        build_report(d / "summary.json")

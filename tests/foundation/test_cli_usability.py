@@ -173,3 +173,29 @@ def test_a_trimmed_mean_that_trims_nothing_is_said() -> None:
     assert any("trims none" in n for n in notes)
     _cfg, notes = _run_args("--peers", "20", "--defense", "trimmed_mean", "--attack", "none")
     assert not any("trims none" in n for n in notes)
+
+
+def test_a_config_files_own_misfit_is_refused_not_rewritten(tmp_path: Path) -> None:
+    """quorum 50 in a file for 20 peers ran with quorum 8 (every auditor must vote); the same value
+    by --set was refused. A file's values are scaled only when --peers changed its peer count."""
+    bad = tmp_path / "bad.toml"
+    bad.write_text("peers = 20\n[protocol]\nauditors_per_update = 30\nquorum = 50\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(bad, None, [])
+    assert exc.value.field.startswith("protocol.") and exc.value.exit_code == 2
+    notes: list[str] = []
+    cfg = load_config(bad, {"peers": 12}, notes)  # run at another peer count: fitted, and said
+    assert cfg.protocol.auditors_per_update <= cfg.protocol.committee_size - 1 and cfg.protocol.quorum <= cfg.protocol.auditors_per_update
+    assert len(notes) == 1 and "scaled down for 12 peers" in notes[0] and "--degree" not in notes[0]
+
+
+def test_attack_name_and_fraction_beside_groups_are_said_to_be_unused(tmp_path: Path) -> None:
+    both = tmp_path / "both.toml"
+    both.write_text('peers = 13\n[attack]\nname = "label_flip"\nfraction = 0.3\n[[attack.groups]]\nname = "sign_flip"\nfraction = 0.2\n')
+    notes: list[str] = []
+    cfg = load_config(both, None, notes)
+    assert cfg.num_attackers == 2 and any("[attack] name 'label_flip', fraction 0.3 not used" in n for n in notes)
+    resolved = tmp_path / "config.toml"  # what a results folder keeps: without them, so its re-run says nothing
+    resolved.write_text(dump_toml(cfg))
+    notes2: list[str] = []
+    assert load_config(resolved, None, notes2) == cfg and notes2 == []
