@@ -193,6 +193,7 @@ class Model:
         p.status = ACTIVE
         p.missed = 0
         p.join_round = self.round
+        self._forget_booked_submission(p)
         self.members.append(a)
         p.stake += amount - fee
         self.total_staked += amount - fee
@@ -245,7 +246,14 @@ class Model:
         p.status = ACTIVE
         p.missed = 0
         p.join_round = self.round
+        self._forget_booked_submission(p)
         self.members.append(a)
+
+    def _forget_booked_submission(self, p: Any) -> None:
+        """Removed by this round's sweep after its update was booked: not booked again when the
+        sweep meets it a second time (PeerRegistry._forgetBookedSubmission)."""
+        if p.last_submit == self.round + 1:
+            p.last_submit = 0
 
     def claim(self, a: str) -> int:
         p = self.peer(a)
