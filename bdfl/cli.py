@@ -279,6 +279,13 @@ def cmd_peer(args: argparse.Namespace) -> int:
     return run_standalone_peer(args)
 
 
+def cmd_account(args: argparse.Namespace) -> int:
+    from bdfl.chain.account_cli import account_cli  # lazy: start-up
+
+    print("\n".join(account_cli(rpc_url=args.rpc_url, key_file=args.key_file, deployment_file=args.deployment, action=args.action)))
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from bdfl.experiment.report import build_report  # lazy: start-up
 
@@ -392,6 +399,18 @@ def build_parser() -> argparse.ArgumentParser:
     pe.add_argument("--stake", type=int, default=0, help="tokens to stake when joining (default: the minimum)")
     pe.add_argument("--state-dir", help="where votes, salts and models survive a restart (default: next to the key file)")
     pe.set_defaults(func=cmd_peer)
+
+    ac = sub.add_parser("account", help="a peer's account on chain: status, stake, rewards; claim, leave, withdraw")
+    ac.add_argument("--rpc-url", required=True, help="the chain's JSON-RPC URL (http or https)")
+    ac.add_argument("--key-file", required=True, help="the peer's key file (as bdfl peer's)")
+    ac.add_argument("--deployment", required=True, help="deployment file written by `bdfl deploy`")
+    act = ac.add_mutually_exclusive_group()
+    act.add_argument("--claim", dest="action", action="store_const", const="claim", help="transfer the credited rewards to the wallet")
+    act.add_argument("--leave", dest="action", action="store_const", const="leave",
+                     help="leave the federation (after the current round; its slashes still apply)")
+    act.add_argument("--withdraw", dest="action", action="store_const", const="withdraw",
+                     help="return the stake of an account that left, once the unbonding rounds passed")
+    ac.set_defaults(func=cmd_account, action=None)
 
     rp = sub.add_parser("report", help="rebuild plots and report.html from a results folder")
     rp.add_argument("dir", help="a results folder")

@@ -121,3 +121,44 @@ def test_bdfl_deploy_takes_the_experiments_protocol_table(devnet: object, projec
     proc = subprocess.run([sys.executable, "-m", "bdfl", "deploy", "--rpc-url", devnet.rpc_url, "--config", str(exp), "--params", str(both),  # type: ignore[attr-defined]
                            "--out", str(tmp_path / "e.json")], cwd=project_root, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "both --params and" in proc.stderr and "[protocol] table set the protocol" in proc.stderr, proc.stderr
+
+
+def test_bdfl_account_shows_claims_leaves_and_refuses_with_a_fix(devnet: object, project_root: Path, tmp_path: Path) -> None:
+    """A real peer's account outside its rounds (an outside probe could not see its rewards, and
+    leaving had no command): shown, a refused claim and withdrawal say why, leaving works."""
+    from bdfl.chain.accounts import derive_keys, devnet_account
+    from bdfl.chain.deploy import TOKEN, fund_peers
+    from bdfl.chain.protocol import ProtocolClient
+    from bdfl.chain.txsender import TxSender
+
+    dep_file = tmp_path / "dep.json"
+    rpc = devnet.rpc_url  # type: ignore[attr-defined]
+    subprocess.run([sys.executable, "-m", "bdfl", "deploy", "--rpc-url", rpc, "--out", str(dep_file)], cwd=project_root,
+                   check=True, capture_output=True, timeout=120)
+    w3 = devnet.w3()  # type: ignore[attr-defined]
+    dep = Deployment.load(dep_file, w3=w3)
+    key = derive_keys(77, 1)[0]
+    fund_peers(w3, dep, TxSender(w3, devnet_account(0)), [key.address], tokens=dep.params.min_stake * 2)
+    key_file = tmp_path / "peer.key"
+    key_file.touch(mode=0o600)
+    key_file.write_text("0x" + bytes(key.key).hex())
+
+    def account(*flags: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "bdfl", "account", "--rpc-url", rpc, "--key-file", str(key_file),
+                               "--deployment", str(dep_file), *flags], cwd=project_root, capture_output=True, text=True, timeout=120)
+
+    out = account()
+    assert out.returncode == 0, out.stderr
+    assert "status:" in out.stdout and "NONE" in out.stdout and f"wallet:{' ' * 18}{2 * dep.params.min_stake // TOKEN:,} tokens" in out.stdout
+    ProtocolClient(w3, dep, key).approve_and_join("http://127.0.0.1:9/")
+    out = account()
+    assert "ACTIVE" in out.stdout and "stake:" in out.stdout and "rewards to claim:        0 tokens" in out.stdout
+    refused = account("--claim")
+    assert refused.returncode == 1 and "no rewards to claim" in refused.stderr and "fix:" in refused.stderr
+    refused = account("--withdraw")
+    assert refused.returncode == 1 and "only an account that left can withdraw" in refused.stderr and "--leave" in refused.stderr
+    left = account("--leave")
+    assert left.returncode == 0, left.stderr
+    assert left.stdout.startswith("leaving:") and "EXITING" in left.stdout
+    again = account("--leave")
+    assert again.returncode == 1 and "EXITING" in again.stderr
