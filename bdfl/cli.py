@@ -112,9 +112,10 @@ def run_overrides(args: argparse.Namespace) -> dict[str, Any]:
         else:
             out["chain.backend"] = args.chain
     for item in args.set or []:
-        if "=" not in item:
-            raise ConfigError(item.strip() or "--set", f"--set expects KEY=VALUE, got {item!r}", "e.g. --set protocol.committee_size=9")
-        key, value = item.split("=", 1)
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise ConfigError(key.strip() or "--set", f"--set expects KEY=VALUE, got {item!r}",
+                              fix="give a dotted config field and its value, e.g. --set protocol.committee_size=9")
         out[key.strip()] = _parse_value(value.strip())
     return out
 

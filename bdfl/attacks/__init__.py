@@ -61,7 +61,12 @@ __all__ = [
 
 
 class AttackError(BDFLError):
-    """Unknown attack name or an attack parameter outside its allowed range."""
+    """Unknown attack name or an attack parameter outside its allowed range; ``param``: the
+    parameter at fault, when one is (a config error then names ``attack.params.<param>``)."""
+
+    def __init__(self, message: str, fix: str | None = None, *, param: str | None = None) -> None:
+        super().__init__(message, fix=fix)
+        self.param = param
 
 
 # --------------------------------------------------------------------------- #
@@ -216,14 +221,14 @@ class Attack:
             if key not in spec:
                 raise AttackError(
                     f"attack '{self.name}' has no parameter '{key}'",
-                    fix=f"parameters of '{self.name}': {', '.join(spec)}",
+                    fix=f"parameters of '{self.name}': {', '.join(spec)}", param=key,
                 )
         values = {k: p.default for k, p in spec.items()}
         values.update(params)
         for key, value in params.items():
             if not spec[key].check(value):
                 raise AttackError(
-                    f"attack '{self.name}': parameter '{key}' = {value!r} is invalid; allowed: {spec[key].allowed}"
+                    f"attack '{self.name}': parameter '{key}' = {value!r} is invalid; allowed: {spec[key].allowed}", param=key,
                 )
         self.params: dict[str, Any] = values
         for key, value in values.items():

@@ -41,8 +41,10 @@ def preflight(cfg: ExperimentConfig) -> None:
             attacks.append((prefix, make_attack(name, **params)))
         except ConfigError:
             raise
-        except Exception as exc:  # noqa: BLE001 - the attack's own validation message
-            raise ConfigError(prefix + "params", str(getattr(exc, "message", exc))) from None
+        except Exception as exc:  # noqa: BLE001 - the attack's own validation message (and fix)
+            param = getattr(exc, "param", None)
+            raise ConfigError(prefix + "params" + (f".{param}" if param else ""), str(getattr(exc, "message", exc)),
+                              fix=getattr(exc, "fix", None)) from None
     if cfg.defense.name not in DEFENSES:
         raise ConfigError("defense.name", f"unknown defense {cfg.defense.name!r}", ", ".join(DEFENSES))
     if cfg.overlay.topology not in TOPOLOGIES:

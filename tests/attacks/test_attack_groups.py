@@ -75,12 +75,22 @@ def test_bad_groups_name_the_field(text: str, field: str) -> None:
 
 @pytest.mark.parametrize("text,field", [
     ('[[attack.groups]]\nname = "minmax"\nfraction = 0.2', "attack.groups[0].name"),
-    ('[[attack.groups]]\nname = "min_max"\nfraction = 0.2\nparams = { perturbation = "huge" }', "attack.groups[0].params"),
+    ('[[attack.groups]]\nname = "min_max"\nfraction = 0.2\nparams = { perturbation = "huge" }', "attack.groups[0].params.perturbation"),
 ])
 def test_preflight_checks_group_attacks(text: str, field: str) -> None:
     with pytest.raises(ConfigError) as info:
         preflight(_cfg("peers = 20\n" + text))
     assert field in str(info.value)
+
+
+def test_a_bad_attack_parameter_is_named_and_the_valid_ones_listed() -> None:
+    """An outside probe: the field was 'attack.params' and an unknown parameter's list of valid ones was lost."""
+    with pytest.raises(ConfigError) as info:
+        preflight(_cfg('peers = 20\n[attack]\nname = "scaling"\nfraction = 0.2\nparams = { scale = 2.0 }'))
+    assert info.value.field == "attack.params.scale" and info.value.fix and "parameters of 'scaling'" in info.value.fix
+    with pytest.raises(ConfigError) as info:
+        preflight(_cfg('peers = 20\n[attack]\nname = "sign_flip"\nfraction = 0.2\nparams = { scale = "big" }'))
+    assert info.value.field == "attack.params.scale"
 
 
 @pytest.mark.parametrize("text,field,says", [

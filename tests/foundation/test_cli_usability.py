@@ -81,6 +81,10 @@ def test_set_without_a_value_is_a_config_error() -> None:
     with pytest.raises(ConfigError) as info:
         _run_args("--set", "task.alpha")
     assert info.value.exit_code == 2 and "KEY=VALUE" in str(info.value) and info.value.field == "task.alpha"
+    assert "e.g. --set protocol.committee_size=9" in info.value.fix and "(allowed:" not in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        _run_args("--set", "=3")  # no key: the field was named ''
+    assert info.value.field == "--set" and info.value.exit_code == 2
 
 
 def test_attack_alone_implies_the_default_fraction(tmp_path: Path) -> None:
