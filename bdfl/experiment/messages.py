@@ -296,9 +296,9 @@ class Restarted:
     seconds: float
 
 
-def gather_replies(replies: Iterable[tuple[str, Any]], what: str) -> list[Any]:
+def gather_replies(replies: Iterable[tuple[str, Any]], what: str, fix: str | None = None) -> list[Any]:
     """The payloads of every worker's ``("ok", payload)`` reply, in worker order; one
-    :class:`BDFLError` naming each worker whose reply was ``("error", why)``."""
+    :class:`BDFLError` (with ``fix``) naming each worker whose reply was ``("error", why)``."""
     results, errors = [], []
     for i, (status, payload) in enumerate(replies):
         if status == "ok":
@@ -306,5 +306,5 @@ def gather_replies(replies: Iterable[tuple[str, Any]], what: str) -> list[Any]:
         else:
             errors.append(f"worker {i}: {payload}")
     if errors:
-        raise BDFLError(f"{what} failed in a worker process:\n" + "\n".join(errors))
+        raise BDFLError(f"{what} failed in a worker process:\n" + "\n".join(errors), fix=fix)
     return results

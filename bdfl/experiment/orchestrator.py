@@ -187,7 +187,8 @@ class Orchestrator:
             )
             for w, group in enumerate(groups)
         ]
-        self.note(f"starting {workers} worker processes for {cfg.peers} peers ({len(self.attackers)} attackers)")
+        kind = "Ray actors on the cluster" if cfg.cluster else "worker processes"
+        self.note(f"starting {workers} {kind} for {cfg.peers} peers ({len(self.attackers)} attackers)")
         self.pool = make_pool(specs, cfg.cluster, note=self.note)
         self.pool.call_in_turn(Join(stake))  # in turn: a reproducible order of joins
         txs, gas, _ = self.keeper.chain_usage()  # set-up (deploy, funding, joins) is not round cost

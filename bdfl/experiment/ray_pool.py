@@ -177,7 +177,7 @@ class RayPool:
             try:
                 out.append(self._get(i, ref, timeout))
             except _Died as exc:
-                raise BDFLError(f"{what} failed on the Ray cluster: {exc}") from None
+                raise BDFLError(f"{what} failed on the Ray cluster: {exc}", fix=CLUSTER_LOST_FIX) from None
         return out
 
     def _reply(self, i: int, ref: Any, timeout: float | None = None) -> tuple[str, Any]:
@@ -187,7 +187,7 @@ class RayPool:
             return "error", str(exc)
 
     def _collect(self, refs: list[Any], what: str, timeout: float | None = None) -> list[Any]:
-        return gather_replies((self._reply(i, ref, timeout) for i, ref in enumerate(refs)), what)
+        return gather_replies((self._reply(i, ref, timeout) for i, ref in enumerate(refs)), what, fix=CLUSTER_LOST_FIX)
 
     def call(self, cmd: Any) -> list[Any]:
         """``cmd`` (a command of bdfl.experiment.messages) on every worker at once; their replies."""
@@ -229,6 +229,12 @@ class RayPool:
         if _connected_here["yes"]:
             ray.shutdown()
             _connected_here["yes"] = False
+
+
+#: What to do when a worker on the cluster is gone (its node, or the head, went away): the run's
+#: peers live in the workers, so it cannot go on without them.
+CLUSTER_LOST_FIX = ("a worker died or the Ray cluster went away (`ray status` says which); "
+                    "the results so far are kept: start the run again once the cluster is back")
 
 
 class _Died(Exception):

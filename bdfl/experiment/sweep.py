@@ -38,6 +38,11 @@ import hashlib
 import itertools
 import json
 import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
 import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -220,10 +225,10 @@ def run_sweep(path: Path, *, out: Path | None = None, quiet: bool = False, jobs:
         {"name": name, "grid_file": str(path), "points": _with_earlier_points(out, manifest)}, indent=2, default=str) + "\n")
     failures = _run_all(todo, len(runs), jobs, quiet)
     rows = []
-    for (params, _cfg), run_dir in zip(runs, run_dirs, strict=True):
+    for (params, cfg), run_dir in zip(runs, run_dirs, strict=True):
         summary_path = run_dir / "summary.json"
         if summary_path.is_file():
-            rows.append({"params": params, "summary": json.loads(summary_path.read_text())})
+            rows.append({"params": table_params(params, cfg), "summary": json.loads(summary_path.read_text())})
     write_sweep_outputs(rows, out)
     if failures:
         raise BDFLError(
@@ -301,10 +306,22 @@ def _where_failures_are(failures: list[tuple[str, Path]]) -> str:
     return "; ".join(parts)
 
 
+def table_params(params: Mapping[str, Any], cfg: ExperimentConfig) -> dict[str, Any]:
+    """A point's grid values for the tables and the heat map, with the attack and its fraction
+    the run used added when the grid does not vary them (the heat map's rows and panels are by
+    attack and fraction: without them a label_flip 0.3 grid was drawn as "attack: none, attacker
+    fraction 0")."""
+    out = dict(params)
+    groups = cfg.attack.groups
+    if not any(k in params for k in ("attack", "attack.name", "attack.groups")):
+        out["attack.name"] = "+".join(g.name for g in groups) if groups else cfg.attack.name
+    if not any(k in params for k in ("fraction", "attack.fraction", "attack.groups")):
+        out["attack.fraction"] = round(cfg.num_attackers / cfg.peers, 4) if groups else cfg.attack.fraction
+    return out
+
+
 def run_command(cfg_path: Path, run_dir: Path) -> list[str]:
     """The command line that runs one grid point (a ``bdfl run`` subprocess)."""
-    import sys
-
     return [sys.executable, "-m", "bdfl", "run", "--config", str(cfg_path), "--out", str(run_dir), "--quiet"]
 
 
@@ -344,16 +361,18 @@ def _run_all(todo: list[tuple[int, dict[str, Any], ExperimentConfig, Path]], tot
              quiet: bool) -> list[tuple[str, Path]]:
     """Run ``todo`` as subprocesses, at most ``jobs`` at once and one per seed; return the failures
     (what they said, their run folder)."""
-    import subprocess
-    import sys
-    import time
-
-
     pending = list(todo)
     running: dict[Any, tuple[int, dict[str, Any], ExperimentConfig, Path]] = {}
     failures: list[tuple[str, Path]] = []
     started: dict[Any, float] = {}
     durations: list[float] = []
+
+    def _term(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    # SIGTERM (kill, timeout, a job scheduler) stops the running points as Ctrl-C does: without
+    # this the sweep died at once and its `bdfl run` children ran on alone, devnets and all
+    previous = signal.signal(signal.SIGTERM, _term) if threading.current_thread() is threading.main_thread() else None
     try:
         while pending or running:
             busy_seeds = {cfg.seed for (_i, _p, cfg, _d) in running.values()}
@@ -401,6 +420,10 @@ def _run_all(todo: list[tuple[int, dict[str, Any], ExperimentConfig, Path]], tot
                     eta = sum(durations) / len(durations) * left / jobs
                     print(f"[sweep {i}/{total}] {point_text(params)}: {result_text(run_dir)} in {durations[-1]:.0f} s"
                           + (f"; {left} to go, about {eta / 60:.1f} min left" if left else ""), flush=True)
+    except KeyboardInterrupt:
+        print("sweep interrupted: finished points are kept; the same command again resumes with the others",
+              file=sys.stderr, flush=True)
+        raise
     finally:
         for proc in running:  # Ctrl-C or an error: runs stop cleanly (their own SIGINT/SIGTERM handling)
             if proc.poll() is None:
@@ -410,4 +433,6 @@ def _run_all(todo: list[tuple[int, dict[str, Any], ExperimentConfig, Path]], tot
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 proc.kill()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return failures

@@ -115,6 +115,8 @@ def _mean_pm_std(row: Mapping[str, Any], m: str) -> str:
     mean, std, n = row.get(f"{m}_mean"), row.get(f"{m}_std"), row.get(f"{m}_n", 0)
     if mean is None:
         return "—"
+    if isinstance(mean, float) and mean.is_integer() and not std:
+        mean = int(mean)  # a count or a round, equal over the seeds (or one seed): 63, not 63.0000
     text = format_value(mean) + ("" if std is None else f" ± {format_value(std)}")
     if n != row["n_runs"]:
         text += f" ({n}/{row['n_runs']})"

@@ -6,6 +6,8 @@ from __future__ import annotations
 import inspect
 import pickle
 
+import pytest
+
 from bdfl.experiment import messages
 from bdfl.experiment.messages import AggregateReply, AuditReply, InputRejected, OverlayReport, PeerRound, StartsCheck, Times, Traffic
 from bdfl.experiment.pool import RoundTimes
@@ -58,3 +60,13 @@ def test_round_times_take_the_slowest_workers_phases_but_sum_the_bytes_by_phase(
     # reads in process from a worker's own peers add up apart from the HTTP counts
     both = Traffic("audit", 10, 1, 10, 300, 3).plus(Traffic("audit", 20, 2, 0, 100, 1))
     assert both == Traffic("audit", 30, 3, 10, 400, 4) and (both.local_bytes, both.local_bodies) == (400, 4)
+
+
+def test_a_failed_command_names_each_worker_and_carries_the_pools_fix() -> None:
+    from bdfl.errors import BDFLError
+    from bdfl.experiment.messages import gather_replies
+
+    assert gather_replies([("ok", 1), ("ok", 2)], "Aggregate") == [1, 2]
+    with pytest.raises(BDFLError, match="Aggregate failed in a worker process:\nworker 1: worker 1 died") as err:
+        gather_replies([("ok", 1), ("error", "worker 1 died")], "Aggregate", fix="start the cluster again")
+    assert err.value.fix == "start the cluster again"

@@ -242,3 +242,65 @@ def test_a_sweep_run_in_parts_keeps_every_parts_points(tmp_path: Path, fake_runs
     run_sweep(grid, out=out, quiet=True)
     points = json.loads((out / SWEEP_MANIFEST).read_text())["points"]
     assert [p["params"]["attack.name"] for p in points] == ["label_flip"]
+
+
+def test_sigterm_to_a_sweep_stops_its_running_point(tmp_path: Path) -> None:
+    """`kill`, `timeout` and job schedulers send SIGTERM: the sweep died at once and its running
+    `bdfl run` went on alone (devnet and all), re-parented to init (an outside probe)."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    import psutil
+
+    grid = _grid(tmp_path / "grid.toml", rounds=3, fraction=0.3)
+    pid_file = tmp_path / "child.pid"
+    driver = tmp_path / "driver.py"
+    driver.write_text(textwrap.dedent(f"""\
+        import sys
+        from pathlib import Path
+        from bdfl.experiment import sweep
+        child = "import os, sys, time; open(sys.argv[1], 'w').write(str(os.getpid())); time.sleep(120)"
+        sweep.run_command = lambda cfg, out: [sys.executable, "-c", child, {str(pid_file)!r}]
+        sweep.run_sweep(Path({str(grid)!r}), out=Path({str(tmp_path / 'out')!r}), quiet=True, jobs=1)
+        """))
+    proc = subprocess.Popen([sys.executable, str(driver)], cwd=ROOT, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        deadline = time.monotonic() + 60
+        while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        child = int(pid_file.read_text())
+        assert psutil.pid_exists(child)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "the same command again resumes" in err
+    gone = time.monotonic() + 10
+    while psutil.pid_exists(child) and psutil.Process(child).status() != psutil.STATUS_ZOMBIE and time.monotonic() < gone:
+        time.sleep(0.1)
+    assert not psutil.pid_exists(child) or psutil.Process(child).status() == psutil.STATUS_ZOMBIE
+
+
+def test_a_grid_without_attack_keys_labels_its_rows_with_the_runs_attack(tmp_path: Path, fake_runs: Path) -> None:
+    """The heat map's rows and panels are by attack and fraction: a grid varying only the defense was
+    drawn as "attack: none, attacker fraction 0" although every run had 30 % label flipping."""
+    import csv
+
+    grid = tmp_path / "grid.toml"
+    grid.write_text(textwrap.dedent(f"""\
+        name = "defenses"
+        base = "{ROOT / 'experiments' / 'configs' / 'default.toml'}"
+        [set]
+        peers = 6
+        rounds = 2
+        [grid]
+        "defense.name" = ["fedavg", "median"]
+        """))
+    out = tmp_path / "sw"
+    run_sweep(grid, out=out, quiet=True)
+    rows = list(csv.DictReader((out / "sweep_runs.csv").open()))
+    assert [(r["attack.name"], float(r["attack.fraction"])) for r in rows] == [("label_flip", 0.3)] * 2

@@ -97,7 +97,7 @@ def test_write_sweep_outputs(tmp_path: Path) -> None:
 def test_single_seed_dotted_keys_and_dict_rows(tmp_path: Path) -> None:
     rows = [
         {"params": {"attack.name": "sign_flip", "attack.fraction": 0.3, "defense.name": d, "seed": 7},
-         "summary": {"final_honest_accuracy": acc}}
+         "summary": {"final_honest_accuracy": acc, "tx_count_total": 63}}
         for d, acc in (("bdfl", 0.85), ("krum", 0.7), ("median", 0.75))
     ]
     out = write_sweep_outputs(rows, tmp_path / "s")
@@ -107,6 +107,7 @@ def test_single_seed_dotted_keys_and_dict_rows(tmp_path: Path) -> None:
     assert [r["defense.name"] for r in table] == ["bdfl", "krum", "median"]
     assert table[1]["final_honest_accuracy_std"] == ""  # one seed: no std
     assert "| sign_flip | 0.3 | krum | 1 | 0.7000 |" in out.table_md.read_text()
+    assert "| 63 |" in out.table_md.read_text() and "63.0000" not in out.table_md.read_text()  # a count stays a count
 
 
 def test_empty_sweep(tmp_path: Path) -> None:
