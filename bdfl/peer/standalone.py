@@ -954,10 +954,17 @@ class StandalonePeer:
         log.info("chain round %d: fetched %d of %d approved neighbour update(s) over HTTP (%d bytes, %.2f s), "
                  "hash-verified against the chain; aggregated %d with weights by reputation",
                  rnd, len(got), len(cands), sum(len(b) for b in got), t_fetch, agg.aggregated)
+        reputation = plan.closed.reputation.get(self.address, 0.0)
+        self.state.append_round({
+            "chain_round": rnd, "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "accuracy": acc,
+            "loss": float(loss), "val_samples": n_val, "approved_on_chain": plan.closed.approved_count,
+            "submissions": len(plan.closed.submissions), "neighbours": len(cands), "aggregated": agg.aggregated,
+            "rejected_inputs": rejected, "committee": committee, "reputation": reputation,
+            "stake_tokens": chain.stake_of() / TOKEN, "rewards_to_claim_tokens": chain.claimable() / TOKEN, "seconds": seconds})
         log.info("chain round %d done: accuracy %.4f (local val, %d samples) loss %.4f | approved %d/%d on chain | "
                  "neighbours %d, aggregated %d, rejected %d | committee %s | reputation %.3f | %.1f s (aggregation %.2f s)",
                  rnd, acc, n_val, float(loss), plan.closed.approved_count, len(plan.closed.submissions),
-                 len(cands), agg.aggregated, rejected, committee, plan.closed.reputation.get(self.address, 0.0), seconds,
+                 len(cands), agg.aggregated, rejected, committee, reputation, seconds,
                  time.perf_counter() - t0)
 
     def linger(self) -> None:

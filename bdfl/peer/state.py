@@ -19,6 +19,7 @@ the reveal. No key material is ever written here.
 
 from __future__ import annotations
 
+import csv
 import fcntl
 import json
 import os
@@ -84,6 +85,10 @@ def _write_atomic(path: Path, data: bytes) -> None:
             os.close(dfd)
     except OSError:
         pass
+
+
+#: The peer's per-round history in its state folder (:meth:`PeerState.append_round`).
+ROUNDS_FILE = "rounds.csv"
 
 
 class PeerState:
@@ -181,6 +186,24 @@ class PeerState:
 
     def save_model(self, data: bytes) -> None:
         _write_atomic(self.folder / "model.bin", data)
+
+    def append_round(self, row: dict[str, Any]) -> None:
+        """One line per aggregated round in ``rounds.csv`` (the peer's own history: the terminal
+        shows it once, a restart appends to it). A file whose header differs (another version's
+        columns) is kept aside as ``rounds.csv.old`` instead of being mixed into."""
+        path = self.folder / ROUNDS_FILE
+        columns = list(row)
+        if path.exists():
+            with path.open(newline="") as f:
+                header = next(csv.reader(f), [])
+            if header != columns:
+                path.replace(path.with_name(ROUNDS_FILE + ".old"))
+        new = not path.exists()
+        with path.open("a", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=columns)
+            if new:
+                w.writeheader()
+            w.writerow(row)
 
     def load_model(self) -> bytes | None:
         try:

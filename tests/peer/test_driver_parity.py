@@ -134,7 +134,7 @@ def _standalone(view: MemoryChainView, peer: Peer, fetcher: Fetcher, tmp: Any) -
     sp.engine = PeerEngine(peer, view=view, fetch=fetcher.fetch_many, task="clients.digits", state=sp.round_state, cfg=CFG)  # type: ignore[arg-type]
     sp.stop = SimpleNamespace(is_set=lambda: False, wait=lambda s: None)
     sp.state = PeerState.open(tmp, address=peer.address, chain_id=CHAIN, round_manager=RM)
-    sp.chain = SimpleNamespace(committee=view.committee)
+    sp.chain = SimpleNamespace(committee=view.committee, stake_of=lambda: 90 * 10**18, claimable=lambda: 0)  # rounds.csv reads both
     sp._clocks, sp.rounds_done = {}, 0
     return sp
 

@@ -279,6 +279,14 @@ def test_four_peer_processes_run_three_rounds(federation: dict[str, Any], tmp_pa
     assert len(states) == N_PEERS
     assert all(oct(p.stat().st_mode & 0o777) == "0o600" for p in states)
     assert all(oct(p.parent.stat().st_mode & 0o777) == "0o700" for p in states)
+    # each peer's history stays in its state folder (it was only ever on the terminal)
+    import csv
+
+    for p in states:
+        rows = list(csv.DictReader((p.parent / "rounds.csv").open()))
+        assert [int(r["chain_round"]) for r in rows] == list(range(ROUNDS))
+        assert all(0.0 <= float(r["accuracy"]) <= 1.0 and float(r["stake_tokens"]) > 0 for r in rows)
+        assert all(int(r["approved_on_chain"]) <= int(r["submissions"]) == N_PEERS for r in rows)
 
 
 def _spawn(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
@@ -759,6 +767,23 @@ def test_state_keeps_votes_and_refuses_another_identity(tmp_path: Path) -> None:
     (again.folder / "state.json").write_text(json.dumps({"format": 1, "identity": {**again.identity, "chain_id": 1}}))
     with pytest.raises(BDFLError, match="another account or deployment"):
         PeerState.open(tmp_path, **ident)
+
+
+def test_rounds_csv_appends_across_restarts_and_keeps_another_header_aside(tmp_path: Path) -> None:
+    import csv
+
+    from bdfl.peer.state import ROUNDS_FILE, PeerState
+
+    ident = {"address": "0xAbC0000000000000000000000000000000000001", "chain_id": 31337, "round_manager": "0x00000000000000000000000000000000000000Ff"}
+    st = PeerState.open(tmp_path, **ident)
+    st.append_round({"chain_round": 0, "accuracy": 0.5})
+    again = PeerState.open(tmp_path, **ident)  # a restart
+    again.append_round({"chain_round": 1, "accuracy": 0.6})
+    path = again.folder / ROUNDS_FILE
+    assert [r["chain_round"] for r in csv.DictReader(path.open())] == ["0", "1"]
+    again.append_round({"chain_round": 2, "accuracy": 0.7, "loss": 1.0})  # another version's columns
+    assert [r["chain_round"] for r in csv.DictReader(path.open())] == ["2"]
+    assert [r["chain_round"] for r in csv.DictReader(path.with_name(ROUNDS_FILE + ".old").open())] == ["0", "1"]
 
 
 def test_overlay_tracker_builds_once_and_repairs() -> None:

@@ -102,7 +102,8 @@ def _wire(sp: Any, world: dict[str, Any], cfg: Any, view: MemoryChainView, curre
     sp.view, sp.fetcher = view, world["fetcher"]
     sp.engine = PeerEngine(sp.peer, view=view, fetch=sp.fetcher.fetch_many, task="clients.digits", state=sp.round_state, cfg=cfg)  # type: ignore[arg-type]
     sp.stop = SimpleNamespace(is_set=lambda: False, wait=lambda s: None)
-    sp.chain = SimpleNamespace(committee=view.committee, current_round=lambda: current_round)
+    sp.chain = SimpleNamespace(committee=view.committee, current_round=lambda: current_round,
+                               stake_of=lambda: 90 * 10**18, claimable=lambda: 0)  # rounds.csv reads both
     sp._clocks, sp.rounds_done, sp.trained_round = {}, 0, None
     return sp
 
