@@ -171,7 +171,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     print(f"deployment file: {path}")
     p = Deployment.load(path).params
     # an update needs quorum votes from members other than its trainer: a smaller federation approves nothing
-    print(f"committee {p.committee_size} seats, {p.auditors_per_update} auditors per update, quorum {p.quorum}: "
+    print(f"committee of up to {p.committee_size} seats (never more than the members), {p.auditors_per_update} auditors per update, quorum {p.quorum}: "
           f"updates can be approved once at least {p.quorum + 1} members are active")
     return 0
 
@@ -199,6 +199,9 @@ def run_config(args: argparse.Namespace) -> tuple[ExperimentConfig, list[str]]:
         overrides["attack.fraction"] = DEFAULT_ATTACK_FRACTION
         notes = [f"--attack {args.attack} without --attackers: {DEFAULT_ATTACK_FRACTION:g} of the peers attack"]
         cfg = load_config(args.config, overrides, notes)
+    if cfg.num_attackers * 2 >= cfg.peers:
+        notes.append(f"{cfg.num_attackers} of {cfg.peers} peers attack: at half or more, committees are expected to have "
+                     "no honest majority, which the audit's guarantees assume; the run shows what happens then")
     if cfg.defense.name == "trimmed_mean" and cfg.overlay.topology == "expander":
         combined = min(cfg.overlay.degree, cfg.peers - 1) + 1  # its neighbours' models and its own
         if int(cfg.defense.trimmed_mean.beta * combined) == 0:

@@ -590,6 +590,9 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
         _range("task.samples_per_peer", t.samples_per_peer, 2, 1_000_000)
     else:
         _range("task.samples_per_peer", t.samples_per_peer, 0, 1_000_000)
+        if t.samples_per_peer:  # a value the run would silently not use
+            raise ConfigError("task.samples_per_peer", f"{t.samples_per_peer} is not used by partition {t.partition!r}",
+                              fix="leave it out (0), or set task.partition = \"iid_sample\", the scheme it belongs to")
     _range("task.val_fraction", t.val_fraction, 0.0, 0.9, lo_open=True)
     _range("task.local_epochs", t.local_epochs, 1, 1000)
     _range("task.batch_size", t.batch_size, 1, 100_000)

@@ -40,6 +40,14 @@ abstract contract LeverVotes is Fixture {
         }
     }
 
+    /// @dev How many of update `u`'s auditors are in `coalition`.
+    function colludersAuditing(uint256 round, uint256 u, address[] memory coalition) internal view returns (uint256 n) {
+        address[] memory a = rm.auditorsOf(round, u);
+        for (uint256 j = 0; j < a.length; ++j) {
+            if (isIn(a[j], coalition)) ++n;
+        }
+    }
+
     /// @dev `target` rejected by every auditor except those in `acceptors` (a colluding coalition).
     function voteTarget(uint256 round, uint256 target, address[] memory acceptors) internal {
         _vote(round, target, acceptors, false);
@@ -94,14 +102,6 @@ contract OrderLeverTest is LeverVotes {
         return keccak256(abi.encode(rm.lastSeed(), bytes32(b), round));
     }
 
-    function _colludersAuditing(uint256 round, uint256 pIdx) internal view returns (uint256 n) {
-        address[] memory a = rm.auditorsOf(round, pIdx);
-        address[] memory col = _coalition();
-        for (uint256 j = 0; j < a.length; ++j) {
-            if (isIn(a[j], col)) ++n;
-        }
-    }
-
     function test_knownLever_submissionOrderChoosesTheAuditorsOfAPoisonedUpdate() public {
         bool found;
         uint256 m = N - HONEST;
@@ -117,7 +117,7 @@ contract OrderLeverTest is LeverVotes {
                 uint256 snap = vm.snapshotState();
                 uint256 pIdx = _submitCoalition(round, pos);
                 assertTrue(rm.roundInfo(round).seed == predicted, "seed predicted before the coalition submitted");
-                uint256 n = _colludersAuditing(round, pIdx);
+                uint256 n = colludersAuditing(round, pIdx, _coalition());
                 if (n > best) {
                     best = n;
                     bestPos = pos;
@@ -188,14 +188,6 @@ contract FrontRunLeverTest is LeverVotes {
         for (uint256 i = j; i < N - HONEST; ++i) submit(peers[HONEST + i], round, hashOf(round, HONEST + i));
     }
 
-    function _collidingAuditors(uint256 round, uint256 u) internal view returns (uint256 n) {
-        address[] memory a = rm.auditorsOf(round, u);
-        address[] memory col = _coalition();
-        for (uint256 j = 0; j < a.length; ++j) {
-            if (isIn(a[j], col)) ++n;
-        }
-    }
-
     function test_knownLever_frontRunPlacesAnHonestUpdateUnderColluders() public {
         bool found;
         address victim = peers[HONEST - 1];
@@ -209,7 +201,7 @@ contract FrontRunLeverTest is LeverVotes {
             for (uint256 j = 0; j <= N - HONEST; ++j) {
                 uint256 snap = vm.snapshotState();
                 uint256 vIdx = _submitAround(round, j);
-                uint256 n = _collidingAuditors(round, vIdx);
+                uint256 n = colludersAuditing(round, vIdx, _coalition());
                 if (j == 0) {
                     worst = n; // natural order: the victim right after the honest peers
                     worstJ = 0;

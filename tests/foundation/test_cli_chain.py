@@ -56,7 +56,8 @@ def test_bdfl_deploy_to_a_running_chain(devnet: object, project_root: Path, tmp_
     assert d.chain_id == 31337 and len(d.abi_hashes) == 3
     # the smallest federation that can approve anything is said (an outside probe's 3 peers against a deployment
     # with quorum 5 approved nothing, without a word)
-    assert "committee 32 seats, 3 auditors per update, quorum 2: updates can be approved once at least 3 members are active" in proc.stdout
+    assert ("committee of up to 32 seats (never more than the members), 3 auditors per update, quorum 2: updates can be approved "
+            "once at least 3 members are active") in proc.stdout
 
 
 def test_bdfl_deploy_unreachable_rpc_is_one_clear_error(project_root: Path, tmp_path: Path) -> None:
@@ -110,7 +111,7 @@ def test_bdfl_deploy_takes_the_experiments_protocol_table(devnet: object, projec
     assert proc.returncode == 0, proc.stderr
     params = json.loads(out.read_text())["params"]
     assert params["submit_duration"] == 45 and params["committee_size"] == 4 and params["quorum"] == 2, params
-    assert "committee 4 seats, 3 auditors per update, quorum 2: updates can be approved once at least 3 members are active" in proc.stdout
+    assert "committee of up to 4 seats (never more than the members), 3 auditors per update, quorum 2: updates can be approved once at least 3 members are active" in proc.stdout
     small = tmp_path / "small.toml"  # only phase lengths: the experiment's committee for its 20 peers (quorum 5)
     small.write_text("[protocol]\nsubmit_seconds = 45\n")
     proc = subprocess.run([sys.executable, "-m", "bdfl", "deploy", "--rpc-url", devnet.rpc_url, "--config", str(small),  # type: ignore[attr-defined]

@@ -203,3 +203,9 @@ def test_attack_name_and_fraction_beside_groups_are_said_to_be_unused(tmp_path: 
     resolved.write_text(dump_toml(cfg))
     notes2: list[str] = []
     assert load_config(resolved, None, notes2) == cfg and notes2 == []
+
+
+def test_half_or_more_attackers_is_said_to_void_the_honest_majority() -> None:
+    cfg, notes = _run_args("--attackers", "0.5")
+    assert cfg.num_attackers == 10 and any("no honest majority" in n for n in notes)
+    assert not any("no honest majority" in n for n in _run_args("--attackers", "0.45")[1])

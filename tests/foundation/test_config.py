@@ -125,6 +125,7 @@ def test_samples_per_peer_belongs_to_iid_sample() -> None:
         ({"task": {"partition": "iid_sample"}}, "[2, 1e+06]"),  # required with iid_sample
         ({"task": {"partition": "iid_sample", "samples_per_peer": 1}}, "[2, 1e+06]"),
         ({"task": {"partition": "iid", "samples_per_peer": -1}}, "[0, 1e+06]"),
+        ({"task": {"samples_per_peer": 5}}, "not used by partition 'dirichlet'"),  # silently unused before
         ({"task": {"partition": "iid_sample", "samples_per_peer": 2.5}}, None),
     ]:
         with pytest.raises(ConfigError) as info:
