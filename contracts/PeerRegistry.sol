@@ -84,7 +84,7 @@ contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
         uint16 missedRounds; // consecutive rounds without a submission
         uint64 reputation; // fixed point, 0..REP_MAX
         uint32 joinRound; // round in which the current membership began
-        uint32 lastSubmitRound; // (round + 1) of the latest submission, 0 = never (or booked, then left and back: {_forgetBookedSubmission})
+        uint32 lastSubmitRound; // (round + 1) of the latest submission, 0 = never (or booked, then left and back: {_pushMember})
         uint32 index; // position in the member array while Active or Exiting
         uint16 rejectStreak; // the peer's updates rejected in a row (approval resets it)
         uint32 submitIndex; // index of its update in round lastSubmitRound - 1 (booked by {sweep})
@@ -261,8 +261,7 @@ contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
         p.status = Status.Active;
         p.missedRounds = 0;
         p.joinRound = uint32(round);
-        _forgetBookedSubmission(p, round);
-        _pushMember(p, msg.sender);
+        _pushMember(p, msg.sender, round);
         _balances[msg.sender].stake += stake.toUint128();
         totalStaked += stake;
         _endpoints[msg.sender] = endpoint;
@@ -334,20 +333,9 @@ contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
         p.status = Status.Active;
         p.missedRounds = 0;
         p.joinRound = uint32(currentRound);
-        _forgetBookedSubmission(p, currentRound);
-        _pushMember(p, msg.sender);
+        _pushMember(p, msg.sender, currentRound);
         emit PeerReactivated(msg.sender, addedStake, stake, currentRound);
         if (addedStake != 0) IERC20(address(token)).safeTransferFrom(msg.sender, address(this), addedStake);
-    }
-
-    /// @dev A non-member whose latest submission is of the current round was removed by that
-    ///      round's sweep, which booked the update first (only the sweep removes members). Joining
-    ///      again before the sweep ends appends it to the member array, where the sweep meets it a
-    ///      second time: forgetting the submission keeps it from being booked (slashed, its
-    ///      streak counted) twice. Its missed counter is reset and its join round is the current
-    ///      one, so that second visit books nothing.
-    function _forgetBookedSubmission(Peer storage p, uint64 round) internal {
-        if (p.lastSubmitRound == round + 1) p.lastSubmitRound = 0;
     }
 
     /// @notice Transfer every credited reward to the caller (pull payment).
@@ -860,11 +848,17 @@ contract PeerRegistry is AccessControl, ReentrancyGuardTransient, IERC20Errors {
         }
     }
 
-    /// @dev Appends `peer` to the member positions; then the RoundManager (the cached
-    ///      PROTOCOL_ROLE holder, once there is one) warms the slots a round will write for
-    ///      it ({IMemberSlots-warmMember}, issue 23): the joiner pays that one-time cost here
-    ///      instead of the rounds paying 20k per slot they write for the first time.
-    function _pushMember(Peer storage p, address peer) internal {
+    /// @dev Appends `peer` to the member positions in round `round` (the current one); then the
+    ///      RoundManager (the cached PROTOCOL_ROLE holder, once there is one) warms the slots a
+    ///      round will write for it ({IMemberSlots-warmMember}, issue 23): the joiner pays that
+    ///      one-time cost here instead of the rounds paying 20k per slot they write for the first
+    ///      time. A non-member whose latest submission is of `round` was removed by that round's
+    ///      sweep, which booked the update first (only the sweep removes members); appended again
+    ///      before the sweep ends, it is met by the sweep a second time, so its submission is
+    ///      forgotten here: it is not booked (slashed, its streak counted) twice. Its missed
+    ///      counter is reset and its join round is `round`, so that second visit books nothing.
+    function _pushMember(Peer storage p, address peer, uint64 round) internal {
+        if (p.lastSubmitRound == round + 1) p.lastSubmitRound = 0;
         uint32 n = _memberCount;
         p.index = n;
         _memberAt[n] = peer;

@@ -193,8 +193,7 @@ class Model:
         p.status = ACTIVE
         p.missed = 0
         p.join_round = self.round
-        self._forget_booked_submission(p)
-        self.members.append(a)
+        self._push_member(a, p)
         p.stake += amount - fee
         self.total_staked += amount - fee
         self.balance += amount - fee
@@ -246,14 +245,15 @@ class Model:
         p.status = ACTIVE
         p.missed = 0
         p.join_round = self.round
-        self._forget_booked_submission(p)
-        self.members.append(a)
+        self._push_member(a, p)
 
-    def _forget_booked_submission(self, p: Any) -> None:
-        """Removed by this round's sweep after its update was booked: not booked again when the
-        sweep meets it a second time (PeerRegistry._forgetBookedSubmission)."""
+    def _push_member(self, a: str, p: Any) -> None:
+        """Append ``a`` to the members; a submission of this round was booked by the sweep that
+        removed it, so it is forgotten: not booked again when the sweep meets it a second time
+        (PeerRegistry._pushMember)."""
         if p.last_submit == self.round + 1:
             p.last_submit = 0
+        self.members.append(a)
 
     def claim(self, a: str) -> int:
         p = self.peer(a)
