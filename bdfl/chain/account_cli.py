@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bdfl.chain.accounts import check_key_allowed, load_key_file
-from bdfl.chain.deploy import REP_MAX, TOKEN, Deployment
+from bdfl.chain.deploy import REP_MAX, Deployment, tokens_text
 from bdfl.chain.devnet import connect
 from bdfl.chain.protocol import ProtocolClient, Status
 from bdfl.chain.txsender import TxSender
@@ -22,10 +22,6 @@ __all__ = ["ACTIONS", "AccountState", "account_cli"]
 
 #: What `bdfl account` may do besides showing the account.
 ACTIONS = ("claim", "leave", "withdraw")
-
-
-def _tokens(amount: int) -> str:
-    return f"{amount / TOKEN:,.6f}".rstrip("0").rstrip(".")
 
 
 @dataclass(frozen=True)
@@ -44,8 +40,8 @@ class AccountState:
 
     def lines(self) -> list[str]:
         rows = [("account", self.address), ("status", self.status.name), ("reputation", f"{self.reputation:.3f}"),
-                ("stake", f"{_tokens(self.stake)} tokens"), ("rewards to claim", f"{_tokens(self.claimable)} tokens"),
-                ("wallet", f"{_tokens(self.wallet)} tokens"), ("rejected in a row", str(self.reject_streak)),
+                ("stake", f"{tokens_text(self.stake)} tokens"), ("rewards to claim", f"{tokens_text(self.claimable)} tokens"),
+                ("wallet", f"{tokens_text(self.wallet)} tokens"), ("rejected in a row", str(self.reject_streak)),
                 ("chain round", str(self.round))]
         if self.status == Status.LEFT:
             rows.append(("withdrawable from round", str(self.withdrawable_from)))
@@ -77,7 +73,7 @@ def account_cli(*, rpc_url: str, key_file: str, deployment_file: str, action: st
             raise BDFLError(f"account {before.address} has no rewards to claim",
                             fix="rewards are credited when the account's updates are approved and its votes counted")
         chain.claim()
-        done.append(f"claimed {_tokens(before.claimable)} tokens")
+        done.append(f"claimed {tokens_text(before.claimable)} tokens")
     elif action == "leave":
         if before.status not in (Status.ACTIVE, Status.INACTIVE):
             raise BDFLError(f"account {before.address} is {before.status.name}: only a member (ACTIVE, or INACTIVE) can leave",
@@ -96,7 +92,7 @@ def account_cli(*, rpc_url: str, key_file: str, deployment_file: str, action: st
             raise BDFLError(f"account {before.address}'s stake is bonded until round {before.withdrawable_from} (the chain is at {before.round})",
                             fix="try again from that round")
         chain.withdraw()
-        done.append(f"withdrew {_tokens(before.stake)} tokens")
+        done.append(f"withdrew {tokens_text(before.stake)} tokens")
     elif action is not None:
         raise BDFLError(f"unknown account action {action!r}", fix=f"one of {', '.join(ACTIONS)}")
     return done + _state(chain).lines()

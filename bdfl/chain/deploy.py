@@ -220,6 +220,12 @@ def _policy_hash(value: Any) -> bytes:
     return raw
 
 
+def tokens_text(amount: int) -> str:
+    """Base units as whole tokens for a message: 1,000,000 (not 1e+06), 0.5."""
+    whole, rest = divmod(int(amount), TOKEN)
+    return f"{whole:,}" if rest == 0 else f"{amount / TOKEN:,.6f}".rstrip("0")
+
+
 def abi_hash(abi: list[dict[str, Any]]) -> str:
     """sha256 of the canonical ABI JSON (same definition as ``compiler.Artifact.abi_hash``)."""
     return "0x" + hashlib.sha256(json.dumps(abi, sort_keys=True, separators=(",", ":")).encode()).hexdigest()

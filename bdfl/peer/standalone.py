@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from bdfl.chain.accounts import check_key_allowed, load_key_file
-from bdfl.chain.deploy import Deployment, TOKEN
+from bdfl.chain.deploy import TOKEN, Deployment, tokens_text
 from bdfl.chain.endpoints import endpoint_rule
 from bdfl.chain.devnet import connect, make_web3
 from bdfl.chain.protocol import Phase, ProtocolClient, Status, draw_gas_bound, submissions_closed_reader
@@ -148,12 +148,6 @@ def waiting_text(info: Any, now: float) -> str:
     until = f"in {left} s" if left > 0 else "passed: advancing"
     return (f"{done}; it ends when every member expected has acted, else at its deadline {at} ({until}); "
             "a member that stopped without leaving holds it until then")
-
-
-def _tokens(amount: int) -> str:
-    """Base units as whole tokens for a message: 1,000,000 (not 1e+06), 0.5."""
-    whole, rest = divmod(int(amount), TOKEN)
-    return f"{whole:,}" if rest == 0 else f"{amount / TOKEN:,.6f}".rstrip("0")
 
 
 def default_state_dir(key_file: str) -> Path:
@@ -396,12 +390,12 @@ class StandalonePeer:
 
         def check_funds(stake: int) -> None:
             if stake < min_stake:
-                raise BDFLError(f"--stake {self.args.stake} is below the minimum stake of {_tokens(min_stake)} tokens")
+                raise BDFLError(f"--stake {self.args.stake} is below the minimum stake of {tokens_text(min_stake)} tokens")
             have = chain.token_balance()
             if have < stake:
-                raise BDFLError(f"account {self.address} holds {_tokens(have)} tokens, joining needs a stake of {_tokens(stake)}",
+                raise BDFLError(f"account {self.address} holds {tokens_text(have)} tokens, joining needs a stake of {tokens_text(stake)}",
                                 fix="get stake tokens (BDFLToken) to this account"
-                                + (f", or lower --stake (the minimum is {_tokens(min_stake)})" if stake > min_stake else ""))
+                                + (f", or lower --stake (the minimum is {tokens_text(min_stake)})" if stake > min_stake else ""))
             if int(self.w3.eth.get_balance(self.address)) == 0:
                 raise BDFLError(f"account {self.address} has no ETH to pay for gas", fix="send it some ETH first")
 
@@ -411,7 +405,7 @@ class StandalonePeer:
         if "joined" in done:
             fee = int(getattr(self.params, "entry_fee", 0))  # a fresh address pays it out of what it sends (burned)
             log.info("joined with a stake of %g tokens%s, endpoint %s", chain.stake_of() / TOKEN,
-                     f" (the entry fee of {_tokens(fee)} tokens is burned from what it paid)" if fee else "", url)
+                     f" (the entry fee of {tokens_text(fee)} tokens is burned from what it paid)" if fee else "", url)
         elif "reactivated" in done:
             log.info("reactivated (added stake %g tokens)", (chain.stake_of() - before_stake) / TOKEN)
         elif "endpoint_updated" in done:

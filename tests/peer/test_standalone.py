@@ -804,10 +804,10 @@ def test_overlay_tracker_builds_once_and_repairs() -> None:
 
 
 def test_token_amounts_in_messages_are_written_out() -> None:
-    from bdfl.peer.standalone import _tokens
+    from bdfl.chain.deploy import tokens_text
 
-    assert _tokens(10**24) == "1,000,000"  # was "1e+06"
-    assert _tokens(5 * 10**17) == "0.5" and _tokens(0) == "0" and _tokens(123456789 * 10**12) == "123.456789"
+    assert tokens_text(10**24) == "1,000,000"  # was "1e+06"
+    assert tokens_text(5 * 10**17) == "0.5" and tokens_text(0) == "0" and tokens_text(123456789 * 10**12) == "123.456789"
 
 
 def test_a_federation_below_the_quorum_is_told_once_per_round(caplog: pytest.LogCaptureFixture) -> None:
