@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
-import signal
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 from bdfl.config import ExperimentConfig
 from bdfl.experiment.orchestrator import Orchestrator
 from bdfl.experiment.setup import preflight
+from bdfl.experiment.signals import sigterm_as_interrupt
 
 log = logging.getLogger("bdfl.run")
 
@@ -38,24 +38,17 @@ def run_experiment(cfg: ExperimentConfig, *, quiet: bool = False, out: Path | No
     orch = Orchestrator(cfg, out_dir, quiet=quiet)
     for line in notes:
         orch.note(line)
-    previous = signal.getsignal(signal.SIGTERM)
-
-    def _term(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, _term)  # `kill` gets the same clean shutdown as Ctrl-C
-    try:
-        orch.run()
-    except KeyboardInterrupt:
-        orch.note("interrupted: stopping workers and devnet; results so far are kept")
-        orch.shutdown(status="interrupted")
-        orch.note(f"results: {out_dir}")  # where they are kept (a default folder name has a time stamp)
-        raise
-    except BaseException as exc:
-        orch.shutdown(status="failed", error=exc)
-        raise
-    else:
-        orch.shutdown(status="completed")
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    with sigterm_as_interrupt():  # `kill` gets the same clean shutdown as Ctrl-C
+        try:
+            orch.run()
+        except KeyboardInterrupt:
+            orch.note("interrupted: stopping workers and devnet; results so far are kept")
+            orch.shutdown(status="interrupted")
+            orch.note(f"results: {out_dir}")  # where they are kept (a default folder name has a time stamp)
+            raise
+        except BaseException as exc:
+            orch.shutdown(status="failed", error=exc)
+            raise
+        else:
+            orch.shutdown(status="completed")
     return out_dir

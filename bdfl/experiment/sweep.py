@@ -38,10 +38,8 @@ import hashlib
 import itertools
 import json
 import shutil
-import signal
 import subprocess
 import sys
-import threading
 import time
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -53,6 +51,7 @@ from bdfl.errors import BDFLError, ConfigError
 from bdfl.experiment.compare import compare_runs
 from bdfl.experiment.results import atomic_write_text
 from bdfl.experiment.setup import preflight
+from bdfl.experiment.signals import sigterm_as_interrupt
 from bdfl.experiment.sweep_table import write_sweep_outputs
 
 SWEEP_MANIFEST = "sweep.json"
@@ -367,72 +366,67 @@ def _run_all(todo: list[tuple[int, dict[str, Any], ExperimentConfig, Path]], tot
     started: dict[Any, float] = {}
     durations: list[float] = []
 
-    def _term(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    # SIGTERM (kill, timeout, a job scheduler) stops the running points as Ctrl-C does: without
-    # this the sweep died at once and its `bdfl run` children ran on alone, devnets and all
-    previous = signal.signal(signal.SIGTERM, _term) if threading.current_thread() is threading.main_thread() else None
-    try:
-        while pending or running:
-            busy_seeds = {cfg.seed for (_i, _p, cfg, _d) in running.values()}
-            while len(running) < jobs:
-                pick = next((t for t in pending if t[2].seed not in busy_seeds), None)
-                if pick is None:
-                    break
-                pending.remove(pick)
-                i, params, cfg, run_dir = pick
-                if run_dir.exists():
-                    shutil.rmtree(run_dir)  # an interrupted run starts over
-                run_dir.parent.mkdir(parents=True, exist_ok=True)
-                cfg_path = run_dir.parent / f".{run_dir.name}.toml"
-                cfg_path.write_text(dump_toml(cfg))
-                if not quiet:
-                    print(f"[sweep {i}/{total}] {point_text(params)}: running", flush=True)
-                # stderr to a file, never a pipe: a pipe nobody reads until the run ends fills
-                # up (64 KiB) on a chatty run and blocks it forever
-                err_path = run_dir.parent / f".{run_dir.name}.stderr"
-                with open(err_path, "w") as err_file:
-                    proc = subprocess.Popen(
-                        run_command(cfg_path, run_dir),
-                        stdout=subprocess.DEVNULL, stderr=err_file, text=True,
-                    )
-                running[proc] = pick
-                started[proc] = time.monotonic()
-                busy_seeds.add(cfg.seed)
-            time.sleep(0.2)
-            for proc in [p for p in running if p.poll() is not None]:
-                i, params, cfg, run_dir = running.pop(proc)
-                durations.append(time.monotonic() - started.pop(proc))
-                err_path = run_dir.parent / f".{run_dir.name}.stderr"
-                err = err_path.read_text(errors="replace").strip() if err_path.exists() else ""
-                err_path.unlink(missing_ok=True)
-                (run_dir.parent / f".{run_dir.name}.toml").unlink(missing_ok=True)
-                if proc.returncode == 130:
-                    raise KeyboardInterrupt
-                if proc.returncode not in (0, 3):  # 3: ran every round, status "degraded" (a result too)
-                    last = err.splitlines()[-2:] if err else [f"exit code {proc.returncode}"]
-                    failures.append((f"{params}: {' '.join(last)}", run_dir))
+    # SIGTERM stops the running points as Ctrl-C does: without it the sweep died at once and its
+    # `bdfl run` children ran on alone, devnets and all
+    with sigterm_as_interrupt():
+        try:
+            while pending or running:
+                busy_seeds = {cfg.seed for (_i, _p, cfg, _d) in running.values()}
+                while len(running) < jobs:
+                    pick = next((t for t in pending if t[2].seed not in busy_seeds), None)
+                    if pick is None:
+                        break
+                    pending.remove(pick)
+                    i, params, cfg, run_dir = pick
+                    if run_dir.exists():
+                        shutil.rmtree(run_dir)  # an interrupted run starts over
+                    run_dir.parent.mkdir(parents=True, exist_ok=True)
+                    cfg_path = run_dir.parent / f".{run_dir.name}.toml"
+                    cfg_path.write_text(dump_toml(cfg))
                     if not quiet:
-                        print(f"[sweep {i}/{total}] {point_text(params)}: FAILED ({' '.join(last)})", flush=True)
-                elif not quiet:
-                    left = len(pending) + len(running)
-                    eta = sum(durations) / len(durations) * left / jobs
-                    print(f"[sweep {i}/{total}] {point_text(params)}: {result_text(run_dir)} in {durations[-1]:.0f} s"
-                          + (f"; {left} to go, about {eta / 60:.1f} min left" if left else ""), flush=True)
-    except KeyboardInterrupt:
-        print("sweep interrupted: finished points are kept; the same command again resumes with the others",
-              file=sys.stderr, flush=True)
-        raise
-    finally:
-        for proc in running:  # Ctrl-C or an error: runs stop cleanly (their own SIGINT/SIGTERM handling)
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in running:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+                        print(f"[sweep {i}/{total}] {point_text(params)}: running", flush=True)
+                    # stderr to a file, never a pipe: a pipe nobody reads until the run ends fills
+                    # up (64 KiB) on a chatty run and blocks it forever
+                    err_path = run_dir.parent / f".{run_dir.name}.stderr"
+                    with open(err_path, "w") as err_file:
+                        proc = subprocess.Popen(
+                            run_command(cfg_path, run_dir),
+                            stdout=subprocess.DEVNULL, stderr=err_file, text=True,
+                        )
+                    running[proc] = pick
+                    started[proc] = time.monotonic()
+                    busy_seeds.add(cfg.seed)
+                time.sleep(0.2)
+                for proc in [p for p in running if p.poll() is not None]:
+                    i, params, cfg, run_dir = running.pop(proc)
+                    durations.append(time.monotonic() - started.pop(proc))
+                    err_path = run_dir.parent / f".{run_dir.name}.stderr"
+                    err = err_path.read_text(errors="replace").strip() if err_path.exists() else ""
+                    err_path.unlink(missing_ok=True)
+                    (run_dir.parent / f".{run_dir.name}.toml").unlink(missing_ok=True)
+                    if proc.returncode == 130:
+                        raise KeyboardInterrupt
+                    if proc.returncode not in (0, 3):  # 3: ran every round, status "degraded" (a result too)
+                        last = err.splitlines()[-2:] if err else [f"exit code {proc.returncode}"]
+                        failures.append((f"{params}: {' '.join(last)}", run_dir))
+                        if not quiet:
+                            print(f"[sweep {i}/{total}] {point_text(params)}: FAILED ({' '.join(last)})", flush=True)
+                    elif not quiet:
+                        left = len(pending) + len(running)
+                        eta = sum(durations) / len(durations) * left / jobs
+                        print(f"[sweep {i}/{total}] {point_text(params)}: {result_text(run_dir)} in {durations[-1]:.0f} s"
+                              + (f"; {left} to go, about {eta / 60:.1f} min left" if left else ""), flush=True)
+        except KeyboardInterrupt:
+            print("sweep interrupted: finished points are kept; the same command again resumes with the others",
+                  file=sys.stderr, flush=True)
+            raise
+        finally:
+            for proc in running:  # Ctrl-C or an error: runs stop cleanly (their own SIGINT/SIGTERM handling)
+                if proc.poll() is None:
+                    proc.terminate()
+            for proc in running:
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
     return failures
