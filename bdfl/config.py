@@ -825,17 +825,21 @@ def scale_to_peers(data: dict[str, Any], explicit: set[str]) -> str:
         return ""  # validate() names the bad peer count
     tables = {"overlay": OverlayConfig(), "protocol": ProtocolConfig()}
 
-    def get(key: str) -> Any:
+    def given(key: str) -> bool:
+        """Whether the config file (or the command line, merged into ``data``) sets ``key``."""
         table, name = key.split(".")
         node = data.get(table)
-        return node[name] if isinstance(node, dict) and name in node else getattr(tables[table], name)
+        return isinstance(node, dict) and name in node
+
+    def get(key: str) -> Any:
+        table, name = key.split(".")
+        return data[table][name] if given(key) else getattr(tables[table], name)
 
     values = {key: get(key) for key in DERIVED_SETTINGS}
     if not all(isinstance(v, int) and not isinstance(v, bool) for v in values.values()):
         return ""  # validate() names the bad type
     new = dict(values)
-    protocol_table = data.get("protocol")
-    if "protocol.committee_size" not in explicit and not (isinstance(protocol_table, dict) and "committee_size" in protocol_table):
+    if "protocol.committee_size" not in explicit and not given("protocol.committee_size"):
         seats, members = COMMITTEE_SHARE  # the library default: the committee grows with the federation
         grown = min(-(-peers * seats // members), 2 * values["protocol.auditors_per_update"] + 1, MAX_COMMITTEE)
         new["protocol.committee_size"] = max(values["protocol.committee_size"], grown)
@@ -846,19 +850,17 @@ def scale_to_peers(data: dict[str, Any], explicit: set[str]) -> str:
     # not one to rewrite). The library's defaults always fit the peer count.
     peers_changed = "peers" in explicit
 
-    def from_file(key: str) -> bool:
-        table, name = key.split(".")
-        node = data.get(table)
-        return isinstance(node, dict) and name in node
+    def fixed(key: str) -> bool:
+        return key in explicit or (given(key) and not peers_changed)
 
     def lower(key: str, bound: int) -> None:
-        if key not in explicit and not (from_file(key) and not peers_changed) and new[key] > bound:
+        if not fixed(key) and new[key] > bound:
             new[key] = max(1, bound)
 
     lower("protocol.committee_size", peers)
     lower("protocol.auditors_per_update", new["protocol.committee_size"] - 1)
     m_old, m_new = values["protocol.auditors_per_update"], new["protocol.auditors_per_update"]
-    if m_new < m_old and "protocol.quorum" not in explicit and not (from_file("protocol.quorum") and not peers_changed) and m_old > 0:
+    if m_new < m_old and not fixed("protocol.quorum") and m_old > 0:
         new["protocol.quorum"] = max(1, min(m_new, -(-values["protocol.quorum"] * m_new // m_old)))
     lower("protocol.quorum", new["protocol.auditors_per_update"])
     changes = [f"{k} {values[k]} -> {new[k]}" for k in DERIVED_SETTINGS if new[k] != values[k]]
