@@ -54,6 +54,13 @@ def _grid(path: Path, *, rounds: int, fraction: float) -> Path:
     return path
 
 
+def _small_grid(path: Path, name: str, grid: str) -> Path:
+    """A grid file on the default experiment at 6 peers and 2 rounds; ``grid``: its [grid] lines."""
+    path.write_text(f'name = "{name}"\nbase = "{ROOT / "experiments" / "configs" / "default.toml"}"\n'
+                    f"[set]\npeers = 6\nrounds = 2\n[grid]\n{grid}\n")
+    return path
+
+
 @pytest.fixture
 def fake_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     script = tmp_path / "fake_run.py"
@@ -223,16 +230,7 @@ def test_a_sweep_run_in_parts_keeps_every_parts_points(tmp_path: Path, fake_runs
     out = tmp_path / "sweep"
     grid = tmp_path / "grid.toml"
     for attack in ("none", "label_flip"):
-        grid.write_text(textwrap.dedent(f"""\
-            name = "parts"
-            base = "{ROOT / 'experiments' / 'configs' / 'default.toml'}"
-            [set]
-            peers = 6
-            rounds = 2
-            [grid]
-            "attack.name" = ["{attack}"]
-            "defense.name" = ["fedavg"]
-            """))
+        _small_grid(grid, "parts", f'"attack.name" = ["{attack}"]\n"defense.name" = ["fedavg"]')
         run_sweep(grid, out=out, quiet=True)
     points = json.loads((out / SWEEP_MANIFEST).read_text())["points"]
     by_attack = {p["params"]["attack.name"]: p["action"] for p in points}
@@ -290,16 +288,7 @@ def test_a_grid_without_attack_keys_labels_its_rows_with_the_runs_attack(tmp_pat
     drawn as "attack: none, attacker fraction 0" although every run had 30 % label flipping."""
     import csv
 
-    grid = tmp_path / "grid.toml"
-    grid.write_text(textwrap.dedent(f"""\
-        name = "defenses"
-        base = "{ROOT / 'experiments' / 'configs' / 'default.toml'}"
-        [set]
-        peers = 6
-        rounds = 2
-        [grid]
-        "defense.name" = ["fedavg", "median"]
-        """))
+    grid = _small_grid(tmp_path / "grid.toml", "defenses", '"defense.name" = ["fedavg", "median"]')
     out = tmp_path / "sw"
     run_sweep(grid, out=out, quiet=True)
     rows = list(csv.DictReader((out / "sweep_runs.csv").open()))
