@@ -70,7 +70,7 @@ class FaultInjector:
 
     def emit(self, name: str, r: int, rnd: int, text: str, **args: Any) -> None:
         """One event line (merged into events.jsonl by block) and one run.log line."""
-        block = int(self.o.keeper.w3.eth.block_number)
+        block = self.o.chain.block_number()
         self.events.append({"block": block, "source": "run", "event": name, "round": r, "chain_round": rnd, "args": args})
         if text:
             self.o.note(f"round {r}: {text}")

@@ -2,7 +2,7 @@
 
 A keeper holds no privilege: ``advance`` and ``finalize`` are permissionless, and
 everything else it does is reading public state. On a local devnet it may also
-fast-forward block time to a phase deadline (``evm_increaseTime``), which is how a
+fast-forward block time to a phase deadline (:meth:`bdfl.chain.connection.Chain.mine_at`), which is how a
 simulation skips the wait for an absent peer without changing any rule.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from bdfl.chain.connection import Chain
 from bdfl.chain.protocol import Outcome, Phase, ProtocolClient, Status
 from bdfl.chain.txsender import TxReverted
 from bdfl.errors import BDFLError
@@ -20,10 +21,10 @@ TOKEN = 10**18
 
 
 class Keeper:
-    def __init__(self, client: ProtocolClient, devnet: Any, from_block: int) -> None:
+    def __init__(self, chain: Chain, client: ProtocolClient, devnet: Any, from_block: int) -> None:
+        self.chain = chain
         self.client = client
         self.devnet = devnet
-        self.w3 = client.w3
         self.next_block = from_block + 1
         self.params = client.deployment.params
 
@@ -48,16 +49,12 @@ class Keeper:
 
     def _reach_deadline(self, rnd: int) -> None:
         deadline = self.client.round_info(rnd).deadline
-        now = int(self.w3.eth.get_block("latest")["timestamp"])
-        if now > deadline:
+        if self.chain.timestamp() > deadline:
             return
         if self.devnet is not None and self.devnet.is_local:
-            # set the next block's time explicitly: on a frozen-clock anvil (timestamp
-            # interval 0) evm_increaseTime would be overridden by the interval
-            self.w3.provider.make_request("evm_setNextBlockTimestamp", [deadline + 1])
-            self.w3.provider.make_request("evm_mine", [])
+            self.chain.mine_at(deadline + 1)
             return
-        while int(self.w3.eth.get_block("latest")["timestamp"]) <= deadline:
+        while self.chain.timestamp() <= deadline:
             time.sleep(1.0)
 
     def advance_to(self, rnd: int, target: Phase) -> None:
@@ -101,12 +98,7 @@ class Keeper:
         """Addresses whose wallet token balance a ``Transfer`` of the token (mint and burn
         included) touched in blocks ``[from_block, to_block]``: the only way a balance changes,
         so balances read once stay exact by re-reading just these."""
-        if to_block < from_block:
-            return set()
-        topic = self.w3.keccak(text="Transfer(address,address,uint256)")
-        logs = self.w3.eth.get_logs({"fromBlock": from_block, "toBlock": to_block, "address": self.client.token.address,
-                                     "topics": [topic]})
-        return {self.w3.to_checksum_address(bytes(t)[-20:]) for log in logs for t in log["topics"][1:3]}
+        return self.chain.token_parties(self.client.token.address, from_block, to_block)
 
     def active_members(self) -> list[str]:
         members = self.client.members()
@@ -121,17 +113,8 @@ class Keeper:
 
     def chain_usage(self) -> tuple[int, int, int]:
         """(transactions, gas) in the blocks since the last call, and the last block number."""
-        latest = int(self.w3.eth.block_number)
-        txs = gas = 0
-        start = self.next_block
-        if latest >= start:
-            with self.w3.batch_requests() as batch:
-                for n in range(start, latest + 1):
-                    batch.add(self.w3.eth.get_block(n))
-                blocks = batch.execute()
-            for b in blocks:
-                txs += len(b["transactions"])
-                gas += int(b["gasUsed"])
+        latest = self.chain.block_number()
+        txs, gas = self.chain.block_usage(self.next_block, latest)
         self.next_block = latest + 1
         return txs, gas, latest
 

@@ -13,10 +13,9 @@ from typing import Any
 
 from bdfl.chain.accounts import DEVNET_CHAIN_IDS, check_key_allowed, derive_keys, devnet_account, key_from_env
 from bdfl.chain.compiler import build
-from bdfl.chain.deploy import deploy, fund_peers
+from bdfl.chain.connection import Chain
 from bdfl.chain.devnet import connect, start_devnet
-from bdfl.chain.protocol import Outcome, Phase, ProtocolClient
-from bdfl.chain.txsender import TxSender
+from bdfl.chain.protocol import Outcome, Phase
 from bdfl.config import ExperimentConfig, dump_toml
 from bdfl.errors import BDFLError
 from bdfl.experiment.faults import FaultInjector, keeps_state, late_joiners
@@ -125,7 +124,7 @@ class Orchestrator:
                 host = join_cluster(self.cfg.cluster)
             self.devnet = start_devnet(c.backend, host=host, block_time=c.block_time or None, log_path=self.out_dir / "devnet.log",
                                        frozen_time=frozen)
-        self.w3 = self.devnet.w3()
+        self.chain = Chain(self.devnet.rpc_url)
         self.note(f"chain {self.devnet.rpc_url} (chain id {self.devnet.chain_id})")
 
     def _deploy(self) -> None:
@@ -141,15 +140,16 @@ class Orchestrator:
                             fix="set BDFL_PRIVATE_KEY to a funded account's key (needed on any chain id other "
                                 "than the devnets' 31337 and 1337)")
         check_key_allowed(deployer, self.devnet.chain_id)
-        self.deployer = TxSender(self.w3, deployer)
+        self.deployer = self.chain.sender(deployer)
         self.note("deploying contracts")
         policy = policy_of(self.cfg)  # the audit and aggregation rule, pinned on chain (bdfl.policy)
-        self.deployment = deploy(self.w3, deployer, self.artifacts, protocol_params(self.cfg), sender=self.deployer,
+        self.deployment = self.chain.deploy(deployer, self.artifacts, protocol_params(self.cfg), sender=self.deployer,
                                  policy_hash=policy_hash(policy))
         self.deployment.policy = policy
         self.deployment_path = self.out_dir / "deployment.json"
         self.deployment.save(self.deployment_path)
-        self.keeper = Keeper(ProtocolClient(self.w3, self.deployment, deployer, self.deployer), self.devnet, self.deployment.block_number - 1)
+        self.keeper = Keeper(self.chain, self.chain.client(self.deployment, deployer, self.deployer), self.devnet,
+                             self.deployment.block_number - 1)
 
     def _start_peers(self) -> None:
         cfg = self.cfg
@@ -161,14 +161,14 @@ class Orchestrator:
         self.attacker_addrs = [self.addresses[i] for i in self.attackers]
         stake = self.deployment.params.min_stake
         self.note(f"funding {cfg.peers} peer accounts")
-        fund_peers(self.w3, self.deployment, self.deployer, self.addresses, tokens=stake * 2)
+        self.chain.fund(self.deployment, self.deployer, self.addresses, tokens=stake * 2)
         workers = min(cfg.workers, cfg.peers)
         groups = [list(range(w, cfg.peers, workers)) for w in range(workers)]
         # chain.submission = "relayed": each worker relays its peers' signed submissions from its
         # own account (gas money only: a relayer holds no stake and is no member)
         relayers = derive_keys(cfg.seed, workers, namespace="bdfl-relayer") if cfg.chain.submission == "relayed" else []
         if relayers:
-            fund_peers(self.w3, self.deployment, self.deployer, [a.address for a in relayers], tokens=0)
+            self.chain.fund(self.deployment, self.deployer, [a.address for a in relayers], tokens=0)
         attackers = set(self.attackers)
         seal_key = secrets.token_hex(16)  # fresh per run: only this run's workers hold it
         specs = [

@@ -30,11 +30,11 @@ import torch
 
 from bdfl.attacks import attacker_client
 from bdfl.chain.accounts import account_from_key
-from bdfl.chain.deploy import Deployment
-from bdfl.chain.devnet import batch_mining, make_web3, set_pdeathsig
-from bdfl.chain.protocol import JOIN_GAS, ProtocolClient, draw_gas_bound, submissions_closed_reader
+from bdfl.chain.connection import Chain
+from bdfl.chain.devnet import set_pdeathsig
+from bdfl.chain.protocol import JOIN_GAS, ProtocolClient, draw_gas_bound
 from bdfl.chain.relay import Relayer, RelayRequest
-from bdfl.chain.txsender import DuplicateHashError, FeeCache, TxSender, resync_nonces, wait_many
+from bdfl.chain.txsender import DuplicateHashError, resync_nonces, wait_many
 from bdfl.config import ExperimentConfig, from_dict
 from bdfl.errors import BDFLError
 from bdfl.experiment.messages import (
@@ -150,8 +150,8 @@ class Worker:
         self.batch_mining = frozen_clock(self.cfg)
         self.spec = spec
         cfg = self.cfg
-        self.w3 = make_web3(spec.rpc_url, 60.0)
-        self.deployment = Deployment.load(spec.deployment_path, w3=self.w3)
+        self.chain = Chain(spec.rpc_url, 60.0)
+        self.deployment = self.chain.load_deployment(spec.deployment_path)
         self.host = BlobHost()
         # one listening socket serves every peer here, each under /p/<its index> with its own
         # URL, blobs and per-client budgets (one socket per peer held 5,000 fds per worker at
@@ -167,8 +167,8 @@ class Worker:
                                cache_updates=FETCH_CACHE_ROUNDS * cfg.peers,
                                local=self.host.aserved)  # this worker's peers' updates: their endpoints' bytes, no HTTP copy
         # a round's updates are served once its Submit phase has ended on chain (honest fetches come
-        # later anyway); the seal reads the chain from the endpoints' loop: a web3 of its own
-        self.host.seal = SubmitSeal(submissions_closed_reader(make_web3(spec.rpc_url, 60.0), self.deployment), key=spec.seal_key)
+        # later anyway); the seal reads the chain from the endpoints' loop: a connection of its own
+        self.host.seal = SubmitSeal(self.chain.reconnected().submissions_closed(self.deployment), key=spec.seal_key)
         # attack.knowledge = "omniscient": the attackers' side channel past the seal (not the peers' fetcher:
         # the honest peers' fetches go through the seal as a deployed peer's would)
         self.oracle = (Fetcher(**fetching, seal_key=spec.seal_key, local=functools.partial(self.host.aserved, key=spec.seal_key))
@@ -179,9 +179,9 @@ class Worker:
         task = load_task(cfg.task.client)
         dataset, shards = peer_data(task, cfg)
         self.attackers = set(spec.attackers)
-        self._chain_id = int(self.w3.eth.chain_id)
+        self._chain_id = self.chain.chain_id
         # one chain view (each round read once) and one chain-derived memory for all peers here
-        reader = ProtocolClient(self.w3, self.deployment, account_from_key(spec.peers[0][1]) if spec.peers else None)
+        reader = self.chain.client(self.deployment, account_from_key(spec.peers[0][1]) if spec.peers else None)
         self.view = ProtocolView(reader, members=spec.addresses or None, keep_endpoints=True)
         self.memory = ChainMemory(cfg)
         # Peers in other workers submit concurrently, so any submission may turn out to be the
@@ -191,7 +191,7 @@ class Worker:
         self._outbox: list[Hosted] = []  # peers holding signed transactions, in signing order
         self._signing = 0.0  # seconds spent signing in the current command: chain time
         self._front_runs: list[FrontRun] = []  # submissions re-encoded after a DuplicateHash
-        self._fee_cache = FeeCache(self.w3)  # one fee read per worker, not one per peer
+        self._fee_cache = self.chain.fee_cache()  # one fee read per worker, not one per peer
         # chain.submission = "relayed": this worker relays its peers' signed submissions (bdfl.chain.relay);
         # it is not trusted by them: each checks its entry landed and else submits directly (send_outbox)
         self.relayer: Relayer | None = None
@@ -199,8 +199,8 @@ class Worker:
             if not spec.relayer_key:
                 raise BDFLError("chain.submission = 'relayed' but this worker got no relayer account")
             relay_account = account_from_key(spec.relayer_key)
-            self.relayer = Relayer(ProtocolClient(self.w3, self.deployment, relay_account,
-                                                  TxSender(self.w3, relay_account, chain_id=self._chain_id, fee_cache=self._fee_cache)))
+            self.relayer = Relayer(self.chain.client(self.deployment, relay_account,
+                                                     self.chain.sender(relay_account, fee_cache=self._fee_cache)))
         self._relay_box: list[tuple[int, Hosted, RelayRequest]] = []  # signed submissions for the relayer, in signing order
         self._fallbacks: list[Fallback] = []  # peers that submitted directly after the relay
         # each fetched update decoded once for all peers here, shared read-only; cleared each phase
@@ -280,8 +280,7 @@ class Worker:
         peer.domain = (self._chain_id, self.deployment.round_manager)  # update bytes bind to their submission
         peer.decode_cache = self.decodes
         peer.params = [p.copy() for p in self.initial]
-        sender = TxSender(self.w3, account, chain_id=self._chain_id, fee_cache=self._fee_cache)
-        chain = ProtocolClient(self.w3, self.deployment, account, sender)
+        chain = self.chain.client(self.deployment, account, self.chain.sender(account, fee_cache=self._fee_cache))
         if self.state_dir is not None:
             self.states[index] = PeerState.open(self.state_dir, address=account.address, chain_id=self._chain_id,
                                                 round_manager=self.deployment.round_manager)
@@ -461,7 +460,7 @@ class Worker:
 
     def _mined_together(self) -> AbstractContextManager[Any]:
         """On a simulation devnet, the sends inside are mined in one block (chain.devnet.batch_mining)."""
-        return batch_mining(self.w3) if self.batch_mining else nullcontext()
+        return self.chain.mined_together() if self.batch_mining else nullcontext()
 
     def _relay(self) -> int:
         """Post the queued signed submissions in ``submitBatch`` transactions from this worker's

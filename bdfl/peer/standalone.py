@@ -40,9 +40,10 @@ import numpy as np
 from bdfl.chain.accounts import check_key_allowed, load_key_file
 from bdfl.chain.deploy import TOKEN, Deployment, tokens_text
 from bdfl.chain.endpoints import endpoint_rule
-from bdfl.chain.devnet import connect, make_web3
-from bdfl.chain.protocol import Phase, ProtocolClient, Status, draw_gas_bound, submissions_closed_reader
-from bdfl.chain.txsender import DuplicateHashError, TxReverted, TxSender, transient_chain_errors
+from bdfl.chain.connection import Chain
+from bdfl.chain.devnet import connect
+from bdfl.chain.protocol import Phase, Status, draw_gas_bound
+from bdfl.chain.txsender import DuplicateHashError, TxReverted, transient_chain_errors
 from bdfl.config import ExperimentConfig, load_config, read_toml
 from bdfl.errors import BDFLError
 from bdfl.learning.data import task_shard_indices
@@ -258,12 +259,12 @@ class StandalonePeer:
         devnet = connect(args.rpc_url)
         self.chain_id = devnet.chain_id
         check_key_allowed(self.account, self.chain_id)
-        self.w3 = devnet.w3(request_timeout=30.0)
-        self.deployment.check_chain(self.w3, source=f"deployment file {args.deployment}")
+        self.rpc = Chain(devnet.rpc_url, request_timeout=30.0)
+        self.rpc.check_deployment(self.deployment, source=f"deployment file {args.deployment}")
         log.info("peer %s on chain %d (%s), round manager %s", self.address, self.chain_id, args.rpc_url, self.deployment.round_manager)
 
 
-        self.chain = ProtocolClient(self.w3, self.deployment, self.account, TxSender(self.w3, self.account, chain_id=self.chain_id))
+        self.chain = self.rpc.client(self.deployment, self.account, self.rpc.sender(self.account))
         self.chain.check_contracts(source)
         on_chain = self.chain.policy_hash()
         if on_chain != self.deployment.policy_hash:
@@ -338,9 +339,9 @@ class StandalonePeer:
     def _setup_network(self) -> None:
         self.host = BlobHost("bdfl-peer")
         # this round's update is served once the round's Submit phase has ended on chain, so no
-        # member copies it before then (bdfl.net.blobserver.SubmitSeal); a web3 of its own: it is
-        # read from the endpoint's thread
-        self.host.seal = SubmitSeal(submissions_closed_reader(make_web3(self.args.rpc_url, 10.0), self.deployment))
+        # member copies it before then (bdfl.net.blobserver.SubmitSeal); a connection of its own: it
+        # is read from the endpoint's thread
+        self.host.seal = SubmitSeal(self.rpc.reconnected(10.0).submissions_closed(self.deployment))
         self.endpoint = self.host.add_endpoint(self.listen_host, self.listen_port, max_blob_bytes=MAX_UPDATE_BYTES, advertise_url=self.args.advertise)
         self.peer.endpoint = self.endpoint
         s = self.peer.settings
@@ -396,7 +397,7 @@ class StandalonePeer:
                 raise BDFLError(f"account {self.address} holds {tokens_text(have)} tokens, joining needs a stake of {tokens_text(stake)}",
                                 fix="get stake tokens (BDFLToken) to this account"
                                 + (f", or lower --stake (the minimum is {tokens_text(min_stake)})" if stake > min_stake else ""))
-            if int(self.w3.eth.get_balance(self.address)) == 0:
+            if self.rpc.eth_balance(self.address) == 0:
                 raise BDFLError(f"account {self.address} has no ETH to pay for gas", fix="send it some ETH first")
 
         if before.name == "LEFT":
@@ -554,7 +555,7 @@ class StandalonePeer:
         moved; a quiet devnet mines no blocks, so its latest timestamp lags). Refreshed every 2 s."""
         now = time.time()
         if now - getattr(self, "_chain_time_at", 0.0) >= 2.0:
-            ts = float(self.w3.eth.get_block("latest")["timestamp"])
+            ts = float(self.rpc.timestamp())
             offset = ts - now
             self._chain_offset = offset if not hasattr(self, "_chain_offset") else max(self._chain_offset, offset)
             self._chain_latest = ts
@@ -881,7 +882,7 @@ class StandalonePeer:
             try:
                 self.chain.advance(rnd)
             except TxReverted as exc:
-                idle = time.time() - float(self.w3.eth.get_block("latest")["timestamp"]) > IDLE_CHAIN_SECONDS
+                idle = time.time() - self.rpc.timestamp() > IDLE_CHAIN_SECONDS
                 if exc.error_name != "PhaseNotOver" or not idle or time.time() < info.deadline + 1:
                     raise
                 self._later(5.0, *key)  # at most one such blind try per 5 s

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from bdfl.chain.accounts import derive_keys, devnet_account
+from bdfl.chain.connection import Chain
 from bdfl.chain.deploy import Deployment, fund_peers
 from bdfl.chain.deploy_cli import deploy_to
 from bdfl.chain.protocol import ProtocolClient
@@ -23,7 +24,7 @@ def test_transfers_name_exactly_the_holders_whose_balance_changed(devnet: Any, c
     deployment = Deployment.load(str(deploy_to(devnet, tmp_path / "deployment.json")), w3=w3)
     funder = devnet_account(0)
     sender = TxSender(w3, funder)
-    keeper = Keeper(ProtocolClient(w3, deployment, funder, sender), devnet, int(w3.eth.block_number))
+    keeper = Keeper(Chain(devnet.rpc_url), ProtocolClient(w3, deployment, funder, sender), devnet, int(w3.eth.block_number))
     peers = [a.address for a in derive_keys(5, 6, namespace="bdfl-test-balances")]
     start = int(w3.eth.block_number)
     before = keeper.token_balances(peers)

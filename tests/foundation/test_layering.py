@@ -72,3 +72,42 @@ def test_imports_between_bdfl_modules_sit_at_module_top_unless_marked_lazy() -> 
 
         walk(ast.parse("\n".join(lines)), False)
     assert not unmarked, "function-level imports without '# lazy: <why>': " + ", ".join(unmarked)
+
+
+#: What only bdfl.chain may touch: a web3 object (by the names the code gives it) and the helpers
+#: that make or drive one. The import contract above keeps ``import web3`` inside bdfl.chain; this
+#: keeps the *objects* there too (an orchestrator reading ``keeper.w3.eth.block_number`` imports
+#: nothing, and did until bdfl.chain.connection.Chain).
+WEB3_ATTRIBUTES = {"w3", "eth", "provider"}
+WEB3_HELPERS = {"make_web3", "batch_mining", "submissions_closed_reader", "Web3"}
+
+
+def web3_uses(source: str) -> list[tuple[int, str]]:
+    """(line, what) for each use of a web3 object or helper in ``source``."""
+    import ast
+
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Attribute) and node.attr in WEB3_ATTRIBUTES:
+            found.append((node.lineno, "." + node.attr))
+        elif isinstance(node, ast.Name) and node.id in WEB3_HELPERS | {"w3"}:
+            found.append((node.lineno, node.id))
+        elif isinstance(node, ast.alias) and (node.asname or node.name).split(".")[-1] in WEB3_HELPERS:
+            found.append((getattr(node, "lineno", 0), node.name))
+    return found
+
+
+def test_no_module_outside_bdfl_chain_touches_a_web3_object() -> None:
+    """Chain access in one place: the layers above hold a bdfl.chain.connection.Chain (or a
+    ProtocolClient), never the web3 object under it."""
+    offending = [f"{path.relative_to(ROOT)}:{line} {what}"
+                 for path in sorted((ROOT / "bdfl").rglob("*.py")) if "chain" not in path.relative_to(ROOT / "bdfl").parts[:1]
+                 for line, what in web3_uses(path.read_text())]
+    assert not offending, "web3 objects outside bdfl.chain: " + ", ".join(offending)
+
+
+@pytest.mark.parametrize("planted", ["block = self.o.keeper.w3.eth.block_number\n",
+                                     "from bdfl.chain.devnet import batch_mining\n",
+                                     "ts = client.w3.eth.get_block('latest')\n"])
+def test_the_web3_check_sees_a_planted_use(planted: str) -> None:
+    assert web3_uses(planted)

@@ -1,0 +1,120 @@
+"""One JSON-RPC endpoint as the layers above :mod:`bdfl.chain` use it: :class:`Chain`.
+
+The orchestrator, its workers, the keeper and ``bdfl peer`` hold a :class:`Chain`, never a web3
+object: what they need of the node (its id, clock and block number, an account's ETH, a devnet's
+time and mining controls, the token's transfers, the gas of a range of blocks) is a method here,
+and what they build on it (senders, protocol clients, deployments, funding) comes from here. So
+all JSON-RPC lives in this package, as docs/architecture.md says, and
+``tests/foundation/test_layering.py`` checks that no module outside it touches a web3 object.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from bdfl.chain.deploy import Deployment, ProtocolParams, deploy, fund_peers
+from bdfl.chain.devnet import batch_mining, make_web3
+from bdfl.chain.protocol import ProtocolClient, submissions_closed_reader
+from bdfl.chain.txsender import FeeCache, TxSender
+
+__all__ = ["Chain"]
+
+
+class Chain:
+    """A connection to one JSON-RPC endpoint (``rpc_url``), with a per-request timeout."""
+
+    def __init__(self, rpc_url: str, request_timeout: float = 30.0) -> None:
+        self.rpc_url = rpc_url
+        self.request_timeout = request_timeout
+        self._w3 = make_web3(rpc_url, request_timeout)
+        self._chain_id: int | None = None
+
+    def reconnected(self, request_timeout: float | None = None) -> Chain:
+        """Another connection to the same endpoint: for another thread (web3's HTTP sessions
+        are not shared across threads), e.g. an endpoint's seal read from the event loop."""
+        return Chain(self.rpc_url, self.request_timeout if request_timeout is None else request_timeout)
+
+    # -- the node ---------------------------------------------------------------
+    @property
+    def chain_id(self) -> int:
+        if self._chain_id is None:
+            self._chain_id = int(self._w3.eth.chain_id)
+        return self._chain_id
+
+    def block_number(self) -> int:
+        return int(self._w3.eth.block_number)
+
+    def timestamp(self) -> int:
+        """The latest block's timestamp (the chain's clock: deadlines are compared with it)."""
+        return int(self._w3.eth.get_block("latest")["timestamp"])
+
+    def eth_balance(self, address: str) -> int:
+        """``address``'s ETH, in wei (what pays its gas)."""
+        return int(self._w3.eth.get_balance(address))
+
+    def mine_at(self, timestamp: int) -> None:
+        """Local devnet only: mine one block with this timestamp (``evm_setNextBlockTimestamp``:
+        on a frozen-clock anvil ``evm_increaseTime`` would be overridden by the interval)."""
+        self._w3.provider.make_request("evm_setNextBlockTimestamp", [int(timestamp)])
+        self._w3.provider.make_request("evm_mine", [])
+
+    @contextmanager
+    def mined_together(self) -> Iterator[None]:
+        """Local anvil/Hardhat devnet: the transactions sent inside are mined together on leaving
+        (:func:`bdfl.chain.devnet.batch_mining`, which says why and its one rule)."""
+        with batch_mining(self._w3):
+            yield
+
+    def block_usage(self, first: int, last: int) -> tuple[int, int]:
+        """(transactions, gas used) in blocks ``first..last``, read in one batch."""
+        if last < first:
+            return 0, 0
+        with self._w3.batch_requests() as batch:
+            for n in range(first, last + 1):
+                batch.add(self._w3.eth.get_block(n))
+            blocks = batch.execute()
+        return sum(len(b["transactions"]) for b in blocks), sum(int(b["gasUsed"]) for b in blocks)
+
+    def token_parties(self, token: str, first: int, last: int) -> set[str]:
+        """Addresses that sent or received an ERC-20 ``Transfer`` of ``token`` (mints and burns
+        included) in blocks ``first..last``."""
+        if last < first:
+            return set()
+        topic = self._w3.keccak(text="Transfer(address,address,uint256)")
+        logs = self._w3.eth.get_logs({"fromBlock": first, "toBlock": last, "address": token, "topics": [topic]})
+        return {self._w3.to_checksum_address(bytes(t)[-20:]) for log in logs for t in log["topics"][1:3]}
+
+    # -- what is built on it ----------------------------------------------------
+    def fee_cache(self) -> FeeCache:
+        """One fee read per ``ttl`` for many senders (a worker's peers)."""
+        return FeeCache(self._w3)
+
+    def sender(self, account: Any, *, fee_cache: FeeCache | None = None) -> TxSender:
+        return TxSender(self._w3, account, chain_id=self.chain_id, fee_cache=fee_cache)
+
+    def client(self, deployment: Deployment, account: Any, sender: TxSender | None = None) -> ProtocolClient:
+        """``account``'s :class:`ProtocolClient` of ``deployment`` (``account`` None: reads only)."""
+        return ProtocolClient(self._w3, deployment, account, sender)
+
+    def load_deployment(self, path: str | os.PathLike[str]) -> Deployment:
+        """A deployment file, refused unless it is for this chain and its contracts have code here."""
+        return Deployment.load(path, w3=self._w3)
+
+    def check_deployment(self, deployment: Deployment, source: str = "deployment") -> None:
+        deployment.check_chain(self._w3, source=source)
+
+    def submissions_closed(self, deployment: Deployment) -> Callable[[int], bool]:
+        """``closed(r)`` of :func:`bdfl.chain.protocol.submissions_closed_reader` on this connection
+        (give each thread its own: :meth:`reconnected`)."""
+        return submissions_closed_reader(self._w3, deployment)
+
+    def deploy(self, account: Any, artifacts: Mapping[str, Any], params: ProtocolParams, **kwargs: Any) -> Deployment:
+        """:func:`bdfl.chain.deploy.deploy` here."""
+        return deploy(self._w3, account, artifacts, params, **kwargs)
+
+    def fund(self, deployment: Deployment, funder: TxSender, peers: Sequence[str], tokens: int) -> list[Any]:
+        """:func:`bdfl.chain.deploy.fund_peers` here."""
+        return fund_peers(self._w3, deployment, funder, peers, tokens=tokens)
