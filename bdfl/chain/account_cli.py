@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bdfl.chain.accounts import check_key_allowed, load_key_file
+from bdfl.chain.accounts import load_key_file
+from bdfl.chain.connection import open_account
 from bdfl.chain.deploy import REP_MAX, Deployment, tokens_text
-from bdfl.chain.devnet import connect
 from bdfl.chain.protocol import ProtocolClient, Status
-from bdfl.chain.txsender import TxSender
 from bdfl.errors import BDFLError
 
 __all__ = ["ACTIONS", "AccountState", "account_cli"]
@@ -61,11 +60,7 @@ def account_cli(*, rpc_url: str, key_file: str, deployment_file: str, action: st
     the lines to print. A refused action is a :class:`BDFLError` saying why and what to do."""
     account = load_key_file(key_file)
     deployment = Deployment.load(deployment_file)
-    devnet = connect(rpc_url)
-    check_key_allowed(account, devnet.chain_id)
-    w3 = devnet.w3(request_timeout=30.0)
-    deployment.check_chain(w3, source=f"deployment file {deployment_file}")
-    chain = ProtocolClient(w3, deployment, account, TxSender(w3, account, chain_id=devnet.chain_id))
+    _rpc, chain = open_account(rpc_url, account, deployment, f"deployment file {deployment_file}")
     before = _state(chain)
     done: list[str] = []
     if action == "claim":

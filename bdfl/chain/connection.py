@@ -15,12 +15,13 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from bdfl.chain.accounts import check_key_allowed
 from bdfl.chain.deploy import Deployment, ProtocolParams, deploy, fund_peers
-from bdfl.chain.devnet import batch_mining, make_web3
+from bdfl.chain.devnet import batch_mining, connect, make_web3
 from bdfl.chain.protocol import ProtocolClient, submissions_closed_reader
 from bdfl.chain.txsender import FeeCache, TxSender
 
-__all__ = ["Chain"]
+__all__ = ["Chain", "open_account"]
 
 
 class Chain:
@@ -118,3 +119,15 @@ class Chain:
     def fund(self, deployment: Deployment, funder: TxSender, peers: Sequence[str], tokens: int) -> list[Any]:
         """:func:`bdfl.chain.deploy.fund_peers` here."""
         return fund_peers(self._w3, deployment, funder, peers, tokens=tokens)
+
+
+def open_account(rpc_url: str, account: Any, deployment: Deployment, source: str,
+                 request_timeout: float = 30.0) -> tuple[Chain, ProtocolClient]:
+    """What ``bdfl peer`` and ``bdfl account`` do before their first read: reach ``rpc_url`` (a
+    clear error if it is no chain), refuse a well-known devnet key on any other chain, refuse a
+    deployment made for another chain or without code at its addresses (``source`` names it in
+    the message); ``account``'s client on it."""
+    chain = Chain(connect(rpc_url).rpc_url, request_timeout)
+    check_key_allowed(account, chain.chain_id)
+    chain.check_deployment(deployment, source=source)
+    return chain, chain.client(deployment, account, chain.sender(account))

@@ -37,11 +37,10 @@ from typing import Any
 
 import numpy as np
 
-from bdfl.chain.accounts import check_key_allowed, load_key_file
+from bdfl.chain.accounts import load_key_file
 from bdfl.chain.deploy import TOKEN, Deployment, tokens_text
 from bdfl.chain.endpoints import endpoint_rule
-from bdfl.chain.connection import Chain
-from bdfl.chain.devnet import connect
+from bdfl.chain.connection import open_account
 from bdfl.chain.protocol import Phase, Status, draw_gas_bound
 from bdfl.chain.txsender import DuplicateHashError, TxReverted, transient_chain_errors
 from bdfl.config import ExperimentConfig, load_config, read_toml
@@ -256,15 +255,9 @@ class StandalonePeer:
             check_deployment_policy(self.deployment.policy, self.deployment.policy_hash, source)
             self.cfg = resolve_policy(self.cfg, self.deployment.policy or {}, explicit_policy_fields(args.config))
             log.info("policy: the deployment's (0x%s)", self.deployment.policy_hash.hex())
-        devnet = connect(args.rpc_url)
-        self.chain_id = devnet.chain_id
-        check_key_allowed(self.account, self.chain_id)
-        self.rpc = Chain(devnet.rpc_url, request_timeout=30.0)
-        self.rpc.check_deployment(self.deployment, source=f"deployment file {args.deployment}")
+        self.rpc, self.chain = open_account(args.rpc_url, self.account, self.deployment, source)
+        self.chain_id = self.rpc.chain_id
         log.info("peer %s on chain %d (%s), round manager %s", self.address, self.chain_id, args.rpc_url, self.deployment.round_manager)
-
-
-        self.chain = self.rpc.client(self.deployment, self.account, self.rpc.sender(self.account))
         self.chain.check_contracts(source)
         on_chain = self.chain.policy_hash()
         if on_chain != self.deployment.policy_hash:
