@@ -153,6 +153,10 @@ class AttackContext:
     received: models the attacker received from its neighbours last round; may be empty.
     rng: the attacker's own random generator (seeded by the runner).
     num_peers / num_attackers: n and f of the experiment (ALIE derives z from them).
+    honest_steps: the local steps an epoch each of ``honest_updates`` claims (its sample
+        count on chain, :func:`bdfl.defense.audit.claimed_steps`), NaN where unknown; empty
+        when not known. The audit's no-work test credits small claims (audit-aware attacks).
+    own_steps: the steps the attacker's own claimed sample count implies (NaN: unknown).
     """
 
     round: int
@@ -163,6 +167,8 @@ class AttackContext:
     rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
     num_peers: int | None = None
     num_attackers: int | None = None
+    honest_steps: Sequence[float] = ()
+    own_steps: float = math.nan
 
 
 @dataclass(frozen=True)

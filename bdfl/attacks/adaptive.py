@@ -22,7 +22,8 @@ most harmful update that copy accepts. In each active round it
    among the other candidates it knows (``ctx.honest_updates``, the omniscient assumption of
    ALIE/IPM, else the models it received last round), measured from its own start of the round
    (what auditors rebuild from the chain), with its previous submitted move as the consistency
-   test's earlier move;
+   test's earlier move and each candidate's claimed local steps (from the sample counts on
+   chain: the no-work test's small-shard credit);
 
 3. submits ``crafted(s*)``. When not even the smallest step passes it sends ``crafted(0)``
    (for ``sign_flip`` and ``backdoor``: its trained model; for ``alie``: the benign mean).
@@ -47,6 +48,7 @@ are cached), about ``steps + 1`` audits per attacker and round.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -74,6 +76,7 @@ def audit_copy(
     *,
     candidate_starts: Sequence[NDArrays | None] | None = None,
     candidate_past_moves: Sequence[NDArrays | None] | None = None,
+    candidate_steps: Sequence[float] | None = None,
 ) -> list[bool]:
     """The attacker's copy of the deployed audit: accept (True) / reject per candidate.
 
@@ -88,7 +91,8 @@ def audit_copy(
     else:
         rule = AuditRule.from_defense(policy)
     verdicts = audit_updates(client, own_trained, list(candidates), rule, start_params=own_start,
-                             candidate_starts=candidate_starts, candidate_past_moves=candidate_past_moves)
+                             candidate_starts=candidate_starts, candidate_past_moves=candidate_past_moves,
+                             candidate_steps=candidate_steps)
     return [bool(v.accept) for v in verdicts]
 
 
@@ -238,12 +242,16 @@ class AdaptiveAttack(Attack):
         others = [list(m) for m in (ctx.honest_updates or ctx.received)]
         starts = [None] * len(others) + [ctx.reference]
         past = [None] * len(others) + [self._last_move]
+        # the steps each candidate claims, as the auditors see them on chain (the no-work test's
+        # small-shard credit); unknown (NaN: no credit) for models received last round
+        known = ctx.honest_updates and len(ctx.honest_steps) == len(others)
+        steps = [*(ctx.honest_steps if known else [math.nan] * len(others)), ctx.own_steps]
         auditor = self.auditor_model(ctx)
 
         def ok(s: float) -> bool:
             cand = unflatten(self.crafted(ctx, s), ctx.trained)
             return audit_copy(self.policy, self.client, auditor, ctx.reference, [*others, cand],
-                              candidate_starts=starts, candidate_past_moves=past)[-1]
+                              candidate_starts=starts, candidate_past_moves=past, candidate_steps=steps)[-1]
 
         return largest_passing_step(ok, self.max_scale, self.steps)
 

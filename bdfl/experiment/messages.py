@@ -61,13 +61,14 @@ class Join:
 @dataclass(frozen=True)
 class TrainSubmit:
     """Train, publish and sign the submission: honest peers (``attackers`` False) or the
-    attackers, which know the round's honest updates (``honest``: (hash, url)) for omniscient
-    attacks. ``active``: peer indices the chain counts as members."""
+    attackers, which know the round's honest updates (``honest``: (hash, url, claimed samples),
+    submitted on chain already) for omniscient attacks. ``active``: peer indices the chain counts
+    as members."""
 
     round: int
     attackers: bool
     active: list[int]
-    honest: list[tuple[str, str]] = field(default_factory=list)
+    honest: list[tuple[str, str, int]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,7 @@ class Submitted:
     url: str
     bytes: int
     fit_metrics: dict[str, float] = field(default_factory=dict)
+    samples: int = 0  # the sample count submitted with it (public, on chain)
 
 
 @dataclass(frozen=True)

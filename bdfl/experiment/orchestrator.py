@@ -223,7 +223,7 @@ class Orchestrator:
         times.add(sent, in_turn=True)
         self._note_front_runs(r, rnd, sent)
         if self.attackers:
-            honest = [(v.hash, v.url) for w in res for v in w.peers.values()]
+            honest = [(v.hash, v.url, v.samples) for w in res for v in w.peers.values()]
             res_a = self.pool.call(TrainSubmit(rnd, attackers=True, active=active, honest=honest))
             times.add(res_a)
             trained += sum(len(w.peers) for w in res_a)

@@ -321,18 +321,20 @@ class Worker:
                 fit_metrics[h.peer.index] = {k: float(v) for k, v in out.items() if k != "num_examples"}
         t_train = time.perf_counter() - t0
         honest_models: list[NDArrays] = []
+        honest_samples: list[int] = []  # their claimed sample counts (on chain): what auditors credit
         if (self.oracle is not None and cmd.attackers and cmd.honest
                 and any(h.peer.attack is not None and getattr(h.peer.attack, "needs_honest_updates", False) for h in chosen)):
             # omniscient attackers: the round's honest updates, before the Submit phase ends (side channel)
-            fetched = self.oracle.fetch_many([(u, hh) for hh, u in cmd.honest])
-            for hh, _u in cmd.honest:
+            fetched = self.oracle.fetch_many([(u, hh) for hh, u, _n in cmd.honest])
+            for hh, _u, samples in cmd.honest:
                 data = fetched.get(hh)
                 if isinstance(data, bytes):
                     honest_models.append(decode_ndarrays(data, max_bytes=MAX_UPDATE_BYTES, spec=chosen[0].peer.spec))
+                    honest_samples.append(samples)
         t1 = time.perf_counter()
         out_peers: dict[int, Submitted] = {}
         for h in chosen:
-            pub = stages.publish.publish(h.engine, rnd, honest_models)
+            pub = stages.publish.publish(h.engine, rnd, honest_models, honest_samples)
             # sent later, in turn with the other workers; a DuplicateHash shows in the receipt (_wait)
             if self.relayer is not None:  # signed for this worker's relayer (send_outbox)
                 t = time.perf_counter()
@@ -341,7 +343,8 @@ class Worker:
                 self._signing += time.perf_counter() - t
             else:
                 self._queue(h, h.chain.submit_update, rnd, bytes.fromhex(pub.hash[2:]), h.peer.num_examples, wait=False, gas=self.submit_gas)
-            out_peers[h.peer.index] = Submitted(pub.hash, pub.url, len(pub.data), fit_metrics.get(h.peer.index, {}))
+            out_peers[h.peer.index] = Submitted(pub.hash, pub.url, len(pub.data), fit_metrics.get(h.peer.index, {}),
+                                                samples=h.peer.num_examples)
         sign = self._take_signing()
         return TrainSubmitReply(out_peers, failed, Times(train=t_train, exchange=time.perf_counter() - t1 - sign, chain=sign),
                                 self._traffic("submit"))

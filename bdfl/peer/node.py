@@ -188,8 +188,10 @@ class Peer:
         self.last_aggregate = (rnd, self.params)
 
     # -- 2. the bytes that are hashed and exchanged -------------------------------
-    def make_update(self, rnd: int, honest_updates: list[NDArrays] | None = None) -> bytes:
-        """Serialize this round's update; an active attacker poisons it first."""
+    def make_update(self, rnd: int, honest_updates: list[NDArrays] | None = None,
+                    honest_samples: Sequence[int] | None = None) -> bytes:
+        """Serialize this round's update; an active attacker poisons it first (``honest_samples``:
+        the sample counts ``honest_updates`` were submitted with, when known)."""
         assert self.trained is not None and self.reference is not None, "train() first"
         params = self.trained
         if self.attack is not None:
@@ -199,6 +201,8 @@ class Peer:
                 reference=self.reference,
                 honest_updates=honest_updates or [],
                 received=self.received_last,
+                honest_steps=[claimed_steps(n, self.settings.batch_size) for n in honest_samples or ()],
+                own_steps=claimed_steps(self.num_examples, self.settings.batch_size),
                 rng=self.rng,
                 num_peers=self.num_peers,
                 num_attackers=self.num_attackers,

@@ -174,3 +174,25 @@ def test_backdoor_direction_audits_with_an_honest_stand_in(round_state: dict) ->
     assert audit_copy(DefenseConfig(), client, stand_in, round_state["start"], [*round_state["honest"], out],
                       candidate_starts=[None] * n + [round_state["start"]])[-1]
     assert atk.last_step > 0
+
+
+def test_its_copy_of_the_audit_credits_claimed_steps_as_the_auditors_do(round_state: dict) -> None:
+    """The auditors' no-work test credits a candidate claiming fewer local steps than the median
+    (its sample count on chain); the attacker's copy of the rule must see the same claims, else it
+    searches against another rule. A small claim among large ones moves the step it finds, and
+    the update it sends passes the rule given those claims."""
+    policy = DefenseConfig()
+    n = len(round_state["honest"])
+    unknown = _attack(round_state, policy, direction="sign_flip", steps=10)
+    attacker_update(unknown, _ctx(round_state))
+    credited = _attack(round_state, policy, direction="sign_flip", steps=10)
+    ctx = dataclasses.replace(_ctx(round_state), honest_steps=[20.0] * n, own_steps=2.0)
+    out = attacker_update(credited, ctx)
+    assert credited.last_step != unknown.last_step, credited.last_step
+    client = round_state["make_client"](round_state["own"])
+    assert audit_copy(policy, client, round_state["trained"], round_state["start"], [*round_state["honest"], out],
+                      candidate_starts=[None] * n + [round_state["start"]], candidate_steps=[20.0] * n + [2.0])[-1]
+    # equal claims credit nobody: the same step as with no claims known
+    equal = _attack(round_state, policy, direction="sign_flip", steps=10)
+    attacker_update(equal, dataclasses.replace(_ctx(round_state), honest_steps=[5.0] * n, own_steps=5.0))
+    assert equal.last_step == unknown.last_step

@@ -17,9 +17,10 @@ class Published:
     url: str
 
 
-def publish(engine: PeerEngine, rnd: int, honest_updates: list[NDArrays] | None = None) -> Published:
+def publish(engine: PeerEngine, rnd: int, honest_updates: list[NDArrays] | None = None,
+            honest_samples: list[int] | None = None) -> Published:
     """Encode this round's update (an active attacker poisons it first, knowing
-    ``honest_updates`` when its attack needs them) and serve it."""
+    ``honest_updates`` and the sample counts they claim, when its attack needs them) and serve it."""
     peer = engine.peer
-    data = peer.make_update(rnd, honest_updates)
+    data = peer.make_update(rnd, honest_updates, honest_samples)
     return Published(peer.publish(rnd, data), data, peer.endpoint.url if peer.endpoint is not None else "")
