@@ -12,6 +12,7 @@ Each subcommand imports its code inside its function (marked ``# lazy: start-up`
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import json
 import signal
@@ -183,14 +184,16 @@ def run_config(args: argparse.Namespace) -> tuple[ExperimentConfig, list[str]]:
     that is 0, implies :data:`DEFAULT_ATTACK_FRACTION` (said in the log); ``--attack none``
     means no attackers."""
     from bdfl.config import load_config  # lazy: start-up
+    from bdfl.learning.task import task_defaults  # lazy: start-up
 
+    load = functools.partial(load_config, task_defaults=task_defaults)  # a task module's TASK_DEFAULTS
     overrides = run_overrides(args)
     notes: list[str] = []
-    cfg = load_config(args.config, overrides, notes)
+    cfg = load(args.config, overrides, notes)
     if cfg.attack.groups and args.attack == "none":  # --attack none: nobody attacks, whatever the config says
         overrides["attack.groups"] = []
         notes = ["--attack none: the config's [[attack.groups]] are not used"]  # the reload says the rest again
-        cfg = load_config(args.config, overrides, notes)
+        cfg = load(args.config, overrides, notes)
     elif cfg.attack.groups and (args.attack or args.attackers is not None):
         raise ConfigError("attack.groups", "--attack / --attackers do not apply to a config with [[attack.groups]] "
                           "(each group names its attack and fraction)",
@@ -198,7 +201,7 @@ def run_config(args: argparse.Namespace) -> tuple[ExperimentConfig, list[str]]:
     if args.attack and args.attack != "none" and args.attackers is None and cfg.attack.fraction == 0:
         overrides["attack.fraction"] = DEFAULT_ATTACK_FRACTION
         notes = [f"--attack {args.attack} without --attackers: {DEFAULT_ATTACK_FRACTION:g} of the peers attack"]
-        cfg = load_config(args.config, overrides, notes)
+        cfg = load(args.config, overrides, notes)
     if cfg.num_attackers * 2 >= cfg.peers:
         notes.append(f"{cfg.num_attackers} of {cfg.peers} peers attack: at half or more, committees are expected to have "
                      "no honest majority, which the audit's guarantees assume; the run shows what happens then")
@@ -396,7 +399,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="fetch from members whose endpoint is on a loopback, private or link-local address "
                          "(refused on chains other than devnets 31337/1337 unless given; docs/net.md)")
     pe.add_argument("--deployment", required=True, help="deployment file written by `bdfl deploy`")
-    pe.add_argument("--client", default="clients.digits", help="task module (a Flower NumPyClient task)")
+    pe.add_argument("--client", help="task module (a Flower NumPyClient task); default: the --config's task.client, "
+                                     "else clients.digits")
     pe.add_argument("--data-shard", default="0/1", help="I/N: use the I-th of N seeded partitions of the task's data")
     pe.add_argument("--config", help="experiment TOML for task/defense settings")
     pe.add_argument("--rounds", type=int, default=0, help="stop after this many rounds (0: run until Ctrl-C)")

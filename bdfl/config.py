@@ -13,11 +13,12 @@ from __future__ import annotations
 import dataclasses
 import math
 import tomllib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
 
-from bdfl.errors import ConfigError
+from bdfl.errors import BDFLError, ConfigError
 
 # The aggregation weightings (bdfl.defense.audited.WEIGHTINGS), repeated here so that
 # validating a config does not import the learning layer (torch, flwr);
@@ -763,9 +764,12 @@ UNUSED_WITH_GROUPS = ("name", "fraction", "params")
 
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None,
-                notes: list[str] | None = None) -> ExperimentConfig:
-    """Read a TOML file (optional), apply dotted-key overrides, scale the derived settings
-    down to the peer count (:func:`scale_to_peers`; what changed is appended to ``notes``),
+                notes: list[str] | None = None,
+                task_defaults: Callable[[str], Mapping[str, Any]] | None = None) -> ExperimentConfig:
+    """Read a TOML file (optional), apply dotted-key overrides, take the task module's own
+    training defaults for what neither sets (``task_defaults``: :func:`bdfl.learning.task.task_defaults`,
+    passed by the callers above this layer; :func:`apply_task_defaults`), scale the derived settings
+    down to the peer count (:func:`scale_to_peers`); what changed is appended to ``notes``;
     validate."""
     data: dict[str, Any] = read_toml(path, "--config") if path else {}
     attack = data.get("attack")
@@ -781,10 +785,43 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
             if not isinstance(node, dict):
                 raise ConfigError(key, "cannot override inside a non-table value")
         node[parts[-1]] = value
+    taken = apply_task_defaults(data, task_defaults) if task_defaults is not None else ""
+    if notes is not None and taken:
+        notes.append(taken)
     changed = scale_to_peers(data, explicit=set(overrides or {}))
     if notes is not None and changed:
         notes.append(changed)
     return from_dict(data)
+
+
+#: ``[task]`` settings a task module may give its own default for (``TASK_DEFAULTS``): how its
+#: client trains. A Flower quickstart client trains with Adam, at which the library's 0.05 (its SGD
+#: clients' rate) does not learn (0.103 vs 0.830 at 0.01, docs/tasks.md).
+TASK_DEFAULT_FIELDS = ("learning_rate", "local_epochs", "batch_size", "proximal_mu")
+
+
+def apply_task_defaults(data: dict[str, Any], task_defaults: Callable[[str], Mapping[str, Any]]) -> str:
+    """Set, in ``data``, each of the task module's ``TASK_DEFAULTS`` that neither the config file
+    nor the command line sets; what was taken, as a note ("" when nothing). A key outside
+    :data:`TASK_DEFAULT_FIELDS` is refused, naming the module; values are validated with the rest."""
+    task = data.get("task", {})
+    spec = task.get("client", TaskConfig.client) if isinstance(task, dict) else None
+    if not isinstance(spec, str) or not spec.strip():
+        return ""  # validate() names the bad value
+    try:
+        defaults = dict(task_defaults(spec))
+    except BDFLError as exc:
+        raise ConfigError("task.client", str(getattr(exc, "message", exc)), fix=getattr(exc, "fix", None)) from None
+    unknown = sorted(set(defaults) - set(TASK_DEFAULT_FIELDS))
+    if unknown:
+        raise ConfigError("task.client", f"{spec}'s TASK_DEFAULTS sets {', '.join(unknown)}: a task module may set only "
+                          + ", ".join(TASK_DEFAULT_FIELDS))
+    taken = {k: v for k, v in defaults.items() if k not in task}
+    if not taken:
+        return ""
+    data.setdefault("task", {}).update(taken)
+    return (f"task {spec}: " + ", ".join(f"task.{k} {v!r}" for k, v in taken.items())
+            + " (its TASK_DEFAULTS; set them to choose)")
 
 
 #: Settings whose largest allowed value depends on the peer count; :func:`scale_to_peers`

@@ -10,10 +10,10 @@ the model is resized for 8x8 digits and ``load_data`` takes this peer's BDFL sha
 (``bdfl.learning.flower.load_partition``) where the quickstart calls
 ``FederatedDataset(...).load_partition``: BDFL decides the shards.
 
-The ``make_client`` below the "BDFL adapter" line is all BDFL needs to run it. Run it with
-``--set task.learning_rate=0.01``, the quickstart's own rate: BDFL sends ``task.learning_rate``
-as ``lr`` (default 0.05, its SGD clients' rate), at which Adam does not learn this model
-(docs/tasks.md).
+The ``make_client`` below the "BDFL adapter" line is all BDFL needs to run it, and
+``TASK_DEFAULTS`` its learning rate: BDFL sends ``task.learning_rate`` as ``lr`` (library default
+0.05, its SGD clients' rate), at which Adam does not learn this model; the quickstart's own 0.01
+is taken unless a config or ``--set`` gives another (docs/tasks.md).
 """
 
 import torch
@@ -120,6 +120,10 @@ def evaluate(msg: Message, context: Context):
 # ----------------------------------------------------------------------------- #
 # BDFL adapter: the only BDFL-specific code in this file.
 # ----------------------------------------------------------------------------- #
+
+
+#: the quickstart's own rate (Adam); a config or --set task.learning_rate=... still wins
+TASK_DEFAULTS = {"learning_rate": 0.01}
 
 
 def load_dataset(data_dir=None):

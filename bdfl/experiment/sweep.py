@@ -53,6 +53,7 @@ from bdfl.experiment.results import atomic_write_text
 from bdfl.experiment.setup import preflight
 from bdfl.experiment.signals import sigterm_as_interrupt
 from bdfl.experiment.sweep_table import write_sweep_outputs
+from bdfl.learning.task import task_defaults
 
 SWEEP_MANIFEST = "sweep.json"
 
@@ -137,7 +138,7 @@ def expand(path: Path) -> tuple[str, list[tuple[dict[str, Any], ExperimentConfig
         if overrides.get("attack.name") == "none":
             overrides["attack.fraction"] = 0.0
         try:
-            cfg = load_config(base, {**overrides, "name": f"{name}-{_slug(params)}"})
+            cfg = load_config(base, {**overrides, "name": f"{name}-{_slug(params)}"}, task_defaults=task_defaults)
             preflight(cfg)
         except ConfigError as exc:
             raise ConfigError(exc.field, f"in grid point {params}: {exc.detail}") from None

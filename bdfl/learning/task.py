@@ -67,6 +67,7 @@ __all__ = [
     "evaluate_many",
     "fit_client",
     "load_task",
+    "task_defaults",
     "predict_many",
     "MAX_NUM_EXAMPLES",
     "check_num_examples",
@@ -544,6 +545,18 @@ def _import_task_module(spec: str) -> ModuleType:
         raise
     except Exception as exc:
         raise TaskError(f"importing task module '{spec}' failed: {type(exc).__name__}: {exc}") from exc
+
+
+def task_defaults(spec: str) -> dict[str, Any]:
+    """The task module's own training defaults: its ``TASK_DEFAULTS`` dict ({} without one), e.g.
+    ``{"learning_rate": 0.01}`` for a client that trains with Adam. The config takes them for what
+    neither its file nor the command line sets (:func:`bdfl.config.apply_task_defaults`)."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise TaskError("task must be a module path such as 'clients.digits'")
+    defaults = getattr(_import_task_module(spec.strip()), "TASK_DEFAULTS", {})
+    if not isinstance(defaults, Mapping):
+        raise TaskError(f"task module '{spec}': TASK_DEFAULTS must be a dict of [task] settings, got {type(defaults).__name__}")
+    return dict(defaults)
 
 
 def load_task(spec: str) -> Task:

@@ -46,7 +46,7 @@ from bdfl.chain.txsender import DuplicateHashError, TxReverted, transient_chain_
 from bdfl.config import ExperimentConfig, load_config, read_toml
 from bdfl.errors import BDFLError
 from bdfl.learning.data import task_shard_indices
-from bdfl.learning.task import load_task, task_base_config, task_hparams
+from bdfl.learning.task import load_task, task_base_config, task_defaults, task_hparams
 from bdfl.net.blobserver import BlobHost, SubmitSeal
 from bdfl.net.fetch import FetchError, Fetcher, check_endpoint_url, endpoint_answers, private_allowed
 from bdfl.net.serialization import MAX_UPDATE_BYTES, InvalidUpdate, ModelSpec, decode_ndarrays, encode_ndarrays, hash_hex, update_hash
@@ -165,6 +165,16 @@ def _short(exc: BaseException) -> str:
     return text[:300]
 
 
+def peer_config(config: str | None, client: str | None) -> tuple[ExperimentConfig, list[str]]:
+    """A standalone peer's config (``--config``, or the defaults) and the notes for its log:
+    ``--client`` overrides the config's ``task.client`` (until this function the flag's default
+    always won, so a config's task went unused), and the task module's ``TASK_DEFAULTS`` fill the
+    training settings neither sets, as in ``bdfl run``."""
+    notes: list[str] = []
+    cfg = load_config(config or None, {"task.client": client} if client else None, notes, task_defaults=task_defaults)
+    return cfg, notes
+
+
 class _Stop:
     """Set by SIGINT / SIGTERM; a second signal interrupts at once."""
 
@@ -240,7 +250,9 @@ class StandalonePeer:
             if rule is not None:  # refused by PeerRegistry (e.g. no port): say so before any transaction
                 raise BDFLError(f"--advertise {str(args.advertise)[:120]!r}: the registry refuses it (rule {rule!r}, docs/protocol.md, \"Endpoints\")",
                                 fix="e.g. --advertise http://203.0.113.7:8600 (scheme in lower case, an explicit port)")
-        self.cfg = load_config(args.config) if args.config else ExperimentConfig()
+        self.cfg, notes = peer_config(args.config, args.client)
+        for note in notes:
+            log.info("%s", note)
         if args.config and "attack" in read_toml(args.config, "--config"):
             log.warning("the config's [attack] table is ignored: a standalone peer is honest")
         # key and deployment file first: offline checks before any network access
@@ -273,7 +285,7 @@ class StandalonePeer:
 
     def _setup_learning(self) -> None:
         cfg = self.cfg
-        self.task = load_task(self.args.client or cfg.task.client)
+        self.task = load_task(cfg.task.client)
         torch = sys.modules.get("torch")
         if torch is not None and not os.environ.get("OMP_NUM_THREADS"):
             torch.set_num_threads(1)  # small models train faster single-threaded; OMP_NUM_THREADS overrides

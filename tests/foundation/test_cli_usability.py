@@ -209,3 +209,32 @@ def test_half_or_more_attackers_is_said_to_void_the_honest_majority() -> None:
     cfg, notes = _run_args("--attackers", "0.5")
     assert cfg.num_attackers == 10 and any("no honest majority" in n for n in notes)
     assert not any("no honest majority" in n for n in _run_args("--attackers", "0.45")[1])
+
+
+def test_a_task_modules_own_training_defaults_fill_what_nobody_set(tmp_path: Path) -> None:
+    """Flower's quickstart ClientApp trains with Adam, at which the library's 0.05 does not learn
+    (0.103 vs 0.830 at 0.01): its module says TASK_DEFAULTS = {"learning_rate": 0.01}. Taken when
+    neither the file nor --set gives the rate, and said; a value given anywhere wins."""
+    cfg, notes = _run_args("--set", "task.client=clients.torch_clientapp")
+    assert cfg.task.learning_rate == 0.01
+    assert any("task.learning_rate 0.01" in n and "TASK_DEFAULTS" in n for n in notes), notes
+    cfg, notes = _run_args("--set", "task.client=clients.torch_clientapp", "--set", "task.learning_rate=0.05")
+    assert cfg.task.learning_rate == 0.05 and not any("TASK_DEFAULTS" in n for n in notes)
+    path = tmp_path / "adam.toml"
+    path.write_text('[task]\nclient = "clients.torch_clientapp"\nlearning_rate = 0.003\n')
+    assert _run_args("--config", str(path))[0].task.learning_rate == 0.003
+    cfg, notes = _run_args()  # the default task declares none
+    assert cfg.task.learning_rate == ExperimentConfig().task.learning_rate and not any("TASK_DEFAULTS" in n for n in notes)
+
+
+@pytest.mark.parametrize(("declared", "said"), [
+    ('{"rounds": 3}', "TASK_DEFAULTS sets rounds: a task module may set only learning_rate"),
+    ('{"learning_rate": -1.0}', "task.learning_rate"),
+    ('[("learning_rate", 0.01)]', "TASK_DEFAULTS must be a dict"),
+])
+def test_a_task_modules_bad_defaults_stop_the_run_naming_them(tmp_path: Path, declared: str, said: str) -> None:
+    task = tmp_path / "badtask.py"
+    task.write_text(f"TASK_DEFAULTS = {declared}\n\ndef load_dataset(data_dir=None): ...\n\ndef make_client(train, val, *, seed, hparams=None): ...\n")
+    with pytest.raises(ConfigError) as err:
+        _run_args("--set", f"task.client={task}")
+    assert said in str(err.value)

@@ -527,9 +527,9 @@ def _bdfl_peer(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[s
     return subprocess.run([sys.executable, "-m", "bdfl", "peer", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
 
 
-def _assert_one_error(proc: subprocess.CompletedProcess[str], *fragments: str) -> str:
+def _assert_one_error(proc: subprocess.CompletedProcess[str], *fragments: str, code: int = 1) -> str:
     err = proc.stderr
-    assert proc.returncode == 1, (proc.returncode, err)
+    assert proc.returncode == code, (proc.returncode, err)
     errors = [ln for ln in err.splitlines() if ln.startswith("error:")]
     assert len(errors) == 1, err
     assert "Traceback" not in err, err
@@ -664,7 +664,8 @@ def test_unreachable_rpc_and_unknown_client_are_one_clear_error(peer_files: dict
     proc = _bdfl_peer("--rpc-url", url, "--key-file", peer_files["key"], "--deployment", peer_files["deployment"])
     _assert_one_error(proc, "cannot reach a JSON-RPC endpoint", url)
     proc = _bdfl_peer("--rpc-url", peer_files["rpc_url"], "--key-file", peer_files["key"], "--deployment", peer_files["deployment"], "--client", "no_such_pkg.task")
-    _assert_one_error(proc, "task module 'no_such_pkg.task' not found")
+    # a config error now (exit 2), found before the chain is reached: the task's TASK_DEFAULTS are read with the config
+    _assert_one_error(proc, "config field 'task.client'", "task module 'no_such_pkg.task' not found", code=2)
     proc = _bdfl_peer("--rpc-url", peer_files["rpc_url"], "--key-file", peer_files["key"], "--deployment", peer_files["deployment"], "--data-shard", "4/4")
     _assert_one_error(proc, "--data-shard")
 
@@ -856,3 +857,20 @@ def test_a_waiting_peer_says_what_it_waits_for(monkeypatch: pytest.MonkeyPatch, 
         peer._say_waiting(7, info)
         peer._say_waiting(7, info)  # once per WAITING_LOG_SECONDS, not per poll
     assert caplog.text.count("chain round 7: waiting in the SUBMIT phase: 4 update(s) submitted of 5 members") == 1
+
+
+def test_the_configs_task_is_the_peers_unless_client_is_given(tmp_path: Path) -> None:
+    """`bdfl peer --config` with another task trained digits: --client's default always won. Now
+    --client overrides the config's task.client only when given, and the task's TASK_DEFAULTS fill
+    what neither sets (as in bdfl run)."""
+    from bdfl import cli
+    from bdfl.peer import standalone
+
+    assert cli.build_parser().parse_args(["peer", "--key-file", "k", "--deployment", "d", "--rpc-url", "http://x:1"]).client is None
+    path = tmp_path / "mnist.toml"
+    path.write_text('[task]\nclient = "clients.mnist"\n')
+    assert standalone.peer_config(str(path), None)[0].task.client == "clients.mnist"
+    assert standalone.peer_config(str(path), "clients.digits")[0].task.client == "clients.digits"
+    assert standalone.peer_config(None, None)[0].task.client == "clients.digits"
+    cfg, notes = standalone.peer_config(None, "clients.torch_clientapp")
+    assert cfg.task.learning_rate == 0.01 and any("TASK_DEFAULTS" in n for n in notes)
