@@ -72,7 +72,8 @@ from bdfl.learning.task import load_task, task_base_config, task_hparams
 from bdfl.net.allocator import keep_freed_memory
 from bdfl.net.blobserver import BlobHost, ServerLimits, SubmitSeal
 from bdfl.net.fetch import Fetcher, memory_budget
-from bdfl.net.serialization import MAX_UPDATE_BYTES, InvalidUpdate, decode_ndarrays, encode_ndarrays, hash_hex, update_hash
+from bdfl.net.serialization import (MAX_UPDATE_BYTES, InvalidUpdate, ModelSpec, decode_ndarrays, encode_ndarrays, hash_hex,
+                                    update_hash)
 from bdfl.peer import stages
 from bdfl.peer.engine import ClientFailure, PeerEngine
 from bdfl.peer.decode_cache import DecodeCache, KeptStarts
@@ -216,6 +217,10 @@ class Worker:
         # decentralized FL still starts from one common initial model (seeded by the config)
         self._base = task_base_config(cfg.task, dataset.num_classes)  # what every fit/evaluate config carries (docs/tasks.md)
         self.initial = task.initial_parameters(dataset, seed=cfg.seed, hparams=task_hparams(cfg.task), config=self._base)
+        model = ModelSpec.of_ndarrays(self.initial)
+        for fetcher in (self.fetcher, self.oracle):  # no body longer than an update of this model is read
+            if fetcher is not None:
+                fetcher.expect_model(model)
         if spec.worker_id == 0:  # the client contract, checked once before any stake is touched
             task.probe([self._shards[i] for i in sorted(self.keys)[:3]], self.initial, seed=cfg.seed, hparams=task_hparams(cfg.task),
                        config=self._base, cast_dtypes=cfg.task.cast_dtypes)

@@ -17,7 +17,9 @@ first turn on: the budget bounds the whole phase (its window), the allowance one
 many fetches queued behind ``concurrency`` do not time out for want of a turn.
 
 Bytes in flight: at most ``max_inflight_bytes`` of bodies are fetched at once (counted in
-bodies of the size last seen: a round's updates are all one size), never fewer than one body
+bodies of the size last seen: a round's updates are all one size; a peer that knows its model
+sets ``max_bytes`` to the most an update of it encodes to, :meth:`Fetcher.expect_model`, so that
+hostile sources streaming ``max_bytes`` each stay within the count), never fewer than one body
 and never more than ``concurrency`` requests; until a first answer tells the size, one request
 at a time. Without it, 64 concurrent fetches of 44 MB updates through one event loop each
 took as long as all of them together, so every attempt hit its timeout at once and every
@@ -63,7 +65,7 @@ from aiohttp.abc import AbstractResolver
 from aiohttp.resolver import DefaultResolver
 
 from bdfl.net.blobserver import SEAL_KEY_PARAM, LoopThread
-from bdfl.net.serialization import HashedBytes, InvalidUpdate, KeccakStream, NetError, parse_hash_hex
+from bdfl.net.serialization import HashedBytes, InvalidUpdate, KeccakStream, ModelSpec, NetError, parse_hash_hex
 
 #: Every ``FetchError.reason``.
 FETCH_REASONS = (
@@ -258,6 +260,15 @@ class Fetcher:
         self.local_bytes = 0
 
     # ------------------------------------------------------------ sync API
+
+    def expect_model(self, spec: ModelSpec) -> None:
+        """Read no body longer than an update of ``spec`` encodes to
+        (:attr:`~bdfl.net.serialization.ModelSpec.max_encoded_bytes`; never more than ``max_bytes``
+        already allows). Measured (an outside probe): with the flat 64 MiB limit, 10 hostile
+        sources streaming 63 MiB each raised a fetcher's memory by 630 MB while honest 20 kB
+        updates set its in-flight count; a longer body is ``too_large`` (the auditor abstains,
+        as for any update it could not fetch: serving nothing would have the same effect)."""
+        self.max_bytes = min(self.max_bytes, spec.max_encoded_bytes)
 
     def fetch(self, base_url: str, hash_hex: str) -> bytes:
         """Fetch and verify one blob; raises :class:`FetchError` (or :class:`HashMismatch`)."""

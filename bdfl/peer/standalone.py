@@ -355,6 +355,7 @@ class StandalonePeer:
         allow = private_allowed(self.chain_id, bool(getattr(self.args, "allow_private_endpoints", False)))
         self.fetcher = Fetcher(max_bytes=s.max_update_bytes, timeout=s.fetch_timeout, retries=s.fetch_retries, concurrency=16,
                                loop=self.host.loop_thread, allow_private=allow)
+        self.fetcher.expect_model(self.peer.spec)  # no body longer than an update of this model is read
         self.view = ProtocolView(self.chain)
         self.engine = PeerEngine(self.peer, view=self.view, fetch=self.fetcher.fetch_many, task=self.task.name,
                                  state=self.round_state, cfg=self.cfg)

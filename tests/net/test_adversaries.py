@@ -15,16 +15,21 @@ from their own 127.x address, as distinct hosts would); counts and durations are
 from __future__ import annotations
 
 import gc
+import json
+import os
 import socket
+import struct
 import threading
 import time
 import tracemalloc
 from collections.abc import Iterator
 
+import numpy as np
 import pytest
 
 from bdfl.net.blobserver import BlobHost, ServerLimits, client_key
 from bdfl.net.fetch import FetchError, Fetcher, PublicResolver, check_endpoint_url, private_allowed
+from bdfl.net.serialization import MAGIC, Binding, InvalidUpdate, ModelSpec, decode_ndarrays, encode_ndarrays
 
 MB = 1 << 20
 
@@ -334,3 +339,100 @@ def test_public_resolver_drops_non_public_addresses() -> None:
             await r.close()
 
     asyncio.run(go())
+
+
+def _stalled_socket(port: int, src: str, request: bytes) -> socket.socket:
+    """A connection that pipelines many requests for a blob and never reads: the endpoint writes
+    until every buffer is full, then waits on it (not idle: a request is being answered)."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+    s.bind((src, 0))
+    s.connect(("127.0.0.1", port))
+    s.sendall(request * 100)
+    return s
+
+
+def test_connections_that_never_read_do_not_lock_honest_fetchers_out(host: BlobHost) -> None:
+    """An outside probe's attack: from several addresses, every slot of the endpoint is taken by
+    a connection that pipelines 100 requests and never reads. None was idle, so none could be
+    evicted, and each held its slot for the 60 s write timeout: honest fetches got 503 in 3 of 5
+    windows. A connection waiting on its reader is now evictable like an idle one."""
+    ep = host.add_endpoint(max_blob_bytes=4 * MB, limits=ServerLimits(max_connections=8, max_connections_per_client=4))
+    h = ep.publish(b"u" * 200_000)
+    request = f"GET /blobs/{h} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+    socks = [_stalled_socket(ep.port, f"127.0.0.{2 + i // 4}", request) for i in range(8)]
+    try:
+        deadline = time.monotonic() + 5.0
+        while ep.stats()["connections"] < 8 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # every buffer full: each slot waits on its reader
+        assert ep.stats()["connections"] == 8
+        t0 = time.monotonic()
+        with Fetcher(max_bytes=4 * MB, timeout=1.0, retries=0, local_addr="127.0.0.9") as f:
+            assert f.fetch(ep.url, h) == b"u" * 200_000
+        assert time.monotonic() - t0 < 1.0 and ep.evicted >= 1
+    finally:
+        for s in socks:
+            s.close()
+
+
+def test_a_connection_cut_for_not_reading_frees_its_socket(host: BlobHost) -> None:
+    """Cut for draining below the floor rate, a connection was closed gracefully: asyncio kept its
+    socket until the queued response was sent, i.e. as long as the client (which never reads) kept
+    its end open: 128 leaked descriptors a minute under the probe's attack. Now it is aborted."""
+    # responses below send_chunk: until now only the write timeout (here 1 s) ended their wait
+    ep = host.add_endpoint(max_blob_bytes=4 * MB, limits=ServerLimits(send_grace=0.3, write_timeout=1.0, rate_per_s=None))
+    h = ep.publish(b"v" * 20_000)
+    request = f"GET /blobs/{h} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+
+    def fds() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    n = 6
+    before = fds()
+    socks = [_stalled_socket(ep.port, "127.0.0.2", request) for _ in range(n)]
+    try:
+        deadline = time.monotonic() + 10.0
+        while (ep.cut_slow < n or ep.stats()["connections"]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert ep.cut_slow == n and ep.stats()["connections"] == 0
+        time.sleep(0.3)
+        assert fds() - before <= n + 1, (fds() - before, n)  # the attacker's own n sockets, not the server's too
+    finally:
+        for s in socks:
+            s.close()
+
+
+def test_a_fetcher_that_knows_its_model_reads_no_longer_body(host: BlobHost) -> None:
+    """A hostile source serving a body near the flat 64 MiB limit held that much memory per fetch
+    (10 sources: +630 MB, while honest 20 kB bodies set the in-flight count): a fetcher told the
+    model (Fetcher.expect_model) stops at the most an update of it encodes to."""
+    model = [np.zeros((64, 64), np.float32), np.zeros(10, np.float32)]
+    spec = ModelSpec.of_ndarrays(model)
+    binding = Binding(31337, "0x" + "ab" * 20, 3, "0x" + "cd" * 20).with_fresh_nonce()
+    ep = host.add_endpoint(max_blob_bytes=4 * MB)
+    honest = ep.publish(encode_ndarrays(model, binding=binding))
+    hostile = ep.publish(b"w" * (spec.max_encoded_bytes + 1))
+    with Fetcher(max_bytes=64 * MB, timeout=2.0, retries=0) as f:
+        f.expect_model(spec)
+        assert f.max_bytes == spec.max_encoded_bytes
+        out = f.fetch_many([(ep.url, honest), (ep.url, hostile)])
+    assert isinstance(out[honest], bytes)
+    assert isinstance(out[hostile], FetchError) and out[hostile].reason == "too_large"
+
+
+def test_a_decoder_given_the_spec_refuses_a_longer_header_before_scanning_it() -> None:
+    """A hash-matching update with a 1 MB header of empty entries took 452 ms to refuse (0.3 ms
+    for a normal one): with the spec, no header longer than an update of it can have is read."""
+    model = [np.zeros(10, np.float32)]
+    spec = ModelSpec.of_ndarrays(model)
+    entries = [{"dtype": "float32", "name": f"q{i:05d}", "nbytes": 0, "offset": 0, "shape": [0]} for i in range(14_000)]
+    header = json.dumps({"arrays": entries}, sort_keys=True, separators=(",", ":")).encode()
+    data = MAGIC + struct.pack("<I", len(header)) + header
+    t0 = time.perf_counter()
+    with pytest.raises(InvalidUpdate) as err:
+        decode_ndarrays(data, max_bytes=64 * MB, spec=spec)
+    assert err.value.reason == "bad_header" and f"exceeds {spec.max_header_bytes}" in str(err.value)
+    assert time.perf_counter() - t0 < 0.05
+    bound = Binding(2**256 - 1, "0x" + "ab" * 20, 2**256 - 1, "0x" + "cd" * 20).with_fresh_nonce()
+    assert len(encode_ndarrays(model, binding=bound)) <= spec.max_encoded_bytes  # the longest honest update fits
