@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bdfl.chain.accounts import load_key_file
-from bdfl.chain.connection import open_account
+from bdfl.chain.connection import Chain, open_account
 from bdfl.chain.deploy import REP_MAX, Deployment, tokens_text
 from bdfl.chain.protocol import ProtocolClient, Status
 from bdfl.errors import BDFLError
@@ -36,23 +36,24 @@ class AccountState:
     reject_streak: int
     round: int
     withdrawable_from: int
+    eth: int = 0  # wei: what pays the account's gas (a peer that runs out stops: OutOfGasMoney)
 
     def lines(self) -> list[str]:
         rows = [("account", self.address), ("status", self.status.name), ("reputation", f"{self.reputation:.3f}"),
                 ("stake", f"{tokens_text(self.stake)} tokens"), ("rewards to claim", f"{tokens_text(self.claimable)} tokens"),
-                ("wallet", f"{tokens_text(self.wallet)} tokens"), ("rejected in a row", str(self.reject_streak)),
-                ("chain round", str(self.round))]
+                ("wallet", f"{tokens_text(self.wallet)} tokens"), ("ETH for gas", f"{self.eth / 10**18:.6g} ETH"),
+                ("rejected in a row", str(self.reject_streak)), ("chain round", str(self.round))]
         if self.status == Status.LEFT:
             rows.append(("withdrawable from round", str(self.withdrawable_from)))
         return [f"{k + ':':24s} {v}" for k, v in rows]
 
 
-def _state(chain: ProtocolClient) -> AccountState:
+def _state(rpc: Chain, chain: ProtocolClient) -> AccountState:
     info = chain.peer_info()
     return AccountState(address=chain.address, status=info.status, reputation=info.reputation / REP_MAX,
                         stake=chain.stake_of(), claimable=chain.claimable(), wallet=chain.token_balance(),
                         reject_streak=info.reject_streak, round=chain.current_round(),
-                        withdrawable_from=chain.withdrawable_from())
+                        withdrawable_from=chain.withdrawable_from(), eth=rpc.eth_balance(chain.address))
 
 
 def account_cli(*, rpc_url: str, key_file: str, deployment_file: str, action: str | None = None) -> list[str]:
@@ -60,8 +61,8 @@ def account_cli(*, rpc_url: str, key_file: str, deployment_file: str, action: st
     the lines to print. A refused action is a :class:`BDFLError` saying why and what to do."""
     account = load_key_file(key_file)
     deployment = Deployment.load(deployment_file)
-    _rpc, chain = open_account(rpc_url, account, deployment, f"deployment file {deployment_file}")
-    before = _state(chain)
+    rpc, chain = open_account(rpc_url, account, deployment, f"deployment file {deployment_file}")
+    before = _state(rpc, chain)
     done: list[str] = []
     if action == "claim":
         if before.claimable == 0:
@@ -90,4 +91,4 @@ def account_cli(*, rpc_url: str, key_file: str, deployment_file: str, action: st
         done.append(f"withdrew {tokens_text(before.stake)} tokens")
     elif action is not None:
         raise BDFLError(f"unknown account action {action!r}", fix=f"one of {', '.join(ACTIONS)}")
-    return done + _state(chain).lines()
+    return done + _state(rpc, chain).lines()

@@ -13,15 +13,45 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from bdfl.chain.accounts import check_key_allowed
-from bdfl.chain.deploy import Deployment, ProtocolParams, deploy, fund_peers
+from bdfl.chain.deploy import Deployment, ProtocolParams, deploy, devnet_methods, fund_peers
 from bdfl.chain.devnet import batch_mining, connect, make_web3
-from bdfl.chain.protocol import ProtocolClient, submissions_closed_reader
+from bdfl.chain.protocol import FINALIZE_GAS_LIMIT, ProtocolClient, submissions_closed_reader
 from bdfl.chain.txsender import FeeCache, TxSender
 
-__all__ = ["Chain", "open_account"]
+__all__ = ["Chain", "GasMoney", "gas_money", "open_account"]
+
+#: Gas one simulated peer's transactions of a round use, budgeted generously: a submission
+#: (130-250k used) and, on the committee, a commit and a reveal (the default experiment: 3.94 M gas
+#: a round for 20 peers, the keeper's transactions included, about 200k per peer).
+PEER_ROUND_GAS = 500_000
+#: Gas of deploying the contracts (measured 9.76 M; with headroom).
+DEPLOY_GAS = 15_000_000
+#: Gas of the keeper's transactions a round (advances and finalize), per member.
+KEEPER_ROUND_GAS_PER_PEER = 100_000
+
+
+@dataclass(frozen=True)
+class GasMoney:
+    """What a simulated run on a chain without devnet methods pays in ETH (wei): each peer is
+    topped up to ``per_peer``; the deployer needs ``deployer`` in all (deploying, funding, the
+    keeper's rounds and the peers' money), at ``fee_cap`` wei per gas."""
+
+    per_peer: int
+    deployer: int
+    fee_cap: int
+
+
+def gas_money(fee_cap: int, *, peers: int, rounds: int, peer_gas_limit: int) -> GasMoney:
+    """The budget of :class:`GasMoney` for ``peers`` peers (and relayers) over ``rounds`` rounds, whose
+    largest transaction has gas limit ``peer_gas_limit`` (a node refuses a transaction unless its
+    sender holds gas limit x fee cap)."""
+    per_peer = fee_cap * (peer_gas_limit + rounds * PEER_ROUND_GAS)
+    keeper = DEPLOY_GAS + FINALIZE_GAS_LIMIT + peers * 2 * 65_000 + rounds * (peer_gas_limit + peers * KEEPER_ROUND_GAS_PER_PEER)
+    return GasMoney(per_peer, fee_cap * keeper + peers * per_peer, fee_cap)
 
 
 class Chain:
@@ -55,6 +85,14 @@ class Chain:
     def eth_balance(self, address: str) -> int:
         """``address``'s ETH, in wei (what pays its gas)."""
         return int(self._w3.eth.get_balance(address))
+
+    def devnet_methods(self) -> bool:
+        """Whether the node answers a devnet's own methods (balances set, blocks mined at will)."""
+        return devnet_methods(self._w3)
+
+    def fee_cap(self) -> int:
+        """The max fee per gas (wei) senders on this connection offer now."""
+        return self.fee_cache().get()[0]
 
     def mine_at(self, timestamp: int) -> None:
         """Local devnet only: mine one block with this timestamp (``evm_setNextBlockTimestamp``:
@@ -116,9 +154,10 @@ class Chain:
         """:func:`bdfl.chain.deploy.deploy` here."""
         return deploy(self._w3, account, artifacts, params, **kwargs)
 
-    def fund(self, deployment: Deployment, funder: TxSender, peers: Sequence[str], tokens: int) -> list[Any]:
+    def fund(self, deployment: Deployment, funder: TxSender, peers: Sequence[str], tokens: int,
+             eth_wei: int | None = 10**20) -> list[Any]:
         """:func:`bdfl.chain.deploy.fund_peers` here."""
-        return fund_peers(self._w3, deployment, funder, peers, tokens=tokens)
+        return fund_peers(self._w3, deployment, funder, peers, tokens=tokens, eth_wei=eth_wei)
 
 
 def open_account(rpc_url: str, account: Any, deployment: Deployment, source: str,

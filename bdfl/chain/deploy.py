@@ -491,9 +491,12 @@ def fund_peers(
     eth_wei: int | None = 10**20,
 ) -> list[Any]:
     """Simulation helper: give each peer ``tokens`` stake tokens (ERC-20 transfers from the
-    funder, sent without waiting, then awaited together) and, on a devnet, ``eth_wei`` of
-    gas money via ``anvil_setBalance``. ``funder`` is a TxSender of a token holder (the
-    deployer). Returns the transfer receipts."""
+    funder, sent without waiting, then awaited together) and ``eth_wei`` of gas money: on a
+    devnet via ``anvil_setBalance`` / ``hardhat_setBalance``, on any other chain by ETH
+    transfers from the funder topping each peer up to ``eth_wei`` (an outside probe's run on a
+    chain without those methods stopped after deploying, told to "fund peers with real ETH
+    transfers", which it could not do). ``funder`` is a TxSender of a token holder (the
+    deployer). Returns the token transfer receipts."""
     token = deployment.contract(w3, "BDFLToken")
     have = int(token.functions.balanceOf(funder.address).call())
     if have < tokens * len(peers):
@@ -502,8 +505,11 @@ def fund_peers(
             fix="deploy with a larger initial_supply or fund fewer peers",
         )
     if eth_wei is not None:
-        for p in peers:
-            set_eth_balance(w3, p, eth_wei)
+        if devnet_methods(w3):
+            for p in peers:
+                set_eth_balance(w3, p, eth_wei)
+        else:
+            _top_up_eth(w3, funder, peers, eth_wei)
     if tokens == 0:
         return []
     gas = None
@@ -527,6 +533,33 @@ def fund_peers(
     if failed is not None:
         raise failed
     return receipts
+
+
+def _top_up_eth(w3: Any, funder: Any, peers: Sequence[str], wei: int) -> None:
+    """ETH transfers from ``funder`` bringing each of ``peers`` to ``wei`` (those below it)."""
+    for start in range(0, len(peers), FUND_CHUNK):
+        hashes = []
+        for p in peers[start : start + FUND_CHUNK]:
+            short = wei - int(w3.eth.get_balance(p))
+            if short > 0:
+                hashes.append(funder.send_transaction({"to": p, "value": short}))
+        receipts = wait_many([(funder, h) for h in hashes], timeout=max(300.0, 0.05 * len(hashes)))
+        failed = next((r for r in receipts if isinstance(r, Exception)), None)
+        if failed is not None:
+            raise failed
+
+
+def devnet_methods(w3: Any) -> bool:
+    """Whether the chain answers a devnet's own methods (anvil's or Hardhat's): balances can be
+    set and blocks mined at will. False on chains that do not know them (a testnet, geth)."""
+    for method in ("anvil_getAutomine", "hardhat_getAutomine"):
+        try:
+            resp = w3.provider.make_request(method, [])
+        except Exception:  # noqa: BLE001 - a chain without the method may answer with an HTTP error
+            continue
+        if "error" not in resp:
+            return True
+    return False
 
 
 def _automines(w3: Any) -> bool:

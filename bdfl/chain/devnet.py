@@ -187,9 +187,16 @@ def _pending_count(w3: Any) -> int:
 def make_web3(rpc_url: str, request_timeout: float = 30.0) -> Any:
     """A web3 client over persistent connections (:class:`KeepAliveSessions`) that caches
     the chain id (otherwise web3 asks for it on every call)."""
+    import requests
     from web3 import Web3
+    from web3.providers.rpc.utils import ExceptionRetryConfiguration
 
-    provider = Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": request_timeout})
+    # web3 retries a request 5 times by default, timeouts too: against a node that takes
+    # connections and never answers, each retry waited out the timeout, and a peer whose own
+    # retries stop after 120 s gave up after 281 s, silent for the first 152 (an outside probe).
+    # A refused or reset connection is still retried here (quick); a timeout goes to the caller.
+    retry = ExceptionRetryConfiguration(errors=(requests.ConnectionError,))
+    provider = Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": request_timeout}, exception_retry_configuration=retry)
     provider._request_session_manager = KeepAliveSessions(request_timeout)
     w3 = Web3(provider)
     w3.provider.cache_allowed_requests = True

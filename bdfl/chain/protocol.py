@@ -79,6 +79,11 @@ LOG_CHUNK = 2_000
 DRAW_ATTEMPTS_PER_SEAT = 16
 
 
+#: Gas limit of a submission besides the committee draw it may trigger (:func:`draw_gas_bound`):
+#: any submission may be a round's last one, which draws the committee, so every one carries both.
+SUBMIT_GAS_BASE = 300_000
+
+
 def draw_gas_bound(committee_size: int) -> int:
     """Upper bound on the gas of the committee draw (up to four cold SLOADs + a keccak per
     attempt: member, reputation, stake, probation; storage of each seat). The transaction that ends the Submit phase pays for the draw, and

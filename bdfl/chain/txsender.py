@@ -33,6 +33,15 @@ class TxError(BDFLError):
     """A transaction could not be sent or confirmed."""
 
 
+class OutOfGasMoney(BDFLError):
+    """The node refused a transaction because its sender holds too little ETH for its gas limit
+    at its fee cap. Not a :class:`TxError`: no retry mends it (an outside probe's peer retried it
+    for 120 s as a chain outage, then was told to "check the node"); the fix is to fund the account."""
+
+
+_INSUFFICIENT_FUNDS = ("insufficient funds", "insufficient balance")
+
+
 class TxDropped(TxError):
     """A sent transaction has no receipt and the node no longer knows it (neither mined nor in
     its pool): it will not be mined, and its nonce is free again (:meth:`TxSender.resync_nonce`)."""
@@ -229,8 +238,10 @@ class TxSender:
             except Exception as exc:  # noqa: BLE001 - retried through the normal path below
                 text = str(exc).lower()
                 if not (any(k in text for k in _RETRYABLE_NONCE) or _is_fee_error(exc)):
+                    signed = self._pending.get(bytes(tx_hash))
                     for h, *_ in held[n:]:
                         self._pending.pop(bytes(h), None)
+                    self._refuse_if_out_of_gas_money(exc, signed.tx if signed is not None else base)
                     raise TxError(f"sending a transaction from {self.address} failed: {exc}") from None
             # this and every later held transaction are re-signed with fresh nonces
             with self._lock:
@@ -273,12 +284,28 @@ class TxSender:
                         continue
                     if _is_fee_error(exc):
                         continue
+                    self._refuse_if_out_of_gas_money(exc, tx)
                     raise TxError(f"sending a transaction from {self.address} failed: {exc}") from None
                 self._nonce += 1
                 self.sent += 1
                 self._pending[bytes(tx_hash)] = _Pending(call, tx)
                 return HexBytes(tx_hash)
         raise TxError(f"sending a transaction from {self.address} failed after {self.max_retries} retries: {last}")
+
+    def _refuse_if_out_of_gas_money(self, exc: Exception, tx: dict[str, Any]) -> None:
+        """Raise :class:`OutOfGasMoney` when the node refused ``tx`` for want of ETH."""
+        if not any(k in str(exc).lower() for k in _INSUFFICIENT_FUNDS):
+            return
+        need = int(tx.get("gas", 0)) * int(tx.get("maxFeePerGas", 0)) + int(tx.get("value", 0))
+        try:
+            have = f"{int(self.w3.eth.get_balance(self.address)) / 1e18:.6g} ETH"
+        except Exception:  # noqa: BLE001 - the refusal is the news; the balance only helps
+            have = "an unknown amount"
+        raise OutOfGasMoney(
+            f"account {self.address} has too little ETH to pay for gas: it holds {have}, a transaction of gas limit "
+            f"{int(tx.get('gas', 0)):,} at a fee cap of {int(tx.get('maxFeePerGas', 0)) / 1e9:.3g} gwei needs "
+            f"{need / 1e18:.6g} ETH ({exc})",
+            fix=f"send ETH to {self.address} (a restarted peer resumes from its state folder)") from None
 
     def wait(self, tx_hash: bytes, *, timeout: float | None = None) -> Any:
         """Poll for the receipt; raise TxReverted (decoded) if the transaction failed, and

@@ -13,9 +13,9 @@ from typing import Any
 
 from bdfl.chain.accounts import DEVNET_CHAIN_IDS, check_key_allowed, derive_keys, devnet_account, key_from_env
 from bdfl.chain.compiler import build
-from bdfl.chain.connection import Chain
+from bdfl.chain.connection import Chain, GasMoney, gas_money
 from bdfl.chain.devnet import connect, start_devnet
-from bdfl.chain.protocol import Outcome, Phase
+from bdfl.chain.protocol import JOIN_GAS, SUBMIT_GAS_BASE, Outcome, Phase, draw_gas_bound
 from bdfl.config import ExperimentConfig, dump_toml
 from bdfl.errors import BDFLError
 from bdfl.experiment.faults import FaultInjector, keeps_state, late_joiners
@@ -141,6 +141,7 @@ class Orchestrator:
                                 "than the devnets' 31337 and 1337)")
         check_key_allowed(deployer, self.devnet.chain_id)
         self.deployer = self.chain.sender(deployer)
+        self.gas_money = None if self.chain.devnet_methods() else self._afford(deployer.address)
         self.note("deploying contracts")
         policy = policy_of(self.cfg)  # the audit and aggregation rule, pinned on chain (bdfl.policy)
         self.deployment = self.chain.deploy(deployer, self.artifacts, protocol_params(self.cfg), sender=self.deployer,
@@ -150,6 +151,27 @@ class Orchestrator:
         self.deployment.save(self.deployment_path)
         self.keeper = Keeper(self.chain, self.chain.client(self.deployment, deployer, self.deployer), self.devnet,
                              self.deployment.block_number - 1)
+
+    def _afford(self, deployer: str) -> GasMoney:
+        """On a chain without devnet methods the peers' gas money is sent from the deployer: the
+        budget (:func:`bdfl.chain.connection.gas_money` at the fee cap now), refused before any
+        transaction when the deployer cannot pay it (an outside probe's run deployed, paid, and
+        only then found it could not fund its peers)."""
+        cfg = self.cfg
+        peer_gas_limit = max(JOIN_GAS, SUBMIT_GAS_BASE + draw_gas_bound(protocol_params(cfg).committee_size))
+        relayers = min(cfg.workers, cfg.peers) if cfg.chain.submission == "relayed" else 0
+        money = gas_money(self.chain.fee_cap(), peers=cfg.peers + relayers, rounds=cfg.rounds, peer_gas_limit=peer_gas_limit)
+        have = self.chain.eth_balance(deployer)
+        eth = 10**18
+        if have < money.deployer:
+            raise BDFLError(f"the deployer {deployer} holds {have / eth:.6g} ETH; this run needs about {money.deployer / eth:.6g} ETH: "
+                            f"deploying, {cfg.rounds} rounds of the keeper's transactions and {money.per_peer / eth:.6g} ETH of gas "
+                            f"money for each of {cfg.peers + relayers} accounts, at the fee cap of {money.fee_cap / 1e9:.3g} gwei "
+                            "(this chain has no devnet methods to set balances)",
+                            fix=f"send ETH to {deployer}, or run fewer peers or rounds")
+        self.note(f"no devnet methods on this chain: each peer gets {money.per_peer / eth:.6g} ETH of gas money by transfer "
+                  f"from the deployer (about {money.deployer / eth:.6g} ETH in all)")
+        return money
 
     def _start_peers(self) -> None:
         cfg = self.cfg
@@ -161,14 +183,15 @@ class Orchestrator:
         self.attacker_addrs = [self.addresses[i] for i in self.attackers]
         stake = self.deployment.params.min_stake
         self.note(f"funding {cfg.peers} peer accounts")
-        self.chain.fund(self.deployment, self.deployer, self.addresses, tokens=stake * 2)
+        eth_wei = self.gas_money.per_peer if self.gas_money is not None else 10**20  # 100 ETH: a devnet's
+        self.chain.fund(self.deployment, self.deployer, self.addresses, tokens=stake * 2, eth_wei=eth_wei)
         workers = min(cfg.workers, cfg.peers)
         groups = [list(range(w, cfg.peers, workers)) for w in range(workers)]
         # chain.submission = "relayed": each worker relays its peers' signed submissions from its
         # own account (gas money only: a relayer holds no stake and is no member)
         relayers = derive_keys(cfg.seed, workers, namespace="bdfl-relayer") if cfg.chain.submission == "relayed" else []
         if relayers:
-            self.chain.fund(self.deployment, self.deployer, [a.address for a in relayers], tokens=0)
+            self.chain.fund(self.deployment, self.deployer, [a.address for a in relayers], tokens=0, eth_wei=eth_wei)
         attackers = set(self.attackers)
         seal_key = secrets.token_hex(16)  # fresh per run: only this run's workers hold it
         specs = [

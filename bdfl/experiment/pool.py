@@ -87,7 +87,8 @@ class WorkerPool:
                 waited += SLOW_COMMAND_S
                 if self.note is not None:
                     self.note(f"worker {i} has been running {what or 'a command'} for {waited:g} s (a task's fit or "
-                              "evaluate that never returns holds the run here; Ctrl-C stops it and keeps the rounds so far)")
+                              "evaluate that never returns, or a chain node that takes requests and never answers, holds "
+                              "the run here; Ctrl-C stops it and keeps the rounds so far)")
             return conn.recv()
         except (EOFError, OSError):
             return "error", self._died(i)

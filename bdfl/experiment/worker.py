@@ -32,7 +32,7 @@ from bdfl.attacks import attacker_client
 from bdfl.chain.accounts import account_from_key
 from bdfl.chain.connection import Chain
 from bdfl.chain.devnet import set_pdeathsig
-from bdfl.chain.protocol import JOIN_GAS, ProtocolClient, draw_gas_bound
+from bdfl.chain.protocol import JOIN_GAS, SUBMIT_GAS_BASE, ProtocolClient, draw_gas_bound
 from bdfl.chain.relay import Relayer, RelayRequest
 from bdfl.chain.txsender import DuplicateHashError, resync_nonces, wait_many
 from bdfl.config import ExperimentConfig, from_dict
@@ -187,7 +187,7 @@ class Worker:
         self.memory = ChainMemory(cfg)
         # Peers in other workers submit concurrently, so any submission may turn out to be the
         # last one, which draws the committee: every submission carries the draw's gas bound.
-        self.submit_gas = 300_000 + draw_gas_bound(self.deployment.params.committee_size)
+        self.submit_gas = SUBMIT_GAS_BASE + draw_gas_bound(self.deployment.params.committee_size)
         self.hosted: dict[int, Hosted] = {}  # the peers running now
         self._outbox: list[Hosted] = []  # peers holding signed transactions, in signing order
         self._signing = 0.0  # seconds spent signing in the current command: chain time

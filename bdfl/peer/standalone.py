@@ -41,7 +41,7 @@ from bdfl.chain.accounts import load_key_file
 from bdfl.chain.deploy import TOKEN, Deployment, tokens_text
 from bdfl.chain.endpoints import endpoint_rule
 from bdfl.chain.connection import open_account
-from bdfl.chain.protocol import Phase, Status, draw_gas_bound
+from bdfl.chain.protocol import SUBMIT_GAS_BASE, Phase, Status, draw_gas_bound
 from bdfl.chain.txsender import DuplicateHashError, TxReverted, transient_chain_errors
 from bdfl.config import ExperimentConfig, load_config, read_toml
 from bdfl.errors import BDFLError
@@ -277,7 +277,7 @@ class StandalonePeer:
                                  fix="use the deployment file written when these contracts were deployed")
         self.params = self.deployment.params
         # any submission may be the last one, which draws the committee (see the worker)
-        self.submit_gas = 300_000 + draw_gas_bound(self.params.committee_size)
+        self.submit_gas = SUBMIT_GAS_BASE + draw_gas_bound(self.params.committee_size)
 
         self._setup_learning()
         self._setup_state()

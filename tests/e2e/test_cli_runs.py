@@ -111,3 +111,99 @@ def test_other_chain_ids_still_need_a_key(tmp_path: Path) -> None:
         node.kill()
         node.wait(timeout=10)
         log.close()
+
+
+class _NoDevnetMethods:
+    """A JSON-RPC proxy in front of ``upstream`` that answers every anvil_ / hardhat_ / evm_
+    method "does not exist", as a testnet's node or geth would."""
+
+    BLOCKED = ("anvil_", "hardhat_", "evm_")
+
+    def __init__(self, upstream: str) -> None:
+        import json
+        import threading
+        import urllib.request
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        blocked = self.BLOCKED
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                req = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+                reqs = [req] if isinstance(req, dict) else req
+                out = []
+                for r in reqs:
+                    if str(r.get("method", "")).startswith(blocked):
+                        out.append({"jsonrpc": "2.0", "id": r.get("id"),
+                                    "error": {"code": -32601, "message": f"the method {r['method']} does not exist"}})
+                    else:
+                        data = json.dumps(r).encode()
+                        with urllib.request.urlopen(urllib.request.Request(upstream, data=data, headers={"Content-Type": "application/json"}),
+                                                    timeout=60) as resp:
+                            out.append(json.loads(resp.read()))
+                payload = json.dumps(out[0] if isinstance(req, dict) else out).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_run_on_a_chain_without_devnet_methods_funds_its_peers_by_transfer(tmp_path: Path) -> None:
+    """An outside probe ran `bdfl run --chain URL` on a chain without anvil_/hardhat_ methods (a
+    testnet, geth): it deployed, paid, then stopped, unable to give its peers gas money. Now a
+    deployer that cannot pay the run's budget is refused before any transaction, and one that can
+    funds each peer by transfer; the run completes."""
+    from eth_account import Account
+
+    port = free_port("127.0.0.1")
+    log = open(tmp_path / "anvil.log", "wb")
+    node = subprocess.Popen([anvil_binary(ROOT), "--port", str(port), "--chain-id", "4242"], stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    proxy = None
+    try:
+        upstream = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                rpc_call(upstream, "eth_chainId", timeout=1.0)
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        proxy = _NoDevnetMethods(upstream)
+        key = Account.create()
+        env = _env(BDFL_PRIVATE_KEY=bytes(key.key).hex())
+        rpc_call(upstream, "anvil_setBalance", [key.address, hex(10**15)])  # 0.001 ETH: not enough
+        proc = _bdfl_run("--chain", proxy.url, "--peers", "4", "--rounds", "2", "--set", "task.local_epochs=1",
+                         "--out", str(tmp_path / "poor"), env=env, timeout=120)
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert f"the deployer {key.address} holds 0.001 ETH; this run needs about" in proc.stderr, proc.stderr
+        assert int(rpc_call(upstream, "eth_getTransactionCount", [key.address, "latest"]), 16) == 0  # nothing sent
+        rpc_call(upstream, "anvil_setBalance", [key.address, hex(10**22)])
+        out = tmp_path / "funded"
+        proc = _bdfl_run("--chain", proxy.url, "--peers", "4", "--rounds", "2", "--set", "task.local_epochs=1",
+                         "--out", str(out), env=env, timeout=300)
+        _check_end_of_run(proc, out)
+        assert "no devnet methods on this chain: each peer gets" in (out / "run.log").read_text()
+    finally:
+        if proxy is not None:
+            proxy.close()
+        node.kill()
+        node.wait(timeout=10)
+        log.close()

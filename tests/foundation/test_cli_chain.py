@@ -151,6 +151,7 @@ def test_bdfl_account_shows_claims_leaves_and_refuses_with_a_fix(devnet: object,
     out = account()
     assert out.returncode == 0, out.stderr
     assert "status:" in out.stdout and "NONE" in out.stdout and f"wallet:{' ' * 18}{2 * dep.params.min_stake // TOKEN:,} tokens" in out.stdout
+    assert f"ETH for gas:{' ' * 13}100 ETH" in out.stdout  # fund_peers' devnet gas money (what a peer out of it lacks)
     ProtocolClient(w3, dep, key).approve_and_join("http://127.0.0.1:9/")
     out = account()
     assert "ACTIVE" in out.stdout and "stake:" in out.stdout and "rewards to claim:        0 tokens" in out.stdout
