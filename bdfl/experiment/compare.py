@@ -124,8 +124,27 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def _settings(run: Run) -> dict[str, Any]:
-    return {k: v for k, v in flatten(run.config).items()
-            if k not in IGNORED_KEYS and not k.startswith(IGNORED_PREFIXES)}
+    flat = {k: v for k, v in flatten(run.config).items() if k not in IGNORED_KEYS and not k.startswith(IGNORED_PREFIXES)}
+    if not flat.get("attack.fraction") and flat.get("attack.groups") in (None, "[]"):
+        # nobody attacks: the attack's name and parameters are unused (a clean run was labelled
+        # "attack.name=label_flip, attack.fraction=0" beside the attacked ones)
+        flat = {k: v for k, v in flat.items() if not k.startswith("attack.") or k == "attack.fraction"}
+        flat["attack.name"] = "none"
+    return flat
+
+
+#: How labels write the usual keys.
+SHORT_KEYS = {"attack.name": "attack", "attack.fraction": "fraction", "defense.name": "defense", "task.client": "task"}
+
+
+def _group_text(flat: Mapping[str, Any], group_keys: Sequence[str]) -> str:
+    """``attack=none`` / ``attack=label_flip, fraction=0.3``: a group's differing settings, short."""
+    parts = []
+    for k in sorted(group_keys, key=lambda k: list(SHORT_KEYS).index(k) if k in SHORT_KEYS else len(SHORT_KEYS)):
+        if k.startswith("attack.") and k != "attack.name" and flat.get("attack.name") == "none":
+            continue  # a clean run has no attack parameters
+        parts.append(f"{SHORT_KEYS.get(k, k)}={_value_text(flat.get(k))}")
+    return ", ".join(parts)
 
 
 def config_diff(runs: Sequence[Run]) -> list[str]:
@@ -179,7 +198,7 @@ def _labels(runs: Sequence[Run], diff: Sequence[str]) -> tuple[list[str], list[t
             names = {r.name for r, k in zip(runs, keys) if k == key}
             # no differing field: the run's name when the group shares one, else attack/defense
             plain = run_label(run) if len(names) == 1 else run_label(run).split(" (", 1)[-1].rstrip(")")
-            group_label[key] = ", ".join(f"{k}={_value_text(flat.get(k))}" for k in group_keys) or plain
+            group_label[key] = _group_text(flat, group_keys) or plain
     labels = [group_label[key] + (f" seed={run.seed}" if "seed" in diff else "") for run, key in zip(runs, keys)]
     seen: dict[str, int] = {}
     for lab in labels:

@@ -472,7 +472,8 @@ class Orchestrator:
         try:
             summary = compute_summary(read_metrics(self.out_dir), read_rounds(self.out_dir), _clean_reference(self.cfg))
             summary.update(getattr(self, "setup_chain", {}))
-            summary.update({"status": status, "rounds_completed": self.rounds_done, "seconds_wall": time.monotonic() - self.started})
+            summary.update({"status": status, "rounds_completed": self.rounds_done, "seconds_wall": time.monotonic() - self.started,
+                            "defense": self.cfg.defense.name})
             if not summary.get("peers"):  # no round recorded: the configured count, not 0
                 summary["peers"] = self.cfg.peers
             if message is not None:

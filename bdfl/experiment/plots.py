@@ -28,6 +28,8 @@ from bdfl.experiment.results import SECONDS_COLUMNS, read_metrics, read_rounds, 
 
 HONEST_COLOR = "tab:blue"
 ATTACKER_COLOR = "tab:red"
+#: the backdoor's attack success rate: another measure than the attackers' accuracy, so another colour and style
+SUCCESS_COLOR = "tab:purple"
 PLOT_FILES = {
     "accuracy": "accuracy.png",
     "reputation": "reputation.png",
@@ -72,6 +74,16 @@ def _num(v: Any) -> float:
 
 def _column(rows: Rows, key: str) -> np.ndarray:
     return np.array([_num(r.get(key)) for r in rows], dtype=float)
+
+
+def every_round(rounds: Rows) -> list[Mapping[str, Any]]:
+    """``rounds`` with an empty row for each round missing between the first and the last, so
+    that lines break there instead of bridging it (an outside probe deleted a round from the
+    CSVs: the accuracy line went straight across it, leaving no trace)."""
+    by_round = {int(r["round"]): r for r in rounds if isinstance(r.get("round"), (int, float)) and not isinstance(r.get("round"), bool)}
+    if not by_round:
+        return list(rounds)
+    return [by_round.get(n, {"round": n}) for n in range(min(by_round), max(by_round) + 1)]
 
 
 def _no_data(ax: Any, title: str) -> None:
@@ -131,21 +143,25 @@ def accuracy_figure(rounds: Rows, *, separated: int | None = None) -> Figure:
     if not rounds:
         _no_data(ax, title)
         return fig
+    rounds = every_round(rounds)
     x = _column(rounds, "round")
     h = _column(rounds, "honest_accuracy")
     sd = np.nan_to_num(_column(rounds, "honest_accuracy_std"), nan=0.0)
     a = _column(rounds, "attacker_accuracy")
-    ax.plot(x, h, color=HONEST_COLOR, marker="o", ms=3, label="honest peers (mean)")
-    ax.fill_between(x, h - sd, h + sd, color=HONEST_COLOR, alpha=0.2, linewidth=0, label="honest ± std over peers")
+    # the honest line on top: where both groups hold one model (most rounds), the attackers' line
+    # drawn over it hid the headline curve
+    ax.plot(x, h, color=HONEST_COLOR, marker="o", ms=3, zorder=3, label="honest peers (mean)")
+    if (sd > 1e-3).any():  # honest peers holding one model: no band worth a legend entry
+        ax.fill_between(x, h - sd, h + sd, color=HONEST_COLOR, alpha=0.2, linewidth=0, label="honest ± std over peers")
     if np.isfinite(a).any():
-        ax.plot(x, a, color=ATTACKER_COLOR, marker="s", ms=3, label="attackers (mean)")
+        ax.plot(x, a, color=ATTACKER_COLOR, ls="--", lw=1.2, marker="s", ms=2.5, zorder=2, label="attackers (mean)")
     asr = _column(rounds, "attack_success_rate")
     if np.isfinite(asr).any():
-        ax.plot(x, asr, color=ATTACKER_COLOR, ls="--", label="attack success rate")
+        ax.plot(x, asr, color=SUCCESS_COLOR, ls=":", lw=1.8, marker="x", ms=4, zorder=2, label="attack success rate")
     mark_separation(ax, separated)
     ax.set_title(title)
     ax.set_xlabel("round")
-    ax.set_ylabel("accuracy on the test set")
+    ax.set_ylabel("accuracy (and attack success rate)" if np.isfinite(asr).any() else "accuracy on the test set")
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
     integer_xaxis(ax)
@@ -165,17 +181,19 @@ def gas_figure(rounds: Rows) -> Figure:
     if not rounds:
         _no_data(ax, title)
         return fig
+    rounds = every_round(rounds)
     x = _column(rounds, "round")
-    gas = np.nan_to_num(_column(rounds, "gas_used"))
-    tx = np.nan_to_num(_column(rounds, "tx_count"))
-    ax.bar(x, gas, color="tab:gray", alpha=0.7, label="gas used")
+    gas = _column(rounds, "gas_used") / 1e6  # a missing round: no bar, a break in the line
+    tx = _column(rounds, "tx_count")
+    ax.bar(x, np.nan_to_num(gas), color="tab:gray", alpha=0.7, label="gas used")
     ax.set_xlabel("round")
-    ax.set_ylabel("gas used")
-    ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 4))
+    ax.set_ylabel("gas used per round (millions)")
     ax2 = ax.twinx()
     ax2.plot(x, tx, color="tab:green", marker="o", ms=3, label="transactions")
-    ax2.set_ylabel("transactions")
-    ax2.set_ylim(bottom=0)
+    ax2.set_ylabel("transactions per round")
+    top = np.nanmax(tx) if np.isfinite(tx).any() else 1.0
+    ax2.set_ylim(0, 1.12 * max(top, 1.0))  # the line's markers clear the top edge
+    ax.set_xlim(x[0] - 0.6, x[-1] + 0.6)  # no empty round 0 or R + 1
     ax.set_title(title)
     ax.grid(alpha=0.3, axis="y")
     integer_xaxis(ax)
@@ -315,7 +333,12 @@ def tokens_figure(metrics: Rows) -> Figure:
     axes = fig.subplots(1, len(TOKEN_PANELS), squeeze=False)[0]
     handles: list[Any] = []
     for ax, (key, title) in zip(axes, TOKEN_PANELS):
-        handles = _draw_per_peer(ax, metrics, key, title, "tokens") or handles
+        drawn = _draw_per_peer(ax, metrics, key, title, "tokens")
+        if drawn:
+            # from 0: autoscaled, one 10-token slash filled a stake axis of 80-90, while the
+            # same drop was a sliver of another run's 0-90 axis
+            ax.set_ylim(bottom=0)
+        handles = drawn or handles
     if handles:
         axes[-1].legend(handles=handles, **LEGEND_OUTSIDE)
     fig.suptitle("Tokens per peer")

@@ -141,9 +141,14 @@ def summary_lines(summary: Mapping[str, Any], *, wall_seconds: float | None = No
     if last3 is not None and window > 1:
         acc_text += f" (mean of the last {window} rounds {last3:.3f})"
     attackers = summary.get("attackers") or 0
+    defense = summary.get("defense")
+    # a baseline aggregates without audit: nothing is approved or rejected, and reputations fall
+    # only for the reveals nobody makes, so these figures mean nothing (an outside probe read
+    # "not by the last round" under median as the median failing)
+    no_audit = f"n/a: defense {defense} audits nothing" if isinstance(defense, str) and defense != "bdfl" else ""
     if attackers:
         sep = _first(summary, "separated_from_round", "detection_round")
-        sep_text = f"from round {sep}" if sep is not None else "not by the last round"
+        sep_text = no_audit or (f"from round {sep}" if sep is not None else "not by the last round")
     else:
         sep_text = "no attackers"
     h_audited = summary.get("honest_audited")
@@ -170,9 +175,9 @@ def summary_lines(summary: Mapping[str, Any], *, wall_seconds: float | None = No
         ("status", f"{summary.get('status', '-')} ({rounds} rounds, {summary.get('peers', '-')} peers, {attackers} attackers)"),
         ("final honest accuracy", acc_text),
         ("attackers below every honest peer", sep_text),
-        ("honest updates falsely rejected", _count(h_rejected, h_audited) + _neither(summary.get("honest_undecided_total"))),
-        ("attackers' updates approved", _count(a_approved, a_audited) + _neither(summary.get("attacker_undecided_total"))
-         if attackers else "no attackers"),
+        ("honest updates falsely rejected", no_audit or _count(h_rejected, h_audited) + _neither(summary.get("honest_undecided_total"))),
+        ("attackers' updates approved", "no attackers" if not attackers else no_audit
+         or _count(a_approved, a_audited) + _neither(summary.get("attacker_undecided_total"))),
     ]
     success = _success_text(summary)
     if success:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bdfl.experiment.plots import make_all_plots
+from bdfl.experiment.progress import summary_lines
 from bdfl.experiment.results import (
     METRICS_COLUMNS,
     REPORT_FILE,
@@ -49,6 +50,7 @@ td.addr { font-family: ui-monospace, monospace; font-size: 0.9em; text-align: le
 tr.attacker td { color: #b00; } tr.gap td { text-align: center; color: #777; font-style: italic; }
 figure { margin: 1em 0; } figure img { max-width: 100%; height: auto; border: 1px solid #ddd; }
 pre { background: #f7f7f7; border: 1px solid #ddd; padding: 0.8em; overflow-x: auto; font-size: 0.8em; }
+pre.verdict { font-size: 0.95em; background: #f4f8fc; border-color: #b8cde3; } summary { cursor: pointer; margin: 0.5em 0; }
 .scroll, .wide { max-width: 100%; overflow-x: auto; margin: 0.5em 0 1.5em; } .scroll { max-height: 40em; overflow-y: auto; }
 """
 
@@ -59,18 +61,42 @@ ROUND_TABLES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Per round: cost", ("round", "tx_count", "gas_used", *(c for c in ROUNDS_COLUMNS if c.startswith("seconds_")))),
 )
 
-_PLOT_CAPTIONS = {
-    "accuracy.png": "Honest peers' mean test accuracy per round (band: ± std over honest peers); attackers' mean in red (every attacker's "
-                    "own model, also of attackers already slashed out, whose models nobody trains or aggregates any more); "
-                    "dotted: the round from which every attacker stays below every honest peer.",
-    "reputation.png": "On-chain reputation of every peer per round (blue: honest, red: attackers; thick: group mean, "
-                      "the attackers' dashed); "
-                      "dotted: separated from that round on.",
-    "tokens.png": "Tokens of every peer per round: wallet balance, stake, and rewards credited but not yet claimed "
-                  "(thick: group mean, the attackers' dashed).",
-    "gas.png": "Gas used (bars) and transactions (line) per round.",
-    "time.png": "Wall-clock seconds per round by phase (each command's slowest worker); grey: the rest of the round.",
-}
+def plot_captions(summary: Mapping[str, Any], rounds: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """Each figure's caption, saying what that run's figure draws (an outside probe found fixed
+    captions describing a dotted line a figure did not have, and silent on the curve it did)."""
+    separated = summary.get("separated_from_round")
+    sep = f"; dotted: round {separated}, from which every attacker stays below every honest peer" if separated is not None else ""
+    attackers = bool(summary.get("attackers"))
+    defense = summary.get("defense")
+    baseline = isinstance(defense, str) and defense != "bdfl"
+    asr = any(isinstance(r.get("attack_success_rate"), (int, float)) for r in rounds)
+    accuracy = "Honest peers' mean test accuracy per round (band: ± std over honest peers)"
+    if attackers:
+        accuracy += ("; attackers' mean dashed red, drawn under the honest line (every attacker's own model, also of "
+                     "attackers already slashed out, whose models nobody trains or aggregates any more)")
+    if asr:
+        accuracy += ("; purple dotted: the backdoor's attack success rate (share of the test inputs carrying the trigger, "
+                     "of other classes, that the honest peers' models put in the target class; high in the first rounds "
+                     "when a barely trained model puts most inputs in one class)")
+    reputation = "On-chain reputation of every peer per round (blue: honest, red: attackers; thick: group mean, the attackers' dashed)"
+    if baseline:
+        reputation += (f". Defense {defense} aggregates without audit: nobody votes, so reputations fall only by the "
+                       "missed-reveal penalty; compare reputations between bdfl runs only")
+    return {
+        "accuracy.png": accuracy + sep + ".",
+        "reputation.png": reputation + ("" if baseline else sep) + ".",
+        "tokens.png": "Tokens of every peer per round: wallet balance, stake, and rewards credited but not yet claimed "
+                      "(thick: group mean, the attackers' dashed; axes from 0).",
+        "gas.png": "Gas used (bars, millions) and transactions (line) per round.",
+        "time.png": "Wall-clock seconds per round by phase (each command's slowest worker); grey: the rest of the round.",
+    }
+
+
+def run_title(run: Run) -> str:
+    """The report's heading: the run's name and what it ran (every variant of one config file
+    shared its name, so printed reports could not be told apart)."""
+    attack = f"{run.attack} ({run.fraction:g} of peers)" if run.fraction and run.attack != "none" else "no attack"
+    return f"BDFL run {run.name}: {attack}, defense {run.defense}"
 
 
 def _e(value: Any) -> str:
@@ -118,9 +144,9 @@ def _summary_table(summary: Mapping[str, Any]) -> str:
             f"<tbody>{''.join(rows)}</tbody></table></div>")
 
 
-def _img(path: Path) -> str:
+def _img(path: Path, captions: Mapping[str, str]) -> str:
     data = base64.b64encode(path.read_bytes()).decode("ascii")
-    caption = _PLOT_CAPTIONS.get(path.name, path.stem)
+    caption = captions.get(path.name, path.stem)
     return (f'<figure><img alt="{_e(path.stem)}" src="data:image/png;base64,{data}">'
             f"<figcaption>{_e(caption)}</figcaption></figure>")
 
@@ -147,6 +173,7 @@ def render_html(run: Run, summary: Mapping[str, Any], plots: Sequence[Path]) -> 
     if "status" in summary:
         sub_bits.append(f"status: {summary['status']}")
 
+    captions = plot_captions(summary, run.rounds)
     last = summary.get("last_round")
     final_peers = [m for m in run.metrics if m.get("round") == last] if last is not None else []
     peer_cols = [c for c in METRICS_COLUMNS if c != "round"]
@@ -161,13 +188,16 @@ def render_html(run: Run, summary: Mapping[str, Any], plots: Sequence[Path]) -> 
         '<html lang="en"><head><meta charset="utf-8">',
         f"<title>BDFL report: {_e(run.name)}</title>",
         f"<style>{_CSS}</style></head><body>",
-        f"<h1>BDFL run: {_e(run.name)}</h1>",
+        f"<h1>{_e(run_title(run))}</h1>",
         f'<p class="sub">{_e(" · ".join(sub_bits))}</p>',
         f'<p class="sub">results folder: <code>{_e(run.dir.resolve())}</code></p>',
         "<h2>Summary</h2>",
+        f'<pre class="verdict">{_e(chr(10).join(summary_lines(summary)))}</pre>',
+        "<details><summary>every figure of summary.json</summary>",
         _summary_table(summary),
+        "</details>",
         "<h2>Plots</h2>",
-        *(_img(p) for p in plots),
+        *(_img(p, captions) for p in plots),
         f"<h2>Peers after the last round{'' if last is None else ' (round ' + _e(last) + ')'}</h2>",
         _table(peer_cols, final_peers, row_class=lambda r: "attacker" if r.get("attacker") else ""),
         *(x for title, cols in ROUND_TABLES for x in (f"<h2>{_e(title)}</h2>", _table(cols, run.rounds))),

@@ -101,6 +101,7 @@ SUMMARY_FIELDS: tuple[tuple[str, str], ...] = (
     ("rounds", "rounds completed"),
     ("peers", "peers"),
     ("attackers", "attackers"),
+    ("defense", "defense (a baseline aggregates without audit: no reputation, approval or rejection figures)"),
     ("final_honest_accuracy", "final honest accuracy (last round, mean over honest peers)"),
     ("final_honest_accuracy_std", "final honest accuracy (std over honest peers)"),
     ("honest_accuracy_last3", "honest accuracy, mean of the last 3 rounds"),
@@ -811,6 +812,7 @@ def rebuild_summary(run: Run) -> dict[str, Any]:
                     "the run's own summary is kept", run.dir)
         return dict(previous)
     out = {**previous, **computed}
+    out.setdefault("defense", run.defense)
     if "status" not in previous:  # the runner never wrote its summary: the run was killed before it could
         out["status"] = "interrupted"
         out.setdefault("rounds_completed", len(run.rounds))

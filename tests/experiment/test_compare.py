@@ -31,9 +31,11 @@ def test_compare_three_runs(tmp_path: Path) -> None:
         rows = list(csv.DictReader(f))
     assert len(rows) == 3
     # labelled by what differs in their configs, not by their names
-    assert [r["run"] for r in rows] == ["attack.name=none, attack.fraction=0, defense.name=bdfl",
-                                        "attack.name=label_flip, attack.fraction=0.34, defense.name=bdfl",
-                                        "attack.name=label_flip, attack.fraction=0.34, defense.name=fedavg"]
+    # short keys; a clean run is "attack=none", without the unused attack's fraction (an outside
+    # probe's clean run read "attack.name=label_flip, attack.fraction=0")
+    assert [r["run"] for r in rows] == ["attack=none, defense=bdfl",
+                                        "attack=label_flip, fraction=0.34, defense=bdfl",
+                                        "attack=label_flip, fraction=0.34, defense=fedavg"]
     assert rows[2]["defense.name"] == "fedavg" and rows[0]["attack.fraction"] == "0.0"
     assert [r["dir"] for r in rows] == [str(p) for p in runs]
     assert float(rows[0]["final_honest_accuracy"]) == pytest.approx(0.945)
@@ -76,7 +78,7 @@ def test_seed_groups_mean_and_std_over_seeds(tmp_path: Path) -> None:
     out = compare_runs(dirs, tmp_path / "cmp")
     with open(out.groups_csv, newline="") as f:
         groups = list(csv.DictReader(f))
-    assert [g["group"] for g in groups] == ["defense.name=bdfl", "defense.name=fedavg"]
+    assert [g["group"] for g in groups] == ["defense=bdfl", "defense=fedavg"]
     g = groups[0]
     assert g["n_runs"] == "3" and g["seeds"] == "0 1 2"
     # final honest accuracy per seed: 0.915, 0.925, 0.935
@@ -86,7 +88,7 @@ def test_seed_groups_mean_and_std_over_seeds(tmp_path: Path) -> None:
     md = out.markdown.read_text()
     assert "Seed groups" in md and "0.9250 ± 0.0100" in md
     with open(out.runs_csv, newline="") as f:
-        assert [r["run"] for r in csv.DictReader(f)][:2] == ["defense.name=bdfl seed=0", "defense.name=bdfl seed=1"]
+        assert [r["run"] for r in csv.DictReader(f)][:2] == ["defense=bdfl seed=0", "defense=bdfl seed=1"]
 
 
 def test_a_run_named_twice_counts_once(tmp_path: Path) -> None:
@@ -109,7 +111,7 @@ def test_compare_accepts_a_sweep_folder(tmp_path: Path) -> None:
     with open(out.runs_csv, newline="") as f:
         rows = list(csv.DictReader(f))
     assert [Path(r["dir"]).name for r in rows] == ["seed=0", "seed=1", "other"]
-    assert [r["run"] for r in rows] == ["defense.name=bdfl seed=0", "defense.name=bdfl seed=1", "defense.name=median seed=0"]
+    assert [r["run"] for r in rows] == ["defense=bdfl seed=0", "defense=bdfl seed=1", "defense=median seed=0"]
     empty = tmp_path / "empty-sweep"
     (empty / "runs").mkdir(parents=True)
     with pytest.raises(BDFLError, match="no finished run"):

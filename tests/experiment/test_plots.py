@@ -124,3 +124,23 @@ def test_band_is_mean_and_std_over_series() -> None:
     ax2 = new_figure().add_subplot()
     band(ax2, x, [np.array([0.5, 0.6, 0.7])])
     assert not ax2.collections
+
+
+def test_figures_break_at_a_missing_round_and_keep_their_marks_inside(tmp_path: Path) -> None:
+    """An outside probe deleted round 2 from the CSVs: the lines went straight across it. Now they
+    break there; the honest accuracy is drawn over the attackers'; the transactions line clears the
+    top edge; the token axes start at 0 (one 10-token slash filled an 80-90 axis)."""
+    d = make_run(tmp_path / "run")
+    metrics, rounds = read_metrics(d), read_rounds(d)
+    gap = [r for r in rounds if r["round"] != 2]
+    ax = accuracy_figure(gap).axes[0]
+    honest = next(line for line in ax.get_lines() if line.get_label() == "honest peers (mean)")
+    assert list(honest.get_xdata()) == [float(r) for r in range(rounds[0]["round"], rounds[-1]["round"] + 1)]
+    assert np.isnan(np.asarray(honest.get_ydata(), dtype=float)[list(honest.get_xdata()).index(2.0)])
+    attackers = next(line for line in ax.get_lines() if line.get_label() == "attackers (mean)")
+    assert honest.get_zorder() > attackers.get_zorder() and attackers.get_linestyle() == "--"
+    gas = gas_figure(rounds)
+    tx_axis = gas.axes[1]
+    assert tx_axis.get_ylim()[1] > max(r["tx_count"] for r in rounds) and gas.axes[0].get_ylabel() == "gas used per round (millions)"
+    for panel in tokens_figure(metrics).axes[:3]:
+        assert panel.get_ylim()[0] == 0.0

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from bdfl.experiment.plots import PLOT_FILES, make_all_plots, plot_accuracy, plot_reputation
-from bdfl.experiment.report import build_report
+from bdfl.experiment.report import build_report, plot_captions
 from bdfl.experiment.results import ResultsWriter, format_value, read_rounds, read_summary
 from tests.experiment.test_results import PNG_MAGIC, ROUNDS, make_run
 
@@ -163,3 +163,40 @@ def test_report_of_a_run_that_failed_before_its_first_round(tmp_path: Path, capl
     assert read_summary(d)["status"] == "failed"
     with pytest.raises(BDFLError, match="is a file, not a folder"):
         build_report(d / "summary.json")
+
+
+def test_report_heading_verdict_and_captions_say_what_this_run_is(tmp_path: Path) -> None:
+    """An outside probe's reports were all headed "BDFL run: default" (the config's name), opened on a
+    56-row table, and their captions described lines the figures did not draw. Now the heading names
+    the attack and the defense, the terminal's summary comes first (the full table folded below it),
+    and a caption mentions the separation line only when there is one."""
+    d = make_run(tmp_path / "run", name="default", attack="sign_flip", fraction=0.4, defense="bdfl")
+    doc = build_report(d).read_text(encoding="utf-8")
+    assert "<h1>BDFL run default: sign_flip (0.4 of peers), defense bdfl</h1>" in doc
+    assert doc.index('<pre class="verdict">') < doc.index("<details>") < doc.index("<code>separated_from_round</code>")
+    assert "attackers below every honest peer:" in doc and "from round 3" in doc
+    assert "dotted: round 3, from which every attacker stays below every honest peer" in doc
+    clean = build_report(make_run(tmp_path / "clean", name="default", attack="none", fraction=0.0)).read_text(encoding="utf-8")
+    assert "<h1>BDFL run default: no attack, defense bdfl</h1>" in clean
+    never = plot_captions({"attackers": 6, "separated_from_round": None}, read_rounds(d))
+    assert "dotted" not in never["accuracy.png"] + never["reputation.png"]  # no separation line drawn, none described
+    backdoor = plot_captions({"attackers": 6}, [{"round": 1, "attack_success_rate": 0.95}])
+    assert "purple dotted: the backdoor's attack success rate" in backdoor["accuracy.png"]
+
+
+def test_under_a_baseline_the_audit_figures_are_said_to_be_void(tmp_path: Path) -> None:
+    """Under a baseline nobody audits: no separation, false rejection or approval figure means
+    anything, and reputations fall only by the missed-reveal penalty. Said in the terminal's lines,
+    the verdict and the reputation caption (the probe read "not by the last round" under median as
+    the median failing)."""
+    from bdfl.experiment.progress import summary_lines
+
+    d = make_run(tmp_path / "median", defense="median")
+    doc = build_report(d).read_text(encoding="utf-8")
+    summary = read_summary(d)
+    assert summary is not None and summary["defense"] == "median"
+    lines = summary_lines(summary)
+    for label in ("attackers below every honest peer:", "honest updates falsely rejected:", "attackers' updates approved:"):
+        assert any(line.startswith(label) and line.endswith("n/a: defense median audits nothing") for line in lines), (label, lines)
+    assert "Defense median aggregates without audit" in doc and "n/a: defense median audits nothing" in doc
+    assert "n/a" not in "\n".join(summary_lines({**summary, "defense": "bdfl"}))
