@@ -802,6 +802,9 @@ def rebuild_summary(run: Run) -> dict[str, Any]:
         computed = compute_summary(run.metrics, run.rounds, None)
     per_round = Counter(row["round"] for row in run.metrics if row.get("round") is not None)
     cut = bool(per_round) and per_round[max(per_round)] < max(per_round.values())
+    # a round missing between others (an outside probe deleted one from the CSVs: the summary was
+    # rebuilt from the rest, "completed", with no trace of it)
+    cut = cut or (bool(per_round) and len(per_round) < max(per_round) - min(per_round) + 1)
     # a run that failed before its first round wrote no rows: none can have been lost since
     if previous.get("status") in ("completed", "degraded", "failed") and previous.get("last_round") is not None and (cut or any(
             isinstance(previous.get(k), int) and (computed.get(k) or 0) < previous[k] for k in ("peers", "last_round"))):

@@ -136,6 +136,19 @@ def test_report_keeps_the_runs_summary_when_rows_were_lost(tmp_path: Path) -> No
     assert read_summary(d) == s
 
 
+def test_report_keeps_the_runs_summary_when_a_middle_round_was_lost(tmp_path: Path) -> None:
+    """An outside probe deleted a round from the middle of the CSVs: the summary was rebuilt from
+    the other rounds and still said "completed". A gap is a lost row too: the run's own summary stays."""
+    d = make_run(tmp_path / "run")
+    s = read_summary(d)
+    s["status"] = "completed"
+    (d / "summary.json").write_text(json.dumps(s))
+    lines = (d / "metrics.csv").read_text().splitlines(keepends=True)
+    (d / "metrics.csv").write_text("".join(ln for ln in lines if not ln.startswith("2,")))
+    build_report(d)
+    assert read_summary(d) == s
+
+
 def test_report_uses_the_clean_reference(tmp_path: Path) -> None:
     clean = make_run(tmp_path / "clean", attack="none", fraction=0.0, acc_shift=0.02)
     ref_acc = read_summary(clean)["final_honest_accuracy"]
