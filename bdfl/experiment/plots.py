@@ -130,13 +130,25 @@ def run_separation(metrics: Rows) -> int | None:
 
 # -- per-round figures (rounds.csv) ---------------------------------------------------
 
-def plot_accuracy(rounds: Rows, path: str | Path, *, separated: int | None = None) -> Path:
+def plot_accuracy(rounds: Rows, path: str | Path, *, separated: int | None = None, attackers_out: int | None = None) -> Path:
     """Honest mean accuracy per round with a ±std band (over honest peers), the attackers'
     mean accuracy, and the separation round marked."""
-    return save_figure(accuracy_figure(rounds, separated=separated), path)
+    return save_figure(accuracy_figure(rounds, separated=separated, attackers_out=attackers_out), path)
 
 
-def accuracy_figure(rounds: Rows, *, separated: int | None = None) -> Figure:
+def attackers_out_from(metrics: Rows) -> int | None:
+    """The round from which no attacker submits any more (all slashed out or left), if any: from
+    then on their accuracy is that of models nobody trains (the default run's attackers' line fell
+    from 0.93 to 0.33 in rounds 12-13, which read as an event in training)."""
+    attacker_rounds = {m["round"] for m in metrics if m.get("attacker") and m.get("round") is not None}
+    submitting = {m["round"] for m in metrics if m.get("attacker") and m.get("submitted")}
+    if not attacker_rounds or not submitting:
+        return None
+    last = max(submitting)
+    return last + 1 if last < max(attacker_rounds) else None
+
+
+def accuracy_figure(rounds: Rows, *, separated: int | None = None, attackers_out: int | None = None) -> Figure:
     fig = new_figure()
     ax = fig.add_subplot()
     title = "Test accuracy per round"
@@ -154,6 +166,11 @@ def accuracy_figure(rounds: Rows, *, separated: int | None = None) -> Figure:
     if (sd > 1e-3).any():  # honest peers holding one model: no band worth a legend entry
         ax.fill_between(x, h - sd, h + sd, color=HONEST_COLOR, alpha=0.2, linewidth=0, label="honest ± std over peers")
     if np.isfinite(a).any():
+        if attackers_out is not None:  # their own models, which nobody trains any more
+            stale = x >= attackers_out
+            ax.plot(x[x >= attackers_out - 1], a[x >= attackers_out - 1], color=ATTACKER_COLOR, ls=":", lw=1.0, alpha=0.6, zorder=1,
+                    label=f"attackers' stale models (all out from round {attackers_out})")
+            a = np.where(stale, np.nan, a)
         ax.plot(x, a, color=ATTACKER_COLOR, ls="--", lw=1.2, marker="s", ms=2.5, zorder=2, label="attackers (mean)")
     asr = _column(rounds, "attack_success_rate")
     if np.isfinite(asr).any():
@@ -355,7 +372,7 @@ def make_all_plots(dir: str | Path, *, metrics: Rows | None = None, rounds: Rows
     rounds = read_rounds(d) if rounds is None else rounds
     separated = run_separation(metrics)
     return [
-        plot_accuracy(rounds, d / PLOT_FILES["accuracy"], separated=separated),
+        plot_accuracy(rounds, d / PLOT_FILES["accuracy"], separated=separated, attackers_out=attackers_out_from(metrics)),
         plot_reputation(metrics, d / PLOT_FILES["reputation"], separated=separated),
         plot_tokens(metrics, d / PLOT_FILES["tokens"]),
         plot_gas(rounds, d / PLOT_FILES["gas"]),

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from bdfl.experiment.plots import make_all_plots
+from bdfl.experiment.plots import attackers_out_from, make_all_plots
 from bdfl.experiment.progress import summary_lines
 from bdfl.experiment.results import (
     METRICS_COLUMNS,
@@ -61,7 +61,7 @@ ROUND_TABLES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Per round: cost", ("round", "tx_count", "gas_used", *(c for c in ROUNDS_COLUMNS if c.startswith("seconds_")))),
 )
 
-def plot_captions(summary: Mapping[str, Any], rounds: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+def plot_captions(summary: Mapping[str, Any], rounds: Sequence[Mapping[str, Any]], attackers_out: int | None = None) -> dict[str, str]:
     """Each figure's caption, saying what that run's figure draws (an outside probe found fixed
     captions describing a dotted line a figure did not have, and silent on the curve it did)."""
     separated = summary.get("separated_from_round")
@@ -72,8 +72,10 @@ def plot_captions(summary: Mapping[str, Any], rounds: Sequence[Mapping[str, Any]
     asr = any(isinstance(r.get("attack_success_rate"), (int, float)) for r in rounds)
     accuracy = "Honest peers' mean test accuracy per round (band: ± std over honest peers)"
     if attackers:
-        accuracy += ("; attackers' mean dashed red, drawn under the honest line (every attacker's own model, also of "
-                     "attackers already slashed out, whose models nobody trains or aggregates any more)")
+        accuracy += "; attackers' mean dashed red, drawn under the honest line (every attacker's own model)"
+        if attackers_out is not None:
+            accuracy += (f"; from round {attackers_out} every attacker is out (slashed or left): thin dotted red, the "
+                         "models they left, which nobody trains or aggregates")
     if asr:
         accuracy += ("; purple dotted: the backdoor's attack success rate (share of the test inputs carrying the trigger, "
                      "of other classes, that the honest peers' models put in the target class; high in the first rounds "
@@ -173,7 +175,7 @@ def render_html(run: Run, summary: Mapping[str, Any], plots: Sequence[Path]) -> 
     if "status" in summary:
         sub_bits.append(f"status: {summary['status']}")
 
-    captions = plot_captions(summary, run.rounds)
+    captions = plot_captions(summary, run.rounds, attackers_out_from(run.metrics))
     last = summary.get("last_round")
     final_peers = [m for m in run.metrics if m.get("round") == last] if last is not None else []
     peer_cols = [c for c in METRICS_COLUMNS if c != "round"]

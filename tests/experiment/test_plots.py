@@ -144,3 +144,18 @@ def test_figures_break_at_a_missing_round_and_keep_their_marks_inside(tmp_path: 
     assert tx_axis.get_ylim()[1] > max(r["tx_count"] for r in rounds) and gas.axes[0].get_ylabel() == "gas used per round (millions)"
     for panel in tokens_figure(metrics).axes[:3]:
         assert panel.get_ylim()[0] == 0.0
+
+
+def test_the_attackers_line_stops_where_every_attacker_is_out(tmp_path: Path) -> None:
+    """The default run's attackers' line fell from 0.93 to 0.33 after they were slashed out: their
+    left-over models, which nobody trains. From the round no attacker submits, it is drawn apart."""
+    from bdfl.experiment.plots import attackers_out_from
+
+    metrics, rounds = read_metrics(make_run(tmp_path / "run")), read_rounds(tmp_path / "run")
+    last = max(r["round"] for r in rounds)
+    gone = [{**m, "submitted": 0} if m.get("attacker") and m["round"] == last else m for m in metrics]
+    assert attackers_out_from(metrics) is None and attackers_out_from(gone) == last
+    ax = accuracy_figure(rounds, attackers_out=last).axes[0]
+    mean = next(line for line in ax.get_lines() if line.get_label() == "attackers (mean)")
+    assert np.isnan(np.asarray(mean.get_ydata(), dtype=float)[-1])
+    assert any(line.get_label().startswith("attackers' stale models (all out from round") for line in ax.get_lines())
