@@ -549,22 +549,9 @@ def _top_up_eth(w3: Any, funder: Any, peers: Sequence[str], wei: int) -> None:
             raise failed
 
 
-def devnet_methods(w3: Any) -> bool:
-    """Whether the chain answers a devnet's own methods (anvil's or Hardhat's): balances can be
-    set and blocks mined at will. False on chains that do not know them (a testnet, geth)."""
-    for method in ("anvil_getAutomine", "hardhat_getAutomine"):
-        try:
-            resp = w3.provider.make_request(method, [])
-        except Exception:  # noqa: BLE001 - a chain without the method may answer with an HTTP error
-            continue
-        if "error" not in resp:
-            return True
-    return False
-
-
-def _automines(w3: Any) -> bool:
-    """True on a devnet that mines a block per transaction (anvil or Hardhat automine);
-    False on interval mining and on chains that do not know the method."""
+def _automine_setting(w3: Any) -> bool | None:
+    """A devnet's automine setting (anvil's or Hardhat's ``*_getAutomine``); None on a chain
+    that knows neither method (a testnet, geth)."""
     for method in ("anvil_getAutomine", "hardhat_getAutomine"):
         try:
             resp = w3.provider.make_request(method, [])
@@ -572,4 +559,16 @@ def _automines(w3: Any) -> bool:
             continue
         if "error" not in resp:
             return bool(resp.get("result"))
-    return False
+    return None
+
+
+def devnet_methods(w3: Any) -> bool:
+    """Whether the chain answers a devnet's own methods (anvil's or Hardhat's): balances can be
+    set and blocks mined at will."""
+    return _automine_setting(w3) is not None
+
+
+def _automines(w3: Any) -> bool:
+    """True on a devnet that mines a block per transaction (anvil or Hardhat automine);
+    False on interval mining and on chains that do not know the method."""
+    return bool(_automine_setting(w3))

@@ -16,6 +16,38 @@ from bdfl.chain.protocol import Phase, ProtocolClient, genesis_seed, new_salt
 from bdfl.chain.txsender import TxReverted, TxSender
 from tests.chain import model
 
+@contextlib.contextmanager
+def anvil_with_chain_id(chain_id: int, log: Any = None) -> Iterator[tuple[str, Any]]:
+    """(URL, process) of an anvil node with ``chain_id`` (not a devnet's 31337 / 1337, for the
+    rules that apply to other chains), killed on leaving; ``log`` a binary file for its output."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from bdfl.chain.devnet import free_port
+    from bdfl.chain.toolchain import anvil_binary
+
+    port = free_port()
+    out = log if log is not None else subprocess.DEVNULL
+    node = subprocess.Popen([anvil_binary(), "--host", "127.0.0.1", "--port", str(port), "--chain-id", str(chain_id)],
+                            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                rpc_call(url, "eth_chainId", timeout=1.0)
+                break
+            except Exception:  # noqa: BLE001 - not up yet
+                assert time.monotonic() < deadline and node.poll() is None, "anvil did not start"
+                time.sleep(0.05)
+        yield url, node
+    finally:
+        os.killpg(node.pid, signal.SIGKILL)
+        node.wait(timeout=10)
+
+
 LONG = 1_000_000  # seconds: phases never expire unless a test jumps time
 JUMP = LONG + 10  # one jump passes any open deadline
 

@@ -8,14 +8,13 @@ import csv
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from bdfl.chain.devnet import free_port, rpc_call, start_devnet
-from bdfl.chain.toolchain import anvil_binary
+from bdfl.chain.devnet import rpc_call, start_devnet
 
+from tests.chain.helpers import anvil_with_chain_id
 from tests.e2e.events import reproducible_events
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,28 +88,11 @@ def test_run_on_a_devnet_url_needs_no_key(tmp_path: Path) -> None:
 
 
 def test_other_chain_ids_still_need_a_key(tmp_path: Path) -> None:
-    port = free_port("127.0.0.1")
-    log = open(tmp_path / "anvil.log", "wb")
-    node = subprocess.Popen([anvil_binary(ROOT), "--port", str(port), "--chain-id", "4242"], stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                assert int(rpc_call(url, "eth_chainId", timeout=1.0), 16) == 4242
-                break
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+    with open(tmp_path / "anvil.log", "wb") as log, anvil_with_chain_id(4242, log) as (url, _node):
+        assert int(rpc_call(url, "eth_chainId"), 16) == 4242
         proc = _bdfl_run("--chain", url, "--peers", "4", "--rounds", "1", "--out", str(tmp_path / "x"), timeout=120)
         assert proc.returncode == 1, proc.stdout + proc.stderr
         assert "error: no deployer key for chain id 4242" in proc.stderr and "BDFL_PRIVATE_KEY" in proc.stderr
-    finally:
-        node.kill()
-        node.wait(timeout=10)
-        log.close()
 
 
 class _NoDevnetMethods:
@@ -170,40 +152,22 @@ def test_a_run_on_a_chain_without_devnet_methods_funds_its_peers_by_transfer(tmp
     funds each peer by transfer; the run completes."""
     from eth_account import Account
 
-    port = free_port("127.0.0.1")
-    log = open(tmp_path / "anvil.log", "wb")
-    node = subprocess.Popen([anvil_binary(ROOT), "--port", str(port), "--chain-id", "4242"], stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    proxy = None
-    try:
-        upstream = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                rpc_call(upstream, "eth_chainId", timeout=1.0)
-                break
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+    with open(tmp_path / "anvil.log", "wb") as log, anvil_with_chain_id(4242, log) as (upstream, _node):
         proxy = _NoDevnetMethods(upstream)
-        key = Account.create()
-        env = _env(BDFL_PRIVATE_KEY=bytes(key.key).hex())
-        rpc_call(upstream, "anvil_setBalance", [key.address, hex(10**15)])  # 0.001 ETH: not enough
-        proc = _bdfl_run("--chain", proxy.url, "--peers", "4", "--rounds", "2", "--set", "task.local_epochs=1",
-                         "--out", str(tmp_path / "poor"), env=env, timeout=120)
-        assert proc.returncode == 1, proc.stdout + proc.stderr
-        assert f"the deployer {key.address} holds 0.001 ETH; this run needs about" in proc.stderr, proc.stderr
-        assert int(rpc_call(upstream, "eth_getTransactionCount", [key.address, "latest"]), 16) == 0  # nothing sent
-        rpc_call(upstream, "anvil_setBalance", [key.address, hex(10**22)])
-        out = tmp_path / "funded"
-        proc = _bdfl_run("--chain", proxy.url, "--peers", "4", "--rounds", "2", "--set", "task.local_epochs=1",
-                         "--out", str(out), env=env, timeout=300)
-        _check_end_of_run(proc, out)
-        assert "no devnet methods on this chain: each peer gets" in (out / "run.log").read_text()
-    finally:
-        if proxy is not None:
+        try:
+            key = Account.create()
+            env = _env(BDFL_PRIVATE_KEY=bytes(key.key).hex())
+            rpc_call(upstream, "anvil_setBalance", [key.address, hex(10**15)])  # 0.001 ETH: not enough
+            proc = _bdfl_run("--chain", proxy.url, "--peers", "4", "--rounds", "2", "--set", "task.local_epochs=1",
+                             "--out", str(tmp_path / "poor"), env=env, timeout=120)
+            assert proc.returncode == 1, proc.stdout + proc.stderr
+            assert f"the deployer {key.address} holds 0.001 ETH; this run needs about" in proc.stderr, proc.stderr
+            assert int(rpc_call(upstream, "eth_getTransactionCount", [key.address, "latest"]), 16) == 0  # nothing sent
+            rpc_call(upstream, "anvil_setBalance", [key.address, hex(10**22)])
+            out = tmp_path / "funded"
+            proc = _bdfl_run("--chain", proxy.url, "--peers", "4", "--rounds", "2", "--set", "task.local_epochs=1",
+                             "--out", str(out), env=env, timeout=300)
+            _check_end_of_run(proc, out)
+            assert "no devnet methods on this chain: each peer gets" in (out / "run.log").read_text()
+        finally:
             proxy.close()
-        node.kill()
-        node.wait(timeout=10)
-        log.close()

@@ -684,31 +684,15 @@ def test_advertised_url_the_registry_would_refuse_is_refused_before_any_transact
 
 def test_well_known_key_refused_off_devnet(peer_files: dict[str, Any]) -> None:
     """A chain id that is not a devnet's: the public devnet keys are refused before anything."""
-    from bdfl.chain import toolchain
     from bdfl.chain.accounts import devnet_account
-    from bdfl.chain.devnet import free_port, rpc_call
+    from tests.chain.helpers import anvil_with_chain_id
 
-    port = free_port()
-    anvil = subprocess.Popen([toolchain.anvil_binary(ROOT), "--host", "127.0.0.1", "--port", str(port), "--chain-id", "4242", "--accounts", "1"],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                rpc_call(url, "eth_chainId", timeout=1.0)
-                break
-            except Exception:  # noqa: BLE001 - not up yet
-                assert time.monotonic() < deadline and anvil.poll() is None, "anvil did not start"
-                time.sleep(0.05)
+    with anvil_with_chain_id(4242) as (url, _node):
         key = peer_files["dir"] / "devnet0.key"
         key.write_text("0x" + bytes(devnet_account(0).key).hex())
         proc = _bdfl_peer("--rpc-url", url, "--key-file", str(key), "--deployment", peer_files["deployment"])
         _assert_one_error(proc, "refusing to use a well-known devnet account", "chain id 4242")
         assert bytes(devnet_account(0).key).hex() not in proc.stderr
-    finally:
-        os.killpg(anvil.pid, signal.SIGKILL)
-        anvil.wait(timeout=10)
 
 
 # ------------------------------------------------------------------ pure helpers
