@@ -104,7 +104,7 @@ SUMMARY_FIELDS: tuple[tuple[str, str], ...] = (
     ("defense", "defense (a baseline aggregates without audit: no reputation, approval or rejection figures)"),
     ("final_honest_accuracy", "final honest accuracy (last round, mean over honest peers)"),
     ("final_honest_accuracy_std", "final honest accuracy (std over honest peers)"),
-    ("honest_accuracy_last3", "honest accuracy, mean of the last 3 rounds"),
+    ("honest_accuracy_last3", "honest accuracy, mean of the last 3 rounds (all of a shorter run's)"),
     ("final_attacker_accuracy", "final attacker accuracy"),
     ("clean_reference_accuracy", "clean reference accuracy"),
     ("accuracy_drop", "accuracy drop vs clean"),
