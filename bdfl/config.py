@@ -194,7 +194,8 @@ class TriggerDetectorConfig(DetectorConfig):
 @dataclass(frozen=True)
 class DetectorsConfig:
     """``[defense.detectors]``: the audit's detectors, each with its own table. The median-based
-    thresholds need ``min_candidates`` evaluable candidates in an audit."""
+    thresholds need ``min_candidates`` evaluable candidates in an audit (at least 3: the median of
+    one candidate is that candidate, so it set its own bar; of two, a bad one pulls it halfway)."""
 
     min_candidates: int = 3
     distance: DetectorConfig = field(default_factory=DetectorConfig)
@@ -482,7 +483,7 @@ def _range(path: str, value: float, lo: float | None, hi: float | None, *, lo_op
 #: and :class:`bdfl.defense.audit.AuditRule` both check through :func:`check_defense_setting`.
 DEFENSE_RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
     # the audit's detectors ([defense.detectors.<name>]); "enabled" is a bool
-    "detectors.min_candidates": (1, 1000, False, False),
+    "detectors.min_candidates": (3, 1000, False, False),
     "detectors.corroboration": (1.0, 100.0, False, False),
     **{f"detectors.{d}.k": (0.0, 100.0, True, False) for d in DETECTORS},
     "detectors.trigger.patterns": (1, 256, False, False),

@@ -48,7 +48,7 @@ def test_every_shipped_config_loads() -> None:
         ({"defense": {"replay_window": -1}}, "defense.replay_window", "[0, 1000]"),
         ({"defense": {"consistency_window": 7}}, "defense.consistency_window", "[0, 6]"),
         ({"defense": {"detectors": {"consistency": {"k": 0}}}}, "defense.detectors.consistency.k", "(0, 100]"),
-        ({"defense": {"detectors": {"min_candidates": 0}}}, "defense.detectors.min_candidates", "[1, 1000]"),
+        ({"defense": {"detectors": {"min_candidates": 2}}}, "defense.detectors.min_candidates", "[3, 1000]"),
         ({"defense": {"detectors": {"trigger": {"patterns": 0}}}}, "defense.detectors.trigger.patterns", "[1, 256]"),
         ({"defense": {"detectors": {"trigger": {"inputs": 2.5}}}}, "defense.detectors.trigger.inputs", None),
         ({"defense": {"detectors": {"shift": {"enabled": 1}}}}, "defense.detectors.shift.enabled", None),

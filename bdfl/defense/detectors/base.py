@@ -177,8 +177,13 @@ class Detector(ABC):
     def k_for(self, ev: Evidence) -> float:
         """``k`` widened for the audit's number of evaluable candidates ``m``
         (:func:`.calibration.small_sample_factor`): a bar estimated from few candidates is
-        uncertain itself, so it is a prediction bound, not a quantile. ``m`` counts near-copies once."""
-        return self.k * small_sample_factor(int(np.sum(ev.sample)))
+        uncertain itself, so it is a prediction bound, not a quantile. ``m`` counts near-copies once.
+        Below ``min_candidates`` no bar comes from the candidates (it is the auditor's own
+        model's), so ``k`` stays as it is: widened by the factor for 2 (x16.7) it let a sign-flipped
+        model (accuracy 0.30 against the auditor's 1.00) pass beside one honest candidate, while
+        alone, or beside two, it was rejected (an outside probe of the library)."""
+        m = int(np.sum(ev.sample))
+        return self.k * (small_sample_factor(m) if m >= self.min_candidates else 1.0)
 
     def finding(self, score: float, threshold: float, failed: bool, detail: str, z: float = math.nan,
                 z_bar: float = math.nan) -> Finding:
