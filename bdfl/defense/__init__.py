@@ -49,7 +49,8 @@ def make_strategy(name: str, **params: Any) -> Strategy:
         return cls(**params)
     except TypeError:
         known = ", ".join(f.name for f in fields(cls)) or "none"
-        raise AggregationError(f"defense '{name}' has no parameter {', '.join(repr(p) for p in sorted(params))}",
+        unknown = sorted(set(params) - {f.name for f in fields(cls)}) or sorted(params)  # else a value's type was wrong
+        raise AggregationError(f"defense '{name}' has no parameter {', '.join(repr(p) for p in unknown)}",
                                fix=f"parameters of '{name}': {known}") from None
 
 

@@ -66,11 +66,15 @@ class AggregationError(BDFLError):
 
 
 def check_models(models: Sequence[NDArrays]) -> list[NDArrays]:
-    """The models as arrays; a non-empty list of models with the same shapes, or AggregationError."""
+    """The models as arrays; a non-empty list of models with the same shapes and the same dtypes
+    (array by array), or AggregationError. Values are not read here (a
+    pass over every model at every aggregation); the decoder refuses NaN and Inf before any
+    aggregation (:func:`bdfl.net.serialization.decode_arrays`)."""
     if len(models) == 0:
         raise AggregationError("cannot aggregate an empty list of models")
-    first = models[0]
-    shapes = [np.shape(b) for b in first]
+    first = [a if type(a) is np.ndarray else np.asarray(a) for a in models[0]]
+    shapes = [b.shape for b in first]
+    dtypes = [b.dtype for b in first]
     for k, model in enumerate(models):
         if len(model) != len(first):
             raise AggregationError(f"model {k} has {len(model)} arrays, model 0 has {len(first)}")
@@ -79,6 +83,10 @@ def check_models(models: Sequence[NDArrays]) -> list[NDArrays]:
             # check ran for every weighted average of every start rebuild)
             if (a.shape if type(a) is np.ndarray else np.shape(a)) != s:
                 raise AggregationError(f"model {k} array {i} has shape {np.shape(a)}, model 0 has {s}")
+            if (a.dtype if type(a) is np.ndarray else np.asarray(a).dtype) != dtypes[i]:
+                # the result takes model 0's dtypes: another one's would be cast silently (float64 -> float32)
+                raise AggregationError(f"model {k} array {i} has dtype {np.asarray(a).dtype}, model 0 has {dtypes[i]}",
+                                       fix="cast every model to one set of dtypes first")
     # np.asarray returns a plain ndarray itself: skip the call for those
     return [[a if type(a) is np.ndarray else np.asarray(a) for a in m] for m in models]
 
@@ -87,7 +95,7 @@ def _restore_dtypes(result: NDArrays, like: NDArrays) -> NDArrays:
     out = []
     for r, ref in zip(result, like):
         r = np.asarray(r)
-        if np.issubdtype(ref.dtype, np.integer):
+        if ref.dtype.kind in "iub":  # integers and bools are rounded (a bool mean of 1/3 cast to True)
             r = np.rint(r)
         out.append(np.ascontiguousarray(r.astype(ref.dtype, copy=False)).reshape(ref.shape))
     return out
@@ -260,7 +268,7 @@ def _streamed_weighted(models: Sequence[NDArrays], w: Sequence[float], block: in
     out: NDArrays = [np.empty(a.shape, dtype=a.dtype) for a in ref]
     dst = [r.reshape(-1) for r in out]
     sizes = [d.size for d in dst]
-    integer = [np.issubdtype(a.dtype, np.integer) for a in ref]
+    integer = [a.dtype.kind in "iub" for a in ref]  # rounded before the cast back (bools too)
     width = min(block, sum(sizes)) or 1
     acc_buf, tmp_buf = np.empty(width), np.empty(width)
     li, pos = 0, 0  # the next value to average: layer li, offset pos
@@ -322,6 +330,14 @@ def krum(models: Sequence[NDArrays], num_malicious: int, multi_k: int | None = N
         raise AggregationError(f"krum: num_malicious must be an integer >= 0, got {num_malicious!r}")
     if multi_k is not None and not (1 <= multi_k <= len(models)):
         raise AggregationError(f"krum: multi_k must lie in [1, {len(models)}], got {multi_k}")
+    # a model holding NaN or Inf has a NaN score, which Flower's argmin picks: never select it
+    # (its distances are read below anyway, so this pass costs no more than they do)
+    finite = [m for m in models if all(np.isfinite(a).all() for a in m if a.dtype.kind == "f")]
+    if not finite:
+        raise AggregationError("krum: every model holds NaN or Inf")
+    if multi_k is not None and multi_k > len(finite):
+        raise AggregationError(f"krum: multi_k {multi_k} exceeds the {len(finite)} models without NaN or Inf")
+    models = finite
     if len(models) == 1:
         return [a.copy() for a in models[0]]
     results = [([a.astype(np.float64) for a in m], 1) for m in models]

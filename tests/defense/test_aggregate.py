@@ -66,3 +66,26 @@ def test_check_models_flatten_and_pairwise_distances() -> None:
     X = np.random.default_rng(2).standard_normal((5, 4))
     brute = np.array([[np.sum((x - y) ** 2) for y in X] for x in X])
     assert np.allclose(pairwise_sq(X), brute) and (pairwise_sq(X) >= 0).all()
+
+
+def test_library_edge_cases_an_outside_probe_found() -> None:
+    """Used as a library: Krum picked the model holding NaN (its NaN score won Flower's argmin);
+    a model of other dtypes was cast silently to model 0's; a bool mean of 1/3 came back True;
+    make_strategy named a valid parameter as unknown beside a wrong one."""
+    from bdfl.defense import make_strategy
+    from bdfl.defense.aggregate import krum
+
+    rng = np.random.default_rng(0)
+    models = [[rng.standard_normal(4).astype(np.float32)] for _ in range(5)]
+    models[3][0][1] = np.nan
+    for f in (0, 1):
+        assert np.isfinite(krum(models, f)[0]).all()
+    with pytest.raises(AggregationError, match="every model holds NaN"):
+        krum([models[3]], 0)
+    with pytest.raises(AggregationError, match="model 1 array 0 has dtype float64, model 0 has float32"):
+        check_models([models[0], [models[1][0].astype(np.float64)]])
+    bools = [[np.array([True, False])], [np.array([False, False])], [np.array([True, True])]]
+    assert weighted_average(bools)[0].tolist() == [True, False]
+    with pytest.raises(AggregationError) as err:
+        make_strategy("multikrum", num_malicious=0, keep=0)
+    assert "no parameter 'keep'" in str(err.value) and "'num_malicious'" not in str(err.value).split("has no parameter")[1].split("(")[0]
