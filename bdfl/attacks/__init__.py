@@ -189,8 +189,16 @@ def _copy(params: Sequence[np.ndarray]) -> NDArrays:
 
 
 def _like(values: Sequence[np.ndarray], like: Sequence[np.ndarray]) -> NDArrays:
-    """Cast computed arrays back to the dtypes/shapes of ``like``."""
-    return [np.asarray(v).astype(np.asarray(r).dtype, copy=False).reshape(np.shape(r)) for v, r in zip(values, like)]
+    """Cast computed arrays back to the dtypes/shapes of ``like``; integer and bool arrays are
+    rounded first, as aggregation rounds them (a cast truncated -0.6 to 0 where the mean gives -1)."""
+    out = []
+    for v, r in zip(values, like):
+        dtype = np.asarray(r).dtype
+        v = np.asarray(v)
+        if dtype.kind in "iub" and v.dtype.kind == "f":
+            v = np.rint(v)
+        out.append(v.astype(dtype, copy=False).reshape(np.shape(r)))
+    return out
 
 
 class Attack:
@@ -310,6 +318,12 @@ def attacker_update(attack: Attack, ctx: AttackContext) -> NDArrays:
     """``attack.poison_update(ctx)`` when the attack is active in ``ctx.round``, else ``ctx.trained``."""
     if not attack.active(ctx.round):
         return ctx.trained
+    shapes = [np.shape(a) for a in ctx.trained]
+    for what, models in (("honest_updates", ctx.honest_updates), ("received", ctx.received)):
+        for k, m in enumerate(models):  # else a raw NumPy broadcast error deep in the attack
+            if [np.shape(a) for a in m] != shapes:
+                raise AttackError(f"attack '{attack.name}': {what}[{k}] has array shapes {[np.shape(a) for a in m]}, "
+                                  f"the attacker's model {shapes}")
     out = attack.poison_update(ctx)
     if len(out) != len(ctx.trained) or any(np.shape(a) != np.shape(b) for a, b in zip(out, ctx.trained)):
         raise AttackError(f"attack '{attack.name}' returned parameters of the wrong shapes")

@@ -27,8 +27,10 @@ identical hash: ``DuplicateHash``) re-encodes the same arrays with a fresh nonce
 submits the new hash. Auditors compare only (chain id, contract, round, submitter): any
 nonce, or none, matches. Bytes without a nonce (older peers) decode as before.
 
-The same arrays (names, dtypes, shapes, values) always give the same bytes, so
-the keccak256 of the bytes (:func:`update_hash`) identifies an update on chain.
+The same arrays (names, dtypes, shapes, and the values' bit patterns: ``0.0`` and ``-0.0`` compare
+equal but are different bytes) always give the same bytes, so the keccak256 of the bytes
+(:func:`update_hash`) identifies an update on chain. Encoding takes NaN and Inf; decoding refuses
+them unless ``allow_non_finite``.
 Decoding never executes code (no pickle) and is strict: every input is either
 decoded to arrays that re-encode to exactly the same bytes, or rejected with
 :class:`InvalidUpdate` carrying a machine-readable ``reason``.

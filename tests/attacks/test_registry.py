@@ -120,3 +120,22 @@ def test_layering_no_chain_net_or_peer_imports() -> None:
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_inputs_of_other_shapes_are_named_and_integers_round_as_aggregation_does() -> None:
+    """Used as a library (an outside probe): honest_updates of another shape reached ALIE and IPM
+    as raw NumPy broadcast errors; an integer array was truncated (-0.6 -> 0) where aggregation
+    rounds it (-1)."""
+    import numpy as np
+    import pytest
+
+    from bdfl.attacks import AttackContext, AttackError, attacker_update, make_attack
+
+    trained, reference = [np.zeros((4, 3), np.float32)], [np.ones((4, 3), np.float32)]
+    wrong = [[np.zeros(3, np.float32)]] * 3
+    for name in ("alie", "ipm"):
+        with pytest.raises(AttackError, match=r"honest_updates\[0\] has array shapes \[\(3,\)\], the attacker's model \[\(4, 3\)\]"):
+            attacker_update(make_attack(name), AttackContext(round=0, trained=trained, reference=reference, honest_updates=wrong))
+    ints = [np.array([1, -1, 2], dtype=np.int64)]
+    out = attacker_update(make_attack("sign_flip", scale=0.6), AttackContext(round=0, trained=ints, reference=[np.zeros(3, np.int64)]))
+    assert out[0].tolist() == [-1, 1, -1] and out[0].dtype == np.int64  # -0.6, 0.6, -1.2 rounded
