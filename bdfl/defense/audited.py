@@ -15,9 +15,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bdfl.config import check_defense_setting
 from bdfl.defense.aggregate import AggregationError, merge_copies, weighted_average
 from bdfl.defense.backdoor_clip import CLIPS, clip_models
 from bdfl.defense.strategy import Strategy
+from bdfl.errors import ConfigError
 from bdfl.types import NDArrays
 
 __all__ = ["Audited", "WEIGHTINGS", "clear_approval", "update_weight"]
@@ -82,6 +84,12 @@ class Audited(Strategy):
     def __post_init__(self) -> None:
         if self.clip not in CLIPS:
             raise AggregationError(f"bdfl: unknown clip {self.clip!r}; known: {', '.join(CLIPS)}")
+        # checked here as the config checks it: built from Python, clip_k = -1 failed only at the
+        # first aggregation of several models (an outside probe of the library)
+        try:
+            check_defense_setting("bdfl.clip_k", self.clip_k)
+        except ConfigError as exc:
+            raise AggregationError(f"bdfl: {exc.message}") from None
 
     @classmethod
     def from_config(cls, defense: Any, num_attackers: int = 0) -> Audited:

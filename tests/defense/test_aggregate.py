@@ -88,4 +88,6 @@ def test_library_edge_cases_an_outside_probe_found() -> None:
     assert weighted_average(bools)[0].tolist() == [True, False]
     with pytest.raises(AggregationError) as err:
         make_strategy("multikrum", num_malicious=0, keep=0)
+    with pytest.raises(AggregationError, match=r"defense.bdfl.clip_k.*out of range"):  # at construction, not at the first aggregation
+        make_strategy("bdfl", clip="band", clip_k=-1)
     assert "no parameter 'keep'" in str(err.value) and "'num_malicious'" not in str(err.value).split("has no parameter")[1].split("(")[0]
