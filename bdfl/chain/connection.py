@@ -32,6 +32,8 @@ PEER_ROUND_GAS = 500_000
 DEPLOY_GAS = 15_000_000
 #: Gas of the keeper's transactions a round (advances and finalize), per member.
 KEEPER_ROUND_GAS_PER_PEER = 100_000
+#: Gas of funding one peer: its stake tokens (an ERC-20 transfer, ~52k) and its ETH (21k), with headroom.
+FUND_GAS_PER_PEER = 130_000
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,7 @@ def gas_money(fee_cap: int, *, peers: int, rounds: int, peer_gas_limit: int) -> 
     largest transaction has gas limit ``peer_gas_limit`` (a node refuses a transaction unless its
     sender holds gas limit x fee cap)."""
     per_peer = fee_cap * (peer_gas_limit + rounds * PEER_ROUND_GAS)
-    keeper = DEPLOY_GAS + FINALIZE_GAS_LIMIT + peers * 2 * 65_000 + rounds * (peer_gas_limit + peers * KEEPER_ROUND_GAS_PER_PEER)
+    keeper = DEPLOY_GAS + FINALIZE_GAS_LIMIT + peers * FUND_GAS_PER_PEER + rounds * (peer_gas_limit + peers * KEEPER_ROUND_GAS_PER_PEER)
     return GasMoney(per_peer, fee_cap * keeper + peers * per_peer, fee_cap)
 
 
@@ -135,7 +137,7 @@ class Chain:
         return TxSender(self._w3, account, chain_id=self.chain_id, fee_cache=fee_cache)
 
     def client(self, deployment: Deployment, account: Any, sender: TxSender | None = None) -> ProtocolClient:
-        """``account``'s :class:`ProtocolClient` of ``deployment`` (``account`` None: reads only)."""
+        """``account``'s :class:`ProtocolClient` of ``deployment``."""
         return ProtocolClient(self._w3, deployment, account, sender)
 
     def load_deployment(self, path: str | os.PathLike[str]) -> Deployment:
