@@ -242,22 +242,7 @@ def test_consistency_test_compares_a_move_with_its_trainers_earlier_move() -> No
                                            candidate_past_moves=[[np.zeros(2)]] * 4)[0].history_cosine)
 
 
-
-
-def test_a_sign_flipped_model_is_rejected_beside_one_honest_candidate_as_alone(decentralised_round) -> None:
-    """An outside probe: with exactly 2 candidates the bars are the auditor's own model's (fewer
-    than min_candidates), but k was still widened for a sample of 2 (x16.7): a sign-flipped model
-    passed beside one honest candidate, "passed every test", while alone or beside two it was
-    rejected. Now below min_candidates the bars are the own model's with k as it is, alone or not.
-    (From min_candidates on, k widens for the few candidates: beside two honest ones, 3 candidates,
-    k x 3.46, one auditor of these three accepts it: few candidates buy few false alarms, not power.)"""
-    clients, starts, fits = decentralised_round
-    flipped = make_attack("sign_flip").poison_update(AttackContext(round=2, trained=fits[0], reference=starts[0],
-                                                                   rng=np.random.default_rng(0)))
-    for a in (6, 7, 8):
-        for honest in ([], [fits[9]]):
-            v = audit_updates(clients[a], fits[a], [*honest, flipped], AuditRule(), start_params=starts[a],
-                              candidate_starts=[*(starts[j] for j in (9, 10)[:len(honest)]), starts[0]])
-            assert not v[-1].accept, (a, len(honest), v[-1].reason)
+def test_min_candidates_is_at_least_three() -> None:
+    """A median of one candidate is that candidate (it set its own bar); of two, a bad one pulls it halfway."""
     with pytest.raises(ConfigError, match=r"min_candidates.*\[3, 1000\]"):
         from_dict({"defense": {"detectors": {"min_candidates": 1}}})

@@ -178,12 +178,12 @@ class Detector(ABC):
         """``k`` widened for the audit's number of evaluable candidates ``m``
         (:func:`.calibration.small_sample_factor`): a bar estimated from few candidates is
         uncertain itself, so it is a prediction bound, not a quantile. ``m`` counts near-copies once.
-        Below ``min_candidates`` no bar comes from the candidates (it is the auditor's own
-        model's), so ``k`` stays as it is: widened by the factor for 2 (x16.7) it let a sign-flipped
-        model (accuracy 0.30 against the auditor's 1.00) pass beside one honest candidate, while
-        alone, or beside two, it was rejected (an outside probe of the library)."""
-        m = int(np.sum(ev.sample))
-        return self.k * (small_sample_factor(m) if m >= self.min_candidates else 1.0)
+        A known limit (an outside probe, 2026-12-06): below ``min_candidates`` the bar is the own
+        model's, widened the same way, so at ``m = 2`` (x16.7) it is lenient: a sign-flipped model
+        passed beside one honest candidate. Not widening there rejected honest non-IID candidates
+        instead (tests/peer/test_availability_and_copies.py), and no ``k`` told the two apart: with
+        two candidates the audit has nothing to calibrate on (docs/learning.md, section 4)."""
+        return self.k * small_sample_factor(int(np.sum(ev.sample)))
 
     def finding(self, score: float, threshold: float, failed: bool, detail: str, z: float = math.nan,
                 z_bar: float = math.nan) -> Finding:
