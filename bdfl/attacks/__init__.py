@@ -40,6 +40,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from bdfl.defense.aggregate import rounded_on_cast
 from bdfl.errors import BDFLError
 from bdfl.types import NDArrays
 
@@ -189,13 +190,13 @@ def _copy(params: Sequence[np.ndarray]) -> NDArrays:
 
 
 def _like(values: Sequence[np.ndarray], like: Sequence[np.ndarray]) -> NDArrays:
-    """Cast computed arrays back to the dtypes/shapes of ``like``; integer and bool arrays are
-    rounded first, as aggregation rounds them (a cast truncated -0.6 to 0 where the mean gives -1)."""
+    """Cast computed arrays back to the dtypes/shapes of ``like``, rounded first where
+    aggregation rounds (:func:`bdfl.defense.aggregate.rounded_on_cast`)."""
     out = []
     for v, r in zip(values, like):
         dtype = np.asarray(r).dtype
         v = np.asarray(v)
-        if dtype.kind in "iub" and v.dtype.kind == "f":
+        if rounded_on_cast(dtype) and v.dtype.kind == "f":
             v = np.rint(v)
         out.append(v.astype(dtype, copy=False).reshape(np.shape(r)))
     return out

@@ -15,6 +15,7 @@ from bdfl.chain.accounts import load_key_file
 from bdfl.chain.connection import Chain, open_account
 from bdfl.chain.deploy import REP_MAX, Deployment, tokens_text
 from bdfl.chain.protocol import ProtocolClient, Status
+from bdfl.chain.txsender import eth_text
 from bdfl.errors import BDFLError
 
 __all__ = ["ACTIONS", "AccountState", "account_cli"]
@@ -41,7 +42,7 @@ class AccountState:
     def lines(self) -> list[str]:
         rows = [("account", self.address), ("status", self.status.name), ("reputation", f"{self.reputation:.3f}"),
                 ("stake", f"{tokens_text(self.stake)} tokens"), ("rewards to claim", f"{tokens_text(self.claimable)} tokens"),
-                ("wallet", f"{tokens_text(self.wallet)} tokens"), ("ETH for gas", f"{self.eth / 10**18:.6g} ETH"),
+                ("wallet", f"{tokens_text(self.wallet)} tokens"), ("ETH for gas", eth_text(self.eth)),
                 ("rejected in a row", str(self.reject_streak)), ("chain round", str(self.round))]
         if self.status == Status.LEFT:
             rows.append(("withdrawable from round", str(self.withdrawable_from)))

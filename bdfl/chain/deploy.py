@@ -504,8 +504,9 @@ def fund_peers(
             f"the funder {funder.address} holds {have} token units, needs {tokens * len(peers)} for {len(peers)} peers",
             fix="deploy with a larger initial_supply or fund fewer peers",
         )
+    automine = _automine_setting(w3)  # None: no devnet methods (a testnet, geth)
     if eth_wei is not None:
-        if devnet_methods(w3):
+        if automine is not None:
             for p in peers:
                 set_eth_balance(w3, p, eth_wei)
         else:
@@ -521,7 +522,7 @@ def fund_peers(
     # ~8,700 pending (10,000 peers, issue 23), leaving their receipts to time out.
     for start in range(0, len(peers), FUND_CHUNK):
         hashes = []
-        with batch_mining(w3) if _automines(w3) else contextlib.nullcontext():
+        with batch_mining(w3) if automine else contextlib.nullcontext():  # batch_mining restores automine
             for p in peers[start : start + FUND_CHUNK]:
                 call = token.functions.transfer(p, tokens)
                 if gas is None:
@@ -567,8 +568,3 @@ def devnet_methods(w3: Any) -> bool:
     set and blocks mined at will."""
     return _automine_setting(w3) is not None
 
-
-def _automines(w3: Any) -> bool:
-    """True on a devnet that mines a block per transaction (anvil or Hardhat automine);
-    False on interval mining and on chains that do not know the method."""
-    return bool(_automine_setting(w3))

@@ -42,6 +42,11 @@ class OutOfGasMoney(BDFLError):
 _INSUFFICIENT_FUNDS = ("insufficient funds", "insufficient balance")
 
 
+def eth_text(wei: int) -> str:
+    """Wei as ETH for a message: 0.001 ETH, 1.23457 ETH (6 significant digits)."""
+    return f"{int(wei) / 10**18:.6g} ETH"
+
+
 class TxDropped(TxError):
     """A sent transaction has no receipt and the node no longer knows it (neither mined nor in
     its pool): it will not be mined, and its nonce is free again (:meth:`TxSender.resync_nonce`)."""
@@ -298,13 +303,13 @@ class TxSender:
             return
         need = int(tx.get("gas", 0)) * int(tx.get("maxFeePerGas", 0)) + int(tx.get("value", 0))
         try:
-            have = f"{int(self.w3.eth.get_balance(self.address)) / 1e18:.6g} ETH"
+            have = eth_text(self.w3.eth.get_balance(self.address))
         except Exception:  # noqa: BLE001 - the refusal is the news; the balance only helps
             have = "an unknown amount"
         raise OutOfGasMoney(
             f"account {self.address} has too little ETH to pay for gas: it holds {have}, a transaction of gas limit "
             f"{int(tx.get('gas', 0)):,} at a fee cap of {int(tx.get('maxFeePerGas', 0)) / 1e9:.3g} gwei needs "
-            f"{need / 1e18:.6g} ETH ({exc})",
+            f"{eth_text(need)} ({exc})",
             fix=f"send ETH to {self.address} (a restarted peer resumes from its state folder)") from None
 
     def wait(self, tx_hash: bytes, *, timeout: float | None = None) -> Any:

@@ -91,11 +91,17 @@ def check_models(models: Sequence[NDArrays]) -> list[NDArrays]:
     return [[a if type(a) is np.ndarray else np.asarray(a) for a in m] for m in models]
 
 
+def rounded_on_cast(dtype: np.dtype) -> bool:
+    """Whether values computed in floating point are rounded before they are cast back to
+    ``dtype``: integers and bools (a cast truncated -0.6 to 0, and a bool mean of 1/3 to True)."""
+    return dtype.kind in "iub"
+
+
 def _restore_dtypes(result: NDArrays, like: NDArrays) -> NDArrays:
     out = []
     for r, ref in zip(result, like):
         r = np.asarray(r)
-        if ref.dtype.kind in "iub":  # integers and bools are rounded (a bool mean of 1/3 cast to True)
+        if rounded_on_cast(ref.dtype):
             r = np.rint(r)
         out.append(np.ascontiguousarray(r.astype(ref.dtype, copy=False)).reshape(ref.shape))
     return out
@@ -268,7 +274,7 @@ def _streamed_weighted(models: Sequence[NDArrays], w: Sequence[float], block: in
     out: NDArrays = [np.empty(a.shape, dtype=a.dtype) for a in ref]
     dst = [r.reshape(-1) for r in out]
     sizes = [d.size for d in dst]
-    integer = [a.dtype.kind in "iub" for a in ref]  # rounded before the cast back (bools too)
+    integer = [rounded_on_cast(a.dtype) for a in ref]
     width = min(block, sum(sizes)) or 1
     acc_buf, tmp_buf = np.empty(width), np.empty(width)
     li, pos = 0, 0  # the next value to average: layer li, offset pos

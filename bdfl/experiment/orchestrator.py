@@ -16,6 +16,7 @@ from bdfl.chain.compiler import build
 from bdfl.chain.connection import Chain, GasMoney, gas_money
 from bdfl.chain.devnet import connect, start_devnet
 from bdfl.chain.protocol import JOIN_GAS, SUBMIT_GAS_BASE, Outcome, Phase, draw_gas_bound
+from bdfl.chain.txsender import eth_text
 from bdfl.config import ExperimentConfig, dump_toml
 from bdfl.errors import BDFLError
 from bdfl.experiment.faults import FaultInjector, keeps_state, late_joiners
@@ -162,15 +163,14 @@ class Orchestrator:
         relayers = min(cfg.workers, cfg.peers) if cfg.chain.submission == "relayed" else 0
         money = gas_money(self.chain.fee_cap(), peers=cfg.peers + relayers, rounds=cfg.rounds, peer_gas_limit=peer_gas_limit)
         have = self.chain.eth_balance(deployer)
-        eth = 10**18
         if have < money.deployer:
-            raise BDFLError(f"the deployer {deployer} holds {have / eth:.6g} ETH; this run needs about {money.deployer / eth:.6g} ETH: "
-                            f"deploying, {cfg.rounds} rounds of the keeper's transactions and {money.per_peer / eth:.6g} ETH of gas "
+            raise BDFLError(f"the deployer {deployer} holds {eth_text(have)}; this run needs about {eth_text(money.deployer)}: "
+                            f"deploying, {cfg.rounds} rounds of the keeper's transactions and {eth_text(money.per_peer)} of gas "
                             f"money for each of {cfg.peers + relayers} accounts, at the fee cap of {money.fee_cap / 1e9:.3g} gwei "
                             "(this chain has no devnet methods to set balances)",
                             fix=f"send ETH to {deployer}, or run fewer peers or rounds")
-        self.note(f"no devnet methods on this chain: each peer gets {money.per_peer / eth:.6g} ETH of gas money by transfer "
-                  f"from the deployer (about {money.deployer / eth:.6g} ETH in all)")
+        self.note(f"no devnet methods on this chain: each peer gets {eth_text(money.per_peer)} of gas money by transfer "
+                  f"from the deployer (about {eth_text(money.deployer)} in all)")
         return money
 
     def _start_peers(self) -> None:

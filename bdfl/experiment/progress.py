@@ -126,6 +126,14 @@ def _success_text(summary: Mapping[str, Any]) -> str:
     return text
 
 
+def baseline_of(summary: Mapping[str, Any]) -> str | None:
+    """The run's defense when it is a baseline, which aggregates without audit (nobody votes:
+    separation, approvals and rejections mean nothing, reputations fall only for missed reveals);
+    None for ``bdfl`` or a summary that does not say."""
+    defense = summary.get("defense")
+    return defense if isinstance(defense, str) and defense != "bdfl" else None
+
+
 def summary_lines(summary: Mapping[str, Any], *, wall_seconds: float | None = None) -> list[str]:
     """The end-of-run summary: final honest accuracy, separation round, honest updates
     falsely rejected, attackers approved (each with the updates neither approved nor rejected,
@@ -141,11 +149,9 @@ def summary_lines(summary: Mapping[str, Any], *, wall_seconds: float | None = No
     if last3 is not None and window > 1:
         acc_text += f" (mean of the last {window} rounds {last3:.3f})"
     attackers = summary.get("attackers") or 0
-    defense = summary.get("defense")
-    # a baseline aggregates without audit: nothing is approved or rejected, and reputations fall
-    # only for the reveals nobody makes, so these figures mean nothing (an outside probe read
-    # "not by the last round" under median as the median failing)
-    no_audit = f"n/a: defense {defense} audits nothing" if isinstance(defense, str) and defense != "bdfl" else ""
+    # an outside probe read "not by the last round" under median as the median failing
+    baseline = baseline_of(summary)
+    no_audit = f"n/a: defense {baseline} audits nothing" if baseline else ""
     if attackers:
         sep = _first(summary, "separated_from_round", "detection_round")
         sep_text = no_audit or (f"from round {sep}" if sep is not None else "not by the last round")

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bdfl.experiment.plots import attackers_out_from, make_all_plots
-from bdfl.experiment.progress import summary_lines
+from bdfl.experiment.progress import baseline_of, summary_lines
 from bdfl.experiment.results import (
     METRICS_COLUMNS,
     REPORT_FILE,
@@ -67,8 +67,7 @@ def plot_captions(summary: Mapping[str, Any], rounds: Sequence[Mapping[str, Any]
     separated = summary.get("separated_from_round")
     sep = f"; dotted: round {separated}, from which every attacker stays below every honest peer" if separated is not None else ""
     attackers = bool(summary.get("attackers"))
-    defense = summary.get("defense")
-    baseline = isinstance(defense, str) and defense != "bdfl"
+    baseline = baseline_of(summary)
     asr = any(isinstance(r.get("attack_success_rate"), (int, float)) for r in rounds)
     accuracy = "Honest peers' mean test accuracy per round (band: ± std over honest peers)"
     if attackers:
@@ -82,7 +81,7 @@ def plot_captions(summary: Mapping[str, Any], rounds: Sequence[Mapping[str, Any]
                      "when a barely trained model puts most inputs in one class)")
     reputation = "On-chain reputation of every peer per round (blue: honest, red: attackers; thick: group mean, the attackers' dashed)"
     if baseline:
-        reputation += (f". Defense {defense} aggregates without audit: nobody votes, so reputations fall only by the "
+        reputation += (f". Defense {baseline} aggregates without audit: nobody votes, so reputations fall only by the "
                        "missed-reveal penalty; compare reputations between bdfl runs only")
     return {
         "accuracy.png": accuracy + sep + ".",

@@ -38,6 +38,7 @@ decoded to arrays that re-encode to exactly the same bytes, or rejected with
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import struct
@@ -209,7 +210,7 @@ class ModelSpec:
         """Body size in bytes of an update matching this spec."""
         return sum(DTYPES[d].itemsize * _prod(s) for _, d, s in self.entries)
 
-    @property
+    @functools.cached_property
     def max_header_bytes(self) -> int:
         """The longest header an update matching this spec has: its array entries plus the
         longest binding (:data:`BINDING_HEADER_BYTES`). A decoder given the spec refuses a longer
