@@ -12,6 +12,7 @@ Each subcommand imports its code inside its function (marked ``# lazy: start-up`
 from __future__ import annotations
 
 import argparse
+import errno
 import functools
 import importlib.util
 import json
@@ -64,7 +65,7 @@ class _Parser(argparse.ArgumentParser):
 def _names() -> dict[str, list[str]]:
     """The registered attacks, defenses, topologies and task modules (for --help)."""
     from bdfl.attacks import ATTACKS  # lazy: start-up
-    from bdfl.experiment.setup import DEFENSES  # lazy: start-up
+    from bdfl.experiment.setup import defenses  # lazy: start-up
     from bdfl.net.overlay import KINDS  # lazy: start-up
 
     tasks: list[str] = []
@@ -72,7 +73,7 @@ def _names() -> dict[str, list[str]]:
     if spec is not None and spec.submodule_search_locations:
         for folder in spec.submodule_search_locations:
             tasks += [f"clients.{f.stem}" for f in sorted(Path(folder).glob("*.py")) if f.stem not in ("__init__", "common")]
-    return {"attacks": sorted(ATTACKS), "defenses": list(DEFENSES), "topologies": list(KINDS), "tasks": tasks}
+    return {"attacks": sorted(ATTACKS), "defenses": list(defenses()), "topologies": list(KINDS), "tasks": tasks}
 
 
 def _parse_value(text: str) -> Any:
@@ -106,6 +107,8 @@ def run_overrides(args: argparse.Namespace) -> dict[str, Any]:
             out[key] = value
     if getattr(args, "attack", None) == "none" and getattr(args, "attackers", None) is None:
         out["attack.fraction"] = 0.0  # --attack none: nobody attacks, whatever the config says
+    if getattr(args, "plugin", None):
+        out["plugins"] = list(args.plugin)
     if args.chain:
         if args.chain.startswith(("http://", "https://")):
             out["chain.backend"] = "url"
@@ -380,6 +383,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--name", help=f"run name, part of the results folder's name (default: {dflt.name})")
     r.add_argument("--out", help="results folder (default: results/<timestamp>-<name>)")
     r.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any config field, e.g. protocol.quorum=2")
+    r.add_argument("--plugin", action="append", metavar="MODULE",
+                   help="import MODULE (a dotted path or a .py file) in every process first: your own attacks, strategies, "
+                        "detectors (docs/extending.md); repeatable, replaces the config's plugins")
     r.add_argument("--quiet", action="store_true", help="plain log lines, no progress display")
     r.set_defaults(func=cmd_run)
 
@@ -438,6 +444,12 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+#: OS errors a user fixes on the machine (one error line and this fix, not a traceback), by errno.
+OS_ERROR_FIXES = {errno.ENOSPC: "free disk space", errno.EDQUOT: "free disk space (a quota is full)",
+                  errno.EACCES: "choose a folder you can write (--out)", errno.EPERM: "choose a folder you can write (--out)",
+                  errno.EROFS: "choose a folder on a writable file system (--out)"}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -453,9 +465,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         if exc.fix:
             print(f"fix: {exc.fix}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # Ctrl-C: 130; SIGTERM (signals.Terminated): 143
+        signum = int(getattr(exc, "signum", signal.SIGINT))
+        print("terminated" if signum == signal.SIGTERM else "interrupted", file=sys.stderr)
+        return 128 + signum
+    except OSError as exc:  # the machine's, not the code's: a full disk, a folder not writable
+        fix = OS_ERROR_FIXES.get(exc.errno or 0)
+        if args.debug or fix is None:
+            raise
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
+        print(f"fix: {fix}; what a run wrote before stays in its folder (bdfl report DIR rebuilds its summary)",
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -215,6 +215,13 @@ class DetectorsConfig:
     # (bdfl.defense.detectors.calibration.EQUAL_EVIDENCE; 1: any failure rejects; issue 22,
     # docs/results/robustness.md "False rejections")
     corroboration: float = math.sqrt(2)
+    # detectors a plugin registered (bdfl.defense.detectors.register; docs/extending.md), each run
+    # when named here with its own table: [defense.detectors.plugins.<name>] enabled, k
+    plugins: dict[str, Any] = field(default_factory=dict)
+
+
+#: Keys of a plugin detector's table (``[defense.detectors.plugins.<name>]``) and their defaults.
+PLUGIN_DETECTOR_KEYS = {"enabled": True, "k": DetectorConfig.k}
 
 
 #: The detectors of :class:`DetectorsConfig`, by table name.
@@ -247,6 +254,9 @@ class DefenseConfig:
     # not-rejected move (the consistency test, bdfl.peer.sources.MoveHistory); 0 = off. At most
     # 6: a peer's blob server keeps its last 8 updates, and that move needs the round before it
     consistency_window: int = 5
+    # the parameters of a strategy a plugin registered (its dataclass fields; the built-in
+    # strategies take theirs from their own tables below)
+    params: dict[str, Any] = field(default_factory=dict)
     # the baselines' own tables (bdfl.defense: one strategy per module)
     krum: KrumConfig = field(default_factory=KrumConfig)
     multikrum: MultiKrumConfig = field(default_factory=MultiKrumConfig)
@@ -386,6 +396,9 @@ class ExperimentConfig:
     chain: ChainConfig = field(default_factory=ChainConfig)
     net: NetConfig = field(default_factory=NetConfig)
     faults: tuple[FaultConfig, ...] = ()
+    # modules (dotted paths or .py files) every process of the run imports first: they register
+    # attacks, strategies and detectors of their own (bdfl.plugins, docs/extending.md)
+    plugins: tuple[str, ...] = ()
 
     @property
     def num_attackers(self) -> int:
@@ -424,6 +437,10 @@ def _coerce(path: str, value: Any, typ: Any) -> Any:
         if not isinstance(value, str):
             raise ConfigError(path, f"expected a string, got {value!r}")
         return value
+    if getattr(typ, "__origin__", None) is tuple and typ.__args__[0] is str:
+        if isinstance(value, str) or not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(path, f"expected a list of strings, got {value!r}")
+        return tuple(value)
     if getattr(typ, "__origin__", None) is dict:
         if not isinstance(value, dict):
             raise ConfigError(path, f"expected a table, got {value!r}")
@@ -618,6 +635,10 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
             check_defense_setting(name, defense_value(d, name))
             if name in PEER_BOUNDED:
                 _range(f"defense.{name}", defense_value(d, name), DEFENSE_RANGES[name][0], cfg.peers)
+    _validate_plugin_detectors(d.detectors.plugins)
+    for i, spec in enumerate(cfg.plugins):
+        if not spec.strip():
+            raise ConfigError(f"plugins[{i}]", "empty", "a module path such as 'mylab.attacks', or a .py file")
     o = cfg.overlay
     _range("overlay.degree", o.degree, 1, MAX_OVERLAY_DEGREE)  # a target: min(degree, members - 1) in effect
     if o.topology == "expander" and o.degree < 2 and cfg.peers > 2:
@@ -651,6 +672,23 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     _range("net.fetch_retries", cfg.net.fetch_retries, 0, 10)
     _validate_faults(cfg)
     return cfg
+
+
+def _validate_plugin_detectors(tables: dict[str, Any]) -> None:
+    """``[defense.detectors.plugins.<name>]``: each a table of ``enabled`` (bool) and ``k`` (in
+    (0, 100], like the built-in detectors'); whether ``<name>`` is registered is preflight's."""
+    for name, table in tables.items():
+        path = f"defense.detectors.plugins.{name}"
+        if name in DETECTORS:
+            raise ConfigError(path, f"'{name}' is a built-in detector", fix=f"set it in [defense.detectors.{name}]")
+        if not isinstance(table, dict):
+            raise ConfigError(path, f"expected a table (enabled, k), got {table!r}")
+        unknown = sorted(set(table) - set(PLUGIN_DETECTOR_KEYS))
+        if unknown:
+            raise ConfigError(f"{path}.{unknown[0]}", "unknown field", ", ".join(PLUGIN_DETECTOR_KEYS))
+        _coerce(f"{path}.enabled", table.get("enabled", True), bool)
+        k = _coerce(f"{path}.k", table.get("k", DetectorConfig.k), float)
+        _range(f"{path}.k", k, 0.0, 100.0, lo_open=True)
 
 
 def _validate_attack_groups(cfg: ExperimentConfig) -> None:

@@ -137,7 +137,7 @@ RULES = {
     **{f"without {n}": DEFAULT_RULE.with_detector(n, enabled=False) for n in DETECTORS},
     "any failure rejects": replace(DEFAULT_RULE, detectors=replace(DEFAULT_RULE.detectors, corroboration=1.0)),  # before issue 22's F
     "corroboration 2": replace(DEFAULT_RULE, detectors=replace(DEFAULT_RULE.detectors, corroboration=2.0)),
-    # issue 22, F2: corroboration counting failures by evidence family (bdfl.defense.audit.FAMILY; measured, not
+    # issue 22, F2: corroboration counting failures by evidence family (bdfl.defense.audit.family; measured, not
     # adopted), or each detector as its own measurement (c896489's rule, the default)
     "by evidence family": replace(DEFAULT_RULE, by_family=True),
     "each detector counted": replace(DEFAULT_RULE, by_family=False),

@@ -56,8 +56,14 @@ __all__ = [
     "attacker_client",
     "attacker_update",
     "attacker_vote",
+    "boolean",
+    "cast_like",
+    "choice",
     "describe_attacks",
+    "integer",
     "make_attack",
+    "number",
+    "register",
 ]
 
 
@@ -189,9 +195,10 @@ def _copy(params: Sequence[np.ndarray]) -> NDArrays:
     return [np.array(a, copy=True) for a in params]
 
 
-def _like(values: Sequence[np.ndarray], like: Sequence[np.ndarray]) -> NDArrays:
-    """Cast computed arrays back to the dtypes/shapes of ``like``, rounded first where
-    aggregation rounds (:func:`bdfl.defense.aggregate.rounded_on_cast`)."""
+def cast_like(values: Sequence[np.ndarray], like: Sequence[np.ndarray]) -> NDArrays:
+    """Cast computed arrays back to the dtypes/shapes of ``like`` (an attack's update must keep the
+    model's: the client contract), rounded first where aggregation rounds
+    (:func:`bdfl.defense.aggregate.rounded_on_cast`)."""
     out = []
     for v, r in zip(values, like):
         dtype = np.asarray(r).dtype

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from bdfl.attacks import Attack, AttackContext, NDArrays, _like, choice, number
+from bdfl.attacks import Attack, AttackContext, NDArrays, cast_like, choice, number
 from bdfl.defense import aggregate as ra
 from bdfl.defense.aggregate import coordinate_median, flatten, krum, trimmed_mean
 
@@ -43,7 +43,7 @@ def unflatten(vec: np.ndarray, like: Sequence[np.ndarray]) -> NDArrays:
         n = int(np.size(a))
         out.append(vec[pos:pos + n].reshape(np.shape(a)))
         pos += n
-    return _like(out, like)
+    return cast_like(out, like)
 
 
 def benign_std(benign: np.ndarray) -> np.ndarray:

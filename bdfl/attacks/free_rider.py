@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bdfl.attacks import Attack, AttackContext, NDArrays, _like, choice, integer, number, register
+from bdfl.attacks import Attack, AttackContext, NDArrays, cast_like, choice, integer, number, register
 
 
 @register
@@ -45,4 +45,4 @@ class FreeRider(Attack):
         if self.sigma > 0:
             sd = self.sigma * (ctx.round + 1) ** (-self.gamma)
             base = [b + ctx.rng.normal(0.0, sd, size=b.shape) for b in base]
-        return _like(base, ctx.reference)
+        return cast_like(base, ctx.reference)

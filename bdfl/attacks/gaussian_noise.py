@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from bdfl.attacks import Attack, AttackContext, NDArrays, _like, choice, number, register
+from bdfl.attacks import Attack, AttackContext, NDArrays, cast_like, choice, number, register
 
 
 @register
@@ -26,4 +26,4 @@ class GaussianNoise(Attack):
         for t in ctx.trained:
             noise = ctx.rng.normal(0.0, self.sigma, size=t.shape)
             out.append(t + noise if self.mode == "additive" else noise)
-        return _like(out, ctx.trained)
+        return cast_like(out, ctx.trained)

@@ -8,12 +8,12 @@ replacement (Bagdasaryan et al. 2020), registered as ``model_replacement`` in
 
 from __future__ import annotations
 
-from bdfl.attacks import Attack, AttackContext, NDArrays, _like, number, register
+from bdfl.attacks import Attack, AttackContext, NDArrays, cast_like, number, register
 
 
 def boost_update(ctx: AttackContext, boost: float) -> NDArrays:
     out = [r + boost * (t - r) for t, r in zip(ctx.trained, ctx.reference)]
-    return _like(out, ctx.trained)
+    return cast_like(out, ctx.trained)
 
 
 @register

@@ -10,7 +10,7 @@ the "gradient" is the local update ``trained - reference``) with ``scale`` defau
 
 from __future__ import annotations
 
-from bdfl.attacks import Attack, AttackContext, NDArrays, _like, number, register
+from bdfl.attacks import Attack, AttackContext, NDArrays, cast_like, number, register
 
 
 @register
@@ -22,4 +22,4 @@ class SignFlip(Attack):
 
     def poison_update(self, ctx: AttackContext) -> NDArrays:
         out = [r - self.scale * (t - r) for t, r in zip(ctx.trained, ctx.reference)]
-        return _like(out, ctx.trained)
+        return cast_like(out, ctx.trained)

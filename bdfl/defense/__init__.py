@@ -31,7 +31,7 @@ from bdfl.defense.nnm_trimmed_mean import NNMTrimmedMean
 from bdfl.defense.strategy import Strategy
 from bdfl.defense.trimmed_mean import TrimmedMean
 
-__all__ = ["STRATEGIES", "Strategy", "defense_params", "make_strategy", "strategy_of"]
+__all__ = ["STRATEGIES", "Strategy", "defense_params", "make_strategy", "register", "strategy_class", "strategy_of"]
 
 #: ``defense.name`` -> strategy class, the default (``bdfl``) first.
 STRATEGIES: dict[str, type[Strategy]] = {
@@ -40,11 +40,28 @@ STRATEGIES: dict[str, type[Strategy]] = {
 }
 
 
-def make_strategy(name: str, **params: Any) -> Strategy:
-    """The strategy ``name`` with ``params`` (its dataclass fields; missing ones default)."""
+def register(cls: type[Strategy]) -> type[Strategy]:
+    """Class decorator: add a strategy (a :class:`Strategy` subclass with a ``name``) to
+    :data:`STRATEGIES`, for a plugin (docs/extending.md). Its parameters come from
+    ``[defense] params``; ``audited = True`` makes it combine only updates approved on chain."""
+    if not (isinstance(cls, type) and issubclass(cls, Strategy)) or not isinstance(getattr(cls, "name", None), str) or not cls.name:
+        raise TypeError(f"register: {cls!r} is not a Strategy subclass with a name")
+    if cls.name in STRATEGIES and STRATEGIES[cls.name] is not cls:
+        raise ValueError(f"defense name '{cls.name}' registered twice")
+    STRATEGIES[cls.name] = cls
+    return cls
+
+
+def strategy_class(name: str) -> type[Strategy]:
+    """The strategy class registered as ``name``; AggregationError naming the known ones."""
     if name not in STRATEGIES:
         raise AggregationError(f"unknown defense '{name}'", fix=f"use one of: {', '.join(STRATEGIES)}")
-    cls = STRATEGIES[name]
+    return STRATEGIES[name]
+
+
+def make_strategy(name: str, **params: Any) -> Strategy:
+    """The strategy ``name`` with ``params`` (its dataclass fields; missing ones default)."""
+    cls = strategy_class(name)
     try:
         return cls(**params)
     except TypeError:
@@ -58,9 +75,7 @@ def strategy_of(defense: Any, num_attackers: int = 0) -> Strategy:
     """The strategy a validated ``[defense]`` table names, with its own table's settings;
     ``num_attackers``: the attackers a ``malicious = -1`` setting assumes (a simulation knows
     its count; ``bdfl peer`` passes 0). The one builder for ``bdfl run`` and ``bdfl peer``."""
-    if defense.name not in STRATEGIES:
-        raise AggregationError(f"unknown defense '{defense.name}'", fix=f"use one of: {', '.join(STRATEGIES)}")
-    return STRATEGIES[defense.name].from_config(defense, num_attackers)
+    return strategy_class(defense.name).from_config(defense, num_attackers)
 
 
 def defense_params(defense: Any, num_attackers: int = 0) -> dict[str, Any]:

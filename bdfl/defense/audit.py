@@ -638,21 +638,27 @@ def evidence(
     )
 
 
-#: Detectors whose score already combines several measurements (their failure corroborates itself).
-COMBINED = frozenset(name for name, cls in REGISTRY.items() if cls.combined)
+def combined(name: str) -> bool:
+    """Whether detector ``name``'s score already combines several measurements (its failure
+    corroborates itself: ``joint``); read from the registry, so a plugin's detector counts too."""
+    cls = REGISTRY.get(name)
+    return bool(cls is not None and cls.combined)
 
-#: Each detector's evidence family (:data:`bdfl.defense.detectors.EVIDENCE_FAMILIES`; a detector
-#: that names none is a family of its own).
-FAMILY: dict[str, str] = {name: cls.evidence_family or name for name, cls in REGISTRY.items()}
+
+def family(name: str) -> str:
+    """Detector ``name``'s evidence family (:data:`bdfl.defense.detectors.EVIDENCE_FAMILIES`; a
+    detector that names none, or is not registered, is a family of its own)."""
+    cls = REGISTRY.get(name)
+    return (cls.evidence_family if cls is not None else "") or name
 
 
 def failed_families(findings: Sequence[Finding], by_family: bool = True) -> dict[str, float]:
-    """The failed findings grouped by evidence family (:data:`FAMILY`; ``by_family`` False: each
+    """The failed findings grouped by evidence family (:func:`family`; ``by_family`` False: each
     detector its own): family -> its strongest excess (:attr:`Finding.excess`)."""
     out: dict[str, float] = {}
     for f in findings:
         if f.failed:
-            key = FAMILY.get(f.name, f.name) if by_family else f.name
+            key = family(f.name) if by_family else f.name
             out[key] = max(out.get(key, -math.inf), f.excess)
     return out
 
@@ -660,7 +666,7 @@ def failed_families(findings: Sequence[Finding], by_family: bool = True) -> dict
 def rejecting(findings: Sequence[Finding], corroboration: float, by_family: bool = False) -> tuple[Finding, ...]:
     """The failed findings that reject a candidate (empty: it is accepted). Every failed finding
     counts when two or more **independent measurements** failed, when a combined detector
-    (:data:`COMBINED`, ``joint``) failed, or when one measurement failed alone and is
+    (:func:`combined`, ``joint``) failed, or when one measurement failed alone and is
     **corroborated**: it lies at least ``corroboration`` (c) times its own bar out
     (:attr:`Finding.excess`, in z; a failure without a z counts as far out), or the combined
     score, which did not fail, is at least ``1 / c`` of its bar (a second, weaker line of evidence
@@ -668,7 +674,7 @@ def rejecting(findings: Sequence[Finding], corroboration: float, by_family: bool
     low, is an honest outlier as often as not and is let through. ``c <= 1``: any failure rejects
     (the rule before issue 22).
 
-    A measurement is an evidence family (:data:`FAMILY`) when ``by_family``: failures of detectors
+    A measurement is an evidence family (:func:`family`) when ``by_family``: failures of detectors
     that read the same evidence (accuracy, balanced accuracy, loss and merged loss are all the
     candidate's loss on the auditor's samples) count as one measurement, at its strongest excess.
     Why: c = sqrt(2) is the equal-evidence factor of two **independent** Gaussian tails; four
@@ -676,12 +682,12 @@ def rejecting(findings: Sequence[Finding], corroboration: float, by_family: bool
     ``by_family`` False (the default): every detector is its own measurement (the rule of
     ``c896489``); measured against by-family counting and kept (AuditRule's docstring)."""
     failed = tuple(f for f in findings if f.failed)
-    if corroboration <= 1 or any(f.name in COMBINED for f in failed):
+    if corroboration <= 1 or any(combined(f.name) for f in failed):
         return failed
     families = failed_families(failed, by_family)
     if len(families) >= 2 or any(e >= corroboration for e in families.values()):
         return failed
-    if failed and any(f.name in COMBINED and f.excess >= 1 / corroboration for f in findings):
+    if failed and any(combined(f.name) and f.excess >= 1 / corroboration for f in findings):
         return failed
     return ()
 
@@ -707,7 +713,7 @@ def _lone(findings: Sequence[Finding]) -> str:
     if len(failed) == 1:
         return f"passed: {f.name} alone, {f.excess:.2f}x its bar, not corroborated ({f.detail})"
     names = " + ".join(g.name for g in failed)
-    return (f"passed: {names}, one measurement ({FAMILY.get(f.name, f.name)}), {f.excess:.2f}x its bar at most, "
+    return (f"passed: {names}, one measurement ({family(f.name)}), {f.excess:.2f}x its bar at most, "
             f"not corroborated ({f.detail})")
 
 

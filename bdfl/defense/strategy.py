@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
 import numpy as np
@@ -40,8 +40,17 @@ class Strategy(ABC):
     def from_config(cls, defense: Any, num_attackers: int = 0) -> Strategy:
         """This strategy with the parameters of a validated ``[defense]`` table (its own
         sub-table ``defense.<name>``). ``num_attackers``: the attackers a peer may assume
-        where a setting says -1 (a simulation knows its count; ``bdfl peer`` passes 0)."""
-        return cls()
+        where a setting says -1 (a simulation knows its count; ``bdfl peer`` passes 0).
+        This default takes the dataclass fields from ``[defense] params`` (a plugin's strategy;
+        the built-in ones with settings read their own table instead)."""
+        params = dict(getattr(defense, "params", None) or {})
+        try:
+            return cls(**params)
+        except TypeError:
+            known = ", ".join(f.name for f in fields(cls)) or "none"
+            unknown = sorted(set(params) - {f.name for f in fields(cls)}) or sorted(params)
+            raise AggregationError(f"defense '{cls.name}' has no parameter {', '.join(repr(p) for p in unknown)}",
+                                   fix=f"[defense] params of '{cls.name}': {known}") from None
 
     @abstractmethod
     def aggregate(self, updates: Sequence[NDArrays], weights: Sequence[float] | None = None) -> NDArrays:

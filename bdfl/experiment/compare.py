@@ -24,6 +24,7 @@ from matplotlib.lines import Line2D
 
 from bdfl.errors import BDFLError
 from bdfl.experiment.plots import LEGEND_OUTSIDE, band, integer_xaxis, mark_separation, new_figure, save_figure
+from bdfl.experiment.progress import baseline_of
 from bdfl.experiment.results import (
     METRICS_FILE,
     SUMMARY_FIELDS,
@@ -56,7 +57,12 @@ COMPARE_KEYS: tuple[str, ...] = (
     "honest_false_rejection_rate", "attacker_approval_rate",
     "tx_count_total", "gas_used_total", "seconds_total",
 )
-ID_COLUMNS: tuple[str, ...] = ("run", "name", "attack", "fraction", "defense", "seed", "dir")
+ID_COLUMNS: tuple[str, ...] = ("run", "name", "attack", "fraction", "defense", "seed", "status", "dir")
+#: Run statuses whose figures enter a seed group's mean and band: the run went through every round.
+FINISHED = ("completed", "degraded")
+#: Figures a baseline (no audit) has no meaning for (its summary and report say "n/a").
+AUDIT_KEYS: tuple[str, ...] = ("attacker_mean_reputation_final", "honest_min_reputation_final", "separated_from_round",
+                               "mean_separated_from_round", "honest_false_rejection_rate", "attacker_approval_rate")
 
 
 def run_label(run: Run) -> str:
@@ -291,9 +297,24 @@ def compare_runs(dirs: Sequence[str | Path], out_dir: str | Path) -> CompareOutp
     diff = config_diff(runs)
     labels, keys, group_label = _labels(runs, diff)
     summaries = [_summary(r) for r in runs]
+    for s in summaries:
+        if baseline_of(s):  # nobody audited: reputations fell only for missed reveals
+            s.update({k: None for k in AUDIT_KEYS})
+    # a seed group's mean and band are over the runs that went through every round: an interrupted
+    # or failed run's few rounds were averaged in ("rounds completed 2.0 ± 1.73"; an outside probe)
+    # (a group of unfinished runs only is shown as it is: there is nothing better to show)
     groups: dict[tuple[Any, ...], list[int]] = {}
     for i, key in enumerate(keys):
         groups.setdefault(key, []).append(i)
+    unfinished: list[int] = []
+    for key, members in groups.items():
+        done = [i for i in members if summaries[i].get("status") in FINISHED]
+        if done and len(done) < len(members):
+            unfinished += [i for i in members if i not in done]
+            groups[key] = done
+    for i in unfinished:
+        log.warning("%s: status %s after %s round(s): shown, left out of its seed group's figures", runs[i].dir,
+                    summaries[i].get("status", "unknown"), summaries[i].get("rounds_completed", summaries[i].get("rounds", "?")))
 
     x = np.array(sorted({r["round"] for run in runs for r in run.rounds}), dtype=float)
 
@@ -332,7 +353,7 @@ def compare_runs(dirs: Sequence[str | Path], out_dir: str | Path) -> CompareOutp
         flat = _settings(run)
         row: dict[str, Any] = {
             "run": label, "name": run.name, "attack": run.attack, "fraction": run.fraction,
-            "defense": run.defense, "seed": run.seed, "dir": str(run.dir),
+            "defense": run.defense, "seed": run.seed, "status": s.get("status", "unknown"), "dir": str(run.dir),
         }
         row.update({k: flat.get(k) for k in diff if k not in row})
         row.update({k: s.get(k) for k in keys_shown})
@@ -374,7 +395,10 @@ def compare_runs(dirs: Sequence[str | Path], out_dir: str | Path) -> CompareOutp
         md.append(markdown_table(["group", "n_runs", "seeds"] + keys_shown, group_text,
                                  ["group", "runs", "seeds"] + [labels_of.get(k, k) for k in keys_shown]))
     md += ["## Runs", ""]
-    md.append(markdown_table(["run"] + keys_shown, rows, ["run"] + [labels_of.get(k, k) for k in keys_shown]))
+    if unfinished:
+        md += ["Not finished, so left out of their seed groups and the figures: "
+               + "; ".join(f"{labels[i]} ({summaries[i].get('status', 'unknown')})" for i in unfinished) + ".", ""]
+    md.append(markdown_table(["run", "status"] + keys_shown, rows, ["run", "status"] + [labels_of.get(k, k) for k in keys_shown]))
     md.append("\n".join(f"- {lab}: `{r.dir}`" for lab, r in zip(labels, runs)) + "\n")
     md_path = out / COMPARE_MD
     atomic_write_text(md_path, "\n".join(md))

@@ -103,7 +103,7 @@ class FaultInjector:
         info: Restarted = res[0]
         self.down.discard(peer)
         for rej in info.rejected:
-            self.emit("InputRejected", r, rnd, f"peer {peer} rejected the update of {rej.source} while resyncing: {rej.reason}", **rej.event_args())
+            self.emit("InputRejected", r, rnd, f"peer {peer} could not use the update of {rej.source} while resyncing: {rej.reason}", **rej.event_args())
         # run round = chain round + 1 (a run starts at chain round 0)
         source_round = info.source_round
         source = {

@@ -33,7 +33,7 @@ from bdfl.experiment.results import (
     read_rounds,
     round_aggregates,
 )
-from bdfl.experiment.setup import attacker_indices, frozen_clock, protocol_params
+from bdfl.experiment.setup import attacker_indices, audited, frozen_clock, protocol_params
 from bdfl.experiment.messages import (
     Aggregate,
     AuditCommit,
@@ -57,6 +57,7 @@ log = logging.getLogger("bdfl.run")
 class Orchestrator:
     def __init__(self, cfg: ExperimentConfig, out_dir: Path, *, quiet: bool = False) -> None:
         self.cfg = cfg
+        self.audited = audited(cfg)  # the committee audits every round (bdfl, or a plugin strategy that says so)
         self.out_dir = out_dir
         self.writer = ResultsWriter(out_dir, live=True)  # + TensorBoard event files, per round
         self.progress = Progress(total_rounds=cfg.rounds, quiet=quiet, log_path=out_dir / "run.log")
@@ -261,7 +262,7 @@ class Orchestrator:
         times.add_chain(time.perf_counter() - t)
         faults.after_submit(r, rnd)
 
-        if cfg.defense.name == "bdfl":
+        if self.audited:
             self.progress.phase(offset + 1, "audit+commit")
             audits = self.pool.call(AuditCommit(rnd, self.attacker_addrs))
             times.add(audits)
@@ -349,7 +350,7 @@ class Orchestrator:
         run.log line, exit status 3 of ``bdfl run``)."""
 
         reasons = []
-        if self.cfg.defense.name == "bdfl":
+        if self.audited:
             attackers = {self.addresses[i] for i in self.attackers}
             decided = [s.outcome for s in subs if s.peer not in attackers and s.outcome in (Outcome.APPROVED, Outcome.REJECTED)]
             rejected = sum(o == Outcome.REJECTED for o in decided)
@@ -380,7 +381,7 @@ class Orchestrator:
         """Received updates a peer did not use because they could not be verified (unreachable,
         wrong hash, malformed): one event line each (the audit rule's verdicts are votes, not these)."""
         for rej in rejected:
-            self.faults.emit("InputRejected", r, rnd, f"peer {rej.peer} ({rej.step}) rejected the update of {rej.source}: {rej.reason}",
+            self.faults.emit("InputRejected", r, rnd, f"peer {rej.peer} ({rej.step}) could not use the update of {rej.source}: {rej.reason}",
                              **rej.event_args())
 
     def _note_overlay(self, r: int, rnd: int, report: OverlayReport) -> None:
@@ -403,7 +404,7 @@ class Orchestrator:
         states = self._states_after = k.peer_states(self.addresses)  # after this round's finalize (and the next round's start)
         balances = self._token_balances(last_block)  # wallet tokens (stake and unclaimed rewards apart)
         attackers = set(self.attackers)
-        audited = cfg.defense.name == "bdfl"
+        audited = self.audited
         rows = []
         for i, addr in enumerate(self.addresses):
             pr = peer_res.get(i)
@@ -432,8 +433,8 @@ class Orchestrator:
             "seconds_train": times.total.train, "seconds_exchange": times.total.exchange,
             "seconds_audit": times.total.audit, "seconds_chain": times.total.chain, "seconds_eval": times.total.eval, "seconds_total": seconds_total,
         }
-        self.writer.append_round(round_row)
         self.writer.append_events(events)
+        self.writer.append_round(round_row)  # last: a round's rounds.csv row marks everything of it written
         self.progress.round_done(r, round_row)
 
     def _token_balances(self, last_block: int) -> dict[str, float]:
@@ -473,7 +474,7 @@ class Orchestrator:
             summary = compute_summary(read_metrics(self.out_dir), read_rounds(self.out_dir), _clean_reference(self.cfg))
             summary.update(getattr(self, "setup_chain", {}))
             summary.update({"status": status, "rounds_completed": self.rounds_done, "seconds_wall": time.monotonic() - self.started,
-                            "defense": self.cfg.defense.name})
+                            "defense": self.cfg.defense.name, "audited": self.audited})
             if not summary.get("peers"):  # no round recorded: the configured count, not 0
                 summary["peers"] = self.cfg.peers
             if message is not None:

@@ -129,9 +129,13 @@ def _success_text(summary: Mapping[str, Any]) -> str:
 def baseline_of(summary: Mapping[str, Any]) -> str | None:
     """The run's defense when it is a baseline, which aggregates without audit (nobody votes:
     separation, approvals and rejections mean nothing, reputations fall only for missed reveals);
-    None for ``bdfl`` or a summary that does not say."""
+    None for an audited strategy (``bdfl``, or a plugin's with ``audited``: summary key ``audited``;
+    a summary without that key: ``bdfl`` alone) or a summary that does not say."""
     defense = summary.get("defense")
-    return defense if isinstance(defense, str) and defense != "bdfl" else None
+    audited = summary.get("audited")
+    if not isinstance(defense, str) or (audited if isinstance(audited, bool) else defense == "bdfl"):
+        return None
+    return defense
 
 
 def summary_lines(summary: Mapping[str, Any], *, wall_seconds: float | None = None) -> list[str]:

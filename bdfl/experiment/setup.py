@@ -7,6 +7,7 @@ re-run of ``config.toml`` reproduces them.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -15,23 +16,76 @@ import numpy as np
 from bdfl.attacks import ATTACKS, make_attack
 from bdfl.chain.deploy import ProtocolParams
 from bdfl.config import ExperimentConfig, group_size
-from bdfl.defense import STRATEGIES
+from bdfl.defense import STRATEGIES, Strategy, strategy_class, strategy_of
+from bdfl.defense.detectors import plugin_detector_class
 from bdfl.errors import BDFLError, ConfigError
 from bdfl.experiment.results import load_clean_reference
 from bdfl.learning.data import task_shard_indices
 from bdfl.learning.task import load_task
 from bdfl.net.overlay import KINDS as TOPOLOGIES
+from bdfl.plugins import load_plugins, module_spec_of
 
-DEFENSES = tuple(STRATEGIES)  # bdfl.defense: "bdfl" (audited), then the baselines
 
 #: Training samples an attack's data poisoning is tried on before a run starts (:func:`preflight`):
 #: every class of the bundled tasks, and no copy of a large data set.
 PREFLIGHT_SAMPLES = 2048
 
 
-def preflight(cfg: ExperimentConfig) -> None:
-    """Check every name that refers to a registry in an upper layer; raise ConfigError."""
+def defenses() -> tuple[str, ...]:
+    """Every ``defense.name``: ``bdfl`` (audited), the baselines, then what plugins registered."""
+    return tuple(STRATEGIES)
 
+
+def audited(cfg: ExperimentConfig) -> bool:
+    """Whether the run's strategy combines only updates approved on chain (``Strategy.audited``):
+    ``bdfl``, or a plugin's strategy that says so. Then the committee audits every round."""
+    return strategy_class(cfg.defense.name).audited
+
+
+def _import_plugins(cfg: ExperimentConfig) -> None:
+    try:
+        load_plugins(cfg.plugins)
+    except BDFLError as exc:
+        raise ConfigError("plugins", exc.message, fix=exc.fix) from None
+
+
+def _plugin_classes(cfg: ExperimentConfig) -> list[tuple[str, type]]:
+    """(field, class) of every registered class the config names: attacks, the strategy, plugin detectors."""
+    names = [(f"attack.groups[{i}].name", g.name) for i, g in enumerate(cfg.attack.groups)] or [("attack.name", cfg.attack.name)]
+    out: list[tuple[str, type]] = [(f, ATTACKS[n]) for f, n in names if n in ATTACKS]
+    if cfg.defense.name in STRATEGIES:
+        out.append(("defense.name", STRATEGIES[cfg.defense.name]))
+    out += [(f"defense.detectors.plugins.{n}", plugin_detector_class(n)) for n in cfg.defense.detectors.plugins]
+    return out
+
+
+def with_plugins(cfg: ExperimentConfig) -> ExperimentConfig:
+    """``cfg`` with ``plugins`` completed by every module that defines a class the config names
+    (an attack, strategy or detector registered by code the caller imported, e.g. a script's
+    ``import mylab.attacks``): the run's workers (spawned processes, Ray actors) import exactly
+    these, and ``config.toml`` records them, so the run reproduces from it. A class defined where
+    no other process can import it (``python -c``, a notebook) is refused here, before any
+    process starts, not in a worker after the devnet started."""
+    plugins = list(cfg.plugins)
+    for field_name, cls in _plugin_classes(cfg):
+        module = cls.__module__
+        if module.startswith("bdfl.") or module.startswith(("bdfl_plugin_", "bdfl_task_")):
+            continue  # built in, or loaded from a file the config already lists (plugins, task.client)
+        spec = module_spec_of(module)
+        if spec is None:
+            raise ConfigError(field_name, f"{cls.__name__} is defined in an interactive session (python -c, a notebook): "
+                              "the run's worker processes cannot import it",
+                              fix="define it in a module or .py file and list that in plugins (bdfl run --plugin MODULE; "
+                                  "docs/extending.md)")
+        if spec and spec not in plugins:
+            plugins.append(spec)
+    return cfg if plugins == list(cfg.plugins) else dataclasses.replace(cfg, plugins=tuple(plugins))
+
+
+def preflight(cfg: ExperimentConfig) -> ExperimentConfig:
+    """Import the config's plugins and check every name that refers to a registry in an upper
+    layer; raise ConfigError. Returns the config to run: ``plugins`` completed (:func:`with_plugins`)."""
+    _import_plugins(cfg)
     kinds = [(f"attack.groups[{i}].", g.name, g.params) for i, g in enumerate(cfg.attack.groups)]
     attacks = []  # (field prefix, attack) of each kind, for the data-poisoning try below
     for prefix, name, params in kinds or [("attack.", cfg.attack.name, cfg.attack.params)]:
@@ -45,8 +99,22 @@ def preflight(cfg: ExperimentConfig) -> None:
             param = getattr(exc, "param", None)
             raise ConfigError(prefix + "params" + (f".{param}" if param else ""), str(getattr(exc, "message", exc)),
                               fix=getattr(exc, "fix", None)) from None
-    if cfg.defense.name not in DEFENSES:
-        raise ConfigError("defense.name", f"unknown defense {cfg.defense.name!r}", ", ".join(DEFENSES))
+    if cfg.defense.name not in STRATEGIES:
+        raise ConfigError("defense.name", f"unknown defense {cfg.defense.name!r}", ", ".join(defenses()),
+                          fix=None if cfg.plugins else "a strategy of your own: list the module that registers it in plugins")
+    strategy = STRATEGIES[cfg.defense.name]
+    if cfg.defense.params and getattr(strategy.from_config, "__func__", None) is not Strategy.from_config.__func__:
+        raise ConfigError("defense.params", f"'{cfg.defense.name}' takes its settings from [defense.{cfg.defense.name}]",
+                          fix="[defense] params is for a plugin's strategy")
+    try:
+        strategy_of(cfg.defense, cfg.num_attackers)
+    except BDFLError as exc:
+        raise ConfigError("defense.params", exc.message, fix=exc.fix) from None
+    if strategy.audited and cfg.peers < 3:
+        raise ConfigError("peers", f"{cfg.peers} peers cannot run an audited defense: an audit needs other candidates to compare with",
+                          f">= 3 with defense.name = {cfg.defense.name!r}")
+    for name in cfg.defense.detectors.plugins:
+        plugin_detector_class(name)
     if cfg.overlay.topology not in TOPOLOGIES:
         raise ConfigError("overlay.topology", f"unknown topology {cfg.overlay.topology!r}", ", ".join(TOPOLOGIES))
     try:
@@ -88,6 +156,7 @@ def preflight(cfg: ExperimentConfig) -> None:
         fix = (f"a larger task.alpha (now {cfg.task.alpha}), fewer peers, or another seed (the split is drawn from it)"
                if field == "task.alpha" else "fewer peers, or a larger data set")
         raise ConfigError(field, f"cannot split {cfg.task.client}'s data over {cfg.peers} peers: {text}", fix=fix) from None
+    return with_plugins(cfg)
 
 
 def attacker_indices(cfg: ExperimentConfig) -> list[int]:

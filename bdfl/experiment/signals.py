@@ -5,15 +5,24 @@ workers, a sweep's running points, would be left behind)."""
 from __future__ import annotations
 
 import signal
+import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["sigterm_as_interrupt"]
+__all__ = ["Terminated", "held_interrupts", "sigterm_as_interrupt"]
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as Ctrl-C (a KeyboardInterrupt) but told apart by the exit status:
+    128 + 15 = 143, as schedulers expect, not Ctrl-C's 130."""
+
+    signum = signal.SIGTERM
 
 
 def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
+    raise Terminated
 
 
 @contextmanager
@@ -25,3 +34,27 @@ def sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def held_interrupts(what: str = "writing the results") -> Iterator[list[int]]:
+    """Inside the block Ctrl-C and SIGTERM do not interrupt: each is noted (the yielded list gets
+    its number) and said once on stderr. For the few seconds a run takes to stop its processes and
+    write its summary and report: a second Ctrl-C there lost both (an outside probe). Outside the
+    main thread (no handler can be set there) the block runs unprotected."""
+    held: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield held
+        return
+
+    def hold(signum: int, _frame: Any) -> None:
+        if not held:
+            print(f"\n{what}; it finishes in a few seconds and then stops", file=sys.stderr, flush=True)
+        held.append(signum)
+
+    previous = {sig: signal.signal(sig, hold) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield held
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

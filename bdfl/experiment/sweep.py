@@ -24,8 +24,9 @@ e.g. ``name=label_flip_fraction=0.3_seed=0``). A run is reused only when its
 ``summary.json`` says ``completed`` *and* the configuration it ran with (its
 ``config.toml``) hashes to the one the grid asks for now (:func:`config_hash`); a
 point whose configuration changed (an edited ``[set]``, ``base`` or default) is run
-again, so an interrupted sweep resumes where it stopped and an edited one never
-reuses stale runs. All configurations are validated before the first run.
+again, its earlier run moved to ``<slug>.earlier-<config hash>`` (never deleted), so an
+interrupted sweep resumes where it stopped and an edited one never reuses stale runs.
+All configurations are validated before the first run.
 ``<out>/sweep.json`` lists every point: params, config hash, run folder and whether it
 was kept or run (docs/results-format.md, "Sweep folder"); points of an earlier invocation into the
 same folder whose runs are still there stay listed (action ``earlier``).
@@ -49,7 +50,7 @@ from typing import Any
 from bdfl.config import ExperimentConfig, METADATA_KEYS, dump_toml, from_dict, load_config, read_toml
 from bdfl.errors import BDFLError, ConfigError
 from bdfl.experiment.compare import compare_runs
-from bdfl.experiment.results import atomic_write_text
+from bdfl.experiment.results import RUN_FILES, atomic_write_text
 from bdfl.experiment.setup import preflight
 from bdfl.experiment.signals import sigterm_as_interrupt
 from bdfl.experiment.sweep_table import write_sweep_outputs
@@ -139,7 +140,7 @@ def expand(path: Path) -> tuple[str, list[tuple[dict[str, Any], ExperimentConfig
             overrides["attack.fraction"] = 0.0
         try:
             cfg = load_config(base, {**overrides, "name": f"{name}-{_slug(params)}"}, task_defaults=task_defaults)
-            preflight(cfg)
+            cfg = preflight(cfg)
         except ConfigError as exc:
             raise ConfigError(exc.field, f"in grid point {params}: {exc.detail}") from None
         runs.append((params, cfg))
@@ -197,6 +198,7 @@ def run_sweep(path: Path, *, out: Path | None = None, quiet: bool = False, jobs:
         raise ConfigError("--jobs", f"must be an integer in [1, 64], got {jobs!r}")
     name, runs = expand(path)  # all validated before anything starts
     out = out or Path("results") / f"sweep-{name}"
+    _refuse_run_folder(out)
     (out / "runs").mkdir(parents=True, exist_ok=True)
     first_dir: dict[str, Path] = {}
     run_dirs: list[Path] = []
@@ -216,9 +218,8 @@ def run_sweep(path: Path, *, out: Path | None = None, quiet: bool = False, jobs:
             if not quiet:
                 print(f"[sweep {i}/{len(runs)}] {point_text(params)}: done earlier with this configuration, kept", flush=True)
             continue
-        if reuse == "stale" and not quiet:
-            print(f"[sweep {i}/{len(runs)}] {point_text(params)}: done earlier with another configuration "
-                  f"(config hash {run_config_hash(run_dir)} != {want}): running it again", flush=True)
+        if reuse == "stale":
+            _set_aside(run_dir, want, f"[sweep {i}/{len(runs)}] {point_text(params)}", quiet)
         todo.append((i, params, cfg, run_dir))
 
     atomic_write_text(out / SWEEP_MANIFEST, json.dumps(
@@ -276,13 +277,17 @@ def run_seed_group(cfg: ExperimentConfig, seeds: Sequence[int], *, out: Path | N
     variants = [from_dict({**cfg.to_dict(), "seed": s, "name": f"{cfg.name}-seed{s}", "out": ""}) for s in seeds]
     if out is None:
         out = Path(cfg.out) if cfg.out else Path("results") / f"{_dt.datetime.now():%Y%m%d-%H%M%S}-{cfg.name}-seeds"
+    _refuse_run_folder(out)
     todo = []
     for i, (seed, c) in enumerate(zip(seeds, variants), 1):
         run_dir = out / "runs" / f"seed={seed}"
-        if _reuse(run_dir, config_hash(c)) == "kept":
+        reuse = _reuse(run_dir, config_hash(c))
+        if reuse == "kept":
             if not quiet:
                 print(f"[seed {seed}] done earlier with this configuration, kept", flush=True)
             continue
+        if reuse == "stale":
+            _set_aside(run_dir, config_hash(c), f"[seed {seed}]", quiet)
         todo.append((i, {"seed": seed}, c, run_dir))
     (out / "runs").mkdir(parents=True, exist_ok=True)
     failures = _run_all(todo, len(seeds), jobs, quiet)
@@ -357,6 +362,33 @@ def _reuse(run_dir: Path, want: str) -> str:
     return "kept" if run_config_hash(run_dir) == want else "stale"
 
 
+def _refuse_run_folder(out: Path) -> None:
+    """A sweep or seed group writes ``runs/`` and its tables into ``out``: never into one run's
+    folder (they were mixed into it; an outside probe)."""
+    held = [name for name in RUN_FILES if (out / name).exists()]
+    if held:
+        raise BDFLError(f"{out} is one run's results folder ({', '.join(held)}), not a sweep's",
+                        fix="choose another --out for the sweep")
+
+
+def _set_aside(run_dir: Path, want: str, label: str, quiet: bool) -> Path:
+    """Move a run completed with another configuration out of its point's folder, to
+    ``<folder>.earlier-<its config hash>`` (a number appended if taken), and say so: a finished
+    run is never deleted (an edited grid, or a changed library default, re-runs the point; the
+    earlier run was deleted the moment its point started, and Ctrl-C then left neither)."""
+    old = run_config_hash(run_dir) or "unknown"
+    aside = run_dir.with_name(f"{run_dir.name}.earlier-{old}")
+    n = 2
+    while aside.exists():
+        aside = run_dir.with_name(f"{run_dir.name}.earlier-{old}-{n}")
+        n += 1
+    run_dir.rename(aside)
+    if not quiet:
+        print(f"{label}: done earlier with another configuration (config hash {old} != {want}): that run is kept as "
+              f"{aside.name}, running the point again", flush=True)
+    return aside
+
+
 def _run_all(todo: list[tuple[int, dict[str, Any], ExperimentConfig, Path]], total: int, jobs: int,
              quiet: bool) -> list[tuple[str, Path]]:
     """Run ``todo`` as subprocesses, at most ``jobs`` at once and one per seed; return the failures
@@ -380,7 +412,7 @@ def _run_all(todo: list[tuple[int, dict[str, Any], ExperimentConfig, Path]], tot
                     pending.remove(pick)
                     i, params, cfg, run_dir = pick
                     if run_dir.exists():
-                        shutil.rmtree(run_dir)  # an interrupted run starts over
+                        shutil.rmtree(run_dir)  # an unfinished run starts over (a finished one was set aside)
                     run_dir.parent.mkdir(parents=True, exist_ok=True)
                     cfg_path = run_dir.parent / f".{run_dir.name}.toml"
                     cfg_path.write_text(dump_toml(cfg))

@@ -69,6 +69,7 @@ from bdfl.experiment.messages import (
 )
 from bdfl.experiment.setup import bind_endpoint, frozen_clock, make_attack_for, peer_data
 from bdfl.learning.task import load_task, task_base_config, task_hparams
+from bdfl.plugins import load_plugins
 from bdfl.net.allocator import keep_freed_memory
 from bdfl.net.blobserver import BlobHost, ServerLimits, SubmitSeal
 from bdfl.net.fetch import Fetcher, memory_budget
@@ -147,6 +148,7 @@ class Worker:
         torch.set_num_threads(1)  # tiny models: 15-90x slower with default threads on 2 cores
 
         self.cfg: ExperimentConfig = from_dict(spec.config)
+        load_plugins(self.cfg.plugins)  # before any name is read: the parent checked them with these imported
         # a simulation devnet: the in-turn sends of a phase are mined together (chain.devnet.batch_mining)
         self.batch_mining = frozen_clock(self.cfg)
         self.spec = spec

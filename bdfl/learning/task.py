@@ -30,16 +30,11 @@ dtypes). A mismatch raises :class:`ClientContractError`, which stops a run; with
 
 from __future__ import annotations
 
-import hashlib
-import importlib
-import importlib.util
 import math
 import numbers
-import sys
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -47,6 +42,7 @@ import numpy as np
 
 from bdfl.errors import BDFLError
 from bdfl.learning.data import Dataset
+from bdfl.plugins import import_spec
 from bdfl.types import NDArrays
 
 __all__ = [
@@ -500,51 +496,7 @@ class Evaluator:
 
 
 def _import_task_module(spec: str) -> ModuleType:
-    if spec.endswith(".py"):
-        path = Path(spec).expanduser()
-        if not path.is_file():
-            raise TaskError(f"task file {path} does not exist")
-        digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
-        mod_name = f"bdfl_task_{path.stem}_{digest}"
-        if mod_name in sys.modules:
-            return sys.modules[mod_name]
-        file_spec = importlib.util.spec_from_file_location(mod_name, path)
-        if file_spec is None or file_spec.loader is None:
-            raise TaskError(f"cannot import task file {path}")
-        module = importlib.util.module_from_spec(file_spec)
-        sys.modules[mod_name] = module
-        try:
-            file_spec.loader.exec_module(module)
-        except BDFLError:
-            sys.modules.pop(mod_name, None)
-            raise
-        except ModuleNotFoundError as exc:
-            sys.modules.pop(mod_name, None)
-            raise TaskError(
-                f"task file {path} imports '{exc.name}', which is not installed",
-                fix=f"install the package that provides '{exc.name}'",
-            ) from None
-        except Exception as exc:
-            sys.modules.pop(mod_name, None)
-            raise TaskError(f"importing task file {path} failed: {type(exc).__name__}: {exc}") from exc
-        return module
-    try:
-        return importlib.import_module(spec)
-    except ModuleNotFoundError as exc:
-        if exc.name and (spec == exc.name or spec.startswith(exc.name + ".")):
-            raise TaskError(
-                f"task module '{spec}' not found",
-                fix="give an importable module path such as 'clients.digits' (run from the project "
-                "root or install the package), or a path to a .py file",
-            ) from None
-        raise TaskError(
-            f"task module '{spec}' imports '{exc.name}', which is not installed",
-            fix=f"install the package that provides '{exc.name}'",
-        ) from None
-    except BDFLError:
-        raise
-    except Exception as exc:
-        raise TaskError(f"importing task module '{spec}' failed: {type(exc).__name__}: {exc}") from exc
+    return import_spec(spec, what="task module" if not spec.endswith(".py") else "task", prefix="bdfl_task_", error=TaskError)
 
 
 def task_defaults(spec: str) -> dict[str, Any]:

@@ -28,6 +28,7 @@ import numpy as np
 
 from bdfl.chain.protocol import Outcome
 from bdfl.defense.aggregate import AggregationError, merge_copies, weighted_average
+from bdfl.defense import strategy_class
 from bdfl.defense.audited import clear_approval, update_weight
 from bdfl.learning.votes import SeatVotes, counted_votes, dissenting_seats
 
@@ -61,8 +62,7 @@ def aggregation_rule(cfg: Any, subs: Iterable[Any], reputation: Mapping[str, flo
     all_subs = list(subs)
     index = {s.peer: s.index for s in all_subs}
     subs = first_of_each_hash(all_subs)  # aggregation counts each hash once
-    bdfl = cfg.defense.name == "bdfl"
-    if not bdfl:
+    if not strategy_class(cfg.defense.name).audited:
         return AggregationRule({s.peer: "0x" + s.update_hash.hex() for s in subs}, lambda _a: 1.0, 0, index)
     share = cfg.defense.bdfl.max_reject_share
     weighting = cfg.defense.bdfl.weighting
@@ -104,8 +104,8 @@ def seat_votes(subs: Iterable[Any]) -> list[Any]:
 
 def rebuilds_starts(defense: Any) -> bool:
     """Whether auditors rebuild trainers' starts (and earlier moves) under this ``defense``
-    config: only BDFL audits, and ``defense.rebuild_starts`` can switch it off."""
-    return defense.name == "bdfl" and bool(defense.rebuild_starts)
+    config: only an audited strategy's auditors (``bdfl``'s), and ``defense.rebuild_starts`` can switch it off."""
+    return strategy_class(defense.name).audited and bool(defense.rebuild_starts)
 
 
 @dataclass(frozen=True)

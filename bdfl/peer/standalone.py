@@ -44,7 +44,7 @@ from bdfl.chain.connection import open_account
 from bdfl.chain.protocol import SUBMIT_GAS_BASE, Phase, Status, draw_gas_bound
 from bdfl.chain.txsender import DuplicateHashError, TxReverted, transient_chain_errors
 from bdfl.config import ExperimentConfig, load_config, read_toml
-from bdfl.errors import BDFLError
+from bdfl.errors import BDFLError, ConfigError
 from bdfl.learning.data import task_shard_indices
 from bdfl.learning.task import load_task, task_base_config, task_defaults, task_hparams
 from bdfl.net.blobserver import BlobHost, SubmitSeal
@@ -58,6 +58,7 @@ from bdfl.peer.rejoin import ensure_membership, resync_from_tiers
 from bdfl.peer.round_state import ChainMemory, RoundState, Votes
 from bdfl.peer.state import PeerState
 from bdfl.peer.view import REP_SCALE, ProtocolView
+from bdfl.plugins import load_plugins
 from bdfl.policy import PolicyMismatch, check_deployment_policy, explicit_policy_fields, resolve_policy
 
 log = logging.getLogger("bdfl.peer.standalone")
@@ -172,6 +173,10 @@ def peer_config(config: str | None, client: str | None) -> tuple[ExperimentConfi
     training settings neither sets, as in ``bdfl run``."""
     notes: list[str] = []
     cfg = load_config(config or None, {"task.client": client} if client else None, notes, task_defaults=task_defaults)
+    try:
+        load_plugins(cfg.plugins)  # the config's own attacks, strategies, detectors: before any name is read
+    except BDFLError as exc:
+        raise ConfigError("plugins", exc.message, fix=exc.fix) from None
     return cfg, notes
 
 

@@ -41,3 +41,25 @@ def test_new_task_refuses_bad_names_and_overwrites(tmp_path: Path, capsys: pytes
     assert main(["new-task", "t1", "--dir", str(tmp_path)]) == 1
     assert "--force" in capsys.readouterr().err
     assert main(["new-task", "t1", "--dir", str(tmp_path), "--force"]) == 0
+    # a name that would hide an installed module (pytest puts the folder first on sys.path: torch.py's
+    # `import torch` imported itself, and every task test in that folder failed; an outside probe)
+    for name in ("torch", "flwr", "os", "json"):
+        assert main(["new-task", name, "--dir", str(tmp_path)]) == 1
+        assert "name of an installed module" in capsys.readouterr().err
+        assert not (tmp_path / f"{name}.py").exists()
+
+
+def test_the_generated_test_fits_a_small_data_set(tmp_path: Path) -> None:
+    """The test's slices were digits-sized (300 + 100 samples): a 124-sample data set got an empty
+    validation slice and an unexplained assertion (an outside probe, load_wine)."""
+    assert main(["new-task", "small_task", "--dir", str(tmp_path)]) == 0
+    task = tmp_path / "small_task.py"
+    text = task.read_text()
+    body = "    return load_digits()\n"
+    assert body in text
+    small = ("    import dataclasses\n    d = load_digits()\n"
+             "    return dataclasses.replace(d, X_train=d.X_train[:124], y_train=d.y_train[:124])\n")
+    task.write_text(text.replace(body, small))
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_small_task.py"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "4 passed" in proc.stdout, proc.stdout + proc.stderr

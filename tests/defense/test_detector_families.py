@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from bdfl.config import DetectorsConfig
-from bdfl.defense.audit import FAMILY, AuditRule, audit_corroboration, failed_families, rejecting, rejudge
-from bdfl.defense.detectors import EVIDENCE_FAMILIES, REGISTRY, Evidence, Finding, build_detectors, run_detectors
+from bdfl.defense.audit import AuditRule, audit_corroboration, family, failed_families, rejecting, rejudge
+from bdfl.defense.detectors import DETECTOR_NAMES, EVIDENCE_FAMILIES, REGISTRY, Evidence, Finding, build_detectors, run_detectors
 from bdfl.defense.detectors.calibration import EQUAL_EVIDENCE
 
 BY_FAMILY = AuditRule(by_family=True)
@@ -38,15 +38,17 @@ def test_the_default_rule_counts_each_detector() -> None:
 def test_every_detector_names_a_known_evidence_family() -> None:
     """A detector added without ``evidence_family`` (or with one not documented in
     EVIDENCE_FAMILIES) fails here: the rule would otherwise count it as independent evidence."""
-    for name, cls in REGISTRY.items():
-        assert cls.evidence_family in EVIDENCE_FAMILIES, f"detector {name} names no known evidence family"
-        assert FAMILY[name] == cls.evidence_family
+    families = {name: family(name) for name in DETECTOR_NAMES}
+    for name in DETECTOR_NAMES:
+        assert REGISTRY[name].evidence_family in EVIDENCE_FAMILIES, f"detector {name} names no known evidence family"
+        assert families[name] == REGISTRY[name].evidence_family
     # what each measures: the four views of the candidate's loss on the auditor's samples are one family,
-    assert {n for n, f in FAMILY.items() if f == "auditor_data"} == {"accuracy", "balanced_accuracy", "loss", "merge"}
+    assert {n for n, f in families.items() if f == "auditor_data"} == {"accuracy", "balanced_accuracy", "loss", "merge"}
     # every other detector is a family of its own (parameter space, the stamped inputs, the combined test)
-    others = [f for n, f in FAMILY.items() if f != "auditor_data"]
-    assert len(others) == len(set(others)) == len(REGISTRY) - 4
-    assert set(FAMILY.values()) == set(EVIDENCE_FAMILIES)
+    others = [f for n, f in families.items() if f != "auditor_data"]
+    assert len(others) == len(set(others)) == len(DETECTOR_NAMES) - 4
+    assert set(families.values()) == set(EVIDENCE_FAMILIES)
+    assert family("not_registered") == "not_registered"  # a detector nobody registered: a family of its own
 
 
 def test_failures_in_one_family_count_once_failures_in_two_families_reject() -> None:

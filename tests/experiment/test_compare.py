@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 from pathlib import Path
 
@@ -127,3 +128,37 @@ def test_compare_errors(tmp_path: Path) -> None:
     with pytest.raises(BDFLError, match="does not exist") as exc:
         compare_runs([tmp_path / "nope"], tmp_path / "cmp")
     assert exc.value.fix
+
+
+def _set_status(run: Path, status: str, **extra: object) -> Path:
+    s = read_summary(run)
+    (run / "summary.json").write_text(json.dumps({**s, "status": status, **extra}))
+    return run
+
+
+def test_unfinished_runs_are_shown_but_left_out_of_their_seed_group(tmp_path: Path) -> None:
+    """An interrupted seed was averaged into its group ("rounds completed 2.0 ± 1.73"; an outside
+    probe): a group's figures are over its finished runs; the others stay in the runs table."""
+    dirs = [_set_status(make_run(tmp_path / f"bdfl{s}", seed=s, acc_shift=0.01 * s), "completed") for s in range(2)]
+    dirs.append(_set_status(make_run(tmp_path / "bdfl2", seed=2, acc_shift=-0.5), "interrupted"))
+    out = compare_runs(dirs, tmp_path / "cmp")
+    with open(out.groups_csv, newline="") as f:
+        (group,) = list(csv.DictReader(f))
+    assert group["n_runs"] == "2" and group["seeds"] == "0 1"
+    assert float(group["final_honest_accuracy_mean"]) == pytest.approx(0.92)  # 0.915 and 0.925: seed 2's -0.5 left out
+    with open(out.runs_csv, newline="") as f:
+        assert [r["status"] for r in csv.DictReader(f)] == ["completed", "completed", "interrupted"]
+    assert "Not finished, so left out of their seed groups and the figures: synthetic (label_flip 0.34/bdfl) seed=2 (interrupted)" \
+        in out.markdown.read_text()
+
+
+def test_a_baseline_shows_no_audit_figures(tmp_path: Path) -> None:
+    """Under a baseline nobody votes: reputations fall only for missed reveals, and the run's own
+    summary says n/a; compare showed the numbers as if they meant something."""
+    runs = [_set_status(make_run(tmp_path / "bdfl"), "completed", audited=True),
+            _set_status(make_run(tmp_path / "fedavg", defense="fedavg"), "completed", audited=False)]
+    out = compare_runs(runs, tmp_path / "cmp")
+    with open(out.runs_csv, newline="") as f:
+        rows = {r["defense"]: r for r in csv.DictReader(f)}
+    assert rows["bdfl"]["attacker_mean_reputation_final"] != ""
+    assert rows["fedavg"]["attacker_mean_reputation_final"] == "" and rows["fedavg"]["honest_false_rejection_rate"] == ""

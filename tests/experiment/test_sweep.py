@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from bdfl.errors import BDFLError
 from bdfl.experiment import sweep
 from bdfl.experiment.results import read_metrics, read_rounds, read_summary
 from bdfl.experiment.sweep import SWEEP_MANIFEST, config_hash, run_config_hash, run_sweep
@@ -98,11 +99,17 @@ def test_stale_sweep_reruns_changed_points_only(tmp_path: Path, fake_runs: Path,
 
     # the attacker fraction changes the label_flip point only (attack "none" runs at fraction 0)
     _grid(grid, rounds=2, fraction=0.34)
+    old_hash = run_config_hash(flip)
     run_sweep(grid, out=out)
     assert _ran(fake_runs) == [flip.name]
-    assert "another configuration" in capsys.readouterr().out
+    aside = flip.with_name(f"{flip.name}.earlier-{old_hash}")
+    assert f"that run is kept as {aside.name}" in capsys.readouterr().out
     assert read_summary(clean)["ran_at"] == first[clean]  # kept, untouched
     assert read_summary(flip)["ran_at"] != first[flip]
+    # the finished run of the earlier configuration is set aside, never deleted (an outside probe: it
+    # was deleted the moment its point started, so a Ctrl-C then left neither run)
+    assert read_summary(aside)["ran_at"] == first[flip] and run_config_hash(aside) == old_hash
+    assert aside.name not in (out / "sweep_runs.csv").read_text()
     manifest = json.loads((out / SWEEP_MANIFEST).read_text())
     actions = {Path(p["run"]).name: p["action"] for p in manifest["points"]}
     assert actions == {flip.name: "stale", clean.name: "kept"}
@@ -293,3 +300,14 @@ def test_a_grid_without_attack_keys_labels_its_rows_with_the_runs_attack(tmp_pat
     run_sweep(grid, out=out, quiet=True)
     rows = list(csv.DictReader((out / "sweep_runs.csv").open()))
     assert [(r["attack.name"], float(r["attack.fraction"])) for r in rows] == [("label_flip", 0.3)] * 2
+
+
+def test_a_sweep_never_writes_into_a_run_folder(tmp_path: Path, fake_runs: Path) -> None:
+    """`bdfl sweep GRID --out <a run's folder>` mixed runs/ and the tables into it (an outside probe)."""
+    run = tmp_path / "a_run"
+    run.mkdir()
+    (run / "metrics.csv").write_text("round,peer\n")
+    grid = _small_grid(tmp_path / "grid.toml", "into_run", '"defense.name" = ["fedavg"]')
+    with pytest.raises(BDFLError, match="one run's results folder"):
+        run_sweep(grid, out=run, quiet=True)
+    assert not (run / "runs").exists() and _ran(fake_runs) == []

@@ -3,6 +3,7 @@ defaults and names, `--attack` alone, derived settings scaled to small peer coun
 
 from __future__ import annotations
 
+import errno
 import math
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from bdfl import cli
 from bdfl.attacks import ATTACKS
 from bdfl.config import COMMITTEE_SHARE, MAX_COMMITTEE, ExperimentConfig, dump_toml, load_config
 from bdfl.errors import ConfigError
-from bdfl.experiment.setup import DEFENSES
+from bdfl.experiment.setup import defenses
 from bdfl.net.overlay import KINDS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,7 +48,7 @@ def test_run_help_shows_defaults_and_every_name() -> None:
     for expected in (f"(default: {d.peers})", f"(default: {d.rounds})", f"(default: {d.attack.name})",
                      f"(default: {d.defense.name})", f"(default: {d.overlay.topology})", f"(default: {d.seed})"):
         assert expected in text, expected
-    for name in [*ATTACKS, *DEFENSES, *KINDS, "clients.digits", "clients.mnist"]:
+    for name in [*ATTACKS, *defenses(), *KINDS, "clients.digits", "clients.mnist"]:
         assert name in text, name
     devnet = " ".join(_bdfl("devnet", "--help").stdout.split())
     assert "(default: anvil)" in devnet and "(default: 10)" in devnet
@@ -238,3 +239,23 @@ def test_a_task_modules_bad_defaults_stop_the_run_naming_them(tmp_path: Path, de
     with pytest.raises(ConfigError) as err:
         _run_args("--set", f"task.client={task}")
     assert said in str(err.value)
+
+
+def test_a_full_disk_is_one_error_line_not_a_traceback(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """An OSError of the machine (disk full, folder not writable) was a raw traceback (an outside probe)."""
+    def full(_args: object) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device", "/results/x/metrics.csv")
+
+    monkeypatch.setattr(cli, "cmd_report", full)
+    assert cli.main(["report", "somewhere"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == "error: No space left on device: /results/x/metrics.csv" and err[1].startswith("fix: free disk space")
+    with pytest.raises(OSError):
+        cli.main(["report", "somewhere", "--debug"])
+
+    def refused(_args: object) -> int:
+        raise ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
+
+    monkeypatch.setattr(cli, "cmd_report", refused)
+    with pytest.raises(ConnectionRefusedError):  # not the machine's disk: no guessed fix
+        cli.main(["report", "somewhere"])

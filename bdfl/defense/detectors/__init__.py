@@ -37,7 +37,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bdfl.config import DetectorsConfig
+from bdfl.config import PLUGIN_DETECTOR_KEYS, DetectorConfig, DetectorsConfig
 from bdfl.defense.detectors.balanced import BalancedAccuracyDetector
 from bdfl.defense.detectors.base import EVIDENCE_FAMILIES, ClassEvidence, Detector, Evidence, Finding, TriggerEvidence
 from bdfl.defense.detectors.consistency import ConsistencyDetector
@@ -50,9 +50,10 @@ from bdfl.defense.detectors.no_work import NoWorkDetector
 from bdfl.defense.detectors.quality import AccuracyDetector
 from bdfl.defense.detectors.shift import ShiftDetector
 from bdfl.defense.detectors.trigger import TriggerDetector
+from bdfl.errors import ConfigError
 
 __all__ = ["DETECTOR_NAMES", "EVIDENCE_FAMILIES", "REGISTRY", "ClassEvidence", "Detector", "Evidence", "Finding", "TriggerEvidence", "build_detectors",
-           "describe", "run_detectors"]
+           "describe", "plugin_detector_class", "register", "run_detectors"]
 
 
 #: Every detector class by name.
@@ -66,10 +67,39 @@ DETECTOR_NAMES: tuple[str, ...] = ("distance", "direction", "shift", "no_work", 
                                    "accuracy", "loss", "balanced_accuracy", "joint")
 
 
+def register(cls: type[Detector]) -> type[Detector]:
+    """Class decorator: add a plugin's detector (a :class:`Detector` subclass with a ``name``) to
+    :data:`REGISTRY`. It runs where a config names it: ``[defense.detectors.plugins.<name>]``
+    (``enabled``, ``k``; docs/extending.md)."""
+    if not (isinstance(cls, type) and issubclass(cls, Detector)) or not isinstance(getattr(cls, "name", None), str) or not cls.name:
+        raise TypeError(f"register: {cls!r} is not a Detector subclass with a name")
+    if cls.name in REGISTRY and REGISTRY[cls.name] is not cls:
+        raise ValueError(f"detector name '{cls.name}' registered twice")
+    REGISTRY[cls.name] = cls
+    return cls
+
+
+def plugin_detector_class(name: str) -> type[Detector]:
+    """The plugin detector registered as ``name``; ConfigError naming the registered ones."""
+    cls = REGISTRY.get(name)
+    if cls is None or name in DETECTOR_NAMES:
+        plugins = sorted(set(REGISTRY) - set(DETECTOR_NAMES))
+        raise ConfigError(f"defense.detectors.plugins.{name}", f"no detector '{name}' is registered",
+                          ", ".join(plugins) or "none: a plugin registers one (bdfl.defense.detectors.register)",
+                          fix="list the module that registers it in plugins (bdfl run --plugin MODULE)")
+    return cls
+
+
 def build_detectors(config: DetectorsConfig) -> list[Detector]:
-    """The enabled detectors of a ``[defense.detectors]`` table, in :data:`DETECTOR_NAMES` order."""
-    return [REGISTRY[name](getattr(config, name), config.min_candidates)
-            for name in DETECTOR_NAMES if getattr(config, name).enabled]
+    """The enabled detectors of a ``[defense.detectors]`` table: the built-in ones in
+    :data:`DETECTOR_NAMES` order, then the plugins' it names (``plugins``), in its order."""
+    built = [REGISTRY[name](getattr(config, name), config.min_candidates)
+             for name in DETECTOR_NAMES if getattr(config, name).enabled]
+    for name, table in config.plugins.items():
+        settings = DetectorConfig(**{**PLUGIN_DETECTOR_KEYS, **table})
+        if settings.enabled:
+            built.append(plugin_detector_class(name)(settings, config.min_candidates))
+    return built
 
 
 def run_detectors(detectors: list[Detector], ev: Evidence) -> list[list[Finding]]:

@@ -1,0 +1,97 @@
+"""Importing user code: task modules and plugins.
+
+A **plugin** is a module (a dotted path on ``sys.path``, or a ``.py`` file) that registers
+its own attacks, aggregation strategies or audit detectors when imported
+(:func:`bdfl.attacks.register`, :func:`bdfl.defense.register`,
+:func:`bdfl.defense.detectors.register`; docs/extending.md). A config lists them
+(``plugins = [...]``, ``bdfl run --plugin``) and every process of a run imports them before
+it reads a name (the parent's preflight, each worker, each Ray actor, ``bdfl peer``), so a
+registration is never seen by one process and missed by another. This module sits at the
+bottom layer: it imports nothing of BDFL's but its errors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from types import ModuleType
+
+from bdfl.errors import BDFLError
+
+__all__ = ["PluginError", "import_spec", "load_plugins", "module_spec_of"]
+
+
+class PluginError(BDFLError):
+    """A plugin module cannot be imported."""
+
+
+def _file_module_name(path: Path, prefix: str) -> str:
+    """The name a ``.py`` file is imported under: unique per resolved path, so two files with one
+    stem do not collide and a file named like an installed package does not shadow it."""
+    digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
+    return f"{prefix}{path.stem}_{digest}"
+
+
+def import_spec(spec: str, *, what: str = "plugin", prefix: str = "bdfl_plugin_",
+                error: type[BDFLError] = PluginError) -> ModuleType:
+    """Import ``spec``: a dotted module path, or a path to a ``.py`` file (imported under a name
+    unique to its resolved path, once per process). ``what`` names it in messages ("task
+    module", "plugin"); failures raise ``error`` with the cause and a fix."""
+    if spec.endswith(".py"):
+        path = Path(spec).expanduser()
+        if not path.is_file():
+            raise error(f"{what} file {path} does not exist")
+        mod_name = _file_module_name(path, prefix)
+        if mod_name in sys.modules:
+            return sys.modules[mod_name]
+        file_spec = importlib.util.spec_from_file_location(mod_name, path)
+        if file_spec is None or file_spec.loader is None:
+            raise error(f"cannot import {what} file {path}")
+        module = importlib.util.module_from_spec(file_spec)
+        sys.modules[mod_name] = module
+        try:
+            file_spec.loader.exec_module(module)
+        except BDFLError:
+            sys.modules.pop(mod_name, None)
+            raise
+        except ModuleNotFoundError as exc:
+            sys.modules.pop(mod_name, None)
+            raise error(f"{what} file {path} imports '{exc.name}', which is not installed",
+                        fix=f"install the package that provides '{exc.name}'") from None
+        except Exception as exc:
+            sys.modules.pop(mod_name, None)
+            raise error(f"importing {what} file {path} failed: {type(exc).__name__}: {exc}") from exc
+        return module
+    try:
+        return importlib.import_module(spec)
+    except ModuleNotFoundError as exc:
+        if exc.name and (spec == exc.name or spec.startswith(exc.name + ".")):
+            raise error(f"{what} '{spec}' not found",
+                        fix="give an importable module path such as 'clients.digits' (run from the project root or "
+                        "install the package), or a path to a .py file") from None
+        raise error(f"{what} '{spec}' imports '{exc.name}', which is not installed",
+                    fix=f"install the package that provides '{exc.name}'") from None
+    except BDFLError:
+        raise
+    except Exception as exc:
+        raise error(f"importing {what} '{spec}' failed: {type(exc).__name__}: {exc}") from exc
+
+
+def load_plugins(specs: Iterable[str]) -> list[ModuleType]:
+    """Import every plugin of ``specs`` (in order; each once per process)."""
+    return [import_spec(s.strip()) for s in specs]
+
+
+def module_spec_of(module_name: str) -> str | None:
+    """What another process imports to get the classes of module ``module_name``: its dotted
+    name; ``""`` for the main script of a process started from a file (worker processes are
+    spawned and import it again themselves); None when nothing can (a class defined in an
+    interactive session, ``python -c`` or a notebook)."""
+    if module_name in ("__main__", "__mp_main__"):
+        path = getattr(sys.modules.get(module_name), "__file__", None)
+        return "" if path and Path(path).is_file() else None
+    return module_name

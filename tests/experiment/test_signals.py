@@ -1,0 +1,74 @@
+"""A run's shutdown (stopping processes, writing the summary and report) is not cut short by a
+second Ctrl-C or SIGTERM: an outside probe lost summary.json and report.html that way."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bdfl.config import load_config
+from bdfl.experiment import runner
+from bdfl.experiment.signals import held_interrupts, sigterm_as_interrupt
+
+
+def test_interrupts_inside_the_block_are_held_and_said_once(capsys: pytest.CaptureFixture[str]) -> None:
+    before = signal.getsignal(signal.SIGINT)
+    with held_interrupts("writing") as held:
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGINT)
+    assert held == [signal.SIGINT, signal.SIGTERM, signal.SIGINT]
+    assert capsys.readouterr().err.count("writing; it finishes in a few seconds") == 1
+    assert signal.getsignal(signal.SIGINT) is before  # restored
+    with pytest.raises(KeyboardInterrupt):
+        with sigterm_as_interrupt():
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+class _Orchestrator:
+    """run() is interrupted; shutdown() gets a second Ctrl-C half-way and must still finish."""
+
+    finished: list[str] = []
+
+    def __init__(self, cfg: Any, out_dir: Path, *, quiet: bool = False) -> None:
+        self.out_dir = out_dir
+
+    def note(self, text: str) -> None:
+        pass
+
+    def run(self) -> None:
+        raise KeyboardInterrupt
+
+    def shutdown(self, status: str, error: BaseException | None = None) -> None:
+        os.kill(os.getpid(), signal.SIGINT)  # the user presses Ctrl-C again while the results are written
+        _Orchestrator.finished.append(status)  # ... and the summary is still written
+
+
+def test_a_second_ctrl_c_does_not_cut_the_shutdown(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runner, "Orchestrator", _Orchestrator)
+    with pytest.raises(KeyboardInterrupt):
+        runner.run_experiment(load_config(None, {"peers": 4, "rounds": 1}), quiet=True, out=tmp_path / "run")
+    assert _Orchestrator.finished == ["interrupted"]
+
+
+def test_sigterm_exits_143_and_ctrl_c_130(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Schedulers tell a SIGTERM from a Ctrl-C by the exit status (128 + the signal); both were 130."""
+    from bdfl import cli
+
+    def terminated(_args: object) -> int:
+        with sigterm_as_interrupt():
+            os.kill(os.getpid(), signal.SIGTERM)
+        return 0
+
+    monkeypatch.setattr(cli, "cmd_report", terminated)
+    assert cli.main(["report", "x"]) == 143 and capsys.readouterr().err.strip() == "terminated"
+
+    def interrupted(_args: object) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "cmd_report", interrupted)
+    assert cli.main(["report", "x"]) == 130 and capsys.readouterr().err.strip() == "interrupted"
