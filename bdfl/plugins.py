@@ -19,10 +19,11 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from bdfl.errors import BDFLError
 
-__all__ = ["PluginError", "import_spec", "load_plugins", "module_spec_of"]
+__all__ = ["PluginError", "import_spec", "load_plugins", "module_spec_of", "register_class"]
 
 
 class PluginError(BDFLError):
@@ -95,3 +96,15 @@ def module_spec_of(module_name: str) -> str | None:
         path = getattr(sys.modules.get(module_name), "__file__", None)
         return "" if path and Path(path).is_file() else None
     return module_name
+
+
+def register_class(registry: dict[str, Any], cls: Any, base: type, kind: str) -> Any:
+    """Add ``cls`` (a subclass of ``base`` with a non-empty ``name``) to ``registry`` under its name:
+    the one rule of the attack, strategy and detector registries. The same class again is a no-op
+    (a module imported twice); another class under a taken name is refused."""
+    if not (isinstance(cls, type) and issubclass(cls, base)) or not isinstance(getattr(cls, "name", None), str) or not cls.name:
+        raise TypeError(f"register: {cls!r} is not a {base.__name__} subclass with a name")
+    if cls.name in registry and registry[cls.name] is not cls:
+        raise ValueError(f"{kind} name '{cls.name}' registered twice")
+    registry[cls.name] = cls
+    return cls

@@ -42,6 +42,7 @@ import numpy as np
 
 from bdfl.defense.aggregate import rounded_on_cast
 from bdfl.errors import BDFLError
+from bdfl.plugins import register_class
 from bdfl.types import NDArrays
 
 __all__ = [
@@ -420,10 +421,9 @@ ATTACKS: dict[str, type[Attack]] = {}
 
 
 def register(cls: type[Attack]) -> type[Attack]:
-    if cls.name in ATTACKS and ATTACKS[cls.name] is not cls:
-        raise ValueError(f"attack name '{cls.name}' registered twice")
-    ATTACKS[cls.name] = cls
-    return cls
+    """Class decorator: add an attack (an :class:`Attack` subclass with a ``name``) to :data:`ATTACKS`
+    (a plugin's too: docs/extending.md)."""
+    return register_class(ATTACKS, cls, Attack, "attack")
 
 
 def make_attack(name: str, **params: Any) -> Attack:

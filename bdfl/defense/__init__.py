@@ -30,6 +30,7 @@ from bdfl.defense.multikrum import MultiKrum
 from bdfl.defense.nnm_trimmed_mean import NNMTrimmedMean
 from bdfl.defense.strategy import Strategy
 from bdfl.defense.trimmed_mean import TrimmedMean
+from bdfl.plugins import register_class
 
 __all__ = ["STRATEGIES", "Strategy", "defense_params", "make_strategy", "register", "strategy_class", "strategy_of"]
 
@@ -44,12 +45,7 @@ def register(cls: type[Strategy]) -> type[Strategy]:
     """Class decorator: add a strategy (a :class:`Strategy` subclass with a ``name``) to
     :data:`STRATEGIES`, for a plugin (docs/extending.md). Its parameters come from
     ``[defense] params``; ``audited = True`` makes it combine only updates approved on chain."""
-    if not (isinstance(cls, type) and issubclass(cls, Strategy)) or not isinstance(getattr(cls, "name", None), str) or not cls.name:
-        raise TypeError(f"register: {cls!r} is not a Strategy subclass with a name")
-    if cls.name in STRATEGIES and STRATEGIES[cls.name] is not cls:
-        raise ValueError(f"defense name '{cls.name}' registered twice")
-    STRATEGIES[cls.name] = cls
-    return cls
+    return register_class(STRATEGIES, cls, Strategy, "defense")
 
 
 def strategy_class(name: str) -> type[Strategy]:

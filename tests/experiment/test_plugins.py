@@ -14,8 +14,10 @@ import pytest
 
 from bdfl.attacks import ATTACKS, Attack, register
 from bdfl.config import load_config
-from bdfl.defense import STRATEGIES
+from bdfl.defense import STRATEGIES, Strategy
+from bdfl.defense import register as register_strategy
 from bdfl.defense.detectors import REGISTRY, build_detectors
+from bdfl.defense.detectors import register as register_detector
 from bdfl.errors import ConfigError
 from bdfl.experiment.setup import audited, preflight
 
@@ -99,3 +101,21 @@ def test_a_run_uses_every_plugin_in_its_workers_and_reproduces_from_config_toml(
                             str(tmp_path / "again"), "--quiet"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stdout + again.stderr
     assert (tmp_path / "again" / "metrics.csv").read_text() == (out / "metrics.csv").read_text()
+
+
+def test_a_registry_refuses_what_it_cannot_name_and_a_taken_name(registries: None) -> None:
+    class Nameless(Strategy):
+        def aggregate(self, updates, weights=None):  # type: ignore[no-untyped-def]
+            return updates[0]
+
+    with pytest.raises(TypeError, match="not a Strategy subclass with a name"):
+        register_strategy(Nameless)
+    with pytest.raises(TypeError, match="not a Detector subclass"):
+        register_detector(Nameless)  # a strategy is not a detector
+
+    class MySignFlip(Attack):
+        name = "sign_flip"  # a built-in's name
+
+    with pytest.raises(ValueError, match="attack name 'sign_flip' registered twice"):
+        register(MySignFlip)
+    assert register(ATTACKS["sign_flip"]) is ATTACKS["sign_flip"]  # the same class again: a module imported twice

@@ -51,6 +51,7 @@ from bdfl.defense.detectors.quality import AccuracyDetector
 from bdfl.defense.detectors.shift import ShiftDetector
 from bdfl.defense.detectors.trigger import TriggerDetector
 from bdfl.errors import ConfigError
+from bdfl.plugins import register_class
 
 __all__ = ["DETECTOR_NAMES", "EVIDENCE_FAMILIES", "REGISTRY", "ClassEvidence", "Detector", "Evidence", "Finding", "TriggerEvidence", "build_detectors",
            "describe", "plugin_detector_class", "register", "run_detectors"]
@@ -71,12 +72,7 @@ def register(cls: type[Detector]) -> type[Detector]:
     """Class decorator: add a plugin's detector (a :class:`Detector` subclass with a ``name``) to
     :data:`REGISTRY`. It runs where a config names it: ``[defense.detectors.plugins.<name>]``
     (``enabled``, ``k``; docs/extending.md)."""
-    if not (isinstance(cls, type) and issubclass(cls, Detector)) or not isinstance(getattr(cls, "name", None), str) or not cls.name:
-        raise TypeError(f"register: {cls!r} is not a Detector subclass with a name")
-    if cls.name in REGISTRY and REGISTRY[cls.name] is not cls:
-        raise ValueError(f"detector name '{cls.name}' registered twice")
-    REGISTRY[cls.name] = cls
-    return cls
+    return register_class(REGISTRY, cls, Detector, "detector")
 
 
 def plugin_detector_class(name: str) -> type[Detector]:
