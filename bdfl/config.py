@@ -824,13 +824,22 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
             if not isinstance(node, dict):
                 raise ConfigError(key, "cannot override inside a non-table value")
         node[parts[-1]] = value
+    given = set(data["task"]) if isinstance(data.get("task"), dict) else set()
     taken = apply_task_defaults(data, task_defaults) if task_defaults is not None else ""
     if notes is not None and taken:
         notes.append(taken)
     changed = scale_to_peers(data, explicit=set(overrides or {}))
     if notes is not None and changed:
         notes.append(changed)
-    return from_dict(data)
+    try:
+        return from_dict(data)
+    except ConfigError as exc:
+        from_task = isinstance(data.get("task"), dict) and exc.field.startswith("task.") and \
+            exc.field.removeprefix("task.") in set(data["task"]) - given
+        if not from_task:
+            raise
+        raise ConfigError(exc.field, f"{exc.detail}; the value is the task module's own (its TASK_DEFAULTS)",
+                          fix=f"correct TASK_DEFAULTS in {data['task'].get('client', TaskConfig.client)}, or set {exc.field}") from None
 
 
 #: ``[task]`` settings a task module may give its own default for (``TASK_DEFAULTS``): how its

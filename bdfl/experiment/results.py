@@ -816,6 +816,7 @@ def rebuild_summary(run: Run) -> dict[str, Any]:
         return dict(previous)
     out = {**previous, **computed}
     out.setdefault("defense", run.defense)
+    out.setdefault("attack", run.attack)
     if "status" not in previous:  # the runner never wrote its summary: the run was killed before it could
         out["status"] = "interrupted"
         out.setdefault("rounds_completed", len(run.rounds))

@@ -90,7 +90,7 @@ def test_a_run_uses_every_plugin_in_its_workers_and_reproduces_from_config_toml(
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["defense"] == "audited_trimmed" and summary["audited"] is True
+    assert summary["defense"] == "audited_trimmed" and summary["audited"] is True and summary["attack"] == "reverse_noise"
     events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
     assert any(e["event"] == "VotesRevealed" for e in events)  # audited: the committee voted
     failed = [f for e in events if e["event"] == "AuditRejected" for f in e["args"]["failed"]]

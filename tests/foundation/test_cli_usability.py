@@ -230,7 +230,8 @@ def test_a_task_modules_own_training_defaults_fill_what_nobody_set(tmp_path: Pat
 
 @pytest.mark.parametrize(("declared", "said"), [
     ('{"rounds": 3}', "TASK_DEFAULTS sets rounds: a task module may set only learning_rate"),
-    ('{"learning_rate": -1.0}', "task.learning_rate"),
+    ('{"learning_rate": -1.0}', "task.learning_rate': value -1.0 is out of range (allowed: (0, 10]); the value is the task "
+                                "module's own (its TASK_DEFAULTS)"),
     ('[("learning_rate", 0.01)]', "TASK_DEFAULTS must be a dict"),
 ])
 def test_a_task_modules_bad_defaults_stop_the_run_naming_them(tmp_path: Path, declared: str, said: str) -> None:
