@@ -62,11 +62,13 @@ def _plugin_classes(cfg: ExperimentConfig) -> list[tuple[str, type]]:
 def with_plugins(cfg: ExperimentConfig) -> ExperimentConfig:
     """``cfg`` with ``plugins`` completed by every module that defines a class the config names
     (an attack, strategy or detector registered by code the caller imported, e.g. a script's
-    ``import mylab.attacks``): the run's workers (spawned processes, Ray actors) import exactly
-    these, and ``config.toml`` records them, so the run reproduces from it. A class defined where
+    ``import mylab.attacks``), ``.py`` files by absolute path: the run's workers (spawned
+    processes, Ray actors) import exactly these, and ``config.toml`` records them, so the run reproduces from it. A class defined where
     no other process can import it (``python -c``, a notebook) is refused here, before any
     process starts, not in a worker after the devnet started."""
-    plugins = list(cfg.plugins)
+    # a .py plugin by its absolute path: the workers, a rerun of config.toml from another folder and
+    # a sweep's points all import the same file
+    plugins = [str(Path(p).resolve()) if p.endswith(".py") and Path(p).is_file() else p for p in cfg.plugins]
     for field_name, cls in _plugin_classes(cfg):
         module = cls.__module__
         if module.startswith("bdfl.") or module.startswith(("bdfl_plugin_", "bdfl_task_")):

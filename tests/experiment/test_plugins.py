@@ -29,12 +29,17 @@ USE = {"attack.name": "reverse_noise", "defense.name": "audited_trimmed", "defen
 
 @pytest.fixture
 def registries() -> Iterator[None]:
-    """Registrations made by a test are undone after it (the built-in registries stay exact)."""
+    """Registrations made by a test are undone after it (the built-in registries stay exact), and
+    the modules that made them forgotten, so that the next test's import registers again."""
     saved = [(reg, dict(reg)) for reg in (ATTACKS, STRATEGIES, REGISTRY)]
+    modules = set(sys.modules)
     yield
     for reg, content in saved:
         reg.clear()
         reg.update(content)
+    for name in set(sys.modules) - modules:
+        if name.startswith("bdfl_plugin_") or name == "mylab_attacks":
+            del sys.modules[name]
 
 
 def test_preflight_imports_the_plugins_and_checks_their_names(registries: None) -> None:
@@ -53,6 +58,13 @@ def test_preflight_imports_the_plugins_and_checks_their_names(registries: None) 
                                      "defense.detectors.plugins": {"negative_cosin": {}}}))
     with pytest.raises(ConfigError, match="plugins.*plugin file .*missing.py does not exist"):
         preflight(load_config(None, {"plugins": ["missing.py"]}))
+
+
+def test_a_relative_plugin_file_is_kept_by_its_absolute_path(registries: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """config.toml is rerun from any folder, and a sweep's points import the same file."""
+    monkeypatch.chdir(ROOT)
+    cfg = preflight(load_config(None, {**USE, "plugins": ["experiments/plugins/example_plugin.py"]}))
+    assert cfg.plugins == (str(EXAMPLE),)
 
 
 def test_a_class_no_worker_can_import_is_refused_before_the_run(registries: None, monkeypatch: pytest.MonkeyPatch) -> None:
