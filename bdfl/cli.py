@@ -16,6 +16,7 @@ import errno
 import functools
 import importlib.util
 import json
+import os
 import signal
 import sys
 import time
@@ -170,6 +171,17 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     from bdfl.chain.deploy import Deployment  # lazy: start-up
     from bdfl.chain.deploy_cli import deploy_cli  # lazy: start-up
 
+    if args.config:  # the policy's names, before their hash is fixed on chain (a typo needed a new deployment)
+        from bdfl.config import load_config  # lazy: start-up
+        from bdfl.defense import check_defense  # lazy: start-up
+        from bdfl.plugins import load_plugins  # lazy: start-up
+
+        cfg = load_config(args.config)
+        try:
+            load_plugins(cfg.plugins)
+        except BDFLError as exc:
+            raise ConfigError("plugins", exc.message, fix=exc.fix) from None
+        check_defense(cfg.defense)
     path = deploy_cli(rpc_url=args.rpc_url, key_file=args.key_file, out=Path(args.out), params_file=args.params,
                       config_file=args.config)
     print(f"deployment file: {path}")
@@ -409,6 +421,9 @@ def build_parser() -> argparse.ArgumentParser:
                                      "else clients.digits")
     pe.add_argument("--data-shard", default="0/1", help="I/N: use the I-th of N seeded partitions of the task's data")
     pe.add_argument("--config", help="experiment TOML for task/defense settings")
+    pe.add_argument("--plugin", action="append", metavar="MODULE",
+                    help="import MODULE first: the deployment's strategy or detectors of a plugin (docs/extending.md); "
+                         "repeatable, replaces the config's plugins")
     pe.add_argument("--rounds", type=int, default=0, help="stop after this many rounds (0: run until Ctrl-C)")
     pe.add_argument("--stake", type=int, default=0, help="tokens to stake when joining (default: the minimum)")
     pe.add_argument("--state-dir", help="where votes, salts and models survive a restart (default: next to the key file)")
@@ -469,6 +484,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         signum = int(getattr(exc, "signum", signal.SIGINT))
         print("terminated" if signum == signal.SIGTERM else "interrupted", file=sys.stderr)
         return 128 + signum
+    except BrokenPipeError:  # `bdfl account | head`: the reader left; say nothing more (Python's documented recipe)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
     except OSError as exc:  # the machine's, not the code's: a full disk, a folder not writable
         fix = OS_ERROR_FIXES.get(exc.errno or 0)
         if args.debug or fix is None:

@@ -448,6 +448,25 @@ def _coerce(path: str, value: Any, typ: Any) -> Any:
     raise TypeError(f"unsupported config type {typ} at {path}")
 
 
+def check_value(path: str, value: Any, typ: Any) -> Any:
+    """One value against a type annotation (bool, int, float, str, a dict, a tuple of str), as
+    every config field is checked; ConfigError naming ``path`` (for a plugin's parameters)."""
+    return _coerce(path, value, typ)
+
+
+def _check_finite(path: str, value: Any) -> None:
+    """Every number in ``value`` (a free-form table: a plugin's parameters) is finite: a NaN or inf
+    from TOML (``nan``, ``inf``) passed validation and crashed after the devnet started."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(path, f"expected a finite number, got {value!r}")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _check_finite(f"{path}.{k}", v)
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _check_finite(f"{path}[{i}]", v)
+
+
 def _build(cls: type, data: dict[str, Any], prefix: str, base: Any = None) -> Any:
     """``cls`` from the table ``data``; fields it leaves out keep ``base``'s values (the
     enclosing field's own default, e.g. shift's k = 3) or else the class defaults."""
@@ -636,6 +655,8 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
             if name in PEER_BOUNDED:
                 _range(f"defense.{name}", defense_value(d, name), DEFENSE_RANGES[name][0], cfg.peers)
     _validate_plugin_detectors(d.detectors.plugins)
+    _check_finite("defense.params", d.params)
+    _check_finite("attack.params", a.params)
     for i, spec in enumerate(cfg.plugins):
         if not spec.strip():
             raise ConfigError(f"plugins[{i}]", "empty", "a module path such as 'mylab.attacks', or a .py file")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
+import inspect
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -23,7 +24,7 @@ from typing import Any
 
 from bdfl.errors import BDFLError
 
-__all__ = ["PluginError", "import_spec", "load_plugins", "module_spec_of", "register_class"]
+__all__ = ["PluginError", "code_digests", "import_spec", "load_plugins", "module_spec_of", "register_class"]
 
 
 class PluginError(BDFLError):
@@ -89,22 +90,61 @@ def load_plugins(specs: Iterable[str]) -> list[ModuleType]:
 
 def module_spec_of(module_name: str) -> str | None:
     """What another process imports to get the classes of module ``module_name``: its dotted
-    name; ``""`` for the main script of a process started from a file (worker processes are
-    spawned and import it again themselves); None when nothing can (a class defined in an
-    interactive session, ``python -c`` or a notebook)."""
+    name; the file of the main script of a process started from one (imported as a plugin: a
+    rerun of the run's config.toml and a Ray actor do not run that script; its run must sit under
+    ``if __name__ == "__main__":``, as spawned workers require anyway); None when nothing can (a
+    class defined in an interactive session, ``python -c`` or a notebook)."""
     if module_name in ("__main__", "__mp_main__"):
         path = getattr(sys.modules.get(module_name), "__file__", None)
-        return "" if path and Path(path).is_file() else None
+        return str(Path(path).resolve()) if path and str(path).endswith(".py") and Path(path).is_file() else None
     return module_name
 
 
+def _source(cls: type) -> tuple[str, str] | None:
+    """(resolved source file, qualified name) of a class, None when it has no file."""
+    try:
+        return str(Path(inspect.getfile(cls)).resolve()), cls.__qualname__
+    except (TypeError, OSError):
+        return None
+
+
 def register_class(registry: dict[str, Any], cls: Any, base: type, kind: str) -> Any:
-    """Add ``cls`` (a subclass of ``base`` with a non-empty ``name``) to ``registry`` under its name:
-    the one rule of the attack, strategy and detector registries. The same class again is a no-op
-    (a module imported twice); another class under a taken name is refused."""
-    if not (isinstance(cls, type) and issubclass(cls, base)) or not isinstance(getattr(cls, "name", None), str) or not cls.name:
-        raise TypeError(f"register: {cls!r} is not a {base.__name__} subclass with a name")
-    if cls.name in registry and registry[cls.name] is not cls:
-        raise ValueError(f"{kind} name '{cls.name}' registered twice")
-    registry[cls.name] = cls
+    """Add ``cls`` (a subclass of ``base`` with a ``name`` of its own) to ``registry`` under its
+    name: the one rule of the attack, strategy and detector registries. The same class again is a
+    no-op, and so is the same class of the same file loaded under a second module name (a script
+    a spawned worker imports as ``__mp_main__`` and as a plugin; a module given dotted and as a
+    file); another class under a taken name is refused."""
+    name = getattr(cls, "name", None)
+    if not (isinstance(cls, type) and issubclass(cls, base)) or not isinstance(name, str) or not name \
+            or name == getattr(base, "name", None):
+        raise TypeError(f"register: {cls!r} is not a {base.__name__} subclass with a name of its own")
+    old = registry.get(name)
+    if old is not None and old is not cls and (_source(old) is None or _source(old) != _source(cls)):
+        raise ValueError(f"{kind} name '{name}' registered twice")
+    registry[name] = cls
     return cls
+
+
+def _source_file(spec: str) -> Path | None:
+    if spec.endswith(".py"):
+        return Path(spec).expanduser()
+    try:
+        found = importlib.util.find_spec(spec)
+    except (ImportError, ValueError):
+        return None
+    return Path(found.origin) if found is not None and found.origin and found.origin.endswith(".py") else None
+
+
+def code_digests(specs: Iterable[str]) -> dict[str, str]:
+    """spec -> SHA-256 (first 16 hex digits) of the source file each user module (a plugin, a task)
+    is imported from: a run records them (config.toml ``[versions.code]``) and a sweep reuses a
+    run only while they are unchanged (an edited plugin's points were "kept"; an outside probe).
+    The module's own file only, not what it imports; "" where there is no file to read."""
+    out = {}
+    for spec in specs:
+        path = _source_file(spec)
+        try:
+            out[spec] = hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path is not None else ""
+        except OSError:
+            out[spec] = ""
+    return out

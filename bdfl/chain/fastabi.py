@@ -19,6 +19,8 @@ from typing import Any
 from eth_abi import decode, encode
 from eth_utils import is_checksum_address, keccak, to_checksum_address
 
+from bdfl.errors import BDFLError
+
 
 def _type_string(entry: dict[str, Any]) -> str:
     """The canonical type of an ABI input/output entry (tuples expanded: ``(uint256,bytes32)[]``)."""
@@ -122,8 +124,30 @@ def call_many(w3: Any, address: str, contract_abi: Any, name: str, arg_lists: Se
             res = r.get("result") if isinstance(r, dict) else None
             if not isinstance(res, str) or r.get("error") is not None:
                 return None
+            if res in ("0x", "") and fn.outputs and not _has_code(w3, to):
+                raise NoContractCode(to)
             out.append(fn.result(bytes.fromhex(res[2:])))
     return out
+
+
+class NoContractCode(BDFLError):
+    """A view of a deployment's contract answered nothing because no code is there any more: the
+    chain was restarted or reset under the peers (a devnet's state is not kept). A running peer
+    died on it with a decoding traceback (an outside probe); now one message and its fix."""
+
+    def __init__(self, address: str) -> None:
+        super().__init__(f"the chain no longer holds the deployment: no contract code at {address} (a devnet restarted "
+                         "or reset since it was deployed?)",
+                         fix="deploy again (bdfl deploy, or bdfl devnet --deploy) and start the peers with the new "
+                             "deployment file; their state folders belong to the old deployment")
+        self.address = address
+
+
+def _has_code(w3: Any, address: str) -> bool:
+    try:
+        return len(w3.eth.get_code(address)) > 0
+    except Exception:  # noqa: BLE001 - the node failing now is the caller's transient error, not this one
+        return True
 
 
 def _ids(replies: list[Any]) -> bool:

@@ -49,6 +49,7 @@ from bdfl.experiment.messages import (
 )
 from bdfl.experiment.worker import WorkerSpec
 from bdfl.peer.engine import ClientFailure
+from bdfl.plugins import code_digests
 from bdfl.policy import policy_hash, policy_of
 
 log = logging.getLogger("bdfl.run")
@@ -81,7 +82,8 @@ class Orchestrator:
     # -- set-up -----------------------------------------------------------------------
     def run(self) -> None:
         cfg = self.cfg
-        self.writer.write_config(dump_toml(_rerunnable(cfg), {"versions": package_versions()}))
+        versions = {**package_versions(), "code": code_digests([*cfg.plugins, cfg.task.client])}  # user code: sweeps compare it
+        self.writer.write_config(dump_toml(_rerunnable(cfg), {"versions": versions}))
         self._start_chain()
         self._deploy()
         self._start_peers()

@@ -16,7 +16,7 @@ import numpy as np
 from bdfl.attacks import ATTACKS, make_attack
 from bdfl.chain.deploy import ProtocolParams
 from bdfl.config import ExperimentConfig, group_size
-from bdfl.defense import STRATEGIES, Strategy, strategy_class, strategy_of
+from bdfl.defense import STRATEGIES, check_defense, strategy_class
 from bdfl.defense.detectors import plugin_detector_class
 from bdfl.errors import BDFLError, ConfigError
 from bdfl.experiment.results import load_clean_reference
@@ -101,22 +101,10 @@ def preflight(cfg: ExperimentConfig) -> ExperimentConfig:
             param = getattr(exc, "param", None)
             raise ConfigError(prefix + "params" + (f".{param}" if param else ""), str(getattr(exc, "message", exc)),
                               fix=getattr(exc, "fix", None)) from None
-    if cfg.defense.name not in STRATEGIES:
-        raise ConfigError("defense.name", f"unknown defense {cfg.defense.name!r}", ", ".join(defenses()),
-                          fix=None if cfg.plugins else "a strategy of your own: list the module that registers it in plugins")
-    strategy = STRATEGIES[cfg.defense.name]
-    if cfg.defense.params and getattr(strategy.from_config, "__func__", None) is not Strategy.from_config.__func__:
-        raise ConfigError("defense.params", f"'{cfg.defense.name}' takes its settings from [defense.{cfg.defense.name}]",
-                          fix="[defense] params is for a plugin's strategy")
-    try:
-        strategy_of(cfg.defense, cfg.num_attackers)
-    except BDFLError as exc:
-        raise ConfigError("defense.params", exc.message, fix=exc.fix) from None
+    strategy = check_defense(cfg.defense, cfg.num_attackers)
     if strategy.audited and cfg.peers < 3:
         raise ConfigError("peers", f"{cfg.peers} peers cannot run an audited defense: an audit needs other candidates to compare with",
                           f">= 3 with defense.name = {cfg.defense.name!r}")
-    for name in cfg.defense.detectors.plugins:
-        plugin_detector_class(name)
     if cfg.overlay.topology not in TOPOLOGIES:
         raise ConfigError("overlay.topology", f"unknown topology {cfg.overlay.topology!r}", ", ".join(TOPOLOGIES))
     try:

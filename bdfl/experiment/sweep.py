@@ -55,6 +55,7 @@ from bdfl.experiment.setup import preflight
 from bdfl.experiment.signals import sigterm_as_interrupt
 from bdfl.experiment.sweep_table import write_sweep_outputs
 from bdfl.learning.task import task_defaults
+from bdfl.plugins import code_digests
 
 SWEEP_MANIFEST = "sweep.json"
 
@@ -213,7 +214,7 @@ def run_sweep(path: Path, *, out: Path | None = None, quiet: bool = False, jobs:
         if run_dir != out / "runs" / _slug(params):
             entry["action"] = "shared"  # same configuration as an earlier grid point
             continue
-        entry["action"] = reuse = _reuse(run_dir, want)
+        entry["action"] = reuse = _reuse(run_dir, want, _code(cfg))
         if reuse == "kept":
             if not quiet:
                 print(f"[sweep {i}/{len(runs)}] {point_text(params)}: done earlier with this configuration, kept", flush=True)
@@ -281,7 +282,7 @@ def run_seed_group(cfg: ExperimentConfig, seeds: Sequence[int], *, out: Path | N
     todo = []
     for i, (seed, c) in enumerate(zip(seeds, variants), 1):
         run_dir = out / "runs" / f"seed={seed}"
-        reuse = _reuse(run_dir, config_hash(c))
+        reuse = _reuse(run_dir, config_hash(c), _code(c))
         if reuse == "kept":
             if not quiet:
                 print(f"[seed {seed}] done earlier with this configuration, kept", flush=True)
@@ -350,8 +351,16 @@ def result_text(run_dir: Path) -> str:
     return ", ".join(parts)
 
 
-def _reuse(run_dir: Path, want: str) -> str:
-    """"kept" (completed with configuration ``want``), "stale" (completed with another) or "run"."""
+def _code(cfg: ExperimentConfig) -> dict[str, str]:
+    """The digests of a configuration's user code (plugins, a task module) as a run records them."""
+    return code_digests([*cfg.plugins, cfg.task.client])
+
+
+def _reuse(run_dir: Path, want: str, code: Mapping[str, str]) -> str:
+    """"kept" (completed with configuration ``want`` and user code ``code``, :func:`_code`),
+    "stale" (completed with another configuration, or another version of a plugin or task file
+    that it recorded) or "run". A run from before the code was recorded is judged by its
+    configuration alone."""
     summary_path = run_dir / "summary.json"
     try:
         summary = json.loads(summary_path.read_text()) if summary_path.is_file() else None
@@ -359,7 +368,19 @@ def _reuse(run_dir: Path, want: str) -> str:
         summary = None
     if not isinstance(summary, dict) or summary.get("status") not in ("completed", "degraded"):
         return "run"
-    return "kept" if run_config_hash(run_dir) == want else "stale"
+    if run_config_hash(run_dir) != want:
+        return "stale"
+    recorded = run_code(run_dir)
+    return "stale" if recorded is not None and any(recorded.get(k) != v for k, v in code.items()) else "kept"
+
+
+def run_code(run_dir: Path) -> dict[str, str] | None:
+    """The user-code digests a run recorded (config.toml ``[versions.code]``); None before they were."""
+    try:
+        code = tomllib.loads((Path(run_dir) / "config.toml").read_text()).get("versions", {}).get("code")
+    except (OSError, tomllib.TOMLDecodeError, AttributeError):
+        return None
+    return dict(code) if isinstance(code, dict) else None
 
 
 def _refuse_run_folder(out: Path) -> None:
@@ -377,6 +398,7 @@ def _set_aside(run_dir: Path, want: str, label: str, quiet: bool) -> Path:
     run is never deleted (an edited grid, or a changed library default, re-runs the point; the
     earlier run was deleted the moment its point started, and Ctrl-C then left neither)."""
     old = run_config_hash(run_dir) or "unknown"
+    why = f"config hash {old} != {want}" if old != want else "a plugin or task file changed since"
     aside = run_dir.with_name(f"{run_dir.name}.earlier-{old}")
     n = 2
     while aside.exists():
@@ -384,7 +406,7 @@ def _set_aside(run_dir: Path, want: str, label: str, quiet: bool) -> Path:
         n += 1
     run_dir.rename(aside)
     if not quiet:
-        print(f"{label}: done earlier with another configuration (config hash {old} != {want}): that run is kept as "
+        print(f"{label}: done earlier with another configuration ({why}): that run is kept as "
               f"{aside.name}, running the point again", flush=True)
     return aside
 

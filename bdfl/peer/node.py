@@ -283,7 +283,7 @@ class Peer:
         return self.decode_cache.get(h, (binding, self.spec, max_bytes), decode, data)
 
     def _reject(self, rnd: int, cand: Candidate, reason: str) -> None:
-        log.warning("peer %s chain round %d: rejected update of %s: %s", self.address, rnd, cand.peer, reason)
+        log.warning("peer %s chain round %d: could not use the update of %s: %s", self.address, rnd, cand.peer, reason)
         self.rejections.append(Rejection(rnd, cand.peer, reason))
         return None
 

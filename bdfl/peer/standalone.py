@@ -31,6 +31,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ from bdfl.chain.connection import open_account
 from bdfl.chain.protocol import SUBMIT_GAS_BASE, Phase, Status, draw_gas_bound
 from bdfl.chain.txsender import DuplicateHashError, TxReverted, transient_chain_errors
 from bdfl.config import ExperimentConfig, load_config, read_toml
+from bdfl.defense import check_defense
 from bdfl.errors import BDFLError, ConfigError
 from bdfl.learning.data import task_shard_indices
 from bdfl.learning.task import load_task, task_base_config, task_defaults, task_hparams
@@ -166,17 +168,21 @@ def _short(exc: BaseException) -> str:
     return text[:300]
 
 
-def peer_config(config: str | None, client: str | None) -> tuple[ExperimentConfig, list[str]]:
+def peer_config(config: str | None, client: str | None, plugins: Sequence[str] = ()) -> tuple[ExperimentConfig, list[str]]:
     """A standalone peer's config (``--config``, or the defaults) and the notes for its log:
     ``--client`` overrides the config's ``task.client`` (until this function the flag's default
     always won, so a config's task went unused), and the task module's ``TASK_DEFAULTS`` fill the
     training settings neither sets, as in ``bdfl run``."""
     notes: list[str] = []
-    cfg = load_config(config or None, {"task.client": client} if client else None, notes, task_defaults=task_defaults)
+    overrides: dict[str, Any] = {"task.client": client} if client else {}
+    if plugins:
+        overrides["plugins"] = list(plugins)
+    cfg = load_config(config or None, overrides or None, notes, task_defaults=task_defaults)
     try:
         load_plugins(cfg.plugins)  # the config's own attacks, strategies, detectors: before any name is read
     except BDFLError as exc:
         raise ConfigError("plugins", exc.message, fix=exc.fix) from None
+    check_defense(cfg.defense)  # before it joins: a strategy or detector this peer lacks is named now
     return cfg, notes
 
 
@@ -255,7 +261,7 @@ class StandalonePeer:
             if rule is not None:  # refused by PeerRegistry (e.g. no port): say so before any transaction
                 raise BDFLError(f"--advertise {str(args.advertise)[:120]!r}: the registry refuses it (rule {rule!r}, docs/protocol.md, \"Endpoints\")",
                                 fix="e.g. --advertise http://203.0.113.7:8600 (scheme in lower case, an explicit port)")
-        self.cfg, notes = peer_config(args.config, args.client)
+        self.cfg, notes = peer_config(args.config, args.client, getattr(args, "plugin", None) or ())
         for note in notes:
             log.info("%s", note)
         if args.config and "attack" in read_toml(args.config, "--config"):
@@ -371,6 +377,14 @@ class StandalonePeer:
             log.warning("listening on %s without --advertise: other hosts will be told %s, which only works locally",
                         self.listen_host or "all interfaces", self.endpoint.url)
         log.info("serving updates on %s:%d, advertised as %s", self.listen_host, self.endpoint.port, self.endpoint.url)
+        if not endpoint_answers(self.endpoint.url):
+            # nobody could fetch its updates: its auditors abstain, each update stays undecided and
+            # unpaid, and every round waits on the fetches (an outside probe: a wrong --advertise
+            # went unsaid while rounds took 13 s instead of 1.5)
+            log.warning("the advertised endpoint %s does not answer from this host: if other members cannot reach it "
+                        "either, none of this peer's updates can be audited (its auditors abstain; the updates stay "
+                        "undecided, unpaid, and slow every round); check --advertise and the port forwarding",
+                        self.endpoint.url)
 
     def close(self) -> None:
         if self.fetcher is not None:
@@ -399,6 +413,7 @@ class StandalonePeer:
                                 "bdfl peer with this key is running",
                                 fix="stop it first (a peer moving to another host takes the endpoint over once the old one is down)")
         before_stake = chain.stake_of() if before.name == "INACTIVE" else 0
+        known = chain.peer_info().known  # a returning address pays no entry fee (PeerRegistry.join)
 
         def check_funds(stake: int) -> None:
             if stake < min_stake:
@@ -415,7 +430,8 @@ class StandalonePeer:
             log.info("this account left the federation earlier: withdrawing its stake before joining again")
         done = ensure_membership(chain, url, stake=self.args.stake * TOKEN if self.args.stake else None, before_join=check_funds)
         if "joined" in done:
-            fee = int(getattr(self.params, "entry_fee", 0))  # a fresh address pays it out of what it sends (burned)
+            # a fresh address pays it out of what it sends (burned); one that was a member before does not
+            fee = 0 if known else int(getattr(self.params, "entry_fee", 0))
             log.info("joined with a stake of %g tokens%s, endpoint %s", chain.stake_of() / TOKEN,
                      f" (the entry fee of {tokens_text(fee)} tokens is burned from what it paid)" if fee else "", url)
         elif "reactivated" in done:
@@ -627,6 +643,13 @@ class StandalonePeer:
         me = self.chain.peer_info()
         if me.last_submit_round == rnd + 1:
             self.state.mark(rnd, submitted=True)
+            return
+        if me.status in (Status.LEFT, Status.NONE):
+            # it left (bdfl account --leave), or its stake was withdrawn or slashed to zero: nothing
+            # this process can do any more (it logged this every round until killed; an outside probe)
+            log.info("chain round %d: this account is no longer a member (%s): stopping (bdfl account shows its stake "
+                     "and rewards; bdfl peer again joins anew)", rnd, me.status.name)
+            self.stop.event.set()
             return
         if me.status not in (Status.ACTIVE, Status.EXITING):
             if self._once("not-member", rnd):
@@ -1009,8 +1032,8 @@ def run_standalone_peer(args: Any) -> int:
     node: StandalonePeer | None = None
     try:
         node = StandalonePeer(args, stop)
-        if stop.is_set():
-            return 0
+        if stop.is_set():  # stopped while it started: the exit code of a stop (it returned 0 for Ctrl-C)
+            return 130 if stop.signal == signal.SIGINT else 0
         return node.run()
     finally:
         if node is not None:

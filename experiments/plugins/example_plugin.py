@@ -80,7 +80,8 @@ class NegativeCosine(Detector):
     on its own)."""
 
     name = "negative_cosine"
-    evidence_family = "direction"  # it reads the same evidence as the built-in direction test
+    evidence_family = "direction"  # the same evidence as the built-in direction test (under the default rule each
+    # detector still counts as its own measurement: a failure of both is two failures; docs/extending.md)
 
     def judge(self, ev: Evidence) -> list[Finding | None]:
         cosines = ev.values("cosine")  # the calibration sample (near-copies once); NaN elsewhere

@@ -70,3 +70,14 @@ def test_a_relayed_batch_with_struct_entries_encodes_as_web3(env: Env) -> None:
     tx = {"from": env.deployer.address, "gas": 10_000_000, "nonce": 0, "chainId": 1, "maxFeePerGas": 10**9, "maxPriorityFeePerGas": 1}
     data = fastabi.calldata(call)
     assert data is not None and "0x" + data.hex() == call.build_transaction(tx)["data"]
+
+
+def test_a_view_of_a_contract_that_is_gone_says_so(env: Env) -> None:
+    """A devnet restarted empty under running peers: the view's empty answer was decoded into an
+    InsufficientDataBytes traceback on every peer (an outside probe); now one error with its fix."""
+    nowhere = "0x" + "12" * 20
+    gone = env.w3.eth.contract(address=env.w3.to_checksum_address(nowhere), abi=env.rounds.abi)
+    with pytest.raises(fastabi.NoContractCode, match="no longer holds the deployment: no contract code at") as err:
+        fastabi.call(env.w3, gone, "currentRound")
+    assert "deploy again" in str(err.value)
+    assert fastabi.call(env.w3, env.rounds, "currentRound") is not None  # a contract with code: read as before

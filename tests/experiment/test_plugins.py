@@ -4,21 +4,26 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
 import types
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bdfl.attacks import ATTACKS, Attack, register
-from bdfl.config import load_config
+from bdfl.config import DetectorConfig, load_config
 from bdfl.defense import STRATEGIES, Strategy
 from bdfl.defense import register as register_strategy
-from bdfl.defense.detectors import REGISTRY, build_detectors
+from bdfl.defense.aggregate import AggregationError
+from bdfl.defense.detectors import REGISTRY, Detector, build_detectors, run_detectors
 from bdfl.defense.detectors import register as register_detector
-from bdfl.errors import ConfigError
+from bdfl.errors import BDFLError, ConfigError
 from bdfl.experiment.setup import audited, preflight
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -116,6 +121,7 @@ def test_a_run_uses_every_plugin_in_its_workers_and_reproduces_from_config_toml(
 
 
 def test_a_registry_refuses_what_it_cannot_name_and_a_taken_name(registries: None) -> None:
+    @dataclass(frozen=True)
     class Nameless(Strategy):
         def aggregate(self, updates, weights=None):  # type: ignore[no-untyped-def]
             return updates[0]
@@ -125,9 +131,127 @@ def test_a_registry_refuses_what_it_cannot_name_and_a_taken_name(registries: Non
     with pytest.raises(TypeError, match="not a Detector subclass"):
         register_detector(Nameless)  # a strategy is not a detector
 
+    class NotADataclass(Strategy):  # its parameter would not reach the peers (a probe: scale 5 ran as 1)
+        name = "not_a_dataclass"
+
+        def __init__(self, scale: float = 1.0) -> None:
+            object.__setattr__(self, "scale", scale)
+
+        def aggregate(self, updates, weights=None):  # type: ignore[no-untyped-def]
+            return updates[0]
+
+    with pytest.raises(TypeError, match="must be a frozen dataclass itself"):
+        register_strategy(NotADataclass)
+
+    class Unnamed(Attack):  # Attack's own name is "base"
+        pass
+
+    with pytest.raises(TypeError, match="with a name of its own"):
+        register(Unnamed)
+
+    class Family(Detector):
+        name = "odd_family"
+        evidence_family = "nonsense"
+
+        def judge(self, ev):  # type: ignore[no-untyped-def]
+            return [None] * len(ev.valid)
+
+    with pytest.raises(TypeError, match="evidence family 'nonsense'"):
+        register_detector(Family)
+
     class MySignFlip(Attack):
         name = "sign_flip"  # a built-in's name
 
     with pytest.raises(ValueError, match="attack name 'sign_flip' registered twice"):
         register(MySignFlip)
     assert register(ATTACKS["sign_flip"]) is ATTACKS["sign_flip"]  # the same class again: a module imported twice
+
+
+SCRIPT = """
+import sys
+from bdfl.attacks import Attack, register
+from bdfl.config import load_config
+from bdfl.experiment.setup import preflight
+from bdfl.plugins import load_plugins
+
+
+@register
+class ScriptAttack(Attack):
+    name = "script_attack"
+
+
+if __name__ == "__main__":
+    cfg = preflight(load_config(None, {"attack.name": "script_attack"}))
+    print(cfg.plugins[0] == __file__)
+    load_plugins(cfg.plugins)  # what a spawned worker does after importing this script as __mp_main__
+    print("imported again without 'registered twice'")
+"""
+
+
+def test_a_script_that_registers_is_recorded_as_a_plugin(tmp_path: Path) -> None:
+    """A class defined in the running script: the run worked (spawned workers re-import the script)
+    but config.toml listed no plugin, so its rerun, and a Ray actor, did not know the name."""
+    script = tmp_path / "my_experiment.py"
+    script.write_text(SCRIPT)
+    proc = subprocess.run([sys.executable, str(script)], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split("\n")[:2] == ["True", "imported again without 'registered twice'"]
+
+
+def test_a_plugins_parameters_are_checked_before_the_run(registries: None) -> None:
+    """NaN from TOML and a value of the wrong type passed validation and failed after the devnet
+    started (a raw ValueError, a NumPy traceback)."""
+    with pytest.raises(ConfigError, match="defense.params.trim': expected a finite number, got nan"):
+        load_config(None, {**USE, "defense.params": {"trim": float("nan")}})
+    with pytest.raises(ConfigError, match="defense.params.trim': expected an integer, got 'abc'"):
+        preflight(load_config(None, {**USE, "plugins": [str(EXAMPLE)], "defense.params": {"trim": "abc"}}))
+
+
+@dataclass(frozen=True)
+class _Broken(Strategy):
+    name = "broken"
+    mode: str = "dtype"
+
+    def aggregate(self, updates, weights=None):  # type: ignore[no-untyped-def]
+        own = updates[0]
+        if self.mode == "dtype":
+            return [a.astype(np.float16) for a in own]
+        if self.mode == "nan":
+            return [np.full_like(a, np.nan) for a in own]
+        return tuple(a.tolist() for a in own)
+
+
+@pytest.mark.parametrize(("mode", "said"), [
+    ("dtype", "defense 'broken' returned array 0 with shape (2, 2) and dtype float16, the model's is (2, 2) float32"),
+    ("nan", "defense 'broken' returned NaN or inf from finite models"),
+    ("list", "defense 'broken' returned tuple of 1 entries instead of a list of 1 NumPy arrays"),
+])
+def test_a_strategys_result_is_held_to_the_model(mode: str, said: str) -> None:
+    """A plugin strategy's wrong dtype was blamed on the task's next fit; NaN ran on to "completed"."""
+    own = [np.ones((2, 2), dtype=np.float32)]
+    with pytest.raises(AggregationError, match=re.escape(said)):
+        _Broken(mode=mode).combine(own, [[np.zeros((2, 2), dtype=np.float32)]])
+
+
+class _Raising(Detector):
+    name = "raising"
+
+    def judge(self, ev):  # type: ignore[no-untyped-def]
+        raise ZeroDivisionError("oops")
+
+
+class _Short(Detector):
+    name = "short"
+
+    def judge(self, ev):  # type: ignore[no-untyped-def]
+        return []
+
+
+def test_a_detector_that_raises_or_miscounts_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    """It was blamed on the task's evaluate, or judged some candidates silently."""
+    ev = types.SimpleNamespace(valid=[True, True, True])
+    with pytest.raises(BDFLError, match="detector 'raising' raised ZeroDivisionError: oops"):
+        run_detectors([_Raising(DetectorConfig())], ev)  # type: ignore[arg-type]
+    with pytest.raises(BDFLError, match="detector 'short' returned 0 entries for 3 candidates"):
+        run_detectors([_Short(DetectorConfig())], ev)  # type: ignore[arg-type]

@@ -29,10 +29,12 @@ FAKE_RUN = textwrap.dedent("""
     import json, sys, time
     from pathlib import Path
     from bdfl.config import dump_toml, load_config
+    from bdfl.plugins import code_digests
     cfg_path, out = Path(sys.argv[1]), Path(sys.argv[2])
     cfg = load_config(cfg_path)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.toml").write_text(dump_toml(cfg, {"versions": {"bdfl": "test"}}))
+    code = code_digests([*cfg.plugins, cfg.task.client])
+    (out / "config.toml").write_text(dump_toml(cfg, {"versions": {"bdfl": "test", "code": code}}))
     (out / "summary.json").write_text(json.dumps({"status": "completed", "rounds": cfg.rounds,
                                                   "final_honest_accuracy": 0.5, "ran_at": time.time_ns()}))
     with open(sys.argv[3], "a") as log:
@@ -311,3 +313,24 @@ def test_a_sweep_never_writes_into_a_run_folder(tmp_path: Path, fake_runs: Path)
     with pytest.raises(BDFLError, match="one run's results folder"):
         run_sweep(grid, out=run, quiet=True)
     assert not (run / "runs").exists() and _ran(fake_runs) == []
+
+
+def test_an_edited_plugin_reruns_its_points(tmp_path: Path, fake_runs: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The configuration names a plugin file, not its code: after an edit the sweep said "done
+    earlier with this configuration, kept" (an outside probe). Each run records its user code's
+    digests; a changed file re-runs the point, the earlier run set aside."""
+    plugin = tmp_path / "my_plugin.py"
+    plugin.write_text("# version 1\n")
+    grid = tmp_path / "grid.toml"
+    grid.write_text(f'name = "code"\nbase = "{ROOT / "experiments" / "configs" / "default.toml"}"\n'
+                    f'[set]\npeers = 6\nrounds = 2\nplugins = ["{plugin}"]\n[grid]\n"defense.name" = ["fedavg"]\n')
+    out = tmp_path / "sw"
+    run_sweep(grid, out=out, quiet=True)
+    assert len(_ran(fake_runs)) == 1
+    run_sweep(grid, out=out, quiet=True)
+    assert _ran(fake_runs) == []  # unchanged: kept
+    plugin.write_text("# version 2\n")
+    run_sweep(grid, out=out)
+    assert len(_ran(fake_runs)) == 1
+    assert "a plugin or task file changed since" in capsys.readouterr().out
+    assert len(list((out / "runs").glob("*.earlier-*"))) == 1

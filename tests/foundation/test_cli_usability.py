@@ -260,3 +260,18 @@ def test_a_full_disk_is_one_error_line_not_a_traceback(monkeypatch: pytest.Monke
     monkeypatch.setattr(cli, "cmd_report", refused)
     with pytest.raises(ConnectionRefusedError):  # not the machine's disk: no guessed fix
         cli.main(["report", "somewhere"])
+
+
+def test_a_reader_that_leaves_the_pipe_is_not_a_traceback() -> None:
+    """`bdfl ... | head` printed a BrokenPipeError traceback (an outside probe)."""
+    # a command printing more than a pipe holds (bdfl account's listing stands in for it here)
+    code = ("import sys; from bdfl import cli\n"
+            "def many(_args):\n    for _ in range(20000):\n        print('x' * 100)\n    return 0\n"
+            "cli.cmd_report = many\nsys.exit(cli.main(['report', 'x']))\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.read(10)
+    proc.stdout.close()  # `| head`: the reader takes a line and leaves
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141, err  # 128 + SIGPIPE, as a shell reports a writer whose reader left
+    assert "Traceback" not in err and "BrokenPipe" not in err, err

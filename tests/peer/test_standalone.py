@@ -394,6 +394,21 @@ def test_deadlines_are_advanced_when_a_member_is_silent(devnet: Any, tmp_path: P
         assert "round 0 done: accuracy" in text
 
 
+def _peer_alone_until(peer_files: dict[str, Any], log: Path, line: str, *flags: str) -> subprocess.Popen[Any]:
+    """A `bdfl peer` on shard 0 of 2 (alone, so it waits for the others), started with ``flags``,
+    once its log holds ``line``."""
+    cmd = [sys.executable, "-m", "bdfl", "peer", "--rpc-url", peer_files["rpc_url"], "--key-file", peer_files["key"],
+           *flags, "--deployment", peer_files["deployment"], "--data-shard", "0/2"]
+    proc = _spawn(cmd, log)
+    deadline = time.monotonic() + 60
+    while line not in log.read_text():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            _stop_all([proc])
+            raise AssertionError(log.read_text())
+        time.sleep(0.1)
+    return proc
+
+
 def test_sigterm_stops_cleanly_and_frees_the_port(peer_files: dict[str, Any], tmp_path: Path) -> None:
     """A peer waiting for the federation (shard 0 of 2, alone) stops on SIGTERM: exit 0,
     endpoint closed, port free again."""
@@ -401,23 +416,33 @@ def test_sigterm_stops_cleanly_and_frees_the_port(peer_files: dict[str, Any], tm
 
     port = _free_ports(1)[0]
     log = tmp_path / "peer.log"
-    cmd = [sys.executable, "-m", "bdfl", "peer", "--rpc-url", peer_files["rpc_url"], "--key-file", peer_files["key"],
-           "--listen", f"127.0.0.1:{port}", "--deployment", peer_files["deployment"], "--data-shard", "0/2"]
-    proc = _spawn(cmd, log)
+    proc = _peer_alone_until(peer_files, log, "waiting for the others", "--listen", f"127.0.0.1:{port}")
     try:
-        deadline = time.monotonic() + 60
-        while "waiting for the others" not in log.read_text():
-            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0, log.read_text()
     finally:
         _stop_all([proc])
     text = log.read_text()
     assert "SIGTERM received" in text and "stopped after 0 round(s)" in text and "endpoint closed" in text, text
+    assert "does not answer from this host" not in text  # it advertises the endpoint it serves
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("127.0.0.1", port))
+
+
+def test_an_advertised_endpoint_that_does_not_answer_is_said(peer_files: dict[str, Any], tmp_path: Path) -> None:
+    """A wrong --advertise went unsaid: nobody could fetch the peer's updates, they stayed undecided
+    round after round, and every round waited on the fetches (an outside probe)."""
+    port, nowhere = _free_ports(2)
+    log = tmp_path / "peer.log"
+    proc = _peer_alone_until(peer_files, log, "does not answer from this host", "--listen", f"127.0.0.1:{port}",
+                             "--advertise", f"http://127.0.0.1:{nowhere}")
+    try:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 130, log.read_text()
+    finally:
+        _stop_all([proc])
+    assert f"the advertised endpoint http://127.0.0.1:{nowhere} does not answer" in log.read_text()
 
 
 # ------------------------------------------------------------------ peers in network namespaces

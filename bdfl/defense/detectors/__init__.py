@@ -50,7 +50,7 @@ from bdfl.defense.detectors.no_work import NoWorkDetector
 from bdfl.defense.detectors.quality import AccuracyDetector
 from bdfl.defense.detectors.shift import ShiftDetector
 from bdfl.defense.detectors.trigger import TriggerDetector
-from bdfl.errors import ConfigError
+from bdfl.errors import BDFLError, ConfigError
 from bdfl.plugins import register_class
 
 __all__ = ["DETECTOR_NAMES", "EVIDENCE_FAMILIES", "REGISTRY", "ClassEvidence", "Detector", "Evidence", "Finding", "TriggerEvidence", "build_detectors",
@@ -72,6 +72,10 @@ def register(cls: type[Detector]) -> type[Detector]:
     """Class decorator: add a plugin's detector (a :class:`Detector` subclass with a ``name``) to
     :data:`REGISTRY`. It runs where a config names it: ``[defense.detectors.plugins.<name>]``
     (``enabled``, ``k``; docs/extending.md)."""
+    family = getattr(cls, "evidence_family", "")
+    if family and family not in EVIDENCE_FAMILIES:
+        raise TypeError(f"register: detector {getattr(cls, 'name', cls)!r} names evidence family {family!r}, not one of "
+                        f"{', '.join(EVIDENCE_FAMILIES)} ('' : a family of its own)")
     return register_class(REGISTRY, cls, Detector, "detector")
 
 
@@ -99,10 +103,23 @@ def build_detectors(config: DetectorsConfig) -> list[Detector]:
 
 
 def run_detectors(detectors: list[Detector], ev: Evidence) -> list[list[Finding]]:
-    """Per candidate, the findings of every detector that judged it."""
-    out: list[list[Finding]] = [[] for _ in range(len(ev.valid))]
+    """Per candidate, the findings of every detector that judged it. A detector that raises, or
+    returns other than one Finding or None per candidate, stops the audit with an error naming
+    it (a plugin's was blamed on the task's evaluate, or judged some candidates silently)."""
+    n = len(ev.valid)
+    out: list[list[Finding]] = [[] for _ in range(n)]
     for det in detectors:
-        for i, f in enumerate(det.judge(ev)):
+        try:
+            found = list(det.judge(ev))
+        except BDFLError:
+            raise
+        except Exception as exc:
+            raise BDFLError(f"detector '{det.name}' raised {type(exc).__name__}: {exc}",
+                            fix="fix the detector's judge (docs/extending.md)") from exc
+        if len(found) != n or not all(f is None or isinstance(f, Finding) for f in found):
+            raise BDFLError(f"detector '{det.name}' returned {len(found)} entries for {n} candidates",
+                            fix="judge returns one Finding (or None: not judged) per candidate, in order")
+        for i, f in enumerate(found):
             if f is not None and ev.valid[i]:
                 out[i].append(f)
     return out
