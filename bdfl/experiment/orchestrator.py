@@ -91,15 +91,19 @@ class Orchestrator:
             try:
                 self._round(rnd_offset)
             except Exception as exc:
-                self._explain_dead_chain(rnd_offset + 1, exc)
+                self._explain_failure(rnd_offset + 1, exc)
                 raise
             self.rounds_done += 1
 
-    def _explain_dead_chain(self, r: int, exc: Exception) -> None:
-        """A failure in the middle of a round is most often the devnet having died:
-        say so plainly instead of surfacing a connection error from deep in a worker."""
+    def _explain_failure(self, r: int, exc: Exception) -> None:
+        """A failure in the middle of a round is most often the devnet having died: say so
+        plainly instead of surfacing a connection error from deep in a worker. Any other
+        failure without a fix of its own (a worker that died) gets where the finished rounds
+        are (an outside probe: a devnet's death said so, a worker's did not)."""
         devnet = self.devnet
         if devnet is None or devnet.alive():
+            if isinstance(exc, BDFLError) and not exc.fix and self.rounds_done:
+                exc.fix = f"rounds 1..{self.rounds_done} are saved in {self.out_dir} (run.log has the details)"
             return
         if devnet.is_local:
             code = devnet.process.poll() if devnet.process is not None else None

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import os
 import signal
+import types
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bdfl.config import load_config
+from bdfl.errors import BDFLError
 from bdfl.experiment import runner
+from bdfl.experiment.orchestrator import Orchestrator
 from bdfl.experiment.signals import held_interrupts, sigterm_as_interrupt
 
 
@@ -72,3 +75,14 @@ def test_sigterm_exits_143_and_ctrl_c_130(monkeypatch: pytest.MonkeyPatch, capsy
 
     monkeypatch.setattr(cli, "cmd_report", interrupted)
     assert cli.main(["report", "x"]) == 130 and capsys.readouterr().err.strip() == "interrupted"
+
+
+def test_a_failed_round_without_a_fix_says_where_the_finished_rounds_are(tmp_path: Path) -> None:
+    """A worker's death said nothing of the rounds kept; a devnet's death did (an outside probe)."""
+    run = types.SimpleNamespace(devnet=None, rounds_done=2, out_dir=tmp_path)
+    died = BDFLError("Aggregate failed in worker 0:\nworker 0 died (exit code -15)")
+    Orchestrator._explain_failure(run, 3, died)  # type: ignore[arg-type]
+    assert died.fix == f"rounds 1..2 are saved in {tmp_path} (run.log has the details)"
+    own = BDFLError("bad", fix="its own fix")
+    Orchestrator._explain_failure(run, 3, own)  # type: ignore[arg-type]
+    assert own.fix == "its own fix"
