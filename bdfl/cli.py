@@ -177,10 +177,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         from bdfl.plugins import load_plugins  # lazy: start-up
 
         cfg = load_config(args.config)
-        try:
-            load_plugins(cfg.plugins)
-        except BDFLError as exc:
-            raise ConfigError("plugins", exc.message, fix=exc.fix) from None
+        load_plugins(cfg.plugins)
         check_defense(cfg.defense)
     path = deploy_cli(rpc_url=args.rpc_url, key_file=args.key_file, out=Path(args.out), params_file=args.params,
                       config_file=args.config)

@@ -22,9 +22,15 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from bdfl.errors import BDFLError
+from bdfl.errors import BDFLError, ConfigError
 
-__all__ = ["PluginError", "code_digests", "import_spec", "load_plugins", "module_spec_of", "register_class"]
+__all__ = ["PLUGIN_MODULE_PREFIX", "TASK_MODULE_PREFIX", "PluginError", "code_digests", "import_spec", "load_plugins", "module_spec_of", "register_class"]
+
+
+#: Module-name prefixes of the ``.py`` files imported by path: plugins, and task modules
+#: (:mod:`bdfl.learning.task`); a class from such a module came from a file the config lists.
+PLUGIN_MODULE_PREFIX = "bdfl_plugin_"
+TASK_MODULE_PREFIX = "bdfl_task_"
 
 
 class PluginError(BDFLError):
@@ -38,7 +44,7 @@ def _file_module_name(path: Path, prefix: str) -> str:
     return f"{prefix}{path.stem}_{digest}"
 
 
-def import_spec(spec: str, *, what: str = "plugin", prefix: str = "bdfl_plugin_",
+def import_spec(spec: str, *, what: str = "plugin", prefix: str = PLUGIN_MODULE_PREFIX,
                 error: type[BDFLError] = PluginError) -> ModuleType:
     """Import ``spec``: a dotted module path, or a path to a ``.py`` file (imported under a name
     unique to its resolved path, once per process). ``what`` names it in messages ("task
@@ -84,8 +90,13 @@ def import_spec(spec: str, *, what: str = "plugin", prefix: str = "bdfl_plugin_"
 
 
 def load_plugins(specs: Iterable[str]) -> list[ModuleType]:
-    """Import every plugin of ``specs`` (in order; each once per process)."""
-    return [import_spec(s.strip()) for s in specs]
+    """Import every plugin of ``specs`` (a config's ``plugins``; in order, each once per process).
+    A plugin that cannot be imported is a ConfigError on ``plugins``, the same wherever the
+    config is read (``bdfl run``'s preflight, a worker, ``bdfl deploy``, ``bdfl peer``)."""
+    try:
+        return [import_spec(s.strip()) for s in specs]
+    except BDFLError as exc:
+        raise ConfigError("plugins", exc.message, fix=exc.fix) from None
 
 
 def module_spec_of(module_name: str) -> str | None:

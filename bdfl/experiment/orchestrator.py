@@ -26,6 +26,7 @@ from bdfl.experiment.progress import Progress
 from bdfl.experiment.report import build_report
 from bdfl.experiment.results import (
     ResultsWriter,
+    attack_name,
     compute_summary,
     load_clean_reference,
     package_versions,
@@ -480,7 +481,7 @@ class Orchestrator:
             summary = compute_summary(read_metrics(self.out_dir), read_rounds(self.out_dir), _clean_reference(self.cfg))
             summary.update(getattr(self, "setup_chain", {}))
             summary.update({"status": status, "rounds_completed": self.rounds_done, "seconds_wall": time.monotonic() - self.started,
-                            "attack": _attack_name(self.cfg), "defense": self.cfg.defense.name, "audited": self.audited})
+                            "attack": attack_name(self.cfg.to_dict()) if self.cfg.num_attackers else "none", "defense": self.cfg.defense.name, "audited": self.audited})
             if not summary.get("peers"):  # no round recorded: the configured count, not 0
                 summary["peers"] = self.cfg.peers
             if message is not None:
@@ -494,14 +495,6 @@ class Orchestrator:
             self.note(f"could not write summary/report: {exc}")
         self.writer.close()
         self.progress.close(status)
-
-
-def _attack_name(cfg: ExperimentConfig) -> str:
-    """The run's attack as summary.json names it: the groups' names joined by "+", or "none"
-    when nobody attacks (the same as the results reader's :attr:`Run.attack` for a config)."""
-    if cfg.attack.groups:
-        return "+".join(g.name for g in cfg.attack.groups)
-    return cfg.attack.name if cfg.num_attackers else "none"
 
 
 def _rerunnable(cfg: ExperimentConfig) -> ExperimentConfig:

@@ -6,15 +6,12 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-import signal
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Callable, Protocol
 
 from bdfl.errors import BDFLError
 from bdfl.experiment.messages import Stop, Times, Traffic, gather_replies
+from bdfl.experiment.signals import ctrl_c_ignored
 from bdfl.experiment.worker import worker_main
 
 
@@ -53,22 +50,6 @@ WORKER_ENV = {"THP_MEM_ALLOC_ENABLE": "1"}
 SLOW_COMMAND_S = 300.0
 
 
-@contextmanager
-def _ctrl_c_not_inherited() -> Iterator[None]:
-    """Start a worker with Ctrl-C ignored (an ignored signal stays ignored across exec): the
-    terminal sends it to the whole process group, and a worker still importing torch printed a
-    KeyboardInterrupt traceback (80 lines for two workers; an outside probe). The orchestrator
-    stops its workers itself; they die with it (PDEATHSIG). Main thread only, as any handler."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 class WorkerPool:
     """Worker processes and their pipes; commands go to all workers at once (they run in parallel)."""
 
@@ -82,7 +63,7 @@ class WorkerPool:
         for spec in specs:
             parent, child = ctx.Pipe()
             proc = ctx.Process(target=worker_main, args=(spec, child), daemon=True, name=f"bdfl-worker-{spec.worker_id}")
-            with _ctrl_c_not_inherited():
+            with ctrl_c_ignored():  # a worker importing torch printed Ctrl-C tracebacks (signals.ctrl_c_ignored)
                 proc.start()
             child.close()
             self.procs.append(proc)

@@ -526,6 +526,15 @@ def load_clean_reference(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def attack_name(config: Mapping[str, Any]) -> str:
+    """The attack of a run's configuration (a config.toml's tables): the ``[[attack.groups]]``'
+    names joined by "+", else ``attack.name`` ("none" when it has none)."""
+    attack = config.get("attack") or {}
+    if attack.get("groups"):  # several attack kinds ([[attack.groups]])
+        return "+".join(str(g.get("name")) for g in attack["groups"])
+    return str(attack.get("name") or "none")
+
+
 @dataclass
 class Run:
     """Everything in one results folder, parsed."""
@@ -544,10 +553,7 @@ class Run:
 
     @property
     def attack(self) -> str:
-        attack = self.config.get("attack") or {}
-        if attack.get("groups"):  # several attack kinds ([[attack.groups]])
-            return "+".join(str(g.get("name")) for g in attack["groups"])
-        return str(attack.get("name") or "none")
+        return attack_name(self.config)
 
     @property
     def fraction(self) -> float | None:
@@ -816,7 +822,7 @@ def rebuild_summary(run: Run) -> dict[str, Any]:
         return dict(previous)
     out = {**previous, **computed}
     out.setdefault("defense", run.defense)
-    out.setdefault("attack", run.attack)
+    out.setdefault("attack", run.attack if run.fraction else "none")  # as the runner writes it
     if "status" not in previous:  # the runner never wrote its summary: the run was killed before it could
         out["status"] = "interrupted"
         out.setdefault("rounds_completed", len(run.rounds))

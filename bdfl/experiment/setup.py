@@ -23,7 +23,7 @@ from bdfl.experiment.results import load_clean_reference
 from bdfl.learning.data import task_shard_indices
 from bdfl.learning.task import load_task
 from bdfl.net.overlay import KINDS as TOPOLOGIES
-from bdfl.plugins import load_plugins, module_spec_of
+from bdfl.plugins import PLUGIN_MODULE_PREFIX, TASK_MODULE_PREFIX, load_plugins, module_spec_of
 
 
 #: Training samples an attack's data poisoning is tried on before a run starts (:func:`preflight`):
@@ -40,13 +40,6 @@ def audited(cfg: ExperimentConfig) -> bool:
     """Whether the run's strategy combines only updates approved on chain (``Strategy.audited``):
     ``bdfl``, or a plugin's strategy that says so. Then the committee audits every round."""
     return strategy_class(cfg.defense.name).audited
-
-
-def _import_plugins(cfg: ExperimentConfig) -> None:
-    try:
-        load_plugins(cfg.plugins)
-    except BDFLError as exc:
-        raise ConfigError("plugins", exc.message, fix=exc.fix) from None
 
 
 def _plugin_classes(cfg: ExperimentConfig) -> list[tuple[str, type]]:
@@ -71,7 +64,7 @@ def with_plugins(cfg: ExperimentConfig) -> ExperimentConfig:
     plugins = [str(Path(p).resolve()) if p.endswith(".py") and Path(p).is_file() else p for p in cfg.plugins]
     for field_name, cls in _plugin_classes(cfg):
         module = cls.__module__
-        if module.startswith("bdfl.") or module.startswith(("bdfl_plugin_", "bdfl_task_")):
+        if module.startswith(("bdfl.", PLUGIN_MODULE_PREFIX, TASK_MODULE_PREFIX)):
             continue  # built in, or loaded from a file the config already lists (plugins, task.client)
         spec = module_spec_of(module)
         if spec is None:
@@ -87,7 +80,7 @@ def with_plugins(cfg: ExperimentConfig) -> ExperimentConfig:
 def preflight(cfg: ExperimentConfig) -> ExperimentConfig:
     """Import the config's plugins and check every name that refers to a registry in an upper
     layer; raise ConfigError. Returns the config to run: ``plugins`` completed (:func:`with_plugins`)."""
-    _import_plugins(cfg)
+    load_plugins(cfg.plugins)
     kinds = [(f"attack.groups[{i}].", g.name, g.params) for i, g in enumerate(cfg.attack.groups)]
     attacks = []  # (field prefix, attack) of each kind, for the data-poisoning try below
     for prefix, name, params in kinds or [("attack.", cfg.attack.name, cfg.attack.params)]:

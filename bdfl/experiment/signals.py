@@ -8,10 +8,10 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
-__all__ = ["Terminated", "held_interrupts", "sigterm_as_interrupt"]
+__all__ = ["Terminated", "ctrl_c_ignored", "held_interrupts", "sigterm_as_interrupt"]
 
 
 class Terminated(KeyboardInterrupt):
@@ -37,24 +37,40 @@ def sigterm_as_interrupt() -> Iterator[None]:
 
 
 @contextmanager
+def _handled(handlers: dict[int, Any]) -> Iterator[None]:
+    """Inside the block each signal of ``handlers`` has its handler, the previous ones restored
+    after it. Outside the main thread (no handler can be set there) the block runs as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@contextmanager
 def held_interrupts(what: str = "writing the results") -> Iterator[list[int]]:
     """Inside the block Ctrl-C and SIGTERM do not interrupt: each is noted (the yielded list gets
     its number) and said once on stderr. For the few seconds a run takes to stop its processes and
     write its summary and report: a second Ctrl-C there lost both (an outside probe). Outside the
     main thread (no handler can be set there) the block runs unprotected."""
     held: list[int] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield held
-        return
 
     def hold(signum: int, _frame: Any) -> None:
         if not held:
             print(f"\n{what}; it finishes in a few seconds and then stops", file=sys.stderr, flush=True)
         held.append(signum)
 
-    previous = {sig: signal.signal(sig, hold) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    with _handled({signal.SIGINT: hold, signal.SIGTERM: hold}):
         yield held
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+
+
+def ctrl_c_ignored() -> AbstractContextManager[None]:
+    """Inside the block Ctrl-C is ignored, and so in any process started there (an ignored signal
+    stays ignored across exec): the terminal sends it to the whole process group, and a worker
+    still importing torch printed a KeyboardInterrupt traceback (80 lines for two workers; an
+    outside probe). The orchestrator stops its workers itself; they die with it (PDEATHSIG)."""
+    return _handled({signal.SIGINT: signal.SIG_IGN})

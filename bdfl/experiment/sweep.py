@@ -161,14 +161,27 @@ def config_hash(cfg: ExperimentConfig | Mapping[str, Any]) -> str:
     return hashlib.sha256(_config_key(cfg).encode()).hexdigest()[:16]
 
 
+def _run_toml(run_dir: Path) -> dict[str, Any] | None:
+    """A results folder's config.toml as a dict; None when absent or unreadable."""
+    try:
+        return tomllib.loads((Path(run_dir) / "config.toml").read_text())
+    except (OSError, tomllib.TOMLDecodeError):
+        return None
+
+
+def _hash_of(data: dict[str, Any] | None) -> str | None:
+    """:func:`config_hash` of a config.toml's contents, resolved and validated by this version;
+    None when there are none or they are no longer valid."""
+    try:
+        return None if data is None else config_hash(from_dict(data))
+    except (ConfigError, TypeError, ValueError):
+        return None
+
+
 def run_config_hash(run_dir: Path) -> str | None:
     """:func:`config_hash` of the configuration a results folder ran with (its config.toml,
     resolved and validated by this version); None when absent or no longer valid."""
-    try:
-        data = tomllib.loads((Path(run_dir) / "config.toml").read_text())
-        return config_hash(from_dict(data))
-    except (OSError, tomllib.TOMLDecodeError, ConfigError, TypeError, ValueError):
-        return None
+    return _hash_of(_run_toml(run_dir))
 
 
 def _with_earlier_points(out: Path, manifest: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -214,13 +227,14 @@ def run_sweep(path: Path, *, out: Path | None = None, quiet: bool = False, jobs:
         if run_dir != out / "runs" / _slug(params):
             entry["action"] = "shared"  # same configuration as an earlier grid point
             continue
-        entry["action"] = reuse = _reuse(run_dir, want, _code(cfg))
+        reuse, recorded = _reuse(run_dir, want, _code(cfg))
+        entry["action"] = reuse
         if reuse == "kept":
             if not quiet:
                 print(f"[sweep {i}/{len(runs)}] {point_text(params)}: done earlier with this configuration, kept", flush=True)
             continue
         if reuse == "stale":
-            _set_aside(run_dir, want, f"[sweep {i}/{len(runs)}] {point_text(params)}", quiet)
+            _set_aside(run_dir, recorded, want, f"[sweep {i}/{len(runs)}] {point_text(params)}", quiet)
         todo.append((i, params, cfg, run_dir))
 
     atomic_write_text(out / SWEEP_MANIFEST, json.dumps(
@@ -282,13 +296,14 @@ def run_seed_group(cfg: ExperimentConfig, seeds: Sequence[int], *, out: Path | N
     todo = []
     for i, (seed, c) in enumerate(zip(seeds, variants), 1):
         run_dir = out / "runs" / f"seed={seed}"
-        reuse = _reuse(run_dir, config_hash(c), _code(c))
+        want = config_hash(c)
+        reuse, recorded = _reuse(run_dir, want, _code(c))
         if reuse == "kept":
             if not quiet:
                 print(f"[seed {seed}] done earlier with this configuration, kept", flush=True)
             continue
         if reuse == "stale":
-            _set_aside(run_dir, config_hash(c), f"[seed {seed}]", quiet)
+            _set_aside(run_dir, recorded, want, f"[seed {seed}]", quiet)
         todo.append((i, {"seed": seed}, c, run_dir))
     (out / "runs").mkdir(parents=True, exist_ok=True)
     failures = _run_all(todo, len(seeds), jobs, quiet)
@@ -356,30 +371,31 @@ def _code(cfg: ExperimentConfig) -> dict[str, str]:
     return code_digests([*cfg.plugins, cfg.task.client])
 
 
-def _reuse(run_dir: Path, want: str, code: Mapping[str, str]) -> str:
+def _reuse(run_dir: Path, want: str, code: Mapping[str, str]) -> tuple[str, str | None]:
     """"kept" (completed with configuration ``want`` and user code ``code``, :func:`_code`),
     "stale" (completed with another configuration, or another version of a plugin or task file
-    that it recorded) or "run". A run from before the code was recorded is judged by its
-    configuration alone."""
+    that it recorded) or "run"; with the hash of the configuration the run recorded (None when
+    it recorded none valid; config.toml is read once). A run from before the code was recorded
+    is judged by its configuration alone."""
     summary_path = run_dir / "summary.json"
     try:
         summary = json.loads(summary_path.read_text()) if summary_path.is_file() else None
     except (OSError, ValueError):
         summary = None
     if not isinstance(summary, dict) or summary.get("status") not in ("completed", "degraded"):
-        return "run"
-    if run_config_hash(run_dir) != want:
-        return "stale"
-    recorded = run_code(run_dir)
-    return "stale" if recorded is not None and any(recorded.get(k) != v for k, v in code.items()) else "kept"
+        return "run", None
+    data = _run_toml(run_dir)
+    recorded = _hash_of(data)
+    if recorded != want:
+        return "stale", recorded
+    ran = _code_of(data)
+    return ("stale" if ran is not None and any(ran.get(k) != v for k, v in code.items()) else "kept"), recorded
 
 
-def run_code(run_dir: Path) -> dict[str, str] | None:
-    """The user-code digests a run recorded (config.toml ``[versions.code]``); None before they were."""
-    try:
-        code = tomllib.loads((Path(run_dir) / "config.toml").read_text()).get("versions", {}).get("code")
-    except (OSError, tomllib.TOMLDecodeError, AttributeError):
-        return None
+def _code_of(data: dict[str, Any] | None) -> dict[str, str] | None:
+    """The user-code digests a run's config.toml recorded (``[versions.code]``); None before they were."""
+    versions = (data or {}).get("versions")
+    code = versions.get("code") if isinstance(versions, dict) else None
     return dict(code) if isinstance(code, dict) else None
 
 
@@ -392,12 +408,13 @@ def _refuse_run_folder(out: Path) -> None:
                         fix="choose another --out for the sweep")
 
 
-def _set_aside(run_dir: Path, want: str, label: str, quiet: bool) -> Path:
+def _set_aside(run_dir: Path, recorded: str | None, want: str, label: str, quiet: bool) -> Path:
     """Move a run completed with another configuration out of its point's folder, to
     ``<folder>.earlier-<its config hash>`` (a number appended if taken), and say so: a finished
     run is never deleted (an edited grid, or a changed library default, re-runs the point; the
-    earlier run was deleted the moment its point started, and Ctrl-C then left neither)."""
-    old = run_config_hash(run_dir) or "unknown"
+    earlier run was deleted the moment its point started, and Ctrl-C then left neither).
+    ``recorded``: the configuration hash the run recorded (:func:`_reuse`)."""
+    old = recorded or "unknown"
     why = f"config hash {old} != {want}" if old != want else "a plugin or task file changed since"
     aside = run_dir.with_name(f"{run_dir.name}.earlier-{old}")
     n = 2

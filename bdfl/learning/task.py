@@ -42,7 +42,7 @@ import numpy as np
 
 from bdfl.errors import BDFLError
 from bdfl.learning.data import Dataset
-from bdfl.plugins import import_spec
+from bdfl.plugins import TASK_MODULE_PREFIX, import_spec
 from bdfl.types import NDArrays
 
 __all__ = [
@@ -496,7 +496,7 @@ class Evaluator:
 
 
 def _import_task_module(spec: str) -> ModuleType:
-    return import_spec(spec, what="task module" if not spec.endswith(".py") else "task", prefix="bdfl_task_", error=TaskError)
+    return import_spec(spec, what="task module" if not spec.endswith(".py") else "task", prefix=TASK_MODULE_PREFIX, error=TaskError)
 
 
 def task_defaults(spec: str) -> dict[str, Any]:

@@ -46,7 +46,7 @@ from bdfl.chain.protocol import SUBMIT_GAS_BASE, Phase, Status, draw_gas_bound
 from bdfl.chain.txsender import DuplicateHashError, TxReverted, transient_chain_errors
 from bdfl.config import ExperimentConfig, load_config, read_toml
 from bdfl.defense import check_defense
-from bdfl.errors import BDFLError, ConfigError
+from bdfl.errors import BDFLError
 from bdfl.learning.data import task_shard_indices
 from bdfl.learning.task import load_task, task_base_config, task_defaults, task_hparams
 from bdfl.net.blobserver import BlobHost, SubmitSeal
@@ -178,10 +178,7 @@ def peer_config(config: str | None, client: str | None, plugins: Sequence[str] =
     if plugins:
         overrides["plugins"] = list(plugins)
     cfg = load_config(config or None, overrides or None, notes, task_defaults=task_defaults)
-    try:
-        load_plugins(cfg.plugins)  # the config's own attacks, strategies, detectors: before any name is read
-    except BDFLError as exc:
-        raise ConfigError("plugins", exc.message, fix=exc.fix) from None
+    load_plugins(cfg.plugins)  # the config's own attacks, strategies, detectors: before any name is read
     check_defense(cfg.defense)  # before it joins: a strategy or detector this peer lacks is named now
     return cfg, notes
 
