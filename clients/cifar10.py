@@ -63,3 +63,7 @@ def load_dataset(data_dir: str | None = None) -> Dataset:
 
 
 make_client = torch_make_client(build_model, DEFAULT_HPARAMS, task="clients.cifar10")
+
+#: ``bdfl run`` sends ``task.learning_rate`` (library default 0.05) as every fit's ``lr``: this
+#: task's own 0.02 applies there only through its declared default (docs/tasks.md, TASK_DEFAULTS).
+TASK_DEFAULTS = {"learning_rate": 0.02}

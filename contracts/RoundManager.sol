@@ -14,8 +14,8 @@ import {MessageHashUtils} from "@openzeppelin/contracts/utils/cryptography/Messa
 ///         committed to with its previous submission and a commitment to its next one.
 ///         At Submit -> Commit a committee of up to K members is drawn from the round seed
 ///         (previous seed, XOR of the revealed beacon secrets, round: no block data and no
-///         update bytes), weighted by reputation, among the members present at the round's
-///         first submission; update u is audited by m committee seats derived from the
+///         update bytes), weighted by stake capped at minStake among the members whose
+///         reputation is at least the threshold and who were present at the round's first submission; update u is audited by m committee seats derived from the
 ///         seed (never by its own submitter). Commit: each committee member posts one hash over
 ///         all its votes. Reveal: it reveals the votes and salt; the contract checks the hash
 ///         and that every vote is on an update assigned to it. Finalize (in batches): each
@@ -238,8 +238,8 @@ contract RoundManager {
     event UpdateSubmitted(
         uint256 indexed round, address indexed peer, uint256 index, bytes32 updateHash, uint256 numSamples
     );
-    /// @notice The committee of `round` was drawn from `seed` (seat order) among the first
-    ///         `pool` members; `beaconReveals` members contributed a beacon secret.
+    /// @notice The committee of `round` was drawn from `seed` (its seats in order; the pool it was
+    ///         drawn among is the members present at the round's first submission).
     event CommitteeDrawn(uint256 indexed round, bytes32 seed, address[] committee);
     /// @notice Beacon of `round`: `beacon` is the XOR of the `reveals` secrets revealed.
     event BeaconClosed(uint256 indexed round, bytes32 beacon, uint256 reveals, uint256 pool);

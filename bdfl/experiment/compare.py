@@ -154,12 +154,21 @@ def _group_text(flat: Mapping[str, Any], group_keys: Sequence[str]) -> str:
 
 
 def config_diff(runs: Sequence[Run]) -> list[str]:
-    """Dotted config keys whose values differ between ``runs`` (a key one run lacks counts)."""
+    """Dotted config keys whose values differ between ``runs`` (a key one run lacks counts). A
+    clean run's attack settings (other than ``attack.name`` and its fraction 0) are not compared:
+    it uses none, and labels leave them out, so they would only label every attacked run with
+    settings all of them share (``attack.knowledge=omniscient``)."""
     flat = [_settings(r) for r in runs]
     keys: list[str] = []
     for f in flat:
         keys += [k for k in f if k not in keys]
-    return [k for k in keys if len({json.dumps(f.get(k), sort_keys=True, default=str) for f in flat}) > 1]
+
+    def differs(k: str) -> bool:
+        used = [f for f in flat if not (k.startswith("attack.") and k not in ("attack.name", "attack.fraction")
+                                        and f.get("attack.name") == "none")]
+        return len({json.dumps(f.get(k), sort_keys=True, default=str) for f in used}) > 1
+
+    return [k for k in keys if differs(k)]
 
 
 def expand_dirs(dirs: Sequence[str | Path]) -> list[Path]:

@@ -433,7 +433,7 @@ class Orchestrator:
         asr = [pr.attack_success_rate for i, pr in peer_res.items() if i not in attackers and pr.attack_success_rate is not None]
         round_row = {
             "round": r,
-            **round_aggregates(rows),
+            **round_aggregates(rows, audited),
             # backdoor: mean over the honest peers' models of the triggered test images put in the target class
             **({"attack_success_rate": sum(asr) / len(asr)} if asr else {}),
             "tx_count": txs, "gas_used": gas,

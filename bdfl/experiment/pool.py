@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+from multiprocessing.connection import wait
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Callable, Protocol
 
@@ -83,20 +84,51 @@ class WorkerPool:
             raise BDFLError(f"{_name(command)} could not be sent: {self._died(i)}") from exc
 
     def _recv(self, i: int, what: str = "") -> tuple[str, Any]:
-        conn, waited = self.conns[i], 0.0
+        return self._replies([i], what)[i]
+
+    def _read(self, i: int) -> tuple[str, Any]:
+        """Worker ``i``'s reply, or the error saying it died (its pipe closed, or its process
+        ended with nothing sent)."""
         try:
-            while not conn.poll(SLOW_COMMAND_S):
+            if self.conns[i].poll():
+                return self.conns[i].recv()
+        except (EOFError, OSError):
+            pass
+        return "error", self._died(i)
+
+    def _replies(self, workers: list[int], what: str) -> dict[int, tuple[str, Any]]:
+        """The replies of ``workers`` to the command they are running, as they come. A worker
+        that dies ends the wait at once with its error: the others may be waiting for it (its
+        peers serve their updates), which held the run for their fetches' timeouts (~30 s) before
+        it said anything. A run with a dead worker stops, so the others' replies are not needed."""
+        replies: dict[int, tuple[str, Any]] = {}
+        waited = 0.0
+        while len(replies) < len(workers):
+            waiting = {}
+            for i in workers:
+                if i not in replies:
+                    waiting[self.conns[i]] = waiting[self.procs[i].sentinel] = i
+            ready = wait(list(waiting), timeout=SLOW_COMMAND_S)
+            if not ready:
                 waited += SLOW_COMMAND_S
                 if self.note is not None:
-                    self.note(f"worker {i} has been running {what or 'a command'} for {waited:g} s (a task's fit or "
-                              "evaluate that never returns, or a chain node that takes requests and never answers, holds "
-                              "the run here; Ctrl-C stops it and keeps the rounds so far)")
-            return conn.recv()
-        except (EOFError, OSError):
-            return "error", self._died(i)
+                    busy = [str(i) for i in workers if i not in replies]
+                    self.note(f"worker{'s' * (len(busy) > 1)} {', '.join(busy)} {'have' if len(busy) > 1 else 'has'} been "
+                              f"running {what or 'a command'} for {waited:g} s (a task's fit or evaluate that never returns, "
+                              "or a chain node that takes requests and never answers, holds the run here; Ctrl-C stops it and "
+                              "keeps the rounds so far)")
+                continue
+            for i in sorted({waiting[x] for x in ready}):
+                replies[i] = self._read(i)
+                if replies[i][0] == "error" and not self.procs[i].is_alive():
+                    return replies
+        return replies
 
     def _collect(self, what: str) -> list[Any]:
-        return gather_replies((self._recv(i, what) for i in range(len(self.conns))), what)
+        n = len(self.conns)
+        replies = self._replies(list(range(n)), what)
+        # after a death the others' replies are missing; the dead one's error is raised all the same
+        return gather_replies((replies.get(i, ("ok", None)) for i in range(n)), what)
 
     def call(self, cmd: Any) -> list[Any]:
         """``cmd`` (a command of bdfl.experiment.messages) on every worker at once; their replies."""

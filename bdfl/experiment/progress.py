@@ -65,7 +65,7 @@ class Progress:
         parts = [self._status]
         if acc is not None:
             parts.append(f"honest acc {acc:.3f}")
-            parts.append(f"approved {self._last.get('approved', 0)} rejected {self._last.get('rejected', 0)}")
+            parts.append(_verdicts(self._last))
         if eta is not None:
             parts.append(f"ETA {eta:5.0f}s")
         self.stream.write("\r\033[K" + " | ".join(parts))
@@ -80,7 +80,7 @@ class Progress:
         acc = row.get("honest_accuracy")  # None when no honest peer could be evaluated
         text = (
             f"round {rnd}/{self.total}: honest acc {'n/a' if acc is None else format(acc, '.3f')}"
-            f" approved {row['approved']} rejected {row['rejected']} (honest rejected {row['honest_rejected']})"
+            f" {_verdicts(row, honest=True)}"
             f" txs {row['tx_count']} gas {row['gas_used']:,} time {row['seconds_total']:.2f}s"
             + (f" ETA {eta:.0f}s" if eta is not None and rnd < self.total else "")
         )
@@ -92,6 +92,13 @@ class Progress:
         self._closed = True
         self._status = ""
         self.log(f"run {status} after {time.monotonic() - self.start:.1f}s")
+
+
+def _verdicts(row: Mapping[str, Any], honest: bool = False) -> str:
+    """A round's committee verdicts for the progress line; "no audit" under a baseline (its counts are None)."""
+    if row.get("approved") is None:
+        return "no audit"
+    return f"approved {row['approved']} rejected {row['rejected']}" + (f" (honest rejected {row['honest_rejected']})" if honest else "")
 
 
 def _first(summary: Mapping[str, Any], *keys: str) -> Any:

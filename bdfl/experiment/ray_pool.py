@@ -149,7 +149,7 @@ class RayPool:
         cpus = int(sum(n["Resources"]["CPU"] for n in nodes))
         if cpus < len(specs):
             raise BDFLError(f"the Ray cluster at {cluster!r} has {cpus} CPUs for {len(specs)} workers (one CPU each)",
-                            fix=f"set workers to at most {cpus}, or add nodes (ray start --address=HEAD:6379)")
+                            fix=f"set workers to at most {cpus}, or add nodes (ray start --address=<the head's address:port>)")
         _check_chain_reachable(specs[0].rpc_url, nodes)
         deployment = Path(specs[0].deployment_path).read_text()
         host = ray.remote(PeerHost)

@@ -610,27 +610,29 @@ def _std(xs: Sequence[float]) -> float | None:
     return float(np.std(xs)) if len(xs) else None  # population std over peers
 
 
-def round_aggregates(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def round_aggregates(rows: Sequence[Mapping[str, Any]], audited: bool = True) -> dict[str, Any]:
     """The ``rounds.csv`` figures derivable from one round's metrics rows.
 
     honest_accuracy / attacker_accuracy: mean accuracy of honest / attacking peers;
     honest_accuracy_std: population std (ddof=0) over honest peers; approved /
     rejected: audited submissions approved / rejected; honest_rejected: honest ones
-    rejected; attackers_approved: attackers' ones approved. The runner adds
-    round, attack_success_rate, tx_count, gas_used and the seconds_* columns.
+    rejected; attackers_approved: attackers' ones approved (those four None when the run
+    is not ``audited``: a baseline approves and rejects nothing, which is not "0 of them").
+    The runner adds round, attack_success_rate, tx_count, gas_used and the seconds_* columns.
     """
     honest = [r for r in rows if not r.get("attacker")]
     attackers = [r for r in rows if r.get("attacker")]
-    audited = [r for r in rows if r.get("approved") in (0, 1) and r.get("approved") is not None]
+    verdicts = [r for r in rows if r.get("approved") in (0, 1) and r.get("approved") is not None]
     hacc = _vals(honest, "accuracy")
     return {
         "honest_accuracy": _mean(hacc),
         "honest_accuracy_std": _std(hacc),
         "attacker_accuracy": _mean(_vals(attackers, "accuracy")),
-        "approved": sum(1 for r in audited if r["approved"] == 1),
-        "rejected": sum(1 for r in audited if r["approved"] == 0),
-        "honest_rejected": sum(1 for r in audited if r["approved"] == 0 and not r.get("attacker")),
-        "attackers_approved": sum(1 for r in audited if r["approved"] == 1 and r.get("attacker")),
+        **({"approved": sum(1 for r in verdicts if r["approved"] == 1),
+            "rejected": sum(1 for r in verdicts if r["approved"] == 0),
+            "honest_rejected": sum(1 for r in verdicts if r["approved"] == 0 and not r.get("attacker")),
+            "attackers_approved": sum(1 for r in verdicts if r["approved"] == 1 and r.get("attacker"))}
+           if audited else dict.fromkeys(("approved", "rejected", "honest_rejected", "attackers_approved"))),
     }
 
 

@@ -519,10 +519,10 @@ class Worker:
         for i, h in self.hosted.items():
             res = stages.aggregate.aggregate(h.engine, rnd, plans[i], fetched)
             t = time.perf_counter()
-            loss, _n, metrics = self._evaluate_test(h.peer.params)
+            loss, _n, metrics = self._evaluate_test(h.peer.params, rnd)
             asr = None
             if self.asr_client is not None and i not in self.attackers:
-                _l, _n, m = self.asr_client.evaluate(h.peer.params, {})
+                _l, _n, m = self.asr_client.evaluate(h.peer.params, {"server_round": rnd + 1})
                 asr = float(m.get("accuracy", float("nan")))
             t_eval += time.perf_counter() - t
             # keccak256 of the very bytes each aggregated update was decoded from
@@ -542,11 +542,12 @@ class Worker:
                               Times(exchange=t1 - t0, train=time.perf_counter() - t1 - t_eval, eval=t_eval),
                               self._traffic("aggregate"))
 
-    def _evaluate_test(self, params: NDArrays) -> Any:
-        """The task's evaluate on the global test set (the accuracy curves). It is the same
+    def _evaluate_test(self, params: NDArrays, rnd: int) -> Any:
+        """The task's evaluate on the global test set (the accuracy curves) after chain round
+        ``rnd``, with ``server_round`` as every evaluate gets it (docs/tasks.md). It is the same
         call for every peer, so an exception there stops the run with one message."""
         try:
-            return self.test_client.evaluate(params, {})
+            return self.test_client.evaluate(params, {"server_round": rnd + 1})
         except (BDFLError, KeyboardInterrupt):
             raise
         except Exception as exc:  # noqa: BLE001 - one message instead of a worker traceback
@@ -598,7 +599,7 @@ class Worker:
         self.decodes.clear()
         if used:
             model_from = ("neighbours", "fallback")[tier]
-        _loss, _n, metrics = self.test_client.evaluate(peer.params, {})
+        _loss, _n, metrics = self._evaluate_test(peer.params, cmd.round - 1)
         self.hosted[cmd.index] = h
         self.down.discard(cmd.index)
         return Restarted(cmd.index, actions, model_from, saved_round, source, len(tiers[0]), len(tiers[0]) + len(tiers[1]), used,

@@ -975,7 +975,8 @@ class StandalonePeer:
         self.state.prune(rnd + 1)
         self.rounds_done += 1
         clock = self._clocks.get(rnd)
-        seconds = time.monotonic() - clock.first_seen if clock else float("nan")
+        # a round that began before this process started (a restart mid-round) has no duration of its own
+        seconds = time.monotonic() - clock.first_seen if clock else None
         committee = "yes" if self.address in (clock.committee if clock and clock.committee is not None else chain.committee(rnd)) else "no"
         log.info("chain round %d: fetched %d of %d approved neighbour update(s) over HTTP (%d bytes, %.2f s), "
                  "hash-verified against the chain; aggregated %d with weights by reputation",
@@ -986,11 +987,12 @@ class StandalonePeer:
             "loss": float(loss), "val_samples": n_val, "approved_on_chain": plan.closed.approved_count,
             "submissions": len(plan.closed.submissions), "neighbours": len(cands), "aggregated": agg.aggregated,
             "rejected_inputs": rejected, "committee": committee, "reputation": reputation,
-            "stake_tokens": chain.stake_of() / TOKEN, "rewards_to_claim_tokens": chain.claimable() / TOKEN, "seconds": seconds})
+            "stake_tokens": chain.stake_of() / TOKEN, "rewards_to_claim_tokens": chain.claimable() / TOKEN, "seconds": "" if seconds is None else round(seconds, 3)})
         log.info("chain round %d done: accuracy %.4f (local val, %d samples) loss %.4f | approved %d/%d on chain | "
-                 "neighbours %d, aggregated %d, rejected %d | committee %s | reputation %.3f | %.1f s (aggregation %.2f s)",
+                 "neighbours %d, aggregated %d, rejected %d | committee %s | reputation %.3f | %s (aggregation %.2f s)",
                  rnd, acc, n_val, float(loss), plan.closed.approved_count, len(plan.closed.submissions),
-                 len(cands), agg.aggregated, rejected, committee, reputation, seconds,
+                 len(cands), agg.aggregated, rejected, committee, reputation,
+                 "joined mid-round" if seconds is None else f"{seconds:.1f} s",
                  time.perf_counter() - t0)
 
     def linger(self) -> None:

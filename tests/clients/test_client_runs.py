@@ -91,6 +91,17 @@ def test_one_failing_peer_is_isolated(tmp_path: Path, monkeypatch: pytest.Monkey
     assert log.count("Traceback (most recent call last)") == 2
 
 
+def test_every_fit_and_evaluate_gets_server_round(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/tasks.md: every fit and evaluate call receives ``server_round``. The evaluation on the
+    global test set (the accuracy curves) did not get it, so a client reading it stopped the run
+    after round 1 (an outside probe of the docs, 2026-12-07)."""
+    monkeypatch.setenv("BDFL_TEST_RAISE", "round:all")
+    out = _run(tmp_path, **{"task.client": FLAKY})
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["rounds_completed"] == 2
+    assert not [e for e in _events(out) if e["event"] == "ClientFailed"]
+
+
 def test_failing_auditor_casts_no_vote(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Peer 1's evaluate raises when it audits: it casts no vote, the run completes."""
     monkeypatch.setenv("BDFL_TEST_RAISE", "evaluate:1")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bdfl.errors import BDFLError
-from bdfl.experiment.compare import compare_runs, config_diff
+from bdfl.experiment.compare import compare_runs, config_diff, flatten
 from bdfl.experiment.results import load_run, read_summary
 from tests.experiment.test_report import assert_png
 from tests.experiment.test_results import make_run
@@ -70,6 +70,19 @@ def test_config_diff_names_the_fields_that_differ(tmp_path: Path) -> None:
     runs = [load_run(make_run(tmp_path / "a", name="x")), load_run(make_run(tmp_path / "b", name="y", defense="krum", seed=3))]
     assert config_diff(runs) == ["seed", "defense.name"]  # name is not a difference
     assert config_diff(runs[:1]) == []
+
+
+def test_a_clean_run_does_not_make_shared_attack_settings_differ(tmp_path: Path) -> None:
+    """A clean run leaves its unused attack settings out; the attacked runs' shared ones were
+    then "different" and labelled every attacked run (an outside probe of the docs)."""
+    dirs = [make_run(tmp_path / "a", attack="none", fraction=0.0), make_run(tmp_path / "b", attack="label_flip"),
+            make_run(tmp_path / "c", attack="label_flip", defense="krum")]
+    for d in dirs:  # every run records the attack's settings; a clean run's are unused
+        cfg = d / "config.toml"
+        cfg.write_text(cfg.read_text().replace("[attack]\n", '[attack]\nknowledge = "omniscient"\n'))
+    runs = [load_run(d) for d in dirs]
+    assert "attack.knowledge" in flatten(runs[1].config)
+    assert sorted(config_diff(runs)) == ["attack.fraction", "attack.name", "defense.name"]
 
 
 def test_seed_groups_mean_and_std_over_seeds(tmp_path: Path) -> None:

@@ -152,3 +152,15 @@ def test_run_log_ends_with_the_summary_the_terminal_showed(tmp_path: Path, capsy
     assert log.read_text() == "round 15/15 done\n" + shown
     print_run_summary(None, log=log)  # a run without a summary: nothing printed, the log untouched
     assert capsys.readouterr().out == "" and log.read_text().endswith(shown)
+
+
+def test_a_baseline_round_says_no_audit(tmp_path: Path) -> None:
+    """A baseline's round has no verdicts (its counts are None): the line says so instead of "approved None"."""
+    out = Tty()
+    p = Progress(total_rounds=2, stream=out, log_path=tmp_path / "run.log")
+    p.round_done(1, {**ROW, **dict.fromkeys(("approved", "rejected", "honest_rejected", "attackers_approved"))})
+    p.phase(2, "train+submit")
+    text = out.getvalue()
+    assert "round 1/2: honest acc 0.812 no audit txs 30" in text and "None" not in text
+    p.round_done(2, ROW)
+    assert "approved 5 rejected 2 (honest rejected 0)" in out.getvalue()

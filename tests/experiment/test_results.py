@@ -303,6 +303,10 @@ def test_round_aggregates_by_hand() -> None:
     assert (agg1["approved"], agg1["rejected"], agg1["honest_rejected"], agg1["attackers_approved"]) == (5, 1, 1, 2)
     agg0 = round_aggregates(synthetic_rows(0))  # peer 2 did not submit
     assert agg0["approved"] + agg0["rejected"] == 5
+    # a baseline audits nothing: its counts are empty, not 0 of them
+    base = round_aggregates([{**row, "approved": None} for row in synthetic_rows(4)], audited=False)
+    assert [base[k] for k in ("approved", "rejected", "honest_rejected", "attackers_approved")] == [None] * 4
+    assert base["honest_accuracy"] == pytest.approx(agg["honest_accuracy"])
 
 
 def test_compute_summary_by_hand(tmp_path: Path) -> None:

@@ -13,6 +13,8 @@ each trainer's start from the round-0 recipes; one update of round 1 is poisoned
 
 from __future__ import annotations
 
+import csv
+
 import hashlib
 from collections.abc import Iterator
 from types import SimpleNamespace
@@ -173,6 +175,9 @@ def test_simulated_and_standalone_drivers_agree_bit_for_bit(world: dict[str, Any
         for sp in solos:
             sp.finish_round(0)
         _same_plans_and_models(plans, sim_peers, solo_peers, 0)
+        # these peers never saw round 0 begin (as after a restart mid-round): no duration, not "nan"
+        row = next(csv.DictReader((solos[0].state.folder / "rounds.csv").open()))
+        assert row["chain_round"] == "0" and row["seconds"] == ""
 
         # round 1: every peer moves from its aggregated model; peer 4's update is poisoned
         rng = np.random.default_rng(7)

@@ -8,7 +8,9 @@ peer 1's ``evaluate`` raises (when it audits); ``"fit:all"`` — every peer's ``
 (a run that goes wrong without raising); ``"valnan:1"`` — peer 1's validation data holds NaN, so
 its own model's loss there is not finite (as a diverged model's would be) when it audits;
 ``"nan2:1"`` — peer 1's fit returns a few NaN weights in round 2 only (one diverged fit);
-``"accnan:all"`` — every client's ``evaluate`` reports a NaN accuracy (a metric bug).
+``"accnan:all"`` — every client's ``evaluate`` reports a NaN accuracy (a metric bug);
+``"round:all"`` — every client's ``fit`` and ``evaluate`` read ``config["server_round"]``, as
+docs/tasks.md allows (a KeyError where a call lacks it).
 The client class is the quickstart's, untouched: the bug is injected into its model code.
 """
 
@@ -58,6 +60,10 @@ def make_client(train, val, *, seed, hparams=None):
                 return loss, n, {**metrics, "accuracy": float("nan")}
 
             client.evaluate = evaluate_nan
+        elif step == "round":
+            fit, evaluate = client.fit, client.evaluate
+            client.fit = lambda parameters, config: fit(parameters, {**config, "_": config["server_round"]})
+            client.evaluate = lambda parameters, config: evaluate(parameters, {**config, "_": config["server_round"]})
     return client
 
 
