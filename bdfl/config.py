@@ -195,7 +195,9 @@ class TriggerDetectorConfig(DetectorConfig):
 class DetectorsConfig:
     """``[defense.detectors]``: the audit's detectors, each with its own table. The median-based
     thresholds need ``min_candidates`` evaluable candidates in an audit (at least 3: the median of
-    one candidate is that candidate, so it set its own bar; of two, a bad one pulls it halfway)."""
+    one candidate is that candidate, so it set its own bar; of two, a bad one pulls it halfway).
+    The direction test's top-half consensus needs twice as many in its half
+    (:func:`bdfl.defense.audit.top_half_cosines`)."""
 
     min_candidates: int = 3
     distance: DetectorConfig = field(default_factory=DetectorConfig)

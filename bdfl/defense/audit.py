@@ -390,6 +390,9 @@ def candidate_statistics(
     sq, total, l1 = np.zeros(m), np.zeros(m), np.zeros(m)
     msq, dcons, down, dpast, psq = np.zeros(m), np.zeros(m), np.zeros(m), np.zeros(m), np.zeros(m)
     own_sq = cons_sq = 0.0
+    # the movers' moves' dot products, for the top-half consensus: only when the audit is large
+    # enough for it (top_half_cosines; +40 % of the median's cost per block at 18 candidates)
+    gram = np.zeros((movers, movers)) if median and math.ceil(len(counted) / 2) >= 2 * min_candidates else None
     width = min(block, max((len(a) for a in ref), default=0)) or 1
     T, S, O, D, P = (np.empty(width) for _ in range(5))
     rows = np.empty((movers + 1, width))  # the movers' moves and the own move of one block
@@ -428,11 +431,17 @@ def candidate_statistics(
                 cons_sq += float(cons @ cons)
                 for k in range(movers):
                     dcons[k] += float(rows[k, :n] @ cons)
+                if gram is not None:
+                    gram += rows[:movers, :n] @ rows[:movers, :n].T
     sq, total, l1, msq, dcons, down, dpast, psq = (x.tolist() for x in (sq, total, l1, msq, dcons, down, dpast, psq))
     own_move = math.sqrt(own_sq) if start is not None else math.nan
     moved = start is not None and own_move > 0
     use_consensus = moved and median and math.sqrt(cons_sq) > 0
     dir_norm = math.sqrt(cons_sq) if use_consensus else own_move
+    refined = None
+    if use_consensus and gram is not None:
+        median_cos = [dcons[k] / (math.sqrt(msq[k]) * dir_norm) if msq[k] > 0 else 0.0 for k in range(movers)]
+        refined = top_half_cosines(gram, np.array(median_cos), group, min_candidates)
     stats: list[ParamStats | None] = [None] * len(candidates)
     for k, i in enumerate(idx):
         cosine = own_cosine = update_ratio = hist = math.nan
@@ -441,6 +450,8 @@ def candidate_statistics(
             update_ratio = norm / own_move
             dot = dcons[k] if use_consensus else down[k]
             cosine = dot / (norm * dir_norm) if norm > 0 else 0.0
+            if refined is not None:
+                cosine = float(refined[k])
             own_cosine = down[k] / (norm * own_move) if norm > 0 else 0.0
             if i in past:
                 den = norm * math.sqrt(psq[k])
@@ -449,6 +460,49 @@ def candidate_statistics(
                               update_ratio=update_ratio, own_cosine=own_cosine, history_cosine=hist,
                               copy_of=-1 if group[k] == k else idx[int(group[k])])
     return relative_to_candidates(stats, min_candidates)
+
+
+def top_half_cosines(gram: np.ndarray, median_cosines: np.ndarray, group: np.ndarray, min_candidates: int) -> np.ndarray | None:
+    """Each move's cosine with the **top-half consensus**: the sum of the unit moves of the half of
+    the candidates whose cosine with the coordinate-wise median consensus is highest, the move's
+    own group of near-copies left out. None when that half has fewer than ``2 x min_candidates``
+    moves (the median consensus stands then).
+
+    ``gram``: the moves' dot products (m x m); ``median_cosines``: each move's cosine with the
+    median consensus; ``group[k]``: the candidate move k counts as (:func:`near_copies`; one
+    candidate per group is eligible for the half, so copies cannot fill it).
+
+    Why (issue 22, sign flip at seed 401): a coordinate-wise median of noisy honest moves and 30 %
+    reversed ones is shrunk towards zero coordinate by coordinate, so it points only loosely where
+    the honest moves go (honest cosines with it: median 0.35); the half of the candidates that agree
+    with it most is honest at any attacker share below one half, and their mean direction averages
+    their noise away. In a clean audit the median of all moves is the steadier of the two (a median
+    of m moves is about as noisy as a mean of 0.64 m; the half, one move left out, is a mean of
+    m / 2 - 1), so a small audit keeps the median: below ``2 x min_candidates`` moves in the half
+    (6 by default: 11 candidates or more) a boosted sign flip among 8 candidates passed against
+    the half (tests/defense/test_audit_batched.py). A resolution, not a tuning knob: the default
+    committee gives each auditor about 18 candidates at 20 peers. Measured in the mirror and in
+    runs (docs/results/robustness.md, "The top-half consensus")."""
+    n = np.sqrt(np.maximum(np.diag(gram), 0.0))
+    reps = [k for k in range(len(n)) if group[k] == k and n[k] > 0]
+    half = math.ceil(len(reps) / 2)
+    if half < 2 * min_candidates:
+        return None
+    top = sorted(reps, key=lambda k: (-median_cosines[k], k))[:half]
+    safe = np.where(n > 0, n, 1.0)
+    unit = gram / np.outer(safe, safe)  # unit moves' dot products
+    row = unit[:, top].sum(axis=1)  # u_k . the sum of the top half's unit moves
+    total = float(unit[np.ix_(top, top)].sum())  # |that sum|^2
+    out = np.zeros(len(n))
+    for k in range(len(n)):
+        g = int(group[k])
+        dot, sq = row[k], total
+        if g in top:  # leave the move's own group out of its reference
+            dot -= unit[k, g]
+            sq -= 2 * row[g] - unit[g, g]
+        # a reference that (nearly) cancels out has no direction; rounding must not leave [-1, 1]
+        out[k] = min(1.0, max(-1.0, dot / math.sqrt(sq))) if n[k] > 0 and sq > 1e-9 else 0.0
+    return out
 
 
 def relative_to_candidates(stats: list[ParamStats | None], min_candidates: int) -> list[ParamStats | None]:

@@ -129,9 +129,15 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _clean(flat: Mapping[str, Any]) -> bool:
+    """Nobody attacks in a run of these settings: no fraction and no attacker groups (a run with
+    ``[[attack.groups]]`` may name attack "none" and fraction 0, and is attacked)."""
+    return not flat.get("attack.fraction") and flat.get("attack.groups") in (None, "[]")
+
+
 def _settings(run: Run) -> dict[str, Any]:
     flat = {k: v for k, v in flatten(run.config).items() if k not in IGNORED_KEYS and not k.startswith(IGNORED_PREFIXES)}
-    if not flat.get("attack.fraction") and flat.get("attack.groups") in (None, "[]"):
+    if _clean(flat):
         # nobody attacks: the attack's name and parameters are unused (a clean run was labelled
         # "attack.name=label_flip, attack.fraction=0" beside the attacked ones)
         flat = {k: v for k, v in flat.items() if not k.startswith("attack.") or k == "attack.fraction"}
@@ -164,8 +170,7 @@ def config_diff(runs: Sequence[Run]) -> list[str]:
         keys += [k for k in f if k not in keys]
 
     def differs(k: str) -> bool:
-        used = [f for f in flat if not (k.startswith("attack.") and k not in ("attack.name", "attack.fraction")
-                                        and f.get("attack.name") == "none")]
+        used = [f for f in flat if not (k.startswith("attack.") and k not in ("attack.name", "attack.fraction") and _clean(f))]
         return len({json.dumps(f.get(k), sort_keys=True, default=str) for f in used}) > 1
 
     return [k for k in keys if differs(k)]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import time
 from multiprocessing.connection import wait
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Callable, Protocol
@@ -49,6 +50,10 @@ WORKER_ENV = {"THP_MEM_ALLOC_ENABLE": "1"}
 #: every worker: without this the terminal would fall silent. Not a limit: long phases (10,000 peers
 #: on two cores) are legitimate, and a thread running user code cannot be stopped safely.
 SLOW_COMMAND_S = 300.0
+
+#: Seconds the workers have, all together, to stop when asked (:meth:`WorkerPool.stop`) before
+#: the ones still running are killed.
+STOP_GRACE_S = 10.0
 
 
 class WorkerPool:
@@ -102,7 +107,7 @@ class WorkerPool:
         peers serve their updates), which held the run for their fetches' timeouts (~30 s) before
         it said anything. A run with a dead worker stops, so the others' replies are not needed."""
         replies: dict[int, tuple[str, Any]] = {}
-        waited = 0.0
+        start = time.monotonic()
         while len(replies) < len(workers):
             waiting = {}
             for i in workers:
@@ -110,11 +115,11 @@ class WorkerPool:
                     waiting[self.conns[i]] = waiting[self.procs[i].sentinel] = i
             ready = wait(list(waiting), timeout=SLOW_COMMAND_S)
             if not ready:
-                waited += SLOW_COMMAND_S
+                waited = time.monotonic() - start
                 if self.note is not None:
                     busy = [str(i) for i in workers if i not in replies]
                     self.note(f"worker{'s' * (len(busy) > 1)} {', '.join(busy)} {'have' if len(busy) > 1 else 'has'} been "
-                              f"running {what or 'a command'} for {waited:g} s (a task's fit or evaluate that never returns, "
+                              f"running {what or 'a command'} for {waited:.0f} s (a task's fit or evaluate that never returns, "
                               "or a chain node that takes requests and never answers, holds the run here; Ctrl-C stops it and "
                               "keeps the rounds so far)")
                 continue
@@ -148,13 +153,18 @@ class WorkerPool:
         return out
 
     def stop(self) -> None:
+        """Each worker is asked to stop; those still running after 10 s in all (busy with a command
+        of a run that failed elsewhere, or hung) are killed. One deadline for all of them: waiting
+        10 s for each in turn held a 16-worker run's exit for minutes after a worker died."""
         for conn in self.conns:
             try:
                 conn.send(Stop())
             except (OSError, BrokenPipeError):
                 pass
+        deadline = time.monotonic() + STOP_GRACE_S
         for proc in self.procs:
-            proc.join(timeout=10)
+            proc.join(timeout=max(0.0, deadline - time.monotonic()))
+        for proc in self.procs:
             if proc.is_alive():
                 proc.kill()
                 proc.join(timeout=5)

@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 
 from bdfl.attacks import AttackContext, make_attack
-from bdfl.config import ConfigError, DefenseConfig, from_dict
+from bdfl.config import ConfigError, from_dict
 from bdfl.defense.aggregate import weighted_average
-from bdfl.defense.audit import AuditRule, audit_updates, candidate_statistics
-from bdfl.errors import BDFLError
+from bdfl.defense.audit import AuditRule, audit_updates, candidate_statistics, top_half_cosines
 from bdfl.learning.data import load_digits, make_peer_shards
 from bdfl.learning.task import fit_client, load_task
 
@@ -193,9 +192,10 @@ def test_rebuilt_trainer_starts_expose_a_reversed_move() -> None:
     assert odd[4].cosine == pytest.approx(blind[4].cosine)
 
 
-def test_consensus_is_the_coordinate_median_of_the_moves() -> None:
-    """The consensus move is the coordinate-wise median of the candidates' moves and the
-    auditor's own, so a minority of moves elsewhere cannot steer it."""
+def test_small_audit_consensus_is_the_coordinate_median_of_the_moves() -> None:
+    """The consensus move of a small audit is the coordinate-wise median of the candidates' moves
+    and the auditor's own, so a minority of moves elsewhere cannot steer it (with fewer than
+    ``2 x min_candidates`` candidates in the top half, the top-half consensus is not used)."""
     start = _vec(0.0, 0.0, 0.0)
     trained = _vec(0.0, 1.0, 0.0)  # the auditor's own move differs from the consensus
     cands = [_vec(1.0, 0.3, 0.0), _vec(1.0, -0.3, 0.0), _vec(1.0, 0.0, 0.3), _vec(1.0, 0.0, -0.3),
@@ -205,6 +205,118 @@ def test_consensus_is_the_coordinate_median_of_the_moves() -> None:
     assert st[0].cosine == pytest.approx(1 / np.sqrt(1.09)) and st[5].cosine == pytest.approx(0.0)
     assert st[0].own_cosine == pytest.approx(0.3 / np.sqrt(1.09))
     assert st[5].median_cosine == pytest.approx(1 / np.sqrt(1.09)) and st[5].cosine_gap == pytest.approx(1 / np.sqrt(1.09))
+
+
+def test_consensus_is_the_top_half_of_the_coordinate_median() -> None:
+    """With 11 candidates or more: the coordinate-wise median picks the half of the candidates
+    that agree with it most, and each move is compared with the sum of that half's unit moves,
+    its own left out (:func:`top_half_cosines`)."""
+    start = _vec(0.0, 0.0, 0.0, 0.0)
+    trained = _vec(0.0, 0.0, 0.0, 1.0)  # the auditor's own move differs from the consensus
+    good = [(1.0, 0.1 * k, 0.0, 0.0) for k in range(-4, 4)]  # 8 moves around (1, 0, 0, 0)
+    bad = [(-0.2, 0.0, 1.0 + 0.1 * k, 0.0) for k in range(4)]  # 4 elsewhere
+    st = candidate_statistics(trained, [_vec(*m) for m in good + bad], start)
+    assert all(s.copy_of == -1 for s in st)
+    moves = np.array(good + bad)
+    unit = moves / np.linalg.norm(moves, axis=1, keepdims=True)
+    med = np.median(np.vstack([moves, [0.0, 0.0, 0.0, 1.0]]), axis=0)
+    by_median = unit @ (med / np.linalg.norm(med))
+    top = sorted(range(12), key=lambda k: (-by_median[k], k))[:6]
+    for k in range(12):
+        ref = unit[[j for j in top if j != k]].sum(axis=0)
+        assert st[k].cosine == pytest.approx(float(unit[k] @ ref / np.linalg.norm(ref)))
+    assert min(s.cosine for s in st[:8]) > 0.9 and max(s.cosine for s in st[8:]) < 0.0
+
+
+def test_top_half_consensus_separates_reversed_moves_further() -> None:
+    """Issue 22, sign flip at seed 401: a coordinate-wise median of noisy honest moves and 30 %
+    reversed ones points only loosely where the honest moves go; the top half's mean direction
+    averages their noise away. 14 honest moves (cosine ~0.3 with the true direction) and 6
+    reversed copies of others: the reversed ones lie further below the honest ones, in honest
+    spreads, with the top-half consensus than with the median, over 50 draws."""
+    rng = np.random.default_rng(7)
+    gaps = {"median": [], "top half": []}
+    for _ in range(50):
+        d = rng.normal(size=500)
+        d /= np.linalg.norm(d)
+        honest = np.array([d + rng.normal(size=500) * 0.14 for _ in range(14)])
+        moves = np.vstack([honest, -honest[:6]])
+        own = d + rng.normal(size=500) * 0.14
+        unit = moves / np.linalg.norm(moves, axis=1, keepdims=True)
+        med = np.median(np.vstack([moves, own]), axis=0)
+        by_median = unit @ (med / np.linalg.norm(med))
+        by_top = top_half_cosines(moves @ moves.T, by_median, np.arange(20), 3)
+        for name, c in (("median", by_median), ("top half", by_top)):
+            h = c[:14]
+            spread = 1.4826 * np.median(np.abs(h - np.median(h)))
+            gaps[name].append((np.median(h) - np.median(c[14:])) / spread)
+    assert np.median(gaps["top half"]) > 1.2 * np.median(gaps["median"])
+
+
+def test_top_half_consensus_streamed_equals_a_brute_force() -> None:
+    """candidate_statistics' top-half cosines, accumulated block by block over several arrays
+    (a block of 7 values), with some trainers' starts known, equal a float64 brute force: each
+    move, the coordinate-wise median of the moves and the auditor's own, the half of the moves
+    most aligned with it, each move against that half's unit moves, its own left out."""
+    rng = np.random.default_rng(3)
+    shapes = [(5, 4), (9,)]
+    start = [rng.normal(size=sh).astype(np.float32) for sh in shapes]
+    trained = [s + 0.1 * rng.normal(size=s.shape).astype(np.float32) for s in start]
+    direction = [rng.normal(size=sh) for sh in shapes]
+    cands, starts = [], []
+    for i in range(13):
+        own_start = i % 3 != 0  # every third trainer's start is known, the others moved from the auditor's
+        s0 = [s + (0.05 * rng.normal(size=s.shape)).astype(np.float32) for s in start] if own_start else None
+        base = s0 if s0 is not None else start
+        sign = -1.0 if i >= 9 else 1.0  # four reversed moves
+        cands.append([(b + sign * 0.1 * (d + rng.normal(size=d.shape))).astype(np.float32) for b, d in zip(base, direction)])
+        starts.append(s0)
+    st = candidate_statistics(trained, cands, start, candidate_starts=starts, block=7)
+    flat = lambda arrays: np.concatenate([np.asarray(a, np.float64).ravel() for a in arrays])  # noqa: E731
+    moves = np.array([flat(c) - flat(s if s is not None else start) for c, s in zip(cands, starts)])
+    own = flat(trained) - flat(start)
+    unit = moves / np.linalg.norm(moves, axis=1, keepdims=True)
+    med = np.median(np.vstack([moves, own]), axis=0)
+    by_median = unit @ (med / np.linalg.norm(med))
+    top = sorted(range(13), key=lambda k: (-by_median[k], k))[:7]
+    for k in range(13):
+        ref = unit[[j for j in top if j != k]].sum(axis=0)
+        assert st[k].cosine == pytest.approx(float(unit[k] @ ref / np.linalg.norm(ref)), abs=1e-9)
+    assert max(x.cosine for x in st[9:]) < min(x.cosine for x in st[:9])
+
+
+def test_top_half_consensus_from_eleven_distinct_moves() -> None:
+    """The half must hold 2 x min_candidates moves: 11 distinct non-zero moves at the default 3,
+    not 10; a zero move or a copy does not count towards them."""
+    rng = np.random.default_rng(5)
+    moves = np.array([1.0, 0.0, 0.0]) + 0.2 * rng.normal(size=(12, 3))
+    ones = lambda m: np.ones(len(m))  # noqa: E731
+    assert top_half_cosines(moves[:10] @ moves[:10].T, ones(moves[:10]), np.arange(10), 3) is None
+    assert top_half_cosines(moves[:11] @ moves[:11].T, ones(moves[:11]), np.arange(11), 3) is not None
+    zero = moves[:11].copy()
+    zero[10] = 0.0  # a zero move is not one of them
+    assert top_half_cosines(zero @ zero.T, ones(zero), np.arange(11), 3) is None
+    copy = moves[:11].copy()
+    copy[10] = copy[0]
+    assert top_half_cosines(copy @ copy.T, ones(copy), np.array([*range(10), 0]), 3) is None  # nor a copy
+    assert top_half_cosines(moves[:11] @ moves[:11].T, ones(moves[:11]), np.arange(11), 5) is None  # 19 at min_candidates 5
+
+
+def test_top_half_consensus_needs_enough_candidates_and_skips_copies() -> None:
+    """Below ``2 x min_candidates`` moves in the half the median consensus stands (None); near-copies
+    are one candidate for the half (they cannot fill it), and a copy's reference leaves out its
+    whole group."""
+    g = np.eye(10) + 0.5
+    assert top_half_cosines(g, np.linspace(0.9, 0.1, 10), np.arange(10), 3) is None  # a half of 5
+    rng = np.random.default_rng(1)
+    moves = np.vstack([np.array([1.0, 0.0, 0.0]) + 0.1 * rng.normal(size=(11, 3)), np.array([[0.0, 1.0, 0.0]] * 6)])
+    moves[11] = moves[0]  # a copy of move 0
+    group = np.array([0] + list(range(1, 11)) + [0] + [12] * 6)  # the last six: copies of one move
+    median = moves @ np.array([1.0, 0.0, 0.0]) / np.linalg.norm(moves, axis=1)
+    median[12:] = 0.995  # the copies agree with the median most: counted once, they take one place of the half
+    c = top_half_cosines(moves @ moves.T, median, group, 3)
+    assert c is not None and c[11] == pytest.approx(c[0])  # the copy is judged as its original
+    assert min(c[:12]) > 0.8 and max(c[12:]) < 0.5  # the half is the eleven, with one copy among them
 
 
 def test_near_copies_count_once_in_the_consensus() -> None:

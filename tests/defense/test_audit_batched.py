@@ -51,7 +51,7 @@ def per_candidate_statistics(
     block: int = STAT_BLOCK,
 ) -> list[ParamStats | None]:
     """bdfl.defense.audit.candidate_statistics at 518dbf1, verbatim (it checks every candidate's
-    validity itself)."""
+    validity itself), with the top-half consensus (2026-12-07) added the library's way."""
     ref = _raveled(reference_params)
     start = None
     if start_params is not None and _finite_and_matching(list(start_params), reference_params) is None:
@@ -77,6 +77,7 @@ def per_candidate_statistics(
     sq, total, l1 = np.zeros(m), np.zeros(m), np.zeros(m)
     msq, dcons, down, dpast, psq = np.zeros(m), np.zeros(m), np.zeros(m), np.zeros(m), np.zeros(m)
     own_sq = cons_sq = 0.0
+    gram = np.zeros((movers, movers))
     width = min(block, max((len(a) for a in ref), default=0)) or 1
     T, S, O, D, P = (np.empty(width) for _ in range(5))
     rows = np.empty((movers + 1, width))  # the movers' moves and the own move of one block
@@ -115,11 +116,16 @@ def per_candidate_statistics(
                 cons_sq += float(cons @ cons)
                 for k in range(movers):
                     dcons[k] += float(rows[k, :n] @ cons)
+                gram += rows[:movers, :n] @ rows[:movers, :n].T  # since 2026-12-07: the top-half consensus
     sq, total, l1, msq, dcons, down, dpast, psq = (x.tolist() for x in (sq, total, l1, msq, dcons, down, dpast, psq))
     own_move = math.sqrt(own_sq) if start is not None else math.nan
     moved = start is not None and own_move > 0
     use_consensus = moved and median and math.sqrt(cons_sq) > 0
     dir_norm = math.sqrt(cons_sq) if use_consensus else own_move
+    refined = None  # since 2026-12-07 (the case has no near-copies: each candidate its own group)
+    if use_consensus:
+        median_cos = [dcons[k] / (math.sqrt(msq[k]) * dir_norm) if msq[k] > 0 else 0.0 for k in range(movers)]
+        refined = A.top_half_cosines(gram, np.array(median_cos), np.arange(movers), min_candidates)
     stats: list[ParamStats | None] = [None] * len(candidates)
     for k, i in enumerate(idx):
         cosine = own_cosine = update_ratio = hist = math.nan
@@ -128,6 +134,8 @@ def per_candidate_statistics(
             update_ratio = norm / own_move
             dot = dcons[k] if use_consensus else down[k]
             cosine = dot / (norm * dir_norm) if norm > 0 else 0.0
+            if refined is not None:
+                cosine = float(refined[k])
             own_cosine = down[k] / (norm * own_move) if norm > 0 else 0.0
             if i in past:
                 den = norm * math.sqrt(psq[k])

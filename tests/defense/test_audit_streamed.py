@@ -25,6 +25,7 @@ from bdfl.defense.audit import (
     judge,
     merged_losses,
     relative_to_candidates,
+    top_half_cosines,
     trigger_evidence,
 )
 from bdfl.learning.data import load_digits, make_peer_shards
@@ -81,8 +82,18 @@ def reference_statistics(reference_params, candidates, start_params=None, *, val
     def cos(move, ref, norm):  # noqa: ANN001, ANN202
         return float(move @ ref) / (norm * float(np.linalg.norm(ref))) if norm > 0 else 0.0
 
+    # since 2026-12-07: each move against the top half of the candidates by their cosine with the
+    # median consensus (their unit moves summed, its own left out; the audits hold no near-copies)
+    refined: dict[int, float] = {}
+    if own_dir is not None and direction is not own_dir:
+        known_at = [i for i, m in enumerate(moves) if m is not None]
+        M = np.stack([moves[i] for i in known_at])
+        median_cos = np.array([cos(m, direction, float(np.linalg.norm(m))) for m in M])
+        top_half = top_half_cosines(M @ M.T, median_cos, np.arange(len(M)), min_candidates)
+        if top_half is not None:
+            refined = dict(zip(known_at, top_half.tolist()))
     stats = []
-    for b, move, hist in zip(base, moves, history):
+    for i, (b, move, hist) in enumerate(zip(base, moves, history)):
         if b is None:
             stats.append(None)
             continue
@@ -90,7 +101,7 @@ def reference_statistics(reference_params, candidates, start_params=None, *, val
         if move is not None:
             norm = float(np.linalg.norm(move))
             update_ratio = norm / own_move
-            cosine = cos(move, direction, norm)
+            cosine = refined.get(i, cos(move, direction, norm))
             own_cosine = cos(move, own_dir, norm)
         stats.append(ParamStats(distance=b[0], shift=b[1], cosine=cosine, update_ratio=update_ratio, own_cosine=own_cosine,
                                 history_cosine=hist))

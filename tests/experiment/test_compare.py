@@ -83,6 +83,12 @@ def test_a_clean_run_does_not_make_shared_attack_settings_differ(tmp_path: Path)
     runs = [load_run(d) for d in dirs]
     assert "attack.knowledge" in flatten(runs[1].config)
     assert sorted(config_diff(runs)) == ["attack.fraction", "attack.name", "defense.name"]
+    # attack "none" at fraction 0 with attacker groups is attacked: its settings are compared
+    grouped = [make_run(tmp_path / f"g{i}", attack="none", fraction=0.0) for i in range(2)]
+    for d, inner in zip(grouped, ("sign_flip", "ipm")):
+        cfg = d / "config.toml"
+        cfg.write_text(cfg.read_text() + f'\n[[attack.groups]]\nname = "{inner}"\nfraction = 0.3\n')
+    assert config_diff([load_run(d) for d in grouped]) == ["attack.groups"]
 
 
 def test_seed_groups_mean_and_std_over_seeds(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from multiprocessing.connection import Connection
 import pytest
 
 from bdfl.errors import BDFLError
-from bdfl.experiment.pool import WorkerPool
+from bdfl.experiment.pool import STOP_GRACE_S, WorkerPool
 
 
 def _exit_at_once(conn: Connection) -> None:
@@ -63,6 +63,23 @@ def test_a_worker_that_dies_mid_command_is_said_at_once_while_another_is_busy() 
         with pytest.raises(BDFLError, match=r"train failed in a worker process:\nworker 1: worker 1 died \(exit code 3\)$"):
             pool.call("train")
         assert time.monotonic() - start < 30
+    finally:
+        for proc in pool.procs:
+            proc.kill()
+
+
+def test_stop_gives_busy_workers_one_deadline_together() -> None:
+    """Three workers busy with a command (a run that failed elsewhere): stop() kills them after
+    STOP_GRACE_S in all, not after 10 s for each in turn (a review of the death-at-once change)."""
+    pool = _pool(_busy, _busy, _busy)
+    try:
+        for i in range(3):
+            pool._send(i, "train")
+        time.sleep(0.5)
+        start = time.monotonic()
+        pool.stop()
+        assert time.monotonic() - start < 2 * STOP_GRACE_S
+        assert not any(p.is_alive() for p in pool.procs)
     finally:
         for proc in pool.procs:
             proc.kill()

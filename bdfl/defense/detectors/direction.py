@@ -1,8 +1,13 @@
 """``direction``: the candidate's move points away from where the others move.
 
 The move is ``candidate - its trainer's start`` (rebuilt from the chain) or ``candidate -
-auditor's start``. Score: the cosine of the move with the consensus move (coordinate-wise
-median of the candidates' moves and the auditor's own; robust to a minority of attackers).
+auditor's start``. Score: the cosine of the move with the consensus move: the coordinate-wise
+median of the candidates' moves and the auditor's own (robust to a minority of attackers), and
+in a large audit (``2 x min_candidates`` distinct moves in the half: 11 candidates at 3) the
+**top-half consensus** built on it (the unit moves of the half of the
+candidates that agree with that median most, summed, the move's own left out:
+:func:`bdfl.defense.audit.top_half_cosines`), which the median's shrinkage under 30 %
+reversed moves does not blur.
 A candidate fails when it is more than ``k`` spreads below the candidates' median cosine;
 the spread is measured on the good (high) side of the median only
 (:func:`.calibration.good_side_spread`, at least ``FLOOR`` 0.05), so reversed moves, however
