@@ -358,3 +358,39 @@ def test_min_candidates_is_at_least_three() -> None:
     """A median of one candidate is that candidate (it set its own bar); of two, a bad one pulls it halfway."""
     with pytest.raises(ConfigError, match=r"min_candidates.*\[3, 1000\]"):
         from_dict({"defense": {"detectors": {"min_candidates": 1}}})
+
+
+def test_a_coalition_agreeing_with_the_median_steers_the_top_half() -> None:
+    """A named lever of the top-half consensus, kept as a test (it passes while the lever exists;
+    experiments/top_half_steering.py measures it): colluders at the honest mean plus a common push
+    along one direction, jittered past the near-copy bar, agree with the median more than noisy
+    honest moves do, fill the half and pull the reference towards their push further than they
+    pull the median. Exact copies count once and take one place of the half: their pull stays
+    smaller."""
+    rng = np.random.default_rng(11)
+    dim, honest_n, colluders_n = 400, 13, 6
+    noise = 2.5 / np.sqrt(dim)
+
+    def honest_median(jitter: float, top_half: bool) -> float:
+        out = []
+        for _ in range(4):
+            d = rng.normal(size=dim)
+            d /= np.linalg.norm(d)
+            honest = d + noise * rng.normal(size=(honest_n, dim))
+            p = rng.normal(size=dim)
+            p -= (p @ d) * d
+            p /= np.linalg.norm(p)
+            mean = honest.mean(axis=0)
+            moves = np.vstack([honest, mean + 4 * np.linalg.norm(mean) * p + jitter * noise * rng.normal(size=(colluders_n, dim))])
+            own = d + noise * rng.normal(size=dim)
+            with pytest.MonkeyPatch.context() as mp:
+                if not top_half:
+                    mp.setattr("bdfl.defense.audit.top_half_cosines", lambda *a, **k: None)
+                st = candidate_statistics([own.astype(np.float32)], [[m.astype(np.float32)] for m in moves], [np.zeros(dim, np.float32)])
+            out.append(np.median([s.cosine for s in st[:honest_n]]))
+        return float(np.mean(out))
+
+    jittered = honest_median(0.3, True), honest_median(0.3, False)
+    assert jittered[0] < jittered[1] - 0.05  # the lever: honest moves look worse against the steered half
+    copies = honest_median(0.01, True)
+    assert copies > jittered[0]  # copies take one place of the half
