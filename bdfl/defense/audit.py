@@ -475,8 +475,10 @@ def top_half_cosines(gram: np.ndarray, median_cosines: np.ndarray, group: np.nda
     Why (issue 22, sign flip at seed 401): a coordinate-wise median of noisy honest moves and 30 %
     reversed ones is shrunk towards zero coordinate by coordinate, so it points only loosely where
     the honest moves go (honest cosines with it: median 0.35); the half of the candidates that agree
-    with it most is honest at any attacker share below one half, and their mean direction averages
-    their noise away. In a clean audit the median of all moves is the steadier of the two (a median
+    with it most holds attackers only where they agree with the median more than honest moves do,
+    which reversed or far moves do not, and its mean direction averages the honest noise away (a
+    coalition that does agree fills the half and steers it: a named lever,
+    experiments/top_half_steering.py). In a clean audit the median of all moves is the steadier of the two (a median
     of m moves is about as noisy as a mean of 0.64 m; the half, one move left out, is a mean of
     m / 2 - 1), so a small audit keeps the median: below ``2 x min_candidates`` moves in the half
     (6 by default: 11 candidates or more) a boosted sign flip among 8 candidates passed against
