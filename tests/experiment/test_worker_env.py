@@ -16,6 +16,13 @@ def _child_env(q: "mp.Queue[str | None]") -> None:
     q.put(os.environ.get("THP_MEM_ALLOC_ENABLE"))
 
 
+def _answer_later(conn) -> None:  # noqa: ANN001
+    import time
+
+    time.sleep(1.5)
+    conn.send(("ok", "done"))
+
+
 def _spawned_value() -> str | None:
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
@@ -43,18 +50,17 @@ def test_a_command_that_takes_long_is_reported_while_the_run_waits(monkeypatch: 
     """A worker stuck in a task's fit (here: one that answers after a while) makes the run say
     which worker and which command it is waiting for, each time the interval passes, and the
     reply still arrives; the run is not stopped."""
-    import threading
-    import time
-
     import bdfl.experiment.pool as pool
 
     monkeypatch.setattr(pool, "SLOW_COMMAND_S", 0.2)
-    parent, child = mp.Pipe()
-    worker = threading.Thread(target=lambda: (time.sleep(1.0), child.send(("ok", "done"))), daemon=True)
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe()
+    worker = ctx.Process(target=_answer_later, args=(child,), daemon=True)
     worker.start()
+    child.close()
     notes: list[str] = []
     wp = WorkerPool([], note=notes.append)
-    wp.conns = [parent]
+    wp.conns, wp.procs = [parent], [worker]  # one worker, watched by its pipe and its process sentinel
     assert wp._recv(0, "TrainSubmit") == ("ok", "done")
     worker.join(timeout=10)
     assert len(notes) >= 2, notes
