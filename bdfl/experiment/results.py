@@ -825,8 +825,6 @@ def rebuild_summary(run: Run) -> dict[str, Any]:
     out = {**previous, **computed}
     out.setdefault("defense", run.defense)
     out.setdefault("attack", run.attack if run.fraction else "none")  # as the runner writes it
-    # audited: bdfl, or a plugin strategy whose committee gave verdicts (one that never decided is not told apart)
-    out.setdefault("audited", run.defense == "bdfl" or any(m.get("approved") in (0, 1) for m in run.metrics))
     if "status" not in previous:  # the runner never wrote its summary: the run was killed before it could
         out["status"] = "interrupted"
         out.setdefault("rounds_completed", len(run.rounds))
