@@ -438,20 +438,21 @@ def candidate_statistics(
     moved = start is not None and own_move > 0
     use_consensus = moved and median and math.sqrt(cons_sq) > 0
     dir_norm = math.sqrt(cons_sq) if use_consensus else own_move
-    refined = None
+    # each mover's cosine with the consensus move (the own move without one); in a large audit
+    # the top-half consensus's instead (top_half_cosines)
+    dots = dcons if use_consensus else down
+    cosines = [dots[k] / (math.sqrt(msq[k]) * dir_norm) if msq[k] > 0 else 0.0 for k in range(movers)] if moved else []
     if use_consensus and gram is not None:
-        median_cos = [dcons[k] / (math.sqrt(msq[k]) * dir_norm) if msq[k] > 0 else 0.0 for k in range(movers)]
-        refined = top_half_cosines(gram, np.array(median_cos), group, min_candidates)
+        refined = top_half_cosines(gram, np.array(cosines), group, min_candidates)
+        if refined is not None:
+            cosines = refined.tolist()
     stats: list[ParamStats | None] = [None] * len(candidates)
     for k, i in enumerate(idx):
         cosine = own_cosine = update_ratio = hist = math.nan
         if moved:
             norm = math.sqrt(msq[k])
             update_ratio = norm / own_move
-            dot = dcons[k] if use_consensus else down[k]
-            cosine = dot / (norm * dir_norm) if norm > 0 else 0.0
-            if refined is not None:
-                cosine = float(refined[k])
+            cosine = cosines[k]
             own_cosine = down[k] / (norm * own_move) if norm > 0 else 0.0
             if i in past:
                 den = norm * math.sqrt(psq[k])
