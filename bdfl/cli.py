@@ -74,7 +74,24 @@ def _names() -> dict[str, list[str]]:
     if spec is not None and spec.submodule_search_locations:
         for folder in spec.submodule_search_locations:
             tasks += [f"clients.{f.stem}" for f in sorted(Path(folder).glob("*.py")) if f.stem not in ("__init__", "common")]
-    return {"attacks": sorted(ATTACKS), "defenses": list(defenses()), "topologies": list(KINDS), "tasks": tasks}
+    from bdfl.defense.detectors import DETECTOR_NAMES, REGISTRY  # lazy: start-up
+
+    names = {"attacks": sorted(ATTACKS), "defenses": list(defenses()), "topologies": list(KINDS), "tasks": tasks}
+    plugin_detectors = sorted(set(REGISTRY) - set(DETECTOR_NAMES))
+    if plugin_detectors:  # only after `--plugin M --help` loaded a plugin that registers detectors
+        names["detectors"] = plugin_detectors
+    return names
+
+
+def _plugin_specs(argv: Sequence[str]) -> list[str]:
+    """The MODULEs of ``--plugin MODULE`` / ``--plugin=MODULE`` in ``argv``, in order."""
+    out = []
+    for i, a in enumerate(argv):
+        if a == "--plugin" and i + 1 < len(argv):
+            out.append(argv[i + 1])
+        elif a.startswith("--plugin="):
+            out.append(a.split("=", 1)[1])
+    return out
 
 
 def _parse_value(text: str) -> Any:
@@ -463,8 +480,19 @@ OS_ERROR_FIXES = {errno.ENOSPC: "free disk space", errno.EDQUOT: "free disk spac
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
+    if {"-h", "--help"} & set(argv) and _plugin_specs(argv):
+        # `bdfl run --plugin M --help`: the names the help lists include what M registers
+        from bdfl.plugins import load_plugins  # lazy: start-up
+
+        try:
+            load_plugins(_plugin_specs(argv))
+        except BDFLError as exc:
+            print(f"error: {exc.message}", file=sys.stderr)
+            if exc.fix:
+                print(f"fix: {exc.fix}", file=sys.stderr)
+            return exc.exit_code
+    parser = build_parser()
     # global flags anywhere: lift them in front of the subcommand
     lifted = [a for a in argv if a in GLOBAL_FLAGS]
     args = parser.parse_args(lifted + [a for a in argv if a not in GLOBAL_FLAGS])

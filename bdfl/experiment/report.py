@@ -20,6 +20,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from bdfl.defense import STRATEGIES
+from bdfl.errors import BDFLError
 from bdfl.experiment.plots import attackers_out_from, make_all_plots
 from bdfl.experiment.progress import baseline_of, summary_lines
 from bdfl.experiment.results import (
@@ -34,6 +36,7 @@ from bdfl.experiment.results import (
     rebuild_summary,
     write_summary,
 )
+from bdfl.plugins import load_plugins
 
 #: Tables longer than this show their first and last MAX_TABLE_ROWS // 2 rows.
 MAX_TABLE_ROWS = 1000
@@ -213,10 +216,27 @@ def render_html(run: Run, summary: Mapping[str, Any], plots: Sequence[Path]) -> 
     return "\n".join(parts) + "\n"
 
 
+def strategy_audited(run: Run) -> bool | None:
+    """Whether the run's strategy is audited (summary key ``audited``), from its config: the
+    strategy's class, after the config's plugins; None when no importable class has the name
+    (readers then take ``bdfl`` alone as audited)."""
+    if run.defense not in STRATEGIES:
+        try:
+            load_plugins(run.config.get("plugins") or [])
+        except BDFLError:
+            return None
+    cls = STRATEGIES.get(run.defense)
+    return None if cls is None else bool(cls.audited)
+
+
 def build_report(dir: str | Path) -> Path:
     """Rebuild ``summary.json``, the PNG plots and ``report.html`` of a results folder; returns the HTML path."""
     run = load_run(dir, events=True)
     summary = rebuild_summary(run)
+    if "audited" not in summary and "status" not in (run.summary or {}):  # the runner never wrote its summary
+        audited = strategy_audited(run)
+        if audited is not None:
+            summary["audited"] = audited
     if summary != run.summary:
         write_summary(run.dir, summary)
     plots = make_all_plots(run.dir, metrics=run.metrics, rounds=run.rounds)

@@ -9,7 +9,6 @@ import re
 import subprocess
 import sys
 import types
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,10 +17,10 @@ import pytest
 
 from bdfl.attacks import ATTACKS, Attack, register
 from bdfl.config import DetectorConfig, load_config
-from bdfl.defense import STRATEGIES, Strategy
+from bdfl.defense import Strategy
 from bdfl.defense import register as register_strategy
 from bdfl.defense.aggregate import AggregationError
-from bdfl.defense.detectors import REGISTRY, Detector, build_detectors, run_detectors
+from bdfl.defense.detectors import Detector, build_detectors, run_detectors
 from bdfl.defense.detectors import register as register_detector
 from bdfl.errors import BDFLError, ConfigError
 from bdfl.experiment.setup import audited, preflight
@@ -30,21 +29,6 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "experiments" / "plugins" / "example_plugin.py"
 USE = {"attack.name": "reverse_noise", "defense.name": "audited_trimmed", "defense.params": {"trim": 1},
        "defense.detectors.plugins": {"negative_cosine": {"k": 3.0}}}
-
-
-@pytest.fixture
-def registries() -> Iterator[None]:
-    """Registrations made by a test are undone after it (the built-in registries stay exact), and
-    the modules that made them forgotten, so that the next test's import registers again."""
-    saved = [(reg, dict(reg)) for reg in (ATTACKS, STRATEGIES, REGISTRY)]
-    modules = set(sys.modules)
-    yield
-    for reg, content in saved:
-        reg.clear()
-        reg.update(content)
-    for name in set(sys.modules) - modules:
-        if name.startswith("bdfl_plugin_") or name == "mylab_attacks":
-            del sys.modules[name]
 
 
 def test_preflight_imports_the_plugins_and_checks_their_names(registries: None) -> None:

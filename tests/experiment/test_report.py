@@ -11,6 +11,7 @@ import matplotlib.image
 import numpy as np
 import pytest
 
+from bdfl.defense import STRATEGIES
 from bdfl.experiment.plots import PLOT_FILES, make_all_plots, plot_accuracy, plot_reputation
 from bdfl.experiment.report import build_report, plot_captions
 from bdfl.experiment.results import ResultsWriter, format_value, read_rounds, read_summary
@@ -110,6 +111,7 @@ def test_report_rebuilds_a_missing_summary_and_keeps_runner_keys(tmp_path: Path)
     assert s is not None and s["final_honest_accuracy"] == pytest.approx(0.915) and s["separated_from_round"] == 3
     # killed before its summary: said so, with the rounds it finished (as a Ctrl-C'd run's summary does)
     assert s["status"] == "interrupted" and s["rounds_completed"] == len(read_rounds(d))
+    assert s["audited"] is True  # the config's strategy (bdfl) says so, as the runner's summary would
 
     # keys only the runner knows survive a rebuild; stale computed values are corrected
     s.update({"status": "completed", "seconds_wall": 12.0, "final_honest_accuracy": 0.1})
@@ -197,6 +199,26 @@ def test_report_heading_verdict_and_captions_say_what_this_run_is(tmp_path: Path
     assert "purple dotted: the backdoor's attack success rate" in backdoor["accuracy.png"]
 
 
+def test_a_rebuilt_summary_says_whether_the_strategy_audits(tmp_path: Path, registries: None) -> None:
+    """A run killed before its summary: `audited` comes from the config's strategy (a baseline's
+    rows may carry verdicts, as the synthetic ones do: they do not make it audited), a plugin's
+    strategy after its plugin is imported; a strategy nobody can import leaves the key out."""
+    median = make_run(tmp_path / "median", defense="median", summary=False)
+    build_report(median)
+    assert read_summary(median)["audited"] is False
+    plugin = Path(__file__).resolve().parents[2] / "experiments" / "plugins" / "example_plugin.py"
+    for name, plugins, expected in (("audited_trimmed", [str(plugin)], "audited_trimmed"), ("nobody_has_it", [], None)):
+        d = make_run(tmp_path / name, defense=name, summary=False)
+        cfg = (d / "config.toml").read_text()
+        (d / "config.toml").write_text(f"plugins = {json.dumps(plugins)}\n" + cfg)
+        build_report(d)
+        s = read_summary(d)
+        if expected is None:
+            assert "audited" not in s
+        else:
+            assert s["audited"] is STRATEGIES[expected].audited is True
+
+
 def test_under_a_baseline_the_audit_figures_are_said_to_be_void(tmp_path: Path) -> None:
     """Under a baseline nobody audits: no separation, false rejection or approval figure means
     anything, and reputations fall only by the missed-reveal penalty. Said in the terminal's lines,
@@ -212,4 +234,4 @@ def test_under_a_baseline_the_audit_figures_are_said_to_be_void(tmp_path: Path) 
     for label in ("attackers below every honest peer:", "honest updates falsely rejected:", "attackers' updates approved:"):
         assert any(line.startswith(label) and line.endswith("n/a: defense median audits nothing") for line in lines), (label, lines)
     assert "Defense median aggregates without audit" in doc and "n/a: defense median audits nothing" in doc
-    assert "n/a" not in "\n".join(summary_lines({**summary, "defense": "bdfl"}))
+    assert "n/a" not in "\n".join(summary_lines({**summary, "defense": "bdfl", "audited": True}))

@@ -54,6 +54,23 @@ def test_run_help_shows_defaults_and_every_name() -> None:
     assert "(default: anvil)" in devnet and "(default: 10)" in devnet
 
 
+def test_run_help_with_a_plugin_lists_what_it_registers() -> None:
+    """`bdfl run --plugin M --help` loads M first: its attack, strategy and detector are among the
+    names (without --plugin they are not; a plugin that cannot be imported is one error line)."""
+    plugin = "experiments/plugins/example_plugin.py"
+    for argv in (["run", "--plugin", plugin, "--help"], ["run", "--help", f"--plugin={plugin}"]):
+        proc = _bdfl(*argv)
+        assert proc.returncode == 0, proc.stderr
+        text = " ".join(proc.stdout.split())
+        for name in ("reverse_noise", "audited_trimmed", "negative_cosine"):
+            assert name in text, (argv, name)
+    plain = _bdfl("run", "--help").stdout
+    assert "reverse_noise" not in plain and "negative_cosine" not in plain
+    missing = _bdfl("run", "--plugin", "no_such_plugin_module", "--help")
+    assert missing.returncode == 2 and "error:" in missing.stderr and "plugins" in missing.stderr
+    assert "Traceback" not in missing.stderr
+
+
 def _run_args(*argv: str) -> tuple[ExperimentConfig, list[str]]:
     return cli.run_config(cli.build_parser().parse_args(["run", *argv]))
 
