@@ -496,9 +496,14 @@ def _run_all(todo: list[tuple[int, dict[str, Any], ExperimentConfig, Path]], tot
             for proc in running:  # Ctrl-C or an error: runs stop cleanly (their own SIGINT/SIGTERM handling)
                 if proc.poll() is None:
                     proc.terminate()
-            for proc in running:
+            for proc, (_i, _p, _c, run_dir) in running.items():
                 try:
                     proc.wait(timeout=30)
                 except subprocess.TimeoutExpired:
                     proc.kill()
+                    proc.wait()
+                # the point's config and stderr are only the launch's: a resume writes them again,
+                # and its run.log keeps what it said (they were left hidden beside the runs)
+                (run_dir.parent / f".{run_dir.name}.stderr").unlink(missing_ok=True)
+                (run_dir.parent / f".{run_dir.name}.toml").unlink(missing_ok=True)
     return failures

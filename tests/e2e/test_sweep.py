@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -121,6 +123,40 @@ def test_a_chatty_run_does_not_block_the_sweep(tmp_path: Path, monkeypatch: pyte
     (tmp_path / "runs" / "r2-fail").mkdir(parents=True)
     (tmp_path / "runs" / "r2-fail" / "run.log").write_text("log")
     assert sweep_mod._where_failures_are(failures) == f"see run.log in {tmp_path / 'runs' / 'r2-fail'}"
+
+
+@pytest.mark.timeout(60)
+def test_an_interrupted_sweep_stops_its_runs_and_leaves_no_hidden_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C while points run: each run is stopped, and the point's launch files (its config and
+    stderr, hidden beside the run folders) are gone, as after a point that finished."""
+    import sys
+
+    from bdfl.experiment import sweep as sweep_mod
+
+    fake = tmp_path / "fake-python"
+    fake.write_text("#!/bin/sh\nexec sleep 30\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(fake))
+    _name, runs = expand(_grid(tmp_path))
+    # two seeds: the sweep runs one point per seed at a time
+    todo = [(i, params, dataclasses.replace(cfg, seed=i), tmp_path / "runs" / f"r{i}")
+            for i, (params, cfg) in enumerate(runs[:2], 1)]
+    started: list[int] = []
+    sleep = time.sleep
+
+    def ctrl_c(seconds: float) -> None:  # the sweep's first wait: both runs launched
+        if started:  # later sleeps (subprocess's own waits) pass
+            return sleep(seconds)
+        started.append(len(list((tmp_path / "runs").glob(".*.toml"))))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sweep_mod.time, "sleep", ctrl_c)
+    t0 = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        sweep_mod._run_all(todo, len(todo), jobs=2, quiet=True)
+    assert started == [2]  # the launch files existed while the runs ran
+    assert time.monotonic() - t0 < 20  # stopped, not waited for
+    assert not [p.name for p in (tmp_path / "runs").iterdir() if p.name.startswith(".")]
 
 
 def _grid(tmp_path: Path) -> Path:
