@@ -11,9 +11,9 @@ import pytest
 from bdfl.attacks import AttackContext, make_attack
 from bdfl.config import ConfigError, from_dict
 from bdfl.defense.aggregate import weighted_average
-from bdfl.defense.audit import AuditRule, audit_updates, candidate_statistics, top_half_cosines
+from bdfl.defense.audit import AuditRule, audit_updates, candidate_statistics, evidence, judge, merged_losses, top_half_cosines
 from bdfl.learning.data import load_digits, make_peer_shards
-from bdfl.learning.task import fit_client, load_task
+from bdfl.learning.task import EvalResult, fit_client, load_task
 
 
 @pytest.fixture(scope="module")
@@ -394,3 +394,38 @@ def test_a_coalition_agreeing_with_the_median_steers_the_top_half() -> None:
     assert jittered[0] < jittered[1] - 0.05  # the lever: honest moves look worse against the steered half
     copies = honest_median(0.01, True)
     assert copies > jittered[0]  # copies take one place of the half
+
+
+def test_near_copies_of_the_first_candidate_are_left_out_of_the_calibration_sample() -> None:
+    """Evidence.counted: a near-copy (``copy_of`` >= 0, including copies of candidate 0) does not
+    enter the detectors' calibration sample; its original and every other move do."""
+    start = _vec(0.0, 0.0, 0.0)
+    trained = _vec(1.0, 0.1, 0.0)
+    original = _vec(0.0, 0.0, 1.0)
+    copies = [_vec(0.0, 0.0, 1.0), _vec(0.001, 0.0, 1.0)]
+    others = [_vec(1.0, 0.3, 0.0), _vec(1.0, -0.3, 0.0), _vec(1.0, 0.0, 0.3), _vec(1.0, 0.0, -0.3)]
+    st = candidate_statistics(trained, [original, *copies, *others], start)
+    assert [s.copy_of for s in st] == [-1, 0, 0, -1, -1, -1, -1]
+    result = EvalResult(loss=0.5, num_examples=10, accuracy=0.9, metrics={})
+    ev = evidence(result, [result] * len(st), st)
+    assert np.asarray(ev.counted).tolist() == [True, False, False, True, True, True, True]
+
+
+def test_a_merged_model_whose_loss_is_not_finite_fails_the_merge_test() -> None:
+    """merged_losses: a candidate finite alone whose average with the auditor's model evaluates
+    to NaN gets +inf (fails ``merge``), not NaN (which the merge detector reads as not judged)."""
+    class HalfwayBlowsUp:
+        def evaluate(self, parameters, config):  # noqa: ANN001, ANN202 (a Flower NumPyClient's)
+            x = float(parameters[0][0])
+            return (math.nan if x == 0.5 else 1.0 + x / 100), 10, {"accuracy": 0.9}
+
+    ref = [np.array([0.0], dtype=np.float32)]
+    cands = [[np.array([1.0], dtype=np.float32)], [np.array([0.2], dtype=np.float32)], "bad"]
+    merged = merged_losses(HalfwayBlowsUp(), ref, cands, [True, True, False])
+    assert merged[0] == math.inf and merged[1] == pytest.approx(1.001) and math.isnan(merged[2])
+    result = EvalResult(loss=1.0, num_examples=10, accuracy=0.9, metrics={})
+    losses = [1.0 + i / 1000 for i in range(9)]
+    verdicts = judge(AuditRule(), result, [result] * 10, None, [math.inf, *losses])
+    assert "merge" in verdicts[0].failed and all("merge" not in v.failed for v in verdicts[1:])
+    verdicts = judge(AuditRule(), result, [result] * 10, None, [math.nan, *losses])
+    assert "merge" not in verdicts[0].failed
