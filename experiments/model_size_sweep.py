@@ -489,11 +489,9 @@ def kept_notes(path: Path) -> str:
 
 
 def environment() -> dict[str, str]:
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                                check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = os.environ.get("BDFL_COMMIT", "unknown")
+    from bdfl.experiment.results import source_commit  # an export's stamped commit, else the checkout's HEAD
+
+    commit = os.environ.get("BDFL_COMMIT") or source_commit()
     cores = os.cpu_count() or 0
     mem = int(Path("/proc/meminfo").read_text().split()[1]) / 2**20 if Path("/proc/meminfo").exists() else 0.0
     return {"date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "commit": commit,

@@ -273,10 +273,11 @@ def environment() -> dict[str, str]:
         mem_gib = int(Path("/proc/meminfo").read_text().split()[1]) / 2**20
     except (OSError, ValueError, IndexError):
         mem_gib = float("nan")
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        commit = ""
+    # the export's stamped commit or the checkout's HEAD (+modified); `git rev-parse` alone gave ""
+    # in a `git archive` export, which is how the results pages say to reproduce
+    from bdfl.experiment.results import source_commit
+
+    commit = source_commit()
     return {
         "date": _dt.datetime.now().isoformat(timespec="seconds"),
         "cpu": f"{os.cpu_count()} x {cpu}",

@@ -30,6 +30,8 @@ from typing import Any
 
 import psutil
 
+from bdfl.experiment.results import source_commit
+
 ROOT = Path(__file__).resolve().parent.parent
 GiB = 1024**3
 GAS_CAP = 2**24
@@ -302,7 +304,7 @@ def main() -> int:
     result: dict[str, Any] = {
         "peers": args.peers, "rounds_asked": args.rounds, "rc": rc, "wall_s": wall,
         "cmd": cmd, "config": args.config, "sets": args.set,
-        "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip(),
+        "commit": source_commit(),  # an export's stamped commit, else the checkout's HEAD
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "peak_tree_rss_gib": sampler.peak_rss / GiB,
         "peak_breakdown_gib": {k: v / GiB for k, v in sampler.peak_breakdown.items()},
