@@ -28,6 +28,7 @@ from bdfl.experiment.results import (
     ResultsWriter,
     attack_name,
     compute_summary,
+    honest_attack_success,
     load_clean_reference,
     package_versions,
     read_metrics,
@@ -430,12 +431,11 @@ class Orchestrator:
         self.writer.append_fit_metrics({"round": r, "peer": i, "metric": name, "value": value}
                                        for i, m in sorted((fit_metrics or {}).items()) for name, value in sorted(m.items()))
         self.writer.append_metrics(rows)
-        asr = [pr.attack_success_rate for i, pr in peer_res.items() if i not in attackers and pr.attack_success_rate is not None]
+        asr = honest_attack_success({i: pr.attack_success_rate for i, pr in peer_res.items()}, attackers)
         round_row = {
             "round": r,
             **round_aggregates(rows, audited),
-            # backdoor: mean over the honest peers' models of the triggered test images put in the target class
-            **({"attack_success_rate": sum(asr) / len(asr)} if asr else {}),
+            **({"attack_success_rate": asr} if asr is not None else {}),
             "tx_count": txs, "gas_used": gas,
             "seconds_train": times.total.train, "seconds_exchange": times.total.exchange,
             "seconds_audit": times.total.audit, "seconds_chain": times.total.chain, "seconds_eval": times.total.eval, "seconds_total": seconds_total,

@@ -610,6 +610,16 @@ def _std(xs: Sequence[float]) -> float | None:
     return float(np.std(xs)) if len(xs) else None  # population std over peers
 
 
+def honest_attack_success(rates: Mapping[int, float | None], attackers: Iterable[int]) -> float | None:
+    """A backdoor's success in a round (rounds.csv ``attack_success_rate``): the mean over the
+    honest peers' models of ``rates`` (peer -> share of triggered test images put in the target
+    class, None where not measured); None when no honest model was measured. The attackers' own
+    models, trained on the trigger, would count their own success."""
+    out = set(attackers)
+    measured = [float(v) for i, v in rates.items() if i not in out and v is not None]
+    return sum(measured) / len(measured) if measured else None
+
+
 def round_aggregates(rows: Sequence[Mapping[str, Any]], audited: bool = True) -> dict[str, Any]:
     """The ``rounds.csv`` figures derivable from one round's metrics rows.
 

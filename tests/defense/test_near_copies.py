@@ -66,6 +66,14 @@ def test_a_chain_of_colluders_cannot_merge_honest_models() -> None:
     group = copy_groups(_sq(np.vstack([honest, chain])))
     assert group[0] != group[1] and group[0] == 0 and group[1] == 1
     assert len(set(group[:12].tolist())) == 12  # no two honest models grouped
+    # the chain between the two in index order too (b is tested after the links that reach it:
+    # above, b comes before any link, so single linkage would pass there as well)
+    stacked = np.vstack([a[None], chain, b[None], honest[2:]])
+    group = copy_groups(_sq(stacked))
+    ib = 1 + len(chain)
+    honest_at = [0, ib, *range(ib + 1, len(stacked))]
+    assert group[0] == 0 and group[ib] == ib
+    assert len({int(group[i]) for i in honest_at}) == len(honest_at)
 
 
 def _audit(honest: np.ndarray, copies: np.ndarray, trained: np.ndarray) -> list[audit.AuditVerdict]:
@@ -106,3 +114,15 @@ def test_merge_copies_weighs_a_group_of_near_copies_once() -> None:
     alone, w_alone = merge_copies(models[:6], weights[:6])
     assert len(alone) == 6 and w_alone == weights[:6]
     np.testing.assert_array_equal(weighted_average(alone, w_alone)[0], weighted_average(models[:6], weights[:6])[0])
+
+
+def test_three_models_are_enough_to_find_near_copies() -> None:
+    """The smallest federation's aggregation: the peer's own model and two near-copies of one other
+    model (three models, the least copy_groups judges) keep two models, the copy counted once."""
+    rng = np.random.default_rng(5)
+    own = rng.standard_normal(DIM)
+    x = own + rng.standard_normal(DIM)  # about sqrt(DIM) away from own
+    near = x + 1e-4 * rng.standard_normal(DIM)
+    models, weights = merge_copies([[own], [x], [near]], [1.0, 0.5, 0.7])
+    assert len(models) == 2 and np.array_equal(models[0][0], own) and np.array_equal(models[1][0], x)
+    assert weights == [1.0, 0.7]  # the group's largest weight

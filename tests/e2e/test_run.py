@@ -156,6 +156,19 @@ def test_events_and_summary(tiny_run: Path) -> None:
     assert "data:image/png;base64," in html and "tiny" in html
 
 
+def test_metrics_approved_is_the_chains_outcome(tiny_run: Path) -> None:
+    """metrics.csv ``approved`` is the chain's verdict on the peer's update of that round
+    (``UpdateFinalized``): 1 approved, 0 rejected, empty for undecided, probation or no
+    update; an undecided update counted as a rejection would be a false rejection."""
+    events = [json.loads(line) for line in (tiny_run / "events.jsonl").read_text().splitlines()]
+    outcome = {(e["args"]["round"] + 1, e["args"]["peer"].lower()): e["args"]["outcome"]
+               for e in events if e["event"] == "UpdateFinalized"}  # metrics.csv counts rounds from 1
+    rows = _rows(tiny_run / "metrics.csv")
+    cells = [(outcome.get((int(r["round"]), r["address"].lower())), r["approved"]) for r in rows]
+    assert all(cell == {1: "1", 2: "0"}.get(o, "") for o, cell in cells), cells
+    assert {"1", "0"} <= {cell for _o, cell in cells}  # approvals and rejections both occur
+
+
 def test_traffic_counts_the_updates_read_in_process_apart_from_http(tiny_run: Path) -> None:
     """A worker reads its own peers' updates in process (Fetcher.local_bytes / local_bodies, no
     HTTP): RoundTraffic counts them apart, so updates read = HTTP + in process; at 2 workers both

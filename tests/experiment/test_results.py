@@ -29,6 +29,7 @@ from bdfl.experiment.results import (
     ResultsWriter,
     compute_summary,
     format_value,
+    honest_attack_success,
     load_run,
     read_events,
     read_metrics,
@@ -425,6 +426,18 @@ def test_summary_counts_updates_with_neither_verdict_and_the_peak_backdoor() -> 
     s = compute_summary(rows, rounds)
     assert (s["honest_undecided_total"], s["attacker_undecided_total"]) == (1, 2)
     assert (s["attack_success_rate_peak"], s["attack_success_peak_round"], s["attack_success_rate_final"]) == (0.6, 1, 0.2)
+    tied = compute_summary(rows, [{"round": 1, "attack_success_rate": 0.2}, {"round": 2, "attack_success_rate": 0.5},
+                                  {"round": 3, "attack_success_rate": 0.5}])
+    assert (tied["attack_success_rate_peak"], tied["attack_success_peak_round"]) == (0.5, 2)  # the earliest on a tie
     baseline = [{**m, "approved": None} for m in rows]
     s = compute_summary(baseline, [{"round": 1}, {"round": 2}])
     assert s["honest_undecided_total"] is None and s["attack_success_rate_peak"] is None
+
+
+def test_a_rounds_backdoor_success_counts_the_honest_models_only() -> None:
+    """rounds.csv attack_success_rate: the honest peers' models' mean; the backdoorers' own models
+    (their trigger learned) and unmeasured ones are left out."""
+    rates = {0: 0.1, 1: 0.1, 2: 0.9, 3: None, 4: 0.4}
+    assert honest_attack_success(rates, [2]) == pytest.approx(0.2)
+    assert honest_attack_success(rates, []) == pytest.approx(1.5 / 4)
+    assert honest_attack_success({2: 0.9, 3: None}, [2]) is None

@@ -178,6 +178,14 @@ def test_min_stake_below_the_fixed_slash_is_refused_by_its_own_field() -> None:
     assert load_config(None, {"protocol.min_stake": 10, "protocol.entry_fee": 0}).protocol.min_stake == 10
 
 
+def test_an_entry_fee_must_stay_below_the_minimum_stake() -> None:
+    """ProtocolParams reverts entryFee >= minStake at deployment: refused here first, naming the field."""
+    assert load_config(None, {"protocol.min_stake": 100, "protocol.entry_fee": 99}).protocol.entry_fee == 99
+    with pytest.raises(ConfigError) as info:
+        load_config(None, {"protocol.min_stake": 100, "protocol.entry_fee": 100})
+    assert info.value.field == "protocol.entry_fee" and info.value.allowed == "[0, 99]"
+
+
 def test_clean_reference_is_checked_before_the_run_and_read_like_bdfl_report(tmp_path: Path) -> None:
     """A clean_reference that cannot be read stops the run up front (it is used only at the
     end); a summary.json or the results folder holding it is read by the run as by the report."""
