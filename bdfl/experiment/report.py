@@ -27,6 +27,7 @@ from bdfl.experiment.progress import baseline_of, summary_lines
 from bdfl.experiment.results import (
     METRICS_COLUMNS,
     REPORT_FILE,
+    REPORT_MD_FILE,
     ROUNDS_COLUMNS,
     SUMMARY_FIELDS,
     Run,
@@ -216,6 +217,33 @@ def render_html(run: Run, summary: Mapping[str, Any], plots: Sequence[Path]) -> 
     return "\n".join(parts) + "\n"
 
 
+def _md_cell(value: Any) -> str:
+    text = value if isinstance(value, str) else format_value(value)
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _md_table(columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    out = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    return out + ["| " + " | ".join(_md_cell(r.get(c)) for c in columns) + " |" for r in rows]
+
+
+def render_markdown(run: Run, summary: Mapping[str, Any], plots: Sequence[Path]) -> str:
+    """report.md: the report page's heading, verdict lines, figures (the PNGs beside it, linked),
+    the peers after the last round and the config, for a repository or a notebook that shows
+    markdown (report.html embeds everything instead)."""
+    captions = plot_captions(summary, run.rounds, attackers_out_from(run.metrics))
+    last = summary.get("last_round")
+    final_peers = [m for m in run.metrics if m.get("round") == last] if last is not None else []
+    lines = [f"# {run_title(run)}", "", "```", *summary_lines(summary), "```", ""]
+    for p in plots:
+        lines += [f"![{p.stem}]({p.name})", "", f"*{captions.get(p.name, p.stem)}*", ""]
+    if final_peers:
+        lines += [f"## Peers after the last round (round {last})", "",
+                  *_md_table([c for c in METRICS_COLUMNS if c != "round"], final_peers), ""]
+    lines += ["## Configuration (config.toml)", "", "```toml", run.config_text.rstrip() or "(no config.toml)", "```", ""]
+    return "\n".join(lines)
+
+
 def strategy_audited(run: Run) -> bool | None:
     """Whether the run's strategy is audited (summary key ``audited``), from its config: the
     strategy's class, after the config's plugins; None when no importable class has the name
@@ -242,4 +270,5 @@ def build_report(dir: str | Path) -> Path:
     plots = make_all_plots(run.dir, metrics=run.metrics, rounds=run.rounds)
     out = run.dir / REPORT_FILE
     atomic_write_text(out, render_html(run, summary, plots))
+    atomic_write_text(run.dir / REPORT_MD_FILE, render_markdown(run, summary, plots))
     return out

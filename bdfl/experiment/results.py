@@ -53,6 +53,7 @@ FIT_METRICS_FILE = "fit_metrics.csv"
 EVENTS_FILE = "events.jsonl"
 SUMMARY_FILE = "summary.json"
 REPORT_FILE = "report.html"
+REPORT_MD_FILE = "report.md"
 
 #: Files whose presence means "this folder holds a run".
 RUN_FILES = (CONFIG_FILE, METRICS_FILE, ROUNDS_FILE, EVENTS_FILE, SUMMARY_FILE)

@@ -13,9 +13,10 @@ import pytest
 
 from bdfl.defense import STRATEGIES
 from bdfl.experiment.plots import PLOT_FILES, make_all_plots, plot_accuracy, plot_reputation
+from bdfl.experiment.progress import summary_lines
 from bdfl.experiment.report import build_report, plot_captions
 from bdfl.experiment.results import ResultsWriter, format_value, read_rounds, read_summary
-from tests.experiment.test_results import PNG_MAGIC, ROUNDS, make_run
+from tests.experiment.test_results import PEERS, PNG_MAGIC, ROUNDS, make_run
 
 
 def assert_png(path: Path) -> None:
@@ -90,6 +91,23 @@ def test_report_counts_the_runs_own_lines_apart_from_the_chains_events(tmp_path:
     chain, own = doc.split("<h2>On-chain events</h2>")[1].split("<h2>The run's own lines")
     assert "UpdateSubmitted" in chain and "AuditRejected" not in chain
     assert '<td class="k">AuditRejected</td><td>3</td>' in own and "UpdateSubmitted" not in own.split("<h2>")[0]
+
+
+def test_report_md_links_the_figures_beside_it_and_shows_the_verdict(tmp_path: Path) -> None:
+    """report.md: the summary lines, each PNG linked by its name (the files exist beside it), the
+    peers after the last round (one row each) and the config."""
+    d = make_run(tmp_path / "run")
+    build_report(d)
+    md = (d / "report.md").read_text(encoding="utf-8")
+    summary = read_summary(d)
+    assert md.startswith("# BDFL run synthetic: label_flip")
+    assert all(line in md for line in summary_lines(summary))
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
+    assert links and all((d / name).is_file() and name.endswith(".png") for name in links)
+    assert set(links) == {p.name for p in d.glob("*.png")}
+    peers = md.split("## Peers after the last round", 1)[1].split("##", 1)[0]
+    assert sum(1 for line in peers.splitlines() if line.startswith("| ") and "0x" in line) == PEERS
+    assert 'name = "synthetic"' in md
 
 
 def test_report_escapes_text(tmp_path: Path) -> None:
@@ -224,8 +242,6 @@ def test_under_a_baseline_the_audit_figures_are_said_to_be_void(tmp_path: Path) 
     anything, and reputations fall only by the missed-reveal penalty. Said in the terminal's lines,
     the verdict and the reputation caption (the probe read "not by the last round" under median as
     the median failing)."""
-    from bdfl.experiment.progress import summary_lines
-
     d = make_run(tmp_path / "median", defense="median")
     doc = build_report(d).read_text(encoding="utf-8")
     summary = read_summary(d)
