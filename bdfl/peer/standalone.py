@@ -440,7 +440,7 @@ class StandalonePeer:
         info = chain.peer_info()
         members = chain.member_count()
         log.info("member: reputation %.3f, stake %g tokens, %d members", info.reputation / REP_SCALE, chain.stake_of() / TOKEN, members)
-        self.warn_small_federation(members)
+        self.warn_small_federation(members, chain.current_round())  # the round it joins in: said once, not again there
 
     def warn_small_federation(self, members: int, rnd: int | None = None) -> None:
         """Say (once per round) when the federation is too small for the deployment to approve

@@ -839,6 +839,35 @@ def test_a_federation_below_the_quorum_is_told_once_per_round(caplog: pytest.Log
                                   for m in said), said
 
 
+
+def test_a_lone_member_is_told_once_about_the_quorum_when_it_joins_and_submits(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Joining says it for the round it joins in; that round's first submission does not say it
+    again (an outside probe saw the warning twice in a row)."""
+    import dataclasses
+    import types
+
+    import bdfl.peer.standalone as standalone
+    from bdfl.chain.deploy import ProtocolParams
+    from bdfl.chain.protocol import Status
+
+    url = "http://127.0.0.1:9"
+    chain = types.SimpleNamespace(
+        status_of=lambda: Status.ACTIVE, endpoint_of=lambda _a: url, stake_of=lambda: 90 * 10**18,
+        peer_info=lambda: types.SimpleNamespace(known=True, reputation=500_000), member_count=lambda: 1,
+        current_round=lambda: 4)
+    monkeypatch.setattr(standalone, "ensure_membership", lambda *_a, **_k: set())
+    sp: Any = standalone.StandalonePeer.__new__(standalone.StandalonePeer)
+    sp.params, sp._said = dataclasses.replace(ProtocolParams(), committee_size=9, auditors_per_update=8, quorum=5), set()
+    sp.chain, sp.endpoint, sp.address, sp.args = chain, types.SimpleNamespace(url=url), "0x" + "11" * 20, types.SimpleNamespace(stake=0)
+    with caplog.at_level("WARNING", logger="bdfl.peer.standalone"):
+        sp.ensure_member()
+        sp.warn_small_federation(1, 4)  # the round loop's check in the round it joined
+        sp.warn_small_federation(1, 5)
+    said = [r.getMessage() for r in caplog.records if "votes from other members" in r.getMessage()]
+    assert len(said) == 2, said
+
+
 def test_a_waiting_peer_says_what_it_waits_for(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     """A member that stopped without leaving held the others for 10 minutes without a log line."""
     import logging
