@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from bdfl.defense import STRATEGIES
-from bdfl.errors import BDFLError
 from bdfl.experiment.plots import attackers_out_from, make_all_plots
 from bdfl.experiment.progress import baseline_of, summary_lines
 from bdfl.experiment.results import (
@@ -37,7 +36,6 @@ from bdfl.experiment.results import (
     rebuild_summary,
     write_summary,
 )
-from bdfl.plugins import load_plugins
 
 #: Tables longer than this show their first and last MAX_TABLE_ROWS // 2 rows.
 MAX_TABLE_ROWS = 1000
@@ -245,14 +243,10 @@ def render_markdown(run: Run, summary: Mapping[str, Any], plots: Sequence[Path])
 
 
 def strategy_audited(run: Run) -> bool | None:
-    """Whether the run's strategy is audited (summary key ``audited``), from its config: the
-    strategy's class, after the config's plugins; None when no importable class has the name
-    (readers then take ``bdfl`` alone as audited)."""
-    if run.defense not in STRATEGIES:
-        try:
-            load_plugins(run.config.get("plugins") or [])
-        except BDFLError:
-            return None
+    """Whether the run's strategy is audited (summary key ``audited``), from its config's
+    ``defense.name`` when a registered strategy has it; None otherwise (readers then take ``bdfl``
+    alone as audited). A plugin's strategy is not imported for it: reading a results folder must
+    not run the code its config names."""
     cls = STRATEGIES.get(run.defense)
     return None if cls is None else bool(cls.audited)
 

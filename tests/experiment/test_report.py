@@ -11,7 +11,6 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from bdfl.defense import STRATEGIES
 from bdfl.experiment.plots import PLOT_FILES, make_all_plots, plot_accuracy, plot_reputation
 from bdfl.experiment.progress import summary_lines
 from bdfl.experiment.report import build_report, plot_captions
@@ -217,24 +216,21 @@ def test_report_heading_verdict_and_captions_say_what_this_run_is(tmp_path: Path
     assert "purple dotted: the backdoor's attack success rate" in backdoor["accuracy.png"]
 
 
-def test_a_rebuilt_summary_says_whether_the_strategy_audits(tmp_path: Path, registries: None) -> None:
+def test_a_rebuilt_summary_says_whether_the_strategy_audits(tmp_path: Path) -> None:
     """A run killed before its summary: `audited` comes from the config's strategy (a baseline's
-    rows may carry verdicts, as the synthetic ones do: they do not make it audited), a plugin's
-    strategy after its plugin is imported; a strategy nobody can import leaves the key out."""
+    rows may carry verdicts, as the synthetic ones do: they do not make it audited). A strategy
+    no registered class has (a plugin's) leaves the key out, and the config's plugins are not
+    imported: reading a results folder runs none of the code it names."""
     median = make_run(tmp_path / "median", defense="median", summary=False)
     build_report(median)
     assert read_summary(median)["audited"] is False
-    plugin = Path(__file__).resolve().parents[2] / "experiments" / "plugins" / "example_plugin.py"
-    for name, plugins, expected in (("audited_trimmed", [str(plugin)], "audited_trimmed"), ("nobody_has_it", [], None)):
-        d = make_run(tmp_path / name, defense=name, summary=False)
-        cfg = (d / "config.toml").read_text()
-        (d / "config.toml").write_text(f"plugins = {json.dumps(plugins)}\n" + cfg)
-        build_report(d)
-        s = read_summary(d)
-        if expected is None:
-            assert "audited" not in s
-        else:
-            assert s["audited"] is STRATEGIES[expected].audited is True
+    marker = tmp_path / "imported"
+    plugin = tmp_path / "plugin_of_the_run.py"
+    plugin.write_text(f"open({str(marker)!r}, 'w').close()\n")
+    d = make_run(tmp_path / "plugin_run", defense="audited_trimmed", summary=False)
+    (d / "config.toml").write_text(f"plugins = {json.dumps([str(plugin)])}\n" + (d / "config.toml").read_text())
+    build_report(d)
+    assert "audited" not in read_summary(d) and not marker.exists()
 
 
 def test_under_a_baseline_the_audit_figures_are_said_to_be_void(tmp_path: Path) -> None:
