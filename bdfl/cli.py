@@ -162,6 +162,7 @@ def cmd_devnet(args: argparse.Namespace) -> int:
 
             path = deploy_to(devnet, Path(args.deploy))
             print(f"contracts deployed; deployment file: {path}", flush=True)
+            print(federation_line(path), flush=True)
         if devnet.process is None:
             return 0
         stopped = []
@@ -185,7 +186,6 @@ def cmd_devnet(args: argparse.Namespace) -> int:
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
-    from bdfl.chain.deploy import Deployment  # lazy: start-up
     from bdfl.chain.deploy_cli import deploy_cli  # lazy: start-up
 
     if args.config:  # the policy's names, before their hash is fixed on chain (a typo needed a new deployment)
@@ -199,11 +199,18 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     path = deploy_cli(rpc_url=args.rpc_url, key_file=args.key_file, out=Path(args.out), params_file=args.params,
                       config_file=args.config)
     print(f"deployment file: {path}")
-    p = Deployment.load(path).params
-    # an update needs quorum votes from members other than its trainer: a smaller federation approves nothing
-    print(f"committee of up to {p.committee_size} seats (never more than the members), {p.auditors_per_update} auditors per update, quorum {p.quorum}: "
-          f"updates can be approved once at least {p.quorum + 1} members are active")
+    print(federation_line(path))
     return 0
+
+
+def federation_line(deployment_file: Path) -> str:
+    """What a deployment's committee needs of the federation (printed after every deployment)."""
+    from bdfl.chain.deploy import Deployment  # lazy: start-up
+
+    p = Deployment.load(deployment_file).params
+    # an update needs quorum votes from members other than its trainer: a smaller federation approves nothing
+    return (f"committee of up to {p.committee_size} seats (never more than the members), {p.auditors_per_update} auditors per "
+            f"update, quorum {p.quorum}: updates can be approved once at least {p.quorum + 1} members are active")
 
 
 def run_config(args: argparse.Namespace) -> tuple[ExperimentConfig, list[str]]:

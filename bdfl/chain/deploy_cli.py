@@ -21,9 +21,16 @@ from bdfl.policy import policy_hash as hash_policy
 from bdfl.policy import policy_of
 
 
-def _params(params_file: str | None) -> ProtocolParams:
-    if not params_file:
-        return ProtocolParams()
+def library_params() -> ProtocolParams:
+    """The contracts' parameters of the library's defaults (the default experiment's [protocol]:
+    committee 9, 8 auditors per update, quorum 5, two-thirds to reject, 600 s phases), what
+    ``bdfl deploy`` and ``bdfl devnet --deploy`` deploy unless told otherwise. Not
+    ``ProtocolParams()``, the contracts' own constructor defaults (32 seats, 3 auditors per
+    update, quorum 2: two colluders decide an update), which an outside probe found deployed."""
+    return ProtocolParams.from_config(load_config(None).protocol)
+
+
+def _params(params_file: str) -> ProtocolParams:
     data = read_toml(params_file, "--params")
     table: Any = data.get("protocol", data)
     if not isinstance(table, dict):
@@ -39,7 +46,8 @@ def deploy_to(
     params: ProtocolParams | None = None,
     policy: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Deploy to ``devnet`` and write the deployment file; returns its path. ``policy``
+    """Deploy to ``devnet`` and write the deployment file; returns its path. ``params``: the
+    contracts' parameters (default: :func:`library_params`). ``policy``
     (:func:`bdfl.policy.policy_of`; default: the library's defaults, the default experiment's)
     goes into the file, its keccak256 into the registry's immutable ``policyHash``."""
     policy = dict(policy) if policy is not None else policy_of(load_config(None))
@@ -53,7 +61,7 @@ def deploy_to(
         account = devnet_account(0)
     check_key_allowed(account, devnet.chain_id)
     w3 = devnet.w3()
-    deployment: Deployment = deploy(w3, account, build(), params or ProtocolParams(), policy_hash=hash_policy(policy))
+    deployment: Deployment = deploy(w3, account, build(), params or library_params(), policy_hash=hash_policy(policy))
     deployment.policy = policy
     out.parent.mkdir(parents=True, exist_ok=True)
     return deployment.save(out)
@@ -64,15 +72,14 @@ def deploy_cli(
 ) -> Path:
     """``bdfl deploy``: the policy from ``config_file``'s [defense] and [overlay] tables
     (an experiment TOML; default: the library's defaults), the protocol parameters from
-    ``params_file`` or else from ``config_file``'s [protocol] table when it has one (as
-    ``bdfl run`` would deploy that experiment; both at once are refused)."""
+    ``params_file`` or else the experiment's (its [protocol] table, the rest derived for its
+    ``peers`` as ``bdfl run`` would deploy it; default: the library's, :func:`library_params`).
+    ``params_file`` and a config's [protocol] table at once are refused."""
     cfg = load_config(config_file)
-    if config_file and isinstance(read_toml(config_file, "--config").get("protocol"), dict):
-        if params_file:
-            raise ConfigError("--params", f"both --params and {config_file}'s [protocol] table set the protocol",
-                              "one of them: --params, or the experiment's [protocol]")
-        params = ProtocolParams.from_config(cfg.protocol)
-    else:
-        params = _params(params_file)  # validated before anything is sent
+    if params_file and config_file and isinstance(read_toml(config_file, "--config").get("protocol"), dict):
+        raise ConfigError("--params", f"both --params and {config_file}'s [protocol] table set the protocol",
+                          "one of them: --params, or the experiment's [protocol]")
+    # validated before anything is sent
+    params = _params(params_file) if params_file else ProtocolParams.from_config(cfg.protocol)
     policy = policy_of(cfg)
     return deploy_to(connect(rpc_url), out, key_file=key_file, params=params, policy=policy)

@@ -26,6 +26,8 @@ def test_bdfl_devnet_with_deploy_then_ctrl_c(project_root: Path, tmp_path: Path)
         url = first.split("devnet: ")[1].split()[0]
         second = proc.stdout.readline()
         assert "deployment file" in second, second
+        third = proc.stdout.readline()  # what the library's committee needs of a federation, as `bdfl deploy` says
+        assert "updates can be approved once at least 6 members are active" in third, third
         children = [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
         data = json.loads(dep.read_text())
         assert data["chainId"] == 31337
@@ -56,8 +58,13 @@ def test_bdfl_deploy_to_a_running_chain(devnet: object, project_root: Path, tmp_
     assert d.chain_id == 31337 and len(d.abi_hashes) == 3
     # the smallest federation that can approve anything is said (an outside probe's 3 peers against a deployment
     # with quorum 5 approved nothing, without a word)
-    assert ("committee of up to 32 seats (never more than the members), 3 auditors per update, quorum 2: updates can be approved "
-            "once at least 3 members are active") in proc.stdout
+    # the library's committee (the default experiment's), not the contracts' constructor defaults (32 seats, 3 auditors
+    # per update, quorum 2: two colluders decide an update), which a probe found `bdfl deploy` deploying
+    assert ("committee of up to 9 seats (never more than the members), 8 auditors per update, quorum 5: updates can be approved "
+            "once at least 6 members are active") in proc.stdout
+    p = d.params
+    assert (p.committee_size, p.auditors_per_update, p.quorum, p.approve_percent, p.reject_percent) == (9, 8, 5, 50, 66)
+    assert (p.submit_duration, p.commit_duration, p.reveal_duration) == (600, 600, 600)
 
 
 def test_bdfl_deploy_unreachable_rpc_is_one_clear_error(project_root: Path, tmp_path: Path) -> None:
@@ -117,6 +124,11 @@ def test_bdfl_deploy_takes_the_experiments_protocol_table(devnet: object, projec
     proc = subprocess.run([sys.executable, "-m", "bdfl", "deploy", "--rpc-url", devnet.rpc_url, "--config", str(small),  # type: ignore[attr-defined]
                            "--out", str(tmp_path / "s.json")], cwd=project_root, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and "quorum 5: updates can be approved once at least 6 members are active" in proc.stdout, proc.stdout
+    forty = tmp_path / "forty.toml"  # no [protocol] table: the committee the experiment derives for its 40 peers
+    forty.write_text("peers = 40\n")
+    proc = subprocess.run([sys.executable, "-m", "bdfl", "deploy", "--rpc-url", devnet.rpc_url, "--config", str(forty),  # type: ignore[attr-defined]
+                           "--out", str(tmp_path / "f.json")], cwd=project_root, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "committee of up to 17 seats (never more than the members), 8 auditors per update, quorum 5" in proc.stdout, proc.stdout
     both = tmp_path / "p.toml"
     both.write_text("[protocol]\nsubmit_duration = 30\n")
     proc = subprocess.run([sys.executable, "-m", "bdfl", "deploy", "--rpc-url", devnet.rpc_url, "--config", str(exp), "--params", str(both),  # type: ignore[attr-defined]
