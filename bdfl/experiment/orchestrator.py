@@ -57,6 +57,15 @@ from bdfl.policy import policy_hash, policy_of
 log = logging.getLogger("bdfl.run")
 
 
+def approved_cell(outcome: Outcome | None, audited: bool) -> int | str:
+    """metrics.csv ``approved`` of a peer's update: 1 approved, 0 rejected on chain; empty for an
+    update undecided or on probation (neither verdict: counting it as 0 would make it a false
+    rejection), for no update, and under a baseline (nothing audited)."""
+    if audited and outcome in (Outcome.APPROVED, Outcome.REJECTED):
+        return int(outcome == Outcome.APPROVED)
+    return ""
+
+
 class Orchestrator:
     def __init__(self, cfg: ExperimentConfig, out_dir: Path, *, quiet: bool = False) -> None:
         self.cfg = cfg
@@ -417,9 +426,7 @@ class Orchestrator:
         for i, addr in enumerate(self.addresses):
             pr = peer_res.get(i)
             outcome = outcomes.get(addr)
-            approved: Any = ""
-            if audited and outcome in (Outcome.APPROVED, Outcome.REJECTED):
-                approved = int(outcome == Outcome.APPROVED)
+            approved = approved_cell(outcome, audited)
             rows.append({
                 "round": r, "peer": i, "address": addr, "attacker": int(i in attackers),
                 "committee": int(addr in committee), "submitted": int(outcome is not None),

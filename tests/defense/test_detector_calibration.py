@@ -41,3 +41,24 @@ def test_a_cluster_of_copies_on_the_good_side_cannot_collapse_the_spread() -> No
     assert spread > 0.5 * qn_scale(mix) - 1e-12 and spread > 0.4
     bar, _ = one_sided_bar(mix, 3.0, "low")
     assert not np.any(honest < bar)
+
+
+def test_the_good_side_spread_is_at_least_half_the_qn_spread() -> None:
+    """Six distinct values packed just on the good side of the median, the rest spread on the bad
+    side: the one-sided MAD alone is smaller than QN_SHARE x Qn, which is the floor used."""
+    from bdfl.defense.detectors.calibration import MAD_TO_SIGMA, QN_SHARE
+
+    v = np.array([1.0 - 1e-3 * i for i in range(6)] + [1.5, 2.0, 2.6, 3.1, 3.9])
+    one_sided = MAD_TO_SIGMA * float(np.median(1.0 - v[v <= 1.0]))
+    assert one_sided < QN_SHARE * qn_scale(v)
+    assert good_side_spread(v, "high") == pytest.approx(QN_SHARE * qn_scale(v), rel=1e-12)
+
+
+def test_small_sample_factor_is_the_prediction_bound_its_docstring_gives() -> None:
+    """t_{0.99, m-1} / z_{0.99} x sqrt(1 + 1/m): 3.46 at m = 3, 1.14 at 18, 1 below 2, towards 1
+    as m grows (independent numbers, not the function as its own oracle)."""
+    from bdfl.defense.detectors.calibration import small_sample_factor
+
+    assert small_sample_factor(3) == pytest.approx(6.965 / 2.326 * np.sqrt(4 / 3), rel=2e-3)
+    assert small_sample_factor(18) == pytest.approx(2.567 / 2.326 * np.sqrt(19 / 18), rel=5e-3)  # t interpolated
+    assert small_sample_factor(1) == 1.0 and 1.0 < small_sample_factor(1000) < 1.01

@@ -45,3 +45,13 @@ def test_the_own_move_is_not_needed_to_fail() -> None:
     cos = [0.6, 0.55, 0.7, 0.65, 0.5, 0.62, 0.58, 0.66, -0.6]
     own = [0.6, 0.55, 0.7, 0.65, 0.5, 0.62, 0.58, 0.66, 0.62]
     assert [x.failed for x in det.judge(_ev(cos, own))] == [False] * 8 + [True]
+
+
+def test_the_smallest_audit_the_rule_calibrates_is_judged() -> None:
+    """Exactly ``min_candidates`` cosines are enough for a median-calibrated bar (``enough``): the
+    reversed one of three fails; one fewer and the detector does not judge from the candidates."""
+    det = DirectionDetector(DetectorConfig(k=3.0), min_candidates=3)
+    cos = [0.4, 0.5, -0.9]
+    f = det.judge(_ev(cos, cos))
+    assert all(x is not None for x in f) and [x.failed for x in f] == [False, False, True]
+    assert "calibrated" in f[2].detail

@@ -126,3 +126,37 @@ def test_three_models_are_enough_to_find_near_copies() -> None:
     models, weights = merge_copies([[own], [x], [near]], [1.0, 0.5, 0.7])
     assert len(models) == 2 and np.array_equal(models[0][0], own) and np.array_equal(models[1][0], x)
     assert weights == [1.0, 0.7]  # the group's largest weight
+
+
+def test_near_copies_do_not_narrow_the_bars_of_the_auditors_data_tests() -> None:
+    """Nine noisy copies of one honest candidate among ten honest ones whose accuracy and loss on
+    the auditor's data vary as honest ones do: the loss and shift bars are calibrated on the
+    sample with the copies counted once (Evidence.values), so no honest candidate fails. Counted
+    each, the copies' identical scores make the spreads theirs and honest ones fail."""
+    rng = np.random.default_rng(7)
+    nh, nc = 10, 9
+    h = np.ones(DIM) / np.sqrt(DIM) + rng.standard_normal((nh + 1, DIM)) / np.sqrt(DIM)
+    trained, honest = h[0], h[1:]
+    copies = honest[0] + 0.01 * rng.standard_normal((nc, DIM)) / np.sqrt(DIM)
+    cands = [[v] for v in np.vstack([honest, copies])]
+    acc = list(0.8 + 0.03 * rng.standard_normal(nh))
+    loss = list(0.5 * np.exp(0.15 * rng.standard_normal(nh)))
+    acc += [acc[0] + 1e-4 * rng.standard_normal() for _ in range(nc)]
+    loss += [loss[0] * (1 + 1e-4 * rng.standard_normal()) for _ in range(nc)]
+    results = [EvalResult(loss=lo, num_examples=2000, accuracy=a, metrics={}) for a, lo in zip(acc, loss)]
+    stats = candidate_statistics([trained], cands, [np.zeros(DIM)])
+    reference = EvalResult(loss=0.5, num_examples=2000, accuracy=0.8, metrics={})
+    verdicts = judge(AuditRule(), reference, results, stats)
+    assert all(v.accept for v in verdicts[:nh]), [v.failed for v in verdicts[:nh]]
+
+
+def test_the_small_sample_widening_counts_near_copies_once() -> None:
+    """k_for: the bar's widening for few candidates uses the calibration sample (six valid
+    candidates, three of them near-copies: m = 3), not the valid count."""
+    from bdfl.config import DetectorConfig
+    from bdfl.defense.detectors import Evidence
+    from bdfl.defense.detectors.calibration import small_sample_factor
+    from bdfl.defense.detectors.direction import DirectionDetector
+
+    ev = Evidence(valid=np.ones(6, bool), counted=np.array([1, 1, 1, 0, 0, 0], bool))
+    assert DirectionDetector(DetectorConfig(k=3.0)).k_for(ev) == pytest.approx(3.0 * small_sample_factor(3))

@@ -441,3 +441,15 @@ def test_a_rounds_backdoor_success_counts_the_honest_models_only() -> None:
     assert honest_attack_success(rates, [2]) == pytest.approx(0.2)
     assert honest_attack_success(rates, []) == pytest.approx(1.5 / 4)
     assert honest_attack_success({2: 0.9, 3: None}, [2]) is None
+
+
+def test_the_approved_cell_is_the_chains_verdict_or_empty() -> None:
+    """metrics.csv approved: 1 / 0 only for an approval / a rejection of an audited run; undecided,
+    probation, pending, no update and any baseline give an empty cell (not a false rejection)."""
+    from bdfl.chain.protocol import Outcome
+    from bdfl.experiment.orchestrator import approved_cell
+
+    assert approved_cell(Outcome.APPROVED, True) == 1 and approved_cell(Outcome.REJECTED, True) == 0
+    for outcome in (Outcome.UNDECIDED, Outcome.PROBATION, Outcome.PENDING, None):
+        assert approved_cell(outcome, True) == ""
+    assert all(approved_cell(o, False) == "" for o in (*Outcome, None))

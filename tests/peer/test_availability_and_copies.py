@@ -138,3 +138,15 @@ def test_bdfl_peer_takes_allow_private_endpoints() -> None:
     assert build_parser().parse_args(base).allow_private_endpoints is False
     assert build_parser().parse_args([*base, "--allow-private-endpoints"]).allow_private_endpoints is True
     assert not private_allowed(11155111, False) and private_allowed(11155111, True) and private_allowed(31337, False)
+
+
+def test_aggregation_weighs_the_own_model_by_the_callers_own_weight() -> None:
+    """bdfl's average: the peer's own model with the caller's ``own_weight`` (its reputation),
+    each approved update with its candidate weight: 0.25 x own + 0.75 x other."""
+    peer, trained = digits_auditor(6, ADDR[0], domain=(CHAIN, RM))
+    peer.trained = [a.copy() for a in trained[0]]
+    blob = _bound(trained[1], 3, ADDR[1])
+    cand = _cand(0, ADDR[1], blob, weight=0.75)
+    assert peer.aggregate(3, [cand], {cand.hash: blob}, own_weight=0.25)["aggregated"] == 1
+    want = [0.25 * np.asarray(a, np.float64) + 0.75 * np.asarray(b, np.float64) for a, b in zip(trained[0], trained[1])]
+    assert all(np.allclose(got, w, rtol=0, atol=1e-5) for got, w in zip(peer.params, want))

@@ -142,6 +142,20 @@ def test_without_a_rebuilt_start_there_is_no_near_check() -> None:
     assert votes == [False] and peer.rejections[-1].reason == "republished"
 
 
+def test_an_exact_earlier_model_is_rejected_without_a_rebuilt_start() -> None:
+    """The exact check needs no start: an earlier round's model re-encoded under a new binding is
+    ``republished`` even when the auditor rebuilt no start for its trainer (a peer that joined
+    late, or a recipe it could not fetch)."""
+    peer, trained = digits_auditor(6, ADDR[0], domain=(CHAIN, RM))
+    old = _bytes(trained[2], 2, ADDR[2])
+    index = EarlierModels()
+    index.add(hash_hex(update_hash(old)), trained[2], ADDR[2])
+    blob = _bytes(trained[2], 3, ADDR[6])
+    cand = _cand(0, ADDR[6], blob)
+    _, votes = peer.audit(3, [cand], {cand.hash: blob}, starts={}, earlier_models=index)
+    assert votes == [False] and peer.rejections[-1].reason == "republished"
+
+
 def test_the_sketch_measures_distances_within_a_few_per_cent() -> None:
     rng = np.random.default_rng(2)
     for size in (300, 5_000, 200_000):
