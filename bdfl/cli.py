@@ -370,18 +370,21 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--port", type=int, default=None, help="default: a free port")
     d.add_argument("--accounts", type=int, default=10, help="pre-funded accounts")
     d.add_argument("--block-time", type=float, default=0.0, help="seconds between blocks (0: mine per transaction)")
-    d.add_argument("--deploy", metavar="FILE", help="also deploy the contracts and write the deployment file")
+    d.add_argument("--deploy", metavar="FILE", help="also deploy the contracts (the library's protocol and policy, as "
+                                                    "`bdfl deploy` without options) and write the deployment file")
     d.set_defaults(func=cmd_devnet)
 
     dp = sub.add_parser("deploy", help="deploy the contracts to a JSON-RPC endpoint")
     dp.add_argument("--rpc-url", required=True, help="the chain's JSON-RPC URL")
     dp.add_argument("--key-file", help="deployer key (hex or JSON keystore); default on a devnet: its account 0")
-    dp.add_argument("--params", help="TOML file with a [protocol] table of ProtocolParams' names (submit_duration, ...)")
+    dp.add_argument("--params", help="TOML file with a [protocol] table of ProtocolParams' names (submit_duration, ...); "
+                                     "default: the --config experiment's protocol, else the library's (committee 9, "
+                                     "8 auditors per update, quorum 5)")
     dp.add_argument("--out", default="deployment.json", help="deployment file to write")
     dp.add_argument("--config", help="experiment TOML whose [defense] and [overlay] tables are the deployment's policy "
-                                     "(written into the deployment file, its hash on chain), and whose [protocol] table, "
-                                     "if it has one, the contracts' parameters (as bdfl run deploys it; not with --params); "
-                                     "default: the library's defaults")
+                                     "(written into the deployment file, its hash on chain), and whose protocol ([protocol], "
+                                     "the rest derived for its peers) the contracts' parameters, as bdfl run deploys it "
+                                     "(not with --params and a [protocol] table); default: the library's defaults")
     dp.set_defaults(func=cmd_deploy)
 
     names = _names()
