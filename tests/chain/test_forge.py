@@ -51,6 +51,10 @@ EXPECTED_TESTS = {
     "tests/forge/Twins.t.sol:AssignmentTwinsFuzzTest": {
         "testFuzz_revealCheckAuditsAndAuditSeatsAgree(uint256,uint256,uint256,uint256,bool)",
     },
+    "tests/forge/Deadlines.t.sol:PhaseDeadlineTest": {
+        "test_submitIsOpenUntilTheSecondBeforeItsDeadline()",
+        "test_commitAndRevealAreOpenUntilTheSecondBeforeTheirDeadlines()",
+    },
     "tests/forge/Votes.t.sol:BeaconFuzzTest": {
         "testFuzz_seedIgnoresUpdateBytesOrderAndTiming(uint256,uint256,uint256)",
         "testFuzz_beaconRevealOpensOnlyOwnCommitment(uint256,bytes32,bool)",
