@@ -150,3 +150,14 @@ def test_aggregation_weighs_the_own_model_by_the_callers_own_weight() -> None:
     assert peer.aggregate(3, [cand], {cand.hash: blob}, own_weight=0.25)["aggregated"] == 1
     want = [0.25 * np.asarray(a, np.float64) + 0.75 * np.asarray(b, np.float64) for a, b in zip(trained[0], trained[1])]
     assert all(np.allclose(got, w, rtol=0, atol=1e-5) for got, w in zip(peer.params, want))
+
+
+def test_a_probation_update_is_never_aggregated_even_when_its_auditors_accept_it() -> None:
+    """Only updates approved on chain are aggregated: a newcomer's update on probation (accepted by
+    every auditor, outcome Probation) is not usable, nor an undecided or rejected one."""
+    subs = [Submission(0, ADDR[1], 50, True, Outcome.APPROVED, b"\x01" * 32, 0b111, 0b111, 3, 0),
+            Submission(1, ADDR[2], 50, False, Outcome.PROBATION, b"\x02" * 32, 0b111, 0b111, 3, 0),
+            Submission(2, ADDR[3], 50, True, Outcome.UNDECIDED, b"\x03" * 32, 0b011, 0b001, 1, 1),
+            Submission(3, ADDR[4], 50, True, Outcome.REJECTED, b"\x04" * 32, 0b111, 0b000, 0, 3)]
+    rule = aggregation_rule(ExperimentConfig(), subs, {a: 0.5 for a in ADDR})
+    assert rule.usable == {ADDR[1]: "0x" + "01" * 32}
