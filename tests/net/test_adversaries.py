@@ -419,6 +419,49 @@ def test_a_fetcher_that_knows_its_model_reads_no_longer_body(host: BlobHost) -> 
         out = f.fetch_many([(ep.url, honest), (ep.url, hostile)])
     assert isinstance(out[honest], bytes)
     assert isinstance(out[hostile], FetchError) and out[hostile].reason == "too_large"
+    with Fetcher(max_bytes=1000, timeout=2.0, retries=0) as f:  # a model never raises the limit it was given
+        f.expect_model(spec)
+        assert spec.max_encoded_bytes > 1000 and f.max_bytes == 1000
+
+
+def test_a_chunked_body_one_chunk_over_the_limit_is_refused_even_when_its_hash_matches() -> None:
+    """Without a Content-Length the fetcher counts as it reads: a body of max_bytes + 10 whose hash
+    is the one asked for, sent as two chunks (max_bytes - 5, then 15), is ``too_large``; the
+    limit is checked with each chunk added, not before it (that let one chunk past)."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from bdfl.net.serialization import hash_hex, update_hash
+
+    limit = 4096
+    body = os.urandom(limit + 10)
+
+    class Chunked(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for part in (body[: limit - 5], body[limit - 5 :]):
+                self.wfile.write(f"{len(part):x}\r\n".encode() + part + b"\r\n")
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Chunked)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with Fetcher(max_bytes=limit, timeout=5.0, retries=0, allow_private=True) as f:
+            with pytest.raises(FetchError) as info:
+                f.fetch(f"http://127.0.0.1:{server.server_address[1]}", hash_hex(update_hash(body)))
+        assert info.value.reason == "too_large"
+        with Fetcher(max_bytes=limit + 10, timeout=5.0, retries=0, allow_private=True) as f:  # at the limit: read
+            assert bytes(f.fetch(f"http://127.0.0.1:{server.server_address[1]}", hash_hex(update_hash(body)))) == body
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_a_decoder_given_the_spec_refuses_a_longer_header_before_scanning_it() -> None:
