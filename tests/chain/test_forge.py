@@ -55,6 +55,11 @@ EXPECTED_TESTS = {
         "test_submitIsOpenUntilTheSecondBeforeItsDeadline()",
         "test_commitAndRevealAreOpenUntilTheSecondBeforeTheirDeadlines()",
     },
+    "tests/forge/Boundaries.t.sol:ThresholdBoundaryTest": {"test_outcomesAtExactlyTheQuorumAndThePercentages()"},
+    "tests/forge/Boundaries.t.sol:BatchAndProbationTest": {
+        "test_finalizeCallDoesAtMostMaxItems()",
+        "test_acceptingAProbationUpdateIsAgreement()",
+    },
     "tests/forge/Votes.t.sol:BeaconFuzzTest": {
         "testFuzz_seedIgnoresUpdateBytesOrderAndTiming(uint256,uint256,uint256)",
         "testFuzz_beaconRevealOpensOnlyOwnCommitment(uint256,bytes32,bool)",

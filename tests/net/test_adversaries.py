@@ -464,6 +464,43 @@ def test_a_chunked_body_one_chunk_over_the_limit_is_refused_even_when_its_hash_m
         server.server_close()
 
 
+def test_an_oversized_content_length_is_refused_before_the_body_is_read() -> None:
+    """A Content-Length over max_bytes is refused from the header: no byte of the body is read
+    (the streaming cap alone would also refuse it, after reading up to the limit)."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from bdfl.net.serialization import hash_hex, update_hash
+
+    body = b"y" * 200_000
+
+    class Long(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            try:
+                self.wfile.write(body)
+            except OSError:
+                pass  # the fetcher hung up, as it should
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Long)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with Fetcher(max_bytes=1000, timeout=5.0, retries=0) as f:
+            with pytest.raises(FetchError) as info:
+                f.fetch(f"http://127.0.0.1:{server.server_address[1]}", hash_hex(update_hash(body)))
+            assert info.value.reason == "too_large" and "Content-Length" in str(info.value)
+            assert f.bytes_received == 0
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_a_decoder_given_the_spec_refuses_a_longer_header_before_scanning_it() -> None:
     """A hash-matching update with a 1 MB header of empty entries took 452 ms to refuse (0.3 ms
     for a normal one): with the spec, no header longer than an update of it can have is read."""

@@ -561,3 +561,15 @@ def test_bytes_bound_to_another_submission_are_refused(other: dict) -> None:
 ])
 def test_malformed_bindings_are_bad_headers(binding: object) -> None:
     assert reason_of(build({"arrays": [entry()], "binding": binding}, b"\x00" * 8)) == "bad_header"
+
+
+def test_a_binding_matches_the_expected_nonce_when_one_is_named() -> None:
+    """Binding.matches: the same subject, and the nonce the expectation names (any nonce when it
+    names none); bytes without a nonce do not match an expectation that names one."""
+    from bdfl.net.serialization import Binding
+
+    b = Binding(31337, "0x" + "ab" * 20, 3, "0x" + "cd" * 20)
+    n1, n2 = b.with_fresh_nonce(), b.with_fresh_nonce()
+    assert n1.matches(b) and n1.matches(n1) and b.matches(b)
+    assert not n1.matches(n2) and not b.matches(n1)
+    assert not n1.matches(Binding(31337, "0x" + "ab" * 20, 4, "0x" + "cd" * 20))  # another round

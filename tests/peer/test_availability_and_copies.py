@@ -20,7 +20,7 @@ from bdfl.config import ExperimentConfig
 from bdfl.net.fetch import FetchError, HashMismatch
 from bdfl.net.serialization import Binding, encode_ndarrays, hash_hex, update_hash
 from bdfl.peer.node import Candidate, Peer, PeerSettings
-from bdfl.peer.sources import StartSource, aggregation_rule
+from bdfl.peer.sources import StartSource, aggregation_rule, resync_sources
 from tests.peer.auditors import CHAIN, RM, digits_auditor
 
 ADDR = [f"0x{i:040x}" for i in range(1, 7)]  # auditor ADDR[0], trainers ADDR[1..5]
@@ -161,3 +161,13 @@ def test_a_probation_update_is_never_aggregated_even_when_its_auditors_accept_it
             Submission(3, ADDR[4], 50, True, Outcome.REJECTED, b"\x04" * 32, 0b111, 0b000, 0, 3)]
     rule = aggregation_rule(ExperimentConfig(), subs, {a: 0.5 for a in ADDR})
     assert rule.usable == {ADDR[1]: "0x" + "01" * 32}
+
+
+def test_a_returning_peer_is_never_offered_its_own_update() -> None:
+    """resync_sources: neither tier holds the returning peer's own update (the second tier is the
+    next usable updates by weight; a mutation probe made it include the peer's own)."""
+    subs = [Submission(i, a, 50, True, Outcome.APPROVED, bytes([i + 1]) * 32, 0b111, 0b111, 3, 0)
+            for i, a in enumerate(ADDR[1:5])]
+    rule = aggregation_rule(ExperimentConfig(), subs, {a: 0.5 for a in ADDR})
+    first, rest = resync_sources(rule, None, ADDR[1], degree=8)
+    assert first == [] and ADDR[1] not in rest and set(rest) == set(ADDR[2:5])
