@@ -489,19 +489,25 @@ OS_ERROR_FIXES = {errno.ENOSPC: "free disk space", errno.EDQUOT: "free disk spac
                   errno.EROFS: "choose a folder on a writable file system (--out)"}
 
 
+def _print_error(exc: BDFLError) -> int:
+    """The one error line and its fix on stderr (no traceback); the exit code."""
+    print(f"error: {exc.message}", file=sys.stderr)
+    if exc.fix:
+        print(f"fix: {exc.fix}", file=sys.stderr)
+    return exc.exit_code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if {"-h", "--help"} & set(argv) and _plugin_specs(argv):
+    plugins = _plugin_specs(argv)
+    if plugins and {"-h", "--help"} & set(argv):
         # `bdfl run --plugin M --help`: the names the help lists include what M registers
         from bdfl.plugins import load_plugins  # lazy: start-up
 
         try:
-            load_plugins(_plugin_specs(argv))
+            load_plugins(plugins)
         except BDFLError as exc:
-            print(f"error: {exc.message}", file=sys.stderr)
-            if exc.fix:
-                print(f"fix: {exc.fix}", file=sys.stderr)
-            return exc.exit_code
+            return _print_error(exc)
     parser = build_parser()
     # global flags anywhere: lift them in front of the subcommand
     lifted = [a for a in argv if a in GLOBAL_FLAGS]
@@ -511,10 +517,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BDFLError as exc:
         if args.debug:
             raise
-        print(f"error: {exc.message}", file=sys.stderr)
-        if exc.fix:
-            print(f"fix: {exc.fix}", file=sys.stderr)
-        return exc.exit_code
+        return _print_error(exc)
     except KeyboardInterrupt as exc:  # Ctrl-C: 130; SIGTERM (signals.Terminated): 143
         signum = int(getattr(exc, "signum", signal.SIGINT))
         print("terminated" if signum == signal.SIGTERM else "interrupted", file=sys.stderr)

@@ -428,6 +428,12 @@ def _set_aside(run_dir: Path, recorded: str | None, want: str, label: str, quiet
     return aside
 
 
+def _launch_files(run_dir: Path) -> tuple[Path, Path]:
+    """(config, stderr) of a point's launch, hidden beside its run folder; they live only while
+    the point runs (a resume writes them again, and the run's own run.log keeps what it said)."""
+    return run_dir.parent / f".{run_dir.name}.toml", run_dir.parent / f".{run_dir.name}.stderr"
+
+
 def _run_all(todo: list[tuple[int, dict[str, Any], ExperimentConfig, Path]], total: int, jobs: int,
              quiet: bool) -> list[tuple[str, Path]]:
     """Run ``todo`` as subprocesses, at most ``jobs`` at once and one per seed; return the failures
@@ -453,13 +459,12 @@ def _run_all(todo: list[tuple[int, dict[str, Any], ExperimentConfig, Path]], tot
                     if run_dir.exists():
                         shutil.rmtree(run_dir)  # an unfinished run starts over (a finished one was set aside)
                     run_dir.parent.mkdir(parents=True, exist_ok=True)
-                    cfg_path = run_dir.parent / f".{run_dir.name}.toml"
+                    cfg_path, err_path = _launch_files(run_dir)
                     cfg_path.write_text(dump_toml(cfg))
                     if not quiet:
                         print(f"[sweep {i}/{total}] {point_text(params)}: running", flush=True)
                     # stderr to a file, never a pipe: a pipe nobody reads until the run ends fills
                     # up (64 KiB) on a chatty run and blocks it forever
-                    err_path = run_dir.parent / f".{run_dir.name}.stderr"
                     with open(err_path, "w") as err_file:
                         proc = subprocess.Popen(
                             run_command(cfg_path, run_dir),
@@ -472,10 +477,10 @@ def _run_all(todo: list[tuple[int, dict[str, Any], ExperimentConfig, Path]], tot
                 for proc in [p for p in running if p.poll() is not None]:
                     i, params, cfg, run_dir = running.pop(proc)
                     durations.append(time.monotonic() - started.pop(proc))
-                    err_path = run_dir.parent / f".{run_dir.name}.stderr"
+                    cfg_path, err_path = _launch_files(run_dir)
                     err = err_path.read_text(errors="replace").strip() if err_path.exists() else ""
                     err_path.unlink(missing_ok=True)
-                    (run_dir.parent / f".{run_dir.name}.toml").unlink(missing_ok=True)
+                    cfg_path.unlink(missing_ok=True)
                     if proc.returncode == 130:
                         raise KeyboardInterrupt
                     if proc.returncode not in (0, 3):  # 3: ran every round, status "degraded" (a result too)
@@ -502,8 +507,6 @@ def _run_all(todo: list[tuple[int, dict[str, Any], ExperimentConfig, Path]], tot
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
-                # the point's config and stderr are only the launch's: a resume writes them again,
-                # and its run.log keeps what it said (they were left hidden beside the runs)
-                (run_dir.parent / f".{run_dir.name}.stderr").unlink(missing_ok=True)
-                (run_dir.parent / f".{run_dir.name}.toml").unlink(missing_ok=True)
+                for launch_file in _launch_files(run_dir):  # were left hidden beside the runs
+                    launch_file.unlink(missing_ok=True)
     return failures

@@ -14,6 +14,7 @@ from their own 127.x address, as distinct hosts would); counts and durations are
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import os
@@ -22,14 +23,24 @@ import struct
 import threading
 import time
 import tracemalloc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
 
 from bdfl.net.blobserver import BlobHost, ServerLimits, client_key
 from bdfl.net.fetch import FetchError, Fetcher, PublicResolver, check_endpoint_url, private_allowed
-from bdfl.net.serialization import MAGIC, Binding, InvalidUpdate, ModelSpec, decode_ndarrays, encode_ndarrays
+from bdfl.net.serialization import (
+    MAGIC,
+    Binding,
+    InvalidUpdate,
+    ModelSpec,
+    decode_ndarrays,
+    encode_ndarrays,
+    hash_hex,
+    update_hash,
+)
 
 MB = 1 << 20
 
@@ -424,81 +435,74 @@ def test_a_fetcher_that_knows_its_model_reads_no_longer_body(host: BlobHost) -> 
         assert spec.max_encoded_bytes > 1000 and f.max_bytes == 1000
 
 
-def test_a_chunked_body_one_chunk_over_the_limit_is_refused_even_when_its_hash_matches() -> None:
-    """Without a Content-Length the fetcher counts as it reads: a body of max_bytes + 10 whose hash
-    is the one asked for, sent as two chunks (max_bytes - 5, then 15), is ``too_large``; the
-    limit is checked with each chunk added, not before it (that let one chunk past)."""
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+@contextlib.contextmanager
+def _serving(respond: Callable[[BaseHTTPRequestHandler], None]) -> Iterator[str]:
+    """An HTTP/1.1 server on a free local port whose every GET is answered by ``respond``
+    (status, headers, body on the handler); yields its base URL."""
 
-    from bdfl.net.serialization import hash_hex, update_hash
-
-    limit = 4096
-    body = os.urandom(limit + 10)
-
-    class Chunked(BaseHTTPRequestHandler):
+    class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
         def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-            self.send_response(200)
-            self.send_header("Transfer-Encoding", "chunked")
-            self.end_headers()
-            for part in (body[: limit - 5], body[limit - 5 :]):
-                self.wfile.write(f"{len(part):x}\r\n".encode() + part + b"\r\n")
-                self.wfile.flush()
-            self.wfile.write(b"0\r\n\r\n")
+            respond(self)
 
         def log_message(self, *_args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Chunked)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        with Fetcher(max_bytes=limit, timeout=5.0, retries=0, allow_private=True) as f:
-            with pytest.raises(FetchError) as info:
-                f.fetch(f"http://127.0.0.1:{server.server_address[1]}", hash_hex(update_hash(body)))
-        assert info.value.reason == "too_large"
-        with Fetcher(max_bytes=limit + 10, timeout=5.0, retries=0, allow_private=True) as f:  # at the limit: read
-            assert bytes(f.fetch(f"http://127.0.0.1:{server.server_address[1]}", hash_hex(update_hash(body)))) == body
+        yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_chunked_body_one_chunk_over_the_limit_is_refused_even_when_its_hash_matches() -> None:
+    """Without a Content-Length the fetcher counts as it reads: a body of max_bytes + 10 whose hash
+    is the one asked for, sent as two chunks (max_bytes - 5, then 15), is ``too_large``; the
+    limit is checked with each chunk added, not before it (that let one chunk past)."""
+    limit = 4096
+    body = os.urandom(limit + 10)
+
+    def chunked(h: BaseHTTPRequestHandler) -> None:
+        h.send_response(200)
+        h.send_header("Transfer-Encoding", "chunked")
+        h.end_headers()
+        for part in (body[: limit - 5], body[limit - 5 :]):
+            h.wfile.write(f"{len(part):x}\r\n".encode() + part + b"\r\n")
+            h.wfile.flush()
+        h.wfile.write(b"0\r\n\r\n")
+
+    with _serving(chunked) as url:
+        with Fetcher(max_bytes=limit, timeout=5.0, retries=0, allow_private=True) as f:
+            with pytest.raises(FetchError) as info:
+                f.fetch(url, hash_hex(update_hash(body)))
+        assert info.value.reason == "too_large"
+        with Fetcher(max_bytes=limit + 10, timeout=5.0, retries=0, allow_private=True) as f:  # at the limit: read
+            assert bytes(f.fetch(url, hash_hex(update_hash(body)))) == body
 
 
 def test_an_oversized_content_length_is_refused_before_the_body_is_read() -> None:
     """A Content-Length over max_bytes is refused from the header: no byte of the body is read
     (the streaming cap alone would also refuse it, after reading up to the limit)."""
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    from bdfl.net.serialization import hash_hex, update_hash
-
     body = b"y" * 200_000
 
-    class Long(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+    def long_body(h: BaseHTTPRequestHandler) -> None:
+        h.send_response(200)
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        try:
+            h.wfile.write(body)
+        except OSError:
+            pass  # the fetcher hung up, as it should
 
-        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            try:
-                self.wfile.write(body)
-            except OSError:
-                pass  # the fetcher hung up, as it should
-
-        def log_message(self, *_args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Long)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with _serving(long_body) as url:
         with Fetcher(max_bytes=1000, timeout=5.0, retries=0) as f:
             with pytest.raises(FetchError) as info:
-                f.fetch(f"http://127.0.0.1:{server.server_address[1]}", hash_hex(update_hash(body)))
+                f.fetch(url, hash_hex(update_hash(body)))
             assert info.value.reason == "too_large" and "Content-Length" in str(info.value)
             assert f.bytes_received == 0
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_a_decoder_given_the_spec_refuses_a_longer_header_before_scanning_it() -> None:
