@@ -1,10 +1,12 @@
 """What the replay check by content costs per model (issue 23): :class:`bdfl.peer.republished.EarlierModels`
 at 1M, 4M and 11M float32 parameters. ``add`` (a digest and a count sketch of each earlier-round
 model a worker decodes, up to ~2N a round), ``holds`` (a candidate's sampled key) and ``near_share``
-(a candidate's sketch and its start's, against every earlier model's sketch). Median of ``--repeat``.
+(a candidate's sketch and its start's, against every earlier model's sketch; the first call
+stacks the sketches, a second candidate's call is the steady cost). Median of ``--repeat``.
 Reproduce::
 
     .venv/bin/python experiments/republished_cost.py [--sizes 1000000 4000000 11000000] [--earlier 40] [--repeat 5]
+    .venv/bin/python experiments/republished_cost.py --sizes 1000 --earlier 20000 --repeat 3  # a worker at N = 10,000
 """
 
 from __future__ import annotations
@@ -28,21 +30,24 @@ def _model(rng: np.random.Generator, size: int) -> list[np.ndarray]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 4_000_000, 11_000_000])
-    p.add_argument("--earlier", type=int, default=40, help="earlier models added (2N at N = 20)")
+    p.add_argument("--earlier", type=int, default=40, help="earlier models added (2N at N = 20; ~20,000 in a worker at N = 10,000)")
     p.add_argument("--repeat", type=int, default=5)
     a = p.parse_args(argv)
     rng = np.random.default_rng(0)
-    print("| parameters | add (digest + sketch), s per model | holds, ms per candidate | near_share, s per candidate (against all) |")
-    print("|---:|---:|---:|---:|")
+    print("| parameters | earlier models | add (digest + sketch), s per model | holds, ms per candidate | near_share, s per candidate (first) | near_share, ms per candidate (next) |")
+    print("|---:|---:|---:|---:|---:|---:|")
     for size in a.sizes:
-        models = [_model(rng, size) for _ in range(4)]
-        adds, holds, nears = [], [], []
+        models = [_model(rng, size) for _ in range(5)]
+        adds, holds, nears, nexts = [], [], [], []
         for rep in range(a.repeat):
             index = EarlierModels(seed=rep)
             index.sketch(models[0])  # the sketch's buckets, drawn once per seed and size
             t0 = time.perf_counter()
             for k in range(a.earlier):
-                index.add(f"0x{rep:04x}{k:060x}", models[k % 3], f"0x{k:040x}")
+                model = list(models[k % 3])
+                model[0] = model[0].copy()
+                model[0][k % model[0].size] += 1.0  # distinct models (a copy would tie every distance)
+                index.add(f"0x{rep:04x}{k:060x}", model, f"0x{k:040x}")
             adds.append((time.perf_counter() - t0) / a.earlier)
             t0 = time.perf_counter()
             index.holds(models[3])
@@ -50,7 +55,11 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             index.near_share(models[3], models[0], "0x" + "ff" * 20)
             nears.append(time.perf_counter() - t0)
-        print(f"| {size:,} | {statistics.median(adds):.3f} | {1000 * statistics.median(holds):.2f} | {statistics.median(nears):.3f} |")
+            t0 = time.perf_counter()
+            index.near_share(models[4], models[0], "0x" + "fe" * 20)
+            nexts.append(time.perf_counter() - t0)
+        print(f"| {size:,} | {a.earlier:,} | {statistics.median(adds):.3f} | {1000 * statistics.median(holds):.2f} | "
+              f"{statistics.median(nears):.3f} | {1000 * statistics.median(nexts):.1f} |")
     return 0
 
 
