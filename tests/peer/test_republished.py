@@ -227,15 +227,20 @@ def test_the_indexed_search_finds_what_comparing_one_by_one_finds() -> None:
         scale = [0.0, 1e-6, 0.01, 0.3][trial % 4]  # an exact copy, a near copy, a move
         c = index.sketch([a + scale * rng.normal(size=a.shape) for a in pick])
         assert index._nearest_other(c, who) == _nearest_one_by_one(index, c, who)
-    # the trainer's own models are the nearest 40: the search goes past its first, partial sort
+    # the nearest 300 are the trainer's own models or lie nearer to them: the search goes past
+    # its first, partial sort (256 models) and sets the others' copies of its work aside
     crowded = EarlierModels(seed=5)
-    for i in range(40):
-        crowded.add(f"0x1{i:02x}", [b + rng.normal(scale=0.01, size=b.shape) for b in base], ADDR[1])
+    own = [b + rng.normal(scale=0.01, size=b.shape) for b in base]
+    crowded.add("0x1000", own, ADDR[1])
+    for i in range(300):
+        near_own = [a + rng.normal(scale=0.001, size=a.shape) for a in own]
+        crowded.add(f"0x2{i:03x}", near_own, ADDR[1] if i % 2 else ADDR[2 + i % 4])
     for i in range(30):
-        crowded.add(f"0x2{i:02x}", [b + rng.normal(scale=1.0, size=b.shape) for b in base], ADDR[2 + i % 4])
-    c = crowded.sketch([b + rng.normal(scale=0.02, size=b.shape) for b in base])
-    found = crowded._nearest_other(c, ADDR[1].lower())
-    assert found == _nearest_one_by_one(crowded, c, ADDR[1].lower()) and found < float("inf")
+        crowded.add(f"0x3{i:03x}", [b + rng.normal(scale=1.0, size=b.shape) for b in base], ADDR[2 + i % 4])
+    for scale in (0.02, 0.05):
+        c = crowded.sketch([b + rng.normal(scale=scale, size=b.shape) for b in own])
+        found = crowded._nearest_other(c, ADDR[1].lower())
+        assert found == _nearest_one_by_one(crowded, c, ADDR[1].lower()) and found < float("inf")
     # the memo: a second auditor of the same candidate gets the same share without a search
     start = [b + 0.5 for b in base]
     first = index.near_share(models[4], start, ADDR[2], key="0xabc")
