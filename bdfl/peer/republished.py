@@ -48,9 +48,6 @@ NEAR_REPUBLISHED = 0.35
 #: between sketches is the models' distance within about 1 / sqrt(SKETCH_SIZE) = 3 %.
 SKETCH_SIZE = 1024
 
-#: Earlier models the nearest-model search takes per step in order of their distance bound.
-_BLOCK = 256
-
 
 def _key(params: Sequence[np.ndarray]) -> bytes:
     """A cheap first key: shapes, dtypes and about 64 evenly spaced values of each array."""
@@ -156,12 +153,11 @@ class EarlierModels:
         ``who`` that lies farther from each of ``who``'s own earlier models than from ``c``.
 
         The same value as comparing ``c`` with every model one by one, at the cost of one
-        matrix-vector product: bounds of every distance (from the stacked sketches' Gram terms,
-        widened by a generous rounding allowance) order the models and set aside, a block at a
-        time, those that surely lie nearer to one of ``who``'s own; exact distances are taken
-        only for the rest, until the lower bound passes the nearest one found. At N = 10,000 a
-        worker's index holds ~20,000 models, and the one-by-one loop took ~0.1 s per candidate
-        (rounds of 1,200 s; docs/results/scale.md)."""
+        matrix product: bounds of every distance (from the stacked sketches' Gram terms, widened
+        by a generous rounding allowance) set aside the models that surely lie nearer to one of
+        ``who``'s own and order the rest; exact distances are taken only until the lower bound
+        passes the nearest one found. At N = 10,000 a worker's index holds ~20,000 models, and
+        the one-by-one loop took ~0.1 s per candidate (rounds of 1,200 s; docs/results/scale.md)."""
         if self._table is None or len(self._table[1]) != len(self._sketches):
             stacked = np.stack([s for _, s in self._sketches])
             authors = np.array([a for a, _ in self._sketches], dtype=object)
@@ -172,41 +168,23 @@ class EarlierModels:
         lower = np.sqrt(np.maximum(squares + cc - 2.0 * (stacked @ c) - 1e-9 * (squares + cc), 0.0))
         own_at = np.flatnonzero(authors == who)
         own = [self._sketches[j][1] for j in own_at]
+        maybe = authors != who
+        if len(own_at):
+            # set aside the models that surely lie nearer to one of the trainer's own than to c
+            o_sq = squares[own_at]
+            gram = squares[:, None] + o_sq[None, :] - 2.0 * (stacked @ stacked[own_at].T)
+            upper = np.sqrt(np.maximum(gram + 1e-9 * (squares[:, None] + o_sq[None, :]), 0.0)).min(axis=1)
+            maybe &= upper > lower
+        left = np.flatnonzero(maybe)
         near = math.inf
-        size = len(lower)
-        rest_from = math.inf  # the lower bound of every model outside the first block is at least this
-        if size > _BLOCK:
-            part = np.argpartition(lower, _BLOCK)
-            order, rest_from = part[:_BLOCK], float(lower[part[_BLOCK]])
-        else:
-            order = np.arange(size)
-        order = order[np.argsort(lower[order], kind="stable")]
-        at = 0
-        while at < size:
-            if at == len(order):  # past the nearest block: the rest, in order (each lies at least as far)
-                if rest_from >= near:
-                    break
-                rest = np.setdiff1d(np.arange(size), order, assume_unique=True)
-                order = np.concatenate([order, rest[np.argsort(lower[rest], kind="stable")]])
-            if lower[order[at]] >= near:
+        for i in left[np.argsort(lower[left], kind="stable")]:
+            if lower[i] >= near:
                 break  # every model left lies at least this far
-            block = order[at:at + _BLOCK]
-            at += len(block)
-            block = block[authors[block] != who]
-            if own and len(block):
-                # set aside the models that surely lie nearer to one of the trainer's own than to c
-                o_sq = squares[own_at]
-                gram = squares[block, None] + o_sq[None, :] - 2.0 * (stacked[block] @ stacked[own_at].T)
-                upper = np.sqrt(np.maximum(gram + 1e-9 * (squares[block, None] + o_sq[None, :]), 0.0)).min(axis=1)
-                block = block[upper > lower[block]]
-            for i in block:
-                if lower[i] >= near:
-                    break  # every model left lies at least this far
-                e = self._sketches[i][1]
-                d = float(np.linalg.norm(c - e))
-                if d >= near or any(float(np.linalg.norm(e - o)) <= d for o in own):
-                    continue
-                near = d
+            e = self._sketches[i][1]
+            d = float(np.linalg.norm(c - e))
+            if d >= near or any(float(np.linalg.norm(e - o)) <= d for o in own):
+                continue
+            near = d
         return near
 
     def holds(self, params: Sequence[np.ndarray]) -> bool:

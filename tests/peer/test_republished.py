@@ -199,10 +199,10 @@ def _nearest_one_by_one(index: EarlierModels, c: np.ndarray, who: str) -> float:
 
 
 def test_the_indexed_search_finds_what_comparing_one_by_one_finds() -> None:
-    """near_share orders the earlier models by a lower bound of their distance (one
-    matrix-vector product) instead of comparing each in turn (~0.1 s per candidate at N =
-    10,000): the same nearest model, to the last bit, with copies, ties, the trainer's own
-    models and models added after a first search among them."""
+    """near_share bounds every distance from one matrix product instead of comparing each
+    earlier model in turn (~0.1 s per candidate at N = 10,000): the same nearest model, to the
+    last bit, with copies, ties, the trainer's own models, models nearer to them, and models
+    added after a first search."""
     rng = np.random.default_rng(7)
     index = EarlierModels(seed=5)
     shape = [(40, 10), (10,)]
@@ -227,8 +227,8 @@ def test_the_indexed_search_finds_what_comparing_one_by_one_finds() -> None:
         scale = [0.0, 1e-6, 0.01, 0.3][trial % 4]  # an exact copy, a near copy, a move
         c = index.sketch([a + scale * rng.normal(size=a.shape) for a in pick])
         assert index._nearest_other(c, who) == _nearest_one_by_one(index, c, who)
-    # the nearest 300 are the trainer's own models or lie nearer to them: the search goes past
-    # its first, partial sort (256 models) and sets the others' copies of its work aside
+    # the nearest 300 are the trainer's own models or lie nearer to them: the search sets the
+    # others' copies of its work aside and finds the farther models of the others
     crowded = EarlierModels(seed=5)
     own = [b + rng.normal(scale=0.01, size=b.shape) for b in base]
     crowded.add("0x1000", own, ADDR[1])
