@@ -107,7 +107,7 @@ def number(lo: float | None = None, hi: float | None = None, *, lo_open: bool = 
     hi_s = "inf" if hi is None else f"{hi:g}"
     allowed = f"a number in {'(' if lo_open or lo is None else '['}{lo_s}, {hi_s}{')' if hi_open or hi is None else ']'}"
     if optional:
-        allowed += " or None"
+        allowed += " or left out (None)"
 
     def check(v: Any) -> bool:
         if v is None:
@@ -125,7 +125,7 @@ def integer(lo: int | None = None, hi: int | None = None, *, default: Any, doc: 
     """An integer parameter in [lo, hi]."""
     allowed = f"an integer >= {lo}" if hi is None else f"an integer in [{lo}, {hi}]"
     if optional:
-        allowed += " or None"
+        allowed += " or left out (None)"
 
     def check(v: Any) -> bool:
         if v is None:

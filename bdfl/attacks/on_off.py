@@ -43,17 +43,22 @@ class OnOff(Attack):
     def _validate(self) -> None:
         if self.inner == self.name:
             raise AttackError("attack 'on_off': 'inner' cannot be on_off itself")
+        inner_names = ", ".join(sorted(n for n in ATTACKS if n not in (self.name, "none")))
         if self.inner not in ATTACKS:
-            raise AttackError(
-                f"attack 'on_off': unknown inner attack '{self.inner}'",
-                fix=f"use one of: {', '.join(sorted(n for n in ATTACKS if n != self.name))}",
-            )
+            raise AttackError(f"attack 'on_off': unknown inner attack '{self.inner}'", fix=f"use one of: {inner_names}",
+                              param="inner")
+        if self.inner == "none":  # its "attackers" would be honest peers counted as attackers
+            raise AttackError("attack 'on_off': inner attack 'none' never attacks", fix=f"use one of: {inner_names}",
+                              param="inner")
         if self.period and self.on_rounds > self.period:
             raise AttackError(f"attack 'on_off': on_rounds ({self.on_rounds}) must be <= period ({self.period})")
         params: dict[str, Any] = dict(self.inner_params)
         if self.collude:
             params.setdefault("collude", True)
-        self.inner_attack: Attack = ATTACKS[self.inner](**params)
+        try:
+            self.inner_attack: Attack = ATTACKS[self.inner](**params)
+        except AttackError as exc:  # the field at fault is inside inner_params
+            raise AttackError(exc.message, fix=exc.fix, param=f"inner_params.{exc.param}" if exc.param else "inner_params") from None
 
     # capabilities follow the inner attack
     @property

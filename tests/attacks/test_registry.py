@@ -139,3 +139,24 @@ def test_inputs_of_other_shapes_are_named_and_integers_round_as_aggregation_does
     ints = [np.array([1, -1, 2], dtype=np.int64)]
     out = attacker_update(make_attack("sign_flip", scale=0.6), AttackContext(round=0, trained=ints, reference=[np.zeros(3, np.int64)]))
     assert out[0].tolist() == [-1, 1, -1] and out[0].dtype == np.int64  # -0.6, 0.6, -1.2 rounded
+
+
+def test_on_off_names_the_inner_field_at_fault_and_refuses_an_inner_that_never_attacks() -> None:
+    """An outside probe (2026-12-07): a bad inner parameter was reported as attack.params.scale
+    (on_off has no such field), and inner = "none" ran "attackers" that were honest peers."""
+    from bdfl.config import ConfigError, load_config
+    from bdfl.experiment.setup import preflight
+
+    cases = {("inner_params", "scale"): "attack.params.inner_params.scale", ("inner", None): "attack.params.inner"}
+    for (key, sub), field in cases.items():
+        params = {"inner": "sign_flip", "inner_params": {"scale": -1.0}} if sub else {"inner": "none"}
+        with pytest.raises(ConfigError) as info:
+            preflight(load_config(None, {"attack.name": "on_off", "attack.params": params}))
+        assert info.value.field == field, key
+    with pytest.raises(ConfigError) as info:
+        preflight(load_config(None, {"attack.name": "on_off", "attack.params": {"inner": "none"}}))
+    assert "never attacks" in str(info.value) and "none" not in (info.value.fix or "").split(", ")
+    # an optional parameter says how to give None: by leaving it out (TOML and --set cannot write it)
+    with pytest.raises(ConfigError) as info:
+        preflight(load_config(None, {"attack.name": "alie", "attack.params": {"z": "abc"}}))
+    assert info.value.field == "attack.params.z" and "or left out (None)" in str(info.value)
