@@ -96,33 +96,39 @@ class Orchestrator:
         versions = {**package_versions(), "code": code_digests([*cfg.plugins, cfg.task.client])}  # user code: sweeps compare it
         self.writer.write_config(dump_toml(_rerunnable(cfg), {"versions": versions}))
         self._start_chain()
-        self._deploy()
-        self._start_peers()
+        try:
+            self._deploy()
+            self._start_peers()
+        except Exception as exc:
+            self._explain_failure("the set-up (deployment, workers, joins)", exc)
+            raise
         for rnd_offset in range(cfg.rounds):
             try:
                 self._round(rnd_offset)
             except Exception as exc:
-                self._explain_failure(rnd_offset + 1, exc)
+                self._explain_failure(f"round {rnd_offset + 1}", exc)
                 raise
             self.rounds_done += 1
 
-    def _explain_failure(self, r: int, exc: Exception) -> None:
-        """A failure in the middle of a round is most often the devnet having died: say so
-        plainly instead of surfacing a connection error from deep in a worker. Any other
-        failure without a fix of its own (a worker that died) gets where the finished rounds
-        are (an outside probe: a devnet's death said so, a worker's did not)."""
+    def _explain_failure(self, during: str, exc: Exception) -> None:
+        """A failure in the set-up or in the middle of a round is most often the devnet having
+        died: say so plainly instead of surfacing a connection error from deep in a worker (an
+        outside probe met a worker's traceback when the devnet died during the joins). Any
+        other failure without a fix of its own (a worker that died) gets where the finished
+        rounds are (an outside probe: a devnet's death said so, a worker's did not)."""
         devnet = self.devnet
+        saved = f"rounds 1..{self.rounds_done} are saved in {self.out_dir}" if self.rounds_done else f"the run's folder is {self.out_dir}"
         if devnet is None or devnet.alive():
             if isinstance(exc, BDFLError) and not exc.fix and self.rounds_done:
-                exc.fix = f"rounds 1..{self.rounds_done} are saved in {self.out_dir} (run.log has the details)"
+                exc.fix = f"{saved} (run.log has the details)"
             return
         if devnet.is_local:
             code = devnet.process.poll() if devnet.process is not None else None
-            message = f"the {devnet.backend} devnet exited (exit code {code}) during round {r}"
-            fix = f"see {devnet.log_path} for why; rounds 1..{self.rounds_done} are saved in {self.out_dir}"
+            message = f"the {devnet.backend} devnet exited (exit code {code}) during {during}"
+            fix = f"see {devnet.log_path} for why; {saved}"
         else:
-            message = f"the chain at {devnet.rpc_url} stopped answering during round {r}"
-            fix = f"check the node; rounds 1..{self.rounds_done} are saved in {self.out_dir}"
+            message = f"the chain at {devnet.rpc_url} stopped answering during {during}"
+            fix = f"check the node; {saved}"
         raise BDFLError(message, fix=fix) from exc
 
     def _start_chain(self) -> None:
@@ -489,8 +495,8 @@ class Orchestrator:
             summary.update(getattr(self, "setup_chain", {}))
             summary.update({"status": status, "rounds_completed": self.rounds_done, "seconds_wall": time.monotonic() - self.started,
                             "attack": attack_name(self.cfg.to_dict()) if self.cfg.num_attackers else "none", "defense": self.cfg.defense.name, "audited": self.audited})
-            if not summary.get("peers"):  # no round recorded: the configured count, not 0
-                summary["peers"] = self.cfg.peers
+            if not summary.get("peers"):  # no round recorded: the configured counts, not 0
+                summary["peers"], summary["attackers"] = self.cfg.peers, self.cfg.num_attackers
             if message is not None:
                 summary["error"] = message
             if self.degraded:

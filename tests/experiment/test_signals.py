@@ -3,6 +3,7 @@ second Ctrl-C or SIGTERM: an outside probe lost summary.json and report.html tha
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import types
@@ -81,8 +82,29 @@ def test_a_failed_round_without_a_fix_says_where_the_finished_rounds_are(tmp_pat
     """A worker's death said nothing of the rounds kept; a devnet's death did (an outside probe)."""
     run = types.SimpleNamespace(devnet=None, rounds_done=2, out_dir=tmp_path)
     died = BDFLError("Aggregate failed in worker 0:\nworker 0 died (exit code -15)")
-    Orchestrator._explain_failure(run, 3, died)  # type: ignore[arg-type]
+    Orchestrator._explain_failure(run, "round 3", died)  # type: ignore[arg-type]
     assert died.fix == f"rounds 1..2 are saved in {tmp_path} (run.log has the details)"
     own = BDFLError("bad", fix="its own fix")
-    Orchestrator._explain_failure(run, 3, own)  # type: ignore[arg-type]
+    Orchestrator._explain_failure(run, "round 3", own)  # type: ignore[arg-type]
     assert own.fix == "its own fix"
+
+
+def test_a_devnet_that_dies_during_the_set_up_is_named_and_the_summary_keeps_the_configured_counts(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An outside probe: the devnet died while the workers joined; the run ended on a worker's
+    ConnectionRefusedError traceback, and summary.json said 0 attackers (no round recorded)."""
+
+    def dying(self: Orchestrator) -> None:  # the devnet dies as the workers join
+        assert self.devnet is not None and self.devnet.process is not None
+        self.devnet.process.kill()
+        self.devnet.process.wait()
+        raise BDFLError("Join failed in worker 0:\nrequests.exceptions.ConnectionError: Connection refused")
+
+    monkeypatch.setattr(Orchestrator, "_start_peers", dying)
+    cfg = load_config(None, {"peers": 5, "rounds": 1, "workers": 1, "attack.fraction": 0.4})
+    with pytest.raises(BDFLError) as err:
+        runner.run_experiment(cfg, quiet=True, out=tmp_path / "run")
+    assert str(err.value.message).startswith("the anvil devnet exited (exit code -9) during the set-up"), err.value
+    assert "devnet.log" in (err.value.fix or "") and str(tmp_path / "run") in (err.value.fix or "")
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["status"] == "failed" and (summary["peers"], summary["attackers"]) == (5, cfg.num_attackers) == (5, 2)
