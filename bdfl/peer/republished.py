@@ -164,15 +164,17 @@ class EarlierModels:
             self._table = stacked, np.einsum("ij,ij->i", stacked, stacked), authors
         stacked, squares, authors = self._table
         cc = float(c @ c)
-        # each Gram term is exact to ~1e-13 of the squares for 1,024 buckets: 1e-9 is far beyond it
-        lower = np.sqrt(np.maximum(squares + cc - 2.0 * (stacked @ c) - 1e-9 * (squares + cc), 0.0))
         own_at = np.flatnonzero(authors == who)
         own = [self._sketches[j][1] for j in own_at]
+        # one pass over the stacked sketches for the candidate and the trainer's own models
+        products = stacked @ np.vstack([c[None, :], stacked[own_at]]).T
+        # each Gram term is exact to ~1e-13 of the squares for 1,024 buckets: 1e-9 is far beyond it
+        lower = np.sqrt(np.maximum(squares + cc - 2.0 * products[:, 0] - 1e-9 * (squares + cc), 0.0))
         maybe = authors != who
         if len(own_at):
             # set aside the models that surely lie nearer to one of the trainer's own than to c
             o_sq = squares[own_at]
-            gram = squares[:, None] + o_sq[None, :] - 2.0 * (stacked @ stacked[own_at].T)
+            gram = squares[:, None] + o_sq[None, :] - 2.0 * products[:, 1:]
             upper = np.sqrt(np.maximum(gram + 1e-9 * (squares[:, None] + o_sq[None, :]), 0.0)).min(axis=1)
             maybe &= upper > lower
         left = np.flatnonzero(maybe)
