@@ -165,9 +165,9 @@ class EarlierModels:
         stacked, squares, authors = self._table
         cc = float(c @ c)
         own_at = np.flatnonzero(authors == who)
-        own = [self._sketches[j][1] for j in own_at]
+        own = stacked[own_at]  # the trainer's own sketches (copies of the same values)
         # one pass over the stacked sketches for the candidate and the trainer's own models
-        products = stacked @ np.vstack([c[None, :], stacked[own_at]]).T
+        products = stacked @ np.vstack([c[None, :], own]).T
         # each Gram term is exact to ~1e-13 of the squares for 1,024 buckets: 1e-9 is far beyond it
         lower = np.sqrt(np.maximum(squares + cc - 2.0 * products[:, 0] - 1e-9 * (squares + cc), 0.0))
         maybe = authors != who
@@ -182,7 +182,7 @@ class EarlierModels:
         for i in left[np.argsort(lower[left], kind="stable")]:
             if lower[i] >= near:
                 break  # every model left lies at least this far
-            e = self._sketches[i][1]
+            e = stacked[i]
             d = float(np.linalg.norm(c - e))
             if d >= near or any(float(np.linalg.norm(e - o)) <= d for o in own):
                 continue
