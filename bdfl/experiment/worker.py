@@ -383,6 +383,8 @@ class Worker:
         fetched = {h: d for h, d in fetched.items() if h.lower() in judged}
         starts = rebuilt[0]
         t1 = time.perf_counter()
+        if mine:  # the near-copy searches of all its auditors' candidates, batched
+            stages.audit.prepare(mine[0].peer, inputs.values(), fetched, rebuilt)
         # a simulation-only check: an honest trainer hosted here started exactly where its auditors say
         honest_here = [h.peer for h in self.hosted.values() if h.peer.address in starts and not h.peer.is_attacker and h.peer.reference is not None]
         exact = sum(all(np.array_equal(a, b) for a, b in zip(starts[p.address], p.reference)) for p in honest_here)

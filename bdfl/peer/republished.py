@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -47,6 +47,10 @@ NEAR_REPUBLISHED = 0.35
 #: Buckets of the count sketch each earlier model leaves (8 KiB each in float64): a distance
 #: between sketches is the models' distance within about 1 / sqrt(SKETCH_SIZE) = 3 %.
 SKETCH_SIZE = 1024
+
+#: Candidates searched together by :meth:`EarlierModels.prepare` (one matrix product over the
+#: stacked sketches per block: at 20,000 earlier models a block's products take ~40-120 MB).
+SEARCH_BLOCK = 128
 
 
 def _key(params: Sequence[np.ndarray]) -> bytes:
@@ -89,7 +93,7 @@ class EarlierModels:
         self._seed = seed
         self._kept: dict[object, np.ndarray] = {}  # sketches of candidates and starts, by key
         self._sketches: list[tuple[str | None, np.ndarray]] = []  # (author, sketch) of each model added
-        self._table: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # sketches stacked, squared norms, authors
+        self._table: tuple[np.ndarray, np.ndarray, dict[str | None, np.ndarray]] | None = None  # stacked, squared norms, rows by author
         self._nearest: dict[tuple[str, str, int], float] = {}  # (candidate, trainer, models) -> nearest distance
 
     def add(self, update_hash: str, params: Sequence[np.ndarray], author: str | None = None) -> None:
@@ -148,35 +152,87 @@ class EarlierModels:
                 self._nearest[memo] = near
         return near / move
 
+    def prepare(self, candidates: Iterable[tuple[str, Sequence[np.ndarray], Sequence[np.ndarray], str]]) -> int:
+        """Search the nearest earlier model of every candidate at once, for :meth:`near_share`
+        to find memoised: ``candidates`` yields (hash, params, rebuilt start, trainer) as
+        near_share takes them, one at a time (only their sketches are kept). A worker calls it
+        before its auditors judge: one matrix product per block of candidates instead of one pass
+        over the stacked sketches per candidate (at N = 10,000, ~8,700 candidates a worker
+        against ~20,000 earlier models: the audit phase took 118-246 s a round;
+        docs/results/scale.md). The same values as searching one by one. Returns how many
+        candidates were searched."""
+        if not self._sketches:
+            return 0
+        pending: dict[str, tuple[str, np.ndarray]] = {}
+        for key, params, start, trainer in candidates:
+            who = trainer.lower()
+            if (key, who, len(self._sketches)) in self._nearest or key in pending:
+                continue
+            c = self.sketch(params, key)
+            if float(np.linalg.norm(c - self.sketch(start, ("start", who)))) == 0.0:
+                continue  # near_share answers without a search
+            pending[key] = (who, c)
+        if not pending:
+            return 0
+        keys = list(pending)
+        found = self._nearest_many(np.stack([pending[k][1] for k in keys]), [pending[k][0] for k in keys])
+        for key, near in zip(keys, found):
+            self._nearest[(key, pending[key][0], len(self._sketches))] = near
+        return len(keys)
+
     def _nearest_other(self, c: np.ndarray, who: str) -> float:
         """The smallest distance from sketch ``c`` to an earlier model of another trainer than
-        ``who`` that lies farther from each of ``who``'s own earlier models than from ``c``.
+        ``who`` that lies farther from each of ``who``'s own earlier models than from ``c``
+        (:meth:`_nearest_many` for one candidate)."""
+        return self._nearest_many(c[None, :], [who])[0]
 
-        The same value as comparing ``c`` with every model one by one, at the cost of one
-        matrix product: bounds of every distance (from the stacked sketches' Gram terms, widened
-        by a generous rounding allowance) set aside the models that surely lie nearer to one of
-        ``who``'s own and order the rest; exact distances are taken only until the lower bound
-        passes the nearest one found. At N = 10,000 a worker's index holds ~20,000 models, and
-        the one-by-one loop took ~0.1 s per candidate (rounds of 1,200 s; docs/results/scale.md)."""
+    def _nearest_many(self, cs: np.ndarray, whos: Sequence[str]) -> list[float]:
+        """:meth:`_nearest_other` of each row of ``cs`` and trainer of ``whos``.
+
+        The same value as comparing each candidate with every model one by one, at the cost of
+        one matrix product per block of :data:`SEARCH_BLOCK` candidates: bounds of every
+        distance (from the stacked sketches' Gram terms, widened by a generous rounding
+        allowance) set aside the models that surely lie nearer to one of the trainer's own and
+        order the rest; exact distances are taken only until the lower bound passes the nearest
+        one found. At N = 10,000 a worker's index holds ~20,000 models, and the one-by-one loop
+        took ~0.1 s per candidate (rounds of 1,200 s; docs/results/scale.md); a pass over the
+        stacked sketches per candidate, 15-25 ms (a memory-bound matrix-vector product)."""
         if self._table is None or len(self._table[1]) != len(self._sketches):
             stacked = np.stack([s for _, s in self._sketches])
-            authors = np.array([a for a, _ in self._sketches], dtype=object)
-            self._table = stacked, np.einsum("ij,ij->i", stacked, stacked), authors
-        stacked, squares, authors = self._table
+            rows: dict[str | None, list[int]] = {}
+            for i, (a, _) in enumerate(self._sketches):
+                rows.setdefault(a, []).append(i)
+            self._table = stacked, np.einsum("ij,ij->i", stacked, stacked), {a: np.array(r) for a, r in rows.items()}
+        stacked, squares, rows_of = self._table
+        none = np.zeros(0, dtype=np.intp)
+        out: list[float] = []
+        for lo in range(0, len(whos), SEARCH_BLOCK):
+            block = cs[lo:lo + SEARCH_BLOCK]
+            owns = [rows_of.get(w, none) for w in whos[lo:lo + SEARCH_BLOCK]]
+            union = np.unique(np.concatenate(owns)) if any(len(o) for o in owns) else none
+            # one pass over the stacked sketches for the block's candidates and their trainers' own models
+            products = stacked @ np.vstack([block, stacked[union]]).T
+            for j, (c, own_at) in enumerate(zip(block, owns)):
+                out.append(self._walk(c, own_at, products[:, j], products[:, len(block) + np.searchsorted(union, own_at)]))
+        return out
+
+    def _walk(self, c: np.ndarray, own_at: np.ndarray, to_c: np.ndarray, to_own: np.ndarray) -> float:
+        """The nearest model for one candidate ``c`` of :meth:`_nearest_many`, given the stacked
+        sketches' products with ``c`` (``to_c``) and with the trainer's own models (``to_own``,
+        one column per row of ``own_at``)."""
+        stacked, squares, _ = self._table  # type: ignore[misc]
         cc = float(c @ c)
-        own_at = np.flatnonzero(authors == who)
-        own = stacked[own_at]  # the trainer's own sketches (copies of the same values)
-        # one pass over the stacked sketches for the candidate and the trainer's own models
-        products = stacked @ np.vstack([c[None, :], own]).T
         # each Gram term is exact to ~1e-13 of the squares for 1,024 buckets: 1e-9 is far beyond it
-        lower = np.sqrt(np.maximum(squares + cc - 2.0 * products[:, 0] - 1e-9 * (squares + cc), 0.0))
-        maybe = authors != who
+        lower = np.sqrt(np.maximum(squares + cc - 2.0 * to_c - 1e-9 * (squares + cc), 0.0))
+        maybe = np.ones(len(squares), dtype=bool)
+        maybe[own_at] = False
         if len(own_at):
             # set aside the models that surely lie nearer to one of the trainer's own than to c
             o_sq = squares[own_at]
-            gram = squares[:, None] + o_sq[None, :] - 2.0 * products[:, 1:]
+            gram = squares[:, None] + o_sq[None, :] - 2.0 * to_own
             upper = np.sqrt(np.maximum(gram + 1e-9 * (squares[:, None] + o_sq[None, :]), 0.0)).min(axis=1)
             maybe &= upper > lower
+        own = stacked[own_at]
         left = np.flatnonzero(maybe)
         near = math.inf
         for i in left[np.argsort(lower[left], kind="stable")]:

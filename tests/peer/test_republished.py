@@ -5,6 +5,8 @@ model it received under its own binding (its address, this round): new bytes, a 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from bdfl.net.serialization import Binding, encode_ndarrays, hash_hex, update_hash
@@ -246,3 +248,33 @@ def test_the_indexed_search_finds_what_comparing_one_by_one_finds() -> None:
     first = index.near_share(models[4], start, ADDR[2], key="0xabc")
     assert ("0xabc", ADDR[2].lower(), len(index._sketches)) in index._nearest
     assert index.near_share(models[4], start, ADDR[2], key="0xabc") == first
+
+
+def test_a_batched_search_memoises_what_each_search_alone_finds() -> None:
+    """prepare searches a worker's candidates together (one matrix product per block, blocks
+    smaller than the batch here): each memoised distance equals the search for that candidate
+    alone, candidates prepare skips (no move, already searched) are still answered, and
+    near_share afterwards needs no search."""
+    rng = np.random.default_rng(11)
+    shape = [(30, 8), (8,)]
+    base = [rng.normal(size=s) for s in shape]
+    index = EarlierModels(seed=3)
+    for i in range(80):
+        index.add(f"0x{i:03x}", [b + rng.normal(scale=rng.choice([0.01, 0.3]), size=b.shape) for b in base], ADDR[1 + i % 6])
+    starts = {who: [b + rng.normal(scale=0.1, size=b.shape) for b in base] for who in ADDR}  # one start per trainer
+    items = []
+    for k in range(300):
+        who = ADDR[k % 7]  # ADDR[0] published no earlier model
+        start = starts[who]
+        params = start if k % 50 == 0 else [a + rng.normal(scale=rng.choice([1e-4, 0.05, 0.5]), size=a.shape) for a in start]
+        items.append((f"0xc{k:03x}", params, start, who))
+    alone = EarlierModels(seed=3)
+    alone._sketches = list(index._sketches)
+    expected = [alone.near_share(p, s, w) for _, p, s, w in items]
+    searched = index.prepare(iter(items + items[:5]))
+    assert searched == 300 - 6  # the 6 candidates that did not move need no search; repeats are skipped
+    assert index.prepare(iter(items)) == 0
+    calls = []
+    index._nearest_many = lambda *a: calls.append(a) or []  # type: ignore[method-assign]
+    assert [index.near_share(p, s, w, key=k) for k, p, s, w in items] == expected
+    assert not calls and sum(math.isinf(x) for x in expected) >= 6

@@ -10,7 +10,7 @@ turns the fetched models into starts and moves, :func:`judge` votes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -117,6 +117,29 @@ def rebuild(peer: Peer, rnd: int, recipes: Mapping[str, list[StartSource]], past
     taken.clear()
     starts = peer.rebuild_starts(recipes, fetched, rnd - 1, earlier) if recipes else {}
     return Rebuilt(starts, moves, earlier)
+
+
+def prepare(peer: Peer, inputs: Iterable[AuditInputs], fetched: Mapping[str, bytes | Exception], rebuilt: Rebuilt) -> int:
+    """Search, in one batch, how near each candidate that ``inputs``' auditors will judge lies
+    to another trainer's earlier model (:meth:`bdfl.peer.republished.EarlierModels.prepare`), for
+    :func:`judge` to find memoised: a worker calls it once for all its auditors. Only what the
+    audit would search is searched (fresh, fetched, decodable, not an exact earlier model, with a
+    rebuilt start); a candidate it misses is still searched alone when judged. Decodes go
+    through ``peer``'s decode cache, which the judges then hit. Returns how many were searched."""
+    starts, _, earlier = rebuilt
+
+    def pending() -> Iterator[tuple[str, NDArrays, NDArrays, str]]:
+        seen: set[str] = set()
+        for inp in inputs:
+            for c in inp.fresh():
+                if c.hash in seen or c.peer not in starts:
+                    continue
+                seen.add(c.hash)
+                params = peer.checked_arrays(inp.round, c, fetched.get(c.hash))
+                if params is not None and not earlier.holds(params):
+                    yield c.hash, params, starts[c.peer], c.peer
+
+    return earlier.prepare(pending())
 
 
 def judge(engine: PeerEngine, inputs: AuditInputs, fetched: Mapping[str, bytes | Exception],
