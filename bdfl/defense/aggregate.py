@@ -204,10 +204,14 @@ def difference_gram(base: Sequence[np.ndarray], models: Sequence[Sequence[np.nda
         flats = [np.asarray(m[li]).reshape(-1) for m in models]
         if any(f.shape != ref.shape for f in flats):
             return None
+        same = len({f.dtype for f in flats}) == 1
         for a in range(0, ref.size, block):
             b = min(a + block, ref.size)
-            for k, f in enumerate(flats):
-                np.subtract(f[a:b], ref[a:b], out=X[k, : b - a], dtype=np.float64, casting="unsafe")
+            if same:  # one call for every model's block (a copy of n x block values in their dtype)
+                np.subtract(np.stack([f[a:b] for f in flats]), ref[a:b], out=X[:, : b - a], dtype=np.float64, casting="unsafe")
+            else:
+                for k, f in enumerate(flats):
+                    np.subtract(f[a:b], ref[a:b], out=X[k, : b - a], dtype=np.float64, casting="unsafe")
             G += X[:, : b - a] @ X[:, : b - a].T
     return G
 

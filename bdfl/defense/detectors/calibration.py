@@ -257,6 +257,8 @@ def typical_distance(dist: np.ndarray) -> float:
     if n < 2:
         return math.nan
     off = d[~np.eye(n, dtype=bool)].reshape(n, n - 1)
+    if np.isfinite(off).all():  # the common case in one call (the same values as row by row)
+        return float(np.median(np.median(off, axis=1)))
     rows = [float(np.median(r[np.isfinite(r)])) for r in off if np.isfinite(r).any()]
     return float(np.median(rows)) if rows else math.nan
 
@@ -285,13 +287,14 @@ def copy_groups(sq_dist: np.ndarray, share: float = NEAR_COPY) -> np.ndarray:
     if not math.isfinite(scale):
         return out
     bar = share * scale
-    assigned = np.zeros(n, dtype=bool)
+    assigned = [False] * n
+    near = dist.tolist()  # Python floats: the same comparisons, without a numpy scalar each
     for i in range(n):
         if assigned[i]:
             continue
         group = [i]
         for j in range(i + 1, n):
-            if not assigned[j] and all(dist[j, g] <= bar for g in group):
+            if not assigned[j] and all(near[j][g] <= bar for g in group):
                 group.append(j)
         for j in group:
             out[j] = i
