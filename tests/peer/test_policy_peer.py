@@ -5,12 +5,14 @@ field, and a peer with no --config auditing and aggregating by the deployment's 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from threadpoolctl import threadpool_info
 
 from bdfl.config import from_dict
 from bdfl.policy import policy_hash, policy_of
@@ -100,6 +102,8 @@ def test_a_peer_without_config_audits_and_aggregates_by_the_deployments_policy(d
         assert rule == AuditRule.from_defense(from_dict(DEPLOYED).defense)
         assert rule.detectors.accuracy.k == 2.5 and not rule.enabled("trigger")  # not the library's defaults (3, on)
         assert peer.cfg.defense.bdfl.dissent_limit == 0.7 and peer.cfg.overlay.degree == 2 and peer.cfg.overlay.min_sources == 1
+        if not os.environ.get("OMP_NUM_THREADS"):  # one BLAS thread, as one torch thread (peers sharing a host)
+            assert max(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas") == 1
     finally:
         peer.close()
     # a --config that repeats part of the policy and sets its own task settings is accepted
