@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -80,6 +80,53 @@ def _sketch_map(seed: int | tuple[int, ...], size: int) -> tuple[np.ndarray, np.
     return rng.integers(0, SKETCH_SIZE, size=size, dtype=np.int32), rng.choice(np.array([-1, 1], dtype=np.int8), size=size)
 
 
+class _Table:
+    """The index's sketches stacked (float64, for exact distances), the same less their mean in
+    float32 (for the bounds' matrix products: half the arithmetic of float64, and centred so
+    that float32's rounding is small against the distances, not against the sketches' norms),
+    those rows' squared norms (in float64) and the rows of each author."""
+
+    def __init__(self, sketches: Sequence[tuple[str | None, np.ndarray]]) -> None:
+        self.stacked = np.stack([s for _, s in sketches])
+        self.mean = self.stacked.mean(axis=0)
+        self.centred = (self.stacked - self.mean).astype(np.float32)
+        self.squares = np.einsum("ij,ij->i", self.centred, self.centred, dtype=np.float64)
+        rows: dict[str | None, list[int]] = {}
+        for i, (a, _) in enumerate(sketches):
+            rows.setdefault(a, []).append(i)
+        self.rows_of = {a: np.array(r) for a, r in rows.items()}
+
+
+#: Twice the most a float32 product of two sketches can be off (SKETCH_SIZE x 2^-24 of the sum of
+#: their squared norms, for any order of summation): the allowance of :func:`_bound`.
+_PRODUCT_SLACK = 2.0 * SKETCH_SIZE * 2.0**-24
+
+
+def _bound(sq_a: np.ndarray | float, sq_b: np.ndarray | float, products: np.ndarray, side: float) -> np.ndarray:
+    """A lower (``side`` -1) or upper (+1) bound of the float64 distances between the sketches
+    whose centred float32 rows have squared norms ``sq_a``, ``sq_b`` and float32 products
+    ``products``. What it allows for: the float32 products' rounding (at most 1,024 x 2^-24
+    ~ 6.1e-5 of (sq_a + sq_b) / 2 each, for any order of summation: :data:`_PRODUCT_SLACK` of the
+    sum allowed),
+    each centred value's rounding to float32 (2^-24 of it: 1e-7 of each norm allowed), and
+    the float64 distance's own rounding (1e-12 of it)."""
+    total = sq_a + sq_b
+    squared = np.maximum(total - 2.0 * products + side * _PRODUCT_SLACK * total, 0.0)
+    return np.maximum((np.sqrt(squared) + side * 1e-7 * (np.sqrt(sq_a) + np.sqrt(sq_b))) * (1.0 + side * 1e-12), 0.0)
+
+
+def _ascending(items: np.ndarray, keys: np.ndarray, first: int = 64) -> Iterator[int]:
+    """``items`` in ascending order of ``keys``: the ``first`` smallest by a partial sort, the
+    rest sorted only if the caller reads past them (the search mostly stops within them)."""
+    if len(items) <= first:
+        yield from items[np.argsort(keys, kind="stable")].tolist()
+        return
+    part = np.argpartition(keys, first)
+    head, rest = part[:first], part[first:]
+    yield from items[head[np.argsort(keys[head], kind="stable")]].tolist()
+    yield from items[rest[np.argsort(keys[rest], kind="stable")]].tolist()
+
+
 class EarlierModels:
     """Digests and sketches of models of earlier rounds (:meth:`add`); whether a model is one of
     them (:meth:`holds`: a sampled key first, the full digest only on a match, so a round's
@@ -93,7 +140,7 @@ class EarlierModels:
         self._seed = seed
         self._kept: dict[object, np.ndarray] = {}  # sketches of candidates and starts, by key
         self._sketches: list[tuple[str | None, np.ndarray]] = []  # (author, sketch) of each model added
-        self._table: tuple[np.ndarray, np.ndarray, dict[str | None, np.ndarray]] | None = None  # stacked, squared norms, rows by author
+        self._table: _Table | None = None  # the sketches stacked for the search (rebuilt when models are added)
         self._nearest: dict[tuple[str, str, int], float] = {}  # (candidate, trainer, models) -> nearest distance
 
     def add(self, update_hash: str, params: Sequence[np.ndarray], author: str | None = None) -> None:
@@ -191,54 +238,51 @@ class EarlierModels:
 
         The same value as comparing each candidate with every model one by one, at the cost of
         one matrix product per block of :data:`SEARCH_BLOCK` candidates: bounds of every
-        distance (from the stacked sketches' Gram terms, widened by a generous rounding
-        allowance) set aside the models that surely lie nearer to one of the trainer's own and
-        order the rest; exact distances are taken only until the lower bound passes the nearest
-        one found. At N = 10,000 a worker's index holds ~20,000 models, and the one-by-one loop
-        took ~0.1 s per candidate (rounds of 1,200 s; docs/results/scale.md); a pass over the
-        stacked sketches per candidate, 15-25 ms (a memory-bound matrix-vector product)."""
-        if self._table is None or len(self._table[1]) != len(self._sketches):
-            stacked = np.stack([s for _, s in self._sketches])
-            rows: dict[str | None, list[int]] = {}
-            for i, (a, _) in enumerate(self._sketches):
-                rows.setdefault(a, []).append(i)
-            self._table = stacked, np.einsum("ij,ij->i", stacked, stacked), {a: np.array(r) for a, r in rows.items()}
-        stacked, squares, rows_of = self._table
+        distance set aside the models that surely lie nearer to one of the trainer's own and
+        order the rest; exact distances (float64, as one by one) are taken only until the lower
+        bound passes the nearest one found. The bounds come from float32 products of the
+        sketches less their mean (:class:`_Table`), widened by what float32 can get wrong. At
+        N = 10,000 a worker's index holds ~20,000 models, and the one-by-one loop took ~0.1 s per
+        candidate (rounds of 1,200 s; docs/results/scale.md); a pass over the stacked sketches per
+        candidate, 15-25 ms (a memory-bound matrix-vector product)."""
+        if self._table is None or len(self._table.squares) != len(self._sketches):
+            self._table = _Table(self._sketches)
+        t = self._table
         none = np.zeros(0, dtype=np.intp)
         out: list[float] = []
         for lo in range(0, len(whos), SEARCH_BLOCK):
             block = cs[lo:lo + SEARCH_BLOCK]
-            owns = [rows_of.get(w, none) for w in whos[lo:lo + SEARCH_BLOCK]]
+            owns = [t.rows_of.get(w, none) for w in whos[lo:lo + SEARCH_BLOCK]]
             union = np.unique(np.concatenate(owns)) if any(len(o) for o in owns) else none
+            centred = (block - t.mean).astype(np.float32)
             # one pass over the stacked sketches for the block's candidates and their trainers' own models
-            products = stacked @ np.vstack([block, stacked[union]]).T
+            products = t.centred @ np.vstack([centred, t.centred[union]]).T
             for j, (c, own_at) in enumerate(zip(block, owns)):
-                out.append(self._walk(c, own_at, products[:, j], products[:, len(block) + np.searchsorted(union, own_at)]))
+                cc = float(np.square(centred[j], dtype=np.float64).sum())
+                to_own = products[:, len(block) + np.searchsorted(union, own_at)].astype(np.float64)
+                out.append(self._walk(c, cc, own_at, products[:, j].astype(np.float64), to_own))
         return out
 
-    def _walk(self, c: np.ndarray, own_at: np.ndarray, to_c: np.ndarray, to_own: np.ndarray) -> float:
-        """The nearest model for one candidate ``c`` of :meth:`_nearest_many`, given the stacked
-        sketches' products with ``c`` (``to_c``) and with the trainer's own models (``to_own``,
-        one column per row of ``own_at``)."""
-        stacked, squares, _ = self._table  # type: ignore[misc]
-        cc = float(c @ c)
-        # each Gram term is exact to ~1e-13 of the squares for 1,024 buckets: 1e-9 is far beyond it
-        lower = np.sqrt(np.maximum(squares + cc - 2.0 * to_c - 1e-9 * (squares + cc), 0.0))
-        maybe = np.ones(len(squares), dtype=bool)
+    def _walk(self, c: np.ndarray, cc: float, own_at: np.ndarray, to_c: np.ndarray, to_own: np.ndarray) -> float:
+        """The nearest model for one candidate ``c`` of :meth:`_nearest_many`, given its centred
+        float32 sketch's square ``cc`` and the table's centred products with it (``to_c``) and
+        with the trainer's own models (``to_own``, one column per row of ``own_at``)."""
+        t = self._table
+        assert t is not None
+        lower = _bound(t.squares, cc, to_c, -1.0)
+        maybe = np.ones(len(t.squares), dtype=bool)
         maybe[own_at] = False
         if len(own_at):
             # set aside the models that surely lie nearer to one of the trainer's own than to c
-            o_sq = squares[own_at]
-            gram = squares[:, None] + o_sq[None, :] - 2.0 * to_own
-            upper = np.sqrt(np.maximum(gram + 1e-9 * (squares[:, None] + o_sq[None, :]), 0.0)).min(axis=1)
+            upper = _bound(t.squares[:, None], t.squares[own_at][None, :], to_own, 1.0).min(axis=1)
             maybe &= upper > lower
-        own = stacked[own_at]
+        own = t.stacked[own_at]
         left = np.flatnonzero(maybe)
         near = math.inf
-        for i in left[np.argsort(lower[left], kind="stable")]:
+        for i in _ascending(left, lower[left]):
             if lower[i] >= near:
                 break  # every model left lies at least this far
-            e = stacked[i]
+            e = t.stacked[i]
             d = float(np.linalg.norm(c - e))
             if d >= near or any(float(np.linalg.norm(e - o)) <= d for o in own):
                 continue

@@ -278,3 +278,49 @@ def test_a_batched_search_memoises_what_each_search_alone_finds() -> None:
     index._nearest_many = lambda *a: calls.append(a) or []  # type: ignore[method-assign]
     assert [index.near_share(p, s, w, key=k) for k, p, s, w in items] == expected
     assert not calls and sum(math.isinf(x) for x in expected) >= 6
+
+
+def test_the_bounds_allow_for_float32_at_near_ties() -> None:
+    """The search's bounds come from float32 products: models whose distances differ from the
+    candidate's by a millionth or less (an own model just nearer or just farther than the
+    candidate, two models of others at nearly the same distance) must still get the float64
+    answer of comparing one by one; bounds without the rounding allowance miss some of them."""
+    rng = np.random.default_rng(21)
+    index = EarlierModels(seed=1)
+    who, other = ADDR[1].lower(), ADDR[2].lower()
+    for trial in range(200):
+        size = index.sketch([np.zeros(4)]).size
+        o = 50.0 + rng.normal(size=size)  # far from the origin: centring matters
+        e = o + rng.normal(size=size)
+        d = float(np.linalg.norm(e - o))
+        u = rng.normal(size=size)
+        eps = rng.choice([-1.0, 1.0]) * 10.0 ** rng.uniform(-9, -5)
+        c = e + u / np.linalg.norm(u) * d / (1.0 + eps)  # c just nearer to e than o is, or just farther
+        v = rng.normal(size=size)
+        e2 = c + v / np.linalg.norm(v) * d / (1.0 + eps) * (1.0 + rng.choice([-1.0, 1.0]) * 10.0 ** rng.uniform(-9, -5))
+        index._sketches = [(who, o), (other, e), (ADDR[3].lower(), e2), (other, o + 40.0)]
+        index._table = None
+        assert index._nearest_other(c, who) == _nearest_one_by_one(index, c, who)
+
+
+def test_the_search_reads_past_its_first_partial_sort() -> None:
+    """100 models of others lie exactly as far from the trainer's own model as from the
+    candidate (mirror images: a tie counts as a copy of the trainer's own work), nearer than the
+    one eligible model; no bound can set a tie aside, so the search must read past the first 64
+    of its partial sort to find the eligible one."""
+    rng = np.random.default_rng(5)
+    size = EarlierModels(seed=1).sketch([np.zeros(4)]).size
+    v = rng.normal(size=size)
+    v[0] = 0.0
+    c, o = v.copy(), v.copy()
+    c[0], o[0] = 2.0, -2.0
+    index = EarlierModels(seed=1)
+    index._sketches = [(ADDR[1].lower(), o)]
+    for k in range(100):
+        e = v + np.where(np.arange(size) == 0, 0.0, rng.normal(scale=0.1, size=size))  # first value 0: on the mirror
+        index._sketches.append((ADDR[2 + k % 4].lower(), e))
+    far = v + rng.normal(scale=3.0, size=size)
+    far[0] = 5.0  # on the candidate's side of the mirror: eligible
+    index._sketches.append((ADDR[6].lower(), far))
+    found = index._nearest_other(c, ADDR[1].lower())
+    assert found == _nearest_one_by_one(index, c, ADDR[1].lower()) == float(np.linalg.norm(c - far))
