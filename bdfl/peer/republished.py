@@ -105,11 +105,10 @@ _PRODUCT_SLACK = 2.0 * SKETCH_SIZE * 2.0**-24
 def _bound(sq_a: np.ndarray | float, sq_b: np.ndarray | float, products: np.ndarray, side: float) -> np.ndarray:
     """A lower (``side`` -1) or upper (+1) bound of the float64 distances between the sketches
     whose centred float32 rows have squared norms ``sq_a``, ``sq_b`` and float32 products
-    ``products``. What it allows for: the float32 products' rounding (at most 1,024 x 2^-24
-    ~ 6.1e-5 of (sq_a + sq_b) / 2 each, for any order of summation: :data:`_PRODUCT_SLACK` of the
-    sum allowed),
-    each centred value's rounding to float32 (2^-24 of it: 1e-7 of each norm allowed), and
-    the float64 distance's own rounding (1e-12 of it)."""
+    ``products``. What it allows for: the float32 products' rounding (at most SKETCH_SIZE x
+    2^-24 ~ 6.1e-5 of (sq_a + sq_b) / 2 each, for any order of summation; :data:`_PRODUCT_SLACK`
+    of the sum allowed), each centred value's rounding to float32 (2^-24 of it; 1e-7 of each
+    norm allowed), and the float64 distance's own rounding (1e-12 of it)."""
     total = sq_a + sq_b
     squared = np.maximum(total - 2.0 * products + side * _PRODUCT_SLACK * total, 0.0)
     return np.maximum((np.sqrt(squared) + side * 1e-7 * (np.sqrt(sq_a) + np.sqrt(sq_b))) * (1.0 + side * 1e-12), 0.0)
