@@ -502,6 +502,11 @@ def _build(cls: type, data: dict[str, Any], prefix: str, base: Any = None) -> An
     return dataclasses.replace(base, **kwargs) if base is not None else cls(**kwargs)
 
 
+def _bound_text(x: float) -> str:
+    """A range's end as written: an integer in full (a seed's 4294967295, not 4.29497e+09)."""
+    return str(x) if isinstance(x, int) else f"{x:g}"
+
+
 def _range(path: str, value: float, lo: float | None, hi: float | None, *, lo_open: bool = False, hi_open: bool = False) -> None:
     ok = True
     if lo is not None:
@@ -509,8 +514,8 @@ def _range(path: str, value: float, lo: float | None, hi: float | None, *, lo_op
     if hi is not None:
         ok &= value < hi if hi_open else value <= hi
     if not ok:
-        left = ("(" if lo_open else "[") + ("-inf" if lo is None else f"{lo:g}")
-        right = "inf)" if hi is None else f"{hi:g}" + (")" if hi_open else "]")  # infinite values are never allowed
+        left = ("(" if lo_open else "[") + ("-inf" if lo is None else _bound_text(lo))
+        right = "inf)" if hi is None else _bound_text(hi) + (")" if hi_open else "]")  # infinite values are never allowed
         raise ConfigError(path, f"value {value!r} is out of range", f"{left}, {right}")
 
 
@@ -643,7 +648,9 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     if a.name == "none" and a.fraction > 0:
         raise ConfigError("attack.fraction", "attackers without an attack: set attack.name or fraction = 0")
     if a.name != "none" and not a.groups and cfg.num_attackers == 0 and a.fraction > 0:
-        raise ConfigError("attack.fraction", f"{a.fraction} of {cfg.peers} peers rounds down to 0 attackers", f">= {1 / cfg.peers:.3g}")
+        raise ConfigError("attack.fraction", f"{a.fraction} of {cfg.peers} peers rounds down to 0 attackers", f">= {1 / cfg.peers:.3g}",
+                          fix=f"for a run without attackers: --attack none (attack.name = \"none\", fraction = 0); for one "
+                              f"attacker: --attackers {math.ceil(1000 / cfg.peers) / 1000:g}")
     if a.knowledge not in ATTACK_KNOWLEDGE:
         raise ConfigError("attack.knowledge", f"unknown value {a.knowledge!r}", ", ".join(ATTACK_KNOWLEDGE))
     _validate_attack_groups(cfg)

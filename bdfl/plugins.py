@@ -44,6 +44,11 @@ def _file_module_name(path: Path, prefix: str) -> str:
     return f"{prefix}{path.stem}_{digest}"
 
 
+def _example(what: str) -> str:
+    """An importable example of ``what``: a task's module or a plugin's."""
+    return "'clients.digits'" if "task" in what else "'experiments.plugins.example_plugin'"
+
+
 def import_spec(spec: str, *, what: str = "plugin", prefix: str = PLUGIN_MODULE_PREFIX,
                 error: type[BDFLError] = PluginError) -> ModuleType:
     """Import ``spec``: a dotted module path, or a path to a ``.py`` file (imported under a name
@@ -79,7 +84,7 @@ def import_spec(spec: str, *, what: str = "plugin", prefix: str = PLUGIN_MODULE_
     except ModuleNotFoundError as exc:
         if exc.name and (spec == exc.name or spec.startswith(exc.name + ".")):
             raise error(f"{what} '{spec}' not found",
-                        fix="give an importable module path such as 'clients.digits' (run from the project root or "
+                        fix=f"give an importable module path such as {_example(what)} (run from the project root or "
                         "install the package), or a path to a .py file") from None
         raise error(f"{what} '{spec}' imports '{exc.name}', which is not installed",
                     fix=f"install the package that provides '{exc.name}'") from None

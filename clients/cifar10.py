@@ -57,7 +57,8 @@ def load_dataset(data_dir: str | None = None) -> Dataset:
         raise BDFLError(
             "clients.cifar10 needs a local copy of CIFAR-10 (nothing is downloaded)",
             fix="download cifar-10-python.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html, "
-            "extract it, and pass the cifar-10-batches-py directory as the data directory",
+            "extract it, and pass the cifar-10-batches-py directory as the data directory "
+            "(--set task.data_dir=<path>, or data_dir under [task])",
         )
     return load_cifar10(data_dir)
 

@@ -64,6 +64,9 @@ class EdgeCase(Backdoor):
 
     def poison_data(self, X, y, rng, *, num_classes=None):  # noqa: ANN001, ANN201
         y = np.asarray(y)
+        if np.ndim(X) < 3:  # first: no label setting makes it apply to tabular data (an outside probe met the labels' error first)
+            raise AttackError(f"attack '{self.name}' transforms images (N, [C,] H, W); this task's inputs have "
+                              f"{np.ndim(X) - 1} dimension(s) per sample: choose another attack for it")
         if num_classes is not None and max(self.source_label, self.target_label) >= num_classes:
             raise AttackError(f"attack '{self.name}': source_label / target_label must be < num_classes {num_classes}")
         src = np.flatnonzero(y == self.source_label)

@@ -388,7 +388,8 @@ def compare_runs(dirs: Sequence[str | Path], out_dir: str | Path) -> CompareOutp
                     if isinstance(v, (int, float)) and not isinstance(v, bool)]
             mean, std = mean_std(vals)
             g[f"{k}_mean"], g[f"{k}_std"], g[f"{k}_n"] = mean, std, len(vals)
-            text[k] = _mean_std_text(mean, std)
+            # a run without a value (a seed that never separated) must not vanish from the mean's row
+            text[k] = _mean_std_text(mean, std) + (f" ({len(vals)}/{len(members)})" if 0 < len(vals) < len(members) else "")
         group_rows.append(g)
         group_text.append(text)
     group_cols = ["group"] + [k for k in diff if k != "seed"] + ["n_runs", "seeds"] + \
@@ -408,6 +409,8 @@ def compare_runs(dirs: Sequence[str | Path], out_dir: str | Path) -> CompareOutp
         md += ["## Seed groups: mean ± std over seeds (sample std, ddof=1)", ""]
         md.append(markdown_table(["group", "n_runs", "seeds"] + keys_shown, group_text,
                                  ["group", "runs", "seeds"] + [labels_of.get(k, k) for k in keys_shown]))
+        if any("/" in str(t.get(k, "")) for t in group_text for k in keys_shown):
+            md += ["(k/n): only k of the group's n runs had a value (for the separation rounds: the others never separated).", ""]
     md += ["## Runs", ""]
     if unfinished:
         md += ["Not finished, so left out of their seed groups and the figures: "

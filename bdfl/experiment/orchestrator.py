@@ -108,7 +108,6 @@ class Orchestrator:
             except Exception as exc:
                 self._explain_failure(f"round {rnd_offset + 1}", exc)
                 raise
-            self.rounds_done += 1
 
     def _explain_failure(self, during: str, exc: Exception) -> None:
         """A failure in the set-up or in the middle of a round is most often the devnet having
@@ -455,6 +454,7 @@ class Orchestrator:
         }
         self.writer.append_events(events)
         self.writer.append_round(round_row)  # last: a round's rounds.csv row marks everything of it written
+        self.rounds_done += 1  # at once: an interrupt after the row must not leave the round uncounted
         self.progress.round_done(r, round_row)
 
     def _token_balances(self, last_block: int) -> dict[str, float]:
@@ -491,8 +491,12 @@ class Orchestrator:
         if self.devnet is not None:
             self.devnet.stop()
         try:
-            summary = compute_summary(read_metrics(self.out_dir), read_rounds(self.out_dir), _clean_reference(self.cfg))
+            rounds = read_rounds(self.out_dir)
+            summary = compute_summary(read_metrics(self.out_dir), rounds, _clean_reference(self.cfg))
             summary.update(getattr(self, "setup_chain", {}))
+            # the rounds.csv rows: a round's row is written last, so each one is a round whole on disk
+            # (an interrupt between the row and the counter left "rounds_completed 0, last_round 1")
+            self.rounds_done = max(self.rounds_done, len(rounds))
             summary.update({"status": status, "rounds_completed": self.rounds_done, "seconds_wall": time.monotonic() - self.started,
                             "attack": attack_name(self.cfg.to_dict()) if self.cfg.num_attackers else "none", "defense": self.cfg.defense.name, "audited": self.audited})
             if not summary.get("peers"):  # no round recorded: the configured counts, not 0

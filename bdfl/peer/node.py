@@ -10,6 +10,7 @@ code-free parser before it is evaluated or aggregated.
 from __future__ import annotations
 
 import logging
+import numbers
 import time
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -40,6 +41,22 @@ from bdfl.peer.sources import PastMove, StartSource, start_model
 from bdfl.types import NDArrays
 
 log = logging.getLogger("bdfl.peer.node")
+
+
+def numeric_metrics(metrics: Mapping[str, Any] | None) -> tuple[dict[str, int | float], list[str]]:
+    """The numbers of a fit's metrics (integers as int, any other real number as float:
+    ``np.float32(0.5)`` and ``np.int64(3)`` are numbers too, as ``np.mean`` of float32 data gives
+    them) and the keys of the values that are not numbers (strings, lists: not recorded)."""
+    kept: dict[str, int | float] = {}
+    dropped: list[str] = []
+    for k, v in (metrics or {}).items():
+        if isinstance(v, numbers.Integral):
+            kept[k] = int(v)
+        elif isinstance(v, numbers.Real):
+            kept[k] = float(v)
+        else:
+            dropped.append(str(k))
+    return kept, dropped
 
 
 @dataclass(frozen=True)
@@ -137,6 +154,7 @@ class Peer:
         # decoded updates shared read-only with the other peers of this process (a simulation
         # worker sets one for all its peers and clears it each phase); None: decode every time
         self.decode_cache: DecodeCache | None = None
+        self.warned_dropped_metrics = False  # a fit metric that is not a number was logged once
         # quasi-global momentum (bdfl.learning.mixing): (round, start) of the last round trained
         # with momentum on, and (round, model) of the last aggregate, to tell that this round's
         # start is the aggregate that followed that round (not a restart's or a rejoin's model)
@@ -177,7 +195,11 @@ class Peer:
             assert previous is not None
             self.trained = with_momentum(self.trained, self.params, previous[1], momentum)
         self.num_examples = int(num_examples) if self.attack is None else self.attack.claimed_samples(int(num_examples))
-        return {"num_examples": int(num_examples), **{k: v for k, v in (metrics or {}).items() if isinstance(v, (int, float))}}
+        kept, dropped = numeric_metrics(metrics)
+        if dropped and not self.warned_dropped_metrics:  # once per peer: the same keys come every round
+            self.warned_dropped_metrics = True
+            log.warning("peer %s: fit returned metrics that are not numbers, not recorded: %s", self.address, ", ".join(sorted(dropped)))
+        return {"num_examples": int(num_examples), **kept}
 
     def resume_momentum(self, rnd: int, previous_start: NDArrays) -> None:
         """Take up quasi-global momentum after a resync (:func:`bdfl.peer.rejoin.resume_momentum`):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import bdfl.experiment.compare as compare
 from bdfl.errors import BDFLError
 from bdfl.experiment.compare import compare_runs, config_diff, flatten
 from bdfl.experiment.results import load_run, read_summary
@@ -181,3 +182,17 @@ def test_a_baseline_shows_no_audit_figures(tmp_path: Path) -> None:
         rows = {r["defense"]: r for r in csv.DictReader(f)}
     assert rows["bdfl"]["attacker_mean_reputation_final"] != ""
     assert rows["fedavg"]["attacker_mean_reputation_final"] == "" and rows["fedavg"]["honest_false_rejection_rate"] == ""
+
+
+def test_a_seed_without_a_value_is_counted_in_its_groups_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A seed that never separated has no separation round: the group's row showed the other
+    seed's round alone, as if every seed had separated (an outside probe); it now says how many
+    of the group's runs had a value."""
+    runs = [make_run(tmp_path / f"s{s}", seed=s) for s in (0, 1)]
+    full = compare_runs(runs, tmp_path / "cmp0").markdown.read_text()
+    assert "(1/2)" not in full and "(k/n)" not in full
+    summary = compare._summary
+    monkeypatch.setattr(compare, "_summary", lambda run: {**summary(run), **({"separated_from_round": None} if run.seed == 0 else {})})
+    md = compare_runs(runs, tmp_path / "cmp").markdown.read_text()
+    groups = md.split("## Seed groups")[1].split("## Runs")[0]
+    assert "3.0000 (1/2)" in groups and "(k/n): only k of the group's n runs had a value" in groups

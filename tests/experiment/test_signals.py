@@ -16,6 +16,7 @@ from bdfl.config import load_config
 from bdfl.errors import BDFLError
 from bdfl.experiment import runner
 from bdfl.experiment.orchestrator import Orchestrator
+from bdfl.experiment.progress import Progress
 from bdfl.experiment.signals import held_interrupts, sigterm_as_interrupt
 
 
@@ -108,3 +109,20 @@ def test_a_devnet_that_dies_during_the_set_up_is_named_and_the_summary_keeps_the
     assert "devnet.log" in (err.value.fix or "") and str(tmp_path / "run") in (err.value.fix or "")
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["status"] == "failed" and (summary["peers"], summary["attackers"]) == (5, cfg.num_attackers) == (5, 2)
+
+
+def test_an_interrupt_just_after_a_rounds_row_still_counts_the_round(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An outside probe's Ctrl-C landed after round 1's rows were written but before the round
+    was counted: summary.json said rounds_completed 0 and last_round 1. The round counts once its
+    rounds.csv row (written last) is on disk."""
+
+    def interrupted(self: Progress, rnd: int, row: dict[str, Any]) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Progress, "round_done", interrupted)
+    cfg = load_config(None, {"peers": 4, "rounds": 3, "workers": 1, "attack.name": "none", "attack.fraction": 0.0})
+    with pytest.raises(KeyboardInterrupt):
+        runner.run_experiment(cfg, quiet=True, out=tmp_path / "run")
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["status"] == "interrupted"
+    assert summary["rounds_completed"] == summary["rounds"] == 1

@@ -122,9 +122,9 @@ def test_samples_per_peer_belongs_to_iid_sample() -> None:
     assert cfg.task.partition == "iid_sample" and cfg.task.samples_per_peer == 12
     assert from_dict({}).task.samples_per_peer == 0  # unused by the other partitions
     for data, allowed in [
-        ({"task": {"partition": "iid_sample"}}, "[2, 1e+06]"),  # required with iid_sample
-        ({"task": {"partition": "iid_sample", "samples_per_peer": 1}}, "[2, 1e+06]"),
-        ({"task": {"partition": "iid", "samples_per_peer": -1}}, "[0, 1e+06]"),
+        ({"task": {"partition": "iid_sample"}}, "[2, 1000000]"),  # required with iid_sample
+        ({"task": {"partition": "iid_sample", "samples_per_peer": 1}}, "[2, 1000000]"),
+        ({"task": {"partition": "iid", "samples_per_peer": -1}}, "[0, 1000000]"),
         ({"task": {"samples_per_peer": 5}}, "not used by partition 'dirichlet'"),  # silently unused before
         ({"task": {"partition": "iid_sample", "samples_per_peer": 2.5}}, None),
     ]:
@@ -288,3 +288,16 @@ def test_a_grid_points_error_names_its_field_once(tmp_path) -> None:  # noqa: AN
     text = str(info.value)
     assert text.count("config field") == 1 and info.value.field == "defense.name"
     assert "in grid point {'seed': 1, 'defense.name': 'nope'}: unknown defense 'nope'" in text
+
+
+@pytest.mark.parametrize("peers", [3, 7, 9, 1000])
+def test_a_fraction_that_rounds_down_to_no_attacker_says_both_ways_out(peers: int) -> None:
+    """`bdfl run --peers 3` met the library's default 0.3 attackers (0 of 3) with a refusal that
+    named no way out (an outside probe); the fix names --attack none and a fraction that gives
+    one attacker, and that fraction does."""
+    with pytest.raises(ConfigError) as info:
+        load_config(None, {"peers": peers, "attack.fraction": 0.9 / peers})
+    fix = info.value.fix or ""
+    assert "--attack none" in fix
+    fraction = float(fix.split("--attackers ")[1].split()[0])
+    assert load_config(None, {"peers": peers, "attack.fraction": fraction}).num_attackers == 1

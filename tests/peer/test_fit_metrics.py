@@ -1,0 +1,40 @@
+"""What a client's fit returns as metrics reaches fit_metrics.csv: numbers, NumPy scalars
+included (an outside probe's ``np.float32`` train loss vanished without a word)."""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+
+from bdfl.peer.node import numeric_metrics
+from tests.peer.auditors import digits_auditor
+
+
+def test_numpy_scalars_are_numbers_and_the_rest_is_named() -> None:
+    kept, dropped = numeric_metrics({"loss": np.float32(0.5), "steps": np.int64(3), "plain": 2.5, "n": 7, "flag": True,
+                                     "nan": float("nan"), "note": "hi", "hist": [1.0, 2.0], "arr": np.zeros(2)})
+    assert kept == {"loss": 0.5, "steps": 3, "plain": 2.5, "n": 7, "flag": 1, "nan": kept["nan"]} and math.isnan(kept["nan"])
+    assert type(kept["loss"]) is float and type(kept["steps"]) is int
+    assert sorted(dropped) == ["arr", "hist", "note"]
+    assert numeric_metrics(None) == ({}, [])
+
+
+def test_a_peer_keeps_numpy_metrics_and_warns_once_of_the_rest(caplog: pytest.LogCaptureFixture) -> None:
+    peer, _ = digits_auditor(4, "0x" + "11" * 20)
+    fit = peer.client.fit
+
+    def with_metrics(params: Any, config: Any) -> Any:
+        out, n, _m = fit(params, config)
+        return out, n, {"train_loss": np.float32(0.25), "note": "hi"}
+
+    peer.client.fit = with_metrics  # type: ignore[method-assign]
+    with caplog.at_level(logging.WARNING, logger="bdfl.peer.node"):
+        first = peer.train(0)
+        peer.train(1)
+    assert first["train_loss"] == 0.25 and "note" not in first
+    warnings = [r.getMessage() for r in caplog.records if "not numbers" in r.getMessage()]
+    assert len(warnings) == 1 and "note" in warnings[0]
