@@ -414,6 +414,10 @@ class Orchestrator:
             "OverlayChanged", r, rnd,
             f"overlay {'built' if report.built else 'repaired'}: {report.members} members, degrees {report.degree_min}..{report.degree_max}"
             if self.cfg.faults else "", **report.event_args())
+        if not report.connected:  # said where it starts, not only as a degraded run's "no peer aggregated" at its end
+            self.note(f"warning: the overlay the peers {'built' if report.built else 'repaired'} in round {r} is not connected "
+                      f"(topology {self.cfg.overlay.topology}): peers in different parts never exchange updates; "
+                      "a denser overlay (overlay.degree, overlay.edge_probability) or the expander connects them")
 
     # -- results --------------------------------------------------------------------------
     def _write_round(self, r: int, rnd: int, peer_res: dict[int, PeerRound], subs: list[Any], events: list[dict[str, Any]],
@@ -455,7 +459,9 @@ class Orchestrator:
         self.writer.append_events(events)
         self.writer.append_round(round_row)  # last: a round's rounds.csv row marks everything of it written
         self.rounds_done += 1  # at once: an interrupt after the row must not leave the round uncounted
-        self.progress.round_done(r, round_row)
+        # submitted, audited, and neither approved nor rejected (an outside probe's round read "approved 0 rejected 0")
+        undecided = sum(1 for row in rows if row["submitted"] and row["approved"] not in (0, 1)) if audited else 0
+        self.progress.round_done(r, round_row, undecided=undecided)
 
     def _token_balances(self, last_block: int) -> dict[str, float]:
         """Every peer's wallet tokens as of block ``last_block`` (the latest): all of them read

@@ -71,7 +71,9 @@ class Progress:
         self.stream.write("\r\033[K" + " | ".join(parts))
         self.stream.flush()
 
-    def round_done(self, rnd: int, row: dict[str, Any]) -> None:
+    def round_done(self, rnd: int, row: dict[str, Any], undecided: int = 0) -> None:
+        """Log round ``rnd``'s line from its rounds.csv ``row``; ``undecided``: its audited
+        updates without a verdict (not in the row), shown when there are any."""
         now = time.monotonic()
         self._round_times.append(now - self._last_round_end)
         self._last_round_end = now
@@ -80,7 +82,7 @@ class Progress:
         acc = row.get("honest_accuracy")  # None when no honest peer could be evaluated
         text = (
             f"round {rnd}/{self.total}: honest acc {'n/a' if acc is None else format(acc, '.3f')}"
-            f" {_verdicts(row, honest=True)}"
+            f" {_verdicts(row, honest=True)}" + (f" undecided {undecided}" if undecided else "") +
             f" txs {row['tx_count']} gas {row['gas_used']:,} time {row['seconds_total']:.2f}s"
             + (f" ETA {eta:.0f}s" if eta is not None and rnd < self.total else "")
         )

@@ -164,3 +164,13 @@ def test_a_baseline_round_says_no_audit(tmp_path: Path) -> None:
     assert "round 1/2: honest acc 0.812 no audit txs 30" in text and "None" not in text
     p.round_done(2, ROW)
     assert "approved 5 rejected 2 (honest rejected 0)" in out.getvalue()
+
+
+def test_a_rounds_line_counts_its_updates_without_a_verdict(tmp_path: Path) -> None:
+    """An outside probe's round read "approved 0 rejected 0" with all 6 updates undecided."""
+    p = Progress(total_rounds=2, stream=io.StringIO(), quiet=True, log_path=tmp_path / "run.log")
+    p.round_done(1, {**ROW, "approved": 0, "rejected": 0}, undecided=6)
+    p.round_done(2, ROW)
+    lines = (tmp_path / "run.log").read_text().splitlines()
+    assert "approved 0 rejected 0 (honest rejected 0) undecided 6 txs" in lines[0]
+    assert "undecided" not in lines[1]

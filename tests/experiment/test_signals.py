@@ -116,7 +116,7 @@ def test_an_interrupt_just_after_a_rounds_row_still_counts_the_round(tmp_path: P
     was counted: summary.json said rounds_completed 0 and last_round 1. The round counts once its
     rounds.csv row (written last) is on disk."""
 
-    def interrupted(self: Progress, rnd: int, row: dict[str, Any]) -> None:
+    def interrupted(self: Progress, rnd: int, row: dict[str, Any], **_: Any) -> None:
         raise KeyboardInterrupt
 
     monkeypatch.setattr(Progress, "round_done", interrupted)
