@@ -692,7 +692,9 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     _range("protocol.unbonding_rounds", p.unbonding_rounds, 0, 1000)
     c = cfg.chain
     if c.backend not in CHAIN_BACKENDS:
-        raise ConfigError("chain.backend", f"unknown backend {c.backend!r}", ", ".join(CHAIN_BACKENDS))
+        looks_like_url = "://" in c.backend  # --chain ftp://x: a URL that is not http(s), not a backend's name
+        raise ConfigError("chain.backend", f"{c.backend!r} is not an http(s) URL" if looks_like_url else f"unknown backend {c.backend!r}",
+                          "http(s)://HOST:PORT, anvil or hardhat" if looks_like_url else ", ".join(CHAIN_BACKENDS))
     if c.backend == "url" and not c.rpc_url.startswith(("http://", "https://")):
         raise ConfigError("chain.rpc_url", f"{c.rpc_url!r} is not an http(s) URL", "http://HOST:PORT")
     _range("chain.block_time", c.block_time, 0.0, 60.0)

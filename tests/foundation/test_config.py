@@ -301,3 +301,12 @@ def test_a_fraction_that_rounds_down_to_no_attacker_says_both_ways_out(peers: in
     assert "--attack none" in fix
     fraction = float(fix.split("--attackers ")[1].split()[0])
     assert load_config(None, {"peers": peers, "attack.fraction": fraction}).num_attackers == 1
+
+
+def test_a_chain_that_is_a_url_of_another_scheme_is_called_one() -> None:
+    """`--chain ftp://x` was "unknown backend 'ftp://x' (allowed: anvil, hardhat, url)": the user
+    did pass a URL (an outside probe)."""
+    with pytest.raises(ConfigError, match=r"'ftp://x' is not an http\(s\) URL \(allowed: http\(s\)://HOST:PORT, anvil or hardhat\)"):
+        load_config(None, {"chain.backend": "ftp://x"})
+    with pytest.raises(ConfigError, match="unknown backend 'ganache'"):
+        load_config(None, {"chain.backend": "ganache"})
