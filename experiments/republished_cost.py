@@ -17,6 +17,7 @@ import argparse
 import statistics
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -30,15 +31,25 @@ def _model(rng: np.random.Generator, size: int) -> list[np.ndarray]:
     return [a.copy() for a in np.split(flat, cuts)]
 
 
+@contextmanager
+def _one_value_changed(model: list[np.ndarray], k: int) -> Iterator[list[np.ndarray]]:
+    """``model`` made distinct from its other variants (a copy would tie every distance) by its
+    ``k``-th value changed in place, and put back on leaving: the timing holds no copy of it."""
+    first, at = model[0], k % model[0].size
+    kept = first[at]
+    first[at] = kept + 1.0
+    try:
+        yield model
+    finally:
+        first[at] = kept
+
+
 def _candidates(model: list[np.ndarray], start: list[np.ndarray], n: int, authors: int) -> Iterator[tuple[str, list[np.ndarray], list[np.ndarray], str]]:
     """``n`` distinct candidates of trainers that have earlier models in the index, made from
-    ``model`` by one value changed in place (put back once prepare has sketched it: no copy)."""
+    ``model`` (each put back once prepare has sketched it)."""
     for k in range(n):
-        first, at = model[0], k % model[0].size
-        kept = first[at]
-        first[at] = kept + 1.0
-        yield f"0xc{k:063x}", model, start, f"0x{(k * 7) % max(authors, 1):040x}"
-        first[at] = kept
+        with _one_value_changed(model, k) as candidate:
+            yield f"0xc{k:063x}", candidate, start, f"0x{(k * 7) % max(authors, 1):040x}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,13 +70,8 @@ def main(argv: list[str] | None = None) -> int:
             index.sketch(models[0])  # the sketch's buckets, drawn once per seed and size
             t0 = time.perf_counter()
             for k in range(a.earlier):
-                # distinct models (a copy would tie every distance): one value changed in place and put
-                # back after the add, so the timing holds no copy of the model
-                first, at = models[k % 3][0], k % models[k % 3][0].size
-                kept = first[at]
-                first[at] = kept + 1.0
-                index.add(f"0x{rep:04x}{k:060x}", models[k % 3], f"0x{k:040x}")
-                first[at] = kept
+                with _one_value_changed(models[k % 3], k) as model:
+                    index.add(f"0x{rep:04x}{k:060x}", model, f"0x{k:040x}")
             adds.append((time.perf_counter() - t0) / a.earlier)
             t0 = time.perf_counter()
             index.holds(models[3])

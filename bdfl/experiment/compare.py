@@ -378,6 +378,7 @@ def compare_runs(dirs: Sequence[str | Path], out_dir: str | Path) -> CompareOutp
 
     # per-group table: mean / std / n over seeds
     group_rows, group_text = [], []
+    partial = False  # some group's figure is over fewer runs than the group has
     for key, members in groups.items():
         flat = _settings(runs[members[0]])
         g: dict[str, Any] = {"group": group_label[key], **{k: flat.get(k) for k in diff if k != "seed"},
@@ -388,8 +389,10 @@ def compare_runs(dirs: Sequence[str | Path], out_dir: str | Path) -> CompareOutp
                     if isinstance(v, (int, float)) and not isinstance(v, bool)]
             mean, std = mean_std(vals)
             g[f"{k}_mean"], g[f"{k}_std"], g[f"{k}_n"] = mean, std, len(vals)
-            # a run without a value (a seed that never separated) must not vanish from the mean's row
-            text[k] = _mean_std_text(mean, std) + (f" ({len(vals)}/{len(members)})" if 0 < len(vals) < len(members) else "")
+            text[k] = _mean_std_text(mean, std)
+            if 0 < len(vals) < len(members):  # a run without a value (a seed that never separated) must not vanish
+                text[k] += f" ({len(vals)}/{len(members)})"
+                partial = True
         group_rows.append(g)
         group_text.append(text)
     group_cols = ["group"] + [k for k in diff if k != "seed"] + ["n_runs", "seeds"] + \
@@ -409,7 +412,7 @@ def compare_runs(dirs: Sequence[str | Path], out_dir: str | Path) -> CompareOutp
         md += ["## Seed groups: mean ± std over seeds (sample std, ddof=1)", ""]
         md.append(markdown_table(["group", "n_runs", "seeds"] + keys_shown, group_text,
                                  ["group", "runs", "seeds"] + [labels_of.get(k, k) for k in keys_shown]))
-        if any("/" in str(t.get(k, "")) for t in group_text for k in keys_shown):
+        if partial:
             md += ["(k/n): only k of the group's n runs had a value (for the separation rounds: the others never separated).", ""]
     md += ["## Runs", ""]
     if unfinished:

@@ -149,7 +149,7 @@ class Worker:
         torch.set_num_threads(1)  # tiny models: 15-90x slower with default threads on 2 cores
         # one BLAS thread too: each worker is one process per core, and OpenBLAS's own threads (one
         # per core, spinning between calls) took the other worker's core on the audit's small
-        # matrix products: N = 100, 12 rounds, 2 workers: 1.76 -> 1.31 s/round, audit 0.88 -> 0.43 s
+        # matrix products: N = 100, 12 rounds, 2 workers: 1.76 -> 1.23 s/round, audit 0.88 -> 0.39 s
         threadpool_limits(1)
 
         self.cfg: ExperimentConfig = from_dict(spec.config)

@@ -185,12 +185,11 @@ class EarlierModels:
         start's are kept for other auditors judging it)."""
         if not self._sketches:
             return math.inf
-        c = self.sketch(params, key)
-        move = float(np.linalg.norm(c - self.sketch(start, None if key is None else ("start", trainer.lower()))))
+        who = trainer.lower()
+        c, move = self._sketched(params, start, who, key)
         if move == 0.0:
             return math.inf
-        who = trainer.lower()
-        memo = None if key is None else (key, who, len(self._sketches))  # every auditor of a worker shares this index
+        memo = None if key is None else self._memo(key, who)
         near = self._nearest.get(memo) if memo is not None else None
         if near is None:
             near = self._nearest_other(c, who)
@@ -212,10 +211,10 @@ class EarlierModels:
         pending: dict[str, tuple[str, np.ndarray]] = {}
         for key, params, start, trainer in candidates:
             who = trainer.lower()
-            if (key, who, len(self._sketches)) in self._nearest or key in pending:
+            if self._memo(key, who) in self._nearest or key in pending:
                 continue
-            c = self.sketch(params, key)
-            if float(np.linalg.norm(c - self.sketch(start, ("start", who)))) == 0.0:
+            c, move = self._sketched(params, start, who, key)
+            if move == 0.0:
                 continue  # near_share answers without a search
             pending[key] = (who, c)
         if not pending:
@@ -223,8 +222,20 @@ class EarlierModels:
         keys = list(pending)
         found = self._nearest_many(np.stack([pending[k][1] for k in keys]), [pending[k][0] for k in keys])
         for key, near in zip(keys, found):
-            self._nearest[(key, pending[key][0], len(self._sketches))] = near
+            self._nearest[self._memo(key, pending[key][0])] = near
         return len(keys)
+
+    def _sketched(self, params: Sequence[np.ndarray], start: Sequence[np.ndarray], who: str,
+                  key: str | None) -> tuple[np.ndarray, float]:
+        """A candidate's sketch (kept under ``key``) and its move: its distance from its trainer
+        ``who``'s start (kept under ("start", who)), both as the sketches measure them."""
+        c = self.sketch(params, key)
+        return c, float(np.linalg.norm(c - self.sketch(start, None if key is None else ("start", who))))
+
+    def _memo(self, key: str, who: str) -> tuple[str, str, int]:
+        """The memo key of a candidate's nearest distance: every auditor of a worker shares this
+        index, and a model added since makes it another search."""
+        return key, who, len(self._sketches)
 
     def _nearest_other(self, c: np.ndarray, who: str) -> float:
         """The smallest distance from sketch ``c`` to an earlier model of another trainer than
