@@ -61,8 +61,9 @@ def join_cluster(address: str) -> str:
         try:
             ray.init(address=address, logging_level=logging.WARNING, log_to_driver=True)
         except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
-            raise BDFLError(f"cannot connect to the Ray cluster at {address!r}: {exc}",
-                            fix="start one with `ray start --head` (docs/cluster.md), or give its address") from None
+            raise BDFLError(f"cannot connect to the Ray cluster at {address!r}: {_in_our_words(str(exc), address)}",
+                            fix="start one with `ray start --head` (docs/cluster.md), or give its address: "
+                                "--cluster HOST:PORT") from None
         finally:
             if on_term is not None:  # ray.init makes SIGTERM exit at once; `bdfl run` stops cleanly on it (runner.run_experiment)
                 signal.signal(signal.SIGTERM, on_term)
@@ -71,6 +72,15 @@ def join_cluster(address: str) -> str:
         parts = urlsplit(address)
         return _route_ip(parts.hostname or "127.0.0.1", parts.port or 10001)
     return str(ray.util.get_node_ip_address())
+
+
+def _in_our_words(text: str, address: str) -> str:
+    """Ray's connection error, without its hint to set ``--address`` or ``RAY_ADDRESS``: Ray's
+    own CLI flag and variable, which `bdfl run` does not read (its flag is ``--cluster``; an
+    outside probe followed the hint)."""
+    if "--address" not in text and "RAY_ADDRESS" not in text:
+        return text
+    return "no running Ray instance was found" + (" on this host" if address == "auto" else "")
 
 
 def _probe(address: str, timeout: float = 5.0) -> None:

@@ -155,6 +155,7 @@ class Peer:
         # worker sets one for all its peers and clears it each phase); None: decode every time
         self.decode_cache: DecodeCache | None = None
         self.warned_dropped_metrics = False  # a fit metric that is not a number was logged once
+        self.warned_no_examples = False  # a fit that reported 0 examples was logged once
         # quasi-global momentum (bdfl.learning.mixing): (round, start) of the last round trained
         # with momentum on, and (round, model) of the last aggregate, to tell that this round's
         # start is the aggregate that followed that round (not a restart's or a rejoin's model)
@@ -195,6 +196,12 @@ class Peer:
             assert previous is not None
             self.trained = with_momentum(self.trained, self.params, previous[1], momentum)
         self.num_examples = int(num_examples) if self.attack is None else self.attack.claimed_samples(int(num_examples))
+        if int(num_examples) == 0 and not self.warned_no_examples:  # legal (docs/tasks.md), but most often a counting bug
+            self.warned_no_examples = True
+            log.warning("peer %s: fit reported 0 examples: its update claims no local steps (the audit's no-work test gives it "
+                        "no small-shard credit) and, where weights count samples (defense.bdfl.weighting = "
+                        "\"reputation_samples\"), it weighs almost nothing; a client whose fit trains should return "
+                        "its training-set size", self.address)
         kept, dropped = numeric_metrics(metrics)
         if dropped and not self.warned_dropped_metrics:  # once per peer: the same keys come every round
             self.warned_dropped_metrics = True

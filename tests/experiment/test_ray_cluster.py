@@ -154,6 +154,23 @@ def test_a_cluster_without_ray_installed_says_how_to_get_it(monkeypatch: pytest.
     assert "bdfl[ray]" in (info.value.fix or "")
 
 
+def test_no_ray_instance_is_said_in_bdfl_words_not_rays_flag(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ray's own text for ``address="auto"`` with nothing running names its CLI's ``--address``
+    flag and ``RAY_ADDRESS``; `bdfl run` reads neither (an outside probe followed the hint)."""
+    def no_instance(**_kwargs: object) -> None:
+        raise ConnectionError("Could not find any running Ray instance. Please specify the one to connect to by "
+                              "setting `--address` flag or `RAY_ADDRESS` environment variable.")
+
+    monkeypatch.setattr(ray_pool.ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray_pool.ray, "init", no_instance)
+    with pytest.raises(BDFLError) as info:
+        join_cluster("auto")
+    text = f"{info.value} {info.value.fix}"
+    assert "no running Ray instance was found on this host" in text
+    assert "--address" not in text and "RAY_ADDRESS" not in text
+    assert "ray start --head" in text and "--cluster HOST:PORT" in text
+
+
 def test_a_dead_cluster_address_fails_at_once() -> None:
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))

@@ -38,3 +38,22 @@ def test_a_peer_keeps_numpy_metrics_and_warns_once_of_the_rest(caplog: pytest.Lo
     assert first["train_loss"] == 0.25 and "note" not in first
     warnings = [r.getMessage() for r in caplog.records if "not numbers" in r.getMessage()]
     assert len(warnings) == 1 and "note" in warnings[0]
+
+
+def test_a_fit_that_reports_no_examples_is_named_once(caplog: pytest.LogCaptureFixture) -> None:
+    """0 examples is legal (docs/tasks.md) and was accepted without a word (an outside probe's
+    client with a broken count): the peer says once what it costs its updates."""
+    peer, _ = digits_auditor(4, "0x" + "11" * 20)
+    fit = peer.client.fit
+
+    def no_count(params: Any, config: Any) -> Any:
+        out, _n, m = fit(params, config)
+        return out, 0, m
+
+    peer.client.fit = no_count  # type: ignore[method-assign]
+    with caplog.at_level(logging.WARNING, logger="bdfl.peer.node"):
+        first = peer.train(0)
+        peer.train(1)
+    assert first["num_examples"] == 0 and peer.num_examples == 0
+    warnings = [r.getMessage() for r in caplog.records if "0 examples" in r.getMessage()]
+    assert len(warnings) == 1 and peer.address in warnings[0] and "reputation_samples" in warnings[0]
