@@ -26,7 +26,7 @@ others:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 from flwr.server.strategy.aggregate import (
@@ -190,30 +190,61 @@ def measured_arrays(model: Sequence[np.ndarray]) -> list[int]:
 def difference_gram(base: Sequence[np.ndarray], models: Sequence[Sequence[np.ndarray]], block: int = GRAM_BLOCK) -> np.ndarray | None:
     """The (n, n) Gram matrix of the ``models``' float64 differences from ``base`` over their
     :func:`measured_arrays` (no cancellation for near-copies; its diagonal holds their squared
-    distances to ``base``), streamed ``block`` values per array at a time (no float64 copy of a
-    model). None when a model's arrays do not match ``base``'s in number or size."""
+    distances to ``base``), ``block`` values at a time of the measured arrays laid end to end, as
+    :func:`_streamed_weighted` runs (no float64 copy of a model). None when a model's arrays do
+    not match ``base``'s in number or size.
+
+    Each block: every model's values (and ``base``'s) gathered into a float64 buffer by one
+    ``np.concatenate`` (each value cast as a float64 subtraction casts it), one subtraction, one
+    product. Per array, a small model paid a product and a few calls for each of its arrays (four
+    for the digits MLP): most of :func:`merge_copies`' cost in every rebuilt start and aggregation
+    (issue 23)."""
     n = len(models)
     G = np.zeros((n, n))
     if any(len(m) != len(base) for m in models):
         return None
     measured = measured_arrays(base)
-    width = min(block, max((np.size(base[li]) for li in measured), default=0)) or 1
-    X = np.empty((n, width))
-    for li in measured:
-        ref = np.asarray(base[li]).reshape(-1)
-        flats = [np.asarray(m[li]).reshape(-1) for m in models]
-        if any(f.shape != ref.shape for f in flats):
-            return None
-        same = len({f.dtype for f in flats}) == 1
-        for a in range(0, ref.size, block):
-            b = min(a + block, ref.size)
-            if same:  # one call for every model's block (a copy of n x block values in their dtype)
-                np.subtract(np.stack([f[a:b] for f in flats]), ref[a:b], out=X[:, : b - a], dtype=np.float64, casting="unsafe")
-            else:
-                for k, f in enumerate(flats):
-                    np.subtract(f[a:b], ref[a:b], out=X[k, : b - a], dtype=np.float64, casting="unsafe")
-            G += X[:, : b - a] @ X[:, : b - a].T
+    refs = [np.asarray(base[li]) for li in measured]
+    chosen = [[np.asarray(m[li]) for li in measured] for m in models]
+    if any(a.size != r.size for m in chosen for a, r in zip(m, refs)):
+        return None
+    sizes = [r.size for r in refs]
+    width = min(block, sum(sizes)) or 1
+    R, X = np.empty(width), np.empty((n, width))
+    for pieces in _end_to_end_blocks(sizes, width):
+        w = sum(b - a for _, a, b in pieces)
+        np.concatenate(_pieces_of(refs, pieces, sizes), axis=None, out=R[:w], casting="unsafe")
+        for k, m in enumerate(chosen):
+            np.concatenate(_pieces_of(m, pieces, sizes), axis=None, out=X[k, :w], casting="unsafe")
+        Xw = X[:, :w]
+        Xw -= R[:w]
+        G += Xw @ Xw.T
     return G
+
+
+def _end_to_end_blocks(sizes: Sequence[int], width: int) -> Iterator[list[tuple[int, int, int]]]:
+    """The blocks of at most ``width`` values over arrays of ``sizes`` values laid end to end,
+    in order: each a list of (array, start, end) pieces; empty arrays are skipped."""
+    li, pos = 0, 0
+    while li < len(sizes):
+        pieces: list[tuple[int, int, int]] = []
+        n = 0
+        while li < len(sizes) and n < width:
+            take = min(sizes[li] - pos, width - n)
+            if take > 0:
+                pieces.append((li, pos, pos + take))
+                n += take
+                pos += take
+            if pos >= sizes[li]:
+                li, pos = li + 1, 0
+        if pieces:
+            yield pieces
+
+
+def _pieces_of(model: Sequence[np.ndarray], pieces: Sequence[tuple[int, int, int]], sizes: Sequence[int]) -> list[np.ndarray]:
+    """``model``'s values of a block's ``pieces``: a whole array as given (``np.concatenate``
+    ravels it), part of one as a raveled slice."""
+    return [model[i] if a == 0 and b == sizes[i] else np.asarray(model[i]).reshape(-1)[a:b] for i, a, b in pieces]
 
 
 def gram_sq(G: np.ndarray) -> np.ndarray:
@@ -281,26 +312,12 @@ def _streamed_weighted(models: Sequence[NDArrays], w: Sequence[float], block: in
     integer = [rounded_on_cast(a.dtype) for a in ref]
     width = min(block, sum(sizes)) or 1
     acc_buf, tmp_buf = np.empty(width), np.empty(width)
-    li, pos = 0, 0  # the next value to average: layer li, offset pos
-    while li < len(sizes):
-        pieces: list[tuple[int, int, int]] = []  # (layer, start, end) of this block, in order
-        n = 0
-        while li < len(sizes) and n < width:
-            take = min(sizes[li] - pos, width - n)
-            if take > 0:
-                pieces.append((li, pos, pos + take))
-                n += take
-                pos += take
-            if pos >= sizes[li]:
-                li, pos = li + 1, 0
-        if not pieces:
-            continue
+    for pieces in _end_to_end_blocks(sizes, width):
+        n = sum(b - a for _, a, b in pieces)
         acc, tmp = acc_buf[:n], tmp_buf[:n]
         for k, (m, x) in enumerate(kept):
-            # a whole layer as given (np.concatenate ravels it), part of one as a raveled slice
-            parts = [m[i] if a == 0 and b == sizes[i] else np.asarray(m[i]).reshape(-1)[a:b] for i, a, b in pieces]
             into = tmp if k else acc
-            np.concatenate(parts, axis=None, out=into, casting="same_kind")  # each value as float64
+            np.concatenate(_pieces_of(m, pieces, sizes), axis=None, out=into, casting="same_kind")  # each value as float64
             np.multiply(into, x, out=into)
             if k:
                 acc += tmp

@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 
 from bdfl.chain import protocol
+from bdfl.chain.connection import Chain
+from bdfl.errors import BDFLError
 from bdfl.chain.protocol import COMMIT_GAS, Outcome, Phase, reveal_gas_bound
 
 from .helpers import Env
@@ -80,3 +82,21 @@ def test_vote_gas_bounds_cover_what_commits_and_reveals_use(env: Env) -> None:
     for a, (idx, acc, salt) in votes.items():
         rc = env.by_addr[a].reveal_votes(r, idx, acc, salt)  # default gas: reveal_gas_bound
         assert rc["status"] == 1 and rc["gasUsed"] <= reveal_gas_bound(len(idx)) / 1.3, (len(idx), rc["gasUsed"])
+
+
+def test_block_usage_read_raw_agrees_with_web3_blocks(env: Env) -> None:
+    """The orchestrator's per-round (transactions, gas) read, raw JSON-RPC in pages, gives what
+    web3's formatted blocks give, across page boundaries; a block the node lacks is named."""
+    peers = env.join(env.peers[:4])
+    first = env.deployer.w3.eth.block_number + 1
+    env.full_round(peers)
+    last = env.deployer.w3.eth.block_number
+    blocks = [env.w3.eth.get_block(n) for n in range(first, last + 1)]
+    expected = (sum(len(b["transactions"]) for b in blocks), sum(int(b["gasUsed"]) for b in blocks))
+    chain = Chain(env.proto.rpc_url)
+    assert last - first >= 3 and expected[0] > 0
+    assert chain.block_usage(first, last) == expected
+    assert chain.block_usage(first, last, page=2) == expected == chain.block_usage(first, last, page=1)
+    assert chain.block_usage(last + 1, last) == (0, 0)
+    with pytest.raises(BDFLError, match=rf"block {last + 1000} could not be read"):
+        chain.block_usage(last + 1000, last + 1000)

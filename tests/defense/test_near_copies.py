@@ -191,8 +191,8 @@ def test_the_fast_paths_give_the_values_of_the_plain_loops() -> None:
         flat = np.stack([np.concatenate([a.ravel().astype(np.float64) for a in m]) for m in models])
         X = flat - flat[0]
         expected = np.zeros((6, 6))
-        for a, size in ((0, 35), (35, 5)):  # the same blocks in the same order
-            for lo in range(a, a + size, 16):
-                hi = min(lo + 16, a + size)
-                expected += X[:, lo:hi] @ X[:, lo:hi].T
+        for lo in range(0, 40, 16):  # blocks of 16 over the arrays laid end to end (35 + 5 values), in order
+            hi = min(lo + 16, 40)
+            expected += X[:, lo:hi] @ X[:, lo:hi].T
         assert np.array_equal(G, expected)
+        assert np.array_equal(difference_gram(models[0], models), X @ X.T)  # one block: one product
