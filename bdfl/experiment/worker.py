@@ -725,9 +725,20 @@ def settle_heap() -> None:
     each landing inside some round (issue 23: the round time's spikes). Frozen, a full collection
     walks only what later rounds made. Garbage made later is still collected; objects frozen
     here are never freed, which is why it runs only when nothing made so far is garbage-to-be:
-    at set-up and after round 1's aggregation (the first fit's lazy imports)."""
+    at set-up and after round 1's aggregation (the first fit's lazy imports).
+
+    The youngest generation is collected every 10,000 new container objects instead of 700
+    (Python's default, for small programs): a round makes hundreds of thousands (candidates,
+    fetched bodies' dicts, the chain's replies), and each young collection moves the survivors
+    on towards a full one. Measured at N = 1000, 8 rounds, both workers, pauses over 20 ms:
+    4.37 s of collections before, 1.91 s frozen, 0.37 s frozen and at 10,000."""
     gc.collect()
     gc.freeze()
+    gc.set_threshold(YOUNG_COLLECTION_OBJECTS, *gc.get_threshold()[1:])
+
+
+#: new container objects between two collections of the youngest generation (settle_heap)
+YOUNG_COLLECTION_OBJECTS = 10_000
 
 
 def handle(worker: Worker, command: Any) -> tuple[str, Any]:

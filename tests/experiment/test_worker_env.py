@@ -113,6 +113,7 @@ _SETTLE = (
     "replies.append(worker.handle(fake, Aggregate(1)))\n"
     "c = gc.get_freeze_count()\n"
     "assert replies == [('ok', 'done')] * 3, replies\n"
+    "assert gc.get_threshold()[0] == worker.YOUNG_COLLECTION_OBJECTS\n"
     "print(a, b, c, fake.heap_settled)\n"
 )
 
