@@ -22,7 +22,7 @@ from bdfl.errors import BDFLError
 from bdfl.experiment.faults import FaultInjector, keeps_state, late_joiners
 from bdfl.experiment.keeper import Keeper
 from bdfl.experiment.pool import RoundTimes, make_pool
-from bdfl.experiment.progress import Progress
+from bdfl.experiment.progress import Progress, counted
 from bdfl.experiment.report import build_report
 from bdfl.experiment.results import (
     ResultsWriter,
@@ -234,7 +234,8 @@ class Orchestrator:
             for w, group in enumerate(groups)
         ]
         kind = "Ray actors on the cluster" if cfg.cluster else "worker processes"
-        self.note(f"starting {workers} {kind} for {cfg.peers} peers ({len(self.attackers)} attackers)")
+        capped = f" (workers = {cfg.workers} capped at one per peer)" if workers < cfg.workers else ""
+        self.note(f"starting {workers} {kind} for {counted(cfg.peers, 'peer')} ({counted(len(self.attackers), 'attacker')}){capped}")
         self.pool = make_pool(specs, cfg.cluster, note=self.note)
         self.pool.call_in_turn(Join(stake))  # in turn: a reproducible order of joins
         txs, gas, _ = self.keeper.chain_usage()  # set-up (deploy, funding, joins) is not round cost

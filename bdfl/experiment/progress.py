@@ -111,6 +111,12 @@ def _first(summary: Mapping[str, Any], *keys: str) -> Any:
     return None
 
 
+def counted(n: Any, noun: str) -> str:
+    """``n`` and ``noun``, plural unless ``n`` is 1 ("1 attacker", "6 attackers"); a count that is
+    not a number (``"-"``) keeps the plural."""
+    return f"{n} {noun}" if n == 1 and not isinstance(n, bool) else f"{n} {noun}s"
+
+
 def _count(part: Any, whole: Any) -> str:
     if isinstance(part, (int, float)) and isinstance(whole, (int, float)) and whole:
         return f"{int(part)} of {int(whole)} ({100 * part / whole:.1f} %)"
@@ -191,7 +197,8 @@ def summary_lines(summary: Mapping[str, Any], *, wall_seconds: float | None = No
         time_text += (", " if time_text else "") + f"{per_round:.2f} s per round"
     width = 35
     rows = [
-        ("status", f"{summary.get('status', '-')} ({rounds} rounds, {summary.get('peers', '-')} peers, {attackers} attackers)"),
+        ("status", f"{summary.get('status', '-')} ({counted(rounds, 'round')}, {counted(summary.get('peers', '-'), 'peer')}, "
+                   f"{counted(attackers, 'attacker')})"),
         ("final honest accuracy", acc_text),
         ("attackers below every honest peer", sep_text),
         ("honest updates falsely rejected", no_audit or _count(h_rejected, h_audited) + _neither(summary.get("honest_undecided_total"))),

@@ -608,7 +608,11 @@ def _mean(xs: Sequence[float]) -> float | None:
 
 
 def _std(xs: Sequence[float]) -> float | None:
-    return float(np.std(xs)) if len(xs) else None  # population std over peers
+    if not len(xs):
+        return None
+    # population std over peers; equal values give 0 exactly (np.std's rounded mean gave 1.1e-16)
+    a = np.asarray(xs, dtype=np.float64)
+    return 0.0 if bool(np.all(a == a[0])) else float(np.std(a))
 
 
 def honest_attack_success(rates: Mapping[int, float | None], attackers: Iterable[int]) -> float | None:

@@ -53,7 +53,8 @@ def write_task(name: str, folder: str | Path = ".", *, force: bool = False) -> t
     task_path, test_path = folder / f"{name}.py", folder / f"test_{name}.py"
     existing = [str(p) for p in (task_path, test_path) if p.exists()]
     if existing and not force:
-        raise BDFLError(f"{' and '.join(existing)} already exist(s)", fix="choose another name or pass --force to overwrite")
+        raise BDFLError(f"{' and '.join(existing)} already exist{'s' if len(existing) == 1 else ''}",
+                        fix="choose another name or pass --force to overwrite")
     task_path.write_text(_template("task.py.tmpl").format(name=name))
     test_path.write_text(_template("test_task.py.tmpl").format(name=name))
     return task_path, test_path

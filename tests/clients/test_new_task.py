@@ -39,7 +39,11 @@ def test_new_task_refuses_bad_names_and_overwrites(tmp_path: Path, capsys: pytes
     assert "not usable as a Python module name" in capsys.readouterr().err
     assert main(["new-task", "t1", "--dir", str(tmp_path)]) == 0
     assert main(["new-task", "t1", "--dir", str(tmp_path)]) == 1
-    assert "--force" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--force" in err and "test_t1.py already exist\n" in err
+    (tmp_path / "test_t1.py").unlink()  # one file left: singular ("already exist(s)" before)
+    assert main(["new-task", "t1", "--dir", str(tmp_path)]) == 1
+    assert "t1.py already exists" in capsys.readouterr().err
     assert main(["new-task", "t1", "--dir", str(tmp_path), "--force"]) == 0
     # a name that would hide an installed module (pytest puts the folder first on sys.path: torch.py's
     # `import torch` imported itself, and every task test in that folder failed; an outside probe)

@@ -174,3 +174,11 @@ def test_a_rounds_line_counts_its_updates_without_a_verdict(tmp_path: Path) -> N
     lines = (tmp_path / "run.log").read_text().splitlines()
     assert "approved 0 rejected 0 (honest rejected 0) undecided 6 txs" in lines[0]
     assert "undecided" not in lines[1]
+
+
+def test_counts_of_one_are_singular() -> None:
+    """An outside probe read "(1 rounds, 4 peers, 1 attackers)"."""
+    line = next(x for x in summary_lines({**SUMMARY, "rounds": 1, "peers": 4, "attackers": 1}) if x.startswith("status"))
+    assert "(1 round, 4 peers, 1 attacker)" in line
+    assert "(15 rounds, 20 peers, 6 attackers)" in "\n".join(summary_lines(SUMMARY))
+    assert progress_mod.counted("-", "peer") == "- peers" and progress_mod.counted(0, "attacker") == "0 attackers"

@@ -453,3 +453,14 @@ def test_the_approved_cell_is_the_chains_verdict_or_empty() -> None:
     for outcome in (Outcome.UNDECIDED, Outcome.PROBATION, Outcome.PENDING, None):
         assert approved_cell(outcome, True) == ""
     assert all(approved_cell(o, False) == "" for o in (*Outcome, None))
+
+
+def test_equal_honest_accuracies_have_a_spread_of_exactly_zero() -> None:
+    """Every honest peer holding the same model gave honest_accuracy_std 1.1e-16 (np.std's rounded
+    mean; an outside probe). A peer without an accuracy (NaN) is left out, as before."""
+    rows = [{"attacker": 0, "submitted": 1, "approved": 1, "accuracy": 0.9332220367278798} for _ in range(14)]
+    assert round_aggregates(rows, True)["honest_accuracy_std"] == 0.0
+    rows[3] = {**rows[3], "accuracy": 0.5}
+    assert round_aggregates(rows, True)["honest_accuracy_std"] > 0
+    rows[3] = {**rows[3], "accuracy": math.nan}
+    assert round_aggregates(rows, True)["honest_accuracy_std"] == 0.0
