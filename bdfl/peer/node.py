@@ -195,8 +195,9 @@ class Peer:
         if momentum > 0 and continuing:
             assert previous is not None
             self.trained = with_momentum(self.trained, self.params, previous[1], momentum)
-        self.num_examples = int(num_examples) if self.attack is None else self.attack.claimed_samples(int(num_examples))
-        if int(num_examples) == 0 and not self.warned_no_examples:  # legal (docs/tasks.md), but most often a counting bug
+        counted = int(num_examples)
+        self.num_examples = counted if self.attack is None else self.attack.claimed_samples(counted)
+        if counted == 0 and not self.warned_no_examples:  # legal (docs/tasks.md), but most often a counting bug
             self.warned_no_examples = True
             log.warning("peer %s: fit reported 0 examples: its update claims no local steps (the audit's no-work test gives it "
                         "no small-shard credit) and, where weights count samples (defense.bdfl.weighting = "
@@ -206,7 +207,7 @@ class Peer:
         if dropped and not self.warned_dropped_metrics:  # once per peer: the same keys come every round
             self.warned_dropped_metrics = True
             log.warning("peer %s: fit returned metrics that are not numbers, not recorded: %s", self.address, ", ".join(sorted(dropped)))
-        return {"num_examples": int(num_examples), **kept}
+        return {"num_examples": counted, **kept}
 
     def resume_momentum(self, rnd: int, previous_start: NDArrays) -> None:
         """Take up quasi-global momentum after a resync (:func:`bdfl.peer.rejoin.resume_momentum`):
