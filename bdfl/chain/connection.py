@@ -19,6 +19,7 @@ from typing import Any
 from bdfl.chain.accounts import check_key_allowed
 from bdfl.chain.deploy import Deployment, ProtocolParams, deploy, devnet_methods, fund_peers
 from bdfl.chain.devnet import batch_mining, connect, make_web3
+from bdfl.chain import rpcbatch
 from bdfl.chain.protocol import FINALIZE_GAS_LIMIT, ProtocolClient, submissions_closed_reader
 from bdfl.chain.txsender import FeeCache, TxSender
 from bdfl.errors import BDFLError
@@ -110,22 +111,22 @@ class Chain:
         with batch_mining(self._w3):
             yield
 
-    def block_usage(self, first: int, last: int, page: int = 500) -> tuple[int, int]:
+    def block_usage(self, first: int, last: int, page: int = rpcbatch.PAGE) -> tuple[int, int]:
         """(transactions, gas used) in blocks ``first..last``, read in JSON-RPC batches of ``page``
         blocks, raw: web3's block formatters (every field of every block) were most of the cost
         of a round's results bookkeeping, which the workers wait for (issue 23)."""
         txs = gas = 0
-        for start in range(first, last + 1, page):
-            numbers = range(start, min(start + page - 1, last) + 1)
-            replies = self._w3.provider.make_batch_request([("eth_getBlockByNumber", [hex(n), False]) for n in numbers])
-            if isinstance(replies, dict):  # the whole batch failed
-                raise BDFLError(f"reading blocks {numbers[0]}..{numbers[-1]} failed: {replies.get('error', replies)}")
-            for n, reply in zip(numbers, replies, strict=True):
+        numbers = range(first, last + 1)
+        try:
+            for n, reply in zip(numbers, rpcbatch.replies(
+                    self._w3, [("eth_getBlockByNumber", [hex(n), False]) for n in numbers], page=page), strict=True):
                 block = reply.get("result")
                 if block is None:
                     raise BDFLError(f"block {n} could not be read: {reply.get('error', 'the node does not have it')}")
                 txs += len(block["transactions"])
                 gas += int(block["gasUsed"], 16)
+        except rpcbatch.BatchFailed as exc:
+            raise BDFLError(f"reading blocks {first + exc.first}..{first + exc.stop - 1} failed: {exc.error}") from exc
         return txs, gas
 
     def token_parties(self, token: str, first: int, last: int) -> set[str]:

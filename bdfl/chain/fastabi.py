@@ -19,6 +19,7 @@ from typing import Any
 from eth_abi import decode, encode
 from eth_utils import is_checksum_address, keccak, to_checksum_address
 
+from bdfl.chain import rpcbatch
 from bdfl.errors import BDFLError
 
 
@@ -100,7 +101,7 @@ def calldata(call: Any) -> bytes | None:
 
 
 def call_many(w3: Any, address: str, contract_abi: Any, name: str, arg_lists: Sequence[Sequence[Any]], *,
-              page: int = 500) -> list[Any] | None:
+              page: int = rpcbatch.PAGE) -> list[Any] | None:
     """``contract.functions.<name>(*args).call()`` (the contract at ``address`` with ABI
     ``contract_abi``) for every ``args`` of ``arg_lists``, in
     JSON-RPC batches of ``page`` ``eth_call`` requests at the latest block, decoded here.
@@ -114,19 +115,16 @@ def call_many(w3: Any, address: str, contract_abi: Any, name: str, arg_lists: Se
     except Exception:  # noqa: BLE001 - see calldata()
         return None
     out: list[Any] = []
-    to = address
-    for start in range(0, len(data), page):
-        chunk = data[start : start + page]
-        replies = w3.provider.make_batch_request([("eth_call", [{"to": to, "data": d}, "latest"]) for d in chunk])
-        if not isinstance(replies, list) or len(replies) != len(chunk):
-            return None
-        for r in sorted(replies, key=lambda r: r.get("id", 0)) if _ids(replies) else replies:
-            res = r.get("result") if isinstance(r, dict) else None
+    try:
+        for r in rpcbatch.replies(w3, [("eth_call", [{"to": address, "data": d}, "latest"]) for d in data], page=page):
+            res = r.get("result")
             if not isinstance(res, str) or r.get("error") is not None:
                 return None
-            if res in ("0x", "") and fn.outputs and not _has_code(w3, to):
-                raise NoContractCode(to)
+            if res in ("0x", "") and fn.outputs and not _has_code(w3, address):
+                raise NoContractCode(address)
             out.append(fn.result(bytes.fromhex(res[2:])))
+    except rpcbatch.BatchFailed:
+        return None
     return out
 
 
@@ -148,11 +146,6 @@ def _has_code(w3: Any, address: str) -> bool:
         return len(w3.eth.get_code(address)) > 0
     except Exception:  # noqa: BLE001 - the node failing now is the caller's transient error, not this one
         return True
-
-
-def _ids(replies: list[Any]) -> bool:
-    """Whether every reply carries a numeric id (a node may answer a batch out of order)."""
-    return all(isinstance(r, dict) and isinstance(r.get("id"), int) for r in replies)
 
 
 def call(w3: Any, contract: Any, name: str, *args: Any) -> Any:

@@ -22,7 +22,7 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 from hexbytes import HexBytes
 
-from bdfl.chain import fastabi
+from bdfl.chain import fastabi, rpcbatch
 from bdfl.errors import BDFLError
 
 _RETRYABLE_NONCE = ("nonce too low", "nonce too high", "invalid nonce", "already known", "replacement transaction")
@@ -404,26 +404,24 @@ class TxSender:
         return receipts
 
 
-def resync_nonces(senders: list[TxSender], *, page: int = 500) -> None:
+def resync_nonces(senders: list[TxSender], *, page: int = rpcbatch.PAGE) -> None:
     """Load the pending nonce of many senders on one chain in JSON-RPC batches of ``page``
     (instead of one request per sender at its first transaction: at N = 10,000 those
     requests were two thirds of the time a worker spent signing its peers' joins)."""
-    for start in range(0, len(senders), page):
-        chunk = senders[start : start + page]
-        if not chunk:
-            continue
-        replies = chunk[0].w3.provider.make_batch_request(
-            [("eth_getTransactionCount", [s.address, "pending"]) for s in chunk]
-        )
-        if isinstance(replies, dict):  # the whole batch failed: leave them to resync one by one
-            return
-        for sender, reply in zip(chunk, replies, strict=True):
+    if not senders:
+        return
+    try:
+        for sender, reply in zip(senders, rpcbatch.replies(
+                senders[0].w3, [("eth_getTransactionCount", [s.address, "pending"]) for s in senders], page=page),
+                strict=True):
             if reply.get("result") is not None:
                 sender._nonce = int(reply["result"], 16)
+    except rpcbatch.BatchFailed:  # leave the rest to resync one by one at their first transaction
+        return
 
 
 def wait_many(
-    pending: list[tuple[TxSender, bytes]], *, timeout: float = 120.0, poll_interval: float = 0.005, page: int = 500
+    pending: list[tuple[TxSender, bytes]], *, timeout: float = 120.0, poll_interval: float = 0.005, page: int = rpcbatch.PAGE
 ) -> list[Any]:
     """Receipts of many transactions, possibly from many senders on one chain.
 
@@ -443,16 +441,11 @@ def wait_many(
 
     def fetch(indices: list[int]) -> list[Any]:
         w3 = pending[indices[0]][0].w3
-        out: list[Any] = []
-        for start in range(0, len(indices), page):
-            chunk = indices[start : start + page]
-            replies = w3.provider.make_batch_request(
-                [("eth_getTransactionReceipt", ["0x" + bytes(pending[i][1]).hex()]) for i in chunk]
-            )
-            if isinstance(replies, dict):  # the whole batch failed (e.g. node error)
-                raise TxError(f"receipt batch failed: {replies.get('error', replies)}")
-            out.extend(r.get("result") for r in replies)
-        return out
+        requests = [("eth_getTransactionReceipt", ["0x" + bytes(pending[i][1]).hex()]) for i in indices]
+        try:
+            return [r.get("result") for r in rpcbatch.replies(w3, requests, page=page)]
+        except rpcbatch.BatchFailed as exc:  # e.g. a node error
+            raise TxError(f"receipt batch failed: {exc.error}") from exc
 
     while todo:
         if fetch(todo[-1:])[0] is not None:
