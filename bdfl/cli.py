@@ -338,11 +338,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from bdfl.experiment.compare import compare_runs  # lazy: start-up
+    from bdfl.experiment.compare import compare_runs, overview  # lazy: start-up
 
-    paths = compare_runs([Path(d) for d in args.dirs], Path(args.out))
-    for p in paths:
-        print(p)
+    outputs = compare_runs([Path(d) for d in args.dirs], Path(args.out))
+    print(overview(outputs.runs_csv))
+    print(f"\ncompared in {args.out}: " + ", ".join(p.name for p in outputs) + " (compare.md has every figure)")
     return 0
 
 

@@ -115,6 +115,41 @@ class CompareOutputs(NamedTuple):
     reputation_png: Path
 
 
+#: What ``bdfl compare`` prints per run; compare.md and compare.csv hold every figure.
+OVERVIEW_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("final_honest_accuracy", "honest accuracy"),
+    ("separated_from_round", "separated from round"),
+    ("honest_false_rejection_rate", "honest rejected"),
+    ("attacker_approval_rate", "attackers approved"),
+)
+
+
+def _overview_cell(key: str, text: str | None) -> str:
+    try:
+        value = float(text) if text else None
+    except ValueError:
+        value = None
+    if value is None:
+        return "—"
+    if key.endswith("_rate"):
+        return f"{100 * value:.1f} %"
+    return f"{value:.0f}" if key.endswith("_round") else f"{value:.3f}"
+
+
+def overview(runs_csv: str | Path) -> str:
+    """The terminal's view of a comparison (its ``compare.csv``): one aligned line per run with its
+    label, status and the figures of :data:`OVERVIEW_COLUMNS` ("—": no value, e.g. a baseline's
+    approvals or a run that never separated)."""
+    with open(runs_csv, newline="") as f:
+        rows = list(csv.DictReader(f))
+    header = ["run", "status"] + [title for _, title in OVERVIEW_COLUMNS]
+    lines = [header] + [[r["run"], r.get("status") or "unknown"] + [_overview_cell(k, r.get(k)) for k, _ in OVERVIEW_COLUMNS]
+                        for r in rows]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return "\n".join("  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths))).rstrip()
+                     for line in lines)
+
+
 def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """A nested config as dotted keys (``defense.name``); lists become JSON text."""
     out: dict[str, Any] = {}
@@ -261,10 +296,15 @@ def mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
     return float(arr.mean()), (float(arr.std(ddof=1)) if len(arr) > 1 else None)
 
 
-def _mean_std_text(mean: float | None, std: float | None) -> str:
+def mean_std_text(mean: float | None, std: float | None, counts: bool = False) -> str:
+    """``mean ± std``; for ``counts`` (every value an integer: rounds, a separation round) the
+    mean and std to one decimal, and an exact integer as one ("2 ± 0", not "2.0000 ± 0.0000")."""
     if mean is None:
         return "—"
-    return format_value(mean) + ("" if std is None else f" ± {format_value(std)}")
+    if not counts:
+        return format_value(mean) + ("" if std is None else f" ± {format_value(std)}")
+    one = lambda v: f"{v:,.0f}" if float(v).is_integer() else f"{v:,.1f}"  # noqa: E731
+    return one(mean) + ("" if std is None else f" ± {one(std)}")
 
 
 def _mark_group(ax: Any, summaries: Sequence[Mapping[str, Any]], color: str) -> bool:
@@ -389,7 +429,8 @@ def compare_runs(dirs: Sequence[str | Path], out_dir: str | Path) -> CompareOutp
                     if isinstance(v, (int, float)) and not isinstance(v, bool)]
             mean, std = mean_std(vals)
             g[f"{k}_mean"], g[f"{k}_std"], g[f"{k}_n"] = mean, std, len(vals)
-            text[k] = _mean_std_text(mean, std)
+            raw = [summaries[i].get(k) for i in members]
+            text[k] = mean_std_text(mean, std, counts=all(isinstance(v, int) for v in raw if v is not None))
             if 0 < len(vals) < len(members):  # a run without a value (a seed that never separated) must not vanish
                 text[k] += f" ({len(vals)}/{len(members)})"
                 partial = True

@@ -22,7 +22,7 @@ import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
-from bdfl.experiment.compare import csv_text, mean_std
+from bdfl.experiment.compare import csv_text, mean_std, mean_std_text
 from bdfl.experiment.plots import new_figure, save_figure
 from bdfl.experiment.results import SUMMARY_FIELDS, atomic_write_text, format_value
 
@@ -107,6 +107,7 @@ def aggregate(rows: Sequence[Any], metrics: Sequence[str] | None = None) -> tupl
             vals = [v for v in (_number(s.get(m)) for _, s in members) if v is not None]
             mean, std = mean_std(vals)
             row[f"{m}_mean"], row[f"{m}_std"], row[f"{m}_n"] = mean, std, len(vals)
+            row[f"{m}_counts"] = all(isinstance(s.get(m), int) for _, s in members if s.get(m) is not None)
         out.append(row)
     return param_cols, list(metrics), out
 
@@ -115,9 +116,7 @@ def _mean_pm_std(row: Mapping[str, Any], m: str) -> str:
     mean, std, n = row.get(f"{m}_mean"), row.get(f"{m}_std"), row.get(f"{m}_n", 0)
     if mean is None:
         return "—"
-    if isinstance(mean, float) and mean.is_integer() and not std:
-        mean = int(mean)  # a count or a round, equal over the seeds (or one seed): 63, not 63.0000
-    text = format_value(mean) + ("" if std is None else f" ± {format_value(std)}")
+    text = mean_std_text(mean, std, counts=bool(row.get(f"{m}_counts")))  # a count or a round: 63 ± 0, not 63.0000
     if n != row["n_runs"]:
         text += f" ({n}/{row['n_runs']})"
     return text

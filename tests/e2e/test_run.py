@@ -274,6 +274,7 @@ def test_report_and_compare_commands(tiny_run: Path, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     table = _rows(out / "compare.csv")
     assert len(table) == 1  # the same run named twice counts once (it was a seed group of 2 copies)
+    assert proc.stdout.splitlines()[0].startswith("run ") and "compare.md" in proc.stdout  # the overview, then the files
     assert (out / "compare_accuracy.png").stat().st_size > 0
 
 

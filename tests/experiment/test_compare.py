@@ -14,7 +14,7 @@ from bdfl.errors import BDFLError
 from bdfl.experiment.compare import compare_runs, config_diff, flatten
 from bdfl.experiment.results import load_run, read_summary
 from tests.experiment.test_report import assert_png
-from tests.experiment.test_results import make_run
+from tests.experiment.test_results import ROUNDS, make_run
 
 
 def test_compare_three_runs(tmp_path: Path) -> None:
@@ -108,6 +108,9 @@ def test_seed_groups_mean_and_std_over_seeds(tmp_path: Path) -> None:
     assert groups[1]["n_runs"] == "1" and groups[1]["final_honest_accuracy_std"] == ""
     md = out.markdown.read_text()
     assert "Seed groups" in md and "0.9250 ± 0.0100" in md
+    # counts (rounds completed, equal over the seeds) read as counts: "2.0000 ± 0.0000" before
+    group_row = next(line for line in md.splitlines() if line.startswith("| defense=bdfl |"))
+    assert f"| {ROUNDS} ± 0 |" in group_row and ".0000 ± 0.0000" not in group_row
     with open(out.runs_csv, newline="") as f:
         assert [r["run"] for r in csv.DictReader(f)][:2] == ["defense=bdfl seed=0", "defense=bdfl seed=1"]
 
@@ -195,4 +198,21 @@ def test_a_seed_without_a_value_is_counted_in_its_groups_row(tmp_path: Path, mon
     monkeypatch.setattr(compare, "_summary", lambda run: {**summary(run), **({"separated_from_round": None} if run.seed == 0 else {})})
     md = compare_runs(runs, tmp_path / "cmp").markdown.read_text()
     groups = md.split("## Seed groups")[1].split("## Runs")[0]
-    assert "3.0000 (1/2)" in groups and "(k/n): only k of the group's n runs had a value" in groups
+    assert "| 3 (1/2) |" in groups and "(k/n): only k of the group's n runs had a value" in groups
+
+
+def test_the_terminal_overview_names_each_run_and_its_key_figures(tmp_path: Path) -> None:
+    """`bdfl compare` printed only the paths it wrote (an outside probe): now a line per run with
+    its accuracy, separation round and verdict rates; a baseline's absent verdicts are "—"."""
+    dirs = [make_run(tmp_path / "bdfl0", seed=0), make_run(tmp_path / "fedavg0", seed=0, defense="fedavg")]
+    out = compare_runs(dirs, tmp_path / "cmp")
+    lines = compare.overview(out.runs_csv).splitlines()
+    assert lines[0].split()[:2] == ["run", "status"] and "honest accuracy" in lines[0]
+    summaries = [compare._summary(load_run(d)) for d in dirs]
+    bdfl_line = next(line for line in lines if line.startswith("defense=bdfl"))
+    assert f"{summaries[0]['final_honest_accuracy']:.3f}" in bdfl_line
+    assert f"{100 * summaries[0]['honest_false_rejection_rate']:.1f} %" in bdfl_line
+    fedavg_line = next(line for line in lines if line.startswith("defense=fedavg"))
+    assert fedavg_line.split()[-2:] == ["—", "—"]  # nobody audits a baseline: no verdict rates
+    acc = f"{summaries[0]['final_honest_accuracy']:.3f}"  # right-aligned under its title
+    assert lines[0].index("honest accuracy") + len("honest accuracy") == bdfl_line.index(acc) + len(acc)

@@ -90,7 +90,7 @@ def test_write_sweep_outputs(tmp_path: Path) -> None:
     lines = [line for line in md.splitlines() if line.startswith("|")]
     assert len(lines) == 2 + len(GRID)
     assert "| none | 0 | bdfl | 3 | 0.9200 ± 0.0200 |" in md
-    assert "3.5000 ± 0.7071 (2/3)" in md  # detection round seen in 2 of 3 seeds
+    assert "3.5 ± 0.7 (2/3)" in md  # detection round seen in 2 of 3 seeds: a round, to one decimal
     assert "| label_flip | 0.4 | fedavg | 3 | 0.4200 ± 0.0200 | — |" in md
 
 
