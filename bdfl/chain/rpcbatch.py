@@ -47,7 +47,11 @@ def replies(w3: Any, requests: Sequence[tuple[str, list[Any]]], *, page: int = P
         if len(answer) != len(chunk) or not all(isinstance(r, dict) for r in answer):
             raise BatchFailed(first, first + len(chunk), f"{len(answer)} replies to {len(chunk)} requests")
         # JSON-RPC lets a node answer a batch in any order; web3's HTTP provider sorts by id,
-        # other providers need not
-        if all(isinstance(r.get("id"), int) for r in answer):
+        # other providers need not. Ids must then tell the replies apart: two replies with one
+        # id (a faulty node or proxy) would put an answer under another request
+        ids = [r.get("id") for r in answer]
+        if all(isinstance(i, int) for i in ids):
+            if len(set(ids)) != len(ids):
+                raise BatchFailed(first, first + len(chunk), "two replies carry the same id")
             answer = sorted(answer, key=lambda r: r["id"])
         yield from answer

@@ -65,6 +65,16 @@ def test_a_batch_answered_with_one_error_or_too_few_replies_names_its_page() -> 
         list(rpcbatch.replies(w3_of(FakeNode(lambda m, p: 0, drop=True)), [("x", []), ("x", [])]))
 
 
+def test_replies_that_share_an_id_are_refused_not_matched_by_position() -> None:
+    """A faulty node (or proxy) answering two requests with one id: sorting by id would hand one
+    request another's answer, so the page fails instead."""
+    node = FakeNode(lambda m, p: p[0])
+    answer = node.make_batch_request
+    node.make_batch_request = lambda reqs: [{**r, "id": 0} for r in answer(reqs)]  # type: ignore[method-assign]
+    with pytest.raises(rpcbatch.BatchFailed, match="two replies carry the same id"):
+        list(rpcbatch.replies(w3_of(node), [("echo", [1]), ("echo", [2])]))
+
+
 def test_each_caller_keeps_its_own_policy_for_a_failed_batch() -> None:
     # views: decline (None), so the caller makes web3's calls, which raise the decoded revert
     abi = [{"type": "function", "name": "f", "inputs": [{"name": "x", "type": "uint256"}],
