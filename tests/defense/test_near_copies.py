@@ -196,3 +196,52 @@ def test_the_fast_paths_give_the_values_of_the_plain_loops() -> None:
             expected += X[:, lo:hi] @ X[:, lo:hi].T
         assert np.array_equal(G, expected)
         assert np.array_equal(difference_gram(models[0], models), X @ X.T)  # one block: one product
+
+
+def _copy_groups_pairwise(sq_dist: np.ndarray, share: float = NEAR_COPY) -> np.ndarray:
+    """The rule as first written, one pair test at a time (row j, column g): the reference the
+    vectorised :func:`copy_groups` must agree with exactly."""
+    d2 = np.asarray(sq_dist, dtype=np.float64)
+    n = d2.shape[0]
+    out = np.arange(n)
+    if n < 3:
+        return out
+    dist = np.sqrt(np.maximum(d2, 0.0))
+    scale = typical_distance(dist)
+    if not np.isfinite(scale):
+        return out
+    bar = share * scale
+    assigned = [False] * n
+    near = dist.tolist()
+    for i in range(n):
+        if assigned[i]:
+            continue
+        group = [i]
+        for j in range(i + 1, n):
+            if not assigned[j] and all(near[j][g] <= bar for g in group):
+                group.append(j)
+        for j in group:
+            out[j] = i
+            assigned[j] = True
+    return out
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_copy_groups_agrees_with_the_pair_by_pair_rule(seed: int) -> None:
+    """Clusters of near-copies, chains of models each close to the next, an asymmetric matrix (a
+    Gram's rounding) and unknown (NaN) distances: the same groups as the pair-by-pair loop."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(3, 60))
+    honest = _honest(n, rng)
+    k = int(rng.integers(0, n // 2 + 1))  # a cluster of near-copies of one model
+    honest[:k] = honest[0] + rng.standard_normal((k, DIM)) * 10 ** rng.uniform(-4, -0.5) / np.sqrt(DIM)
+    chain = int(rng.integers(0, n // 3 + 1))  # each one step from the one before
+    for c in range(1, chain):
+        honest[-c - 1] = honest[-c] + rng.standard_normal(DIM) * 0.2 / np.sqrt(DIM)
+    sq = _sq(rng.permutation(honest))
+    sq = sq * (1 + rng.uniform(-1e-6, 1e-6, sq.shape))  # not exactly symmetric
+    if seed % 3 == 0:
+        sq[rng.integers(n), rng.integers(n)] = np.nan
+    share = [NEAR_COPY, 0.5, 1.0][seed % 3]
+    np.testing.assert_array_equal(copy_groups(sq, share), _copy_groups_pairwise(sq, share))
+    assert (copy_groups(sq, share) <= np.arange(n)).all()
