@@ -105,6 +105,10 @@ class OnOff(Attack):
     def abstains(self, round: int) -> bool:  # noqa: A002
         return self.active(round) and self.inner_attack.abstains(round)
 
+    def claimed_samples(self, trained: int) -> int:
+        """The inner attack's claim: the peer asks only in rounds it is on (off, it states what it trained)."""
+        return self.inner_attack.claimed_samples(trained)
+
     def vote(self, ctx: VoteContext | AttackContext, candidate_is_attacker: bool, honest_verdict: bool) -> bool:
         if not self.active(ctx.round):
             return bool(honest_verdict)

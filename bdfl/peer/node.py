@@ -196,7 +196,8 @@ class Peer:
             assert previous is not None
             self.trained = with_momentum(self.trained, self.params, previous[1], momentum)
         counted = int(num_examples)
-        self.num_examples = counted if self.attack is None else self.attack.claimed_samples(counted)
+        # an attack off this round (on_off) states what was trained, like the honest peer it is then
+        self.num_examples = self.attack.claimed_samples(counted) if self.attack is not None and self.attack.active(rnd) else counted
         if counted == 0 and not self.warned_no_examples:  # legal (docs/tasks.md), but most often a counting bug
             self.warned_no_examples = True
             log.warning("peer %s: fit reported 0 examples: its update claims no local steps (the audit's no-work test gives it "
