@@ -66,6 +66,14 @@ def approved_cell(outcome: Outcome | None, audited: bool) -> int | str:
     return ""
 
 
+
+def starting_line(workers: int, configured: int, cluster: bool, peers: int, attackers: int) -> str:
+    """The run log's line on the processes hosting the peers: ``workers`` started of the
+    ``configured`` (capped at one per peer), local processes or Ray actors on a cluster."""
+    kind = ("Ray actor", "Ray actors")[workers != 1] + " on the cluster" if cluster else ("worker process", "worker processes")[workers != 1]
+    capped = f" (workers = {configured} capped at one per peer)" if workers < configured else ""
+    return f"starting {workers} {kind} for {counted(peers, 'peer')} ({counted(attackers, 'attacker')}){capped}"
+
 class Orchestrator:
     def __init__(self, cfg: ExperimentConfig, out_dir: Path, *, quiet: bool = False) -> None:
         self.cfg = cfg
@@ -233,9 +241,7 @@ class Orchestrator:
             )
             for w, group in enumerate(groups)
         ]
-        kind = "Ray actors on the cluster" if cfg.cluster else "worker processes"
-        capped = f" (workers = {cfg.workers} capped at one per peer)" if workers < cfg.workers else ""
-        self.note(f"starting {workers} {kind} for {counted(cfg.peers, 'peer')} ({counted(len(self.attackers), 'attacker')}){capped}")
+        self.note(starting_line(workers, cfg.workers, bool(cfg.cluster), cfg.peers, len(self.attackers)))
         self.pool = make_pool(specs, cfg.cluster, note=self.note)
         self.pool.call_in_turn(Join(stake))  # in turn: a reproducible order of joins
         txs, gas, _ = self.keeper.chain_usage()  # set-up (deploy, funding, joins) is not round cost

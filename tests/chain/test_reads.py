@@ -62,6 +62,18 @@ def test_fast_reads_agree_with_per_item_reads_and_web3_event_decoding(env: Env) 
     assert len(fast) == len(slow) > 20
     assert {e["event"] for e in fast} >= {"CommitteeDrawn", "UpdateSubmitted", "UpdateFinalized", "ReputationChanged"}
     assert [(e["event"], e["args"]) for e in fast] == [(n, {k: _jsonable(v) for k, v in a.items()}) for n, a in slow]
+    # where each event is (the orchestrator orders events by block): as web3's logs say
+    assert [(e["block"], e["tx"], e["log_index"]) for e in fast] == [
+        (log["blockNumber"], "0x" + bytes(log["transactionHash"]).hex(), log["logIndex"]) for log in logs]
+    # block ranges split at chunk boundaries (a round's blocks stay far under LOG_CHUNK) lose or repeat nothing
+    assert last - first >= 3
+    assert dep.events(first, last, chunk=1) == dep.events(first, last, chunk=2) == fast
+    # a node that refuses the log query is named with its block range, not decoded as no events
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(dep.w3.provider, "make_request", lambda method, params: {"jsonrpc": "2.0", "id": 1,
+                                                                           "error": {"code": -32005, "message": "query returned more than 10000 results"}})
+        with pytest.raises(BDFLError, match=rf"reading the events of blocks {first}\.\.{last} failed: .*10000 results"):
+            dep.events(first, last)
 
 
 def test_vote_gas_bounds_cover_what_commits_and_reveals_use(env: Env) -> None:

@@ -171,10 +171,10 @@ def _typical_distance_row_by_row(dist: np.ndarray) -> float:
 
 
 def test_the_fast_paths_give_the_values_of_the_plain_loops() -> None:
-    """typical_distance's one-call median, copy_groups' Python-float comparisons and
-    difference_gram's one subtraction per block (for merge_copies in every rebuilt start and
-    aggregation: ~17 % of a worker's time at N = 100) give the values of the loops they replace,
-    to the last bit: with ties, odd and even sizes, infinite distances and mixed dtypes."""
+    """typical_distance's one-call median and difference_gram's one subtraction per block (for
+    merge_copies in every rebuilt start and aggregation: ~17 % of a worker's time at N = 100) give
+    the values of the loops they replace, to the last bit: with ties, odd and even sizes, infinite
+    distances, mixed dtypes and an empty array."""
     rng = np.random.default_rng(3)
     for n in range(2, 14):
         pts = rng.normal(size=(n, 4))
@@ -196,6 +196,14 @@ def test_the_fast_paths_give_the_values_of_the_plain_loops() -> None:
             expected += X[:, lo:hi] @ X[:, lo:hi].T
         assert np.array_equal(G, expected)
         assert np.array_equal(difference_gram(models[0], models), X @ X.T)  # one block: one product
+    # an empty array (a model with a 0-size buffer) adds nothing and breaks no block
+    models = [[np.full(3, float(i), np.float32), np.zeros(0, np.float32), np.full(2, -float(i), np.float32)] for i in range(3)]
+    flat = np.stack([np.concatenate([a.ravel().astype(np.float64) for a in m]) for m in models])
+    X = flat - flat[0]
+    for block in (1, 2, 3, 16):
+        assert np.array_equal(difference_gram(models[0], models, block=block), X @ X.T)
+    avg = weighted_average(models, [1.0, 1.0, 2.0])
+    assert [a.shape for a in avg] == [(3,), (0,), (2,)] and np.allclose(avg[0], 1.25) and np.allclose(avg[2], -1.25)
 
 
 def _copy_groups_pairwise(sq_dist: np.ndarray, share: float = NEAR_COPY) -> np.ndarray:

@@ -181,4 +181,5 @@ def test_counts_of_one_are_singular() -> None:
     line = next(x for x in summary_lines({**SUMMARY, "rounds": 1, "peers": 4, "attackers": 1}) if x.startswith("status"))
     assert "(1 round, 4 peers, 1 attacker)" in line
     assert "(15 rounds, 20 peers, 6 attackers)" in "\n".join(summary_lines(SUMMARY))
+    assert "(1 round, 1 peer, 0 attackers)" in "\n".join(summary_lines({**SUMMARY, "rounds": 1, "peers": 1, "attackers": 0}))
     assert progress_mod.counted("-", "peer") == "- peers" and progress_mod.counted(0, "attacker") == "0 attackers"

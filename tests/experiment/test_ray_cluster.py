@@ -169,6 +169,10 @@ def test_no_ray_instance_is_said_in_bdfl_words_not_rays_flag(monkeypatch: pytest
     assert "no running Ray instance was found on this host" in text
     assert "--address" not in text and "RAY_ADDRESS" not in text
     assert "ray start --head" in text and "--cluster HOST:PORT" in text
+    # only Ray's hint is replaced, whichever of the two it names; any other text of Ray's stays
+    assert ray_pool._in_our_words("set RAY_ADDRESS to connect", "auto") == "no running Ray instance was found on this host"
+    assert ray_pool._in_our_words("pass --address", "10.0.0.1:6379") == "no running Ray instance was found"
+    assert ray_pool._in_our_words("Version mismatch: the cluster runs Ray 2.50", "auto") == "Version mismatch: the cluster runs Ray 2.50"
 
 
 def test_a_dead_cluster_address_fails_at_once() -> None:

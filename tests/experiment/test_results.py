@@ -464,3 +464,10 @@ def test_equal_honest_accuracies_have_a_spread_of_exactly_zero() -> None:
     assert round_aggregates(rows, True)["honest_accuracy_std"] > 0
     rows[3] = {**rows[3], "accuracy": math.nan}
     assert round_aggregates(rows, True)["honest_accuracy_std"] == 0.0
+    # the last value counts too, and "equal" means equal (the mutation probe: a[:-1], isclose)
+    rows[-1] = {**rows[-1], "accuracy": 0.5}
+    assert round_aggregates(rows, True)["honest_accuracy_std"] > 0
+    rows[-1] = {**rows[-1], "accuracy": 0.9332220367278798 + 1e-9}
+    assert round_aggregates(rows, True)["honest_accuracy_std"] > 0
+    # no honest accuracy at all: no spread (None), not 0
+    assert round_aggregates([{**r, "accuracy": math.nan} for r in rows], True)["honest_accuracy_std"] is None
