@@ -66,7 +66,6 @@ def approved_cell(outcome: Outcome | None, audited: bool) -> int | str:
     return ""
 
 
-
 def starting_line(workers: int, configured: int, cluster: bool, peers: int, attackers: int) -> str:
     """The run log's line on the processes hosting the peers: ``workers`` started of the
     ``configured`` (capped at one per peer), local processes or Ray actors on a cluster."""
