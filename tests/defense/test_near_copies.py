@@ -209,18 +209,13 @@ def test_the_fast_paths_give_the_values_of_the_plain_loops() -> None:
 def _copy_groups_pairwise(sq_dist: np.ndarray, share: float = NEAR_COPY) -> np.ndarray:
     """The rule as first written, one pair test at a time (row j, column g): the reference the
     vectorised :func:`copy_groups` must agree with exactly."""
-    d2 = np.asarray(sq_dist, dtype=np.float64)
-    n = d2.shape[0]
+    near = np.sqrt(np.maximum(np.asarray(sq_dist, dtype=np.float64), 0.0)).tolist()
+    n = len(near)
+    bar = share * typical_distance(np.array(near)) if n >= 3 else np.nan
     out = np.arange(n)
-    if n < 3:
+    if not np.isfinite(bar):  # fewer than 3 models, or no typical distance: every model its own
         return out
-    dist = np.sqrt(np.maximum(d2, 0.0))
-    scale = typical_distance(dist)
-    if not np.isfinite(scale):
-        return out
-    bar = share * scale
     assigned = [False] * n
-    near = dist.tolist()
     for i in range(n):
         if assigned[i]:
             continue
