@@ -15,6 +15,12 @@ calls, so the app's functions run unchanged (docs/tasks.md, "Message API clients
 * ``context.run_config`` is what the adapter passes (e.g. ``{"local-epochs": 1}``);
 * each call runs with torch's global RNG seeded from ``(seed, server round)`` and restored
   after it, so the same seed and inputs give the same parameters.
+
+A ``ClientApp(client_fn=client_fn)`` (the form most Flower examples before 1.21 use, with
+``client_fn(context)`` returning ``FlowerClient().to_client()``) is sent what Flower's own
+SuperLink sends it: the legacy ``fitins.*`` / ``evaluateins.*`` records (``flwr.compat``'s
+conversions; the config's scalars only, so no ``classes``), and its ``FitRes`` / ``EvaluateRes``
+are read back.
 """
 
 from __future__ import annotations
@@ -28,6 +34,13 @@ from typing import Any
 
 import numpy as np
 from flwr.app import DEFAULT_TTL, Array, ArrayRecord, ConfigRecord, Context, Message, MessageType, Metadata, MetricRecord, RecordDict
+from flwr.common import Code, EvaluateIns, FitIns, ndarrays_to_parameters, parameters_to_ndarrays
+from flwr.compat.common.recorddict_compat import (
+    evaluateins_to_recorddict,
+    fitins_to_recorddict,
+    recorddict_to_evaluateres,
+    recorddict_to_fitres,
+)
 
 from bdfl.errors import BDFLError
 
@@ -126,6 +139,8 @@ class ClientAppClient:
             raise BDFLError("ClientAppClient: initial_arrays must be (or return) a non-empty flwr ArrayRecord",
                             fix="e.g. initial_arrays=lambda: ArrayRecord(Net().state_dict())")
         self.parameter_names = list(arrays.keys())
+        # built from a client_fn: no registered functions, one wrapped legacy handler (flwr's ClientApp)
+        self.legacy = getattr(app, "_call", None) is not None and not getattr(app, "_registered_funcs", None)
         self._initial = [np.array(a.numpy(), copy=True) for a in arrays.values()]
         self.last_fit_names: list[str] | None = None
         self.context = Context(
@@ -142,21 +157,41 @@ class ClientAppClient:
     def _send(self, kind: str, parameters: list[np.ndarray], config: Mapping[str, Any]) -> RecordDict:
         if len(parameters) != len(self.parameter_names):
             raise BDFLError(f"ClientAppClient: {len(parameters)} arrays for {len(self.parameter_names)} named parameters")
-        arrays = ArrayRecord()
-        for name, value in zip(self.parameter_names, parameters):
-            arrays[name] = Array(np.asarray(value, order="C"))  # keeps a 0-d array 0-d (BatchNorm's counter)
         rnd = int(config.get("server_round", 0))
+        if self.legacy:
+            content = self._legacy_content(kind, parameters, config)
+        else:
+            arrays = ArrayRecord()
+            for name, value in zip(self.parameter_names, parameters):
+                arrays[name] = Array(np.asarray(value, order="C"))  # keeps a 0-d array 0-d (BatchNorm's counter)
+            content = RecordDict({"arrays": arrays, "config": _config_record(config)})
         # the metadata a SuperLink would set (an instruction from the "server", node 0, to this node)
         meta = Metadata(run_id=self.context.run_id, message_id=f"bdfl-{self.partition_id}-{kind}-{rnd}", src_node_id=0,
                         dst_node_id=self.context.node_id, reply_to_message_id="", group_id=str(rnd),
                         created_at=time.time(), ttl=DEFAULT_TTL, message_type=kind)
-        msg = Message(content=RecordDict({"arrays": arrays, "config": _config_record(config)}), metadata=meta)
+        msg = Message(content=content, metadata=meta)
         reply = _seeded(self.seed, rnd, lambda: self.app(msg, self.context))
         if not isinstance(reply, Message):
             raise BDFLError(f"the ClientApp's {kind} function returned {type(reply).__name__}, not a flwr Message")
         if reply.has_error():
             raise BDFLError(f"the ClientApp's {kind} function replied with an error: {reply.error.reason}")
         return reply.content
+
+    @staticmethod
+    def _legacy_content(kind: str, parameters: list[np.ndarray], config: Mapping[str, Any]) -> RecordDict:
+        """The records a SuperLink sends a ``client_fn`` app: ``FitIns`` / ``EvaluateIns`` (the
+        arrays serialised as Flower's ``Parameters``, the config as its ``Scalar`` dict)."""
+        params = ndarrays_to_parameters([np.asarray(p, order="C") for p in parameters])
+        # Flower's legacy config holds scalars only (its Scalar type): a list such as ``classes`` is left out
+        cfg = {k: v for k, v in _config_record(config).items() if not isinstance(v, list)}
+        if kind == MessageType.TRAIN:
+            return fitins_to_recorddict(FitIns(params, cfg), keep_input=True)
+        return evaluateins_to_recorddict(EvaluateIns(params, cfg), keep_input=True)
+
+    @staticmethod
+    def _legacy_status(kind: str, res: Any) -> None:
+        if res.status.code != Code.OK:
+            raise BDFLError(f"the ClientApp's client {kind} replied with status {res.status.code.name}: {res.status.message}")
 
     @staticmethod
     def _metrics(content: RecordDict) -> dict[str, Any]:
@@ -168,6 +203,10 @@ class ClientAppClient:
 
     def fit(self, parameters: list[np.ndarray], config: Mapping[str, Any]) -> tuple[list[np.ndarray], int, dict[str, Any]]:
         content = self._send(MessageType.TRAIN, parameters, config)
+        if self.legacy:
+            res = recorddict_to_fitres(content, keep_input=False)
+            self._legacy_status("fit", res)
+            return parameters_to_ndarrays(res.parameters), res.num_examples, dict(res.metrics)
         records = [r for r in content.values() if isinstance(r, ArrayRecord)]
         if len(records) != 1:
             raise BDFLError(f"the ClientApp's train function replied with {len(records)} ArrayRecords, expected 1",
@@ -179,7 +218,12 @@ class ClientAppClient:
         return [a.numpy() for a in arrays.values()], num, metrics
 
     def evaluate(self, parameters: list[np.ndarray], config: Mapping[str, Any]) -> tuple[float, int, dict[str, Any]]:
-        metrics = self._metrics(self._send(MessageType.EVALUATE, parameters, config))
+        content = self._send(MessageType.EVALUATE, parameters, config)
+        if self.legacy:  # a NumPyClient's (loss, num_examples, metrics), checked as any client's
+            res = recorddict_to_evaluateres(content)
+            self._legacy_status("evaluate", res)
+            return res.loss, res.num_examples, dict(res.metrics)
+        metrics = self._metrics(content)
         num = int(metrics.pop("num-examples", self.num_val))
         loss_key = next((k for k in LOSS_KEYS if k in metrics), None)
         if loss_key is None:  # a silent NaN here reads as "training diverged" in every audit

@@ -305,21 +305,46 @@ class CheckedClient:
         return getattr(self.client, name)
 
 
+def _is_flower_client(client: Any) -> bool:
+    """Whether ``client`` is a ``flwr`` low-level ``Client`` (what ``NumPyClient.to_client()``
+    returns), found by its class's bases so that flwr need not be imported here."""
+    return any(c.__name__ == "Client" and c.__module__.startswith("flwr.") for c in type(client).__mro__)
+
+
 def evaluate_client(client: Any, parameters: NDArrays, config: Mapping[str, Any] | None = None) -> EvalResult:
     """Call ``client.evaluate`` and validate the result; ``accuracy`` is NaN if the client
     does not report one."""
     return _eval_result(client, client.evaluate(parameters, dict(config or {})))
 
 
+#: What ``evaluate`` must return, said in every error about its result.
+EVALUATE_FIX = "return (loss, num_examples, {'accuracy': accuracy}) from evaluate: a float loss, an int count, accuracy a fraction in [0, 1]"
+
+
 def _eval_result(client: Any, out: Any) -> EvalResult:
+    """``evaluate``'s result checked: a 3-tuple of a real loss (NaN or infinite: a diverged model),
+    a count and a metrics dict whose ``accuracy`` (NaN when absent) is a fraction in [0, 1]. Anything
+    else is one :class:`ClientContractError` naming the task (a percentage accuracy of 82.7 reached
+    the audit's binomial error as sqrt of a negative number, an error blamed on a detector)."""
+    task = getattr(client, "task", None)
+    where = f"task {task}: evaluate()" if task else f"{type(client).__name__}.evaluate"
     if not isinstance(out, tuple) or len(out) != 3:
-        raise TaskError(
-            f"{type(client).__name__}.evaluate must return (loss, num_examples, metrics), got {out!r:.200}"
-        )
+        raise ClientContractError(f"{where} must return (loss, num_examples, metrics), got {out!r:.200}", fix=EVALUATE_FIX)
     loss, num_examples, metrics = out
+    if metrics is not None and not isinstance(metrics, Mapping):
+        raise ClientContractError(f"{where} returned metrics of type {type(metrics).__name__}, not a dict", fix=EVALUATE_FIX)
     metrics = dict(metrics or {})
-    acc = metrics.get("accuracy", math.nan)
-    return EvalResult(float(loss), int(num_examples), float(acc), metrics)
+    try:
+        values = float(loss), int(num_examples), float(metrics.get("accuracy", math.nan))
+    except (TypeError, ValueError) as exc:
+        raise ClientContractError(f"{where} returned a loss, count or accuracy that is not a number ({exc}): "
+                                  f"loss {loss!r:.60}, num_examples {num_examples!r:.60}, accuracy "
+                                  f"{metrics.get('accuracy')!r:.60}", fix=EVALUATE_FIX) from None
+    acc = values[2]
+    if not math.isnan(acc) and not 0.0 <= acc <= 1.0:
+        hint = " (a percentage? divide by 100)" if 1.0 < acc <= 100.0 else ""
+        raise ClientContractError(f"{where} reported accuracy {acc:g}, outside [0, 1]{hint}", fix=EVALUATE_FIX)
+    return EvalResult(*values, metrics)
 
 
 def evaluate_many(client: Any, parameter_sets: Sequence[NDArrays], config: Mapping[str, Any] | None = None) -> list[EvalResult]:
@@ -335,8 +360,8 @@ def evaluate_many(client: Any, parameter_sets: Sequence[NDArrays], config: Mappi
         return [evaluate_client(client, p, config) for p in sets]
     outs = batched(sets, dict(config or {}))
     if not isinstance(outs, (list, tuple)) or len(outs) != len(sets):
-        raise TaskError(f"{type(client).__name__}.evaluate_many must return one (loss, num_examples, metrics) "
-                        f"per parameter set ({len(sets)}), got {outs!r:.200}")
+        raise ClientContractError(f"{type(client).__name__}.evaluate_many must return one (loss, num_examples, metrics) "
+                                  f"per parameter set ({len(sets)}), got {outs!r:.200}", fix=EVALUATE_FIX)
     return [_eval_result(client, out) for out in outs]
 
 
@@ -397,6 +422,17 @@ class Task:
                 fix="return bdfl.learning.flower.ClientAppClient(app, train, val, seed=seed, initial_arrays=...) "
                 "(docs/tasks.md, 'Message API clients')",
             )
+        if _is_flower_client(client):
+            # NumPyClient.to_client(), as Flower's client_fn examples end: the NumPyClient it wraps
+            inner = getattr(client, "numpy_client", None)
+            if inner is None:
+                raise TaskError(
+                    f"{self.name}.make_client returned a flwr Client ({type(client).__name__}: get_parameters(ins), "
+                    "fit(ins), ...), which BDFL does not call",
+                    fix="return a flwr.client.NumPyClient (get_parameters(config), fit(parameters, config), "
+                        "evaluate(parameters, config)); docs/tasks.md",
+                )
+            client = inner
         for method in ("get_parameters", "fit", "evaluate"):
             if not callable(getattr(client, method, None)):
                 raise TaskError(
@@ -412,7 +448,12 @@ class Task:
         """The parameters a fresh client built with ``seed`` starts from."""
         small = (dataset.X_train[:2], dataset.y_train[:2])
         client = self.make_client(small, small, seed=seed, hparams=hparams, config=config)
-        params = check_parameters(client.get_parameters({}), what=f"{self.name} get_parameters()")
+        try:
+            returned = client.get_parameters({})
+        except Exception as exc:  # noqa: BLE001 - the task's code: one error naming it, not a traceback
+            raise TaskError(f"task {self.name}: get_parameters() raised {type(exc).__name__}: {exc}",
+                            fix="the error is in the task's get_parameters(config), which must return the model's arrays") from exc
+        params = check_parameters(returned, what=f"{self.name} get_parameters()")
         if not params:
             raise TaskError(
                 f"{self.name}: get_parameters() returned no arrays",

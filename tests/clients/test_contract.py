@@ -8,7 +8,16 @@ import pytest
 from flwr.client import NumPyClient
 
 from bdfl.learning.data import load_digits, make_peer_shards
-from bdfl.learning.task import MAX_NUM_EXAMPLES, CheckedClient, ClientContractError, base_config, check_contract, check_num_examples, load_task
+from bdfl.learning.task import (
+    MAX_NUM_EXAMPLES,
+    CheckedClient,
+    ClientContractError,
+    TaskError,
+    base_config,
+    check_contract,
+    check_num_examples,
+    load_task,
+)
 
 BASE = base_config(classes=range(10), local_epochs=1, batch_size=32, learning_rate=0.01)
 
@@ -382,3 +391,113 @@ def test_a_dropout_model_fits_the_same_whatever_ran_before(ds) -> None:  # noqa:
     torch.manual_seed(7)
     client.fit(start, {**BASE, "server_round": 1})
     assert torch.equal(torch.rand(3), expected)  # the process's own generator is where it was
+
+
+CLIENT_FN_APP = "tests.clients.tasks.client_fn_app"
+
+
+@pytest.mark.parametrize("mode", ["app", "client"])
+def test_a_client_fn_app_as_flowers_docs_write_it_trains_and_evaluates(ds, mode, monkeypatch) -> None:  # noqa: ANN001
+    """``ClientApp(client_fn=...)`` with ``client_fn`` returning ``NumPyClient.to_client()``, the
+    form of Flower's examples before the Message API: round 1 failed on every peer with
+    ``KeyError: 'fitins.parameters'`` ("fix the task's fit"), and the ``Client`` itself with a
+    traceback ``'dict' object has no attribute 'config'`` (an outside probe, 2026-12-07). Now the app
+    gets the legacy records a SuperLink sends, and the ``Client`` is unwrapped to its NumPyClient."""
+    monkeypatch.setenv("BDFL_TEST_CLIENT_FN", mode)
+    task = load_task(CLIENT_FN_APP)
+    initial = task.initial_parameters(ds, seed=0, config=BASE)
+    shard = ((ds.X_train[:48], ds.y_train[:48]), (ds.X_train[48:80], ds.y_train[48:80]))
+    assert task.probe([shard], initial, seed=0, config=BASE) is None
+    client = task.make_client(*shard, seed=3, config=BASE)
+    assert type(client.client).__name__ == ("ClientAppClient" if mode == "app" else "FlowerClient")
+    params, n, metrics = client.fit([p.copy() for p in initial], {"server_round": 1})
+    assert n == 48 and "train_loss" in metrics
+    assert [(p.shape, p.dtype) for p in params] == [(p.shape, p.dtype) for p in initial]
+    assert any(not np.array_equal(a, b) for a, b in zip(params, initial))  # it trained
+    loss, count, out = client.evaluate(params, {"server_round": 1})
+    assert count == 32 and np.isfinite(loss) and 0.0 <= out["accuracy"] <= 1.0
+    if mode == "app":  # the same seed and round give the same parameters (the adapter seeds each call)
+        again, _, _ = task.make_client(*shard, seed=3, config=BASE).fit([p.copy() for p in initial], {"server_round": 1})
+        assert all(np.array_equal(a, b) for a, b in zip(params, again))
+
+
+def test_a_flower_client_without_a_numpy_client_is_refused_by_name(ds, tmp_path) -> None:  # noqa: ANN001
+    """A low-level ``flwr`` ``Client`` (``fit(ins)``) is not called with the wrong signature: one error says to
+    return a NumPyClient."""
+    path = tmp_path / "raw_client_task.py"
+    path.write_text(
+        "from flwr.client import Client\n"
+        "from bdfl.learning.data import load_digits\n"
+        "class Raw(Client):\n"
+        "    pass\n"
+        "def load_dataset(data_dir=None):\n    return load_digits()\n"
+        "def make_client(train, val, *, seed, hparams=None):\n    return Raw()\n")
+    task = load_task(str(path))
+    with pytest.raises(TaskError, match=r"returned a flwr Client \(Raw: get_parameters\(ins\).*\n  fix: return a flwr.client.NumPyClient"):
+        task.initial_parameters(ds, seed=0, config=BASE)
+
+
+EVALUATE_TASK = """
+import os
+import numpy as np
+from flwr.client import NumPyClient
+from bdfl.learning.data import load_digits
+
+
+class Client(NumPyClient):
+    def get_parameters(self, config):
+        if os.environ.get("BDFL_TEST_EVALUATE") == "get_parameters raises":
+            raise KeyError("hidden")
+        return [np.zeros(3)]
+
+    def fit(self, parameters, config):
+        return parameters, 4, {}
+
+    def evaluate(self, parameters, config):
+        bug = os.environ.get("BDFL_TEST_EVALUATE")
+        if bug == "two values":
+            return 0.5, {"accuracy": 0.5}
+        if bug == "percent":
+            return 0.5, 4, {"accuracy": 82.7}
+        if bug == "text":
+            return "low", 4, {"accuracy": 0.5}
+        return 0.5, 4, {"accuracy": 0.5}
+
+
+def load_dataset(data_dir=None):
+    return load_digits()
+
+
+def make_client(train, val, *, seed, hparams=None):
+    return Client()
+"""
+
+
+@pytest.mark.parametrize(("bug", "message"), [
+    ("two values", r"task .*evaluate_task\.py: evaluate\(\) must return \(loss, num_examples, metrics\), got \(0\.5, \{'accuracy'"),
+    ("percent", r"evaluate\(\) reported accuracy 82\.7, outside \[0, 1\] \(a percentage\? divide by 100\)"),
+    ("text", r"evaluate\(\) returned a loss, count or accuracy that is not a number .*loss 'low'"),
+])
+def test_a_bad_evaluate_result_stops_the_probe_before_any_stake(ds, tmp_path, monkeypatch, bug, message) -> None:  # noqa: ANN001
+    """The probe (before any peer joins) stops on evaluate results that break the contract. Before, a
+    2-tuple was a plain TaskError the probe passed over (the run stopped at the first audit, after
+    staking), and a percentage accuracy reached the audit, whose binomial error took the square root of
+    a negative number and blamed the built-in ``accuracy`` detector (an outside probe, 2026-12-07)."""
+    monkeypatch.setenv("BDFL_TEST_EVALUATE", bug)
+    path = tmp_path / "evaluate_task.py"
+    path.write_text(EVALUATE_TASK)
+    task = load_task(str(path))
+    shard = ((ds.X_train[:8], ds.y_train[:8]), (ds.X_train[8:12], ds.y_train[8:12]))
+    with pytest.raises(ClientContractError, match=message) as err:
+        task.probe([shard], [np.zeros(3)], seed=0, config=BASE)
+    assert err.value.fix and "accuracy a fraction in [0, 1]" in err.value.fix
+    monkeypatch.setenv("BDFL_TEST_EVALUATE", "fine")
+    assert task.probe([shard], [np.zeros(3)], seed=0, config=BASE) is None  # the control: the same task keeps it
+
+
+def test_get_parameters_raising_is_one_error_naming_the_task(ds, tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setenv("BDFL_TEST_EVALUATE", "get_parameters raises")
+    path = tmp_path / "evaluate_task.py"
+    path.write_text(EVALUATE_TASK)
+    with pytest.raises(TaskError, match=r"task .*evaluate_task\.py: get_parameters\(\) raised KeyError: 'hidden'"):
+        load_task(str(path)).initial_parameters(ds, seed=0, config=BASE)

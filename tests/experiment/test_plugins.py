@@ -239,3 +239,21 @@ def test_a_detector_that_raises_or_miscounts_is_named(monkeypatch: pytest.Monkey
         run_detectors([_Raising(DetectorConfig())], ev)  # type: ignore[arg-type]
     with pytest.raises(BDFLError, match="detector 'short' returned 0 entries for 3 candidates"):
         run_detectors([_Short(DetectorConfig())], ev)  # type: ignore[arg-type]
+
+
+def test_a_built_in_detector_that_raises_is_not_blamed_on_the_user(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A built-in detector's error told the user to "fix the detector's judge (docs/extending.md)", code
+    they never wrote (an outside probe: a percentage accuracy made ``accuracy`` raise)."""
+    from bdfl.defense.detectors.loss import LossDetector
+
+    def broken(self, ev):  # type: ignore[no-untyped-def]  # noqa: ANN001, ANN202
+        raise ValueError("math domain error")
+
+    monkeypatch.setattr(LossDetector, "judge", broken)
+    with pytest.raises(BDFLError) as err:
+        run_detectors([LossDetector(DetectorConfig())], types.SimpleNamespace(valid=[True]))  # type: ignore[arg-type]
+    assert str(err.value).startswith("built-in detector 'loss' raised ValueError: math domain error")
+    assert err.value.fix is not None and "report it" in err.value.fix and "extending.md" not in err.value.fix
+    with pytest.raises(BDFLError) as err:
+        run_detectors([_Raising(DetectorConfig())], types.SimpleNamespace(valid=[True]))  # type: ignore[arg-type]
+    assert str(err.value).startswith("detector 'raising'") and "extending.md" in (err.value.fix or "")

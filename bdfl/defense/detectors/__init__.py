@@ -114,8 +114,11 @@ def run_detectors(detectors: list[Detector], ev: Evidence) -> list[list[Finding]
         except BDFLError:
             raise
         except Exception as exc:
-            raise BDFLError(f"detector '{det.name}' raised {type(exc).__name__}: {exc}",
-                            fix="fix the detector's judge (docs/extending.md)") from exc
+            # a plugin's own code, or one of the library's (then a bug, or evidence a task reported out of range)
+            builtin = type(det).__module__.startswith(__name__ + ".")
+            raise BDFLError(f"{'built-in ' if builtin else ''}detector '{det.name}' raised {type(exc).__name__}: {exc}",
+                            fix="please report it with the run's config.toml and run.log; the scores it judged come from "
+                                "the task's evaluate / predict" if builtin else "fix the detector's judge (docs/extending.md)") from exc
         if len(found) != n or not all(f is None or isinstance(f, Finding) for f in found):
             raise BDFLError(f"detector '{det.name}' returned {len(found)} entries for {n} candidates",
                             fix="judge returns one Finding (or None: not judged) per candidate, in order")
