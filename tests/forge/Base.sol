@@ -13,6 +13,7 @@ interface Vm {
     function expectPartialRevert(bytes4 selector) external;
     function assume(bool condition) external pure;
     function addr(uint256 privateKey) external pure returns (address);
+    function deployCode(string calldata artifactPath, bytes calldata constructorArgs) external returns (address deployed);
     function sign(uint256 privateKey, bytes32 digest) external pure returns (uint8 v, bytes32 r, bytes32 s);
     function snapshotState() external returns (uint256 snapshotId);
     function revertToState(uint256 snapshotId) external returns (bool success);

@@ -61,9 +61,13 @@ abstract contract Fixture is TestBase {
     ///         token's supply cap leaves room for exactly `mintCap` reward tokens, as deploy.py sets it.
     function deploy(Params memory p, uint256 n) internal {
         initialSupply = n * PEER_TOKENS;
-        token = new BDFLToken(address(this), address(this), initialSupply, initialSupply + mintCap);
-        registry = new PeerRegistry(token, p, keccak256("bdfl-forge-policy"), address(this));
-        rm = new RoundManager(registry, mintBudgetPerRound, mintCap);
+        // from the compiled artifacts, not `new`: each test contract would embed (and via-IR optimise
+        // again) the three contracts' creation code
+        token = BDFLToken(vm.deployCode("BDFLToken.sol:BDFLToken",
+            abi.encode(address(this), address(this), initialSupply, initialSupply + mintCap)));
+        registry = PeerRegistry(vm.deployCode("PeerRegistry.sol:PeerRegistry",
+            abi.encode(token, p, keccak256("bdfl-forge-policy"), address(this))));
+        rm = RoundManager(vm.deployCode("RoundManager.sol:RoundManager", abi.encode(registry, mintBudgetPerRound, mintCap)));
         registry.grantRole(registry.PROTOCOL_ROLE(), address(rm));
         token.grantRole(token.MINTER_ROLE(), address(registry));
         registry.renounceRole(registry.DEFAULT_ADMIN_ROLE(), address(this));
