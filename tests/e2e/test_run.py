@@ -206,7 +206,8 @@ def test_nothing_left_running(tiny_run: Path) -> None:
 
 
 def test_bad_config_stops_before_anything_starts(tmp_path: Path) -> None:
-    t0 = time.monotonic()
+    """Nothing starts: the results folder, where the devnet's log is the first thing written, is never
+    created. (Was also timed, < 45 s for the three commands: a full run under load took 67 s.)"""
     proc = subprocess.run(
         [sys.executable, "-m", "bdfl", "run", "--attackers", "1.5", "--attack", "label_flip", "--out", str(tmp_path / "x")],
         capture_output=True, text=True, cwd=ROOT, timeout=60,
@@ -218,12 +219,12 @@ def test_bad_config_stops_before_anything_starts(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "bdfl", "run", "--attack", "nope", "--attackers", "0.2", "--out", str(tmp_path / "y")],
                           capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert proc.returncode == 2 and "attack.name" in proc.stderr and "label_flip" in proc.stderr
+    assert not (tmp_path / "y").exists()
     # digits has 1,438 training images: 200 non-IID peers with >= 10 samples each cannot be had
     proc = subprocess.run([sys.executable, "-m", "bdfl", "run", "--config", str(ROOT / "experiments/configs/default.toml"),
                            "--peers", "200", "--out", str(tmp_path / "z")], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert proc.returncode == 2 and "task.alpha" in proc.stderr and "200 peers" in proc.stderr, proc.stderr
     assert not (tmp_path / "z").exists()
-    assert time.monotonic() - t0 < 45
 
 
 def test_ctrl_c_stops_everything_and_keeps_results(tmp_path: Path) -> None:
