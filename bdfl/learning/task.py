@@ -321,13 +321,18 @@ def evaluate_client(client: Any, parameters: NDArrays, config: Mapping[str, Any]
 EVALUATE_FIX = "return (loss, num_examples, {'accuracy': accuracy}) from evaluate: a float loss, an int count, accuracy a fraction in [0, 1]"
 
 
+def _client_label(client: Any, method: str) -> str:
+    """How errors name a client's method: by its task when the client is a :class:`CheckedClient`."""
+    task = getattr(client, "task", None)
+    return f"task {task}: {method}()" if task else f"{type(client).__name__}.{method}"
+
+
 def _eval_result(client: Any, out: Any) -> EvalResult:
     """``evaluate``'s result checked: a 3-tuple of a real loss (NaN or infinite: a diverged model),
     a count and a metrics dict whose ``accuracy`` (NaN when absent) is a fraction in [0, 1]. Anything
     else is one :class:`ClientContractError` naming the task (a percentage accuracy of 82.7 reached
     the audit's binomial error as sqrt of a negative number, an error blamed on a detector)."""
-    task = getattr(client, "task", None)
-    where = f"task {task}: evaluate()" if task else f"{type(client).__name__}.evaluate"
+    where = _client_label(client, "evaluate")
     if not isinstance(out, tuple) or len(out) != 3:
         raise ClientContractError(f"{where} must return (loss, num_examples, metrics), got {out!r:.200}", fix=EVALUATE_FIX)
     loss, num_examples, metrics = out
@@ -360,7 +365,7 @@ def evaluate_many(client: Any, parameter_sets: Sequence[NDArrays], config: Mappi
         return [evaluate_client(client, p, config) for p in sets]
     outs = batched(sets, dict(config or {}))
     if not isinstance(outs, (list, tuple)) or len(outs) != len(sets):
-        raise ClientContractError(f"{type(client).__name__}.evaluate_many must return one (loss, num_examples, metrics) "
+        raise ClientContractError(f"{_client_label(client, 'evaluate_many')} must return one (loss, num_examples, metrics) "
                                   f"per parameter set ({len(sets)}), got {outs!r:.200}", fix=EVALUATE_FIX)
     return [_eval_result(client, out) for out in outs]
 

@@ -197,7 +197,8 @@ def test_fit_checks_num_examples() -> None:
         client.fit(client.get_parameters({}), {"server_round": 1})
 
 
-NO_ACCURACY_TASK = """
+EVALUATE_TASK = """
+import os
 import numpy as np
 from flwr.client import NumPyClient
 from bdfl.learning.data import load_digits
@@ -205,13 +206,24 @@ from bdfl.learning.data import load_digits
 
 class Client(NumPyClient):
     def get_parameters(self, config):
+        if os.environ.get("BDFL_TEST_EVALUATE") == "get_parameters raises":
+            raise KeyError("hidden")
         return [np.zeros(3)]
 
     def fit(self, parameters, config):
         return parameters, 4, {}
 
     def evaluate(self, parameters, config):
-        return 0.5, 4, {"acc": 0.5}   # not the documented key
+        bug = os.environ.get("BDFL_TEST_EVALUATE")
+        if bug == "two values":
+            return 0.5, {"accuracy": 0.5}
+        if bug == "percent":
+            return 0.5, 4, {"accuracy": 82.7}
+        if bug == "text":
+            return "low", 4, {"accuracy": 0.5}
+        if bug == "acc key":
+            return 0.5, 4, {"acc": 0.5}   # not the documented key
+        return 0.5, 4, {"accuracy": 0.5}
 
 
 def load_dataset(data_dir=None):
@@ -223,11 +235,12 @@ def make_client(train, val, *, seed, hparams=None):
 """
 
 
-def test_probe_refuses_evaluate_without_accuracy(tmp_path, ds) -> None:  # noqa: ANN001
+def test_probe_refuses_evaluate_without_accuracy(tmp_path, ds, monkeypatch) -> None:  # noqa: ANN001
     """A task whose evaluate names its accuracy otherwise is stopped at start-up with the key
     it did report (before, every round's progress line failed on the missing number)."""
+    monkeypatch.setenv("BDFL_TEST_EVALUATE", "acc key")
     path = tmp_path / "no_accuracy_task.py"
-    path.write_text(NO_ACCURACY_TASK)
+    path.write_text(EVALUATE_TASK)
     task = load_task(str(path))
     shard = ((ds.X_train[:8], ds.y_train[:8]), (ds.X_train[8:12], ds.y_train[8:12]))
     with pytest.raises(ClientContractError, match=r"evaluate\(\) returned metrics without 'accuracy' \(keys: \['acc'\]\)"):
@@ -435,42 +448,6 @@ def test_a_flower_client_without_a_numpy_client_is_refused_by_name(ds, tmp_path)
     task = load_task(str(path))
     with pytest.raises(TaskError, match=r"returned a flwr Client \(Raw: get_parameters\(ins\).*\n  fix: return a flwr.client.NumPyClient"):
         task.initial_parameters(ds, seed=0, config=BASE)
-
-
-EVALUATE_TASK = """
-import os
-import numpy as np
-from flwr.client import NumPyClient
-from bdfl.learning.data import load_digits
-
-
-class Client(NumPyClient):
-    def get_parameters(self, config):
-        if os.environ.get("BDFL_TEST_EVALUATE") == "get_parameters raises":
-            raise KeyError("hidden")
-        return [np.zeros(3)]
-
-    def fit(self, parameters, config):
-        return parameters, 4, {}
-
-    def evaluate(self, parameters, config):
-        bug = os.environ.get("BDFL_TEST_EVALUATE")
-        if bug == "two values":
-            return 0.5, {"accuracy": 0.5}
-        if bug == "percent":
-            return 0.5, 4, {"accuracy": 82.7}
-        if bug == "text":
-            return "low", 4, {"accuracy": 0.5}
-        return 0.5, 4, {"accuracy": 0.5}
-
-
-def load_dataset(data_dir=None):
-    return load_digits()
-
-
-def make_client(train, val, *, seed, hparams=None):
-    return Client()
-"""
 
 
 @pytest.mark.parametrize(("bug", "message"), [
