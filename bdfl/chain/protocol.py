@@ -483,7 +483,7 @@ class ProtocolClient:
         """Approve (if the allowance is short; awaited) then ``join(stake, endpoint)``.
         ``stake`` defaults to the minimum stake."""
         stake = self.deployment.params.min_stake if stake is None else int(stake)
-        allowance = int(self.token.functions.allowance(self.address, self.registry.address).call())
+        allowance = int(self._read(self.token, "allowance", self.address, self.registry.address))
         if allowance < stake:
             self.approve(stake, wait=True)
         return self._tx(self.registry.functions.join(stake, endpoint), wait, gas)
@@ -504,7 +504,7 @@ class ProtocolClient:
     def reactivate(self, added_stake: int = 0, *, wait: bool = True, gas: int | None = None) -> Any:
         """Rejoin after being marked inactive (approve ``added_stake`` first if non-zero)."""
         if added_stake:
-            allowance = int(self.token.functions.allowance(self.address, self.registry.address).call())
+            allowance = int(self._read(self.token, "allowance", self.address, self.registry.address))
             if allowance < added_stake:
                 self.approve(added_stake, wait=True)
         return self._tx(self.registry.functions.reactivate(added_stake), wait, gas)
@@ -685,7 +685,7 @@ class ProtocolClient:
         return int(self._read(self.rounds, "currentRound"))
 
     def phase(self) -> Phase:
-        return Phase(self.rounds.functions.phase().call())
+        return Phase(self._read(self.rounds, "phase"))
 
     def round_info(self, round_: int | None = None) -> RoundInfo:
         r = self.current_round() if round_ is None else round_
@@ -700,19 +700,19 @@ class ProtocolClient:
         return [str(a) for a in self._read(self.rounds, "committeeOf", r)]
 
     def seat_info(self, round_: int, seat: int) -> SeatInfo:
-        t = self.rounds.functions.seatInfo(round_, seat).call()
+        t = self._read(self.rounds, "seatInfo", round_, seat)
         return SeatInfo(bytes(t[0]), bool(t[1]), int(t[2]), int(t[3]), int(t[4]))
 
     def assignments_of(self, round_: int | None = None, auditor: str | None = None) -> list[int]:
         """Update indices this account (or ``auditor``) must audit in the round."""
         r = self.current_round() if round_ is None else round_
-        return [int(i) for i in self.rounds.functions.assignmentsOf(r, auditor or self.address).call()]
+        return [int(i) for i in self._read(self.rounds, "assignmentsOf", r, auditor or self.address)]
 
     def auditors_of(self, round_: int, index: int) -> list[str]:
-        return [str(a) for a in self.rounds.functions.auditorsOf(round_, index).call()]
+        return [str(a) for a in self._read(self.rounds, "auditorsOf", round_, index)]
 
     def submission_count(self, round_: int) -> int:
-        return int(self.rounds.functions.submissionCount(round_).call())
+        return int(self._read(self.rounds, "submissionCount", round_))
 
     def pruned(self, round_: int) -> bool:
         """Whether ``round_``'s per-index storage has been reused (ROUNDS_KEPT): its views
@@ -725,7 +725,7 @@ class ProtocolClient:
             if not 0 <= index < len(subs):
                 raise BDFLError(f"round {round_} has no update {index}")
             return subs[index]
-        t = self.rounds.functions.submission(round_, index).call()
+        t = self._read(self.rounds, "submission", round_, index)
         return Submission(index, str(t[0]), int(t[1]), bool(t[2]), Outcome(t[3]), bytes(t[4]), int(t[5]), int(t[6]), int(t[7]), int(t[8]))
 
     def submissions(self, round_: int, page: int = 250) -> list[Submission]:
@@ -787,41 +787,41 @@ class ProtocolClient:
         grants an ``eth_call`` at N ≈ 5,700; it ran out of gas at N = 10,000)."""
         if self.pruned(round_) or self.submission_count(round_) > APPROVED_VIEW_MAX:
             return [(s.peer, s.update_hash) for s in self.submissions(round_) if s.outcome == Outcome.APPROVED]
-        peers, hashes = self.rounds.functions.approvedUpdates(round_).call()
+        peers, hashes = self._read(self.rounds, "approvedUpdates", round_)
         return [(str(p), bytes(h)) for p, h in zip(peers, hashes, strict=True)]
 
     def is_approved(self, round_: int, peer: str | None = None) -> bool:
         if self.pruned(round_):
             a = peer or self.address
             return any(s.peer == a and s.outcome == Outcome.APPROVED for s in self.submissions(round_))
-        return bool(self.rounds.functions.isApproved(round_, peer or self.address).call())
+        return bool(self._read(self.rounds, "isApproved", round_, peer or self.address))
 
     # -- views: peers ----------------------------------------------------------------
     def params(self) -> Any:
-        return ProtocolParams.from_chain(self.registry.functions.params().call())
+        return ProtocolParams.from_chain(self._read(self.registry, "params"))
 
     def reputation_of(self, peer: str | None = None) -> int:
-        return int(self.registry.functions.reputationOf(peer or self.address).call())
+        return int(self._read(self.registry, "reputationOf", peer or self.address))
 
     def eligible(self, peer: str | None = None) -> bool:
         """Reputation >= threshold, a member, and not on probation."""
-        return bool(self.registry.functions.eligible(peer or self.address).call())
+        return bool(self._read(self.registry, "eligible", peer or self.address))
 
     def on_probation(self, peer: str | None = None) -> bool:
         """Whether ``peer`` is a fresh identity still on probation this round."""
-        return bool(self.registry.functions.onProbation(peer or self.address).call())
+        return bool(self._read(self.registry, "onProbation", peer or self.address))
 
     def probation_until(self, peer: str | None = None) -> int:
         """First round in which ``peer`` is off probation (0: never on it)."""
-        return int(self.registry.functions.probationUntil(peer or self.address).call())
+        return int(self._read(self.registry, "probationUntil", peer or self.address))
 
     def withdrawable_from(self, peer: str | None = None) -> int:
         """First round in which ``peer``, having left, may withdraw its stake."""
-        return int(self.registry.functions.withdrawableFrom(peer or self.address).call())
+        return int(self._read(self.registry, "withdrawableFrom", peer or self.address))
 
     def policy_hash(self) -> bytes:
         """``PeerRegistry.policyHash``: the policy hash fixed at deployment (32 bytes)."""
-        return bytes(self.registry.functions.policyHash().call())
+        return bytes(self._read(self.registry, "policyHash"))
 
     def check_contracts(self, source: str = "deployment") -> None:
         """Raise BDFLError unless each address of the deployment answers a view of the contract it
@@ -839,7 +839,7 @@ class ProtocolClient:
 
     def peer_info(self, peer: str | None = None) -> PeerInfo:
         a = peer or self.address
-        t = self.registry.functions.peerInfo(a).call()
+        t = self._read(self.registry, "peerInfo", a)
         return PeerInfo(str(a), Status(t[0]), bool(t[1]), int(t[2]), int(t[3]), int(t[4]), int(t[5]), int(t[6]), int(t[7]), int(t[8]))
 
     def peer_states(self, peers: Sequence[str], page: int = 500) -> list[tuple[PeerInfo, int, int]]:
@@ -854,21 +854,21 @@ class ProtocolClient:
         return out
 
     def status_of(self, peer: str | None = None) -> Status:
-        return Status(self.registry.functions.statusOf(peer or self.address).call())
+        return Status(self._read(self.registry, "statusOf", peer or self.address))
 
     def member_count(self) -> int:
-        return int(self.registry.functions.memberCount().call())
+        return int(self._read(self.registry, "memberCount"))
 
     def members(self, page: int = 500) -> list[str]:
         """Current members (Active or Exiting), in the registry's array order, paged."""
         n = self.member_count()
         out: list[str] = []
         for start in range(0, n, page):
-            out.extend(str(a) for a in self.registry.functions.membersSlice(start, page).call())
+            out.extend(str(a) for a in self._read(self.registry, "membersSlice", start, page))
         return out
 
     def endpoint_of(self, peer: str) -> str:
-        return str(self.registry.functions.endpointOf(peer).call())
+        return str(self._read(self.registry, "endpointOf", peer))
 
     def endpoints_of(self, peers: Sequence[str], page: int = 500) -> dict[str, str]:
         """``endpoint_of`` for many peers, batched ``page`` per JSON-RPC request."""
@@ -890,13 +890,13 @@ class ProtocolClient:
         return out
 
     def stake_of(self, peer: str | None = None) -> int:
-        return int(self.registry.functions.stakeOf(peer or self.address).call())
+        return int(self._read(self.registry, "stakeOf", peer or self.address))
 
     def claimable(self, peer: str | None = None) -> int:
-        return int(self.registry.functions.claimableOf(peer or self.address).call())
+        return int(self._read(self.registry, "claimableOf", peer or self.address))
 
     def token_balance(self, holder: str | None = None) -> int:
-        return int(self.token.functions.balanceOf(holder or self.address).call())
+        return int(self._read(self.token, "balanceOf", holder or self.address))
 
     def token_balances(self, holders: Sequence[str], page: int = 500) -> dict[str, int]:
         """``token_balance`` (wallet tokens, not stake or unclaimed rewards) of many holders, batched."""
@@ -906,8 +906,8 @@ class ProtocolClient:
         """The registry's token balance against what it owes (stakes + unclaimed rewards)."""
         return Solvency(
             balance=self.token_balance(self.registry.address),
-            total_staked=int(self.registry.functions.totalStaked().call()),
-            total_claimable=int(self.registry.functions.totalClaimable().call()),
+            total_staked=int(self._read(self.registry, "totalStaked")),
+            total_claimable=int(self._read(self.registry, "totalClaimable")),
         )
 
     # -- events ----------------------------------------------------------------------
