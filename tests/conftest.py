@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from tests.chain import forge_background
+
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("BDFL_ROOT", str(ROOT))
 
@@ -59,3 +61,31 @@ def chain_snapshot(devnet: Any) -> Iterator[None]:
     snap = rpc_call(devnet.rpc_url, "evm_snapshot")
     yield
     rpc_call(devnet.rpc_url, "evm_revert", [snap])
+
+
+# ---------------------------------------------------------------- forge build in idle time
+_FORGE_BUILD: dict[str, forge_background.BackgroundBuild | None] = {}
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The forge tests run last, so the build started at collection (tests/chain/forge_background.py)
+    has the whole session to finish beside the other tests."""
+    items.sort(key=lambda item: item.nodeid.startswith(forge_background.FORGE_TEST_FILE))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if any(item.nodeid.startswith(forge_background.FORGE_TEST_FILE) for item in session.items):
+        _FORGE_BUILD["build"] = forge_background.start(ROOT)
+
+
+def pytest_sessionfinish() -> None:
+    build = _FORGE_BUILD.get("build")
+    if build is not None:
+        build.stop()
+
+
+@pytest.fixture(scope="session")
+def forge_background_build() -> forge_background.BackgroundBuild | None:
+    """The build started at collection, or None (the forge tests then build in the foreground)."""
+    return _FORGE_BUILD.get("build")
