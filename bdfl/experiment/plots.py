@@ -56,6 +56,13 @@ def save_figure(fig: Figure, path: str | Path) -> Path:
     (temporary file + rename) and with a tight bounding box; returns the PNG path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    # Lay the figure out once and freeze it: every savefig draw (the tight-bbox pass and the
+    # output, for each format) would otherwise run constrained layout again, a third of the
+    # end-of-run report's time (py-spy), for the same geometry.
+    engine = fig.get_layout_engine()
+    if engine is not None:
+        engine.execute(fig)
+        fig.set_layout_engine("none")
     for target, fmt in ((path, "png"), (path.with_suffix(".svg"), "svg")):
         tmp = target.with_name(f".{target.name}.tmp.{os.getpid()}")
         fig.savefig(tmp, format=fmt, dpi=DPI, bbox_inches="tight", pad_inches=0.08)
