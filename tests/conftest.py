@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.chain import forge_background
+from tests import background_builds
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("BDFL_ROOT", str(ROOT))
@@ -63,29 +63,35 @@ def chain_snapshot(devnet: Any) -> Iterator[None]:
     rpc_call(devnet.rpc_url, "evm_revert", [snap])
 
 
-# ---------------------------------------------------------------- forge build in idle time
-_FORGE_BUILD: dict[str, forge_background.BackgroundBuild | None] = {}
+# ---------------------------------------------------------------- slow builds in idle time
+_BUILDS: dict[str, background_builds.BackgroundBuild | None] = {}
+
+
+def _awaits_build(item: pytest.Item) -> bool:
+    return any(item.nodeid.startswith(prefix) for prefix in background_builds.BUILDS)
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The forge tests run last, so the build started at collection (tests/chain/forge_background.py)
-    has the whole session to finish beside the other tests."""
-    items.sort(key=lambda item: item.nodeid.startswith(forge_background.FORGE_TEST_FILE))
+    """Tests that await a background build (tests/background_builds.py) run last, so the builds
+    started at collection have the whole session to finish beside the other tests."""
+    items.sort(key=_awaits_build)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    if any(item.nodeid.startswith(forge_background.FORGE_TEST_FILE) for item in session.items):
-        _FORGE_BUILD["build"] = forge_background.start(ROOT)
+    for prefix, (name, argv_of) in background_builds.BUILDS.items():
+        if any(item.nodeid.startswith(prefix) for item in session.items):
+            _BUILDS[name] = background_builds.start(ROOT, name, argv_of)
 
 
 def pytest_sessionfinish() -> None:
-    build = _FORGE_BUILD.get("build")
-    if build is not None:
-        build.stop()
+    for build in _BUILDS.values():
+        if build is not None:
+            build.stop()
 
 
 @pytest.fixture(scope="session")
-def forge_background_build() -> forge_background.BackgroundBuild | None:
-    """The build started at collection, or None (the forge tests then build in the foreground)."""
-    return _FORGE_BUILD.get("build")
+def background_build() -> Any:
+    """``background_build(name)``: the build started at collection, or None (its test then
+    builds in the foreground)."""
+    return _BUILDS.get

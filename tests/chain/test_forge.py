@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 
 from bdfl.chain import compiler, toolchain
-from tests.chain.forge_background import BackgroundBuild
 
 pytestmark = [pytest.mark.chain, pytest.mark.slow]
 
@@ -93,13 +92,13 @@ def _ok(proc: subprocess.CompletedProcess[str]) -> None:
     assert proc.returncode == 0, f"forge exited {proc.returncode}\n{proc.stdout[-6000:]}\n{proc.stderr[-4000:]}"
 
 
-def test_forge_build_compiles_contracts_and_tests(forge: Forge, project_root: Path,
-                                                 forge_background_build: BackgroundBuild | None) -> None:
-    """The build started at collection (tests/chain/forge_background.py) succeeded; without one,
+def test_forge_build_compiles_contracts_and_tests(forge: Forge, project_root: Path, background_build: Any) -> None:
+    """The build started at collection (tests/background_builds.py) succeeded; without one,
     ``forge build`` here. Either way ``forge build`` then finds nothing left to compile."""
-    if forge_background_build is not None:
-        rc, log = forge_background_build.wait(FORGE_TIMEOUT_S)
-        assert rc == 0, f"background forge build exited {rc} (log {forge_background_build.log}):\n{log[-6000:]}"
+    build = background_build("forge")
+    if build is not None:
+        rc, log = build.wait(FORGE_TIMEOUT_S)
+        assert rc == 0, f"background forge build exited {rc} (log {build.log}):\n{log[-6000:]}"
     else:
         _ok(forge("build"))
     again = forge("build")
