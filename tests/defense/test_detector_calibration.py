@@ -62,3 +62,14 @@ def test_small_sample_factor_is_the_prediction_bound_its_docstring_gives() -> No
     assert small_sample_factor(3) == pytest.approx(6.965 / 2.326 * np.sqrt(4 / 3), rel=2e-3)
     assert small_sample_factor(18) == pytest.approx(2.567 / 2.326 * np.sqrt(19 / 18), rel=5e-3)  # t interpolated
     assert small_sample_factor(1) == 1.0 and 1.0 < small_sample_factor(1000) < 1.01
+
+
+def test_qn_on_many_values_goes_row_by_row_to_the_same_distances() -> None:
+    """Above ``_DENSE_MAX`` values the pairwise distances are built row by row (no n x n matrix): the same
+    values in the same order as the vectorised definition, so Qn is unchanged."""
+    from bdfl.defense.detectors import calibration
+
+    x = np.random.default_rng(5).standard_normal(700) * np.r_[np.ones(600), 1e6 * np.ones(100)]
+    assert x.size > calibration._DENSE_MAX
+    dense = np.abs(x[:, None] - x[None, :])[np.triu_indices(x.size, 1)]
+    assert np.array_equal(calibration._pairwise_distances(x), dense)

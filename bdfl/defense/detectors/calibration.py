@@ -92,11 +92,30 @@ def qn_scale(values: Sequence[float] | np.ndarray) -> float:
     n = a.size
     if n < 2:
         return math.nan
-    diffs = np.abs(a[:, None] - a[None, :])[np.triu_indices(n, 1)]
+    diffs = _pairwise_distances(a)
     h = n // 2 + 1
     rank = min(len(diffs), h * (h - 1) // 2) - 1
     return 2.2219 * _QN_SMALL.get(n, n / (n + 1.4) if n % 2 else n / (n + 3.8)) * float(np.partition(diffs, rank)[rank])
 
+
+def _pairwise_distances(a: np.ndarray) -> np.ndarray:
+    """``|a_i - a_j|`` for every i < j (row-major, as ``np.triu_indices``). Small inputs (an
+    audit's candidates) in one vectorised step; large ones row by row into one array, without
+    the n x n matrix and index arrays (20,000 values: 8 GB and 25 s that way, 1.6 GB here)."""
+    n = a.size
+    if n <= _DENSE_MAX:
+        return np.abs(a[:, None] - a[None, :])[np.triu_indices(n, 1)]
+    out = np.empty(n * (n - 1) // 2)
+    pos = 0
+    for i in range(n - 1):
+        row = out[pos : pos + n - 1 - i]
+        np.subtract(a[i + 1 :], a[i], out=row)
+        pos += row.size
+    return np.abs(out, out=out)
+
+
+#: Above this many values :func:`_pairwise_distances` goes row by row (the same values).
+_DENSE_MAX = 512
 
 #: Qn's small-sample correction factors d_n (Rousseeuw and Croux 1993), n <= 9; above:
 #: n / (n + 1.4) for odd n, n / (n + 3.8) for even n.
