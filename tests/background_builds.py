@@ -21,6 +21,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from bdfl.chain import compiler, toolchain
+
 FORGE_TESTS = "tests/chain/test_forge.py"
 HARDHAT_TEST = "tests/foundation/test_build_cli.py::test_hardhat_compile_offline"
 
@@ -50,19 +52,21 @@ class BackgroundBuild:
             pass
 
 
-def forge_build_argv(root: Path) -> list[str]:
-    """``forge build`` with ``bdfl build``'s solc shim (built here if missing), as test_forge.py runs it."""
-    # lazy: only sessions that select the forge tests pay for these imports
-    from bdfl.chain import compiler, toolchain
-
-    compiler.build(root)
+def forge_argv(root: Path, *args: str) -> list[str]:
+    """``forge <args>`` offline, with ``bdfl build``'s solc shim (forge has no solcjs support of its own)."""
     solc = compiler.solc_executable(root, root / "build" / "contracts")
-    return [toolchain.forge_binary(root), "build", "--use", str(solc), "--offline"]
+    return [toolchain.forge_binary(root), *args, "--use", str(solc), "--offline"]
+
+
+def forge_build_argv(root: Path) -> list[str]:
+    """``forge build``, after ``bdfl build`` (which writes the shim; cached when nothing changed)."""
+    compiler.build(root)
+    return forge_argv(root, "build")
 
 
 def hardhat_compile_argv(root: Path) -> list[str]:
-    """``hardhat compile --force --quiet``, as test_build_cli.py runs it."""
-    return ["node", str(root / "node_modules" / "hardhat" / "internal" / "cli" / "cli.js"), "compile", "--force", "--quiet"]
+    """``hardhat compile --force --quiet`` with Hardhat 2's CLI in node_modules."""
+    return [toolchain.node_binary(), str(toolchain.hardhat_cli(root)), "compile", "--force", "--quiet"]
 
 
 #: Selected test (node-id prefix) -> the build it awaits, by name.

@@ -53,7 +53,8 @@ def new_figure(width: float = 8.0, height: float = 4.5) -> Figure:
 
 def save_figure(fig: Figure, path: str | Path) -> Path:
     """Save as PNG at ``path`` and as SVG beside it (same stem), each atomically
-    (temporary file + rename) and with a tight bounding box; returns the PNG path."""
+    (temporary file + rename) and with a tight bounding box; returns the PNG path. The figure's
+    layout is frozen afterwards (its layout engine set to "none")."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # Lay the figure out once and freeze it: every savefig draw (the tight-bbox pass and the

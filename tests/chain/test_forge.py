@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from bdfl.chain import compiler, toolchain
+from tests.background_builds import forge_argv
 
 pytestmark = [pytest.mark.chain, pytest.mark.slow]
 
@@ -72,12 +72,10 @@ Forge = Callable[..., "subprocess.CompletedProcess[str]"]
 @pytest.fixture(scope="module")
 def forge(project_root: Path, artifacts: Any) -> Forge:
     """Run forge in the project root with the shim as its compiler (built by ``artifacts``)."""
-    binary = toolchain.forge_binary(project_root)
-    solc = compiler.solc_executable(project_root, project_root / "build" / "contracts")
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [binary, *args, "--use", str(solc), "--offline"],
+            forge_argv(project_root, *args),
             cwd=project_root,
             capture_output=True,
             text=True,
